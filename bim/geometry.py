@@ -1,0 +1,219 @@
+"""Tessellate a model with ``ifcopenshell.geom`` and hold the result as one indexed triangle mesh.
+
+``ModelMesh`` is what the rest of sitetwin computes on: float32 vertices in the site's
+local frame (metres, near the origin so float32 keeps millimetres), int32 faces, and for
+every face the index of the element it belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from bim.elements import is_physical
+
+
+@dataclass(frozen=True)
+class ElementFailure:
+    global_id: str
+    ifc_class: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Tessellation:
+    """Raw iterator output in the model's world frame (float64, metres)."""
+
+    vertices_world: np.ndarray     # (n, 3) float64
+    faces: np.ndarray              # (m, 3) int32
+    face_element: np.ndarray       # (m,) int32 index into global_ids
+    global_ids: tuple[str, ...]    # elements that produced triangles, in iterator order
+    failures: tuple[ElementFailure, ...]
+
+
+@dataclass(frozen=True)
+class ModelMesh:
+    """Triangles of one or more models in the site's local frame.
+
+    vertices : (n, 3) float32, metres, local frame (world = local + origin_m)
+    faces : (m, 3) int32
+    face_element : (m,) int32, index into ``global_ids`` / ``model_ids``
+    global_ids, model_ids : (k,) str, one entry per element
+    origin_m : (3,) float64
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_element: np.ndarray
+    global_ids: np.ndarray
+    model_ids: np.ndarray
+    origin_m: np.ndarray
+
+    @property
+    def triangle_count(self) -> int:
+        return int(len(self.faces))
+
+    @property
+    def element_count(self) -> int:
+        return int(len(self.global_ids))
+
+    def bounds(self) -> np.ndarray:
+        """(2, 3) min and max corner of all vertices, local frame."""
+        if len(self.vertices) == 0:
+            return np.zeros((2, 3), dtype=np.float64)
+        return np.stack([self.vertices.min(0), self.vertices.max(0)]).astype(np.float64)
+
+    def element_index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.global_ids.tolist())}
+
+    def triangles(self) -> np.ndarray:
+        """(m, 3, 3) float32 corner coordinates."""
+        return self.vertices[self.faces]
+
+    def subset(self, keep_elements: np.ndarray) -> "ModelMesh":
+        """Only the faces of elements where ``keep_elements`` (bool, (k,)) is true; indices stay valid."""
+        keep_elements = np.asarray(keep_elements, dtype=bool)
+        if keep_elements.shape != self.global_ids.shape:
+            raise ValueError(f"keep_elements must be ({self.element_count},) bool, got {keep_elements.shape}")
+        mask = keep_elements[self.face_element]
+        return ModelMesh(self.vertices, self.faces[mask], self.face_element[mask], self.global_ids,
+                         self.model_ids, self.origin_m)
+
+    def to_open3d(self):
+        """An ``open3d.t.geometry.TriangleMesh`` (for ray casting and distance queries)."""
+        import open3d as o3d
+
+        mesh = o3d.t.geometry.TriangleMesh()
+        mesh.vertex.positions = o3d.core.Tensor(np.ascontiguousarray(self.vertices, dtype=np.float32))
+        mesh.triangle.indices = o3d.core.Tensor(np.ascontiguousarray(self.faces, dtype=np.int32))
+        return mesh
+
+    def to_trimesh(self):
+        import trimesh
+
+        return trimesh.Trimesh(vertices=self.vertices, faces=self.faces, process=False)
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def geom_settings():
+    """The tessellation settings every sitetwin load (and its benchmark baseline) uses."""
+    import ifcopenshell.geom
+
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    return settings
+
+
+def physical_products(model) -> list:
+    return [p for p in model.by_type("IfcProduct") if p.Representation is not None and is_physical(p)]
+
+
+def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessellation:
+    """Tessellate every physical product with a representation, in world coordinates and metres.
+
+    Elements that produce no triangles (broken geometry) are listed in ``failures``; the
+    iterator goes on with the rest. ``on_progress(done, total)`` reports each element done.
+    """
+    import ifcopenshell
+    import ifcopenshell.geom
+
+    products = physical_products(model)
+    wanted = {p.GlobalId: p for p in products}
+    verts: list[np.ndarray] = []
+    faces: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    gids: list[str] = []
+    done: set[str] = set()   # duplicate GlobalIds (real exports have them) keep their first shape
+    empty: set[str] = set()   # shapes produced with no triangles
+    offset = count = 0
+    if products:
+        ifcopenshell.get_log()  # drain earlier messages: what follows is about this model
+        iterator = ifcopenshell.geom.iterator(geom_settings(), model, threads or default_threads(),
+                                              include=products)
+        if iterator.initialize():
+            while True:
+                shape = iterator.get()
+                v = np.frombuffer(shape.geometry.verts_buffer, dtype=np.float64).reshape(-1, 3)
+                f = np.frombuffer(shape.geometry.faces_buffer, dtype=np.int32).reshape(-1, 3)
+                if not len(f):
+                    empty.add(shape.guid)
+                elif shape.guid not in done:
+                    done.add(shape.guid)
+                    verts.append(v)
+                    faces.append(f + offset)
+                    owners.append(np.full(len(f), len(gids), dtype=np.int32))
+                    gids.append(shape.guid)
+                    offset += len(v)
+                if on_progress is not None:
+                    count += 1
+                    on_progress(count, len(products))
+                if not iterator.next():
+                    break
+    log_text = ifcopenshell.get_log() if products else ""
+    failures = tuple(
+        ElementFailure(g, p.is_a(), _failure_reason(log_text, p, g in empty))
+        for g, p in wanted.items() if g not in done and _has_body(p))
+    return Tessellation(
+        vertices_world=np.concatenate(verts) if verts else np.zeros((0, 3)),
+        faces=np.concatenate(faces) if faces else np.zeros((0, 3), dtype=np.int32),
+        face_element=np.concatenate(owners) if owners else np.zeros(0, dtype=np.int32),
+        global_ids=tuple(gids),
+        failures=failures,
+    )
+
+
+def _has_body(product) -> bool:
+    rep = product.Representation
+    for r in rep.Representations or ():
+        if (r.RepresentationIdentifier or "Body") in ("Body", "Facetation", "Reference") and \
+                (r.RepresentationType or "") not in ("Curve2D", "Curve3D", "GeometricCurveSet", "Annotation2D"):
+            return True
+    return False
+
+
+def _failure_reason(log_text: str, product, produced_empty: bool) -> str:
+    """Why a product has no triangles: cut away, or the iterator's own error about it."""
+    if produced_empty:
+        if getattr(product, "HasOpenings", None):
+            return "tessellates to nothing: its openings cut it away entirely"
+        return "tessellates to no triangles"
+    tag = f"#{product.id()}"
+    for line in log_text.splitlines():
+        if ("error" in line.lower() or "warning" in line.lower()) and (
+                f"{tag}=" in line or f"{tag} " in line or product.GlobalId in line):
+            return line.strip()[:300]
+    return "IfcOpenShell produced no shape for it"
+
+
+def geometry_hashes(tess: Tessellation) -> dict[str, str]:
+    """A digest per element of its vertices rounded to 1 mm, order-independent."""
+    out: dict[str, str] = {}
+    if not tess.global_ids:
+        return out
+    order = np.argsort(tess.face_element, kind="stable")
+    fe = tess.face_element[order]
+    bounds = np.searchsorted(fe, np.arange(len(tess.global_ids) + 1))
+    for i, gid in enumerate(tess.global_ids):
+        idx = tess.faces[order[bounds[i]:bounds[i + 1]]].ravel()
+        pts = np.round(tess.vertices_world[np.unique(idx)] * 1000.0).astype(np.int64)
+        pts = np.unique(pts, axis=0)
+        out[gid] = hashlib.blake2b(pts.tobytes(), digest_size=8).hexdigest()
+    return out
+
+
+def world_bounds_per_element(tess: Tessellation) -> np.ndarray:
+    """(k, 2, 3) float64 min/max corner per element, world frame."""
+    k = len(tess.global_ids)
+    lo = np.full((k, 3), np.inf)
+    hi = np.full((k, 3), -np.inf)
+    if k:
+        tri = tess.vertices_world[tess.faces]          # (m, 3, 3)
+        np.minimum.at(lo, tess.face_element, tri.min(axis=1))
+        np.maximum.at(hi, tess.face_element, tri.max(axis=1))
+    return np.stack([lo, hi], axis=1)

@@ -1,0 +1,260 @@
+"""Load an IFC model into a twin: parse (or take from the cache), place it in the site's frame, store it.
+
+Loading is a transaction: the store gains the model, its storeys, elements and schedules
+together, or nothing. Loading the same file twice is a no-op; a file that differs from the
+site's model of the same name becomes that model's next version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bim import cache
+from bim.cache import ParsedModel
+from bim.elements import read_elements, read_storeys
+from bim.errors import BimError, NoElementsError
+from bim.geometry import geometry_hashes, tessellate, world_bounds_per_element
+from bim.georef import read_georeference
+from bim.ifc import inspect_ifc, length_unit, open_ifc
+from bim.schedule import read_ifc_schedules
+from bim.schedule_store import store_schedule
+from data.sites import check_site_code
+from data.store import Store
+
+DEFAULT_SITE = "SITE"
+# Beyond this distance from the origin (m), float32 loses millimetres: shift to a local frame.
+LOCAL_FRAME_LIMIT_M = 1_000.0
+# A model this far from its site's other models is probably in another coordinate system.
+SITE_MISMATCH_M = 5_000.0
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What ``load_model`` did."""
+
+    model_id: str
+    site_code: str
+    name: str
+    version: int
+    file_name: str
+    sha256: str
+    schema: str
+    length_unit: str
+    element_count: int
+    physical_count: int
+    triangle_count: int
+    storeys: int
+    tasks: int
+    reused: bool                     # the same file was already loaded: nothing changed
+    cache_hit: bool                  # parsed from the cache, not from the IFC file
+    failures: tuple[dict, ...] = ()  # elements whose geometry failed to tessellate
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def parse_model(path: str | Path, *, threads: int | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> ParsedModel:
+    """Read one IFC file completely: semantics, tessellation, georeferencing, schedules."""
+    source = inspect_ifc(path)
+    model = open_ifc(source)
+    unit = length_unit(model)
+    products = [p for p in model.by_type("IfcProduct") if p.Representation is not None]
+    elements = read_elements(model)
+    tess = tessellate(model, threads=threads, on_progress=on_progress)
+    project = model.by_type("IfcProject")
+    try:
+        schedules = read_ifc_schedules(model)
+    except Exception as exc:  # a broken schedule must not stop the geometry from loading
+        raise BimError(f"{source.path}: cannot read its work schedule ({type(exc).__name__}: {exc})") from None
+    return ParsedModel(
+        sha256=source.sha256, schema=source.schema, file_name=source.path.name,
+        project_name=project[0].Name if project else None, unit=unit,
+        georef=read_georeference(model, unit.metres),
+        storeys=tuple(read_storeys(model, unit.metres)), elements=tuple(elements), tessellation=tess,
+        geometry_hashes=geometry_hashes(tess), schedules=tuple(schedules), product_count=len(products))
+
+
+def load_model(store: Store, path: str | Path, *, site_code: str | None = None, name: str | None = None,
+               threads: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> LoadReport:
+    """Load an IFC file (``.ifc`` or ``.ifczip``) into ``store`` as a model of ``site_code``.
+
+    ``name`` groups revisions: a file whose content differs from the newest model of the
+    same name becomes its next version (default name: the file name without extension).
+
+    >>> from data import open_store
+    >>> with open_store(":memory:") as store:                      # doctest: +SKIP
+    ...     report = load_model(store, "building.ifc", site_code="DEMO")
+    ...     report.element_count
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    source = inspect_ifc(path)
+    site_code = site_code or _default_site(store)
+    check_site_code(site_code)
+    name = name or path.stem.split(".")[0]
+
+    existing = store.one("SELECT model_id, name, version FROM models WHERE site_code = ? AND sha256 = ?",
+                         [site_code, source.sha256])
+    if existing:
+        return _report_existing(store, existing["model_id"], started)
+
+    parsed = cache.load(store.cache_dir, source.sha256)
+    cache_hit = parsed is not None
+    if parsed is None:
+        parsed = parse_model(path, threads=threads, on_progress=on_progress)
+    physical = sum(1 for e in parsed.elements if e.physical)
+    if not parsed.tessellation.global_ids:
+        classes = sorted({e.ifc_class for e in parsed.elements})
+        raise NoElementsError(
+            f"{path}: no building elements with geometry to load "
+            f"({len(parsed.elements)} products with a representation"
+            + (f": {', '.join(classes[:6])}" if classes else "") + ")")
+    if not cache_hit:
+        cache.save(store.cache_dir, parsed)
+
+    warnings: list[str] = []
+    if parsed.georef is not None and not parsed.georef.valid:
+        warnings.append(f"{path.name}: georeferencing ignored, {parsed.georef.problem}; keeping the local frame")
+    if parsed.tessellation.failures:
+        warnings.append(f"{path.name}: {len(parsed.tessellation.failures)} element(s) failed to tessellate "
+                        f"and have no geometry: " + ", ".join(f.global_id for f in parsed.tessellation.failures[:5])
+                        + (" ..." if len(parsed.tessellation.failures) > 5 else ""))
+    dup = parsed.product_count - len(parsed.elements)
+    if dup:
+        warnings.append(f"{path.name}: {dup} product(s) repeat a GlobalId already used in the file; kept the first")
+
+    model_id = source.sha256[:12]
+    if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
+        other = store.scalar("SELECT site_code FROM models WHERE model_id = ?", [model_id])
+        raise BimError(f"{path}: this file is already loaded as model {model_id} of site {other}; "
+                       f"a file belongs to one site per store")
+
+    with store.transaction():
+        origin, new_site = _site_origin(store, site_code, parsed)
+        if not new_site:
+            warnings.extend(_placement_warnings(store, site_code, parsed, origin, path.name))
+        version = int(store.scalar("SELECT coalesce(max(version), 0) FROM models WHERE site_code = ? AND name = ?",
+                                   [site_code, name])) + 1
+        _insert_model(store, site_code, model_id, name, version, path, parsed)
+        _insert_storeys(store, site_code, model_id, parsed, origin)
+        _insert_elements(store, site_code, model_id, parsed, origin)
+        tasks = sum(store_schedule(store, site_code, s, model_id=model_id) for s in parsed.schedules)
+
+    return LoadReport(
+        model_id=model_id, site_code=site_code, name=name, version=version, file_name=path.name,
+        sha256=source.sha256, schema=parsed.schema, length_unit=parsed.unit.name,
+        element_count=len(parsed.elements), physical_count=physical,
+        triangle_count=int(len(parsed.tessellation.faces)), storeys=len(parsed.storeys), tasks=tasks,
+        reused=False, cache_hit=cache_hit,
+        failures=tuple({"global_id": f.global_id, "ifc_class": f.ifc_class, "message": f.message}
+                       for f in parsed.tessellation.failures),
+        warnings=tuple(warnings), seconds=time.perf_counter() - started)
+
+
+def _default_site(store: Store) -> str:
+    codes = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
+    if len(codes) == 1:
+        return codes[0]
+    if len(codes) > 1:
+        raise BimError(f"{store.label} holds several sites ({', '.join(codes)}); say which with --site")
+    return DEFAULT_SITE
+
+
+def _report_existing(store: Store, model_id: str, started: float) -> LoadReport:
+    m = store.one("SELECT * FROM models WHERE model_id = ?", [model_id])
+    counts = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE has_geometry) AS g FROM elements "
+                       "WHERE model_id = ?", [model_id])
+    storeys = store.scalar("SELECT count(*) FROM storeys WHERE model_id = ?", [model_id])
+    tasks = store.scalar("SELECT count(*) FROM tasks t JOIN schedules s USING (schedule_id) WHERE s.model_id = ?",
+                         [model_id])
+    return LoadReport(
+        model_id=model_id, site_code=m["site_code"], name=m["name"], version=m["version"],
+        file_name=m["file_name"], sha256=m["sha256"], schema=m["ifc_schema"], length_unit=m["length_unit"],
+        element_count=int(counts["n"]), physical_count=int(counts["g"]), triangle_count=int(m["triangle_count"]),
+        storeys=int(storeys), tasks=int(tasks), reused=True, cache_hit=False,
+        failures=tuple(json.loads(m["failures"] or "[]")), warnings=(), seconds=time.perf_counter() - started)
+
+
+def _site_origin(store: Store, site_code: str, parsed: ParsedModel) -> tuple[np.ndarray, bool]:
+    """The site's local-frame origin; the first model of a site sets it. Returns (origin, first)."""
+    row = store.one("SELECT origin_x_m, origin_y_m, origin_z_m FROM sites WHERE site_code = ?", [site_code])
+    has_models = bool(store.scalar("SELECT count(*) FROM models WHERE site_code = ?", [site_code]))
+    if row is not None and has_models:
+        return np.array([row["origin_x_m"], row["origin_y_m"], row["origin_z_m"]], dtype=np.float64), False
+    v = parsed.tessellation.vertices_world
+    centre = (v.min(0) + v.max(0)) / 2 if len(v) else np.zeros(3)
+    # Shift by a round number only where float32 would lose millimetres.
+    origin = np.where(np.abs(centre) > LOCAL_FRAME_LIMIT_M, np.round(centre / 100.0) * 100.0, 0.0)
+    if row is None:
+        store.execute("INSERT INTO sites (site_code, name, origin_x_m, origin_y_m, origin_z_m) VALUES (?, ?, ?, ?, ?)",
+                      [site_code, parsed.project_name or site_code, *origin.tolist()])
+    else:
+        store.execute("UPDATE sites SET origin_x_m = ?, origin_y_m = ?, origin_z_m = ? WHERE site_code = ?",
+                      [*origin.tolist(), site_code])
+    return origin, True
+
+
+def _placement_warnings(store, site_code, parsed, origin, file_name) -> list[str]:
+    v = parsed.tessellation.vertices_world
+    centre = (v.min(0) + v.max(0)) / 2 - origin
+    box = store.one("SELECT min(bbox_min_x_m) x0, min(bbox_min_y_m) y0, max(bbox_max_x_m) x1, max(bbox_max_y_m) y1 "
+                    "FROM current_elements WHERE site_code = ?", [site_code])
+    if box and box["x0"] is not None:
+        cx, cy = (box["x0"] + box["x1"]) / 2, (box["y0"] + box["y1"]) / 2
+        dist = float(np.hypot(centre[0] - cx, centre[1] - cy))
+        if dist > SITE_MISMATCH_M:
+            return [f"{file_name}: lies {dist / 1000:.1f} km from the site's other models; "
+                    f"check that it shares their coordinate system"]
+    return []
+
+
+def _insert_model(store, site_code, model_id, name, version, path, parsed: ParsedModel) -> None:
+    store.execute(
+        "INSERT INTO models (model_id, site_code, name, version, file_name, source_path, sha256, ifc_schema, "
+        "length_unit, length_unit_m, georef, element_count, triangle_count, failures) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [model_id, site_code, name, version, path.name, str(path.resolve()), parsed.sha256, parsed.schema,
+         parsed.unit.name, parsed.unit.metres, parsed.georef.to_dict() if parsed.georef else None,
+         len(parsed.elements), int(len(parsed.tessellation.faces)),
+         [{"global_id": f.global_id, "ifc_class": f.ifc_class, "message": f.message}
+          for f in parsed.tessellation.failures]])
+
+
+def _insert_storeys(store, site_code, model_id, parsed: ParsedModel, origin) -> None:
+    import pandas as pd
+
+    if not parsed.storeys:
+        return
+    store.insert_frame("storeys", pd.DataFrame({
+        "site_code": site_code, "model_id": model_id,
+        "global_id": [s.global_id for s in parsed.storeys], "name": [s.name for s in parsed.storeys],
+        "elevation_m": [s.elevation_m - origin[2] for s in parsed.storeys]}).drop_duplicates("global_id"))
+
+
+def _insert_elements(store, site_code, model_id, parsed: ParsedModel, origin) -> None:
+    import pandas as pd
+
+    tess = parsed.tessellation
+    bounds = world_bounds_per_element(tess) - origin[None, None, :]
+    index = {g: i for i, g in enumerate(tess.global_ids)}
+    tri_counts = np.bincount(tess.face_element, minlength=len(tess.global_ids))
+    rows = []
+    for e in parsed.elements:
+        i = index.get(e.global_id)
+        b = bounds[i] if i is not None else np.full((2, 3), np.nan)
+        rows.append((site_code, model_id, e.global_id, e.ifc_class, e.predefined_type, e.name, e.object_type,
+                     e.storey, e.storey_global_id, e.type_name, e.type_global_id, e.material,
+                     json.dumps(e.properties, default=str), json.dumps(e.quantities),
+                     i is not None, int(tri_counts[i]) if i is not None else 0,
+                     *b[0].tolist(), *b[1].tolist(), parsed.geometry_hashes.get(e.global_id)))
+    columns = ["site_code", "model_id", "global_id", "ifc_class", "predefined_type", "name", "object_type",
+               "storey", "storey_global_id", "type_name", "type_global_id", "material", "properties", "quantities",
+               "has_geometry", "triangle_count", "bbox_min_x_m", "bbox_min_y_m", "bbox_min_z_m",
+               "bbox_max_x_m", "bbox_max_y_m", "bbox_max_z_m", "geometry_hash"]
+    store.insert_frame("elements", pd.DataFrame.from_records(rows, columns=columns))

@@ -1,0 +1,1 @@
+"""The sitetwin workbench in the browser (Dash + plotly)."""

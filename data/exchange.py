@@ -1,0 +1,134 @@
+"""Export store tables to Parquet and import them back (one file per table plus a manifest).
+
+The manifest records the schema version and row counts, so a package made by one
+platform (project, district, city) can be checked before another one takes it in.
+Imports are one transaction: all tables arrive, or none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from data.errors import StoreError
+from data.store import Store
+
+MANIFEST = "manifest.json"
+
+
+def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = None) -> dict:
+    """Write each table as ``<table>.parquet`` in ``out_dir``; returns the manifest."""
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    available = [t for t in store.tables() if t != "schema_migrations"]
+    chosen = list(tables) if tables else available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise StoreError(f"{store.label}: no table {', '.join(unknown)} (tables: {', '.join(available)})")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "sitetwin-parquet/1", "schema_version": store.schema_version(),
+                "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "tables": {}}
+    for table in chosen:
+        arrow = store.con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
+        target = out / f"{table}.parquet"
+        tmp = target.with_suffix(".parquet.tmp")
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, target)
+        manifest["tables"][table] = {"file": target.name, "rows": arrow.num_rows, "sha256": _sha256(target)}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return manifest
+
+
+def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Append the Parquet files of an export to the store's tables, skipping rows already there.
+
+    Returns ``{table: {"read": n, "inserted": m}}``. Nothing is written unless every file
+    reads and fits its table.
+    """
+    import pyarrow.parquet as pq
+
+    src = Path(in_dir)
+    if not src.is_dir():
+        raise StoreError(f"{src}: not a folder of Parquet files")
+    manifest_path = src / MANIFEST
+    files: dict[str, Path]
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            files = {t: src / meta["file"] for t, meta in manifest["tables"].items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{manifest_path}: damaged manifest ({exc})") from None
+        if manifest.get("schema_version", 0) > store.schema_version():
+            raise StoreError(f"{src}: exported from a newer schema (version {manifest['schema_version']}) than "
+                             f"{store.label} has ({store.schema_version()}); upgrade sitetwin first")
+        for table, path in files.items():
+            expected = manifest["tables"][table].get("sha256")
+            if not path.exists():
+                raise StoreError(f"{path}: listed in the manifest but missing")
+            if expected and _sha256(path) != expected:
+                raise StoreError(f"{path}: contents differ from the manifest's checksum; the package is damaged")
+    else:
+        files = {p.stem: p for p in sorted(src.glob("*.parquet"))}
+    if tables:
+        missing = sorted(set(tables) - set(files))
+        if missing:
+            raise StoreError(f"{src}: no Parquet file for table {', '.join(missing)}")
+        files = {t: files[t] for t in tables}
+    if not files:
+        raise StoreError(f"{src}: no Parquet files to import")
+    known = set(store.tables())
+    loaded = {}
+    for table, path in files.items():
+        if table not in known or table == "schema_migrations":
+            raise StoreError(f"{path}: no table {table!r} in {store.label}")
+        try:
+            loaded[table] = pq.read_table(path)
+        except Exception as exc:
+            raise StoreError(f"{path}: not a readable Parquet file ({exc})") from None
+        columns = set(_columns(store, table))
+        extra = sorted(set(loaded[table].column_names) - columns)
+        if extra:
+            raise StoreError(f"{path}: columns {', '.join(extra)} do not exist in table {table}")
+
+    report = {}
+    with store.transaction():
+        for table, arrow in loaded.items():
+            before = store.scalar(f'SELECT count(*) FROM "{table}"')
+            cols = ", ".join(f'"{c}"' for c in arrow.column_names)
+            store.con.register("_import", arrow)
+            try:
+                if _has_key(store, table):
+                    store.execute(f'INSERT OR IGNORE INTO "{table}" ({cols}) SELECT {cols} FROM _import')
+                else:
+                    store.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _import '
+                                      f'EXCEPT SELECT {cols} FROM "{table}"')
+            except Exception as exc:
+                raise StoreError(f"{files[table]}: rows do not fit table {table} ({str(exc).splitlines()[0]})") from None
+            finally:
+                store.con.unregister("_import")
+            after = store.scalar(f'SELECT count(*) FROM "{table}"')
+            report[table] = {"read": arrow.num_rows, "inserted": int(after - before)}
+    return report
+
+
+def _columns(store: Store, table: str) -> list[str]:
+    return [r["column_name"] for r in store.rows(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table])]
+
+
+def _has_key(store: Store, table: str) -> bool:
+    return bool(store.scalar(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+        [table]))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""YOLO detectors for progress and hazards (ultralytics): datasets, training, inference, tagging, hazard rules."""
