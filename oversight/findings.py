@@ -1,0 +1,609 @@
+"""Findings: what a regulator (or a hazard rule, or a sensor) saw, followed until it is verified closed.
+
+A finding names a site, optionally a model element (IFC GlobalId), its storey and a
+location (metres, the site's local frame), a category and a severity, evidence
+(panorama viewpoint, detection crops, deviation figures), who raised it and a due date.
+
+Its life is an append-only list of events::
+
+    open --submit_rectification--> rectification_submitted --verify_close--> verified_closed
+      ^                                   |                                      |
+      +---------- reopened <--reopen------+----------------reopen----------------+
+
+The ``findings`` row never changes after it is written; status, due date and escalation
+are whatever the newest event says (the ``finding_state`` view). Nothing in this module
+updates or deletes an event, and each event carries the hash of the one before it (the
+first one, the hash of the finding row), so :func:`verify_history` detects an edit made
+behind the API's back.
+
+Other packages raise findings through :func:`raise_finding` (contract 4); it joins the
+caller's transaction when there is one.
+
+>>> fid = raise_finding(store, site_code="DEMO", category="safety", severity="high",
+...                     title="Missing edge protection at slab edge", global_id="2O2Fr$t4X7Zf8NOew3FLOH",
+...                     evidence={"panorama": {"pano_id": "p-001", "yaw_deg": 40.0, "pitch_deg": -10.0}})
+...                                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from data.store import Store
+from oversight import audit
+from oversight._tx import atomic
+from oversight.audit import utcnow
+from oversight.errors import AccessDenied, FindingError
+from oversight.scope import Scope
+
+CATEGORIES = ("safety", "quality", "progress", "environment")
+SEVERITIES = ("low", "medium", "high", "critical")
+STATUSES = ("open", "rectification_submitted", "verified_closed", "reopened")
+EVENT_KINDS = ("raised", "comment", "rectification_submitted", "verified_closed", "reopened", "escalated",
+               "due_changed", "imported")
+# Days from raising to the due date when none is given.
+DEFAULT_DUE_DAYS = {"low": 28, "medium": 14, "high": 7, "critical": 2}
+# Overdue by more than steps[i] days -> escalation level i + 1, and who it goes to.
+ESCALATION_STEPS_DAYS = (0, 7, 14)
+ESCALATION_TO = {1: "site's regulator", 2: "district regulator", 3: "city regulator"}
+# status -> the statuses it may follow
+TRANSITIONS = {
+    "rectification_submitted": frozenset({"open", "reopened"}),
+    "verified_closed": frozenset({"rectification_submitted"}),
+    "reopened": frozenset({"rectification_submitted", "verified_closed"}),
+}
+ACTIVE = ("open", "reopened")     # statuses in which the contractor has to act (and can be overdue)
+_GENESIS = "finding:"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A finding as it stands (status, due and escalation from its newest events)."""
+
+    finding_id: str
+    site_code: str
+    number: int
+    category: str
+    severity: str
+    title: str
+    description: str
+    raised_by: str
+    raised_at: dt.datetime
+    status: str
+    status_at: dt.datetime
+    due: dt.date | None
+    escalation_level: int
+    model_id: str | None = None
+    global_id: str | None = None
+    storey: str | None = None
+    location_m: tuple[float, float, float] | None = None   # local frame, metres
+    evidence: dict | None = None
+    source: str | None = None
+    source_ref: str | None = None
+    labels: tuple[str, ...] = ()
+    event_count: int = 1
+    overdue_days: int = 0            # days past due as of the read (0 when not overdue)
+
+    @property
+    def ref(self) -> str:
+        """Short human reference, e.g. ``DEMO-12``."""
+        return f"{self.site_code}-{self.number}"
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_days > 0
+
+
+@dataclass(frozen=True)
+class FindingEvent:
+    event_id: str
+    finding_id: str
+    seq: int
+    occurred_at: dt.datetime
+    actor: str
+    kind: str
+    status: str | None
+    due: dt.date | None
+    escalation_level: int | None
+    note: str | None
+    evidence: dict | None
+    viewpoint_id: str | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    finding_id: str
+    events: int
+    ok: bool
+    problems: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------
+# raising
+
+def raise_finding(store: Store, *, site_code: str, category: str, severity: str, title: str,
+                  description: str = "", raised_by: str = "system", global_id: str | None = None,
+                  model_id: str | None = None, storey: str | None = None,
+                  location_m: Iterable[float] | None = None, evidence: dict | None = None,
+                  due: dt.date | str | None = None, source: str | None = None, source_ref: str | None = None,
+                  labels: Iterable[str] | None = None, scope: Scope | None = None,
+                  at: dt.datetime | None = None, finding_id: str | None = None) -> str:
+    """Record a new finding (status ``open``) and return its ``finding_id``.
+
+    ``global_id`` alone is looked up among the site's current elements to fill
+    ``model_id`` and ``storey``; with ``model_id`` it must name an element of that model.
+    ``due`` defaults to ``DEFAULT_DUE_DAYS[severity]`` after raising. ``scope``, when
+    given, must be allowed to raise findings on the site, and names who raised it.
+    Runs inside the caller's transaction when there is one.
+    """
+    if scope is not None:
+        _require(store, scope, site_code, "raise", "raise findings")
+        if raised_by == "system":
+            raised_by = scope.actor
+    return _insert_finding(store, site_code=site_code, category=category, severity=severity, title=title,
+                           description=description, raised_by=raised_by, global_id=global_id, model_id=model_id,
+                           storey=storey, location_m=location_m, evidence=evidence, due=due, source=source,
+                           source_ref=source_ref, labels=labels, at=at, finding_id=finding_id)
+
+
+def _insert_finding(store: Store, *, site_code, category, severity, title, description, raised_by, global_id,
+                    model_id, storey, location_m, evidence, due, source, source_ref, labels, at, finding_id,
+                    bcf: dict | None = None, status: str = "open", extra_events: bool = False) -> str:
+    if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
+        raise FindingError(f"site {site_code!r}: no such site in {store.label}; create it with "
+                           f"`sitetwin init --site {site_code}`")
+    if category not in CATEGORIES:
+        raise FindingError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
+    if severity not in SEVERITIES:
+        raise FindingError(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+    title = (title or "").strip()
+    if not title:
+        raise FindingError("a finding needs a title")
+    if len(title) > 500:
+        raise FindingError(f"title is {len(title)} characters long; keep it under 500 and put the rest in the "
+                           f"description")
+    if not raised_by:
+        raise FindingError("raised_by must name who raised the finding")
+    loc = _location(location_m)
+    evidence = _evidence(evidence)
+    raised_at = _timestamp(at)
+    due_date = _date(due, "due") if due is not None else (raised_at + dt.timedelta(
+        days=DEFAULT_DUE_DAYS[severity])).date()
+    if finding_id is None:
+        finding_id = str(uuid.uuid4())
+    else:
+        finding_id = _check_uuid(finding_id, "finding_id")
+    labels = [str(x) for x in (labels or [])]
+    model_id, global_id, storey = _element(store, site_code, model_id, global_id, storey)
+
+    with atomic(store):
+        if store.scalar("SELECT count(*) FROM findings WHERE finding_id = ?", [finding_id]):
+            raise FindingError(f"finding {finding_id} already exists")
+        number = int(store.scalar("SELECT coalesce(max(number), 0) + 1 FROM findings WHERE site_code = ?",
+                                  [site_code]))
+        row = {"finding_id": finding_id, "site_code": site_code, "number": number, "category": category,
+               "severity": severity, "title": title, "description": description or "", "raised_by": raised_by,
+               "raised_at": raised_at, "model_id": model_id, "global_id": global_id, "storey": storey,
+               "x_m": loc[0] if loc else None, "y_m": loc[1] if loc else None, "z_m": loc[2] if loc else None,
+               "evidence": evidence, "source": source, "source_ref": source_ref, "labels": labels, "bcf": bcf}
+        cols = list(row)
+        store.execute(f"INSERT INTO findings ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                      [row[c] for c in cols])
+        _append(store, finding_id, site_code, kind="raised", actor=raised_by, at=raised_at, status="open",
+                due=due_date, escalation_level=0, note=None, evidence=None)
+        if status != "open":
+            _append(store, finding_id, site_code, kind="imported", actor=raised_by, at=raised_at, status=status,
+                    note=f"status {status} taken over from the imported record")
+    return finding_id
+
+
+# --------------------------------------------------------------------------------------
+# lifecycle
+
+def comment(store: Store, finding_id: str, note: str, *, scope: Scope, evidence: dict | None = None,
+            viewpoint_id: str | None = None, at: dt.datetime | None = None, event_id: str | None = None) -> str:
+    """Add a comment (with optional evidence or a BCF viewpoint); returns the event id."""
+    if not (note or "").strip() and not evidence:
+        raise FindingError(f"finding {finding_id}: a comment needs text or evidence")
+    f = _load_for(store, scope, finding_id, "comment")
+    with atomic(store):
+        return _append(store, f["finding_id"], f["site_code"], kind="comment", actor=scope.actor, at=_timestamp(at),
+                       note=note, evidence=_evidence(evidence), viewpoint_id=viewpoint_id, event_id=event_id)
+
+
+def submit_rectification(store: Store, finding_id: str, *, scope: Scope, note: str, evidence: dict,
+                         at: dt.datetime | None = None) -> str:
+    """The contractor reports the problem fixed, with evidence (photos, a new scan, figures)."""
+    if not evidence:
+        raise FindingError(f"finding {finding_id}: a rectification needs evidence (photos, scan, figures)")
+    return _transition(store, scope, finding_id, "rectification_submitted", "submit_rectification", note=note,
+                       evidence=_evidence(evidence), at=at)
+
+
+def verify_close(store: Store, finding_id: str, *, scope: Scope, note: str = "", at: dt.datetime | None = None) -> str:
+    """A regulator checked the rectification and closes the finding."""
+    return _transition(store, scope, finding_id, "verified_closed", "verify_close", note=note or "verified", at=at)
+
+
+def reopen(store: Store, finding_id: str, *, scope: Scope, note: str, due: dt.date | str | None = None,
+           at: dt.datetime | None = None) -> str:
+    """A regulator rejects a rectification or reopens a closed finding, with a reason and a new due date."""
+    if not (note or "").strip():
+        raise FindingError(f"finding {finding_id}: say why it is reopened")
+    when = _timestamp(at)
+    f = _load_for(store, scope, finding_id, "reopen")
+    new_due = _date(due, "due") if due is not None else (when + dt.timedelta(
+        days=DEFAULT_DUE_DAYS[f["severity"]])).date()
+    return _transition(store, scope, finding_id, "reopened", "reopen", note=note, at=when, due=new_due,
+                       escalation_level=0, loaded=f)
+
+
+def change_due(store: Store, finding_id: str, due: dt.date | str, *, scope: Scope, note: str,
+               at: dt.datetime | None = None) -> str:
+    """A regulator moves the due date (extension granted, or tightened)."""
+    f = _load_for(store, scope, finding_id, "raise")
+    with atomic(store):
+        return _append(store, f["finding_id"], f["site_code"], kind="due_changed", actor=scope.actor,
+                       at=_timestamp(at), due=_date(due, "due"), note=note)
+
+
+def escalate_overdue(store: Store, *, scope: Scope | None = None, as_of: dt.date | str | None = None,
+                     steps_days: tuple[int, ...] = ESCALATION_STEPS_DAYS) -> list[dict]:
+    """Escalate every overdue finding whose escalation level should rise; returns what was escalated.
+
+    A finding in ``open`` or ``reopened`` past its due date by more than ``steps_days[i]``
+    days reaches level ``i + 1`` (``ESCALATION_TO`` says to whom). Each rise is one
+    ``escalated`` event; calling again the same day changes nothing.
+    """
+    scope = scope or Scope.system("escalation")
+    scope.require("escalate")
+    day = _date(as_of, "as_of") if as_of is not None else utcnow().date()
+    cond, params = scope.where("site_code")
+    rows = store.rows(f"SELECT finding_id, site_code, due, escalation_level FROM finding_state "
+                      f"WHERE status IN ('open', 'reopened') AND due < ? AND {cond} ORDER BY site_code, number",
+                      [day, *params])
+    done = []
+    with atomic(store):
+        for r in rows:
+            late = (day - r["due"]).days
+            level = sum(1 for s in steps_days if late > s)
+            if level > r["escalation_level"]:
+                note = f"overdue by {late} days: escalated to the {ESCALATION_TO.get(level, f'level {level}')}"
+                _append(store, r["finding_id"], r["site_code"], kind="escalated", actor=scope.actor,
+                        at=utcnow(), escalation_level=level, note=note)
+                done.append({"finding_id": r["finding_id"], "site_code": r["site_code"], "overdue_days": late,
+                             "from_level": r["escalation_level"], "to_level": level,
+                             "escalated_to": ESCALATION_TO.get(level)})
+    return done
+
+
+def _transition(store: Store, scope: Scope, finding_id: str, to: str, action: str, *, note: str | None,
+                evidence: dict | None = None, at: dt.datetime | str | None = None, due: dt.date | None = None,
+                escalation_level: int | None = None, loaded: dict | None = None) -> str:
+    f = loaded or _load_for(store, scope, finding_id, action)
+    with atomic(store):
+        current = store.scalar("SELECT status FROM finding_state WHERE finding_id = ?", [f["finding_id"]])
+        if current not in TRANSITIONS[to]:
+            raise FindingError(f"finding {f['site_code']}-{f['number']} ({f['finding_id']}) is {current}; "
+                               f"it can become {to} only from {' or '.join(sorted(TRANSITIONS[to]))}")
+        return _append(store, f["finding_id"], f["site_code"], kind=to, actor=scope.actor, at=_timestamp(at),
+                       status=to, note=note, evidence=evidence, due=due, escalation_level=escalation_level)
+
+
+# --------------------------------------------------------------------------------------
+# reading
+
+_STATE_COLUMNS = ("finding_id, site_code, number, category, severity, title, description, raised_by, raised_at, "
+                  "status, status_at, due, escalation_level, model_id, global_id, storey, x_m, y_m, z_m, evidence, "
+                  "source, source_ref, labels, event_count")
+
+
+def get_finding(store: Store, scope: Scope, finding_id: str, *, as_of: dt.date | str | None = None) -> Finding:
+    """One finding as it stands, if it is in the caller's scope."""
+    f = _load_for(store, scope, finding_id, "read")
+    row = store.one(f"SELECT {_STATE_COLUMNS} FROM finding_state WHERE finding_id = ?", [f["finding_id"]])
+    audit.record(store, scope, "view", "finding", f["finding_id"], site_code=f["site_code"])
+    return _finding(row, _day(as_of))
+
+
+def list_findings(store: Store, scope: Scope, *, site_code: str | None = None, status: str | Iterable[str] | None = None,
+                  category: str | None = None, severity: str | None = None, overdue: bool | None = None,
+                  global_id: str | None = None, source: str | None = None, as_of: dt.date | str | None = None,
+                  limit: int | None = None) -> list[Finding]:
+    """Findings in the caller's scope, newest first, filtered as asked."""
+    scope.require("read")
+    day = _day(as_of)
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    for s in statuses:
+        if s not in STATUSES:
+            raise FindingError(f"status {s!r}: use one of {', '.join(STATUSES)}")
+    if category is not None and category not in CATEGORIES:
+        raise FindingError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
+    if severity is not None and severity not in SEVERITIES:
+        raise FindingError(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+    if site_code is not None:
+        _require(store, scope, site_code, "read", "list findings")
+    cond, params = scope.where("site_code")
+    sql = [f"SELECT {_STATE_COLUMNS} FROM finding_state WHERE {cond}"]
+    if site_code is not None:
+        sql.append("AND site_code = ?")
+        params.append(site_code)
+    if statuses:
+        sql.append(f"AND status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    for column, value in (("category", category), ("severity", severity), ("global_id", global_id),
+                          ("source", source)):
+        if value is not None:
+            sql.append(f"AND {column} = ?")
+            params.append(value)
+    if overdue is not None:
+        sql.append(("AND" if overdue else "AND NOT") + " coalesce(status IN ('open', 'reopened') AND due < ?, false)")
+        params.append(day)
+    sql.append("ORDER BY raised_at DESC, site_code, number DESC")
+    if limit:
+        sql.append("LIMIT ?")
+        params.append(int(limit))
+    rows = store.rows(" ".join(sql), params)
+    audit.record(store, scope, "view", "findings", None, site_code=site_code,
+                 detail={"count": len(rows), "status": statuses or None, "overdue": overdue})
+    return [_finding(r, day) for r in rows]
+
+
+def finding_history(store: Store, scope: Scope, finding_id: str) -> list[FindingEvent]:
+    """Every event of a finding, oldest first."""
+    f = _load_for(store, scope, finding_id, "read")
+    rows = store.rows("SELECT * FROM finding_events WHERE finding_id = ? ORDER BY seq", [f["finding_id"]])
+    audit.record(store, scope, "view", "finding_history", f["finding_id"], site_code=f["site_code"])
+    return [_event(r) for r in rows]
+
+
+def verify_history(store: Store, scope: Scope, finding_id: str) -> HistoryCheck:
+    """Check the hash chain of a finding's events against the finding row and each other."""
+    f = _load_for(store, scope, finding_id, "read")
+    row = store.one("SELECT * FROM findings WHERE finding_id = ?", [f["finding_id"]])
+    events = store.rows("SELECT * FROM finding_events WHERE finding_id = ? ORDER BY seq", [f["finding_id"]])
+    problems = []
+    prev = _finding_digest(row)
+    for i, e in enumerate(events, start=1):
+        if e["seq"] != i:
+            problems.append(f"event {e['event_id']}: sequence number {e['seq']}, expected {i} (an event is missing)")
+        if e["prev_hash"] != prev:
+            problems.append(f"event {e['seq']} ({e['kind']}): does not follow from the event before it")
+        if _event_digest(e) != e["hash"]:
+            problems.append(f"event {e['seq']} ({e['kind']}): its contents were changed after it was written")
+        prev = e["hash"]
+    if not events or events[0]["kind"] != "raised":
+        problems.append("the history does not start with the finding being raised")
+    return HistoryCheck(f["finding_id"], len(events), not problems, tuple(problems))
+
+
+# --------------------------------------------------------------------------------------
+# internals
+
+def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: str, at: dt.datetime,
+            status: str | None = None, due: dt.date | None = None, escalation_level: int | None = None,
+            note: str | None = None, evidence: dict | None = None, viewpoint_id: str | None = None,
+            event_id: str | None = None) -> str:
+    """Append one event to a finding's chain (inside the caller's transaction)."""
+    if kind not in EVENT_KINDS:
+        raise FindingError(f"event kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
+    last = store.one("SELECT seq, hash FROM finding_events WHERE finding_id = ? ORDER BY seq DESC LIMIT 1",
+                     [finding_id])
+    if last is None:
+        prev = _finding_digest(store.one("SELECT * FROM findings WHERE finding_id = ?", [finding_id]))
+        seq = 1
+    else:
+        prev, seq = last["hash"], last["seq"] + 1
+    event = {"event_id": _check_uuid(event_id, "event id") if event_id else str(uuid.uuid4()),
+             "finding_id": finding_id, "site_code": site_code, "seq": seq, "occurred_at": at, "actor": actor,
+             "kind": kind, "status": status, "due": due, "escalation_level": escalation_level, "note": note,
+             "evidence": evidence, "viewpoint_id": viewpoint_id, "prev_hash": prev}
+    event["hash"] = _event_digest(event)
+    cols = list(event)
+    store.execute(f"INSERT INTO finding_events ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                  [event[c] for c in cols])
+    return event["event_id"]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return parsed if isinstance(parsed, (dict, list)) else value
+    return value
+
+
+def _digest(parts: dict) -> str:
+    def norm(v):
+        v = _canonical(v)
+        if isinstance(v, (dt.datetime, dt.date)):
+            return v.isoformat()
+        if isinstance(v, float):
+            return repr(v)
+        return v
+    text = json.dumps({k: norm(v) for k, v in parts.items()}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_FINDING_FIELDS = ("finding_id", "site_code", "number", "category", "severity", "title", "description", "raised_by",
+                   "raised_at", "model_id", "global_id", "storey", "x_m", "y_m", "z_m", "evidence", "source",
+                   "source_ref", "labels")
+_EVENT_FIELDS = ("event_id", "finding_id", "site_code", "seq", "occurred_at", "actor", "kind", "status", "due",
+                 "escalation_level", "note", "evidence", "viewpoint_id", "prev_hash")
+
+
+def _finding_digest(row: dict) -> str:
+    return _GENESIS + _digest({k: row.get(k) for k in _FINDING_FIELDS})
+
+
+def _event_digest(event: dict) -> str:
+    return _digest({k: event.get(k) for k in _EVENT_FIELDS})
+
+
+def _load_for(store: Store, scope: Scope, finding_id: str, action: str) -> dict:
+    """The finding's fixed fields, after checking that ``scope`` may do ``action`` on it."""
+    fid = str(finding_id or "").strip()
+    row = store.one("SELECT finding_id, site_code, number, severity FROM findings WHERE finding_id = ?", [fid])
+    if row is None and "-" in fid and not _is_uuid(fid):   # a short reference such as DEMO-12
+        site, _, num = fid.rpartition("-")
+        if num.isdigit():
+            row = store.one("SELECT finding_id, site_code, number, severity FROM findings "
+                            "WHERE site_code = ? AND number = ? ORDER BY raised_at LIMIT 1", [site, int(num)])
+    if row is None:
+        if not scope.can(action):
+            _deny(store, scope, action, fid, None)
+        raise FindingError(f"finding {fid!r}: no such finding")
+    _require(store, scope, row["site_code"], action, f"finding {row['site_code']}-{row['number']}",
+             object_id=row["finding_id"])
+    return row
+
+
+def _require(store: Store, scope: Scope, site_code: str, action: str, what: str, *, object_id: str | None = None) -> None:
+    try:
+        scope.require_site(store, site_code, action, what)
+    except AccessDenied:
+        _deny(store, scope, action, object_id, site_code)
+
+
+def _deny(store: Store, scope: Scope, action: str, object_id: str | None, site_code: str | None):
+    audit.record(store, scope, "denied", "finding", object_id, site_code=site_code, detail={"action": action})
+    if not scope.can(action):
+        scope.require(action)
+    raise AccessDenied(f"{scope.actor} ({scope.role}): finding {object_id or ''} on site {site_code!r} "
+                       f"is not in your scope")
+
+
+def _finding(r: dict, day: dt.date) -> Finding:
+    loc = (r["x_m"], r["y_m"], r["z_m"]) if r["x_m"] is not None else None
+    late = (day - r["due"]).days if r["due"] is not None and r["status"] in ACTIVE else 0
+    return Finding(
+        finding_id=r["finding_id"], site_code=r["site_code"], number=r["number"], category=r["category"],
+        severity=r["severity"], title=r["title"], description=r["description"] or "", raised_by=r["raised_by"],
+        raised_at=r["raised_at"], status=r["status"], status_at=r["status_at"], due=r["due"],
+        escalation_level=int(r["escalation_level"] or 0), model_id=r["model_id"], global_id=r["global_id"],
+        storey=r["storey"], location_m=loc, evidence=_json(r["evidence"]), source=r["source"],
+        source_ref=r["source_ref"], labels=tuple(_json(r["labels"]) or ()), event_count=int(r["event_count"]),
+        overdue_days=max(0, late))
+
+
+def _event(r: dict) -> FindingEvent:
+    return FindingEvent(event_id=r["event_id"], finding_id=r["finding_id"], seq=r["seq"], occurred_at=r["occurred_at"],
+                        actor=r["actor"], kind=r["kind"], status=r["status"], due=r["due"],
+                        escalation_level=r["escalation_level"], note=r["note"], evidence=_json(r["evidence"]),
+                        viewpoint_id=r["viewpoint_id"], hash=r["hash"])
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def _element(store: Store, site_code: str, model_id: str | None, global_id: str | None,
+             storey: str | None) -> tuple[str | None, str | None, str | None]:
+    if global_id is None:
+        if model_id is not None:
+            raise FindingError(f"model {model_id}: give the element's global_id too")
+        return None, None, storey
+    global_id = str(global_id).strip()
+    if model_id is not None:
+        row = store.one("SELECT model_id, storey FROM elements WHERE site_code = ? AND model_id = ? AND global_id = ?",
+                        [site_code, model_id, global_id])
+        if row is None:
+            raise FindingError(f"element {global_id}: not in model {model_id} of site {site_code}")
+    else:
+        row = store.one("SELECT model_id, storey FROM current_elements WHERE site_code = ? AND global_id = ? "
+                        "ORDER BY model_id LIMIT 1", [site_code, global_id])
+    if row is None:
+        return None, global_id, storey      # an element of a model not (yet) loaded: keep its GlobalId
+    return row["model_id"], global_id, storey if storey is not None else row["storey"]
+
+
+def _location(location_m) -> tuple[float, float, float] | None:
+    if location_m is None:
+        return None
+    try:
+        loc = tuple(float(v) for v in location_m)
+    except (TypeError, ValueError):
+        raise FindingError(f"location_m must be three numbers (x, y, z in metres), got {location_m!r}") from None
+    if len(loc) != 3 or not all(math.isfinite(v) for v in loc):
+        raise FindingError(f"location_m must be three finite numbers (x, y, z in metres), got {location_m!r}")
+    return loc
+
+
+def _evidence(evidence: dict | None) -> dict | None:
+    if evidence is None:
+        return None
+    if not isinstance(evidence, dict):
+        raise FindingError(f"evidence must be a mapping such as {{'crops': [...], 'deviation': {{...}}}}, "
+                           f"got {type(evidence).__name__}")
+    try:
+        json.dumps(evidence, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {exc}") from None
+    pano = evidence.get("panorama")
+    if pano is not None and not (isinstance(pano, dict) and pano.get("pano_id")):
+        raise FindingError("evidence 'panorama' must be a mapping with a 'pano_id' (and yaw_deg, pitch_deg, "
+                           "fov_deg of the view)")
+    for key in ("crops", "photos", "detections"):
+        if key in evidence and not isinstance(evidence[key], list):
+            raise FindingError(f"evidence {key!r} must be a list")
+    if "deviation" in evidence and not isinstance(evidence["deviation"], dict):
+        raise FindingError("evidence 'deviation' must be a mapping of figures such as {'p95_mm': 38.0}")
+    return evidence
+
+
+def _timestamp(at: dt.datetime | str | None) -> dt.datetime:
+    if at is None:
+        return utcnow()
+    if isinstance(at, str):
+        try:
+            at = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise FindingError(f"time {at!r}: use ISO 8601, e.g. 2024-05-01T09:30:00") from None
+    if not isinstance(at, dt.datetime):
+        raise FindingError(f"time must be a datetime, got {at!r}")
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return at
+
+
+def _date(value: dt.date | str | None, name: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return _timestamp(value).date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            pass
+    raise FindingError(f"{name} {value!r}: use a date such as 2024-05-31")
+
+
+def _day(as_of) -> dt.date:
+    return _date(as_of, "as_of") if as_of is not None else utcnow().date()
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_uuid(text: str, name: str) -> str:
+    try:
+        return str(uuid.UUID(str(text)))
+    except ValueError:
+        raise FindingError(f"{name} {text!r}: not a UUID") from None

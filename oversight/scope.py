@@ -1,0 +1,150 @@
+"""Who is asking, and which sites and actions that allows: the layer every oversight read goes through.
+
+A ``Scope`` is resolved once per request (a CLI call, a dashboard session) from an
+account, session or API token (``oversight.accounts``). Library functions take it as
+their ``scope`` argument and filter every query with :meth:`Scope.where`, so a caller
+never sees rows of a site outside its scope, whichever function it calls.
+
+Roles and what they see:
+
+============================  =============================================  =======================================
+role                          sites                                          may also
+============================  =============================================  =======================================
+``admin``                     all                                            everything, manage accounts, read audit
+``city_regulator``            the account's city (all sites if none is set)  raise, verify-close, reopen, tier, import
+``district_regulator``        the account's district                         as city regulator
+``contractor``                the account's own sites                        comment, submit rectifications, export
+``viewer``                    own sites, and its district/city if set        read only
+============================  =============================================  =======================================
+
+``Scope.system(name)`` is for trusted code (hazard rules, sensors, the demo): all sites,
+every action, recorded under its name. It never comes from a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from oversight.errors import AccessDenied
+
+ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer")
+REGULATORS = frozenset({"admin", "city_regulator", "district_regulator"})
+
+# action -> roles allowed (the system scope may do everything)
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "read": frozenset(ROLES),
+    "raise": REGULATORS,
+    "comment": REGULATORS | {"contractor"},
+    "submit_rectification": frozenset({"admin", "contractor"}),
+    "verify_close": REGULATORS,
+    "reopen": REGULATORS,
+    "escalate": REGULATORS,
+    "set_tier": REGULATORS,
+    "record_risk": REGULATORS,
+    "evaluate": REGULATORS,
+    "edit_site": REGULATORS,
+    "export": REGULATORS | {"contractor"},
+    "import": REGULATORS,
+    "manage_accounts": frozenset({"admin"}),
+    "read_audit": frozenset({"admin"}),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The caller: who (``actor``), with which ``role``, over which sites.
+
+    Site rules (any that match admit a site): ``all_sites``; ``district`` (with ``city``
+    when set); ``city`` alone; the explicit ``sites``.
+    """
+
+    actor: str
+    role: str
+    all_sites: bool = False
+    city: str | None = None
+    district: str | None = None
+    sites: frozenset[str] = field(default_factory=frozenset)
+    via: str = "local"            # session | token | local | system
+
+    @classmethod
+    def system(cls, name: str = "system") -> "Scope":
+        return cls(actor=name, role="system", all_sites=True, via="system")
+
+    @classmethod
+    def for_account(cls, username: str, role: str, *, city: str | None = None, district: str | None = None,
+                    sites: frozenset[str] | set[str] | tuple[str, ...] = (), via: str = "session") -> "Scope":
+        """The scope an account's role gives it (see the module docstring)."""
+        if role not in ROLES:
+            raise AccessDenied(f"account {username!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+        sites = frozenset(sites)
+        if role == "admin":
+            return cls(username, role, all_sites=True, via=via)
+        if role == "city_regulator":
+            return cls(username, role, all_sites=city is None, city=city, via=via)
+        if role == "district_regulator":
+            if not district:
+                raise AccessDenied(f"account {username!r}: a district regulator needs a district")
+            return cls(username, role, city=city, district=district, via=via)
+        if role == "contractor":
+            return cls(username, role, sites=sites, via=via)
+        return cls(username, role, city=city, district=district, sites=sites, via=via)   # viewer
+
+    # -- actions ---------------------------------------------------------------------------
+    def can(self, action: str) -> bool:
+        if action not in PERMISSIONS:
+            raise ValueError(f"unknown action {action!r}")
+        return self.role == "system" or self.role in PERMISSIONS[action]
+
+    def require(self, action: str, what: str = "") -> None:
+        """Raise ``AccessDenied`` unless this role may do ``action``."""
+        if not self.can(action):
+            allowed = ", ".join(sorted(PERMISSIONS[action]))
+            raise AccessDenied(f"{self.actor} ({self.role}) may not {action.replace('_', ' ')}"
+                               f"{' ' + what if what else ''}; allowed roles: {allowed}")
+
+    # -- sites -----------------------------------------------------------------------------
+    def where(self, column: str = "site_code") -> tuple[str, list[Any]]:
+        """An SQL condition admitting only this scope's sites, and its parameters.
+
+        ``column`` is a trusted column expression written by sitetwin code (e.g.
+        ``"f.site_code"``), never user input.
+        """
+        if self.all_sites:
+            return "TRUE", []
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self.district:
+            conditions.append(f"{column} IN (SELECT site_code FROM sites WHERE district = ? "
+                              f"AND (? IS NULL OR city = ?))")
+            params += [self.district, self.city, self.city]
+        elif self.city:
+            conditions.append(f"{column} IN (SELECT site_code FROM sites WHERE city = ?)")
+            params.append(self.city)
+        if self.sites:
+            conditions.append(f"{column} IN ({', '.join('?' for _ in self.sites)})")
+            params += sorted(self.sites)
+        if not conditions:
+            return "FALSE", []
+        return "(" + " OR ".join(conditions) + ")", params
+
+    def site_codes(self, store) -> list[str]:
+        """The codes of the sites this scope admits, sorted."""
+        cond, params = self.where("site_code")
+        return [r["site_code"] for r in store.rows(f"SELECT site_code FROM sites WHERE {cond} ORDER BY site_code",
+                                                   params)]
+
+    def admits(self, store, site_code: str) -> bool:
+        cond, params = self.where("site_code")
+        return bool(store.scalar(f"SELECT count(*) FROM sites WHERE site_code = ? AND {cond}", [site_code, *params]))
+
+    def require_site(self, store, site_code: str, action: str = "read", what: str = "") -> None:
+        """Raise ``AccessDenied`` unless this scope may do ``action`` on ``site_code``.
+
+        A site that does not exist is refused with the same words as one out of scope,
+        so that a caller cannot probe which site codes exist.
+        """
+        self.require(action, what)
+        if not self.admits(store, site_code):
+            raise AccessDenied(f"{self.actor} ({self.role}): site {site_code!r} is not in your scope"
+                               f"{' (' + what + ')' if what else ''}")

@@ -1,0 +1,50 @@
+"""Fixtures for the oversight tests: a store with sites in two districts and a scope per role."""
+
+from __future__ import annotations
+
+import pytest
+
+from oversight.scope import Scope
+
+# city -> district -> sites
+SITES = {
+    "WH-JA-1": ("Wuhan", "Jiang'an"),
+    "WH-JA-2": ("Wuhan", "Jiang'an"),
+    "WH-WC-1": ("Wuhan", "Wuchang"),
+    "WH-WC-2": ("Wuhan", "Wuchang"),
+}
+
+
+@pytest.fixture
+def sites_store(store):
+    """An in-memory store with four sites in two districts of one city."""
+    from data.sites import upsert_site
+
+    with store.transaction():
+        for code, (city, district) in SITES.items():
+            upsert_site(store, code, name=f"site {code}", district=district, city=city)
+    return store
+
+
+@pytest.fixture
+def scopes() -> dict[str, Scope]:
+    """One scope per role; the contractor and viewer own WH-JA-1 only."""
+    return {
+        "admin": Scope.for_account("ada", "admin"),
+        "city_regulator": Scope.for_account("cyril", "city_regulator", city="Wuhan"),
+        "district_regulator": Scope.for_account("dora", "district_regulator", district="Jiang'an", city="Wuhan"),
+        "contractor": Scope.for_account("cole", "contractor", sites={"WH-JA-1"}),
+        "viewer": Scope.for_account("vic", "viewer", sites={"WH-JA-1"}),
+    }
+
+
+WRITE_TABLES = ("findings", "finding_events", "finding_viewpoints", "risk_scores", "tier_decisions", "evaluations",
+                "site_profiles", "accounts", "account_sites", "api_tokens", "sessions", "exchange_packages")
+
+
+@pytest.fixture
+def snapshot():
+    """``snapshot(store)``: every row of oversight's data tables, to show a refused call changed nothing."""
+    def take(store, tables=WRITE_TABLES) -> dict[str, list]:
+        return {t: store.execute(f'SELECT * FROM "{t}" ORDER BY ALL') for t in tables}
+    return take
