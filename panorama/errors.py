@@ -1,0 +1,19 @@
+"""Errors raised while importing, posing, mapping and measuring panoramas."""
+
+from data.errors import SitetwinError, SitetwinWarning
+
+
+class PanoramaError(SitetwinError):
+    """A panorama could not be imported, posed, mapped or measured."""
+
+
+class PanoramaImageError(PanoramaError):
+    """The image file is not a usable equirectangular panorama: not 2:1, corrupt, truncated."""
+
+
+class PoseError(PanoramaError):
+    """A pose could not be read or solved: a bad pose file, bad or degenerate control points."""
+
+
+class PoseWarning(SitetwinWarning):
+    """A pose was accepted but looks wrong, e.g. the camera stands outside the model's extent."""
