@@ -1,0 +1,1 @@
+"""Site sensors: device registry, ingestion, attendance, dust, cranes and hoists, warnings."""

@@ -1,0 +1,353 @@
+"""Batches of readings and attendance events: parse, check, normalise. Pure: no store, no network.
+
+The JSON a device posts (``POST /v1/batches``)::
+
+    {"device_id": "DEMO-CRANE-01",              # optional: defaults to the token's device
+     "batch_id": "cr01-000042",                 # optional: the idempotency key (default: content hash)
+     "readings": [
+        {"at": "2026-03-16T08:00:00Z", "channel": "load_pct", "value": 42.0},
+        {"at": "2026-03-16T08:00:01+08:00", "values": {"load_pct": 42.5, "wind_ms": 5.1}},
+        {"at": 1773648002.0, "channel": "wind_ms", "value": 5.3}],   # epoch seconds also work
+     "events": [                                 # attendance, from gate readers
+        {"at": "2026-03-16T07:55:10Z", "worker_id": "W-3f9a1c", "event": "in",
+         "trade": "rebar", "employer": "Hubei Steel", "trained": true}]}
+
+A batch is all or nothing: one bad item refuses the whole batch, with every problem listed
+(up to 20), and nothing of it is stored. Readings may arrive late and out of order; they are
+refused only when stamped further ahead of the clock than ``ingest.max_future_s``, older
+than ``ingest.max_age_days`` (``max_import_age_days`` for files), before the device was
+installed or after it was removed (one day's grace each way), or when a channel, value
+or duplicate time is wrong. Timestamps must carry their UTC offset (or ``Z``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from sensors.channels import CHANNELS, DEVICE_TYPES, is_channel_name
+from sensors.config import IngestLimits
+from sensors.errors import BatchError
+
+MAX_PROBLEMS = 20
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=-]{0,127}$")
+_WORKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+US_PER_S = 1_000_000
+US_PER_DAY = 86_400 * US_PER_S
+MIN_TIME_US = 946_684_800 * US_PER_S   # 2000-01-01: nothing older is a site reading
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """What ingestion needs to know about a device (the server keeps these in memory)."""
+
+    device_id: str
+    site_code: str
+    device_type: str
+    installed_on: dt.date | None = None
+    removed_on: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A checked batch of one device: readings and events as columns, times in UTC microseconds."""
+
+    batch_key: str              # device_id '/' batch_id: the idempotency key
+    batch_id: str
+    device_id: str
+    site_code: str
+    content_sha256: str
+    t_us: np.ndarray            # (n,) int64, UTC microseconds since 1970
+    channel: np.ndarray         # (n,) str
+    value: np.ndarray           # (n,) float64
+    events: dict[str, list] = field(default_factory=dict)   # at_us, worker_id, event, trade, employer, trained
+
+    @property
+    def reading_count(self) -> int:
+        return int(len(self.t_us))
+
+    @property
+    def event_count(self) -> int:
+        return len(self.events.get("at_us", []))
+
+    def to_json(self) -> bytes:
+        """Compact form for the spool (round-trips through :func:`batch_from_json`)."""
+        return json.dumps({"k": self.batch_key, "b": self.batch_id, "d": self.device_id, "s": self.site_code,
+                           "h": self.content_sha256, "t": self.t_us.tolist(), "c": self.channel.tolist(),
+                           "v": self.value.tolist(), "e": self.events}, separators=(",", ":")).encode()
+
+
+def batch_from_json(data: bytes | str) -> Batch:
+    d = json.loads(data)
+    return Batch(batch_key=d["k"], batch_id=d["b"], device_id=d["d"], site_code=d["s"], content_sha256=d["h"],
+                 t_us=np.asarray(d["t"], dtype=np.int64), channel=np.asarray(d["c"], dtype=object),
+                 value=np.asarray(d["v"], dtype=np.float64), events=d["e"])
+
+
+def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, DeviceRef], limits: IngestLimits,
+                now_us: int) -> Batch:
+    """Parse and check one posted batch; raise :class:`BatchError` (with its HTTP status) if refused."""
+    if len(body) > limits.max_body_bytes:
+        raise BatchError(f"batch of {len(body)} bytes is larger than the limit of {limits.max_body_bytes}; "
+                         f"send smaller batches", status=413)
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchError(f"malformed JSON: {exc}", status=400) from None
+    if not isinstance(doc, dict):
+        raise BatchError("malformed batch: expected a JSON object with 'readings' and/or 'events'", status=400)
+    unknown = sorted(set(doc) - {"device_id", "batch_id", "readings", "events"})
+    if unknown:
+        raise BatchError(f"malformed batch: unknown key {', '.join(unknown)} (keys: device_id, batch_id, readings, "
+                         f"events)", status=400)
+    device_id = doc.get("device_id", token_device.device_id)
+    if not isinstance(device_id, str):
+        raise BatchError("malformed batch: device_id must be a string", status=400)
+    if device_id not in devices:
+        raise BatchError(f"unknown device {device_id!r}: register it with `sitetwin device add`", status=404)
+    if device_id != token_device.device_id:
+        raise BatchError(f"the token belongs to device {token_device.device_id}, not {device_id}", status=403)
+    device = devices[device_id]
+    readings = doc.get("readings", [])
+    events = doc.get("events", [])
+    if not isinstance(readings, list) or not isinstance(events, list):
+        raise BatchError("malformed batch: 'readings' and 'events' must be lists", status=400)
+    if not readings and not events:
+        raise BatchError("empty batch: no readings and no events", status=422)
+    batch_id = doc.get("batch_id")
+    if batch_id is not None and (not isinstance(batch_id, str) or not _BATCH_ID_RE.match(batch_id)):
+        raise BatchError(f"batch_id {batch_id!r}: use 1-128 letters, digits and _.:+=-", status=400)
+
+    too_many = BatchError(f"batch holds more than {limits.max_items} readings and events; send smaller batches",
+                          status=413)
+    if len(readings) + len(events) > limits.max_items:
+        raise too_many
+    problems: list[str] = []
+    t_list: list[int] = []
+    ch_list: list[str] = []
+    v_list: list[float] = []
+    where: list[str] = []
+    count = len(events)
+    for i, item in enumerate(readings):
+        if not isinstance(item, dict):
+            problems.append(f"readings[{i}]: must be an object with at, channel and value (or values)")
+            continue
+        t = _time_us(item.get("at"), f"readings[{i}].at", problems)
+        if "values" in item:
+            values = item["values"]
+            if not isinstance(values, dict) or not values or "channel" in item or "value" in item:
+                problems.append(f"readings[{i}]: 'values' must be a non-empty object of channel: value, "
+                                f"without 'channel'/'value'")
+                continue
+            pairs = [(c, v, f"readings[{i}].values.{c}") for c, v in values.items()]
+        else:
+            if "channel" not in item or "value" not in item:
+                problems.append(f"readings[{i}]: needs 'channel' and 'value' (or 'values')")
+                continue
+            pairs = [(item["channel"], item["value"], f"readings[{i}]")]
+        for c, v, label in pairs:
+            count += 1
+            if count > limits.max_items:
+                raise too_many
+            if not isinstance(c, str):
+                problems.append(f"{label}: channel must be a string")
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                problems.append(f"{label}: value {v!r} is not a number")
+                continue
+            if t is None:
+                continue
+            t_list.append(t)
+            ch_list.append(c)
+            v_list.append(float(v))
+            where.append(label)
+    t_us = np.asarray(t_list, dtype=np.int64)
+    channel = np.asarray(ch_list, dtype=object)
+    value = np.asarray(v_list, dtype=np.float64)
+    min_us = now_us - int(limits.max_age_days * US_PER_DAY)
+    problems += check_readings(device, t_us, channel, value, now_us=now_us, min_us=min_us,
+                               max_future_s=limits.max_future_s, where=where)
+    ev = check_events(events, device, now_us=now_us, min_us=min_us, max_future_s=limits.max_future_s, problems=problems)
+    if problems:
+        raise _refused(problems)
+    sha = content_digest(device_id, t_us, channel, value, ev)
+    batch_id = batch_id or f"sha256:{sha[:32]}"
+    return Batch(batch_key=f"{device_id}/{batch_id}", batch_id=batch_id, device_id=device_id,
+                 site_code=device.site_code, content_sha256=sha, t_us=t_us, channel=channel, value=value, events=ev)
+
+
+def check_readings(device: DeviceRef, t_us: np.ndarray, channel: np.ndarray, value: np.ndarray, *, now_us: int,
+                   min_us: int, max_future_s: float, where: list[str] | None = None) -> list[str]:
+    """Problems with one device's readings (vectorised); ``where[i]`` names item i in messages."""
+    problems: list[str] = []
+    n = len(t_us)
+    if n == 0:
+        return problems
+    label = (lambda i: where[i]) if where is not None else (lambda i: f"row {i + 1}")
+
+    def report(mask: np.ndarray, text) -> None:
+        for i in np.flatnonzero(mask)[:MAX_PROBLEMS]:
+            problems.append(f"{label(int(i))}: {text(int(i))}")
+
+    allowed = DEVICE_TYPES[device.device_type]
+    names = np.asarray(channel, dtype=object)
+    uniq, inverse = np.unique(names.astype(str), return_inverse=True)
+    bad_name = np.array([not is_channel_name(c) or (allowed is not None and c not in allowed) for c in uniq])
+    if bad_name.any():
+        known = ", ".join(allowed) if allowed else "lower-case names such as pm10_ugm3"
+        if allowed == ():
+            known = "none: a gate sends attendance events"
+        report(bad_name[inverse], lambda i: f"channel {names[i]!r} is not one a {device.device_type} device sends "
+                                            f"({known})")
+    lo = np.array([CHANNELS[c].min_value if c in CHANNELS else -np.inf for c in uniq])[inverse]
+    hi = np.array([CHANNELS[c].max_value if c in CHANNELS else np.inf for c in uniq])[inverse]
+    finite = np.isfinite(value)
+    report(~finite, lambda i: f"value {value[i]} is not a finite number (NaN and infinities are refused)")
+    out = finite & ((value < lo) | (value > hi))
+    report(out, lambda i: f"{names[i]} = {value[i]:g} is outside its plausible range {lo[i]:g}..{hi[i]:g} "
+                          f"{CHANNELS[names[i]].unit if names[i] in CHANNELS else ''}".rstrip())
+    future = t_us > now_us + int(max_future_s * US_PER_S)
+    report(future, lambda i: f"time {iso(t_us[i])} is in the future (more than {max_future_s:g} s ahead of the "
+                             f"clock, {iso(now_us)})")
+    old = t_us < max(min_us, MIN_TIME_US)
+    report(old, lambda i: f"time {iso(t_us[i])} is too far in the past (oldest accepted: "
+                          f"{iso(max(min_us, MIN_TIME_US))})")
+    if device.installed_on is not None:
+        start = _day_us(device.installed_on) - US_PER_DAY
+        report(~old & (t_us < start), lambda i: f"time {iso(t_us[i])} is before the device was installed "
+                                                f"({device.installed_on})")
+    if device.removed_on is not None:
+        end = _day_us(device.removed_on) + 2 * US_PER_DAY
+        report(~future & (t_us >= end), lambda i: f"time {iso(t_us[i])} is after the device was removed "
+                                                  f"({device.removed_on})")
+    if n > 1:
+        order = np.lexsort((t_us, inverse))
+        same = (inverse[order][1:] == inverse[order][:-1]) & (t_us[order][1:] == t_us[order][:-1])
+        if same.any():
+            dup = np.zeros(n, dtype=bool)
+            dup[order[1:][same]] = True
+            report(dup, lambda i: f"a second {names[i]} reading at {iso(t_us[i])}: one value per channel and time")
+    return problems
+
+
+def check_events(events: list, device: DeviceRef, *, now_us: int, min_us: int, max_future_s: float,
+            problems: list[str]) -> dict[str, list]:
+    out: dict[str, list] = {"at_us": [], "worker_id": [], "event": [], "trade": [], "employer": [], "trained": []}
+    if not events:
+        return out
+    if device.device_type != "gate":
+        problems.append(f"events: only gate devices send attendance events; {device.device_id} is a "
+                        f"{device.device_type}")
+        return out
+    seen = set()
+    for i, item in enumerate(events):
+        label = f"events[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{label}: must be an object with at, worker_id, event and trained")
+            continue
+        extra = sorted(set(item) - {"at", "worker_id", "event", "trade", "employer", "trained"})
+        if extra:
+            problems.append(f"{label}: unknown key {', '.join(extra)}")
+        t = _time_us(item.get("at"), f"{label}.at", problems)
+        worker = item.get("worker_id")
+        if not isinstance(worker, str) or not _WORKER_RE.match(worker):
+            problems.append(f"{label}.worker_id: {worker!r} must be a pseudonym of 1-64 letters, digits, _.:-")
+            continue
+        kind = item.get("event")
+        if kind not in ("in", "out"):
+            problems.append(f"{label}.event: {kind!r} must be 'in' or 'out'")
+            continue
+        trained = item.get("trained")
+        if not isinstance(trained, bool):
+            problems.append(f"{label}.trained: {trained!r} must be true or false (safety training completed)")
+            continue
+        for key in ("trade", "employer"):
+            if item.get(key) is not None and not isinstance(item.get(key), str):
+                problems.append(f"{label}.{key}: must be a string")
+        if t is None:
+            continue
+        if t > now_us + int(max_future_s * US_PER_S):
+            problems.append(f"{label}: time {iso(t)} is in the future (clock {iso(now_us)})")
+        elif t < max(min_us, MIN_TIME_US):
+            problems.append(f"{label}: time {iso(t)} is too far in the past")
+        if (worker, kind, t) in seen:
+            problems.append(f"{label}: the same event twice ({worker} {kind} at {iso(t)})")
+        seen.add((worker, kind, t))
+        out["at_us"].append(t)
+        out["worker_id"].append(worker)
+        out["event"].append(kind)
+        out["trade"].append(item.get("trade"))
+        out["employer"].append(item.get("employer"))
+        out["trained"].append(trained)
+    return out
+
+
+def content_digest(device_id: str, t_us: np.ndarray, channel: np.ndarray, value: np.ndarray,
+                   events: dict[str, list]) -> str:
+    """sha256 of a batch's content in a canonical order: the same readings hash the same however sent."""
+    h = hashlib.sha256(device_id.encode())
+    if len(t_us):
+        order = np.lexsort((np.asarray(channel, dtype=str), t_us))
+        h.update(np.asarray(t_us)[order].astype("<i8").tobytes())
+        h.update("\x00".join(np.asarray(channel, dtype=str)[order].tolist()).encode())
+        h.update(np.asarray(value)[order].astype("<f8").tobytes())
+    h.update(json.dumps(events, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def _refused(problems: list[str]) -> BatchError:
+    shown = problems[:MAX_PROBLEMS]
+    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return BatchError(f"batch refused, nothing stored: {len(problems)} problem(s): {shown[0]}{more}",
+                      status=422, problems=shown)
+
+
+def _time_us(value: Any, label: str, problems: list[str]) -> int | None:
+    if isinstance(value, bool) or value is None:
+        problems.append(f"{label}: needs a time (ISO 8601 with offset, or epoch seconds)")
+        return None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            problems.append(f"{label}: {value!r} is not a time")
+            return None
+        return int(round(float(value) * US_PER_S))
+    if isinstance(value, str):
+        try:
+            stamp = dt.datetime.fromisoformat(value)
+        except ValueError:
+            problems.append(f"{label}: {value!r} is not an ISO 8601 time")
+            return None
+        if stamp.tzinfo is None:
+            problems.append(f"{label}: {value!r} has no UTC offset; add Z or +08:00")
+            return None
+        return (stamp - _EPOCH) // dt.timedelta(microseconds=1)
+    problems.append(f"{label}: {value!r} is not a time")
+    return None
+
+
+def _day_us(day: dt.date) -> int:
+    return (dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def to_us(when: dt.datetime) -> int:
+    """UTC microseconds of a datetime (naive ones are taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return (when - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_us(t_us: int) -> dt.datetime:
+    """Naive UTC datetime of UTC microseconds (the store's convention)."""
+    return (_EPOCH + dt.timedelta(microseconds=int(t_us))).replace(tzinfo=None)
+
+
+def iso(t_us: int) -> str:
+    return (_EPOCH + dt.timedelta(microseconds=int(t_us))).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,640 @@
+"""Warnings: rule episodes, data gaps and untrained workers, kept in ``sensor_warnings``.
+
+A warning is an episode (see ``sensors.rules``): a rule broken from ``started_at`` until
+``ended_at`` (NULL while it lasts), graded by its peak. Evaluation is incremental and
+idempotent: after new data for a series (device, channel) from time t, the warnings of
+that series from t on (extended back to the start of any warning still running at t) are
+recomputed from the stored readings and merged with those already stored. A warning that
+is still the same episode keeps its id, its finding and its ``detected_at``; one that late
+data dissolved is removed (unless a finding was raised on it, which keeps it). Running it
+twice changes nothing.
+
+Data gaps are warnings too: a device silent for longer than ``gap_factor`` times its
+interval, between two readings or since its last one (only trusted readings count, so a
+blacklisted device shows as silent). ``check_silence`` sweeps for devices that have gone
+quiet, since silence brings no data to trigger on.
+
+Warnings at or above ``auto_findings`` severity are raised as findings through
+``oversight.findings.raise_finding`` (see ``sensors.findings``), once each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from data.store import Store
+from sensors.batch import from_us, to_us
+from sensors.channels import label_of, unit_of
+from sensors.config import Limits, Rule, limits_from_dict, severity_rank
+from sensors.registry import Device, atomic, list_devices, utcnow
+from sensors.rules import Episodes, gaps, rule_episodes
+
+US_PER_S = 1_000_000
+_STAT_LABEL = {"value": "", "rolling_mean": "{w}-min mean", "rolling_leq": "{w}-min Leq", "daily_mean": "daily mean",
+               "rate": "change per min over {w} min"}
+
+
+@dataclass(frozen=True)
+class SensorWarning:
+    warning_id: str
+    site_code: str
+    device_id: str
+    kind: str
+    channel: str | None
+    worker_id: str | None
+    severity: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    peak_value: float | None
+    limit_value: float | None
+    unit: str | None
+    message: str
+    finding_id: str | None
+    detected_at: dt.datetime
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    inserted: int = 0
+    updated: int = 0
+    removed: int = 0
+    findings: int = 0
+    seconds: float = 0.0
+    by_kind: dict = field(default_factory=dict)      # kind -> warnings inserted or updated
+
+
+# ----------------------------------------------------------------------------- settings
+
+def site_limits(store: Store, site_code: str) -> Limits:
+    """The site's limits: defaults overridden by its ``sensor_settings``."""
+    row = store.one("SELECT timezone, limits FROM sensor_settings WHERE site_code = ?", [site_code])
+    if row is None:
+        return limits_from_dict({})
+    override = json.loads(row["limits"]) if isinstance(row["limits"], str) else (row["limits"] or {})
+    return limits_from_dict({**override, "timezone": row["timezone"]})
+
+
+def set_site_limits(store: Store, site_code: str, override: dict, *, replace: bool = False) -> Limits:
+    """Store a site's overrides (merged into what it has, or replacing it); returns the checked result."""
+    if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
+        from sensors.errors import SensorError
+
+        raise SensorError(f"no site {site_code!r} in {store.label}")
+    row = store.one("SELECT limits FROM sensor_settings WHERE site_code = ?", [site_code])
+    current = {} if (row is None or replace) else (json.loads(row["limits"]) if row["limits"] else {})
+    merged_override = _merge_overrides(current, override)
+    limits = limits_from_dict(merged_override)
+    with atomic(store):
+        store.execute("INSERT OR REPLACE INTO sensor_settings (site_code, timezone, limits, updated_at) "
+                      "VALUES (?, ?, ?, ?)", [site_code, limits.timezone, merged_override, utcnow()])
+    return limits
+
+
+def _merge_overrides(current: dict, new: dict) -> dict:
+    from sensors.config import merge_settings
+
+    # Overrides are kept as overrides (not the full merged settings) so that later changes to
+    # the shipped defaults still reach the site. Rules are merged by kind like everywhere else.
+    base = json.loads(json.dumps(current))
+    rules = base.pop("rules", [])
+    merged = merge_settings({**base, "rules": rules}, new)
+    if not merged.get("rules"):
+        merged.pop("rules", None)
+    return merged
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def evaluate_warnings(store: Store, *, site_code: str | None = None, device_ids: Iterable[str] | None = None,
+                      since: dt.datetime | None = None, now: dt.datetime | None = None, attendance: bool = True,
+                      findings: bool | None = None) -> EvaluationReport:
+    """Recompute a site's warnings (or some devices') from ``since`` (default: all data) up to ``now``.
+
+    ``findings`` None raises findings as the site's ``auto_findings`` setting says; False never.
+    """
+    started = time.perf_counter()
+    devices = _devices(store, site_code=site_code, device_ids=device_ids)
+    since_us = to_us(since) if since is not None else None
+    targets = {}
+    for d in devices:
+        for ch in _rule_channels(store, d):
+            targets[(d.device_id, ch)] = since_us
+    gap_targets = {d.device_id: since_us for d in devices}
+    sites = {d.site_code: since_us for d in devices} if attendance else {}
+    if site_code and attendance:
+        sites.setdefault(site_code, since_us)
+    return _evaluate(store, targets, gap_targets, sites, now=now, findings=findings, started=started)
+
+
+def evaluate_touched(store: Store, report, *, now: dt.datetime | None = None,
+                     findings: bool | None = None) -> EvaluationReport:
+    """Re-evaluate only what a ``store_batches`` report says changed."""
+    started = time.perf_counter()
+    if not report.touched and not report.touched_sites:
+        return EvaluationReport()
+    gap_targets: dict[str, int] = {}
+    for (device, _), t in report.touched.items():
+        gap_targets[device] = min(t, gap_targets.get(device, t))
+    return _evaluate(store, dict(report.touched), gap_targets, dict(report.touched_sites), now=now, findings=findings,
+                     started=started)
+
+
+def check_silence(store: Store, *, site_code: str | None = None, now: dt.datetime | None = None,
+                  findings: bool | None = None) -> EvaluationReport:
+    """Open (or extend) gap warnings for devices silent now, which no new reading would trigger."""
+    started = time.perf_counter()
+    now_dt = now or utcnow()
+    rows = store.rows(
+        "SELECT d.device_id, d.site_code, d.interval_s, d.installed_on, s.last_measured_at FROM devices d "
+        "LEFT JOIN device_status s USING (device_id) WHERE (d.removed_on IS NULL OR d.removed_on >= ?) "
+        + ("AND d.site_code = ?" if site_code else ""), [now_dt.date(), *([site_code] if site_code else [])])
+    limits_cache: dict[str, Limits] = {}
+    gap_targets = {}
+    for r in rows:
+        limits = limits_cache.setdefault(r["site_code"], site_limits(store, r["site_code"]))
+        threshold = dt.timedelta(seconds=limits.gap_factor * float(r["interval_s"]))
+        last = r["last_measured_at"]
+        if last is None:
+            if r["installed_on"] is None:
+                continue
+            last = dt.datetime.combine(r["installed_on"], dt.time())
+        if now_dt - last > threshold:
+            gap_targets[r["device_id"]] = to_us(last)
+    if not gap_targets:
+        return EvaluationReport(seconds=time.perf_counter() - started)
+    return _evaluate(store, {}, gap_targets, {}, now=now_dt, findings=findings, started=started)
+
+
+def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict, *, now, findings,
+              started: float) -> EvaluationReport:
+    now_dt = now or utcnow()
+    now_us = to_us(now_dt)
+    device_ids = sorted({d for d, _ in targets} | set(gap_targets))
+    devices = {d.device_id: d for d in _devices(store, device_ids=device_ids)} if device_ids else {}
+    limits_cache: dict[str, Limits] = {}
+
+    def limits_of(site: str) -> Limits:
+        if site not in limits_cache:
+            limits_cache[site] = site_limits(store, site)
+        return limits_cache[site]
+
+    computed: list[tuple[tuple, int | None, list[dict]]] = []   # (key, replace_from_us, new warnings)
+    computed += _rule_warnings(store, targets, devices, limits_of, now_us)
+    computed += _gap_warnings(store, gap_targets, devices, limits_of, now_us)
+    for site, t_from in site_targets.items():
+        computed += _attendance_warnings(store, site, t_from, limits_of(site), now_us)
+    report = _merge(store, computed, now_dt)
+    raised = 0
+    if findings is not False:
+        from sensors.findings import raise_pending_findings
+
+        sites = {k[0] for k, _, _ in computed}
+        for site in sites:
+            threshold = limits_of(site).auto_findings if findings is None else "low"
+            if threshold is None:
+                continue
+            raised += len(raise_pending_findings(store, site_code=site, min_severity=threshold, quiet=True))
+    return EvaluationReport(inserted=report[0], updated=report[1], removed=report[2], findings=raised,
+                            seconds=round(time.perf_counter() - started, 4), by_kind=report[3])
+
+
+def _devices(store: Store, *, site_code=None, device_ids=None) -> list[Device]:
+    if device_ids is None:
+        return list_devices(store, site_code=site_code)
+    from sensors.registry import _device
+
+    ids = sorted(set(device_ids))
+    if not ids:
+        return []
+    return [_device(r) for r in store.rows(
+        f"SELECT * FROM devices WHERE device_id IN ({', '.join('?' for _ in ids)}) ORDER BY device_id", ids)]
+
+
+def _rule_channels(store: Store, device: Device) -> set[str]:
+    return {r.channel for r in site_limits(store, device.site_code).rules_for(device.device_type, device.config)}
+
+
+def _replace_from(store: Store, keys: list[tuple], froms: list[int | None]) -> list[int | None]:
+    """Extend each key's start back to the start of any of its warnings still running at that start."""
+    import pyarrow as pa
+
+    bounded = [(k, f) for k, f in zip(keys, froms) if f is not None]
+    if not bounded:
+        return list(froms)
+    table = pa.table({"device_id": [k[1] for k, _ in bounded], "kind": [k[2] for k, _ in bounded],
+                      "channel": [k[3] or "" for k, _ in bounded], "worker_id": [k[4] or "" for k, _ in bounded],
+                      "from_ts": pa.array([f for _, f in bounded], type=pa.timestamp("us"))})
+    store.con.register("_sw_keys", table)
+    try:
+        rows = store.execute(
+            "SELECT k.device_id, k.kind, k.channel, k.worker_id, epoch_us(min(w.started_at)) FROM _sw_keys k "
+            "JOIN sensor_warnings w ON w.kind = k.kind AND coalesce(w.channel, '') = k.channel "
+            "AND coalesce(w.worker_id, '') = k.worker_id AND (k.worker_id <> '' OR w.device_id = k.device_id) "
+            "AND (w.ended_at IS NULL OR w.ended_at >= k.from_ts) GROUP BY 1, 2, 3, 4")
+    finally:
+        store.con.unregister("_sw_keys")
+    earliest = {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+    out = []
+    for k, f in zip(keys, froms):
+        if f is None:
+            out.append(None)
+            continue
+        e = earliest.get((k[1], k[2], k[3] or "", k[4] or ""))
+        out.append(min(f, e) if e is not None else f)
+    return out
+
+
+def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us: int) -> list:
+    import pyarrow as pa
+
+    from sensors.rules import local_day_bounds
+
+    # (device, rule) pairs with the time their episodes must be recomputed from
+    pairs: list[tuple[Device, Rule, int | None]] = []
+    for (device_id, channel), t_from in targets.items():
+        device = devices.get(device_id)
+        if device is None:
+            continue
+        limits = limits_of(device.site_code)
+        for rule in limits.rules_for(device.device_type, device.config):
+            if rule.channel != channel:
+                continue
+            f = t_from
+            if f is not None and rule.statistic == "daily_mean":
+                f = int(local_day_bounds(np.array([f]), limits.timezone)[0][0])
+            pairs.append((device, rule, f))
+    if not pairs:
+        return []
+    keys = [(d.site_code, d.device_id, r.kind, r.channel, None) for d, r, _ in pairs]
+    froms = _replace_from(store, keys, [f for _, _, f in pairs])
+    # day-aligned starts for daily rules again, after extension
+    for i, (d, r, _) in enumerate(pairs):
+        if froms[i] is not None and r.statistic == "daily_mean":
+            froms[i] = int(local_day_bounds(np.array([froms[i]]), limits_of(d.site_code).timezone)[0][0])
+    # load each series once, from the earliest point any of its rules needs
+    need: dict[tuple[str, str], int | None] = {}
+    for (d, r, _), f in zip(pairs, froms):
+        start = None if f is None else f - int(r.lookback_s * US_PER_S)
+        key = (d.device_id, r.channel)
+        if key in need and (need[key] is None or start is None):
+            need[key] = None
+        else:
+            need[key] = start if key not in need else min(need[key], start)
+    series_keys = sorted(need)
+    index_of = {k: i for i, k in enumerate(series_keys)}
+    floor = None if any(need[k] is None for k in series_keys) else min(need.values())
+    table = pa.table({"device_id": [k[0] for k in series_keys], "channel": [k[1] for k in series_keys],
+                      "sidx": list(range(len(series_keys))),
+                      "from_ts": pa.array([need[k] for k in series_keys], type=pa.timestamp("us"))})
+    store.con.register("_sw_series", table)
+    try:
+        data = store.con.execute(
+            "SELECT s.sidx, epoch_us(r.measured_at) AS t, r.value FROM _sw_series s JOIN readings r "
+            "ON r.device_id = s.device_id AND r.channel = s.channel "
+            "WHERE r.trusted AND (s.from_ts IS NULL OR r.measured_at >= s.from_ts) AND r.measured_at >= ? "
+            "ORDER BY s.sidx, t", [from_us(floor) if floor is not None else from_us(0)]).fetchnumpy()
+    finally:
+        store.con.unregister("_sw_series")
+    sidx = np.asarray(data["sidx"], dtype=np.int64)
+    t_all = np.asarray(data["t"], dtype=np.int64)
+    v_all = np.asarray(data["value"], dtype=np.float64)
+    bounds = np.searchsorted(sidx, np.arange(len(series_keys) + 1))
+    # group (device, rule) pairs by (rule, timezone): one vectorised pass each
+    groups: dict[tuple[Rule, str], list[int]] = defaultdict(list)
+    for i, (d, r, _) in enumerate(pairs):
+        groups[(r, limits_of(d.site_code).timezone)].append(i)
+    out = []
+    for (rule, tz), members in groups.items():
+        parts_s, parts_t, parts_v, parts_f = [], [], [], []
+        for j, i in enumerate(members):
+            d, _, _ = pairs[i]
+            k = index_of[(d.device_id, rule.channel)]
+            lo, hi = bounds[k], bounds[k + 1]
+            parts_s.append(np.full(hi - lo, j, dtype=np.int64))
+            parts_t.append(t_all[lo:hi])
+            parts_v.append(v_all[lo:hi])
+            parts_f.append(np.full(hi - lo, froms[i] if froms[i] is not None else np.iinfo(np.int64).min,
+                                   dtype=np.int64))
+        s = np.concatenate(parts_s)
+        t = np.concatenate(parts_t)
+        v = np.concatenate(parts_v)
+        f = np.concatenate(parts_f)
+        eps = rule_episodes(rule, s, t, v, tz, now_us=now_us, valid_from_us=f) if len(t) else None
+        per_member: dict[int, list[dict]] = defaultdict(list)
+        if eps is not None:
+            for e in range(len(eps)):
+                d = pairs[members[int(eps.series[e])]][0]
+                per_member[int(eps.series[e])].append(_rule_row(d, rule, eps, e))
+        for j, i in enumerate(members):
+            d, _, _ = pairs[i]
+            out.append(((d.site_code, d.device_id, rule.kind, rule.channel, None), froms[i], per_member.get(j, [])))
+    return out
+
+
+def _rule_row(device: Device, rule: Rule, eps: Episodes, e: int) -> dict:
+    start, end = int(eps.start_us[e]), int(eps.end_us[e])
+    peak, limit, severity = float(eps.peak[e]), float(eps.limit[e]), str(eps.severity[e])
+    unit = unit_of(rule.channel) + ("/min" if rule.statistic == "rate" else "")
+    what = label_of(rule.channel)
+    stat = _STAT_LABEL[rule.statistic].format(w=f"{(rule.window_s or 0) / 60:g}")
+    name = f"{what} {stat}".strip()
+    lasting = f"for {_duration((end - start) / US_PER_S)}" if end >= 0 else "ongoing"
+    message = f"{name} {peak:.3g} {unit} above the {severity} limit {limit:g} {unit}, {lasting}".replace("  ", " ")
+    return {"site_code": device.site_code, "device_id": device.device_id, "kind": rule.kind, "channel": rule.channel,
+            "worker_id": None, "severity": severity, "start_us": start, "end_us": end, "peak_value": peak,
+            "limit_value": limit, "unit": unit, "message": message}
+
+
+def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now_us: int) -> list:
+    import pyarrow as pa
+
+    if not gap_targets:
+        return []
+    ids = sorted(d for d in gap_targets if d in devices)
+    if not ids:
+        return []
+    keys = [(devices[d].site_code, d, "gap", None, None) for d in ids]
+    froms = _replace_from(store, keys, [gap_targets[d] for d in ids])
+    table = pa.table({"device_id": ids, "sidx": list(range(len(ids))),
+                      "from_ts": pa.array(froms, type=pa.timestamp("us"))})
+    bounded = [f for f in froms if f is not None]
+    floor = from_us(min(bounded)) if len(bounded) == len(froms) else from_us(0)
+    store.con.register("_sw_gap", table)
+    try:
+        # the sample times of each device (readings of all channels, gate events) from its start
+        data = store.con.execute("""
+            WITH times AS (
+                SELECT device_id, measured_at AS t FROM readings WHERE trusted AND measured_at >= ?
+                    AND device_id IN (SELECT device_id FROM _sw_gap)
+                UNION ALL SELECT device_id, "at" FROM attendance_events WHERE "at" >= ?
+                    AND device_id IN (SELECT device_id FROM _sw_gap))
+            SELECT s.sidx, epoch_us(x.t) AS t FROM _sw_gap s JOIN times x USING (device_id)
+            WHERE s.from_ts IS NULL OR x.t >= s.from_ts ORDER BY s.sidx, t""", [floor, floor]).fetchnumpy()
+        # and the last one before it: within a day if there is one (cheap), else searched further back
+        before = {}
+        for days in (1, None):
+            missing = [i for i, f in enumerate(froms) if f is not None and i not in before]
+            if not missing:
+                break
+            lo_bound = "AND x.t >= s.from_ts - INTERVAL 1 DAY" if days else ""
+            rows = store.execute(f"""
+                WITH times AS (
+                    SELECT device_id, measured_at AS t FROM readings WHERE trusted
+                        AND device_id IN (SELECT device_id FROM _sw_gap) {"AND measured_at >= ?" if days else ""}
+                    UNION ALL SELECT device_id, "at" FROM attendance_events
+                        WHERE device_id IN (SELECT device_id FROM _sw_gap))
+                SELECT s.sidx, epoch_us(max(x.t)) FROM _sw_gap s JOIN times x USING (device_id)
+                WHERE s.from_ts IS NOT NULL AND x.t < s.from_ts {lo_bound} GROUP BY s.sidx""",
+                [from_us(min(froms[i] for i in missing) - 86_400 * US_PER_S)] if days else None)
+            for i, t_prev in rows:
+                if i in set(missing):
+                    before[int(i)] = int(t_prev)
+    finally:
+        store.con.unregister("_sw_gap")
+    if before:
+        data = {"sidx": np.concatenate([np.asarray(data["sidx"], dtype=np.int64), list(before)]),
+                "t": np.concatenate([np.asarray(data["t"], dtype=np.int64), list(before.values())])}
+        order = np.lexsort((data["t"], data["sidx"]))
+        data = {"sidx": data["sidx"][order], "t": data["t"][order]}
+    sidx = np.asarray(data["sidx"], dtype=np.int64)
+    t = np.asarray(data["t"], dtype=np.int64)
+    # a device that never reported is silent since the day it was installed
+    have = set(sidx.tolist())
+    extra_s, extra_t = [], []
+    for i, d in enumerate(ids):
+        dev = devices[d]
+        if i not in have and dev.installed_on is not None:
+            extra_s.append(i)
+            extra_t.append(to_us(dt.datetime.combine(dev.installed_on, dt.time())))
+    if extra_s:
+        sidx = np.concatenate([sidx, extra_s])
+        t = np.concatenate([t, extra_t])
+        order = np.lexsort((t, sidx))
+        sidx, t = sidx[order], t[order]
+    threshold = np.array([int(limits_of(devices[d].site_code).gap_factor * devices[d].interval_s * US_PER_S)
+                          for d in ids], dtype=np.int64)
+    stop = np.array([to_us(dt.datetime.combine(devices[d].removed_on, dt.time())) + 86_400 * US_PER_S
+                     if devices[d].removed_on else now_us for d in ids], dtype=np.int64)
+    eps = gaps(sidx, t, threshold, now_us=now_us, end_us=stop) if len(t) else None
+    per: dict[int, list[dict]] = defaultdict(list)
+    if eps is not None:
+        for e in range(len(eps)):
+            i = int(eps.series[e])
+            start = int(eps.start_us[e])
+            if froms[i] is not None and start < froms[i] and int(eps.end_us[e]) >= 0 and int(eps.end_us[e]) <= froms[i]:
+                continue   # a gap wholly before the window: already recorded
+            dev = devices[ids[i]]
+            severity = limits_of(dev.site_code).gap_severity_for(dev.device_type)
+            end = int(eps.end_us[e])
+            silent = _duration(float(eps.peak[e]))
+            message = (f"no trusted reading for {silent} (expected every {dev.interval_s:g} s)" if end >= 0 else
+                       f"silent for {silent} and counting (expected every {dev.interval_s:g} s)")
+            if dev.blacklisted:
+                message += f"; its readings are not trusted ({dev.blacklist_reason})"
+            per[i].append({"site_code": dev.site_code, "device_id": dev.device_id, "kind": "gap", "channel": None,
+                           "worker_id": None, "severity": severity, "start_us": start, "end_us": end,
+                           "peak_value": float(eps.peak[e]), "limit_value": float(eps.limit[e]), "unit": "s",
+                           "message": message})
+    out = []
+    for i, d in enumerate(ids):
+        f = froms[i]
+        # the gap that ends at the window's first reading may have started before it
+        rows = per.get(i, [])
+        replace_from = f if f is None else min([f] + [r["start_us"] for r in rows])
+        out.append((keys[i], replace_from, rows))
+    return out
+
+
+def _attendance_warnings(store: Store, site: str, t_from: int | None, limits: Limits, now_us: int) -> list:
+    from sensors.attendance import stays
+
+    shift = int(limits.max_shift_h * 3600 * US_PER_S)
+    workers = [r[0] for r in store.execute(
+        'SELECT DISTINCT worker_id FROM attendance_events WHERE site_code = ? AND NOT trained'
+        + (' AND "at" >= ?' if t_from is not None else ''),
+        [site, *([from_us(t_from - shift)] if t_from is not None else [])])]
+    if not workers:
+        return []
+    keys = [(site, None, "untrained_worker", None, w) for w in workers]
+    froms = _replace_from(store, keys, [t_from] * len(workers))
+    lo = min((f for f in froms if f is not None), default=None)
+    rows = store.execute(
+        'SELECT worker_id, event, epoch_us("at"), trained, device_id, trade, employer FROM attendance_events '
+        f'WHERE site_code = ? AND worker_id IN ({", ".join("?" for _ in workers)})'
+        + (' AND "at" >= ?' if lo is not None else ''),
+        [site, *workers, *([from_us(lo - shift)] if lo is not None else [])])
+    cols = list(zip(*rows))
+    s = stays(cols[0], cols[1], cols[2], cols[3], device_id=cols[4], trade=cols[5], employer=cols[6],
+              max_shift_h=limits.max_shift_h, now_us=now_us)
+    per: dict[str, list[dict]] = defaultdict(list)
+    for i in np.flatnonzero(~s.trained):
+        w = s.worker_id[i]
+        f = froms[workers.index(w)]
+        start, end = int(s.in_us[i]), int(s.out_us[i])
+        if f is not None and start < f:
+            continue
+        who = ", ".join(x for x in (s.trade[i], s.employer[i]) if x)
+        lasting = f"for {_duration((end - start) / US_PER_S)}" if end >= 0 else "still on site"
+        per[w].append({"site_code": site, "device_id": s.device_id[i], "kind": "untrained_worker", "channel": None,
+                       "worker_id": w, "severity": limits.untrained_severity, "start_us": start, "end_us": end,
+                       "peak_value": None, "limit_value": None, "unit": None,
+                       "message": f"worker {w}{f' ({who})' if who else ''} on site without valid safety training, "
+                                  f"{lasting}"})
+    return [(k, f, per.get(k[4], [])) for k, f in zip(keys, froms)]
+
+
+def _merge(store: Store, computed: list, now_dt: dt.datetime) -> tuple[int, int, int, dict]:
+    """Write computed warnings over the stored ones, key by key (see the module docstring)."""
+    import pandas as pd
+
+    inserted = updated = removed = 0
+    by_kind: dict[str, int] = defaultdict(int)
+    new_rows = []
+    with atomic(store):
+        for key, replace_from, rows in computed:
+            site, device, kind, channel, worker = key
+            sql = ("SELECT warning_id, device_id, severity, epoch_us(started_at) AS s, epoch_us(ended_at) AS e, "
+                   "peak_value, limit_value, message, finding_id FROM sensor_warnings WHERE site_code = ? AND kind = ? "
+                   "AND coalesce(channel, '') = ? AND coalesce(worker_id, '') = ?")
+            params: list = [site, kind, channel or "", worker or ""]
+            if worker is None:
+                sql += " AND device_id = ?"
+                params.append(device)
+            if replace_from is not None:
+                sql += " AND started_at >= ?"
+                params.append(from_us(replace_from))
+            old = store.rows(sql + " ORDER BY started_at", params)
+            matched: set[str] = set()
+            for row in sorted(rows, key=lambda r: r["start_us"]):
+                hit = None
+                for o in old:
+                    if o["warning_id"] in matched:
+                        continue
+                    o_end = o["e"] if o["e"] is not None else np.iinfo(np.int64).max
+                    r_end = row["end_us"] if row["end_us"] >= 0 else np.iinfo(np.int64).max
+                    if o["s"] <= r_end and row["start_us"] <= o_end:
+                        hit = o
+                        break
+                if hit is not None:
+                    matched.add(hit["warning_id"])
+                    end = None if row["end_us"] < 0 else from_us(row["end_us"])
+                    same = (hit["s"] == row["start_us"] and hit["e"] == (None if row["end_us"] < 0 else row["end_us"])
+                            and hit["severity"] == row["severity"] and _close(hit["peak_value"], row["peak_value"])
+                            and hit["message"] == row["message"])
+                    if not same:
+                        store.execute(
+                            "UPDATE sensor_warnings SET device_id = ?, severity = ?, started_at = ?, ended_at = ?, "
+                            "peak_value = ?, limit_value = ?, unit = ?, message = ?, updated_at = ? "
+                            "WHERE warning_id = ?",
+                            [row["device_id"], row["severity"], from_us(row["start_us"]), end, row["peak_value"],
+                             row["limit_value"], row["unit"], row["message"], now_dt, hit["warning_id"]])
+                        updated += 1
+                        by_kind[kind] += 1
+                else:
+                    new_rows.append(row)
+            for o in old:
+                if o["warning_id"] not in matched and o["finding_id"] is None:
+                    store.execute("DELETE FROM sensor_warnings WHERE warning_id = ?", [o["warning_id"]])
+                    removed += 1
+        if new_rows:
+            frame = pd.DataFrame({
+                "warning_id": [_warning_id(r) for r in new_rows],
+                "site_code": [r["site_code"] for r in new_rows], "device_id": [r["device_id"] for r in new_rows],
+                "kind": [r["kind"] for r in new_rows], "channel": [r["channel"] for r in new_rows],
+                "worker_id": [r["worker_id"] for r in new_rows], "severity": [r["severity"] for r in new_rows],
+                "started_at": pd.to_datetime([r["start_us"] for r in new_rows], unit="us"),
+                "ended_at": pd.to_datetime([r["end_us"] if r["end_us"] >= 0 else None for r in new_rows], unit="us"),
+                "peak_value": pd.array([r["peak_value"] for r in new_rows], dtype="Float64"),
+                "limit_value": pd.array([r["limit_value"] for r in new_rows], dtype="Float64"),
+                "unit": [r["unit"] for r in new_rows], "message": [r["message"] for r in new_rows],
+                "detected_at": [now_dt] * len(new_rows), "updated_at": [now_dt] * len(new_rows)})
+            frame = frame.drop_duplicates("warning_id")
+            existing = {r[0] for r in store.execute(
+                f"SELECT warning_id FROM sensor_warnings WHERE warning_id IN "
+                f"({', '.join('?' for _ in range(len(frame)))})", frame["warning_id"].tolist())}
+            frame = frame[~frame["warning_id"].isin(existing)]
+            store.insert_frame("sensor_warnings", frame)
+            inserted += len(frame)
+            for k in frame["kind"]:
+                by_kind[k] += 1
+    return inserted, updated, removed, dict(by_kind)
+
+
+def _warning_id(row: dict) -> str:
+    key = f"{row['site_code']}|{row['device_id'] if row['worker_id'] is None else ''}|{row['kind']}|" \
+          f"{row['channel'] or ''}|{row['worker_id'] or ''}|{row['start_us']}"
+    return "sw-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{int(hours)} h {int(minutes % 60)} min"
+    return f"{hours / 24:.1f} days"
+
+
+# ----------------------------------------------------------------------------- reading
+
+def list_warnings(store: Store, *, site_code: str | None = None, device_id: str | None = None,
+                  kind: str | None = None, active: bool | None = None, min_severity: str | None = None,
+                  since: dt.datetime | None = None, limit: int | None = None) -> list[SensorWarning]:
+    """Warnings, newest first; ``active`` True: only those still running."""
+    sql, params = "SELECT * FROM sensor_warnings WHERE true", []
+    for column, value in (("site_code", site_code), ("device_id", device_id), ("kind", kind)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if active is True:
+        sql += " AND ended_at IS NULL"
+    elif active is False:
+        sql += " AND ended_at IS NOT NULL"
+    if min_severity:
+        from sensors.config import SEVERITIES
+
+        allowed = SEVERITIES[severity_rank(min_severity):]
+        sql += f" AND severity IN ({', '.join('?' for _ in allowed)})"
+        params += list(allowed)
+    if since is not None:
+        sql += " AND (ended_at IS NULL OR ended_at >= ?)"
+        params.append(since)
+    sql += " ORDER BY started_at DESC, warning_id"
+    if limit:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return [_warning(r) for r in store.rows(sql, params)]
+
+
+def _warning(r: dict) -> SensorWarning:
+    return SensorWarning(warning_id=r["warning_id"], site_code=r["site_code"], device_id=r["device_id"],
+                         kind=r["kind"], channel=r["channel"], worker_id=r["worker_id"], severity=r["severity"],
+                         started_at=r["started_at"], ended_at=r["ended_at"], peak_value=r["peak_value"],
+                         limit_value=r["limit_value"], unit=r["unit"], message=r["message"],
+                         finding_id=r["finding_id"], detected_at=r["detected_at"])
