@@ -155,7 +155,7 @@ def raise_finding(store: Store, *, site_code: str, category: str, severity: str,
 
 def _insert_finding(store: Store, *, site_code, category, severity, title, description, raised_by, global_id,
                     model_id, storey, location_m, evidence, due, source, source_ref, labels, at, finding_id,
-                    bcf: dict | None = None, status: str = "open", extra_events: bool = False) -> str:
+                    bcf: dict | None = None, status: str = "open", default_due: bool = True) -> str:
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
         raise FindingError(f"site {site_code!r}: no such site in {store.label}; create it with "
                            f"`sitetwin init --site {site_code}`")
@@ -174,8 +174,12 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
     loc = _location(location_m)
     evidence = _evidence(evidence)
     raised_at = _timestamp(at)
-    due_date = _date(due, "due") if due is not None else (raised_at + dt.timedelta(
-        days=DEFAULT_DUE_DAYS[severity])).date()
+    if due is not None:
+        due_date = _date(due, "due")
+    elif default_due:
+        due_date = (raised_at + dt.timedelta(days=DEFAULT_DUE_DAYS[severity])).date()
+    else:
+        due_date = None
     if finding_id is None:
         finding_id = str(uuid.uuid4())
     else:

@@ -1,0 +1,350 @@
+"""Accounts, sessions, API tokens and login throttling: how a caller becomes a ``Scope``.
+
+- Passwords are hashed with argon2id (argon2-cffi) at OWASP's baseline cost (19 MiB,
+  2 passes); the hash string carries its parameters, so raising the cost later still
+  verifies old hashes (and :func:`login` rehashes them).
+- A session token (``sts_...``) comes from :func:`login` and lasts ``SESSION_HOURS``; an
+  API token (``stk_<id>_<secret>``) is for machines that push data and lasts until it
+  expires or is revoked. Only a SHA-256 of either secret is stored: they are long random
+  strings, so a slow hash adds nothing there.
+- Login is throttled: ``MAX_FAILURES_PER_USER`` failed attempts for one user, or
+  ``MAX_FAILURES_PER_SOURCE`` from one source, within ``THROTTLE_WINDOW_S`` refuse further
+  attempts (without checking the password) until the window has passed. Attempts are
+  rows in ``login_attempts``, so the limit holds across processes.
+
+The CLI identifies its caller with ``--token`` or ``SITETWIN_TOKEN`` (see
+:func:`caller_scope`); while a store has no accounts at all, the local user who owns the
+file acts as admin, so that the first admin account can be made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from data.store import Store
+from oversight import audit
+from oversight._tx import atomic
+from oversight.audit import utcnow
+from oversight.errors import AccessDenied, AuthError, OversightError
+from oversight.scope import ROLES, Scope
+
+SESSION_HOURS = 12
+THROTTLE_WINDOW_S = 15 * 60
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_SOURCE = 20
+PASSWORD_MIN_LENGTH = 10
+ARGON2 = {"time_cost": 2, "memory_cost": 19_456, "parallelism": 1}   # OWASP baseline for argon2id
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
+_hasher = None
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    role: str
+    display_name: str | None
+    city: str | None
+    district: str | None
+    sites: tuple[str, ...]
+    created_at: dt.datetime
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str                 # give this to the caller once; it is not stored
+    username: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    token_id: str
+    username: str
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked: bool
+    last_used_at: dt.datetime | None
+
+
+def password_hasher():
+    global _hasher
+    if _hasher is None:
+        from argon2 import PasswordHasher
+
+        _hasher = PasswordHasher(**ARGON2)
+    return _hasher
+
+
+def has_accounts(store: Store) -> bool:
+    return bool(store.scalar("SELECT count(*) FROM accounts"))
+
+
+def local_owner_scope(store: Store) -> Scope:
+    """The admin scope of the local file owner, valid only while the store has no accounts."""
+    if has_accounts(store):
+        raise AuthError(f"{store.label} has accounts: pass --token or set SITETWIN_TOKEN "
+                        f"(a session from `sitetwin login USER`, or an API token)")
+    return Scope(actor=f"local:{_os_user()}", role="admin", all_sites=True, via="local")
+
+
+def caller_scope(store: Store, token: str | None) -> Scope:
+    """Who the CLI (or any client) is: the token's account, or the local owner of an account-less store."""
+    if token:
+        return authenticate(store, token)
+    return local_owner_scope(store)
+
+
+# --------------------------------------------------------------------------------------
+# accounts
+
+def add_account(store: Store, scope: Scope, username: str, role: str, *, password: str | None = None,
+                display_name: str | None = None, city: str | None = None, district: str | None = None,
+                sites: tuple[str, ...] | list[str] = ()) -> Account:
+    """Create an account (admin only). ``password`` may be None for a machine account used through tokens."""
+    scope.require("manage_accounts")
+    if not _USERNAME_RE.match(username or ""):
+        raise OversightError(f"username {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'")
+    if role not in ROLES:
+        raise OversightError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    if role == "district_regulator" and not district:
+        raise OversightError(f"account {username}: a district regulator needs --district")
+    if role == "contractor" and not sites:
+        raise OversightError(f"account {username}: a contractor needs at least one site (--site)")
+    hashed = _hash_password(username, password) if password is not None else None
+    sites = sorted(set(sites))
+    unknown = [s for s in sites if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s])]
+    if unknown:
+        raise OversightError(f"account {username}: no site {', '.join(unknown)}")
+    with atomic(store):
+        if store.scalar("SELECT count(*) FROM accounts WHERE username = ?", [username]):
+            raise OversightError(f"account {username!r} already exists")
+        store.execute("INSERT INTO accounts (username, role, display_name, city, district, password_hash, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)", [username, role, display_name, city, district, hashed, utcnow()])
+        for s in sites:
+            store.execute("INSERT INTO account_sites (username, site_code) VALUES (?, ?)", [username, s])
+        audit.record(store, scope, "write", "account", username, detail={"op": "add", "role": role})
+    return get_account(store, username)
+
+
+def get_account(store: Store, username: str) -> Account:
+    row = store.one("SELECT * FROM accounts WHERE username = ?", [username])
+    if row is None:
+        raise OversightError(f"no account {username!r}")
+    sites = tuple(r["site_code"] for r in store.rows(
+        "SELECT site_code FROM account_sites WHERE username = ? ORDER BY site_code", [username]))
+    return Account(row["username"], row["role"], row["display_name"], row["city"], row["district"], sites,
+                   row["created_at"], row["disabled_at"] is not None)
+
+
+def list_accounts(store: Store, scope: Scope) -> list[Account]:
+    scope.require("manage_accounts")
+    names = [r["username"] for r in store.rows("SELECT username FROM accounts ORDER BY username")]
+    audit.record(store, scope, "view", "accounts", None, detail={"count": len(names)})
+    return [get_account(store, n) for n in names]
+
+
+def set_password(store: Store, scope: Scope, username: str, password: str) -> None:
+    """Admins set anyone's password; everyone else only their own."""
+    if scope.actor != username:
+        scope.require("manage_accounts")
+    get_account(store, username)
+    hashed = _hash_password(username, password)
+    with atomic(store):
+        store.execute("UPDATE accounts SET password_hash = ? WHERE username = ?", [hashed, username])
+        store.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
+                      [utcnow(), username])
+        audit.record(store, scope, "write", "account", username, detail={"op": "password"})
+
+
+def disable_account(store: Store, scope: Scope, username: str) -> None:
+    """Disable an account and end its sessions and tokens."""
+    scope.require("manage_accounts")
+    get_account(store, username)
+    now = utcnow()
+    with atomic(store):
+        store.execute("UPDATE accounts SET disabled_at = ? WHERE username = ?", [now, username])
+        store.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL", [now, username])
+        store.execute("UPDATE api_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL", [now, username])
+        audit.record(store, scope, "write", "account", username, detail={"op": "disable"})
+
+
+def grant_sites(store: Store, scope: Scope, username: str, sites: list[str]) -> Account:
+    scope.require("manage_accounts")
+    get_account(store, username)
+    with atomic(store):
+        for s in sites:
+            if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s]):
+                raise OversightError(f"no site {s!r}")
+            store.execute("INSERT OR IGNORE INTO account_sites (username, site_code) VALUES (?, ?)", [username, s])
+        audit.record(store, scope, "write", "account", username, detail={"op": "grant", "sites": sites})
+    return get_account(store, username)
+
+
+# --------------------------------------------------------------------------------------
+# login, sessions, tokens
+
+def login(store: Store, username: str, password: str, *, source: str = "cli",
+          now: dt.datetime | None = None) -> Session:
+    """Check a password and open a session; throttled against brute force (see the module docstring)."""
+    now = now or utcnow()
+    since = now - dt.timedelta(seconds=THROTTLE_WINDOW_S)
+    by_user = store.scalar("SELECT count(*) FROM login_attempts WHERE username = ? AND NOT success "
+                           "AND attempted_at > ?", [username, since])
+    by_source = store.scalar("SELECT count(*) FROM login_attempts WHERE source = ? AND NOT success "
+                             "AND attempted_at > ?", [source, since])
+    if by_user >= MAX_FAILURES_PER_USER or by_source >= MAX_FAILURES_PER_SOURCE:
+        _attempt(store, username, source, now, False)
+        raise AuthError(f"too many failed logins for {username!r} (or from {source}); "
+                        f"try again in {THROTTLE_WINDOW_S // 60} minutes")
+    row = store.one("SELECT password_hash, disabled_at FROM accounts WHERE username = ?", [username])
+    ok = _verify(row["password_hash"] if row else None, password)
+    if not ok or row is None or row["disabled_at"] is not None:
+        _attempt(store, username, source, now, False)
+        raise AuthError(f"login failed for {username!r}: wrong user name or password, or the account is disabled")
+    token = "sts_" + secrets.token_urlsafe(32)
+    expires = now + dt.timedelta(hours=SESSION_HOURS)
+    with atomic(store):
+        _attempt(store, username, source, now, True)
+        store.execute("INSERT INTO sessions (session_id, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                      [_sha(token), username, now, expires])
+        if password_hasher().check_needs_rehash(row["password_hash"]):
+            store.execute("UPDATE accounts SET password_hash = ? WHERE username = ?",
+                          [password_hasher().hash(password), username])
+    acc = get_account(store, username)
+    audit.record(store, _scope_of(acc, "session"), "login", "session", None, detail={"source": source})
+    return Session(token, username, expires)
+
+
+def logout(store: Store, token: str) -> None:
+    with atomic(store):
+        store.execute("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+                      [utcnow(), _sha(token)])
+
+
+def add_token(store: Store, scope: Scope, username: str, name: str, *, days: int | None = 365) -> tuple[str, ApiToken]:
+    """Create an API token for ``username`` (admin only); returns the secret token (shown once) and its record."""
+    scope.require("manage_accounts")
+    if get_account(store, username).disabled:
+        raise OversightError(f"account {username} is disabled")
+    if not (name or "").strip():
+        raise OversightError("name the token after the machine or job that uses it")
+    token_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    token = f"stk_{token_id}_{secret}"
+    now = utcnow()
+    expires = now + dt.timedelta(days=days) if days else None
+    with atomic(store):
+        store.execute("INSERT INTO api_tokens (token_id, username, name, secret_hash, created_at, expires_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?)", [token_id, username, name, _sha(token), now, expires])
+        audit.record(store, scope, "write", "api_token", token_id, detail={"op": "add", "user": username})
+    return token, ApiToken(token_id, username, name, now, expires, False, None)
+
+
+def list_tokens(store: Store, scope: Scope, username: str | None = None) -> list[ApiToken]:
+    scope.require("manage_accounts")
+    rows = store.rows("SELECT * FROM api_tokens WHERE (? IS NULL OR username = ?) ORDER BY created_at",
+                      [username, username])
+    return [ApiToken(r["token_id"], r["username"], r["name"], r["created_at"], r["expires_at"],
+                     r["revoked_at"] is not None, r["last_used_at"]) for r in rows]
+
+
+def revoke_token(store: Store, scope: Scope, token_id: str) -> None:
+    scope.require("manage_accounts")
+    with atomic(store):
+        if not store.scalar("SELECT count(*) FROM api_tokens WHERE token_id = ?", [token_id]):
+            raise OversightError(f"no API token {token_id!r}")
+        store.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                      [utcnow(), token_id])
+        audit.record(store, scope, "write", "api_token", token_id, detail={"op": "revoke"})
+
+
+def authenticate(store: Store, token: str, *, now: dt.datetime | None = None) -> Scope:
+    """The scope of a session or API token; ``AuthError`` if it is unknown, expired or revoked."""
+    now = now or utcnow()
+    token = (token or "").strip()
+    if token.startswith("sts_"):
+        row = store.one("SELECT username, expires_at, revoked_at FROM sessions WHERE session_id = ?", [_sha(token)])
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
+            raise AuthError("session expired or unknown; log in again with `sitetwin login USER`")
+        via = "session"
+    elif token.startswith("stk_") and token.count("_") >= 2:
+        token_id = token.split("_", 2)[1]
+        row = store.one("SELECT username, secret_hash, expires_at, revoked_at FROM api_tokens WHERE token_id = ?",
+                        [token_id])
+        if row is None or not hmac.compare_digest(row["secret_hash"], _sha(token)):
+            raise AuthError("unknown API token")
+        if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+            raise AuthError(f"API token {token_id} is revoked or expired; ask an admin for a new one")
+        if not store.read_only:
+            store.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?", [now, token_id])
+        via = "token"
+    else:
+        raise AuthError("not a sitetwin token (expected sts_... from `sitetwin login` or stk_... from "
+                        "`sitetwin token add`)")
+    acc = get_account(store, row["username"])
+    if acc.disabled:
+        raise AuthError(f"account {acc.username} is disabled")
+    return _scope_of(acc, via)
+
+
+def _scope_of(acc: Account, via: str) -> Scope:
+    try:
+        return Scope.for_account(acc.username, acc.role, city=acc.city, district=acc.district, sites=acc.sites,
+                                 via=via)
+    except AccessDenied as exc:
+        raise AuthError(str(exc)) from None
+
+
+def _attempt(store: Store, username: str, source: str, at: dt.datetime, success: bool) -> None:
+    store.execute("INSERT INTO login_attempts (username, source, attempted_at, success) VALUES (?, ?, ?, ?)",
+                  [username, source, at, success])
+
+
+_DUMMY_HASH = None
+
+
+def _verify(hashed: str | None, password: str) -> bool:
+    global _DUMMY_HASH
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    if hashed is None:
+        # spend the same time on an unknown user as on a known one, so timing does not tell them apart
+        if _DUMMY_HASH is None:
+            _DUMMY_HASH = password_hasher().hash(secrets.token_hex(8))
+        hashed = _DUMMY_HASH
+        try:
+            password_hasher().verify(hashed, password or "")
+        except (VerificationError, InvalidHashError):
+            pass
+        return False
+    try:
+        return password_hasher().verify(hashed, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _hash_password(username: str, password: str) -> str:
+    if len(password or "") < PASSWORD_MIN_LENGTH:
+        raise OversightError(f"account {username}: a password needs at least {PASSWORD_MIN_LENGTH} characters")
+    if password.lower() == username.lower():
+        raise OversightError(f"account {username}: the password must differ from the user name")
+    return password_hasher().hash(password)
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:   # no user name in the environment (some containers)
+        return "owner"
