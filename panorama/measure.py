@@ -1,0 +1,349 @@
+"""Panoramic imaging measurement: 3D points behind pixels, distances, heights and clearances.
+
+A pixel becomes a 3D point (site local frame, metres) in one of three ways:
+
+- ``model``: the first model surface its ray hits (ray cast against the design model);
+- ``scan``: the nearest surface of a registered survey's points within a narrow cone around
+  its ray (what was really built, where the survey covers the view);
+- ``floor``: the ray's intersection with the floor plane, known from the camera height
+  alone, for panoramas without a model.
+
+Distances between two such points, vertical heights (from a foot pixel on the floor and a
+top pixel above it) and clearances (free vertical distance below or above a point) follow.
+Each result carries an uncertainty from the pixel footprint at its range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from panorama.camera import PerspectiveCamera, check_transform, equirect_to_bearing
+from panorama.errors import PanoramaError
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Measurement settings."""
+
+    scan_cone_deg: float = 0.25         # (deg) half-angle of the cone around a pixel's ray that scan points must lie in
+    scan_min_points: int = 3            # (count) fewer points in the cone: the survey does not cover that pixel
+    scan_surface_band_m: float = 0.05   # (m) points this far behind the nearest one still belong to its surface
+    clearance_offset_m: float = 0.002   # (m) start a clearance ray this far off the surface it starts on
+    max_scan_points: int = 3_000_000    # (count) survey points read for scan depth (evenly thinned beyond)
+
+
+DEFAULT_MEASURE_CONFIG = MeasureConfig()
+
+
+@dataclass(frozen=True)
+class PixelPoint:
+    """The 3D point behind a pixel."""
+
+    uv: tuple[float, float]
+    point_m: tuple[float, float, float]
+    range_m: float
+    method: str                          # model | scan | floor
+    footprint_m: float                   # size of one pixel at this range: the point's lateral uncertainty
+    global_id: str | None = None
+    model_id: str | None = None
+    support: int | None = None           # scan points that gave the depth
+
+    @property
+    def xyz(self) -> np.ndarray:
+        return np.asarray(self.point_m, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A distance between two pixels' points, with its horizontal and vertical parts."""
+
+    start: PixelPoint
+    end: PixelPoint
+    distance_m: float
+    horizontal_m: float
+    vertical_m: float                    # end z minus start z
+    uncertainty_m: float                 # from the pixel footprints at both ends
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        def end(p: PixelPoint) -> dict[str, Any]:
+            return {"uv": list(p.uv), "point_m": [round(x, 4) for x in p.point_m], "range_m": round(p.range_m, 4),
+                    "method": p.method, "global_id": p.global_id, "model_id": p.model_id, "support": p.support}
+        return {"distance_m": round(self.distance_m, 4), "horizontal_m": round(self.horizontal_m, 4),
+                "vertical_m": round(self.vertical_m, 4), "uncertainty_m": round(self.uncertainty_m, 4),
+                "from": end(self.start), "to": end(self.end), **self.details}
+
+
+def pixel_ray(T_model_from_camera, uv, width: int, height: int, camera: PerspectiveCamera | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centre (3,) and unit direction (3,) in the model frame of pixel coordinates ``uv``."""
+    T = np.asarray(T_model_from_camera, dtype=np.float64)
+    uv = np.asarray(uv, dtype=np.float64)
+    b = equirect_to_bearing(uv, width, height) if camera is None else camera.bearings(uv)
+    return T[:3, 3].copy(), T[:3, :3] @ b
+
+
+def pixel_angle_rad(width: int, camera: PerspectiveCamera | None = None) -> float:
+    """Angular size of one pixel (at the image centre for a perspective camera)."""
+    return 2 * math.pi / width if camera is None else 1.0 / camera.fx
+
+
+def _check_uv(uv, width: int, height: int) -> tuple[float, float]:
+    u, v = (float(x) for x in uv)
+    if not (math.isfinite(u) and math.isfinite(v)) or not (0 <= u < width and 0 <= v < height):
+        raise PanoramaError(f"pixel ({u:g}, {v:g}) lies outside the {width}x{height} image")
+    return u, v
+
+
+def model_point(scene, T_model_from_camera, uv, width: int, height: int, *,
+                camera: PerspectiveCamera | None = None) -> PixelPoint | None:
+    """The first model surface behind a pixel (``scene``: a ``panorama.render.RayScene``), or None."""
+    u, v = _check_uv(uv, width, height)
+    origin, d = pixel_ray(T_model_from_camera, (u, v), width, height, camera)
+    hits = scene.cast(origin, d[None].astype(np.float32), normals=False)
+    rng = float(hits.range_m[0])
+    if not math.isfinite(rng) or hits.element[0] < 0:
+        return None
+    e = int(hits.element[0])
+    point = origin + d * rng
+    return PixelPoint((u, v), tuple(point.tolist()), rng, "model", rng * pixel_angle_rad(width, camera),
+                      str(scene.mesh.global_ids[e]), str(scene.mesh.model_ids[e]))
+
+
+class ScanDepth:
+    """Scan points seen from one camera, ready for per-pixel depth queries.
+
+    points_m : (n, 3) survey points in the site's local frame
+    """
+
+    def __init__(self, points_m, T_model_from_camera, config: MeasureConfig = DEFAULT_MEASURE_CONFIG):
+        from scipy.spatial import cKDTree
+
+        T = check_transform(T_model_from_camera)
+        rel = np.asarray(points_m, dtype=np.float64) - T[:3, 3]
+        rng = np.linalg.norm(rel, axis=1)
+        keep = rng > 1e-6
+        self.range = rng[keep]
+        self.dirs = rel[keep] / self.range[:, None]
+        self.origin = T[:3, 3]
+        self.config = config
+        self.tree = cKDTree(self.dirs)   # unit vectors: chord distance ~ angle for small angles
+
+    def point(self, uv, T_model_from_camera, width: int, height: int, *,
+              camera: PerspectiveCamera | None = None) -> PixelPoint | None:
+        """The nearest scanned surface along a pixel's ray, or None where the survey does not cover it."""
+        u, v = _check_uv(uv, width, height)
+        origin, d = pixel_ray(T_model_from_camera, (u, v), width, height, camera)
+        cone = 2 * math.sin(math.radians(self.config.scan_cone_deg) / 2)
+        found = self.tree.query_ball_point(d, cone)
+        if len(found) < self.config.scan_min_points:
+            return None
+        idx = np.asarray(found)
+        along = self.range[idx] * (self.dirs[idx] @ d)       # distance along the ray of each point
+        # the nearest surface: points within a band behind a robust front
+        front = np.percentile(along, 5)
+        surface = along[along <= front + self.config.scan_surface_band_m]
+        if len(surface) < self.config.scan_min_points:
+            return None
+        rng = float(np.median(surface))
+        point = origin + d * rng
+        return PixelPoint((u, v), tuple(point.tolist()), rng, "scan", rng * pixel_angle_rad(width, camera),
+                          support=int(len(surface)))
+
+
+def floor_point(T_model_from_camera, uv, width: int, height: int, floor_z_m: float, *,
+                camera: PerspectiveCamera | None = None) -> PixelPoint | None:
+    """Where a pixel's ray meets the horizontal floor plane ``z = floor_z_m``; None at or above the horizon."""
+    u, v = _check_uv(uv, width, height)
+    origin, d = pixel_ray(T_model_from_camera, (u, v), width, height, camera)
+    drop = origin[2] - floor_z_m
+    if drop <= 0:
+        raise PanoramaError(f"the camera (z = {origin[2]:.3f} m) is not above the floor (z = {floor_z_m:.3f} m)")
+    if d[2] >= -1e-9:
+        return None
+    rng = drop / -d[2]
+    point = origin + d * rng
+    # a pixel's angular error moves a floor point by range / sin(depression): grazing rays are poor
+    footprint = rng * pixel_angle_rad(width, camera) / max(1e-6, -d[2])
+    return PixelPoint((u, v), tuple(point.tolist()), float(rng), "floor", float(footprint))
+
+
+def level_pose(camera_height_m: float, floor_z_m: float = 0.0) -> np.ndarray:
+    """The pose of a level camera standing ``camera_height_m`` above a floor, for floor-plane measuring."""
+    if not camera_height_m > 0:
+        raise PanoramaError(f"camera height must be positive (metres above the floor), got {camera_height_m!r}")
+    T = np.eye(4)
+    T[2, 3] = floor_z_m + camera_height_m
+    return T
+
+
+def distance(start: PixelPoint, end: PixelPoint, **details) -> Measurement:
+    """The measurement between two pixel points."""
+    a, b = start.xyz, end.xyz
+    delta = b - a
+    unc = 0.5 * math.hypot(start.footprint_m, end.footprint_m)
+    return Measurement(start, end, float(np.linalg.norm(delta)), float(np.hypot(delta[0], delta[1])),
+                       float(delta[2]), float(unc), dict(details))
+
+
+def height_above_floor(T_model_from_camera, foot_uv, top_uv, width: int, height: int, floor_z_m: float, *,
+                       camera: PerspectiveCamera | None = None) -> dict[str, float]:
+    """Height of a vertical object from its foot pixel (on the floor) and a top pixel above it.
+
+    The foot is placed on the floor plane; the top is the point of the top pixel's ray closest
+    to the vertical line through the foot. Needs only the camera's height and orientation.
+    """
+    foot = floor_point(T_model_from_camera, foot_uv, width, height, floor_z_m, camera=camera)
+    if foot is None:
+        raise PanoramaError(f"foot pixel {tuple(foot_uv)} lies at or above the horizon: it cannot be on the floor")
+    origin, d = pixel_ray(T_model_from_camera, _check_uv(top_uv, width, height), width, height, camera)
+    f = foot.xyz
+    horizontal = np.array([d[0], d[1]])
+    if np.linalg.norm(horizontal) < 1e-9:
+        raise PanoramaError("the top pixel looks straight up or down; pick a pixel on the object")
+    # ray parameter t whose horizontal position is closest to the foot's
+    t = float(np.dot(f[:2] - origin[:2], horizontal) / np.dot(horizontal, horizontal))
+    if t <= 0:
+        raise PanoramaError("the top pixel looks away from the foot point")
+    top_z = origin[2] + t * d[2]
+    return {"height_m": float(top_z - floor_z_m), "distance_m": float(np.linalg.norm(f[:2] - origin[:2])),
+            "foot_m": f.tolist(), "top_z_m": float(top_z),
+            "uncertainty_m": float(foot.footprint_m * abs(top_z - floor_z_m) / max(1e-6, origin[2] - floor_z_m))}
+
+
+def clearance(scene, point_m, *, direction: str = "down", config: MeasureConfig = DEFAULT_MEASURE_CONFIG
+              ) -> dict[str, Any] | None:
+    """Free vertical distance from a point to the next model surface below (or above); None if open.
+
+    Start on a soffit or beam underside and look ``down`` for the headroom under it; start on a
+    floor and look ``up`` for the height to the ceiling.
+    """
+    if direction not in ("down", "up"):
+        raise ValueError("direction must be 'down' or 'up'")
+    sign = -1.0 if direction == "down" else 1.0
+    p = np.asarray(point_m, dtype=np.float64)
+    start = p + np.array([0.0, 0.0, sign * config.clearance_offset_m])
+    hits = scene.cast(start, np.array([[0.0, 0.0, sign]], dtype=np.float32), normals=False)
+    rng = float(hits.range_m[0])
+    if not math.isfinite(rng):
+        return None
+    e = int(hits.element[0])
+    return {"clearance_m": rng + config.clearance_offset_m, "direction": direction,
+            "to_global_id": str(scene.mesh.global_ids[e]) if e >= 0 else None,
+            "to_point_m": (start + np.array([0.0, 0.0, sign * rng])).tolist()}
+
+
+# --- against the store -----------------------------------------------------------------------
+
+def parse_uv(text: str) -> tuple[float, float]:
+    """``"U,V"`` -> (u, v) pixels."""
+    try:
+        u, v = (float(x) for x in str(text).split(","))
+    except ValueError:
+        raise PanoramaError(f"pixel {text!r}: expected U,V (two numbers, pixels from the top-left)") from None
+    return u, v
+
+
+def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_id: str | None = None,
+            camera_height_m: float | None = None, clearance_below: bool = False,
+            config: MeasureConfig = DEFAULT_MEASURE_CONFIG) -> Measurement:
+    """Measure between two pixels of a stored panorama.
+
+    depth : ``auto`` (scan where a survey covers the pixel, else model, else floor),
+            ``model``, ``scan`` or ``floor``
+    survey_id : the survey whose points give scan depth (default: the one the panorama was
+                posed from, if any)
+    camera_height_m : metres above the floor, for floor measuring (unposed panoramas are taken
+                      as level)
+    """
+    from panorama.pano_store import _models_for, get_panorama
+
+    if depth not in ("auto", "model", "scan", "floor"):
+        raise PanoramaError(f"depth must be auto, model, scan or floor, got {depth!r}")
+    pano = get_panorama(store, pano_id)
+    W, H = pano.width, pano.height
+    ends = [_check_uv(from_uv, W, H), _check_uv(to_uv, W, H)]
+    details: dict[str, Any] = {"pano_id": pano_id}
+
+    if depth == "floor" or (not pano.posed and depth == "auto"):
+        if camera_height_m is None:
+            raise PanoramaError(f"panorama {pano_id}: floor measuring needs --camera-height (metres above the floor)"
+                                + ("" if pano.posed else "; it has no pose for model or scan depth"))
+        if pano.posed:
+            T = pano.T_model_from_camera
+            floor_z = float(T[2, 3] - camera_height_m)
+        else:
+            T, floor_z = level_pose(camera_height_m), 0.0
+            details["assumed"] = "level camera (no pose)"
+        points = [floor_point(T, uv, W, H, floor_z) for uv in ends]
+        for uv, p in zip(ends, points):
+            if p is None:
+                raise PanoramaError(f"pixel {uv} lies at or above the horizon: it is not on the floor")
+        details["floor_z_m"] = floor_z
+        return distance(points[0], points[1], **details)
+
+    if not pano.posed:
+        raise PanoramaError(f"panorama {pano_id} has no pose; add it with --pose or --control-points, "
+                            f"or measure on the floor with --depth floor --camera-height")
+    T = pano.T_model_from_camera
+    scan = None
+    sid = survey_id or pano.survey_id
+    if depth in ("auto", "scan") and sid:
+        scan = _scan_depth(store, sid, T, config)
+        details["survey_id"] = sid
+    elif depth == "scan":
+        raise PanoramaError(f"panorama {pano_id}: scan depth needs a survey (--survey ID)")
+    scene = None
+    points = []
+    for uv in ends:
+        p = scan.point(uv, T, W, H) if scan is not None else None
+        if p is None and depth == "scan":
+            raise PanoramaError(f"pixel {uv}: survey {sid} has no points along this ray (it does not cover it)")
+        if p is None:
+            if scene is None:
+                scene = _scene(store, pano, _models_for(store, pano))
+            p = model_point(scene, T, uv, W, H)
+            if p is None and camera_height_m is not None:
+                p = floor_point(T, uv, W, H, float(T[2, 3] - camera_height_m))
+            if p is None:
+                raise PanoramaError(f"pixel {uv} sees no model surface (sky or beyond the model); "
+                                    f"pick a pixel on the building")
+        points.append(p)
+    result = distance(points[0], points[1], **details)
+    if clearance_below:
+        if scene is None:
+            scene = _scene(store, pano, _models_for(store, pano))
+        result.details["clearance_below_from"] = clearance(scene, points[0].point_m, direction="down", config=config)
+    return result
+
+
+def _scene(store, pano, model_ids):
+    from bim.mesh import load_mesh
+    from data.errors import SitetwinError
+    from panorama.render import RayScene
+
+    if not model_ids:
+        raise PanoramaError(f"site {pano.site_code} has no model; use --depth floor with --camera-height")
+    try:
+        return RayScene(load_mesh(store, model_ids=model_ids))
+    except SitetwinError as exc:
+        raise PanoramaError(f"panorama {pano.pano_id}: {exc}") from None
+
+
+def _scan_depth(store, survey_id: str, T, config: MeasureConfig) -> ScanDepth:
+    from data.errors import SitetwinError
+
+    try:
+        from twin.survey_store import survey_points
+    except ImportError:
+        raise PanoramaError("scan depth needs twin's survey store (twin.survey_store.survey_points)") from None
+    try:
+        table = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m"], max_points=config.max_scan_points)
+    except SitetwinError as exc:
+        raise PanoramaError(f"survey {survey_id}: {exc}") from None
+    xyz = np.column_stack([np.asarray(table[c], dtype=np.float64) for c in ("x_m", "y_m", "z_m")])
+    return ScanDepth(xyz, T, config)
