@@ -43,24 +43,36 @@ class StoreReport:
     stored_keys: tuple = ()
 
 
-def store_batches(store: Store, batches: Sequence[Batch], *, source: str, received_at: dt.datetime | None = None,
+def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
+                  received_at: dt.datetime | Sequence[dt.datetime] | None = None,
                   stored_at: dt.datetime | None = None) -> StoreReport:
-    """Store checked batches in one transaction (or the caller's); see the module docstring."""
+    """Store checked batches in one transaction (or the caller's); see the module docstring.
+
+    ``received_at``: when the batches were acknowledged, one time for all or one per batch (UTC).
+    """
     import pyarrow as pa
 
     if not batches:
         return StoreReport()
-    received_at = received_at or utcnow()
     stored_at = stored_at or utcnow()
+    if received_at is None or isinstance(received_at, dt.datetime):
+        received = [received_at or stored_at] * len(batches)
+    else:
+        received = list(received_at)
+        if len(received) != len(batches):
+            raise ValueError(f"received_at: {len(received)} times for {len(batches)} batches")
     first: dict[str, Batch] = {}
-    for b in batches:
+    arrived: dict[str, dt.datetime] = {}
+    for b, r in zip(batches, received):
         first.setdefault(b.batch_key, b)
+        arrived.setdefault(b.batch_key, r)
     unique = list(first.values())
     n_per = [b.reading_count for b in unique]
     e_per = [b.event_count for b in unique]
     batch_table = pa.table({
         "batch_key": [b.batch_key for b in unique], "site_code": [b.site_code for b in unique],
         "device_id": [b.device_id for b in unique], "content_sha256": [b.content_sha256 for b in unique],
+        "received_at": pa.array([arrived[b.batch_key] for b in unique], type=pa.timestamp("us")),
         "ord": list(range(len(unique)))})
     t_all = np.concatenate([b.t_us for b in unique]) if sum(n_per) else np.zeros(0, dtype=np.int64)
     reading_table = pa.table({
@@ -141,11 +153,11 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str, receiv
                 INSERT INTO ingest_batches (batch_key, site_code, device_id, source, content_sha256, readings, events,
                                             received_at, stored_at)
                 SELECT b.batch_key, b.site_code, b.device_id, ?, b.content_sha256,
-                       coalesce(r.n, 0), coalesce(e.n, 0), ?, ?
+                       coalesce(r.n, 0), coalesce(e.n, 0), b.received_at, ?
                 FROM _st_new_batches b
                 LEFT JOIN (SELECT batch_key, count(*) AS n FROM _st_new_readings GROUP BY 1) r USING (batch_key)
                 LEFT JOIN (SELECT batch_key, count(*) AS n FROM _st_new_events GROUP BY 1) e USING (batch_key)
-                """, [source, received_at, stored_at])
+                """, [source, stored_at])
             store.execute("""
                 INSERT INTO device_status (device_id, site_code, last_measured_at, last_received_at)
                 SELECT device_id, any_value(site_code), max(t), ? FROM (
@@ -153,7 +165,7 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str, receiv
                     UNION ALL SELECT device_id, site_code, "at" FROM _st_new_events) GROUP BY device_id
                 ON CONFLICT (device_id) DO UPDATE SET
                     last_measured_at = greatest(device_status.last_measured_at, excluded.last_measured_at),
-                    last_received_at = excluded.last_received_at""", [received_at])
+                    last_received_at = excluded.last_received_at""", [max(received)])
             counts = store.one("SELECT (SELECT count(*) FROM _st_new_batches) AS batches, "
                                "(SELECT count(*) FROM _st_new_readings) AS readings, "
                                "(SELECT count(*) FROM _st_new_readings WHERE NOT trusted) AS untrusted, "

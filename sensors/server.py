@@ -1,0 +1,359 @@
+"""The ingest server: devices post JSON batches over HTTP; the twin's DuckDB store stays shared.
+
+The design problem: DuckDB lets one process write a store at a time (and while it writes,
+no other process may even read it), but the dashboard keeps reading the same store and the
+CLI occasionally writes to it. A server holding the store open would lock everyone out. So:
+
+1. A request is authenticated by its device's API token (``Authorization: Bearer ...``;
+   only token digests are stored), checked whole (``sensors.batch``; one bad item refuses
+   the batch, nothing of it is kept), and appended to the spool (``sensors.spool``: SQLite
+   WAL, fsync on commit, group commit across concurrent requests). Only then is it
+   acknowledged (200). The server never opens the store on the request path.
+2. A flusher thread wakes every ``flush_interval_s`` (0.5 s), opens the store, moves every
+   spooled batch into it in one short transaction (``sensors.timeseries.store_batches``:
+   idempotent by batch key and by reading), re-evaluates the warnings of the series that
+   changed, and closes the store again. Between flushes the store is free for the
+   dashboard and the CLI; while someone else holds it, the flusher waits its turn
+   (``lock_timeout_s``) and the spool keeps taking batches.
+3. After a crash (kill -9, power loss), the spool still holds every acknowledged batch not
+   yet flushed; the restarted server flushes them. A batch flushed just before the crash
+   but not yet removed from the spool is flushed again and skipped: its key is in
+   ``ingest_batches``. So no acknowledged reading is lost and none is stored twice.
+
+Warnings are computed in the flush that stores their triggering reading: within one flush
+interval plus the flush itself of the acknowledgement (``bench/ingest.py`` measures it).
+Every ``silence_check_s`` the flusher also looks for devices that went quiet.
+
+Endpoints: ``POST /v1/batches`` (see ``sensors.batch`` for the JSON), ``GET /v1/health``.
+Answers: 200 stored (``duplicate: true`` when the batch was stored before), 400 malformed,
+401 no or unknown token, 403 token of another device, 404 unknown device, 409 batch id
+reused for different content, 413 too large, 422 refused content, 503 spool unavailable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.errors import SitetwinError
+from sensors.batch import BatchError, DeviceRef, parse_batch
+from sensors.config import IngestLimits, default_limits
+from sensors.registry import token_digest, utcnow
+from sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool, spool_path_for
+
+log = logging.getLogger("sitetwin.ingest")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db: Path
+    spool: Path | None = None            # default: <db>.spool/ingest.sqlite
+    flush_interval_s: float = 0.5        # how often spooled batches move into the store
+    max_flush_batches: int = 5000        # at most this many batches per flush transaction
+    refresh_s: float = 2.0               # how often the device and token list is re-read
+    silence_check_s: float = 10.0        # how often silent devices are looked for
+    lock_timeout_s: float = 5.0          # how long a flush waits for another writer before trying later
+    evaluate: bool = True                # compute warnings as data arrive
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.spool) if self.spool else spool_path_for(self.db)
+
+
+class Ingestor:
+    """The spool, the device cache and the flusher thread behind the HTTP app."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.spool: Spool | None = None
+        self.devices: dict[str, DeviceRef] = {}
+        self._tokens: dict[str, str] = {}            # sha256 -> device_id
+        self._limits: dict[str, IngestLimits] = {}
+        self._default_limits = default_limits().ingest
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_refresh = 0.0
+        self._next_silence = 0.0
+        self._retry_touched = None
+        self._count_lock = threading.Lock()
+        self.stats = {"acknowledged_batches": 0, "acknowledged_readings": 0, "acknowledged_events": 0,
+                      "duplicate_batches": 0, "refused": {}, "flushes": 0, "flushed_batches": 0,
+                      "stored_readings": 0, "stored_events": 0, "skipped_copies": 0, "last_flush_at": None,
+                      "last_flush_s": None, "max_flush_s": 0.0, "store_busy": 0, "last_error": None,
+                      "warnings_changed": 0, "started_at": None}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        from data.store import open_store
+
+        self.spool = Spool(self.config.spool_path)
+        with open_store(self.config.db, lock_timeout_s=max(self.config.lock_timeout_s, 30.0)) as store:
+            self._refresh(store)
+        self.stats["started_at"] = utcnow().isoformat() + "Z"
+        self._thread = threading.Thread(target=self._loop, name="ingest-flusher", daemon=True)
+        self._thread.start()
+        log.info("ingest: %d devices, spool %s (%d batches waiting)", len(self.devices), self.config.spool_path,
+                 self.spool.counts()["pending_batches"])
+
+    def stop(self) -> None:
+        """Stop taking batches, flush what is spooled (if the store is free), close."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.spool is not None:
+            self.spool.close()
+
+    # ------------------------------------------------------------------ request side
+
+    def authenticate(self, token: str) -> DeviceRef | None:
+        # Looked up by digest: timing reveals nothing useful, as a caller cannot choose digests.
+        device_id = self._tokens.get(token_digest(token))
+        return None if device_id is None else self.devices.get(device_id)
+
+    def limits_for(self, site_code: str) -> IngestLimits:
+        return self._limits.get(site_code, self._default_limits)
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._count_lock:
+            self.stats[key] = self.stats.get(key, 0) + n
+
+    def refused(self, status: int) -> None:
+        with self._count_lock:
+            self.stats["refused"][str(status)] = self.stats["refused"].get(str(status), 0) + 1
+
+    def health(self) -> dict:
+        counts = self.spool.counts() if self.spool is not None else {}
+        with self._count_lock:
+            return {**self.stats, "refused": dict(self.stats["refused"]), **counts, "devices": len(self.devices)}
+
+    # ------------------------------------------------------------------ flusher
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.config.flush_interval_s)
+            self._wake.clear()
+            self.flush_once()
+        # last flush on the way out; whatever cannot be stored now stays spooled for next time
+        while self.spool is not None and self.spool.counts()["pending_batches"] and self.flush_once(final=True):
+            pass
+
+    def flush_once(self, *, final: bool = False) -> int:
+        """One flush cycle; returns how many batches it moved into the store."""
+        from data.store import open_store
+
+        assert self.spool is not None
+        items = self.spool.pending(self.config.max_flush_batches)
+        now = time.monotonic()
+        refresh = now >= self._next_refresh
+        silence = self.config.evaluate and now >= self._next_silence and not final
+        if not items and not refresh and not silence and self._retry_touched is None:
+            return 0
+        started = time.perf_counter()
+        try:
+            store = open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s)
+        except SitetwinError as exc:
+            self.stats["store_busy"] += 1
+            self.stats["last_error"] = str(exc)
+            log.warning("ingest: %s; %d batches stay spooled", exc, len(items))
+            return 0
+        moved = 0
+        try:
+            touched = None
+            if items:
+                moved, touched = self._store(store, items)
+            if self.config.evaluate:
+                self._evaluate(store, touched)
+                if silence:
+                    from sensors.warnings import check_silence
+
+                    try:
+                        report = check_silence(store)
+                        self.count("warnings_changed", report.inserted + report.updated)
+                    except Exception as exc:  # noqa: BLE001 - keep ingesting; the next sweep retries
+                        self.stats["last_error"] = f"silence check failed: {exc}"
+                        log.exception("ingest: silence check failed")
+                    self._next_silence = now + self.config.silence_check_s
+            if refresh:
+                self._refresh(store)
+                self._next_refresh = now + self.config.refresh_s
+        finally:
+            store.close()
+        elapsed = time.perf_counter() - started
+        with self._count_lock:
+            self.stats["flushes"] += 1
+            self.stats["last_flush_at"] = utcnow().isoformat() + "Z"
+            self.stats["last_flush_s"] = round(elapsed, 4)
+            self.stats["max_flush_s"] = round(max(self.stats["max_flush_s"], elapsed), 4)
+        return moved
+
+    def _store(self, store, items) -> tuple[int, object]:
+        from sensors.timeseries import StoreReport, store_batches
+
+        received = [_utc(i.received_us) for i in items]
+        try:
+            report = store_batches(store, [i.batch for i in items], source="http", received_at=received)
+            self.spool.done([i.seq for i in items])
+            good = items
+        except Exception as exc:  # noqa: BLE001 - isolate the batch the store refuses, keep the rest
+            log.warning("ingest: flush of %d batches failed (%s); storing them one by one", len(items), exc)
+            report, good = StoreReport(), []
+            for item in items:
+                try:
+                    one = store_batches(store, [item.batch], source="http", received_at=[_utc(item.received_us)])
+                except Exception as exc_one:  # noqa: BLE001
+                    self.spool.bury(item, str(exc_one))
+                    self.stats["last_error"] = f"batch {item.batch.batch_key} refused by the store: {exc_one}"
+                    continue
+                self.spool.done([item.seq])
+                good.append(item)
+                report = _combine(report, one)
+        with self._count_lock:
+            self.stats["flushed_batches"] += len(good)
+            self.stats["stored_readings"] += report.readings
+            self.stats["stored_events"] += report.events
+            self.stats["skipped_copies"] += report.copies
+        return len(good), report
+
+    def _evaluate(self, store, touched) -> None:
+        from sensors.timeseries import StoreReport
+        from sensors.warnings import evaluate_touched
+
+        pending = self._retry_touched
+        if touched is not None:
+            pending = touched if pending is None else _combine(pending, touched)
+        if pending is None or (not pending.touched and not pending.touched_sites):
+            self._retry_touched = None
+            return
+        try:
+            report = evaluate_touched(store, pending)
+            self._retry_touched = None
+            self.count("warnings_changed", report.inserted + report.updated)
+        except Exception as exc:  # noqa: BLE001 - readings are stored; evaluate them again next cycle
+            self._retry_touched = StoreReport(touched=pending.touched, touched_sites=pending.touched_sites)
+            self.stats["last_error"] = f"warning evaluation failed: {exc}"
+            log.exception("ingest: warning evaluation failed; retrying next cycle")
+
+    def _refresh(self, store) -> None:
+        from sensors.warnings import site_limits
+
+        devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"], r["installed_on"],
+                                             r["removed_on"])
+                   for r in store.rows("SELECT device_id, site_code, device_type, installed_on, removed_on FROM devices")}
+        tokens = {r["token_sha256"]: r["device_id"] for r in store.rows(
+            "SELECT token_sha256, device_id FROM device_tokens WHERE revoked_at IS NULL")}
+        limits = {site: site_limits(store, site).ingest for site in {d.site_code for d in devices.values()}}
+        self.devices, self._tokens, self._limits = devices, tokens, limits
+
+
+def _combine(a, b):
+    from sensors.timeseries import StoreReport
+
+    touched = dict(a.touched)
+    for k, v in b.touched.items():
+        touched[k] = min(v, touched.get(k, v))
+    sites = dict(a.touched_sites)
+    for k, v in b.touched_sites.items():
+        sites[k] = min(v, sites.get(k, v))
+    return StoreReport(batches=a.batches + b.batches, duplicate_batches=a.duplicate_batches + b.duplicate_batches,
+                       readings=a.readings + b.readings, copies=a.copies + b.copies, events=a.events + b.events,
+                       untrusted=a.untrusted + b.untrusted, touched=touched, touched_sites=sites,
+                       stored_keys=a.stored_keys + b.stored_keys)
+
+
+def _utc(us: int) -> dt.datetime:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us)))
+
+
+# ---------------------------------------------------------------------- HTTP
+
+def create_app(config: ServerConfig, ingestor: Ingestor | None = None):
+    """The Starlette ASGI app; its lifespan starts and stops the ingestor."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    ingestor = ingestor or Ingestor(config)
+
+    def refuse(status: int, message: str, problems: list[str] | None = None) -> JSONResponse:
+        ingestor.refused(status)
+        body = {"error": message}
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=status)
+
+    async def post_batch(request: Request) -> JSONResponse:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            return refuse(401, "no device token: send 'Authorization: Bearer <token>' (sitetwin device token ID)")
+        device = ingestor.authenticate(auth[7:].strip())
+        if device is None:
+            return refuse(401, "unknown or revoked device token")
+        limits = ingestor.limits_for(device.site_code)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return refuse(413, f"batch of {declared} bytes is larger than the limit of {limits.max_body_bytes}; "
+                               f"send smaller batches")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; send smaller batches")
+        try:
+            batch = parse_batch(bytes(body), token_device=device, devices=ingestor.devices, limits=limits,
+                                now_us=time.time_ns() // 1000)
+        except BatchError as exc:
+            return refuse(exc.status, str(exc), exc.problems)
+        outcome = await ingestor.spool.submit_async(batch)
+        if outcome.status == CONFLICT:
+            return refuse(409, f"batch_id {batch.batch_id} was used before for different content; "
+                               f"give new content a new batch_id")
+        if outcome.status not in (ACCEPTED, DUPLICATE):
+            return refuse(503, f"batch not stored: {outcome.error}; send it again later")
+        if outcome.status == DUPLICATE:
+            ingestor.count("duplicate_batches")
+        else:
+            ingestor.count("acknowledged_batches")
+            ingestor.count("acknowledged_readings", batch.reading_count)
+            ingestor.count("acknowledged_events", batch.event_count)
+        return JSONResponse({"batch_id": batch.batch_id, "device_id": batch.device_id,
+                             "readings": batch.reading_count, "events": batch.event_count,
+                             "duplicate": outcome.status == DUPLICATE})
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(ingestor.health())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        import anyio
+
+        await anyio.to_thread.run_sync(ingestor.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(ingestor.stop)
+
+    app = Starlette(routes=[Route("/v1/batches", post_batch, methods=["POST"]),
+                            Route("/v1/health", health, methods=["GET"])], lifespan=lifespan)
+    app.state.ingestor = ingestor
+    return app
+
+
+def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+    """Run the ingest server until interrupted (SIGINT/SIGTERM flush the spool and stop)."""
+    import uvicorn
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app(config)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+                timeout_graceful_shutdown=10)
