@@ -112,7 +112,7 @@ class Store:
         """Append a pandas DataFrame or pyarrow Table to ``table`` by column name."""
         if not _IDENT_RE.match(table):
             raise StoreError(f"not a table name: {table!r}")
-        columns = list(frame.columns if hasattr(frame, "columns") else frame.column_names)
+        columns = list(frame.column_names if hasattr(frame, "column_names") else frame.columns)
         if not columns or len(frame) == 0:
             return 0
         for c in columns:

@@ -128,6 +128,14 @@ class Scope:
             return "FALSE", []
         return "(" + " OR ".join(conditions) + ")", params
 
+    def admits_site(self, site_code: str, district: str | None, city: str | None) -> bool:
+        """Whether a site with these attributes is in scope (for sites not yet in the store, e.g. a package's)."""
+        if self.all_sites or site_code in self.sites:
+            return True
+        if self.district:
+            return district == self.district and (self.city is None or city == self.city)
+        return bool(self.city) and city == self.city
+
     def site_codes(self, store) -> list[str]:
         """The codes of the sites this scope admits, sorted."""
         cond, params = self.where("site_code")

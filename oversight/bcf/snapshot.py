@@ -49,7 +49,7 @@ def render_snapshot(mesh, camera: dict, selected_global_ids=(), *, width: int = 
         colour[ok] = albedo * (0.3 + 0.7 * lambert)[:, None] * fog[:, None] + SKY_BOTTOM * (1 - fog)[:, None]
     image = (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
+    Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -1,0 +1,322 @@
+"""The data catalogue: every data source of a site, its unified identifier, owner, last update and
+completeness; a data-quality measure per site and district; exchange packages between platforms.
+
+Unified identifiers are ``<site_code>/<kind>/<id>`` (``DEMO/model/structure@v2``,
+``DEMO/survey/S1a2b...``, ``DEMO/camera/gate-1``, ``DEMO/sensor/DEMO-CRANE-01``): the same on
+the project, district and city platforms, because every row carries its site code and
+its own id.
+
+Completeness per entry (0..1):
+
+=========  ==========================================================================
+model      share of its elements with geometry and a storey
+schedule   share of its (non-summary) tasks linked to model elements
+survey     mean coverage of the elements it saw (``element_deviation.coverage``)
+panoramas  share of the site's panoramas with a pose in the model
+camera     share of the last 7 days on which the camera delivered detections
+sensor     readings received in the last day over those expected (``interval_s``), capped at 1
+findings   share of findings with an element or a location
+=========  ==========================================================================
+
+Data quality of a site = 0.4 * coverage (share of the expected kinds present: model,
+schedule, survey, panoramas, camera, sensor) + 0.4 * mean completeness of its entries
++ 0.2 * freshness (1 when the newest entry is at most 7 days old, falling linearly to 0
+at 60 days). A district's (or city's) is the mean over its sites.
+
+Exchange packages build on ``data.exchange``: the site-scoped rows of every table with a
+``site_code`` column go to Parquet with a manifest, which gains a ``package`` section
+(level, sites, who made it). Accounts, sessions, tokens, login attempts, the audit log
+and device tokens never leave a platform. A district platform imports a project's
+package, a city platform a district's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from data.store import Store
+from oversight import audit
+from oversight.audit import utcnow
+from oversight.errors import AccessDenied, OversightError
+from oversight.scope import Scope
+
+KINDS = ("model", "schedule", "survey", "panoramas", "camera", "sensor")
+LEVELS = ("project", "district", "city")
+# tables that never travel in an exchange package
+PRIVATE_TABLES = frozenset({"accounts", "account_sites", "sessions", "api_tokens", "login_attempts", "audit_log",
+                            "device_tokens", "schema_migrations"})
+FRESH_DAYS, STALE_DAYS = 7, 60
+
+
+def catalogue(store: Store, scope: Scope, *, site_code: str | None = None, district: str | None = None,
+              as_of: dt.date | str | None = None) -> list[dict]:
+    """Every data source of the sites in scope (optionally one site or district)."""
+    scope.require("read")
+    if site_code is not None:
+        _require(store, scope, site_code)
+    day = _day(as_of)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    cond, params = scope.where("site_code")
+    sites = store.rows(f"SELECT s.site_code, p.data_owner, p.contractor FROM sites s LEFT JOIN site_profiles p "
+                       f"USING (site_code) WHERE {cond.replace('site_code', 's.site_code')} "
+                       f"AND (? IS NULL OR s.site_code = ?) AND (? IS NULL OR s.district = ?) ORDER BY 1",
+                       [*params, site_code, site_code, district, district])
+    tables = set(store.tables())
+    entries: list[dict] = []
+    for s in sites:
+        owner = s["data_owner"] or s["contractor"] or "unassigned"
+        entries += _entries(store, s["site_code"], owner, end, tables)
+    audit.record(store, scope, "view", "catalogue", None, site_code=site_code,
+                 detail={"entries": len(entries), "district": district})
+    return entries
+
+
+def _entries(store: Store, site: str, owner: str, end: dt.datetime, tables: set[str]) -> list[dict]:
+    out = []
+
+    def add(kind, ident, name, last, completeness, detail):
+        out.append({"uid": f"{site}/{kind}/{ident}", "site_code": site, "kind": kind, "id": ident, "name": name,
+                    "owner": owner, "last_update": last,
+                    "completeness": None if completeness is None else round(float(completeness), 4),
+                    "detail": detail})
+
+    for m in store.rows("SELECT m.model_id, m.name, m.version, m.loaded_at, m.element_count, "
+                        "(SELECT count(*) FROM elements e WHERE e.model_id = m.model_id AND e.has_geometry "
+                        " AND e.storey IS NOT NULL) AS placed, (SELECT count(*) FROM elements e "
+                        " WHERE e.model_id = m.model_id) AS elements, "
+                        "(SELECT count(*) FROM models x WHERE x.site_code = m.site_code AND x.name = m.name) AS versions "
+                        "FROM current_models m WHERE m.site_code = ? AND m.loaded_at < ? ORDER BY m.name",
+                        [site, end]):
+        add("model", f"{m['name']}@v{m['version']}", m["name"], m["loaded_at"],
+            m["placed"] / m["elements"] if m["elements"] else 0.0,
+            {"model_id": m["model_id"], "elements": m["elements"], "versions": m["versions"]})
+    for sch in store.rows("SELECT s.schedule_id, s.name, s.imported_at, "
+                          "(SELECT count(*) FROM tasks t WHERE t.schedule_id = s.schedule_id AND NOT t.is_summary) AS n, "
+                          "(SELECT count(DISTINCT te.task_id) FROM task_elements te WHERE te.schedule_id = s.schedule_id "
+                          " AND te.model_id IS NOT NULL) AS linked FROM schedules s WHERE s.site_code = ? "
+                          "AND s.imported_at < ?", [site, end]):
+        add("schedule", sch["schedule_id"], sch["name"], sch["imported_at"],
+            min(1.0, sch["linked"] / sch["n"]) if sch["n"] else 0.0, {"tasks": sch["n"], "linked_tasks": sch["linked"]})
+    if "surveys" in tables:
+        for sv in store.rows("SELECT s.survey_id, s.name, coalesce(CAST(s.epoch AS TIMESTAMP), s.created_at) AS at, "
+                             "s.fitness, s.point_count, (SELECT avg(coverage) FROM element_deviation d "
+                             " WHERE d.survey_id = s.survey_id AND d.coverage IS NOT NULL) AS coverage "
+                             "FROM surveys s WHERE s.site_code = ? AND s.created_at < ?", [site, end]):
+            comp = sv["coverage"] if sv["coverage"] is not None else sv["fitness"]
+            add("survey", sv["survey_id"], sv["name"], sv["at"], min(1.0, comp) if comp is not None else None,
+                {"points": sv["point_count"], "fitness": sv["fitness"]})
+    if "panoramas" in tables:
+        p = store.one("SELECT count(*) AS n, count(T_model_from_camera) AS posed, "
+                      "max(coalesce(captured_at, added_at)) AS last FROM panoramas WHERE site_code = ? "
+                      "AND added_at < ?", [site, end])
+        if p["n"]:
+            add("panoramas", "all", f"{p['n']} panoramas", p["last"], p["posed"] / p["n"],
+                {"panoramas": p["n"], "posed": p["posed"]})
+    if "cameras" in tables:
+        week = end - dt.timedelta(days=7)
+        for c in store.rows("SELECT c.camera_id, c.name, c.added_at, "
+                            "(SELECT max(captured_at) FROM detections d WHERE d.site_code = c.site_code "
+                            " AND d.camera_id = c.camera_id AND d.captured_at < ?) AS last, "
+                            "(SELECT count(DISTINCT CAST(captured_at AS DATE)) FROM detections d "
+                            " WHERE d.site_code = c.site_code AND d.camera_id = c.camera_id AND d.captured_at >= ? "
+                            " AND d.captured_at < ?) AS days FROM cameras c WHERE c.site_code = ? AND c.added_at < ?",
+                            [end, week, end, site, end]):
+            add("camera", c["camera_id"], c["name"] or c["camera_id"], c["last"] or c["added_at"], c["days"] / 7,
+                {"days_with_detections_7d": c["days"]})
+    if "devices" in tables:
+        day_ago = end - dt.timedelta(days=1)
+        for d in store.rows("SELECT d.device_id, d.name, d.device_type, d.interval_s, s.last_measured_at, "
+                            "(SELECT count(*) FROM readings r WHERE r.device_id = d.device_id AND r.measured_at >= ? "
+                            " AND r.measured_at < ?) AS received, "
+                            "(SELECT count(DISTINCT channel) FROM readings r WHERE r.device_id = d.device_id) AS channels "
+                            "FROM devices d LEFT JOIN device_status s USING (device_id) WHERE d.site_code = ? "
+                            "AND d.created_at < ? AND (d.removed_on IS NULL OR d.removed_on >= CAST(? AS DATE))",
+                            [day_ago, end, site, end, end]):
+            expected = 86400.0 / d["interval_s"] * max(d["channels"] or 1, 1) if d["interval_s"] else None
+            comp = min(1.0, d["received"] / expected) if expected else None
+            add("sensor", d["device_id"], d["name"] or d["device_type"], d["last_measured_at"], comp,
+                {"type": d["device_type"], "readings_24h": d["received"]})
+    f = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE global_id IS NOT NULL OR x_m IS NOT NULL) AS placed, "
+                  "(SELECT max(occurred_at) FROM finding_events e WHERE e.site_code = ? AND e.occurred_at < ?) AS last "
+                  "FROM findings WHERE site_code = ? AND raised_at < ?", [site, end, site, end])
+    if f["n"]:
+        add("findings", "all", f"{f['n']} findings", f["last"], f["placed"] / f["n"], {"findings": f["n"]})
+    return out
+
+
+def data_quality(store: Store, scope: Scope, *, site_code: str | None = None, by: str | None = None,
+                 as_of: dt.date | str | None = None) -> list[dict]:
+    """The data-quality measure per site (default), or per ``by="district"``/``"city"`` (mean over sites)."""
+    entries = catalogue(store, scope, site_code=site_code, as_of=as_of)
+    day = _day(as_of)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    cond, params = scope.where("site_code")
+    sites = store.rows(f"SELECT site_code, district, city FROM sites WHERE {cond} AND (? IS NULL OR site_code = ?) "
+                       f"ORDER BY site_code", [*params, site_code, site_code])
+    per_site = []
+    for s in sites:
+        mine = [e for e in entries if e["site_code"] == s["site_code"]]
+        kinds = {e["kind"] for e in mine} & set(KINDS)
+        coverage = len(kinds) / len(KINDS)
+        comps = [e["completeness"] for e in mine if e["completeness"] is not None]
+        completeness = sum(comps) / len(comps) if comps else 0.0
+        last = max((e["last_update"] for e in mine if e["last_update"] is not None), default=None)
+        if isinstance(last, dt.date) and not isinstance(last, dt.datetime):
+            last = dt.datetime.combine(last, dt.time())
+        age = (end - last).total_seconds() / 86400 if last else None
+        freshness = 0.0 if age is None else max(0.0, min(1.0, (STALE_DAYS - age) / (STALE_DAYS - FRESH_DAYS)))
+        score = 0.4 * coverage + 0.4 * completeness + 0.2 * freshness
+        per_site.append({"site_code": s["site_code"], "district": s["district"], "city": s["city"],
+                         "quality": round(score, 4), "coverage": round(coverage, 4),
+                         "completeness": round(completeness, 4), "freshness": round(freshness, 4),
+                         "missing": sorted(set(KINDS) - kinds), "last_update": last})
+    if by is None:
+        return per_site
+    if by not in ("district", "city"):
+        raise OversightError(f"data quality by {by!r}: use district or city")
+    groups: dict[tuple, list[dict]] = {}
+    for r in per_site:
+        key = (r["city"], r["district"]) if by == "district" else (r["city"],)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        out.append({**({"city": key[0], "district": key[1]} if by == "district" else {"city": key[0]}),
+                    "sites": len(rows), "quality": round(sum(r["quality"] for r in rows) / len(rows), 4),
+                    "worst_site": min(rows, key=lambda r: r["quality"])["site_code"]})
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# exchange packages
+
+def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: list[str] | None = None,
+                   district: str | None = None, level: str = "project") -> dict:
+    """Write the rows of the given sites (default: all in scope) as a Parquet package with a manifest.
+
+    ``level`` names the platform that makes it (``project``, ``district`` or ``city``).
+    """
+    from data.exchange import MANIFEST, export_tables
+    from data.store import open_store
+
+    scope.require("export")
+    if level not in LEVELS:
+        raise OversightError(f"level {level!r}: use one of {', '.join(LEVELS)}")
+    chosen = sites or [s for s in scope.site_codes(store)
+                       if district is None or store.scalar("SELECT district FROM sites WHERE site_code = ?", [s]) == district]
+    for s in chosen:
+        _require(store, scope, s, "export")
+    if not chosen:
+        raise OversightError("no site to export in your scope")
+    out = Path(out_dir)
+    tables = _site_tables(store)
+    work = Path(tempfile.mkdtemp(prefix="sitetwin-package-"))
+    try:
+        with open_store(work / "package.duckdb", cache_dir=work / "cache") as pkg:
+            marks = ", ".join("?" for _ in chosen)
+            with pkg.transaction():
+                for t in tables:
+                    if t not in pkg.tables():
+                        continue
+                    arrow = store.con.sql(f'SELECT * FROM "{t}" WHERE site_code IN ({marks})',
+                                          params=chosen).to_arrow_table()
+                    pkg.insert_frame(t, arrow)
+            manifest = export_tables(pkg, out, [t for t in tables if t in pkg.tables()])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    package_id = str(uuid.uuid4())
+    manifest["package"] = {"package_id": package_id, "level": level, "sites": chosen, "made_by": scope.actor,
+                           "made_at": utcnow().isoformat(timespec="seconds"),
+                           "source": store.label}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    with (store.transaction() if not store.read_only else contextlib.nullcontext()):
+        if not store.read_only:
+            for s in chosen:
+                store.execute("INSERT INTO exchange_packages (package_id, site_code, direction, level, path, actor, "
+                              "done_at, manifest) VALUES (?, ?, 'export', ?, ?, ?, ?, ?)",
+                              [f"{package_id}:{s}", s, level, str(out), scope.actor, utcnow(),
+                               {"tables": {t: m["rows"] for t, m in manifest["tables"].items()}}])
+        for s in chosen:
+            audit.record(store, scope, "export", "package", package_id, site_code=s, detail={"level": level,
+                                                                                           "path": str(out)})
+    return manifest
+
+
+def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = "district") -> dict:
+    """Take in a package from the level below (``level`` is this platform's: district takes project
+    packages, city takes district ones). Sites must be in the caller's scope; one transaction."""
+    from data.exchange import MANIFEST, import_tables
+
+    scope.require("import")
+    if level not in LEVELS[1:]:
+        raise OversightError(f"a {level!r} platform does not import packages; use district or city")
+    path = Path(src) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        package = manifest["package"]
+        sites = list(package["sites"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OversightError(f"{src}: not a sitetwin exchange package ({exc})") from None
+    made_by = package.get("level")
+    if LEVELS.index(made_by) >= LEVELS.index(level):
+        raise OversightError(f"{src}: a {made_by} package cannot be imported by a {level} platform "
+                             f"(packages go up: project -> district -> city)")
+    private = sorted(set(manifest.get("tables", {})) & PRIVATE_TABLES)
+    if private:
+        raise OversightError(f"{src}: carries private tables ({', '.join(private)}); refused")
+    # the sites table arrives with the package: judge scope by the store's row, else the package's
+    site_rows = _package_sites(Path(src), manifest)
+    for s in sites:
+        if s not in site_rows:
+            raise OversightError(f"{src}: site {s} is listed but its row is missing")
+        known = store.one("SELECT district, city FROM sites WHERE site_code = ?", [s]) or site_rows[s]
+        if not scope.admits_site(s, known.get("district"), known.get("city")):
+            audit.record(store, scope, "denied", "package", package.get("package_id"), site_code=s,
+                         detail={"action": "import"})
+            raise AccessDenied(f"{scope.actor} ({scope.role}): site {s} in {src} is not in your scope")
+    report = import_tables(store, src)
+    with store.transaction():
+        for s in sites:
+            store.execute("INSERT INTO exchange_packages (package_id, site_code, direction, level, path, actor, done_at, "
+                          "manifest) VALUES (?, ?, 'import', ?, ?, ?, ?, ?)",
+                          [f"{package.get('package_id')}:{s}:in:{uuid.uuid4().hex[:8]}", s, made_by, str(src),
+                           scope.actor, utcnow(), {"report": report}])
+            audit.record(store, scope, "import", "package", package.get("package_id"), site_code=s,
+                         detail={"from_level": made_by})
+    return {"package_id": package.get("package_id"), "from_level": made_by, "sites": sites, "tables": report}
+
+
+def _package_sites(src: Path, manifest: dict) -> dict[str, dict]:
+    import pyarrow.parquet as pq
+
+    meta = manifest.get("tables", {}).get("sites")
+    if not meta:
+        return {}
+    table = pq.read_table(src / meta["file"], columns=["site_code", "district", "city"])
+    return {r["site_code"]: r for r in table.to_pylist()}
+
+
+def _site_tables(store: Store) -> list[str]:
+    rows = store.rows("SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'site_code' "
+                      "AND table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
+                      "WHERE table_type = 'BASE TABLE') ORDER BY 1")
+    return [r["table_name"] for r in rows if r["table_name"] not in PRIVATE_TABLES]
+
+
+def _require(store: Store, scope: Scope, site_code: str, action: str = "read") -> None:
+    try:
+        scope.require_site(store, site_code, action)
+    except AccessDenied:
+        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": action})
+        raise
+
+
+def _day(value) -> dt.date:
+    from oversight.risk import _day as day
+
+    return day(value)

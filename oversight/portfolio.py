@@ -1,0 +1,186 @@
+"""The portfolio: many sites, organised city -> district -> project, with per-site figures and rollups.
+
+Every figure comes from one SQL statement over the store (findings as of a day from their
+events; detections and hazards in a window; the latest stored risk score), filtered by
+the caller's scope, so rolling up 200 sites with a million detections stays interactive
+(``bench/portfolio.py``). ``site_portrait`` gathers what a regulator sees about one site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from data.store import Store
+from oversight import audit
+from oversight._tx import atomic
+from oversight.audit import utcnow
+from oversight.errors import AccessDenied, OversightError
+from oversight.scope import Scope
+
+GROUPS = ("district", "city")
+PROFILE_FIELDS = ("project", "contractor", "data_owner", "planned_start", "planned_finish", "workers_planned",
+                  "latitude", "longitude")
+WINDOW_DAYS = 30
+
+
+def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | None, day: dt.date,
+              window_days: int) -> tuple[str, list[Any]]:
+    """The per-site figures as one SQL statement (and its parameters)."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    start = end - dt.timedelta(days=window_days)
+    tables = set(store.tables())
+    cond, params = scope.where("site_code")
+    det = ("SELECT site_code, count(*) AS detections, max(captured_at) AS last_detection_at FROM detections "
+           "WHERE captured_at >= ? AND captured_at < ? GROUP BY site_code") if "detections" in tables else \
+        "SELECT NULL::VARCHAR AS site_code, 0 AS detections, NULL::TIMESTAMP AS last_detection_at WHERE false"
+    haz = ("SELECT site_code, count(*) AS hazards FROM hazards WHERE started_at >= ? AND started_at < ? "
+           "GROUP BY site_code") if "hazards" in tables else \
+        "SELECT NULL::VARCHAR AS site_code, 0 AS hazards WHERE false"
+    sql = f"""
+    WITH s AS (
+        SELECT site_code, name, district, city FROM sites
+        WHERE {cond} AND (? IS NULL OR city = ?) AND (? IS NULL OR district = ?)
+    ), ev AS (
+        SELECT finding_id,
+               arg_max(status, seq) FILTER (WHERE status IS NOT NULL) AS status,
+               arg_max(due, seq) FILTER (WHERE due IS NOT NULL) AS due,
+               max(occurred_at) FILTER (WHERE status = 'verified_closed') AS closed_at
+        FROM finding_events WHERE occurred_at < ? GROUP BY finding_id
+    ), fs AS (
+        SELECT f.site_code,
+               count(*) FILTER (WHERE ev.status <> 'verified_closed') AS open_findings,
+               count(*) FILTER (WHERE ev.status IN ('open', 'reopened') AND ev.due < ?) AS overdue_findings,
+               count(*) FILTER (WHERE ev.status <> 'verified_closed' AND f.severity = 'critical') AS open_critical,
+               count(*) FILTER (WHERE ev.status <> 'verified_closed' AND f.severity = 'high') AS open_high,
+               count(*) FILTER (WHERE ev.status = 'rectification_submitted') AS awaiting_verification,
+               count(*) FILTER (WHERE f.raised_at >= ?) AS raised_in_window,
+               count(*) FILTER (WHERE ev.status = 'verified_closed' AND ev.closed_at >= ?) AS closed_in_window,
+               avg(epoch(ev.closed_at - f.raised_at) / 86400.0)
+                   FILTER (WHERE ev.status = 'verified_closed' AND ev.closed_at >= ?) AS mean_days_to_close
+        FROM findings f JOIN ev USING (finding_id) WHERE f.raised_at < ? GROUP BY f.site_code
+    ), det AS ({det}), haz AS ({haz}), rs AS (
+        SELECT site_code, arg_max(score, as_of) AS risk_score, arg_max(tier, as_of) AS tier,
+               max(as_of) AS scored_on
+        FROM risk_scores WHERE as_of <= ? GROUP BY site_code
+    )
+    SELECT s.site_code, s.name, s.district, s.city, p.project, p.contractor, p.latitude, p.longitude,
+           coalesce(fs.open_findings, 0) AS open_findings, coalesce(fs.overdue_findings, 0) AS overdue_findings,
+           coalesce(fs.open_critical, 0) AS open_critical, coalesce(fs.open_high, 0) AS open_high,
+           coalesce(fs.awaiting_verification, 0) AS awaiting_verification,
+           coalesce(fs.raised_in_window, 0) AS raised_in_window, coalesce(fs.closed_in_window, 0) AS closed_in_window,
+           fs.mean_days_to_close,
+           coalesce(det.detections, 0) AS detections, det.last_detection_at,
+           coalesce(haz.hazards, 0) AS hazards,
+           rs.risk_score, rs.tier, rs.scored_on
+    FROM s LEFT JOIN site_profiles p USING (site_code) LEFT JOIN fs USING (site_code)
+         LEFT JOIN det USING (site_code) LEFT JOIN haz USING (site_code) LEFT JOIN rs USING (site_code)
+    """
+    args: list[Any] = [*params, city, city, district, district, end, day, start, start, start, end]
+    if "detections" in tables:
+        args += [start, end]
+    if "hazards" in tables:
+        args += [start, end]
+    args.append(day)
+    return sql, args
+
+
+def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, district: str | None = None,
+                    as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS) -> list[dict]:
+    """One row per site in scope: findings (open, overdue, critical...), detections and hazards in the
+    window, the latest stored risk score and tier, and the profile (project, contractor, position)."""
+    scope.require("read")
+    day = _day(as_of)
+    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
+    rows = store.rows(sql + " ORDER BY s.city, s.district, s.site_code", args)
+    audit.record(store, scope, "view", "portfolio", None, detail={"sites": len(rows), "city": city,
+                                                                   "district": district})
+    return rows
+
+
+def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None = None, district: str | None = None,
+           as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS) -> list[dict]:
+    """Per-district (or per-city) totals over the sites in scope: sites, open/overdue/critical findings,
+    closures, detections, hazards, mean and worst risk, and how many sites sit in each tier."""
+    scope.require("read")
+    if by not in GROUPS:
+        raise OversightError(f"roll up by {by!r}: use one of {', '.join(GROUPS)}")
+    day = _day(as_of)
+    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
+    keys = "city, district" if by == "district" else "city"
+    rows = store.rows(f"""
+        WITH per_site AS ({sql})
+        SELECT {keys}, count(*) AS sites,
+               sum(open_findings) AS open_findings, sum(overdue_findings) AS overdue_findings,
+               sum(open_critical) AS open_critical, sum(open_high) AS open_high,
+               sum(awaiting_verification) AS awaiting_verification,
+               sum(raised_in_window) AS raised_in_window, sum(closed_in_window) AS closed_in_window,
+               round(avg(mean_days_to_close), 2) AS mean_days_to_close,
+               sum(detections) AS detections, sum(hazards) AS hazards,
+               round(avg(risk_score), 2) AS mean_risk, max(risk_score) AS max_risk,
+               count(*) FILTER (WHERE tier = 'A') AS tier_a, count(*) FILTER (WHERE tier = 'B') AS tier_b,
+               count(*) FILTER (WHERE tier = 'C') AS tier_c, count(*) FILTER (WHERE tier IS NULL) AS unscored
+        FROM per_site GROUP BY {keys} ORDER BY {keys}""", args)
+    audit.record(store, scope, "view", "portfolio_rollup", None, detail={"by": by, "groups": len(rows)})
+    return rows
+
+
+def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) -> dict:
+    """Record who builds and owns a site and where it is (regulators and admins)."""
+    try:
+        scope.require_site(store, site_code, "edit_site")
+    except AccessDenied:
+        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": "edit_site"})
+        raise
+    unknown = sorted(set(fields) - set(PROFILE_FIELDS))
+    if unknown:
+        raise OversightError(f"site profile has no field {', '.join(unknown)} (fields: {', '.join(PROFILE_FIELDS)})")
+    for key in ("latitude", "longitude"):
+        if fields.get(key) is not None:
+            limit = 90 if key == "latitude" else 180
+            if not -limit <= float(fields[key]) <= limit:
+                raise OversightError(f"{key} {fields[key]} is outside -{limit}..{limit} degrees")
+    with atomic(store):
+        if not store.scalar("SELECT count(*) FROM site_profiles WHERE site_code = ?", [site_code]):
+            store.execute("INSERT INTO site_profiles (site_code) VALUES (?)", [site_code])
+        for key, value in fields.items():
+            if value is not None:
+                # key is checked against PROFILE_FIELDS above
+                store.execute(f"UPDATE site_profiles SET {key} = ?, updated_at = ? WHERE site_code = ?",
+                              [value, utcnow(), site_code])
+        audit.record(store, scope, "write", "site_profile", site_code, site_code=site_code,
+                     detail={k: str(v) for k, v in fields.items() if v is not None})
+    return store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code])
+
+
+def site_portrait(store: Store, scope: Scope, site_code: str, *, as_of: dt.date | str | None = None) -> dict:
+    """Everything a regulator sees about one site: identity, profile, risk with breakdown and trend,
+    findings by status, data catalogue and quality. The dashboard's site page reads this."""
+    from oversight.catalogue import catalogue, data_quality
+    from oversight.findings import list_findings
+    from oversight.risk import compute_risk, risk_trend
+
+    try:
+        scope.require_site(store, site_code, "read")
+    except AccessDenied:
+        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": "read"})
+        raise
+    day = _day(as_of)
+    site = store.one("SELECT * FROM sites WHERE site_code = ?", [site_code])
+    profile = store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code])
+    findings = list_findings(store, scope, site_code=site_code, as_of=day)
+    by_status: dict[str, int] = {}
+    for f in findings:
+        by_status[f.status] = by_status.get(f.status, 0) + 1
+    return {"site": site, "profile": profile, "risk": compute_risk(store, scope, site_code, as_of=day),
+            "trend": risk_trend(store, scope, site_code),
+            "findings": {"by_status": by_status, "overdue": sum(1 for f in findings if f.overdue),
+                         "newest": findings[:10]},
+            "catalogue": catalogue(store, scope, site_code=site_code, as_of=day),
+            "data_quality": data_quality(store, scope, site_code=site_code, as_of=day)[0]}
+
+
+def _day(value) -> dt.date:
+    from oversight.risk import _day as day
+
+    return day(value)

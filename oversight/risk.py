@@ -1,0 +1,514 @@
+"""The site portrait: a transparent risk score, its tier (A/B/C) and the inspection frequency it sets.
+
+The formula, and every number in it, is ``oversight/config/risk.yaml``::
+
+    score     = sum_i weight_i * subscore_i                    (0 = no risk seen, 100 = worst)
+    subscore  = 100 * min(1, raw / saturation)                 (no data: no_data_subscore, shown as such)
+
+with these components (raw figure, as of a day ``D``, window = the ``window_days`` before it):
+
+- **findings**: open findings weighted by severity (low 1, medium 3, high 8, critical 20);
+  awaiting verification counts half, overdue counts twice. Status as of ``D`` (from the events).
+- **hazards**: hazards (vision's ``hazards``) per 1000 worker-hours (sensors' attendance);
+  without attendance, per day with detections. No data without either.
+- **deviation**: share of elements out of tolerance in the latest survey up to ``D`` (twin).
+- **progress**: share of elements whose schedule task finished before ``D`` and that neither
+  the latest survey nor the detectors (``observed_stages``, concrete) have seen built.
+- **data**: half the share of missing sources (model, schedule, survey in 60 days,
+  panoramas, detections in 7 days, sensors reporting in a day), half the staleness
+  (days since anything new, over ``stale_days``).
+- **sensors**: sensor warnings started in the window, weighted by severity.
+
+Other packages' tables are read by SQL only when they exist and hold rows for the site;
+a site without surveys or sensors still gets a score, and its breakdown says "no data".
+A regulator's tier decision (``set_tier``) overrides the computed tier until it expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from data.store import Store
+from oversight import audit
+from oversight._tx import atomic
+from oversight.audit import utcnow
+from oversight.errors import AccessDenied, OversightError, SchemeError
+from oversight.scope import Scope
+
+COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors")
+TIERS = ("A", "B", "C")
+
+
+@dataclass(frozen=True)
+class RiskComponent:
+    name: str
+    weight: float
+    raw: float | None              # the figure (None: no data)
+    unit: str                      # what raw measures
+    saturation: float
+    subscore: float                # 0..100
+    points: float                  # weight * subscore: this component's share of the score
+    no_data: bool
+    basis: str                     # one line: where the figure comes from
+    detail: dict
+
+
+@dataclass(frozen=True)
+class RiskScore:
+    site_code: str
+    as_of: dt.date
+    score: float
+    computed_tier: str
+    tier: str                      # effective: a regulator's decision overrides the computed tier
+    tier_source: str               # computed | decision
+    inspect_every_days: int
+    premium_factor: float
+    components: tuple[RiskComponent, ...]
+    formula_version: str
+
+    def formula(self) -> str:
+        """The score written out, e.g. ``0.30*72.0 + 0.20*50.0(no data) + ... = 41.3``."""
+        terms = [f"{c.weight:.2f}*{c.subscore:.1f}{'(no data)' if c.no_data else ''}" for c in self.components]
+        return " + ".join(terms) + f" = {self.score:.1f}"
+
+
+# --------------------------------------------------------------------------------------
+# configuration
+
+def load_config(path: str | Path | None = None) -> dict:
+    """The risk configuration (default: the packaged ``config/risk.yaml``), checked key by key."""
+    import yaml
+
+    if path is None:
+        text = resources.files("oversight").joinpath("config/risk.yaml").read_text(encoding="utf-8")
+        where = "oversight/config/risk.yaml"
+    else:
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SchemeError(f"{where}: cannot read ({exc})") from None
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SchemeError(f"{where}: not valid YAML ({exc})") from None
+    _check_config(cfg, where)
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def default_config() -> dict:
+    return load_config()
+
+
+def _check_config(cfg: Any, where: str) -> None:
+    def need(cond: bool, key: str, expected: str):
+        if not cond:
+            raise SchemeError(f"{where}: {key} must be {expected}")
+
+    need(isinstance(cfg, dict), "the file", "a mapping")
+    need(isinstance(cfg.get("window_days"), int) and cfg["window_days"] > 0, "window_days", "a positive integer")
+    need(_num(cfg.get("no_data_subscore")) and 0 <= cfg["no_data_subscore"] <= 100, "no_data_subscore",
+         "a number from 0 to 100")
+    comps = cfg.get("components")
+    need(isinstance(comps, dict) and set(comps) == set(COMPONENTS), "components",
+         f"a mapping with exactly {', '.join(COMPONENTS)}")
+    total = 0.0
+    for name, c in comps.items():
+        need(isinstance(c, dict) and _num(c.get("weight")) and 0 <= c["weight"] <= 1, f"components.{name}.weight",
+             "a number from 0 to 1")
+        total += c["weight"]
+        for key in ("saturation", "per_day_saturation", "stale_days"):
+            if key in c:
+                need(_num(c[key]) and c[key] > 0, f"components.{name}.{key}", "a positive number")
+        if "severity_weights" in c:
+            need(isinstance(c["severity_weights"], dict) and set(c["severity_weights"]) ==
+                 {"low", "medium", "high", "critical"}, f"components.{name}.severity_weights",
+                 "a mapping of low, medium, high, critical to numbers")
+    need(abs(total - 1.0) < 1e-6, "components.*.weight", f"weights summing to 1 (they sum to {total:.3f})")
+    tiers = cfg.get("tiers")
+    need(isinstance(tiers, dict) and list(tiers) == list(TIERS), "tiers", "A, B and C in that order")
+    bounds = [tiers[t].get("below") for t in TIERS]
+    need(all(_num(b) for b in bounds) and bounds == sorted(bounds) and bounds[-1] > 100, "tiers.*.below",
+         "increasing numbers, the last above 100")
+    for t in TIERS:
+        need(isinstance(tiers[t].get("inspect_every_days"), int) and tiers[t]["inspect_every_days"] > 0,
+             f"tiers.{t}.inspect_every_days", "a positive integer")
+    p = cfg.get("premium")
+    need(isinstance(p, dict) and all(_num(p.get(k)) for k in ("pivot", "slope", "floor", "ceiling")), "premium",
+         "a mapping with numbers pivot, slope, floor and ceiling")
+    need(0 < p["floor"] <= 1 <= p["ceiling"], "premium.floor/ceiling", "floor <= 1 <= ceiling, floor > 0")
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------------------
+# the pure part
+
+def tier_for(score: float, config: dict | None = None) -> str:
+    cfg = config or default_config()
+    for t in TIERS:
+        if score < cfg["tiers"][t]["below"]:
+            return t
+    return TIERS[-1]
+
+
+def premium_factor(score: float, config: dict | None = None) -> tuple[float, str]:
+    """The insurance premium factor for a risk score, and the formula that gave it."""
+    p = (config or default_config())["premium"]
+    raw = 1 + p["slope"] * (score - p["pivot"]) / 50.0
+    factor = min(max(raw, p["floor"]), p["ceiling"])
+    text = (f"factor = clamp(1 + {p['slope']} * (risk {score:.1f} - {p['pivot']}) / 50, {p['floor']}, "
+            f"{p['ceiling']}) = {factor:.3f}")
+    return round(factor, 4), text
+
+
+def score_components(figures: dict[str, dict], config: dict | None = None) -> tuple[float, tuple[RiskComponent, ...]]:
+    """Turn raw figures (``site_figures``) into subscores and the total (pure; no store)."""
+    cfg = config or default_config()
+    comps = []
+    for name in COMPONENTS:
+        c, f = cfg["components"][name], figures[name]
+        sat = float(f.get("saturation") or c.get("saturation") or 1.0)
+        if f["raw"] is None:
+            sub = float(cfg["no_data_subscore"])
+        else:
+            sub = 100.0 * min(1.0, max(0.0, f["raw"]) / sat)
+        comps.append(RiskComponent(name=name, weight=float(c["weight"]), raw=f["raw"], unit=f["unit"],
+                                   saturation=sat, subscore=round(sub, 2), points=round(c["weight"] * sub, 3),
+                                   no_data=f["raw"] is None, basis=f["basis"], detail=f.get("detail", {})))
+    total = round(sum(c.weight * c.subscore for c in comps), 2)
+    return total, tuple(comps)
+
+
+# --------------------------------------------------------------------------------------
+# figures from the store
+
+def site_figures(store: Store, site_code: str, as_of: dt.date, config: dict | None = None) -> dict[str, dict]:
+    """The raw figure of every component for one site as of the end of ``as_of`` (see the module docstring)."""
+    cfg = config or default_config()
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    start = end - dt.timedelta(days=cfg["window_days"])
+    tables = set(store.tables())
+    return {
+        "findings": _findings_figure(store, site_code, as_of, end, cfg["components"]["findings"]),
+        "hazards": _hazards_figure(store, site_code, start, end, tables, cfg["components"]["hazards"]),
+        "deviation": _deviation_figure(store, site_code, as_of, tables),
+        "progress": _progress_figure(store, site_code, as_of, end, tables),
+        "data": _data_figure(store, site_code, end, tables, cfg["components"]["data"]),
+        "sensors": _sensor_figure(store, site_code, start, end, tables, cfg["components"]["sensors"]),
+    }
+
+
+def _findings_figure(store, site, as_of, end, c) -> dict:
+    rows = store.rows(
+        "WITH ev AS (SELECT finding_id, arg_max(status, seq) FILTER (WHERE status IS NOT NULL) AS status, "
+        "arg_max(due, seq) FILTER (WHERE due IS NOT NULL) AS due FROM finding_events "
+        "WHERE site_code = ? AND occurred_at < ? GROUP BY finding_id) "
+        "SELECT f.severity, ev.status, ev.due FROM findings f JOIN ev USING (finding_id) "
+        "WHERE f.site_code = ? AND f.raised_at < ? AND ev.status <> 'verified_closed'", [site, end, site, end])
+    raw = 0.0
+    by_sev = {s: 0 for s in c["severity_weights"]}
+    overdue = {s: 0 for s in c["severity_weights"]}
+    for r in rows:
+        w = c["severity_weights"][r["severity"]]
+        late = r["status"] in ("open", "reopened") and r["due"] is not None and r["due"] < as_of
+        if r["status"] == "rectification_submitted":
+            w *= c["submitted_factor"]
+        if late:
+            w *= c["overdue_factor"]
+            overdue[r["severity"]] += 1
+        by_sev[r["severity"]] += 1
+        raw += w
+    return {"raw": round(raw, 2), "unit": "weighted open findings",
+            "basis": f"{len(rows)} open findings, {sum(overdue.values())} overdue",
+            "detail": {"open_by_severity": by_sev, "overdue_by_severity": overdue}}
+
+
+def _hazards_figure(store, site, start, end, tables, c) -> dict:
+    if "hazards" not in tables:
+        return _no_data("hazards per 1000 worker-hours", "no hazard data (vision not installed)")
+    hazards = int(store.scalar("SELECT count(*) FROM hazards WHERE site_code = ? AND started_at >= ? "
+                               "AND started_at < ?", [site, start, end]))
+    hours = workers = 0
+    if "attendance_events" in tables:
+        row = store.one(
+            'WITH a AS (SELECT worker_id, event, "at", lead(event) OVER w AS next_event, lead("at") OVER w AS next_at '
+            'FROM attendance_events WHERE site_code = ? AND "at" >= ? AND "at" < ? '
+            'WINDOW w AS (PARTITION BY worker_id ORDER BY "at")) '
+            'SELECT coalesce(sum(least(epoch(next_at - "at") / 3600.0, 14)), 0) AS hours, '
+            'count(DISTINCT worker_id) AS workers FROM a WHERE event = \'in\' AND next_event = \'out\'',
+            [site, start, end])
+        hours, workers = float(row["hours"] or 0), int(row["workers"] or 0)
+    if hours > 0:
+        return {"raw": round(hazards / hours * 1000, 3), "unit": "hazards per 1000 worker-hours",
+                "basis": f"{hazards} hazards over {hours:.0f} worker-hours ({workers} workers)",
+                "detail": {"hazards": hazards, "worker_hours": round(hours, 1), "workers": workers}}
+    days = 0
+    if "detections" in tables:
+        days = int(store.scalar("SELECT count(DISTINCT CAST(captured_at AS DATE)) FROM detections "
+                                "WHERE site_code = ? AND captured_at >= ? AND captured_at < ?", [site, start, end]))
+    if days == 0:
+        return _no_data("hazards per 1000 worker-hours", "no attendance and no detections in the window")
+    return {"raw": round(hazards / days, 3), "unit": "hazards per observed day", "saturation": c["per_day_saturation"],
+            "basis": f"{hazards} hazards over {days} days with detections (no attendance data)",
+            "detail": {"hazards": hazards, "observed_days": days}}
+
+
+def _latest_survey(store, site, as_of, tables) -> str | None:
+    if "surveys" not in tables:
+        return None
+    return store.scalar("SELECT survey_id FROM surveys WHERE site_code = ? AND coalesce(epoch, CAST(created_at AS DATE)) "
+                        "<= ? ORDER BY coalesce(epoch, CAST(created_at AS DATE)) DESC, created_at DESC LIMIT 1",
+                        [site, as_of])
+
+
+def _deviation_figure(store, site, as_of, tables) -> dict:
+    survey = _latest_survey(store, site, as_of, tables) if "element_deviation" in tables else None
+    if survey is None:
+        return _no_data("share out of tolerance", "no survey")
+    row = store.one("SELECT count(*) FILTER (WHERE status = 'out_of_tolerance') AS oot, "
+                    "count(*) FILTER (WHERE status IN ('built', 'partial', 'out_of_tolerance')) AS seen "
+                    "FROM element_deviation WHERE survey_id = ?", [survey])
+    if not row["seen"]:
+        return _no_data("share out of tolerance", f"survey {survey} saw no built element")
+    return {"raw": round(row["oot"] / row["seen"], 4), "unit": "share out of tolerance",
+            "basis": f"{row['oot']} of {row['seen']} surveyed elements out of tolerance (survey {survey})",
+            "detail": {"survey_id": survey, "out_of_tolerance": row["oot"], "surveyed": row["seen"]}}
+
+
+def _progress_figure(store, site, as_of, end, tables) -> dict:
+    due = store.rows("SELECT DISTINCT te.model_id, te.global_id, t.finish FROM tasks t JOIN task_elements te "
+                     "ON te.schedule_id = t.schedule_id AND te.task_id = t.task_id "
+                     "WHERE t.site_code = ? AND t.finish < ? AND NOT t.is_summary", [site, end])
+    has_schedule = bool(store.scalar("SELECT count(*) FROM tasks WHERE site_code = ?", [site]))
+    if not has_schedule:
+        return _no_data("share of due elements not built", "no schedule")
+    done: set[str] = set()
+    sources = []
+    survey = _latest_survey(store, site, as_of, tables) if "element_deviation" in tables else None
+    if survey:
+        sources.append(f"survey {survey}")
+        done |= {r["global_id"] for r in store.rows(
+            "SELECT global_id FROM element_deviation WHERE survey_id = ? AND status IN ('built', 'out_of_tolerance')",
+            [survey])}
+    if "stage_observations" in tables:
+        seen = {r["global_id"] for r in store.rows(
+            "SELECT DISTINCT global_id FROM stage_observations WHERE site_code = ? AND stage_rank >= 3 "
+            "AND coalesce(observed_at, TIMESTAMP '1970-01-01') < ?", [site, end])}
+        if seen:
+            sources.append("detector stage observations")
+        done |= seen
+    if not sources:
+        return _no_data("share of due elements not built", "a schedule, but no survey or detector observations")
+    if not due:
+        return {"raw": 0.0, "unit": "share of due elements not built", "basis": "nothing due yet",
+                "detail": {"due": 0}}
+    behind = [r for r in due if r["global_id"] not in done]
+    late_days = max(((as_of - r["finish"].date()).days for r in behind), default=0)
+    return {"raw": round(len(behind) / len(due), 4), "unit": "share of due elements not built",
+            "basis": f"{len(behind)} of {len(due)} elements due by now not seen built ({', '.join(sources)})",
+            "detail": {"due": len(due), "behind": len(behind), "max_delay_days": late_days}}
+
+
+def _data_figure(store, site, end, tables, c) -> dict:
+    checks = {
+        "model": ("SELECT max(loaded_at) FROM current_models WHERE site_code = ?", None),
+        "schedule": ("SELECT max(imported_at) FROM schedules WHERE site_code = ?", None),
+        "survey": ("SELECT max(coalesce(CAST(epoch AS TIMESTAMP), created_at)) FROM surveys WHERE site_code = ?", 60),
+        "panoramas": ("SELECT max(coalesce(captured_at, added_at)) FROM panoramas WHERE site_code = ?", None),
+        "detections": ("SELECT max(captured_at) FROM detections WHERE site_code = ?", 7),
+        "sensors": ("SELECT max(last_measured_at) FROM device_status WHERE site_code = ?", 1),
+    }
+    needs = {"survey": "surveys", "panoramas": "panoramas", "detections": "detections", "sensors": "device_status"}
+    present, last = {}, None
+    for name, (sql, max_age_days) in checks.items():
+        if name in needs and needs[name] not in tables:
+            present[name] = False
+            continue
+        when = store.scalar(sql, [site])
+        if isinstance(when, dt.date) and not isinstance(when, dt.datetime):
+            when = dt.datetime.combine(when, dt.time())
+        if when is not None and when >= end:
+            when = None if max_age_days is not None else when       # data from after D does not count
+        ok = when is not None and (max_age_days is None or (end - when).days < max_age_days)
+        present[name] = bool(ok)
+        if when is not None and when < end:
+            last = when if last is None else max(last, when)
+    events = store.scalar("SELECT max(occurred_at) FROM finding_events WHERE site_code = ? AND occurred_at < ?",
+                          [site, end])
+    if events is not None:
+        last = events if last is None else max(last, events)
+    completeness = sum(present.values()) / len(present)
+    stale = (end - last).total_seconds() / 86400 if last else float(c["stale_days"])
+    raw = 0.5 * (1 - completeness) + 0.5 * min(1.0, stale / c["stale_days"])
+    missing = [k for k, v in present.items() if not v]
+    return {"raw": round(raw, 4), "unit": "missing share / staleness (0..1)", "saturation": 1.0,
+            "basis": f"{sum(present.values())} of {len(present)} sources reporting"
+                     + (f" (missing: {', '.join(missing)})" if missing else "")
+                     + (f"; last data {stale:.1f} days ago" if last else "; no data ever"),
+            "detail": {"sources": present, "last_data_at": last.isoformat() if last else None,
+                       "stale_days": round(stale, 2)}}
+
+
+def _sensor_figure(store, site, start, end, tables, c) -> dict:
+    if "devices" not in tables or not store.scalar("SELECT count(*) FROM devices WHERE site_code = ?", [site]):
+        return _no_data("weighted sensor warnings", "no sensors on this site")
+    rows = store.rows("SELECT severity, count(*) AS n FROM sensor_warnings WHERE site_code = ? AND started_at >= ? "
+                      "AND started_at < ? GROUP BY severity", [site, start, end]) if "sensor_warnings" in tables else []
+    counts = {r["severity"]: int(r["n"]) for r in rows}
+    raw = sum(c["severity_weights"].get(s, 1) * n for s, n in counts.items())
+    return {"raw": float(raw), "unit": "weighted sensor warnings",
+            "basis": f"{sum(counts.values())} sensor warnings in the window", "detail": {"by_severity": counts}}
+
+
+def _no_data(unit: str, why: str) -> dict:
+    return {"raw": None, "unit": unit, "basis": f"no data: {why}", "detail": {}}
+
+
+# --------------------------------------------------------------------------------------
+# the library entry points
+
+def compute_risk(store: Store, scope: Scope, site_code: str, *, as_of: dt.date | str | None = None,
+                 config: dict | None = None) -> RiskScore:
+    """The risk score of one site as of a day (default today, UTC), with its full breakdown."""
+    _require_site(store, scope, site_code, "read")
+    cfg = config or default_config()
+    day = _day(as_of)
+    total, comps = score_components(site_figures(store, site_code, day, cfg), cfg)
+    computed = tier_for(total, cfg)
+    decision = _tier_decision(store, site_code, day)
+    tier = decision["tier"] if decision else computed
+    factor, _ = premium_factor(total, cfg)
+    audit.record(store, scope, "view", "risk", site_code, site_code=site_code, detail={"as_of": day.isoformat()})
+    return RiskScore(site_code=site_code, as_of=day, score=total, computed_tier=computed, tier=tier,
+                     tier_source="decision" if decision else "computed",
+                     inspect_every_days=cfg["tiers"][tier]["inspect_every_days"], premium_factor=factor,
+                     components=comps, formula_version=cfg["formula_version"])
+
+
+def record_risk(store: Store, scope: Scope, site_codes: list[str] | None = None, *,
+                as_of: dt.date | str | None = None, config: dict | None = None) -> list[RiskScore]:
+    """Compute and store the day's score for each site in scope (the trend is these rows)."""
+    scope.require("record_risk")
+    codes = site_codes or scope.site_codes(store)
+    day = _day(as_of)
+    cfg = config or default_config()
+    scores = [compute_risk(store, scope, s, as_of=day, config=cfg) for s in codes]
+    with atomic(store):
+        for r in scores:
+            store.execute("DELETE FROM risk_scores WHERE site_code = ? AND as_of = ?", [r.site_code, r.as_of])
+            store.execute("INSERT INTO risk_scores (site_code, as_of, computed_at, score, computed_tier, tier, breakdown, "
+                          "formula_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          [r.site_code, r.as_of, utcnow(), r.score, r.computed_tier, r.tier,
+                           {"components": [_component_json(c) for c in r.components], "formula": r.formula(),
+                            "tier_source": r.tier_source, "premium_factor": r.premium_factor},
+                           r.formula_version])
+    return scores
+
+
+def risk_trend(store: Store, scope: Scope, site_code: str, *, since: dt.date | str | None = None) -> list[dict]:
+    """Stored scores of a site, oldest first: as_of, score, tiers and each component's subscore."""
+    _require_site(store, scope, site_code, "read")
+    rows = store.rows("SELECT as_of, score, computed_tier, tier, breakdown FROM risk_scores WHERE site_code = ? "
+                      "AND (? IS NULL OR as_of >= ?) ORDER BY as_of", [site_code, since, since])
+    out = []
+    for r in rows:
+        b = json.loads(r["breakdown"]) if isinstance(r["breakdown"], str) else r["breakdown"]
+        out.append({"as_of": r["as_of"], "score": r["score"], "computed_tier": r["computed_tier"], "tier": r["tier"],
+                    "subscores": {c["name"]: c["subscore"] for c in b["components"]}})
+    audit.record(store, scope, "view", "risk_trend", site_code, site_code=site_code, detail={"points": len(out)})
+    return out
+
+
+def set_tier(store: Store, scope: Scope, site_code: str, tier: str, reason: str, *,
+             valid_until: dt.date | str | None = None) -> str:
+    """A regulator sets a site's tier (overriding the computed one) with a reason; regulators only."""
+    _require_site(store, scope, site_code, "set_tier")
+    if tier not in TIERS:
+        raise OversightError(f"tier {tier!r}: use one of {', '.join(TIERS)}")
+    if not (reason or "").strip():
+        raise OversightError(f"site {site_code}: say why the tier changes")
+    until = _day(valid_until) if valid_until is not None else None
+    decision_id = str(uuid.uuid4())
+    with atomic(store):
+        store.execute("INSERT INTO tier_decisions (decision_id, site_code, tier, reason, decided_by, decided_at, "
+                      "valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      [decision_id, site_code, tier, reason.strip(), scope.actor, utcnow(), until])
+        audit.record(store, scope, "write", "tier", decision_id, site_code=site_code, detail={"tier": tier})
+    return decision_id
+
+
+def inspection_plan(store: Store, scope: Scope, *, as_of: dt.date | str | None = None,
+                    config: dict | None = None) -> list[dict]:
+    """For every site in scope: its tier (latest stored score, or a decision), how often to inspect, and when next.
+
+    The last inspection is the newest finding raised by a person (not by a hazard rule or
+    sensor) on the site; a site never inspected is due at once.
+    """
+    scope.require("read")
+    cfg = config or default_config()
+    day = _day(as_of)
+    cond, params = scope.where("s.site_code")
+    rows = store.rows(
+        f"SELECT s.site_code, s.name, s.district, s.city, "
+        f"(SELECT arg_max(tier, as_of) FROM risk_scores r WHERE r.site_code = s.site_code AND r.as_of <= ?) AS tier, "
+        f"(SELECT max(as_of) FROM risk_scores r WHERE r.site_code = s.site_code AND r.as_of <= ?) AS scored_on, "
+        f"(SELECT max(raised_at) FROM findings f WHERE f.site_code = s.site_code AND "
+        f"coalesce(f.source, '') NOT IN ('hazard', 'sensor', 'bcf') AND f.raised_at < ?) AS last_inspection "
+        f"FROM sites s WHERE {cond} ORDER BY s.site_code",
+        [day, day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), *params])
+    plan = []
+    for r in rows:
+        decision = _tier_decision(store, r["site_code"], day)
+        tier = decision["tier"] if decision else (r["tier"] or "C")
+        every = cfg["tiers"][tier]["inspect_every_days"]
+        last = r["last_inspection"].date() if r["last_inspection"] else None
+        due = (last + dt.timedelta(days=every)) if last else day
+        plan.append({"site_code": r["site_code"], "name": r["name"], "district": r["district"], "city": r["city"],
+                     "tier": tier, "tier_source": "decision" if decision else ("score" if r["tier"] else "unscored"),
+                     "inspect_every_days": every, "last_inspection": last, "next_due": due,
+                     "overdue_days": max(0, (day - due).days)})
+    audit.record(store, scope, "view", "inspection_plan", None, detail={"sites": len(plan)})
+    return plan
+
+
+def _tier_decision(store: Store, site_code: str, day: dt.date) -> dict | None:
+    return store.one("SELECT tier, reason, decided_by FROM tier_decisions WHERE site_code = ? "
+                     "AND CAST(decided_at AS DATE) <= ? AND (valid_until IS NULL OR valid_until >= ?) "
+                     "ORDER BY decided_at DESC LIMIT 1", [site_code, day, day])
+
+
+def _component_json(c: RiskComponent) -> dict:
+    return {"name": c.name, "weight": c.weight, "raw": c.raw, "unit": c.unit, "saturation": c.saturation,
+            "subscore": c.subscore, "points": c.points, "no_data": c.no_data, "basis": c.basis, "detail": c.detail}
+
+
+def _require_site(store: Store, scope: Scope, site_code: str, action: str) -> None:
+    try:
+        scope.require_site(store, site_code, action)
+    except AccessDenied:
+        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": action})
+        raise
+
+
+def _day(value) -> dt.date:
+    if value is None:
+        return utcnow().date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise OversightError(f"date {value!r}: use YYYY-MM-DD") from None
