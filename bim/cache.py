@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +63,10 @@ def save(cache_dir: Path, parsed: ParsedModel) -> Path:
             "sha256": parsed.sha256, "schema": parsed.schema, "file_name": parsed.file_name,
             "project_name": parsed.project_name, "unit": asdict(parsed.unit),
             "georef": parsed.georef.to_dict() if parsed.georef else None,
-            "storeys": [asdict(s) for s in parsed.storeys],
-            "elements": [asdict(e) for e in parsed.elements],
-            "failures": [asdict(f) for f in t.failures],
+            "storeys": [_shallow(s) for s in parsed.storeys],
+            # shallow: asdict() would deep-copy every property set only to serialise it
+            "elements": [_shallow(e) for e in parsed.elements],
+            "failures": [_shallow(f) for f in t.failures],
             "geometry_hashes": parsed.geometry_hashes,
             "schedules": [_schedule_dict(s) for s in parsed.schedules],
             "product_count": parsed.product_count,
@@ -106,9 +107,13 @@ def load_tessellation(folder: Path, failures=()) -> Tessellation:
                             tuple(z["global_ids"].tolist()), tuple(failures))
 
 
+def _shallow(record) -> dict:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 def _schedule_dict(s: Schedule) -> dict:
     return {"schedule_id": s.schedule_id, "name": s.name, "source": s.source, "file_name": s.file_name,
-            "tasks": [asdict(t) for t in s.tasks], "links": [list(l) for l in s.links]}
+            "tasks": [_shallow(t) for t in s.tasks], "links": [list(l) for l in s.links]}
 
 
 def _schedule_from(d: dict) -> Schedule:

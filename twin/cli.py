@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 # Modules that add commands: each defines register(app: typer.Typer) -> None.
-PLUGINS: tuple[str, ...] = ("bim.cli", "panorama.cli")
+PLUGINS: tuple[str, ...] = ("bim.cli", "panorama.cli", "sensors.cli", "oversight.cli", "vision.cli")
 
 
 @app.command()
@@ -153,5 +153,5 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     main()

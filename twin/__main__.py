@@ -1,0 +1,1 @@
+from twin.cli import main; main()
