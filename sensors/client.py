@@ -29,7 +29,7 @@ class DeviceClient:
         self.token = token
         self.retries = retries
         self.backoff_s = backoff_s
-        self._http = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(timeout=timeout_s)
 
     def __enter__(self) -> "DeviceClient":
         return self
@@ -54,14 +54,16 @@ class DeviceClient:
             body["events"] = events
         return self.post_raw(_dumps(body))
 
-    def post_raw(self, content: bytes) -> dict[str, Any]:
+    def post_raw(self, content: bytes, *, token: str | None = None) -> dict[str, Any]:
+        """Post a ready JSON body (with another device's token, for gateways that relay several devices)."""
         import httpx
 
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.post(f"{self.base_url}/v1/batches", content=content,
-                                           headers={"Content-Type": "application/json"})
+                                           headers={"Content-Type": "application/json",
+                                                    "Authorization": f"Bearer {token or self.token}"})
             except httpx.TransportError:
                 if attempt == self.retries:
                     raise

@@ -41,7 +41,9 @@ def dust_means(store: Store, device_id: str, *, start: dt.datetime, end: dt.date
                channel: str = "pm10_ugm3", window_s: float = 900.0, timezone: str | None = None):
     """Rolling and daily means of one dust channel: DataFrame measured_at, value, rolling_mean, daily_mean.
 
-    Noise (``noise_dba``) is averaged as energy (Leq). Days are the site's local days.
+    ``rolling_mean`` is the trailing ``window_s`` mean at each reading; ``daily_mean`` the mean
+    of the reading's whole local day (so far, for today). Noise (``noise_dba``) is averaged as
+    energy (Leq).
     """
     import numpy as np
     import pandas as pd
@@ -57,9 +59,11 @@ def dust_means(store: Store, device_id: str, *, start: dt.datetime, end: dt.date
     from sensors.batch import from_us
     from sensors.rules import local_day_bounds
 
+    # whole local days, so that each sample carries its day's full mean
     day_start = from_us(int(local_day_bounds(np.array([to_us(start)]), tz)[0][0]))
+    day_end = from_us(int(local_day_bounds(np.array([to_us(end)]), tz)[1][0]))
     frame = read_series(store, device_id, [channel], start=min(start - dt.timedelta(seconds=window_s), day_start),
-                        end=end, trusted_only=True)
+                        end=day_end, trusted_only=True)
     if frame.empty:
         return pd.DataFrame(columns=["measured_at", "value", "rolling_mean", "daily_mean"])
     t = np.array([to_us(x) for x in frame["measured_at"].dt.to_pydatetime()], dtype=np.int64)
@@ -72,4 +76,4 @@ def dust_means(store: Store, device_id: str, *, start: dt.datetime, end: dt.date
     if energy:
         daily = 10 * np.log10(daily)
     out = pd.DataFrame({"measured_at": frame["measured_at"], "value": v, "rolling_mean": roll, "daily_mean": daily})
-    return out[out["measured_at"] >= start].reset_index(drop=True)
+    return out[(out["measured_at"] >= start) & (out["measured_at"] <= end)].reset_index(drop=True)

@@ -250,7 +250,7 @@ def gaps(series, t_us, threshold_us, *, now_us: int, end_us=None) -> Episodes:
     n = len(t_us)
     if n == 0:
         return empty_episodes()
-    nseries = int(series.max()) + 1
+    nseries = max(int(series.max()) + 1, np.size(threshold_us), 0 if end_us is None else np.size(end_us))
     thr = np.broadcast_to(np.asarray(threshold_us, dtype=np.int64), (nseries,))
     stop = np.full(nseries, now_us, dtype=np.int64)
     if end_us is not None:

@@ -156,6 +156,7 @@ class Ingestor:
         if not items and not refresh and not silence and self._retry_touched is None:
             return 0
         started = time.perf_counter()
+        phases: dict[str, float] = {}
         try:
             store = open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s)
         except SitetwinError as exc:
@@ -164,12 +165,15 @@ class Ingestor:
             log.warning("ingest: %s; %d batches stay spooled", exc, len(items))
             return 0
         moved = 0
+        phases["open"] = time.perf_counter() - started
         try:
             touched = None
             if items:
                 moved, touched = self._store(store, items)
+            phases["store"] = time.perf_counter() - started - sum(phases.values())
             if self.config.evaluate:
                 self._evaluate(store, touched)
+                phases["evaluate"] = time.perf_counter() - started - sum(phases.values())
                 if silence:
                     from sensors.warnings import check_silence
 
@@ -183,14 +187,19 @@ class Ingestor:
             if refresh:
                 self._refresh(store)
                 self._next_refresh = now + self.config.refresh_s
+            phases["silence_refresh"] = time.perf_counter() - started - sum(phases.values())
         finally:
             store.close()
         elapsed = time.perf_counter() - started
+        phases["close"] = elapsed - sum(phases.values())
         with self._count_lock:
             self.stats["flushes"] += 1
             self.stats["last_flush_at"] = utcnow().isoformat() + "Z"
             self.stats["last_flush_s"] = round(elapsed, 4)
-            self.stats["max_flush_s"] = round(max(self.stats["max_flush_s"], elapsed), 4)
+            if elapsed >= self.stats["max_flush_s"]:
+                self.stats["max_flush_s"] = round(elapsed, 4)
+                self.stats["max_flush_phases_s"] = {k: round(v, 4) for k, v in phases.items()}
+                self.stats["max_flush_batches"] = len(items)
         return moved
 
     def _store(self, store, items) -> tuple[int, object]:

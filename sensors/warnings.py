@@ -500,80 +500,110 @@ def _attendance_warnings(store: Store, site: str, t_from: int | None, limits: Li
 
 
 def _merge(store: Store, computed: list, now_dt: dt.datetime) -> tuple[int, int, int, dict]:
-    """Write computed warnings over the stored ones, key by key (see the module docstring)."""
-    import pandas as pd
+    """Write computed warnings over the stored ones, key by key (see the module docstring).
 
-    inserted = updated = removed = 0
+    Set-based: one query reads the stored warnings of every key, and the changes go back in
+    one UPDATE, one DELETE and one INSERT, however many series were evaluated.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    if not computed:
+        return 0, 0, 0, {}
+    big = np.iinfo(np.int64).max
+    keys = pa.table({
+        "k": list(range(len(computed))),
+        "site_code": [c[0][0] for c in computed],
+        "device_id": [c[0][1] or "" if c[0][4] is None else "" for c in computed],
+        "kind": [c[0][2] for c in computed], "channel": [c[0][3] or "" for c in computed],
+        "worker_id": [c[0][4] or "" for c in computed],
+        "from_ts": pa.array([c[1] for c in computed], type=pa.timestamp("us"))})
+    store.con.register("_sw_merge", keys)
+    try:
+        old_rows = store.rows(
+            "SELECT k.k, w.warning_id, w.device_id, w.severity, epoch_us(w.started_at) AS s, epoch_us(w.ended_at) AS e, "
+            "w.peak_value, w.message, w.finding_id FROM _sw_merge k JOIN sensor_warnings w "
+            "ON w.site_code = k.site_code AND w.kind = k.kind AND coalesce(w.channel, '') = k.channel "
+            "AND coalesce(w.worker_id, '') = k.worker_id AND (k.device_id = '' OR w.device_id = k.device_id) "
+            "AND (k.from_ts IS NULL OR w.started_at >= k.from_ts) ORDER BY k.k, w.started_at")
+    finally:
+        store.con.unregister("_sw_merge")
+    old_by_key: dict[int, list[dict]] = defaultdict(list)
+    for o in old_rows:
+        old_by_key[o["k"]].append(o)
+    updates, deletes, new_rows = [], [], []
     by_kind: dict[str, int] = defaultdict(int)
-    new_rows = []
+    for k, (key, _, rows) in enumerate(computed):
+        old = old_by_key.get(k, [])
+        if not old and not rows:
+            continue
+        matched: set[str] = set()
+        for row in sorted(rows, key=lambda r: r["start_us"]):
+            r_end = row["end_us"] if row["end_us"] >= 0 else big
+            hit = next((o for o in old if o["warning_id"] not in matched
+                        and o["s"] <= r_end and row["start_us"] <= (o["e"] if o["e"] is not None else big)), None)
+            if hit is None:
+                new_rows.append(row)
+                continue
+            matched.add(hit["warning_id"])
+            same = (hit["s"] == row["start_us"] and hit["e"] == (None if row["end_us"] < 0 else row["end_us"])
+                    and hit["severity"] == row["severity"] and _close(hit["peak_value"], row["peak_value"])
+                    and hit["message"] == row["message"] and hit["device_id"] == row["device_id"])
+            if not same:
+                updates.append({**row, "warning_id": hit["warning_id"]})
+                by_kind[key[2]] += 1
+        deletes += [o["warning_id"] for o in old if o["warning_id"] not in matched and o["finding_id"] is None]
     with atomic(store):
-        for key, replace_from, rows in computed:
-            site, device, kind, channel, worker = key
-            sql = ("SELECT warning_id, device_id, severity, epoch_us(started_at) AS s, epoch_us(ended_at) AS e, "
-                   "peak_value, limit_value, message, finding_id FROM sensor_warnings WHERE site_code = ? AND kind = ? "
-                   "AND coalesce(channel, '') = ? AND coalesce(worker_id, '') = ?")
-            params: list = [site, kind, channel or "", worker or ""]
-            if worker is None:
-                sql += " AND device_id = ?"
-                params.append(device)
-            if replace_from is not None:
-                sql += " AND started_at >= ?"
-                params.append(from_us(replace_from))
-            old = store.rows(sql + " ORDER BY started_at", params)
-            matched: set[str] = set()
-            for row in sorted(rows, key=lambda r: r["start_us"]):
-                hit = None
-                for o in old:
-                    if o["warning_id"] in matched:
-                        continue
-                    o_end = o["e"] if o["e"] is not None else np.iinfo(np.int64).max
-                    r_end = row["end_us"] if row["end_us"] >= 0 else np.iinfo(np.int64).max
-                    if o["s"] <= r_end and row["start_us"] <= o_end:
-                        hit = o
-                        break
-                if hit is not None:
-                    matched.add(hit["warning_id"])
-                    end = None if row["end_us"] < 0 else from_us(row["end_us"])
-                    same = (hit["s"] == row["start_us"] and hit["e"] == (None if row["end_us"] < 0 else row["end_us"])
-                            and hit["severity"] == row["severity"] and _close(hit["peak_value"], row["peak_value"])
-                            and hit["message"] == row["message"])
-                    if not same:
-                        store.execute(
-                            "UPDATE sensor_warnings SET device_id = ?, severity = ?, started_at = ?, ended_at = ?, "
-                            "peak_value = ?, limit_value = ?, unit = ?, message = ?, updated_at = ? "
-                            "WHERE warning_id = ?",
-                            [row["device_id"], row["severity"], from_us(row["start_us"]), end, row["peak_value"],
-                             row["limit_value"], row["unit"], row["message"], now_dt, hit["warning_id"]])
-                        updated += 1
-                        by_kind[kind] += 1
-                else:
-                    new_rows.append(row)
-            for o in old:
-                if o["warning_id"] not in matched and o["finding_id"] is None:
-                    store.execute("DELETE FROM sensor_warnings WHERE warning_id = ?", [o["warning_id"]])
-                    removed += 1
+        if updates:
+            frame = _frame(updates)
+            store.con.register("_sw_updates", frame)
+            try:
+                store.execute(
+                    "UPDATE sensor_warnings SET device_id = u.device_id, severity = u.severity, "
+                    "started_at = u.started_at, ended_at = u.ended_at, peak_value = u.peak_value, "
+                    "limit_value = u.limit_value, unit = u.unit, message = u.message, updated_at = ? "
+                    "FROM _sw_updates u WHERE sensor_warnings.warning_id = u.warning_id", [now_dt])
+            finally:
+                store.con.unregister("_sw_updates")
+        if deletes:
+            store.con.register("_sw_deletes", pd.DataFrame({"warning_id": deletes}))
+            try:
+                store.execute("DELETE FROM sensor_warnings WHERE warning_id IN (SELECT warning_id FROM _sw_deletes)")
+            finally:
+                store.con.unregister("_sw_deletes")
+        inserted = 0
         if new_rows:
-            frame = pd.DataFrame({
-                "warning_id": [_warning_id(r) for r in new_rows],
-                "site_code": [r["site_code"] for r in new_rows], "device_id": [r["device_id"] for r in new_rows],
-                "kind": [r["kind"] for r in new_rows], "channel": [r["channel"] for r in new_rows],
-                "worker_id": [r["worker_id"] for r in new_rows], "severity": [r["severity"] for r in new_rows],
-                "started_at": pd.to_datetime([r["start_us"] for r in new_rows], unit="us"),
-                "ended_at": pd.to_datetime([r["end_us"] if r["end_us"] >= 0 else None for r in new_rows], unit="us"),
-                "peak_value": pd.array([r["peak_value"] for r in new_rows], dtype="Float64"),
-                "limit_value": pd.array([r["limit_value"] for r in new_rows], dtype="Float64"),
-                "unit": [r["unit"] for r in new_rows], "message": [r["message"] for r in new_rows],
-                "detected_at": [now_dt] * len(new_rows), "updated_at": [now_dt] * len(new_rows)})
+            frame = _frame(new_rows)
             frame = frame.drop_duplicates("warning_id")
-            existing = {r[0] for r in store.execute(
-                f"SELECT warning_id FROM sensor_warnings WHERE warning_id IN "
-                f"({', '.join('?' for _ in range(len(frame)))})", frame["warning_id"].tolist())}
+            frame["detected_at"] = now_dt
+            frame["updated_at"] = now_dt
+            store.con.register("_sw_new", frame[["warning_id"]])
+            try:
+                existing = {r[0] for r in store.execute(
+                    "SELECT warning_id FROM sensor_warnings WHERE warning_id IN (SELECT warning_id FROM _sw_new)")}
+            finally:
+                store.con.unregister("_sw_new")
             frame = frame[~frame["warning_id"].isin(existing)]
             store.insert_frame("sensor_warnings", frame)
-            inserted += len(frame)
-            for k in frame["kind"]:
-                by_kind[k] += 1
-    return inserted, updated, removed, dict(by_kind)
+            inserted = len(frame)
+            for kind in frame["kind"]:
+                by_kind[kind] += 1
+    return inserted, len(updates), len(deletes), dict(by_kind)
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame({
+        "warning_id": [r.get("warning_id") or _warning_id(r) for r in rows],
+        "site_code": [r["site_code"] for r in rows], "device_id": [r["device_id"] for r in rows],
+        "kind": [r["kind"] for r in rows], "channel": [r["channel"] for r in rows],
+        "worker_id": [r["worker_id"] for r in rows], "severity": [r["severity"] for r in rows],
+        "started_at": pd.to_datetime([r["start_us"] for r in rows], unit="us"),
+        "ended_at": pd.to_datetime([r["end_us"] if r["end_us"] >= 0 else None for r in rows], unit="us"),
+        "peak_value": pd.array([r["peak_value"] for r in rows], dtype="Float64"),
+        "limit_value": pd.array([r["limit_value"] for r in rows], dtype="Float64"),
+        "unit": [r["unit"] for r in rows], "message": [r["message"] for r in rows]})
 
 
 def _warning_id(row: dict) -> str:
