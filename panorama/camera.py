@@ -338,7 +338,8 @@ def _remap_maps(camera: PerspectiveCamera, pano_width: int, pano_height: int):
     # cv2 puts pixel centres on integers; keep rows inside the image, let columns wrap
     map_x = (uv[..., 0] - 0.5).astype(np.float32)
     map_y = np.clip(uv[..., 1] - 0.5, 0.0, pano_height - 1.0).astype(np.float32)
-    return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+    # fixed-point maps for fast bilinear sampling; float maps for nearest (fixed point floors)
+    return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2) + (map_x, map_y)
 
 
 def _check_pano_array(image) -> np.ndarray:
@@ -353,9 +354,10 @@ def render_view(image, camera: PerspectiveCamera, *, nearest: bool = False) -> n
     import cv2
 
     image = _check_pano_array(image)
-    m1, m2 = _remap_maps(camera, image.shape[1], image.shape[0])
-    return cv2.remap(image, m1, m2, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_WRAP)
+    m1, m2, map_x, map_y = _remap_maps(camera, image.shape[1], image.shape[0])
+    if nearest:
+        return cv2.remap(image, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_WRAP)
+    return cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
 
 def perspective_view(image, yaw_deg: float, pitch_deg: float, fov_deg: float, width: int, height: int,
@@ -369,8 +371,31 @@ def perspective_view(image, yaw_deg: float, pitch_deg: float, fov_deg: float, wi
 
 def cube_faces(image, size: int) -> dict[str, np.ndarray]:
     """The six 90-degree cube faces (size, size[, c]) of an equirectangular image, by name."""
+    import cv2
+
     size = int(size)
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     image = _check_pano_array(image)
-    return {name: render_view(image, cube_face_camera(name, size)) for name in CUBE_FACES}
+    h, w = image.shape[:2]
+    out = {}
+    for name in CUBE_FACES:
+        camera = cube_face_camera(name, size)
+        if name in ("right", "back", "left") and w % 4 == 0:
+            # a side face is the front face turned by a multiple of 90 degrees: the same map,
+            # shifted by a whole number of columns (exact), so only three maps are ever computed
+            _, _, map_x, map_y = _remap_maps(cube_face_camera("front", size), w, h)
+            shift = np.float32(-camera.yaw_deg / 360.0 * w)
+            m1, m2 = _shifted_maps(size, w, h, float(shift))
+            out[name] = cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        else:
+            out[name] = render_view(image, camera)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _shifted_maps(size: int, width: int, height: int, shift: float):
+    import cv2
+
+    _, _, map_x, map_y = _remap_maps(cube_face_camera("front", size), width, height)
+    return cv2.convertMaps(np.mod(map_x + np.float32(shift) + 0.5, width) - np.float32(0.5), map_y, cv2.CV_16SC2)

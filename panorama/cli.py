@@ -163,6 +163,8 @@ def measure_cmd(
                                                            "(m), for floor measuring without a model.")] = None,
     clearance: Annotated[bool, typer.Option("--clearance", help="Also give the free height below the --from "
                                                                 "point (e.g. under a beam).")] = False,
+    snap: Annotated[float, typer.Option("--snap", help="Snap each end to the model corner within this many "
+                                                       "pixels (0: off).")] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """The 3D distance between two pixels (with its horizontal and vertical parts) in metres."""
@@ -171,7 +173,7 @@ def measure_cmd(
 
     with open_store(db, read_only=True) as store:
         result = measure(store, pano, parse_uv(from_), parse_uv(to), depth=depth, survey_id=survey,
-                         camera_height_m=camera_height, clearance_below=clearance)
+                         camera_height_m=camera_height, clearance_below=clearance, snap_px=snap)
     emit(result.summary(), as_json, _render_measure)
 
 

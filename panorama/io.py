@@ -307,6 +307,8 @@ def read_e57_panoramas(path: str | Path) -> list[PanoramaImage]:
             found.append(image)
     finally:
         e57.close()
+    if not found and not skipped:
+        raise PanoramaImageError(f"{path}: the E57 file's images2D section is empty (no panoramas)")
     if not found:
         raise PanoramaImageError(f"{path}: no spherical panorama in images2D; found only "
                                  + "; ".join(skipped) + " (sitetwin imports sphericalRepresentation images)")

@@ -100,8 +100,12 @@ def _check_uv(uv, width: int, height: int) -> tuple[float, float]:
 
 
 def model_point(scene, T_model_from_camera, uv, width: int, height: int, *,
-                camera: PerspectiveCamera | None = None) -> PixelPoint | None:
-    """The first model surface behind a pixel (``scene``: a ``panorama.render.RayScene``), or None."""
+                camera: PerspectiveCamera | None = None, snap_px: float = 0.0) -> PixelPoint | None:
+    """The first model surface behind a pixel (``scene``: a ``panorama.render.RayScene``), or None.
+
+    With ``snap_px > 0`` the point snaps to the nearest visible corner (mesh vertex) of the
+    element hit that projects within ``snap_px`` pixels of the click, as CAD tools snap.
+    """
     u, v = _check_uv(uv, width, height)
     origin, d = pixel_ray(T_model_from_camera, (u, v), width, height, camera)
     hits = scene.cast(origin, d[None].astype(np.float32), normals=False)
@@ -110,8 +114,38 @@ def model_point(scene, T_model_from_camera, uv, width: int, height: int, *,
         return None
     e = int(hits.element[0])
     point = origin + d * rng
-    return PixelPoint((u, v), tuple(point.tolist()), rng, "model", rng * pixel_angle_rad(width, camera),
+    method = "model"
+    if snap_px > 0:
+        corner = _snap(scene, e, T_model_from_camera, (u, v), width, height, camera, snap_px)
+        if corner is not None:
+            point, rng, method = corner, float(np.linalg.norm(corner - origin)), "model_corner"
+    return PixelPoint((u, v), tuple(point.tolist()), rng, method, rng * pixel_angle_rad(width, camera),
                       str(scene.mesh.global_ids[e]), str(scene.mesh.model_ids[e]))
+
+
+def _snap(scene, element: int, T, uv, width, height, camera, snap_px) -> np.ndarray | None:
+    from panorama.camera import bearing_to_equirect, equirect_pixel_distance
+
+    mesh = scene.mesh
+    faces = np.asarray(mesh.faces)[np.asarray(mesh.face_element) == element]
+    corners = np.unique(np.asarray(mesh.vertices, dtype=np.float64)[np.unique(faces)], axis=0)
+    T = np.asarray(T, dtype=np.float64)
+    local = (corners - T[:3, 3]) @ T[:3, :3]
+    if camera is None:
+        pix = bearing_to_equirect(local, width, height)
+        gap = equirect_pixel_distance(pix, np.asarray(uv), width)
+    else:
+        pix, front = camera.project(local)
+        gap = np.where(front, np.hypot(pix[:, 0] - uv[0], pix[:, 1] - uv[1]), np.inf)
+    order = np.argsort(gap)
+    for i in order[:8]:
+        if gap[i] > snap_px:
+            break
+        rng = np.linalg.norm(local[i])
+        hit = scene.cast(T[:3, 3], ((corners[i] - T[:3, 3]) / rng)[None].astype(np.float32), normals=False)
+        if abs(float(hit.range_m[0]) - rng) < max(0.01, 0.002 * rng):   # the corner itself is in view
+            return corners[i]
+    return None
 
 
 class ScanDepth:
@@ -249,7 +283,7 @@ def parse_uv(text: str) -> tuple[float, float]:
 
 
 def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_id: str | None = None,
-            camera_height_m: float | None = None, clearance_below: bool = False,
+            camera_height_m: float | None = None, clearance_below: bool = False, snap_px: float = 0.0,
             config: MeasureConfig = DEFAULT_MEASURE_CONFIG) -> Measurement:
     """Measure between two pixels of a stored panorama.
 
@@ -259,6 +293,7 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
                 posed from, if any)
     camera_height_m : metres above the floor, for floor measuring (unposed panoramas are taken
                       as level)
+    snap_px : snap model points to the hit element's nearest visible corner within this many pixels
     """
     from panorama.pano_store import _models_for, get_panorama
 
@@ -306,7 +341,7 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
         if p is None:
             if scene is None:
                 scene = _scene(store, pano, _models_for(store, pano))
-            p = model_point(scene, T, uv, W, H)
+            p = model_point(scene, T, uv, W, H, snap_px=snap_px)
             if p is None and camera_height_m is not None:
                 p = floor_point(T, uv, W, H, float(T[2, 3] - camera_height_m))
             if p is None:

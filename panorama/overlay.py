@@ -237,8 +237,11 @@ def photo_edges(image: np.ndarray, *, blur_px: float = 1.5, high_percentile: flo
         gray = cv2.GaussianBlur(gray, (0, 0), blur_px)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1)
-    hi = max(float(np.percentile(np.hypot(gx, gy), high_percentile)), 8.0)
-    edges = cv2.Canny(gray, hi * 0.4, hi, L2gradient=True)
+    mag = np.hypot(gx, gy)
+    # strong edges stand out of the gradient's bulk: above its upper percentile and well above
+    # its median (texture and sensor noise), whichever is higher
+    hi = max(float(np.percentile(mag, high_percentile)), 4.0 * float(np.median(mag)), 8.0)
+    edges = cv2.Canny(gray, hi * 0.5, hi, L2gradient=True)
     if min_length_px > 1:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= min_length_px

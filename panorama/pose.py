@@ -118,7 +118,7 @@ def pose_from_dict(data: dict[str, Any], *, where: str = "pose") -> np.ndarray:
         try:
             return check_transform(np.asarray(data["T_model_from_camera"], dtype=np.float64))
         except (ValueError, TypeError) as exc:
-            raise PoseError(f"{where}: T_model_from_camera: {exc}") from None
+            raise PoseError(f"{where}: {exc}") from None
     if "position_m" in data:
         unknown = set(data) - {"position_m", "yaw_deg", "pitch_deg", "roll_deg", "image", "captured_at"}
         if unknown:
@@ -443,12 +443,20 @@ def _refine(T0: np.ndarray, bearings: np.ndarray, xyz: np.ndarray) -> tuple[np.n
 
     R0 = T0[:3, :3]
     c0 = T0[:3, 3]
+    # Residuals in the tangent plane of each observed bearing, the east part divided by
+    # cos(elevation): equirectangular pixels, where the clicking noise lives (maximum likelihood)
+    b = bearings / np.linalg.norm(bearings, axis=1, keepdims=True)
+    horiz = np.hypot(b[:, 0], b[:, 1])
+    safe = np.maximum(horiz, 1e-9)
+    east = np.stack([-b[:, 1] / safe, b[:, 0] / safe, np.zeros(len(b))], 1)
+    north = np.cross(b, east)
+    scale = 1.0 / np.maximum(horiz, 0.05)
 
     def residuals(x):
         R = Rotation.from_rotvec(x[:3]).as_matrix() @ R0
         local = (xyz - (c0 + x[3:])) @ R
         local /= np.linalg.norm(local, axis=1, keepdims=True)
-        return (local - bearings).ravel()
+        return np.concatenate([np.sum(local * east, 1) * scale, np.sum(local * north, 1)])
 
     fit = least_squares(residuals, np.zeros(6), method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=200)
     x = fit.x

@@ -159,6 +159,7 @@ class RayScene:
         self._face_offset = np.zeros(n_geom + 1, dtype=np.int64)
         for g, off in offsets.items():
             self._face_offset[g] = off
+        self._face_offset[n_geom] = offset        # misses (geometry INVALID_ID, clipped) land past the end
         # one sentinel face at the end: misses map to it (element -1, extra -1)
         self._elem_lut = np.concatenate(elem_lut + [np.array([-1], np.int32)])
         self._extra_lut = np.concatenate(extra_lut + [np.array([-1], np.int32)])
@@ -187,21 +188,26 @@ class RayScene:
         nrm = np.empty((n, 3), np.float32) if normals else None
         rays = np.empty((min(chunk, max(n, 1)), 6), np.float32)
         rays[:, :3] = np.asarray(origin, dtype=np.float32).reshape(1, 3)
-        invalid = o3d.t.geometry.RaycastingScene.INVALID_ID
+        n_geom = len(self._face_offset) - 1
+        single = n_geom == 1 and not self.extras     # the common case: the model alone
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             block = rays[: stop - start]
             block[:, 3:] = flat[start:stop]
             out = self.scene.cast_rays(o3d.core.Tensor.from_numpy(block))
-            t = out["t_hit"].numpy()
-            geom = out["geometry_ids"].numpy()
             prim = out["primitive_ids"].numpy()
-            hit = geom != invalid
-            face = np.full(len(t), self._miss_face, dtype=np.int64)
-            face[hit] = self._face_offset[geom[hit].astype(np.int64)] + prim[hit]
-            rng[start:stop] = t
+            rng[start:stop] = out["t_hit"].numpy()
+            # misses carry INVALID_ID (2^32 - 1) in both ids: clip them onto the sentinel face
+            if single:
+                face = np.minimum(prim, self._miss_face)
+            else:
+                geom = np.minimum(out["geometry_ids"].numpy(), n_geom)
+                face = np.minimum(self._face_offset[geom] + prim, self._miss_face)
             elem[start:stop] = self._elem_lut[face]
-            extra[start:stop] = self._extra_lut[face]
+            if self.extras:
+                extra[start:stop] = self._extra_lut[face]
+            else:
+                extra[start:stop] = -1
             if normals:
                 nrm[start:stop] = out["primitive_normals"].numpy()
         return Hits(rng.reshape(shape), elem.reshape(shape), extra.reshape(shape),
@@ -367,8 +373,11 @@ def _background(scene: RayScene, o: np.ndarray, db: np.ndarray, s: RenderSetting
     sin_el = np.clip(db[:, 2] / norm, -1.0, 1.0)
     up = np.sqrt(np.clip(sin_el, 0.0, None))[:, None]
     sky = (_SKY_HORIZON + (_SKY_ZENITH - _SKY_HORIZON) * up).astype(np.float32)
-    clouds = _sample_texture(db[:, 0] / norm * 40.0, db[:, 1] / norm * 40.0, np.zeros(len(db), np.int64), 1.0)
-    sky += (0.07 * np.clip(clouds, 0.0, None) * (sin_el > 0))[:, None]
+    # clouds on a plane overhead, so that they shrink towards the horizon as real ones do
+    lift = np.maximum(sin_el, 0.04)
+    clouds = _sample_texture(db[:, 0] / norm / lift * 3.0, db[:, 1] / norm / lift * 3.0,
+                             np.zeros(len(db), np.int64), 4.0)
+    sky += (0.10 * np.clip(clouds, 0.0, None) * np.clip(sin_el * 4.0, 0.0, 1.0))[:, None]
     if s.ground:
         verts = np.asarray(scene.mesh.vertices)
         gz = s.ground_z_m if s.ground_z_m is not None else (float(verts[:, 2].min()) if len(verts) else 0.0)

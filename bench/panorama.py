@@ -1,0 +1,268 @@
+"""Panorama figures: element-map speed, pose accuracy, measurement accuracy, perspective-view speed.
+
+Each figure is compared with a named alternative in the same run:
+
+- element map (4096 x 2048 against a >= 100k-triangle building) vs a plain Open3D ``cast_rays``
+  pass over the same rays (target: under 3 s; report the ratio);
+- pose from 8 control points (1 px noise, 1 gross outlier) at 20 seeded known poses, RANSAC + LM
+  vs a plain least-squares fit over all points (targets: 2 cm, 0.2 deg);
+- distance between two model corners clicked in a rendered panorama, model depth vs the
+  floor plane from camera height (target: within 1 %);
+- 6 cube faces of 1024 from a 4096 x 2048 panorama, cv2 remap with cached maps vs scipy
+  ``map_coordinates`` with maps computed each time (target: under 0.3 s).
+
+Run: ``.venv/bin/python bench/panorama.py`` (prints tables, writes bench/results/panorama.json).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# This script is bench/panorama.py: drop its folder from the path, so that `panorama` is the package
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+_spec = importlib.util.spec_from_file_location("_bench_common", _HERE / "_common.py")
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+machine, median_time, print_table, save, shared_data = (_common.machine, _common.median_time, _common.print_table,
+                                                        _common.save, _common.shared_data)
+
+WIDTH, HEIGHT = 4096, 2048
+BIG_SPEC = dict(storeys=6, bays_x=7, bays_y=4)       # the demo building, bigger: >= 100k triangles
+
+
+def big_building(folder: Path):
+    """The bigger demo building loaded into a store; returns (mesh, spec, store path)."""
+    from bim.demo_building import DemoBuildingSpec, build_demo_building
+    from bim.load import load_model
+    from bim.mesh import load_mesh
+    from data.store import open_store
+
+    spec = DemoBuildingSpec(**BIG_SPEC)
+    info = build_demo_building(folder / "big.ifc", spec)
+    db = folder / "big.duckdb"
+    with open_store(db) as store:
+        load_model(store, info.path, site_code="BIG", name="structure")
+        mesh = load_mesh(store, site_code="BIG")
+    return mesh, spec, db
+
+
+def stations(spec, count: int, seed: int) -> list[np.ndarray]:
+    """Camera poses inside storeys, away from columns, at eye height, with random heading and slight tilt."""
+    from panorama.camera import pose_matrix
+
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        x = rng.uniform(0.8, spec.bays_x * spec.bay_x_m - 0.8)
+        y = rng.uniform(0.8, (spec.bays_y - 1) * spec.bay_y_m - 0.8)   # not the stair bay
+        if min(abs(x - round(x / spec.bay_x_m) * spec.bay_x_m), abs(y - round(y / spec.bay_y_m) * spec.bay_y_m)) < 0.6:
+            continue
+        z = rng.integers(0, spec.storeys) * spec.storey_height_m + 1.6
+        out.append(pose_matrix([x, y, z], rng.uniform(-180, 180), rng.uniform(-3, 3), rng.uniform(-3, 3)))
+    return out
+
+
+def bench_element_map(mesh, spec) -> dict:
+    import open3d as o3d
+
+    from panorama.camera import pixel_bearings
+    from panorama.element_map import compact, element_map
+    from panorama.render import RayScene
+
+    T = stations(spec, 1, seed=1)[0]
+    t0 = time.perf_counter()
+    emap = element_map(mesh, T, WIDTH, HEIGHT)           # cold: builds the BVH too
+    cold = time.perf_counter() - t0
+    scene = RayScene(mesh)
+    warm = median_time(lambda: element_map(mesh, T, WIDTH, HEIGHT, scene=scene))
+    store_time = median_time(lambda: compact(emap), repeat=1)
+    # the alternative: one plain cast_rays call over the same 8 M rays, rays prepared beforehand
+    dirs = pixel_bearings(WIDTH, HEIGHT) @ T[:3, :3].T.astype(np.float32)
+    rays = np.empty((HEIGHT, WIDTH, 6), np.float32)
+    rays[..., :3] = T[:3, 3]
+    rays[..., 3:] = dirs
+    o3d_scene = o3d.t.geometry.RaycastingScene()
+    o3d_scene.add_triangles(mesh.to_open3d())
+    tensor = o3d.core.Tensor.from_numpy(rays)
+    plain = median_time(lambda: o3d_scene.cast_rays(tensor))
+    return {"triangles": mesh.triangle_count, "elements": mesh.element_count, "rays": WIDTH * HEIGHT,
+            "element_map_cold_s": cold, "element_map_s": warm, "plain_cast_rays_s": plain,
+            "ratio_to_cast_rays": warm / plain, "compact_storage_s": store_time,
+            "coverage": emap.coverage, "target_s": 3.0, "meets_target": warm < 3.0}
+
+
+def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
+    """Mesh vertices visible from T (range matches the rendered depth), with their pixels and ranges."""
+    from panorama.camera import project_points
+
+    verts = np.unique(np.asarray(mesh.vertices, dtype=np.float64), axis=0)
+    uv, rng = project_points(verts, T, width, height)
+    col = np.clip(np.floor(uv[:, 0]).astype(int), 0, width - 1)
+    row = np.clip(np.floor(uv[:, 1]).astype(int), 0, height - 1)
+    ok = (np.abs(depth[row, col] - rng) < 0.02 * rng) & (rng > 1.0) & (rng < max_range)
+    return verts[ok], uv[ok], rng[ok], row[ok], col[ok]
+
+
+def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH) -> dict:
+    from panorama.camera import angular_distance_deg, equirect_to_bearing
+    from panorama.element_map import element_map
+    from panorama.pose import _refine, solve_control_points
+    from panorama.render import RayScene
+
+    scene = RayScene(mesh)
+    rows = []
+    for trial in range(trials):
+        rng = np.random.default_rng(1000 + trial)
+        T = stations(spec, 1, seed=2000 + trial)[0]
+        emap = element_map(mesh, T, width // 4, width // 8, scene=scene)     # coarse visibility check
+        verts, uv, r, _, _ = _corners_in_view(mesh, T, emap.depth_m, width // 4, width // 8)
+        uv = uv * 4.0
+        # 8 corners spread round the camera: one per 45-degree sector of azimuth
+        pick = []
+        for s in range(8):
+            pool = np.flatnonzero((uv[:, 0] * 8 / width).astype(int) == s)
+            if len(pool):
+                pick.append(int(rng.choice(pool)))
+        while len(pick) < 8:
+            pick.append(int(rng.integers(len(uv))))
+        xyz = verts[pick]
+        obs = uv[pick] + rng.normal(0.0, 1.0, (8, 2))
+        outlier = int(rng.integers(8))
+        obs[outlier] += rng.choice([-1, 1], 2) * rng.uniform(60, 250, 2)     # a gross mistake
+        obs[:, 0] %= width
+        obs[:, 1] = np.clip(obs[:, 1], 0, width / 2 - 1e-3)
+        t0 = time.perf_counter()
+        sol = solve_control_points(obs, xyz, width, width // 2)
+        seconds = time.perf_counter() - t0
+        pos_err = float(np.linalg.norm(sol.position_m - T[:3, 3]))
+        R_err = sol.T_model_from_camera[:3, :3].T @ T[:3, :3]
+        rot_err = math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(R_err) - 1) / 2))))
+        # the alternative: least squares over all 8 points from the same start, no outlier rejection
+        b = equirect_to_bearing(obs, width, width // 2)
+        T_ls, _ = _refine(sol.T_model_from_camera, b, xyz)
+        ls_pos = float(np.linalg.norm(T_ls[:3, 3] - T[:3, 3]))
+        R_ls = T_ls[:3, :3].T @ T[:3, :3]
+        ls_rot = math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(R_ls) - 1) / 2))))
+        rows.append({"trial": trial, "position_err_cm": 100 * pos_err, "rotation_err_deg": rot_err,
+                     "outlier_found": bool(not sol.inliers[outlier] and sol.inlier_count == 7),
+                     "rms_px": sol.rms_px, "least_squares_position_err_cm": 100 * ls_pos,
+                     "least_squares_rotation_err_deg": ls_rot, "seconds": seconds})
+    pos = np.array([r["position_err_cm"] for r in rows])
+    rot = np.array([r["rotation_err_deg"] for r in rows])
+    ls_pos = np.array([r["least_squares_position_err_cm"] for r in rows])
+    return {"trials": trials, "max_position_err_cm": float(pos.max()), "mean_position_err_cm": float(pos.mean()),
+            "max_rotation_err_deg": float(rot.max()), "mean_rotation_err_deg": float(rot.mean()),
+            "outliers_found": int(sum(r["outlier_found"] for r in rows)),
+            "least_squares_max_position_err_cm": float(ls_pos.max()),
+            "least_squares_mean_position_err_cm": float(ls_pos.mean()),
+            "ratio_least_squares_to_ransac_mean_position": float(ls_pos.mean() / max(pos.mean(), 1e-9)),
+            "mean_seconds": float(np.mean([r["seconds"] for r in rows])),
+            "meets_target": bool(pos.max() <= 2.0 and rot.max() <= 0.2), "per_trial": rows}
+
+
+def bench_measure(mesh, spec, panoramas: int = 4, pairs_per_pano: int = 10) -> dict:
+    from panorama.measure import distance, floor_point, model_point
+    from panorama.render import RayScene, render_equirect
+
+    scene = RayScene(mesh)
+    rows = []
+    for k, T in enumerate(stations(spec, panoramas, seed=77)):
+        photo = render_equirect(mesh, T, WIDTH, HEIGHT, seed=k, scene=scene)
+        floor_z = T[2, 3] - 1.6
+        verts, uv, r, row, col = _corners_in_view(mesh, T, photo.depth_m, WIDTH, HEIGHT, max_range=12.0)
+        # corners on the floor where a column or wall stands on it: the range is continuous around
+        # them, so clicking the pixel that holds the corner lands on it
+        win = np.stack([photo.depth_m[np.clip(row + dr, 0, HEIGHT - 1), (col + dc) % WIDTH]
+                        for dr in (-2, 0, 2) for dc in (-2, 0, 2)], 1)
+        ok = (np.abs(verts[:, 2] - floor_z) < 1e-3) & np.all(np.abs(win - r[:, None]) < 0.05 * r[:, None], axis=1)
+        idx = np.flatnonzero(ok)
+        rng = np.random.default_rng(k)
+        tried = 0
+        while tried < 200 and sum(1 for x in rows if x["pano"] == k) < pairs_per_pano and len(idx) >= 2:
+            tried += 1
+            a, b = rng.choice(idx, 2, replace=False)
+            true = float(np.linalg.norm(verts[a] - verts[b]))
+            if true < 3.0:
+                continue
+            click_a, click_b = np.floor(uv[a]) + 0.5, np.floor(uv[b]) + 0.5     # a user clicks pixels
+            pa, pb = model_point(scene, T, click_a, WIDTH, HEIGHT), model_point(scene, T, click_b, WIDTH, HEIGHT)
+            fa, fb = (floor_point(T, click_a, WIDTH, HEIGHT, floor_z), floor_point(T, click_b, WIDTH, HEIGHT, floor_z))
+            if None in (pa, pb, fa, fb):
+                continue
+            rows.append({"pano": k, "true_m": true, "model_err_pct": 100 * abs(distance(pa, pb).distance_m - true) / true,
+                         "floor_err_pct": 100 * abs(distance(fa, fb).distance_m - true) / true})
+    model = np.array([r["model_err_pct"] for r in rows])
+    floor = np.array([r["floor_err_pct"] for r in rows])
+    return {"pairs": len(rows), "max_model_err_pct": float(model.max()), "mean_model_err_pct": float(model.mean()),
+            "max_floor_err_pct": float(floor.max()), "mean_floor_err_pct": float(floor.mean()),
+            "ratio_floor_to_model_mean": float(floor.mean() / max(model.mean(), 1e-9)),
+            "meets_target": bool(model.max() < 1.0), "per_pair": rows}
+
+
+def bench_views() -> dict:
+    from scipy import ndimage
+
+    from panorama.camera import CUBE_FACES, bearing_to_equirect, cube_face_camera, cube_faces, _remap_maps
+    from panorama.io import read_panorama
+
+    pano = read_panorama(shared_data() / "panorama" / "examplepano.jpg").pixels
+    assert pano.shape[:2] == (HEIGHT, WIDTH)
+    _remap_maps.cache_clear()
+    t0 = time.perf_counter()
+    cube_faces(pano, 1024)
+    cold = time.perf_counter() - t0
+    warm = median_time(lambda: cube_faces(pano, 1024), repeat=5)
+
+    def scipy_faces():
+        out = {}
+        for name in CUBE_FACES:
+            cam = cube_face_camera(name, 1024)
+            uv = bearing_to_equirect(cam.pixel_bearings(np.float64), WIDTH, HEIGHT)
+            coords = [np.clip(uv[..., 1] - 0.5, 0, HEIGHT - 1), uv[..., 0] - 0.5]
+            out[name] = np.stack([ndimage.map_coordinates(pano[..., c], coords, order=1, mode="grid-wrap")
+                                  for c in range(3)], -1)
+        return out
+    alt = median_time(scipy_faces, repeat=1)
+    return {"faces": 6, "face_size": 1024, "cold_s": cold, "warm_s": warm, "scipy_map_coordinates_s": alt,
+            "ratio_scipy_to_warm": alt / warm, "target_s": 0.3, "meets_target": warm < 0.3}
+
+
+def main() -> None:
+    print(f"machine: {machine()}  uptime load: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="sitetwin-bench-pano-") as tmp:
+        t0 = time.perf_counter()
+        mesh, spec, _ = big_building(Path(tmp))
+        print(f"building: {mesh.triangle_count} triangles, {mesh.element_count} elements "
+              f"({time.perf_counter() - t0:.1f} s to generate and load)")
+        emap = bench_element_map(mesh, spec)
+        print_table([emap], ["triangles", "rays", "element_map_cold_s", "element_map_s", "plain_cast_rays_s",
+                             "ratio_to_cast_rays", "compact_storage_s", "meets_target"],
+                    "element map, 4096 x 2048 (target < 3 s)")
+        pose = bench_pose(mesh, spec)
+        print_table([pose], ["trials", "max_position_err_cm", "mean_position_err_cm", "max_rotation_err_deg",
+                             "outliers_found", "least_squares_max_position_err_cm",
+                             "ratio_least_squares_to_ransac_mean_position", "meets_target"],
+                    "pose from 8 control points, 1 px noise + 1 outlier (targets 2 cm, 0.2 deg)")
+        meas = bench_measure(mesh, spec)
+        print_table([meas], ["pairs", "max_model_err_pct", "mean_model_err_pct", "max_floor_err_pct",
+                             "mean_floor_err_pct", "ratio_floor_to_model_mean", "meets_target"],
+                    "distance between clicked model corners, 4096 x 2048 render (target < 1 %)")
+    views = bench_views()
+    print_table([views], ["faces", "face_size", "cold_s", "warm_s", "scipy_map_coordinates_s", "ratio_scipy_to_warm",
+                          "meets_target"], "6 cube faces of 1024 from 4096 x 2048 (target < 0.3 s)")
+    save("panorama", {"load_avg_end": os.getloadavg(), "element_map": emap, "pose": pose, "measure": meas,
+                      "views": views})
+
+
+if __name__ == "__main__":
+    main()
