@@ -63,3 +63,38 @@ def no_network(monkeypatch):
 def hardhat(shared_data):
     """The real hard-hat images (YOLO labels, some of them polygons)."""
     return shared_data / "detection" / "hardhat"
+
+
+class DemoSite:
+    """The demo building as built at an epoch with open upper floors, ready for rendering scenes."""
+
+    def __init__(self, store_path):
+        import numpy as np
+
+        from bim.mesh import load_mesh
+        from data.store import open_store
+        from vision.autolabel import built_elements
+        from vision.demo import open_floor_epoch
+        from vision.hazards import edges_from_model
+        from vision.synth import SceneSampler
+
+        self.store_path = store_path
+        with open_store(store_path, read_only=True) as store:
+            full = load_mesh(store, site_code="DEMO")
+            rows = store.rows("SELECT global_id, ifc_class, storey FROM elements")
+            self.classes = {r["global_id"]: r["ifc_class"] for r in rows}
+            self.storeys = {r["global_id"]: r["storey"] for r in rows}
+            self.epoch = open_floor_epoch(store, "DEMO", self.classes, self.storeys)
+            self.built = built_elements(store, "DEMO", at=self.epoch)
+            self.edges = edges_from_model(store, "DEMO", element_ids=self.built)
+        self.mesh = full.subset(np.array([g in self.built for g in full.global_ids.tolist()]))
+        self.sampler = SceneSampler(self.mesh, self.classes, self.storeys)
+        self.open_edges = [e for e in self.edges if not e.guarded]
+
+    def floor(self, storey: str):
+        return next(f for f in self.sampler.floors if f.storey == storey)
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_store_path):
+    return DemoSite(demo_store_path)

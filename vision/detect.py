@@ -1,0 +1,447 @@
+"""Run YOLO weights on images: one :class:`Detector` for PyTorch (.pt) and ONNX Runtime (.onnx), tiled inference.
+
+>>> det = Detector("best.onnx", imgsz=640, conf=0.25)                  # doctest: +SKIP
+>>> boxes = det.predict([image_rgb])[0]          # Boxes: xyxy (n, 4) pixels, conf, cls
+>>> boxes = predict_tiled(det, big_image, tile=640, overlap=0.2)
+
+``.pt`` weights run through ultralytics' predictor (PyTorch). ``.onnx`` weights exported by
+ultralytics run through ONNX Runtime here: letterbox, one batched session call, decode,
+class-aware NMS, boxes scaled back; the same pre- and post-processing as ultralytics' own,
+without its per-call overhead. Images are RGB uint8 (h, w, 3) throughout vision.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vision import runtime
+from vision._torchvision_cpu import nms_numpy
+from vision.errors import SourceError, WeightsError
+
+runtime.prepare()
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """Detections in one image.
+
+    xyxy : (n, 4) float32 pixels of the image given (x may exceed the width for seam-wrapped boxes)
+    conf : (n,) float32
+    cls : (n,) int32 index into ``names``
+    track_id : (n,) int32, -1 where untracked
+    """
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    cls: np.ndarray
+    names: tuple[str, ...]
+    track_id: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(len(self.conf))
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> "Boxes":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), names,
+                   np.zeros(0, np.int32))
+
+    @property
+    def class_names(self) -> list[str]:
+        return [self.names[c] for c in self.cls]
+
+    def select(self, keep) -> "Boxes":
+        keep = np.asarray(keep)
+        return Boxes(self.xyxy[keep], self.conf[keep], self.cls[keep], self.names,
+                     None if self.track_id is None else self.track_id[keep])
+
+    def of_class(self, *names: str) -> "Boxes":
+        wanted = [i for i, n in enumerate(self.names) if n in names]
+        return self.select(np.isin(self.cls, wanted))
+
+    @staticmethod
+    def concat(parts: Sequence["Boxes"], names: tuple[str, ...]) -> "Boxes":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Boxes.empty(names)
+        tids = [p.track_id if p.track_id is not None else np.full(len(p), -1, np.int32) for p in parts]
+        return Boxes(np.concatenate([p.xyxy for p in parts]).astype(np.float32),
+                     np.concatenate([p.conf for p in parts]).astype(np.float32),
+                     np.concatenate([p.cls for p in parts]).astype(np.int32), names,
+                     np.concatenate(tids).astype(np.int32))
+
+
+class Detector:
+    """YOLO weights behind one ``predict(images) -> [Boxes]``.
+
+    weights : .pt (PyTorch through ultralytics) or .onnx (ONNX Runtime)
+    imgsz : inference size in pixels (the letterboxed square side; multiple of 32)
+    conf, iou : confidence threshold and NMS IoU threshold
+    threads : ONNX Runtime intra-op threads (default: the CPUs this process may use)
+    """
+
+    def __init__(self, weights: str | Path, *, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
+                 max_det: int = 300, threads: int | None = None):
+        self.weights = Path(weights)
+        if not self.weights.exists():
+            raise WeightsError(f"weights {self.weights}: no such file (nothing is downloaded; give a local "
+                               f".pt or .onnx file)")
+        if imgsz % 32:
+            raise WeightsError(f"imgsz {imgsz} is not a multiple of 32")
+        self.imgsz = int(imgsz)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.max_det = int(max_det)
+        self.backend = "onnxruntime" if self.weights.suffix == ".onnx" else "pytorch"
+        if self.backend == "onnxruntime":
+            self._init_onnx(threads)
+        elif self.weights.suffix == ".pt":
+            self._init_torch()
+        else:
+            raise WeightsError(f"weights {self.weights}: expected a .pt or .onnx file")
+
+    # -- backends --------------------------------------------------------------------------------
+
+    def _init_torch(self) -> None:
+        from ultralytics import YOLO
+
+        from vision.train import _quiet_ultralytics
+
+        try:
+            with _quiet_ultralytics():
+                self._model = YOLO(str(self.weights), task="detect")
+        except Exception as exc:  # noqa: BLE001 - any failure: not usable weights
+            raise WeightsError(f"weights {self.weights}: cannot be loaded ({type(exc).__name__}: "
+                               f"{str(exc)[:120]})") from None
+        self.names = tuple(self._model.names[i] for i in sorted(self._model.names))
+
+    def _init_onnx(self, threads: int | None) -> None:
+        import ast
+
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or _cpu_count())
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.weights), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001
+            raise WeightsError(f"weights {self.weights}: not a readable ONNX model ({str(exc)[:120]})") from None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if "names" not in meta:
+            raise WeightsError(f"weights {self.weights}: no class names in its metadata; export it with "
+                               f"`sitetwin vision train --onnx` or ultralytics' exporter")
+        names = ast.literal_eval(meta["names"])
+        self.names = tuple(names[k] for k in sorted(names))
+        inp = self._session.get_inputs()[0]
+        self._input = inp.name
+        shape = inp.shape
+        self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self._fixed_hw = (shape[2], shape[3]) if all(isinstance(s, int) for s in shape[2:4]) else None
+        if self._fixed_hw and self._fixed_hw != (self.imgsz, self.imgsz):
+            self.imgsz = int(self._fixed_hw[0])     # a static export fixes the size
+        self._end2end = meta.get("end2end", "False") == "True"
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Boxes]:
+        """Boxes for each RGB uint8 image (h, w, 3), in that image's pixels."""
+        images = [_check_image(im) for im in images]
+        if not images:
+            return []
+        if self.backend == "pytorch":
+            return self._predict_torch(images)
+        return self._predict_onnx(images)
+
+    def _predict_torch(self, images: list[np.ndarray]) -> list[Boxes]:
+        from vision.train import _quiet_ultralytics
+
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+        with _quiet_ultralytics():
+            results = self._model.predict(bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det,
+                                          device="cpu", verbose=False)
+        out = []
+        for r in results:
+            b = r.boxes
+            out.append(Boxes(b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32),
+                             b.cls.cpu().numpy().astype(np.int32), self.names, np.full(len(b), -1, np.int32)))
+        return out
+
+    def _predict_onnx(self, images: list[np.ndarray]) -> list[Boxes]:
+        size = self.imgsz
+        batch_max = self._fixed_batch or 8
+        out: list[Boxes] = []
+        for start in range(0, len(images), batch_max):
+            chunk = images[start:start + batch_max]
+            blobs, metas = zip(*(letterbox(im, size) for im in chunk))
+            x = np.stack(blobs)
+            if self._fixed_batch and len(chunk) < self._fixed_batch:
+                x = np.concatenate([x, np.zeros((self._fixed_batch - len(chunk),) + x.shape[1:], x.dtype)])
+            pred = self._session.run(None, {self._input: x})[0]
+            for i, meta in enumerate(metas):
+                out.append(self._decode(pred[i], meta))
+        return out
+
+    def _decode(self, p: np.ndarray, meta: "Letterbox") -> Boxes:
+        if self._end2end or (p.ndim == 2 and p.shape[1] == 6 and p.shape[0] != 4 + len(self.names)):
+            keep = p[:, 4] >= self.conf
+            xyxy, conf, cls = p[keep, :4], p[keep, 4], p[keep, 5].astype(np.int32)
+        else:
+            p = p.T if p.shape[0] == 4 + len(self.names) else p      # (anchors, 4 + nc)
+            scores = p[:, 4:]
+            cls = scores.argmax(1)
+            conf = scores[np.arange(len(scores)), cls]
+            keep = conf >= self.conf
+            if not keep.any():
+                return Boxes.empty(self.names)
+            p, cls, conf = p[keep], cls[keep], conf[keep]
+            xywh = p[:, :4]
+            xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
+            if len(conf) > 30000:
+                top = np.argsort(-conf)[:30000]
+                xyxy, conf, cls = xyxy[top], conf[top], cls[top]
+            keep = batched_nms(xyxy, conf, cls, self.iou)[: self.max_det]
+            xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep].astype(np.int32)
+        xyxy = meta.to_image(xyxy)
+        return Boxes(xyxy.astype(np.float32), conf.astype(np.float32), cls.astype(np.int32), self.names,
+                     np.full(len(conf), -1, np.int32))
+
+
+def _cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _check_image(im) -> np.ndarray:
+    im = np.asarray(im)
+    if im.ndim == 2:
+        im = np.repeat(im[..., None], 3, axis=2)
+    if im.ndim != 3 or im.shape[2] not in (3, 4) or im.dtype != np.uint8:
+        raise SourceError(f"images must be RGB uint8 (h, w, 3), got {im.dtype} {im.shape}")
+    return im[..., :3]
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into the network's square input: scale, then padding (pixels)."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+    def to_image(self, xyxy: np.ndarray) -> np.ndarray:
+        out = np.asarray(xyxy, np.float64).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, self.width)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.height)
+        return out
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """(3, size, size) float32 network input in [0, 1] (grey 114 padding, centred) and how to undo it."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(size / h, size / w)
+    nw, nh = int(round(w * scale)), int(round(h * scale))
+    if (nw, nh) != (w, h):
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
+    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas[top:top + nh, left:left + nw] = image
+    blob = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255.0)
+    return blob, Letterbox(scale, float(left), float(top), w, h)
+
+
+def batched_nms(xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray, iou: float) -> np.ndarray:
+    """Class-aware NMS: boxes of different classes never suppress each other. Indices kept, best first."""
+    if len(conf) == 0:
+        return np.zeros(0, np.int64)
+    offset = (cls.astype(np.float64) * (float(np.max(xyxy)) + 1.0))[:, None]
+    return nms_numpy(xyxy + offset, conf, iou)
+
+
+# --- tiled (sliced) inference -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Sliced inference over a large image."""
+
+    tile: int = 640             # (px) square tile side, the detector's input size
+    overlap: float = 0.2        # (0-0.9) share of a tile shared with its neighbour
+    wrap: bool = False          # (bool) the image wraps left-right (equirectangular panorama)
+    full_image: bool = True     # (bool) also run on the whole image shrunk to one tile, for large objects
+    merge_iou: float = 0.5      # (0-1) boxes of one class overlapping more than this across tiles are merged
+    edge_px: float = 2.0        # (px) a box this close to an inner tile edge is cut: it ranks below whole boxes
+
+
+def tile_origins(length: int, tile: int, overlap: float, wrap: bool) -> list[int]:
+    """Start offsets of tiles covering ``length`` pixels (with wrap, the last tiles run past the end)."""
+    if length <= tile and not wrap:
+        return [0]
+    stride = max(1, int(round(tile * (1 - overlap))))
+    if wrap:
+        n = max(1, math.ceil(length / stride))
+        stride = length / n
+        return [int(round(i * stride)) for i in range(n)]
+    n = max(1, math.ceil((length - tile) / stride)) + 1
+    step = (length - tile) / (n - 1) if n > 1 else 0
+    return [int(round(i * step)) for i in range(n)]
+
+
+def predict_tiled(detector: Detector, image: np.ndarray, config: TileConfig = TileConfig()) -> Boxes:
+    """Detect on overlapping tiles (plus the whole image) and merge the boxes into image pixels.
+
+    With ``wrap``, tiles continue across the right edge onto the left, and a box found across
+    the seam has ``x1 < width <= x2`` (take x modulo the width).
+    """
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    t = config.tile
+    xs = tile_origins(w, t, config.overlap, config.wrap)
+    ys = tile_origins(h, t, config.overlap, False)
+    crops, offsets = [], []
+    for y0 in ys:
+        for x0 in xs:
+            if config.wrap:
+                cols = np.arange(x0, x0 + t) % w
+                crop = image[y0:y0 + t][:, cols]
+            else:
+                crop = image[y0:y0 + t, x0:x0 + t]
+            crops.append(crop)
+            offsets.append((x0, y0, crop.shape[1], crop.shape[0]))
+    whole = config.full_image and (w > t or h > t)
+    if whole:
+        crops.append(image)
+    results = detector.predict(crops)
+    parts, ranks = [], []
+    for (x0, y0, cw, ch), b in zip(offsets, results[: len(offsets)]):
+        if not len(b):
+            continue
+        xyxy = b.xyxy.astype(np.float64) + np.array([x0, y0, x0, y0])
+        # a box touching an inner tile border is probably cut: it ranks below any whole box
+        cut = np.zeros(len(b), bool)
+        if x0 > 0 or config.wrap:
+            cut |= b.xyxy[:, 0] <= config.edge_px
+        if x0 + cw < w or config.wrap:
+            cut |= b.xyxy[:, 2] >= cw - config.edge_px
+        if y0 > 0:
+            cut |= b.xyxy[:, 1] <= config.edge_px
+        if y0 + ch < h:
+            cut |= b.xyxy[:, 3] >= ch - config.edge_px
+        parts.append(Boxes(xyxy.astype(np.float32), b.conf, b.cls, b.names))
+        ranks.append(b.conf - cut.astype(np.float32))
+    if whole and len(results[-1]):
+        parts.append(results[-1])
+        ranks.append(results[-1].conf.copy())
+    if not parts:
+        return Boxes.empty(detector.names)
+    merged = Boxes.concat(parts, detector.names)
+    rank = np.concatenate(ranks)
+    keep = merge_boxes(merged.xyxy, rank, merged.cls, config.merge_iou, wrap_width=w if config.wrap else None)
+    out = merged.select(keep)
+    if config.wrap:
+        xyxy = out.xyxy.copy()
+        shift = np.floor(xyxy[:, 0] / w) * w
+        xyxy[:, [0, 2]] -= shift[:, None]
+        out = Boxes(xyxy, out.conf, out.cls, out.names, out.track_id)
+    return out
+
+
+def merge_boxes(xyxy: np.ndarray, rank: np.ndarray, cls: np.ndarray, iou: float, *,
+                wrap_width: float | None = None) -> np.ndarray:
+    """Greedy class-aware merging by ``rank``; with ``wrap_width``, boxes also meet across the seam."""
+    xyxy = np.asarray(xyxy, np.float64)
+    if wrap_width is None:
+        return batched_nms(xyxy, rank, cls, iou)
+    order = np.argsort(-rank, kind="stable")
+    alive = np.ones(len(order), bool)
+    keep = []
+    for a in range(len(order)):
+        if not alive[a]:
+            continue
+        i = order[a]
+        keep.append(i)
+        rest = order[a + 1:][alive[a + 1:]]
+        same = rest[cls[rest] == cls[i]]
+        if not len(same):
+            continue
+        best = np.zeros(len(same))
+        for shift in (-wrap_width, 0.0, wrap_width):
+            best = np.maximum(best, box_iou(xyxy[i] + np.array([shift, 0, shift, 0]), xyxy[same]))
+        drop = set(same[best > iou].tolist())
+        if drop:
+            alive[a + 1:] &= ~np.isin(order[a + 1:], list(drop))
+    return np.asarray(keep, np.int64)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (4,) box with (n, 4) boxes, x1 y1 x2 y2."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+# --- tracking ----------------------------------------------------------------------------------------
+
+class Tracker:
+    """Ultralytics' ByteTrack or BoT-SORT fed with :class:`Boxes`, one frame at a time.
+
+    ``tracker`` is ``"bytetrack"``, ``"botsort"`` or a path to an ultralytics tracker yaml.
+    ReID (which needs downloaded weights) is always off.
+    """
+
+    def __init__(self, tracker: str = "bytetrack", *, frame_rate: float = 30.0, **overrides):
+        from ultralytics.trackers.track import TRACKER_MAP
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        name = tracker if tracker.endswith(".yaml") else f"{tracker}.yaml"
+        try:
+            cfg = YAML.load(check_yaml(name))
+        except Exception as exc:  # noqa: BLE001
+            raise SourceError(f"tracker {tracker!r}: no such tracker config ({str(exc)[:80]}); "
+                              f"use bytetrack or botsort") from None
+        cfg.update(overrides)
+        cfg["with_reid"] = False
+        cfg.setdefault("device", "cpu")
+        if cfg.get("tracker_type") not in TRACKER_MAP:
+            raise SourceError(f"tracker {tracker!r}: type {cfg.get('tracker_type')!r} is not one of "
+                              f"{', '.join(sorted(TRACKER_MAP))}")
+        self.kind = cfg["tracker_type"]
+        self._args = IterableSimpleNamespace(**cfg)
+        self._tracker = TRACKER_MAP[self.kind](args=self._args)
+        self.frame_rate = frame_rate
+
+    def update(self, boxes: Boxes, image_rgb: np.ndarray) -> Boxes:
+        """The boxes that belong to tracks in this frame, with their track ids."""
+        import torch
+        from ultralytics.engine.results import Boxes as UBoxes
+
+        h, w = image_rgb.shape[:2]
+        data = np.concatenate([boxes.xyxy, boxes.conf[:, None], boxes.cls[:, None].astype(np.float32)], 1) \
+            if len(boxes) else np.zeros((0, 6), np.float32)
+        det = UBoxes(torch.from_numpy(data.astype(np.float32)), (h, w)).cpu().numpy()
+        tracks = self._tracker.update(det, np.ascontiguousarray(image_rgb[..., ::-1]))
+        if len(tracks) == 0:
+            return Boxes.empty(boxes.names)
+        tracks = np.asarray(tracks)
+        return Boxes(tracks[:, :4].astype(np.float32), tracks[:, 5].astype(np.float32),
+                     tracks[:, 6].astype(np.int32), boxes.names, tracks[:, 4].astype(np.int32))
+
+    def reset(self) -> None:
+        self._tracker.reset()

@@ -1,0 +1,428 @@
+"""Train, evaluate and export YOLO detectors with ultralytics, offline, and record each run in the store.
+
+>>> result = train("datasets/hardhat", TrainConfig(model="yolo11n.yaml", epochs=2, imgsz=320),
+...                out="runs/hh")                                            # doctest: +SKIP
+>>> report = evaluate(result.weights, "datasets/hardhat", out="runs/hh-eval")  # doctest: +SKIP
+>>> onnx_path = export_onnx(result.weights, imgsz=320)                         # doctest: +SKIP
+
+Every run first writes the dataset it is given into its own folder (images linked, labels
+rewritten as boxes: polygon lines become their bounding boxes, classes put in the order
+of the weights), so ultralytics never writes ``labels.cache`` into a source dataset and
+mixed polygon/box files are not silently dropped as "corrupt". A model yaml builds a
+fresh network (no pretrained download); weights must be a local file.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from vision import runtime
+from vision.datasets import (ClassMap, Dataset, dataset_hash, file_sha256, read_yolo, remap, require_usable,
+                             split, write_yolo)
+from vision.detection_store import RunRecord, new_id, record_run, run_for_weights, utcnow
+from vision.errors import DatasetError, VisionError, WeightsError
+
+runtime.prepare()   # before anything imports torchvision or ultralytics
+
+MODEL_YAMLS = ("yolo11n.yaml", "yolo11s.yaml", "yolov8n.yaml", "yolov8s.yaml", "yolo26n.yaml", "yolo26s.yaml")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Checked on creation; errors name the key and the valid range."""
+
+    model: str = "yolo11n.yaml"   # (str) model yaml (fresh network) or a local .pt to start from
+    epochs: int = 10              # (int >= 1) passes over the training split
+    imgsz: int = 640              # (int, multiple of 32, 32..4096) training image size, pixels
+    batch: int = 16               # (int >= 1) images per step
+    seed: int = 0                 # (int) seeds ultralytics, the data order and the split
+    val_fraction: float = 0.2     # (0 < f < 1) share held out for validation when the dataset has no splits
+    workers: int = 0              # (int >= 0) dataloader processes; 0 keeps everything in this process
+    patience: int = 100           # (int >= 0) epochs without improvement before stopping early
+    plots: bool = True            # (bool) write label and result plots next to the weights
+    options: dict = field(default_factory=dict)   # (dict) any other ultralytics train argument, passed as is
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, 1, 100_000)
+        _check_int("imgsz", self.imgsz, 32, 4096)
+        if self.imgsz % 32:
+            raise VisionError(f"imgsz: {self.imgsz} is not a multiple of 32 (the network's stride)")
+        _check_int("batch", self.batch, 1, 4096)
+        _check_int("workers", self.workers, 0, 64)
+        _check_int("patience", self.patience, 0, 100_000)
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise VisionError(f"val_fraction: {self.val_fraction} must lie in (0, 1)")
+        reserved = {"data", "project", "name", "exist_ok", "device", "model", "epochs", "imgsz", "batch", "seed",
+                    "workers", "patience", "plots"}
+        clash = sorted(reserved & set(self.options))
+        if clash:
+            raise VisionError(f"options: {', '.join(clash)} are set through their own keys, not through options")
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Detection quality of weights on a dataset split."""
+
+    run_id: str
+    weights: Path
+    metrics: dict                  # precision, recall, map50, map50_95, fitness, speed_ms
+    per_class: tuple[dict, ...]    # one row per class of the weights, instances 0 included
+    confusion_matrix: Path | None
+    pr_curve: Path | None
+    plots: tuple[Path, ...]
+    save_dir: Path
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    weights: Path                  # best.pt
+    last: Path
+    save_dir: Path
+    dataset_yaml: Path
+    dataset_hash: str
+    class_names: tuple[str, ...]
+    metrics: dict
+    per_class: tuple[dict, ...]
+    seconds: float
+    epochs_run: int
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise VisionError(f"{name}: {value!r} must be an integer in {lo}..{hi}")
+
+
+# --- datasets prepared for a run ---------------------------------------------------------------
+
+def prepare_dataset(data: str | Path | Dataset, out: Path, *, names: tuple[str, ...] | None = None,
+                    val_fraction: float = 0.2, seed: int = 0, drop_unknown: bool = False) -> tuple[Path, Dataset]:
+    """Write ``data`` as a clean YOLO dataset under ``out`` and return its yaml and the dataset.
+
+    ``names``: put classes in this order (the weights' classes); a dataset class they lack is a
+    WeightsError naming it. A dataset with one split only gets a seeded train/val split.
+    """
+    dataset = data if isinstance(data, Dataset) else read_yolo(data)
+    require_usable(dataset)
+    if names is not None and tuple(dataset.names) != tuple(names):
+        missing = [n for n in dataset.names if n not in names]
+        used = {dataset.names[c] for s in dataset.samples for c in s.classes}
+        missing_used = [m for m in missing if m in used]
+        if missing_used and not drop_unknown:
+            raise WeightsError(f"the weights' classes ({', '.join(names)}) lack {', '.join(missing_used)}, "
+                               f"which the dataset {dataset.root} labels")
+        dataset = remap(dataset, ClassMap(tuple(names), {n: (n if n in names else None) for n in dataset.names}),
+                        drop_unknown=True)
+    if len({s.split for s in dataset.samples}) < 2 or "val" not in {s.split for s in dataset.samples} and \
+            "test" not in {s.split for s in dataset.samples}:
+        dataset = split(dataset, (1 - val_fraction, val_fraction, 0.0), seed=seed)
+    yaml_path = write_yolo(dataset, out)
+    return yaml_path, dataset
+
+
+# --- train -------------------------------------------------------------------------------------
+
+def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, out: str | Path,
+          store=None, site_code: str | None = None,
+          on_epoch: Callable[[int, int, dict], None] | None = None) -> TrainResult:
+    """Train a detector on a YOLO dataset (folder, data.yaml or :class:`Dataset`); record the run if ``store``.
+
+    ``out`` is the run folder (created; must be new or empty): ``data/`` holds the dataset as
+    trained on, ``train/weights/best.pt`` the weights. ``on_epoch(epoch, epochs, metrics)`` is
+    called after each epoch. The store row is written after training, in one transaction.
+    """
+    out = Path(out)
+    _fresh_folder(out)
+    started = utcnow()
+    run_id = new_id("R", 11)
+    model_src = _model_source(config.model)
+    if model_src.suffix == ".pt":
+        _class_names_of(model_src)   # unreadable weights fail here, not deep inside ultralytics
+    # Starting weights whose classes differ from the dataset's are fine: ultralytics rebuilds the head.
+    yaml_path, dataset = prepare_dataset(data, out / "data", val_fraction=config.val_fraction, seed=config.seed)
+    ds_hash = dataset_hash(out / "data")
+
+    from ultralytics import YOLO
+
+    model = YOLO(str(model_src))
+    if on_epoch is not None:
+        def _cb(trainer):
+            on_epoch(int(trainer.epoch) + 1, int(trainer.epochs), dict(trainer.metrics or {}))
+        model.add_callback("on_fit_epoch_end", _cb)
+    args = dict(data=str(yaml_path), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch, seed=config.seed,
+                workers=config.workers, patience=config.patience, plots=config.plots, device="cpu",
+                project=str(out.resolve()), name="train", exist_ok=True, verbose=False, deterministic=True,
+                amp=False, **config.options)
+    with _quiet_ultralytics(), _as_vision_error("training"):
+        metrics = model.train(**args)
+    trainer = model.trainer
+    save_dir = Path(trainer.save_dir)
+    best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+    names = tuple(model.names[i] for i in sorted(model.names))
+    summary, per_class = _metrics_summary(metrics, names)
+    finished = utcnow()
+    result = TrainResult(run_id=run_id, weights=best, last=Path(trainer.last), save_dir=save_dir,
+                         dataset_yaml=yaml_path, dataset_hash=ds_hash, class_names=names, metrics=summary,
+                         per_class=per_class, seconds=(finished - started).total_seconds(),
+                         epochs_run=int(getattr(trainer, "epoch", config.epochs - 1)) + 1)
+    if store is not None:
+        cfg = {k: v for k, v in dataclasses.asdict(config).items()}
+        artifacts = {"save_dir": str(save_dir), "last": str(trainer.last),
+                     **{p.stem: str(p) for p in sorted(save_dir.glob("*.png"))},
+                     "results_csv": str(save_dir / "results.csv")}
+        record = RunRecord(run_id=run_id, kind="train", started_at=started, finished_at=finished,
+                           site_code=site_code, model_cfg=config.model, weights_path=str(best),
+                           weights_sha256=file_sha256(best), class_names=names, dataset_path=str(out / "data"),
+                           dataset_hash=ds_hash, config=cfg, metrics=summary, per_class=per_class, artifacts=artifacts)
+        with store.transaction():
+            record_run(store, record)
+    return result
+
+
+def _model_source(model: str) -> Path:
+    if model.endswith((".yaml", ".yml")):
+        if Path(model).exists():
+            return Path(model)
+        from ultralytics.cfg import get_cfg  # noqa: F401  (ensures ultralytics' cfg folder is importable)
+        import ultralytics
+
+        found = list(Path(ultralytics.__file__).parent.glob(f"cfg/models/**/{_base_yaml(model)}"))
+        if not found:
+            raise VisionError(f"model {model!r}: no such model yaml in ultralytics (try {', '.join(MODEL_YAMLS)})")
+        return Path(model)      # ultralytics resolves the scale letter (yolo11n -> yolo11.yaml, scale n)
+    path = Path(model)
+    if not path.exists():
+        raise WeightsError(f"weights {model}: no such file; nothing is downloaded, so give a local .pt or .onnx "
+                           f"file, or a model yaml such as yolo11n.yaml to train from scratch")
+    return path
+
+
+def _base_yaml(name: str) -> str:
+    import re
+
+    return re.sub(r"(\d+)([nslmx])(?=[-.])", r"\1", Path(name).name)
+
+
+def compact_model_yaml(out: str | Path, *, base: str = "yolo11", depth: float = 0.33, width: float = 0.125,
+                       max_channels: int = 256, nc: int = 80) -> Path:
+    """Write a smaller variant of an ultralytics model family (``base``) to ``out`` and return its path.
+
+    YOLO11n is depth 0.50, width 0.25. The defaults give about a quarter of its compute:
+    meant for problems as simple as the demo's rendered figures, trained from scratch on two
+    CPU cores in a few minutes. Layers and heads are ultralytics' own; only the scale changes.
+    """
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = yaml_model_load(f"{base}n.yaml")
+    cfg = {k: v for k, v in cfg.items() if k not in ("scale", "yaml_file")}
+    cfg["nc"] = nc
+    cfg["scales"] = {"n": [depth, width, max_channels]}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # the file name carries the scale letter ultralytics looks for ("...11n")
+    if not out.stem.endswith("n"):
+        out = out.with_name(out.stem + "-yolo11n.yaml")
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+def weights_class_names(weights: str | Path) -> tuple[str, ...]:
+    """The class names stored in a .pt or ultralytics-exported .onnx file; WeightsError if unreadable."""
+    return _class_names_of(Path(weights))
+
+
+def _class_names_of(path: Path) -> tuple[str, ...]:
+    if not path.exists():
+        raise WeightsError(f"weights {path}: no such file")
+    if path.suffix == ".onnx":
+        try:
+            import onnxruntime as ort
+
+            meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+            names = ast.literal_eval(meta.custom_metadata_map["names"])
+        except Exception as exc:  # noqa: BLE001 - any failure means the file is not usable weights
+            raise WeightsError(f"weights {path}: not an ultralytics ONNX export with class names "
+                               f"({type(exc).__name__}: {str(exc)[:100]})") from None
+        return tuple(names[k] for k in sorted(names))
+    if path.suffix != ".pt":
+        raise WeightsError(f"weights {path}: expected a .pt or .onnx file")
+    from ultralytics import YOLO
+
+    try:
+        with _quiet_ultralytics():
+            model = YOLO(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"weights {path}: cannot be loaded ({type(exc).__name__}: {str(exc)[:120]})") from None
+    return tuple(model.names[i] for i in sorted(model.names))
+
+
+def check_classes(weights: str | Path, required: tuple[str, ...] | list[str], *, purpose: str = "these rules") -> None:
+    """WeightsError naming the classes ``required`` that the weights do not detect."""
+    names = weights_class_names(weights)
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise WeightsError(f"weights {weights} detect {', '.join(names)}; {purpose} need "
+                           f"{', '.join(missing)} as well (missing classes: {', '.join(missing)})")
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+
+def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path, imgsz: int = 640,
+             batch: int = 16, conf: float = 0.001, iou: float = 0.7, split_name: str = "val",
+             store=None, site_code: str | None = None, drop_unknown: bool = False) -> EvalReport:
+    """Per-class precision, recall, mAP50 and mAP50-95 of ``weights`` on a dataset, with plots.
+
+    The dataset is written under ``out/data`` with its classes in the weights' order (a class the
+    weights lack is a WeightsError naming it, unless ``drop_unknown``); a dataset without splits
+    is evaluated on all of it. Plots: ``confusion_matrix.png``, ``BoxPR_curve.png`` and the P, R
+    and F1 curves, in ``out/eval``.
+    """
+    weights = Path(weights)
+    out = Path(out)
+    _fresh_folder(out)
+    started = utcnow()
+    names = _class_names_of(weights)
+    dataset = data if isinstance(data, Dataset) else read_yolo(data)
+    require_usable(dataset)
+    if {s.split for s in dataset.samples} == {None}:
+        dataset = Dataset(dataset.names, tuple(dataclasses.replace(s, split=split_name) for s in dataset.samples),
+                          dataset.root, dataset.issues)
+    elif split_name not in {s.split for s in dataset.samples}:
+        raise DatasetError(f"{dataset.root}: no {split_name!r} split (splits: "
+                           f"{', '.join(sorted({str(s.split) for s in dataset.samples}))})")
+    yaml_path, dataset = prepare_dataset(dataset, out / "data", names=names, drop_unknown=drop_unknown)
+    ds_hash = dataset_hash(out / "data")
+
+    from ultralytics import YOLO
+
+    with _quiet_ultralytics():
+        model = YOLO(str(weights), task="detect")
+    with _quiet_ultralytics(), _as_vision_error("evaluation"):
+        metrics = model.val(data=str(yaml_path), split=split_name, imgsz=imgsz, batch=batch, conf=conf, iou=iou,
+                            device="cpu", workers=0, plots=True, project=str(out.resolve()), name="eval",
+                            exist_ok=True, verbose=False)
+    save_dir = Path(metrics.save_dir) if getattr(metrics, "save_dir", None) else out / "eval"
+    summary, per_class = _metrics_summary(metrics, names)
+    plots = tuple(sorted(save_dir.glob("*.png")))
+    cm = save_dir / "confusion_matrix.png"
+    pr = next((p for p in plots if p.name in ("BoxPR_curve.png", "PR_curve.png")), None)
+    run_id = new_id("R", 11)
+    finished = utcnow()
+    if store is not None:
+        sha = file_sha256(weights)
+        record = RunRecord(run_id=run_id, kind="eval", started_at=started, finished_at=finished, site_code=site_code,
+                           parent_run_id=run_for_weights(store, sha), model_cfg=None, weights_path=str(weights),
+                           weights_sha256=sha, class_names=names, dataset_path=str(out / "data"),
+                           dataset_hash=ds_hash, config={"imgsz": imgsz, "batch": batch, "conf": conf, "iou": iou,
+                                                         "split": split_name},
+                           metrics=summary, per_class=per_class,
+                           artifacts={p.stem: str(p) for p in plots})
+        with store.transaction():
+            record_run(store, record)
+    return EvalReport(run_id=run_id, weights=weights, metrics=summary, per_class=per_class,
+                      confusion_matrix=cm if cm.exists() else None, pr_curve=pr, plots=plots, save_dir=save_dir)
+
+
+def _metrics_summary(metrics, names: tuple[str, ...]) -> tuple[dict, tuple[dict, ...]]:
+    if metrics is None:
+        return {}, ()
+    box = metrics.box
+    p, r, map50, map5095 = (float(v) for v in metrics.mean_results()[:4])
+    summary = {"precision": p, "recall": r, "map50": map50, "map50_95": map5095, "fitness": float(metrics.fitness),
+               "speed_ms": {k: round(float(v), 3) for k, v in (metrics.speed or {}).items()}}
+    nt_class = getattr(metrics, "nt_per_class", None)
+    nt_image = getattr(metrics, "nt_per_image", None)
+    index = {int(c): i for i, c in enumerate(box.ap_class_index)} if len(getattr(box, "ap_class_index", [])) else {}
+    rows = []
+    for c, name in enumerate(names):
+        row = {"class": name,
+               "images": int(nt_image[c]) if nt_image is not None and c < len(nt_image) else 0,
+               "instances": int(nt_class[c]) if nt_class is not None and c < len(nt_class) else 0,
+               "precision": None, "recall": None, "map50": None, "map50_95": None}
+        if c in index:
+            cp, cr, c50, c5095 = (float(v) for v in box.class_result(index[c]))
+            row.update(precision=cp, recall=cr, map50=c50, map50_95=c5095)
+        rows.append(row)
+    return summary, tuple(rows)
+
+
+# --- export ------------------------------------------------------------------------------------
+
+def export_onnx(weights: str | Path, *, imgsz: int = 640, dynamic: bool = False, batch: int = 1,
+                out: str | Path | None = None, store=None, site_code: str | None = None) -> Path:
+    """Export .pt weights to ONNX (simplified, opset chosen by ultralytics) for ONNX Runtime; return its path.
+
+    ``dynamic`` allows any batch and image size; otherwise the graph takes ``batch`` images of
+    ``imgsz`` x ``imgsz``. ``out`` moves the file there (default: beside the weights).
+    """
+    weights = Path(weights)
+    if weights.suffix != ".pt" or not weights.exists():
+        raise WeightsError(f"weights {weights}: export needs an existing .pt file")
+    started = utcnow()
+    from ultralytics import YOLO
+
+    with _quiet_ultralytics():
+        model = YOLO(str(weights))
+    with _quiet_ultralytics(), _as_vision_error("ONNX export"):
+        path = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, simplify=True,
+                                 device="cpu", verbose=False))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, out)
+        path = out
+    if store is not None:
+        sha = file_sha256(weights)
+        names = tuple(model.names[i] for i in sorted(model.names))
+        record = RunRecord(run_id=new_id("R", 11), kind="export", started_at=started, finished_at=utcnow(),
+                           site_code=site_code, parent_run_id=run_for_weights(store, sha), model_cfg=str(weights),
+                           weights_path=str(path), weights_sha256=file_sha256(path), class_names=names,
+                           config={"format": "onnx", "imgsz": imgsz, "dynamic": dynamic, "batch": batch},
+                           artifacts={"onnx": str(path), "source_weights": str(weights)})
+        with store.transaction():
+            record_run(store, record)
+    return path
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _fresh_folder(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VisionError(f"{out}: run folder exists and is not empty; give a new --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _quiet_ultralytics():
+    """Keep ultralytics' console chatter off stdout (the CLI's --json owns stdout); it goes to stderr."""
+    with contextlib.redirect_stdout(_Stderr()):
+        yield
+
+
+class _Stderr(io.TextIOBase):
+    def write(self, s: str) -> int:
+        import sys
+
+        return sys.stderr.write(s)
+
+
+@contextlib.contextmanager
+def _as_vision_error(what: str):
+    try:
+        yield
+    except VisionError:
+        raise
+    except (FileNotFoundError, SyntaxError, KeyError, RuntimeError, ValueError, AssertionError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VisionError(f"{what} failed: {text[:300]}") from exc
