@@ -22,6 +22,7 @@ DEMO_SITE = "DEMO"
 STAGES: list[tuple[str, str]] = [
     ("model", "bim.demo:run"),
     ("sensors", "sensors.demo:run"),
+    ("panoramas", "panorama.demo:run"),
 ]
 
 
