@@ -34,4 +34,6 @@ def test_dust_means_give_rolling_and_daily_means_of_one_channel(sensor_store, ma
     frame = dust_means(sensor_store, "DU1", start=dt.datetime(2026, 3, 16, 4, 0), end=dt.datetime(2026, 3, 16, 6, 0))
     assert frame["measured_at"].min() == dt.datetime(2026, 3, 16, 4, 0)
     assert frame["daily_mean"].iloc[0] == pytest.approx(100.0)
-    assert frame["rolling_mean"].iloc[0] == pytest.approx(150.0)     # 12:00 local: the last 15 min all at 150
+    rolling = frame.set_index("measured_at")["rolling_mean"]
+    assert rolling[dt.datetime(2026, 3, 16, 4, 0)] == pytest.approx((50 + 50 + 150) / 3)   # 12:00 local: (11:45, 12:00]
+    assert rolling[dt.datetime(2026, 3, 16, 4, 15)] == pytest.approx(150.0)
