@@ -1,0 +1,245 @@
+"""The workbench app: the shell (header, site picker, shared state, alerts) around the page modules.
+
+>>> app = create_app("site.duckdb")               # doctest: +SKIP
+>>> app.run(host="127.0.0.1", port=8050)         # doctest: +SKIP
+
+Pages are the modules of ``dashboards.pages`` (see that package's docstring for how to add
+one). State that helps sharing lives in the URL: ``?site=DEMO&element=<GlobalId>&pano=<id>``;
+the shell's ``dcc.Store`` ``shell-state`` holds what pages share while one is open, and a
+clientside callback mirrors it into the address bar without reloading the page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+from dashboards.callbacks import callback, clientside_callback
+
+PAGES_PACKAGE = "dashboards.pages"
+ASSETS = Path(__file__).with_name("assets")
+# Query keys a page may put in the URL (and the shell keeps when it rewrites it).
+URL_KEYS = ("site", "element", "survey", "pano", "date", "mode")
+log = logging.getLogger("sitetwin.dashboards")
+
+
+def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False):
+    """A Dash app serving the store at ``db``: every request reads it afresh, read-only."""
+    import dash
+    from dash import DiskcacheManager
+
+    from dashboards import access
+    from dashboards.callbacks import attach
+    from data.errors import StoreError
+
+    db = Path(db)
+    if not db.exists():
+        raise StoreError(f"{db}: no store there; build one with `sitetwin init` or `sitetwin demo`")
+    import diskcache
+
+    jobs = Path(jobs_dir) if jobs_dir else Path(tempfile.mkdtemp(prefix="sitetwin-jobs-"))
+    manager = DiskcacheManager(diskcache.Cache(str(jobs)))
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS),
+        title="sitetwin",
+        suppress_callback_exceptions=True,
+        background_callback_manager=manager,
+        on_error=_on_callback_error,
+        update_title=None,
+    )
+    import_pages()
+    app.layout = shell_layout
+    access.install(app.server, str(db))
+    attach(app, str(db))
+    app.server.config["SITETWIN_JOBS"] = str(jobs)
+    _register_media_routes(app.server)
+    return app
+
+
+def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
+    """Import every page module of ``package`` once (each registers itself with ``dash.register_page``)."""
+    import dash
+
+    pkg = importlib.import_module(package)
+    names = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        page = dash.page_registry.get(module.__name__)
+        if page is not None and page.get("layout") is None and hasattr(module, "layout"):
+            page["layout"] = module.layout
+        names.append(module.__name__)
+    return names
+
+
+def _on_callback_error(err: Exception):
+    """Expected failures become a message in the shell and no update; anything else is a bug and raised."""
+    import dash
+
+    from data.errors import SitetwinError
+
+    if isinstance(err, SitetwinError):
+        from oversight.errors import AccessDenied, AuthError
+
+        kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
+        log.info("callback %s: %s", kind, err)
+        dash.set_props("shell-alert", {"children": _alert(str(err), kind), "className": f"alert alert-{kind}"})
+        return None
+    raise err
+
+
+def _alert(message: str, kind: str):
+    from dash import html
+
+    return [html.Span(message, id="shell-alert-text"),
+            html.Button("×", id="shell-alert-close", className="alert-close", n_clicks=0, title="Dismiss")]
+
+
+# --------------------------------------------------------------------------------------
+# the shell
+
+def shell_layout():
+    import dash
+    from dash import dcc, html
+
+    from dashboards.access import current_caller
+
+    caller = current_caller()
+    who = caller.label if caller else ""
+    logout = [] if caller is None or caller.open_store else [html.A("Log out", href="/logout", id="shell-logout")]
+    return html.Div([
+        dcc.Location(id="shell-url", refresh="callback-nav"),
+        dcc.Store(id="shell-state", data={}),
+        html.Header([
+            html.A("sitetwin", href="/", className="brand", id="shell-brand"),
+            html.Nav(id="shell-nav", className="nav"),
+            html.Div([
+                dcc.Dropdown(id="shell-site", clearable=False, placeholder="site", className="site-picker"),
+                html.Span(who, id="shell-user", className="user"),
+                *logout,
+            ], className="header-right"),
+        ], className="header"),
+        html.Div(id="shell-alert", className="alert hidden"),
+        html.Main(dash.page_container, className="page"),
+    ], className="shell")
+
+
+def nav_links(site: str | None, pathname: str | None):
+    import dash
+    from dash import dcc
+
+    links = []
+    for page in dash.page_registry.values():
+        if page["module"].endswith("not_found_404") or page.get("nav") is False:
+            continue
+        href = page["relative_path"] + (f"?{urlencode({'site': site})}" if site else "")
+        active = pathname == page["relative_path"]
+        links.append(dcc.Link(page["name"], href=href, id={"type": "shell-nav-link", "page": page["module"]},
+                              className="nav-link active" if active else "nav-link"))
+    return links
+
+
+def parse_query(search: str | None) -> dict[str, str]:
+    return dict(parse_qsl((search or "").lstrip("?")))
+
+
+def default_site(site: str | None) -> str | None:
+    """``site`` when the caller may see it, else the first of the caller's sites (None: no site at all)."""
+    from dashboards.access import sites_in_scope
+
+    codes = [s["site_code"] for s in sites_in_scope()]
+    if site in codes:
+        return site
+    return codes[0] if codes else None
+
+
+from dash import ALL, Input, Output, State, ctx, no_update   # noqa: E402  (dash is imported with the app)
+
+
+@callback(Output("shell-site", "options"), Output("shell-site", "value"), Output("shell-url", "search"),
+          Output("shell-nav", "children"),
+          Input("shell-url", "search"), Input("shell-site", "value"), State("shell-url", "pathname"))
+def sync_site(search, picked, pathname):
+    """The site picker follows the URL; picking a site navigates to it (the page reloads its data)."""
+    from dashboards.access import sites_in_scope
+
+    sites = sites_in_scope()
+    codes = [s["site_code"] for s in sites]
+    options = [{"label": f"{s['site_code']} · {s['name'] or ''}".rstrip(" ·"), "value": s["site_code"]} for s in sites]
+    query = parse_query(search)
+    if ctx.triggered_id == "shell-site" and picked in codes and picked != query.get("site"):
+        return options, picked, "?" + urlencode({"site": picked}), nav_links(picked, pathname)
+    site = query.get("site") if query.get("site") in codes else (codes[0] if codes else None)
+    return options, site, no_update, nav_links(site, pathname)
+
+
+@callback(Output("shell-alert", "className", allow_duplicate=True),
+          Input("shell-alert-close", "n_clicks"), prevent_initial_call=True)
+def close_alert(n):
+    return "alert hidden"
+
+
+# Pages put what helps sharing (element, pano, survey ...) in shell-state; the address bar follows
+# without a navigation, so the page is not rebuilt.
+clientside_callback(
+    """
+    function(state) {
+        if (!state) { return window.dash_clientside.no_update; }
+        const url = new URL(window.location.href);
+        for (const [k, v] of Object.entries(state)) {
+            if (v === null || v === undefined || v === '') { url.searchParams.delete(k); }
+            else { url.searchParams.set(k, v); }
+        }
+        if (url.href !== window.location.href) { window.history.replaceState(window.history.state, '', url.href); }
+    }
+    """,
+    Input("shell-state", "data"),
+    prevent_initial_call=True,
+)
+
+
+# --------------------------------------------------------------------------------------
+# media: evidence crops, served only to callers who may read the hazard's site
+
+def _register_media_routes(server) -> None:
+    import flask
+
+    from dashboards.access import scoped_route
+
+    @scoped_route(server, "/media/evidence/<hazard_id>/<int:index>", table="hazards", key="hazard_id")
+    def evidence(store, site, hazard_id: str, index: int):
+        from dashboards.queries import evidence_path
+
+        path = evidence_path(store, hazard_id, index)
+        if path is None:
+            return flask.jsonify({"error": "not found"}), 404
+        return flask.send_file(path, max_age=3600)
+
+
+def warm_up(db: str | Path) -> None:
+    """Prepare each site's model geometry in a background thread, so the first 3D view opens quickly."""
+    import threading
+
+    def run():
+        from dashboards.connections import read_store
+        from dashboards.queries import current_model_ids
+        from dashboards.scene import site_geometry
+
+        try:
+            with read_store(db) as store:
+                for row in store.rows("SELECT site_code FROM sites ORDER BY site_code"):
+                    ids = current_model_ids(store, row["site_code"])
+                    if ids:
+                        site_geometry(store, row["site_code"], ids)
+        except Exception as exc:       # a warm-up is an optimisation: never stop the server for it
+            log.warning("warm-up skipped: %s", exc)
+
+    threading.Thread(target=run, name="sitetwin-warm-up", daemon=True).start()

@@ -1,0 +1,42 @@
+"""``@callback`` for page modules: Dash's decorator, recorded once and attached to every app made.
+
+Page modules declare their callbacks with ``dashboards.callbacks.callback`` exactly as they
+would with ``dash.callback``. Dash's own decorator hands its callbacks to the first app that
+serves and to no other; recording them here lets ``create_app`` attach them to each app it
+builds (one per store: the CLI, the tests, the benchmark), each bound to its own store.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+# (args, kwargs, function) in declaration order
+CALLBACKS: list[tuple[tuple, dict, Callable]] = []
+
+
+def callback(*args: Any, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Declare a callback (same arguments as ``dash.callback``); ``create_app`` attaches it."""
+
+    def deco(fn: Callable) -> Callable:
+        CALLBACKS.append((args, kwargs, fn))
+        return fn
+
+    return deco
+
+
+CLIENTSIDE: list[tuple[tuple, dict]] = []
+
+
+def clientside_callback(*args: Any, **kwargs: Any) -> None:
+    """Declare a clientside callback (same arguments as ``dash.clientside_callback``)."""
+    CLIENTSIDE.append((args, kwargs))
+
+
+def attach(app, db: str) -> None:
+    """Attach every declared callback to ``app``, each running with ``db`` as its store."""
+    from dashboards.access import bind_db
+
+    for args, kwargs in CLIENTSIDE:
+        app.clientside_callback(*args, **kwargs)
+    for args, kwargs, fn in CALLBACKS:
+        app.callback(*args, **kwargs)(bind_db(fn, db))

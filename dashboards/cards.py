@@ -1,0 +1,91 @@
+"""The element card: everything known about one model element, as the 3D twin and the panorama page show it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from dashboards import components as c
+
+FINDING_SEVERITIES = ("low", "medium", "high", "critical")
+FINDING_CATEGORIES = ("quality", "safety", "progress", "environment")
+
+
+def element_card(page: str, el: dict, *, survey_id: str | None, history: list[dict], histogram: list[dict],
+                 detections: tuple[int, list[dict]], hazards: list[dict], findings: list[Any]) -> list:
+    """Card contents for element ``el`` (a ``current_elements`` row); ids are prefixed ``<page>-card-``."""
+    p = f"{page}-card"
+    now = next((h for h in history if h["survey_id"] == survey_id), None)
+    head = [html.H2(el.get("name") or el["ifc_class"], id=f"{p}-name"),
+            c.facts([("class", el["ifc_class"] + (f" ({el['predefined_type']})" if el.get("predefined_type") else "")),
+                     ("GlobalId", html.Span(el["global_id"], id=f"{p}-gid")), ("model", el["model_id"]),
+                     ("storey", el.get("storey")), ("type", el.get("type_name")), ("material", el.get("material")),
+                     ("status", html.Span(now["status"] if now else ("not in the survey" if survey_id else "no survey"),
+                                          id=f"{p}-status"))])]
+    dev = [html.H3("Deviation" + (f" in survey {survey_id}" if survey_id else ""))]
+    if now:
+        dev.append(c.facts([("points", now["points"]), ("coverage", _pct(now["coverage"])),
+                            ("mean", _mm(now["mean_mm"])), ("p95 |d|", _mm(now["p95_mm"])), ("max", _mm(now["max_mm"]))],
+                           id=f"{p}-deviation"))
+    else:
+        dev.append(c.empty("Not measured: no survey on or before this day covers this element."))
+    if histogram:
+        dev.append(dcc.Graph(id=f"{p}-histogram", figure=histogram_figure(histogram), style={"height": "180px"},
+                             config={"displayModeBar": False}))
+    hist = [html.H3("Status history")]
+    hist.append(c.table(history, [("epoch", "epoch"), ("status", "status"), ("points", "points"),
+                                  ("p95_mm", "p95 (mm)")], id=f"{p}-history") if history
+                else c.empty("No survey has measured this element yet."))
+    n_det, det_rows = detections
+    det = [html.H3(f"Detections ({n_det})")]
+    det.append(c.table(det_rows, [("captured_at", "when"), ("class_name", "class"), ("confidence", "conf."),
+                                  ("source_kind", "source")], id=f"{p}-detections",
+                       cell=lambda k, r: c.fmt(r[k], 2) if k == "confidence" else c.fmt(r.get(k)))
+               if det_rows else c.empty("No detection is tagged to this element."))
+    if hazards:
+        det += [html.H3(f"Hazards ({len(hazards)})"),
+                c.table(hazards, [("started_at", "when"), ("rule", "rule"), ("severity", "severity")],
+                        cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))]
+    fnd = [html.H3(f"Findings ({len(findings)})")]
+    rows = [{"ref": f.ref, "severity": f.severity, "title": f.title, "status": f.status, "due": f.due} for f in findings]
+    fnd.append(c.table(rows, [("ref", "ref"), ("severity", "severity"), ("title", "title"), ("status", "status"),
+                              ("due", "due")], id=f"{p}-findings",
+                       cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))
+               if rows else c.empty("No finding on this element."))
+    fnd.append(html.Details([
+        html.Summary("Raise a finding on this element"),
+        html.Div([
+            dcc.Input(id=f"{p}-finding-title", placeholder="title",
+                      style={"width": "100%"}, debounce=False),
+            dcc.Dropdown(id=f"{p}-severity", options=list(FINDING_SEVERITIES), value="medium", clearable=False),
+            dcc.Dropdown(id=f"{p}-category", options=list(FINDING_CATEGORIES), value="quality", clearable=False),
+            html.Button("Raise", id=f"{p}-raise", className="button", n_clicks=0),
+            html.Div(id=f"{p}-raise-msg", className="status-line"),
+        ], style={"display": "grid", "gap": ".4rem"}),
+    ]))
+    props = [html.H3("Properties")]
+    for pset, values in sorted((el.get("properties") or {}).items()):
+        props.append(html.Details([html.Summary(pset), c.facts(sorted((values or {}).items()))]))
+    for qto, values in sorted((el.get("quantities") or {}).items()):
+        props.append(html.Details([html.Summary(qto), c.facts(sorted((values or {}).items()))]))
+    if len(props) == 1:
+        props.append(c.empty("The model gives this element no property sets."))
+    return [*head, *dev, *hist, *det, *fnd, *props]
+
+
+def histogram_figure(bins: list[dict]) -> dict:
+    centers = [(b["bin_lo_mm"] + b["bin_hi_mm"]) / 2 for b in bins]
+    widths = [max(0.1, b["bin_hi_mm"] - b["bin_lo_mm"]) for b in bins]
+    return {"data": [{"type": "bar", "x": centers, "y": [b["points"] for b in bins], "width": widths,
+                      "marker": {"color": "#4e79a7"}, "hovertemplate": "%{x:.1f} mm: %{y} points<extra></extra>"}],
+            "layout": {**c.PLOT_LAYOUT, "margin": dict(l=40, r=10, t=10, b=35),
+                       "xaxis": {"title": {"text": "signed distance (mm)"}}, "yaxis": {"title": {"text": "points"}}}}
+
+
+def _mm(v) -> str:
+    return "–" if v is None else f"{v:.1f} mm"
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.0f} %"

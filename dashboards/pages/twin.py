@@ -1,0 +1,192 @@
+"""3D twin: the model coloured by class, storey, status, deviation or schedule state on a day, with the
+scan points, the site's sensors, a storey filter and a section box; click an element for its card."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dash
+from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
+
+from dashboards import components as c
+from dashboards.access import site_store, site_write_store
+from dashboards.callbacks import callback
+
+MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
+               "schedule": "schedule on the day"}
+BUDGETS = {"fast (100k triangles)": 100_000, "balanced (300k)": 300_000, "full (1M)": 1_000_000}
+
+
+def layout(site: str | None = None, element: str | None = None, mode: str | None = None, date: str | None = None,
+           **query):
+    from dashboards.app import default_site
+
+    site = default_site(site)
+    if site is None:
+        return c.site_missing("twin")
+    return html.Div([
+        dcc.Store(id="twin-site", data=site),
+        dcc.Store(id="twin-element", data=element),
+        dcc.Store(id="twin-dates", data=[]),
+        dcc.Store(id="twin-want-date", data=date),
+        dcc.Store(id="twin-figure-key"),
+        html.Div([
+            c.control("colour by", dcc.RadioItems(id="twin-mode", options=[{"label": v, "value": k}
+                                                                           for k, v in MODE_LABELS.items()],
+                                                  value=mode if mode in MODE_LABELS else "status", inline=True)),
+            c.control("day (survey epochs marked)", dcc.Slider(id="twin-date", min=0, max=0, step=1, value=0,
+                                                              marks={}, included=False, updatemode="mouseup"),
+                      wide=True),
+            html.Div(id="twin-date-label", className="status-line"),
+        ], className="controls"),
+        html.Div([
+            c.control("storeys", dcc.Dropdown(id="twin-storeys", multi=True, placeholder="all storeys")),
+            c.control("layers", dcc.Checklist(id="twin-layers", value=["points", "sensors"], inline=True,
+                                              options=[{"label": "scan points", "value": "points"},
+                                                       {"label": "sensors", "value": "sensors"},
+                                                       {"label": "section box", "value": "section"}])),
+            c.control("section x (m)", dcc.RangeSlider(id="twin-section-x", min=0, max=1, value=[0, 1], marks=None,
+                                                       tooltip={"placement": "bottom"}, updatemode="mouseup")),
+            c.control("section y (m)", dcc.RangeSlider(id="twin-section-y", min=0, max=1, value=[0, 1], marks=None,
+                                                       tooltip={"placement": "bottom"}, updatemode="mouseup")),
+            c.control("section z (m)", dcc.RangeSlider(id="twin-section-z", min=0, max=1, value=[0, 1], marks=None,
+                                                       tooltip={"placement": "bottom"}, updatemode="mouseup")),
+            c.control("detail", dcc.Dropdown(id="twin-budget", clearable=False, value=300_000,
+                                             options=[{"label": k, "value": v} for k, v in BUDGETS.items()])),
+        ], className="controls"),
+        html.Div([
+            html.Div([dcc.Loading(dcc.Graph(id="twin-graph", style={"height": "74vh"},
+                                            config={"displaylogo": False, "scrollZoom": True}), delay_show=400),
+                      html.Div(id="twin-view-status", className="status-line")], className="card"),
+            html.Div(c.empty("Click an element in the model to see its card.", id="twin-card-empty"),
+                     id="twin-card", className="card element-card"),
+        ], className="grid-2"),
+    ])
+
+
+@callback(Output("twin-dates", "data"), Output("twin-date", "max"), Output("twin-date", "marks"),
+          Output("twin-date", "value"), Output("twin-storeys", "options"),
+          Output("twin-section-x", "min"), Output("twin-section-x", "max"), Output("twin-section-x", "value"),
+          Output("twin-section-y", "min"), Output("twin-section-y", "max"), Output("twin-section-y", "value"),
+          Output("twin-section-z", "min"), Output("twin-section-z", "max"), Output("twin-section-z", "value"),
+          Input("twin-site", "data"), State("twin-want-date", "data"))
+def setup(site, want):
+    """Days for the slider (survey epochs, labelled, and the schedule's finish dates), storeys, model extent."""
+    from dashboards import queries as q
+    with site_store(site) as store:
+        epochs = [q._day(e["epoch"]) for e in q.survey_epochs(store, site)]
+        plan = q.planned_elements(store, site)
+        storeys = q.storeys(store, site)
+        bounds = q.model_extent(store, site)
+    days, marks, value = c.day_slider(epochs, [r["planned_finish"] for r in plan], want)
+    (x0, y0, z0), (x1, y1, z1) = [[round(v - 0.5, 1) for v in bounds[0]], [round(v + 0.5, 1) for v in bounds[1]]]
+    return ([d.isoformat() for d in days], max(0, len(days) - 1), marks, value,
+            [{"label": s["name"], "value": s["name"]} for s in storeys],
+            x0, x1, [x0, x1], y0, y1, [y0, y1], z0, z1, [z0, z1])
+
+
+@callback(Output("twin-graph", "figure"), Output("twin-view-status", "children"), Output("twin-figure-key", "data"),
+          Output("twin-date-label", "children"), Output("shell-state", "data", allow_duplicate=True),
+          Input("twin-mode", "value"), Input("twin-date", "value"), Input("twin-dates", "data"),
+          Input("twin-storeys", "value"), Input("twin-layers", "value"), Input("twin-section-x", "value"),
+          Input("twin-section-y", "value"), Input("twin-section-z", "value"), Input("twin-budget", "value"),
+          State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
+def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
+    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+
+    if not days:
+        raise dash.exceptions.PreventUpdate
+    day = dt.date.fromisoformat(days[min(int(day_index or 0), len(days) - 1)])
+    layers = layers or []
+    section = (tuple(sx), tuple(sy), tuple(sz)) if "section" in layers else None
+    p = TwinParams(site=site, mode=mode, day=day, storeys=tuple(storeys or ()), section=section,
+                   points="points" in layers, sensors="sensors" in layers, budget=int(budget), selected=element)
+    with site_store(site) as store:
+        data = read_twin(store, p)
+    fig, stats = twin_figure(data, p)
+    if data.geom.element_count == 0:
+        status = "No design model for this site yet: load one with `sitetwin bim load`."
+    else:
+        status = (f"{stats['elements']} elements shown ({stats['full']} in full, {stats['boxes']} as boxes), "
+                  f"{stats['triangles']:,} triangles" + (f", {stats['points']:,} scan points" if stats['points'] else "")
+                  + (f"; survey {data.survey_id} of {c.fmt(data.survey_epoch)}" if data.survey_id else "")
+                  + (f". {data.note}" if data.note else ""))
+    label = f"{day.isoformat()}" + (f" · survey of {c.fmt(data.survey_epoch)}" if data.survey_epoch else "")
+    return fig, status, stats["key"], label, {"mode": mode, "date": day.isoformat()}
+
+
+@callback(Output("twin-element", "data"), Output("shell-state", "data", allow_duplicate=True),
+          Output("twin-graph", "figure", allow_duplicate=True),
+          Input("twin-graph", "clickData"), State("twin-figure-key", "data"), State("twin-site", "data"),
+          prevent_initial_call=True)
+def select(click, key, site):
+    """Picking: the clicked vertex's element becomes the selection (highlighted, in the URL, in the card)."""
+    from dashboards import scene
+    from dashboards.queries import current_model_ids
+    from dashboards.twin_view import selected_trace
+
+    point = (click or {}).get("points", [{}])[0]
+    index = scene.pick(key, point.get("curveNumber"), point.get("pointNumber"))
+    if index is None:
+        raise dash.exceptions.PreventUpdate
+    with site_store(site) as store:
+        geom = scene.site_geometry(store, site, current_model_ids(store, site))
+    gid = str(geom.global_ids[index])
+    patch = Patch()
+    trace = selected_trace(geom, index)
+    patch["data"][0] = trace
+    scene.set_pick_trace(key, 0, _owner(trace, index))
+    return gid, {"element": gid}, patch
+
+
+def _owner(trace, index):
+    import numpy as np
+
+    return np.full(len(trace["x"]), index, np.int32)
+
+
+@callback(Output("twin-card", "children"), Input("twin-element", "data"), Input("twin-date", "value"),
+          State("twin-dates", "data"), State("twin-site", "data"))
+def card(gid, day_index, days, site):
+    from dashboards import queries as q
+    from dashboards.access import scoped_store
+    from dashboards.cards import element_card
+
+    if not gid:
+        return c.empty("Click an element in the model to see its card.", id="twin-card-empty")
+    day = dt.date.fromisoformat(days[min(int(day_index or 0), len(days) - 1)]) if days else None
+    with site_store(site) as store:
+        el = q.element(store, site, gid)
+        if el is None:
+            return c.empty(f"No element {gid} in this site's current models.", id="twin-card-empty")
+        survey_id = q.survey_as_of(store, site, day)
+        history = q.status_history(store, site, gid)
+        hist = q.element_histogram(store, survey_id, gid) if survey_id else []
+        n_det, detections = q.element_detections(store, site, gid, limit=10)
+        hazards = q.element_hazards(store, site, gid)
+    with scoped_store() as (store, scope):
+        findings = q.element_findings(store, scope, site, gid)
+    return element_card("twin", el, survey_id=survey_id, history=history, histogram=hist,
+                               detections=(n_det, detections), hazards=hazards, findings=findings)
+
+
+@callback(Output("twin-card-raise-msg", "children"), Input("twin-card-raise", "n_clicks"),
+          State("twin-card-finding-title", "value"), State("twin-card-severity", "value"),
+          State("twin-card-category", "value"), State("twin-element", "data"), State("twin-site", "data"),
+          prevent_initial_call=True)
+def raise_from_card(n, title, severity, category, gid, site):
+    """A regulator raises a finding on the element (oversight's raise_finding, under the caller's scope)."""
+    from oversight.findings import raise_finding
+
+    if not n or not gid:
+        raise dash.exceptions.PreventUpdate
+    if not (title or "").strip():
+        return "Give the finding a title."
+    with site_write_store(site, "raise") as (store, scope):
+        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
+                            global_id=gid, scope=scope, source="dashboard", source_ref=gid)
+        ref = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
+    return f"Finding {site}-{ref} raised."
+
+
+dash.register_page(__name__, path="/twin", name="3D twin", title="sitetwin · 3D twin", order=1, layout=layout)

@@ -1,0 +1,540 @@
+"""Read queries the pages need and no other package offers (yet): one function per question, SQL only.
+
+Every function takes an open store and a site code the caller has already been admitted
+to (``dashboards.access.site_store``), binds every value, and returns plain records
+(lists of dicts, small dataclasses or pandas frames). Nothing here draws.
+
+Progress (planned vs actual per element) is read from the schedule tables (``tasks``,
+``task_elements``) and twin's ``element_first_built`` view; when twin publishes its own
+progress functions the pages should call those instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data.store import Store
+
+STATUSES = ("built", "partial", "not_built", "out_of_tolerance")
+OPEN_FINDING_STATUSES = ("open", "reopened", "rectification_submitted")
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------------------
+# the site
+
+def site_card(store: Store, site_code: str) -> dict[str, Any]:
+    """The site's identity and profile, with counts of what the twin holds for it."""
+    site = store.one("SELECT * FROM sites WHERE site_code = ?", [site_code]) or {"site_code": site_code}
+    profile = store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code]) or {}
+    counts = store.one(
+        "SELECT (SELECT count(*) FROM current_models WHERE site_code = $s) AS models, "
+        "(SELECT count(*) FROM current_elements WHERE site_code = $s) AS elements, "
+        "(SELECT count(*) FROM surveys WHERE site_code = $s) AS surveys, "
+        "(SELECT count(*) FROM panoramas WHERE site_code = $s) AS panoramas, "
+        "(SELECT count(*) FROM detections WHERE site_code = $s) AS detections, "
+        "(SELECT count(*) FROM hazards WHERE site_code = $s) AS hazards, "
+        "(SELECT count(*) FROM devices WHERE site_code = $s AND removed_on IS NULL) AS devices, "
+        "(SELECT count(*) FROM findings WHERE site_code = $s) AS findings", {"s": site_code})
+    return {"site": site, "profile": profile, "counts": counts}
+
+
+def model_versions(store: Store, site_code: str) -> list[dict]:
+    """Every version of every discipline model, newest first, with whether it is the current one."""
+    return store.rows(
+        "SELECT m.name, m.version, m.model_id, m.file_name, m.ifc_schema, m.element_count, m.triangle_count, "
+        "m.loaded_at, m.model_id IN (SELECT model_id FROM current_models WHERE site_code = ?) AS current "
+        "FROM models m WHERE m.site_code = ? ORDER BY m.name, m.version DESC", [site_code, site_code])
+
+
+def current_model_ids(store: Store, site_code: str) -> list[str]:
+    return [r["model_id"] for r in store.rows(
+        "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY model_id", [site_code])]
+
+
+def surveys(store: Store, site_code: str) -> list[dict]:
+    """The site's surveys, oldest epoch first, with registration figures and status counts (twin's reader)."""
+    from twin.survey_store import list_surveys
+
+    return list_surveys(store, site_code)
+
+
+def survey_epochs(store: Store, site_code: str) -> list[dict]:
+    """Surveys with an epoch, oldest first: survey_id, epoch, name."""
+    return store.rows("SELECT survey_id, epoch, name, status FROM surveys WHERE site_code = ? AND epoch IS NOT NULL "
+                      "ORDER BY epoch, created_at, survey_id", [site_code])
+
+
+def survey_as_of(store: Store, site_code: str, day: dt.date | None) -> str | None:
+    """The latest survey taken on or before ``day`` (None: the latest of all)."""
+    return store.scalar(
+        "SELECT survey_id FROM surveys WHERE site_code = ? AND (? IS NULL OR coalesce(epoch, CAST(created_at AS DATE)) <= ?) "
+        "ORDER BY coalesce(epoch, CAST(created_at AS DATE)) DESC, created_at DESC, survey_id LIMIT 1",
+        [site_code, day, day])
+
+
+def survey_in_site(store: Store, site_code: str, survey_id: str | None) -> str | None:
+    """``survey_id`` if it is a survey of this site, else None (ids from the URL are checked, never trusted)."""
+    if not survey_id:
+        return None
+    return store.scalar("SELECT survey_id FROM surveys WHERE survey_id = ? AND site_code = ?", [survey_id, site_code])
+
+
+def data_freshness(store: Store, scope, site_code: str, *, now: dt.datetime | None = None) -> list[dict]:
+    """Per data source: newest data, its age in days and completeness (oversight's catalogue, plus detections)."""
+    from oversight.catalogue import catalogue
+
+    now = now or utcnow()
+    by_kind: dict[str, dict] = {}
+    for e in catalogue(store, scope, site_code=site_code, as_of=now.date()):
+        last = e["last_update"]
+        if isinstance(last, dt.date) and not isinstance(last, dt.datetime):
+            last = dt.datetime.combine(last, dt.time())
+        k = by_kind.setdefault(e["kind"], {"source": e["kind"], "entries": 0, "last": None, "completeness": []})
+        k["entries"] += 1
+        if last is not None and (k["last"] is None or last > k["last"]):
+            k["last"] = last
+        if e["completeness"] is not None:
+            k["completeness"].append(e["completeness"])
+    det = store.one("SELECT count(*) AS n, max(captured_at) AS last FROM detections WHERE site_code = ?", [site_code])
+    if det["n"]:
+        by_kind["detections"] = {"source": "detections", "entries": det["n"], "last": det["last"], "completeness": []}
+    out = []
+    for kind in ("model", "schedule", "survey", "panoramas", "detections", "camera", "sensor", "findings"):
+        k = by_kind.get(kind) or {"source": kind, "entries": 0, "last": None, "completeness": []}
+        age = (now - k["last"]).total_seconds() / 86400 if k["last"] else None
+        comp = k["completeness"]
+        out.append({"source": kind, "entries": k["entries"], "last": k["last"],
+                    "age_days": None if age is None else round(age, 1),
+                    "completeness": round(sum(comp) / len(comp), 3) if comp else None})
+    return out
+
+
+def open_findings(store: Store, scope, site_code: str, *, global_id: str | None = None, limit: int | None = None):
+    """Findings still to act on (open, reopened, rectification submitted), newest first (oversight's reader)."""
+    from oversight.findings import list_findings
+
+    return list_findings(store, scope, site_code=site_code, status=list(OPEN_FINDING_STATUSES), global_id=global_id,
+                         limit=limit)
+
+
+def element_findings(store: Store, scope, site_code: str, global_id: str):
+    from oversight.findings import list_findings
+
+    return list_findings(store, scope, site_code=site_code, global_id=global_id)
+
+
+def open_hazards(store: Store, site_code: str, *, limit: int = 20) -> tuple[int, list[dict]]:
+    """Hazards still going on (no end yet) or whose finding is not closed: how many, and the newest."""
+    base = ("FROM hazards h LEFT JOIN finding_state f ON f.finding_id = h.finding_id WHERE h.site_code = ? "
+            "AND (h.ended_at IS NULL OR f.status IN ('open', 'reopened', 'rectification_submitted'))")
+    total = store.scalar(f"SELECT count(*) {base}", [site_code])
+    rows = store.rows(f"SELECT h.hazard_id, h.rule, h.severity, h.message, h.started_at, h.storey, h.global_id, "
+                      f"f.status AS finding_status {base} ORDER BY h.started_at DESC NULLS LAST LIMIT ?",
+                      [site_code, limit])
+    return int(total or 0), rows
+
+
+# --------------------------------------------------------------------------------------
+# elements
+
+def element_attributes(store: Store, model_ids: list[str]) -> list[dict]:
+    """Class, storey and name of every element of the given models (for colouring and filters)."""
+    if not model_ids:
+        return []
+    marks = ", ".join("?" for _ in model_ids)
+    return store.rows(f"SELECT model_id, global_id, ifc_class, storey, name FROM elements WHERE model_id IN ({marks})",
+                      list(model_ids))
+
+
+def model_extent(store: Store, site_code: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Min and max corner of the site's current elements (local frame, m); a unit box when there are none."""
+    r = store.one("SELECT min(bbox_min_x_m) AS x0, min(bbox_min_y_m) AS y0, min(bbox_min_z_m) AS z0, "
+                  "max(bbox_max_x_m) AS x1, max(bbox_max_y_m) AS y1, max(bbox_max_z_m) AS z1 FROM current_elements "
+                  "WHERE site_code = ?", [site_code])
+    if r is None or r["x0"] is None:
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    return (r["x0"], r["y0"], r["z0"]), (r["x1"], r["y1"], r["z1"])
+
+
+def storeys(store: Store, site_code: str) -> list[dict]:
+    """Storeys of the site's current models, bottom up (name, elevation)."""
+    return store.rows("SELECT name, min(elevation_m) AS elevation_m FROM storeys WHERE site_code = ? AND model_id IN "
+                      "(SELECT model_id FROM current_models WHERE site_code = ?) GROUP BY name "
+                      "ORDER BY elevation_m NULLS LAST, name", [site_code, site_code])
+
+
+def ifc_classes(store: Store, site_code: str) -> list[str]:
+    return [r["ifc_class"] for r in store.rows(
+        "SELECT DISTINCT ifc_class FROM current_elements WHERE site_code = ? ORDER BY 1", [site_code])]
+
+
+def element(store: Store, site_code: str, global_id: str) -> dict | None:
+    """One element of the site's current models with its properties and quantities (JSON decoded)."""
+    row = store.one("SELECT * FROM current_elements WHERE site_code = ? AND global_id = ? ORDER BY model_id LIMIT 1",
+                    [site_code, global_id])
+    if row is None:
+        return None
+    for k in ("properties", "quantities"):
+        if isinstance(row.get(k), str):
+            row[k] = json.loads(row[k])
+    return row
+
+
+def element_status(store: Store, survey_id: str | None) -> dict[tuple[str, str], dict]:
+    """(model_id, global_id) -> status and deviation figures in one survey."""
+    if not survey_id:
+        return {}
+    rows = store.rows("SELECT model_id, global_id, status, points, coverage, mean_mm, p95_mm, max_mm "
+                      "FROM element_deviation WHERE survey_id = ?", [survey_id])
+    return {(r["model_id"], r["global_id"]): r for r in rows}
+
+
+def status_history(store: Store, site_code: str, global_id: str) -> list[dict]:
+    """The element's status and deviation in every survey of the site, oldest first."""
+    return store.rows(
+        "SELECT s.survey_id, s.epoch, s.name, d.status, d.points, d.coverage, d.mean_mm, d.p95_mm, d.max_mm "
+        "FROM element_deviation d JOIN surveys s USING (survey_id) WHERE d.site_code = ? AND d.global_id = ? "
+        "ORDER BY s.epoch NULLS FIRST, s.created_at", [site_code, global_id])
+
+
+def element_histogram(store: Store, survey_id: str, global_id: str) -> list[dict]:
+    return store.rows("SELECT bin_lo_mm, bin_hi_mm, points FROM element_histograms WHERE survey_id = ? "
+                      "AND global_id = ? ORDER BY bin_lo_mm", [survey_id, global_id])
+
+
+def element_detections(store: Store, site_code: str, global_id: str, *, limit: int = 50) -> tuple[int, list[dict]]:
+    total = store.scalar("SELECT count(*) FROM detections WHERE site_code = ? AND global_id = ?", [site_code, global_id])
+    rows = store.rows("SELECT detection_id, class_name, confidence, captured_at, source_kind, pano_id, camera_id "
+                      "FROM detections WHERE site_code = ? AND global_id = ? ORDER BY captured_at DESC NULLS LAST "
+                      "LIMIT ?", [site_code, global_id, limit])
+    return int(total or 0), rows
+
+
+def element_hazards(store: Store, site_code: str, global_id: str, *, limit: int = 20) -> list[dict]:
+    return store.rows("SELECT hazard_id, rule, severity, started_at, message FROM hazards WHERE site_code = ? "
+                      "AND global_id = ? ORDER BY started_at DESC NULLS LAST LIMIT ?", [site_code, global_id, limit])
+
+
+# --------------------------------------------------------------------------------------
+# the schedule and progress
+
+def planned_elements(store: Store, site_code: str) -> list[dict]:
+    """Each scheduled element of the current models with its planned start/finish and the task that builds it."""
+    return store.rows(
+        "SELECT e.model_id, e.global_id, e.ifc_class, e.storey, min(t.start) AS planned_start, "
+        "max(t.finish) AS planned_finish, arg_max(t.task_id, t.finish) AS task_id, arg_max(t.name, t.finish) AS task "
+        "FROM current_elements e JOIN task_elements te ON te.site_code = e.site_code AND te.global_id = e.global_id "
+        " AND (te.model_id IS NULL OR te.model_id = e.model_id) "
+        "JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id AND NOT t.is_summary "
+        "WHERE e.site_code = ? GROUP BY e.model_id, e.global_id, e.ifc_class, e.storey", [site_code])
+
+
+def first_built(store: Store, site_code: str) -> dict[tuple[str, str], dt.date]:
+    """(model_id, global_id) -> the first survey epoch the element was seen standing (twin's view)."""
+    return {(r["model_id"], r["global_id"]): r["first_built_epoch"] for r in store.rows(
+        "SELECT model_id, global_id, first_built_epoch FROM element_first_built WHERE site_code = ?", [site_code])}
+
+
+def schedule_dates(store: Store, site_code: str) -> tuple[dt.date, dt.date] | None:
+    row = store.one("SELECT min(t.start) AS a, max(t.finish) AS b FROM tasks t JOIN schedules s USING (schedule_id) "
+                    "WHERE s.site_code = ? AND NOT t.is_summary", [site_code])
+    if row is None or row["a"] is None:
+        return None
+    return _day(row["a"]), _day(row["b"])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Planned vs actual for a site as of a day: what the progress page and the overview show."""
+
+    as_of: dt.date
+    survey_id: str | None
+    scheduled: int                 # elements with a task
+    planned_done: int              # of those, planned to finish by as_of
+    built: int                     # of those, seen standing in the survey as of as_of
+    elements: list[dict]           # per scheduled element: planned dates, task, storey, status, first built, late_days
+
+    @property
+    def planned_pct(self) -> float:
+        return 100.0 * self.planned_done / self.scheduled if self.scheduled else 0.0
+
+    @property
+    def actual_pct(self) -> float:
+        return 100.0 * self.built / self.scheduled if self.scheduled else 0.0
+
+
+def progress(store: Store, site_code: str, as_of: dt.date | None = None) -> Progress:
+    """Planned vs actual per scheduled element as of a day (default: the latest survey's epoch, else today)."""
+    if as_of is None:
+        latest = store.scalar("SELECT max(epoch) FROM surveys WHERE site_code = ?", [site_code])
+        as_of = _day(latest) if latest else utcnow().date()
+    survey_id = survey_as_of(store, site_code, as_of)
+    status = element_status(store, survey_id)
+    firsts = first_built(store, site_code)
+    rows = []
+    planned_done = built = 0
+    for r in planned_elements(store, site_code):
+        finish = _day(r["planned_finish"]) if r["planned_finish"] else None
+        key = (r["model_id"], r["global_id"])
+        st = status.get(key, {}).get("status") if survey_id else None
+        first = firsts.get(key)
+        is_built = st in ("built", "out_of_tolerance") or (first is not None and _day(first) <= as_of and st is None)
+        due = finish is not None and finish <= as_of
+        planned_done += due
+        built += bool(is_built)
+        # late only where a survey could have seen it: without one, nothing is known to be late
+        late = (as_of - finish).days if due and not is_built and survey_id is not None else 0
+        rows.append({**r, "status": st or ("no survey" if survey_id is None else "not seen"),
+                     "first_built": first, "built": bool(is_built), "due": due, "late_days": late})
+    return Progress(as_of, survey_id, len(rows), planned_done, built, rows)
+
+
+_PLANNED_SQL = (
+    "SELECT DISTINCT e.model_id, e.global_id FROM current_elements e JOIN task_elements te "
+    "ON te.site_code = e.site_code AND te.global_id = e.global_id AND (te.model_id IS NULL OR te.model_id = e.model_id) "
+    "JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id AND NOT t.is_summary "
+    "WHERE e.site_code = $site")
+
+
+def s_curve(store: Store, site_code: str) -> dict[str, list]:
+    """Cumulative share of scheduled elements planned finished per day, and seen built per survey epoch."""
+    import numpy as np
+
+    plan = planned_elements(store, site_code)
+    total = len(plan)
+    if not total:
+        return {"planned_dates": [], "planned_pct": [], "actual_dates": [], "actual_pct": [], "scheduled": 0}
+    finishes = np.array(sorted(_day(r["planned_finish"]) for r in plan if r["planned_finish"]), dtype="datetime64[D]")
+    days, counts = np.unique(finishes, return_counts=True)
+    planned_pct = (100.0 * np.cumsum(counts) / total).round(2)
+    actual = store.rows(
+        f"WITH planned AS ({_PLANNED_SQL}), built AS (SELECT d.survey_id, count(*) AS n FROM element_deviation d "
+        f"JOIN planned p USING (model_id, global_id) WHERE d.site_code = $site "
+        f"AND d.status IN ('built', 'out_of_tolerance') GROUP BY d.survey_id) "
+        f"SELECT s.epoch, coalesce(b.n, 0) AS built FROM surveys s LEFT JOIN built b USING (survey_id) "
+        f"WHERE s.site_code = $site AND s.epoch IS NOT NULL ORDER BY s.epoch, s.created_at, s.survey_id",
+        {"site": site_code})
+    return {"planned_dates": [d.item() for d in days], "planned_pct": planned_pct.tolist(),
+            "actual_dates": [_day(r["epoch"]) for r in actual],
+            "actual_pct": [round(100.0 * r["built"] / total, 2) for r in actual], "scheduled": total}
+
+
+def completion_by(prog: Progress, key: str) -> list[dict]:
+    """Planned and actual completion grouped by ``storey`` or ``task`` from a :class:`Progress`."""
+    groups: dict[str, dict] = {}
+    for r in prog.elements:
+        g = groups.setdefault(r.get(key) or "(none)", {key: r.get(key) or "(none)", "elements": 0, "planned": 0,
+                                                        "built": 0, "late": 0})
+        g["elements"] += 1
+        g["planned"] += r["due"]
+        g["built"] += r["built"]
+        g["late"] += r["late_days"] > 0
+    out = []
+    for g in groups.values():
+        n = g["elements"]
+        out.append({**g, "planned_pct": round(100.0 * g["planned"] / n, 1), "actual_pct": round(100.0 * g["built"] / n, 1)})
+    return out
+
+
+def schedule_state(planned_start, planned_finish, first_built_day, day: dt.date) -> str:
+    """An element's state on ``day``: built, late, in progress, not started or unscheduled."""
+    if first_built_day is not None and _day(first_built_day) <= day:
+        return "built"
+    if planned_finish is None:
+        return "unscheduled"
+    if _day(planned_finish) <= day:
+        return "late"
+    if planned_start is not None and _day(planned_start) <= day:
+        return "in progress"
+    return "not started"
+
+
+# --------------------------------------------------------------------------------------
+# deviation
+
+def deviation_table(store: Store, site_code: str, survey_id: str, *, storeys: list[str] | None = None,
+                    classes: list[str] | None = None):
+    """The survey's per-element deviation (pandas), filtered by storey and class."""
+    sql = ["SELECT global_id, model_id, ifc_class, storey, status, points, coverage, mean_mm, median_mm, p95_mm, "
+           "max_mm, shift_mm, flatness_mm, verticality_mm FROM element_deviation WHERE site_code = ? AND survey_id = ?"]
+    params: list[Any] = [site_code, survey_id]
+    if storeys:
+        sql.append(f"AND storey IN ({', '.join('?' for _ in storeys)})")
+        params += list(storeys)
+    if classes:
+        sql.append(f"AND ifc_class IN ({', '.join('?' for _ in classes)})")
+        params += list(classes)
+    return store.df(" ".join(sql), params)
+
+
+def survey_tolerances(store: Store, survey_id: str) -> dict[str, float]:
+    """The survey's per-class position tolerance in mm, as twin applied it (empty when not recorded)."""
+    raw = store.scalar("SELECT tolerances FROM surveys WHERE survey_id = ?", [survey_id])
+    if not raw:
+        return {}
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    out = {}
+    for cls, v in (data or {}).items():
+        if isinstance(v, (int, float)):
+            out[cls] = float(v)
+        elif isinstance(v, dict):
+            for name in ("position_mm", "axis_position_mm", "tolerance_mm", "position"):
+                if isinstance(v.get(name), (int, float)):
+                    out[cls] = float(v[name])
+                    break
+    return out
+
+
+def unplanned_objects(store: Store, site_code: str, survey_id: str) -> list[dict]:
+    return store.rows("SELECT object_id, points, storey, centroid_x_m, centroid_y_m, centroid_z_m, "
+                      "max_x_m - min_x_m AS size_x_m, max_y_m - min_y_m AS size_y_m, max_z_m - min_z_m AS size_z_m, "
+                      "nearest_global_id, distance_m FROM unplanned_objects WHERE site_code = ? AND survey_id = ? "
+                      "ORDER BY points DESC", [site_code, survey_id])
+
+
+# --------------------------------------------------------------------------------------
+# panoramas
+
+def panoramas(store: Store, site_code: str) -> list[dict]:
+    """The site's panoramas (posed or not), oldest first, with their camera position in the local frame."""
+    rows = store.rows("SELECT pano_id, name, captured_at, width, height, pose_source, pose_rms_px, model_id, "
+                      "T_model_from_camera, (SELECT count(*) FROM panorama_element_maps m WHERE m.pano_id = p.pano_id) "
+                      "AS has_map, (SELECT count(*) FROM detections d WHERE d.pano_id = p.pano_id) AS detections "
+                      "FROM panoramas p WHERE site_code = ? ORDER BY captured_at NULLS LAST, pano_id", [site_code])
+    for r in rows:
+        T = json.loads(r.pop("T_model_from_camera")) if r.get("T_model_from_camera") else None
+        r["position_m"] = [T[0][3], T[1][3], T[2][3]] if T else None
+    return rows
+
+
+def pano_in_site(store: Store, site_code: str, pano_id: str | None) -> str | None:
+    if not pano_id:
+        return None
+    return store.scalar("SELECT pano_id FROM panoramas WHERE pano_id = ? AND site_code = ?", [pano_id, site_code])
+
+
+def pano_detections(store: Store, pano_id: str) -> list[dict]:
+    return store.rows("SELECT detection_id, class_name, confidence, x1, y1, x2, y2, global_id, ifc_class, storey "
+                      "FROM detections WHERE pano_id = ? ORDER BY confidence DESC", [pano_id])
+
+
+def footprints(store: Store, model_ids: list[str], *, storey: str | None = None) -> list[dict]:
+    """Plan-view boxes (x, y extent, local frame) of slabs, walls and columns, for the floor-plan minimap."""
+    if not model_ids:
+        return []
+    marks = ", ".join("?" for _ in model_ids)
+    return store.rows(
+        f"SELECT ifc_class, bbox_min_x_m AS x0, bbox_min_y_m AS y0, bbox_max_x_m AS x1, bbox_max_y_m AS y1 "
+        f"FROM elements WHERE model_id IN ({marks}) AND has_geometry AND ifc_class IN ('IfcColumn', 'IfcWall', "
+        f"'IfcWallStandardCase', 'IfcSlab') AND (? IS NULL OR storey = ?)", [*model_ids, storey, storey])
+
+
+# --------------------------------------------------------------------------------------
+# hazards and detections
+
+def hazard_timeline(store: Store, site_code: str, *, rules: list[str] | None = None,
+                    storeys: list[str] | None = None) -> list[dict]:
+    """Hazards per day and rule (the timeline), filtered."""
+    where, params = _hazard_filter(site_code, rules, storeys)
+    return store.rows(f"SELECT CAST(started_at AS DATE) AS day, rule, severity, count(*) AS hazards FROM hazards "
+                      f"WHERE {where} GROUP BY ALL ORDER BY day, rule", params)
+
+
+def hazard_counts(store: Store, site_code: str, by: str, *, rules: list[str] | None = None,
+                  storeys: list[str] | None = None) -> list[dict]:
+    """Hazard counts grouped by ``rule``, ``storey``, ``severity`` or element (``global_id``)."""
+    if by not in ("rule", "storey", "severity", "global_id"):
+        raise ValueError(f"group hazards by rule, storey, severity or global_id, not {by!r}")
+    where, params = _hazard_filter(site_code, rules, storeys)
+    return store.rows(f"SELECT coalesce({by}, '(none)') AS key, count(*) AS hazards FROM hazards WHERE {where} "
+                      f"GROUP BY 1 ORDER BY 2 DESC, 1", params)
+
+
+def hazard_elements(store: Store, site_code: str, *, rules: list[str] | None = None,
+                    storeys: list[str] | None = None, limit: int = 50) -> list[dict]:
+    """Elements involved in hazards, most hazards first, with class, storey and the rules seen."""
+    where, params = _hazard_filter(site_code, rules, storeys, alias="h.")
+    return store.rows(
+        f"SELECT h.global_id, any_value(e.ifc_class) AS ifc_class, any_value(coalesce(h.storey, e.storey)) AS storey, "
+        f"any_value(e.name) AS name, count(*) AS hazards, string_agg(DISTINCT h.rule, ', ' ORDER BY h.rule) AS rules, "
+        f"max(h.started_at) AS last_seen FROM hazards h LEFT JOIN current_elements e ON e.site_code = h.site_code "
+        f"AND e.global_id = h.global_id WHERE {where} AND h.global_id IS NOT NULL GROUP BY h.global_id "
+        f"ORDER BY hazards DESC, last_seen DESC LIMIT ?", [*params, limit])
+
+
+def hazards_with_evidence(store: Store, site_code: str, *, rules: list[str] | None = None,
+                          storeys: list[str] | None = None, limit: int = 12) -> list[dict]:
+    """The newest hazards that have evidence crops: id, rule, severity, when, where, and how many crops."""
+    where, params = _hazard_filter(site_code, rules, storeys)
+    rows = store.rows(f"SELECT hazard_id, rule, severity, started_at, storey, global_id, message, evidence "
+                      f"FROM hazards WHERE {where} AND json_array_length(evidence -> '$.crops') > 0 "
+                      f"ORDER BY started_at DESC NULLS LAST LIMIT ?", [*params, limit])
+    for r in rows:
+        ev = json.loads(r.pop("evidence") or "{}")
+        r["crops"] = len(ev.get("crops") or [])
+    return rows
+
+
+def detection_counts(store: Store, site_code: str, *, by: str = "class_name") -> list[dict]:
+    if by not in ("class_name", "storey", "source_kind"):
+        raise ValueError(f"group detections by class_name, storey or source_kind, not {by!r}")
+    return store.rows(f"SELECT coalesce({by}, '(none)') AS key, count(*) AS detections FROM detections "
+                      f"WHERE site_code = ? GROUP BY 1 ORDER BY 2 DESC", [site_code])
+
+
+def hazard_rules(store: Store, site_code: str) -> list[str]:
+    return [r["rule"] for r in store.rows("SELECT DISTINCT rule FROM hazards WHERE site_code = ? ORDER BY 1",
+                                          [site_code])]
+
+
+def evidence_path(store: Store, hazard_id: str, index: int) -> Path | None:
+    """The ``index``-th evidence crop of a hazard, as a file under the store's cache folder (None: none)."""
+    raw = store.scalar("SELECT evidence FROM hazards WHERE hazard_id = ?", [hazard_id])
+    crops = (json.loads(raw) if raw else {}).get("crops") or []
+    if not 0 <= index < len(crops):
+        return None
+    base = Path(store.cache_dir).resolve()
+    path = (base / crops[index]).resolve()
+    # evidence paths are relative to the cache; anything escaping it is not served
+    if base not in path.parents or not path.is_file():
+        return None
+    return path
+
+
+def _hazard_filter(site_code: str, rules, storeys, alias: str = "") -> tuple[str, list]:
+    where = [f"{alias}site_code = ?"]
+    params: list[Any] = [site_code]
+    if rules:
+        where.append(f"{alias}rule IN ({', '.join('?' for _ in rules)})")
+        params += list(rules)
+    if storeys:
+        where.append(f"{alias}storey IN ({', '.join('?' for _ in storeys)})")
+        params += list(storeys)
+    return " AND ".join(where), params
+
+
+# --------------------------------------------------------------------------------------
+# sensors
+
+def sensor_state(store: Store, site_code: str) -> list[dict]:
+    """Devices with position, host element and worst active warning (sensors' twin-state query)."""
+    from sensors.queries import twin_state
+
+    return twin_state(store, site_code)
+
+
+def _day(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])

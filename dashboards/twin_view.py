@@ -1,0 +1,271 @@
+"""The 3D twin view: what to read for it (:func:`read_twin`) and the plotly figure (:func:`twin_figure`).
+
+Colour modes, each over the site's current models on a chosen day:
+
+- ``class`` and ``storey``: the design's own attributes;
+- ``status``: as-built status in the latest survey on or before the day (twin's ``element_deviation``);
+- ``deviation``: that survey's p95 of |signed distance| per element, in bands (mm);
+- ``schedule``: the 4D state on the day from the schedule and the first survey that saw the
+  element standing: built, late, in progress, not started, unscheduled.
+
+Scan points of that survey are drawn on top (decimated evenly by twin's ``survey_points``),
+coloured by signed distance. Sensor devices are drawn at their positions; a device with an
+active warning lights up, and so does the element it is mounted on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from dashboards import scene
+from dashboards.scene import Bin, SceneGeometry
+
+MODES = ("class", "storey", "status", "deviation", "schedule")
+MAX_POINTS = 40_000            # scan points sent to the browser
+TERRAIN_CLUSTER = -2           # twin's points.parquet: cluster -2 is the ground (not drawn)
+GHOST_OPACITY = 0.25           # elements not there (yet): drawn see-through so the design still shows
+DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
+GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled"),
+           "deviation": ("not measured",)}
+SELECTED_COLOR = "rgb(255,215,0)"
+WARNING_COLOR = "rgb(255,40,40)"
+SEVERITY_COLORS = {None: "rgb(120,130,150)", "low": "rgb(14,165,233)", "medium": "rgb(245,158,11)",
+                   "high": "rgb(239,68,68)", "critical": "rgb(190,18,60)"}
+
+
+@dataclass(frozen=True)
+class TwinParams:
+    """What the user asked to see. ``section`` is ((x0, x1), (y0, y1), (z0, z1)) in the local frame, metres."""
+
+    site: str
+    mode: str = "class"
+    day: dt.date | None = None
+    storeys: tuple[str, ...] = ()
+    section: tuple[tuple[float, float], ...] | None = None
+    points: bool = True
+    sensors: bool = True
+    budget: int = scene.DEFAULT_TRIANGLE_BUDGET
+    selected: str | None = None
+    max_points: int = MAX_POINTS
+
+    def key_params(self) -> dict:
+        return {"site": self.site, "mode": self.mode, "day": str(self.day), "storeys": list(self.storeys),
+                "section": self.section, "points": self.points, "sensors": self.sensors, "budget": self.budget,
+                "selected": self.selected}
+
+
+@dataclass
+class TwinData:
+    geom: SceneGeometry
+    values: np.ndarray                       # (k,) object: each element's bin value in this mode
+    order: list                              # bin values in legend order
+    colors: dict                             # bin value -> CSS colour
+    survey_id: str | None = None
+    survey_epoch: dt.date | None = None
+    devices: list[dict] = field(default_factory=list)
+    points: Any = None                       # pandas frame x_m, y_m, z_m, distance_m (or None)
+    note: str = ""
+
+
+def read_twin(store, p: TwinParams) -> TwinData:
+    """Everything the figure needs, read while the connection is open (geometry comes from the cache)."""
+    from dashboards import queries as q
+    from panorama.overlay import STATUS_COLORS, class_color
+
+    if p.mode not in MODES:
+        raise ValueError(f"colour mode {p.mode!r}: use one of {', '.join(MODES)}")
+    model_ids = q.current_model_ids(store, p.site)
+    geom = scene.site_geometry(store, p.site, model_ids)
+    k = geom.element_count
+    data = TwinData(geom, np.array([""] * k, dtype=object), [], {})
+    survey_id = q.survey_as_of(store, p.site, p.day) if p.mode in ("status", "deviation") or p.points else None
+    if survey_id:
+        data.survey_id = survey_id
+        data.survey_epoch = store.scalar("SELECT epoch FROM surveys WHERE survey_id = ?", [survey_id])
+    keys = list(zip(geom.model_ids.tolist(), geom.global_ids.tolist()))
+    if p.mode == "class":
+        data.values = geom.ifc_class
+        classes = sorted(set(geom.ifc_class.tolist()))
+        data.order, data.colors = classes, {c: scene.rgb(class_color(c)) for c in classes}
+    elif p.mode == "storey":
+        data.values = geom.storey
+        data.order = [s["name"] for s in q.storeys(store, p.site)] + ["(no storey)"]
+        data.colors = {s: scene.PALETTE[i % len(scene.PALETTE)] for i, s in enumerate(data.order)}
+    elif p.mode == "status":
+        st = q.element_status(store, survey_id)
+        data.values = np.array([st.get(key, {}).get("status") or "unknown" for key in keys], dtype=object)
+        data.order = [*q.STATUSES, "unknown"]
+        data.colors = {s: scene.rgb(STATUS_COLORS[s]) for s in data.order}
+        if not survey_id:
+            data.note = "No survey on or before this day: every element is shown as not surveyed."
+    elif p.mode == "deviation":
+        st = q.element_status(store, survey_id)
+        data.values = np.array([scene.deviation_band(st.get(key, {}).get("p95_mm")) for key in keys], dtype=object)
+        data.order, data.colors = scene.deviation_bins()
+        if not survey_id:
+            data.note = "No survey on or before this day: deviation is not measured."
+    else:   # schedule
+        day = p.day or q.utcnow().date()
+        plan = {(r["model_id"], r["global_id"]): r for r in q.planned_elements(store, p.site)}
+        firsts = q.first_built(store, p.site)
+        data.values = np.array([q.schedule_state(plan.get(key, {}).get("planned_start"),
+                                                 plan.get(key, {}).get("planned_finish"), firsts.get(key), day)
+                                for key in keys], dtype=object)
+        data.order = list(scene.SCHEDULE_COLORS)
+        data.colors = dict(scene.SCHEDULE_COLORS)
+        if not plan:
+            data.note = "No schedule linked to the model: every element is unscheduled."
+    if p.sensors:
+        data.devices = q.sensor_state(store, p.site)
+    if p.points and survey_id:
+        from twin.survey_store import survey_points
+        from twin.errors import SurveyError
+
+        try:
+            pts = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m", "distance_m", "cluster"],
+                                max_points=p.max_points)
+            data.points = pts[pts["cluster"] != TERRAIN_CLUSTER].reset_index(drop=True)
+        except SurveyError as exc:
+            data.note = f"Scan points not shown: {exc}"
+    return data
+
+
+def visible_elements(geom: SceneGeometry, p: TwinParams) -> np.ndarray:
+    vis = np.ones(geom.element_count, bool)
+    if p.storeys:
+        vis &= np.isin(geom.storey.astype(str), list(p.storeys))
+    if p.section:
+        (x0, x1), (y0, y1), (z0, z1) = p.section
+        lo, hi = geom.lo, geom.hi
+        vis &= (hi[:, 0] >= x0) & (lo[:, 0] <= x1) & (hi[:, 1] >= y0) & (lo[:, 1] <= y1) & \
+               (hi[:, 2] >= z0) & (lo[:, 2] <= z1)
+    return vis
+
+
+def twin_figure(d: TwinData, p: TwinParams) -> tuple[dict, dict]:
+    """The figure (a plotly dict, arrays as numpy) and figures about what was drawn (LOD, counts)."""
+    geom = d.geom
+    vis = visible_elements(geom, p)
+    lit = _lit_elements(d, geom) & vis
+    index = {v: i for i, v in enumerate(d.order)}
+    bin_of = np.array([index.get(v, -1) for v in d.values.tolist()], dtype=np.int64)
+    bin_of[~vis | lit] = -1
+    bins = [Bin(_label(v, p.mode), d.colors.get(v, "rgb(150,150,150)"),
+                GHOST_OPACITY if v in GHOSTED.get(p.mode, ()) else 1.0) for v in d.order]
+    traces, owners, stats = scene.merged_traces(geom, bin_of, bins, budget=p.budget)
+
+    sel = geom.index_of(p.selected) if p.selected else None
+    all_traces = [selected_trace(geom, sel)]
+    all_owners: list = [np.full(len(all_traces[0]["x"]), sel, np.int32) if sel is not None else None]
+    all_traces += traces
+    all_owners += owners
+    if lit.any():
+        v, f, owner = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
+        all_traces.append(scene.mesh_trace(v, f, "sensor warning on element", WARNING_COLOR))
+        all_owners.append(owner)
+    n_points = 0
+    if d.points is not None and len(d.points):
+        pts = _points_in_view(d.points, geom, vis, p)
+        n_points = len(pts)
+        if n_points:
+            all_traces.append(points_trace(pts))
+            all_owners.append(None)
+    if d.devices:
+        all_traces.append(devices_trace(d.devices, geom))
+        all_owners.append(None)
+    key = scene.figure_key({**p.key_params(), "survey": d.survey_id, "models": list(geom.key)})
+    scene.remember_picks(key, all_owners)
+    layout = scene_layout(geom, p, key, d)
+    stats.update(points=n_points, survey_id=d.survey_id, key=key, traces=len(all_traces))
+    return {"data": all_traces, "layout": layout}, stats
+
+
+def selected_trace(geom: SceneGeometry, element: int | None) -> dict:
+    """Trace 0 of every twin figure: the selected element in full detail (an empty, hidden trace when none)."""
+    if element is None:
+        return dict(type="mesh3d", x=[], y=[], z=[], i=[], j=[], k=[], name="selected", visible=False,
+                    showlegend=False, hoverinfo="skip")
+    v, f, _ = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
+    trace = scene.mesh_trace(v, f, f"selected: {geom.ifc_class[element]}", SELECTED_COLOR)
+    trace["showlegend"] = False
+    return trace
+
+
+def _lit_elements(d: TwinData, geom: SceneGeometry) -> np.ndarray:
+    lit = np.zeros(geom.element_count, bool)
+    for dev in d.devices:
+        if dev.get("active_warnings") and dev.get("global_id"):
+            i = geom.index_of(dev["global_id"])
+            if i is not None:
+                lit[i] = True
+    return lit
+
+
+def _label(value, mode: str) -> str:
+    if mode == "status":
+        return scene.STATUS_LABELS.get(value, str(value))
+    return str(value)
+
+
+def _points_in_view(points, geom: SceneGeometry, vis: np.ndarray, p: TwinParams):
+    xyz = points[["x_m", "y_m", "z_m"]].to_numpy(np.float32)
+    keep = np.ones(len(xyz), bool)
+    if p.section:
+        for axis, (a, b) in enumerate(p.section):
+            keep &= (xyz[:, axis] >= a) & (xyz[:, axis] <= b)
+    if p.storeys and vis.any():
+        z0, z1 = geom.lo[vis, 2].min(), geom.hi[vis, 2].max()
+        keep &= (xyz[:, 2] >= z0) & (xyz[:, 2] <= z1)
+    return points[keep]
+
+
+def points_trace(points) -> dict:
+    mm = np.clip(points["distance_m"].to_numpy(np.float32) * 1000.0, -DISTANCE_CLIP_MM, DISTANCE_CLIP_MM)
+    return dict(type="scatter3d", mode="markers", name="scan points", x=points["x_m"].to_numpy(np.float32),
+                y=points["y_m"].to_numpy(np.float32), z=points["z_m"].to_numpy(np.float32), hoverinfo="skip",
+                # plotly's RdBu runs blue (low) to red (high): inside the solid blue, standing proud red
+                marker=dict(size=1.6, color=mm.astype(np.float32), colorscale="RdBu",
+                            cmin=-DISTANCE_CLIP_MM, cmax=DISTANCE_CLIP_MM,
+                            colorbar=dict(title=dict(text="signed distance (mm)"), len=0.5, x=1.0, thickness=12)))
+
+
+def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:
+    xs, ys, zs, colors, texts, sizes = [], [], [], [], [], []
+    for dev in devices:
+        pos = [dev.get("x_m"), dev.get("y_m"), dev.get("z_m")]
+        if any(v is None for v in pos):
+            i = geom.index_of(dev.get("global_id")) if dev.get("global_id") else None
+            if i is None:
+                continue
+            pos = ((geom.lo[i] + geom.hi[i]) / 2).tolist()
+        xs.append(pos[0]), ys.append(pos[1]), zs.append(pos[2])
+        warned = bool(dev.get("active_warnings"))
+        colors.append(SEVERITY_COLORS.get(dev.get("severity") if warned else None, SEVERITY_COLORS[None]))
+        sizes.append(9 if warned else 6)
+        texts.append(f"{dev['device_id']} ({dev['device_type']})"
+                     + (f"<br>{dev['active_warnings']} active: {dev.get('warning_kinds')}" if warned else ""))
+    return dict(type="scatter3d", mode="markers", name="sensors", x=xs, y=ys, z=zs, text=texts,
+                hovertemplate="%{text}<extra></extra>",
+                marker=dict(size=sizes, color=colors, symbol="diamond", line=dict(width=1, color="#111")))
+
+
+def scene_layout(geom: SceneGeometry, p: TwinParams, key: str, d: TwinData) -> dict:
+    axis = dict(showbackground=True, backgroundcolor="rgb(244,246,250)", gridcolor="rgb(220,224,232)",
+                zerolinecolor="rgb(200,205,215)")
+    axes = {name: dict(axis, title=dict(text=f"{name[0]} (m)")) for name in ("xaxis", "yaxis", "zaxis")}
+    if p.section:
+        for name, rng in zip(("xaxis", "yaxis", "zaxis"), p.section):
+            axes[name].update(range=list(rng), autorange=False)
+    return dict(template="none", margin=dict(l=0, r=0, t=0, b=0), paper_bgcolor="rgba(0,0,0,0)",
+                uirevision=f"{p.site}:{'/'.join(geom.key)}",
+                legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)", itemsizing="constant"),
+                scene=dict(aspectmode="data", camera=dict(eye=dict(x=1.35, y=-1.55, z=0.95)), **axes),
+                meta={"key": key, "site": p.site, "survey": d.survey_id})
+
+
+def with_selected(p: TwinParams, global_id: str | None) -> TwinParams:
+    return replace(p, selected=global_id)

@@ -1,0 +1,335 @@
+"""A small, seeded demo site for the workbench's tests and benchmark, made through the libraries.
+
+On top of a store holding the demo building (site DEMO), :func:`populate` adds:
+
+- two scan surveys simulated from the model (``twin.simulate``) at two dates of the
+  schedule, with some elements late, some displaced (out of tolerance), some partly built;
+  per-point signed distances (Open3D closest points) in twin's Parquet layout, per-element
+  deviation, histograms and unplanned objects written with ``twin.survey_store.insert_rows``;
+- two posed panoramas rendered with ``panorama.render`` (with worker figures from
+  ``vision.synth``), imported with ``panorama.pano_store.add_panorama``, with element maps;
+- detections from the rendered workers' boxes (``vision.synth.labels_from_render``) tagged
+  with the element under each figure's feet, hazards with evidence crops, and a finding
+  per hazard (``oversight.raise_finding``), written with ``vision.detection_store``;
+- the demo sensors (``sensors.demo.register_demo_devices``) and a CSV of wind readings
+  over the limit on the roof weather station, imported with ``sensors.importer``, which
+  leaves a warning open on the roof slab.
+
+The twin's own survey pipeline is not used for the surveys (it has no store writer yet);
+statuses follow the simulation's truth, deviations are measured from the points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+SITE = "DEMO"
+TOLERANCE_MM = 8.0
+
+
+def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 1.5,
+             now: dt.datetime | None = None) -> dict:
+    """Add surveys, panoramas, detections, hazards, findings and sensors to the DEMO site in ``db``."""
+    from bim.mesh import load_mesh
+    from data.sites import upsert_site
+    from data.store import open_store
+
+    rng = np.random.default_rng(seed)
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).replace(microsecond=0)
+    facts: dict = {}
+    with open_store(db) as store:
+        with store.transaction():
+            upsert_site(store, SITE, name="Riverside Tower (test)", district="Jiang'an", city="Wuhan")
+        model_id = store.scalar("SELECT model_id FROM current_models WHERE site_code = ?", [SITE])
+        mesh = load_mesh(store, model_ids=[model_id])
+        rows = store.rows("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ?", [model_id])
+        finish = {r["global_id"]: r["finish"].date() for r in store.rows(
+            "SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t USING (schedule_id, task_id) "
+            "WHERE te.site_code = ? GROUP BY te.global_id", [SITE]) if r["finish"] is not None}
+    info = {r["global_id"]: r for r in rows}
+    gids = mesh.global_ids.tolist()
+    classes = np.array([info[g]["ifc_class"] for g in gids], dtype=object)
+    days = sorted(set(finish.values()))
+    epochs = [days[int(len(days) * 0.35)], days[int(len(days) * 0.7)]]
+    facts["epochs"] = epochs
+    facts["model_id"] = model_id
+    surveys = []
+    for k, epoch in enumerate(epochs):
+        surveys.append(_survey(db, mesh, classes, finish, epoch, k, rng, angular_step_deg))
+    facts["surveys"] = surveys
+    facts["panoramas"] = _panoramas(db, mesh, classes, finish, epochs[-1], model_id, rng, pano_width)
+    facts["sensors"] = _sensors(db, now)
+    return facts
+
+
+# --------------------------------------------------------------------------------------
+# surveys
+
+def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: float) -> dict:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from scipy import ndimage
+
+    from data.store import open_store
+    from twin.simulate import CLUTTER, TERRAIN, default_stations, simulate_survey, site_clutter
+    from twin.survey_store import insert_rows, points_path
+
+    gids = mesh.global_ids.tolist()
+    n = len(gids)
+    planned = np.array([finish.get(g, dt.date.min) <= epoch for g in gids])
+    built = planned.copy()
+    # a few planned elements are late (not built), a few stand only in part, a few are displaced
+    cand = np.flatnonzero(planned & np.isin(classes, ["IfcColumn", "IfcWall", "IfcBeam"]))
+    late = rng.choice(cand, size=max(2, len(cand) // 25), replace=False)
+    built[late] = False
+    rest = np.setdiff1d(cand, late)
+    partial = np.zeros(n, bool)
+    partial[rng.choice(rest, size=max(2, len(rest) // 30), replace=False)] = True
+    moved = rng.choice(np.setdiff1d(rest, np.flatnonzero(partial)), size=max(3, len(rest) // 20), replace=False)
+    disp = np.zeros((n, 3))
+    directions = rng.normal(size=(len(moved), 3))
+    directions[:, 2] = 0
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    disp[moved] = directions * rng.uniform(0.015, 0.035, (len(moved), 1))
+    bounds = mesh.bounds()
+    stations = default_stations(bounds, [0.0, 3.5], per_floor=2, outside=3)
+    clutter = site_clutter(bounds, [0.0], seed=k)
+    sim = simulate_survey(mesh, stations_m=stations, built=built, partial=partial, displacement_m=disp,
+                          element_classes=list(classes), angular_step_deg=step_deg, clutter=clutter,
+                          terrain_z_m=-0.02, seed=100 + k)
+    xyz = sim.points_in_model_frame()
+    truth = sim.truth_element()
+    dist, element = _signed_distance(mesh, xyz)
+    element = np.where(truth >= 0, element, -1).astype(np.int32)
+    dist = dist.astype(np.float32)
+    cluster = np.full(len(xyz), -1, np.int32)
+    cluster[truth == TERRAIN] = -2
+    objects = []
+    clutter_idx = np.flatnonzero(truth == CLUTTER)
+    if len(clutter_idx):
+        vox = np.floor((xyz[clutter_idx] - xyz[clutter_idx].min(0)) / 0.5).astype(int)
+        grid = np.zeros(vox.max(0) + 1, bool)
+        grid[tuple(vox.T)] = True
+        labels, count = ndimage.label(grid, structure=np.ones((3, 3, 3)))
+        lab = labels[tuple(vox.T)] - 1
+        sizes = np.bincount(lab, minlength=count)
+        rank = np.argsort(-sizes)
+        new_id = np.empty(count, int)
+        new_id[rank] = np.arange(count)
+        cluster[clutter_idx] = new_id[lab]
+        for obj in range(count):
+            p = xyz[clutter_idx[new_id[lab] == obj]]
+            if len(p) < 20:
+                continue
+            objects.append((obj, p))
+    survey_id = "S" + hashlib.sha256(f"{SITE}|{epoch}|sim{k}".encode()).hexdigest()[:11]
+    rgb = np.concatenate([s.rgb for s in sim.scans])
+    intensity = np.concatenate([s.intensity for s in sim.scans])
+    scan_index = np.concatenate([np.full(len(s.points), i, np.int16) for i, s in enumerate(sim.scans)])
+    mids = mesh.model_ids.tolist()
+    table = pa.table({
+        "x_m": xyz[:, 0].astype(np.float32), "y_m": xyz[:, 1].astype(np.float32), "z_m": xyz[:, 2].astype(np.float32),
+        "r": rgb[:, 0], "g": rgb[:, 1], "b": rgb[:, 2], "intensity": intensity, "scan_index": scan_index,
+        "distance_m": dist, "element": element,
+        "model_id": pa.array([mids[e] if e >= 0 else None for e in element.tolist()], pa.string()),
+        "global_id": pa.array([gids[e] if e >= 0 else None for e in element.tolist()], pa.string()),
+        "cluster": cluster})
+    with open_store(db) as store:
+        path = points_path(store, survey_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+        rel = str(path.relative_to(Path(store.cache_dir)))
+        storey_of = {r["global_id"]: r for r in store.rows(
+            "SELECT global_id, ifc_class, storey FROM current_elements WHERE site_code = ?", [SITE])}
+        dev_rows, hist_rows = [], []
+        edges = np.arange(-30.0, 32.0, 2.0)
+        for e in range(n):
+            d_mm = dist[element == e] * 1000.0
+            d_mm = d_mm[np.abs(d_mm) < 100]
+            g = gids[e]
+            if built[e] and len(d_mm) >= 5:
+                status = "partial" if partial[e] else (
+                    "out_of_tolerance" if abs(float(np.mean(d_mm))) > TOLERANCE_MM or
+                    np.linalg.norm(disp[e]) * 1000 > TOLERANCE_MM else "built")
+            else:
+                status = "not_built"
+            row = {"site_code": SITE, "survey_id": survey_id, "model_id": mids[e], "global_id": g,
+                   "ifc_class": storey_of.get(g, {}).get("ifc_class"), "storey": storey_of.get(g, {}).get("storey"),
+                   "planned": bool(planned[e]), "points": int(len(d_mm)), "status": status}
+            if len(d_mm):
+                row.update(coverage=float(min(1.0, len(d_mm) / 400.0)), visible_share=1.0,
+                           mean_mm=float(np.mean(d_mm)), median_mm=float(np.median(d_mm)),
+                           p95_mm=float(np.percentile(np.abs(d_mm), 95)),
+                           max_mm=float(d_mm[np.argmax(np.abs(d_mm))]), shift_mm=float(np.linalg.norm(disp[e]) * 1000))
+                counts, _ = np.histogram(np.clip(d_mm, edges[0], edges[-1] - 1e-3), bins=edges)
+                for lo, hi, c in zip(edges[:-1], edges[1:], counts):
+                    if c:
+                        hist_rows.append({"site_code": SITE, "survey_id": survey_id, "model_id": mids[e],
+                                          "global_id": g, "bin_lo_mm": float(lo), "bin_hi_mm": float(hi),
+                                          "points": int(c)})
+            dev_rows.append(row)
+        inl = np.abs(dist[element >= 0]) < 0.02
+        T_list = np.eye(4).tolist()
+        with store.transaction():
+            store.execute(
+                "INSERT INTO surveys (survey_id, site_code, name, model_ids, epoch, registration_method, "
+                "T_model_from_survey, fitness, rmse_m, inlier_distance_m, registration, point_count, noise_mm, loa, "
+                "tolerances, points_file, status) VALUES (?, ?, ?, ?, ?, 'transform', ?, ?, ?, 0.02, ?, ?, 3.0, "
+                "'LOA30', ?, ?, 'analysed')",
+                [survey_id, SITE, f"simulated survey {epoch}", [mids[0]], epoch, T_list, float(inl.mean()),
+                 float(np.sqrt(np.mean(dist[element >= 0][inl] ** 2))), {"simulated": True}, int(len(xyz)),
+                 {c: TOLERANCE_MM for c in ("IfcColumn", "IfcWall", "IfcBeam", "IfcSlab")}, rel])
+            insert_rows(store, "scans", [
+                {"survey_id": survey_id, "site_code": SITE, "scan_index": i, "name": s.name, "file": "simulated",
+                 "file_sha256": hashlib.sha256(s.points[:100].tobytes()).hexdigest(), "format": "e57",
+                 "point_count": len(s.points), "has_color": True, "has_intensity": True, "station_known": True,
+                 "T_model_from_scan": json.dumps((sim.T_model_from_survey @ s.T_survey_from_scan).tolist())}
+                for i, s in enumerate(sim.scans)])
+            insert_rows(store, "element_deviation", pd.DataFrame(dev_rows))
+            insert_rows(store, "element_histograms", hist_rows)
+            if objects:
+                insert_rows(store, "unplanned_objects", [
+                    {"site_code": SITE, "survey_id": survey_id, "object_id": int(o), "points": int(len(p)),
+                     "centroid_x_m": float(p[:, 0].mean()), "centroid_y_m": float(p[:, 1].mean()),
+                     "centroid_z_m": float(p[:, 2].mean()), "min_x_m": float(p[:, 0].min()),
+                     "min_y_m": float(p[:, 1].min()), "min_z_m": float(p[:, 2].min()), "max_x_m": float(p[:, 0].max()),
+                     "max_y_m": float(p[:, 1].max()), "max_z_m": float(p[:, 2].max()), "storey": None,
+                     "distance_m": 0.1} for o, p in objects])
+    statuses = {s: int(sum(r["status"] == s for r in dev_rows)) for s in ("built", "partial", "not_built",
+                                                                          "out_of_tolerance")}
+    return {"survey_id": survey_id, "epoch": epoch, "points": int(len(xyz)), "late": [gids[i] for i in late],
+            "moved": [gids[i] for i in moved], "statuses": statuses, "objects": len(objects)}
+
+
+def _signed_distance(mesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance to the nearest triangle (+ on its normal's side) and that triangle's element (Open3D)."""
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(mesh.to_open3d())
+    out = scene.compute_closest_points(o3d.core.Tensor(points.astype(np.float32)))
+    closest = out["points"].numpy().astype(np.float64)
+    prim = out["primitive_ids"].numpy().astype(np.int64)
+    normals = out["primitive_normals"].numpy().astype(np.float64)
+    diff = points - closest
+    sign = np.sign(np.einsum("ij,ij->i", diff, normals))
+    sign[sign == 0] = 1
+    return np.linalg.norm(diff, axis=1) * sign, mesh.face_element[prim]
+
+
+# --------------------------------------------------------------------------------------
+# panoramas, detections, hazards, findings
+
+def _panoramas(db, mesh, classes, finish, epoch: dt.date, model_id: str, rng, width: int) -> list[dict]:
+    from data.store import open_store
+    from oversight.findings import raise_finding
+    from panorama.camera import pose_matrix
+    from panorama.io import save_image
+    from panorama.pano_store import add_panorama, compute_element_map, pano_dir
+    from panorama.render import RayScene, render_equirect
+    from vision.detection_store import insert_detections, insert_hazards, new_id
+    from vision.synth import Worker, labels_from_render, worker_extra
+
+    gids = mesh.global_ids.tolist()
+    built = np.array([finish.get(g, dt.date.min) <= epoch for g in gids])
+    site_now = mesh.subset(built)
+    lo, hi = mesh.bounds()
+    stations = [("ground floor west", np.array([lo[0] + 4.5, (lo[1] + hi[1]) / 2, 1.6]), 0.0),
+                ("ground floor east", np.array([hi[0] - 4.5, (lo[1] + hi[1]) / 2 + 1.0, 1.6]), 180.0)]
+    out = []
+    full_scene = RayScene(mesh)
+    for j, (name, pos, yaw) in enumerate(stations):
+        T = pose_matrix(pos, yaw_deg=yaw)
+        ahead = np.array([np.cos(np.radians(yaw)), np.sin(np.radians(yaw)), 0.0])
+        workers = {"w1": Worker(tuple(pos + 3.5 * ahead - [0, 0, 1.6]), heading_deg=yaw + 180, hard_hat=False),
+                   "w2": Worker(tuple(pos + 3.0 * ahead + [0, 2.0, -1.6]), heading_deg=yaw + 150, hard_hat=True)}
+        extras = [worker_extra(w, k) for k, w in workers.items()]
+        albedo = np.array([(172, 170, 164) if c in ("IfcColumn", "IfcBeam", "IfcSlab") else (188, 172, 150)
+                           for c in classes], dtype=np.float64)
+        photo = render_equirect(site_now, T, width, width // 2, element_colors=albedo, seed=int(rng.integers(1 << 30)),
+                                extra=extras)
+        labels = labels_from_render(photo, workers, wrap=True)
+        captured = dt.datetime.combine(epoch, dt.time(9, 30)) + dt.timedelta(minutes=11 * j)
+        with open_store(db) as store:
+            path = save_image(Path(store.cache_dir).parent / f"{Path(store.path).stem}-panos" / f"pano-{j}.jpg",
+                              photo.image, quality=90)
+            report = add_panorama(store, path, model_id=model_id, pose=T, captured_at=captured, name=name)
+            emap = compute_element_map(store, report.pano_id, mesh=mesh, scene=full_scene)
+            run_id = "R" + hashlib.sha256(f"sitegen{j}".encode()).hexdigest()[:11]
+            detections, hazards = [], []
+            for lab in labels:
+                x1, y1, x2, y2 = lab.xyxy
+                foot = emap.at(min((x1 + x2) / 2, width - 0.5), min(y2 + 2.0, width / 2 - 0.5))
+                w = workers[lab.worker]
+                det_id = new_id("D")
+                detections.append({"detection_id": det_id, "site_code": SITE, "source_kind": "panorama",
+                                   "source_ref": report.pano_id, "captured_at": captured, "class_name": lab.class_name,
+                                   "confidence": float(0.6 + 0.35 * rng.random()), "x1": x1, "y1": y1, "x2": x2,
+                                   "y2": y2, "pano_id": report.pano_id, "model_id": foot.model_id if foot else None,
+                                   "global_id": foot.global_id if foot else None,
+                                   "x_m": w.position_m[0], "y_m": w.position_m[1], "z_m": w.position_m[2],
+                                   "run_id": run_id})
+                if lab.class_name == "head":
+                    crop = photo.image[int(y1):int(np.ceil(y2)) + 20, int(x1):int(np.ceil(x2))]
+                    hid = new_id("H")
+                    rel = Path("vision") / "evidence" / run_id / f"{hid}.jpg"
+                    save_image(Path(store.cache_dir) / rel, crop if crop.size else photo.image[:8, :8], quality=90)
+                    hazards.append({"hazard_id": hid, "site_code": SITE, "rule": "no_hard_hat", "severity": "high",
+                                    "message": f"worker without a hard hat at {name}", "started_at": captured,
+                                    "ended_at": captured, "duration_s": 0.0, "source_kind": "panorama",
+                                    "source_ref": report.pano_id, "pano_id": report.pano_id,
+                                    "storey": "Level 0", "model_id": foot.model_id if foot else None,
+                                    "global_id": foot.global_id if foot else None, "x_m": w.position_m[0],
+                                    "y_m": w.position_m[1], "z_m": w.position_m[2], "detection_ids": [det_id],
+                                    "evidence": {"crops": [str(rel)], "pano_id": report.pano_id,
+                                                 "box_px": [x1, y1, x2, y2]}, "run_id": run_id})
+            with store.transaction():
+                insert_detections(store, detections)
+                for h in hazards:
+                    h["finding_id"] = raise_finding(
+                        store, site_code=SITE, category="safety", severity=h["severity"],
+                        title="Worker without a hard hat", description=h["message"], raised_by="vision",
+                        global_id=h["global_id"], model_id=h["model_id"] if h["global_id"] else None,
+                        location_m=[h["x_m"], h["y_m"], h["z_m"]], evidence=h["evidence"], source="vision",
+                        source_ref=h["hazard_id"], at=captured)
+                insert_hazards(store, hazards)
+            out.append({"pano_id": report.pano_id, "name": name, "detections": len(detections),
+                        "hazards": [h["hazard_id"] for h in hazards], "folder": str(pano_dir(store, report.pano_id)),
+                        "position_m": pos.tolist(), "width": width})
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# sensors
+
+def _sensors(db, now: dt.datetime) -> dict:
+    import csv
+    import tempfile
+
+    from data.store import open_store
+    from sensors.demo import ROLES, register_demo_devices
+    from sensors.importer import import_file
+
+    with open_store(db) as store:
+        with store.transaction():
+            ids = register_demo_devices(store, SITE, installed_on=(now - dt.timedelta(days=10)).date(), now=now)
+        device = ROLES["weather"]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "wind.csv"
+            with open(path, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["device_id", "measured_at", "channel", "value"])
+                for i in range(30):
+                    t = now - dt.timedelta(minutes=30 - i)
+                    w.writerow([device, t.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "wind_ms", 6.0 if i < 20 else 14.5])
+            report = import_file(store, path, now=now, findings=False)
+        host = store.scalar("SELECT global_id FROM devices WHERE device_id = ?", [device])
+        active = store.scalar("SELECT count(*) FROM sensor_warnings WHERE device_id = ? AND ended_at IS NULL", [device])
+    return {"devices": ids, "warned_device": device, "warned_host": host, "active_warnings": int(active),
+            "readings": report.readings}
