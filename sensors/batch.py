@@ -185,13 +185,21 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
 
 
 def check_readings(device: DeviceRef, t_us: np.ndarray, channel: np.ndarray, value: np.ndarray, *, now_us: int,
-                   min_us: int, max_future_s: float, where: list[str] | None = None) -> list[str]:
-    """Problems with one device's readings (vectorised); ``where[i]`` names item i in messages."""
+                   min_us: int, max_future_s: float, where=None) -> list[str]:
+    """Problems with one device's readings (vectorised).
+
+    ``where`` names item i in messages: a list of labels, or a function of i (default "row i+1").
+    """
     problems: list[str] = []
     n = len(t_us)
     if n == 0:
         return problems
-    label = (lambda i: where[i]) if where is not None else (lambda i: f"row {i + 1}")
+    if where is None:
+        label = lambda i: f"row {i + 1}"  # noqa: E731
+    elif callable(where):
+        label = where
+    else:
+        label = lambda i: where[i]  # noqa: E731
 
     def report(mask: np.ndarray, text) -> None:
         for i in np.flatnonzero(mask)[:MAX_PROBLEMS]:

@@ -112,9 +112,9 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
             sel = np.flatnonzero(dev == d)
             ok_time = tt[sel] != np.iinfo(np.int64).min
             sel = sel[ok_time]
-            where = [f"row {rows_idx[i] + 1}" for i in sel]
             problems += check_readings(refs[d], tt[sel], chan[sel], val[sel], now_us=now_us, min_us=min_us,
-                                       max_future_s=max_future, where=where)
+                                       max_future_s=max_future,
+                                       where=lambda i, sel=sel: f"row {int(rows_idx[sel[i]]) + 1}")
             if not problems:
                 sha = content_digest(d, tt[sel], chan[sel], val[sel], {})
                 batches.append(Batch(batch_key=f"{d}/{batch_id}", batch_id=batch_id, device_id=d,

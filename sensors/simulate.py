@@ -74,13 +74,14 @@ def working(hour, weekday) -> np.ndarray:
 
 
 def ou_noise(rng: np.random.Generator, n: int, sigma: float, tau_samples: float) -> np.ndarray:
-    """An Ornstein-Uhlenbeck (AR(1)) series with standard deviation ``sigma``."""
-    a = np.exp(-1.0 / max(tau_samples, 1e-6))
-    e = rng.normal(0.0, sigma * np.sqrt(1 - a * a), n)
-    from scipy.signal import lfilter
+    """Stationary AR(1)-like noise with standard deviation ``sigma`` and correlation time ``tau_samples``.
 
-    out = lfilter([1.0], [1.0, -a], e)
-    return out + rng.normal(0.0, sigma, 1) * a ** np.arange(n)
+    White noise through a truncated exponential kernel (six time constants), scaled to ``sigma``.
+    """
+    a = np.exp(-1.0 / max(tau_samples, 1e-6))
+    kernel = a ** np.arange(int(6 * max(tau_samples, 1.0)) + 1)
+    e = rng.normal(0.0, 1.0, n + len(kernel) - 1)
+    return sigma * np.convolve(e, kernel, mode="valid") / np.sqrt(np.sum(kernel * kernel))
 
 
 def bump(t_us, start_us, duration_s, peak) -> np.ndarray:

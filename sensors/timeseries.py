@@ -74,14 +74,22 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
         "device_id": [b.device_id for b in unique], "content_sha256": [b.content_sha256 for b in unique],
         "received_at": pa.array([arrived[b.batch_key] for b in unique], type=pa.timestamp("us")),
         "ord": list(range(len(unique)))})
-    t_all = np.concatenate([b.t_us for b in unique]) if sum(n_per) else np.zeros(0, dtype=np.int64)
+    n_all = sum(n_per)
+    t_all = np.concatenate([b.t_us for b in unique]) if n_all else np.zeros(0, dtype=np.int64)
+
+    def repeated(values: list[str]):
+        # dictionary-encoded, then cast in Arrow: no Python string per reading
+        indices = pa.array(np.repeat(np.arange(len(values), dtype=np.int32), n_per))
+        return pa.DictionaryArray.from_arrays(indices, pa.array(values, type=pa.string())).cast(pa.string())
+
     reading_table = pa.table({
-        "batch_key": np.repeat([b.batch_key for b in unique], n_per).astype(str).tolist() if sum(n_per) else [],
-        "site_code": np.repeat([b.site_code for b in unique], n_per).astype(str).tolist() if sum(n_per) else [],
-        "device_id": np.repeat([b.device_id for b in unique], n_per).astype(str).tolist() if sum(n_per) else [],
-        "channel": np.concatenate([b.channel for b in unique]).astype(str).tolist() if sum(n_per) else [],
+        "batch_key": repeated([b.batch_key for b in unique]),
+        "site_code": repeated([b.site_code for b in unique]),
+        "device_id": repeated([b.device_id for b in unique]),
+        "channel": pa.array(np.concatenate([b.channel for b in unique]) if n_all else np.zeros(0, dtype=object),
+                            type=pa.string()),
         "measured_at": pa.array(t_all, type=pa.timestamp("us")),
-        "value": pa.array(np.concatenate([b.value for b in unique]) if sum(n_per) else np.zeros(0), type=pa.float64()),
+        "value": pa.array(np.concatenate([b.value for b in unique]) if n_all else np.zeros(0), type=pa.float64()),
         "ord": pa.array(np.arange(len(t_all), dtype=np.int64)),
     })
     ev_cols = {"batch_key": [], "site_code": [], "device_id": [], "worker_id": [], "trade": [], "employer": [],
@@ -108,6 +116,10 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
     ev_lo = from_us(min(ev_t)) if ev_t else None
     ev_hi = from_us(max(ev_t)) if ev_t else None
 
+    # Copies within this call need weeding out only when a device has several batches in it.
+    devices_in_call = [b.device_id for b in unique]
+    dedup = "QUALIFY row_number() OVER (PARTITION BY r.device_id, r.channel, r.measured_at ORDER BY r.ord) = 1" \
+        if len(set(devices_in_call)) < len(devices_in_call) else ""
     con = store.con
     names = ("_st_batches", "_st_readings", "_st_events")
     for name, table in zip(names, (batch_table, reading_table, event_table)):
@@ -121,7 +133,7 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
                 CREATE OR REPLACE TEMP TABLE _st_new_readings AS
                 WITH fresh AS (
                     SELECT r.* FROM _st_readings r SEMI JOIN _st_new_batches b USING (batch_key)
-                    QUALIFY row_number() OVER (PARTITION BY r.device_id, r.channel, r.measured_at ORDER BY r.ord) = 1
+                    {dedup}
                 )
                 SELECT f.site_code, f.device_id, f.channel, f.measured_at, f.value,
                        NOT d.blacklisted AS trusted,
