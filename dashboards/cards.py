@@ -89,3 +89,19 @@ def _mm(v) -> str:
 
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.0f} %"
+
+
+def raise_on_element(site: str, global_id: str, title: str | None, severity: str, category: str, *,
+                     evidence: dict | None = None) -> str:
+    """Raise a finding on an element from a card (``oversight.raise_finding`` under the caller's scope)."""
+    from dashboards.access import site_write_store
+    from oversight.findings import raise_finding
+
+    if not (title or "").strip():
+        return "Give the finding a title."
+    with site_write_store(site, "raise") as (store, scope):
+        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
+                            global_id=global_id, scope=scope, source="dashboard", source_ref=global_id,
+                            evidence=evidence)
+        number = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
+    return f"Finding {site}-{number} raised."

@@ -422,6 +422,19 @@ def pano_in_site(store: Store, site_code: str, pano_id: str | None) -> str | Non
     return store.scalar("SELECT pano_id FROM panoramas WHERE pano_id = ? AND site_code = ?", [pano_id, site_code])
 
 
+def detector_weights(store: Store) -> list[dict]:
+    """Trained or exported detector weights recorded by vision, newest first, whose file still exists."""
+    rows = store.rows("SELECT run_id, kind, weights_path, finished_at, class_names FROM vision_runs "
+                      "WHERE kind IN ('train', 'export') AND status = 'done' AND weights_path IS NOT NULL "
+                      "ORDER BY finished_at DESC NULLS LAST")
+    out = []
+    for r in rows:
+        if Path(r["weights_path"]).is_file():
+            r["weights_name"] = Path(r["weights_path"]).name
+            out.append(r)
+    return out
+
+
 def pano_detections(store: Store, pano_id: str) -> list[dict]:
     return store.rows("SELECT detection_id, class_name, confidence, x1, y1, x2, y2, global_id, ifc_class, storey "
                       "FROM detections WHERE pano_id = ? ORDER BY confidence DESC", [pano_id])

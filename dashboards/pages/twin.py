@@ -9,7 +9,7 @@ import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from dashboards import components as c
-from dashboards.access import site_store, site_write_store
+from dashboards.access import site_store
 from dashboards.callbacks import callback
 
 MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
@@ -176,17 +176,11 @@ def card(gid, day_index, days, site):
           prevent_initial_call=True)
 def raise_from_card(n, title, severity, category, gid, site):
     """A regulator raises a finding on the element (oversight's raise_finding, under the caller's scope)."""
-    from oversight.findings import raise_finding
+    from dashboards.cards import raise_on_element
 
     if not n or not gid:
         raise dash.exceptions.PreventUpdate
-    if not (title or "").strip():
-        return "Give the finding a title."
-    with site_write_store(site, "raise") as (store, scope):
-        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
-                            global_id=gid, scope=scope, source="dashboard", source_ref=gid)
-        ref = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
-    return f"Finding {site}-{ref} raised."
+    return raise_on_element(site, gid, title, severity, category)
 
 
 dash.register_page(__name__, path="/twin", name="3D twin", title="sitetwin · 3D twin", order=1, layout=layout)

@@ -1,0 +1,166 @@
+"""Deviation: where the building differs from the design in one survey: plan heatmap, histograms,
+tolerance per class, the worst elements and the unplanned objects, filtered by storey and class."""
+
+from __future__ import annotations
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html
+
+from dashboards import components as c
+from dashboards.access import site_store
+from dashboards.callbacks import callback
+
+HEAT_POINTS = 200_000          # scan points read for the heatmap and histogram (evenly thinned)
+DEFAULT_TOLERANCE_MM = 8.0     # GB 50204 axis position, when the survey does not record its own
+
+
+def layout(site: str | None = None, survey: str | None = None, **query):
+    from dashboards.app import default_site
+
+    site = default_site(site)
+    if site is None:
+        return c.site_missing("deviation")
+    return html.Div([
+        dcc.Store(id="deviation-site", data=site),
+        dcc.Store(id="deviation-want-survey", data=survey),
+        dcc.Download(id="deviation-download"),
+        html.H1("Deviation from the design"),
+        html.Div([
+            c.control("survey", dcc.Dropdown(id="deviation-survey", clearable=False), wide=False),
+            c.control("storeys", dcc.Dropdown(id="deviation-storeys", multi=True, placeholder="all storeys")),
+            c.control("classes", dcc.Dropdown(id="deviation-classes", multi=True, placeholder="all classes")),
+            html.Button("Download CSV", id="deviation-csv", className="button secondary", n_clicks=0),
+        ], className="controls"),
+        html.Div(id="deviation-body"),
+    ])
+
+
+@callback(Output("deviation-survey", "options"), Output("deviation-survey", "value"),
+          Output("deviation-storeys", "options"), Output("deviation-classes", "options"),
+          Input("deviation-site", "data"), State("deviation-want-survey", "data"))
+def setup(site, want):
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        surveys = q.surveys(store, site)
+        storeys = q.storeys(store, site)
+        classes = q.ifc_classes(store, site)
+    options = [{"label": f"{c.fmt(s['epoch'])} · {s['survey_id']} ({s['status']})", "value": s["survey_id"]}
+               for s in reversed(surveys)]
+    ids = [s["survey_id"] for s in surveys]
+    value = want if want in ids else (ids[-1] if ids else None)
+    return options, value, [s["name"] for s in storeys], classes
+
+
+@callback(Output("deviation-body", "children"), Output("shell-state", "data", allow_duplicate=True),
+          Input("deviation-survey", "value"), Input("deviation-storeys", "value"), Input("deviation-classes", "value"),
+          State("deviation-site", "data"), prevent_initial_call=True)
+def fill(survey_id, storeys, classes, site):
+    from dashboards import figures as f
+    from dashboards import queries as q
+
+    if not survey_id:
+        return c.empty("No scan survey for this site yet: add one with `sitetwin survey add` to see how the "
+                       "building deviates from the design.", id="deviation-empty"), {"survey": None}
+    with site_store(site) as store:
+        survey_id = q.survey_in_site(store, site, survey_id)
+        if survey_id is None:
+            raise dash.exceptions.PreventUpdate
+        frame = q.deviation_table(store, site, survey_id, storeys=storeys, classes=classes)
+        tolerances = q.survey_tolerances(store, survey_id)
+        objects = q.unplanned_objects(store, site, survey_id)
+        points = _points(store, survey_id)
+    chosen = set(frame["global_id"].tolist())
+    if points is not None and len(points):
+        pts = points[points["global_id"].isin(chosen)] if (storeys or classes) else points[points["element"] >= 0]
+        xc, yc, mean, _ = f.deviation_grid(pts["x_m"].to_numpy(), pts["y_m"].to_numpy(),
+                                           pts["distance_m"].to_numpy() * 1000.0)
+        heat = f.heatmap_figure(xc, yc, mean)
+        hist = f.distance_histogram(pts["distance_m"].to_numpy() * 1000.0)
+    else:
+        heat = hist = f.empty_figure("This survey's per-point file is missing: add the survey again.")
+    tol = f.tolerance_table(frame, tolerances, DEFAULT_TOLERANCE_MM)
+    worst = f.worst_elements(frame)
+    body = html.Div([
+        html.Div([html.Div([html.H2("Plan heatmap (mean signed distance per 0.5 m cell)"),
+                            dcc.Graph(id="deviation-heatmap", figure=heat, style={"height": "420px"})],
+                           className="card"),
+                  html.Div([html.H2("Signed distance of scan points"),
+                            dcc.Graph(id="deviation-histogram", figure=hist, style={"height": "200px"}),
+                            html.H2("Element mean deviation by class"),
+                            dcc.Graph(id="deviation-class-histogram", figure=f.element_deviation_histogram(frame),
+                                      style={"height": "200px"})], className="card")], className="grid"),
+        html.Div([
+            html.Div([html.H2("Tolerance per class"), c.table(tol, [
+                ("ifc_class", "class"), ("tolerance_mm", "tolerance (mm)"), ("elements", "elements"),
+                ("measured", "measured"), ("within_pct", "within tol. (%)"), ("out_of_tolerance", "out of tol."),
+                ("median_p95_mm", "median p95 (mm)"), ("worst_p95_mm", "worst p95 (mm)")], id="deviation-tolerance")
+                if tol else c.empty("No element on the chosen storeys and classes.")], className="card"),
+            html.Div([html.H2("Worst elements"), _worst(worst, site)], className="card"),
+            html.Div([html.H2(f"Unplanned objects ({len(objects)})"), c.table(objects, [
+                ("object_id", "#"), ("points", "points"), ("centroid_x_m", "x (m)"), ("centroid_y_m", "y (m)"),
+                ("centroid_z_m", "z (m)"), ("size_x_m", "dx (m)"), ("size_y_m", "dy (m)"), ("size_z_m", "dz (m)"),
+                ("nearest_global_id", "nearest element")], id="deviation-unplanned",
+                cell=lambda k, r: c.fmt(r.get(k), 2)) if objects else c.empty(
+                "No unplanned objects: every scan point lies near a model element.")], className="card"),
+        ], className="grid"),
+    ])
+    return body, {"survey": survey_id}
+
+
+def _points(store, survey_id):
+    from twin.errors import SurveyError
+    from twin.survey_store import survey_points
+
+    try:
+        return survey_points(store, survey_id, columns=["x_m", "y_m", "distance_m", "element", "global_id"],
+                             max_points=HEAT_POINTS)
+    except SurveyError:
+        return None
+
+
+def _worst(rows, site):
+    if not rows:
+        return c.empty("No measured element on the chosen storeys and classes.")
+
+    def cell(k, r):
+        if k == "open":
+            return html.Button("3D", id={"type": "deviation-open", "element": r["global_id"]}, n_clicks=0,
+                               className="button secondary", title="open in the 3D twin")
+        return c.fmt(r.get(k), 1)
+
+    return c.table(rows, [("global_id", "element"), ("ifc_class", "class"), ("storey", "storey"),
+                          ("status", "status"), ("mean_mm", "mean (mm)"), ("p95_mm", "p95 (mm)"), ("open", "")],
+                   id="deviation-worst", cell=cell)
+
+
+@callback(Output("shell-url", "href", allow_duplicate=True),
+          Input({"type": "deviation-open", "element": ALL}, "n_clicks"), State("deviation-site", "data"),
+          prevent_initial_call=True)
+def open_in_twin(clicks, site):
+    """A worst element's 3D button opens the 3D twin on it."""
+    if not ctx.triggered_id or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    from urllib.parse import urlencode
+
+    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"], "mode": "deviation"})
+
+
+@callback(Output("deviation-download", "data"), Input("deviation-csv", "n_clicks"),
+          State("deviation-survey", "value"), State("deviation-storeys", "value"),
+          State("deviation-classes", "value"), State("deviation-site", "data"), prevent_initial_call=True)
+def download(n, survey_id, storeys, classes, site):
+    from dashboards import queries as q
+
+    if not n or not survey_id:
+        raise dash.exceptions.PreventUpdate
+    with site_store(site) as store:
+        survey_id = q.survey_in_site(store, site, survey_id)
+        if survey_id is None:
+            raise dash.exceptions.PreventUpdate
+        frame = q.deviation_table(store, site, survey_id, storeys=storeys, classes=classes)
+    return dcc.send_data_frame(frame.to_csv, f"{site}-{survey_id}-deviation.csv", index=False)
+
+
+dash.register_page(__name__, path="/deviation", name="Deviation", title="sitetwin · deviation", order=2,
+                   layout=layout)

@@ -1,0 +1,120 @@
+"""Hazards and detections: when hazards happened, where (storeys, elements), of which kinds, with the
+evidence crops the detectors saved, and what the detectors saw overall."""
+
+from __future__ import annotations
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html
+
+from dashboards import components as c
+from dashboards.access import site_store
+from dashboards.callbacks import callback
+
+EVIDENCE_SHOWN = 12
+
+
+def layout(site: str | None = None, **query):
+    from dashboards.app import default_site
+
+    site = default_site(site)
+    if site is None:
+        return c.site_missing("hazards")
+    return html.Div([
+        dcc.Store(id="hazards-site", data=site),
+        html.H1("Hazards and detections"),
+        html.Div([c.control("hazard types", dcc.Dropdown(id="hazards-rules", multi=True, placeholder="all types")),
+                  c.control("storeys", dcc.Dropdown(id="hazards-storeys", multi=True, placeholder="all storeys"))],
+                 className="controls"),
+        html.Div(id="hazards-summary", className="figures"),
+        html.Div([
+            html.Div([html.H2("Timeline"), dcc.Graph(id="hazards-timeline", style={"height": "300px"})],
+                     className="card wide"),
+            html.Div([html.H2("Per storey"), dcc.Graph(id="hazards-storey-counts", style={"height": "260px"})],
+                     className="card"),
+            html.Div([html.H2("Hazard types"), dcc.Graph(id="hazards-types", style={"height": "260px"})],
+                     className="card"),
+            html.Div([html.H2("What the detectors saw"), dcc.Graph(id="hazards-detections", style={"height": "260px"})],
+                     className="card"),
+            html.Div([html.H2("Evidence"), html.Div(id="hazards-evidence", className="evidence")], className="card wide"),
+            html.Div([html.H2("Elements involved"), html.Div(id="hazards-elements")], className="card wide"),
+        ], className="grid"),
+    ])
+
+
+@callback(Output("hazards-rules", "options"), Output("hazards-storeys", "options"), Input("hazards-site", "data"))
+def setup(site):
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        return q.hazard_rules(store, site), [s["name"] for s in q.storeys(store, site)]
+
+
+@callback(Output("hazards-summary", "children"), Output("hazards-timeline", "figure"),
+          Output("hazards-storey-counts", "figure"), Output("hazards-types", "figure"),
+          Output("hazards-detections", "figure"), Output("hazards-evidence", "children"),
+          Output("hazards-elements", "children"),
+          Input("hazards-site", "data"), Input("hazards-rules", "value"), Input("hazards-storeys", "value"))
+def fill(site, rules, storeys):
+    from dashboards import figures as f
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        timeline = q.hazard_timeline(store, site, rules=rules, storeys=storeys)
+        per_storey = q.hazard_counts(store, site, "storey", rules=rules, storeys=storeys)
+        per_rule = q.hazard_counts(store, site, "rule", rules=rules, storeys=storeys)
+        per_severity = q.hazard_counts(store, site, "severity", rules=rules, storeys=storeys)
+        detections = q.detection_counts(store, site)
+        evidence = q.hazards_with_evidence(store, site, rules=rules, storeys=storeys, limit=EVIDENCE_SHOWN)
+        elements = q.hazard_elements(store, site, rules=rules, storeys=storeys)
+    total = sum(r["hazards"] for r in per_rule)
+    sev = {r["key"]: r["hazards"] for r in per_severity}
+    summary = [c.figure_num(total, "hazards", id="hazards-total"),
+               *[c.figure_num(sev.get(s, 0), s) for s in ("critical", "high", "medium", "low")],
+               c.figure_num(sum(r["detections"] for r in detections), "detections", id="hazards-detection-total")]
+    if not total and not detections:
+        empty = f.empty_figure("No detections for this site yet: run a detector with `sitetwin detect`.")
+        return (summary, empty, empty, empty, empty,
+                c.empty("No hazards: nothing has been detected on this site yet.", id="hazards-empty"), "")
+    return (summary, f.timeline_figure(timeline), f.counts_figure(per_storey, "hazards", ""),
+            f.counts_figure(per_rule, "hazards", ""), f.counts_figure(detections, "detections", ""),
+            _evidence(evidence), _elements(elements, site))
+
+
+def _evidence(rows):
+    if not rows:
+        return c.empty("No evidence crops saved for these hazards.")
+    return [html.Figure([html.Img(src=f"/media/evidence/{r['hazard_id']}/0", alt=r["rule"],
+                                  id={"type": "hazards-crop", "hazard": r["hazard_id"]}),
+                         html.Figcaption([c.severity(r["severity"]), f" {r['rule']} · {c.fmt(r['started_at'])}"
+                                          + (f" · {r['storey']}" if r.get("storey") else "")])])
+            for r in rows]
+
+
+def _elements(rows, site):
+    if not rows:
+        return c.empty("No hazard is tagged to a model element.")
+
+    def cell(k, r):
+        if k == "open":
+            return html.Button("3D", id={"type": "hazards-open", "element": r["global_id"]}, n_clicks=0,
+                               className="button secondary", title="open in the 3D twin")
+        return c.fmt(r.get(k))
+
+    return c.table(rows, [("global_id", "element"), ("ifc_class", "class"), ("name", "name"), ("storey", "storey"),
+                          ("hazards", "hazards"), ("rules", "types"), ("last_seen", "last seen"), ("open", "")],
+                   id="hazards-element-table", cell=cell)
+
+
+@callback(Output("shell-url", "href", allow_duplicate=True),
+          Input({"type": "hazards-open", "element": ALL}, "n_clicks"), State("hazards-site", "data"),
+          prevent_initial_call=True)
+def open_in_twin(clicks, site):
+    if not ctx.triggered_id or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    from urllib.parse import urlencode
+
+    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"]})
+
+
+dash.register_page(__name__, path="/hazards", name="Hazards", title="sitetwin · hazards and detections", order=5,
+                   layout=layout)

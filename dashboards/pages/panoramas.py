@@ -1,0 +1,272 @@
+"""Panorama inspection: walk the site through its posed 360-degree photos with the design overlaid,
+see detections, click a pixel to get its element, measure between two pixels, and move between
+panoramas on a floor-plan minimap. A detector can be run on the panorama in the background."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from dashboards import components as c
+from dashboards.access import object_store, site_store
+from dashboards.callbacks import callback
+
+TURN_DEG = 30.0
+TILT_DEG = 15.0
+ZOOM = 1.25
+
+
+def layout(site: str | None = None, pano: str | None = None, element: str | None = None, **query):
+    from dashboards.app import default_site
+
+    site = default_site(site)
+    if site is None:
+        return c.site_missing("panorama")
+    return html.Div([
+        dcc.Store(id="panorama-site", data=site),
+        dcc.Store(id="panorama-want", data=pano),
+        dcc.Store(id="panorama-view", data={"yaw_deg": 0.0, "pitch_deg": 0.0, "fov_deg": 90.0}),
+        dcc.Store(id="panorama-measure", data=[]),
+        dcc.Store(id="panorama-element", data=element),
+        html.H1("Panorama inspection"),
+        html.Div([
+            html.Div([
+                html.Div([c.control("panorama", dcc.Dropdown(id="panorama-select", clearable=False), wide=True)],
+                         className="controls"),
+                dcc.Graph(id="panorama-minimap", style={"height": "300px"}, config={"displayModeBar": False}),
+                html.Div(id="panorama-info", className="status-line"),
+                html.H3("Run a detector on this panorama"),
+                dcc.Dropdown(id="panorama-weights", placeholder="trained weights"),
+                html.Div([html.Button("Detect", id="panorama-detect", className="button", n_clicks=0),
+                          html.Button("Cancel", id="panorama-detect-cancel", className="button secondary",
+                                      n_clicks=0)], style={"display": "flex", "gap": ".5rem", "marginTop": ".4rem"}),
+                html.Progress(id="panorama-detect-progress", value="0", max="4"),
+                html.Div(id="panorama-detect-msg", className="status-line"),
+            ], className="card"),
+            html.Div([
+                html.Div([
+                    html.Div([html.Button(t, id=f"panorama-{k}", className="button secondary", n_clicks=0, title=k)
+                              for k, t in (("left", "◀"), ("right", "▶"), ("up", "▲"), ("down", "▼"),
+                                           ("zoomin", "+"), ("zoomout", "−"))], style={"display": "flex", "gap": ".3rem"}),
+                    c.control("overlay", dcc.RadioItems(id="panorama-overlay", value="none", inline=True, options=[
+                        {"label": "none", "value": "none"}, {"label": "class", "value": "class"},
+                        {"label": "status", "value": "status"}, {"label": "deviation", "value": "deviation"}])),
+                    dcc.Checklist(id="panorama-layers", value=["detections"], inline=True,
+                                  options=[{"label": "detections", "value": "detections"}]),
+                    c.control("click to", dcc.RadioItems(id="panorama-click-mode", value="pick", inline=True, options=[
+                        {"label": "pick an element", "value": "pick"}, {"label": "measure", "value": "measure"}])),
+                ], className="controls"),
+                dcc.Loading(dcc.Graph(id="panorama-viewer", style={"height": "560px"},
+                                      config={"displayModeBar": False, "scrollZoom": False}), delay_show=500),
+                html.Div(id="panorama-status", className="status-line"),
+            ], className="card"),
+        ], className="grid-2", style={"gridTemplateColumns": "minmax(16rem, 1fr) minmax(0, 3fr)"}),
+        html.Div(c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty"),
+                 id="panorama-card", className="card element-card", style={"marginTop": "1rem"}),
+    ])
+
+
+@callback(Output("panorama-select", "options"), Output("panorama-select", "value"),
+          Output("panorama-weights", "options"), Output("panorama-weights", "value"),
+          Input("panorama-site", "data"), State("panorama-want", "data"))
+def setup(site, want):
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        panos = q.panoramas(store, site)
+        weights = q.detector_weights(store)
+    options = [{"label": f"{i + 1}. {p['name'] or p['pano_id']} · {c.fmt(p['captured_at'])}"
+                        + ("" if p["position_m"] else " (not posed)"), "value": p["pano_id"]} for i, p in enumerate(panos)]
+    ids = [p["pano_id"] for p in panos]
+    value = want if want in ids else next((p["pano_id"] for p in panos if p["position_m"]), ids[0] if ids else None)
+    wopts = [{"label": f"{w['run_id']} · {w['weights_name']} ({c.fmt(w['finished_at'])})", "value": w["run_id"]}
+             for w in weights]
+    return options, value, wopts, (wopts[0]["value"] if wopts else None)
+
+
+@callback(Output("panorama-minimap", "figure"), Output("panorama-info", "children"),
+          Output("panorama-view", "data", allow_duplicate=True), Output("panorama-measure", "data", allow_duplicate=True),
+          Output("shell-state", "data", allow_duplicate=True),
+          Input("panorama-select", "value"), State("panorama-site", "data"), prevent_initial_call=True)
+def choose(pano_id, site):
+    """A panorama was chosen: redraw the minimap around it, reset the view and the measurement."""
+    from dashboards import figures as f
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        panos = q.panoramas(store, site)
+        prints = q.footprints(store, q.current_model_ids(store, site))
+    if not panos:
+        return (f.empty_figure("No panoramas for this site yet: add some with `sitetwin pano add`."),
+                c.empty("No panoramas for this site yet.", id="panorama-empty"), no_update, no_update, no_update)
+    pano = next((p for p in panos if p["pano_id"] == pano_id), None)
+    info = "" if pano is None else (f"{pano['name'] or pano['pano_id']}: {pano['width']}×{pano['height']} px, "
+                                    f"pose {pano['pose_source']}"
+                                    + (f" (RMS {pano['pose_rms_px']:.1f} px)" if pano.get("pose_rms_px") else "")
+                                    + f", {pano['detections']} detections"
+                                    + ("" if pano["has_map"] else "; no element map"))
+    return (f.minimap_figure(prints, panos, pano_id), info, {"yaw_deg": 0.0, "pitch_deg": 0.0, "fov_deg": 90.0}, [],
+            {"pano": pano_id})
+
+
+@callback(Output("panorama-select", "value", allow_duplicate=True), Input("panorama-minimap", "clickData"),
+          prevent_initial_call=True)
+def from_minimap(click):
+    point = (click or {}).get("points", [{}])[0]
+    if not point.get("customdata"):
+        raise dash.exceptions.PreventUpdate
+    return point["customdata"]
+
+
+@callback(Output("panorama-view", "data"),
+          Input("panorama-left", "n_clicks"), Input("panorama-right", "n_clicks"), Input("panorama-up", "n_clicks"),
+          Input("panorama-down", "n_clicks"), Input("panorama-zoomin", "n_clicks"),
+          Input("panorama-zoomout", "n_clicks"), State("panorama-view", "data"), prevent_initial_call=True)
+def turn(*args):
+    from dashboards.pano_view import View
+
+    view = View.from_dict(args[-1])
+    d = view.to_dict()
+    step = {"panorama-left": ("yaw_deg", TURN_DEG), "panorama-right": ("yaw_deg", -TURN_DEG),
+            "panorama-up": ("pitch_deg", TILT_DEG), "panorama-down": ("pitch_deg", -TILT_DEG)}.get(ctx.triggered_id)
+    if step:
+        d[step[0]] += step[1]
+    elif ctx.triggered_id == "panorama-zoomin":
+        d["fov_deg"] /= ZOOM
+    elif ctx.triggered_id == "panorama-zoomout":
+        d["fov_deg"] *= ZOOM
+    return View.from_dict(d).to_dict()
+
+
+@callback(Output("panorama-viewer", "figure"), Output("panorama-status", "children", allow_duplicate=True),
+          Input("panorama-select", "value"), Input("panorama-view", "data"), Input("panorama-overlay", "value"),
+          Input("panorama-layers", "value"), Input("panorama-measure", "data"), prevent_initial_call=True)
+def show(pano_id, view_d, overlay, layers, measure):
+    """The perspective view, with the overlay, detection boxes and the measurement drawn."""
+    from dashboards import figures as f
+    from dashboards import pano_view as pv
+    from dashboards import queries as q
+    from panorama.pano_store import get_panorama
+
+    if not pano_id:
+        return f.empty_figure("No panorama chosen."), ""
+    view = pv.View.from_dict(view_d)
+    with object_store("panoramas", "pano_id", pano_id) as (store, site):
+        pano = get_panorama(store, pano_id)
+        dets = q.pano_detections(store, pano_id) if "detections" in (layers or []) else None
+        image, note = pv.layered(store, pano, overlay=None if overlay == "none" else overlay, detections=dets)
+    shapes = _measure_shapes(view, measure or [], pano.width, pano.height)
+    fig = f.view_figure(pv.jpeg_uri(pv.render(image, view)), view.width, view.height, shapes)
+    status = (f"looking {view.yaw_deg:.0f}° (yaw), {view.pitch_deg:.0f}° (pitch), field of view {view.fov_deg:.0f}°"
+              + (f"; {len(dets)} detections" if dets else "") + (f"; {note}" if note else ""))
+    return fig, status
+
+
+def _measure_shapes(view, points, w, h):
+    from dashboards import pano_view as pv
+
+    if not points:
+        return []
+    uv, front = pv.pano_to_view(view, [p["uv"] for p in points], w, h)
+    shapes = []
+    for (x, y), ok in zip(uv.tolist(), front.tolist()):
+        if ok:
+            shapes.append(dict(type="circle", x0=x - 6, x1=x + 6, y0=y - 6, y1=y + 6, line=dict(color="#ffd400", width=3)))
+    if len(points) == 2 and all(front.tolist()):
+        shapes.append(dict(type="line", x0=uv[0][0], y0=uv[0][1], x1=uv[1][0], y1=uv[1][1],
+                           line=dict(color="#ffd400", width=3, dash="dot")))
+    return shapes
+
+
+@callback(Output("panorama-element", "data"), Output("panorama-measure", "data"),
+          Output("panorama-status", "children"), Output("shell-state", "data", allow_duplicate=True),
+          Input("panorama-viewer", "clickData"), State("panorama-click-mode", "value"),
+          State("panorama-select", "value"), State("panorama-view", "data"), State("panorama-measure", "data"),
+          prevent_initial_call=True)
+def click(data, mode, pano_id, view_d, measure):
+    """A click on the view: the element behind the pixel, or an end of the measurement."""
+    from dashboards import pano_view as pv
+    from panorama.measure import measure as measure_between
+    from panorama.pano_store import get_panorama
+
+    point = (data or {}).get("points", [{}])[0]
+    if point.get("x") is None or not pano_id:
+        raise dash.exceptions.PreventUpdate
+    view = pv.View.from_dict(view_d)
+    with object_store("panoramas", "pano_id", pano_id) as (store, site):
+        pano = get_panorama(store, pano_id)
+        u, v = pv.view_to_pano(view, float(point["x"]) + 0.5, float(point["y"]) + 0.5, pano.width, pano.height)
+        if mode == "measure":
+            pts = (measure or [])[-1:] if len(measure or []) < 2 else []
+            pts = pts + [{"uv": [u, v]}]
+            if len(pts) < 2:
+                return no_update, pts, f"first point at pixel ({u:.0f}, {v:.0f}); click the second point", no_update
+            m = measure_between(store, pano_id, pts[0]["uv"], pts[1]["uv"])
+            s = m.summary()
+            return (no_update, pts, html.Span(f"distance {s.get('distance_m', 0):.3f} m "
+                                              f"({s.get('method') or s.get('depth') or 'model'} depth)",
+                                              id="panorama-measure-result"), no_update)
+        hit = pv.element_at(pv.element_map(store, pano), pano, u, v)
+    if hit is None:
+        return None, no_update, f"pixel ({u:.0f}, {v:.0f}) shows no model element", {"element": None}
+    return (hit.global_id, no_update, html.Span(f"pixel ({u:.0f}, {v:.0f}) shows {hit.global_id}, "
+                                                f"{hit.depth_m:.2f} m away", id="panorama-pick-result"),
+            {"element": hit.global_id})
+
+
+@callback(Output("panorama-card", "children"), Input("panorama-element", "data"), State("panorama-site", "data"))
+def card(gid, site):
+    from dashboards import queries as q
+    from dashboards.access import scoped_store
+    from dashboards.cards import element_card
+
+    if not gid:
+        return c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty")
+    with site_store(site) as store:
+        el = q.element(store, site, gid)
+        if el is None:
+            return c.empty(f"No element {gid} in this site's current models.")
+        survey_id = q.survey_as_of(store, site, None)
+        history = q.status_history(store, site, gid)
+        hist = q.element_histogram(store, survey_id, gid) if survey_id else []
+        det = q.element_detections(store, site, gid, limit=10)
+        hazards = q.element_hazards(store, site, gid)
+    with scoped_store() as (store, scope):
+        findings = q.element_findings(store, scope, site, gid)
+    return element_card("panorama", el, survey_id=survey_id, history=history, histogram=hist, detections=det,
+                        hazards=hazards, findings=findings)
+
+
+@callback(Output("panorama-card-raise-msg", "children"), Input("panorama-card-raise", "n_clicks"),
+          State("panorama-card-finding-title", "value"), State("panorama-card-severity", "value"),
+          State("panorama-card-category", "value"), State("panorama-element", "data"), State("panorama-site", "data"),
+          State("panorama-select", "value"), State("panorama-view", "data"), prevent_initial_call=True)
+def raise_from_card(n, title, severity, category, gid, site, pano_id, view):
+    """Raise a finding on the picked element, with the panorama view as its evidence (a BCF viewpoint later)."""
+    from dashboards.cards import raise_on_element
+
+    if not n or not gid:
+        raise dash.exceptions.PreventUpdate
+    return raise_on_element(site, gid, title, severity, category,
+                            evidence={"panorama": {"pano_id": pano_id, **(view or {})}})
+
+
+@callback(Output("panorama-detect-msg", "children"), Input("panorama-detect", "n_clicks"),
+          State("panorama-weights", "value"), State("panorama-select", "value"), State("panorama-site", "data"),
+          background=True, prevent_initial_call=True,
+          progress=[Output("panorama-detect-progress", "value"), Output("panorama-detect-progress", "max")],
+          running=[(Output("panorama-detect", "disabled"), True, False)],
+          cancel=[Input("panorama-detect-cancel", "n_clicks")])
+def detect(set_progress, n, run_id, pano_id, site):
+    """Run a trained detector on the panorama in a background job: detections, hazards and findings are stored."""
+    from dashboards.jobs import detect_on_panorama
+
+    if not n:
+        raise dash.exceptions.PreventUpdate
+    if not run_id:
+        return "No trained detector in this store: train one with `sitetwin vision train` first."
+    return detect_on_panorama(site, pano_id, run_id, progress=lambda done, total: set_progress((str(done), str(total))))
+
+
+dash.register_page(__name__, path="/panoramas", name="Panoramas", title="sitetwin · panoramas", order=4,
+                   layout=layout)

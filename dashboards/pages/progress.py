@@ -1,0 +1,172 @@
+"""Progress: planned vs actual as an S-curve, completion per storey and per task, the late elements,
+and a 4D playback of the schedule against what the surveys saw."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html
+
+from dashboards import components as c
+from dashboards.access import site_store
+from dashboards.callbacks import callback
+
+PLAYBACK_BUDGET = 60_000       # triangles per playback frame: most elements as boxes, so frames stay light
+PLAY_INTERVAL_MS = 1200
+
+
+def layout(site: str | None = None, date: str | None = None, **query):
+    from dashboards.app import default_site
+
+    site = default_site(site)
+    if site is None:
+        return c.site_missing("progress")
+    return html.Div([
+        dcc.Store(id="progress-site", data=site),
+        dcc.Store(id="progress-want-date", data=date),
+        dcc.Store(id="progress-days", data=[]),
+        html.H1("Progress against the schedule"),
+        html.Div([c.control("as of (survey)", dcc.Dropdown(id="progress-asof", clearable=False))], className="controls"),
+        html.Div(id="progress-summary", className="figures"),
+        html.Div([
+            html.Div([html.H2("S-curve"), dcc.Graph(id="progress-scurve", style={"height": "320px"})], className="card"),
+            html.Div([html.H2("By storey"), dcc.Graph(id="progress-storeys", style={"height": "320px"})],
+                     className="card"),
+            html.Div([html.H2("By task"), html.Div(id="progress-tasks")], className="card"),
+            html.Div([html.H2("Late elements"), html.Div(id="progress-late")], className="card"),
+            html.Div([
+                html.H2("4D playback"),
+                html.Div([html.Button("▶ Play", id="progress-play", className="button", n_clicks=0),
+                          html.Div(dcc.Slider(id="progress-day", min=0, max=0, step=1, value=0, marks={},
+                                              updatemode="mouseup"), style={"flex": "1"}),
+                          html.Span(id="progress-day-label", className="status-line")],
+                         style={"display": "flex", "gap": "1rem", "alignItems": "center"}),
+                dcc.Interval(id="progress-tick", interval=PLAY_INTERVAL_MS, disabled=True),
+                dcc.Graph(id="progress-4d", style={"height": "480px"}, config={"displaylogo": False}),
+            ], className="card wide"),
+        ], className="grid"),
+    ])
+
+
+@callback(Output("progress-asof", "options"), Output("progress-asof", "value"), Output("progress-days", "data"),
+          Output("progress-day", "max"), Output("progress-day", "marks"), Output("progress-day", "value"),
+          Input("progress-site", "data"), State("progress-want-date", "data"))
+def setup(site, want):
+    from dashboards import queries as q
+
+    with site_store(site) as store:
+        epochs = q.survey_epochs(store, site)
+        span = q.schedule_dates(store, site)
+    options = [{"label": f"{c.fmt(e['epoch'])} ({e['survey_id']})", "value": c.fmt(e["epoch"])} for e in epochs]
+    today = q.utcnow().date()
+    options.append({"label": f"today ({today})", "value": today.isoformat()})
+    value = want if want in [o["value"] for o in options] else options[max(0, len(options) - 2)]["value"]
+    if span:
+        first, last = span
+        weeks = [first + dt.timedelta(days=7 * i) for i in range((last - first).days // 7 + 2)]
+    else:
+        weeks = [q._day(e["epoch"]) for e in epochs] or [today]
+    days, marks, start = c.day_slider([q._day(e["epoch"]) for e in epochs], weeks, None)
+    return options, value, [d.isoformat() for d in days], len(days) - 1, marks, 0 if span else start
+
+
+@callback(Output("progress-summary", "children"), Output("progress-scurve", "figure"),
+          Output("progress-storeys", "figure"), Output("progress-tasks", "children"), Output("progress-late", "children"),
+          Output("shell-state", "data", allow_duplicate=True),
+          Input("progress-asof", "value"), State("progress-site", "data"), prevent_initial_call=True)
+def fill(as_of, site):
+    from dashboards import figures as f
+    from dashboards import queries as q
+
+    day = dt.date.fromisoformat(as_of)
+    with site_store(site) as store:
+        prog = q.progress(store, site, day)
+        curve = q.s_curve(store, site)
+    if not prog.scheduled:
+        msg = c.empty("No schedule linked to the model: import one with `sitetwin bim schedule` (or load an IFC "
+                      "with a work schedule) to follow progress.", id="progress-empty")
+        return msg, f.empty_figure("No schedule."), f.empty_figure("No schedule."), "", "", {"date": as_of}
+    late = sorted((e for e in prog.elements if e["late_days"] > 0), key=lambda e: -e["late_days"])
+    summary = [c.figure_num(round(prog.planned_pct, 1), "% planned done", id="progress-planned-pct"),
+               c.figure_num(round(prog.actual_pct, 1), "% seen built", id="progress-actual-pct"),
+               c.figure_num(len(late), "elements late", id="progress-late-count"),
+               c.figure_num(prog.scheduled, "scheduled elements"),
+               html.Div(f"as of {day}; " + (f"survey {prog.survey_id}" if prog.survey_id else
+                                            "no survey on or before this day: actual progress is unknown"),
+                        className="status-line")]
+    by_task = q.completion_by(prog, "task")
+    tasks = c.table(sorted(by_task, key=lambda r: r["task"]), [
+        ("task", "task"), ("elements", "elements"), ("planned_pct", "planned (%)"), ("actual_pct", "built (%)"),
+        ("late", "late")], id="progress-task-table")
+    return (summary, f.s_curve_figure(curve, day), f.completion_figure(q.completion_by(prog, "storey"), "storey"),
+            tasks, _late(late, site), {"date": as_of})
+
+
+def _late(rows, site):
+    if not rows:
+        return c.empty("No element is late against the schedule as of this day.", id="progress-late-empty")
+
+    def cell(k, r):
+        if k == "open":
+            return html.Button("3D", id={"type": "progress-open", "element": r["global_id"]}, n_clicks=0,
+                               className="button secondary", title="open in the 3D twin")
+        return c.fmt(r.get(k))
+
+    return c.table(rows[:25], [("global_id", "element"), ("ifc_class", "class"), ("storey", "storey"),
+                               ("task", "task"), ("planned_finish", "planned finish"), ("late_days", "days late"),
+                               ("status", "status"), ("open", "")], id="progress-late-table", cell=cell)
+
+
+@callback(Output("shell-url", "href", allow_duplicate=True),
+          Input({"type": "progress-open", "element": ALL}, "n_clicks"), State("progress-site", "data"),
+          prevent_initial_call=True)
+def open_in_twin(clicks, site):
+    if not ctx.triggered_id or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    from urllib.parse import urlencode
+
+    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"], "mode": "schedule"})
+
+
+@callback(Output("progress-tick", "disabled"), Output("progress-play", "children"),
+          Input("progress-play", "n_clicks"), State("progress-tick", "disabled"), prevent_initial_call=True)
+def play(n, disabled):
+    playing = bool(disabled)      # it was stopped: start it
+    return not playing, "❚❚ Pause" if playing else "▶ Play"
+
+
+@callback(Output("progress-day", "value", allow_duplicate=True), Output("progress-tick", "disabled", allow_duplicate=True),
+          Output("progress-play", "children", allow_duplicate=True),
+          Input("progress-tick", "n_intervals"), State("progress-day", "value"), State("progress-days", "data"),
+          prevent_initial_call=True)
+def advance(_, value, days):
+    nxt = int(value or 0) + 1
+    if nxt >= len(days):
+        return dash.no_update, True, "▶ Play"
+    return nxt, dash.no_update, dash.no_update
+
+
+@callback(Output("progress-4d", "figure"), Output("progress-day-label", "children"),
+          Input("progress-day", "value"), Input("progress-days", "data"), State("progress-site", "data"),
+          prevent_initial_call=True)
+def frame(index, days, site):
+    """One frame of the 4D playback: the model coloured by its schedule state on the day."""
+    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+
+    if not days:
+        raise dash.exceptions.PreventUpdate
+    day = dt.date.fromisoformat(days[min(int(index or 0), len(days) - 1)])
+    p = TwinParams(site=site, mode="schedule", day=day, points=False, sensors=False, budget=PLAYBACK_BUDGET)
+    with site_store(site) as store:
+        data = read_twin(store, p)
+    fig, _ = twin_figure(data, p)
+    fig["layout"]["uirevision"] = f"progress:{site}"
+    counts = {}
+    for v in data.values.tolist():
+        counts[v] = counts.get(v, 0) + 1
+    label = f"{day}: " + ", ".join(f"{counts[k]} {k}" for k in data.order if counts.get(k))
+    return fig, label
+
+
+dash.register_page(__name__, path="/progress", name="Progress", title="sitetwin · progress", order=3, layout=layout)
