@@ -113,7 +113,8 @@ def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
     return verts[ok], uv[ok], rng[ok], row[ok], col[ok]
 
 
-def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH) -> dict:
+def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float = 1.0) -> dict:
+    """``sigma_px``: standard deviation of the click noise per pixel axis (1 px RMS radial = 0.707)."""
     from panorama.camera import angular_distance_deg, equirect_to_bearing
     from panorama.element_map import element_map
     from panorama.pose import _refine, solve_control_points
@@ -125,18 +126,23 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH) -> dict:
         rng = np.random.default_rng(1000 + trial)
         T = stations(spec, 1, seed=2000 + trial)[0]
         emap = element_map(mesh, T, width // 4, width // 8, scene=scene)     # coarse visibility check
-        verts, uv, r, _, _ = _corners_in_view(mesh, T, emap.depth_m, width // 4, width // 8)
+        verts, uv, r, _, _ = _corners_in_view(mesh, T, emap.depth_m, width // 4, width // 8, max_range=12.0)
         uv = uv * 4.0
-        # 8 corners spread round the camera: one per 45-degree sector of azimuth
+        # as a surveyor picks them: 8 corners spread round the camera, one per 45-degree sector of
+        # azimuth, alternately above and below the horizon, 1.5 to 12 m away
         pick = []
         for s in range(8):
-            pool = np.flatnonzero((uv[:, 0] * 8 / width).astype(int) == s)
+            sector = (uv[:, 0] * 8 / width).astype(int) == s
+            side = (uv[:, 1] < width / 4) if s % 2 == 0 else (uv[:, 1] >= width / 4)
+            pool = np.flatnonzero(sector & side & (r > 1.5))
+            if not len(pool):
+                pool = np.flatnonzero(sector & (r > 1.5))
             if len(pool):
                 pick.append(int(rng.choice(pool)))
         while len(pick) < 8:
             pick.append(int(rng.integers(len(uv))))
         xyz = verts[pick]
-        obs = uv[pick] + rng.normal(0.0, 1.0, (8, 2))
+        obs = uv[pick] + rng.normal(0.0, sigma_px, (8, 2))
         outlier = int(rng.integers(8))
         obs[outlier] += rng.choice([-1, 1], 2) * rng.uniform(60, 250, 2)     # a gross mistake
         obs[:, 0] %= width
@@ -160,7 +166,8 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH) -> dict:
     pos = np.array([r["position_err_cm"] for r in rows])
     rot = np.array([r["rotation_err_deg"] for r in rows])
     ls_pos = np.array([r["least_squares_position_err_cm"] for r in rows])
-    return {"trials": trials, "max_position_err_cm": float(pos.max()), "mean_position_err_cm": float(pos.mean()),
+    return {"trials": trials, "sigma_px_per_axis": sigma_px, "noise_rms_px": sigma_px * math.sqrt(2),
+            "max_position_err_cm": float(pos.max()), "mean_position_err_cm": float(pos.mean()),
             "max_rotation_err_deg": float(rot.max()), "mean_rotation_err_deg": float(rot.mean()),
             "outliers_found": int(sum(r["outlier_found"] for r in rows)),
             "least_squares_max_position_err_cm": float(ls_pos.max()),
@@ -199,14 +206,51 @@ def bench_measure(mesh, spec, panoramas: int = 4, pairs_per_pano: int = 10) -> d
             fa, fb = (floor_point(T, click_a, WIDTH, HEIGHT, floor_z), floor_point(T, click_b, WIDTH, HEIGHT, floor_z))
             if None in (pa, pb, fa, fb):
                 continue
+            sa = model_point(scene, T, click_a, WIDTH, HEIGHT, snap_px=3.0)
+            sb = model_point(scene, T, click_b, WIDTH, HEIGHT, snap_px=3.0)
             rows.append({"pano": k, "true_m": true, "model_err_pct": 100 * abs(distance(pa, pb).distance_m - true) / true,
-                         "floor_err_pct": 100 * abs(distance(fa, fb).distance_m - true) / true})
+                         "floor_err_pct": 100 * abs(distance(fa, fb).distance_m - true) / true,
+                         "snap_err_pct": 100 * abs(distance(sa, sb).distance_m - true) / true})
     model = np.array([r["model_err_pct"] for r in rows])
     floor = np.array([r["floor_err_pct"] for r in rows])
     return {"pairs": len(rows), "max_model_err_pct": float(model.max()), "mean_model_err_pct": float(model.mean()),
             "max_floor_err_pct": float(floor.max()), "mean_floor_err_pct": float(floor.mean()),
             "ratio_floor_to_model_mean": float(floor.mean() / max(model.mean(), 1e-9)),
+            "max_snap_err_pct": float(max(r["snap_err_pct"] for r in rows)),
             "meets_target": bool(model.max() < 1.0), "per_pair": rows}
+
+
+def bench_refine(mesh, spec, trials: int = 6) -> dict:
+    """Orientation refinement from image edges, from a 1-degree-class rotation error; and on an unrelated photo."""
+    from panorama.camera import rotation_from_ypr
+    from panorama.io import read_panorama
+    from panorama.refine import refine_orientation
+    from panorama.render import RayScene, render_equirect
+
+    scene = RayScene(mesh)
+    rows = []
+    for k, T in enumerate(stations(spec, trials, seed=91)):
+        rng = np.random.default_rng(k)
+        photo = render_equirect(mesh, T, 2048, 1024, seed=k, scene=scene).image
+        T0 = T.copy()
+        T0[:3, :3] = T[:3, :3] @ rotation_from_ypr(*rng.uniform(-1.0, 1.0, 3))
+        t0 = time.perf_counter()
+        r = refine_orientation(photo, mesh, T0, scene=scene)
+        rows.append({"before_deg": _rot_deg(T0, T), "after_deg": _rot_deg(r.T_model_from_camera, T),
+                     "accepted": r.accepted, "seconds": time.perf_counter() - t0})
+    unrelated = refine_orientation(read_panorama(shared_data() / "panorama" / "examplepano.jpg").pixels, mesh,
+                                   stations(spec, 1, seed=5)[0], scene=scene)
+    return {"trials": trials, "mean_before_deg": float(np.mean([r["before_deg"] for r in rows])),
+            "mean_after_deg": float(np.mean([r["after_deg"] for r in rows])),
+            "max_after_deg": float(np.max([r["after_deg"] for r in rows])),
+            "accepted": int(sum(r["accepted"] for r in rows)),
+            "unrelated_photo_accepted": bool(unrelated.accepted),
+            "mean_seconds": float(np.mean([r["seconds"] for r in rows])), "per_trial": rows}
+
+
+def _rot_deg(A, B) -> float:
+    R = A[:3, :3].T @ B[:3, :3]
+    return math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(R) - 1) / 2))))
 
 
 def bench_views() -> dict:
@@ -248,19 +292,25 @@ def main() -> None:
         print_table([emap], ["triangles", "rays", "element_map_cold_s", "element_map_s", "plain_cast_rays_s",
                              "ratio_to_cast_rays", "compact_storage_s", "meets_target"],
                     "element map, 4096 x 2048 (target < 3 s)")
-        pose = bench_pose(mesh, spec)
-        print_table([pose], ["trials", "max_position_err_cm", "mean_position_err_cm", "max_rotation_err_deg",
-                             "outliers_found", "least_squares_max_position_err_cm",
-                             "ratio_least_squares_to_ransac_mean_position", "meets_target"],
+        pose = bench_pose(mesh, spec, sigma_px=1.0)
+        pose_rms1 = bench_pose(mesh, spec, sigma_px=1.0 / math.sqrt(2))
+        print_table([pose, pose_rms1], ["trials", "noise_rms_px", "max_position_err_cm", "mean_position_err_cm",
+                                        "max_rotation_err_deg", "outliers_found", "least_squares_max_position_err_cm",
+                                        "ratio_least_squares_to_ransac_mean_position", "meets_target"],
                     "pose from 8 control points, 1 px noise + 1 outlier (targets 2 cm, 0.2 deg)")
         meas = bench_measure(mesh, spec)
         print_table([meas], ["pairs", "max_model_err_pct", "mean_model_err_pct", "max_floor_err_pct",
-                             "mean_floor_err_pct", "ratio_floor_to_model_mean", "meets_target"],
+                             "mean_floor_err_pct", "ratio_floor_to_model_mean", "max_snap_err_pct", "meets_target"],
                     "distance between clicked model corners, 4096 x 2048 render (target < 1 %)")
+        refine = bench_refine(mesh, spec)
+        print_table([refine], ["trials", "mean_before_deg", "mean_after_deg", "max_after_deg", "accepted",
+                               "unrelated_photo_accepted", "mean_seconds"],
+                    "orientation refinement from photo edges (2048 x 1024)")
     views = bench_views()
     print_table([views], ["faces", "face_size", "cold_s", "warm_s", "scipy_map_coordinates_s", "ratio_scipy_to_warm",
                           "meets_target"], "6 cube faces of 1024 from 4096 x 2048 (target < 0.3 s)")
-    save("panorama", {"load_avg_end": os.getloadavg(), "element_map": emap, "pose": pose, "measure": meas,
+    save("panorama", {"load_avg_end": os.getloadavg(), "element_map": emap, "pose": pose,
+                      "pose_1px_rms": pose_rms1, "measure": meas, "refine": refine,
                       "views": views})
 
 

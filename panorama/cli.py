@@ -36,6 +36,8 @@ def add_cmd(
                                                                    "station (the panorama came from the scanner).")] = None,
     scan: Annotated[Optional[str], typer.Option("--scan", help="Scan index or name within --survey.")] = None,
     site: Annotated[Optional[str], typer.Option("--site", help="Site code (default: the model's, or the store's only site).")] = None,
+    refine: Annotated[bool, typer.Option("--refine", help="Refine the orientation by aligning the model's edges "
+                                                          "with the photo's (kept only when clearly better).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import panoramas with site, capture time and pose (each call is one transaction)."""
@@ -59,7 +61,8 @@ def add_cmd(
             poses = survey_pose(store, survey, scan)
         with progress() as bar:
             task = bar.add_task("reading panoramas", total=None)
-            reports = add_panoramas(store, images, site_code=site, model_id=model, poses=poses, control_points=cps)
+            reports = add_panoramas(store, images, site_code=site, model_id=model, poses=poses, control_points=cps,
+                                    refine=refine)
             bar.remove_task(task)
     for w in caught:
         warn(str(w.message))

@@ -122,18 +122,21 @@ def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: 
                  model_id: str | None = None, pose: np.ndarray | PoseSolution | None = None,
                  control_points: ControlPoints | None = None, captured_at: _dt.datetime | None = None,
                  name: str | None = None, T_model_from_file: np.ndarray | None = None,
-                 extent_margin_m: float = 2.0) -> AddReport:
+                 extent_margin_m: float = 2.0, refine: bool = False) -> AddReport:
     """Import one panorama (an image path, or an image read from an E57 file) with its pose.
 
     The pose is ``pose`` (a 4x4 or a solved :class:`PoseSolution`), else solved from
     ``control_points``, else the pose written in an E57 file (mapped by ``T_model_from_file``,
     default identity), else none. A camera outside the model's extent gives a warning (in
     the report and as :class:`PoseWarning`). Importing the same image again with a pose
-    updates that pose; without one, it changes nothing.
+    updates that pose; without one, it changes nothing. With ``refine`` the orientation is
+    then refined from the image's edges (:mod:`panorama.refine`), when that clearly helps.
     """
     img = image if isinstance(image, PanoramaImage) else read_panorama(image)
     site_code, model_id = _resolve_site_model(store, site_code, model_id)
     solution = _solution(img, pose, control_points, T_model_from_file)
+    if refine and solution is not None:
+        solution = _refined(store, site_code, model_id, img, solution, None, control_points)
     created: list[Path] = []
     try:
         with store.transaction():
@@ -151,7 +154,8 @@ def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: 
 def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str | None = None,
                   model_id: str | None = None, poses: dict[str, np.ndarray] | np.ndarray | None = None,
                   control_points: dict[str | None, ControlPoints] | None = None,
-                  T_model_from_file: np.ndarray | None = None, extent_margin_m: float = 2.0) -> list[AddReport]:
+                  T_model_from_file: np.ndarray | None = None, extent_margin_m: float = 2.0,
+                  refine: bool = False) -> list[AddReport]:
     """Import several files (JPEG/PNG panoramas and E57 files with spherical images2D).
 
     ``poses``: one 4x4 (a single image), or image file name -> 4x4. ``control_points``: as
@@ -189,6 +193,10 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
         if keyed_cp and cps is None and img.T_file_from_camera is None:
             raise PoseError(f"{key}: the control-point file has no points for this image")
         plan.append((img, _solution(img, pose, cps, T_model_from_file), cps))
+    if refine:
+        scene: list = []
+        plan = [(img, _refined(store, site_code, model_id, img, sol, scene, cps) if sol is not None else None, cps)
+                for img, sol, cps in plan]
     created: list[Path] = []
     reports = []
     try:
@@ -204,6 +212,50 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
         for note in report.warnings:
             warnings.warn(note, PoseWarning, stacklevel=2)
     return reports
+
+
+def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaImage, solution: PoseSolution,
+             cache: list | None, cps: ControlPoints | None = None) -> PoseSolution:
+    """The solution with its orientation refined from the image's edges, when that is accepted."""
+    from dataclasses import replace
+
+    from panorama.refine import refine_orientation
+    from panorama.render import RayScene
+
+    if cache:
+        mesh, scene = cache[0]
+    else:
+        from bim.mesh import load_mesh
+
+        ids = [model_id] if model_id else [r["model_id"] for r in store.rows(
+            "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY 1", [site_code])]
+        if not ids:
+            raise PanoramaError(f"site {site_code} has no model to refine the pose against")
+        try:
+            mesh = load_mesh(store, model_ids=ids)
+        except SitetwinError as exc:
+            raise PanoramaError(str(exc)) from None
+        scene = RayScene(mesh)
+        if cache is not None:
+            cache.append((mesh, scene))
+    r = refine_orientation(img.pixels, mesh, solution.T_model_from_camera, scene=scene)
+    details = {**solution.details, "refined": {"accepted": r.accepted, "reason": r.reason,
+                                               "delta_ypr_deg": [round(x, 4) for x in r.delta_ypr_deg],
+                                               "edge_score_before_px": round(r.score_before_px, 3),
+                                               "edge_score_after_px": round(r.score_after_px, 3)}}
+    changes = {"T_model_from_camera": r.T_model_from_camera, "details": details}
+    if r.accepted and cps is not None:
+        # the control points' residuals under the refined pose
+        from panorama.camera import bearing_to_equirect, equirect_pixel_distance
+        from panorama.pose import _angular_errors
+        from panorama.camera import equirect_to_bearing
+
+        T = r.T_model_from_camera
+        predicted = bearing_to_equirect((cps.xyz_m - T[:3, 3]) @ T[:3, :3], img.width, img.height)
+        changes["residual_px"] = equirect_pixel_distance(predicted, cps.uv, img.width)
+        changes["residual_deg"] = np.degrees(_angular_errors(T, equirect_to_bearing(cps.uv, img.width, img.height),
+                                                             cps.xyz_m))
+    return replace(solution, **changes)
 
 
 def _solution(img: PanoramaImage, pose, control_points: ControlPoints | None, T_model_from_file) -> PoseSolution | None:

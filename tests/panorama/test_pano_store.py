@@ -173,3 +173,17 @@ def test_an_unposed_panorama_has_no_element_map(demo_store, shared_data):
         compute_element_map(demo_store, report.pano_id)
     with pytest.raises(PanoramaError, match="no panorama 'P000'"):
         get_panorama(demo_store, "P000")
+
+
+def test_refine_corrects_an_orientation_a_degree_off_when_importing(demo_store, station_photo):
+    import math
+
+    from panorama.camera import rotation_from_ypr
+
+    off = STATION.copy()
+    off[:3, :3] = STATION[:3, :3] @ rotation_from_ypr(1.0, 0.0, 0.0)
+    report = add_panorama(demo_store, station_photo[0], model_id=_model(demo_store), pose=off, refine=True)
+    stored = get_panorama(demo_store, report.pano_id).T_model_from_camera
+    R = stored[:3, :3].T @ STATION[:3, :3]
+    assert math.degrees(math.acos(min(1.0, (np.trace(R) - 1) / 2))) < 0.3      # 1024-px photo: 0.35 deg/px
+    assert report.pose["refined"]["accepted"] is True
