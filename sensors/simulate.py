@@ -235,8 +235,8 @@ def attendance_events(day_starts_us, timezone: str, rng, *, gate_id: str, untrai
         for w, worker in enumerate(workers):
             if w in starters and d < starters[w]:
                 continue            # joins the site later
-            if rng.random() < 0.08:
-                continue            # absent
+            if rng.random() < 0.08 and (w, d) not in untrained_days:
+                continue            # absent (the scripted untrained workers always turn up)
             arrive = start_us + int((6.75 + rng.uniform(0, 1.0)) * 3600 * US_PER_S)
             leave = start_us + int((17.0 + rng.uniform(0, 1.5)) * 3600 * US_PER_S)
             trained = (w, d) not in untrained_days
