@@ -79,6 +79,7 @@ class Ingestor:
         self._thread: threading.Thread | None = None
         self._next_refresh = 0.0
         self._next_silence = 0.0
+        self._next_prune = 0.0
         self._retry_touched = None
         self._count_lock = threading.Lock()
         self.stats = {"acknowledged_batches": 0, "acknowledged_readings": 0, "acknowledged_events": 0,
@@ -187,6 +188,9 @@ class Ingestor:
             if refresh:
                 self._refresh(store)
                 self._next_refresh = now + self.config.refresh_s
+            if now >= self._next_prune:
+                self.spool.prune()
+                self._next_prune = now + 3600.0
             phases["silence_refresh"] = time.perf_counter() - started - sum(phases.values())
         finally:
             store.close()

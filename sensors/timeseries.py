@@ -129,6 +129,14 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
             store.execute(
                 "CREATE OR REPLACE TEMP TABLE _st_new_batches AS SELECT s.* FROM _st_batches s "
                 "WHERE NOT EXISTS (SELECT 1 FROM ingest_batches b WHERE b.batch_key = s.batch_key)")
+            unknown = [r[0] for r in store.execute(
+                "SELECT DISTINCT device_id FROM _st_new_batches WHERE device_id NOT IN (SELECT device_id FROM devices) "
+                "ORDER BY 1")]
+            if unknown:
+                from sensors.errors import DeviceError
+
+                raise DeviceError(f"batches of unknown device {', '.join(unknown)}: register the device first "
+                                  f"(nothing of these batches was stored)")
             store.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _st_new_readings AS
                 WITH fresh AS (

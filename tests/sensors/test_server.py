@@ -229,3 +229,39 @@ def test_killing_the_server_loses_no_acknowledged_reading(tmp_path):
 
 def spool_of(db: Path) -> Path:
     return db.parent / f"{db.name}.spool" / "ingest.sqlite"
+
+
+def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor_db, make_batch):
+    """A device deleted between acknowledgement and flush: its batch goes to the spool's dead letters."""
+    from sensors.batch import to_us
+    from sensors.server import Ingestor, ServerConfig
+    from sensors.spool import Spool, spool_path_for
+
+    t = to_us(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    with Spool(spool_path_for(sensor_db)) as spool:
+        spool.submit(make_batch("CR1", t, "load_pct", 40.0, batch_id="good"))
+        spool.submit(make_batch("GONE", t, "load_pct", 40.0, batch_id="orphan"))
+    ingestor = Ingestor(ServerConfig(db=sensor_db, flush_interval_s=0.05, evaluate=False))
+    ingestor.start()
+    deadline = time.monotonic() + 30
+    while ingestor.health()["pending_batches"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = ingestor.health()
+    ingestor.stop()
+    assert (health["pending_batches"], health["dead_batches"], health["flushed_batches"]) == (0, 1, 1)
+    assert "unknown device GONE" in health["last_error"]
+    with open_store(sensor_db, read_only=True) as store:
+        assert store.scalar("SELECT count(*) FROM readings") == 1
+
+
+@pytest.fixture
+def sensor_db(tmp_path):
+    from data.sites import upsert_site
+    from sensors.registry import add_device
+
+    db = tmp_path / "site.duckdb"
+    with open_store(db) as store:
+        upsert_site(store, SITE)
+        add_device(store, "CR1", site_code=SITE, device_type="crane", position_m=(0, 0, 0), interval_s=5.0,
+                   config={"geometry": {"jib_height_m": 40, "jib_length_m": 50}})
+    return db

@@ -92,3 +92,15 @@ def test_wide_series_joins_channels_as_of_the_first(sensor_store, make_batch):
     assert frame["slew_deg"].tolist() == [0.0, 10.0, 20.0]
     assert frame["trolley_m"].isna().tolist() == [True, False, False]
     assert frame["trolley_m"].tolist()[1:] == [5.0, 6.0]
+
+
+def test_batches_of_an_unknown_device_are_refused_not_dropped(sensor_store, make_batch, fingerprint):
+    import pytest
+
+    from sensors.errors import DeviceError
+
+    before = fingerprint(sensor_store)
+    with pytest.raises(DeviceError, match="unknown device GHOST"):
+        store_batches(sensor_store, [make_batch("CR1", T, "load_pct", 1.0), make_batch("GHOST", T, "load_pct", 1.0)],
+                      source="http")
+    assert fingerprint(sensor_store) == before
