@@ -32,6 +32,8 @@ class MeasureConfig:
     scan_cone_deg: float = 0.25         # (deg) half-angle of the cone around a pixel's ray that scan points must lie in
     scan_min_points: int = 3            # (count) fewer points in the cone: the survey does not cover that pixel
     scan_surface_band_m: float = 0.05   # (m) points this far behind the nearest one still belong to its surface
+    scan_plane_band_m: float = 0.25     # (m) depth band in which a plane is fitted to the front surface
+    scan_plane_rms_m: float = 0.008     # (m) the plane fits when the points' RMS distance to it is below this
     clearance_offset_m: float = 0.002   # (m) start a clearance ray this far off the surface it starts on
     max_scan_points: int = 3_000_000    # (count) survey points read for scan depth (evenly thinned beyond)
 
@@ -177,16 +179,38 @@ class ScanDepth:
         if len(found) < self.config.scan_min_points:
             return None
         idx = np.asarray(found)
-        along = self.range[idx] * (self.dirs[idx] @ d)       # distance along the ray of each point
-        # the nearest surface: points within a band behind a robust front
-        front = np.percentile(along, 5)
-        surface = along[along <= front + self.config.scan_surface_band_m]
-        if len(surface) < self.config.scan_min_points:
-            return None
-        rng = float(np.median(surface))
+        pts = self.dirs[idx] * self.range[idx, None]          # relative to the camera
+        along = pts @ d                                        # distance along the ray of each point
+        front = np.percentile(along, 5)                        # the nearest surface, robustly
+        cfg = self.config
+        # a surface seen at a grazing angle spans more depth inside the cone than a facing one:
+        # fit a plane to the front points and intersect the ray with it, when one plane fits
+        near = along <= front + cfg.scan_plane_band_m
+        rng = None
+        support = int(near.sum())
+        if support >= max(cfg.scan_min_points, 4):
+            p = pts[near]
+            c = p.mean(0)
+            _, sv, vt = np.linalg.svd(p - c, full_matrices=False)
+            normal = vt[2]
+            flat = sv[2] / math.sqrt(len(p)) < cfg.scan_plane_rms_m
+            facing = abs(float(normal @ d))
+            if flat and facing > 0.05:
+                rng = float(normal @ c / (normal @ d))
+                if not (along[near].min() - 0.01 <= rng <= along[near].max() + 0.01):
+                    rng = None
+        if rng is None:
+            surface = along <= front + cfg.scan_surface_band_m
+            support = int(surface.sum())
+            if support < cfg.scan_min_points:
+                return None
+            # of the front surface, the points closest to the ray's axis say most about its depth
+            lateral = np.linalg.norm(pts[surface] - np.outer(along[surface], d), axis=1)
+            closest = np.argsort(lateral)[: max(cfg.scan_min_points, 5)]
+            rng = float(np.median(along[surface][closest]))
         point = origin + d * rng
         return PixelPoint((u, v), tuple(point.tolist()), rng, "scan", rng * pixel_angle_rad(width, camera),
-                          support=int(len(surface)))
+                          support=support)
 
 
 def floor_point(T_model_from_camera, uv, width: int, height: int, floor_z_m: float, *,

@@ -133,3 +133,44 @@ def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_p
     true = float(np.linalg.norm(a - b))
     assert abs(m.distance_m - true) / true < 0.01 and m.start.method == "model"
     assert abs(f.distance_m - true) / true < 0.01 and f.start.method == "floor"
+
+
+def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_store_path, tmp_path, demo_mesh):
+    """A synthetic analysed survey (twin's tables and Parquet layout) whose slab was cast 15 mm high."""
+    import shutil
+
+    import pandas as pd
+
+    from data.store import cache_dir_for, open_store
+    from panorama.measure import measure
+    from panorama.pano_store import add_panorama
+    from panorama.io import save_image
+
+    db = tmp_path / "s.duckdb"
+    shutil.copy(demo_store_path, db)
+    shutil.copytree(cache_dir_for(demo_store_path), cache_dir_for(db))
+    T = pose_matrix([13.4, 7.0, 1.6], 25.0)
+    rng = np.random.default_rng(0)
+    slab = np.column_stack([rng.uniform(8, 20, 400_000), rng.uniform(2, 13, 400_000), np.full(400_000, 0.015)])
+    rel = f"surveys/S00000000ab1/points.parquet"
+    path = cache_dir_for(db) / rel
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"x_m": slab[:, 0].astype(np.float32), "y_m": slab[:, 1].astype(np.float32),
+                  "z_m": slab[:, 2].astype(np.float32)}).to_parquet(path)
+    a, b = np.array([10.0, 9.0, 0.0]), np.array([17.0, 11.0, 0.0])     # both in clear view of the camera
+    ua, _ = project_points(a[None], T, 2048, 1024)
+    ub, _ = project_points(b[None], T, 2048, 1024)
+    image = save_image(tmp_path / "p.jpg", np.full((1024, 2048, 3), 128, np.uint8))
+    with open_store(db) as store:
+        store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
+                      "T_model_from_survey, point_count, points_file, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["S00000000ab1", "DEMO", [store.scalar("SELECT model_id FROM models")], "2026-04-01",
+                       "transform", np.eye(4).tolist(), len(slab), rel, "analysed"])
+        pid = add_panorama(store, image, site_code="DEMO", pose=T).pano_id
+        scan = measure(store, pid, ua[0], ub[0], survey_id="S00000000ab1")
+        model = measure(store, pid, ua[0], ub[0], depth="model")
+    assert scan.start.method == scan.end.method == "scan" and scan.details["survey_id"] == "S00000000ab1"
+    assert scan.start.point_m[2] == pytest.approx(0.015, abs=0.004)
+    assert model.start.point_m[2] == pytest.approx(0.0, abs=0.002)
+    true = float(np.linalg.norm(a - b))
+    assert abs(scan.distance_m - true) / true < 0.01

@@ -86,3 +86,21 @@ def test_the_difference_shows_an_element_the_photo_lacks(room):
     assert result.per_element[column][1] < 0.3
     walls = [result.per_element[g][1] for g in room.global_ids[2:6].tolist() if g in result.per_element]
     assert np.median(walls) > 0.7
+
+
+def test_colours_by_status_and_deviation_come_from_a_survey(store):
+    from panorama.overlay import colors_by_deviation, colors_by_status
+
+    store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
+                  "T_model_from_survey, point_count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  ["S1", "DEMO", ["m1"], "2026-04-01", "transform", np.eye(4).tolist(), 10, "analysed"])
+    for gid, status, p95 in (("A", "built", 3.0), ("B", "not_built", None), ("C", "out_of_tolerance", 42.0)):
+        store.execute("INSERT INTO element_deviation (site_code, survey_id, model_id, global_id, points, p95_mm, "
+                      "status) VALUES (?, ?, ?, ?, ?, ?, ?)", ["DEMO", "S1", "m1", gid, 10, p95, status])
+    status = colors_by_status(store, "DEMO")
+    assert status.colors == {"A": STATUS_COLORS["built"], "B": STATUS_COLORS["not_built"],
+                             "C": STATUS_COLORS["out_of_tolerance"]}
+    assert status.details == {"survey_id": "S1"}
+    deviation = colors_by_deviation(store, "DEMO", "S1")
+    assert deviation.colors["A"] == deviation_color(3.0) and deviation.colors["B"] == STATUS_COLORS["unknown"]
+    assert deviation.colors["C"][0] > 200 and deviation.colors["C"][1] < 80
