@@ -613,8 +613,11 @@ def write_yolo(dataset: Dataset, out: str | Path, *, link: bool = True, default_
     for sp in SPLITS:
         if sp in splits_written:
             meta[sp] = f"images/{sp}"
-    if "val" not in meta:       # ultralytics needs a val split; validate on train rather than fail
+    # ultralytics wants both keys: validate on train, or (evaluation-only data) "train" on val
+    if "val" not in meta:
         meta["val"] = meta.get("test", meta.get("train"))
+    if "train" not in meta:
+        meta["train"] = meta["val"]
     meta.update(extra_yaml or {})
     import yaml
 

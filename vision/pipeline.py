@@ -23,7 +23,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -84,10 +84,20 @@ class DetectReport:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class DetectorInfo:
+    """What a run records about the detector that made its boxes (any detector, not only ours)."""
+
+    names: tuple[str, ...]
+    weights: Path | None = None
+    backend: str = "external"
+    imgsz: int | None = None
+
+
 class _Run:
     """State of one detect run: rows waiting to be written, counters, the run row."""
 
-    def __init__(self, store: Store, site_code: str, source_kind: str, source_ref: str, detector: Detector,
+    def __init__(self, store: Store, site_code: str, source_kind: str, source_ref: str, detector,
                  config: DetectConfig, *, pano_id=None, camera_id=None, parent=None, weights_sha=None):
         self.store = store
         self.site_code = site_code
@@ -107,10 +117,11 @@ class _Run:
         self.per_rule: dict[str, int] = {}
         self.hazard_ids: list[str] = []
         self.episodes: dict[tuple, tuple] = {}       # tracked-video episode -> (hazard_id, started_at)
-        self.updates: list[tuple] = []               # (hazard_id, duration_s, ended_at) of rows already written
+        self.updates: list[tuple] = []               # (hazard_id, duration_s, ended_at, evidence) of written rows
         self.run_written = False
         self.record = RunRecord(run_id=self.run_id, kind="detect", started_at=self.started, site_code=site_code,
-                                parent_run_id=parent, model_cfg=None, weights_path=str(detector.weights),
+                                parent_run_id=parent, model_cfg=None,
+                                weights_path=str(detector.weights) if detector.weights else None,
                                 weights_sha256=weights_sha, class_names=detector.names,
                                 config=_config_json(config, detector), status="running",
                                 artifacts={"source_kind": source_kind, "source_ref": source_ref,
@@ -134,9 +145,9 @@ class _Run:
                     if h["finding_id"]:
                         self.counts["findings"] += 1
             insert_hazards(self.store, self.hazards)
-            for hid, duration, ended in self.updates:
-                self.store.execute("UPDATE hazards SET duration_s = ?, ended_at = coalesce(?, ended_at) "
-                                   "WHERE hazard_id = ?", [duration, ended, hid])
+            for hid, duration, ended, evidence in self.updates:
+                self.store.execute("UPDATE hazards SET duration_s = ?, ended_at = coalesce(?, ended_at), evidence = ? "
+                                   "WHERE hazard_id = ?", [duration, ended, evidence, hid])
             insert_stage_observations(self.store, self.stages)
             if status is not None:
                 finished = utcnow()
@@ -226,6 +237,65 @@ class _Run:
         return hid
 
 
+# --- recording boxes from any detector ----------------------------------------------------------------
+
+class Recorder:
+    """Turns boxes found on frames into one stored run: tagged detections, hazards, findings, stage sightings.
+
+    ``detect_source`` feeds it with its detector's boxes; boxes from any other detector (a
+    camera vendor's, a labelling tool's) go in the same way. ``view`` (posed frames) enables
+    tagging and the 3D rules; ``video`` enables persistence (hazards only after
+    ``min_duration_s`` of one track) and writes every ``commit_every`` frames.
+    """
+
+    def __init__(self, store: Store, *, site_code: str, source_kind: str, source_ref: str, detector,
+                 config: DetectConfig = DetectConfig(), view: View | None = None, tagger: Tagger | None = None,
+                 context: HazardContext | None = None, pano_id: str | None = None, camera_id: str | None = None,
+                 video: bool = False, wrap: bool = False, parent_run_id: str | None = None,
+                 weights_sha256: str | None = None):
+        if view is not None and tagger is None:
+            tagger = Tagger.from_store(store, site_code, config.tagging)
+        self.view, self.tagger, self.config, self.video, self.wrap = view, tagger, config, video, wrap
+        self.context = context if (context is not None and view is not None) else HazardContext()
+        self.persistence = Persistence(config.hazards) if video else None
+        self.run = _Run(store, site_code, source_kind, source_ref, detector, config, pano_id=pano_id,
+                        camera_id=camera_id, parent=parent_run_id, weights_sha=weights_sha256)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def frame(self, image: np.ndarray | None, boxes: Boxes, *, frame_index: int | None = None, time_s: float = 0.0,
+              captured_at: dt.datetime | None = None) -> list[str]:
+        """Record one frame's boxes; returns their detection ids."""
+        run = self.run
+        tags = self.tagger.tag(boxes, self.view) if self.view is not None else None
+        ids, sightings = run.add_frame(frame_index if self.video else None, captured_at, boxes, tags, image,
+                                       wrap=self.wrap)
+        conditions = evaluate(sightings, self.context, self.config.hazards)
+        if self.persistence is None:
+            for c in conditions:
+                run.add_hazard(c, [ids[i] for i in c.sightings], started_at=captured_at, ended_at=captured_at,
+                               image=image, wrap=self.wrap)
+        else:
+            frame = Frame(image, frame_index or 0, time_s, run.source_ref, captured_at)
+            for ph in self.persistence.update(time_s, conditions, ids):
+                _add_persistent(run, ph, frame)
+            for ph in self.persistence.pop_finished():
+                _end_persistent(run, ph)
+        if self.video and run.counts["frames"] % self.config.commit_every == 0:
+            run.flush()
+        return ids
+
+    def finish(self, status: str = "done", message: str | None = None) -> DetectReport:
+        """Close open episodes, write what is waiting and the run's final status (one transaction)."""
+        if self.persistence is not None:
+            for ph in self.persistence.close():
+                _end_persistent(self.run, ph)
+        self.run.flush(status)
+        return self.run.report(status, message)
+
+
 # --- entry point ---------------------------------------------------------------------------------------
 
 def detect_source(store: Store, source: str | Path | None, weights: str | Path, *, site_code: str | None = None,
@@ -243,14 +313,7 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     detector = detector or Detector(weights, imgsz=config.imgsz, conf=config.conf, iou=config.iou)
     posed = bool(pano_id or camera_id)
     if config.check_classes:
-        rules = config.hazards.rules if posed else tuple(r for r in config.hazards.rules
-                                                         if r in ("no_hard_hat", "no_vest"))
-        need = dataclasses.replace(config.hazards, rules=rules).required_classes() if rules else ()
-        missing = [c for c in need if c not in detector.names]
-        if missing:
-            raise WeightsError(f"weights {detector.weights} detect {', '.join(detector.names)}; the hazard rules "
-                               f"({', '.join(rules)}) need {', '.join(need)}: missing classes {', '.join(missing)} "
-                               f"(train with them, or switch those rules off)")
+        check_rule_classes(detector.names, config.hazards, posed=posed, weights=detector.weights)
     from vision.datasets import file_sha256
 
     sha = file_sha256(detector.weights)
@@ -264,23 +327,24 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
 
     site_code = camera.site_code if camera else resolve_site(store, site_code)
     src = open_source(source, reconnect=config.reconnect, stride=config.stride)
-    run = _Run(store, site_code, "camera" if camera else src.kind, str(source), detector, config,
-               camera_id=camera_id, parent=parent, weights_sha=sha)
-    view = tagger_ = None
+    view = None
     if camera is not None:
-        tagger_ = tagger or Tagger.from_store(store, site_code, config.tagging)
+        tagger = tagger or Tagger.from_store(store, site_code, config.tagging)
         from panorama.element_map import element_map_perspective
 
-        emap = element_map_perspective(tagger_.mesh, camera.perspective(), camera.T_model_from_camera,
-                                       scene=tagger_.scene)
+        emap = element_map_perspective(tagger.mesh, camera.perspective(), camera.T_model_from_camera,
+                                       scene=tagger.scene)
         view = View(camera.T_model_from_camera, camera.width, camera.height, camera.perspective(), emap)
         if context is None:
-            context = HazardContext(tuple(edges_from_model(store, site_code)), tuple(zones_from_sensors(store, site_code)))
-    context = context or HazardContext()
+            context = HazardContext(tuple(edges_from_model(store, site_code)),
+                                    tuple(zones_from_sensors(store, site_code)))
     video = src.kind in ("video", "stream")
+    recorder = Recorder(store, site_code=site_code, source_kind="camera" if camera else src.kind,
+                        source_ref=str(source), detector=detector, config=config, view=view, tagger=tagger,
+                        context=context, camera_id=camera_id, video=video, parent_run_id=parent, weights_sha256=sha)
     tracker = Tracker(config.tracker) if (video and config.track) else None
-    persistence = Persistence(config.hazards) if video else None
     status, message = "done", None
+    frames = 0
     try:
         for frame in src.frames():
             if view is not None and (frame.image.shape[1], frame.image.shape[0]) != (view.width, view.height):
@@ -290,40 +354,35 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
                 detector.predict([frame.image])[0]
             if tracker is not None:
                 boxes = tracker.update(boxes, frame.image)
-            tags = tagger_.tag(boxes, view) if view is not None else None
-            when = frame.captured_at
-            ids, sightings = run.add_frame(frame.index if video else None, when, boxes, tags, frame.image)
-            conditions = evaluate(sightings, context if view is not None else HazardContext(), config.hazards)
-            if persistence is None:
-                for c in conditions:
-                    run.add_hazard(c, [ids[i] for i in c.sightings], started_at=when, ended_at=when,
-                                   image=frame.image)
-            else:
-                for ph in persistence.update(frame.time_s, conditions, ids):
-                    _add_persistent(run, ph, frame)
-                for ph in persistence.pop_finished():
-                    _end_persistent(run, ph)
+            recorder.frame(frame.image, boxes, frame_index=frame.index, time_s=frame.time_s,
+                           captured_at=frame.captured_at)
+            frames += 1
             if on_frame is not None:
-                on_frame(run.counts["frames"])
-            if video and run.counts["frames"] % config.commit_every == 0:
-                run.flush()
-            if config.max_frames and run.counts["frames"] >= config.max_frames:
+                on_frame(frames)
+            if config.max_frames and frames >= config.max_frames:
                 break
     except StreamDropped as exc:
         status, message = "dropped", str(exc)
-    except SourceError:
-        if not video or run.counts["frames"] == 0:
+    except SourceError as exc:
+        if not video or frames == 0:
             raise
-        status, message = "failed", "source failed after some frames"
-    if persistence is not None:
-        for ph in persistence.close():
-            _end_persistent(run, ph)
-    run.flush(status)
-    report = run.report(status, message)
+        status, message = "failed", str(exc)
+    report = recorder.finish(status, message)
     if status == "dropped":
-        raise StreamDropped(f"{message}; run {run.run_id} stored {report.frames} frames, "
+        raise StreamDropped(f"{message}; run {report.run_id} stored {report.frames} frames, "
                             f"{report.detections} detections")
     return report
+
+
+def check_rule_classes(names: Sequence[str], hazards: HazardConfig, *, posed: bool = True, weights=None) -> None:
+    """WeightsError naming the classes the active rules need that ``names`` lack."""
+    rules = hazards.rules if posed else tuple(r for r in hazards.rules if r in ("no_hard_hat", "no_vest"))
+    need = dataclasses.replace(hazards, rules=rules).required_classes() if rules else ()
+    missing = [c for c in need if c not in names]
+    if missing:
+        raise WeightsError(f"weights {weights or ''} detect {', '.join(names)}; the hazard rules "
+                           f"({', '.join(rules)}) need {', '.join(need)}: missing classes {', '.join(missing)} "
+                           f"(train with them, or switch those rules off)")
 
 
 def _add_persistent(run: "_Run", ph: PersistentHazard, frame: Frame) -> None:
@@ -335,8 +394,9 @@ def _add_persistent(run: "_Run", ph: PersistentHazard, frame: Frame) -> None:
         ended = frame.captured_at - dt.timedelta(seconds=frame.time_s - ph.ended_s)
     hid = run.add_hazard(ph.condition, list(ph.detection_ids), started_at=started, ended_at=ended,
                          duration_s=ph.duration_s, image=frame.image)
-    run.hazards[-1]["evidence"]["video_s"] = [round(ph.started_s, 3), round(ph.ended_s, 3)]
-    run.episodes[_episode(ph)] = (hid, started)
+    evidence = run.hazards[-1]["evidence"]
+    evidence["video_s"] = [round(ph.started_s, 3), round(ph.ended_s, 3)]
+    run.episodes[_episode(ph)] = (hid, started, evidence)
 
 
 def _end_persistent(run: "_Run", ph: PersistentHazard) -> None:
@@ -344,14 +404,14 @@ def _end_persistent(run: "_Run", ph: PersistentHazard) -> None:
     found = run.episodes.pop(_episode(ph), None)
     if found is None:
         return
-    hid, started = found
+    hid, started, evidence = found
     ended = None if started is None else started + dt.timedelta(seconds=ph.duration_s)
+    evidence["video_s"] = [round(ph.started_s, 3), round(ph.ended_s, 3)]
     for h in run.hazards:                     # not written yet: change the row in the buffer
         if h["hazard_id"] == hid:
             h["duration_s"], h["ended_at"] = ph.duration_s, ended
-            h["evidence"]["video_s"] = [round(ph.started_s, 3), round(ph.ended_s, 3)]
             return
-    run.updates.append((hid, ph.duration_s, ended))
+    run.updates.append((hid, ph.duration_s, ended, evidence))
 
 
 def _episode(ph: PersistentHazard) -> tuple:
@@ -384,16 +444,12 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
     if context is None:
         context = HazardContext(tuple(edges_from_model(store, pano.site_code)),
                                 tuple(zones_from_sensors(store, pano.site_code, pano.captured_at)))
-    run = _Run(store, pano.site_code, "panorama", source_ref, detector, config, pano_id=pano_id, parent=parent,
-               weights_sha=sha)
+    recorder = Recorder(store, site_code=pano.site_code, source_kind="panorama", source_ref=source_ref,
+                        detector=detector, config=config, view=view, tagger=tagger, context=context, pano_id=pano_id,
+                        wrap=True, parent_run_id=parent, weights_sha256=sha)
     boxes = detect_panorama(detector, image, config.views)
-    tags = tagger.tag(boxes, view)
-    ids, sightings = run.add_frame(None, pano.captured_at, boxes, tags, image, wrap=True)
-    for c in evaluate(sightings, context, config.hazards):
-        run.add_hazard(c, [ids[i] for i in c.sightings], started_at=pano.captured_at, ended_at=pano.captured_at,
-                       image=image, wrap=True)
-    run.flush("done")
-    return run.report("done")
+    recorder.frame(image, boxes, captured_at=pano.captured_at)
+    return recorder.finish("done")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -415,7 +471,7 @@ def _raise_finding(store: Store, h: dict) -> str | None:
     return raise_finding(store, site_code=h["site_code"], category="safety", severity=h["severity"],
                          title=TITLES.get(h["rule"], h["rule"]), description=h["message"], raised_by="vision",
                          global_id=h.get("global_id"), model_id=h.get("model_id") if h.get("global_id") else None,
-                         storey=h.get("storey"), location_m=loc, evidence=evidence, source="vision",
+                         storey=h.get("storey"), location_m=loc, evidence=evidence, source="hazard",
                          source_ref=h["hazard_id"], at=h.get("started_at") or None)
 
 

@@ -104,7 +104,8 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
 # --- datasets prepared for a run ---------------------------------------------------------------
 
 def prepare_dataset(data: str | Path | Dataset, out: Path, *, names: tuple[str, ...] | None = None,
-                    val_fraction: float = 0.2, seed: int = 0, drop_unknown: bool = False) -> tuple[Path, Dataset]:
+                    val_fraction: float = 0.2, seed: int = 0, drop_unknown: bool = False,
+                    split_if_needed: bool = True) -> tuple[Path, Dataset]:
     """Write ``data`` as a clean YOLO dataset under ``out`` and return its yaml and the dataset.
 
     ``names``: put classes in this order (the weights' classes); a dataset class they lack is a
@@ -121,8 +122,8 @@ def prepare_dataset(data: str | Path | Dataset, out: Path, *, names: tuple[str, 
                                f"which the dataset {dataset.root} labels")
         dataset = remap(dataset, ClassMap(tuple(names), {n: (n if n in names else None) for n in dataset.names}),
                         drop_unknown=True)
-    if len({s.split for s in dataset.samples}) < 2 or "val" not in {s.split for s in dataset.samples} and \
-            "test" not in {s.split for s in dataset.samples}:
+    splits = {s.split for s in dataset.samples}
+    if split_if_needed and (len(splits) < 2 or not splits & {"val", "test"}):
         dataset = split(dataset, (1 - val_fraction, val_fraction, 0.0), seed=seed)
     yaml_path = write_yolo(dataset, out)
     return yaml_path, dataset
@@ -301,7 +302,8 @@ def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path
     elif split_name not in {s.split for s in dataset.samples}:
         raise DatasetError(f"{dataset.root}: no {split_name!r} split (splits: "
                            f"{', '.join(sorted({str(s.split) for s in dataset.samples}))})")
-    yaml_path, dataset = prepare_dataset(dataset, out / "data", names=names, drop_unknown=drop_unknown)
+    yaml_path, dataset = prepare_dataset(dataset, out / "data", names=names, drop_unknown=drop_unknown,
+                                         split_if_needed=False)
     ds_hash = dataset_hash(out / "data")
 
     from ultralytics import YOLO

@@ -59,6 +59,55 @@ def no_network(monkeypatch):
     assert not attempts, f"outside connections attempted: {attempts}"
 
 
+HARDHAT_IMGSZ = 192
+
+
+@pytest.fixture(scope="session")
+def hardhat_cycle(tmp_path_factory, hardhat):
+    """Train (2 epochs), evaluate, export, under a network guard, recording every run in a store."""
+    import socket
+
+    from data.sites import upsert_site
+    from data.store import open_store
+    from vision.train import TrainConfig, evaluate, export_onnx, train
+
+    attempts = []
+    real_connect, real_gai = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            attempts.append(address)
+            raise OSError("outside connection refused by the test")
+        return real_connect(self, address)
+
+    def getaddrinfo(host, *a, **k):
+        if host not in (None, "localhost", "127.0.0.1", "::1"):
+            attempts.append(host)
+            raise OSError("name lookup refused by the test")
+        return real_gai(host, *a, **k)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", connect)
+    mp.setattr(socket, "getaddrinfo", getaddrinfo)
+    root = tmp_path_factory.mktemp("hh")
+    store = open_store(root / "runs.duckdb")
+    with store.transaction():
+        upsert_site(store, "NIJ-01")
+    try:
+        epochs = []
+        result = train(hardhat, TrainConfig(model="yolo11n.yaml", epochs=2, imgsz=HARDHAT_IMGSZ, batch=16, seed=0,
+                                            val_fraction=0.2, plots=True),
+                       out=root / "train", store=store, site_code="NIJ-01",
+                       on_epoch=lambda e, n, m: epochs.append(e))
+        report = evaluate(result.weights, hardhat, out=root / "eval", imgsz=HARDHAT_IMGSZ, store=store)
+        onnx = export_onnx(result.weights, imgsz=HARDHAT_IMGSZ, store=store)
+    finally:
+        mp.undo()
+    yield {"root": root, "store": store, "result": result, "report": report, "onnx": onnx, "attempts": attempts,
+           "epochs": epochs, "imgsz": HARDHAT_IMGSZ}
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def hardhat(shared_data):
     """The real hard-hat images (YOLO labels, some of them polygons)."""
