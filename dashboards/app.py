@@ -112,7 +112,10 @@ def shell_layout():
 
     from dashboards.access import current_caller
 
-    caller = current_caller()
+    import flask
+
+    # Dash also builds the layout once outside any request, to validate it: no caller then
+    caller = current_caller() if flask.has_request_context() else None
     who = caller.label if caller else ""
     logout = [] if caller is None or caller.open_store else [html.A("Log out", href="/logout", id="shell-logout")]
     return html.Div([

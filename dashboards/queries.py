@@ -261,7 +261,8 @@ class Progress:
     scheduled: int                 # elements with a task
     planned_done: int              # of those, planned to finish by as_of
     built: int                     # of those, seen standing in the survey as of as_of
-    elements: list[dict]           # per scheduled element: planned dates, task, storey, status, first built, late_days
+    elements: list[dict]           # per scheduled element: planned dates, task, storey, status, first built,
+                                   # late (due, not seen standing) and late_days (days past the planned finish)
 
     @property
     def planned_pct(self) -> float:
@@ -292,9 +293,10 @@ def progress(store: Store, site_code: str, as_of: dt.date | None = None) -> Prog
         planned_done += due
         built += bool(is_built)
         # late only where a survey could have seen it: without one, nothing is known to be late
-        late = (as_of - finish).days if due and not is_built and survey_id is not None else 0
+        late = bool(due and not is_built and survey_id is not None)
         rows.append({**r, "status": st or ("no survey" if survey_id is None else "not seen"),
-                     "first_built": first, "built": bool(is_built), "due": due, "late_days": late})
+                     "first_built": first, "built": bool(is_built), "due": due, "late": late,
+                     "late_days": (as_of - finish).days if late else 0})
     return Progress(as_of, survey_id, len(rows), planned_done, built, rows)
 
 
@@ -337,7 +339,7 @@ def completion_by(prog: Progress, key: str) -> list[dict]:
         g["elements"] += 1
         g["planned"] += r["due"]
         g["built"] += r["built"]
-        g["late"] += r["late_days"] > 0
+        g["late"] += r["late"]
     out = []
     for g in groups.values():
         n = g["elements"]
@@ -345,14 +347,18 @@ def completion_by(prog: Progress, key: str) -> list[dict]:
     return out
 
 
-def schedule_state(planned_start, planned_finish, first_built_day, day: dt.date) -> str:
-    """An element's state on ``day``: built, late, in progress, not started or unscheduled."""
-    if first_built_day is not None and _day(first_built_day) <= day:
+def schedule_state(planned_start, planned_finish, built: bool, surveyed: bool, day: dt.date) -> str:
+    """An element's 4D state on ``day``: built, late, due (no survey to tell), in progress, not started, unscheduled.
+
+    ``built``: seen standing as of the day (see :func:`progress`); ``surveyed``: a survey exists on or
+    before the day, so that a due element not seen standing is known to be late.
+    """
+    if built:
         return "built"
     if planned_finish is None:
         return "unscheduled"
     if _day(planned_finish) <= day:
-        return "late"
+        return "late" if surveyed else "due (no survey)"
     if planned_start is not None and _day(planned_start) <= day:
         return "in progress"
     return "not started"

@@ -58,6 +58,7 @@ def setup(site, want):
 def fill(survey_id, storeys, classes, site):
     from dashboards import figures as f
     from dashboards import queries as q
+    from dashboards.scene import to_wire
 
     if not survey_id:
         return c.empty("No scan survey for this site yet: add one with `sitetwin survey add` to see how the "
@@ -75,8 +76,8 @@ def fill(survey_id, storeys, classes, site):
         pts = points[points["global_id"].isin(chosen)] if (storeys or classes) else points[points["element"] >= 0]
         xc, yc, mean, _ = f.deviation_grid(pts["x_m"].to_numpy(), pts["y_m"].to_numpy(),
                                            pts["distance_m"].to_numpy() * 1000.0)
-        heat = f.heatmap_figure(xc, yc, mean)
-        hist = f.distance_histogram(pts["distance_m"].to_numpy() * 1000.0)
+        heat = to_wire(f.heatmap_figure(xc, yc, mean))
+        hist = to_wire(f.distance_histogram(pts["distance_m"].to_numpy() * 1000.0))
     else:
         heat = hist = f.empty_figure("This survey's per-point file is missing: add the survey again.")
     tol = f.tolerance_table(frame, tolerances, DEFAULT_TOLERANCE_MM)

@@ -73,7 +73,7 @@ def _progress(prog):
     return html.Div([
         html.Div([c.figure_num(round(prog.planned_pct, 1), "% planned done", id="overview-planned-pct"),
                   c.figure_num(round(prog.actual_pct, 1), "% seen built", id="overview-actual-pct"),
-                  c.figure_num(sum(1 for e in prog.elements if e["late_days"] > 0), "elements late")],
+                  c.figure_num(sum(1 for e in prog.elements if e["late"]), "elements late")],
                  className="figures"),
         html.Div(f"as of {c.fmt(prog.as_of)}, {prog.scheduled} scheduled elements; {basis}", className="status-line"),
     ])

@@ -87,7 +87,7 @@ def fill(as_of, site):
         msg = c.empty("No schedule linked to the model: import one with `sitetwin bim schedule` (or load an IFC "
                       "with a work schedule) to follow progress.", id="progress-empty")
         return msg, f.empty_figure("No schedule."), f.empty_figure("No schedule."), "", "", {"date": as_of}
-    late = sorted((e for e in prog.elements if e["late_days"] > 0), key=lambda e: -e["late_days"])
+    late = sorted((e for e in prog.elements if e["late"]), key=lambda e: -e["late_days"])
     summary = [c.figure_num(round(prog.planned_pct, 1), "% planned done", id="progress-planned-pct"),
                c.figure_num(round(prog.actual_pct, 1), "% seen built", id="progress-actual-pct"),
                c.figure_num(len(late), "elements late", id="progress-late-count"),
@@ -152,6 +152,7 @@ def advance(_, value, days):
           prevent_initial_call=True)
 def frame(index, days, site):
     """One frame of the 4D playback: the model coloured by its schedule state on the day."""
+    from dashboards.scene import to_wire
     from dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     if not days:
@@ -161,6 +162,7 @@ def frame(index, days, site):
     with site_store(site) as store:
         data = read_twin(store, p)
     fig, _ = twin_figure(data, p)
+    fig = to_wire(fig)
     fig["layout"]["uirevision"] = f"progress:{site}"
     counts = {}
     for v in data.values.tolist():

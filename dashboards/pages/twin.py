@@ -92,6 +92,7 @@ def setup(site, want):
           Input("twin-section-y", "value"), Input("twin-section-z", "value"), Input("twin-budget", "value"),
           State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
 def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
+    from dashboards.scene import to_wire
     from dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     if not days:
@@ -104,6 +105,7 @@ def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, eleme
     with site_store(site) as store:
         data = read_twin(store, p)
     fig, stats = twin_figure(data, p)
+    fig = to_wire(fig)
     if data.geom.element_count == 0:
         status = "No design model for this site yet: load one with `sitetwin bim load`."
     else:
@@ -134,7 +136,7 @@ def select(click, key, site):
     gid = str(geom.global_ids[index])
     patch = Patch()
     trace = selected_trace(geom, index)
-    patch["data"][0] = trace
+    patch["data"][0] = scene.to_wire({"data": [trace]})["data"][0]
     scene.set_pick_trace(key, 0, _owner(trace, index))
     return gid, {"element": gid}, patch
 

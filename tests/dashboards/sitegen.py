@@ -59,8 +59,10 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
     facts["epochs"] = epochs
     facts["model_id"] = model_id
     surveys = []
+    # what stands stays standing, where it was built: later surveys see it again
+    site = {"standing": np.zeros(len(gids), bool), "disp": np.zeros((len(gids), 3))}
     for k, epoch in enumerate(epochs):
-        surveys.append(_survey(db, mesh, classes, finish, epoch, k, rng, angular_step_deg))
+        surveys.append(_survey(db, mesh, classes, finish, epoch, k, rng, angular_step_deg, site))
     facts["surveys"] = surveys
     facts["panoramas"] = _panoramas(db, mesh, classes, finish, epochs[-1], model_id, rng, pano_width)
     facts["sensors"] = _sensors(db, now)
@@ -70,7 +72,7 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
 # --------------------------------------------------------------------------------------
 # surveys
 
-def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: float) -> dict:
+def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: float, site: dict) -> dict:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -83,16 +85,17 @@ def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: fl
     gids = mesh.global_ids.tolist()
     n = len(gids)
     planned = np.array([finish.get(g, dt.date.min) <= epoch for g in gids])
-    built = planned.copy()
+    standing = site["standing"]
+    built = planned | standing
     # a few planned elements are late (not built), a few stand only in part, a few are displaced
-    cand = np.flatnonzero(planned & np.isin(classes, ["IfcColumn", "IfcWall", "IfcBeam"]))
+    cand = np.flatnonzero(planned & ~standing & np.isin(classes, ["IfcColumn", "IfcWall", "IfcBeam"]))
     late = rng.choice(cand, size=max(2, len(cand) // 25), replace=False)
     built[late] = False
     rest = np.setdiff1d(cand, late)
     partial = np.zeros(n, bool)
     partial[rng.choice(rest, size=max(2, len(rest) // 30), replace=False)] = True
     moved = rng.choice(np.setdiff1d(rest, np.flatnonzero(partial)), size=max(3, len(rest) // 20), replace=False)
-    disp = np.zeros((n, 3))
+    disp = site["disp"].copy()
     directions = rng.normal(size=(len(moved), 3))
     directions[:, 2] = 0
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -203,6 +206,8 @@ def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: fl
                      "distance_m": 0.1} for o, p in objects])
     statuses = {s: int(sum(r["status"] == s for r in dev_rows)) for s in ("built", "partial", "not_built",
                                                                           "out_of_tolerance")}
+    site["standing"] = built & ~partial
+    site["disp"] = disp
     return {"survey_id": survey_id, "epoch": epoch, "points": int(len(xyz)), "late": [gids[i] for i in late],
             "moved": [gids[i] for i in moved], "statuses": statuses, "objects": len(objects)}
 

@@ -1,0 +1,92 @@
+"""Fixtures for the workbench tests: a populated demo site, a second site for scope tests, a live
+server and one headless Chromium shared by the browser tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
+
+
+def sitegen():
+    """The test-site generator module (tests/dashboards/sitegen.py), imported by path."""
+    name = "sitetwin_dashboards_sitegen"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sitegen.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def copy_store(src: Path, dst_dir: Path) -> Path:
+    """A copy of a store file with its cache folder (stores are files; the cache sits beside them)."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / src.name
+    shutil.copy2(src, dst)
+    cache = src.with_name(src.name + ".cache")
+    if cache.exists():
+        shutil.copytree(cache, dst.with_name(dst.name + ".cache"))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def site_db(tmp_path_factory, demo_store_path) -> tuple[Path, dict]:
+    """The demo building plus surveys, panoramas, detections, hazards, findings and sensors (sitegen).
+
+    Treat it as read-only; copy it (``copy_store``) to write.
+    """
+    db = copy_store(demo_store_path, tmp_path_factory.mktemp("dash-site"))
+    facts = sitegen().populate(db)
+    return db, facts
+
+
+@pytest.fixture(scope="session")
+def app(site_db):
+    from dashboards.app import create_app
+
+    return create_app(site_db[0])
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread, on a free port."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def live(app):
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's chromium + chromium-driver) for all browser tests."""
+    if shutil.which("chromedriver") is None or shutil.which("chromium") is None:
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver: run `make browser`")
+    from dash.testing.browser import Browser
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    b = Browser("chrome", headless=True, percy_run=False, percy_finalize=False, wait_timeout=20,
+                download_path=str(ARTIFACTS / "downloads"))
+    b.driver.set_window_size(1400, 1000)
+    yield b
+    b.driver.quit()

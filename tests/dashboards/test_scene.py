@@ -1,0 +1,113 @@
+"""The model as merged, level-of-detail plotly traces, and picking back from a clicked vertex."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def geom(demo_store_path):
+    from bim.mesh import load_mesh
+    from dashboards.queries import element_attributes
+    from dashboards.scene import prepare
+    from data.store import open_store
+
+    with open_store(demo_store_path, read_only=True) as store:
+        mesh = load_mesh(store, site_code="DEMO")
+        attrs = element_attributes(store, sorted(set(mesh.model_ids.tolist())))
+    return mesh, prepare(mesh, attrs)
+
+
+def _triangles(vertices, faces):
+    """Sorted triangle corner coordinates (rounded to 0.1 mm), order-independent within and across faces."""
+    tri = np.round(vertices[faces].astype(np.float64), 4)
+    tri = np.sort(tri.view([("x", float), ("y", float), ("z", float)]).reshape(len(faces), 3), axis=1)
+    return np.sort(tri.view(float).reshape(len(faces), 9), axis=0)
+
+
+def test_preparing_groups_every_face_under_its_element(geom):
+    mesh, g = geom
+    assert g.element_count == mesh.element_count
+    assert int(g.triangles.sum()) == mesh.triangle_count
+    for e in (0, g.element_count // 2, g.element_count - 1):
+        mine = mesh.faces[mesh.face_element == e]
+        ours = g.faces[g.face_start[e]:g.face_start[e + 1]]
+        assert np.array_equal(np.sort(mine, axis=0), np.sort(ours, axis=0))
+        assert g.vert_lo[e] <= ours.min() and ours.max() < g.vert_hi[e]
+
+
+def test_element_boxes_hold_their_vertices_and_classes_come_from_the_store(geom):
+    mesh, g = geom
+    used = g.faces.reshape(-1)
+    owner = np.repeat(np.repeat(np.arange(g.element_count), g.triangles), 3)
+    v = mesh.vertices[used]
+    assert np.all(v >= g.lo[owner] - 1e-5) and np.all(v <= g.hi[owner] + 1e-5)
+    assert set(g.ifc_class.tolist()) >= {"IfcColumn", "IfcBeam", "IfcSlab", "IfcWall"}
+    assert "?" not in set(g.ifc_class.tolist())
+
+
+def test_merged_traces_with_an_ample_budget_carry_every_triangle_exactly_once(geom):
+    from dashboards.scene import Bin, merged_traces
+
+    mesh, g = geom
+    classes = sorted(set(g.ifc_class.tolist()))
+    bin_of = np.array([classes.index(c) for c in g.ifc_class.tolist()])
+    traces, owners, stats = merged_traces(g, bin_of, [Bin(c, "red") for c in classes], budget=10_000_000)
+    assert len(traces) == len(classes)
+    assert stats["boxes"] == 0 and stats["triangles"] == mesh.triangle_count
+    for t, owner, cls in zip(traces, owners, classes):
+        verts = np.column_stack([t["x"], t["y"], t["z"]])
+        faces = np.column_stack([t["i"], t["j"], t["k"]])
+        assert faces.min() >= 0 and faces.max() < len(verts)
+        assert set(g.ifc_class[owner].tolist()) == {cls}
+        # the merged trace holds exactly the design triangles of its class
+        mine = np.isin(mesh.face_element, np.flatnonzero(g.ifc_class == cls))
+        assert np.allclose(_triangles(verts, faces), _triangles(mesh.vertices, mesh.faces[mine]), atol=1e-4)
+
+
+def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom):
+    from dashboards.scene import BOX_TRIANGLES, Bin, detail_mask, merged_traces
+
+    _, g = geom
+    budget = 20_000
+    visible = np.ones(g.element_count, bool)
+    full = detail_mask(g, visible, budget)
+    drawn = np.where(full, g.triangles, np.minimum(g.triangles, BOX_TRIANGLES)).sum()
+    assert drawn <= budget
+    heavy = g.triangles > BOX_TRIANGLES
+    # every heavy element drawn in full is at least as large as every heavy one drawn as a box
+    assert g.size_m[full & heavy].min() >= g.size_m[~full & heavy].max() - 1e-6
+    traces, owners, stats = merged_traces(g, np.zeros(g.element_count, int), [Bin("all", "grey")], budget=budget)
+    assert stats["triangles"] == drawn and stats["boxes"] == int((~full).sum())
+    # a boxed element is its bounding box: 8 corners at its extent
+    boxed = np.flatnonzero(~full)[0]
+    corners = np.column_stack([traces[0]["x"], traces[0]["y"], traces[0]["z"]])[owners[0] == boxed]
+    assert len(corners) == 8
+    assert np.allclose(corners.min(0), g.lo[boxed]) and np.allclose(corners.max(0), g.hi[boxed])
+
+
+def test_picking_maps_a_clicked_vertex_back_to_its_element(geom):
+    from dashboards import scene
+
+    _, g = geom
+    bin_of = (g.ifc_class == "IfcColumn").astype(int)
+    traces, owners, _ = scene.merged_traces(g, bin_of, [scene.Bin("other", "grey"), scene.Bin("columns", "red")])
+    key = scene.figure_key({"test": "picking"})
+    scene.remember_picks(key, [None, *owners])
+    column = int(np.flatnonzero(g.ifc_class == "IfcColumn")[3])
+    vertex = int(np.flatnonzero(owners[1] == column)[0])
+    assert scene.pick(key, 2, vertex) == column
+    assert scene.pick(key, 0, 0) is None                 # trace without elements (points, sensors)
+    assert scene.pick("unknown-key", 1, 0) is None
+    assert scene.pick(key, 2, 10**9) is None
+
+
+def test_deviation_bands_cover_the_magnitude_scale():
+    from dashboards.scene import deviation_band, deviation_bins
+
+    labels, colors = deviation_bins()
+    assert deviation_band(None) == "not measured" and deviation_band(float("nan")) == "not measured"
+    assert deviation_band(-3.0) == labels[0] and deviation_band(5.0) == labels[0]
+    assert deviation_band(7.5) == labels[1] and deviation_band(-39.0) == labels[3] and deviation_band(41) == labels[4]
+    assert set(labels) == set(colors)

@@ -1,0 +1,154 @@
+"""The 3D twin figure: colours follow the store, points and sensors are drawn, the payload stays small."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ro(site_db):
+    from data.store import open_store
+
+    with open_store(site_db[0], read_only=True) as store:
+        yield store
+
+
+def _draw(ro, **kw):
+    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+
+    p = TwinParams(site="DEMO", **kw)
+    data = read_twin(ro, p)
+    fig, stats = twin_figure(data, p)
+    return data, fig, stats
+
+
+def _trace_elements(fig, stats, name):
+    from dashboards import scene
+
+    for curve, t in enumerate(fig["data"]):
+        if t.get("name") == name:
+            return {int(scene.pick(stats["key"], curve, i)) for i in range(len(t["x"]))}
+    return set()
+
+
+def test_status_colours_put_each_element_in_the_bin_of_its_survey_status(ro, site_db):
+    survey = site_db[1]["surveys"][-1]
+    data, fig, stats = _draw(ro, mode="status", day=survey["epoch"], points=False, sensors=False)
+    assert data.survey_id == survey["survey_id"]
+    status = {r["global_id"]: r["status"] for r in ro.rows(
+        "SELECT global_id, status FROM element_deviation WHERE survey_id = ?", [survey["survey_id"]])}
+    gids = data.geom.global_ids
+    assert min(survey["statuses"][s] for s in ("built", "not_built", "out_of_tolerance")) > 0
+    for label, code in (("built", "built"), ("not built", "not_built"), ("out of tolerance", "out_of_tolerance"),
+                        ("partially built", "partial")):
+        members = _trace_elements(fig, stats, label)
+        if not survey["statuses"][code]:
+            assert not members
+            continue
+        assert {status[gids[i]] for i in members} == {code}
+        assert len(members) == survey["statuses"][code]
+
+
+def test_an_earlier_day_shows_the_earlier_survey(ro, site_db):
+    first, last = site_db[1]["surveys"]
+    _, fig1, s1 = _draw(ro, mode="status", day=first["epoch"], points=False, sensors=False)
+    _, fig2, s2 = _draw(ro, mode="status", day=last["epoch"] + dt.timedelta(days=3), points=False, sensors=False)
+    assert s1["survey_id"] == first["survey_id"] and s2["survey_id"] == last["survey_id"]
+    assert len(_trace_elements(fig1, s1, "built")) == first["statuses"]["built"]
+    assert len(_trace_elements(fig2, s2, "built")) == last["statuses"]["built"]
+    assert first["statuses"]["built"] != last["statuses"]["built"]
+
+
+def test_before_any_survey_every_element_is_not_surveyed(ro, site_db):
+    day = site_db[1]["epochs"][0] - dt.timedelta(days=10)
+    data, fig, stats = _draw(ro, mode="status", day=day, points=True, sensors=False)
+    assert data.survey_id is None and "No survey" in data.note
+    names = [t["name"] for t in fig["data"] if t.get("visible", True) is not False]
+    assert names == ["not surveyed"] and stats["points"] == 0
+
+
+def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
+    from dashboards import queries as q
+
+    day = site_db[1]["epochs"][-1]
+    data, fig, stats = _draw(ro, mode="schedule", day=day, points=False, sensors=False)
+    prog = q.progress(ro, "DEMO", day)
+    late = {e["global_id"] for e in prog.elements if e["late"]}
+    drawn_late = {str(data.geom.global_ids[i]) for i in _trace_elements(fig, stats, "late")}
+    assert drawn_late == late
+
+
+def test_scan_points_are_drawn_without_the_ground_and_coloured_by_signed_distance(ro, site_db):
+    from dashboards.twin_view import DISTANCE_CLIP_MM, MAX_POINTS
+
+    from twin.survey_store import survey_points
+
+    data, fig, stats = _draw(ro, mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=False)
+    pts = next(t for t in fig["data"] if t["name"] == "scan points")
+    assert 0 < len(pts["x"]) <= MAX_POINTS and stats["points"] == len(pts["x"])
+    sent = survey_points(ro, data.survey_id, columns=["z_m", "cluster"], max_points=MAX_POINTS)
+    assert (sent["cluster"] == -2).sum() > 1000            # the simulated ground was scanned ...
+    assert len(pts["x"]) == int((sent["cluster"] != -2).sum())   # ... and is left out
+    color = np.asarray(pts["marker"]["color"])
+    assert color.min() >= -DISTANCE_CLIP_MM and color.max() <= DISTANCE_CLIP_MM
+    assert np.median(np.abs(color)) < 5.0               # most points sit on the surfaces (3 mm noise)
+
+
+def test_a_device_with_an_active_warning_lights_up_with_its_host_element(ro, site_db):
+    sensors = site_db[1]["sensors"]
+    data, fig, stats = _draw(ro, mode="class", points=False, sensors=True)
+    lit = _trace_elements(fig, stats, "sensor warning on element")
+    assert {str(data.geom.global_ids[i]) for i in lit} == {sensors["warned_host"]}
+    dev = next(t for t in fig["data"] if t["name"] == "sensors")
+    assert len(dev["x"]) == len(sensors["devices"])
+    warned = [i for i, text in enumerate(dev["text"]) if text.startswith(sensors["warned_device"])]
+    assert len(warned) == 1 and dev["marker"]["color"][warned[0]] != dev["marker"]["color"][warned[0] - 1]
+    # the lit element is not drawn again in its class bin
+    for t in fig["data"]:
+        if t.get("name", "").startswith("Ifc"):
+            assert not lit & _trace_elements(fig, stats, t["name"])
+
+
+def test_storey_filter_and_section_box_narrow_what_is_drawn(ro):
+    data, fig, stats = _draw(ro, mode="class", points=False, sensors=False, storeys=("Level 1",))
+    drawn = set().union(*(_trace_elements(fig, stats, t["name"]) for t in fig["data"][1:]))
+    assert drawn and set(data.geom.storey[list(drawn)].tolist()) == {"Level 1"}
+    box = ((0.0, 6.0), (0.0, 6.0), (0.0, 3.0))
+    data, fig, stats = _draw(ro, mode="class", points=False, sensors=False, section=box)
+    drawn = set().union(*(_trace_elements(fig, stats, t["name"]) for t in fig["data"][1:]))
+    g = data.geom
+    assert all(g.lo[i, 0] <= 6.0 and g.hi[i, 0] >= 0.0 and g.lo[i, 2] <= 3.0 for i in drawn)
+    assert fig["layout"]["scene"]["xaxis"]["range"] == [0.0, 6.0]
+    assert stats["elements"] < g.element_count / 4
+
+
+def test_the_selected_element_is_trace_zero_in_full_detail(ro):
+    from dashboards import scene
+
+    data, fig, stats = _draw(ro, mode="class", points=False, sensors=False)
+    assert fig["data"][0]["visible"] is False
+    gid = str(data.geom.global_ids[10])
+    data, fig, stats = _draw(ro, mode="class", points=False, sensors=False, selected=gid)
+    sel = fig["data"][0]
+    assert len(sel["i"]) == data.geom.triangles[10] and scene.pick(stats["key"], 0, 0) == 10
+
+
+def test_the_figure_payload_for_the_demo_site_is_small(ro, site_db):
+    from plotly.io.json import to_json_plotly
+
+    from dashboards.scene import from_wire, to_wire
+
+    _, fig, stats = _draw(ro, mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=True)
+    wire = to_wire(fig)
+    text = to_json_plotly(wire)
+    # arrays travel base64-encoded: about 62k triangles and 30k points in well under 2 MB
+    assert len(text) < 2_000_000, len(text)
+    assert len(text) < len(to_json_plotly(fig)) / 2.5
+    for sent, built in zip(wire["data"], fig["data"]):
+        for key in ("x", "i", "k"):
+            if key in built and len(built[key]):
+                assert np.array_equal(from_wire(sent[key]), np.asarray(built[key]))
