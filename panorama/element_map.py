@@ -159,10 +159,33 @@ def element_map(mesh: Any, T_model_from_camera, width: int, height: int, *, scen
 
     mesh : ModelMesh (site local frame); scene : a prebuilt ``panorama.render.RayScene`` to reuse
     """
+    from panorama.render import RAY_CHUNK, RayScene
+
     width, height = int(width), int(height)
     if width != 2 * height or height < 1:
         raise ValueError(f"an equirectangular element map must be 2:1, got {width}x{height}")
-    return _cast(mesh, T_model_from_camera, pixel_bearings(width, height), None, scene)
+    started = time.perf_counter()
+    T = check_transform(T_model_from_camera)
+    if scene is None:
+        scene = RayScene(mesh)
+    R = T[:3, :3]
+    az = math.pi * (1.0 - 2.0 * (np.arange(width) + 0.5) / width)
+    el = math.pi * (0.5 - (np.arange(height) + 0.5) / height)
+    # model-frame direction of pixel (row, col) = cos(el) * across[col] + sin(el) * up
+    across = (np.cos(az)[:, None] * R[:, 0] + np.sin(az)[:, None] * R[:, 1]).astype(np.float32)
+    up = R[:, 2].astype(np.float32)
+    ce, se = np.cos(el).astype(np.float32), np.sin(el).astype(np.float32)
+    rows_per_chunk = max(1, RAY_CHUNK // width)
+
+    def fill(start, stop, out):
+        r0, r1 = start // width, stop // width
+        view = out.reshape(r1 - r0, width, 3)
+        np.multiply(ce[r0:r1, None, None], across[None], out=view)
+        view += se[r0:r1, None, None] * up
+
+    hits = scene.cast(T[:3, 3], fill, normals=False, chunk=rows_per_chunk * width, shape=(height, width))
+    return ElementMap(hits.element, hits.range_m, np.asarray(mesh.global_ids), np.asarray(mesh.model_ids), T,
+                      None, seconds=time.perf_counter() - started)
 
 
 def element_map_perspective(mesh: Any, camera: PerspectiveCamera, T_model_from_camera, *, scene=None) -> ElementMap:

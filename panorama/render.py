@@ -171,20 +171,32 @@ class RayScene:
     def element_count(self) -> int:
         return int(len(self.mesh.global_ids))
 
-    def cast(self, origin, directions, *, normals: bool = True, chunk: int = RAY_CHUNK) -> Hits:
+    def cast(self, origin, directions, *, normals: bool = True, chunk: int = RAY_CHUNK, shape=None) -> Hits:
         """First hits of rays from one ``origin`` (3,) along ``directions`` (..., 3) (need not be unit).
 
         ``range_m`` is in units of each direction's length: pass unit directions for metres.
+        ``directions`` may also be a function ``fill(start, stop, out)`` writing the directions of
+        flat rays ``start:stop`` into ``out`` ((stop - start, 3) float32), with ``shape`` giving the
+        batch shape: the rays are then made chunk by chunk and never held all at once.
         """
         import open3d as o3d
 
-        directions = np.asarray(directions, dtype=np.float32)
-        shape = directions.shape[:-1]
-        flat = directions.reshape(-1, 3)
-        n = len(flat)
+        if callable(directions):
+            if shape is None:
+                raise ValueError("shape is needed when directions is a function")
+            shape = tuple(shape)
+            fill = directions
+        else:
+            flat_dirs = np.asarray(directions, dtype=np.float32)
+            shape = flat_dirs.shape[:-1]
+            flat_dirs = flat_dirs.reshape(-1, 3)
+
+            def fill(start, stop, out):
+                out[:] = flat_dirs[start:stop]
+        n = int(np.prod(shape)) if shape else 1
         rng = np.empty(n, np.float32)
         elem = np.empty(n, np.int32)
-        extra = np.empty(n, np.int32)
+        extra = np.full(n, -1, np.int32)
         nrm = np.empty((n, 3), np.float32) if normals else None
         rays = np.empty((min(chunk, max(n, 1)), 6), np.float32)
         rays[:, :3] = np.asarray(origin, dtype=np.float32).reshape(1, 3)
@@ -193,21 +205,19 @@ class RayScene:
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             block = rays[: stop - start]
-            block[:, 3:] = flat[start:stop]
+            fill(start, stop, block[:, 3:])
             out = self.scene.cast_rays(o3d.core.Tensor.from_numpy(block))
             prim = out["primitive_ids"].numpy()
             rng[start:stop] = out["t_hit"].numpy()
-            # misses carry INVALID_ID (2^32 - 1) in both ids: clip them onto the sentinel face
+            # misses carry INVALID_ID (2^32 - 1): clipped onto the sentinel face at the end of the tables
             if single:
-                face = np.minimum(prim, self._miss_face)
+                elem[start:stop] = np.take(self._elem_lut, prim, mode="clip")
             else:
                 geom = np.minimum(out["geometry_ids"].numpy(), n_geom)
                 face = np.minimum(self._face_offset[geom] + prim, self._miss_face)
-            elem[start:stop] = self._elem_lut[face]
-            if self.extras:
-                extra[start:stop] = self._extra_lut[face]
-            else:
-                extra[start:stop] = -1
+                elem[start:stop] = self._elem_lut[face]
+                if self.extras:
+                    extra[start:stop] = self._extra_lut[face]
             if normals:
                 nrm[start:stop] = out["primitive_normals"].numpy()
         return Hits(rng.reshape(shape), elem.reshape(shape), extra.reshape(shape),
