@@ -45,6 +45,22 @@ def record(store: Store, scope: Scope, action: str, object_kind: str, object_id:
     _insert(store, row)
 
 
+def guard(store: Store, scope: Scope, action: str, site_code: str | None = None, *, what: str = "",
+          object_kind: str = "site", object_id: str | None = None) -> None:
+    """Check that ``scope`` may do ``action`` (on ``site_code`` when given); a refusal is logged, then raised."""
+    from oversight.errors import AccessDenied
+
+    try:
+        if site_code is None:
+            scope.require(action, what)
+        else:
+            scope.require_site(store, site_code, action, what)
+    except AccessDenied:
+        record(store, scope, "denied", object_kind, object_id or site_code, site_code=site_code,
+               detail={"action": action})
+        raise
+
+
 def _insert(store: Store, row: dict) -> None:
     store.execute("INSERT INTO audit_log (audit_id, logged_at, actor, role, action, object_kind, object_id, "
                   "site_code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

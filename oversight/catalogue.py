@@ -62,9 +62,9 @@ def catalogue(store: Store, scope: Scope, *, site_code: str | None = None, distr
         _require(store, scope, site_code)
     day = _day(as_of)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    cond, params = scope.where("site_code")
+    cond, params = scope.where("s.site_code")
     sites = store.rows(f"SELECT s.site_code, p.data_owner, p.contractor FROM sites s LEFT JOIN site_profiles p "
-                       f"USING (site_code) WHERE {cond.replace('site_code', 's.site_code')} "
+                       f"USING (site_code) WHERE {cond} "
                        f"AND (? IS NULL OR s.site_code = ?) AND (? IS NULL OR s.district = ?) ORDER BY 1",
                        [*params, site_code, site_code, district, district])
     tables = set(store.tables())
@@ -204,7 +204,7 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     from data.exchange import MANIFEST, export_tables
     from data.store import open_store
 
-    scope.require("export")
+    audit.guard(store, scope, "export", what="export a package")
     if level not in LEVELS:
         raise OversightError(f"level {level!r}: use one of {', '.join(LEVELS)}")
     chosen = sites or [s for s in scope.site_codes(store)
@@ -217,7 +217,7 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     tables = _site_tables(store)
     work = Path(tempfile.mkdtemp(prefix="sitetwin-package-"))
     try:
-        with open_store(work / "package.duckdb", cache_dir=work / "cache") as pkg:
+        with open_store(":memory:", cache_dir=work / "cache") as pkg:
             marks = ", ".join("?" for _ in chosen)
             with pkg.transaction():
                 for t in tables:
@@ -252,7 +252,7 @@ def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = 
     packages, city takes district ones). Sites must be in the caller's scope; one transaction."""
     from data.exchange import MANIFEST, import_tables
 
-    scope.require("import")
+    audit.guard(store, scope, "import", what="import a package")
     if level not in LEVELS[1:]:
         raise OversightError(f"a {level!r} platform does not import packages; use district or city")
     path = Path(src) / MANIFEST
@@ -309,11 +309,7 @@ def _site_tables(store: Store) -> list[str]:
 
 
 def _require(store: Store, scope: Scope, site_code: str, action: str = "read") -> None:
-    try:
-        scope.require_site(store, site_code, action)
-    except AccessDenied:
-        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": action})
-        raise
+    audit.guard(store, scope, action, site_code)
 
 
 def _day(value) -> dt.date:

@@ -20,6 +20,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from data.store import Store
 from oversight import audit
 from oversight._tx import atomic
 from oversight.audit import utcnow
-from oversight.errors import AccessDenied, SchemeError
+from oversight.errors import SchemeError
 from oversight.scope import Scope
 
 # metric -> what it measures (the unit is in the words)
@@ -92,6 +93,20 @@ class Evaluation:
 
 def load_scheme(scheme: str | Path = "provincial") -> dict:
     """A packaged scheme by name, or a YAML/JSON file; checked item by item."""
+    import copy
+
+    path = Path(scheme)
+    if not (path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists()):
+        return copy.deepcopy(_packaged_scheme(str(scheme)))
+    return _load_scheme(path)
+
+
+@lru_cache(maxsize=8)
+def _packaged_scheme(name: str) -> dict:
+    return _load_scheme(Path(name))
+
+
+def _load_scheme(scheme: Path) -> dict:
     import yaml
 
     path = Path(scheme)
@@ -108,7 +123,7 @@ def load_scheme(scheme: str | Path = "provincial") -> dict:
         except (FileNotFoundError, OSError):
             names = sorted(p.name[:-5] for p in resources.files("oversight").joinpath("schemes").iterdir()
                            if p.name.endswith(".yaml"))
-            raise SchemeError(f"no evaluation scheme {scheme!r} (packaged: {', '.join(names)}; or give a file)") from None
+            raise SchemeError(f"no evaluation scheme {str(scheme)!r} (packaged: {', '.join(names)}; or give a file)") from None
     try:
         data = json.loads(text) if where.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -283,12 +298,7 @@ def evaluate(store: Store, scope: Scope, site_code: str, *, scheme: str | Path |
     """Evaluate one site under a scheme; with ``record`` (regulators) the result is stored."""
     from oversight.risk import _day, compute_risk, premium_factor
 
-    try:
-        scope.require_site(store, site_code, "evaluate" if record else "read")
-    except AccessDenied:
-        audit.record(store, scope, "denied", "evaluation", None, site_code=site_code,
-                     detail={"action": "evaluate" if record else "read"})
-        raise
+    audit.guard(store, scope, "evaluate" if record else "read", site_code, object_kind="evaluation")
     s = scheme if isinstance(scheme, dict) else load_scheme(scheme)
     if isinstance(scheme, dict):
         check_scheme(s)
@@ -330,9 +340,9 @@ def evaluate(store: Store, scope: Scope, site_code: str, *, scheme: str | Path |
 
 def list_evaluations(store: Store, scope: Scope, *, site_code: str | None = None) -> list[dict]:
     """Stored evaluations of the sites in scope, newest first."""
-    scope.require("read")
+    audit.guard(store, scope, "read")
     if site_code is not None:
-        scope.require_site(store, site_code, "read")
+        audit.guard(store, scope, "read", site_code, object_kind="evaluation")
     cond, params = scope.where("site_code")
     rows = store.rows(f"SELECT evaluation_id, site_code, scheme_id, as_of, evaluated_by, basic_points, "
                       f"promotion_points, total_points, grade, risk_score, premium_factor FROM evaluations "

@@ -15,7 +15,7 @@ from data.store import Store
 from oversight import audit
 from oversight._tx import atomic
 from oversight.audit import utcnow
-from oversight.errors import AccessDenied, OversightError
+from oversight.errors import OversightError
 from oversight.scope import Scope
 
 GROUPS = ("district", "city")
@@ -127,11 +127,7 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
 
 def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) -> dict:
     """Record who builds and owns a site and where it is (regulators and admins)."""
-    try:
-        scope.require_site(store, site_code, "edit_site")
-    except AccessDenied:
-        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": "edit_site"})
-        raise
+    audit.guard(store, scope, "edit_site", site_code)
     unknown = sorted(set(fields) - set(PROFILE_FIELDS))
     if unknown:
         raise OversightError(f"site profile has no field {', '.join(unknown)} (fields: {', '.join(PROFILE_FIELDS)})")
@@ -160,11 +156,7 @@ def site_portrait(store: Store, scope: Scope, site_code: str, *, as_of: dt.date 
     from oversight.findings import list_findings
     from oversight.risk import compute_risk, risk_trend
 
-    try:
-        scope.require_site(store, site_code, "read")
-    except AccessDenied:
-        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": "read"})
-        raise
+    audit.guard(store, scope, "read", site_code)
     day = _day(as_of)
     site = store.one("SELECT * FROM sites WHERE site_code = ?", [site_code])
     profile = store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code])

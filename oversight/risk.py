@@ -39,7 +39,7 @@ from data.store import Store
 from oversight import audit
 from oversight._tx import atomic
 from oversight.audit import utcnow
-from oversight.errors import AccessDenied, OversightError, SchemeError
+from oversight.errors import OversightError, SchemeError
 from oversight.scope import Scope
 
 COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors")
@@ -399,8 +399,10 @@ def compute_risk(store: Store, scope: Scope, site_code: str, *, as_of: dt.date |
 def record_risk(store: Store, scope: Scope, site_codes: list[str] | None = None, *,
                 as_of: dt.date | str | None = None, config: dict | None = None) -> list[RiskScore]:
     """Compute and store the day's score for each site in scope (the trend is these rows)."""
-    scope.require("record_risk")
+    audit.guard(store, scope, "record_risk")
     codes = site_codes or scope.site_codes(store)
+    for code in codes:
+        audit.guard(store, scope, "record_risk", code)
     day = _day(as_of)
     cfg = config or default_config()
     scores = [compute_risk(store, scope, s, as_of=day, config=cfg) for s in codes]
@@ -494,11 +496,7 @@ def _component_json(c: RiskComponent) -> dict:
 
 
 def _require_site(store: Store, scope: Scope, site_code: str, action: str) -> None:
-    try:
-        scope.require_site(store, site_code, action)
-    except AccessDenied:
-        audit.record(store, scope, "denied", "site", site_code, site_code=site_code, detail={"action": action})
-        raise
+    audit.guard(store, scope, action, site_code)
 
 
 def _day(value) -> dt.date:

@@ -101,7 +101,7 @@ class Scope:
         if not self.can(action):
             allowed = ", ".join(sorted(PERMISSIONS[action]))
             raise AccessDenied(f"{self.actor} ({self.role}) may not {action.replace('_', ' ')}"
-                               f"{' ' + what if what else ''}; allowed roles: {allowed}")
+                               f"{' (' + what + ')' if what else ''}; allowed roles: {allowed}")
 
     # -- sites -----------------------------------------------------------------------------
     def where(self, column: str = "site_code") -> tuple[str, list[Any]]:

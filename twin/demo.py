@@ -23,6 +23,7 @@ STAGES: list[tuple[str, str]] = [
     ("model", "bim.demo:run"),
     ("sensors", "sensors.demo:run"),
     ("panoramas", "panorama.demo:run"),
+    ("oversight", "oversight.demo:run"),
 ]
 
 

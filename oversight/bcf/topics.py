@@ -48,7 +48,7 @@ from oversight.bcf import camera as cam
 from oversight.bcf.model import Archive, Comment, Component, Topic, Viewpoint
 from oversight.bcf.read import read_bcf
 from oversight.bcf.write import write_bcf
-from oversight.errors import AccessDenied, BcfError
+from oversight.errors import BcfError
 from oversight.findings import (CATEGORIES, _append, _insert_finding, finding_history, get_finding, list_findings)
 from oversight.scope import Scope
 
@@ -106,7 +106,7 @@ def add_viewpoint(store: Store, finding_id: str, *, scope: Scope, camera: dict |
                   source: str = "view", viewpoint_id: str | None = None) -> str:
     """Attach a viewpoint (camera in the local frame, selected GlobalIds, optional snapshot) to a finding."""
     f = get_finding(store, scope, finding_id)
-    scope.require_site(store, f.site_code, "comment", "add a viewpoint")
+    audit.guard(store, scope, "comment", f.site_code, what="add a viewpoint")
     if camera is not None:
         _check_camera(camera)
     data = _snapshot_bytes(snapshot)
@@ -151,14 +151,14 @@ def export_bcf(store: Store, scope: Scope, target: str | Path, *, site_code: str
                finding_ids: list[str] | None = None, status: str | list[str] | None = None, version: str = "2.1",
                snapshots: bool = True) -> ExportReport:
     """Write findings in the caller's scope as a BCF ``version`` file at ``target``."""
-    scope.require("export")
+    audit.guard(store, scope, "export", what="export BCF")
     if finding_ids:
         found = [get_finding(store, scope, fid) for fid in finding_ids]
         for f in found:
-            scope.require_site(store, f.site_code, "export")
+            audit.guard(store, scope, "export", f.site_code, what="export BCF")
     else:
         if site_code is not None:
-            scope.require_site(store, site_code, "export")
+            audit.guard(store, scope, "export", site_code, what="export BCF")
         found = list_findings(store, scope, site_code=site_code, status=status)
     found.sort(key=lambda f: (f.site_code, f.number))
     warnings: list[str] = []
@@ -333,12 +333,7 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
 def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_code: str,
                name: str | None = None) -> ImportReport:
     """Read a BCF file and add or update its topics as findings of ``site_code`` (one transaction)."""
-    try:
-        scope.require_site(store, site_code, "import", "import BCF")
-    except AccessDenied:
-        audit.record(store, scope, "denied", "bcf", name or str(source)[:200], site_code=site_code,
-                     detail={"action": "import"})
-        raise
+    audit.guard(store, scope, "import", site_code, what="import BCF", object_kind="bcf")
     label = name or (Path(source).name if not isinstance(source, bytes) else "BCF data")
     archive = read_bcf(source, name=label)
     origin = _origin(store, site_code)

@@ -27,6 +27,21 @@ def sites_store(store):
 
 
 @pytest.fixture
+def store_factory():
+    """``store_factory()``: another fresh in-memory store (a district or city platform), closed after the test."""
+    from data.store import open_store
+
+    made = []
+
+    def make():
+        made.append(open_store(":memory:"))
+        return made[-1]
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
 def scopes() -> dict[str, Scope]:
     """One scope per role; the contractor and viewer own WH-JA-1 only."""
     return {
