@@ -153,8 +153,8 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
         local = []
         while heap:
             t_next, d, period = heapq.heappop(heap)
-            if t_next >= stop_at:
-                continue
+            if t_next >= stop_at or time.time() > stop_at + 5.0:
+                continue        # past the run, or hopelessly behind it (a server that cannot keep up)
             delay = t_next - time.time()
             if delay > 0:
                 time.sleep(delay)

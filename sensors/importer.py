@@ -99,7 +99,8 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
 
     limits_by_site: dict[str, Limits] = {}
     for ref in refs.values():
-        limits_by_site.setdefault(ref.site_code, site_limits(store, ref.site_code))
+        if ref.site_code not in limits_by_site:
+            limits_by_site[ref.site_code] = site_limits(store, ref.site_code)
     max_age = min(lim.ingest.max_import_age_days for lim in limits_by_site.values())
     max_future = min(lim.ingest.max_future_s for lim in limits_by_site.values())
     min_us = now_us - int(max_age * US_PER_DAY)

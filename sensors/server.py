@@ -52,7 +52,8 @@ log = logging.getLogger("sitetwin.ingest")
 class ServerConfig:
     db: Path
     spool: Path | None = None            # default: <db>.spool/ingest.sqlite
-    flush_interval_s: float = 0.5        # how often spooled batches move into the store
+    flush_interval_s: float = 0.5        # how often spooled batches move into the store (start to start)
+    min_release_s: float = 0.2           # the store stays closed at least this long between flushes
     max_flush_batches: int = 5000        # at most this many batches per flush transaction
     refresh_s: float = 2.0               # how often the device and token list is re-read
     silence_check_s: float = 10.0        # how often silent devices are looked for
@@ -137,10 +138,16 @@ class Ingestor:
     # ------------------------------------------------------------------ flusher
 
     def _loop(self) -> None:
+        # Flushes start every flush_interval_s; a slow one (a busy machine) is followed by at least
+        # min_release_s with the store closed, so that readers always get their turn.
+        wait = self.config.flush_interval_s
         while not self._stop.is_set():
-            self._wake.wait(self.config.flush_interval_s)
+            self._wake.wait(wait)
             self._wake.clear()
+            started = time.perf_counter()
             self.flush_once()
+            elapsed = time.perf_counter() - started
+            wait = max(self.config.min_release_s, self.config.flush_interval_s - elapsed)
         # last flush on the way out; whatever cannot be stored now stays spooled for next time
         while self.spool is not None and self.spool.counts()["pending_batches"] and self.flush_once(final=True):
             pass

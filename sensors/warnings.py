@@ -167,7 +167,9 @@ def check_silence(store: Store, *, site_code: str | None = None, now: dt.datetim
     limits_cache: dict[str, Limits] = {}
     gap_targets = {}
     for r in rows:
-        limits = limits_cache.setdefault(r["site_code"], site_limits(store, r["site_code"]))
+        if r["site_code"] not in limits_cache:
+            limits_cache[r["site_code"]] = site_limits(store, r["site_code"])
+        limits = limits_cache[r["site_code"]]
         threshold = dt.timedelta(seconds=limits.gap_factor * float(r["interval_s"]))
         last = r["last_measured_at"]
         if last is None:
