@@ -1,0 +1,299 @@
+"""numba kernels behind ``twin.distance``: grid build, grid query, exact far-point fallback.
+
+Kept in their own module so that importing ``twin.distance`` (and ``sitetwin --help``) does
+not import numba; compiled code is cached beside this file by numba (``cache=True``).
+Triangle records are rows of 15 float64: a, ab = b - a, ac = c - a, unit normal, ab.ab,
+ab.ac, ac.ac.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, njit, prange
+
+# OpenMP first: numba otherwise tries TBB, and warns where the system's TBB is too old.
+config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+
+@njit(cache=True, inline="always")
+def _tri_d2(rec, t, px, py, pz, best):
+    """Squared distance from p to triangle t (or ``best`` when its plane is already farther), the plane side,
+    and whether the nearest point lies inside the face (not on an edge or corner)."""
+    apx = px - rec[t, 0]
+    apy = py - rec[t, 1]
+    apz = pz - rec[t, 2]
+    side = apx * rec[t, 9] + apy * rec[t, 10] + apz * rec[t, 11]
+    if side * side >= best:
+        return best, side, False
+    abx, aby, abz = rec[t, 3], rec[t, 4], rec[t, 5]
+    acx, acy, acz = rec[t, 6], rec[t, 7], rec[t, 8]
+    d1 = abx * apx + aby * apy + abz * apz
+    d2 = acx * apx + acy * apy + acz * apz
+    # Voronoi regions of the triangle (Ericson, Real-Time Collision Detection, 5.1.5)
+    if d1 <= 0.0 and d2 <= 0.0:
+        return apx * apx + apy * apy + apz * apz, side, False
+    d3 = d1 - rec[t, 12]
+    d4 = d2 - rec[t, 13]
+    if d3 >= 0.0 and d4 <= d3:
+        qx, qy, qz = apx - abx, apy - aby, apz - abz
+        return qx * qx + qy * qy + qz * qz, side, False
+    vc = d1 * d4 - d3 * d2
+    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
+        v = d1 / (d1 - d3)
+        qx, qy, qz = apx - v * abx, apy - v * aby, apz - v * abz
+        return qx * qx + qy * qy + qz * qz, side, False
+    d5 = d1 - rec[t, 13]
+    d6 = d2 - rec[t, 14]
+    if d6 >= 0.0 and d5 <= d6:
+        qx, qy, qz = apx - acx, apy - acy, apz - acz
+        return qx * qx + qy * qy + qz * qz, side, False
+    vb = d5 * d2 - d1 * d6
+    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0:
+        w = d2 / (d2 - d6)
+        qx, qy, qz = apx - w * acx, apy - w * acy, apz - w * acz
+        return qx * qx + qy * qy + qz * qz, side, False
+    va = d3 * d6 - d5 * d4
+    if va <= 0.0 and (d4 - d3) >= 0.0 and (d5 - d6) >= 0.0:
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        # b + w (c - b) - p, with b - p = ab - ap and c - b = ac - ab
+        qx = abx + w * (acx - abx) - apx
+        qy = aby + w * (acy - aby) - apy
+        qz = abz + w * (acz - abz) - apz
+        return qx * qx + qy * qy + qz * qz, side, False
+    # inside the face: the plane distance is the distance
+    return side * side, side, True
+
+
+@njit(cache=True)
+def build_grid(rec, origin, h, dims):
+    """Cell -> triangle lists (CSR): a triangle goes into every cell its box crosses and its plane cuts."""
+    nx, ny, nz = dims[0], dims[1], dims[2]
+    m = rec.shape[0]
+    counts = np.zeros(nx * ny * nz + 1, dtype=np.int64)
+    half = 0.5 * h
+    eps = 1e-9
+    for phase in range(2):
+        if phase == 1:
+            for c in range(1, counts.shape[0]):
+                counts[c] += counts[c - 1]
+            cell_tris = np.empty(counts[-1], dtype=np.int32)
+            fill = counts[:-1].copy()
+        for t in range(m):
+            ax, ay, az = rec[t, 0], rec[t, 1], rec[t, 2]
+            bx, by, bz = ax + rec[t, 3], ay + rec[t, 4], az + rec[t, 5]
+            cx, cy, cz = ax + rec[t, 6], ay + rec[t, 7], az + rec[t, 8]
+            nxn, nyn, nzn = rec[t, 9], rec[t, 10], rec[t, 11]
+            reach = half * (abs(nxn) + abs(nyn) + abs(nzn)) + eps
+            i0 = int(math.floor((min(ax, bx, cx) - eps - origin[0]) / h))
+            i1 = int(math.floor((max(ax, bx, cx) + eps - origin[0]) / h))
+            j0 = int(math.floor((min(ay, by, cy) - eps - origin[1]) / h))
+            j1 = int(math.floor((max(ay, by, cy) + eps - origin[1]) / h))
+            k0 = int(math.floor((min(az, bz, cz) - eps - origin[2]) / h))
+            k1 = int(math.floor((max(az, bz, cz) + eps - origin[2]) / h))
+            for i in range(max(i0, 0), min(i1, nx - 1) + 1):
+                ox = origin[0] + (i + 0.5) * h - ax
+                for j in range(max(j0, 0), min(j1, ny - 1) + 1):
+                    oy = origin[1] + (j + 0.5) * h - ay
+                    for k in range(max(k0, 0), min(k1, nz - 1) + 1):
+                        oz = origin[2] + (k + 0.5) * h - az
+                        if abs(ox * nxn + oy * nyn + oz * nzn) > reach:
+                            continue
+                        c = (i * ny + j) * nz + k
+                        if phase == 0:
+                            counts[c + 1] += 1
+                        else:
+                            cell_tris[fill[c]] = t
+                            fill[c] += 1
+    return counts, cell_tris
+
+
+@njit(cache=True, parallel=True)
+def query_grid(P, rec, cell_start, cell_tris, origin, h, dims, out_d, out_t, out_in):
+    """Nearest triangle within the 3x3x3 cell block round each point; ``out_t = -1`` where that is not provably exact."""
+    nx, ny, nz = dims[0], dims[1], dims[2]
+    for i in prange(P.shape[0]):
+        px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+        fx = (px - origin[0]) / h
+        fy = (py - origin[1]) / h
+        fz = (pz - origin[2]) / h
+        if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx < nx and fy < ny and fz < nz):
+            out_t[i] = -1          # outside the grid (or NaN): the exact fallback takes it
+            out_d[i] = np.inf
+            out_in[i] = False
+            continue
+        ix, iy, iz = int(fx), int(fy), int(fz)
+        ox = px - (origin[0] + ix * h)
+        oy = py - (origin[1] + iy * h)
+        oz = pz - (origin[2] + iz * h)
+        best = np.inf
+        best_t = -1
+        best_side = 0.0
+        best_in = False
+        c = (ix * ny + iy) * nz + iz
+        for s in range(cell_start[c], cell_start[c + 1]):
+            t = cell_tris[s]
+            d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
+            if d2 < best:
+                best, best_t, best_side, best_in = d2, t, side, inner
+        # neighbours only on the sides where a nearer surface could still be
+        r = math.sqrt(best) if best_t >= 0 else np.inf
+        x0 = -1 if (ox < r and ix > 0) else 0
+        x1 = 1 if (h - ox < r and ix < nx - 1) else 0
+        y0 = -1 if (oy < r and iy > 0) else 0
+        y1 = 1 if (h - oy < r and iy < ny - 1) else 0
+        z0 = -1 if (oz < r and iz > 0) else 0
+        z1 = 1 if (h - oz < r and iz < nz - 1) else 0
+        for dx in range(x0, x1 + 1):
+            gx = ox if dx < 0 else (h - ox if dx > 0 else 0.0)
+            for dy in range(y0, y1 + 1):
+                gy = oy if dy < 0 else (h - oy if dy > 0 else 0.0)
+                for dz in range(z0, z1 + 1):
+                    if dx == 0 and dy == 0 and dz == 0:
+                        continue
+                    gz = oz if dz < 0 else (h - oz if dz > 0 else 0.0)
+                    if gx * gx + gy * gy + gz * gz >= best:
+                        continue
+                    c = ((ix + dx) * ny + iy + dy) * nz + iz + dz
+                    for s in range(cell_start[c], cell_start[c + 1]):
+                        t = cell_tris[s]
+                        d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
+                        if d2 < best:
+                            best, best_t, best_side, best_in = d2, t, side, inner
+        margin = min(ox + h, 2.0 * h - ox, oy + h, 2.0 * h - oy, oz + h, 2.0 * h - oz)
+        if best_t < 0 or best > margin * margin:
+            out_t[i] = -1
+            out_d[i] = np.inf
+            out_in[i] = False
+        else:
+            out_t[i] = best_t
+            out_in[i] = best_in
+            d = math.sqrt(best)
+            out_d[i] = -d if best_side < 0.0 else d
+
+
+LEAF_SIZE = 6
+
+
+@njit(cache=True)
+def build_bvh(rec):
+    """A bounding-volume hierarchy over the triangles (median split on the longest axis).
+
+    Returns node boxes (k, 6), children (k, 2) (-1 for a leaf), leaf ranges (k, 2) into
+    ``order`` (the triangle ids, leaf by leaf) and ``order``.
+    """
+    m = rec.shape[0]
+    tbox = np.empty((m, 6))
+    cent = np.empty((m, 3))
+    for t in range(m):
+        for a in range(3):
+            v0 = rec[t, a]
+            v1 = v0 + rec[t, 3 + a]
+            v2 = v0 + rec[t, 6 + a]
+            tbox[t, a] = min(v0, v1, v2)
+            tbox[t, 3 + a] = max(v0, v1, v2)
+            cent[t, a] = (v0 + v1 + v2) / 3.0
+    order = np.arange(m).astype(np.int64)
+    cap = max(1, 2 * m)
+    boxes = np.empty((cap, 6))
+    children = np.full((cap, 2), -1, dtype=np.int64)
+    ranges = np.zeros((cap, 2), dtype=np.int64)
+    stack = np.empty((cap, 3), dtype=np.int64)   # node, start, end
+    nodes = 1
+    top = 0
+    if m > 0:
+        stack[0, 0], stack[0, 1], stack[0, 2] = 0, 0, m
+        top = 1
+    while top > 0:
+        top -= 1
+        node, s, e = stack[top, 0], stack[top, 1], stack[top, 2]
+        for a in range(3):
+            lo = np.inf
+            hi = -np.inf
+            for q in range(s, e):
+                t = order[q]
+                lo = min(lo, tbox[t, a])
+                hi = max(hi, tbox[t, 3 + a])
+            boxes[node, a] = lo
+            boxes[node, 3 + a] = hi
+        ranges[node, 0], ranges[node, 1] = s, e
+        if e - s <= LEAF_SIZE:
+            continue
+        axis = 0
+        spread = -1.0
+        for a in range(3):
+            lo = np.inf
+            hi = -np.inf
+            for q in range(s, e):
+                c = cent[order[q], a]
+                lo = min(lo, c)
+                hi = max(hi, c)
+            if hi - lo > spread:
+                spread, axis = hi - lo, a
+        keys = np.empty(e - s)
+        for q in range(s, e):
+            keys[q - s] = cent[order[q], axis]
+        sub = order[s:e][np.argsort(keys)]
+        order[s:e] = sub
+        mid = (s + e) // 2
+        left, right = nodes, nodes + 1
+        nodes += 2
+        children[node, 0], children[node, 1] = left, right
+        stack[top, 0], stack[top, 1], stack[top, 2] = left, s, mid
+        stack[top + 1, 0], stack[top + 1, 1], stack[top + 1, 2] = right, mid, e
+        top += 2
+    return boxes[:nodes].copy(), children[:nodes].copy(), ranges[:nodes].copy(), order
+
+
+@njit(cache=True, inline="always")
+def _box_d2(boxes, k, px, py, pz):
+    gx = max(boxes[k, 0] - px, 0.0, px - boxes[k, 3])
+    gy = max(boxes[k, 1] - py, 0.0, py - boxes[k, 4])
+    gz = max(boxes[k, 2] - pz, 0.0, pz - boxes[k, 5])
+    return gx * gx + gy * gy + gz * gz
+
+
+@njit(cache=True, parallel=True)
+def query_bvh(P, rec, boxes, children, ranges, order, out_d, out_t, out_in):
+    """Exact nearest triangle through the hierarchy: for points the grid could not settle."""
+    for i in prange(P.shape[0]):
+        px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+        if not (np.isfinite(px) and np.isfinite(py) and np.isfinite(pz)):
+            out_d[i] = np.nan
+            out_t[i] = order[0]
+            out_in[i] = False
+            continue
+        stack = np.empty(128, dtype=np.int64)
+        stack[0] = 0
+        top = 1
+        best = np.inf
+        best_t = order[0]
+        best_side = 0.0
+        best_in = False
+        while top > 0:
+            top -= 1
+            k = stack[top]
+            if _box_d2(boxes, k, px, py, pz) >= best:
+                continue
+            if children[k, 0] < 0:
+                for q in range(ranges[k, 0], ranges[k, 1]):
+                    t = order[q]
+                    d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
+                    if d2 < best:
+                        best, best_t, best_side, best_in = d2, t, side, inner
+                continue
+            a, b = children[k, 0], children[k, 1]
+            da = _box_d2(boxes, a, px, py, pz)
+            db = _box_d2(boxes, b, px, py, pz)
+            if da < db:        # nearer child on top of the stack
+                stack[top] = b
+                stack[top + 1] = a
+            else:
+                stack[top] = a
+                stack[top + 1] = b
+            top += 2
+        out_t[i] = best_t
+        out_in[i] = best_in
+        d = math.sqrt(best)
+        out_d[i] = -d if best_side < 0.0 else d

@@ -1,0 +1,396 @@
+"""Point-cloud files in and out: E57 (pye57), LAS/LAZ/COPC (laspy + lazrs), PLY/PCD/XYZ (Open3D).
+
+Every reader returns the scans of a file as :class:`ScanData` (one per E57 scan, one for
+every other format) in the file's own frame (E57 scan poses applied), metres, float64,
+with colour (uint8) and intensity (float32, as stored) kept where the file has them. Large
+files are read in chunks; each chunk is checked for NaN/inf coordinates as it arrives.
+Bad files raise :class:`twin.errors.PointCloudError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twin.errors import PointCloudError
+
+CHUNK_POINTS = 2_000_000
+LAS_SUFFIXES = {".las": "las", ".laz": "laz"}
+OPEN3D_SUFFIXES = {".ply": "ply", ".pcd": "pcd", ".xyz": "xyz", ".xyzn": "xyzn", ".xyzrgb": "xyzrgb",
+                   ".pts": "pts"}
+SUFFIXES = sorted({".e57", *LAS_SUFFIXES, *OPEN3D_SUFFIXES})
+
+
+@dataclass(frozen=True)
+class ScanData:
+    """One scan as read from a file.
+
+    xyz : (n, 3) float64, the file's frame (E57: after the scan's pose), metres
+    rgb : (n, 3) uint8 or None
+    intensity : (n,) float32 or None, as stored in the file
+    T_file_from_scan : (4, 4) the scan's pose in the file (identity where the format has none)
+    station_known : the scan frame's origin is the scanner (an E57 scan with a pose)
+    """
+
+    file: Path
+    format: str
+    sha256: str
+    name: str
+    xyz: np.ndarray
+    rgb: np.ndarray | None
+    intensity: np.ndarray | None
+    T_file_from_scan: np.ndarray
+    station_known: bool
+
+    @property
+    def point_count(self) -> int:
+        return int(len(self.xyz))
+
+
+def file_format(path: Path) -> str:
+    """The format name for a file, from its suffix (COPC is LAZ to laspy)."""
+    name = path.name.lower()
+    if name.endswith(".copc.laz"):
+        return "copc"
+    suffix = path.suffix.lower()
+    if suffix == ".e57":
+        return "e57"
+    if suffix in LAS_SUFFIXES:
+        return LAS_SUFFIXES[suffix]
+    if suffix in OPEN3D_SUFFIXES:
+        return OPEN3D_SUFFIXES[suffix]
+    raise PointCloudError(f"{path}: not a point-cloud file sitetwin reads (suffixes: {', '.join(SUFFIXES)})")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS) -> list[ScanData]:
+    """Read every scan in a point-cloud file (see the module docstring for formats)."""
+    path = Path(path)
+    if not path.exists():
+        raise PointCloudError(f"{path}: no such file")
+    if path.is_dir():
+        raise PointCloudError(f"{path}: is a folder; give the point-cloud files themselves")
+    fmt = file_format(path)
+    if path.stat().st_size == 0:
+        raise PointCloudError(f"{path}: the file is empty (0 bytes)")
+    sha = file_sha256(path)
+    if fmt == "e57":
+        scans = _read_e57(path, sha, chunk_points)
+    elif fmt in ("las", "laz", "copc"):
+        scans = [_read_las(path, fmt, sha, chunk_points)]
+    else:
+        scans = [_read_open3d(path, fmt, sha)]
+    for scan in scans:
+        if scan.point_count == 0:
+            where = f" (scan {scan.name!r})" if fmt == "e57" else ""
+            raise PointCloudError(f"{path}{where}: the cloud is empty (no valid points)")
+    return scans
+
+
+def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
+    bad = ~np.isfinite(xyz).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0]) + offset
+        raise PointCloudError(f"{path}: {int(bad.sum())} point(s) with NaN/inf coordinates "
+                              f"(first at point {first}); clean the cloud before importing it")
+
+
+# ---------------------------------------------------------------------------- LAS / LAZ / COPC
+def _read_las(path: Path, fmt: str, sha: str, chunk_points: int) -> ScanData:
+    import laspy
+
+    try:
+        reader = laspy.open(path)
+    except Exception as exc:
+        raise PointCloudError(f"{path}: not a readable {fmt.upper()} file ({_first_line(exc)})") from None
+    with reader:
+        header = reader.header
+        total = int(header.point_count)
+        names = set(header.point_format.dimension_names)
+        has_rgb = {"red", "green", "blue"} <= names
+        xyz = np.empty((total, 3), dtype=np.float64)
+        rgb16 = np.empty((total, 3), dtype=np.uint16) if has_rgb else None
+        intensity = np.empty(total, dtype=np.float32) if "intensity" in names else None
+        done = 0
+        try:
+            for chunk in reader.chunk_iterator(chunk_points):
+                n = len(chunk)
+                if done + n > total:
+                    raise PointCloudError(f"{path}: holds more points than its header says ({total})")
+                block = np.column_stack([np.asarray(chunk.x), np.asarray(chunk.y), np.asarray(chunk.z)])
+                _check_finite(path, block, done)
+                xyz[done:done + n] = block
+                if rgb16 is not None:
+                    rgb16[done:done + n] = np.column_stack([chunk.red, chunk.green, chunk.blue])
+                if intensity is not None:
+                    intensity[done:done + n] = chunk.intensity
+                done += n
+        except PointCloudError:
+            raise
+        except Exception as exc:
+            raise PointCloudError(f"{path}: truncated or corrupt {fmt.upper()} file: read {done} of the "
+                                  f"{total} points its header announces ({_first_line(exc)})") from None
+    if done != total:
+        raise PointCloudError(f"{path}: truncated {fmt.upper()} file: read {done} of the {total} points "
+                              f"its header announces")
+    rgb = None
+    if rgb16 is not None:
+        # LAS stores 16-bit colour; many writers put 8-bit values in it unscaled
+        rgb = (rgb16 >> 8).astype(np.uint8) if rgb16.max(initial=0) > 255 else rgb16.astype(np.uint8)
+    return ScanData(path, fmt, sha, path.stem, xyz, rgb, intensity, np.eye(4), False)
+
+
+# ---------------------------------------------------------------------------- E57
+@contextlib.contextmanager
+def _c_stdout_to_stderr():
+    """libE57 prints its exceptions on C stdout; keep stdout clean for --json."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except ValueError:
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _read_e57(path: Path, sha: str, chunk_points: int) -> list[ScanData]:
+    import pye57
+
+    with _c_stdout_to_stderr():
+        try:
+            e57 = pye57.E57(str(path))
+        except Exception as exc:
+            raise PointCloudError(f"{path}: not a readable E57 file, truncated or corrupt "
+                                  f"({_first_line(exc)})") from None
+        try:
+            if e57.scan_count == 0:
+                raise PointCloudError(f"{path}: the E57 file holds no scans")
+            return [_read_e57_scan(e57, path, sha, i, chunk_points) for i in range(e57.scan_count)]
+        except PointCloudError:
+            raise
+        except Exception as exc:
+            raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+        finally:
+            with contextlib.suppress(Exception):
+                e57.close()
+
+
+def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> ScanData:
+    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
+
+    header = e57.get_header(index)
+    fields = set(header.point_fields)
+    system = header.get_coordinate_system(COORDINATE_SYSTEMS)
+    if system is COORDINATE_SYSTEMS.CARTESIAN:
+        coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
+    else:
+        coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+    wanted = list(coords)
+    has_rgb = {"colorRed", "colorGreen", "colorBlue"} <= fields
+    if has_rgb:
+        wanted += ["colorRed", "colorGreen", "colorBlue"]
+    has_int = "intensity" in fields
+    if has_int:
+        wanted.append("intensity")
+    if invalid in fields:
+        wanted.append(invalid)
+    total = int(header.point_count)
+    capacity = max(1, min(chunk_points, total))
+    arrays, buffers = e57.make_buffers(wanted, capacity)
+    xyz_parts, rgb_parts, int_parts = [], [], []
+    reader = header.points.reader(buffers)
+    done = 0
+    try:
+        while True:
+            n = reader.read()
+            if n == 0:
+                break
+            block = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
+            keep = arrays[invalid][:n] == 0 if invalid in arrays else np.ones(n, dtype=bool)
+            block = block[keep]
+            if system is not COORDINATE_SYSTEMS.CARTESIAN:
+                block = convert_spherical_to_cartesian(block)
+            _check_finite(path, block, done)
+            xyz_parts.append(block)
+            if has_rgb:
+                rgb_parts.append(np.column_stack([arrays[c][:n][keep] for c in
+                                                  ("colorRed", "colorGreen", "colorBlue")]).astype(np.uint8))
+            if has_int:
+                int_parts.append(arrays["intensity"][:n][keep].astype(np.float32))
+            done += n
+    finally:
+        reader.close()
+    if done != total:
+        raise PointCloudError(f"{path}: truncated E57 scan {index}: read {done} of {total} points")
+    pose = np.eye(4)
+    if header.has_pose():
+        pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
+        pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
+    xyz = np.concatenate(xyz_parts) if xyz_parts else np.zeros((0, 3))
+    xyz = xyz @ pose[:3, :3].T + pose[:3, 3]
+    name = _e57_name(header, index)
+    return ScanData(path, "e57", sha, name, xyz,
+                    np.concatenate(rgb_parts) if has_rgb and rgb_parts else None,
+                    np.concatenate(int_parts) if has_int and int_parts else None,
+                    pose, bool(header.has_pose()))
+
+
+def _e57_name(header, index: int) -> str:
+    try:
+        return str(header["name"].value())
+    except Exception:
+        return f"scan {index}"
+
+
+def write_e57(path: str | Path, scans) -> Path:
+    """Write scans (objects with ``name``, ``points`` in the scan frame, ``rgb``, ``intensity`` and
+    ``T_survey_from_scan``) as one E57 file, each scan with its pose."""
+    import pye57
+    from scipy.spatial.transform import Rotation
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with _c_stdout_to_stderr():
+        e57 = pye57.E57(str(tmp), mode="w")
+        try:
+            for scan in scans:
+                pts = np.asarray(scan.points, dtype=np.float64)
+                data = {"cartesianX": pts[:, 0], "cartesianY": pts[:, 1], "cartesianZ": pts[:, 2]}
+                if getattr(scan, "rgb", None) is not None:
+                    data.update(colorRed=scan.rgb[:, 0], colorGreen=scan.rgb[:, 1], colorBlue=scan.rgb[:, 2])
+                if getattr(scan, "intensity", None) is not None:
+                    data["intensity"] = np.asarray(scan.intensity, dtype=np.float64)
+                pose = np.asarray(scan.T_survey_from_scan, dtype=np.float64)
+                x, y, z, w = Rotation.from_matrix(pose[:3, :3]).as_quat()
+                e57.write_scan_raw(data, name=scan.name, rotation=np.array([w, x, y, z]), translation=pose[:3, 3])
+        finally:
+            e57.close()
+    os.replace(tmp, path)
+    return path
+
+
+def write_las(path: str | Path, xyz: np.ndarray, *, rgb: np.ndarray | None = None,
+              intensity: np.ndarray | None = None, scale_m: float = 0.0005) -> Path:
+    """Write one cloud as LAS 1.4 (``.laz`` compresses with lazrs), coordinates at ``scale_m`` resolution."""
+    import laspy
+
+    path = Path(path)
+    xyz = np.asarray(xyz, dtype=np.float64)
+    header = laspy.LasHeader(point_format=7 if rgb is not None else 6, version="1.4")
+    header.scales = np.array([scale_m] * 3)
+    header.offsets = np.floor(xyz.min(axis=0)) if len(xyz) else np.zeros(3)
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    if rgb is not None:
+        rgb16 = np.asarray(rgb, dtype=np.uint16) * 257
+        las.red, las.green, las.blue = rgb16[:, 0], rgb16[:, 1], rgb16[:, 2]
+    if intensity is not None:
+        las.intensity = np.clip(np.asarray(intensity) * (65535 if np.max(intensity, initial=0) <= 1 else 1),
+                                0, 65535).astype(np.uint16)
+    las.write(str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------- PLY / PCD / XYZ
+def _read_open3d(path: Path, fmt: str, sha: str) -> ScanData:
+    import open3d as o3d
+
+    expected = _declared_points(path, fmt)
+    try:
+        cloud = o3d.t.io.read_point_cloud(str(path))
+    except Exception as exc:
+        raise PointCloudError(f"{path}: not a readable {fmt.upper()} file ({_first_line(exc)})") from None
+    if "positions" not in cloud.point:
+        raise PointCloudError(f"{path}: the cloud is empty (Open3D read no points; is it a {fmt.upper()} file?)")
+    xyz = cloud.point.positions.numpy().astype(np.float64)
+    if expected is not None and len(xyz) != expected:
+        raise PointCloudError(f"{path}: truncated {fmt.upper()} file: read {len(xyz)} of the {expected} points "
+                              f"its header announces")
+    _check_finite(path, xyz, 0)
+    rgb = None
+    if "colors" in cloud.point:
+        colors = cloud.point.colors.numpy()
+        rgb = colors if colors.dtype == np.uint8 else np.clip(np.round(colors * 255.0), 0, 255).astype(np.uint8)
+    intensity = None
+    for key in ("intensity", "intensities", "scalar_intensity"):
+        if key in cloud.point:
+            intensity = cloud.point[key].numpy().reshape(-1).astype(np.float32)
+            break
+    return ScanData(path, fmt, sha, path.stem, xyz, rgb, intensity, np.eye(4), False)
+
+
+_PLY_TYPES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def _declared_points(path: Path, fmt: str) -> int | None:
+    """Check a PLY/PCD body against its header: Open3D hands back half-filled clouds from truncated files."""
+    if fmt not in ("ply", "pcd"):
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    size = path.stat().st_size
+    if fmt == "ply":
+        end = head.find(b"end_header")
+        if not head.startswith(b"ply") or end < 0:
+            raise PointCloudError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
+        body_start = head.index(b"\n", end) + 1
+        lines = head[:end].decode("ascii", "replace").splitlines()
+        fmt_line = next((ln for ln in lines if ln.startswith("format")), "format ascii 1.0")
+        count, stride, in_vertex, first_element = None, 0, False, None
+        for ln in lines:
+            parts = ln.split()
+            if parts[:1] == ["element"]:
+                first_element = first_element or parts[1]
+                in_vertex = parts[1] == "vertex"
+                if in_vertex:
+                    count = int(parts[2])
+            elif parts[:1] == ["property"] and in_vertex:
+                if parts[1] == "list":
+                    return count       # variable-size vertices: leave it to Open3D
+                stride += _PLY_TYPES.get(parts[1], 0)
+        if count is None:
+            raise PointCloudError(f"{path}: the PLY header declares no vertex element")
+        if "ascii" in fmt_line:
+            body = size - body_start
+            if count and body <= 0:
+                raise PointCloudError(f"{path}: truncated PLY file: the header announces {count} points, "
+                                      f"the file ends after the header")
+            return count
+        if first_element == "vertex" and size < body_start + count * stride:
+            have = max(0, (size - body_start) // max(stride, 1))
+            raise PointCloudError(f"{path}: truncated PLY file: holds {have} of the {count} points "
+                                  f"its header announces")
+        return count
+    match = re.search(rb"^POINTS\s+(\d+)", head, re.M)
+    return int(match.group(1)) if match else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+

@@ -1,0 +1,628 @@
+"""Put a survey on the model: a given 4x4, control points, or automatic (global alignment + robust ICP).
+
+Frames: survey points are in the survey's own frame (the files' coordinates); the model is
+in the site's local frame (metres). Every path returns ``T_model_from_survey`` and the same
+figures: ``fitness`` (share of survey points within ``inlier_distance_m`` of a model surface)
+and ``rmse_m`` (RMS distance of those inliers). :func:`check` refuses a registration that
+failed, before any deviation is computed from it.
+
+The automatic path works against the elements the schedule says stand by the survey date
+(the caller passes that mesh). Global alignment proposes candidate poses in two ways and
+keeps the one that fits best after refinement:
+
+- gravity and grid: the survey's up direction from its horizontal surfaces, its yaw from the
+  histogram of wall normals (modulo 90 degrees, four candidates), and the translation of
+  each from an FFT cross-correlation of occupancy grids: buildings are levelled boxes;
+- FPFH features matched by RANSAC (Open3D), for scenes without a dominant grid.
+
+Each candidate is refined by point-to-plane ICP against the exact nearest model surface
+(``twin.distance``) with a Tukey kernel whose width shrinks from 0.3 m to 1.5 cm, which
+trims scaffolding, people and anything else the model does not hold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from twin.errors import ControlPointError, RegistrationError
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    """Settings of the registration; the defaults suit terrestrial scans of buildings."""
+
+    inlier_distance_m: float = 0.02       # a point within this of a surface counts for fitness/RMSE
+    overlap_distance_m: float = 0.10      # "overlaps the model at all" distance
+    min_overlap: float = 0.05             # below this share within overlap_distance_m: no overlap
+    min_fitness: float = 0.25             # below this the registration failed
+    max_rmse_m: float = 0.012             # above this the registration failed
+    min_margin: float = 0.002             # best pose must beat a distinct runner-up by this share of points
+    coarse_voxel_m: float = 0.25          # global alignment works on this grid
+    correlation_voxel_m: float = 0.5      # and finds shifts by correlating occupancy at this one
+    fine_voxel_m: float = 0.04            # the final ICP stage works on points this far apart
+    max_icp_points: int = 150_000         # per ICP stage, drawn evenly from the voxel grid
+    use_fpfh: bool = True                 # fall back on FPFH + RANSAC when the grid poses fit poorly
+    fpfh_below_fitness: float = 0.3       # ... that is, when the best of them fits this little at 5 cm
+    seed: int = 0
+
+
+DEFAULT_CONFIG = RegistrationConfig()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How a survey was placed on the model, with the figures that judge it."""
+
+    method: str                            # transform | control_points | auto | none
+    T_model_from_survey: np.ndarray        # (4, 4)
+    fitness: float
+    rmse_m: float
+    inlier_distance_m: float
+    overlap: float                         # share of points within overlap_distance_m
+    residuals: tuple[dict, ...] = ()       # control points: per pair, mm
+    details: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"method": self.method, "fitness": round(self.fitness, 4), "rmse_mm": round(self.rmse_m * 1000, 2),
+                "inlier_distance_m": self.inlier_distance_m, "overlap": round(self.overlap, 4),
+                "T_model_from_survey": self.T_model_from_survey.tolist(),
+                **({"control_points": list(self.residuals)} if self.residuals else {})}
+
+
+# ------------------------------------------------------------------------------------ basics
+def apply(T: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (n, 3) through a 4x4 transform."""
+    return points @ T[:3, :3].T + T[:3, 3]
+
+
+def check_transform(T, *, source: str = "transform") -> np.ndarray:
+    """A 4x4 rigid transform (rotation orthonormal with det +1, last row 0 0 0 1), as float64."""
+    try:
+        T = np.asarray(T, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RegistrationError(f"{source}: not a 4x4 matrix of numbers") from None
+    if T.shape != (4, 4):
+        raise RegistrationError(f"{source}: expected a 4x4 matrix, got shape {T.shape}")
+    if not np.isfinite(T).all():
+        raise RegistrationError(f"{source}: the matrix holds NaN or inf")
+    if not np.allclose(T[3], [0, 0, 0, 1], atol=1e-9):
+        raise RegistrationError(f"{source}: the last row must be 0 0 0 1, got {T[3].tolist()}")
+    R = T[:3, :3]
+    err = float(np.abs(R.T @ R - np.eye(3)).max())
+    if err > 1e-5 or np.linalg.det(R) < 0:
+        raise RegistrationError(f"{source}: the 3x3 part is not a rotation (orthonormality error {err:.2g}, "
+                                f"det {np.linalg.det(R):.4f}); sitetwin takes rigid transforms in metres")
+    return T
+
+
+def rotation_angle_deg(R: np.ndarray) -> float:
+    """The angle of a rotation matrix, degrees (atan2 form: exact for tiny angles too)."""
+    s = np.linalg.norm([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / 2.0
+    return math.degrees(math.atan2(float(s), (float(np.trace(R)) - 1.0) / 2.0))
+
+
+def pose_error(T_est: np.ndarray, T_true: np.ndarray, points: np.ndarray | None = None) -> tuple[float, float]:
+    """(translation error m, rotation error deg); with ``points``, the translation error is the
+    largest displacement of those points (what 5 mm at the building's far corner means)."""
+    D = T_est @ np.linalg.inv(T_true)
+    if points is None:
+        t = float(np.linalg.norm(D[:3, 3]))
+    else:
+        t = float(np.linalg.norm(apply(T_est, points) - apply(T_true, points), axis=1).max())
+    return t, rotation_angle_deg(D[:3, :3])
+
+
+def voxel_downsample(points: np.ndarray, voxel_m: float) -> np.ndarray:
+    """One point (the centroid) per occupied voxel, float64."""
+    import open3d as o3d
+
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points, dtype=np.float64)))
+    return np.asarray(pc.voxel_down_sample(voxel_m).points)
+
+
+def evaluate(index, points: np.ndarray, T: np.ndarray, config: RegistrationConfig = DEFAULT_CONFIG
+             ) -> tuple[float, float, float]:
+    """(fitness, rmse_m, overlap) of ``points`` (survey frame) placed by ``T`` on the indexed model."""
+    if len(points) == 0:
+        return 0.0, float("inf"), 0.0
+    d = np.abs(index.query(apply(T, points), exact_far=False).distance_m.astype(np.float64))
+    inl = d < config.inlier_distance_m
+    fitness = float(inl.mean())
+    rmse = float(np.sqrt(np.mean(d[inl] ** 2))) if inl.any() else float("inf")
+    overlap = float((d < config.overlap_distance_m).mean())
+    return fitness, rmse, overlap
+
+
+def check(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey") -> Registration:
+    """Refuse a registration that failed (no overlap, poor fitness, high RMSE, ambiguous)."""
+    how = {"transform": "the given transform", "control_points": "the control points",
+           "auto": "automatic registration", "none": "the survey's own coordinates (--register none)"}[reg.method]
+    hint = ("give control points (--control-points CP.csv) or a transform (--transform T.json)"
+            if reg.method in ("auto", "none") else "check it, or try --register auto")
+    if reg.overlap < config.min_overlap:
+        raise RegistrationError(
+            f"{label}: the cloud does not overlap the model: placed by {how}, only {reg.overlap:.1%} of its points "
+            f"lie within {config.overlap_distance_m * 100:.0f} cm of a model surface; is it a scan of this site "
+            f"(and of the models given)? {hint}")
+    if reg.fitness < config.min_fitness or not math.isfinite(reg.rmse_m) or reg.rmse_m > config.max_rmse_m:
+        raise RegistrationError(
+            f"{label}: registration by {how} failed: fitness {reg.fitness:.3f} (need >= {config.min_fitness}), "
+            f"RMSE {reg.rmse_m * 1000:.1f} mm (need <= {config.max_rmse_m * 1000:.0f} mm); no deviation was "
+            f"computed from it; {hint}")
+    margin = reg.details.get("margin")
+    if margin is not None and margin < config.min_margin:
+        raise RegistrationError(
+            f"{label}: automatic registration is ambiguous: a pose {reg.details.get('runner_up_offset', '?')} "
+            f"away explains almost as many points (margin {margin:.2%}, need {config.min_margin:.2%}); the site "
+            f"as built is too symmetric to place without help; give control points (--control-points CP.csv) "
+            f"or a transform (--transform T.json)")
+    return reg
+
+
+# ------------------------------------------------------------------------------------ given transform
+def register_transform(index, points: np.ndarray, T_model_from_survey, *, method: str = "transform",
+                       config: RegistrationConfig = DEFAULT_CONFIG) -> Registration:
+    """A given 4x4 (or identity for ``method='none'``), with its figures against the model."""
+    T = check_transform(T_model_from_survey, source=method)
+    fitness, rmse, overlap = evaluate(index, points, T, config)
+    return Registration(method, T, fitness, rmse, config.inlier_distance_m, overlap)
+
+
+# ------------------------------------------------------------------------------------ control points
+def rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares rigid 4x4 mapping source (n, 3) onto target (n, 3) (Kabsch, no scale)."""
+    cs, ct = source.mean(axis=0), target.mean(axis=0)
+    H = (source - cs).T @ (target - ct)
+    U, _, Vt = np.linalg.svd(H)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
+    R = Vt.T @ D @ U.T
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = ct - R @ cs
+    return T
+
+
+def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: list[str] | None = None,
+                            min_spread_m: float = 0.1, max_residual_m: float = 0.05,
+                            source: str = "control points") -> tuple[np.ndarray, tuple[dict, ...]]:
+    """Solve ``T_model_from_survey`` from pairs (scan point, model point) by least squares.
+
+    Needs at least 3 pairs not on one line (some point at least ``min_spread_m`` off the best
+    line through them, in both frames). Returns the transform and each pair's residual (mm).
+    Pairs that disagree by more than ``max_residual_m`` mean a mistyped point: refused.
+    """
+    scan_m = np.asarray(scan_m, dtype=np.float64).reshape(-1, 3)
+    model_m = np.asarray(model_m, dtype=np.float64).reshape(-1, 3)
+    n = len(scan_m)
+    if n != len(model_m):
+        raise ControlPointError(f"{source}: {n} scan points but {len(model_m)} model points")
+    if n < 3:
+        raise ControlPointError(f"{source}: {n} control point pair(s); at least 3 are needed, not all on one line")
+    if not (np.isfinite(scan_m).all() and np.isfinite(model_m).all()):
+        raise ControlPointError(f"{source}: a control point has a NaN/inf coordinate")
+    for frame, pts in (("scan", scan_m), ("model", model_m)):
+        off = _line_offsets(pts)
+        if off.max() < min_spread_m:
+            raise ControlPointError(
+                f"{source}: the {n} {frame} points are collinear (all within {off.max() * 1000:.0f} mm of one line); "
+                f"a rotation about that line is undetermined; add a point at least {min_spread_m * 100:.0f} cm off it")
+    T = rigid_fit(scan_m, model_m)
+    res = model_m - apply(T, scan_m)
+    names = names or [f"CP{i + 1}" for i in range(n)]
+    residuals = tuple({"name": names[i], "dx_mm": round(float(res[i, 0]) * 1000, 2),
+                       "dy_mm": round(float(res[i, 1]) * 1000, 2), "dz_mm": round(float(res[i, 2]) * 1000, 2),
+                       "residual_mm": round(float(np.linalg.norm(res[i])) * 1000, 2)} for i in range(n))
+    worst = int(np.argmax(np.linalg.norm(res, axis=1)))
+    if np.linalg.norm(res[worst]) > max_residual_m:
+        raise ControlPointError(
+            f"{source}: pair {names[worst]} is off by {np.linalg.norm(res[worst]) * 1000:.0f} mm after the best fit "
+            f"(limit {max_residual_m * 1000:.0f} mm); check its coordinates (swapped pair, wrong frame or units?)")
+    return T, residuals
+
+
+def _line_offsets(points: np.ndarray) -> np.ndarray:
+    c = points - points.mean(axis=0)
+    _, _, Vt = np.linalg.svd(c, full_matrices=False)
+    along = c @ Vt[0]
+    return np.linalg.norm(c - np.outer(along, Vt[0]), axis=1)
+
+
+def read_control_points(path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """Read a control-point CSV: ``name`` (optional), ``scan_x, scan_y, scan_z`` and either
+    ``model_x, model_y, model_z`` (site local frame) or ``world_x, world_y, world_z`` (IFC
+    project coordinates). Returns (scan, model_or_world, names, 'model'|'world')."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise ControlPointError(f"{path}: no such control-point file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ControlPointError(f"{path}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise ControlPointError(f"{path}: no control points (an empty CSV); need at least 3 pairs")
+    cols = {c.strip().lower(): c for c in rows[0].keys() if c}
+    frame = "model" if {"model_x", "model_y", "model_z"} <= set(cols) else \
+        "world" if {"world_x", "world_y", "world_z"} <= set(cols) else None
+    if not {"scan_x", "scan_y", "scan_z"} <= set(cols) or frame is None:
+        raise ControlPointError(f"{path}: columns must be scan_x, scan_y, scan_z and model_x, model_y, model_z "
+                                f"(site local frame) or world_x, world_y, world_z (IFC coordinates); "
+                                f"got {', '.join(cols)}")
+    scan, target, names = [], [], []
+    for i, row in enumerate(rows, start=2):
+        try:
+            scan.append([float(row[cols[f"scan_{a}"]]) for a in "xyz"])
+            target.append([float(row[cols[f"{frame}_{a}"]]) for a in "xyz"])
+        except (TypeError, ValueError):
+            raise ControlPointError(f"{path}: line {i}: a coordinate is not a number") from None
+        names.append((row.get(cols.get("name", ""), "") or f"CP{len(names) + 1}").strip())
+    return np.array(scan), np.array(target), names, frame
+
+
+# ------------------------------------------------------------------------------------ ICP
+def _tukey(r: np.ndarray, c: float) -> np.ndarray:
+    u = np.clip(np.abs(r) / c, 0.0, 1.0)
+    return (1.0 - u * u) ** 2
+
+
+def _exp_se3(x: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(x[:3]).as_matrix()
+    T[:3, 3] = x[3:]
+    return T
+
+
+def icp(index, points: np.ndarray, T0: np.ndarray, *, kernel_m: float, iterations: int = 20,
+        tol: float = 1e-7) -> tuple[np.ndarray, int]:
+    """Point-to-plane ICP against the exact nearest model surface, Tukey-weighted (width ``kernel_m``).
+
+    ``points`` are in the survey frame; returns the refined ``T_model_from_survey`` and the
+    iterations used. The index must resolve distances up to ``kernel_m`` (its cell size).
+    """
+    T = T0.copy()
+    normals = index.face_normals
+    used = 0
+    for used in range(1, iterations + 1):
+        p = apply(T, points)
+        res = index.query(p, exact_far=False)
+        d = res.distance_m.astype(np.float64)
+        ok = np.isfinite(d) & (np.abs(d) < kernel_m) & res.on_face
+        if ok.sum() < 12:
+            break
+        p, d, n = p[ok], d[ok], normals[res.triangle[ok]]
+        c = p.mean(axis=0)
+        J = np.hstack([np.cross(p - c, n), n])
+        w = _tukey(d, kernel_m)
+        A = (J * w[:, None]).T @ J
+        b = -(J * w[:, None]).T @ d
+        try:
+            x = np.linalg.solve(A + 1e-9 * np.eye(6), b)
+        except np.linalg.LinAlgError:
+            break
+        step = _exp_se3(x)
+        # rotate about the centroid c: p' = R (p - c) + c + t
+        step[:3, 3] += c - step[:3, :3] @ c
+        T = step @ T
+        if np.linalg.norm(x[:3]) < tol and np.linalg.norm(x[3:]) < tol * 10:
+            break
+    return T, used
+
+
+# ------------------------------------------------------------------------------------ global alignment
+def _normals(points: np.ndarray, radius_m: float) -> np.ndarray:
+    import open3d as o3d
+
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius_m, max_nn=16))
+    return np.asarray(pc.normals)
+
+
+def _up_vector(normals: np.ndarray) -> np.ndarray:
+    """The direction horizontal surfaces face, from normals within 20 degrees of +-z."""
+    horiz = normals[np.abs(normals[:, 2]) > math.cos(math.radians(20.0))]
+    if len(horiz) < 10:
+        return np.array([0.0, 0.0, 1.0])
+    w, V = np.linalg.eigh(horiz.T @ horiz)
+    up = V[:, -1]
+    return up if up[2] > 0 else -up
+
+
+def _level(up: np.ndarray) -> np.ndarray:
+    """Rotation taking ``up`` to +z."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(up, z)
+    s = np.linalg.norm(axis)
+    if s < 1e-12:
+        return np.eye(3)
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(axis / s * math.atan2(s, float(up @ z))).as_matrix()
+
+
+def _grid_angle(normals: np.ndarray) -> float | None:
+    """Dominant wall direction modulo 90 degrees (radians), from normals of vertical surfaces."""
+    vert = normals[np.abs(normals[:, 2]) < math.sin(math.radians(20.0))]
+    if len(vert) < 20:
+        return None
+    ang = np.mod(np.arctan2(vert[:, 1], vert[:, 0]), math.pi / 2)
+    # circular mean of the 4-fold angle, refined around the histogram peak
+    bins = np.histogram(ang, bins=180, range=(0, math.pi / 2))[0].astype(float)
+    bins = np.convolve(np.r_[bins[-3:], bins, bins[:3]], np.ones(5) / 5, mode="same")[3:-3]
+    peak = (np.argmax(bins) + 0.5) * (math.pi / 2) / 180
+    near = np.abs(((ang - peak + math.pi / 4) % (math.pi / 2)) - math.pi / 4) < math.radians(3)
+    if near.sum() < 10:
+        return float(peak)
+    z = np.exp(4j * ang[near]).mean()
+    return float(np.mod(np.angle(z) / 4, math.pi / 2))
+
+
+def _occupancy(points: np.ndarray, voxel_m: float, lo: np.ndarray, shape) -> np.ndarray:
+    idx = np.floor((points - lo) / voxel_m).astype(np.int64)
+    ok = np.all((idx >= 0) & (idx < np.array(shape)), axis=1)
+    grid = np.zeros(shape, dtype=np.float32)
+    idx = idx[ok]
+    grid[idx[:, 0], idx[:, 1], idx[:, 2]] = 1.0
+    return grid
+
+
+def _correlate_translation(model_pts: np.ndarray, scan_pts: np.ndarray, voxel_m: float, peaks: int = 2
+                           ) -> list[tuple[np.ndarray, float]]:
+    """Translations t (best first) maximising the overlap of voxel occupancy of scan + t with the model."""
+    from scipy import ndimage
+    from scipy.signal import fftconvolve
+
+    lo_m = model_pts.min(axis=0) - 2 * voxel_m
+    shape_m = tuple(np.ceil((model_pts.max(axis=0) + 2 * voxel_m - lo_m) / voxel_m).astype(int))
+    lo_s = scan_pts.min(axis=0) - 2 * voxel_m
+    shape_s = tuple(np.ceil((scan_pts.max(axis=0) + 2 * voxel_m - lo_s) / voxel_m).astype(int))
+    M = _occupancy(model_pts, voxel_m, lo_m, shape_m)
+    M = ndimage.gaussian_filter(M, 0.7)        # a little tolerance for voxel quantisation
+    S = _occupancy(scan_pts, voxel_m, lo_s, shape_s)
+    C = fftconvolve(M, S[::-1, ::-1, ::-1], mode="full")
+    out = []
+    for _ in range(peaks):
+        i = np.unravel_index(int(np.argmax(C)), C.shape)
+        score = float(C[i])
+        d = np.array(i) - (np.array(shape_s) - 1)
+        out.append((lo_m - lo_s + d * voxel_m, score))
+        sl = tuple(slice(max(0, a - 4), a + 5) for a in i)   # suppress this peak's neighbourhood
+        C[sl] = -np.inf
+    return out
+
+
+def _fpfh_candidate(model_pts: np.ndarray, scan_pts: np.ndarray, voxel_m: float, seed: int) -> np.ndarray | None:
+    import open3d as o3d
+
+    reg = o3d.pipelines.registration
+
+    def prep(pts):
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+        pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=voxel_m * 2.5, max_nn=30))
+        f = reg.compute_fpfh_feature(pc, o3d.geometry.KDTreeSearchParamHybrid(radius=voxel_m * 5, max_nn=100))
+        return pc, f
+
+    src, fs = prep(scan_pts)
+    tgt, ft = prep(model_pts)
+    o3d.utility.random.seed(seed)
+    result = reg.registration_ransac_based_on_feature_matching(
+        src, tgt, fs, ft, True, voxel_m * 1.5, reg.TransformationEstimationPointToPoint(False), 3,
+        [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(voxel_m * 1.5)],
+        reg.RANSACConvergenceCriteria(30_000, 0.99))
+    T = np.asarray(result.transformation)
+    return None if np.allclose(T, np.eye(4)) and result.fitness == 0 else T
+
+
+def voxel_pick(points: np.ndarray, voxel_m: float, limit: int | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of one original point per occupied voxel (at most ``limit``, drawn evenly at random)."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = np.floor((points - points.min(axis=0)) / voxel_m).astype(np.int64)
+    dims = key.max(axis=0) + 1
+    flat = (key[:, 0] * dims[1] + key[:, 1]) * dims[2] + key[:, 2]
+    _, first = np.unique(flat, return_index=True)
+    if limit is not None and len(first) > limit:
+        first = (rng or np.random.default_rng(0)).choice(first, limit, replace=False)
+    return np.sort(first)
+
+
+def free_space_violations(scene, points_model: np.ndarray, stations_model: np.ndarray, *,
+                          margin_m: float = 0.05) -> np.ndarray:
+    """Which points were seen *through* a model surface: the ray from their station meets the
+    model more than ``margin_m`` before reaching them. ``scene``: an Open3D RaycastingScene."""
+    import open3d as o3d
+
+    d = points_model - stations_model
+    r = np.linalg.norm(d, axis=1)
+    ok = r > 1e-6
+    dirs = np.zeros_like(d)
+    dirs[ok] = d[ok] / r[ok, None]
+    rays = np.hstack([stations_model, dirs]).astype(np.float32)
+    t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    return ok & (t < r - margin_m)
+
+
+def _scene(index):
+    import open3d as o3d
+
+    rec = index.records
+    tri = np.stack([rec[:, 0:3], rec[:, 0:3] + rec[:, 3:6], rec[:, 0:3] + rec[:, 6:9]], axis=1)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(tri.reshape(-1, 3).astype(np.float32)),
+                        o3d.core.Tensor(np.arange(len(tri) * 3, dtype=np.uint32).reshape(-1, 3)))
+    return scene
+
+
+def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAULT_CONFIG, *,
+                  point_station: np.ndarray | None = None, stations: np.ndarray | None = None,
+                  coarse_index=None) -> Registration:
+    """Find ``T_model_from_survey`` without help.
+
+    ``index``: a ``SurfaceIndex`` over the elements that should stand (cell about 0.3 m);
+    ``points``: the survey's points (survey frame), thinned to a few million at most.
+    ``stations`` (s, 3) scanner positions in the survey frame and ``point_station`` (n,) the
+    station of each point, when known: poses that put points behind model surfaces (seen
+    through a wall or slab) are then marked down, which tells a building from its mirror.
+    """
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    timings: dict[str, float] = {}
+    v = config.coarse_voxel_m
+    model_sample, model_normals = _sample_index(index, v / 1.5, rng)
+    model_coarse = voxel_downsample(model_sample, v)
+    scan_coarse = voxel_downsample(points, v)
+    if len(scan_coarse) < 50 or len(model_coarse) < 50:
+        raise RegistrationError(f"too little to register: {len(scan_coarse)} survey and {len(model_coarse)} model "
+                                f"voxels of {v} m")
+    if coarse_index is None:
+        coarse_index = _coarse_index(index)
+    timings["prepare_s"] = time.perf_counter() - started
+
+    # --- candidates: level by the horizontal surfaces, yaw by the wall grid, shift by correlation
+    t0 = time.perf_counter()
+    n_scan = _normals(scan_coarse, v * 2.5)
+    up = _up_vector(n_scan)
+    R_level = _level(up)
+    scan_lv = scan_coarse @ R_level.T
+    a_scan = _grid_angle(n_scan @ R_level.T)
+    a_model = _grid_angle(model_normals)
+    if a_scan is not None and a_model is not None:
+        yaws = [a_model - a_scan + k * math.pi / 2 for k in range(4)]
+    else:
+        yaws = [k * math.pi / 4 for k in range(8)]
+    # the survey's dense core only: terrain far from the building blurs the correlation
+    span = model_coarse.max(axis=0) - model_coarse.min(axis=0)
+    reach = 0.5 * float(np.linalg.norm(span[:2])) + 4.0
+    centre = np.median(scan_lv, axis=0)
+    core = np.linalg.norm((scan_lv - centre)[:, :2], axis=1) < reach
+    candidates: list[tuple[str, np.ndarray]] = []
+    for yaw in yaws:
+        c, s = math.cos(yaw), math.sin(yaw)
+        R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ R_level
+        for rank, (t, _) in enumerate(_correlate_translation(model_coarse, scan_coarse[core] @ R.T,
+                                                             config.correlation_voxel_m, peaks=2)):
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = R, t
+            candidates.append((f"grid yaw {math.degrees(yaw) % 360:.1f} peak {rank + 1}", T))
+    timings["grid_candidates_s"] = time.perf_counter() - t0
+
+    # --- refine every candidate coarsely
+    t0 = time.perf_counter()
+    src_coarse = points[voxel_pick(points, v, 12_000, rng)]
+    src_mid = points[voxel_pick(points, 0.1, 40_000, rng)]
+    scored = _refine(candidates, index, coarse_index, src_coarse, src_mid, config)
+    timings["refine_candidates_s"] = time.perf_counter() - t0
+    if config.use_fpfh and (not scored or scored[0][0] < config.fpfh_below_fitness):
+        t0 = time.perf_counter()
+        T_f = _fpfh_candidate(model_coarse, scan_coarse[core], v, config.seed)
+        if T_f is not None:
+            scored = sorted(scored + _refine([("fpfh+ransac", T_f)], index, coarse_index, src_coarse, src_mid,
+                                             config), key=lambda x: -x[0])
+        timings["fpfh_s"] = time.perf_counter() - t0
+
+    # --- the best distinct poses, finely; then the evidence that tells them apart
+    t0 = time.perf_counter()
+    fine = voxel_pick(points, config.fine_voxel_m, config.max_icp_points, rng)
+    src_fine = points[fine]
+    scene = None
+    if stations is not None and point_station is not None:
+        scene = _scene(index)
+        fine_stations = np.asarray(stations, dtype=np.float64)[np.asarray(point_station)[fine]]
+    finals = []
+    for fit, name, T in _distinct(scored, 2):
+        T3, _ = icp(index, src_fine, T, kernel_m=0.05, iterations=15)
+        T3, _ = icp(index, src_fine, T3, kernel_m=0.02, iterations=20)
+        T3, it = icp(index, src_fine, T3, kernel_m=0.015, iterations=30)
+        fitness, rmse, overlap = evaluate(index, src_fine, T3, config)
+        violations = 0.0
+        if scene is not None:
+            violations = float(free_space_violations(scene, apply(T3, src_fine), apply(T3, fine_stations)).mean())
+        finals.append({"name": name, "T": T3, "fitness": fitness, "rmse": rmse, "overlap": overlap,
+                       "iterations": it, "seen_through": violations, "score": fitness - violations})
+    finals.sort(key=lambda f: -f["score"])
+    timings["fine_icp_s"] = time.perf_counter() - t0
+    best = finals[0]
+    details = {"chosen": best["name"], "up_tilt_deg": round(math.degrees(math.acos(min(1.0, abs(up[2])))), 3),
+               "seen_through": round(best["seen_through"], 5),
+               "candidates": [{"name": n, "fitness_5cm": round(f, 4)} for f, n, _ in scored],
+               "timings_s": {k: round(x, 3) for k, x in timings.items()},
+               "points_used": {"coarse": len(src_coarse), "mid": len(src_mid), "fine": len(src_fine)}}
+    if len(finals) > 1:
+        runner = finals[1]
+        dt, dr = pose_error(runner["T"], best["T"])
+        details["margin"] = round(best["score"] - runner["score"], 5)
+        details["runner_up"] = {"name": runner["name"], "fitness": round(runner["fitness"], 4),
+                                "seen_through": round(runner["seen_through"], 5)}
+        details["runner_up_offset"] = f"{dt:.2f} m / {dr:.1f} deg"
+    details["seconds"] = round(time.perf_counter() - started, 3)
+    return Registration("auto", best["T"], best["fitness"], best["rmse"], config.inlier_distance_m,
+                        best["overlap"], details=details)
+
+
+def _refine(candidates, index, coarse_index, src_coarse, src_mid, config, keep: int = 3):
+    """Coarse ICP on every candidate; the ``keep`` best distinct ones on to the 10 cm stage."""
+    coarse = []
+    for name, T in candidates:
+        T1, _ = icp(coarse_index, src_coarse, T, kernel_m=0.8, iterations=10)
+        T1, _ = icp(coarse_index, src_coarse, T1, kernel_m=0.3, iterations=10)
+        fit, _, _ = evaluate(coarse_index, src_coarse, T1, replace(config, inlier_distance_m=0.1))
+        coarse.append((fit, name, T1))
+    coarse.sort(key=lambda x: -x[0])
+    scored = []
+    for _, name, T1 in _distinct(coarse, keep):
+        T2, _ = icp(index, src_mid, T1, kernel_m=0.1, iterations=10)
+        fit, _, _ = evaluate(index, src_mid, T2, replace(config, inlier_distance_m=0.05))
+        scored.append((fit, name, T2))
+    scored.sort(key=lambda x: -x[0])
+    return scored
+
+
+def _distinct(scored, count: int, min_shift_m: float = 0.3, min_angle_deg: float = 2.0):
+    """The best ``count`` candidates that are not the same pose."""
+    out = []
+    for item in scored:
+        if all(_differs(item[2], o[2], min_shift_m, min_angle_deg) for o in out):
+            out.append(item)
+        if len(out) == count:
+            break
+    return out
+
+
+def _differs(A: np.ndarray, B: np.ndarray, min_shift_m: float, min_angle_deg: float) -> bool:
+    t, r = pose_error(A, B)
+    return t > min_shift_m or r > min_angle_deg
+
+
+def _coarse_index(index):
+    from twin.distance import SurfaceIndex
+
+    rec = index.records
+    tri = np.stack([rec[:, 0:3], rec[:, 0:3] + rec[:, 3:6], rec[:, 0:3] + rec[:, 6:9]], axis=1)
+    verts = tri.reshape(-1, 3)
+    faces = np.arange(len(verts)).reshape(-1, 3)
+    coarse = SurfaceIndex(verts, faces, index.record_element, cell_m=1.0)
+    return coarse
+
+
+def _sample_index(index, spacing_m: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Points (and their faces' normals) evenly on the indexed surfaces."""
+    rec = index.records
+    a, ab, ac = rec[:, 0:3], rec[:, 3:6], rec[:, 6:9]
+    area = np.linalg.norm(np.cross(ab, ac), axis=1) / 2
+    expected = area / spacing_m ** 2
+    counts = np.floor(expected).astype(np.int64)
+    counts += rng.random(len(expected)) < (expected - counts)
+    which = np.repeat(np.arange(len(rec)), counts)
+    u, w = rng.random(len(which)), rng.random(len(which))
+    flip = u + w > 1
+    u[flip], w[flip] = 1 - u[flip], 1 - w[flip]
+    return a[which] + u[:, None] * ab[which] + w[:, None] * ac[which], rec[which, 9:12]

@@ -1,0 +1,415 @@
+"""Add a survey to the twin: read its scans, register them to the model, compute deviation, store it all.
+
+One call, one transaction: a bad file, a refused registration or anything else that fails
+leaves the store exactly as it was (and no per-point file behind).
+
+>>> from data import open_store
+>>> from twin.survey import add_survey
+>>> with open_store("site.duckdb") as store:                               # doctest: +SKIP
+...     report = add_survey(store, ["epoch1.e57"], model_ids=["c0b47cdf2c5d"], epoch="2026-04-15")
+...     report.survey_id, report.registration["fitness"], report.status_counts
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from data.store import Store
+from twin.errors import SurveyError, UnitsError
+from twin.registration import DEFAULT_CONFIG, RegistrationConfig
+from twin.tolerances import Tolerances, load_tolerances
+
+# A cloud this many times larger than the model, that fits it once divided by 1000, is in mm.
+MM_RATIO = 200.0
+REGISTRATION_POINTS = 3_000_000     # thin larger surveys (2 cm voxels) before registering
+
+
+@dataclass(frozen=True)
+class SurveyReport:
+    """What ``add_survey`` did."""
+
+    survey_id: str
+    site_code: str
+    epoch: _dt.date | None
+    model_ids: tuple[str, ...]
+    point_count: int
+    scans: tuple[dict, ...]
+    registration: dict
+    status_counts: dict
+    noise_mm: float | None
+    loa: str | None
+    unplanned_objects: int
+    points_file: str | None
+    reused: bool = False
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    timings_s: dict = field(default_factory=dict)
+
+
+def survey_id_for(site_code: str, shas: Sequence[str], epoch: _dt.date | None, model_ids: Sequence[str]) -> str:
+    """Deterministic id: the same files for the same site, models and date are the same survey."""
+    h = hashlib.sha256("|".join([site_code, *sorted(shas), str(epoch), *sorted(model_ids)]).encode())
+    return "S" + h.hexdigest()[:11]
+
+
+def parse_epoch(epoch) -> _dt.date | None:
+    if epoch is None or isinstance(epoch, _dt.date) and not isinstance(epoch, _dt.datetime):
+        return epoch
+    if isinstance(epoch, _dt.datetime):
+        return epoch.date()
+    try:
+        return _dt.date.fromisoformat(str(epoch))
+    except ValueError:
+        raise SurveyError(f"epoch {epoch!r}: expected a date as YYYY-MM-DD") from None
+
+
+def read_transform(path) -> np.ndarray:
+    """A transform file: a JSON 4x4 list, or {"T_model_from_scan": 4x4} (site local frame),
+    or {"T_world_from_scan": 4x4} (IFC project coordinates; returned with a 'world' flag)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SurveyError(f"{path}: no such transform file") from None
+    except (OSError, ValueError) as exc:
+        raise SurveyError(f"{path}: not a JSON transform ({exc}); expected a 4x4 list or "
+                          f'{{"T_model_from_scan": [[...], ...]}}') from None
+    return data
+
+
+def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence[str], epoch=None,
+               register: str = "auto", transform=None, control_points: str | Path | None = None,
+               units: str = "m", tolerances: Tolerances | str | Path | dict | None = None,
+               config: RegistrationConfig = DEFAULT_CONFIG, name: str | None = None,
+               on_progress: Callable[[str], None] | None = None) -> SurveyReport:
+    """Import, register and analyse a survey; see the module docstring.
+
+    ``register``: ``auto`` (default) or ``none`` (the cloud is already in the site's local
+    frame); ``transform`` (4x4, or a JSON file) or ``control_points`` (CSV) choose those
+    paths instead. ``units``: ``m`` or ``mm``. ``tolerances``: per-class overrides.
+    """
+    from bim.mesh import load_mesh
+    from twin import deviation, registration as reg
+    from twin.distance import SurfaceIndex
+    from twin.formats import read_scans
+    from twin.plan import element_plan, planned_mask
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    say = on_progress or (lambda _msg: None)
+    warnings: list[str] = []
+    files = [Path(f) for f in files]
+    if not files:
+        raise SurveyError("a survey needs at least one point-cloud file")
+    model_ids = sorted(dict.fromkeys(model_ids))
+    if not model_ids:
+        raise SurveyError("say which model(s) the survey is compared with (--model ID)")
+    if register not in ("auto", "none"):
+        raise SurveyError(f"register must be 'auto' or 'none', got {register!r}")
+    if transform is not None and control_points is not None:
+        raise SurveyError("give a transform or control points, not both")
+    if units not in ("m", "mm"):
+        raise SurveyError(f"units must be 'm' or 'mm', got {units!r}")
+    epoch = parse_epoch(epoch)
+    tol = tolerances if isinstance(tolerances, Tolerances) else load_tolerances(tolerances)
+    site_code = _site_of(store, model_ids)
+
+    # --- read
+    t0 = time.perf_counter()
+    scans = []
+    for f in files:
+        say(f"reading {f.name}")
+        scans.extend(read_scans(f))
+    timings["read_s"] = time.perf_counter() - t0
+    survey_id = survey_id_for(site_code, [s.sha256 for s in scans], epoch, model_ids)
+    if store.scalar("SELECT count(*) FROM surveys WHERE survey_id = ?", [survey_id]):
+        return _existing(store, survey_id, started)
+
+    mesh = load_mesh(store, model_ids=model_ids)
+    xyz = np.concatenate([s.xyz for s in scans])
+    scale = 0.001 if units == "mm" else 1.0
+    if scale != 1.0:
+        xyz *= scale
+    _check_units(files, xyz, mesh, units)
+    scan_of_point = np.concatenate([np.full(s.point_count, i, dtype=np.int16) for i, s in enumerate(scans)])
+    stations = np.array([s.T_file_from_scan[:3, 3] * scale for s in scans])
+    station_known = np.array([s.station_known for s in scans])
+
+    # --- register against what should stand by the epoch
+    t0 = time.perf_counter()
+    plan = element_plan(store, site_code, model_ids)
+    planned, scheduled = planned_mask(plan, mesh, epoch)
+    if not planned.any():
+        warnings.append(f"no element is due by {epoch} in the schedule; registering against the whole model")
+        planned = np.ones_like(planned)
+    say("indexing the model")
+    full_index = SurfaceIndex.from_mesh(mesh)
+    reg_index = full_index if planned.all() else SurfaceIndex.from_mesh(mesh.subset(planned))
+    sub = np.arange(len(xyz))
+    if len(xyz) > REGISTRATION_POINTS:
+        sub = reg.voxel_pick(xyz, 0.02, REGISTRATION_POINTS, np.random.default_rng(config.seed))
+    label = ", ".join(f.name for f in files)
+    if control_points is not None:
+        say("solving control points")
+        scan_cp, target_cp, names, frame = reg.read_control_points(control_points)
+        if frame == "world":
+            target_cp = target_cp - mesh.origin_m
+        T, residuals = reg.register_control_points(scan_cp * scale, target_cp, names=names,
+                                                   source=str(control_points))
+        fit = reg.register_transform(reg_index, xyz[sub], T, method="control_points", config=config)
+        result = reg.Registration("control_points", T, fit.fitness, fit.rmse_m, fit.inlier_distance_m, fit.overlap,
+                                  residuals=residuals)
+    elif transform is not None:
+        T = _transform_matrix(transform, mesh.origin_m)
+        result = reg.register_transform(reg_index, xyz[sub], T, method="transform", config=config)
+    elif register == "none":
+        result = reg.register_transform(reg_index, xyz[sub], np.eye(4), method="none", config=config)
+    else:
+        say("registering (automatic)")
+        known = np.flatnonzero(station_known)
+        result = reg.register_auto(
+            reg_index, xyz[sub], config,
+            point_station=scan_of_point[sub] if known.size == len(scans) else None,
+            stations=stations if known.size == len(scans) else None)
+    reg.check(result, config, label=label)
+    T = result.T_model_from_survey
+    timings["register_s"] = time.perf_counter() - t0
+
+    # --- deviation at full resolution
+    t0 = time.perf_counter()
+    say("computing deviation")
+    points_m = reg.apply(T, xyz)
+    del xyz
+    classes, storeys, levels = _element_facts(store, mesh, site_code, model_ids)
+    stations_m = reg.apply(T, stations[station_known]) if station_known.any() else None
+    dev = deviation.analyse(mesh, points_m, index=full_index, classes=classes, storeys=storeys, planned=planned,
+                            stations_m=stations_m, storey_levels=levels, tolerances=tol)
+    timings["deviation_s"] = time.perf_counter() - t0
+
+    # --- write: per-point Parquet first (temporary name), then the rows in one transaction
+    t0 = time.perf_counter()
+    say("writing")
+    final = Path(store.cache_dir) / "surveys" / survey_id / "points.parquet"
+    tmp = final.with_name(f".points-{os.getpid()}-{time.monotonic_ns()}.parquet")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_points(tmp, points_m, scans, scan_of_point, dev, mesh)
+        with store.transaction():
+            _insert(store, survey_id, site_code, name or files[0].stem, model_ids, epoch, result, scans, T, scale,
+                    dev, tol, final.relative_to(store.cache_dir), len(points_m), planned, mesh)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if final.parent.exists() and not any(final.parent.iterdir()):
+            shutil.rmtree(final.parent, ignore_errors=True)
+        raise
+    timings["write_s"] = time.perf_counter() - t0
+    counts = dev.elements["status"].value_counts().to_dict()
+    return SurveyReport(
+        survey_id=survey_id, site_code=site_code, epoch=epoch, model_ids=tuple(model_ids),
+        point_count=int(len(points_m)),
+        scans=tuple({"scan_index": i, "name": s.name, "file": str(s.file), "points": s.point_count,
+                     "station_known": s.station_known} for i, s in enumerate(scans)),
+        registration=result.summary() | {"details": result.details},
+        status_counts={k: int(counts.get(k, 0)) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+        noise_mm=None if dev.noise_mm != dev.noise_mm else round(dev.noise_mm, 3), loa=dev.loa,
+        unplanned_objects=int(len(dev.unplanned)), points_file=str(final), warnings=tuple(warnings),
+        seconds=round(time.perf_counter() - started, 3), timings_s={k: round(v, 3) for k, v in timings.items()})
+
+
+def _site_of(store: Store, model_ids: Sequence[str]) -> str:
+    placeholders = ", ".join("?" for _ in model_ids)
+    rows = store.rows(f"SELECT model_id, site_code FROM models WHERE model_id IN ({placeholders})", list(model_ids))
+    missing = sorted(set(model_ids) - {r["model_id"] for r in rows})
+    if missing:
+        known = [r["model_id"] for r in store.rows("SELECT model_id FROM models ORDER BY model_id")]
+        raise SurveyError(f"{store.label}: no model {', '.join(missing)} (models: {', '.join(known) or 'none'}); "
+                          f"load it with `sitetwin bim load`")
+    sites = sorted({r["site_code"] for r in rows})
+    if len(sites) > 1:
+        raise SurveyError(f"models {', '.join(model_ids)} belong to different sites ({', '.join(sites)})")
+    return sites[0]
+
+
+def _check_units(files, xyz: np.ndarray, mesh, units: str) -> None:
+    lo, hi = np.quantile(xyz, [0.01, 0.99], axis=0) if len(xyz) > 100 else (xyz.min(axis=0), xyz.max(axis=0))
+    cloud = float(np.max(hi - lo))
+    b = mesh.bounds()
+    model = float(np.max(b[1] - b[0]))
+    names = ", ".join(f.name for f in files)
+    if model <= 0:
+        return
+    if cloud > MM_RATIO * model and cloud / 1000.0 < 20.0 * model:
+        raise UnitsError(f"{names}: the cloud looks like millimetres: it spans {cloud:,.0f} units where the model "
+                         f"spans {model:.1f} m (that is {cloud / 1000:.1f} m if the units are mm); "
+                         f"convert it to metres or pass units mm (--units mm)")
+    if units == "mm" and cloud < model / MM_RATIO:
+        raise UnitsError(f"{names}: read as millimetres the cloud spans {cloud:.3f} m where the model spans "
+                         f"{model:.1f} m; it is in metres already, drop --units mm")
+
+
+def _transform_matrix(transform, origin_m: np.ndarray) -> np.ndarray:
+    from twin.registration import check_transform
+
+    source = "transform"
+    data = transform
+    if isinstance(transform, (str, Path)):
+        source = str(transform)
+        data = read_transform(transform)
+    world = False
+    if isinstance(data, dict):
+        if "T_model_from_scan" in data:
+            data = data["T_model_from_scan"]
+        elif "T_model_from_survey" in data:
+            data = data["T_model_from_survey"]
+        elif "T_world_from_scan" in data:
+            data, world = data["T_world_from_scan"], True
+        else:
+            raise SurveyError(f"{source}: expected a 4x4 list, or a key T_model_from_scan (site local frame) "
+                              f"or T_world_from_scan (IFC project coordinates); got keys {', '.join(data)}")
+    T = check_transform(data, source=source).copy()
+    if world:
+        T[:3, 3] -= origin_m
+    return T
+
+
+def _element_facts(store: Store, mesh, site_code: str, model_ids):
+    placeholders = ", ".join("?" for _ in model_ids)
+    rows = store.execute(f"SELECT model_id, global_id, ifc_class, storey FROM elements "
+                         f"WHERE model_id IN ({placeholders})", list(model_ids))
+    facts = {(m, g): (c, s) for m, g, c, s in rows}
+    pairs = [facts.get((m, g), (None, None)) for m, g in zip(mesh.model_ids.tolist(), mesh.global_ids.tolist())]
+    levels = [(n, float(e)) for n, e in store.execute(
+        f"SELECT name, min(elevation_m) FROM storeys WHERE model_id IN ({placeholders}) AND elevation_m IS NOT NULL "
+        f"GROUP BY name ORDER BY 2", list(model_ids))]
+    return [p[0] for p in pairs], [p[1] for p in pairs], levels
+
+
+def _write_points(path: Path, points_m, scans, scan_of_point, dev, mesh, row_group: int = 1_000_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(points_m)
+    has_rgb = [s.rgb is not None for s in scans]
+    has_int = [s.intensity is not None for s in scans]
+    rgb = np.zeros((n, 3), dtype=np.uint8)
+    intensity = np.full(n, np.nan, dtype=np.float32)
+    off = 0
+    for i, s in enumerate(scans):
+        if has_rgb[i]:
+            rgb[off:off + s.point_count] = s.rgb
+        if has_int[i]:
+            intensity[off:off + s.point_count] = s.intensity
+        off += s.point_count
+    gids = pa.array(mesh.global_ids.tolist(), pa.string())
+    mids = pa.array(mesh.model_ids.tolist(), pa.string())
+    schema = pa.schema([("x_m", pa.float32()), ("y_m", pa.float32()), ("z_m", pa.float32()), ("r", pa.uint8()),
+                        ("g", pa.uint8()), ("b", pa.uint8()), ("intensity", pa.float32()), ("scan_index", pa.int16()),
+                        ("distance_m", pa.float32()), ("element", pa.int32()),
+                        ("model_id", pa.dictionary(pa.int32(), pa.string())),
+                        ("global_id", pa.dictionary(pa.int32(), pa.string())), ("cluster", pa.int32())])
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for s in range(0, max(n, 1), row_group):
+            e = min(n, s + row_group)
+            el = dev.element[s:e]
+            idx = pa.array(el, pa.int32(), mask=el < 0)
+            batch = pa.record_batch([
+                pa.array(points_m[s:e, 0].astype(np.float32)), pa.array(points_m[s:e, 1].astype(np.float32)),
+                pa.array(points_m[s:e, 2].astype(np.float32)),
+                pa.array(rgb[s:e, 0]), pa.array(rgb[s:e, 1]), pa.array(rgb[s:e, 2]),
+                pa.array(intensity[s:e], mask=np.isnan(intensity[s:e])), pa.array(scan_of_point[s:e]),
+                pa.array(dev.distance_m[s:e]), pa.array(el), pa.DictionaryArray.from_arrays(idx, mids),
+                pa.DictionaryArray.from_arrays(idx, gids), pa.array(dev.cluster[s:e])], schema=schema)
+            writer.write_batch(batch)
+
+
+def _insert(store, survey_id, site_code, name, model_ids, epoch, result, scans, T, scale, dev, tol, points_rel,
+            point_count, planned, mesh) -> None:
+    import pandas as pd
+
+    details = dict(result.details)
+    if result.residuals:
+        details["control_points"] = list(result.residuals)
+    store.execute(
+        "INSERT INTO surveys (survey_id, site_code, name, model_ids, epoch, registration_method, T_model_from_survey, "
+        "fitness, rmse_m, inlier_distance_m, registration, point_count, noise_mm, loa, tolerances, points_file, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'analysed')",
+        [survey_id, site_code, name, list(model_ids), epoch, result.method, T.tolist(), result.fitness,
+         result.rmse_m if np.isfinite(result.rmse_m) else None, result.inlier_distance_m,
+         json.loads(json.dumps(details, default=_jsonable)), point_count,
+         None if dev.noise_mm != dev.noise_mm else dev.noise_mm, dev.loa, tol.to_dict(), str(points_rel)])
+    S = np.diag([scale, scale, scale, 1.0])
+    store.insert_frame("scans", pd.DataFrame({
+        "survey_id": survey_id, "site_code": site_code, "scan_index": np.arange(len(scans), dtype=np.int32),
+        "name": [s.name for s in scans], "file": [str(s.file.resolve()) for s in scans],
+        "file_sha256": [s.sha256 for s in scans], "format": [s.format for s in scans],
+        "point_count": [s.point_count for s in scans], "has_color": [s.rgb is not None for s in scans],
+        "has_intensity": [s.intensity is not None for s in scans],
+        "station_known": [s.station_known for s in scans],
+        "T_model_from_scan": [json.dumps((T @ S @ s.T_file_from_scan @ np.linalg.inv(S)).round(9).tolist())
+                              for s in scans]}))
+    el = dev.elements
+    frame = pd.DataFrame({
+        "site_code": site_code, "survey_id": survey_id, "model_id": el["model_id"], "global_id": el["global_id"],
+        "ifc_class": el["ifc_class"], "storey": el["storey"], "planned": np.asarray(planned, bool),
+        "points": el["points"].astype("int64"), "coverage": el["coverage"], "visible_share": el["visible_share"]})
+    for c in ("mean_mm", "median_mm", "p95_mm", "max_mm", "shift_x_mm", "shift_y_mm", "shift_z_mm", "shift_mm",
+              "section_mm", "verticality_mm", "flatness_mm"):
+        frame[c] = pd.to_numeric(el[c], errors="coerce").astype("float64")
+    frame["checks"] = [json.dumps(c) if c else None for c in el["checks"]]
+    frame["status"] = el["status"]
+    store.insert_frame("element_deviation", frame)
+    h = dev.histograms
+    if len(h):
+        store.insert_frame("element_histograms", pd.DataFrame({
+            "site_code": site_code, "survey_id": survey_id,
+            "model_id": mesh.model_ids[h["element"].to_numpy()], "global_id": mesh.global_ids[h["element"].to_numpy()],
+            "bin_lo_mm": h["bin_lo_mm"], "bin_hi_mm": h["bin_hi_mm"], "points": h["points"].astype("int64")}))
+    u = dev.unplanned
+    if len(u):
+        near = u["nearest_element"].to_numpy()
+        frame = u.drop(columns=["nearest_element"]).copy()
+        frame.insert(0, "survey_id", survey_id)
+        frame.insert(0, "site_code", site_code)
+        frame["nearest_model_id"] = np.where(near >= 0, mesh.model_ids[np.maximum(near, 0)], None)
+        frame["nearest_global_id"] = np.where(near >= 0, mesh.global_ids[np.maximum(near, 0)], None)
+        frame["object_id"] = frame["object_id"].astype("int32")
+        frame["points"] = frame["points"].astype("int64")
+        store.insert_frame("unplanned_objects", frame)
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def _existing(store: Store, survey_id: str, started: float) -> SurveyReport:
+    from twin.survey_store import get_survey, list_surveys, scan_stations
+
+    s = get_survey(store, survey_id)
+    row = next(r for r in list_surveys(store, s.site_code) if r["survey_id"] == survey_id)
+    stations = scan_stations(store, survey_id)
+    unplanned = store.scalar("SELECT count(*) FROM unplanned_objects WHERE survey_id = ?", [survey_id])
+    return SurveyReport(
+        survey_id=survey_id, site_code=s.site_code, epoch=s.epoch, model_ids=s.model_ids, point_count=s.point_count,
+        scans=tuple({"scan_index": st.scan_index, "name": st.name, "file": st.file, "points": st.point_count,
+                     "station_known": st.station_known} for st in stations),
+        registration={"method": s.registration_method, "fitness": s.fitness,
+                      "rmse_mm": None if s.rmse_m is None else round(s.rmse_m * 1000, 2),
+                      "T_model_from_survey": s.T_model_from_survey.round(6).tolist(), "details": s.registration},
+        status_counts={k: int(row[k]) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+        noise_mm=s.noise_mm, loa=s.loa, unplanned_objects=int(unplanned),
+        points_file=str(s.points_file) if s.points_file else None, reused=True,
+        warnings=(f"these files were already imported as survey {survey_id}; nothing changed",),
+        seconds=round(time.perf_counter() - started, 3))

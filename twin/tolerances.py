@@ -1,0 +1,157 @@
+"""Tolerances per IFC class, and the settings that turn deviations into a status.
+
+Defaults follow GB 50204-2015 (Code for acceptance of constructional quality of concrete
+structures), table 8.3.2, permitted deviations of cast-in-place structures:
+axis position 8 mm (walls, columns, beams), verticality 10 mm for a storey up to 6 m
+(12 mm above), storey elevation +-10 mm, section size +10/-5 mm, surface flatness 8 mm.
+Elements outside that code (guardrails, windows, doors, ...) get looser defaults under
+``"*"``. A value of ``None`` means the check is not made for that class.
+
+A JSON file can override any of it (``--tolerances T.json``)::
+
+    {"IfcWall": {"position_mm": 10}, "*": {"position_mm": 25},
+     "status": {"built_coverage": 0.5}}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from twin.errors import SurveyError
+
+
+@dataclass(frozen=True)
+class ClassTolerance:
+    """Permitted deviations for one IFC class, millimetres (``None``: not checked)."""
+
+    position_mm: float | None = 8.0          # (float) horizontal axis position, |shift_xy|
+    elevation_mm: float | None = 10.0        # (float) vertical position, |shift_z|
+    verticality_mm: float | None = None      # (float) horizontal drift bottom to top, storey <= 6 m
+    verticality_tall_mm: float | None = None  # (float) the same for a storey above 6 m
+    section_plus_mm: float | None = 10.0     # (float) section larger than designed by at most
+    section_minus_mm: float | None = 5.0     # (float) section smaller than designed by at most
+    flatness_mm: float | None = 8.0          # (float) noise-corrected p95 of residuals after the shift
+    built_coverage: float | None = None      # (float) this class's "built" coverage (None: status default)
+
+
+_CONCRETE = ClassTolerance()
+DEFAULT_TOLERANCES: dict[str, ClassTolerance] = {
+    "IfcColumn": replace(_CONCRETE, verticality_mm=10.0, verticality_tall_mm=12.0),
+    "IfcWall": replace(_CONCRETE, verticality_mm=10.0, verticality_tall_mm=12.0),
+    "IfcBeam": _CONCRETE,
+    "IfcSlab": replace(_CONCRETE, position_mm=None),     # a slab's axis is its supports'
+    "IfcStair": replace(_CONCRETE, position_mm=10.0, section_plus_mm=None, section_minus_mm=None),
+    "IfcFooting": replace(_CONCRETE, position_mm=15.0, section_plus_mm=15.0, section_minus_mm=10.0),
+    # thin tubes and frames show few points per patch
+    "IfcRailing": ClassTolerance(position_mm=20.0, elevation_mm=20.0, section_plus_mm=None, section_minus_mm=None,
+                                 flatness_mm=None, built_coverage=0.2),
+    "*": ClassTolerance(position_mm=20.0, elevation_mm=20.0, section_plus_mm=None, section_minus_mm=None,
+                        flatness_mm=None),
+}
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    """How points and coverage become built / partial / not built."""
+
+    band_m: float = 0.08              # (float) a point within this of an element counts for it
+    built_coverage: float = 0.35      # (float) observed share of the visible surface for "built"
+    partial_coverage: float = 0.05    # (float) below this share: "not built"
+    profile_height_m: float = 1.0     # (float) walls and columns this tall are also judged by their thirds:
+    top_share: float = 0.3            # (float) upper third covered below this share of the lower: "partial"
+    profile_classes: tuple = ("IfcWall", "IfcColumn", "IfcMember", "IfcPlate")  # (tuple) built bottom up
+    min_points: int = 30              # (int) fewer points than this: "not built" whatever the coverage
+    check_points: int = 50            # (int) GB 50204 checks need at least this many points
+    edge_margin_m: float = 0.05       # (float) shifts are fitted on points this far inside their faces' outlines
+    min_visible_m2: float = 0.05      # (float) elements the survey could see less of are judged on points
+    coverage_spacing_m: float = 0.2   # (float) surface patches coverage is counted on
+    unplanned_voxel_m: float = 0.15   # (float) far points closer than this form one object
+    unplanned_min_points: int = 150   # (int) smaller clusters are noise, not objects
+    histogram_bin_mm: float = 2.0     # (float) histogram bin width, over [-band, +band]
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Per-class tolerances plus the status rules; what a survey is judged by."""
+
+    by_class: dict[str, ClassTolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    status: StatusRules = field(default_factory=StatusRules)
+
+    def for_class(self, ifc_class: str | None) -> ClassTolerance:
+        return self.by_class.get(ifc_class or "", self.by_class.get("*", ClassTolerance()))
+
+    def to_dict(self) -> dict:
+        return {"by_class": {k: asdict(v) for k, v in self.by_class.items()}, "status": asdict(self.status)}
+
+
+DEFAULT = Tolerances()
+
+
+def load_tolerances(source: str | Path | dict | None) -> Tolerances:
+    """Defaults overridden by a JSON file (or dict): ``{"IfcWall": {...}, "*": {...}, "status": {...}}``."""
+    if source is None:
+        return DEFAULT
+    label = "tolerances"
+    if isinstance(source, (str, Path)):
+        label = str(source)
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SurveyError(f"{label}: no such tolerance file") from None
+        except (OSError, ValueError) as exc:
+            raise SurveyError(f"{label}: not a JSON tolerance file ({exc})") from None
+    else:
+        data = source
+    if not isinstance(data, dict):
+        raise SurveyError(f"{label}: expected a JSON object keyed by IFC class, got {type(data).__name__}")
+    by_class = dict(DEFAULT.by_class)
+    status = DEFAULT.status
+    known_tol = {f.name for f in fields(ClassTolerance)}
+    known_status = {f.name: f.type for f in fields(StatusRules)}
+    for key, values in data.items():
+        if not isinstance(values, dict):
+            raise SurveyError(f"{label}: {key!r} must map to an object of settings")
+        if key == "status":
+            for name, value in values.items():
+                if name not in known_status:
+                    raise SurveyError(f"{label}: status.{name} is not a setting "
+                                      f"(settings: {', '.join(known_status)})")
+                _check_number(label, f"status.{name}", value, allow_none=False)
+            status = replace(status, **{k: (int(v) if known_status[k] == "int" else float(v))
+                                        for k, v in values.items()})
+            if not 0 <= status.partial_coverage <= status.built_coverage <= 1:
+                raise SurveyError(f"{label}: need 0 <= partial_coverage <= built_coverage <= 1")
+            continue
+        if key != "*" and not key.startswith("Ifc"):
+            raise SurveyError(f"{label}: {key!r} is not an IFC class (like IfcWall) nor '*' nor 'status'")
+        for name, value in values.items():
+            if name not in known_tol:
+                raise SurveyError(f"{label}: {key}.{name} is not a tolerance (tolerances: {', '.join(known_tol)})")
+            _check_number(label, f"{key}.{name}", value, allow_none=True)
+        base = by_class.get(key, by_class["*"])
+        by_class[key] = replace(base, **{k: (None if v is None else float(v)) for k, v in values.items()})
+    return Tolerances(by_class=by_class, status=status)
+
+
+def _check_number(label: str, name: str, value, *, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value != value:
+        raise SurveyError(f"{label}: {name} must be a number >= 0 (millimetres for tolerances)"
+                          + (" or null" if allow_none else "") + f", got {value!r}")
+
+
+# USIBD Level of Accuracy (v3.0): the range the measured uncertainty (2 sigma) falls in, mm.
+LOA_BANDS = (("LOA50", 0.0, 1.0), ("LOA40", 1.0, 5.0), ("LOA30", 5.0, 15.0), ("LOA20", 15.0, 50.0),
+             ("LOA10", 50.0, float("inf")))
+
+
+def level_of_accuracy(sigma_mm: float) -> str:
+    """The USIBD LOA a survey with 1-sigma uncertainty ``sigma_mm`` supports (judged at 2 sigma)."""
+    two_sigma = 2.0 * sigma_mm
+    for name, lo, hi in LOA_BANDS:
+        if lo <= two_sigma < hi:
+            return name
+    return "LOA10"
