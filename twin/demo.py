@@ -24,6 +24,7 @@ STAGES: list[tuple[str, str]] = [
     ("sensors", "sensors.demo:run"),
     ("panoramas", "panorama.demo:run"),
     ("oversight", "oversight.demo:run"),
+    ("vision", "vision.demo:run"),
 ]
 
 
