@@ -115,7 +115,7 @@ def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
 
 def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float = 1.0) -> dict:
     """``sigma_px``: standard deviation of the click noise per pixel axis (1 px RMS radial = 0.707)."""
-    from panorama.camera import angular_distance_deg, equirect_to_bearing
+    from panorama.camera import equirect_to_bearing
     from panorama.element_map import element_map
     from panorama.pose import _refine, solve_control_points
     from panorama.render import RayScene

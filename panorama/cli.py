@@ -222,7 +222,7 @@ def view_cmd(
         camera = PerspectiveCamera.from_fov(width, height, fov, yaw, pitch)
     except ValueError as exc:
         raise PanoramaError(str(exc)) from None
-    with open_store(db, read_only=color_by is None) as store:
+    with open_store(db, read_only=True) as store:
         p = get_panorama(store, pano)
         view = render_view(load_image(p), camera)
         if color_by is not None:

@@ -34,12 +34,10 @@ DEMO_CLASS_ALBEDO = {
 def run(ctx) -> dict:
     from bim.mesh import load_mesh
     from data.store import open_store
-    from panorama.camera import pose_matrix, project_points
-    from panorama.element_map import element_map
+    from panorama.camera import pose_matrix
     from panorama.io import save_image
     from panorama.overlay import coloring, difference, overlay
     from panorama.pano_store import add_panorama, compute_element_map
-    from panorama.pose import ControlPoints
     from panorama.render import RayScene, render_equirect
 
     started = time.perf_counter()

@@ -56,5 +56,5 @@ def demo_mesh(demo_store_path):
     from bim.mesh import load_mesh
     from data.store import open_store
 
-    with open_store(demo_store_path) as s:
+    with open_store(demo_store_path, read_only=True) as s:
         return load_mesh(s, site_code="DEMO")

@@ -11,7 +11,7 @@ def test_schedule_epochs_spread_over_the_schedule_and_elements_are_built_by_thei
     from data.store import open_store
     from panorama.demo import built_by, schedule_epochs
 
-    with open_store(demo_store_path) as store:
+    with open_store(demo_store_path, read_only=True) as store:
         epochs = schedule_epochs(store, "DEMO")
         model_id = store.scalar("SELECT model_id FROM models")
         finish = built_by(store, "DEMO", model_id)

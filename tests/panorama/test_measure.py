@@ -152,7 +152,7 @@ def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_sto
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
     rng = np.random.default_rng(0)
     slab = np.column_stack([rng.uniform(8, 20, 400_000), rng.uniform(2, 13, 400_000), np.full(400_000, 0.015)])
-    rel = f"surveys/S00000000ab1/points.parquet"
+    rel = "surveys/S00000000ab1/points.parquet"
     path = cache_dir_for(db) / rel
     path.parent.mkdir(parents=True)
     pd.DataFrame({"x_m": slab[:, 0].astype(np.float32), "y_m": slab[:, 1].astype(np.float32),

@@ -50,7 +50,7 @@ def test_overlay_resamples_a_coarser_map_to_the_photo(room, photo_and_map):
 def test_colours_by_class_come_from_the_store(demo_store_path):
     from data.store import open_store
 
-    with open_store(demo_store_path) as store:
+    with open_store(demo_store_path, read_only=True) as store:
         coloring = colors_by_class(store, "DEMO")
         gid = store.scalar("SELECT global_id FROM elements WHERE ifc_class = 'IfcColumn' LIMIT 1")
     assert coloring.colors[gid] == CLASS_COLORS["IfcColumn"]
