@@ -119,6 +119,7 @@ class Detector:
             raise WeightsError(f"weights {self.weights}: cannot be loaded ({type(exc).__name__}: "
                                f"{str(exc)[:120]})") from None
         self.names = tuple(self._model.names[i] for i in sorted(self._model.names))
+        self.input_hw = (self.imgsz, self.imgsz)
 
     def _init_onnx(self, threads: int | None) -> None:
         import ast
@@ -146,8 +147,9 @@ class Detector:
         shape = inp.shape
         self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self._fixed_hw = (shape[2], shape[3]) if all(isinstance(s, int) for s in shape[2:4]) else None
-        if self._fixed_hw and self._fixed_hw != (self.imgsz, self.imgsz):
-            self.imgsz = int(self._fixed_hw[0])     # a static export fixes the size
+        # a static export fixes the input size (it may be rectangular, e.g. 384 x 640 for 16:9 video)
+        self.input_hw = tuple(int(v) for v in self._fixed_hw) if self._fixed_hw else (self.imgsz, self.imgsz)
+        self.imgsz = max(self.input_hw)
         self._end2end = meta.get("end2end", "False") == "True"
 
     # -- prediction ------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class Detector:
         return out
 
     def _predict_onnx(self, images: list[np.ndarray]) -> list[Boxes]:
-        size = self.imgsz
+        size = self.input_hw
         batch_max = self._fixed_batch or 8
         out: list[Boxes] = []
         for start in range(0, len(images), batch_max):
@@ -247,18 +249,22 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """(3, size, size) float32 network input in [0, 1] (grey 114 padding, centred) and how to undo it."""
+def letterbox(image: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """(3, H, W) float32 network input in [0, 1] (grey 114 padding, centred) and how to undo it.
+
+    ``size`` is the square side, or (H, W).
+    """
     import cv2
 
+    H, W = (size, size) if isinstance(size, int) else size
     h, w = image.shape[:2]
-    scale = min(size / h, size / w)
+    scale = min(H / h, W / w)
     nw, nh = int(round(w * scale)), int(round(h * scale))
     if (nw, nh) != (w, h):
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
+    pad_x, pad_y = (W - nw) / 2, (H - nh) / 2
     top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
-    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas = np.full((H, W, 3), 114, np.uint8)
     canvas[top:top + nh, left:left + nw] = image
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255.0)
     return blob, Letterbox(scale, float(left), float(top), w, h)

@@ -361,7 +361,7 @@ def _metrics_summary(metrics, names: tuple[str, ...]) -> tuple[dict, tuple[dict,
 
 # --- export ------------------------------------------------------------------------------------
 
-def export_onnx(weights: str | Path, *, imgsz: int = 640, dynamic: bool = False, batch: int = 1,
+def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dynamic: bool = False, batch: int = 1,
                 out: str | Path | None = None, store=None, site_code: str | None = None) -> Path:
     """Export .pt weights to ONNX (simplified, opset chosen by ultralytics) for ONNX Runtime; return its path.
 

@@ -1,0 +1,177 @@
+"""Vision figures: panorama detection speed (ONNX Runtime vs plain PyTorch), tracked-video frame rate.
+
+Each figure is compared with a named alternative in the same run:
+
+- a real 4096 x 2048 panorama (``panorama/examplepano.jpg``) through sliced YOLO nano detection
+  at 640 px (``vision.panoramic.detect_panorama``: the perspective views and narrow slices
+  that cover the sphere, every box mapped back exactly and merged), with the network run by
+  ONNX Runtime (batched, static graph) vs the plain PyTorch path (ultralytics' predictor, one
+  view at a time). Targets: under 2 s, and at least 2x the PyTorch path.
+- 640 x 360 video (a pan across the same panorama) detected and tracked (ByteTrack) frame by
+  frame: vision's ONNX path (16:9 graph of 384 x 640) vs ultralytics' ``model.track(stream=True)``
+  on the PyTorch weights. Target: 15 frames/s or more.
+
+The network is YOLO11n built from its yaml (no download): speed does not depend on what the
+weights learnt, only on the architecture and input size.
+
+Run: ``.venv/bin/python bench/vision.py`` (prints tables, writes bench/results/vision.json).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+_spec = importlib.util.spec_from_file_location("_bench_common", _HERE / "_common.py")
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+machine, median_time, print_table, save, shared_data = (_common.machine, _common.median_time, _common.print_table,
+                                                        _common.save, _common.shared_data)
+
+VIDEO_FRAMES = 90
+VIDEO_SIZE = (640, 360)
+
+
+def build_weights(folder: Path) -> dict:
+    """YOLO11n (80 classes, random weights) as .pt, a static batch-8 ONNX at 640 and a 384 x 640 ONNX."""
+    from ultralytics import YOLO
+
+    from vision.train import _quiet_ultralytics
+
+    pt = folder / "yolo11n-bench.pt"
+    with _quiet_ultralytics():
+        model = YOLO("yolo11n.yaml")
+        model.save(str(pt))
+        out = {"pt": pt}
+        for name, kwargs in (("onnx_b8", dict(imgsz=640, batch=8)), ("onnx_video", dict(imgsz=[384, 640], batch=1))):
+            path = Path(YOLO(str(pt)).export(format="onnx", simplify=True, dynamic=False, verbose=False, **kwargs))
+            target = folder / f"{name}.onnx"
+            path.replace(target)
+            out[name] = target
+    return out
+
+
+def panorama_bench(weights: dict, image: np.ndarray) -> list[dict]:
+    from vision.detect import Detector
+    from vision.panoramic import PanoViews, detect_panorama
+
+    views = PanoViews(size=640)
+    n_views = len(views.cameras())
+    ort = Detector(weights["onnx_b8"], imgsz=640, conf=0.25)
+    torch_det = Detector(weights["pt"], imgsz=640, conf=0.25)
+    detect_panorama(ort, image, views)                       # warm-up: session, remap maps
+    detect_panorama(torch_det, image, views)
+
+    def torch_plain():
+        # the plain path: ultralytics' PyTorch predictor on each view in turn
+        from panorama.camera import render_view
+
+        for cam in views.cameras():
+            torch_det.predict([render_view(image, cam)])
+
+    t_ort = median_time(lambda: detect_panorama(ort, image, views), repeat=3)
+    t_torch = median_time(torch_plain, repeat=2)
+    t_torch_batched = median_time(lambda: detect_panorama(torch_det, image, views), repeat=2)
+    return [
+        {"path": "ONNX Runtime, batched views (vision)", "views": n_views, "seconds": t_ort,
+         "ms_per_view": 1000 * t_ort / n_views, "vs_pytorch": t_torch / t_ort, "target": "< 2 s, >= 2x"},
+        {"path": "PyTorch, ultralytics predictor per view", "views": n_views, "seconds": t_torch,
+         "ms_per_view": 1000 * t_torch / n_views, "vs_pytorch": 1.0, "target": ""},
+        {"path": "PyTorch, ultralytics predictor, list of views", "views": n_views, "seconds": t_torch_batched,
+         "ms_per_view": 1000 * t_torch_batched / n_views, "vs_pytorch": t_torch / t_torch_batched, "target": ""},
+    ]
+
+
+def make_video(folder: Path, image: np.ndarray) -> Path:
+    import cv2
+
+    from panorama.camera import perspective_view
+
+    path = folder / "pan.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, VIDEO_SIZE)
+    for i in range(VIDEO_FRAMES):
+        frame = perspective_view(image, yaw_deg=i * 1.5, pitch_deg=-5.0, fov_deg=75.0, width=VIDEO_SIZE[0],
+                                 height=VIDEO_SIZE[1])
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    return path
+
+
+def video_bench(weights: dict, video: Path) -> list[dict]:
+    from ultralytics import YOLO
+
+    from vision.detect import Detector, Tracker
+    from vision.sources import open_source
+    from vision.train import _quiet_ultralytics
+
+    det = Detector(weights["onnx_video"], conf=0.25)
+
+    def ours() -> int:
+        tracker = Tracker("bytetrack")
+        n = 0
+        for frame in open_source(video).frames():
+            tracker.update(det.predict([frame.image])[0], frame.image)
+            n += 1
+        return n
+
+    def plain() -> int:
+        model = YOLO(str(weights["pt"]))
+        n = 0
+        with _quiet_ultralytics():
+            for _ in model.track(source=str(video), stream=True, imgsz=640, conf=0.25, tracker="bytetrack.yaml",
+                                 verbose=False, device="cpu"):
+                n += 1
+        return n
+
+    ours()
+    t0 = time.perf_counter()
+    n_ours = ours()
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_plain = plain()
+    t_plain = time.perf_counter() - t0
+    return [
+        {"path": "vision: ONNX Runtime 384x640 + ByteTrack, streamed", "frames": n_ours, "seconds": t_ours,
+         "fps": n_ours / t_ours, "vs_plain": (n_ours / t_ours) / (n_plain / t_plain), "target": ">= 15 fps"},
+        {"path": "ultralytics model.track(stream=True), PyTorch", "frames": n_plain, "seconds": t_plain,
+         "fps": n_plain / t_plain, "vs_plain": 1.0, "target": ""},
+    ]
+
+
+def main() -> None:
+    from vision.runtime import prepare
+    from vision.sources import read_image
+
+    prepare()
+    image = read_image(shared_data() / "panorama" / "examplepano.jpg")
+    assert image.shape[:2] == (2048, 4096)
+    with tempfile.TemporaryDirectory(prefix="sitetwin-bench-vision-") as tmp:
+        folder = Path(tmp)
+        weights = build_weights(folder)
+        pano_rows = panorama_bench(weights, image)
+        video = make_video(folder, image)
+        video_rows = video_bench(weights, video)
+    m = machine()
+    print_table(pano_rows, ["path", "views", "seconds", "ms_per_view", "vs_pytorch", "target"],
+                f"4096x2048 panorama, YOLO11n at 640 px, sliced (load {m['load_avg_1m']:.1f} on {m['cpus']} cpus)")
+    print_table(video_rows, ["path", "frames", "seconds", "fps", "vs_plain", "target"],
+                f"640x360 video, detect + track (load {m['load_avg_1m']:.1f})")
+    ok_pano = pano_rows[0]["seconds"] < 2.0 and pano_rows[0]["vs_pytorch"] >= 2.0
+    ok_video = video_rows[0]["fps"] >= 15.0
+    print(f"\npanorama target (< 2 s, >= 2x PyTorch): {'met' if ok_pano else 'NOT met'}; "
+          f"video target (>= 15 fps): {'met' if ok_video else 'NOT met'}")
+    save("vision", {"panorama": pano_rows, "video": video_rows,
+                    "targets": {"panorama_s": 2.0, "panorama_ratio": 2.0, "video_fps": 15.0},
+                    "met": {"panorama": ok_pano, "video": ok_video}})
+
+
+if __name__ == "__main__":
+    main()
