@@ -4,7 +4,9 @@ A warning is an episode (see ``sensors.rules``): a rule broken from ``started_at
 ``ended_at`` (NULL while it lasts), graded by its peak. Evaluation is incremental and
 idempotent: after new data for a series (device, channel) from time t, the warnings of
 that series from t on (extended back to the start of any warning still running at t) are
-recomputed from the stored readings and merged with those already stored. A warning that
+recomputed from the stored readings and merged with those already stored. An episode still
+running when its device fell silent ends at the last reading (the gap warning takes over). A
+warning that
 is still the same episode keeps its id, its finding and its ``detected_at``; one that late
 data dissolved is removed (unless a finding was raised on it, which keeps it). Running it
 twice changes nothing.
@@ -324,10 +326,14 @@ def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us
     out = []
     for (rule, tz), members in groups.items():
         parts_s, parts_t, parts_v, parts_f = [], [], [], []
+        silent_since: dict[int, int] = {}
         for j, i in enumerate(members):
             d, _, _ = pairs[i]
             k = index_of[(d.device_id, rule.channel)]
             lo, hi = bounds[k], bounds[k + 1]
+            threshold = limits_of(d.site_code).gap_factor * d.interval_s * US_PER_S
+            if hi > lo and now_us - int(t_all[hi - 1]) > threshold:
+                silent_since[j] = int(t_all[hi - 1])
             parts_s.append(np.full(hi - lo, j, dtype=np.int64))
             parts_t.append(t_all[lo:hi])
             parts_v.append(v_all[lo:hi])
@@ -341,22 +347,30 @@ def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us
         per_member: dict[int, list[dict]] = defaultdict(list)
         if eps is not None:
             for e in range(len(eps)):
-                d = pairs[members[int(eps.series[e])]][0]
-                per_member[int(eps.series[e])].append(_rule_row(d, rule, eps, e))
+                j = int(eps.series[e])
+                d = pairs[members[j]][0]
+                per_member[j].append(_rule_row(d, rule, eps, e, silent_since=silent_since.get(j)))
         for j, i in enumerate(members):
             d, _, _ = pairs[i]
             out.append(((d.site_code, d.device_id, rule.kind, rule.channel, None), froms[i], per_member.get(j, [])))
     return out
 
 
-def _rule_row(device: Device, rule: Rule, eps: Episodes, e: int) -> dict:
+def _rule_row(device: Device, rule: Rule, eps: Episodes, e: int, *, silent_since: int | None = None) -> dict:
     start, end = int(eps.start_us[e]), int(eps.end_us[e])
+    cut = end < 0 and silent_since is not None
+    if cut:
+        # the data end inside the episode and the device has gone silent: what came after is
+        # unknown (the gap warning says so), so the episode ends at the last reading
+        end = max(silent_since, start)
     peak, limit, severity = float(eps.peak[e]), float(eps.limit[e]), str(eps.severity[e])
     unit = unit_of(rule.channel) + ("/min" if rule.statistic == "rate" else "")
     what = label_of(rule.channel)
     stat = _STAT_LABEL[rule.statistic].format(w=f"{(rule.window_s or 0) / 60:g}")
     name = f"{what} {stat}".strip()
     lasting = f"for {_duration((end - start) / US_PER_S)}" if end >= 0 else "ongoing"
+    if cut:
+        lasting += " until the device fell silent"
     message = f"{name} {peak:.3g} {unit} above the {severity} limit {limit:g} {unit}, {lasting}".replace("  ", " ")
     return {"site_code": device.site_code, "device_id": device.device_id, "kind": rule.kind, "channel": rule.channel,
             "worker_id": None, "severity": severity, "start_us": start, "end_us": end, "peak_value": peak,

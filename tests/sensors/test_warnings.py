@@ -76,8 +76,21 @@ def test_data_arriving_in_pieces_gives_the_same_warnings_as_all_at_once(sensor_s
              for w in sorted(list_warnings(store, site_code="S1", kind="overload"), key=lambda w: w.started_at)]
     assert pieces == whole
     assert [p[2:] for p in whole] == [(103.0, "high"), (115.0, "critical"), (99.0, "low")]
-    assert whole[-1][1] is None          # the last one is still open
+    assert whole[-1][1] == from_us(int(t[-1]))   # the crane fell silent inside it: it ends at the last reading
     store.close()
+
+
+def test_an_episode_running_at_the_last_reading_is_open_unless_the_device_fell_silent(sensor_store, make_batch):
+    report = store_load(sensor_store, make_batch, [40, 40, 104, 105])            # last reading at T + 30 s
+    evaluate_touched(sensor_store, report, now=from_us(T + 40 * S), findings=False)
+    [w] = warnings_of(sensor_store, "overload")
+    assert w.active and "ongoing" in w.message
+    check_silence(sensor_store, now=from_us(T + 600 * S), findings=False)       # silent for 9.5 min (> 3 x 10 s)
+    evaluate_warnings(sensor_store, site_code="S1", now=from_us(T + 600 * S), findings=False)
+    [w] = warnings_of(sensor_store, "overload")
+    assert w.ended_at == from_us(T + 30 * S) and "until the device fell silent" in w.message
+    [gap] = warnings_of(sensor_store, "gap")
+    assert gap.active and gap.started_at == from_us(T + 30 * S)
 
 
 def test_a_late_reading_under_the_limit_splits_an_episode(sensor_store, make_batch):
