@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 # Modules that add commands: each defines register(app: typer.Typer) -> None.
-PLUGINS: tuple[str, ...] = ("bim.cli", "panorama.cli", "sensors.cli", "oversight.cli", "vision.cli", "dashboards.cli")
+PLUGINS: tuple[str, ...] = ("bim.cli", "twin.survey_cli", "panorama.cli", "sensors.cli", "oversight.cli", "vision.cli", "dashboards.cli")
 
 
 @app.command()

@@ -21,6 +21,7 @@ DEMO_SITE = "DEMO"
 # (name, "module:function"); each function takes a DemoContext and returns a dict of facts to show.
 STAGES: list[tuple[str, str]] = [
     ("model", "bim.demo:run"),
+    ("surveys", "twin.demo_surveys:run"),
     ("sensors", "sensors.demo:run"),
     ("panoramas", "panorama.demo:run"),
     ("oversight", "oversight.demo:run"),

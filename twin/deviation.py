@@ -60,12 +60,15 @@ class DeviationResult:
 
 
 def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=None, planned=None,
-            stations_m: np.ndarray | None = None, storey_levels: list[tuple[str, float]] | None = None,
+            stations_m: np.ndarray | None = None, station_steps_rad: np.ndarray | None = None,
+            storey_levels: list[tuple[str, float]] | None = None,
             tolerances: Tolerances = DEFAULT, seed: int = 0) -> DeviationResult:
     """Deviation of registered points (n, 3, local frame) from ``mesh`` (a ``bim.ModelMesh``).
 
     ``classes``/``storeys`` (k,) per element; ``planned`` (k,) bool, the schedule's view;
-    ``stations_m`` (s, 3) scanner positions (coverage then counts only what they could see);
+    ``stations_m`` (s, 3) scanner positions (coverage then counts only what they could see) and
+    ``station_steps_rad`` (s,) their angular resolution (patches expected to get less than one
+    point from every station do not count as visible);
     ``storey_levels`` [(name, elevation_m)] for placing unplanned objects.
     """
     import pandas as pd
@@ -114,7 +117,7 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     noise_mm = noise * 1000.0
 
     cov = surface_coverage(mesh, points_m, element, res.triangle, stations_m, rules.coverage_spacing_m,
-                           planned=planned, seed=seed)
+                           planned=planned, seed=seed, station_steps_rad=station_steps_rad)
     bins = np.arange(-rules.band_m * 1000, rules.band_m * 1000 + rules.histogram_bin_mm / 2, rules.histogram_bin_mm)
     hist_rows = []
     zmin, zmax = _element_z_range(mesh)
@@ -340,13 +343,14 @@ def _status(row: dict, tol, rules, visible_m2: float, height_m: float, cov_low: 
 
 # --------------------------------------------------------------------------------------------- coverage
 def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *, planned=None, seed=0,
-                     max_samples: int = 3_000_000) -> dict[str, np.ndarray]:
+                     station_steps_rad=None, max_samples: int = 3_000_000) -> dict[str, np.ndarray]:
     """Per element: ``coverage``, ``visible_share``, ``visible_m2``, and the coverage of its lower
     and upper thirds (``low``, ``high``).
 
     The surface is sampled every ``spacing_m``; a sample is *visible* when a ray from some
     station reaches it unobstructed by the planned elements, at a range and incidence a
-    scanner measures (all samples when no station is known), and *observed* when a point of
+    scanner measures and, when the station's angular step is known, dense enough for the patch
+    to expect a point (all samples when no station is known), and *observed* when a point of
     the same element, projected onto its surface, falls in the same ``spacing_m`` voxel.
     Coverage = observed visible area / visible area.
     """
@@ -357,7 +361,7 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     spacing = spacing_m if len(sample.points) < max_samples else float(np.sqrt(sample.area_m2.mean()))
     visible = np.ones(len(sample.points), dtype=bool)
     if stations_m is not None and len(stations_m):
-        visible = _visible(mesh, sample, np.asarray(stations_m, dtype=np.float64), planned)
+        visible = _visible(mesh, sample, np.asarray(stations_m, dtype=np.float64), planned, station_steps_rad)
     # project the element's points onto its surface, then voxel keys (element, voxel)
     ok = element >= 0
     tri_n = _face_normals(mesh)
@@ -406,8 +410,8 @@ def _voxel_keys(points, element, origin, spacing, mesh) -> np.ndarray:
     return element.astype(np.int64) * int(np.prod(dims)) + lin
 
 
-def _visible(mesh, sample, stations, planned) -> np.ndarray:
-    """Samples some station sees: facing it, and no planned surface in between."""
+def _visible(mesh, sample, stations, planned, steps_rad=None) -> np.ndarray:
+    """Samples some station sees: facing it, dense enough, and no planned surface in between."""
     import open3d as o3d
 
     keep = np.ones(mesh.element_count, bool) if planned is None else np.asarray(planned, bool)
@@ -417,11 +421,15 @@ def _visible(mesh, sample, stations, planned) -> np.ndarray:
         scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
                             o3d.core.Tensor(faces.astype(np.uint32)))
     seen = np.zeros(len(sample.points), dtype=bool)
-    for station in stations:
+    for si, station in enumerate(stations):
         d = sample.points - station
         r = np.linalg.norm(d, axis=1)
         cos_inc = np.einsum("ij,ij->i", sample.normals, -d) / np.maximum(r, 1e-9)
         facing = (cos_inc > MIN_INCIDENCE_COS) & (r > 0.3) & (r < MAX_RANGE_M) & ~seen
+        step = None if steps_rad is None else steps_rad[si]
+        if step is not None and step == step and step > 0:
+            # points a patch of this area gets from this station: area cos(incidence) / (range step)^2
+            facing &= sample.area_m2 * cos_inc / (r * step) ** 2 >= 1.0
         idx = np.flatnonzero(facing)
         if not len(idx):
             continue

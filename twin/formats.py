@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.errors import PointCloudError
+from twin.registration import apply
 
 CHUNK_POINTS = 2_000_000
 LAS_SUFFIXES = {".las": "las", ".laz": "laz"}
@@ -250,7 +251,7 @@ def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> 
         pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
         pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
     xyz = np.concatenate(xyz_parts) if xyz_parts else np.zeros((0, 3))
-    xyz = xyz @ pose[:3, :3].T + pose[:3, 3]
+    xyz = apply(pose, xyz)
     name = _e57_name(header, index)
     return ScanData(path, "e57", sha, name, xyz,
                     np.concatenate(rgb_parts) if has_rgb and rgb_parts else None,

@@ -5,7 +5,8 @@ An element counts as built from the first survey that found it standing (``built
 task finishes by then; actual progress on a survey date the share first seen built by then.
 Shares are by element count. An element is *late* when some survey on or after its planned
 finish did not find it standing; ``days_late`` runs to its first sighting, or to the latest
-survey for elements still missing (then it is a lower bound).
+survey for elements still missing (then it is a lower bound). Only surveys that could see an
+element (``visible_share`` >= 5 %) can find it missing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.store import Store
+
+# A survey that saw less of an element's surface than this cannot call it missing.
+MIN_VISIBLE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,13 @@ def progress_report(store: Store, *, site_code: str | None = None) -> ProgressRe
         " FROM current_elements e JOIN links l ON l.model_id = e.model_id AND l.global_id = e.global_id AND l.rn = 1"
         " WHERE e.site_code = ? AND e.has_geometry", [site_code, site_code])
     seen = store.df(
-        "SELECT d.model_id, d.global_id, s.survey_id, s.epoch, d.status FROM element_deviation d "
+        "SELECT d.model_id, d.global_id, s.survey_id, s.epoch, d.status, d.visible_share FROM element_deviation d "
         "JOIN surveys s USING (survey_id) WHERE s.site_code = ? AND s.status = 'analysed' AND s.epoch IS NOT NULL",
         [site_code])
     first = store.df("SELECT model_id, global_id, first_built_epoch, first_built_survey FROM element_first_built "
                      "WHERE site_code = ?", [site_code])
+    for r in surveys:
+        r["epoch"] = r["epoch"].date() if isinstance(r["epoch"], _dt.datetime) else r["epoch"]
     epochs = [r["epoch"] for r in surveys]
     latest = epochs[-1] if epochs else None
     plan = plan.merge(first, on=["model_id", "global_id"], how="left")
@@ -83,8 +89,12 @@ def progress_report(store: Store, *, site_code: str | None = None) -> ProgressRe
 
     # late: some survey on or after the planned finish did not find it standing
     standing = {}
-    for m, g, sid, ep, st in seen.itertuples(index=False):
-        standing.setdefault((m, g), []).append((ep, st in ("built", "out_of_tolerance"), st))
+    for m, g, sid, ep, st, vis in seen.itertuples(index=False):
+        ep = ep.date() if hasattr(ep, "date") and callable(ep.date) else ep
+        ok = st in ("built", "out_of_tolerance")
+        # a survey that could not see the element says nothing about whether it was late
+        if ok or (vis is not None and vis == vis and vis >= MIN_VISIBLE_SHARE):
+            standing.setdefault((m, g), []).append((ep, ok, st))
     late_rows = []
     latest_status = {}
     for key, obs in standing.items():

@@ -44,7 +44,7 @@ class RegistrationConfig:
     coarse_voxel_m: float = 0.25          # global alignment works on this grid
     correlation_voxel_m: float = 0.5      # and finds shifts by correlating occupancy at this one
     fine_voxel_m: float = 0.04            # the final ICP stage works on points this far apart
-    max_icp_points: int = 150_000         # per ICP stage, drawn evenly from the voxel grid
+    max_icp_points: int = 100_000         # per ICP stage, drawn evenly from the voxel grid
     use_fpfh: bool = True                 # fall back on FPFH + RANSAC when the grid poses fit poorly
     fpfh_below_fitness: float = 0.3       # ... that is, when the best of them fits this little at 5 cm
     seed: int = 0
@@ -75,8 +75,13 @@ class Registration:
 
 # ------------------------------------------------------------------------------------ basics
 def apply(T: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (n, 3) through a 4x4 transform."""
-    return points @ T[:3, :3].T + T[:3, 3]
+    """Points (n, 3) through a 4x4 transform (float64)."""
+    # column by column: a BLAS product with an inner size of 3 is slow and threads badly
+    p = np.asarray(points, dtype=np.float64)
+    out = np.empty((len(p), 3))
+    for i in range(3):
+        out[:, i] = p[:, 0] * T[i, 0] + p[:, 1] * T[i, 1] + p[:, 2] * T[i, 2] + T[i, 3]
+    return out
 
 
 def check_transform(T, *, source: str = "transform") -> np.ndarray:
@@ -96,6 +101,12 @@ def check_transform(T, *, source: str = "transform") -> np.ndarray:
     if err > 1e-5 or np.linalg.det(R) < 0:
         raise RegistrationError(f"{source}: the 3x3 part is not a rotation (orthonormality error {err:.2g}, "
                                 f"det {np.linalg.det(R):.4f}); sitetwin takes rigid transforms in metres")
+    return T
+
+
+def _rigid(R: np.ndarray, t=(0.0, 0.0, 0.0)) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, t
     return T
 
 
@@ -492,7 +503,7 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
     n_scan = _normals(scan_coarse, v * 2.5)
     up = _up_vector(n_scan)
     R_level = _level(up)
-    scan_lv = scan_coarse @ R_level.T
+    scan_lv = apply(_rigid(R_level), scan_coarse)
     a_scan = _grid_angle(n_scan @ R_level.T)
     a_model = _grid_angle(model_normals)
     if a_scan is not None and a_model is not None:
@@ -508,7 +519,7 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
     for yaw in yaws:
         c, s = math.cos(yaw), math.sin(yaw)
         R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ R_level
-        for rank, (t, _) in enumerate(_correlate_translation(model_coarse, scan_coarse[core] @ R.T,
+        for rank, (t, _) in enumerate(_correlate_translation(model_coarse, apply(_rigid(R), scan_coarse[core]),
                                                              config.correlation_voxel_m, peaks=2)):
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = R, t
@@ -517,7 +528,7 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
 
     # --- refine every candidate coarsely
     t0 = time.perf_counter()
-    src_coarse = points[voxel_pick(points, v, 12_000, rng)]
+    src_coarse = points[voxel_pick(points, v, 6_000, rng)]
     src_mid = points[voxel_pick(points, 0.1, 40_000, rng)]
     scored = _refine(candidates, index, coarse_index, src_coarse, src_mid, config)
     timings["refine_candidates_s"] = time.perf_counter() - t0

@@ -69,7 +69,9 @@ class SimulatedSurvey:
 
 
 def _apply(T: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ T[:3, :3].T + T[:3, 3]
+    from twin.registration import apply
+
+    return apply(T, points)
 
 
 def random_pose(rng: np.random.Generator, *, max_shift_m: float = 5.0, max_tilt_deg: float = 5.0,
@@ -233,7 +235,7 @@ def simulate_survey(mesh, *, stations_m: np.ndarray, built: np.ndarray | None = 
         c, s = math.cos(yaw), math.sin(yaw)
         T_model_from_scan[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
         T_model_from_scan[:3, 3] = station
-        dirs = dirs_scan @ T_model_from_scan[:3, :3].T
+        dirs = _apply(np.block([[T_model_from_scan[:3, :3], np.zeros((3, 1))], [np.zeros((1, 3)), 1.0]]), dirs_scan)
         rays = np.hstack([np.broadcast_to(station, dirs.shape), dirs]).astype(np.float32)
         hit = scene.cast_rays(o3d.core.Tensor(rays))
         t = hit["t_hit"].numpy().astype(np.float64)
@@ -262,7 +264,7 @@ def simulate_survey(mesh, *, stations_m: np.ndarray, built: np.ndarray | None = 
                             0, 1).astype(np.float32)
         # into the scan frame; the survey frame places the scan
         T_survey_from_scan = np.linalg.inv(T_model_from_survey) @ T_model_from_scan
-        pts_scan = (pts_model - station) @ T_model_from_scan[:3, :3]
+        pts_scan = _apply(np.linalg.inv(T_model_from_scan), pts_model)
         scans.append(SimulatedScan(name=f"station {si + 1}", points=pts_scan, rgb=rgb, intensity=intensity,
                                    T_survey_from_scan=T_survey_from_scan, truth_element=truth))
     return SimulatedSurvey(scans=tuple(scans), T_model_from_survey=T_model_from_survey, built=built,

@@ -192,8 +192,9 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     del xyz
     classes, storeys, levels = _element_facts(store, mesh, site_code, model_ids)
     stations_m = reg.apply(T, stations[station_known]) if station_known.any() else None
+    steps = angular_steps([s for s, k in zip(scans, station_known) if k]) if station_known.any() else None
     dev = deviation.analyse(mesh, points_m, index=full_index, classes=classes, storeys=storeys, planned=planned,
-                            stations_m=stations_m, storey_levels=levels, tolerances=tol)
+                            stations_m=stations_m, station_steps_rad=steps, storey_levels=levels, tolerances=tol)
     timings["deviation_s"] = time.perf_counter() - t0
 
     # --- write: per-point Parquet first (temporary name), then the rows in one transaction
@@ -225,6 +226,32 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         noise_mm=None if dev.noise_mm != dev.noise_mm else round(dev.noise_mm, 3), loa=dev.loa,
         unplanned_objects=int(len(dev.unplanned)), points_file=str(final), warnings=tuple(warnings),
         seconds=round(time.perf_counter() - started, 3), timings_s={k: round(v, 3) for k, v in timings.items()})
+
+
+def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: int = 0) -> np.ndarray:
+    """Each scan's angular resolution (radians): the median nearest-neighbour spacing of its points
+    over their range from the scanner. Scans must have a known station (origin of the scan frame)."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    out = np.full(len(scans), np.nan)
+    for i, s in enumerate(scans):
+        pts = s.xyz
+        if len(pts) < 100:
+            continue
+        scale = 1.0
+        if len(pts) > max_tree:
+            scale = float(np.sqrt(len(pts) / max_tree))
+            pts = pts[rng.choice(len(pts), max_tree, replace=False)]
+        pts = pts - s.T_file_from_scan[:3, 3]          # centred on the scanner
+        tree = cKDTree(pts)
+        q = pts[rng.choice(len(pts), min(queries, len(pts)), replace=False)]
+        dist, _ = tree.query(q, k=2)
+        rng_m = np.linalg.norm(q, axis=1)
+        ok = rng_m > 1.0
+        if ok.sum() > 10:
+            out[i] = float(np.median(dist[ok, 1] / rng_m[ok])) / scale
+    return out
 
 
 def _site_of(store: Store, model_ids: Sequence[str]) -> str:

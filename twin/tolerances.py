@@ -62,7 +62,7 @@ class StatusRules:
     profile_height_m: float = 1.0     # (float) walls and columns this tall are also judged by their thirds:
     top_share: float = 0.3            # (float) upper third covered below this share of the lower: "partial"
     profile_classes: tuple = ("IfcWall", "IfcColumn", "IfcMember", "IfcPlate")  # (tuple) built bottom up
-    min_points: int = 30              # (int) fewer points than this: "not built" whatever the coverage
+    min_points: int = 10              # (int) fewer points than this: "not built" whatever the coverage
     check_points: int = 50            # (int) GB 50204 checks need at least this many points
     edge_margin_m: float = 0.05       # (float) shifts are fitted on points this far inside their faces' outlines
     min_visible_m2: float = 0.05      # (float) elements the survey could see less of are judged on points
