@@ -515,9 +515,7 @@ def _json(value: Any) -> Any:
 def _element(store: Store, site_code: str, model_id: str | None, global_id: str | None,
              storey: str | None) -> tuple[str | None, str | None, str | None]:
     if global_id is None:
-        if model_id is not None:
-            raise FindingError(f"model {model_id}: give the element's global_id too")
-        return None, None, storey
+        return None, None, storey          # a model without an element names nothing: ignore it
     global_id = str(global_id).strip()
     if model_id is not None:
         row = store.one("SELECT model_id, storey FROM elements WHERE site_code = ? AND model_id = ? AND global_id = ?",

@@ -261,9 +261,18 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
     camera = None
     evidence = f.evidence or {}
     pano = evidence.get("panorama")
+    if pano is None and evidence.get("pano_id"):
+        # vision's hazard evidence: the panorama and the box (equirectangular pixels) the hazard was seen in
+        pano = {"pano_id": evidence["pano_id"], "box_px": evidence.get("box_px")}
     if pano and _has_table(store, "panoramas"):
         row = store.one("SELECT * FROM panoramas WHERE pano_id = ?", [pano["pano_id"]])
         pose = row.get("T_model_from_camera") if row else None
+        if pose and "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
+            # look at the box centre: azimuth = pi (1 - 2u/W), elevation = pi (1/2 - v/H) (panorama.camera)
+            x1, y1, x2, y2 = (float(v) for v in pano["box_px"])
+            u, v = (x1 + x2) / 2 % row["width"], (y1 + y2) / 2
+            pano = {**pano, "yaw_deg": 180.0 * (1 - 2 * u / row["width"]),
+                    "pitch_deg": 180.0 * (0.5 - v / row["height"])}
         if pose:
             T = json.loads(pose) if isinstance(pose, str) else pose
             camera = cam.camera_from_panorama(T, pano.get("yaw_deg", 0.0), pano.get("pitch_deg", 0.0),

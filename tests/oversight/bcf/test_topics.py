@@ -298,3 +298,20 @@ def test_export_keeps_to_the_callers_scope(sites_store, scopes, tmp_path):
         export_bcf(sites_store, scopes["viewer"], path)
     exports = sites_store.rows("SELECT actor, site_code FROM audit_log WHERE action = 'export'")
     assert exports == [{"actor": "cole", "site_code": "WH-JA-1"}]
+
+
+def test_a_hazard_seen_in_a_panorama_exports_a_view_centred_on_its_box(sites_store, tmp_path):
+    T = np.eye(4)
+    T[:3, 3] = [3.0, 4.0, 1.6]
+    sites_store.execute("INSERT INTO panoramas (pano_id, site_code, file, source, sha256, width, height, "
+                        "T_model_from_camera, pose_source) VALUES ('p-2', 'WH-JA-1', 'p.jpg', 'p.jpg', 'x', 4000, "
+                        "2000, ?, 'given')", [T.tolist()])
+    # vision's evidence: a box centred at u = 1000 (azimuth +90 deg: left, +y) on the horizon (v = 1000)
+    fid = raise_finding(sites_store, site_code="WH-JA-1", category="safety", severity="high", title="No hard hat",
+                        evidence={"pano_id": "p-2", "box_px": [950.0, 900.0, 1050.0, 1100.0], "hazard_id": "H1"},
+                        source="hazard")
+    path = tmp_path / "hazard.bcfzip"
+    export_bcf(sites_store, SYSTEM, path, finding_ids=[fid])
+    c = read_bcf(path).topics[0].viewpoints[0].camera
+    assert c.position == pytest.approx((3.0, 4.0, 1.6))
+    assert c.direction == pytest.approx((0.0, 1.0, 0.0), abs=1e-9)
