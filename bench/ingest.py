@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
 CRANE_CHANNELS = ("load_pct", "moment_pct", "load_t", "wind_ms", "tilt_deg", "tilt_dir_deg", "slew_deg", "trolley_m",
                   "hook_height_m")
 DUST_CHANNELS = ("pm10_ugm3", "pm2_5_ugm3", "noise_dba", "wind_ms", "temperature_c", "humidity_pct")
@@ -386,23 +385,21 @@ def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_a
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [("phase", "phase"), ("design", "design"), ("offered r/s", "offered_readings_per_s"),
-            ("acked r/s", "acked_per_s"), ("acked", "acked_readings"), ("stored", "stored_readings"),
-            ("lost", "lost_acked_batches"), ("dup", "duplicates"), ("ack p50 ms", "ack_ms_p50"),
-            ("ack p95 ms", "ack_ms_p95"), ("warn p95 s", "warning_latency_s_p95"),
-            ("warn max s", "warning_latency_s_max"), ("reader p95 ms", "reader_open_ms_p95"),
-            ("reader fails", "reader_failures"), ("max flush s", "max_flush_s"), ("load 1m", "loadavg_after")]
-    header = " | ".join(c for c, _ in cols)
-    print(header)
-    print("-" * len(header))
+    from _common import print_table as table
+
+    shown = []
     for r in rows:
-        cells = []
-        for _, key in cols:
-            v = r.get(key)
-            if key == "loadavg_after" and v:
-                v = v[0]
-            cells.append("" if v is None else str(v))
-        print(" | ".join(cells))
+        row = dict(r)
+        row["load_1m"] = r["loadavg_after"][0]
+        if r["design"] == "direct":
+            # warnings are computed inside the request there, before the acknowledgement
+            row["warning_latency_s_p95"] = row["warning_latency_s_max"] = "in request"
+        shown.append(row)
+    table(shown, ["phase", "design", "offered_readings_per_s", "acked_per_s", "acked_readings", "stored_readings",
+                  "lost_acked_batches", "duplicates", "ack_ms_p50", "ack_ms_p95", "warning_latency_s_p95",
+                  "warning_latency_s_max", "reader_open_ms_p50", "reader_open_ms_p95", "max_flush_s",
+                  "pending_at_kill", "load_1m"],
+          "sensor ingestion over loopback HTTP (readings/s, ms, s; load = 1-min load average after the phase)")
 
 
 def main() -> None:
@@ -431,7 +428,7 @@ def main() -> None:
                               cranes=args.cranes, dusts=args.dusts))
     spool = rows[0]
     direct = next((r for r in rows if r["design"] == "direct"), None)
-    result = {"bench": "ingest", "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}, "phases": rows}
+    result = {"bench": "ingest", "loadavg": os.getloadavg(), "phases": rows}
     if direct and direct["acked_per_s"]:
         result["spool_over_direct_throughput"] = round(spool["acked_per_s"] / direct["acked_per_s"], 2)
     print_table(rows)
@@ -447,9 +444,9 @@ def main() -> None:
     result["targets"] = targets
     for k, v in targets.items():
         print(f"{'PASS' if v else 'MISS'}  {k}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2, default=str))
-    print(f"wrote {RESULTS / 'ingest.json'}")
+    from _common import save
+
+    save("ingest", result)
 
 
 if __name__ == "__main__":
