@@ -59,14 +59,15 @@ def make_store(folder: Path, cranes: int, dusts: int) -> tuple[Path, dict[str, s
         for i in range(cranes):
             d = f"CR-{i:04d}"
             # samples at 1 Hz, reports every 5 s: interval_s is the reporting interval (silence detection)
-            add_device(store, d, site_code="BENCH", device_type="crane", position_m=(i * 60.0, 0, 0), config=geometry,
+            # 200 m apart: a city's fleet, no two swing zones overlap (no anti-collision pairs)
+            add_device(store, d, site_code="BENCH", device_type="crane", position_m=(i * 200.0, 0, 0), config=geometry,
                        interval_s=5.0)
             tokens[d] = issue_token(store, d)
         for i in range(dusts):
             d = f"DU-{i:04d}"
             add_device(store, d, site_code="BENCH", device_type="dust", position_m=(i * 10.0, 100, 2), interval_s=60.0)
             tokens[d] = issue_token(store, d)
-        add_device(store, "PROBE", site_code="BENCH", device_type="crane", position_m=(0, -100, 0), config=geometry,
+        add_device(store, "PROBE", site_code="BENCH", device_type="crane", position_m=(0, -200, 0), config=geometry,
                    interval_s=3.0)
         tokens["PROBE"] = issue_token(store, "PROBE")
     return db, tokens

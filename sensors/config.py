@@ -80,6 +80,8 @@ class Limits:
     max_shift_h: float
     ingest: IngestLimits
     rules: tuple[Rule, ...]
+    anti_collision: Rule | None = None          # jib clearance between cranes, as a rule on minus the clearance
+    collision_skew_s: float = 10.0
     raw: str = ""                               # the checked settings as JSON, for storing and showing
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, 
                     by_kind[kind] = dict(rule)
                     order.append(kind)
             base["rules"] = [by_kind[k] for k in order if k in by_kind]
-        elif key in ("ingest", "gap_severity") and isinstance(value, dict):
+        elif key in ("ingest", "gap_severity", "anti_collision") and isinstance(value, dict):
             base[key] = {**base.get(key, {}), **value}
         else:
             base[key] = value
@@ -158,7 +160,7 @@ def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, 
 
 
 _TOP_KEYS = {"timezone", "gap_factor", "gap_severity", "auto_findings", "untrained_severity", "max_shift_h", "ingest",
-             "rules"}
+             "rules", "anti_collision"}
 _INGEST_KEYS = {"max_items": (int, 1, 100_000), "max_body_bytes": (int, 1024, 64 * 1024 * 1024),
                 "max_future_s": (float, 0.0, 86_400.0), "max_age_days": (float, 0.01, 3650.0),
                 "max_import_age_days": (float, 0.01, 36_500.0)}
@@ -206,12 +208,41 @@ def _check(d: dict[str, Any]) -> Limits:
             raise ConfigError(f"rules[{i}]: kind {rule.kind!r} appears twice")
         seen.add(rule.kind)
         rules.append(rule)
+    collision, skew, collision_raw = _anti_collision(d.get("anti_collision"))
     checked = {"timezone": str(tz), "gap_factor": gap_factor, "gap_severity": dict(gap_sev), "auto_findings": auto,
                "untrained_severity": untrained, "max_shift_h": max_shift, "ingest": ingest,
-               "rules": [_rule_dict(r) for r in rules]}
+               "rules": [_rule_dict(r) for r in rules], "anti_collision": collision_raw}
     return Limits(timezone=str(tz), gap_factor=gap_factor, gap_severity=tuple(sorted(gap_sev.items())),
                   auto_findings=auto, untrained_severity=untrained, max_shift_h=max_shift,
-                  ingest=IngestLimits(**ingest), rules=tuple(rules), raw=json.dumps(checked, sort_keys=True))
+                  ingest=IngestLimits(**ingest), rules=tuple(rules), anti_collision=collision, collision_skew_s=skew,
+                  raw=json.dumps(checked, sort_keys=True))
+
+
+def _anti_collision(raw: Any) -> tuple[Rule | None, float, dict | None]:
+    """The anti-collision setting as a rule on minus the jib clearance (so that 'above the limit' means closer)."""
+    if raw is None or raw is False or (isinstance(raw, dict) and raw.get("enabled") is False):
+        return None, 10.0, None
+    if not isinstance(raw, dict):
+        raise ConfigError("anti_collision: must be a mapping with levels, max_skew_s and merge_gap_s")
+    extra = sorted(set(raw) - {"levels", "max_skew_s", "merge_gap_s", "enabled"})
+    if extra:
+        raise ConfigError(f"anti_collision: unknown key {', '.join(extra)} (keys: levels, max_skew_s, merge_gap_s)")
+    levels = raw.get("levels")
+    if not isinstance(levels, (list, tuple)) or not levels:
+        raise ConfigError("anti_collision.levels: must be a non-empty list of [clearance m, severity]")
+    negated = []
+    for j, level in enumerate(levels):
+        if not isinstance(level, (list, tuple)) or len(level) != 2:
+            raise ConfigError(f"anti_collision.levels[{j}]: must be [clearance m, severity], got {level!r}")
+        clearance = _number(level[0], f"anti_collision.levels[{j}] clearance", 0.0, 200.0)
+        negated.append([-clearance, _severity(level[1], f"anti_collision.levels[{j}] severity")])
+    if any(b[0] <= a[0] for a, b in zip(negated, negated[1:])):
+        raise ConfigError(f"anti_collision.levels: clearances must decrease, got {[-lv[0] for lv in negated]}")
+    skew = _number(raw.get("max_skew_s", 10.0), "anti_collision.max_skew_s", 0.1, 600.0)
+    merge = _number(raw.get("merge_gap_s", 0.0), "anti_collision.merge_gap_s", 0.0, 86_400.0)
+    rule = Rule(kind="collision_risk", channel="slew_deg", device_types=("crane",), statistic="value",
+                levels=tuple((lv[0], lv[1]) for lv in negated), merge_gap_s=merge, category="safety")
+    return rule, skew, {"levels": [[-lv[0], lv[1]] for lv in negated], "max_skew_s": skew, "merge_gap_s": merge}
 
 
 def _rule(raw: Any, where: str) -> Rule:

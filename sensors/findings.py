@@ -21,7 +21,8 @@ _ENVIRONMENT_TYPES = ("dust", "noise", "weather")
 _TITLES = {"gap": "{what} {device} silent", "untrained_worker": "Untrained worker on site",
            "overload": "{what} {device} overloaded", "moment_overload": "{what} {device} load moment exceeded",
            "wind": "{what} {device}: wind above the working limit", "tilt": "{what} {device}: mast tilt",
-           "tilt_rate": "{what} {device}: mast tilting fast"}
+           "tilt_rate": "{what} {device}: mast tilting fast",
+           "collision_risk": "{what} {device}: jib close to another crane's"}
 
 
 def raise_pending_findings(store: Store, *, site_code: str, min_severity: str = "high",

@@ -201,6 +201,7 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
     computed: list[tuple[tuple, int | None, list[dict]]] = []   # (key, replace_from_us, new warnings)
     computed += _rule_warnings(store, targets, devices, limits_of, now_us)
     computed += _gap_warnings(store, gap_targets, devices, limits_of, now_us)
+    computed += _collision_warnings(store, targets, devices, limits_of, now_us)
     for site, t_from in site_targets.items():
         computed += _attendance_warnings(store, site, t_from, limits_of(site), now_us)
     report = _merge(store, computed, now_dt)
@@ -210,7 +211,8 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
 
         sites = {k[0] for k, _, _ in computed}
         for site in sites:
-            threshold = limits_of(site).auto_findings if findings is None else "low"
+            auto = limits_of(site).auto_findings
+            threshold = auto if findings is None else (auto or "high")
             if threshold is None:
                 continue
             raised += len(raise_pending_findings(store, site_code=site, min_severity=threshold, quiet=True))
@@ -231,7 +233,11 @@ def _devices(store: Store, *, site_code=None, device_ids=None) -> list[Device]:
 
 
 def _rule_channels(store: Store, device: Device) -> set[str]:
-    return {r.channel for r in site_limits(store, device.site_code).rules_for(device.device_type, device.config)}
+    limits = site_limits(store, device.site_code)
+    channels = {r.channel for r in limits.rules_for(device.device_type, device.config)}
+    if device.device_type == "crane" and limits.anti_collision is not None:
+        channels.add("slew_deg")
+    return channels
 
 
 def _replace_from(store: Store, keys: list[tuple], froms: list[int | None]) -> list[int | None]:
@@ -375,6 +381,108 @@ def _rule_row(device: Device, rule: Rule, eps: Episodes, e: int, *, silent_since
     return {"site_code": device.site_code, "device_id": device.device_id, "kind": rule.kind, "channel": rule.channel,
             "worker_id": None, "severity": severity, "start_us": start, "end_us": end, "peak_value": peak,
             "limit_value": limit, "unit": unit, "message": message}
+
+
+def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us: int) -> list:
+    """Near misses between cranes whose swing zones overlap: jib lines closer in plan than the limits.
+
+    Each crane's series is its smallest clearance to any such neighbour, at its own slewing
+    readings; the neighbour's slewing angle is interpolated between its readings (no more than
+    2 x max_skew_s apart), or its last one (no older than max_skew_s). New slewing data of one
+    crane re-evaluate its neighbours too.
+    """
+    from sensors.crane import geometry_from_config, jib_clearance_m
+    from sensors.rules import episodes
+
+    touched = {d: f for (d, ch), f in targets.items()
+               if ch == "slew_deg" and d in devices and devices[d].device_type == "crane"}
+    out: list = []
+    for site in sorted({devices[d].site_code for d in touched}):
+        limits = limits_of(site)
+        rule = limits.anti_collision
+        if rule is None:
+            continue
+        geoms = {}
+        for crane in list_devices(store, site_code=site, device_type="crane"):
+            if crane.position_m is None:
+                continue
+            try:
+                geoms[crane.device_id] = geometry_from_config("crane", crane.config, crane.position_m)
+            except ValueError:
+                continue
+
+        def reach(g) -> float:
+            return max(g.jib_length_m, g.counter_jib_m)
+
+        partners = {a: [b for b in sorted(geoms) if b != a and np.hypot(
+            geoms[a].base_m[0] - geoms[b].base_m[0], geoms[a].base_m[1] - geoms[b].base_m[1]) <
+            reach(geoms[a]) + reach(geoms[b])] for a in geoms}
+        todo: dict[str, int | None] = {}
+        for a, f in touched.items():
+            if devices[a].site_code != site or not partners.get(a):
+                continue
+            for x in (a, *partners[a]):
+                if x in todo:
+                    todo[x] = None if (todo[x] is None or f is None) else min(todo[x], f)
+                else:
+                    todo[x] = f
+        if not todo:
+            continue
+        ids = sorted(todo)
+        keys = [(site, x, rule.kind, rule.channel, None) for x in ids]
+        froms = _replace_from(store, keys, [todo[x] for x in ids])
+        skew = int(limits.collision_skew_s * US_PER_S)
+        wanted = sorted(set(ids) | {p for x in ids for p in partners[x]})
+        floor = 0 if any(f is None for f in froms) else min(froms) - skew - US_PER_S
+        rows = store.execute(
+            f"SELECT device_id, epoch_us(measured_at), value FROM readings WHERE trusted AND channel = 'slew_deg' "
+            f"AND device_id IN ({', '.join('?' for _ in wanted)}) AND measured_at >= ? ORDER BY device_id, measured_at",
+            [*wanted, from_us(floor)])
+        grouped: dict[str, list] = defaultdict(list)
+        for device_id, t_us, value in rows:
+            grouped[device_id].append((t_us, value))
+        series = {d: (np.array([p[0] for p in grouped[d]], dtype=np.int64),
+                      np.array([p[1] for p in grouped[d]], dtype=np.float64)) for d in wanted}
+        for x, f, key in zip(ids, froms, keys):
+            t, v = series[x]
+            found: list[dict] = []
+            if len(t):
+                best = np.full(len(t), np.inf)
+                who = np.full(len(t), -1)
+                for k, p in enumerate(partners[x]):
+                    tp, vp = series.get(p, (np.zeros(0, dtype=np.int64), np.zeros(0)))
+                    if not len(tp):
+                        continue
+                    # the neighbour's angle at our times: interpolated between its readings when they
+                    # bracket ours closely enough, else its last reading if recent enough
+                    idx = np.searchsorted(tp, t, side="right") - 1
+                    prev = np.clip(idx, 0, len(tp) - 1)
+                    nxt = np.clip(idx + 1, 0, len(tp) - 1)
+                    bracket = (idx >= 0) & (idx + 1 < len(tp)) & (tp[nxt] - tp[prev] <= 2 * skew)
+                    recent = (idx >= 0) & (t - tp[prev] <= skew)
+                    unwrapped = np.degrees(np.unwrap(np.radians(vp)))
+                    angle = np.where(bracket, np.interp(t, tp, unwrapped), vp[prev])
+                    clearance = np.where(bracket | recent, jib_clearance_m(geoms[x], v, geoms[p], angle), np.inf)
+                    better = clearance < best
+                    best, who = np.where(better, clearance, best), np.where(better, k, who)
+                s = np.where(np.isfinite(best), -best, np.nan)
+                if f is not None:
+                    s = np.where(t >= f, s, np.nan)
+                eps = episodes(np.zeros(len(t), dtype=np.int64), t, s, rule)
+                for e in range(len(eps)):
+                    start, end = int(eps.start_us[e]), int(eps.end_us[e])
+                    inside = (t >= start) & ((t < end) if end >= 0 else True)
+                    at_peak = np.flatnonzero(inside)[np.nanargmax(s[inside])]
+                    other = partners[x][int(who[at_peak])]
+                    closest, limit = -float(eps.peak[e]), -float(eps.limit[e])
+                    lasting = f"for {_duration((end - start) / US_PER_S)}" if end >= 0 else "ongoing"
+                    found.append({"site_code": site, "device_id": x, "kind": rule.kind, "channel": rule.channel,
+                                  "worker_id": None, "severity": str(eps.severity[e]), "start_us": start,
+                                  "end_us": end, "peak_value": closest, "limit_value": limit, "unit": "m",
+                                  "message": f"jib within {closest:.1f} m of {other}'s jib, under the "
+                                             f"{eps.severity[e]} limit {limit:g} m, {lasting}"})
+            out.append((key, f, found))
+    return out
 
 
 def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now_us: int) -> list:

@@ -191,3 +191,24 @@ def test_site_limits_change_what_is_a_warning(sensor_store, make_batch):
     evaluate_touched(sensor_store, report, now=NOW, findings=False)
     [w] = warnings_of(sensor_store, "overload")
     assert (w.severity, w.limit_value) == ("medium", 80.0)
+
+
+def test_two_cranes_whose_jibs_come_close_raise_an_anti_collision_warning_on_both(sensor_store, make_batch):
+    from sensors.registry import add_device
+
+    # CR1 at (10, 20), jib 50 m pointing +y at slew 0; CR2 at (80, 20), jib 40 m along +x at slew 0
+    add_device(sensor_store, "CR2", site_code="S1", device_type="crane", position_m=(80.0, 20.0, 0.0), interval_s=10.0,
+               config={"geometry": {"jib_height_m": 50.0, "jib_length_m": 40.0}})
+    t = T + np.arange(8) * 10 * S
+    # CR1 turns from +y (slew 0) towards +x (slew -90) and back; CR2 turns its jib round to -x (180) and back
+    slew1 = [0.0, -30.0, -60.0, -85.0, -90.0, -60.0, -30.0, 0.0]
+    slew2 = [0.0, 90.0, 150.0, 175.0, 180.0, 180.0, 90.0, 0.0]
+    report = store_batches(sensor_store, [make_batch("CR1", t, "slew_deg", slew1),
+                                          make_batch("CR2", t + 2 * S, "slew_deg", slew2)], source="http")
+    evaluate_touched(sensor_store, report, now=from_us(T + 80 * S), findings=False)
+    near = {w.device_id: w for w in warnings_of(sensor_store, "collision_risk")}
+    assert set(near) == {"CR1", "CR2"}
+    # at slew -90 CR1's jib runs along y = 20 to x = 60; CR2's (slew 180) from x = 80 back to x = 40: they overlap
+    assert near["CR1"].peak_value == 0.0 and near["CR1"].severity == "critical" and near["CR1"].limit_value == 2.0
+    assert "CR2" in near["CR1"].message and "CR1" in near["CR2"].message
+    assert near["CR2"].started_at >= from_us(T + 20 * S)
