@@ -108,11 +108,14 @@ def wait_drained(port: int, timeout_s: float = 60.0) -> dict:
     import httpx
 
     deadline = time.monotonic() + timeout_s
+    seen = None
     while time.monotonic() < deadline:
         health = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5.0).json()
-        if health.get("pending_batches", 0) == 0:
-            return health
-        time.sleep(0.2)
+        if seen is None and health.get("pending_batches", 0) == 0:
+            seen = health.get("flushes", 0)
+        elif seen is not None and health.get("flushes", 0) > seen:
+            return health          # one whole flush cycle after the spool emptied: its warnings are in
+        time.sleep(0.1)
     raise RuntimeError("spool did not drain")
 
 
@@ -314,7 +317,6 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
     generator.join()
     drained_at = time.perf_counter()
     health = wait_drained(port, timeout_s=120.0) if kind == "spool" else {}
-    time.sleep(1.0)   # one more flush cycle for the last warnings
     drain_s = time.perf_counter() - drained_at
     stop_flag.write_text("stop")
     reader.join()

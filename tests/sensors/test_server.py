@@ -70,14 +70,17 @@ class Server:
     def health(self) -> dict:
         return httpx.get(f"{self.url}/v1/health", timeout=10).json()
 
-    def drained(self, timeout_s: float = 30.0) -> dict:
+    def drained(self, timeout_s: float = 60.0) -> dict:
+        """Wait until the spool is empty and one more flush cycle has finished (so its warnings are in)."""
         deadline = time.monotonic() + timeout_s
+        seen = None
         while time.monotonic() < deadline:
             health = self.health()
-            if health["pending_batches"] == 0 and health["flushes"] > 0:
-                time.sleep(2 * self.flush_interval + 0.3)     # and the evaluation of the last flush
+            if seen is None and health["pending_batches"] == 0:
+                seen = health["flushes"]
+            elif seen is not None and health["flushes"] > seen:
                 return health
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise AssertionError(f"spool not drained: {self.health()}")
 
     def count(self, sql: str, params=None):
