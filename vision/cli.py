@@ -231,19 +231,35 @@ def export_cmd(
     imgsz: Annotated[int, typer.Option(help="Input size of the exported graph.")] = 640,
     dynamic: Annotated[bool, typer.Option(help="Any batch and size (slower on CPU than a fixed graph).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to put the .onnx file.")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an int8 (QDQ) copy, calibrated on --calibration.")]
+    = False,
+    calibration: Annotated[Optional[Path], typer.Option(help="Images (a folder or a YOLO dataset) like those the "
+                                                             "model will see, for --int8.")] = None,
     db: OptionalDb = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export weights to ONNX for ONNX Runtime."""
-    from vision.train import export_onnx
+    """Export weights to ONNX for ONNX Runtime (optionally also int8 for CPUs with VNNI)."""
+    from vision.errors import VisionError
+    from vision.train import export_onnx, quantize_onnx
 
+    if int8 and calibration is None:
+        raise VisionError("--int8 needs --calibration: a folder of images the model will see")
     store = _open_optional(db)
     try:
         path = export_onnx(weights, imgsz=imgsz, dynamic=dynamic, out=out, store=store)
     finally:
         if store is not None:
             store.close()
-    emit({"onnx": str(path)}, as_json, lambda r: print(r["onnx"]))
+    result = {"onnx": str(path)}
+    if int8:
+        from vision.sources import IMAGE_SUFFIXES, read_image
+
+        files = sorted(p for p in calibration.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:64]
+        if not files:
+            raise VisionError(f"{calibration}: no images to calibrate on")
+        result["onnx_int8"] = str(quantize_onnx(path, [read_image(f) for f in files]))
+        result["calibration_images"] = len(files)
+    emit(result, as_json, lambda r: print("\n".join(str(v) for k, v in r.items() if k.startswith("onnx"))))
 
 
 @vision_app.command("runs")

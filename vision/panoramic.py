@@ -31,8 +31,8 @@ class PanoViews:
     low_ring: int = 4               # views looking down, for people near the camera (0: none)
     low_fov_deg: float = 90.0
     low_pitch_deg: float = -50.0
-    slices: int = 12                # narrow views along the horizon for small far objects (0: none)
-    slice_fov_deg: float = 40.0
+    slices: int = 8                 # narrow views along the horizon for small far objects (0: none)
+    slice_fov_deg: float = 45.0
     slice_pitch_deg: float = -5.0
     merge_iou: float = 0.45         # (0-1) boxes of one class overlapping more than this are one object
     edge_px: float = 2.0            # (px) a box this close to a view's border is cut off by it

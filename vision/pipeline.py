@@ -435,11 +435,19 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
     if not pano.posed:
         raise VisionError(f"panorama {pano_id} has no pose, so detections cannot be tagged; give it one with "
                           f"`sitetwin pano add --pose` or control points")
-    tagger = tagger or Tagger.from_store(store, pano.site_code, config.tagging)
-    emap = load_element_map(store, pano_id, compute=True)
     H, W = image.shape[:2]
-    if emap.width != W:
-        emap = None            # a map at another resolution: cast rays instead
+    if tagger is None:
+        tagger = Tagger.from_store(store, pano.site_code, config.tagging)
+        # the panorama's stored element map (made once, against the site's current models)
+        emap = load_element_map(store, pano_id, compute=True)
+        if emap.width != W:
+            emap = None            # a map at another resolution: cast rays instead
+    else:
+        # a tagger brings its own model (e.g. only what was built when the photo was taken):
+        # the element map must see the same model
+        from panorama.element_map import element_map
+
+        emap = element_map(tagger.mesh, pano.T_model_from_camera, W, H, scene=tagger.scene)
     view = View(pano.T_model_from_camera, W, H, None, emap)
     if context is None:
         context = HazardContext(tuple(edges_from_model(store, pano.site_code)),

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from vision import runtime
 from vision.datasets import (ClassMap, Dataset, dataset_hash, file_sha256, read_yolo, remap, require_usable,
                              split, write_yolo)
@@ -395,6 +397,62 @@ def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dyna
         with store.transaction():
             record_run(store, record)
     return path
+
+
+def quantize_onnx(onnx_path: str | Path, calibration: list, *, out: str | Path | None = None) -> Path:
+    """An int8 (QDQ, per-channel weights) copy of an ultralytics ONNX export, calibrated on ``calibration``.
+
+    calibration : RGB uint8 images like those the model will see (a few dozen is enough)
+
+    On CPUs with VNNI (AVX512-VNNI, AVX-VNNI) ONNX Runtime runs it 2-3x faster than float32.
+    The detection head's box decoding (pixel arithmetic, the DFL expectation) stays in
+    float32: at 8 bits, coordinates up to 640 px would lose whole pixels. Check the
+    quantised model's accuracy with :func:`evaluate` before trusting it.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vision.detect import letterbox
+
+    src = Path(onnx_path)
+    if not calibration:
+        raise VisionError("int8 quantisation needs calibration images")
+    out = Path(out) if out is not None else src.with_name(src.stem + "-int8.onnx")
+    model = onnx.load(str(src))
+    inp = model.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    batch = dims[0] if dims[0] > 0 else 1
+    hw = (dims[2], dims[3]) if dims[2] > 0 and dims[3] > 0 else (640, 640)
+    # ultralytics names nodes /model.<i>/...; the last module is the Detect head. Its convolutions
+    # (cv2, cv3) are quantised; its own ops (concat, DFL, box decoding, class sigmoid) are not.
+    modules = [n.name.split("/")[1] for n in model.graph.node if n.name.startswith("/model.")]
+    indices = [int(m.split(".")[1]) for m in modules if m.split(".")[1:2] and m.split(".")[1].isdigit()]
+    head = f"/model.{max(indices)}/" if indices else None
+    exclude = [n.name for n in model.graph.node if head and n.name.startswith(head)
+               and (len(n.name.split("/")) == 3 or "/dfl/" in n.name)]
+    blobs = [letterbox(np.asarray(im), hw)[0] for im in calibration]
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            groups = [blobs[i:i + batch] for i in range(0, len(blobs) - batch + 1, batch)] or [blobs[:1] * batch]
+            self._it = iter([{inp.name: np.stack(g).astype(np.float32)} for g in groups])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre))
+        quantize_static(str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+    q = onnx.load(str(out))
+    del q.metadata_props[:]
+    q.metadata_props.extend(model.metadata_props)     # class names and the rest, as ultralytics wrote them
+    onnx.save(q, str(out))
+    return out
 
 
 # --- helpers -----------------------------------------------------------------------------------
