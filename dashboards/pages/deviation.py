@@ -126,7 +126,7 @@ def _worst(rows, site):
 
     def cell(k, r):
         if k == "open":
-            return html.Button("3D", id={"type": "deviation-open", "element": r["global_id"]}, n_clicks=0,
+            return html.Button("3D", id={"type": "deviation-open", "element": r["global_id"], "site": site}, n_clicks=0,
                                className="button secondary", title="open in the 3D twin")
         return c.fmt(r.get(k), 1)
 
@@ -136,15 +136,15 @@ def _worst(rows, site):
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),
-          Input({"type": "deviation-open", "element": ALL}, "n_clicks"), State("deviation-site", "data"),
-          prevent_initial_call=True)
-def open_in_twin(clicks, site):
+          Input({"type": "deviation-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
+def open_in_twin(clicks):
     """A worst element's 3D button opens the 3D twin on it."""
     if not ctx.triggered_id or not any(clicks or []):
         raise dash.exceptions.PreventUpdate
     from urllib.parse import urlencode
 
-    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"], "mode": "deviation"})
+    target = ctx.triggered_id
+    return "/twin?" + urlencode({"site": target["site"], "element": target["element"], "mode": "deviation"})
 
 
 @callback(Output("deviation-download", "data"), Input("deviation-csv", "n_clicks"),

@@ -96,7 +96,7 @@ def _elements(rows, site):
 
     def cell(k, r):
         if k == "open":
-            return html.Button("3D", id={"type": "hazards-open", "element": r["global_id"]}, n_clicks=0,
+            return html.Button("3D", id={"type": "hazards-open", "element": r["global_id"], "site": site}, n_clicks=0,
                                className="button secondary", title="open in the 3D twin")
         return c.fmt(r.get(k))
 
@@ -106,14 +106,13 @@ def _elements(rows, site):
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),
-          Input({"type": "hazards-open", "element": ALL}, "n_clicks"), State("hazards-site", "data"),
-          prevent_initial_call=True)
-def open_in_twin(clicks, site):
+          Input({"type": "hazards-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
+def open_in_twin(clicks):
     if not ctx.triggered_id or not any(clicks or []):
         raise dash.exceptions.PreventUpdate
     from urllib.parse import urlencode
 
-    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"]})
+    return "/twin?" + urlencode({"site": ctx.triggered_id["site"], "element": ctx.triggered_id["element"]})
 
 
 dash.register_page(__name__, path="/hazards", name="Hazards", title="sitetwin · hazards and detections", order=5,

@@ -59,6 +59,7 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
                 dcc.Loading(dcc.Graph(id="panorama-viewer", style={"height": "560px"},
                                       config={"displayModeBar": False, "scrollZoom": False}), delay_show=500),
                 html.Div(id="panorama-status", className="status-line"),
+                html.Div(id="panorama-result", className="status-line"),
             ], className="card"),
         ], className="grid-2", style={"gridTemplateColumns": "minmax(16rem, 1fr) minmax(0, 3fr)"}),
         html.Div(c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty"),
@@ -138,7 +139,7 @@ def turn(*args):
     return View.from_dict(d).to_dict()
 
 
-@callback(Output("panorama-viewer", "figure"), Output("panorama-status", "children", allow_duplicate=True),
+@callback(Output("panorama-viewer", "figure"), Output("panorama-status", "children"),
           Input("panorama-select", "value"), Input("panorama-view", "data"), Input("panorama-overlay", "value"),
           Input("panorama-layers", "value"), Input("panorama-measure", "data"), prevent_initial_call=True)
 def show(pano_id, view_d, overlay, layers, measure):
@@ -179,7 +180,7 @@ def _measure_shapes(view, points, w, h):
 
 
 @callback(Output("panorama-element", "data"), Output("panorama-measure", "data"),
-          Output("panorama-status", "children"), Output("shell-state", "data", allow_duplicate=True),
+          Output("panorama-result", "children"), Output("shell-state", "data", allow_duplicate=True),
           Input("panorama-viewer", "clickData"), State("panorama-click-mode", "value"),
           State("panorama-select", "value"), State("panorama-view", "data"), State("panorama-measure", "data"),
           prevent_initial_call=True)

@@ -109,7 +109,7 @@ def _late(rows, site):
 
     def cell(k, r):
         if k == "open":
-            return html.Button("3D", id={"type": "progress-open", "element": r["global_id"]}, n_clicks=0,
+            return html.Button("3D", id={"type": "progress-open", "element": r["global_id"], "site": site}, n_clicks=0,
                                className="button secondary", title="open in the 3D twin")
         return c.fmt(r.get(k))
 
@@ -119,14 +119,14 @@ def _late(rows, site):
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),
-          Input({"type": "progress-open", "element": ALL}, "n_clicks"), State("progress-site", "data"),
-          prevent_initial_call=True)
-def open_in_twin(clicks, site):
+          Input({"type": "progress-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
+def open_in_twin(clicks):
     if not ctx.triggered_id or not any(clicks or []):
         raise dash.exceptions.PreventUpdate
     from urllib.parse import urlencode
 
-    return "/twin?" + urlencode({"site": site, "element": ctx.triggered_id["element"], "mode": "schedule"})
+    target = ctx.triggered_id
+    return "/twin?" + urlencode({"site": target["site"], "element": target["element"], "mode": "schedule"})
 
 
 @callback(Output("progress-tick", "disabled"), Output("progress-play", "children"),

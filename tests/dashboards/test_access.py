@@ -126,6 +126,8 @@ def _value(id_, prop, site, element, pano, survey, day):
         return 1 if prop == "n_clicks" else None
     if id_ == "element-of-pattern":
         return element
+    if id_ == "site-of-pattern":
+        return site
     special = {
         ("shell-url", "search"): f"?site={site}", ("shell-url", "pathname"): "/", ("shell-site", "value"): site,
         ("twin-mode", "value"): "status", ("twin-date", "value"): 0, ("twin-dates", "data"): [day],
@@ -164,7 +166,7 @@ def _body(key: str, cb: dict, values) -> dict:
     def spec(dep):
         pattern = json.loads(dep["id"]) if dep["id"].startswith("{") else None
         if pattern is not None:              # pattern-matching input (ALL): one matching component
-            concrete = {k: (v if not isinstance(v, list) else values("element-of-pattern", "data"))
+            concrete = {k: (v if not isinstance(v, list) else values(f"{k}-of-pattern", "data"))
                         for k, v in pattern.items()}
             return [{"id": concrete, "property": dep["property"], "value": values(concrete, dep["property"])}]
         return {"id": dep["id"], "property": dep["property"], "value": values(dep["id"], dep["property"])}

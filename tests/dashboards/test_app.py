@@ -1,0 +1,137 @@
+"""The app shell: pages and their ids, the 404 page, the serve command, the connection rules."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+PAGES = {"dashboards.pages.overview": "/", "dashboards.pages.twin": "/twin", "dashboards.pages.deviation": "/deviation",
+         "dashboards.pages.progress": "/progress", "dashboards.pages.panorama": "/panoramas",
+         "dashboards.pages.hazards": "/hazards", "dashboards.pages.not_found_404": "/404"}
+
+
+def _ids(component):
+    """Every component id in a layout tree."""
+    out = []
+    stack = [component]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, (list, tuple)):
+            stack.extend(c)
+            continue
+        if c is None or isinstance(c, (str, int, float)):
+            continue
+        if getattr(c, "id", None) is not None:
+            out.append(c.id)
+        stack.append(getattr(c, "children", None))
+    return out
+
+
+def test_every_page_module_is_registered_with_its_path(app):
+    import dash
+
+    registered = {p["module"]: p["path"] for p in dash.page_registry.values()}
+    assert {m: registered.get(m) for m in PAGES} == PAGES
+
+
+def test_every_component_id_of_a_page_starts_with_the_page_name(app):
+    import dash
+
+    with app.server.test_request_context("/"):
+        for page in dash.page_registry.values():
+            name = page["module"].rsplit(".", 1)[-1]
+            prefix = "notfound-" if name == "not_found_404" else f"{name}-"
+            ids = _ids(page["layout"](site="DEMO"))
+            assert ids, name
+            bad = [i for i in ids if not (isinstance(i, str) and i.startswith(prefix))
+                   and not (isinstance(i, dict) and str(i.get("type", "")).startswith(prefix))]
+            assert not bad, (name, bad)
+
+
+def test_an_unknown_address_gets_the_404_page(app):
+    client = app.server.test_client()
+    assert client.get("/no/such/page").status_code == 200          # Dash serves the shell; the router picks the page
+    import dash
+
+    page = dash.page_registry["dashboards.pages.not_found_404"]
+    assert "notfound-title" in _ids(page["layout"]())
+
+
+def test_a_missing_store_is_refused_with_a_clear_message(tmp_path):
+    from dashboards.app import create_app
+    from data.errors import StoreError
+
+    with pytest.raises(StoreError, match="no store there"):
+        create_app(tmp_path / "missing.duckdb")
+
+
+def test_demo_serve_can_call_the_serve_command_with_the_store_alone():
+    from dashboards.cli import serve
+
+    params = inspect.signature(serve).parameters
+    assert all(p.default is not inspect.Parameter.empty for name, p in params.items())
+    assert "db" in params and "host" in params and "port" in params
+
+
+def test_sitetwin_serve_answers_on_its_port(site_db, tmp_path):
+    port = 18000 + int(time.time()) % 1000
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", "--db", str(site_db[0]), "--port", str(port),
+                             "--site", "DEMO"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/twin?site=DEMO", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("sitetwin serve did not answer")
+        assert r.status_code == 200 and "sitetwin" in r.text
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/?site=DEMO" in err.replace("\n", "")
+
+
+def test_reads_share_the_store_and_a_write_waits_for_them(site_db):
+    import threading
+
+    from dashboards.connections import read_store, write_store
+
+    db = site_db[0]
+    order = []
+    with read_store(db) as a, read_store(db) as b:
+        assert a.scalar("SELECT count(*) FROM sites") == b.scalar("SELECT count(*) FROM sites") >= 1
+
+        def writer():
+            with write_store(db) as w:
+                order.append("write")
+                w.execute("SELECT 1")
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.3)
+        order.append("reads done")
+    t.join(30)
+    assert order == ["reads done", "write"]
+
+
+def test_the_data_version_changes_when_the_store_is_written(site_db, tmp_path):
+    import shutil
+
+    from dashboards.connections import data_version, write_store
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy2(site_db[0], db)
+    before = data_version(db)
+    assert data_version(db) == before
+    with write_store(db) as store:
+        with store.transaction():
+            store.execute("UPDATE sites SET name = 'renamed' WHERE site_code = 'DEMO'")
+    assert data_version(db) != before

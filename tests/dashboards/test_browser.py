@@ -1,0 +1,243 @@
+"""Every page in headless Chromium: it loads on the demo site without console errors, its key
+interaction works, and a screenshot is kept in tests/artifacts/dashboards/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
+# Chromium's software WebGL says so in the console; that is the machine, not the page.
+IGNORED = ("GPU stall", "swiftshader", "WebGL", "willReadFrequently", "favicon")
+
+
+def _open(browser, live, path: str):
+    browser.driver.get_log("browser")              # forget what earlier pages logged
+    browser.driver.get(live.url + path)
+
+
+def _wait(browser, condition, timeout=45, what=""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except Exception as exc:                    # the page is still rendering
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what or condition}: {last!r}")
+
+
+def _maybe(condition, timeout):
+    """The condition's value once truthy, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    return None
+
+
+def _js(browser, script, *args):
+    return browser.driver.execute_script(script, *args)
+
+
+def _errors(browser):
+    return [e for e in browser.driver.get_log("browser")
+            if e["level"] == "SEVERE" and not any(s in e["message"] for s in IGNORED)]
+
+
+def _shot(browser, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    browser.driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def _text(browser, element_id, timeout=45):
+    return _wait(browser, lambda: browser.driver.find_element(By.ID, element_id).text.strip(), timeout, element_id)
+
+
+def _num(browser, element_id) -> float:
+    """The number of a figure box (its first line; the label follows)."""
+    return float(_text(browser, element_id).splitlines()[0])
+
+
+def _trace_sizes(browser):
+    """Name -> vertex count of each trace of the 3D figure as the browser holds it."""
+    return _js(browser, "const gd = document.querySelector('#twin-graph .js-plotly-plot');"
+                        "return Object.fromEntries(gd._fullData.map(t => [t.name, t.x ? t.x.length : 0]));")
+
+
+def test_the_overview_shows_the_site_its_data_and_what_is_open(browser, live, site_db):
+    _open(browser, live, "/?site=DEMO")
+    assert "Riverside Tower (test)" in _text(browser, "overview-title")
+    fresh = _text(browser, "overview-freshness-table")
+    assert "survey" in fresh and "panoramas" in fresh and "days" in fresh
+    assert _text(browser, "overview-hazard-count") == "2 open"
+    assert _num(browser, "overview-planned-pct") > _num(browser, "overview-actual-pct") > 0
+    _shot(browser, "overview")
+    assert _errors(browser) == []
+
+
+def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(browser, live, site_db):
+    _open(browser, live, "/twin?site=DEMO&mode=status")
+    status = _text(browser, "twin-view-status")
+    assert "elements shown" in status
+    sizes = _wait(browser, lambda: _trace_sizes(browser).get("built"), what="the built trace")
+    assert sizes > 1000
+    _js(browser, "const gd = document.querySelector('#twin-graph .js-plotly-plot');"
+                 "gd.on('plotly_click', d => { window._click = {x: d.points[0].x, y: d.points[0].y, z: d.points[0].z,"
+                 " curve: d.points[0].curveNumber}; });")
+    graph = browser.driver.find_element(By.ID, "twin-graph")
+    w, h = graph.size["width"], graph.size["height"]
+    # the building stands in the middle of the default view; software WebGL picks slowly, so wait per click
+    for fx, fy in ((0.45, 0.62), (0.5, 0.55), (0.4, 0.68)):
+        _js(browser, "window._click = null;")
+        ActionChains(browser.driver).move_to_element_with_offset(graph, int(w * fx), int(h * fy)).pause(0.5) \
+            .click().perform()
+        clicked = _maybe(lambda: _js(browser, "return window._click;"), 30)
+        if not clicked or clicked["curve"] == 0:
+            continue
+        gid = _text(browser, "twin-card-gid", timeout=60)
+        break
+    else:
+        pytest.fail("no click on the model opened an element card")
+    click = _js(browser, "return window._click;")
+    assert f"element={gid}" in browser.driver.current_url.replace("%24", "$")
+    # the card is the element under the cursor: the clicked point lies on its bounding box
+    from dashboards.queries import element
+    from data.store import open_store
+
+    with open_store(site_db[0], read_only=True) as store:
+        el = element(store, "DEMO", gid)
+    for axis, v in zip("xyz", (click["x"], click["y"], click["z"])):
+        assert el[f"bbox_min_{axis}_m"] - 0.01 <= v <= el[f"bbox_max_{axis}_m"] + 0.01
+    selected = _js(browser, "const t = document.querySelector('#twin-graph .js-plotly-plot')._fullData[0];"
+                            "return [t.name, t.visible, t.i.length];")
+    assert selected[0] == f"selected: {el['ifc_class']}" and selected[1] is not False and selected[2] > 0
+    assert _text(browser, "twin-card-status") in ("built", "partial", "not_built", "out_of_tolerance",
+                                                  "not in the survey")
+    _shot(browser, "twin-card")
+    assert _errors(browser) == []
+
+
+def test_the_time_slider_recolours_the_model_with_the_earlier_survey(browser, live, site_db):
+    from dashboards.components import day_slider
+    from dashboards.queries import planned_elements
+    from data.store import open_store
+
+    first, last = site_db[1]["surveys"]
+    with open_store(site_db[0], read_only=True) as store:
+        days, _, start = day_slider(site_db[1]["epochs"], [r["planned_finish"] for r in planned_elements(store, "DEMO")])
+    assert days[start] == last["epoch"]
+    _open(browser, live, "/twin?site=DEMO&mode=status")
+    _wait(browser, lambda: _trace_sizes(browser).get("built"), what="the built trace")
+    before = _trace_sizes(browser)
+    box = browser.driver.find_element(By.CSS_SELECTOR, "#twin-date input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(days.index(first["epoch"])), Keys.TAB)      # the slider's box commits on leaving it
+    after = _wait(browser, lambda: (s := _trace_sizes(browser)) != before and s, 90, what="a recoloured figure")
+    label = _text(browser, "twin-date-label")
+    assert label.startswith(first["epoch"].isoformat())
+    # fewer elements stood at the first survey: the built bin shrank and more show as not built
+    assert after["built"] < before["built"]
+    assert after.get("not built", 0) > before.get("not built", 0)
+    assert "date=" + first["epoch"].isoformat() in browser.driver.current_url
+    _shot(browser, "twin-first-survey")
+    assert _errors(browser) == []
+
+
+def test_the_deviation_page_maps_the_survey_and_opens_the_worst_element_in_3d(browser, live, site_db):
+    _open(browser, live, "/deviation?site=DEMO")
+    _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#deviation-heatmap .heatmaplayer, "
+                                                                       "#deviation-heatmap .hm"), what="heatmap")
+    assert "IfcColumn" in _text(browser, "deviation-tolerance")
+    worst = _text(browser, "deviation-worst")
+    first_gid = worst.splitlines()[1].split()[0]
+    _shot(browser, "deviation")
+    button = browser.driver.find_element(By.CSS_SELECTOR, "#deviation-worst button")
+    _js(browser, "arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", button)
+    _wait(browser, lambda: "/twin" in browser.driver.current_url, what="navigation to the twin")
+    assert _text(browser, "twin-card-gid") == first_gid
+    errs = _errors(browser)
+    assert errs == [], [e["message"] for e in errs]
+
+
+def test_the_progress_page_plots_plan_against_surveys_and_plays_the_schedule(browser, live, site_db):
+    _open(browser, live, "/progress?site=DEMO")
+    planned = _num(browser, "progress-planned-pct")
+    actual = _num(browser, "progress-actual-pct")
+    assert 0 < actual < planned <= 100
+    _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#progress-scurve .scatterlayer .trace"),
+          what="S-curve")
+    label0 = _text(browser, "progress-day-label")
+    browser.driver.find_element(By.ID, "progress-play").click()
+    label1 = _wait(browser, lambda: (t := browser.driver.find_element(By.ID, "progress-day-label").text) != label0 and t,
+                   what="the next playback frame")
+    assert label1.split(":")[0] > label0.split(":")[0]          # ISO days: a later day
+    browser.driver.find_element(By.ID, "progress-play").click()  # pause
+    _shot(browser, "progress")
+    assert _errors(browser) == []
+
+
+def test_the_panorama_viewer_picks_the_element_behind_a_pixel_and_measures(browser, live, site_db):
+    pano = site_db[1]["panoramas"][0]
+    _open(browser, live, f"/panoramas?site=DEMO&pano={pano['pano_id']}")
+    _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#panorama-viewer image"), what="view")
+    assert "detections" in _text(browser, "panorama-status")
+    viewer = browser.driver.find_element(By.ID, "panorama-viewer")
+    w, h = viewer.size["width"], viewer.size["height"]
+    # the floor slab lies below the horizon, straight ahead
+    ActionChains(browser.driver).move_to_element_with_offset(viewer, int(w * 0.5), int(h * 0.85)).click().perform()
+    picked = _text(browser, "panorama-pick-result")
+    gid = _text(browser, "panorama-card-gid")
+    assert gid in picked
+    from dashboards.queries import element
+    from data.store import open_store
+
+    with open_store(site_db[0], read_only=True) as store:
+        assert element(store, "DEMO", gid)["ifc_class"] == "IfcSlab"
+    _shot(browser, "panorama-pick")
+    browser.driver.find_element(By.CSS_SELECTOR, "#panorama-click-mode input[value='measure']").click()
+    for fx in (0.35, 0.65):
+        ActionChains(browser.driver).move_to_element_with_offset(viewer, int(w * fx), int(h * 0.85)).click().perform()
+        time.sleep(1.0)
+    result = _text(browser, "panorama-measure-result")
+    distance = float(result.split()[1])
+    assert 0.3 < distance < 20.0
+    browser.driver.find_element(By.CSS_SELECTOR, "#panorama-overlay input[value='class']").click()
+    time.sleep(1.5)
+    _shot(browser, "panorama-overlay")
+    assert _errors(browser) == []
+
+
+def test_the_hazards_page_shows_counts_evidence_and_elements(browser, live, site_db):
+    _open(browser, live, "/hazards?site=DEMO")
+    assert _num(browser, "hazards-total") == 2
+    _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#hazards-timeline .barlayer .trace"),
+          what="timeline")
+    loaded = _wait(browser, lambda: _js(browser, "const imgs = [...document.querySelectorAll('#hazards-evidence img')];"
+                                                 "return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0)"
+                                                 " && imgs.length;"), what="evidence crops")
+    assert loaded == 2
+    assert "IfcSlab" in _text(browser, "hazards-element-table")
+    _shot(browser, "hazards")
+    assert _errors(browser) == []
+
+
+def test_an_unknown_address_shows_the_404_page(browser, live):
+    _open(browser, live, "/no/such/page?site=DEMO")
+    assert _text(browser, "notfound-title") == "Page not found"
+    _shot(browser, "not-found")
+    assert _errors(browser) == []
