@@ -17,16 +17,60 @@ from numba import config, njit, prange
 config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 
+# Two candidates this close (squared distances) are a tie: coincident faces of two elements,
+# such as a column's top and the beam soffit over it.
+TIE_REL = 1.0 + 1e-9
+TIE_ABS = 1e-14
+
+
 @njit(cache=True, inline="always")
-def _tri_d2(rec, t, px, py, pz, best):
-    """Squared distance from p to triangle t (or ``best`` when its plane is already farther), the plane side,
+def _better(rec, t, d2, side, best, best_t, best_side, px, py, pz, sx, sy, sz, has_view):
+    """Is triangle t (at d2) a better answer than best_t (at best)? Ties go to the face the point
+    was seen on: the one facing its scanner, or else the one it lies in front of."""
+    if d2 * TIE_REL + TIE_ABS < best:
+        return True
+    if d2 > best * TIE_REL + TIE_ABS or best_t < 0:
+        return best_t < 0 and d2 < np.inf
+    if has_view:
+        f_new = rec[t, 9] * (sx - px) + rec[t, 10] * (sy - py) + rec[t, 11] * (sz - pz)
+        f_old = rec[best_t, 9] * (sx - px) + rec[best_t, 10] * (sy - py) + rec[best_t, 11] * (sz - pz)
+        return f_new > 0.0 and f_old <= 0.0
+    return side > 0.0 and best_side <= 0.0
+
+
+@njit(cache=True, inline="always")
+def _limit(best, reach):
+    """Squared distance beyond which a triangle cannot matter: past the best (and a tie), or
+    past the best plus ``reach`` when the nearest other element is wanted too."""
+    if reach > 0.0 and best < np.inf:
+        r = math.sqrt(best) + reach
+        return r * r
+    return best * TIE_REL + TIE_ABS
+
+
+@njit(cache=True, inline="always")
+def _update(rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz, sx, sy, sz,
+            has_view):
+    """Fold triangle t into (best, its triangle, side, inside-face, nearest other element's d2)."""
+    if _better(rec, t, d2, side, best, best_t, best_side, px, py, pz, sx, sy, sz, has_view):
+        if best_t >= 0 and rel[best_t] != rel[t]:
+            other = min(other, best)
+        return min(d2, best), t, side, inner, other
+    if best_t >= 0 and rel[t] != rel[best_t] and d2 < other:
+        other = d2
+    return best, best_t, best_side, best_in, other
+
+
+@njit(cache=True, inline="always")
+def _tri_d2(rec, t, px, py, pz, limit):
+    """Squared distance from p to triangle t (inf when its plane is already beyond ``limit``), the plane side,
     and whether the nearest point lies inside the face (not on an edge or corner)."""
     apx = px - rec[t, 0]
     apy = py - rec[t, 1]
     apz = pz - rec[t, 2]
     side = apx * rec[t, 9] + apy * rec[t, 10] + apz * rec[t, 11]
-    if side * side >= best:
-        return best, side, False
+    if side * side > limit:
+        return np.inf, side, False
     abx, aby, abz = rec[t, 3], rec[t, 4], rec[t, 5]
     acx, acy, acz = rec[t, 6], rec[t, 7], rec[t, 8]
     d1 = abx * apx + aby * apy + abz * apz
@@ -64,6 +108,15 @@ def _tri_d2(rec, t, px, py, pz, best):
         return qx * qx + qy * qy + qz * qz, side, False
     # inside the face: the plane distance is the distance
     return side * side, side, True
+
+
+@njit(cache=True, inline="always")
+def _view(pst, stations, i):
+    """The scanner that saw point i, if known: (known, x, y, z)."""
+    if pst.shape[0] == 0 or pst[i] < 0:
+        return False, 0.0, 0.0, 0.0
+    j = pst[i]
+    return True, stations[j, 0], stations[j, 1], stations[j, 2]
 
 
 @njit(cache=True)
@@ -110,11 +163,16 @@ def build_grid(rec, origin, h, dims):
 
 
 @njit(cache=True, parallel=True)
-def query_grid(P, rec, cell_start, cell_tris, origin, h, dims, out_d, out_t, out_in):
-    """Nearest triangle within the 3x3x3 cell block round each point; ``out_t = -1`` where that is not provably exact."""
+def query_grid(P, rec, rel, cell_start, cell_tris, origin, h, dims, reach, out_d, out_t, out_in, out_o, pst,
+               stations):
+    """Nearest triangle within the 3x3x3 cell block round each point; ``out_t = -1`` where that is not provably exact.
+
+    ``out_o``: distance to the nearest face of another element, when within ``reach`` of the
+    nearest (else inf); ``reach = 0`` skips that search."""
     nx, ny, nz = dims[0], dims[1], dims[2]
     for i in prange(P.shape[0]):
         px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+        has_view, sx, sy, sz = _view(pst, stations, i)
         fx = (px - origin[0]) / h
         fy = (py - origin[1]) / h
         fz = (pz - origin[2]) / h
@@ -122,6 +180,7 @@ def query_grid(P, rec, cell_start, cell_tris, origin, h, dims, out_d, out_t, out
             out_t[i] = -1          # outside the grid (or NaN): the exact fallback takes it
             out_d[i] = np.inf
             out_in[i] = False
+            out_o[i] = np.inf
             continue
         ix, iy, iz = int(fx), int(fy), int(fz)
         ox = px - (origin[0] + ix * h)
@@ -131,14 +190,15 @@ def query_grid(P, rec, cell_start, cell_tris, origin, h, dims, out_d, out_t, out
         best_t = -1
         best_side = 0.0
         best_in = False
+        other = np.inf
         c = (ix * ny + iy) * nz + iz
         for s in range(cell_start[c], cell_start[c + 1]):
             t = cell_tris[s]
-            d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
-            if d2 < best:
-                best, best_t, best_side, best_in = d2, t, side, inner
+            d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
+            best, best_t, best_side, best_in, other = _update(rec, rel, t, d2, side, inner, best, best_t, best_side,
+                                                              best_in, other, px, py, pz, sx, sy, sz, has_view)
         # neighbours only on the sides where a nearer surface could still be
-        r = math.sqrt(best) if best_t >= 0 else np.inf
+        r = math.sqrt(best) + reach if best_t >= 0 else np.inf
         x0 = -1 if (ox < r and ix > 0) else 0
         x1 = 1 if (h - ox < r and ix < nx - 1) else 0
         y0 = -1 if (oy < r and iy > 0) else 0
@@ -153,22 +213,25 @@ def query_grid(P, rec, cell_start, cell_tris, origin, h, dims, out_d, out_t, out
                     if dx == 0 and dy == 0 and dz == 0:
                         continue
                     gz = oz if dz < 0 else (h - oz if dz > 0 else 0.0)
-                    if gx * gx + gy * gy + gz * gz >= best:
+                    if gx * gx + gy * gy + gz * gz > _limit(best, reach):
                         continue
                     c = ((ix + dx) * ny + iy + dy) * nz + iz + dz
                     for s in range(cell_start[c], cell_start[c + 1]):
                         t = cell_tris[s]
-                        d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
-                        if d2 < best:
-                            best, best_t, best_side, best_in = d2, t, side, inner
+                        d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
+                        best, best_t, best_side, best_in, other = _update(
+                            rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
+                            sx, sy, sz, has_view)
         margin = min(ox + h, 2.0 * h - ox, oy + h, 2.0 * h - oy, oz + h, 2.0 * h - oz)
         if best_t < 0 or best > margin * margin:
             out_t[i] = -1
             out_d[i] = np.inf
             out_in[i] = False
+            out_o[i] = np.inf
         else:
             out_t[i] = best_t
             out_in[i] = best_in
+            out_o[i] = math.sqrt(other) if other < np.inf else np.inf
             d = math.sqrt(best)
             out_d[i] = -d if best_side < 0.0 else d
 
@@ -255,33 +318,37 @@ def _box_d2(boxes, k, px, py, pz):
 
 
 @njit(cache=True, parallel=True)
-def query_bvh(P, rec, boxes, children, ranges, order, out_d, out_t, out_in):
+def query_bvh(P, rec, rel, boxes, children, ranges, order, reach, out_d, out_t, out_in, out_o, pst, stations):
     """Exact nearest triangle through the hierarchy: for points the grid could not settle."""
     for i in prange(P.shape[0]):
         px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+        has_view, sx, sy, sz = _view(pst, stations, i)
         if not (np.isfinite(px) and np.isfinite(py) and np.isfinite(pz)):
             out_d[i] = np.nan
             out_t[i] = order[0]
             out_in[i] = False
+            out_o[i] = np.inf
             continue
         stack = np.empty(128, dtype=np.int64)
         stack[0] = 0
         top = 1
         best = np.inf
-        best_t = order[0]
         best_side = 0.0
         best_in = False
+        other = np.inf
+        best_t = -1
         while top > 0:
             top -= 1
             k = stack[top]
-            if _box_d2(boxes, k, px, py, pz) >= best:
+            if _box_d2(boxes, k, px, py, pz) > _limit(best, reach):
                 continue
             if children[k, 0] < 0:
                 for q in range(ranges[k, 0], ranges[k, 1]):
                     t = order[q]
-                    d2, side, inner = _tri_d2(rec, t, px, py, pz, best)
-                    if d2 < best:
-                        best, best_t, best_side, best_in = d2, t, side, inner
+                    d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
+                    best, best_t, best_side, best_in, other = _update(
+                        rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz, sx, sy, sz,
+                        has_view)
                 continue
             a, b = children[k, 0], children[k, 1]
             da = _box_d2(boxes, a, px, py, pz)
@@ -293,7 +360,8 @@ def query_bvh(P, rec, boxes, children, ranges, order, out_d, out_t, out_in):
                 stack[top] = a
                 stack[top + 1] = b
             top += 2
-        out_t[i] = best_t
+        out_t[i] = max(best_t, 0)
         out_in[i] = best_in
+        out_o[i] = math.sqrt(other) if other < np.inf else np.inf
         d = math.sqrt(best)
         out_d[i] = -d if best_side < 0.0 else d

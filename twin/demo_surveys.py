@@ -60,18 +60,26 @@ def draw_as_built(store, mesh, model_ids, *, seed: int = 0) -> AsBuilt:
         c, f = key.get((m, g), (None, None))
         classes[i] = c
         planned[i] = np.datetime64("NaT") if f is None or f != f else np.datetime64(f, "D")
+    # draws go in GlobalId order: the mesh's element order depends on tessellation threads
     rng = np.random.default_rng(seed + 101)
+    by_gid = np.argsort(mesh.global_ids, kind="stable")
+
+    def draw(values: np.ndarray) -> np.ndarray:
+        out = np.empty_like(values)
+        out[by_gid] = values
+        return out
+
     delay = np.zeros(k, dtype="timedelta64[D]")
-    late = rng.random(k) < LATE_SHARE
-    delay[late] = rng.integers(5, 21, late.sum()).astype("timedelta64[D]")
+    late = draw(rng.random(k)) < LATE_SHARE
+    delay[late] = draw(rng.integers(5, 21, k))[late].astype("timedelta64[D]")
     finish = planned + delay
     last = np.datetime64(DEMO_EPOCHS[-1], "D")
-    never = (rng.random(k) < NEVER_SHARE) & ~np.isin(classes, ["IfcSlab"])
+    never = (draw(rng.random(k)) < NEVER_SHARE) & ~np.isin(classes, ["IfcSlab"])
     finish[never] = np.datetime64("NaT")
     finish[np.isnat(planned)] = planned[np.isnat(planned)]
     disp = np.zeros((k, 3))
-    candidates = np.flatnonzero(np.isin(classes, ["IfcColumn", "IfcWall", "IfcBeam"]) & ~never &
-                                (finish <= last))
+    eligible = np.isin(classes, ["IfcColumn", "IfcWall", "IfcBeam"]) & ~never & (finish <= last)
+    candidates = by_gid[eligible[by_gid]]
     lo, hi = _element_boxes(mesh)
     for e in rng.choice(candidates, size=min(DISPLACED, len(candidates)), replace=False):
         size = hi[e] - lo[e]

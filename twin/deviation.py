@@ -61,6 +61,7 @@ class DeviationResult:
 
 def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=None, planned=None,
             stations_m: np.ndarray | None = None, station_steps_rad: np.ndarray | None = None,
+            point_station: np.ndarray | None = None,
             storey_levels: list[tuple[str, float]] | None = None,
             tolerances: Tolerances = DEFAULT, seed: int = 0) -> DeviationResult:
     """Deviation of registered points (n, 3, local frame) from ``mesh`` (a ``bim.ModelMesh``).
@@ -68,7 +69,8 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     ``classes``/``storeys`` (k,) per element; ``planned`` (k,) bool, the schedule's view;
     ``stations_m`` (s, 3) scanner positions (coverage then counts only what they could see) and
     ``station_steps_rad`` (s,) their angular resolution (patches expected to get less than one
-    point from every station do not count as visible);
+    point from every station do not count as visible) and ``point_station`` (n,) which station
+    saw each point (-1: unknown; it settles points on faces two elements share);
     ``storey_levels`` [(name, elevation_m)] for placing unplanned objects.
     """
     import pandas as pd
@@ -80,7 +82,9 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     classes = np.asarray(classes if classes is not None else [""] * k, dtype=object)
     storeys = np.asarray(storeys if storeys is not None else [None] * k, dtype=object)
     index = index or SurfaceIndex.from_mesh(mesh)
-    res = index.query(points_m)
+    res = index.query(points_m, point_station=point_station,
+                      stations=stations_m if point_station is not None else None,
+                      other_within_m=rules.attribution_margin_m)
     d = res.distance_m
     near = np.abs(d) <= rules.band_m
     element = np.where(near, res.element, -1).astype(np.int32)
@@ -88,9 +92,11 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     on_face = res.on_face
     # the shift is fitted on points well inside their face: near an edge of a moved element,
     # points of the face alongside are nearer the model's other face and would fake a shift
-    inner = on_face & near
-    inner[inner] = edge_distance(mesh, res.triangle[inner], points_m[inner] - d[inner, None] * normals[inner]) \
-        >= rules.edge_margin_m
+    # ... and whose next nearest element is clearly farther: near a moved neighbour, its points
+    # are as near to this element's faces as to their own
+    inner = on_face & near & (res.other_m - np.abs(d) >= rules.attribution_margin_m)
+    inner[inner] = edge_distance(mesh, res.triangle[inner], points_m[inner] - d[inner, None] * normals[inner],
+                                 sharp_edges(mesh)) >= rules.edge_margin_m
 
     # --- per-element statistics over the points that count for it
     order = np.argsort(element, kind="stable")
@@ -116,8 +122,14 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) if len(resid) > 30 else float("nan")
     noise_mm = noise * 1000.0
 
-    cov = surface_coverage(mesh, points_m, element, res.triangle, stations_m, rules.coverage_spacing_m,
-                           planned=planned, seed=seed, station_steps_rad=station_steps_rad)
+    # coverage counts only points (and surface patches) clear of every other element: where two
+    # elements meet, or a moved one passes close, a point could belong to either
+    clear = element >= 0
+    clear &= res.other_m - np.abs(d) >= rules.attribution_margin_m
+    clear_points = np.bincount(element[clear], minlength=k)
+    cov = surface_coverage(mesh, points_m, np.where(clear, element, -1), res.triangle, stations_m,
+                           rules.coverage_spacing_m, planned=planned, seed=seed,
+                           station_steps_rad=station_steps_rad, index=index, clear_m=rules.attribution_margin_m)
     bins = np.arange(-rules.band_m * 1000, rules.band_m * 1000 + rules.histogram_bin_mm / 2, rules.histogram_bin_mm)
     hist_rows = []
     zmin, zmax = _element_z_range(mesh)
@@ -126,7 +138,7 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
         n = len(idx)
         tol = tolerances.for_class(classes[e])
         row = {"element": e, "points": n, "coverage": cov["coverage"][e], "visible_share": cov["visible_share"][e],
-               "coverage_low": cov["low"][e], "coverage_high": cov["high"][e],
+               "visible_m2": cov["visible_m2"][e], "coverage_low": cov["low"][e], "coverage_high": cov["high"][e],
                "mean_mm": None, "median_mm": None, "p95_mm": None, "max_mm": None,
                "shift_x_mm": None, "shift_y_mm": None, "shift_z_mm": None, "shift_mm": None,
                "section_mm": None, "verticality_mm": None, "flatness_mm": None, "checks": []}
@@ -140,7 +152,7 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
             row.update(shift_x_mm=float(t[0]) if obs[0] else None, shift_y_mm=float(t[1]) if obs[1] else None,
                        shift_z_mm=float(t[2]) if obs[2] else None,
                        shift_mm=float(np.linalg.norm(t)) if obs.any() else None)
-            face = idx[on_face[idx]]
+            face = idx[inner[idx]]
             if len(face) >= 3:
                 df_ = d[face].astype(np.float64) * 1000.0
                 nf = normals[face]
@@ -154,8 +166,9 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
             counts, _ = np.histogram(np.clip(de, bins[0], bins[-1] - 1e-9), bins=bins)
             for b in np.flatnonzero(counts):
                 hist_rows.append((e, float(bins[b]), float(bins[b + 1]), int(counts[b])))
+        profile = classes[e] in rules.profile_classes and cov["thirds_m2"][e] >= 2 * rules.min_visible_m2
         row["status"], row["checks"] = _status(row, tol, rules, cov["visible_m2"][e], zmax[e] - zmin[e],
-                                               cov["low"][e], cov["high"][e], classes[e] in rules.profile_classes)
+                                               cov["low"][e], cov["high"][e], profile, int(clear_points[e]))
         rows.append(row)
     elements = pd.DataFrame(rows)
     elements["global_id"] = mesh.global_ids
@@ -230,10 +243,8 @@ def sharp_edges(mesh, *, angle_deg: float = 30.0) -> np.ndarray:
     return sharp.reshape(m, 3)
 
 
-def edge_distance(mesh, triangle: np.ndarray, q: np.ndarray, sharp: np.ndarray | None = None) -> np.ndarray:
-    """Distance (m) from points ``q`` on their triangles to the nearest outline edge of the triangle."""
-    if sharp is None:
-        sharp = _sharp_cache(mesh)
+def edge_distance(mesh, triangle: np.ndarray, q: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+    """Distance (m) from points ``q`` on their triangles to the nearest outline edge (``sharp_edges``)."""
     v = mesh.vertices.astype(np.float64)
     f = mesh.faces[triangle]
     out = np.full(len(q), np.inf)
@@ -244,17 +255,6 @@ def edge_distance(mesh, triangle: np.ndarray, q: np.ndarray, sharp: np.ndarray |
         dist = np.linalg.norm(q - (a + t[:, None] * ab), axis=1)
         out = np.where(sharp[triangle, j], np.minimum(out, dist), out)
     return out
-
-
-_SHARP: dict[int, np.ndarray] = {}
-
-
-def _sharp_cache(mesh) -> np.ndarray:
-    key = id(mesh.faces)
-    if key not in _SHARP:
-        _SHARP.clear()
-        _SHARP[key] = sharp_edges(mesh)
-    return _SHARP[key]
 
 
 def section_deviation(d_mm: np.ndarray, n: np.ndarray, *, min_points: int = 30) -> float | None:
@@ -306,12 +306,14 @@ def _element_z_range(mesh) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _status(row: dict, tol, rules, visible_m2: float, height_m: float, cov_low: float, cov_high: float,
-            bottom_up: bool) -> tuple[str, list]:
+            bottom_up: bool, clear_points: int) -> tuple[str, list]:
     n = row["points"]
     cov = row["coverage"]
     built_cov = rules.built_coverage if tol.built_coverage is None else tol.built_coverage
     observable = visible_m2 >= rules.min_visible_m2
-    if n < rules.min_points or (observable and cov < rules.partial_coverage):
+    # an element the stations could not see stands only on points that are clearly its own
+    if n < rules.min_points or (observable and cov < rules.partial_coverage) or \
+            (not observable and clear_points < rules.min_points):
         return "not_built", []
     if observable and cov < built_cov:
         return "partial", []
@@ -343,7 +345,8 @@ def _status(row: dict, tol, rules, visible_m2: float, height_m: float, cov_low: 
 
 # --------------------------------------------------------------------------------------------- coverage
 def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *, planned=None, seed=0,
-                     station_steps_rad=None, max_samples: int = 3_000_000) -> dict[str, np.ndarray]:
+                     station_steps_rad=None, index=None, clear_m: float = 0.0,
+                     max_samples: int = 3_000_000) -> dict[str, np.ndarray]:
     """Per element: ``coverage``, ``visible_share``, ``visible_m2``, and the coverage of its lower
     and upper thirds (``low``, ``high``).
 
@@ -352,7 +355,8 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     scanner measures and, when the station's angular step is known, dense enough for the patch
     to expect a point (all samples when no station is known), and *observed* when a point of
     the same element, projected onto its surface, falls in the same ``spacing_m`` voxel.
-    Coverage = observed visible area / visible area.
+    Coverage = observed visible area / visible area. With ``index`` and ``clear_m``, patches
+    within ``clear_m`` of another element are left out (pass points filtered the same way).
     """
     from twin.sampling import sample_surface
 
@@ -360,8 +364,11 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     sample = sample_surface(mesh, spacing_m=spacing_m, seed=seed, max_points=max_samples)
     spacing = spacing_m if len(sample.points) < max_samples else float(np.sqrt(sample.area_m2.mean()))
     visible = np.ones(len(sample.points), dtype=bool)
+    if index is not None and clear_m > 0 and len(sample.points):
+        other = index.query(sample.points, other_within_m=clear_m).other_m
+        visible &= other >= clear_m
     if stations_m is not None and len(stations_m):
-        visible = _visible(mesh, sample, np.asarray(stations_m, dtype=np.float64), planned, station_steps_rad)
+        visible &= _visible(mesh, sample, np.asarray(stations_m, dtype=np.float64), planned, station_steps_rad)
     # project the element's points onto its surface, then voxel keys (element, voxel)
     ok = element >= 0
     tri_n = _face_normals(mesh)
@@ -385,11 +392,11 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
         return np.divide(obs, vis, out=np.zeros(k), where=vis > 0), vis
 
     coverage, vis_area = share(np.ones(len(rel), dtype=bool))
-    low, _ = share(rel < 1 / 3)
-    high, _ = share(rel > 2 / 3)
+    low, vis_low = share(rel < 1 / 3)
+    high, vis_high = share(rel > 2 / 3)
     total = np.bincount(sample.element, weights=area, minlength=k)
     return {"coverage": coverage, "visible_share": np.divide(vis_area, total, out=np.zeros(k), where=total > 0),
-            "visible_m2": vis_area, "low": low, "high": high}
+            "visible_m2": vis_area, "low": low, "high": high, "thirds_m2": np.minimum(vis_low, vis_high)}
 
 
 def _face_normals(mesh) -> np.ndarray:

@@ -38,12 +38,15 @@ class DistanceResult:
     element : (n,) int32 index into the mesh's ``global_ids`` (-1 likewise)
     on_face : (n,) bool, the nearest point lies inside the triangle, not on an edge or corner:
         the triangle's normal is then the direction of the deviation
+    other_m : (n,) float32, distance to the nearest face of *another* element when that is
+        within the ``other_within_m`` asked for (else inf): how clear the attribution is
     """
 
     distance_m: np.ndarray
     triangle: np.ndarray
     element: np.ndarray
     on_face: np.ndarray
+    other_m: np.ndarray | None = None
 
 
 class SurfaceIndex:
@@ -131,8 +134,16 @@ class SurfaceIndex:
                 "max_triangles_per_cell": int(counts.max()) if len(counts) else 0,
                 "memory_mb": (self.cell_start.nbytes + self.cell_tris.nbytes + self.records.nbytes) / 1e6}
 
-    def query(self, points: np.ndarray, *, exact_far: bool = True, chunk: int = QUERY_CHUNK) -> DistanceResult:
+    def query(self, points: np.ndarray, *, exact_far: bool = True, point_station: np.ndarray | None = None,
+              stations: np.ndarray | None = None, other_within_m: float = 0.0,
+              chunk: int = QUERY_CHUNK) -> DistanceResult:
         """Exact signed distance, nearest triangle and element for every point (n, 3), metres.
+
+        Where two elements' faces coincide (a column's top under a beam's soffit), a point is
+        as near to one as to the other: it goes to the face its scanner could see, given
+        ``stations`` (s, 3) and ``point_station`` (n,) (-1: unknown), or else to the face it
+        lies in front of. ``other_within_m > 0`` also finds the nearest face of another element
+        up to that much farther than the nearest (``other_m``).
 
         With ``exact_far=False`` points farther than one cell (``cell_m``) from every surface
         are not searched further: they get ``inf`` and triangle/element -1 (what ICP wants).
@@ -144,29 +155,45 @@ class SurfaceIndex:
         dist = np.empty(n, dtype=np.float32)
         tri = np.empty(n, dtype=np.int32)
         inner = np.zeros(n, dtype=np.bool_)
+        other = np.full(n, np.inf, dtype=np.float32)
         if len(self.records) == 0:
             dist[:] = np.inf
             tri[:] = -1
-            return DistanceResult(dist, tri, tri.copy(), inner)
+            return DistanceResult(dist, tri, tri.copy(), inner, other)
+        reach = float(max(other_within_m, 0.0))
         k = _kernels()
+        if stations is None or point_station is None:
+            pst_all, st = np.zeros(0, dtype=np.int16), np.zeros((1, 3))
+        else:
+            pst_all = np.asarray(point_station, dtype=np.int16)
+            st = np.ascontiguousarray(stations, dtype=np.float64).reshape(-1, 3)
+            if len(pst_all) != n:
+                raise ValueError(f"point_station must be ({n},), got {pst_all.shape}")
         for s in range(0, n, chunk):
+            pst = pst_all[s:s + chunk] if len(pst_all) else pst_all
             p = np.ascontiguousarray(points[s:s + chunk], dtype=np.float64)
             d = np.empty(len(p), dtype=np.float64)
             t = np.empty(len(p), dtype=np.int32)
             f = np.empty(len(p), dtype=np.bool_)
-            k.query_grid(p, self.records, self.cell_start, self.cell_tris, self.origin, self.cell_m, self.dims, d, t, f)
+            o = np.empty(len(p), dtype=np.float64)
+            k.query_grid(p, self.records, self.record_element, self.cell_start, self.cell_tris, self.origin,
+                         self.cell_m, self.dims, reach, d, t, f, o, pst, st)
             far = np.flatnonzero(t < 0)
             if len(far) and exact_far:
                 fd = np.empty(len(far), dtype=np.float64)
                 ft = np.empty(len(far), dtype=np.int32)
                 ff = np.empty(len(far), dtype=np.bool_)
-                k.query_bvh(np.ascontiguousarray(p[far]), self.records, *self._hierarchy(), fd, ft, ff)
-                d[far], t[far], f[far] = fd, ft, ff
+                fo = np.empty(len(far), dtype=np.float64)
+                boxes, children, ranges, order = self._hierarchy()
+                k.query_bvh(np.ascontiguousarray(p[far]), self.records, self.record_element, boxes, children, ranges,
+                            order, reach, fd, ft, ff, fo, pst[far] if len(pst) else pst, st)
+                d[far], t[far], f[far], o[far] = fd, ft, ff, fo
             dist[s:s + len(p)] = d
             inner[s:s + len(p)] = f
+            other[s:s + len(p)] = o
             tri[s:s + len(p)] = np.where(t >= 0, self.triangle_ids[np.maximum(t, 0)], -1)
         element = np.where(tri >= 0, self.face_element[np.maximum(tri, 0)], -1).astype(np.int32)
-        return DistanceResult(dist, tri, element, inner)
+        return DistanceResult(dist, tri, element, inner, other)
 
 
 def signed_distance(mesh, points: np.ndarray, *, cell_m: float | None = None) -> DistanceResult:

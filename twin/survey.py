@@ -193,8 +193,11 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     classes, storeys, levels = _element_facts(store, mesh, site_code, model_ids)
     stations_m = reg.apply(T, stations[station_known]) if station_known.any() else None
     steps = angular_steps([s for s, k in zip(scans, station_known) if k]) if station_known.any() else None
+    station_of_scan = np.where(station_known, np.cumsum(station_known) - 1, -1).astype(np.int16)
     dev = deviation.analyse(mesh, points_m, index=full_index, classes=classes, storeys=storeys, planned=planned,
-                            stations_m=stations_m, station_steps_rad=steps, storey_levels=levels, tolerances=tol)
+                            stations_m=stations_m, station_steps_rad=steps,
+                            point_station=station_of_scan[scan_of_point] if station_known.any() else None,
+                            storey_levels=levels, tolerances=tol)
     timings["deviation_s"] = time.perf_counter() - t0
 
     # --- write: per-point Parquet first (temporary name), then the rows in one transaction

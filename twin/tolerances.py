@@ -44,9 +44,9 @@ DEFAULT_TOLERANCES: dict[str, ClassTolerance] = {
     "IfcSlab": replace(_CONCRETE, position_mm=None),     # a slab's axis is its supports'
     "IfcStair": replace(_CONCRETE, position_mm=10.0, section_plus_mm=None, section_minus_mm=None),
     "IfcFooting": replace(_CONCRETE, position_mm=15.0, section_plus_mm=15.0, section_minus_mm=10.0),
-    # thin tubes and frames show few points per patch
+    # thin tubes show few points per patch: any real share of their surface means they stand
     "IfcRailing": ClassTolerance(position_mm=20.0, elevation_mm=20.0, section_plus_mm=None, section_minus_mm=None,
-                                 flatness_mm=None, built_coverage=0.2),
+                                 flatness_mm=None, built_coverage=0.05),
     "*": ClassTolerance(position_mm=20.0, elevation_mm=20.0, section_plus_mm=None, section_minus_mm=None,
                         flatness_mm=None),
 }
@@ -65,6 +65,7 @@ class StatusRules:
     min_points: int = 10              # (int) fewer points than this: "not built" whatever the coverage
     check_points: int = 50            # (int) GB 50204 checks need at least this many points
     edge_margin_m: float = 0.05       # (float) shifts are fitted on points this far inside their faces' outlines
+    attribution_margin_m: float = 0.05  # (float) ... and this much nearer their element than any other
     min_visible_m2: float = 0.05      # (float) elements the survey could see less of are judged on points
     coverage_spacing_m: float = 0.2   # (float) surface patches coverage is counted on
     unplanned_voxel_m: float = 0.15   # (float) far points closer than this form one object
