@@ -328,9 +328,16 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
     load_after = os.getloadavg()
     gen = json.loads(gen_out.read_text())
     reads = json.loads(read_out.read_text())
-    return summarise(name, kind, db, gen, reads, rate=rate, duration_s=duration_s, health=health,
-                     pending_at_kill=pending_at_kill, restart_s=restarted, drain_s=drain_s,
-                     load=(load_before, load_after))
+    summary = summarise(name, kind, db, gen, reads, rate=rate, duration_s=duration_s, health=health,
+                        pending_at_kill=pending_at_kill, restart_s=restarted, drain_s=drain_s,
+                        load=(load_before, load_after))
+    if not os.environ.get("SITETWIN_BENCH_KEEP"):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        summary["folder"] = str(folder)
+    return summary
 
 
 def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_at_kill, restart_s, drain_s, load) -> dict:

@@ -204,7 +204,9 @@ def open_store(
             text = str(exc)
             if "lock" in text.lower() and time.monotonic() < deadline:
                 time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                # short polls: writers such as the ingest flusher free the store for a fraction of a
+                # second at a time, and a longer sleep keeps missing those windows
+                delay = min(delay * 2, 0.1)
                 continue
             if "lock" in text.lower():
                 raise StoreError(f"{db_path}: another process is writing to this store; "

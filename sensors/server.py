@@ -53,7 +53,8 @@ class ServerConfig:
     db: Path
     spool: Path | None = None            # default: <db>.spool/ingest.sqlite
     flush_interval_s: float = 0.5        # how often spooled batches move into the store (start to start)
-    min_release_s: float = 0.2           # the store stays closed at least this long between flushes
+    min_release_s: float = 0.25          # the store stays closed at least this long between flushes
+                                         # (readers retry every 0.1 s, so none misses the window)
     max_flush_batches: int = 5000        # at most this many batches per flush transaction
     refresh_s: float = 2.0               # how often the device and token list is re-read
     silence_check_s: float = 10.0        # how often silent devices are looked for

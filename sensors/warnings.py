@@ -411,15 +411,25 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
             except ValueError:
                 continue
 
-        def reach(g) -> float:
-            return max(g.jib_length_m, g.counter_jib_m)
+        names = sorted(geoms)
+        xy = np.array([geoms[n].base_m[:2] for n in names], dtype=np.float64).reshape(-1, 2)
+        reach = np.array([max(geoms[n].jib_length_m, geoms[n].counter_jib_m) for n in names])
+        position = {n: i for i, n in enumerate(names)}
+        partner_cache: dict[str, list[str]] = {}
 
-        partners = {a: [b for b in sorted(geoms) if b != a and np.hypot(
-            geoms[a].base_m[0] - geoms[b].base_m[0], geoms[a].base_m[1] - geoms[b].base_m[1]) <
-            reach(geoms[a]) + reach(geoms[b])] for a in geoms}
+        def neighbours(a: str) -> list[str]:
+            """Cranes whose swing circle overlaps a's in plan."""
+            if a not in partner_cache:
+                i = position[a]
+                near = np.hypot(*(xy - xy[i]).T) < reach + reach[i]
+                near[i] = False
+                partner_cache[a] = [names[j] for j in np.flatnonzero(near)]
+            return partner_cache[a]
+
+        partners = _Lazy(neighbours)
         todo: dict[str, int | None] = {}
         for a, f in touched.items():
-            if devices[a].site_code != site or not partners.get(a):
+            if devices[a].site_code != site or a not in position or not partners[a]:
                 continue
             for x in (a, *partners[a]):
                 if x in todo:
@@ -483,6 +493,18 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
                                              f"{eps.severity[e]} limit {limit:g} m, {lasting}"})
             out.append((key, f, found))
     return out
+
+
+class _Lazy(dict):
+    """A dict that computes missing values with a function (and keeps them)."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key):
+        value = self[key] = self._compute(key)
+        return value
 
 
 def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now_us: int) -> list:
