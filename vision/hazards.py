@@ -445,7 +445,8 @@ class Persistence:
 
 @dataclass(frozen=True)
 class EdgeConfig:
-    guard_classes: tuple[str, ...] = ("IfcRailing",)   # what counts as edge protection
+    # what counts as edge protection: guardrails, and walls standing along the edge
+    guard_classes: tuple[str, ...] = ("IfcRailing", "IfcWall", "IfcWallStandardCase", "IfcCurtainWall")
     guard_offset_m: float = 0.6          # (m) a guard this close to the edge line (plan) runs along it
     guard_coverage: float = 0.8          # (0-1) share of the edge's length the guards must cover
     guard_min_height_m: float = 0.9      # (m) guard top above the edge's floor level

@@ -41,6 +41,8 @@ class TagConfig:
     support_classes: tuple[str, ...] = ("IfcSlab", "IfcStair", "IfcStairFlight", "IfcRamp", "IfcRampFlight",
                                         "IfcRoof", "IfcCovering", "IfcPlate", "IfcFooting")   # what can be stood on
     pullback_m: float = 1.5          # with nothing to stand on, look this far back towards the camera
+    min_implied_aspect: float = 1.2  # box height / width below which the box is not a whole upright figure
+                                     # (occluded, cut): its height implies no range
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class Tagger:
         origin, dirs = view.rays(foot_uv)
         idx, rng, _ = self._lookup(view, foot_uv)
         centre_dir = dirs[len(dirs) // 2]
-        implied = self._implied_range(view, box, height_m)
+        implied = self._implied_range(view, box, height_m) \
+            if (y2 - y1) >= c.min_implied_aspect * max(w, 1e-6) else None
         hit = np.isfinite(rng) & (idx >= 0)
         method = "map"
         if hit.any():

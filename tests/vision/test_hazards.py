@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vision.errors import VisionError
-from vision.hazards import (Edge, HazardConfig, HazardContext, Persistence, Sighting, Zone, edges_from_model, evaluate,
+from vision.hazards import (Edge, EdgeConfig, HazardConfig, HazardContext, Persistence, Sighting, Zone, edges_from_model, evaluate,
                             pair_people)
 
 
@@ -126,7 +126,9 @@ def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(dem
 
     info = build_demo_building(demo_ifc.parent / "again.ifc")
     with open_store(demo_store_path, read_only=True) as store:
-        edges = edges_from_model(store, "DEMO")
+        # the demo marks edges by their guardrails alone (its facade walls come later in the schedule)
+        edges = edges_from_model(store, "DEMO", EdgeConfig(guard_classes=("IfcRailing",)))
+        with_walls = edges_from_model(store, "DEMO")
         psets = {r["global_id"]: json.loads(r["properties"])["Sitetwin_EdgeProtection"]["IsGuarded"]
                  for r in store.rows("SELECT global_id, properties FROM elements WHERE object_type = 'SlabEdge'")}
     slab_edges = [e for e in edges if e.kind == "slab_edge"]
@@ -134,12 +136,17 @@ def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(dem
     assert sorted(e.global_id for e in slab_edges if not e.guarded) == sorted(info.unguarded_edges)
     assert all(e.guarded == psets[e.global_id] for e in slab_edges)
     assert {e.fall_height_m for e in slab_edges} == {3.5, 7.0, 10.5, 14.0}
+    # with the finished facade, only the roof's open edges (no wall above the roof) stay unguarded
+    open_after = {e.global_id for e in with_walls if not e.guarded}
+    roof = {e.global_id for e in slab_edges if not e.guarded and e.floor_z_m == 14.0}
+    assert open_after == roof and roof
 
 
-def test_without_railings_built_every_edge_is_unguarded(demo_store_path):
+def test_without_railings_or_walls_built_every_edge_is_unguarded(demo_store_path):
     from data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as store:
-        no_rails = {r["global_id"] for r in store.rows("SELECT global_id FROM elements WHERE ifc_class <> 'IfcRailing'")}
+        no_rails = {r["global_id"] for r in store.rows(
+            "SELECT global_id FROM elements WHERE ifc_class NOT IN ('IfcRailing', 'IfcWall')")}
         edges = edges_from_model(store, "DEMO", element_ids=no_rails)
     assert len(edges) == 64 and not any(e.guarded for e in edges)

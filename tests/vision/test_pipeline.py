@@ -45,13 +45,13 @@ def _truth_boxes(labels) -> Boxes:
 
 @pytest.fixture(scope="module")
 def hazard_scene(demo_site, tmp_path_factory, demo_store_path):
-    """A panorama on Level 2: a bare-headed worker by an open edge, a worker by a railed edge, two in the middle."""
+    """A panorama on Level 3: a bare-headed worker by an open edge, a worker by a railed edge, two in the middle."""
     from panorama.camera import pose_matrix
     from panorama.io import save_image
     from panorama.render import RayScene, render_equirect
 
     rng = np.random.default_rng(11)
-    floor = demo_site.floor("Level 2")
+    floor = demo_site.floor("Level 3")
     open_edge = next(e for e in demo_site.open_edges if abs(e.floor_z_m - floor.z_m) < 0.05)
     railed = [e for e in demo_site.edges if e.guarded and abs(e.floor_z_m - floor.z_m) < 0.05]
 
@@ -102,8 +102,8 @@ def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_find
         assert len(rows) == len(labels) == report.detections
         people = [r for r in rows if r["class_name"] == "person"]
         assert len(people) == len(hazard_scene["workers"])
-        assert {(r["storey"], r["ifc_class"]) for r in people} == {("Level 2", "IfcSlab")}
-        assert all(r["pano_id"] == added.pano_id and r["z_m"] == pytest.approx(7.0, abs=0.02) for r in people)
+        assert {(r["storey"], r["ifc_class"]) for r in people} == {("Level 3", "IfcSlab")}
+        assert all(r["pano_id"] == added.pano_id and r["z_m"] == pytest.approx(10.5, abs=0.02) for r in people)
         # exactly two hazards: the bare head, and the person by the open edge (on that edge's element)
         assert [h["rule"] for h in hazards] == ["no_hard_hat", "unprotected_edge"]
         edge = next(h for h in hazards if h["rule"] == "unprotected_edge")
@@ -117,7 +117,7 @@ def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_find
             finding = store.one("SELECT * FROM finding_state WHERE finding_id = ?", [h["finding_id"]])
             assert (finding["category"], finding["status"], finding["source"], finding["source_ref"]) == \
                 ("safety", "open", "hazard", h["hazard_id"])
-            assert finding["severity"] == h["severity"] and finding["storey"] == "Level 2"
+            assert finding["severity"] == h["severity"] and finding["storey"] == "Level 3"
         assert report.findings == 2
 
 
@@ -265,3 +265,41 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
         assert frames == len(seen) >= 25
         assert store.scalar("SELECT count(DISTINCT frame_index) FROM detections WHERE run_id = ?",
                             [run["run_id"]]) <= frames
+
+
+def test_formwork_and_rebar_seen_on_a_column_advance_its_observed_stage(demo_site, demo_store_path, tmp_path):
+    from data.store import open_store
+    from panorama.camera import PerspectiveCamera, pose_matrix
+    from panorama.element_map import element_map_perspective
+
+    # a camera on Level 2 looking along the building; the column it sees most of is the subject
+    floor = demo_site.floor("Level 2")
+    T = pose_matrix([3.0, 9.0, floor.z_m + 1.6], 0.0)
+    cam = PerspectiveCamera.from_fov(640, 480, 60.0)
+    emap = element_map_perspective(demo_site.mesh, cam, T, scene=demo_site.sampler.scene)
+    gids = demo_site.mesh.global_ids.tolist()
+    counts = np.bincount(emap.element_index[emap.element_index >= 0], minlength=len(gids))
+    columns = [i for i in np.argsort(-counts) if demo_site.classes[gids[i]] == "IfcColumn"]
+    column = int(columns[0])
+    rows, cols = np.nonzero(emap.element_index == column)
+    cx, cy = float(np.median(cols)), float(np.median(rows))
+    assert emap.element_index[int(cy), int(cx)] == column
+    names = ("person", "formwork", "rebar", "concrete")
+    box = np.array([[cx - 8, cy - 20, cx + 8, cy + 20]], np.float32)
+    db = _copy_store(demo_store_path, tmp_path)
+    with open_store(db) as store:
+        tagger = Tagger.from_store(store, "DEMO", mesh=demo_site.mesh)
+        # formwork, rebar, formwork again, then concrete seen too faintly to count (0.3 < progress_min_conf)
+        for day, cls, conf in ((1, 1, 0.8), (2, 2, 0.9), (3, 1, 0.7), (4, 3, 0.3)):
+            rec = Recorder(store, site_code="DEMO", source_kind="camera", source_ref=f"cam-day{day}.jpg",
+                           detector=DetectorInfo(names), view=View(T, 640, 480, cam, emap), tagger=tagger,
+                           config=DetectConfig(raise_findings=False))
+            rec.frame(None, Boxes(box, np.array([conf], np.float32), np.array([cls], np.int32), names),
+                      captured_at=dt.datetime(2026, 5, day, 9))
+            rec.finish()
+        seen = store.rows("SELECT stage, global_id, observed_at FROM stage_observations ORDER BY observed_at")
+        stage = store.one("SELECT * FROM observed_stages WHERE global_id = ?", [gids[column]])
+    assert [(s["stage"], s["global_id"]) for s in seen] == [("formwork", gids[column]), ("rebar", gids[column]),
+                                                            ("formwork", gids[column])]
+    assert (stage["stage"], stage["stage_rank"], stage["sightings"]) == ("rebar", 2, 3)
+    assert stage["first_seen_at"] == dt.datetime(2026, 5, 1, 9) and stage["last_seen_at"] == dt.datetime(2026, 5, 3, 9)

@@ -97,3 +97,27 @@ def test_weights_lacking_the_rules_classes_are_refused_naming_them(cycle):
 
     with pytest.raises(WeightsError, match="missing classes: head, vest"):
         check_classes(cycle["onnx"], ["person", "hard_hat", "head", "vest"], purpose="the PPE rules")
+
+
+def test_an_int8_copy_keeps_the_class_names_and_decodes_boxes_in_float(cycle, hardhat, tmp_path):
+    import onnx
+
+    from vision.detect import Detector
+    from vision.sources import read_image
+    from vision.train import quantize_onnx
+
+    calibration = [read_image(p) for p in sorted((hardhat / "images").iterdir())[:8]]
+    q = quantize_onnx(cycle["onnx"], calibration, out=tmp_path / "q.onnx")
+    graph = onnx.load(str(q)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 20 and ops.count("ConvInteger") + ops.count("QLinearConv") == 0
+    # the head's decoding (its direct ops: concat, sigmoid, the anchor arithmetic) takes float inputs
+    producers = {o: n for n in graph.node for o in n.output}
+    head_ops = [n for n in graph.node if len(n.name.split("/")) == 3 and n.name.startswith("/model.23/")
+                and n.op_type in ("Mul", "Add", "Sub", "Div")]
+    assert head_ops and all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                            for n in head_ops for i in n.input)
+    det = Detector(q, imgsz=cycle["imgsz"], conf=0.0005)
+    assert det.names == ("hard_hat", "no_hard_hat", "no_head_wear", "person")
+    boxes = det.predict(calibration[:2])
+    assert len(boxes) == 2 and all(b.xyxy.shape[1] == 4 for b in boxes)
