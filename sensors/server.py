@@ -9,12 +9,13 @@ CLI occasionally writes to it. A server holding the store open would lock everyo
    the batch, nothing of it is kept), and appended to the spool (``sensors.spool``: SQLite
    WAL, fsync on commit, group commit across concurrent requests). Only then is it
    acknowledged (200). The server never opens the store on the request path.
-2. A flusher thread wakes every ``flush_interval_s`` (0.5 s), opens the store, moves every
-   spooled batch into it in one short transaction (``sensors.timeseries.store_batches``:
-   idempotent by batch key and by reading), re-evaluates the warnings of the series that
-   changed, and closes the store again. Between flushes the store is free for the
-   dashboard and the CLI; while someone else holds it, the flusher waits its turn
-   (``lock_timeout_s``) and the spool keeps taking batches.
+2. A flusher thread starts a flush every ``flush_interval_s`` (0.5 s): it opens the store,
+   moves every spooled batch into it in one short transaction
+   (``sensors.timeseries.store_batches``: idempotent by batch key and by reading),
+   re-evaluates the warnings of the series that changed, and closes the store again. After
+   each flush the store stays free for at least ``min_release_s`` (0.25 s; readers poll a
+   held store every 0.1 s), for the dashboard and the CLI; while someone else holds it, the
+   flusher waits its turn (``lock_timeout_s``) and the spool keeps taking batches.
 3. After a crash (kill -9, power loss), the spool still holds every acknowledged batch not
    yet flushed; the restarted server flushes them. A batch flushed just before the crash
    but not yet removed from the spool is flushed again and skipped: its key is in
