@@ -21,7 +21,9 @@ CLI occasionally writes to it. A server holding the store open would lock everyo
    but not yet removed from the spool is flushed again and skipped: its key is in
    ``ingest_batches``. So no acknowledged reading is lost and none is stored twice.
 
-Warnings are computed in the flush that stores their triggering reading: within one flush
+Devices and tokens are re-read every ``refresh_s`` (2 s): a device registered with the CLI
+while the server runs can post within that. Warnings are computed in the flush that stores
+their triggering reading: within one flush
 interval plus the flush itself of the acknowledgement (``bench/ingest.py`` measures it).
 Every ``silence_check_s`` the flusher also looks for devices that went quiet.
 
