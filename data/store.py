@@ -8,6 +8,7 @@ open read-only and retry while a writer holds the lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import tempfile
@@ -30,8 +31,17 @@ class Migration:
     sql: str
 
 
+@functools.lru_cache(maxsize=1)
+def _migrations_cached() -> tuple[Migration, ...]:
+    return tuple(_read_migrations())
+
+
 def migrations() -> list[Migration]:
     """The schema migrations shipped with sitetwin, in the order they apply."""
+    return list(_migrations_cached())
+
+
+def _read_migrations() -> list[Migration]:
     found = []
     for entry in resources.files("data.migrations").iterdir():
         match = _MIGRATION_RE.match(entry.name)
@@ -229,13 +239,20 @@ def open_store(
 
 def migrate(store: Store) -> list[Migration]:
     """Apply every migration not yet recorded in ``schema_migrations``; return those applied."""
+    wanted = migrations()
+    try:   # the common case, a current store, costs one read (short-lived writers open often)
+        done = {r[0] for r in store.execute("SELECT version FROM schema_migrations")}
+    except Exception:
+        done = set()
+    if done >= {m.version for m in wanted}:
+        return []
     store.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
         " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
     done = {r[0] for r in store.execute("SELECT version FROM schema_migrations")}
     applied = []
-    for m in migrations():
+    for m in wanted:
         if m.version in done:
             continue
         with store.transaction():
