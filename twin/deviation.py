@@ -31,6 +31,7 @@ NOISE = -1
 # A scanner measures a surface seen at up to ~75 degrees from its normal, within this range.
 MIN_INCIDENCE_COS = 0.25
 MAX_RANGE_M = 60.0
+MIN_EXPECTED_POINTS = 3.0
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,11 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
                 row["section_mm"] = section_deviation(df_, nf)
                 if tol.verticality_mm is not None:
                     row["verticality_mm"] = verticality(points_m[face], df_, nf, zmin[e], zmax[e])
-            counts, _ = np.histogram(np.clip(de, bins[0], bins[-1] - 1e-9), bins=bins)
+        profile = classes[e] in rules.profile_classes and cov["thirds_m2"][e] >= 2 * rules.min_visible_m2
+        if n:
+            counts, _ = np.histogram(np.clip(d[idx] * 1000.0, bins[0], bins[-1] - 1e-9), bins=bins)
             for b in np.flatnonzero(counts):
                 hist_rows.append((e, float(bins[b]), float(bins[b + 1]), int(counts[b])))
-        profile = classes[e] in rules.profile_classes and cov["thirds_m2"][e] >= 2 * rules.min_visible_m2
         row["status"], row["checks"] = _status(row, tol, rules, cov["visible_m2"][e], zmax[e] - zmin[e],
                                                cov["low"][e], cov["high"][e], profile, int(clear_points[e]))
         rows.append(row)
@@ -435,8 +437,9 @@ def _visible(mesh, sample, stations, planned, steps_rad=None) -> np.ndarray:
         facing = (cos_inc > MIN_INCIDENCE_COS) & (r > 0.3) & (r < MAX_RANGE_M) & ~seen
         step = None if steps_rad is None else steps_rad[si]
         if step is not None and step == step and step > 0:
-            # points a patch of this area gets from this station: area cos(incidence) / (range step)^2
-            facing &= sample.area_m2 * cos_inc / (r * step) ** 2 >= 1.0
+            # points a patch of this area gets from this station: area cos(incidence) / (range step)^2;
+            # it takes a few for a patch to show reliably (a thin strip may fall between scan lines)
+            facing &= sample.area_m2 * cos_inc / (r * step) ** 2 >= MIN_EXPECTED_POINTS
         idx = np.flatnonzero(facing)
         if not len(idx):
             continue

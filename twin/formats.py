@@ -279,6 +279,9 @@ def write_e57(path: str | Path, scans) -> Path:
         e57 = pye57.E57(str(tmp), mode="w")
         try:
             for scan in scans:
+                if not np.isfinite(np.asarray(scan.points, dtype=np.float64)).all():
+                    raise PointCloudError(f"{path}: scan {scan.name!r} has NaN/inf coordinates; E57 cannot hold them")
+            for scan in scans:
                 pts = np.asarray(scan.points, dtype=np.float64)
                 data = {"cartesianX": pts[:, 0], "cartesianY": pts[:, 1], "cartesianZ": pts[:, 2]}
                 if getattr(scan, "rgb", None) is not None:
@@ -288,8 +291,12 @@ def write_e57(path: str | Path, scans) -> Path:
                 pose = np.asarray(scan.T_survey_from_scan, dtype=np.float64)
                 x, y, z, w = Rotation.from_matrix(pose[:3, :3]).as_quat()
                 e57.write_scan_raw(data, name=scan.name, rotation=np.array([w, x, y, z]), translation=pose[:3, 3])
-        finally:
-            e57.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                e57.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        e57.close()
     os.replace(tmp, path)
     return path
 

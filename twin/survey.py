@@ -232,8 +232,12 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
 
 
 def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: int = 0) -> np.ndarray:
-    """Each scan's angular resolution (radians): the median nearest-neighbour spacing of its points
-    over their range from the scanner. Scans must have a known station (origin of the scan frame)."""
+    """Each scan's angular resolution (radians), from the nearest-neighbour spacing of its points over
+    their range from the scanner. Scans must have a known station (origin of the scan frame).
+
+    On a scanner's azimuth-elevation grid the neighbour spacing is the step near the horizon and
+    shrinks towards the zenith (azimuth lines converge), so the 80th percentile is taken.
+    """
     from scipy.spatial import cKDTree
 
     rng = np.random.default_rng(seed)
@@ -253,7 +257,7 @@ def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: 
         rng_m = np.linalg.norm(q, axis=1)
         ok = rng_m > 1.0
         if ok.sum() > 10:
-            out[i] = float(np.median(dist[ok, 1] / rng_m[ok])) / scale
+            out[i] = float(np.quantile(dist[ok, 1] / rng_m[ok], 0.8)) / scale
     return out
 
 
