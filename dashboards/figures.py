@@ -119,13 +119,15 @@ def worst_elements(frame, limit: int = 15) -> list[dict]:
 # --------------------------------------------------------------------------------------
 # progress
 
-def s_curve_figure(curve: dict, as_of: dt.date | None = None) -> dict:
-    if not curve["scheduled"]:
+def s_curve_figure(points: Sequence[dict], as_of: dt.date | None = None) -> dict:
+    """Planned share of scheduled elements by date (a step line) and the share seen built at each survey."""
+    if not points:
         return empty_figure("No schedule linked to the model.")
+    seen = [p for p in points if p.get("actual_pct") is not None]
     data = [dict(type="scatter", mode="lines", line=dict(shape="hv", color="#4e79a7", width=2), name="planned",
-                 x=[d.isoformat() for d in curve["planned_dates"]], y=curve["planned_pct"]),
+                 x=[p["date"].isoformat() for p in points], y=[p["planned_pct"] for p in points]),
             dict(type="scatter", mode="lines+markers", name="seen built (surveys)", line=dict(color="#e15759", width=2),
-                 marker=dict(size=9), x=[d.isoformat() for d in curve["actual_dates"]], y=curve["actual_pct"])]
+                 marker=dict(size=9), x=[p["date"].isoformat() for p in seen], y=[p["actual_pct"] for p in seen])]
     shapes = []
     if as_of:
         shapes.append(dict(type="line", xref="x", yref="paper", x0=as_of.isoformat(), x1=as_of.isoformat(), y0=0,
@@ -138,7 +140,7 @@ def s_curve_figure(curve: dict, as_of: dt.date | None = None) -> dict:
 def completion_figure(rows: list[dict], key: str) -> dict:
     if not rows:
         return empty_figure("Nothing scheduled.")
-    names = [str(r[key]) for r in rows]
+    names = [str(r[key] if r[key] is not None else "(none)") for r in rows]
     return {"data": [dict(type="bar", name="planned", x=names, y=[r["planned_pct"] for r in rows],
                           marker=dict(color="#a0c4e8")),
                      dict(type="bar", name="seen built", x=names, y=[r["actual_pct"] for r in rows],

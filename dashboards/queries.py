@@ -4,16 +4,15 @@ Every function takes an open store and a site code the caller has already been a
 to (``dashboards.access.site_store``), binds every value, and returns plain records
 (lists of dicts, small dataclasses or pandas frames). Nothing here draws.
 
-Progress (planned vs actual per element) is read from the schedule tables (``tasks``,
-``task_elements``) and twin's ``element_first_built`` view; when twin publishes its own
-progress functions the pages should call those instead.
+Progress at the latest survey is twin's report (``twin.progress``); the 4D state of every
+element on any day (:func:`schedule_states`) follows the same rules, from the schedule tables
+and twin's element observations.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,12 +237,6 @@ def planned_elements(store: Store, site_code: str) -> list[dict]:
         "WHERE e.site_code = ? GROUP BY e.model_id, e.global_id, e.ifc_class, e.storey", [site_code])
 
 
-def first_built(store: Store, site_code: str) -> dict[tuple[str, str], dt.date]:
-    """(model_id, global_id) -> the first survey epoch the element was seen standing (twin's view)."""
-    return {(r["model_id"], r["global_id"]): r["first_built_epoch"] for r in store.rows(
-        "SELECT model_id, global_id, first_built_epoch FROM element_first_built WHERE site_code = ?", [site_code])}
-
-
 def schedule_dates(store: Store, site_code: str) -> tuple[dt.date, dt.date] | None:
     row = store.one("SELECT min(t.start) AS a, max(t.finish) AS b FROM tasks t JOIN schedules s USING (schedule_id) "
                     "WHERE s.site_code = ? AND NOT t.is_summary", [site_code])
@@ -252,113 +245,55 @@ def schedule_dates(store: Store, site_code: str) -> tuple[dt.date, dt.date] | No
     return _day(row["a"]), _day(row["b"])
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Planned vs actual for a site as of a day: what the progress page and the overview show."""
+def progress_report(store: Store, site_code: str):
+    """Planned vs actual at the latest survey: S-curve, per storey and task, late elements (twin's report)."""
+    from twin.progress import progress_report as report
 
-    as_of: dt.date
-    survey_id: str | None
-    scheduled: int                 # elements with a task
-    planned_done: int              # of those, planned to finish by as_of
-    built: int                     # of those, seen standing in the survey as of as_of
-    elements: list[dict]           # per scheduled element: planned dates, task, storey, status, first built,
-                                   # late (due, not seen standing) and late_days (days past the planned finish)
-
-    @property
-    def planned_pct(self) -> float:
-        return 100.0 * self.planned_done / self.scheduled if self.scheduled else 0.0
-
-    @property
-    def actual_pct(self) -> float:
-        return 100.0 * self.built / self.scheduled if self.scheduled else 0.0
+    return report(store, site_code=site_code)
 
 
-def progress(store: Store, site_code: str, as_of: dt.date | None = None) -> Progress:
-    """Planned vs actual per scheduled element as of a day (default: the latest survey's epoch, else today)."""
-    if as_of is None:
-        latest = store.scalar("SELECT max(epoch) FROM surveys WHERE site_code = ?", [site_code])
-        as_of = _day(latest) if latest else utcnow().date()
-    survey_id = survey_as_of(store, site_code, as_of)
-    status = element_status(store, survey_id)
-    firsts = first_built(store, site_code)
-    rows = []
-    planned_done = built = 0
-    for r in planned_elements(store, site_code):
-        finish = _day(r["planned_finish"]) if r["planned_finish"] else None
-        key = (r["model_id"], r["global_id"])
-        st = status.get(key, {}).get("status") if survey_id else None
-        first = firsts.get(key)
-        is_built = st in ("built", "out_of_tolerance") or (first is not None and _day(first) <= as_of and st is None)
-        due = finish is not None and finish <= as_of
-        planned_done += due
-        built += bool(is_built)
-        # late only where a survey could have seen it: without one, nothing is known to be late
-        late = bool(due and not is_built and survey_id is not None)
-        rows.append({**r, "status": st or ("no survey" if survey_id is None else "not seen"),
-                     "first_built": first, "built": bool(is_built), "due": due, "late": late,
-                     "late_days": (as_of - finish).days if late else 0})
-    return Progress(as_of, survey_id, len(rows), planned_done, built, rows)
+SCHEDULE_STATES = ("built", "late", "in progress", "due (not seen)", "not started", "unscheduled")
 
 
-_PLANNED_SQL = (
-    "SELECT DISTINCT e.model_id, e.global_id FROM current_elements e JOIN task_elements te "
-    "ON te.site_code = e.site_code AND te.global_id = e.global_id AND (te.model_id IS NULL OR te.model_id = e.model_id) "
-    "JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id AND NOT t.is_summary "
-    "WHERE e.site_code = $site")
+def schedule_states(store: Store, site_code: str, day: dt.date) -> dict[tuple[str, str], str]:
+    """(model_id, global_id) -> the element's 4D state on ``day``, by twin's rules of progress.
 
-
-def s_curve(store: Store, site_code: str) -> dict[str, list]:
-    """Cumulative share of scheduled elements planned finished per day, and seen built per survey epoch."""
-    import numpy as np
-
-    plan = planned_elements(store, site_code)
-    total = len(plan)
-    if not total:
-        return {"planned_dates": [], "planned_pct": [], "actual_dates": [], "actual_pct": [], "scheduled": 0}
-    finishes = np.array(sorted(_day(r["planned_finish"]) for r in plan if r["planned_finish"]), dtype="datetime64[D]")
-    days, counts = np.unique(finishes, return_counts=True)
-    planned_pct = (100.0 * np.cumsum(counts) / total).round(2)
-    actual = store.rows(
-        f"WITH planned AS ({_PLANNED_SQL}), built AS (SELECT d.survey_id, count(*) AS n FROM element_deviation d "
-        f"JOIN planned p USING (model_id, global_id) WHERE d.site_code = $site "
-        f"AND d.status IN ('built', 'out_of_tolerance') GROUP BY d.survey_id) "
-        f"SELECT s.epoch, coalesce(b.n, 0) AS built FROM surveys s LEFT JOIN built b USING (survey_id) "
-        f"WHERE s.site_code = $site AND s.epoch IS NOT NULL ORDER BY s.epoch, s.created_at, s.survey_id",
-        {"site": site_code})
-    return {"planned_dates": [d.item() for d in days], "planned_pct": planned_pct.tolist(),
-            "actual_dates": [_day(r["epoch"]) for r in actual],
-            "actual_pct": [round(100.0 * r["built"] / total, 2) for r in actual], "scheduled": total}
-
-
-def completion_by(prog: Progress, key: str) -> list[dict]:
-    """Planned and actual completion grouped by ``storey`` or ``task`` from a :class:`Progress`."""
-    groups: dict[str, dict] = {}
-    for r in prog.elements:
-        g = groups.setdefault(r.get(key) or "(none)", {key: r.get(key) or "(none)", "elements": 0, "planned": 0,
-                                                        "built": 0, "late": 0})
-        g["elements"] += 1
-        g["planned"] += r["due"]
-        g["built"] += r["built"]
-        g["late"] += r["late"]
-    out = []
-    for g in groups.values():
-        n = g["elements"]
-        out.append({**g, "planned_pct": round(100.0 * g["planned"] / n, 1), "actual_pct": round(100.0 * g["built"] / n, 1)})
-    return out
-
-
-def schedule_state(planned_start, planned_finish, built: bool, surveyed: bool, day: dt.date) -> str:
-    """An element's 4D state on ``day``: built, late, due (no survey to tell), in progress, not started, unscheduled.
-
-    ``built``: seen standing as of the day (see :func:`progress`); ``surveyed``: a survey exists on or
-    before the day, so that a due element not seen standing is known to be late.
+    ``built``: a survey on or before the day found it standing (``element_first_built``);
+    ``late``: a survey between its planned finish and the day could see it and did not find
+    it standing; ``due (not seen)``: planned finished, but no such survey tells; ``in progress``:
+    between planned start and finish; ``not started``; ``unscheduled``: no task builds it.
     """
-    if built:
+    from twin.progress import MIN_VISIBLE_SHARE
+
+    rows = store.rows(
+        "WITH plan AS (SELECT te.model_id, te.global_id, min(t.start) AS planned_start, "
+        "  max(t.finish) AS planned_finish FROM task_elements te JOIN tasks t ON t.schedule_id = te.schedule_id "
+        "  AND t.task_id = te.task_id WHERE te.site_code = $site AND NOT t.is_summary GROUP BY ALL), "
+        "seen AS (SELECT d.model_id, d.global_id, s.epoch, d.status, d.visible_share FROM element_deviation d "
+        "  JOIN surveys s USING (survey_id) WHERE s.site_code = $site AND s.status = 'analysed' "
+        "  AND s.epoch IS NOT NULL AND s.epoch <= $day) "
+        "SELECT e.model_id, e.global_id, any_value(p.planned_start) AS planned_start, "
+        " any_value(p.planned_finish) AS planned_finish, min(w.epoch) FILTER (WHERE w.status IN "
+        " ('built', 'out_of_tolerance')) AS first_built, count(w.epoch) FILTER (WHERE w.status NOT IN "
+        " ('built', 'out_of_tolerance') AND w.visible_share >= $vis AND w.epoch >= CAST(p.planned_finish AS DATE)) "
+        " AS misses FROM current_elements e "
+        "LEFT JOIN plan p ON p.global_id = e.global_id AND (p.model_id IS NULL OR p.model_id = e.model_id) "
+        "LEFT JOIN seen w ON w.model_id = e.model_id AND w.global_id = e.global_id "
+        "WHERE e.site_code = $site GROUP BY e.model_id, e.global_id",
+        {"site": site_code, "day": day, "vis": MIN_VISIBLE_SHARE})
+    return {(r["model_id"], r["global_id"]): schedule_state(r["planned_start"], r["planned_finish"], r["first_built"],
+                                                             r["misses"] > 0, day)
+            for r in rows}
+
+
+def schedule_state(planned_start, planned_finish, first_built, missed: bool, day: dt.date) -> str:
+    """One element's 4D state on ``day`` (see :func:`schedule_states`)."""
+    if first_built is not None and _day(first_built) <= day:
         return "built"
     if planned_finish is None:
         return "unscheduled"
     if _day(planned_finish) <= day:
-        return "late" if surveyed else "due (no survey)"
+        return "late" if missed else "due (not seen)"
     if planned_start is not None and _day(planned_start) <= day:
         return "in progress"
     return "not started"

@@ -363,7 +363,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 STATUS_LABELS = {"built": "built", "partial": "partially built", "not_built": "not built",
                  "out_of_tolerance": "out of tolerance", "unknown": "not surveyed"}
 SCHEDULE_COLORS = {"built": "rgb(40,185,80)", "late": "rgb(225,50,50)", "in progress": "rgb(245,185,30)",
-                   "due (no survey)": "rgb(120,160,210)", "not started": "rgb(205,210,220)",
+                   "due (not seen)": "rgb(120,160,210)", "not started": "rgb(205,210,220)",
                    "unscheduled": "rgb(150,150,150)"}
 DEVIATION_BANDS_MM = (5.0, 10.0, 20.0, 40.0)
 

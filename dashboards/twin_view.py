@@ -29,7 +29,7 @@ MAX_POINTS = 40_000            # scan points sent to the browser
 TERRAIN_CLUSTER = -2           # twin's points.parquet: cluster -2 is the ground (not drawn)
 GHOST_OPACITY = 0.25           # elements not there (yet): drawn see-through so the design still shows
 DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
-GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled", "due (no survey)"),
+GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled", "due (not seen)"),
            "deviation": ("not measured",)}
 SELECTED_COLOR = "rgb(255,215,0)"
 WARNING_COLOR = "rgb(255,40,40)"
@@ -110,18 +110,11 @@ def read_twin(store, p: TwinParams) -> TwinData:
             data.note = "No survey on or before this day: deviation is not measured."
     else:   # schedule
         day = p.day or q.utcnow().date()
-        prog = q.progress(store, p.site, day)
-        plan = {(r["model_id"], r["global_id"]): r for r in prog.elements}
-        surveyed = prog.survey_id is not None
-        data.values = np.array([q.schedule_state(plan[key]["planned_start"], plan[key]["planned_finish"],
-                                                 plan[key]["built"], surveyed, day) if key in plan else "unscheduled"
-                                for key in keys], dtype=object)
-        data.order = list(scene.SCHEDULE_COLORS)
+        states = q.schedule_states(store, p.site, day)
+        data.values = np.array([states.get(key, "unscheduled") for key in keys], dtype=object)
+        data.order = list(q.SCHEDULE_STATES)
         data.colors = dict(scene.SCHEDULE_COLORS)
-        data.survey_id = prog.survey_id
-        if prog.survey_id:
-            data.survey_epoch = store.scalar("SELECT epoch FROM surveys WHERE survey_id = ?", [prog.survey_id])
-        if not plan:
+        if set(data.values.tolist()) <= {"unscheduled"}:
             data.note = "No schedule linked to the model: every element is unscheduled."
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)

@@ -46,7 +46,7 @@ def fill(site):
         card = q.site_card(store, site)
         models = q.model_versions(store, site)
         surveys = q.surveys(store, site)
-        prog = q.progress(store, site)
+        prog = q.progress_report(store, site)
         n_hazards, hazards = q.open_hazards(store, site, limit=8)
     with scoped_store() as (store, scope):
         findings = q.open_findings(store, scope, site)
@@ -65,17 +65,22 @@ def fill(site):
 
 
 def _progress(prog):
-    if not prog.scheduled:
+    """Planned and seen-built shares at the latest survey (twin's progress report)."""
+    if not prog.elements:
         return c.empty("No schedule linked to the model: import one with `sitetwin bim schedule` to compare "
                        "progress against plan.", id="overview-progress-empty")
-    basis = (f"survey of {c.fmt(prog.as_of)}" if prog.survey_id else
-             "no survey yet: actual progress needs a scan survey (`sitetwin survey add`)")
+    if not prog.surveys:
+        return c.empty(f"{prog.elements} scheduled elements, but no analysed survey yet: actual progress needs a "
+                       "scan survey (`sitetwin survey add`).", id="overview-progress-empty")
+    last = prog.surveys[-1]
+    missing = sum(1 for e in prog.late_elements if e["still_missing"])
     return html.Div([
-        html.Div([c.figure_num(round(prog.planned_pct, 1), "% planned done", id="overview-planned-pct"),
-                  c.figure_num(round(prog.actual_pct, 1), "% seen built", id="overview-actual-pct"),
-                  c.figure_num(sum(1 for e in prog.elements if e["late"]), "elements late")],
-                 className="figures"),
-        html.Div(f"as of {c.fmt(prog.as_of)}, {prog.scheduled} scheduled elements; {basis}", className="status-line"),
+        html.Div([c.figure_num(round(100.0 * last["planned"] / prog.elements, 1), "% planned done",
+                               id="overview-planned-pct"),
+                  c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built", id="overview-actual-pct"),
+                  c.figure_num(missing, "elements late", id="overview-late")], className="figures"),
+        html.Div(f"at the survey of {c.fmt(last['epoch'])} ({last['survey_id']}), {prog.elements} scheduled elements",
+                 className="status-line"),
     ])
 
 

@@ -17,6 +17,7 @@ PLAY_INTERVAL_MS = 1200
 
 
 def layout(site: str | None = None, date: str | None = None, **query):
+    # progress is reported at the latest survey (twin's report); ``date`` starts the 4D playback
     from dashboards.app import default_site
 
     site = default_site(site)
@@ -27,7 +28,6 @@ def layout(site: str | None = None, date: str | None = None, **query):
         dcc.Store(id="progress-want-date", data=date),
         dcc.Store(id="progress-days", data=[]),
         html.H1("Progress against the schedule"),
-        html.Div([c.control("as of (survey)", dcc.Dropdown(id="progress-asof", clearable=False))], className="controls"),
         html.Div(id="progress-summary", className="figures"),
         html.Div([
             html.Div([html.H2("S-curve"), dcc.Graph(id="progress-scurve", style={"height": "320px"})], className="card"),
@@ -49,63 +49,62 @@ def layout(site: str | None = None, date: str | None = None, **query):
     ])
 
 
-@callback(Output("progress-asof", "options"), Output("progress-asof", "value"), Output("progress-days", "data"),
-          Output("progress-day", "max"), Output("progress-day", "marks"), Output("progress-day", "value"),
-          Input("progress-site", "data"), State("progress-want-date", "data"))
+@callback(Output("progress-days", "data"), Output("progress-day", "max"), Output("progress-day", "marks"),
+          Output("progress-day", "value"), Input("progress-site", "data"), State("progress-want-date", "data"))
 def setup(site, want):
+    """Playback days: every week of the schedule, plus the survey epochs (marked)."""
     from dashboards import queries as q
 
     with site_store(site) as store:
-        epochs = q.survey_epochs(store, site)
+        epochs = [q._day(e["epoch"]) for e in q.survey_epochs(store, site)]
         span = q.schedule_dates(store, site)
-    options = [{"label": f"{c.fmt(e['epoch'])} ({e['survey_id']})", "value": c.fmt(e["epoch"])} for e in epochs]
-    today = q.utcnow().date()
-    options.append({"label": f"today ({today})", "value": today.isoformat()})
-    value = want if want in [o["value"] for o in options] else options[max(0, len(options) - 2)]["value"]
     if span:
         first, last = span
         weeks = [first + dt.timedelta(days=7 * i) for i in range((last - first).days // 7 + 2)]
     else:
-        weeks = [q._day(e["epoch"]) for e in epochs] or [today]
-    days, marks, start = c.day_slider([q._day(e["epoch"]) for e in epochs], weeks, None)
-    return options, value, [d.isoformat() for d in days], len(days) - 1, marks, 0 if span else start
+        weeks = epochs or [q.utcnow().date()]
+    days, marks, start = c.day_slider(epochs, weeks, want)
+    return [d.isoformat() for d in days], len(days) - 1, marks, start if want else 0
 
 
 @callback(Output("progress-summary", "children"), Output("progress-scurve", "figure"),
           Output("progress-storeys", "figure"), Output("progress-tasks", "children"), Output("progress-late", "children"),
-          Output("shell-state", "data", allow_duplicate=True),
-          Input("progress-asof", "value"), State("progress-site", "data"), prevent_initial_call=True)
-def fill(as_of, site):
+          Input("progress-site", "data"))
+def fill(site):
+    """Planned vs actual at the latest survey: twin's progress report, drawn."""
     from dashboards import figures as f
     from dashboards import queries as q
 
-    day = dt.date.fromisoformat(as_of)
     with site_store(site) as store:
-        prog = q.progress(store, site, day)
-        curve = q.s_curve(store, site)
-    if not prog.scheduled:
+        prog = q.progress_report(store, site)
+    if not prog.elements:
         msg = c.empty("No schedule linked to the model: import one with `sitetwin bim schedule` (or load an IFC "
                       "with a work schedule) to follow progress.", id="progress-empty")
-        return msg, f.empty_figure("No schedule."), f.empty_figure("No schedule."), "", "", {"date": as_of}
-    late = sorted((e for e in prog.elements if e["late"]), key=lambda e: -e["late_days"])
-    summary = [c.figure_num(round(prog.planned_pct, 1), "% planned done", id="progress-planned-pct"),
-               c.figure_num(round(prog.actual_pct, 1), "% seen built", id="progress-actual-pct"),
-               c.figure_num(len(late), "elements late", id="progress-late-count"),
-               c.figure_num(prog.scheduled, "scheduled elements"),
-               html.Div(f"as of {day}; " + (f"survey {prog.survey_id}" if prog.survey_id else
-                                            "no survey on or before this day: actual progress is unknown"),
-                        className="status-line")]
-    by_task = q.completion_by(prog, "task")
-    tasks = c.table(sorted(by_task, key=lambda r: r["task"]), [
-        ("task", "task"), ("elements", "elements"), ("planned_pct", "planned (%)"), ("actual_pct", "built (%)"),
-        ("late", "late")], id="progress-task-table")
-    return (summary, f.s_curve_figure(curve, day), f.completion_figure(q.completion_by(prog, "storey"), "storey"),
-            tasks, _late(late, site), {"date": as_of})
+        return msg, f.empty_figure("No schedule."), f.empty_figure("No schedule."), "", ""
+    last = prog.surveys[-1] if prog.surveys else None
+    still = [e for e in prog.late_elements if e["still_missing"]]
+    if last:
+        summary = [c.figure_num(round(100.0 * last["planned"] / prog.elements, 1), "% planned done",
+                                id="progress-planned-pct"),
+                   c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built", id="progress-actual-pct"),
+                   c.figure_num(len(still), "elements still late", id="progress-late-count"),
+                   c.figure_num(len(prog.late_elements) - len(still), "built late"),
+                   c.figure_num(prog.elements, "scheduled elements"),
+                   html.Div(f"at the survey of {c.fmt(last['epoch'])} ({last['survey_id']})", className="status-line")]
+    else:
+        summary = [c.figure_num(prog.elements, "scheduled elements"),
+                   c.empty("No analysed survey yet: actual progress needs a scan survey (`sitetwin survey add`).",
+                           id="progress-nosurvey")]
+    tasks = c.table(list(prog.by_task), [
+        ("task", "task"), ("planned_finish", "planned finish"), ("elements", "elements"), ("planned_pct", "planned (%)"),
+        ("actual_pct", "built (%)"), ("late", "late")], id="progress-task-table")
+    return (summary, f.s_curve_figure(prog.s_curve, last["epoch"] if last else None),
+            f.completion_figure(list(prog.by_storey), "storey"), tasks, _late(list(prog.late_elements), site))
 
 
 def _late(rows, site):
     if not rows:
-        return c.empty("No element is late against the schedule as of this day.", id="progress-late-empty")
+        return c.empty("No element is late against the schedule.", id="progress-late-empty")
 
     def cell(k, r):
         if k == "open":
@@ -114,8 +113,9 @@ def _late(rows, site):
         return c.fmt(r.get(k))
 
     return c.table(rows[:25], [("global_id", "element"), ("ifc_class", "class"), ("storey", "storey"),
-                               ("task", "task"), ("planned_finish", "planned finish"), ("late_days", "days late"),
-                               ("status", "status"), ("open", "")], id="progress-late-table", cell=cell)
+                               ("task", "task"), ("planned_finish", "planned finish"), ("days_late", "days late"),
+                               ("first_built_epoch", "seen built"), ("latest_status", "latest status"), ("open", "")],
+                   id="progress-late-table", cell=cell)
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),
@@ -148,6 +148,7 @@ def advance(_, value, days):
 
 
 @callback(Output("progress-4d", "figure"), Output("progress-day-label", "children"),
+          Output("shell-state", "data", allow_duplicate=True),
           Input("progress-day", "value"), Input("progress-days", "data"), State("progress-site", "data"),
           prevent_initial_call=True)
 def frame(index, days, site):
@@ -168,7 +169,7 @@ def frame(index, days, site):
     for v in data.values.tolist():
         counts[v] = counts.get(v, 0) + 1
     label = f"{day}: " + ", ".join(f"{counts[k]} {k}" for k in data.order if counts.get(k))
-    return fig, label
+    return fig, label, {"date": day.isoformat()}
 
 
 dash.register_page(__name__, path="/progress", name="Progress", title="sitetwin · progress", order=3, layout=layout)

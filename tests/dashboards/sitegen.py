@@ -3,9 +3,9 @@
 On top of a store holding the demo building (site DEMO), :func:`populate` adds:
 
 - two scan surveys simulated from the model (``twin.simulate``) at two dates of the
-  schedule, with some elements late, some displaced (out of tolerance), some partly built;
-  per-point signed distances (Open3D closest points) in twin's Parquet layout, per-element
-  deviation, histograms and unplanned objects written with ``twin.survey_store.insert_rows``;
+  schedule, with some elements late, some displaced (out of tolerance), some partly built,
+  written as E57 and added with twin's own pipeline (``twin.survey.add_survey``: deviation,
+  status, histograms, unplanned objects);
 - two posed panoramas rendered with ``panorama.render`` (with worker figures from
   ``vision.synth``), imported with ``panorama.pano_store.add_panorama``, with element maps;
 - detections from the rendered workers' boxes (``vision.synth.labels_from_render``) tagged
@@ -15,8 +15,7 @@ On top of a store holding the demo building (site DEMO), :func:`populate` adds:
   over the limit on the roof weather station, imported with ``sensors.importer``, which
   leaves a warning open on the roof slab.
 
-The twin's own survey pipeline is not used for the surveys (it has no store writer yet);
-statuses follow the simulation's truth, deviations are measured from the points.
+The simulation's truth (late, displaced and partial elements) is returned with the ids made.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 SITE = "DEMO"
-TOLERANCE_MM = 8.0
 
 
 def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 1.5,
@@ -73,14 +71,10 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
 # surveys
 
 def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: float, site: dict) -> dict:
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from scipy import ndimage
-
     from data.store import open_store
-    from twin.simulate import CLUTTER, TERRAIN, default_stations, simulate_survey, site_clutter
-    from twin.survey_store import insert_rows, points_path
+    from twin.formats import write_e57
+    from twin.simulate import default_stations, simulate_survey, site_clutter
+    from twin.survey import add_survey
 
     gids = mesh.global_ids.tolist()
     n = len(gids)
@@ -106,126 +100,18 @@ def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: fl
     sim = simulate_survey(mesh, stations_m=stations, built=built, partial=partial, displacement_m=disp,
                           element_classes=list(classes), angular_step_deg=step_deg, clutter=clutter,
                           terrain_z_m=-0.02, seed=100 + k)
-    xyz = sim.points_in_model_frame()
-    truth = sim.truth_element()
-    dist, element = _signed_distance(mesh, xyz)
-    element = np.where(truth >= 0, element, -1).astype(np.int32)
-    dist = dist.astype(np.float32)
-    cluster = np.full(len(xyz), -1, np.int32)
-    cluster[truth == TERRAIN] = -2
-    objects = []
-    clutter_idx = np.flatnonzero(truth == CLUTTER)
-    if len(clutter_idx):
-        vox = np.floor((xyz[clutter_idx] - xyz[clutter_idx].min(0)) / 0.5).astype(int)
-        grid = np.zeros(vox.max(0) + 1, bool)
-        grid[tuple(vox.T)] = True
-        labels, count = ndimage.label(grid, structure=np.ones((3, 3, 3)))
-        lab = labels[tuple(vox.T)] - 1
-        sizes = np.bincount(lab, minlength=count)
-        rank = np.argsort(-sizes)
-        new_id = np.empty(count, int)
-        new_id[rank] = np.arange(count)
-        cluster[clutter_idx] = new_id[lab]
-        for obj in range(count):
-            p = xyz[clutter_idx[new_id[lab] == obj]]
-            if len(p) < 20:
-                continue
-            objects.append((obj, p))
-    survey_id = "S" + hashlib.sha256(f"{SITE}|{epoch}|sim{k}".encode()).hexdigest()[:11]
-    rgb = np.concatenate([s.rgb for s in sim.scans])
-    intensity = np.concatenate([s.intensity for s in sim.scans])
-    scan_index = np.concatenate([np.full(len(s.points), i, np.int16) for i, s in enumerate(sim.scans)])
-    mids = mesh.model_ids.tolist()
-    table = pa.table({
-        "x_m": xyz[:, 0].astype(np.float32), "y_m": xyz[:, 1].astype(np.float32), "z_m": xyz[:, 2].astype(np.float32),
-        "r": rgb[:, 0], "g": rgb[:, 1], "b": rgb[:, 2], "intensity": intensity, "scan_index": scan_index,
-        "distance_m": dist, "element": element,
-        "model_id": pa.array([mids[e] if e >= 0 else None for e in element.tolist()], pa.string()),
-        "global_id": pa.array([gids[e] if e >= 0 else None for e in element.tolist()], pa.string()),
-        "cluster": cluster})
     with open_store(db) as store:
-        path = points_path(store, survey_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-        rel = str(path.relative_to(Path(store.cache_dir)))
-        storey_of = {r["global_id"]: r for r in store.rows(
-            "SELECT global_id, ifc_class, storey FROM current_elements WHERE site_code = ?", [SITE])}
-        dev_rows, hist_rows = [], []
-        edges = np.arange(-30.0, 32.0, 2.0)
-        for e in range(n):
-            d_mm = dist[element == e] * 1000.0
-            d_mm = d_mm[np.abs(d_mm) < 100]
-            g = gids[e]
-            if built[e] and len(d_mm) >= 5:
-                status = "partial" if partial[e] else (
-                    "out_of_tolerance" if abs(float(np.mean(d_mm))) > TOLERANCE_MM or
-                    np.linalg.norm(disp[e]) * 1000 > TOLERANCE_MM else "built")
-            else:
-                status = "not_built"
-            row = {"site_code": SITE, "survey_id": survey_id, "model_id": mids[e], "global_id": g,
-                   "ifc_class": storey_of.get(g, {}).get("ifc_class"), "storey": storey_of.get(g, {}).get("storey"),
-                   "planned": bool(planned[e]), "points": int(len(d_mm)), "status": status}
-            if len(d_mm):
-                row.update(coverage=float(min(1.0, len(d_mm) / 400.0)), visible_share=1.0,
-                           mean_mm=float(np.mean(d_mm)), median_mm=float(np.median(d_mm)),
-                           p95_mm=float(np.percentile(np.abs(d_mm), 95)),
-                           max_mm=float(d_mm[np.argmax(np.abs(d_mm))]), shift_mm=float(np.linalg.norm(disp[e]) * 1000))
-                counts, _ = np.histogram(np.clip(d_mm, edges[0], edges[-1] - 1e-3), bins=edges)
-                for lo, hi, c in zip(edges[:-1], edges[1:], counts):
-                    if c:
-                        hist_rows.append({"site_code": SITE, "survey_id": survey_id, "model_id": mids[e],
-                                          "global_id": g, "bin_lo_mm": float(lo), "bin_hi_mm": float(hi),
-                                          "points": int(c)})
-            dev_rows.append(row)
-        inl = np.abs(dist[element >= 0]) < 0.02
-        T_list = np.eye(4).tolist()
-        with store.transaction():
-            store.execute(
-                "INSERT INTO surveys (survey_id, site_code, name, model_ids, epoch, registration_method, "
-                "T_model_from_survey, fitness, rmse_m, inlier_distance_m, registration, point_count, noise_mm, loa, "
-                "tolerances, points_file, status) VALUES (?, ?, ?, ?, ?, 'transform', ?, ?, ?, 0.02, ?, ?, 3.0, "
-                "'LOA30', ?, ?, 'analysed')",
-                [survey_id, SITE, f"simulated survey {epoch}", [mids[0]], epoch, T_list, float(inl.mean()),
-                 float(np.sqrt(np.mean(dist[element >= 0][inl] ** 2))), {"simulated": True}, int(len(xyz)),
-                 {c: TOLERANCE_MM for c in ("IfcColumn", "IfcWall", "IfcBeam", "IfcSlab")}, rel])
-            insert_rows(store, "scans", [
-                {"survey_id": survey_id, "site_code": SITE, "scan_index": i, "name": s.name, "file": "simulated",
-                 "file_sha256": hashlib.sha256(s.points[:100].tobytes()).hexdigest(), "format": "e57",
-                 "point_count": len(s.points), "has_color": True, "has_intensity": True, "station_known": True,
-                 "T_model_from_scan": json.dumps((sim.T_model_from_survey @ s.T_survey_from_scan).tolist())}
-                for i, s in enumerate(sim.scans)])
-            insert_rows(store, "element_deviation", pd.DataFrame(dev_rows))
-            insert_rows(store, "element_histograms", hist_rows)
-            if objects:
-                insert_rows(store, "unplanned_objects", [
-                    {"site_code": SITE, "survey_id": survey_id, "object_id": int(o), "points": int(len(p)),
-                     "centroid_x_m": float(p[:, 0].mean()), "centroid_y_m": float(p[:, 1].mean()),
-                     "centroid_z_m": float(p[:, 2].mean()), "min_x_m": float(p[:, 0].min()),
-                     "min_y_m": float(p[:, 1].min()), "min_z_m": float(p[:, 2].min()), "max_x_m": float(p[:, 0].max()),
-                     "max_y_m": float(p[:, 1].max()), "max_z_m": float(p[:, 2].max()), "storey": None,
-                     "distance_m": 0.1} for o, p in objects])
-    statuses = {s: int(sum(r["status"] == s for r in dev_rows)) for s in ("built", "partial", "not_built",
-                                                                          "out_of_tolerance")}
+        scan_file = write_e57(Path(store.cache_dir).parent / f"{Path(store.path).stem}-scans" / f"epoch-{epoch}.e57",
+                              sim.scans)
+        # the simulated survey frame is the site's frame: no registration needed (twin's "none")
+        report = add_survey(store, [scan_file], model_ids=[mesh.model_ids[0]], epoch=epoch, register="none",
+                            name=f"simulated survey {epoch}")
     site["standing"] = built & ~partial
     site["disp"] = disp
-    return {"survey_id": survey_id, "epoch": epoch, "points": int(len(xyz)), "late": [gids[i] for i in late],
-            "moved": [gids[i] for i in moved], "statuses": statuses, "objects": len(objects)}
-
-
-def _signed_distance(mesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distance to the nearest triangle (+ on its normal's side) and that triangle's element (Open3D)."""
-    import open3d as o3d
-
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(mesh.to_open3d())
-    out = scene.compute_closest_points(o3d.core.Tensor(points.astype(np.float32)))
-    closest = out["points"].numpy().astype(np.float64)
-    prim = out["primitive_ids"].numpy().astype(np.int64)
-    normals = out["primitive_normals"].numpy().astype(np.float64)
-    diff = points - closest
-    sign = np.sign(np.einsum("ij,ij->i", diff, normals))
-    sign[sign == 0] = 1
-    return np.linalg.norm(diff, axis=1) * sign, mesh.face_element[prim]
+    return {"survey_id": report.survey_id, "epoch": epoch, "points": report.point_count,
+            "late": [gids[i] for i in late], "moved": [gids[i] for i in moved],
+            "partial": [gids[i] for i in np.flatnonzero(partial)], "statuses": dict(report.status_counts),
+            "objects": report.unplanned_objects}
 
 
 # --------------------------------------------------------------------------------------

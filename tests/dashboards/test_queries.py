@@ -16,67 +16,81 @@ def ro(site_db):
         yield store
 
 
-def test_progress_reports_every_injected_late_element_as_late(ro, site_db):
+def test_the_progress_report_finds_the_injected_late_elements(ro, site_db):
     from dashboards import queries as q
 
     _, facts = site_db
-    last = facts["surveys"][-1]
-    prog = q.progress(ro, "DEMO", last["epoch"])
-    assert prog.survey_id == last["survey_id"] and prog.as_of == last["epoch"]
-    late = {e["global_id"] for e in prog.elements if e["late"]}
-    assert set(last["late"]) <= late
-    # nothing reported late was seen standing, and everything late was due
-    for e in prog.elements:
-        if e["late"]:
-            assert e["due"] and e["status"] in ("not_built", "partial", "not seen")
-    due = sum(1 for e in prog.elements if e["due"])
-    assert prog.planned_done == due and 0 < prog.actual_pct < prog.planned_pct <= 100.0
+    report = q.progress_report(ro, "DEMO")
+    assert [s["survey_id"] for s in report.surveys] == [s["survey_id"] for s in facts["surveys"]]
+    late = {e["global_id"] for e in report.late_elements}
+    # a survey can only call an element missing where it could see it (twin: visible share >= 5 %)
+    seen_missing = set()
+    for survey in facts["surveys"]:
+        for g in survey["late"]:
+            vis = ro.scalar("SELECT visible_share FROM element_deviation WHERE survey_id = ? AND global_id = ?",
+                            [survey["survey_id"], g])
+            if vis is not None and vis >= 0.05:
+                seen_missing.add(g)
+    assert len(seen_missing) >= 3
+    assert seen_missing <= late
+    # whatever is reported late was missed by a survey on or after its planned finish
+    for e in report.late_elements:
+        missed = ro.scalar("SELECT count(*) FROM element_deviation d JOIN surveys s USING (survey_id) "
+                           "WHERE d.global_id = ? AND s.epoch >= ? AND d.status NOT IN ('built', 'out_of_tolerance')",
+                           [e["global_id"], e["planned_finish"]])
+        assert missed >= 1
 
 
-def test_without_a_survey_nothing_is_called_late(ro, site_db):
+def test_4d_states_on_the_last_survey_day_agree_with_the_progress_report(ro, site_db):
     from dashboards import queries as q
 
-    before = site_db[1]["epochs"][0] - dt.timedelta(days=1)
-    prog = q.progress(ro, "DEMO", before)
-    assert prog.survey_id is None and prog.built == 0
-    assert not any(e["late"] for e in prog.elements) and prog.planned_done > 0
+    day = site_db[1]["epochs"][-1]
+    report = q.progress_report(ro, "DEMO")
+    states = q.schedule_states(ro, "DEMO", day)
+    late_now = {g for (m, g), st in states.items() if st == "late"}
+    assert late_now == {e["global_id"] for e in report.late_elements if e["still_missing"]}
+    built = sum(1 for st in states.values() if st == "built")
+    scheduled_built = report.surveys[-1]["built"]
+    assert built >= scheduled_built > 0          # unscheduled elements seen standing count as built too
+
+
+def test_before_any_survey_nothing_is_built_or_late(ro, site_db):
+    from dashboards import queries as q
+
+    day = site_db[1]["epochs"][0] - dt.timedelta(days=1)
+    states = q.schedule_states(ro, "DEMO", day)
+    counts = {s: list(states.values()).count(s) for s in q.SCHEDULE_STATES}
+    assert counts["built"] == counts["late"] == 0
+    assert counts["due (not seen)"] > 0 and counts["not started"] > 0
 
 
 def test_the_s_curve_rises_and_its_survey_points_match_the_built_share(ro, site_db):
     from dashboards import queries as q
 
-    _, facts = site_db
-    curve = q.s_curve(ro, "DEMO")
-    assert curve["planned_pct"] == sorted(curve["planned_pct"]) and curve["planned_pct"][-1] == pytest.approx(100.0)
-    assert curve["actual_dates"] == facts["epochs"]
-    for survey, pct in zip(facts["surveys"], curve["actual_pct"]):
-        prog = q.progress(ro, "DEMO", survey["epoch"])
-        assert pct == pytest.approx(prog.actual_pct, abs=0.01)
+    report = q.progress_report(ro, "DEMO")
+    planned = [p["planned_pct"] for p in report.s_curve]
+    assert planned == sorted(planned) and planned[-1] == pytest.approx(100.0)
+    seen = {p["date"]: p["actual_pct"] for p in report.s_curve if p["actual_pct"] is not None}
+    assert sorted(seen) == site_db[1]["epochs"]
+    for s in report.surveys:
+        assert seen[s["epoch"]] == pytest.approx(100.0 * s["built"] / report.elements, abs=0.01)
+    assert sum(r["elements"] for r in report.by_storey) == report.elements
 
 
-def test_completion_by_storey_adds_up_to_the_site(ro, site_db):
-    from dashboards import queries as q
-
-    prog = q.progress(ro, "DEMO", site_db[1]["epochs"][-1])
-    rows = q.completion_by(prog, "storey")
-    assert sum(r["elements"] for r in rows) == prog.scheduled
-    assert sum(r["built"] for r in rows) == prog.built
-    assert {r["storey"] for r in rows} >= {"Level 0", "Level 1"}
-
-
-@pytest.mark.parametrize("day,finish,built,surveyed,expected", [
-    (dt.date(2026, 4, 1), dt.date(2026, 4, 10), False, True, "in progress"),
-    (dt.date(2026, 3, 1), dt.date(2026, 4, 10), False, True, "not started"),
-    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), False, True, "late"),
-    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), False, False, "due (no survey)"),
-    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), True, True, "built"),
-    (dt.date(2026, 3, 1), dt.date(2026, 4, 10), True, True, "built"),
-    (dt.date(2026, 5, 1), None, False, True, "unscheduled"),
+@pytest.mark.parametrize("day,finish,first,missed,expected", [
+    (dt.date(2026, 4, 1), dt.date(2026, 4, 10), None, False, "in progress"),
+    (dt.date(2026, 3, 1), dt.date(2026, 4, 10), None, False, "not started"),
+    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), None, True, "late"),
+    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), None, False, "due (not seen)"),
+    (dt.date(2026, 5, 1), dt.date(2026, 4, 10), dt.date(2026, 4, 20), True, "built"),
+    (dt.date(2026, 3, 25), dt.date(2026, 4, 10), dt.date(2026, 3, 24), False, "built"),
+    (dt.date(2026, 4, 15), dt.date(2026, 4, 10), dt.date(2026, 4, 20), True, "late"),
+    (dt.date(2026, 5, 1), None, None, False, "unscheduled"),
 ])
-def test_schedule_state_on_a_day(day, finish, built, surveyed, expected):
+def test_schedule_state_on_a_day(day, finish, first, missed, expected):
     from dashboards.queries import schedule_state
 
-    assert schedule_state(dt.datetime(2026, 3, 20), finish, built, surveyed, day) == expected
+    assert schedule_state(dt.datetime(2026, 3, 20), finish, first, missed, day) == expected
 
 
 def test_data_freshness_names_every_source_and_its_age(ro, site_db):

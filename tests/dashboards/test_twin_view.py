@@ -76,10 +76,12 @@ def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
 
     day = site_db[1]["epochs"][-1]
     data, fig, stats = _draw(ro, mode="schedule", day=day, points=False, sensors=False)
-    prog = q.progress(ro, "DEMO", day)
-    late = {e["global_id"] for e in prog.elements if e["late"]}
+    report = q.progress_report(ro, "DEMO")
+    late = {e["global_id"] for e in report.late_elements if e["still_missing"]}
     drawn_late = {str(data.geom.global_ids[i]) for i in _trace_elements(fig, stats, "late")}
-    assert drawn_late == late
+    assert late and drawn_late == late
+    drawn_built = {str(data.geom.global_ids[i]) for i in _trace_elements(fig, stats, "built")}
+    assert len(drawn_built) >= report.surveys[-1]["built"]
 
 
 def test_scan_points_are_drawn_without_the_ground_and_coloured_by_signed_distance(ro, site_db):
