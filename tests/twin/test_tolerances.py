@@ -1,0 +1,46 @@
+"""Tolerances per IFC class (GB 50204 defaults), overrides from JSON, and USIBD levels of accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from twin.errors import SurveyError
+from twin.tolerances import DEFAULT, level_of_accuracy, load_tolerances
+
+
+def test_the_defaults_are_gb_50204s_permitted_deviations():
+    column = DEFAULT.for_class("IfcColumn")
+    assert column.position_mm == 8.0 and column.verticality_mm == 10.0 and column.verticality_tall_mm == 12.0
+    assert (column.section_plus_mm, column.section_minus_mm, column.flatness_mm) == (10.0, 5.0, 8.0)
+    assert DEFAULT.for_class("IfcWall").position_mm == DEFAULT.for_class("IfcBeam").position_mm == 8.0
+    assert DEFAULT.for_class("IfcSlab").elevation_mm == 10.0
+    assert DEFAULT.for_class("IfcFurniture") == DEFAULT.by_class["*"]
+
+
+def test_a_json_file_overrides_one_class_and_keeps_the_rest(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps({"IfcWall": {"position_mm": 12}, "status": {"built_coverage": 0.5}}))
+    tol = load_tolerances(tmp_path / "t.json")
+    assert tol.for_class("IfcWall").position_mm == 12.0
+    assert tol.for_class("IfcWall").verticality_mm == 10.0
+    assert tol.status.built_coverage == 0.5 and tol.status.band_m == DEFAULT.status.band_m
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"IfcWall": {"position": 5}}, r"IfcWall\.position is not a tolerance"),
+    ({"IfcWall": {"position_mm": -1}}, r"IfcWall\.position_mm must be a number >= 0"),
+    ({"Walls": {"position_mm": 5}}, r"'Walls' is not an IFC class"),
+    ({"status": {"built_coverage": 0.01, "partial_coverage": 0.2}}, "partial_coverage <= built_coverage"),
+    ([1, 2], "expected a JSON object"),
+])
+def test_bad_tolerance_files_name_the_key_and_the_valid_range(tmp_path, data, message):
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(SurveyError, match=message):
+        load_tolerances(tmp_path / "t.json")
+
+
+@pytest.mark.parametrize("sigma_mm, loa", [(0.3, "LOA50"), (1.5, "LOA40"), (3.0, "LOA30"), (10.0, "LOA20"),
+                                           (30.0, "LOA10")])
+def test_the_level_of_accuracy_is_judged_at_two_sigma(sigma_mm, loa):
+    assert level_of_accuracy(sigma_mm) == loa
