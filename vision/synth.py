@@ -14,6 +14,7 @@ Used by the demo stage (a detector trained on these renders) and by the tests.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,66 +60,70 @@ class Worker:
                    hair_color=pick(HAIR_COLORS))
 
 
-def worker_extra(worker: Worker, name: str):
-    """The figure as a :class:`panorama.render.Extra`; part ids are ``<name>/legs|torso|arms|head|hat|vest``."""
+@functools.lru_cache(maxsize=8)
+def _figure_parts(hard_hat: bool, vest: bool) -> tuple:
+    """The figure's parts for a 1.75 m worker facing +x with feet at the origin: (part, vertices, faces)."""
     import trimesh
 
+    def box(extents, centre):
+        m = trimesh.creation.box(extents=np.asarray(extents))
+        m.apply_translation(np.asarray(centre))
+        return m
+
+    def dome(radius, z, floor):
+        m = trimesh.creation.icosphere(subdivisions=2, radius=radius)
+        v = m.vertices.copy()
+        v[:, 2] = np.maximum(v[:, 2], floor)                    # the lower half flattened
+        m.vertices = v
+        m.apply_translation([0.0, 0.0, z])
+        return m
+
+    parts = [("legs", trimesh.util.concatenate([box((0.13, 0.15, 0.86), (0.0, y, 0.43)) for y in (-0.1, 0.1)])),
+             ("torso", box((0.24, 0.40, 0.58), (0.0, 0.0, 1.15))),
+             ("arms", trimesh.util.concatenate([box((0.11, 0.10, 0.60), (0.02, y, 1.14)) for y in (-0.26, 0.26)])),
+             ("head", trimesh.util.concatenate([box((0.09, 0.09, 0.08), (0.0, 0.0, 1.47)),
+                                                trimesh.creation.icosphere(subdivisions=2, radius=0.105)
+                                                .apply_translation([0.0, 0.0, 1.6])]))]
+    if hard_hat:
+        brim = trimesh.creation.cylinder(radius=0.16, height=0.02)
+        brim.apply_translation([0.02, 0.0, 1.64])
+        parts.append(("hat", trimesh.util.concatenate([dome(0.135, 1.63, 0.0), brim])))
+    else:
+        hair = dome(0.11, 0.0, 0.02)
+        hair.apply_translation([-0.01, 0.0, 1.61])
+        parts.append(("hair", hair))
+    if vest:
+        parts.append(("vest", box((0.27, 0.43, 0.44), (0.0, 0.0, 1.2))))
+    return tuple((part, np.asarray(m.vertices, np.float64), np.asarray(m.faces, np.int32)) for part, m in parts)
+
+
+def worker_extra(worker: Worker, name: str):
+    """The figure as a :class:`panorama.render.Extra`; part ids are ``<name>/legs|torso|arms|head|hat|vest``.
+
+    Hair (a bare head) is part of ``head``; it keeps its own colour.
+    """
     from panorama.render import Extra
 
     s = worker.height_m / 1.75
-    parts: list[tuple[str, Any, tuple[int, int, int]]] = []
-
-    def box(extents, centre):
-        m = trimesh.creation.box(extents=np.asarray(extents) * s)
-        m.apply_translation(np.asarray(centre) * s)
-        return m
-
-    legs = trimesh.util.concatenate([box((0.13, 0.15, 0.86), (0.0, y, 0.43)) for y in (-0.1, 0.1)])
-    parts.append(("legs", legs, worker.trouser_color))
-    parts.append(("torso", box((0.24, 0.40, 0.58), (0.0, 0.0, 1.15)), worker.shirt_color))
-    arms = trimesh.util.concatenate([box((0.11, 0.10, 0.60), (0.02, y, 1.14)) for y in (-0.26, 0.26)])
-    parts.append(("arms", arms, worker.shirt_color))
-    neck = box((0.09, 0.09, 0.08), (0.0, 0.0, 1.47))
-    head = trimesh.creation.icosphere(subdivisions=2, radius=0.105 * s)
-    head.apply_translation(np.array([0.0, 0.0, 1.6]) * s)
-    parts.append(("head", trimesh.util.concatenate([neck, head]), worker.skin_color))
-    if worker.hard_hat:
-        dome = trimesh.creation.icosphere(subdivisions=2, radius=0.135 * s)
-        v = dome.vertices
-        v[:, 2] = np.maximum(v[:, 2], 0.0)                       # a dome: the lower half flattened
-        dome.vertices = v
-        dome.apply_translation(np.array([0.0, 0.0, 1.63]) * s)
-        brim = trimesh.creation.cylinder(radius=0.16 * s, height=0.02 * s)
-        brim.apply_translation(np.array([0.02, 0.0, 1.64]) * s)
-        parts.append(("hat", trimesh.util.concatenate([dome, brim]), worker.hat_color))
-    else:
-        hair = trimesh.creation.icosphere(subdivisions=2, radius=0.11 * s)
-        v = hair.vertices
-        v[:, 2] = np.maximum(v[:, 2], 0.02 * s)
-        hair.vertices = v
-        hair.apply_translation(np.array([-0.01, 0.0, 1.61]) * s)
-        parts.append(("head", hair, worker.hair_color))          # hair counts as head
-    if worker.vest:
-        vest = box((0.27, 0.43, 0.44), (0.0, 0.0, 1.2))
-        parts.append(("vest", vest, worker.vest_color))
+    colour = {"legs": worker.trouser_color, "torso": worker.shirt_color, "arms": worker.shirt_color,
+              "head": worker.skin_color, "hair": worker.hair_color, "hat": worker.hat_color,
+              "vest": worker.vest_color}
+    c, sn = math.cos(math.radians(worker.heading_deg)), math.sin(math.radians(worker.heading_deg))
+    R = np.array([[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]]) * s
     names: list[str] = []
     colors: list[tuple[int, int, int]] = []
     verts, faces, owner = [], [], []
     offset = 0
-    c, sn = math.cos(math.radians(worker.heading_deg)), math.sin(math.radians(worker.heading_deg))
-    R = np.array([[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]])
-    for part, mesh, color in parts:
-        pid = f"{name}/{part}"
-        if pid in names:      # hair joins the head part (same colour rule: first colour wins)
-            k = names.index(pid)
-        else:
-            k = len(names)
-            names.append(pid)
-            colors.append(color)
-        v = np.asarray(mesh.vertices) @ R.T + np.asarray(worker.position_m)
-        verts.append(v)
-        faces.append(np.asarray(mesh.faces) + offset)
-        owner.append(np.full(len(mesh.faces), k, np.int32))
+    for part, v, f in _figure_parts(worker.hard_hat, worker.vest):
+        pid = f"{name}/{'head' if part == 'hair' else part}"
+        # hair shares the head's id (labels: a bare head is head and hair) but keeps its colour:
+        # it becomes its own part entry with the same id, so label masks join them
+        names.append(pid)
+        colors.append(colour[part])
+        k = len(names) - 1
+        verts.append(v @ R.T + np.asarray(worker.position_m))
+        faces.append(f + offset)
+        owner.append(np.full(len(f), k, np.int32))
         offset += len(v)
     return Extra(np.concatenate(verts).astype(np.float32), np.concatenate(faces).astype(np.int32),
                  np.concatenate(owner), tuple(names), np.asarray(colors, np.uint8))
@@ -153,10 +158,13 @@ def labels_from_render(result, workers: dict[str, Worker], config: LabelConfig =
     ids = result.extra_ids
     out: list[RenderedLabel] = []
     for name, worker in workers.items():
-        part = {p.split("/", 1)[1]: i for i, p in enumerate(ids) if p.split("/", 1)[0] == name}
+        part: dict[str, list[int]] = {}
+        for i, p in enumerate(ids):
+            if p.split("/", 1)[0] == name:
+                part.setdefault(p.split("/", 1)[1], []).append(i)
         if not part:
             continue
-        masks = {k: idx == i for k, i in part.items()}
+        masks = {k: np.isin(idx, i) for k, i in part.items()}
         whole = np.zeros(idx.shape, bool)
         for m in masks.values():
             whole |= m

@@ -108,3 +108,26 @@ def test_a_registered_camera_tags_its_detections_onto_the_model(demo_store_path,
     for r in rows:      # each tag is an element's own storey, and its 3D point lies on that element
         assert r["storey"] == r["element_storey"]
         assert r["bbox_min_z_m"] - 0.05 <= r["z_m"] <= r["bbox_max_z_m"] + 0.05
+
+
+def test_train_and_eval_from_the_command_line_record_their_runs(hardhat, tmp_path):
+    db = tmp_path / "runs.duckdb"
+    small = run("vision", "dataset", "split", hardhat, "--out", tmp_path / "small", "--train", "0.8", "--val", "0.2",
+                "--json")
+    assert small.returncode == 0, small.stderr
+    trained = run("vision", "train", tmp_path / "small", "--out", tmp_path / "run", "--epochs", 1, "--imgsz", 96,
+                  "--batch", 16, "--db", db, "--onnx", "--json")
+    assert trained.returncode == 0, trained.stderr
+    doc = json.loads(trained.stdout)
+    assert doc["classes"] == ["hard_hat", "no_hard_hat", "no_head_wear", "person"] and doc["onnx"].endswith(".onnx")
+    evaluated = run("vision", "eval", doc["onnx"], tmp_path / "small", "--out", tmp_path / "eval", "--imgsz", 96,
+                    "--db", db, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    ev = json.loads(evaluated.stdout)
+    assert [r["class"] for r in ev["per_class"]] == doc["classes"]
+    assert sum(r["instances"] for r in ev["per_class"]) == sum(r["instances"] for r in doc["per_class"])
+    assert ev["confusion_matrix"].endswith("confusion_matrix.png")
+    kinds = [r["kind"] for r in json.loads(run("vision", "runs", "--db", db, "--json").stdout)]
+    assert kinds == ["train", "export", "eval"]
+    bad = run("vision", "train", tmp_path / "small", "--out", tmp_path / "run2", "--imgsz", 100, "--json")
+    assert bad.returncode == 1 and "imgsz: 100 is not a multiple of 32" in bad.stderr

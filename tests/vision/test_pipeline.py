@@ -207,7 +207,8 @@ def _write_video(path: Path, frames: int, size=(320, 240), fps=10.0) -> Path:
     return path
 
 
-def test_a_video_is_tracked_frame_by_frame_and_stored_in_chunks(demo_store_path, tmp_path, hardhat_cycle):
+def test_a_video_is_tracked_frame_by_frame_and_stored_in_chunks(demo_store_path, tmp_path, hardhat_cycle,
+                                                                 no_network):
     from data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
@@ -229,7 +230,7 @@ def test_a_video_is_tracked_frame_by_frame_and_stored_in_chunks(demo_store_path,
 
 
 def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed(demo_store_path, tmp_path,
-                                                                                 hardhat_cycle):
+                                                                                 hardhat_cycle, no_network):
     import functools
     import http.server
     import threading
