@@ -317,51 +317,70 @@ def _box_d2(boxes, k, px, py, pz):
     return gx * gx + gy * gy + gz * gz
 
 
+BVH_CHUNK = 512
+
+
 @njit(cache=True, parallel=True)
 def query_bvh(P, rec, rel, boxes, children, ranges, order, reach, out_d, out_t, out_in, out_o, pst, stations):
-    """Exact nearest triangle through the hierarchy: for points the grid could not settle."""
-    for i in prange(P.shape[0]):
-        px, py, pz = P[i, 0], P[i, 1], P[i, 2]
-        has_view, sx, sy, sz = _view(pst, stations, i)
-        if not (np.isfinite(px) and np.isfinite(py) and np.isfinite(pz)):
-            out_d[i] = np.nan
-            out_t[i] = order[0]
-            out_in[i] = False
-            out_o[i] = np.inf
-            continue
+    """Exact nearest triangle through the hierarchy: for points the grid could not settle.
+
+    Points are taken in chunks, in order: a scan's consecutive points have nearly the same
+    nearest triangle, so the previous answer is tried first and bounds the search at once.
+    """
+    n = P.shape[0]
+    chunks = (n + BVH_CHUNK - 1) // BVH_CHUNK
+    for c in prange(chunks):
         stack = np.empty(128, dtype=np.int64)
-        stack[0] = 0
-        top = 1
-        best = np.inf
-        best_side = 0.0
-        best_in = False
-        other = np.inf
-        best_t = -1
-        while top > 0:
-            top -= 1
-            k = stack[top]
-            if _box_d2(boxes, k, px, py, pz) > _limit(best, reach):
+        hint = -1
+        for i in range(c * BVH_CHUNK, min(n, (c + 1) * BVH_CHUNK)):
+            px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+            has_view, sx, sy, sz = _view(pst, stations, i)
+            if not (np.isfinite(px) and np.isfinite(py) and np.isfinite(pz)):
+                out_d[i] = np.nan
+                out_t[i] = order[0]
+                out_in[i] = False
+                out_o[i] = np.inf
                 continue
-            if children[k, 0] < 0:
-                for q in range(ranges[k, 0], ranges[k, 1]):
-                    t = order[q]
-                    d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
-                    best, best_t, best_side, best_in, other = _update(
-                        rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz, sx, sy, sz,
-                        has_view)
-                continue
-            a, b = children[k, 0], children[k, 1]
-            da = _box_d2(boxes, a, px, py, pz)
-            db = _box_d2(boxes, b, px, py, pz)
-            if da < db:        # nearer child on top of the stack
-                stack[top] = b
-                stack[top + 1] = a
-            else:
-                stack[top] = a
-                stack[top + 1] = b
-            top += 2
-        out_t[i] = max(best_t, 0)
-        out_in[i] = best_in
-        out_o[i] = math.sqrt(other) if other < np.inf else np.inf
-        d = math.sqrt(best)
-        out_d[i] = -d if best_side < 0.0 else d
+            best = np.inf
+            best_side = 0.0
+            best_in = False
+            other = np.inf
+            best_t = -1
+            if hint >= 0:
+                d2, side, inner = _tri_d2(rec, hint, px, py, pz, np.inf)
+                best, best_t, best_side, best_in, other = _update(
+                    rec, rel, hint, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz, sx, sy, sz,
+                    has_view)
+            stack[0] = 0
+            top = 1
+            while top > 0:
+                top -= 1
+                k = stack[top]
+                if _box_d2(boxes, k, px, py, pz) > _limit(best, reach):
+                    continue
+                if children[k, 0] < 0:
+                    for q in range(ranges[k, 0], ranges[k, 1]):
+                        t = order[q]
+                        if t == hint:
+                            continue
+                        d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
+                        best, best_t, best_side, best_in, other = _update(
+                            rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
+                            sx, sy, sz, has_view)
+                    continue
+                a, b = children[k, 0], children[k, 1]
+                da = _box_d2(boxes, a, px, py, pz)
+                db = _box_d2(boxes, b, px, py, pz)
+                if da < db:        # nearer child on top of the stack
+                    stack[top] = b
+                    stack[top + 1] = a
+                else:
+                    stack[top] = a
+                    stack[top + 1] = b
+                top += 2
+            hint = best_t
+            out_t[i] = max(best_t, 0)
+            out_in[i] = best_in
+            out_o[i] = math.sqrt(other) if other < np.inf else np.inf
+            d = math.sqrt(best)
+            out_d[i] = -d if best_side < 0.0 else d

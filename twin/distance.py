@@ -24,6 +24,7 @@ import numpy as np
 # Dense grids beyond this many cells grow the cell instead (memory: 4 bytes per cell).
 MAX_CELLS = 16_000_000
 DEFAULT_CELL_M = 0.3
+BVH_PIECE_M = 4.0
 QUERY_CHUNK = 2_000_000
 # Triangle record layout: a(3), ab(3), ac(3), unit normal(3), ab.ab, ab.ac, ac.ac
 _TRI_FIELDS = 15
@@ -117,10 +118,19 @@ class SurfaceIndex:
         return cls(mesh.vertices, mesh.faces, mesh.face_element, cell_m=cell_m)
 
     def _hierarchy(self):
-        # Built on first need: only points farther than a cell from every surface use it.
+        # Built on first need: only points farther than a cell from every surface use it. Big
+        # triangles (a slab's two) would give boxes that overlap everything, so they are split
+        # into pieces no longer than BVH_PIECE_M; each piece answers for its triangle.
         if self._bvh is None:
-            self._bvh = _kernels().build_bvh(self.records)
+            pieces, owner = _split_long(self.records, BVH_PIECE_M)
+            boxes, children, ranges, order = _kernels().build_bvh(pieces)
+            self._bvh = (pieces, boxes, children, ranges, order, owner)
         return self._bvh
+
+    def prepare(self) -> "SurfaceIndex":
+        """Build the far-point hierarchy now rather than on first need (for timing, or before forking)."""
+        self._hierarchy()
+        return self
 
     @property
     def cells(self) -> int:
@@ -184,16 +194,53 @@ class SurfaceIndex:
                 ft = np.empty(len(far), dtype=np.int32)
                 ff = np.empty(len(far), dtype=np.bool_)
                 fo = np.empty(len(far), dtype=np.float64)
-                boxes, children, ranges, order = self._hierarchy()
-                k.query_bvh(np.ascontiguousarray(p[far]), self.records, self.record_element, boxes, children, ranges,
+                pieces, boxes, children, ranges, order, owner = self._hierarchy()
+                k.query_bvh(np.ascontiguousarray(p[far]), pieces, self.record_element[owner], boxes, children, ranges,
                             order, reach, fd, ft, ff, fo, pst[far] if len(pst) else pst, st)
-                d[far], t[far], f[far], o[far] = fd, ft, ff, fo
+                d[far], t[far], f[far], o[far] = fd, owner[ft], ff, fo
             dist[s:s + len(p)] = d
             inner[s:s + len(p)] = f
             other[s:s + len(p)] = o
             tri[s:s + len(p)] = np.where(t >= 0, self.triangle_ids[np.maximum(t, 0)], -1)
         element = np.where(tri >= 0, self.face_element[np.maximum(tri, 0)], -1).astype(np.int32)
         return DistanceResult(dist, tri, element, inner, other)
+
+
+def _split_long(records: np.ndarray, max_edge_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Triangle records with every edge longer than ``max_edge_m`` halved (recursively), and the
+    record each piece came from."""
+    a = records[:, 0:3]
+    tri = np.stack([a, a + records[:, 3:6], a + records[:, 6:9]], axis=1)
+    owner = np.arange(len(tri))
+    done_t, done_o = [], []
+    while len(tri):
+        edges = np.stack([tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 1], tri[:, 0] - tri[:, 2]], axis=1)
+        length = np.linalg.norm(edges, axis=2)
+        longest = length.argmax(axis=1)
+        split = length[np.arange(len(tri)), longest] > max_edge_m
+        done_t.append(tri[~split])
+        done_o.append(owner[~split])
+        tri, owner, longest = tri[split], owner[split], longest[split]
+        if not len(tri):
+            break
+        # rotate so the longest edge runs from corner 0 to corner 1, then cut it at its middle
+        idx = (np.arange(3)[None, :] + longest[:, None]) % 3
+        tri = np.take_along_axis(tri, idx[:, :, None], axis=1)
+        mid = (tri[:, 0] + tri[:, 1]) / 2
+        first = np.stack([tri[:, 0], mid, tri[:, 2]], axis=1)
+        second = np.stack([mid, tri[:, 1], tri[:, 2]], axis=1)
+        tri = np.concatenate([first, second])
+        owner = np.concatenate([owner, owner])
+    tri = np.concatenate(done_t) if done_t else np.zeros((0, 3, 3))
+    owner = np.concatenate(done_o) if done_o else np.zeros(0, dtype=np.int64)
+    ab, ac = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    rec = np.empty((len(tri), _TRI_FIELDS))
+    rec[:, 0:3], rec[:, 3:6], rec[:, 6:9] = tri[:, 0], ab, ac
+    rec[:, 9:12] = records[owner, 9:12]            # the piece keeps its triangle's normal exactly
+    rec[:, 12] = np.einsum("ij,ij->i", ab, ab)
+    rec[:, 13] = np.einsum("ij,ij->i", ab, ac)
+    rec[:, 14] = np.einsum("ij,ij->i", ac, ac)
+    return rec, owner.astype(np.int64)
 
 
 def signed_distance(mesh, points: np.ndarray, *, cell_m: float | None = None) -> DistanceResult:
