@@ -33,7 +33,7 @@ from vision.detection_store import (RunRecord, get_camera, insert_detections, in
                                     insert_stage_observations, new_id, record_run, run_for_weights, utcnow)
 from vision.errors import SourceError, StreamDropped, VisionError, WeightsError
 from vision.hazards import (Condition, HazardConfig, HazardContext, Persistence, PersistentHazard, Sighting,
-                            edges_from_model, evaluate, zones_from_sensors)
+                            edges_from_model, evaluate, pair_people, zones_from_sensors)
 from vision.panoramic import PanoViews, crop_panorama, detect_panorama
 from vision.sources import Frame, Reconnect, open_source
 from vision.tagging import TagConfig, Tagger, View
@@ -272,6 +272,14 @@ class Recorder:
         tags = self.tagger.tag(boxes, self.view) if self.view is not None else None
         ids, sightings = run.add_frame(frame_index if self.video else None, captured_at, boxes, tags, image,
                                        wrap=self.wrap)
+        if sightings:
+            # what pairing found for each person goes with its row: {"head": "hard_hat", "vest": true}
+            rows = run.detections[-len(sightings):]
+            for index, pair in pair_people(sightings, self.config.hazards).items():
+                if index >= 0:
+                    attrs = dict(rows[index].get("attributes") or {})
+                    attrs.update(head=pair["head"], vest=pair["vest"])
+                    rows[index]["attributes"] = attrs
         conditions = evaluate(sightings, self.context, self.config.hazards)
         if self.persistence is None:
             for c in conditions:

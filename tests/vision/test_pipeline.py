@@ -103,6 +103,8 @@ def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_find
         people = [r for r in rows if r["class_name"] == "person"]
         assert len(people) == len(hazard_scene["workers"])
         assert {(r["storey"], r["ifc_class"]) for r in people} == {("Level 3", "IfcSlab")}
+        heads = sorted(json.loads(r["attributes"])["head"] or "none" for r in people)
+        assert heads.count("head") == 1 and heads.count("hard_hat") >= 2     # the bare head found its person
         assert all(r["pano_id"] == added.pano_id and r["z_m"] == pytest.approx(10.5, abs=0.02) for r in people)
         # exactly two hazards: the bare head, and the person by the open edge (on that edge's element)
         assert [h["rule"] for h in hazards] == ["no_hard_hat", "unprotected_edge"]
