@@ -35,19 +35,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from dashboards.connections import data_version, read_store, write_store
+from dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
 from data.store import Store
 
 SESSION_COOKIE = "sitetwin_session"
 CSRF_COOKIE = "_csrf_token"          # the names dash-renderer reads and sends (Dash's defaults)
 CSRF_HEADER = "X-CSRFToken"
 CALLER_CACHE_S = 10.0                # a caller resolved for a token is reused this long (or until the store changes)
+STALE_CALLER_S = 300.0               # ... and this long while a writer holds the store (see resolve_caller)
+BUSY_WAIT_S = 1.0                    # how long to wait for the lock before using that last-known caller
 # Paths anyone may fetch: the login form and the static JavaScript/CSS bundles (no site data).
 PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico")
 JSON_PREFIXES = ("/_dash-", "/media/", "/download/")
 
 _DB: contextvars.ContextVar[str | None] = contextvars.ContextVar("sitetwin_dashboard_db", default=None)
 _caller_cache: dict[tuple, tuple[float, "Caller | None"]] = {}
+_last_known: dict[tuple, tuple[float, "Caller | None"]] = {}
 
 
 @dataclass(frozen=True)
@@ -103,29 +106,47 @@ def _request_token() -> str | None:
 
 
 def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
-    """The caller a session token stands for (None: not logged in, or the session is gone)."""
+    """The caller a session token stands for (None: not logged in, or the session is gone).
+
+    While another process holds the store's write lock (a long survey import), a caller
+    resolved in the last ``STALE_CALLER_S`` seconds is reused after a short wait, so that the
+    pages, and the polls of the background job doing the writing, keep being answered.
+    """
+    from data.errors import StoreError
+
     key = (str(db), token, data_version(db))
     hit = _caller_cache.get(key)
     now = time.monotonic()
     if hit is not None and now - hit[0] < CALLER_CACHE_S:
         return hit[1]
-    from oversight.accounts import authenticate, has_accounts, local_owner_scope
-    from oversight.errors import AuthError
-
-    with read_store(db) as store:
-        if not has_accounts(store):
-            caller: Caller | None = Caller(local_owner_scope(store), True, None)
-        elif not token:
-            caller = None
-        else:
-            try:
-                caller = Caller(authenticate(store, token), False, token)
-            except AuthError:
-                caller = None
+    known = _last_known.get((str(db), token))
+    fresh = known is not None and now - known[0] < STALE_CALLER_S
+    try:
+        caller = _read_caller(db, token, lock_timeout_s=BUSY_WAIT_S if fresh else READ_LOCK_TIMEOUT_S)
+    except StoreError:
+        if fresh:
+            return known[1]
+        raise
     if len(_caller_cache) > 256:
         _caller_cache.clear()
     _caller_cache[key] = (now, caller)
+    _last_known[(str(db), token)] = (now, caller)
     return caller
+
+
+def _read_caller(db, token: str | None, *, lock_timeout_s: float) -> Caller | None:
+    from oversight.accounts import authenticate, has_accounts, local_owner_scope
+    from oversight.errors import AuthError
+
+    with read_store(db, lock_timeout_s=lock_timeout_s) as store:
+        if not has_accounts(store):
+            return Caller(local_owner_scope(store), True, None)
+        if not token:
+            return None
+        try:
+            return Caller(authenticate(store, token), False, token)
+        except AuthError:
+            return None
 
 
 def current_caller() -> Caller | None:
@@ -227,7 +248,12 @@ def install(server, db: str) -> None:
             return None
         if flask.request.method == "POST" and not _csrf_ok():
             return flask.jsonify({"error": "missing or wrong CSRF token; reload the page"}), 403
-        caller = current_caller()
+        from data.errors import StoreError
+
+        try:
+            caller = current_caller()
+        except StoreError as exc:        # a writer holds the store for longer than a page should wait
+            return flask.jsonify({"error": str(exc)}), 503
         if caller is None:
             if path.startswith(JSON_PREFIXES):
                 return flask.jsonify({"error": "log in first", "login": "/login"}), 401
@@ -255,6 +281,7 @@ def install(server, db: str) -> None:
             with write_store(flask.current_app.config["SITETWIN_DB"]) as store:
                 logout(store, token)
         _caller_cache.clear()
+        _last_known.clear()
         response = flask.redirect("/login")
         response.delete_cookie(SESSION_COOKIE)
         return response

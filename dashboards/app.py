@@ -82,18 +82,23 @@ def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
 
 def _on_callback_error(err: Exception):
     """Expected failures become a message in the shell and no update; anything else is a bug and raised."""
-    import dash
-
     from data.errors import SitetwinError
 
     if isinstance(err, SitetwinError):
-        from oversight.errors import AccessDenied, AuthError
-
-        kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
-        log.info("callback %s: %s", kind, err)
-        dash.set_props("shell-alert", {"children": _alert(str(err), kind), "className": f"alert alert-{kind}"})
+        show_error(err)
         return None
     raise err
+
+
+def show_error(err: Exception) -> None:
+    """Show an expected failure (``SitetwinError``) as the shell's one-line message."""
+    import dash
+
+    from oversight.errors import AccessDenied, AuthError
+
+    kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
+    log.info("callback %s: %s", kind, err)
+    dash.set_props("shell-alert", {"children": _alert(str(err), kind), "className": f"alert alert-{kind}"})
 
 
 def _alert(message: str, kind: str):

@@ -39,4 +39,30 @@ def attach(app, db: str) -> None:
     for args, kwargs in CLIENTSIDE:
         app.clientside_callback(*args, **kwargs)
     for args, kwargs, fn in CALLBACKS:
+        if kwargs.get("background"):
+            fn = _expected_errors_shown(fn)
         app.callback(*args, **kwargs)(bind_db(fn, db))
+
+
+def _expected_errors_shown(fn: Callable) -> Callable:
+    """A background job's expected failure (refused access, a bad scan) becomes the shell's message.
+
+    The app's ``on_error`` does this for ordinary callbacks; a job runs in another process and
+    its exception would reach the page only as text.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        import dash
+
+        from dashboards.app import show_error
+        from data.errors import SitetwinError
+
+        try:
+            return fn(*args, **kwargs)
+        except SitetwinError as exc:
+            show_error(exc)
+            return dash.no_update
+
+    return run

@@ -73,6 +73,16 @@ class _SharedLock:
 _LOCK = _SharedLock()
 
 
+def _reset_after_fork() -> None:
+    # Background jobs run in forked processes: a copy of the lock may say "held by a reader"
+    # that exists only in the parent. The child has no connection open; it starts clean.
+    global _LOCK
+    _LOCK = _SharedLock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 @contextlib.contextmanager
 def read_store(db: str | Path, *, lock_timeout_s: float = READ_LOCK_TIMEOUT_S) -> Iterator[Store]:
     """A read-only connection for the duration of one ``with`` block."""

@@ -6,6 +6,7 @@ the work itself: the workbench's readers wait for it like they wait for the CLI.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 DETECT_ACTION = "raise"      # a detector run raises findings for its hazards: regulators (and admins) may
@@ -39,3 +40,60 @@ def detect_on_panorama(site: str, pano_id: str, run_id: str,
     progress(4, 4)
     return (f"run {report.run_id}: {report.detections} detections ({report.tagged} on elements), "
             f"{report.hazards} hazards, {report.findings} findings in {report.seconds:.1f} s")
+
+
+SURVEY_ACTION = "import"     # adding a survey imports data into the site: regulators and admins
+SURVEY_STEPS = ("reading", "indexing the model", "registering", "computing deviation", "writing")
+
+
+def inbox_dir(db) -> Path:
+    """Where scan files wait to be added from the browser: ``<store>.inbox/`` beside the store (or
+    ``SITETWIN_INBOX``). Only files there can be chosen: the browser never names a server path."""
+    import os
+
+    return Path(os.environ.get("SITETWIN_INBOX") or Path(db).with_name(Path(db).name + ".inbox"))
+
+
+def inbox_files(db) -> list[str]:
+    """Point-cloud files in the inbox (names only), sorted."""
+    from twin.formats import SUFFIXES
+
+    folder = inbox_dir(db)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def add_survey_from_inbox(site: str, names: list[str], *, epoch: str | None, register: str,
+                          progress: Callable[[int, int, str], None] = lambda done, total, msg: None) -> dict:
+    """Register and analyse scans from the inbox against the site's current models (``twin.survey.add_survey``)."""
+    from dashboards.access import current_db, site_write_store
+    from dashboards.queries import current_model_ids
+    from twin.errors import SurveyError
+    from twin.survey import add_survey
+
+    folder = inbox_dir(current_db())
+    files = []
+    for name in names or []:
+        path = (folder / name).resolve()
+        if path.parent != folder.resolve() or not path.is_file():
+            raise SurveyError(f"{name}: not a file in the scan inbox {folder}")
+        files.append(path)
+    if not files:
+        raise SurveyError(f"choose one or more scan files from the inbox {folder}")
+    total = len(SURVEY_STEPS) + 1
+
+    def say(message: str) -> None:
+        step = next((i for i, s in enumerate(SURVEY_STEPS) if message.startswith(s)), 0)
+        progress(step + 1, total, message)
+
+    progress(0, total, "waiting for the store")
+    with site_write_store(site, SURVEY_ACTION) as (store, scope):
+        models = current_model_ids(store, site)
+        if not models:
+            raise SurveyError(f"site {site} has no model to compare the survey with; load one with `sitetwin bim load`")
+        report = add_survey(store, files, model_ids=models, epoch=epoch or None, register=register, on_progress=say)
+    progress(total, total, "done")
+    return {"survey_id": report.survey_id, "points": report.point_count, "statuses": report.status_counts,
+            "fitness": report.registration.get("fitness"), "rmse_m": report.registration.get("rmse_m"),
+            "seconds": report.seconds, "reused": report.reused}

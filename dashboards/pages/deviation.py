@@ -31,25 +31,74 @@ def layout(site: str | None = None, survey: str | None = None, **query):
             c.control("classes", dcc.Dropdown(id="deviation-classes", multi=True, placeholder="all classes")),
             html.Button("Download CSV", id="deviation-csv", className="button secondary", n_clicks=0),
         ], className="controls"),
+        html.Details([
+            html.Summary("Add a survey from the scan inbox"),
+            html.Div([
+                c.control("scan files (in the store's inbox folder)", dcc.Dropdown(id="deviation-inbox", multi=True),
+                          wide=True),
+                c.control("epoch (YYYY-MM-DD)", dcc.Input(id="deviation-epoch", type="text", placeholder="2026-05-16")),
+                c.control("registration", dcc.RadioItems(id="deviation-register", value="auto", inline=True, options=[
+                    {"label": "automatic", "value": "auto"}, {"label": "none (already in the site frame)",
+                                                              "value": "none"}])),
+                html.Button("Add survey", id="deviation-add", className="button", n_clicks=0),
+                html.Button("Cancel", id="deviation-add-cancel", className="button secondary", n_clicks=0),
+            ], className="controls"),
+            html.Progress(id="deviation-add-progress", value="0", max="6"),
+            html.Span(id="deviation-add-step", className="status-line"),
+            html.Div(id="deviation-add-msg", className="status-line"),
+        ], id="deviation-add-box", className="card"),
         html.Div(id="deviation-body"),
     ])
 
 
 @callback(Output("deviation-survey", "options"), Output("deviation-survey", "value"),
           Output("deviation-storeys", "options"), Output("deviation-classes", "options"),
+          Output("deviation-inbox", "options"),
           Input("deviation-site", "data"), State("deviation-want-survey", "data"))
 def setup(site, want):
     from dashboards import queries as q
+    from dashboards.access import current_db
+    from dashboards.jobs import inbox_files
 
     with site_store(site) as store:
         surveys = q.surveys(store, site)
         storeys = q.storeys(store, site)
         classes = q.ifc_classes(store, site)
+    inbox = inbox_files(current_db())
     options = [{"label": f"{c.fmt(s['epoch'])} · {s['survey_id']} ({s['status']})", "value": s["survey_id"]}
                for s in reversed(surveys)]
     ids = [s["survey_id"] for s in surveys]
     value = want if want in ids else (ids[-1] if ids else None)
-    return options, value, [s["name"] for s in storeys], classes
+    return options, value, [s["name"] for s in storeys], classes, inbox
+
+
+@callback(Output("deviation-add-msg", "children"), Output("deviation-survey", "options", allow_duplicate=True),
+          Output("deviation-survey", "value", allow_duplicate=True),
+          Input("deviation-add", "n_clicks"), State("deviation-inbox", "value"), State("deviation-epoch", "value"),
+          State("deviation-register", "value"), State("deviation-site", "data"),
+          background=True, prevent_initial_call=True,
+          progress=[Output("deviation-add-progress", "value"), Output("deviation-add-progress", "max"),
+                    Output("deviation-add-step", "children")],
+          running=[(Output("deviation-add", "disabled"), True, False)],
+          cancel=[Input("deviation-add-cancel", "n_clicks")])
+def add_survey(set_progress, n, files, epoch, register, site):
+    """Register and analyse scans from the inbox in a background job (twin's add_survey), with progress."""
+    from dashboards import queries as q
+    from dashboards.jobs import add_survey_from_inbox
+
+    if not n:
+        raise dash.exceptions.PreventUpdate
+    result = add_survey_from_inbox(site, files or [], epoch=epoch, register=register or "auto",
+                                   progress=lambda done, total, msg: set_progress((str(done), str(total), msg)))
+    with site_store(site) as store:
+        surveys = q.surveys(store, site)
+    options = [{"label": f"{c.fmt(s['epoch'])} · {s['survey_id']} ({s['status']})", "value": s["survey_id"]}
+               for s in reversed(surveys)]
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["statuses"].items())
+    msg = (f"survey {result['survey_id']}{' (already added)' if result['reused'] else ''}: {result['points']:,} points, "
+           f"fitness {c.fmt(result['fitness'], 3)}, RMSE {c.fmt(result['rmse_m'], 4)} m; {counts} "
+           f"({result['seconds']:.0f} s)")
+    return html.Span(msg, id="deviation-add-result"), options, result["survey_id"]
 
 
 @callback(Output("deviation-body", "children"), Output("shell-state", "data", allow_duplicate=True),

@@ -77,6 +77,19 @@ def live(app):
     server.stop()
 
 
+@pytest.fixture
+def serve():
+    """``serve(app)``: serve another app for one test (stopped afterwards)."""
+    started = []
+
+    def start(app):
+        started.append(LiveServer(app))
+        return started[-1]
+    yield start
+    for s in started:
+        s.stop()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium (Debian's chromium + chromium-driver) for all browser tests."""

@@ -30,7 +30,7 @@ import numpy as np
 SITE = "DEMO"
 
 
-def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 1.5,
+def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 0.5,
              now: dt.datetime | None = None) -> dict:
     """Add surveys, panoramas, detections, hazards, findings and sensors to the DEMO site in ``db``."""
     from bim.mesh import load_mesh
@@ -46,12 +46,15 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
         model_id = store.scalar("SELECT model_id FROM current_models WHERE site_code = ?", [SITE])
         mesh = load_mesh(store, model_ids=[model_id])
         rows = store.rows("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ?", [model_id])
+        levels = {r["name"]: r["elevation_m"] for r in store.rows(
+            "SELECT name, elevation_m FROM storeys WHERE model_id = ?", [model_id])}
         finish = {r["global_id"]: r["finish"].date() for r in store.rows(
             "SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t USING (schedule_id, task_id) "
             "WHERE te.site_code = ? GROUP BY te.global_id", [SITE]) if r["finish"] is not None}
     info = {r["global_id"]: r for r in rows}
     gids = mesh.global_ids.tolist()
     classes = np.array([info[g]["ifc_class"] for g in gids], dtype=object)
+    floor_of = np.array([levels.get(info[g]["storey"]) for g in gids], dtype=object)
     days = sorted(set(finish.values()))
     epochs = [days[int(len(days) * 0.35)], days[int(len(days) * 0.7)]]
     facts["epochs"] = epochs
@@ -60,7 +63,7 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
     # what stands stays standing, where it was built: later surveys see it again
     site = {"standing": np.zeros(len(gids), bool), "disp": np.zeros((len(gids), 3))}
     for k, epoch in enumerate(epochs):
-        surveys.append(_survey(db, mesh, classes, finish, epoch, k, rng, angular_step_deg, site))
+        surveys.append(_survey(db, mesh, classes, floor_of, finish, epoch, k, rng, angular_step_deg, site))
     facts["surveys"] = surveys
     facts["panoramas"] = _panoramas(db, mesh, classes, finish, epochs[-1], model_id, rng, pano_width)
     facts["sensors"] = _sensors(db, now)
@@ -70,7 +73,7 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
 # --------------------------------------------------------------------------------------
 # surveys
 
-def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: float, site: dict) -> dict:
+def _survey(db, mesh, classes, floor_of, finish, epoch: dt.date, k: int, rng, step_deg: float, site: dict) -> dict:
     from data.store import open_store
     from twin.formats import write_e57
     from twin.simulate import default_stations, simulate_survey, site_clutter
@@ -95,7 +98,10 @@ def _survey(db, mesh, classes, finish, epoch: dt.date, k: int, rng, step_deg: fl
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     disp[moved] = directions * rng.uniform(0.015, 0.035, (len(moved), 1))
     bounds = mesh.bounds()
-    stations = default_stations(bounds, [0.0, 3.5], per_floor=2, outside=3)
+    # a station pair on every floor whose slab stands, as surveyors do
+    floors = sorted({float(floor_of[i]) for i in np.flatnonzero(built & (classes == "IfcSlab"))
+                     if floor_of[i] is not None})
+    stations = default_stations(bounds, floors or [0.0], per_floor=2, outside=3)
     clutter = site_clutter(bounds, [0.0], seed=k)
     sim = simulate_survey(mesh, stations_m=stations, built=built, partial=partial, displacement_m=disp,
                           element_classes=list(classes), angular_step_deg=step_deg, clutter=clutter,

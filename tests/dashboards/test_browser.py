@@ -241,3 +241,60 @@ def test_an_unknown_address_shows_the_404_page(browser, live):
     assert _text(browser, "notfound-title") == "Page not found"
     _shot(browser, "not-found")
     assert _errors(browser) == []
+
+
+def test_adding_a_survey_runs_in_the_background_with_progress(browser, site_db, tmp_path):
+    """Registration is long work: a background job (twin's add_survey) reports its steps, then the survey is listed.
+
+    The workbench runs as `sitetwin serve` here: jobs are forked from the server process, and this test
+    process has already run twin's numba kernels, whose OpenMP pool does not survive a fork.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    import requests
+
+    src = site_db[0]
+    db = tmp_path / src.name
+    shutil.copy2(src, db)
+    shutil.copytree(src.with_name(src.name + ".cache"), db.with_name(db.name + ".cache"))
+    inbox = db.with_name(db.name + ".inbox")
+    inbox.mkdir()
+    scans = sorted(src.parent.glob(f"{src.stem}-scans/*.e57"))
+    shutil.copy2(scans[-1], inbox / "june-scan.e57")
+    port = 19000 + int(time.time()) % 1000
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", "--db", str(db), "--port", str(port),
+                             "--jobs", str(tmp_path / "jobs")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server = type("Served", (), {"url": f"http://127.0.0.1:{port}"})
+        _wait(browser, lambda: requests.get(server.url + "/login", timeout=2).ok, 60, "sitetwin serve")
+        _add_survey_in_the_browser(browser, server, db)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _add_survey_in_the_browser(browser, server, db):
+    _open(browser, server, "/deviation?site=DEMO")
+    _wait(browser, lambda: browser.driver.find_element(By.ID, "deviation-tolerance"), what="the deviation page")
+    browser.driver.find_element(By.CSS_SELECTOR, "#deviation-add-box summary").click()
+    browser.select_dcc_dropdown("#deviation-inbox", "june-scan.e57")
+    epoch = browser.driver.find_element(By.ID, "deviation-epoch")
+    epoch.send_keys("2026-06-01")
+    browser.driver.find_element(By.CSS_SELECTOR, "#deviation-register input[value='none']").click()
+    browser.driver.find_element(By.ID, "deviation-add").click()
+    steps = set()
+    result = _wait(browser, lambda: (steps.add(browser.driver.find_element(By.ID, "deviation-add-step").text) or
+                                     browser.driver.find_element(By.ID, "deviation-add-result").text), 180,
+                   "the background job's result")
+    assert "points" in result and "built" in result
+    assert steps - {""}, "the job reported no progress"
+    survey_id = result.split()[1].rstrip(":")
+    from data.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        row = store.one("SELECT epoch, status FROM surveys WHERE survey_id = ?", [survey_id])
+    assert str(row["epoch"]) == "2026-06-01" and row["status"] == "analysed"
+    _shot(browser, "deviation-survey-added")
+    assert _errors(browser) == []
