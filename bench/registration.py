@@ -87,7 +87,7 @@ def fpfh_register(index, pts, voxel: float = 0.3):
     """The textbook pipeline: FPFH features + RANSAC on 25 cm voxels, then point-to-plane ICP (Open3D)."""
     import open3d as o3d
 
-    from twin.registration import _sample_index, voxel_downsample
+    from twin.registration import _sample_index
 
     reg = o3d.pipelines.registration
     t = time.perf_counter()

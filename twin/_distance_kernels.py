@@ -163,9 +163,11 @@ def build_grid(rec, origin, h, dims):
 
 
 @njit(cache=True, parallel=True)
-def query_grid(P, rec, rel, cell_start, cell_tris, origin, h, dims, reach, out_d, out_t, out_in, out_o, pst,
-               stations):
+def query_grid(P, rec, rel, ids, cell_start, cell_tris, origin, h, dims, reach, out_d, out_t, out_e, out_in, out_o,
+               pst, stations):
     """Nearest triangle within the 3x3x3 cell block round each point; ``out_t = -1`` where that is not provably exact.
+
+    Writes the face id (``ids`` maps records to the mesh's faces) and element of the answer.
 
     ``out_o``: distance to the nearest face of another element, when within ``reach`` of the
     nearest (else inf); ``reach = 0`` skips that search."""
@@ -178,6 +180,7 @@ def query_grid(P, rec, rel, cell_start, cell_tris, origin, h, dims, reach, out_d
         fz = (pz - origin[2]) / h
         if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx < nx and fy < ny and fz < nz):
             out_t[i] = -1          # outside the grid (or NaN): the exact fallback takes it
+            out_e[i] = -1
             out_d[i] = np.inf
             out_in[i] = False
             out_o[i] = np.inf
@@ -225,11 +228,13 @@ def query_grid(P, rec, rel, cell_start, cell_tris, origin, h, dims, reach, out_d
         margin = min(ox + h, 2.0 * h - ox, oy + h, 2.0 * h - oy, oz + h, 2.0 * h - oz)
         if best_t < 0 or best > margin * margin:
             out_t[i] = -1
+            out_e[i] = -1
             out_d[i] = np.inf
             out_in[i] = False
             out_o[i] = np.inf
         else:
-            out_t[i] = best_t
+            out_t[i] = ids[best_t]
+            out_e[i] = rel[best_t]
             out_in[i] = best_in
             out_o[i] = math.sqrt(other) if other < np.inf else np.inf
             d = math.sqrt(best)
@@ -321,7 +326,8 @@ BVH_CHUNK = 512
 
 
 @njit(cache=True, parallel=True)
-def query_bvh(P, rec, rel, boxes, children, ranges, order, reach, out_d, out_t, out_in, out_o, pst, stations):
+def query_bvh(P, rec, rel, ids, boxes, children, ranges, order, reach, out_d, out_t, out_e, out_in, out_o, pst,
+              stations):
     """Exact nearest triangle through the hierarchy: for points the grid could not settle.
 
     Points are taken in chunks, in order: a scan's consecutive points have nearly the same
@@ -337,7 +343,8 @@ def query_bvh(P, rec, rel, boxes, children, ranges, order, reach, out_d, out_t, 
             has_view, sx, sy, sz = _view(pst, stations, i)
             if not (np.isfinite(px) and np.isfinite(py) and np.isfinite(pz)):
                 out_d[i] = np.nan
-                out_t[i] = order[0]
+                out_t[i] = ids[order[0]]
+                out_e[i] = rel[order[0]]
                 out_in[i] = False
                 out_o[i] = np.inf
                 continue
@@ -379,7 +386,8 @@ def query_bvh(P, rec, rel, boxes, children, ranges, order, reach, out_d, out_t, 
                     stack[top + 1] = b
                 top += 2
             hint = best_t
-            out_t[i] = max(best_t, 0)
+            out_t[i] = ids[max(best_t, 0)]
+            out_e[i] = rel[max(best_t, 0)]
             out_in[i] = best_in
             out_o[i] = math.sqrt(other) if other < np.inf else np.inf
             d = math.sqrt(best)

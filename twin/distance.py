@@ -124,7 +124,8 @@ class SurfaceIndex:
         if self._bvh is None:
             pieces, owner = _split_long(self.records, BVH_PIECE_M)
             boxes, children, ranges, order = _kernels().build_bvh(pieces)
-            self._bvh = (pieces, boxes, children, ranges, order, owner)
+            self._bvh = (pieces, boxes, children, ranges, order, self.record_element[owner],
+                         self.triangle_ids[owner])
         return self._bvh
 
     def prepare(self) -> "SurfaceIndex":
@@ -164,12 +165,14 @@ class SurfaceIndex:
         n = len(points)
         dist = np.empty(n, dtype=np.float32)
         tri = np.empty(n, dtype=np.int32)
+        element = np.empty(n, dtype=np.int32)
         inner = np.zeros(n, dtype=np.bool_)
         other = np.full(n, np.inf, dtype=np.float32)
         if len(self.records) == 0:
             dist[:] = np.inf
             tri[:] = -1
-            return DistanceResult(dist, tri, tri.copy(), inner, other)
+            element[:] = -1
+            return DistanceResult(dist, tri, element, inner, other)
         reach = float(max(other_within_m, 0.0))
         k = _kernels()
         if stations is None or point_station is None:
@@ -180,29 +183,24 @@ class SurfaceIndex:
             if len(pst_all) != n:
                 raise ValueError(f"point_station must be ({n},), got {pst_all.shape}")
         for s in range(0, n, chunk):
-            pst = pst_all[s:s + chunk] if len(pst_all) else pst_all
-            p = np.ascontiguousarray(points[s:s + chunk], dtype=np.float64)
-            d = np.empty(len(p), dtype=np.float64)
-            t = np.empty(len(p), dtype=np.int32)
-            f = np.empty(len(p), dtype=np.bool_)
-            o = np.empty(len(p), dtype=np.float64)
-            k.query_grid(p, self.records, self.record_element, self.cell_start, self.cell_tris, self.origin,
-                         self.cell_m, self.dims, reach, d, t, f, o, pst, st)
-            far = np.flatnonzero(t < 0)
+            e = min(n, s + chunk)
+            p = np.ascontiguousarray(points[s:e], dtype=np.float64)
+            pst = pst_all[s:e] if len(pst_all) else pst_all
+            # the kernels write straight into the result (views of the chunk)
+            k.query_grid(p, self.records, self.record_element, self.triangle_ids, self.cell_start, self.cell_tris,
+                         self.origin, self.cell_m, self.dims, reach, dist[s:e], tri[s:e], element[s:e], inner[s:e],
+                         other[s:e], pst, st)
+            far = np.flatnonzero(tri[s:e] < 0)
             if len(far) and exact_far:
-                fd = np.empty(len(far), dtype=np.float64)
+                fd = np.empty(len(far), dtype=np.float32)
                 ft = np.empty(len(far), dtype=np.int32)
+                fe = np.empty(len(far), dtype=np.int32)
                 ff = np.empty(len(far), dtype=np.bool_)
-                fo = np.empty(len(far), dtype=np.float64)
-                pieces, boxes, children, ranges, order, owner = self._hierarchy()
-                k.query_bvh(np.ascontiguousarray(p[far]), pieces, self.record_element[owner], boxes, children, ranges,
-                            order, reach, fd, ft, ff, fo, pst[far] if len(pst) else pst, st)
-                d[far], t[far], f[far], o[far] = fd, owner[ft], ff, fo
-            dist[s:s + len(p)] = d
-            inner[s:s + len(p)] = f
-            other[s:s + len(p)] = o
-            tri[s:s + len(p)] = np.where(t >= 0, self.triangle_ids[np.maximum(t, 0)], -1)
-        element = np.where(tri >= 0, self.face_element[np.maximum(tri, 0)], -1).astype(np.int32)
+                fo = np.empty(len(far), dtype=np.float32)
+                pieces, boxes, children, ranges, order, piece_element, piece_face = self._hierarchy()
+                k.query_bvh(np.ascontiguousarray(p[far]), pieces, piece_element, piece_face, boxes, children, ranges,
+                            order, reach, fd, ft, fe, ff, fo, pst[far] if len(pst) else pst, st)
+                dist[s + far], tri[s + far], element[s + far], inner[s + far], other[s + far] = fd, ft, fe, ff, fo
         return DistanceResult(dist, tri, element, inner, other)
 
 
