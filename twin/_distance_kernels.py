@@ -244,9 +244,90 @@ def query_grid(P, rec, rel, ids, cell_start, cell_tris, origin, h, dims, reach, 
 LEAF_SIZE = 6
 
 
+SAH_BINS = 16
+
+
+@njit(cache=True)
+def _area(b0, b1, b2, b3, b4, b5):
+    dx, dy, dz = max(b3 - b0, 0.0), max(b4 - b1, 0.0), max(b5 - b2, 0.0)
+    return dx * dy + dy * dz + dz * dx
+
+
+@njit(cache=True)
+def _sah_split(order, s, e, tbox, cent, bins_n, bins_box, tmp):
+    """Reorder order[s:e] about the split with the least surface-area cost; return the split index."""
+    best_cost = np.inf
+    best_axis = -1
+    best_bin = 0
+    cmin = np.empty(3)
+    cmax = np.empty(3)
+    for a in range(3):
+        lo = np.inf
+        hi = -np.inf
+        for q in range(s, e):
+            c = cent[order[q], a]
+            lo = min(lo, c)
+            hi = max(hi, c)
+        cmin[a], cmax[a] = lo, hi
+        if hi - lo <= 1e-12:
+            continue
+        scale = SAH_BINS / (hi - lo)
+        for b in range(SAH_BINS):
+            bins_n[a, b] = 0
+            for j in range(3):
+                bins_box[a, b, j] = np.inf
+                bins_box[a, b, 3 + j] = -np.inf
+        for q in range(s, e):
+            t = order[q]
+            b = min(SAH_BINS - 1, int((cent[t, a] - lo) * scale))
+            bins_n[a, b] += 1
+            for j in range(3):
+                bins_box[a, b, j] = min(bins_box[a, b, j], tbox[t, j])
+                bins_box[a, b, 3 + j] = max(bins_box[a, b, 3 + j], tbox[t, 3 + j])
+        # sweep: cost of splitting after bin i = area(left) n(left) + area(right) n(right)
+        right_area = np.zeros(SAH_BINS)
+        right_n = np.zeros(SAH_BINS, dtype=np.int64)
+        r0, r1, r2, r3, r4, r5 = np.inf, np.inf, np.inf, -np.inf, -np.inf, -np.inf
+        cnt = 0
+        for b in range(SAH_BINS - 1, 0, -1):
+            cnt += bins_n[a, b]
+            r0, r1, r2 = min(r0, bins_box[a, b, 0]), min(r1, bins_box[a, b, 1]), min(r2, bins_box[a, b, 2])
+            r3, r4, r5 = max(r3, bins_box[a, b, 3]), max(r4, bins_box[a, b, 4]), max(r5, bins_box[a, b, 5])
+            right_area[b] = _area(r0, r1, r2, r3, r4, r5) if cnt else 0.0
+            right_n[b] = cnt
+        l0, l1, l2, l3, l4, l5 = np.inf, np.inf, np.inf, -np.inf, -np.inf, -np.inf
+        cnt = 0
+        for b in range(SAH_BINS - 1):
+            cnt += bins_n[a, b]
+            l0, l1, l2 = min(l0, bins_box[a, b, 0]), min(l1, bins_box[a, b, 1]), min(l2, bins_box[a, b, 2])
+            l3, l4, l5 = max(l3, bins_box[a, b, 3]), max(l4, bins_box[a, b, 4]), max(l5, bins_box[a, b, 5])
+            if cnt == 0 or right_n[b + 1] == 0:
+                continue
+            cost = _area(l0, l1, l2, l3, l4, l5) * cnt + right_area[b + 1] * right_n[b + 1]
+            if cost < best_cost:
+                best_cost, best_axis, best_bin = cost, a, b
+    if best_axis < 0:
+        return (s + e) // 2                  # all centroids coincide: any halving will do
+    lo = cmin[best_axis]
+    scale = SAH_BINS / (cmax[best_axis] - lo)
+    i = s
+    j = 0
+    for q in range(s, e):                    # stable partition: left bins first
+        t = order[q]
+        if min(SAH_BINS - 1, int((cent[t, best_axis] - lo) * scale)) <= best_bin:
+            order[i] = t
+            i += 1
+        else:
+            tmp[j] = t
+            j += 1
+    for q in range(j):
+        order[i + q] = tmp[q]
+    return i
+
+
 @njit(cache=True)
 def build_bvh(rec):
-    """A bounding-volume hierarchy over the triangles (median split on the longest axis).
+    """A bounding-volume hierarchy over the triangles (binned surface-area heuristic splits).
 
     Returns node boxes (k, 6), children (k, 2) (-1 for a leaf), leaf ranges (k, 2) into
     ``order`` (the triangle ids, leaf by leaf) and ``order``.
@@ -268,6 +349,9 @@ def build_bvh(rec):
     children = np.full((cap, 2), -1, dtype=np.int64)
     ranges = np.zeros((cap, 2), dtype=np.int64)
     stack = np.empty((cap, 3), dtype=np.int64)   # node, start, end
+    bins_n = np.zeros((3, SAH_BINS), dtype=np.int64)
+    bins_box = np.empty((3, SAH_BINS, 6))
+    tmp = np.empty(m, dtype=np.int64)
     nodes = 1
     top = 0
     if m > 0:
@@ -288,23 +372,7 @@ def build_bvh(rec):
         ranges[node, 0], ranges[node, 1] = s, e
         if e - s <= LEAF_SIZE:
             continue
-        axis = 0
-        spread = -1.0
-        for a in range(3):
-            lo = np.inf
-            hi = -np.inf
-            for q in range(s, e):
-                c = cent[order[q], a]
-                lo = min(lo, c)
-                hi = max(hi, c)
-            if hi - lo > spread:
-                spread, axis = hi - lo, a
-        keys = np.empty(e - s)
-        for q in range(s, e):
-            keys[q - s] = cent[order[q], axis]
-        sub = order[s:e][np.argsort(keys)]
-        order[s:e] = sub
-        mid = (s + e) // 2
+        mid = _sah_split(order, s, e, tbox, cent, bins_n, bins_box, tmp)
         left, right = nodes, nodes + 1
         nodes += 2
         children[node, 0], children[node, 1] = left, right
