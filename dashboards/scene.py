@@ -8,8 +8,9 @@
   full detail back to what remains.
 - The per-model geometry (faces grouped by element, vertex ranges, boxes) is prepared once
   and cached by model ids: a model id is the IFC file's content hash, so it never goes stale.
-- Picking: plotly reports the trace and vertex clicked; :func:`pick` maps that back to an
-  element through the vertex -> element arrays kept for each figure built (by its key).
+- Picking: plotly reports the trace and the point clicked (a face of a cell-coloured mesh, a
+  vertex of a plain one); :func:`pick` maps that back to an element through the arrays kept
+  for each figure built (by its key).
 
 Coordinates are metres in the site's local frame (as ``bim.load_mesh`` returns them).
 """
@@ -194,7 +195,7 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
 
 
 def gather(geom: SceneGeometry, full: np.ndarray, boxed: np.ndarray):
-    """Vertices, faces and vertex -> element for some elements in full detail and others as boxes."""
+    """Vertices, faces, vertex -> element and face -> element for some elements in full detail and others as boxes."""
     full = np.asarray(full, np.int64)
     boxed = np.asarray(boxed, np.int64)
     vcount = geom.vert_hi[full] - geom.vert_lo[full]
@@ -211,7 +212,8 @@ def gather(geom: SceneGeometry, full: np.ndarray, boxed: np.ndarray):
     vertices = np.concatenate([geom.vertices[vidx], box_v.astype(np.float32)])
     faces = np.concatenate([faces_full, box_f]).astype(np.int32)
     owner = np.concatenate([np.repeat(full, vcount), np.repeat(boxed, 8)]).astype(np.int32)
-    return vertices, faces, owner
+    face_owner = np.concatenate([np.repeat(full, fcount), np.repeat(boxed, len(_BOX_FACES))]).astype(np.int32)
+    return vertices, faces, owner, face_owner
 
 
 @dataclass(frozen=True)
@@ -231,25 +233,51 @@ def mesh_trace(vertices: np.ndarray, faces: np.ndarray, name: str, color: str, *
                 lightposition=dict(x=1000, y=600, z=2000))
 
 
+def discrete_colorscale(colors: Sequence[str]) -> list:
+    """A plotly colour scale giving value i (0..n-1, with cmin -0.5 and cmax n-0.5) the colour ``colors[i]``."""
+    n = max(1, len(colors))
+    scale = []
+    for i, c in enumerate(colors):
+        scale += [[i / n, c], [(i + 1) / n, c]]
+    return scale or [[0, "grey"], [1, "grey"]]
+
+
 def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], *, visible: np.ndarray | None = None,
                   budget: int = DEFAULT_TRIANGLE_BUDGET) -> tuple[list[dict], list[np.ndarray], dict]:
-    """One Mesh3d per non-empty bin. ``bin_of`` (k,) int is each element's bin (-1: hidden).
+    """The model as one Mesh3d per opacity (solid, and see-through for what is not there yet), every face
+    coloured by its element's bin through a per-face intensity and a stepped colour scale.
 
-    Returns the traces, each trace's vertex -> element array, and figures about the LOD.
+    ``bin_of`` (k,) int is each element's bin (-1: hidden). A trace per bin would cost the
+    browser a draw setup each; one merged mesh with a byte per face for its colour does not.
+    Returns the traces, each trace's face -> element array (plotly's ``pointNumber`` on a
+    cell-coloured mesh is the face), and figures: LOD counts, the elements of every bin
+    (``bins``) and a legend (label, colour, count, opacity).
     """
     bin_of = np.asarray(bin_of, np.int64)
     vis = (bin_of >= 0) if visible is None else (np.asarray(visible, bool) & (bin_of >= 0))
     full = detail_mask(geom, vis, budget)
+    n = len(bins)
+    scale = discrete_colorscale([b.color for b in bins])
     traces, owners = [], []
-    for b, spec in enumerate(bins):
-        els = np.flatnonzero(vis & (bin_of == b))
+    for opacity in sorted({b.opacity for b in bins}, reverse=True):
+        layer = [i for i, b in enumerate(bins) if b.opacity == opacity]
+        els = np.flatnonzero(vis & np.isin(bin_of, layer))
         if not len(els):
             continue
-        v, f, owner = gather(geom, els[full[els]], els[~full[els]])
-        traces.append(mesh_trace(v, f, spec.label, spec.color, opacity=spec.opacity))
-        owners.append(owner)
+        v, f, owner, face_owner = gather(geom, els[full[els]], els[~full[els]])
+        trace = mesh_trace(v, f, "model" if opacity == 1.0 else "not there (yet)", "grey", opacity=opacity,
+                           showlegend=False)
+        del trace["color"]
+        trace.update(intensity=bin_of[face_owner].astype(np.uint8 if n < 256 else np.uint16), intensitymode="cell",
+                     colorscale=scale, cmin=-0.5, cmax=n - 0.5, showscale=False, hoverinfo="none")
+        traces.append(trace)
+        # plotly reports a click on a cell-coloured mesh by face (cell) index, not by vertex
+        owners.append(face_owner)
+    members = {b.label: np.flatnonzero(vis & (bin_of == i)) for i, b in enumerate(bins)}
     stats = {"elements": int(vis.sum()), "full": int((full & vis).sum()), "boxes": int((vis & ~full).sum()),
-             "triangles": int(sum(len(t["i"]) for t in traces)), "budget": int(budget)}
+             "triangles": int(sum(len(t["i"]) for t in traces)), "budget": int(budget), "bins": members,
+             "legend": [(b.label, b.color, int(len(members[b.label])), b.opacity) for b in bins
+                        if len(members[b.label])]}
     return traces, owners, stats
 
 
@@ -331,7 +359,8 @@ def remember_picks(key: str, owners: list[np.ndarray | None]) -> None:
 
 
 def pick(key: str | None, curve: int | None, point: int | None) -> int | None:
-    """The element index behind vertex ``point`` of trace ``curve`` of the figure ``key`` (None: not an element)."""
+    """The element index behind point ``point`` (face or vertex, see :func:`merged_traces`) of trace ``curve``
+    of the figure ``key`` (None: not an element)."""
     if key is None or curve is None or point is None:
         return None
     with _picks_lock:

@@ -25,7 +25,7 @@ from dashboards import scene
 from dashboards.scene import Bin, SceneGeometry
 
 MODES = ("class", "storey", "status", "deviation", "schedule")
-MAX_POINTS = 40_000            # scan points sent to the browser
+MAX_POINTS = 20_000            # scan points sent to the browser (software WebGL draws 10k in about a second)
 TERRAIN_CLUSTER = -2           # twin's points.parquet: cluster -2 is the ground (not drawn)
 GHOST_OPACITY = 0.25           # elements not there (yet): drawn see-through so the design still shows
 DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
@@ -71,8 +71,12 @@ class TwinData:
     note: str = ""
 
 
-def read_twin(store, p: TwinParams) -> TwinData:
-    """Everything the figure needs, read while the connection is open (geometry comes from the cache)."""
+def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) -> TwinData:
+    """Everything the figure needs, read while the connection is open (geometry comes from the cache).
+
+    ``points=False`` skips the scan points; ``model=False`` reads only what the layers need
+    (geometry, survey, points, devices), not the colours.
+    """
     from dashboards import queries as q
     from panorama.overlay import STATUS_COLORS, class_color
 
@@ -83,6 +87,8 @@ def read_twin(store, p: TwinParams) -> TwinData:
     k = geom.element_count
     data = TwinData(geom, np.array([""] * k, dtype=object), [], {})
     survey_id = q.survey_as_of(store, p.site, p.day) if p.mode in ("status", "deviation") or p.points else None
+    if not model:
+        p = replace(p, mode="class")
     if survey_id:
         data.survey_id = survey_id
         data.survey_epoch = store.scalar("SELECT epoch FROM surveys WHERE survey_id = ?", [survey_id])
@@ -118,7 +124,7 @@ def read_twin(store, p: TwinParams) -> TwinData:
             data.note = "No schedule linked to the model: every element is unscheduled."
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)
-    if p.points and survey_id:
+    if p.points and points and survey_id:
         from twin.survey_store import survey_points
         from twin.errors import SurveyError
 
@@ -143,8 +149,12 @@ def visible_elements(geom: SceneGeometry, p: TwinParams) -> np.ndarray:
     return vis
 
 
-def twin_figure(d: TwinData, p: TwinParams) -> tuple[dict, dict]:
-    """The figure (a plotly dict, arrays as numpy) and figures about what was drawn (LOD, counts)."""
+def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dict, dict]:
+    """The figure (a plotly dict, arrays as numpy) and figures about what was drawn (LOD, bins, legend).
+
+    With ``layers=False`` only the model is drawn: the scan points and sensors (:func:`layer_traces`)
+    can follow in a second response, so that the model appears first.
+    """
     geom = d.geom
     vis = visible_elements(geom, p)
     lit = _lit_elements(d, geom) & vis
@@ -161,24 +171,32 @@ def twin_figure(d: TwinData, p: TwinParams) -> tuple[dict, dict]:
     all_traces += traces
     all_owners += owners
     if lit.any():
-        v, f, owner = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
-        all_traces.append(scene.mesh_trace(v, f, "sensor warning on element", WARNING_COLOR))
+        v, f, owner, _ = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
+        all_traces.append(scene.mesh_trace(v, f, "sensor warning on element", WARNING_COLOR, showlegend=False))
         all_owners.append(owner)
-    n_points = 0
-    if d.points is not None and len(d.points):
-        pts = _points_in_view(d.points, geom, vis, p)
-        n_points = len(pts)
-        if n_points:
-            all_traces.append(points_trace(pts))
-            all_owners.append(None)
-    if d.devices:
-        all_traces.append(devices_trace(d.devices, geom))
-        all_owners.append(None)
+        stats["bins"]["sensor warning on element"] = np.flatnonzero(lit)
+        stats["legend"].append(("sensor warning on element", WARNING_COLOR, int(lit.sum()), 1.0))
+    extra = layer_traces(d, p) if layers else []
+    all_traces += extra
+    all_owners += [None] * len(extra)
     key = scene.figure_key({**p.key_params(), "survey": d.survey_id, "models": list(geom.key)})
     scene.remember_picks(key, all_owners)
     layout = scene_layout(geom, p, key, d)
+    n_points = sum(len(t["x"]) for t in extra if t["name"] == "scan points")
     stats.update(points=n_points, survey_id=d.survey_id, key=key, traces=len(all_traces))
     return {"data": all_traces, "layout": layout}, stats
+
+
+def layer_traces(d: TwinData, p: TwinParams) -> list[dict]:
+    """The scan points (in the storeys and section box shown) and the sensor devices, as traces."""
+    out = []
+    if d.points is not None and len(d.points):
+        pts = _points_in_view(d.points, d.geom, visible_elements(d.geom, p), p)
+        if len(pts):
+            out.append(points_trace(pts))
+    if d.devices:
+        out.append(devices_trace(d.devices, d.geom))
+    return out
 
 
 def selected_trace(geom: SceneGeometry, element: int | None) -> dict:
@@ -186,7 +204,7 @@ def selected_trace(geom: SceneGeometry, element: int | None) -> dict:
     if element is None:
         return dict(type="mesh3d", x=[], y=[], z=[], i=[], j=[], k=[], name="selected", visible=False,
                     showlegend=False, hoverinfo="skip")
-    v, f, _ = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
+    v, f, _, _ = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
     trace = scene.mesh_trace(v, f, f"selected: {geom.ifc_class[element]}", SELECTED_COLOR)
     trace["showlegend"] = False
     return trace

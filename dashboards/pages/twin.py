@@ -55,9 +55,11 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
                                              options=[{"label": k, "value": v} for k, v in BUDGETS.items()])),
         ], className="controls"),
         html.Div([
-            html.Div([dcc.Loading(dcc.Graph(id="twin-graph", style={"height": "74vh"},
+            html.Div([html.Div(id="twin-legend", className="legend"),
+                      dcc.Loading(dcc.Graph(id="twin-graph", style={"height": "70vh"},
                                             config={"displaylogo": False, "scrollZoom": True}), delay_show=400),
-                      html.Div(id="twin-view-status", className="status-line")], className="card"),
+                      html.Div(id="twin-view-status", className="status-line"),
+                      html.Div(id="twin-layers-status", className="status-line")], className="card"),
             html.Div(c.empty("Click an element in the model to see its card.", id="twin-card-empty"),
                      id="twin-card", className="card element-card"),
         ], className="grid-2"),
@@ -85,36 +87,73 @@ def setup(site, want):
             x0, x1, [x0, x1], y0, y1, [y0, y1], z0, z1, [z0, z1])
 
 
-@callback(Output("twin-graph", "figure"), Output("twin-view-status", "children"), Output("twin-figure-key", "data"),
-          Output("twin-date-label", "children"), Output("shell-state", "data", allow_duplicate=True),
-          Input("twin-mode", "value"), Input("twin-date", "value"), Input("twin-dates", "data"),
-          Input("twin-storeys", "value"), Input("twin-layers", "value"), Input("twin-section-x", "value"),
-          Input("twin-section-y", "value"), Input("twin-section-z", "value"), Input("twin-budget", "value"),
-          State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
-def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
-    from dashboards.scene import to_wire
-    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+VIEW_INPUTS = [Input("twin-mode", "value"), Input("twin-date", "value"), Input("twin-dates", "data"),
+               Input("twin-storeys", "value"), Input("twin-layers", "value"), Input("twin-section-x", "value"),
+               Input("twin-section-y", "value"), Input("twin-section-z", "value"), Input("twin-budget", "value")]
+
+
+def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element=None):
+    from dashboards.twin_view import TwinParams
 
     if not days:
         raise dash.exceptions.PreventUpdate
     day = dt.date.fromisoformat(days[min(int(day_index or 0), len(days) - 1)])
     layers = layers or []
     section = (tuple(sx), tuple(sy), tuple(sz)) if "section" in layers else None
-    p = TwinParams(site=site, mode=mode, day=day, storeys=tuple(storeys or ()), section=section,
-                   points="points" in layers, sensors="sensors" in layers, budget=int(budget), selected=element)
+    return TwinParams(site=site, mode=mode, day=day, storeys=tuple(storeys or ()), section=section,
+                      points="points" in layers, sensors="sensors" in layers, budget=int(budget), selected=element)
+
+
+@callback(Output("twin-graph", "figure"), Output("twin-view-status", "children"), Output("twin-figure-key", "data"),
+          Output("twin-date-label", "children"), Output("twin-legend", "children"),
+          Output("shell-state", "data", allow_duplicate=True),
+          *VIEW_INPUTS, State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
+def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
+    """The model, coloured; scan points and sensors follow in ``draw_layers`` so that the model shows first."""
+    from dashboards.scene import to_wire
+    from dashboards.twin_view import read_twin, twin_figure
+
+    p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element)
     with site_store(site) as store:
-        data = read_twin(store, p)
-    fig, stats = twin_figure(data, p)
+        data = read_twin(store, p, points=False)
+    fig, stats = twin_figure(data, p, layers=False)
     fig = to_wire(fig)
     if data.geom.element_count == 0:
         status = "No design model for this site yet: load one with `sitetwin bim load`."
     else:
         status = (f"{stats['elements']} elements shown ({stats['full']} in full, {stats['boxes']} as boxes), "
-                  f"{stats['triangles']:,} triangles" + (f", {stats['points']:,} scan points" if stats['points'] else "")
+                  f"{stats['triangles']:,} triangles"
                   + (f"; survey {data.survey_id} of {c.fmt(data.survey_epoch)}" if data.survey_id else "")
                   + (f". {data.note}" if data.note else ""))
-    label = f"{day.isoformat()}" + (f" · survey of {c.fmt(data.survey_epoch)}" if data.survey_epoch else "")
-    return fig, status, stats["key"], label, {"mode": mode, "date": day.isoformat()}
+    label = f"{p.day.isoformat()}" + (f" · survey of {c.fmt(data.survey_epoch)}" if data.survey_epoch else "")
+    legend = [html.Span([html.Span(className="swatch", style={"background": color, "opacity": max(opacity, 0.4)}),
+                         f"{name} ({count})"], className="legend-item", id={"type": "twin-legend-item", "bin": name})
+              for name, color, count, opacity in stats["legend"]]
+    return fig, status, stats["key"], label, legend, {"mode": mode, "date": p.day.isoformat()}
+
+
+@callback(Output("twin-graph", "figure", allow_duplicate=True), Output("twin-layers-status", "children"),
+          Input("twin-figure-key", "data"), *[State(i.component_id, i.component_property) for i in VIEW_INPUTS],
+          State("twin-site", "data"), prevent_initial_call=True)
+def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget, site):
+    """Scan points (decimated, coloured by signed distance) and sensor devices, added to the drawn model."""
+    from dashboards.scene import to_wire
+    from dashboards.twin_view import layer_traces, read_twin
+
+    p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site)
+    if not (p.points or p.sensors):
+        raise dash.exceptions.PreventUpdate
+    with site_store(site) as store:
+        data = read_twin(store, p, model=False)
+    traces = layer_traces(data, p)
+    if not traces:
+        return dash.no_update, data.note
+    patch = Patch()
+    for t in to_wire({"data": traces})["data"]:
+        patch["data"].append(t)
+    n = sum(len(t["x"]) for t in traces if t["name"] == "scan points")
+    return patch, (f"{n:,} scan points of survey {data.survey_id}" if n else "") + (
+        f"; {data.note}" if data.note else "")
 
 
 @callback(Output("twin-element", "data"), Output("shell-state", "data", allow_duplicate=True),

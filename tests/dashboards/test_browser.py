@@ -73,10 +73,19 @@ def _num(browser, element_id) -> float:
     return float(_text(browser, element_id).splitlines()[0])
 
 
-def _trace_sizes(browser):
-    """Name -> vertex count of each trace of the 3D figure as the browser holds it."""
+def _legend(browser):
+    """Bin -> element count, from the 3D view's legend ("built (257)")."""
+    import re
+
+    text = browser.driver.find_element(By.ID, "twin-legend").text
+    return {m[1]: int(m[2]) for m in re.finditer(r"([a-z][a-z ()]*?) \((\d+)\)", text)}
+
+
+def _drawn(browser):
+    """Whether the browser holds the model's mesh (not just the hidden selection trace)."""
     return _js(browser, "const gd = document.querySelector('#twin-graph .js-plotly-plot');"
-                        "return Object.fromEntries(gd._fullData.map(t => [t.name, t.x ? t.x.length : 0]));")
+                        "return !!(gd && gd._fullData && gd._fullData.some((t, i) => i > 0 && t.type === 'mesh3d'"
+                        " && t.x && t.x.length));")
 
 
 def test_the_overview_shows_the_site_its_data_and_what_is_open(browser, live, site_db):
@@ -94,18 +103,20 @@ def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(brows
     _open(browser, live, "/twin?site=DEMO&mode=status")
     status = _text(browser, "twin-view-status")
     assert "elements shown" in status
-    sizes = _wait(browser, lambda: _trace_sizes(browser).get("built"), what="the built trace")
-    assert sizes > 1000
+    _wait(browser, lambda: _drawn(browser), what="the model drawn")
+    assert _wait(browser, lambda: _legend(browser).get("built"), what="the legend") > 100
     _js(browser, "const gd = document.querySelector('#twin-graph .js-plotly-plot');"
-                 "gd.on('plotly_click', d => { window._click = {x: d.points[0].x, y: d.points[0].y, z: d.points[0].z,"
-                 " curve: d.points[0].curveNumber}; });")
+                 "gd.on('plotly_click', d => { const p = d.points[0], t = gd._fullData[p.curveNumber];"
+                 " const f = p.pointNumber;"     # a face of the cell-coloured mesh: report its first corner
+                 " window._click = {curve: p.curveNumber, x: t.x[t.i[f]], y: t.y[t.i[f]], z: t.z[t.i[f]]}; });")
     graph = browser.driver.find_element(By.ID, "twin-graph")
     w, h = graph.size["width"], graph.size["height"]
     # the building stands in the middle of the default view; software WebGL picks slowly, so wait per click
     for fx, fy in ((0.45, 0.62), (0.5, 0.55), (0.4, 0.68)):
         _js(browser, "window._click = null;")
+        # plotly reports a 3D click from its render loop while the button is down: hold it for a frame or two
         ActionChains(browser.driver).move_to_element_with_offset(graph, int(w * fx), int(h * fy)).pause(0.5) \
-            .click().perform()
+            .click_and_hold().pause(1.0).release().perform()
         clicked = _maybe(lambda: _js(browser, "return window._click;"), 30)
         if not clicked or clicked["curve"] == 0:
             continue
@@ -115,7 +126,7 @@ def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(brows
         pytest.fail("no click on the model opened an element card")
     click = _js(browser, "return window._click;")
     assert f"element={gid}" in browser.driver.current_url.replace("%24", "$")
-    # the card is the element under the cursor: the clicked point lies on its bounding box
+    # the card is the element under the cursor: the clicked face lies in its bounding box
     from dashboards.queries import element
     from data.store import open_store
 
@@ -142,16 +153,17 @@ def test_the_time_slider_recolours_the_model_with_the_earlier_survey(browser, li
         days, _, start = day_slider(site_db[1]["epochs"], [r["planned_finish"] for r in planned_elements(store, "DEMO")])
     assert days[start] == last["epoch"]
     _open(browser, live, "/twin?site=DEMO&mode=status")
-    _wait(browser, lambda: _trace_sizes(browser).get("built"), what="the built trace")
-    before = _trace_sizes(browser)
+    _wait(browser, lambda: _drawn(browser) and _legend(browser).get("built"), what="the model drawn")
+    before = _legend(browser)
     box = browser.driver.find_element(By.CSS_SELECTOR, "#twin-date input")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(str(days.index(first["epoch"])), Keys.TAB)      # the slider's box commits on leaving it
-    after = _wait(browser, lambda: (s := _trace_sizes(browser)) != before and s, 90, what="a recoloured figure")
+    after = _wait(browser, lambda: (s := _legend(browser)) != before and s, 90, what="a recoloured figure")
     label = _text(browser, "twin-date-label")
     assert label.startswith(first["epoch"].isoformat())
-    # fewer elements stood at the first survey: the built bin shrank and more show as not built
-    assert after["built"] < before["built"]
+    # fewer elements stood at the first survey: the built bin shrank and more show as not built,
+    # as twin's status counts of the two surveys say
+    assert after["built"] == first["statuses"]["built"] < before["built"] == last["statuses"]["built"]
     assert after.get("not built", 0) > before.get("not built", 0)
     assert "date=" + first["epoch"].isoformat() in browser.driver.current_url
     _shot(browser, "twin-first-survey")

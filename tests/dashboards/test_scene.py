@@ -47,23 +47,42 @@ def test_element_boxes_hold_their_vertices_and_classes_come_from_the_store(geom)
     assert "?" not in set(g.ifc_class.tolist())
 
 
-def test_merged_traces_with_an_ample_budget_carry_every_triangle_exactly_once(geom):
+def test_the_merged_mesh_with_an_ample_budget_carries_every_triangle_once_in_its_bins_colour(geom):
     from dashboards.scene import Bin, merged_traces
 
     mesh, g = geom
     classes = sorted(set(g.ifc_class.tolist()))
     bin_of = np.array([classes.index(c) for c in g.ifc_class.tolist()])
-    traces, owners, stats = merged_traces(g, bin_of, [Bin(c, "red") for c in classes], budget=10_000_000)
-    assert len(traces) == len(classes)
-    assert stats["boxes"] == 0 and stats["triangles"] == mesh.triangle_count
-    for t, owner, cls in zip(traces, owners, classes):
-        verts = np.column_stack([t["x"], t["y"], t["z"]])
-        faces = np.column_stack([t["i"], t["j"], t["k"]])
-        assert faces.min() >= 0 and faces.max() < len(verts)
-        assert set(g.ifc_class[owner].tolist()) == {cls}
-        # the merged trace holds exactly the design triangles of its class
+    traces, owners, stats = merged_traces(g, bin_of, [Bin(c, f"rgb({i},0,0)") for i, c in enumerate(classes)],
+                                          budget=10_000_000)
+    assert len(traces) == 1                          # one draw call for the whole model
+    t, owner = traces[0], owners[0]
+    assert stats["boxes"] == 0 and stats["triangles"] == mesh.triangle_count == len(t["i"])
+    verts = np.column_stack([t["x"], t["y"], t["z"]])
+    faces = np.column_stack([t["i"], t["j"], t["k"]])
+    assert faces.min() >= 0 and faces.max() < len(verts)
+    # each face's colour (a bin index through the stepped colour scale) is its element's class
+    assert t["intensitymode"] == "cell" and len(t["intensity"]) == len(faces)
+    assert len(owner) == len(faces)                  # picking reports faces of a cell-coloured mesh
+    assert np.array_equal(np.asarray(t["intensity"]), bin_of[owner])
+    for i, cls in enumerate(classes):
         mine = np.isin(mesh.face_element, np.flatnonzero(g.ifc_class == cls))
-        assert np.allclose(_triangles(verts, faces), _triangles(mesh.vertices, mesh.faces[mine]), atol=1e-4)
+        ours = faces[np.asarray(t["intensity"]) == i]
+        assert np.allclose(_triangles(verts, ours), _triangles(mesh.vertices, mesh.faces[mine]), atol=1e-4)
+        assert set(stats["bins"][cls].tolist()) == set(np.flatnonzero(g.ifc_class == cls).tolist())
+    scale = t["colorscale"]
+    assert scale[2 * 3][1] == "rgb(3,0,0)" and t["cmin"] == -0.5 and t["cmax"] == len(classes) - 0.5
+
+
+def test_bins_drawn_see_through_go_into_a_second_mesh(geom):
+    from dashboards.scene import Bin, merged_traces
+
+    _, g = geom
+    bin_of = (g.ifc_class == "IfcSlab").astype(int)
+    traces, owners, stats = merged_traces(g, bin_of, [Bin("other", "grey"), Bin("slabs", "red", 0.25)])
+    assert [t["opacity"] for t in traces] == [1.0, 0.25]
+    assert set(g.ifc_class[np.unique(owners[1])].tolist()) == {"IfcSlab"}
+    assert "IfcSlab" not in set(g.ifc_class[np.unique(owners[0])].tolist())
 
 
 def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom):
@@ -79,10 +98,14 @@ def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom
     # every heavy element drawn in full is at least as large as every heavy one drawn as a box
     assert g.size_m[full & heavy].min() >= g.size_m[~full & heavy].max() - 1e-6
     traces, owners, stats = merged_traces(g, np.zeros(g.element_count, int), [Bin("all", "grey")], budget=budget)
+    assert len(traces) == 1
     assert stats["triangles"] == drawn and stats["boxes"] == int((~full).sum())
     # a boxed element is its bounding box: 8 corners at its extent
     boxed = np.flatnonzero(~full)[0]
-    corners = np.column_stack([traces[0]["x"], traces[0]["y"], traces[0]["z"]])[owners[0] == boxed]
+    t = traces[0]
+    faces = np.column_stack([t["i"], t["j"], t["k"]])[owners[0] == boxed]
+    assert len(faces) == BOX_TRIANGLES
+    corners = np.column_stack([t["x"], t["y"], t["z"]])[np.unique(faces)]
     assert len(corners) == 8
     assert np.allclose(corners.min(0), g.lo[boxed]) and np.allclose(corners.max(0), g.hi[boxed])
 
@@ -96,8 +119,12 @@ def test_picking_maps_a_clicked_vertex_back_to_its_element(geom):
     key = scene.figure_key({"test": "picking"})
     scene.remember_picks(key, [None, *owners])
     column = int(np.flatnonzero(g.ifc_class == "IfcColumn")[3])
-    vertex = int(np.flatnonzero(owners[1] == column)[0])
-    assert scene.pick(key, 2, vertex) == column
+    face = int(np.flatnonzero(owners[0] == column)[0])
+    assert scene.pick(key, 1, face) == column
+    # that face's corners are the column's own
+    t = traces[0]
+    corner = np.array([t["x"][t["i"][face]], t["y"][t["i"][face]], t["z"][t["i"][face]]])
+    assert np.all(corner >= g.lo[column] - 1e-5) and np.all(corner <= g.hi[column] + 1e-5)
     assert scene.pick(key, 0, 0) is None                 # trace without elements (points, sensors)
     assert scene.pick("unknown-key", 1, 0) is None
     assert scene.pick(key, 2, 10**9) is None

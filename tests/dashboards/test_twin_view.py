@@ -27,12 +27,17 @@ def _draw(ro, **kw):
 
 
 def _trace_elements(fig, stats, name):
+    """The elements drawn in a bin (a colour of the merged mesh), checked against the picking arrays."""
     from dashboards import scene
 
+    members = {int(i) for i in stats["bins"].get(name, [])}
+    picked = set()
     for curve, t in enumerate(fig["data"]):
-        if t.get("name") == name:
-            return {int(scene.pick(stats["key"], curve, i)) for i in range(len(t["x"]))}
-    return set()
+        if t.get("type") == "mesh3d" and curve > 0 and len(t["x"]):
+            n = len(t["i"]) if t.get("intensitymode") == "cell" else len(t["x"])
+            picked |= {int(scene.pick(stats["key"], curve, i)) for i in range(0, n, 7)}
+    assert not members or members & picked       # the bin's elements are in the picking arrays of the meshes
+    return members
 
 
 def test_status_colours_put_each_element_in_the_bin_of_its_survey_status(ro, site_db):
@@ -67,8 +72,8 @@ def test_before_any_survey_every_element_is_not_surveyed(ro, site_db):
     day = site_db[1]["epochs"][0] - dt.timedelta(days=10)
     data, fig, stats = _draw(ro, mode="status", day=day, points=True, sensors=False)
     assert data.survey_id is None and "No survey" in data.note
-    names = [t["name"] for t in fig["data"] if t.get("visible", True) is not False]
-    assert names == ["not surveyed"] and stats["points"] == 0
+    assert [label for label, *_ in stats["legend"]] == ["not surveyed"] and stats["points"] == 0
+    assert [t["opacity"] for t in fig["data"] if t["type"] == "mesh3d" and t.get("visible") is not False] == [0.25]
 
 
 def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
@@ -110,18 +115,18 @@ def test_a_device_with_an_active_warning_lights_up_with_its_host_element(ro, sit
     warned = [i for i, text in enumerate(dev["text"]) if text.startswith(sensors["warned_device"])]
     assert len(warned) == 1 and dev["marker"]["color"][warned[0]] != dev["marker"]["color"][warned[0] - 1]
     # the lit element is not drawn again in its class bin
-    for t in fig["data"]:
-        if t.get("name", "").startswith("Ifc"):
-            assert not lit & _trace_elements(fig, stats, t["name"])
+    for label, *_ in stats["legend"]:
+        if label.startswith("Ifc"):
+            assert not lit & _trace_elements(fig, stats, label)
 
 
 def test_storey_filter_and_section_box_narrow_what_is_drawn(ro):
     data, fig, stats = _draw(ro, mode="class", points=False, sensors=False, storeys=("Level 1",))
-    drawn = set().union(*(_trace_elements(fig, stats, t["name"]) for t in fig["data"][1:]))
+    drawn = set().union(*(_trace_elements(fig, stats, label) for label, *_ in stats["legend"]))
     assert drawn and set(data.geom.storey[list(drawn)].tolist()) == {"Level 1"}
     box = ((0.0, 6.0), (0.0, 6.0), (0.0, 3.0))
     data, fig, stats = _draw(ro, mode="class", points=False, sensors=False, section=box)
-    drawn = set().union(*(_trace_elements(fig, stats, t["name"]) for t in fig["data"][1:]))
+    drawn = set().union(*(_trace_elements(fig, stats, label) for label, *_ in stats["legend"]))
     g = data.geom
     assert all(g.lo[i, 0] <= 6.0 and g.hi[i, 0] >= 0.0 and g.lo[i, 2] <= 3.0 for i in drawn)
     assert fig["layout"]["scene"]["xaxis"]["range"] == [0.0, 6.0]

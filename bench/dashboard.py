@@ -1,0 +1,486 @@
+"""Benchmark: the workbench's 3D twin page (first meaningful paint, payload) and every callback's server time.
+
+Sites, built once into bench/results/dashboard-work/ (reused by later runs; --rebuild starts over):
+  demo   the demo building (647 elements, 62k triangles) with two simulated surveys, panoramas,
+         detections, hazards and sensors (the workbench tests' site generator)
+  big    a generated building of >= 10,000 elements, plus 100 surveys (1 M element_deviation rows,
+         per-point file for the latest), 1,000,000 detections, 10,000 hazards and two panoramas,
+         written straight into the tables
+Two ways of drawing the model, compared in the same run on the same geometry:
+  sitetwin  one Mesh3d per colour bin, level of detail by size within 300k triangles, arrays sent as
+            typed arrays (what the workbench serves)
+  naive     one Mesh3d per element at full detail, arrays as JSON number lists
+Measured: the figure payload (bytes on the wire); first meaningful paint in headless Chromium (from
+navigation start until the mesh is drawn), cold (first request after the server starts: geometry
+prepared) and warm; server time of every data callback (Flask test client, median of 5, no network).
+Targets: paint < 3 s (demo) and < 6 s (big); payload < 15 MB (big); each callback < 300 ms (big).
+
+    python bench/dashboard.py [--rebuild] [--skip-naive-big]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from _common import REPO, RESULTS, machine, print_table, save  # noqa: E402
+
+# bench/panorama.py would shadow the panorama package this script imports: drop bench/ from the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+
+WORK = RESULTS / "dashboard-work"
+BIG_SPEC = dict(storeys=14, bays_x=12, bays_y=7)      # about 10,800 elements
+BIG_SURVEYS = 100
+BIG_DETECTIONS = 1_000_000
+PAINT_TIMEOUT_S = 180.0
+TARGETS = {"paint_demo_s": 3.0, "paint_big_s": 6.0, "payload_big_mb": 15.0, "callback_ms": 300.0}
+
+
+# --------------------------------------------------------------------------------------
+# the sites
+
+def sitegen():
+    spec = importlib.util.spec_from_file_location("sitegen", REPO / "tests" / "dashboards" / "sitegen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_demo(rebuild: bool) -> Path:
+    db = WORK / "demo" / "demo.duckdb"
+    if db.exists() and not rebuild:
+        return db
+    shutil.rmtree(db.parent, ignore_errors=True)
+    from twin.demo import run_demo
+
+    run_demo(db, db.parent / "work", stages=["model"])
+    sitegen().populate(db)
+    return db
+
+
+def build_big(rebuild: bool) -> Path:
+    db = WORK / "big" / "big.duckdb"
+    if db.exists() and not rebuild:
+        return db
+    shutil.rmtree(db.parent, ignore_errors=True)
+    db.parent.mkdir(parents=True)
+    from bim.demo_building import DemoBuildingSpec, build_demo_building
+    from bim.load import load_model
+    from data.sites import upsert_site
+    from data.store import open_store
+
+    t = time.perf_counter()
+    info = build_demo_building(db.parent / "big.ifc", DemoBuildingSpec(**BIG_SPEC))
+    with open_store(db) as store:
+        with store.transaction():
+            upsert_site(store, "BIG", name="Big generated tower", district="Jiang'an", city="Wuhan")
+        report = load_model(store, info.path, site_code="BIG", name="structure")
+    print(f"big model: {report.element_count} elements, {report.triangle_count} triangles "
+          f"({time.perf_counter() - t:.0f} s)", flush=True)
+    _big_surveys(db, report.model_id)
+    _big_detections(db, report.model_id)
+    _big_panoramas(db, report.model_id)
+    return db
+
+
+def _big_surveys(db: Path, model_id: str) -> None:
+    """100 survey epochs over the schedule: statuses follow the plan with delays; the latest has points."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bim.mesh import load_mesh
+    from data.store import open_store
+    from twin.sampling import sample_surface
+    from twin.survey_store import insert_rows, points_path
+
+    rng = np.random.default_rng(1)
+    with open_store(db) as store:
+        els = store.df("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ? AND has_geometry",
+                       [model_id])
+        finish = {r["global_id"]: r["finish"].date() for r in store.rows(
+            "SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t "
+            "USING (schedule_id, task_id) GROUP BY 1")}
+        mesh = load_mesh(store, model_ids=[model_id])
+    start, end = min(finish.values()), max(finish.values())
+    epochs = [start + dt.timedelta(days=int(d)) for d in np.linspace(0, (end - start).days + 20, BIG_SURVEYS)]
+    delay = rng.integers(0, 25, len(els))
+    planned = np.array([finish.get(g, start) for g in els["global_id"]], dtype="datetime64[D]")
+    done = planned + delay.astype("timedelta64[D]")
+    surveys, frames = [], []
+    for i, epoch in enumerate(epochs):
+        sid = f"SBIG{i:08d}"
+        e = np.datetime64(epoch, "D")
+        built = done <= e
+        status = np.where(built, np.where(rng.random(len(els)) < 0.03, "out_of_tolerance", "built"), "not_built")
+        mean = np.where(built, rng.normal(0, 3, len(els)), np.nan)
+        frames.append(pd.DataFrame({
+            "site_code": "BIG", "survey_id": sid, "model_id": model_id, "global_id": els["global_id"],
+            "ifc_class": els["ifc_class"], "storey": els["storey"], "planned": planned <= e,
+            "points": np.where(built, rng.integers(50, 3000, len(els)), 0), "coverage": np.where(built, 0.6, 0.0),
+            "visible_share": 0.4, "mean_mm": mean, "median_mm": mean, "p95_mm": np.abs(mean) * 2 + 3,
+            "max_mm": mean * 3, "status": status}))
+        surveys.append({"survey_id": sid, "site_code": "BIG", "name": f"weekly scan {epoch}",
+                        "model_ids": json.dumps([model_id]), "epoch": epoch, "registration_method": "transform",
+                        "T_model_from_survey": json.dumps(np.eye(4).tolist()), "fitness": 0.9, "rmse_m": 0.004,
+                        "point_count": 1_000_000, "noise_mm": 3.0, "loa": "LOA30", "status": "analysed"})
+    latest = surveys[-1]["survey_id"]
+    sample = sample_surface(mesh, spacing_m=0.05, max_points=1_000_000, seed=2)
+    dist = rng.normal(0, 0.003, len(sample.points)).astype(np.float32)
+    with open_store(db) as store:
+        path = points_path(store, latest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gids = mesh.global_ids
+        pq.write_table(pa.table({
+            "x_m": sample.points[:, 0].astype(np.float32), "y_m": sample.points[:, 1].astype(np.float32),
+            "z_m": sample.points[:, 2].astype(np.float32), "r": np.full(len(dist), 160, np.uint8),
+            "g": np.full(len(dist), 160, np.uint8), "b": np.full(len(dist), 160, np.uint8),
+            "intensity": np.full(len(dist), 0.5, np.float32), "scan_index": np.zeros(len(dist), np.int16),
+            "distance_m": dist, "element": sample.element.astype(np.int32),
+            "model_id": pa.array(np.full(len(dist), model_id)), "global_id": pa.array(gids[sample.element]),
+            "cluster": np.full(len(dist), -1, np.int32)}), path)
+        surveys[-1]["points_file"] = str(path.relative_to(Path(store.cache_dir)))
+        with store.transaction():
+            insert_rows(store, "surveys", pd.DataFrame(surveys))
+            insert_rows(store, "element_deviation", pd.concat(frames, ignore_index=True))
+            last = frames[-1]
+            hist = last[last["points"] > 0].loc[:, ["site_code", "survey_id", "model_id", "global_id"]]
+            hist = hist.loc[hist.index.repeat(8)].reset_index(drop=True)
+            hist["bin_lo_mm"] = np.tile(np.arange(-8, 8, 2.0), len(hist) // 8)
+            hist["bin_hi_mm"] = hist["bin_lo_mm"] + 2.0
+            hist["points"] = rng.integers(1, 200, len(hist))
+            insert_rows(store, "element_histograms", hist)
+    print(f"big surveys: {BIG_SURVEYS} epochs, {sum(len(f) for f in frames):,} element rows, "
+          f"{len(dist):,} points in the latest", flush=True)
+
+
+def _big_detections(db: Path, model_id: str) -> None:
+    import pandas as pd
+
+    from data.store import open_store
+    from oversight.findings import raise_finding
+
+    rng = np.random.default_rng(3)
+    n = BIG_DETECTIONS
+    with open_store(db) as store:
+        els = store.df("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ? AND has_geometry",
+                       [model_id])
+        pick = rng.integers(0, len(els), n)
+        t0 = dt.datetime(2026, 3, 2, 7)
+        classes = np.array(["person", "hard_hat", "head", "vest", "machinery", "formwork", "rebar", "concrete"])
+        frame = pd.DataFrame({
+            "detection_id": [f"D{i:015x}" for i in range(n)], "site_code": "BIG", "source_kind": "camera",
+            "source_ref": "cam", "frame_index": np.arange(n, dtype=np.int64) % 100_000,
+            "captured_at": pd.to_datetime(t0) + pd.to_timedelta(rng.integers(0, 120 * 86400, n), unit="s"),
+            "class_name": classes[rng.integers(0, len(classes), n)], "confidence": rng.uniform(0.3, 1, n),
+            "x1": 10.0, "y1": 10.0, "x2": 50.0, "y2": 120.0, "camera_id": [f"cam-{i % 8}" for i in range(n)],
+            "model_id": model_id, "global_id": els["global_id"].to_numpy()[pick],
+            "ifc_class": els["ifc_class"].to_numpy()[pick], "storey": els["storey"].to_numpy()[pick],
+            "x_m": rng.uniform(0, 60, n), "y_m": rng.uniform(0, 40, n), "z_m": rng.uniform(0, 45, n),
+            "run_id": "RBIG00000001"})
+        hz = frame.sample(10_000, random_state=4)
+        rules = np.array(["no_hard_hat", "no_vest", "unprotected_edge", "machinery_zone"])
+        hazards = pd.DataFrame({
+            "hazard_id": [f"H{i:015x}" for i in range(len(hz))], "site_code": "BIG",
+            "rule": rules[rng.integers(0, 4, len(hz))], "severity": np.array(["medium", "high", "critical"])[
+                rng.integers(0, 3, len(hz))], "message": "generated", "started_at": hz["captured_at"].to_numpy(),
+            "ended_at": hz["captured_at"].to_numpy(), "duration_s": 0.0, "source_kind": "camera",
+            "camera_id": hz["camera_id"].to_numpy(), "storey": hz["storey"].to_numpy(), "model_id": model_id,
+            "global_id": hz["global_id"].to_numpy(), "x_m": hz["x_m"].to_numpy(), "y_m": hz["y_m"].to_numpy(),
+            "z_m": hz["z_m"].to_numpy(), "detection_ids": "[]", "evidence": "{}", "run_id": "RBIG00000001"})
+        with store.transaction():
+            store.insert_frame("detections", frame)
+            store.insert_frame("hazards", hazards)
+            for i in range(100):
+                raise_finding(store, site_code="BIG", category="safety", severity="high", title=f"finding {i}",
+                              global_id=str(els["global_id"].iloc[i * 37 % len(els)]), source="bench")
+    print(f"big detections: {n:,} detections, {len(hazards):,} hazards, 100 findings", flush=True)
+
+
+def _big_panoramas(db: Path, model_id: str) -> None:
+    from bim.mesh import load_mesh
+    from data.store import open_store
+    from panorama.camera import pose_matrix
+    from panorama.io import save_image
+    from panorama.pano_store import add_panorama, compute_element_map
+    from panorama.render import RayScene, render_equirect
+
+    with open_store(db) as store:
+        mesh = load_mesh(store, model_ids=[model_id])
+        lo, hi = mesh.bounds()
+        scene = RayScene(mesh)
+        for j, x in enumerate((lo[0] + 4.5, hi[0] - 4.5)):
+            T = pose_matrix([x, (lo[1] + hi[1]) / 2, 1.6], yaw_deg=0.0 if j == 0 else 180.0)
+            img = render_equirect(mesh, T, 2048, 1024, seed=j, scene=scene)
+            path = save_image(db.parent / f"pano-{j}.jpg", img.image)
+            rep = add_panorama(store, path, model_id=model_id, pose=T, captured_at=dt.datetime(2026, 6, 1, 10, j),
+                               name=f"ground floor {j}")
+            compute_element_map(store, rep.pano_id, mesh=mesh, scene=scene)
+
+
+# --------------------------------------------------------------------------------------
+# serving: the workbench and the naive figure
+
+class Served:
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def naive_figure(db: Path, site: str) -> dict:
+    """One Mesh3d per element at full detail, coloured by status, arrays as JSON lists (plotly's usual path)."""
+    from dashboards.connections import read_store
+    from dashboards.queries import current_model_ids, element_status, survey_as_of
+    from dashboards.scene import site_geometry
+    from panorama.overlay import STATUS_COLORS
+
+    with read_store(db) as store:
+        geom = site_geometry(store, site, current_model_ids(store, site))
+        st = element_status(store, survey_as_of(store, site, None))
+    traces = []
+    for e in range(geom.element_count):
+        f = geom.faces[geom.face_start[e]:geom.face_start[e + 1]]
+        if not len(f):
+            continue
+        lo = int(geom.vert_lo[e])
+        v = geom.vertices[lo:int(geom.vert_hi[e])]
+        c = STATUS_COLORS.get(st.get((geom.model_ids[e], geom.global_ids[e]), {}).get("status", "unknown"),
+                              STATUS_COLORS["unknown"])
+        traces.append({"type": "mesh3d", "x": v[:, 0].tolist(), "y": v[:, 1].tolist(), "z": v[:, 2].tolist(),
+                       "i": (f[:, 0] - lo).tolist(), "j": (f[:, 1] - lo).tolist(), "k": (f[:, 2] - lo).tolist(),
+                       "color": f"rgb{tuple(c)}", "name": str(geom.global_ids[e]), "flatshading": True,
+                       "showlegend": False})
+    return {"data": traces, "layout": {"scene": {"aspectmode": "data"}, "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}}
+
+
+def naive_app(db: Path):
+    """A minimal Dash app that serves the naive figure for ?site=CODE (the baseline, not part of sitetwin)."""
+    import dash
+    from dash import Input, Output, dcc, html
+
+    app = dash.Dash(__name__ + ".naive", title="naive")
+    app.layout = html.Div([dcc.Location(id="naive-url"), dcc.Graph(id="naive-graph", style={"height": "74vh"})])
+
+    @app.callback(Output("naive-graph", "figure"), Input("naive-url", "search"))
+    def draw(search):
+        site = (search or "").split("site=")[-1]
+        return naive_figure(db, site)
+
+    return app
+
+
+PAINTED = """
+window.__paint = null;
+(function poll() {
+  const gd = document.querySelector('#%s .js-plotly-plot');
+  const ok = gd && gd._fullLayout && gd._fullLayout.scene && gd._fullLayout.scene._scene &&
+             gd._fullData && gd._fullData.some(t => t.type === 'mesh3d' && t.visible !== false && t.x && t.x.length);
+  if (ok) { requestAnimationFrame(() => requestAnimationFrame(() => { window.__paint = performance.now(); })); }
+  else { setTimeout(poll, 20); }
+})();
+"""
+
+
+def paint_seconds(driver, url: str, graph_id: str) -> float | None:
+    """Navigation start -> two animation frames after the mesh is in the figure (None: not within the timeout)."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "document.addEventListener('DOMContentLoaded', () => {"
+                                               + PAINTED % graph_id + "});"})
+    try:
+        driver.get(url)
+        deadline = time.monotonic() + PAINT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ms = driver.execute_script("return window.__paint;")
+            if ms:
+                return ms / 1000.0
+            time.sleep(0.05)
+        return None
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    return webdriver.Chrome(options=opts)
+
+
+# --------------------------------------------------------------------------------------
+# callbacks
+
+def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
+    """Server time of each data callback (test client, no network): first call and median of ``repeat``."""
+    from dash._utils import split_callback_id
+
+    from dashboards.app import create_app
+    from dashboards.connections import read_store
+    from dashboards.queries import panoramas, survey_as_of
+
+    app = create_app(db)
+    app._setup_server()
+    client = app.server.test_client()
+    client.get("/")
+    csrf = client.get_cookie("_csrf_token").value
+    with read_store(db) as store:
+        survey = survey_as_of(store, site, None)
+        panos = [p["pano_id"] for p in panoramas(store, site)]
+        gid = store.scalar("SELECT global_id FROM element_deviation WHERE survey_id = ? AND status = 'built' "
+                           "ORDER BY global_id LIMIT 1", [survey])
+    state: dict = {}
+
+    def values(i, p):
+        table = {
+            ("shell-url", "search"): f"?site={site}", ("shell-url", "pathname"): "/twin", ("shell-site", "value"): site,
+            ("twin-mode", "value"): "status", ("twin-date", "value"): state.get("date_index", 0),
+            ("twin-dates", "data"): state.get("days", []), ("twin-layers", "value"): ["points", "sensors"],
+            ("twin-budget", "value"): 300_000, ("twin-figure-key", "data"): state.get("key"),
+            ("twin-graph", "clickData"): {"points": [{"curveNumber": 1, "pointNumber": 0}]},
+            ("twin-element", "data"): gid, ("deviation-survey", "value"): survey,
+            ("progress-days", "data"): state.get("days", []), ("progress-day", "value"): 3,
+            ("panorama-select", "value"): panos[0] if panos else None,
+            ("panorama-view", "data"): {"yaw_deg": 20.0, "pitch_deg": -5.0, "fov_deg": 90.0},
+            ("panorama-overlay", "value"): "status", ("panorama-layers", "value"): ["detections"],
+            ("panorama-viewer", "clickData"): {"points": [{"x": 480, "y": 420}]},
+            ("panorama-click-mode", "value"): "pick", ("panorama-element", "data"): gid,
+        }
+        if (i, p) in table:
+            return table[(i, p)]
+        if i.endswith("-site") and p == "data":
+            return site
+        if i.startswith("twin-section-"):
+            return [-1000.0, 1000.0]
+        return None
+
+    wanted = [("shell", "..shell-site.options"), ("overview", "..overview-title"), ("twin setup", "..twin-dates.data"),
+              ("twin draw", "..twin-graph.figure"), ("twin pick", "..twin-element.data"),
+              ("twin card", "twin-card.children"), ("deviation setup", "..deviation-survey.options"),
+              ("deviation", "..deviation-body.children"), ("progress setup", "..progress-days.data"),
+              ("progress", "..progress-summary.children"), ("4D frame", "..progress-4d.figure"),
+              ("panorama setup", "..panorama-select.options"), ("panorama choose", "..panorama-minimap.figure"),
+              ("panorama view", "..panorama-viewer.figure"), ("panorama pick", "..panorama-element.data"),
+              ("panorama card", "panorama-card.children"), ("hazards setup", "..hazards-rules.options"),
+              ("hazards", "..hazards-summary.children")]
+    rows = []
+    for name, prefix in wanted:
+        key = next(k for k in app.callback_map if k.startswith(prefix))
+        cb = app.callback_map[key]
+        spec = lambda d: {"id": d["id"], "property": d["property"], "value": values(d["id"], d["property"])}  # noqa
+        body = lambda: {"output": key, "outputs": split_callback_id(key), "inputs": [spec(i) for i in cb["inputs"]],  # noqa
+                        "state": [spec(s) for s in cb["state"]],
+                        "changedPropIds": [f"{cb['inputs'][0]['id']}.{cb['inputs'][0]['property']}"]}
+        times, size, status = [], 0, None
+        for _ in range(repeat + 1):
+            t = time.perf_counter()
+            resp = client.post("/_dash-update-component", json=body(), headers={"X-CSRFToken": csrf})
+            times.append(1000 * (time.perf_counter() - t))
+            status, size = resp.status_code, len(resp.data)
+        if name == "twin setup" and status == 200:
+            out = json.loads(resp.data)["response"]
+            state["days"] = out["twin-dates"]["data"]
+            state["date_index"] = out["twin-date"]["value"]
+        if name == "twin draw" and status == 200:
+            state["key"] = json.loads(resp.data)["response"]["twin-figure-key"]["data"]
+        rows.append({"callback": name, "first_ms": times[0], "median_ms": statistics.median(times[1:]),
+                     "max_ms": max(times[1:]), "bytes": size, "status": status,
+                     "ok": status in (200, 204) and statistics.median(times[1:]) < TARGETS["callback_ms"]})
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rebuild", action="store_true", help="build the benchmark sites again")
+    parser.add_argument("--skip-naive-big", action="store_true",
+                        help="do not try the naive figure on the big model (it may not paint within the timeout)")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    load_before = machine()["load_avg_1m"]
+    t = time.perf_counter()
+    demo, big = build_demo(args.rebuild), build_big(args.rebuild)
+    print(f"sites ready in {time.perf_counter() - t:.0f} s", flush=True)
+
+    from plotly.io.json import to_json_plotly
+
+    from dashboards.app import create_app
+    from dashboards.scene import to_wire
+    from dashboards.connections import read_store
+    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+
+    paint_rows, payload_rows = [], []
+    driver = browser()
+    try:
+        for label, db, site in (("demo", demo, "DEMO"), ("big", big, "BIG")):
+            with read_store(db) as store:
+                p = TwinParams(site=site, mode="status")
+                data = read_twin(store, p)
+            fig, stats = twin_figure(data, p)
+            ours = len(to_json_plotly(to_wire(fig)))
+            naive = len(to_json_plotly(naive_figure(db, site)))
+            payload_rows.append({"site": label, "elements": data.geom.element_count,
+                                 "triangles": int(data.geom.triangles.sum()), "sent_triangles": stats["triangles"],
+                                 "boxes": stats["boxes"], "sitetwin_mb": ours / 1e6, "naive_mb": naive / 1e6,
+                                 "ratio": naive / ours})
+            print(f"{label}: payload {ours / 1e6:.2f} MB (naive {naive / 1e6:.1f} MB)", flush=True)
+            app = create_app(db)          # a fresh app: its geometry cache is empty (cold)
+            served = Served(app)
+            try:
+                url = f"{served.url}/twin?site={site}&mode=status"
+                cold = paint_seconds(driver, url, "twin-graph")
+                warm = paint_seconds(driver, url, "twin-graph")
+            finally:
+                served.stop()
+            naive_s = None
+            if not (label == "big" and args.skip_naive_big):
+                served = Served(naive_app(db))
+                try:
+                    naive_s = paint_seconds(driver, f"{served.url}/?site={site}", "naive-graph")
+                finally:
+                    served.stop()
+            target = TARGETS["paint_demo_s" if label == "demo" else "paint_big_s"]
+            paint_rows.append({"site": label, "sitetwin_cold_s": cold, "sitetwin_warm_s": warm, "naive_s": naive_s,
+                               "ratio": (naive_s / warm) if naive_s and warm else None, "target_s": target,
+                               "ok": warm is not None and warm < target})
+            print(f"{label}: paint cold {cold} s, warm {warm} s, naive {naive_s} s", flush=True)
+    finally:
+        driver.quit()
+    callbacks = callback_times(big, "BIG")
+    load_after = machine()["load_avg_1m"]
+    note = f"(load average {load_before:.1f} before, {load_after:.1f} after; 2 cores)"
+    print_table(payload_rows, ["site", "elements", "triangles", "sent_triangles", "boxes", "sitetwin_mb", "naive_mb",
+                               "ratio"], f"3D twin figure payload, status colouring {note}")
+    print_table(paint_rows, ["site", "sitetwin_cold_s", "sitetwin_warm_s", "naive_s", "ratio", "target_s", "ok"],
+                f"first meaningful paint of the 3D twin page in headless Chromium (software WebGL) {note}")
+    print_table(callbacks, ["callback", "first_ms", "median_ms", "max_ms", "bytes", "status", "ok"],
+                f"callback server time on the big site: {BIG_DETECTIONS:,} detections, {BIG_SURVEYS} surveys {note}")
+    big_payload = next(r for r in payload_rows if r["site"] == "big")["sitetwin_mb"]
+    save("dashboard", {"targets": TARGETS, "payload": payload_rows, "paint": paint_rows, "callbacks": callbacks,
+                       "payload_big_ok": big_payload < TARGETS["payload_big_mb"],
+                       "load_avg_before": load_before, "load_avg_after": load_after})
+
+
+if __name__ == "__main__":
+    main()
