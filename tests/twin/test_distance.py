@@ -34,7 +34,8 @@ def test_distances_match_trimeshs_exact_closest_points_near_and_far(demo, index,
     tm = trimesh.Trimesh(demo.mesh.vertices.astype(float), demo.mesh.faces, process=False)
     _, ref, _ = trimesh.proximity.closest_point(tm, points[pick])
     got = index.query(points[pick])
-    assert np.abs(np.abs(got.distance_m) - ref).max() < 2e-6
+    # exact up to float32 output and trimesh's own rounding: a micrometre, a little more far away
+    assert (np.abs(np.abs(got.distance_m) - ref) <= 1e-6 + 5e-7 * ref).all()
     # the grid answers near points itself; far ones come from the hierarchy, just as exactly
     assert index.cell_m == pytest.approx(0.3)
 
