@@ -34,8 +34,20 @@ def test_distances_match_trimeshs_exact_closest_points_near_and_far(demo, index,
     tm = trimesh.Trimesh(demo.mesh.vertices.astype(float), demo.mesh.faces, process=False)
     _, ref, _ = trimesh.proximity.closest_point(tm, points[pick])
     got = index.query(points[pick])
-    # exact up to float32 output and trimesh's own rounding: a micrometre, a little more far away
-    assert (np.abs(np.abs(got.distance_m) - ref) <= 1e-6 + 5e-7 * ref).all()
+    err = np.abs(np.abs(got.distance_m) - ref)
+    # trimesh prunes its candidates heuristically and can miss the nearest triangle: where the two
+    # disagree, settle it by brute force over every triangle
+    doubt = np.flatnonzero(err > 1e-6 + 5e-7 * ref)
+    if len(doubt):
+        from trimesh.triangles import closest_point
+
+        tri = demo.mesh.vertices[demo.mesh.faces].astype(float)
+        for i in doubt:
+            p = points[pick][i]
+            ref[i] = np.linalg.norm(closest_point(tri, np.repeat(p[None], len(tri), 0)) - p, axis=1).min()
+        err = np.abs(np.abs(got.distance_m) - ref)
+    # exact up to float32 output: a micrometre, a little more far away
+    assert (err <= 1e-6 + 5e-7 * ref).all(), (err.max(), len(doubt))
     # the grid answers near points itself; far ones come from the hierarchy, just as exactly
     assert index.cell_m == pytest.approx(0.3)
 
