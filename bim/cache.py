@@ -24,7 +24,7 @@ from bim.ifc import LengthUnit
 from bim.schedule import Schedule, Task, _parse_dt
 
 # Bump when what is cached (tessellation settings, element fields) changes meaning.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2   # 2: elements sorted by GlobalId
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,12 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
 
     products = physical_products(model)
     wanted = {p.GlobalId: p for p in products}
-    verts: list[np.ndarray] = []
+    verts: list[np.ndarray] = []   # per element, in arrival order; faces index their own vertices
     faces: list[np.ndarray] = []
-    owners: list[np.ndarray] = []
     gids: list[str] = []
     done: set[str] = set()   # duplicate GlobalIds (real exports have them) keep their first shape
     empty: set[str] = set()   # shapes produced with no triangles
-    offset = count = 0
+    count = 0
     if products:
         ifcopenshell.get_log()  # drain earlier messages: what follows is about this model
         iterator = ifcopenshell.geom.iterator(geom_settings(), model, threads or default_threads(),
@@ -146,10 +145,8 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
                 elif shape.guid not in done:
                     done.add(shape.guid)
                     verts.append(v)
-                    faces.append(f + offset)
-                    owners.append(np.full(len(f), len(gids), dtype=np.int32))
+                    faces.append(f)
                     gids.append(shape.guid)
-                    offset += len(v)
                 if on_progress is not None:
                     count += 1
                     on_progress(count, len(products))
@@ -159,11 +156,24 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
     failures = tuple(
         ElementFailure(g, p.is_a(), _failure_reason(log_text, p, g in empty))
         for g, p in wanted.items() if g not in done and _has_body(p))
+    # The iterator's threads deliver shapes in any order: sort elements by GlobalId so the
+    # same file always gives the same arrays (element indices, random draws, caches).
+    order = sorted(range(len(gids)), key=gids.__getitem__)
+    rank = np.empty(len(gids), dtype=np.int32)
+    rank[order] = np.arange(len(gids), dtype=np.int32)
+    rank_of = rank.tolist()
+    out_verts, out_faces, out_owners = [], [], []
+    offset = 0
+    for i in order:
+        out_verts.append(verts[i])
+        out_faces.append(faces[i] + offset)
+        out_owners.append(np.full(len(faces[i]), rank_of[i], dtype=np.int32))
+        offset += len(verts[i])
     return Tessellation(
-        vertices_world=np.concatenate(verts) if verts else np.zeros((0, 3)),
-        faces=np.concatenate(faces) if faces else np.zeros((0, 3), dtype=np.int32),
-        face_element=np.concatenate(owners) if owners else np.zeros(0, dtype=np.int32),
-        global_ids=tuple(gids),
+        vertices_world=np.concatenate(out_verts) if out_verts else np.zeros((0, 3)),
+        faces=np.concatenate(out_faces).astype(np.int32) if out_faces else np.zeros((0, 3), dtype=np.int32),
+        face_element=np.concatenate(out_owners) if out_owners else np.zeros(0, dtype=np.int32),
+        global_ids=tuple(gids[i] for i in order),
         failures=failures,
     )
 
