@@ -7,12 +7,13 @@ Sites, built once into bench/results/dashboard-work/ (reused by later runs; --re
          per-point file for the latest), 1,000,000 detections, 10,000 hazards and two panoramas,
          written straight into the tables
 Two ways of drawing the model, compared in the same run on the same geometry:
-  sitetwin  one Mesh3d per colour bin, level of detail by size within 300k triangles, arrays sent as
-            typed arrays (what the workbench serves)
+  sitetwin  one cell-coloured Mesh3d per opacity, level of detail by size within the default
+            60k-triangle budget (see-through ghosts as boxes), typed arrays (what the workbench serves)
   naive     one Mesh3d per element at full detail, arrays as JSON number lists
 Measured: the figure payload (bytes on the wire); first meaningful paint in headless Chromium (from
 navigation start until the mesh is drawn), cold (first request after the server starts: geometry
-prepared) and warm; server time of every data callback (Flask test client, median of 5, no network).
+prepared) and warm; server time of every data callback after the server's warm-up (Flask test
+client, first call and median of 5, no network).
 Targets: paint < 3 s (demo) and < 6 s (big); payload < 15 MB (big); each callback < 300 ms (big).
 
     python bench/dashboard.py [--rebuild] [--skip-naive-big]
@@ -41,7 +42,7 @@ from _common import REPO, RESULTS, machine, print_table, save  # noqa: E402
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
 WORK = RESULTS / "dashboard-work"
-BIG_SPEC = dict(storeys=14, bays_x=12, bays_y=7)      # about 10,800 elements
+BIG_SPEC = dict(storeys=18, bays_x=12, bays_y=7)      # about 10,200 elements with geometry
 BIG_SURVEYS = 100
 BIG_DETECTIONS = 1_000_000
 PAINT_TIMEOUT_S = 180.0
@@ -307,9 +308,14 @@ def paint_seconds(driver, url: str, graph_id: str) -> float | None:
                                                + PAINTED % graph_id + "});"})
     try:
         driver.get(url)
+        from selenium.common.exceptions import TimeoutException
+
         deadline = time.monotonic() + PAINT_TIMEOUT_S
         while time.monotonic() < deadline:
-            ms = driver.execute_script("return window.__paint;")
+            try:
+                ms = driver.execute_script("return window.__paint;")
+            except TimeoutException:          # the page is busy drawing
+                continue
             if ms:
                 return ms / 1000.0
             time.sleep(0.05)
@@ -325,7 +331,10 @@ def browser():
     opts = Options()
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         opts.add_argument(a)
-    return webdriver.Chrome(options=opts)
+    driver = webdriver.Chrome(options=opts)
+    driver.set_script_timeout(30)
+    driver.set_page_load_timeout(PAINT_TIMEOUT_S)
+    return driver
 
 
 # --------------------------------------------------------------------------------------
@@ -339,8 +348,13 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
     from dashboards.connections import read_store
     from dashboards.queries import panoramas, survey_as_of
 
+    from dashboards.app import warm_up
+
     app = create_app(db)
     app._setup_server()
+    t = time.perf_counter()
+    warm_up(db, wait=True)             # what `sitetwin serve` starts with: geometry and progress per site
+    print(f"warm-up (geometry and progress report of every site): {time.perf_counter() - t:.1f} s", flush=True)
     client = app.server.test_client()
     client.get("/")
     csrf = client.get_cookie("_csrf_token").value
@@ -356,7 +370,7 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
             ("shell-url", "search"): f"?site={site}", ("shell-url", "pathname"): "/twin", ("shell-site", "value"): site,
             ("twin-mode", "value"): "status", ("twin-date", "value"): state.get("date_index", 0),
             ("twin-dates", "data"): state.get("days", []), ("twin-layers", "value"): ["points", "sensors"],
-            ("twin-budget", "value"): 300_000, ("twin-figure-key", "data"): state.get("key"),
+            ("twin-budget", "value"): 60_000, ("twin-figure-key", "data"): state.get("key"),
             ("twin-graph", "clickData"): {"points": [{"curveNumber": 1, "pointNumber": 0}]},
             ("twin-element", "data"): gid, ("deviation-survey", "value"): survey,
             ("progress-days", "data"): state.get("days", []), ("progress-day", "value"): 3,
@@ -426,7 +440,7 @@ def main() -> None:
     from plotly.io.json import to_json_plotly
 
     from dashboards.app import create_app
-    from dashboards.scene import to_wire
+    from dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
     from dashboards.connections import read_store
     from dashboards.twin_view import TwinParams, read_twin, twin_figure
 
@@ -434,17 +448,19 @@ def main() -> None:
     driver = browser()
     try:
         for label, db, site in (("demo", demo, "DEMO"), ("big", big, "BIG")):
-            with read_store(db) as store:
-                p = TwinParams(site=site, mode="status")
-                data = read_twin(store, p)
-            fig, stats = twin_figure(data, p)
-            ours = len(to_json_plotly(to_wire(fig)))
             naive = len(to_json_plotly(naive_figure(db, site)))
-            payload_rows.append({"site": label, "elements": data.geom.element_count,
-                                 "triangles": int(data.geom.triangles.sum()), "sent_triangles": stats["triangles"],
-                                 "boxes": stats["boxes"], "sitetwin_mb": ours / 1e6, "naive_mb": naive / 1e6,
-                                 "ratio": naive / ours})
-            print(f"{label}: payload {ours / 1e6:.2f} MB (naive {naive / 1e6:.1f} MB)", flush=True)
+            for budget in (DEFAULT_TRIANGLE_BUDGET, 2_000_000):
+                with read_store(db) as store:
+                    p = TwinParams(site=site, mode="status", budget=budget)
+                    data = read_twin(store, p)
+                fig, stats = twin_figure(data, p)
+                ours = len(to_json_plotly(to_wire(fig)))
+                payload_rows.append({"site": label, "budget": budget, "elements": data.geom.element_count,
+                                     "triangles": int(data.geom.triangles.sum()), "sent_triangles": stats["triangles"],
+                                     "boxes": stats["boxes"], "left_out": stats["left_out"], "sitetwin_mb": ours / 1e6,
+                                     "naive_mb": naive / 1e6, "ratio": naive / ours})
+                print(f"{label} at {budget:,} triangles: payload {ours / 1e6:.2f} MB (naive {naive / 1e6:.1f} MB)",
+                      flush=True)
             app = create_app(db)          # a fresh app: its geometry cache is empty (cold)
             served = Served(app)
             try:
@@ -470,13 +486,14 @@ def main() -> None:
     callbacks = callback_times(big, "BIG")
     load_after = machine()["load_avg_1m"]
     note = f"(load average {load_before:.1f} before, {load_after:.1f} after; 2 cores)"
-    print_table(payload_rows, ["site", "elements", "triangles", "sent_triangles", "boxes", "sitetwin_mb", "naive_mb",
-                               "ratio"], f"3D twin figure payload, status colouring {note}")
+    print_table(payload_rows, ["site", "budget", "elements", "triangles", "sent_triangles", "boxes", "left_out",
+                               "sitetwin_mb", "naive_mb", "ratio"],
+                f"3D twin figure payload (model, scan points, sensors), status colouring {note}")
     print_table(paint_rows, ["site", "sitetwin_cold_s", "sitetwin_warm_s", "naive_s", "ratio", "target_s", "ok"],
                 f"first meaningful paint of the 3D twin page in headless Chromium (software WebGL) {note}")
     print_table(callbacks, ["callback", "first_ms", "median_ms", "max_ms", "bytes", "status", "ok"],
                 f"callback server time on the big site: {BIG_DETECTIONS:,} detections, {BIG_SURVEYS} surveys {note}")
-    big_payload = next(r for r in payload_rows if r["site"] == "big")["sitetwin_mb"]
+    big_payload = max(r["sitetwin_mb"] for r in payload_rows if r["site"] == "big")
     save("dashboard", {"targets": TARGETS, "payload": payload_rows, "paint": paint_rows, "callbacks": callbacks,
                        "payload_big_ok": big_payload < TARGETS["payload_big_mb"],
                        "load_avg_before": load_before, "load_avg_after": load_after})

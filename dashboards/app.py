@@ -232,22 +232,29 @@ def _register_media_routes(server) -> None:
         return flask.send_file(path, max_age=3600)
 
 
-def warm_up(db: str | Path) -> None:
-    """Prepare each site's model geometry in a background thread, so the first 3D view opens quickly."""
+def warm_up(db: str | Path, *, wait: bool = False) -> None:
+    """Prepare each site's model geometry and progress report in a background thread, so that the
+    first 3D view and the first overview open quickly."""
     import threading
 
     def run():
         from dashboards.connections import read_store
-        from dashboards.queries import current_model_ids
+        from dashboards.queries import current_model_ids, progress_report
         from dashboards.scene import site_geometry
 
         try:
             with read_store(db) as store:
-                for row in store.rows("SELECT site_code FROM sites ORDER BY site_code"):
-                    ids = current_model_ids(store, row["site_code"])
+                sites = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
+            for site in sites:          # one short connection per site: writers get in between
+                with read_store(db) as store:
+                    ids = current_model_ids(store, site)
                     if ids:
-                        site_geometry(store, row["site_code"], ids)
+                        site_geometry(store, site, ids)
+                        progress_report(store, site)
         except Exception as exc:       # a warm-up is an optimisation: never stop the server for it
             log.warning("warm-up skipped: %s", exc)
 
-    threading.Thread(target=run, name="sitetwin-warm-up", daemon=True).start()
+    thread = threading.Thread(target=run, name="sitetwin-warm-up", daemon=True)
+    thread.start()
+    if wait:
+        thread.join()

@@ -245,11 +245,34 @@ def schedule_dates(store: Store, site_code: str) -> tuple[dt.date, dt.date] | No
     return _day(row["a"]), _day(row["b"])
 
 
+_progress_cache: dict[tuple, Any] = {}
+PROGRESS_CACHE_SIZE = 16
+
+
+def progress_inputs(store: Store, site_code: str) -> tuple:
+    """What a site's progress depends on: its surveys, schedules and current models (cheap to read)."""
+    s = store.one("SELECT count(*) AS n, max(created_at) AS last FROM surveys WHERE site_code = ?", [site_code])
+    t = store.one("SELECT count(*) AS n, max(imported_at) AS last FROM schedules WHERE site_code = ?", [site_code])
+    return (s["n"], str(s["last"]), t["n"], str(t["last"]), tuple(current_model_ids(store, site_code)))
+
+
 def progress_report(store: Store, site_code: str):
-    """Planned vs actual at the latest survey: S-curve, per storey and task, late elements (twin's report)."""
+    """Planned vs actual at the latest survey: S-curve, per storey and task, late elements (twin's report).
+
+    twin computes it from every element observation of every survey (seconds for a large site
+    with a hundred surveys); it changes only when a survey, a schedule or a model is added, so
+    it is kept per store, site and those inputs.
+    """
     from twin.progress import progress_report as report
 
-    return report(store, site_code=site_code)
+    key = (str(store.path), site_code, progress_inputs(store, site_code))
+    hit = _progress_cache.get(key)
+    if hit is None:
+        hit = report(store, site_code=site_code)
+        if len(_progress_cache) >= PROGRESS_CACHE_SIZE:
+            _progress_cache.pop(next(iter(_progress_cache)))
+        _progress_cache[key] = hit
+    return hit
 
 
 SCHEDULE_STATES = ("built", "late", "in progress", "due (not seen)", "not started", "unscheduled")

@@ -2,10 +2,12 @@
 
 - Element meshes are merged into one ``Mesh3d`` per colour bin (class, storey, status,
   deviation band, schedule state): a handful of traces instead of one per element.
-- Level of detail by size within a triangle budget: every visible element starts as its
-  bounding box (12 triangles); the largest are then given their full tessellation, largest
-  first, until the budget is spent. Narrowing the view (storey filter, section box) brings
-  full detail back to what remains.
+- Level of detail by size within a triangle budget (:func:`level_of_detail`): every visible
+  element starts as its bounding box (12 triangles), the smallest are left out when even the
+  boxes would not fit, and the largest are given their full tessellation until the budget is
+  spent. Narrowing the view (storey filter, section box) brings detail back to what remains.
+  Elements drawn see-through (not built yet) stay boxes. The default budget suits software
+  WebGL (a browser without a GPU draws some 20-40k triangles a second); users raise it.
 - The per-model geometry (faces grouped by element, vertex ranges, boxes) is prepared once
   and cached by model ids: a model id is the IFC file's content hash, so it never goes stale.
 - Picking: plotly reports the trace and the point clicked (a face of a cell-coloured mesh, a
@@ -27,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-DEFAULT_TRIANGLE_BUDGET = 300_000     # triangles sent to the browser for the model (the rest become boxes)
+DEFAULT_TRIANGLE_BUDGET = 60_000      # triangles sent to the browser for the model (see level_of_detail)
 BOX_TRIANGLES = 12
 _BOX_CORNERS = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]],
                         dtype=np.float32)
@@ -167,21 +169,42 @@ def _empty_geometry() -> SceneGeometry:
 # --------------------------------------------------------------------------------------
 # level of detail and merged traces
 
-def detail_mask(geom: SceneGeometry, visible: np.ndarray, budget: int = DEFAULT_TRIANGLE_BUDGET) -> np.ndarray:
-    """(k,) bool: which visible elements are drawn in full (the others as boxes), largest first within ``budget``."""
+COVER_SHARE = 0.5            # of the triangle budget, at most this much is spent on showing elements at all
+
+
+def level_of_detail(geom: SceneGeometry, visible: np.ndarray,
+                    budget: int = DEFAULT_TRIANGLE_BUDGET) -> tuple[np.ndarray, np.ndarray]:
+    """(shown, full) (k,) bool masks: which visible elements are drawn, and which of those in full detail.
+
+    By size, largest first: every element costs at least its box (12 triangles, or fewer when
+    it has fewer); when even the boxes would take more than ``COVER_SHARE`` of the budget, the
+    smallest elements are left out (a storey filter or section box brings them back). The
+    rest of the budget upgrades the largest shown elements from box to full tessellation.
+    """
     visible = np.asarray(visible, bool)
+    shown = np.zeros(geom.element_count, bool)
     full = np.zeros(geom.element_count, bool)
     tris = geom.triangles
     idx = np.flatnonzero(visible)
-    cheap = idx[tris[idx] <= BOX_TRIANGLES]
-    full[cheap] = True
-    cand = idx[tris[idx] > BOX_TRIANGLES]
-    fixed = int(tris[cheap].sum()) + BOX_TRIANGLES * len(cand)
-    order = cand[np.argsort(-geom.size_m[cand], kind="stable")]
-    extra = np.cumsum(tris[order] - BOX_TRIANGLES)
-    n_full = int(np.searchsorted(extra, budget - fixed, side="right"))
-    full[order[:n_full]] = True
-    return full
+    order = idx[np.argsort(-geom.size_m[idx], kind="stable")]
+    least = np.minimum(tris[order], BOX_TRIANGLES)
+    if least.sum() <= budget:
+        keep = len(order)
+    else:
+        keep = max(1, int(np.searchsorted(np.cumsum(least), budget * COVER_SHARE, side="right")))
+    kept = order[:keep]
+    shown[kept] = True
+    full[kept[tris[kept] <= BOX_TRIANGLES]] = True
+    heavy = kept[tris[kept] > BOX_TRIANGLES]
+    spare = budget - int(np.minimum(tris[kept], BOX_TRIANGLES).sum())
+    n_full = int(np.searchsorted(np.cumsum(tris[heavy] - BOX_TRIANGLES), spare, side="right"))
+    full[heavy[:n_full]] = True
+    return shown, full
+
+
+def detail_mask(geom: SceneGeometry, visible: np.ndarray, budget: int = DEFAULT_TRIANGLE_BUDGET) -> np.ndarray:
+    """(k,) bool: which visible elements are drawn in full (see :func:`level_of_detail`)."""
+    return level_of_detail(geom, visible, budget)[1]
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
@@ -254,8 +277,8 @@ def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], 
     (``bins``) and a legend (label, colour, count, opacity).
     """
     bin_of = np.asarray(bin_of, np.int64)
-    vis = (bin_of >= 0) if visible is None else (np.asarray(visible, bool) & (bin_of >= 0))
-    full = detail_mask(geom, vis, budget)
+    wanted = (bin_of >= 0) if visible is None else (np.asarray(visible, bool) & (bin_of >= 0))
+    vis, full = level_of_detail(geom, wanted, budget)
     n = len(bins)
     scale = discrete_colorscale([b.color for b in bins])
     traces, owners = [], []
@@ -264,7 +287,10 @@ def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], 
         els = np.flatnonzero(vis & np.isin(bin_of, layer))
         if not len(els):
             continue
-        v, f, owner, face_owner = gather(geom, els[full[els]], els[~full[els]])
+        # see-through elements (not there yet) are drawn as their boxes: transparency costs the
+        # browser extra passes per triangle, and a ghost needs no detail
+        detail = full[els] if opacity == 1.0 else np.zeros(len(els), bool)
+        v, f, owner, face_owner = gather(geom, els[detail], els[~detail])
         trace = mesh_trace(v, f, "model" if opacity == 1.0 else "not there (yet)", "grey", opacity=opacity,
                            showlegend=False)
         del trace["color"]
@@ -274,7 +300,10 @@ def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], 
         # plotly reports a click on a cell-coloured mesh by face (cell) index, not by vertex
         owners.append(face_owner)
     members = {b.label: np.flatnonzero(vis & (bin_of == i)) for i, b in enumerate(bins)}
+    ghost = np.isin(bin_of, [i for i, b in enumerate(bins) if b.opacity != 1.0])
+    full = full & ~ghost
     stats = {"elements": int(vis.sum()), "full": int((full & vis).sum()), "boxes": int((vis & ~full).sum()),
+             "left_out": int((wanted & ~vis).sum()),
              "triangles": int(sum(len(t["i"]) for t in traces)), "budget": int(budget), "bins": members,
              "legend": [(b.label, b.color, int(len(members[b.label])), b.opacity) for b in bins
                         if len(members[b.label])]}

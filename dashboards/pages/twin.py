@@ -14,7 +14,8 @@ from dashboards.callbacks import callback
 
 MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
                "schedule": "schedule on the day"}
-BUDGETS = {"fast (100k triangles)": 100_000, "balanced (300k)": 300_000, "full (1M)": 1_000_000}
+BUDGETS = {"overview (60k triangles)": 60_000, "balanced (150k)": 150_000, "fine (400k)": 400_000,
+           "full (2M)": 2_000_000}
 
 
 def layout(site: str | None = None, element: str | None = None, mode: str | None = None, date: str | None = None,
@@ -51,7 +52,7 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
             c.control("section z (m)", dcc.RangeSlider(id="twin-section-z", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
-            c.control("detail", dcc.Dropdown(id="twin-budget", clearable=False, value=300_000,
+            c.control("detail", dcc.Dropdown(id="twin-budget", clearable=False, value=60_000,
                                              options=[{"label": k, "value": v} for k, v in BUDGETS.items()])),
         ], className="controls"),
         html.Div([
@@ -121,8 +122,9 @@ def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, eleme
     if data.geom.element_count == 0:
         status = "No design model for this site yet: load one with `sitetwin bim load`."
     else:
-        status = (f"{stats['elements']} elements shown ({stats['full']} in full, {stats['boxes']} as boxes), "
-                  f"{stats['triangles']:,} triangles"
+        status = (f"{stats['elements']} elements shown ({stats['full']} in full, {stats['boxes']} as boxes"
+                  + (f"; {stats['left_out']} small ones left out at this detail: narrow the view or raise it"
+                     if stats["left_out"] else "") + f"), {stats['triangles']:,} triangles"
                   + (f"; survey {data.survey_id} of {c.fmt(data.survey_epoch)}" if data.survey_id else "")
                   + (f". {data.note}" if data.note else ""))
     label = f"{p.day.isoformat()}" + (f" · survey of {c.fmt(data.survey_epoch)}" if data.survey_epoch else "")

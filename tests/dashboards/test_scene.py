@@ -110,6 +110,20 @@ def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom
     assert np.allclose(corners.min(0), g.lo[boxed]) and np.allclose(corners.max(0), g.hi[boxed])
 
 
+def test_when_even_the_boxes_do_not_fit_the_smallest_elements_are_left_out(geom):
+    from dashboards.scene import BOX_TRIANGLES, COVER_SHARE, level_of_detail
+
+    _, g = geom
+    budget = 3_000
+    shown, full = level_of_detail(g, np.ones(g.element_count, bool), budget)
+    assert 0 < shown.sum() < g.element_count
+    assert g.size_m[shown].min() >= g.size_m[~shown].max() - 1e-6          # the largest are kept
+    cost = np.where(full, g.triangles, np.minimum(g.triangles, BOX_TRIANGLES))[shown].sum()
+    assert cost <= budget
+    assert np.minimum(g.triangles, BOX_TRIANGLES)[shown].sum() <= budget * COVER_SHARE
+    assert not (full & ~shown).any()
+
+
 def test_picking_maps_a_clicked_vertex_back_to_its_element(geom):
     from dashboards import scene
 
