@@ -109,7 +109,8 @@ def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
     uv, rng = project_points(verts, T, width, height)
     col = np.clip(np.floor(uv[:, 0]).astype(int), 0, width - 1)
     row = np.clip(np.floor(uv[:, 1]).astype(int), 0, height - 1)
-    ok = (np.abs(depth[row, col] - rng) < 0.02 * rng) & (rng > 1.0) & (rng < max_range)
+    # visible: what the vertex's pixel sees is the vertex, within 2 cm or 0.3 % of the range
+    ok = (np.abs(depth[row, col] - rng) < np.maximum(0.02, 0.003 * rng)) & (rng > 1.0) & (rng < max_range)
     return verts[ok], uv[ok], rng[ok], row[ok], col[ok]
 
 

@@ -13,7 +13,8 @@ DEMO_CITY = "Wuhan"
 
 
 def run(ctx) -> dict:
-    info = build_demo_building(ctx.workdir / "demo-building.ifc", DemoBuildingSpec(seed=ctx.seed))
+    spec = DemoBuildingSpec(seed=ctx.seed, start_date=ctx.schedule_start)
+    info = build_demo_building(ctx.workdir / "demo-building.ifc", spec)
     with open_store(ctx.db) as store:
         with store.transaction():
             upsert_site(store, ctx.site_code, name=DEMO_SITE_NAME, district=DEMO_DISTRICT, city=DEMO_CITY)

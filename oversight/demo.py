@@ -66,7 +66,7 @@ def run(ctx) -> dict:
     from oversight.scope import Scope
 
     rng = random.Random(ctx.seed * 7919 + 17)
-    today = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).replace(hour=12, minute=0, second=0, microsecond=0)
+    today = ctx.now()
     system = Scope.system("demo")
     with open_store(ctx.db) as store:
         with store.transaction():

@@ -237,10 +237,17 @@ def _measure_check(mesh, photo, T) -> float | None:
     window = np.stack([photo.depth_m[np.clip(row + dr, 0, H - 1), (col + dc) % W]
                        for dr in (-2, 0, 2) for dc in (-2, 0, 2)], 1)
     smooth = np.all(np.abs(window - rng_m[:, None]) < 0.05 * rng_m[:, None], axis=1)
-    ok = np.flatnonzero(smooth & (rng_m > 2) & (rng_m < 12))
+    # and the corner itself is what its pixel sees, not something standing in front of it
+    seen = np.abs(photo.depth_m[row, col] - rng_m) < np.maximum(0.02, 0.003 * rng_m)
+    ok = np.flatnonzero(smooth & seen & (rng_m > 2) & (rng_m < 12))
     if len(ok) < 2:
         return None
-    a, b = ok[0], ok[np.argmax(np.linalg.norm(near_floor[ok] - near_floor[ok[0]], axis=1))]
+    # the widest pair of such corners, whatever order the mesh lists its vertices in
+    from scipy.spatial.distance import pdist, squareform
+
+    far = squareform(pdist(near_floor[ok]))
+    i, j = np.unravel_index(np.argmax(far), far.shape)
+    a, b = ok[i], ok[j]
     scene = RayScene(mesh)
     click = np.floor(uv) + 0.5          # a user clicks pixel centres
     pa = model_point(scene, T, click[a], W, H)

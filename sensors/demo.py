@@ -16,7 +16,7 @@ import datetime as dt
 from data.store import open_store
 
 DEMO_TIMEZONE = "Asia/Shanghai"
-DEMO_WEEK_START = dt.date(2026, 3, 16)       # a Monday, two weeks into the demo building's schedule
+DEMO_WEEK_DAYS = 7                            # the simulated week ends on the demo's today
 ROLES = {"crane": "DEMO-CRANE-01", "hoist": "DEMO-HOIST-01", "weather": "DEMO-WX-01", "dust_1": "DEMO-DUST-01",
          "dust_2": "DEMO-DUST-02", "noise": "DEMO-NOISE-01", "gate": "DEMO-GATE-01"}
 BLACKLISTED_SUPPLIER = ("QuietSense Ltd", "calibration certificates found forged by the municipal metrology institute")
@@ -25,7 +25,8 @@ BLACKLISTED_SUPPLIER = ("QuietSense Ltd", "calibration certificates found forged
 def run(ctx) -> dict:
     from sensors.simulate import demo_week
 
-    week = demo_week(start=DEMO_WEEK_START, timezone=DEMO_TIMEZONE, devices=ROLES, seed=ctx.seed)
+    week_start = ctx.today - dt.timedelta(days=DEMO_WEEK_DAYS)
+    week = demo_week(start=week_start, timezone=DEMO_TIMEZONE, devices=ROLES, seed=ctx.seed)
     now = week.end
     readings_path = ctx.workdir / "sensor-readings.parquet"
     attendance_path = ctx.workdir / "attendance.csv"
@@ -38,7 +39,7 @@ def run(ctx) -> dict:
 
     with open_store(ctx.db) as store:
         with store.transaction():
-            devices = register_demo_devices(store, ctx.site_code, installed_on=DEMO_WEEK_START - dt.timedelta(days=14),
+            devices = register_demo_devices(store, ctx.site_code, installed_on=week_start - dt.timedelta(days=14),
                                             now=now)
         from sensors.importer import import_file
 
@@ -67,7 +68,7 @@ def run(ctx) -> dict:
             "active": ", ".join(sorted(f"{w.kind}@{w.device_id}" for w in active)),
             "by kind": ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())),
             "findings": len(raised), "peak headcount": int(heads["on_site"].max()) if len(heads) else 0,
-            "week": f"{DEMO_WEEK_START}..{DEMO_WEEK_START + dt.timedelta(days=6)} ({DEMO_TIMEZONE})"}
+            "week": f"{week_start}..{week_start + dt.timedelta(days=DEMO_WEEK_DAYS - 1)} ({DEMO_TIMEZONE})"}
 
 
 def register_demo_devices(store, site_code: str, *, installed_on: dt.date, now: dt.datetime | None = None) -> list[str]:

@@ -110,12 +110,20 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its generated files.")] = Path("demo-site"),
     fresh: Annotated[bool, typer.Option(help="Start from an empty store (deletes DB and workdir first).")] = True,
     serve: Annotated[bool, typer.Option(help="Open the workbench on the demo site when done.")] = False,
+    today: Annotated[Optional[str], typer.Option(help="The demo's date, YYYY-MM-DD (default: today); "
+                                                      "the same date gives the same demo.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build the demo site: a generated concrete-frame building and everything the twin does with it."""
+    import datetime as dt
+
     from twin.demo import run_demo
 
-    summary = run_demo(db, workdir, fresh=fresh)
+    try:
+        day = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        raise typer.BadParameter(f"--today {today!r}: expected a date as YYYY-MM-DD") from None
+    summary = run_demo(db, workdir, fresh=fresh, today=day)
     emit(summary, as_json, _render_demo)
     if serve:
         _serve_if_available(db)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEMO_EPOCHS = ("2026-04-10", "2026-05-10", "2026-06-12")
+# Survey days counted from the first day of the demo building's schedule (a Monday).
+DEMO_EPOCH_DAYS = (39, 69, 102)
 LATE_SHARE = 0.06            # elements finished 5-20 days late
 NEVER_SHARE = 0.02           # elements not finished by the last epoch
 DISPLACED = 6                # elements standing 10-40 mm off their design position
@@ -45,11 +46,20 @@ class AsBuilt:
         return done | partial, partial
 
 
+def demo_epochs(store, site_code: str) -> list[_dt.date]:
+    """The survey days of the demo: fixed offsets from the first day of the site's schedule."""
+    first = store.scalar("SELECT min(start) FROM tasks WHERE site_code = ?", [site_code])
+    if first is None:
+        raise ValueError(f"site {site_code} has no schedule to date the demo surveys from")
+    return [first.date() + _dt.timedelta(days=d) for d in DEMO_EPOCH_DAYS]
+
+
 def draw_as_built(store, mesh, model_ids, *, seed: int = 0) -> AsBuilt:
     """Seeded as-built history for the mesh's elements from the schedule in the store."""
     from twin.plan import element_plan
 
     site = store.scalar("SELECT site_code FROM models WHERE model_id = ?", [model_ids[0]])
+    epochs = demo_epochs(store, site)
     plan = element_plan(store, site, model_ids)
     key = {(m, g): (c, f) for m, g, c, f in zip(plan["model_id"], plan["global_id"], plan["ifc_class"],
                                                  plan["planned_finish"])}
@@ -73,7 +83,7 @@ def draw_as_built(store, mesh, model_ids, *, seed: int = 0) -> AsBuilt:
     late = draw(rng.random(k)) < LATE_SHARE
     delay[late] = draw(rng.integers(5, 21, k))[late].astype("timedelta64[D]")
     finish = planned + delay
-    last = np.datetime64(DEMO_EPOCHS[-1], "D")
+    last = np.datetime64(epochs[-1], "D")
     never = (draw(rng.random(k)) < NEVER_SHARE) & ~np.isin(classes, ["IfcSlab"])
     finish[never] = np.datetime64("NaT")
     finish[np.isnat(planned)] = planned[np.isnat(planned)]
@@ -150,11 +160,12 @@ def run(ctx) -> dict:
     with open_store(ctx.db, read_only=True) as store:
         mesh = load_mesh(store, model_ids=[model_id])
         truth = draw_as_built(store, mesh, [model_id], seed=ctx.seed)
+        epochs = demo_epochs(store, ctx.site_code)
     rng = np.random.default_rng(ctx.seed + 7)
     centre = mesh.bounds().mean(axis=0)
     files, reports = [], []
-    for i, day in enumerate(DEMO_EPOCHS):
-        epoch = _dt.date.fromisoformat(day)
+    for i, epoch in enumerate(epochs):
+        day = epoch.isoformat()
         T_true = random_pose(rng, centre_m=centre)
         sim = simulate_epoch(mesh, truth, epoch, seed=ctx.seed + i, T_model_from_survey=T_true)
         path = write_e57(folder / f"epoch-{i + 1}-{day}.e57", sim.scans)

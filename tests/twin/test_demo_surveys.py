@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from data.store import open_store
@@ -10,7 +12,7 @@ from data.store import open_store
 @pytest.mark.slow
 def test_the_surveys_stage_adds_three_registered_epochs_with_progress(tmp_path):
     from twin.demo import run_demo
-    from twin.demo_surveys import DEMO_EPOCHS
+    from twin.demo_surveys import demo_epochs
     from twin.progress import progress_report
     from twin.survey_store import list_surveys
 
@@ -21,7 +23,9 @@ def test_the_surveys_stage_adds_three_registered_epochs_with_progress(tmp_path):
     with open_store(tmp_path / "demo.duckdb", read_only=True) as store:
         surveys = list_surveys(store)
         report = progress_report(store)
-    assert [str(s["epoch"]) for s in surveys] == list(DEMO_EPOCHS)
+        epochs = demo_epochs(store, "DEMO")
+    assert [s["epoch"] for s in surveys] == epochs
+    assert epochs[-1] <= dt.date.fromisoformat(summary["today"])
     assert all(s["fitness"] > 0.5 for s in surveys)
     assert surveys[0]["built"] < surveys[1]["built"] < surveys[2]["built"]
     assert surveys[-1]["out_of_tolerance"] >= 3             # the moved elements
