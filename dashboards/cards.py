@@ -48,10 +48,20 @@ def element_card(page: str, el: dict, *, survey_id: str | None, history: list[di
                 c.table(hazards, [("started_at", "when"), ("rule", "rule"), ("severity", "severity")],
                         cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))]
     fnd = [html.H3(f"Findings ({len(findings)})")]
-    rows = [{"ref": f.ref, "severity": f.severity, "title": f.title, "status": f.status, "due": f.due} for f in findings]
+    rows = [{"ref": f.ref, "severity": f.severity, "title": f.title, "status": f.status, "due": f.due,
+             "finding_id": f.finding_id} for f in findings]
+
+    def finding_cell(k, r):
+        if k == "severity":
+            return c.severity(r[k])
+        if k == "history":     # one widget per finding: its history opens in place (MATCH)
+            return [html.Button("history", id={"type": f"{p}-history", "finding": r["finding_id"]}, n_clicks=0,
+                                className="button secondary"),
+                    html.Div(id={"type": f"{p}-history-view", "finding": r["finding_id"]})]
+        return c.fmt(r.get(k))
+
     fnd.append(c.table(rows, [("ref", "ref"), ("severity", "severity"), ("title", "title"), ("status", "status"),
-                              ("due", "due")], id=f"{p}-findings",
-                       cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))
+                              ("due", "due"), ("history", "")], id=f"{p}-findings", cell=finding_cell)
                if rows else c.empty("No finding on this element."))
     fnd.append(html.Details([
         html.Summary("Raise a finding on this element"),
@@ -105,3 +115,35 @@ def raise_on_element(site: str, global_id: str, title: str | None, severity: str
                             evidence=evidence)
         number = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
     return f"Finding {site}-{number} raised."
+
+
+def finding_history_view(finding_id: str) -> list:
+    """A finding's events, oldest first, as a small table (oversight's history, under the caller's scope)."""
+    from dashboards.access import object_store, require_caller
+    from oversight.findings import finding_history
+
+    caller = require_caller()
+    with object_store("findings", "finding_id", finding_id) as (store, site):
+        events = finding_history(store, caller.scope, finding_id)
+    rows = [{"when": e.occurred_at, "who": e.actor, "what": e.kind.replace("_", " "), "status": e.status,
+             "note": e.note} for e in events]
+    return c.table(rows, [("when", "when"), ("who", "who"), ("what", "what"), ("status", "status"), ("note", "note")])
+
+
+def _history_callbacks() -> None:
+    from dash import MATCH, Input, Output, no_update
+
+    from dashboards.callbacks import callback
+
+    for page in ("twin", "panorama"):
+        @callback(Output({"type": f"{page}-card-history-view", "finding": MATCH}, "children"),
+                  Input({"type": f"{page}-card-history", "finding": MATCH}, "n_clicks"), prevent_initial_call=True)
+        def history(n, _page=page):
+            from dash import ctx
+
+            if not n:
+                return no_update
+            return finding_history_view(ctx.triggered_id["finding"]) if n % 2 else []
+
+
+_history_callbacks()

@@ -30,5 +30,16 @@ def serve(
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?site={site}" if site else "")
     err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  (Ctrl+C stops it)", markup=True)
+    err_console().print(_who_may_enter(db))
     warm_up(db)
     app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
+
+
+def _who_may_enter(db) -> str:
+    from dashboards.connections import read_store
+    from oversight.accounts import has_accounts
+
+    with read_store(db) as store:
+        if has_accounts(store):
+            return "the store has accounts: log in with one (see `sitetwin user list`)"
+    return "the store has no accounts: the workbench runs open as the local owner (admin)"

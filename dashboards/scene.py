@@ -6,7 +6,7 @@
   element starts as its bounding box (12 triangles), the smallest are left out when even the
   boxes would not fit, and the largest are given their full tessellation until the budget is
   spent. Narrowing the view (storey filter, section box) brings detail back to what remains.
-  Elements drawn see-through (not built yet) stay boxes. The default budget suits software
+  Elements not there yet (not built, not started) are drawn as boxes. The default budget suits software
   WebGL (a browser without a GPU draws some 20-40k triangles a second); users raise it.
 - The per-model geometry (faces grouped by element, vertex ranges, boxes) is prepared once
   and cached by model ids: a model id is the IFC file's content hash, so it never goes stale.
@@ -244,6 +244,7 @@ class Bin:
     label: str
     color: str                 # CSS colour
     opacity: float = 1.0
+    boxes: bool = False        # draw its elements as boxes whatever the budget (what is not there yet)
 
 
 def mesh_trace(vertices: np.ndarray, faces: np.ndarray, name: str, color: str, *, opacity: float = 1.0,
@@ -287,9 +288,10 @@ def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], 
         els = np.flatnonzero(vis & np.isin(bin_of, layer))
         if not len(els):
             continue
-        # see-through elements (not there yet) are drawn as their boxes: transparency costs the
-        # browser extra passes per triangle, and a ghost needs no detail
-        detail = full[els] if opacity == 1.0 else np.zeros(len(els), bool)
+        # elements not there yet are drawn as their boxes: they need no detail, and drawn
+        # see-through they cost the browser extra passes per triangle
+        boxed_bins = [i for i, b in enumerate(bins) if b.boxes]
+        detail = full[els] & ~np.isin(bin_of[els], boxed_bins)
         v, f, owner, face_owner = gather(geom, els[detail], els[~detail])
         trace = mesh_trace(v, f, "model" if opacity == 1.0 else "not there (yet)", "grey", opacity=opacity,
                            showlegend=False)
@@ -300,8 +302,7 @@ def merged_traces(geom: SceneGeometry, bin_of: np.ndarray, bins: Sequence[Bin], 
         # plotly reports a click on a cell-coloured mesh by face (cell) index, not by vertex
         owners.append(face_owner)
     members = {b.label: np.flatnonzero(vis & (bin_of == i)) for i, b in enumerate(bins)}
-    ghost = np.isin(bin_of, [i for i, b in enumerate(bins) if b.opacity != 1.0])
-    full = full & ~ghost
+    full = full & ~np.isin(bin_of, [i for i, b in enumerate(bins) if b.boxes])
     stats = {"elements": int(vis.sum()), "full": int((full & vis).sum()), "boxes": int((vis & ~full).sum()),
              "left_out": int((wanted & ~vis).sum()),
              "triangles": int(sum(len(t["i"]) for t in traces)), "budget": int(budget), "bins": members,

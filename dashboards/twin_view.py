@@ -27,7 +27,7 @@ from dashboards.scene import Bin, SceneGeometry
 MODES = ("class", "storey", "status", "deviation", "schedule")
 MAX_POINTS = 20_000            # scan points sent to the browser (software WebGL draws 10k in about a second)
 TERRAIN_CLUSTER = -2           # twin's points.parquet: cluster -2 is the ground (not drawn)
-GHOST_OPACITY = 0.25           # elements not there (yet): drawn see-through so the design still shows
+GHOST_OPACITY = 0.25           # elements not there (yet), when asked to be see-through (software WebGL: slow)
 DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
 GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled", "due (not seen)"),
            "deviation": ("not measured",)}
@@ -49,13 +49,14 @@ class TwinParams:
     points: bool = True
     sensors: bool = True
     budget: int = scene.DEFAULT_TRIANGLE_BUDGET
+    see_through: bool = False          # what is not there yet drawn see-through (costly without a GPU)
     selected: str | None = None
     max_points: int = MAX_POINTS
 
     def key_params(self) -> dict:
         return {"site": self.site, "mode": self.mode, "day": str(self.day), "storeys": list(self.storeys),
                 "section": self.section, "points": self.points, "sensors": self.sensors, "budget": self.budget,
-                "selected": self.selected}
+                "see_through": self.see_through, "selected": self.selected}
 
 
 @dataclass
@@ -161,8 +162,9 @@ def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dic
     index = {v: i for i, v in enumerate(d.order)}
     bin_of = np.array([index.get(v, -1) for v in d.values.tolist()], dtype=np.int64)
     bin_of[~vis | lit] = -1
+    ghosted = GHOSTED.get(p.mode, ())
     bins = [Bin(_label(v, p.mode), d.colors.get(v, "rgb(150,150,150)"),
-                GHOST_OPACITY if v in GHOSTED.get(p.mode, ()) else 1.0) for v in d.order]
+                GHOST_OPACITY if v in ghosted and p.see_through else 1.0, v in ghosted) for v in d.order]
     traces, owners, stats = scene.merged_traces(geom, bin_of, bins, budget=p.budget)
 
     sel = geom.index_of(p.selected) if p.selected else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from dashboards import components as c
 from dashboards.access import object_store, site_store
 from dashboards.callbacks import callback

@@ -8,9 +8,10 @@ import datetime as dt
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
+from dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from dashboards import components as c
 from dashboards.access import site_store
-from dashboards.callbacks import callback
+from dashboards.callbacks import callback, clientside_callback
 
 MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
                "schedule": "schedule on the day"}
@@ -31,6 +32,7 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
         dcc.Store(id="twin-dates", data=[]),
         dcc.Store(id="twin-want-date", data=date),
         dcc.Store(id="twin-figure-key"),
+        dcc.Store(id="twin-drawn"),
         html.Div([
             c.control("colour by", dcc.RadioItems(id="twin-mode", options=[{"label": v, "value": k}
                                                                            for k, v in MODE_LABELS.items()],
@@ -45,7 +47,8 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
             c.control("layers", dcc.Checklist(id="twin-layers", value=["points", "sensors"], inline=True,
                                               options=[{"label": "scan points", "value": "points"},
                                                        {"label": "sensors", "value": "sensors"},
-                                                       {"label": "section box", "value": "section"}])),
+                                                       {"label": "section box", "value": "section"},
+                                                       {"label": "unbuilt see-through", "value": "see-through"}])),
             c.control("section x (m)", dcc.RangeSlider(id="twin-section-x", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
             c.control("section y (m)", dcc.RangeSlider(id="twin-section-y", min=0, max=1, value=[0, 1], marks=None,
@@ -102,7 +105,8 @@ def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, el
     layers = layers or []
     section = (tuple(sx), tuple(sy), tuple(sz)) if "section" in layers else None
     return TwinParams(site=site, mode=mode, day=day, storeys=tuple(storeys or ()), section=section,
-                      points="points" in layers, sensors="sensors" in layers, budget=int(budget), selected=element)
+                      points="points" in layers, sensors="sensors" in layers, budget=int(budget),
+                      see_through="see-through" in layers, selected=element)
 
 
 @callback(Output("twin-graph", "figure"), Output("twin-view-status", "children"), Output("twin-figure-key", "data"),
@@ -134,8 +138,33 @@ def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, eleme
     return fig, status, stats["key"], label, legend, {"mode": mode, "date": p.day.isoformat()}
 
 
+# The scan points and sensors are asked for once the browser has drawn the model (a promise that
+# resolves two frames after the figure of this key is in the graph): the model shows first.
+clientside_callback(
+    """
+    function(key) {
+        if (!key) { return window.dash_clientside.no_update; }
+        return new Promise(resolve => {
+            const started = Date.now();
+            const check = () => {
+                const gd = document.querySelector('#twin-graph .js-plotly-plot');
+                const ok = gd && gd.layout && gd.layout.meta && gd.layout.meta.key === key && gd._fullData;
+                if (ok || Date.now() - started > 60000) {
+                    requestAnimationFrame(() => requestAnimationFrame(() => resolve(key)));
+                } else { setTimeout(check, 50); }
+            };
+            check();
+        });
+    }
+    """,
+    Output("twin-drawn", "data"),
+    Input("twin-figure-key", "data"),
+    prevent_initial_call=True,
+)
+
+
 @callback(Output("twin-graph", "figure", allow_duplicate=True), Output("twin-layers-status", "children"),
-          Input("twin-figure-key", "data"), *[State(i.component_id, i.component_property) for i in VIEW_INPUTS],
+          Input("twin-drawn", "data"), *[State(i.component_id, i.component_property) for i in VIEW_INPUTS],
           State("twin-site", "data"), prevent_initial_call=True)
 def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget, site):
     """Scan points (decimated, coloured by signed distance) and sensor devices, added to the drawn model."""

@@ -60,6 +60,8 @@ def two_sites(site_db, shared_data, tmp_path_factory):
         gids = [r["global_id"] for r in store.rows(
             "SELECT global_id FROM elements WHERE model_id = ? ORDER BY global_id", [report.model_id])]
         nij["gid"], nij["other_gids"] = gids[0], gids[1:]
+        nij["demo_finding_id"] = store.scalar("SELECT finding_id FROM findings WHERE site_code = 'DEMO' "
+                                              "ORDER BY number LIMIT 1")
         pano = add_panorama(store, shared_data / "panorama/examplepano.jpg", site_code="NIJ", name="NIJ street view",
                             captured_at=dt.datetime(2026, 5, 1, 9))
         nij["pano_id"] = pano.pano_id
@@ -70,6 +72,7 @@ def two_sites(site_db, shared_data, tmp_path_factory):
         with store.transaction():
             fid = raise_finding(store, site_code="NIJ", category="safety", severity="critical", title=NIJ_FINDING,
                                 global_id=nij["gid"], at=at)
+            nij["finding_id"] = fid
             insert_detections(store, [{"detection_id": "DNIJ", "site_code": "NIJ", "source_kind": "image",
                                        "source_ref": "nij.jpg", "captured_at": at, "class_name": "person",
                                        "confidence": 0.9, "x1": 1, "y1": 1, "x2": 5, "y2": 9,
@@ -120,7 +123,7 @@ class Client:
         return self.http.post("/_dash-update-component", json=body, headers=headers)
 
 
-def _value(id_, prop, site, element, pano, survey, day):
+def _value(id_, prop, site, element, pano, survey, day, finding=None):
     """The value a request would carry for an input: the target site's ids wherever ids come from."""
     if isinstance(id_, dict):
         return 1 if prop == "n_clicks" else None
@@ -128,6 +131,8 @@ def _value(id_, prop, site, element, pano, survey, day):
         return element
     if id_ == "site-of-pattern":
         return site
+    if id_ == "finding-of-pattern":
+        return finding
     special = {
         ("shell-url", "search"): f"?site={site}", ("shell-url", "pathname"): "/", ("shell-site", "value"): site,
         ("twin-mode", "value"): "status", ("twin-date", "value"): 0, ("twin-dates", "data"): [day],
@@ -165,17 +170,23 @@ def _body(key: str, cb: dict, values) -> dict:
 
     def spec(dep):
         pattern = json.loads(dep["id"]) if dep["id"].startswith("{") else None
-        if pattern is not None:              # pattern-matching input (ALL): one matching component
+        if pattern is not None:              # pattern-matching input: one matching component
             concrete = {k: (v if not isinstance(v, list) else values(f"{k}-of-pattern", "data"))
                         for k, v in pattern.items()}
-            return [{"id": concrete, "property": dep["property"], "value": values(concrete, dep["property"])}]
+            one = {"id": concrete, "property": dep["property"], "value": values(concrete, dep["property"])}
+            return [one] if ["ALL"] in pattern.values() else one
         return {"id": dep["id"], "property": dep["property"], "value": values(dep["id"], dep["property"])}
 
     inputs = [spec(i) for i in cb["inputs"]]
     first = inputs[0][0] if isinstance(inputs[0], list) else inputs[0]
+    outputs = split_callback_id(key)
+    if key.startswith("{"):                  # a MATCH output: the concrete component that answers
+        out_id = json.loads(key.rsplit(".", 1)[0])
+        outputs = {"id": {k: (first["id"][k] if isinstance(v, list) else v) for k, v in out_id.items()},
+                   "property": key.rsplit(".", 1)[1]}
     first_id = json.dumps(first["id"], separators=(",", ":"), sort_keys=True) if isinstance(first["id"], dict) \
         else first["id"]
-    return {"output": key, "outputs": split_callback_id(key), "inputs": inputs,
+    return {"output": key, "outputs": outputs, "inputs": inputs,
             "state": [spec(s) for s in cb["state"]], "changedPropIds": [f"{first_id}.{first['property']}"]}
 
 
@@ -212,17 +223,19 @@ def test_no_callback_shows_a_site_outside_the_callers_scope(secured, two_sites, 
     assert len(callbacks) >= 25
     leaks, errors, shown_demo = [], [], 0
     for key, cb in callbacks.items():
-        status, text = _run(client, key, cb, lambda i, p: _value(i, p, "NIJ", nij["gid"], nij["pano_id"], "SNIJ", day))
+        status, text = _run(client, key, cb, lambda i, p: _value(i, p, "NIJ", nij["gid"], nij["pano_id"], "SNIJ", day,
+                                                                 nij["finding_id"]))
         if status >= 500:
             errors.append((key, status, text[:300]))
         leaks += [(key, m) for m in nij["markers"] if m in text]
         # the same call for the caller's own site does show its data
         status, text = _run(client, key, cb, lambda i, p: _value(
             i, p, "DEMO", facts["surveys"][-1]["late"][0], facts["panoramas"][0]["pano_id"],
-            facts["surveys"][-1]["survey_id"], day))
+            facts["surveys"][-1]["survey_id"], day, nij["demo_finding_id"]))
         if status >= 500:
             errors.append((key, status, text[:300]))
-        shown_demo += "Riverside Tower" in text or "DEMO-" in text or facts["surveys"][-1]["survey_id"] in text
+        shown_demo += "Riverside Tower" in text or "DEMO-" in text or facts["surveys"][-1]["survey_id"] in text \
+            or "raised" in text
     assert not errors, errors
     assert not leaks, leaks
     assert shown_demo >= 5
@@ -310,6 +323,21 @@ def test_logging_out_ends_the_session(secured):
     assert client.http.get("/").status_code == 200
     client.http.get("/logout")
     assert client.http.get("/").status_code == 302
+
+
+def test_a_findings_history_opens_in_place_for_callers_who_may_read_it(secured, two_sites):
+    db, facts, nij = two_sites
+    cb = _callbacks(secured)
+    key = next(k for k in cb if k.startswith('{"finding":["MATCH"],"type":"twin-card-history-view"}'))
+    texts = {}
+    for user, fid in (("cole", nij["demo_finding_id"]), ("cole", nij["finding_id"]), ("ada", nij["finding_id"])):
+        client = Client(secured)
+        client.login(user)
+        status, text = _run(client, key, cb[key], lambda i, p: _value(i, p, "DEMO", None, None, None, None, fid))
+        texts[(user, fid)] = text
+    assert "raised" in texts[("cole", nij["demo_finding_id"])]
+    assert "raised" not in texts[("cole", nij["finding_id"])] and "not in your scope" in texts[("cole", nij["finding_id"])]
+    assert "raised" in texts[("ada", nij["finding_id"])]
 
 
 def test_only_regulators_may_raise_a_finding_from_a_card(secured, two_sites):

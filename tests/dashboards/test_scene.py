@@ -79,7 +79,8 @@ def test_bins_drawn_see_through_go_into_a_second_mesh(geom):
 
     _, g = geom
     bin_of = (g.ifc_class == "IfcSlab").astype(int)
-    traces, owners, stats = merged_traces(g, bin_of, [Bin("other", "grey"), Bin("slabs", "red", 0.25)])
+    traces, owners, stats = merged_traces(g, bin_of, [Bin("other", "grey"), Bin("slabs", "red", 0.25, boxes=True)])
+    assert stats["full"] + stats["boxes"] == g.element_count and stats["boxes"] >= (g.ifc_class == "IfcSlab").sum()
     assert [t["opacity"] for t in traces] == [1.0, 0.25]
     assert set(g.ifc_class[np.unique(owners[1])].tolist()) == {"IfcSlab"}
     assert "IfcSlab" not in set(g.ifc_class[np.unique(owners[0])].tolist())

@@ -73,6 +73,10 @@ def test_before_any_survey_every_element_is_not_surveyed(ro, site_db):
     data, fig, stats = _draw(ro, mode="status", day=day, points=True, sensors=False)
     assert data.survey_id is None and "No survey" in data.note
     assert [label for label, *_ in stats["legend"]] == ["not surveyed"] and stats["points"] == 0
+    # what is not there is drawn as boxes, solid unless asked to be see-through
+    assert stats["full"] == 0 and stats["boxes"] == data.geom.element_count
+    assert [t["opacity"] for t in fig["data"] if t["type"] == "mesh3d" and t.get("visible") is not False] == [1.0]
+    _, fig, _ = _draw(ro, mode="status", day=day, points=False, sensors=False, see_through=True)
     assert [t["opacity"] for t in fig["data"] if t["type"] == "mesh3d" and t.get("visible") is not False] == [0.25]
 
 
