@@ -169,7 +169,7 @@ def default_site(site: str | None) -> str | None:
     return codes[0] if codes else None
 
 
-from dash import ALL, Input, Output, State, ctx, no_update   # noqa: E402  (dash is imported with the app)
+from dash import Input, Output, State, ctx, no_update   # noqa: E402  (dash is imported with the app)
 
 
 @callback(Output("shell-site", "options"), Output("shell-site", "value"), Output("shell-url", "search"),

@@ -28,6 +28,7 @@ def serve(
 
     app = create_app(db, jobs_dir=jobs, debug=debug)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
+    site = site or _first_site(db)
     url = f"http://{shown}:{port}/" + (f"?site={site}" if site else "")
     err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  (Ctrl+C stops it)", markup=True)
     err_console().print(_who_may_enter(db))
@@ -43,3 +44,11 @@ def _who_may_enter(db) -> str:
         if has_accounts(store):
             return "the store has accounts: log in with one (see `sitetwin user list`)"
     return "the store has no accounts: the workbench runs open as the local owner (admin)"
+
+
+def _first_site(db) -> str | None:
+    """The site the workbench opens on when none is named (the first by code, as the site picker does)."""
+    from dashboards.connections import read_store
+
+    with read_store(db) as store:
+        return store.scalar("SELECT site_code FROM sites ORDER BY site_code LIMIT 1")

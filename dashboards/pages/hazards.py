@@ -4,7 +4,7 @@ evidence crops the detectors saved, and what the detectors saw overall."""
 from __future__ import annotations
 
 import dash
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import ALL, Input, Output, ctx, dcc, html
 
 from dashboards import components as c
 from dashboards.access import site_store

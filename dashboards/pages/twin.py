@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dash
-from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, dcc, html
 
 from dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from dashboards import components as c
