@@ -61,19 +61,22 @@ def sitegen():
 
 def build_demo(rebuild: bool) -> Path:
     db = WORK / "demo" / "demo.duckdb"
-    if db.exists() and not rebuild:
+    done = db.with_name("complete")          # written last: a half-built site is built again
+    if done.exists() and not rebuild:
         return db
     shutil.rmtree(db.parent, ignore_errors=True)
     from twin.demo import run_demo
 
     run_demo(db, db.parent / "work", stages=["model"])
     sitegen().populate(db)
+    done.write_text("ok\n")
     return db
 
 
 def build_big(rebuild: bool) -> Path:
     db = WORK / "big" / "big.duckdb"
-    if db.exists() and not rebuild:
+    done = db.with_name("complete")
+    if done.exists() and not rebuild:
         return db
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
@@ -93,6 +96,7 @@ def build_big(rebuild: bool) -> Path:
     _big_surveys(db, report.model_id)
     _big_detections(db, report.model_id)
     _big_panoramas(db, report.model_id)
+    done.write_text("ok\n")
     return db
 
 

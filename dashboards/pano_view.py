@@ -129,7 +129,9 @@ def draw_boxes(image: np.ndarray, detections: list[dict], color=BOX_COLOR, thick
         parts = [(x1, x2)] if x2 <= w else [(x1, w - 1), (0, x2 - w)]
         for a, b in parts:
             cv2.rectangle(out, (a, y1), (b, y2), color, thickness)
-        cv2.putText(out, str(d.get("class_name", "")), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
+        # people are labelled above their box, parts (head, hat, vest) inside theirs, so labels do not pile up
+        label_y = max(12, y1 - 4) if d.get("class_name") == "person" else min(out.shape[0] - 2, y1 + 12)
+        cv2.putText(out, str(d.get("class_name", "")), (x1 + 2, label_y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1,
                     cv2.LINE_AA)
     return out
 

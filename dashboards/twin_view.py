@@ -32,7 +32,7 @@ DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
 GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled", "due (not seen)"),
            "deviation": ("not measured",)}
 SELECTED_COLOR = "rgb(255,215,0)"
-WARNING_COLOR = "rgb(255,40,40)"
+WARNING_COLOR = "rgb(255,110,0)"        # orange: apart from every status colour
 SEVERITY_COLORS = {None: "rgb(120,130,150)", "low": "rgb(14,165,233)", "medium": "rgb(245,158,11)",
                    "high": "rgb(239,68,68)", "critical": "rgb(190,18,60)"}
 

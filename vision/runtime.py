@@ -122,3 +122,23 @@ def _configure_ultralytics() -> None:
                                  "tensorboard", "wandb") if k in settings}
     if any(settings.get(k) != v for k, v in wanted.items()):
         settings.update(wanted)
+    _restore_pil_open()
+
+
+def _restore_pil_open() -> None:
+    """Undo ultralytics' process-wide patch of ``PIL.Image.open``.
+
+    On import, ultralytics replaces ``PIL.Image.open`` with a wrapper that, on the first file Pillow cannot
+    identify, tries to pip-install ``pi-heif`` and then fails with ``ModuleNotFoundError``. That would turn every
+    "not an image" error elsewhere in sitetwin (panoramas, datasets) into an install attempt. sitetwin reads
+    no HEIC, so Pillow's own ``open`` is put back.
+    """
+    from PIL import Image
+
+    try:
+        from ultralytics.utils import patches
+    except ImportError:     # a future ultralytics without the patch module
+        return
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original

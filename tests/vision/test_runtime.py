@@ -27,8 +27,18 @@ def test_a_fresh_interpreter_gets_torchvision_nms_only_through_vision_runtime(tm
         "keep = torchvision.ops.nms(b, s, 0.5).tolist()\n"
         "bkeep = torchvision.ops.batched_nms(b, s, torch.tensor([0, 1, 0]), 0.5).tolist()\n"
         "import ultralytics.utils as u\n"
+        "from ultralytics import YOLO\n"
+        "import io\n"
+        "from PIL import Image, UnidentifiedImageError\n"
+        "try:\n"
+        "    Image.open(io.BytesIO(b'not an image at all'))\n"
+        "    pil = 'opened'\n"
+        "except UnidentifiedImageError:\n"
+        "    pil = 'unidentified'\n"
+        "except Exception as exc:\n"
+        "    pil = type(exc).__name__\n"
         "print(json.dumps({'backend': info.nms_backend, 'keep': keep, 'bkeep': bkeep, 'online': u.ONLINE,\n"
-        "                  'config': str(info.config_dir)}))\n")
+        "                  'config': str(info.config_dir), 'pil': pil}))\n")
     env = {**os.environ, "SITETWIN_YOLO_DIR": str(tmp_path / "yolo")}
     env.pop("YOLO_OFFLINE", None)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
@@ -38,6 +48,8 @@ def test_a_fresh_interpreter_gets_torchvision_nms_only_through_vision_runtime(tm
     assert result["keep"] == [0, 2]            # box 1 overlaps box 0 with IoU 0.68 > 0.5
     assert result["bkeep"] == [0, 1, 2]        # box 1 is another class: kept
     assert result["online"] is False
+    # ultralytics' PIL.Image.open patch would try to pip-install pi-heif on an unidentified file
+    assert result["pil"] == "unidentified"
     assert result["backend"] in ("torchvision", "sitetwin")
     assert (tmp_path / "yolo" / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
     settings = json.loads((tmp_path / "yolo" / "Ultralytics" / "settings.json").read_text())
