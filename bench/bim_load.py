@@ -14,7 +14,6 @@ largest shared model < 1.5 GB (measured in a separate process).
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys

@@ -703,7 +703,7 @@ class _DemoBuilder:
 
     # ----------------------------------------------------------------- facade
     def _facade(self) -> None:
-        api, spec = self.api, self.spec
+        spec = self.spec
         half = COLUMN_SIZE_M / 2
         wall_height = spec.storey_height_m - SLAB_DEPTH_M - BEAM_DOWNSTAND_M
         head = min(WINDOW_HEAD_M, wall_height - 0.2)

@@ -68,7 +68,6 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
         arrived.setdefault(b.batch_key, r)
     unique = list(first.values())
     n_per = [b.reading_count for b in unique]
-    e_per = [b.event_count for b in unique]
     batch_table = pa.table({
         "batch_key": [b.batch_key for b in unique], "site_code": [b.site_code for b in unique],
         "device_id": [b.device_id for b in unique], "content_sha256": [b.content_sha256 for b in unique],

@@ -8,7 +8,6 @@ module (listed in ``PLUGINS``); heavy libraries are imported inside commands, so
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -203,11 +203,11 @@ def simulate_survey(mesh, *, stations_m: np.ndarray, built: np.ndarray | None = 
     scene = o3d.t.geometry.RaycastingScene()
     geom_model = scene.add_triangles(o3d.core.Tensor(model_tri.reshape(-1, 3).astype(np.float32)),
                                      o3d.core.Tensor(np.arange(len(model_tri) * 3, dtype=np.uint32).reshape(-1, 3)))
-    geom_clutter = geom_terrain = None
+    geom_terrain = None
     if clutter is not None:
         cv, cf = clutter
-        geom_clutter = scene.add_triangles(o3d.core.Tensor(np.asarray(cv, np.float32)),
-                                           o3d.core.Tensor(np.asarray(cf, np.uint32)))
+        scene.add_triangles(o3d.core.Tensor(np.asarray(cv, np.float32)),
+                            o3d.core.Tensor(np.asarray(cf, np.uint32)))
     if terrain_z_m is not None:
         lo, hi = mesh.bounds()
         r = max(hi[0] - lo[0], hi[1] - lo[1]) + 2 * max_range_m

@@ -1,6 +1,5 @@
 """Warning statistics and episodes, checked against brute-force references and hand-built series."""
 
-import datetime as dt
 
 import numpy as np
 import pandas as pd

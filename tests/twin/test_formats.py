@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twin.errors import PointCloudError
-from twin.formats import read_scans, write_e57, write_las
+from twin.formats import read_scans, write_las
 
 LAS = "pointcloud/las"
 
