@@ -195,6 +195,32 @@ def site_write_store(site_code: str, action: str) -> Iterator[tuple[Store, Any]]
         yield store, caller.scope
 
 
+@contextlib.contextmanager
+def object_write_store(table: str, key_column: str, key: str | None, action: str) -> Iterator[tuple[Store, str, Any]]:
+    """A short read-write connection, the object's site and the caller's scope, once the caller may
+    ``action`` on that site (an unknown object is refused like one out of scope)."""
+    from oversight.errors import AccessDenied
+
+    caller = require_caller()
+    with write_store(current_db()) as store:
+        site = site_of(store, table, key_column, key) if key else None
+        if site is None or not caller.scope.admits(store, site):
+            raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
+        from oversight.audit import guard
+
+        # a refused action is logged (audit "denied") before it is raised
+        guard(store, caller.scope, action, site, what=f"{table[:-1]} {key}", object_kind=table[:-1], object_id=key)
+        yield store, site, caller.scope
+
+
+@contextlib.contextmanager
+def write_store_for() -> Iterator[Store]:
+    """A short read-write connection for writes the library scopes itself (scoring, escalation)."""
+    require_caller()
+    with write_store(current_db()) as store:
+        yield store
+
+
 def sites_in_scope() -> list[dict]:
     """The caller's sites (code, name, district, city), sorted by code."""
     with scoped_store() as (store, scope):

@@ -213,3 +213,35 @@ def view_figure(image_uri: str, width: int, height: int, shapes: Sequence[dict] 
             "layout": _layout(margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False, range=[0, width]),
                               yaxis=dict(visible=False, range=[height, 0], scaleanchor="x"), shapes=list(shapes),
                               dragmode=False, clickmode="event")}
+
+
+# --------------------------------------------------------------------------------------
+# risk
+
+def risk_trend_figure(trend: Sequence[dict], now: dict | None, tier_limits: dict[str, float]) -> dict:
+    """A site's stored risk scores over time (and today's live score), with the tier bands behind them.
+
+    ``trend`` rows are oversight's ``risk_trend`` (as_of, score, subscores); ``now`` is
+    ``{"as_of", "score"}`` of the live score; ``tier_limits`` maps tier -> upper score.
+    """
+    data = []
+    if trend:
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "stored score",
+                     "x": [str(r["as_of"]) for r in trend], "y": [r["score"] for r in trend],
+                     "line": {"color": "#1d4ed8"}, "hovertemplate": "%{x}: %{y:.1f}<extra></extra>"})
+        for name in sorted({k for r in trend for k in r.get("subscores", {})}):
+            data.append({"type": "scatter", "mode": "lines", "name": name, "visible": "legendonly",
+                         "x": [str(r["as_of"]) for r in trend], "y": [r["subscores"].get(name) for r in trend]})
+    if now is not None:
+        data.append({"type": "scatter", "mode": "markers", "name": "now (not stored)", "x": [str(now["as_of"])],
+                     "y": [now["score"]], "marker": {"color": "#b91c1c", "size": 10, "symbol": "diamond"},
+                     "hovertemplate": "now: %{y:.1f}<extra></extra>"})
+    colors = {"A": "rgba(21,128,61,0.08)", "B": "rgba(180,83,9,0.08)", "C": "rgba(185,28,28,0.08)"}
+    shapes, lo = [], 0.0
+    for tier, hi in sorted(tier_limits.items(), key=lambda kv: kv[1]):
+        shapes.append(dict(type="rect", xref="paper", x0=0, x1=1, y0=lo, y1=min(hi, 100.0), line=dict(width=0),
+                           fillcolor=colors.get(tier, "rgba(0,0,0,0.04)"), layer="below"))
+        lo = min(hi, 100.0)
+    return {"data": data, "layout": _layout(shapes=shapes, yaxis=dict(range=[0, 100], title=dict(text="risk score")),
+                                            xaxis=dict(type="date"), margin=dict(l=50, r=10, t=10, b=30),
+                                            legend=dict(orientation="h", y=-0.25), showlegend=True)}

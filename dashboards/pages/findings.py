@@ -1,0 +1,237 @@
+"""Findings: every finding the caller may see, filtered; one finding's full history; the workflow steps
+the caller's role allows (contractor: submit a rectification with evidence; regulator: verify-close or
+reopen); overdue findings marked and escalated; the filtered findings as a BCF file."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import dash
+from dash import ALL, Input, Output, State, ctx, dcc, html
+
+from dashboards import components as c
+from dashboards.callbacks import callback
+
+STATUS_OPTIONS = [{"label": "open", "value": "open"}, {"label": "rectification submitted",
+                                                       "value": "rectification_submitted"},
+                  {"label": "verified closed", "value": "verified_closed"}, {"label": "reopened", "value": "reopened"}]
+ACTION_BUTTONS = ("submit", "verify", "reopen", "comment")
+
+
+def layout(site: str | None = None, finding: str | None = None, **query):
+    from dashboards.regulator import ACTIONS, BCF_VERSIONS
+    from oversight.findings import CATEGORIES, SEVERITIES
+
+    return html.Div([
+        dcc.Store(id="findings-selected", data=finding),
+        dcc.Store(id="findings-refresh", data=0),
+        dcc.Download(id="findings-download"),
+        html.H1("Findings"),
+        html.Div([
+            c.control("site", dcc.Dropdown(id="findings-f-site", value=site, placeholder="all my sites")),
+            c.control("status", dcc.Dropdown(id="findings-f-status", options=STATUS_OPTIONS, multi=True,
+                                             placeholder="any status")),
+            c.control("severity", dcc.Dropdown(id="findings-f-severity", options=list(SEVERITIES), placeholder="any")),
+            c.control("category", dcc.Dropdown(id="findings-f-category", options=list(CATEGORIES), placeholder="any")),
+            dcc.Checklist(id="findings-f-overdue", options=[{"label": "overdue only", "value": "overdue"}], value=[]),
+        ], className="controls"),
+        html.Div([
+            c.control("BCF version", dcc.RadioItems(id="findings-bcf-version", options=list(BCF_VERSIONS),
+                                                    value=BCF_VERSIONS[0], inline=True)),
+            dcc.Checklist(id="findings-bcf-options", options=[{"label": "with snapshots", "value": "snapshots"}],
+                          value=["snapshots"]),
+            html.Button("Download these as BCF", id="findings-bcf", className="button", n_clicks=0),
+            html.Button("Escalate overdue findings", id="findings-escalate", className="button secondary",
+                        n_clicks=0, title="raise the escalation level of overdue findings (regulators)"),
+        ], className="controls"),
+        html.Div(id="findings-msg", className="status-line"),
+        html.Div(id="findings-summary", className="figures"),
+        html.Div([
+            html.Div([html.H2("Findings"), html.Div(id="findings-table")], className="card"),
+            html.Div([
+                html.Div(c.empty("Open a finding to see its history and act on it.", id="findings-detail-empty"),
+                         id="findings-detail"),
+                html.Div([
+                    html.H3("Act on this finding"),
+                    dcc.Textarea(id="findings-note", placeholder="note (a reason is needed to reopen)",
+                                 style={"width": "100%", "height": "3.5rem"}),
+                    dcc.Textarea(id="findings-evidence", placeholder="evidence of the rectification (what was done, "
+                                                                      "photos, figures): contractors",
+                                 style={"width": "100%", "height": "3.5rem"}),
+                    c.control("new due date when reopening (YYYY-MM-DD)",
+                              dcc.Input(id="findings-due", type="text", placeholder="default by severity")),
+                    html.Div([html.Button(ACTIONS[a][1], id=f"findings-{a}", className="button", n_clicks=0)
+                              for a in ACTION_BUTTONS], style={"display": "flex", "gap": ".4rem", "flexWrap": "wrap"}),
+                    html.Div(id="findings-action-msg", className="status-line"),
+                ], id="findings-actions", className="actions"),
+            ], className="card element-card"),
+        ], className="grid-2"),
+    ])
+
+
+@callback(Output("findings-f-site", "options"), Input("findings-refresh", "data"))
+def setup(refresh):
+    from dashboards.access import sites_in_scope
+
+    return [{"label": f"{s['site_code']} · {s['name'] or ''}".rstrip(" ·"), "value": s["site_code"]}
+            for s in sites_in_scope()]
+
+
+@callback(Output("findings-summary", "children"), Output("findings-table", "children"),
+          Input("findings-f-site", "value"), Input("findings-f-status", "value"), Input("findings-f-severity", "value"),
+          Input("findings-f-category", "value"), Input("findings-f-overdue", "value"), Input("findings-refresh", "data"))
+def fill(site, status, severity, category, overdue, refresh):
+    """Findings in scope (oversight.list_findings) with the filters; overdue ones marked with their escalation."""
+    from dashboards.regulator import FINDINGS_SHOWN, findings
+
+    rows = findings(site=site, status=status, severity=severity, category=category, overdue="overdue" in (overdue or []))
+    by = {}
+    for f in rows:
+        by[f.status] = by.get(f.status, 0) + 1
+    summary = [c.figure_num(len(rows), "findings" + (f" (newest {FINDINGS_SHOWN})" if len(rows) >= FINDINGS_SHOWN
+                                                     else ""), id="findings-count"),
+               c.figure_num(by.get("open", 0) + by.get("reopened", 0), "to rectify"),
+               c.figure_num(by.get("rectification_submitted", 0), "to verify"),
+               c.figure_num(sum(1 for f in rows if f.overdue), "overdue", id="findings-overdue-count")]
+    if not rows:
+        return summary, c.empty("No finding matches these filters.", id="findings-empty")
+    return summary, _table(rows)
+
+
+def _table(rows):
+    cols = [("ref", "ref"), ("severity", "severity"), ("category", "category"), ("title", "title"),
+            ("status", "status"), ("due", "due"), ("overdue", "overdue"), ("open", "")]
+
+    def cell(k, f):
+        if k == "ref":
+            return f.ref
+        if k == "severity":
+            return c.severity(f.severity)
+        if k == "status":
+            return f.status.replace("_", " ")
+        if k == "overdue":
+            if not f.overdue:
+                return ""
+            return c.badge(f"{f.overdue_days} d" + (f" · esc. {f.escalation_level}" if f.escalation_level else ""),
+                           "overdue")
+        if k == "open":
+            return html.Button("open", id={"type": "findings-open", "finding": f.finding_id}, n_clicks=0,
+                               className="button secondary")
+        return c.fmt(getattr(f, k))
+
+    body = [html.Tr([html.Td(cell(k, f)) for k, _ in cols], className="overdue-row" if f.overdue else None)
+            for f in rows]
+    return html.Table([html.Thead(html.Tr([html.Th(h) for _, h in cols])), html.Tbody(body)], className="simple",
+                      id="findings-list")
+
+
+@callback(Output("findings-selected", "data", allow_duplicate=True), Output("shell-state", "data", allow_duplicate=True),
+          Input({"type": "findings-open", "finding": ALL}, "n_clicks"), prevent_initial_call=True)
+def select(clicks):
+    if not ctx.triggered_id or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    fid = ctx.triggered_id["finding"]
+    return fid, {"finding": fid}
+
+
+@callback(Output("findings-detail", "children"), *[Output(f"findings-{a}", "disabled") for a in ACTION_BUTTONS],
+          Input("findings-selected", "data"), Input("findings-refresh", "data"))
+def detail(fid, refresh):
+    """The finding, its evidence and every event of its history (oversight.finding_history); the buttons the
+    caller's role may use (the server checks again when one is pressed)."""
+    from dashboards.regulator import finding_view
+
+    if not fid:
+        return (c.empty("Open a finding to see its history and act on it.", id="findings-detail-empty"),
+                *[True] * len(ACTION_BUTTONS))
+    v = finding_view(fid)
+    f = v.finding
+    q = {"site": f.site_code}
+    element = html.Span(dcc.Link(f.global_id, href=f"/twin?{urlencode({**q, 'element': f.global_id})}",
+                                 id="findings-detail-element")) if f.global_id else None
+    overdue = (c.badge(f"{f.overdue_days} days overdue", "overdue") if f.overdue else "no")
+    facts = c.facts([("site", html.Span(dcc.Link(f.site_code, href=f"/?{urlencode(q)}"))), ("status", html.Span(
+                        f.status.replace("_", " "), id="findings-detail-status")),
+                     ("severity", c.severity(f.severity)), ("category", f.category), ("element", element),
+                     ("storey", f.storey),
+                     ("location (m, site frame)", ", ".join(f"{x:.2f}" for x in f.location_m) if f.location_m else None),
+                     ("raised", f"{c.fmt(f.raised_at)} by {f.raised_by}" + (f" ({f.source})" if f.source else "")),
+                     ("due", f.due), ("overdue", html.Span(overdue, id="findings-detail-overdue")),
+                     ("escalation", html.Span(f"level {f.escalation_level}: {v.escalated_to}" if f.escalation_level
+                                              else "none", id="findings-detail-escalation"))])
+    evidence = [html.H3("Evidence")]
+    pano = (f.evidence or {}).get("panorama") or ({"pano_id": f.evidence["pano_id"]}
+                                                  if (f.evidence or {}).get("pano_id") else None)
+    if pano:
+        evidence.append(dcc.Link("open the panorama view", href=f"/panoramas?{urlencode({**q, 'pano': pano['pano_id']})}",
+                                 id="findings-detail-pano"))
+    evidence.append(html.Pre(json.dumps(f.evidence, indent=1, default=str)[:2000], id="findings-detail-evidence")
+                    if f.evidence else c.empty("No evidence recorded with the finding."))
+    rows = [{"seq": e.seq, "when": e.occurred_at, "who": e.actor, "what": e.kind.replace("_", " "),
+             "status": (e.status or "").replace("_", " "), "due": e.due, "note": e.note,
+             "evidence": (e.evidence or {}).get("description") or (json.dumps(e.evidence)[:200] if e.evidence else None)}
+            for e in v.events]
+    history = [html.H3(f"History ({len(rows)} events, never overwritten)"),
+               c.table(rows, [("seq", "#"), ("when", "when"), ("who", "who"), ("what", "what"), ("status", "status"),
+                              ("due", "due"), ("note", "note"), ("evidence", "evidence")], id="findings-history")]
+    body = [html.H2(f"{f.ref}: {f.title}", id="findings-detail-title"), facts,
+            html.P(f.description) if f.description else None, *evidence, *history]
+    return (body, *[not v.allowed[a] for a in ACTION_BUTTONS])
+
+
+@callback(Output("findings-action-msg", "children"), Output("findings-refresh", "data", allow_duplicate=True),
+          *[Input(f"findings-{a}", "n_clicks") for a in ACTION_BUTTONS],
+          State("findings-selected", "data"), State("findings-note", "value"), State("findings-evidence", "value"),
+          State("findings-due", "value"), State("findings-refresh", "data"), prevent_initial_call=True)
+def act(n_submit, n_verify, n_reopen, n_comment, fid, note, evidence, due, refresh):
+    """A workflow step under the caller's role (oversight.findings); a refusal is said on the page."""
+    from dashboards.regulator import act as do
+    from data.errors import SitetwinError
+
+    action = (ctx.triggered_id or "").removeprefix("findings-")
+    if action not in ACTION_BUTTONS or not fid:
+        raise dash.exceptions.PreventUpdate
+    try:
+        msg = do(fid, action, note=note, evidence_text=evidence, due=due)
+    except SitetwinError as exc:         # refused (role, scope) or not possible (status): say why, change nothing
+        return html.Span(str(exc), className="error-line", id="findings-action-error"), dash.no_update
+    return html.Span(msg, id="findings-action-done"), (refresh or 0) + 1
+
+
+@callback(Output("findings-download", "data"), Output("findings-msg", "children"),
+          Input("findings-bcf", "n_clicks"), State("findings-f-site", "value"), State("findings-f-status", "value"),
+          State("findings-f-severity", "value"), State("findings-f-category", "value"),
+          State("findings-f-overdue", "value"), State("findings-bcf-version", "value"),
+          State("findings-bcf-options", "value"), prevent_initial_call=True)
+def download_bcf(n, site, status, severity, category, overdue, version, options):
+    """The filtered findings as a .bcfzip (oversight.bcf.export_bcf: scoped, written to the audit log)."""
+    from dashboards.regulator import bcf_export, findings
+
+    if not n:
+        raise dash.exceptions.PreventUpdate
+    rows = findings(site=site, status=status, severity=severity, category=category,
+                    overdue="overdue" in (overdue or []), limit=None)
+    name, data, report = bcf_export([f.finding_id for f in rows], version or "2.1",
+                                    snapshots="snapshots" in (options or []))
+    msg = (f"BCF {report.version}: {report.topics} topics, {report.viewpoints} viewpoints, {report.snapshots} "
+           f"snapshots, {report.components} components" + (f"; {'; '.join(report.warnings)}" if report.warnings else ""))
+    return dcc.send_bytes(data, name), html.Span(msg, id="findings-bcf-done")
+
+
+@callback(Output("findings-msg", "children", allow_duplicate=True),
+          Output("findings-refresh", "data", allow_duplicate=True),
+          Input("findings-escalate", "n_clicks"), State("findings-refresh", "data"), prevent_initial_call=True)
+def escalate(n, refresh):
+    """Escalate overdue findings now (oversight.escalate_overdue; it also runs from the CLI)."""
+    from dashboards.regulator import escalate as run
+
+    if not n:
+        raise dash.exceptions.PreventUpdate
+    done = run()
+    return (f"{len(done)} overdue finding{'s' * (len(done) != 1)} of your sites escalated "
+            f"({', '.join(sorted({d['site_code'] + ' to ' + str(d['escalated_to']) for d in done})) or 'none due'}).",
+            (refresh or 0) + 1)
+
+
+dash.register_page(__name__, path="/findings", name="Findings", title="sitetwin · findings", order=7, layout=layout)
