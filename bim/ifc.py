@@ -7,13 +7,13 @@ learns which file is wrong and why.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bim.errors import IfcFileError
+from data.files import file_sha256
 
 SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
 _SCHEMA_RE = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
@@ -30,14 +30,6 @@ class IfcSource:
     sha256: str
     zipped: bool
     member: str | None     # the .ifc member inside an .ifczip
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inspect_ifc(path: str | Path) -> IfcSource:

@@ -8,12 +8,12 @@ Imports are one transaction: all tables arrive, or none.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from data.errors import StoreError
+from data.files import file_sha256
 from data.store import Store
 
 MANIFEST = "manifest.json"
@@ -38,7 +38,7 @@ def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = 
         tmp = target.with_suffix(".parquet.tmp")
         pq.write_table(arrow, tmp)
         os.replace(tmp, target)
-        manifest["tables"][table] = {"file": target.name, "rows": arrow.num_rows, "sha256": _sha256(target)}
+        manifest["tables"][table] = {"file": target.name, "rows": arrow.num_rows, "sha256": file_sha256(target)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
 
@@ -69,7 +69,7 @@ def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = N
             expected = manifest["tables"][table].get("sha256")
             if not path.exists():
                 raise StoreError(f"{path}: listed in the manifest but missing")
-            if expected and _sha256(path) != expected:
+            if expected and file_sha256(path) != expected:
                 raise StoreError(f"{path}: contents differ from the manifest's checksum; the package is damaged")
     else:
         files = {p.stem: p for p in sorted(src.glob("*.parquet"))}
@@ -126,9 +126,3 @@ def _has_key(store: Store, table: str) -> bool:
         [table]))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()

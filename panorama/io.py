@@ -59,14 +59,6 @@ class PanoramaImage:
         return int(self.pixels.shape[0])
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_panorama(path: str | Path) -> PanoramaImage:
     """Read an equirectangular JPEG or PNG, checking it is whole and 2:1.
 

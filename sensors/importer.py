@@ -18,7 +18,6 @@ file is one batch keyed by the file's sha256, and copies of stored readings are 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from sensors.batch import (MAX_PROBLEMS, US_PER_DAY, Batch, DeviceRef, check_eve
 from sensors.config import Limits
 from sensors.errors import SensorError
 from sensors.registry import atomic, utcnow
+from data.files import file_sha256
 
 TIME_COLUMNS = ("measured_at", "at", "time", "timestamp")
 _READING_RESERVED = {"device_id", "site_code", *TIME_COLUMNS, "channel", "value"}
@@ -62,7 +62,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
     if kind not in ("auto", "readings", "attendance"):
         raise SensorError(f"{path}: kind {kind!r} must be auto, readings or attendance")
     frame, fmt = _read(path)
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if frame.empty:
         raise SensorError(f"{path}: no rows to import")
     columns = set(frame.columns)
@@ -329,11 +329,4 @@ def _row_label(problem: str, rows: list[int]) -> str:
             return f"row {int(rows[i]) + 1}" + problem[problem.index("]") + 1:]
     return problem
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 

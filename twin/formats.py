@@ -10,7 +10,6 @@ Bad files raise :class:`twin.errors.PointCloudError` naming the file and the pro
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 
 from twin.errors import PointCloudError
 from twin.registration import apply
+from data.files import file_sha256
 
 CHUNK_POINTS = 2_000_000
 LAS_SUFFIXES = {".las": "las", ".laz": "laz"}
@@ -68,14 +68,6 @@ def file_format(path: Path) -> str:
     if suffix in OPEN3D_SUFFIXES:
         return OPEN3D_SUFFIXES[suffix]
     raise PointCloudError(f"{path}: not a point-cloud file sitetwin reads (suffixes: {', '.join(SUFFIXES)})")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS) -> list[ScanData]:

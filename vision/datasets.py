@@ -33,6 +33,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from vision.errors import DatasetError
+from data.files import file_sha256
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
@@ -475,14 +476,6 @@ def dataset_hash(folder: str | Path) -> str:
         h.update(b"\0")
         h.update(file_sha256(p).encode())
         h.update(b"\n")
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
     return h.hexdigest()
 
 
