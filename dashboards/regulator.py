@@ -273,11 +273,9 @@ def hazard_finding(hazard_id: str) -> dict | None:
 
 
 def _hazard_finding(store, site: str, hazard_id: str) -> dict | None:
-    return store.one(
-        "SELECT f.finding_id, f.site_code || '-' || f.number AS ref, f.status FROM finding_state f "
-        "WHERE f.site_code = ? AND (f.finding_id = (SELECT finding_id FROM hazards WHERE hazard_id = ?) "
-        "OR (f.source = 'dashboard' AND f.source_ref = ?)) ORDER BY f.raised_at LIMIT 1",
-        [site, hazard_id, f"hazard:{hazard_id}"])
+    from dashboards.queries import hazard_findings
+
+    return hazard_findings(store, site, [hazard_id]).get(hazard_id)
 
 
 def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: str = "safety") -> dict:

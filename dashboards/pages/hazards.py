@@ -4,7 +4,7 @@ evidence crops the detectors saved, and what the detectors saw overall."""
 from __future__ import annotations
 
 import dash
-from dash import ALL, Input, Output, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from dashboards import components as c
 from dashboards.access import site_store
@@ -21,6 +21,7 @@ def layout(site: str | None = None, **query):
         return c.site_missing("hazards")
     return html.Div([
         dcc.Store(id="hazards-site", data=site),
+        dcc.Store(id="hazards-refresh", data=0),
         html.H1("Hazards and detections"),
         html.Div([c.control("hazard types", dcc.Dropdown(id="hazards-rules", multi=True, placeholder="all types")),
                   c.control("storeys", dcc.Dropdown(id="hazards-storeys", multi=True, placeholder="all storeys"))],
@@ -35,7 +36,8 @@ def layout(site: str | None = None, **query):
                      className="card"),
             html.Div([html.H2("What the detectors saw"), dcc.Graph(id="hazards-detections", style={"height": "260px"})],
                      className="card"),
-            html.Div([html.H2("Evidence"), html.Div(id="hazards-evidence", className="evidence")], className="card wide"),
+            html.Div([html.H2("Evidence"), html.Div(id="hazards-finding-msg", className="status-line"),
+                      html.Div(id="hazards-evidence", className="evidence")], className="card wide"),
             html.Div([html.H2("Elements involved"), html.Div(id="hazards-elements")], className="card wide"),
         ], className="grid"),
     ])
@@ -53,8 +55,9 @@ def setup(site):
           Output("hazards-storey-counts", "figure"), Output("hazards-types", "figure"),
           Output("hazards-detections", "figure"), Output("hazards-evidence", "children"),
           Output("hazards-elements", "children"),
-          Input("hazards-site", "data"), Input("hazards-rules", "value"), Input("hazards-storeys", "value"))
-def fill(site, rules, storeys):
+          Input("hazards-site", "data"), Input("hazards-rules", "value"), Input("hazards-storeys", "value"),
+          Input("hazards-refresh", "data"))
+def fill(site, rules, storeys, refresh=None):
     from dashboards import figures as f
     from dashboards import queries as q
 
@@ -66,6 +69,7 @@ def fill(site, rules, storeys):
         detections = q.detection_counts(store, site)
         evidence = q.hazards_with_evidence(store, site, rules=rules, storeys=storeys, limit=EVIDENCE_SHOWN)
         elements = q.hazard_elements(store, site, rules=rules, storeys=storeys)
+        linked = q.hazard_findings(store, site, [r["hazard_id"] for r in evidence])
     total = sum(r["hazards"] for r in per_rule)
     sev = {r["key"]: r["hazards"] for r in per_severity}
     summary = [c.figure_num(total, "hazards", id="hazards-total"),
@@ -77,17 +81,31 @@ def fill(site, rules, storeys):
                 c.empty("No hazards: nothing has been detected on this site yet.", id="hazards-empty"), "")
     return (summary, f.timeline_figure(timeline), f.counts_figure(per_storey, "hazards", ""),
             f.counts_figure(per_rule, "hazards", ""), f.counts_figure(detections, "detections", ""),
-            _evidence(evidence), _elements(elements, site))
+            _evidence(evidence, linked, site), _elements(elements, site))
 
 
-def _evidence(rows):
+def _evidence(rows, linked=None, site=None):
     if not rows:
         return c.empty("No evidence crops saved for these hazards.")
+    linked = linked or {}
     return [html.Figure([html.Img(src=f"/media/evidence/{r['hazard_id']}/0", alt=r["rule"],
                                   id={"type": "hazards-crop", "hazard": r["hazard_id"]}),
                          html.Figcaption([c.severity(r["severity"]), f" {r['rule']} · {c.fmt(r['started_at'])}"
-                                          + (f" · {r['storey']}" if r.get("storey") else "")])])
+                                          + (f" · {r['storey']}" if r.get("storey") else ""), html.Br(),
+                                          _finding_link(r["hazard_id"], linked.get(r["hazard_id"]), site)])])
             for r in rows]
+
+
+def _finding_link(hazard_id, finding, site):
+    """The hazard's finding (a link to it on the findings page), or a button raising one from the hazard."""
+    from urllib.parse import urlencode
+
+    if finding:
+        return dcc.Link(f"finding {finding['ref']} ({finding['status'].replace('_', ' ')})",
+                        href="/findings?" + urlencode({"site": site, "finding": finding["finding_id"]}),
+                        id={"type": "hazards-finding-link", "hazard": hazard_id})
+    return html.Button("Raise a finding", id={"type": "hazards-raise", "hazard": hazard_id}, n_clicks=0,
+                       className="button secondary", title="raise a finding with this detection as evidence")
 
 
 def _elements(rows, site):
@@ -103,6 +121,25 @@ def _elements(rows, site):
     return c.table(rows, [("global_id", "element"), ("ifc_class", "class"), ("name", "name"), ("storey", "storey"),
                           ("hazards", "hazards"), ("rules", "types"), ("last_seen", "last seen"), ("open", "")],
                    id="hazards-element-table", cell=cell)
+
+
+@callback(Output("hazards-finding-msg", "children"), Output("hazards-refresh", "data"),
+          Input({"type": "hazards-raise", "hazard": ALL}, "n_clicks"), State("hazards-refresh", "data"),
+          prevent_initial_call=True)
+def raise_from_hazard(clicks, refresh):
+    """The hazard's finding: linked when it has one, else raised (regulators) with the detection as evidence."""
+    from urllib.parse import urlencode
+
+    from dashboards.regulator import raise_from_hazard as raise_it
+
+    if not ctx.triggered_id or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    f = raise_it(ctx.triggered_id["hazard"])
+    site = f["ref"].rsplit("-", 1)[0]
+    link = dcc.Link(f["ref"], href="/findings?" + urlencode({"site": site, "finding": f["finding_id"]}),
+                    id="hazards-finding-new")
+    return html.Span([f"Finding " if f["raised"] else "This hazard already has finding ", link,
+                      " raised from the hazard." if f["raised"] else "."]), (refresh or 0) + 1
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),

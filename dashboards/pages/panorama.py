@@ -9,6 +9,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from dashboards import components as c
+from dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
 from dashboards.access import object_store, site_store
 from dashboards.callbacks import callback
 
@@ -29,6 +30,7 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
         dcc.Store(id="panorama-view", data={"yaw_deg": 0.0, "pitch_deg": 0.0, "fov_deg": 90.0}),
         dcc.Store(id="panorama-measure", data=[]),
         dcc.Store(id="panorama-element", data=element),
+        dcc.Store(id="panorama-pixel", data=None),
         html.H1("Panorama inspection"),
         html.Div([
             html.Div([
@@ -61,6 +63,18 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
                                       config={"displayModeBar": False, "scrollZoom": False}), delay_show=500),
                 html.Div(id="panorama-status", className="status-line"),
                 html.Div(id="panorama-result", className="status-line"),
+                html.Details([
+                    html.Summary("Raise a finding at the clicked pixel"),
+                    html.Div([
+                        dcc.Input(id="panorama-pixel-title", placeholder="title", style={"width": "100%"}),
+                        dcc.Dropdown(id="panorama-pixel-severity", options=list(FINDING_SEVERITIES), value="medium",
+                                     clearable=False),
+                        dcc.Dropdown(id="panorama-pixel-category", options=list(FINDING_CATEGORIES), value="safety",
+                                     clearable=False),
+                        html.Button("Raise at this pixel", id="panorama-pixel-raise", className="button", n_clicks=0),
+                        html.Div(id="panorama-pixel-msg", className="status-line"),
+                    ], style={"display": "grid", "gap": ".4rem"}),
+                ], id="panorama-pixel-box"),
             ], className="card"),
         ], className="grid-2", style={"gridTemplateColumns": "minmax(16rem, 1fr) minmax(0, 3fr)"}),
         html.Div(c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty"),
@@ -182,7 +196,7 @@ def _measure_shapes(view, points, w, h):
 
 @callback(Output("panorama-element", "data"), Output("panorama-measure", "data"),
           Output("panorama-result", "children"), Output("shell-state", "data", allow_duplicate=True),
-          Input("panorama-viewer", "clickData"), State("panorama-click-mode", "value"),
+          Output("panorama-pixel", "data"), Input("panorama-viewer", "clickData"), State("panorama-click-mode", "value"),
           State("panorama-select", "value"), State("panorama-view", "data"), State("panorama-measure", "data"),
           prevent_initial_call=True)
 def click(data, mode, pano_id, view_d, measure):
@@ -202,18 +216,20 @@ def click(data, mode, pano_id, view_d, measure):
             pts = (measure or [])[-1:] if len(measure or []) < 2 else []
             pts = pts + [{"uv": [u, v]}]
             if len(pts) < 2:
-                return no_update, pts, f"first point at pixel ({u:.0f}, {v:.0f}); click the second point", no_update
+                return (no_update, pts, f"first point at pixel ({u:.0f}, {v:.0f}); click the second point", no_update,
+                        no_update)
             m = measure_between(store, pano_id, pts[0]["uv"], pts[1]["uv"])
             s = m.summary()
             return (no_update, pts, html.Span(f"distance {s.get('distance_m', 0):.3f} m "
                                               f"({s.get('method') or s.get('depth') or 'model'} depth)",
-                                              id="panorama-measure-result"), no_update)
+                                              id="panorama-measure-result"), no_update, no_update)
         hit = pv.element_at(pv.element_map(store, pano), pano, u, v)
+    pixel = {"pano_id": pano_id, "u": u, "v": v}
     if hit is None:
-        return None, no_update, f"pixel ({u:.0f}, {v:.0f}) shows no model element", {"element": None}
+        return None, no_update, f"pixel ({u:.0f}, {v:.0f}) shows no model element", {"element": None}, pixel
     return (hit.global_id, no_update, html.Span(f"pixel ({u:.0f}, {v:.0f}) shows {hit.global_id}, "
                                                 f"{hit.depth_m:.2f} m away", id="panorama-pick-result"),
-            {"element": hit.global_id})
+            {"element": hit.global_id}, pixel)
 
 
 @callback(Output("panorama-card", "children"), Input("panorama-element", "data"), State("panorama-site", "data"))
@@ -251,6 +267,23 @@ def raise_from_card(n, title, severity, category, gid, site, pano_id, view):
         raise dash.exceptions.PreventUpdate
     return raise_on_element(site, gid, title, severity, category,
                             evidence={"panorama": {"pano_id": pano_id, **(view or {})}})
+
+
+@callback(Output("panorama-pixel-msg", "children"), Input("panorama-pixel-raise", "n_clicks"),
+          State("panorama-pixel-title", "value"), State("panorama-pixel-severity", "value"),
+          State("panorama-pixel-category", "value"), State("panorama-pixel", "data"), State("panorama-view", "data"),
+          prevent_initial_call=True)
+def raise_at_pixel(n, title, severity, category, pixel, view):
+    """Raise a finding at the clicked pixel: its element and 3D point, with the panorama viewpoint as evidence
+    (the BCF export turns that viewpoint into the topic's camera)."""
+    from dashboards.regulator import raise_at_pixel as raise_it
+
+    if not n:
+        raise dash.exceptions.PreventUpdate
+    if not pixel or not pixel.get("pano_id"):
+        return "Click a pixel of the view first (in “pick an element” mode)."
+    return raise_it(pixel["pano_id"], view, float(pixel["u"]), float(pixel["v"]), title=title,
+                    severity=severity or "medium", category=category or "safety")
 
 
 @callback(Output("panorama-detect-msg", "children"), Input("panorama-detect", "n_clicks"),
