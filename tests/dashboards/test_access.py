@@ -123,7 +123,7 @@ class Client:
         return self.http.post("/_dash-update-component", json=body, headers=headers)
 
 
-def _value(id_, prop, site, element, pano, survey, day, finding=None):
+def _value(id_, prop, site, element, pano, survey, day, finding=None, hazard=None):
     """The value a request would carry for an input: the target site's ids wherever ids come from."""
     if isinstance(id_, dict):
         return 1 if prop == "n_clicks" else None
@@ -133,6 +133,8 @@ def _value(id_, prop, site, element, pano, survey, day, finding=None):
         return site
     if id_ == "finding-of-pattern":
         return finding
+    if id_ == "hazard-of-pattern":
+        return hazard
     special = {
         ("shell-url", "search"): f"?site={site}", ("shell-url", "pathname"): "/", ("shell-site", "value"): site,
         ("twin-mode", "value"): "status", ("twin-date", "value"): 0, ("twin-dates", "data"): [day],
@@ -147,6 +149,12 @@ def _value(id_, prop, site, element, pano, survey, day, finding=None):
         ("deviation-survey", "value"): survey, ("deviation-want-survey", "data"): survey,
         ("progress-asof", "value"): day, ("progress-days", "data"): [day], ("progress-day", "value"): 0,
         ("twin-card-finding-title", "value"): "a finding", ("panorama-card-finding-title", "value"): "a finding",
+        # the regulators' pages: the target site's ids in every filter, selection and pixel
+        ("portfolio-risk", "value"): [0, 100], ("findings-f-site", "value"): site,
+        ("findings-selected", "data"): finding, ("findings-note", "value"): "checked",
+        ("findings-evidence", "value"): "fixed, photos attached", ("findings-bcf-version", "value"): "2.1",
+        ("panorama-pixel", "data"): {"pano_id": pano, "u": 500.0, "v": 300.0},
+        ("panorama-pixel-title", "value"): "a finding",
     }
     if (id_, prop) in special:
         return special[(id_, prop)]
@@ -224,14 +232,14 @@ def test_no_callback_shows_a_site_outside_the_callers_scope(secured, two_sites, 
     leaks, errors, shown_demo = [], [], 0
     for key, cb in callbacks.items():
         status, text = _run(client, key, cb, lambda i, p: _value(i, p, "NIJ", nij["gid"], nij["pano_id"], "SNIJ", day,
-                                                                 nij["finding_id"]))
+                                                                 nij["finding_id"], "HNIJ"))
         if status >= 500:
             errors.append((key, status, text[:300]))
         leaks += [(key, m) for m in nij["markers"] if m in text]
         # the same call for the caller's own site does show its data
         status, text = _run(client, key, cb, lambda i, p: _value(
             i, p, "DEMO", facts["surveys"][-1]["late"][0], facts["panoramas"][0]["pano_id"],
-            facts["surveys"][-1]["survey_id"], day, nij["demo_finding_id"]))
+            facts["surveys"][-1]["survey_id"], day, nij["demo_finding_id"], facts["panoramas"][0]["hazards"][0]))
         if status >= 500:
             errors.append((key, status, text[:300]))
         shown_demo += "Riverside Tower" in text or "DEMO-" in text or facts["surveys"][-1]["survey_id"] in text \
@@ -360,3 +368,54 @@ def test_a_store_without_accounts_runs_open_as_the_local_owner(app):
     assert client.get("/").status_code == 200
     page = client.get("/login").get_data(as_text=True)
     assert "no accounts" in page and 'id="login-open"' in page
+
+
+# the regulators' pages, named one by one (the walk above covers them too): callback output -> the input
+# that names the other site's object
+REGULATOR_CALLS = {
+    "..findings-summary.children": "site", "..findings-detail.children": "finding",
+    "..findings-action-msg.children": "finding", "..findings-download.data": "site",
+    "..portfolio-risk-title.children": "site", "portfolio-download.data": "site",
+    "panorama-pixel-msg.children": "pano", "..hazards-finding-msg.children": "hazard",
+}
+
+
+@pytest.mark.parametrize("user", ["cyril", "dora", "cole", "vic"])
+def test_the_regulators_pages_refuse_another_sites_findings_risk_exports_and_views_every_time(secured, two_sites,
+                                                                                             user):
+    db, facts, nij = two_sites
+    client = Client(secured)
+    client.login(user)
+    cb = _callbacks(secured)
+    for prefix in REGULATOR_CALLS:
+        key = next(k for k in cb if k.startswith(prefix))
+        status, text = _run(client, key, cb[key], lambda i, p: _value(i, p, "NIJ", nij["gid"], nij["pano_id"], "SNIJ",
+                                                                     None, nij["finding_id"], "HNIJ"))
+        assert status in (200, 204), (prefix, status, text[:200])
+        assert "not in your scope" in text or ("may not" in text and user == "vic"), (prefix, text[:300])
+        assert not [m for m in nij["markers"] if m in text], prefix
+        assert "bcfzip" not in text and "evaluation-NIJ" not in text
+    # the portfolio's rows and the findings list without a site filter hold only DEMO
+    key = next(k for k in cb if k.startswith("..portfolio-city.options"))
+    status, text = _run(client, key, cb[key], lambda i, p: _value(i, p, "NIJ", None, None, None, None))
+    assert status == 200 and "DEMO" in text and "NIJ" not in text and "Nijmegen" not in text
+
+
+def test_a_viewer_cannot_act_on_findings_raise_score_escalate_or_export(secured, two_sites):
+    db, facts, nij = two_sites
+    client = Client(secured)
+    client.login("vic")
+    cb = _callbacks(secured)
+    demo = lambda i, p: _value(i, p, "DEMO", facts["surveys"][-1]["moved"][0], facts["panoramas"][0]["pano_id"],  # noqa
+                               None, None, nij["demo_finding_id"], facts["panoramas"][0]["hazards"][0])
+    from data.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        before = store.scalar("SELECT count(*) FROM finding_events")
+    for prefix in ("..findings-action-msg.children", "..findings-download.data", "..findings-msg.children@",
+                   "..portfolio-msg.children", "panorama-pixel-msg.children", "twin-card-raise-msg"):
+        key = next(k for k in cb if k.startswith(prefix))
+        status, text = _run(client, key, cb[key], demo)
+        assert "may not" in text, (prefix, text[:300])
+    with open_store(db, read_only=True) as store:
+        assert store.scalar("SELECT count(*) FROM finding_events") == before
