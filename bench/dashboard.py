@@ -367,6 +367,8 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
         panos = [p["pano_id"] for p in panoramas(store, site)]
         gid = store.scalar("SELECT global_id FROM element_deviation WHERE survey_id = ? AND status = 'built' "
                            "ORDER BY global_id LIMIT 1", [survey])
+        finding = store.scalar("SELECT finding_id FROM findings WHERE site_code = ? ORDER BY raised_at DESC LIMIT 1",
+                               [site])
     state: dict = {}
 
     def values(i, p):
@@ -383,6 +385,8 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
             ("panorama-overlay", "value"): "status", ("panorama-layers", "value"): ["detections"],
             ("panorama-viewer", "clickData"): {"points": [{"x": 480, "y": 420}]},
             ("panorama-click-mode", "value"): "pick", ("panorama-element", "data"): gid,
+            ("portfolio-risk", "value"): [0, 100], ("findings-f-site", "value"): site,
+            ("findings-selected", "data"): finding,
         }
         if (i, p) in table:
             return table[(i, p)]
@@ -400,7 +404,9 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
               ("panorama setup", "..panorama-select.options"), ("panorama choose", "..panorama-minimap.figure"),
               ("panorama view", "..panorama-viewer.figure"), ("panorama pick", "..panorama-element.data"),
               ("panorama card", "panorama-card.children"), ("hazards setup", "..hazards-rules.options"),
-              ("hazards", "..hazards-summary.children")]
+              ("hazards", "..hazards-summary.children"),
+              ("portfolio", "..portfolio-city.options"), ("risk breakdown", "..portfolio-risk-title"),
+              ("findings list", "..findings-summary.children"), ("finding detail", "..findings-detail.children")]
     rows = []
     for name, prefix in wanted:
         key = next(k for k in app.callback_map if k.startswith(prefix))
@@ -434,9 +440,20 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the benchmark sites again")
     parser.add_argument("--skip-naive-big", action="store_true",
                         help="do not try the naive figure on the big model (it may not paint within the timeout)")
+    parser.add_argument("--callbacks-only", choices=("demo", "big"),
+                        help="only time the callbacks on this site (results in dashboard-callbacks-<site>.json)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     load_before = machine()["load_avg_1m"]
+    if args.callbacks_only:
+        db = build_demo(args.rebuild) if args.callbacks_only == "demo" else build_big(args.rebuild)
+        callbacks = callback_times(db, args.callbacks_only.upper())
+        note = f"(load average {load_before:.1f} before, {machine()['load_avg_1m']:.1f} after; 2 cores)"
+        print_table(callbacks, ["callback", "first_ms", "median_ms", "max_ms", "bytes", "status", "ok"],
+                    f"callback server time on the {args.callbacks_only} site {note}")
+        save(f"dashboard-callbacks-{args.callbacks_only}", {"targets": TARGETS, "callbacks": callbacks,
+                                                            "load_avg_before": load_before})
+        return
     t = time.perf_counter()
     demo, big = build_demo(args.rebuild), build_big(args.rebuild)
     print(f"sites ready in {time.perf_counter() - t:.0f} s", flush=True)
