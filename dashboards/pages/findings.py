@@ -23,13 +23,16 @@ def layout(site: str | None = None, finding: str | None = None, **query):
     from dashboards.regulator import ACTIONS, BCF_VERSIONS
     from oversight.findings import CATEGORIES, SEVERITIES
 
+    options = _site_options()
+    site = site if site in [o["value"] for o in options] else None
     return html.Div([
         dcc.Store(id="findings-selected", data=finding),
         dcc.Store(id="findings-refresh", data=0),
         dcc.Download(id="findings-download"),
         html.H1("Findings"),
         html.Div([
-            c.control("site", dcc.Dropdown(id="findings-f-site", value=site, placeholder="all my sites")),
+            c.control("site", dcc.Dropdown(id="findings-f-site", options=options, value=site,
+                                                 placeholder="all my sites")),
             c.control("status", dcc.Dropdown(id="findings-f-status", options=STATUS_OPTIONS, multi=True,
                                              placeholder="any status")),
             c.control("severity", dcc.Dropdown(id="findings-f-severity", options=list(SEVERITIES), placeholder="any")),
@@ -72,6 +75,10 @@ def layout(site: str | None = None, finding: str | None = None, **query):
 
 @callback(Output("findings-f-site", "options"), Input("findings-refresh", "data"))
 def setup(refresh):
+    return _site_options()
+
+
+def _site_options():
     from dashboards.access import sites_in_scope
 
     return [{"label": f"{s['site_code']} · {s['name'] or ''}".rstrip(" ·"), "value": s["site_code"]}

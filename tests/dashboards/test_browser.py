@@ -310,3 +310,54 @@ def _add_survey_in_the_browser(browser, server, db):
     assert str(row["epoch"]) == "2026-06-01" and row["status"] == "analysed"
     _shot(browser, "deviation-survey-added")
     assert _errors(browser) == []
+
+
+def test_a_regulator_drills_from_the_portfolio_raises_at_a_pixel_and_closes_the_finding(browser, site_db, serve,
+                                                                                          tmp_path):
+    """Portfolio -> site -> panorama pixel -> finding raised -> rectification submitted -> verified closed."""
+    import importlib.util
+
+    from dashboards.app import create_app
+
+    spec = importlib.util.spec_from_file_location("dash_conftest", Path(__file__).with_name("conftest.py"))
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    db = conftest.copy_store(site_db[0], tmp_path)          # this test writes: a copy of the site
+    server = serve(create_app(db))
+    _open(browser, server, "/portfolio")
+    assert "Jiang'an · 1 site" in _text(browser, "portfolio-site-table")
+    _shot(browser, "portfolio")
+    link = browser.driver.find_element(By.CSS_SELECTOR, "#portfolio-site-table a[href='/?site=DEMO']")
+    _js(browser, "arguments[0].click();", link)
+    assert "Riverside Tower (test)" in _text(browser, "overview-title")
+    pano = site_db[1]["panoramas"][0]
+    _open(browser, server, f"/panoramas?site=DEMO&pano={pano['pano_id']}")
+    _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#panorama-viewer image"), what="view")
+    viewer = browser.driver.find_element(By.ID, "panorama-viewer")
+    ActionChains(browser.driver).move_to_element_with_offset(
+        viewer, int(viewer.size["width"] * 0.5), int(viewer.size["height"] * 0.85)).click().perform()
+    gid = _text(browser, "panorama-card-gid")
+    browser.driver.find_element(By.CSS_SELECTOR, "#panorama-pixel-box summary").click()
+    browser.driver.find_element(By.ID, "panorama-pixel-title").send_keys("Slab edge without protection")
+    browser.driver.find_element(By.ID, "panorama-pixel-raise").click()
+    msg = _wait(browser, lambda: (t := browser.driver.find_element(By.ID, "panorama-pixel-msg").text) and t,
+                what="the finding raised")
+    assert msg.startswith("Finding DEMO-") and gid in msg
+    ref = msg.split()[1]
+    from data.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        fid = store.scalar("SELECT finding_id FROM findings WHERE site_code || '-' || number = ?", [ref])
+    _open(browser, server, f"/findings?site=DEMO&finding={fid}")
+    assert _text(browser, "findings-detail-status") == "open"
+    assert "DEMO" in _text(browser, "findings-f-site")                # the site of the address is the filter
+    browser.driver.find_element(By.ID, "findings-evidence").send_keys("edge protection fitted, photo 12")
+    browser.driver.find_element(By.ID, "findings-submit").click()
+    _wait(browser, lambda: _text(browser, "findings-detail-status") == "rectification submitted", what="submitted")
+    browser.driver.find_element(By.ID, "findings-note").send_keys("seen on the new panorama")
+    browser.driver.find_element(By.ID, "findings-verify").click()
+    _wait(browser, lambda: _text(browser, "findings-detail-status") == "verified closed", what="closed")
+    history = _text(browser, "findings-history")
+    assert "rectification submitted" in history and "seen on the new panorama" in history
+    _shot(browser, "findings-closed")
+    assert _errors(browser) == []
