@@ -33,7 +33,7 @@ test: setup browser
 	$(BIN)/pytest
 
 bench: setup
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) sitetwin-demo.duckdb* demo-site .pytest_cache
