@@ -391,8 +391,6 @@ font-size:1rem;cursor:pointer}} .error{{color:#b91c1c;font-size:.9rem}} .note{{f
 
 
 def _login_html(nxt: str, error: str | None, *, open_store: bool = False) -> str:
-    import flask
-
     if open_store:
         body = ('<p class="note" id="login-open">This store has no accounts yet, so the workbench runs open as '
                 'the local owner (admin). Create accounts with <code>sitetwin user add</code> to require a login.</p>'

@@ -22,8 +22,6 @@ from dashboards.callbacks import callback, clientside_callback
 
 PAGES_PACKAGE = "dashboards.pages"
 ASSETS = Path(__file__).with_name("assets")
-# Query keys a page may put in the URL (and the shell keeps when it rewrites it).
-URL_KEYS = ("site", "element", "survey", "pano", "date", "mode")
 log = logging.getLogger("sitetwin.dashboards")
 
 

@@ -138,7 +138,7 @@ def raise_from_hazard(clicks, refresh):
     site = f["ref"].rsplit("-", 1)[0]
     link = dcc.Link(f["ref"], href="/findings?" + urlencode({"site": site, "finding": f["finding_id"]}),
                     id="hazards-finding-new")
-    return html.Span([f"Finding " if f["raised"] else "This hazard already has finding ", link,
+    return html.Span(["Finding " if f["raised"] else "This hazard already has finding ", link,
                       " raised from the hazard." if f["raised"] else "."]), (refresh or 0) + 1
 
 
