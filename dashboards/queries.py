@@ -462,21 +462,16 @@ def hazards_with_evidence(store: Store, site_code: str, *, rules: list[str] | No
 
 
 def hazard_findings(store: Store, site_code: str, hazard_ids: list[str]) -> dict[str, dict]:
-    """hazard_id -> its finding (finding_id, ref, status): vision's link, or a finding raised from the hazard
-    in the workbench (source ``dashboard``, source_ref ``hazard:<id>``)."""
+    """hazard_id -> its finding (finding_id, ref, status), through ``hazards.finding_id``: set by the detector
+    when it raised one, or by the workbench when a finding is raised from the hazard."""
     if not hazard_ids:
         return {}
     marks = ", ".join("?" for _ in hazard_ids)
     rows = store.rows(
         f"SELECT h.hazard_id, f.finding_id, f.site_code || '-' || f.number AS ref, f.status FROM hazards h "
-        f"JOIN finding_state f ON f.site_code = h.site_code AND (f.finding_id = h.finding_id OR "
-        f"(f.source = 'dashboard' AND f.source_ref = 'hazard:' || h.hazard_id)) "
-        f"WHERE h.site_code = ? AND h.hazard_id IN ({marks}) ORDER BY h.hazard_id, f.raised_at",
-        [site_code, *hazard_ids])
-    out: dict[str, dict] = {}
-    for r in rows:
-        out.setdefault(r.pop("hazard_id"), r)
-    return out
+        f"JOIN finding_state f ON f.finding_id = h.finding_id "
+        f"WHERE h.site_code = ? AND h.hazard_id IN ({marks})", [site_code, *hazard_ids])
+    return {r.pop("hazard_id"): r for r in rows}
 
 
 def detection_counts(store: Store, site_code: str, *, by: str = "class_name") -> list[dict]:

@@ -304,10 +304,16 @@ def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: 
         evidence["pano_id"] = h["pano_id"]
     loc = [h["x_m"], h["y_m"], h["z_m"]] if h["x_m"] is not None else None
     with site_write_store(site, "raise") as (store, scope):
-        fid = raise_finding(store, site_code=site, category=category, severity=severity or h["severity"] or "medium",
-                            title=f"Hazard: {h['rule'].replace('_', ' ')}", description=h["message"] or "",
-                            global_id=h["global_id"], location_m=loc, evidence=evidence, scope=scope,
-                            source="dashboard", source_ref=f"hazard:{hazard_id}")
+        found = _hazard_finding(store, site, hazard_id)      # raised meanwhile (another press, the detector)
+        if found is not None:
+            return {**found, "raised": False}
+        with store.transaction():   # the finding and the hazard's link to it, together
+            fid = raise_finding(store, site_code=site, category=category,
+                                severity=severity or h["severity"] or "medium",
+                                title=f"Hazard: {h['rule'].replace('_', ' ')}", description=h["message"] or "",
+                                global_id=h["global_id"], location_m=loc, evidence=evidence, scope=scope,
+                                source="dashboard", source_ref=f"hazard:{hazard_id}")
+            store.execute("UPDATE hazards SET finding_id = ? WHERE hazard_id = ?", [fid, hazard_id])
         row = _hazard_finding(store, site, hazard_id)
     assert row is not None and row["finding_id"] == fid
     return {**row, "raised": True}

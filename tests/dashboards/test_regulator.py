@@ -391,7 +391,9 @@ def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence
     assert "raised from the hazard" in text
     with open_store(db, read_only=True) as store:
         rows = store.rows("SELECT finding_id FROM findings WHERE source_ref = 'hazard:HNEW1'")
+        linked_to = store.scalar("SELECT finding_id FROM hazards WHERE hazard_id = 'HNEW1'")
     assert len(rows) == 1
+    assert linked_to == rows[0]["finding_id"]      # the hazard now points at its finding (overview, risk)
     f, _ = _finding(db, rows[0]["finding_id"])
     assert f.evidence["detections"] == ["D-A", "D-B"] and f.evidence["hazard_id"] == "HNEW1"
     assert f.evidence["crops"] == ["vision/evidence/x/HNEW1.jpg"] and f.location_m == (1.0, 2.0, 0.0)
