@@ -50,6 +50,8 @@ class TrainConfig:
     workers: int = 0              # (int >= 0) dataloader processes; 0 keeps everything in this process
     patience: int = 100           # (int >= 0) epochs without improvement before stopping early
     plots: bool = True            # (bool) write label and result plots next to the weights
+    threads: int | None = None    # (int >= 1 or None) torch CPU threads while training; None: ultralytics' choice
+                                  # (one core fewer than the machine has: a single thread on two cores)
     options: dict = field(default_factory=dict)   # (dict) any other ultralytics train argument, passed as is
 
     def __post_init__(self) -> None:
@@ -60,10 +62,12 @@ class TrainConfig:
         _check_int("batch", self.batch, 1, 4096)
         _check_int("workers", self.workers, 0, 64)
         _check_int("patience", self.patience, 0, 100_000)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1, 1024)
         if not 0.0 < float(self.val_fraction) < 1.0:
             raise VisionError(f"val_fraction: {self.val_fraction} must lie in (0, 1)")
         reserved = {"data", "project", "name", "exist_ok", "device", "model", "epochs", "imgsz", "batch", "seed",
-                    "workers", "patience", "plots"}
+                    "workers", "patience", "plots", "threads"}
         clash = sorted(reserved & set(self.options))
         if clash:
             raise VisionError(f"options: {', '.join(clash)} are set through their own keys, not through options")
@@ -160,12 +164,26 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
         def _cb(trainer):
             on_epoch(int(trainer.epoch) + 1, int(trainer.epochs), dict(trainer.metrics or {}))
         model.add_callback("on_fit_epoch_end", _cb)
+    threads_before = None
+    if config.threads is not None:
+        import torch
+
+        threads_before = torch.get_num_threads()
+
+        # ultralytics' device selection (in the trainer's constructor) sets its own thread count; this runs after it
+        def _threads(trainer):
+            torch.set_num_threads(config.threads)
+        model.add_callback("on_pretrain_routine_start", _threads)
     args = dict(data=str(yaml_path), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch, seed=config.seed,
                 workers=config.workers, patience=config.patience, plots=config.plots, device="cpu",
                 project=str(out.resolve()), name="train", exist_ok=True, verbose=False, deterministic=True,
                 amp=False, **config.options)
-    with _quiet_ultralytics(), _as_vision_error("training"):
-        metrics = model.train(**args)
+    try:
+        with _quiet_ultralytics(), _as_vision_error("training"):
+            metrics = model.train(**args)
+    finally:
+        if threads_before is not None:
+            torch.set_num_threads(threads_before)
     trainer = model.trainer
     save_dir = Path(trainer.save_dir)
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)

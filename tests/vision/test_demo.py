@@ -12,12 +12,18 @@ import pytest
 def test_the_demo_detector_reaches_its_targets_and_finds_the_open_edge_hazards(tmp_path, capsys):
     from data.store import open_store
     from twin.demo import run_demo
+    from vision.demo import VisionDemoConfig
 
     summary = run_demo(tmp_path / "demo.duckdb", tmp_path / "work", stages=["model", "vision"])
     facts = next(s for s in summary["stages"] if s["name"] == "vision")["facts"]
     with capsys.disabled():
         print("\nvision demo:", facts)
-    assert facts["map50_heldout"] >= 0.8
+    # a fixed number of epochs (never ultralytics' time mode), so the figure does not depend on machine load
+    assert facts["epochs"] == VisionDemoConfig().epochs
+    assert facts["map50_heldout"] >= 0.8           # the issue's target, on renders never trained on
+    assert set(facts["map50_per_class"]) == {"person", "hard_hat", "head", "vest"}
+    assert abs(facts["map50_heldout_onnx"] - facts["map50_heldout"]) <= 0.03
+    assert abs(facts["map50_heldout_onnx_int8"] - facts["map50_heldout"]) <= 0.05
     assert facts["tagged_correctly"] >= 0.9
     assert facts["people_found"] >= 0.8 * facts["people_in_scenes"]
     with open_store(tmp_path / "demo.duckdb", read_only=True) as store:

@@ -121,3 +121,50 @@ def test_an_int8_copy_keeps_the_class_names_and_decodes_boxes_in_float(cycle, ha
     assert det.names == ("hard_hat", "no_hard_hat", "no_head_wear", "person")
     boxes = det.predict(calibration[:2])
     assert len(boxes) == 2 and all(b.xyxy.shape[1] == 4 for b in boxes)
+
+
+def test_training_uses_the_threads_asked_for_and_gives_the_thread_count_back(hardhat, tmp_path):
+    import torch
+
+    from vision.train import TrainConfig, train
+
+    before = torch.get_num_threads()
+    seen = []
+    train(hardhat, TrainConfig(model="yolo11n.yaml", epochs=1, imgsz=64, batch=16, seed=0, plots=False, threads=3,
+                               options={"val": False}),
+          out=tmp_path / "run", on_epoch=lambda e, n, m: seen.append(torch.get_num_threads()))
+    # during the epoch; ultralytics alone would set one core fewer than the machine has (one on two cores).
+    # (its final validation reports once more, with its own thread count)
+    assert seen[0] == 3
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2.5])
+def test_a_thread_count_that_is_not_a_positive_integer_is_refused_naming_the_key(threads):
+    from vision.errors import VisionError
+    from vision.train import TrainConfig
+
+    with pytest.raises(VisionError, match="threads"):
+        TrainConfig(threads=threads)
+
+
+def test_two_seeded_trainings_give_the_same_weights(hardhat, tmp_path):
+    """What the demo's figure rests on: a fixed number of epochs and a seed give one answer, however busy the machine."""
+    import torch
+
+    from vision.train import TrainConfig, train
+
+    config = TrainConfig(model="yolo11n.yaml", epochs=2, imgsz=64, batch=16, seed=3, plots=False, threads=2,
+                         options={"val": False})
+    weights = []
+    for k in range(2):
+        result = train(hardhat, config, out=tmp_path / f"run{k}")
+        ckpt = torch.load(result.last, map_location="cpu", weights_only=False)
+        weights.append({name: t.float() for name, t in ckpt["model"].state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+    # the comparison can fail: another seed gives other weights
+    fresh = TrainConfig(model="yolo11n.yaml", epochs=1, imgsz=64, batch=16, seed=4, plots=False, threads=2,
+                        options={"val": False})
+    other = torch.load(train(hardhat, fresh, out=tmp_path / "other").last, map_location="cpu", weights_only=False)
+    assert not all(torch.equal(weights[0][n], t.float()) for n, t in other["model"].state_dict().items())
