@@ -184,3 +184,33 @@ def test_survey_pose_reads_a_registered_survey_station_through_twin(store):
         survey_pose(store, "S000000000aa", 1)
     with pytest.raises(PoseError, match="survey S0000000zzzz"):
         survey_pose(store, "S0000000zzzz")
+
+
+def _noisy_solves(T, X, n_runs, rng):
+    """Position errors of solves from 1 px (per axis) clicks, and the solver's own prediction."""
+    uv, _ = project_points(X, T, W, H)
+    errors, predicted, weak = [], [], []
+    for _ in range(n_runs):
+        obs = uv + rng.normal(0.0, 1.0, uv.shape)
+        obs[:, 0] %= W
+        sol = solve_control_points(obs, X, W, H)
+        errors.append(np.linalg.norm(sol.position_m - T[:3, 3]) * 100)
+        predicted.append(sol.details["position_sigma_cm_per_px"])
+        weak.append(sol.details["weak_geometry"])
+    return np.sqrt(np.mean(np.square(errors))), float(np.median(predicted)), weak
+
+
+def test_a_pose_reports_how_far_click_noise_moves_it_and_calls_far_one_sided_points_weak():
+    rng = np.random.default_rng(11)
+    T = pose_matrix([0.0, 0.0, 1.5], 30.0)
+    around = np.array([[3.0, 0.5, 0.2], [0.4, 3.2, 2.6], [-2.8, 1.0, 0.1], [-0.5, -3.1, 2.8],
+                       [2.2, -2.0, 2.9], [2.0, 2.4, 0.0], [-2.1, -1.9, 0.3], [-1.8, 2.2, 2.7]])
+    ahead = np.array([[14.0, -3.0, 0.2], [15.0, -1.0, 2.9], [16.0, 1.0, 0.1], [14.5, 3.0, 2.8],
+                      [15.5, 0.0, 1.4], [14.0, 2.0, 0.0], [16.0, -2.0, 2.5]])
+    near_rms, near_pred, near_weak = _noisy_solves(T, around, 40, rng)
+    far_rms, far_pred, far_weak = _noisy_solves(T, ahead, 40, rng)
+    # the prediction is first-order error propagation: it matches the scatter of real solves
+    assert near_pred == pytest.approx(near_rms, rel=0.3)
+    assert far_pred == pytest.approx(far_rms, rel=0.3)
+    assert far_pred > 5 * near_pred
+    assert not any(near_weak) and all(far_weak)
