@@ -30,7 +30,6 @@ time mode gave 0.80 on a quiet machine and 0.0 on a loaded one.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import time
 from dataclasses import dataclass

@@ -113,8 +113,6 @@ class Source:
         return cap
 
     def _video(self) -> Iterator[Frame]:
-        import cv2
-
         if not Path(self.ref).exists():
             raise SourceError(f"{self.ref}: no such video file")
         cap = self._open("video")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
-import datetime as dt
 import io
 import os
 from dataclasses import dataclass, field
@@ -212,7 +211,6 @@ def _model_source(model: str) -> Path:
     if model.endswith((".yaml", ".yml")):
         if Path(model).exists():
             return Path(model)
-        from ultralytics.cfg import get_cfg  # noqa: F401  (ensures ultralytics' cfg folder is importable)
         import ultralytics
 
         found = list(Path(ultralytics.__file__).parent.glob(f"cfg/models/**/{_base_yaml(model)}"))

@@ -36,7 +36,6 @@ def posed_store(demo_store_path, demo_site, tmp_path_factory):
 
 def test_columns_in_view_get_the_box_their_outline_projects_to(posed_store, demo_site, tmp_path):
     from data.store import open_store
-    from panorama.camera import bearing_to_equirect
 
     db, pano_id, T = posed_store
     views = PanoViews(size=320, ring=4, low_ring=0, slices=0)

@@ -240,7 +240,7 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
     from data.store import open_store
     from vision.sources import Reconnect
 
-    video = _write_video(tmp_path / "live.avi", 20)
+    _write_video(tmp_path / "live.avi", 20)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
