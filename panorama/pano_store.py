@@ -297,7 +297,8 @@ def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str |
             notes.append(message)
         if solution.details.get("weak_geometry"):
             notes.append(f"panorama {label}: the control points fix the camera position only to about "
-                         f"{solution.details['position_sigma_cm_per_px']:.1f} cm per pixel of clicking error; "
+                         f"{solution.details['position_sigma_cm_per_px']:.1f} cm per pixel of clicking error "
+                         f"({solution.details['position_sigma_cm_per_deg']:.0f} cm per degree); "
                          f"add points nearer the camera, around it and at other heights")
     existing = store.one("SELECT pano_id FROM panoramas WHERE pano_id = ?", [pano_id])
     if existing is not None and solution is None:

@@ -40,9 +40,9 @@ class PoseConfig:
     min_spread_ratio: float = 1e-3      # (ratio) smaller second/first singular value: points collinear
     min_separation_m: float = 1e-3      # (m) two model points closer than this are the same point
     max_condition: float = 1e10         # (ratio) Gauss-Newton normal matrix condition beyond which the pose is ill-posed
-    # (cm) RMS position error per pixel of click noise beyond which the points are called weak: 1.25 cm/px
-    # is about 2 cm at 95 % for 1 px clicks (the 3D error's 95th percentile is ~1.6x its RMS)
-    weak_position_cm_per_px: float = 1.25
+    # (cm per degree) RMS position error per degree of pointing error beyond which the points are called
+    # weak (far, few or on one side): 30 cm/deg is 2.6 cm for 1 px at 4096 px wide, 5.3 cm at 2048
+    weak_position_cm_per_deg: float = 30.0
     seed: int = 0
 
 
@@ -369,12 +369,14 @@ def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence
     residual_px = equirect_pixel_distance(predicted, uv, width)
     rad_per_px = 2 * math.pi / width          # one equirectangular pixel, along either axis
     position_sigma_cm = 100 * rad_per_px * math.sqrt(max(0.0, float(np.trace(cov[3:, 3:]))))
+    position_cm_per_deg = position_sigma_cm / math.degrees(rad_per_px)
     return PoseSolution(T, "control_points", residual_px, np.degrees(err), inliers,
                         details={"triples_tried": tried, "inlier_px": config.inlier_px,
                                  # what 1 px of click noise (per axis) does to the pose, RMS over 3 axes:
                                  # large when the points are far, few or on one side of the camera
                                  "position_sigma_cm_per_px": round(position_sigma_cm, 3),
-                                 "weak_geometry": position_sigma_cm > config.weak_position_cm_per_px,
+                                 "position_sigma_cm_per_deg": round(position_cm_per_deg, 2),
+                                 "weak_geometry": position_cm_per_deg > config.weak_position_cm_per_deg,
                                  "rotation_sigma_deg_per_px": round(
                                      math.degrees(rad_per_px * math.sqrt(max(0.0, np.trace(cov[:3, :3])))), 4),
                                  "outliers": [str((labels or [f"point {i}" for i in range(n)])[i])

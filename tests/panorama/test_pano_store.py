@@ -187,3 +187,19 @@ def test_refine_corrects_an_orientation_a_degree_off_when_importing(demo_store, 
     R = stored[:3, :3].T @ STATION[:3, :3]
     assert math.degrees(math.acos(min(1.0, (np.trace(R) - 1) / 2))) < 0.3      # 1024-px photo: 0.35 deg/px
     assert report.pose["refined"]["accepted"] is True
+
+
+def test_control_points_that_fix_the_camera_poorly_import_with_a_warning(demo_store, station_photo, demo_mesh):
+    path, photo = station_photo
+    verts = np.unique(demo_mesh.vertices.astype(np.float64), axis=0)
+    uv, rng_m = project_points(verts, STATION, 1024, 512)
+    col, row = np.floor(uv[:, 0]).astype(int) % 1024, np.clip(np.floor(uv[:, 1]).astype(int), 0, 511)
+    seen = (np.abs(photo.depth_m[row, col] - rng_m) < 0.02 * rng_m) & (rng_m > 2)
+    # five corners, all in one quarter of the view: the camera's position along that direction is loose
+    pool = np.flatnonzero(seen & (uv[:, 0] > 100) & (uv[:, 0] < 356))
+    pick = pool[np.linspace(0, len(pool) - 1, 5).astype(int)]
+    cps = ControlPoints(uv[pick], verts[pick], tuple(f"p{i}" for i in range(len(pick))))
+    with pytest.warns(PoseWarning, match=r"fix the camera position only to about \d+\.\d cm per pixel"):
+        report = add_panorama(demo_store, path, model_id=_model(demo_store), control_points=cps)
+    assert report.pose_source == "control_points" and "nearer the camera" in report.warnings[-1]
+    assert report.pose["position_sigma_cm_per_deg"] > 30 and report.pose["weak_geometry"] is True
