@@ -37,6 +37,12 @@ def copy_store(src: Path, dst_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def store_copy():
+    """``copy_store`` for tests that write (a test module cannot import this conftest under importlib mode)."""
+    return copy_store
+
+
+@pytest.fixture(scope="session")
 def site_db(tmp_path_factory, demo_store_path) -> tuple[Path, dict]:
     """The demo building plus surveys, panoramas, detections, hazards, findings and sensors (sitegen).
 

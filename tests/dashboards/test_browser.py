@@ -313,16 +313,11 @@ def _add_survey_in_the_browser(browser, server, db):
 
 
 def test_a_regulator_drills_from_the_portfolio_raises_at_a_pixel_and_closes_the_finding(browser, site_db, serve,
-                                                                                          tmp_path):
+                                                                                          store_copy, tmp_path):
     """Portfolio -> site -> panorama pixel -> finding raised -> rectification submitted -> verified closed."""
-    import importlib.util
-
     from dashboards.app import create_app
 
-    spec = importlib.util.spec_from_file_location("dash_conftest", Path(__file__).with_name("conftest.py"))
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    db = conftest.copy_store(site_db[0], tmp_path)          # this test writes: a copy of the site
+    db = store_copy(site_db[0], tmp_path)          # this test writes: a copy of the site
     server = serve(create_app(db))
     _open(browser, server, "/portfolio")
     assert "Jiang'an · 1 site" in _text(browser, "portfolio-site-table")

@@ -15,17 +15,12 @@ SITETWIN = [sys.executable, "-m", "twin.cli"]
 
 
 @pytest.fixture
-def served_copy(site_db, tmp_path):
+def served_copy(site_db, tmp_path, store_copy):
     """A writable copy of the generated site, served by the workbench in a thread."""
-    import shutil
-
     from dashboards.app import create_app
     from werkzeug.serving import make_server
 
-    src = site_db[0]
-    db = tmp_path / src.name
-    shutil.copy2(src, db)
-    shutil.copytree(src.with_name(src.name + ".cache"), db.with_name(db.name + ".cache"))
+    db = store_copy(site_db[0], tmp_path)
     app = create_app(db)
     app._setup_server()
     server = make_server("127.0.0.1", 0, app.server, threaded=True)

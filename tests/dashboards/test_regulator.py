@@ -32,23 +32,14 @@ def _access_helpers():
     return sys.modules[name]
 
 
-def _copy(src: Path, folder: Path) -> Path:
-    import shutil
-
-    dst = folder / src.name
-    shutil.copy2(src, dst)
-    shutil.copytree(src.with_name(src.name + ".cache"), dst.with_name(dst.name + ".cache"))
-    return dst
-
-
 @pytest.fixture(scope="module")
-def regdb(site_db, tmp_path_factory):
+def regdb(site_db, tmp_path_factory, store_copy):
     from data.sites import upsert_site
     from data.store import open_store
     from oversight.accounts import add_account, local_owner_scope
     from oversight.findings import raise_finding
 
-    db = _copy(site_db[0], tmp_path_factory.mktemp("regulator"))
+    db = store_copy(site_db[0], tmp_path_factory.mktemp("regulator"))
     with open_store(db) as store:
         with store.transaction():
             upsert_site(store, "NIJ", name="Nijmegen depot", district="Oost", city="Nijmegen")
