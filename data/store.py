@@ -169,6 +169,17 @@ def cache_dir_for(path: Path) -> Path:
     return path.parent / f"{path.name}.cache"
 
 
+def copy_store(src: str | Path, dst: str | Path) -> Path:
+    """Copy a closed store file to ``dst`` with its cache folder (when it has one); returns ``dst``."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    shutil.copy2(src, dst)
+    if cache_dir_for(src).exists():
+        shutil.copytree(cache_dir_for(src), cache_dir_for(dst))
+    return dst
+
+
 def open_store(
     path: str | Path = DEFAULT_DB,
     *,

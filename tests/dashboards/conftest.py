@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from data.store import copy_store
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
 
 
@@ -25,30 +27,19 @@ def sitegen():
     return sys.modules[name]
 
 
-def copy_store(src: Path, dst_dir: Path) -> Path:
-    """A copy of a store file with its cache folder (stores are files; the cache sits beside them)."""
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    dst = dst_dir / src.name
-    shutil.copy2(src, dst)
-    cache = src.with_name(src.name + ".cache")
-    if cache.exists():
-        shutil.copytree(cache, dst.with_name(dst.name + ".cache"))
-    return dst
-
-
 @pytest.fixture(scope="session")
 def store_copy():
-    """``copy_store`` for tests that write (a test module cannot import this conftest under importlib mode)."""
-    return copy_store
+    """Copy a store (and its cache) into a folder: for tests that write to a copy of a shared site."""
+    return lambda src, dst_dir: copy_store(src, Path(dst_dir) / Path(src).name)
 
 
 @pytest.fixture(scope="session")
 def site_db(tmp_path_factory, demo_store_path) -> tuple[Path, dict]:
     """The demo building plus surveys, panoramas, detections, hazards, findings and sensors (sitegen).
 
-    Treat it as read-only; copy it (``copy_store``) to write.
+    Treat it as read-only; copy it (``store_copy``) to write.
     """
-    db = copy_store(demo_store_path, tmp_path_factory.mktemp("dash-site"))
+    db = copy_store(demo_store_path, tmp_path_factory.mktemp("dash-site") / demo_store_path.name)
     facts = sitegen().populate(db)
     return db, facts
 

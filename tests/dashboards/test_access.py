@@ -38,7 +38,7 @@ def two_sites(site_db, shared_data, tmp_path_factory):
 
     from bim.load import load_model
     from data.sites import upsert_site
-    from data.store import open_store
+    from data.store import copy_store, open_store
     from oversight.accounts import add_account, local_owner_scope
     from oversight.findings import raise_finding
     from panorama.pano_store import add_panorama
@@ -47,9 +47,7 @@ def two_sites(site_db, shared_data, tmp_path_factory):
 
     src, facts = site_db
     folder = tmp_path_factory.mktemp("two-sites")
-    db = folder / src.name
-    shutil.copy2(src, db)
-    shutil.copytree(src.with_name(src.name + ".cache"), db.with_name(db.name + ".cache"))
+    db = copy_store(src, folder / src.name)
     nij: dict = {}
     with open_store(db) as store:
         with store.transaction():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import textwrap
 import pytest
 
 from data.errors import StoreError
-from data.store import migrations, open_store
+from data.store import cache_dir_for, copy_store, migrations, open_store
 
 
 def test_migrations_are_numbered_without_gaps_in_meaning_and_apply_in_order(store):
@@ -115,3 +116,24 @@ def test_a_writer_that_never_lets_go_gives_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_copied_store_carries_its_rows_and_its_cache_and_leaves_the_original_alone(tmp_path):
+    src = tmp_path / "a" / "site.duckdb"
+    src.parent.mkdir()
+    with open_store(src) as store:
+        store.execute("INSERT INTO sites (site_code, name) VALUES (?, ?)", ["S1", "one"])
+    (cache_dir_for(src) / "models").mkdir(parents=True)
+    (cache_dir_for(src) / "models" / "m.npz").write_bytes(b"geometry")
+    dst = copy_store(src, tmp_path / "b.duckdb")
+    with open_store(dst) as store:
+        store.execute("INSERT INTO sites (site_code, name) VALUES (?, ?)", ["S2", "two"])
+    assert (cache_dir_for(dst) / "models" / "m.npz").read_bytes() == b"geometry"
+    with open_store(src, read_only=True) as store:
+        assert store.scalar("SELECT string_agg(site_code, ',') FROM sites") == "S1"
+    # a store without a cache is copied alone
+    shutil.rmtree(cache_dir_for(dst))
+    bare = copy_store(dst, tmp_path / "c.duckdb")
+    assert bare.exists() and not cache_dir_for(bare).exists()
+    with open_store(bare, read_only=True) as store:
+        assert store.scalar("SELECT count(*) FROM sites") == 2

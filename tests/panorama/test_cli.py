@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -19,14 +18,12 @@ STATION = pose_matrix([13.4, 7.0, 1.6], 25.0)
 @pytest.fixture(scope="module")
 def cli_site(demo_store_path, demo_mesh, tmp_path_factory):
     """A demo store copy, a rendered photo at STATION and its pose file."""
-    from data.store import cache_dir_for
+    from data.store import copy_store
     from panorama.io import save_image
     from panorama.render import render_equirect
 
     folder = tmp_path_factory.mktemp("cli")
-    db = folder / "site.duckdb"
-    shutil.copy(demo_store_path, db)
-    shutil.copytree(cache_dir_for(demo_store_path), cache_dir_for(db))
+    db = copy_store(demo_store_path, folder / "site.duckdb")
     photo = render_equirect(demo_mesh, STATION, 1024, 512, seed=4)
     image = save_image(folder / "station.jpg", photo.image)
     (folder / "pose.json").write_text(json.dumps({"position_m": [13.4, 7.0, 1.6], "yaw_deg": 25.0}))

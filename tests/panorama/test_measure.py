@@ -102,17 +102,13 @@ def test_pixels_are_parsed_and_checked():
 
 
 def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_path, tmp_path, demo_mesh):
-    import shutil
-
-    from data.store import cache_dir_for, open_store
+    from data.store import copy_store, open_store
     from panorama.measure import measure
     from panorama.pano_store import add_panorama
     from panorama.render import render_equirect
     from panorama.io import save_image
 
-    db = tmp_path / "m.duckdb"
-    shutil.copy(demo_store_path, db)
-    shutil.copytree(cache_dir_for(demo_store_path), cache_dir_for(db))
+    db = copy_store(demo_store_path, tmp_path / "m.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
     photo = render_equirect(demo_mesh, T, 2048, 1024, seed=1)
     path = save_image(tmp_path / "p.jpg", photo.image)
@@ -137,18 +133,14 @@ def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_p
 
 def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_store_path, tmp_path, demo_mesh):
     """A synthetic analysed survey (twin's tables and Parquet layout) whose slab was cast 15 mm high."""
-    import shutil
-
     import pandas as pd
 
-    from data.store import cache_dir_for, open_store
+    from data.store import cache_dir_for, copy_store, open_store
     from panorama.measure import measure
     from panorama.pano_store import add_panorama
     from panorama.io import save_image
 
-    db = tmp_path / "s.duckdb"
-    shutil.copy(demo_store_path, db)
-    shutil.copytree(cache_dir_for(demo_store_path), cache_dir_for(db))
+    db = copy_store(demo_store_path, tmp_path / "s.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
     rng = np.random.default_rng(0)
     slab = np.column_stack([rng.uniform(8, 20, 400_000), rng.uniform(2, 13, 400_000), np.full(400_000, 0.015)])

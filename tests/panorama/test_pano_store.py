@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import numpy as np
 import pytest
@@ -23,12 +22,9 @@ TABLES = ("panoramas", "panorama_control_points", "panorama_element_maps", "pano
 @pytest.fixture
 def demo_store(demo_store_path, tmp_path):
     """A writable copy of the demo store (site DEMO, one model)."""
-    from data.store import cache_dir_for, open_store
+    from data.store import copy_store, open_store
 
-    db = tmp_path / "demo.duckdb"
-    shutil.copy(demo_store_path, db)
-    if cache_dir_for(demo_store_path).exists():
-        shutil.copytree(cache_dir_for(demo_store_path), cache_dir_for(db))
+    db = copy_store(demo_store_path, tmp_path / "demo.duckdb")
     with open_store(db) as store:
         yield store
 

@@ -7,24 +7,15 @@ session-scoped and shared, and tests that write copy the demo store first.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from data.store import copy_store
+
 EPOCH = dt.date(2026, 5, 10)
-
-
-def copy_store(src: Path, dst_dir: Path) -> Path:
-    """A writable copy of a store file and its cache folder."""
-    dst = dst_dir / src.name
-    shutil.copy(src, dst)
-    cache = src.with_name(src.name + ".cache")
-    if cache.exists():
-        shutil.copytree(cache, dst.with_name(dst.name + ".cache"))
-    return dst
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,7 @@ def analysed(tmp_path_factory, demo_store_path, demo, epoch_survey):
     from data.store import open_store
     from twin.survey import add_survey
 
-    db = copy_store(demo_store_path, tmp_path_factory.mktemp("analysed"))
+    db = copy_store(demo_store_path, tmp_path_factory.mktemp("analysed") / demo_store_path.name)
     with open_store(db) as store:
         report = add_survey(store, [epoch_survey.path], model_ids=[demo.model_id], epoch=epoch_survey.epoch)
     return db, report
@@ -91,7 +82,7 @@ def analysed(tmp_path_factory, demo_store_path, demo, epoch_survey):
 @pytest.fixture
 def writable_store(demo_store_path, tmp_path) -> Path:
     """A fresh copy of the demo store, to change."""
-    return copy_store(demo_store_path, tmp_path)
+    return copy_store(demo_store_path, tmp_path / demo_store_path.name)
 
 
 def table_counts(store) -> dict[str, int]:

@@ -7,8 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from data.store import open_store
-from tests.twin.conftest import copy_store
+from data.store import copy_store, open_store
 from twin.progress import progress_report
 
 EPOCHS = (dt.date(2026, 4, 10), dt.date(2026, 5, 10))
@@ -22,7 +21,7 @@ def progress_store(tmp_path_factory, demo_store_path, demo, as_built):
     from twin.survey import add_survey
 
     folder = tmp_path_factory.mktemp("progress")
-    db = copy_store(demo_store_path, folder)
+    db = copy_store(demo_store_path, folder / demo_store_path.name)
     with open_store(db) as store:
         for i, epoch in enumerate(EPOCHS):
             sim = simulate_epoch(demo.mesh, as_built, epoch, seed=20 + i, points_per_station=20_000)
