@@ -26,6 +26,7 @@ import numpy as np
 from panorama.camera import (angular_distance_deg, bearing_to_equirect, check_transform, equirect_pixel_distance,
                              equirect_to_bearing, pose_matrix, ypr_from_rotation)
 from panorama.errors import PoseError, PoseWarning
+from twin.registration import rigid_fit
 
 
 @dataclass(frozen=True)
@@ -431,21 +432,8 @@ def p3p(bearings: np.ndarray, points: np.ndarray) -> list[np.ndarray]:
             continue
         s1 = math.sqrt(b2 / q)
         cam = np.stack([s1 * j1, u * s1 * j2, v * s1 * j3])
-        out.append(_rigid_from_pairs(cam, np.stack([p1, p2, p3])))
+        out.append(rigid_fit(cam, np.stack([p1, p2, p3])))
     return out
-
-
-def _rigid_from_pairs(cam: np.ndarray, model: np.ndarray) -> np.ndarray:
-    """Least-squares rigid transform with model = R cam + t (Kabsch, no scale)."""
-    mc, mm = cam.mean(0), model.mean(0)
-    H = (cam - mc).T @ (model - mm)
-    U, _, Vt = np.linalg.svd(H)
-    S = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
-    R = Vt.T @ S @ U.T
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = mm - R @ mc
-    return T
 
 
 def _refine(T0: np.ndarray, bearings: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
