@@ -28,7 +28,6 @@ import json
 import shutil
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -237,19 +236,6 @@ def _big_panoramas(db: Path, model_id: str) -> None:
 
 # --------------------------------------------------------------------------------------
 # serving: the workbench and the naive figure
-
-class Served:
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-
 
 def naive_figure(db: Path, site: str) -> dict:
     """One Mesh3d per element at full detail, coloured by status, arrays as JSON lists (plotly's usual path)."""
@@ -460,7 +446,7 @@ def main() -> None:
 
     from plotly.io.json import to_json_plotly
 
-    from dashboards.app import create_app
+    from dashboards.app import BackgroundServer, create_app
     from dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
     from dashboards.connections import read_store
     from dashboards.twin_view import TwinParams, read_twin, twin_figure
@@ -483,7 +469,7 @@ def main() -> None:
                 print(f"{label} at {budget:,} triangles: payload {ours / 1e6:.2f} MB (naive {naive / 1e6:.1f} MB)",
                       flush=True)
             app = create_app(db)          # a fresh app: its geometry cache is empty (cold)
-            served = Served(app)
+            served = BackgroundServer(app)
             try:
                 url = f"{served.url}/twin?site={site}&mode=status"
                 cold = paint_seconds(driver, url, "twin-graph")
@@ -493,7 +479,7 @@ def main() -> None:
                 served.stop()
             naive_s = None
             if not (label == "big" and args.skip_naive_big):
-                served = Served(naive_app(db))
+                served = BackgroundServer(naive_app(db))
                 try:
                     naive_s = paint_seconds(driver, f"{served.url}/?site={site}", "naive-graph")
                 finally:

@@ -153,6 +153,25 @@ def nav_links(site: str | None, pathname: str | None):
     return links
 
 
+class BackgroundServer:
+    """An app served by werkzeug in a daemon thread on a free local port (``url``), until ``stop()``:
+    for embedding the workbench in another process's run, the tests and the benchmark."""
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.server = make_server(host, 0, app.server, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
 def parse_query(search: str | None) -> dict[str, str]:
     return dict(parse_qsl((search or "").lstrip("?")))
 

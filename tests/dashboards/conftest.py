@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -51,25 +50,11 @@ def app(site_db):
     return create_app(site_db[0])
 
 
-class LiveServer:
-    """The app served by werkzeug in a thread, on a free port."""
-
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
-
-
 @pytest.fixture(scope="session")
 def live(app):
-    server = LiveServer(app)
+    from dashboards.app import BackgroundServer
+
+    server = BackgroundServer(app)
     yield server
     server.stop()
 
@@ -80,7 +65,9 @@ def serve():
     started = []
 
     def start(app):
-        started.append(LiveServer(app))
+        from dashboards.app import BackgroundServer
+
+        started.append(BackgroundServer(app))
         return started[-1]
     yield start
     for s in started:

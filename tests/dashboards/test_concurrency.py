@@ -17,18 +17,14 @@ SITETWIN = [sys.executable, "-m", "twin.cli"]
 @pytest.fixture
 def served_copy(site_db, tmp_path, store_copy):
     """A writable copy of the generated site, served by the workbench in a thread."""
-    from dashboards.app import create_app
-    from werkzeug.serving import make_server
+    from dashboards.app import BackgroundServer, create_app
 
     db = store_copy(site_db[0], tmp_path)
     app = create_app(db)
     app._setup_server()
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield db, app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    server = BackgroundServer(app)
+    yield db, app, server.url
+    server.stop()
 
 
 def _caller(app, base):
