@@ -7,7 +7,7 @@ Modules (heavy libraries are imported inside functions, so importing this packag
 - ``render``: ray-cast renderers (shaded, textured, noisy) with per-pixel element ids; extras
 - ``io``: JPEG/PNG panoramas with GPano XMP and EXIF time, E57 ``images2D`` spherical images
 - ``pose``: given poses, control points (P3P + RANSAC + Levenberg-Marquardt), survey stations
-- ``refine``: orientation refinement from the photo's edges
+- ``refine``: pose refinement from the photo's edges (rotation and centre with control points, else rotation)
 - ``element_map``: per-pixel element and range, compact storage
 - ``overlay``: the design drawn over photos; model-vs-photo edge differences
 - ``measure``: distances, heights and clearances by model depth, scan depth or the floor plane

@@ -36,8 +36,10 @@ def add_cmd(
                                                                    "station (the panorama came from the scanner).")] = None,
     scan: Annotated[Optional[str], typer.Option("--scan", help="Scan index or name within --survey.")] = None,
     site: Annotated[Optional[str], typer.Option("--site", help="Site code (default: the model's, or the store's only site).")] = None,
-    refine: Annotated[bool, typer.Option("--refine", help="Refine the orientation by aligning the model's edges "
-                                                          "with the photo's (kept only when clearly better).")] = False,
+    refine: Annotated[bool, typer.Option("--refine", help="Refine the pose by aligning the model's edges with the "
+                                                          "photo's: rotation and position with --control-points, "
+                                                          "the rotation otherwise (kept only when the photo "
+                                                          "clearly agrees).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import panoramas with site, capture time and pose (each call is one transaction)."""

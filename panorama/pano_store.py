@@ -129,8 +129,9 @@ def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: 
     ``control_points``, else the pose written in an E57 file (mapped by ``T_model_from_file``,
     default identity), else none. A camera outside the model's extent gives a warning (in
     the report and as :class:`PoseWarning`). Importing the same image again with a pose
-    updates that pose; without one, it changes nothing. With ``refine`` the orientation is
-    then refined from the image's edges (:mod:`panorama.refine`), when that clearly helps.
+    updates that pose; without one, it changes nothing. With ``refine`` the pose is then refined
+    from the image's edges (:mod:`panorama.refine`), when that clearly helps: rotation and camera
+    centre for a control-point pose, the rotation alone for any other.
     """
     img = image if isinstance(image, PanoramaImage) else read_panorama(image)
     site_code, model_id = _resolve_site_model(store, site_code, model_id)
@@ -216,10 +217,11 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
 
 def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaImage, solution: PoseSolution,
              cache: list | None, cps: ControlPoints | None = None) -> PoseSolution:
-    """The solution with its orientation refined from the image's edges, when that is accepted."""
+    """The solution refined from the image's edges, when that is accepted: rotation and camera centre
+    for a control-point pose (the inlier points anchor it), the rotation alone otherwise."""
     from dataclasses import replace
 
-    from panorama.refine import refine_orientation
+    from panorama.refine import refine_orientation, refine_pose
     from panorama.render import RayScene
 
     if cache:
@@ -238,17 +240,25 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
         scene = RayScene(mesh)
         if cache is not None:
             cache.append((mesh, scene))
-    r = refine_orientation(img.pixels, mesh, solution.T_model_from_camera, scene=scene)
-    details = {**solution.details, "refined": {"accepted": r.accepted, "reason": r.reason,
-                                               "delta_ypr_deg": [round(x, 4) for x in r.delta_ypr_deg],
-                                               "edge_score_before_px": round(r.score_before_px, 3),
-                                               "edge_score_after_px": round(r.score_after_px, 3)}}
-    changes = {"T_model_from_camera": r.T_model_from_camera, "details": details}
+    anchored = cps is not None and solution.source == "control_points" and solution.inlier_count >= 3
+    if anchored:
+        inl = solution.inliers
+        r = refine_pose(img.pixels, mesh, solution.T_model_from_camera, cps.uv[inl], cps.xyz_m[inl], scene=scene)
+    else:
+        r = refine_orientation(img.pixels, mesh, solution.T_model_from_camera, scene=scene)
+    refined = {"method": r.method, "accepted": r.accepted, "reason": r.reason,
+               "delta_ypr_deg": [round(x, 4) for x in r.delta_ypr_deg],
+               "edge_score_before_px": round(r.score_before_px, 3),
+               "edge_score_after_px": round(r.score_after_px, 3)}
+    if r.method == "pose":
+        refined.update({"delta_position_cm": [round(100 * x, 2) for x in r.delta_position_m],
+                        "edges_matched": round(r.matched_fraction, 3),
+                        "agreement_chi2": round(r.agreement_chi2, 2)})
+    changes = {"T_model_from_camera": r.T_model_from_camera, "details": {**solution.details, "refined": refined}}
     if r.accepted and cps is not None:
         # the control points' residuals under the refined pose
-        from panorama.camera import bearing_to_equirect, equirect_pixel_distance
+        from panorama.camera import bearing_to_equirect, equirect_pixel_distance, equirect_to_bearing
         from panorama.pose import _angular_errors
-        from panorama.camera import equirect_to_bearing
 
         T = r.T_model_from_camera
         predicted = bearing_to_equirect((cps.xyz_m - T[:3, 3]) @ T[:3, :3], img.width, img.height)
