@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -71,17 +72,36 @@ def add_cmd(
     if not as_json and all(r.pose_source == "none" for r in reports):
         warn("no pose given: the panoramas are stored, but element maps and measurement need one "
              "(--pose, --control-points or --survey)")
+    if not as_json:
+        for r in reports:
+            done = r.pose.get("refined")
+            if done and not done["accepted"]:
+                warn(f"{r.name or r.pano_id}: pose not refined: {done['reason']}")
     payload = reports[0] if len(reports) == 1 else {"panoramas": reports}
+    columns = ["pano", "name", "size", "captured", "pose", "rms_px", "inliers"]
+    columns += ["refined"] if refine else []
     emit(payload, as_json, lambda _: table(
         [{"pano": r.pano_id, "name": r.name, "size": f"{r.width}x{r.height}", "captured": r.captured_at,
           "pose": r.pose_source, "rms_px": r.pose.get("rms_px"), "inliers": _inliers(r.pose),
-          "status": "unchanged" if r.reused else "added"} for r in reports],
-        ["pano", "name", "size", "captured", "pose", "rms_px", "inliers", "status"],
-        title=f"site {reports[0].site_code}" if reports else None))
+          "refined": _refined(r.pose), "status": "unchanged" if r.reused else "added"} for r in reports],
+        columns + ["status"], title=f"site {reports[0].site_code}" if reports else None))
 
 
 def _inliers(pose: dict) -> str | None:
     return f"{pose['inliers']}/{pose['points']}" if pose.get("points") else None
+
+
+def _refined(pose: dict) -> str | None:
+    """What --refine did, in a few words: how far it moved the camera, or that it kept the pose."""
+    done = pose.get("refined")
+    if not done:
+        return None
+    if not done["accepted"]:
+        return "kept"
+    turned = math.hypot(*done["delta_ypr_deg"])           # small angles: about the rotation's size
+    if done.get("method") == "pose":
+        return f"moved {math.hypot(*done['delta_position_cm']):.1f} cm, turned {turned:.2f} deg"
+    return f"turned {turned:.2f} deg"
 
 
 @pano_app.command("list")

@@ -103,3 +103,40 @@ def _count(db):
 
     with open_store(db, read_only=True) as store:
         return store.scalar("SELECT count(*) FROM panoramas")
+
+
+def test_add_with_control_points_and_refine_reports_how_far_the_edges_moved_the_camera(cli_site, demo_store_path,
+                                                                                       demo_mesh, tmp_path):
+    from data.store import copy_store
+    from panorama.io import read_panorama
+    from panorama.render import render_equirect
+
+    _, _, image = cli_site
+    db = copy_store(demo_store_path, tmp_path / "site.duckdb")
+    depth = render_equirect(demo_mesh, STATION, 1024, 512, seed=4).depth_m
+    verts = np.unique(demo_mesh.vertices.astype(np.float64), axis=0)
+    uv, rng_m = project_points(verts, STATION, 1024, 512)
+    col, row = np.floor(uv[:, 0]).astype(int) % 1024, np.clip(np.floor(uv[:, 1]).astype(int), 0, 511)
+    seen = np.flatnonzero((np.abs(depth[row, col] - rng_m) < 0.02 * rng_m) & (rng_m > 6))
+    rng = np.random.default_rng(2)
+    pick = [int(rng.choice(seen[(uv[seen, 0] * 8 // 1024) == s])) for s in range(8)
+            if np.any((uv[seen, 0] * 8 // 1024) == s)]
+    clicked = uv[pick] + rng.normal(0.0, 1.0, (len(pick), 2))
+    lines = ["label,u,v,x_m,y_m,z_m"] + [f"c{i},{u:.3f},{v:.3f},{x:.4f},{y:.4f},{z:.4f}"
+                                         for i, ((u, v), (x, y, z)) in enumerate(zip(clicked, verts[pick]))]
+    (tmp_path / "cp.csv").write_text("\n".join(lines) + "\n")
+    assert read_panorama(image).width == 1024
+    added = invoke("pano", "add", image, "--db", db, "--model", _model(db), "--control-points", tmp_path / "cp.csv",
+                   "--refine", "--json")
+    assert added.exit_code == 0, added.output
+    refined = json.loads(added.stdout)["pose"]["refined"]
+    assert refined["method"] == "pose" and refined["accepted"] is True, refined
+    assert 0.1 < np.linalg.norm(refined["delta_position_cm"]) < 10 and refined["edges_matched"] > 0.5
+
+    from panorama.cli import _refined
+
+    assert _refined(json.loads(added.stdout)["pose"]).startswith("moved ")
+    assert _refined({"refined": {"accepted": True, "method": "orientation", "delta_ypr_deg": [0.3, 0.4, 0.0]}}) \
+        == "turned 0.50 deg"
+    assert _refined({"refined": {"accepted": False, "reason": "no clear improvement"}}) == "kept"
+    assert _refined({}) is None
