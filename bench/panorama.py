@@ -116,11 +116,6 @@ def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
     return verts[ok], uv[ok], rng[ok], row[ok], col[ok]
 
 
-def _rotation_err_deg(A: np.ndarray, B: np.ndarray) -> float:
-    R = A[:3, :3].T @ B[:3, :3]
-    return math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(R) - 1) / 2))))
-
-
 def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float = 1.0, *, refine: bool = False,
                mc_draws: int = 0) -> dict:
     """``sigma_px``: standard deviation of the click noise per pixel axis (1 px RMS radial = 0.707).
@@ -172,10 +167,10 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
         b = equirect_to_bearing(obs, width, width // 2)
         T_ls, _, _ = _refine(sol.T_model_from_camera, b, xyz)
         row = {"trial": trial, "position_err_cm": 100 * pos_err,
-               "rotation_err_deg": _rotation_err_deg(sol.T_model_from_camera, T),
+               "rotation_err_deg": _rot_deg(sol.T_model_from_camera, T),
                "outlier_found": bool(not sol.inliers[outlier] and sol.inlier_count == 7),
                "rms_px": sol.rms_px, "least_squares_position_err_cm": 100 * float(np.linalg.norm(T_ls[:3, 3] - T[:3, 3])),
-               "least_squares_rotation_err_deg": _rotation_err_deg(T_ls, T),
+               "least_squares_rotation_err_deg": _rot_deg(T_ls, T),
                "predicted_position_sigma_cm": sol.details["position_sigma_cm_per_px"] * sigma_px,
                "predicted_position_cm_per_deg": sol.details["position_sigma_cm_per_deg"],
                "weak_geometry": bool(sol.details["weak_geometry"]), "seconds": seconds,
@@ -196,7 +191,7 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
             t0 = time.perf_counter()
             ref = refine_pose(photo, mesh, sol.T_model_from_camera, obs[sol.inliers], xyz[sol.inliers], scene=scene)
             row.update({"refined_position_err_cm": 100 * float(np.linalg.norm(ref.T_model_from_camera[:3, 3] - T[:3, 3])),
-                        "refined_rotation_err_deg": _rotation_err_deg(ref.T_model_from_camera, T),
+                        "refined_rotation_err_deg": _rot_deg(ref.T_model_from_camera, T),
                         "refined_accepted": ref.accepted, "refined_reason": ref.reason,
                         "refined_edges_matched": ref.matched_fraction, "refined_chi2": ref.agreement_chi2,
                         "refined_seconds": time.perf_counter() - t0})

@@ -151,24 +151,33 @@ def _lut(emap: ElementMap, colors: Mapping[str, tuple[int, int, int]] | Callable
     return lut, drawn
 
 
-def boundaries(index: np.ndarray, depth: np.ndarray | None = None, *, wrap: bool = True,
-               depth_jump: float = 0.04) -> np.ndarray:
-    """(h, w) bool: pixels whose right or lower neighbour sees another element (or, with ``depth``,
-    the same element at a range more than ``depth_jump`` (relative) away: a fold or a step)."""
-    edge = np.zeros(index.shape, bool)
-    right = np.roll(index, -1, axis=1)
-    edge |= index != right
+def boundary_masks(index: np.ndarray, depth: np.ndarray | None = None, *, wrap: bool = True,
+                   depth_jump: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """Where neighbouring pixels see another element (or, with ``depth``, the same element at a
+    range more than ``depth_jump`` (relative) away: a fold or a step): (h, w) bool against the right
+    neighbour (the last column against the first when ``wrap``) and (h - 1, w) against the lower one."""
+    right = index != np.roll(index, -1, axis=1)
     if not wrap:
-        edge[:, -1] = False
-    edge[:-1] |= index[:-1] != index[1:]
+        right[:, -1] = False
+    down = index[:-1] != index[1:]
     if depth is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             d = np.where(np.isfinite(depth), depth, 0.0)
             dr = np.roll(d, -1, axis=1)
             rel = np.abs(d - dr) / np.maximum(np.minimum(d, dr), 1e-6)
-            edge |= (rel > depth_jump) & (index >= 0)
+            right |= (rel > depth_jump) & (index >= 0)
             rel_v = np.abs(d[:-1] - d[1:]) / np.maximum(np.minimum(d[:-1], d[1:]), 1e-6)
-            edge[:-1] |= (rel_v > depth_jump) & (index[:-1] >= 0)
+            down |= (rel_v > depth_jump) & (index[:-1] >= 0)
+    return right, down
+
+
+def boundaries(index: np.ndarray, depth: np.ndarray | None = None, *, wrap: bool = True,
+               depth_jump: float = 0.04) -> np.ndarray:
+    """(h, w) bool: pixels whose right or lower neighbour sees another element (or, with ``depth``,
+    the same element at a range more than ``depth_jump`` (relative) away: a fold or a step)."""
+    right, down = boundary_masks(index, depth, wrap=wrap, depth_jump=depth_jump)
+    edge = right.copy()
+    edge[:-1] |= down
     return edge
 
 

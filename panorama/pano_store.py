@@ -240,8 +240,7 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
         scene = RayScene(mesh)
         if cache is not None:
             cache.append((mesh, scene))
-    anchored = cps is not None and solution.source == "control_points" and solution.inlier_count >= 3
-    if anchored:
+    if cps is not None:           # the pose was solved from these points: they anchor the centre
         inl = solution.inliers
         r = refine_pose(img.pixels, mesh, solution.T_model_from_camera, cps.uv[inl], cps.xyz_m[inl], scene=scene)
     else:
@@ -253,6 +252,7 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
     if r.method == "pose":
         refined.update({"delta_position_cm": [round(100 * x, 2) for x in r.delta_position_m],
                         "edges_matched": round(r.matched_fraction, 3),
+                        "edges_matched_by_chance": round(r.chance_fraction, 3),
                         "agreement_chi2": round(r.agreement_chi2, 2)})
     changes = {"T_model_from_camera": r.T_model_from_camera, "details": {**solution.details, "refined": refined}}
     if r.accepted and cps is not None:

@@ -17,8 +17,8 @@ Two refinements, both accepted only when the photo clearly agrees with the model
   the photo's gradient), and the pose minimises their point-to-edge distances together with the
   control points' pixel residuals (Levenberg-Marquardt), re-matching after each step. The
   control points keep the pose honest: the change is accepted only when it lies within what the
-  control points allow at a stated click noise (a chi-square gate on the change) and enough of
-  the model's edges are found in the photo.
+  control points allow at a stated click noise (a chi-square gate on the change) and clearly
+  more of the model's edges are found in the photo than chance would put near its edges.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ class PoseRefineConfig:
     click_sigma_px: float = 2.0       # (px) least click noise assumed in the gate (more when the residuals show more)
     gate_chi2: float = 22.46          # chi-square, 6 degrees of freedom, 0.999: largest change accepted
     min_edge_points: int = 500        # (count) fewer predicted edge pixels: too little to align on
-    min_matched_fraction: float = 0.35  # (0-1) fewer model edges found in the photo: it does not show the model
+    # (0-1) share of the model's edges that must be found in the photo beyond what chance gives (a
+    # photo dense with edges, foliage say, puts a third of any edges near one of its own): below
+    # it, the photo does not show the model
+    min_edge_lift: float = 0.3
     converged_m: float = 1e-4         # (m) a round that moves the centre less than this (and turns < 1e-3 deg) ends
 
 
@@ -80,18 +83,9 @@ class Refinement:
     method: str = "orientation"       # orientation | pose
     delta_position_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
     matched_fraction: float | None = None   # pose: model edges found in the photo at the result
+    chance_fraction: float | None = None    # pose: what would be found by chance (photo pixels near an edge)
     agreement_chi2: float | None = None     # pose: the change measured against the control points
     iterations: int = 0
-
-    @property
-    def delta_rotation_deg(self) -> float:
-        return float(np.degrees(np.linalg.norm(_rotvec(rotation_from_ypr(*self.delta_ypr_deg)))))
-
-
-def _rotvec(R: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(R).as_rotvec()
 
 
 def _photo_at(photo: np.ndarray, width: int | None = None) -> np.ndarray:
@@ -106,20 +100,13 @@ def _photo_at(photo: np.ndarray, width: int | None = None) -> np.ndarray:
     return cv2.resize(photo, (width, width // 2), interpolation=cv2.INTER_AREA)
 
 
-def _model_edges(emap) -> tuple[np.ndarray, np.ndarray]:
-    from panorama.overlay import boundaries
-
-    edge = boundaries(emap.element_index, emap.depth_m) & (emap.element_index >= 0)
-    return np.nonzero(edge)
-
-
 def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=None,
                        config: RefineConfig = DEFAULT_REFINE_CONFIG) -> Refinement:
     """Refine the rotation of ``T_model_from_camera`` so the model's edges meet the photo's edges."""
     import cv2
 
     from panorama.element_map import element_map
-    from panorama.overlay import photo_edges
+    from panorama.overlay import boundaries, photo_edges
 
     T0 = check_transform(T_model_from_camera)
     W = int(config.work_width)
@@ -128,7 +115,8 @@ def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=No
     dist = np.minimum(cv2.distanceTransform((~edges).astype(np.uint8), cv2.DIST_L2, 3),
                       config.truncate_px).astype(np.float32)
     emap = element_map(mesh, T0, W, H, scene=scene)
-    rows, cols = _model_edges(emap)
+    model_edges = boundaries(emap.element_index, emap.depth_m) & (emap.element_index >= 0)
+    rows, cols = np.nonzero(model_edges)
     if len(rows) < config.min_edge_points:
         return Refinement(T0, False, (0.0, 0.0, 0.0), math.nan, math.nan, int(len(rows)),
                           f"only {len(rows)} predicted edge pixels; too few to align on")
@@ -212,29 +200,20 @@ def _photo_edge_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _model_edge_points(emap) -> tuple[np.ndarray, np.ndarray]:
-    """Where the element map's edges lie: (n, 2) pixel coordinates on the boundary between two pixels
-    (another element, or a step in range), and (n,) the range of the nearer side, which owns the edge."""
-    index = emap.element_index
+    """Where the element map's edges lie (:func:`panorama.overlay.boundary_masks`): (n, 2) pixel
+    coordinates on the boundary between the two pixels, and (n,) the range of the nearer side, which
+    owns the edge (an element, not the sky)."""
+    from panorama.overlay import boundary_masks
+
+    right, down = boundary_masks(emap.element_index, emap.depth_m)
     d = np.where(np.isfinite(emap.depth_m), emap.depth_m, np.inf).astype(np.float64)
-    h, w = index.shape
-    out_uv, out_range = [], []
-    for axis in (1, 0):                                      # right neighbours, then lower ones
-        if axis == 1:
-            i2, d2 = np.roll(index, -1, axis=1), np.roll(d, -1, axis=1)
-            i1, d1 = index, d
-        else:
-            i1, d1, i2, d2 = index[:-1], d[:-1], index[1:], d[1:]
-        with np.errstate(invalid="ignore"):
-            near = np.minimum(d1, d2)
-            jump = np.abs(d1 - d2) / np.maximum(near, 1e-6) > 0.04
-        edge = ((i1 != i2) | jump) & np.isfinite(near)
-        r, c = np.nonzero(edge)
-        uv = np.stack([c + (1.0 if axis == 1 else 0.5), r + (0.5 if axis == 1 else 1.0)], 1)
-        out_uv.append(uv)
-        out_range.append(near[r, c])
-    uv = np.concatenate(out_uv)
-    uv[:, 0] %= w
-    return uv, np.concatenate(out_range)
+    w = d.shape[1]
+    r1, c1 = np.nonzero(right)
+    r2, c2 = np.nonzero(down)
+    uv = np.concatenate([np.stack([(c1 + 1.0) % w, r1 + 0.5], 1), np.stack([c2 + 0.5, r2 + 1.0], 1)])
+    near = np.concatenate([np.minimum(d[r1, c1], d[r1, (c1 + 1) % w]), np.minimum(d[r2, c2], d[r2 + 1, c2])])
+    ok = np.isfinite(near)
+    return uv[ok], near[ok]
 
 
 class _PhotoEdgeField:
@@ -304,13 +283,15 @@ def refine_pose(photo: np.ndarray, mesh, T_model_from_camera, uv, xyz_m, *, scen
         d[:, 0] = _wrap(d[:, 0], Wp)
         return d.ravel()
 
+    fine = _PhotoEdgeField(photo, W)
+    chance = float(np.mean(fine.dist <= config.match_px))
+
     def done(T, accepted, reason, before, after, n_edges, matched=None, chi2=None, rounds=0):
         delta = T0[:3, :3].T @ T[:3, :3]
         return Refinement(T, accepted, tuple(float(a) for a in ypr_from_rotation(delta)), before, after, n_edges,
                           reason, method="pose", delta_position_m=tuple((T[:3, 3] - T0[:3, 3]).tolist()),
-                          matched_fraction=matched, agreement_chi2=chi2, iterations=rounds)
+                          matched_fraction=matched, chance_fraction=chance, agreement_chi2=chi2, iterations=rounds)
 
-    fine = _PhotoEdgeField(photo, W)
     _, _, _, score_before, _, n_edges = fine.match(mesh, T0, config.match_px, scene)
     if n_edges < config.min_edge_points:
         return done(T0, False, f"only {n_edges} predicted edge pixels; too few to align on",
@@ -360,9 +341,10 @@ def refine_pose(photo: np.ndarray, mesh, T_model_from_camera, uv, xyz_m, *, scen
     dof = len(base) - 6
     sigma = max(config.click_sigma_px, math.sqrt(float(base @ base) / dof) if dof > 0 else 0.0)
     chi2 = float(change @ (J.T @ J) @ change) / sigma ** 2
-    if matched_after < config.min_matched_fraction:
-        return done(T0, False, f"only {100 * matched_after:.0f} % of the model's edges are found in the photo "
-                    f"(< {100 * config.min_matched_fraction:.0f} %): it does not show the model closely enough",
+    lift = (matched_after - chance) / max(1e-9, 1.0 - chance)
+    if lift < config.min_edge_lift:
+        return done(T0, False, f"only {100 * matched_after:.0f} % of the model's edges are found in the photo, "
+                    f"where {100 * chance:.0f} % would be by chance: it does not show the model closely enough",
                     score_before, score_after, n_edges, matched_after, chi2, rounds)
     if chi2 > config.gate_chi2:
         return done(T0, False, f"the edges pull the pose beyond what the control points allow "

@@ -95,7 +95,8 @@ def test_a_control_point_pose_from_far_points_gets_its_position_from_the_edges(d
     assert after_cm < 0.6 and after_cm < start_cm / 3
     # the rotation to about half a pixel (0.18 deg per px at 2048), from 0.35 deg
     assert _rot_deg(result.T_model_from_camera, TRUE) < min(0.12, _rot_deg(sol.T_model_from_camera, TRUE) / 2)
-    assert result.matched_fraction > 0.6 and result.score_after_px < result.score_before_px
+    assert result.matched_fraction > 0.6 > 0.2 > result.chance_fraction
+    assert result.score_after_px < result.score_before_px
     np.testing.assert_allclose(np.asarray(result.delta_position_m),
                                result.T_model_from_camera[:3, 3] - sol.T_model_from_camera[:3, 3])
 
@@ -134,6 +135,8 @@ def test_a_photo_of_something_else_leaves_a_control_point_pose_unchanged(demo_me
     landscape = cv2.resize(read_panorama(shared_data / "panorama" / "examplepano.jpg").pixels, (2048, 1024))
     result = refine_pose(landscape, demo_mesh, sol.T_model_from_camera, uv, xyz, scene=scene)
     assert not result.accepted and "found in the photo" in result.reason
+    # the landscape's foliage puts a third of any edges near one of its own: no more are found
+    assert result.matched_fraction < result.chance_fraction + 0.1
     np.testing.assert_array_equal(result.T_model_from_camera, sol.T_model_from_camera)
 
 
