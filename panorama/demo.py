@@ -63,7 +63,7 @@ def run(ctx) -> dict:
     design_scene = RayScene(mesh)
     bounds = mesh.bounds()
     made: list[dict[str, Any]] = []
-    cp_errors, measure_errors = [], []
+    cp_errors, refined_errors, refined_kept, measure_errors = [], [], [], []
     station_budget = MAX_SURVEY_STATIONS
     for k, epoch in enumerate(epochs):
         when = epoch["epoch"]
@@ -93,12 +93,17 @@ def run(ctx) -> dict:
                     report = add_panorama(store, path, model_id=model_id, pose=pose, captured_at=captured,
                                           name=f"{when} {name}")
                 elif j == 0:
-                    # the first station of each epoch is placed from control points, as on site
+                    # the first station of each epoch is placed from control points, as on site, then
+                    # refined from the photo's edges (pano add --refine)
                     cps = _control_points(site_now, photo, T, rng)
                     report = add_panorama(store, path, model_id=model_id, control_points=cps, captured_at=captured,
-                                          name=f"{when} {name}")
-                    solved = np.asarray(report.pose["position_m"])
-                    cp_errors.append(float(np.linalg.norm(solved - T[:3, 3])))
+                                          name=f"{when} {name}", refine=True)
+                    final = np.asarray(report.pose["position_m"])
+                    refined = report.pose["refined"]
+                    from_points = final - np.asarray(refined["delta_position_cm"]) / 100.0
+                    cp_errors.append(float(np.linalg.norm(from_points - T[:3, 3])))
+                    refined_errors.append(float(np.linalg.norm(final - T[:3, 3])))
+                    refined_kept.append(bool(refined["accepted"]))
                 else:
                     report = add_panorama(store, path, model_id=model_id, pose=T, captured_at=captured,
                                           name=f"{when} {name}")
@@ -119,6 +124,8 @@ def run(ctx) -> dict:
     return {"panoramas": len(made), "epochs": len({m["epoch"] for m in made}),
             "pose sources": ",".join(sorted({m["pose_source"] for m in made})),
             "control-point position error (cm, max)": round(100 * max(cp_errors), 2) if cp_errors else None,
+            "refined from the photo's edges": f"{sum(refined_kept)}/{len(refined_kept)}",
+            "position error after refinement (cm, max)": round(100 * max(refined_errors), 2) if refined_errors else None,
             "measurement error (%, max)": round(max(measure_errors), 3) if measure_errors else None,
             "folder": str(out_dir), "seconds": round(time.perf_counter() - started, 1)}
 

@@ -40,6 +40,9 @@ def test_the_demo_stage_renders_poses_maps_and_overlays_panoramas(tmp_path):
     assert facts["panoramas"] >= 8 and facts["epochs"] == 3
     assert "control_points" in facts["pose sources"] and "given" in facts["pose sources"]
     assert facts["control-point position error (cm, max)"] < 5.0
+    kept, tried = facts["refined from the photo's edges"].split("/")
+    assert kept == tried == "3"                                  # one control-point station per epoch
+    assert facts["position error after refinement (cm, max)"] < 1.0
     assert facts["measurement error (%, max)"] < 1.5
     made = ctx.results["panoramas"]
     for item in made:
