@@ -15,15 +15,27 @@ from data.store import copy_store
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
 
 
-def sitegen():
-    """The test-site generator module (tests/dashboards/sitegen.py), imported by path."""
-    name = "sitetwin_dashboards_sitegen"
+def sibling(filename: str):
+    """A module of this folder imported by path, once (pytest's importlib mode has no package to import
+    it from): sitegen.py, or test_access.py for its browser-like client."""
+    name = f"sitetwin_dashboards_{Path(filename).stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sitegen.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def sitegen():
+    """The test-site generator module (tests/dashboards/sitegen.py)."""
+    return sibling("sitegen.py")
+
+
+@pytest.fixture(scope="session")
+def access_helpers():
+    """Client, _callbacks, _body and _run of test_access.py: one way of calling callbacks for the package."""
+    return sibling("test_access.py")
 
 
 @pytest.fixture(scope="session")

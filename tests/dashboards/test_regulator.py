@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,17 +16,6 @@ PASSWORD = "correct horse battery"
 ACCOUNTS = {"ada": ("admin", {}), "dora": ("district_regulator", {"district": "Jiang'an", "city": "Wuhan"}),
             "cole": ("contractor", {"sites": ["DEMO"]}), "vic": ("viewer", {"sites": ["DEMO"]})}
 NIJ_TITLE = "NIJ-ONLY finding: anchor bolts"
-
-
-def _access_helpers():
-    """Client, _body and _run of test_access.py (one way of calling callbacks for the whole package)."""
-    name = "sitetwin_dashboards_test_access_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_access.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +45,16 @@ def regapp(regdb):
     return app
 
 
+@pytest.fixture
+def caller(regapp, access_helpers):
+    """caller(user): a logged-in :class:`Caller` on the regulators' app."""
+    return lambda user: Caller(regapp, user, access_helpers)
+
+
 class Caller:
     """One logged-in browser: calls a callback by a prefix of its output key, with the given inputs/states."""
 
-    def __init__(self, app, user):
-        h = _access_helpers()
+    def __init__(self, app, user, h):
         self.h = h
         self.client = h.Client(app)
         assert self.client.login(user, PASSWORD).status_code == 302
@@ -103,14 +94,14 @@ def _finding(db, fid):
 # --------------------------------------------------------------------------------------
 # portfolio
 
-def test_the_portfolio_lists_the_callers_sites_by_city_and_district_with_rollups(regapp, regdb):
+def test_the_portfolio_lists_the_callers_sites_by_city_and_district_with_rollups(caller, regdb):
     from data.store import open_store
     from oversight.portfolio import portfolio_sites
     from oversight.scope import Scope
 
     with open_store(regdb[0], read_only=True) as store:
         truth = {r["site_code"]: r for r in portfolio_sites(store, Scope.system())}
-    status, text, out = Caller(regapp, "ada").call("portfolio-city.options", {})
+    status, text, out = caller("ada").call("portfolio-city.options", {})
     r = out["response"]
     assert status == 200 and r["portfolio-city"]["options"] == ["Nijmegen", "Wuhan"]
     table = _texts(r["portfolio-sites"])
@@ -121,12 +112,12 @@ def test_the_portfolio_lists_the_callers_sites_by_city_and_district_with_rollups
     assert truth["DEMO"]["overdue_findings"] >= 1
     assert json.dumps({"children": str(truth["DEMO"]["overdue_findings"]), "className": "badge overdue"}) in table
     # the contractor of DEMO gets DEMO's row only, and no rollup of Nijmegen's district
-    status, text, out = Caller(regapp, "cole").call("portfolio-city.options", {})
+    status, text, out = caller("cole").call("portfolio-city.options", {})
     assert status == 200 and "NIJ" not in _texts(out["response"]["portfolio-sites"])
     assert "Nijmegen" not in text and "Oost" not in text
 
 
-def test_portfolio_filters_follow_the_city_tier_and_risk_range(regapp, regdb):
+def test_portfolio_filters_follow_the_city_tier_and_risk_range(caller, regdb):
     from dashboards.regulator import filter_sites
 
     rows = [{"site_code": "A", "tier": "A", "risk_score": 12.0}, {"site_code": "B", "tier": "B", "risk_score": 40.0},
@@ -135,19 +126,19 @@ def test_portfolio_filters_follow_the_city_tier_and_risk_range(regapp, regdb):
     assert [r["site_code"] for r in filter_sites(rows, tiers=["B", "C"])] == ["B", "C"]
     assert [r["site_code"] for r in filter_sites(rows, risk_range=[30, 100])] == ["B", "C"]    # unscored left out
     assert [r["site_code"] for r in filter_sites(rows, tiers=["A"], risk_range=[30, 100])] == []
-    ada = Caller(regapp, "ada")
+    ada = caller("ada")
     status, text, out = ada.call("portfolio-city.options", {("portfolio-city", "value"): "Wuhan"})
     assert "NIJ" not in _texts(out["response"]["portfolio-sites"]) and "DEMO" in text
     assert out["response"]["portfolio-district"]["options"] == ["Jiang'an"]
 
 
-def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(regapp, regdb):
+def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(caller, regdb):
     from data.store import open_store
 
-    status, text, out = Caller(regapp, "cole").call("portfolio-msg.children",
+    status, text, out = caller("cole").call("portfolio-msg.children",
                                                     {("portfolio-record", "n_clicks"): 1})
     assert "may not record risk" in text                       # a contractor cannot store scores
-    dora = Caller(regapp, "dora")
+    dora = caller("dora")
     status, text, out = dora.call("portfolio-msg.children", {("portfolio-record", "n_clicks"): 1})
     assert "Stored today's risk score of 1 site." in text
     with open_store(regdb[0], read_only=True) as store:
@@ -163,13 +154,13 @@ def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(regap
     assert float(terms[1].split('"')[0]) == pytest.approx(stored["score"], abs=0.05)
     assert "Trend (1 stored score)" in body
     # the contractor of DEMO cannot open Nijmegen's breakdown through the same callback
-    status, text, out = Caller(regapp, "cole").call("portfolio-risk-title.children",
+    status, text, out = caller("cole").call("portfolio-risk-title.children",
                                                     {("portfolio-risk-site", "data"): "NIJ"})
     assert "not in your scope" in text and "Nijmegen depot" not in text and "portfolio-risk-table" not in text
 
 
-def test_the_evaluation_report_downloads_as_html_and_pdf_for_sites_in_scope(regapp):
-    dora = Caller(regapp, "dora")
+def test_the_evaluation_report_downloads_as_html_and_pdf_for_sites_in_scope(caller):
+    dora = caller("dora")
     status, text, out = dora.call("portfolio-download.data", {("portfolio-report-html", "n_clicks"): 1,
                                                               ("portfolio-risk-site", "data"): "DEMO"})
     dl = out["response"]["portfolio-download"]["data"]
@@ -179,7 +170,7 @@ def test_the_evaluation_report_downloads_as_html_and_pdf_for_sites_in_scope(rega
                                                               ("portfolio-risk-site", "data"): "DEMO"},
                                   trigger="portfolio-report-pdf.n_clicks")
     assert base64.b64decode(out["response"]["portfolio-download"]["data"]["content"])[:5] == b"%PDF-"
-    status, text, out = Caller(regapp, "cole").call("portfolio-download.data", {
+    status, text, out = caller("cole").call("portfolio-download.data", {
         ("portfolio-report-html", "n_clicks"): 1, ("portfolio-risk-site", "data"): "NIJ"})
     assert "not in your scope" in text and "portfolio-download" not in out.get("response", {})
 
@@ -202,10 +193,10 @@ def _act(caller, fid, action, **fields):
     return caller.call("findings-action-msg.children", values, trigger=f"findings-{action}.n_clicks")
 
 
-def test_a_contractor_submits_a_rectification_and_a_regulator_verify_closes_it(regapp, regdb):
+def test_a_contractor_submits_a_rectification_and_a_regulator_verify_closes_it(caller, regdb):
     db = regdb[0]
     fid = _raise_on_demo(db, "Rebar cover too thin at column C3")
-    cole, dora, vic = Caller(regapp, "cole"), Caller(regapp, "dora"), Caller(regapp, "vic")
+    cole, dora, vic = caller("cole"), caller("dora"), caller("vic")
     # the contractor's buttons: submit and comment, not verify or reopen
     status, text, out = cole.call("findings-detail.children", {("findings-selected", "data"): fid})
     r = out["response"]
@@ -242,7 +233,7 @@ def test_a_contractor_submits_a_rectification_and_a_regulator_verify_closes_it(r
     assert "status reopened" in text and _finding(db, fid)[0].due == dt.date(2030, 1, 31)
 
 
-def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(regapp, regdb):
+def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(caller, regdb):
     from data.store import open_store
     from oversight.findings import ESCALATION_STEPS_DAYS, ESCALATION_TO, list_findings
     from oversight.scope import Scope
@@ -251,14 +242,14 @@ def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(reg
     with open_store(db, read_only=True) as store:
         overdue = list_findings(store, Scope.system(), site_code="DEMO", overdue=True)
     assert overdue, "the generated site has overdue hazard findings"
-    cole = Caller(regapp, "cole")
+    cole = caller("cole")
     status, text, out = cole.call("findings-summary.children", {("findings-f-overdue", "value"): ["overdue"]})
     table = _texts(out["response"]["findings-table"])
     assert table.count("badge overdue") == len(overdue) and "overdue-row" in table
     assert all(f.ref in table for f in overdue) and NIJ_TITLE not in text
     status, text, out = cole.call("findings-msg.children", {("findings-escalate", "n_clicks"): 1})
     assert "may not escalate" in text
-    status, text, out = Caller(regapp, "dora").call("findings-msg.children", {("findings-escalate", "n_clicks"): 1})
+    status, text, out = caller("dora").call("findings-msg.children", {("findings-escalate", "n_clicks"): 1})
     assert "escalated" in text
     status, text, out = cole.call("findings-detail.children", {("findings-selected", "data"): overdue[0].finding_id})
     detail = _texts(out["response"]["findings-detail"])
@@ -273,7 +264,7 @@ def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(reg
 # --------------------------------------------------------------------------------------
 # BCF download
 
-def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audited(regapp, regdb):
+def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audited(caller, regdb):
     from data.store import open_store
     from oversight.audit import audit_log
     from oversight.bcf.read import read_bcf
@@ -285,7 +276,7 @@ def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audit
         demo_safety = [f.finding_id for f in list_findings(store, Scope.system(), site_code="DEMO", category="safety")]
     assert demo_safety
     for version in ("2.1", "3.0"):
-        status, text, out = Caller(regapp, "cole").call("findings-download.data", {
+        status, text, out = caller("cole").call("findings-download.data", {
             ("findings-bcf", "n_clicks"): 1, ("findings-f-category", "value"): "safety",
             ("findings-bcf-version", "value"): version, ("findings-bcf-options", "value"): []})
         dl = out["response"]["findings-download"]["data"]
@@ -298,17 +289,17 @@ def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audit
         rows = audit_log(store, Scope.for_account("ada", "admin"), actor="cole", action="export")
     assert len(rows) >= 2 and {r["site_code"] for r in rows} == {"DEMO"}
     # another site's findings, or a viewer's export, are refused with no file
-    status, text, out = Caller(regapp, "cole").call("findings-download.data", {
+    status, text, out = caller("cole").call("findings-download.data", {
         ("findings-bcf", "n_clicks"): 1, ("findings-f-site", "value"): "NIJ"})
     assert "not in your scope" in text and "findings-download" not in out.get("response", {})
-    status, text, out = Caller(regapp, "vic").call("findings-download.data", {("findings-bcf", "n_clicks"): 1})
+    status, text, out = caller("vic").call("findings-download.data", {("findings-bcf", "n_clicks"): 1})
     assert "may not export" in text and "findings-download" not in out.get("response", {})
 
 
 # --------------------------------------------------------------------------------------
 # raising from the views
 
-def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewpoint(regapp, regdb):
+def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewpoint(caller, regdb):
     from dashboards import pano_view as pv
     from data.store import open_store
     from oversight.bcf.read import read_bcf
@@ -329,9 +320,9 @@ def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewp
     values = {("panorama-pixel-raise", "n_clicks"): 1, ("panorama-pixel-title", "value"): "Opening without guard rail",
               ("panorama-pixel-severity", "value"): "high", ("panorama-pixel-category", "value"): "safety",
               ("panorama-pixel", "data"): pixel, ("panorama-view", "data"): view}
-    status, text, out = Caller(regapp, "cole").call("panorama-pixel-msg.children", values)
+    status, text, out = caller("cole").call("panorama-pixel-msg.children", values)
     assert "may not raise" in text
-    status, text, out = Caller(regapp, "dora").call("panorama-pixel-msg.children", values)
+    status, text, out = caller("dora").call("panorama-pixel-msg.children", values)
     msg = out["response"]["panorama-pixel-msg"]["children"]
     assert msg.startswith("Finding DEMO-") and hit.global_id in msg
     number = int(msg.split("DEMO-")[1].split()[0])
@@ -344,7 +335,7 @@ def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewp
     assert ev["pano_id"] == pano_id and ev["yaw_deg"] == pytest.approx(20.0) and ev["fov_deg"] == pytest.approx(75.0)
     assert ev["pixel_uv"] == pytest.approx([u, v], abs=0.06) and ev["depth_m"] == pytest.approx(hit.depth_m, abs=1e-3)
     # the viewpoint becomes the BCF topic's camera: at the panorama's position, looking where the regulator looked
-    status, text, out = Caller(regapp, "dora").call("findings-download.data", {
+    status, text, out = caller("dora").call("findings-download.data", {
         ("findings-bcf", "n_clicks"): 1, ("findings-f-site", "value"): "DEMO", ("findings-f-severity", "value"): "high",
         ("findings-f-category", "value"): "safety", ("findings-bcf-options", "value"): []})
     topic = next(t for t in read_bcf(base64.b64decode(out["response"]["findings-download"]["data"]["content"])).topics
@@ -355,7 +346,7 @@ def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewp
     assert hit.global_id in {c.ifc_guid for c in topic.viewpoints[0].selection}
 
 
-def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence(regapp, regdb):
+def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence(caller, regdb):
     from data.store import open_store
     from vision.detection_store import insert_hazards
 
@@ -368,7 +359,7 @@ def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence
                                     "message": "worker without a vest at the hoist", "started_at": dt.datetime(2026, 5, 3),
                                     "detection_ids": ["D-A", "D-B"], "x_m": 1.0, "y_m": 2.0, "z_m": 0.0,
                                     "evidence": {"crops": ["vision/evidence/x/HNEW1.jpg"], "box_px": [1, 2, 3, 4]}}])
-    dora = Caller(regapp, "dora")
+    dora = caller("dora")
 
     def press(h):          # the hazard's "Raise a finding" button (a pattern id: the test client fills it in)
         return {("hazard-of-pattern", "data"): h,
@@ -376,7 +367,7 @@ def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence
 
     status, text, out = dora.call("hazards-finding-msg.children", press(linked))
     assert "already has finding" in text and existing in text
-    status, text, out = Caller(regapp, "cole").call("hazards-finding-msg.children", press("HNEW1"))
+    status, text, out = caller("cole").call("hazards-finding-msg.children", press("HNEW1"))
     assert "may not raise" in text
     status, text, out = dora.call("hazards-finding-msg.children", press("HNEW1"))
     assert "raised from the hazard" in text
