@@ -29,8 +29,8 @@ def bare_pass(path: Path, threads: int) -> int:
     """What IfcOpenShell alone does: open the file and tessellate the same elements, keeping nothing."""
     import ifcopenshell.geom
 
-    from bim.geometry import geom_settings, physical_products
-    from bim.ifc import inspect_ifc, open_ifc
+    from sitetwin.bim.geometry import geom_settings, physical_products
+    from sitetwin.bim.ifc import inspect_ifc, open_ifc
 
     model = open_ifc(inspect_ifc(path))
     products = physical_products(model)
@@ -47,8 +47,8 @@ def bare_pass(path: Path, threads: int) -> int:
 
 def sitetwin_load(path: Path, cache: Path, threads: int):
     """load_model into a fresh store; returns (report, seconds spent in load_model alone)."""
-    from bim.load import load_model
-    from data.store import open_store
+    from sitetwin.bim.load import load_model
+    from sitetwin.data.store import open_store
 
     with open_store(":memory:", cache_dir=cache) as store:   # creating the store is not part of a load
         started = time.perf_counter()
@@ -63,7 +63,7 @@ def median_of(fn, repeat: int) -> float:
 
 
 def peak_memory_mb(path: Path) -> float:
-    code = (f"import resource, tempfile; from bim.load import load_model; from data.store import open_store\n"
+    code = (f"import resource, tempfile; from sitetwin.bim.load import load_model; from sitetwin.data.store import open_store\n"
             f"with open_store(':memory:', cache_dir=tempfile.mkdtemp()) as s: load_model(s, {str(path)!r})\n"
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -71,7 +71,7 @@ def peak_memory_mb(path: Path) -> float:
 
 
 def main() -> None:
-    from bim.geometry import default_threads
+    from sitetwin.bim.geometry import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
@@ -80,7 +80,7 @@ def main() -> None:
     threads = default_threads()
     data = shared_data()
     work = Path(tempfile.mkdtemp(prefix="bench-bim-"))
-    from bim.demo_building import build_demo_building
+    from sitetwin.synth.building import build_demo_building
 
     files = sorted((data / "ifc" / "schependomlaan").rglob("*.ifc*")) + [build_demo_building(work / "demo.ifc").path]
     if args.only:

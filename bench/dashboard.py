@@ -51,23 +51,18 @@ TARGETS = {"paint_demo_s": 3.0, "paint_big_s": 6.0, "payload_big_mb": 15.0, "cal
 # --------------------------------------------------------------------------------------
 # the sites
 
-def sitegen():
-    spec = importlib.util.spec_from_file_location("sitegen", REPO / "tests" / "dashboards" / "sitegen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_demo(rebuild: bool) -> Path:
     db = WORK / "demo" / "demo.duckdb"
     done = db.with_name("complete")          # written last: a half-built site is built again
     if done.exists() and not rebuild:
         return db
     shutil.rmtree(db.parent, ignore_errors=True)
-    from twin.demo import run_demo
+    from sitetwin.app.demo import run_demo
 
     run_demo(db, db.parent / "work", stages=["model"])
-    sitegen().populate(db)
+    from sitetwin.synth import bigsite
+
+    bigsite.populate(db)
     done.write_text("ok\n")
     return db
 
@@ -79,10 +74,10 @@ def build_big(rebuild: bool) -> Path:
         return db
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
-    from bim.demo_building import DemoBuildingSpec, build_demo_building
-    from bim.load import load_model
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+    from sitetwin.bim.load import load_model
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     t = time.perf_counter()
     info = build_demo_building(db.parent / "big.ifc", DemoBuildingSpec(**BIG_SPEC))
@@ -105,10 +100,10 @@ def _big_surveys(db: Path, model_id: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bim.mesh import load_mesh
-    from data.store import open_store
-    from twin.sampling import sample_surface
-    from twin.survey_store import insert_rows, points_path
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
+    from sitetwin.twin.sampling import sample_surface
+    from sitetwin.twin.survey_store import insert_rows, points_path
 
     rng = np.random.default_rng(1)
     with open_store(db) as store:
@@ -173,8 +168,8 @@ def _big_surveys(db: Path, model_id: str) -> None:
 def _big_detections(db: Path, model_id: str) -> None:
     import pandas as pd
 
-    from data.store import open_store
-    from oversight.findings import raise_finding
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.findings import raise_finding
 
     rng = np.random.default_rng(3)
     n = BIG_DETECTIONS
@@ -214,12 +209,12 @@ def _big_detections(db: Path, model_id: str) -> None:
 
 
 def _big_panoramas(db: Path, model_id: str) -> None:
-    from bim.mesh import load_mesh
-    from data.store import open_store
-    from panorama.camera import pose_matrix
-    from panorama.io import save_image
-    from panorama.pano_store import add_panorama, compute_element_map
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
+    from sitetwin.panorama.camera import pose_matrix
+    from sitetwin.panorama.io import save_image
+    from sitetwin.panorama.pano_store import add_panorama, compute_element_map
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     with open_store(db) as store:
         mesh = load_mesh(store, model_ids=[model_id])
@@ -239,10 +234,10 @@ def _big_panoramas(db: Path, model_id: str) -> None:
 
 def naive_figure(db: Path, site: str) -> dict:
     """One Mesh3d per element at full detail, coloured by status, arrays as JSON lists (plotly's usual path)."""
-    from dashboards.connections import read_store
-    from dashboards.queries import current_model_ids, element_status, survey_as_of
-    from dashboards.scene import site_geometry
-    from panorama.overlay import STATUS_COLORS
+    from sitetwin.dashboards.connections import read_store
+    from sitetwin.dashboards.queries import current_model_ids, element_status, survey_as_of
+    from sitetwin.dashboards.scene import site_geometry
+    from sitetwin.panorama.overlay import STATUS_COLORS
 
     with read_store(db) as store:
         geom = site_geometry(store, site, current_model_ids(store, site))
@@ -334,11 +329,11 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
     """Server time of each data callback (test client, no network): first call and median of ``repeat``."""
     from dash._utils import split_callback_id
 
-    from dashboards.app import create_app
-    from dashboards.connections import read_store
-    from dashboards.queries import panoramas, survey_as_of
+    from sitetwin.dashboards.app import create_app
+    from sitetwin.dashboards.connections import read_store
+    from sitetwin.dashboards.queries import panoramas, survey_as_of
 
-    from dashboards.app import warm_up
+    from sitetwin.dashboards.app import warm_up
 
     app = create_app(db)
     app._setup_server()
@@ -446,10 +441,10 @@ def main() -> None:
 
     from plotly.io.json import to_json_plotly
 
-    from dashboards.app import BackgroundServer, create_app
-    from dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
-    from dashboards.connections import read_store
-    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+    from sitetwin.dashboards.app import BackgroundServer, create_app
+    from sitetwin.dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
+    from sitetwin.dashboards.connections import read_store
+    from sitetwin.dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     paint_rows, payload_rows = [], []
     driver = browser()

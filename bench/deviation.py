@@ -54,11 +54,11 @@ def peak_rss_mb() -> float:
 
 # ----------------------------------------------------------------------------- data
 def make_data(work: Path, points: int, storeys: int, bays_x: int, bays_y: int, seed: int) -> dict:
-    from bim.demo_building import DemoBuildingSpec, build_demo_building
-    from bim.load import load_model
-    from bim.mesh import load_mesh
-    from data.store import open_store
-    from twin.simulate import default_stations, simulate_survey, site_clutter, step_for_points
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+    from sitetwin.bim.load import load_model
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
+    from sitetwin.synth.scans import default_stations, simulate_survey, site_clutter, step_for_points
 
     spec = DemoBuildingSpec(storeys=storeys, bays_x=bays_x, bays_y=bays_y)
     info = build_demo_building(work / "building.ifc", spec)
@@ -89,7 +89,7 @@ def make_data(work: Path, points: int, storeys: int, bays_x: int, bays_y: int, s
 
 # ----------------------------------------------------------------------------- measured in child processes
 def measure_sitetwin(work: Path) -> dict:
-    from twin.distance import SurfaceIndex, thread_count
+    from sitetwin.twin.distance import SurfaceIndex, thread_count
 
     m = np.load(work / "mesh.npz")
     pts = np.load(work / "points.npy")

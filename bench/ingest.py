@@ -47,9 +47,9 @@ DUST_CHANNELS = ("pm10_ugm3", "pm2_5_ugm3", "noise_dba", "wind_ms", "temperature
 def make_store(folder: Path, cranes: int, dusts: int) -> tuple[Path, dict[str, str]]:
     """A store with one site and the devices; returns the path and {device_id: token}."""
     sys.path.insert(0, str(REPO))
-    from data.sites import upsert_site
-    from data.store import open_store
-    from sensors.registry import add_device, issue_token
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
+    from sitetwin.sensors.registry import add_device, issue_token
 
     db = folder / "bench.duckdb"
     tokens = {}
@@ -80,7 +80,7 @@ def free_port() -> int:
 
 
 def start_spool_server(db: Path, port: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "twin.cli", "ingest", "serve", "--db", str(db), "--port", str(port)]
+    cmd = [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(db), "--port", str(port)]
     return subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
@@ -127,7 +127,7 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
     sys.path.insert(0, str(REPO))
     import datetime as dt
 
-    from sensors.client import DeviceClient
+    from sitetwin.sensors.client import DeviceClient
 
     rng = random.Random(seed)
     devices = sorted(d for d in tokens if d != "PROBE")
@@ -212,7 +212,7 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
 def read_loop(db: str, stop_path: str, out_path: str, period_s: float = 0.3) -> None:
     """A dashboard stand-in: open the store read-only, count, close, every period_s; record the waits."""
     sys.path.insert(0, str(REPO))
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     waits, failures = [], 0
     while not Path(stop_path).exists():
@@ -238,12 +238,12 @@ def direct_server(db: str, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from data.store import open_store
-    from sensors.batch import BatchError, DeviceRef, parse_batch
-    from sensors.config import default_limits
-    from sensors.registry import token_digest
-    from sensors.timeseries import store_batches
-    from sensors.warnings import evaluate_touched
+    from sitetwin.data.store import open_store
+    from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
+    from sitetwin.sensors.config import default_limits
+    from sitetwin.sensors.registry import token_digest
+    from sitetwin.sensors.timeseries import store_batches
+    from sitetwin.sensors.warnings import evaluate_touched
 
     with open_store(db) as store:
         devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"])
@@ -343,7 +343,7 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
 def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_at_kill, restart_s, drain_s, load) -> dict:
     import numpy as np
 
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     records = gen["records"]
     ok = [r for r in records if r["status"] == "ok"]

@@ -44,10 +44,10 @@ BIG_SPEC = dict(storeys=6, bays_x=7, bays_y=4)       # the demo building, bigger
 
 def big_building(folder: Path):
     """The bigger demo building loaded into a store; returns (mesh, spec, store path)."""
-    from bim.demo_building import DemoBuildingSpec, build_demo_building
-    from bim.load import load_model
-    from bim.mesh import load_mesh
-    from data.store import open_store
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+    from sitetwin.bim.load import load_model
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
 
     spec = DemoBuildingSpec(**BIG_SPEC)
     info = build_demo_building(folder / "big.ifc", spec)
@@ -60,7 +60,7 @@ def big_building(folder: Path):
 
 def stations(spec, count: int, seed: int) -> list[np.ndarray]:
     """Camera poses inside storeys, away from columns, at eye height, with random heading and slight tilt."""
-    from panorama.camera import pose_matrix
+    from sitetwin.panorama.camera import pose_matrix
 
     rng = np.random.default_rng(seed)
     out = []
@@ -77,9 +77,9 @@ def stations(spec, count: int, seed: int) -> list[np.ndarray]:
 def bench_element_map(mesh, spec) -> dict:
     import open3d as o3d
 
-    from panorama.camera import pixel_bearings
-    from panorama.element_map import compact, element_map
-    from panorama.render import RayScene
+    from sitetwin.panorama.camera import pixel_bearings
+    from sitetwin.panorama.element_map import compact, element_map
+    from sitetwin.panorama.render import RayScene
 
     T = stations(spec, 1, seed=1)[0]
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def bench_element_map(mesh, spec) -> dict:
 
 def _corners_in_view(mesh, T, depth, width, height, *, max_range=25.0):
     """Mesh vertices visible from T (range matches the rendered depth), with their pixels and ranges."""
-    from panorama.camera import project_points
+    from sitetwin.panorama.camera import project_points
 
     verts = np.unique(np.asarray(mesh.vertices, dtype=np.float64), axis=0)
     uv, rng = project_points(verts, T, width, height)
@@ -126,11 +126,11 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
     points, and count how often the position misses 2 cm: how likely that trial's geometry is to
     fail, whatever the draw.
     """
-    from panorama.camera import equirect_to_bearing
-    from panorama.element_map import element_map
-    from panorama.pose import _refine, solve_control_points
-    from panorama.refine import refine_pose
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.camera import equirect_to_bearing
+    from sitetwin.panorama.element_map import element_map
+    from sitetwin.panorama.pose import _refine, solve_control_points
+    from sitetwin.panorama.refine import refine_pose
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     scene = RayScene(mesh)
     rows = []
@@ -228,8 +228,8 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
 
 
 def bench_measure(mesh, spec, panoramas: int = 4, pairs_per_pano: int = 10) -> dict:
-    from panorama.measure import distance, floor_point, model_point
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.measure import distance, floor_point, model_point
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     scene = RayScene(mesh)
     rows = []
@@ -272,10 +272,10 @@ def bench_measure(mesh, spec, panoramas: int = 4, pairs_per_pano: int = 10) -> d
 
 def bench_refine(mesh, spec, trials: int = 6) -> dict:
     """Orientation refinement from image edges, from a 1-degree-class rotation error; and on an unrelated photo."""
-    from panorama.camera import rotation_from_ypr
-    from panorama.io import read_panorama
-    from panorama.refine import refine_orientation
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.camera import rotation_from_ypr
+    from sitetwin.panorama.io import read_panorama
+    from sitetwin.panorama.refine import refine_orientation
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     scene = RayScene(mesh)
     rows = []
@@ -306,8 +306,8 @@ def _rot_deg(A, B) -> float:
 def bench_views() -> dict:
     from scipy import ndimage
 
-    from panorama.camera import CUBE_FACES, bearing_to_equirect, cube_face_camera, cube_faces, _remap_maps
-    from panorama.io import read_panorama
+    from sitetwin.panorama.camera import CUBE_FACES, bearing_to_equirect, cube_face_camera, cube_faces, _remap_maps
+    from sitetwin.panorama.io import read_panorama
 
     pano = read_panorama(shared_data() / "panorama" / "examplepano.jpg").pixels
     assert pano.shape[:2] == (HEIGHT, WIDTH)

@@ -35,9 +35,9 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data.store import open_store  # noqa: E402
-from oversight.portfolio import portfolio_sites, rollup  # noqa: E402
-from oversight.scope import Scope  # noqa: E402
+from sitetwin.data.store import open_store  # noqa: E402
+from sitetwin.oversight.portfolio import portfolio_sites, rollup  # noqa: E402
+from sitetwin.oversight.scope import Scope  # noqa: E402
 
 TARGET_MS = 300.0
 DAY = dt.date(2024, 6, 30)
@@ -123,7 +123,7 @@ def ago(end: dt.datetime, days) -> np.ndarray:
 
 def naive_rollup(store, scope: Scope) -> dict:
     """The per-site loop: list each site's findings through the library, count its detections and hazards."""
-    from oversight.findings import list_findings
+    from sitetwin.oversight.findings import list_findings
 
     start = dt.datetime.combine(DAY, dt.time()) - dt.timedelta(days=29)
     end = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time())

@@ -37,13 +37,13 @@ TOL_M, TOL_DEG, TOL_S = 0.005, 0.05, 60.0
 
 
 def setup(work: Path):
-    from bim.demo_building import build_demo_building
-    from bim.load import load_model
-    from bim.mesh import load_mesh
-    from data.store import open_store
-    from twin.demo_surveys import draw_as_built
-    from twin.distance import SurfaceIndex
-    from twin.plan import element_plan, planned_mask
+    from sitetwin.synth.building import build_demo_building
+    from sitetwin.bim.load import load_model
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
+    from sitetwin.synth.demo.surveys import draw_as_built
+    from sitetwin.twin.distance import SurfaceIndex
+    from sitetwin.twin.plan import element_plan, planned_mask
 
     info = build_demo_building(work / "demo.ifc")
     with open_store(work / "bench.duckdb") as store:
@@ -57,8 +57,8 @@ def setup(work: Path):
 
 
 def survey(mesh, truth, seed: int, points: int):
-    from twin.demo_surveys import simulate_epoch
-    from twin.simulate import random_pose
+    from sitetwin.synth.demo.surveys import simulate_epoch
+    from sitetwin.synth.scans import random_pose
 
     rng = np.random.default_rng(1000 + seed)
     T = random_pose(rng, max_shift_m=5.0, max_tilt_deg=5.0, centre_m=mesh.bounds().mean(axis=0))
@@ -75,7 +75,7 @@ def corners(mesh) -> np.ndarray:
 
 
 def sitetwin_register(index, pts, station_of, stations):
-    from twin.registration import register_auto
+    from sitetwin.twin.registration import register_auto
 
     t = time.perf_counter()
     reg = register_auto(index, pts, point_station=station_of, stations=stations)
@@ -87,7 +87,7 @@ def fpfh_register(index, pts, voxel: float = 0.3):
     """The textbook pipeline: FPFH features + RANSAC on 25 cm voxels, then point-to-plane ICP (Open3D)."""
     import open3d as o3d
 
-    from twin.registration import _sample_index
+    from sitetwin.twin.registration import _sample_index
 
     reg = o3d.pipelines.registration
     t = time.perf_counter()
@@ -121,7 +121,7 @@ def fpfh_register(index, pts, voxel: float = 0.3):
 
 
 def main() -> None:
-    from twin.registration import apply, pose_error
+    from sitetwin.twin.registration import apply, pose_error
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=3)

@@ -47,7 +47,7 @@ def build_weights(folder: Path, calibration: list) -> dict:
     and int8 copies of both calibrated on ``calibration`` (views of the panorama: what it will run on)."""
     from ultralytics import YOLO
 
-    from vision.train import _quiet_ultralytics
+    from sitetwin.vision.train import _quiet_ultralytics
 
     pt = folder / "yolo11n-bench.pt"
     with _quiet_ultralytics():
@@ -59,7 +59,7 @@ def build_weights(folder: Path, calibration: list) -> dict:
             target = folder / f"{name}.onnx"
             path.replace(target)
             out[name] = target
-    from vision.train import quantize_onnx
+    from sitetwin.vision.train import quantize_onnx
 
     for name in ("onnx_b4", "onnx_video"):
         out[f"{name}_int8"] = quantize_onnx(out[name], calibration)
@@ -67,8 +67,8 @@ def build_weights(folder: Path, calibration: list) -> dict:
 
 
 def panorama_bench(weights: dict, image: np.ndarray) -> list[dict]:
-    from vision.detect import Detector
-    from vision.panoramic import PanoViews, detect_panorama
+    from sitetwin.vision.detect import Detector
+    from sitetwin.vision.panoramic import PanoViews, detect_panorama
 
     views = PanoViews(size=640)
     n_views = len(views.cameras())
@@ -80,7 +80,7 @@ def panorama_bench(weights: dict, image: np.ndarray) -> list[dict]:
 
     def torch_plain():
         # the plain path: ultralytics' PyTorch predictor on each view in turn
-        from panorama.camera import render_view
+        from sitetwin.panorama.camera import render_view
 
         for cam in views.cameras():
             torch_det.predict([render_view(image, cam)])
@@ -104,7 +104,7 @@ def panorama_bench(weights: dict, image: np.ndarray) -> list[dict]:
 def make_video(folder: Path, image: np.ndarray) -> Path:
     import cv2
 
-    from panorama.camera import perspective_view
+    from sitetwin.panorama.camera import perspective_view
 
     path = folder / "pan.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, VIDEO_SIZE)
@@ -119,9 +119,9 @@ def make_video(folder: Path, image: np.ndarray) -> Path:
 def video_bench(weights: dict, video: Path) -> list[dict]:
     from ultralytics import YOLO
 
-    from vision.detect import Detector, Tracker
-    from vision.sources import open_source
-    from vision.train import _quiet_ultralytics
+    from sitetwin.vision.detect import Detector, Tracker
+    from sitetwin.vision.sources import open_source
+    from sitetwin.vision.train import _quiet_ultralytics
 
     def ours(det) -> int:
         tracker = Tracker("bytetrack")
@@ -160,15 +160,15 @@ def video_bench(weights: dict, video: Path) -> list[dict]:
 
 
 def main() -> None:
-    from vision.runtime import prepare
-    from vision.sources import read_image
+    from sitetwin.vision.runtime import prepare
+    from sitetwin.vision.sources import read_image
 
     prepare()
     image = read_image(shared_data() / "panorama" / "examplepano.jpg")
     assert image.shape[:2] == (2048, 4096)
     with tempfile.TemporaryDirectory(prefix="sitetwin-bench-vision-") as tmp:
         folder = Path(tmp)
-        from panorama.camera import perspective_view
+        from sitetwin.panorama.camera import perspective_view
 
         calibration = [perspective_view(image, yaw, pitch, 90.0, 640, 640) for yaw in range(-180, 180, 30)
                        for pitch in (0.0, -40.0)]

@@ -7,10 +7,10 @@
 ...     mesh = load_mesh(store, site_code="DEMO")
 """
 
-from bim.errors import BimError, IfcFileError, NoElementsError
-from bim.geometry import ModelMesh
-from bim.load import LoadReport, load_model, parse_model
-from bim.mesh import load_mesh, resolve_site, site_origin
+from sitetwin.bim.errors import BimError, IfcFileError, NoElementsError
+from sitetwin.bim.geometry import ModelMesh
+from sitetwin.bim.load import LoadReport, load_model, parse_model
+from sitetwin.bim.mesh import load_mesh, resolve_site, site_origin
 
 __all__ = ["BimError", "IfcFileError", "LoadReport", "ModelMesh", "NoElementsError", "load_mesh", "load_model",
            "parse_model", "resolve_site", "site_origin"]

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bim.elements import Element, Storey
-from bim.geometry import ElementFailure, Tessellation
-from bim.georef import Georeference
-from bim.ifc import LengthUnit
-from bim.schedule import Schedule, Task, _parse_dt
+from sitetwin.bim.elements import Element, Storey
+from sitetwin.bim.geometry import ElementFailure, Tessellation
+from sitetwin.bim.georef import Georeference
+from sitetwin.bim.ifc import LengthUnit
+from sitetwin.bim.schedule import Schedule, Task, _parse_dt
 
 # Bump when what is cached (tessellation settings, element fields) changes meaning.
 CACHE_FORMAT = 2   # 2: elements sorted by GlobalId

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bim.errors import BimError
-from data.store import Store
+from sitetwin.bim.errors import BimError
+from sitetwin.data.store import Store
 
 # Fields whose change makes an element "changed" (beyond its geometry).
 _COMPARED = ("ifc_class", "name", "predefined_type", "storey", "type_name", "material", "properties", "quantities")

@@ -1,6 +1,6 @@
 """Errors raised while reading design models."""
 
-from data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError
 
 
 class BimError(SitetwinError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bim.elements import is_physical
+from sitetwin.bim.elements import is_physical
 
 
 @dataclass(frozen=True)

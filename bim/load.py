@@ -15,17 +15,17 @@ from typing import Callable
 
 import numpy as np
 
-from bim import cache
-from bim.cache import ParsedModel
-from bim.elements import read_elements, read_storeys
-from bim.errors import BimError, NoElementsError
-from bim.geometry import geometry_hashes, tessellate, world_bounds_per_element
-from bim.georef import read_georeference
-from bim.ifc import inspect_ifc, length_unit, open_ifc
-from bim.schedule import read_ifc_schedules
-from bim.schedule_store import store_schedule
-from data.sites import check_site_code
-from data.store import Store
+from sitetwin.bim import cache
+from sitetwin.bim.cache import ParsedModel
+from sitetwin.bim.elements import read_elements, read_storeys
+from sitetwin.bim.errors import BimError, NoElementsError
+from sitetwin.bim.geometry import geometry_hashes, tessellate, world_bounds_per_element
+from sitetwin.bim.georef import read_georeference
+from sitetwin.bim.ifc import inspect_ifc, length_unit, open_ifc
+from sitetwin.bim.schedule import read_ifc_schedules
+from sitetwin.bim.schedule_store import store_schedule
+from sitetwin.data.sites import check_site_code
+from sitetwin.data.store import Store
 
 DEFAULT_SITE = "SITE"
 # Beyond this distance from the origin (m), float32 loses millimetres: shift to a local frame.

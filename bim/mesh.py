@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bim import cache
-from bim.errors import BimError
-from bim.geometry import ModelMesh, Tessellation
-from data.store import Store
+from sitetwin.bim import cache
+from sitetwin.bim.errors import BimError
+from sitetwin.bim.geometry import ModelMesh, Tessellation
+from sitetwin.data.store import Store
 
 
 def site_origin(store: Store, site_code: str) -> np.ndarray:
@@ -67,8 +67,8 @@ def _tessellation(cache_dir: Path, model: dict) -> Tessellation:
     if not (folder / "mesh.npz").exists():
         source = model.get("source_path")
         if source and Path(source).exists():
-            from bim.ifc import file_sha256
-            from bim.load import parse_model
+            from sitetwin.bim.ifc import file_sha256
+            from sitetwin.bim.load import parse_model
 
             if file_sha256(source) == model["sha256"]:
                 cache.save(cache_dir, parse_model(source))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 
 def list_elements(store: Store, *, model_id: str | None = None, site_code: str | None = None,

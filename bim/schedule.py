@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bim.errors import BimError
+from sitetwin.bim.errors import BimError
 
 _MSP_NS = "{http://schemas.microsoft.com/project}"
 

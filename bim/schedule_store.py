@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bim.errors import BimError
-from bim.schedule import Schedule, read_msproject_xml, read_task_map
-from data.store import Store
+from sitetwin.bim.errors import BimError
+from sitetwin.bim.schedule import Schedule, read_msproject_xml, read_task_map
+from sitetwin.data.store import Store
 
 
 def store_schedule(store: Store, site_code: str, schedule: Schedule, *, model_id: str | None = None) -> int:

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
-from data.store import Store
+from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
+from sitetwin.data.store import Store
 
 SESSION_COOKIE = "sitetwin_session"
 CSRF_COOKIE = "_csrf_token"          # the names dash-renderer reads and sends (Dash's defaults)
@@ -112,7 +112,7 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
     resolved in the last ``STALE_CALLER_S`` seconds is reused after a short wait, so that the
     pages, and the polls of the background job doing the writing, keep being answered.
     """
-    from data.errors import StoreError
+    from sitetwin.data.errors import StoreError
 
     key = (str(db), token, data_version(db))
     hit = _caller_cache.get(key)
@@ -135,8 +135,8 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
 
 
 def _read_caller(db, token: str | None, *, lock_timeout_s: float) -> Caller | None:
-    from oversight.accounts import authenticate, has_accounts, local_owner_scope
-    from oversight.errors import AuthError
+    from sitetwin.oversight.accounts import authenticate, has_accounts, local_owner_scope
+    from sitetwin.oversight.errors import AuthError
 
     with read_store(db, lock_timeout_s=lock_timeout_s) as store:
         if not has_accounts(store):
@@ -154,7 +154,7 @@ def current_caller() -> Caller | None:
 
 
 def require_caller() -> Caller:
-    from oversight.errors import AuthError
+    from sitetwin.oversight.errors import AuthError
 
     caller = current_caller()
     if caller is None:
@@ -176,7 +176,7 @@ def scoped_store() -> Iterator[tuple[Store, Any]]:
 @contextlib.contextmanager
 def site_store(site_code: str | None, action: str = "read") -> Iterator[Store]:
     """A short read-only connection, once the caller may ``action`` on ``site_code``."""
-    from oversight.errors import AccessDenied
+    from sitetwin.oversight.errors import AccessDenied
 
     if not site_code:
         raise AccessDenied("no site chosen; pick one of your sites")
@@ -199,14 +199,14 @@ def site_write_store(site_code: str, action: str) -> Iterator[tuple[Store, Any]]
 def object_write_store(table: str, key_column: str, key: str | None, action: str) -> Iterator[tuple[Store, str, Any]]:
     """A short read-write connection, the object's site and the caller's scope, once the caller may
     ``action`` on that site (an unknown object is refused like one out of scope)."""
-    from oversight.errors import AccessDenied
+    from sitetwin.oversight.errors import AccessDenied
 
     caller = require_caller()
     with write_store(current_db()) as store:
         site = site_of(store, table, key_column, key) if key else None
         if site is None or not caller.scope.admits(store, site):
             raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
-        from oversight.audit import guard
+        from sitetwin.oversight.audit import guard
 
         # a refused action is logged (audit "denied") before it is raised
         guard(store, caller.scope, action, site, what=f"{table[:-1]} {key}", object_kind=table[:-1], object_id=key)
@@ -248,7 +248,7 @@ def object_store(table: str, key_column: str, key: str | None) -> Iterator[tuple
 
     An unknown object is refused with the same words as one out of scope, so ids cannot be probed.
     """
-    from oversight.errors import AccessDenied
+    from sitetwin.oversight.errors import AccessDenied
 
     caller = require_caller()
     with read_store(current_db()) as store:
@@ -274,7 +274,7 @@ def install(server, db: str) -> None:
             return None
         if flask.request.method == "POST" and not _csrf_ok():
             return flask.jsonify({"error": "missing or wrong CSRF token; reload the page"}), 403
-        from data.errors import StoreError
+        from sitetwin.data.errors import StoreError
 
         try:
             caller = current_caller()
@@ -300,7 +300,7 @@ def install(server, db: str) -> None:
 
     @server.route("/logout", methods=["GET", "POST"])
     def logout_page():
-        from oversight.accounts import logout
+        from sitetwin.oversight.accounts import logout
 
         token = flask.request.cookies.get(SESSION_COOKIE)
         if token:
@@ -342,8 +342,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login(flask):
-    from oversight.accounts import has_accounts, login
-    from oversight.errors import AuthError
+    from sitetwin.oversight.accounts import has_accounts, login
+    from sitetwin.oversight.errors import AuthError
 
     db = flask.current_app.config["SITETWIN_DB"]
     nxt = _safe_next(flask.request.values.get("next"))
@@ -420,7 +420,7 @@ def scoped_route(server, rule: str, *, table: str, key: str, endpoint: str | Non
     def deco(handler):
         @functools.wraps(handler)
         def view(**kwargs):
-            from oversight.errors import AccessDenied
+            from sitetwin.oversight.errors import AccessDenied
 
             try:
                 with object_store(table, key, kwargs.get(key)) as (store, site):

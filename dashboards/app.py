@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from dashboards.callbacks import callback, clientside_callback
+from sitetwin.dashboards.callbacks import callback, clientside_callback
 
-PAGES_PACKAGE = "dashboards.pages"
+PAGES_PACKAGE = "sitetwin.dashboards.pages"
 ASSETS = Path(__file__).with_name("assets")
 log = logging.getLogger("sitetwin.dashboards")
 
@@ -30,9 +30,9 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     import dash
     from dash import DiskcacheManager
 
-    from dashboards import access
-    from dashboards.callbacks import attach
-    from data.errors import StoreError
+    from sitetwin.dashboards import access
+    from sitetwin.dashboards.callbacks import attach
+    from sitetwin.data.errors import StoreError
 
     db = Path(db)
     if not db.exists():
@@ -80,7 +80,7 @@ def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
 
 def _on_callback_error(err: Exception):
     """Expected failures become a message in the shell and no update; anything else is a bug and raised."""
-    from data.errors import SitetwinError
+    from sitetwin.data.errors import SitetwinError
 
     if isinstance(err, SitetwinError):
         show_error(err)
@@ -92,7 +92,7 @@ def show_error(err: Exception) -> None:
     """Show an expected failure (``SitetwinError``) as the shell's one-line message."""
     import dash
 
-    from oversight.errors import AccessDenied, AuthError
+    from sitetwin.oversight.errors import AccessDenied, AuthError
 
     kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
     log.info("callback %s: %s", kind, err)
@@ -113,7 +113,7 @@ def shell_layout():
     import dash
     from dash import dcc, html
 
-    from dashboards.access import current_caller
+    from sitetwin.dashboards.access import current_caller
 
     import flask
 
@@ -178,7 +178,7 @@ def parse_query(search: str | None) -> dict[str, str]:
 
 def default_site(site: str | None) -> str | None:
     """``site`` when the caller may see it, else the first of the caller's sites (None: no site at all)."""
-    from dashboards.access import sites_in_scope
+    from sitetwin.dashboards.access import sites_in_scope
 
     codes = [s["site_code"] for s in sites_in_scope()]
     if site in codes:
@@ -194,7 +194,7 @@ from dash import Input, Output, State, ctx, no_update   # noqa: E402  (dash is i
           Input("shell-url", "search"), Input("shell-site", "value"), State("shell-url", "pathname"))
 def sync_site(search, picked, pathname):
     """The site picker follows the URL; picking a site navigates to it (the page reloads its data)."""
-    from dashboards.access import sites_in_scope
+    from sitetwin.dashboards.access import sites_in_scope
 
     sites = sites_in_scope()
     codes = [s["site_code"] for s in sites]
@@ -237,11 +237,11 @@ clientside_callback(
 def _register_media_routes(server) -> None:
     import flask
 
-    from dashboards.access import scoped_route
+    from sitetwin.dashboards.access import scoped_route
 
     @scoped_route(server, "/media/evidence/<hazard_id>/<int:index>", table="hazards", key="hazard_id")
     def evidence(store, site, hazard_id: str, index: int):
-        from dashboards.queries import evidence_path
+        from sitetwin.dashboards.queries import evidence_path
 
         path = evidence_path(store, hazard_id, index)
         if path is None:
@@ -255,9 +255,9 @@ def warm_up(db: str | Path, *, wait: bool = False) -> None:
     import threading
 
     def run():
-        from dashboards.connections import read_store
-        from dashboards.queries import current_model_ids, progress_report
-        from dashboards.scene import site_geometry
+        from sitetwin.dashboards.connections import read_store
+        from sitetwin.dashboards.queries import current_model_ids, progress_report
+        from sitetwin.dashboards.scene import site_geometry
 
         try:
             with read_store(db) as store:

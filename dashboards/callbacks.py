@@ -34,7 +34,7 @@ def clientside_callback(*args: Any, **kwargs: Any) -> None:
 
 def attach(app, db: str) -> None:
     """Attach every declared callback to ``app``, each running with ``db`` as its store."""
-    from dashboards.access import bind_db
+    from sitetwin.dashboards.access import bind_db
 
     for args, kwargs in CLIENTSIDE:
         app.clientside_callback(*args, **kwargs)
@@ -56,8 +56,8 @@ def _expected_errors_shown(fn: Callable) -> Callable:
     def run(*args, **kwargs):
         import dash
 
-        from dashboards.app import show_error
-        from data.errors import SitetwinError
+        from sitetwin.dashboards.app import show_error
+        from sitetwin.data.errors import SitetwinError
 
         try:
             return fn(*args, **kwargs)

@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboards import components as c
+from sitetwin.dashboards import components as c
 
 FINDING_SEVERITIES = ("low", "medium", "high", "critical")
 FINDING_CATEGORIES = ("quality", "safety", "progress", "environment")
@@ -104,8 +104,8 @@ def _pct(v) -> str:
 def raise_on_element(site: str, global_id: str, title: str | None, severity: str, category: str, *,
                      evidence: dict | None = None) -> str:
     """Raise a finding on an element from a card (``oversight.raise_finding`` under the caller's scope)."""
-    from dashboards.access import site_write_store
-    from oversight.findings import raise_finding
+    from sitetwin.dashboards.access import site_write_store
+    from sitetwin.oversight.findings import raise_finding
 
     if not (title or "").strip():
         return "Give the finding a title."
@@ -119,8 +119,8 @@ def raise_on_element(site: str, global_id: str, title: str | None, severity: str
 
 def finding_history_view(finding_id: str) -> list:
     """A finding's events, oldest first, as a small table (oversight's history, under the caller's scope)."""
-    from dashboards.access import object_store, require_caller
-    from oversight.findings import finding_history
+    from sitetwin.dashboards.access import object_store, require_caller
+    from sitetwin.oversight.findings import finding_history
 
     caller = require_caller()
     with object_store("findings", "finding_id", finding_id) as (store, site):
@@ -133,7 +133,7 @@ def finding_history_view(finding_id: str) -> list:
 def _history_callbacks() -> None:
     from dash import MATCH, Input, Output, no_update
 
-    from dashboards.callbacks import callback
+    from sitetwin.dashboards.callbacks import callback
 
     for page in ("twin", "panorama"):
         @callback(Output({"type": f"{page}-card-history-view", "finding": MATCH}, "children"),

@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from data.store import Store, open_store
+from sitetwin.data.store import Store, open_store
 
 READ_LOCK_TIMEOUT_S = 15.0     # how long a page waits for a writer (a CLI import) to finish
 WRITE_LOCK_TIMEOUT_S = 30.0

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from dashboards.components import PLOT_LAYOUT
-from dashboards.scene import PALETTE
+from sitetwin.dashboards.components import PLOT_LAYOUT
+from sitetwin.dashboards.scene import PALETTE
 
 DAY_MS = 86_400_000             # a day on a plotly date axis
 HEAT_CELL_M = 0.5

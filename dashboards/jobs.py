@@ -18,21 +18,21 @@ def detect_on_panorama(site: str, pano_id: str, run_id: str,
 
     Returns a one-line summary for the page.
     """
-    from dashboards.access import object_store, site_write_store
-    from dashboards.queries import detector_weights
-    from vision.errors import VisionError
+    from sitetwin.dashboards.access import object_store, site_write_store
+    from sitetwin.dashboards.queries import detector_weights
+    from sitetwin.vision.errors import VisionError
 
     progress(1, 4)
     with object_store("panoramas", "pano_id", pano_id) as (store, pano_site):
         weights = {w["run_id"]: w for w in detector_weights(store)}
     if pano_site != site:
-        from oversight.errors import AccessDenied
+        from sitetwin.oversight.errors import AccessDenied
 
         raise AccessDenied(f"panorama {pano_id} is not a panorama of site {site}")
     if run_id not in weights:
         raise VisionError(f"no trained weights for vision run {run_id!r} in this store")
     progress(2, 4)
-    from vision.pipeline import detect_source
+    from sitetwin.vision.pipeline import detect_source
 
     with site_write_store(site, DETECT_ACTION) as (store, scope):
         progress(3, 4)
@@ -56,7 +56,7 @@ def inbox_dir(db) -> Path:
 
 def inbox_files(db) -> list[str]:
     """Point-cloud files in the inbox (names only), sorted."""
-    from twin.formats import SUFFIXES
+    from sitetwin.twin.formats import SUFFIXES
 
     folder = inbox_dir(db)
     if not folder.is_dir():
@@ -67,10 +67,10 @@ def inbox_files(db) -> list[str]:
 def add_survey_from_inbox(site: str, names: list[str], *, epoch: str | None, register: str,
                           progress: Callable[[int, int, str], None] = lambda done, total, msg: None) -> dict:
     """Register and analyse scans from the inbox against the site's current models (``twin.survey.add_survey``)."""
-    from dashboards.access import current_db, site_write_store
-    from dashboards.queries import current_model_ids
-    from twin.errors import SurveyError
-    from twin.survey import add_survey
+    from sitetwin.dashboards.access import current_db, site_write_store
+    from sitetwin.dashboards.queries import current_model_ids
+    from sitetwin.twin.errors import SurveyError
+    from sitetwin.twin.survey import add_survey
 
     folder = inbox_dir(current_db())
     files = []

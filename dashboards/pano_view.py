@@ -52,7 +52,7 @@ class View:
     height: int = VIEW_HEIGHT
 
     def camera(self):
-        from panorama.camera import PerspectiveCamera
+        from sitetwin.panorama.camera import PerspectiveCamera
 
         return PerspectiveCamera.from_fov(self.width, self.height, self.fov_deg, self.yaw_deg, self.pitch_deg)
 
@@ -68,15 +68,15 @@ class View:
 
 def pano_pixels(pano) -> np.ndarray:
     """The panorama's pixels (decoded once per file content)."""
-    from panorama.pano_store import load_image
+    from sitetwin.panorama.pano_store import load_image
 
     return _cached(("pixels", str(pano.file), pano.sha256), lambda: load_image(pano))
 
 
 def element_map(store, pano):
     """The stored element map of a posed panorama (None when it has none)."""
-    from panorama.errors import PanoramaError
-    from panorama.pano_store import load_element_map
+    from sitetwin.panorama.errors import PanoramaError
+    from sitetwin.panorama.pano_store import load_element_map
 
     created = store.scalar("SELECT created_at FROM panorama_element_maps WHERE pano_id = ?", [pano.pano_id])
     if created is None:
@@ -92,7 +92,7 @@ def layered(store, pano, *, overlay: str | None, detections: list[dict] | None) 
 
     Returns the image and a note when an overlay could not be drawn (no element map, no survey).
     """
-    from data.errors import SitetwinError
+    from sitetwin.data.errors import SitetwinError
 
     image = pano_pixels(pano)
     note = None
@@ -103,8 +103,8 @@ def layered(store, pano, *, overlay: str | None, detections: list[dict] | None) 
         if emap is None:
             note = "no element map for this panorama: make one with `sitetwin pano element-map`"
         else:
-            from panorama.overlay import coloring
-            from panorama.overlay import overlay as draw
+            from sitetwin.panorama.overlay import coloring
+            from sitetwin.panorama.overlay import overlay as draw
 
             try:
                 colors = coloring(store, pano.site_code, overlay)
@@ -137,7 +137,7 @@ def draw_boxes(image: np.ndarray, detections: list[dict], color=BOX_COLOR, thick
 
 
 def render(image: np.ndarray, view: View) -> np.ndarray:
-    from panorama.camera import render_view
+    from sitetwin.panorama.camera import render_view
 
     return render_view(image, view.camera())
 

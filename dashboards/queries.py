@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 STATUSES = ("built", "partial", "not_built", "out_of_tolerance")
 OPEN_FINDING_STATUSES = ("open", "reopened", "rectification_submitted")
@@ -61,7 +61,7 @@ def current_model_ids(store: Store, site_code: str) -> list[str]:
 
 def surveys(store: Store, site_code: str) -> list[dict]:
     """The site's surveys, oldest epoch first, with registration figures and status counts (twin's reader)."""
-    from twin.survey_store import list_surveys
+    from sitetwin.twin.survey_store import list_surveys
 
     return list_surveys(store, site_code)
 
@@ -89,7 +89,7 @@ def survey_in_site(store: Store, site_code: str, survey_id: str | None) -> str |
 
 def data_freshness(store: Store, scope, site_code: str, *, now: dt.datetime | None = None) -> list[dict]:
     """Per data source: newest data, its age in days and completeness (oversight's catalogue, plus detections)."""
-    from oversight.catalogue import catalogue
+    from sitetwin.oversight.catalogue import catalogue
 
     now = now or utcnow()
     by_kind: dict[str, dict] = {}
@@ -119,14 +119,14 @@ def data_freshness(store: Store, scope, site_code: str, *, now: dt.datetime | No
 
 def open_findings(store: Store, scope, site_code: str, *, global_id: str | None = None, limit: int | None = None):
     """Findings still to act on (open, reopened, rectification submitted), newest first (oversight's reader)."""
-    from oversight.findings import list_findings
+    from sitetwin.oversight.findings import list_findings
 
     return list_findings(store, scope, site_code=site_code, status=list(OPEN_FINDING_STATUSES), global_id=global_id,
                          limit=limit)
 
 
 def element_findings(store: Store, scope, site_code: str, global_id: str):
-    from oversight.findings import list_findings
+    from sitetwin.oversight.findings import list_findings
 
     return list_findings(store, scope, site_code=site_code, global_id=global_id)
 
@@ -263,7 +263,7 @@ def progress_report(store: Store, site_code: str):
     with a hundred surveys); it changes only when a survey, a schedule or a model is added, so
     it is kept per store, site and those inputs.
     """
-    from twin.progress import progress_report as report
+    from sitetwin.twin.progress import progress_report as report
 
     key = (str(store.path), site_code, progress_inputs(store, site_code))
     hit = _progress_cache.get(key)
@@ -286,7 +286,7 @@ def schedule_states(store: Store, site_code: str, day: dt.date) -> dict[tuple[st
     it standing; ``due (not seen)``: planned finished, but no such survey tells; ``in progress``:
     between planned start and finish; ``not started``; ``unscheduled``: no task builds it.
     """
-    from twin.progress import MIN_VISIBLE_SHARE
+    from sitetwin.twin.progress import MIN_VISIBLE_SHARE
 
     rows = store.rows(
         "WITH plan AS (SELECT te.model_id, te.global_id, min(t.start) AS planned_start, "
@@ -517,7 +517,7 @@ def _hazard_filter(site_code: str, rules, storeys, alias: str = "") -> tuple[str
 
 def sensor_state(store: Store, site_code: str) -> list[dict]:
     """Devices with position, host element and worst active warning (sensors' twin-state query)."""
-    from sensors.queries import twin_state
+    from sitetwin.sensors.queries import twin_state
 
     return twin_state(store, site_code)
 

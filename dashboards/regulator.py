@@ -55,8 +55,8 @@ def filter_sites(rows: Iterable[dict], *, tiers: Iterable[str] | None = None,
 def portfolio(*, city: str | None = None, district: str | None = None, tiers: Iterable[str] | None = None,
               risk_range=None) -> dict[str, Any]:
     """Sites in the caller's scope (filtered) and the per-district rollups of the chosen city/district."""
-    from dashboards.access import scoped_store
-    from oversight.portfolio import portfolio_sites, rollup
+    from sitetwin.dashboards.access import scoped_store
+    from sitetwin.oversight.portfolio import portfolio_sites, rollup
 
     with scoped_store() as (store, scope):
         everything = portfolio_sites(store, scope)
@@ -82,8 +82,8 @@ class RiskView:
 
 def risk_view(site: str) -> RiskView:
     """Compute the site's risk now and read its stored trend (refused outside the caller's scope)."""
-    from dashboards.access import require_caller, site_store
-    from oversight.risk import compute_risk, risk_trend
+    from sitetwin.dashboards.access import require_caller, site_store
+    from sitetwin.oversight.risk import compute_risk, risk_trend
 
     scope = require_caller().scope
     with site_store(site) as store:
@@ -95,8 +95,8 @@ def risk_view(site: str) -> RiskView:
 
 def record_scores(sites: list[str]) -> int:
     """Store today's risk score of each site (the trend's next point); regulators only."""
-    from dashboards.access import require_caller, write_store_for
-    from oversight.risk import record_risk
+    from sitetwin.dashboards.access import require_caller, write_store_for
+    from sitetwin.oversight.risk import record_risk
 
     scope = require_caller().scope
     scope.require("record_risk", "store risk scores")
@@ -108,8 +108,8 @@ def record_scores(sites: list[str]) -> int:
 
 def evaluation_report(site: str, fmt: str = "html") -> tuple[str, bytes]:
     """The site's evaluation under the packaged scheme, as (file name, HTML or PDF bytes); nothing is stored."""
-    from dashboards.access import require_caller, site_store
-    from oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.dashboards.access import require_caller, site_store
+    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
 
     if fmt not in ("html", "pdf"):
         raise ValueError(f"report format {fmt!r}: html or pdf")
@@ -131,8 +131,8 @@ def evaluation_report(site: str, fmt: str = "html") -> tuple[str, bytes]:
 def findings(*, site: str | None = None, status: list[str] | None = None, severity: str | None = None,
              category: str | None = None, overdue: bool = False, limit: int | None = FINDINGS_SHOWN) -> list:
     """Findings in the caller's scope, newest first, filtered (oversight's ``list_findings``)."""
-    from dashboards.access import scoped_store
-    from oversight.findings import list_findings
+    from sitetwin.dashboards.access import scoped_store
+    from sitetwin.oversight.findings import list_findings
 
     with scoped_store() as (store, scope):
         return list_findings(store, scope, site_code=site or None, status=status or None, severity=severity or None,
@@ -149,8 +149,8 @@ class FindingView:
 
 def finding_view(finding_id: str) -> FindingView:
     """A finding with its full history, and which workflow actions the caller's role allows."""
-    from dashboards.access import object_store, require_caller
-    from oversight.findings import ESCALATION_TO, finding_history, get_finding
+    from sitetwin.dashboards.access import object_store, require_caller
+    from sitetwin.oversight.findings import ESCALATION_TO, finding_history, get_finding
 
     scope = require_caller().scope
     with object_store("findings", "finding_id", finding_id) as (store, site):
@@ -168,9 +168,9 @@ def act(finding_id: str, action: str, *, note: str | None = None, evidence_text:
     ``verify`` and ``reopen`` are for regulators: others are refused with oversight's
     ``AccessDenied`` (and the refusal is in the audit log).
     """
-    from dashboards.access import object_write_store
-    from oversight import findings as of
-    from oversight.errors import FindingError
+    from sitetwin.dashboards.access import object_write_store
+    from sitetwin.oversight import findings as of
+    from sitetwin.oversight.errors import FindingError
 
     if action not in ACTIONS:
         raise FindingError(f"action {action!r}: use one of {', '.join(ACTIONS)}")
@@ -195,8 +195,8 @@ def act(finding_id: str, action: str, *, note: str | None = None, evidence_text:
 
 def escalate() -> list[dict]:
     """Escalate every overdue finding of the caller's sites (oversight's ``escalate_overdue``); regulators only."""
-    from dashboards.access import require_caller, write_store_for
-    from oversight.findings import escalate_overdue
+    from sitetwin.dashboards.access import require_caller, write_store_for
+    from sitetwin.oversight.findings import escalate_overdue
 
     scope = require_caller().scope
     scope.require("escalate", "escalate overdue findings")
@@ -210,9 +210,9 @@ def bcf_export(finding_ids: list[str], version: str = "2.1", *, snapshots: bool 
     oversight's ``export_bcf`` checks the caller may export each finding's site and writes
     an ``export`` row per site to the audit log.
     """
-    from dashboards.access import scoped_store
-    from oversight.bcf.topics import export_bcf
-    from oversight.errors import BcfError
+    from sitetwin.dashboards.access import scoped_store
+    from sitetwin.oversight.bcf.topics import export_bcf
+    from sitetwin.oversight.errors import BcfError
 
     if version not in BCF_VERSIONS:
         raise BcfError(f"BCF version {version!r}: use one of {', '.join(BCF_VERSIONS)}")
@@ -238,11 +238,11 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
     The element and point are recomputed here from the stored element map; nothing the
     browser sends about them is trusted.
     """
-    from dashboards import pano_view as pv
-    from dashboards.access import object_store, site_write_store
-    from oversight.errors import FindingError
-    from oversight.findings import raise_finding
-    from panorama.pano_store import get_panorama
+    from sitetwin.dashboards import pano_view as pv
+    from sitetwin.dashboards.access import object_store, site_write_store
+    from sitetwin.oversight.errors import FindingError
+    from sitetwin.oversight.findings import raise_finding
+    from sitetwin.panorama.pano_store import get_panorama
 
     if not (title or "").strip():
         return "Give the finding a title."
@@ -266,14 +266,14 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
 
 def hazard_finding(hazard_id: str) -> dict | None:
     """The finding a hazard already has (vision's link, or one raised from it here): id, ref, status."""
-    from dashboards.access import object_store
+    from sitetwin.dashboards.access import object_store
 
     with object_store("hazards", "hazard_id", hazard_id) as (store, site):
         return _hazard_finding(store, site, hazard_id)
 
 
 def _hazard_finding(store, site: str, hazard_id: str) -> dict | None:
-    from dashboards.queries import hazard_findings
+    from sitetwin.dashboards.queries import hazard_findings
 
     return hazard_findings(store, site, [hazard_id]).get(hazard_id)
 
@@ -285,8 +285,8 @@ def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: 
     """
     import json
 
-    from dashboards.access import object_store, site_write_store
-    from oversight.findings import raise_finding
+    from sitetwin.dashboards.access import object_store, site_write_store
+    from sitetwin.oversight.findings import raise_finding
 
     with object_store("hazards", "hazard_id", hazard_id) as (store, site):
         found = _hazard_finding(store, site, hazard_id)

@@ -133,8 +133,8 @@ _building: dict[tuple, threading.Lock] = {}
 
 def site_geometry(store, site_code: str, model_ids: Sequence[str]) -> SceneGeometry:
     """The prepared geometry of these models (cached by store file and model ids; a model id never changes)."""
-    from bim.mesh import load_mesh
-    from dashboards.queries import element_attributes
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.dashboards.queries import element_attributes
 
     key = (str(store.path), tuple(sorted(model_ids)))
     with _geometry_lock:
@@ -459,7 +459,7 @@ def deviation_band(mm: float | None) -> str:
 
 
 def deviation_bins() -> tuple[list[str], dict[str, str]]:
-    from panorama.overlay import STATUS_COLORS, deviation_color
+    from sitetwin.panorama.overlay import STATUS_COLORS, deviation_color
 
     e = DEVIATION_BANDS_MM
     labels = [f"≤ {e[0]:g} mm"] + [f"{lo:g}–{hi:g} mm" for lo, hi in zip(e, e[1:])] + [f"> {e[-1]:g} mm",

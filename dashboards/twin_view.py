@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from dashboards import scene
-from dashboards.scene import Bin, SceneGeometry
+from sitetwin.dashboards import scene
+from sitetwin.dashboards.scene import Bin, SceneGeometry
 
 MODES = ("class", "storey", "status", "deviation", "schedule")
 MAX_POINTS = 20_000            # scan points sent to the browser (software WebGL draws 10k in about a second)
@@ -78,8 +78,8 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     ``points=False`` skips the scan points; ``model=False`` reads only what the layers need
     (geometry, survey, points, devices), not the colours.
     """
-    from dashboards import queries as q
-    from panorama.overlay import STATUS_COLORS, class_color
+    from sitetwin.dashboards import queries as q
+    from sitetwin.panorama.overlay import STATUS_COLORS, class_color
 
     if p.mode not in MODES:
         raise ValueError(f"colour mode {p.mode!r}: use one of {', '.join(MODES)}")
@@ -126,8 +126,8 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)
     if p.points and points and survey_id:
-        from twin.survey_store import survey_points
-        from twin.errors import SurveyError
+        from sitetwin.twin.survey_store import survey_points
+        from sitetwin.twin.errors import SurveyError
 
         try:
             pts = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m", "distance_m", "cluster"],

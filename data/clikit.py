@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Iterable
 
 import typer
 
-from data.store import DEFAULT_DB
+from sitetwin.data.store import DEFAULT_DB
 
 DbOption = Annotated[Path, typer.Option("--db", help="The twin's DuckDB store file.", show_default=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]

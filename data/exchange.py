@@ -12,9 +12,9 @@ import json
 import os
 from pathlib import Path
 
-from data.errors import StoreError
-from data.files import file_sha256
-from data.store import Store
+from sitetwin.data.errors import StoreError
+from sitetwin.data.files import file_sha256
+from sitetwin.data.store import Store
 
 MANIFEST = "manifest.json"
 

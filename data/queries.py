@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from data.errors import StoreError
-from data.store import Store
+from sitetwin.data.errors import StoreError
+from sitetwin.data.store import Store
 
 
 def read_only_query(store: Store, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from data.errors import StoreError
-from data.store import Store
+from sitetwin.data.errors import StoreError
+from sitetwin.data.store import Store
 
 
 def check_site_code(code: str) -> str:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from data.errors import StoreError
+from sitetwin.data.errors import StoreError
 
 DEFAULT_DB = "sitetwin.duckdb"
 _MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -43,7 +43,7 @@ def migrations() -> list[Migration]:
 
 def _read_migrations() -> list[Migration]:
     found = []
-    for entry in resources.files("data.migrations").iterdir():
+    for entry in resources.files("sitetwin.data.migrations").iterdir():
         match = _MIGRATION_RE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))

@@ -7,11 +7,11 @@ tiers, evaluation and insurance, the data catalogue, and access control.
 >>> list_findings(store, Scope.system(), site_code="DEMO")                   # doctest: +SKIP
 """
 
-from oversight.errors import AccessDenied, AuthError, BcfError, FindingError, OversightError, SchemeError
-from oversight.findings import (Finding, FindingEvent, comment, escalate_overdue, finding_history, get_finding,
+from sitetwin.oversight.errors import AccessDenied, AuthError, BcfError, FindingError, OversightError, SchemeError
+from sitetwin.oversight.findings import (Finding, FindingEvent, comment, escalate_overdue, finding_history, get_finding,
                                 list_findings, raise_finding, reopen, submit_rectification, verify_close,
                                 verify_history)
-from oversight.scope import Scope
+from sitetwin.oversight.scope import Scope
 
 __all__ = ["AccessDenied", "AuthError", "BcfError", "Finding", "FindingError", "FindingEvent", "OversightError",
            "SchemeError", "Scope", "comment", "escalate_overdue", "finding_history", "get_finding", "list_findings",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 
 def in_transaction(store: Store) -> bool:

@@ -27,12 +27,12 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.audit import utcnow
-from oversight.errors import AccessDenied, AuthError, OversightError
-from oversight.scope import ROLES, Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import AccessDenied, AuthError, OversightError
+from sitetwin.oversight.scope import ROLES, Scope
 
 SESSION_HOURS = 12
 THROTTLE_WINDOW_S = 15 * 60

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from data.store import Store
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight.scope import Scope
 
 SPOOL = "audit-spool.jsonl"
 ACTIONS = ("view", "export", "import", "login", "logout", "denied", "write")
@@ -48,7 +48,7 @@ def record(store: Store, scope: Scope, action: str, object_kind: str, object_id:
 def guard(store: Store, scope: Scope, action: str, site_code: str | None = None, *, what: str = "",
           object_kind: str = "site", object_id: str | None = None) -> None:
     """Check that ``scope`` may do ``action`` (on ``site_code`` when given); a refusal is logged, then raised."""
-    from oversight.errors import AccessDenied
+    from sitetwin.oversight.errors import AccessDenied
 
     try:
         if site_code is None:

@@ -40,11 +40,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from data.store import Store
-from oversight import audit
-from oversight.audit import utcnow
-from oversight.errors import AccessDenied, OversightError
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import AccessDenied, OversightError
+from sitetwin.oversight.scope import Scope
 
 KINDS = ("model", "schedule", "survey", "panoramas", "camera", "sensor")
 LEVELS = ("project", "district", "city")
@@ -201,8 +201,8 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
 
     ``level`` names the platform that makes it (``project``, ``district`` or ``city``).
     """
-    from data.exchange import MANIFEST, export_tables
-    from data.store import open_store
+    from sitetwin.data.exchange import MANIFEST, export_tables
+    from sitetwin.data.store import open_store
 
     audit.guard(store, scope, "export", what="export a package")
     if level not in LEVELS:
@@ -250,7 +250,7 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
 def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = "district") -> dict:
     """Take in a package from the level below (``level`` is this platform's: district takes project
     packages, city takes district ones). Sites must be in the caller's scope; one transaction."""
-    from data.exchange import MANIFEST, import_tables
+    from sitetwin.data.exchange import MANIFEST, import_tables
 
     audit.guard(store, scope, "import", what="import a package")
     if level not in LEVELS[1:]:
@@ -313,6 +313,6 @@ def _require(store: Store, scope: Scope, site_code: str, action: str = "read") -
 
 
 def _day(value) -> dt.date:
-    from oversight.risk import _day as day
+    from sitetwin.oversight.risk import _day as day
 
     return day(value)

@@ -1,6 +1,6 @@
 """The errors of ``oversight``: one root, and a child per kind of refusal."""
 
-from data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError
 
 
 class OversightError(SitetwinError):

@@ -25,12 +25,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.audit import utcnow
-from oversight.errors import SchemeError
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import SchemeError
+from sitetwin.oversight.scope import Scope
 
 # metric -> what it measures (the unit is in the words)
 METRICS: dict[str, str] = {
@@ -119,9 +119,9 @@ def _load_scheme(scheme: Path) -> dict:
     else:
         where = f"oversight/schemes/{scheme}.yaml"
         try:
-            text = resources.files("oversight").joinpath(f"schemes/{scheme}.yaml").read_text(encoding="utf-8")
+            text = resources.files("sitetwin.oversight").joinpath(f"schemes/{scheme}.yaml").read_text(encoding="utf-8")
         except (FileNotFoundError, OSError):
-            names = sorted(p.name[:-5] for p in resources.files("oversight").joinpath("schemes").iterdir()
+            names = sorted(p.name[:-5] for p in resources.files("sitetwin.oversight").joinpath("schemes").iterdir()
                            if p.name.endswith(".yaml"))
             raise SchemeError(f"no evaluation scheme {str(scheme)!r} (packaged: {', '.join(names)}; or give a file)") from None
     try:
@@ -214,8 +214,8 @@ def _fmt(v: float) -> str:
 
 def site_metrics(store: Store, site_code: str, *, as_of: dt.date | str | None = None) -> dict[str, Any]:
     """Every metric of ``METRICS`` for one site as of a day (None where there is no data)."""
-    from oversight.catalogue import data_quality
-    from oversight.risk import _day, compute_risk, site_figures
+    from sitetwin.oversight.catalogue import data_quality
+    from sitetwin.oversight.risk import _day, compute_risk, site_figures
 
     day = _day(as_of)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
@@ -296,7 +296,7 @@ def site_metrics(store: Store, site_code: str, *, as_of: dt.date | str | None = 
 def evaluate(store: Store, scope: Scope, site_code: str, *, scheme: str | Path | dict = "provincial",
              as_of: dt.date | str | None = None, record: bool = True) -> Evaluation:
     """Evaluate one site under a scheme; with ``record`` (regulators) the result is stored."""
-    from oversight.risk import _day, compute_risk, premium_factor
+    from sitetwin.oversight.risk import _day, compute_risk, premium_factor
 
     audit.guard(store, scope, "evaluate" if record else "read", site_code, object_kind="evaluation")
     s = scheme if isinstance(scheme, dict) else load_scheme(scheme)

@@ -35,12 +35,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.audit import utcnow
-from oversight.errors import AccessDenied, FindingError
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import AccessDenied, FindingError
+from sitetwin.oversight.scope import Scope
 
 CATEGORIES = ("safety", "quality", "progress", "environment")
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.audit import utcnow
-from oversight.errors import OversightError
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import OversightError
+from sitetwin.oversight.scope import Scope
 
 GROUPS = ("district", "city")
 PROFILE_FIELDS = ("project", "contractor", "data_owner", "planned_start", "planned_finish", "workers_planned",
@@ -152,9 +152,9 @@ def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) 
 def site_portrait(store: Store, scope: Scope, site_code: str, *, as_of: dt.date | str | None = None) -> dict:
     """Everything a regulator sees about one site: identity, profile, risk with breakdown and trend,
     findings by status, data catalogue and quality. The dashboard's site page reads this."""
-    from oversight.catalogue import catalogue, data_quality
-    from oversight.findings import list_findings
-    from oversight.risk import compute_risk, risk_trend
+    from sitetwin.oversight.catalogue import catalogue, data_quality
+    from sitetwin.oversight.findings import list_findings
+    from sitetwin.oversight.risk import compute_risk, risk_trend
 
     audit.guard(store, scope, "read", site_code)
     day = _day(as_of)
@@ -173,6 +173,6 @@ def site_portrait(store: Store, scope: Scope, site_code: str, *, as_of: dt.date 
 
 
 def _day(value) -> dt.date:
-    from oversight.risk import _day as day
+    from sitetwin.oversight.risk import _day as day
 
     return day(value)

@@ -35,12 +35,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.audit import utcnow
-from oversight.errors import OversightError, SchemeError
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.audit import utcnow
+from sitetwin.oversight.errors import OversightError, SchemeError
+from sitetwin.oversight.scope import Scope
 
 COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors")
 TIERS = ("A", "B", "C")
@@ -87,7 +87,7 @@ def load_config(path: str | Path | None = None) -> dict:
     import yaml
 
     if path is None:
-        text = resources.files("oversight").joinpath("config/risk.yaml").read_text(encoding="utf-8")
+        text = resources.files("sitetwin.oversight").joinpath("config/risk.yaml").read_text(encoding="utf-8")
         where = "oversight/config/risk.yaml"
     else:
         where = str(path)

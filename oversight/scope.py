@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from oversight.errors import AccessDenied
+from sitetwin.oversight.errors import AccessDenied
 
 ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer")
 REGULATORS = frozenset({"admin", "city_regulator", "district_regulator"})

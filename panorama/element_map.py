@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from panorama.camera import (PerspectiveCamera, bearing_to_equirect, check_transform, equirect_to_bearing,
+from sitetwin.panorama.camera import (PerspectiveCamera, bearing_to_equirect, check_transform, equirect_to_bearing,
                              pixel_bearings)
 
 
@@ -159,7 +159,7 @@ def element_map(mesh: Any, T_model_from_camera, width: int, height: int, *, scen
 
     mesh : ModelMesh (site local frame); scene : a prebuilt ``panorama.render.RayScene`` to reuse
     """
-    from panorama.render import RAY_CHUNK, RayScene
+    from sitetwin.panorama.render import RAY_CHUNK, RayScene
 
     width, height = int(width), int(height)
     if width != 2 * height or height < 1:
@@ -196,7 +196,7 @@ def element_map_perspective(mesh: Any, camera: PerspectiveCamera, T_model_from_c
 
 
 def _cast(mesh, T, bearings, camera, scene) -> ElementMap:
-    from panorama.render import RayScene
+    from sitetwin.panorama.render import RayScene
 
     started = time.perf_counter()
     T = check_transform(T)

@@ -1,6 +1,6 @@
 """Errors raised while importing, posing, mapping and measuring panoramas."""
 
-from data.errors import SitetwinError, SitetwinWarning
+from sitetwin.data.errors import SitetwinError, SitetwinWarning
 
 
 class PanoramaError(SitetwinError):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from panorama.errors import PanoramaImageError
+from sitetwin.panorama.errors import PanoramaImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 RATIO_TOLERANCE_PX = 1          # width may differ from 2 x height by this much (odd exports)
@@ -209,7 +209,7 @@ def heading_rotation(gpano: dict[str, Any]) -> np.ndarray | None:
     north that is yaw = 90 - heading. Used as a starting orientation only: the model frame's
     north must be known for it to mean anything.
     """
-    from panorama.camera import rotation_from_ypr
+    from sitetwin.panorama.camera import rotation_from_ypr
 
     if "PoseHeadingDegrees" not in gpano:
         return None

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from panorama.camera import PerspectiveCamera, check_transform, equirect_to_bearing
-from panorama.errors import PanoramaError
+from sitetwin.panorama.camera import PerspectiveCamera, check_transform, equirect_to_bearing
+from sitetwin.panorama.errors import PanoramaError
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def model_point(scene, T_model_from_camera, uv, width: int, height: int, *,
 
 
 def _snap(scene, element: int, T, uv, width, height, camera, snap_px) -> np.ndarray | None:
-    from panorama.camera import bearing_to_equirect, equirect_pixel_distance
+    from sitetwin.panorama.camera import bearing_to_equirect, equirect_pixel_distance
 
     mesh = scene.mesh
     faces = np.asarray(mesh.faces)[np.asarray(mesh.face_element) == element]
@@ -319,7 +319,7 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
                       as level)
     snap_px : snap model points to the hit element's nearest visible corner within this many pixels
     """
-    from panorama.pano_store import _models_for, get_panorama
+    from sitetwin.panorama.pano_store import _models_for, get_panorama
 
     if depth not in ("auto", "model", "scan", "floor"):
         raise PanoramaError(f"depth must be auto, model, scan or floor, got {depth!r}")
@@ -381,9 +381,9 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
 
 
 def _scene(store, pano, model_ids):
-    from bim.mesh import load_mesh
-    from data.errors import SitetwinError
-    from panorama.render import RayScene
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.errors import SitetwinError
+    from sitetwin.panorama.render import RayScene
 
     if not model_ids:
         raise PanoramaError(f"site {pano.site_code} has no model; use --depth floor with --camera-height")
@@ -394,10 +394,10 @@ def _scene(store, pano, model_ids):
 
 
 def _scan_depth(store, survey_id: str, T, config: MeasureConfig) -> ScanDepth:
-    from data.errors import SitetwinError
+    from sitetwin.data.errors import SitetwinError
 
     try:
-        from twin.survey_store import survey_points
+        from sitetwin.twin.survey_store import survey_points
     except ImportError:
         raise PanoramaError("scan depth needs twin's survey store (twin.survey_store.survey_points)") from None
     try:

@@ -17,8 +17,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from panorama.element_map import ElementMap
-from panorama.errors import PanoramaError
+from sitetwin.panorama.element_map import ElementMap
+from sitetwin.panorama.errors import PanoramaError
 
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "IfcColumn": (230, 75, 60), "IfcBeam": (245, 160, 40), "IfcSlab": (80, 140, 225), "IfcWall": (110, 200, 110),

@@ -29,12 +29,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from data.errors import SitetwinError
-from data.store import Store
-from panorama.camera import check_transform
-from panorama.errors import PanoramaError, PoseError, PoseWarning
-from panorama.io import PanoramaImage, read_e57_panoramas, read_panorama
-from panorama.pose import ControlPoints, PoseSolution, check_extent, solve_control_points
+from sitetwin.data.errors import SitetwinError
+from sitetwin.data.store import Store
+from sitetwin.panorama.camera import check_transform
+from sitetwin.panorama.errors import PanoramaError, PoseError, PoseWarning
+from sitetwin.panorama.io import PanoramaImage, read_e57_panoramas, read_panorama
+from sitetwin.panorama.pose import ControlPoints, PoseSolution, check_extent, solve_control_points
 
 E57_SUFFIXES = (".e57",)
 
@@ -98,7 +98,7 @@ def _resolve_site_model(store: Store, site_code: str | None, model_id: str | Non
         if site_code is not None and site_code != row["site_code"]:
             raise PanoramaError(f"model {model_id} belongs to site {row['site_code']}, not {site_code}")
         return row["site_code"], model_id
-    from bim.mesh import resolve_site
+    from sitetwin.bim.mesh import resolve_site
 
     try:
         return resolve_site(store, site_code), None
@@ -221,13 +221,13 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
     for a control-point pose (the inlier points anchor it), the rotation alone otherwise."""
     from dataclasses import replace
 
-    from panorama.refine import refine_orientation, refine_pose
-    from panorama.render import RayScene
+    from sitetwin.panorama.refine import refine_orientation, refine_pose
+    from sitetwin.panorama.render import RayScene
 
     if cache:
         mesh, scene = cache[0]
     else:
-        from bim.mesh import load_mesh
+        from sitetwin.bim.mesh import load_mesh
 
         ids = [model_id] if model_id else [r["model_id"] for r in store.rows(
             "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY 1", [site_code])]
@@ -257,8 +257,8 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
     changes = {"T_model_from_camera": r.T_model_from_camera, "details": {**solution.details, "refined": refined}}
     if r.accepted and cps is not None:
         # the control points' residuals under the refined pose
-        from panorama.camera import bearing_to_equirect, equirect_pixel_distance, equirect_to_bearing
-        from panorama.pose import _angular_errors
+        from sitetwin.panorama.camera import bearing_to_equirect, equirect_pixel_distance, equirect_to_bearing
+        from sitetwin.panorama.pose import _angular_errors
 
         T = r.T_model_from_camera
         predicted = bearing_to_equirect((cps.xyz_m - T[:3, 3]) @ T[:3, :3], img.width, img.height)
@@ -410,7 +410,7 @@ def _row_to_panorama(row: dict) -> Panorama:
 
 def load_image(pano: Panorama) -> np.ndarray:
     """The panorama's pixels (h, 2h, 3) uint8, checked against its recorded sha256."""
-    from panorama.io import read_panorama
+    from sitetwin.panorama.io import read_panorama
 
     if not pano.file.exists():
         raise PanoramaError(f"panorama {pano.pano_id}: its image {pano.file} is missing; add it again")
@@ -436,7 +436,7 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
     ``width`` (default: the image's) sets the map's resolution; ``mesh``/``scene`` may be
     passed in to reuse them across panoramas.
     """
-    from panorama.element_map import compact, element_map, write_map_files
+    from sitetwin.panorama.element_map import compact, element_map, write_map_files
 
     pano = get_panorama(store, pano_id)
     if not pano.posed:
@@ -445,7 +445,7 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
     if not model_ids:
         raise PanoramaError(f"site {pano.site_code} has no model to ray-cast; load one with `sitetwin bim load`")
     if mesh is None:
-        from bim.mesh import load_mesh
+        from sitetwin.bim.mesh import load_mesh
 
         try:
             mesh = load_mesh(store, model_ids=model_ids)
@@ -490,7 +490,7 @@ def load_element_map(store: Store, pano_id: str, *, compute: bool = False):
 
     With ``compute=True`` a missing or stale map (the pose changed) is computed first.
     """
-    from panorama.element_map import ElementMap, read_map_files
+    from sitetwin.panorama.element_map import ElementMap, read_map_files
 
     pano = get_panorama(store, pano_id)
     row = store.one("SELECT * FROM panorama_element_maps WHERE pano_id = ?", [pano_id])

@@ -23,10 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from panorama.camera import (angular_distance_deg, bearing_to_equirect, check_transform, equirect_pixel_distance,
+from sitetwin.panorama.camera import (angular_distance_deg, bearing_to_equirect, check_transform, equirect_pixel_distance,
                              equirect_to_bearing, pose_matrix, ypr_from_rotation)
-from panorama.errors import PoseError, PoseWarning
-from twin.registration import rigid_fit
+from sitetwin.panorama.errors import PoseError, PoseWarning
+from sitetwin.twin.registration import rigid_fit
 
 
 @dataclass(frozen=True)
@@ -200,11 +200,11 @@ def survey_pose(store, survey_id: str, scan: int | str | None = None, *, T_scan_
     ``scan`` is a scan index or scan name; it may be omitted when the survey has one scan.
     """
     try:
-        from twin.survey_store import scan_stations
+        from sitetwin.twin.survey_store import scan_stations
     except ImportError:
         raise PoseError("survey poses need twin's survey store (twin.survey_store.scan_stations), "
                         "which this installation lacks") from None
-    from data.errors import SitetwinError
+    from sitetwin.data.errors import SitetwinError
 
     try:
         stations = scan_stations(store, survey_id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from panorama.camera import (bearing_to_equirect, check_transform, equirect_to_bearing, pixel_bearings,
+from sitetwin.panorama.camera import (bearing_to_equirect, check_transform, equirect_to_bearing, pixel_bearings,
                              rotation_from_ypr)
 
 
@@ -105,8 +105,8 @@ def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=No
     """Refine the rotation of ``T_model_from_camera`` so the model's edges meet the photo's edges."""
     import cv2
 
-    from panorama.element_map import element_map
-    from panorama.overlay import boundaries, photo_edges
+    from sitetwin.panorama.element_map import element_map
+    from sitetwin.panorama.overlay import boundaries, photo_edges
 
     T0 = check_transform(T_model_from_camera)
     W = int(config.work_width)
@@ -175,7 +175,7 @@ def _photo_edge_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     """
     import cv2
 
-    from panorama.overlay import photo_edges
+    from sitetwin.panorama.overlay import photo_edges
 
     edges = photo_edges(image)
     gray = cv2.GaussianBlur(cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2GRAY), (0, 0), 1.5)
@@ -203,7 +203,7 @@ def _model_edge_points(emap) -> tuple[np.ndarray, np.ndarray]:
     """Where the element map's edges lie (:func:`panorama.overlay.boundary_masks`): (n, 2) pixel
     coordinates on the boundary between the two pixels, and (n,) the range of the nearer side, which
     owns the edge (an element, not the sky)."""
-    from panorama.overlay import boundary_masks
+    from sitetwin.panorama.overlay import boundary_masks
 
     right, down = boundary_masks(emap.element_index, emap.depth_m)
     d = np.where(np.isfinite(emap.depth_m), emap.depth_m, np.inf).astype(np.float64)
@@ -234,7 +234,7 @@ class _PhotoEdgeField:
     def match(self, mesh, T: np.ndarray, match_px: float, scene=None):
         """The model's edges seen from ``T`` matched to this photo's: their 3D points, the matched
         edge positions and normals; the mean truncated distance, the matched share, the edge count."""
-        from panorama.element_map import element_map
+        from sitetwin.panorama.element_map import element_map
 
         emap = element_map(mesh, T, self.width, self.height, scene=scene)
         muv, rng = _model_edge_points(emap)
@@ -264,7 +264,7 @@ def refine_pose(photo: np.ndarray, mesh, T_model_from_camera, uv, xyz_m, *, scen
     from scipy.optimize import least_squares
     from scipy.spatial.transform import Rotation
 
-    from panorama.camera import ypr_from_rotation
+    from sitetwin.panorama.camera import ypr_from_rotation
 
     T0 = check_transform(T_model_from_camera)
     photo = _photo_at(photo)

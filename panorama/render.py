@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from panorama.camera import PerspectiveCamera, check_transform, pixel_bearings
+from sitetwin.panorama.camera import PerspectiveCamera, check_transform, pixel_bearings
 
 RAY_CHUNK = 1 << 20          # rays per Open3D call: bounds peak memory, costs nothing in speed
 

@@ -31,15 +31,15 @@ transaction per file.
 ...     zones = crane_zones(store, "DEMO")       # cylinders vision's hazard rules take as machinery zones
 """
 
-from sensors.attendance import headcount, on_site, pseudonym
-from sensors.crane import CraneGeometry, HoistGeometry, Zone, hook_position
-from sensors.errors import BatchError, ConfigError, DeviceError, SensorError
-from sensors.importer import import_file
-from sensors.queries import dust_means, twin_state
-from sensors.registry import (Device, add_device, blacklist_supplier, get_device, issue_token, list_devices,
+from sitetwin.sensors.attendance import headcount, on_site, pseudonym
+from sitetwin.sensors.crane import CraneGeometry, HoistGeometry, Zone, hook_position
+from sitetwin.sensors.errors import BatchError, ConfigError, DeviceError, SensorError
+from sitetwin.sensors.importer import import_file
+from sitetwin.sensors.queries import dust_means, twin_state
+from sitetwin.sensors.registry import (Device, add_device, blacklist_supplier, get_device, issue_token, list_devices,
                               record_calibration)
-from sensors.warnings import SensorWarning, check_silence, evaluate_warnings, list_warnings
-from sensors.zones import crane_zones
+from sitetwin.sensors.warnings import SensorWarning, check_silence, evaluate_warnings, list_warnings
+from sitetwin.sensors.zones import crane_zones
 
 __all__ = ["BatchError", "ConfigError", "CraneGeometry", "Device", "DeviceError", "HoistGeometry", "SensorError",
            "SensorWarning", "Zone", "add_device", "blacklist_supplier", "check_silence", "crane_zones", "dust_means",

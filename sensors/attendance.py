@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.store import Store
-from sensors.batch import from_us, to_us
+from sitetwin.data.store import Store
+from sitetwin.sensors.batch import from_us, to_us
 
 US_PER_H = 3600 * 1_000_000
 
@@ -124,7 +124,7 @@ def headcount_at(s: Stays, times_us) -> tuple[np.ndarray, np.ndarray]:
 def site_stays(store: Store, site_code: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
                max_shift_h: float = 16.0, now: dt.datetime | None = None) -> Stays:
     """Stays of a site's workers overlapping [start, end] (UTC), from the stored events."""
-    from sensors.registry import utcnow
+    from sitetwin.sensors.registry import utcnow
 
     sql = 'SELECT worker_id, event, epoch_us("at") AS t, trained, device_id, trade, employer FROM attendance_events ' \
           'WHERE site_code = ?'
@@ -154,7 +154,7 @@ def headcount(store: Store, site_code: str, *, start: dt.datetime, end: dt.datet
     """
     import pandas as pd
 
-    from sensors.warnings import site_limits
+    from sitetwin.sensors.warnings import site_limits
 
     if end <= start:
         raise ValueError(f"headcount: end {end} must be after start {start}")
@@ -168,7 +168,7 @@ def headcount(store: Store, site_code: str, *, start: dt.datetime, end: dt.datet
 
 def on_site(store: Store, site_code: str, *, at: dt.datetime, max_shift_h: float | None = None) -> list[dict]:
     """Who is on site at ``at``: worker pseudonym, trade, employer, trained, since (UTC)."""
-    from sensors.warnings import site_limits
+    from sitetwin.sensors.warnings import site_limits
 
     if max_shift_h is None:
         max_shift_h = site_limits(store, site_code).max_shift_h

@@ -32,9 +32,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sensors.channels import CHANNELS, DEVICE_TYPES, is_channel_name
-from sensors.config import IngestLimits
-from sensors.errors import BatchError
+from sitetwin.sensors.channels import CHANNELS, DEVICE_TYPES, is_channel_name
+from sitetwin.sensors.config import IngestLimits
+from sitetwin.sensors.errors import BatchError
 
 MAX_PROBLEMS = 20
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

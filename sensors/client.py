@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sensors.errors import BatchError
+from sitetwin.sensors.errors import BatchError
 
 RETRY_STATUSES = (502, 503, 504)
 

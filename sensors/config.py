@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from sensors.errors import ConfigError
+from sitetwin.sensors.errors import ConfigError
 
 SEVERITIES = ("low", "medium", "high", "critical")
 STATISTICS = ("value", "rolling_mean", "rolling_leq", "daily_mean", "rate")
@@ -115,7 +115,7 @@ class Limits:
 def _default_raw() -> dict[str, Any]:
     import yaml
 
-    text = resources.files("sensors").joinpath("default_limits.yaml").read_text(encoding="utf-8")
+    text = resources.files("sitetwin.sensors").joinpath("default_limits.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
@@ -246,7 +246,7 @@ def _anti_collision(raw: Any) -> tuple[Rule | None, float, dict | None]:
 
 
 def _rule(raw: Any, where: str) -> Rule:
-    from sensors.channels import DEVICE_TYPES, is_channel_name
+    from sitetwin.sensors.channels import DEVICE_TYPES, is_channel_name
 
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a rule must be a mapping")

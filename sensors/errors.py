@@ -1,6 +1,6 @@
 """Errors raised by the site-sensor package."""
 
-from data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError
 
 
 class SensorError(SitetwinError):

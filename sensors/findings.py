@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from data.store import Store
-from sensors.config import SEVERITIES, severity_rank
-from sensors.errors import SensorError
-from sensors.registry import atomic
+from sitetwin.data.store import Store
+from sitetwin.sensors.config import SEVERITIES, severity_rank
+from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.registry import atomic
 
 # Finding category per warning kind when no rule says otherwise (gaps: by device type).
 _ENVIRONMENT_TYPES = ("dust", "noise", "weather")
@@ -35,14 +35,14 @@ def raise_pending_findings(store: Store, *, site_code: str, min_severity: str = 
     pending); otherwise it raises SensorError.
     """
     try:
-        from oversight.findings import raise_finding
+        from sitetwin.oversight.findings import raise_finding
     except ImportError:
         if quiet:
             return []
         raise SensorError("raising findings needs the oversight package (oversight.findings)") from None
     if min_severity not in SEVERITIES:
         raise SensorError(f"severity {min_severity!r} is not one of {', '.join(SEVERITIES)}")
-    from sensors.warnings import site_limits
+    from sitetwin.sensors.warnings import site_limits
 
     sql = ("SELECT w.*, d.device_type, d.name AS device_name, d.model_id AS host_model_id, d.global_id AS host_global_id, "
            "d.x_m, d.y_m, d.z_m, d.config FROM sensor_warnings w JOIN devices d USING (device_id) "
@@ -102,7 +102,7 @@ def _hook_at_peak(store: Store, w: dict) -> tuple[float, float, float] | None:
 
     import numpy as np
 
-    from sensors.crane import geometry_from_config, hook_position
+    from sitetwin.sensors.crane import geometry_from_config, hook_position
 
     end = w["ended_at"] or w["started_at"] + dt.timedelta(hours=1)
     peak = store.one("SELECT measured_at FROM readings WHERE device_id = ? AND channel = ? AND trusted "

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from data.store import Store
-from sensors.batch import (MAX_PROBLEMS, US_PER_DAY, Batch, DeviceRef, check_events, check_readings, content_digest,
+from sitetwin.data.store import Store
+from sitetwin.sensors.batch import (MAX_PROBLEMS, US_PER_DAY, Batch, DeviceRef, check_events, check_readings, content_digest,
                            to_us)
-from sensors.config import Limits
-from sensors.errors import SensorError
-from sensors.registry import atomic, utcnow
-from data.files import file_sha256
+from sitetwin.sensors.config import Limits
+from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.registry import atomic, utcnow
+from sitetwin.data.files import file_sha256
 
 TIME_COLUMNS = ("measured_at", "at", "time", "timestamp")
 _READING_RESERVED = {"device_id", "site_code", *TIME_COLUMNS, "channel", "value"}
@@ -95,7 +95,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
         for i in wrong[:MAX_PROBLEMS]:
             problems.append(f"row {i + 1}: site_code {sites[i]} is not device {device_ids[i]}'s site "
                             f"{refs[device_ids[i]].site_code}")
-    from sensors.warnings import site_limits
+    from sitetwin.sensors.warnings import site_limits
 
     limits_by_site: dict[str, Limits] = {}
     for ref in refs.values():
@@ -145,8 +145,8 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
         shown = problems[:MAX_PROBLEMS]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         raise SensorError(f"{path}: {len(problems)} problem(s), nothing imported: {'; '.join(shown)}{more}")
-    from sensors.timeseries import store_batches
-    from sensors.warnings import evaluate_touched
+    from sitetwin.sensors.timeseries import store_batches
+    from sitetwin.sensors.warnings import evaluate_touched
 
     with atomic(store):
         stored = store_batches(store, batches, source=fmt, received_at=utcnow())
@@ -284,7 +284,7 @@ def _numbers(column, *, allow_empty: bool) -> tuple[np.ndarray, list[int]]:
 
 
 def _workers(frame, key, path: Path) -> np.ndarray:
-    from sensors.attendance import pseudonym
+    from sitetwin.sensors.attendance import pseudonym
 
     if "person_id" in frame.columns:
         key = key or os.environ.get("SITETWIN_PSEUDONYM_KEY")

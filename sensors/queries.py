@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 TWIN_STATE_SQL = """
 WITH active AS (
@@ -48,16 +48,16 @@ def dust_means(store: Store, device_id: str, *, start: dt.datetime, end: dt.date
     import numpy as np
     import pandas as pd
 
-    from sensors.batch import to_us
-    from sensors.registry import get_device
-    from sensors.rules import daily_means, rolling_mean
-    from sensors.timeseries import read_series
-    from sensors.warnings import site_limits
+    from sitetwin.sensors.batch import to_us
+    from sitetwin.sensors.registry import get_device
+    from sitetwin.sensors.rules import daily_means, rolling_mean
+    from sitetwin.sensors.timeseries import read_series
+    from sitetwin.sensors.warnings import site_limits
 
     device = get_device(store, device_id)
     tz = timezone or site_limits(store, device.site_code).timezone
-    from sensors.batch import from_us
-    from sensors.rules import local_day_bounds
+    from sitetwin.sensors.batch import from_us
+    from sitetwin.sensors.rules import local_day_bounds
 
     # whole local days, so that each sample carries its day's full mean
     day_start = from_us(int(local_day_bounds(np.array([to_us(start)]), tz)[0][0]))

@@ -23,9 +23,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from data.store import Store
-from sensors.channels import DEVICE_TYPES
-from sensors.errors import DeviceError
+from sitetwin.data.store import Store
+from sitetwin.sensors.channels import DEVICE_TYPES
+from sitetwin.sensors.errors import DeviceError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -301,8 +301,8 @@ def _date(value: dt.date | str | None, what: str) -> dt.date | None:
 
 
 def _check_config(device_id: str, device_type: str, config: dict, position) -> None:
-    from sensors.config import check_levels
-    from sensors.errors import ConfigError
+    from sitetwin.sensors.config import check_levels
+    from sitetwin.sensors.errors import ConfigError
 
     for kind, levels in (config.get("limits") or {}).items():
         try:
@@ -310,7 +310,7 @@ def _check_config(device_id: str, device_type: str, config: dict, position) -> N
         except ConfigError as exc:
             raise DeviceError(str(exc)) from None
     if device_type in ("crane", "hoist"):
-        from sensors.crane import geometry_from_config
+        from sitetwin.sensors.crane import geometry_from_config
 
         if position is None:
             raise DeviceError(f"device {device_id}: a {device_type} needs its base position (x,y,z of the mast foot, "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensors.config import Rule
+from sitetwin.sensors.config import Rule
 
 US_PER_S = 1_000_000
 

@@ -42,11 +42,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import SitetwinError
-from sensors.batch import BatchError, DeviceRef, parse_batch
-from sensors.config import IngestLimits, default_limits
-from sensors.registry import token_digest, utcnow
-from sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool, spool_path_for
+from sitetwin.data.errors import SitetwinError
+from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
+from sitetwin.sensors.config import IngestLimits, default_limits
+from sitetwin.sensors.registry import token_digest, utcnow
+from sitetwin.sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool, spool_path_for
 
 log = logging.getLogger("sitetwin.ingest")
 
@@ -96,7 +96,7 @@ class Ingestor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        from data.store import open_store
+        from sitetwin.data.store import open_store
 
         self.spool = Spool(self.config.spool_path)
         with open_store(self.config.db, lock_timeout_s=max(self.config.lock_timeout_s, 30.0)) as store:
@@ -158,7 +158,7 @@ class Ingestor:
 
     def flush_once(self, *, final: bool = False) -> int:
         """One flush cycle; returns how many batches it moved into the store."""
-        from data.store import open_store
+        from sitetwin.data.store import open_store
 
         assert self.spool is not None
         items = self.spool.pending(self.config.max_flush_batches)
@@ -187,7 +187,7 @@ class Ingestor:
                 self._evaluate(store, touched)
                 phases["evaluate"] = time.perf_counter() - started - sum(phases.values())
                 if silence:
-                    from sensors.warnings import check_silence
+                    from sitetwin.sensors.warnings import check_silence
 
                     try:
                         report = check_silence(store)
@@ -218,7 +218,7 @@ class Ingestor:
         return moved
 
     def _store(self, store, items) -> tuple[int, object]:
-        from sensors.timeseries import StoreReport, store_batches
+        from sitetwin.sensors.timeseries import StoreReport, store_batches
 
         received = [_utc(i.received_us) for i in items]
         try:
@@ -246,8 +246,8 @@ class Ingestor:
         return len(good), report
 
     def _evaluate(self, store, touched) -> None:
-        from sensors.timeseries import StoreReport
-        from sensors.warnings import evaluate_touched
+        from sitetwin.sensors.timeseries import StoreReport
+        from sitetwin.sensors.warnings import evaluate_touched
 
         pending = self._retry_touched
         if touched is not None:
@@ -265,7 +265,7 @@ class Ingestor:
             log.exception("ingest: warning evaluation failed; retrying next cycle")
 
     def _refresh(self, store) -> None:
-        from sensors.warnings import site_limits
+        from sitetwin.sensors.warnings import site_limits
 
         devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"], r["installed_on"],
                                              r["removed_on"])
@@ -277,7 +277,7 @@ class Ingestor:
 
 
 def _combine(a, b):
-    from sensors.timeseries import StoreReport
+    from sitetwin.sensors.timeseries import StoreReport
 
     touched = dict(a.touched)
     for k, v in b.touched.items():

@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensors.batch import Batch, batch_from_json
-from sensors.errors import SensorError
+from sitetwin.sensors.batch import Batch, batch_from_json
+from sitetwin.sensors.errors import SensorError
 
 ACCEPTED, DUPLICATE, CONFLICT, FAILED = "accepted", "duplicate", "conflict", "failed"
 _SCHEMA = """

@@ -22,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from data.store import Store
-from sensors.batch import Batch, from_us
-from sensors.registry import atomic, utcnow
+from sitetwin.data.store import Store
+from sitetwin.sensors.batch import Batch, from_us
+from sitetwin.sensors.registry import atomic, utcnow
 
 # Device types whose readings must be covered by a valid calibration certificate.
 CALIBRATED_TYPES = ("dust", "noise", "weather", "crane", "hoist")
@@ -132,7 +132,7 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
                 "SELECT DISTINCT device_id FROM _st_new_batches WHERE device_id NOT IN (SELECT device_id FROM devices) "
                 "ORDER BY 1")]
             if unknown:
-                from sensors.errors import DeviceError
+                from sitetwin.sensors.errors import DeviceError
 
                 raise DeviceError(f"batches of unknown device {', '.join(unknown)}: register the device first "
                                   f"(nothing of these batches was stored)")

@@ -32,12 +32,12 @@ from typing import Iterable
 
 import numpy as np
 
-from data.store import Store
-from sensors.batch import from_us, to_us
-from sensors.channels import label_of, unit_of
-from sensors.config import Limits, Rule, limits_from_dict, severity_rank
-from sensors.registry import Device, atomic, list_devices, utcnow
-from sensors.rules import Episodes, gaps, rule_episodes
+from sitetwin.data.store import Store
+from sitetwin.sensors.batch import from_us, to_us
+from sitetwin.sensors.channels import label_of, unit_of
+from sitetwin.sensors.config import Limits, Rule, limits_from_dict, severity_rank
+from sitetwin.sensors.registry import Device, atomic, list_devices, utcnow
+from sitetwin.sensors.rules import Episodes, gaps, rule_episodes
 
 US_PER_S = 1_000_000
 _STAT_LABEL = {"value": "", "rolling_mean": "{w}-min mean", "rolling_leq": "{w}-min Leq", "daily_mean": "daily mean",
@@ -95,7 +95,7 @@ def site_limits(store: Store, site_code: str) -> Limits:
 def set_site_limits(store: Store, site_code: str, override: dict, *, replace: bool = False) -> Limits:
     """Store a site's overrides (merged into what it has, or replacing it); returns the checked result."""
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        from sensors.errors import SensorError
+        from sitetwin.sensors.errors import SensorError
 
         raise SensorError(f"no site {site_code!r} in {store.label}")
     row = store.one("SELECT limits FROM sensor_settings WHERE site_code = ?", [site_code])
@@ -109,7 +109,7 @@ def set_site_limits(store: Store, site_code: str, override: dict, *, replace: bo
 
 
 def _merge_overrides(current: dict, new: dict) -> dict:
-    from sensors.config import merge_settings
+    from sitetwin.sensors.config import merge_settings
 
     # Overrides are kept as overrides (not the full merged settings) so that later changes to
     # the shipped defaults still reach the site. Rules are merged by kind like everywhere else.
@@ -207,7 +207,7 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
     report = _merge(store, computed, now_dt)
     raised = 0
     if findings is not False:
-        from sensors.findings import raise_pending_findings
+        from sitetwin.sensors.findings import raise_pending_findings
 
         sites = {k[0] for k, _, _ in computed}
         for site in sites:
@@ -223,7 +223,7 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
 def _devices(store: Store, *, site_code=None, device_ids=None) -> list[Device]:
     if device_ids is None:
         return list_devices(store, site_code=site_code)
-    from sensors.registry import _device
+    from sitetwin.sensors.registry import _device
 
     ids = sorted(set(device_ids))
     if not ids:
@@ -273,7 +273,7 @@ def _replace_from(store: Store, keys: list[tuple], froms: list[int | None]) -> l
 def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us: int) -> list:
     import pyarrow as pa
 
-    from sensors.rules import local_day_bounds
+    from sitetwin.sensors.rules import local_day_bounds
 
     # (device, rule) pairs with the time their episodes must be recomputed from
     pairs: list[tuple[Device, Rule, int | None]] = []
@@ -391,8 +391,8 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
     2 x max_skew_s apart), or its last one (no older than max_skew_s). New slewing data of one
     crane re-evaluate its neighbours too.
     """
-    from sensors.crane import geometry_from_config, jib_clearance_m
-    from sensors.rules import episodes
+    from sitetwin.sensors.crane import geometry_from_config, jib_clearance_m
+    from sitetwin.sensors.rules import episodes
 
     touched = {d: f for (d, ch), f in targets.items()
                if ch == "slew_deg" and d in devices and devices[d].device_type == "crane"}
@@ -608,7 +608,7 @@ def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now
 
 
 def _attendance_warnings(store: Store, site: str, t_from: int | None, limits: Limits, now_us: int) -> list:
-    from sensors.attendance import stays
+    from sitetwin.sensors.attendance import stays
 
     shift = int(limits.max_shift_h * 3600 * US_PER_S)
     workers = [r[0] for r in store.execute(
@@ -793,7 +793,7 @@ def list_warnings(store: Store, *, site_code: str | None = None, device_id: str 
     elif active is False:
         sql += " AND ended_at IS NOT NULL"
     if min_severity:
-        from sensors.config import SEVERITIES
+        from sitetwin.sensors.config import SEVERITIES
 
         allowed = SEVERITIES[severity_rank(min_severity):]
         sql += f" AND severity IN ({', '.join('?' for _ in allowed)})"

@@ -13,9 +13,9 @@ import datetime as dt
 
 import numpy as np
 
-from data.store import Store
-from sensors.crane import Zone, geometry_from_config, hoist_zone, hook_position, hook_zone, swing_zone
-from sensors.registry import list_devices
+from sitetwin.data.store import Store
+from sitetwin.sensors.crane import Zone, geometry_from_config, hoist_zone, hook_position, hook_zone, swing_zone
+from sitetwin.sensors.registry import list_devices
 
 
 def crane_zones(store: Store, site_code: str, at: dt.datetime | None = None, *,
@@ -59,8 +59,8 @@ def hook_at(store: Store, device_id: str, geometry, at: dt.datetime, *, max_age_
 
 def hook_track(store: Store, device_id: str, *, start: dt.datetime, end: dt.datetime):
     """The hook's path between two times: a pandas DataFrame of measured_at and x_m, y_m, z_m (local frame)."""
-    from sensors.registry import get_device
-    from sensors.timeseries import wide_series
+    from sitetwin.sensors.registry import get_device
+    from sitetwin.sensors.timeseries import wide_series
 
     device = get_device(store, device_id)
     geometry = geometry_from_config("crane", device.config, device.position_m)

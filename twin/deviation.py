@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.tolerances import DEFAULT, Tolerances, level_of_accuracy
+from sitetwin.twin.tolerances import DEFAULT, Tolerances, level_of_accuracy
 
 TERRAIN = -2
 NOISE = -1
@@ -76,7 +76,7 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     """
     import pandas as pd
 
-    from twin.distance import SurfaceIndex
+    from sitetwin.twin.distance import SurfaceIndex
 
     rules = tolerances.status
     k = mesh.element_count
@@ -222,7 +222,7 @@ def fit_shift(d: np.ndarray, n: np.ndarray, *, iterations: int = 4, min_share: f
 def sharp_edges(mesh, *, angle_deg: float = 30.0) -> np.ndarray:
     """(m, 3) bool: edge j of face i (from corner j to j+1) is an outline of its face: the
     neighbour across it turns by more than ``angle_deg``, or there is none."""
-    from twin.sampling import triangle_areas
+    from sitetwin.twin.sampling import triangle_areas
 
     faces = mesh.faces
     m = len(faces)
@@ -360,7 +360,7 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     Coverage = observed visible area / visible area. With ``index`` and ``clear_m``, patches
     within ``clear_m`` of another element are left out (pass points filtered the same way).
     """
-    from twin.sampling import sample_surface
+    from sitetwin.twin.sampling import sample_surface
 
     k = mesh.element_count
     sample = sample_surface(mesh, spacing_m=spacing_m, seed=seed, max_points=max_samples)
@@ -402,7 +402,7 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
 
 
 def _face_normals(mesh) -> np.ndarray:
-    from twin.sampling import triangle_areas
+    from sitetwin.twin.sampling import triangle_areas
 
     return triangle_areas(mesh.vertices, mesh.faces)[1]
 

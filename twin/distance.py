@@ -253,7 +253,7 @@ def _kernels():
     """Compile (or load from numba's cache) the grid kernels on first use."""
     global _KERNELS
     if _KERNELS is None:
-        from twin import _distance_kernels
+        from sitetwin.twin import _distance_kernels
 
         _KERNELS = _distance_kernels
     return _KERNELS

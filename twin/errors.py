@@ -1,6 +1,6 @@
 """Errors raised while importing, registering and analysing point-cloud surveys."""
 
-from data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError
 
 
 class SurveyError(SitetwinError):

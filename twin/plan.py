@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 
 def element_plan(store: Store, site_code: str, model_ids: Sequence[str]):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.store import Store
+from sitetwin.data.store import Store
 
 # A survey that saw less of an element's surface than this cannot call it missing.
 MIN_VISIBLE_SHARE = 0.05
@@ -38,7 +38,7 @@ def progress_report(store: Store, *, site_code: str | None = None) -> ProgressRe
     """Progress of a site (default: the store's only site) from its analysed surveys."""
     import pandas as pd
 
-    from bim.mesh import resolve_site
+    from sitetwin.bim.mesh import resolve_site
 
     site_code = resolve_site(store, site_code)
     surveys = store.rows("SELECT survey_id, epoch FROM surveys WHERE site_code = ? AND status = 'analysed' "

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from twin.errors import ControlPointError, RegistrationError
+from sitetwin.twin.errors import ControlPointError, RegistrationError
 
 
 @dataclass(frozen=True)
@@ -614,7 +614,7 @@ def _differs(A: np.ndarray, B: np.ndarray, min_shift_m: float, min_angle_deg: fl
 
 
 def _coarse_index(index):
-    from twin.distance import SurfaceIndex
+    from sitetwin.twin.distance import SurfaceIndex
 
     rec = index.records
     tri = np.stack([rec[:, 0:3], rec[:, 0:3] + rec[:, 3:6], rec[:, 0:3] + rec[:, 6:9]], axis=1)

@@ -24,10 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from data.store import Store
-from twin.errors import SurveyError, UnitsError
-from twin.registration import DEFAULT_CONFIG, RegistrationConfig
-from twin.tolerances import Tolerances, load_tolerances
+from sitetwin.data.store import Store
+from sitetwin.twin.errors import SurveyError, UnitsError
+from sitetwin.twin.registration import DEFAULT_CONFIG, RegistrationConfig
+from sitetwin.twin.tolerances import Tolerances, load_tolerances
 
 # A cloud this many times larger than the model, that fits it once divided by 1000, is in mm.
 MM_RATIO = 200.0
@@ -98,11 +98,11 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     frame); ``transform`` (4x4, or a JSON file) or ``control_points`` (CSV) choose those
     paths instead. ``units``: ``m`` or ``mm``. ``tolerances``: per-class overrides.
     """
-    from bim.mesh import load_mesh
-    from twin import deviation, registration as reg
-    from twin.distance import SurfaceIndex
-    from twin.formats import read_scans
-    from twin.plan import element_plan, planned_mask
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.twin import deviation, registration as reg
+    from sitetwin.twin.distance import SurfaceIndex
+    from sitetwin.twin.formats import read_scans
+    from sitetwin.twin.plan import element_plan, planned_mask
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -293,7 +293,7 @@ def _check_units(files, xyz: np.ndarray, mesh, units: str) -> None:
 
 
 def _transform_matrix(transform, origin_m: np.ndarray) -> np.ndarray:
-    from twin.registration import check_transform
+    from sitetwin.twin.registration import check_transform
 
     source = "transform"
     data = transform
@@ -429,7 +429,7 @@ def _jsonable(obj):
 
 
 def _existing(store: Store, survey_id: str, started: float) -> SurveyReport:
-    from twin.survey_store import get_survey, list_surveys, scan_stations
+    from sitetwin.twin.survey_store import get_survey, list_surveys, scan_stations
 
     s = get_survey(store, survey_id)
     row = next(r for r in list_surveys(store, s.site_code) if r["survey_id"] == survey_id)

@@ -41,8 +41,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from data.store import Store
-from twin.errors import SurveyError
+from sitetwin.data.store import Store
+from sitetwin.twin.errors import SurveyError
 
 POINT_COLUMNS = ("x_m", "y_m", "z_m", "r", "g", "b", "intensity", "scan_index", "distance_m", "element",
                  "model_id", "global_id", "cluster")

@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from twin.errors import SurveyError
+from sitetwin.twin.errors import SurveyError
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,6 @@ Importing ``vision`` is cheap; torch and ultralytics load only in the modules th
 or detect, after :func:`vision.runtime.prepare` has made them run offline on CPU torch.
 """
 
-from vision.errors import DatasetError, SourceError, StreamDropped, VisionError, WeightsError
+from sitetwin.vision.errors import DatasetError, SourceError, StreamDropped, VisionError, WeightsError
 
 __all__ = ["DatasetError", "SourceError", "StreamDropped", "VisionError", "WeightsError"]

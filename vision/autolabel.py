@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vision.errors import VisionError
+from sitetwin.vision.errors import VisionError
 
 DEFAULT_CLASS_MAP = {"IfcColumn": "column", "IfcBeam": "beam", "IfcSlab": "slab", "IfcWall": "wall",
                      "IfcWallStandardCase": "wall", "IfcRailing": "guardrail", "IfcWindow": "window",
@@ -105,12 +105,12 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
     import cv2
     import yaml
 
-    from bim.mesh import load_mesh
-    from panorama.camera import render_view
-    from panorama.element_map import element_map_perspective
-    from panorama.pano_store import get_panorama, load_image
-    from panorama.render import RayScene
-    from vision.panoramic import PanoViews
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.panorama.camera import render_view
+    from sitetwin.panorama.element_map import element_map_perspective
+    from sitetwin.panorama.pano_store import get_panorama, load_image
+    from sitetwin.panorama.render import RayScene
+    from sitetwin.vision.panoramic import PanoViews
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

@@ -32,8 +32,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vision.errors import DatasetError
-from data.files import file_sha256
+from sitetwin.vision.errors import DatasetError
+from sitetwin.data.files import file_sha256
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
@@ -149,7 +149,7 @@ def load_class_map(path: str | Path | None = None) -> ClassMap:
     import yaml
 
     if path is None:
-        text = resources.files("vision").joinpath("class_map.yaml").read_text(encoding="utf-8")
+        text = resources.files("sitetwin.vision").joinpath("class_map.yaml").read_text(encoding="utf-8")
         label = "built-in"
     else:
         path = Path(path)

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from vision import runtime
-from vision._torchvision_cpu import nms_numpy
-from vision.errors import SourceError, WeightsError
+from sitetwin.vision import runtime
+from sitetwin.vision._torchvision_cpu import nms_numpy
+from sitetwin.vision.errors import SourceError, WeightsError
 
 runtime.prepare()
 
@@ -110,7 +110,7 @@ class Detector:
     def _init_torch(self) -> None:
         from ultralytics import YOLO
 
-        from vision.train import _quiet_ultralytics
+        from sitetwin.vision.train import _quiet_ultralytics
 
         try:
             with _quiet_ultralytics():
@@ -167,7 +167,7 @@ class Detector:
         return self._predict_onnx(images)
 
     def _predict_torch(self, images: list[np.ndarray]) -> list[Boxes]:
-        from vision.train import _quiet_ultralytics
+        from sitetwin.vision.train import _quiet_ultralytics
 
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
         with _quiet_ultralytics():

@@ -26,8 +26,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from data.store import Store
-from vision.errors import VisionError
+from sitetwin.data.store import Store
+from sitetwin.vision.errors import VisionError
 
 DETECTION_COLUMNS = ("detection_id", "site_code", "source_kind", "source_ref", "frame_index", "captured_at",
                      "class_name", "confidence", "x1", "y1", "x2", "y2", "pano_id", "camera_id", "track_id",
@@ -176,13 +176,13 @@ class Camera:
 
     def perspective(self):
         """The :class:`panorama.camera.PerspectiveCamera` of this camera (yaw/pitch/roll 0)."""
-        from panorama.camera import PerspectiveCamera
+        from sitetwin.panorama.camera import PerspectiveCamera
 
         return PerspectiveCamera(self.width, self.height, self.fx, self.fy, self.cx, self.cy)
 
 
 def add_camera(store: Store, camera: Camera, *, replace: bool = False) -> None:
-    from panorama.camera import check_transform
+    from sitetwin.panorama.camera import check_transform
 
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [camera.site_code]):
         raise VisionError(f"{store.label}: no site {camera.site_code!r}")
@@ -231,7 +231,7 @@ def _cell(v: Any) -> Any:
 
 
 def _jsonable(v: Any) -> Any:
-    from data.clikit import to_jsonable
+    from sitetwin.data.clikit import to_jsonable
 
     return to_jsonable(v)
 

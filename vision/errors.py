@@ -1,6 +1,6 @@
 """vision's errors: one root, :class:`VisionError`, and a child per kind of bad input."""
 
-from data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError
 
 
 class VisionError(SitetwinError):

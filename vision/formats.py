@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.datasets import COORD_TOLERANCE, Dataset, LabelIssue, Sample, _image_size
-from vision.errors import DatasetError
+from sitetwin.vision.datasets import COORD_TOLERANCE, Dataset, LabelIssue, Sample, _image_size
+from sitetwin.vision.errors import DatasetError
 
 
 def read_coco(json_path: str | Path, images_dir: str | Path | None = None, *, read_sizes: bool = False) -> Dataset:

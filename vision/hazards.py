@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from vision.errors import VisionError
+from sitetwin.vision.errors import VisionError
 
 RULES = ("no_hard_hat", "no_vest", "unprotected_edge", "machinery_zone")
 
@@ -561,7 +561,7 @@ def zones_from_sensors(store, site_code: str, at=None) -> list[Zone]:
     import importlib
 
     try:
-        zones_mod = importlib.import_module("sensors.zones")
+        zones_mod = importlib.import_module("sitetwin.sensors.zones")
     except ImportError:
         return []
     if "devices" not in store.tables():

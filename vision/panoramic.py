@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vision.detect import Boxes, Detector, merge_boxes
+from sitetwin.vision.detect import Boxes, Detector, merge_boxes
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class PanoViews:
 
     def cameras(self):
         """The :class:`panorama.camera.PerspectiveCamera` of every view."""
-        from panorama.camera import PerspectiveCamera
+        from sitetwin.panorama.camera import PerspectiveCamera
 
         cams = []
         for count, fov, pitch, offset in ((self.ring, self.ring_fov_deg, self.ring_pitch_deg, 0.0),
@@ -54,11 +54,11 @@ class PanoViews:
 
 def detect_panorama(detector: Detector, image: np.ndarray, views: PanoViews = PanoViews()) -> Boxes:
     """Boxes in equirectangular pixels of an (h, 2h, 3) RGB panorama (``x2`` may exceed the width at the seam)."""
-    from panorama.camera import render_view
+    from sitetwin.panorama.camera import render_view
 
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[1] != 2 * image.shape[0]:
-        from vision.errors import SourceError
+        from sitetwin.vision.errors import SourceError
 
         raise SourceError(f"a panorama must be an (h, 2h, 3) image, got shape {image.shape}")
     H, W = image.shape[:2]

@@ -27,16 +27,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from data.store import Store
-from vision.detect import Boxes, Detector, TileConfig, Tracker, predict_tiled
-from vision.detection_store import (RunRecord, get_camera, insert_detections, insert_hazards,
+from sitetwin.data.store import Store
+from sitetwin.vision.detect import Boxes, Detector, TileConfig, Tracker, predict_tiled
+from sitetwin.vision.detection_store import (RunRecord, get_camera, insert_detections, insert_hazards,
                                     insert_stage_observations, new_id, record_run, run_for_weights, utcnow)
-from vision.errors import SourceError, StreamDropped, VisionError, WeightsError
-from vision.hazards import (Condition, HazardConfig, HazardContext, Persistence, PersistentHazard, Sighting,
+from sitetwin.vision.errors import SourceError, StreamDropped, VisionError, WeightsError
+from sitetwin.vision.hazards import (Condition, HazardConfig, HazardContext, Persistence, PersistentHazard, Sighting,
                             edges_from_model, evaluate, pair_people, zones_from_sensors)
-from vision.panoramic import PanoViews, crop_panorama, detect_panorama
-from vision.sources import Frame, Reconnect, open_source
-from vision.tagging import TagConfig, Tagger, View
+from sitetwin.vision.panoramic import PanoViews, crop_panorama, detect_panorama
+from sitetwin.vision.sources import Frame, Reconnect, open_source
+from sitetwin.vision.tagging import TagConfig, Tagger, View
 
 STAGES = {"formwork": 1, "rebar": 2, "concrete": 3}
 
@@ -322,7 +322,7 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     posed = bool(pano_id or camera_id)
     if config.check_classes:
         check_rule_classes(detector.names, config.hazards, posed=posed, weights=detector.weights)
-    from vision.datasets import file_sha256
+    from sitetwin.vision.datasets import file_sha256
 
     sha = file_sha256(detector.weights)
     parent = run_for_weights(store, sha)
@@ -331,14 +331,14 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     if source is None or str(source) == "-":
         raise SourceError("no source given: pass an image, folder, video or stream URL (or --pano ID)")
     camera = get_camera(store, camera_id, site_code) if camera_id else None
-    from bim.mesh import resolve_site
+    from sitetwin.bim.mesh import resolve_site
 
     site_code = camera.site_code if camera else resolve_site(store, site_code)
     src = open_source(source, reconnect=config.reconnect, stride=config.stride)
     view = None
     if camera is not None:
         tagger = tagger or Tagger.from_store(store, site_code, config.tagging)
-        from panorama.element_map import element_map_perspective
+        from sitetwin.panorama.element_map import element_map_perspective
 
         emap = element_map_perspective(tagger.mesh, camera.perspective(), camera.T_model_from_camera,
                                        scene=tagger.scene)
@@ -427,9 +427,9 @@ def _episode(ph: PersistentHazard) -> tuple:
 
 
 def _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha) -> DetectReport:
-    from panorama.pano_store import get_panorama, load_element_map, load_image
+    from sitetwin.panorama.pano_store import get_panorama, load_element_map, load_image
 
-    from vision.sources import read_image
+    from sitetwin.vision.sources import read_image
 
     pano = get_panorama(store, pano_id)
     if source is None or str(source) in ("-", "") or str(source) == pano_id:
@@ -453,7 +453,7 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
     else:
         # a tagger brings its own model (e.g. only what was built when the photo was taken):
         # the element map must see the same model
-        from panorama.element_map import element_map
+        from sitetwin.panorama.element_map import element_map
 
         emap = element_map(tagger.mesh, pano.T_model_from_camera, W, H, scene=tagger.scene)
     view = View(pano.T_model_from_camera, W, H, None, emap)
@@ -477,7 +477,7 @@ TITLES = {"no_hard_hat": "Worker without a hard hat", "no_vest": "Worker without
 def _raise_finding(store: Store, h: dict) -> str | None:
     """An oversight finding for a hazard (contract 4); None when oversight is not installed."""
     try:
-        from oversight.findings import raise_finding
+        from sitetwin.oversight.findings import raise_finding
     except ImportError:
         return None
     loc = None if h.get("x_m") is None else [h["x_m"], h["y_m"], h["z_m"]]
@@ -507,7 +507,7 @@ def _save_jpeg(path: Path, pixels: np.ndarray) -> None:
 
 
 def _config_json(config: DetectConfig, detector: Detector) -> dict:
-    from data.clikit import to_jsonable
+    from sitetwin.data.clikit import to_jsonable
 
     out = to_jsonable(config)
     out["backend"] = detector.backend

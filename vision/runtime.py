@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from vision.errors import VisionError
+from sitetwin.vision.errors import VisionError
 
 _lock = threading.Lock()
 _state: "RuntimeInfo | None" = None
@@ -58,7 +58,7 @@ def prepare() -> RuntimeInfo:
     with _lock:
         if _state is not None:
             return _state
-        from vision import _torchvision_cpu
+        from sitetwin.vision import _torchvision_cpu
 
         config_dir = default_config_dir()
         user_dir = config_dir / "Ultralytics"     # ultralytics appends this to YOLO_CONFIG_DIR

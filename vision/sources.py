@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from vision.errors import SourceError, StreamDropped
+from sitetwin.vision.errors import SourceError, StreamDropped
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv", ".ts", ".mjpeg", ".mjpg")

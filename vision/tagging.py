@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vision.detect import Boxes
+from sitetwin.vision.detect import Boxes
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class View:
 
     def bearings(self, uv: np.ndarray) -> np.ndarray:
         """(n, 3) unit bearings in the camera frame of pixel coordinates (n, 2)."""
-        from panorama.camera import equirect_to_bearing
+        from sitetwin.panorama.camera import equirect_to_bearing
 
         uv = np.asarray(uv, np.float64).reshape(-1, 2)
         if self.camera is None:
@@ -92,7 +92,7 @@ class Tagger:
 
     def __init__(self, mesh: Any, elements: dict[str, tuple[str | None, str | None]], config: TagConfig = TagConfig(),
                  scene: Any = None):
-        from panorama.render import RayScene
+        from sitetwin.panorama.render import RayScene
 
         self.mesh = mesh
         self.elements = elements
@@ -101,7 +101,7 @@ class Tagger:
 
     @classmethod
     def from_store(cls, store, site_code: str, config: TagConfig = TagConfig(), *, mesh: Any = None) -> "Tagger":
-        from bim.mesh import load_mesh
+        from sitetwin.bim.mesh import load_mesh
 
         mesh = mesh if mesh is not None else load_mesh(store, site_code=site_code)
         rows = store.rows("SELECT global_id, ifc_class, storey FROM current_elements WHERE site_code = ?", [site_code])

@@ -25,11 +25,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vision import runtime
-from vision.datasets import (ClassMap, Dataset, dataset_hash, file_sha256, read_yolo, remap, require_usable,
+from sitetwin.vision import runtime
+from sitetwin.vision.datasets import (ClassMap, Dataset, dataset_hash, file_sha256, read_yolo, remap, require_usable,
                              split, write_yolo)
-from vision.detection_store import RunRecord, new_id, record_run, run_for_weights, utcnow
-from vision.errors import DatasetError, VisionError, WeightsError
+from sitetwin.vision.detection_store import RunRecord, new_id, record_run, run_for_weights, utcnow
+from sitetwin.vision.errors import DatasetError, VisionError, WeightsError
 
 runtime.prepare()   # before anything imports torchvision or ultralytics
 
@@ -429,7 +429,7 @@ def quantize_onnx(onnx_path: str | Path, calibration: list, *, out: str | Path |
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from vision.detect import letterbox
+    from sitetwin.vision.detect import letterbox
 
     src = Path(onnx_path)
     if not calibration:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboards import components as c
-from dashboards.access import site_store
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.access import site_store
+from sitetwin.dashboards.callbacks import callback
 
 HEAT_POINTS = 200_000          # scan points read for the heatmap and histogram (evenly thinned)
 DEFAULT_TOLERANCE_MM = 8.0     # GB 50204 axis position, when the survey does not record its own
 
 
 def layout(site: str | None = None, survey: str | None = None, **query):
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -56,9 +56,9 @@ def layout(site: str | None = None, survey: str | None = None, **query):
           Output("deviation-inbox", "options"),
           Input("deviation-site", "data"), State("deviation-want-survey", "data"))
 def setup(site, want):
-    from dashboards import queries as q
-    from dashboards.access import current_db
-    from dashboards.jobs import inbox_files
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards.access import current_db
+    from sitetwin.dashboards.jobs import inbox_files
 
     with site_store(site) as store:
         surveys = q.surveys(store, site)
@@ -83,8 +83,8 @@ def setup(site, want):
           cancel=[Input("deviation-add-cancel", "n_clicks")])
 def add_survey(set_progress, n, files, epoch, register, site):
     """Register and analyse scans from the inbox in a background job (twin's add_survey), with progress."""
-    from dashboards import queries as q
-    from dashboards.jobs import add_survey_from_inbox
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards.jobs import add_survey_from_inbox
 
     if not n:
         raise dash.exceptions.PreventUpdate
@@ -105,9 +105,9 @@ def add_survey(set_progress, n, files, epoch, register, site):
           Input("deviation-survey", "value"), Input("deviation-storeys", "value"), Input("deviation-classes", "value"),
           State("deviation-site", "data"), prevent_initial_call=True)
 def fill(survey_id, storeys, classes, site):
-    from dashboards import figures as f
-    from dashboards import queries as q
-    from dashboards.scene import to_wire
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards.scene import to_wire
 
     if not survey_id:
         return c.empty("No scan survey for this site yet: add one with `sitetwin survey add` to see how the "
@@ -159,8 +159,8 @@ def fill(survey_id, storeys, classes, site):
 
 
 def _points(store, survey_id):
-    from twin.errors import SurveyError
-    from twin.survey_store import survey_points
+    from sitetwin.twin.errors import SurveyError
+    from sitetwin.twin.survey_store import survey_points
 
     try:
         return survey_points(store, survey_id, columns=["x_m", "y_m", "distance_m", "element", "global_id"],
@@ -200,7 +200,7 @@ def open_in_twin(clicks):
           State("deviation-survey", "value"), State("deviation-storeys", "value"),
           State("deviation-classes", "value"), State("deviation-site", "data"), prevent_initial_call=True)
 def download(n, survey_id, storeys, classes, site):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     if not n or not survey_id:
         raise dash.exceptions.PreventUpdate

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboards import components as c
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.callbacks import callback
 
 STATUS_OPTIONS = [{"label": "open", "value": "open"}, {"label": "rectification submitted",
                                                        "value": "rectification_submitted"},
@@ -20,8 +20,8 @@ ACTION_BUTTONS = ("submit", "verify", "reopen", "comment")
 
 
 def layout(site: str | None = None, finding: str | None = None, **query):
-    from dashboards.regulator import ACTIONS, BCF_VERSIONS
-    from oversight.findings import CATEGORIES, SEVERITIES
+    from sitetwin.dashboards.regulator import ACTIONS, BCF_VERSIONS
+    from sitetwin.oversight.findings import CATEGORIES, SEVERITIES
 
     options = _site_options()
     site = site if site in [o["value"] for o in options] else None
@@ -79,7 +79,7 @@ def setup(refresh):
 
 
 def _site_options():
-    from dashboards.access import sites_in_scope
+    from sitetwin.dashboards.access import sites_in_scope
 
     return [{"label": f"{s['site_code']} · {s['name'] or ''}".rstrip(" ·"), "value": s["site_code"]}
             for s in sites_in_scope()]
@@ -90,7 +90,7 @@ def _site_options():
           Input("findings-f-category", "value"), Input("findings-f-overdue", "value"), Input("findings-refresh", "data"))
 def fill(site, status, severity, category, overdue, refresh):
     """Findings in scope (oversight.list_findings) with the filters; overdue ones marked with their escalation."""
-    from dashboards.regulator import FINDINGS_SHOWN, findings
+    from sitetwin.dashboards.regulator import FINDINGS_SHOWN, findings
 
     rows = findings(site=site, status=status, severity=severity, category=category, overdue="overdue" in (overdue or []))
     by = {}
@@ -147,7 +147,7 @@ def select(clicks):
 def detail(fid, refresh):
     """The finding, its evidence and every event of its history (oversight.finding_history); the buttons the
     caller's role may use (the server checks again when one is pressed)."""
-    from dashboards.regulator import finding_view
+    from sitetwin.dashboards.regulator import finding_view
 
     if not fid:
         return (c.empty("Open a finding to see its history and act on it.", id="findings-detail-empty"),
@@ -193,8 +193,8 @@ def detail(fid, refresh):
           State("findings-due", "value"), State("findings-refresh", "data"), prevent_initial_call=True)
 def act(n_submit, n_verify, n_reopen, n_comment, fid, note, evidence, due, refresh):
     """A workflow step under the caller's role (oversight.findings); a refusal is said on the page."""
-    from dashboards.regulator import act as do
-    from data.errors import SitetwinError
+    from sitetwin.dashboards.regulator import act as do
+    from sitetwin.data.errors import SitetwinError
 
     action = (ctx.triggered_id or "").removeprefix("findings-")
     if action not in ACTION_BUTTONS or not fid:
@@ -213,7 +213,7 @@ def act(n_submit, n_verify, n_reopen, n_comment, fid, note, evidence, due, refre
           State("findings-bcf-options", "value"), prevent_initial_call=True)
 def download_bcf(n, site, status, severity, category, overdue, version, options):
     """The filtered findings as a .bcfzip (oversight.bcf.export_bcf: scoped, written to the audit log)."""
-    from dashboards.regulator import bcf_export, findings
+    from sitetwin.dashboards.regulator import bcf_export, findings
 
     if not n:
         raise dash.exceptions.PreventUpdate
@@ -231,7 +231,7 @@ def download_bcf(n, site, status, severity, category, overdue, version, options)
           Input("findings-escalate", "n_clicks"), State("findings-refresh", "data"), prevent_initial_call=True)
 def escalate(n, refresh):
     """Escalate overdue findings now (oversight.escalate_overdue; it also runs from the CLI)."""
-    from dashboards.regulator import escalate as run
+    from sitetwin.dashboards.regulator import escalate as run
 
     if not n:
         raise dash.exceptions.PreventUpdate

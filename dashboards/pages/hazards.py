@@ -6,15 +6,15 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboards import components as c
-from dashboards.access import site_store
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.access import site_store
+from sitetwin.dashboards.callbacks import callback
 
 EVIDENCE_SHOWN = 12
 
 
 def layout(site: str | None = None, **query):
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -45,7 +45,7 @@ def layout(site: str | None = None, **query):
 
 @callback(Output("hazards-rules", "options"), Output("hazards-storeys", "options"), Input("hazards-site", "data"))
 def setup(site):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         return q.hazard_rules(store, site), [s["name"] for s in q.storeys(store, site)]
@@ -58,8 +58,8 @@ def setup(site):
           Input("hazards-site", "data"), Input("hazards-rules", "value"), Input("hazards-storeys", "value"),
           Input("hazards-refresh", "data"))
 def fill(site, rules, storeys, refresh=None):
-    from dashboards import figures as f
-    from dashboards import queries as q
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         timeline = q.hazard_timeline(store, site, rules=rules, storeys=storeys)
@@ -130,7 +130,7 @@ def raise_from_hazard(clicks, refresh):
     """The hazard's finding: linked when it has one, else raised (regulators) with the detection as evidence."""
     from urllib.parse import urlencode
 
-    from dashboards.regulator import raise_from_hazard as raise_it
+    from sitetwin.dashboards.regulator import raise_from_hazard as raise_it
 
     if not ctx.triggered_id or not any(clicks or []):
         raise dash.exceptions.PreventUpdate

@@ -6,15 +6,15 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboards import components as c
-from dashboards.access import scoped_store, site_store
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.access import scoped_store, site_store
+from sitetwin.dashboards.callbacks import callback
 
 STALE_DAYS = {"detections": 7, "sensor": 1, "survey": 60, "camera": 7}   # older than this shows as stale
 
 
 def layout(site: str | None = None, **query):
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -40,7 +40,7 @@ def layout(site: str | None = None, **query):
           Output("overview-surveys", "children"), Output("overview-freshness", "children"),
           Input("overview-site", "data"))
 def fill(site):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         card = q.site_card(store, site)

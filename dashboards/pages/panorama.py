@@ -7,11 +7,11 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from dashboards import cards  # noqa: F401  (the element card's own callbacks)
-from dashboards import components as c
-from dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
-from dashboards.access import object_store, site_store
-from dashboards.callbacks import callback
+from sitetwin.dashboards import cards  # noqa: F401  (the element card's own callbacks)
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
+from sitetwin.dashboards.access import object_store, site_store
+from sitetwin.dashboards.callbacks import callback
 
 TURN_DEG = 30.0
 TILT_DEG = 15.0
@@ -19,7 +19,7 @@ ZOOM = 1.25
 
 
 def layout(site: str | None = None, pano: str | None = None, element: str | None = None, **query):
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -86,7 +86,7 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
           Output("panorama-weights", "options"), Output("panorama-weights", "value"),
           Input("panorama-site", "data"), State("panorama-want", "data"))
 def setup(site, want):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         panos = q.panoramas(store, site)
@@ -106,8 +106,8 @@ def setup(site, want):
           Input("panorama-select", "value"), State("panorama-site", "data"), prevent_initial_call=True)
 def choose(pano_id, site):
     """A panorama was chosen: redraw the minimap around it, reset the view and the measurement."""
-    from dashboards import figures as f
-    from dashboards import queries as q
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         panos = q.panoramas(store, site)
@@ -139,7 +139,7 @@ def from_minimap(click):
           Input("panorama-down", "n_clicks"), Input("panorama-zoomin", "n_clicks"),
           Input("panorama-zoomout", "n_clicks"), State("panorama-view", "data"), prevent_initial_call=True)
 def turn(*args):
-    from dashboards.pano_view import View
+    from sitetwin.dashboards.pano_view import View
 
     view = View.from_dict(args[-1])
     d = view.to_dict()
@@ -159,10 +159,10 @@ def turn(*args):
           Input("panorama-layers", "value"), Input("panorama-measure", "data"), prevent_initial_call=True)
 def show(pano_id, view_d, overlay, layers, measure):
     """The perspective view, with the overlay, detection boxes and the measurement drawn."""
-    from dashboards import figures as f
-    from dashboards import pano_view as pv
-    from dashboards import queries as q
-    from panorama.pano_store import get_panorama
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards import pano_view as pv
+    from sitetwin.dashboards import queries as q
+    from sitetwin.panorama.pano_store import get_panorama
 
     if not pano_id:
         return f.empty_figure("No panorama chosen."), ""
@@ -179,7 +179,7 @@ def show(pano_id, view_d, overlay, layers, measure):
 
 
 def _measure_shapes(view, points, w, h):
-    from dashboards import pano_view as pv
+    from sitetwin.dashboards import pano_view as pv
 
     if not points:
         return []
@@ -201,9 +201,9 @@ def _measure_shapes(view, points, w, h):
           prevent_initial_call=True)
 def click(data, mode, pano_id, view_d, measure):
     """A click on the view: the element behind the pixel, or an end of the measurement."""
-    from dashboards import pano_view as pv
-    from panorama.measure import measure as measure_between
-    from panorama.pano_store import get_panorama
+    from sitetwin.dashboards import pano_view as pv
+    from sitetwin.panorama.measure import measure as measure_between
+    from sitetwin.panorama.pano_store import get_panorama
 
     point = (data or {}).get("points", [{}])[0]
     if point.get("x") is None or not pano_id:
@@ -234,9 +234,9 @@ def click(data, mode, pano_id, view_d, measure):
 
 @callback(Output("panorama-card", "children"), Input("panorama-element", "data"), State("panorama-site", "data"))
 def card(gid, site):
-    from dashboards import queries as q
-    from dashboards.access import scoped_store
-    from dashboards.cards import element_card
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards.access import scoped_store
+    from sitetwin.dashboards.cards import element_card
 
     if not gid:
         return c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty")
@@ -261,7 +261,7 @@ def card(gid, site):
           State("panorama-select", "value"), State("panorama-view", "data"), prevent_initial_call=True)
 def raise_from_card(n, title, severity, category, gid, site, pano_id, view):
     """Raise a finding on the picked element, with the panorama view as its evidence (a BCF viewpoint later)."""
-    from dashboards.cards import raise_on_element
+    from sitetwin.dashboards.cards import raise_on_element
 
     if not n or not gid:
         raise dash.exceptions.PreventUpdate
@@ -276,7 +276,7 @@ def raise_from_card(n, title, severity, category, gid, site, pano_id, view):
 def raise_at_pixel(n, title, severity, category, pixel, view):
     """Raise a finding at the clicked pixel: its element and 3D point, with the panorama viewpoint as evidence
     (the BCF export turns that viewpoint into the topic's camera)."""
-    from dashboards.regulator import raise_at_pixel as raise_it
+    from sitetwin.dashboards.regulator import raise_at_pixel as raise_it
 
     if not n:
         raise dash.exceptions.PreventUpdate
@@ -294,7 +294,7 @@ def raise_at_pixel(n, title, severity, category, pixel, view):
           cancel=[Input("panorama-detect-cancel", "n_clicks")])
 def detect(set_progress, n, run_id, pano_id, site):
     """Run a trained detector on the panorama in a background job: detections, hazards and findings are stored."""
-    from dashboards.jobs import detect_on_panorama
+    from sitetwin.dashboards.jobs import detect_on_panorama
 
     if not n:
         raise dash.exceptions.PreventUpdate

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboards import components as c
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.callbacks import callback
 
 TIERS = ("A", "B", "C")
 
@@ -56,7 +56,7 @@ def layout(site: str | None = None, **query):
           Input("portfolio-risk", "value"), Input("portfolio-refresh", "data"))
 def fill(city, district, tiers, risk, refresh):
     """Sites in the caller's scope (oversight.portfolio), filtered, grouped, with the district rollups."""
-    from dashboards.regulator import portfolio
+    from sitetwin.dashboards.regulator import portfolio
 
     p = portfolio(city=city, district=district, tiers=tiers, risk_range=risk)
     sites = p["sites"]
@@ -135,9 +135,9 @@ def pick(clicks):
           Input("portfolio-risk-site", "data"), Input("portfolio-refresh", "data"))
 def breakdown(site, refresh):
     """The live score with every component (oversight.risk: weight, basis, raw, subscore, points) and the trend."""
-    from dashboards import figures as f
-    from dashboards.regulator import risk_view
-    from oversight.risk import default_config
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards.regulator import risk_view
+    from sitetwin.oversight.risk import default_config
 
     if not site:
         raise dash.exceptions.PreventUpdate
@@ -177,7 +177,7 @@ def breakdown(site, refresh):
           prevent_initial_call=True)
 def record(n, city, district, tiers, risk, refresh):
     """A regulator stores today's score of every listed site (oversight.risk.record_risk): the trend grows."""
-    from dashboards.regulator import portfolio, record_scores
+    from sitetwin.dashboards.regulator import portfolio, record_scores
 
     if not n:
         raise dash.exceptions.PreventUpdate
@@ -190,7 +190,7 @@ def record(n, city, district, tiers, risk, refresh):
           Input("portfolio-report-pdf", "n_clicks"), State("portfolio-risk-site", "data"), prevent_initial_call=True)
 def report(n_html, n_pdf, site):
     """The chosen site's evaluation report (oversight.evaluation), as HTML or PDF."""
-    from dashboards.regulator import evaluation_report
+    from sitetwin.dashboards.regulator import evaluation_report
 
     if not site or not (n_html or n_pdf):
         raise dash.exceptions.PreventUpdate

@@ -8,9 +8,9 @@ import datetime as dt
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboards import components as c
-from dashboards.access import site_store
-from dashboards.callbacks import callback
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.access import site_store
+from sitetwin.dashboards.callbacks import callback
 
 PLAYBACK_BUDGET = 60_000       # triangles per playback frame: most elements as boxes, so frames stay light
 PLAY_INTERVAL_MS = 1200
@@ -18,7 +18,7 @@ PLAY_INTERVAL_MS = 1200
 
 def layout(site: str | None = None, date: str | None = None, **query):
     # progress is reported at the latest survey (twin's report); ``date`` starts the 4D playback
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -53,7 +53,7 @@ def layout(site: str | None = None, date: str | None = None, **query):
           Output("progress-day", "value"), Input("progress-site", "data"), State("progress-want-date", "data"))
 def setup(site, want):
     """Playback days: every week of the schedule, plus the survey epochs (marked)."""
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         epochs = [q._day(e["epoch"]) for e in q.survey_epochs(store, site)]
@@ -72,8 +72,8 @@ def setup(site, want):
           Input("progress-site", "data"))
 def fill(site):
     """Planned vs actual at the latest survey: twin's progress report, drawn."""
-    from dashboards import figures as f
-    from dashboards import queries as q
+    from sitetwin.dashboards import figures as f
+    from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
         prog = q.progress_report(store, site)
@@ -153,8 +153,8 @@ def advance(_, value, days):
           prevent_initial_call=True)
 def frame(index, days, site):
     """One frame of the 4D playback: the model coloured by its schedule state on the day."""
-    from dashboards.scene import to_wire
-    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+    from sitetwin.dashboards.scene import to_wire
+    from sitetwin.dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     if not days:
         raise dash.exceptions.PreventUpdate

@@ -8,10 +8,10 @@ import datetime as dt
 import dash
 from dash import Input, Output, Patch, State, dcc, html
 
-from dashboards import cards  # noqa: F401  (the element card's own callbacks)
-from dashboards import components as c
-from dashboards.access import site_store
-from dashboards.callbacks import callback, clientside_callback
+from sitetwin.dashboards import cards  # noqa: F401  (the element card's own callbacks)
+from sitetwin.dashboards import components as c
+from sitetwin.dashboards.access import site_store
+from sitetwin.dashboards.callbacks import callback, clientside_callback
 
 MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
                "schedule": "schedule on the day"}
@@ -21,7 +21,7 @@ BUDGETS = {"overview (60k triangles)": 60_000, "balanced (150k)": 150_000, "fine
 
 def layout(site: str | None = None, element: str | None = None, mode: str | None = None, date: str | None = None,
            **query):
-    from dashboards.app import default_site
+    from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
     if site is None:
@@ -78,7 +78,7 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
           Input("twin-site", "data"), State("twin-want-date", "data"))
 def setup(site, want):
     """Days for the slider (survey epochs, labelled, and the schedule's finish dates), storeys, model extent."""
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
     with site_store(site) as store:
         epochs = [q._day(e["epoch"]) for e in q.survey_epochs(store, site)]
         plan = q.planned_elements(store, site)
@@ -97,7 +97,7 @@ VIEW_INPUTS = [Input("twin-mode", "value"), Input("twin-date", "value"), Input("
 
 
 def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element=None):
-    from dashboards.twin_view import TwinParams
+    from sitetwin.dashboards.twin_view import TwinParams
 
     if not days:
         raise dash.exceptions.PreventUpdate
@@ -115,8 +115,8 @@ def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, el
           *VIEW_INPUTS, State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
 def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
     """The model, coloured; scan points and sensors follow in ``draw_layers`` so that the model shows first."""
-    from dashboards.scene import to_wire
-    from dashboards.twin_view import read_twin, twin_figure
+    from sitetwin.dashboards.scene import to_wire
+    from sitetwin.dashboards.twin_view import read_twin, twin_figure
 
     p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element)
     with site_store(site) as store:
@@ -168,8 +168,8 @@ clientside_callback(
           State("twin-site", "data"), prevent_initial_call=True)
 def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget, site):
     """Scan points (decimated, coloured by signed distance) and sensor devices, added to the drawn model."""
-    from dashboards.scene import to_wire
-    from dashboards.twin_view import layer_traces, read_twin
+    from sitetwin.dashboards.scene import to_wire
+    from sitetwin.dashboards.twin_view import layer_traces, read_twin
 
     p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site)
     if not (p.points or p.sensors):
@@ -193,9 +193,9 @@ def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget,
           prevent_initial_call=True)
 def select(click, key, site):
     """Picking: the clicked vertex's element becomes the selection (highlighted, in the URL, in the card)."""
-    from dashboards import scene
-    from dashboards.queries import current_model_ids
-    from dashboards.twin_view import selected_trace
+    from sitetwin.dashboards import scene
+    from sitetwin.dashboards.queries import current_model_ids
+    from sitetwin.dashboards.twin_view import selected_trace
 
     point = (click or {}).get("points", [{}])[0]
     index = scene.pick(key, point.get("curveNumber"), point.get("pointNumber"))
@@ -220,9 +220,9 @@ def _owner(trace, index):
 @callback(Output("twin-card", "children"), Input("twin-element", "data"), Input("twin-date", "value"),
           State("twin-dates", "data"), State("twin-site", "data"))
 def card(gid, day_index, days, site):
-    from dashboards import queries as q
-    from dashboards.access import scoped_store
-    from dashboards.cards import element_card
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards.access import scoped_store
+    from sitetwin.dashboards.cards import element_card
 
     if not gid:
         return c.empty("Click an element in the model to see its card.", id="twin-card-empty")
@@ -248,7 +248,7 @@ def card(gid, day_index, days, site):
           prevent_initial_call=True)
 def raise_from_card(n, title, severity, category, gid, site):
     """A regulator raises a finding on the element (oversight's raise_finding, under the caller's scope)."""
-    from dashboards.cards import raise_on_element
+    from sitetwin.dashboards.cards import raise_on_element
 
     if not n or not gid:
         raise dash.exceptions.PreventUpdate

@@ -5,10 +5,10 @@ connect it to the store's findings. lxml does the XML (hardened: no DTDs, entiti
 network) rather than bcf-client: see ``read`` for the checks a file from outside passes.
 """
 
-from oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
-from oversight.bcf.read import read_bcf
-from oversight.bcf.topics import ExportReport, ImportReport, add_viewpoint, export_bcf, finding_viewpoints, import_bcf
-from oversight.bcf.write import write_bcf
+from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
+from sitetwin.oversight.bcf.read import read_bcf
+from sitetwin.oversight.bcf.topics import ExportReport, ImportReport, add_viewpoint, export_bcf, finding_viewpoints, import_bcf
+from sitetwin.oversight.bcf.write import write_bcf
 
 __all__ = ["Archive", "Camera", "Comment", "Component", "ExportReport", "ImportReport", "Topic", "Viewpoint",
            "add_viewpoint", "export_bcf", "finding_viewpoints", "import_bcf", "read_bcf", "write_bcf"]

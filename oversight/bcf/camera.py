@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from oversight.bcf.model import Camera
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf.model import Camera
+from sitetwin.oversight.errors import BcfError
 
 DEFAULT_FOV_DEG = 60.0
 DEFAULT_ASPECT = 4.0 / 3.0

@@ -28,8 +28,8 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
+from sitetwin.oversight.errors import BcfError
 
 MAX_ENTRIES = 5_000
 MAX_ENTRY_BYTES = 64 * 1024 * 1024

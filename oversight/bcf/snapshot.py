@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from oversight.errors import BcfError
+from sitetwin.oversight.errors import BcfError
 
 WIDTH, HEIGHT = 640, 480
 BASE = np.array([0.78, 0.78, 0.76])

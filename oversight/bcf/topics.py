@@ -41,16 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from data.store import Store
-from oversight import audit
-from oversight._tx import atomic
-from oversight.bcf import camera as cam
-from oversight.bcf.model import Archive, Comment, Component, Topic, Viewpoint
-from oversight.bcf.read import read_bcf
-from oversight.bcf.write import write_bcf
-from oversight.errors import BcfError
-from oversight.findings import (CATEGORIES, _append, _insert_finding, finding_history, get_finding, list_findings)
-from oversight.scope import Scope
+from sitetwin.data.store import Store
+from sitetwin.oversight import audit
+from sitetwin.oversight._tx import atomic
+from sitetwin.oversight.bcf import camera as cam
+from sitetwin.oversight.bcf.model import Archive, Comment, Component, Topic, Viewpoint
+from sitetwin.oversight.bcf.read import read_bcf
+from sitetwin.oversight.bcf.write import write_bcf
+from sitetwin.oversight.errors import BcfError
+from sitetwin.oversight.findings import (CATEGORIES, _append, _insert_finding, finding_history, get_finding, list_findings)
+from sitetwin.oversight.scope import Scope
 
 STATUS_TO_BCF = {"open": "Open", "rectification_submitted": "Resolved", "verified_closed": "Closed",
                  "reopened": "ReOpened"}
@@ -319,8 +319,8 @@ def _evidence_snapshot(store: Store, evidence: dict) -> bytes | None:
 def _render(store: Store, site_code: str, camera: dict, selection: list[str], meshes: dict,
             warnings: list[str]) -> bytes | None:
     if site_code not in meshes:
-        from bim.mesh import load_mesh
-        from data.errors import SitetwinError
+        from sitetwin.bim.mesh import load_mesh
+        from sitetwin.data.errors import SitetwinError
 
         try:
             meshes[site_code] = load_mesh(store, site_code=site_code) if store.scalar(
@@ -331,7 +331,7 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
     mesh = meshes[site_code]
     if mesh is None or mesh.triangle_count == 0:
         return None
-    from oversight.bcf.snapshot import render_snapshot
+    from sitetwin.oversight.bcf.snapshot import render_snapshot
 
     return render_snapshot(mesh, camera, selection)
 

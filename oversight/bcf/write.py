@@ -22,8 +22,8 @@ import io
 import zipfile
 from pathlib import Path
 
-from oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
+from sitetwin.oversight.errors import BcfError
 
 VERSIONS = ("2.1", "3.0")
 DEFAULT_TOPIC_TYPE = "Issue"

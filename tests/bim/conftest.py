@@ -105,7 +105,7 @@ def ifc_cache(tmp_path_factory) -> Path:
 @pytest.fixture
 def cached_store(ifc_cache):
     """A fresh in-memory store whose geometry cache is shared across the session."""
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(":memory:", cache_dir=ifc_cache) as s:
         yield s

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bim.diff import diff_models, latest_versions
-from bim.errors import BimError
-from bim.load import load_model
+from sitetwin.bim.diff import diff_models, latest_versions
+from sitetwin.bim.errors import BimError
+from sitetwin.bim.load import load_model
 
 BASE = (("IfcWall", "W1", (0, 0, 0), (4, 3, 0.2)),
         ("IfcWall", "W2", (5, 0, 0), (4, 3, 0.2)),

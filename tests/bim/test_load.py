@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bim.errors import BimError, IfcFileError, NoElementsError
-from bim.load import load_model
-from bim.mesh import load_mesh
-from data.store import open_store
+from sitetwin.bim.errors import BimError, IfcFileError, NoElementsError
+from sitetwin.bim.load import load_model
+from sitetwin.bim.mesh import load_mesh
+from sitetwin.data.store import open_store
 
 LOADABLE = [
     "bcf-xml/Architectural.ifc", "bcf-xml/Estructura.ifc", "bcf-xml/MEP.ifc",

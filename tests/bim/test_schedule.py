@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bim.errors import BimError
-from bim.load import load_model
-from bim.schedule import read_msproject_xml, read_task_map
-from bim.schedule_store import import_schedule_file
+from sitetwin.bim.errors import BimError
+from sitetwin.bim.load import load_model
+from sitetwin.bim.schedule import read_msproject_xml, read_task_map
+from sitetwin.bim.schedule_store import import_schedule_file
 
 MSP = "schedule/schependomlaan/Uitvoering_Schependomlaan_18-02-2015.xml"
 EVENTLOG = "schedule/schependomlaan/eventlog_IFC_schependomlaan_asplanned.csv"
@@ -90,7 +90,7 @@ def test_a_file_that_is_not_ms_project_xml_is_refused(tmp_path):
 
 
 def test_the_demo_models_ifc_schedule_links_every_physical_element_to_a_dated_task(demo_store_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as s:
         tasks = s.rows("SELECT task_id, start, finish FROM tasks")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from data.store import copy_store
+from sitetwin.data.store import copy_store
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
 
 
 def sibling(filename: str):
     """A module of this folder imported by path, once (pytest's importlib mode has no package to import
-    it from): sitegen.py, or test_access.py for its browser-like client."""
+    it from): test_access.py for its browser-like client."""
     name = f"sitetwin_dashboards_{Path(filename).stem}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
@@ -25,11 +25,6 @@ def sibling(filename: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
-
-
-def sitegen():
-    """The test-site generator module (tests/dashboards/sitegen.py)."""
-    return sibling("sitegen.py")
 
 
 @pytest.fixture(scope="session")
@@ -46,25 +41,27 @@ def store_copy():
 
 @pytest.fixture(scope="session")
 def site_db(tmp_path_factory, demo_store_path) -> tuple[Path, dict]:
-    """The demo building plus surveys, panoramas, detections, hazards, findings and sensors (sitegen).
+    """The demo building plus surveys, panoramas, detections, hazards, findings and sensors (``synth.bigsite``).
 
     Treat it as read-only; copy it (``store_copy``) to write.
     """
     db = copy_store(demo_store_path, tmp_path_factory.mktemp("dash-site") / demo_store_path.name)
-    facts = sitegen().populate(db)
+    from sitetwin.synth import bigsite
+
+    facts = bigsite.populate(db)
     return db, facts
 
 
 @pytest.fixture(scope="session")
 def app(site_db):
-    from dashboards.app import create_app
+    from sitetwin.dashboards.app import create_app
 
     return create_app(site_db[0])
 
 
 @pytest.fixture(scope="session")
 def live(app):
-    from dashboards.app import BackgroundServer
+    from sitetwin.dashboards.app import BackgroundServer
 
     server = BackgroundServer(app)
     yield server
@@ -77,7 +74,7 @@ def serve():
     started = []
 
     def start(app):
-        from dashboards.app import BackgroundServer
+        from sitetwin.dashboards.app import BackgroundServer
 
         started.append(BackgroundServer(app))
         return started[-1]

@@ -36,14 +36,14 @@ def two_sites(site_db, shared_data, tmp_path_factory):
     """The generated DEMO site plus site NIJ, and one account per role; returns (db, facts, nij)."""
     import datetime as dt
 
-    from bim.load import load_model
-    from data.sites import upsert_site
-    from data.store import copy_store, open_store
-    from oversight.accounts import add_account, local_owner_scope
-    from oversight.findings import raise_finding
-    from panorama.pano_store import add_panorama
-    from twin.survey_store import insert_rows
-    from vision.detection_store import insert_detections, insert_hazards
+    from sitetwin.bim.load import load_model
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import copy_store, open_store
+    from sitetwin.oversight.accounts import add_account, local_owner_scope
+    from sitetwin.oversight.findings import raise_finding
+    from sitetwin.panorama.pano_store import add_panorama
+    from sitetwin.twin.survey_store import insert_rows
+    from sitetwin.vision.detection_store import insert_detections, insert_hazards
 
     src, facts = site_db
     folder = tmp_path_factory.mktemp("two-sites")
@@ -97,7 +97,7 @@ def two_sites(site_db, shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def secured(two_sites):
-    from dashboards.app import create_app
+    from sitetwin.dashboards.app import create_app
 
     app = create_app(two_sites[0])
     app.server.testing = True
@@ -406,7 +406,7 @@ def test_a_viewer_cannot_act_on_findings_raise_score_escalate_or_export(secured,
     cb = _callbacks(secured)
     demo = lambda i, p: _value(i, p, "DEMO", facts["surveys"][-1]["moved"][0], facts["panoramas"][0]["pano_id"],  # noqa
                                None, None, nij["demo_finding_id"], facts["panoramas"][0]["hazards"][0])
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         before = store.scalar("SELECT count(*) FROM finding_events")

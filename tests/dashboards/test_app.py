@@ -10,9 +10,9 @@ import time
 import pytest
 import requests
 
-PAGES = {"dashboards.pages.overview": "/", "dashboards.pages.twin": "/twin", "dashboards.pages.deviation": "/deviation",
-         "dashboards.pages.progress": "/progress", "dashboards.pages.panorama": "/panoramas",
-         "dashboards.pages.hazards": "/hazards", "dashboards.pages.not_found_404": "/404"}
+PAGES = {"sitetwin.dashboards.pages.overview": "/", "sitetwin.dashboards.pages.twin": "/twin", "sitetwin.dashboards.pages.deviation": "/deviation",
+         "sitetwin.dashboards.pages.progress": "/progress", "sitetwin.dashboards.pages.panorama": "/panoramas",
+         "sitetwin.dashboards.pages.hazards": "/hazards", "sitetwin.dashboards.pages.not_found_404": "/404"}
 
 
 def _ids(component):
@@ -58,20 +58,20 @@ def test_an_unknown_address_gets_the_404_page(app):
     assert client.get("/no/such/page").status_code == 200          # Dash serves the shell; the router picks the page
     import dash
 
-    page = dash.page_registry["dashboards.pages.not_found_404"]
+    page = dash.page_registry["sitetwin.dashboards.pages.not_found_404"]
     assert "notfound-title" in _ids(page["layout"]())
 
 
 def test_a_missing_store_is_refused_with_a_clear_message(tmp_path):
-    from dashboards.app import create_app
-    from data.errors import StoreError
+    from sitetwin.dashboards.app import create_app
+    from sitetwin.data.errors import StoreError
 
     with pytest.raises(StoreError, match="no store there"):
         create_app(tmp_path / "missing.duckdb")
 
 
 def test_demo_serve_can_call_the_serve_command_with_the_store_alone():
-    from dashboards.cli import serve
+    from sitetwin.app.commands.serve import serve
 
     params = inspect.signature(serve).parameters
     assert all(p.default is not inspect.Parameter.empty for name, p in params.items())
@@ -80,7 +80,7 @@ def test_demo_serve_can_call_the_serve_command_with_the_store_alone():
 
 def test_sitetwin_serve_answers_on_its_port(site_db, tmp_path):
     port = 18000 + int(time.time()) % 1000
-    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", "--db", str(site_db[0]), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "sitetwin.app.cli", "serve", "--db", str(site_db[0]), "--port", str(port),
                              "--site", "DEMO"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -102,7 +102,7 @@ def test_sitetwin_serve_answers_on_its_port(site_db, tmp_path):
 def test_reads_share_the_store_and_a_write_waits_for_them(site_db):
     import threading
 
-    from dashboards.connections import read_store, write_store
+    from sitetwin.dashboards.connections import read_store, write_store
 
     db = site_db[0]
     order = []
@@ -125,7 +125,7 @@ def test_reads_share_the_store_and_a_write_waits_for_them(site_db):
 def test_the_data_version_changes_when_the_store_is_written(site_db, tmp_path):
     import shutil
 
-    from dashboards.connections import data_version, write_store
+    from sitetwin.dashboards.connections import data_version, write_store
 
     db = tmp_path / "copy.duckdb"
     shutil.copy2(site_db[0], db)

@@ -127,8 +127,8 @@ def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(brows
     click = _js(browser, "return window._click;")
     assert f"element={gid}" in browser.driver.current_url.replace("%24", "$")
     # the card is the element under the cursor: the clicked face lies in its bounding box
-    from dashboards.queries import element
-    from data.store import open_store
+    from sitetwin.dashboards.queries import element
+    from sitetwin.data.store import open_store
 
     with open_store(site_db[0], read_only=True) as store:
         el = element(store, "DEMO", gid)
@@ -144,9 +144,9 @@ def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(brows
 
 
 def test_the_time_slider_recolours_the_model_with_the_earlier_survey(browser, live, site_db):
-    from dashboards.components import day_slider
-    from dashboards.queries import planned_elements
-    from data.store import open_store
+    from sitetwin.dashboards.components import day_slider
+    from sitetwin.dashboards.queries import planned_elements
+    from sitetwin.data.store import open_store
 
     first, last = site_db[1]["surveys"]
     with open_store(site_db[0], read_only=True) as store:
@@ -215,8 +215,8 @@ def test_the_panorama_viewer_picks_the_element_behind_a_pixel_and_measures(brows
     picked = _text(browser, "panorama-pick-result")
     gid = _text(browser, "panorama-card-gid")
     assert gid in picked
-    from dashboards.queries import element
-    from data.store import open_store
+    from sitetwin.dashboards.queries import element
+    from sitetwin.data.store import open_store
 
     with open_store(site_db[0], read_only=True) as store:
         assert element(store, "DEMO", gid)["ifc_class"] == "IfcSlab"
@@ -276,7 +276,7 @@ def test_adding_a_survey_runs_in_the_background_with_progress(browser, site_db, 
     scans = sorted(src.parent.glob(f"{src.stem}-scans/*.e57"))
     shutil.copy2(scans[-1], inbox / "june-scan.e57")
     port = 19000 + int(time.time()) % 1000
-    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", "--db", str(db), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "sitetwin.app.cli", "serve", "--db", str(db), "--port", str(port),
                              "--jobs", str(tmp_path / "jobs")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         server = type("Served", (), {"url": f"http://127.0.0.1:{port}"})
@@ -303,7 +303,7 @@ def _add_survey_in_the_browser(browser, server, db):
     assert "points" in result and "built" in result
     assert steps - {""}, "the job reported no progress"
     survey_id = result.split()[1].rstrip(":")
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         row = store.one("SELECT epoch, status FROM surveys WHERE survey_id = ?", [survey_id])
@@ -315,7 +315,7 @@ def _add_survey_in_the_browser(browser, server, db):
 def test_a_regulator_drills_from_the_portfolio_raises_at_a_pixel_and_closes_the_finding(browser, site_db, serve,
                                                                                           store_copy, tmp_path):
     """Portfolio -> site -> panorama pixel -> finding raised -> rectification submitted -> verified closed."""
-    from dashboards.app import create_app
+    from sitetwin.dashboards.app import create_app
 
     db = store_copy(site_db[0], tmp_path)          # this test writes: a copy of the site
     server = serve(create_app(db))
@@ -339,7 +339,7 @@ def test_a_regulator_drills_from_the_portfolio_raises_at_a_pixel_and_closes_the_
                 what="the finding raised")
     assert msg.startswith("Finding DEMO-") and gid in msg
     ref = msg.split()[1]
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         fid = store.scalar("SELECT finding_id FROM findings WHERE site_code || '-' || number = ?", [ref])

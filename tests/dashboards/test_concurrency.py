@@ -11,13 +11,13 @@ import time
 import pytest
 import requests
 
-SITETWIN = [sys.executable, "-m", "twin.cli"]
+SITETWIN = [sys.executable, "-m", "sitetwin.app.cli"]
 
 
 @pytest.fixture
 def served_copy(site_db, tmp_path, store_copy):
     """A writable copy of the generated site, served by the workbench in a thread."""
-    from dashboards.app import BackgroundServer, create_app
+    from sitetwin.dashboards.app import BackgroundServer, create_app
 
     db = store_copy(site_db[0], tmp_path)
     app = create_app(db)
@@ -96,8 +96,8 @@ def test_the_app_serves_while_the_cli_writes_and_shows_the_new_data(served_copy,
                                         "twin-section-z": [0, 1], "twin-budget": 300_000, "twin-site": "DEMO"})
     status = json.loads(draw.text)["response"]["twin-view-status"]["children"]
     shown = int(status.split(" elements shown")[0])
-    from bim.mesh import load_mesh
-    from data.store import open_store
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         models = store.scalar("SELECT count(*) FROM current_models WHERE site_code = 'DEMO'")

@@ -10,14 +10,14 @@ import pytest
 
 @pytest.fixture(scope="module")
 def ro(site_db):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(site_db[0], read_only=True) as store:
         yield store
 
 
 def test_the_progress_report_finds_the_injected_late_elements(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     _, facts = site_db
     report = q.progress_report(ro, "DEMO")
@@ -42,7 +42,7 @@ def test_the_progress_report_finds_the_injected_late_elements(ro, site_db):
 
 
 def test_4d_states_on_the_last_survey_day_agree_with_the_progress_report(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     day = site_db[1]["epochs"][-1]
     report = q.progress_report(ro, "DEMO")
@@ -55,7 +55,7 @@ def test_4d_states_on_the_last_survey_day_agree_with_the_progress_report(ro, sit
 
 
 def test_before_any_survey_nothing_is_built_or_late(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     day = site_db[1]["epochs"][0] - dt.timedelta(days=1)
     states = q.schedule_states(ro, "DEMO", day)
@@ -65,7 +65,7 @@ def test_before_any_survey_nothing_is_built_or_late(ro, site_db):
 
 
 def test_the_s_curve_rises_and_its_survey_points_match_the_built_share(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     report = q.progress_report(ro, "DEMO")
     planned = [p["planned_pct"] for p in report.s_curve]
@@ -88,14 +88,14 @@ def test_the_s_curve_rises_and_its_survey_points_match_the_built_share(ro, site_
     (dt.date(2026, 5, 1), None, None, False, "unscheduled"),
 ])
 def test_schedule_state_on_a_day(day, finish, first, missed, expected):
-    from dashboards.queries import schedule_state
+    from sitetwin.dashboards.queries import schedule_state
 
     assert schedule_state(dt.datetime(2026, 3, 20), finish, first, missed, day) == expected
 
 
 def test_data_freshness_names_every_source_and_its_age(ro, site_db):
-    from dashboards import queries as q
-    from oversight.scope import Scope
+    from sitetwin.dashboards import queries as q
+    from sitetwin.oversight.scope import Scope
 
     now = q.utcnow() + dt.timedelta(hours=1)      # the catalogue counts what was stored before "now"
     rows = {r["source"]: r for r in q.data_freshness(ro, Scope.system(), "DEMO", now=now)}
@@ -108,7 +108,7 @@ def test_data_freshness_names_every_source_and_its_age(ro, site_db):
 
 
 def test_open_hazards_are_those_whose_finding_is_still_open(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     hazards = [h for p in site_db[1]["panoramas"] for h in p["hazards"]]
     total, rows = q.open_hazards(ro, "DEMO")
@@ -117,7 +117,7 @@ def test_open_hazards_are_those_whose_finding_is_still_open(ro, site_db):
 
 
 def test_hazard_groupings_agree(ro):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     by_rule = q.hazard_counts(ro, "DEMO", "rule")
     by_storey = q.hazard_counts(ro, "DEMO", "storey")
@@ -130,7 +130,7 @@ def test_hazard_groupings_agree(ro):
 
 
 def test_an_evidence_path_outside_the_cache_is_never_served(store, tmp_path):
-    from dashboards.queries import evidence_path
+    from sitetwin.dashboards.queries import evidence_path
 
     store.cache_dir = tmp_path / "cache"
     crop = store.cache_dir / "vision" / "evidence" / "R1" / "H1.jpg"
@@ -150,7 +150,7 @@ def test_an_evidence_path_outside_the_cache_is_never_served(store, tmp_path):
 
 
 def test_detector_weights_lists_only_files_that_exist(store, tmp_path):
-    from dashboards.queries import detector_weights
+    from sitetwin.dashboards.queries import detector_weights
 
     real = tmp_path / "best.onnx"
     real.write_bytes(b"onnx")

@@ -20,10 +20,10 @@ NIJ_TITLE = "NIJ-ONLY finding: anchor bolts"
 
 @pytest.fixture(scope="module")
 def regdb(site_db, tmp_path_factory, store_copy):
-    from data.sites import upsert_site
-    from data.store import open_store
-    from oversight.accounts import add_account, local_owner_scope
-    from oversight.findings import raise_finding
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.accounts import add_account, local_owner_scope
+    from sitetwin.oversight.findings import raise_finding
 
     db = store_copy(site_db[0], tmp_path_factory.mktemp("regulator"))
     with open_store(db) as store:
@@ -38,7 +38,7 @@ def regdb(site_db, tmp_path_factory, store_copy):
 
 @pytest.fixture(scope="module")
 def regapp(regdb):
-    from dashboards.app import create_app
+    from sitetwin.dashboards.app import create_app
 
     app = create_app(regdb[0])
     app.server.testing = True
@@ -83,9 +83,9 @@ def _texts(node) -> str:
 
 
 def _finding(db, fid):
-    from data.store import open_store
-    from oversight.findings import finding_history, get_finding
-    from oversight.scope import Scope
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.findings import finding_history, get_finding
+    from sitetwin.oversight.scope import Scope
 
     with open_store(db, read_only=True) as store:
         return get_finding(store, Scope.system(), fid), finding_history(store, Scope.system(), fid)
@@ -95,9 +95,9 @@ def _finding(db, fid):
 # portfolio
 
 def test_the_portfolio_lists_the_callers_sites_by_city_and_district_with_rollups(caller, regdb):
-    from data.store import open_store
-    from oversight.portfolio import portfolio_sites
-    from oversight.scope import Scope
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.portfolio import portfolio_sites
+    from sitetwin.oversight.scope import Scope
 
     with open_store(regdb[0], read_only=True) as store:
         truth = {r["site_code"]: r for r in portfolio_sites(store, Scope.system())}
@@ -118,7 +118,7 @@ def test_the_portfolio_lists_the_callers_sites_by_city_and_district_with_rollups
 
 
 def test_portfolio_filters_follow_the_city_tier_and_risk_range(caller, regdb):
-    from dashboards.regulator import filter_sites
+    from sitetwin.dashboards.regulator import filter_sites
 
     rows = [{"site_code": "A", "tier": "A", "risk_score": 12.0}, {"site_code": "B", "tier": "B", "risk_score": 40.0},
             {"site_code": "C", "tier": "C", "risk_score": 80.0}, {"site_code": "U", "tier": None, "risk_score": None}]
@@ -133,7 +133,7 @@ def test_portfolio_filters_follow_the_city_tier_and_risk_range(caller, regdb):
 
 
 def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(caller, regdb):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     status, text, out = caller("cole").call("portfolio-msg.children",
                                                     {("portfolio-record", "n_clicks"): 1})
@@ -179,8 +179,8 @@ def test_the_evaluation_report_downloads_as_html_and_pdf_for_sites_in_scope(call
 # findings workflow
 
 def _raise_on_demo(db, title, **kw) -> str:
-    from data.store import open_store
-    from oversight.findings import raise_finding
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.findings import raise_finding
 
     with open_store(db) as store:
         return raise_finding(store, site_code="DEMO", category="quality", severity="medium", title=title,
@@ -234,9 +234,9 @@ def test_a_contractor_submits_a_rectification_and_a_regulator_verify_closes_it(c
 
 
 def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(caller, regdb):
-    from data.store import open_store
-    from oversight.findings import ESCALATION_STEPS_DAYS, ESCALATION_TO, list_findings
-    from oversight.scope import Scope
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.findings import ESCALATION_STEPS_DAYS, ESCALATION_TO, list_findings
+    from sitetwin.oversight.scope import Scope
 
     db = regdb[0]
     with open_store(db, read_only=True) as store:
@@ -265,11 +265,11 @@ def test_the_findings_list_filters_and_marks_overdue_findings_and_escalation(cal
 # BCF download
 
 def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audited(caller, regdb):
-    from data.store import open_store
-    from oversight.audit import audit_log
-    from oversight.bcf.read import read_bcf
-    from oversight.findings import list_findings
-    from oversight.scope import Scope
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.audit import audit_log
+    from sitetwin.oversight.bcf.read import read_bcf
+    from sitetwin.oversight.findings import list_findings
+    from sitetwin.oversight.scope import Scope
 
     db, _, nij = regdb
     with open_store(db, read_only=True) as store:
@@ -300,10 +300,10 @@ def test_the_bcf_download_exports_the_filtered_findings_under_scope_and_is_audit
 # raising from the views
 
 def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewpoint(caller, regdb):
-    from dashboards import pano_view as pv
-    from data.store import open_store
-    from oversight.bcf.read import read_bcf
-    from panorama.pano_store import get_panorama
+    from sitetwin.dashboards import pano_view as pv
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.bcf.read import read_bcf
+    from sitetwin.panorama.pano_store import get_panorama
 
     db, facts, _ = regdb
     pano_id = facts["panoramas"][0]["pano_id"]
@@ -347,8 +347,8 @@ def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewp
 
 
 def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence(caller, regdb):
-    from data.store import open_store
-    from vision.detection_store import insert_hazards
+    from sitetwin.data.store import open_store
+    from sitetwin.vision.detection_store import insert_hazards
 
     db, facts, _ = regdb
     linked = facts["panoramas"][0]["hazards"][0]

@@ -8,10 +8,10 @@ import pytest
 
 @pytest.fixture(scope="module")
 def geom(demo_store_path):
-    from bim.mesh import load_mesh
-    from dashboards.queries import element_attributes
-    from dashboards.scene import prepare
-    from data.store import open_store
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.dashboards.queries import element_attributes
+    from sitetwin.dashboards.scene import prepare
+    from sitetwin.data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as store:
         mesh = load_mesh(store, site_code="DEMO")
@@ -48,7 +48,7 @@ def test_element_boxes_hold_their_vertices_and_classes_come_from_the_store(geom)
 
 
 def test_the_merged_mesh_with_an_ample_budget_carries_every_triangle_once_in_its_bins_colour(geom):
-    from dashboards.scene import Bin, merged_traces
+    from sitetwin.dashboards.scene import Bin, merged_traces
 
     mesh, g = geom
     classes = sorted(set(g.ifc_class.tolist()))
@@ -75,7 +75,7 @@ def test_the_merged_mesh_with_an_ample_budget_carries_every_triangle_once_in_its
 
 
 def test_bins_drawn_see_through_go_into_a_second_mesh(geom):
-    from dashboards.scene import Bin, merged_traces
+    from sitetwin.dashboards.scene import Bin, merged_traces
 
     _, g = geom
     bin_of = (g.ifc_class == "IfcSlab").astype(int)
@@ -87,7 +87,7 @@ def test_bins_drawn_see_through_go_into_a_second_mesh(geom):
 
 
 def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom):
-    from dashboards.scene import BOX_TRIANGLES, Bin, detail_mask, merged_traces
+    from sitetwin.dashboards.scene import BOX_TRIANGLES, Bin, detail_mask, merged_traces
 
     _, g = geom
     budget = 20_000
@@ -112,7 +112,7 @@ def test_a_small_budget_keeps_the_largest_elements_whole_and_boxes_the_rest(geom
 
 
 def test_when_even_the_boxes_do_not_fit_the_smallest_elements_are_left_out(geom):
-    from dashboards.scene import BOX_TRIANGLES, COVER_SHARE, level_of_detail
+    from sitetwin.dashboards.scene import BOX_TRIANGLES, COVER_SHARE, level_of_detail
 
     _, g = geom
     budget = 3_000
@@ -126,7 +126,7 @@ def test_when_even_the_boxes_do_not_fit_the_smallest_elements_are_left_out(geom)
 
 
 def test_picking_maps_a_clicked_vertex_back_to_its_element(geom):
-    from dashboards import scene
+    from sitetwin.dashboards import scene
 
     _, g = geom
     bin_of = (g.ifc_class == "IfcColumn").astype(int)
@@ -146,7 +146,7 @@ def test_picking_maps_a_clicked_vertex_back_to_its_element(geom):
 
 
 def test_deviation_bands_cover_the_magnitude_scale():
-    from dashboards.scene import deviation_band, deviation_bins
+    from sitetwin.dashboards.scene import deviation_band, deviation_bins
 
     labels, colors = deviation_bins()
     assert deviation_band(None) == "not measured" and deviation_band(float("nan")) == "not measured"

@@ -10,14 +10,14 @@ import pytest
 
 @pytest.fixture(scope="module")
 def ro(site_db):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(site_db[0], read_only=True) as store:
         yield store
 
 
 def _draw(ro, **kw):
-    from dashboards.twin_view import TwinParams, read_twin, twin_figure
+    from sitetwin.dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     p = TwinParams(site="DEMO", **kw)
     data = read_twin(ro, p)
@@ -27,7 +27,7 @@ def _draw(ro, **kw):
 
 def _trace_elements(fig, stats, name):
     """The elements drawn in a bin (a colour of the merged mesh), checked against the picking arrays."""
-    from dashboards import scene
+    from sitetwin.dashboards import scene
 
     members = {int(i) for i in stats["bins"].get(name, [])}
     picked = set()
@@ -80,7 +80,7 @@ def test_before_any_survey_every_element_is_not_surveyed(ro, site_db):
 
 
 def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
-    from dashboards import queries as q
+    from sitetwin.dashboards import queries as q
 
     day = site_db[1]["epochs"][-1]
     data, fig, stats = _draw(ro, mode="schedule", day=day, points=False, sensors=False)
@@ -93,9 +93,9 @@ def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
 
 
 def test_scan_points_are_drawn_without_the_ground_and_coloured_by_signed_distance(ro, site_db):
-    from dashboards.twin_view import DISTANCE_CLIP_MM, MAX_POINTS
+    from sitetwin.dashboards.twin_view import DISTANCE_CLIP_MM, MAX_POINTS
 
-    from twin.survey_store import survey_points
+    from sitetwin.twin.survey_store import survey_points
 
     data, fig, stats = _draw(ro, mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=False)
     pts = next(t for t in fig["data"] if t["name"] == "scan points")
@@ -137,7 +137,7 @@ def test_storey_filter_and_section_box_narrow_what_is_drawn(ro):
 
 
 def test_the_selected_element_is_trace_zero_in_full_detail(ro):
-    from dashboards import scene
+    from sitetwin.dashboards import scene
 
     data, fig, stats = _draw(ro, mode="class", points=False, sensors=False)
     assert fig["data"][0]["visible"] is False
@@ -150,7 +150,7 @@ def test_the_selected_element_is_trace_zero_in_full_detail(ro):
 def test_the_figure_payload_for_the_demo_site_is_small(ro, site_db):
     from plotly.io.json import to_json_plotly
 
-    from dashboards.scene import from_wire, to_wire
+    from sitetwin.dashboards.scene import from_wire, to_wire
 
     _, fig, stats = _draw(ro, mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=True)
     wire = to_wire(fig)

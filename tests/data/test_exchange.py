@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bim.load import load_model
-from data.errors import StoreError
-from data.exchange import export_tables, import_tables
-from data.store import open_store
+from sitetwin.bim.load import load_model
+from sitetwin.data.errors import StoreError
+from sitetwin.data.exchange import export_tables, import_tables
+from sitetwin.data.store import open_store
 
 
 @pytest.fixture

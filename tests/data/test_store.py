@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from data.errors import StoreError
-from data.store import cache_dir_for, copy_store, migrations, open_store
+from sitetwin.data.errors import StoreError
+from sitetwin.data.store import cache_dir_for, copy_store, migrations, open_store
 
 
 def test_migrations_are_numbered_without_gaps_in_meaning_and_apply_in_order(store):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oversight.scope import Scope
+from sitetwin.oversight.scope import Scope
 
 # city -> district -> sites
 SITES = {
@@ -18,7 +18,7 @@ SITES = {
 @pytest.fixture
 def sites_store(store):
     """An in-memory store with four sites in two districts of one city."""
-    from data.sites import upsert_site
+    from sitetwin.data.sites import upsert_site
 
     with store.transaction():
         for code, (city, district) in SITES.items():
@@ -29,7 +29,7 @@ def sites_store(store):
 @pytest.fixture
 def store_factory():
     """``store_factory()``: another fresh in-memory store (a district or city platform), closed after the test."""
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     made = []
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import oversight
-from oversight import accounts, audit, catalogue, evaluation, findings, portfolio, risk
-from oversight import bcf as bcf_pkg
-from oversight.bcf import topics
-from oversight.errors import AccessDenied
-from oversight.scope import Scope
+from sitetwin import oversight
+from sitetwin.oversight import accounts, audit, catalogue, evaluation, findings, portfolio, risk
+from sitetwin.oversight import bcf as bcf_pkg
+from sitetwin.oversight.bcf import topics
+from sitetwin.oversight.errors import AccessDenied
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system("matrix")
 OWN, OTHER = "WH-JA-1", "WH-WC-1"
@@ -133,8 +133,8 @@ EXEMPT = {
 
 
 def _one_topic_bcf(tmp: Path) -> Path:
-    from oversight.bcf.model import Archive, Topic
-    from oversight.bcf.write import write_bcf
+    from sitetwin.oversight.bcf.model import Archive, Topic
+    from sitetwin.oversight.bcf.write import write_bcf
     import uuid
 
     path = tmp / "one.bcfzip"
@@ -148,8 +148,8 @@ _TOKEN: dict[str, str] = {}
 
 def _package(tmp: Path, site: str) -> Path:
     if site not in _PACKAGES:
-        from data.sites import upsert_site
-        from data.store import open_store
+        from sitetwin.data.sites import upsert_site
+        from sitetwin.data.store import open_store
 
         with open_store(":memory:") as project:
             district, city = ("Jiang'an", "Wuhan") if site == OWN else ("Wuchang", "Wuhan")
@@ -163,8 +163,8 @@ def _package(tmp: Path, site: str) -> Path:
 
 @pytest.fixture(scope="module")
 def matrix_store():
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     with open_store(":memory:") as s:
         for code, (city, district) in {"WH-JA-1": ("Wuhan", "Jiang'an"), "WH-JA-2": ("Wuhan", "Jiang'an"),
@@ -254,13 +254,13 @@ def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
             if params and params[0] == "store":
                 found.add(f"{prefix}.{name}")
     assert found - covered == set(), "entry points missing from the access matrix"
-    modules = {m.name for m in pkgutil.walk_packages(oversight.__path__, "oversight.")}
-    known = {"oversight.accounts", "oversight.audit", "oversight.catalogue", "oversight.evaluation",
-             "oversight.findings", "oversight.portfolio", "oversight.risk", "oversight.bcf.topics",
+    modules = {m.name for m in pkgutil.walk_packages(oversight.__path__, "sitetwin.oversight.")}
+    known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue", "sitetwin.oversight.evaluation",
+             "sitetwin.oversight.findings", "sitetwin.oversight.portfolio", "sitetwin.oversight.risk", "sitetwin.oversight.bcf.topics",
              # modules without store entry points
-             "oversight.errors", "oversight.scope", "oversight._tx", "oversight.cli", "oversight.demo",
-             "oversight.bcf", "oversight.bcf.model", "oversight.bcf.read", "oversight.bcf.write",
-             "oversight.bcf.camera", "oversight.bcf.snapshot"}
+             "sitetwin.oversight.errors", "sitetwin.oversight.scope", "sitetwin.oversight._tx",
+             "sitetwin.oversight.bcf", "sitetwin.oversight.bcf.model", "sitetwin.oversight.bcf.read", "sitetwin.oversight.bcf.write",
+             "sitetwin.oversight.bcf.camera", "sitetwin.oversight.bcf.snapshot"}
     assert modules - known == set(), "a new module: add its entry points to the matrix"
-    for m in modules - {"oversight.cli", "oversight.demo"}:
+    for m in modules:
         importlib.import_module(m)

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from oversight import accounts
-from oversight.accounts import (add_account, add_token, authenticate, caller_scope, disable_account, list_accounts,
+from sitetwin.oversight import accounts
+from sitetwin.oversight.accounts import (add_account, add_token, authenticate, caller_scope, disable_account, list_accounts,
                                 local_owner_scope, login, logout, revoke_token, set_password)
-from oversight.errors import AccessDenied, AuthError, OversightError
-from oversight.scope import Scope
+from sitetwin.oversight.errors import AccessDenied, AuthError, OversightError
+from sitetwin.oversight.scope import Scope
 
 ADMIN = Scope.system("setup")
 PW = "correct horse battery"

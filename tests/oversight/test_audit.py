@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oversight.audit import audit_log, record
-from oversight.errors import AccessDenied
-from oversight.findings import get_finding, list_findings, raise_finding
+from sitetwin.oversight.audit import audit_log, record
+from sitetwin.oversight.errors import AccessDenied
+from sitetwin.oversight.findings import get_finding, list_findings, raise_finding
 
 
 def test_views_and_refusals_are_logged_with_who_what_and_which_site(sites_store, scopes):
@@ -25,8 +25,8 @@ def test_views_and_refusals_are_logged_with_who_what_and_which_site(sites_store,
 
 
 def test_a_read_only_store_spools_the_log_and_the_next_writer_takes_it_in(tmp_path, scopes):
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     path = tmp_path / "s.duckdb"
     with open_store(path) as s:

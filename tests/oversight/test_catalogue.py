@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from oversight.catalogue import (PRIVATE_TABLES, catalogue, data_quality, export_package, import_package)
-from oversight.errors import AccessDenied, OversightError
-from oversight.findings import comment, raise_finding, verify_history
-from oversight.accounts import add_account
-from oversight.scope import Scope
+from sitetwin.oversight.catalogue import (PRIVATE_TABLES, catalogue, data_quality, export_package, import_package)
+from sitetwin.oversight.errors import AccessDenied, OversightError
+from sitetwin.oversight.findings import comment, raise_finding, verify_history
+from sitetwin.oversight.accounts import add_account
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)

@@ -12,7 +12,7 @@ import pytest
 import typer
 from click.testing import CliRunner
 
-from oversight.errors import AccessDenied, AuthError
+from sitetwin.oversight.errors import AccessDenied, AuthError
 
 PW = "cli password 123"
 OTHER = "WH-WC-1"
@@ -20,7 +20,7 @@ OTHER = "WH-WC-1"
 
 def make_cli():
     """``cli(args, token=None, input=None)`` -> (exit code, parsed JSON or output, exception)."""
-    from oversight.cli import register
+    from sitetwin.app.commands.oversight import register
 
     app = typer.Typer()
     register(app)
@@ -43,8 +43,8 @@ def cli():
 
 
 def _empty_store(path: Path) -> Path:
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     with open_store(path) as s:
         for code, district in (("WH-JA-1", "Jiang'an"), ("WH-JA-2", "Jiang'an"), ("WH-WC-1", "Wuchang"),
@@ -189,8 +189,8 @@ DISTRICTS = {"WH-JA-1": "Jiang'an", "WH-JA-2": "Jiang'an", "WH-WC-1": "Wuchang",
 @pytest.fixture(scope="module")
 def read_db(template):
     """The template store with one finding on every site (shared: the read matrix only reads)."""
-    from data.store import open_store
-    from oversight.findings import raise_finding
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.findings import raise_finding
 
     with open_store(template[0]) as s:
         for site in DISTRICTS:

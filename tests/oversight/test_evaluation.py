@@ -8,11 +8,11 @@ import json
 import pytest
 import yaml
 
-from oversight.errors import AccessDenied, SchemeError
-from oversight.evaluation import (evaluate, list_evaluations, load_scheme, report_html, report_pdf, score_item,
+from sitetwin.oversight.errors import AccessDenied, SchemeError
+from sitetwin.oversight.evaluation import (evaluate, list_evaluations, load_scheme, report_html, report_pdf, score_item,
                                   site_metrics)
-from oversight.findings import raise_finding, submit_rectification, verify_close
-from oversight.scope import Scope
+from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from oversight import findings as fmod
-from oversight.errors import AccessDenied, FindingError
-from oversight.findings import (change_due, comment, escalate_overdue, finding_history, get_finding, list_findings,
+from sitetwin.oversight import findings as fmod
+from sitetwin.oversight.errors import AccessDenied, FindingError
+from sitetwin.oversight.findings import (change_due, comment, escalate_overdue, finding_history, get_finding, list_findings,
                                 raise_finding, reopen, submit_rectification, verify_close, verify_history)
-from oversight.scope import Scope
+from sitetwin.oversight.scope import Scope
 
 T0 = dt.datetime(2024, 5, 1, 9, 0)
 SYSTEM = Scope.system()

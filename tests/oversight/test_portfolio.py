@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from oversight.errors import AccessDenied, OversightError
-from oversight.findings import raise_finding, submit_rectification, verify_close
-from oversight.portfolio import portfolio_sites, rollup, set_site_profile, site_portrait
-from oversight.risk import record_risk
-from oversight.scope import Scope
+from sitetwin.oversight.errors import AccessDenied, OversightError
+from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
+from sitetwin.oversight.portfolio import portfolio_sites, rollup, set_site_profile, site_portrait
+from sitetwin.oversight.risk import record_risk
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)

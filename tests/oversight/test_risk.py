@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from oversight.errors import AccessDenied, SchemeError
-from oversight.findings import raise_finding, submit_rectification, verify_close
-from oversight.risk import (compute_risk, inspection_plan, load_config, premium_factor, record_risk, risk_trend,
+from sitetwin.oversight.errors import AccessDenied, SchemeError
+from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
+from sitetwin.oversight.risk import (compute_risk, inspection_plan, load_config, premium_factor, record_risk, risk_trend,
                             score_components, set_tier, tier_for)
-from oversight.scope import Scope
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
@@ -226,7 +226,7 @@ def test_the_score_is_the_weighted_sum_of_subscores():
 def test_a_wrong_risk_configuration_is_refused_by_key(tmp_path, edit, message):
     from importlib import resources
 
-    text = resources.files("oversight").joinpath("config/risk.yaml").read_text()
+    text = resources.files("sitetwin.oversight").joinpath("config/risk.yaml").read_text()
     assert edit[0] in text
     path = Path(tmp_path / "risk.yaml")
     path.write_text(text.replace(edit[0], edit[1], 1))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oversight.errors import AccessDenied
-from oversight.scope import PERMISSIONS, ROLES, Scope
+from sitetwin.oversight.errors import AccessDenied
+from sitetwin.oversight.scope import PERMISSIONS, ROLES, Scope
 
 
 def test_each_role_sees_the_sites_its_account_gives_it(sites_store, scopes):

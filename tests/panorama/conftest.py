@@ -22,7 +22,7 @@ def room_mesh():
     Inner faces: x in [0, 10], y in [0, 8], z in [0, 3]; walls 0.2 m thick outside that.
     Elements: 0 floor, 1 ceiling, 2 wall x=0, 3 wall x=10, 4 wall y=0, 5 wall y=8, 6 column.
     """
-    from bim.geometry import ModelMesh
+    from sitetwin.bim.geometry import ModelMesh
 
     parts = [
         ((-0.2, -0.2, -0.2), (10.2, 8.2, 0.0)),
@@ -53,8 +53,8 @@ def room():
 @pytest.fixture(scope="session")
 def demo_mesh(demo_store_path):
     """The demo building's ModelMesh (site DEMO), local frame."""
-    from bim.mesh import load_mesh
-    from data.store import open_store
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as s:
         return load_mesh(s, site_code="DEMO")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from panorama.camera import (CUBE_FACES, PerspectiveCamera, bearing_to_equirect, cube_face_camera, cube_faces,
+from sitetwin.panorama.camera import (CUBE_FACES, PerspectiveCamera, bearing_to_equirect, cube_face_camera, cube_faces,
                              equirect_pixel_distance, equirect_to_bearing, look_at, perspective_view, pixel_bearings,
                              pose_matrix, project_points, render_view, rotation_from_ypr, ypr_from_rotation)
 
@@ -103,7 +103,7 @@ def test_a_perspective_view_shows_the_panorama_pixels_it_maps_to():
 
 
 def test_the_real_panorama_yields_six_cube_faces(shared_data):
-    from panorama.io import read_panorama
+    from sitetwin.panorama.io import read_panorama
 
     pano = read_panorama(shared_data / "panorama" / "examplepano.jpg").pixels
     faces = cube_faces(pano, 256)

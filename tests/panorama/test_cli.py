@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panorama.camera import pose_matrix, project_points
+from sitetwin.panorama.camera import pose_matrix, project_points
 
 STATION = pose_matrix([13.4, 7.0, 1.6], 25.0)
 
@@ -18,9 +18,9 @@ STATION = pose_matrix([13.4, 7.0, 1.6], 25.0)
 @pytest.fixture(scope="module")
 def cli_site(demo_store_path, demo_mesh, tmp_path_factory):
     """A demo store copy, a rendered photo at STATION and its pose file."""
-    from data.store import copy_store
-    from panorama.io import save_image
-    from panorama.render import render_equirect
+    from sitetwin.data.store import copy_store
+    from sitetwin.panorama.io import save_image
+    from sitetwin.panorama.render import render_equirect
 
     folder = tmp_path_factory.mktemp("cli")
     db = copy_store(demo_store_path, folder / "site.duckdb")
@@ -33,11 +33,11 @@ def cli_site(demo_store_path, demo_mesh, tmp_path_factory):
 def invoke(*args):
     from typer.testing import CliRunner
 
-    import twin.cli
+    import sitetwin.app.cli
 
-    if not any(getattr(g, "name", None) == "pano" for g in twin.cli.app.registered_groups):
-        twin.cli._register_plugins()
-    result = CliRunner().invoke(twin.cli.app, [str(a) for a in args])
+    if not any(getattr(g, "name", None) == "pano" for g in sitetwin.app.cli.app.registered_groups):
+        sitetwin.app.cli._register_commands()
+    result = CliRunner().invoke(sitetwin.app.cli.app, [str(a) for a in args])
     return result
 
 
@@ -81,7 +81,7 @@ def test_a_cli_error_is_one_line_and_leaves_the_store_unchanged(cli_site, tmp_pa
     folder, db, _ = cli_site
     Image.fromarray(np.zeros((90, 120, 3), np.uint8)).save(tmp_path / "square-ish.jpg")
     before = _count(db)
-    result = subprocess.run([sys.executable, "-m", "twin.cli", "pano", "add", str(tmp_path / "square-ish.jpg"),
+    result = subprocess.run([sys.executable, "-m", "sitetwin.app.cli", "pano", "add", str(tmp_path / "square-ish.jpg"),
                              "--db", str(db), "--pose", str(folder / "pose.json"), "--json"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -92,14 +92,14 @@ def test_a_cli_error_is_one_line_and_leaves_the_store_unchanged(cli_site, tmp_pa
 
 
 def _model(db):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         return store.scalar("SELECT model_id FROM models")
 
 
 def _count(db):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True) as store:
         return store.scalar("SELECT count(*) FROM panoramas")
@@ -107,9 +107,9 @@ def _count(db):
 
 def test_add_with_control_points_and_refine_reports_how_far_the_edges_moved_the_camera(cli_site, demo_store_path,
                                                                                        demo_mesh, tmp_path):
-    from data.store import copy_store
-    from panorama.io import read_panorama
-    from panorama.render import render_equirect
+    from sitetwin.data.store import copy_store
+    from sitetwin.panorama.io import read_panorama
+    from sitetwin.panorama.render import render_equirect
 
     _, _, image = cli_site
     db = copy_store(demo_store_path, tmp_path / "site.duckdb")
@@ -133,7 +133,7 @@ def test_add_with_control_points_and_refine_reports_how_far_the_edges_moved_the_
     assert refined["method"] == "pose" and refined["accepted"] is True, refined
     assert 0.1 < np.linalg.norm(refined["delta_position_cm"]) < 10 and refined["edges_matched"] > 0.5
 
-    from panorama.cli import _refined
+    from sitetwin.app.commands.panorama import _refined
 
     assert _refined(json.loads(added.stdout)["pose"]).startswith("moved ")
     assert _refined({"refined": {"accepted": True, "method": "orientation", "delta_ypr_deg": [0.3, 0.4, 0.0]}}) \

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from panorama.camera import PerspectiveCamera, equirect_to_bearing, pose_matrix
-from panorama.element_map import compact, element_map, element_map_perspective, read_map_files, write_map_files
+from sitetwin.panorama.camera import PerspectiveCamera, equirect_to_bearing, pose_matrix
+from sitetwin.panorama.element_map import compact, element_map, element_map_perspective, read_map_files, write_map_files
 
 
 def _embree_hits(mesh, origin, dirs):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panorama.camera import pose_matrix
-from panorama.errors import PanoramaImageError
-from panorama.io import parse_gpano, read_e57_panoramas, read_panorama, write_e57_panorama
+from sitetwin.panorama.camera import pose_matrix
+from sitetwin.panorama.errors import PanoramaImageError
+from sitetwin.panorama.io import parse_gpano, read_e57_panoramas, read_panorama, write_e57_panorama
 
 XMP = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
 <rdf:Description rdf:about="" xmlns:GPano="http://ns.google.com/photos/1.0/panorama/"

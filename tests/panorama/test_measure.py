@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from panorama.camera import pose_matrix, project_points
-from panorama.errors import PanoramaError
-from panorama.measure import (ScanDepth, clearance, distance, floor_point, height_above_floor, level_pose, model_point,
+from sitetwin.panorama.camera import pose_matrix, project_points
+from sitetwin.panorama.errors import PanoramaError
+from sitetwin.panorama.measure import (ScanDepth, clearance, distance, floor_point, height_above_floor, level_pose, model_point,
                               parse_uv)
-from panorama.render import RayScene
+from sitetwin.panorama.render import RayScene
 
 W, H = 4096, 2048
 
@@ -102,11 +102,11 @@ def test_pixels_are_parsed_and_checked():
 
 
 def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_path, tmp_path, demo_mesh):
-    from data.store import copy_store, open_store
-    from panorama.measure import measure
-    from panorama.pano_store import add_panorama
-    from panorama.render import render_equirect
-    from panorama.io import save_image
+    from sitetwin.data.store import copy_store, open_store
+    from sitetwin.panorama.measure import measure
+    from sitetwin.panorama.pano_store import add_panorama
+    from sitetwin.panorama.render import render_equirect
+    from sitetwin.panorama.io import save_image
 
     db = copy_store(demo_store_path, tmp_path / "m.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
@@ -121,7 +121,7 @@ def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_p
         f = measure(store, pid, ua[0], ub[0], depth="floor", camera_height_m=1.6)
         with pytest.raises(PanoramaError, match="scan depth needs a survey"):
             measure(store, pid, ua[0], ub[0], depth="scan")
-        from panorama.pano_store import set_pose
+        from sitetwin.panorama.pano_store import set_pose
 
         set_pose(store, pid, pose_matrix([13.4, 7.0, 14.0 + 1.6]))        # on the roof: the zenith is sky
         with pytest.raises(PanoramaError, match="sees no model surface"):
@@ -135,10 +135,10 @@ def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_sto
     """A synthetic analysed survey (twin's tables and Parquet layout) whose slab was cast 15 mm high."""
     import pandas as pd
 
-    from data.store import cache_dir_for, copy_store, open_store
-    from panorama.measure import measure
-    from panorama.pano_store import add_panorama
-    from panorama.io import save_image
+    from sitetwin.data.store import cache_dir_for, copy_store, open_store
+    from sitetwin.panorama.measure import measure
+    from sitetwin.panorama.pano_store import add_panorama
+    from sitetwin.panorama.io import save_image
 
     db = copy_store(demo_store_path, tmp_path / "s.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)

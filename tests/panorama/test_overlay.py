@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from panorama.camera import pose_matrix
-from panorama.element_map import element_map
-from panorama.overlay import (CLASS_COLORS, STATUS_COLORS, boundaries, class_color, colors_by_class, deviation_color,
+from sitetwin.panorama.camera import pose_matrix
+from sitetwin.panorama.element_map import element_map
+from sitetwin.panorama.overlay import (CLASS_COLORS, STATUS_COLORS, boundaries, class_color, colors_by_class, deviation_color,
                               difference, overlay)
-from panorama.render import render_equirect
+from sitetwin.panorama.render import render_equirect
 
 T = pose_matrix([3.0, 4.0, 1.5], 20.0)
 
@@ -48,7 +48,7 @@ def test_overlay_resamples_a_coarser_map_to_the_photo(room, photo_and_map):
 
 
 def test_colours_by_class_come_from_the_store(demo_store_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as store:
         coloring = colors_by_class(store, "DEMO")
@@ -89,7 +89,7 @@ def test_the_difference_shows_an_element_the_photo_lacks(room):
 
 
 def test_colours_by_status_and_deviation_come_from_a_survey(store):
-    from panorama.overlay import colors_by_deviation, colors_by_status
+    from sitetwin.panorama.overlay import colors_by_deviation, colors_by_status
 
     store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
                   "T_model_from_survey, point_count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

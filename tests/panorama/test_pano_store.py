@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panorama.camera import pose_matrix, project_points
-from panorama.errors import PanoramaError, PanoramaImageError, PoseError, PoseWarning
-from panorama.io import save_image, write_e57_panorama
-from panorama.pano_store import (add_panorama, add_panoramas, compute_element_map, get_panorama, list_panoramas,
+from sitetwin.panorama.camera import pose_matrix, project_points
+from sitetwin.panorama.errors import PanoramaError, PanoramaImageError, PoseError, PoseWarning
+from sitetwin.panorama.io import save_image, write_e57_panorama
+from sitetwin.panorama.pano_store import (add_panorama, add_panoramas, compute_element_map, get_panorama, list_panoramas,
                                  load_element_map, load_image, pano_id_for, set_pose)
-from panorama.pose import ControlPoints
+from sitetwin.panorama.pose import ControlPoints
 
 STATION = pose_matrix([13.4, 7.0, 1.6], 25.0)
 TABLES = ("panoramas", "panorama_control_points", "panorama_element_maps", "panorama_elements")
@@ -22,7 +22,7 @@ TABLES = ("panoramas", "panorama_control_points", "panorama_element_maps", "pano
 @pytest.fixture
 def demo_store(demo_store_path, tmp_path):
     """A writable copy of the demo store (site DEMO, one model)."""
-    from data.store import copy_store, open_store
+    from sitetwin.data.store import copy_store, open_store
 
     db = copy_store(demo_store_path, tmp_path / "demo.duckdb")
     with open_store(db) as store:
@@ -31,7 +31,7 @@ def demo_store(demo_store_path, tmp_path):
 
 @pytest.fixture(scope="module")
 def station_photo(demo_mesh, tmp_path_factory):
-    from panorama.render import render_equirect
+    from sitetwin.panorama.render import render_equirect
 
     result = render_equirect(demo_mesh, STATION, 1024, 512, seed=5)
     path = save_image(tmp_path_factory.mktemp("photos") / "station.jpg", result.image, quality=92)
@@ -174,7 +174,7 @@ def test_an_unposed_panorama_has_no_element_map(demo_store, shared_data):
 def test_refine_corrects_an_orientation_a_degree_off_when_importing(demo_store, station_photo):
     import math
 
-    from panorama.camera import rotation_from_ypr
+    from sitetwin.panorama.camera import rotation_from_ypr
 
     off = STATION.copy()
     off[:3, :3] = STATION[:3, :3] @ rotation_from_ypr(1.0, 0.0, 0.0)

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from panorama.camera import angular_distance_deg, pose_matrix, project_points
-from panorama.errors import PoseError, PoseWarning
-from panorama.pose import (check_extent, p3p, pose_from_dict, pose_from_station, read_control_points,
+from sitetwin.panorama.camera import angular_distance_deg, pose_matrix, project_points
+from sitetwin.panorama.errors import PoseError, PoseWarning
+from sitetwin.panorama.pose import (check_extent, p3p, pose_from_dict, pose_from_station, read_control_points,
                            read_pose_file, solve_control_points)
 
 W, H = 4096, 2048
@@ -32,7 +32,7 @@ def test_p3p_returns_the_true_pose_among_its_candidates():
 
 
 def test_rendered_panoramas_at_known_poses_are_recovered_from_control_points(demo_mesh):
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     scene = RayScene(demo_mesh)
     verts = np.unique(demo_mesh.vertices.astype(np.float64), axis=0)
@@ -160,7 +160,7 @@ def test_a_scan_station_places_the_panorama_with_its_mounting():
 
 def test_survey_pose_reads_a_registered_survey_station_through_twin(store):
     """A synthetic survey row in twin's tables, read back through twin.survey_store.scan_stations."""
-    from panorama.pose import survey_pose
+    from sitetwin.panorama.pose import survey_pose
 
     T_scan = pose_matrix([8.0, 4.0, 1.45], -60.0, 0.5, 0.2)
     store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "

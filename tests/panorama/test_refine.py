@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from panorama.camera import pose_matrix, rotation_from_ypr
-from panorama.refine import refine_orientation
-from panorama.render import RayScene, render_equirect
+from sitetwin.panorama.camera import pose_matrix, rotation_from_ypr
+from sitetwin.panorama.refine import refine_orientation
+from sitetwin.panorama.render import RayScene, render_equirect
 
 TRUE = pose_matrix([13.4, 7.0, 3.5 + 1.6], 25.0, 0.5, -0.3)
 
@@ -38,7 +38,7 @@ def test_a_degree_of_rotation_error_is_refined_to_a_tenth(demo_mesh, scene_and_p
 
 
 def test_a_photo_of_something_else_leaves_the_pose_unchanged(demo_mesh, scene_and_photo, shared_data):
-    from panorama.io import read_panorama
+    from sitetwin.panorama.io import read_panorama
 
     scene, _ = scene_and_photo
     landscape = read_panorama(shared_data / "panorama" / "examplepano.jpg").pixels
@@ -51,7 +51,7 @@ def test_a_photo_of_something_else_leaves_the_pose_unchanged(demo_mesh, scene_an
 
 def _corners(mesh, photo_depth, T, width, *, min_range, max_range=25.0):
     """Model corners visible from T in a rendered photo, with their exact pixels."""
-    from panorama.camera import project_points
+    from sitetwin.panorama.camera import project_points
 
     verts = np.unique(np.asarray(mesh.vertices, dtype=np.float64), axis=0)
     uv, r = project_points(verts, T, width, width // 2)
@@ -79,8 +79,8 @@ def true_photo(demo_mesh, scene_and_photo):
 
 def test_a_control_point_pose_from_far_points_gets_its_position_from_the_edges(demo_mesh, scene_and_photo,
                                                                                 true_photo):
-    from panorama.pose import solve_control_points
-    from panorama.refine import refine_pose
+    from sitetwin.panorama.pose import solve_control_points
+    from sitetwin.panorama.refine import refine_pose
 
     scene, _ = scene_and_photo
     uv, xyz = _far_control_points(demo_mesh, true_photo.depth_m, TRUE, 2048, np.random.default_rng(4), 1.5)
@@ -103,8 +103,8 @@ def test_a_control_point_pose_from_far_points_gets_its_position_from_the_edges(d
 
 def test_edges_that_pull_the_pose_beyond_what_the_control_points_allow_are_refused(demo_mesh, scene_and_photo,
                                                                                   true_photo):
-    from panorama.pose import solve_control_points
-    from panorama.refine import refine_pose
+    from sitetwin.panorama.pose import solve_control_points
+    from sitetwin.panorama.refine import refine_pose
 
     scene, _ = scene_and_photo
     # the points were measured for a camera 20 cm from where the photo was taken: they and the
@@ -125,9 +125,9 @@ def test_a_photo_of_something_else_leaves_a_control_point_pose_unchanged(demo_me
                                                                          shared_data):
     import cv2
 
-    from panorama.io import read_panorama
-    from panorama.pose import solve_control_points
-    from panorama.refine import refine_pose
+    from sitetwin.panorama.io import read_panorama
+    from sitetwin.panorama.pose import solve_control_points
+    from sitetwin.panorama.refine import refine_pose
 
     scene, _ = scene_and_photo
     uv, xyz = _far_control_points(demo_mesh, true_photo.depth_m, TRUE, 2048, np.random.default_rng(4), 1.0)
@@ -141,7 +141,7 @@ def test_a_photo_of_something_else_leaves_a_control_point_pose_unchanged(demo_me
 
 
 def test_photo_edges_are_placed_to_a_fraction_of_a_pixel():
-    from panorama.refine import _photo_edge_points
+    from sitetwin.panorama.refine import _photo_edge_points
 
     # a vertical step at x = 200.3 and a horizontal one at y = 90.7, drawn with area coverage
     x = np.arange(512) + 0.5

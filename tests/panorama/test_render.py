@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from panorama.camera import PerspectiveCamera, equirect_to_bearing, pose_matrix
-from panorama.render import Extra, RayScene, RenderSettings, render_equirect, render_perspective
+from sitetwin.panorama.camera import PerspectiveCamera, equirect_to_bearing, pose_matrix
+from sitetwin.panorama.render import Extra, RayScene, RenderSettings, render_equirect, render_perspective
 
 W, H = 1024, 512
 
@@ -105,7 +105,7 @@ def test_extra_meshes_get_their_own_ids_colours_and_ranges(room):
 
 
 def test_a_modelmesh_like_extra_keeps_one_id_per_part(room):
-    from bim.geometry import ModelMesh
+    from sitetwin.bim.geometry import ModelMesh
 
     from .conftest import box_mesh
 

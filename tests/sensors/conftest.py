@@ -15,7 +15,7 @@ CRANE_GEOMETRY = {"geometry": {"jib_height_m": 40.0, "jib_length_m": 50.0, "coun
 
 
 def us(t: dt.datetime) -> int:
-    from sensors.batch import to_us
+    from sitetwin.sensors.batch import to_us
 
     return to_us(t)
 
@@ -23,8 +23,8 @@ def us(t: dt.datetime) -> int:
 @pytest.fixture
 def sensor_store(store):
     """An in-memory store with site S1 and devices CR1 (crane), HO1 (hoist), DU1 (dust), WX1 (weather), GT1 (gate)."""
-    from data.sites import upsert_site
-    from sensors.registry import add_device
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.sensors.registry import add_device
 
     with store.transaction():
         upsert_site(store, SITE, name="Sensor test site")
@@ -42,7 +42,7 @@ def sensor_store(store):
 def make_batch(device_id: str, t_us, channel, value, *, batch_id: str | None = None, site: str = SITE,
                device_type: str = "crane", events=None):
     """A checked Batch built directly from arrays (no JSON), for store-level tests."""
-    from sensors.batch import Batch, content_digest
+    from sitetwin.sensors.batch import Batch, content_digest
 
     t_us = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
     channel = np.asarray(np.broadcast_to(np.asarray(channel, dtype=object), t_us.shape), dtype=object)

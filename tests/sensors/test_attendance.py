@@ -5,9 +5,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from sensors.attendance import headcount, headcount_at, on_site, pseudonym, stays
-from sensors.batch import to_us
-from sensors.timeseries import store_batches
+from sitetwin.sensors.attendance import headcount, headcount_at, on_site, pseudonym, stays
+from sitetwin.sensors.batch import to_us
+from sitetwin.sensors.timeseries import store_batches
 
 H = 3600 * 1_000_000
 D0 = to_us(dt.datetime(2026, 3, 15, 23, 0))          # 07:00 local, 2026-03-16

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from sensors.batch import DeviceRef, content_digest, iso, parse_batch, to_us
-from sensors.config import default_limits
-from sensors.errors import BatchError
+from sitetwin.sensors.batch import DeviceRef, content_digest, iso, parse_batch, to_us
+from sitetwin.sensors.config import default_limits
+from sitetwin.sensors.errors import BatchError
 
 NOW = dt.datetime(2026, 3, 16, 8, 0, 0)
 CRANE = DeviceRef("CR1", "S1", "crane", installed_on=dt.date(2026, 3, 1))

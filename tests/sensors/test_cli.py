@@ -14,11 +14,11 @@ def sitetwin(*args, check=True):
     """Run a command in this process (the same typer app as the ``sitetwin`` script)."""
     from typer.testing import CliRunner
 
-    import twin.cli
+    import sitetwin.app.cli
 
-    if not any(getattr(g, "name", None) == "sensors" for g in twin.cli.app.registered_groups):
-        twin.cli._register_plugins()
-    result = CliRunner().invoke(twin.cli.app, [str(a) for a in args])
+    if not any(getattr(g, "name", None) == "sensors" for g in sitetwin.app.cli.app.registered_groups):
+        sitetwin.app.cli._register_commands()
+    result = CliRunner().invoke(sitetwin.app.cli.app, [str(a) for a in args])
     if check and result.exit_code != 0:
         raise AssertionError(f"{result.output}\n{result.exception!r}")
     return result
@@ -26,7 +26,7 @@ def sitetwin(*args, check=True):
 
 def sitetwin_process(*args):
     """Run the real ``sitetwin`` entry point in its own process (its error handling included)."""
-    return subprocess.run([sys.executable, "-m", "twin.cli", *map(str, args)], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sitetwin.app.cli", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sensors.config import default_limits, limits_from_dict
-from sensors.errors import ConfigError
+from sitetwin.sensors.config import default_limits, limits_from_dict
+from sitetwin.sensors.errors import ConfigError
 
 
 def test_the_defaults_load_and_every_rule_has_increasing_limits():

@@ -5,11 +5,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from sensors.batch import to_us
-from sensors.crane import (CraneGeometry, HoistGeometry, cage_position, geometry_from_config, hook_position, hook_zone,
+from sitetwin.sensors.batch import to_us
+from sitetwin.sensors.crane import (CraneGeometry, HoistGeometry, cage_position, geometry_from_config, hook_position, hook_zone,
                            jib_clearance_m, lean, swing_zone)
-from sensors.timeseries import store_batches
-from sensors.zones import crane_zones, hook_track
+from sitetwin.sensors.timeseries import store_batches
+from sitetwin.sensors.zones import crane_zones, hook_track
 
 G = CraneGeometry(base_m=(10.0, 20.0, 0.0), jib_height_m=40.0, jib_length_m=50.0, counter_jib_m=12.0,
                   slew_zero_deg=90.0)

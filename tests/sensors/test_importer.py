@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sensors.errors import SensorError
-from sensors.importer import import_file
-from sensors.warnings import list_warnings
+from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.importer import import_file
+from sitetwin.sensors.warnings import list_warnings
 
 NOW = dt.datetime(2026, 3, 17, 0, 0)
 

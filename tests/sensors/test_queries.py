@@ -5,10 +5,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from sensors.batch import to_us
-from sensors.queries import dust_means, twin_state
-from sensors.timeseries import store_batches
-from sensors.warnings import evaluate_touched
+from sitetwin.sensors.batch import to_us
+from sitetwin.sensors.queries import dust_means, twin_state
+from sitetwin.sensors.timeseries import store_batches
+from sitetwin.sensors.warnings import evaluate_touched
 
 
 def test_twin_state_gives_each_device_its_worst_active_warning(sensor_store, make_batch):

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from sensors.errors import DeviceError
-from sensors.registry import (add_device, blacklist_supplier, calibrations, get_device, issue_token, list_devices,
+from sitetwin.sensors.errors import DeviceError
+from sitetwin.sensors.registry import (add_device, blacklist_supplier, calibrations, get_device, issue_token, list_devices,
                               record_calibration, revoke_tokens, set_blacklisted, token_digest, unlist_supplier)
 
 
@@ -43,7 +43,7 @@ def test_bad_registrations_are_refused_and_store_nothing(sensor_store, kwargs, m
 
 
 def test_a_device_on_a_host_element_takes_its_model_and_the_element_centre(demo_store_path, tmp_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     path = tmp_path / "demo.duckdb"
     shutil.copy(demo_store_path, path)

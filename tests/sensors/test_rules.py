@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sensors.config import Rule, default_limits
-from sensors.rules import daily_means, episodes, gaps, in_hours, rate_per_min, rolling_mean, rule_episodes
+from sitetwin.sensors.config import Rule, default_limits
+from sitetwin.sensors.rules import daily_means, episodes, gaps, in_hours, rate_per_min, rolling_mean, rule_episodes
 
 US = 1_000_000
 T0 = 1_773_590_400 * US      # 2026-03-15T16:00Z: local midnight of 2026-03-16 in Asia/Shanghai

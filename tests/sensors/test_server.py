@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from data.store import open_store
+from sitetwin.data.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "S1"
@@ -31,8 +31,8 @@ class Server:
     """A `sitetwin ingest serve` process on a store with a crane, a dust monitor and a gate."""
 
     def __init__(self, folder: Path, flush_interval: float = 0.2):
-        from data.sites import upsert_site
-        from sensors.registry import add_device, issue_token
+        from sitetwin.data.sites import upsert_site
+        from sitetwin.sensors.registry import add_device, issue_token
 
         self.folder = folder
         self.db = folder / "site.duckdb"
@@ -50,7 +50,7 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "twin.cli", "ingest", "serve", "--db", str(self.db), "--port", str(self.port),
+            [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(self.db), "--port", str(self.port),
              "--flush-interval", str(self.flush_interval)], cwd=REPO, stdout=subprocess.DEVNULL,
             stderr=open(self.folder / "server.log", "ab"))
         deadline = time.monotonic() + 60
@@ -217,7 +217,7 @@ def test_killing_the_server_loses_no_acknowledged_reading(tmp_path):
         if srv.proc.poll() is None:
             srv.stop()
     # the crash window: batches already in the store but still in the spool are flushed again, and skipped
-    from sensors.server import Ingestor, ServerConfig
+    from sitetwin.sensors.server import Ingestor, ServerConfig
 
     with sqlite3.connect(spool_of(srv.db)) as con:
         con.executemany("INSERT INTO pending (batch_key, payload, received_us) VALUES (?, ?, ?)", waiting)
@@ -236,9 +236,9 @@ def spool_of(db: Path) -> Path:
 
 def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor_db, make_batch):
     """A device deleted between acknowledgement and flush: its batch goes to the spool's dead letters."""
-    from sensors.batch import to_us
-    from sensors.server import Ingestor, ServerConfig
-    from sensors.spool import Spool, spool_path_for
+    from sitetwin.sensors.batch import to_us
+    from sitetwin.sensors.server import Ingestor, ServerConfig
+    from sitetwin.sensors.spool import Spool, spool_path_for
 
     t = to_us(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
     with Spool(spool_path_for(sensor_db)) as spool:
@@ -259,8 +259,8 @@ def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor
 
 @pytest.fixture
 def sensor_db(tmp_path):
-    from data.sites import upsert_site
-    from sensors.registry import add_device
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.sensors.registry import add_device
 
     db = tmp_path / "site.duckdb"
     with open_store(db) as store:

@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from sensors.errors import SensorError
-from sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool
+from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool
 
 
 def test_an_accepted_batch_survives_closing_and_reopening(tmp_path, make_batch):

@@ -4,9 +4,9 @@ import datetime as dt
 
 import numpy as np
 
-from sensors.batch import to_us
-from sensors.registry import blacklist_supplier, record_calibration
-from sensors.timeseries import read_series, store_batches, wide_series
+from sitetwin.sensors.batch import to_us
+from sitetwin.sensors.registry import blacklist_supplier, record_calibration
+from sitetwin.sensors.timeseries import read_series, store_batches, wide_series
 
 T = to_us(dt.datetime(2026, 3, 16, 2, 0, 0))
 S = 1_000_000
@@ -97,7 +97,7 @@ def test_wide_series_joins_channels_as_of_the_first(sensor_store, make_batch):
 def test_batches_of_an_unknown_device_are_refused_not_dropped(sensor_store, make_batch, fingerprint):
     import pytest
 
-    from sensors.errors import DeviceError
+    from sitetwin.sensors.errors import DeviceError
 
     before = fingerprint(sensor_store)
     with pytest.raises(DeviceError, match="unknown device GHOST"):

@@ -5,10 +5,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from sensors.batch import from_us, to_us
-from sensors.registry import blacklist_supplier
-from sensors.timeseries import store_batches
-from sensors.warnings import (check_silence, evaluate_touched, evaluate_warnings, list_warnings, set_site_limits,
+from sitetwin.sensors.batch import from_us, to_us
+from sitetwin.sensors.registry import blacklist_supplier
+from sitetwin.sensors.timeseries import store_batches
+from sitetwin.sensors.warnings import (check_silence, evaluate_touched, evaluate_warnings, list_warnings, set_site_limits,
                               site_limits)
 
 S = 1_000_000
@@ -62,9 +62,9 @@ def test_data_arriving_in_pieces_gives_the_same_warnings_as_all_at_once(sensor_s
         evaluate_touched(sensor_store, report, now=NOW, findings=False)
     pieces = [(w.started_at, w.ended_at, w.peak_value, w.severity) for w in warnings_of(sensor_store, "overload")]
     # the same data at once, in a second store
-    from data.sites import upsert_site
-    from data.store import open_store
-    from sensors.registry import add_device
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
+    from sitetwin.sensors.registry import add_device
 
     store = open_store(":memory:")
     upsert_site(store, "S1")
@@ -194,7 +194,7 @@ def test_site_limits_change_what_is_a_warning(sensor_store, make_batch):
 
 
 def test_two_cranes_whose_jibs_come_close_raise_an_anti_collision_warning_on_both(sensor_store, make_batch):
-    from sensors.registry import add_device
+    from sitetwin.sensors.registry import add_device
 
     # CR1 at (10, 20), jib 50 m pointing +y at slew 0; CR2 at (80, 20), jib 40 m along +x at slew 0
     add_device(sensor_store, "CR2", site_code="S1", device_type="crane", position_m=(80.0, 20.0, 0.0), interval_s=10.0,

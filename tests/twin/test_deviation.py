@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.deviation import analyse, fit_shift, section_deviation
-from twin.tolerances import DEFAULT
+from sitetwin.twin.deviation import analyse, fit_shift, section_deviation
+from sitetwin.twin.tolerances import DEFAULT
 
 
 @pytest.fixture(scope="session")
 def accuracy_case(demo):
     """The finished demo building scanned densely (3 mm noise) with 12 elements moved 10-40 mm and 8 left out."""
-    from twin.demo_surveys import floor_levels
-    from twin.simulate import default_stations, simulate_survey, site_clutter, step_for_points
+    from sitetwin.synth.demo.surveys import floor_levels
+    from sitetwin.synth.scans import default_stations, simulate_survey, site_clutter, step_for_points
 
     mesh, classes = demo.mesh, demo.classes
     rng = np.random.default_rng(11)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.distance import SurfaceIndex
-from twin.sampling import sample_surface
+from sitetwin.twin.distance import SurfaceIndex
+from sitetwin.twin.sampling import sample_surface
 
 
 @pytest.fixture(scope="module")

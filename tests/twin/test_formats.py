@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.errors import PointCloudError
-from twin.formats import read_scans, write_las
+from sitetwin.twin.errors import PointCloudError
+from sitetwin.twin.formats import read_scans, write_las
 
 LAS = "pointcloud/las"
 

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from data.store import copy_store, open_store
-from twin.progress import progress_report
+from sitetwin.data.store import copy_store, open_store
+from sitetwin.twin.progress import progress_report
 
 EPOCHS = (dt.date(2026, 4, 10), dt.date(2026, 5, 10))
 
@@ -16,9 +16,9 @@ EPOCHS = (dt.date(2026, 4, 10), dt.date(2026, 5, 10))
 @pytest.fixture(scope="module")
 def progress_store(tmp_path_factory, demo_store_path, demo, as_built):
     """The demo store with two epochs added (scanned in the model's own frame: --register none)."""
-    from twin.demo_surveys import simulate_epoch
-    from twin.formats import write_e57
-    from twin.survey import add_survey
+    from sitetwin.synth.demo.surveys import simulate_epoch
+    from sitetwin.twin.formats import write_e57
+    from sitetwin.twin.survey import add_survey
 
     folder = tmp_path_factory.mktemp("progress")
     db = copy_store(demo_store_path, folder / demo_store_path.name)

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from data.store import open_store
+from sitetwin.data.store import open_store
 from tests.twin.conftest import table_counts
-from twin.errors import ControlPointError, PointCloudError, RegistrationError, SurveyError, UnitsError
-from twin.formats import write_las
-from twin.survey import add_survey
-from twin.survey_store import get_survey, scan_stations, survey_points
+from sitetwin.twin.errors import ControlPointError, PointCloudError, RegistrationError, SurveyError, UnitsError
+from sitetwin.twin.formats import write_las
+from sitetwin.twin.survey import add_survey
+from sitetwin.twin.survey_store import get_survey, scan_stations, survey_points
 
 
 def test_a_survey_lands_in_every_table_with_its_per_point_file(analysed, demo, epoch_survey):

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 
-from twin.formats import write_las
+from sitetwin.twin.formats import write_las
 
-SITETWIN = [sys.executable, "-m", "twin.cli"]
+SITETWIN = [sys.executable, "-m", "sitetwin.app.cli"]
 
 
 def run(*args):

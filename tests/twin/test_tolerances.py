@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from twin.errors import SurveyError
-from twin.tolerances import DEFAULT, level_of_accuracy, load_tolerances
+from sitetwin.twin.errors import SurveyError
+from sitetwin.twin.tolerances import DEFAULT, level_of_accuracy, load_tolerances
 
 
 def test_the_defaults_are_gb_50204s_permitted_deviations():

@@ -67,9 +67,9 @@ def hardhat_cycle(tmp_path_factory, hardhat):
     """Train (2 epochs), evaluate, export, under a network guard, recording every run in a store."""
     import socket
 
-    from data.sites import upsert_site
-    from data.store import open_store
-    from vision.train import TrainConfig, evaluate, export_onnx, train
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
+    from sitetwin.vision.train import TrainConfig, evaluate, export_onnx, train
 
     attempts = []
     real_connect, real_gai = socket.socket.connect, socket.getaddrinfo
@@ -120,12 +120,12 @@ class DemoSite:
     def __init__(self, store_path):
         import numpy as np
 
-        from bim.mesh import load_mesh
-        from data.store import open_store
-        from vision.autolabel import built_elements
-        from vision.demo import open_floor_epoch
-        from vision.hazards import edges_from_model
-        from vision.synth import SceneSampler
+        from sitetwin.bim.mesh import load_mesh
+        from sitetwin.data.store import open_store
+        from sitetwin.vision.autolabel import built_elements
+        from sitetwin.synth.demo.vision import open_floor_epoch
+        from sitetwin.vision.hazards import edges_from_model
+        from sitetwin.synth.workers import SceneSampler
 
         self.store_path = store_path
         with open_store(store_path, read_only=True) as store:

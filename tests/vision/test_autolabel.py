@@ -7,20 +7,20 @@ import shutil
 import numpy as np
 import pytest
 
-from vision.autolabel import AutolabelConfig, autolabel_panoramas, labels_for_view
-from vision.datasets import read_yolo
-from vision.errors import VisionError
-from vision.panoramic import PanoViews
+from sitetwin.vision.autolabel import AutolabelConfig, autolabel_panoramas, labels_for_view
+from sitetwin.vision.datasets import read_yolo
+from sitetwin.vision.errors import VisionError
+from sitetwin.vision.panoramic import PanoViews
 
 
 @pytest.fixture(scope="module")
 def posed_store(demo_store_path, demo_site, tmp_path_factory):
     """A copy of the demo store with one rendered, posed panorama on Level 1."""
-    from data.store import open_store
-    from panorama.camera import pose_matrix
-    from panorama.io import save_image
-    from panorama.pano_store import add_panorama
-    from panorama.render import render_equirect
+    from sitetwin.data.store import open_store
+    from sitetwin.panorama.camera import pose_matrix
+    from sitetwin.panorama.io import save_image
+    from sitetwin.panorama.pano_store import add_panorama
+    from sitetwin.panorama.render import render_equirect
 
     folder = tmp_path_factory.mktemp("autolabel")
     db = folder / "site.duckdb"
@@ -35,7 +35,7 @@ def posed_store(demo_store_path, demo_site, tmp_path_factory):
 
 
 def test_columns_in_view_get_the_box_their_outline_projects_to(posed_store, demo_site, tmp_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db, pano_id, T = posed_store
     views = PanoViews(size=320, ring=4, low_ring=0, slices=0)
@@ -49,7 +49,7 @@ def test_columns_in_view_get_the_box_their_outline_projects_to(posed_store, demo
     ds = read_yolo(tmp_path / "labels")
     assert not ds.errors and len(ds.samples) == report.images
     # recompute one view's labels and compare each whole column box with its projected outline
-    from panorama.element_map import element_map_perspective
+    from sitetwin.panorama.element_map import element_map_perspective
 
     cam = views.cameras()[0]
     emap = element_map_perspective(demo_site.mesh, cam, T, scene=demo_site.sampler.scene)
@@ -77,7 +77,7 @@ def test_columns_in_view_get_the_box_their_outline_projects_to(posed_store, demo
 
 
 def test_masks_are_written_as_polygons_and_unbuilt_elements_are_left_out(posed_store, demo_site, tmp_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db, pano_id, _ = posed_store
     views = PanoViews(size=320, ring=4, low_ring=0, slices=0)
@@ -94,7 +94,7 @@ def test_masks_are_written_as_polygons_and_unbuilt_elements_are_left_out(posed_s
 
 
 def test_a_panorama_without_a_pose_cannot_be_labelled(posed_store, tmp_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db, _, _ = posed_store
     with open_store(db, read_only=True) as store:

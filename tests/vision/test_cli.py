@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-SITETWIN = [sys.executable, "-m", "twin.cli"]
+SITETWIN = [sys.executable, "-m", "sitetwin.app.cli"]
 
 
 def run(*args, cwd=None):
@@ -76,12 +76,12 @@ def test_detect_on_an_image_prints_one_json_document_and_a_corrupt_image_one_err
 
 
 def test_a_registered_camera_tags_its_detections_onto_the_model(demo_store_path, tmp_path, hardhat_cycle, demo_site):
-    from data.store import open_store
-    from panorama.camera import PerspectiveCamera, pose_matrix
-    from panorama.io import save_image
-    from panorama.render import render_perspective
-    from vision.hazards import HazardConfig
-    from vision.pipeline import DetectConfig, detect_source
+    from sitetwin.data.store import open_store
+    from sitetwin.panorama.camera import PerspectiveCamera, pose_matrix
+    from sitetwin.panorama.io import save_image
+    from sitetwin.panorama.render import render_perspective
+    from sitetwin.vision.hazards import HazardConfig
+    from sitetwin.vision.pipeline import DetectConfig, detect_source
 
     db = tmp_path / "site.duckdb"
     shutil.copyfile(demo_store_path, db)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision.datasets import (dataset_hash, load_class_map, merge, read_yolo, remap, require_usable, split,
+from sitetwin.vision.datasets import (dataset_hash, load_class_map, merge, read_yolo, remap, require_usable, split,
                              statistics, write_yolo)
-from vision.errors import DatasetError
-from vision.formats import read_coco, read_voc
+from sitetwin.vision.errors import DatasetError
+from sitetwin.vision.formats import read_coco, read_voc
 
 
 def _tiny_yolo(root: Path, hardhat: Path, lines_by_image: dict[str, list[str]], names=("a", "b")) -> Path:

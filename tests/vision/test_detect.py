@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.detect import batched_nms, box_iou, letterbox, merge_boxes, tile_origins
-from vision.panoramic import PanoViews
+from sitetwin.vision.detect import batched_nms, box_iou, letterbox, merge_boxes, tile_origins
+from sitetwin.vision.panoramic import PanoViews
 
 
 def test_letterbox_maps_boxes_back_to_the_original_pixels_exactly():
@@ -57,7 +57,7 @@ def test_boxes_of_different_classes_never_suppress_each_other():
 
 
 def test_the_panorama_views_see_every_direction_round_the_horizon_and_below():
-    from panorama.camera import angles_to_bearing
+    from sitetwin.panorama.camera import angles_to_bearing
 
     views = PanoViews()
     cams = views.cameras()

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from vision.errors import VisionError
-from vision.hazards import (Edge, EdgeConfig, HazardConfig, HazardContext, Persistence, Sighting, Zone, edges_from_model, evaluate,
+from sitetwin.vision.errors import VisionError
+from sitetwin.vision.hazards import (Edge, EdgeConfig, HazardConfig, HazardContext, Persistence, Sighting, Zone, edges_from_model, evaluate,
                             pair_people)
 
 
@@ -121,8 +121,8 @@ def test_bad_rule_settings_are_refused_by_name(tmp_path):
 
 
 def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(demo_store_path, demo_ifc):
-    from bim.demo_building import build_demo_building
-    from data.store import open_store
+    from sitetwin.synth.building import build_demo_building
+    from sitetwin.data.store import open_store
 
     info = build_demo_building(demo_ifc.parent / "again.ifc")
     with open_store(demo_store_path, read_only=True) as store:
@@ -143,7 +143,7 @@ def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(dem
 
 
 def test_without_railings_or_walls_built_every_edge_is_unguarded(demo_store_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     with open_store(demo_store_path, read_only=True) as store:
         no_rails = {r["global_id"] for r in store.rows(

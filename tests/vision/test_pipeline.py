@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision.detect import Boxes
-from vision.errors import SourceError, StreamDropped, WeightsError
-from vision.hazards import HazardConfig, HazardContext
-from vision.pipeline import DetectConfig, DetectorInfo, Recorder, detect_source
-from vision.synth import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
-from vision.tagging import Tagger, View
+from sitetwin.vision.detect import Boxes
+from sitetwin.vision.errors import SourceError, StreamDropped, WeightsError
+from sitetwin.vision.hazards import HazardConfig, HazardContext
+from sitetwin.vision.pipeline import DetectConfig, DetectorInfo, Recorder, detect_source
+from sitetwin.synth.workers import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
+from sitetwin.vision.tagging import Tagger, View
 
 
 def _copy_store(demo_store_path, tmp_path) -> Path:
@@ -46,9 +46,9 @@ def _truth_boxes(labels) -> Boxes:
 @pytest.fixture(scope="module")
 def hazard_scene(demo_site, tmp_path_factory, demo_store_path):
     """A panorama on Level 3: a bare-headed worker by an open edge, a worker by a railed edge, two in the middle."""
-    from panorama.camera import pose_matrix
-    from panorama.io import save_image
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.camera import pose_matrix
+    from sitetwin.panorama.io import save_image
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     rng = np.random.default_rng(11)
     floor = demo_site.floor("Level 3")
@@ -81,8 +81,8 @@ def hazard_scene(demo_site, tmp_path_factory, demo_store_path):
 
 def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_findings(
         hazard_scene, demo_site, demo_store_path, tmp_path):
-    from data.store import open_store
-    from panorama.pano_store import add_panorama, load_element_map
+    from sitetwin.data.store import open_store
+    from sitetwin.panorama.pano_store import add_panorama, load_element_map
 
     db = _copy_store(demo_store_path, tmp_path)
     with open_store(db) as store:
@@ -124,7 +124,7 @@ def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_find
 
 
 def test_unposed_video_raises_a_ppe_hazard_only_after_the_dwell_time(demo_store_path, tmp_path):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
     cfg = DetectConfig(hazards=HazardConfig(rules=("no_hard_hat",), min_duration_s=2.0, max_gap_s=0.3), commit_every=10,
@@ -161,7 +161,7 @@ def test_unposed_video_raises_a_ppe_hazard_only_after_the_dwell_time(demo_store_
 
 def test_a_corrupt_image_or_unreadable_video_is_refused_and_the_store_left_as_it_was(
         demo_store_path, tmp_path, hardhat_cycle):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
     bad_jpg = tmp_path / "broken.jpg"
@@ -182,7 +182,7 @@ def test_a_corrupt_image_or_unreadable_video_is_refused_and_the_store_left_as_it
 
 def test_weights_without_the_classes_the_rules_need_are_refused_naming_them(demo_store_path, tmp_path,
                                                                            hardhat_cycle, hardhat):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
     image = next((hardhat / "images").iterdir())
@@ -211,7 +211,7 @@ def _write_video(path: Path, frames: int, size=(320, 240), fps=10.0) -> Path:
 
 def test_a_video_is_tracked_frame_by_frame_and_stored_in_chunks(demo_store_path, tmp_path, hardhat_cycle,
                                                                  no_network):
-    from data.store import open_store
+    from sitetwin.data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
     video = _write_video(tmp_path / "clip.avi", 30)
@@ -237,8 +237,8 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
     import http.server
     import threading
 
-    from data.store import open_store
-    from vision.sources import Reconnect
+    from sitetwin.data.store import open_store
+    from sitetwin.vision.sources import Reconnect
 
     _write_video(tmp_path / "live.avi", 20)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
@@ -271,9 +271,9 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
 
 
 def test_formwork_and_rebar_seen_on_a_column_advance_its_observed_stage(demo_site, demo_store_path, tmp_path):
-    from data.store import open_store
-    from panorama.camera import PerspectiveCamera, pose_matrix
-    from panorama.element_map import element_map_perspective
+    from sitetwin.data.store import open_store
+    from sitetwin.panorama.camera import PerspectiveCamera, pose_matrix
+    from sitetwin.panorama.element_map import element_map_perspective
 
     # a camera on Level 2 looking along the building; the column it sees most of is the subject
     floor = demo_site.floor("Level 2")

@@ -19,7 +19,7 @@ def test_a_fresh_interpreter_gets_torchvision_nms_only_through_vision_runtime(tm
     # cannot import on this CPU torch; after prepare() it imports and NMS answers.
     script = (
         "import json, torch\n"
-        "from vision.runtime import prepare\n"
+        "from sitetwin.vision.runtime import prepare\n"
         "info = prepare()\n"
         "import torchvision\n"
         "b = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30.]])\n"
@@ -57,8 +57,8 @@ def test_a_fresh_interpreter_gets_torchvision_nms_only_through_vision_runtime(tm
 
 
 def test_the_fallback_is_used_only_because_torchvisions_own_library_cannot_load():
-    from vision import _torchvision_cpu
-    from vision.runtime import prepare
+    from sitetwin.vision import _torchvision_cpu
+    from sitetwin.vision.runtime import prepare
 
     info = prepare()
     probe = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True,
@@ -75,8 +75,8 @@ def test_the_numpy_nms_keeps_exactly_what_ultralytics_reference_nms_keeps():
     # 500 random overlapping boxes at three thresholds.
     import torch
 
-    from vision._torchvision_cpu import nms_numpy
-    from vision.runtime import prepare
+    from sitetwin.vision._torchvision_cpu import nms_numpy
+    from sitetwin.vision.runtime import prepare
 
     prepare()
     from ultralytics.utils.nms import TorchNMS
@@ -94,7 +94,7 @@ def test_the_numpy_nms_keeps_exactly_what_ultralytics_reference_nms_keeps():
 
 
 def test_nms_of_no_boxes_is_empty_and_bad_shapes_are_refused():
-    from vision._torchvision_cpu import nms_numpy
+    from sitetwin.vision._torchvision_cpu import nms_numpy
 
     assert nms_numpy(np.zeros((0, 4)), np.zeros(0), 0.5).shape == (0,)
     with pytest.raises(ValueError, match=r"\(n, 4\)"):

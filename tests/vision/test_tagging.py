@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.detect import Boxes
-from vision.synth import Worker, labels_from_render, worker_extra
-from vision.tagging import Tagger, View
+from sitetwin.vision.detect import Boxes
+from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
+from sitetwin.vision.tagging import Tagger, View
 
 NAMES = ("person", "hard_hat", "head", "vest")
 
@@ -44,9 +44,9 @@ def _boxes(labels, names=NAMES):
 
 @pytest.mark.parametrize("use_element_map", [False, True])
 def test_people_in_a_panorama_are_tagged_on_the_slab_they_stand_on(demo_site, use_element_map):
-    from panorama.camera import pose_matrix
-    from panorama.element_map import element_map
-    from panorama.render import RayScene, render_equirect
+    from sitetwin.panorama.camera import pose_matrix
+    from sitetwin.panorama.element_map import element_map
+    from sitetwin.panorama.render import RayScene, render_equirect
 
     workers, eye, _ = _scene(demo_site, "Level 3", seed=5)
     assert len(workers) >= 3
@@ -73,8 +73,8 @@ def test_a_person_whose_box_stops_above_the_feet_at_an_open_edge_stays_on_its_fl
     # The box bottom 15 % short of the feet: the foot ray passes over the open edge and would
     # hit the ground 7 m below; the range implied by the box height (too long, as the box is
     # short) puts the feet beyond the edge, over nothing; stepping back finds the floor.
-    from panorama.camera import PerspectiveCamera, look_at
-    from panorama.render import RayScene, render_perspective
+    from sitetwin.panorama.camera import PerspectiveCamera, look_at
+    from sitetwin.panorama.render import RayScene, render_perspective
 
     floor = demo_site.floor("Level 3")
     edge = next(e for e in demo_site.open_edges if abs(e.floor_z_m - floor.z_m) < 0.05)
@@ -103,7 +103,7 @@ def test_a_person_whose_box_stops_above_the_feet_at_an_open_edge_stays_on_its_fl
 
 
 def test_a_box_over_nothing_gets_no_element(demo_site):
-    from panorama.camera import pose_matrix
+    from sitetwin.panorama.camera import pose_matrix
 
     tagger = Tagger(demo_site.mesh, {}, scene=demo_site.sampler.scene)
     T = pose_matrix([15.0, 9.0, 30.0], 0.0)            # far above the building, looking at the sky

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from vision.datasets import dataset_hash, read_yolo, split, statistics
+from sitetwin.vision.datasets import dataset_hash, read_yolo, split, statistics
 
 
 
@@ -65,8 +65,8 @@ def test_evaluation_reports_each_class_with_confusion_matrix_and_pr_curve(cycle,
 def test_the_onnx_export_predicts_what_ultralytics_and_pytorch_predict(cycle, hardhat):
     from ultralytics import YOLO
 
-    from vision.detect import Detector
-    from vision.sources import read_image
+    from sitetwin.vision.detect import Detector
+    from sitetwin.vision.sources import read_image
 
     IMGSZ = cycle["imgsz"]
     images = [read_image(p) for p in sorted((hardhat / "images").iterdir())[:4]]
@@ -92,8 +92,8 @@ def test_the_onnx_export_predicts_what_ultralytics_and_pytorch_predict(cycle, ha
 
 
 def test_weights_lacking_the_rules_classes_are_refused_naming_them(cycle):
-    from vision.errors import WeightsError
-    from vision.train import check_classes
+    from sitetwin.vision.errors import WeightsError
+    from sitetwin.vision.train import check_classes
 
     with pytest.raises(WeightsError, match="missing classes: head, vest"):
         check_classes(cycle["onnx"], ["person", "hard_hat", "head", "vest"], purpose="the PPE rules")
@@ -102,9 +102,9 @@ def test_weights_lacking_the_rules_classes_are_refused_naming_them(cycle):
 def test_an_int8_copy_keeps_the_class_names_and_decodes_boxes_in_float(cycle, hardhat, tmp_path):
     import onnx
 
-    from vision.detect import Detector
-    from vision.sources import read_image
-    from vision.train import quantize_onnx
+    from sitetwin.vision.detect import Detector
+    from sitetwin.vision.sources import read_image
+    from sitetwin.vision.train import quantize_onnx
 
     calibration = [read_image(p) for p in sorted((hardhat / "images").iterdir())[:8]]
     q = quantize_onnx(cycle["onnx"], calibration, out=tmp_path / "q.onnx")
@@ -126,7 +126,7 @@ def test_an_int8_copy_keeps_the_class_names_and_decodes_boxes_in_float(cycle, ha
 def test_training_uses_the_threads_asked_for_and_gives_the_thread_count_back(hardhat, tmp_path):
     import torch
 
-    from vision.train import TrainConfig, train
+    from sitetwin.vision.train import TrainConfig, train
 
     before = torch.get_num_threads()
     seen = []
@@ -141,8 +141,8 @@ def test_training_uses_the_threads_asked_for_and_gives_the_thread_count_back(har
 
 @pytest.mark.parametrize("threads", [0, -1, 2.5])
 def test_a_thread_count_that_is_not_a_positive_integer_is_refused_naming_the_key(threads):
-    from vision.errors import VisionError
-    from vision.train import TrainConfig
+    from sitetwin.vision.errors import VisionError
+    from sitetwin.vision.train import TrainConfig
 
     with pytest.raises(VisionError, match="threads"):
         TrainConfig(threads=threads)
@@ -152,7 +152,7 @@ def test_two_seeded_trainings_give_the_same_weights(hardhat, tmp_path):
     """What the demo's figure rests on: a fixed number of epochs and a seed give one answer, however busy the machine."""
     import torch
 
-    from vision.train import TrainConfig, train
+    from sitetwin.vision.train import TrainConfig, train
 
     config = TrainConfig(model="yolo11n.yaml", epochs=2, imgsz=64, batch=16, seed=3, plots=False, threads=2,
                          options={"val": False})

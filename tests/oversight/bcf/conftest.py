@@ -32,9 +32,9 @@ def bcf_xsd() -> Path:
 @pytest.fixture(scope="session")
 def vebo_store_path(tmp_path_factory, shared_data) -> Path:
     """A store file with Schependomlaan's ROOT-Vebo model loaded as site NIJ-01 (read it, or copy it to change it)."""
-    from bim.load import load_model
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.bim.load import load_model
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     path = tmp_path_factory.mktemp("vebo") / "vebo.duckdb"
     with open_store(path) as s:
@@ -50,7 +50,7 @@ def vebo_store(vebo_store_path, tmp_path):
     """A private copy of the ROOT-Vebo store (with its geometry cache)."""
     import shutil
 
-    from data.store import cache_dir_for, open_store
+    from sitetwin.data.store import cache_dir_for, open_store
 
     target = tmp_path / "vebo.duckdb"
     shutil.copy(vebo_store_path, target)

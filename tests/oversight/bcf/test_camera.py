@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from oversight.bcf.camera import camera_from_panorama, camera_looking_at, from_bcf, to_bcf
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf.camera import camera_from_panorama, camera_looking_at, from_bcf, to_bcf
+from sitetwin.oversight.errors import BcfError
 
 
 def test_a_level_panorama_view_looks_along_the_yawed_camera_axis():

@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
-from oversight.bcf import read as bcf_read
-from oversight.bcf.read import read_bcf
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf import read as bcf_read
+from sitetwin.oversight.bcf.read import read_bcf
+from sitetwin.oversight.errors import BcfError
 
 MARKUP = """<?xml version="1.0" encoding="UTF-8"?>
 <Markup><Topic Guid="{guid}" TopicType="Error" TopicStatus="Open"><Title>t</Title>

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oversight.bcf.snapshot import SELECTED, camera_rays, render_snapshot
+from sitetwin.oversight.bcf.snapshot import SELECTED, camera_rays, render_snapshot
 
 
 def test_a_snapshot_shows_the_model_with_the_selected_elements_in_orange(vebo_store, shared_data):
-    from bim.mesh import load_mesh
-    from oversight.bcf import finding_viewpoints, import_bcf
-    from oversight.scope import Scope
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.oversight.bcf import finding_viewpoints, import_bcf
+    from sitetwin.oversight.scope import Scope
 
     r = import_bcf(vebo_store, Scope.system(), shared_data / "bcf/schependomlaan/ROOT-Vebo_interne_modelkwaliteit.bcfzip",
                    site_code="NIJ-01")

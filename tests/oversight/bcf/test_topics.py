@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oversight.bcf import add_viewpoint, export_bcf, finding_viewpoints, import_bcf, read_bcf
-from oversight.errors import AccessDenied, BcfError
-from oversight.findings import (comment, finding_history, get_finding, list_findings, raise_finding, reopen,
+from sitetwin.oversight.bcf import add_viewpoint, export_bcf, finding_viewpoints, import_bcf, read_bcf
+from sitetwin.oversight.errors import AccessDenied, BcfError
+from sitetwin.oversight.findings import (comment, finding_history, get_finding, list_findings, raise_finding, reopen,
                                 submit_rectification, verify_close)
-from oversight.scope import Scope
+from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 T0 = dt.datetime(2024, 5, 1, 9, 0)
@@ -124,8 +124,8 @@ def test_the_round_trip_keeps_every_topic_comment_viewpoint_and_global_id(sites_
 
 
 def _round_trip(sites_store, scopes, tmp_path, version, bcf_files, first):
-    from data.sites import upsert_site
-    from data.store import open_store
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
 
     if first:
         sites_store.execute("UPDATE sites SET origin_x_m = 1000, origin_y_m = 2000, origin_z_m = 5")
@@ -196,7 +196,7 @@ def test_generated_viewpoints_look_at_the_finding(sites_store, scopes, tmp_path)
 
 
 def test_a_panorama_finding_exports_the_view_the_regulator_looked_through(sites_store, tmp_path):
-    from oversight.bcf.camera import camera_from_panorama
+    from sitetwin.oversight.bcf.camera import camera_from_panorama
 
     if "panoramas" not in sites_store.tables():   # contract 2's table, while panorama's migration has not landed
         sites_store.execute("CREATE TABLE panoramas (pano_id VARCHAR PRIMARY KEY, site_code VARCHAR, file VARCHAR, "
@@ -259,7 +259,7 @@ def test_a_topic_already_on_another_site_is_refused_before_anything_is_written(s
 
 def test_a_failure_late_in_an_import_rolls_back_and_removes_the_snapshots_it_wrote(sites_store, snapshot,
                                                                                    shared_data, monkeypatch):
-    from oversight.bcf import topics as topics_mod
+    from sitetwin.oversight.bcf import topics as topics_mod
 
     real, calls = topics_mod._sync_status, []
 

@@ -8,10 +8,10 @@ import zipfile
 import pytest
 from lxml import etree
 
-from oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
-from oversight.bcf.read import read_bcf
-from oversight.bcf.write import write_bcf
-from oversight.errors import BcfError
+from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
+from sitetwin.oversight.bcf.read import read_bcf
+from sitetwin.oversight.bcf.write import write_bcf
+from sitetwin.oversight.errors import BcfError
 
 import datetime as dt
 

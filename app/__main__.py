@@ -1,0 +1,3 @@
+from sitetwin.app.cli import main
+
+main()

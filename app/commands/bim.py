@@ -1,0 +1,149 @@
+"""``sitetwin bim``: load IFC models, list their elements, compare revisions, link schedules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
+
+bim_app = typer.Typer(help="Design models (IFC): load, inspect, compare, schedule.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bim_app, name="bim")
+
+
+@bim_app.command("load")
+def load_cmd(
+    models: Annotated[list[Path], typer.Argument(help="IFC files (.ifc or .ifczip) of one site.", show_default=False)],
+    db: DbOption = DEFAULT_DB_PATH,
+    site: Annotated[Optional[str], typer.Option(help="Site code (default: the store's only site, else SITE).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Model name that groups revisions (default: file name).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load IFC models into the twin. Each file is one transaction; reloading a file is a no-op."""
+    from sitetwin.bim.ifc import inspect_ifc
+    from sitetwin.bim.load import load_model
+    from sitetwin.data.store import open_store
+
+    if name and len(models) > 1:
+        raise typer.BadParameter("--name applies to one file at a time")
+    for path in models:   # check every header before loading anything
+        inspect_ifc(path)
+    reports = []
+    with open_store(db) as store, progress() as bar:
+        for path in models:
+            task = bar.add_task(f"tessellating {path.name}", total=None)
+            report = load_model(store, path, site_code=site, name=name,
+                                on_progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
+            bar.remove_task(task)
+            for w in report.warnings:
+                warn(w)
+            reports.append(report)
+    payload = reports[0] if len(reports) == 1 else {"models": reports}
+    emit(payload, as_json, lambda _: table(
+        [{"model": r.model_id, "file": r.file_name, "version": r.version, "schema": r.schema, "unit": r.length_unit,
+          "elements": r.element_count, "triangles": r.triangle_count, "failed": len(r.failures),
+          "status": "unchanged" if r.reused else ("cached" if r.cache_hit else "loaded")} for r in reports],
+        ["model", "file", "version", "schema", "unit", "elements", "triangles", "failed", "status"],
+        title=f"site {reports[0].site_code}"))
+
+
+@bim_app.command("models")
+def models_cmd(db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
+    """List the models in the store, with their versions."""
+    from sitetwin.data.store import open_store
+
+    with open_store(db, read_only=True, create=False) as store:
+        rows = store.rows("SELECT model_id, site_code, name, version, file_name, ifc_schema, length_unit, "
+                          "element_count, triangle_count, loaded_at FROM models ORDER BY site_code, name, version")
+    emit(rows, as_json, lambda rs: table(rs, ["model_id", "site_code", "name", "version", "file_name", "ifc_schema",
+                                              "element_count", "triangle_count"]))
+
+
+@bim_app.command("elements")
+def elements_cmd(
+    db: DbOption = DEFAULT_DB_PATH,
+    model: Annotated[Optional[str], typer.Option(help="Model id (default: every current model).")] = None,
+    site: Annotated[Optional[str], typer.Option(help="Site code.")] = None,
+    ifc_class: Annotated[Optional[str], typer.Option("--class", help="Only this IFC class, e.g. IfcWall.")] = None,
+    storey: Annotated[Optional[str], typer.Option(help="Only this storey (name).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (0: all).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """List elements with their class, storey, type, material and bounding box (metres, local frame)."""
+    from sitetwin.bim.queries import list_elements
+    from sitetwin.data.store import open_store
+
+    with open_store(db, read_only=True, create=False) as store:
+        rows = list_elements(store, model_id=model, site_code=site, ifc_class=ifc_class, storey=storey, limit=limit)
+    if as_json:
+        for r in rows:
+            r["properties"] = json.loads(r["properties"] or "{}")
+            r["quantities"] = json.loads(r["quantities"] or "{}")
+    emit(rows, as_json, lambda rs: table(rs, ["global_id", "ifc_class", "name", "storey", "type_name", "material",
+                                              "triangle_count"], title=f"{len(rs)} elements"))
+
+
+@bim_app.command("diff")
+def diff_cmd(
+    old: Annotated[Optional[str], typer.Argument(help="Old model id.")] = None,
+    new: Annotated[Optional[str], typer.Argument(help="New model id.")] = None,
+    db: DbOption = DEFAULT_DB_PATH,
+    name: Annotated[Optional[str], typer.Option(help="Compare the two newest versions of this model name.")] = None,
+    site: Annotated[Optional[str], typer.Option(help="Site code (with --name).")] = None,
+    tolerance_mm: Annotated[float, typer.Option(help="Geometry match tolerance for re-identified elements.")] = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Report added, removed and changed elements between two revisions of a model."""
+    from sitetwin.bim.diff import diff_models, latest_versions
+    from sitetwin.bim.mesh import resolve_site
+    from sitetwin.data.store import open_store
+
+    with open_store(db, read_only=True, create=False) as store:
+        if name:
+            old, new = latest_versions(store, resolve_site(store, site), name)
+        elif not (old and new):
+            raise typer.BadParameter("give OLD and NEW model ids, or --name")
+        result = diff_models(store, old, new, tolerance_m=tolerance_mm / 1000.0)
+
+    def render(d):
+        print(f"{d.old_model_id} -> {d.new_model_id}: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
+        if not d.global_ids_stable:
+            warn("many elements were matched by geometry, not GlobalId: this exporter does not keep GlobalIds stable")
+        rows = ([{"change": "added", "global_id": g, "fields": ""} for g in d.added]
+                + [{"change": "removed", "global_id": g, "fields": ""} for g in d.removed]
+                + [{"change": "changed", "global_id": c.global_id, "fields": ",".join(c.fields)} for c in d.changed]
+                + [{"change": "rematched", "global_id": f"{c.old_global_id} -> {c.global_id}",
+                    "fields": ",".join(c.fields)} for c in d.rematched])
+        if rows:
+            table(rows, ["change", "global_id", "fields"])
+
+    emit(result, as_json, render)
+
+
+@bim_app.command("schedule")
+def schedule_cmd(
+    source: Annotated[Path, typer.Argument(help="MS Project XML (.xml) or a CSV map GlobalId -> task (.csv).")],
+    db: DbOption = DEFAULT_DB_PATH,
+    site: Annotated[Optional[str], typer.Option(help="Site code (default: the store's only site).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="For a CSV map without task dates: the schedule id "
+                                                          "whose tasks it names.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a schedule (MS Project XML) or link elements to tasks (CSV map)."""
+    from sitetwin.bim.mesh import resolve_site
+    from sitetwin.bim.schedule_store import import_schedule_file
+    from sitetwin.data.store import open_store
+
+    with open_store(db) as store:
+        result = import_schedule_file(store, source, site_code=resolve_site(store, site), schedule_id=schedule)
+    for w in result.get("warnings", ()):
+        warn(w)
+    emit(result, as_json, lambda r: err_console().print(
+        f"schedule {r['schedule_id']}: {r['tasks']} tasks, {r['links']} element links "
+        f"({r['linked_to_model']} found in the site's models)"))

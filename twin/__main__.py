@@ -1,1 +1,0 @@
-from twin.cli import main; main()
