@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from sitetwin.data.errors import SitetwinError
-
 from sitetwin.synth.demo import STAGES, DemoContext
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import shutil
 import statistics
@@ -35,7 +34,7 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from _common import REPO, RESULTS, machine, print_table, save  # noqa: E402
+from _common import RESULTS, machine, print_table, save  # noqa: E402
 
 # bench/panorama.py would shadow the panorama package this script imports: drop bench/ from the path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
@@ -74,10 +73,10 @@ def build_big(rebuild: bool) -> Path:
         return db
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
-    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
     from sitetwin.bim.load import load_model
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
 
     t = time.perf_counter()
     info = build_demo_building(db.parent / "big.ifc", DemoBuildingSpec(**BIG_SPEC))
@@ -329,11 +328,9 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
     """Server time of each data callback (test client, no network): first call and median of ``repeat``."""
     from dash._utils import split_callback_id
 
-    from sitetwin.dashboards.app import create_app
+    from sitetwin.dashboards.app import create_app, warm_up
     from sitetwin.dashboards.connections import read_store
     from sitetwin.dashboards.queries import panoramas, survey_as_of
-
-    from sitetwin.dashboards.app import warm_up
 
     app = create_app(db)
     app._setup_server()
@@ -442,8 +439,8 @@ def main() -> None:
     from plotly.io.json import to_json_plotly
 
     from sitetwin.dashboards.app import BackgroundServer, create_app
-    from sitetwin.dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
     from sitetwin.dashboards.connections import read_store
+    from sitetwin.dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
     from sitetwin.dashboards.twin_view import TwinParams, read_twin, twin_figure
 
     paint_rows, payload_rows = [], []

@@ -163,7 +163,7 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
                 time.sleep(delay)
             # readings are stamped from the schedule, not the clock, so that a device that falls behind
             # (and catches up) never sends two readings of one channel at one time
-            now = dt.datetime.fromtimestamp(t_next, dt.timezone.utc)
+            now = dt.datetime.fromtimestamp(t_next, dt.UTC)
             if d == "PROBE":
                 readings = [{"at": (now - dt.timedelta(seconds=1.0)).isoformat(), "channel": "load_pct", "value": 50.0},
                             {"at": (now - dt.timedelta(seconds=0.5)).isoformat(), "channel": "load_pct", "value": 120.0},
@@ -363,13 +363,13 @@ def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_a
     sent_by_at = {}
     for r in ok:
         if r["device"] == "PROBE" and r["probe_at"]:
-            at = dt.datetime.fromisoformat(r["probe_at"]).astimezone(dt.timezone.utc).replace(tzinfo=None)
+            at = dt.datetime.fromisoformat(r["probe_at"]).astimezone(dt.UTC).replace(tzinfo=None)
             sent_by_at[at] = r
     latencies = []
     for p in probes:
         r = sent_by_at.get(p["started_at"])
         if r is not None:
-            detected = p["detected_at"].replace(tzinfo=dt.timezone.utc).timestamp()
+            detected = p["detected_at"].replace(tzinfo=dt.UTC).timestamp()
             latencies.append(detected - r["acked"])
     ack_ms = np.array([(r["acked"] - r["sent"]) * 1000 for r in ok]) if ok else np.array([np.nan])
     waits = np.array(reads["waits"]) * 1000 if reads["waits"] else np.array([np.nan])

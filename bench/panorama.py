@@ -44,10 +44,10 @@ BIG_SPEC = dict(storeys=6, bays_x=7, bays_y=4)       # the demo building, bigger
 
 def big_building(folder: Path):
     """The bigger demo building loaded into a store; returns (mesh, spec, store path)."""
-    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
     from sitetwin.bim.load import load_model
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
 
     spec = DemoBuildingSpec(**BIG_SPEC)
     info = build_demo_building(folder / "big.ifc", spec)
@@ -306,7 +306,7 @@ def _rot_deg(A, B) -> float:
 def bench_views() -> dict:
     from scipy import ndimage
 
-    from sitetwin.panorama.camera import CUBE_FACES, bearing_to_equirect, cube_face_camera, cube_faces, _remap_maps
+    from sitetwin.panorama.camera import CUBE_FACES, _remap_maps, bearing_to_equirect, cube_face_camera, cube_faces
     from sitetwin.panorama.io import read_panorama
 
     pano = read_panorama(shared_data() / "panorama" / "examplepano.jpg").pixels

@@ -37,10 +37,10 @@ TOL_M, TOL_DEG, TOL_S = 0.005, 0.05, 60.0
 
 
 def setup(work: Path):
-    from sitetwin.synth.building import build_demo_building
     from sitetwin.bim.load import load_model
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
+    from sitetwin.synth.building import build_demo_building
     from sitetwin.synth.demo.surveys import draw_as_built
     from sitetwin.twin.distance import SurfaceIndex
     from sitetwin.twin.plan import element_plan, planned_mask

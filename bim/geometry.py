@@ -73,7 +73,7 @@ class ModelMesh:
         """(m, 3, 3) float32 corner coordinates."""
         return self.vertices[self.faces]
 
-    def subset(self, keep_elements: np.ndarray) -> "ModelMesh":
+    def subset(self, keep_elements: np.ndarray) -> ModelMesh:
         """Only the faces of elements where ``keep_elements`` (bool, (k,)) is true; indices stay valid."""
         keep_elements = np.asarray(keep_elements, dtype=bool)
         if keep_elements.shape != self.global_ids.shape:

@@ -30,9 +30,10 @@ import functools
 import html
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
@@ -49,8 +50,8 @@ PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", 
 JSON_PREFIXES = ("/_dash-", "/media/", "/download/")
 
 _DB: contextvars.ContextVar[str | None] = contextvars.ContextVar("sitetwin_dashboard_db", default=None)
-_caller_cache: dict[tuple, tuple[float, "Caller | None"]] = {}
-_last_known: dict[tuple, tuple[float, "Caller | None"]] = {}
+_caller_cache: dict[tuple, tuple[float, Caller | None]] = {}
+_last_known: dict[tuple, tuple[float, Caller | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ def _login(flask):
 def _utcnow():
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 _LOGIN_PAGE = """<!doctype html>

@@ -111,11 +111,10 @@ def _alert(message: str, kind: str):
 
 def shell_layout():
     import dash
+    import flask
     from dash import dcc, html
 
     from sitetwin.dashboards.access import current_caller
-
-    import flask
 
     # Dash also builds the layout once outside any request, to validate it: no caller then
     caller = current_caller() if flask.has_request_context() else None
@@ -186,7 +185,7 @@ def default_site(site: str | None) -> str | None:
     return codes[0] if codes else None
 
 
-from dash import Input, Output, State, ctx, no_update   # noqa: E402  (dash is imported with the app)
+from dash import Input, Output, State, ctx, no_update  # noqa: E402  (dash is imported with the app)
 
 
 @callback(Output("shell-site", "options"), Output("shell-site", "value"), Output("shell-url", "search"),

@@ -8,7 +8,8 @@ builds (one per store: the CLI, the tests, the benchmark), each bound to its own
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # (args, kwargs, function) in declaration order
 CALLBACKS: list[tuple[tuple, dict, Callable]] = []

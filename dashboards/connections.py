@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sitetwin.data.store import Store, open_store
 

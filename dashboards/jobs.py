@@ -6,8 +6,8 @@ the work itself: the workbench's readers wait for it like they wait for the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DETECT_ACTION = "raise"      # a detector run raises findings for its hazards: regulators (and admins) may
 

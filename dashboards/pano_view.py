@@ -57,7 +57,7 @@ class View:
         return PerspectiveCamera.from_fov(self.width, self.height, self.fov_deg, self.yaw_deg, self.pitch_deg)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "View":
+    def from_dict(cls, d: dict | None) -> View:
         d = d or {}
         fov = float(np.clip(float(d.get("fov_deg", DEFAULT_FOV_DEG)), MIN_FOV_DEG, MAX_FOV_DEG))
         return cls(float(d.get("yaw_deg", 0.0)) % 360.0, float(np.clip(float(d.get("pitch_deg", 0.0)), -85, 85)), fov)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 RISK_RANGE = (0.0, 100.0)
 FINDINGS_SHOWN = 500          # rows on the findings page (newest first); BCF export takes every match
@@ -218,7 +219,7 @@ def bcf_export(finding_ids: list[str], version: str = "2.1", *, snapshots: bool 
         raise BcfError(f"BCF version {version!r}: use one of {', '.join(BCF_VERSIONS)}")
     if not finding_ids:
         raise BcfError("no findings match these filters: nothing to export")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(prefix="sitetwin-bcf-") as tmp:
         with scoped_store() as (store, scope):
             target = Path(tmp) / f"findings-{stamp}-bcf{version.replace('.', '')}.bcfzip"

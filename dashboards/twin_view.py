@@ -126,8 +126,8 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)
     if p.points and points and survey_id:
-        from sitetwin.twin.survey_store import survey_points
         from sitetwin.twin.errors import SurveyError
+        from sitetwin.twin.survey_store import survey_points
 
         try:
             pts = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m", "distance_m", "cluster"],

@@ -10,8 +10,9 @@ import dataclasses
 import datetime as _dt
 import json
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable
+from typing import Annotated, Any
 
 import typer
 

@@ -31,7 +31,7 @@ def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = 
         raise StoreError(f"{store.label}: no table {', '.join(unknown)} (tables: {', '.join(available)})")
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"format": "sitetwin-parquet/1", "schema_version": store.schema_version(),
-                "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "tables": {}}
+                "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "tables": {}}
     for table in chosen:
         arrow = store.con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
         target = out / f"{table}.parquet"

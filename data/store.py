@@ -13,10 +13,11 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sitetwin.data.errors import StoreError
 
@@ -73,7 +74,7 @@ class Store:
     def label(self) -> str:
         return str(self.path) if self.path else ":memory:"
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,7 +84,7 @@ class Store:
         self.con.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator["Store"]:
+    def transaction(self) -> Iterator[Store]:
         """All writes inside succeed together or leave the store exactly as it was."""
         if self.read_only:
             raise StoreError(f"{self.label} is open read-only")

@@ -8,9 +8,20 @@ tiers, evaluation and insurance, the data catalogue, and access control.
 """
 
 from sitetwin.oversight.errors import AccessDenied, AuthError, BcfError, FindingError, OversightError, SchemeError
-from sitetwin.oversight.findings import (Finding, FindingEvent, comment, escalate_overdue, finding_history, get_finding,
-                                list_findings, raise_finding, reopen, submit_rectification, verify_close,
-                                verify_history)
+from sitetwin.oversight.findings import (
+                                Finding,
+                                FindingEvent,
+                                comment,
+                                escalate_overdue,
+                                finding_history,
+                                get_finding,
+                                list_findings,
+                                raise_finding,
+                                reopen,
+                                submit_rectification,
+                                verify_close,
+                                verify_history,
+)
 from sitetwin.oversight.scope import Scope
 
 __all__ = ["AccessDenied", "AuthError", "BcfError", "Finding", "FindingError", "FindingEvent", "OversightError",

@@ -9,7 +9,7 @@ fresh one.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from sitetwin.data.store import Store
 

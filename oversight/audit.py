@@ -23,7 +23,7 @@ ACTIONS = ("view", "export", "import", "login", "logout", "denied", "write")
 
 def utcnow() -> dt.datetime:
     """Naive UTC, the way every oversight TIMESTAMP is stored."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def record(store: Store, scope: Scope, action: str, object_kind: str, object_id: str | None = None, *,

@@ -32,8 +32,9 @@ import hashlib
 import json
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
@@ -575,7 +576,7 @@ def _timestamp(at: dt.datetime | str | None) -> dt.datetime:
     if not isinstance(at, dt.datetime):
         raise FindingError(f"time must be a datetime, got {at!r}")
     if at.tzinfo is not None:
-        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
     return at
 
 

@@ -68,12 +68,12 @@ class Scope:
     via: str = "local"            # session | token | local | system
 
     @classmethod
-    def system(cls, name: str = "system") -> "Scope":
+    def system(cls, name: str = "system") -> Scope:
         return cls(actor=name, role="system", all_sites=True, via="system")
 
     @classmethod
     def for_account(cls, username: str, role: str, *, city: str | None = None, district: str | None = None,
-                    sites: frozenset[str] | set[str] | tuple[str, ...] = (), via: str = "session") -> "Scope":
+                    sites: frozenset[str] | set[str] | tuple[str, ...] = (), via: str = "session") -> Scope:
         """The scope an account's role gives it (see the module docstring)."""
         if role not in ROLES:
             raise AccessDenied(f"account {username!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")

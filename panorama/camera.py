@@ -232,7 +232,7 @@ class PerspectiveCamera:
 
     @classmethod
     def from_fov(cls, width: int, height: int, fov_deg: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
-                 roll_deg: float = 0.0) -> "PerspectiveCamera":
+                 roll_deg: float = 0.0) -> PerspectiveCamera:
         """A centred camera with square pixels and horizontal field of view ``fov_deg`` (0 < fov < 180)."""
         if not 0.0 < float(fov_deg) < 179.0:
             raise ValueError(f"fov_deg must lie in (0, 179), got {fov_deg!r}")

@@ -20,8 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from sitetwin.panorama.camera import (PerspectiveCamera, bearing_to_equirect, check_transform, equirect_to_bearing,
-                             pixel_bearings)
+from sitetwin.panorama.camera import (
+    PerspectiveCamera,
+    bearing_to_equirect,
+    check_transform,
+    equirect_to_bearing,
+    pixel_bearings,
+)
 
 
 @dataclass(frozen=True)
@@ -223,8 +228,9 @@ def compact(emap: ElementMap) -> tuple[np.ndarray, list[dict[str, Any]]]:
 
 def write_map_files(folder, index_image: np.ndarray, depth_m: np.ndarray) -> tuple[str, str]:
     """Write the index image (16-bit PNG, or npz past 65534 elements) and float16 ranges into ``folder``."""
-    import cv2
     from pathlib import Path
+
+    import cv2
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,8 +247,9 @@ def write_map_files(folder, index_image: np.ndarray, depth_m: np.ndarray) -> tup
 
 
 def read_map_files(folder, index_name: str, depth_name: str) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
     from pathlib import Path
+
+    import cv2
 
     folder = Path(folder)
     if index_name.endswith(".png"):

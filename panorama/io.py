@@ -148,7 +148,7 @@ def _parse_time(text: str) -> _dt.datetime | None:
             value = _dt.datetime.strptime(text.replace("Z", "+0000") if "%z" in fmt else text, fmt)
         except ValueError:
             continue
-        return value.astimezone(_dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        return value.astimezone(_dt.UTC).replace(tzinfo=None) if value.tzinfo else value
     return None
 
 

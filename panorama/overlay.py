@@ -12,8 +12,9 @@ Edges, not colours, are compared, so lighting and materials do not matter.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -17,14 +17,22 @@ import itertools
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from sitetwin.panorama.camera import (angular_distance_deg, bearing_to_equirect, check_transform, equirect_pixel_distance,
-                             equirect_to_bearing, pose_matrix, ypr_from_rotation)
+from sitetwin.panorama.camera import (
+    angular_distance_deg,
+    bearing_to_equirect,
+    check_transform,
+    equirect_pixel_distance,
+    equirect_to_bearing,
+    pose_matrix,
+    ypr_from_rotation,
+)
 from sitetwin.panorama.errors import PoseError, PoseWarning
 from sitetwin.twin.registration import rigid_fit
 

@@ -28,8 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitetwin.panorama.camera import (bearing_to_equirect, check_transform, equirect_to_bearing, pixel_bearings,
-                             rotation_from_ypr)
+from sitetwin.panorama.camera import (
+    bearing_to_equirect,
+    check_transform,
+    equirect_to_bearing,
+    pixel_bearings,
+    rotation_from_ypr,
+)
 
 
 @dataclass(frozen=True)

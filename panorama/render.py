@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Extra:
 
     @classmethod
     def from_mesh(cls, mesh: Any, id: str | None = None, color=None, *, ids: Sequence[str] | None = None,
-                  colors=None) -> "Extra":
+                  colors=None) -> Extra:
         """Wrap a trimesh.Trimesh (one part) or a ModelMesh-like object (one part per element).
 
         ``id``/``color`` name and colour a single-part mesh; ``ids``/``colors`` give one per element

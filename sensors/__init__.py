@@ -36,8 +36,15 @@ from sitetwin.sensors.crane import CraneGeometry, HoistGeometry, Zone, hook_posi
 from sitetwin.sensors.errors import BatchError, ConfigError, DeviceError, SensorError
 from sitetwin.sensors.importer import import_file
 from sitetwin.sensors.queries import dust_means, twin_state
-from sitetwin.sensors.registry import (Device, add_device, blacklist_supplier, get_device, issue_token, list_devices,
-                              record_calibration)
+from sitetwin.sensors.registry import (
+                              Device,
+                              add_device,
+                              blacklist_supplier,
+                              get_device,
+                              issue_token,
+                              list_devices,
+                              record_calibration,
+)
 from sitetwin.sensors.warnings import SensorWarning, check_silence, evaluate_warnings, list_warnings
 from sitetwin.sensors.zones import crane_zones
 

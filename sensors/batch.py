@@ -27,8 +27,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from sitetwin.sensors.config import IngestLimits
 from sitetwin.sensors.errors import BatchError
 
 MAX_PROBLEMS = 20
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=-]{0,127}$")
 _WORKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 US_PER_S = 1_000_000
@@ -342,13 +343,13 @@ def _time_us(value: Any, label: str, problems: list[str]) -> int | None:
 
 
 def _day_us(day: dt.date) -> int:
-    return (dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) - _EPOCH) // dt.timedelta(microseconds=1)
+    return (dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def to_us(when: dt.datetime) -> int:
     """UTC microseconds of a datetime (naive ones are taken as UTC)."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return (when - _EPOCH) // dt.timedelta(microseconds=1)
 
 

@@ -31,7 +31,7 @@ class DeviceClient:
         self.backoff_s = backoff_s
         self._http = httpx.Client(timeout=timeout_s)
 
-    def __enter__(self) -> "DeviceClient":
+    def __enter__(self) -> DeviceClient:
         return self
 
     def __exit__(self, *exc) -> None:

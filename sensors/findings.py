@@ -9,7 +9,7 @@ most once: its ``finding_id`` is written back in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from collections.abc import Iterable
 
 from sitetwin.data.store import Store
 from sitetwin.sensors.config import SEVERITIES, severity_rank

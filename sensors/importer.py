@@ -24,13 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.files import file_sha256
 from sitetwin.data.store import Store
-from sitetwin.sensors.batch import (MAX_PROBLEMS, US_PER_DAY, Batch, DeviceRef, check_events, check_readings, content_digest,
-                           to_us)
+from sitetwin.sensors.batch import (
+    MAX_PROBLEMS,
+    US_PER_DAY,
+    Batch,
+    DeviceRef,
+    check_events,
+    check_readings,
+    content_digest,
+    to_us,
+)
 from sitetwin.sensors.config import Limits
 from sitetwin.sensors.errors import SensorError
 from sitetwin.sensors.registry import atomic, utcnow
-from sitetwin.data.files import file_sha256
 
 TIME_COLUMNS = ("measured_at", "at", "time", "timestamp")
 _READING_RESERVED = {"device_id", "site_code", *TIME_COLUMNS, "channel", "value"}
@@ -230,7 +238,7 @@ def _parse_time(value: str, tz) -> int | str:
         if tz is None:
             return f"time {value!r} has no UTC offset; add one or give the file's timezone"
         stamp = stamp.replace(tzinfo=tz)
-    return to_us(stamp.astimezone(dt.timezone.utc))
+    return to_us(stamp.astimezone(dt.UTC))
 
 
 def _long_readings(frame, time_col: str, t_us, device_ids, problems: list[str], path: Path):

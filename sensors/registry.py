@@ -20,8 +20,9 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sitetwin.data.store import Store
 from sitetwin.sensors.channels import DEVICE_TYPES
@@ -32,7 +33,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 def utcnow() -> dt.datetime:
     """The wall clock in UTC, naive (the store keeps UTC in TIMESTAMP columns)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def check_device_id(device_id: str) -> str:

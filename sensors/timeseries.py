@@ -17,8 +17,8 @@ It returns what it touched, so that warnings are re-evaluated only where data ch
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

@@ -37,7 +37,7 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
     from sitetwin.data.store import open_store
 
     rng = np.random.default_rng(seed)
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).replace(microsecond=0)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None).replace(microsecond=0)
     facts: dict = {}
     with open_store(db) as store:
         with store.transaction():
@@ -74,8 +74,8 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
 
 def _survey(db, mesh, classes, floor_of, finish, epoch: dt.date, k: int, rng, step_deg: float, site: dict) -> dict:
     from sitetwin.data.store import open_store
-    from sitetwin.twin.formats import write_e57
     from sitetwin.synth.scans import default_stations, simulate_survey, site_clutter
+    from sitetwin.twin.formats import write_e57
     from sitetwin.twin.survey import add_survey
 
     gids = mesh.global_ids.tolist()
@@ -129,8 +129,8 @@ def _panoramas(db, mesh, classes, finish, epoch: dt.date, model_id: str, rng, wi
     from sitetwin.panorama.io import save_image
     from sitetwin.panorama.pano_store import add_panorama, compute_element_map, pano_dir
     from sitetwin.panorama.render import RayScene, render_equirect
-    from sitetwin.vision.detection_store import insert_detections, insert_hazards, new_id
     from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
+    from sitetwin.vision.detection_store import insert_detections, insert_hazards, new_id
 
     gids = mesh.global_ids.tolist()
     built = np.array([finish.get(g, dt.date.min) <= epoch for g in gids])
@@ -209,8 +209,8 @@ def _sensors(db, now: dt.datetime) -> dict:
     import tempfile
 
     from sitetwin.data.store import open_store
-    from sitetwin.synth.demo.sensors import ROLES, register_demo_devices
     from sitetwin.sensors.importer import import_file
+    from sitetwin.synth.demo.sensors import ROLES, register_demo_devices
 
     with open_store(db) as store:
         with store.transaction():

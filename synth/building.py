@@ -185,7 +185,7 @@ class _StairLayout:
     run_m: float             # plan length of one flight
 
     @staticmethod
-    def for_spec(spec: DemoBuildingSpec) -> "_StairLayout":
+    def for_spec(spec: DemoBuildingSpec) -> _StairLayout:
         risers = 2 * math.ceil(spec.storey_height_m / (2 * STAIR_MAX_RISER_M))
         bay_x0 = 0.0
         bay_y0 = (spec.bays_y - 1) * spec.bay_y_m
@@ -272,8 +272,8 @@ class _DemoBuilder:
         import ifcopenshell.api.context
         import ifcopenshell.api.control
         import ifcopenshell.api.feature
-        import ifcopenshell.api.georeference
         import ifcopenshell.api.geometry
+        import ifcopenshell.api.georeference
         import ifcopenshell.api.material
         import ifcopenshell.api.profile
         import ifcopenshell.api.project

@@ -337,7 +337,7 @@ def demo_week(*, start: dt.date, timezone: str, devices: dict[str, str], seed: i
         "untrained_workers": [workers[9]["worker_id"], workers[44]["worker_id"]],
         "missed_exit": {"worker_id": workers[3]["worker_id"], "day": 0},
     }
-    utc = lambda t: dt.datetime.fromtimestamp(t / US_PER_S, dt.timezone.utc).replace(tzinfo=None)  # noqa: E731
+    utc = lambda t: dt.datetime.fromtimestamp(t / US_PER_S, dt.UTC).replace(tzinfo=None)  # noqa: E731
     return Week(readings=readings, events=events, incidents=incidents, start=utc(start_us), end=utc(end_us))
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Worker:
 
     @classmethod
     def random(cls, rng: np.random.Generator, position_m, *, hard_hat: bool | None = None,
-               vest: bool | None = None) -> "Worker":
+               vest: bool | None = None) -> Worker:
         pick = lambda seq: tuple(int(c) for c in seq[int(rng.integers(len(seq)))])  # noqa: E731
         return cls(position_m=tuple(float(v) for v in position_m), heading_deg=float(rng.uniform(0, 360)),
                    hard_hat=bool(rng.random() < 0.6) if hard_hat is None else hard_hat,
@@ -313,7 +314,7 @@ class SynthConfig:
 
 def render_dataset(mesh: Any, classes: dict[str, str], out: str | Path, config: SynthConfig = SynthConfig(), *,
                    storeys: dict[str, str | None] | None = None, split_name: str = "train",
-                   element_colors=None, on_image=None, sampler: "SceneSampler | None" = None,
+                   element_colors=None, on_image=None, sampler: SceneSampler | None = None,
                    anchors: Sequence[tuple[float, float, float]] = ()) -> dict:
     """Render ``config.images`` labelled photos into a YOLO folder ``out`` (images/<split>, labels/<split>).
 

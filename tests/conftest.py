@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,8 +104,8 @@ class EpochSurvey:
 def epoch_survey(tmp_path_factory, demo, as_built) -> EpochSurvey:
     """The demo site on 2026-05-10, scanned from 12 stations (~330k points), at a random pose, as E57."""
     from sitetwin.synth.demo.surveys import simulate_epoch
-    from sitetwin.twin.formats import write_e57
     from sitetwin.synth.scans import random_pose
+    from sitetwin.twin.formats import write_e57
 
     T = random_pose(np.random.default_rng(3), centre_m=demo.mesh.bounds().mean(axis=0))
     sim = simulate_epoch(demo.mesh, as_built, EPOCH, seed=3, T_model_from_survey=T, points_per_station=30_000)

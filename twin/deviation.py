@@ -53,9 +53,9 @@ class DeviationResult:
     element: np.ndarray
     nearest: np.ndarray
     cluster: np.ndarray
-    elements: "object"
-    histograms: "object"
-    unplanned: "object"
+    elements: object
+    histograms: object
+    unplanned: object
     noise_mm: float
     loa: str
 

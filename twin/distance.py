@@ -113,7 +113,7 @@ class SurfaceIndex:
         self._bvh = None
 
     @classmethod
-    def from_mesh(cls, mesh, *, cell_m: float | None = None) -> "SurfaceIndex":
+    def from_mesh(cls, mesh, *, cell_m: float | None = None) -> SurfaceIndex:
         """An index over a ``bim.ModelMesh`` (local frame, metres)."""
         return cls(mesh.vertices, mesh.faces, mesh.face_element, cell_m=cell_m)
 
@@ -128,7 +128,7 @@ class SurfaceIndex:
                          self.triangle_ids[owner])
         return self._bvh
 
-    def prepare(self) -> "SurfaceIndex":
+    def prepare(self) -> SurfaceIndex:
         """Build the far-point hierarchy now rather than on first need (for timing, or before forking)."""
         self._hierarchy()
         return self

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.files import file_sha256
 from sitetwin.twin.errors import PointCloudError
 from sitetwin.twin.registration import apply
-from sitetwin.data.files import file_sha256
 
 CHUNK_POINTS = 2_000_000
 LAS_SUFFIXES = {".las": "las", ".laz": "laz"}

@@ -7,7 +7,7 @@ in ``task_elements``; elements no task names have no planned date.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

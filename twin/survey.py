@@ -18,9 +18,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -99,7 +99,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     paths instead. ``units``: ``m`` or ``mm``. ``tolerances``: per-class overrides.
     """
     from sitetwin.bim.mesh import load_mesh
-    from sitetwin.twin import deviation, registration as reg
+    from sitetwin.twin import deviation
+    from sitetwin.twin import registration as reg
     from sitetwin.twin.distance import SurfaceIndex
     from sitetwin.twin.formats import read_scans
     from sitetwin.twin.plan import element_plan, planned_mask

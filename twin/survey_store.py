@@ -33,11 +33,12 @@ object id, -1 for none, -2 for terrain).
 
 from __future__ import annotations
 
-import json
 import datetime as _dt
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

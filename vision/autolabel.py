@@ -15,9 +15,9 @@ elements known to be built (from a survey's as-built status, or the schedule at 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Boxes:
         return int(len(self.conf))
 
     @classmethod
-    def empty(cls, names: tuple[str, ...]) -> "Boxes":
+    def empty(cls, names: tuple[str, ...]) -> Boxes:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), names,
                    np.zeros(0, np.int32))
 
@@ -55,17 +55,17 @@ class Boxes:
     def class_names(self) -> list[str]:
         return [self.names[c] for c in self.cls]
 
-    def select(self, keep) -> "Boxes":
+    def select(self, keep) -> Boxes:
         keep = np.asarray(keep)
         return Boxes(self.xyxy[keep], self.conf[keep], self.cls[keep], self.names,
                      None if self.track_id is None else self.track_id[keep])
 
-    def of_class(self, *names: str) -> "Boxes":
+    def of_class(self, *names: str) -> Boxes:
         wanted = [i for i, n in enumerate(self.names) if n in names]
         return self.select(np.isin(self.cls, wanted))
 
     @staticmethod
-    def concat(parts: Sequence["Boxes"], names: tuple[str, ...]) -> "Boxes":
+    def concat(parts: Sequence[Boxes], names: tuple[str, ...]) -> Boxes:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Boxes.empty(names)
@@ -195,7 +195,7 @@ class Detector:
                 out.append(self._decode(pred[i], meta))
         return out
 
-    def _decode(self, p: np.ndarray, meta: "Letterbox") -> Boxes:
+    def _decode(self, p: np.ndarray, meta: Letterbox) -> Boxes:
         if self._end2end or (p.ndim == 2 and p.shape[1] == 6 and p.shape[0] != 4 + len(self.names)):
             keep = p[:, 4] >= self.conf
             xyxy, conf, cls = p[keep, :4], p[keep, 4], p[keep, 5].astype(np.int32)

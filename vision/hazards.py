@@ -28,8 +28,9 @@ models without them, the plan outline of each floor's slabs. An edge is guarded 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class HazardConfig:
         return tuple(dict.fromkeys(need))
 
     @classmethod
-    def from_file(cls, path) -> "HazardConfig":
+    def from_file(cls, path) -> HazardConfig:
         """Read settings from YAML (keys as the fields); unknown keys are an error naming them."""
         import dataclasses
         from pathlib import Path

@@ -21,19 +21,38 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from sitetwin.data.store import Store
 from sitetwin.vision.detect import Boxes, Detector, TileConfig, Tracker, predict_tiled
-from sitetwin.vision.detection_store import (RunRecord, get_camera, insert_detections, insert_hazards,
-                                    insert_stage_observations, new_id, record_run, run_for_weights, utcnow)
+from sitetwin.vision.detection_store import (
+    RunRecord,
+    get_camera,
+    insert_detections,
+    insert_hazards,
+    insert_stage_observations,
+    new_id,
+    record_run,
+    run_for_weights,
+    utcnow,
+)
 from sitetwin.vision.errors import SourceError, StreamDropped, VisionError, WeightsError
-from sitetwin.vision.hazards import (Condition, HazardConfig, HazardContext, Persistence, PersistentHazard, Sighting,
-                            edges_from_model, evaluate, pair_people, zones_from_sensors)
+from sitetwin.vision.hazards import (
+    Condition,
+    HazardConfig,
+    HazardContext,
+    Persistence,
+    PersistentHazard,
+    Sighting,
+    edges_from_model,
+    evaluate,
+    pair_people,
+    zones_from_sensors,
+)
 from sitetwin.vision.panoramic import PanoViews, crop_panorama, detect_panorama
 from sitetwin.vision.sources import Frame, Reconnect, open_source
 from sitetwin.vision.tagging import TagConfig, Tagger, View
@@ -393,7 +412,7 @@ def check_rule_classes(names: Sequence[str], hazards: HazardConfig, *, posed: bo
                            f"(train with them, or switch those rules off)")
 
 
-def _add_persistent(run: "_Run", ph: PersistentHazard, frame: Frame) -> None:
+def _add_persistent(run: _Run, ph: PersistentHazard, frame: Frame) -> None:
     """A hazard confirmed on tracked video (it held min_duration_s). Times: wall clock for streams,
     else NULL with the video offsets in the evidence."""
     started = ended = None
@@ -407,7 +426,7 @@ def _add_persistent(run: "_Run", ph: PersistentHazard, frame: Frame) -> None:
     run.episodes[_episode(ph)] = (hid, started, evidence)
 
 
-def _end_persistent(run: "_Run", ph: PersistentHazard) -> None:
+def _end_persistent(run: _Run, ph: PersistentHazard) -> None:
     """An episode ended: its hazard's duration (and end time) become final."""
     found = run.episodes.pop(_episode(ph), None)
     if found is None:
@@ -428,7 +447,6 @@ def _episode(ph: PersistentHazard) -> tuple:
 
 def _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha) -> DetectReport:
     from sitetwin.panorama.pano_store import get_panorama, load_element_map, load_image
-
     from sitetwin.vision.sources import read_image
 
     pano = get_panorama(store, pano_id)

@@ -29,7 +29,7 @@ from pathlib import Path
 from sitetwin.vision.errors import VisionError
 
 _lock = threading.Lock()
-_state: "RuntimeInfo | None" = None
+_state: RuntimeInfo | None = None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -146,7 +146,7 @@ class Source:
                 if ok:
                     attempt = 0                      # a good frame resets the backoff
                     if index % self.stride == 0:
-                        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
                         yield self._count(Frame(np.ascontiguousarray(image[..., ::-1]), index,
                                                 time.monotonic() - started, self.ref, now))
                     index += 1

@@ -19,8 +19,9 @@ Metres, site local frame. Pixels: centres at ``i + 0.5`` (the panorama conventio
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class Tagger:
         self.scene = scene if scene is not None else RayScene(mesh)
 
     @classmethod
-    def from_store(cls, store, site_code: str, config: TagConfig = TagConfig(), *, mesh: Any = None) -> "Tagger":
+    def from_store(cls, store, site_code: str, config: TagConfig = TagConfig(), *, mesh: Any = None) -> Tagger:
         from sitetwin.bim.mesh import load_mesh
 
         mesh = mesh if mesh is not None else load_mesh(store, site_code=site_code)

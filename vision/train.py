@@ -19,15 +19,25 @@ import contextlib
 import dataclasses
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sitetwin.vision import runtime
-from sitetwin.vision.datasets import (ClassMap, Dataset, dataset_hash, file_sha256, read_yolo, remap, require_usable,
-                             split, write_yolo)
+from sitetwin.vision.datasets import (
+    ClassMap,
+    Dataset,
+    dataset_hash,
+    file_sha256,
+    read_yolo,
+    remap,
+    require_usable,
+    split,
+    write_yolo,
+)
 from sitetwin.vision.detection_store import RunRecord, new_id, record_run, run_for_weights, utcnow
 from sitetwin.vision.errors import DatasetError, VisionError, WeightsError
 

@@ -150,7 +150,8 @@ def element_map_cmd(
         written = None
         if overlay is not None:
             from sitetwin.panorama.io import save_image
-            from sitetwin.panorama.overlay import coloring, overlay as draw
+            from sitetwin.panorama.overlay import coloring
+            from sitetwin.panorama.overlay import overlay as draw
 
             colors = coloring(store, p.site_code, color_by, survey_id=survey,
                               model_ids=[p.model_id] if p.model_id else None)

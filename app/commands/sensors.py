@@ -43,7 +43,7 @@ def _when(value: str | None, what: str) -> dt.datetime | None:
     except ValueError:
         raise typer.BadParameter(f"{what}: {value!r} is not an ISO 8601 time") from None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     return stamp
 
 

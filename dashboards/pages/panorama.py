@@ -9,9 +9,9 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from sitetwin.dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from sitetwin.dashboards import components as c
-from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
 from sitetwin.dashboards.access import object_store, site_store
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
 
 TURN_DEG = 30.0
 TILT_DEG = 15.0

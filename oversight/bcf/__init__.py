@@ -7,7 +7,14 @@ network) rather than bcf-client: see ``read`` for the checks a file from outside
 
 from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.bcf.read import read_bcf
-from sitetwin.oversight.bcf.topics import ExportReport, ImportReport, add_viewpoint, export_bcf, finding_viewpoints, import_bcf
+from sitetwin.oversight.bcf.topics import (
+           ExportReport,
+           ImportReport,
+           add_viewpoint,
+           export_bcf,
+           finding_viewpoints,
+           import_bcf,
+)
 from sitetwin.oversight.bcf.write import write_bcf
 
 __all__ = ["Archive", "Camera", "Comment", "Component", "ExportReport", "ImportReport", "Topic", "Viewpoint",

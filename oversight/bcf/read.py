@@ -465,5 +465,5 @@ def _date(text: str | None, where: str, what: str) -> dt.datetime | None:
     except ValueError:
         raise BcfError(f"{where}: {what} {text!r} is not an xs:dateTime") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed

@@ -49,7 +49,14 @@ from sitetwin.oversight.bcf.model import Archive, Comment, Component, Topic, Vie
 from sitetwin.oversight.bcf.read import read_bcf
 from sitetwin.oversight.bcf.write import write_bcf
 from sitetwin.oversight.errors import BcfError
-from sitetwin.oversight.findings import (CATEGORIES, _append, _insert_finding, finding_history, get_finding, list_findings)
+from sitetwin.oversight.findings import (
+    CATEGORIES,
+    _append,
+    _insert_finding,
+    finding_history,
+    get_finding,
+    list_findings,
+)
 from sitetwin.oversight.scope import Scope
 
 STATUS_TO_BCF = {"open": "Open", "rectification_submitted": "Resolved", "verified_closed": "Closed",

@@ -318,7 +318,7 @@ def _dt(value: dt.datetime | dt.date) -> str:
     if not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time(0, 0))
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 

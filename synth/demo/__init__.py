@@ -8,9 +8,10 @@ made to later stages through ``ctx.results``. Each opens the store briefly itsel
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sitetwin.synth.demo import model, oversight, panoramas, sensors, surveys, vision
 

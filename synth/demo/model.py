@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
 from sitetwin.bim.load import load_model
 from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
+from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
 
 DEMO_SITE_NAME = "Riverside Tower (demo)"
 DEMO_DISTRICT = "Jiang'an"

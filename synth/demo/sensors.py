@@ -46,9 +46,7 @@ def run(ctx) -> dict:
         report_r = import_file(store, readings_path, now=now, findings=False)
         report_a = import_file(store, attendance_path, now=now, findings=False)
         from sitetwin.sensors.findings import raise_pending_findings
-        from sitetwin.sensors.warnings import list_warnings, site_limits
-
-        from sitetwin.sensors.warnings import check_silence
+        from sitetwin.sensors.warnings import check_silence, list_warnings, site_limits
 
         check_silence(store, site_code=ctx.site_code, now=now, findings=False)
         threshold = site_limits(store, ctx.site_code).auto_findings or "high"

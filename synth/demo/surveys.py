@@ -149,9 +149,9 @@ def run(ctx) -> dict:
     """Simulate, write and add the three survey epochs; facts for the demo summary."""
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
+    from sitetwin.synth.scans import random_pose
     from sitetwin.twin.formats import write_e57
     from sitetwin.twin.progress import progress_report
-    from sitetwin.synth.scans import random_pose
     from sitetwin.twin.survey import add_survey
 
     model_id = ctx.results["model_id"]

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # From scratch, few images, two cores: every batch must be an optimizer step (nbs = batch; ultralytics
 # otherwise accumulates to 64 images, a handful of steps per epoch), no mosaic (it shrinks the
 # figures), one warm-up epoch, AdamW; scale jitter +-20 % rather than +-50 %, which shrinks far
@@ -167,10 +166,10 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
     from sitetwin.panorama.io import save_image
     from sitetwin.panorama.pano_store import add_panorama
     from sitetwin.panorama.render import RayScene, render_equirect
+    from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
     from sitetwin.vision.detect import Detector, box_iou
     from sitetwin.vision.hazards import HazardContext
     from sitetwin.vision.pipeline import DetectConfig, detect_source
-    from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
     from sitetwin.vision.tagging import Tagger
 
     out_dir = Path(ctx.workdir) / "vision" / "panoramas"

@@ -94,7 +94,6 @@ def test_schedule_colours_on_a_day_follow_the_plan_and_the_surveys(ro, site_db):
 
 def test_scan_points_are_drawn_without_the_ground_and_coloured_by_signed_distance(ro, site_db):
     from sitetwin.dashboards.twin_view import DISTANCE_CLIP_MM, MAX_POINTS
-
     from sitetwin.twin.survey_store import survey_points
 
     data, fig, stats = _draw(ro, mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=False)

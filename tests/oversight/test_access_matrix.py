@@ -133,9 +133,10 @@ EXEMPT = {
 
 
 def _one_topic_bcf(tmp: Path) -> Path:
+    import uuid
+
     from sitetwin.oversight.bcf.model import Archive, Topic
     from sitetwin.oversight.bcf.write import write_bcf
-    import uuid
 
     path = tmp / "one.bcfzip"
     write_bcf(Archive("2.1", (Topic(str(uuid.uuid4()), "from Solibri", dt.datetime(2024, 1, 1), "solibri"),)), path)

@@ -7,8 +7,19 @@ import datetime as dt
 import pytest
 
 from sitetwin.oversight import accounts
-from sitetwin.oversight.accounts import (add_account, add_token, authenticate, caller_scope, disable_account, list_accounts,
-                                local_owner_scope, login, logout, revoke_token, set_password)
+from sitetwin.oversight.accounts import (
+    add_account,
+    add_token,
+    authenticate,
+    caller_scope,
+    disable_account,
+    list_accounts,
+    local_owner_scope,
+    login,
+    logout,
+    revoke_token,
+    set_password,
+)
 from sitetwin.oversight.errors import AccessDenied, AuthError, OversightError
 from sitetwin.oversight.scope import Scope
 
@@ -41,7 +52,7 @@ def test_a_login_opens_a_session_whose_token_gives_the_accounts_scope(people):
 
 def test_a_session_expires_and_ends_at_logout(people):
     session = login(people, "cole", PW)
-    later = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=accounts.SESSION_HOURS, minutes=1)
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=accounts.SESSION_HOURS, minutes=1)
     with pytest.raises(AuthError, match="expired"):
         authenticate(people, session.token, now=later)
     logout(people, session.token)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from sitetwin.oversight.catalogue import (PRIVATE_TABLES, catalogue, data_quality, export_package, import_package)
+from sitetwin.oversight.accounts import add_account
+from sitetwin.oversight.catalogue import PRIVATE_TABLES, catalogue, data_quality, export_package, import_package
 from sitetwin.oversight.errors import AccessDenied, OversightError
 from sitetwin.oversight.findings import comment, raise_finding, verify_history
-from sitetwin.oversight.accounts import add_account
 from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()

@@ -9,8 +9,15 @@ import pytest
 import yaml
 
 from sitetwin.oversight.errors import AccessDenied, SchemeError
-from sitetwin.oversight.evaluation import (evaluate, list_evaluations, load_scheme, report_html, report_pdf, score_item,
-                                  site_metrics)
+from sitetwin.oversight.evaluation import (
+    evaluate,
+    list_evaluations,
+    load_scheme,
+    report_html,
+    report_pdf,
+    score_item,
+    site_metrics,
+)
 from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
 from sitetwin.oversight.scope import Scope
 

@@ -11,8 +11,19 @@ import pytest
 
 from sitetwin.oversight import findings as fmod
 from sitetwin.oversight.errors import AccessDenied, FindingError
-from sitetwin.oversight.findings import (change_due, comment, escalate_overdue, finding_history, get_finding, list_findings,
-                                raise_finding, reopen, submit_rectification, verify_close, verify_history)
+from sitetwin.oversight.findings import (
+    change_due,
+    comment,
+    escalate_overdue,
+    finding_history,
+    get_finding,
+    list_findings,
+    raise_finding,
+    reopen,
+    submit_rectification,
+    verify_close,
+    verify_history,
+)
 from sitetwin.oversight.scope import Scope
 
 T0 = dt.datetime(2024, 5, 1, 9, 0)

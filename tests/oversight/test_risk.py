@@ -9,8 +9,17 @@ import pytest
 
 from sitetwin.oversight.errors import AccessDenied, SchemeError
 from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
-from sitetwin.oversight.risk import (compute_risk, inspection_plan, load_config, premium_factor, record_risk, risk_trend,
-                            score_components, set_tier, tier_for)
+from sitetwin.oversight.risk import (
+    compute_risk,
+    inspection_plan,
+    load_config,
+    premium_factor,
+    record_risk,
+    risk_trend,
+    score_components,
+    set_tier,
+    tier_for,
+)
 from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
@@ -164,7 +173,7 @@ def test_tiers_follow_the_score_and_a_regulators_decision_overrides_until_it_exp
     for role in ("contractor", "viewer"):
         with pytest.raises(AccessDenied, match="may not set tier"):
             set_tier(sites_store, scopes[role], SITE, "A", "looks fine")
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     set_tier(sites_store, scopes["district_regulator"], SITE, "C", "repeated edge-protection failures",
              valid_until=today + dt.timedelta(days=14))
     r = compute_risk(sites_store, SYSTEM, SITE, as_of=today)

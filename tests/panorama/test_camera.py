@@ -7,9 +7,23 @@ import math
 import numpy as np
 import pytest
 
-from sitetwin.panorama.camera import (CUBE_FACES, PerspectiveCamera, bearing_to_equirect, cube_face_camera, cube_faces,
-                             equirect_pixel_distance, equirect_to_bearing, look_at, perspective_view, pixel_bearings,
-                             pose_matrix, project_points, render_view, rotation_from_ypr, ypr_from_rotation)
+from sitetwin.panorama.camera import (
+    CUBE_FACES,
+    PerspectiveCamera,
+    bearing_to_equirect,
+    cube_face_camera,
+    cube_faces,
+    equirect_pixel_distance,
+    equirect_to_bearing,
+    look_at,
+    perspective_view,
+    pixel_bearings,
+    pose_matrix,
+    project_points,
+    render_view,
+    rotation_from_ypr,
+    ypr_from_rotation,
+)
 
 
 def test_the_image_centre_looks_forward_and_the_top_row_looks_up():

@@ -7,8 +7,16 @@ import pytest
 
 from sitetwin.panorama.camera import pose_matrix, project_points
 from sitetwin.panorama.errors import PanoramaError
-from sitetwin.panorama.measure import (ScanDepth, clearance, distance, floor_point, height_above_floor, level_pose, model_point,
-                              parse_uv)
+from sitetwin.panorama.measure import (
+    ScanDepth,
+    clearance,
+    distance,
+    floor_point,
+    height_above_floor,
+    level_pose,
+    model_point,
+    parse_uv,
+)
 from sitetwin.panorama.render import RayScene
 
 W, H = 4096, 2048
@@ -103,10 +111,10 @@ def test_pixels_are_parsed_and_checked():
 
 def test_measure_on_a_stored_panorama_uses_model_depth_or_the_floor(demo_store_path, tmp_path, demo_mesh):
     from sitetwin.data.store import copy_store, open_store
+    from sitetwin.panorama.io import save_image
     from sitetwin.panorama.measure import measure
     from sitetwin.panorama.pano_store import add_panorama
     from sitetwin.panorama.render import render_equirect
-    from sitetwin.panorama.io import save_image
 
     db = copy_store(demo_store_path, tmp_path / "m.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
@@ -136,9 +144,9 @@ def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_sto
     import pandas as pd
 
     from sitetwin.data.store import cache_dir_for, copy_store, open_store
+    from sitetwin.panorama.io import save_image
     from sitetwin.panorama.measure import measure
     from sitetwin.panorama.pano_store import add_panorama
-    from sitetwin.panorama.io import save_image
 
     db = copy_store(demo_store_path, tmp_path / "s.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)

@@ -7,8 +7,16 @@ import pytest
 
 from sitetwin.panorama.camera import pose_matrix
 from sitetwin.panorama.element_map import element_map
-from sitetwin.panorama.overlay import (CLASS_COLORS, STATUS_COLORS, boundaries, class_color, colors_by_class, deviation_color,
-                              difference, overlay)
+from sitetwin.panorama.overlay import (
+    CLASS_COLORS,
+    STATUS_COLORS,
+    boundaries,
+    class_color,
+    colors_by_class,
+    deviation_color,
+    difference,
+    overlay,
+)
 from sitetwin.panorama.render import render_equirect
 
 T = pose_matrix([3.0, 4.0, 1.5], 20.0)

@@ -11,8 +11,17 @@ from PIL import Image
 from sitetwin.panorama.camera import pose_matrix, project_points
 from sitetwin.panorama.errors import PanoramaError, PanoramaImageError, PoseError, PoseWarning
 from sitetwin.panorama.io import save_image, write_e57_panorama
-from sitetwin.panorama.pano_store import (add_panorama, add_panoramas, compute_element_map, get_panorama, list_panoramas,
-                                 load_element_map, load_image, pano_id_for, set_pose)
+from sitetwin.panorama.pano_store import (
+    add_panorama,
+    add_panoramas,
+    compute_element_map,
+    get_panorama,
+    list_panoramas,
+    load_element_map,
+    load_image,
+    pano_id_for,
+    set_pose,
+)
 from sitetwin.panorama.pose import ControlPoints
 
 STATION = pose_matrix([13.4, 7.0, 1.6], 25.0)

@@ -10,8 +10,15 @@ import pytest
 
 from sitetwin.panorama.camera import angular_distance_deg, pose_matrix, project_points
 from sitetwin.panorama.errors import PoseError, PoseWarning
-from sitetwin.panorama.pose import (check_extent, p3p, pose_from_dict, pose_from_station, read_control_points,
-                           read_pose_file, solve_control_points)
+from sitetwin.panorama.pose import (
+    check_extent,
+    p3p,
+    pose_from_dict,
+    pose_from_station,
+    read_control_points,
+    read_pose_file,
+    solve_control_points,
+)
 
 W, H = 4096, 2048
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from sitetwin.sensors.batch import to_us
-from sitetwin.sensors.crane import (CraneGeometry, HoistGeometry, cage_position, geometry_from_config, hook_position, hook_zone,
-                           jib_clearance_m, lean, swing_zone)
+from sitetwin.sensors.crane import (
+    CraneGeometry,
+    HoistGeometry,
+    cage_position,
+    geometry_from_config,
+    hook_position,
+    hook_zone,
+    jib_clearance_m,
+    lean,
+    swing_zone,
+)
 from sitetwin.sensors.timeseries import store_batches
 from sitetwin.sensors.zones import crane_zones, hook_track
 

@@ -5,8 +5,19 @@ import shutil
 import pytest
 
 from sitetwin.sensors.errors import DeviceError
-from sitetwin.sensors.registry import (add_device, blacklist_supplier, calibrations, get_device, issue_token, list_devices,
-                              record_calibration, revoke_tokens, set_blacklisted, token_digest, unlist_supplier)
+from sitetwin.sensors.registry import (
+    add_device,
+    blacklist_supplier,
+    calibrations,
+    get_device,
+    issue_token,
+    list_devices,
+    record_calibration,
+    revoke_tokens,
+    set_blacklisted,
+    token_digest,
+    unlist_supplier,
+)
 
 
 def test_a_device_is_stored_with_its_position_supplier_and_interval(sensor_store):

@@ -98,7 +98,7 @@ def readings(start: dt.datetime, n: int, channel="load_pct", value=40.0):
 
 
 def recent(seconds_ago: float = 60.0) -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)
+    return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_an_overload_posted_becomes_a_warning_in_the_store(server):
     assert server.post(body).status_code == 200
     server.drained()
     row = server.count("SELECT peak_value FROM sensor_warnings WHERE device_id = 'CR1' AND kind = 'overload' "
-                       "AND started_at = ?", [(start + dt.timedelta(seconds=2)).astimezone(dt.timezone.utc)
+                       "AND started_at = ?", [(start + dt.timedelta(seconds=2)).astimezone(dt.UTC)
                                               .replace(tzinfo=None)])
     assert row == 118.0
 
@@ -240,7 +240,7 @@ def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor
     from sitetwin.sensors.server import Ingestor, ServerConfig
     from sitetwin.sensors.spool import Spool, spool_path_for
 
-    t = to_us(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    t = to_us(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     with Spool(spool_path_for(sensor_db)) as spool:
         spool.submit(make_batch("CR1", t, "load_pct", 40.0, batch_id="good"))
         spool.submit(make_batch("GONE", t, "load_pct", 40.0, batch_id="orphan"))

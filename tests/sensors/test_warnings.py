@@ -8,8 +8,14 @@ import pytest
 from sitetwin.sensors.batch import from_us, to_us
 from sitetwin.sensors.registry import blacklist_supplier
 from sitetwin.sensors.timeseries import store_batches
-from sitetwin.sensors.warnings import (check_silence, evaluate_touched, evaluate_warnings, list_warnings, set_site_limits,
-                              site_limits)
+from sitetwin.sensors.warnings import (
+    check_silence,
+    evaluate_touched,
+    evaluate_warnings,
+    list_warnings,
+    set_site_limits,
+    site_limits,
+)
 
 S = 1_000_000
 T = to_us(dt.datetime(2026, 3, 16, 2, 0, 0))          # 10:00 local (Asia/Shanghai)

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from sitetwin.twin.distance import SurfaceIndex
 from sitetwin.synth.scans import CLUTTER, TERRAIN, clip_below, random_pose
+from sitetwin.twin.distance import SurfaceIndex
 
 
 def test_points_lie_on_the_surfaces_they_hit_with_the_range_noise_asked_for(demo, epoch_survey):

@@ -13,6 +13,7 @@ import pytest
 
 from sitetwin.data.store import copy_store
 
+
 @pytest.fixture(scope="session")
 def analysed(tmp_path_factory, demo_store_path, demo, epoch_survey):
     """A store with the epoch survey added by automatic registration: (db path, SurveyReport)."""

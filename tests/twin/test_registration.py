@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sitetwin.synth.scans import random_pose
 from sitetwin.twin import registration as reg
 from sitetwin.twin.errors import ControlPointError, RegistrationError
-from sitetwin.synth.scans import random_pose
 
 
 def test_control_points_recover_the_pose_and_report_each_pairs_residual():

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from sitetwin.data.store import open_store
-from tests.twin.conftest import table_counts
 from sitetwin.twin.errors import ControlPointError, PointCloudError, RegistrationError, SurveyError, UnitsError
 from sitetwin.twin.formats import write_las
 from sitetwin.twin.survey import add_survey
 from sitetwin.twin.survey_store import get_survey, scan_stations, survey_points
+from tests.twin.conftest import table_counts
 
 
 def test_a_survey_lands_in_every_table_with_its_per_point_file(analysed, demo, epoch_survey):

@@ -122,10 +122,10 @@ class DemoSite:
 
         from sitetwin.bim.mesh import load_mesh
         from sitetwin.data.store import open_store
-        from sitetwin.vision.autolabel import built_elements
         from sitetwin.synth.demo.vision import open_floor_epoch
-        from sitetwin.vision.hazards import edges_from_model
         from sitetwin.synth.workers import SceneSampler
+        from sitetwin.vision.autolabel import built_elements
+        from sitetwin.vision.hazards import edges_from_model
 
         self.store_path = store_path
         with open_store(store_path, read_only=True) as store:

@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sitetwin.vision.datasets import (dataset_hash, load_class_map, merge, read_yolo, remap, require_usable, split,
-                             statistics, write_yolo)
+from sitetwin.vision.datasets import (
+    dataset_hash,
+    load_class_map,
+    merge,
+    read_yolo,
+    remap,
+    require_usable,
+    split,
+    statistics,
+    write_yolo,
+)
 from sitetwin.vision.errors import DatasetError
 from sitetwin.vision.formats import read_coco, read_voc
 

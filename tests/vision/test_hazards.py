@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 
 from sitetwin.vision.errors import VisionError
-from sitetwin.vision.hazards import (Edge, EdgeConfig, HazardConfig, HazardContext, Persistence, Sighting, Zone, edges_from_model, evaluate,
-                            pair_people)
+from sitetwin.vision.hazards import (
+    Edge,
+    EdgeConfig,
+    HazardConfig,
+    HazardContext,
+    Persistence,
+    Sighting,
+    Zone,
+    edges_from_model,
+    evaluate,
+    pair_people,
+)
 
 
 def person(i, x, y=100.0, h=200.0, **kw):
@@ -121,8 +131,8 @@ def test_bad_rule_settings_are_refused_by_name(tmp_path):
 
 
 def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(demo_store_path, demo_ifc):
-    from sitetwin.synth.building import build_demo_building
     from sitetwin.data.store import open_store
+    from sitetwin.synth.building import build_demo_building
 
     info = build_demo_building(demo_ifc.parent / "again.ifc")
     with open_store(demo_store_path, read_only=True) as store:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sitetwin.synth.workers import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
 from sitetwin.vision.detect import Boxes
 from sitetwin.vision.errors import SourceError, StreamDropped, WeightsError
 from sitetwin.vision.hazards import HazardConfig, HazardContext
 from sitetwin.vision.pipeline import DetectConfig, DetectorInfo, Recorder, detect_source
-from sitetwin.synth.workers import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
 from sitetwin.vision.tagging import Tagger, View
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sitetwin.vision.detect import Boxes
 from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
+from sitetwin.vision.detect import Boxes
 from sitetwin.vision.tagging import Tagger, View
 
 NAMES = ("person", "hard_hat", "head", "vest")

@@ -17,7 +17,6 @@ import pytest
 from sitetwin.vision.datasets import dataset_hash, read_yolo, split, statistics
 
 
-
 @pytest.fixture(scope="module")
 def cycle(hardhat_cycle):
     return hardhat_cycle

@@ -12,8 +12,16 @@ import pytest
 
 from sitetwin.oversight.bcf import add_viewpoint, export_bcf, finding_viewpoints, import_bcf, read_bcf
 from sitetwin.oversight.errors import AccessDenied, BcfError
-from sitetwin.oversight.findings import (comment, finding_history, get_finding, list_findings, raise_finding, reopen,
-                                submit_rectification, verify_close)
+from sitetwin.oversight.findings import (
+    comment,
+    finding_history,
+    get_finding,
+    list_findings,
+    raise_finding,
+    reopen,
+    submit_rectification,
+    verify_close,
+)
 from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 
@@ -12,8 +13,6 @@ from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, To
 from sitetwin.oversight.bcf.read import read_bcf
 from sitetwin.oversight.bcf.write import write_bcf
 from sitetwin.oversight.errors import BcfError
-
-import datetime as dt
 
 SCHEMA_OF = {"bcf.version": "version.xsd", "project.bcfp": "project.xsd", "extensions.xml": "extensions.xsd",
              "documents.xml": "documents.xsd"}

@@ -19,10 +19,10 @@ def test_the_demo_stage_builds_a_portfolio_with_every_state_role_and_risk_pictur
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
     from sitetwin.oversight.accounts import login
-    from sitetwin.synth.demo.oversight import ACCOUNTS, SITES, run
     from sitetwin.oversight.findings import verify_history
     from sitetwin.oversight.scope import Scope
     from sitetwin.synth.demo import DemoContext
+    from sitetwin.synth.demo.oversight import ACCOUNTS, SITES, run
 
     db = tmp_path / "demo.duckdb"
     with open_store(db) as s:

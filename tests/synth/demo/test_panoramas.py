@@ -27,9 +27,9 @@ def test_schedule_epochs_spread_over_the_schedule_and_elements_are_built_by_thei
 @pytest.mark.slow
 def test_the_demo_stage_renders_poses_maps_and_overlays_panoramas(tmp_path):
     from sitetwin.data.store import open_store
-    from sitetwin.synth.demo.panoramas import run as run_panoramas
-    from sitetwin.synth.demo.model import run as run_model
     from sitetwin.synth.demo import DemoContext
+    from sitetwin.synth.demo.model import run as run_model
+    from sitetwin.synth.demo.panoramas import run as run_panoramas
 
     db = tmp_path / "demo.duckdb"
     open_store(db).close()

@@ -10,8 +10,8 @@ import pytest
 
 @pytest.mark.slow
 def test_the_demo_detector_reaches_its_targets_and_finds_the_open_edge_hazards(tmp_path, capsys):
-    from sitetwin.data.store import open_store
     from sitetwin.app.demo import run_demo
+    from sitetwin.data.store import open_store
     from sitetwin.synth.demo.vision import VisionDemoConfig
 
     summary = run_demo(tmp_path / "demo.duckdb", tmp_path / "work", stages=["model", "vision"])
