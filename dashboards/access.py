@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
+from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
 
 SESSION_COOKIE = "sitetwin_session"
@@ -364,16 +365,12 @@ def _login(flask):
     except AuthError as exc:
         return _login_html(nxt, str(exc)), 401
     response = flask.redirect(nxt)
-    max_age = int((session.expires_at - _utcnow()).total_seconds())
+    max_age = int((session.expires_at - utcnow()).total_seconds())
     response.set_cookie(SESSION_COOKIE, session.token, max_age=max_age, httponly=True, samesite="Lax",
                         secure=flask.request.is_secure)
     return response
 
 
-def _utcnow():
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 _LOGIN_PAGE = """<!doctype html>

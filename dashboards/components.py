@@ -74,7 +74,8 @@ def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str |
     Returns the sorted days, the slider marks and the index to start on: ``want`` (ISO day)
     when it is one of them, else the latest epoch, else the day nearest ``today``.
     """
-    from sitetwin.dashboards.queries import _day, utcnow
+    from sitetwin.dashboards.queries import _day
+    from sitetwin.data.clock import utcnow
 
     epoch_set = {_day(e) for e in epochs}
     days = sorted(epoch_set | {_day(d) for d in other_days if d is not None})

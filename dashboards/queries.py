@@ -16,15 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
 
 STATUSES = ("built", "partial", "not_built", "out_of_tolerance")
 OPEN_FINDING_STATUSES = ("open", "reopened", "rectification_submitted")
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 # --------------------------------------------------------------------------------------

@@ -287,3 +287,24 @@ def _check_current(store: Store) -> None:
     if have < want:
         raise StoreError(f"{store.label}: store schema is at version {have}, this sitetwin needs {want}; "
                          f"open it once for writing (`sitetwin init --db {store.label}`) to migrate")
+
+
+def in_transaction(store: Store) -> bool:
+    """Whether an explicit transaction is open on the store's connection.
+
+    DuckDB has no such flag, and a failed BEGIN aborts the transaction already open, so we
+    cannot simply try: inside an explicit transaction ``txid_current()`` answers the same id
+    twice, in autocommit mode every statement gets a fresh one.
+    """
+    first = store.scalar("SELECT txid_current()")
+    return store.scalar("SELECT txid_current()") == first
+
+
+@contextlib.contextmanager
+def atomic(store: Store) -> Iterator[Store]:
+    """All writes inside succeed together; inside a caller's transaction, they are part of it."""
+    if in_transaction(store):
+        yield store
+    else:
+        with store.transaction():
+            yield store

@@ -27,10 +27,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
-from sitetwin.oversight._tx import atomic
-from sitetwin.oversight.audit import utcnow
 from sitetwin.oversight.errors import AccessDenied, AuthError, OversightError
 from sitetwin.oversight.scope import ROLES, Scope
 

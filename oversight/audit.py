@@ -14,16 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
 from sitetwin.oversight.scope import Scope
 
 SPOOL = "audit-spool.jsonl"
 ACTIONS = ("view", "export", "import", "login", "logout", "denied", "write")
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC, the way every oversight TIMESTAMP is stored."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def record(store: Store, scope: Scope, action: str, object_kind: str, object_id: str | None = None, *,

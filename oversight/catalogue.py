@@ -40,9 +40,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
-from sitetwin.oversight.audit import utcnow
 from sitetwin.oversight.errors import AccessDenied, OversightError
 from sitetwin.oversight.scope import Scope
 

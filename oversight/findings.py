@@ -36,10 +36,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
-from sitetwin.oversight._tx import atomic
-from sitetwin.oversight.audit import utcnow
 from sitetwin.oversight.errors import AccessDenied, FindingError
 from sitetwin.oversight.scope import Scope
 

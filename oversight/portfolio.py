@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
-from sitetwin.oversight._tx import atomic
-from sitetwin.oversight.audit import utcnow
 from sitetwin.oversight.errors import OversightError
 from sitetwin.oversight.scope import Scope
 

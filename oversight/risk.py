@@ -35,10 +35,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
-from sitetwin.oversight._tx import atomic
-from sitetwin.oversight.audit import utcnow
 from sitetwin.oversight.errors import OversightError, SchemeError
 from sitetwin.oversight.scope import Scope
 

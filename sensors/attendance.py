@@ -124,7 +124,7 @@ def headcount_at(s: Stays, times_us) -> tuple[np.ndarray, np.ndarray]:
 def site_stays(store: Store, site_code: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
                max_shift_h: float = 16.0, now: dt.datetime | None = None) -> Stays:
     """Stays of a site's workers overlapping [start, end] (UTC), from the stored events."""
-    from sitetwin.sensors.registry import utcnow
+    from sitetwin.data.clock import utcnow
 
     sql = 'SELECT worker_id, event, epoch_us("at") AS t, trained, device_id, trade, employer FROM attendance_events ' \
           'WHERE site_code = ?'

@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.config import SEVERITIES, severity_rank
 from sitetwin.sensors.errors import SensorError
-from sitetwin.sensors.registry import atomic
 
 # Finding category per warning kind when no rule says otherwise (gaps: by device type).
 _ENVIRONMENT_TYPES = ("dust", "noise", "weather")

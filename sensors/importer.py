@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.clock import utcnow
 from sitetwin.data.files import file_sha256
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.batch import (
     MAX_PROBLEMS,
     US_PER_DAY,
@@ -38,7 +39,6 @@ from sitetwin.sensors.batch import (
 )
 from sitetwin.sensors.config import Limits
 from sitetwin.sensors.errors import SensorError
-from sitetwin.sensors.registry import atomic, utcnow
 
 TIME_COLUMNS = ("measured_at", "at", "time", "timestamp")
 _READING_RESERVED = {"device_id", "site_code", *TIME_COLUMNS, "channel", "value"}

@@ -13,27 +13,22 @@ site whose only dust monitor is blacklisted shows a data gap, not clean air.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import math
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.channels import DEVICE_TYPES
 from sitetwin.sensors.errors import DeviceError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-def utcnow() -> dt.datetime:
-    """The wall clock in UTC, naive (the store keeps UTC in TIMESTAMP columns)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def check_device_id(device_id: str) -> str:
@@ -72,21 +67,6 @@ class Calibration:
     valid_until: dt.date
     laboratory: str | None
     certificate: str | None
-
-
-@contextlib.contextmanager
-def atomic(store: Store) -> Iterator[Store]:
-    """Join the caller's transaction when there is one, else open one.
-
-    DuckDB has no "in a transaction" flag and a failed BEGIN aborts the open transaction;
-    inside an explicit transaction ``txid_current()`` answers the same id twice.
-    """
-    first = store.scalar("SELECT txid_current()")
-    if store.scalar("SELECT txid_current()") == first:
-        yield store
-    else:
-        with store.transaction():
-            yield store
 
 
 def add_device(store: Store, device_id: str, *, site_code: str, device_type: str, name: str | None = None,

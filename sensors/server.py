@@ -42,10 +42,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sitetwin.data.clock import utcnow
 from sitetwin.data.errors import SitetwinError
 from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
 from sitetwin.sensors.config import IngestLimits, default_limits
-from sitetwin.sensors.registry import token_digest, utcnow
+from sitetwin.sensors.registry import token_digest
 from sitetwin.sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool, spool_path_for
 
 log = logging.getLogger("sitetwin.ingest")

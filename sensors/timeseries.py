@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.batch import Batch, from_us
-from sitetwin.sensors.registry import atomic, utcnow
 
 # Device types whose readings must be covered by a valid calibration certificate.
 CALIBRATED_TYPES = ("dust", "noise", "weather", "crane", "hoist")

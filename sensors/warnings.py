@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.batch import from_us, to_us
 from sitetwin.sensors.channels import label_of, unit_of
 from sitetwin.sensors.config import Limits, Rule, limits_from_dict, severity_rank
-from sitetwin.sensors.registry import Device, atomic, list_devices, utcnow
+from sitetwin.sensors.registry import Device, list_devices
 from sitetwin.sensors.rules import Episodes, gaps, rule_episodes
 
 US_PER_S = 1_000_000

@@ -45,10 +45,6 @@ def new_id(prefix: str, digits: int = 15) -> str:
     return prefix + secrets.token_hex((digits + 1) // 2)[:digits]
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 @dataclass(frozen=True)
 class RunRecord:
     """One detector run as stored in ``vision_runs``."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.clock import utcnow
 from sitetwin.vision import runtime
 from sitetwin.vision.datasets import (
     ClassMap,
@@ -38,7 +39,7 @@ from sitetwin.vision.datasets import (
     split,
     write_yolo,
 )
-from sitetwin.vision.detection_store import RunRecord, new_id, record_run, run_for_weights, utcnow
+from sitetwin.vision.detection_store import RunRecord, new_id, record_run, run_for_weights
 from sitetwin.vision.errors import DatasetError, VisionError, WeightsError
 
 runtime.prepare()   # before anything imports torchvision or ultralytics

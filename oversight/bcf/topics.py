@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sitetwin.data.store import Store
+from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
-from sitetwin.oversight._tx import atomic
 from sitetwin.oversight.bcf import camera as cam
 from sitetwin.oversight.bcf.model import Archive, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.bcf.read import read_bcf
@@ -488,7 +488,7 @@ def _sync_status(store: Store, scope: Scope, t: Topic, label: str) -> None:
     if current["status_at"] is not None and modified is not None and modified < current["status_at"]:
         return                     # our change is newer than the file's
     site = store.scalar("SELECT site_code FROM findings WHERE finding_id = ?", [t.guid])
-    _append(store, t.guid, site, kind="imported", actor=scope.actor, at=audit.utcnow(), status=wanted,
+    _append(store, t.guid, site, kind="imported", actor=scope.actor, at=utcnow(), status=wanted,
             note=f"TopicStatus {t.topic_status!r} from {label}")
 
 

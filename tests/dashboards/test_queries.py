@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from sitetwin.data.clock import utcnow
+
 
 @pytest.fixture(scope="module")
 def ro(site_db):
@@ -97,7 +99,7 @@ def test_data_freshness_names_every_source_and_its_age(ro, site_db):
     from sitetwin.dashboards import queries as q
     from sitetwin.oversight.scope import Scope
 
-    now = q.utcnow() + dt.timedelta(hours=1)      # the catalogue counts what was stored before "now"
+    now = utcnow() + dt.timedelta(hours=1)      # the catalogue counts what was stored before "now"
     rows = {r["source"]: r for r in q.data_freshness(ro, Scope.system(), "DEMO", now=now)}
     assert set(rows) >= {"model", "schedule", "survey", "panoramas", "detections", "sensor", "findings"}
     survey_age = (now - dt.datetime.combine(site_db[1]["epochs"][-1], dt.time())).total_seconds() / 86400

@@ -259,7 +259,7 @@ def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
     known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue", "sitetwin.oversight.evaluation",
              "sitetwin.oversight.findings", "sitetwin.oversight.portfolio", "sitetwin.oversight.risk", "sitetwin.oversight.bcf.topics",
              # modules without store entry points
-             "sitetwin.oversight.errors", "sitetwin.oversight.scope", "sitetwin.oversight._tx",
+             "sitetwin.oversight.errors", "sitetwin.oversight.scope",
              "sitetwin.oversight.bcf", "sitetwin.oversight.bcf.model", "sitetwin.oversight.bcf.read", "sitetwin.oversight.bcf.write",
              "sitetwin.oversight.bcf.camera", "sitetwin.oversight.bcf.snapshot"}
     assert modules - known == set(), "a new module: add its entry points to the matrix"

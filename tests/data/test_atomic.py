@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sitetwin.oversight._tx import atomic, in_transaction
+from sitetwin.data.store import atomic, in_transaction
 
 
 def test_atomic_joins_an_open_transaction_and_opens_one_otherwise(store):
