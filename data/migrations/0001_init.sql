@@ -1,3 +1,4 @@
+-- owner: sitetwin.bim (the sites table: sitetwin.data)
 -- Foundation: sites, design models and their elements, storeys, schedules.
 -- Unified identifiers: every record carries site_code; model-derived records also carry
 -- model_id and the IFC GlobalId, so rows can travel between project, district and city

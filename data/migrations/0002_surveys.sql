@@ -1,3 +1,4 @@
+-- owner: sitetwin.twin
 -- Surveys (twin/): point-cloud surveys registered to the design model, per-element deviation,
 -- unplanned objects. Coordinates are metres in the site's local frame (as ModelMesh uses it).
 -- Per-point data (distances, element of each point) lives in Parquet beside the store:

@@ -1,3 +1,4 @@
+-- owner: sitetwin.panorama
 -- Panoramas (panorama/): 360-degree equirectangular images, their pose in the site's local
 -- frame, and what each pixel sees. Images stay files (path + sha256); element maps are files
 -- beside the store (<db>.cache/panoramas/<pano_id>/), indexed here.

@@ -1,3 +1,4 @@
+-- owner: sitetwin.vision
 -- Vision (vision/): detector runs, fixed site cameras, detections tagged onto model elements,
 -- hazards and the construction stage observed on elements. Coordinates are metres in the
 -- site's local frame (as ModelMesh uses it); boxes are pixels of the source image (for a

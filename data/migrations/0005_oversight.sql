@@ -1,3 +1,4 @@
+-- owner: sitetwin.oversight
 -- Oversight (regulators): findings and their append-only history, BCF viewpoints, site
 -- profiles, risk scores and tier decisions, evaluations, exchange packages, accounts,
 -- sessions, API tokens, login attempts and the audit log.

@@ -1,3 +1,4 @@
+-- owner: sitetwin.sensors
 -- Site sensors: the device registry, readings as time series, attendance, warnings.
 -- Times are UTC, stored as TIMESTAMP without zone; a site's day and night are reckoned in
 -- its timezone (sensor_settings). Positions are metres in the site's local frame, the one
