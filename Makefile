@@ -1,6 +1,6 @@
 # The two commands the README names:
 #   make demo   set up, then build the demo site and open the workbench on it
-#   make test   set up, then run the test suite
+#   make test   set up, then run the test suite and the checks
 # Everything else here is what those two need.
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 must be the CPU build on the project's machines: constraints.txt pins it on every install
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test browser bench clean
+.PHONY: setup demo test check browser bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,11 +29,23 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# The tests first, then the checks: a failing test says more than a failing check.
 test: setup browser
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory check
+
+# What the tests cannot see (ARCHITECTURE.md, "Tests, checks and benchmarks"), cheapest first:
+# the layer contracts, lint, types over the packages, and the install check (a wheel from the
+# checkout in a fresh venv without extras: --help everywhere, both servers start and stop).
+# Each one failing fails the target.
+check: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	VENV=$(VENV) .ci/typecheck
+	VENV=$(VENV) .ci/install-check
 
 bench: setup
 	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) sitetwin-demo.duckdb* demo-site .pytest_cache
+	rm -rf $(VENV) sitetwin-demo.duckdb* demo-site .pytest_cache build/typecheck build/mypy-cache

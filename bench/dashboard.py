@@ -26,18 +26,11 @@ import datetime as dt
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from _common import RESULTS, machine, print_table, save  # noqa: E402
-
-# bench/panorama.py would shadow the panorama package this script imports: drop bench/ from the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+from _common import RESULTS, machine, print_table, save
 
 WORK = RESULTS / "dashboard-work"
 BIG_SPEC = dict(storeys=18, bays_x=12, bays_y=7)      # about 10,200 elements with geometry
@@ -59,9 +52,9 @@ def build_demo(rebuild: bool) -> Path:
     from sitetwin.app.demo import run_demo
 
     run_demo(db, db.parent / "work", stages=["model"])
-    from sitetwin.synth import bigsite
+    from sitetwin.synth import populate_site
 
-    bigsite.populate(db)
+    populate_site(db)
     done.write_text("ok\n")
     return db
 
@@ -374,6 +367,15 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
             return [-1000.0, 1000.0]
         return None
 
+    def spec(d):
+        return {"id": d["id"], "property": d["property"], "value": values(d["id"], d["property"])}
+
+    # built again for every request (values() reads what earlier callbacks left in ``state``)
+    def body(key, cb):
+        return {"output": key, "outputs": split_callback_id(key), "inputs": [spec(i) for i in cb["inputs"]],
+                "state": [spec(s) for s in cb["state"]],
+                "changedPropIds": [f"{cb['inputs'][0]['id']}.{cb['inputs'][0]['property']}"]}
+
     wanted = [("shell", "..shell-site.options"), ("overview", "..overview-title"), ("twin setup", "..twin-dates.data"),
               ("twin draw", "..twin-graph.figure"), ("twin pick", "..twin-element.data"),
               ("twin card", "twin-card.children"), ("deviation setup", "..deviation-survey.options"),
@@ -389,14 +391,10 @@ def callback_times(db: Path, site: str, repeat: int = 5) -> list[dict]:
     for name, prefix in wanted:
         key = next(k for k in app.callback_map if k.startswith(prefix))
         cb = app.callback_map[key]
-        spec = lambda d: {"id": d["id"], "property": d["property"], "value": values(d["id"], d["property"])}  # noqa
-        body = lambda: {"output": key, "outputs": split_callback_id(key), "inputs": [spec(i) for i in cb["inputs"]],  # noqa
-                        "state": [spec(s) for s in cb["state"]],
-                        "changedPropIds": [f"{cb['inputs'][0]['id']}.{cb['inputs'][0]['property']}"]}
         times, size, status = [], 0, None
         for _ in range(repeat + 1):
             t = time.perf_counter()
-            resp = client.post("/_dash-update-component", json=body(), headers={"X-CSRFToken": csrf})
+            resp = client.post("/_dash-update-component", json=body(key, cb), headers={"X-CSRFToken": csrf})
             times.append(1000 * (time.perf_counter() - t))
             status, size = resp.status_code, len(resp.data)
         if name == "twin setup" and status == 200:

@@ -30,10 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
+from _common import RESULTS
 
 
 def load_average() -> list[float]:
@@ -158,7 +155,8 @@ def accuracy(work: Path, sample: int, seed: int) -> dict:
     pick = np.sort(rng.choice(len(pts), min(sample, len(pts)), replace=False))
     p = np.asarray(pts[pick])
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(m["vertices"].astype(np.float32)), o3d.core.Tensor(m["faces"].astype(np.uint32)))
+    scene.add_triangles(o3d.core.Tensor(m["vertices"].astype(np.float32)),
+                        o3d.core.Tensor(m["faces"].astype(np.uint32)))
     cp = scene.compute_closest_points(o3d.core.Tensor(p.astype(np.float32)))
     exact = np.linalg.norm(p - cp["points"].numpy().astype(np.float64), axis=1)
     prim = cp["primitive_ids"].numpy()
@@ -261,7 +259,8 @@ def main() -> None:
               f"{'' if mem is None else f'{mem:9.0f}':>9}{'' if within is None else f'{within:10.4%}':>10}")
     nn = ours["near_points"]
     print(f"{'  on-building points only:':<34}{'':>9}{'':>9}{'':>11}   ({nn:,} points)")
-    for name, sec in (("  sitetwin grid", ours["near_seconds"]), ("  Open3D compute_distance", o3d_res["near_seconds"])):
+    for name, sec in (("  sitetwin grid", ours["near_seconds"]),
+                      ("  Open3D compute_distance", o3d_res["near_seconds"])):
         print(f"{name:<34}{sec:9.2f}{nn / sec / 1e6:9.2f}{o3d_res['near_seconds'] / sec:10.2f}x")
     print(f"index build {ours['build_s']:.2f} s (incl. kernel load); grid {ours['grid']['cell_m']} m cells, "
           f"{ours['grid']['mean_triangles_per_occupied_cell']:.1f} triangles per occupied cell; "

@@ -36,7 +36,8 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import print_table, save
+
 CRANE_CHANNELS = ("load_pct", "moment_pct", "load_t", "wind_ms", "tilt_deg", "tilt_dir_deg", "slew_deg", "trolley_m",
                   "hook_height_m")
 DUST_CHANNELS = ("pm10_ugm3", "pm2_5_ugm3", "noise_dba", "wind_ms", "temperature_c", "humidity_pct")
@@ -46,7 +47,6 @@ DUST_CHANNELS = ("pm10_ugm3", "pm2_5_ugm3", "noise_dba", "wind_ms", "temperature
 
 def make_store(folder: Path, cranes: int, dusts: int) -> tuple[Path, dict[str, str]]:
     """A store with one site and the devices; returns the path and {device_id: token}."""
-    sys.path.insert(0, str(REPO))
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
     from sitetwin.sensors.registry import add_device, issue_token
@@ -81,13 +81,13 @@ def free_port() -> int:
 
 def start_spool_server(db: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(db), "--port", str(port)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def start_direct_server(db: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "direct-server", "--db", str(db), "--port",
            str(port)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def wait_ready(port: int, timeout_s: float = 60.0) -> None:
@@ -124,7 +124,6 @@ def wait_drained(port: int, timeout_s: float = 60.0) -> dict:
 def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, out_path: str, threads: int = 8,
              seed: int = 0) -> None:
     """Send batches at the offered rate for duration_s; record every acknowledgement."""
-    sys.path.insert(0, str(REPO))
     import datetime as dt
 
     from sitetwin.sensors.client import DeviceClient
@@ -165,20 +164,25 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
             # (and catches up) never sends two readings of one channel at one time
             now = dt.datetime.fromtimestamp(t_next, dt.UTC)
             if d == "PROBE":
-                readings = [{"at": (now - dt.timedelta(seconds=1.0)).isoformat(), "channel": "load_pct", "value": 50.0},
-                            {"at": (now - dt.timedelta(seconds=0.5)).isoformat(), "channel": "load_pct", "value": 120.0},
-                            {"at": now.isoformat(), "channel": "load_pct", "value": 50.0}]
+                readings = [
+                    {"at": (now - dt.timedelta(seconds=1.0)).isoformat(), "channel": "load_pct", "value": 50.0},
+                    {"at": (now - dt.timedelta(seconds=0.5)).isoformat(), "channel": "load_pct", "value": 120.0},
+                    {"at": now.isoformat(), "channel": "load_pct", "value": 50.0}]
             elif d.startswith("CR-"):
                 readings = [{"at": (now - dt.timedelta(seconds=4 - k)).isoformat(),
-                             "values": {"load_pct": round(rng.uniform(0, 80), 1), "moment_pct": round(rng.uniform(0, 80), 1),
+                             "values": {"load_pct": round(rng.uniform(0, 80), 1),
+                                        "moment_pct": round(rng.uniform(0, 80), 1),
                                         "load_t": round(rng.uniform(0, 5), 2), "wind_ms": round(rng.uniform(1, 6), 2),
                                         "tilt_deg": round(rng.uniform(0.05, 0.1), 3), "tilt_dir_deg": 90.0,
-                                        "slew_deg": round(rng.uniform(0, 360), 1), "trolley_m": round(rng.uniform(3, 48), 2),
+                                        "slew_deg": round(rng.uniform(0, 360), 1),
+                                        "trolley_m": round(rng.uniform(3, 48), 2),
                                         "hook_height_m": round(rng.uniform(2, 40), 2)}} for k in range(5)]
             else:
                 readings = [{"at": (now - dt.timedelta(seconds=50 - 10 * k)).isoformat(),
-                             "values": {"pm10_ugm3": round(rng.uniform(30, 80), 1), "pm2_5_ugm3": round(rng.uniform(10, 35), 1),
-                                        "noise_dba": round(rng.uniform(40, 50), 1), "wind_ms": round(rng.uniform(1, 5), 2),
+                             "values": {"pm10_ugm3": round(rng.uniform(30, 80), 1),
+                                        "pm2_5_ugm3": round(rng.uniform(10, 35), 1),
+                                        "noise_dba": round(rng.uniform(40, 50), 1),
+                                        "wind_ms": round(rng.uniform(1, 5), 2),
                                         "temperature_c": 15.0, "humidity_pct": 60.0}} for k in range(6)]
             n = sum(len(r["values"]) if "values" in r else 1 for r in readings)
             batch_id = f"{d}-{seq[d]:06d}"
@@ -211,7 +215,6 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
 
 def read_loop(db: str, stop_path: str, out_path: str, period_s: float = 0.3) -> None:
     """A dashboard stand-in: open the store read-only, count, close, every period_s; record the waits."""
-    sys.path.insert(0, str(REPO))
     from sitetwin.data.store import open_store
 
     waits, failures = [], 0
@@ -231,7 +234,6 @@ def read_loop(db: str, stop_path: str, out_path: str, period_s: float = 0.3) -> 
 
 def direct_server(db: str, port: int) -> None:
     """Open the store, store the batch, close, on every request (serialised: one writer at a time)."""
-    sys.path.insert(0, str(REPO))
     import uvicorn
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -248,7 +250,8 @@ def direct_server(db: str, port: int) -> None:
     with open_store(db) as store:
         devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"])
                    for r in store.rows("SELECT device_id, site_code, device_type FROM devices")}
-        tokens = {r["token_sha256"]: r["device_id"] for r in store.rows("SELECT token_sha256, device_id FROM device_tokens")}
+        tokens = {r["token_sha256"]: r["device_id"]
+                  for r in store.rows("SELECT token_sha256, device_id FROM device_tokens")}
     limits = default_limits().ingest
     write_lock = threading.Lock()
     stats = {"acknowledged_readings": 0}
@@ -284,7 +287,6 @@ def direct_server(db: str, port: int) -> None:
 
 def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: int, dusts: int,
               kill_at_s: float | None = None, down_s: float = 2.0) -> dict:
-    sys.path.insert(0, str(REPO))
     folder = Path(tempfile.mkdtemp(prefix=f"sitetwin-bench-{name}-"))
     db, tokens = make_store(folder, cranes, dusts)
     port = free_port()
@@ -340,7 +342,8 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
     return summary
 
 
-def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_at_kill, restart_s, drain_s, load) -> dict:
+def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_at_kill, restart_s, drain_s,
+              load) -> dict:
     import numpy as np
 
     from sitetwin.data.store import open_store
@@ -379,7 +382,8 @@ def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_a
         "acked_readings": acked_readings, "acked_per_s": round(acked_readings / span, 1) if ok else 0.0,
         "failed_batches": len(failed), "stored_readings": int(stored), "duplicates": int(stored - distinct),
         "lost_acked_batches": len(lost_batches), "stored_equals_acked": int(stored) == acked_readings,
-        "ack_ms_p50": round(float(np.percentile(ack_ms, 50)), 1), "ack_ms_p95": round(float(np.percentile(ack_ms, 95)), 1),
+        "ack_ms_p50": round(float(np.percentile(ack_ms, 50)), 1),
+        "ack_ms_p95": round(float(np.percentile(ack_ms, 95)), 1),
         "warning_latency_s_p50": round(float(np.percentile(lat, 50)), 3),
         "warning_latency_s_p95": round(float(np.percentile(lat, 95)), 3),
         "warning_latency_s_max": round(float(np.max(lat)), 3), "probe_warnings": len(latencies),
@@ -394,9 +398,7 @@ def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_a
     }
 
 
-def print_table(rows: list[dict]) -> None:
-    from _common import print_table as table
-
+def print_phases(rows: list[dict]) -> None:
     shown = []
     for r in rows:
         row = dict(r)
@@ -405,11 +407,11 @@ def print_table(rows: list[dict]) -> None:
             # warnings are computed inside the request there, before the acknowledgement
             row["warning_latency_s_p95"] = row["warning_latency_s_max"] = "in request"
         shown.append(row)
-    table(shown, ["phase", "design", "offered_readings_per_s", "acked_per_s", "acked_readings", "stored_readings",
-                  "lost_acked_batches", "duplicates", "ack_ms_p50", "ack_ms_p95", "warning_latency_s_p95",
-                  "warning_latency_s_max", "reader_open_ms_p50", "reader_open_ms_p95", "max_flush_s",
-                  "pending_at_kill", "load_1m"],
-          "sensor ingestion over loopback HTTP (readings/s, ms, s; load = 1-min load average after the phase)")
+    print_table(shown, ["phase", "design", "offered_readings_per_s", "acked_per_s", "acked_readings",
+                        "stored_readings", "lost_acked_batches", "duplicates", "ack_ms_p50", "ack_ms_p95",
+                        "warning_latency_s_p95", "warning_latency_s_max", "reader_open_ms_p50", "reader_open_ms_p95",
+                        "max_flush_s", "pending_at_kill", "load_1m"],
+                "sensor ingestion over loopback HTTP (readings/s, ms, s; load = 1-min load average after the phase)")
 
 
 def main() -> None:
@@ -427,7 +429,6 @@ def main() -> None:
     if args.role == "direct-server":
         direct_server(args.db, args.port)
         return
-    sys.path.insert(0, str(REPO))
     rows = [run_phase("sustained", kind="spool", rate=args.rate, duration_s=args.duration, cranes=args.cranes,
                       dusts=args.dusts)]
     if args.kill_duration > 0:
@@ -441,7 +442,7 @@ def main() -> None:
     result = {"bench": "ingest", "loadavg": os.getloadavg(), "phases": rows}
     if direct and direct["acked_per_s"]:
         result["spool_over_direct_throughput"] = round(spool["acked_per_s"] / direct["acked_per_s"], 2)
-    print_table(rows)
+    print_phases(rows)
     if "spool_over_direct_throughput" in result:
         print(f"spool / direct acknowledged throughput: {result['spool_over_direct_throughput']}x")
     targets = {
@@ -454,8 +455,6 @@ def main() -> None:
     result["targets"] = targets
     for k, v in targets.items():
         print(f"{'PASS' if v else 'MISS'}  {k}")
-    from _common import save
-
     save("ingest", result)
 
 

@@ -18,25 +18,15 @@ Run: ``.venv/bin/python bench/panorama.py`` (prints tables, writes bench/results
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-# This script is bench/panorama.py: drop its folder from the path, so that `panorama` is the package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-_spec = importlib.util.spec_from_file_location("_bench_common", _HERE / "_common.py")
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
-machine, median_time, print_table, save, shared_data = (_common.machine, _common.median_time, _common.print_table,
-                                                        _common.save, _common.shared_data)
+from _common import machine, median_time, print_table, save, shared_data
 
 WIDTH, HEIGHT = 4096, 2048
 BIG_SPEC = dict(storeys=6, bays_x=7, bays_y=4)       # the demo building, bigger: >= 100k triangles
@@ -169,7 +159,8 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
         row = {"trial": trial, "position_err_cm": 100 * pos_err,
                "rotation_err_deg": _rot_deg(sol.T_model_from_camera, T),
                "outlier_found": bool(not sol.inliers[outlier] and sol.inlier_count == 7),
-               "rms_px": sol.rms_px, "least_squares_position_err_cm": 100 * float(np.linalg.norm(T_ls[:3, 3] - T[:3, 3])),
+               "rms_px": sol.rms_px,
+               "least_squares_position_err_cm": 100 * float(np.linalg.norm(T_ls[:3, 3] - T[:3, 3])),
                "least_squares_rotation_err_deg": _rot_deg(T_ls, T),
                "predicted_position_sigma_cm": sol.details["position_sigma_cm_per_px"] * sigma_px,
                "predicted_position_cm_per_deg": sol.details["position_sigma_cm_per_deg"],
@@ -190,7 +181,8 @@ def bench_pose(mesh, spec, trials: int = 20, width: int = WIDTH, sigma_px: float
             photo = render_equirect(mesh, T, width, width // 2, seed=trial, scene=scene).image
             t0 = time.perf_counter()
             ref = refine_pose(photo, mesh, sol.T_model_from_camera, obs[sol.inliers], xyz[sol.inliers], scene=scene)
-            row.update({"refined_position_err_cm": 100 * float(np.linalg.norm(ref.T_model_from_camera[:3, 3] - T[:3, 3])),
+            ref_err_m = float(np.linalg.norm(ref.T_model_from_camera[:3, 3] - T[:3, 3]))
+            row.update({"refined_position_err_cm": 100 * ref_err_m,
                         "refined_rotation_err_deg": _rot_deg(ref.T_model_from_camera, T),
                         "refined_accepted": ref.accepted, "refined_reason": ref.reason,
                         "refined_edges_matched": ref.matched_fraction, "refined_chi2": ref.agreement_chi2,
@@ -258,7 +250,8 @@ def bench_measure(mesh, spec, panoramas: int = 4, pairs_per_pano: int = 10) -> d
                 continue
             sa = model_point(scene, T, click_a, WIDTH, HEIGHT, snap_px=3.0)
             sb = model_point(scene, T, click_b, WIDTH, HEIGHT, snap_px=3.0)
-            rows.append({"pano": k, "true_m": true, "model_err_pct": 100 * abs(distance(pa, pb).distance_m - true) / true,
+            rows.append({"pano": k, "true_m": true,
+                         "model_err_pct": 100 * abs(distance(pa, pb).distance_m - true) / true,
                          "floor_err_pct": 100 * abs(distance(fa, fb).distance_m - true) / true,
                          "snap_err_pct": 100 * abs(distance(sa, sb).distance_m - true) / true})
     model = np.array([r["model_err_pct"] for r in rows])
@@ -332,6 +325,7 @@ def bench_views() -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()   # --help without a run
     print(f"machine: {machine()}  uptime load: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="sitetwin-bench-pano-") as tmp:
         t0 = time.perf_counter()

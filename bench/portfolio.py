@@ -24,20 +24,16 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from _common import REPO, RESULTS
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from sitetwin.data.store import open_store  # noqa: E402
-from sitetwin.oversight.portfolio import portfolio_sites, rollup  # noqa: E402
-from sitetwin.oversight.scope import Scope  # noqa: E402
+from sitetwin.data.store import open_store
+from sitetwin.oversight.portfolio import portfolio_sites, rollup
+from sitetwin.oversight.scope import Scope
 
 TARGET_MS = 300.0
 DAY = dt.date(2024, 6, 30)
@@ -131,8 +127,8 @@ def naive_rollup(store, scope: Scope) -> dict:
     for site in scope.site_codes(store):
         row = store.one("SELECT district FROM sites WHERE site_code = ?", [site])
         fs = list_findings(store, scope, site_code=site, as_of=DAY)
-        det = store.scalar("SELECT count(*) FROM detections WHERE site_code = ? AND captured_at >= ? AND captured_at < ?",
-                           [site, start, end])
+        det = store.scalar("SELECT count(*) FROM detections "
+                           "WHERE site_code = ? AND captured_at >= ? AND captured_at < ?", [site, start, end])
         haz = store.scalar("SELECT count(*) FROM hazards WHERE site_code = ? AND started_at >= ? AND started_at < ?",
                            [site, start, end])
         g = out.setdefault(row["district"], {"sites": 0, "open_findings": 0, "overdue": 0, "detections": 0,
@@ -169,10 +165,11 @@ def main() -> None:
             data = generate(store, args.sites, args.detections, args.findings)
         rows = []
         for label, scope in (("city regulator (all sites)", city), ("district regulator (D03)", district)):
-            ms_d, by_district = timed(lambda: rollup(store, scope, by="district", as_of=DAY), args.repeat)
-            ms_c, _ = timed(lambda: rollup(store, scope, by="city", as_of=DAY), args.repeat)
-            ms_s, sites = timed(lambda: portfolio_sites(store, scope, as_of=DAY), args.repeat)
-            ms_n, naive = timed(lambda: naive_rollup(store, scope), 1)
+            # this caller's scope bound as a default (B023), though each closure runs before the next caller
+            ms_d, by_district = timed(lambda scope=scope: rollup(store, scope, by="district", as_of=DAY), args.repeat)
+            ms_c, _ = timed(lambda scope=scope: rollup(store, scope, by="city", as_of=DAY), args.repeat)
+            ms_s, sites = timed(lambda scope=scope: portfolio_sites(store, scope, as_of=DAY), args.repeat)
+            ms_n, naive = timed(lambda scope=scope: naive_rollup(store, scope), 1)
             # both approaches must agree
             for r in by_district:
                 n = naive[r["district"]]
@@ -193,7 +190,7 @@ def main() -> None:
     for r in rows:
         print("  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths)))
     print(f"target: every rollup under {TARGET_MS:.0f} ms; speedup = per-site loop / one-statement rollup")
-    out = REPO / "bench" / "results" / "portfolio.json"
+    out = RESULTS / "portfolio.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"bench": "portfolio", "target_ms": TARGET_MS, "data": data, "results": rows,
                                "load_average": {"before": load_before, "after": load_after},

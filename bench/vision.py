@@ -21,22 +21,13 @@ Run: ``.venv/bin/python bench/vision.py`` (prints tables, writes bench/results/v
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-_spec = importlib.util.spec_from_file_location("_bench_common", _HERE / "_common.py")
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
-machine, median_time, print_table, save, shared_data = (_common.machine, _common.median_time, _common.print_table,
-                                                        _common.save, _common.shared_data)
+from _common import machine, median_time, print_table, save, shared_data
 
 VIDEO_FRAMES = 90
 VIDEO_SIZE = (640, 360)
@@ -160,6 +151,7 @@ def video_bench(weights: dict, video: Path) -> list[dict]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()   # --help without a run
     from sitetwin.vision.runtime import prepare
     from sitetwin.vision.sources import read_image
 
