@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitetwin.vision.detect import Boxes, Detector, merge_boxes
+from sitetwin.vision.boxes import Boxes, merge_boxes
+from sitetwin.vision.detect import Detector
 
 
 @dataclass(frozen=True)

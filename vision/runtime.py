@@ -19,10 +19,13 @@ Every training, evaluation, export and inference module of vision calls this at 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,3 +145,17 @@ def _restore_pil_open() -> None:
     original = getattr(patches, "_image_open", None)
     if original is not None and Image.open is getattr(patches, "image_open", None):
         Image.open = original
+
+
+@contextlib.contextmanager
+def quiet_ultralytics() -> Iterator[None]:
+    """Keep ultralytics' console chatter off stdout (the CLI's --json owns stdout); it goes to stderr."""
+    with contextlib.redirect_stdout(_Stderr()):
+        yield
+
+
+class _Stderr(io.TextIOBase):
+    def write(self, s: str) -> int:
+        import sys
+
+        return sys.stderr.write(s)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sitetwin.vision.detect import batched_nms, box_iou, letterbox, merge_boxes, tile_origins
+from sitetwin.vision.boxes import batched_nms, box_iou, letterbox, merge_boxes
+from sitetwin.vision.detect import tile_origins
 from sitetwin.vision.panoramic import PanoViews
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
-from sitetwin.vision.detect import Boxes
+from sitetwin.vision.boxes import Boxes
 from sitetwin.vision.tagging import Tagger, View
 
 NAMES = ("person", "hard_hat", "head", "vest")
