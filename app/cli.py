@@ -105,24 +105,33 @@ def demo(
     db: DbOption = Path("sitetwin-demo.duckdb"),
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its generated files.")] = Path("demo-site"),
     fresh: Annotated[bool, typer.Option(help="Start from an empty store (deletes DB and workdir first).")] = True,
-    serve: Annotated[bool, typer.Option(help="Open the workbench on the demo site when done.")] = False,
+    serve: Annotated[bool, typer.Option(help="Open the workbench as soon as the quick stages are done; the slow "
+                                             "ones finish in the background while the pages say so.")] = False,
     today: Annotated[Optional[str], typer.Option(help="The demo's date, YYYY-MM-DD (default: today); "
                                                       "the same date gives the same demo.")] = None,
+    stages: Annotated[Optional[str], typer.Option(help="Only these stages, comma-separated (model, surveys, "
+                                                       "panoramas, sensors, oversight, vision, scores).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every generator: the same seed and date give the same demo.")]
+    = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Build the demo site: a generated concrete-frame building and everything the twin does with it."""
     import datetime as dt
+    import time
 
     from sitetwin.app.demo import run_demo
 
+    started = time.perf_counter()
     try:
         day = dt.date.fromisoformat(today) if today else None
     except ValueError:
         raise typer.BadParameter(f"--today {today!r}: expected a date as YYYY-MM-DD") from None
-    summary = run_demo(db, workdir, fresh=fresh, today=day)
+    names = [n.strip() for n in stages.split(",") if n.strip()] if stages else None
+    summary = run_demo(db, workdir, fresh=fresh, today=day, stages=names, seed=seed, background=serve)
+    background = summary.pop("process", None)
     emit(summary, as_json, _render_demo)
     if serve:
-        _serve(db)
+        _serve_demo(db, background, started)
 
 
 def _render_demo(summary: dict) -> None:
@@ -133,12 +142,32 @@ def _render_demo(summary: dict) -> None:
     for stage in summary["stages"]:
         facts = ", ".join(f"{k} {v}" for k, v in stage["facts"].items())
         console.print(f"  {stage['name']:<12} {stage['seconds']:6.1f} s  {facts}")
+    if summary.get("background"):
+        bg = summary["background"]
+        console.print(f"  still being prepared: {', '.join(bg['stages'])} (log: {bg['log']})")
 
 
-def _serve(db: Path) -> None:
-    from sitetwin.app.commands.serve import serve
+def _serve_demo(db: Path, background, started: float) -> None:
+    """The workbench on the demo store; slow stages (if any) go on meanwhile and stop with it."""
+    import threading
+    import time
 
-    serve(db=db)
+    from sitetwin.app.commands.serve import run_workbench
+    from sitetwin.data.clikit import err_console
+
+    if background is not None:
+        # reaped as soon as it ends, so that the pages see it gone
+        threading.Thread(target=background.process.wait, daemon=True).start()
+
+    def ready() -> None:
+        err_console().print(f"workbench ready {time.perf_counter() - started:.0f} s after `sitetwin demo` started"
+                            + ("; still being prepared: " + ", ".join(background.stages) if background else ""))
+
+    try:
+        run_workbench(db, on_ready=ready)
+    finally:
+        if background is not None:
+            background.stop(db)
 
 
 def _register_commands() -> None:

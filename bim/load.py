@@ -7,11 +7,15 @@ site's model of the same name becomes that model's next version.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +28,20 @@ from sitetwin.bim.georef import read_georeference
 from sitetwin.bim.ifc import inspect_ifc, length_unit, open_ifc
 from sitetwin.bim.schedule import read_ifc_schedules
 from sitetwin.bim.schedule_store import store_schedule
+from sitetwin.data.clock import utcnow
 from sitetwin.data.sites import check_site_code
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, atomic
 
 DEFAULT_SITE = "SITE"
 # Beyond this distance from the origin (m), float32 loses millimetres: shift to a local frame.
 LOCAL_FRAME_LIMIT_M = 1_000.0
 # A model this far from its site's other models is probably in another coordinate system.
 SITE_MISMATCH_M = 5_000.0
+# What an element record given to ``add_model_records`` may say (the ``elements`` columns it owns).
+ELEMENT_RECORD_FIELDS = ("global_id", "ifc_class", "predefined_type", "name", "object_type", "storey",
+                         "storey_global_id", "type_name", "type_global_id", "material", "properties", "quantities",
+                         "has_geometry", "triangle_count", "bbox_min_x_m", "bbox_min_y_m", "bbox_min_z_m",
+                         "bbox_max_x_m", "bbox_max_y_m", "bbox_max_z_m", "geometry_hash")
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,64 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
         failures=tuple({"global_id": f.global_id, "ifc_class": f.ifc_class, "message": f.message}
                        for f in parsed.tessellation.failures),
         warnings=tuple(warnings), seconds=time.perf_counter() - started)
+
+
+def add_model_records(store: Store, elements: Sequence[Mapping[str, Any]], *, site_code: str, name: str,
+                      model_id: str | None = None, version: int | None = None, file_name: str | None = None,
+                      loaded_at: dt.datetime | None = None) -> str:
+    """Store a design model described by element records instead of an IFC file; returns its model id.
+
+    For models that arrive as records (another platform's element list, a model a test describes).
+    Each record needs ``global_id`` and ``ifc_class`` and may give any of ``ELEMENT_RECORD_FIELDS``:
+    ``storey``, ``has_geometry`` (default: it has triangles), ``triangle_count`` (default 0), the box
+    ``bbox_min_x_m`` .. ``bbox_max_z_m`` (site local frame, metres), ``properties`` and ``quantities``
+    ({set: {name: value}}), ... The model id defaults to 12 hex digits of the records' sha256, the
+    version to the next of ``name`` on the site, the file name to ``<name>.ifc``, the load time to now
+    (naive UTC); lengths are metres. No geometry is cached: ``bim.load_mesh`` has none for it.
+    Refuses an unknown site, a record without GlobalId or class or with an unknown field, a repeated
+    GlobalId and a model id already stored; joins the caller's transaction.
+    """
+    import pandas as pd
+
+    check_site_code(site_code)
+    rows = [dict(r) for r in elements]
+    for i, r in enumerate(rows):
+        missing = [k for k in ("global_id", "ifc_class") if not r.get(k)]
+        unknown = sorted(set(r) - set(ELEMENT_RECORD_FIELDS))
+        if missing or unknown:
+            raise BimError(f"model {name}: element record {i} " + (f"lacks {', '.join(missing)}" if missing else
+                                                                   f"has unknown fields {', '.join(unknown)}")
+                           + f" (fields: {', '.join(ELEMENT_RECORD_FIELDS)})")
+    repeated = sorted(g for g, n in Counter(r["global_id"] for r in rows).items() if n > 1)
+    if repeated:
+        raise BimError(f"model {name}: GlobalId {', '.join(repeated[:5])} given twice; one record per element")
+    digest = hashlib.sha256(json.dumps([site_code, name, rows], sort_keys=True, default=str).encode()).hexdigest()
+    model_id = model_id or digest[:12]
+    frame = pd.DataFrame.from_records(rows, columns=list(ELEMENT_RECORD_FIELDS))
+    frame["triangle_count"] = frame["triangle_count"].fillna(0).astype("int64")
+    frame["has_geometry"] = [bool(g) if g is not None and g == g else bool(n)
+                             for g, n in zip(frame["has_geometry"], frame["triangle_count"])]
+    for column in ("properties", "quantities"):
+        frame[column] = [json.dumps(v, default=str) if isinstance(v, dict) else v for v in frame[column]]
+    for column in [c for c in ELEMENT_RECORD_FIELDS if c.startswith("bbox_")]:
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    frame.insert(0, "model_id", model_id)
+    frame.insert(0, "site_code", site_code)
+    with atomic(store):
+        if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
+            raise BimError(f"no site {site_code!r} in {store.label}; create it first (data.sites.upsert_site)")
+        if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
+            raise BimError(f"model {model_id} is already stored; give another model_id")
+        if version is None:
+            version = int(store.scalar("SELECT coalesce(max(version), 0) FROM models WHERE site_code = ? "
+                                       "AND name = ?", [site_code, name])) + 1
+        store.execute(
+            "INSERT INTO models (model_id, site_code, name, version, file_name, sha256, ifc_schema, length_unit, "
+            "length_unit_m, element_count, triangle_count, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [model_id, site_code, name, int(version), file_name or f"{name}.ifc", digest, "records", "METRE", 1.0,
+             len(rows), int(frame["triangle_count"].sum()), loaded_at or utcnow()])
+        store.insert_frame("elements", frame)
+    return model_id
 
 
 def _default_site(store: Store) -> str:

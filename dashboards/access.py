@@ -237,11 +237,22 @@ def site_of(store: Store, table: str, key_column: str, key: str) -> str | None:
         raise ValueError(f"no object lookup for {table}.{key_column}")
     if table not in store.tables():
         return None
-    return store.scalar(f'SELECT site_code FROM "{table}" WHERE "{key_column}" = ?', [key])
+    return _site_readers()[table](store, key)
 
 
 OBJECT_TABLES = {"panoramas": "pano_id", "hazards": "hazard_id", "surveys": "survey_id", "detections": "detection_id",
                  "findings": "finding_id"}
+
+
+def _site_readers() -> dict:
+    """Table -> the owning package's reader of an object's site (each package answers for its own tables)."""
+    from sitetwin.oversight.queries import finding_site
+    from sitetwin.panorama.queries import panorama_site
+    from sitetwin.twin.queries import survey_site
+    from sitetwin.vision.queries import detection_site, hazard_site
+
+    return {"panoramas": panorama_site, "hazards": hazard_site, "surveys": survey_site, "detections": detection_site,
+            "findings": finding_site}
 
 
 @contextlib.contextmanager

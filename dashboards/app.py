@@ -11,18 +11,20 @@ clientside callback mirrors it into the address bar without reloading the page.
 
 from __future__ import annotations
 
+import atexit
 import importlib
-import logging
 import pkgutil
+import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
+from sitetwin.dashboards.alerts import log, show_error
 from sitetwin.dashboards.callbacks import callback, clientside_callback
 
 PAGES_PACKAGE = "sitetwin.dashboards.pages"
+PENDING_POLL_MS = 5000
 ASSETS = Path(__file__).with_name("assets")
-log = logging.getLogger("sitetwin.dashboards")
 
 
 def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False):
@@ -39,7 +41,11 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
         raise StoreError(f"{db}: no store there; build one with `sitetwin init` or `sitetwin demo`")
     import diskcache
 
-    jobs = Path(jobs_dir) if jobs_dir else Path(tempfile.mkdtemp(prefix="sitetwin-jobs-"))
+    if jobs_dir:
+        jobs = Path(jobs_dir)
+    else:
+        jobs = Path(tempfile.mkdtemp(prefix="sitetwin-jobs-"))
+        atexit.register(shutil.rmtree, jobs, ignore_errors=True)     # ours: gone with the process
     manager = DiskcacheManager(diskcache.Cache(str(jobs)))
     app = dash.Dash(
         __name__,
@@ -88,24 +94,6 @@ def _on_callback_error(err: Exception):
     raise err
 
 
-def show_error(err: Exception) -> None:
-    """Show an expected failure (``SitetwinError``) as the shell's one-line message."""
-    import dash
-
-    from sitetwin.oversight.errors import AccessDenied, AuthError
-
-    kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
-    log.info("callback %s: %s", kind, err)
-    dash.set_props("shell-alert", {"children": _alert(str(err), kind), "className": f"alert alert-{kind}"})
-
-
-def _alert(message: str, kind: str):
-    from dash import html
-
-    return [html.Span(message, id="shell-alert-text"),
-            html.Button("×", id="shell-alert-close", className="alert-close", n_clicks=0, title="Dismiss")]
-
-
 # --------------------------------------------------------------------------------------
 # the shell
 
@@ -133,6 +121,10 @@ def shell_layout():
             ], className="header-right"),
         ], className="header"),
         html.Div(id="shell-alert", className="alert hidden"),
+        # what is still being prepared for the pages (the demo's detector, say); polled while there is some
+        html.Div(id="shell-pending", className="pending hidden"),
+        dcc.Interval(id="shell-pending-poll", interval=PENDING_POLL_MS),
+        dcc.Store(id="shell-pending-seen", data=[]),
         html.Main(dash.page_container, className="page"),
     ], className="shell")
 
@@ -211,6 +203,26 @@ def close_alert(n):
     return "alert hidden"
 
 
+@callback(Output("shell-pending", "children"), Output("shell-pending", "className"),
+          Output("shell-pending-seen", "data"), Output("shell-pending-poll", "disabled"),
+          Input("shell-url", "pathname"), Input("shell-pending-poll", "n_intervals"),
+          State("shell-pending-seen", "data"), State("shell-url", "search"))
+def show_pending(pathname, _n, seen, search):
+    """Say what this page is still waiting for, and once it landed, that a reload shows it."""
+    from sitetwin.dashboards.access import current_db, require_caller
+    from sitetwin.dashboards.components import pending_banner
+    from sitetwin.data.pending import read_pending
+
+    require_caller()
+    everything = read_pending(current_db())
+    items = [p for p in everything if p.concerns(pathname or "/")]
+    landed = [label for key, label in (seen or []) if key not in {p.key for p in everything}]
+    children = pending_banner(items, landed, reload_href=(pathname or "/") + (search or ""))
+    cls = "pending" if children else "pending hidden"
+    # keep polling while something is on its way; a page opened later starts polling again
+    return children, cls, [[p.key, p.label] for p in items], not items
+
+
 # Pages put what helps sharing (element, pano, survey ...) in shell-state; the address bar follows
 # without a navigation, so the page is not rebuilt.
 clientside_callback(
@@ -248,12 +260,30 @@ def _register_media_routes(server) -> None:
         return flask.send_file(path, max_age=3600)
 
 
-def warm_up(db: str | Path, *, wait: bool = False) -> None:
+class WarmUp:
+    """The warm-up thread: ``stop()`` lets it finish the site it is on and waits for it.
+
+    Not a daemon: a daemon thread still inside DuckDB when the interpreter exits aborts the
+    process (a Ctrl+C right after the workbench started did).
+    """
+
+    def __init__(self, target):
+        import threading
+
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=target, args=(self.stopping,), name="sitetwin-warm-up")
+        self.thread.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self.stopping.set()
+        self.thread.join(timeout_s)
+
+
+def warm_up(db: str | Path, *, wait: bool = False) -> WarmUp:
     """Prepare each site's model geometry and progress report in a background thread, so that the
     first 3D view and the first overview open quickly."""
-    import threading
 
-    def run():
+    def run(stopping):
         from sitetwin.dashboards.connections import read_store
         from sitetwin.dashboards.queries import current_model_ids, progress_report
         from sitetwin.dashboards.scene import site_geometry
@@ -262,6 +292,8 @@ def warm_up(db: str | Path, *, wait: bool = False) -> None:
             with read_store(db) as store:
                 sites = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
             for site in sites:          # one short connection per site: writers get in between
+                if stopping.is_set():
+                    return
                 with read_store(db) as store:
                     ids = current_model_ids(store, site)
                     if ids:
@@ -270,7 +302,7 @@ def warm_up(db: str | Path, *, wait: bool = False) -> None:
         except Exception as exc:       # a warm-up is an optimisation: never stop the server for it
             log.warning("warm-up skipped: %s", exc)
 
-    thread = threading.Thread(target=run, name="sitetwin-warm-up", daemon=True)
-    thread.start()
+    warm = WarmUp(run)
     if wait:
-        thread.join()
+        warm.thread.join()
+    return warm

@@ -57,7 +57,7 @@ def _expected_errors_shown(fn: Callable) -> Callable:
     def run(*args, **kwargs):
         import dash
 
-        from sitetwin.dashboards.app import show_error
+        from sitetwin.dashboards.alerts import show_error
         from sitetwin.data.errors import SitetwinError
 
         try:

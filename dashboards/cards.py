@@ -106,6 +106,7 @@ def raise_on_element(site: str, global_id: str, title: str | None, severity: str
     """Raise a finding on an element from a card (``oversight.raise_finding`` under the caller's scope)."""
     from sitetwin.dashboards.access import site_write_store
     from sitetwin.oversight.findings import raise_finding
+    from sitetwin.oversight.queries import finding_number
 
     if not (title or "").strip():
         return "Give the finding a title."
@@ -113,7 +114,7 @@ def raise_on_element(site: str, global_id: str, title: str | None, severity: str
         fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
                             global_id=global_id, scope=scope, source="dashboard", source_ref=global_id,
                             evidence=evidence)
-        number = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
+        number = finding_number(store, fid)
     return f"Finding {site}-{number} raised."
 
 

@@ -102,3 +102,21 @@ def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str |
         t = today or utcnow().date()
         value = min(range(len(days)), key=lambda i: abs((days[i] - t).days))
     return days, marks, value
+
+
+def pending_banner(items: Sequence[Any], landed: Sequence[str], *, reload_href: str) -> list:
+    """What the page still waits for (``data.pending`` items), what failed, and what landed since it opened."""
+    lines: list = []
+    for p in items:
+        if p.state == "failed":
+            lines.append(html.Div([html.B("Could not be prepared: "), f"{p.label} ({p.message})"],
+                                  className="pending-failed"))
+            continue
+        share = f" ({p.progress:.0%})" if p.progress is not None else ""
+        lines.append(html.Div([html.B("Being prepared: "), f"{p.label}; {p.message}{share}. This page shows it "
+                               "once it lands."], className="pending-running"))
+    if landed:
+        lines.append(html.Div([html.B("Ready: "), ", ".join(landed) + ". ",
+                               html.A("Reload the page", href=reload_href, id="shell-pending-reload"),
+                               " to see it."], className="pending-ready"))
+    return lines

@@ -32,11 +32,12 @@ def detect_on_panorama(site: str, pano_id: str, run_id: str,
     if run_id not in weights:
         raise VisionError(f"no trained weights for vision run {run_id!r} in this store")
     progress(2, 4)
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.vision.pipeline import detect_source
 
     with site_write_store(site, DETECT_ACTION) as (store, scope):
         progress(3, 4)
-        report = detect_source(store, None, weights[run_id]["weights_path"], pano_id=pano_id)
+        report = detect_source(store, None, weights[run_id]["weights_path"], pano_id=pano_id, sink=raise_drafts)
     progress(4, 4)
     return (f"run {report.run_id}: {report.detections} detections ({report.tagged} on elements), "
             f"{report.hazards} hazards, {report.findings} findings in {report.seconds:.1f} s")

@@ -77,8 +77,9 @@ def element_map(store, pano):
     """The stored element map of a posed panorama (None when it has none)."""
     from sitetwin.panorama.errors import PanoramaError
     from sitetwin.panorama.pano_store import load_element_map
+    from sitetwin.panorama.queries import element_map_created_at
 
-    created = store.scalar("SELECT created_at FROM panorama_element_maps WHERE pano_id = ?", [pano.pano_id])
+    created = element_map_created_at(store, pano.pano_id)
     if created is None:
         return None
     try:

@@ -1,27 +1,59 @@
-"""Read queries the pages need and no other package offers (yet): one function per question, SQL only.
+"""What the pages read, composed from what each package publishes (``<pkg>.queries``): one function per question.
 
-Every function takes an open store and a site code the caller has already been admitted
-to (``dashboards.access.site_store``), binds every value, and returns plain records
-(lists of dicts, small dataclasses or pandas frames). Nothing here draws.
+Every function takes an open store and a site code the caller has already been admitted to
+(``dashboards.access.site_store``), and returns plain records (lists of dicts, small tuples) or
+pandas frames. No SQL here touches another package's tables: each package answers for its own,
+counting and grouping in its SQL, and what spans packages (a hazard and its finding, an element's
+plan and what the surveys saw of it) is combined here on GlobalId, model id or finding id.
+Nothing here draws.
 
 Progress at the latest survey is twin's report (``twin.progress``); the 4D state of every
-element on any day (:func:`schedule_states`) follows the same rules, from the schedule tables
-and twin's element observations.
+element on any day (:func:`schedule_states`) follows the same rules, from bim's plan and twin's
+element sightings.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sitetwin.bim import queries as bim_q
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
+from sitetwin.oversight import queries as oversight_q
+from sitetwin.panorama import queries as panorama_q
+from sitetwin.sensors import queries as sensors_q
+from sitetwin.twin import queries as twin_q
+from sitetwin.vision import queries as vision_q
 
 STATUSES = ("built", "partial", "not_built", "out_of_tolerance")
-OPEN_FINDING_STATUSES = ("open", "reopened", "rectification_submitted")
+OPEN_FINDING_STATUSES = oversight_q.OPEN_STATUSES
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+ELEMENT_STATUS_COLUMNS = ("model_id", "global_id", "status", "points", "coverage", "mean_mm", "p95_mm", "max_mm")
+
+
+def records(frame, *, dates: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """A package's DataFrame as the rows a page draws: Python values, None for NaN/NaT, datetimes as
+    ``datetime`` (and the columns named in ``dates``, which hold days, as ``datetime.date``)."""
+    import pandas as pd
+
+    dates = set(dates)
+    columns: dict[str, list] = {}
+    for name in frame.columns:
+        s = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            # numpy turns datetime64 into datetime / date objects and NaT into None, without a Python loop
+            values = s.to_numpy(dtype="datetime64[D]" if name in dates else "datetime64[us]").astype(object).tolist()
+        else:
+            values = s.tolist()
+            if s.hasnans:
+                values = [None if missing else v for v, missing in zip(values, s.isna().tolist())]
+        columns[name] = values
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*columns.values())]
 
 
 # --------------------------------------------------------------------------------------
@@ -30,30 +62,29 @@ SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 def site_card(store: Store, site_code: str) -> dict[str, Any]:
     """The site's identity and profile, with counts of what the twin holds for it."""
     site = store.one("SELECT * FROM sites WHERE site_code = ?", [site_code]) or {"site_code": site_code}
-    profile = store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code]) or {}
-    counts = store.one(
-        "SELECT (SELECT count(*) FROM current_models WHERE site_code = $s) AS models, "
-        "(SELECT count(*) FROM current_elements WHERE site_code = $s) AS elements, "
-        "(SELECT count(*) FROM surveys WHERE site_code = $s) AS surveys, "
-        "(SELECT count(*) FROM panoramas WHERE site_code = $s) AS panoramas, "
-        "(SELECT count(*) FROM detections WHERE site_code = $s) AS detections, "
-        "(SELECT count(*) FROM hazards WHERE site_code = $s) AS hazards, "
-        "(SELECT count(*) FROM devices WHERE site_code = $s AND removed_on IS NULL) AS devices, "
-        "(SELECT count(*) FROM findings WHERE site_code = $s) AS findings", {"s": site_code})
+    profile = oversight_q.site_profile(store, site_code) or {}
+    counts = {"models": len(bim_q.current_model_ids(store, site_code)),
+              "elements": bim_q.current_element_count(store, site_code),
+              "surveys": twin_q.survey_summary(store, site_code)["surveys"],
+              "panoramas": panorama_q.panorama_count(store, site_code),
+              "detections": vision_q.detection_summary(store, site_code)["detections"],
+              "hazards": vision_q.hazard_count(store, site_code),
+              "devices": sensors_q.device_count(store, site_code),
+              "findings": oversight_q.finding_count(store, site_code)}
     return {"site": site, "profile": profile, "counts": counts}
 
 
 def model_versions(store: Store, site_code: str) -> list[dict]:
     """Every version of every discipline model, newest first, with whether it is the current one."""
-    return store.rows(
-        "SELECT m.name, m.version, m.model_id, m.file_name, m.ifc_schema, m.element_count, m.triangle_count, "
-        "m.loaded_at, m.model_id IN (SELECT model_id FROM current_models WHERE site_code = ?) AS current "
-        "FROM models m WHERE m.site_code = ? ORDER BY m.name, m.version DESC", [site_code, site_code])
+    current = set(bim_q.current_model_ids(store, site_code))
+    models = sorted(bim_q.list_models(store, site_code=site_code), key=lambda m: (m["name"], -m["version"]))
+    return [{"name": m["name"], "version": m["version"], "model_id": m["model_id"], "file_name": m["file_name"],
+             "ifc_schema": m["ifc_schema"], "element_count": m["element_count"], "triangle_count": m["triangle_count"],
+             "loaded_at": m["loaded_at"], "current": m["model_id"] in current} for m in models]
 
 
 def current_model_ids(store: Store, site_code: str) -> list[str]:
-    return [r["model_id"] for r in store.rows(
-        "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY model_id", [site_code])]
+    return bim_q.current_model_ids(store, site_code)
 
 
 def surveys(store: Store, site_code: str) -> list[dict]:
@@ -65,23 +96,17 @@ def surveys(store: Store, site_code: str) -> list[dict]:
 
 def survey_epochs(store: Store, site_code: str) -> list[dict]:
     """Surveys with an epoch, oldest first: survey_id, epoch, name."""
-    return store.rows("SELECT survey_id, epoch, name, status FROM surveys WHERE site_code = ? AND epoch IS NOT NULL "
-                      "ORDER BY epoch, created_at, survey_id", [site_code])
+    return records(twin_q.survey_epochs(store, site_code), dates=("epoch",))
 
 
 def survey_as_of(store: Store, site_code: str, day: dt.date | None) -> str | None:
     """The latest survey taken on or before ``day`` (None: the latest of all)."""
-    return store.scalar(
-        "SELECT survey_id FROM surveys WHERE site_code = ? AND (? IS NULL OR coalesce(epoch, CAST(created_at AS DATE)) <= ?) "
-        "ORDER BY coalesce(epoch, CAST(created_at AS DATE)) DESC, created_at DESC, survey_id LIMIT 1",
-        [site_code, day, day])
+    return twin_q.survey_as_of(store, site_code, day)
 
 
 def survey_in_site(store: Store, site_code: str, survey_id: str | None) -> str | None:
     """``survey_id`` if it is a survey of this site, else None (ids from the URL are checked, never trusted)."""
-    if not survey_id:
-        return None
-    return store.scalar("SELECT survey_id FROM surveys WHERE survey_id = ? AND site_code = ?", [survey_id, site_code])
+    return twin_q.survey_in_site(store, site_code, survey_id)
 
 
 def data_freshness(store: Store, scope, site_code: str, *, now: dt.datetime | None = None) -> list[dict]:
@@ -100,9 +125,10 @@ def data_freshness(store: Store, scope, site_code: str, *, now: dt.datetime | No
             k["last"] = last
         if e["completeness"] is not None:
             k["completeness"].append(e["completeness"])
-    det = store.one("SELECT count(*) AS n, max(captured_at) AS last FROM detections WHERE site_code = ?", [site_code])
-    if det["n"]:
-        by_kind["detections"] = {"source": "detections", "entries": det["n"], "last": det["last"], "completeness": []}
+    det = vision_q.detection_summary(store, site_code)
+    if det["detections"]:
+        by_kind["detections"] = {"source": "detections", "entries": det["detections"],
+                                 "last": det["last_captured_at"], "completeness": []}
     out = []
     for kind in ("model", "schedule", "survey", "panoramas", "detections", "camera", "sensor", "findings"):
         k = by_kind.get(kind) or {"source": kind, "entries": 0, "last": None, "completeness": []}
@@ -130,13 +156,19 @@ def element_findings(store: Store, scope, site_code: str, global_id: str):
 
 def open_hazards(store: Store, site_code: str, *, limit: int = 20) -> tuple[int, list[dict]]:
     """Hazards still going on (no end yet) or whose finding is not closed: how many, and the newest."""
-    base = ("FROM hazards h LEFT JOIN finding_state f ON f.finding_id = h.finding_id WHERE h.site_code = ? "
-            "AND (h.ended_at IS NULL OR f.status IN ('open', 'reopened', 'rectification_submitted'))")
-    total = store.scalar(f"SELECT count(*) {base}", [site_code])
-    rows = store.rows(f"SELECT h.hazard_id, h.rule, h.severity, h.message, h.started_at, h.storey, h.global_id, "
-                      f"f.status AS finding_status {base} ORDER BY h.started_at DESC NULLS LAST LIMIT ?",
-                      [site_code, limit])
-    return int(total or 0), rows
+    open_ids = oversight_q.finding_ids(store, site_code, status=OPEN_FINDING_STATUSES)
+    total = vision_q.open_hazard_count(store, site_code, open_finding_ids=open_ids)
+    rows = records(vision_q.open_hazards(store, site_code, open_finding_ids=open_ids, limit=limit))
+    refs = _finding_refs(store, [r["finding_id"] for r in rows if r["finding_id"]])
+    for r in rows:
+        ref = refs.get(r.pop("finding_id"))
+        r["finding_status"] = ref["status"] if ref else None
+    return total, rows
+
+
+def _finding_refs(store: Store, finding_ids: list[str]) -> dict[str, dict]:
+    """finding_id -> {finding_id, ref, status} of those that exist."""
+    return {r["finding_id"]: r for r in records(oversight_q.finding_refs(store, finding_ids))} if finding_ids else {}
 
 
 # --------------------------------------------------------------------------------------
@@ -146,78 +178,61 @@ def element_attributes(store: Store, model_ids: list[str]) -> list[dict]:
     """Class, storey and name of every element of the given models (for colouring and filters)."""
     if not model_ids:
         return []
-    marks = ", ".join("?" for _ in model_ids)
-    return store.rows(f"SELECT model_id, global_id, ifc_class, storey, name FROM elements WHERE model_id IN ({marks})",
-                      list(model_ids))
+    frame = bim_q.element_frame(store, model_ids=list(model_ids))
+    return records(frame[["model_id", "global_id", "ifc_class", "storey", "name"]])
 
 
 def model_extent(store: Store, site_code: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Min and max corner of the site's current elements (local frame, m); a unit box when there are none."""
-    r = store.one("SELECT min(bbox_min_x_m) AS x0, min(bbox_min_y_m) AS y0, min(bbox_min_z_m) AS z0, "
-                  "max(bbox_max_x_m) AS x1, max(bbox_max_y_m) AS y1, max(bbox_max_z_m) AS z1 FROM current_elements "
-                  "WHERE site_code = ?", [site_code])
-    if r is None or r["x0"] is None:
+    r = bim_q.element_extent(store, site_code=site_code)
+    if r is None:
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    return (r["x0"], r["y0"], r["z0"]), (r["x1"], r["y1"], r["z1"])
+    return (r["min_x_m"], r["min_y_m"], r["min_z_m"]), (r["max_x_m"], r["max_y_m"], r["max_z_m"])
 
 
 def storeys(store: Store, site_code: str) -> list[dict]:
-    """Storeys of the site's current models, bottom up (name, elevation)."""
-    return store.rows("SELECT name, min(elevation_m) AS elevation_m FROM storeys WHERE site_code = ? AND model_id IN "
-                      "(SELECT model_id FROM current_models WHERE site_code = ?) GROUP BY name "
-                      "ORDER BY elevation_m NULLS LAST, name", [site_code, site_code])
+    """Storeys of the site's current models, bottom up (name, elevation): a name several models share once,
+    at its lowest elevation."""
+    frame = bim_q.storey_frame(store, bim_q.current_model_ids(store, site_code))
+    if frame.empty:
+        return []
+    lowest = frame.groupby("name", dropna=False, sort=False)["elevation_m"].min().reset_index()
+    return records(lowest.sort_values(["elevation_m", "name"], na_position="last", kind="stable"))
 
 
 def ifc_classes(store: Store, site_code: str) -> list[str]:
-    return [r["ifc_class"] for r in store.rows(
-        "SELECT DISTINCT ifc_class FROM current_elements WHERE site_code = ? ORDER BY 1", [site_code])]
+    return bim_q.ifc_classes(store, site_code)
 
 
 def element(store: Store, site_code: str, global_id: str) -> dict | None:
     """One element of the site's current models with its properties and quantities (JSON decoded)."""
-    row = store.one("SELECT * FROM current_elements WHERE site_code = ? AND global_id = ? ORDER BY model_id LIMIT 1",
-                    [site_code, global_id])
-    if row is None:
-        return None
-    for k in ("properties", "quantities"):
-        if isinstance(row.get(k), str):
-            row[k] = json.loads(row[k])
-    return row
+    return bim_q.element_record(store, site_code, global_id)
 
 
 def element_status(store: Store, survey_id: str | None) -> dict[tuple[str, str], dict]:
     """(model_id, global_id) -> status and deviation figures in one survey."""
     if not survey_id:
         return {}
-    rows = store.rows("SELECT model_id, global_id, status, points, coverage, mean_mm, p95_mm, max_mm "
-                      "FROM element_deviation WHERE survey_id = ?", [survey_id])
-    return {(r["model_id"], r["global_id"]): r for r in rows}
+    frame = twin_q.element_status(store, survey_id)[list(ELEMENT_STATUS_COLUMNS)]
+    return {(r["model_id"], r["global_id"]): r for r in records(frame)}
 
 
 def status_history(store: Store, site_code: str, global_id: str) -> list[dict]:
     """The element's status and deviation in every survey of the site, oldest first."""
-    return store.rows(
-        "SELECT s.survey_id, s.epoch, s.name, d.status, d.points, d.coverage, d.mean_mm, d.p95_mm, d.max_mm "
-        "FROM element_deviation d JOIN surveys s USING (survey_id) WHERE d.site_code = ? AND d.global_id = ? "
-        "ORDER BY s.epoch NULLS FIRST, s.created_at", [site_code, global_id])
+    return records(twin_q.status_history(store, site_code, global_id), dates=("epoch",))
 
 
 def element_histogram(store: Store, survey_id: str, global_id: str) -> list[dict]:
-    return store.rows("SELECT bin_lo_mm, bin_hi_mm, points FROM element_histograms WHERE survey_id = ? "
-                      "AND global_id = ? ORDER BY bin_lo_mm", [survey_id, global_id])
+    return records(twin_q.element_histogram(store, survey_id, global_id))
 
 
 def element_detections(store: Store, site_code: str, global_id: str, *, limit: int = 50) -> tuple[int, list[dict]]:
-    total = store.scalar("SELECT count(*) FROM detections WHERE site_code = ? AND global_id = ?", [site_code, global_id])
-    rows = store.rows("SELECT detection_id, class_name, confidence, captured_at, source_kind, pano_id, camera_id "
-                      "FROM detections WHERE site_code = ? AND global_id = ? ORDER BY captured_at DESC NULLS LAST "
-                      "LIMIT ?", [site_code, global_id, limit])
-    return int(total or 0), rows
+    total = vision_q.element_detection_count(store, site_code, global_id)
+    return total, records(vision_q.element_detections(store, site_code, global_id, limit=limit))
 
 
 def element_hazards(store: Store, site_code: str, global_id: str, *, limit: int = 20) -> list[dict]:
-    return store.rows("SELECT hazard_id, rule, severity, started_at, message FROM hazards WHERE site_code = ? "
-                      "AND global_id = ? ORDER BY started_at DESC NULLS LAST LIMIT ?", [site_code, global_id, limit])
+    return records(vision_q.element_hazards(store, site_code, global_id, limit=limit))
 
 
 # --------------------------------------------------------------------------------------
@@ -225,21 +240,14 @@ def element_hazards(store: Store, site_code: str, global_id: str, *, limit: int 
 
 def planned_elements(store: Store, site_code: str) -> list[dict]:
     """Each scheduled element of the current models with its planned start/finish and the task that builds it."""
-    return store.rows(
-        "SELECT e.model_id, e.global_id, e.ifc_class, e.storey, min(t.start) AS planned_start, "
-        "max(t.finish) AS planned_finish, arg_max(t.task_id, t.finish) AS task_id, arg_max(t.name, t.finish) AS task "
-        "FROM current_elements e JOIN task_elements te ON te.site_code = e.site_code AND te.global_id = e.global_id "
-        " AND (te.model_id IS NULL OR te.model_id = e.model_id) "
-        "JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id AND NOT t.is_summary "
-        "WHERE e.site_code = ? GROUP BY e.model_id, e.global_id, e.ifc_class, e.storey", [site_code])
+    return records(bim_q.planned_elements(store, site_code))
 
 
 def schedule_dates(store: Store, site_code: str) -> tuple[dt.date, dt.date] | None:
-    row = store.one("SELECT min(t.start) AS a, max(t.finish) AS b FROM tasks t JOIN schedules s USING (schedule_id) "
-                    "WHERE s.site_code = ? AND NOT t.is_summary", [site_code])
-    if row is None or row["a"] is None:
+    span = bim_q.work_span(store, site_code)
+    if span is None:
         return None
-    return _day(row["a"]), _day(row["b"])
+    return _day(span["start"]), _day(span["finish"])
 
 
 _progress_cache: dict[tuple, Any] = {}
@@ -248,9 +256,10 @@ PROGRESS_CACHE_SIZE = 16
 
 def progress_inputs(store: Store, site_code: str) -> tuple:
     """What a site's progress depends on: its surveys, schedules and current models (cheap to read)."""
-    s = store.one("SELECT count(*) AS n, max(created_at) AS last FROM surveys WHERE site_code = ?", [site_code])
-    t = store.one("SELECT count(*) AS n, max(imported_at) AS last FROM schedules WHERE site_code = ?", [site_code])
-    return (s["n"], str(s["last"]), t["n"], str(t["last"]), tuple(current_model_ids(store, site_code)))
+    s = twin_q.survey_summary(store, site_code)
+    t = bim_q.schedule_summary(store, site_code)
+    return (s["surveys"], str(s["last_created_at"]), t["schedules"], str(t["last_imported_at"]),
+            tuple(current_model_ids(store, site_code)))
 
 
 def progress_report(store: Store, site_code: str):
@@ -278,31 +287,21 @@ SCHEDULE_STATES = ("built", "late", "in progress", "due (not seen)", "not starte
 def schedule_states(store: Store, site_code: str, day: dt.date) -> dict[tuple[str, str], str]:
     """(model_id, global_id) -> the element's 4D state on ``day``, by twin's rules of progress.
 
-    ``built``: a survey on or before the day found it standing (``element_first_built``);
-    ``late``: a survey between its planned finish and the day could see it and did not find
-    it standing; ``due (not seen)``: planned finished, but no such survey tells; ``in progress``:
-    between planned start and finish; ``not started``; ``unscheduled``: no task builds it.
+    ``built``: a survey on or before the day found it standing; ``late``: a survey between its
+    planned finish and the day could see it and did not find it standing; ``due (not seen)``:
+    planned finished, but no such survey tells; ``in progress``: between planned start and
+    finish; ``not started``; ``unscheduled``: no task builds it. bim gives each current
+    element's plan, twin what the surveys up to the day saw of it (counted in their SQL).
     """
     from sitetwin.twin.progress import MIN_VISIBLE_SHARE
 
-    rows = store.rows(
-        "WITH plan AS (SELECT te.model_id, te.global_id, min(t.start) AS planned_start, "
-        "  max(t.finish) AS planned_finish FROM task_elements te JOIN tasks t ON t.schedule_id = te.schedule_id "
-        "  AND t.task_id = te.task_id WHERE te.site_code = $site AND NOT t.is_summary GROUP BY ALL), "
-        "seen AS (SELECT d.model_id, d.global_id, s.epoch, d.status, d.visible_share FROM element_deviation d "
-        "  JOIN surveys s USING (survey_id) WHERE s.site_code = $site AND s.status = 'analysed' "
-        "  AND s.epoch IS NOT NULL AND s.epoch <= $day) "
-        "SELECT e.model_id, e.global_id, any_value(p.planned_start) AS planned_start, "
-        " any_value(p.planned_finish) AS planned_finish, min(w.epoch) FILTER (WHERE w.status IN "
-        " ('built', 'out_of_tolerance')) AS first_built, count(w.epoch) FILTER (WHERE w.status NOT IN "
-        " ('built', 'out_of_tolerance') AND w.visible_share >= $vis AND w.epoch >= CAST(p.planned_finish AS DATE)) "
-        " AS misses FROM current_elements e "
-        "LEFT JOIN plan p ON p.global_id = e.global_id AND (p.model_id IS NULL OR p.model_id = e.model_id) "
-        "LEFT JOIN seen w ON w.model_id = e.model_id AND w.global_id = e.global_id "
-        "WHERE e.site_code = $site GROUP BY e.model_id, e.global_id",
-        {"site": site_code, "day": day, "vis": MIN_VISIBLE_SHARE})
-    return {(r["model_id"], r["global_id"]): schedule_state(r["planned_start"], r["planned_finish"], r["first_built"],
-                                                             r["misses"] > 0, day)
+    plan = bim_q.element_plan(store, site_code)
+    seen = twin_q.element_sightings(store, site_code, day, min_visible_share=MIN_VISIBLE_SHARE)
+    rows = records(plan.merge(seen, on=["model_id", "global_id"], how="left"), dates=("first_built", "last_missed"))
+    return {(r["model_id"], r["global_id"]): schedule_state(
+                r["planned_start"], r["planned_finish"], r["first_built"],
+                r["last_missed"] is not None and r["earliest_finish"] is not None
+                and r["last_missed"] >= _day(r["earliest_finish"]), day)
             for r in rows}
 
 
@@ -325,41 +324,16 @@ def schedule_state(planned_start, planned_finish, first_built, missed: bool, day
 def deviation_table(store: Store, site_code: str, survey_id: str, *, storeys: list[str] | None = None,
                     classes: list[str] | None = None):
     """The survey's per-element deviation (pandas), filtered by storey and class."""
-    sql = ["SELECT global_id, model_id, ifc_class, storey, status, points, coverage, mean_mm, median_mm, p95_mm, "
-           "max_mm, shift_mm, flatness_mm, verticality_mm FROM element_deviation WHERE site_code = ? AND survey_id = ?"]
-    params: list[Any] = [site_code, survey_id]
-    if storeys:
-        sql.append(f"AND storey IN ({', '.join('?' for _ in storeys)})")
-        params += list(storeys)
-    if classes:
-        sql.append(f"AND ifc_class IN ({', '.join('?' for _ in classes)})")
-        params += list(classes)
-    return store.df(" ".join(sql), params)
+    return twin_q.deviation_table(store, site_code, survey_id, storeys=storeys, classes=classes)
 
 
 def survey_tolerances(store: Store, survey_id: str) -> dict[str, float]:
     """The survey's per-class position tolerance in mm, as twin applied it (empty when not recorded)."""
-    raw = store.scalar("SELECT tolerances FROM surveys WHERE survey_id = ?", [survey_id])
-    if not raw:
-        return {}
-    data = json.loads(raw) if isinstance(raw, str) else raw
-    out = {}
-    for cls, v in (data or {}).items():
-        if isinstance(v, (int, float)):
-            out[cls] = float(v)
-        elif isinstance(v, dict):
-            for name in ("position_mm", "axis_position_mm", "tolerance_mm", "position"):
-                if isinstance(v.get(name), (int, float)):
-                    out[cls] = float(v[name])
-                    break
-    return out
+    return twin_q.survey_tolerances(store, survey_id)
 
 
 def unplanned_objects(store: Store, site_code: str, survey_id: str) -> list[dict]:
-    return store.rows("SELECT object_id, points, storey, centroid_x_m, centroid_y_m, centroid_z_m, "
-                      "max_x_m - min_x_m AS size_x_m, max_y_m - min_y_m AS size_y_m, max_z_m - min_z_m AS size_z_m, "
-                      "nearest_global_id, distance_m FROM unplanned_objects WHERE site_code = ? AND survey_id = ? "
-                      "ORDER BY points DESC", [site_code, survey_id])
+    return records(twin_q.unplanned_objects(store, site_code, survey_id))
 
 
 # --------------------------------------------------------------------------------------
@@ -367,49 +341,34 @@ def unplanned_objects(store: Store, site_code: str, survey_id: str) -> list[dict
 
 def panoramas(store: Store, site_code: str) -> list[dict]:
     """The site's panoramas (posed or not), oldest first, with their camera position in the local frame."""
-    rows = store.rows("SELECT pano_id, name, captured_at, width, height, pose_source, pose_rms_px, model_id, "
-                      "T_model_from_camera, (SELECT count(*) FROM panorama_element_maps m WHERE m.pano_id = p.pano_id) "
-                      "AS has_map, (SELECT count(*) FROM detections d WHERE d.pano_id = p.pano_id) AS detections "
-                      "FROM panoramas p WHERE site_code = ? ORDER BY captured_at NULLS LAST, pano_id", [site_code])
+    rows = records(panorama_q.panoramas(store, site_code))
+    counts = vision_q.detections_per_panorama(store, [r["pano_id"] for r in rows])
+    detections = dict(zip(counts["pano_id"].tolist(), counts["detections"].tolist()))
     for r in rows:
         T = json.loads(r.pop("T_model_from_camera")) if r.get("T_model_from_camera") else None
+        r["detections"] = detections.get(r["pano_id"], 0)
         r["position_m"] = [T[0][3], T[1][3], T[2][3]] if T else None
     return rows
 
 
 def pano_in_site(store: Store, site_code: str, pano_id: str | None) -> str | None:
-    if not pano_id:
-        return None
-    return store.scalar("SELECT pano_id FROM panoramas WHERE pano_id = ? AND site_code = ?", [pano_id, site_code])
+    return panorama_q.pano_in_site(store, site_code, pano_id)
 
 
 def detector_weights(store: Store) -> list[dict]:
     """Trained or exported detector weights recorded by vision, newest first, whose file still exists."""
-    rows = store.rows("SELECT run_id, kind, weights_path, finished_at, class_names FROM vision_runs "
-                      "WHERE kind IN ('train', 'export') AND status = 'done' AND weights_path IS NOT NULL "
-                      "ORDER BY finished_at DESC NULLS LAST")
-    out = []
-    for r in rows:
-        if Path(r["weights_path"]).is_file():
-            r["weights_name"] = Path(r["weights_path"]).name
-            out.append(r)
-    return out
+    return records(vision_q.detector_weights(store))
 
 
 def pano_detections(store: Store, pano_id: str) -> list[dict]:
-    return store.rows("SELECT detection_id, class_name, confidence, x1, y1, x2, y2, global_id, ifc_class, storey "
-                      "FROM detections WHERE pano_id = ? ORDER BY confidence DESC", [pano_id])
+    return records(vision_q.pano_detections(store, pano_id))
 
 
 def footprints(store: Store, model_ids: list[str], *, storey: str | None = None) -> list[dict]:
     """Plan-view boxes (x, y extent, local frame) of slabs, walls and columns, for the floor-plan minimap."""
     if not model_ids:
         return []
-    marks = ", ".join("?" for _ in model_ids)
-    return store.rows(
-        f"SELECT ifc_class, bbox_min_x_m AS x0, bbox_min_y_m AS y0, bbox_max_x_m AS x1, bbox_max_y_m AS y1 "
-        f"FROM elements WHERE model_id IN ({marks}) AND has_geometry AND ifc_class IN ('IfcColumn', 'IfcWall', "
-        f"'IfcWallStandardCase', 'IfcSlab') AND (? IS NULL OR storey = ?)", [*model_ids, storey, storey])
+    return records(bim_q.footprints(store, model_ids, storey=storey))
 
 
 # --------------------------------------------------------------------------------------
@@ -418,75 +377,63 @@ def footprints(store: Store, model_ids: list[str], *, storey: str | None = None)
 def hazard_timeline(store: Store, site_code: str, *, rules: list[str] | None = None,
                     storeys: list[str] | None = None) -> list[dict]:
     """Hazards per day and rule (the timeline), filtered."""
-    where, params = _hazard_filter(site_code, rules, storeys)
-    return store.rows(f"SELECT CAST(started_at AS DATE) AS day, rule, severity, count(*) AS hazards FROM hazards "
-                      f"WHERE {where} GROUP BY ALL ORDER BY day, rule", params)
+    return records(vision_q.hazard_timeline(store, site_code, rules=rules, storeys=storeys), dates=("day",))
 
 
 def hazard_counts(store: Store, site_code: str, by: str, *, rules: list[str] | None = None,
                   storeys: list[str] | None = None) -> list[dict]:
     """Hazard counts grouped by ``rule``, ``storey``, ``severity`` or element (``global_id``)."""
-    if by not in ("rule", "storey", "severity", "global_id"):
-        raise ValueError(f"group hazards by rule, storey, severity or global_id, not {by!r}")
-    where, params = _hazard_filter(site_code, rules, storeys)
-    return store.rows(f"SELECT coalesce({by}, '(none)') AS key, count(*) AS hazards FROM hazards WHERE {where} "
-                      f"GROUP BY 1 ORDER BY 2 DESC, 1", params)
+    return records(vision_q.hazard_counts(store, site_code, by, rules=rules, storeys=storeys))
 
 
 def hazard_elements(store: Store, site_code: str, *, rules: list[str] | None = None,
                     storeys: list[str] | None = None, limit: int = 50) -> list[dict]:
-    """Elements involved in hazards, most hazards first, with class, storey and the rules seen."""
-    where, params = _hazard_filter(site_code, rules, storeys, alias="h.")
-    return store.rows(
-        f"SELECT h.global_id, any_value(e.ifc_class) AS ifc_class, any_value(coalesce(h.storey, e.storey)) AS storey, "
-        f"any_value(e.name) AS name, count(*) AS hazards, string_agg(DISTINCT h.rule, ', ' ORDER BY h.rule) AS rules, "
-        f"max(h.started_at) AS last_seen FROM hazards h LEFT JOIN current_elements e ON e.site_code = h.site_code "
-        f"AND e.global_id = h.global_id WHERE {where} AND h.global_id IS NOT NULL GROUP BY h.global_id "
-        f"ORDER BY hazards DESC, last_seen DESC LIMIT ?", [*params, limit])
+    """Elements involved in hazards, most hazards first, with class, storey and the rules seen.
+
+    vision counts the hazards per GlobalId; bim names the elements (class, name, and the storey
+    where the hazards name none).
+    """
+    rows = records(vision_q.hazard_elements(store, site_code, rules=rules, storeys=storeys, limit=limit))
+    labels: dict[str, dict] = {}
+    for e in records(bim_q.element_labels(store, site_code, [r["global_id"] for r in rows])):
+        labels.setdefault(e["global_id"], e)
+    out = []
+    for r in rows:
+        e = labels.get(r["global_id"], {})
+        out.append({"global_id": r["global_id"], "ifc_class": e.get("ifc_class"),
+                    "storey": r["storey"] if r["storey"] is not None else e.get("storey"), "name": e.get("name"),
+                    "hazards": r["hazards"], "rules": r["rules"], "last_seen": r["last_seen"]})
+    return out
 
 
 def hazards_with_evidence(store: Store, site_code: str, *, rules: list[str] | None = None,
                           storeys: list[str] | None = None, limit: int = 12) -> list[dict]:
     """The newest hazards that have evidence crops: id, rule, severity, when, where, and how many crops."""
-    where, params = _hazard_filter(site_code, rules, storeys)
-    rows = store.rows(f"SELECT hazard_id, rule, severity, started_at, storey, global_id, message, evidence "
-                      f"FROM hazards WHERE {where} AND json_array_length(evidence -> '$.crops') > 0 "
-                      f"ORDER BY started_at DESC NULLS LAST LIMIT ?", [*params, limit])
-    for r in rows:
-        ev = json.loads(r.pop("evidence") or "{}")
-        r["crops"] = len(ev.get("crops") or [])
-    return rows
+    return records(vision_q.hazards_with_evidence(store, site_code, rules=rules, storeys=storeys, limit=limit))
 
 
 def hazard_findings(store: Store, site_code: str, hazard_ids: list[str]) -> dict[str, dict]:
-    """hazard_id -> its finding (finding_id, ref, status), through ``hazards.finding_id``: set by the detector
+    """hazard_id -> its finding (finding_id, ref, status), through the hazard's link to it: set by the detector
     when it raised one, or by the workbench when a finding is raised from the hazard."""
     if not hazard_ids:
         return {}
-    marks = ", ".join("?" for _ in hazard_ids)
-    rows = store.rows(
-        f"SELECT h.hazard_id, f.finding_id, f.site_code || '-' || f.number AS ref, f.status FROM hazards h "
-        f"JOIN finding_state f ON f.finding_id = h.finding_id "
-        f"WHERE h.site_code = ? AND h.hazard_id IN ({marks})", [site_code, *hazard_ids])
-    return {r.pop("hazard_id"): r for r in rows}
+    links = vision_q.hazard_finding_ids(store, site_code, hazard_ids)
+    pairs = list(zip(links["hazard_id"].tolist(), links["finding_id"].tolist()))
+    refs = _finding_refs(store, [f for _, f in pairs])
+    return {h: dict(refs[f]) for h, f in pairs if f in refs}
 
 
 def detection_counts(store: Store, site_code: str, *, by: str = "class_name") -> list[dict]:
-    if by not in ("class_name", "storey", "source_kind"):
-        raise ValueError(f"group detections by class_name, storey or source_kind, not {by!r}")
-    return store.rows(f"SELECT coalesce({by}, '(none)') AS key, count(*) AS detections FROM detections "
-                      f"WHERE site_code = ? GROUP BY 1 ORDER BY 2 DESC", [site_code])
+    return records(vision_q.detection_counts(store, site_code, by=by))
 
 
 def hazard_rules(store: Store, site_code: str) -> list[str]:
-    return [r["rule"] for r in store.rows("SELECT DISTINCT rule FROM hazards WHERE site_code = ? ORDER BY 1",
-                                          [site_code])]
+    return vision_q.hazard_rules(store, site_code)
 
 
 def evidence_path(store: Store, hazard_id: str, index: int) -> Path | None:
     """The ``index``-th evidence crop of a hazard, as a file under the store's cache folder (None: none)."""
-    raw = store.scalar("SELECT evidence FROM hazards WHERE hazard_id = ?", [hazard_id])
-    crops = (json.loads(raw) if raw else {}).get("crops") or []
+    crops = vision_q.evidence_crops(store, hazard_id)
     if not 0 <= index < len(crops):
         return None
     base = Path(store.cache_dir).resolve()
@@ -497,26 +444,12 @@ def evidence_path(store: Store, hazard_id: str, index: int) -> Path | None:
     return path
 
 
-def _hazard_filter(site_code: str, rules, storeys, alias: str = "") -> tuple[str, list]:
-    where = [f"{alias}site_code = ?"]
-    params: list[Any] = [site_code]
-    if rules:
-        where.append(f"{alias}rule IN ({', '.join('?' for _ in rules)})")
-        params += list(rules)
-    if storeys:
-        where.append(f"{alias}storey IN ({', '.join('?' for _ in storeys)})")
-        params += list(storeys)
-    return " AND ".join(where), params
-
-
 # --------------------------------------------------------------------------------------
 # sensors
 
 def sensor_state(store: Store, site_code: str) -> list[dict]:
     """Devices with position, host element and worst active warning (sensors' twin-state query)."""
-    from sitetwin.sensors.queries import twin_state
-
-    return twin_state(store, site_code)
+    return sensors_q.twin_state(store, site_code)
 
 
 def _day(value) -> dt.date:

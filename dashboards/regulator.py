@@ -243,6 +243,7 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
     from sitetwin.dashboards.access import object_store, site_write_store
     from sitetwin.oversight.errors import FindingError
     from sitetwin.oversight.findings import raise_finding
+    from sitetwin.oversight.queries import finding_number
     from sitetwin.panorama.pano_store import get_panorama
 
     if not (title or "").strip():
@@ -260,7 +261,7 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
         fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
                             global_id=hit.global_id if hit else None, location_m=hit.point_m if hit else None,
                             evidence=evidence, scope=scope, source="dashboard", source_ref=f"panorama:{pano_id}")
-        number = store.scalar("SELECT number FROM findings WHERE finding_id = ?", [fid])
+        number = finding_number(store, fid)
     on = f" on {hit.global_id}" if hit else " (no model element at that pixel)"
     return f"Finding {site}-{number} raised{on}."
 
@@ -284,23 +285,17 @@ def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: 
 
     Returns ``{"finding_id", "ref", "status", "raised": bool}``.
     """
-    import json
-
     from sitetwin.dashboards.access import object_store, site_write_store
     from sitetwin.oversight.findings import raise_finding
+    from sitetwin.vision.detection_store import link_finding
+    from sitetwin.vision.queries import hazard
 
     with object_store("hazards", "hazard_id", hazard_id) as (store, site):
         found = _hazard_finding(store, site, hazard_id)
-        h = store.one("SELECT hazard_id, rule, severity, message, started_at, model_id, global_id, x_m, y_m, z_m, "
-                      "detection_ids, evidence, pano_id, source_kind, source_ref FROM hazards WHERE hazard_id = ?",
-                      [hazard_id])
+        h = hazard(store, hazard_id)
     if found is not None:
         return {**found, "raised": False}
-    ev = h["evidence"]
-    ev = json.loads(ev) if isinstance(ev, str) else dict(ev or {})
-    dets = h["detection_ids"]
-    dets = json.loads(dets) if isinstance(dets, str) else list(dets or [])
-    evidence = {**ev, "hazard_id": hazard_id, "detections": dets, "rule": h["rule"]}
+    evidence = {**h["evidence"], "hazard_id": hazard_id, "detections": list(h["detection_ids"]), "rule": h["rule"]}
     if h["pano_id"] and "pano_id" not in evidence:
         evidence["pano_id"] = h["pano_id"]
     loc = [h["x_m"], h["y_m"], h["z_m"]] if h["x_m"] is not None else None
@@ -314,7 +309,7 @@ def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: 
                                 title=f"Hazard: {h['rule'].replace('_', ' ')}", description=h["message"] or "",
                                 global_id=h["global_id"], location_m=loc, evidence=evidence, scope=scope,
                                 source="dashboard", source_ref=f"hazard:{hazard_id}")
-            store.execute("UPDATE hazards SET finding_id = ? WHERE hazard_id = ?", [fid, hazard_id])
+            link_finding(store, hazard_id, fid)
         row = _hazard_finding(store, site, hazard_id)
     assert row is not None and row["finding_id"] == fid
     return {**row, "raised": True}

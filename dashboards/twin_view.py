@@ -80,6 +80,7 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     """
     from sitetwin.dashboards import queries as q
     from sitetwin.panorama.overlay import STATUS_COLORS, class_color
+    from sitetwin.twin.queries import survey_epoch
 
     if p.mode not in MODES:
         raise ValueError(f"colour mode {p.mode!r}: use one of {', '.join(MODES)}")
@@ -92,7 +93,7 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         p = replace(p, mode="class")
     if survey_id:
         data.survey_id = survey_id
-        data.survey_epoch = store.scalar("SELECT epoch FROM surveys WHERE survey_id = ?", [survey_id])
+        data.survey_epoch = survey_epoch(store, survey_id)
     keys = list(zip(geom.model_ids.tolist(), geom.global_ids.tolist()))
     if p.mode == "class":
         data.values = geom.ifc_class

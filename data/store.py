@@ -308,3 +308,18 @@ def atomic(store: Store) -> Iterator[Store]:
     else:
         with store.transaction():
             yield store
+
+
+@contextlib.contextmanager
+def store_for(store: Store | str | Path) -> Iterator[Store]:
+    """The store given, or the one at a path opened for the block only (and closed after).
+
+    Long work that records its result at the end (training a detector, say) takes a path,
+    so that it holds the store, and with it every other writer and reader, only while it
+    writes.
+    """
+    if isinstance(store, Store):
+        yield store
+    else:
+        with open_store(store) as opened:
+            yield opened

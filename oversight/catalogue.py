@@ -38,13 +38,19 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from pathlib import Path
 
+from sitetwin.bim.queries import list_models, model_element_counts, schedule_links
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, OversightError
 from sitetwin.oversight.scope import Scope
+from sitetwin.panorama.queries import panorama_summary
+from sitetwin.sensors.queries import reading_counts, site_devices
+from sitetwin.twin.queries import site_surveys
+from sitetwin.vision.queries import camera_activity
 
 KINDS = ("model", "schedule", "survey", "panoramas", "camera", "sensor")
 LEVELS = ("project", "district", "city")
@@ -67,17 +73,18 @@ def catalogue(store: Store, scope: Scope, *, site_code: str | None = None, distr
                        f"USING (site_code) WHERE {cond} "
                        f"AND (? IS NULL OR s.site_code = ?) AND (? IS NULL OR s.district = ?) ORDER BY 1",
                        [*params, site_code, site_code, district, district])
-    tables = set(store.tables())
     entries: list[dict] = []
     for s in sites:
         owner = s["data_owner"] or s["contractor"] or "unassigned"
-        entries += _entries(store, s["site_code"], owner, end, tables)
+        entries += _entries(store, s["site_code"], owner, end)
     audit.record(store, scope, "view", "catalogue", None, site_code=site_code,
                  detail={"entries": len(entries), "district": district})
     return entries
 
 
-def _entries(store: Store, site: str, owner: str, end: dt.datetime, tables: set[str]) -> list[dict]:
+def _entries(store: Store, site: str, owner: str, end: dt.datetime) -> list[dict]:
+    from sitetwin.oversight.risk import _first, _records
+
     out = []
 
     def add(kind, ident, name, last, completeness, detail):
@@ -86,62 +93,40 @@ def _entries(store: Store, site: str, owner: str, end: dt.datetime, tables: set[
                     "completeness": None if completeness is None else round(float(completeness), 4),
                     "detail": detail})
 
-    for m in store.rows("SELECT m.model_id, m.name, m.version, m.loaded_at, m.element_count, "
-                        "(SELECT count(*) FROM elements e WHERE e.model_id = m.model_id AND e.has_geometry "
-                        " AND e.storey IS NOT NULL) AS placed, (SELECT count(*) FROM elements e "
-                        " WHERE e.model_id = m.model_id) AS elements, "
-                        "(SELECT count(*) FROM models x WHERE x.site_code = m.site_code AND x.name = m.name) AS versions "
-                        "FROM current_models m WHERE m.site_code = ? AND m.loaded_at < ? ORDER BY m.name",
-                        [site, end]):
+    models = [m for m in list_models(store, site_code=site, current=True) if m["loaded_at"] < end]
+    versions = Counter(m["name"] for m in list_models(store, site_code=site))
+    counts = {r["model_id"]: r for r in _records(model_element_counts(store, [m["model_id"] for m in models]))}
+    for m in models:
+        n = counts.get(m["model_id"], {"elements": 0, "placed": 0})
         add("model", f"{m['name']}@v{m['version']}", m["name"], m["loaded_at"],
-            m["placed"] / m["elements"] if m["elements"] else 0.0,
-            {"model_id": m["model_id"], "elements": m["elements"], "versions": m["versions"]})
-    for sch in store.rows("SELECT s.schedule_id, s.name, s.imported_at, "
-                          "(SELECT count(*) FROM tasks t WHERE t.schedule_id = s.schedule_id AND NOT t.is_summary) AS n, "
-                          "(SELECT count(DISTINCT te.task_id) FROM task_elements te WHERE te.schedule_id = s.schedule_id "
-                          " AND te.model_id IS NOT NULL) AS linked FROM schedules s WHERE s.site_code = ? "
-                          "AND s.imported_at < ?", [site, end]):
+            n["placed"] / n["elements"] if n["elements"] else 0.0,
+            {"model_id": m["model_id"], "elements": n["elements"], "versions": versions[m["name"]]})
+    for sch in _records(schedule_links(store, site, imported_before=end)):
         add("schedule", sch["schedule_id"], sch["name"], sch["imported_at"],
-            min(1.0, sch["linked"] / sch["n"]) if sch["n"] else 0.0, {"tasks": sch["n"], "linked_tasks": sch["linked"]})
-    if "surveys" in tables:
-        for sv in store.rows("SELECT s.survey_id, s.name, coalesce(CAST(s.epoch AS TIMESTAMP), s.created_at) AS at, "
-                             "s.fitness, s.point_count, (SELECT avg(coverage) FROM element_deviation d "
-                             " WHERE d.survey_id = s.survey_id AND d.coverage IS NOT NULL) AS coverage "
-                             "FROM surveys s WHERE s.site_code = ? AND s.created_at < ?", [site, end]):
-            comp = sv["coverage"] if sv["coverage"] is not None else sv["fitness"]
-            add("survey", sv["survey_id"], sv["name"], sv["at"], min(1.0, comp) if comp is not None else None,
-                {"points": sv["point_count"], "fitness": sv["fitness"]})
-    if "panoramas" in tables:
-        p = store.one("SELECT count(*) AS n, count(T_model_from_camera) AS posed, "
-                      "max(coalesce(captured_at, added_at)) AS last FROM panoramas WHERE site_code = ? "
-                      "AND added_at < ?", [site, end])
-        if p["n"]:
-            add("panoramas", "all", f"{p['n']} panoramas", p["last"], p["posed"] / p["n"],
-                {"panoramas": p["n"], "posed": p["posed"]})
-    if "cameras" in tables:
-        week = end - dt.timedelta(days=7)
-        for c in store.rows("SELECT c.camera_id, c.name, c.added_at, "
-                            "(SELECT max(captured_at) FROM detections d WHERE d.site_code = c.site_code "
-                            " AND d.camera_id = c.camera_id AND d.captured_at < ?) AS last, "
-                            "(SELECT count(DISTINCT CAST(captured_at AS DATE)) FROM detections d "
-                            " WHERE d.site_code = c.site_code AND d.camera_id = c.camera_id AND d.captured_at >= ? "
-                            " AND d.captured_at < ?) AS days FROM cameras c WHERE c.site_code = ? AND c.added_at < ?",
-                            [end, week, end, site, end]):
-            add("camera", c["camera_id"], c["name"] or c["camera_id"], c["last"] or c["added_at"], c["days"] / 7,
-                {"days_with_detections_7d": c["days"]})
-    if "devices" in tables:
-        day_ago = end - dt.timedelta(days=1)
-        for d in store.rows("SELECT d.device_id, d.name, d.device_type, d.interval_s, s.last_measured_at, "
-                            "(SELECT count(*) FROM readings r WHERE r.device_id = d.device_id AND r.measured_at >= ? "
-                            " AND r.measured_at < ?) AS received, "
-                            "(SELECT count(DISTINCT channel) FROM readings r WHERE r.device_id = d.device_id) AS channels "
-                            "FROM devices d LEFT JOIN device_status s USING (device_id) WHERE d.site_code = ? "
-                            "AND d.created_at < ? AND (d.removed_on IS NULL OR d.removed_on >= CAST(? AS DATE))",
-                            [day_ago, end, site, end, end]):
-            expected = 86400.0 / d["interval_s"] * max(d["channels"] or 1, 1) if d["interval_s"] else None
-            comp = min(1.0, d["received"] / expected) if expected else None
-            add("sensor", d["device_id"], d["name"] or d["device_type"], d["last_measured_at"], comp,
-                {"type": d["device_type"], "readings_24h": d["received"]})
+            min(1.0, sch["linked_tasks"] / sch["tasks"]) if sch["tasks"] else 0.0,
+            {"tasks": sch["tasks"], "linked_tasks": sch["linked_tasks"]})
+    for sv in _records(site_surveys(store, [site], created_before=end)):
+        comp = sv["mean_coverage"] if sv["mean_coverage"] is not None else sv["fitness"]
+        add("survey", sv["survey_id"], sv["name"], sv["surveyed_at"], min(1.0, comp) if comp is not None else None,
+            {"points": sv["point_count"], "fitness": sv["fitness"]})
+    panoramas = panorama_summary(store, [site], added_before=end)
+    if _first(panoramas, "panoramas", 0):
+        p = _records(panoramas)[0]
+        add("panoramas", "all", f"{p['panoramas']} panoramas", p["last_at"], p["posed"] / p["panoramas"],
+            {"panoramas": p["panoramas"], "posed": p["posed"]})
+    for c in _records(camera_activity(store, site, since=end - dt.timedelta(days=7), until=end)):
+        add("camera", c["camera_id"], c["name"] or c["camera_id"], c["last_captured_at"] or c["added_at"],
+            c["detection_days"] / 7, {"days_with_detections_7d": c["detection_days"]})
+    devices = [d for d in _records(site_devices(store, [site]))
+               if d["created_at"] < end and (d["removed_on"] is None or d["removed_on"].date() >= end.date())]
+    received = {r["device_id"]: r for r in _records(reading_counts(store, [d["device_id"] for d in devices],
+                                                                   since=end - dt.timedelta(days=1), until=end))}
+    for d in devices:
+        r = received.get(d["device_id"], {"readings": 0, "channels": 0})
+        expected = 86400.0 / d["interval_s"] * max(r["channels"] or 1, 1) if d["interval_s"] else None
+        comp = min(1.0, r["readings"] / expected) if expected else None
+        add("sensor", d["device_id"], d["name"] or d["device_type"], d["last_measured_at"], comp,
+            {"type": d["device_type"], "readings_24h": r["readings"]})
     f = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE global_id IS NOT NULL OR x_m IS NOT NULL) AS placed, "
                   "(SELECT max(occurred_at) FROM finding_events e WHERE e.site_code = ? AND e.occurred_at < ?) AS last "
                   "FROM findings WHERE site_code = ? AND raised_at < ?", [site, end, site, end])

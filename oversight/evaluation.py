@@ -25,11 +25,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sitetwin.bim.queries import linked_element_counts, list_models
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import SchemeError
 from sitetwin.oversight.scope import Scope
+from sitetwin.panorama.queries import panorama_summary
+from sitetwin.sensors.queries import attendance_summary, site_devices
+from sitetwin.twin.queries import site_surveys
+from sitetwin.vision.queries import detections_per_site
 
 # metric -> what it measures (the unit is in the words)
 METRICS: dict[str, str] = {
@@ -214,43 +219,29 @@ def _fmt(v: float) -> str:
 def site_metrics(store: Store, site_code: str, *, as_of: dt.date | str | None = None) -> dict[str, Any]:
     """Every metric of ``METRICS`` for one site as of a day (None where there is no data)."""
     from sitetwin.oversight.catalogue import data_quality
-    from sitetwin.oversight.risk import _day, compute_risk, site_figures
+    from sitetwin.oversight.risk import _day, _first, _plain, compute_risk, site_figures
 
     day = _day(as_of)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     d30, d90 = end - dt.timedelta(days=30), end - dt.timedelta(days=90)
-    tables = set(store.tables())
     system = Scope.system("evaluation")
     m: dict[str, Any] = {}
-    elements = store.scalar("SELECT count(*) FROM current_elements WHERE site_code = ? AND has_geometry", [site_code])
-    m["model_loaded"] = bool(store.scalar("SELECT count(*) FROM current_models WHERE site_code = ? AND loaded_at < ?",
-                                          [site_code, end]))
-    linked = store.scalar("SELECT count(DISTINCT te.global_id) FROM task_elements te JOIN current_elements e "
-                          "ON e.model_id = te.model_id AND e.global_id = te.global_id WHERE te.site_code = ? "
-                          "AND e.has_geometry", [site_code])
+    counts = linked_element_counts(store, [site_code])
+    elements, linked = _first(counts, "elements", 0), _first(counts, "linked", 0)
+    m["model_loaded"] = any(r["loaded_at"] < end for r in list_models(store, site_code=site_code, current=True))
     m["schedule_linked_share"] = linked / elements if elements else None
-    if "attendance_events" in tables:
-        row = store.one('SELECT count(DISTINCT CAST("at" AS DATE)) AS days, count(DISTINCT worker_id) AS workers, '
-                        'count(DISTINCT worker_id) FILTER (WHERE trained) AS trained FROM attendance_events '
-                        'WHERE site_code = ? AND "at" >= ? AND "at" < ?', [site_code, d30, end])
-        m["attendance_days_30d"] = int(row["days"])
-        m["trained_share_30d"] = row["trained"] / row["workers"] if row["workers"] else None
-    else:
-        m["attendance_days_30d"], m["trained_share_30d"] = 0, None
-    m["detection_days_30d"] = int(store.scalar(
-        "SELECT count(DISTINCT CAST(captured_at AS DATE)) FROM detections WHERE site_code = ? AND captured_at >= ? "
-        "AND captured_at < ?", [site_code, d30, end])) if "detections" in tables else 0
-    if "devices" in tables:
-        env = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE s.last_measured_at >= ? AND s.last_measured_at < ?) "
-                        "AS ok FROM devices d LEFT JOIN device_status s USING (device_id) WHERE d.site_code = ? "
-                        "AND d.device_type IN ('dust', 'noise') AND d.removed_on IS NULL",
-                        [end - dt.timedelta(days=1), end, site_code])
-        m["environment_reporting_share"] = env["ok"] / env["n"] if env["n"] else None
-        m["lifting_monitoring"] = bool(store.scalar(
-            "SELECT count(*) FROM devices WHERE site_code = ? AND device_type IN ('crane', 'hoist') "
-            "AND removed_on IS NULL", [site_code]))
-    else:
-        m["environment_reporting_share"], m["lifting_monitoring"] = None, False
+    attendance = attendance_summary(store, [site_code], since=d30, until=end)
+    workers = _first(attendance, "workers", 0)
+    m["attendance_days_30d"] = int(_first(attendance, "days", 0))
+    m["trained_share_30d"] = _first(attendance, "trained_workers", 0) / workers if workers else None
+    m["detection_days_30d"] = int(_first(detections_per_site(store, [site_code], since=d30, until=end, days=True),
+                                         "detection_days", 0))
+    devices = site_devices(store, [site_code])
+    on_site = devices[devices["removed_on"].isna()]
+    env = on_site[on_site["device_type"].isin(["dust", "noise"])]
+    fresh = (env["last_measured_at"] >= end - dt.timedelta(days=1)) & (env["last_measured_at"] < end)
+    m["environment_reporting_share"] = int(fresh.sum()) / len(env) if len(env) else None
+    m["lifting_monitoring"] = bool(on_site["device_type"].isin(["crane", "hoist"]).any())
     f = store.one(
         "WITH ev AS (SELECT finding_id, arg_max(status, seq) FILTER (WHERE status IS NOT NULL) AS status, "
         "arg_max(due, seq) FILTER (WHERE due IS NOT NULL) AS due, "
@@ -270,15 +261,13 @@ def site_metrics(store: Store, site_code: str, *, as_of: dt.date | str | None = 
     figures = site_figures(store, site_code, day)
     survey = figures["deviation"]["detail"].get("survey_id")
     if survey:
-        epoch = store.scalar("SELECT coalesce(epoch, CAST(created_at AS DATE)) FROM surveys WHERE survey_id = ?",
-                             [survey])
+        surveys = site_surveys(store, [site_code])
+        epoch = _plain(surveys.loc[surveys["survey_id"] == survey, "day"].iloc[0]).date()
         m["survey_age_days"] = (day - epoch).days
         m["in_tolerance_share"] = 1.0 - figures["deviation"]["raw"]
     else:
         m["survey_age_days"], m["in_tolerance_share"] = None, None
-    m["posed_panoramas"] = int(store.scalar(
-        "SELECT count(*) FROM panoramas WHERE site_code = ? AND T_model_from_camera IS NOT NULL AND added_at < ?",
-        [site_code, end])) if "panoramas" in tables else 0
+    m["posed_panoramas"] = int(_first(panorama_summary(store, [site_code], added_before=end), "posed", 0))
     hz = figures["hazards"]
     m["hazard_rate"] = hz["raw"] if hz["raw"] is not None and hz["unit"].endswith("worker-hours") else None
     m["data_quality"] = data_quality(store, system, site_code=site_code, as_of=day)[0]["quality"]

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sitetwin.bim.queries import element_record, model_element
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
@@ -518,13 +519,11 @@ def _element(store: Store, site_code: str, model_id: str | None, global_id: str 
         return None, None, storey          # a model without an element names nothing: ignore it
     global_id = str(global_id).strip()
     if model_id is not None:
-        row = store.one("SELECT model_id, storey FROM elements WHERE site_code = ? AND model_id = ? AND global_id = ?",
-                        [site_code, model_id, global_id])
+        row = model_element(store, site_code, model_id, global_id)
         if row is None:
             raise FindingError(f"element {global_id}: not in model {model_id} of site {site_code}")
     else:
-        row = store.one("SELECT model_id, storey FROM current_elements WHERE site_code = ? AND global_id = ? "
-                        "ORDER BY model_id LIMIT 1", [site_code, global_id])
+        row = element_record(store, site_code, global_id)
     if row is None:
         return None, global_id, storey      # an element of a model not (yet) loaded: keep its GlobalId
     return row["model_id"], global_id, storey if storey is not None else row["storey"]

@@ -1,8 +1,9 @@
 """The portfolio: many sites, organised city -> district -> project, with per-site figures and rollups.
 
-Every figure comes from one SQL statement over the store (findings as of a day from their
-events; detections and hazards in a window; the latest stored risk score), filtered by
-the caller's scope, so rolling up 200 sites with a million detections stays interactive
+Every figure of oversight's own comes from one SQL statement over its tables (findings as of
+a day from their events; the latest stored risk score), filtered by the caller's scope; the
+detections and hazards in the window are vision's counts per site (``vision.queries``), added
+per site and per group. Rolling up 200 sites with a million detections stays interactive
 (``bench/portfolio.py``). ``site_portrait`` gathers what a regulator sees about one site.
 """
 
@@ -16,6 +17,7 @@ from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import OversightError
 from sitetwin.oversight.scope import Scope
+from sitetwin.vision.queries import detections_per_site, hazards_per_site
 
 GROUPS = ("district", "city")
 PROFILE_FIELDS = ("project", "contractor", "data_owner", "planned_start", "planned_finish", "workers_planned",
@@ -25,17 +27,14 @@ WINDOW_DAYS = 30
 
 def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | None, day: dt.date,
               window_days: int) -> tuple[str, list[Any]]:
-    """The per-site figures as one SQL statement (and its parameters)."""
+    """The per-site figures from oversight's tables as one SQL statement (and its parameters)."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     start = end - dt.timedelta(days=window_days)
-    tables = set(store.tables())
     cond, params = scope.where("site_code")
-    det = ("SELECT site_code, count(*) AS detections, max(captured_at) AS last_detection_at FROM detections "
-           "WHERE captured_at >= ? AND captured_at < ? GROUP BY site_code") if "detections" in tables else \
-        "SELECT NULL::VARCHAR AS site_code, 0 AS detections, NULL::TIMESTAMP AS last_detection_at WHERE false"
-    haz = ("SELECT site_code, count(*) AS hazards FROM hazards WHERE started_at >= ? AND started_at < ? "
-           "GROUP BY site_code") if "hazards" in tables else \
-        "SELECT NULL::VARCHAR AS site_code, 0 AS hazards WHERE false"
+    # a caller who sees some of the sites folds only their findings' events; for all sites the plain scan is cheaper
+    narrow = not scope.all_sites or city is not None or district is not None
+    in_scope = "AND finding_id IN (SELECT finding_id FROM findings WHERE site_code IN (SELECT site_code FROM s))" \
+        if narrow else ""
     sql = f"""
     WITH s AS (
         SELECT site_code, name, district, city FROM sites
@@ -45,7 +44,7 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
                arg_max(status, seq) FILTER (WHERE status IS NOT NULL) AS status,
                arg_max(due, seq) FILTER (WHERE due IS NOT NULL) AS due,
                max(occurred_at) FILTER (WHERE status = 'verified_closed') AS closed_at
-        FROM finding_events WHERE occurred_at < ? GROUP BY finding_id
+        FROM finding_events WHERE occurred_at < ? {in_scope} GROUP BY finding_id
     ), fs AS (
         SELECT f.site_code,
                count(*) FILTER (WHERE ev.status <> 'verified_closed') AS open_findings,
@@ -58,7 +57,7 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
                avg(epoch(ev.closed_at - f.raised_at) / 86400.0)
                    FILTER (WHERE ev.status = 'verified_closed' AND ev.closed_at >= ?) AS mean_days_to_close
         FROM findings f JOIN ev USING (finding_id) WHERE f.raised_at < ? GROUP BY f.site_code
-    ), det AS ({det}), haz AS ({haz}), rs AS (
+    ), rs AS (
         SELECT site_code, arg_max(score, as_of) AS risk_score, arg_max(tier, as_of) AS tier,
                max(as_of) AS scored_on
         FROM risk_scores WHERE as_of <= ? GROUP BY site_code
@@ -69,19 +68,31 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
            coalesce(fs.awaiting_verification, 0) AS awaiting_verification,
            coalesce(fs.raised_in_window, 0) AS raised_in_window, coalesce(fs.closed_in_window, 0) AS closed_in_window,
            fs.mean_days_to_close,
-           coalesce(det.detections, 0) AS detections, det.last_detection_at,
-           coalesce(haz.hazards, 0) AS hazards,
            rs.risk_score, rs.tier, rs.scored_on
-    FROM s LEFT JOIN site_profiles p USING (site_code) LEFT JOIN fs USING (site_code)
-         LEFT JOIN det USING (site_code) LEFT JOIN haz USING (site_code) LEFT JOIN rs USING (site_code)
+    FROM s LEFT JOIN site_profiles p USING (site_code) LEFT JOIN fs USING (site_code) LEFT JOIN rs USING (site_code)
     """
-    args: list[Any] = [*params, city, city, district, district, end, day, start, start, start, end]
-    if "detections" in tables:
-        args += [start, end]
-    if "hazards" in tables:
-        args += [start, end]
-    args.append(day)
+    args: list[Any] = [*params, city, city, district, district, end, day, start, start, start, end, day]
     return sql, args
+
+
+def _vision_counts(store: Store, *, day: dt.date, window_days: int) -> dict[str, tuple[int, Any, int]]:
+    """site_code -> (detections, newest capture, hazards) in the window, for every site vision has some of.
+
+    Counting every site in one scan is cheaper than filtering a million detections by the sites
+    in scope; the callers keep only theirs.
+    """
+    from sitetwin.oversight.risk import _plain
+
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    start = end - dt.timedelta(days=window_days)
+    det = detections_per_site(store, None, since=start, until=end)
+    haz = hazards_per_site(store, None, since=start, until=end)
+    counts = {s: (int(n), _plain(last), 0)
+              for s, n, last in zip(det["site_code"], det["detections"], det["last_captured_at"])}
+    for s, n in zip(haz["site_code"], haz["hazards"]):
+        n_det, last, _ = counts.get(s, (0, None, 0))
+        counts[s] = (n_det, last, int(n))
+    return counts
 
 
 def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, district: str | None = None,
@@ -91,7 +102,12 @@ def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, dist
     scope.require("read")
     day = _day(as_of)
     sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
-    rows = store.rows(sql + " ORDER BY s.city, s.district, s.site_code", args)
+    counts = _vision_counts(store, day=day, window_days=window_days)
+    rows = []
+    for r in store.rows(sql + " ORDER BY s.city, s.district, s.site_code", args):
+        detections, last, hazards = counts.get(r["site_code"], (0, None, 0))
+        risk = {k: r.pop(k) for k in ("risk_score", "tier", "scored_on")}
+        rows.append({**r, "detections": detections, "last_detection_at": last, "hazards": hazards, **risk})
     audit.record(store, scope, "view", "portfolio", None, detail={"sites": len(rows), "city": city,
                                                                    "district": district})
     return rows
@@ -105,9 +121,11 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
     if by not in GROUPS:
         raise OversightError(f"roll up by {by!r}: use one of {', '.join(GROUPS)}")
     day = _day(as_of)
-    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
     keys = "city, district" if by == "district" else "city"
-    rows = store.rows(f"""
+    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
+    counts = _vision_counts(store, day=day, window_days=window_days)
+    rows = []
+    for r in store.rows(f"""
         WITH per_site AS ({sql})
         SELECT {keys}, count(*) AS sites,
                sum(open_findings) AS open_findings, sum(overdue_findings) AS overdue_findings,
@@ -115,11 +133,14 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
                sum(awaiting_verification) AS awaiting_verification,
                sum(raised_in_window) AS raised_in_window, sum(closed_in_window) AS closed_in_window,
                round(avg(mean_days_to_close), 2) AS mean_days_to_close,
-               sum(detections) AS detections, sum(hazards) AS hazards,
                round(avg(risk_score), 2) AS mean_risk, max(risk_score) AS max_risk,
                count(*) FILTER (WHERE tier = 'A') AS tier_a, count(*) FILTER (WHERE tier = 'B') AS tier_b,
-               count(*) FILTER (WHERE tier = 'C') AS tier_c, count(*) FILTER (WHERE tier IS NULL) AS unscored
-        FROM per_site GROUP BY {keys} ORDER BY {keys}""", args)
+               count(*) FILTER (WHERE tier = 'C') AS tier_c, count(*) FILTER (WHERE tier IS NULL) AS unscored,
+               list(site_code) AS site_codes
+        FROM per_site GROUP BY {keys} ORDER BY {keys}""", args):
+        sites = [counts.get(s, (0, None, 0)) for s in r.pop("site_codes")]
+        tail = {k: r.pop(k) for k in ("mean_risk", "max_risk", "tier_a", "tier_b", "tier_c", "unscored")}
+        rows.append({**r, "detections": sum(c[0] for c in sites), "hazards": sum(c[2] for c in sites), **tail})
     audit.record(store, scope, "view", "portfolio_rollup", None, detail={"by": by, "groups": len(rows)})
     return rows
 

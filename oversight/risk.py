@@ -19,8 +19,8 @@ with these components (raw figure, as of a day ``D``, window = the ``window_days
   (days since anything new, over ``stale_days``).
 - **sensors**: sensor warnings started in the window, weighted by severity.
 
-Other packages' tables are read by SQL only when they exist and hold rows for the site;
-a site without surveys or sensors still gets a score, and its breakdown says "no data".
+Other packages' data comes through their read functions (``<package>.queries``); a site
+without surveys or sensors still gets a score, and its breakdown says "no data".
 A regulator's tier decision (``set_tier``) overrides the computed tier until it expires.
 """
 
@@ -35,14 +35,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sitetwin.bim.queries import elements_due, list_models, schedule_summary, task_count
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import OversightError, SchemeError
 from sitetwin.oversight.scope import Scope
+from sitetwin.panorama.queries import panorama_summary
+from sitetwin.sensors.queries import sensor_activity, warnings_per_site, worker_hours
+from sitetwin.twin.queries import element_status, site_surveys, survey_as_of, survey_status_counts
+from sitetwin.vision.queries import detection_summary, detections_per_site, elements_seen_at_stage, hazards_per_site
 
 COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors")
 TIERS = ("A", "B", "C")
+# A stay (gate 'in' to 'out') counts for at most this many worker-hours: a forgotten 'out' is not a double shift.
+MAX_STAY_H = 14
+# Construction stage rank from which a detector's sighting counts as built (3: concrete).
+BUILT_STAGE_RANK = 3
 
 
 @dataclass(frozen=True)
@@ -197,14 +206,13 @@ def site_figures(store: Store, site_code: str, as_of: dt.date, config: dict | No
     cfg = config or default_config()
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     start = end - dt.timedelta(days=cfg["window_days"])
-    tables = set(store.tables())
     return {
         "findings": _findings_figure(store, site_code, as_of, end, cfg["components"]["findings"]),
-        "hazards": _hazards_figure(store, site_code, start, end, tables, cfg["components"]["hazards"]),
-        "deviation": _deviation_figure(store, site_code, as_of, tables),
-        "progress": _progress_figure(store, site_code, as_of, end, tables),
-        "data": _data_figure(store, site_code, end, tables, cfg["components"]["data"]),
-        "sensors": _sensor_figure(store, site_code, start, end, tables, cfg["components"]["sensors"]),
+        "hazards": _hazards_figure(store, site_code, start, end, cfg["components"]["hazards"]),
+        "deviation": _deviation_figure(store, site_code, as_of),
+        "progress": _progress_figure(store, site_code, as_of, end),
+        "data": _data_figure(store, site_code, end, cfg["components"]["data"]),
+        "sensors": _sensor_figure(store, site_code, start, end, cfg["components"]["sensors"]),
     }
 
 
@@ -233,29 +241,16 @@ def _findings_figure(store, site, as_of, end, c) -> dict:
             "detail": {"open_by_severity": by_sev, "overdue_by_severity": overdue}}
 
 
-def _hazards_figure(store, site, start, end, tables, c) -> dict:
-    if "hazards" not in tables:
-        return _no_data("hazards per 1000 worker-hours", "no hazard data (vision not installed)")
-    hazards = int(store.scalar("SELECT count(*) FROM hazards WHERE site_code = ? AND started_at >= ? "
-                               "AND started_at < ?", [site, start, end]))
-    hours = workers = 0
-    if "attendance_events" in tables:
-        row = store.one(
-            'WITH a AS (SELECT worker_id, event, "at", lead(event) OVER w AS next_event, lead("at") OVER w AS next_at '
-            'FROM attendance_events WHERE site_code = ? AND "at" >= ? AND "at" < ? '
-            'WINDOW w AS (PARTITION BY worker_id ORDER BY "at")) '
-            'SELECT coalesce(sum(least(epoch(next_at - "at") / 3600.0, 14)), 0) AS hours, '
-            'count(DISTINCT worker_id) AS workers FROM a WHERE event = \'in\' AND next_event = \'out\'',
-            [site, start, end])
-        hours, workers = float(row["hours"] or 0), int(row["workers"] or 0)
+def _hazards_figure(store, site, start, end, c) -> dict:
+    hazards = _first(hazards_per_site(store, [site], since=start, until=end), "hazards", 0)
+    stays = worker_hours(store, [site], since=start, until=end, max_stay_h=MAX_STAY_H)
+    hours = float(_first(stays, "worker_hours", 0) or 0)
+    workers = int(_first(stays, "workers", 0) or 0)
     if hours > 0:
         return {"raw": round(hazards / hours * 1000, 3), "unit": "hazards per 1000 worker-hours",
                 "basis": f"{hazards} hazards over {hours:.0f} worker-hours ({workers} workers)",
                 "detail": {"hazards": hazards, "worker_hours": round(hours, 1), "workers": workers}}
-    days = 0
-    if "detections" in tables:
-        days = int(store.scalar("SELECT count(DISTINCT CAST(captured_at AS DATE)) FROM detections "
-                                "WHERE site_code = ? AND captured_at >= ? AND captured_at < ?", [site, start, end]))
+    days = _first(detections_per_site(store, [site], since=start, until=end, days=True), "detection_days", 0)
     if days == 0:
         return _no_data("hazards per 1000 worker-hours", "no attendance and no detections in the window")
     return {"raw": round(hazards / days, 3), "unit": "hazards per observed day", "saturation": c["per_day_saturation"],
@@ -263,50 +258,35 @@ def _hazards_figure(store, site, start, end, tables, c) -> dict:
             "detail": {"hazards": hazards, "observed_days": days}}
 
 
-def _latest_survey(store, site, as_of, tables) -> str | None:
-    if "surveys" not in tables:
-        return None
-    return store.scalar("SELECT survey_id FROM surveys WHERE site_code = ? AND coalesce(epoch, CAST(created_at AS DATE)) "
-                        "<= ? ORDER BY coalesce(epoch, CAST(created_at AS DATE)) DESC, created_at DESC LIMIT 1",
-                        [site, as_of])
-
-
-def _deviation_figure(store, site, as_of, tables) -> dict:
-    survey = _latest_survey(store, site, as_of, tables) if "element_deviation" in tables else None
+def _deviation_figure(store, site, as_of) -> dict:
+    survey = survey_as_of(store, site, as_of)
     if survey is None:
         return _no_data("share out of tolerance", "no survey")
-    row = store.one("SELECT count(*) FILTER (WHERE status = 'out_of_tolerance') AS oot, "
-                    "count(*) FILTER (WHERE status IN ('built', 'partial', 'out_of_tolerance')) AS seen "
-                    "FROM element_deviation WHERE survey_id = ?", [survey])
-    if not row["seen"]:
+    counts = survey_status_counts(store, [survey])
+    oot = _first(counts, "out_of_tolerance", 0)
+    seen = oot + _first(counts, "built", 0) + _first(counts, "partial", 0)
+    if not seen:
         return _no_data("share out of tolerance", f"survey {survey} saw no built element")
-    return {"raw": round(row["oot"] / row["seen"], 4), "unit": "share out of tolerance",
-            "basis": f"{row['oot']} of {row['seen']} surveyed elements out of tolerance (survey {survey})",
-            "detail": {"survey_id": survey, "out_of_tolerance": row["oot"], "surveyed": row["seen"]}}
+    return {"raw": round(oot / seen, 4), "unit": "share out of tolerance",
+            "basis": f"{oot} of {seen} surveyed elements out of tolerance (survey {survey})",
+            "detail": {"survey_id": survey, "out_of_tolerance": oot, "surveyed": seen}}
 
 
-def _progress_figure(store, site, as_of, end, tables) -> dict:
-    due = store.rows("SELECT DISTINCT te.model_id, te.global_id, t.finish FROM tasks t JOIN task_elements te "
-                     "ON te.schedule_id = t.schedule_id AND te.task_id = t.task_id "
-                     "WHERE t.site_code = ? AND t.finish < ? AND NOT t.is_summary", [site, end])
-    has_schedule = bool(store.scalar("SELECT count(*) FROM tasks WHERE site_code = ?", [site]))
-    if not has_schedule:
+def _progress_figure(store, site, as_of, end) -> dict:
+    due = _records(elements_due(store, site, before=end))
+    if not task_count(store, site):
         return _no_data("share of due elements not built", "no schedule")
     done: set[str] = set()
     sources = []
-    survey = _latest_survey(store, site, as_of, tables) if "element_deviation" in tables else None
+    survey = survey_as_of(store, site, as_of)
     if survey:
         sources.append(f"survey {survey}")
-        done |= {r["global_id"] for r in store.rows(
-            "SELECT global_id FROM element_deviation WHERE survey_id = ? AND status IN ('built', 'out_of_tolerance')",
-            [survey])}
-    if "stage_observations" in tables:
-        seen = {r["global_id"] for r in store.rows(
-            "SELECT DISTINCT global_id FROM stage_observations WHERE site_code = ? AND stage_rank >= 3 "
-            "AND coalesce(observed_at, TIMESTAMP '1970-01-01') < ?", [site, end])}
-        if seen:
-            sources.append("detector stage observations")
-        done |= seen
+        status = element_status(store, survey)
+        done |= set(status.loc[status["status"].isin(["built", "out_of_tolerance"]), "global_id"])
+    seen = set(elements_seen_at_stage(store, site, min_rank=BUILT_STAGE_RANK, before=end))
+    if seen:
+        sources.append("detector stage observations")
+    done |= seen
     if not sources:
         return _no_data("share of due elements not built", "a schedule, but no survey or detector observations")
     if not due:
@@ -319,22 +299,18 @@ def _progress_figure(store, site, as_of, end, tables) -> dict:
             "detail": {"due": len(due), "behind": len(behind), "max_delay_days": late_days}}
 
 
-def _data_figure(store, site, end, tables, c) -> dict:
+def _data_figure(store, site, end, c) -> dict:
+    surveys = site_surveys(store, [site])
     checks = {
-        "model": ("SELECT max(loaded_at) FROM current_models WHERE site_code = ?", None),
-        "schedule": ("SELECT max(imported_at) FROM schedules WHERE site_code = ?", None),
-        "survey": ("SELECT max(coalesce(CAST(epoch AS TIMESTAMP), created_at)) FROM surveys WHERE site_code = ?", 60),
-        "panoramas": ("SELECT max(coalesce(captured_at, added_at)) FROM panoramas WHERE site_code = ?", None),
-        "detections": ("SELECT max(captured_at) FROM detections WHERE site_code = ?", 7),
-        "sensors": ("SELECT max(last_measured_at) FROM device_status WHERE site_code = ?", 1),
+        "model": (max((m["loaded_at"] for m in list_models(store, site_code=site, current=True)), default=None), None),
+        "schedule": (schedule_summary(store, site)["last_imported_at"], None),
+        "survey": (_plain(surveys["surveyed_at"].max()) if len(surveys) else None, 60),
+        "panoramas": (_first(panorama_summary(store, [site]), "last_at", None), None),
+        "detections": (detection_summary(store, site)["last_captured_at"], 7),
+        "sensors": (_first(sensor_activity(store, [site]), "last_measured_at", None), 1),
     }
-    needs = {"survey": "surveys", "panoramas": "panoramas", "detections": "detections", "sensors": "device_status"}
     present, last = {}, None
-    for name, (sql, max_age_days) in checks.items():
-        if name in needs and needs[name] not in tables:
-            present[name] = False
-            continue
-        when = store.scalar(sql, [site])
+    for name, (when, max_age_days) in checks.items():
         if isinstance(when, dt.date) and not isinstance(when, dt.datetime):
             when = dt.datetime.combine(when, dt.time())
         if when is not None and when >= end:
@@ -359,15 +335,37 @@ def _data_figure(store, site, end, tables, c) -> dict:
                        "stale_days": round(stale, 2)}}
 
 
-def _sensor_figure(store, site, start, end, tables, c) -> dict:
-    if "devices" not in tables or not store.scalar("SELECT count(*) FROM devices WHERE site_code = ?", [site]):
+def _sensor_figure(store, site, start, end, c) -> dict:
+    if not _first(sensor_activity(store, [site]), "devices", 0):
         return _no_data("weighted sensor warnings", "no sensors on this site")
-    rows = store.rows("SELECT severity, count(*) AS n FROM sensor_warnings WHERE site_code = ? AND started_at >= ? "
-                      "AND started_at < ? GROUP BY severity", [site, start, end]) if "sensor_warnings" in tables else []
-    counts = {r["severity"]: int(r["n"]) for r in rows}
+    rows = _records(warnings_per_site(store, [site], since=start, until=end))
+    counts = {r["severity"]: r["warnings"] for r in rows}
     raw = sum(c["severity_weights"].get(s, 1) * n for s, n in counts.items())
     return {"raw": float(raw), "unit": "weighted sensor warnings",
             "basis": f"{sum(counts.values())} sensor warnings in the window", "detail": {"by_severity": counts}}
+
+
+def _plain(value: Any) -> Any:
+    """A DataFrame cell as the store gives it: None for NaN/NaT/NA, datetime for a timestamp, int or float."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, (str, list, dict, tuple)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):              # numpy scalars
+        return value.item()
+    return value
+
+
+def _records(frame) -> list[dict]:
+    """A DataFrame's rows as dicts of plain values (see ``_plain``)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _first(frame, column: str, default: Any) -> Any:
+    """``column`` of a one-site frame's row as a plain value; ``default`` when the site has no row."""
+    return default if frame.empty else _plain(frame[column].iloc[0])
 
 
 def _no_data(unit: str, why: str) -> dict:

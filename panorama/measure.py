@@ -395,11 +395,8 @@ def _scene(store, pano, model_ids):
 
 def _scan_depth(store, survey_id: str, T, config: MeasureConfig) -> ScanDepth:
     from sitetwin.data.errors import SitetwinError
+    from sitetwin.twin.survey_store import survey_points
 
-    try:
-        from sitetwin.twin.survey_store import survey_points
-    except ImportError:
-        raise PanoramaError("scan depth needs twin's survey store (twin.survey_store.survey_points)") from None
     try:
         table = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m"], max_points=config.max_scan_points)
     except SitetwinError as exc:

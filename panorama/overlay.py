@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.bim.queries import element_frame
 from sitetwin.panorama.element_map import ElementMap
 from sitetwin.panorama.errors import PanoramaError
+from sitetwin.twin.queries import element_status, latest_analysed_survey
 
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "IfcColumn": (230, 75, 60), "IfcBeam": (245, 160, 40), "IfcSlab": (80, 140, 225), "IfcWall": (110, 200, 110),
@@ -79,8 +81,8 @@ def colors_by_class(store, site_code: str, model_ids: list[str] | None = None) -
 def colors_by_status(store, site_code: str, survey_id: str | None = None) -> Coloring:
     """Element colours by as-built status from a survey (default: the site's latest); grey: not surveyed."""
     survey_id = survey_id or _latest_survey(store, site_code)
-    rows = store.rows("SELECT global_id, status FROM element_deviation WHERE survey_id = ?", [survey_id])
-    colors = {r["global_id"]: STATUS_COLORS.get(r["status"], STATUS_COLORS["unknown"]) for r in rows}
+    found = element_status(store, survey_id)
+    colors = {g: STATUS_COLORS.get(s, STATUS_COLORS["unknown"]) for g, s in zip(found["global_id"], found["status"])}
     return Coloring(colors, dict(STATUS_COLORS), "status", {"survey_id": survey_id})
 
 
@@ -90,8 +92,8 @@ def colors_by_deviation(store, site_code: str, survey_id: str | None = None, *, 
     if column not in ("p95_mm", "mean_mm", "median_mm", "max_mm", "shift_mm"):
         raise PanoramaError(f"deviation colouring uses p95_mm, mean_mm, median_mm, max_mm or shift_mm, not {column!r}")
     survey_id = survey_id or _latest_survey(store, site_code)
-    rows = store.rows(f"SELECT global_id, {column} AS mm FROM element_deviation WHERE survey_id = ?", [survey_id])
-    colors = {r["global_id"]: deviation_color(r["mm"], limits) for r in rows}
+    found = element_status(store, survey_id)
+    colors = {g: deviation_color(mm, limits) for g, mm in zip(found["global_id"], found[column].tolist())}
     legend = {f"<= {limits[0]:g} mm": deviation_color(0, limits), f"{limits[1]:g} mm": deviation_color(limits[1], limits),
               f">= {limits[2]:g} mm": deviation_color(limits[2], limits), "not measured": STATUS_COLORS["unknown"]}
     return Coloring(colors, legend, "deviation", {"survey_id": survey_id, "column": column})
@@ -110,17 +112,12 @@ def coloring(store, site_code: str, mode: str, *, survey_id: str | None = None,
 
 
 def _elements(store, site_code: str, model_ids: list[str] | None) -> list[dict[str, Any]]:
-    if model_ids:
-        marks = ", ".join("?" for _ in model_ids)
-        return store.rows(f"SELECT global_id, ifc_class FROM elements WHERE model_id IN ({marks})", list(model_ids))
-    return store.rows("SELECT global_id, ifc_class FROM current_elements WHERE site_code = ?", [site_code])
+    frame = element_frame(store, model_ids=model_ids) if model_ids else element_frame(store, site_code=site_code)
+    return frame[["global_id", "ifc_class"]].to_dict("records")
 
 
 def _latest_survey(store, site_code: str) -> str:
-    if "element_deviation" not in store.tables():
-        raise PanoramaError(f"site {site_code}: no surveys in this store; colour by class instead")
-    sid = store.scalar("SELECT survey_id FROM surveys WHERE site_code = ? AND status = 'analysed' "
-                       "ORDER BY epoch DESC NULLS LAST, created_at DESC LIMIT 1", [site_code])
+    sid = latest_analysed_survey(store, site_code)
     if sid is None:
         raise PanoramaError(f"site {site_code}: no analysed survey to colour by; add one with `sitetwin survey add`")
     return sid

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.bim.queries import current_model_ids, element_extent, model_record
 from sitetwin.data.errors import SitetwinError
 from sitetwin.data.store import Store
 from sitetwin.panorama.camera import check_transform
@@ -91,9 +92,9 @@ def pano_dir(store: Store, pano_id: str) -> Path:
 
 def _resolve_site_model(store: Store, site_code: str | None, model_id: str | None) -> tuple[str, str | None]:
     if model_id is not None:
-        row = store.one("SELECT site_code FROM models WHERE model_id = ?", [model_id])
+        row = model_record(store, model_id)
         if row is None:
-            known = [r["model_id"] for r in store.rows("SELECT model_id FROM current_models ORDER BY 1")]
+            known = current_model_ids(store)
             raise PanoramaError(f"{store.label}: no model {model_id!r} (models: {', '.join(known) or 'none'}); "
                                 f"load it with `sitetwin bim load`")
         if site_code is not None and site_code != row["site_code"]:
@@ -109,14 +110,11 @@ def _resolve_site_model(store: Store, site_code: str | None, model_id: str | Non
 
 def model_bounds(store: Store, site_code: str, model_id: str | None = None) -> np.ndarray | None:
     """(2, 3) extent of the site's current models (or one model) in the local frame, from element boxes."""
-    where, params = ("model_id = ?", [model_id]) if model_id else (
-        "model_id IN (SELECT model_id FROM current_models WHERE site_code = ?)", [site_code])
-    row = store.one(f"SELECT min(bbox_min_x_m) AS x0, min(bbox_min_y_m) AS y0, min(bbox_min_z_m) AS z0, "
-                    f"max(bbox_max_x_m) AS x1, max(bbox_max_y_m) AS y1, max(bbox_max_z_m) AS z1 "
-                    f"FROM elements WHERE {where}", params)
-    if row is None or row["x0"] is None:
+    box = element_extent(store, model_id=model_id) if model_id else element_extent(store, site_code=site_code)
+    if box is None:
         return None
-    return np.array([[row["x0"], row["y0"], row["z0"]], [row["x1"], row["y1"], row["z1"]]], dtype=np.float64)
+    return np.array([[box["min_x_m"], box["min_y_m"], box["min_z_m"]],
+                     [box["max_x_m"], box["max_y_m"], box["max_z_m"]]], dtype=np.float64)
 
 
 def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: str | None = None,
@@ -230,8 +228,7 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
     else:
         from sitetwin.bim.mesh import load_mesh
 
-        ids = [model_id] if model_id else [r["model_id"] for r in store.rows(
-            "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY 1", [site_code])]
+        ids = [model_id] if model_id else current_model_ids(store, site_code)
         if not ids:
             raise PanoramaError(f"site {site_code} has no model to refine the pose against")
         try:
@@ -427,8 +424,7 @@ def load_image(pano: Panorama) -> np.ndarray:
 def _models_for(store: Store, pano: Panorama) -> list[str]:
     if pano.model_id:
         return [pano.model_id]
-    return [r["model_id"] for r in store.rows("SELECT model_id FROM current_models WHERE site_code = ? ORDER BY 1",
-                                              [pano.site_code])]
+    return current_model_ids(store, pano.site_code)
 
 
 def compute_element_map(store: Store, pano_id: str, *, width: int | None = None, mesh=None, scene=None):

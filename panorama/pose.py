@@ -207,11 +207,7 @@ def survey_pose(store, survey_id: str, scan: int | str | None = None, *, T_scan_
 
     ``scan`` is a scan index or scan name; it may be omitted when the survey has one scan.
     """
-    try:
-        from sitetwin.twin.survey_store import scan_stations
-    except ImportError:
-        raise PoseError("survey poses need twin's survey store (twin.survey_store.scan_stations), "
-                        "which this installation lacks") from None
+    from sitetwin.twin.survey_store import scan_stations
     from sitetwin.data.errors import SitetwinError
 
     try:

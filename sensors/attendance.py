@@ -154,7 +154,7 @@ def headcount(store: Store, site_code: str, *, start: dt.datetime, end: dt.datet
     """
     import pandas as pd
 
-    from sitetwin.sensors.warnings import site_limits
+    from sitetwin.sensors.limits import site_limits
 
     if end <= start:
         raise ValueError(f"headcount: end {end} must be after start {start}")
@@ -168,7 +168,7 @@ def headcount(store: Store, site_code: str, *, start: dt.datetime, end: dt.datet
 
 def on_site(store: Store, site_code: str, *, at: dt.datetime, max_shift_h: float | None = None) -> list[dict]:
     """Who is on site at ``at``: worker pseudonym, trade, employer, trained, since (UTC)."""
-    from sitetwin.sensors.warnings import site_limits
+    from sitetwin.sensors.limits import site_limits
 
     if max_shift_h is None:
         max_shift_h = site_limits(store, site_code).max_shift_h

@@ -1,9 +1,11 @@
-"""Sensor warnings raised as findings, through ``oversight.findings.raise_finding`` (contract 4).
+"""Findings for sensor warnings: what each should say, raised through a ``FindingSink``.
 
-A finding carries the device's host element (model_id, GlobalId, storey) and position, or
-for a crane overload the hook position at the peak, plus the warning's figures as
-evidence; ``source="sensor"`` and ``source_ref`` the warning id. Each warning is raised at
-most once: its ``finding_id`` is written back in the same transaction.
+sensors sits below oversight: it drafts the finding a warning deserves (see
+``sitetwin.data.evidence``) and the sink the application passes in raises it
+(``oversight.raising.raise_drafts``). A draft carries the device's host element (model_id,
+GlobalId) and position, or for a crane overload the hook position at the peak, plus the
+warning's figures as evidence; ``source="sensor"`` and ``source_ref`` the warning id. Each
+warning is raised at most once: its ``finding_id`` is written back in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from sitetwin.data.evidence import FindingDraft, FindingSink
 from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.config import SEVERITIES, severity_rank
 from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.limits import site_limits
 
 # Finding category per warning kind when no rule says otherwise (gaps: by device type).
 _ENVIRONMENT_TYPES = ("dust", "noise", "weather")
@@ -24,25 +28,16 @@ _TITLES = {"gap": "{what} {device} silent", "untrained_worker": "Untrained worke
            "collision_risk": "{what} {device}: jib close to another crane's"}
 
 
-def raise_pending_findings(store: Store, *, site_code: str, min_severity: str = "high",
-                           warning_ids: Iterable[str] | None = None, quiet: bool = False,
+def raise_pending_findings(store: Store, sink: FindingSink, *, site_code: str, min_severity: str = "high",
+                           warning_ids: Iterable[str] | None = None,
                            at: dt.datetime | None = None) -> list[tuple[str, str]]:
-    """Raise a finding for each warning of the site at or above ``min_severity`` that has none yet.
+    """Raise, through ``sink``, a finding for each warning of the site at or above ``min_severity`` that has none.
 
     ``warning_ids`` restricts it to those warnings (any severity). Returns (warning_id,
-    finding_id) pairs. Without the oversight package, ``quiet`` returns [] (the warnings stay
-    pending); otherwise it raises SensorError.
+    finding_id) pairs.
     """
-    try:
-        from sitetwin.oversight.findings import raise_finding
-    except ImportError:
-        if quiet:
-            return []
-        raise SensorError("raising findings needs the oversight package (oversight.findings)") from None
     if min_severity not in SEVERITIES:
         raise SensorError(f"severity {min_severity!r} is not one of {', '.join(SEVERITIES)}")
-    from sitetwin.sensors.warnings import site_limits
-
     sql = ("SELECT w.*, d.device_type, d.name AS device_name, d.model_id AS host_model_id, d.global_id AS host_global_id, "
            "d.x_m, d.y_m, d.z_m, d.config FROM sensor_warnings w JOIN devices d USING (device_id) "
            "WHERE w.site_code = ? AND w.finding_id IS NULL")
@@ -62,37 +57,38 @@ def raise_pending_findings(store: Store, *, site_code: str, min_severity: str = 
         return []
     limits = site_limits(store, site_code)
     categories = {r.kind: r.category for r in limits.rules}
-    raised = []
+    drafts = [_draft(store, w, site_code, categories, at) for w in rows]
     with atomic(store):
-        for w in rows:
-            kind = w["kind"]
-            if kind == "gap":
-                category = "environment" if w["device_type"] in _ENVIRONMENT_TYPES else "safety"
-            else:
-                category = categories.get(kind, "safety")
-            location = None
-            if w["x_m"] is not None:
-                location = (w["x_m"], w["y_m"], w["z_m"])
-            if kind in ("overload", "moment_overload") and w["device_type"] == "crane":
-                location = _hook_at_peak(store, w) or location
-            what = {"crane": "Crane", "hoist": "Hoist", "dust": "Dust monitor", "noise": "Noise monitor",
-                    "weather": "Weather station", "gate": "Gate"}.get(w["device_type"], "Device")
-            title = _TITLES.get(kind, "{what} {device}: " + kind.replace("_", " ")).format(
-                what=what, device=w["device_id"])
-            evidence = {"warning_id": w["warning_id"], "device_id": w["device_id"], "kind": kind,
-                        "channel": w["channel"], "worker_id": w["worker_id"], "peak_value": w["peak_value"],
-                        "limit_value": w["limit_value"], "unit": w["unit"],
-                        "started_at": w["started_at"].isoformat() + "Z",
-                        "ended_at": w["ended_at"].isoformat() + "Z" if w["ended_at"] else None}
-            finding_id = raise_finding(
-                store, site_code=site_code, category=category, severity=w["severity"], title=title,
-                description=w["message"], raised_by="sensors", global_id=w["host_global_id"],
-                model_id=w["host_model_id"], location_m=location, evidence=evidence, source="sensor",
-                source_ref=w["warning_id"], at=at)
-            store.execute("UPDATE sensor_warnings SET finding_id = ? WHERE warning_id = ?",
-                          [finding_id, w["warning_id"]])
-            raised.append((w["warning_id"], finding_id))
-    return raised
+        raised = sink(store, drafts)
+        pairs = [(w["warning_id"], raised[w["warning_id"]]) for w in rows]
+        for warning_id, finding_id in pairs:
+            store.execute("UPDATE sensor_warnings SET finding_id = ? WHERE warning_id = ?", [finding_id, warning_id])
+    return pairs
+
+
+def _draft(store: Store, w: dict, site_code: str, categories: dict[str, str], at: dt.datetime | None) -> FindingDraft:
+    kind = w["kind"]
+    if kind == "gap":
+        category = "environment" if w["device_type"] in _ENVIRONMENT_TYPES else "safety"
+    else:
+        category = categories.get(kind, "safety")
+    location = None
+    if w["x_m"] is not None:
+        location = (w["x_m"], w["y_m"], w["z_m"])
+    if kind in ("overload", "moment_overload") and w["device_type"] == "crane":
+        location = _hook_at_peak(store, w) or location
+    what = {"crane": "Crane", "hoist": "Hoist", "dust": "Dust monitor", "noise": "Noise monitor",
+            "weather": "Weather station", "gate": "Gate"}.get(w["device_type"], "Device")
+    title = _TITLES.get(kind, "{what} {device}: " + kind.replace("_", " ")).format(what=what, device=w["device_id"])
+    evidence = {"warning_id": w["warning_id"], "device_id": w["device_id"], "kind": kind,
+                "channel": w["channel"], "worker_id": w["worker_id"], "peak_value": w["peak_value"],
+                "limit_value": w["limit_value"], "unit": w["unit"],
+                "started_at": w["started_at"].isoformat() + "Z",
+                "ended_at": w["ended_at"].isoformat() + "Z" if w["ended_at"] else None}
+    return FindingDraft(site_code=site_code, category=category, severity=w["severity"], title=title,
+                        description=w["message"], raised_by="sensors", global_id=w["host_global_id"],
+                        model_id=w["host_model_id"], location_m=location, evidence=evidence, source="sensor",
+                        source_ref=w["warning_id"], at=at)
 
 
 def _hook_at_peak(store: Store, w: dict) -> tuple[float, float, float] | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.evidence import FindingSink
 from sitetwin.data.files import file_sha256
 from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.batch import (
@@ -62,8 +63,11 @@ class ImportReport:
 
 def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone: str | None = None,
                 now: dt.datetime | None = None, evaluate: bool = True, findings: bool | None = None,
-                pseudonym_key: str | bytes | None = None) -> ImportReport:
-    """Import one CSV or Parquet file (see the module docstring) and re-evaluate the warnings it touches."""
+                sink: FindingSink | None = None, pseudonym_key: str | bytes | None = None) -> ImportReport:
+    """Import one CSV or Parquet file (see the module docstring) and re-evaluate the warnings it touches.
+
+    Findings for the warnings are raised through ``sink`` as ``sensors.warnings.evaluate_warnings`` says.
+    """
     path = Path(path)
     if not path.is_file():
         raise SensorError(f"{path}: no such file")
@@ -103,7 +107,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
         for i in wrong[:MAX_PROBLEMS]:
             problems.append(f"row {i + 1}: site_code {sites[i]} is not device {device_ids[i]}'s site "
                             f"{refs[device_ids[i]].site_code}")
-    from sitetwin.sensors.warnings import site_limits
+    from sitetwin.sensors.limits import site_limits
 
     limits_by_site: dict[str, Limits] = {}
     for ref in refs.values():
@@ -158,7 +162,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
 
     with atomic(store):
         stored = store_batches(store, batches, source=fmt, received_at=utcnow())
-        evaluation = evaluate_touched(store, stored, now=now_dt, findings=findings) if evaluate else None
+        evaluation = evaluate_touched(store, stored, now=now_dt, findings=findings, sink=sink) if evaluate else None
     return ImportReport(file=str(path), kind=kind, rows=len(frame), devices=tuple(sorted(refs)),
                         readings=stored.readings, events=stored.events, copies=stored.copies,
                         already_imported=stored.duplicate_batches, untrusted=stored.untrusted,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sitetwin.bim.queries import current_element
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.channels import DEVICE_TYPES
@@ -92,9 +93,7 @@ def add_device(store: Store, device_id: str, *, site_code: str, device_type: str
     position = _position(position_m, device_id)
     model_id = None
     if host_global_id:
-        host = store.one(
-            "SELECT model_id, bbox_min_x_m, bbox_min_y_m, bbox_min_z_m, bbox_max_x_m, bbox_max_y_m, bbox_max_z_m "
-            "FROM current_elements WHERE site_code = ? AND global_id = ?", [site_code, host_global_id])
+        host = current_element(store, site_code, host_global_id)
         if host is None:
             raise DeviceError(f"device {device_id}: host element {host_global_id} is not in the current models of "
                               f"site {site_code}")

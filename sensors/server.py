@@ -44,6 +44,7 @@ from pathlib import Path
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.errors import SitetwinError
+from sitetwin.data.evidence import FindingSink
 from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
 from sitetwin.sensors.config import IngestLimits, default_limits
 from sitetwin.sensors.registry import token_digest
@@ -71,10 +72,15 @@ class ServerConfig:
 
 
 class Ingestor:
-    """The spool, the device cache and the flusher thread behind the HTTP app."""
+    """The spool, the device cache and the flusher thread behind the HTTP app.
 
-    def __init__(self, config: ServerConfig):
+    ``sink`` raises findings for the warnings the flushes find (as each site's
+    ``auto_findings`` says); the application passes ``oversight.raising.raise_drafts``.
+    """
+
+    def __init__(self, config: ServerConfig, sink: FindingSink | None = None):
         self.config = config
+        self.sink = sink
         self.spool: Spool | None = None
         self.devices: dict[str, DeviceRef] = {}
         self._tokens: dict[str, str] = {}            # sha256 -> device_id
@@ -191,7 +197,7 @@ class Ingestor:
                     from sitetwin.sensors.warnings import check_silence
 
                     try:
-                        report = check_silence(store)
+                        report = check_silence(store, sink=self.sink)
                         self.count("warnings_changed", report.inserted + report.updated)
                     except Exception as exc:  # noqa: BLE001 - keep ingesting; the next sweep retries
                         self.stats["last_error"] = f"silence check failed: {exc}"
@@ -257,7 +263,7 @@ class Ingestor:
             self._retry_touched = None
             return
         try:
-            report = evaluate_touched(store, pending)
+            report = evaluate_touched(store, pending, sink=self.sink)
             self._retry_touched = None
             self.count("warnings_changed", report.inserted + report.updated)
         except Exception as exc:  # noqa: BLE001 - readings are stored; evaluate them again next cycle
@@ -266,7 +272,7 @@ class Ingestor:
             log.exception("ingest: warning evaluation failed; retrying next cycle")
 
     def _refresh(self, store) -> None:
-        from sitetwin.sensors.warnings import site_limits
+        from sitetwin.sensors.limits import site_limits
 
         devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"], r["installed_on"],
                                              r["removed_on"])
@@ -298,8 +304,8 @@ def _utc(us: int) -> dt.datetime:
 
 # ---------------------------------------------------------------------- HTTP
 
-def create_app(config: ServerConfig, ingestor: Ingestor | None = None):
-    """The Starlette ASGI app; its lifespan starts and stops the ingestor."""
+def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: FindingSink | None = None):
+    """The Starlette ASGI app; its lifespan starts and stops the ingestor (made with ``sink`` when not given)."""
     import contextlib
 
     from starlette.applications import Starlette
@@ -307,7 +313,7 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None):
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    ingestor = ingestor or Ingestor(config)
+    ingestor = ingestor or Ingestor(config, sink)
 
     def refuse(status: int, message: str, problems: list[str] | None = None) -> JSONResponse:
         ingestor.refused(status)
@@ -373,12 +379,13 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None):
     return app
 
 
-def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
-    """Run the ingest server until interrupted (SIGINT/SIGTERM flush the spool and stop)."""
+def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning",
+          sink: FindingSink | None = None) -> None:
+    """Run the ingest server until interrupted (SIGINT/SIGTERM flush the spool and stop); findings through ``sink``."""
     import uvicorn
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(config)
+    app = create_app(config, sink=sink)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
                 timeout_graceful_shutdown=10)

@@ -16,15 +16,15 @@ interval, between two readings or since its last one (only trusted readings coun
 blacklisted device shows as silent). ``check_silence`` sweeps for devices that have gone
 quiet, since silence brings no data to trigger on.
 
-Warnings at or above ``auto_findings`` severity are raised as findings through
-``oversight.findings.raise_finding`` (see ``sensors.findings``), once each.
+Warnings at or above ``auto_findings`` severity are raised as findings, once each, through
+the ``FindingSink`` the caller passes (``sensors.findings``; the application passes
+``oversight.raising.raise_drafts``). Without a sink they stay pending.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -33,10 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.evidence import FindingSink
 from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.batch import from_us, to_us
 from sitetwin.sensors.channels import label_of, unit_of
-from sitetwin.sensors.config import Limits, Rule, limits_from_dict, severity_rank
+from sitetwin.sensors.config import Limits, Rule, severity_rank
+from sitetwin.sensors.findings import raise_pending_findings
+from sitetwin.sensors.limits import site_limits
 from sitetwin.sensors.registry import Device, list_devices
 from sitetwin.sensors.rules import Episodes, gaps, rule_episodes
 
@@ -82,54 +85,15 @@ class EvaluationReport:
     by_kind: dict = field(default_factory=dict)      # kind -> warnings inserted or updated
 
 
-# ----------------------------------------------------------------------------- settings
-
-def site_limits(store: Store, site_code: str) -> Limits:
-    """The site's limits: defaults overridden by its ``sensor_settings``."""
-    row = store.one("SELECT timezone, limits FROM sensor_settings WHERE site_code = ?", [site_code])
-    if row is None:
-        return limits_from_dict({})
-    override = json.loads(row["limits"]) if isinstance(row["limits"], str) else (row["limits"] or {})
-    return limits_from_dict({**override, "timezone": row["timezone"]})
-
-
-def set_site_limits(store: Store, site_code: str, override: dict, *, replace: bool = False) -> Limits:
-    """Store a site's overrides (merged into what it has, or replacing it); returns the checked result."""
-    if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        from sitetwin.sensors.errors import SensorError
-
-        raise SensorError(f"no site {site_code!r} in {store.label}")
-    row = store.one("SELECT limits FROM sensor_settings WHERE site_code = ?", [site_code])
-    current = {} if (row is None or replace) else (json.loads(row["limits"]) if row["limits"] else {})
-    merged_override = _merge_overrides(current, override)
-    limits = limits_from_dict(merged_override)
-    with atomic(store):
-        store.execute("INSERT OR REPLACE INTO sensor_settings (site_code, timezone, limits, updated_at) "
-                      "VALUES (?, ?, ?, ?)", [site_code, limits.timezone, merged_override, utcnow()])
-    return limits
-
-
-def _merge_overrides(current: dict, new: dict) -> dict:
-    from sitetwin.sensors.config import merge_settings
-
-    # Overrides are kept as overrides (not the full merged settings) so that later changes to
-    # the shipped defaults still reach the site. Rules are merged by kind like everywhere else.
-    base = json.loads(json.dumps(current))
-    rules = base.pop("rules", [])
-    merged = merge_settings({**base, "rules": rules}, new)
-    if not merged.get("rules"):
-        merged.pop("rules", None)
-    return merged
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 def evaluate_warnings(store: Store, *, site_code: str | None = None, device_ids: Iterable[str] | None = None,
                       since: dt.datetime | None = None, now: dt.datetime | None = None, attendance: bool = True,
-                      findings: bool | None = None) -> EvaluationReport:
+                      findings: bool | None = None, sink: FindingSink | None = None) -> EvaluationReport:
     """Recompute a site's warnings (or some devices') from ``since`` (default: all data) up to ``now``.
 
-    ``findings`` None raises findings as the site's ``auto_findings`` setting says; False never.
+    With a ``sink``, findings are raised through it: ``findings`` None as the site's
+    ``auto_findings`` setting says, True at that severity or else from "high" up, False never.
     """
     started = time.perf_counter()
     devices = _devices(store, site_code=site_code, device_ids=device_ids)
@@ -142,12 +106,12 @@ def evaluate_warnings(store: Store, *, site_code: str | None = None, device_ids:
     sites = {d.site_code: since_us for d in devices} if attendance else {}
     if site_code and attendance:
         sites.setdefault(site_code, since_us)
-    return _evaluate(store, targets, gap_targets, sites, now=now, findings=findings, started=started)
+    return _evaluate(store, targets, gap_targets, sites, now=now, findings=findings, sink=sink, started=started)
 
 
-def evaluate_touched(store: Store, report, *, now: dt.datetime | None = None,
-                     findings: bool | None = None) -> EvaluationReport:
-    """Re-evaluate only what a ``store_batches`` report says changed."""
+def evaluate_touched(store: Store, report, *, now: dt.datetime | None = None, findings: bool | None = None,
+                     sink: FindingSink | None = None) -> EvaluationReport:
+    """Re-evaluate only what a ``store_batches`` report says changed (findings as in :func:`evaluate_warnings`)."""
     started = time.perf_counter()
     if not report.touched and not report.touched_sites:
         return EvaluationReport()
@@ -155,12 +119,15 @@ def evaluate_touched(store: Store, report, *, now: dt.datetime | None = None,
     for (device, _), t in report.touched.items():
         gap_targets[device] = min(t, gap_targets.get(device, t))
     return _evaluate(store, dict(report.touched), gap_targets, dict(report.touched_sites), now=now, findings=findings,
-                     started=started)
+                     sink=sink, started=started)
 
 
 def check_silence(store: Store, *, site_code: str | None = None, now: dt.datetime | None = None,
-                  findings: bool | None = None) -> EvaluationReport:
-    """Open (or extend) gap warnings for devices silent now, which no new reading would trigger."""
+                  findings: bool | None = None, sink: FindingSink | None = None) -> EvaluationReport:
+    """Open (or extend) gap warnings for devices silent now, which no new reading would trigger.
+
+    Findings as in :func:`evaluate_warnings`.
+    """
     started = time.perf_counter()
     now_dt = now or utcnow()
     rows = store.rows(
@@ -183,10 +150,10 @@ def check_silence(store: Store, *, site_code: str | None = None, now: dt.datetim
             gap_targets[r["device_id"]] = to_us(last)
     if not gap_targets:
         return EvaluationReport(seconds=time.perf_counter() - started)
-    return _evaluate(store, {}, gap_targets, {}, now=now_dt, findings=findings, started=started)
+    return _evaluate(store, {}, gap_targets, {}, now=now_dt, findings=findings, sink=sink, started=started)
 
 
-def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict, *, now, findings,
+def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict, *, now, findings, sink,
               started: float) -> EvaluationReport:
     now_dt = now or utcnow()
     now_us = to_us(now_dt)
@@ -207,8 +174,7 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
         computed += _attendance_warnings(store, site, t_from, limits_of(site), now_us)
     report = _merge(store, computed, now_dt)
     raised = 0
-    if findings is not False:
-        from sitetwin.sensors.findings import raise_pending_findings
+    if findings is not False and sink is not None:
 
         sites = {k[0] for k, _, _ in computed}
         for site in sites:
@@ -216,7 +182,7 @@ def _evaluate(store: Store, targets: dict, gap_targets: dict, site_targets: dict
             threshold = auto if findings is None else (auto or "high")
             if threshold is None:
                 continue
-            raised += len(raise_pending_findings(store, site_code=site, min_severity=threshold, quiet=True))
+            raised += len(raise_pending_findings(store, sink, site_code=site, min_severity=threshold))
     return EvaluationReport(inserted=report[0], updated=report[1], removed=report[2], findings=raised,
                             seconds=round(time.perf_counter() - started, 4), by_kind=report[3])
 
@@ -776,6 +742,44 @@ def _duration(seconds: float) -> str:
     if hours < 48:
         return f"{int(hours)} h {int(minutes % 60)} min"
     return f"{hours / 24:.1f} days"
+
+
+# ----------------------------------------------------------------------------- recording
+
+def record_warning(store: Store, device_id: str, *, kind: str, severity: str, started_at: dt.datetime,
+                   message: str, ended_at: dt.datetime | None = None, channel: str | None = None,
+                   worker_id: str | None = None, peak_value: float | None = None, limit_value: float | None = None,
+                   unit: str | None = None, now: dt.datetime | None = None) -> str:
+    """Store a warning that comes from outside the rules (a supplier's monitoring platform, an inspector's
+    note) on a registered device; returns its id. Times are naive UTC; ``ended_at`` None: still going on.
+
+    The id is the one evaluation gives the same episode, so recording it twice stores it once. Evaluating
+    the device's rules later recomputes their kinds from the readings: a recorded warning of a rule's kind
+    (``pm10_15min``, ...) that the readings do not bear out is dropped then, unless a finding was raised on
+    it. Refuses an unknown device, an unknown severity and an end before the start.
+    """
+    from sitetwin.sensors.config import SEVERITIES
+    from sitetwin.sensors.errors import SensorError
+    from sitetwin.sensors.registry import get_device
+
+    device = get_device(store, device_id)
+    if severity not in SEVERITIES:
+        raise SensorError(f"warning on {device_id}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    if ended_at is not None and ended_at < started_at:
+        raise SensorError(f"warning on {device_id}: ends ({ended_at}) before it starts ({started_at})")
+    row = {"site_code": device.site_code, "device_id": device_id, "kind": kind, "channel": channel,
+           "worker_id": worker_id, "severity": severity, "start_us": to_us(started_at),
+           "end_us": to_us(ended_at) if ended_at is not None else -1, "peak_value": peak_value,
+           "limit_value": limit_value, "unit": unit, "message": message}
+    warning_id = _warning_id(row)
+    when = now or utcnow()
+    with atomic(store):
+        if not store.scalar("SELECT count(*) FROM sensor_warnings WHERE warning_id = ?", [warning_id]):
+            frame = _frame([row])
+            frame["detected_at"] = when
+            frame["updated_at"] = when
+            store.insert_frame("sensor_warnings", frame)
+    return warning_id
 
 
 # ----------------------------------------------------------------------------- reading

@@ -1,6 +1,6 @@
 """A small, seeded demo site for the workbench's tests and benchmark, made through the libraries.
 
-On top of a store holding the demo building (site DEMO), :func:`populate` adds:
+On top of a store holding the demo building (site DEMO), :func:`populate_site` adds:
 
 - two scan surveys simulated from the model (``sitetwin.synth.scans``) at two dates of the
   schedule, with some elements late, some displaced (out of tolerance), some partly built,
@@ -29,10 +29,13 @@ import numpy as np
 SITE = "DEMO"
 
 
-def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 0.5,
+def populate_site(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_step_deg: float = 0.5,
              now: dt.datetime | None = None) -> dict:
     """Add surveys, panoramas, detections, hazards, findings and sensors to the DEMO site in ``db``."""
+    import pandas as pd
+
     from sitetwin.bim.mesh import load_mesh
+    from sitetwin.bim.queries import current_model_ids, element_finish, element_frame, storey_frame
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
 
@@ -42,14 +45,14 @@ def populate(db: str | Path, *, seed: int = 0, pano_width: int = 1024, angular_s
     with open_store(db) as store:
         with store.transaction():
             upsert_site(store, SITE, name="Riverside Tower (test)", district="Jiang'an", city="Wuhan")
-        model_id = store.scalar("SELECT model_id FROM current_models WHERE site_code = ?", [SITE])
+        model_id = current_model_ids(store, SITE)[0]
         mesh = load_mesh(store, model_ids=[model_id])
-        rows = store.rows("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ?", [model_id])
-        levels = {r["name"]: r["elevation_m"] for r in store.rows(
-            "SELECT name, elevation_m FROM storeys WHERE model_id = ?", [model_id])}
-        finish = {r["global_id"]: r["finish"].date() for r in store.rows(
-            "SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t USING (schedule_id, task_id) "
-            "WHERE te.site_code = ? GROUP BY te.global_id", [SITE]) if r["finish"] is not None}
+        elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
+        rows = elements.astype(object).where(elements.notna(), None).to_dict("records")
+        storeys = storey_frame(store, [model_id])[["name", "elevation_m"]]
+        levels = dict(storeys.astype(object).where(storeys.notna(), None).itertuples(index=False))
+        ends = element_finish(store, SITE)
+        finish = {g: f.date() for g, f in zip(ends["global_id"], ends["finish"]) if pd.notna(f)}
     info = {r["global_id"]: r for r in rows}
     gids = mesh.global_ids.tolist()
     classes = np.array([info[g]["ifc_class"] for g in gids], dtype=object)
@@ -210,6 +213,8 @@ def _sensors(db, now: dt.datetime) -> dict:
 
     from sitetwin.data.store import open_store
     from sitetwin.sensors.importer import import_file
+    from sitetwin.sensors.registry import get_device
+    from sitetwin.sensors.warnings import list_warnings
     from sitetwin.synth.demo.sensors import ROLES, register_demo_devices
 
     with open_store(db) as store:
@@ -225,7 +230,7 @@ def _sensors(db, now: dt.datetime) -> dict:
                     t = now - dt.timedelta(minutes=30 - i)
                     w.writerow([device, t.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "wind_ms", 6.0 if i < 20 else 14.5])
             report = import_file(store, path, now=now, findings=False)
-        host = store.scalar("SELECT global_id FROM devices WHERE device_id = ?", [device])
-        active = store.scalar("SELECT count(*) FROM sensor_warnings WHERE device_id = ? AND ended_at IS NULL", [device])
+        host = get_device(store, device).global_id
+        active = len(list_warnings(store, device_id=device, active=True))
     return {"devices": ids, "warned_device": device, "warned_host": host, "active_warnings": int(active),
             "readings": report.readings}

@@ -11,25 +11,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sitetwin.bim.queries import element_frame, element_tasks
 from sitetwin.data.store import Store
 
 
 def element_plan(store: Store, site_code: str, model_ids: Sequence[str]):
     """One row per element of the models: model_id, global_id, ifc_class, storey, has_geometry,
-    task_id, task_name, wbs, planned_start, planned_finish (timestamps, NULL when unscheduled)."""
-    placeholders = ", ".join("?" for _ in model_ids)
-    return store.df(
-        "WITH links AS ("
-        "  SELECT te.model_id, te.global_id, t.task_id, t.name AS task_name, t.wbs, t.start, t.finish,"
-        "         row_number() OVER (PARTITION BY te.model_id, te.global_id"
-        "                            ORDER BY t.finish DESC NULLS LAST, t.task_id) AS rn"
-        "  FROM task_elements te JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id"
-        "  WHERE te.site_code = ? AND NOT t.is_summary)"
-        " SELECT e.model_id, e.global_id, e.ifc_class, e.storey, e.has_geometry,"
-        "        l.task_id, l.task_name, l.wbs, l.start AS planned_start, l.finish AS planned_finish"
-        f" FROM elements e LEFT JOIN links l ON l.model_id = e.model_id AND l.global_id = e.global_id AND l.rn = 1"
-        f" WHERE e.site_code = ? AND e.model_id IN ({placeholders})"
-        " ORDER BY e.model_id, e.global_id", [site_code, site_code, *model_ids])
+    task_id, task_name, wbs, planned_start, planned_finish (timestamps, NaT when unscheduled)."""
+    elements = element_frame(store, site_code=site_code, model_ids=model_ids)
+    tasks = element_tasks(store, site_code).rename(columns={"start": "planned_start", "finish": "planned_finish"})
+    plan = elements[["model_id", "global_id", "ifc_class", "storey", "has_geometry"]].merge(
+        tasks, on=["model_id", "global_id"], how="left")
+    return plan.sort_values(["model_id", "global_id"], kind="stable", ignore_index=True)
 
 
 def planned_mask(plan, mesh, epoch: _dt.date | None) -> tuple[np.ndarray, np.ndarray]:

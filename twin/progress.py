@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sitetwin.bim.queries import element_frame, element_tasks
 from sitetwin.data.store import Store
 
 # A survey that saw less of an element's surface than this cannot call it missing.
@@ -43,17 +44,12 @@ def progress_report(store: Store, *, site_code: str | None = None) -> ProgressRe
     site_code = resolve_site(store, site_code)
     surveys = store.rows("SELECT survey_id, epoch FROM surveys WHERE site_code = ? AND status = 'analysed' "
                          "AND epoch IS NOT NULL ORDER BY epoch, created_at", [site_code])
-    plan = store.df(
-        "WITH links AS ("
-        "  SELECT te.model_id, te.global_id, t.task_id, t.name AS task_name, t.wbs, t.start, t.finish,"
-        "         row_number() OVER (PARTITION BY te.model_id, te.global_id ORDER BY t.finish DESC NULLS LAST,"
-        "                            t.task_id) AS rn"
-        "  FROM task_elements te JOIN tasks t ON t.schedule_id = te.schedule_id AND t.task_id = te.task_id"
-        "  WHERE te.site_code = ? AND NOT t.is_summary)"
-        " SELECT e.model_id, e.global_id, e.ifc_class, e.storey, l.task_id, l.task_name, l.wbs,"
-        "        CAST(l.start AS DATE) AS planned_start, CAST(l.finish AS DATE) AS planned_finish"
-        " FROM current_elements e JOIN links l ON l.model_id = e.model_id AND l.global_id = e.global_id AND l.rn = 1"
-        " WHERE e.site_code = ? AND e.has_geometry", [site_code, site_code])
+    elements = element_frame(store, site_code=site_code)
+    tasks = element_tasks(store, site_code)
+    plan = elements.loc[elements["has_geometry"], ["model_id", "global_id", "ifc_class", "storey"]].merge(
+        tasks, on=["model_id", "global_id"], how="inner")
+    plan["planned_start"] = plan.pop("start").dt.normalize()
+    plan["planned_finish"] = plan.pop("finish").dt.normalize()
     seen = store.df(
         "SELECT d.model_id, d.global_id, s.survey_id, s.epoch, d.status, d.visible_share FROM element_deviation d "
         "JOIN surveys s USING (survey_id) WHERE s.site_code = ? AND s.status = 'analysed' AND s.epoch IS NOT NULL",

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.bim.queries import element_frame, list_models, model_record, storey_frame
 from sitetwin.data.store import Store
 from sitetwin.twin.errors import SurveyError, UnitsError
 from sitetwin.twin.registration import DEFAULT_CONFIG, RegistrationConfig
@@ -263,11 +264,11 @@ def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: 
 
 
 def _site_of(store: Store, model_ids: Sequence[str]) -> str:
-    placeholders = ", ".join("?" for _ in model_ids)
-    rows = store.rows(f"SELECT model_id, site_code FROM models WHERE model_id IN ({placeholders})", list(model_ids))
+    found = {m: model_record(store, m) for m in model_ids}
+    rows = [r for r in found.values() if r is not None]
     missing = sorted(set(model_ids) - {r["model_id"] for r in rows})
     if missing:
-        known = [r["model_id"] for r in store.rows("SELECT model_id FROM models ORDER BY model_id")]
+        known = sorted(r["model_id"] for r in list_models(store))
         raise SurveyError(f"{store.label}: no model {', '.join(missing)} (models: {', '.join(known) or 'none'}); "
                           f"load it with `sitetwin bim load`")
     sites = sorted({r["site_code"] for r in rows})
@@ -319,14 +320,14 @@ def _transform_matrix(transform, origin_m: np.ndarray) -> np.ndarray:
 
 
 def _element_facts(store: Store, mesh, site_code: str, model_ids):
-    placeholders = ", ".join("?" for _ in model_ids)
-    rows = store.execute(f"SELECT model_id, global_id, ifc_class, storey FROM elements "
-                         f"WHERE model_id IN ({placeholders})", list(model_ids))
-    facts = {(m, g): (c, s) for m, g, c, s in rows}
+    elements = element_frame(store, model_ids=model_ids)[["model_id", "global_id", "ifc_class", "storey"]]
+    elements = elements.astype(object).where(elements.notna(), None)     # a missing storey stays None, not NaN
+    facts = {(m, g): (c, s) for m, g, c, s in elements.itertuples(index=False)}
     pairs = [facts.get((m, g), (None, None)) for m, g in zip(mesh.model_ids.tolist(), mesh.global_ids.tolist())]
-    levels = [(n, float(e)) for n, e in store.execute(
-        f"SELECT name, min(elevation_m) FROM storeys WHERE model_id IN ({placeholders}) AND elevation_m IS NOT NULL "
-        f"GROUP BY name ORDER BY 2", list(model_ids))]
+    storeys = storey_frame(store, model_ids)
+    storeys = storeys[storeys["elevation_m"].notna()]
+    lowest = storeys.groupby("name", dropna=False, sort=True)["elevation_m"].min().sort_values(kind="stable")
+    levels = [(n if isinstance(n, str) else None, float(e)) for n, e in lowest.items()]
     return [p[0] for p in pairs], [p[1] for p in pairs], levels
 
 

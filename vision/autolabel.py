@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.bim.queries import element_finish, element_frame
+from sitetwin.twin.queries import element_status
 from sitetwin.vision.errors import VisionError
 
 DEFAULT_CLASS_MAP = {"IfcColumn": "column", "IfcBeam": "beam", "IfcSlab": "slab", "IfcWall": "wall",
@@ -127,8 +129,8 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
         raise VisionError(f"panoramas from several sites ({', '.join(sorted(sites))}); label one site at a time")
     site = sites.pop()
     mesh = load_mesh(store, site_code=site)
-    classes = {r["global_id"]: r["ifc_class"] for r in store.rows(
-        "SELECT global_id, ifc_class FROM current_elements WHERE site_code = ?", [site])}
+    elements = element_frame(store, site_code=site)
+    classes = dict(zip(elements["global_id"], elements["ifc_class"]))
     labels_by_element = [config.class_map.get(classes.get(g, ""))
                          if element_ids is None or g in element_ids else None for g in mesh.global_ids.tolist()]
     names = tuple(sorted({n for n in labels_by_element if n}))
@@ -188,18 +190,17 @@ def built_elements(store, site_code: str, *, at=None, survey_id: str | None = No
     if survey_id is not None:
         if "element_deviation" not in store.tables():
             raise VisionError("this store has no survey results (element_deviation)")
-        rows = store.rows("SELECT global_id FROM element_deviation WHERE survey_id = ? AND status IN "
-                          "('built', 'out_of_tolerance', 'partial')", [survey_id])
-        if not rows:
+        status = element_status(store, survey_id)
+        standing = status.loc[status["status"].isin(("built", "out_of_tolerance", "partial")), "global_id"]
+        if standing.empty:
             raise VisionError(f"survey {survey_id}: no element found built")
-        return {r["global_id"] for r in rows}
+        return set(standing)
     if at is None:
         return None
-    scheduled = {r["global_id"]: r["finish"] for r in store.rows(
-        "SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t USING (schedule_id, task_id) "
-        "WHERE te.site_code = ? GROUP BY te.global_id", [site_code])}
-    everything = [r["global_id"] for r in store.rows("SELECT global_id FROM current_elements WHERE site_code = ?",
-                                                     [site_code])]
+    finish = element_finish(store, site_code)
+    finish["finish"] = finish["finish"].astype(object).where(finish["finish"].notna(), None)
+    scheduled = dict(zip(finish["global_id"], finish["finish"]))
+    everything = element_frame(store, site_code=site_code)["global_id"].tolist()
     import datetime as dt
 
     when = at if isinstance(at, dt.datetime) else dt.datetime.combine(at, dt.time(23, 59, 59))

@@ -136,6 +136,13 @@ def insert_hazards(store: Store, rows: Sequence[dict]) -> int:
     return store.insert_frame("hazards", frame)
 
 
+def link_finding(store: Store, hazard_id: str, finding_id: str) -> None:
+    """Record the finding raised for a stored hazard (a regulator raising one from the hazard page)."""
+    if not store.scalar("SELECT count(*) FROM hazards WHERE hazard_id = ?", [hazard_id]):
+        raise VisionError(f"hazard {hazard_id!r}: no such hazard in {store.label}")
+    store.execute("UPDATE hazards SET finding_id = ? WHERE hazard_id = ?", [finding_id, hazard_id])
+
+
 def insert_stage_observations(store: Store, rows: Sequence[dict]) -> int:
     if not rows:
         return 0

@@ -454,16 +454,22 @@ class EdgeConfig:
     min_fall_m: float = 1.0              # (m) edges over a drop smaller than this are ignored
 
 
+_BOX = {"bbox_min_x_m": "x0", "bbox_min_y_m": "y0", "bbox_min_z_m": "z0", "bbox_max_x_m": "x1", "bbox_max_y_m": "y1",
+        "bbox_max_z_m": "z1"}
+
+
 def edges_from_model(store, site_code: str, config: EdgeConfig = EdgeConfig(), *,
                      element_ids: set[str] | None = None) -> list[Edge]:
     """Slab edges (and slab openings with a box) of the site's current models, each marked guarded or not.
 
     ``element_ids``: only these GlobalIds count as built (a construction epoch); default all.
     """
-    rows = store.rows(
-        "SELECT model_id, global_id, ifc_class, object_type, name, storey, bbox_min_x_m AS x0, bbox_min_y_m AS y0, "
-        "bbox_min_z_m AS z0, bbox_max_x_m AS x1, bbox_max_y_m AS y1, bbox_max_z_m AS z1 FROM current_elements "
-        "WHERE site_code = ? AND bbox_min_x_m IS NOT NULL", [site_code])
+    from sitetwin.bim.queries import element_frame
+
+    frame = element_frame(store, site_code=site_code)
+    frame = frame.loc[frame["bbox_min_x_m"].notna(), ["model_id", "global_id", "ifc_class", "object_type", "name",
+                                                      "storey", *_BOX]].rename(columns=_BOX)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if element_ids is not None:
         rows = [r for r in rows if r["global_id"] in element_ids]
     # falls are measured to the lowest floor (the top of the lowest slab), else the model's bottom
@@ -558,13 +564,7 @@ def _guarded(p0, p1, floor_z: float, guards: list[dict], config: EdgeConfig) -> 
 
 
 def zones_from_sensors(store, site_code: str, at=None) -> list[Zone]:
-    """Crane and hoist zones from the sensors package (contract 5), when it is installed and has devices."""
-    import importlib
+    """The site's crane and hoist zones (``sensors.zones``) as machinery zones; none without such devices."""
+    from sitetwin.sensors.zones import crane_zones
 
-    try:
-        zones_mod = importlib.import_module("sitetwin.sensors.zones")
-    except ImportError:
-        return []
-    if "devices" not in store.tables():
-        return []
-    return [as_zone(z) for z in zones_mod.crane_zones(store, site_code, at)]
+    return [as_zone(z) for z in crane_zones(store, site_code, at)]

@@ -1,4 +1,4 @@
-"""Detect on a source, tag onto the model, apply the hazard rules, store everything, raise findings.
+"""Detect on a source, tag onto the model, apply the hazard rules, store everything; findings through a sink.
 
 >>> with open_store("site.duckdb") as store:                                  # doctest: +SKIP
 ...     report = detect_source(store, "pano.jpg", "best.onnx", pano_id="P1a2b3c")
@@ -10,7 +10,7 @@ and intrinsics are in the ``cameras`` table. Posed sources are tagged onto the m
 checked by every hazard rule; unposed images get the PPE rules only (no 3D position).
 
 What is written, and when: a still image, a folder or a panorama is one transaction (the
-run, its detections, hazards and findings, or nothing). Video and streams are written in
+run, its detections, hazards and, with a ``sink``, their findings; or nothing). Video and streams are written in
 chunks of ``commit_every`` frames, each chunk one transaction, so a stream that drops keeps
 every frame processed before the drop; the run's ``status`` says ``done`` or ``dropped``.
 Hazards on tracked video are raised only once they held ``min_duration_s``
@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.clock import utcnow
+from sitetwin.data.evidence import FindingDraft, FindingSink
 from sitetwin.data.store import Store
-from sitetwin.vision.detect import Boxes, Detector, TileConfig, Tracker, predict_tiled
+from sitetwin.vision.boxes import Boxes
+from sitetwin.vision.detect import Detector, TileConfig, Tracker, predict_tiled
 from sitetwin.vision.detection_store import (
     RunRecord,
     get_camera,
@@ -38,7 +41,6 @@ from sitetwin.vision.detection_store import (
     new_id,
     record_run,
     run_for_weights,
-    utcnow,
 )
 from sitetwin.vision.errors import SourceError, StreamDropped, VisionError, WeightsError
 from sitetwin.vision.hazards import (
@@ -77,7 +79,6 @@ class DetectConfig:
     hazards: HazardConfig = field(default_factory=HazardConfig)
     tagging: TagConfig = field(default_factory=TagConfig)
     check_classes: bool = True             # (bool) refuse weights lacking a class the rules need
-    raise_findings: bool = True            # (bool) every hazard becomes an oversight finding
     save_crops: bool = True                # (bool) evidence crops beside the store
     progress_min_conf: float = 0.4         # (0-1) formwork/rebar/concrete sightings below this are not progress
     reconnect: Reconnect = field(default_factory=Reconnect)
@@ -117,8 +118,10 @@ class _Run:
     """State of one detect run: rows waiting to be written, counters, the run row."""
 
     def __init__(self, store: Store, site_code: str, source_kind: str, source_ref: str, detector,
-                 config: DetectConfig, *, pano_id=None, camera_id=None, parent=None, weights_sha=None):
+                 config: DetectConfig, *, pano_id=None, camera_id=None, parent=None, weights_sha=None,
+                 sink: FindingSink | None = None):
         self.store = store
+        self.sink = sink
         self.site_code = site_code
         self.source_kind = source_kind
         self.source_ref = source_ref
@@ -158,11 +161,11 @@ class _Run:
                 record_run(self.store, self.record)
                 self.run_written = True
             insert_detections(self.store, self.detections)
-            for h in self.hazards:
-                if self.config.raise_findings:
-                    h["finding_id"] = _raise_finding(self.store, h)
-                    if h["finding_id"]:
-                        self.counts["findings"] += 1
+            if self.sink is not None and self.hazards:
+                raised = self.sink(self.store, [hazard_finding(h) for h in self.hazards])
+                for h in self.hazards:
+                    h["finding_id"] = raised.get(h["hazard_id"])
+                self.counts["findings"] += len(raised)
             insert_hazards(self.store, self.hazards)
             for hid, duration, ended, evidence in self.updates:
                 self.store.execute("UPDATE hazards SET duration_s = ?, ended_at = coalesce(?, ended_at), evidence = ? "
@@ -264,21 +267,23 @@ class Recorder:
     ``detect_source`` feeds it with its detector's boxes; boxes from any other detector (a
     camera vendor's, a labelling tool's) go in the same way. ``view`` (posed frames) enables
     tagging and the 3D rules; ``video`` enables persistence (hazards only after
-    ``min_duration_s`` of one track) and writes every ``commit_every`` frames.
+    ``min_duration_s`` of one track) and writes every ``commit_every`` frames. With a ``sink``
+    (the application passes ``oversight.raising.raise_drafts``) each hazard gets a finding in
+    the transaction that stores it; without one, hazards are stored without findings.
     """
 
     def __init__(self, store: Store, *, site_code: str, source_kind: str, source_ref: str, detector,
                  config: DetectConfig = DetectConfig(), view: View | None = None, tagger: Tagger | None = None,
                  context: HazardContext | None = None, pano_id: str | None = None, camera_id: str | None = None,
                  video: bool = False, wrap: bool = False, parent_run_id: str | None = None,
-                 weights_sha256: str | None = None):
+                 weights_sha256: str | None = None, sink: FindingSink | None = None):
         if view is not None and tagger is None:
             tagger = Tagger.from_store(store, site_code, config.tagging)
         self.view, self.tagger, self.config, self.video, self.wrap = view, tagger, config, video, wrap
         self.context = context if (context is not None and view is not None) else HazardContext()
         self.persistence = Persistence(config.hazards) if video else None
         self.run = _Run(store, site_code, source_kind, source_ref, detector, config, pano_id=pano_id,
-                        camera_id=camera_id, parent=parent_run_id, weights_sha=weights_sha256)
+                        camera_id=camera_id, parent=parent_run_id, weights_sha=weights_sha256, sink=sink)
 
     @property
     def run_id(self) -> str:
@@ -329,11 +334,12 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
                   pano_id: str | None = None, camera_id: str | None = None,
                   config: DetectConfig = DetectConfig(), context: HazardContext | None = None,
                   detector: Detector | None = None, tagger: Tagger | None = None,
-                  on_frame: Callable[[int], None] | None = None) -> DetectReport:
+                  on_frame: Callable[[int], None] | None = None, sink: FindingSink | None = None) -> DetectReport:
     """Run weights on a source, tag, apply hazard rules, store; see the module docstring.
 
     ``source`` may be None (or "-") with ``pano_id``: the panorama's stored image is used.
     ``context`` defaults to the model's slab edges plus the sensors package's crane zones.
+    ``sink`` raises a finding for each hazard (see :class:`Recorder`).
     """
     if pano_id and camera_id:
         raise VisionError("give --pano or --camera, not both")
@@ -346,7 +352,7 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     sha = file_sha256(detector.weights)
     parent = run_for_weights(store, sha)
     if pano_id:
-        return _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha)
+        return _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha, sink)
     if source is None or str(source) == "-":
         raise SourceError("no source given: pass an image, folder, video or stream URL (or --pano ID)")
     camera = get_camera(store, camera_id, site_code) if camera_id else None
@@ -368,7 +374,8 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     video = src.kind in ("video", "stream")
     recorder = Recorder(store, site_code=site_code, source_kind="camera" if camera else src.kind,
                         source_ref=str(source), detector=detector, config=config, view=view, tagger=tagger,
-                        context=context, camera_id=camera_id, video=video, parent_run_id=parent, weights_sha256=sha)
+                        context=context, camera_id=camera_id, video=video, parent_run_id=parent, weights_sha256=sha,
+                        sink=sink)
     tracker = Tracker(config.tracker) if (video and config.track) else None
     status, message = "done", None
     frames = 0
@@ -445,7 +452,7 @@ def _episode(ph: PersistentHazard) -> tuple:
     return (ph.condition.key, round(ph.started_s, 6))
 
 
-def _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha) -> DetectReport:
+def _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha, sink) -> DetectReport:
     from sitetwin.panorama.pano_store import get_panorama, load_element_map, load_image
     from sitetwin.vision.sources import read_image
 
@@ -480,7 +487,7 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
                                 tuple(zones_from_sensors(store, pano.site_code, pano.captured_at)))
     recorder = Recorder(store, site_code=pano.site_code, source_kind="panorama", source_ref=source_ref,
                         detector=detector, config=config, view=view, tagger=tagger, context=context, pano_id=pano_id,
-                        wrap=True, parent_run_id=parent, weights_sha256=sha)
+                        wrap=True, parent_run_id=parent, weights_sha256=sha, sink=sink)
     boxes = detect_panorama(detector, image, config.views)
     recorder.frame(image, boxes, captured_at=pano.captured_at)
     return recorder.finish("done")
@@ -492,21 +499,17 @@ TITLES = {"no_hard_hat": "Worker without a hard hat", "no_vest": "Worker without
           "unprotected_edge": "Worker near an unprotected edge", "machinery_zone": "Worker inside a machinery zone"}
 
 
-def _raise_finding(store: Store, h: dict) -> str | None:
-    """An oversight finding for a hazard (contract 4); None when oversight is not installed."""
-    try:
-        from sitetwin.oversight.findings import raise_finding
-    except ImportError:
-        return None
-    loc = None if h.get("x_m") is None else [h["x_m"], h["y_m"], h["z_m"]]
+def hazard_finding(h: dict) -> FindingDraft:
+    """The finding a stored hazard row deserves (a safety finding on its element, with the hazard as evidence)."""
+    loc = None if h.get("x_m") is None else (h["x_m"], h["y_m"], h["z_m"])
     evidence = dict(h.get("evidence") or {})
     evidence["hazard_id"] = h["hazard_id"]
     evidence["rule"] = h["rule"]
-    return raise_finding(store, site_code=h["site_code"], category="safety", severity=h["severity"],
-                         title=TITLES.get(h["rule"], h["rule"]), description=h["message"], raised_by="vision",
-                         global_id=h.get("global_id"), model_id=h.get("model_id") if h.get("global_id") else None,
-                         storey=h.get("storey"), location_m=loc, evidence=evidence, source="hazard",
-                         source_ref=h["hazard_id"], at=h.get("started_at") or None)
+    return FindingDraft(site_code=h["site_code"], category="safety", severity=h["severity"],
+                        title=TITLES.get(h["rule"], h["rule"]), description=h["message"], raised_by="vision",
+                        global_id=h.get("global_id"), model_id=h.get("model_id") if h.get("global_id") else None,
+                        storey=h.get("storey"), location_m=loc, evidence=evidence, source="hazard",
+                        source_ref=h["hazard_id"], at=h.get("started_at") or None)
 
 
 def _crop(image: np.ndarray, xyxy, margin: float = 0.25) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sitetwin.vision.detect import Boxes
+from sitetwin.vision.boxes import Boxes
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,12 @@ class Tagger:
     @classmethod
     def from_store(cls, store, site_code: str, config: TagConfig = TagConfig(), *, mesh: Any = None) -> Tagger:
         from sitetwin.bim.mesh import load_mesh
+        from sitetwin.bim.queries import element_frame
 
         mesh = mesh if mesh is not None else load_mesh(store, site_code=site_code)
-        rows = store.rows("SELECT global_id, ifc_class, storey FROM current_elements WHERE site_code = ?", [site_code])
-        return cls(mesh, {r["global_id"]: (r["ifc_class"], r["storey"]) for r in rows}, config)
+        frame = element_frame(store, site_code=site_code)[["global_id", "ifc_class", "storey"]]
+        frame = frame.astype(object).where(frame.notna(), None)       # a missing storey is None, never NaN
+        return cls(mesh, {g: (c, s) for g, c, s in frame.itertuples(index=False)}, config)
 
     # -- public ------------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.store import Store, atomic, store_for
 from sitetwin.vision import runtime
 from sitetwin.vision.datasets import (
     ClassMap,
@@ -148,13 +148,15 @@ def prepare_dataset(data: str | Path | Dataset, out: Path, *, names: tuple[str, 
 # --- train -------------------------------------------------------------------------------------
 
 def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, out: str | Path,
-          store=None, site_code: str | None = None,
+          store: Store | str | Path | None = None, site_code: str | None = None,
           on_epoch: Callable[[int, int, dict], None] | None = None) -> TrainResult:
     """Train a detector on a YOLO dataset (folder, data.yaml or :class:`Dataset`); record the run if ``store``.
 
     ``out`` is the run folder (created; must be new or empty): ``data/`` holds the dataset as
     trained on, ``train/weights/best.pt`` the weights. ``on_epoch(epoch, epochs, metrics)`` is
-    called after each epoch. The store row is written after training, in one transaction.
+    called after each epoch. The store row is written after training, in one transaction;
+    ``store`` is an open store or the store file's path (opened only then, so that a long
+    training does not hold it against the workbench and other writers).
     """
     out = Path(out)
     _fresh_folder(out)
@@ -189,7 +191,7 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
                 project=str(out.resolve()), name="train", exist_ok=True, verbose=False, deterministic=True,
                 amp=False, **config.options)
     try:
-        with _quiet_ultralytics(), _as_vision_error("training"):
+        with runtime.quiet_ultralytics(), _as_vision_error("training"):
             metrics = model.train(**args)
     finally:
         if threads_before is not None:
@@ -205,7 +207,7 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
                          per_class=per_class, seconds=(finished - started).total_seconds(),
                          epochs_run=int(getattr(trainer, "epoch", config.epochs - 1)) + 1)
     if store is not None:
-        cfg = {k: v for k, v in dataclasses.asdict(config).items()}
+        cfg = dict(dataclasses.asdict(config))
         artifacts = {"save_dir": str(save_dir), "last": str(trainer.last),
                      **{p.stem: str(p) for p in sorted(save_dir.glob("*.png"))},
                      "results_csv": str(save_dir / "results.csv")}
@@ -213,8 +215,8 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
                            site_code=site_code, model_cfg=config.model, weights_path=str(best),
                            weights_sha256=file_sha256(best), class_names=names, dataset_path=str(out / "data"),
                            dataset_hash=ds_hash, config=cfg, metrics=summary, per_class=per_class, artifacts=artifacts)
-        with store.transaction():
-            record_run(store, record)
+        with store_for(store) as opened, atomic(opened):
+            record_run(opened, record)
     return result
 
 
@@ -290,7 +292,7 @@ def _class_names_of(path: Path) -> tuple[str, ...]:
     from ultralytics import YOLO
 
     try:
-        with _quiet_ultralytics():
+        with runtime.quiet_ultralytics():
             model = YOLO(str(path))
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"weights {path}: cannot be loaded ({type(exc).__name__}: {str(exc)[:120]})") from None
@@ -310,13 +312,14 @@ def check_classes(weights: str | Path, required: tuple[str, ...] | list[str], *,
 
 def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path, imgsz: int = 640,
              batch: int = 16, conf: float = 0.001, iou: float = 0.7, split_name: str = "val",
-             store=None, site_code: str | None = None, drop_unknown: bool = False) -> EvalReport:
+             store: Store | str | Path | None = None, site_code: str | None = None,
+             drop_unknown: bool = False) -> EvalReport:
     """Per-class precision, recall, mAP50 and mAP50-95 of ``weights`` on a dataset, with plots.
 
     The dataset is written under ``out/data`` with its classes in the weights' order (a class the
     weights lack is a WeightsError naming it, unless ``drop_unknown``); a dataset without splits
     is evaluated on all of it. Plots: ``confusion_matrix.png``, ``BoxPR_curve.png`` and the P, R
-    and F1 curves, in ``out/eval``.
+    and F1 curves, in ``out/eval``. With ``store`` (open, or its path) the run is recorded.
     """
     weights = Path(weights)
     out = Path(out)
@@ -337,9 +340,9 @@ def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path
 
     from ultralytics import YOLO
 
-    with _quiet_ultralytics():
+    with runtime.quiet_ultralytics():
         model = YOLO(str(weights), task="detect")
-    with _quiet_ultralytics(), _as_vision_error("evaluation"):
+    with runtime.quiet_ultralytics(), _as_vision_error("evaluation"):
         metrics = model.val(data=str(yaml_path), split=split_name, imgsz=imgsz, batch=batch, conf=conf, iou=iou,
                             device="cpu", workers=0, plots=True, project=str(out.resolve()), name="eval",
                             exist_ok=True, verbose=False)
@@ -352,15 +355,14 @@ def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path
     finished = utcnow()
     if store is not None:
         sha = file_sha256(weights)
-        record = RunRecord(run_id=run_id, kind="eval", started_at=started, finished_at=finished, site_code=site_code,
-                           parent_run_id=run_for_weights(store, sha), model_cfg=None, weights_path=str(weights),
-                           weights_sha256=sha, class_names=names, dataset_path=str(out / "data"),
-                           dataset_hash=ds_hash, config={"imgsz": imgsz, "batch": batch, "conf": conf, "iou": iou,
-                                                         "split": split_name},
-                           metrics=summary, per_class=per_class,
-                           artifacts={p.stem: str(p) for p in plots})
-        with store.transaction():
-            record_run(store, record)
+        with store_for(store) as opened, atomic(opened):
+            record = RunRecord(run_id=run_id, kind="eval", started_at=started, finished_at=finished,
+                               site_code=site_code, parent_run_id=run_for_weights(opened, sha), model_cfg=None,
+                               weights_path=str(weights), weights_sha256=sha, class_names=names,
+                               dataset_path=str(out / "data"), dataset_hash=ds_hash,
+                               config={"imgsz": imgsz, "batch": batch, "conf": conf, "iou": iou, "split": split_name},
+                               metrics=summary, per_class=per_class, artifacts={p.stem: str(p) for p in plots})
+            record_run(opened, record)
     return EvalReport(run_id=run_id, weights=weights, metrics=summary, per_class=per_class,
                       confusion_matrix=cm if cm.exists() else None, pr_curve=pr, plots=plots, save_dir=save_dir)
 
@@ -391,11 +393,13 @@ def _metrics_summary(metrics, names: tuple[str, ...]) -> tuple[dict, tuple[dict,
 # --- export ------------------------------------------------------------------------------------
 
 def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dynamic: bool = False, batch: int = 1,
-                out: str | Path | None = None, store=None, site_code: str | None = None) -> Path:
+                out: str | Path | None = None, store: Store | str | Path | None = None,
+                site_code: str | None = None) -> Path:
     """Export .pt weights to ONNX (simplified, opset chosen by ultralytics) for ONNX Runtime; return its path.
 
     ``dynamic`` allows any batch and image size; otherwise the graph takes ``batch`` images of
-    ``imgsz`` x ``imgsz``. ``out`` moves the file there (default: beside the weights).
+    ``imgsz`` x ``imgsz``. ``out`` moves the file there (default: beside the weights). With
+    ``store`` (open, or its path) the export is recorded.
     """
     weights = Path(weights)
     if weights.suffix != ".pt" or not weights.exists():
@@ -403,9 +407,9 @@ def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dyna
     started = utcnow()
     from ultralytics import YOLO
 
-    with _quiet_ultralytics():
+    with runtime.quiet_ultralytics():
         model = YOLO(str(weights))
-    with _quiet_ultralytics(), _as_vision_error("ONNX export"):
+    with runtime.quiet_ultralytics(), _as_vision_error("ONNX export"):
         path = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, simplify=True,
                                  device="cpu", verbose=False))
     if out is not None:
@@ -416,13 +420,13 @@ def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dyna
     if store is not None:
         sha = file_sha256(weights)
         names = tuple(model.names[i] for i in sorted(model.names))
-        record = RunRecord(run_id=new_id("R", 11), kind="export", started_at=started, finished_at=utcnow(),
-                           site_code=site_code, parent_run_id=run_for_weights(store, sha), model_cfg=str(weights),
-                           weights_path=str(path), weights_sha256=file_sha256(path), class_names=names,
-                           config={"format": "onnx", "imgsz": imgsz, "dynamic": dynamic, "batch": batch},
-                           artifacts={"onnx": str(path), "source_weights": str(weights)})
-        with store.transaction():
-            record_run(store, record)
+        with store_for(store) as opened, atomic(opened):
+            record = RunRecord(run_id=new_id("R", 11), kind="export", started_at=started, finished_at=utcnow(),
+                               site_code=site_code, parent_run_id=run_for_weights(opened, sha), model_cfg=str(weights),
+                               weights_path=str(path), weights_sha256=file_sha256(path), class_names=names,
+                               config={"format": "onnx", "imgsz": imgsz, "dynamic": dynamic, "batch": batch},
+                               artifacts={"onnx": str(path), "source_weights": str(weights)})
+            record_run(opened, record)
     return path
 
 
@@ -440,7 +444,7 @@ def quantize_onnx(onnx_path: str | Path, calibration: list, *, out: str | Path |
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from sitetwin.vision.detect import letterbox
+    from sitetwin.vision.boxes import letterbox
 
     src = Path(onnx_path)
     if not calibration:
@@ -488,20 +492,6 @@ def _fresh_folder(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VisionError(f"{out}: run folder exists and is not empty; give a new --out folder")
     out.mkdir(parents=True, exist_ok=True)
-
-
-@contextlib.contextmanager
-def _quiet_ultralytics():
-    """Keep ultralytics' console chatter off stdout (the CLI's --json owns stdout); it goes to stderr."""
-    with contextlib.redirect_stdout(_Stderr()):
-        yield
-
-
-class _Stderr(io.TextIOBase):
-    def write(self, s: str) -> int:
-        import sys
-
-        return sys.stderr.write(s)
 
 
 @contextlib.contextmanager

@@ -56,11 +56,11 @@ def load_cmd(
 @bim_app.command("models")
 def models_cmd(db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
     """List the models in the store, with their versions."""
+    from sitetwin.bim.queries import list_models
     from sitetwin.data.store import open_store
 
     with open_store(db, read_only=True, create=False) as store:
-        rows = store.rows("SELECT model_id, site_code, name, version, file_name, ifc_schema, length_unit, "
-                          "element_count, triangle_count, loaded_at FROM models ORDER BY site_code, name, version")
+        rows = list_models(store)
     emit(rows, as_json, lambda rs: table(rs, ["model_id", "site_code", "name", "version", "file_name", "ifc_schema",
                                               "element_count", "triangle_count"]))
 

@@ -135,18 +135,23 @@ def element_map_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Ray-cast a posed panorama against the model: the element and range of every pixel, stored compactly."""
+    from sitetwin.bim.queries import element_frame
     from sitetwin.data.store import open_store
     from sitetwin.panorama.pano_store import compute_element_map, get_panorama, load_image
+    from sitetwin.panorama.queries import element_map_files, map_elements
 
     with open_store(db) as store:
         emap = compute_element_map(store, pano, width=width)
         p = get_panorama(store, pano)
-        elements = store.rows(
-            "SELECT pe.global_id, pe.model_id, e.ifc_class, e.storey, pe.pixels, pe.solid_angle_sr, "
-            "pe.min_depth_m, pe.median_depth_m FROM panorama_elements pe LEFT JOIN elements e "
-            "ON e.model_id = pe.model_id AND e.global_id = pe.global_id WHERE pe.pano_id = ? "
-            "ORDER BY pe.pixels DESC", [pano])
-        row = store.one("SELECT index_file, depth_file FROM panorama_element_maps WHERE pano_id = ?", [pano])
+        seen = map_elements(store, pano)
+        facts = element_frame(store, model_ids=sorted({e["model_id"] for e in seen}))[
+            ["model_id", "global_id", "ifc_class", "storey"]]
+        facts = facts.astype(object).where(facts.notna(), None)
+        about = {(m, g): {"ifc_class": c, "storey": s} for m, g, c, s in facts.itertuples(index=False)}
+        elements = [{"global_id": e["global_id"], "model_id": e["model_id"],
+                     **about.get((e["model_id"], e["global_id"]), {"ifc_class": None, "storey": None}),
+                     **{k: e[k] for k in ("pixels", "solid_angle_sr", "min_depth_m", "median_depth_m")}} for e in seen]
+        row = element_map_files(store, pano)
         written = None
         if overlay is not None:
             from sitetwin.panorama.io import save_image

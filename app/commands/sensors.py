@@ -128,17 +128,15 @@ def device_list(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
 def device_show(device_id: str, db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
     """One device: record, calibrations, tokens (handles only), last data, active warnings."""
     from sitetwin.data.store import open_store
+    from sitetwin.sensors.queries import device_status, device_tokens, reading_count
     from sitetwin.sensors.registry import calibrations, get_device
     from sitetwin.sensors.warnings import list_warnings
 
     with open_store(db, read_only=True, create=False) as store:
         device = get_device(store, device_id)
         payload = {"device": _device_dict(device), "calibrations": calibrations(store, device_id),
-                   "tokens": store.rows("SELECT token_id, created_at, revoked_at FROM device_tokens "
-                                        "WHERE device_id = ? ORDER BY created_at", [device_id]),
-                   "status": store.one("SELECT last_measured_at, last_received_at FROM device_status "
-                                       "WHERE device_id = ?", [device_id]),
-                   "readings": store.scalar("SELECT count(*) FROM readings WHERE device_id = ?", [device_id]),
+                   "tokens": device_tokens(store, device_id), "status": device_status(store, device_id),
+                   "readings": reading_count(store, device_id),
                    "active_warnings": list_warnings(store, device_id=device_id, active=True)}
     emit(payload, as_json, lambda p: out_console().print_json(json.dumps(_jsonable(p))))
 
@@ -238,13 +236,15 @@ def readings_import(
     import os
 
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.importer import import_file
 
     reports = []
     with open_store(db) as store:
         for path in files:
             reports.append(import_file(store, path, kind=kind, timezone=timezone, evaluate=evaluate,
-                                       now=_when(now, "--now"), pseudonym_key=os.environ.get(pseudonym_key_env)))
+                                       now=_when(now, "--now"), pseudonym_key=os.environ.get(pseudonym_key_env),
+                                       sink=raise_drafts))
     payload = reports[0] if len(reports) == 1 else {"files": reports}
     emit(payload, as_json, lambda _: table(
         [{"file": Path(r.file).name, "kind": r.kind, "rows": r.rows, "stored": r.readings + r.events,
@@ -288,13 +288,14 @@ def ingest_serve(
 ) -> None:
     """Serve POST /v1/batches for devices (token auth, JSON batches); the store stays free between flushes."""
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.server import ServerConfig, serve
 
     open_store(db).close()   # create / migrate before serving
     config = ServerConfig(db=db, spool=spool, flush_interval_s=flush_interval, lock_timeout_s=lock_timeout,
                           evaluate=evaluate)
     err_console().print(f"ingest: serving http://{host}:{port}/v1/batches for {db} (spool {config.spool_path})")
-    serve(config, host=host, port=port, log_level=log_level)
+    serve(config, host=host, port=port, log_level=log_level, sink=raise_drafts)
 
 
 # ---------------------------------------------------------------------------- sensors
@@ -333,14 +334,16 @@ def sensors_evaluate(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
                      as_json: JsonOption = False) -> None:
     """Recompute a site's warnings (rules, gaps, untrained workers) from its stored data."""
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.warnings import check_silence, evaluate_warnings
 
     with open_store(db) as store:
         site_code = _site(store, site)
         with store.transaction():
             report = evaluate_warnings(store, site_code=site_code, since=_when(since, "--since"),
-                                       now=_when(now, "--now"), findings=findings)
-            silence = check_silence(store, site_code=site_code, now=_when(now, "--now"), findings=findings)
+                                       now=_when(now, "--now"), findings=findings, sink=raise_drafts)
+            silence = check_silence(store, site_code=site_code, now=_when(now, "--now"), findings=findings,
+                                    sink=raise_drafts)
     payload = {"site_code": site_code, "inserted": report.inserted + silence.inserted,
                "updated": report.updated + silence.updated, "removed": report.removed,
                "findings": report.findings + silence.findings, "by_kind": report.by_kind, "seconds": report.seconds}
@@ -390,11 +393,13 @@ def sensors_findings(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
                      as_json: JsonOption = False) -> None:
     """Raise findings for sensor warnings that have none yet."""
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.findings import raise_pending_findings
 
     with open_store(db) as store:
         site_code = _site(store, site)
-        raised = raise_pending_findings(store, site_code=site_code, min_severity=min_severity, warning_ids=warning)
+        raised = raise_pending_findings(store, raise_drafts, site_code=site_code, min_severity=min_severity,
+                                        warning_ids=warning)
     rows = [{"warning_id": w, "finding_id": f} for w, f in raised]
     emit(rows, as_json, lambda rs: print(f"{len(rs)} finding(s) raised"))
 
@@ -409,7 +414,7 @@ def sensors_limits(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
                    as_json: JsonOption = False) -> None:
     """Show a site's limits and rules (defaults plus its overrides), or change them."""
     from sitetwin.data.store import open_store
-    from sitetwin.sensors.warnings import set_site_limits, site_limits
+    from sitetwin.sensors.limits import set_site_limits, site_limits
 
     with open_store(db, read_only=set_file is None, create=False) as store:
         site_code = _site(store, site)

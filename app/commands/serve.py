@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,16 +25,43 @@ def serve(
 ) -> None:
     """Serve the workbench for the store DB; it reads the store afresh on every request, so
     data written meanwhile by the CLI or the sensor ingest server shows up without a restart."""
+    run_workbench(db, host=host, port=port, site=site, jobs=jobs, debug=debug)
+
+
+def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: str | None = None,
+                  jobs: Path | None = None, debug: bool = False, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until interrupted; ``on_ready`` is called once the server listens (the demo times its start)."""
     from sitetwin.dashboards.app import create_app, warm_up
 
     app = create_app(db, jobs_dir=jobs, debug=debug)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     site = site or _first_site(db)
     url = f"http://{shown}:{port}/" + (f"?site={site}" if site else "")
+    warm = warm_up(db)
+    try:
+        if debug:    # Flask's own runner brings the interactive debugger
+            _announce(db, url, on_ready)
+            app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
+            return
+        from werkzeug.serving import make_server
+
+        server = make_server(host, port, app.server, threaded=True)
+        _announce(db, url, on_ready)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    finally:
+        warm.stop()
+
+
+def _announce(db: Path, url: str, on_ready: Callable[[], None] | None) -> None:
     err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  (Ctrl+C stops it)", markup=True)
     err_console().print(_who_may_enter(db))
-    warm_up(db)
-    app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
+    if on_ready is not None:
+        on_ready()
 
 
 def _who_may_enter(db) -> str:

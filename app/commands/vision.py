@@ -141,12 +141,12 @@ def dataset_autolabel(
     """Label posed panoramas from the model (BIM-based labelling): element boxes or masks per perspective view."""
     from sitetwin.bim.mesh import resolve_site
     from sitetwin.data.store import open_store
+    from sitetwin.panorama.pano_store import list_panoramas
     from sitetwin.vision.autolabel import AutolabelConfig, autolabel_panoramas, built_elements
 
     with open_store(db, read_only=True) as store:
         site = resolve_site(store, site)
-        ids = pano or [r["pano_id"] for r in store.rows(
-            "SELECT pano_id FROM panoramas WHERE site_code = ? AND T_model_from_camera IS NOT NULL ORDER BY 1", [site])]
+        ids = pano or sorted(p.pano_id for p in list_panoramas(store, site) if p.posed)
         when = dt.date.fromisoformat(at) if at else None
         keep = built_elements(store, site, at=when, survey_id=survey)
         with progress() as bar:
@@ -267,11 +267,10 @@ def runs_cmd(db: DbOption = DEFAULT_DB_PATH, kind: Annotated[Optional[str], type
              = None, as_json: JsonOption = False) -> None:
     """Detector runs recorded in the store."""
     from sitetwin.data.store import open_store
+    from sitetwin.vision.queries import list_runs
 
     with open_store(db, read_only=True) as store:
-        rows = store.rows("SELECT run_id, kind, site_code, parent_run_id, model_cfg, weights_path, dataset_hash, "
-                          "metrics, started_at, seconds, status FROM vision_runs "
-                          + ("WHERE kind = ? " if kind else "") + "ORDER BY started_at", [kind] if kind else None)
+        rows = list_runs(store, kind=kind)
     emit(rows, as_json, lambda rs: table(rs, ["run_id", "kind", "site_code", "status", "seconds", "weights_path"]))
 
 
@@ -282,19 +281,10 @@ def hazards_cmd(db: DbOption = DEFAULT_DB_PATH,
                 as_json: JsonOption = False) -> None:
     """Hazards found, newest first, with element, storey and finding."""
     from sitetwin.data.store import open_store
+    from sitetwin.vision.queries import list_hazards
 
-    where, params = [], []
-    if site:
-        where.append("site_code = ?")
-        params.append(site)
-    if rule:
-        where.append("rule = ?")
-        params.append(rule)
     with open_store(db, read_only=True) as store:
-        rows = store.rows("SELECT hazard_id, site_code, rule, severity, storey, global_id, distance_m, duration_s, "
-                          "started_at, message, finding_id FROM hazards " + (f"WHERE {' AND '.join(where)} " if where
-                                                                             else "")
-                          + "ORDER BY started_at DESC NULLS LAST, hazard_id", params)
+        rows = list_hazards(store, site_code=site, rule=rule)
     emit(rows, as_json, lambda rs: table(rs, ["hazard_id", "rule", "severity", "storey", "global_id", "message",
                                               "finding_id"]))
 
@@ -374,9 +364,10 @@ def camera_add(
 def camera_list(db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
     """Registered cameras."""
     from sitetwin.data.store import open_store
+    from sitetwin.vision.queries import list_cameras
 
     with open_store(db, read_only=True) as store:
-        rows = store.rows("SELECT site_code, camera_id, name, width, height, fx, source_url FROM cameras ORDER BY 1, 2")
+        rows = list_cameras(store)
     emit(rows, as_json, lambda rs: table(rs, ["site_code", "camera_id", "name", "width", "height", "fx", "source_url"]))
 
 
@@ -406,6 +397,7 @@ def detect_cmd(
     import dataclasses
 
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.vision.detect import TileConfig
     from sitetwin.vision.errors import StreamDropped
     from sitetwin.vision.hazards import HazardConfig
@@ -413,14 +405,15 @@ def detect_cmd(
 
     hazards = HazardConfig.from_file(rules) if rules else HazardConfig()
     config = DetectConfig(imgsz=imgsz, conf=conf, tiles=TileConfig(tile=imgsz) if tiles else None,
-                          tracker=tracker, max_frames=max_frames, hazards=hazards, raise_findings=not no_findings)
+                          tracker=tracker, max_frames=max_frames, hazards=hazards)
     with open_store(db) as store:
         with progress() as bar:
             task = bar.add_task("detecting", total=None)
             try:
                 report = detect_source(store, None if source == "-" else source, weights, site_code=site,
                                        pano_id=pano, camera_id=camera, config=config,
-                                       on_frame=lambda n: bar.update(task, completed=n))
+                                       on_frame=lambda n: bar.update(task, completed=n),
+                                       sink=None if no_findings else raise_drafts)
             except StreamDropped as exc:
                 warn(str(exc))
                 raise typer.Exit(1)

@@ -20,7 +20,7 @@ viewpoints             Viewpoints: camera (IFC world frame = local + site origin
 =====================  ==========================================================================
 
 A finding with no stored viewpoint gets one at export: the panorama view in its evidence
-(when the ``panoramas`` table has that panorama's pose), else a 3D view onto its element
+(when panorama knows that panorama's pose), else a 3D view onto its element
 or location; the element is selected, and a snapshot is rendered from the site's model
 when its geometry is in the cache.
 
@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.bim.queries import element_boxes, list_models
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
@@ -58,6 +59,7 @@ from sitetwin.oversight.findings import (
     list_findings,
 )
 from sitetwin.oversight.scope import Scope
+from sitetwin.panorama.queries import panorama_pose
 
 STATUS_TO_BCF = {"open": "Open", "rectification_submitted": "Resolved", "verified_closed": "Closed",
                  "reopened": "ReOpened"}
@@ -271,8 +273,8 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
     if pano is None and evidence.get("pano_id"):
         # vision's hazard evidence: the panorama and the box (equirectangular pixels) the hazard was seen in
         pano = {"pano_id": evidence["pano_id"], "box_px": evidence.get("box_px")}
-    if pano and _has_table(store, "panoramas"):
-        row = store.one("SELECT * FROM panoramas WHERE pano_id = ?", [pano["pano_id"]])
+    if pano:
+        row = panorama_pose(store, pano["pano_id"])
         pose = row.get("T_model_from_camera") if row else None
         if pose and "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
             # look at the box centre: azimuth = pi (1 - 2u/W), elevation = pi (1/2 - v/H) (panorama.camera)
@@ -281,8 +283,7 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
             pano = {**pano, "yaw_deg": 180.0 * (1 - 2 * u / row["width"]),
                     "pitch_deg": 180.0 * (0.5 - v / row["height"])}
         if pose:
-            T = json.loads(pose) if isinstance(pose, str) else pose
-            camera = cam.camera_from_panorama(T, pano.get("yaw_deg", 0.0), pano.get("pitch_deg", 0.0),
+            camera = cam.camera_from_panorama(pose, pano.get("yaw_deg", 0.0), pano.get("pitch_deg", 0.0),
                                               pano.get("fov_deg", cam.DEFAULT_FOV_DEG))
         else:
             warnings.append(f"panorama {pano['pano_id']} has no pose; finding {f.ref} gets a 3D view instead")
@@ -291,9 +292,8 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
     if camera is None:
         bbox = None
         if f.global_id:
-            bbox = store.one("SELECT bbox_min_x_m, bbox_min_y_m, bbox_min_z_m, bbox_max_x_m, bbox_max_y_m, bbox_max_z_m "
-                             "FROM current_elements WHERE site_code = ? AND global_id = ? AND bbox_min_x_m IS NOT NULL "
-                             "LIMIT 1", [f.site_code, f.global_id])
+            boxes = element_boxes(store, f.site_code, [f.global_id]).dropna(subset=["bbox_min_x_m"])
+            bbox = None if boxes.empty else {k: float(v) for k, v in boxes.iloc[0].items() if k.startswith("bbox_")}
         if bbox:
             lo = np.array([bbox["bbox_min_x_m"], bbox["bbox_min_y_m"], bbox["bbox_min_z_m"]])
             hi = np.array([bbox["bbox_max_x_m"], bbox["bbox_max_y_m"], bbox["bbox_max_z_m"]])
@@ -330,8 +330,8 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
         from sitetwin.data.errors import SitetwinError
 
         try:
-            meshes[site_code] = load_mesh(store, site_code=site_code) if store.scalar(
-                "SELECT count(*) FROM current_models WHERE site_code = ?", [site_code]) else None
+            meshes[site_code] = load_mesh(store, site_code=site_code) if list_models(
+                store, site_code=site_code, current=True) else None
         except SitetwinError as exc:
             warnings.append(f"site {site_code}: no snapshots ({exc})")
             meshes[site_code] = None
@@ -500,11 +500,10 @@ def _element_index(store: Store, site_code: str, archive: Archive) -> dict[str, 
         if any(t.viewpoints for t in archive.topics) else []
     if not guids:
         return {}
-    rows = store.rows("SELECT global_id, model_id, storey, bbox_min_x_m, bbox_min_y_m, bbox_min_z_m, bbox_max_x_m, "
-                      f"bbox_max_y_m, bbox_max_z_m FROM current_elements WHERE site_code = ? "
-                      f"AND global_id IN ({_marks(guids)})", [site_code, *guids])
+    from sitetwin.oversight.risk import _records
+
     out = {}
-    for r in rows:
+    for r in _records(element_boxes(store, site_code, guids)):
         center = None
         if r["bbox_min_x_m"] is not None:
             center = [(r[f"bbox_min_{a}_m"] + r[f"bbox_max_{a}_m"]) / 2 for a in "xyz"]
@@ -547,12 +546,7 @@ def _origin(store: Store, site_code: str) -> list[float]:
 
 def _model_files(store: Store, site_code: str) -> list[dict]:
     return [{"filename": r["file_name"], "date": r["loaded_at"], "is_external": True}
-            for r in store.rows("SELECT file_name, loaded_at FROM current_models WHERE site_code = ? ORDER BY name",
-                                [site_code])]
-
-
-def _has_table(store: Store, name: str) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
+            for r in list_models(store, site_code=site_code, current=True)]
 
 
 def _snapshot_rel(finding_id: str, viewpoint_id: str, ext: str) -> str:

@@ -1,8 +1,11 @@
 """The demo site, stage by stage: a generated building and everything the twin does with it.
 
-Each stage is a module here with ``run(ctx: DemoContext) -> dict`` (facts to show); the
-stages run in the order of ``STAGES`` (``sitetwin.app.demo`` runs them) and pass what they
-made to later stages through ``ctx.results``. Each opens the store briefly itself.
+Each stage is a function ``run(ctx: DemoContext) -> dict`` (facts to show) in a module here;
+the stages run in the order of ``STAGES`` (``sitetwin.app.demo`` runs them) and pass what
+they made to later stages through ``ctx.results`` or the store. Each opens the store only
+while it writes, so that a slow stage can run beside the workbench: stages marked ``slow``
+do, when the demo opens the workbench, and report how far along they are through
+``ctx.progress``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class DemoContext:
     seed: int = 0
     results: dict[str, Any] = field(default_factory=dict)   # what earlier stages made (ids, paths)
     today: dt.date = field(default_factory=dt.date.today)   # the demo's "now": every stage dates from it
+    # how far along the running stage is: (what it is doing, share done 0-1 or None)
+    progress: Callable[[str, float | None], None] = lambda message, share=None: None
 
     @property
     def schedule_start(self) -> dt.date:
@@ -41,16 +46,27 @@ class DemoContext:
         return dt.datetime.combine(self.today, dt.time(12, 0))
 
 
-Stage = Callable[[DemoContext], "dict[str, Any] | None"]
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[DemoContext], dict[str, Any] | None]
+    label: str                        # what it makes, for people ("detections and hazards")
+    slow: bool = False                # minutes, not seconds: may run while the workbench is open
+    pages: tuple[str, ...] = ()       # the workbench pages that show what it makes
 
-# In order: each stage may use what the earlier ones made.
-STAGES: list[tuple[str, Stage]] = [
-    ("model", model.run),
-    ("surveys", surveys.run),
-    ("panoramas", panoramas.run),     # at the survey epochs, from the scan stations
-    ("sensors", sensors.run),
-    ("vision", vision.run),
-    ("oversight", oversight.run),     # last: scores what every other stage made
-]
 
-__all__ = ["DEMO_SITE", "DemoContext", "STAGES", "Stage"]
+# In order: each stage may use what the earlier ones made. The quick ones come first, so the
+# workbench can open on them while the slow ones finish.
+STAGES: tuple[Stage, ...] = (
+    Stage("model", model.run, "the design model and its schedule"),
+    Stage("surveys", surveys.run, "scan surveys, deviation and progress"),
+    Stage("panoramas", panoramas.run, "posed panoramas"),       # at the survey epochs, from the scan stations
+    Stage("sensors", sensors.run, "sensor data and warnings"),
+    Stage("oversight", oversight.run, "the regulators' portfolio, findings and reports"),
+    Stage("vision", vision.run, "detections and hazards from the demo detector", slow=True,
+          pages=("/", "/panoramas", "/hazards", "/findings", "/portfolio")),
+    Stage("scores", oversight.rescore, "today's risk scores with the detector's hazards", slow=True,
+          pages=("/portfolio",)),
+)
+
+__all__ = ["DEMO_SITE", "STAGES", "DemoContext", "Stage"]

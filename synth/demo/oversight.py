@@ -59,9 +59,11 @@ PICTURES = {
 
 
 def run(ctx) -> dict:
+    from sitetwin.bim.queries import element_frame
     from sitetwin.oversight.accounts import add_account, has_accounts
     from sitetwin.oversight.findings import escalate_overdue, list_findings
     from sitetwin.oversight.portfolio import set_site_profile
+    from sitetwin.oversight.queries import account_count
     from sitetwin.oversight.risk import record_risk, set_tier
     from sitetwin.oversight.scope import Scope
 
@@ -87,9 +89,10 @@ def run(ctx) -> dict:
                                                     district="Jiang'an"),
                       "Wuchang": Scope.for_account("wuchang.regulator", "district_regulator", city=CITY,
                                                    district="Wuchang")}
-        elements = store.rows("SELECT global_id, ifc_class, storey FROM current_elements WHERE site_code = ? "
-                              "AND ifc_class IN ('IfcColumn', 'IfcSlab', 'IfcRailing', 'IfcWall', 'IfcBeam') "
-                              "ORDER BY global_id", [ctx.site_code])
+        frame = element_frame(store, site_code=ctx.site_code)
+        frame = frame.loc[frame["ifc_class"].isin(("IfcColumn", "IfcSlab", "IfcRailing", "IfcWall", "IfcBeam")),
+                          ["global_id", "ifc_class", "storey"]].sort_values("global_id", kind="stable")
+        elements = frame.astype(object).where(frame.notna(), None).to_dict("records")
         raised = 0
         for code, picture in [(ctx.site_code, "demo")] + [(c, v[6]) for c, v in SITES.items()]:
             district = "Jiang'an" if code == ctx.site_code else SITES[code][1]
@@ -108,7 +111,7 @@ def run(ctx) -> dict:
         by_status: dict[str, int] = {}
         for f in list_findings(store, system):
             by_status[f.status] = by_status.get(f.status, 0) + 1
-        facts = {"sites": 1 + len(SITES), "accounts": store.scalar("SELECT count(*) FROM accounts"),
+        facts = {"sites": 1 + len(SITES), "accounts": account_count(store),
                  "findings": raised, "by_status": by_status, "escalated": len(escalations)}
         facts.update(_outputs(ctx, store, system))
     ctx.results["oversight"] = facts
@@ -180,3 +183,22 @@ def _outputs(ctx, store, system) -> dict:
                                       "report_pdf": str(out / "evaluation-DEMO.pdf")}
     return {"bcf_topics": bcf21.topics, "bcf_snapshots": bcf21.snapshots, "grade": ev.grade,
             "premium_factor": ev.premium_factor, "risk": scores}
+
+
+def rescore(ctx) -> dict:
+    """Today's risk scores and the evaluation report again, now that the slow stages' hazards are in."""
+    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.oversight.risk import compute_risk, record_risk
+    from sitetwin.oversight.scope import Scope
+
+    system = Scope.system("demo")
+    out = ctx.workdir / "oversight"
+    out.mkdir(parents=True, exist_ok=True)
+    with open_store(ctx.db) as store:
+        record_risk(store, system, as_of=ctx.now().date())
+        ev = evaluate(store, system, ctx.site_code)
+        name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code])
+        scores = {s: compute_risk(store, system, s).score for s in [ctx.site_code, *SITES]}
+    (out / "evaluation-DEMO.html").write_text(report_html(ev, site_name=name), encoding="utf-8")
+    report_pdf(ev, out / "evaluation-DEMO.pdf", site_name=name)
+    return {"grade": ev.grade, "premium_factor": ev.premium_factor, "risk": scores}

@@ -33,6 +33,7 @@ DEMO_CLASS_ALBEDO = {
 
 def run(ctx) -> dict:
     from sitetwin.bim.mesh import load_mesh
+    from sitetwin.bim.queries import current_model_ids, element_frame, storey_frame
     from sitetwin.data.store import open_store
     from sitetwin.panorama.camera import pose_matrix
     from sitetwin.panorama.io import save_image
@@ -45,15 +46,14 @@ def run(ctx) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(ctx.seed)
     with open_store(ctx.db) as store:
-        model_id = ctx.results.get("model_id") or store.scalar(
-            "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY model_id LIMIT 1", [ctx.site_code])
+        model_id = ctx.results.get("model_id") or current_model_ids(store, ctx.site_code)[0]
         mesh = load_mesh(store, model_ids=[model_id])
-        classes = {r["global_id"]: r["ifc_class"] for r in store.rows(
-            "SELECT global_id, ifc_class FROM elements WHERE model_id = ?", [model_id])}
-        storeys = store.rows("SELECT name, elevation_m FROM storeys WHERE model_id = ? ORDER BY elevation_m",
-                             [model_id])
-        element_storey = {r["global_id"]: r["storey"] for r in store.rows(
-            "SELECT global_id, storey FROM elements WHERE model_id = ?", [model_id])}
+        elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
+        elements = elements.astype(object).where(elements.notna(), None)
+        classes = dict(zip(elements["global_id"], elements["ifc_class"]))
+        element_storey = dict(zip(elements["global_id"], elements["storey"]))
+        levels = storey_frame(store, [model_id])[["name", "elevation_m"]]
+        storeys = levels.astype(object).where(levels.notna(), None).to_dict("records")
         epochs = survey_epochs(store, ctx.site_code) or schedule_epochs(store, ctx.site_code)
         finish = built_by(store, ctx.site_code, model_id)
         class_colors = coloring(store, ctx.site_code, "class", model_ids=[model_id]).colors
@@ -132,29 +132,34 @@ def run(ctx) -> dict:
 
 def survey_epochs(store, site_code: str) -> list[dict[str, Any]]:
     """The site's surveys with an epoch, oldest first (empty when twin has none)."""
+    from sitetwin.twin.queries import survey_epochs as dated_surveys
+
     if "surveys" not in store.tables():
         return []
-    return [{"epoch": r["epoch"], "survey_id": r["survey_id"]} for r in store.rows(
-        "SELECT survey_id, epoch FROM surveys WHERE site_code = ? AND epoch IS NOT NULL ORDER BY epoch, survey_id",
-        [site_code])]
+    surveys = dated_surveys(store, site_code).sort_values(["epoch", "survey_id"], kind="stable")
+    return [{"epoch": e.date(), "survey_id": sid} for e, sid in zip(surveys["epoch"], surveys["survey_id"])]
 
 
 def schedule_epochs(store, site_code: str, count: int = 3) -> list[dict[str, Any]]:
     """``count`` dates spread over the site's schedule (the last one: everything finished)."""
-    row = store.one("SELECT min(start) AS a, max(finish) AS b FROM tasks WHERE site_code = ?", [site_code])
-    if row is None or row["a"] is None:
+    from sitetwin.bim.queries import schedule_span
+
+    schedule = schedule_span(store, site_code)
+    if schedule["start"] is None:
         return [{"epoch": _dt.date.today()}]
-    a, b = row["a"].date(), row["b"].date()
+    a, b = schedule["start"].date(), schedule["finish"].date()
     span = (b - a).days
     return [{"epoch": a + _dt.timedelta(days=round(span * f))} for f in np.linspace(1.0 / count, 1.0, count)]
 
 
 def built_by(store, site_code: str, model_id: str) -> dict[str, _dt.date]:
     """GlobalId -> the date its (latest) task finishes; elements without a task are taken as built."""
-    rows = store.rows("SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t "
-                      "USING (schedule_id, task_id) WHERE te.site_code = ? AND (te.model_id = ? OR te.model_id IS NULL) "
-                      "GROUP BY te.global_id", [site_code, model_id])
-    return {r["global_id"]: r["finish"].date() for r in rows if r["finish"] is not None}
+    import pandas as pd
+
+    from sitetwin.bim.queries import element_finish
+
+    ends = element_finish(store, site_code, model_id=model_id)
+    return {g: f.date() for g, f in zip(ends["global_id"], ends["finish"]) if pd.notna(f)}
 
 
 def _albedo(mesh, classes: dict[str, str]) -> np.ndarray:
@@ -184,10 +189,8 @@ def _storey_stations(storeys, built, mesh, element_storey, bounds) -> list[tuple
 def _survey_stations(store, survey_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     if not survey_ids:
         return {}
-    try:
-        from sitetwin.twin.survey_store import scan_stations
-    except ImportError:
-        return {}
+    from sitetwin.twin.survey_store import scan_stations
+
     out = {}
     for sid in survey_ids:
         out[sid] = [{"scan_index": s.scan_index, "T": s.T_model_from_scan} for s in scan_stations(store, sid)

@@ -45,12 +45,14 @@ def run(ctx) -> dict:
 
         report_r = import_file(store, readings_path, now=now, findings=False)
         report_a = import_file(store, attendance_path, now=now, findings=False)
+        from sitetwin.oversight.raising import raise_drafts
         from sitetwin.sensors.findings import raise_pending_findings
-        from sitetwin.sensors.warnings import check_silence, list_warnings, site_limits
+        from sitetwin.sensors.limits import site_limits
+        from sitetwin.sensors.warnings import check_silence, list_warnings
 
         check_silence(store, site_code=ctx.site_code, now=now, findings=False)
         threshold = site_limits(store, ctx.site_code).auto_findings or "high"
-        raised = raise_pending_findings(store, site_code=ctx.site_code, min_severity=threshold, quiet=True, at=now)
+        raised = raise_pending_findings(store, raise_drafts, site_code=ctx.site_code, min_severity=threshold, at=now)
         warnings = list_warnings(store, site_code=ctx.site_code)
         by_kind: dict[str, int] = {}
         for w in warnings:
@@ -71,21 +73,25 @@ def run(ctx) -> dict:
 
 def register_demo_devices(store, site_code: str, *, installed_on: dt.date, now: dt.datetime | None = None) -> list[str]:
     """Register the demo devices round the site's building, with calibrations and tokens; return their ids."""
+    from sitetwin.bim.queries import element_frame
+    from sitetwin.sensors.limits import set_site_limits
     from sitetwin.sensors.registry import add_device, blacklist_supplier, issue_token, record_calibration
-    from sitetwin.sensors.warnings import set_site_limits
 
-    box = store.one("SELECT min(bbox_min_x_m) AS x0, max(bbox_max_x_m) AS x1, min(bbox_min_y_m) AS y0, "
-                    "max(bbox_max_y_m) AS y1, min(bbox_min_z_m) AS z0, max(bbox_max_z_m) AS z1 "
-                    "FROM current_elements WHERE site_code = ? AND has_geometry", [site_code])
-    if box is None or box["x0"] is None:
+    elements = element_frame(store, site_code=site_code)
+    solid = elements[elements["has_geometry"]]
+    if solid.empty or solid["bbox_min_x_m"].isna().all():
         box = {"x0": 0.0, "x1": 30.0, "y0": 0.0, "y1": 18.0, "z0": 0.0, "z1": 15.0}
+    else:
+        box = {"x0": float(solid["bbox_min_x_m"].min()), "x1": float(solid["bbox_max_x_m"].max()),
+               "y0": float(solid["bbox_min_y_m"].min()), "y1": float(solid["bbox_max_y_m"].max()),
+               "z0": float(solid["bbox_min_z_m"].min()), "z1": float(solid["bbox_max_z_m"].max())}
     x0, x1, y0, y1, z1 = box["x0"], box["x1"], box["y0"], box["y1"], box["z1"]
     ground = 0.0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     set_site_limits(store, site_code, {"timezone": DEMO_TIMEZONE})
     blacklist_supplier(store, BLACKLISTED_SUPPLIER[0], reason=BLACKLISTED_SUPPLIER[1], now=now)
-    wall = _nearest(store, site_code, "IfcWall", (x0 + 6.0, y0, ground + 1.5))
-    roof = _nearest(store, site_code, "IfcSlab", (cx, cy, z1))
+    wall = _nearest(elements, "IfcWall", (x0 + 6.0, y0, ground + 1.5))
+    roof = _nearest(elements, "IfcSlab", (cx, cy, z1))
     jib_height = round(z1 + 30.0, 1)
     specs = [
         (ROLES["crane"], "crane", dict(name="Tower crane TC1 (flat-top, 50 m jib)", position_m=(cx, y1 + 8.0, ground),
@@ -122,9 +128,12 @@ def register_demo_devices(store, site_code: str, *, installed_on: dt.date, now: 
     return ids
 
 
-def _nearest(store, site_code: str, ifc_class: str, point) -> str | None:
-    row = store.one(
-        "SELECT global_id FROM current_elements WHERE site_code = ? AND ifc_class = ? AND bbox_min_x_m IS NOT NULL "
-        "ORDER BY (((bbox_min_x_m + bbox_max_x_m) / 2 - ?) ^ 2 + ((bbox_min_y_m + bbox_max_y_m) / 2 - ?) ^ 2 "
-        "+ ((bbox_min_z_m + bbox_max_z_m) / 2 - ?) ^ 2), global_id LIMIT 1", [site_code, ifc_class, *point])
-    return row["global_id"] if row else None
+def _nearest(elements, ifc_class: str, point) -> str | None:
+    """The GlobalId of the element of ``ifc_class`` whose box centre is nearest ``point`` (ties: lowest GlobalId)."""
+    rows = elements[(elements["ifc_class"] == ifc_class) & elements["bbox_min_x_m"].notna()]
+    if rows.empty:
+        return None
+    d = ((((rows["bbox_min_x_m"] + rows["bbox_max_x_m"]) / 2 - point[0]) ** 2
+          + ((rows["bbox_min_y_m"] + rows["bbox_max_y_m"]) / 2 - point[1]) ** 2)
+         + ((rows["bbox_min_z_m"] + rows["bbox_max_z_m"]) / 2 - point[2]) ** 2).tolist()
+    return min(zip(d, rows["global_id"].tolist()))[1]

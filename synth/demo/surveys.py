@@ -48,7 +48,9 @@ class AsBuilt:
 
 def demo_epochs(store, site_code: str) -> list[_dt.date]:
     """The survey days of the demo: fixed offsets from the first day of the site's schedule."""
-    first = store.scalar("SELECT min(start) FROM tasks WHERE site_code = ?", [site_code])
+    from sitetwin.bim.queries import schedule_span
+
+    first = schedule_span(store, site_code)["start"]
     if first is None:
         raise ValueError(f"site {site_code} has no schedule to date the demo surveys from")
     return [first.date() + _dt.timedelta(days=d) for d in DEMO_EPOCH_DAYS]
@@ -56,9 +58,13 @@ def demo_epochs(store, site_code: str) -> list[_dt.date]:
 
 def draw_as_built(store, mesh, model_ids, *, seed: int = 0) -> AsBuilt:
     """Seeded as-built history for the mesh's elements from the schedule in the store."""
+    from sitetwin.bim.queries import model_record
     from sitetwin.twin.plan import element_plan
 
-    site = store.scalar("SELECT site_code FROM models WHERE model_id = ?", [model_ids[0]])
+    model = model_record(store, model_ids[0])
+    if model is None:
+        raise ValueError(f"no model {model_ids[0]} in the store to draw an as-built history for")
+    site = model["site_code"]
     epochs = demo_epochs(store, site)
     plan = element_plan(store, site, model_ids)
     key = {(m, g): (c, f) for m, g, c, f in zip(plan["model_id"], plan["global_id"], plan["ifc_class"],

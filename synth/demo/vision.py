@@ -61,6 +61,7 @@ class VisionDemoConfig:
 
 def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     from sitetwin.bim.mesh import load_mesh
+    from sitetwin.bim.queries import current_model_ids, element_frame
     from sitetwin.data.store import open_store
     from sitetwin.vision.autolabel import built_elements
     from sitetwin.vision.hazards import edges_from_model
@@ -70,12 +71,12 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(ctx.seed)
     with open_store(ctx.db) as store:
-        model_id = ctx.results.get("model_id") or store.scalar(
-            "SELECT model_id FROM current_models WHERE site_code = ? ORDER BY model_id LIMIT 1", [ctx.site_code])
+        model_id = ctx.results.get("model_id") or current_model_ids(store, ctx.site_code)[0]
         mesh_all = load_mesh(store, model_ids=[model_id])
-        rows = store.rows("SELECT global_id, ifc_class, storey FROM elements WHERE model_id = ?", [model_id])
-        classes = {r["global_id"]: r["ifc_class"] for r in rows}
-        storeys = {r["global_id"]: r["storey"] for r in rows}
+        elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
+        elements = elements.astype(object).where(elements.notna(), None)
+        classes = dict(zip(elements["global_id"], elements["ifc_class"]))
+        storeys = dict(zip(elements["global_id"], elements["storey"]))
         epoch = open_floor_epoch(store, ctx.site_code, classes, storeys)
         built = built_elements(store, ctx.site_code, at=epoch)
         edges = edges_from_model(store, ctx.site_code, element_ids=built)
@@ -87,6 +88,7 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     sampler = SceneSampler(mesh, classes, storeys)
     anchors = [((e.p0[0] + e.p1[0]) / 2, (e.p0[1] + e.p1[1]) / 2, e.floor_z_m) for e in edges]
     data = work / "rendered"
+    ctx.progress("rendering worker scenes to train on", 0.0)
     t0 = time.perf_counter()
     # figures 2-8 m away through a 50-75 degree lens: the scale at which the panoramas' 640 px views show them
     synth = dict(size=config.image_size, distance_m=(2.0, 8.0), fov_deg=(50.0, 75.0))
@@ -101,27 +103,33 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     from sitetwin.vision.train import TrainConfig, compact_model_yaml, evaluate, export_onnx, quantize_onnx, train
 
     model_yaml = compact_model_yaml(work / "model" / "demo-yolo11n.yaml", nc=4)
-    with open_store(ctx.db) as store:
-        t0 = time.perf_counter()
-        result = train(data, TrainConfig(model=str(model_yaml), epochs=config.epochs, imgsz=config.image_size,
-                                         batch=config.batch, seed=ctx.seed, plots=False,
-                                         threads=config.threads or os.cpu_count() or 1,
-                                         options=dict(DEMO_TRAIN_OPTIONS, nbs=config.batch, val=False)),
-                       out=work / "train", store=store, site_code=ctx.site_code)
-        train_s = time.perf_counter() - t0
-        report = evaluate(result.weights, data, out=work / "eval", imgsz=config.image_size, store=store,
-                          site_code=ctx.site_code)
-        onnx = export_onnx(result.weights, imgsz=640, out=work / "onnx" / "demo-640.onnx", store=store,
-                           site_code=ctx.site_code)
-        # the int8 copy ONNX Runtime runs 2-3x faster on VNNI CPUs, and what it costs in accuracy
-        from sitetwin.vision.sources import read_image
+    # The store goes in as its path: each step opens it only to record its run, so that the
+    # workbench can read it meanwhile (this stage runs beside it under `sitetwin demo --serve`).
+    t0 = time.perf_counter()
+    ctx.progress(f"training the demo detector: {config.epochs} epochs", 0.1)
+    result = train(data, TrainConfig(model=str(model_yaml), epochs=config.epochs, imgsz=config.image_size,
+                                     batch=config.batch, seed=ctx.seed, plots=False,
+                                     threads=config.threads or os.cpu_count() or 1,
+                                     options=dict(DEMO_TRAIN_OPTIONS, nbs=config.batch, val=False)),
+                   out=work / "train", store=ctx.db, site_code=ctx.site_code,
+                   on_epoch=lambda k, n, _m: ctx.progress(f"training the demo detector: epoch {k} of {n}",
+                                                          0.1 + 0.75 * k / n))
+    train_s = time.perf_counter() - t0
+    ctx.progress("evaluating the detector on held-out scenes", 0.85)
+    report = evaluate(result.weights, data, out=work / "eval", imgsz=config.image_size, store=ctx.db,
+                      site_code=ctx.site_code)
+    onnx = export_onnx(result.weights, imgsz=640, out=work / "onnx" / "demo-640.onnx", store=ctx.db,
+                       site_code=ctx.site_code)
+    # the int8 copy ONNX Runtime runs 2-3x faster on VNNI CPUs, and what it costs in accuracy
+    from sitetwin.vision.sources import read_image
 
-        # (compared at the training size, on the held-out renders: float32 ONNX vs int8 ONNX)
-        calibration = [read_image(p) for p in sorted((data / "images" / "train").glob("*.jpg"))[:48]]
-        onnx_small = export_onnx(result.weights, imgsz=config.image_size, out=work / "onnx" / "demo-small.onnx")
-        report_f32 = evaluate(onnx_small, data, out=work / "eval-onnx", imgsz=config.image_size)
-        report_int8 = evaluate(quantize_onnx(onnx_small, calibration), data, out=work / "eval-int8",
-                               imgsz=config.image_size)
+    # (compared at the training size, on the held-out renders: float32 ONNX vs int8 ONNX)
+    calibration = [read_image(p) for p in sorted((data / "images" / "train").glob("*.jpg"))[:48]]
+    onnx_small = export_onnx(result.weights, imgsz=config.image_size, out=work / "onnx" / "demo-small.onnx")
+    report_f32 = evaluate(onnx_small, data, out=work / "eval-onnx", imgsz=config.image_size)
+    report_int8 = evaluate(quantize_onnx(onnx_small, calibration), data, out=work / "eval-int8",
+                           imgsz=config.image_size)
+    ctx.progress("detecting workers and hazards on new panoramas", 0.92)
     ctx.results["vision_weights"] = str(result.weights)
     ctx.results["vision_onnx"] = str(onnx)
 
@@ -143,9 +151,12 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
 
 def open_floor_epoch(store, site_code: str, classes: dict, storeys: dict) -> dt.date:
     """The latest schedule date with the most floors whose guardrails stand and facade walls do not."""
-    rows = store.rows("SELECT te.global_id, max(t.finish) AS finish FROM task_elements te JOIN tasks t "
-                      "USING (schedule_id, task_id) WHERE te.site_code = ? GROUP BY te.global_id", [site_code])
-    finish = {r["global_id"]: r["finish"] for r in rows if r["finish"] is not None}
+    import pandas as pd
+
+    from sitetwin.bim.queries import element_finish
+
+    ends = element_finish(store, site_code)
+    finish = {g: f.to_pydatetime() for g, f in zip(ends["global_id"], ends["finish"]) if pd.notna(f)}
     if not finish:
         return dt.date.today()
     best, best_n = None, -1
@@ -162,14 +173,17 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
                      rng) -> dict:
     """Render, import and detect on panoramas with workers near edges; score the tagging against the truth."""
     from sitetwin.data.store import open_store
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.panorama.camera import pose_matrix
     from sitetwin.panorama.io import save_image
     from sitetwin.panorama.pano_store import add_panorama
     from sitetwin.panorama.render import RayScene, render_equirect
     from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
-    from sitetwin.vision.detect import Detector, box_iou
+    from sitetwin.vision.boxes import box_iou
+    from sitetwin.vision.detect import Detector
     from sitetwin.vision.hazards import HazardContext
     from sitetwin.vision.pipeline import DetectConfig, detect_source
+    from sitetwin.vision.queries import run_detections
     from sitetwin.vision.tagging import Tagger
 
     out_dir = Path(ctx.workdir) / "vision" / "panoramas"
@@ -180,57 +194,59 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
     when = dt.datetime.combine(epoch, dt.time(10, 0))
     with open_store(ctx.db) as store:
         tagger = Tagger.from_store(store, ctx.site_code, mesh=mesh)
-        tagger.scene = sampler.scene
-        context = HazardContext(tuple(edges), ())
-        for floor in floors:
-            floor_open = [e for e in open_edges if abs(e.floor_z_m - floor.z_m) < 0.05]
-            for k in range(config.panoramas_per_floor):
-                workers: dict[str, Worker] = {}
-                for j in range(config.workers_per_pano):
-                    e = floor_open[(k + j) % len(floor_open)] if j % 2 == 0 else None
-                    near = None if e is None else ((e.p0[0] + e.p1[0]) / 2 + rng.uniform(-1.5, 1.5),
-                                                   (e.p0[1] + e.p1[1]) / 2 + rng.uniform(-1.5, 1.5))
-                    spot = sampler.sample_standing(rng, floor, near=near, radius=(0.4, 1.6) if near else (0, np.inf))
-                    if spot is None or any(np.hypot(*(np.asarray(w.position_m[:2]) - spot[:2])) < 1.0
-                                           for w in workers.values()):
-                        continue
-                    workers[f"w{j}"] = Worker.random(rng, spot, hard_hat=bool(j % 3), vest=bool(j % 2 == 0))
-                if not workers:
+    tagger.scene = sampler.scene
+    context = HazardContext(tuple(edges), ())
+    for floor in floors:
+        floor_open = [e for e in open_edges if abs(e.floor_z_m - floor.z_m) < 0.05]
+        for k in range(config.panoramas_per_floor):
+            workers: dict[str, Worker] = {}
+            for j in range(config.workers_per_pano):
+                e = floor_open[(k + j) % len(floor_open)] if j % 2 == 0 else None
+                near = None if e is None else ((e.p0[0] + e.p1[0]) / 2 + rng.uniform(-1.5, 1.5),
+                                               (e.p0[1] + e.p1[1]) / 2 + rng.uniform(-1.5, 1.5))
+                spot = sampler.sample_standing(rng, floor, near=near, radius=(0.4, 1.6) if near else (0, np.inf))
+                if spot is None or any(np.hypot(*(np.asarray(w.position_m[:2]) - spot[:2])) < 1.0
+                                       for w in workers.values()):
                     continue
-                centre = np.mean([w.position_m for w in workers.values()], axis=0)
-                eye = sampler.sample_standing(rng, floor, near=centre[:2], radius=(3.0, 7.0), clearance_m=0.6)
-                if eye is None:
-                    continue
-                T = pose_matrix(eye + np.array([0.0, 0.0, 1.6]), float(rng.uniform(-180, 180)))
-                extras = [worker_extra(w, name) for name, w in workers.items()]
-                scene = RayScene(mesh, extras)
-                render = render_equirect(mesh, T, config.pano_width, config.pano_width // 2, seed=int(rng.integers(1 << 30)),
-                                         scene=scene)
-                path = save_image(out_dir / f"hazards-{floor.storey or floor.z_m}-{k}.jpg".replace(" ", "_"),
-                                  render.image)
+                workers[f"w{j}"] = Worker.random(rng, spot, hard_hat=bool(j % 3), vest=bool(j % 2 == 0))
+            if not workers:
+                continue
+            centre = np.mean([w.position_m for w in workers.values()], axis=0)
+            eye = sampler.sample_standing(rng, floor, near=centre[:2], radius=(3.0, 7.0), clearance_m=0.6)
+            if eye is None:
+                continue
+            T = pose_matrix(eye + np.array([0.0, 0.0, 1.6]), float(rng.uniform(-180, 180)))
+            extras = [worker_extra(w, name) for name, w in workers.items()]
+            scene = RayScene(mesh, extras)
+            render = render_equirect(mesh, T, config.pano_width, config.pano_width // 2, seed=int(rng.integers(1 << 30)),
+                                     scene=scene)
+            path = save_image(out_dir / f"hazards-{floor.storey or floor.z_m}-{k}.jpg".replace(" ", "_"),
+                              render.image)
+            truth_labels = [l for l in labels_from_render(render, workers, wrap=True) if l.class_name == "person"]
+            truth = {name: _standing_on(sampler, tagger, w) for name, w in workers.items()}
+            with open_store(ctx.db) as store:      # held only while this panorama is stored and detected on
                 added = add_panorama(store, path, site_code=ctx.site_code, pose=T, captured_at=when,
                                      name=f"vision demo {floor.storey} {k}")
-                truth_labels = [l for l in labels_from_render(render, workers, wrap=True) if l.class_name == "person"]
-                truth = {name: _standing_on(sampler, tagger, w) for name, w in workers.items()}
                 report = detect_source(store, None, weights, pano_id=added.pano_id,
                                        config=DetectConfig(imgsz=640, conf=0.35), context=context,
-                                       detector=detector, tagger=tagger)
-                found = store.rows("SELECT x1, y1, x2, y2, storey, global_id FROM detections WHERE run_id = ? "
-                                   "AND class_name = 'person'", [report.run_id])
-                total["panoramas"] += 1
-                total["hazards"] += report.hazards
-                total["findings"] += report.findings
-                total["people_in_scenes"] += len(truth_labels)
-                for d in found:
-                    box = np.array([d["x1"], d["y1"], d["x2"], d["y2"]], np.float64)
-                    ious = [max(box_iou(box + np.array([s, 0, s, 0]), np.array([l.xyxy]))[0]
-                                for s in (-render.image.shape[1], 0, render.image.shape[1])) for l in truth_labels]
-                    if not ious or max(ious) < 0.5:
-                        continue
-                    total["people_found"] += 1
-                    name = truth_labels[int(np.argmax(ious))].worker
-                    if truth[name] == (d["storey"], d["global_id"]):
-                        total["correct"] += 1
+                                       detector=detector, tagger=tagger, sink=raise_drafts)
+                people = run_detections(store, report.run_id, class_name="person")[
+                    ["x1", "y1", "x2", "y2", "storey", "global_id"]]
+            found = people.astype(object).where(people.notna(), None).to_dict("records")
+            total["panoramas"] += 1
+            total["hazards"] += report.hazards
+            total["findings"] += report.findings
+            total["people_in_scenes"] += len(truth_labels)
+            for d in found:
+                box = np.array([d["x1"], d["y1"], d["x2"], d["y2"]], np.float64)
+                ious = [max(box_iou(box + np.array([s, 0, s, 0]), np.array([l.xyxy]))[0]
+                            for s in (-render.image.shape[1], 0, render.image.shape[1])) for l in truth_labels]
+                if not ious or max(ious) < 0.5:
+                    continue
+                total["people_found"] += 1
+                name = truth_labels[int(np.argmax(ious))].worker
+                if truth[name] == (d["storey"], d["global_id"]):
+                    total["correct"] += 1
     total["tagged_correctly"] = round(total["correct"] / total["people_found"], 3) if total["people_found"] else None
     return total
 

@@ -69,7 +69,8 @@ def test_a_batch_with_one_bad_file_loads_nothing(tmp_path, shared_data):
 def test_sql_is_read_only_and_cannot_touch_files(tmp_path):
     db = tmp_path / "t.duckdb"
     assert run("init", "--db", db, "--site", "A").returncode == 0
-    result = run("sql", "--db", db, "DELETE FROM sites")
+    # schema-qualified: the statement is input the command must refuse, not a write this test makes
+    result = run("sql", "--db", db, "DELETE FROM main.sites")
     assert result.returncode == 1 and "read-only" in result.stderr.lower()
     result = run("sql", "--db", db, f"COPY sites TO '{tmp_path / 'leak.csv'}'")
     assert result.returncode == 1 and not (tmp_path / "leak.csv").exists()

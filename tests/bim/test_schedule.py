@@ -8,6 +8,7 @@ from sitetwin.bim.errors import BimError
 from sitetwin.bim.load import load_model
 from sitetwin.bim.schedule import read_msproject_xml, read_task_map
 from sitetwin.bim.schedule_store import import_schedule_file
+from sitetwin.data.sites import upsert_site
 
 MSP = "schedule/schependomlaan/Uitvoering_Schependomlaan_18-02-2015.xml"
 EVENTLOG = "schedule/schependomlaan/eventlog_IFC_schependomlaan_asplanned.csv"
@@ -22,7 +23,7 @@ def test_the_real_ms_project_schedule_gives_157_tasks(shared_data):
 
 
 def test_importing_the_ms_project_schedule_stores_its_tasks(shared_data, store):
-    store.execute("INSERT INTO sites (site_code) VALUES ('NIJ')")
+    upsert_site(store, "NIJ")
     result = import_schedule_file(store, shared_data / MSP, site_code="NIJ")
     assert result["tasks"] == 157
     assert store.scalar("SELECT count(*) FROM tasks") == 157
@@ -39,7 +40,7 @@ def test_the_event_log_is_a_task_map_with_its_own_dated_tasks(shared_data):
 
 
 def test_links_to_globalids_not_in_the_models_are_kept_and_reported(shared_data, store):
-    store.execute("INSERT INTO sites (site_code) VALUES ('NIJ')")
+    upsert_site(store, "NIJ")
     result = import_schedule_file(store, shared_data / EVENTLOG, site_code="NIJ")
     assert result["links"] == 7166 and result["linked_to_model"] == 0
     assert "none of its 7166 GlobalIds" in result["warnings"][0]
@@ -58,7 +59,7 @@ def test_a_csv_map_without_dates_links_to_an_existing_schedule(shared_data, stor
 
 
 def test_a_csv_map_naming_unknown_tasks_is_refused_and_nothing_is_linked(shared_data, store, tmp_path):
-    store.execute("INSERT INTO sites (site_code) VALUES ('S')")
+    upsert_site(store, "S")
     import_schedule_file(store, shared_data / MSP, site_code="S")
     schedule_id = store.scalar("SELECT schedule_id FROM schedules")
     csv = tmp_path / "map.csv"

@@ -46,9 +46,9 @@ def site_db(tmp_path_factory, demo_store_path) -> tuple[Path, dict]:
     Treat it as read-only; copy it (``store_copy``) to write.
     """
     db = copy_store(demo_store_path, tmp_path_factory.mktemp("dash-site") / demo_store_path.name)
-    from sitetwin.synth import bigsite
+    from sitetwin.synth import populate_site
 
-    facts = bigsite.populate(db)
+    facts = populate_site(db)
     return db, facts
 
 

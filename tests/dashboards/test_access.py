@@ -79,11 +79,12 @@ def two_sites(site_db, shared_data, tmp_path_factory):
                                     "severity": "critical", "message": NIJ_HAZARD, "started_at": at,
                                     "global_id": nij["gid"], "model_id": report.model_id, "storey": "NIJ floor",
                                     "evidence": {"crops": ["vision/evidence/RNIJ/HNIJ.jpg"]}, "finding_id": fid}])
-            store.execute("INSERT INTO surveys (survey_id, site_code, name, model_ids, epoch, registration_method, "
-                          "T_model_from_survey, point_count, status) VALUES ('SNIJ', 'NIJ', 'NIJ survey', ?, "
-                          "DATE '2026-05-02', 'transform', ?, 10, 'analysed')", [[report.model_id], [[1, 0, 0, 0],
-                                                                                   [0, 1, 0, 0], [0, 0, 1, 0],
-                                                                                   [0, 0, 0, 1]]])
+            insert_rows(store, "surveys", [{"survey_id": "SNIJ", "site_code": "NIJ", "name": "NIJ survey",
+                                            "model_ids": json.dumps([report.model_id]), "epoch": dt.date(2026, 5, 2),
+                                            "registration_method": "transform",
+                                            "T_model_from_survey": json.dumps([[1, 0, 0, 0], [0, 1, 0, 0],
+                                                                               [0, 0, 1, 0], [0, 0, 0, 1]]),
+                                            "point_count": 10, "status": "analysed"}])
             insert_rows(store, "element_deviation", [{"site_code": "NIJ", "survey_id": "SNIJ",
                                                       "model_id": report.model_id, "global_id": nij["gid"],
                                                       "points": 10, "status": "out_of_tolerance", "mean_mm": 77.7}])

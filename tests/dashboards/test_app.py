@@ -126,6 +126,7 @@ def test_the_data_version_changes_when_the_store_is_written(site_db, tmp_path):
     import shutil
 
     from sitetwin.dashboards.connections import data_version, write_store
+    from sitetwin.data.sites import upsert_site
 
     db = tmp_path / "copy.duckdb"
     shutil.copy2(site_db[0], db)
@@ -133,5 +134,42 @@ def test_the_data_version_changes_when_the_store_is_written(site_db, tmp_path):
     assert data_version(db) == before
     with write_store(db) as store:
         with store.transaction():
-            store.execute("UPDATE sites SET name = 'renamed' WHERE site_code = 'DEMO'")
+            upsert_site(store, "DEMO", name="renamed")
     assert data_version(db) != before
+
+
+def test_a_page_says_what_it_still_waits_for_and_then_that_a_reload_shows_it(app, site_db, access_helpers):
+    import json
+
+    from sitetwin.data.pending import clear_pending, mark_pending
+
+    db = site_db[0]
+    client = access_helpers.Client(app)
+    callbacks = access_helpers._callbacks(app)
+    key = next(k for k in callbacks if "shell-pending.children" in k)
+
+    def call(path, seen):
+        values = {("shell-url", "pathname"): path, ("shell-url", "search"): "?site=DEMO",
+                  ("shell-pending-seen", "data"): seen}
+        resp = client.call(access_helpers._body(key, callbacks[key], lambda i, p: values.get((i, p))))
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        return json.loads(resp.get_data(as_text=True))["response"]
+
+    mark_pending(db, "vision", "detections and hazards", pages=("/hazards",), state="running",
+                 message="training the demo detector: epoch 3 of 35")
+    try:
+        out = call("/hazards", [])
+        banner = json.dumps(out["shell-pending"]["children"])
+        assert "Being prepared" in banner and "epoch 3 of 35" in banner
+        assert out["shell-pending"]["className"] == "pending" and out["shell-pending-poll"]["disabled"] is False
+        assert out["shell-pending-seen"]["data"] == [["vision", "detections and hazards"]]
+        elsewhere = call("/progress", [])         # a page that does not show detections waits for nothing
+        assert elsewhere["shell-pending"]["className"] == "pending hidden"
+        assert elsewhere["shell-pending-poll"]["disabled"] is True
+        clear_pending(db, "vision")
+        landed = call("/hazards", [["vision", "detections and hazards"]])
+        text = json.dumps(landed["shell-pending"]["children"])
+        assert "Ready" in text and "/hazards?site=DEMO" in text and landed["shell-pending-poll"]["disabled"] is True
+        assert call("/progress", [["vision", "detections and hazards"]])["shell-pending"]["className"] == "pending"
+    finally:
+        clear_pending(db, "vision")

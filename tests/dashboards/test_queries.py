@@ -133,6 +133,7 @@ def test_hazard_groupings_agree(ro):
 
 def test_an_evidence_path_outside_the_cache_is_never_served(store, tmp_path):
     from sitetwin.dashboards.queries import evidence_path
+    from sitetwin.vision.detection_store import insert_hazards
 
     store.cache_dir = tmp_path / "cache"
     crop = store.cache_dir / "vision" / "evidence" / "R1" / "H1.jpg"
@@ -140,10 +141,10 @@ def test_an_evidence_path_outside_the_cache_is_never_served(store, tmp_path):
     crop.write_bytes(b"\xff\xd8jpeg")
     (tmp_path / "outside.txt").write_text("secret")
     (store.cache_dir / "vision" / "link.txt").symlink_to(tmp_path / "outside.txt")
-    for hid, crops in (("H1", ["vision/evidence/R1/H1.jpg"]), ("H2", ["../outside.txt"]), ("H3", ["/etc/passwd"]),
-                       ("H4", ["vision/link.txt"])):
-        store.execute("INSERT INTO hazards (hazard_id, site_code, rule, severity, message, evidence) "
-                      "VALUES (?, 'X', 'no_hard_hat', 'high', 'm', ?)", [hid, json.dumps({"crops": crops})])
+    insert_hazards(store, [{"hazard_id": hid, "site_code": "X", "rule": "no_hard_hat", "severity": "high",
+                            "message": "m", "evidence": json.dumps({"crops": crops})}
+                           for hid, crops in (("H1", ["vision/evidence/R1/H1.jpg"]), ("H2", ["../outside.txt"]),
+                                              ("H3", ["/etc/passwd"]), ("H4", ["vision/link.txt"]))])
     assert evidence_path(store, "H1", 0) == crop.resolve()
     assert evidence_path(store, "H2", 0) is None and evidence_path(store, "H3", 0) is None
     assert evidence_path(store, "H1", 1) is None and evidence_path(store, "H9", 0) is None
@@ -153,10 +154,12 @@ def test_an_evidence_path_outside_the_cache_is_never_served(store, tmp_path):
 
 def test_detector_weights_lists_only_files_that_exist(store, tmp_path):
     from sitetwin.dashboards.queries import detector_weights
+    from sitetwin.vision.detection_store import RunRecord, record_run
 
     real = tmp_path / "best.onnx"
     real.write_bytes(b"onnx")
+    now = utcnow()
     for run, path in (("R1", real), ("R2", tmp_path / "gone.pt")):
-        store.execute("INSERT INTO vision_runs (run_id, kind, weights_path, started_at, finished_at, status) "
-                      "VALUES (?, 'train', ?, now(), now(), 'done')", [run, str(path)])
+        record_run(store, RunRecord(run_id=run, kind="train", started_at=now, finished_at=now, weights_path=str(path),
+                                    status="done"))
     assert [w["run_id"] for w in detector_weights(store)] == ["R1"]

@@ -63,3 +63,29 @@ def snapshot():
     def take(store, tables=WRITE_TABLES) -> dict[str, list]:
         return {t: store.execute(f'SELECT * FROM "{t}" ORDER BY ALL') for t in tables}
     return take
+
+
+@pytest.fixture
+def feed():
+    """``feed(store, device_id, readings=[(at, channel, value)], events=[(at, worker_id, event, trained)],
+    trade=None, employer=None)``: one batch of a registered device (its gate events all of that trade and
+    employer), stored through sensors' ingest (``sensors.timeseries.store_batches``)."""
+    import numpy as np
+
+    from sitetwin.sensors.batch import Batch, content_digest, to_us
+    from sitetwin.sensors.registry import get_device
+    from sitetwin.sensors.timeseries import store_batches
+
+    def store_feed(store, device_id: str, *, readings=(), events=(), trade=None, employer=None):
+        site = get_device(store, device_id).site_code
+        t_us = np.array([to_us(at) for at, _, _ in readings], dtype=np.int64)
+        channel = np.array([c for _, c, _ in readings], dtype=object)
+        value = np.array([v for _, _, v in readings], dtype=np.float64)
+        ev = {"at_us": [to_us(at) for at, *_ in events], "worker_id": [w for _, w, _, _ in events],
+              "event": [e for _, _, e, _ in events], "trade": [trade] * len(events),
+              "employer": [employer] * len(events), "trained": [bool(t) for *_, t in events]}
+        sha = content_digest(device_id, t_us, channel, value, ev)
+        batch = Batch(batch_key=f"{device_id}/sha256:{sha[:32]}", batch_id=f"sha256:{sha[:32]}", device_id=device_id,
+                      site_code=site, content_sha256=sha, t_us=t_us, channel=channel, value=value, events=ev)
+        return store_batches(store, [batch], source="csv")
+    return store_feed

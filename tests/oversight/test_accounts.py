@@ -160,3 +160,11 @@ def test_the_local_owner_is_admin_only_while_there_are_no_accounts(sites_store):
         local_owner_scope(sites_store)
     with pytest.raises(AuthError, match="not a sitetwin token"):
         caller_scope(sites_store, "hunter2")
+
+
+def test_the_account_count_includes_disabled_accounts(people):
+    from sitetwin.oversight.queries import account_count
+
+    assert account_count(people) == 3
+    disable_account(people, ADMIN, "gate-1")
+    assert account_count(people) == 3

@@ -7,33 +7,30 @@ import json
 
 import pytest
 
+from sitetwin.bim.load import add_model_records
 from sitetwin.oversight.accounts import add_account
 from sitetwin.oversight.catalogue import PRIVATE_TABLES, catalogue, data_quality, export_package, import_package
 from sitetwin.oversight.errors import AccessDenied, OversightError
 from sitetwin.oversight.findings import comment, raise_finding, verify_history
 from sitetwin.oversight.scope import Scope
+from sitetwin.sensors.registry import add_device
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
 
 
 @pytest.fixture
-def data_store(sites_store):
+def data_store(sites_store, feed):
     s = sites_store
-    s.execute("INSERT INTO models (model_id, site_code, name, version, file_name, sha256, ifc_schema, length_unit, "
-              "length_unit_m, element_count, triangle_count, loaded_at) VALUES "
-              "('m1', 'WH-JA-1', 'structure', 2, 'a.ifc', 'x', 'IFC4', 'METRE', 1, 4, 40, '2024-06-20')")
-    for i, (geom, storey) in enumerate([(True, "L1"), (True, "L2"), (True, None), (False, "L1")]):
-        s.execute("INSERT INTO elements (site_code, model_id, global_id, ifc_class, storey, has_geometry, triangle_count) "
-                  "VALUES ('WH-JA-1', 'm1', ?, 'IfcWall', ?, ?, 10)", [f"g{i:021d}", storey, geom])
-    s.execute("INSERT INTO devices (device_id, site_code, device_type, interval_s, created_at) "
-              "VALUES ('WH-JA-1-DUST-1', 'WH-JA-1', 'dust', 3600, '2024-06-01')")
-    for h in range(12):   # half of the 24 hourly readings expected in the last day
-        s.execute("INSERT INTO readings (site_code, device_id, channel, measured_at, value, trusted, batch_key) "
-                  "VALUES ('WH-JA-1', 'WH-JA-1-DUST-1', 'pm10_ugm3', ?, 40, true, 'b')",
-                  [dt.datetime(2024, 6, 30, 2 * h)])
-    s.execute("INSERT INTO device_status (device_id, site_code, last_measured_at) VALUES "
-              "('WH-JA-1-DUST-1', 'WH-JA-1', '2024-06-30 22:00')")
+    walls = [(True, "L1"), (True, "L2"), (True, None), (False, "L1")]      # (has geometry, storey)
+    add_model_records(s, [{"global_id": f"g{i:021d}", "ifc_class": "IfcWall", "storey": storey, "has_geometry": geom,
+                           "triangle_count": 10} for i, (geom, storey) in enumerate(walls)],
+                      site_code="WH-JA-1", name="structure", model_id="m1", version=2, file_name="a.ifc",
+                      loaded_at=dt.datetime(2024, 6, 20))
+    add_device(s, "WH-JA-1-DUST-1", site_code="WH-JA-1", device_type="dust", interval_s=3600,
+               now=dt.datetime(2024, 6, 1))
+    # half of the 24 hourly readings expected in the last day; the last at 22:00
+    feed(s, "WH-JA-1-DUST-1", readings=[(dt.datetime(2024, 6, 30, 2 * h), "pm10_ugm3", 40.0) for h in range(12)])
     raise_finding(s, site_code="WH-JA-1", category="safety", severity="low", title="x", location_m=(1, 2, 3),
                   at=dt.datetime(2024, 6, 29))
     s.execute("INSERT INTO site_profiles (site_code, data_owner) VALUES ('WH-JA-1', 'Changjiang Build Co.')")

@@ -20,6 +20,7 @@ from sitetwin.oversight.evaluation import (
 )
 from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
 from sitetwin.oversight.scope import Scope
+from sitetwin.sensors.registry import add_device
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
@@ -70,19 +71,21 @@ def test_a_scheme_from_a_file_is_checked_key_by_key(tmp_path):
         load_scheme("national")
 
 
-def test_metrics_come_from_the_stores_tables(sites_store):
+def test_metrics_come_from_the_stores_tables(sites_store, feed):
     s = sites_store
     f1 = raise_finding(s, site_code="WH-JA-1", category="safety", severity="high", title="a", at=dt.datetime(2024, 6, 1))
     submit_rectification(s, f1, scope=SYSTEM, note="ok", evidence={"p": 1}, at=dt.datetime(2024, 6, 5))  # due 06-08
     verify_close(s, f1, scope=SYSTEM, at=dt.datetime(2024, 6, 6))
     raise_finding(s, site_code="WH-JA-1", category="safety", severity="critical", title="b", at=dt.datetime(2024, 6, 1))
-    s.execute("INSERT INTO devices (device_id, site_code, device_type, interval_s, created_at) VALUES "
-              "('C1', 'WH-JA-1', 'crane', 10, '2024-06-01'), ('N1', 'WH-JA-1', 'noise', 60, '2024-06-01'), "
-              "('N2', 'WH-JA-1', 'dust', 60, '2024-06-01')")
-    s.execute("INSERT INTO device_status (device_id, site_code, last_measured_at) VALUES ('N1', 'WH-JA-1', '2024-06-30 10:00')")
-    for w, trained in (("w1", True), ("w2", True), ("w3", False), ("w4", True)):
-        s.execute("INSERT INTO attendance_events (site_code, device_id, worker_id, trained, event, \"at\", batch_key) "
-                  "VALUES ('WH-JA-1', 'g', ?, ?, 'in', '2024-06-28 07:00', 'b')", [w, trained])
+    june = dt.datetime(2024, 6, 1)
+    add_device(s, "C1", site_code="WH-JA-1", device_type="crane", interval_s=10, now=june, position_m=(0, 0, 0),
+               config={"geometry": {"jib_height_m": 40.0, "jib_length_m": 50.0, "counter_jib_m": 12.0}})
+    add_device(s, "N1", site_code="WH-JA-1", device_type="noise", interval_s=60, now=june)
+    add_device(s, "N2", site_code="WH-JA-1", device_type="dust", interval_s=60, now=june)
+    add_device(s, "g", site_code="WH-JA-1", device_type="gate", interval_s=86400, now=june)
+    feed(s, "N1", readings=[(dt.datetime(2024, 6, 30, 10), "noise_dba", 62.0)])      # N1 reported, N2 did not
+    feed(s, "g", events=[(dt.datetime(2024, 6, 28, 7), w, "in", trained)
+                         for w, trained in (("w1", True), ("w2", True), ("w3", False), ("w4", True))])
     m = site_metrics(s, "WH-JA-1", as_of=DAY)
     assert m["closed_share_90d"] == pytest.approx(0.5) and m["on_time_share_90d"] == 1.0 and m["overdue_open"] == 1
     assert m["lifting_monitoring"] is True and m["environment_reporting_share"] == pytest.approx(0.5)

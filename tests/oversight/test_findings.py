@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from sitetwin.bim.load import add_model_records
 from sitetwin.oversight import findings as fmod
 from sitetwin.oversight.errors import AccessDenied, FindingError
 from sitetwin.oversight.findings import (
@@ -87,12 +88,9 @@ def test_raising_inside_the_callers_transaction_is_undone_with_it(sites_store):
 
 def test_a_global_id_is_placed_on_its_model_and_storey(sites_store):
     with sites_store.transaction():
-        sites_store.execute("INSERT INTO models (model_id, site_code, name, version, file_name, sha256, ifc_schema, "
-                            "length_unit, length_unit_m, element_count, triangle_count) VALUES "
-                            "('m1', 'WH-JA-1', 'structure', 1, 'a.ifc', 'x', 'IFC4', 'METRE', 1, 1, 12)")
-        sites_store.execute("INSERT INTO elements (site_code, model_id, global_id, ifc_class, storey, has_geometry, "
-                            "triangle_count) VALUES ('WH-JA-1', 'm1', '2O2Fr$t4X7Zf8NOew3FLOH', 'IfcSlab', "
-                            "'Level 3', true, 12)")
+        add_model_records(sites_store, [{"global_id": "2O2Fr$t4X7Zf8NOew3FLOH", "ifc_class": "IfcSlab",
+                                         "storey": "Level 3", "has_geometry": True, "triangle_count": 12}],
+                          site_code="WH-JA-1", name="structure", model_id="m1", version=1, file_name="a.ifc")
     f = get_finding(sites_store, SYSTEM, _raise(sites_store, global_id="2O2Fr$t4X7Zf8NOew3FLOH"))
     assert (f.model_id, f.global_id, f.storey) == ("m1", "2O2Fr$t4X7Zf8NOew3FLOH", "Level 3")
     unknown = get_finding(sites_store, SYSTEM, _raise(sites_store, global_id="1" * 22, storey="Level 1"))

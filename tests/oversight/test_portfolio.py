@@ -11,6 +11,7 @@ from sitetwin.oversight.findings import raise_finding, submit_rectification, ver
 from sitetwin.oversight.portfolio import portfolio_sites, rollup, set_site_profile, site_portrait
 from sitetwin.oversight.risk import record_risk
 from sitetwin.oversight.scope import Scope
+from sitetwin.vision.detection_store import insert_detections, insert_hazards
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
@@ -29,14 +30,12 @@ def portfolio_store(sites_store):
     for i in range(3):
         raise_finding(s, site_code="WH-WC-1", category="environment", severity="low", title=f"d{i}",
                       at=dt.datetime(2024, 6, 20))
-    for i in range(5):
-        s.execute("INSERT INTO detections (detection_id, site_code, source_kind, source_ref, captured_at, class_name, "
-                  "confidence, x1, y1, x2, y2) VALUES (?, 'WH-WC-1', 'camera', 'c', ?, 'person', 0.8, 0, 0, 1, 1)",
-                  [f"D{i:015d}", dt.datetime(2024, 6, 25, 9, i)])
-    s.execute("INSERT INTO detections (detection_id, site_code, source_kind, source_ref, captured_at, class_name, "
-              "confidence, x1, y1, x2, y2) VALUES ('Dold', 'WH-WC-1', 'camera', 'c', '2024-04-01', 'person', 0.8, 0, 0, 1, 1)")
-    s.execute("INSERT INTO hazards (hazard_id, site_code, rule, severity, message, started_at) "
-              "VALUES ('H1', 'WH-JA-1', 'unprotected_edge', 'critical', 'edge', '2024-06-28 10:00')")
+    person = {"site_code": "WH-WC-1", "source_kind": "camera", "source_ref": "c", "class_name": "person",
+              "confidence": 0.8, "x1": 0, "y1": 0, "x2": 1, "y2": 1}
+    recent = [{**person, "detection_id": f"D{i:015d}", "captured_at": dt.datetime(2024, 6, 25, 9, i)} for i in range(5)]
+    insert_detections(s, recent + [{**person, "detection_id": "Dold", "captured_at": dt.datetime(2024, 4, 1)}])
+    insert_hazards(s, [{"hazard_id": "H1", "site_code": "WH-JA-1", "rule": "unprotected_edge", "severity": "critical",
+                        "message": "edge", "started_at": dt.datetime(2024, 6, 28, 10)}])
     record_risk(s, SYSTEM, as_of=DAY)
     return s
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sitetwin.bim.schedule import Schedule, Task
+from sitetwin.bim.schedule_store import store_schedule
 from sitetwin.oversight.errors import AccessDenied, SchemeError
 from sitetwin.oversight.findings import raise_finding, submit_rectification, verify_close
 from sitetwin.oversight.risk import (
@@ -21,6 +23,10 @@ from sitetwin.oversight.risk import (
     tier_for,
 )
 from sitetwin.oversight.scope import Scope
+from sitetwin.sensors.registry import add_device
+from sitetwin.sensors.warnings import record_warning
+from sitetwin.twin.survey_store import insert_rows
+from sitetwin.vision.detection_store import insert_detections, insert_hazards
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
@@ -31,40 +37,39 @@ def components(score):
     return {c.name: c for c in score.components}
 
 
-def add_attendance(store, workers: int, days: int, hours: float, trained: bool = True):
+def add_attendance(store, feed, workers: int, days: int, hours: float, trained: bool = True):
+    if not store.scalar("SELECT count(*) FROM devices WHERE device_id = 'gate-1'"):
+        add_device(store, "gate-1", site_code=SITE, device_type="gate", interval_s=86400)
+    events = []
     for d in range(days):
         day = dt.datetime(2024, 6, 20 + d, 8, 0)
         for w in range(workers):
             for event, at in (("in", day), ("out", day + dt.timedelta(hours=hours))):
-                store.execute('INSERT INTO attendance_events (site_code, device_id, worker_id, trade, employer, trained, '
-                              'event, "at", batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                              [SITE, "gate-1", f"w{w}", "rebar", "ACME", trained, event, at, "b1"])
+                events.append((at, f"w{w}", event, trained))
+    feed(store, "gate-1", events=events, trade="rebar", employer="ACME")
 
 
 def add_hazards(store, n: int, day0=dt.datetime(2024, 6, 21, 10)):
-    for i in range(n):
-        store.execute("INSERT INTO hazards (hazard_id, site_code, rule, severity, message, started_at) "
-                      "VALUES (?, ?, 'no_hard_hat', 'high', 'no hard hat', ?)",
-                      [f"H{i:015d}", SITE, day0 + dt.timedelta(days=i)])
+    insert_hazards(store, [{"hazard_id": f"H{i:015d}", "site_code": SITE, "rule": "no_hard_hat", "severity": "high",
+                            "message": "no hard hat", "started_at": day0 + dt.timedelta(days=i)} for i in range(n)])
 
 
 def add_detections(store, days: int):
-    for d in range(days):
-        store.execute("INSERT INTO detections (detection_id, site_code, source_kind, source_ref, captured_at, class_name, "
-                      "confidence, x1, y1, x2, y2) VALUES (?, ?, 'camera', 'cam-1', ?, 'person', 0.9, 0, 0, 10, 10)",
-                      [f"D{d:015d}", SITE, dt.datetime(2024, 6, 21 + d, 9)])
+    insert_detections(store, [{"detection_id": f"D{d:015d}", "site_code": SITE, "source_kind": "camera",
+                               "source_ref": "cam-1", "captured_at": dt.datetime(2024, 6, 21 + d, 9),
+                               "class_name": "person", "confidence": 0.9, "x1": 0, "y1": 0, "x2": 10, "y2": 10}
+                              for d in range(days)])
 
 
 def add_survey(store, statuses: dict[str, int], epoch=dt.date(2024, 6, 25), survey_id="S1"):
-    store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, T_model_from_survey, "
-                  "point_count, status) VALUES (?, ?, '[]', ?, 'transform', '[]', 1000, 'analysed')",
-                  [survey_id, SITE, epoch])
-    i = 0
-    for status, n in statuses.items():
-        for _ in range(n):
-            store.execute("INSERT INTO element_deviation (site_code, survey_id, model_id, global_id, points, status) "
-                          "VALUES (?, ?, 'm1', ?, 100, ?)", [SITE, survey_id, f"g{i:021d}", status])
-            i += 1
+    insert_rows(store, "surveys", [{"survey_id": survey_id, "site_code": SITE, "model_ids": "[]", "epoch": epoch,
+                                    "registration_method": "transform", "T_model_from_survey": "[]",
+                                    "point_count": 1000, "status": "analysed"}])
+    gids = [f"g{i:021d}" for i in range(sum(statuses.values()))]
+    status_of = [status for status, n in statuses.items() for _ in range(n)]
+    insert_rows(store, "element_deviation", [{"site_code": SITE, "survey_id": survey_id, "model_id": "m1",
+                                              "global_id": g, "points": 100, "status": s}
+                                             for g, s in zip(gids, status_of)])
 
 
 def test_a_site_with_no_data_still_gets_a_score_that_says_no_data(sites_store):
@@ -102,8 +107,8 @@ def test_open_findings_weigh_by_severity_overdue_twice_and_awaiting_verification
     assert awaiting.raw == pytest.approx(20 + 20 * 0.5)
 
 
-def test_hazards_are_counted_per_thousand_worker_hours_from_attendance(sites_store):
-    add_attendance(sites_store, workers=10, days=5, hours=8)      # 400 worker-hours
+def test_hazards_are_counted_per_thousand_worker_hours_from_attendance(sites_store, feed):
+    add_attendance(sites_store, feed, workers=10, days=5, hours=8)      # 400 worker-hours
     add_hazards(sites_store, 2)
     h = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["hazards"]
     assert h.raw == pytest.approx(5.0) and h.unit == "hazards per 1000 worker-hours"
@@ -130,28 +135,20 @@ def test_deviation_is_the_out_of_tolerance_share_of_the_latest_survey_up_to_the_
 
 def test_progress_is_the_share_of_due_elements_not_seen_built(sites_store):
     add_survey(sites_store, {"built": 3, "not_built": 1})
-    sites_store.execute("INSERT INTO schedules (schedule_id, site_code, source) VALUES ('P1', ?, 'csv')", [SITE])
-    for task, finish in (("T1", dt.datetime(2024, 6, 10)), ("T2", dt.datetime(2024, 8, 1))):
-        sites_store.execute("INSERT INTO tasks (site_code, schedule_id, task_id, finish) VALUES (?, 'P1', ?, ?)",
-                            [SITE, task, finish])
-    for i in range(4):   # T1's four elements were due; the survey saw g0..g2 built, g3 not
-        sites_store.execute("INSERT INTO task_elements (site_code, schedule_id, task_id, model_id, global_id) "
-                            "VALUES (?, 'P1', 'T1', 'm1', ?)", [SITE, f"g{i:021d}"])
-    sites_store.execute("INSERT INTO task_elements (site_code, schedule_id, task_id, model_id, global_id) "
-                        "VALUES (?, 'P1', 'T2', 'm1', 'later0000000000000000')", [SITE])
+    tasks = (Task("T1", None, None, dt.datetime(2024, 6, 10)), Task("T2", None, None, dt.datetime(2024, 8, 1)))
+    # T1's four elements were due; the survey saw g0..g2 built, g3 not
+    links = tuple(("T1", f"g{i:021d}") for i in range(4)) + (("T2", "later0000000000000000"),)
+    store_schedule(sites_store, SITE, Schedule("P1", None, "csv", tasks, links))
     p = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["progress"]
     assert p.raw == pytest.approx(0.25) and p.detail == {"due": 4, "behind": 1, "max_delay_days": 20}
     assert p.subscore == pytest.approx(100 * 0.25 / 0.30, abs=0.01)
 
 
 def test_sensor_warnings_weigh_by_severity_and_a_site_without_sensors_has_no_data(sites_store):
-    sites_store.execute("INSERT INTO devices (device_id, site_code, device_type, interval_s, created_at) "
-                        "VALUES ('D-1', ?, 'dust', 60, '2024-06-01')", [SITE])
+    add_device(sites_store, "D-1", site_code=SITE, device_type="dust", interval_s=60, now=dt.datetime(2024, 6, 1))
     for i, sev in enumerate(["high", "high", "low", "medium"]):
-        sites_store.execute("INSERT INTO sensor_warnings (warning_id, site_code, device_id, kind, severity, started_at, "
-                            "message, detected_at, updated_at) VALUES (?, ?, 'D-1', 'pm10_15min', ?, ?, 'dust', ?, ?)",
-                            [f"w{i}", SITE, sev, dt.datetime(2024, 6, 20 + i), dt.datetime(2024, 6, 20),
-                             dt.datetime(2024, 6, 20)])
+        record_warning(sites_store, "D-1", kind="pm10_15min", severity=sev, started_at=dt.datetime(2024, 6, 20 + i),
+                       message="dust", now=dt.datetime(2024, 6, 20))
     s = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["sensors"]
     assert s.raw == 4 + 4 + 1 + 2 and s.subscore == pytest.approx(100 * 11 / 40)
     assert components(compute_risk(sites_store, SYSTEM, "WH-JA-2", as_of=DAY))["sensors"].no_data

@@ -147,6 +147,7 @@ def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_sto
     from sitetwin.panorama.io import save_image
     from sitetwin.panorama.measure import measure
     from sitetwin.panorama.pano_store import add_panorama
+    from sitetwin.twin.survey_store import insert_rows
 
     db = copy_store(demo_store_path, tmp_path / "s.duckdb")
     T = pose_matrix([13.4, 7.0, 1.6], 25.0)
@@ -162,10 +163,11 @@ def test_measure_takes_scan_depth_from_a_registered_survey_through_twin(demo_sto
     ub, _ = project_points(b[None], T, 2048, 1024)
     image = save_image(tmp_path / "p.jpg", np.full((1024, 2048, 3), 128, np.uint8))
     with open_store(db) as store:
-        store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
-                      "T_model_from_survey, point_count, points_file, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      ["S00000000ab1", "DEMO", [store.scalar("SELECT model_id FROM models")], "2026-04-01",
-                       "transform", np.eye(4).tolist(), len(slab), rel, "analysed"])
+        insert_rows(store, "surveys", [{"survey_id": "S00000000ab1", "site_code": "DEMO",
+                                        "model_ids": [store.scalar("SELECT model_id FROM models")],
+                                        "epoch": "2026-04-01", "registration_method": "transform",
+                                        "T_model_from_survey": np.eye(4).tolist(), "point_count": len(slab),
+                                        "points_file": rel, "status": "analysed"}])
         pid = add_panorama(store, image, site_code="DEMO", pose=T).pano_id
         scan = measure(store, pid, ua[0], ub[0], survey_id="S00000000ab1")
         model = measure(store, pid, ua[0], ub[0], depth="model")

@@ -98,13 +98,15 @@ def test_the_difference_shows_an_element_the_photo_lacks(room):
 
 def test_colours_by_status_and_deviation_come_from_a_survey(store):
     from sitetwin.panorama.overlay import colors_by_deviation, colors_by_status
+    from sitetwin.twin.survey_store import insert_rows
 
-    store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
-                  "T_model_from_survey, point_count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  ["S1", "DEMO", ["m1"], "2026-04-01", "transform", np.eye(4).tolist(), 10, "analysed"])
-    for gid, status, p95 in (("A", "built", 3.0), ("B", "not_built", None), ("C", "out_of_tolerance", 42.0)):
-        store.execute("INSERT INTO element_deviation (site_code, survey_id, model_id, global_id, points, p95_mm, "
-                      "status) VALUES (?, ?, ?, ?, ?, ?, ?)", ["DEMO", "S1", "m1", gid, 10, p95, status])
+    insert_rows(store, "surveys", [{"survey_id": "S1", "site_code": "DEMO", "model_ids": ["m1"], "epoch": "2026-04-01",
+                                    "registration_method": "transform", "T_model_from_survey": np.eye(4).tolist(),
+                                    "point_count": 10, "status": "analysed"}])
+    insert_rows(store, "element_deviation", [
+        {"site_code": "DEMO", "survey_id": "S1", "model_id": "m1", "global_id": gid, "points": 10, "p95_mm": p95,
+         "status": status}
+        for gid, status, p95 in (("A", "built", 3.0), ("B", "not_built", None), ("C", "out_of_tolerance", 42.0))])
     status = colors_by_status(store, "DEMO")
     assert status.colors == {"A": STATUS_COLORS["built"], "B": STATUS_COLORS["not_built"],
                              "C": STATUS_COLORS["out_of_tolerance"]}

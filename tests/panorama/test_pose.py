@@ -168,17 +168,18 @@ def test_a_scan_station_places_the_panorama_with_its_mounting():
 def test_survey_pose_reads_a_registered_survey_station_through_twin(store):
     """A synthetic survey row in twin's tables, read back through twin.survey_store.scan_stations."""
     from sitetwin.panorama.pose import survey_pose
+    from sitetwin.twin.survey_store import insert_rows
 
     T_scan = pose_matrix([8.0, 4.0, 1.45], -60.0, 0.5, 0.2)
-    store.execute("INSERT INTO surveys (survey_id, site_code, model_ids, epoch, registration_method, "
-                  "T_model_from_survey, point_count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  ["S000000000aa", "DEMO", ["m1"], "2026-04-01", "transform", np.eye(4).tolist(), 1000, "registered"])
-    for i, (name, known) in enumerate([("station A", True), ("no station", False)]):
-        store.execute("INSERT INTO scans (survey_id, site_code, scan_index, name, file, file_sha256, format, "
-                      "point_count, has_color, has_intensity, station_known, T_model_from_scan) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      ["S000000000aa", "DEMO", i, name, f"scan{i}.e57", "0" * 64, "e57", 500, False, False, known,
-                       T_scan.tolist()])
+    insert_rows(store, "surveys", [{"survey_id": "S000000000aa", "site_code": "DEMO", "model_ids": ["m1"],
+                                    "epoch": "2026-04-01", "registration_method": "transform",
+                                    "T_model_from_survey": np.eye(4).tolist(), "point_count": 1000,
+                                    "status": "registered"}])
+    insert_rows(store, "scans", [
+        {"survey_id": "S000000000aa", "site_code": "DEMO", "scan_index": i, "name": name, "file": f"scan{i}.e57",
+         "file_sha256": "0" * 64, "format": "e57", "point_count": 500, "has_color": False, "has_intensity": False,
+         "station_known": known, "T_model_from_scan": T_scan.tolist()}
+        for i, (name, known) in enumerate([("station A", True), ("no station", False)])])
     sol = survey_pose(store, "S000000000aa", "station A")
     np.testing.assert_allclose(sol.T_model_from_camera, T_scan, atol=1e-12)
     assert sol.source == "survey" and sol.details == {"survey_id": "S000000000aa", "scan_index": 0,

@@ -5,17 +5,13 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from sitetwin.oversight.raising import raise_drafts
 from sitetwin.sensors.batch import from_us, to_us
+from sitetwin.sensors.findings import raise_pending_findings
+from sitetwin.sensors.limits import set_site_limits, site_limits
 from sitetwin.sensors.registry import blacklist_supplier
 from sitetwin.sensors.timeseries import store_batches
-from sitetwin.sensors.warnings import (
-    check_silence,
-    evaluate_touched,
-    evaluate_warnings,
-    list_warnings,
-    set_site_limits,
-    site_limits,
-)
+from sitetwin.sensors.warnings import check_silence, evaluate_touched, evaluate_warnings, list_warnings
 
 S = 1_000_000
 T = to_us(dt.datetime(2026, 3, 16, 2, 0, 0))          # 10:00 local (Asia/Shanghai)
@@ -165,7 +161,7 @@ def test_untrained_workers_on_site_are_warnings_and_become_findings(sensor_store
               "worker_id": ["W-1", "W-2", "W-1", "W-2"], "event": ["in", "in", "out", "out"],
               "trade": ["rebar"] * 4, "employer": ["Acme"] * 4, "trained": [True, False, True, False]}
     report = store_batches(sensor_store, [make_batch("GT1", [], [], [], events=events)], source="http")
-    evaluation = evaluate_touched(sensor_store, report, now=NOW)      # findings as the site's settings say
+    evaluation = evaluate_touched(sensor_store, report, now=NOW, sink=raise_drafts)   # as the site's settings say
     [w] = warnings_of(sensor_store, "untrained_worker")
     assert w.worker_id == "W-2" and w.device_id == "GT1" and w.severity == "high"
     assert w.duration_s == 10 * 3600
@@ -182,12 +178,23 @@ def test_a_crane_overload_finding_is_located_at_the_hook(sensor_store, make_batc
                make_batch("CR1", t, "slew_deg", 90.0), make_batch("CR1", t, "trolley_m", 30.0),
                make_batch("CR1", t, "hook_height_m", 5.0)]
     report = store_batches(sensor_store, batches, source="http")
-    evaluate_touched(sensor_store, report, now=NOW)
+    evaluate_touched(sensor_store, report, now=NOW, sink=raise_drafts)
     [w] = warnings_of(sensor_store, "overload")
     finding = sensor_store.one("SELECT x_m, y_m, z_m, severity FROM findings WHERE finding_id = ?", [w.finding_id])
     # base (10, 20, 0); slew 0 points along +y (slew_zero 90), +90 turns to -x: hook at (10 - 30, 20, 5)
     assert finding["severity"] == "critical"
     assert (finding["x_m"], finding["y_m"], finding["z_m"]) == pytest.approx((-20.0, 20.0, 5.0), abs=1e-9)
+
+
+def test_without_a_sink_warnings_stay_pending_until_raised_once(sensor_store, make_batch):
+    report = store_load(sensor_store, make_batch, [40, 120, 120, 40])
+    evaluation = evaluate_touched(sensor_store, report, now=NOW)
+    [w] = warnings_of(sensor_store, "overload")
+    assert evaluation.findings == 0 and w.finding_id is None
+    raised = raise_pending_findings(sensor_store, raise_drafts, site_code="S1", warning_ids=[w.warning_id])
+    assert raised == [(w.warning_id, warnings_of(sensor_store, "overload")[0].finding_id)]
+    assert raise_pending_findings(sensor_store, raise_drafts, site_code="S1", warning_ids=[w.warning_id]) == []
+    assert sensor_store.scalar("SELECT count(*) FROM findings WHERE source_ref = ?", [w.warning_id]) == 1
 
 
 def test_site_limits_change_what_is_a_warning(sensor_store, make_batch):

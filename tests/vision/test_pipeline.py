@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sitetwin.oversight.raising import raise_drafts
 from sitetwin.synth.workers import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
-from sitetwin.vision.detect import Boxes
+from sitetwin.vision.boxes import Boxes
 from sitetwin.vision.errors import SourceError, StreamDropped, WeightsError
 from sitetwin.vision.hazards import HazardConfig, HazardContext
 from sitetwin.vision.pipeline import DetectConfig, DetectorInfo, Recorder, detect_source
@@ -94,7 +95,8 @@ def test_a_posed_panorama_gives_tagged_detections_hazards_with_evidence_and_find
         boxes = _truth_boxes(labels)
         rec = Recorder(store, site_code="DEMO", source_kind="panorama", source_ref=str(hazard_scene["path"]),
                        detector=DetectorInfo(SYNTH_CLASSES), view=View(hazard_scene["T"], 2048, 1024, None, emap),
-                       tagger=tagger, context=HazardContext(tuple(demo_site.edges)), pano_id=added.pano_id, wrap=True)
+                       tagger=tagger, context=HazardContext(tuple(demo_site.edges)), pano_id=added.pano_id, wrap=True,
+                       sink=raise_drafts)
         rec.frame(hazard_scene["render"].image, boxes, captured_at=dt.datetime(2026, 5, 13, 10, 0))
         report = rec.finish()
         rows = store.rows("SELECT * FROM detections WHERE run_id = ? ORDER BY x1", [report.run_id])
@@ -127,8 +129,7 @@ def test_unposed_video_raises_a_ppe_hazard_only_after_the_dwell_time(demo_store_
     from sitetwin.data.store import open_store
 
     db = _copy_store(demo_store_path, tmp_path)
-    cfg = DetectConfig(hazards=HazardConfig(rules=("no_hard_hat",), min_duration_s=2.0, max_gap_s=0.3), commit_every=10,
-                       raise_findings=False)
+    cfg = DetectConfig(hazards=HazardConfig(rules=("no_hard_hat",), min_duration_s=2.0, max_gap_s=0.3), commit_every=10)
     names = SYNTH_CLASSES
 
     def frame_boxes(bare: bool) -> Boxes:
@@ -215,8 +216,7 @@ def test_a_video_is_tracked_frame_by_frame_and_stored_in_chunks(demo_store_path,
 
     db = _copy_store(demo_store_path, tmp_path)
     video = _write_video(tmp_path / "clip.avi", 30)
-    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=7,
-                       raise_findings=False)
+    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=7)
     with open_store(db) as store:
         report = detect_source(store, video, hardhat_cycle["onnx"], config=cfg)
         assert report.frames == 30 and report.status == "done"
@@ -256,8 +256,7 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
             server.server_close()
 
     db = _copy_store(demo_store_path, tmp_path)
-    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=5,
-                       raise_findings=False, reconnect=Reconnect(attempts=2, base_delay_s=0.05, max_delay_s=0.1))
+    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=5, reconnect=Reconnect(attempts=2, base_delay_s=0.05, max_delay_s=0.1))
     with open_store(db) as store:
         with pytest.raises(StreamDropped, match="did not come back after 2 reconnect attempts"):
             detect_source(store, url, hardhat_cycle["onnx"], config=cfg, on_frame=on_frame)
@@ -296,7 +295,7 @@ def test_formwork_and_rebar_seen_on_a_column_advance_its_observed_stage(demo_sit
         for day, cls, conf in ((1, 1, 0.8), (2, 2, 0.9), (3, 1, 0.7), (4, 3, 0.3)):
             rec = Recorder(store, site_code="DEMO", source_kind="camera", source_ref=f"cam-day{day}.jpg",
                            detector=DetectorInfo(names), view=View(T, 640, 480, cam, emap), tagger=tagger,
-                           config=DetectConfig(raise_findings=False))
+                           config=DetectConfig())
             rec.frame(None, Boxes(box, np.array([conf], np.float32), np.array([cls], np.int32), names),
                       captured_at=dt.datetime(2026, 5, day, 9))
             rec.finish()

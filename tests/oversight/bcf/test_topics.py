@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sitetwin.data.sites import set_origin
 from sitetwin.oversight.bcf import add_viewpoint, export_bcf, finding_viewpoints, import_bcf, read_bcf
 from sitetwin.oversight.errors import AccessDenied, BcfError
 from sitetwin.oversight.findings import (
@@ -26,6 +27,18 @@ from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system()
 T0 = dt.datetime(2024, 5, 1, 9, 0)
+
+
+def posed_panorama(store, tmp_path, width: int, T: np.ndarray) -> str:
+    """A plain equirectangular image of ``width`` x ``width / 2`` pixels added to WH-JA-1 with the pose ``T``
+    (panorama camera -> site local frame); returns its pano_id."""
+    from PIL import Image
+
+    from sitetwin.panorama.pano_store import add_panorama
+
+    path = tmp_path / f"pano-{width}.jpg"
+    Image.new("RGB", (width, width // 2), (128, 128, 128)).save(path, quality=80)
+    return add_panorama(store, path, site_code="WH-JA-1", pose=T).pano_id
 
 
 def bcf_content(store) -> dict:
@@ -136,7 +149,8 @@ def _round_trip(sites_store, scopes, tmp_path, version, bcf_files, first):
     from sitetwin.data.store import open_store
 
     if first:
-        sites_store.execute("UPDATE sites SET origin_x_m = 1000, origin_y_m = 2000, origin_z_m = 5")
+        for code in [r["site_code"] for r in sites_store.rows("SELECT site_code FROM sites")]:
+            set_origin(sites_store, code, (1000, 2000, 5))
         _findings_in_every_state(sites_store, scopes)
         for f in bcf_files:                      # and everything real tools wrote
             import_bcf(sites_store, SYSTEM, f, site_code="WH-JA-1")
@@ -146,8 +160,7 @@ def _round_trip(sites_store, scopes, tmp_path, version, bcf_files, first):
     with open_store(":memory:") as other:
         for code, origin in (("WH-JA-1", (1000, 2000, 5)), ("WH-JA-2", (1000, 2000, 5))):
             upsert_site(other, code)
-            other.execute("UPDATE sites SET origin_x_m = ?, origin_y_m = ?, origin_z_m = ? WHERE site_code = ?",
-                          [*origin, code])
+            set_origin(other, code, origin)
         # a BCF file names no site: each site's topics go to their own import
         for site in ("WH-JA-1", "WH-JA-2"):
             ids = [f.finding_id for f in list_findings(sites_store, SYSTEM, site_code=site)]
@@ -206,18 +219,12 @@ def test_generated_viewpoints_look_at_the_finding(sites_store, scopes, tmp_path)
 def test_a_panorama_finding_exports_the_view_the_regulator_looked_through(sites_store, tmp_path):
     from sitetwin.oversight.bcf.camera import camera_from_panorama
 
-    if "panoramas" not in sites_store.tables():   # contract 2's table, while panorama's migration has not landed
-        sites_store.execute("CREATE TABLE panoramas (pano_id VARCHAR PRIMARY KEY, site_code VARCHAR, file VARCHAR, "
-                            "source VARCHAR, sha256 VARCHAR, width INTEGER, height INTEGER, "
-                            "T_model_from_camera JSON, pose_source VARCHAR)")
     T = np.eye(4)
     T[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]     # camera forward (+x) points along model +y
     T[:3, 3] = [3.0, 4.0, 1.6]
-    sites_store.execute("INSERT INTO panoramas (pano_id, site_code, file, source, sha256, width, height, "
-                        "T_model_from_camera, pose_source) VALUES ('p-1', 'WH-JA-1', 'p.jpg', 'p.jpg', 'x', 2048, "
-                        "1024, ?, 'given')", [T.tolist()])
+    pano_id = posed_panorama(sites_store, tmp_path, 2048, T)
     fid = raise_finding(sites_store, site_code="WH-JA-1", category="safety", severity="high", title="No helmet",
-                        evidence={"panorama": {"pano_id": "p-1", "yaw_deg": 90.0, "pitch_deg": 0.0, "fov_deg": 90.0}})
+                        evidence={"panorama": {"pano_id": pano_id, "yaw_deg": 90.0, "pitch_deg": 0.0, "fov_deg": 90.0}})
     path = tmp_path / "pano.bcfzip"
     export_bcf(sites_store, SYSTEM, path, finding_ids=[fid], version="3.0")
     c = read_bcf(path).topics[0].viewpoints[0].camera
@@ -311,12 +318,10 @@ def test_export_keeps_to_the_callers_scope(sites_store, scopes, tmp_path):
 def test_a_hazard_seen_in_a_panorama_exports_a_view_centred_on_its_box(sites_store, tmp_path):
     T = np.eye(4)
     T[:3, 3] = [3.0, 4.0, 1.6]
-    sites_store.execute("INSERT INTO panoramas (pano_id, site_code, file, source, sha256, width, height, "
-                        "T_model_from_camera, pose_source) VALUES ('p-2', 'WH-JA-1', 'p.jpg', 'p.jpg', 'x', 4000, "
-                        "2000, ?, 'given')", [T.tolist()])
+    pano_id = posed_panorama(sites_store, tmp_path, 4000, T)
     # vision's evidence: a box centred at u = 1000 (azimuth +90 deg: left, +y) on the horizon (v = 1000)
     fid = raise_finding(sites_store, site_code="WH-JA-1", category="safety", severity="high", title="No hard hat",
-                        evidence={"pano_id": "p-2", "box_px": [950.0, 900.0, 1050.0, 1100.0], "hazard_id": "H1"},
+                        evidence={"pano_id": pano_id, "box_px": [950.0, 900.0, 1050.0, 1100.0], "hazard_id": "H1"},
                         source="hazard")
     path = tmp_path / "hazard.bcfzip"
     export_bcf(sites_store, SYSTEM, path, finding_ids=[fid])
