@@ -1,12 +1,45 @@
 """Synthetic data: the demo site and everything the tests and benchmarks generate.
 
 One place for what is made up rather than measured, so that no library package carries a
-generator. The demo (``sitetwin demo``), the tests and the benchmarks all take it from here:
+generator, and one entry point: the demo, the tests and the benchmarks import what they
+generate from ``sitetwin.synth``.
 
-- ``building``: the demo building, an IFC4 concrete frame with its 4D schedule
-- ``scans``: terrestrial scans simulated from a model (stations, noise, clutter, occlusion)
-- ``workers``: rendered worker scenes for training and testing detectors
-- ``sensor_feeds``: a week of site sensor data (dust, noise, cranes, hoists, gates)
-- ``bigsite``: a store of many sites at city scale, for the workbench's tests and benchmark
-- ``demo``: the demo site's stages, run in order by ``sitetwin.app.demo``
+>>> from sitetwin.synth import DemoBuildingSpec, build_demo_building, simulate_survey
+>>> info = build_demo_building("demo.ifc", DemoBuildingSpec(seed=1))          # doctest: +SKIP
+
+- the demo building, an IFC4 concrete frame with its 4D schedule (``building``);
+- terrestrial scans simulated from a model: stations, range noise, clutter, occlusion
+  (``scans``), and the demo's as-built history with a survey of any day (``demo.surveys``);
+- rendered worker scenes with YOLO labels for training and testing detectors (``workers``);
+- a week of site sensor data: dust, noise, wind, cranes, hoists, gates (``sensor_feeds``);
+- a seeded site with surveys, panoramas, detections, hazards, findings and sensors, for
+  the workbench's tests and benchmark (``bigsite``);
+- the demo site's stages, run in order by ``sitetwin.app.demo`` (``demo``).
 """
+
+from sitetwin.synth.bigsite import populate_site
+from sitetwin.synth.building import DemoBuildingInfo, DemoBuildingSpec, build_demo_building
+from sitetwin.synth.demo.surveys import draw_as_built, simulate_epoch
+from sitetwin.synth.scans import (
+    SimulatedSurvey,
+    default_stations,
+    random_pose,
+    simulate_survey,
+    site_clutter,
+    step_for_points,
+)
+from sitetwin.synth.sensor_feeds import demo_week
+from sitetwin.synth.workers import (
+    SYNTH_CLASSES,
+    SceneSampler,
+    SynthConfig,
+    Worker,
+    labels_from_render,
+    render_dataset,
+    worker_extra,
+)
+
+__all__ = ["SYNTH_CLASSES", "DemoBuildingInfo", "DemoBuildingSpec", "SceneSampler", "SimulatedSurvey", "SynthConfig",
+           "Worker", "build_demo_building", "default_stations", "demo_week", "draw_as_built", "labels_from_render",
+           "populate_site", "random_pose", "render_dataset", "simulate_epoch", "simulate_survey", "site_clutter",
+           "step_for_points", "worker_extra"]
