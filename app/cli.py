@@ -53,7 +53,8 @@ def init(
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder to write <table>.parquet files and manifest.json to.")],
     db: DbOption = DEFAULT_DB_PATH,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", help="Table to export (repeat); default all.")] = None,
+    tables: Annotated[Optional[list[str]],
+                      typer.Option("--table", help="Table to export (repeat); default all.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write store tables as Parquet, with a manifest."""
@@ -71,7 +72,8 @@ def export_cmd(
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Folder written by `sitetwin export`.")],
     db: DbOption = DEFAULT_DB_PATH,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", help="Table to import (repeat); default all.")] = None,
+    tables: Annotated[Optional[list[str]],
+                      typer.Option("--table", help="Table to import (repeat); default all.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read Parquet files back into the store, in one transaction (rows already present are skipped)."""

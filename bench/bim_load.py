@@ -81,7 +81,7 @@ def main() -> None:
     threads = default_threads()
     data = shared_data()
     work = Path(tempfile.mkdtemp(prefix="bench-bim-"))
-    from sitetwin.synth.building import build_demo_building
+    from sitetwin.synth import build_demo_building
 
     files = sorted((data / "ifc" / "schependomlaan").rglob("*.ifc*")) + [build_demo_building(work / "demo.ifc").path]
     if args.only:

@@ -69,7 +69,7 @@ def build_big(rebuild: bool) -> Path:
     from sitetwin.bim.load import load_model
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
-    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+    from sitetwin.synth import DemoBuildingSpec, build_demo_building
 
     t = time.perf_counter()
     info = build_demo_building(db.parent / "big.ifc", DemoBuildingSpec(**BIG_SPEC))

@@ -54,8 +54,14 @@ def make_data(work: Path, points: int, storeys: int, bays_x: int, bays_y: int, s
     from sitetwin.bim.load import load_model
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
-    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
-    from sitetwin.synth.scans import default_stations, simulate_survey, site_clutter, step_for_points
+    from sitetwin.synth import (
+        DemoBuildingSpec,
+        build_demo_building,
+        default_stations,
+        simulate_survey,
+        site_clutter,
+        step_for_points,
+    )
 
     spec = DemoBuildingSpec(storeys=storeys, bays_x=bays_x, bays_y=bays_y)
     info = build_demo_building(work / "building.ifc", spec)

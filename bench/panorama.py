@@ -37,7 +37,7 @@ def big_building(folder: Path):
     from sitetwin.bim.load import load_model
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
-    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+    from sitetwin.synth import DemoBuildingSpec, build_demo_building
 
     spec = DemoBuildingSpec(**BIG_SPEC)
     info = build_demo_building(folder / "big.ifc", spec)

@@ -37,8 +37,7 @@ def setup(work: Path):
     from sitetwin.bim.load import load_model
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.data.store import open_store
-    from sitetwin.synth.building import build_demo_building
-    from sitetwin.synth.demo.surveys import draw_as_built
+    from sitetwin.synth import build_demo_building, draw_as_built
     from sitetwin.twin.distance import SurfaceIndex
     from sitetwin.twin.plan import element_plan, planned_mask
 
@@ -54,8 +53,7 @@ def setup(work: Path):
 
 
 def survey(mesh, truth, seed: int, points: int):
-    from sitetwin.synth.demo.surveys import simulate_epoch
-    from sitetwin.synth.scans import random_pose
+    from sitetwin.synth import random_pose, simulate_epoch
 
     rng = np.random.default_rng(1000 + seed)
     T = random_pose(rng, max_shift_m=5.0, max_tilt_deg=5.0, centre_m=mesh.bounds().mean(axis=0))

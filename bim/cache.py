@@ -113,10 +113,10 @@ def _shallow(record) -> dict:
 
 def _schedule_dict(s: Schedule) -> dict:
     return {"schedule_id": s.schedule_id, "name": s.name, "source": s.source, "file_name": s.file_name,
-            "tasks": [_shallow(t) for t in s.tasks], "links": [list(l) for l in s.links]}
+            "tasks": [_shallow(t) for t in s.tasks], "links": [list(link) for link in s.links]}
 
 
 def _schedule_from(d: dict) -> Schedule:
     tasks = tuple(Task(**{**t, "start": _parse_dt(t["start"]), "finish": _parse_dt(t["finish"])}) for t in d["tasks"])
-    return Schedule(d["schedule_id"], d["name"], d["source"], tasks, tuple(tuple(l) for l in d["links"]),
+    return Schedule(d["schedule_id"], d["name"], d["source"], tasks, tuple(tuple(link) for link in d["links"]),
                     d["file_name"])

@@ -108,8 +108,8 @@ def _box(r: dict) -> np.ndarray | None:
     hi = (r["bbox_max_x_m"], r["bbox_max_y_m"], r["bbox_max_z_m"])
     if any(v is None or v != v for v in lo + hi):
         return None
-    lo, hi = np.array(lo), np.array(hi)
-    return np.concatenate([(lo + hi) / 2, hi - lo])
+    lo_m, hi_m = np.array(lo), np.array(hi)
+    return np.concatenate([(lo_m + hi_m) / 2, hi_m - lo_m])
 
 
 def _match_by_geometry(olds: list[dict], news: list[dict], tol: float) -> list[tuple[str, str]]:

@@ -135,7 +135,8 @@ def _checked(geo: Georeference, site_latlon: tuple[float, float] | None) -> Geor
     crs = _crs(geo.crs_name)
     if crs is None:
         if max(abs(geo.eastings_m), abs(geo.northings_m)) > 1e8:
-            return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m are beyond any projected CRS")
+            return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m are beyond "
+                                "any projected CRS")
         return geo
     from pyproj import Transformer
 
@@ -144,7 +145,8 @@ def _checked(geo: Georeference, site_latlon: tuple[float, float] | None) -> Geor
     axis_m = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     lon, lat = to_geo.transform(geo.eastings_m / axis_m, geo.northings_m / axis_m)
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m lie outside {geo.crs_name}")
+        return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m lie outside "
+                            f"{geo.crs_name}")
     located = Georeference(**{**asdict(geo), "latitude": lat, "longitude": lon})
     area = crs.area_of_use
     if area is not None:

@@ -81,7 +81,8 @@ def inspect_ifc(path: str | Path) -> IfcSource:
         if schema == "IFC4X3":
             hint = ("; 'IFC4X3' names a draft, not a released schema: re-export as IFC4X3_ADD2, "
                     "or change FILE_SCHEMA to 'IFC4X3_ADD2' if the content follows it")
-        raise IfcFileError(f"{path}: unsupported IFC schema {schema!r} (supported: {', '.join(SUPPORTED_SCHEMAS)}){hint}")
+        raise IfcFileError(f"{path}: unsupported IFC schema {schema!r} "
+                           f"(supported: {', '.join(SUPPORTED_SCHEMAS)}){hint}")
     if b"END-ISO-10303-21" not in tail.upper():
         raise IfcFileError(f"{path}: truncated IFC file (no END-ISO-10303-21; trailer); re-export or re-download it")
     return IfcSource(path=path, schema=schema, sha256=file_sha256(path), zipped=zipped, member=member)
@@ -93,6 +94,7 @@ def open_ifc(source: IfcSource):
 
     try:
         if source.zipped:
+            assert source.member is not None      # inspect_ifc names the member of every zipped source
             with zipfile.ZipFile(source.path) as zf:
                 text = zf.read(source.member).decode("utf-8", errors="replace")
             model = ifcopenshell.file.from_string(text)

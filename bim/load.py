@@ -238,6 +238,7 @@ def _report_existing(store: Store, model_id: str, started: float) -> LoadReport:
     m = store.one("SELECT * FROM models WHERE model_id = ?", [model_id])
     counts = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE has_geometry) AS g FROM elements "
                        "WHERE model_id = ?", [model_id])
+    assert m is not None and counts is not None     # the caller found the model; a count is always one row
     storeys = store.scalar("SELECT count(*) FROM storeys WHERE model_id = ?", [model_id])
     tasks = store.scalar("SELECT count(*) FROM tasks t JOIN schedules s USING (schedule_id) WHERE s.model_id = ?",
                          [model_id])

@@ -84,7 +84,9 @@ def _read_tessellation(folder: str, _mtime: int) -> Tessellation:
 
 
 def _combine(parts: list[tuple[str, Tessellation]], origin: np.ndarray) -> ModelMesh:
-    verts, faces, owners, gids, mids = [], [], [], [], []
+    verts, faces, owners = [], [], []
+    gids: list[str] = []
+    mids: list[str] = []
     v_off = e_off = 0
     for model_id, t in parts:
         verts.append((t.vertices_world - origin).astype(np.float32))

@@ -12,7 +12,8 @@ from sitetwin.data.store import Store
 def list_elements(store: Store, *, model_id: str | None = None, site_code: str | None = None,
                   ifc_class: str | None = None, storey: str | None = None, limit: int = 0) -> list[dict]:
     """Elements of one model, or of the current models of a site (all sites when neither is given)."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[str | int] = []
     source = "elements" if model_id else "current_elements"
     for column, value in (("model_id", model_id), ("site_code", site_code), ("ifc_class", ifc_class),
                           ("storey", storey)):
@@ -73,6 +74,7 @@ def element_frame(store: Store, *, site_code: str | None = None, model_ids: Sequ
     if model_ids is None and site_code is None:
         raise ValueError("element_frame needs a site_code or model_ids")
     columns = ", ".join(ELEMENT_FRAME_COLUMNS)
+    params: Sequence[str | None]
     if model_ids is None:
         where, params = "model_id IN (SELECT model_id FROM current_models WHERE site_code = ?)", [site_code]
     else:

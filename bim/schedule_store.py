@@ -90,8 +90,9 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
                 raise BimError(f"{path}: {len(unknown)} task id(s) not in schedule {schedule_id}: "
                                + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
             _insert_links(store, site_code, schedule_id, schedule.links)
-        counts = store.one("SELECT count(*) AS links, count(model_id) AS found FROM task_elements WHERE schedule_id = ?",
-                           [target])
+        counts = store.one("SELECT count(*) AS links, count(model_id) AS found FROM task_elements "
+                           "WHERE schedule_id = ?", [target])
+        assert counts is not None       # a count is always one row
         tasks = store.scalar("SELECT count(*) FROM tasks WHERE schedule_id = ?", [target])
     if counts["links"] and not counts["found"]:
         warnings.append(f"{path.name}: none of its {counts['links']} GlobalIds is an element of site {site_code}'s "

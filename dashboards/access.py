@@ -126,7 +126,7 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
     try:
         caller = _read_caller(db, token, lock_timeout_s=BUSY_WAIT_S if fresh else READ_LOCK_TIMEOUT_S)
     except StoreError:
-        if fresh:
+        if fresh and known is not None:
             return known[1]
         raise
     if len(_caller_cache) > 256:
@@ -343,8 +343,8 @@ def _csrf_ok() -> bool:
     header = flask.request.headers.get(CSRF_HEADER)
     if flask.request.path == "/login":
         form = flask.request.form.get("csrf")
-        return bool(cookie) and secrets.compare_digest(cookie, form or "")
-    return bool(cookie) and bool(header) and secrets.compare_digest(cookie, header)
+        return bool(cookie and secrets.compare_digest(cookie, form or ""))
+    return bool(cookie and header and secrets.compare_digest(cookie, header))
 
 
 def _safe_next(target: str | None) -> str:

@@ -56,7 +56,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
         suppress_callback_exceptions=True,
         background_callback_manager=manager,
         on_error=_on_callback_error,
-        update_title=None,
+        update_title=None,   # type: ignore[arg-type]  # Dash documents None (no "Updating..." title); typed str
     )
     import_pages()
     app.layout = shell_layout

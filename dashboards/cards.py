@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from sitetwin.dashboards import components as c
 
@@ -23,22 +24,22 @@ def element_card(page: str, el: dict, *, survey_id: str | None, history: list[di
                      ("storey", el.get("storey")), ("type", el.get("type_name")), ("material", el.get("material")),
                      ("status", html.Span(now["status"] if now else ("not in the survey" if survey_id else "no survey"),
                                           id=f"{p}-status"))])]
-    dev = [html.H3("Deviation" + (f" in survey {survey_id}" if survey_id else ""))]
+    dev: list[Component] = [html.H3("Deviation" + (f" in survey {survey_id}" if survey_id else ""))]
     if now:
         dev.append(c.facts([("points", now["points"]), ("coverage", _pct(now["coverage"])),
-                            ("mean", _mm(now["mean_mm"])), ("p95 |d|", _mm(now["p95_mm"])), ("max", _mm(now["max_mm"]))],
-                           id=f"{p}-deviation"))
+                            ("mean", _mm(now["mean_mm"])), ("p95 |d|", _mm(now["p95_mm"])),
+                            ("max", _mm(now["max_mm"]))], id=f"{p}-deviation"))
     else:
         dev.append(c.empty("Not measured: no survey on or before this day covers this element."))
     if histogram:
         dev.append(dcc.Graph(id=f"{p}-histogram", figure=histogram_figure(histogram), style={"height": "180px"},
                              config={"displayModeBar": False}))
-    hist = [html.H3("Status history")]
+    hist: list[Component] = [html.H3("Status history")]
     hist.append(c.table(history, [("epoch", "epoch"), ("status", "status"), ("points", "points"),
                                   ("p95_mm", "p95 (mm)")], id=f"{p}-history") if history
                 else c.empty("No survey has measured this element yet."))
     n_det, det_rows = detections
-    det = [html.H3(f"Detections ({n_det})")]
+    det: list[Component] = [html.H3(f"Detections ({n_det})")]
     det.append(c.table(det_rows, [("captured_at", "when"), ("class_name", "class"), ("confidence", "conf."),
                                   ("source_kind", "source")], id=f"{p}-detections",
                        cell=lambda k, r: c.fmt(r[k], 2) if k == "confidence" else c.fmt(r.get(k)))
@@ -47,7 +48,7 @@ def element_card(page: str, el: dict, *, survey_id: str | None, history: list[di
         det += [html.H3(f"Hazards ({len(hazards)})"),
                 c.table(hazards, [("started_at", "when"), ("rule", "rule"), ("severity", "severity")],
                         cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))]
-    fnd = [html.H3(f"Findings ({len(findings)})")]
+    fnd: list[Component] = [html.H3(f"Findings ({len(findings)})")]
     rows = [{"ref": f.ref, "severity": f.severity, "title": f.title, "status": f.status, "due": f.due,
              "finding_id": f.finding_id} for f in findings]
 
@@ -74,7 +75,7 @@ def element_card(page: str, el: dict, *, survey_id: str | None, history: list[di
             html.Div(id=f"{p}-raise-msg", className="status-line"),
         ], style={"display": "grid", "gap": ".4rem"}),
     ]))
-    props = [html.H3("Properties")]
+    props: list[Component] = [html.H3("Properties")]
     for pset, values in sorted((el.get("properties") or {}).items()):
         props.append(html.Details([html.Summary(pset), c.facts(sorted((values or {}).items()))]))
     for qto, values in sorted((el.get("quantities") or {}).items()):
@@ -108,17 +109,18 @@ def raise_on_element(site: str, global_id: str, title: str | None, severity: str
     from sitetwin.oversight.findings import raise_finding
     from sitetwin.oversight.queries import finding_number
 
-    if not (title or "").strip():
+    title = (title or "").strip()
+    if not title:
         return "Give the finding a title."
     with site_write_store(site, "raise") as (store, scope):
-        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
+        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title,
                             global_id=global_id, scope=scope, source="dashboard", source_ref=global_id,
                             evidence=evidence)
         number = finding_number(store, fid)
     return f"Finding {site}-{number} raised."
 
 
-def finding_history_view(finding_id: str) -> list:
+def finding_history_view(finding_id: str) -> html.Table | html.Div:
     """A finding's events, oldest first, as a small table (oversight's history, under the caller's scope)."""
     from sitetwin.dashboards.access import object_store, require_caller
     from sitetwin.oversight.findings import finding_history

@@ -12,9 +12,14 @@ PLOT_LAYOUT = dict(template="none", margin=dict(l=50, r=20, t=30, b=40), font=di
                    paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
 
 
+def _id_prop(id: str | None) -> dict[str, Any]:
+    # Dash refuses id=None: without an id the prop is left out
+    return {"id": id} if id else {}
+
+
 def empty(text: str, id: str | None = None) -> html.Div:
     """An honest empty state: says what is missing and how it gets there."""
-    return html.Div(text, className="empty", **({"id": id} if id else {}))
+    return html.Div(text, className="empty", **_id_prop(id))
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -33,7 +38,7 @@ def facts(pairs: Iterable[tuple[str, Any]], id: str | None = None) -> html.Dl:
     items = []
     for k, v in pairs:
         items += [html.Dt(k), html.Dd(fmt(v) if not isinstance(v, (html.Span, html.A, list)) else v)]
-    return html.Dl(items, className="facts", **({"id": id} if id else {}))
+    return html.Dl(items, className="facts", **_id_prop(id))
 
 
 def table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], id: str | None = None,
@@ -41,7 +46,7 @@ def table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], id: str | No
     """A plain HTML table of ``rows`` with ``columns`` as (key, header); ``cell(key, row)`` may render a cell."""
     head = html.Thead(html.Tr([html.Th(h) for _, h in columns]))
     body = html.Tbody([html.Tr([html.Td(cell(k, r) if cell else fmt(r.get(k))) for k, _ in columns]) for r in rows])
-    return html.Table([head, body], className="simple", **({"id": id} if id else {}))
+    return html.Table([head, body], className="simple", **_id_prop(id))
 
 
 def badge(text: str, kind: str = "") -> html.Span:
@@ -54,7 +59,7 @@ def severity(sev: str | None) -> html.Span:
 
 def figure_num(value: Any, label: str, id: str | None = None) -> html.Div:
     return html.Div([html.Div(fmt(value, 0) if isinstance(value, float) else fmt(value), className="figure-num"),
-                     html.Div(label, className="figure-label")], **({"id": id} if id else {}))
+                     html.Div(label, className="figure-label")], **_id_prop(id))
 
 
 def control(label: str, component, wide: bool = False) -> html.Div:
@@ -63,8 +68,8 @@ def control(label: str, component, wide: bool = False) -> html.Div:
 
 def site_missing(page: str) -> html.Div:
     return html.Div([html.H1("No site"), empty("You have no site to look at: no site in this store is in your scope. "
-                                                "Load a model with `sitetwin bim load`, or ask an admin to grant you a site.",
-                                                id=f"{page}-nosite")])
+                                                "Load a model with `sitetwin bim load`, or ask an admin to grant "
+                                                "you a site.", id=f"{page}-nosite")])
 
 
 def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str | None = None,
@@ -83,6 +88,7 @@ def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str |
         days = [today or utcnow().date()]
     labelled = [i for i, d in enumerate(days) if d in epoch_set]
     step = max(1, len(labelled) // 8)        # at most about eight labels
+    marks: dict[str, str | dict[str, Any]]
     marks = {str(i): {"label": days[i].strftime("%Y-%m-%d") if n % step == 0 else "",
                       "style": {"color": "#1d4ed8", "fontWeight": 600}}
              for n, i in enumerate(labelled)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def element_deviation_histogram(frame, column: str = "mean_mm") -> dict:
 
 def tolerance_table(frame, tolerances: dict[str, float], default_mm: float) -> list[dict]:
     """Per IFC class: elements, measured, within tolerance (share), out of tolerance, median and worst p95."""
-    out = []
+    out: list[dict] = []
     if not len(frame):
         return out
     for cls, g in frame.groupby("ifc_class"):
@@ -160,7 +161,7 @@ def timeline_figure(rows: list[dict]) -> dict:
     days = sorted({r["day"] for r in rows})
     data = []
     for i, rule in enumerate(rules):
-        per_day = {}
+        per_day: dict[dt.date, int] = {}
         for r in rows:
             if r["rule"] == rule:
                 per_day[r["day"]] = per_day.get(r["day"], 0) + r["hazards"]
@@ -169,7 +170,8 @@ def timeline_figure(rows: list[dict]) -> dict:
     pad = dt.timedelta(days=1)
     return {"data": data, "layout": _layout(barmode="stack", yaxis=dict(title=dict(text="hazards")),
                                             xaxis=dict(title=dict(text="day"), type="date",
-                                                       range=[(days[0] - pad).isoformat(), (days[-1] + pad).isoformat()]),
+                                                       range=[(days[0] - pad).isoformat(),
+                                                              (days[-1] + pad).isoformat()]),
                                             legend=dict(orientation="h", y=1.12))}
 
 
@@ -178,7 +180,8 @@ def counts_figure(rows: list[dict], value: str, title: str, *, horizontal: bool 
         return empty_figure(f"No {value}.")
     keys = [str(r["key"]) for r in rows][::-1]
     vals = [r[value] for r in rows][::-1]
-    bar = dict(type="bar", orientation="h", y=keys, x=vals) if horizontal else dict(type="bar", x=keys, y=vals)
+    bar: dict[str, Any] = (dict(type="bar", orientation="h", y=keys, x=vals) if horizontal
+                           else dict(type="bar", x=keys, y=vals))
     bar["marker"] = dict(color="#4e79a7")
     return {"data": [bar], "layout": _layout(title=dict(text=title), margin=dict(l=110, r=20, t=40, b=40))}
 

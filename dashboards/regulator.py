@@ -61,7 +61,8 @@ def portfolio(*, city: str | None = None, district: str | None = None, tiers: It
 
     with scoped_store() as (store, scope):
         everything = portfolio_sites(store, scope)
-        sites = [r for r in everything if (not city or r["city"] == city) and (not district or r["district"] == district)]
+        sites = [r for r in everything
+                 if (not city or r["city"] == city) and (not district or r["district"] == district)]
         rollups = rollup(store, scope, by="district", city=city or None, district=district or None)
     cities = sorted({r["city"] for r in everything if r["city"]})
     districts = sorted({r["district"] for r in everything if r["district"] and (not city or r["city"] == city)})
@@ -246,7 +247,8 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
     from sitetwin.oversight.queries import finding_number
     from sitetwin.panorama.pano_store import get_panorama
 
-    if not (title or "").strip():
+    title = (title or "").strip()
+    if not title:
         return "Give the finding a title."
     with object_store("panoramas", "pano_id", pano_id) as (store, site):
         pano = get_panorama(store, pano_id)
@@ -258,7 +260,7 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
     if hit is not None:
         evidence["panorama"]["depth_m"] = round(hit.depth_m, 3)
     with site_write_store(site, "raise") as (store, scope):
-        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title.strip(),
+        fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title,
                             global_id=hit.global_id if hit else None, location_m=hit.point_m if hit else None,
                             evidence=evidence, scope=scope, source="dashboard", source_ref=f"panorama:{pano_id}")
         number = finding_number(store, fid)
@@ -293,6 +295,7 @@ def raise_from_hazard(hazard_id: str, *, severity: str | None = None, category: 
     with object_store("hazards", "hazard_id", hazard_id) as (store, site):
         found = _hazard_finding(store, site, hazard_id)
         h = hazard(store, hazard_id)
+    assert h is not None        # object_store found the hazard, or refused
     if found is not None:
         return {**found, "raised": False}
     evidence = {**h["evidence"], "hazard_id": hazard_id, "detections": list(h["detection_ids"]), "rule": h["rule"]}

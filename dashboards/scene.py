@@ -396,9 +396,11 @@ def pick(key: str | None, curve: int | None, point: int | None) -> int | None:
         return None
     with _picks_lock:
         owners = _picks.get(key)
-    if owners is None or not 0 <= curve < len(owners) or owners[curve] is None:
+    if owners is None or not 0 <= curve < len(owners):
         return None
     arr = owners[curve]
+    if arr is None:
+        return None
     return int(arr[point]) if 0 <= point < len(arr) else None
 
 
@@ -435,12 +437,12 @@ def rgb(color: tuple[int, int, int]) -> str:
 def bins_by_value(values: Sequence[Any], order: Sequence[Any] | None = None,
                   colors: dict[Any, str] | None = None) -> tuple[np.ndarray, list[Bin]]:
     """Element -> bin for a categorical value per element; bins in ``order`` (default sorted)."""
-    values = np.asarray(values, dtype=object)
-    present = set(values.tolist())
+    value_array = np.asarray(values, dtype=object)
+    present = set(value_array.tolist())
     labels = [v for v in (order or sorted(present, key=str)) if v in present]
     labels += sorted(present - set(labels), key=str)
     index = {v: i for i, v in enumerate(labels)}
-    bin_of = np.array([index[v] for v in values.tolist()], dtype=np.int64)
+    bin_of = np.array([index[v] for v in value_array.tolist()], dtype=np.int64)
     bins = [Bin(str(v), (colors or {}).get(v) or PALETTE[i % len(PALETTE)]) for i, v in enumerate(labels)]
     return bin_of, bins
 

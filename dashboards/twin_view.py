@@ -256,11 +256,14 @@ def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:
     for dev in devices:
         pos = [dev.get("x_m"), dev.get("y_m"), dev.get("z_m")]
         if any(v is None for v in pos):
-            i = geom.index_of(dev.get("global_id")) if dev.get("global_id") else None
+            gid = dev.get("global_id")
+            i = geom.index_of(gid) if gid else None
             if i is None:
                 continue
             pos = ((geom.lo[i] + geom.hi[i]) / 2).tolist()
-        xs.append(pos[0]), ys.append(pos[1]), zs.append(pos[2])
+        xs.append(pos[0])
+        ys.append(pos[1])
+        zs.append(pos[2])
         warned = bool(dev.get("active_warnings"))
         colors.append(SEVERITY_COLORS.get(dev.get("severity") if warned else None, SEVERITY_COLORS[None]))
         sizes.append(9 if warned else 6)

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from sitetwin.data.errors import StoreError
 from sitetwin.data.files import file_sha256
@@ -30,15 +31,16 @@ def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = 
     if unknown:
         raise StoreError(f"{store.label}: no table {', '.join(unknown)} (tables: {', '.join(available)})")
     out.mkdir(parents=True, exist_ok=True)
+    exported: dict[str, dict[str, Any]] = {}
     manifest = {"format": "sitetwin-parquet/1", "schema_version": store.schema_version(),
-                "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "tables": {}}
+                "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "tables": exported}
     for table in chosen:
         arrow = store.con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
         target = out / f"{table}.parquet"
         tmp = target.with_suffix(".parquet.tmp")
         pq.write_table(arrow, tmp)
         os.replace(tmp, target)
-        manifest["tables"][table] = {"file": target.name, "rows": arrow.num_rows, "sha256": file_sha256(target)}
+        exported[table] = {"file": target.name, "rows": arrow.num_rows, "sha256": file_sha256(target)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
 
@@ -107,7 +109,8 @@ def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = N
                     store.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _import '
                                       f'EXCEPT SELECT {cols} FROM "{table}"')
             except Exception as exc:
-                raise StoreError(f"{files[table]}: rows do not fit table {table} ({str(exc).splitlines()[0]})") from None
+                raise StoreError(f"{files[table]}: rows do not fit table {table} "
+                                 f"({str(exc).splitlines()[0]})") from None
             finally:
                 store.con.unregister("_import")
             after = store.scalar(f'SELECT count(*) FROM "{table}"')
@@ -122,7 +125,7 @@ def _columns(store: Store, table: str) -> list[str]:
 
 def _has_key(store: Store, table: str) -> bool:
     return bool(store.scalar(
-        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
-        [table]))
+        "SELECT count(*) FROM duckdb_constraints() "
+        "WHERE table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [table]))
 
 

@@ -204,7 +204,8 @@ def open_store(
     db_path = None if memory else Path(path)
     if db_path is not None:
         if db_path.is_dir():
-            raise StoreError(f"{db_path}: is a folder, not a store file; pass a file path such as {db_path / DEFAULT_DB}")
+            raise StoreError(f"{db_path}: is a folder, not a store file; "
+                             f"pass a file path such as {db_path / DEFAULT_DB}")
         if not db_path.exists() and (read_only or not create):
             raise StoreError(f"{db_path}: no store there; create one with `sitetwin init --db {db_path}`")
         if not db_path.parent.exists():

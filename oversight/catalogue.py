@@ -130,6 +130,7 @@ def _entries(store: Store, site: str, owner: str, end: dt.datetime) -> list[dict
     f = store.one("SELECT count(*) AS n, count(*) FILTER (WHERE global_id IS NOT NULL OR x_m IS NOT NULL) AS placed, "
                   "(SELECT max(occurred_at) FROM finding_events e WHERE e.site_code = ? AND e.occurred_at < ?) AS last "
                   "FROM findings WHERE site_code = ? AND raised_at < ?", [site, end, site, end])
+    assert f is not None        # a count is always one row
     if f["n"]:
         add("findings", "all", f"{f['n']} findings", f["last"], f["placed"] / f["n"], {"findings": f["n"]})
     return out
@@ -167,7 +168,7 @@ def data_quality(store: Store, scope: Scope, *, site_code: str | None = None, by
         raise OversightError(f"data quality by {by!r}: use district or city")
     groups: dict[tuple, list[dict]] = {}
     for r in per_site:
-        key = (r["city"], r["district"]) if by == "district" else (r["city"],)
+        key: tuple = (r["city"], r["district"]) if by == "district" else (r["city"],)
         groups.setdefault(key, []).append(r)
     out = []
     for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
@@ -193,7 +194,8 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     if level not in LEVELS:
         raise OversightError(f"level {level!r}: use one of {', '.join(LEVELS)}")
     chosen = sites or [s for s in scope.site_codes(store)
-                       if district is None or store.scalar("SELECT district FROM sites WHERE site_code = ?", [s]) == district]
+                       if district is None
+                       or store.scalar("SELECT district FROM sites WHERE site_code = ?", [s]) == district]
     for s in chosen:
         _require(store, scope, s, "export")
     if not chosen:
@@ -267,8 +269,8 @@ def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = 
     report = import_tables(store, src)
     with store.transaction():
         for s in sites:
-            store.execute("INSERT INTO exchange_packages (package_id, site_code, direction, level, path, actor, done_at, "
-                          "manifest) VALUES (?, ?, 'import', ?, ?, ?, ?, ?)",
+            store.execute("INSERT INTO exchange_packages (package_id, site_code, direction, level, path, actor, "
+                          "done_at, manifest) VALUES (?, ?, 'import', ?, ?, ?, ?, ?)",
                           [f"{package.get('package_id')}:{s}:in:{uuid.uuid4().hex[:8]}", s, made_by, str(src),
                            scope.actor, utcnow(), {"report": report}])
             audit.record(store, scope, "import", "package", package.get("package_id"), site_code=s,

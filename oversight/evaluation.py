@@ -127,7 +127,8 @@ def _load_scheme(scheme: Path) -> dict:
         except (FileNotFoundError, OSError):
             names = sorted(p.name[:-5] for p in resources.files("sitetwin.oversight").joinpath("schemes").iterdir()
                            if p.name.endswith(".yaml"))
-            raise SchemeError(f"no evaluation scheme {str(scheme)!r} (packaged: {', '.join(names)}; or give a file)") from None
+            raise SchemeError(f"no evaluation scheme {str(scheme)!r} "
+                              f"(packaged: {', '.join(names)}; or give a file)") from None
     try:
         data = json.loads(text) if where.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -255,6 +256,7 @@ def site_metrics(store: Store, site_code: str, *, as_of: dt.date | str | None = 
         "count(*) FILTER (WHERE ev.closed_at >= ? AND (ev.due IS NULL OR CAST(ev.submitted_at AS DATE) <= ev.due)) "
         "AS on_time_90 FROM findings f JOIN ev USING (finding_id) WHERE f.site_code = ? AND f.raised_at < ?",
         [site_code, end, d90, d90, day, d90, d90, site_code, end])
+    assert f is not None        # a count is always one row
     m["closed_share_90d"] = f["closed_of_raised_90"] / f["raised_90"] if f["raised_90"] else None
     m["overdue_open"] = int(f["overdue"])
     m["on_time_share_90d"] = f["on_time_90"] / f["closed_90"] if f["closed_90"] else None
@@ -408,7 +410,7 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
                              f"scheme {ev.scheme_id} v{ev.scheme_version}", fontsize=9)
         fig.text(0.07, 0.885, f"Grade: {ev.grade.upper()}    total {ev.total_points:g}  (basic {ev.basic_points:g}, "
                               f"promotion {ev.promotion_points:g})", fontsize=12, weight="bold")
-        ax = fig.add_axes([0.05, 0.08, 0.9, 0.78])
+        ax = fig.add_axes((0.05, 0.08, 0.9, 0.78))
         ax.axis("off")
         cells = [[i.id, i.title[:52], _value(i.value)[:14], f"{i.points:g}/{i.max_points:g}"] for i in ev.items]
         table = ax.table(cellText=cells, colLabels=["item", "what", "measured", "points"], loc="upper left",
@@ -422,7 +424,7 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
         fig = plt.figure(figsize=a4)
         fig.text(0.07, 0.95, f"Risk score {ev.risk_score:.1f} (tier {ev.risk_tier})", fontsize=13, weight="bold")
         if ev.risk is not None:
-            ax = fig.add_axes([0.25, 0.62, 0.65, 0.28])
+            ax = fig.add_axes((0.25, 0.62, 0.65, 0.28))
             names = [c.name for c in ev.risk.components]
             ax.barh(names, [c.points for c in ev.risk.components],
                     color=["#bbbbbb" if c.no_data else "#c0504d" for c in ev.risk.components])

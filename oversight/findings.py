@@ -314,13 +314,15 @@ def get_finding(store: Store, scope: Scope, finding_id: str, *, as_of: dt.date |
     """One finding as it stands, if it is in the caller's scope."""
     f = _load_for(store, scope, finding_id, "read")
     row = store.one(f"SELECT {_STATE_COLUMNS} FROM finding_state WHERE finding_id = ?", [f["finding_id"]])
+    assert row is not None          # _load_for found the finding
     audit.record(store, scope, "view", "finding", f["finding_id"], site_code=f["site_code"])
     return _finding(row, _day(as_of))
 
 
-def list_findings(store: Store, scope: Scope, *, site_code: str | None = None, status: str | Iterable[str] | None = None,
-                  category: str | None = None, severity: str | None = None, overdue: bool | None = None,
-                  global_id: str | None = None, source: str | None = None, as_of: dt.date | str | None = None,
+def list_findings(store: Store, scope: Scope, *, site_code: str | None = None,
+                  status: str | Iterable[str] | None = None, category: str | None = None,
+                  severity: str | None = None, overdue: bool | None = None, global_id: str | None = None,
+                  source: str | None = None, as_of: dt.date | str | None = None,
                   limit: int | None = None) -> list[Finding]:
     """Findings in the caller's scope, newest first, filtered as asked."""
     scope.require("read")
@@ -373,6 +375,7 @@ def verify_history(store: Store, scope: Scope, finding_id: str) -> HistoryCheck:
     """Check the hash chain of a finding's events against the finding row and each other."""
     f = _load_for(store, scope, finding_id, "read")
     row = store.one("SELECT * FROM findings WHERE finding_id = ?", [f["finding_id"]])
+    assert row is not None          # _load_for found the finding
     events = store.rows("SELECT * FROM finding_events WHERE finding_id = ? ORDER BY seq", [f["finding_id"]])
     problems = []
     prev = _finding_digest(row)
@@ -402,10 +405,13 @@ def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: 
     last = store.one("SELECT seq, hash FROM finding_events WHERE finding_id = ? ORDER BY seq DESC LIMIT 1",
                      [finding_id])
     if last is None:
-        prev = _finding_digest(store.one("SELECT * FROM findings WHERE finding_id = ?", [finding_id]))
+        finding = store.one("SELECT * FROM findings WHERE finding_id = ?", [finding_id])
+        assert finding is not None      # the first event follows the finding's insert
+        prev = _finding_digest(finding)
         seq = 1
     else:
         prev, seq = last["hash"], last["seq"] + 1
+    event: dict[str, Any]
     event = {"event_id": _check_uuid(event_id, "event id") if event_id else str(uuid.uuid4()),
              "finding_id": finding_id, "site_code": site_code, "seq": seq, "occurred_at": at, "actor": actor,
              "kind": kind, "status": status, "due": due, "escalation_level": escalation_level, "note": note,
@@ -472,7 +478,8 @@ def _load_for(store: Store, scope: Scope, finding_id: str, action: str) -> dict:
     return row
 
 
-def _require(store: Store, scope: Scope, site_code: str, action: str, what: str, *, object_id: str | None = None) -> None:
+def _require(store: Store, scope: Scope, site_code: str, action: str, what: str, *,
+             object_id: str | None = None) -> None:
     try:
         scope.require_site(store, site_code, action, what)
     except AccessDenied:

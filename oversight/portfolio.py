@@ -166,7 +166,9 @@ def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) 
                               [value, utcnow(), site_code])
         audit.record(store, scope, "write", "site_profile", site_code, site_code=site_code,
                      detail={k: str(v) for k, v in fields.items() if v is not None})
-    return store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code])
+    profile = store.one("SELECT * FROM site_profiles WHERE site_code = ?", [site_code])
+    assert profile is not None      # inserted above when it was missing
+    return profile
 
 
 def site_portrait(store: Store, scope: Scope, site_code: str, *, as_of: dt.date | str | None = None) -> dict:

@@ -406,8 +406,8 @@ def record_risk(store: Store, scope: Scope, site_codes: list[str] | None = None,
     with atomic(store):
         for r in scores:
             store.execute("DELETE FROM risk_scores WHERE site_code = ? AND as_of = ?", [r.site_code, r.as_of])
-            store.execute("INSERT INTO risk_scores (site_code, as_of, computed_at, score, computed_tier, tier, breakdown, "
-                          "formula_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            store.execute("INSERT INTO risk_scores (site_code, as_of, computed_at, score, computed_tier, tier, "
+                          "breakdown, formula_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           [r.site_code, r.as_of, utcnow(), r.score, r.computed_tier, r.tier,
                            {"components": [_component_json(c) for c in r.components], "formula": r.formula(),
                             "tier_source": r.tier_source, "premium_factor": r.premium_factor},

@@ -92,7 +92,7 @@ class ElementMap:
         T = self.T_model_from_camera
         point = T[:3, 3] + T[:3, :3] @ self.bearing(col + 0.5, row + 0.5) * depth
         return ElementHit(str(self.global_ids[idx]), str(self.model_ids[idx]), idx, depth,
-                          tuple(float(x) for x in point))
+                          (float(point[0]), float(point[1]), float(point[2])))
 
     def mask(self, global_id: str) -> np.ndarray:
         """(h, w) bool: pixels that see the element ``global_id``."""

@@ -188,7 +188,8 @@ def _full_canvas(pixels: np.ndarray, gpano: dict[str, Any], path: Path) -> np.nd
     """Place a GPano-cropped panorama into its full 360 x 180 canvas (uncovered pixels black)."""
     full_w, full_h = gpano.get("FullPanoWidthPixels"), gpano.get("FullPanoHeightPixels")
     crop_w, crop_h = gpano.get("CroppedAreaImageWidthPixels"), gpano.get("CroppedAreaImageHeightPixels")
-    if not all(isinstance(x, int) for x in (full_w, full_h, crop_w, crop_h)):
+    if not (isinstance(full_w, int) and isinstance(full_h, int)
+            and isinstance(crop_w, int) and isinstance(crop_h, int)):
         return pixels
     if (crop_w, crop_h) == (full_w, full_h):
         return pixels

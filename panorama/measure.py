@@ -143,7 +143,7 @@ def _snap(scene, element: int, T, uv, width, height, camera, snap_px) -> np.ndar
     for i in order[:8]:
         if gap[i] > snap_px:
             break
-        rng = np.linalg.norm(local[i])
+        rng = float(np.linalg.norm(local[i]))
         hit = scene.cast(T[:3, 3], ((corners[i] - T[:3, 3]) / rng)[None].astype(np.float32), normals=False)
         if abs(float(hit.range_m[0]) - rng) < max(0.01, 0.002 * rng):   # the corner itself is in view
             return corners[i]
@@ -332,23 +332,25 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
         if camera_height_m is None:
             raise PanoramaError(f"panorama {pano_id}: floor measuring needs --camera-height (metres above the floor)"
                                 + ("" if pano.posed else "; it has no pose for model or scan depth"))
-        if pano.posed:
-            T = pano.T_model_from_camera
+        T = pano.T_model_from_camera
+        if T is not None:
             floor_z = float(T[2, 3] - camera_height_m)
         else:
             T, floor_z = level_pose(camera_height_m), 0.0
             details["assumed"] = "level camera (no pose)"
-        points = [floor_point(T, uv, W, H, floor_z) for uv in ends]
-        for uv, p in zip(ends, points):
+        points: list[PixelPoint] = []
+        for uv in ends:
+            p = floor_point(T, uv, W, H, floor_z)
             if p is None:
                 raise PanoramaError(f"pixel {uv} lies at or above the horizon: it is not on the floor")
+            points.append(p)
         details["floor_z_m"] = floor_z
         return distance(points[0], points[1], **details)
 
-    if not pano.posed:
+    T = pano.T_model_from_camera
+    if T is None:
         raise PanoramaError(f"panorama {pano_id} has no pose; add it with --pose or --control-points, "
                             f"or measure on the floor with --depth floor --camera-height")
-    T = pano.T_model_from_camera
     scan = None
     sid = survey_id or pano.survey_id
     if depth in ("auto", "scan") and sid:

@@ -94,7 +94,8 @@ def colors_by_deviation(store, site_code: str, survey_id: str | None = None, *, 
     survey_id = survey_id or _latest_survey(store, site_code)
     found = element_status(store, survey_id)
     colors = {g: deviation_color(mm, limits) for g, mm in zip(found["global_id"], found[column].tolist())}
-    legend = {f"<= {limits[0]:g} mm": deviation_color(0, limits), f"{limits[1]:g} mm": deviation_color(limits[1], limits),
+    legend = {f"<= {limits[0]:g} mm": deviation_color(0, limits),
+              f"{limits[1]:g} mm": deviation_color(limits[1], limits),
               f">= {limits[2]:g} mm": deviation_color(limits[2], limits), "not measured": STATUS_COLORS["unknown"]}
     return Coloring(colors, legend, "deviation", {"survey_id": survey_id, "column": column})
 

@@ -152,13 +152,14 @@ def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: 
 
 
 def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str | None = None,
-                  model_id: str | None = None, poses: dict[str, np.ndarray] | np.ndarray | None = None,
+                  model_id: str | None = None,
+                  poses: dict[str, np.ndarray] | np.ndarray | PoseSolution | None = None,
                   control_points: dict[str | None, ControlPoints] | None = None,
                   T_model_from_file: np.ndarray | None = None, extent_margin_m: float = 2.0,
                   refine: bool = False) -> list[AddReport]:
     """Import several files (JPEG/PNG panoramas and E57 files with spherical images2D).
 
-    ``poses``: one 4x4 (a single image), or image file name -> 4x4. ``control_points``: as
+    ``poses``: one 4x4 or solved pose (a single image), or image file name -> 4x4. ``control_points``: as
     returned by :func:`panorama.pose.read_control_points` (key None: the single image). Every
     file is read and every pose solved before anything is written; then all are written in
     one transaction, so one bad file leaves the store as it was.
@@ -184,11 +185,11 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
     plan = []
     for img in images:
         key = img.path.name
-        pose = (poses.get(key) if keyed_pose else poses) if poses is not None else None
+        pose = poses.get(key) if isinstance(poses, dict) else poses
         cps = None
         if control_points is not None:
             cps = control_points.get(key) if keyed_cp else control_points.get(None)
-        if keyed_pose and pose is None and img.T_file_from_camera is None:
+        if isinstance(poses, dict) and pose is None and img.T_file_from_camera is None:
             raise PoseError(f"{key}: the pose file has no pose for this image (it has: {', '.join(poses)})")
         if keyed_cp and cps is None and img.T_file_from_camera is None:
             raise PoseError(f"{key}: the control-point file has no points for this image")
@@ -248,11 +249,13 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
                "edge_score_before_px": round(r.score_before_px, 3),
                "edge_score_after_px": round(r.score_after_px, 3)}
     if r.method == "pose":
+        # a pose refinement refused before matching (too few model edges) has no matched share or agreement
         refined.update({"delta_position_cm": [round(100 * x, 2) for x in r.delta_position_m],
-                        "edges_matched": round(r.matched_fraction, 3),
-                        "edges_matched_by_chance": round(r.chance_fraction, 3),
-                        "agreement_chi2": round(r.agreement_chi2, 2)})
-    changes = {"T_model_from_camera": r.T_model_from_camera, "details": {**solution.details, "refined": refined}}
+                        "edges_matched": _round(r.matched_fraction, 3),
+                        "edges_matched_by_chance": _round(r.chance_fraction, 3),
+                        "agreement_chi2": _round(r.agreement_chi2, 2)})
+    changes: dict[str, Any] = {"T_model_from_camera": r.T_model_from_camera,
+                               "details": {**solution.details, "refined": refined}}
     if r.accepted and cps is not None:
         # the control points' residuals under the refined pose
         from sitetwin.panorama.camera import bearing_to_equirect, equirect_pixel_distance, equirect_to_bearing
@@ -264,6 +267,10 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
         changes["residual_deg"] = np.degrees(_angular_errors(T, equirect_to_bearing(cps.uv, img.width, img.height),
                                                              cps.xyz_m))
     return replace(solution, **changes)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _solution(img: PanoramaImage, pose, control_points: ControlPoints | None, T_model_from_file) -> PoseSolution | None:
@@ -436,7 +443,8 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
     from sitetwin.panorama.element_map import compact, element_map, write_map_files
 
     pano = get_panorama(store, pano_id)
-    if not pano.posed:
+    T = pano.T_model_from_camera
+    if T is None:
         raise PanoramaError(f"panorama {pano_id} has no pose; add it again with --pose or --control-points")
     model_ids = _models_for(store, pano)
     if not model_ids:
@@ -452,7 +460,7 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
     if w % 2:
         raise PanoramaError(f"element-map width must be even (2:1), got {w}")
     started = time.perf_counter()
-    emap = element_map(mesh, pano.T_model_from_camera, w, w // 2, scene=scene)
+    emap = element_map(mesh, T, w, w // 2, scene=scene)
     index, records = compact(emap)
     folder = pano_dir(store, pano_id)
     index_name, depth_name = write_map_files(folder, index, emap.depth_m)
@@ -467,7 +475,7 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
                       "depth_file, T_model_from_camera, element_count, coverage, seconds) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [pano_id, pano.site_code, model_ids, w, w // 2, str(rel / index_name), str(rel / depth_name),
-                       pano.T_model_from_camera.tolist(), len(records), emap.coverage, seconds])
+                       T.tolist(), len(records), emap.coverage, seconds])
         if records:
             frame = pd.DataFrame(records).drop(columns=["index"])
             frame["site_code"] = pano.site_code
@@ -491,7 +499,7 @@ def load_element_map(store: Store, pano_id: str, *, compute: bool = False):
 
     pano = get_panorama(store, pano_id)
     row = store.one("SELECT * FROM panorama_element_maps WHERE pano_id = ?", [pano_id])
-    stale = row is not None and pano.posed and not np.allclose(
+    stale = row is not None and pano.T_model_from_camera is not None and not np.allclose(
         np.array(json.loads(row["T_model_from_camera"])), pano.T_model_from_camera, atol=1e-9)
     if row is None or stale:
         if compute:

@@ -48,7 +48,8 @@ class PoseConfig:
     confidence: float = 0.999           # (0-1) RANSAC stops early at this confidence
     min_spread_ratio: float = 1e-3      # (ratio) smaller second/first singular value: points collinear
     min_separation_m: float = 1e-3      # (m) two model points closer than this are the same point
-    max_condition: float = 1e10         # (ratio) Gauss-Newton normal matrix condition beyond which the pose is ill-posed
+    # (ratio) Gauss-Newton normal matrix condition beyond which the pose is ill-posed
+    max_condition: float = 1e10
     # (cm per degree) RMS position error per degree of pointing error beyond which the points are called
     # weak (far, few or on one side): 30 cm/deg is 2.6 cm for 1 px at 4096 px wide, 5.3 cm at 2048
     weak_position_cm_per_deg: float = 30.0
@@ -207,8 +208,8 @@ def survey_pose(store, survey_id: str, scan: int | str | None = None, *, T_scan_
 
     ``scan`` is a scan index or scan name; it may be omitted when the survey has one scan.
     """
-    from sitetwin.twin.survey_store import scan_stations
     from sitetwin.data.errors import SitetwinError
+    from sitetwin.twin.survey_store import scan_stations
 
     try:
         stations = scan_stations(store, survey_id)
@@ -354,7 +355,7 @@ def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence
             needed = math.log(1 - config.confidence) / math.log(max(1e-12, 1 - w ** 3)) if w < 1 else 0
             if tried >= needed:
                 break
-    if best_T is None or best_inl.sum() < config.min_inliers:
+    if best_T is None or best_inl is None or best_inl.sum() < config.min_inliers:
         found = 0 if best_inl is None else int(best_inl.sum())
         raise PoseError(f"{where}: no pose agrees with at least {config.min_inliers} control points "
                         f"(best: {found} of {n} within {config.inlier_px:g} px); check the pixel/point pairs")
@@ -385,7 +386,7 @@ def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence
                                  "rotation_sigma_deg_per_px": round(
                                      math.degrees(rad_per_px * math.sqrt(max(0.0, np.trace(cov[:3, :3])))), 4),
                                  "outliers": [str((labels or [f"point {i}" for i in range(n)])[i])
-                                              for i in np.flatnonzero(~inliers)]})
+                                              for i in np.flatnonzero(~inliers).tolist()]})
 
 
 def _triples(n: int, config: PoseConfig):

@@ -161,15 +161,16 @@ def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=No
         step /= 2.5
     gain = (before - best_score) / before if before > 0 else 0.0
     at_edge = np.any(np.abs(best) > config.search_deg - 1e-6)
+    ypr = (float(best[0]), float(best[1]), float(best[2]))
     if gain < config.min_gain:
-        return Refinement(T0, False, tuple(best.tolist()), before, best_score, int(len(rows)),
+        return Refinement(T0, False, ypr, before, best_score, int(len(rows)),
                           f"no clear improvement ({100 * gain:.1f} % < {100 * config.min_gain:.0f} %)")
     if at_edge:
-        return Refinement(T0, False, tuple(best.tolist()), before, best_score, int(len(rows)),
+        return Refinement(T0, False, ypr, before, best_score, int(len(rows)),
                           "the best rotation lies at the edge of the search range: not trusted")
     T = T0.copy()
     T[:3, :3] = T0[:3, :3] @ rotation_from_ypr(*best)
-    return Refinement(T, True, tuple(best.tolist()), before, best_score, int(len(rows)), "accepted")
+    return Refinement(T, True, ypr, before, best_score, int(len(rows)), "accepted")
 
 
 def _photo_edge_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

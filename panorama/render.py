@@ -134,6 +134,7 @@ class RayScene:
         self.mesh = mesh
         self.extras = as_extras(extra)
         self.scene = o3d.t.geometry.RaycastingScene()
+        cpu = o3d.core.Device("CPU:0")
         elem_lut, extra_lut, offsets = [], [], {}
         offset = 0
         parts = 0
@@ -149,8 +150,9 @@ class RayScene:
         for verts, faces, elem, ext in geometries:
             if not len(faces):
                 continue
-            gid = self.scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts)),
-                                           o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+            gid = self.scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts), o3d.core.float32, cpu),
+                                           o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32),
+                                                           o3d.core.uint32, cpu))
             offsets[int(gid)] = offset
             elem_lut.append(elem)
             extra_lut.append(ext)
@@ -218,7 +220,7 @@ class RayScene:
                 elem[start:stop] = self._elem_lut[face]
                 if self.extras:
                     extra[start:stop] = self._extra_lut[face]
-            if normals:
+            if nrm is not None:       # made exactly when normals are asked for
                 nrm[start:stop] = out["primitive_normals"].numpy()
         return Hits(rng.reshape(shape), elem.reshape(shape), extra.reshape(shape),
                     None if nrm is None else nrm.reshape(shape + (3,)))
@@ -341,6 +343,7 @@ def _shade(scene: RayScene, hits: Hits, origin, dirs, albedo_model, s: RenderSet
     t = hits.range_m.reshape(-1)
     elem = hits.element.reshape(-1)
     ext = hits.extra.reshape(-1)
+    assert hits.normal is not None      # render casts with normals
     nn = hits.normal.reshape(-1, 3)
     sun = np.asarray(s.sun_direction, np.float32)
     sun /= np.linalg.norm(sun)

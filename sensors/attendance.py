@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +138,7 @@ def site_stays(store: Store, site_code: str, *, start: dt.datetime | None = None
         sql += ' AND "at" <= ?'
         params.append(end)
     rows = store.execute(sql, params)
-    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    cols: list[Sequence[Any]] = list(zip(*rows)) if rows else [[] for _ in range(7)]
     now_us = to_us(now or utcnow())
     result = stays(cols[0], cols[1], cols[2], cols[3], device_id=cols[4], trade=cols[5], employer=cols[6],
                    max_shift_h=max_shift_h, now_us=now_us)
@@ -163,7 +165,7 @@ def headcount(store: Store, site_code: str, *, start: dt.datetime, end: dt.datet
     s = site_stays(store, site_code, start=start, end=end, max_shift_h=max_shift_h, now=now or end)
     times = np.arange(to_us(start), to_us(end) + 1, int(step_s * 1_000_000), dtype=np.int64)
     on_site, untrained = headcount_at(s, times)
-    return pd.DataFrame({"at": [from_us(t) for t in times], "on_site": on_site, "untrained": untrained})
+    return pd.DataFrame({"at": [from_us(t) for t in times.tolist()], "on_site": on_site, "untrained": untrained})
 
 
 def on_site(store: Store, site_code: str, *, at: dt.datetime, max_shift_h: float | None = None) -> list[dict]:

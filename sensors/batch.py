@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,7 +202,7 @@ def check_readings(device: DeviceRef, t_us: np.ndarray, channel: np.ndarray, val
     else:
         label = lambda i: where[i]  # noqa: E731
 
-    def report(mask: np.ndarray, text) -> None:
+    def report(mask: np.ndarray, text: Callable[[int], str]) -> None:
         for i in np.flatnonzero(mask)[:MAX_PROBLEMS]:
             problems.append(f"{label(int(i))}: {text(int(i))}")
 

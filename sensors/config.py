@@ -192,7 +192,7 @@ def _check(d: dict[str, Any]) -> Limits:
     extra = sorted(set(ingest_raw) - set(_INGEST_KEYS))
     if extra:
         raise ConfigError(f"unknown setting ingest.{', ingest.'.join(extra)} (settings: {', '.join(_INGEST_KEYS)})")
-    ingest = {}
+    ingest: dict[str, Any] = {}
     for key, (kind, lo, hi) in _INGEST_KEYS.items():
         value = _number(ingest_raw.get(key), f"ingest.{key}", lo, hi)
         if kind is int:
@@ -230,12 +230,12 @@ def _anti_collision(raw: Any) -> tuple[Rule | None, float, dict | None]:
     levels = raw.get("levels")
     if not isinstance(levels, (list, tuple)) or not levels:
         raise ConfigError("anti_collision.levels: must be a non-empty list of [clearance m, severity]")
-    negated = []
+    negated: list[tuple[float, str]] = []
     for j, level in enumerate(levels):
         if not isinstance(level, (list, tuple)) or len(level) != 2:
             raise ConfigError(f"anti_collision.levels[{j}]: must be [clearance m, severity], got {level!r}")
         clearance = _number(level[0], f"anti_collision.levels[{j}] clearance", 0.0, 200.0)
-        negated.append([-clearance, _severity(level[1], f"anti_collision.levels[{j}] severity")])
+        negated.append((-clearance, _severity(level[1], f"anti_collision.levels[{j}] severity")))
     if any(b[0] <= a[0] for a, b in zip(negated, negated[1:])):
         raise ConfigError(f"anti_collision.levels: clearances must decrease, got {[-lv[0] for lv in negated]}")
     skew = _number(raw.get("max_skew_s", 10.0), "anti_collision.max_skew_s", 0.1, 600.0)
@@ -303,6 +303,7 @@ def check_levels(raw: Any, where: str) -> tuple[tuple[float, str], ...]:
 
 
 def _rule_dict(rule: Rule) -> dict[str, Any]:
+    d: dict[str, Any]
     d = {"kind": rule.kind, "channel": rule.channel, "device_types": list(rule.device_types),
          "statistic": rule.statistic, "levels": [list(lv) for lv in rule.levels], "category": rule.category}
     if rule.window_s is not None:

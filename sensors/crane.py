@@ -17,6 +17,7 @@ Conventions (metres, the local frame ``bim.load_mesh`` uses; z up):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 
@@ -74,10 +75,17 @@ _CRANE_KEYS = {"jib_height_m": (1.0, 400.0), "jib_length_m": (1.0, 150.0), "coun
 _HOIST_KEYS = {"mast_height_m": (1.0, 600.0), "zone_radius_m": (0.0, 50.0)}
 
 
+@overload
+def geometry_from_config(device_type: Literal["crane"], config: dict, base_m) -> CraneGeometry: ...
+@overload
+def geometry_from_config(device_type: Literal["hoist"], config: dict, base_m) -> HoistGeometry: ...
+@overload
+def geometry_from_config(device_type: str, config: dict, base_m) -> CraneGeometry | HoistGeometry: ...
 def geometry_from_config(device_type: str, config: dict, base_m) -> CraneGeometry | HoistGeometry:
     """Read ``config["geometry"]`` of a crane or hoist device; ValueError names the bad key and its range."""
     geometry = dict((config or {}).get("geometry") or {})
     base = tuple(float(v) for v in base_m)
+    required: tuple[str, ...]
     if device_type == "crane":
         keys, required = _CRANE_KEYS, ("jib_height_m", "jib_length_m")
         extra_ok = {"slew_ccw"}

@@ -38,9 +38,9 @@ def raise_pending_findings(store: Store, sink: FindingSink, *, site_code: str, m
     """
     if min_severity not in SEVERITIES:
         raise SensorError(f"severity {min_severity!r} is not one of {', '.join(SEVERITIES)}")
-    sql = ("SELECT w.*, d.device_type, d.name AS device_name, d.model_id AS host_model_id, d.global_id AS host_global_id, "
-           "d.x_m, d.y_m, d.z_m, d.config FROM sensor_warnings w JOIN devices d USING (device_id) "
-           "WHERE w.site_code = ? AND w.finding_id IS NULL")
+    sql = ("SELECT w.*, d.device_type, d.name AS device_name, d.model_id AS host_model_id, "
+           "d.global_id AS host_global_id, d.x_m, d.y_m, d.z_m, d.config "
+           "FROM sensor_warnings w JOIN devices d USING (device_id) WHERE w.site_code = ? AND w.finding_id IS NULL")
     params: list = [site_code]
     if warning_ids is not None:
         ids = list(warning_ids)

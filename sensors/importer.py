@@ -138,7 +138,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
         for d in sorted(set(device_ids.tolist())):
             sel = np.flatnonzero(device_ids == d)
             items, kept = [], []
-            for i in sel:
+            for i in sel.tolist():
                 if t_us[i] == np.iinfo(np.int64).min:
                     continue
                 kept.append(int(i))

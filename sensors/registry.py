@@ -188,6 +188,8 @@ def record_calibration(store: Store, device_id: str, *, calibrated_on: dt.date |
     device = get_device(store, device_id)
     on = _date(calibrated_on, f"device {device_id}: calibrated_on")
     until = _date(valid_until, f"device {device_id}: valid_until")
+    if on is None or until is None:        # an empty string reads as no date
+        raise DeviceError(f"device {device_id}: a calibration needs calibrated_on and valid_until (YYYY-MM-DD)")
     if until < on:
         raise DeviceError(f"device {device_id}: calibration valid_until {until} is before calibrated_on {on}")
     if store.scalar("SELECT count(*) FROM device_calibrations WHERE device_id = ? AND calibrated_on = ?",
@@ -214,7 +216,8 @@ def blacklist_supplier(store: Store, supplier: str, *, reason: str, now: dt.date
         store.execute("INSERT OR REPLACE INTO supplier_blacklist (supplier, reason, listed_at) VALUES (?, ?, ?)",
                       [supplier, reason, now or utcnow()])
         count = store.scalar("SELECT count(*) FROM devices WHERE supplier = ? AND NOT blacklisted", [supplier])
-        store.execute("UPDATE devices SET blacklisted = true, blacklist_reason = ? WHERE supplier = ? AND NOT blacklisted",
+        store.execute("UPDATE devices SET blacklisted = true, blacklist_reason = ? "
+                      "WHERE supplier = ? AND NOT blacklisted",
                       [f"supplier {supplier} blacklisted: {reason}", supplier])
     return int(count or 0)
 
@@ -263,8 +266,9 @@ def _position(position_m: Sequence[float] | None, device_id: str) -> tuple[float
     except (TypeError, ValueError):
         raise DeviceError(f"device {device_id}: position must be three numbers x,y,z in metres") from None
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise DeviceError(f"device {device_id}: position must be three finite numbers x,y,z in metres, got {position_m!r}")
-    return values  # type: ignore[return-value]
+        raise DeviceError(f"device {device_id}: position must be three finite numbers x,y,z in metres, "
+                          f"got {position_m!r}")
+    return values
 
 
 def _date(value: dt.date | str | None, what: str) -> dt.date | None:

@@ -142,17 +142,22 @@ def daily_means(series, t_us, v, timezone: str):
     return uniq[0], uniq[1], ends, sums / counts, counts, inverse
 
 
+def _window(rule: Rule) -> float:
+    assert rule.window_s is not None, f"rule {rule.kind}: no window_s"   # the limits file requires one here
+    return rule.window_s
+
+
 def statistic(rule: Rule, series, t_us, v, timezone: str) -> np.ndarray:
     """The rule's statistic per sample (NaN where undefined or outside its hours); not for daily means."""
     series, t_us, v = _arrays(series, t_us, v)
     if rule.statistic == "value":
         s = v.copy()
     elif rule.statistic == "rolling_mean":
-        s = rolling_mean(series, t_us, v, rule.window_s)
+        s = rolling_mean(series, t_us, v, _window(rule))
     elif rule.statistic == "rolling_leq":
-        s = rolling_mean(series, t_us, v, rule.window_s, energy=True)
+        s = rolling_mean(series, t_us, v, _window(rule), energy=True)
     elif rule.statistic == "rate":
-        s = np.abs(rate_per_min(series, t_us, v, rule.window_s))
+        s = np.abs(rate_per_min(series, t_us, v, _window(rule)))
     else:
         raise ValueError(f"rule {rule.kind}: statistic {rule.statistic} is computed per day, use daily_episodes")
     if rule.hours is not None and len(s):

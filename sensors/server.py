@@ -41,6 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.errors import SitetwinError
@@ -49,6 +50,9 @@ from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
 from sitetwin.sensors.config import IngestLimits, default_limits
 from sitetwin.sensors.registry import token_digest
 from sitetwin.sensors.spool import ACCEPTED, CONFLICT, DUPLICATE, Spool, spool_path_for
+
+if TYPE_CHECKING:
+    from sitetwin.sensors.timeseries import StoreReport
 
 log = logging.getLogger("sitetwin.ingest")
 
@@ -92,8 +96,9 @@ class Ingestor:
         self._next_refresh = 0.0
         self._next_silence = 0.0
         self._next_prune = 0.0
-        self._retry_touched = None
+        self._retry_touched: StoreReport | None = None
         self._count_lock = threading.Lock()
+        self.stats: dict[str, Any]
         self.stats = {"acknowledged_batches": 0, "acknowledged_readings": 0, "acknowledged_events": 0,
                       "duplicate_batches": 0, "refused": {}, "flushes": 0, "flushed_batches": 0,
                       "stored_readings": 0, "stored_events": 0, "skipped_copies": 0, "last_flush_at": None,
@@ -186,7 +191,7 @@ class Ingestor:
         moved = 0
         phases["open"] = time.perf_counter() - started
         try:
-            touched = None
+            touched: StoreReport | None = None
             if items:
                 moved, touched = self._store(store, items)
             phases["store"] = time.perf_counter() - started - sum(phases.values())
@@ -224,9 +229,10 @@ class Ingestor:
                 self.stats["max_flush_batches"] = len(items)
         return moved
 
-    def _store(self, store, items) -> tuple[int, object]:
+    def _store(self, store, items) -> tuple[int, StoreReport]:
         from sitetwin.sensors.timeseries import StoreReport, store_batches
 
+        assert self.spool is not None       # flush_once runs only once started
         received = [_utc(i.received_us) for i in items]
         try:
             report = store_batches(store, [i.batch for i in items], source="http", received_at=received)
@@ -276,7 +282,8 @@ class Ingestor:
 
         devices = {r["device_id"]: DeviceRef(r["device_id"], r["site_code"], r["device_type"], r["installed_on"],
                                              r["removed_on"])
-                   for r in store.rows("SELECT device_id, site_code, device_type, installed_on, removed_on FROM devices")}
+                   for r in store.rows("SELECT device_id, site_code, device_type, installed_on, removed_on "
+                                       "FROM devices")}
         tokens = {r["token_sha256"]: r["device_id"] for r in store.rows(
             "SELECT token_sha256, device_id FROM device_tokens WHERE revoked_at IS NULL")}
         limits = {site: site_limits(store, site).ingest for site in {d.site_code for d in devices.values()}}
@@ -317,7 +324,7 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
 
     def refuse(status: int, message: str, problems: list[str] | None = None) -> JSONResponse:
         ingestor.refused(status)
-        body = {"error": message}
+        body: dict[str, Any] = {"error": message}
         if problems:
             body["problems"] = problems
         return JSONResponse(body, status_code=status)
@@ -338,12 +345,14 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
         async for chunk in request.stream():
             body += chunk
             if len(body) > limits.max_body_bytes:
-                return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; send smaller batches")
+                return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; "
+                                   f"send smaller batches")
         try:
             batch = parse_batch(bytes(body), token_device=device, devices=ingestor.devices, limits=limits,
                                 now_us=time.time_ns() // 1000)
         except BatchError as exc:
             return refuse(exc.status, str(exc), exc.problems)
+        assert ingestor.spool is not None       # the app's lifespan started the ingestor
         outcome = await ingestor.spool.submit_async(batch)
         if outcome.status == CONFLICT:
             return refuse(409, f"batch_id {batch.batch_id} was used before for different content; "

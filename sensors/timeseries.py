@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +92,8 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
         "value": pa.array(np.concatenate([b.value for b in unique]) if n_all else np.zeros(0), type=pa.float64()),
         "ord": pa.array(np.arange(len(t_all), dtype=np.int64)),
     })
-    ev_cols = {"batch_key": [], "site_code": [], "device_id": [], "worker_id": [], "trade": [], "employer": [],
-               "trained": [], "event": [], "at": [], "ord": []}
+    ev_cols: dict[str, list[Any]] = {"batch_key": [], "site_code": [], "device_id": [], "worker_id": [], "trade": [],
+                                     "employer": [], "trained": [], "event": [], "at": [], "ord": []}
     for b in unique:
         k = b.event_count
         if not k:
@@ -158,7 +159,8 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
                       AND x.measured_at = f.measured_at)""", [*CALIBRATED_TYPES, lo, hi])
             store.execute("""
                 CREATE OR REPLACE TEMP TABLE _st_new_events AS
-                SELECT e.site_code, e.device_id, e.worker_id, e.trade, e.employer, e.trained, e.event, e."at", e.batch_key
+                SELECT e.site_code, e.device_id, e.worker_id, e.trade, e.employer, e.trained, e.event, e."at",
+                       e.batch_key
                 FROM _st_events e SEMI JOIN _st_new_batches b USING (batch_key)
                 WHERE NOT EXISTS (
                     SELECT 1 FROM attendance_events x
@@ -189,6 +191,7 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
                                "(SELECT count(*) FROM _st_new_readings) AS readings, "
                                "(SELECT count(*) FROM _st_new_readings WHERE NOT trusted) AS untrusted, "
                                "(SELECT count(*) FROM _st_new_events) AS events")
+            assert counts is not None       # counts are always one row
             fresh_readings = store.scalar(
                 "SELECT count(*) FROM _st_readings r SEMI JOIN _st_new_batches b USING (batch_key)")
             touched = {(r[0], r[1]): int(r[2]) for r in store.execute(

@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -227,7 +228,7 @@ def _replace_from(store: Store, keys: list[tuple], froms: list[int | None]) -> l
     finally:
         store.con.unregister("_sw_keys")
     earliest = {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
-    out = []
+    out: list[int | None] = []
     for k, f in zip(keys, froms):
         if f is None:
             out.append(None)
@@ -269,13 +270,14 @@ def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us
     for (d, r, _), f in zip(pairs, froms):
         start = None if f is None else f - int(r.lookback_s * US_PER_S)
         key = (d.device_id, r.channel)
-        if key in need and (need[key] is None or start is None):
-            need[key] = None
+        if key not in need:
+            need[key] = start
         else:
-            need[key] = start if key not in need else min(need[key], start)
+            known = need[key]
+            need[key] = None if known is None or start is None else min(known, start)
     series_keys = sorted(need)
     index_of = {k: i for i, k in enumerate(series_keys)}
-    floor = None if any(need[k] is None for k in series_keys) else min(need.values())
+    floor = None if any(need[k] is None for k in series_keys) else min(v for v in need.values() if v is not None)
     table = pa.table({"device_id": [k[0] for k in series_keys], "channel": [k[1] for k in series_keys],
                       "sidx": list(range(len(series_keys))),
                       "from_ts": pa.array([need[k] for k in series_keys], type=pa.timestamp("us"))})
@@ -331,10 +333,11 @@ def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us
 
 def _rule_row(device: Device, rule: Rule, eps: Episodes, e: int, *, silent_since: int | None = None) -> dict:
     start, end = int(eps.start_us[e]), int(eps.end_us[e])
-    cut = end < 0 and silent_since is not None
-    if cut:
+    cut = False
+    if end < 0 and silent_since is not None:
         # the data end inside the episode and the device has gone silent: what came after is
         # unknown (the gap warning says so), so the episode ends at the last reading
+        cut = True
         end = max(silent_since, start)
     peak, limit, severity = float(eps.peak[e]), float(eps.limit[e]), str(eps.severity[e])
     unit = unit_of(rule.channel) + ("/min" if rule.statistic == "rate" else "")
@@ -384,7 +387,9 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
         position = {n: i for i, n in enumerate(names)}
         partner_cache: dict[str, list[str]] = {}
 
-        def neighbours(a: str) -> list[str]:
+        def neighbours(a: str, names: list[str] = names, xy: np.ndarray = xy, reach: np.ndarray = reach,
+                       position: dict[str, int] = position,
+                       partner_cache: dict[str, list[str]] = partner_cache) -> list[str]:
             """Cranes whose swing circle overlaps a's in plan."""
             if a not in partner_cache:
                 i = position[a]
@@ -410,10 +415,11 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
         froms = _replace_from(store, keys, [todo[x] for x in ids])
         skew = int(limits.collision_skew_s * US_PER_S)
         wanted = sorted(set(ids) | {p for x in ids for p in partners[x]})
-        floor = 0 if any(f is None for f in froms) else min(froms) - skew - US_PER_S
+        floor = 0 if any(f is None for f in froms) else min(f for f in froms if f is not None) - skew - US_PER_S
         rows = store.execute(
             f"SELECT device_id, epoch_us(measured_at), value FROM readings WHERE trusted AND channel = 'slew_deg' "
-            f"AND device_id IN ({', '.join('?' for _ in wanted)}) AND measured_at >= ? ORDER BY device_id, measured_at",
+            f"AND device_id IN ({', '.join('?' for _ in wanted)}) AND measured_at >= ? "
+            f"ORDER BY device_id, measured_at",
             [*wanted, from_us(floor)])
         grouped: dict[str, list] = defaultdict(list)
         for device_id, t_us, value in rows:
@@ -502,7 +508,8 @@ def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now
         # and the last one before it: within a day if there is one (cheap), else searched further back
         before = {}
         for days in (1, None):
-            missing = [i for i, f in enumerate(froms) if f is not None and i not in before]
+            pending = {i: f for i, f in enumerate(froms) if f is not None and i not in before}
+            missing = list(pending)
             if not missing:
                 break
             lo_bound = "AND x.t >= s.from_ts - INTERVAL 1 DAY" if days else ""
@@ -514,7 +521,7 @@ def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now
                         WHERE device_id IN (SELECT device_id FROM _sw_gap))
                 SELECT s.sidx, epoch_us(max(x.t)) FROM _sw_gap s JOIN times x USING (device_id)
                 WHERE s.from_ts IS NOT NULL AND x.t < s.from_ts {lo_bound} GROUP BY s.sidx""",
-                [from_us(min(froms[i] for i in missing) - 86_400 * US_PER_S)] if days else None)
+                [from_us(min(pending.values()) - 86_400 * US_PER_S)] if days else None)
             for i, t_prev in rows:
                 if i in set(missing):
                     before[int(i)] = int(t_prev)
@@ -550,7 +557,8 @@ def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now
         for e in range(len(eps)):
             i = int(eps.series[e])
             start = int(eps.start_us[e])
-            if froms[i] is not None and start < froms[i] and int(eps.end_us[e]) >= 0 and int(eps.end_us[e]) <= froms[i]:
+            f = froms[i]
+            if f is not None and start < f and int(eps.end_us[e]) >= 0 and int(eps.end_us[e]) <= f:
                 continue   # a gap wholly before the window: already recorded
             dev = devices[ids[i]]
             severity = limits_of(dev.site_code).gap_severity_for(dev.device_type)
@@ -565,12 +573,12 @@ def _gap_warnings(store: Store, gap_targets: dict, devices: dict, limits_of, now
                            "peak_value": float(eps.peak[e]), "limit_value": float(eps.limit[e]), "unit": "s",
                            "message": message})
     out = []
-    for i, d in enumerate(ids):
+    for i, _ in enumerate(ids):
         f = froms[i]
         # the gap that ends at the window's first reading may have started before it
-        rows = per.get(i, [])
-        replace_from = f if f is None else min([f] + [r["start_us"] for r in rows])
-        out.append((keys[i], replace_from, rows))
+        gap_rows = per.get(i, [])
+        replace_from = f if f is None else min([f] + [r["start_us"] for r in gap_rows])
+        out.append((keys[i], replace_from, gap_rows))
     return out
 
 
@@ -634,8 +642,8 @@ def _merge(store: Store, computed: list, now_dt: dt.datetime) -> tuple[int, int,
     store.con.register("_sw_merge", keys)
     try:
         old_rows = store.rows(
-            "SELECT k.k, w.warning_id, w.device_id, w.severity, epoch_us(w.started_at) AS s, epoch_us(w.ended_at) AS e, "
-            "w.peak_value, w.message, w.finding_id FROM _sw_merge k JOIN sensor_warnings w "
+            "SELECT k.k, w.warning_id, w.device_id, w.severity, epoch_us(w.started_at) AS s, "
+            "epoch_us(w.ended_at) AS e, w.peak_value, w.message, w.finding_id FROM _sw_merge k JOIN sensor_warnings w "
             "ON w.site_code = k.site_code AND w.kind = k.kind AND coalesce(w.channel, '') = k.channel "
             "AND coalesce(w.worker_id, '') = k.worker_id AND (k.device_id = '' OR w.device_id = k.device_id) "
             "AND (k.from_ts IS NULL OR w.started_at >= k.from_ts) ORDER BY k.k, w.started_at")
@@ -788,7 +796,8 @@ def list_warnings(store: Store, *, site_code: str | None = None, device_id: str 
                   kind: str | None = None, active: bool | None = None, min_severity: str | None = None,
                   since: dt.datetime | None = None, limit: int | None = None) -> list[SensorWarning]:
     """Warnings, newest first; ``active`` True: only those still running."""
-    sql, params = "SELECT * FROM sensor_warnings WHERE true", []
+    sql = "SELECT * FROM sensor_warnings WHERE true"
+    params: list[Any] = []
     for column, value in (("site_code", site_code), ("device_id", device_id), ("kind", kind)):
         if value:
             sql += f" AND {column} = ?"

@@ -14,7 +14,15 @@ import datetime as dt
 import numpy as np
 
 from sitetwin.data.store import Store
-from sitetwin.sensors.crane import Zone, geometry_from_config, hoist_zone, hook_position, hook_zone, swing_zone
+from sitetwin.sensors.crane import (
+    HoistGeometry,
+    Zone,
+    geometry_from_config,
+    hoist_zone,
+    hook_position,
+    hook_zone,
+    swing_zone,
+)
 from sitetwin.sensors.registry import list_devices
 
 
@@ -32,7 +40,7 @@ def crane_zones(store: Store, site_code: str, at: dt.datetime | None = None, *,
         elif device.removed_on is not None:
             continue
         geometry = geometry_from_config(device.device_type, device.config, device.position_m)
-        if device.device_type == "hoist":
+        if isinstance(geometry, HoistGeometry):       # the device is a hoist
             zones.append(hoist_zone(device.device_id, geometry))
             continue
         zones.append(swing_zone(device.device_id, geometry))

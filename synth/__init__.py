@@ -19,7 +19,8 @@ generate from ``sitetwin.synth``.
 
 from sitetwin.synth.bigsite import populate_site
 from sitetwin.synth.building import DemoBuildingInfo, DemoBuildingSpec, build_demo_building
-from sitetwin.synth.demo.surveys import draw_as_built, simulate_epoch
+from sitetwin.synth.demo.surveys import draw_as_built, floor_levels, simulate_epoch
+from sitetwin.synth.demo.vision import open_floor_epoch
 from sitetwin.synth.scans import (
     SimulatedSurvey,
     default_stations,
@@ -40,6 +41,6 @@ from sitetwin.synth.workers import (
 )
 
 __all__ = ["SYNTH_CLASSES", "DemoBuildingInfo", "DemoBuildingSpec", "SceneSampler", "SimulatedSurvey", "SynthConfig",
-           "Worker", "build_demo_building", "default_stations", "demo_week", "draw_as_built", "labels_from_render",
-           "populate_site", "random_pose", "render_dataset", "simulate_epoch", "simulate_survey", "site_clutter",
-           "step_for_points", "worker_extra"]
+           "Worker", "build_demo_building", "default_stations", "demo_week", "draw_as_built", "floor_levels",
+           "labels_from_render", "open_floor_epoch", "populate_site", "random_pose", "render_dataset", "simulate_epoch",
+           "simulate_survey", "site_clutter", "step_for_points", "worker_extra"]

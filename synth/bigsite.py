@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +110,7 @@ def _survey(db, mesh, classes, floor_of, finish, epoch: dt.date, k: int, rng, st
                           element_classes=list(classes), angular_step_deg=step_deg, clutter=clutter,
                           terrain_z_m=-0.02, seed=100 + k)
     with open_store(db) as store:
+        assert store.path is not None       # a store file, not an in-memory one
         scan_file = write_e57(Path(store.cache_dir).parent / f"{Path(store.path).stem}-scans" / f"epoch-{epoch}.e57",
                               sim.scans)
         # the simulated survey frame is the site's frame: no registration needed (twin's "none")
@@ -156,12 +158,14 @@ def _panoramas(db, mesh, classes, finish, epoch: dt.date, model_id: str, rng, wi
         labels = labels_from_render(photo, workers, wrap=True)
         captured = dt.datetime.combine(epoch, dt.time(9, 30)) + dt.timedelta(minutes=11 * j)
         with open_store(db) as store:
+            assert store.path is not None   # a store file, not an in-memory one
             path = save_image(Path(store.cache_dir).parent / f"{Path(store.path).stem}-panos" / f"pano-{j}.jpg",
                               photo.image, quality=90)
             report = add_panorama(store, path, model_id=model_id, pose=T, captured_at=captured, name=name)
             emap = compute_element_map(store, report.pano_id, mesh=mesh, scene=full_scene)
             run_id = "R" + hashlib.sha256(f"sitegen{j}".encode()).hexdigest()[:11]
-            detections, hazards = [], []
+            detections: list[dict[str, Any]] = []
+            hazards: list[dict[str, Any]] = []
             for lab in labels:
                 x1, y1, x2, y2 = lab.xyxy
                 foot = emap.at(min((x1 + x2) / 2, width - 0.5), min(y2 + 2.0, width / 2 - 0.5))

@@ -20,8 +20,12 @@ import string
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import ifcopenshell
 
 # Section sizes and setting-out, in metres. Walls stand between columns and inside the
 # slab-edge upstand, beams hang below the slabs and stop at column faces: no two elements
@@ -431,7 +435,7 @@ class _DemoBuilder:
             self.materials[name] = material
         concrete = self.materials["Concrete C30/37"]
 
-        self.types = {}
+        self.types: dict[str, ifcopenshell.entity_instance] = {}
         self.profiles = {
             "column": self._rectangle(COLUMN_SIZE_M, COLUMN_SIZE_M, "RC 400x400"),
             "beam": self._rectangle(BEAM_WIDTH_M, BEAM_DOWNSTAND_M, "RC 300x600"),
@@ -916,7 +920,7 @@ class _DemoBuilder:
         codes = {"ground slab": "GS", "columns": "COL", "beams and slab": "BS", "guardrails": "GRD",
                  "walls": "WAL", "stairs": "STR", "facade": "FAC"}
         installs = {"guardrails", "facade"}
-        tasks: dict[tuple[int, str], object] = {}
+        tasks: dict[tuple[int, str], ifcopenshell.entity_instance] = {}
         summaries = []
         order = []      # topological: every task after its predecessors
         top = len(self.levels) - 1
@@ -1011,10 +1015,11 @@ class _DemoBuilder:
             ifc_class = holder.is_a()
             if ifc_class not in set_attributes:
                 declaration = schema.declaration_by_name(ifc_class)
+                assert isinstance(declaration, wrapper.entity)      # relationships and unit sets are entities
                 set_attributes[ifc_class] = [
                     index for index, attribute in enumerate(declaration.all_attributes())
-                    if isinstance(attribute.type_of_attribute(), wrapper.aggregation_type)
-                    and attribute.type_of_attribute().type_of_aggregation_string() == "set"]
+                    if isinstance(kind := attribute.type_of_attribute(), wrapper.aggregation_type)
+                    and kind.type_of_aggregation_string() == "set"]
             for index in set_attributes[ifc_class]:
                 members = holder[index]
                 if members and all(hasattr(m, "id") for m in members):

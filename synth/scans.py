@@ -201,23 +201,26 @@ def simulate_survey(mesh, *, stations_m: np.ndarray, built: np.ndarray | None = 
         tri_element = np.concatenate([tri_element, fe[part][owners]])
 
     scene = o3d.t.geometry.RaycastingScene()
-    geom_model = scene.add_triangles(o3d.core.Tensor(model_tri.reshape(-1, 3).astype(np.float32)),
-                                     o3d.core.Tensor(np.arange(len(model_tri) * 3, dtype=np.uint32).reshape(-1, 3)))
+    f32, u32, cpu = o3d.core.float32, o3d.core.uint32, o3d.core.Device("CPU:0")
+    geom_model = scene.add_triangles(o3d.core.Tensor(model_tri.reshape(-1, 3).astype(np.float32), f32, cpu),
+                                     o3d.core.Tensor(np.arange(len(model_tri) * 3, dtype=np.uint32).reshape(-1, 3),
+                                                     u32, cpu))
     geom_terrain = None
     if clutter is not None:
         cv, cf = clutter
-        scene.add_triangles(o3d.core.Tensor(np.asarray(cv, np.float32)),
-                            o3d.core.Tensor(np.asarray(cf, np.uint32)))
+        scene.add_triangles(o3d.core.Tensor(np.asarray(cv, np.float32), f32, cpu),
+                            o3d.core.Tensor(np.asarray(cf, np.uint32), u32, cpu))
     if terrain_z_m is not None:
         lo, hi = mesh.bounds()
         r = max(hi[0] - lo[0], hi[1] - lo[1]) + 2 * max_range_m
         cx, cy = (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2
         tv = np.array([[cx - r, cy - r, terrain_z_m], [cx + r, cy - r, terrain_z_m],
                        [cx + r, cy + r, terrain_z_m], [cx - r, cy + r, terrain_z_m]], np.float32)
-        geom_terrain = scene.add_triangles(o3d.core.Tensor(tv), o3d.core.Tensor(np.array([[0, 1, 2], [0, 2, 3]],
-                                                                                       np.uint32)))
+        geom_terrain = scene.add_triangles(o3d.core.Tensor(tv, f32, cpu),
+                                           o3d.core.Tensor(np.array([[0, 1, 2], [0, 2, 3]], np.uint32), u32, cpu))
     classes = list(element_classes) if element_classes is not None else [None] * k
-    base_colors = np.array([CLASS_COLORS.get(c, DEFAULT_COLOR) for c in classes], dtype=np.float64).reshape(-1, 3)
+    base_colors = np.array([CLASS_COLORS.get(c, DEFAULT_COLOR) if c is not None else DEFAULT_COLOR for c in classes],
+                           dtype=np.float64).reshape(-1, 3)
     tint = rng.uniform(-12, 12, (k, 1))           # each element a little different, as real concrete is
 
     step = math.radians(angular_step_deg)
@@ -233,11 +236,11 @@ def simulate_survey(mesh, *, stations_m: np.ndarray, built: np.ndarray | None = 
         yaw = rng.uniform(0, 2 * math.pi)
         T_model_from_scan = np.eye(4)
         c, s = math.cos(yaw), math.sin(yaw)
-        T_model_from_scan[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+        T_model_from_scan[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
         T_model_from_scan[:3, 3] = station
         dirs = _apply(np.block([[T_model_from_scan[:3, :3], np.zeros((3, 1))], [np.zeros((1, 3)), 1.0]]), dirs_scan)
         rays = np.hstack([np.broadcast_to(station, dirs.shape), dirs]).astype(np.float32)
-        hit = scene.cast_rays(o3d.core.Tensor(rays))
+        hit = scene.cast_rays(o3d.core.Tensor(rays, f32, cpu))
         t = hit["t_hit"].numpy().astype(np.float64)
         gid = hit["geometry_ids"].numpy().astype(np.int64)
         pid = hit["primitive_ids"].numpy().astype(np.int64)

@@ -17,8 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 US_PER_S = 1_000_000
 WORK_START_H, WORK_END_H, LUNCH_H = 7.0, 18.0, 12.0
@@ -45,8 +49,8 @@ class CraneSpec:
 class Week:
     """A simulated week: long-format readings and gate events (pandas), and what was injected."""
 
-    readings: object                     # DataFrame: device_id, channel, measured_at (UTC), value
-    events: object                       # DataFrame: device_id, worker_id, trade, employer, trained, event, at (UTC)
+    readings: pd.DataFrame               # device_id, channel, measured_at (UTC), value
+    events: pd.DataFrame                 # device_id, worker_id, trade, employer, trained, event, at (UTC)
     incidents: dict = field(default_factory=dict)
     start: dt.datetime | None = None     # UTC, naive
     end: dt.datetime | None = None

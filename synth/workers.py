@@ -52,8 +52,12 @@ class Worker:
     @classmethod
     def random(cls, rng: np.random.Generator, position_m, *, hard_hat: bool | None = None,
                vest: bool | None = None) -> Worker:
-        pick = lambda seq: tuple(int(c) for c in seq[int(rng.integers(len(seq)))])  # noqa: E731
-        return cls(position_m=tuple(float(v) for v in position_m), heading_deg=float(rng.uniform(0, 360)),
+        def pick(seq) -> tuple[int, int, int]:
+            r, g, b = seq[int(rng.integers(len(seq)))]
+            return int(r), int(g), int(b)
+
+        x, y, z = position_m
+        return cls(position_m=(float(x), float(y), float(z)), heading_deg=float(rng.uniform(0, 360)),
                    hard_hat=bool(rng.random() < 0.6) if hard_hat is None else hard_hat,
                    vest=bool(rng.random() < 0.6) if vest is None else vest,
                    height_m=float(rng.uniform(1.62, 1.88)), hat_color=pick(HAT_COLORS), vest_color=pick(VEST_COLORS),
@@ -334,7 +338,7 @@ def render_dataset(mesh: Any, classes: dict[str, str], out: str | Path, config: 
     rng = np.random.default_rng(config.seed)
     sampler = sampler or SceneSampler(mesh, classes, storeys)
     floors = [f for f in sampler.floors]
-    anchors = [tuple(a) for a in anchors]
+    anchor_points = [tuple(a) for a in anchors]
     if not floors:
         raise ValueError("the model has no slabs to stand on")
     counts = {c: 0 for c in SYNTH_CLASSES}
@@ -342,7 +346,8 @@ def render_dataset(mesh: Any, classes: dict[str, str], out: str | Path, config: 
     attempts = 0
     while written < config.images and attempts < config.images * 5:
         attempts += 1
-        anchor = anchors[int(rng.integers(len(anchors)))] if anchors and rng.random() < config.p_near_anchor else None
+        anchor = (anchor_points[int(rng.integers(len(anchor_points)))]
+                  if anchor_points and rng.random() < config.p_near_anchor else None)
         if anchor is not None:
             floor = min(floors, key=lambda f: abs(f.z_m - anchor[2]))
             eye = sampler.sample_standing(rng, floor, near=anchor[:2], radius=(config.distance_m[0] + 1.0,
@@ -381,23 +386,24 @@ def render_dataset(mesh: Any, classes: dict[str, str], out: str | Path, config: 
         camera = PerspectiveCamera.from_fov(config.size, config.size, fov, yaw, pitch)
         extras = [worker_extra(w, name) for name, w in workers.items()]
         settings = RenderSettings(ambient=float(rng.uniform(0.2, 0.38)), sun=float(rng.uniform(0.35, 0.7)),
-                                  sun_direction=tuple(float(v) for v in (rng.uniform(-1, 1), rng.uniform(-1, 1),
-                                                                         rng.uniform(0.4, 1.0))),
+                                  sun_direction=(float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)),
+                                                 float(rng.uniform(0.4, 1.0))),
                                   read_noise_dn=float(rng.uniform(1.0, 4.0)))
         scene = RayScene(mesh, extras)
         result = render_perspective(mesh, camera, pose_matrix(pos), element_colors=element_colors,
                                     seed=int(rng.integers(1 << 31)), settings=settings, scene=scene)
         labels = labels_from_render(result, workers, config.labels)
-        if not any(l.class_name == "person" for l in labels):
+        if not any(label.class_name == "person" for label in labels):
             continue
         stem = f"synth_{config.seed:03d}_{written:05d}"
         cv2.imwrite(str(img_dir / f"{stem}.jpg"), result.image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         lines = []
-        for l in labels:
-            x1, y1, x2, y2 = l.xyxy
-            lines.append(f"{SYNTH_CLASSES.index(l.class_name)} {(x1 + x2) / 2 / config.size:.6f} "
-                         f"{(y1 + y2) / 2 / config.size:.6f} {(x2 - x1) / config.size:.6f} {(y2 - y1) / config.size:.6f}")
-            counts[l.class_name] += 1
+        for label in labels:
+            x1, y1, x2, y2 = label.xyxy
+            lines.append(f"{SYNTH_CLASSES.index(label.class_name)} {(x1 + x2) / 2 / config.size:.6f} "
+                         f"{(y1 + y2) / 2 / config.size:.6f} {(x2 - x1) / config.size:.6f} "
+                         f"{(y2 - y1) / config.size:.6f}")
+            counts[label.class_name] += 1
         (lbl_dir / f"{stem}.txt").write_text("\n".join(lines) + "\n")
         written += 1
         if on_image is not None:

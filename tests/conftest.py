@@ -44,7 +44,7 @@ def store():
 @pytest.fixture(scope="session")
 def demo_ifc(tmp_path_factory) -> Path:
     """The demo building (default spec), generated once per test session."""
-    from sitetwin.synth.building import build_demo_building
+    from sitetwin.synth import build_demo_building
 
     return build_demo_building(tmp_path_factory.mktemp("demo") / "demo-building.ifc").path
 
@@ -86,7 +86,7 @@ def demo(demo_store_path) -> Demo:
 @pytest.fixture(scope="session")
 def as_built(demo_store_path, demo):
     from sitetwin.data.store import open_store
-    from sitetwin.synth.demo.surveys import draw_as_built
+    from sitetwin.synth import draw_as_built
 
     with open_store(demo_store_path, read_only=True) as store:
         return draw_as_built(store, demo.mesh, [demo.model_id], seed=0)
@@ -103,8 +103,7 @@ class EpochSurvey:
 @pytest.fixture(scope="session")
 def epoch_survey(tmp_path_factory, demo, as_built) -> EpochSurvey:
     """The demo site on 2026-05-10, scanned from 12 stations (~330k points), at a random pose, as E57."""
-    from sitetwin.synth.demo.surveys import simulate_epoch
-    from sitetwin.synth.scans import random_pose
+    from sitetwin.synth import random_pose, simulate_epoch
     from sitetwin.twin.formats import write_e57
 
     T = random_pose(np.random.default_rng(3), centre_m=demo.mesh.bounds().mean(axis=0))

@@ -14,7 +14,7 @@ import numpy as np
 from numba import config, njit, prange
 
 # OpenMP first: numba otherwise tries TBB, and warns where the system's TBB is too old.
-config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]  # type: ignore[attr-defined]  # made at run time
 
 
 # Two candidates this close (squared distances) are a tie: coincident faces of two elements,

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sitetwin.twin.tolerances import DEFAULT, Tolerances, level_of_accuracy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TERRAIN = -2
 NOISE = -1
@@ -46,18 +50,18 @@ class DeviationResult:
     histograms : pandas DataFrame (element, bin_lo_mm, bin_hi_mm, points), non-empty bins
     unplanned : pandas DataFrame, one row per object
     noise_mm : robust sigma of the residuals on the model's surfaces (the survey's noise)
-    loa : USIBD level of accuracy the survey supports
+    loa : USIBD level of accuracy the survey supports (None when the noise could not be measured)
     """
 
     distance_m: np.ndarray
     element: np.ndarray
     nearest: np.ndarray
     cluster: np.ndarray
-    elements: object
-    histograms: object
-    unplanned: object
+    elements: pd.DataFrame
+    histograms: pd.DataFrame
+    unplanned: pd.DataFrame
     noise_mm: float
-    loa: str
+    loa: str | None
 
 
 def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=None, planned=None,
@@ -426,9 +430,10 @@ def _visible(mesh, sample, stations, planned, steps_rad=None) -> np.ndarray:
     keep = np.ones(mesh.element_count, bool) if planned is None else np.asarray(planned, bool)
     faces = mesh.faces[keep[mesh.face_element]]
     scene = o3d.t.geometry.RaycastingScene()
+    cpu = o3d.core.Device("CPU:0")
     if len(faces):
-        scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
-                            o3d.core.Tensor(faces.astype(np.uint32)))
+        scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32), o3d.core.float32, cpu),
+                            o3d.core.Tensor(faces.astype(np.uint32), o3d.core.uint32, cpu))
     seen = np.zeros(len(sample.points), dtype=bool)
     for si, station in enumerate(stations):
         d = sample.points - station
@@ -447,7 +452,7 @@ def _visible(mesh, sample, stations, planned, steps_rad=None) -> np.ndarray:
         # start the ray at the sample, looking back at the station: a hit means something in between
         origins = sample.points[idx] - dirs * 0.01
         rays = np.hstack([origins, -dirs]).astype(np.float32)
-        t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+        t = scene.cast_rays(o3d.core.Tensor(rays, o3d.core.float32, cpu))["t_hit"].numpy()
         seen[idx[~(t < r[idx] - 0.05)]] = True
     return seen
 

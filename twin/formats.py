@@ -321,7 +321,7 @@ def _read_open3d(path: Path, fmt: str, sha: str) -> ScanData:
 
     expected = _declared_points(path, fmt)
     try:
-        cloud = o3d.t.io.read_point_cloud(str(path))
+        cloud = o3d.t.io.read_point_cloud(path)
     except Exception as exc:
         raise PointCloudError(f"{path}: not a readable {fmt.upper()} file ({_first_line(exc)})") from None
     if "positions" not in cloud.point:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -84,8 +85,8 @@ def progress_report(store: Store, *, site_code: str | None = None) -> ProgressRe
                      "actual_pct": pct(built_by(d)) if d in epochs else None} for d in dates)
 
     # late: some survey on or after the planned finish did not find it standing
-    standing = {}
-    for m, g, sid, ep, st, vis in seen.itertuples(index=False):
+    standing: dict[tuple[str, str], list[tuple[Any, bool, str]]] = {}
+    for m, g, _, ep, st, vis in seen.itertuples(index=False):
         ep = ep.date() if hasattr(ep, "date") and callable(ep.date) else ep
         ok = st in ("built", "out_of_tolerance")
         # a survey that could not see the element says nothing about whether it was late

@@ -266,7 +266,8 @@ def read_control_points(path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
         raise ControlPointError(f"{path}: columns must be scan_x, scan_y, scan_z and model_x, model_y, model_z "
                                 f"(site local frame) or world_x, world_y, world_z (IFC coordinates); "
                                 f"got {', '.join(cols)}")
-    scan, target, names = [], [], []
+    scan, target = [], []
+    names: list[str] = []
     for i, row in enumerate(rows, start=2):
         try:
             scan.append([float(row[cols[f"scan_{a}"]]) for a in "xyz"])
@@ -302,7 +303,8 @@ def icp(index, points: np.ndarray, T0: np.ndarray, *, kernel_m: float, iteration
     T = T0.copy()
     normals = index.face_normals
     used = 0
-    for used in range(1, iterations + 1):
+    for iteration in range(1, iterations + 1):
+        used = iteration
         p = apply(T, points)
         res = index.query(p, exact_far=False)
         d = res.distance_m.astype(np.float64)
@@ -458,7 +460,7 @@ def free_space_violations(scene, points_model: np.ndarray, stations_model: np.nd
     dirs = np.zeros_like(d)
     dirs[ok] = d[ok] / r[ok, None]
     rays = np.hstack([stations_model, dirs]).astype(np.float32)
-    t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    t = scene.cast_rays(o3d.core.Tensor(rays, o3d.core.float32, o3d.core.Device("CPU:0")))["t_hit"].numpy()
     return ok & (t < r - margin_m)
 
 
@@ -549,7 +551,7 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
         scene = _scene(index)
         fine_stations = np.asarray(stations, dtype=np.float64)[np.asarray(point_station)[fine]]
     finals = []
-    for fit, name, T in _distinct(scored, 2):
+    for _, name, T in _distinct(scored, 2):
         T3, _ = icp(index, src_fine, T, kernel_m=0.05, iterations=15)
         T3, _ = icp(index, src_fine, T3, kernel_m=0.02, iterations=20)
         T3, it = icp(index, src_fine, T3, kernel_m=0.015, iterations=30)
@@ -599,7 +601,7 @@ def _refine(candidates, index, coarse_index, src_coarse, src_mid, config, keep: 
 
 def _distinct(scored, count: int, min_shift_m: float = 0.3, min_angle_deg: float = 2.0):
     """The best ``count`` candidates that are not the same pose."""
-    out = []
+    out: list = []
     for item in scored:
         if all(_differs(item[2], o[2], min_shift_m, min_angle_deg) for o in out):
             out.append(item)

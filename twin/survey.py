@@ -110,8 +110,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     timings: dict[str, float] = {}
     say = on_progress or (lambda _msg: None)
     warnings: list[str] = []
-    files = [Path(f) for f in files]
-    if not files:
+    paths = [Path(f) for f in files]
+    if not paths:
         raise SurveyError("a survey needs at least one point-cloud file")
     model_ids = sorted(dict.fromkeys(model_ids))
     if not model_ids:
@@ -129,7 +129,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     # --- read
     t0 = time.perf_counter()
     scans = []
-    for f in files:
+    for f in paths:
         say(f"reading {f.name}")
         scans.extend(read_scans(f))
     timings["read_s"] = time.perf_counter() - t0
@@ -142,7 +142,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     scale = 0.001 if units == "mm" else 1.0
     if scale != 1.0:
         xyz *= scale
-    _check_units(files, xyz, mesh, units)
+    _check_units(paths, xyz, mesh, units)
     scan_of_point = np.concatenate([np.full(s.point_count, i, dtype=np.int16) for i, s in enumerate(scans)])
     stations = np.array([s.T_file_from_scan[:3, 3] * scale for s in scans])
     station_known = np.array([s.station_known for s in scans])
@@ -160,7 +160,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     sub = np.arange(len(xyz))
     if len(xyz) > REGISTRATION_POINTS:
         sub = reg.voxel_pick(xyz, 0.02, REGISTRATION_POINTS, np.random.default_rng(config.seed))
-    label = ", ".join(f.name for f in files)
+    label = ", ".join(f.name for f in paths)
     if control_points is not None:
         say("solving control points")
         scan_cp, target_cp, names, frame = reg.read_control_points(control_points)
@@ -211,7 +211,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     try:
         _write_points(tmp, points_m, scans, scan_of_point, dev, mesh)
         with store.transaction():
-            _insert(store, survey_id, site_code, name or files[0].stem, model_ids, epoch, result, scans, T, scale,
+            _insert(store, survey_id, site_code, name or paths[0].stem, model_ids, epoch, result, scans, T, scale,
                     dev, tol, final.relative_to(store.cache_dir), len(points_m), planned, mesh)
         os.replace(tmp, final)
     except BaseException:
@@ -378,7 +378,8 @@ def _insert(store, survey_id, site_code, name, model_ids, epoch, result, scans, 
         details["control_points"] = list(result.residuals)
     store.execute(
         "INSERT INTO surveys (survey_id, site_code, name, model_ids, epoch, registration_method, T_model_from_survey, "
-        "fitness, rmse_m, inlier_distance_m, registration, point_count, noise_mm, loa, tolerances, points_file, status) "
+        "fitness, rmse_m, inlier_distance_m, registration, point_count, noise_mm, loa, tolerances, points_file, "
+        "status) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'analysed')",
         [survey_id, site_code, name, list(model_ids), epoch, result.method, T.tolist(), result.fitness,
          result.rmse_m if np.isfinite(result.rmse_m) else None, result.inlier_distance_m,

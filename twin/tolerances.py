@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from sitetwin.twin.errors import SurveyError
 
@@ -120,8 +121,9 @@ def load_tolerances(source: str | Path | dict | None) -> Tolerances:
                     raise SurveyError(f"{label}: status.{name} is not a setting "
                                       f"(settings: {', '.join(known_status)})")
                 _check_number(label, f"status.{name}", value, allow_none=False)
-            status = replace(status, **{k: (int(v) if known_status[k] == "int" else float(v))
-                                        for k, v in values.items()})
+            changes: dict[str, Any] = {k: (int(v) if known_status[k] == "int" else float(v))
+                                       for k, v in values.items()}
+            status = replace(status, **changes)
             if not 0 <= status.partial_coverage <= status.built_coverage <= 1:
                 raise SurveyError(f"{label}: need 0 <= partial_coverage <= built_coverage <= 1")
             continue

@@ -50,7 +50,8 @@ class ViewLabel:
     polygon: np.ndarray | None = None      # (k, 2) pixel coordinates
 
 
-def labels_for_view(element_index: np.ndarray, labels_by_element: Sequence[str | None], global_ids: Sequence[str],
+def labels_for_view(element_index: np.ndarray, labels_by_element: Sequence[str | None],
+                    global_ids: Sequence[str] | np.ndarray,
                     config: AutolabelConfig = AutolabelConfig()) -> list[ViewLabel]:
     """Boxes (and polygons) of the labelled elements visible in one element map (h, w) of mesh indices."""
     idx = np.asarray(element_index)
@@ -65,7 +66,7 @@ def labels_for_view(element_index: np.ndarray, labels_by_element: Sequence[str |
     ids = flat[valid]
     order = np.argsort(ids, kind="stable")
     ids_sorted = ids[order]
-    for e in np.flatnonzero(counts >= config.min_pixels):
+    for e in np.flatnonzero(counts >= config.min_pixels).tolist():
         label = labels_by_element[e]
         if label is None:
             continue

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,7 @@ def read_yolo(path: str | Path, *, names: Sequence[str] | None = None, read_size
                                                   if p.exists()), None)
     root = path.parent if path.is_file() else path
     meta = _read_data_yaml(yaml_path) if yaml_path else {}
-    if meta.get("path"):
+    if yaml_path is not None and meta.get("path"):     # only a data.yaml gives a path
         base = Path(meta["path"])
         root = base if base.is_absolute() else (yaml_path.parent / base)
     if names is None:
@@ -219,7 +220,7 @@ def read_yolo(path: str | Path, *, names: Sequence[str] | None = None, read_size
                 continue
         samples.append(Sample(image=image, classes=classes, boxes=boxes, split=split,
                               label=label if found else None, size=size))
-    for label_dir in {l.parent for l in seen_labels} | _label_dirs(root):
+    for label_dir in {label_file.parent for label_file in seen_labels} | _label_dirs(root):
         for orphan in sorted(label_dir.glob("*.txt")):
             if orphan not in seen_labels and orphan.name != "classes.txt":
                 issues.append(LabelIssue(str(orphan), None, "orphan_label", "warning",
@@ -253,7 +254,7 @@ def _names_from(meta: dict, root: Path, yaml_path: Path | None) -> tuple[str, ..
         return tuple(str(n) for n in names)
     classes = root / "classes.txt"
     if classes.exists():
-        return tuple(l.strip() for l in classes.read_text(encoding="utf-8").splitlines() if l.strip())
+        return tuple(line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip())
     raise DatasetError(f"{root}: no class names: add a data.yaml with `names:` or a classes.txt, "
                        f"or pass the names")
 
@@ -276,8 +277,8 @@ def _find_images(root: Path, meta: dict, yaml_path: Path | None) -> list[tuple[P
         if all(p.exists() for _, p in resolved):
             seen: set[Path] = set()
             for split, p in resolved:
-                listing = ([Path(l.strip()) if Path(l.strip()).is_absolute() else p.parent / l.strip()
-                            for l in p.read_text().splitlines() if l.strip()] if p.is_file() else _images_in(p))
+                listing = ([Path(line.strip()) if Path(line.strip()).is_absolute() else p.parent / line.strip()
+                            for line in p.read_text().splitlines() if line.strip()] if p.is_file() else _images_in(p))
                 for image in listing:
                     if image not in seen:      # the same folder named for train and val counts once
                         seen.add(image)
@@ -453,7 +454,10 @@ def statistics(dataset: Dataset) -> DatasetStats:
                 sizes["small"] += int(np.sum(area < SMALL_PX ** 2))
                 sizes["large"] += int(np.sum(area > LARGE_PX ** 2))
                 sizes["medium"] += int(np.sum((area >= SMALL_PX ** 2) & (area <= LARGE_PX ** 2)))
-    med = tuple(float(v) for v in np.median(np.concatenate(wh), axis=0)) if wh else (0.0, 0.0)
+    med = (0.0, 0.0)
+    if wh:
+        w_med, h_med = np.median(np.concatenate(wh), axis=0)
+        med = (float(w_med), float(h_med))
     return DatasetStats(
         images=len(dataset.samples), labelled_images=labelled, background_images=len(dataset.samples) - labelled,
         instances=dataset.instance_count, per_class=per_class, per_split=per_split, box_sizes=dict(sizes),
@@ -506,7 +510,8 @@ def remap(dataset: Dataset, class_map: ClassMap, *, drop_unknown: bool = False, 
                                f"{class_map.source}; add them under `map:` (or map them to null), or drop them "
                                f"with --drop-unknown")
         for u in unknown_used:
-            issues.append(LabelIssue(label, None, "unknown_class", "warning", f"class {u!r} dropped: not in the class map"))
+            issues.append(LabelIssue(label, None, "unknown_class", "warning",
+                                     f"class {u!r} dropped: not in the class map"))
     samples = []
     for s in dataset.samples:
         new = lut[s.classes] if len(s.classes) else s.classes
@@ -562,7 +567,8 @@ def merge(datasets: Iterable[Dataset], class_map: ClassMap, *, drop_unknown: boo
     if not datasets:
         raise DatasetError("nothing to merge: give at least one dataset")
     tags = list(tags) if tags else [f"src{i}" for i in range(len(datasets))]
-    samples, issues = [], []
+    samples: list[Sample] = []
+    issues: list[LabelIssue] = []
     for tag, d in zip(tags, datasets):
         mapped = remap(d, class_map, drop_unknown=drop_unknown, tag=str(d.root or tag))
         samples += [replace(s, label=None) for s in mapped.samples]
@@ -602,7 +608,7 @@ def write_yolo(dataset: Dataset, out: str | Path, *, link: bool = True, default_
         _place(s.image, img_dir / name, link)
         lines = [f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}" for c, b in zip(s.classes, s.boxes)]
         (lbl_dir / Path(name).with_suffix(".txt").name).write_text("\n".join(lines) + ("\n" if lines else ""))
-    meta = {"path": str(out.resolve()), "names": {i: n for i, n in enumerate(dataset.names)}}
+    meta: dict[str, Any] = {"path": str(out.resolve()), "names": {i: n for i, n in enumerate(dataset.names)}}
     for sp in SPLITS:
         if sp in splits_written:
             meta[sp] = f"images/{sp}"

@@ -17,12 +17,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from sitetwin.vision import runtime
 from sitetwin.vision.boxes import Boxes, Letterbox, batched_nms, letterbox, merge_boxes
 from sitetwin.vision.errors import SourceError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
+    from ultralytics.engine.results import Results
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.trackers.track_tracker import TRACKTRACK
 
 
 class Detector:
@@ -99,7 +106,8 @@ class Detector:
         self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self._fixed_hw = (shape[2], shape[3]) if all(isinstance(s, int) for s in shape[2:4]) else None
         # a static export fixes the input size (it may be rectangular, e.g. 384 x 640 for 16:9 video)
-        self.input_hw = tuple(int(v) for v in self._fixed_hw) if self._fixed_hw else (self.imgsz, self.imgsz)
+        self.input_hw = ((int(self._fixed_hw[0]), int(self._fixed_hw[1])) if self._fixed_hw
+                         else (self.imgsz, self.imgsz))
         self.imgsz = max(self.input_hw)
         self._end2end = meta.get("end2end", "False") == "True"
 
@@ -121,9 +129,11 @@ class Detector:
                                           device="cpu", verbose=False)
         out = []
         for r in results:
-            b = r.boxes
-            out.append(Boxes(b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32),
-                             b.cls.cpu().numpy().astype(np.int32), self.names, np.full(len(b), -1, np.int32)))
+            # ultralytics types a prediction as Results or a tensor: a detection model's are Results with boxes
+            b = cast("Results", r).boxes
+            assert b is not None
+            out.append(Boxes(_numpy(b.xyxy).astype(np.float32), _numpy(b.conf).astype(np.float32),
+                             _numpy(b.cls).astype(np.int32), self.names, np.full(len(b), -1, np.int32)))
         return out
 
     def _predict_onnx(self, images: list[np.ndarray]) -> list[Boxes]:
@@ -166,6 +176,11 @@ class Detector:
                      np.full(len(conf), -1, np.int32))
 
 
+def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A field of ultralytics' Boxes (a tensor, or an array once moved to numpy) as a numpy array."""
+    return values if isinstance(values, np.ndarray) else values.cpu().numpy()
+
+
 def _cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -200,8 +215,8 @@ def tile_origins(length: int, tile: int, overlap: float, wrap: bool) -> list[int
     stride = max(1, int(round(tile * (1 - overlap))))
     if wrap:
         n = max(1, math.ceil(length / stride))
-        stride = length / n
-        return [int(round(i * stride)) for i in range(n)]
+        spacing = length / n
+        return [int(round(i * spacing)) for i in range(n)]
     n = max(1, math.ceil((length - tile) / stride)) + 1
     step = (length - tile) / (n - 1) if n > 1 else 0
     return [int(round(i * step)) for i in range(n)]
@@ -295,7 +310,8 @@ class Tracker:
                               f"{', '.join(sorted(TRACKER_MAP))}")
         self.kind = cfg["tracker_type"]
         self._args = IterableSimpleNamespace(**cfg)
-        self._tracker = TRACKER_MAP[self.kind](args=self._args)
+        # TRACKER_MAP's classes share no base (mypy sees object); each has update and reset
+        self._tracker = cast("BYTETracker | TRACKTRACK", TRACKER_MAP[self.kind](args=self._args))
         self.frame_rate = frame_rate
 
     def update(self, boxes: Boxes, image_rgb: np.ndarray) -> Boxes:

@@ -33,7 +33,8 @@ def read_coco(json_path: str | Path, images_dir: str | Path | None = None, *, re
         raise DatasetError(f"{json_path}: cannot read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{json_path}: not a COCO JSON file ({exc})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("images"), list) or not isinstance(raw.get("categories"), list):
+    if (not isinstance(raw, dict) or not isinstance(raw.get("images"), list)
+            or not isinstance(raw.get("categories"), list)):
         raise DatasetError(f"{json_path}: not a COCO detection file: needs `images` and `categories` lists")
     cats = sorted(raw["categories"], key=lambda c: c.get("id", 0))
     if not cats:
@@ -109,7 +110,7 @@ def read_voc(root: str | Path, *, names: list[str] | None = None, keep_difficult
         listing = root / "ImageSets" / "Main" / f"{image_set}.txt"
         if not listing.exists():
             raise DatasetError(f"{listing}: no such image set")
-        ids = {l.split()[0] for l in listing.read_text().splitlines() if l.strip()}
+        ids = {line.split()[0] for line in listing.read_text().splitlines() if line.strip()}
         files = [f for f in files if f.stem in ids]
     if not files:
         raise DatasetError(f"{root}: empty dataset: no annotation files in {ann_dir}")
@@ -130,7 +131,7 @@ def read_voc(root: str | Path, *, names: list[str] | None = None, keep_difficult
                 issues.append(LabelIssue(str(f), k, "malformed", "error", "object without name or bndbox"))
                 continue
             try:
-                xmin, ymin, xmax, ymax = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+                xmin, ymin, xmax, ymax = (_number(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError):
                 issues.append(LabelIssue(str(f), k, "malformed", "error", "bndbox needs numeric xmin ymin xmax ymax"))
                 continue
@@ -147,7 +148,8 @@ def read_voc(root: str | Path, *, names: list[str] | None = None, keep_difficult
         filename = tree.findtext("filename") or f"{f.stem}.jpg"
         image = root / "JPEGImages" / filename
         if not image.exists():
-            alt = next((p for p in (root / "JPEGImages").glob(f"{f.stem}.*")), None) if (root / "JPEGImages").is_dir() else None
+            alt = (next((p for p in (root / "JPEGImages").glob(f"{f.stem}.*")), None)
+                   if (root / "JPEGImages").is_dir() else None)
             if alt is None:
                 issues.append(LabelIssue(str(f), None, "missing_image", "error", f"image {image} does not exist"))
                 continue
@@ -172,6 +174,12 @@ def read_voc(root: str | Path, *, names: list[str] | None = None, keep_difficult
         samples.append(Sample(image=image, classes=np.asarray(classes, np.int64),
                               boxes=np.asarray(boxes, np.float64).reshape(-1, 4), size=(W, H)))
     return Dataset(names_t, tuple(samples), root, tuple(issues))
+
+
+def _number(text: str | None) -> float:
+    if text is None:            # a missing coordinate is malformed, as an unreadable one is
+        raise ValueError("no value")
+    return float(text)
 
 
 def _normalise(x1, y1, x2, y2, W, H, where, issues) -> tuple[float, float, float, float] | None:

@@ -164,7 +164,7 @@ def as_zone(z: Any) -> Zone:
     if isinstance(z, Zone):
         return z
     return Zone(zone_id=str(getattr(z, "zone_id", None) or getattr(z, "device_id", "zone")),
-                center_m=tuple(float(v) for v in np.asarray(z.center_m).reshape(3)), radius_m=float(z.radius_m),
+                center_m=_point3(np.asarray(z.center_m).reshape(3)), radius_m=float(z.radius_m),
                 z_min_m=float(z.z_min_m), z_max_m=float(z.z_max_m), kind=str(getattr(z, "kind", "machinery")))
 
 
@@ -278,8 +278,8 @@ def evaluate(sightings: Sequence[Sighting], context: HazardContext = HazardConte
     sev = config.severity
     for p in people:
         pr = pairs.get(p.index, {})
-        base = dict(track_id=p.track_id, point_m=p.point_m, storey=p.storey, model_id=p.model_id,
-                    global_id=p.global_id, crop_xyxy=p.xyxy)
+        base: dict[str, Any] = dict(track_id=p.track_id, point_m=p.point_m, storey=p.storey, model_id=p.model_id,
+                                    global_id=p.global_id, crop_xyxy=p.xyxy)
         if "no_hard_hat" in config.rules and pr.get("head") == config.bare_head_class:
             out.append(Condition("no_hard_hat", sev.get("no_hard_hat", "high"),
                                  f"person without a hard hat{_where(p)}", (p.index, pr["head_index"]), **base))
@@ -301,7 +301,7 @@ def evaluate(sightings: Sequence[Sighting], context: HazardContext = HazardConte
         for m in sightings:
             if m.class_name == config.machinery_class and m.point_m is not None and np.all(np.isfinite(m.point_m)):
                 z = float(m.point_m[2])
-                zones.append(Zone(f"machinery-{m.index}", tuple(m.point_m), config.machinery_radius_m, z - 1.0,
+                zones.append(Zone(f"machinery-{m.index}", _point3(m.point_m), config.machinery_radius_m, z - 1.0,
                                   z + 6.0, "detected machinery"))
         out += zone_conditions(located, zones, config)
     return out
@@ -309,7 +309,7 @@ def evaluate(sightings: Sequence[Sighting], context: HazardContext = HazardConte
 
 def edge_conditions(people: Sequence[Sighting], edges: Sequence[Edge], config: HazardConfig) -> list[Condition]:
     """People within ``edge_distance_m`` (plan) of an unguarded edge on the floor it bounds."""
-    out = []
+    out: list[Condition] = []
     if not edges or not people:
         return out
     p0 = np.array([e.p0 for e in edges], np.float64)
@@ -338,7 +338,7 @@ def zone_conditions(people: Sequence[Sighting], zones: Sequence[Any], config: Ha
     out = []
     for z in (as_zone(z) for z in zones):
         for p in people:
-            if z.contains(np.asarray(p.point_m, np.float64)[None])[0]:
+            if p.point_m is not None and z.contains(np.asarray(p.point_m, np.float64)[None])[0]:
                 d = math.hypot(p.point_m[0] - z.center_m[0], p.point_m[1] - z.center_m[1])
                 out.append(Condition("machinery_zone", config.severity.get("machinery_zone", "high"),
                                      f"person inside {z.kind} zone {z.zone_id} ({d:.1f} m from its axis, radius "
@@ -495,10 +495,15 @@ def edges_from_model(store, site_code: str, config: EdgeConfig = EdgeConfig(), *
         if fall < config.min_fall_m:
             continue
         out.append(Edge(global_id=r.get("global_id"), model_id=r.get("model_id"), storey=r.get("storey"),
-                        p0=tuple(float(v) for v in p0), p1=tuple(float(v) for v in p1),
+                        p0=_point3(p0), p1=_point3(p1),
                         guarded=_guarded(p0, p1, floor_z, guards, config), kind=kind, floor_z_m=floor_z,
                         fall_height_m=round(fall, 3), name=r.get("name")))
     return out
+
+
+def _point3(p) -> tuple[float, float, float]:
+    x, y, z = p
+    return float(x), float(y), float(z)
 
 
 def _long_axis(r: dict) -> tuple[tuple, tuple]:

@@ -24,6 +24,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ from sitetwin.vision.hazards import (
     zones_from_sensors,
 )
 from sitetwin.vision.panoramic import PanoViews, crop_panorama, detect_panorama
-from sitetwin.vision.sources import Frame, Reconnect, open_source
+from sitetwin.vision.sources import Reconnect, open_source
 from sitetwin.vision.tagging import TagConfig, Tagger, View
 
 STAGES = {"formwork": 1, "rebar": 2, "concrete": 3}
@@ -225,7 +226,8 @@ class _Run:
             self.per_class[name] = self.per_class.get(name, 0) + 1
             self.counts["detections"] += 1
             sightings.append(Sighting(index=i, class_name=name, xyxy=(x1, y1, x2, y2), confidence=float(boxes.conf[i]),
-                                      point_m=None if point is None else tuple(float(v) for v in point),
+                                      point_m=(None if point is None
+                                               else (float(point[0]), float(point[1]), float(point[2]))),
                                       track_id=tid, storey=tag.storey if tag else None,
                                       model_id=tag.model_id if tag else None, global_id=tag.global_id if tag else None))
         return ids, sightings
@@ -233,7 +235,7 @@ class _Run:
     def add_hazard(self, c: Condition, detection_ids: list[str], *, started_at=None, ended_at=None,
                    duration_s: float = 0.0, image: np.ndarray | None = None, wrap: bool = False) -> str:
         hid = new_id("H")
-        evidence = {"detections": list(detection_ids)}
+        evidence: dict[str, Any] = {"detections": list(detection_ids)}
         if self.config.save_crops and image is not None and c.crop_xyxy is not None:
             crop = crop_panorama(image, c.crop_xyxy) if wrap else _crop(image, c.crop_xyxy)
             if crop.size:
@@ -293,7 +295,7 @@ class Recorder:
               captured_at: dt.datetime | None = None) -> list[str]:
         """Record one frame's boxes; returns their detection ids."""
         run = self.run
-        tags = self.tagger.tag(boxes, self.view) if self.view is not None else None
+        tags = self.tagger.tag(boxes, self.view) if self.view is not None and self.tagger is not None else None
         ids, sightings = run.add_frame(frame_index if self.video else None, captured_at, boxes, tags, image,
                                        wrap=self.wrap)
         if sightings:
@@ -310,9 +312,8 @@ class Recorder:
                 run.add_hazard(c, [ids[i] for i in c.sightings], started_at=captured_at, ended_at=captured_at,
                                image=image, wrap=self.wrap)
         else:
-            frame = Frame(image, frame_index or 0, time_s, run.source_ref, captured_at)
             for ph in self.persistence.update(time_s, conditions, ids):
-                _add_persistent(run, ph, frame)
+                _add_persistent(run, ph, image, time_s, captured_at)
             for ph in self.persistence.pop_finished():
                 _end_persistent(run, ph)
         if self.video and run.counts["frames"] % self.config.commit_every == 0:
@@ -419,15 +420,16 @@ def check_rule_classes(names: Sequence[str], hazards: HazardConfig, *, posed: bo
                            f"(train with them, or switch those rules off)")
 
 
-def _add_persistent(run: _Run, ph: PersistentHazard, frame: Frame) -> None:
-    """A hazard confirmed on tracked video (it held min_duration_s). Times: wall clock for streams,
-    else NULL with the video offsets in the evidence."""
+def _add_persistent(run: _Run, ph: PersistentHazard, image: np.ndarray | None, time_s: float,
+                    captured_at: dt.datetime | None) -> None:
+    """A hazard confirmed on tracked video (it held min_duration_s), seen in the frame at ``time_s``. Times:
+    wall clock for streams, else NULL with the video offsets in the evidence."""
     started = ended = None
-    if frame.captured_at is not None:
-        started = frame.captured_at - dt.timedelta(seconds=frame.time_s - ph.started_s)
-        ended = frame.captured_at - dt.timedelta(seconds=frame.time_s - ph.ended_s)
+    if captured_at is not None:
+        started = captured_at - dt.timedelta(seconds=time_s - ph.started_s)
+        ended = captured_at - dt.timedelta(seconds=time_s - ph.ended_s)
     hid = run.add_hazard(ph.condition, list(ph.detection_ids), started_at=started, ended_at=ended,
-                         duration_s=ph.duration_s, image=frame.image)
+                         duration_s=ph.duration_s, image=image)
     evidence = run.hazards[-1]["evidence"]
     evidence["video_s"] = [round(ph.started_s, 3), round(ph.ended_s, 3)]
     run.episodes[_episode(ph)] = (hid, started, evidence)
@@ -465,7 +467,8 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
         source_ref = str(source)
         if image.shape[1] != 2 * image.shape[0]:
             raise SourceError(f"{source}: {image.shape[1]}x{image.shape[0]} is not a 2:1 panorama")
-    if not pano.posed:
+    T = pano.T_model_from_camera
+    if T is None:
         raise VisionError(f"panorama {pano_id} has no pose, so detections cannot be tagged; give it one with "
                           f"`sitetwin pano add --pose` or control points")
     H, W = image.shape[:2]
@@ -480,8 +483,8 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
         # the element map must see the same model
         from sitetwin.panorama.element_map import element_map
 
-        emap = element_map(tagger.mesh, pano.T_model_from_camera, W, H, scene=tagger.scene)
-    view = View(pano.T_model_from_camera, W, H, None, emap)
+        emap = element_map(tagger.mesh, T, W, H, scene=tagger.scene)
+    view = View(T, W, H, None, emap)
     if context is None:
         context = HazardContext(tuple(edges_from_model(store, pano.site_code)),
                                 tuple(zones_from_sensors(store, pano.site_code, pano.captured_at)))

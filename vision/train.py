@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from sitetwin.vision.datasets import (
 )
 from sitetwin.vision.detection_store import RunRecord, new_id, record_run, run_for_weights
 from sitetwin.vision.errors import DatasetError, VisionError, WeightsError
+
+if TYPE_CHECKING:
+    from ultralytics.engine.trainer import BaseTrainer
 
 runtime.prepare()   # before anything imports torchvision or ultralytics
 
@@ -196,7 +199,7 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
     finally:
         if threads_before is not None:
             torch.set_num_threads(threads_before)
-    trainer = model.trainer
+    trainer = cast("BaseTrainer", model.trainer)     # made by train(); ultralytics declares it None
     save_dir = Path(trainer.save_dir)
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
     names = tuple(model.names[i] for i in sorted(model.names))

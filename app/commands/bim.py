@@ -38,8 +38,11 @@ def load_cmd(
     with open_store(db) as store, progress() as bar:
         for path in models:
             task = bar.add_task(f"tessellating {path.name}", total=None)
-            report = load_model(store, path, site_code=site, name=name,
-                                on_progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
+
+            def on_progress(done: int, total: int, t=task) -> None:
+                bar.update(t, completed=done, total=total)
+
+            report = load_model(store, path, site_code=site, name=name, on_progress=on_progress)
             bar.remove_task(task)
             for w in report.warnings:
                 warn(w)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,11 +23,14 @@ from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, ou
 
 TokenOption = Annotated[Optional[str], typer.Option(
     "--token", envvar="SITETWIN_TOKEN", show_default=False,
-    help="Session token (sitetwin login) or API token; or set SITETWIN_TOKEN. Not needed while the store has no accounts.")]
-AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Day to compute for, YYYY-MM-DD (default today, UTC).")]
+    help="Session token (sitetwin login) or API token; or set SITETWIN_TOKEN. "
+         "Not needed while the store has no accounts.")]
+AsOfOption = Annotated[Optional[str], typer.Option("--as-of",
+                                                   help="Day to compute for, YYYY-MM-DD (default today, UTC).")]
 SiteOption = Annotated[Optional[str], typer.Option("--site", help="Site code.")]
 
-finding_app = typer.Typer(help="Findings: raise, follow and close (open -> rectification submitted -> verified closed).",
+finding_app = typer.Typer(help="Findings: raise, follow and close "
+                               "(open -> rectification submitted -> verified closed).",
                           no_args_is_help=True)
 bcf_app = typer.Typer(help="BCF 2.1/3.0 files for BIMcollab, Solibri, Revit, Bonsai.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts (admin).", no_args_is_help=True)
@@ -396,11 +399,14 @@ def evaluate_cmd(
     if pdf_out:
         report_pdf(ev, pdf_out, site_name=name)
     payload = {k: v for k, v in ev.__dict__.items() if k != "risk"}
-    emit(payload, as_json, lambda p: (
+
+    def render(_: Any) -> None:
         table([{"item": i.id, "title": i.title, "value": i.value, "points": f"{i.points:g}/{i.max_points:g}"}
-               for i in ev.items], ["item", "title", "value", "points"], title=f"{site}: {ev.scheme_title}"),
+               for i in ev.items], ["item", "title", "value", "points"], title=f"{site}: {ev.scheme_title}")
         print(f"grade {ev.grade}: total {ev.total_points:g} (basic {ev.basic_points:g}, promotion "
-              f"{ev.promotion_points:g}); {ev.premium_formula}")))
+              f"{ev.promotion_points:g}); {ev.premium_formula}")
+
+    emit(payload, as_json, render)
 
 
 def catalogue_cmd(

@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, progress, table, warn
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sitetwin.panorama.pose import PoseSolution
 
 pano_app = typer.Typer(help="360-degree panoramas: pose in the model, pixel <-> element, overlay, measurement, views.",
                        no_args_is_help=True)
@@ -34,9 +39,11 @@ def add_cmd(
     control_points: Annotated[Optional[Path], typer.Option("--control-points", help="CSV with u,v,x_m,y_m,z_m "
                                                            "(and label, image): >= 4 pixel <-> model pairs.")] = None,
     survey: Annotated[Optional[str], typer.Option("--survey", help="Pose from this registered survey's scan "
-                                                                   "station (the panorama came from the scanner).")] = None,
+                                                                   "station (the panorama came from the "
+                                                                   "scanner).")] = None,
     scan: Annotated[Optional[str], typer.Option("--scan", help="Scan index or name within --survey.")] = None,
-    site: Annotated[Optional[str], typer.Option("--site", help="Site code (default: the model's, or the store's only site).")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", help="Site code (default: the model's, or the store's "
+                                                               "only site).")] = None,
     refine: Annotated[bool, typer.Option("--refine", help="Refine the pose by aligning the model's edges with the "
                                                           "photo's: rotation and position with --control-points, "
                                                           "the rotation otherwise (kept only when the photo "
@@ -54,7 +61,7 @@ def add_cmd(
         raise typer.BadParameter("give one of --pose, --control-points or --survey")
     if scan is not None and survey is None:
         raise typer.BadParameter("--scan needs --survey")
-    poses = read_pose_file(pose) if pose else None
+    poses: dict[str, np.ndarray] | np.ndarray | PoseSolution | None = read_pose_file(pose) if pose else None
     cps = read_control_points(control_points) if control_points else None
     with open_store(db) as store, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoseWarning)
@@ -124,7 +131,8 @@ def list_cmd(db: DbOption = DEFAULT_DB_PATH, site: Annotated[Optional[str], type
 @pano_app.command("element-map")
 def element_map_cmd(
     db: DbOption = DEFAULT_DB_PATH,
-    pano: PanoOption = ...,
+    *,                    # required options below --db keep their place in --help
+    pano: PanoOption,
     width: Annotated[Optional[int], typer.Option("--width", help="Map width in pixels (default: the image's).")] = None,
     overlay: Annotated[Optional[Path], typer.Option("--overlay", help="Also write the photo with the design "
                                                                       "drawn over it (JPEG/PNG).")] = None,
@@ -152,6 +160,7 @@ def element_map_cmd(
                      **about.get((e["model_id"], e["global_id"]), {"ifc_class": None, "storey": None}),
                      **{k: e[k] for k in ("pixels", "solid_angle_sr", "min_depth_m", "median_depth_m")}} for e in seen]
         row = element_map_files(store, pano)
+        assert row is not None        # compute_element_map has just stored it
         written = None
         if overlay is not None:
             from sitetwin.panorama.io import save_image
@@ -184,9 +193,10 @@ def _render_map(r: dict) -> None:
 @pano_app.command("measure")
 def measure_cmd(
     db: DbOption = DEFAULT_DB_PATH,
-    pano: PanoOption = ...,
-    from_: Annotated[str, typer.Option("--from", help="Start pixel U,V (from the top-left).", show_default=False)] = ...,
-    to: Annotated[str, typer.Option("--to", help="End pixel U,V.", show_default=False)] = ...,
+    *,                    # required options below --db keep their place in --help
+    pano: PanoOption,
+    from_: Annotated[str, typer.Option("--from", help="Start pixel U,V (from the top-left).", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="End pixel U,V.", show_default=False)],
     depth: Annotated[str, typer.Option("--depth", help="auto (scan where a survey covers the pixel, else model), "
                                                        "model, scan or floor.")] = "auto",
     survey: Annotated[Optional[str], typer.Option("--survey", help="Survey whose points give scan depth.")] = None,
@@ -225,12 +235,13 @@ def _render_measure(r: dict) -> None:
 @pano_app.command("view")
 def view_cmd(
     db: DbOption = DEFAULT_DB_PATH,
-    pano: PanoOption = ...,
+    *,                    # required options below --db keep their place in --help
+    pano: PanoOption,
     yaw: Annotated[float, typer.Option("--yaw", help="View direction, degrees anticlockwise from the image "
                                                      "centre.")] = 0.0,
     pitch: Annotated[float, typer.Option("--pitch", help="Degrees above the horizon.")] = 0.0,
     fov: Annotated[float, typer.Option("--fov", help="Horizontal field of view, degrees.")] = 90.0,
-    out: Annotated[Path, typer.Option("--out", help="Image file to write (JPEG/PNG).", show_default=False)] = ...,
+    out: Annotated[Path, typer.Option("--out", help="Image file to write (JPEG/PNG).", show_default=False)],
     width: Annotated[int, typer.Option("--width", help="View width in pixels.")] = 1024,
     height: Annotated[int, typer.Option("--height", help="View height in pixels.")] = 768,
     color_by: Annotated[Optional[str], typer.Option("--overlay", help="Draw the design over the view, coloured "

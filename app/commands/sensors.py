@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, overload
 
 import typer
 
@@ -34,6 +34,10 @@ def _site(store, site: str | None) -> str:
     return resolve_site(store, site)
 
 
+@overload
+def _when(value: str, what: str) -> dt.datetime: ...
+@overload
+def _when(value: str | None, what: str) -> dt.datetime | None: ...
 def _when(value: str | None, what: str) -> dt.datetime | None:
     """An ISO time as naive UTC (times with an offset are converted; naive ones are taken as UTC)."""
     if value is None:
@@ -65,7 +69,8 @@ def device_add(
     at: Annotated[Optional[str], typer.Option("--at", help="Position x,y,z in metres, site local frame "
                                                            "(a crane's or hoist's mast foot).")] = None,
     host: Annotated[Optional[str], typer.Option(help="IFC GlobalId of the element it is mounted on.")] = None,
-    supplier: Annotated[Optional[str], typer.Option(help="Supplier (blacklisted suppliers' data is not trusted).")] = None,
+    supplier: Annotated[Optional[str],
+                        typer.Option(help="Supplier (blacklisted suppliers' data is not trusted).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="The supplier's product model.")] = None,
     serial: Annotated[Optional[str], typer.Option(help="Serial number.")] = None,
     installed: Annotated[Optional[str], typer.Option(help="Install date, YYYY-MM-DD.")] = None,
@@ -195,9 +200,14 @@ def device_blacklist(device_id: Annotated[Optional[str], typer.Argument(help="On
         raise typer.BadParameter("--reason is required")
     with open_store(db) as store:
         if supplier:
-            n = unlist_supplier(store, supplier) if undo else blacklist_supplier(store, supplier, reason=reason)
+            if undo:
+                n = unlist_supplier(store, supplier)
+            else:
+                assert reason is not None       # required unless --undo: checked above
+                n = blacklist_supplier(store, supplier, reason=reason)
             payload = {"supplier": supplier, "devices": n, "blacklisted": not undo}
         else:
+            assert device_id is not None        # a device id or --supplier: checked above
             d = set_blacklisted(store, device_id, not undo, reason=reason)
             payload = {"device_id": d.device_id, "blacklisted": d.blacklisted, "reason": d.blacklist_reason}
     emit(payload, as_json, lambda p: print(json.dumps(p)))

@@ -30,9 +30,14 @@ def serve(
 
 def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: str | None = None,
                   jobs: Path | None = None, debug: bool = False, on_ready: Callable[[], None] | None = None) -> None:
-    """Serve until interrupted; ``on_ready`` is called once the server listens (the demo times its start)."""
+    """Serve until interrupted; ``on_ready`` is called once the server listens (the demo times its start).
+
+    SIGTERM stops it as Ctrl+C does, so that what it started (the warm-up, the demo's
+    background stages) is stopped too rather than left running.
+    """
     from sitetwin.dashboards.app import create_app, warm_up
 
+    _interrupt_on_sigterm()
     app = create_app(db, jobs_dir=jobs, debug=debug)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     site = site or _first_site(db)
@@ -80,3 +85,14 @@ def _first_site(db) -> str | None:
 
     with read_store(db) as store:
         return store.scalar("SELECT site_code FROM sites ORDER BY site_code LIMIT 1")
+
+
+def _interrupt_on_sigterm() -> None:
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():   # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, interrupt)

@@ -85,7 +85,8 @@ def dataset_check(
 def dataset_merge(
     sources: Annotated[list[Path], typer.Argument(help="Datasets to merge (YOLO, COCO .json, VOC), any mix.")],
     out: Annotated[Path, typer.Option("--out", help="New folder for the merged YOLO dataset.")],
-    class_map: Annotated[Optional[Path], typer.Option(help="Class-map YAML (default: sitetwin's site taxonomy).")] = None,
+    class_map: Annotated[Optional[Path],
+                         typer.Option(help="Class-map YAML (default: sitetwin's site taxonomy).")] = None,
     drop_unknown: Annotated[bool, typer.Option(help="Drop classes the map does not know instead of failing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -129,10 +130,12 @@ def dataset_split(
 @dataset_app.command("autolabel")
 def dataset_autolabel(
     out: Annotated[Path, typer.Option("--out", help="New folder for the labelled YOLO dataset.")],
-    pano: Annotated[Optional[list[str]], typer.Option("--pano", help="Panorama id (repeat); default all posed.")] = None,
+    pano: Annotated[Optional[list[str]],
+                    typer.Option("--pano", help="Panorama id (repeat); default all posed.")] = None,
     site: Annotated[Optional[str], typer.Option(help="Site code (default: the store's only site).")] = None,
     masks: Annotated[bool, typer.Option(help="Write polygon (segmentation) labels instead of boxes.")] = False,
-    at: Annotated[Optional[str], typer.Option(help="Label only elements built by this date (schedule), YYYY-MM-DD.")] = None,
+    at: Annotated[Optional[str],
+                  typer.Option(help="Label only elements built by this date (schedule), YYYY-MM-DD.")] = None,
     survey: Annotated[Optional[str], typer.Option(help="Label only elements this survey found built.")] = None,
     min_pixels: Annotated[int, typer.Option(help="Visible pixels an element needs in a view.")] = 400,
     db: DbOption = DEFAULT_DB_PATH,
@@ -250,10 +253,11 @@ def export_cmd(
     finally:
         if store is not None:
             store.close()
-    result = {"onnx": str(path)}
+    result: dict[str, str | int] = {"onnx": str(path)}
     if int8:
         from sitetwin.vision.sources import IMAGE_SUFFIXES, read_image
 
+        assert calibration is not None      # --int8 without it was refused above
         files = sorted(p for p in calibration.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:64]
         if not files:
             raise VisionError(f"{calibration}: no images to calibrate on")
@@ -263,8 +267,9 @@ def export_cmd(
 
 
 @vision_app.command("runs")
-def runs_cmd(db: DbOption = DEFAULT_DB_PATH, kind: Annotated[Optional[str], typer.Option(help="train|eval|export|detect")]
-             = None, as_json: JsonOption = False) -> None:
+def runs_cmd(db: DbOption = DEFAULT_DB_PATH,
+             kind: Annotated[Optional[str], typer.Option(help="train|eval|export|detect")] = None,
+             as_json: JsonOption = False) -> None:
     """Detector runs recorded in the store."""
     from sitetwin.data.store import open_store
     from sitetwin.vision.queries import list_runs
@@ -346,9 +351,12 @@ def camera_add(
         xyz = []
     if len(xyz) != 3:
         raise VisionError(f"--position {position!r}: give x,y,z in metres")
-    if fov is None and fx is None:
+    if fx is not None:
+        f = fx
+    elif fov is not None:
+        f = (width / 2) / math.tan(math.radians(fov) / 2)
+    else:
         raise VisionError("give the intrinsics: --fov, or --fx (and --fy, --cx, --cy)")
-    f = fx if fx is not None else (width / 2) / math.tan(math.radians(fov) / 2)
     with open_store(db) as store:
         site = resolve_site(store, site)
         cam = Camera(site_code=site, camera_id=camera_id, width=width, height=height, fx=f, fy=fy or f,
@@ -416,7 +424,7 @@ def detect_cmd(
                                        sink=None if no_findings else raise_drafts)
             except StreamDropped as exc:
                 warn(str(exc))
-                raise typer.Exit(1)
+                raise typer.Exit(1) from None
     emit(dataclasses.asdict(report), as_json, _render_detect)
 
 

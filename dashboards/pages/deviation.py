@@ -95,9 +95,9 @@ def add_survey(set_progress, n, files, epoch, register, site):
     options = [{"label": f"{c.fmt(s['epoch'])} · {s['survey_id']} ({s['status']})", "value": s["survey_id"]}
                for s in reversed(surveys)]
     counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["statuses"].items())
-    msg = (f"survey {result['survey_id']}{' (already added)' if result['reused'] else ''}: {result['points']:,} points, "
-           f"fitness {c.fmt(result['fitness'], 3)}, RMSE {c.fmt(result['rmse_m'], 4)} m; {counts} "
-           f"({result['seconds']:.0f} s)")
+    msg = (f"survey {result['survey_id']}{' (already added)' if result['reused'] else ''}: "
+           f"{result['points']:,} points, fitness {c.fmt(result['fitness'], 3)}, "
+           f"RMSE {c.fmt(result['rmse_m'], 4)} m; {counts} ({result['seconds']:.0f} s)")
     return html.Span(msg, id="deviation-add-result"), options, result["survey_id"]
 
 

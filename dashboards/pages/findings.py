@@ -86,13 +86,15 @@ def _site_options():
 
 
 @callback(Output("findings-summary", "children"), Output("findings-table", "children"),
-          Input("findings-f-site", "value"), Input("findings-f-status", "value"), Input("findings-f-severity", "value"),
-          Input("findings-f-category", "value"), Input("findings-f-overdue", "value"), Input("findings-refresh", "data"))
+          Input("findings-f-site", "value"), Input("findings-f-status", "value"),
+          Input("findings-f-severity", "value"), Input("findings-f-category", "value"),
+          Input("findings-f-overdue", "value"), Input("findings-refresh", "data"))
 def fill(site, status, severity, category, overdue, refresh):
     """Findings in scope (oversight.list_findings) with the filters; overdue ones marked with their escalation."""
     from sitetwin.dashboards.regulator import FINDINGS_SHOWN, findings
 
-    rows = findings(site=site, status=status, severity=severity, category=category, overdue="overdue" in (overdue or []))
+    rows = findings(site=site, status=status, severity=severity, category=category,
+                    overdue="overdue" in (overdue or []))
     by = {}
     for f in rows:
         by[f.status] = by.get(f.status, 0) + 1
@@ -133,7 +135,8 @@ def _table(rows):
                       id="findings-list")
 
 
-@callback(Output("findings-selected", "data", allow_duplicate=True), Output("shell-state", "data", allow_duplicate=True),
+@callback(Output("findings-selected", "data", allow_duplicate=True),
+          Output("shell-state", "data", allow_duplicate=True),
           Input({"type": "findings-open", "finding": ALL}, "n_clicks"), prevent_initial_call=True)
 def select(clicks):
     if not ctx.triggered_id or not any(clicks or []):
@@ -162,7 +165,8 @@ def detail(fid, refresh):
                         f.status.replace("_", " "), id="findings-detail-status")),
                      ("severity", c.severity(f.severity)), ("category", f.category), ("element", element),
                      ("storey", f.storey),
-                     ("location (m, site frame)", ", ".join(f"{x:.2f}" for x in f.location_m) if f.location_m else None),
+                     ("location (m, site frame)",
+                      ", ".join(f"{x:.2f}" for x in f.location_m) if f.location_m else None),
                      ("raised", f"{c.fmt(f.raised_at)} by {f.raised_by}" + (f" ({f.source})" if f.source else "")),
                      ("due", f.due), ("overdue", html.Span(overdue, id="findings-detail-overdue")),
                      ("escalation", html.Span(f"level {f.escalation_level}: {v.escalated_to}" if f.escalation_level
@@ -171,13 +175,15 @@ def detail(fid, refresh):
     pano = (f.evidence or {}).get("panorama") or ({"pano_id": f.evidence["pano_id"]}
                                                   if (f.evidence or {}).get("pano_id") else None)
     if pano:
-        evidence.append(dcc.Link("open the panorama view", href=f"/panoramas?{urlencode({**q, 'pano': pano['pano_id']})}",
+        evidence.append(dcc.Link("open the panorama view",
+                                 href=f"/panoramas?{urlencode({**q, 'pano': pano['pano_id']})}",
                                  id="findings-detail-pano"))
     evidence.append(html.Pre(json.dumps(f.evidence, indent=1, default=str)[:2000], id="findings-detail-evidence")
                     if f.evidence else c.empty("No evidence recorded with the finding."))
     rows = [{"seq": e.seq, "when": e.occurred_at, "who": e.actor, "what": e.kind.replace("_", " "),
              "status": (e.status or "").replace("_", " "), "due": e.due, "note": e.note,
-             "evidence": (e.evidence or {}).get("description") or (json.dumps(e.evidence)[:200] if e.evidence else None)}
+             "evidence": ((e.evidence or {}).get("description")
+                          or (json.dumps(e.evidence)[:200] if e.evidence else None))}
             for e in v.events]
     history = [html.H3(f"History ({len(rows)} events, never overwritten)"),
                c.table(rows, [("seq", "#"), ("when", "when"), ("who", "who"), ("what", "what"), ("status", "status"),
@@ -222,7 +228,8 @@ def download_bcf(n, site, status, severity, category, overdue, version, options)
     name, data, report = bcf_export([f.finding_id for f in rows], version or "2.1",
                                     snapshots="snapshots" in (options or []))
     msg = (f"BCF {report.version}: {report.topics} topics, {report.viewpoints} viewpoints, {report.snapshots} "
-           f"snapshots, {report.components} components" + (f"; {'; '.join(report.warnings)}" if report.warnings else ""))
+           f"snapshots, {report.components} components"
+           + (f"; {'; '.join(report.warnings)}" if report.warnings else ""))
     return dcc.send_bytes(data, name), html.Span(msg, id="findings-bcf-done")
 
 

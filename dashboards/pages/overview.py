@@ -77,7 +77,8 @@ def _progress(prog):
     return html.Div([
         html.Div([c.figure_num(round(100.0 * last["planned"] / prog.elements, 1), "% planned done",
                                id="overview-planned-pct"),
-                  c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built", id="overview-actual-pct"),
+                  c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built",
+                               id="overview-actual-pct"),
                   c.figure_num(missing, "elements late", id="overview-late")], className="figures"),
         html.Div(f"at the survey of {c.fmt(last['epoch'])} ({last['survey_id']}), {prog.elements} scheduled elements",
                  className="status-line"),
@@ -139,7 +140,8 @@ def _freshness(rows):
         return c.fmt(r.get(k))
 
     return c.table(rows, [("source", "source"), ("entries", "entries"), ("last", "newest data"),
-                          ("age_days", "age"), ("completeness", "completeness")], id="overview-freshness-table", cell=cell)
+                          ("age_days", "age"), ("completeness", "completeness")],
+                   id="overview-freshness-table", cell=cell)
 
 
 dash.register_page(__name__, path="/", name="Overview", title="sitetwin · site overview", order=0, layout=layout)

@@ -50,7 +50,8 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
                 html.Div([
                     html.Div([html.Button(t, id=f"panorama-{k}", className="button secondary", n_clicks=0, title=k)
                               for k, t in (("left", "◀"), ("right", "▶"), ("up", "▲"), ("down", "▼"),
-                                           ("zoomin", "+"), ("zoomout", "−"))], style={"display": "flex", "gap": ".3rem"}),
+                                           ("zoomin", "+"), ("zoomout", "−"))],
+                             style={"display": "flex", "gap": ".3rem"}),
                     c.control("overlay", dcc.RadioItems(id="panorama-overlay", value="none", inline=True, options=[
                         {"label": "none", "value": "none"}, {"label": "class", "value": "class"},
                         {"label": "status", "value": "status"}, {"label": "deviation", "value": "deviation"}])),
@@ -92,7 +93,8 @@ def setup(site, want):
         panos = q.panoramas(store, site)
         weights = q.detector_weights(store)
     options = [{"label": f"{i + 1}. {p['name'] or p['pano_id']} · {c.fmt(p['captured_at'])}"
-                        + ("" if p["position_m"] else " (not posed)"), "value": p["pano_id"]} for i, p in enumerate(panos)]
+                        + ("" if p["position_m"] else " (not posed)"), "value": p["pano_id"]}
+               for i, p in enumerate(panos)]
     ids = [p["pano_id"] for p in panos]
     value = want if want in ids else next((p["pano_id"] for p in panos if p["position_m"]), ids[0] if ids else None)
     wopts = [{"label": f"{w['run_id']} · {w['weights_name']} ({c.fmt(w['finished_at'])})", "value": w["run_id"]}
@@ -101,7 +103,8 @@ def setup(site, want):
 
 
 @callback(Output("panorama-minimap", "figure"), Output("panorama-info", "children"),
-          Output("panorama-view", "data", allow_duplicate=True), Output("panorama-measure", "data", allow_duplicate=True),
+          Output("panorama-view", "data", allow_duplicate=True),
+          Output("panorama-measure", "data", allow_duplicate=True),
           Output("shell-state", "data", allow_duplicate=True),
           Input("panorama-select", "value"), State("panorama-site", "data"), prevent_initial_call=True)
 def choose(pano_id, site):
@@ -187,7 +190,8 @@ def _measure_shapes(view, points, w, h):
     shapes = []
     for (x, y), ok in zip(uv.tolist(), front.tolist()):
         if ok:
-            shapes.append(dict(type="circle", x0=x - 6, x1=x + 6, y0=y - 6, y1=y + 6, line=dict(color="#ffd400", width=3)))
+            shapes.append(dict(type="circle", x0=x - 6, x1=x + 6, y0=y - 6, y1=y + 6,
+                               line=dict(color="#ffd400", width=3)))
     if len(points) == 2 and all(front.tolist()):
         shapes.append(dict(type="line", x0=uv[0][0], y0=uv[0][1], x1=uv[1][0], y1=uv[1][1],
                            line=dict(color="#ffd400", width=3, dash="dot")))
@@ -196,9 +200,9 @@ def _measure_shapes(view, points, w, h):
 
 @callback(Output("panorama-element", "data"), Output("panorama-measure", "data"),
           Output("panorama-result", "children"), Output("shell-state", "data", allow_duplicate=True),
-          Output("panorama-pixel", "data"), Input("panorama-viewer", "clickData"), State("panorama-click-mode", "value"),
-          State("panorama-select", "value"), State("panorama-view", "data"), State("panorama-measure", "data"),
-          prevent_initial_call=True)
+          Output("panorama-pixel", "data"), Input("panorama-viewer", "clickData"),
+          State("panorama-click-mode", "value"), State("panorama-select", "value"), State("panorama-view", "data"),
+          State("panorama-measure", "data"), prevent_initial_call=True)
 def click(data, mode, pano_id, view_d, measure):
     """A click on the view: the element behind the pixel, or an end of the measurement."""
     from sitetwin.dashboards import pano_view as pv

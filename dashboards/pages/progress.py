@@ -30,7 +30,8 @@ def layout(site: str | None = None, date: str | None = None, **query):
         html.H1("Progress against the schedule"),
         html.Div(id="progress-summary", className="figures"),
         html.Div([
-            html.Div([html.H2("S-curve"), dcc.Graph(id="progress-scurve", style={"height": "320px"})], className="card"),
+            html.Div([html.H2("S-curve"), dcc.Graph(id="progress-scurve", style={"height": "320px"})],
+                     className="card"),
             html.Div([html.H2("By storey"), dcc.Graph(id="progress-storeys", style={"height": "320px"})],
                      className="card"),
             html.Div([html.H2("By task"), html.Div(id="progress-tasks")], className="card"),
@@ -68,8 +69,8 @@ def setup(site, want):
 
 
 @callback(Output("progress-summary", "children"), Output("progress-scurve", "figure"),
-          Output("progress-storeys", "figure"), Output("progress-tasks", "children"), Output("progress-late", "children"),
-          Input("progress-site", "data"))
+          Output("progress-storeys", "figure"), Output("progress-tasks", "children"),
+          Output("progress-late", "children"), Input("progress-site", "data"))
 def fill(site):
     """Planned vs actual at the latest survey: twin's progress report, drawn."""
     from sitetwin.dashboards import figures as f
@@ -86,7 +87,8 @@ def fill(site):
     if last:
         summary = [c.figure_num(round(100.0 * last["planned"] / prog.elements, 1), "% planned done",
                                 id="progress-planned-pct"),
-                   c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built", id="progress-actual-pct"),
+                   c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built",
+                                id="progress-actual-pct"),
                    c.figure_num(len(still), "elements still late", id="progress-late-count"),
                    c.figure_num(len(prog.late_elements) - len(still), "built late"),
                    c.figure_num(prog.elements, "scheduled elements"),
@@ -96,8 +98,8 @@ def fill(site):
                    c.empty("No analysed survey yet: actual progress needs a scan survey (`sitetwin survey add`).",
                            id="progress-nosurvey")]
     tasks = c.table(list(prog.by_task), [
-        ("task", "task"), ("planned_finish", "planned finish"), ("elements", "elements"), ("planned_pct", "planned (%)"),
-        ("actual_pct", "built (%)"), ("late", "late")], id="progress-task-table")
+        ("task", "task"), ("planned_finish", "planned finish"), ("elements", "elements"),
+        ("planned_pct", "planned (%)"), ("actual_pct", "built (%)"), ("late", "late")], id="progress-task-table")
     return (summary, f.s_curve_figure(prog.s_curve, last["epoch"] if last else None),
             f.completion_figure(list(prog.by_storey), "storey"), tasks, _late(list(prog.late_elements), site))
 
@@ -136,7 +138,8 @@ def play(n, disabled):
     return not playing, "❚❚ Pause" if playing else "▶ Play"
 
 
-@callback(Output("progress-day", "value", allow_duplicate=True), Output("progress-tick", "disabled", allow_duplicate=True),
+@callback(Output("progress-day", "value", allow_duplicate=True),
+          Output("progress-tick", "disabled", allow_duplicate=True),
           Output("progress-play", "children", allow_duplicate=True),
           Input("progress-tick", "n_intervals"), State("progress-day", "value"), State("progress-days", "data"),
           prevent_initial_call=True)

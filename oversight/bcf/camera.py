@@ -68,7 +68,7 @@ def to_bcf(camera: dict, origin_m) -> Camera:
     origin = np.asarray(origin_m, dtype=np.float64)
     pos = np.asarray(camera["position_m"], dtype=np.float64) + origin
     return Camera(kind=camera.get("kind", "perspective"), position=tuple(pos.tolist()),
-                  direction=tuple(float(v) for v in camera["direction"]), up=tuple(float(v) for v in camera["up"]),
+                  direction=_xyz(camera["direction"]), up=_xyz(camera["up"]),
                   field_of_view_deg=camera.get("fov_deg"), view_to_world_scale=camera.get("view_to_world_scale"),
                   aspect_ratio=camera.get("aspect_ratio"))
 
@@ -85,6 +85,11 @@ def from_bcf(cam: Camera, origin_m) -> dict:
     if cam.aspect_ratio is not None:
         out["aspect_ratio"] = cam.aspect_ratio
     return out
+
+
+def _xyz(v) -> tuple[float, float, float]:
+    x, y, z = v
+    return float(x), float(y), float(z)
 
 
 def _unit(v) -> np.ndarray:

@@ -40,7 +40,8 @@ class Viewpoint:
     visibility_exceptions: tuple[Component, ...] = ()
     view_setup_hints: dict | None = None          # {"SpacesVisible": bool, ...}
     coloring: tuple[tuple[str, tuple[Component, ...]], ...] = ()   # (RRGGBB[AA], components)
-    clipping_planes: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...] = ()  # (location, direction)
+    # (location, direction)
+    clipping_planes: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...] = ()
     lines: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...] = ()            # (start, end)
     index: int | None = None
     snapshot: bytes | None = None

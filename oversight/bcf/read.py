@@ -210,7 +210,8 @@ def _topic(zf, entries, markup_name: str, label: str) -> Topic:
         for f in list(header.iter("File")):
             files.append({k: v for k, v in {
                 "filename": _text(f, "Filename"), "date": _text(f, "Date"), "reference": _text(f, "Reference"),
-                "ifc_project": f.get("IfcProject"), "ifc_spatial_structure_element": f.get("IfcSpatialStructureElement"),
+                "ifc_project": f.get("IfcProject"),
+                "ifc_spatial_structure_element": f.get("IfcSpatialStructureElement"),
                 "is_external": _bool(f.get("IsExternal", f.get("isExternal")), True)}.items() if v is not None})
     labels = [(x.text or "").strip() for x in t.findall("Labels") if not len(x) and (x.text or "").strip()]
     labels += [(x.text or "").strip() for x in t.findall("Labels/Label") if (x.text or "").strip()]
@@ -403,10 +404,14 @@ def _component(x) -> Component:
 def _point(el, where: str) -> tuple[float, float, float]:
     if el is None:
         raise BcfError(f"{where}: a point or direction is missing")
+    x, y, z = _text(el, "X"), _text(el, "Y"), _text(el, "Z")
+    wrong = f"{where}: <{el.tag}> needs numeric X, Y and Z"
+    if x is None or y is None or z is None:
+        raise BcfError(wrong)
     try:
-        return (float(_text(el, "X")), float(_text(el, "Y")), float(_text(el, "Z")))
-    except (TypeError, ValueError):
-        raise BcfError(f"{where}: <{el.tag}> needs numeric X, Y and Z") from None
+        return (float(x), float(y), float(z))
+    except ValueError:
+        raise BcfError(wrong) from None
 
 
 # --------------------------------------------------------------------------------------

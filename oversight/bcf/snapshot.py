@@ -32,7 +32,7 @@ def render_snapshot(mesh, camera: dict, selected_global_ids=(), *, width: int = 
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(mesh.to_open3d())
     rays = np.concatenate([origins, dirs], axis=1).astype(np.float32)
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
+    hit = scene.cast_rays(o3d.core.Tensor(rays, o3d.core.float32, o3d.core.Device("CPU:0")))
     t = hit["t_hit"].numpy()
     prim = hit["primitive_ids"].numpy().astype(np.int64)
     normals = hit["primitive_normals"].numpy()

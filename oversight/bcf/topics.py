@@ -125,11 +125,11 @@ def add_viewpoint(store: Store, finding_id: str, *, scope: Scope, camera: dict |
     written = []
     try:
         with atomic(store):
-            if rel:
+            if rel and data:          # rel is set exactly when there is a snapshot
                 written.append(_write_file(store, rel, data))
             idx = int(store.scalar("SELECT count(*) FROM finding_viewpoints WHERE finding_id = ?", [f.finding_id]))
-            store.execute("INSERT INTO finding_viewpoints (viewpoint_id, finding_id, site_code, idx, camera, components, "
-                          "snapshot, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            store.execute("INSERT INTO finding_viewpoints (viewpoint_id, finding_id, site_code, idx, camera, "
+                          "components, snapshot, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [vid, f.finding_id, f.site_code, idx, camera,
                            {"selection": [{"ifc_guid": g} for g in selection],
                             "visibility": {"default": True, "exceptions": []}, "coloring": []},
@@ -276,7 +276,7 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
     if pano:
         row = panorama_pose(store, pano["pano_id"])
         pose = row.get("T_model_from_camera") if row else None
-        if pose and "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
+        if row is not None and pose and "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
             # look at the box centre: azimuth = pi (1 - 2u/W), elevation = pi (1/2 - v/H) (panorama.camera)
             x1, y1, x2, y2 = (float(v) for v in pano["box_px"])
             u, v = (x1 + x2) / 2 % row["width"], (y1 + y2) / 2
@@ -482,6 +482,7 @@ def _add_viewpoints(store: Store, t: Topic, site_code: str, origin) -> tuple[int
 def _sync_status(store: Store, scope: Scope, t: Topic, label: str) -> None:
     wanted = _status(t.topic_status)
     current = store.one("SELECT status, status_at FROM finding_state WHERE finding_id = ?", [t.guid])
+    assert current is not None      # the topic's finding was found or created before its status is synced
     if current["status"] == wanted:
         return
     modified = t.modified_date or t.creation_date

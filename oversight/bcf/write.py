@@ -168,7 +168,7 @@ def _file(f: dict, v3: bool):
     if f.get("ifc_spatial_structure_element") and len(f["ifc_spatial_structure_element"]) == 22:
         attrs["IfcSpatialStructureElement"] = f["ifc_spatial_structure_element"]
     attrs["IsExternal" if v3 else "isExternal"] = _b(f.get("is_external", True))
-    children = []
+    children: list = []
     _opt(children, "Filename", f.get("filename"))
     if f.get("date"):
         children.append(_el("Date", text=f["date"] if isinstance(f["date"], str) else _dt(f["date"])))
@@ -262,7 +262,7 @@ def _components(vp: Viewpoint, v3: bool):
 
 
 def _component(c: Component):
-    children = []
+    children: list = []
     _opt(children, "OriginatingSystem", c.originating_system)
     _opt(children, "AuthoringToolId", c.authoring_tool_id)
     valid = c.ifc_guid and len(c.ifc_guid) == 22 and all(ch.isalnum() or ch in "_$" for ch in c.ifc_guid)

@@ -24,6 +24,10 @@ DEMO_SITE = "DEMO"
 SCHEDULE_DAYS_BEFORE_TODAY = 102
 
 
+def _quiet(message: str, share: float | None = None) -> None:
+    """The progress hook of a stage nobody watches."""
+
+
 @dataclass
 class DemoContext:
     db: Path                      # the store file; stages open it themselves, briefly
@@ -33,7 +37,7 @@ class DemoContext:
     results: dict[str, Any] = field(default_factory=dict)   # what earlier stages made (ids, paths)
     today: dt.date = field(default_factory=dt.date.today)   # the demo's "now": every stage dates from it
     # how far along the running stage is: (what it is doing, share done 0-1 or None)
-    progress: Callable[[str, float | None], None] = lambda message, share=None: None
+    progress: Callable[[str, float | None], None] = _quiet
 
     @property
     def schedule_start(self) -> dt.date:

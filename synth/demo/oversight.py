@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
@@ -82,8 +83,8 @@ def run(ctx) -> dict:
             set_site_profile(store, system, code, project=proj, contractor=contr, data_owner=contr, latitude=la,
                              longitude=lo, workers_planned=rng.randrange(40, 200))
         if not has_accounts(store):
-            for username, (role, city, district, sites, password) in ACCOUNTS.items():
-                add_account(store, system, username, role, password=password, city=city, district=district,
+            for username, (role, city, account_district, sites, password) in ACCOUNTS.items():
+                add_account(store, system, username, role, password=password, city=city, district=account_district,
                             sites=list(sites), display_name=username.replace(".", " ").title())
         regulators = {"Jiang'an": Scope.for_account("jiangan.regulator", "district_regulator", city=CITY,
                                                     district="Jiang'an"),
@@ -129,7 +130,7 @@ def _findings_for(store, rng, code, picture, today, regulator, contractor, eleme
         age_days = rng.randrange(youngest, oldest)
         raised_at = today - dt.timedelta(days=age_days, hours=rng.randrange(0, 8))
         element = rng.choice(elements) if elements and category in ("safety", "quality") else None
-        evidence = {"crops": [f"demo/crops/{code}-{i}.jpg"]}
+        evidence: dict[str, Any] = {"crops": [f"demo/crops/{code}-{i}.jpg"]}
         if category == "quality":
             evidence["deviation"] = {"p95_mm": round(rng.uniform(12, 45), 1), "limit_mm": 10.0}
         fid = raise_finding(store, site_code=code, category=category, severity=severity,
@@ -198,7 +199,8 @@ def rescore(ctx) -> dict:
         record_risk(store, system, as_of=ctx.now().date())
         ev = evaluate(store, system, ctx.site_code)
         name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code])
-        scores = {s: compute_risk(store, system, s).score for s in [ctx.site_code, *SITES]}
+        codes = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
+        scores = {s: compute_risk(store, system, s).score for s in codes}     # the portfolio's, or the demo site
     (out / "evaluation-DEMO.html").write_text(report_html(ev, site_name=name), encoding="utf-8")
     report_pdf(ev, out / "evaluation-DEMO.pdf", site_name=name)
     return {"grade": ev.grade, "premium_factor": ev.premium_factor, "risk": scores}

@@ -74,7 +74,9 @@ def run(ctx) -> dict:
         scene = RayScene(site_now)
         stations = _storey_stations(storeys, built, mesh, element_storey, bounds)
         shots = [(name, pose_matrix(pos, yaw_deg=yaw), "given") for name, pos, yaw in stations]
-        for station in stations_by_survey.get(epoch.get("survey_id"), [])[:max(0, station_budget)]:
+        survey_id = epoch.get("survey_id")
+        scanned = stations_by_survey.get(survey_id, []) if survey_id is not None else []
+        for station in scanned[:max(0, station_budget)]:
             shots.append((f"scan {station['scan_index']}", station["T"], "survey"))
             station_budget -= 1
         for j, (name, T, how) in enumerate(shots):
@@ -125,7 +127,8 @@ def run(ctx) -> dict:
             "pose sources": ",".join(sorted({m["pose_source"] for m in made})),
             "control-point position error (cm, max)": round(100 * max(cp_errors), 2) if cp_errors else None,
             "refined from the photo's edges": f"{sum(refined_kept)}/{len(refined_kept)}",
-            "position error after refinement (cm, max)": round(100 * max(refined_errors), 2) if refined_errors else None,
+            "position error after refinement (cm, max)": (round(100 * max(refined_errors), 2) if refined_errors
+                                                          else None),
             "measurement error (%, max)": round(max(measure_errors), 3) if measure_errors else None,
             "folder": str(out_dir), "seconds": round(time.perf_counter() - started, 1)}
 

@@ -12,6 +12,7 @@ the warnings and findings come out of the same evaluation the ingest server runs
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sitetwin.data.store import open_store
 
@@ -27,6 +28,7 @@ def run(ctx) -> dict:
 
     week_start = ctx.today - dt.timedelta(days=DEMO_WEEK_DAYS)
     week = demo_week(start=week_start, timezone=DEMO_TIMEZONE, devices=ROLES, seed=ctx.seed)
+    assert week.start is not None and week.end is not None     # demo_week dates the week it makes
     now = week.end
     readings_path = ctx.workdir / "sensor-readings.parquet"
     attendance_path = ctx.workdir / "attendance.csv"
@@ -93,7 +95,7 @@ def register_demo_devices(store, site_code: str, *, installed_on: dt.date, now: 
     wall = _nearest(elements, "IfcWall", (x0 + 6.0, y0, ground + 1.5))
     roof = _nearest(elements, "IfcSlab", (cx, cy, z1))
     jib_height = round(z1 + 30.0, 1)
-    specs = [
+    specs: list[tuple[str, str, dict[str, Any]]] = [
         (ROLES["crane"], "crane", dict(name="Tower crane TC1 (flat-top, 50 m jib)", position_m=(cx, y1 + 8.0, ground),
                                        supplier="Zoomlion", device_model="T7020 monitor", interval_s=10.0,
                                        config={"geometry": {"jib_height_m": jib_height, "jib_length_m": 50.0,
@@ -121,8 +123,8 @@ def register_demo_devices(store, site_code: str, *, installed_on: dt.date, now: 
         add_device(store, device_id, site_code=site_code, device_type=kind, installed_on=installed_on, now=now, **kw)
         if kind != "gate":
             record_calibration(store, device_id, calibrated_on=installed_on - dt.timedelta(days=30),
-                               valid_until=installed_on + dt.timedelta(days=335), laboratory="Hubei Institute of Metrology",
-                               certificate=f"HBJL-{device_id}")
+                               valid_until=installed_on + dt.timedelta(days=335),
+                               laboratory="Hubei Institute of Metrology", certificate=f"HBJL-{device_id}")
         issue_token(store, device_id, now=now)
         ids.append(device_id)
     return ids

@@ -126,7 +126,7 @@ def floor_levels(mesh, built: np.ndarray, classes: np.ndarray) -> list[float]:
     slabs = np.flatnonzero(built & (classes == "IfcSlab"))
     tops = sorted({round(float(hi[e, 2]) * 20) / 20 for e in slabs})
     # a floor is a level with a real slab area, not an upstand
-    area = {}
+    area: dict[float, float] = {}
     for e in slabs:
         t = round(float(hi[e, 2]) * 20) / 20
         area[t] = area.get(t, 0.0) + float((hi[e, 0] - lo[e, 0]) * (hi[e, 1] - lo[e, 1]))

@@ -34,6 +34,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,7 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
         storeys = dict(zip(elements["global_id"], elements["storey"]))
         epoch = open_floor_epoch(store, ctx.site_code, classes, storeys)
         built = built_elements(store, ctx.site_code, at=epoch)
+        assert built is not None        # a date is given: the elements standing then
         edges = edges_from_model(store, ctx.site_code, element_ids=built)
     mesh = mesh_all.subset(np.array([g in built for g in mesh_all.global_ids.tolist()]))
     open_edges = [e for e in edges if not e.guarded]
@@ -91,7 +93,7 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     ctx.progress("rendering worker scenes to train on", 0.0)
     t0 = time.perf_counter()
     # figures 2-8 m away through a 50-75 degree lens: the scale at which the panoramas' 640 px views show them
-    synth = dict(size=config.image_size, distance_m=(2.0, 8.0), fov_deg=(50.0, 75.0))
+    synth: dict[str, Any] = dict(size=config.image_size, distance_m=(2.0, 8.0), fov_deg=(50.0, 75.0))
     train_counts = render_dataset(mesh, classes, data, SynthConfig(images=config.train_images, seed=ctx.seed * 2 + 1,
                                                                    **synth),
                                   storeys=storeys, split_name="train", sampler=sampler, anchors=anchors)
@@ -166,6 +168,7 @@ def open_floor_epoch(store, site_code: str, classes: dict, storeys: dict) -> dt.
         n = len(railed - walled)
         if n >= best_n:
             best, best_n = when, n
+    assert best is not None     # n >= -1 always: the first date is taken
     return best.date()
 
 
@@ -190,7 +193,8 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
     out_dir.mkdir(parents=True, exist_ok=True)
     floors = [f for f in sampler.floors if any(abs(e.floor_z_m - f.z_m) < 0.05 for e in open_edges)]
     detector = Detector(weights, imgsz=640, conf=0.35)
-    total = {"panoramas": 0, "people_found": 0, "people_in_scenes": 0, "correct": 0, "hazards": 0, "findings": 0}
+    total: dict[str, Any] = {"panoramas": 0, "people_found": 0, "people_in_scenes": 0, "correct": 0, "hazards": 0,
+                             "findings": 0}
     when = dt.datetime.combine(epoch, dt.time(10, 0))
     with open_store(ctx.db) as store:
         tagger = Tagger.from_store(store, ctx.site_code, mesh=mesh)
@@ -218,11 +222,12 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
             T = pose_matrix(eye + np.array([0.0, 0.0, 1.6]), float(rng.uniform(-180, 180)))
             extras = [worker_extra(w, name) for name, w in workers.items()]
             scene = RayScene(mesh, extras)
-            render = render_equirect(mesh, T, config.pano_width, config.pano_width // 2, seed=int(rng.integers(1 << 30)),
-                                     scene=scene)
+            render = render_equirect(mesh, T, config.pano_width, config.pano_width // 2,
+                                     seed=int(rng.integers(1 << 30)), scene=scene)
             path = save_image(out_dir / f"hazards-{floor.storey or floor.z_m}-{k}.jpg".replace(" ", "_"),
                               render.image)
-            truth_labels = [l for l in labels_from_render(render, workers, wrap=True) if l.class_name == "person"]
+            truth_labels = [label for label in labels_from_render(render, workers, wrap=True)
+                            if label.class_name == "person"]
             truth = {name: _standing_on(sampler, tagger, w) for name, w in workers.items()}
             with open_store(ctx.db) as store:      # held only while this panorama is stored and detected on
                 added = add_panorama(store, path, site_code=ctx.site_code, pose=T, captured_at=when,
@@ -239,8 +244,8 @@ def hazard_panoramas(ctx, mesh, sampler, edges, open_edges, weights, epoch: dt.d
             total["people_in_scenes"] += len(truth_labels)
             for d in found:
                 box = np.array([d["x1"], d["y1"], d["x2"], d["y2"]], np.float64)
-                ious = [max(box_iou(box + np.array([s, 0, s, 0]), np.array([l.xyxy]))[0]
-                            for s in (-render.image.shape[1], 0, render.image.shape[1])) for l in truth_labels]
+                ious = [max(box_iou(box + np.array([s, 0, s, 0]), np.array([label.xyxy]))[0]
+                            for s in (-render.image.shape[1], 0, render.image.shape[1])) for label in truth_labels]
                 if not ious or max(ious) < 0.5:
                     continue
                 total["people_found"] += 1

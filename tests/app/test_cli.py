@@ -47,7 +47,7 @@ def test_a_bad_file_gives_one_error_line_and_a_nonzero_exit(tmp_path):
     result = run("bim", "load", bad, "--db", tmp_path / "t.duckdb", "--json")
     assert result.returncode == 1
     assert result.stdout == ""
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "notes.ifc" in lines[0]
 
 
@@ -89,7 +89,8 @@ def test_the_demo_stage_for_the_model_builds_the_demo_site(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c",
          "import json, sys; from sitetwin.app.demo import run_demo; "
-         f"print(json.dumps(run_demo({str(tmp_path / 'demo.duckdb')!r}, {str(tmp_path / 'demo')!r}, stages=['model'])))"],
+         f"print(json.dumps(run_demo({str(tmp_path / 'demo.duckdb')!r}, {str(tmp_path / 'demo')!r}, "
+         f"stages=['model'])))"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])

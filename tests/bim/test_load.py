@@ -126,7 +126,8 @@ def test_quantities_are_stored_in_si_units(shared_data, cached_store):
 
 def test_far_from_origin_geometry_is_kept_in_a_local_frame_with_millimetres(box_model, store):
     offset = (512_345.678, 3_381_234.567, 12.0)
-    boxes = (("IfcColumn", "C1", (0.0, 0.0, 0.0), (0.4, 3.0, 0.4)), ("IfcColumn", "C2", (0.001, 6.0, 0.0), (0.4, 3.0, 0.4)))
+    boxes = (("IfcColumn", "C1", (0.0, 0.0, 0.0), (0.4, 3.0, 0.4)),
+             ("IfcColumn", "C2", (0.001, 6.0, 0.0), (0.4, 3.0, 0.4)))
     load_model(store, box_model("far.ifc", unit="mm", boxes=boxes, offset_m=offset), site_code="FAR")
     site = store.one("SELECT origin_x_m, origin_y_m, origin_z_m FROM sites WHERE site_code = 'FAR'")
     assert abs(site["origin_x_m"] - offset[0]) < 100 and abs(site["origin_y_m"] - offset[1]) < 100
@@ -166,8 +167,8 @@ def test_loading_the_same_file_twice_changes_nothing(shared_data, cached_store):
 
 def test_a_changed_file_under_the_same_name_becomes_the_next_version(box_model, store):
     v1 = box_model("v1.ifc", boxes=(("IfcWall", "W1", (0, 0, 0), (4, 3, 0.2)),), seed=5)
-    v2 = box_model("v2.ifc", boxes=(("IfcWall", "W1", (0, 0, 0), (4, 3, 0.2)), ("IfcWall", "W2", (5, 0, 0), (4, 3, 0.2))),
-                   seed=5)
+    v2 = box_model("v2.ifc", boxes=(("IfcWall", "W1", (0, 0, 0), (4, 3, 0.2)),
+                                    ("IfcWall", "W2", (5, 0, 0), (4, 3, 0.2))), seed=5)
     r1 = load_model(store, v1, site_code="S", name="arch")
     r2 = load_model(store, v2, site_code="S", name="arch")
     assert (r1.version, r2.version) == (1, 2)

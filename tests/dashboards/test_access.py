@@ -254,7 +254,8 @@ def test_the_admin_sees_both_sites_through_the_same_callbacks(secured, two_sites
     assert client.login("ada").status_code == 302
     cb = _callbacks(secured)
     overview = next(k for k in cb if k.startswith("..overview-title.children"))
-    status, text = _run(client, overview, cb[overview], lambda i, p: _value(i, p, "NIJ", None, None, None, "2026-05-02"))
+    status, text = _run(client, overview, cb[overview],
+                        lambda i, p: _value(i, p, "NIJ", None, None, None, "2026-05-02"))
     assert status == 200 and NIJ_NAME in text and NIJ_FINDING in text
     sites = next(k for k in cb if k.startswith("..shell-site.options"))
     status, text = _run(client, sites, cb[sites], lambda i, p: _value(i, p, "NIJ", None, None, None, None))
@@ -340,10 +341,12 @@ def test_a_findings_history_opens_in_place_for_callers_who_may_read_it(secured, 
     for user, fid in (("cole", nij["demo_finding_id"]), ("cole", nij["finding_id"]), ("ada", nij["finding_id"])):
         client = Client(secured)
         client.login(user)
-        status, text = _run(client, key, cb[key], lambda i, p: _value(i, p, "DEMO", None, None, None, None, fid))
+        status, text = _run(client, key, cb[key],
+                            lambda i, p, fid=fid: _value(i, p, "DEMO", None, None, None, None, fid))
         texts[(user, fid)] = text
     assert "raised" in texts[("cole", nij["demo_finding_id"])]
-    assert "raised" not in texts[("cole", nij["finding_id"])] and "not in your scope" in texts[("cole", nij["finding_id"])]
+    assert ("raised" not in texts[("cole", nij["finding_id"])]
+            and "not in your scope" in texts[("cole", nij["finding_id"])])
     assert "raised" in texts[("ada", nij["finding_id"])]
 
 
@@ -358,7 +361,8 @@ def test_only_regulators_may_raise_a_finding_from_a_card(secured, two_sites):
         client.login(user)
         status, text = _run(client, key, cb[key], lambda i, p: _value(i, p, "DEMO", gid, None, None, None))
         outcomes[user] = text
-    assert "may not raise" in outcomes["cole"] and "raised" not in json.dumps(json.loads(outcomes["cole"]).get("response", {}))
+    assert "may not raise" in outcomes["cole"]
+    assert "raised" not in json.dumps(json.loads(outcomes["cole"]).get("response", {}))
     assert "Finding DEMO-" in outcomes["dora"]
 
 

@@ -10,9 +10,10 @@ import time
 import pytest
 import requests
 
-PAGES = {"sitetwin.dashboards.pages.overview": "/", "sitetwin.dashboards.pages.twin": "/twin", "sitetwin.dashboards.pages.deviation": "/deviation",
-         "sitetwin.dashboards.pages.progress": "/progress", "sitetwin.dashboards.pages.panorama": "/panoramas",
-         "sitetwin.dashboards.pages.hazards": "/hazards", "sitetwin.dashboards.pages.not_found_404": "/404"}
+PAGES = {"sitetwin.dashboards.pages.overview": "/", "sitetwin.dashboards.pages.twin": "/twin",
+         "sitetwin.dashboards.pages.deviation": "/deviation", "sitetwin.dashboards.pages.progress": "/progress",
+         "sitetwin.dashboards.pages.panorama": "/panoramas", "sitetwin.dashboards.pages.hazards": "/hazards",
+         "sitetwin.dashboards.pages.not_found_404": "/404"}
 
 
 def _ids(component):
@@ -78,10 +79,11 @@ def test_demo_serve_can_call_the_serve_command_with_the_store_alone():
     assert "db" in params and "host" in params and "port" in params
 
 
-def test_sitetwin_serve_answers_on_its_port(site_db, tmp_path):
+def test_sitetwin_serve_answers_on_its_port_and_stops_cleanly_on_sigterm(site_db, tmp_path):
     port = 18000 + int(time.time()) % 1000
-    proc = subprocess.Popen([sys.executable, "-m", "sitetwin.app.cli", "serve", "--db", str(site_db[0]), "--port", str(port),
-                             "--site", "DEMO"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "sitetwin.app.cli", "serve", "--db", str(site_db[0]),
+                             "--port", str(port), "--site", "DEMO"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -94,8 +96,9 @@ def test_sitetwin_serve_answers_on_its_port(site_db, tmp_path):
             pytest.fail("sitetwin serve did not answer")
         assert r.status_code == 200 and "sitetwin" in r.text
     finally:
-        proc.terminate()
-        out, err = proc.communicate(timeout=20)
+        proc.terminate()                   # SIGTERM, straight after the first answer: the warm-up may still run
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
     assert f"http://127.0.0.1:{port}/?site=DEMO" in err.replace("\n", "")
 
 

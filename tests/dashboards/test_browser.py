@@ -150,7 +150,8 @@ def test_the_time_slider_recolours_the_model_with_the_earlier_survey(browser, li
 
     first, last = site_db[1]["surveys"]
     with open_store(site_db[0], read_only=True) as store:
-        days, _, start = day_slider(site_db[1]["epochs"], [r["planned_finish"] for r in planned_elements(store, "DEMO")])
+        days, _, start = day_slider(site_db[1]["epochs"],
+                                    [r["planned_finish"] for r in planned_elements(store, "DEMO")])
     assert days[start] == last["epoch"]
     _open(browser, live, "/twin?site=DEMO&mode=status")
     _wait(browser, lambda: _drawn(browser) and _legend(browser).get("built"), what="the model drawn")
@@ -195,7 +196,8 @@ def test_the_progress_page_plots_plan_against_surveys_and_plays_the_schedule(bro
           what="S-curve")
     label0 = _text(browser, "progress-day-label")
     browser.driver.find_element(By.ID, "progress-play").click()
-    label1 = _wait(browser, lambda: (t := browser.driver.find_element(By.ID, "progress-day-label").text) != label0 and t,
+    label1 = _wait(browser,
+                   lambda: (t := browser.driver.find_element(By.ID, "progress-day-label").text) != label0 and t,
                    what="the next playback frame")
     assert label1.split(":")[0] > label0.split(":")[0]          # ISO days: a later day
     browser.driver.find_element(By.ID, "progress-play").click()  # pause
@@ -240,8 +242,10 @@ def test_the_hazards_page_shows_counts_evidence_and_elements(browser, live, site
     _wait(browser, lambda: browser.driver.find_element(By.CSS_SELECTOR, "#hazards-timeline .barlayer .trace"),
           what="timeline")
     loaded = _wait(browser, lambda: _js(browser, "const imgs = [...document.querySelectorAll('#hazards-evidence img')];"
-                                                 "return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0)"
-                                                 " && imgs.length;"), what="evidence crops")
+                                                 "return imgs.length "
+                                                 "&& imgs.every(i => i.complete && i.naturalWidth > 0) "
+                                                 "&& imgs.length;"),
+                   what="evidence crops")
     assert loaded == 2
     assert "IfcSlab" in _text(browser, "hazards-element-table")
     _shot(browser, "hazards")

@@ -356,8 +356,9 @@ def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence
         existing = store.scalar("SELECT finding_id FROM hazards WHERE hazard_id = ?", [linked])
         with store.transaction():
             insert_hazards(store, [{"hazard_id": "HNEW1", "site_code": "DEMO", "rule": "no_vest", "severity": "medium",
-                                    "message": "worker without a vest at the hoist", "started_at": dt.datetime(2026, 5, 3),
-                                    "detection_ids": ["D-A", "D-B"], "x_m": 1.0, "y_m": 2.0, "z_m": 0.0,
+                                    "message": "worker without a vest at the hoist",
+                                    "started_at": dt.datetime(2026, 5, 3), "detection_ids": ["D-A", "D-B"],
+                                    "x_m": 1.0, "y_m": 2.0, "z_m": 0.0,
                                     "evidence": {"crops": ["vision/evidence/x/HNEW1.jpg"], "box_px": [1, 2, 3, 4]}}])
     dora = caller("dora")
 

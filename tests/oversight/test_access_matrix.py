@@ -60,7 +60,8 @@ ENTRY_POINTS = {
                                                                     evidence={"photos": ["x"]})),
     "findings.verify_close": (REGULATORS, "submitted",
                               lambda s, sc, site, x, tmp: findings.verify_close(s, x, scope=sc)),
-    "findings.reopen": (REGULATORS, "closed", lambda s, sc, site, x, tmp: findings.reopen(s, x, scope=sc, note="again")),
+    "findings.reopen": (REGULATORS, "closed",
+                        lambda s, sc, site, x, tmp: findings.reopen(s, x, scope=sc, note="again")),
     "findings.change_due": (REGULATORS, "open", lambda s, sc, site, x, tmp: findings.change_due(
         s, x, "2030-01-01", scope=sc, note="extension")),
     # BCF
@@ -260,13 +261,14 @@ def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
                 found.add(f"{prefix}.{name}")
     assert found - covered == set(), "entry points missing from the access matrix"
     modules = {m.name for m in pkgutil.walk_packages(oversight.__path__, "sitetwin.oversight.")}
-    known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue", "sitetwin.oversight.evaluation",
-             "sitetwin.oversight.findings", "sitetwin.oversight.portfolio", "sitetwin.oversight.risk",
+    known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue",
+             "sitetwin.oversight.evaluation", "sitetwin.oversight.findings", "sitetwin.oversight.portfolio",
+             "sitetwin.oversight.risk",
              "sitetwin.oversight.bcf.topics", "sitetwin.oversight.queries", "sitetwin.oversight.raising",
              # modules without store entry points
              "sitetwin.oversight.errors", "sitetwin.oversight.scope",
-             "sitetwin.oversight.bcf", "sitetwin.oversight.bcf.model", "sitetwin.oversight.bcf.read", "sitetwin.oversight.bcf.write",
-             "sitetwin.oversight.bcf.camera", "sitetwin.oversight.bcf.snapshot"}
+             "sitetwin.oversight.bcf", "sitetwin.oversight.bcf.model", "sitetwin.oversight.bcf.read",
+             "sitetwin.oversight.bcf.write", "sitetwin.oversight.bcf.camera", "sitetwin.oversight.bcf.snapshot"}
     assert modules - known == set(), "a new module: add its entry points to the matrix"
     for m in modules:
         importlib.import_module(m)

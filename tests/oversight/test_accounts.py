@@ -97,7 +97,8 @@ def test_api_tokens_act_as_their_account_until_revoked(people):
     token, record = add_token(people, ADMIN, "gate-1", "gate reader east", days=30)
     assert token.startswith(f"stk_{record.token_id}_")
     scope = authenticate(people, token)
-    assert (scope.actor, scope.role, scope.via, scope.sites) == ("gate-1", "contractor", "token", frozenset({"WH-JA-1"}))
+    assert (scope.actor, scope.role, scope.via, scope.sites) == ("gate-1", "contractor", "token",
+                                                                 frozenset({"WH-JA-1"}))
     assert people.scalar("SELECT last_used_at FROM api_tokens WHERE token_id = ?", [record.token_id]) is not None
     with pytest.raises(AuthError, match="unknown API token"):
         authenticate(people, token[:-3] + "abc")

@@ -108,7 +108,8 @@ def test_the_local_owner_makes_the_first_admin_then_a_token_is_required(cli, emp
 def test_the_closed_loop_runs_from_the_shell(cli, db, tokens, tmp_path):
     d = ["--db", str(db)]
     code, f, exc = cli(["finding", "raise", "--site", "WH-JA-1", "--category", "safety", "--severity", "high",
-                        "--title", "Guard rail missing", "--location", "1.5,2,9", *d], token=tokens["district_regulator"])
+                        "--title", "Guard rail missing", "--location", "1.5,2,9", *d],
+                       token=tokens["district_regulator"])
     assert code == 0, exc
     assert f["ref"] == "WH-JA-1-1" and f["status"] == "open"
     photo = tmp_path / "after.jpg"
@@ -118,7 +119,8 @@ def test_the_closed_loop_runs_from_the_shell(cli, db, tokens, tmp_path):
     assert code == 0 and r["status"] == "rectification_submitted", exc
     code, _, exc = cli(["finding", "verify", f["ref"], *d], token=tokens["contractor"])
     assert isinstance(exc, AccessDenied) and "may not verify close" in str(exc)
-    code, r, _ = cli(["finding", "verify", f["ref"], "--note", "seen on camera", *d], token=tokens["district_regulator"])
+    code, r, _ = cli(["finding", "verify", f["ref"], "--note", "seen on camera", *d],
+                     token=tokens["district_regulator"])
     assert r["status"] == "verified_closed"
     code, shown, _ = cli(["finding", "show", f["finding_id"], *d], token=tokens["viewer"])
     assert shown["history_intact"] and [e["kind"] for e in shown["events"]] == [

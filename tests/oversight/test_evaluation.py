@@ -73,7 +73,8 @@ def test_a_scheme_from_a_file_is_checked_key_by_key(tmp_path):
 
 def test_metrics_come_from_the_stores_tables(sites_store, feed):
     s = sites_store
-    f1 = raise_finding(s, site_code="WH-JA-1", category="safety", severity="high", title="a", at=dt.datetime(2024, 6, 1))
+    f1 = raise_finding(s, site_code="WH-JA-1", category="safety", severity="high", title="a",
+                       at=dt.datetime(2024, 6, 1))
     submit_rectification(s, f1, scope=SYSTEM, note="ok", evidence={"p": 1}, at=dt.datetime(2024, 6, 5))  # due 06-08
     verify_close(s, f1, scope=SYSTEM, at=dt.datetime(2024, 6, 6))
     raise_finding(s, site_code="WH-JA-1", category="safety", severity="critical", title="b", at=dt.datetime(2024, 6, 1))

@@ -22,7 +22,8 @@ def portfolio_store(sites_store):
     s = sites_store
     # WH-JA-1: 2 critical open (1 overdue); WH-JA-2: 1 closed within the window; WH-WC-1: 3 low open
     raise_finding(s, site_code="WH-JA-1", category="safety", severity="critical", title="a", at=dt.datetime(2024, 6, 1))
-    raise_finding(s, site_code="WH-JA-1", category="safety", severity="critical", title="b", at=dt.datetime(2024, 6, 29))
+    raise_finding(s, site_code="WH-JA-1", category="safety", severity="critical", title="b",
+                  at=dt.datetime(2024, 6, 29))
     closed = raise_finding(s, site_code="WH-JA-2", category="quality", severity="high", title="c",
                            at=dt.datetime(2024, 6, 10))
     submit_rectification(s, closed, scope=SYSTEM, note="ok", evidence={"photos": ["p"]}, at=dt.datetime(2024, 6, 12))

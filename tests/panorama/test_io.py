@@ -119,7 +119,8 @@ def test_an_e57_spherical_panorama_reads_back_with_its_pose_and_time(tmp_path):
 
 def test_the_shared_e57_visual_reference_image_is_not_taken_for_a_panorama(shared_data):
     # pumpAVisualReferenceImage.e57 holds one 3072x2304 visualReferenceRepresentation, no spherical image
-    with pytest.raises(PanoramaImageError, match=r"no spherical panorama.*'pumpVisual': visualReferenceRepresentation 3072x2304"):
+    with pytest.raises(PanoramaImageError,
+                       match=r"no spherical panorama.*'pumpVisual': visualReferenceRepresentation 3072x2304"):
         read_e57_panoramas(shared_data / "pointcloud" / "e57" / "pumpAVisualReferenceImage.e57")
 
 

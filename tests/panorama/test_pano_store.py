@@ -218,6 +218,30 @@ def test_refine_with_control_points_corrects_the_camera_position_too(demo_store,
         (100 * (stored[:3, 3] - np.asarray(plain.pose["position_m"]))).tolist(), abs=0.02)
 
 
+def test_a_pose_refinement_given_up_for_too_few_model_edges_keeps_the_solved_pose(demo_store, station_photo,
+                                                                                 demo_mesh, monkeypatch):
+    """refine_pose stops before matching (no matched share, no agreement measure): the import records why."""
+    from dataclasses import replace
+
+    from sitetwin.panorama import refine
+
+    path, photo = station_photo
+    verts = np.unique(demo_mesh.vertices.astype(np.float64), axis=0)
+    uv, rng_m = project_points(verts, STATION, 1024, 512)
+    col, row = np.floor(uv[:, 0]).astype(int) % 1024, np.clip(np.floor(uv[:, 1]).astype(int), 0, 511)
+    seen = np.flatnonzero((np.abs(photo.depth_m[row, col] - rng_m) < 0.02 * rng_m) & (rng_m > 6))
+    pick = [int(seen[(uv[seen, 0] * 8 // 1024) == s][0]) for s in range(8) if np.any((uv[seen, 0] * 8 // 1024) == s)]
+    cps = ControlPoints(uv[pick], verts[pick], tuple(f"p{i}" for i in range(len(pick))))
+    never_enough = replace(refine.DEFAULT_POSE_REFINE_CONFIG, min_edge_points=10 ** 9)
+    refine_pose = refine.refine_pose
+    monkeypatch.setattr(refine, "refine_pose", lambda *a, **k: refine_pose(*a, **k, config=never_enough))
+    report = add_panorama(demo_store, path, model_id=_model(demo_store), control_points=cps, refine=True)
+    refined = report.pose["refined"]
+    assert refined["method"] == "pose" and refined["accepted"] is False
+    assert "too few to align on" in refined["reason"]
+    assert refined["edges_matched"] is None and refined["agreement_chi2"] is None
+
+
 def test_control_points_that_fix_the_camera_poorly_import_with_a_warning(demo_store, station_photo, demo_mesh):
     path, photo = station_photo
     verts = np.unique(demo_mesh.vertices.astype(np.float64), axis=0)

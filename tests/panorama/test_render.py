@@ -106,8 +106,7 @@ def test_extra_meshes_get_their_own_ids_colours_and_ranges(room):
 
 def test_a_modelmesh_like_extra_keeps_one_id_per_part(room):
     from sitetwin.bim.geometry import ModelMesh
-
-    from .conftest import box_mesh
+    from tests.panorama.conftest import box_mesh
 
     v1, f1 = box_mesh((5.0, 3.0, 0.0), (5.4, 3.4, 1.0))
     v2, f2 = box_mesh((5.0, 4.6, 0.0), (5.4, 5.0, 1.0))

@@ -9,7 +9,8 @@ from sitetwin.sensors.errors import ConfigError
 def test_the_defaults_load_and_every_rule_has_increasing_limits():
     limits = default_limits()
     assert limits.timezone == "Asia/Shanghai"
-    assert {r.kind for r in limits.rules} >= {"pm10_15min", "pm10_daily", "noise_night", "overload", "wind", "tilt_rate"}
+    assert {r.kind for r in limits.rules} >= {"pm10_15min", "pm10_daily", "noise_night", "overload", "wind",
+                                              "tilt_rate"}
     for rule in limits.rules:
         values = [lv[0] for lv in rule.levels]
         assert values == sorted(values) and len(set(values)) == len(values)

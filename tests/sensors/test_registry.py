@@ -101,3 +101,5 @@ def test_calibrations_are_recorded_and_checked(sensor_store):
         record_calibration(sensor_store, "DU1", calibrated_on="2026-02-01", valid_until="2026-01-01")
     with pytest.raises(DeviceError, match="already has"):
         record_calibration(sensor_store, "DU1", calibrated_on="2026-01-10", valid_until="2027-01-09")
+    with pytest.raises(DeviceError, match="needs calibrated_on and valid_until"):
+        record_calibration(sensor_store, "DU1", calibrated_on="", valid_until="2027-01-09")

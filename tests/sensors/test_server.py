@@ -50,9 +50,9 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(self.db), "--port", str(self.port),
-             "--flush-interval", str(self.flush_interval)], cwd=REPO, stdout=subprocess.DEVNULL,
-            stderr=open(self.folder / "server.log", "ab"))
+            [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(self.db),
+             "--port", str(self.port), "--flush-interval", str(self.flush_interval)], cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -247,7 +247,11 @@ def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor
     ingestor = Ingestor(ServerConfig(db=sensor_db, flush_interval_s=0.05, evaluate=False))
     ingestor.start()
     deadline = time.monotonic() + 30
-    while ingestor.health()["pending_batches"] and time.monotonic() < deadline:
+    # the spool's counts change just before the ingestor's own: wait for both
+    while time.monotonic() < deadline:
+        now = ingestor.health()
+        if not now["pending_batches"] and now["dead_batches"] + now["flushed_batches"] >= 2:
+            break
         time.sleep(0.05)
     health = ingestor.health()
     ingestor.stop()

@@ -12,8 +12,7 @@ from sitetwin.twin.tolerances import DEFAULT
 @pytest.fixture(scope="session")
 def accuracy_case(demo):
     """The finished demo building scanned densely (3 mm noise) with 12 elements moved 10-40 mm and 8 left out."""
-    from sitetwin.synth.demo.surveys import floor_levels
-    from sitetwin.synth.scans import default_stations, simulate_survey, site_clutter, step_for_points
+    from sitetwin.synth import default_stations, floor_levels, simulate_survey, site_clutter, step_for_points
 
     mesh, classes = demo.mesh, demo.classes
     rng = np.random.default_rng(11)

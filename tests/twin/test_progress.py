@@ -16,7 +16,7 @@ EPOCHS = (dt.date(2026, 4, 10), dt.date(2026, 5, 10))
 @pytest.fixture(scope="module")
 def progress_store(tmp_path_factory, demo_store_path, demo, as_built):
     """The demo store with two epochs added (scanned in the model's own frame: --register none)."""
-    from sitetwin.synth.demo.surveys import simulate_epoch
+    from sitetwin.synth import simulate_epoch
     from sitetwin.twin.formats import write_e57
     from sitetwin.twin.survey import add_survey
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sitetwin.synth.scans import random_pose
+from sitetwin.synth import random_pose
 from sitetwin.twin import registration as reg
 from sitetwin.twin.errors import ControlPointError, RegistrationError
 

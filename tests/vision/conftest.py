@@ -122,8 +122,7 @@ class DemoSite:
 
         from sitetwin.bim.mesh import load_mesh
         from sitetwin.data.store import open_store
-        from sitetwin.synth.demo.vision import open_floor_epoch
-        from sitetwin.synth.workers import SceneSampler
+        from sitetwin.synth import SceneSampler, open_floor_epoch
         from sitetwin.vision.autolabel import built_elements
         from sitetwin.vision.hazards import edges_from_model
 

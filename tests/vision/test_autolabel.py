@@ -54,15 +54,16 @@ def test_columns_in_view_get_the_box_their_outline_projects_to(posed_store, demo
     cam = views.cameras()[0]
     emap = element_map_perspective(demo_site.mesh, cam, T, scene=demo_site.sampler.scene)
     classes = [("column" if demo_site.classes.get(g) == "IfcColumn" else None) for g in demo_site.mesh.global_ids]
-    found = [l for l in labels_for_view(emap.element_index, classes, demo_site.mesh.global_ids,
-                                        AutolabelConfig(min_pixels=150))]
+    found = [label for label in labels_for_view(emap.element_index, classes, demo_site.mesh.global_ids,
+                                                AutolabelConfig(min_pixels=150))]
     checked = 0
     for lab in found:
         x1, y1, x2, y2 = lab.xyxy
         if x1 <= 1 or y1 <= 1 or x2 >= cam.width - 1 or y2 >= cam.height - 1:
             continue                                           # cut by the view's border
         b = bbox[lab.global_id]
-        corners = np.array([[x, y, z] for x in (b["x0"], b["x1"]) for y in (b["y0"], b["y1"]) for z in (b["z0"], b["z1"])])
+        corners = np.array([[x, y, z] for x in (b["x0"], b["x1"]) for y in (b["y0"], b["y1"])
+                            for z in (b["z0"], b["z1"])])
         local = (corners - T[:3, 3]) @ T[:3, :3]
         uv, front = cam.project(local / np.linalg.norm(local, axis=1, keepdims=True))
         if not front.all():

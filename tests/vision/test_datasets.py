@@ -44,7 +44,7 @@ def test_the_hardhat_set_reads_all_50_images_and_reports_each_polygon_line_as_a_
     assert len(polygons) == len(d.warnings) == 33
     # the polygon lines of one file, counted independently, become that many boxes
     f = hardhat / "labels" / "006172_jpg.rf.f37548615e8dd71a3c49cbb68ac7df64.txt"
-    rows = [l.split() for l in f.read_text().splitlines() if l.strip()]
+    rows = [line.split() for line in f.read_text().splitlines() if line.strip()]
     assert sum(len(r) > 5 for r in rows) == sum(i.file == str(f) for i in polygons)
     sample = next(s for s in d.samples if s.image.stem == f.stem)
     assert len(sample.boxes) == len(rows)
@@ -64,7 +64,8 @@ def test_statistics_of_the_hardhat_set_count_every_instance_once(hardhat):
     assert sum(st.box_sizes.values()) == st.instances
     assert st.issues_by_kind == {"polygon": 33}
     # every label line (box or polygon) is one instance
-    lines = sum(len([l for l in p.read_text().splitlines() if l.strip()]) for p in (hardhat / "labels").glob("*.txt"))
+    lines = sum(len([line for line in p.read_text().splitlines() if line.strip()])
+                for p in (hardhat / "labels").glob("*.txt"))
     assert st.instances == lines
 
 

@@ -132,7 +132,7 @@ def test_bad_rule_settings_are_refused_by_name(tmp_path):
 
 def test_guards_found_geometrically_match_the_demo_buildings_unguarded_edges(demo_store_path, demo_ifc):
     from sitetwin.data.store import open_store
-    from sitetwin.synth.building import build_demo_building
+    from sitetwin.synth import build_demo_building
 
     info = build_demo_building(demo_ifc.parent / "again.ifc")
     with open_store(demo_store_path, read_only=True) as store:

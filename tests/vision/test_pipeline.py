@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sitetwin.oversight.raising import raise_drafts
-from sitetwin.synth.workers import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
+from sitetwin.synth import SYNTH_CLASSES, Worker, labels_from_render, worker_extra
 from sitetwin.vision.boxes import Boxes
 from sitetwin.vision.errors import SourceError, StreamDropped, WeightsError
 from sitetwin.vision.hazards import HazardConfig, HazardContext
@@ -40,8 +40,9 @@ def _table_counts(store) -> dict:
 
 
 def _truth_boxes(labels) -> Boxes:
-    return Boxes(np.array([l.xyxy for l in labels], np.float32).reshape(-1, 4), np.full(len(labels), 0.9, np.float32),
-                 np.array([SYNTH_CLASSES.index(l.class_name) for l in labels], np.int32), SYNTH_CLASSES)
+    return Boxes(np.array([label.xyxy for label in labels], np.float32).reshape(-1, 4),
+                 np.full(len(labels), 0.9, np.float32),
+                 np.array([SYNTH_CLASSES.index(label.class_name) for label in labels], np.int32), SYNTH_CLASSES)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +257,8 @@ def test_a_stream_that_drops_is_retried_with_backoff_and_keeps_what_it_processed
             server.server_close()
 
     db = _copy_store(demo_store_path, tmp_path)
-    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=5, reconnect=Reconnect(attempts=2, base_delay_s=0.05, max_delay_s=0.1))
+    cfg = DetectConfig(imgsz=hardhat_cycle["imgsz"], conf=0.001, check_classes=False, commit_every=5,
+                       reconnect=Reconnect(attempts=2, base_delay_s=0.05, max_delay_s=0.1))
     with open_store(db) as store:
         with pytest.raises(StreamDropped, match="did not come back after 2 reconnect attempts"):
             detect_source(store, url, hardhat_cycle["onnx"], config=cfg, on_frame=on_frame)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sitetwin.synth.workers import Worker, labels_from_render, worker_extra
+from sitetwin.synth import Worker, labels_from_render, worker_extra
 from sitetwin.vision.boxes import Boxes
 from sitetwin.vision.tagging import Tagger, View
 
@@ -37,9 +37,10 @@ def _truth(demo_site, worker):
 
 def _boxes(labels, names=NAMES):
     # people mostly hidden behind others are left out: a visible sliver says nothing of where the feet are
-    people = [l for l in labels if l.class_name == "person" and l.xyxy[3] - l.xyxy[1] >= 2 * (l.xyxy[2] - l.xyxy[0])]
-    return Boxes(np.array([l.xyxy for l in people], np.float32).reshape(-1, 4), np.ones(len(people), np.float32),
-                 np.zeros(len(people), np.int32), names), people
+    people = [label for label in labels
+              if label.class_name == "person" and label.xyxy[3] - label.xyxy[1] >= 2 * (label.xyxy[2] - label.xyxy[0])]
+    return Boxes(np.array([person.xyxy for person in people], np.float32).reshape(-1, 4),
+                 np.ones(len(people), np.float32), np.zeros(len(people), np.int32), names), people
 
 
 @pytest.mark.parametrize("use_element_map", [False, True])
@@ -90,7 +91,7 @@ def test_a_person_whose_box_stops_above_the_feet_at_an_open_edge_stays_on_its_fl
     cam = PerspectiveCamera.from_fov(640, 480, 70.0)
     scene = RayScene(demo_site.mesh, [worker_extra(worker, "w0")])
     render = render_perspective(demo_site.mesh, cam, T, scene=scene)
-    label = next(l for l in labels_from_render(render, {"w0": worker}) if l.class_name == "person")
+    label = next(found for found in labels_from_render(render, {"w0": worker}) if found.class_name == "person")
     x1, y1, x2, y2 = label.xyxy
     short = (x1, y1, x2, y2 - 0.15 * (y2 - y1))
     boxes = Boxes(np.array([short], np.float32), np.ones(1, np.float32), np.zeros(1, np.int32), NAMES)

@@ -46,8 +46,9 @@ def test_training_records_the_dataset_it_saw_and_figures_for_every_class(cycle, 
     m = result.metrics
     assert all(0.0 <= m[k] <= 1.0 for k in ("precision", "recall", "map50", "map50_95"))
     with capsys.disabled():
-        print(f"\nhardhat, yolo11n from scratch, 2 epochs at {cycle['imgsz']} px: P {m['precision']:.3f} R {m['recall']:.3f} "
-              f"mAP50 {m['map50']:.3f} mAP50-95 {m['map50_95']:.3f} ({result.seconds:.0f} s)")
+        print(f"\nhardhat, yolo11n from scratch, 2 epochs at {cycle['imgsz']} px: "
+              f"P {m['precision']:.3f} R {m['recall']:.3f} mAP50 {m['map50']:.3f} mAP50-95 {m['map50_95']:.3f} "
+              f"({result.seconds:.0f} s)")
 
 
 def test_evaluation_reports_each_class_with_confusion_matrix_and_pr_curve(cycle, hardhat):
@@ -148,7 +149,8 @@ def test_a_thread_count_that_is_not_a_positive_integer_is_refused_naming_the_key
 
 
 def test_two_seeded_trainings_give_the_same_weights(hardhat, tmp_path):
-    """What the demo's figure rests on: a fixed number of epochs and a seed give one answer, however busy the machine."""
+    """What the demo's figure rests on: a fixed number of epochs and a seed give one answer, however busy the
+    machine."""
     import torch
 
     from sitetwin.vision.train import TrainConfig, train

@@ -16,8 +16,8 @@ def test_a_snapshot_shows_the_model_with_the_selected_elements_in_orange(vebo_st
     from sitetwin.oversight.bcf import finding_viewpoints, import_bcf
     from sitetwin.oversight.scope import Scope
 
-    r = import_bcf(vebo_store, Scope.system(), shared_data / "bcf/schependomlaan/ROOT-Vebo_interne_modelkwaliteit.bcfzip",
-                   site_code="NIJ-01")
+    r = import_bcf(vebo_store, Scope.system(),
+                   shared_data / "bcf/schependomlaan/ROOT-Vebo_interne_modelkwaliteit.bcfzip", site_code="NIJ-01")
     vp = finding_viewpoints(vebo_store, Scope.system(), r.created[0])[0]
     mesh = load_mesh(vebo_store, site_code="NIJ-01")
     guids = ["2idEjti6zFIgYm2tBrhV$n", "3yp24Y_VTA$gEU$IkhzuVa"]

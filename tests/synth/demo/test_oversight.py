@@ -39,7 +39,7 @@ def test_the_demo_stage_builds_a_portfolio_with_every_state_role_and_risk_pictur
     assert (out / "evaluation-DEMO.pdf").read_bytes()[:4] == b"%PDF"
     assert (out / "demo-findings.bcfzip").exists() and (out / "package-jiangan" / "manifest.json").exists()
     with open_store(db) as s:
-        for username, (role, *_rest, password) in ACCOUNTS.items():
+        for username, (_, *_rest, password) in ACCOUNTS.items():
             assert login(s, username, password).username == username
         trend = s.rows("SELECT site_code, count(*) AS n FROM risk_scores GROUP BY 1 ORDER BY 1")
         assert all(r["n"] == 9 for r in trend) and len(trend) == 6

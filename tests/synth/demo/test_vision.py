@@ -1,6 +1,6 @@
 """The demo stage "vision": a detector trained on renders of the demo model finds and tags hazards in its panoramas.
 
-Slow (minutes): run with ``pytest -m slow tests/vision/test_demo.py``.
+Slow (minutes): run with ``pytest -m slow tests/synth/demo/test_vision.py``.
 """
 
 from __future__ import annotations
