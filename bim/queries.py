@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, placeholders, where_in
 
 
 def list_elements(store: Store, *, model_id: str | None = None, site_code: str | None = None,
@@ -81,7 +81,7 @@ def element_frame(store: Store, *, site_code: str | None = None, model_ids: Sequ
         ids = list(model_ids)
         if not ids:
             return store.df(f"SELECT {columns} FROM elements WHERE false")
-        where, params = f"model_id IN ({', '.join('?' for _ in ids)})", ids
+        where, params = f"model_id IN ({placeholders(ids)})", ids
         if site_code is not None:
             where, params = where + " AND site_code = ?", [*ids, site_code]
     # load order, not id order: callers that walk the elements in turn (slab edges, scene samplers) depend on
@@ -119,7 +119,7 @@ def storey_frame(store: Store, model_ids: Sequence[str]):
     if not ids:
         return store.df("SELECT model_id, global_id, name, elevation_m FROM storeys WHERE false")
     return store.df(f"SELECT model_id, global_id, name, elevation_m FROM storeys "
-                    f"WHERE model_id IN ({', '.join('?' for _ in ids)}) "
+                    f"WHERE model_id IN ({placeholders(ids)}) "
                     f"ORDER BY elevation_m NULLS LAST, rowid", ids)
 
 
@@ -204,7 +204,7 @@ def element_labels(store: Store, site_code: str, global_ids: Sequence[str]):
     if not ids:
         return store.df("SELECT model_id, global_id, ifc_class, storey, name FROM current_elements WHERE false")
     return store.df(f"SELECT model_id, global_id, ifc_class, storey, name FROM current_elements WHERE site_code = ? "
-                    f"AND global_id IN ({', '.join('?' for _ in ids)}) ORDER BY global_id, model_id",
+                    f"AND global_id IN ({placeholders(ids)}) ORDER BY global_id, model_id",
                     [site_code, *ids])
 
 
@@ -298,7 +298,7 @@ def element_boxes(store: Store, site_code: str, global_ids: Sequence[str]):
     if not ids:
         return store.df(f"SELECT {columns} FROM current_elements WHERE false")
     return store.df(f"SELECT {columns} FROM current_elements WHERE site_code = ? "
-                    f"AND global_id IN ({', '.join('?' for _ in ids)}) ORDER BY global_id, model_id",
+                    f"AND global_id IN ({placeholders(ids)}) ORDER BY global_id, model_id",
                     [site_code, *ids])
 
 
@@ -308,11 +308,10 @@ def model_element_counts(store: Store, model_ids: Sequence[str]):
 
     DataFrame model_id, elements, placed (counts); a model without elements has no row. Ordered by model_id.
     """
-    ids = list(dict.fromkeys(model_ids))
-    where = f"model_id IN ({', '.join('?' for _ in ids)})" if ids else "false"
+    where, params = where_in("model_id", list(model_ids))
     return store.df(f"SELECT model_id, count(*) AS elements, "
                     f"count(*) FILTER (WHERE has_geometry AND storey IS NOT NULL) AS placed FROM elements "
-                    f"WHERE {where} GROUP BY model_id ORDER BY model_id", ids)
+                    f"WHERE {where} GROUP BY model_id ORDER BY model_id", params)
 
 
 def linked_element_counts(store: Store, site_codes: Sequence[str]):

@@ -235,8 +235,6 @@ def site_of(store: Store, table: str, key_column: str, key: str) -> str | None:
     """The site an object belongs to (for routes and callbacks addressed by an object id)."""
     if table not in OBJECT_TABLES or OBJECT_TABLES[table] != key_column:
         raise ValueError(f"no object lookup for {table}.{key_column}")
-    if table not in store.tables():
-        return None
     return _site_readers()[table](store, key)
 
 

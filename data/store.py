@@ -13,7 +13,7 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -324,3 +324,21 @@ def store_for(store: Store | str | Path) -> Iterator[Store]:
     else:
         with open_store(store) as opened:
             yield opened
+
+
+def placeholders(values: Collection[Any]) -> str:
+    """``?, ?, ?``: one bound parameter per value, for ``IN (...)`` and ``VALUES (...)``."""
+    return ", ".join("?" for _ in values)
+
+
+def where_in(column: str, values: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    """A ``column IN (?, ...)`` condition and its parameters (each value once).
+
+    None means no restriction (``true``); an empty list matches nothing (``false``).
+    """
+    if values is None:
+        return "true", []
+    unique = list(dict.fromkeys(values))
+    if not unique:
+        return "false", []
+    return f"{column} IN ({placeholders(unique)})", unique

@@ -38,7 +38,7 @@ from typing import Any
 
 from sitetwin.bim.queries import element_record, model_element
 from sitetwin.data.clock import utcnow
-from sitetwin.data.store import Store, atomic
+from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, FindingError
 from sitetwin.oversight.scope import Scope
@@ -199,7 +199,7 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
                "x_m": loc[0] if loc else None, "y_m": loc[1] if loc else None, "z_m": loc[2] if loc else None,
                "evidence": evidence, "source": source, "source_ref": source_ref, "labels": labels, "bcf": bcf}
         cols = list(row)
-        store.execute(f"INSERT INTO findings ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        store.execute(f"INSERT INTO findings ({', '.join(cols)}) VALUES ({placeholders(cols)})",
                       [row[c] for c in cols])
         _append(store, finding_id, site_code, kind="raised", actor=raised_by, at=raised_at, status="open",
                 due=due_date, escalation_level=0, note=None, evidence=None)
@@ -343,7 +343,7 @@ def list_findings(store: Store, scope: Scope, *, site_code: str | None = None,
         sql.append("AND site_code = ?")
         params.append(site_code)
     if statuses:
-        sql.append(f"AND status IN ({', '.join('?' for _ in statuses)})")
+        sql.append(f"AND status IN ({placeholders(statuses)})")
         params += statuses
     for column, value in (("category", category), ("severity", severity), ("global_id", global_id),
                           ("source", source)):
@@ -418,7 +418,7 @@ def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: 
              "evidence": evidence, "viewpoint_id": viewpoint_id, "prev_hash": prev}
     event["hash"] = _event_digest(event)
     cols = list(event)
-    store.execute(f"INSERT INTO finding_events ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+    store.execute(f"INSERT INTO finding_events ({', '.join(cols)}) VALUES ({placeholders(cols)})",
                   [event[c] for c in cols])
     return event["event_id"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, placeholders
 
 OPEN_STATUSES = ("open", "reopened", "rectification_submitted")
 
@@ -53,7 +53,7 @@ def finding_refs(store: Store, finding_ids: Sequence[str]):
     if not ids:
         return store.df("SELECT finding_id, site_code || '-' || number AS ref, status FROM finding_state WHERE false")
     return store.df(f"SELECT finding_id, site_code || '-' || number AS ref, status FROM finding_state "
-                    f"WHERE finding_id IN ({', '.join('?' for _ in ids)})", ids)
+                    f"WHERE finding_id IN ({placeholders(ids)})", ids)
 
 
 def finding_number(store: Store, finding_id: str) -> int | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sitetwin.data.store import placeholders
 from sitetwin.oversight.errors import AccessDenied
 
 ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer")
@@ -122,7 +123,7 @@ class Scope:
             conditions.append(f"{column} IN (SELECT site_code FROM sites WHERE city = ?)")
             params.append(self.city)
         if self.sites:
-            conditions.append(f"{column} IN ({', '.join('?' for _ in self.sites)})")
+            conditions.append(f"{column} IN ({placeholders(self.sites)})")
             params += sorted(self.sites)
         if not conditions:
             return "FALSE", []

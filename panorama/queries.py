@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, where_in
 
 
 def panoramas(store: Store, site_code: str):
@@ -72,12 +72,7 @@ def panorama_summary(store: Store, site_codes: Sequence[str] | None, *, added_be
     capture time, or for a panorama without one the time it was added; naive UTC); a site without panoramas
     has no row. Ordered by site_code.
     """
-    if site_codes is None:
-        where, params = "true", []
-    else:
-        codes = list(dict.fromkeys(site_codes))
-        where = f"site_code IN ({', '.join('?' for _ in codes)})" if codes else "false"
-        params = codes
+    where, params = where_in("site_code", site_codes)
     return store.df(f"SELECT site_code, count(*) AS panoramas, count(T_model_from_camera) AS posed, "
                     f"max(coalesce(captured_at, added_at)) AS last_at FROM panoramas WHERE {where} "
                     f"AND (? IS NULL OR added_at < ?) GROUP BY site_code ORDER BY site_code",

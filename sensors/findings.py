@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from sitetwin.data.evidence import FindingDraft, FindingSink
-from sitetwin.data.store import Store, atomic
+from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.config import SEVERITIES, severity_rank
 from sitetwin.sensors.errors import SensorError
 from sitetwin.sensors.limits import site_limits
@@ -46,11 +46,11 @@ def raise_pending_findings(store: Store, sink: FindingSink, *, site_code: str, m
         ids = list(warning_ids)
         if not ids:
             return []
-        sql += f" AND w.warning_id IN ({', '.join('?' for _ in ids)})"
+        sql += f" AND w.warning_id IN ({placeholders(ids)})"
         params += ids
     else:
         allowed = SEVERITIES[severity_rank(min_severity):]
-        sql += f" AND w.severity IN ({', '.join('?' for _ in allowed)})"
+        sql += f" AND w.severity IN ({placeholders(allowed)})"
         params += list(allowed)
     rows = store.rows(sql + " ORDER BY w.started_at, w.warning_id", params)
     if not rows:

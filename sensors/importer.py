@@ -27,7 +27,7 @@ import numpy as np
 from sitetwin.data.clock import utcnow
 from sitetwin.data.evidence import FindingSink
 from sitetwin.data.files import file_sha256
-from sitetwin.data.store import Store, atomic
+from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import (
     MAX_PROBLEMS,
     US_PER_DAY,
@@ -93,7 +93,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
     device_ids = frame["device_id"].astype(str).str.strip().to_numpy(dtype=object)
     known = {r["device_id"]: r for r in store.rows(
         f"SELECT device_id, site_code, device_type, installed_on, removed_on FROM devices WHERE device_id IN "
-        f"({', '.join('?' for _ in set(device_ids.tolist()))})", sorted(set(device_ids.tolist())))}
+        f"({placeholders(set(device_ids.tolist()))})", sorted(set(device_ids.tolist())))}
     unknown = sorted(set(device_ids.tolist()) - set(known))
     if unknown:
         rows = [int(i) + 1 for i in np.flatnonzero(np.isin(device_ids, unknown))[:5]]

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from sitetwin.bim.queries import element_frame
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, where_in
 
 TWIN_STATE_SQL = """
 WITH active AS (
@@ -120,15 +120,6 @@ def reading_count(store: Store, device_id: str) -> int:
 # --------------------------------------------------------------------------------------
 # per site, for one site or many at once (oversight scores thousands of sites)
 
-def _in(column: str, values: Sequence[str] | None) -> tuple[str, list]:
-    if values is None:
-        return "true", []
-    vals = list(dict.fromkeys(values))
-    if not vals:
-        return "false", []
-    return f"{column} IN ({', '.join('?' for _ in vals)})", vals
-
-
 def site_devices(store: Store, site_codes: Sequence[str] | None):
     """Every device registered on the given sites (None: every site), removed ones too; by site_code, device_id.
 
@@ -136,7 +127,7 @@ def site_devices(store: Store, site_codes: Sequence[str] | None):
     interval, s), created_at (when registered, naive UTC), removed_on (the day it was removed; NaT while on
     site), last_measured_at (its latest trusted reading or gate event, naive UTC; NaT before the first).
     """
-    where, params = _in("d.site_code", site_codes)
+    where, params = where_in("d.site_code", site_codes)
     return store.df("SELECT d.site_code, d.device_id, d.device_type, d.name, d.interval_s, d.created_at, d.removed_on, "
                     f"s.last_measured_at FROM devices d LEFT JOIN device_status s USING (device_id) WHERE {where} "
                     "ORDER BY d.site_code, d.device_id", params)
@@ -150,7 +141,7 @@ def sensor_activity(store: Store, site_codes: Sequence[str] | None):
     its devices, naive UTC; NaT before the first); a site with neither devices nor data has no row. Ordered by
     site_code.
     """
-    d_where, d_params = _in("site_code", site_codes)
+    d_where, d_params = where_in("site_code", site_codes)
     return store.df(f"WITH d AS (SELECT site_code, count(*) AS devices FROM devices WHERE {d_where} GROUP BY 1), "
                     f"s AS (SELECT site_code, max(last_measured_at) AS last_measured_at FROM device_status "
                     f"WHERE {d_where} GROUP BY 1) "
@@ -162,7 +153,7 @@ def reading_counts(store: Store, device_ids: Sequence[str], *, since: dt.datetim
     """What each of the given devices has sent: DataFrame device_id, readings (how many readings it took in
     [``since``, ``until``), naive UTC, trusted or not), channels (how many distinct channels it ever reported);
     a device that never reported has no row. Ordered by device_id."""
-    where, params = _in("device_id", device_ids)
+    where, params = where_in("device_id", device_ids)
     return store.df(f"SELECT device_id, count(*) FILTER (WHERE measured_at >= ? AND measured_at < ?) AS readings, "
                     f"count(DISTINCT channel) AS channels FROM readings WHERE {where} GROUP BY device_id "
                     "ORDER BY device_id", [since, until, *params])
@@ -175,7 +166,7 @@ def warnings_per_site(store: Store, site_codes: Sequence[str] | None, *, since: 
     DataFrame site_code, severity (low | medium | high | critical), warnings (count); only severities that
     occur. Ordered by site_code, then severity from low to critical.
     """
-    where, params = _in("site_code", site_codes)
+    where, params = where_in("site_code", site_codes)
     return store.df(f"SELECT site_code, severity, count(*) AS warnings FROM sensor_warnings WHERE {where} "
                     "AND started_at >= ? AND started_at < ? GROUP BY site_code, severity ORDER BY site_code, "
                     "CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 ELSE 3 END",
@@ -191,7 +182,7 @@ def worker_hours(store: Store, site_codes: Sequence[str] | None, *, since: dt.da
     hours. DataFrame site_code, worker_hours (sum of the stays, hours), workers (how many distinct workers had a
     stay); a site without events has no row. Ordered by site_code.
     """
-    where, params = _in("site_code", site_codes)
+    where, params = where_in("site_code", site_codes)
     return store.df(
         'WITH a AS (SELECT site_code, worker_id, event, "at", lead(event) OVER w AS next_event, '
         'lead("at") OVER w AS next_at FROM attendance_events '
@@ -211,7 +202,7 @@ def attendance_summary(store: Store, site_codes: Sequence[str] | None, *, since:
     trained_workers (of those, how many had an event marked with valid safety training); a site without events
     has no row. Ordered by site_code.
     """
-    where, params = _in("site_code", site_codes)
+    where, params = where_in("site_code", site_codes)
     return store.df('SELECT site_code, count(DISTINCT CAST("at" AS DATE)) AS days, count(DISTINCT worker_id) '
                     'AS workers, count(DISTINCT worker_id) FILTER (WHERE trained) AS trained_workers '
                     f'FROM attendance_events WHERE {where} AND "at" >= ? AND "at" < ? GROUP BY site_code '

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sitetwin.data.clock import utcnow
-from sitetwin.data.store import Store, atomic
+from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import Batch, from_us
 
 # Device types whose readings must be covered by a valid calibration certificate.
@@ -147,7 +147,7 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
                        NOT d.blacklisted AS trusted,
                        nullif(concat_ws(',',
                            CASE WHEN d.blacklisted THEN 'blacklisted' END,
-                           CASE WHEN d.device_type IN ({', '.join('?' for _ in CALIBRATED_TYPES)}) AND NOT EXISTS (
+                           CASE WHEN d.device_type IN ({placeholders(CALIBRATED_TYPES)}) AND NOT EXISTS (
                                SELECT 1 FROM device_calibrations c WHERE c.device_id = f.device_id
                                AND CAST(f.measured_at AS DATE) BETWEEN c.calibrated_on AND c.valid_until)
                            THEN 'uncalibrated' END), '') AS flags,
@@ -217,7 +217,7 @@ def read_series(store: Store, device_id: str, channels: Sequence[str] | None = N
     sql = "SELECT measured_at, channel, value, trusted, flags FROM readings WHERE device_id = ?"
     params: list = [device_id]
     if channels:
-        sql += f" AND channel IN ({', '.join('?' for _ in channels)})"
+        sql += f" AND channel IN ({placeholders(channels)})"
         params += list(channels)
     if start is not None:
         sql += " AND measured_at >= ?"

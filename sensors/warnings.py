@@ -35,7 +35,7 @@ import numpy as np
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.evidence import FindingSink
-from sitetwin.data.store import Store, atomic
+from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import from_us, to_us
 from sitetwin.sensors.channels import label_of, unit_of
 from sitetwin.sensors.config import Limits, Rule, severity_rank
@@ -197,7 +197,7 @@ def _devices(store: Store, *, site_code=None, device_ids=None) -> list[Device]:
     if not ids:
         return []
     return [_device(r) for r in store.rows(
-        f"SELECT * FROM devices WHERE device_id IN ({', '.join('?' for _ in ids)}) ORDER BY device_id", ids)]
+        f"SELECT * FROM devices WHERE device_id IN ({placeholders(ids)}) ORDER BY device_id", ids)]
 
 
 def _rule_channels(store: Store, device: Device) -> set[str]:
@@ -418,7 +418,7 @@ def _collision_warnings(store: Store, targets: dict, devices: dict, limits_of, n
         floor = 0 if any(f is None for f in froms) else min(f for f in froms if f is not None) - skew - US_PER_S
         rows = store.execute(
             f"SELECT device_id, epoch_us(measured_at), value FROM readings WHERE trusted AND channel = 'slew_deg' "
-            f"AND device_id IN ({', '.join('?' for _ in wanted)}) AND measured_at >= ? "
+            f"AND device_id IN ({placeholders(wanted)}) AND measured_at >= ? "
             f"ORDER BY device_id, measured_at",
             [*wanted, from_us(floor)])
         grouped: dict[str, list] = defaultdict(list)
@@ -810,7 +810,7 @@ def list_warnings(store: Store, *, site_code: str | None = None, device_id: str 
         from sitetwin.sensors.config import SEVERITIES
 
         allowed = SEVERITIES[severity_rank(min_severity):]
-        sql += f" AND severity IN ({', '.join('?' for _ in allowed)})"
+        sql += f" AND severity IN ({placeholders(allowed)})"
         params += list(allowed)
     if since is not None:
         sql += " AND (ended_at IS NULL OR ended_at >= ?)"

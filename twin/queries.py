@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, placeholders, where_in
 
 
 def survey_epochs(store: Store, site_code: str):
@@ -129,10 +129,10 @@ def deviation_table(store: Store, site_code: str, survey_id: str, *, storeys: Se
            "max_mm, shift_mm, flatness_mm, verticality_mm FROM element_deviation WHERE site_code = ? AND survey_id = ?"]
     params: list[Any] = [site_code, survey_id]
     if storeys:
-        sql.append(f"AND storey IN ({', '.join('?' for _ in storeys)})")
+        sql.append(f"AND storey IN ({placeholders(storeys)})")
         params += list(storeys)
     if classes:
-        sql.append(f"AND ifc_class IN ({', '.join('?' for _ in classes)})")
+        sql.append(f"AND ifc_class IN ({placeholders(classes)})")
         params += list(classes)
     return store.df(" ".join(sql), params)
 
@@ -180,8 +180,7 @@ def survey_status_counts(store: Store, survey_ids: Sequence[str]):
     DataFrame survey_id, built, partial, not_built, out_of_tolerance (counts of elements compared); a survey
     that compared no element has no row. Ordered by survey_id.
     """
-    ids = list(dict.fromkeys(survey_ids))
-    where = f"survey_id IN ({', '.join('?' for _ in ids)})" if ids else "false"
+    where, ids = where_in("survey_id", list(survey_ids))
     return store.df("SELECT survey_id, count(*) FILTER (WHERE status = 'built') AS built, "
                     "count(*) FILTER (WHERE status = 'partial') AS partial, "
                     "count(*) FILTER (WHERE status = 'not_built') AS not_built, "
@@ -198,12 +197,7 @@ def site_surveys(store: Store, site_codes: Sequence[str] | None, *, created_befo
     created_at), fitness (share of scan points near the model; NaN when not registered to one), point_count,
     mean_coverage (mean observed share of the surfaces of the elements it compared, 0..1; NaN when none has one).
     """
-    if site_codes is None:
-        where, params = "true", []
-    else:
-        codes = list(dict.fromkeys(site_codes))
-        where = f"s.site_code IN ({', '.join('?' for _ in codes)})" if codes else "false"
-        params = codes
+    where, params = where_in("s.site_code", site_codes)
     return store.df(
         "SELECT s.site_code, s.survey_id, s.name, s.epoch, s.created_at, "
         "coalesce(s.epoch, CAST(s.created_at AS DATE)) AS day, "

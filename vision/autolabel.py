@@ -189,8 +189,6 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
 def built_elements(store, site_code: str, *, at=None, survey_id: str | None = None) -> set[str] | None:
     """GlobalIds standing at a date (schedule: task finished) or in a survey (status built / out of tolerance)."""
     if survey_id is not None:
-        if "element_deviation" not in store.tables():
-            raise VisionError("this store has no survey results (element_deviation)")
         status = element_status(store, survey_id)
         standing = status.loc[status["status"].isin(("built", "out_of_tolerance", "partial")), "global_id"]
         if standing.empty:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, placeholders, where_in
 
 HAZARD_GROUPS = ("rule", "storey", "severity", "global_id")
 DETECTION_GROUPS = ("class_name", "storey", "source_kind")
@@ -54,7 +54,7 @@ def _open_where(site_code: str, open_finding_ids: Sequence[str]) -> tuple[str, l
     ids = list(dict.fromkeys(open_finding_ids))
     if not ids:
         return "site_code = ? AND ended_at IS NULL", [site_code]
-    return (f"site_code = ? AND (ended_at IS NULL OR finding_id IN ({', '.join('?' for _ in ids)}))",
+    return (f"site_code = ? AND (ended_at IS NULL OR finding_id IN ({placeholders(ids)}))",
             [site_code, *ids])
 
 
@@ -105,10 +105,10 @@ def _hazard_filter(site_code: str, rules: Sequence[str] | None, storeys: Sequenc
     where = ["site_code = ?"]
     params: list[Any] = [site_code]
     if rules:
-        where.append(f"rule IN ({', '.join('?' for _ in rules)})")
+        where.append(f"rule IN ({placeholders(rules)})")
         params += list(rules)
     if storeys:
-        where.append(f"storey IN ({', '.join('?' for _ in storeys)})")
+        where.append(f"storey IN ({placeholders(storeys)})")
         params += list(storeys)
     return " AND ".join(where), params
 
@@ -236,7 +236,7 @@ def detections_per_panorama(store: Store, pano_ids: Sequence[str]):
     if not ids:
         return store.df("SELECT pano_id, count(*) AS detections FROM detections WHERE false GROUP BY pano_id")
     return store.df(f"SELECT pano_id, count(*) AS detections FROM detections "
-                    f"WHERE pano_id IN ({', '.join('?' for _ in ids)}) GROUP BY pano_id", ids)
+                    f"WHERE pano_id IN ({placeholders(ids)}) GROUP BY pano_id", ids)
 
 
 def detection_counts(store: Store, site_code: str, *, by: str = "class_name"):
@@ -324,21 +324,12 @@ def list_cameras(store: Store) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------
 # per site, for one site or many at once (oversight scores thousands of sites)
 
-def _sites_where(site_codes: Sequence[str] | None) -> tuple[str, list]:
-    if site_codes is None:
-        return "true", []
-    codes = list(dict.fromkeys(site_codes))
-    if not codes:
-        return "false", []
-    return f"site_code IN ({', '.join('?' for _ in codes)})", codes
-
-
 def hazards_per_site(store: Store, site_codes: Sequence[str] | None, *, since: dt.datetime, until: dt.datetime):
     """How many hazards started in [``since``, ``until``) (naive UTC) on each of the given sites (None: every site).
 
     DataFrame site_code, hazards (count); a site without such hazards has no row. Ordered by site_code.
     """
-    where, params = _sites_where(site_codes)
+    where, params = where_in("site_code", site_codes)
     return store.df(f"SELECT site_code, count(*) AS hazards FROM hazards WHERE {where} AND started_at >= ? "
                     f"AND started_at < ? GROUP BY site_code ORDER BY site_code", [*params, since, until])
 
@@ -351,7 +342,7 @@ def detections_per_site(store: Store, site_codes: Sequence[str] | None, *, since
     ``days`` detection_days (how many distinct UTC days have a detection); a site without detections in the
     window has no row. Ordered by site_code.
     """
-    where, params = _sites_where(site_codes)
+    where, params = where_in("site_code", site_codes)
     # distinct days cost a second hash table over the window: only for callers that ask
     extra = ", count(DISTINCT CAST(captured_at AS DATE)) AS detection_days" if days else ""
     return store.df(f"SELECT site_code, count(*) AS detections, max(captured_at) AS last_captured_at{extra} "

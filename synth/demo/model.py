@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sitetwin.bim.load import load_model
 from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
@@ -24,3 +27,26 @@ def run(ctx) -> dict:
     ctx.results["building"] = info
     return {"model": report.model_id, "elements": report.element_count, "triangles": report.triangle_count,
             "storeys": report.storeys, "tasks": report.tasks}
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """The demo building as the later stages use it: its mesh, and each element's class and storey."""
+
+    model_id: str
+    mesh: Any                       # bim.ModelMesh in the site's local frame
+    classes: dict[str, str]         # GlobalId -> IFC class
+    storeys: dict[str, str | None]  # GlobalId -> storey name
+
+
+def demo_model(store, ctx) -> DemoModel:
+    """The model the "model" stage loaded (or the site's first current one, when run on its own)."""
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.bim.queries import current_model_ids, element_frame
+
+    model_id = ctx.results.get("model_id") or current_model_ids(store, ctx.site_code)[0]
+    elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
+    elements = elements.astype(object).where(elements.notna(), None)
+    return DemoModel(model_id, load_mesh(store, model_ids=[model_id]),
+                     dict(zip(elements["global_id"], elements["ifc_class"])),
+                     dict(zip(elements["global_id"], elements["storey"])))

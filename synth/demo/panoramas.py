@@ -32,26 +32,22 @@ DEMO_CLASS_ALBEDO = {
 
 
 def run(ctx) -> dict:
-    from sitetwin.bim.mesh import load_mesh
-    from sitetwin.bim.queries import current_model_ids, element_frame, storey_frame
+    from sitetwin.bim.queries import storey_frame
     from sitetwin.data.store import open_store
     from sitetwin.panorama.camera import pose_matrix
     from sitetwin.panorama.io import save_image
     from sitetwin.panorama.overlay import coloring, difference, overlay
     from sitetwin.panorama.pano_store import add_panorama, compute_element_map
     from sitetwin.panorama.render import RayScene, render_equirect
+    from sitetwin.synth.demo.model import demo_model
 
     started = time.perf_counter()
     out_dir = Path(ctx.workdir) / "panoramas"
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(ctx.seed)
     with open_store(ctx.db) as store:
-        model_id = ctx.results.get("model_id") or current_model_ids(store, ctx.site_code)[0]
-        mesh = load_mesh(store, model_ids=[model_id])
-        elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
-        elements = elements.astype(object).where(elements.notna(), None)
-        classes = dict(zip(elements["global_id"], elements["ifc_class"]))
-        element_storey = dict(zip(elements["global_id"], elements["storey"]))
+        model = demo_model(store, ctx)
+        model_id, mesh, classes, element_storey = model.model_id, model.mesh, model.classes, model.storeys
         levels = storey_frame(store, [model_id])[["name", "elevation_m"]]
         storeys = levels.astype(object).where(levels.notna(), None).to_dict("records")
         epochs = survey_epochs(store, ctx.site_code) or schedule_epochs(store, ctx.site_code)
@@ -134,11 +130,9 @@ def run(ctx) -> dict:
 
 
 def survey_epochs(store, site_code: str) -> list[dict[str, Any]]:
-    """The site's surveys with an epoch, oldest first (empty when twin has none)."""
+    """The site's surveys with an epoch, oldest first (empty before the surveys stage)."""
     from sitetwin.twin.queries import survey_epochs as dated_surveys
 
-    if "surveys" not in store.tables():
-        return []
     surveys = dated_surveys(store, site_code).sort_values(["epoch", "survey_id"], kind="stable")
     return [{"epoch": e.date(), "survey_id": sid} for e, sid in zip(surveys["epoch"], surveys["survey_id"])]
 

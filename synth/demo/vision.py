@@ -61,9 +61,8 @@ class VisionDemoConfig:
 
 
 def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
-    from sitetwin.bim.mesh import load_mesh
-    from sitetwin.bim.queries import current_model_ids, element_frame
     from sitetwin.data.store import open_store
+    from sitetwin.synth.demo.model import demo_model
     from sitetwin.vision.autolabel import built_elements
     from sitetwin.vision.hazards import edges_from_model
 
@@ -72,12 +71,8 @@ def run(ctx, config: VisionDemoConfig = VisionDemoConfig()) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(ctx.seed)
     with open_store(ctx.db) as store:
-        model_id = ctx.results.get("model_id") or current_model_ids(store, ctx.site_code)[0]
-        mesh_all = load_mesh(store, model_ids=[model_id])
-        elements = element_frame(store, model_ids=[model_id])[["global_id", "ifc_class", "storey"]]
-        elements = elements.astype(object).where(elements.notna(), None)
-        classes = dict(zip(elements["global_id"], elements["ifc_class"]))
-        storeys = dict(zip(elements["global_id"], elements["storey"]))
+        model = demo_model(store, ctx)
+        mesh_all, classes, storeys = model.mesh, model.classes, model.storeys
         epoch = open_floor_epoch(store, ctx.site_code, classes, storeys)
         built = built_elements(store, ctx.site_code, at=epoch)
         assert built is not None        # a date is given: the elements standing then

@@ -137,3 +137,17 @@ def test_a_copied_store_carries_its_rows_and_its_cache_and_leaves_the_original_a
     assert bare.exists() and not cache_dir_for(bare).exists()
     with open_store(bare, read_only=True) as store:
         assert store.scalar("SELECT count(*) FROM sites") == 2
+
+
+def test_where_in_binds_each_value_once_and_says_true_for_none_and_false_for_nothing(store):
+    from sitetwin.data.store import placeholders, where_in
+
+    assert placeholders(["a", "b", "c"]) == "?, ?, ?"
+    assert where_in("site_code", ["B", "A", "B"]) == ("site_code IN (?, ?)", ["B", "A"])
+    assert where_in("site_code", None) == ("true", [])
+    assert where_in("site_code", []) == ("false", [])
+    store.execute("CREATE TABLE t (site_code VARCHAR)")
+    store.execute("INSERT INTO t VALUES ('A'), ('B'), ('C')")
+    for values, expected in ((["A", "C", "A"], 2), (None, 3), ([], 0)):
+        where, params = where_in("site_code", values)
+        assert store.scalar(f"SELECT count(*) FROM t WHERE {where}", params) == expected
