@@ -126,3 +126,18 @@ def pending_banner(items: Sequence[Any], landed: Sequence[str], *, reload_href: 
                                html.A("Reload the page", href=reload_href, id="shell-pending-reload"),
                                " to see it."], className="pending-ready"))
     return lines
+
+
+def twin_href(triggered: Any, clicks: Sequence[Any] | None, mode: str | None = None) -> str:
+    """Where an element's "3D" button leads: the 3D twin on that element (``mode``: its colouring).
+
+    ``triggered`` is the button's dict id (``site``, ``element``); without a real click nothing happens.
+    """
+    from urllib.parse import urlencode
+
+    import dash
+
+    if not triggered or not any(clicks or []):
+        raise dash.exceptions.PreventUpdate
+    query = {"site": triggered["site"], "element": triggered["element"], **({"mode": mode} if mode else {})}
+    return "/twin?" + urlencode(query)

@@ -188,12 +188,7 @@ def _worst(rows, site):
           Input({"type": "deviation-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
 def open_in_twin(clicks):
     """A worst element's 3D button opens the 3D twin on it."""
-    if not ctx.triggered_id or not any(clicks or []):
-        raise dash.exceptions.PreventUpdate
-    from urllib.parse import urlencode
-
-    target = ctx.triggered_id
-    return "/twin?" + urlencode({"site": target["site"], "element": target["element"], "mode": "deviation"})
+    return c.twin_href(ctx.triggered_id, clicks, "deviation")
 
 
 @callback(Output("deviation-download", "data"), Input("deviation-csv", "n_clicks"),

@@ -145,11 +145,7 @@ def raise_from_hazard(clicks, refresh):
 @callback(Output("shell-url", "href", allow_duplicate=True),
           Input({"type": "hazards-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
 def open_in_twin(clicks):
-    if not ctx.triggered_id or not any(clicks or []):
-        raise dash.exceptions.PreventUpdate
-    from urllib.parse import urlencode
-
-    return "/twin?" + urlencode({"site": ctx.triggered_id["site"], "element": ctx.triggered_id["element"]})
+    return c.twin_href(ctx.triggered_id, clicks)
 
 
 dash.register_page(__name__, path="/hazards", name="Hazards", title="sitetwin · hazards and detections", order=5,

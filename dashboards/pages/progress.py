@@ -123,12 +123,7 @@ def _late(rows, site):
 @callback(Output("shell-url", "href", allow_duplicate=True),
           Input({"type": "progress-open", "element": ALL, "site": ALL}, "n_clicks"), prevent_initial_call=True)
 def open_in_twin(clicks):
-    if not ctx.triggered_id or not any(clicks or []):
-        raise dash.exceptions.PreventUpdate
-    from urllib.parse import urlencode
-
-    target = ctx.triggered_id
-    return "/twin?" + urlencode({"site": target["site"], "element": target["element"], "mode": "schedule"})
+    return c.twin_href(ctx.triggered_id, clicks, "schedule")
 
 
 @callback(Output("progress-tick", "disabled"), Output("progress-play", "children"),

@@ -176,3 +176,17 @@ def test_a_page_says_what_it_still_waits_for_and_then_that_a_reload_shows_it(app
         assert call("/progress", [["vision", "detections and hazards"]])["shell-pending"]["className"] == "pending"
     finally:
         clear_pending(db, "vision")
+
+
+def test_an_elements_3d_button_opens_the_twin_on_it_and_no_click_goes_nowhere():
+    import dash
+
+    from sitetwin.dashboards.components import twin_href
+
+    button = {"type": "deviation-open", "site": "DEMO", "element": "2O2Fr$t4X7Zf8NOew3FLOH"}
+    assert twin_href(button, [None, 1], "deviation") == \
+        "/twin?site=DEMO&element=2O2Fr%24t4X7Zf8NOew3FLOH&mode=deviation"
+    assert twin_href(button, [1]) == "/twin?site=DEMO&element=2O2Fr%24t4X7Zf8NOew3FLOH"
+    for triggered, clicks in ((button, [None, 0]), (None, [1])):
+        with pytest.raises(dash.exceptions.PreventUpdate):
+            twin_href(triggered, clicks)
