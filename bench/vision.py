@@ -36,12 +36,13 @@ VIDEO_SIZE = (640, 360)
 def build_weights(folder: Path, calibration: list) -> dict:
     """YOLO11n (80 classes, random weights) as .pt, static ONNX graphs (batch 4 at 640; 384 x 640 for video),
     and int8 copies of both calibrated on ``calibration`` (views of the panorama: what it will run on)."""
+    from sitetwin.vision import runtime
+
+    runtime.prepare()      # offline, with a working NMS, before ultralytics is imported
     from ultralytics import YOLO
 
-    from sitetwin.vision.train import _quiet_ultralytics
-
     pt = folder / "yolo11n-bench.pt"
-    with _quiet_ultralytics():
+    with runtime.quiet_ultralytics():
         model = YOLO("yolo11n.yaml")
         model.save(str(pt))
         out = {"pt": pt}
@@ -108,11 +109,12 @@ def make_video(folder: Path, image: np.ndarray) -> Path:
 
 
 def video_bench(weights: dict, video: Path) -> list[dict]:
-    from ultralytics import YOLO
-
+    from sitetwin.vision import runtime
     from sitetwin.vision.detect import Detector, Tracker
     from sitetwin.vision.sources import open_source
-    from sitetwin.vision.train import _quiet_ultralytics
+
+    runtime.prepare()
+    from ultralytics import YOLO
 
     def ours(det) -> int:
         tracker = Tracker("bytetrack")
@@ -125,7 +127,7 @@ def video_bench(weights: dict, video: Path) -> list[dict]:
     def plain() -> int:
         model = YOLO(str(weights["pt"]))
         n = 0
-        with _quiet_ultralytics():
+        with runtime.quiet_ultralytics():
             for _ in model.track(source=str(video), stream=True, imgsz=640, conf=0.25, tracker="bytetrack.yaml",
                                  verbose=False, device="cpu"):
                 n += 1
