@@ -7,10 +7,21 @@
   API token (``stk_<id>_<secret>``) is for machines that push data and lasts until it
   expires or is revoked. Only a SHA-256 of either secret is stored: they are long random
   strings, so a slow hash adds nothing there.
-- Login is throttled: ``MAX_FAILURES_PER_USER`` failed attempts for one user, or
-  ``MAX_FAILURES_PER_SOURCE`` from one source, within ``THROTTLE_WINDOW_S`` refuse further
-  attempts (without checking the password) until the window has passed. Attempts are
-  rows in ``login_attempts``, so the limit holds across processes.
+- Login is throttled by progressive delay, per (user name, source) pair and per source, never
+  per user name alone (that would let anyone lock an owner out of their account): after
+  ``FREE_FAILURES_PER_PAIR`` failures of one name from one source, or ``FREE_FAILURES_PER_SOURCE``
+  from one source over all names, each further attempt waits ``BACKOFF_BASE_S`` doubled per
+  failure, up to ``BACKOFF_MAX_S``, counted from the last failure; a source is forgotten after
+  ``THROTTLE_WINDOW_S`` without a failure, and a success clears its pair. A throttled attempt
+  is refused (:class:`LoginThrottled`, with the seconds to wait) before the password is
+  checked; the refusal never names the source.
+- Where the failures are remembered: a long-running server (the workbench) passes a
+  :class:`LoginThrottle`, which keeps them in its own memory (a bounded dict under a lock), so a
+  throttled attempt costs no store access at all and cannot queue behind, or hold up, the
+  store's write lock; several server processes each keep their own. Without one (the CLI, one
+  process per attempt), the same rule is applied to the ``login_attempts`` rows of the pair and
+  the source. Either way ``login_attempts`` gets one row per attempt that was checked against a
+  password (the audit trail), and none for a throttled one.
 
 The CLI identifies its caller with ``--token`` or ``SITETWIN_TOKEN`` (see
 :func:`caller_scope`); while a store has no accounts at all, the local user who owns the
@@ -23,20 +34,29 @@ import datetime as dt
 import getpass
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
+from sitetwin.data.text import printable
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, AuthError, OversightError
 from sitetwin.oversight.scope import ROLES, Scope
 
 SESSION_HOURS = 12
-THROTTLE_WINDOW_S = 15 * 60
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_SOURCE = 20
+THROTTLE_WINDOW_S = 15 * 60       # a pair or source without a failure for this long is forgotten
+FREE_FAILURES_PER_PAIR = 3        # failed logins of one user name from one source before the delays begin
+FREE_FAILURES_PER_SOURCE = 20     # ... of any user names from one source (a proxy: see TRUSTED_PROXIES in the web)
+BACKOFF_BASE_S = 1.0              # the first delay; it doubles with each further failure ...
+BACKOFF_MAX_S = 300.0             # ... up to this
+THROTTLE_MAX_KEYS = 20_000        # pairs and sources a LoginThrottle remembers (the oldest go first)
 PASSWORD_MIN_LENGTH = 10
 ARGON2 = {"time_cost": 2, "memory_cost": 19_456, "parallelism": 1}   # OWASP baseline for argon2id
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
@@ -109,7 +129,7 @@ def add_account(store: Store, scope: Scope, username: str, role: str, *, passwor
                 sites: tuple[str, ...] | list[str] = ()) -> Account:
     """Create an account (admin only). ``password`` may be None for a machine account used through tokens."""
     scope.require("manage_accounts")
-    if not _USERNAME_RE.match(username or ""):
+    if not _USERNAME_RE.fullmatch(username or ""):
         raise OversightError(f"username {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'")
     if role not in ROLES:
         raise OversightError(f"role {role!r}: use one of {', '.join(ROLES)}")
@@ -190,24 +210,115 @@ def grant_sites(store: Store, scope: Scope, username: str, sites: list[str]) -> 
 # --------------------------------------------------------------------------------------
 # login, sessions, tokens
 
+class LoginThrottled(AuthError):
+    """A login refused before its password was checked: too many recent failures from its source."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def backoff_s(failures: int, free: int) -> float:
+    """Seconds an attempt waits after ``failures`` failed ones in a row, of which ``free`` cost nothing."""
+    if failures < free:
+        return 0.0
+    return min(BACKOFF_BASE_S * 2.0 ** min(failures - free, 60), BACKOFF_MAX_S)
+
+
+def _refusal(pair_wait_s: float, source_wait_s: float) -> LoginThrottled | None:
+    wait = max(pair_wait_s, source_wait_s)
+    if wait <= 0:
+        return None
+    seconds = max(1, math.ceil(wait))
+    # never the source itself: behind a proxy it is not even the caller's, and it helps no one
+    what = "for this user name from here" if pair_wait_s >= source_wait_s else "from here"
+    return LoginThrottled(f"too many failed logins {what}; try again in {seconds} s", seconds)
+
+
+def _name_key(username: str) -> str:
+    # no account name is longer than 64 characters: a longer one need not be kept whole
+    return username[:65]
+
+
+class LoginThrottle:
+    """Recent failed logins by (user name, source) pair and by source, in this process's memory.
+
+    For a long-running server: ``login(..., throttle=...)`` asks it before reading the store, so
+    a throttled attempt costs no store access. Thread-safe; keeps at most ``max_keys`` pairs and
+    sources (the longest quiet go first). ``clock`` gives seconds on a monotonic scale.
+
+    >>> t = LoginThrottle()
+    >>> t.check("ada", "10.0.0.9")          # nothing failed yet: passes
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = THROTTLE_MAX_KEYS):
+        self._clock = clock
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()  # key -> (count, last)
+
+    def check(self, username: str, source: str) -> None:
+        """Raise :class:`LoginThrottled` when an attempt of ``username`` from ``source`` must wait."""
+        now = self._clock()
+        with self._lock:
+            pair = self._wait(("pair", source, _name_key(username)), FREE_FAILURES_PER_PAIR, now)
+            by_source = self._wait(("source", source), FREE_FAILURES_PER_SOURCE, now)
+        refusal = _refusal(pair, by_source)
+        if refusal is not None:
+            raise refusal
+
+    def failed(self, username: str, source: str) -> None:
+        """Count a failed attempt (a wrong password, an unknown or disabled account)."""
+        now = self._clock()
+        with self._lock:
+            for key in (("pair", source, _name_key(username)), ("source", source)):
+                count, _ = self._live(key, now)
+                self._failures[key] = (count + 1, now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > self._max_keys:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, username: str, source: str) -> None:
+        """A correct password clears its pair (not its source: one valid account must not reset a guesser)."""
+        with self._lock:
+            self._failures.pop(("pair", source, _name_key(username)), None)
+
+    def _live(self, key: tuple[str, ...], now: float) -> tuple[int, float]:
+        hit = self._failures.get(key)
+        if hit is None or now - hit[1] > THROTTLE_WINDOW_S:
+            return 0, now
+        return hit
+
+    def _wait(self, key: tuple[str, ...], free: int, now: float) -> float:
+        count, last = self._live(key, now)
+        return last + backoff_s(count, free) - now if count else 0.0
+
+
 def login(store: Store, username: str, password: str, *, source: str = "cli",
-          now: dt.datetime | None = None) -> Session:
-    """Check a password and open a session; throttled against brute force (see the module docstring)."""
+          now: dt.datetime | None = None, throttle: LoginThrottle | None = None) -> Session:
+    """Check a password and open a session; throttled against guessing (see the module docstring).
+
+    ``throttle`` is a server's in-memory :class:`LoginThrottle`; without one, the recent failures
+    are read from ``login_attempts``. A throttled attempt raises :class:`LoginThrottled` and
+    writes nothing.
+    """
     now = now or utcnow()
-    since = now - dt.timedelta(seconds=THROTTLE_WINDOW_S)
-    by_user = store.scalar("SELECT count(*) FROM login_attempts WHERE username = ? AND NOT success "
-                           "AND attempted_at > ?", [username, since])
-    by_source = store.scalar("SELECT count(*) FROM login_attempts WHERE source = ? AND NOT success "
-                             "AND attempted_at > ?", [source, since])
-    if by_user >= MAX_FAILURES_PER_USER or by_source >= MAX_FAILURES_PER_SOURCE:
-        _attempt(store, username, source, now, False)
-        raise AuthError(f"too many failed logins for {username!r} (or from {source}); "
-                        f"try again in {THROTTLE_WINDOW_S // 60} minutes")
-    row = store.one("SELECT password_hash, disabled_at FROM accounts WHERE username = ?", [username])
+    username = username if isinstance(username, str) else ""
+    password = password if isinstance(password, str) else ""
+    if throttle is not None:
+        throttle.check(username, source)
+    else:
+        _check_stored_failures(store, username, source, now)
+    valid_name = _USERNAME_RE.fullmatch(username) is not None
+    row = store.one("SELECT password_hash, disabled_at FROM accounts WHERE username = ?",
+                    [username]) if valid_name else None
     ok = _verify(row["password_hash"] if row else None, password)
     if not ok or row is None or row["disabled_at"] is not None:
-        _attempt(store, username, source, now, False)
-        raise AuthError(f"login failed for {username!r}: wrong user name or password, or the account is disabled")
+        if throttle is not None:
+            throttle.failed(username, source)
+        _attempt(store, printable(_name_key(username)), source, now, False)
+        who = repr(username) if valid_name else "this user name"
+        raise AuthError(f"login failed for {who}: wrong user name or password, or the account is disabled")
     token = "sts_" + secrets.token_urlsafe(32)
     expires = now + dt.timedelta(hours=SESSION_HOURS)
     with atomic(store):
@@ -217,9 +328,45 @@ def login(store: Store, username: str, password: str, *, source: str = "cli",
         if password_hasher().check_needs_rehash(row["password_hash"]):
             store.execute("UPDATE accounts SET password_hash = ? WHERE username = ?",
                           [password_hasher().hash(password), username])
+    if throttle is not None:
+        throttle.succeeded(username, source)
     acc = get_account(store, username)
     audit.record(store, _scope_of(acc, "session"), "login", "session", None, detail={"source": source})
     return Session(token, username, expires)
+
+
+def _check_stored_failures(store: Store, username: str, source: str, now: dt.datetime) -> None:
+    """The throttle's rule over the ``login_attempts`` rows (for processes that keep no memory: the CLI)."""
+    last_ok = store.scalar("SELECT max(attempted_at) FROM login_attempts WHERE username = ? AND source = ? "
+                           "AND success", [username, source])
+    pair = _stored_run(store, "username = ? AND source = ? AND attempted_at > ?",
+                       [username, source, last_ok or dt.datetime.min], now)
+    by_source = _stored_run(store, "source = ?", [source], now)
+    refusal = _refusal(_stored_wait(pair, FREE_FAILURES_PER_PAIR, now),
+                       _stored_wait(by_source, FREE_FAILURES_PER_SOURCE, now))
+    if refusal is not None:
+        raise refusal
+
+
+def _stored_run(store: Store, where: str, params: list, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """The failures in a row (no gap over THROTTLE_WINDOW_S, the last within it of ``now``): (count, last)."""
+    # beyond a few dozen failures the delay is at its cap: the newest 64 are enough
+    times = [r[0] for r in store.execute(
+        f"SELECT attempted_at FROM login_attempts WHERE {where} AND NOT success AND attempted_at <= ? "
+        "ORDER BY attempted_at DESC LIMIT 64", [*params, now])]
+    count, later = 0, now
+    for at in times:
+        if (later - at).total_seconds() > THROTTLE_WINDOW_S:
+            break
+        count, later = count + 1, at
+    return count, (times[0] if count else None)
+
+
+def _stored_wait(run: tuple[int, dt.datetime | None], free: int, now: dt.datetime) -> float:
+    count, last = run
+    if not count or last is None:
+        return 0.0
+    return (last - now).total_seconds() + backoff_s(count, free)
 
 
 def logout(store: Store, token: str) -> None:
