@@ -56,7 +56,7 @@ def inbox_dir(db) -> Path:
 
 
 def inbox_files(db) -> list[str]:
-    """Point-cloud files in the inbox (names only), sorted."""
+    """Point-cloud files in the inbox (names only), sorted. For any caller: prefer :func:`inbox_files_for`."""
     from sitetwin.twin.formats import SUFFIXES
 
     folder = inbox_dir(db)
@@ -65,20 +65,45 @@ def inbox_files(db) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
+def inbox_files_for(site: str | None) -> list[str]:
+    """The inbox's file names for a caller who may add surveys to ``site`` (``SURVEY_ACTION``); none for
+    anyone else, so that a reader of the site does not learn what waits in the inbox."""
+    from sitetwin.dashboards.access import current_db, site_store
+    from sitetwin.oversight.errors import AccessDenied
+
+    try:
+        with site_store(site, SURVEY_ACTION):
+            pass
+    except AccessDenied:
+        return []
+    return inbox_files(current_db())
+
+
 def add_survey_from_inbox(site: str, names: list[str], *, epoch: str | None, register: str,
                           progress: Callable[[int, int, str], None] = lambda done, total, msg: None) -> dict:
-    """Register and analyse scans from the inbox against the site's current models (``twin.survey.add_survey``)."""
-    from sitetwin.dashboards.access import current_db, site_write_store
+    """Register and analyse scans from the inbox against the site's current models (``twin.survey.add_survey``).
+
+    The caller's permission is checked before any file is looked at: a caller who may not add
+    surveys gets the same refusal whether the names exist in the inbox or not.
+    """
+    from sitetwin.dashboards.access import current_db, site_store, site_write_store
     from sitetwin.dashboards.queries import current_model_ids
     from sitetwin.twin.errors import SurveyError
     from sitetwin.twin.survey import add_survey
 
+    with site_store(site, SURVEY_ACTION):       # refuses (AccessDenied) before the inbox is read
+        pass
+    if names is None:
+        names = []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SurveyError("scan files: expected a list of file names from the inbox")
     folder = inbox_dir(current_db())
     files = []
-    for name in names or []:
-        path = (folder / name).resolve()
-        if path.parent != folder.resolve() or not path.is_file():
-            raise SurveyError(f"{name}: not a file in the scan inbox {folder}")
+    for name in names:
+        # one answer for a missing file, a path outside the inbox and a name no file can have
+        path = None if "\x00" in name or "/" in name or "\\" in name else (folder / name).resolve()
+        if path is None or path.parent != folder.resolve() or not path.is_file():
+            raise SurveyError(f"{name[:80]!r}: not a file in the scan inbox")
         files.append(path)
     if not files:
         raise SurveyError(f"choose one or more scan files from the inbox {folder}")

@@ -13,9 +13,15 @@ The JSON a device posts (``POST /v1/batches``)::
          "trade": "rebar", "employer": "Hubei Steel", "trained": true}]}
 
 A batch is all or nothing: one bad item refuses the whole batch, with every problem listed
-(up to 20), and nothing of it is stored. Readings may arrive late and out of order; they are
-refused only when stamped further ahead of the clock than ``ingest.max_future_s``, older
-than ``ingest.max_age_days`` (``max_import_age_days`` for files), before the device was
+(up to 20), and nothing of it is stored. Every value is checked where it enters: the JSON is
+read with bounds (UTF-8 only, nested at most ``MAX_JSON_DEPTH`` levels, integers of at most
+``MAX_INT_DIGITS`` digits), times must fall in 2000..2100 (epoch seconds, or ISO 8601 whose UTC
+conversion exists), and text (``trade``, ``employer``) goes through ``data.text.clean_text``;
+anything else is a 400 or 422 whose message names the item (``readings[3].at``) and the problem.
+
+Readings may arrive late and out of order; they are refused only when stamped further ahead
+of the clock than ``ingest.max_future_s``, older than ``ingest.max_age_days``
+(``max_import_age_days`` for files), before the device was
 installed or after it was removed (one day's grace each way), or when a channel, value
 or duplicate time is wrong. Timestamps must carry their UTC offset (or ``Z``).
 """
@@ -33,17 +39,24 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.text import LABEL_MAX, TextError, clean_text
 from sitetwin.sensors.channels import CHANNELS, DEVICE_TYPES, is_channel_name
 from sitetwin.sensors.config import IngestLimits
 from sitetwin.sensors.errors import BatchError
 
 MAX_PROBLEMS = 20
+MAX_JSON_DEPTH = 8          # a batch uses 4 (batch > readings > reading > values); deeper is never a batch
+MAX_INT_DIGITS = 18         # fits int64 and a double's range; a 400-digit "value" is refused, not overflowed
+MAX_TIME_TEXT = 64          # the longest ISO 8601 time is about 40 characters
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=-]{0,127}$")
-_WORKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_BATCH_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+=-]{0,127}")   # fullmatch: no trailing newline
+_WORKER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+# a JSON string literal (escapes included): removed before the bracket depth is counted
+_JSON_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
 MIN_TIME_US = 946_684_800 * US_PER_S   # 2000-01-01: nothing older is a site reading
+MAX_TIME_US = 4_102_444_800 * US_PER_S  # 2100-01-01: nothing later is one either (and it keeps times in range)
 
 
 @dataclass(frozen=True)
@@ -99,23 +112,21 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
     if len(body) > limits.max_body_bytes:
         raise BatchError(f"batch of {len(body)} bytes is larger than the limit of {limits.max_body_bytes}; "
                          f"send smaller batches", status=413)
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BatchError(f"malformed JSON: {exc}", status=400) from None
+    doc = read_json(body)
     if not isinstance(doc, dict):
         raise BatchError("malformed batch: expected a JSON object with 'readings' and/or 'events'", status=400)
     unknown = sorted(set(doc) - {"device_id", "batch_id", "readings", "events"})
     if unknown:
-        raise BatchError(f"malformed batch: unknown key {', '.join(unknown)} (keys: device_id, batch_id, readings, "
-                         f"events)", status=400)
+        raise BatchError(f"malformed batch: unknown key {', '.join(map(_show, unknown[:5]))} (keys: device_id, "
+                         f"batch_id, readings, events)", status=400)
     device_id = doc.get("device_id", token_device.device_id)
     if not isinstance(device_id, str):
         raise BatchError("malformed batch: device_id must be a string", status=400)
-    if device_id not in devices:
-        raise BatchError(f"unknown device {device_id!r}: register it with `sitetwin device add`", status=404)
-    if device_id != token_device.device_id:
-        raise BatchError(f"the token belongs to device {token_device.device_id}, not {device_id}", status=403)
+    if device_id != token_device.device_id or device_id not in devices:
+        # One answer for an unknown device and for another device's id: a token must not tell
+        # which device ids exist, and the message names neither.
+        raise BatchError("device_id is not the device this token was issued for; leave device_id out or send the "
+                         "token's own", status=403)
     device = devices[device_id]
     readings = doc.get("readings", [])
     events = doc.get("events", [])
@@ -124,8 +135,8 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
     if not readings and not events:
         raise BatchError("empty batch: no readings and no events", status=422)
     batch_id = doc.get("batch_id")
-    if batch_id is not None and (not isinstance(batch_id, str) or not _BATCH_ID_RE.match(batch_id)):
-        raise BatchError(f"batch_id {batch_id!r}: use 1-128 letters, digits and _.:+=-", status=400)
+    if batch_id is not None and (not isinstance(batch_id, str) or not _BATCH_ID_RE.fullmatch(batch_id)):
+        raise BatchError(f"batch_id {_show(batch_id)}: use 1-128 letters, digits and _.:+=-", status=400)
 
     too_many = BatchError(f"batch holds more than {limits.max_items} readings and events; send smaller batches",
                           status=413)
@@ -141,6 +152,11 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
         if not isinstance(item, dict):
             problems.append(f"readings[{i}]: must be an object with at, channel and value (or values)")
             continue
+        extra = sorted(set(item) - {"at", "channel", "value", "values"})
+        if extra:
+            problems.append(f"readings[{i}]: unknown key {', '.join(map(_show, extra[:5]))} (keys: at, channel, "
+                            f"value, values)")
+            continue
         t = _time_us(item.get("at"), f"readings[{i}].at", problems)
         if "values" in item:
             values = item["values"]
@@ -148,7 +164,8 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
                 problems.append(f"readings[{i}]: 'values' must be a non-empty object of channel: value, "
                                 f"without 'channel'/'value'")
                 continue
-            pairs = [(c, v, f"readings[{i}].values.{c}") for c, v in values.items()]
+            pairs = [(c, v, f"readings[{i}].values.{c}" if is_channel_name(c) else f"readings[{i}].values[{j}]")
+                     for j, (c, v) in enumerate(values.items())]
         else:
             if "channel" not in item or "value" not in item:
                 problems.append(f"readings[{i}]: needs 'channel' and 'value' (or 'values')")
@@ -159,10 +176,17 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
             if count > limits.max_items:
                 raise too_many
             if not isinstance(c, str):
-                problems.append(f"{label}: channel must be a string")
+                problems.append(f"{label}: channel must be a string, not {_show(c)}")
+                continue
+            if not is_channel_name(c):
+                problems.append(f"{label}: channel {_show(c)} is not a channel name (lower-case letters, digits "
+                                f"and _, at most 48, such as pm10_ugm3)")
+                continue
+            if isinstance(v, LongInteger):
+                problems.append(f"{label}: value is {v}, out of range for a reading")
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                problems.append(f"{label}: value {v!r} is not a number")
+                problems.append(f"{label}: value {_show(v)} is not a number")
                 continue
             if t is None:
                 continue
@@ -183,6 +207,75 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
     batch_id = batch_id or f"sha256:{sha[:32]}"
     return Batch(batch_key=f"{device_id}/{batch_id}", batch_id=batch_id, device_id=device_id,
                  site_code=device.site_code, content_sha256=sha, t_us=t_us, channel=channel, value=value, events=ev)
+
+
+class LongInteger:
+    """An integer of more than ``MAX_INT_DIGITS`` digits as read from JSON: kept as its digit count, never
+    converted (a 400-digit int overflows a double, and Python refuses 4,300 digits)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, text: str):
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit integer"
+
+
+def _parse_int(text: str) -> int | LongInteger:
+    return LongInteger(text) if len(text) - text.startswith("-") > MAX_INT_DIGITS else int(text)
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON document of a posted body, read with bounds; :class:`BatchError` (400) if it is not one.
+
+    UTF-8 only; nested at most ``MAX_JSON_DEPTH`` levels (counted before parsing, so a body nested
+    100,000 deep costs one pass over its bytes, not a recursion); integers of more than
+    ``MAX_INT_DIGITS`` digits become :class:`LongInteger`, refused where they stand. ``NaN`` and
+    ``Infinity`` are read as floats and refused where they stand, naming the item.
+    """
+    if not isinstance(body, (bytes, bytearray)):
+        raise BatchError("malformed JSON: the body must be bytes", status=400)
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"malformed JSON: not UTF-8 text (byte {exc.start}); send JSON as UTF-8", status=400) from None
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise BatchError(f"malformed batch: JSON nested {depth} levels deep, more than the {MAX_JSON_DEPTH} allowed "
+                         f"(a batch uses 4)", status=400)
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:       # cannot happen after the depth check; kept so a parser change cannot 500
+        raise BatchError(f"malformed batch: JSON nested more than {MAX_JSON_DEPTH} levels deep", status=400) from None
+    except ValueError as exc:
+        raise BatchError(f"malformed JSON: {exc}", status=400) from None
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do not count).
+
+    One vectorised pass; a text that is not JSON still gets a number (an unterminated string's
+    brackets count), which is only ever used as an upper bound.
+    """
+    bare = _JSON_STRING_RE.sub(b"", bytes(body))
+    if not bare:
+        return 0
+    codes = np.frombuffer(bare, dtype=np.uint8)
+    step = np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(np.int32)
+    return int(max(np.cumsum(step).max(), 0))
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A short description of a value a device sent, for messages: long text is cut, containers are sized."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_readings(device: DeviceRef, t_us: np.ndarray, channel: np.ndarray, value: np.ndarray, *, now_us: int,
@@ -264,24 +357,27 @@ def check_events(events: list, device: DeviceRef, *, now_us: int, min_us: int, m
             continue
         extra = sorted(set(item) - {"at", "worker_id", "event", "trade", "employer", "trained"})
         if extra:
-            problems.append(f"{label}: unknown key {', '.join(extra)}")
+            problems.append(f"{label}: unknown key {', '.join(map(_show, extra[:5]))}")
         t = _time_us(item.get("at"), f"{label}.at", problems)
         worker = item.get("worker_id")
-        if not isinstance(worker, str) or not _WORKER_RE.match(worker):
-            problems.append(f"{label}.worker_id: {worker!r} must be a pseudonym of 1-64 letters, digits, _.:-")
+        if not isinstance(worker, str) or not _WORKER_RE.fullmatch(worker):
+            problems.append(f"{label}.worker_id: {_show(worker)} must be a pseudonym of 1-64 letters, digits, _.:-")
             continue
         kind = item.get("event")
         if kind not in ("in", "out"):
-            problems.append(f"{label}.event: {kind!r} must be 'in' or 'out'")
+            problems.append(f"{label}.event: {_show(kind)} must be 'in' or 'out'")
             continue
         trained = item.get("trained")
         if not isinstance(trained, bool):
-            problems.append(f"{label}.trained: {trained!r} must be true or false (safety training completed)")
+            problems.append(f"{label}.trained: {_show(trained)} must be true or false (safety training completed)")
             continue
+        text: dict[str, str | None] = {}
         for key in ("trade", "employer"):
-            if item.get(key) is not None and not isinstance(item.get(key), str):
-                problems.append(f"{label}.{key}: must be a string")
-        if t is None:
+            try:
+                text[key] = clean_text(item.get(key), f"{label}.{key}", max_len=LABEL_MAX, required=False) or None
+            except TextError as exc:
+                problems.append(str(exc))
+        if t is None or len(text) < 2:
             continue
         if t > now_us + int(max_future_s * US_PER_S):
             problems.append(f"{label}: time {iso(t)} is in the future (clock {iso(now_us)})")
@@ -293,8 +389,8 @@ def check_events(events: list, device: DeviceRef, *, now_us: int, min_us: int, m
         out["at_us"].append(t)
         out["worker_id"].append(worker)
         out["event"].append(kind)
-        out["trade"].append(item.get("trade"))
-        out["employer"].append(item.get("employer"))
+        out["trade"].append(text["trade"])
+        out["employer"].append(text["employer"])
         out["trained"].append(trained)
     return out
 
@@ -320,25 +416,41 @@ def _refused(problems: list[str]) -> BatchError:
 
 
 def _time_us(value: Any, label: str, problems: list[str]) -> int | None:
+    """UTC microseconds of a sent time (epoch seconds or ISO 8601 with an offset), within 2000..2100."""
     if isinstance(value, bool) or value is None:
         problems.append(f"{label}: needs a time (ISO 8601 with offset, or epoch seconds)")
         return None
+    if isinstance(value, LongInteger):
+        problems.append(f"{label}: {value} is not a time (epoch seconds from 2000 to 2100)")
+        return None
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            problems.append(f"{label}: {value!r} is not a time")
+        seconds = float(value)
+        if not math.isfinite(seconds) or not MIN_TIME_US <= seconds * US_PER_S < MAX_TIME_US:
+            problems.append(f"{label}: {seconds:g} is not a time from 2000 to 2100 in epoch seconds")
             return None
-        return int(round(float(value) * US_PER_S))
+        return int(round(seconds * US_PER_S))
     if isinstance(value, str):
+        shown = _show(value)
+        if len(value) > MAX_TIME_TEXT:
+            problems.append(f"{label}: {shown} is not an ISO 8601 time (too long)")
+            return None
         try:
             stamp = dt.datetime.fromisoformat(value)
         except ValueError:
-            problems.append(f"{label}: {value!r} is not an ISO 8601 time")
+            problems.append(f"{label}: {shown} is not an ISO 8601 time")
             return None
         if stamp.tzinfo is None:
-            problems.append(f"{label}: {value!r} has no UTC offset; add Z or +08:00")
+            problems.append(f"{label}: {shown} has no UTC offset; add Z or +08:00")
             return None
-        return (stamp - _EPOCH) // dt.timedelta(microseconds=1)
-    problems.append(f"{label}: {value!r} is not a time")
+        try:
+            t = (stamp - _EPOCH) // dt.timedelta(microseconds=1)
+        except OverflowError:      # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            t = None
+        if t is None or not MIN_TIME_US <= t < MAX_TIME_US:
+            problems.append(f"{label}: {shown} is not a time from 2000 to 2100")
+            return None
+        return t
+    problems.append(f"{label}: {_show(value)} is not a time")
     return None
 
 

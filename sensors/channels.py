@@ -55,7 +55,7 @@ DEVICE_TYPES: dict[str, tuple[str, ...] | None] = {
     "generic": None,
 }
 
-_CHANNEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_CHANNEL_RE = re.compile(r"[a-z][a-z0-9_]{0,47}")    # fullmatch: "$" would let a trailing newline through
 
 
 def check_device_type(device_type: str) -> str:
@@ -69,8 +69,8 @@ def allowed_channels(device_type: str) -> tuple[str, ...] | None:
     return DEVICE_TYPES[check_device_type(device_type)]
 
 
-def is_channel_name(name: str) -> bool:
-    return bool(_CHANNEL_RE.match(name))
+def is_channel_name(name: object) -> bool:
+    return isinstance(name, str) and _CHANNEL_RE.fullmatch(name) is not None
 
 
 def unit_of(channel: str) -> str:

@@ -81,8 +81,10 @@ class DeviceClient:
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
-    def health(self) -> dict[str, Any]:
-        return self._http.get(f"{self.base_url}/v1/health").json()
+    def health(self, status_token: str | None = None) -> dict[str, Any]:
+        """``{"status": "ok"}``; the counters too with the status token (``SITETWIN_INGEST_STATUS_TOKEN``)."""
+        headers = {"Authorization": f"Bearer {status_token}"} if status_token else {}
+        return self._http.get(f"{self.base_url}/v1/health", headers=headers).json()
 
 
 def _dumps(body: dict) -> bytes:

@@ -26,14 +26,15 @@ from typing import Any
 from sitetwin.bim.queries import current_element
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
+from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, clean_text
 from sitetwin.sensors.channels import DEVICE_TYPES
 from sitetwin.sensors.errors import DeviceError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")     # fullmatch: "$" would let "CR1\n" through
 
 
 def check_device_id(device_id: str) -> str:
-    if not isinstance(device_id, str) or not _ID_RE.match(device_id):
+    if not isinstance(device_id, str) or not _ID_RE.fullmatch(device_id):
         raise DeviceError(f"device id {device_id!r}: use 1-64 letters, digits, '-', '_', '.' or ':', "
                           f"starting with a letter or digit")
     return device_id
@@ -81,6 +82,10 @@ def add_device(store: Store, device_id: str, *, site_code: str, device_type: str
     bounding box. Crane and hoist configs are checked as geometry (see ``sensors.crane``).
     """
     check_device_id(device_id)
+    name = clean_text(name, f"device {device_id}: name", max_len=TITLE_MAX, required=False) or None
+    supplier = _label(supplier, f"device {device_id}: supplier")
+    device_model = _label(device_model, f"device {device_id}: model")
+    serial_no = _label(serial_no, f"device {device_id}: serial number")
     if device_type not in DEVICE_TYPES:
         raise DeviceError(f"device {device_id}: type {device_type!r} is not one of {', '.join(DEVICE_TYPES)}")
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
@@ -186,6 +191,10 @@ def record_calibration(store: Store, device_id: str, *, calibrated_on: dt.date |
                        notes: str | None = None) -> Calibration:
     """Add a calibration certificate; readings outside every valid calibration are flagged ``uncalibrated``."""
     device = get_device(store, device_id)
+    laboratory = _label(laboratory, f"device {device_id}: calibration laboratory")
+    certificate = _label(certificate, f"device {device_id}: calibration certificate")
+    notes = clean_text(notes, f"device {device_id}: calibration notes", max_len=NOTE_MAX, multiline=True,
+                       required=False) or None
     on = _date(calibrated_on, f"device {device_id}: calibrated_on")
     until = _date(valid_until, f"device {device_id}: valid_until")
     if on is None or until is None:        # an empty string reads as no date
@@ -212,6 +221,8 @@ def blacklist_supplier(store: Store, supplier: str, *, reason: str, now: dt.date
     """List a supplier as untrusted and flag all its devices; returns how many devices were flagged."""
     if not supplier or not reason:
         raise DeviceError("blacklisting a supplier needs the supplier's name and a reason")
+    supplier = clean_text(supplier, "supplier", max_len=LABEL_MAX)
+    reason = clean_text(reason, "blacklist reason", max_len=NOTE_MAX)
     with atomic(store):
         store.execute("INSERT OR REPLACE INTO supplier_blacklist (supplier, reason, listed_at) VALUES (?, ?, ?)",
                       [supplier, reason, now or utcnow()])
@@ -236,12 +247,18 @@ def unlist_supplier(store: Store, supplier: str) -> int:
 def set_blacklisted(store: Store, device_id: str, blacklisted: bool, *, reason: str | None = None) -> Device:
     """Flag (or clear) one device, e.g. a monitor found tampered with."""
     get_device(store, device_id)
+    reason = clean_text(reason, f"device {device_id}: blacklist reason", max_len=NOTE_MAX, required=False) or None
     if blacklisted and not reason:
         raise DeviceError(f"device {device_id}: say why it is blacklisted (reason)")
     with atomic(store):
         store.execute("UPDATE devices SET blacklisted = ?, blacklist_reason = ? WHERE device_id = ?",
                       [bool(blacklisted), reason if blacklisted else None, device_id])
     return get_device(store, device_id)
+
+
+def _label(value: str | None, field: str) -> str | None:
+    """A short one-line label (supplier, model, serial number) as stored; None when empty."""
+    return clean_text(value, field, max_len=LABEL_MAX, required=False) or None
 
 
 def _device(row: dict) -> Device:

@@ -28,18 +28,30 @@ interval plus the flush itself of the acknowledgement (``bench/ingest.py`` measu
 Every ``silence_check_s`` the flusher also looks for devices that went quiet.
 
 Endpoints: ``POST /v1/batches`` (see ``sensors.batch`` for the JSON), ``GET /v1/health``.
-Answers: 200 stored (``duplicate: true`` when the batch was stored before), 400 malformed,
-401 no or unknown token, 403 token of another device, 404 unknown device, 409 batch id
-reused for different content, 413 too large, 422 refused content, 503 spool unavailable.
+Answers: 200 stored (``duplicate: true`` when the batch was stored before), 400 malformed
+(not UTF-8 JSON, nested too deep, not the documented shape), 401 no or unknown token,
+403 a ``device_id`` that is not the token's own (the same answer whether that device exists
+or not, naming no device), 409 batch id reused for different content, 413 too large,
+422 refused content (each problem names its item), 503 spool unavailable. A request never
+gets a 500 for what it sends: ``tests/fuzz/test_fuzz_ingest.py`` holds the server to that.
+
+``GET /v1/health`` answers ``{"status": "ok"}`` to anyone (a load balancer's probe). The
+counters, the spool's state and the last error are for the operator only: they are added
+when the request carries ``Authorization: Bearer <status token>``, the secret the operator
+sets in ``SITETWIN_INGEST_STATUS_TOKEN`` when starting the server (``ServerConfig.status_token``).
+Without one they are never served over HTTP (the server's log has the errors). A device token
+does not unlock them: a device sees nothing of the other devices.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +81,7 @@ class ServerConfig:
     silence_check_s: float = 10.0        # how often silent devices are looked for
     lock_timeout_s: float = 5.0          # how long a flush waits for another writer before trying later
     evaluate: bool = True                # compute warnings as data arrive
+    status_token: str | None = field(default=None, repr=False)   # unlocks /v1/health's details (operator only)
 
     @property
     def spool_path(self) -> Path:
@@ -145,6 +158,14 @@ class Ingestor:
     def refused(self, status: int) -> None:
         with self._count_lock:
             self.stats["refused"][str(status)] = self.stats["refused"].get(str(status), 0) + 1
+
+    def may_see_status(self, authorization: str) -> bool:
+        """Whether an ``Authorization`` header carries the operator's status token (compared in constant time)."""
+        expected = self.config.status_token
+        if not expected or not authorization.lower().startswith("bearer "):
+            return False
+        given = authorization[7:].strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected.encode()).digest())
 
     def health(self) -> dict:
         counts = self.spool.counts() if self.spool is not None else {}
@@ -370,7 +391,9 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
                              "duplicate": outcome.status == DUPLICATE})
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse(ingestor.health())
+        if ingestor.may_see_status(request.headers.get("authorization", "")):
+            return JSONResponse({"status": "ok", **ingestor.health()})
+        return JSONResponse({"status": "ok"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

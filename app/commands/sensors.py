@@ -1,4 +1,11 @@
-"""``sitetwin device``, ``sitetwin readings``, ``sitetwin ingest`` and ``sitetwin sensors``: site sensors."""
+"""``sitetwin device``, ``sitetwin readings``, ``sitetwin ingest`` and ``sitetwin sensors``: site sensors.
+
+The device registry and its API tokens are an admin's: once the store has accounts, ``device
+add``, ``token``, ``calibrate``, ``blacklist`` and ``remove`` need an admin's session or API token
+(``--auth-token`` or ``SITETWIN_TOKEN``, as the other commands take ``--token``); while it has
+none, the local owner of the file acts as admin (``oversight.accounts.caller_scope``).
+Issuing and revoking device tokens is written to the audit log.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,12 @@ sensors_app = typer.Typer(help="Sensor warnings, headcount, crane zones, limits,
                           no_args_is_help=True)
 
 SiteOption = Annotated[Optional[str], typer.Option("--site", help="Site code (default: the store's only site).")]
+# not --token: `device add --token/--no-token` already says whether to issue a device token
+AuthTokenOption = Annotated[Optional[str], typer.Option(
+    "--auth-token", envvar="SITETWIN_TOKEN", show_default=False,
+    help="An admin's session token (sitetwin login) or API token; or set SITETWIN_TOKEN. "
+         "Not needed while the store has no accounts.")]
+STATUS_TOKEN_ENV = "SITETWIN_INGEST_STATUS_TOKEN"
 
 
 def register(app: typer.Typer) -> None:
@@ -51,6 +64,29 @@ def _when(value: str | None, what: str) -> dt.datetime | None:
     return stamp
 
 
+def _device_admin(store, auth_token: str | None, what: str):
+    """The caller's scope once it may manage devices (an admin, or the owner of an account-less store).
+
+    A refusal is written to the audit log before it is raised.
+    """
+    from sitetwin.oversight.accounts import caller_scope, has_accounts
+    from sitetwin.oversight.audit import guard
+    from sitetwin.oversight.errors import AuthError
+
+    if not auth_token and has_accounts(store):
+        raise AuthError(f"{store.label} has accounts: only an admin may {what}; pass --auth-token or set "
+                        f"SITETWIN_TOKEN (a session from `sitetwin login USER`, or an API token)")
+    scope = caller_scope(store, auth_token)
+    guard(store, scope, "manage_accounts", what=what, object_kind="device")
+    return scope
+
+
+def _audit_tokens(store, scope, device_id: str, site_code: str, **detail) -> None:
+    from sitetwin.oversight.audit import record
+
+    record(store, scope, "write", "device_token", device_id, site_code=site_code, detail=detail)
+
+
 def _device_dict(d) -> dict:
     from sitetwin.data.clikit import to_jsonable
 
@@ -79,11 +115,12 @@ def device_add(
     config: Annotated[Optional[str], typer.Option(help="JSON (or @file.json): crane/hoist geometry, limit "
                                                        "overrides.")] = None,
     token: Annotated[bool, typer.Option("--token/--no-token", help="Issue an API token (shown once).")] = True,
+    auth_token: AuthTokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register a device; prints its API token once."""
+    """Register a device; prints its API token once (an admin's command once the store has accounts)."""
     from sitetwin.data.store import open_store
-    from sitetwin.sensors.registry import add_device, issue_token
+    from sitetwin.sensors.registry import add_device, issue_token, token_handle
 
     position = None
     if at:
@@ -93,12 +130,15 @@ def device_add(
             raise typer.BadParameter(f"--at {at!r}: give x,y,z in metres") from None
     cfg = _json_option(config, "--config") if config else None
     with open_store(db) as store:
+        scope = _device_admin(store, auth_token, "register devices")
         site_code = _site(store, site)
         with store.transaction():
             device = add_device(store, device_id, site_code=site_code, device_type=device_type, name=name,
                                 position_m=position, host_global_id=host, supplier=supplier, device_model=model,
                                 serial_no=serial, installed_on=installed, interval_s=interval, config=cfg)
             secret = issue_token(store, device_id) if token else None
+            if secret:
+                _audit_tokens(store, scope, device_id, site_code, issued=token_handle(secret))
     payload = {"device": _device_dict(device), "token": secret}
     if device.blacklisted:
         warn(f"{device_id}: {device.blacklist_reason}; its readings will be stored flagged and not trusted")
@@ -150,18 +190,25 @@ def device_show(device_id: str, db: DbOption = DEFAULT_DB_PATH, as_json: JsonOpt
 def device_token(device_id: str, db: DbOption = DEFAULT_DB_PATH,
                  revoke: Annotated[Optional[str], typer.Option(help="Revoke this token id instead of issuing one "
                                                                     "('all' for every token).")] = None,
+                 auth_token: AuthTokenOption = None,
                  as_json: JsonOption = False) -> None:
-    """Issue a new API token for a device (shown once), or revoke tokens."""
+    """Issue a new API token for a device (shown once), or revoke tokens (an admin's command once the store
+    has accounts)."""
     from sitetwin.data.store import open_store
-    from sitetwin.sensors.registry import issue_token, revoke_tokens, token_handle
+    from sitetwin.sensors.registry import get_device, issue_token, revoke_tokens, token_handle
 
     with open_store(db) as store:
-        if revoke:
-            n = revoke_tokens(store, device_id, token_id=None if revoke == "all" else revoke)
-            payload = {"device_id": device_id, "revoked": n}
-        else:
-            secret = issue_token(store, device_id)
-            payload = {"device_id": device_id, "token_id": token_handle(secret), "token": secret}
+        scope = _device_admin(store, auth_token, "issue or revoke device tokens")
+        site_code = get_device(store, device_id).site_code
+        with store.transaction():
+            if revoke:
+                n = revoke_tokens(store, device_id, token_id=None if revoke == "all" else revoke)
+                payload = {"device_id": device_id, "revoked": n}
+                _audit_tokens(store, scope, device_id, site_code, revoked=revoke, count=n)
+            else:
+                secret = issue_token(store, device_id)
+                payload = {"device_id": device_id, "token_id": token_handle(secret), "token": secret}
+                _audit_tokens(store, scope, device_id, site_code, issued=payload["token_id"])
     emit(payload, as_json, lambda p: print(f"revoked {p['revoked']} token(s) of {device_id}" if "revoked" in p
                                            else f"API token of {device_id} (shown once): {p['token']}"))
 
@@ -173,12 +220,14 @@ def device_calibrate(device_id: str,
                      db: DbOption = DEFAULT_DB_PATH,
                      lab: Annotated[Optional[str], typer.Option(help="Laboratory.")] = None,
                      certificate: Annotated[Optional[str], typer.Option(help="Certificate number.")] = None,
+                     auth_token: AuthTokenOption = None,
                      as_json: JsonOption = False) -> None:
     """Record a calibration certificate (readings outside every valid one are flagged 'uncalibrated')."""
     from sitetwin.data.store import open_store
     from sitetwin.sensors.registry import record_calibration
 
     with open_store(db) as store:
+        _device_admin(store, auth_token, "record calibrations")
         cal = record_calibration(store, device_id, calibrated_on=on, valid_until=until, laboratory=lab,
                                  certificate=certificate)
     emit(cal, as_json, lambda c: print(f"{device_id}: calibrated {c.calibrated_on}, valid until {c.valid_until}"))
@@ -189,7 +238,8 @@ def device_blacklist(device_id: Annotated[Optional[str], typer.Argument(help="On
                      supplier: Annotated[Optional[str], typer.Option(help="Every device of this supplier.")] = None,
                      reason: Annotated[Optional[str], typer.Option(help="Why (required unless --undo).")] = None,
                      undo: Annotated[bool, typer.Option("--undo", help="Clear the flag instead.")] = False,
-                     db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
+                     db: DbOption = DEFAULT_DB_PATH, auth_token: AuthTokenOption = None,
+                     as_json: JsonOption = False) -> None:
     """Flag a device or a supplier's devices as untrusted (their readings are kept, flagged, and ignored)."""
     from sitetwin.data.store import open_store
     from sitetwin.sensors.registry import blacklist_supplier, set_blacklisted, unlist_supplier
@@ -199,6 +249,7 @@ def device_blacklist(device_id: Annotated[Optional[str], typer.Argument(help="On
     if not undo and not reason:
         raise typer.BadParameter("--reason is required")
     with open_store(db) as store:
+        _device_admin(store, auth_token, "blacklist devices")
         if supplier:
             if undo:
                 n = unlist_supplier(store, supplier)
@@ -215,12 +266,14 @@ def device_blacklist(device_id: Annotated[Optional[str], typer.Argument(help="On
 
 @device_app.command("remove")
 def device_remove(device_id: str, on: Annotated[str, typer.Option("--on", help="Day it left the site, YYYY-MM-DD.")],
-                  db: DbOption = DEFAULT_DB_PATH, as_json: JsonOption = False) -> None:
+                  db: DbOption = DEFAULT_DB_PATH, auth_token: AuthTokenOption = None,
+                  as_json: JsonOption = False) -> None:
     """Mark a device as taken off site (its data stay; no gap warnings after that day)."""
     from sitetwin.data.store import open_store
     from sitetwin.sensors.registry import remove_device
 
     with open_store(db) as store:
+        _device_admin(store, auth_token, "remove devices")
         d = remove_device(store, device_id, removed_on=on)
     emit(_device_dict(d), as_json, lambda p: print(f"{device_id} removed on {p['removed_on']}"))
 
@@ -296,14 +349,20 @@ def ingest_serve(
                                                                             "arrive.")] = True,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
-    """Serve POST /v1/batches for devices (token auth, JSON batches); the store stays free between flushes."""
+    """Serve POST /v1/batches for devices (token auth, JSON batches); the store stays free between flushes.
+
+    GET /v1/health answers {"status": "ok"} to anyone; its counters and last error only to a request
+    with `Authorization: Bearer $SITETWIN_INGEST_STATUS_TOKEN` (set that variable to enable them).
+    """
+    import os
+
     from sitetwin.data.store import open_store
     from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.server import ServerConfig, serve
 
     open_store(db).close()   # create / migrate before serving
     config = ServerConfig(db=db, spool=spool, flush_interval_s=flush_interval, lock_timeout_s=lock_timeout,
-                          evaluate=evaluate)
+                          evaluate=evaluate, status_token=os.environ.get(STATUS_TOKEN_ENV) or None)
     err_console().print(f"ingest: serving http://{host}:{port}/v1/batches for {db} (spool {config.spool_path})")
     serve(config, host=host, port=port, log_level=log_level, sink=raise_drafts)
 
