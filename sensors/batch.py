@@ -51,8 +51,9 @@ MAX_TIME_TEXT = 64          # the longest ISO 8601 time is about 40 characters
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _BATCH_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+=-]{0,127}")   # fullmatch: no trailing newline
 _WORKER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-# a JSON string literal (escapes included): removed before the bracket depth is counted
-_JSON_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)       # [ and { open a level, ] and } close one
+_BRACKET_STEP[[0x5B, 0x7B]] = 1
+_BRACKET_STEP[[0x5D, 0x7D]] = -1
 US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
 MIN_TIME_US = 946_684_800 * US_PER_S   # 2000-01-01: nothing older is a site reading
@@ -255,15 +256,33 @@ def read_json(body: bytes) -> Any:
 def json_depth(body: bytes) -> int:
     """How deep the arrays and objects of a JSON text nest (brackets inside strings do not count).
 
-    One vectorised pass; a text that is not JSON still gets a number (an unterminated string's
-    brackets count), which is only ever used as an upper bound.
+    Vectorised over the brackets and quotes only (no parsing, no recursion): a bracket is inside
+    a string when an odd number of real quotes precede it, and a quote is real unless an odd run
+    of backslashes precedes it. A text that is not JSON still gets a number, used only as a bound.
     """
-    bare = _JSON_STRING_RE.sub(b"", bytes(body))
-    if not bare:
+    codes = np.frombuffer(bytes(body), dtype=np.uint8)
+    step = _BRACKET_STEP[codes]
+    brackets = np.flatnonzero(step)
+    if not len(brackets):
         return 0
-    codes = np.frombuffer(bare, dtype=np.uint8)
-    step = np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(np.int32)
-    return int(max(np.cumsum(step).max(), 0))
+    quotes = np.flatnonzero(codes == 0x22)
+    if len(quotes) and b"\\" in body:
+        quotes = quotes[~_escaped(codes, quotes)]
+    outside = np.searchsorted(quotes, brackets) % 2 == 0
+    levels = np.cumsum(step[brackets[outside]], dtype=np.int64)
+    return int(max(levels.max(), 0)) if len(levels) else 0
+
+
+def _escaped(codes: np.ndarray, quotes: np.ndarray) -> np.ndarray:
+    """Which of the quotes (positions) follow an odd run of backslashes."""
+    slashes = np.flatnonzero(codes == 0x5C)
+    starts = np.ones(len(slashes), dtype=bool)
+    starts[1:] = np.diff(slashes) != 1
+    run_start = slashes[starts][np.cumsum(starts) - 1]          # where each backslash's run begins
+    before = quotes - 1
+    k = np.minimum(np.searchsorted(slashes, before), len(slashes) - 1)
+    run = np.where(slashes[k] == before, before - run_start[k] + 1, 0)
+    return run % 2 == 1
 
 
 def _show(value: Any, limit: int = 40) -> str:

@@ -223,6 +223,28 @@ def test_the_parser_refuses_bytes_that_are_not_a_batch(body, device_id):
     _check_parser(body, device_id)
 
 
+def _depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\ab\u00e9', max_size=6)
+
+
+@settings(max_examples=EXAMPLES)
+@given(doc=st.recursive(st.one_of(st.none(), st.integers(), tricky_text),
+                        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(tricky_text, kids, max_size=3),
+                        max_leaves=30))
+def test_the_depth_bound_counts_the_nesting_json_has_and_no_bracket_inside_a_string(doc):
+    from sitetwin.sensors.batch import json_depth
+
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    assert json_depth(body) == _depth(doc)
+
+
 # ------------------------------------------------------------------ the server
 
 
