@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("app", "bim", "dashboards", "data", "oversight", "panorama", "sensors", "synth", "twin", "vision")
+PACKAGES = ("app", "bim", "cluster", "dashboards", "data", "oversight", "panorama", "sensors", "synth", "twin",
+            "vision")
 # Statements that name a table; the code writes SQL keywords in capitals.
 _TABLE_RE = r"\b(FROM|JOIN|INTO|UPDATE|TABLE)\s+{table}\b"
 _WRITE_RE = r"\b(INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+{table}\b"
@@ -127,7 +128,7 @@ def test_the_check_finds_foreign_tables_in_sql_and_skips_docstrings(tmp_path):
 LIGHT = ["sitetwin.data.store", "sitetwin.bim", "sitetwin.twin.survey", "sitetwin.panorama.pose",
          "sitetwin.vision", "sitetwin.vision.tagging", "sitetwin.vision.datasets", "sitetwin.vision.hazards",
          "sitetwin.vision.queries", "sitetwin.sensors", "sitetwin.oversight", "sitetwin.oversight.risk",
-         "sitetwin.app.cli"]
+         "sitetwin.cluster", "sitetwin.app.cli"]
 
 
 def test_importing_what_runs_no_network_loads_neither_torch_nor_ultralytics():
