@@ -14,11 +14,13 @@ from sitetwin.data.store import Store, atomic
 
 
 def start(store: Store, key: str, *, kind: str, site_code: str, run_id: str, manifest: str | None,
-          unit_index: int | None, writer: str) -> tuple[int, dt.datetime]:
-    """Record that a unit starts (status ``running``); returns (its attempt in ``run_id``, when attempt 1 began).
+          unit_index: int | None, writer: str) -> tuple[int, dt.datetime | None]:
+    """Record that a unit starts (status ``running``); returns (its attempt in ``run_id``, ``lost_since``).
 
-    A row left ``running`` by a worker that was lost is taken over: the same run counts up its
-    attempts, a new run starts again at 1.
+    A row left ``running`` belongs to an attempt whose worker was lost: it is taken over (the same
+    run counts up its attempts, a new run starts again at 1) and keeps the time that attempt began,
+    returned as ``lost_since`` (None when no attempt was lost), so that the unit can tell whether
+    the lost attempt committed its results after all.
     """
     now = utcnow()
     with atomic(store):
@@ -27,15 +29,14 @@ def start(store: Store, key: str, *, kind: str, site_code: str, run_id: str, man
             store.execute("INSERT INTO cluster_units (unit_key, kind, site_code, manifest, unit_index, run_id, status, "
                           "attempts, writer, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', 1, ?, ?)",
                           [key, kind, site_code, manifest, unit_index, run_id, writer, now])
-            return 1, now
-        same_run = row["run_id"] == run_id
-        attempt = int(row["attempts"]) + 1 if same_run else 1
+            return 1, None
+        attempt = int(row["attempts"]) + 1 if row["run_id"] == run_id else 1
+        lost_since = row["started_at"] if row["status"] == "running" else None
         store.execute("UPDATE cluster_units SET manifest = ?, unit_index = ?, run_id = ?, status = 'running', "
                       "error = NULL, attempts = ?, writer = ?, result = NULL, started_at = ?, finished_at = NULL, "
                       "seconds = NULL WHERE unit_key = ?",
-                      [manifest, unit_index, run_id, attempt, writer, now, key])
-        first = row["started_at"] if same_run and row["status"] == "running" else now
-        return attempt, first
+                      [manifest, unit_index, run_id, attempt, writer, lost_since or now, key])
+        return attempt, lost_since
 
 
 def finish(store: Store, key: str, *, status: str, seconds: float, writer: str, error: str | None = None,

@@ -99,10 +99,11 @@ def unit_key(unit: Unit, input_digests: Sequence[str], after: Sequence[str] = ()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_manifest(path: str | Path, *, today: dt.date | None = None) -> Manifest:
+def load_manifest(path: str | Path, *, today: dt.date | None = None, check_files: bool = True) -> Manifest:
     """Read and check a manifest's YAML and every file it names (not yet the stores: see :func:`check_stores`).
 
-    ``today`` (default: today, UTC) is the day a score without ``as_of`` is computed for.
+    ``today`` (default: today, UTC) is the day a score without ``as_of`` is computed for. Without
+    ``check_files`` the input files are not looked for (to read what ran, say, once they are gone).
     """
     import yaml
 
@@ -131,11 +132,11 @@ def load_manifest(path: str | Path, *, today: dt.date | None = None) -> Manifest
         raise ManifestError(f"{path}: the manifest lists no units")
     base = path.resolve().parent
     day = today or utcnow().date()
-    units = tuple(_unit(path, i, entry, base, day) for i, entry in enumerate(doc, start=1))
+    units = tuple(_unit(path, i, entry, base, day, check_files) for i, entry in enumerate(doc, start=1))
     return Manifest(path=path.resolve(), units=units)
 
 
-def _unit(path: Path, index: int, entry: Any, base: Path, today: dt.date) -> Unit:
+def _unit(path: Path, index: int, entry: Any, base: Path, today: dt.date, check_files: bool) -> Unit:
     where = f"{path.name}: unit {index}"
     if not isinstance(entry, Mapping):
         raise ManifestError(f"{where}: expected a mapping with kind, site and db, got {type(entry).__name__}")
@@ -169,11 +170,12 @@ def _unit(path: Path, index: int, entry: Any, base: Path, today: dt.date) -> Uni
         raise ManifestError(f"{where}: db {db}: a store is a DuckDB file on a filesystem every worker sees, "
                             f"not an object-store URI")
     db_path = Path(inputs.resolve(db.removeprefix("file://"), base))
-    params = _params(where, kind, entry, base, today)
+    params = _params(where, kind, entry, base, today, check_files)
     return Unit(index=index, kind=kind, site=site, db=db_path, params=params)
 
 
-def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: dt.date) -> dict[str, Any]:
+def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: dt.date,
+            check_files: bool) -> dict[str, Any]:
     from sitetwin.data.text import TextError, clean_text
 
     p: dict[str, Any] = {}
@@ -190,6 +192,8 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
         if not isinstance(value, str) or not value.strip():
             raise ManifestError(f"{where}: {key} must be a path or URI, got {value!r}")
         resolved = inputs.resolve(value.strip(), base)
+        if not check_files:
+            return resolved
         found = inputs.kind_of(resolved)
         if found is None:
             raise ManifestError(f"{where}: {key} {value}: no such file" + (f" ({resolved})" if resolved != value
@@ -245,8 +249,8 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
                 raise ManifestError(f"{where}: source {source}: a stream never ends, and a unit must; "
                                     f"run `sitetwin detect` on streams")
             p["source"] = ref("source", source)
-            suffix = Path(p["source"]).suffix.lower()
-            if inputs.kind_of(p["source"]) == "file" and suffix not in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES):
+            media = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+            if check_files and inputs.kind_of(p["source"]) == "file" and Path(p["source"]).suffix.lower() not in media:
                 raise ManifestError(f"{where}: source {source}: not an image or video "
                                     f"(images: {', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})")
         else:

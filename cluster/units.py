@@ -119,8 +119,7 @@ def run_survey(store: Store, unit: Unit, finish: Finish, **_: Any) -> None:
                    "reused": report.reused})
 
 
-def run_detect(store: Store, unit: Unit, finish: Finish, *, attempt: int = 1, first_started: Any = None,
-               **_: Any) -> None:
+def run_detect(store: Store, unit: Unit, finish: Finish, *, lost_since: Any = None, **_: Any) -> None:
     """Detect, tag, apply the hazard rules and raise findings (as `sitetwin detect`)."""
     import contextlib
 
@@ -129,11 +128,11 @@ def run_detect(store: Store, unit: Unit, finish: Finish, *, attempt: int = 1, fi
     from sitetwin.vision.pipeline import DetectConfig, detect_source
     from sitetwin.vision.queries import list_runs
 
-    if attempt > 1 and first_started is not None:
-        # A worker lost after the detection committed and before the ledger did: the site's units run one
-        # at a time, so a detection of this site begun since this unit first started is this unit's own.
+    if lost_since is not None:
+        # An attempt was lost, perhaps after its detection committed and before the ledger did: a store's units
+        # run one at a time, so a detection of this site begun since that attempt began is this unit's own.
         mine = [r for r in list_runs(store, kind="detect") if r["site_code"] == unit.site
-                and r["status"] == "done" and r["started_at"] is not None and r["started_at"] >= first_started]
+                and r["status"] == "done" and r["started_at"] is not None and r["started_at"] >= lost_since]
         if mine:
             finish(store, {"run": mine[-1]["run_id"], "recovered": True})
             return
@@ -189,7 +188,7 @@ def execute(unit: Unit, key: str, *, run_id: str, manifest: str | None = None, p
 
         if unit_status(store, key) == "done":
             return {**base, "status": "skipped", "error": None, "seconds": 0.0}
-        attempt, first_started = ledger.start(store, key, kind=unit.kind, site_code=unit.site, run_id=run_id,
+        attempt, lost_since = ledger.start(store, key, kind=unit.kind, site_code=unit.site, run_id=run_id,
                                               manifest=manifest, unit_index=unit.index, writer=writer)
     if exit_first_attempt and attempt == 1:
         os._exit(17)     # test hook (see the docstring): a worker lost mid-unit
@@ -208,7 +207,7 @@ def execute(unit: Unit, key: str, *, run_id: str, manifest: str | None = None, p
             if outcome.get("error"):
                 raise ClusterError(outcome["error"])
         with open_store(unit.db, lock_timeout_s=lock_timeout_s) as store:
-            RUNNERS[unit.kind](store, unit, finish, token=token, attempt=attempt, first_started=first_started)
+            RUNNERS[unit.kind](store, unit, finish, token=token, lost_since=lost_since)
     except Exception as exc:
         error = one_line(exc)
         record_failure(unit, key, error, seconds=time.perf_counter() - started, lock_timeout_s=lock_timeout_s)

@@ -88,7 +88,7 @@ def status_cmd(
     stores: list[Path]
     only: str | None = None
     if manifest is not None:
-        plan = load_manifest(manifest)
+        plan = load_manifest(manifest, check_files=False)
         stores = [s for s in plan.stores() if s.exists()]
         only = str(plan.path)
     else:

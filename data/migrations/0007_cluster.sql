@@ -16,7 +16,7 @@ CREATE TABLE cluster_units (
     attempts     INTEGER NOT NULL,         -- attempts in run_id (a worker lost mid-unit is retried)
     writer       VARCHAR,                  -- host:pid of the process that wrote the unit's results
     result       JSON,                     -- a small summary: model ids, survey id, detector run, grade
-    started_at   TIMESTAMP NOT NULL,       -- the last attempt's start
+    started_at   TIMESTAMP NOT NULL,       -- when the unit began (a lost attempt's start is kept)
     finished_at  TIMESTAMP,
     seconds      DOUBLE                    -- the last attempt's duration
 );

@@ -113,6 +113,11 @@ def test_a_site_not_in_its_store_is_refused_naming_the_unit(site):
     message = refused(site, [{**GOOD[2], "site": "B7"}])
     assert message.startswith("city.yaml: unit 1 (score B7): no site B7 in ")
     assert "(sites: A1)" in message
+    (site / "ppe.onnx").write_bytes(b"weights")
+    message = refused(site, [{"kind": "detect", "site": "A1", "db": "a1.duckdb", "pano": "P9", "weights": "ppe.onnx"}])
+    assert message.startswith("city.yaml: unit 1 (detect A1): no panorama P9 of site A1 in ")
+    message = refused(site, [{**GOOD[1], "model": "0123456789ab"}])
+    assert message.startswith("city.yaml: unit 1 (survey A1): no model 0123456789ab of site A1 in ")
     # a store that does not exist is refused for every unit but a model (which creates it)
     message = refused(site, [{**GOOD[2], "db": "b7.duckdb"}])
     assert message.startswith("city.yaml: unit 1 (score A1): no store at ")
