@@ -9,46 +9,87 @@ session.
 Enforcement has three layers, all installed by :func:`install`:
 
 1. a Flask ``before_request`` hook refuses every request without a caller (HTML pages are
-   redirected to ``/login``, Dash's JSON endpoints, media and downloads get 401) and checks
-   the CSRF double-submit token on every POST;
+   redirected to ``/login``, Dash's JSON endpoints, media and downloads get 401), refuses a
+   body over ``MAX_CONTENT_LENGTH`` (413), and on every POST checks that it comes from this
+   server's pages: the ``Origin`` (else ``Referer``) names this host, and the CSRF token is the
+   one bound to this browser's session (see *CSRF* below);
 2. callbacks read data only through :func:`site_store` (or :func:`scoped_store`), which
-   opens a short read-only connection and refuses a site outside the caller's scope with
-   ``oversight.AccessDenied``; the app's ``on_error`` turns that into a message and no
-   update, so nothing of the site leaves the server;
+   opens a short read-only connection, checks the session again *in that connection* and
+   refuses a site outside the caller's scope with ``oversight.AccessDenied``; the app's
+   ``on_error`` turns that into a message and no update, so nothing of the site leaves the
+   server;
 3. media and download routes are registered with :func:`scoped_route`, which resolves the
-   object's site and applies the same check before the handler runs.
+   object's site and applies the same checks before the handler runs.
+
+Revocation (a logout, a password change, a disabled account, from any process) takes effect on
+the next request that reads data: the caller the guard resolved may be a cached one (reused for
+``CALLER_CACHE_S``, or up to ``STALE_CALLER_S`` while another process holds the store, so that
+pages and job polls keep being answered), but every data connection re-reads the session before
+anything is read, so a stale caller never gets data.
+
+CSRF: the token is an HMAC, under a key kept beside the store (``<db>.cache/web-secret.key``,
+made on first use; a per-process key if that folder cannot be written), of the session token,
+or before a login of a random pre-session cookie. It travels in the ``_csrf_token`` cookie,
+which dash-renderer sends back as the ``X-CSRFToken`` header (the login and logout forms carry
+it as a field), so a cookie and header pair of someone else's choosing is worth nothing. A POST
+with neither ``Origin`` nor ``Referer`` (not a browser: scripts and tests) is judged by the
+token alone; ``Origin: null`` is refused.
+
+Every response carries a Content-Security-Policy (scripts from this server and the hashes of
+Dash's own inline scripts only; ``frame-ancestors 'none'``), ``X-Frame-Options: DENY``,
+``Referrer-Policy: same-origin`` and ``X-Content-Type-Options: nosniff``; media and downloads are
+cached privately. Behind a reverse proxy, name it in ``SITETWIN_TRUSTED_PROXIES`` (addresses or
+networks, comma-separated; or the app config key of that name): only then are its
+``X-Forwarded-For`` (the caller's address, for login throttling and the audit log),
+``X-Forwarded-Host`` and ``X-Forwarded-Proto`` believed.
 
 ``tests/dashboards/test_access.py`` walks every registered route and every registered
-callback for every role.
+callback for every role; ``tests/dashboards/test_security_web.py`` checks the rest over HTTP.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import functools
+import hashlib
+import hmac
 import html
+import ipaddress
+import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
 from sitetwin.data.clock import utcnow
-from sitetwin.data.store import Store
+from sitetwin.data.store import Store, cache_dir_for
+
+log = logging.getLogger("sitetwin.dashboards")
 
 SESSION_COOKIE = "sitetwin_session"
+PRESESSION_COOKIE = "sitetwin_presession"   # binds the login form's CSRF token before there is a session
 CSRF_COOKIE = "_csrf_token"          # the names dash-renderer reads and sends (Dash's defaults)
 CSRF_HEADER = "X-CSRFToken"
+CSRF_FIELD = "csrf"                  # the login and logout forms' hidden field
 CALLER_CACHE_S = 10.0                # a caller resolved for a token is reused this long (or until the store changes)
-STALE_CALLER_S = 300.0               # ... and this long while a writer holds the store (see resolve_caller)
-BUSY_WAIT_S = 1.0                    # how long to wait for the lock before using that last-known caller
+STALE_CALLER_S = 300.0               # ... and this long while a writer holds the store, by the guard only
+BUSY_WAIT_S = 1.0                    # how long the guard waits for the lock before using that last-known caller
+MAX_REQUEST_BYTES = 1 << 20          # a request body larger than this is refused (413); app config MAX_CONTENT_LENGTH
+TRUSTED_PROXIES_ENV = "SITETWIN_TRUSTED_PROXIES"
+WEB_SECRET_FILE = "web-secret.key"
 # Paths anyone may fetch: the login form and the static JavaScript/CSS bundles (no site data).
-PUBLIC_PREFIXES = ("/login", "/logout", "/_dash-component-suites/", "/assets/", "/_favicon.ico")
+STATIC_PREFIXES = ("/_dash-component-suites/", "/assets/", "/_favicon.ico")
+PUBLIC_PREFIXES = ("/login", "/logout", *STATIC_PREFIXES)
 JSON_PREFIXES = ("/_dash-", "/media/", "/download/")
+PRIVATE_PREFIXES = ("/media/", "/download/")     # cached by the browser only, never by a shared cache
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 _DB: contextvars.ContextVar[str | None] = contextvars.ContextVar("sitetwin_dashboard_db", default=None)
 _caller_cache: dict[tuple, tuple[float, Caller | None]] = {}
@@ -112,7 +153,9 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
 
     While another process holds the store's write lock (a long survey import), a caller
     resolved in the last ``STALE_CALLER_S`` seconds is reused after a short wait, so that the
-    pages, and the polls of the background job doing the writing, keep being answered.
+    pages, and the polls of the background job doing the writing, keep being answered. Such a
+    caller only gets past the guard: every connection that reads data checks the session again
+    (:func:`_checked`), so a session revoked meanwhile reads nothing.
     """
     from sitetwin.data.errors import StoreError
 
@@ -131,6 +174,8 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
         raise
     if len(_caller_cache) > 256:
         _caller_cache.clear()
+    if len(_last_known) > 1024:
+        _last_known.clear()
     _caller_cache[key] = (now, caller)
     _last_known[(str(db), token)] = (now, caller)
     return caller
@@ -149,6 +194,35 @@ def _read_caller(db, token: str | None, *, lock_timeout_s: float) -> Caller | No
             return Caller(authenticate(store, token), False, token)
         except AuthError:
             return None
+
+
+def _forget(db: str, token: str | None) -> None:
+    """Drop what is cached for a session (it ended, or was found revoked)."""
+    for key in [k for k in _caller_cache if k[0] == db and k[1] == token]:
+        _caller_cache.pop(key, None)
+    _last_known.pop((db, token), None)
+
+
+def _checked(store: Store, caller: Caller) -> Caller:
+    """``caller`` as the store says it is now, read through the connection about to serve data.
+
+    The cached caller may be minutes old (see :func:`resolve_caller`); this is what makes a
+    logout, a password change or a disabled account count on the very next data request.
+    """
+    from sitetwin.oversight.accounts import authenticate, has_accounts
+    from sitetwin.oversight.errors import AuthError
+
+    if caller.open_store:
+        if not has_accounts(store):
+            return caller
+        _forget(current_db(), None)
+        raise AuthError("this store has accounts now; log in at /login")
+    try:
+        return Caller(authenticate(store, caller.token or ""), False, caller.token)
+    except AuthError:
+        _forget(current_db(), caller.token)
+        raise AuthError("your session has ended (logged out, password changed or account disabled); "
+                        "log in again at /login") from None
 
 
 def current_caller() -> Caller | None:
@@ -172,7 +246,7 @@ def scoped_store() -> Iterator[tuple[Store, Any]]:
     """A short read-only connection and the caller's scope, for reads across the sites in scope."""
     caller = require_caller()
     with read_store(current_db()) as store:
-        yield store, caller.scope
+        yield store, _checked(store, caller).scope
 
 
 @contextlib.contextmanager
@@ -184,7 +258,7 @@ def site_store(site_code: str | None, action: str = "read") -> Iterator[Store]:
         raise AccessDenied("no site chosen; pick one of your sites")
     caller = require_caller()
     with read_store(current_db()) as store:
-        caller.scope.require_site(store, site_code, action)
+        _checked(store, caller).scope.require_site(store, site_code, action)
         yield store
 
 
@@ -193,6 +267,7 @@ def site_write_store(site_code: str, action: str) -> Iterator[tuple[Store, Any]]
     """A short read-write connection for the few writes the app makes (raising a finding)."""
     caller = require_caller()
     with write_store(current_db()) as store:
+        caller = _checked(store, caller)
         caller.scope.require_site(store, site_code, action)
         yield store, caller.scope
 
@@ -205,6 +280,7 @@ def object_write_store(table: str, key_column: str, key: str | None, action: str
 
     caller = require_caller()
     with write_store(current_db()) as store:
+        caller = _checked(store, caller)
         site = site_of(store, table, key_column, key) if key else None
         if site is None or not caller.scope.admits(store, site):
             raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
@@ -218,8 +294,9 @@ def object_write_store(table: str, key_column: str, key: str | None, action: str
 @contextlib.contextmanager
 def write_store_for() -> Iterator[Store]:
     """A short read-write connection for writes the library scopes itself (scoring, escalation)."""
-    require_caller()
+    caller = require_caller()
     with write_store(current_db()) as store:
+        _checked(store, caller)
         yield store
 
 
@@ -263,6 +340,7 @@ def object_store(table: str, key_column: str, key: str | None) -> Iterator[tuple
 
     caller = require_caller()
     with read_store(current_db()) as store:
+        caller = _checked(store, caller)
         site = site_of(store, table, key_column, key) if key else None
         if site is None or not caller.scope.admits(store, site):
             raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
@@ -270,21 +348,44 @@ def object_store(table: str, key_column: str, key: str | None) -> Iterator[tuple
 
 
 # --------------------------------------------------------------------------------------
-# the Flask side: guard, login, logout, scoped routes
+# the Flask side: guard, headers, login, logout, scoped routes
 
 def install(server, db: str) -> None:
-    """Install the request guard, CSRF check and the login/logout pages on the app's Flask server."""
+    """Install the request guard, the CSRF and origin checks, the security headers, the request size
+    limit and the login/logout pages on the app's Flask server."""
     import flask
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    from sitetwin.oversight.accounts import LoginThrottle
 
     server.config["SITETWIN_DB"] = str(db)
+    if server.config.get("MAX_CONTENT_LENGTH") is None:
+        server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    server.config["SITETWIN_TRUSTED_PROXIES"] = trusted_networks(
+        server.config.get("SITETWIN_TRUSTED_PROXIES", os.environ.get(TRUSTED_PROXIES_ENV)))
+    server.extensions["sitetwin_secret"] = (_as_bytes(server.config.get("SITETWIN_SECRET_KEY"))
+                                            or _web_secret(Path(db)))
+    server.extensions["sitetwin_login_throttle"] = LoginThrottle()
+
+    @server.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc):
+        return _too_large_response(flask)
 
     @server.before_request
     def _guard():
-        path = flask.request.path
+        request = flask.request
+        path = request.path
+        limit = flask.current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit is not None and (request.content_length or 0) > limit:
+            return _too_large_response(flask)
+        if request.method not in SAFE_METHODS:
+            if not _same_origin(request):
+                return flask.jsonify({"error": "refused: this request came from another site's page "
+                                               "(its Origin or Referer is not this server)"}), 403
+            if path != "/login" and not _csrf_ok():      # the login form answers its own, as a page
+                return flask.jsonify({"error": "missing or wrong CSRF token; reload the page"}), 403
         if path.startswith(PUBLIC_PREFIXES):
             return None
-        if flask.request.method == "POST" and not _csrf_ok():
-            return flask.jsonify({"error": "missing or wrong CSRF token; reload the page"}), 403
         from sitetwin.data.errors import StoreError
 
         try:
@@ -294,15 +395,23 @@ def install(server, db: str) -> None:
         if caller is None:
             if path.startswith(JSON_PREFIXES):
                 return flask.jsonify({"error": "log in first", "login": "/login"}), 401
-            return flask.redirect("/login?next=" + quote(flask.request.full_path.rstrip("?"), safe="/?=&"))
+            return flask.redirect("/login?next=" + quote(request.full_path.rstrip("?"), safe="/?=&"))
         flask.g.sitetwin_caller = caller
         return None
 
     @server.after_request
-    def _csrf_cookie(response):
-        if CSRF_COOKIE not in flask.request.cookies and response.mimetype == "text/html":
-            response.set_cookie(CSRF_COOKIE, csrf_token(), samesite="Strict", httponly=False,
-                                secure=flask.request.is_secure)
+    def _harden(response):
+        request = flask.request
+        response.headers["Content-Security-Policy"] = content_security_policy(_script_hashes(flask.current_app))
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith(PRIVATE_PREFIXES):
+            response.cache_control.public = False
+            response.cache_control.private = True
+            response.vary.add("Cookie")
+        if not request.path.startswith(STATIC_PREFIXES):
+            _set_csrf_cookies(flask, response)
         return response
 
     @server.route("/login", methods=["GET", "POST"])
@@ -311,75 +420,368 @@ def install(server, db: str) -> None:
 
     @server.route("/logout", methods=["GET", "POST"])
     def logout_page():
-        from sitetwin.oversight.accounts import logout
+        return _logout(flask)
 
-        token = flask.request.cookies.get(SESSION_COOKIE)
-        if token:
-            with write_store(flask.current_app.config["SITETWIN_DB"]) as store:
-                logout(store, token)
-        _caller_cache.clear()
-        _last_known.clear()
-        response = flask.redirect("/login")
-        response.delete_cookie(SESSION_COOKIE)
-        return response
+
+def _too_large_response(flask):
+    limit = flask.current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return flask.jsonify({"error": f"request body too large: the limit is {limit:,} bytes "
+                                   "(MAX_CONTENT_LENGTH); send less at once"}), 413
+
+
+def _as_bytes(value) -> bytes | None:
+    if not value:
+        return None
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------
+# security headers
+
+def content_security_policy(script_hashes: list[str]) -> str:
+    """The policy of every response: scripts only from this server and Dash's own inline scripts (by hash).
+
+    Styles may be inline (React's style attributes, the stylesheets plotly.js injects); images
+    may be ``data:``/``blob:`` (plotly's image export, rendered panoramas).
+    """
+    return "; ".join([
+        "default-src 'self'",
+        "script-src " + " ".join(["'self'", *script_hashes]),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def _script_hashes(server) -> list[str]:
+    """The CSP hashes of the inline scripts of the Dash app served by ``server`` (its renderer, clientside
+    callbacks), computed once its setup has run."""
+    cached = server.extensions.get("sitetwin_csp_hashes")
+    if cached is not None:
+        return cached
+    app = _dash_app(server)
+    if app is None:
+        return ["'unsafe-inline'"]        # a bare Flask server (tests of this module): no Dash scripts to pin
+    hashes = list(app.csp_hashes())
+    if getattr(app, "_got_first_request", {}).get("setup_server"):
+        server.extensions["sitetwin_csp_hashes"] = hashes
+    return hashes
+
+
+def _dash_app(server):
+    """The Dash app on ``server``: Dash registers its setup as a before_request hook, a bound method."""
+    import dash
+
+    for fn in server.before_request_funcs.get(None, []):
+        owner = getattr(fn, "__self__", None)
+        if isinstance(owner, dash.Dash):
+            return owner
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# where a request comes from: trusted proxies, same origin
+
+def trusted_networks(value) -> tuple:
+    """The reverse proxies whose forwarding headers are believed: addresses or networks, as a list or a
+    comma-separated string (``SITETWIN_TRUSTED_PROXIES``); empty: none."""
+    if not value:
+        return ()
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    networks = []
+    for item in items:
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{TRUSTED_PROXIES_ENV}: {item!r} is not an IP address or network "
+                             "(give addresses or CIDR networks, comma-separated)") from None
+    return tuple(networks)
+
+
+def _ip(text: str | None):
+    if not text:
+        return None
+    text = text.strip()
+    if text.startswith("[") and "]" in text:            # [v6]:port
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:                          # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _trusted(address, networks) -> bool:
+    return address is not None and any(address in n for n in networks)
+
+
+def client_address(remote_addr: str | None, forwarded_for: str | None, networks) -> str:
+    """The caller's address: the peer's, or, when the peer is a trusted proxy, the nearest address in
+    ``X-Forwarded-For`` that is not itself a trusted proxy (entries further left are the client's word)."""
+    peer = _ip(remote_addr)
+    if peer is None:
+        return remote_addr or "unknown"
+    if not forwarded_for or not _trusted(peer, networks):
+        return str(peer)
+    hops = [h for h in forwarded_for.split(",") if h.strip()]
+    found = peer
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            return str(found)             # a hop the proxy did not write: stop at the last one it did
+        found = address
+        if not _trusted(address, networks):
+            return str(address)
+    return str(found)
+
+
+def request_source() -> str:
+    """The address of the caller of this request (see :func:`client_address`)."""
+    import flask
+
+    request = flask.request
+    return client_address(request.remote_addr, ",".join(request.headers.getlist("X-Forwarded-For")),
+                          flask.current_app.config.get("SITETWIN_TRUSTED_PROXIES", ()))
+
+
+def _host(netloc: str) -> str:
+    netloc = netloc.strip().lower()
+    for default in (":80", ":443"):
+        if netloc.endswith(default):
+            return netloc[: -len(default)]
+    return netloc
+
+
+def _same_origin(request) -> bool:
+    """Whether a state-changing request comes from this server's own pages (its Origin, else Referer)."""
+    origin = request.headers.get("Origin")
+    claimed = origin if origin is not None else request.headers.get("Referer")
+    if claimed is None:
+        return True                       # not a browser (browsers send Origin on every cross-site POST)
+    try:
+        parts = urlsplit(claimed.strip())
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False                      # Origin: null (sandboxed frames, data: pages) included
+    hosts = {_host(request.host)}
+    import flask
+
+    networks = flask.current_app.config.get("SITETWIN_TRUSTED_PROXIES", ())
+    forwarded = request.headers.get("X-Forwarded-Host")
+    if forwarded and _trusted(_ip(request.remote_addr), networks):
+        hosts.add(_host(forwarded.split(",")[0]))
+    return _host(parts.netloc) in hosts
+
+
+# --------------------------------------------------------------------------------------
+# CSRF: a token bound to the session (or, before a login, to a pre-session cookie)
+
+def _web_secret(db: Path) -> bytes:
+    """The key of the CSRF tokens, kept beside the store so that a restart keeps the pages' tokens valid."""
+    path = cache_dir_for(db) / WEB_SECRET_FILE
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            key = path.read_bytes()
+            if len(key) >= 32:
+                return key
+            raise OSError(f"{path}: too short to be a key; delete it to have a new one made")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        try:
+            os.link(tmp, path)            # the first server to get here makes the key; the others read it
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_bytes()
+    except OSError as exc:
+        log.warning("CSRF key not kept beside the store (%s); using one for this process only", exc)
+        return secrets.token_bytes(32)
+
+
+def _binding() -> tuple[str, str]:
+    """What this browser's CSRF token is bound to: its session, or its pre-session cookie (made if need be)."""
+    import flask
+
+    override = flask.g.get("sitetwin_binding")
+    if override is not None:
+        return override
+    session = flask.request.cookies.get(SESSION_COOKIE)
+    if session:
+        return "session", session
+    pre = flask.request.cookies.get(PRESESSION_COOKIE) or flask.g.get("sitetwin_new_presession")
+    if not pre:
+        pre = flask.g.sitetwin_new_presession = secrets.token_urlsafe(32)
+    return "pre", pre
 
 
 def csrf_token() -> str:
-    """This browser's CSRF token: its cookie, or a new one set on this response."""
+    """This browser's CSRF token: an HMAC of what it is bound to (see the module docstring)."""
     import flask
 
-    token = flask.request.cookies.get(CSRF_COOKIE) or flask.g.get("sitetwin_csrf")
-    if not token:
-        token = flask.g.sitetwin_csrf = secrets.token_urlsafe(24)
-    return token
+    kind, value = _binding()
+    key = flask.current_app.extensions["sitetwin_secret"]
+    mac = hmac.new(key, f"{kind}:{value}".encode("utf-8", "replace"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
 def _csrf_ok() -> bool:
     import flask
 
-    cookie = flask.request.cookies.get(CSRF_COOKIE)
-    header = flask.request.headers.get(CSRF_HEADER)
-    if flask.request.path == "/login":
-        form = flask.request.form.get("csrf")
-        return bool(cookie and secrets.compare_digest(cookie, form or ""))
-    return bool(cookie and header and secrets.compare_digest(cookie, header))
+    request = flask.request
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        sent = request.form.get(CSRF_FIELD)
+    if not sent:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), csrf_token().encode("ascii"))
 
 
-def _safe_next(target: str | None) -> str:
-    # only paths on this server: never "//evil.example" or "https://..."
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+def _set_csrf_cookies(flask, response) -> None:
+    """Keep the browser's ``_csrf_token`` cookie equal to its bound token (after a login, a logout, a
+    restart with a new key), and give it a pre-session cookie when it needs one."""
+    request = flask.request
+    token = csrf_token()
+    secure = request.is_secure
+    new_pre = flask.g.get("sitetwin_new_presession")
+    if new_pre:
+        response.set_cookie(PRESESSION_COOKIE, new_pre, httponly=True, samesite="Lax", secure=secure)
+    if request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(CSRF_COOKIE, token, samesite="Strict", httponly=False, secure=secure)
+
+
+# --------------------------------------------------------------------------------------
+# login and logout
+
+def safe_next(target: object) -> str:
+    """``target`` when it is a path on this server, else ``"/"``.
+
+    Refused: anything with ASCII control characters, whitespace or backslashes (browsers drop
+    tabs and line breaks and read ``\\`` as ``/``, which turns ``/\\t/evil.example`` into
+    ``//evil.example``), a scheme or a host, a path that does not start with exactly one ``/``,
+    and anything whose URI form (what Werkzeug writes into ``Location``) breaks these rules.
+    """
+    from werkzeug.urls import iri_to_uri
+
+    if not isinstance(target, str) or not target or len(target) > 2048:
         return "/"
+    for candidate in (target, _uri(iri_to_uri, target)):
+        if candidate is None or not _local_path(candidate):
+            return "/"
     return target
 
 
+def _uri(iri_to_uri, target: str) -> str | None:
+    try:
+        return iri_to_uri(target)
+    except (ValueError, UnicodeError):
+        return None
+
+
+def _local_path(text: str) -> bool:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or c.isspace() or c == "\\" for c in text):
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return (not parts.scheme and not parts.netloc and parts.path.startswith("/")
+            and not parts.path.startswith("//"))
+
+
+
 def _login(flask):
-    from sitetwin.oversight.accounts import has_accounts, login
+    from sitetwin.oversight.accounts import LoginThrottled, has_accounts, login
     from sitetwin.oversight.errors import AuthError
 
     db = flask.current_app.config["SITETWIN_DB"]
-    nxt = _safe_next(flask.request.values.get("next"))
-    with read_store(db) as store:
-        accounts = has_accounts(store)
-    if not accounts:
-        return _login_html(nxt, None, open_store=True)
-    if flask.request.method == "GET":
-        return _login_html(nxt, None)
-    if not _csrf_ok():
-        return _login_html(nxt, "the form expired; try again"), 403
-    username = flask.request.form.get("username", "").strip()
-    password = flask.request.form.get("password", "")
+    request = flask.request
+    nxt = safe_next(request.values.get("next"))
+    throttle = flask.current_app.extensions["sitetwin_login_throttle"]
+    username = request.form.get("username", "").strip() if request.method == "POST" else ""
+    source = request_source()
+    if request.method == "POST":
+        if not _csrf_ok():
+            return _login_html(nxt, "the form expired; try again"), 403
+        try:                              # before any store access: a throttled attempt costs nothing there
+            throttle.check(username, source)
+        except LoginThrottled as exc:
+            return _login_html(nxt, str(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
+    if request.method != "POST":
+        with read_store(db) as store:
+            accounts = has_accounts(store)
+        return _login_html(nxt, None, open_store=not accounts)
+    password = request.form.get("password", "")
     try:
         with write_store(db) as store:
-            session = login(store, username, password, source=flask.request.remote_addr or "web")
+            if not has_accounts(store):
+                return _login_html(nxt, None, open_store=True)
+            session = login(store, username, password, source=source, throttle=throttle)
+    except LoginThrottled as exc:
+        return _login_html(nxt, str(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
     except AuthError as exc:
         return _login_html(nxt, str(exc)), 401
     response = flask.redirect(nxt)
     max_age = int((session.expires_at - utcnow()).total_seconds())
     response.set_cookie(SESSION_COOKIE, session.token, max_age=max_age, httponly=True, samesite="Lax",
-                        secure=flask.request.is_secure)
+                        secure=request.is_secure)
+    flask.g.sitetwin_binding = ("session", session.token)     # the CSRF cookie follows the new session
     return response
 
 
+def _logout(flask):
+    """GET asks (a link or a bookmark cannot log anyone out); POST, with the token, ends the session."""
+    from sitetwin.data.errors import StoreError
+    from sitetwin.oversight.accounts import logout
+
+    request = flask.request
+    if request.method != "POST":
+        body = ('<p class="note">Log out of the sitetwin workbench?</p>'
+                '<form method="post" action="/logout" id="logout-form">'
+                f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf_token())}">'
+                '<button id="logout-submit" type="submit">Log out</button></form>')
+        return _LOGIN_PAGE.format(body=body)
+    token = request.cookies.get(SESSION_COOKIE)
+    db = flask.current_app.config["SITETWIN_DB"]
+    if token:
+        try:
+            with write_store(db) as store:
+                logout(store, token)
+        except StoreError as exc:
+            return flask.jsonify({"error": f"not logged out: {exc}; try again"}), 503
+    _forget(db, token)
+    response = flask.redirect("/login")
+    response.delete_cookie(SESSION_COOKIE)
+    pre = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
+    if pre != request.cookies.get(PRESESSION_COOKIE):
+        flask.g.sitetwin_new_presession = pre
+    flask.g.sitetwin_binding = ("pre", pre)
+    return response
+
+
+def logout_form():
+    """The shell's "Log out": a small POST form carrying the CSRF token (a plain link could be forged)."""
+    from dash import dcc
+    from dash import html as dhtml
+
+    link_like = {"background": "none", "border": 0, "padding": 0, "color": "#cbd5e1", "font": "inherit",
+                 "cursor": "pointer", "textDecoration": "underline"}
+    return dhtml.Form([dcc.Input(type="hidden", name=CSRF_FIELD, value=csrf_token()),
+                       dhtml.Button("Log out", type="submit", id="shell-logout", style=link_like)],
+                      method="post", action="/logout", id="shell-logout-form", style={"margin": 0})
 
 
 _LOGIN_PAGE = """<!doctype html>
@@ -407,7 +809,7 @@ def _login_html(nxt: str, error: str | None, *, open_store: bool = False) -> str
     err = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
     body = (f'{err}<form method="post" action="/login">'
             f'<input type="hidden" name="next" value="{html.escape(nxt)}">'
-            f'<input type="hidden" name="csrf" value="{html.escape(csrf)}">'
+            f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf)}">'
             '<label for="login-username">User name</label>'
             '<input id="login-username" name="username" autocomplete="username" required>'
             '<label for="login-password">Password</label>'
@@ -420,18 +822,21 @@ def scoped_route(server, rule: str, *, table: str, key: str, endpoint: str | Non
     """Register a GET route whose ``<key>`` argument names an object of ``table``.
 
     The handler runs as ``handler(store, site_code, **route_args)`` only when the caller may
-    read the object's site; otherwise the answer is 404 (the same as for an unknown id).
+    read the object's site; otherwise the answer is 404 (the same as for an unknown id), or 401
+    when the session has ended since the guard let the request in.
     """
     import flask
 
     def deco(handler):
         @functools.wraps(handler)
         def view(**kwargs):
-            from sitetwin.oversight.errors import AccessDenied
+            from sitetwin.oversight.errors import AccessDenied, AuthError
 
             try:
                 with object_store(table, key, kwargs.get(key)) as (store, site):
                     return handler(store, site, **kwargs)
+            except AuthError as exc:
+                return flask.jsonify({"error": str(exc), "login": "/login"}), 401
             except AccessDenied:
                 return flask.jsonify({"error": "not found"}), 404
 

@@ -102,12 +102,12 @@ def shell_layout():
     import flask
     from dash import dcc, html
 
-    from sitetwin.dashboards.access import current_caller
+    from sitetwin.dashboards.access import current_caller, logout_form
 
     # Dash also builds the layout once outside any request, to validate it: no caller then
     caller = current_caller() if flask.has_request_context() else None
     who = caller.label if caller else ""
-    logout = [] if caller is None or caller.open_store else [html.A("Log out", href="/logout", id="shell-logout")]
+    logout = [] if caller is None or caller.open_store else [logout_form()]
     return html.Div([
         dcc.Location(id="shell-url", refresh="callback-nav"),
         dcc.Store(id="shell-state", data={}),

@@ -106,19 +106,25 @@ def secured(two_sites):
 
 
 class Client:
-    """A browser-like client: cookies, the CSRF token, and Dash callback calls."""
+    """A browser-like client: cookies, the session-bound CSRF token, the page's Origin, and Dash callback calls."""
+
+    ORIGIN = "http://localhost"                      # the test client's host: what a browser on our pages sends
 
     def __init__(self, app):
         self.http = app.server.test_client()
-        self.http.get("/login")                      # sets the CSRF cookie
-        self.csrf = self.http.get_cookie("_csrf_token").value
+        self.http.get("/login")                      # sets the pre-session and CSRF cookies
+
+    @property
+    def csrf(self) -> str:
+        """The token as the browser holds it now (it follows the session: new after a login)."""
+        return self.http.get_cookie("_csrf_token").value
 
     def login(self, user, password=PASSWORD):
         return self.http.post("/login", data={"username": user, "password": password, "csrf": self.csrf,
-                                              "next": "/"})
+                                              "next": "/"}, headers={"Origin": self.ORIGIN})
 
     def call(self, body: dict, *, csrf: bool = True):
-        headers = {"X-CSRFToken": self.csrf} if csrf else {}
+        headers = {"X-CSRFToken": self.csrf, "Origin": self.ORIGIN} if csrf else {"Origin": self.ORIGIN}
         return self.http.post("/_dash-update-component", json=body, headers=headers)
 
 
@@ -207,7 +213,8 @@ def _run(client, key, cb, values, timeout_s=60.0):
         while time.monotonic() < deadline:
             time.sleep(0.2)
             poll = client.http.post(f"/_dash-update-component?cacheKey={job['cacheKey']}&job={job['job']}",
-                                    json=_body(key, cb, values), headers={"X-CSRFToken": client.csrf})
+                                    json=_body(key, cb, values),
+                                    headers={"X-CSRFToken": client.csrf, "Origin": client.ORIGIN})
             text = poll.get_data(as_text=True)
             if poll.status_code != 200 or '"response"' in text or '"sideUpdate"' in text:
                 return poll.status_code, text
@@ -329,7 +336,7 @@ def test_logging_out_ends_the_session(secured):
     client = Client(secured)
     client.login("vic")
     assert client.http.get("/").status_code == 200
-    client.http.get("/logout")
+    client.http.post("/logout", data={"csrf": client.csrf}, headers={"Origin": client.ORIGIN})
     assert client.http.get("/").status_code == 302
 
 
