@@ -19,6 +19,13 @@ behind the API's back.
 Other packages raise findings through :func:`raise_finding` (contract 4); it joins the
 caller's transaction when there is one.
 
+Everything typed or sent is checked where it enters (issue 14): text through
+``data.text.clean_text`` (no control characters, lengths capped: a title ``TITLE_MAX``, a
+comment ``NOTE_MAX``), and evidence that names another record (a panorama, a detection, a
+hazard) must name one of the finding's own site; view angles must be finite and in range.
+A refusal is a :class:`FindingError` (text problems: :class:`FindingTextError`, also a
+``data.text.TextError``) and writes nothing.
+
 >>> fid = raise_finding(store, site_code="DEMO", category="safety", severity="high",
 ...                     title="Missing edge protection at slab edge", global_id="2O2Fr$t4X7Zf8NOew3FLOH",
 ...                     evidence={"panorama": {"pano_id": "p-001", "yaw_deg": 40.0, "pitch_deg": -10.0}})
@@ -39,9 +46,12 @@ from typing import Any
 from sitetwin.bim.queries import element_record, model_element
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic, placeholders
+from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, FindingError
 from sitetwin.oversight.scope import Scope
+from sitetwin.panorama.queries import pano_in_site
+from sitetwin.vision.queries import detection_site, hazard_site
 
 CATEGORIES = ("safety", "quality", "progress", "environment")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -61,6 +71,22 @@ TRANSITIONS = {
 }
 ACTIVE = ("open", "reopened")     # statuses in which the contractor has to act (and can be overdue)
 _GENESIS = "finding:"
+# Limits on what a caller may attach: the source reference (a BCF file's name, a hazard id), the labels,
+# and the evidence (its JSON text, nesting, and how many records it may name).
+REF_MAX = 500
+LABELS_MAX = 50
+EVIDENCE_MAX_CHARS = 64_000
+EVIDENCE_MAX_DEPTH = 8
+EVIDENCE_MAX_IDS = 1_000
+# The panorama view in evidence: horizontal field of view (as panorama.camera takes it) and pitch, degrees.
+FOV_RANGE_DEG = (1.0, 179.0)        # from 1 up to, not including, 179
+PITCH_RANGE_DEG = (-90.0, 90.0)
+PANORAMA_KEYS = ("pano_id", "yaw_deg", "pitch_deg", "fov_deg", "pixel_uv", "depth_m", "box_px")
+
+
+class FindingTextError(FindingError, TextError):
+    """Text given to a finding (title, comment, label...) that cannot be stored: control characters, too long,
+    or not text. Both a :class:`FindingError` and a ``data.text.TextError``; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -157,23 +183,29 @@ def raise_finding(store: Store, *, site_code: str, category: str, severity: str,
 def _insert_finding(store: Store, *, site_code, category, severity, title, description, raised_by, global_id,
                     model_id, storey, location_m, evidence, due, source, source_ref, labels, at, finding_id,
                     bcf: dict | None = None, status: str = "open", default_due: bool = True) -> str:
-    if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
+    if not isinstance(site_code, str) or not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?",
+                                                          [site_code]):
         raise FindingError(f"site {site_code!r}: no such site in {store.label}; create it with "
                            f"`sitetwin init --site {site_code}`")
     if category not in CATEGORIES:
         raise FindingError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
     if severity not in SEVERITIES:
         raise FindingError(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
-    title = (title or "").strip()
-    if not title:
+    if title is None or (isinstance(title, str) and not title.strip()):
         raise FindingError("a finding needs a title")
-    if len(title) > 500:
-        raise FindingError(f"title is {len(title)} characters long; keep it under 500 and put the rest in the "
-                           f"description")
+    title = _text(title, "title", TITLE_MAX)
+    description = _text(description, "description", NOTE_MAX, multiline=True, required=False)
+    raised_by = _text(raised_by, "raised_by", LABEL_MAX, required=False)
     if not raised_by:
         raise FindingError("raised_by must name who raised the finding")
+    global_id = _text(global_id, "global_id", LABEL_MAX, required=False) or None
+    model_id = _text(model_id, "model_id", LABEL_MAX, required=False) or None
+    storey = _text(storey, "storey", TITLE_MAX, required=False) or None
+    source = _text(source, "source", LABEL_MAX, required=False) or None
+    source_ref = _text(source_ref, "source_ref", REF_MAX, required=False) or None
+    labels = _labels(labels)
     loc = _location(location_m)
-    evidence = _evidence(evidence)
+    evidence = _evidence(store, site_code, evidence, own=(source, source_ref))
     raised_at = _timestamp(at)
     if due is not None:
         due_date = _date(due, "due")
@@ -185,7 +217,6 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
         finding_id = str(uuid.uuid4())
     else:
         finding_id = _check_uuid(finding_id, "finding_id")
-    labels = [str(x) for x in (labels or [])]
     model_id, global_id, storey = _element(store, site_code, model_id, global_id, storey)
 
     with atomic(store):
@@ -215,32 +246,40 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
 def comment(store: Store, finding_id: str, note: str, *, scope: Scope, evidence: dict | None = None,
             viewpoint_id: str | None = None, at: dt.datetime | None = None, event_id: str | None = None) -> str:
     """Add a comment (with optional evidence or a BCF viewpoint); returns the event id."""
-    if not (note or "").strip() and not evidence:
+    note = _text(note, "comment", NOTE_MAX, multiline=True, required=False)
+    if not note and not evidence:
         raise FindingError(f"finding {finding_id}: a comment needs text or evidence")
+    if viewpoint_id is not None:
+        viewpoint_id = _check_uuid(viewpoint_id, "viewpoint_id")
     f = _load_for(store, scope, finding_id, "comment")
+    evidence = _evidence(store, f["site_code"], evidence)
     with atomic(store):
         return _append(store, f["finding_id"], f["site_code"], kind="comment", actor=scope.actor, at=_timestamp(at),
-                       note=note, evidence=_evidence(evidence), viewpoint_id=viewpoint_id, event_id=event_id)
+                       note=note, evidence=evidence, viewpoint_id=viewpoint_id, event_id=event_id)
 
 
 def submit_rectification(store: Store, finding_id: str, *, scope: Scope, note: str, evidence: dict,
                          at: dt.datetime | None = None) -> str:
     """The contractor reports the problem fixed, with evidence (photos, a new scan, figures)."""
+    note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     if not evidence:
         raise FindingError(f"finding {finding_id}: a rectification needs evidence (photos, scan, figures)")
+    f = _load_for(store, scope, finding_id, "submit_rectification")
     return _transition(store, scope, finding_id, "rectification_submitted", "submit_rectification", note=note,
-                       evidence=_evidence(evidence), at=at)
+                       evidence=_evidence(store, f["site_code"], evidence), at=at, loaded=f)
 
 
 def verify_close(store: Store, finding_id: str, *, scope: Scope, note: str = "", at: dt.datetime | None = None) -> str:
     """A regulator checked the rectification and closes the finding."""
+    note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     return _transition(store, scope, finding_id, "verified_closed", "verify_close", note=note or "verified", at=at)
 
 
 def reopen(store: Store, finding_id: str, *, scope: Scope, note: str, due: dt.date | str | None = None,
            at: dt.datetime | None = None) -> str:
     """A regulator rejects a rectification or reopens a closed finding, with a reason and a new due date."""
-    if not (note or "").strip():
+    note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
+    if not note:
         raise FindingError(f"finding {finding_id}: say why it is reopened")
     when = _timestamp(at)
     f = _load_for(store, scope, finding_id, "reopen")
@@ -253,6 +292,7 @@ def reopen(store: Store, finding_id: str, *, scope: Scope, note: str, due: dt.da
 def change_due(store: Store, finding_id: str, due: dt.date | str, *, scope: Scope, note: str,
                at: dt.datetime | None = None) -> str:
     """A regulator moves the due date (extension granted, or tightened)."""
+    note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     f = _load_for(store, scope, finding_id, "raise")
     with atomic(store):
         return _append(store, f["finding_id"], f["site_code"], kind="due_changed", actor=scope.actor,
@@ -402,6 +442,10 @@ def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: 
     """Append one event to a finding's chain (inside the caller's transaction)."""
     if kind not in EVENT_KINDS:
         raise FindingError(f"event kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
+    # every path that appends (the API, BCF import, escalation) stores only text the writers can carry
+    actor = _text(actor, "actor", LABEL_MAX)
+    if note is not None:
+        note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     last = store.one("SELECT seq, hash FROM finding_events WHERE finding_id = ? ORDER BY seq DESC LIMIT 1",
                      [finding_id])
     if last is None:
@@ -548,26 +592,160 @@ def _location(location_m) -> tuple[float, float, float] | None:
     return loc
 
 
-def _evidence(evidence: dict | None) -> dict | None:
+def _text(value: Any, field: str, max_len: int, *, multiline: bool = False, required: bool = True) -> str:
+    try:
+        return clean_text(value, field, max_len=max_len, multiline=multiline, required=required)
+    except TextError as exc:
+        raise FindingTextError(str(exc)) from None
+
+
+def _labels(labels: Iterable[str] | None) -> list[str]:
+    if labels is None:
+        return []
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple, set, frozenset)):
+        raise FindingError(f"labels must be a list of short texts, got {type(labels).__name__}")
+    if len(labels) > LABELS_MAX:
+        raise FindingError(f"labels: {len(labels)} of them, more than the {LABELS_MAX} allowed")
+    out = [_text(x, "label", LABEL_MAX, required=False) for x in labels]
+    return list(dict.fromkeys(x for x in out if x))
+
+
+def _evidence(store: Store, site_code: str, evidence: Any, *, own: tuple[str | None, str | None] = (None, None)
+              ) -> dict | None:
+    """``evidence`` as it may be stored for a finding of ``site_code``, or :class:`FindingError`.
+
+    Plain JSON with clean text, bounded in size and depth; the records it names (panorama, detections, hazard)
+    are the site's own, and a panorama view's angles are finite and in range. ``own`` is the finding's
+    (source, source_ref): a hazard raising its own finding (``source="hazard"``) is named before it is stored.
+    A refusal never says which records exist, nor whether a named one belongs to another site.
+    """
     if evidence is None:
         return None
     if not isinstance(evidence, dict):
         raise FindingError(f"evidence must be a mapping such as {{'crops': [...], 'deviation': {{...}}}}, "
                            f"got {type(evidence).__name__}")
-    try:
-        json.dumps(evidence, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {exc}") from None
+    evidence = _plain(evidence, "evidence", 0)
+    if len(json.dumps(evidence, separators=(",", ":"))) > EVIDENCE_MAX_CHARS:
+        raise FindingError(f"evidence: more than {EVIDENCE_MAX_CHARS:,} characters as JSON; store large "
+                           f"material as files and name them")
     pano = evidence.get("panorama")
-    if pano is not None and not (isinstance(pano, dict) and pano.get("pano_id")):
-        raise FindingError("evidence 'panorama' must be a mapping with a 'pano_id' (and yaw_deg, pitch_deg, "
-                           "fov_deg of the view)")
-    for key in ("crops", "photos", "detections"):
+    if pano is not None:
+        if not (isinstance(pano, dict) and pano.get("pano_id")):
+            raise FindingError("evidence 'panorama' must be a mapping with a 'pano_id' (and yaw_deg, pitch_deg, "
+                               "fov_deg of the view)")
+        unknown = sorted(k for k in pano if k not in PANORAMA_KEYS)
+        if unknown:
+            raise FindingError(f"evidence 'panorama': unknown key {unknown[0][:40]!r}; use {', '.join(PANORAMA_KEYS)}")
+        evidence["panorama"] = pano = _view(pano)
+        _own_panorama(store, site_code, pano["pano_id"], "evidence 'panorama'")
+    if "pano_id" in evidence:
+        _own_panorama(store, site_code, evidence["pano_id"], "evidence 'pano_id'")
+    if "box_px" in evidence:
+        evidence["box_px"] = _numbers(evidence["box_px"], 4, "evidence 'box_px'")
+    for key in ("crops", "photos", "detections", "detection_ids"):
         if key in evidence and not isinstance(evidence[key], list):
             raise FindingError(f"evidence {key!r} must be a list")
+    for key in ("detections", "detection_ids"):
+        ids = evidence.get(key) or []
+        if len(ids) > EVIDENCE_MAX_IDS:
+            raise FindingError(f"evidence {key!r}: {len(ids)} ids, more than the {EVIDENCE_MAX_IDS} allowed")
+        for d in dict.fromkeys(ids):
+            if not isinstance(d, str) or detection_site(store, d) != site_code:
+                raise FindingError(f"evidence {key!r}: an id that is not a detection of site {site_code}")
+    if "hazard_id" in evidence:
+        hid = evidence["hazard_id"]
+        found = hazard_site(store, hid) if isinstance(hid, str) else None
+        raising_itself = found is None and own == ("hazard", hid)
+        if found != site_code and not raising_itself:
+            raise FindingError(f"evidence 'hazard_id': not a hazard of site {site_code}")
+    if "snapshot" in evidence and not _inside_path(evidence["snapshot"]):
+        raise FindingError("evidence 'snapshot' must be a path inside the store's cache folder (relative, no '..')")
     if "deviation" in evidence and not isinstance(evidence["deviation"], dict):
         raise FindingError("evidence 'deviation' must be a mapping of figures such as {'p95_mm': 38.0}")
     return evidence
+
+
+def _plain(value: Any, where: str, depth: int) -> Any:
+    """A copy of ``value`` as plain JSON with clean text, or :class:`FindingError` naming where it is not."""
+    if depth > EVIDENCE_MAX_DEPTH:
+        raise FindingError(f"{where}: nested more than {EVIDENCE_MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value, where, NOTE_MAX, multiline=True, required=False)
+    if isinstance(value, int):
+        if abs(value) > 2 ** 53:
+            raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a "
+                               f"number too large to keep exactly")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is "
+                               f"{value!r}, not a finite number")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} has a "
+                                   f"key of type {type(k).__name__}")
+            key = _text(k, f"{where} key", LABEL_MAX)
+            out[key] = _plain(v, f"{where}.{key}", depth + 1)
+        return out
+    raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a "
+                       f"{type(value).__name__}")
+
+
+def _own_panorama(store: Store, site_code: str, pano_id: Any, what: str) -> None:
+    # one message for "no such panorama" and "another site's panorama": the refusal tells nothing of either
+    if not isinstance(pano_id, str) or pano_in_site(store, site_code, pano_id) is None:
+        raise FindingError(f"{what}: not a panorama of site {site_code}")
+
+
+def _view(pano: dict) -> dict:
+    """The panorama view with its angles checked: yaw normalised to [0, 360), pitch and field of view in range."""
+    out = dict(pano)
+    if "yaw_deg" in pano:
+        out["yaw_deg"] = _number(pano["yaw_deg"], "evidence 'panorama' yaw_deg") % 360.0
+    if "pitch_deg" in pano:
+        out["pitch_deg"] = _number(pano["pitch_deg"], "evidence 'panorama' pitch_deg", PITCH_RANGE_DEG)
+    if "fov_deg" in pano:
+        fov = _number(pano["fov_deg"], "evidence 'panorama' fov_deg", FOV_RANGE_DEG)
+        if fov >= FOV_RANGE_DEG[1]:
+            raise FindingError(f"evidence 'panorama' fov_deg {fov!r}: must be below {FOV_RANGE_DEG[1]:g} degrees")
+        out["fov_deg"] = fov
+    if "pixel_uv" in pano:
+        out["pixel_uv"] = _numbers(pano["pixel_uv"], 2, "evidence 'panorama' pixel_uv")
+    if "depth_m" in pano:
+        out["depth_m"] = _number(pano["depth_m"], "evidence 'panorama' depth_m", (0.0, math.inf))
+    if "box_px" in pano:
+        out["box_px"] = _numbers(pano["box_px"], 4, "evidence 'panorama' box_px")
+    return out
+
+
+def _number(value: Any, what: str, bounds: tuple[float, float] | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, int) and abs(value) > 2 ** 53) or not math.isfinite(value):
+        raise FindingError(f"{what} must be a finite number, got {str(value)[:40]!r}")
+    value = float(value)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise FindingError(f"{what} {value:g}: must lie between {bounds[0]:g} and {bounds[1]:g}")
+    return value
+
+
+def _numbers(value: Any, n: int, what: str) -> list[float]:
+    if not isinstance(value, list) or len(value) != n:
+        raise FindingError(f"{what} must be {n} finite numbers")
+    return [_number(v, what) for v in value]
+
+
+def _inside_path(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    text = value.replace("\\", "/")
+    return not (text.startswith("/") or ":" in text or ".." in text.split("/"))
 
 
 def _timestamp(at: dt.datetime | str | None) -> dt.datetime:
@@ -581,7 +759,10 @@ def _timestamp(at: dt.datetime | str | None) -> dt.datetime:
     if not isinstance(at, dt.datetime):
         raise FindingError(f"time must be a datetime, got {at!r}")
     if at.tzinfo is not None:
-        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            at = at.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise FindingError(f"time {at.isoformat()}: out of range in UTC") from None
     return at
 
 

@@ -322,7 +322,7 @@ def test_a_hazard_seen_in_a_panorama_exports_a_view_centred_on_its_box(sites_sto
     # vision's evidence: a box centred at u = 1000 (azimuth +90 deg: left, +y) on the horizon (v = 1000)
     fid = raise_finding(sites_store, site_code="WH-JA-1", category="safety", severity="high", title="No hard hat",
                         evidence={"pano_id": pano_id, "box_px": [950.0, 900.0, 1050.0, 1100.0], "hazard_id": "H1"},
-                        source="hazard")
+                        source="hazard", source_ref="H1")     # as vision's sink raises it, before H1 is stored
     path = tmp_path / "hazard.bcfzip"
     export_bcf(sites_store, SYSTEM, path, finding_ids=[fid])
     c = read_bcf(path).topics[0].viewpoints[0].camera
