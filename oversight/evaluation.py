@@ -28,6 +28,7 @@ from typing import Any
 from sitetwin.bim.queries import linked_element_counts, list_models
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
+from sitetwin.data.text import printable
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import SchemeError
 from sitetwin.oversight.scope import Scope
@@ -358,9 +359,24 @@ th{background:#f2f2f2}.grade{font-size:1.6em;font-weight:bold;padding:.2em .6em;
 .num{text-align:right}.muted{color:#777}code{background:#f6f6f6;padding:2px 4px}"""
 
 
+# Longest text a report cell shows: a name or note stored by anyone cannot blow the report up.
+REPORT_TEXT_MAX = 500
+
+
+def _safe(value: Any, limit: int = REPORT_TEXT_MAX) -> str:
+    """``value`` as text any report can carry (``data.text.printable``), cut to ``limit`` characters."""
+    text = printable(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def report_html(ev: Evaluation, *, site_name: str | None = None) -> str:
-    """A self-contained HTML report: grade, points per item, the risk breakdown and the premium formula."""
-    e = html.escape
+    """A self-contained HTML report: grade, points per item, the risk breakdown and the premium formula.
+
+    Every text is escaped after ``printable`` (no control characters reach the page) and cut to
+    ``REPORT_TEXT_MAX`` characters.
+    """
+    def e(value: Any) -> str:
+        return html.escape(_safe(value))
     rows = "".join(
         f"<tr><td>{e(i.id)}</td><td>{e(i.section)}</td><td>{e(i.title)}</td><td>{e(_value(i.value))}</td>"
         f"<td class=num>{i.points:g} / {i.max_points:g}</td><td class=muted>{e(i.note)}</td></tr>" for i in ev.items)
@@ -403,18 +419,25 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
 
     target = Path(target)
     a4 = (8.27, 11.69)
-    with PdfPages(target, metadata={"Title": f"Evaluation {ev.site_code} {ev.as_of}", "Creator": "sitetwin"}) as pdf:
+    # stored text is plain text: printable, cut short, and never parsed as mathtext ("$...$" would be)
+    t, text = _safe, _pdf_text
+    title = t(f"Evaluation {ev.site_code} {ev.as_of}", 200)
+    with PdfPages(target, metadata={"Title": title, "Creator": "sitetwin"}) as pdf:
         fig = plt.figure(figsize=a4)
-        fig.text(0.07, 0.95, ev.scheme_title, fontsize=13, weight="bold", wrap=True)
-        fig.text(0.07, 0.92, f"Site {ev.site_code}{' - ' + site_name if site_name else ''}, as of {ev.as_of}; "
-                             f"scheme {ev.scheme_id} v{ev.scheme_version}", fontsize=9)
-        fig.text(0.07, 0.885, f"Grade: {ev.grade.upper()}    total {ev.total_points:g}  (basic {ev.basic_points:g}, "
-                              f"promotion {ev.promotion_points:g})", fontsize=12, weight="bold")
+        text(fig, 0.07, 0.95, t(ev.scheme_title, 120), fontsize=13, weight="bold", wrap=True)
+        text(fig, 0.07, 0.92, t(f"Site {ev.site_code}{' - ' + t(site_name, 80) if site_name else ''}, as of "
+                                f"{ev.as_of}; scheme {ev.scheme_id} v{ev.scheme_version}", 160), fontsize=9)
+        text(fig, 0.07, 0.885, t(f"Grade: {ev.grade.upper()}    total {ev.total_points:g}  (basic "
+                                 f"{ev.basic_points:g}, promotion {ev.promotion_points:g})", 160),
+             fontsize=12, weight="bold")
         ax = fig.add_axes((0.05, 0.08, 0.9, 0.78))
         ax.axis("off")
-        cells = [[i.id, i.title[:52], _value(i.value)[:14], f"{i.points:g}/{i.max_points:g}"] for i in ev.items]
+        cells = [[t(i.id, 12), t(i.title, 52), t(_value(i.value), 14), f"{i.points:g}/{i.max_points:g}"]
+                 for i in ev.items]
         table = ax.table(cellText=cells, colLabels=["item", "what", "measured", "points"], loc="upper left",
                          colWidths=[0.08, 0.62, 0.16, 0.14], cellLoc="left")
+        for cell in table.get_celld().values():
+            cell.get_text().set_parse_math(False)
         table.auto_set_font_size(False)
         table.set_fontsize(7.5)
         table.scale(1, 1.35)
@@ -422,27 +445,35 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
         plt.close(fig)
 
         fig = plt.figure(figsize=a4)
-        fig.text(0.07, 0.95, f"Risk score {ev.risk_score:.1f} (tier {ev.risk_tier})", fontsize=13, weight="bold")
+        text(fig, 0.07, 0.95, t(f"Risk score {ev.risk_score:.1f} (tier {ev.risk_tier})", 120), fontsize=13,
+             weight="bold")
         if ev.risk is not None:
             ax = fig.add_axes((0.25, 0.62, 0.65, 0.28))
-            names = [c.name for c in ev.risk.components]
+            names = [t(c.name, 40).replace("$", r"\$") for c in ev.risk.components]   # tick labels: mathtext on
             ax.barh(names, [c.points for c in ev.risk.components],
                     color=["#bbbbbb" if c.no_data else "#c0504d" for c in ev.risk.components])
             ax.set_xlabel("points of the score (weight x subscore); grey: no data")
             ax.invert_yaxis()
             y = 0.56
             for c in ev.risk.components:
-                fig.text(0.07, y, f"{c.name}: {c.basis}"[:110], fontsize=7.5)
+                text(fig, 0.07, y, t(f"{c.name}: {c.basis}", 110), fontsize=7.5)
                 y -= 0.02
-            fig.text(0.07, y - 0.02, ev.risk.formula()[:120], fontsize=7.5, family="monospace")
+            text(fig, 0.07, y - 0.02, t(ev.risk.formula(), 120), fontsize=7.5, family="monospace")
             y -= 0.04
         else:
             y = 0.6
-        fig.text(0.07, y - 0.04, f"Insurance premium factor {ev.premium_factor:.3f}", fontsize=12, weight="bold")
-        fig.text(0.07, y - 0.07, ev.premium_formula, fontsize=8, family="monospace")
+        text(fig, 0.07, y - 0.04, f"Insurance premium factor {ev.premium_factor:.3f}", fontsize=12, weight="bold")
+        text(fig, 0.07, y - 0.07, t(ev.premium_formula, 200), fontsize=8, family="monospace")
         pdf.savefig(fig)
         plt.close(fig)
     return target
+
+
+def _pdf_text(fig, x: float, y: float, value: str, **kw) -> None:
+    if kw.get("wrap"):        # matplotlib measures wrapped text as mathtext whatever parse_math says: escape "$"
+        fig.text(x, y, value.replace("$", r"\$"), **kw)
+    else:
+        fig.text(x, y, value, parse_math=False, **kw)
 
 
 def _value(v) -> str:

@@ -12,15 +12,23 @@ A BCF file comes from outside, so it is checked before anything is parsed:
   a DOCTYPE is refused.
 
 Anything wrong raises ``BcfError`` naming the file and the entry; nothing is written by
-this module. Parsing accepts the shapes real tools produce: BCF 2.0 (components with
+this module. Text read from the file is checked as typed text is (``data.text.clean_text``,
+issue 14): a control character (XML 1.0 lets the C1 ones and DEL through) or a title over
+``TITLE_MAX``, a comment or description over ``NOTE_MAX``, a name or label over
+``LABEL_MAX`` refuses the file, naming the topic and the field; line breaks in one-line
+fields become spaces. Numbers must be finite, indices fit an ``xs:int``.
+
+Parsing accepts the shapes real tools produce: BCF 2.0 (components with
 ``Selected``/``Visible`` attributes, ``DocumentReferences``/``RelatedTopics`` per topic,
 comment ``Status``), 2.1 and 3.0 (``Comments`` and ``Viewpoints`` inside ``Topic``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
+import math
 import posixpath
 import re
 import stat
@@ -28,6 +36,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.errors import BcfError
 
@@ -54,7 +63,7 @@ def read_bcf(source: str | Path | bytes, *, name: str | None = None) -> Archive:
         data = bytes(source)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError):
         raise BcfError(f"{label}: not a BCF file (not a zip archive)") from None
     with zf:
         entries = _check_entries(zf, label)
@@ -111,7 +120,7 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int) ->
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise BcfError(f"{label}: entry {info.filename!r} cannot be read ({exc})") from None
     if len(data) > limit:
         raise BcfError(f"{label}: entry {info.filename!r} is larger than the {limit} bytes allowed (oversized)")
@@ -126,8 +135,10 @@ def _xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str):
                              huge_tree=False, remove_comments=True, remove_pis=True)
     try:
         root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
+    except (etree.XMLSyntaxError, ValueError, LookupError) as exc:
         raise BcfError(f"{label}: entry {info.filename!r} is not well-formed XML ({exc})") from None
+    if root is None:
+        raise BcfError(f"{label}: entry {info.filename!r} holds no XML document")
     if root.getroottree().docinfo.doctype:
         raise BcfError(f"{label}: entry {info.filename!r} declares a DOCTYPE; BCF XML has none (refused: "
                        f"entity expansion)")
@@ -164,17 +175,19 @@ def _parse(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], label: str)
         root = _xml(zf, entries[lower["project.bcfp"]], label)
         project = root.find("Project")
         if project is not None:
-            project_id, project_name = project.get("ProjectId"), _text(project, "Name")
+            project_id = _clean(project.get("ProjectId"), f"{label}: project.bcfp", "ProjectId", TITLE_MAX)
+            project_name = _clean(_text(project, "Name"), f"{label}: project.bcfp", "Name", TITLE_MAX)
     extensions: dict = {}
     if "extensions.xml" in lower:
         root = _xml(zf, entries[lower["extensions.xml"]], label)
         for group in root:
             if isinstance(group.tag, str):
-                extensions[group.tag] = [(c.text or "").strip() for c in group if isinstance(c.tag, str)]
+                extensions[group.tag] = [_clean(c.text, f"{label}: extensions.xml", str(group.tag), TITLE_MAX) or ""
+                                         for c in group if isinstance(c.tag, str)]
     topics = []
     seen: set[str] = set()
     for markup_name in markups:
-        topic = _topic(zf, entries, markup_name, label)
+        topic = _clean_topic(_topic(zf, entries, markup_name, label), f"{label}: {markup_name}")
         for kind, ids in (("topic", [topic.guid]), ("comment", [c.guid for c in topic.comments]),
                           ("viewpoint", [v.guid for v in topic.viewpoints])):
             for i in ids:
@@ -409,9 +422,12 @@ def _point(el, where: str) -> tuple[float, float, float]:
     if x is None or y is None or z is None:
         raise BcfError(wrong)
     try:
-        return (float(x), float(y), float(z))
+        xyz = (float(x), float(y), float(z))
     except ValueError:
         raise BcfError(wrong) from None
+    if not all(math.isfinite(v) for v in xyz):
+        raise BcfError(f"{where}: <{el.tag}> needs finite X, Y and Z")
+    return xyz
 
 
 # --------------------------------------------------------------------------------------
@@ -435,14 +451,21 @@ def _bool(v: str | None, default):
 
 
 def _int(v: str | None) -> int | None:
+    """An xs:int, or None (absent, not a number, or out of range: an index is only a sort order)."""
     try:
-        return int(v) if v not in (None, "") else None
+        n = int(v) if v not in (None, "") else None
     except ValueError:
         return None
+    return n if n is not None and -2 ** 31 <= n < 2 ** 31 else None
 
 
 def _float(v: str | None) -> float | None:
-    return float(v) if v not in (None, "") else None
+    if v in (None, ""):
+        return None
+    value = float(v)
+    if not math.isfinite(value):
+        raise ValueError(f"{v!r} is not a finite number")
+    return value
 
 
 def _guid(value: str | None, where: str, what: str) -> str:
@@ -467,8 +490,81 @@ def _date(text: str | None, where: str, what: str) -> dt.datetime | None:
         value = value[:-1] + "+00:00"
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise BcfError(f"{where}: {what} {text!r} is not an xs:dateTime") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise BcfError(f"{where}: {what} {text[:40]!r} is not an xs:dateTime (or is out of range)") from None
     return parsed
+
+
+# --------------------------------------------------------------------------------------
+# text
+
+_BREAKS = re.compile(r" *[\t\r\n][\t\r\n ]*")
+_HINTS = ("SpacesVisible", "SpaceBoundariesVisible", "OpeningsVisible")
+
+
+def _clean(value: str | None, where: str, field: str, max_len: int = LABEL_MAX, *,
+           multiline: bool = False) -> str | None:
+    """Text read from the file as it may be stored (None when absent or blank), or ``BcfError``."""
+    if value is None:
+        return None
+    if not multiline:
+        value = _BREAKS.sub(" ", value)
+    try:
+        return clean_text(value, field, max_len=max_len, multiline=multiline, required=False) or None
+    except TextError as exc:
+        raise BcfError(f"{where}: {exc}") from None
+
+
+def _clean_dict(d: dict, where: str, what: str) -> dict:
+    return {k: (_clean(v, where, f"{what} {k}", NOTE_MAX) if isinstance(v, str) else v) for k, v in d.items()}
+
+
+def _clean_component(c: Component, where: str) -> Component:
+    return Component(ifc_guid=_clean(c.ifc_guid, where, "IfcGuid"),
+                     originating_system=_clean(c.originating_system, where, "OriginatingSystem", TITLE_MAX),
+                     authoring_tool_id=_clean(c.authoring_tool_id, where, "AuthoringToolId", TITLE_MAX))
+
+
+def _clean_viewpoint(v: Viewpoint, where: str) -> Viewpoint:
+    where = f"{where}: viewpoint {v.guid}"
+    hints = {k: bool(x) for k, x in (v.view_setup_hints or {}).items() if k in _HINTS} or None
+    return dataclasses.replace(
+        v, selection=tuple(_clean_component(c, where) for c in v.selection),
+        visibility_exceptions=tuple(_clean_component(c, where) for c in v.visibility_exceptions),
+        coloring=tuple((_clean(color, where, "Color") or "", tuple(_clean_component(c, where) for c in comps))
+                       for color, comps in v.coloring),
+        view_setup_hints=hints)
+
+
+def _clean_comment(c: Comment, where: str) -> Comment:
+    where = f"{where}: comment {c.guid}"
+    return dataclasses.replace(c, author=_clean(c.author, where, "Author") or "unknown",
+                               text=_clean(c.text, where, "Comment", NOTE_MAX, multiline=True) or "",
+                               modified_author=_clean(c.modified_author, where, "ModifiedAuthor"))
+
+
+def _clean_topic(t: Topic, where: str) -> Topic:
+    """The topic with every text checked (see the module's docstring); ``BcfError`` names the topic and field."""
+    at = f"{where}: topic {t.guid}"
+    title = _clean(t.title, at, "Title", TITLE_MAX)
+    if not title:
+        raise BcfError(f"{at} has no <Title>")
+
+    def line(value, field, max_len=LABEL_MAX):
+        return _clean(value, at, field, max_len)
+    return dataclasses.replace(
+        t, title=title, creation_author=line(t.creation_author, "CreationAuthor") or "unknown",
+        topic_type=line(t.topic_type, "TopicType"), topic_status=line(t.topic_status, "TopicStatus"),
+        server_assigned_id=line(t.server_assigned_id, "ServerAssignedId"), priority=line(t.priority, "Priority"),
+        labels=tuple(dict.fromkeys(x for x in (line(x, "Label") for x in t.labels) if x)),
+        modified_author=line(t.modified_author, "ModifiedAuthor"), assigned_to=line(t.assigned_to, "AssignedTo"),
+        stage=line(t.stage, "Stage"),
+        description=_clean(t.description, at, "Description", NOTE_MAX, multiline=True),
+        reference_links=tuple(x for x in (line(x, "ReferenceLink", NOTE_MAX) for x in t.reference_links) if x),
+        bim_snippet=_clean_dict(t.bim_snippet, at, "BimSnippet") if t.bim_snippet else None,
+        document_references=tuple(_clean_dict(d, at, "DocumentReference") for d in t.document_references),
+        header_files=tuple(_clean_dict(f, at, "File") for f in t.header_files),
+        comments=tuple(_clean_comment(c, at) for c in t.comments),
+        viewpoints=tuple(_clean_viewpoint(v, at) for v in t.viewpoints))

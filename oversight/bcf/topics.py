@@ -20,9 +20,12 @@ viewpoints             Viewpoints: camera (IFC world frame = local + site origin
 =====================  ==========================================================================
 
 A finding with no stored viewpoint gets one at export: the panorama view in its evidence
-(when panorama knows that panorama's pose), else a 3D view onto its element
+(when it is a posed panorama of the finding's own site), else a 3D view onto its element
 or location; the element is selected, and a snapshot is rendered from the site's model
-when its geometry is in the cache.
+when its geometry is in the cache. Export survives whatever is stored (issue 14): evidence
+that does not resolve to the site's own panorama, a malformed view or a stored viewpoint that
+cannot be read is left out with a warning that names the finding (never another record), and
+every text reaches the file through ``data.text.printable``.
 
 Importing adds each topic as a finding on the given site (Topic Guid = finding_id), or
 updates the finding it came from: comments not seen before become ``comment`` events
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,14 +48,16 @@ import numpy as np
 from sitetwin.bim.queries import element_boxes, list_models
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
+from sitetwin.data.text import printable
 from sitetwin.oversight import audit
 from sitetwin.oversight.bcf import camera as cam
 from sitetwin.oversight.bcf.model import Archive, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.bcf.read import read_bcf
 from sitetwin.oversight.bcf.write import write_bcf
-from sitetwin.oversight.errors import BcfError
+from sitetwin.oversight.errors import BcfError, FindingError
 from sitetwin.oversight.findings import (
     CATEGORIES,
+    REF_MAX,
     _append,
     _insert_finding,
     finding_history,
@@ -196,7 +202,7 @@ def export_bcf(store: Store, scope: Scope, target: str | Path, *, site_code: str
 
 def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[str]) -> Topic:
     row = store.one("SELECT bcf FROM findings WHERE finding_id = ?", [f.finding_id])
-    bcf = json.loads(row["bcf"]) if row and row["bcf"] else {}
+    bcf = _mapping(row["bcf"] if row else None)
     events = finding_history(store, Scope.system("bcf-export"), f.finding_id)
     comments = []
     for e in events:
@@ -208,8 +214,13 @@ def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[str]) 
         comments.append(Comment(guid=e.event_id, date=e.occurred_at, author=e.actor, text=text,
                                 viewpoint_guid=e.viewpoint_id))
     origin = _origin(store, f.site_code)
-    viewpoints = [_stored_viewpoint(store, r, origin) for r in store.rows(
-        "SELECT * FROM finding_viewpoints WHERE finding_id = ? ORDER BY idx, created_at", [f.finding_id])]
+    viewpoints = []
+    for r in store.rows("SELECT * FROM finding_viewpoints WHERE finding_id = ? ORDER BY idx, created_at",
+                        [f.finding_id]):
+        try:
+            viewpoints.append(_stored_viewpoint(store, r, origin))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, BcfError):
+            warnings.append(f"finding {f.ref}: a stored viewpoint cannot be read; it is left out")
     if not viewpoints:
         vp = _default_viewpoint(store, f, origin, snapshots, meshes, warnings)
         if vp is not None:
@@ -221,74 +232,60 @@ def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[str]) 
         else f.severity.capitalize()
     due = None
     if f.due is not None:
-        due = _parse_dt(bcf["due_date"]) if bcf.get("due_date") and bcf.get("imported_due") == f.due.isoformat() \
-            else dt.datetime.combine(f.due, dt.time(0, 0))
-    header = tuple(bcf.get("header_files") or _model_files(store, f.site_code))
+        imported_due = _parse_dt(bcf["due_date"]) if bcf.get("due_date") and \
+            bcf.get("imported_due") == f.due.isoformat() else None
+        due = imported_due or dt.datetime.combine(f.due, dt.time(0, 0))
+    header = tuple(x for x in _list(bcf.get("header_files")) or _model_files(store, f.site_code) if isinstance(x, dict))
     assigned = bcf.get("assigned_to") or store.scalar("SELECT contractor FROM site_profiles WHERE site_code = ?",
                                                       [f.site_code])
+    index = bcf.get("index") if isinstance(bcf.get("index"), int) else f.number
     return Topic(
         guid=f.finding_id, title=f.title, creation_date=f.raised_at, creation_author=f.raised_by,
-        topic_type=bcf.get("topic_type") or f.category.capitalize(), topic_status=status,
-        server_assigned_id=bcf.get("server_assigned_id") or f.ref, priority=priority,
-        index=bcf.get("index") if bcf.get("index") is not None else f.number, labels=f.labels,
+        topic_type=_str(bcf.get("topic_type")) or f.category.capitalize(), topic_status=_str(status),
+        server_assigned_id=_str(bcf.get("server_assigned_id")) or f.ref, priority=_str(priority),
+        index=index, labels=tuple(str(x) for x in f.labels),
         modified_date=last.occurred_at if len(events) > 1 else None,
-        modified_author=last.actor if len(events) > 1 else None, due_date=due, assigned_to=assigned,
-        stage=bcf.get("stage"), description=f.description or None,
-        reference_links=tuple(bcf.get("reference_links") or ()), bim_snippet=bcf.get("bim_snippet"),
-        document_references=tuple(bcf.get("document_references") or ()),
-        related_topics=tuple(bcf.get("related_topics") or ()), header_files=header, comments=tuple(comments),
-        viewpoints=tuple(viewpoints))
+        modified_author=last.actor if len(events) > 1 else None, due_date=due, assigned_to=_str(assigned),
+        stage=_str(bcf.get("stage")), description=f.description or None,
+        reference_links=tuple(str(x) for x in _list(bcf.get("reference_links"))),
+        bim_snippet=bcf.get("bim_snippet") if isinstance(bcf.get("bim_snippet"), dict) else None,
+        document_references=tuple(x for x in _list(bcf.get("document_references")) if isinstance(x, dict)),
+        related_topics=tuple(str(x) for x in _list(bcf.get("related_topics"))), header_files=header,
+        comments=tuple(comments), viewpoints=tuple(viewpoints))
 
 
 def _stored_viewpoint(store: Store, r: dict, origin) -> Viewpoint:
-    camera = json.loads(r["camera"]) if isinstance(r["camera"], str) else r["camera"]
-    comps = (json.loads(r["components"]) if isinstance(r["components"], str) else r["components"]) or {}
-    planes = json.loads(r["clipping_planes"]) if isinstance(r["clipping_planes"], str) else (r["clipping_planes"] or [])
-    lines = json.loads(r["lines"]) if isinstance(r["lines"], str) else (r["lines"] or [])
+    camera = _mapping(r["camera"]) or None
+    comps = _mapping(r["components"])
+    planes = _list(_json_value(r["clipping_planes"]))
+    lines = _list(_json_value(r["lines"]))
     origin = np.asarray(origin)
     snapshot = ext = None
     if r["snapshot"]:
-        path = Path(store.cache_dir) / r["snapshot"]
-        if path.exists():
+        path = _cache_file(store, r["snapshot"])
+        if path is not None:
             snapshot, ext = path.read_bytes(), path.suffix.lstrip(".").lower()
     vis = comps.get("visibility") or {}
     return Viewpoint(
         guid=r["viewpoint_id"], camera=cam.to_bcf(camera, origin) if camera else None,
         selection=tuple(_component(c) for c in comps.get("selection", [])),
-        visibility_default=vis.get("default", True),
+        visibility_default=bool(vis.get("default", True)),
         visibility_exceptions=tuple(_component(c) for c in vis.get("exceptions", [])),
-        view_setup_hints=vis.get("hints"),
-        coloring=tuple((c["color"], tuple(_component(x) for x in c["components"])) for c in comps.get("coloring", [])),
-        clipping_planes=tuple((tuple((np.asarray(p["location_m"]) + origin).tolist()), tuple(p["direction"]))
-                              for p in planes),
-        lines=tuple((tuple((np.asarray(x["start_m"]) + origin).tolist()), tuple((np.asarray(x["end_m"]) + origin)
-                                                                                .tolist())) for x in lines),
+        view_setup_hints=vis.get("hints") if isinstance(vis.get("hints"), dict) else None,
+        coloring=tuple((str(c["color"]), tuple(_component(x) for x in c["components"]))
+                       for c in comps.get("coloring", [])),
+        clipping_planes=tuple((tuple((np.asarray(p["location_m"], dtype=float) + origin).tolist()),
+                               tuple(float(v) for v in p["direction"])) for p in planes),
+        lines=tuple((tuple((np.asarray(x["start_m"], dtype=float) + origin).tolist()),
+                     tuple((np.asarray(x["end_m"], dtype=float) + origin).tolist())) for x in lines),
         index=r["idx"], snapshot=snapshot, snapshot_ext=ext)
 
 
 def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, warnings: list[str]) -> Viewpoint | None:
-    camera = None
-    evidence = f.evidence or {}
-    pano = evidence.get("panorama")
-    if pano is None and evidence.get("pano_id"):
-        # vision's hazard evidence: the panorama and the box (equirectangular pixels) the hazard was seen in
-        pano = {"pano_id": evidence["pano_id"], "box_px": evidence.get("box_px")}
-    if pano:
-        row = panorama_pose(store, pano["pano_id"])
-        pose = row.get("T_model_from_camera") if row else None
-        if row is not None and pose and "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
-            # look at the box centre: azimuth = pi (1 - 2u/W), elevation = pi (1/2 - v/H) (panorama.camera)
-            x1, y1, x2, y2 = (float(v) for v in pano["box_px"])
-            u, v = (x1 + x2) / 2 % row["width"], (y1 + y2) / 2
-            pano = {**pano, "yaw_deg": 180.0 * (1 - 2 * u / row["width"]),
-                    "pitch_deg": 180.0 * (0.5 - v / row["height"])}
-        if pose:
-            camera = cam.camera_from_panorama(pose, pano.get("yaw_deg", 0.0), pano.get("pitch_deg", 0.0),
-                                              pano.get("fov_deg", cam.DEFAULT_FOV_DEG))
-        else:
-            warnings.append(f"panorama {pano['pano_id']} has no pose; finding {f.ref} gets a 3D view instead")
+    evidence = f.evidence if isinstance(f.evidence, dict) else {}
+    camera = _panorama_camera(store, f, evidence, warnings)
     selection = [f.global_id] if f.global_id else []
-    selection += [g for g in evidence.get("global_ids", []) if g not in selection]
+    selection += [g for g in _list(evidence.get("global_ids")) if isinstance(g, str) and g not in selection]
     if camera is None:
         bbox = None
         if f.global_id:
@@ -311,16 +308,100 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
                      snapshot=snapshot, snapshot_ext="jpg" if snapshot and snapshot.startswith(b"\xff\xd8") else "png")
 
 
+def _panorama_camera(store: Store, f, evidence: dict, warnings: list[str]) -> dict | None:
+    """The camera of the panorama view in a finding's evidence, or None (with a warning where it was named).
+
+    Only a panorama of the finding's own site is read; one that is unknown, another site's, unposed or
+    described by a malformed view is skipped with a warning that names the finding, never the panorama.
+    """
+    pano = evidence.get("panorama")
+    if pano is None and evidence.get("pano_id"):
+        # vision's hazard evidence: the panorama and the box (equirectangular pixels) the hazard was seen in
+        pano = {"pano_id": evidence["pano_id"], "box_px": evidence.get("box_px")}
+    if not pano:
+        return None
+    row = None
+    if isinstance(pano, dict) and isinstance(pano.get("pano_id"), str):
+        row = panorama_pose(store, pano["pano_id"])
+    if row is None or row.get("site_code") != f.site_code:
+        warnings.append(f"finding {f.ref}: its panorama evidence is not a panorama of site {f.site_code}; "
+                        f"it gets a 3D view instead")
+        return None
+    pose = row.get("T_model_from_camera")
+    if not pose:
+        warnings.append(f"finding {f.ref}: its panorama has no pose; it gets a 3D view instead")
+        return None
+    try:
+        yaw = _angle(pano.get("yaw_deg"), 0.0)
+        pitch = _angle(pano.get("pitch_deg"), 0.0)
+        if "yaw_deg" not in pano and pano.get("box_px") and row.get("width"):
+            # look at the box centre: azimuth = pi (1 - 2u/W), elevation = pi (1/2 - v/H) (panorama.camera)
+            x1, y1, x2, y2 = (float(v) for v in pano["box_px"])
+            u, v = (x1 + x2) / 2 % row["width"], (y1 + y2) / 2
+            yaw, pitch = 180.0 * (1 - 2 * u / row["width"]), 180.0 * (0.5 - v / row["height"])
+        fov = _angle(pano.get("fov_deg"), cam.DEFAULT_FOV_DEG)
+        if not (math.isfinite(yaw) and math.isfinite(pitch)):
+            raise ValueError("not finite")
+        return cam.camera_from_panorama(pose, yaw, min(max(pitch, -90.0), 90.0), min(max(fov, 1.0), 178.0))
+    except (TypeError, ValueError, ZeroDivisionError, BcfError):
+        warnings.append(f"finding {f.ref}: its panorama view is malformed; it gets a 3D view instead")
+        return None
+
+
+def _angle(value, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
 def _evidence_snapshot(store: Store, evidence: dict) -> bytes | None:
     ref = evidence.get("snapshot")
-    if not ref:
+    if not ref or not isinstance(ref, str):
         return None
-    path = Path(ref)
-    if not path.is_absolute():
-        path = Path(store.cache_dir) / ref
-    if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        return path.read_bytes()
+    path = _cache_file(store, ref)
+    if path is not None and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        data = path.read_bytes()
+        if data.startswith(b"\x89PNG") or data.startswith(b"\xff\xd8"):
+            return data
     return None
+
+
+def _cache_file(store: Store, rel: str) -> Path | None:
+    """A file inside the store's cache folder named by a stored relative path; None for anything else."""
+    if not isinstance(rel, str) or not rel:
+        return None
+    base = Path(store.cache_dir).resolve()
+    try:
+        path = (base / rel).resolve()
+    except (OSError, ValueError):
+        return None
+    if not path.is_relative_to(base) or not path.is_file():
+        return None
+    return path
+
+
+def _mapping(value) -> dict:
+    value = _json_value(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _json_value(value):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _render(store: Store, site_code: str, camera: dict, selection: list[str], meshes: dict,
@@ -352,6 +433,7 @@ def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_c
     audit.guard(store, scope, "import", site_code, what="import BCF", object_kind="bcf")
     label = name or (Path(source).name if not isinstance(source, bytes) else "BCF data")
     archive = read_bcf(source, name=label)
+    label = " ".join(printable(label).split())[:REF_MAX] or "BCF data"     # stored as the findings' source_ref
     origin = _origin(store, site_code)
     elements = _element_index(store, site_code, archive)
     _check_ids(store, archive, site_code, label)
@@ -377,9 +459,11 @@ def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_c
                 _sync_status(store, scope, t, label)
             audit.record(store, scope, "import", "bcf", label, site_code=site_code,
                          detail={"topics": len(archive.topics), "created": len(created)})
-    except BaseException:
+    except BaseException as exc:
         for p in written:
             p.unlink(missing_ok=True)
+        if isinstance(exc, FindingError):     # a value the findings refuse: the file's problem, one error class
+            raise BcfError(f"{label}: {exc}") from None
         raise
     in_model = sum(1 for g in all_guids if g in elements)
     if all_guids and not in_model:
@@ -429,7 +513,7 @@ def _create(store: Store, scope: Scope, t: Topic, site_code: str, label: str, ar
            "due_date": _iso(t.due_date) if t.due_date else None, "imported_due": due.isoformat() if due else None,
            "modified_date": _iso(t.modified_date) if t.modified_date else None, "modified_author": t.modified_author}
     evidence = {"global_ids": sorted(set(selected + others))} if (selected or others) else None
-    _insert_finding(store, site_code=site_code, category=category, severity=severity, title=t.title[:500],
+    _insert_finding(store, site_code=site_code, category=category, severity=severity, title=t.title,
                     description=t.description or "", raised_by=t.creation_author or scope.actor, global_id=primary,
                     model_id=None, storey=None, location_m=location, evidence=evidence,
                     due=due, default_due=False, source="bcf", source_ref=label,
@@ -585,5 +669,8 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-def _parse_dt(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+def _parse_dt(text) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None

@@ -17,14 +17,15 @@ def bcf_files(shared_data) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def bcf_xsd() -> Path:
+def bcf_xsd(shared_data) -> Path:
     """buildingSMART's BCF-XML schemas, as ``<dir>/2.1/*.xsd`` and ``<dir>/3.0/*.xsd``.
 
-    They are not redistributed with sitetwin (CC BY-ND); point ``SITETWIN_BCF_XSD`` at a
-    copy of the schemas from github.com/buildingSMART/BCF-XML (release_2_1 and release_3_0).
+    They are not redistributed with sitetwin (CC BY-ND); the shared test data holds an unmodified
+    copy (``bcf/xsd``, used by default), or point ``SITETWIN_BCF_XSD`` at the schemas from
+    github.com/buildingSMART/BCF-XML (release_2_1 and release_3_0).
     """
-    folder = os.environ.get("SITETWIN_BCF_XSD")
-    if not folder or not (Path(folder) / "3.0" / "markup.xsd").exists():
+    folder = os.environ.get("SITETWIN_BCF_XSD") or str(shared_data / "bcf" / "xsd")
+    if not (Path(folder) / "3.0" / "markup.xsd").exists():
         pytest.skip("BCF-XML schemas not available: set SITETWIN_BCF_XSD to validate against them")
     return Path(folder)
 

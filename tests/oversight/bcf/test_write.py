@@ -92,7 +92,7 @@ def test_limits_of_each_version_are_respected():
     a = sample_archive()
     with zipfile.ZipFile(io.BytesIO(write_bcf(a, version="2.1"))) as zf:
         vis = etree.fromstring(zf.read(f"{a.topics[0].guid}/Viewpoint_{a.topics[0].viewpoints[0].guid}.bcfv"))
-    assert float(vis.findtext("PerspectiveCamera/FieldOfView")) == 170.0       # 2.1 allows 1..170
+    assert float(vis.findtext("PerspectiveCamera/FieldOfView")) == 60.0        # release_2_1 allows 45..60
     assert vis.find("Components/Visibility") is not None                         # required in 2.1
     assert vis.find("PerspectiveCamera/AspectRatio") is None
     with zipfile.ZipFile(io.BytesIO(write_bcf(a, version="3.0"))) as zf:
