@@ -45,6 +45,13 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {   # kind -> (requ
 # Fields that name input files: their content (not their path) enters a unit's key.
 PATH_FIELDS = ("files", "source", "weights", "rules", "scheme_file")
 SCHEME_SUFFIXES = (".yaml", ".yml", ".json")
+IFC_SUFFIXES = (".ifc", ".ifczip")
+
+
+def _scan_suffixes() -> list[str]:
+    from sitetwin.twin.formats import SUFFIXES
+
+    return list(SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,12 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
         if not isinstance(files, list):
             raise ManifestError(f"{where}: files must be a path or a list of paths, got {files!r}")
         p["files"] = [ref("files", f, "file") for f in files]
+        suffixes = IFC_SUFFIXES if kind == "model" else _scan_suffixes()
+        for given, resolved in zip(files, p["files"]):
+            name = Path(resolved).name.lower()
+            if not name.endswith(tuple(suffixes)):
+                what = "an IFC file" if kind == "model" else "a point-cloud file"
+                raise ManifestError(f"{where}: files {given}: not {what} (suffixes: {', '.join(suffixes)})")
         if len(set(p["files"])) != len(p["files"]):
             raise ManifestError(f"{where}: files names a file twice")
         if entry.get("name") is not None:

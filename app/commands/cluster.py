@@ -107,8 +107,9 @@ def _render_status(rows: list[dict]) -> None:
         out_console().print("no unit has run yet")
         return
     table([{"unit": r["unit_index"], "kind": r["kind"], "site": r["site_code"], "status": r["status"],
-            "attempts": r["attempts"], "seconds": r["seconds"], "finished": r["finished_at"],
-            "error": r["error"]} for r in rows],
+            "attempts": r["attempts"], "seconds": None if r["seconds"] is None else f"{r['seconds']:.1f}",
+            "finished": r["finished_at"] and f"{r['finished_at']:%Y-%m-%d %H:%M}", "error": r["error"]}
+           for r in rows],
           ["unit", "kind", "site", "status", "attempts", "seconds", "finished", "error"])
     by: dict[str, int] = {}
     for r in rows:
