@@ -10,7 +10,8 @@ Enforcement has three layers, all installed by :func:`install`:
 
 1. a Flask ``before_request`` hook refuses every request without a caller (HTML pages are
    redirected to ``/login``, Dash's JSON endpoints, media and downloads get 401), refuses a
-   body over ``MAX_CONTENT_LENGTH`` (413), and on every POST checks that it comes from this
+   body over ``MAX_CONTENT_LENGTH`` (413; 1 MiB unless ``SITETWIN_MAX_REQUEST_BYTES`` or the
+   app config says otherwise), and on every POST checks that it comes from this
    server's pages: the ``Origin`` (else ``Referer``) names this host, and the CSRF token is the
    one bound to this browser's session (see *CSRF* below);
 2. callbacks read data only through :func:`site_store` (or :func:`scoped_store`), which
@@ -82,6 +83,7 @@ CALLER_CACHE_S = 10.0                # a caller resolved for a token is reused t
 STALE_CALLER_S = 300.0               # ... and this long while a writer holds the store, by the guard only
 BUSY_WAIT_S = 1.0                    # how long the guard waits for the lock before using that last-known caller
 MAX_REQUEST_BYTES = 1 << 20          # a request body larger than this is refused (413); app config MAX_CONTENT_LENGTH
+MAX_REQUEST_ENV = "SITETWIN_MAX_REQUEST_BYTES"
 TRUSTED_PROXIES_ENV = "SITETWIN_TRUSTED_PROXIES"
 WEB_SECRET_FILE = "web-secret.key"
 # Paths anyone may fetch: the login form and the static JavaScript/CSS bundles (no site data).
@@ -360,7 +362,7 @@ def install(server, db: str) -> None:
 
     server.config["SITETWIN_DB"] = str(db)
     if server.config.get("MAX_CONTENT_LENGTH") is None:
-        server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+        server.config["MAX_CONTENT_LENGTH"] = request_limit(os.environ.get(MAX_REQUEST_ENV))
     server.config["SITETWIN_TRUSTED_PROXIES"] = trusted_networks(
         server.config.get("SITETWIN_TRUSTED_PROXIES", os.environ.get(TRUSTED_PROXIES_ENV)))
     server.extensions["sitetwin_secret"] = (_as_bytes(server.config.get("SITETWIN_SECRET_KEY"))
@@ -421,6 +423,19 @@ def install(server, db: str) -> None:
     @server.route("/logout", methods=["GET", "POST"])
     def logout_page():
         return _logout(flask)
+
+
+def request_limit(value: str | None) -> int:
+    """The request body limit in bytes: ``SITETWIN_MAX_REQUEST_BYTES`` when set, else ``MAX_REQUEST_BYTES``."""
+    if value is None or not value.strip():
+        return MAX_REQUEST_BYTES
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit < 1024:
+        raise ValueError(f"{MAX_REQUEST_ENV}={value!r}: give the largest request body in bytes, at least 1024")
+    return limit
 
 
 def _too_large_response(flask):

@@ -471,6 +471,20 @@ def test_a_request_body_over_the_limit_is_refused_with_413(served, secured, acce
     assert limit == 1 << 20
 
 
+def test_the_request_limit_is_configurable_and_checked(accounts_db, monkeypatch):
+    from sitetwin.dashboards.access import request_limit
+    from sitetwin.dashboards.app import create_app
+
+    monkeypatch.setenv("SITETWIN_MAX_REQUEST_BYTES", "4096")
+    app = create_app(accounts_db)
+    resp = app.server.test_client().post("/_dash-update-component", data=b"x" * 5000,
+                                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413 and "4,096 bytes" in resp.get_json()["error"]
+    for bad in ("lots", "-1", "10"):
+        with pytest.raises(ValueError, match="SITETWIN_MAX_REQUEST_BYTES"):
+            request_limit(bad)
+
+
 def test_many_logins_at_once_all_get_an_answer(served):
     """Logins, wrong and right, from threads at once: each answered (302, 401 or 429), none lost or 500."""
     results: list[int] = []
