@@ -26,6 +26,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import secrets
 import signal
 import socket
 import sqlite3
@@ -79,9 +80,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# /v1/health shows its counters only to the operator's status token (issue 14): the bench is the operator
+STATUS_TOKEN = secrets.token_urlsafe(16)
+
+
 def start_spool_server(db: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "sitetwin.app.cli", "ingest", "serve", "--db", str(db), "--port", str(port)]
-    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "SITETWIN_INGEST_STATUS_TOKEN": STATUS_TOKEN}
+    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
 
 
 def start_direct_server(db: Path, port: int, log: Path) -> subprocess.Popen:
@@ -110,7 +116,8 @@ def wait_drained(port: int, timeout_s: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout_s
     seen = None
     while time.monotonic() < deadline:
-        health = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5.0).json()
+        health = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5.0,
+                           headers={"Authorization": f"Bearer {STATUS_TOKEN}"}).json()
         if seen is None and health.get("pending_batches", 0) == 0:
             seen = health.get("flushes", 0)
         elif seen is not None and health.get("flushes", 0) > seen:
