@@ -792,11 +792,9 @@ def logout_form():
     from dash import dcc
     from dash import html as dhtml
 
-    link_like = {"background": "none", "border": 0, "padding": 0, "color": "#cbd5e1", "font": "inherit",
-                 "cursor": "pointer", "textDecoration": "underline"}
     return dhtml.Form([dcc.Input(type="hidden", name=CSRF_FIELD, value=csrf_token()),
-                       dhtml.Button("Log out", type="submit", id="shell-logout", style=link_like)],
-                      method="post", action="/logout", id="shell-logout-form", style={"margin": 0})
+                       dhtml.Button("Log out", type="submit", id="shell-logout")],     # styled in assets/style.css
+                      method="post", action="/logout", id="shell-logout-form")
 
 
 _LOGIN_PAGE = """<!doctype html>
