@@ -32,8 +32,10 @@ import math
 import posixpath
 import re
 import stat
+import struct
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
@@ -63,7 +65,8 @@ def read_bcf(source: str | Path | bytes, *, name: str | None = None) -> Archive:
         data = bytes(source)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
+            struct.error, zlib.error):
         raise BcfError(f"{label}: not a BCF file (not a zip archive)") from None
     with zf:
         entries = _check_entries(zf, label)
@@ -120,7 +123,8 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int) ->
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error,
+            zlib.error) as exc:
         raise BcfError(f"{label}: entry {info.filename!r} cannot be read ({exc})") from None
     if len(data) > limit:
         raise BcfError(f"{label}: entry {info.filename!r} is larger than the {limit} bytes allowed (oversized)")
@@ -311,11 +315,12 @@ def _viewpoint_file(zf, entries, folder, vp_file, snap_file, guid, index, where,
         root = _xml(zf, entries[name], label)
         if root.tag != "VisualizationInfo":
             raise BcfError(f"{label}: {name}: root element <{root.tag}>, expected <VisualizationInfo>")
-        camera = _camera(root, f"{label}: {name}")
-        comps = _components(root, f"{label}: {name}")
-        planes = tuple((_point(p.find("Location"), name), _point(p.find("Direction"), name))
+        at = f"{label}: {name}"
+        camera = _camera(root, at)
+        comps = _components(root, at)
+        planes = tuple((_point(p.find("Location"), at), _point(p.find("Direction"), at))
                        for p in root.findall("ClippingPlanes/ClippingPlane"))
-        lines = tuple((_point(x.find("StartPoint"), name), _point(x.find("EndPoint"), name))
+        lines = tuple((_point(x.find("StartPoint"), at), _point(x.find("EndPoint"), at))
                       for x in root.findall("Lines/Line"))
     snapshot = ext = None
     if snap_file:

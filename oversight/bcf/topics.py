@@ -274,10 +274,10 @@ def _stored_viewpoint(store: Store, r: dict, origin) -> Viewpoint:
         view_setup_hints=vis.get("hints") if isinstance(vis.get("hints"), dict) else None,
         coloring=tuple((str(c["color"]), tuple(_component(x) for x in c["components"]))
                        for c in comps.get("coloring", [])),
-        clipping_planes=tuple((tuple((np.asarray(p["location_m"], dtype=float) + origin).tolist()),
-                               tuple(float(v) for v in p["direction"])) for p in planes),
-        lines=tuple((tuple((np.asarray(x["start_m"], dtype=float) + origin).tolist()),
-                     tuple((np.asarray(x["end_m"], dtype=float) + origin).tolist())) for x in lines),
+        clipping_planes=tuple((_xyz(np.asarray(p["location_m"], dtype=float) + origin), _xyz(p["direction"]))
+                              for p in planes),
+        lines=tuple((_xyz(np.asarray(x["start_m"], dtype=float) + origin),
+                     _xyz(np.asarray(x["end_m"], dtype=float) + origin)) for x in lines),
         index=r["idx"], snapshot=snapshot, snapshot_ext=ext)
 
 
@@ -398,6 +398,11 @@ def _json_value(value):
         except ValueError:
             return None
     return value
+
+
+def _xyz(v) -> tuple[float, float, float]:
+    x, y, z = (float(a) for a in v)
+    return x, y, z
 
 
 def _str(value) -> str | None:

@@ -30,6 +30,7 @@ import re
 import uuid
 import zipfile
 from pathlib import Path
+from typing import TypeGuard
 
 from sitetwin.data.text import printable
 from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
@@ -130,7 +131,7 @@ def _markup(t: Topic, v3: bool, version: str):
         children.append(_el("Header", children=[_el("Files", children=files)] if v3 else files))
     topic_attrs = {"Guid": _guid(t.guid)}
     if v3 and _blank(t.server_assigned_id) is None:
-        topic_attrs["ServerAssignedId"] = t.server_assigned_id
+        topic_attrs["ServerAssignedId"] = str(t.server_assigned_id)
     topic_attrs["TopicType"] = _required(t.topic_type, DEFAULT_TOPIC_TYPE)
     topic_attrs["TopicStatus"] = _required(t.topic_status, DEFAULT_TOPIC_STATUS)
     tc = []
@@ -370,7 +371,7 @@ def _doc(root) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True, pretty_print=True)
 
 
-def _is_date(value) -> bool:
+def _is_date(value) -> TypeGuard[dt.date]:
     return isinstance(value, dt.date)
 
 
