@@ -7,6 +7,12 @@ hands its drafts to a :data:`FindingSink` the application passes in
 transaction and answers which finding each draft became; the package writes that id back
 to its own record, so a piece of evidence is raised once. Without a sink nothing is raised
 and the evidence stays pending, to be raised later.
+
+The sink checks a draft as it checks a finding raised by hand (issue 14): its text must be
+clean (``data.text.clean_text``), and the panoramas, detections and hazards its evidence
+names must be the draft's own site's; the hazard a draft is raised for (``source="hazard"``,
+``evidence["hazard_id"] == source_ref``) may be stored after the sink has answered. A draft
+that fails raises the sink's error and none of the batch is raised.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ _GENESIS = "finding:"
 # and the evidence (its JSON text, nesting, and how many records it may name).
 REF_MAX = 500
 LABELS_MAX = 50
-EVIDENCE_MAX_CHARS = 64_000
+EVIDENCE_MAX_CHARS = 1_000_000      # a BCF topic may select thousands of components
 EVIDENCE_MAX_DEPTH = 8
 EVIDENCE_MAX_IDS = 1_000
 # The panorama view in evidence: horizontal field of view (as panorama.camera takes it) and pitch, degrees.
