@@ -18,6 +18,19 @@ from sitetwin.data.files import file_sha256
 from sitetwin.data.store import Store
 
 MANIFEST = "manifest.json"
+# Tables that never leave a platform, neither in an exchange package nor in the city lake: accounts and what
+# proves who someone is (sessions, tokens, login attempts, device tokens), the audit log, the schema's record.
+PRIVATE_TABLES = frozenset({"accounts", "account_sites", "sessions", "api_tokens", "login_attempts", "audit_log",
+                            "device_tokens", "schema_migrations"})
+
+
+def site_tables(store: Store) -> list[str]:
+    """The tables whose rows may leave a platform, sorted: those with a ``site_code`` column (each row
+    belongs to one site), less :data:`PRIVATE_TABLES`. Exchange packages and the city lake carry these."""
+    rows = store.rows("SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'site_code' "
+                      "AND table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
+                      "WHERE table_type = 'BASE TABLE') ORDER BY 1")
+    return [r["table_name"] for r in rows if r["table_name"] not in PRIVATE_TABLES]
 
 
 def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = None) -> dict:

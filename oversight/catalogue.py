@@ -43,6 +43,7 @@ from pathlib import Path
 
 from sitetwin.bim.queries import list_models, model_element_counts, schedule_links
 from sitetwin.data.clock import utcnow
+from sitetwin.data.exchange import PRIVATE_TABLES, site_tables
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, OversightError
@@ -54,9 +55,6 @@ from sitetwin.vision.queries import camera_activity
 
 KINDS = ("model", "schedule", "survey", "panoramas", "camera", "sensor")
 LEVELS = ("project", "district", "city")
-# tables that never travel in an exchange package
-PRIVATE_TABLES = frozenset({"accounts", "account_sites", "sessions", "api_tokens", "login_attempts", "audit_log",
-                            "device_tokens", "schema_migrations"})
 FRESH_DAYS, STALE_DAYS = 7, 60
 
 
@@ -201,7 +199,7 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     if not chosen:
         raise OversightError("no site to export in your scope")
     out = Path(out_dir)
-    tables = _site_tables(store)
+    tables = site_tables(store)
     work = Path(tempfile.mkdtemp(prefix="sitetwin-package-"))
     try:
         with open_store(":memory:", cache_dir=work / "cache") as pkg:
@@ -286,13 +284,6 @@ def _package_sites(src: Path, manifest: dict) -> dict[str, dict]:
         return {}
     table = pq.read_table(src / meta["file"], columns=["site_code", "district", "city"])
     return {r["site_code"]: r for r in table.to_pylist()}
-
-
-def _site_tables(store: Store) -> list[str]:
-    rows = store.rows("SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'site_code' "
-                      "AND table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
-                      "WHERE table_type = 'BASE TABLE') ORDER BY 1")
-    return [r["table_name"] for r in rows if r["table_name"] not in PRIVATE_TABLES]
 
 
 def _require(store: Store, scope: Scope, site_code: str, action: str = "read") -> None:

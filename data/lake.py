@@ -1,0 +1,512 @@
+"""The city lake: the site tables of many stores as Parquet, partitioned ``city=/district=/site=``
+(Hive style) on any pyarrow filesystem, published incrementally and read back with DuckDB.
+
+Layout under the lake's root (a local folder, ``file://`` or ``s3://`` URI)::
+
+    _sitetwin_lake.json                                  format and schema version
+    _state/site=<site>.json                              what was published of one site: per table its
+                                                         partition file, row count and content digest
+    <table>/city=<c>/district=<d>/site=<s>/part-0.parquet
+
+The tables are those an exchange package carries (``data.exchange.site_tables``): every table
+with a ``site_code`` column except accounts, sessions, tokens and the audit log. Partition
+values are percent-encoded (``urllib.parse.quote``); a missing city or district is
+``__HIVE_DEFAULT_PARTITION__``. Every file also holds its rows' own columns, ``site_code``
+included, so a reader needs nothing from the paths.
+
+:func:`publish` compares a content digest per table and site with the site's state file and
+writes only what changed: a partition is written under a hidden temporary name and then
+moved over the old file, so a reader sees the old partition or the new one, never half of
+one. A site's tables are replaced one at a time (each whole); the state file is written last,
+so an interrupted publish is finished by the next one.
+
+:func:`open_lake` returns a :class:`LakeStore`: the ``Store`` class over an in-memory DuckDB
+database that has every migration's tables, where each lake table with files is replaced by a
+view of the same name over its Parquet files (``read_parquet`` for local folders, a pyarrow
+dataset for other filesystems). Queries written for a store, scope filters included, run on it
+unchanged. It is read-only: accounts, sessions and the audit log there are empty tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from sitetwin.data.errors import StoreError
+from sitetwin.data.exchange import site_tables
+from sitetwin.data.store import Store, migrations, open_store
+
+LAKE_FORMAT = "sitetwin-lake/1"
+LAKE_FILE = "_sitetwin_lake.json"
+STATE_DIR = "_state"
+PART_FILE = "part-0.parquet"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_GLOB_CHARS = "*?[]{}"       # read_parquet takes every path as a pattern; a root with these goes through pyarrow
+BATCH_ROWS = 250_000          # rows per Arrow batch while streaming a table out of the store
+
+
+class LakeError(StoreError):
+    """The lake could not be found, read or written, or belongs to another schema version."""
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where a lake lives: its URI as given, the pyarrow filesystem and the root path inside it."""
+
+    uri: str
+    fs: Any                 # pyarrow.fs.FileSystem
+    root: str
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    @property
+    def local(self) -> bool:
+        from pyarrow.fs import LocalFileSystem
+
+        return isinstance(self.fs, LocalFileSystem)
+
+
+def lake_location(uri: str | Path, filesystem: Any = None) -> LakeLocation:
+    """Resolve a lake URI: a local path (relative or absolute), ``file://...``, ``s3://bucket/prefix``,
+    or any URI ``pyarrow.fs.FileSystem.from_uri`` knows. With ``filesystem`` (a pyarrow filesystem),
+    ``uri`` is a path inside it."""
+    from pyarrow import fs as pafs
+
+    text = str(uri).strip()
+    if not text:
+        raise LakeError("no lake given: pass --lake with a folder or a URI such as s3://bucket/city-lake")
+    if filesystem is not None:
+        return LakeLocation(text, filesystem, text.rstrip("/") or "/")
+    if "://" not in text:
+        return LakeLocation(text, pafs.LocalFileSystem(), Path(text).expanduser().resolve().as_posix())
+    try:
+        fs, root = pafs.FileSystem.from_uri(text)
+    except (ValueError, OSError) as exc:
+        raise LakeError(f"lake {text}: not a URI pyarrow can open ({_first_line(exc)})") from None
+    return LakeLocation(text, fs, root.rstrip("/") or "/")
+
+
+def partition_dir(table: str, city: str | None, district: str | None, site_code: str) -> str:
+    """``<table>/city=<c>/district=<d>/site=<s>``, each value percent-encoded (relative to the root)."""
+    return f"{table}/city={_enc(city)}/district={_enc(district)}/site={_enc(site_code)}"
+
+
+def _enc(value: str | None) -> str:
+    return quote(str(value), safe="") if value not in (None, "") else NULL_PARTITION
+
+
+def _dec(value: str) -> str | None:
+    return None if value == NULL_PARTITION else unquote(value)
+
+
+def current_schema_version() -> int:
+    return migrations()[-1].version
+
+
+# --------------------------------------------------------------------------------------
+# publishing
+
+def publish(store: Store, lake: str | Path, *, sites: Iterable[str] | None = None, filesystem: Any = None,
+            now: dt.datetime | None = None) -> dict:
+    """Write the store's site tables into the lake, only the partitions whose rows changed.
+
+    ``sites`` limits the publish to those site codes (default: every site of the store). Rows of
+    a site code that ``sites`` (the table) does not know are not published; their count per table
+    is reported under ``"orphans"``. A table that had rows of a site in the lake and has none now
+    loses that partition.
+
+    Returns ``{"lake", "sites", "written": [{"table", "site_code", "rows"}], "removed": [{"table",
+    "site_code"}], "unchanged": n, "orphans": {table: rows}}``.
+    """
+    import pyarrow as pa
+
+    loc = lake_location(lake, filesystem)
+    version = store.schema_version()
+    _prepare_lake(loc, version, now)
+    known = {r["site_code"]: r for r in store.rows("SELECT site_code, district, city FROM sites ORDER BY site_code")}
+    if sites is None:
+        chosen = list(known)
+    else:
+        chosen = list(dict.fromkeys(sites))
+        missing = [s for s in chosen if s not in known]
+        if missing:
+            raise LakeError(f"{store.label}: no site {', '.join(missing)} in this store; nothing published")
+    tables = site_tables(store)
+    report: dict[str, Any] = {"lake": loc.uri, "sites": chosen, "written": [], "removed": [], "unchanged": 0,
+                              "orphans": {}}
+    if not chosen:
+        return report
+    store.con.register("_lake_sites", pa.table({"site_code": pa.array(chosen, pa.string())}))
+    try:
+        digests = {t: _digests(store, t) for t in tables}
+        for t in tables:
+            orphans = store.scalar(f'SELECT count(*) FROM "{t}" WHERE site_code IS NULL OR site_code NOT IN '
+                                   f'(SELECT site_code FROM sites)')
+            if orphans:
+                report["orphans"][t] = int(orphans)
+        states = {s: _read_state(loc, s) for s in chosen}
+        # what to write: (table, site) whose digest or place differs from the state, or whose file went missing
+        todo: dict[str, list[str]] = {}
+        plans: dict[str, dict[str, dict]] = {s: {} for s in chosen}
+        recorded = [(s, t, entry) for s in chosen for t, entry in states[s].get("tables", {}).items()]
+        present = _exists(loc, [loc.path(e["path"]) for _, _, e in recorded])
+        for s in chosen:
+            site = known[s]
+            old = states[s].get("tables", {})
+            for t in tables:
+                rows, digest = digests[t].get(s, (0, None))
+                entry = old.get(t)
+                where = f"{partition_dir(t, site['city'], site['district'], s)}/{PART_FILE}"
+                if rows == 0:
+                    if entry is not None:
+                        plans[s][t] = {"remove": entry["path"]}
+                    continue
+                if entry is not None and entry.get("digest") == digest and entry.get("path") == where \
+                        and present.get(loc.path(where), False):
+                    report["unchanged"] += 1
+                    continue
+                todo.setdefault(t, []).append(s)
+                plans[s][t] = {"path": where, "rows": rows, "digest": digest,
+                               "replaces": entry["path"] if entry and entry.get("path") != where else None}
+        for t, table_sites in todo.items():
+            for s, arrow in _site_slices(store, t, table_sites):
+                plan = plans[s][t]
+                if arrow.num_rows != plan["rows"]:          # the store changed under us: refuse rather than guess
+                    raise LakeError(f"{store.label}: table {t} of site {s} changed while publishing; publish again")
+                _write_parquet(loc, plan["path"], arrow)
+                if plan["replaces"]:
+                    _delete(loc, plan["replaces"])
+                report["written"].append({"table": t, "site_code": s, "rows": arrow.num_rows})
+        for s in chosen:
+            if not plans[s]:
+                continue
+            tables_state = dict(states[s].get("tables", {}))
+            for t, plan in plans[s].items():
+                if "remove" in plan:
+                    _delete(loc, plan["remove"])
+                    tables_state.pop(t, None)
+                    report["removed"].append({"table": t, "site_code": s})
+                else:
+                    tables_state[t] = {"path": plan["path"], "rows": plan["rows"], "digest": plan["digest"]}
+            site = known[s]
+            _write_json(loc, _state_path(s), {"site_code": s, "city": site["city"], "district": site["district"],
+                                              "schema_version": version, "source": store.label,
+                                              "published_at": _iso(now), "tables": tables_state})
+    finally:
+        store.con.unregister("_lake_sites")
+    return report
+
+
+def _prepare_lake(loc: LakeLocation, version: int, now: dt.datetime | None) -> None:
+    """Check the lake's format and schema version, or start a lake in an empty or new folder."""
+    from pyarrow import fs as pafs
+
+    meta = _lake_meta(loc)
+    if meta is not None:
+        _check_version(loc, meta, version, "publish")
+        return
+    try:
+        info = loc.fs.get_file_info(loc.root)
+        if info.type == pafs.FileType.File:
+            raise LakeError(f"lake {loc.uri}: is a file, not a folder")
+        if info.type == pafs.FileType.Directory and loc.fs.get_file_info(
+                pafs.FileSelector(loc.root, recursive=False)):
+            raise LakeError(f"lake {loc.uri}: the folder holds other files and no {LAKE_FILE}; "
+                            f"publish into an empty or new folder")
+        loc.fs.create_dir(loc.root, recursive=True)
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot write there ({_first_line(exc)})") from None
+    _write_json(loc, LAKE_FILE, {"format": LAKE_FORMAT, "schema_version": version, "created_at": _iso(now)})
+
+
+def _lake_meta(loc: LakeLocation) -> dict | None:
+    from pyarrow import fs as pafs
+
+    path = loc.path(LAKE_FILE)
+    try:
+        if loc.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with loc.fs.open_input_stream(path) as fh:
+            meta = json.loads(fh.read().decode("utf-8"))
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot read {LAKE_FILE} ({_first_line(exc)})") from None
+    except ValueError as exc:
+        raise LakeError(f"lake {loc.uri}: {LAKE_FILE} is damaged ({_first_line(exc)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != LAKE_FORMAT:
+        raise LakeError(f"lake {loc.uri}: {LAKE_FILE} is not a {LAKE_FORMAT} lake")
+    return meta
+
+
+def _check_version(loc: LakeLocation, meta: dict, version: int, doing: str) -> None:
+    have = meta.get("schema_version")
+    if have != version:
+        what = "the store's" if doing == "publish" else "this sitetwin's"
+        raise LakeError(f"lake {loc.uri}: holds schema version {have}, {what} is {version}; "
+                        f"publish into a new lake (or republish every store into an emptied one)")
+
+
+def _digests(store: Store, table: str) -> dict[str, tuple[int, str]]:
+    """site_code -> (rows, digest of the rows' contents and the table's columns), for the chosen sites."""
+    columns = store.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                         "AND table_schema = 'main' ORDER BY ordinal_position", [table])
+    shape = ",".join(f"{c['column_name']}:{c['data_type']}" for c in columns)
+    # an order-free sum and xor of row hashes (DuckDB's hash of the whole row), with the count
+    found = store.rows(f'SELECT site_code, count(*) AS n, sum(hash(t)::HUGEINT)::VARCHAR AS h, '
+                       f'bit_xor(hash(t))::VARCHAR AS x FROM "{table}" t '
+                       f'WHERE site_code IN (SELECT site_code FROM _lake_sites) GROUP BY site_code')
+    out = {}
+    for r in found:
+        text = f"{shape}|{r['n']}|{r['h']}|{r['x']}"
+        out[r["site_code"]] = (int(r["n"]), hashlib.sha256(text.encode()).hexdigest()[:32])
+    return out
+
+
+def _site_slices(store: Store, table: str, sites: list[str]) -> Iterator[tuple[str, Any]]:
+    """(site_code, Arrow table of its rows) for each of ``sites``, streamed from one ordered scan."""
+    import numpy as np
+    import pyarrow as pa
+
+    wanted = pa.table({"site_code": pa.array(sites, pa.string())})
+    store.con.register("_lake_wanted", wanted)
+    try:
+        reader = store.con.sql(
+            f'SELECT * FROM "{table}" WHERE site_code IN (SELECT site_code FROM _lake_wanted) '
+            f'ORDER BY site_code').to_arrow_reader(BATCH_ROWS)
+        current: str | None = None
+        pending: list[Any] = []
+        for batch in reader:
+            codes = batch.column("site_code").to_numpy(zero_copy_only=False)
+            cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                if a == b:
+                    continue
+                code = codes[a]
+                if code != current and pending:
+                    assert current is not None
+                    yield current, pa.Table.from_batches(pending)
+                    pending = []
+                current = code
+                pending.append(batch.slice(a, b - a))
+        if pending:
+            assert current is not None
+            yield current, pa.Table.from_batches(pending)
+    finally:
+        with contextlib.suppress(Exception):     # a scan left unfinished by an error must not block the store
+            store.con.abort()
+        store.con.unregister("_lake_wanted")
+
+
+def _write_parquet(loc: LakeLocation, rel: str, arrow: Any) -> None:
+    import pyarrow.parquet as pq
+
+    target = loc.path(rel)
+    folder = target.rsplit("/", 1)[0]
+    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet.tmp"   # hidden, and no reader's pattern matches it
+    try:
+        loc.fs.create_dir(folder, recursive=True)
+        pq.write_table(arrow, tmp, filesystem=loc.fs, compression="zstd")
+        loc.fs.move(tmp, target)
+    except OSError as exc:
+        _delete_quietly(loc, tmp)
+        raise LakeError(f"lake {loc.uri}: cannot write {rel} ({_first_line(exc)})") from None
+
+
+def _write_json(loc: LakeLocation, rel: str, payload: dict) -> None:
+    target = loc.path(rel)
+    folder = target.rsplit("/", 1)[0]
+    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.json.tmp"
+    try:
+        loc.fs.create_dir(folder, recursive=True)
+        with loc.fs.open_output_stream(tmp) as fh:
+            fh.write(json.dumps(payload, indent=1, default=str).encode("utf-8"))
+        loc.fs.move(tmp, target)
+    except OSError as exc:
+        _delete_quietly(loc, tmp)
+        raise LakeError(f"lake {loc.uri}: cannot write {rel} ({_first_line(exc)})") from None
+
+
+def _delete(loc: LakeLocation, rel: str) -> None:
+    from pyarrow import fs as pafs
+
+    path = loc.path(rel)
+    try:
+        if loc.fs.get_file_info(path).type == pafs.FileType.File:
+            loc.fs.delete_file(path)
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot remove {rel} ({_first_line(exc)})") from None
+
+
+def _delete_quietly(loc: LakeLocation, path: str) -> None:
+    try:
+        loc.fs.delete_file(path)
+    except OSError:
+        pass
+
+
+def _exists(loc: LakeLocation, paths: list[str]) -> dict[str, bool]:
+    from pyarrow import fs as pafs
+
+    if not paths:
+        return {}
+    try:
+        return {i.path: i.type == pafs.FileType.File for i in loc.fs.get_file_info(paths)}
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot read ({_first_line(exc)})") from None
+
+
+def _state_path(site_code: str) -> str:
+    return f"{STATE_DIR}/site={_enc(site_code)}.json"
+
+
+def _read_state(loc: LakeLocation, site_code: str) -> dict:
+    path = loc.path(_state_path(site_code))
+    try:
+        with loc.fs.open_input_stream(path) as fh:
+            state = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        if "not found" in str(exc).lower() or "no such file" in str(exc).lower():
+            return {}
+        raise LakeError(f"lake {loc.uri}: cannot read {_state_path(site_code)} ({_first_line(exc)})") from None
+    except ValueError:
+        return {}           # a damaged state file only costs a full republish of the site
+    return state if isinstance(state, dict) else {}
+
+
+def lake_sites(lake: str | Path, *, filesystem: Any = None) -> list[dict]:
+    """What the lake holds per site (from the state files): site_code, city, district, published_at,
+    source and per table the rows. Sorted by site code."""
+    from pyarrow import fs as pafs
+
+    loc = lake_location(lake, filesystem)
+    if _lake_meta(loc) is None:
+        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); "
+                        f"make one with `sitetwin lake publish`")
+    try:
+        infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(STATE_DIR), allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot read ({_first_line(exc)})") from None
+    out = []
+    for info in infos:
+        name = info.base_name
+        if info.type != pafs.FileType.File or not (name.startswith("site=") and name.endswith(".json")):
+            continue
+        code = _dec(name[len("site="):-len(".json")])
+        state = _read_state(loc, code or "")
+        if state:
+            out.append({"site_code": state.get("site_code"), "city": state.get("city"),
+                        "district": state.get("district"), "published_at": state.get("published_at"),
+                        "source": state.get("source"),
+                        "tables": {t: e.get("rows") for t, e in sorted(state.get("tables", {}).items())}})
+    return sorted(out, key=lambda r: str(r["site_code"]))
+
+
+# --------------------------------------------------------------------------------------
+# reading
+
+class LakeStore(Store):
+    """A read-only ``Store`` whose tables are views over a lake's Parquet files."""
+
+    def __init__(self, con: Any, location: LakeLocation, cache_dir: Path, owns_cache: bool):
+        super().__init__(con, None, True, cache_dir)
+        self.location = location
+        self._owns_cache = owns_cache
+
+    @property
+    def label(self) -> str:
+        return f"lake {self.location.uri}"
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._owns_cache:
+                shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path | None = None) -> LakeStore:
+    """Open a lake for reading, as a read-only :class:`LakeStore` (use as a context manager).
+
+    ``cache_dir`` is where writes a read leaves behind go (the audit spool of a scoped read);
+    pass the cache of the store whose accounts the caller came from, so that they reach its
+    audit log. Without it a temporary folder is used and removed on close.
+    """
+    loc = lake_location(lake, filesystem)
+    meta = _lake_meta(loc)
+    if meta is None:
+        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); "
+                        f"make one with `sitetwin lake publish --db DB --lake {loc.uri}`")
+    _check_version(loc, meta, current_schema_version(), "read")
+    owns = cache_dir is None
+    cache = Path(tempfile.mkdtemp(prefix="sitetwin-lake-")) if cache_dir is None else Path(cache_dir)
+    base = open_store(":memory:", cache_dir=cache)
+    store = LakeStore(base.con, loc, cache, owns)
+    try:
+        for table in site_tables(store):
+            files = _partition_files(loc, table)
+            if files:
+                _attach(store, loc, table, files)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _partition_files(loc: LakeLocation, table: str) -> list[str]:
+    """The partition files of one table, as paths inside the lake's filesystem."""
+    from pyarrow import fs as pafs
+
+    try:
+        infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(table), recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot list {table} ({_first_line(exc)})") from None
+    return sorted(i.path for i in infos
+                  if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
+                  and not i.base_name.startswith("."))
+
+
+def _attach(store: Store, loc: LakeLocation, table: str, files: list[str]) -> None:
+    """Replace the empty table by a view of the same name and column types over its files."""
+    columns = store.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                         "AND table_schema = 'main' ORDER BY ordinal_position", [table])
+    select = ", ".join(f'CAST("{c["column_name"]}" AS {c["data_type"]}) AS "{c["column_name"]}"' for c in columns)
+    if loc.local and not any(ch in loc.root for ch in _GLOB_CHARS):
+        # the file list travels as a variable: bound, never spliced into the SQL (and bound as a list,
+        # which Store.execute would send as JSON text)
+        variable = f"lake_files_{table}"
+        store.con.execute(f"SET VARIABLE {variable} = ?", [files]).fetchall()
+        source = f"read_parquet(getvariable('{variable}'), hive_partitioning = false, union_by_name = true)"
+    else:
+        import pyarrow.dataset as ds
+
+        try:
+            dataset = ds.dataset(files, filesystem=loc.fs, format="parquet")
+        except (OSError, ValueError) as exc:
+            raise LakeError(f"lake {loc.uri}: cannot read {table} ({_first_line(exc)})") from None
+        source = f"_lake_{table}"
+        store.con.register(source, dataset)
+    store.execute(f'DROP TABLE "{table}"')
+    store.execute(f'CREATE VIEW "{table}" AS SELECT {select} FROM {source}')
+
+
+def _iso(now: dt.datetime | None) -> str:
+    from sitetwin.data.clock import utcnow
+
+    return (now or utcnow()).isoformat(timespec="seconds")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
