@@ -394,9 +394,8 @@ def set_pose(store: Store, pano_id: str, pose: np.ndarray | PoseSolution) -> Pan
 def get_panorama(store: Store, pano_id: str) -> Panorama:
     row = store.one("SELECT * FROM panoramas WHERE pano_id = ?", [pano_id])
     if row is None:
-        known = [r["pano_id"] for r in store.rows("SELECT pano_id FROM panoramas ORDER BY added_at LIMIT 8")]
-        raise PanoramaError(f"{store.label}: no panorama {pano_id!r}"
-                            + (f" (some: {', '.join(known)})" if known else "; add one with `sitetwin pano add`"))
+        # no list of the ids that do exist: this message can reach a caller scoped to other sites (issue 14)
+        raise PanoramaError(f"{store.label}: no panorama {pano_id!r}; `sitetwin pano list` shows the stored ones")
     return _row_to_panorama(row)
 
 

@@ -348,13 +348,18 @@ def test_raising_at_a_panorama_pixel_records_the_element_the_point_and_the_viewp
 
 def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence(caller, regdb):
     from sitetwin.data.store import open_store
-    from sitetwin.vision.detection_store import insert_hazards
+    from sitetwin.vision.detection_store import insert_detections, insert_hazards
 
     db, facts, _ = regdb
     linked = facts["panoramas"][0]["hazards"][0]
     with open_store(db) as store:
         existing = store.scalar("SELECT finding_id FROM hazards WHERE hazard_id = ?", [linked])
         with store.transaction():
+            # the detections a hazard names must exist on its site (a finding's evidence is checked, issue 14)
+            insert_detections(store, [{"detection_id": d, "site_code": "DEMO", "source_kind": "image",
+                                       "source_ref": "gate.jpg", "class_name": "person", "confidence": 0.9,
+                                       "x1": 10.0, "y1": 10.0, "x2": 50.0, "y2": 120.0,
+                                       "captured_at": dt.datetime(2026, 5, 3)} for d in ("D-A", "D-B")])
             insert_hazards(store, [{"hazard_id": "HNEW1", "site_code": "DEMO", "rule": "no_vest", "severity": "medium",
                                     "message": "worker without a vest at the hoist",
                                     "started_at": dt.datetime(2026, 5, 3), "detection_ids": ["D-A", "D-B"],
