@@ -28,6 +28,10 @@ TokenOption = Annotated[Optional[str], typer.Option(
 AsOfOption = Annotated[Optional[str], typer.Option("--as-of",
                                                    help="Day to compute for, YYYY-MM-DD (default today, UTC).")]
 SiteOption = Annotated[Optional[str], typer.Option("--site", help="Site code.")]
+LakeOption = Annotated[Optional[str], typer.Option(
+    "--lake", show_default=False,
+    help="Read the city lake (a folder or URI) instead of the store; --db/--token then only say who you are "
+         "(see `sitetwin lake --help`).")]
 
 finding_app = typer.Typer(help="Findings: raise, follow and close "
                                "(open -> rectification submitted -> verified closed).",
@@ -64,6 +68,19 @@ def _caller(db: Path, token: str | None) -> Iterator[tuple]:
 
     with open_store(db, create=False) as store:
         yield store, caller_scope(store, token)
+
+
+@contextmanager
+def _reader(db: Path, token: str | None, lake: str | None) -> Iterator[tuple]:
+    """The store, or with ``--lake`` the lake read under the caller's scope (``app.commands.lake``)."""
+    if lake is None:
+        with _caller(db, token) as found:
+            yield found
+    else:
+        from sitetwin.app.commands.lake import lake_caller
+
+        with lake_caller(lake, db, token) as found:
+            yield found
 
 
 def _json_arg(text: str | None, name: str) -> dict | None:
@@ -289,11 +306,12 @@ def portfolio_cmd(
     city: Annotated[Optional[str], typer.Option(help="Only this city.")] = None,
     district: Annotated[Optional[str], typer.Option(help="Only this district.")] = None,
     as_of: AsOfOption = None, db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
+    lake: LakeOption = None,
 ) -> None:
     """Sites in your scope and their rollups per district or city."""
     from sitetwin.oversight.portfolio import portfolio_sites, rollup
 
-    with _caller(db, token) as (store, scope):
+    with _reader(db, token, lake) as (store, scope):
         if by == "site":
             rows = portfolio_sites(store, scope, city=city, district=district, as_of=as_of)
             cols = ["site_code", "district", "open_findings", "overdue_findings", "open_critical", "detections",
@@ -311,11 +329,14 @@ def risk_cmd(
     record: Annotated[bool, typer.Option("--record", help="Store the scores (the trend); regulators.")] = False,
     trend: Annotated[bool, typer.Option("--trend", help="Show the stored trend of --site.")] = False,
     db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
+    lake: LakeOption = None,
 ) -> None:
     """Risk scores with their breakdown (one site, or every site in your scope)."""
     from sitetwin.oversight.risk import compute_risk, record_risk, risk_trend
 
-    with _caller(db, token) as (store, scope):
+    if record and lake:
+        raise typer.BadParameter("--record stores scores in a store; the lake is read-only (leave out --lake)")
+    with _reader(db, token, lake) as (store, scope):
         if trend:
             if not site:
                 raise typer.BadParameter("--trend needs --site")
@@ -415,11 +436,12 @@ def catalogue_cmd(
     quality: Annotated[bool, typer.Option("--quality", help="Show the data-quality measure instead.")] = False,
     by: Annotated[Optional[str], typer.Option(help="With --quality: district or city.")] = None,
     as_of: AsOfOption = None, db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
+    lake: LakeOption = None,
 ) -> None:
     """The data catalogue (every source with its unified id, owner, last update, completeness), or data quality."""
     from sitetwin.oversight.catalogue import catalogue, data_quality
 
-    with _caller(db, token) as (store, scope):
+    with _reader(db, token, lake) as (store, scope):
         if quality:
             rows = data_quality(store, scope, site_code=site, by=by, as_of=as_of)
             cols = list(rows[0]) if rows else ["site_code", "quality"]
