@@ -36,7 +36,7 @@ import json
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,12 +436,16 @@ class LakeStore(Store):
                 shutil.rmtree(self.cache_dir, ignore_errors=True)
 
 
-def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path | None = None) -> LakeStore:
+def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path | None = None,
+              admit: Callable[[str, str | None, str | None], bool] | None = None) -> LakeStore:
     """Open a lake for reading, as a read-only :class:`LakeStore` (use as a context manager).
 
-    ``cache_dir`` is where writes a read leaves behind go (the audit spool of a scoped read);
-    pass the cache of the store whose accounts the caller came from, so that they reach its
-    audit log. Without it a temporary folder is used and removed on close.
+    ``admit(site_code, district, city)`` keeps only the partitions of the sites it admits (from
+    their paths), so a scoped reader's tables hold nothing of other sites and it opens only its
+    own files; queries still filter by scope as over a store. ``cache_dir`` is where writes a
+    read leaves behind go (the audit spool of a scoped read): pass the cache of the store whose
+    accounts the caller came from, so that they reach its audit log. Without it a temporary
+    folder is used and removed on close.
     """
     loc = lake_location(lake, filesystem)
     meta = _lake_meta(loc)
@@ -456,6 +460,8 @@ def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path
     try:
         for table in site_tables(store):
             files = _partition_files(loc, table)
+            if admit is not None:
+                files = [f for f in files if _admitted(f, admit)]
             if files:
                 _attach(store, loc, table, files)
     except BaseException:
@@ -477,6 +483,15 @@ def _partition_files(loc: LakeLocation, table: str) -> list[str]:
                   and not i.base_name.startswith("."))
 
 
+def _admitted(path: str, admit: Callable[[str, str | None, str | None], bool]) -> bool:
+    """Whether ``admit`` takes the site of a partition file (``.../city=/district=/site=/part``)."""
+    parts = path.rsplit("/", 4)[-4:-1]
+    if len(parts) != 3 or not all(p.startswith(k + "=") for p, k in zip(parts, ("city", "district", "site"))):
+        return False
+    city, district, site = (_dec(p.split("=", 1)[1]) for p in parts)
+    return site is not None and admit(site, district, city)
+
+
 def _attach(store: Store, loc: LakeLocation, table: str, files: list[str]) -> None:
     """Replace the empty table by a view of the same name and column types over its files."""
     columns = store.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
@@ -487,7 +502,7 @@ def _attach(store: Store, loc: LakeLocation, table: str, files: list[str]) -> No
         # which Store.execute would send as JSON text)
         variable = f"lake_files_{table}"
         store.con.execute(f"SET VARIABLE {variable} = ?", [files]).fetchall()
-        source = f"read_parquet(getvariable('{variable}'), hive_partitioning = false, union_by_name = true)"
+        source = f"read_parquet(getvariable('{variable}'), hive_partitioning = false)"
     else:
         import pyarrow.dataset as ds
 

@@ -4,8 +4,10 @@ Who reads a lake (``--lake`` on ``portfolio``, ``risk`` and ``catalogue``): the 
 accounts, so the caller is resolved as for a store, against the store given with ``--db``:
 
 - with ``--token``, the token's account in that store (``--db`` must name it), its scope
-  applied to the lake's sites; the reads are audited in that store (spooled beside it and
-  moved into its audit log the next time it is written);
+  applied to the lake's sites: only the partitions of the sites it admits are opened
+  (``Scope.admits_site`` on their city/district/site), and every query filters by scope as
+  over a store; the reads are audited in that store (spooled beside it and moved into its
+  audit log the next time it is written);
 - without a token, the local owner of that store, only while it has no accounts;
 - when there is no store (no ``--db``, and no ``sitetwin.duckdb`` here), the local owner of
   the lake: whoever can read its files reads all of it (they could open the Parquet files
@@ -112,7 +114,9 @@ def lake_caller(lake: str, db: Path, token: str | None) -> Iterator[tuple]:
         raise AuthError("--token names an account of a store: pass that store with --db (the lake has no accounts)")
     else:
         scope = None
-    with open_lake(lake, cache_dir=cache) as store:
+    # a scoped caller's tables hold only its sites' partitions; its queries filter by scope all the same
+    admit = None if scope is None or scope.all_sites else scope.admits_site
+    with open_lake(lake, cache_dir=cache, admit=admit) as store:
         if scope is None:
             scope = local_owner_scope(store)
         try:

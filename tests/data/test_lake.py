@@ -176,6 +176,19 @@ def test_a_scoped_reader_of_the_lake_sees_only_its_sites(lake):
     assert not list(lake.glob("audit_log*"))
 
 
+def test_a_reader_opened_for_some_sites_holds_no_row_of_the_others(lake):
+    district = Scope.for_account("dora", "district_regulator", district="Wu chang/East", city="Wuhan")
+    with open_lake(lake, admit=district.admits_site) as lk:
+        for table in ("sites", "findings", "finding_events", "detections", "risk_scores"):
+            assert {r[0] for r in lk.execute(f'SELECT DISTINCT site_code FROM "{table}"')} == {
+                "WH-WC-1", "WH-WC-2"}, table
+        assert [r[0] for r in lk.execute("SELECT site_code FROM hazards")] == ["WH-WC-1"]   # not WH-JA-1's
+        # what the system scope sees through such a reader is still only those sites
+        assert [r["site_code"] for r in portfolio_sites(lk, SYSTEM, as_of=DAY)] == ["WH-WC-1", "WH-WC-2"]
+    with open_lake(lake, admit=lambda site, district, city: False) as lk:
+        assert lk.scalar("SELECT count(*) FROM sites") == 0 and portfolio_sites(lk, SYSTEM, as_of=DAY) == []
+
+
 def test_accounts_sessions_tokens_and_the_audit_log_never_reach_the_lake(tmp_path):
     from sitetwin.oversight.accounts import add_account, add_token, login
     from sitetwin.sensors.registry import add_device, issue_token
