@@ -458,6 +458,9 @@ def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path
     base = open_store(":memory:", cache_dir=cache)
     store = LakeStore(base.con, loc, cache, owns)
     try:
+        # a reader that queries more than once (a rollup after the scope check, a server) parses each
+        # file's footer once; DuckDB checks a cached footer against the file's modification time
+        store.execute("SET parquet_metadata_cache = true")
         for table in site_tables(store):
             files = _partition_files(loc, table)
             if admit is not None:
