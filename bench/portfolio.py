@@ -14,6 +14,15 @@ several runs:
 
 The target is a rollup under 300 ms. Prints a table, writes bench/results/portfolio.json.
 Run: .venv/bin/python bench/portfolio.py [--sites 200 --detections 1000000 --findings 50000]
+
+With ``--lake`` it measures the city lake instead (``data.lake``): the same generated city split
+into one store file per district (the separate stores of district platforms), each published
+into one lake (first publish, a republish with nothing changed, a republish after one new
+finding), then the same rollups over the lake (``open_lake``) and over the separate stores
+(each store opened and rolled up, the groups merged), checked equal. Writes
+bench/results/portfolio_lake.json. The issue's figure is 10,000 sites, 1 M findings and 10 M
+detections under 1 s per query; pass what the machine allows, e.g.
+``--lake --sites 2000 --findings 200000 --detections 2000000``.
 """
 
 from __future__ import annotations
@@ -23,19 +32,24 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from _common import REPO, RESULTS
 
+from sitetwin.data.lake import open_lake, publish
 from sitetwin.data.store import open_store
 from sitetwin.oversight.portfolio import portfolio_sites, rollup
 from sitetwin.oversight.scope import Scope
 
 TARGET_MS = 300.0
+LAKE_TARGET_MS = 1000.0
 DAY = dt.date(2024, 6, 30)
 
 
@@ -150,13 +164,153 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def split_by_district(store, folder: Path) -> dict[str, Path]:
+    """One store file per district with that district's rows of every table (the district platforms)."""
+    from sitetwin.data.exchange import site_tables
+
+    paths = {}
+    tables = site_tables(store)
+    for (district,) in store.execute("SELECT DISTINCT district FROM sites ORDER BY 1"):
+        path = folder / f"{district}.duckdb"
+        open_store(path).close()                      # created with every migration
+        store.execute(f"ATTACH '{path}' AS d")
+        try:
+            for t in tables:
+                store.execute(f'INSERT INTO d."{t}" SELECT * FROM "{t}" WHERE site_code IN '
+                              f"(SELECT site_code FROM sites WHERE district = ?)", [district])
+        finally:
+            store.execute("DETACH d")
+        paths[district] = path
+    return paths
+
+
+def merged_rollup(paths: dict[str, Path], scope: Scope, by: str) -> list[dict]:
+    """The rollup over separate stores: each store opened read-only and rolled up, the groups merged
+    (counts added; means of the groups weighted by their sites, the maximum of maxima)."""
+    groups: dict[tuple, dict] = {}
+    for path in paths.values():
+        with open_store(path, read_only=True) as s:
+            for r in rollup(s, scope, by=by, as_of=DAY):
+                key = (r["city"], r.get("district"))
+                g = groups.get(key)
+                if g is None:
+                    groups[key] = dict(r)
+                    continue
+                n, m = g["sites"], r["sites"]
+                for k in ("mean_risk", "mean_days_to_close"):
+                    if r[k] is not None and g[k] is not None:
+                        g[k] = round((g[k] * n + r[k] * m) / (n + m), 2)
+                    else:
+                        g[k] = g[k] if r[k] is None else r[k]
+                g["max_risk"] = max(x for x in (g["max_risk"], r["max_risk"]) if x is not None) \
+                    if g["max_risk"] is not None or r["max_risk"] is not None else None
+                for k, v in r.items():
+                    if k not in ("city", "district", "mean_risk", "mean_days_to_close", "max_risk"):
+                        g[k] += v
+    return [groups[k] for k in sorted(groups, key=lambda k: tuple(str(x) for x in k))]
+
+
+def lake_main(args) -> None:
+    """The lake mode (``--lake``): publish the city's district stores, then time rollups over the lake and over
+    the separate stores."""
+    from sitetwin.oversight.findings import raise_finding
+
+    load_before = os.getloadavg()
+    city = Scope.for_account("bench-city", "city_regulator")
+    district = Scope.for_account("bench-district", "district_regulator", district="D03")
+    work = Path(tempfile.mkdtemp(prefix="sitetwin-bench-lake-", dir=args.workdir))
+    try:
+        with open_store(":memory:", cache_dir=work / "cache") as store:
+            with store.transaction():
+                data = generate(store, args.sites, args.detections, args.findings)
+            t = time.perf_counter()
+            paths = split_by_district(store, work)
+            data["split_s"] = round(time.perf_counter() - t, 1)
+        lake = work / "lake"
+        publishing = {}
+        t = time.perf_counter()
+        written = 0
+        for path in paths.values():
+            with open_store(path, read_only=True) as s:
+                written += len(publish(s, lake)["written"])
+        publishing["first_publish_s"] = round(time.perf_counter() - t, 2)
+        publishing["partitions"] = written
+        publishing["lake_mb"] = round(sum(p.stat().st_size for p in lake.rglob("*.parquet")) / 2 ** 20, 1)
+        t = time.perf_counter()
+        for path in paths.values():
+            with open_store(path, read_only=True) as s:
+                assert publish(s, lake)["written"] == []
+        publishing["republish_unchanged_s"] = round(time.perf_counter() - t, 2)
+        one = paths["D03"]
+        with open_store(one) as s:
+            site = s.scalar("SELECT min(site_code) FROM sites")
+            raise_finding(s, site_code=site, category="safety", severity="high", title="bench",
+                          at=dt.datetime.combine(DAY, dt.time(9)))
+        t = time.perf_counter()
+        with open_store(one, read_only=True) as s:
+            changed = publish(s, lake)["written"]
+        publishing["republish_one_change_s"] = round(time.perf_counter() - t, 2)
+        publishing["republish_one_change_partitions"] = len(changed)
+        print(f"data: {data}")
+        print(f"publish: {publishing}")
+
+        rows = []
+        for label, scope in (("city regulator (all sites)", city), ("district regulator (D03)", district)):
+            # as the CLI opens it: a scoped caller's reader holds only the partitions of its sites
+            admit = None if scope.all_sites else scope.admits_site
+            t = time.perf_counter()
+            with open_lake(lake, admit=admit) as lk:
+                open_ms = (time.perf_counter() - t) * 1000
+                ms_d, by_district = timed(lambda scope=scope, lk=lk: rollup(lk, scope, by="district", as_of=DAY),
+                                          args.repeat)
+                ms_c, by_city = timed(lambda scope=scope, lk=lk: rollup(lk, scope, by="city", as_of=DAY),
+                                      args.repeat)
+                ms_s, sites = timed(lambda scope=scope, lk=lk: portfolio_sites(lk, scope, as_of=DAY), args.repeat)
+            ms_sd, stores_district = timed(lambda scope=scope: merged_rollup(paths, scope, "district"), args.repeat)
+            ms_sc, stores_city = timed(lambda scope=scope: merged_rollup(paths, scope, "city"), args.repeat)
+            assert by_district == stores_district, "the lake and the stores disagree (by district)"
+            for a, b in zip(by_city, stores_city):       # merged means are rounded twice: compare the rest
+                assert {k: v for k, v in a.items() if "mean" not in k} == \
+                    {k: v for k, v in b.items() if "mean" not in k}, (a, b)
+            rows.append({"caller": label, "sites": len(sites), "open_lake_ms": round(open_ms, 1),
+                         "lake_rollup_district_ms": round(ms_d, 1), "lake_rollup_city_ms": round(ms_c, 1),
+                         "lake_portfolio_sites_ms": round(ms_s, 1), "stores_rollup_district_ms": round(ms_sd, 1),
+                         "stores_rollup_city_ms": round(ms_sc, 1), "stores/lake": round(ms_sd / ms_d, 2),
+                         "under_1s": max(ms_d, ms_c, ms_s) < LAKE_TARGET_MS})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after")
+    header = list(rows[0])
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in header]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for r in rows:
+        print("  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths)))
+    print(f"target: every query over the lake under {LAKE_TARGET_MS:.0f} ms; stores/lake = rollup over the "
+          f"{len(paths)} separate stores / over the lake")
+    out = RESULTS / "portfolio_lake.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"bench": "portfolio_lake", "target_ms": LAKE_TARGET_MS, "data": data,
+                               "stores": len(paths), "publish": publishing,
+                               "results": rows, "load_average": {"before": load_before, "after": load_after},
+                               "cpus": os.cpu_count(), "when": dt.datetime.now().isoformat(timespec="seconds")},
+                              indent=2), encoding="utf-8")
+    print(f"wrote {out.relative_to(REPO)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=200)
     ap.add_argument("--detections", type=int, default=1_000_000)
     ap.add_argument("--findings", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--lake", action="store_true", help="measure the city lake against separate stores")
+    ap.add_argument("--workdir", default=None, help="with --lake: where the stores and the lake go (a temp folder)")
     args = ap.parse_args()
+    if args.lake:
+        lake_main(args)
+        return
     load_before = os.getloadavg()
     city = Scope.for_account("bench-city", "city_regulator")           # all sites
     district = Scope.for_account("bench-district", "district_regulator", district="D03")
