@@ -12,11 +12,16 @@ def show_error(err: Exception) -> None:
     """Show an expected failure (``SitetwinError``) as the shell's one-line message."""
     import dash
 
+    dash.set_props("shell-alert", error_props(err))
+
+
+def error_props(err: Exception) -> dict:
+    """The shell alert's properties for an expected failure (logged here): its message and its kind."""
     from sitetwin.oversight.errors import AccessDenied, AuthError
 
     kind = "denied" if isinstance(err, (AccessDenied, AuthError)) else "error"
     log.info("callback %s: %s", kind, err)
-    dash.set_props("shell-alert", {"children": alert(str(err), kind), "className": f"alert alert-{kind}"})
+    return {"children": alert(str(err), kind), "className": f"alert alert-{kind}"}
 
 
 def alert(message: str, kind: str):

@@ -30,10 +30,9 @@ ASSETS = Path(__file__).with_name("assets")
 def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False):
     """A Dash app serving the store at ``db``: every request reads it afresh, read-only."""
     import dash
-    from dash import DiskcacheManager
 
     from sitetwin.dashboards import access
-    from sitetwin.dashboards.callbacks import attach
+    from sitetwin.dashboards.callbacks import attach, job_manager
     from sitetwin.data.errors import StoreError
 
     db = Path(db)
@@ -46,7 +45,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     else:
         jobs = Path(tempfile.mkdtemp(prefix="sitetwin-jobs-"))
         atexit.register(shutil.rmtree, jobs, ignore_errors=True)     # ours: gone with the process
-    manager = DiskcacheManager(diskcache.Cache(str(jobs)))
+    manager = job_manager(diskcache.Cache(str(jobs)))
     app = dash.Dash(
         __name__,
         use_pages=True,
@@ -62,14 +61,21 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     app.layout = shell_layout
     access.install(app.server, str(db))
     attach(app, str(db))
+    _check_dash_requests(app.server)
     app.server.config["SITETWIN_JOBS"] = str(jobs)
     _register_media_routes(app.server)
     return app
 
 
 def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
-    """Import every page module of ``package`` once (each registers itself with ``dash.register_page``)."""
+    """Import every page module of ``package`` once (each registers itself with ``dash.register_page``).
+
+    A page's layout is called with its URL's query as one-line text (``inputs.clean_query``): a
+    repeated or odd parameter cannot reach it as a list or with control characters.
+    """
     import dash
+
+    from sitetwin.dashboards.inputs import query_checked
 
     pkg = importlib.import_module(package)
     names = []
@@ -80,6 +86,8 @@ def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
         page = dash.page_registry.get(module.__name__)
         if page is not None and page.get("layout") is None and hasattr(module, "layout"):
             page["layout"] = module.layout
+        if page is not None and callable(page.get("layout")):
+            page["layout"] = query_checked(page["layout"])
         names.append(module.__name__)
     return names
 
@@ -179,6 +187,16 @@ def default_site(site: str | None) -> str | None:
 
 from dash import Input, Output, State, ctx, no_update  # noqa: E402  (dash is imported with the app)
 
+from sitetwin.dashboards import inputs as i  # noqa: E402
+from sitetwin.dashboards.inputs import BadInput  # noqa: E402
+
+i.declare({
+    "shell-url.search": i.optional(i.url_part), "shell-url.pathname": i.optional(i.url_path),
+    "shell-site.value": i.optional(i.site_code),
+    # [key, label] of what the page was waiting for (data.pending)
+    "shell-pending-seen.data": i.optional(i.list_of(i.tuple_of(i.text(i.TITLE_MAX), i.text(i.TITLE_MAX)))),
+})
+
 
 @callback(Output("shell-site", "options"), Output("shell-site", "value"), Output("shell-url", "search"),
           Output("shell-nav", "children"),
@@ -240,6 +258,54 @@ clientside_callback(
     Input("shell-state", "data"),
     prevent_initial_call=True,
 )
+
+
+# --------------------------------------------------------------------------------------
+# Dash's own callbacks (the page router) are not ours to wrap: their declared inputs are checked here
+
+# the callback request's envelope: what dash-renderer sends (values inside are checked by the callbacks)
+_ENVELOPE = {"output": str, "outputs": (list, dict), "inputs": list, "state": list, "changedPropIds": list}
+DASH_COMPONENTS = ("_pages_location",)       # dash.page_container's URL (Dash's router reads it)
+
+i.declare({"_pages_location.pathname": i.optional(i.url_path), "_pages_location.search": i.optional(i.url_part)})
+
+
+def _check_dash_requests(server) -> None:
+    """Before Dash dispatches a callback request: a body that is no callback request is answered 400, and a
+    value of Dash's own components that does not fit its declared shape gets the shell's message (no update)."""
+    import json
+
+    import flask
+
+    from sitetwin.dashboards.alerts import error_props
+
+    @server.before_request
+    def _dash_request():
+        request = flask.request
+        if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
+            return None
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or "output" not in body or "inputs" not in body or any(
+                key in body and not isinstance(body[key], kind) for key, kind in _ENVELOPE.items()):
+            return flask.jsonify({"error": "not a Dash callback request"}), 400
+        try:
+            _check_dash_values([*body["inputs"], *body.get("state", [])])
+        except BadInput as exc:
+            answer = {"multi": True, "response": {}, "sideUpdate": {"shell-alert": error_props(exc)}}
+            return flask.Response(json.dumps(answer, default=lambda component: component.to_plotly_json()),
+                                  mimetype="application/json")
+        return None
+
+
+def _check_dash_values(deps: list) -> None:
+    for dep in deps:
+        if isinstance(dep, dict) and dep.get("id") in DASH_COMPONENTS:
+            where = f"{dep['id']}.{dep.get('property')}"
+            try:
+                check = i.shape_of(dep["id"], str(dep.get("property")))
+            except KeyError:
+                raise BadInput(where, "no such property") from None
+            check(dep.get("value"), where)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,9 +8,16 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 
 FINDING_SEVERITIES = ("low", "medium", "high", "critical")
 FINDING_CATEGORIES = ("quality", "safety", "progress", "environment")
+
+for _page in ("twin", "panorama"):          # the card's widgets, as both pages show it
+    i.declare({f"{_page}-card-finding-title.value": i.optional(i.text(i.TITLE_MAX)),
+               f"{_page}-card-severity.value": i.one_of(FINDING_SEVERITIES),
+               f"{_page}-card-category.value": i.one_of(FINDING_CATEGORIES)})
+    i.declare_pattern(f"{_page}-card-history", finding=i.object_id)
 
 
 def element_card(page: str, el: dict, *, survey_id: str | None, history: list[dict], histogram: list[dict],

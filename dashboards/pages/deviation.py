@@ -7,11 +7,24 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback
 
 HEAT_POINTS = 200_000          # scan points read for the heatmap and histogram (evenly thinned)
 DEFAULT_TOLERANCE_MM = 8.0     # GB 50204 axis position, when the survey does not record its own
+REGISTRATIONS = ("auto", "none")
+
+i.declare({
+    "deviation-site.data": i.optional(i.site_code), "deviation-want-survey.data": i.optional(i.text(i.LABEL_MAX)),
+    "deviation-survey.value": i.optional(i.object_id),
+    "deviation-storeys.value": i.optional(i.list_of(i.text(i.TITLE_MAX, required=True))),
+    "deviation-classes.value": i.optional(i.list_of(i.object_id)),
+    "deviation-inbox.value": i.optional(i.list_of(i.text(i.TITLE_MAX, required=True), max_len=100)),
+    "deviation-epoch.value": i.optional(i.day(blank_ok=True)),
+    "deviation-register.value": i.optional(i.one_of(REGISTRATIONS)),
+})
+i.declare_pattern("deviation-open", element=i.object_id, site=i.site_code)
 
 
 def layout(site: str | None = None, survey: str | None = None, **query):
@@ -38,8 +51,8 @@ def layout(site: str | None = None, survey: str | None = None, **query):
                           wide=True),
                 c.control("epoch (YYYY-MM-DD)", dcc.Input(id="deviation-epoch", type="text", placeholder="2026-05-16")),
                 c.control("registration", dcc.RadioItems(id="deviation-register", value="auto", inline=True, options=[
-                    {"label": "automatic", "value": "auto"}, {"label": "none (already in the site frame)",
-                                                              "value": "none"}])),
+                    {"label": label, "value": v} for v, label in zip(REGISTRATIONS, (
+                        "automatic", "none (already in the site frame)"))])),
                 html.Button("Add survey", id="deviation-add", className="button", n_clicks=0),
                 html.Button("Cancel", id="deviation-add-cancel", className="button secondary", n_clicks=0),
             ], className="controls"),

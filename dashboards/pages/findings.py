@@ -11,17 +11,34 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.regulator import BCF_VERSIONS
+from sitetwin.oversight.findings import CATEGORIES, SEVERITIES
 
 STATUS_OPTIONS = [{"label": "open", "value": "open"}, {"label": "rectification submitted",
                                                        "value": "rectification_submitted"},
                   {"label": "verified closed", "value": "verified_closed"}, {"label": "reopened", "value": "reopened"}]
 ACTION_BUTTONS = ("submit", "verify", "reopen", "comment")
 
+i.declare({
+    "findings-selected.data": i.optional(i.object_id), "findings-refresh.data": i.optional(i.count),
+    "findings-f-site.value": i.optional(i.site_code),
+    "findings-f-status.value": i.optional(i.list_of(i.one_of([o["value"] for o in STATUS_OPTIONS]))),
+    "findings-f-severity.value": i.optional(i.one_of(SEVERITIES)),
+    "findings-f-category.value": i.optional(i.one_of(CATEGORIES)),
+    "findings-f-overdue.value": i.optional(i.list_of(i.one_of(["overdue"]))),
+    "findings-bcf-version.value": i.optional(i.one_of(BCF_VERSIONS)),
+    "findings-bcf-options.value": i.optional(i.list_of(i.one_of(["snapshots"]))),
+    "findings-note.value": i.optional(i.text(i.NOTE_MAX, multiline=True)),
+    "findings-evidence.value": i.optional(i.text(i.NOTE_MAX, multiline=True)),
+    "findings-due.value": i.optional(i.day(blank_ok=True)),
+})
+i.declare_pattern("findings-open", finding=i.object_id)
+
 
 def layout(site: str | None = None, finding: str | None = None, **query):
-    from sitetwin.dashboards.regulator import ACTIONS, BCF_VERSIONS
-    from sitetwin.oversight.findings import CATEGORIES, SEVERITIES
+    from sitetwin.dashboards.regulator import ACTIONS
 
     options = _site_options()
     site = site if site in [o["value"] for o in options] else None

@@ -7,10 +7,19 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback
 
 EVIDENCE_SHOWN = 12
+
+i.declare({
+    "hazards-site.data": i.optional(i.site_code), "hazards-refresh.data": i.optional(i.count),
+    "hazards-rules.value": i.optional(i.list_of(i.object_id)),
+    "hazards-storeys.value": i.optional(i.list_of(i.text(i.TITLE_MAX, required=True))),
+})
+i.declare_pattern("hazards-raise", hazard=i.object_id)
+i.declare_pattern("hazards-open", element=i.object_id, site=i.site_code)
 
 
 def layout(site: str | None = None, **query):

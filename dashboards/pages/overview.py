@@ -7,10 +7,13 @@ import dash
 from dash import Input, Output, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import scoped_store, site_store
 from sitetwin.dashboards.callbacks import callback
 
 STALE_DAYS = {"detections": 7, "sensor": 1, "survey": 60, "camera": 7}   # older than this shows as stale
+
+i.declare({"overview-site.data": i.optional(i.site_code)})
 
 
 def layout(site: str | None = None, **query):

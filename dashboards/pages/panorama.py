@@ -9,6 +9,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from sitetwin.dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import object_store, site_store
 from sitetwin.dashboards.callbacks import callback
 from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
@@ -16,6 +17,32 @@ from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
 TURN_DEG = 30.0
 TILT_DEG = 15.0
 ZOOM = 1.25
+OVERLAYS = ("none", "class", "status", "deviation")
+CLICK_MODES = ("pick", "measure")
+PIXELS_MAX = 1e6            # a view's or a panorama's pixel coordinates
+
+_angle = i.finite_float(-1e6, 1e6)         # View.from_dict wraps the yaw and clamps the pitch and field of view
+_pixel = i.finite_float(-PIXELS_MAX, PIXELS_MAX)
+_click = i.optional(i.record(points=i.list_of(i.record(x=i.optional(_pixel), y=i.optional(_pixel),
+                                                       customdata=i.optional(i.object_id), extra=True),
+                                              min_len=1, max_len=100), required=("points",), extra=True))
+i.declare({
+    "panorama-site.data": i.optional(i.site_code), "panorama-want.data": i.optional(i.text(i.LABEL_MAX)),
+    "panorama-view.data": i.optional(i.record(yaw_deg=_angle, pitch_deg=_angle, fov_deg=_angle)),
+    "panorama-measure.data": i.optional(i.list_of(i.record(uv=i.tuple_of(_pixel, _pixel), required=("uv",)),
+                                                  max_len=2)),
+    "panorama-element.data": i.optional(i.object_id),
+    "panorama-pixel.data": i.optional(i.record(pano_id=i.object_id, u=_pixel, v=_pixel,
+                                               required=("pano_id", "u", "v"))),
+    "panorama-select.value": i.optional(i.object_id), "panorama-weights.value": i.optional(i.object_id),
+    "panorama-minimap.clickData": _click, "panorama-viewer.clickData": _click,
+    "panorama-overlay.value": i.one_of(OVERLAYS),
+    "panorama-layers.value": i.optional(i.list_of(i.one_of(["detections"]))),
+    "panorama-click-mode.value": i.one_of(CLICK_MODES),
+    "panorama-pixel-title.value": i.optional(i.text(i.TITLE_MAX)),
+    "panorama-pixel-severity.value": i.optional(i.one_of(FINDING_SEVERITIES)),
+    "panorama-pixel-category.value": i.optional(i.one_of(FINDING_CATEGORIES)),
+})
 
 
 def layout(site: str | None = None, pano: str | None = None, element: str | None = None, **query):
@@ -52,9 +79,8 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
                               for k, t in (("left", "◀"), ("right", "▶"), ("up", "▲"), ("down", "▼"),
                                            ("zoomin", "+"), ("zoomout", "−"))],
                              style={"display": "flex", "gap": ".3rem"}),
-                    c.control("overlay", dcc.RadioItems(id="panorama-overlay", value="none", inline=True, options=[
-                        {"label": "none", "value": "none"}, {"label": "class", "value": "class"},
-                        {"label": "status", "value": "status"}, {"label": "deviation", "value": "deviation"}])),
+                    c.control("overlay", dcc.RadioItems(id="panorama-overlay", value="none", inline=True,
+                                                        options=[{"label": o, "value": o} for o in OVERLAYS])),
                     dcc.Checklist(id="panorama-layers", value=["detections"], inline=True,
                                   options=[{"label": "detections", "value": "detections"}]),
                     c.control("click to", dcc.RadioItems(id="panorama-click-mode", value="pick", inline=True, options=[
@@ -210,7 +236,7 @@ def click(data, mode, pano_id, view_d, measure):
     from sitetwin.panorama.pano_store import get_panorama
 
     point = (data or {}).get("points", [{}])[0]
-    if point.get("x") is None or not pano_id:
+    if point.get("x") is None or point.get("y") is None or not pano_id:
         raise dash.exceptions.PreventUpdate
     view = pv.View.from_dict(view_d)
     with object_store("panoramas", "pano_id", pano_id) as (store, site):
@@ -269,8 +295,11 @@ def raise_from_card(n, title, severity, category, gid, site, pano_id, view):
 
     if not n or not gid:
         raise dash.exceptions.PreventUpdate
+    from sitetwin.dashboards.pano_view import View
+
+    look = View.from_dict(view).to_dict()            # the view's three angles, as the viewer uses them
     return raise_on_element(site, gid, title, severity, category,
-                            evidence={"panorama": {"pano_id": pano_id, **(view or {})}})
+                            evidence={"panorama": {"pano_id": pano_id, **look}} if pano_id else None)
 
 
 @callback(Output("panorama-pixel-msg", "children"), Input("panorama-pixel-raise", "n_clicks"),

@@ -9,9 +9,20 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.regulator import RISK_RANGE
 
 TIERS = ("A", "B", "C")
+
+i.declare({
+    "portfolio-risk-site.data": i.optional(i.site_code), "portfolio-refresh.data": i.optional(i.count),
+    "portfolio-city.value": i.optional(i.text(i.TITLE_MAX)),
+    "portfolio-district.value": i.optional(i.text(i.TITLE_MAX)),
+    "portfolio-tiers.value": i.optional(i.list_of(i.one_of(TIERS))),
+    "portfolio-risk.value": i.optional(i.span(*RISK_RANGE)),
+})
+i.declare_pattern("portfolio-risk-open", site=i.site_code)
 
 
 def layout(site: str | None = None, **query):

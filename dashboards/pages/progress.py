@@ -9,11 +9,20 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback
 
 PLAYBACK_BUDGET = 60_000       # triangles per playback frame: most elements as boxes, so frames stay light
 PLAY_INTERVAL_MS = 1200
+DAYS_MAX = 10_000              # playback days (weeks of the schedule and survey epochs)
+
+i.declare({
+    "progress-site.data": i.optional(i.site_code), "progress-want-date.data": i.optional(i.text(i.LABEL_MAX)),
+    "progress-days.data": i.optional(i.list_of(i.day(), max_len=DAYS_MAX)),
+    "progress-day.value": i.optional(i.int_in(0, DAYS_MAX)), "progress-tick.disabled": i.optional(i.boolean),
+})
+i.declare_pattern("progress-open", element=i.object_id, site=i.site_code)
 
 
 def layout(site: str | None = None, date: str | None = None, **query):
@@ -140,7 +149,7 @@ def play(n, disabled):
           prevent_initial_call=True)
 def advance(_, value, days):
     nxt = int(value or 0) + 1
-    if nxt >= len(days):
+    if nxt >= len(days or []):
         return dash.no_update, True, "▶ Play"
     return nxt, dash.no_update, dash.no_update
 

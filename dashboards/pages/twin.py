@@ -10,6 +10,7 @@ from dash import Input, Output, Patch, State, dcc, html
 
 from sitetwin.dashboards import cards  # noqa: F401  (the element card's own callbacks)
 from sitetwin.dashboards import components as c
+from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback, clientside_callback
 
@@ -17,6 +18,25 @@ MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built sta
                "schedule": "schedule on the day"}
 BUDGETS = {"overview (60k triangles)": 60_000, "balanced (150k)": 150_000, "fine (400k)": 400_000,
            "full (2M)": 2_000_000}
+BUDGET_MIN = 1_000            # triangles: the least detail a budget may ask for
+LAYERS = ("points", "sensors", "section", "see-through")
+DAYS_MAX = 10_000          # days on the slider (survey epochs and the schedule's finish days)
+
+i.declare({
+    "twin-site.data": i.optional(i.site_code), "twin-element.data": i.optional(i.object_id),
+    "twin-want-date.data": i.optional(i.text(i.LABEL_MAX)),     # from the URL: day_slider ignores one not a day
+    "twin-dates.data": i.optional(i.list_of(i.day(), max_len=DAYS_MAX)),
+    "twin-figure-key.data": i.optional(i.object_id), "twin-drawn.data": i.optional(i.object_id),
+    "twin-mode.value": i.one_of(MODE_LABELS), "twin-date.value": i.optional(i.int_in(0, DAYS_MAX)),
+    "twin-storeys.value": i.optional(i.list_of(i.text(i.TITLE_MAX, required=True))),
+    "twin-layers.value": i.optional(i.list_of(i.one_of(LAYERS))),
+    "twin-section-x.value": i.optional(i.span()), "twin-section-y.value": i.optional(i.span()),
+    "twin-section-z.value": i.optional(i.span()), "twin-budget.value": i.int_in(BUDGET_MIN, max(BUDGETS.values())),
+    "twin-graph.clickData": i.optional(i.record(
+        points=i.list_of(i.record(curveNumber=i.optional(i.int_in(0, 10**6)),
+                                  pointNumber=i.optional(i.int_in(0, 10**9)), extra=True), min_len=1, max_len=100),
+        required=("points",), extra=True)),
+})
 
 
 def layout(site: str | None = None, element: str | None = None, mode: str | None = None, date: str | None = None,
@@ -45,10 +65,9 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
         html.Div([
             c.control("storeys", dcc.Dropdown(id="twin-storeys", multi=True, placeholder="all storeys")),
             c.control("layers", dcc.Checklist(id="twin-layers", value=["points", "sensors"], inline=True,
-                                              options=[{"label": "scan points", "value": "points"},
-                                                       {"label": "sensors", "value": "sensors"},
-                                                       {"label": "section box", "value": "section"},
-                                                       {"label": "unbuilt see-through", "value": "see-through"}])),
+                                              options=[{"label": label, "value": v} for v, label in zip(
+                                                  LAYERS, ("scan points", "sensors", "section box",
+                                                           "unbuilt see-through"))])),
             c.control("section x (m)", dcc.RangeSlider(id="twin-section-x", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
             c.control("section y (m)", dcc.RangeSlider(id="twin-section-y", min=0, max=1, value=[0, 1], marks=None,
@@ -103,7 +122,7 @@ def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, el
         raise dash.exceptions.PreventUpdate
     day = dt.date.fromisoformat(days[min(int(day_index or 0), len(days) - 1)])
     layers = layers or []
-    section = (tuple(sx), tuple(sy), tuple(sz)) if "section" in layers else None
+    section = (tuple(sx), tuple(sy), tuple(sz)) if "section" in layers and sx and sy and sz else None
     return TwinParams(site=site, mode=mode, day=day, storeys=tuple(storeys or ()), section=section,
                       points="points" in layers, sensors="sensors" in layers, budget=int(budget),
                       see_through="see-through" in layers, selected=element)
@@ -203,6 +222,8 @@ def select(click, key, site):
         raise dash.exceptions.PreventUpdate
     with site_store(site) as store:
         geom = scene.site_geometry(store, site, current_model_ids(store, site))
+    if index >= len(geom.global_ids):         # a figure of another site's model: nothing of this one was clicked
+        raise dash.exceptions.PreventUpdate
     gid = str(geom.global_ids[index])
     patch = Patch()
     trace = selected_trace(geom, index)
