@@ -14,11 +14,14 @@ generate from ``sitetwin.synth``.
 - a week of site sensor data: dust, noise, wind, cranes, hoists, gates (``sensor_feeds``);
 - a seeded site with surveys, panoramas, detections, hazards, findings and sensors, for
   the workbench's tests and benchmark (``bigsite``);
+- a city of sites over districts, each with its store, building, surveys and camera, and the
+  manifest that runs them on a cluster, for the cluster's tests and benchmark (``city``);
 - the demo site's stages, run in order by ``sitetwin.app.demo`` (``demo``).
 """
 
 from sitetwin.synth.bigsite import populate_site
 from sitetwin.synth.building import DemoBuildingInfo, DemoBuildingSpec, build_demo_building
+from sitetwin.synth.city import WUHAN_DISTRICTS, City, CitySite, CitySpec, make_city, tiny_detector
 from sitetwin.synth.demo.surveys import draw_as_built, floor_levels, simulate_epoch
 from sitetwin.synth.demo.vision import open_floor_epoch
 from sitetwin.synth.scans import (
@@ -40,7 +43,8 @@ from sitetwin.synth.workers import (
     worker_extra,
 )
 
-__all__ = ["SYNTH_CLASSES", "DemoBuildingInfo", "DemoBuildingSpec", "SceneSampler", "SimulatedSurvey", "SynthConfig",
-           "Worker", "build_demo_building", "default_stations", "demo_week", "draw_as_built", "floor_levels",
-           "labels_from_render", "open_floor_epoch", "populate_site", "random_pose", "render_dataset", "simulate_epoch",
-           "simulate_survey", "site_clutter", "step_for_points", "worker_extra"]
+__all__ = ["SYNTH_CLASSES", "WUHAN_DISTRICTS", "City", "CitySite", "CitySpec", "DemoBuildingInfo", "DemoBuildingSpec",
+           "SceneSampler", "SimulatedSurvey", "SynthConfig", "Worker", "build_demo_building", "default_stations",
+           "demo_week", "draw_as_built", "floor_levels", "labels_from_render", "make_city", "open_floor_epoch",
+           "populate_site", "random_pose", "render_dataset", "simulate_epoch", "simulate_survey", "site_clutter",
+           "step_for_points", "tiny_detector", "worker_extra"]

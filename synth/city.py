@@ -1,0 +1,485 @@
+"""A generated city for the cluster's tests and benchmarks: sites over Wuhan's districts, each with its store,
+building, surveys and camera, and the manifest that runs them with `sitetwin cluster run`.
+
+>>> from sitetwin.synth import CitySpec, make_city
+>>> spec = CitySpec(sites=6, districts=3, survey_points=50_000)
+>>> city = make_city("city", spec, weights="tiny.onnx")       # doctest: +SKIP
+>>> city.manifest            # city/city.yaml: model, survey, detect and score units   # doctest: +SKIP
+
+Each site gets a store (or shares one: ``sites_per_store``) in which the site is created, a
+small demo building (varied per site: one more bay every other site, its own seed), simulated
+scans of that building from four stations round it with exactly ``survey_points`` points
+(E57 with the stations' poses, or one LAS/LAZ/PLY cloud in the site's local frame), and a
+camera: a folder of images or a short MP4 video, drawn (a yard, a building, workers in vests,
+some in hard hats) or made from given images. :func:`tiny_detector` makes an untrained
+detector with the classes the hazard rules need. Everything but that detector is seeded: one
+spec gives the same buildings, points, frames and manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Wuhan's districts: (code, name). Site codes are ASCII: ``WH-JA-01``.
+WUHAN_DISTRICTS = (("JA", "Jiang'an"), ("JH", "Jianghan"), ("QK", "Qiaokou"), ("HY", "Hanyang"),
+                   ("WC", "Wuchang"), ("QS", "Qingshan"), ("HS", "Hongshan"), ("DXH", "Dongxihu"),
+                   ("HN", "Hannan"), ("CD", "Caidian"), ("JX", "Jiangxia"), ("HP", "Huangpi"), ("XZ", "Xinzhou"))
+DETECTOR_CLASSES = ("person", "hard_hat", "head", "vest")   # what the default hazard rules need of an image
+SURVEY_FORMATS = ("e57", "las", "laz", "ply")
+CAMERAS = ("images", "video")
+
+
+@dataclass(frozen=True)
+class CitySpec:
+    """What to generate; the defaults give a two-site city that generates in seconds."""
+
+    sites: int = 2                               # (int >= 1) sites, numbered across districts in turn
+    districts: int | Sequence[tuple[str, str]] = 2   # the first n of WUHAN_DISTRICTS, or (code, name) pairs
+    city: str = "Wuhan"
+    city_code: str = "WH"                        # first part of every site code
+    sites_per_store: int = 1                     # (int >= 1) consecutive sites sharing one store file
+    storeys: int = 3                             # (int >= 3) the demo building's storeys
+    bays_x: int = 2                              # (int >= 1) bays along x; every other site has one more
+    bays_y: int = 2                              # (int >= 1) bays along y
+    variants: int | None = None                  # (int >= 1) distinct buildings, reused in turn (None: one a site)
+    preload_models: bool = False                 # models loaded into the stores now, no model units in the manifest
+    surveys_per_site: int = 1                    # (int >= 0) surveys of each site, a week apart
+    surveys: int | None = None                   # (int >= 0) surveys in all, spread evenly (None: surveys_per_site)
+    survey_points: int = 20_000                  # (int >= 100) points in each survey, exactly
+    survey_format: str = "e57"                   # e57 (one scan a station, posed) | las | laz | ply (one cloud)
+    stations: int = 4                            # (1..4) scanner stations round the building
+    noise_m: float = 0.003                       # (m) range noise of the scanner
+    cameras: int | None = None                   # (int >= 0) sites with a camera, spread evenly (None: every site)
+    camera: str = "images"                       # images (a folder) | video (an MP4)
+    frames: int = 3                              # (int >= 1) images in a folder, or frames in a video
+    frame_size: tuple[int, int] = (320, 240)     # (px) width, height of drawn images and of videos
+    fps: int = 10                                # (int >= 1) video frame rate
+    imgsz: int = 64                              # (px, multiple of 32) the detect units' input size
+    scores: bool = True                          # a score unit for each site
+    epoch: dt.date = dt.date(2026, 5, 10)        # the first survey's date; a score is as of the last one + 1 day
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def whole(name: str, low: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"CitySpec.{name} {value!r}: a whole number >= {low}")
+
+        for name, low in (("sites", 1), ("sites_per_store", 1), ("storeys", 3), ("bays_x", 1), ("bays_y", 1),
+                          ("surveys_per_site", 0), ("survey_points", 100), ("stations", 1), ("frames", 1),
+                          ("fps", 1), ("imgsz", 32)):
+            whole(name, low)
+        if self.variants is not None:
+            whole("variants", 1)
+        if self.cameras is not None:
+            whole("cameras", 0)
+        if self.surveys is not None:
+            whole("surveys", 0)
+        if self.stations > 4:
+            raise ValueError(f"CitySpec.stations {self.stations}: 1 to 4 (the building's corners)")
+        if self.imgsz % 32:
+            raise ValueError(f"CitySpec.imgsz {self.imgsz}: a multiple of 32")
+        if self.survey_format not in SURVEY_FORMATS:
+            raise ValueError(f"CitySpec.survey_format {self.survey_format!r}: one of {', '.join(SURVEY_FORMATS)}")
+        if self.camera not in CAMERAS:
+            raise ValueError(f"CitySpec.camera {self.camera!r}: one of {', '.join(CAMERAS)}")
+        if len(self.district_list()) < 1:
+            raise ValueError("CitySpec.districts: at least one district")
+
+    def district_list(self) -> list[tuple[str, str]]:
+        if isinstance(self.districts, int):
+            if not 1 <= self.districts <= len(WUHAN_DISTRICTS):
+                raise ValueError(f"CitySpec.districts {self.districts}: 1 to {len(WUHAN_DISTRICTS)}, "
+                                 f"or a list of (code, name) pairs")
+            return list(WUHAN_DISTRICTS[:self.districts])
+        return [(str(code), str(name)) for code, name in self.districts]
+
+    def surveys_at(self, i: int) -> int:
+        """How many surveys site ``i`` (0-based) has: ``surveys_per_site``, or its share of ``surveys``."""
+        if self.surveys is None:
+            return self.surveys_per_site
+        return (self.surveys * (i + 1)) // self.sites - (self.surveys * i) // self.sites
+
+    def has_camera(self, i: int) -> bool:
+        """Whether site ``i`` (0-based) has a camera: ``cameras`` of the sites, spread evenly."""
+        n = self.sites if self.cameras is None else min(self.cameras, self.sites)
+        return (i * n) // self.sites != ((i + 1) * n) // self.sites
+
+
+@dataclass(frozen=True)
+class CitySite:
+    """One generated site; paths relative to the city's folder."""
+
+    code: str
+    name: str
+    district: str                   # the district's name (as stored in the site's row)
+    db: str
+    ifc: str
+    scans: tuple[str, ...]          # one file a survey, in epoch order
+    camera: str | None              # an image folder or a video; None when the site has no camera
+
+    @property
+    def scan(self) -> str:
+        """The first survey's file."""
+        return self.scans[0]
+
+
+@dataclass(frozen=True)
+class City:
+    """A generated city: its folder, manifest, sites and detector (relative to the folder, or None)."""
+
+    root: Path
+    manifest: Path
+    sites: tuple[CitySite, ...]
+    weights: str | None
+    spec: CitySpec = field(default_factory=CitySpec)
+    seconds: float = 0.0            # how long generating took
+
+    def units(self) -> list[dict[str, Any]]:
+        """The manifest's units, as written."""
+        import yaml
+
+        return yaml.safe_load(self.manifest.read_text(encoding="utf-8"))
+
+    def stores(self) -> list[str]:
+        """The store files (relative to the folder), each once, in site order."""
+        return list(dict.fromkeys(s.db for s in self.sites))
+
+    def copy(self, dest: str | Path) -> City:
+        """The whole city in a fresh folder: stores as they were generated (no unit run yet)."""
+        dest = Path(dest)
+        shutil.copytree(self.root, dest)
+        return replace(self, root=dest, manifest=dest / self.manifest.name)
+
+    def fresh_stores(self, dest: str | Path, *, units: list[dict[str, Any]] | None = None,
+                     name: str | None = None) -> Path:
+        """Copies of the stores (as generated, with their geometry caches) in ``dest`` and a manifest there whose
+        inputs are this city's files by absolute path (they are not copied): a manifest to run again from scratch.
+
+        ``units``: the units to write (default: this city's manifest); their ``db`` paths are taken
+        relative to this city's folder, as the manifest's are. Returns the new manifest's path.
+        """
+        import yaml
+
+        from sitetwin.data.store import copy_store
+
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        units = self.units() if units is None else units
+        for db in dict.fromkeys(u["db"] for u in units):
+            target = dest / db
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy_store(self.root / db, target)
+        rebased = []
+        for u in units:
+            u = dict(u)
+            for key in ("files", "source", "weights"):
+                if key in u:
+                    value = u[key]
+                    u[key] = ([str(self.root / v) for v in value] if isinstance(value, list)
+                              else str(self.root / value))
+            rebased.append(u)
+        manifest = dest / (name or self.manifest.name)
+        manifest.write_text(yaml.safe_dump(rebased, sort_keys=False), encoding="utf-8")
+        return manifest
+
+
+def make_city(root: str | Path, spec: CitySpec = CitySpec(), *, weights: str | Path | None = None,
+              images: str | Path | None = None, on_progress: Callable[[str], None] | None = None) -> City:
+    """Generate a city in the new folder ``root`` (see the module docstring) and its manifest ``city.yaml``.
+
+    ``weights``: the detector the detect units use (.onnx or .pt, copied in as ``detector.*``);
+    without it, and with cameras, :func:`tiny_detector` makes one. ``images``: a folder of images
+    for the cameras (each site gets the next ``frames`` of them, in name order, round again when
+    they run out); without it, frames are drawn.
+    """
+    import yaml
+
+    from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
+
+    started = time.perf_counter()
+    say = on_progress or (lambda _msg: None)
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: not empty; a city is generated into a new folder")
+    root.mkdir(parents=True, exist_ok=True)
+    districts = spec.district_list()
+    width = max(2, len(str(spec.sites)))
+    any_camera = any(spec.has_camera(i) for i in range(spec.sites))
+    detector = None
+    if any_camera:
+        if weights is None:
+            say("making a tiny detector")
+            weights = tiny_detector(root / ".detector", imgsz=spec.imgsz, seed=spec.seed)
+        weights = Path(weights)
+        if weights.suffix.lower() not in (".onnx", ".pt") or not weights.is_file():
+            raise ValueError(f"weights {weights}: expected a .onnx or .pt file")
+        detector = f"detector{weights.suffix}"
+        shutil.copy(weights, root / detector)
+        shutil.rmtree(root / ".detector", ignore_errors=True)
+    pictures = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")) \
+        if images is not None else []
+    if images is not None and not pictures:
+        raise FileNotFoundError(f"{images}: no .jpg or .png images")
+
+    buildings: dict[int, Path] = {}     # variant -> its IFC, generated once
+    meshes: dict[str, Any] = {}         # IFC sha256 -> the model's mesh in the site's local frame
+    made: list[CitySite] = []
+    units: list[dict[str, Any]] = []
+    for i in range(spec.sites):
+        dcode, dname = districts[i % len(districts)]
+        code = f"{spec.city_code}-{dcode}-{i + 1:0{width}d}"
+        folder = root / code
+        folder.mkdir()
+        say(f"site {code} ({i + 1}/{spec.sites})")
+        db = f"{code}/site.duckdb" if spec.sites_per_store == 1 else \
+            f"stores/store-{i // spec.sites_per_store + 1:0{width}d}.duckdb"
+        (root / db).parent.mkdir(parents=True, exist_ok=True)
+
+        variant = i if spec.variants is None else i % spec.variants
+        if variant not in buildings:
+            bspec = DemoBuildingSpec(storeys=spec.storeys, bays_x=spec.bays_x + variant % 2, bays_y=spec.bays_y,
+                                     seed=spec.seed + variant)
+            buildings[variant] = build_demo_building(folder / "building.ifc", bspec).path
+        ifc = folder / "building.ifc"
+        if buildings[variant] != ifc:
+            shutil.copy(buildings[variant], ifc)
+
+        mesh = _site_store(root / db, code, ifc, spec, dname, i, meshes)
+        scans = []
+        for k in range(spec.surveys_at(i)):
+            out = folder / f"week{k + 1}.{spec.survey_format}"
+            simulated_scan(mesh, out, points=spec.survey_points, seed=spec.seed * 100_003 + i * 101 + k,
+                           stations=spec.stations, noise_m=spec.noise_m)
+            scans.append(out.relative_to(root).as_posix())
+        camera = None
+        if spec.has_camera(i):
+            rng = np.random.default_rng([spec.seed, i, 7])
+            picked = [pictures[(i * spec.frames + j) % len(pictures)] for j in range(spec.frames)] if pictures else None
+            if spec.camera == "video":
+                camera = f"{code}/camera.mp4"
+                write_video(root / camera, rng, frames=spec.frames, size=spec.frame_size, fps=spec.fps,
+                            images=picked)
+            else:
+                camera = f"{code}/camera"
+                write_images(root / camera, rng, frames=spec.frames, size=spec.frame_size, images=picked)
+        site = CitySite(code, f"Site {i + 1}", dname, db, f"{code}/building.ifc", tuple(scans), camera)
+        made.append(site)
+
+        if not spec.preload_models:
+            units.append({"kind": "model", "site": code, "db": db, "files": [site.ifc], "name": "structure"})
+        for k, scan in enumerate(scans):
+            units.append({"kind": "survey", "site": code, "db": db, "files": [scan],
+                          "epoch": (spec.epoch + dt.timedelta(days=7 * k)).isoformat(), "register": "none"})
+        if camera is not None:
+            units.append({"kind": "detect", "site": code, "db": db, "source": camera, "weights": detector,
+                          "imgsz": spec.imgsz})
+        if spec.scores:
+            last = spec.epoch + dt.timedelta(days=7 * max(spec.surveys_at(i) - 1, 0) + 1)
+            units.append({"kind": "score", "site": code, "db": db, "as_of": last.isoformat()})
+    # scores first in the file on purpose: a site's units still run models first, scores last
+    units.sort(key=lambda u: u["kind"] != "score")
+    manifest = root / "city.yaml"
+    manifest.write_text(yaml.safe_dump(units, sort_keys=False), encoding="utf-8")
+    return City(root, manifest, tuple(made), detector, spec, round(time.perf_counter() - started, 3))
+
+
+def _site_store(db: Path, code: str, ifc: Path, spec: CitySpec, district: str, i: int, meshes: dict[str, Any]):
+    """Create the site in its store (and load its model when ``preload_models``); the model's mesh in the site's
+    local frame, which is the same for one file in any store."""
+    from sitetwin.bim.load import load_model
+    from sitetwin.bim.mesh import load_mesh
+    from sitetwin.data.files import file_sha256
+    from sitetwin.data.sites import upsert_site
+    from sitetwin.data.store import open_store
+
+    sha = file_sha256(ifc)
+    with open_store(db) as store:
+        with store.transaction():
+            upsert_site(store, code, name=f"Site {i + 1}", district=district, city=spec.city)
+        if spec.preload_models:
+            report = load_model(store, ifc, site_code=code, name="structure")
+            if sha not in meshes:
+                meshes[sha] = load_mesh(store, model_ids=[report.model_id])
+    if sha not in meshes and spec.surveys_at(i):
+        with open_store(":memory:") as scratch:
+            report = load_model(scratch, ifc, site_code="SCRATCH")
+            meshes[sha] = load_mesh(scratch, model_ids=[report.model_id])
+    return meshes.get(sha)
+
+
+def simulated_scan(mesh, out: str | Path, *, points: int, seed: int, stations: int = 4,
+                   noise_m: float = 0.003) -> Path:
+    """A survey of the building as designed, from ``stations`` stations 4 m off its corners, with exactly
+    ``points`` points, written to ``out`` (.e57: one scan a station with its pose; .las/.laz/.ply: one cloud in
+    the site's local frame)."""
+    from sitetwin.synth.scans import simulate_survey, step_for_points
+
+    out = Path(out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in SURVEY_FORMATS:
+        raise ValueError(f"{out}: a survey is written as {', '.join('.' + f for f in SURVEY_FORMATS)}")
+    (x0, y0, _), (x1, y1, _) = mesh.bounds()
+    corners = np.array([[x0 - 4, y0 - 4, 1.6], [x1 + 4, y0 - 4, 1.6], [x1 + 4, y1 + 4, 1.6], [x0 - 4, y1 + 4, 1.6]])
+    where = corners[:stations]
+    step = step_for_points(math.ceil(points / stations))
+    for _ in range(4):      # the building hides part of the sky: a finer step until there are enough points
+        sim = simulate_survey(mesh, stations_m=where, angular_step_deg=step, noise_m=noise_m, seed=seed)
+        got = sim.point_count
+        if got >= points:
+            break
+        step *= math.sqrt(got / points) * 0.97 if got else 0.5
+    else:
+        raise RuntimeError(f"{out}: the simulated scan has {got} points, fewer than the {points} asked")
+    keep = np.zeros(got, bool)
+    keep[np.random.default_rng([seed, 1]).choice(got, points, replace=False)] = True
+    scans, start = [], 0
+    for s in sim.scans:
+        mine = keep[start:start + len(s.points)]
+        start += len(s.points)
+        scans.append(replace(s, points=s.points[mine], rgb=s.rgb[mine], intensity=s.intensity[mine],
+                             truth_element=s.truth_element[mine]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "e57":
+        from sitetwin.twin.formats import write_e57
+
+        return write_e57(out, scans)
+    from sitetwin.twin.registration import apply
+
+    xyz = np.concatenate([apply(s.T_survey_from_scan, s.points) for s in scans])   # survey frame = local frame
+    rgb = np.concatenate([s.rgb for s in scans])
+    if fmt in ("las", "laz"):
+        from sitetwin.twin.formats import write_las
+
+        return write_las(out, xyz, rgb=rgb, intensity=np.concatenate([s.intensity for s in scans]))
+    import open3d as o3d
+
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    cloud.colors = o3d.utility.Vector3dVector(rgb.astype(np.float64) / 255.0)
+    if not o3d.io.write_point_cloud(str(out), cloud, write_ascii=False):
+        raise OSError(f"{out}: Open3D could not write the cloud")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- cameras
+
+def draw_frames(rng: np.random.Generator, *, frames: int, size: tuple[int, int] = (320, 240)):
+    """A camera's view of a yard, drawn: sky, ground, a grey frame building and a few workers walking across,
+    in orange or yellow vests, some in white or yellow hard hats. Yields (h, w, 3) uint8 BGR frames."""
+    import cv2
+
+    w, h = size
+    horizon = int(h * rng.uniform(0.35, 0.5))
+    base = np.empty((h, w, 3), np.uint8)
+    base[:horizon] = np.array(rng.uniform([200, 160, 110], [240, 200, 150]), np.uint8)      # sky (BGR)
+    base[horizon:] = np.array(rng.uniform([70, 100, 110], [100, 130, 140]), np.uint8)       # earth
+    bx, bw = int(w * rng.uniform(0.05, 0.5)), int(w * rng.uniform(0.25, 0.45))
+    top = int(horizon * rng.uniform(0.1, 0.5))
+    cv2.rectangle(base, (bx, top), (bx + bw, horizon + 8), (150, 150, 150), -1)
+    for level in np.linspace(top, horizon, 4)[1:-1].astype(int):
+        cv2.line(base, (bx, int(level)), (bx + bw, int(level)), (110, 110, 110), 2)
+    people = []
+    for _ in range(int(rng.integers(2, 5))):
+        scale = rng.uniform(0.25, 0.45) * h
+        people.append({"x": rng.uniform(0, w), "y": rng.uniform(horizon + scale * 0.9, h - 2),
+                       "v": rng.uniform(-6, 6), "s": scale,
+                       "vest": (0, 140, 255) if rng.random() < 0.5 else (40, 230, 230),
+                       "hat": [(245, 245, 245), (30, 220, 240), None][int(rng.integers(0, 3))]})
+    for _ in range(frames):
+        img = base.copy()
+        for p in sorted(people, key=lambda q: q["y"]):
+            x, feet, s = int(p["x"]) % w, int(p["y"]), p["s"]
+            head_r = max(2, int(s * 0.09))
+            shoulder, hip = feet - int(s * 0.8), feet - int(s * 0.45)
+            cv2.rectangle(img, (x - int(s * 0.1), hip), (x + int(s * 0.1), feet), (60, 50, 40), -1)     # legs
+            cv2.rectangle(img, (x - int(s * 0.14), shoulder), (x + int(s * 0.14), hip), p["vest"], -1)
+            cv2.circle(img, (x, shoulder - head_r), head_r, (140, 170, 210), -1)                  # face
+            if p["hat"] is not None:
+                cv2.ellipse(img, (x, shoulder - head_r - head_r // 3), (head_r + 1, head_r), 0, 180, 360,
+                            p["hat"], -1)
+            p["x"] += p["v"]
+        yield img
+
+
+def _frames(rng: np.random.Generator, *, frames: int, size: tuple[int, int], images: list[Path] | None):
+    if images is None:
+        yield from draw_frames(rng, frames=frames, size=size)
+        return
+    import cv2
+
+    for path in images:
+        img = cv2.imread(str(path))
+        if img is None:
+            raise ValueError(f"{path}: not an image OpenCV reads")
+        yield cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def write_images(folder: str | Path, rng: np.random.Generator, *, frames: int, size: tuple[int, int] = (320, 240),
+                 images: list[Path] | None = None) -> Path:
+    """A camera's image folder: ``images`` copied as they are, or ``frames`` drawn frames as JPEG."""
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if images is not None:
+        for j, path in enumerate(images):
+            shutil.copy(path, folder / f"frame-{j + 1:04d}{path.suffix.lower()}")
+        return folder
+    for j, img in enumerate(draw_frames(rng, frames=frames, size=size)):
+        cv2.imwrite(str(folder / f"frame-{j + 1:04d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return folder
+
+
+def write_video(path: str | Path, rng: np.random.Generator, *, frames: int, size: tuple[int, int] = (320, 240),
+                fps: int = 10, images: list[Path] | None = None) -> Path:
+    """A short MP4 (mp4v) of ``frames`` frames: drawn, or made of ``images`` resized to ``size``."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+    if not writer.isOpened():
+        raise OSError(f"{path}: OpenCV cannot write MP4 video here")
+    try:
+        for img in _frames(rng, frames=frames, size=size, images=images):
+            writer.write(img)
+    finally:
+        writer.release()
+    tmp.replace(path)
+    return path
+
+
+def tiny_detector(out: str | Path, *, imgsz: int = 64, seed: int = 0) -> Path:
+    """An untrained YOLO11n with the classes the hazard rules need, exported as ONNX at ``imgsz`` px (a few
+    seconds on a CPU): it detects nothing in particular, which is all a test or benchmark of the plumbing needs."""
+    import torch
+    import yaml
+    from ultralytics import YOLO
+    from ultralytics.utils import ROOT
+
+    from sitetwin.vision import runtime
+    from sitetwin.vision.train import export_onnx
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = yaml.safe_load(next(ROOT.rglob("yolo11.yaml")).read_text())
+    cfg["nc"] = len(DETECTOR_CLASSES)
+    (out / "yolo11n.yaml").write_text(yaml.safe_dump(cfg))     # the file name gives ultralytics the scale (n)
+    torch.manual_seed(seed)
+    with runtime.quiet_ultralytics():
+        model = YOLO(str(out / "yolo11n.yaml"))
+        model.model.names = dict(enumerate(DETECTOR_CLASSES))
+        model.save(str(out / "tiny.pt"))
+    path = export_onnx(out / "tiny.pt", imgsz=imgsz, out=out / "tiny.onnx")
+    (out / "tiny.pt").unlink()
+    return path
