@@ -124,13 +124,23 @@ def test_nan_and_infinite_view_angles_cannot_reach_the_camera(ui):
 
 def test_a_malformed_view_is_never_stored_as_a_findings_evidence(ui):
     before = ui.version()
-    message = refusal(*ui.call("panorama-card-raise-msg", panorama_view__data={"yaw_deg": "abc"},
-                               panorama_element__data="1TRVCCApDQ4QWfsGQ4aslL"))
+    message = refusal(*ui.call("panorama-card-raise-msg", panorama_view__data={"yaw_deg": "abc"}))
     assert "panorama-view.data.yaw_deg: expected a number, got text" in message
-    message = refusal(*ui.call("panorama-card-raise-msg", panorama_view__data={"yaw_deg": 1.0, "evil": "x"},
-                               panorama_element__data="1TRVCCApDQ4QWfsGQ4aslL"))
+    message = refusal(*ui.call("panorama-card-raise-msg", panorama_view__data={"yaw_deg": 1.0, "evil": "x"}))
     assert "unexpected key 'evil'" in message
     assert ui.version() == before
+
+
+def test_a_view_of_no_panorama_of_the_site_gets_the_findings_refusal_as_the_message(ui):
+    from sitetwin.data.store import open_store
+
+    with open_store(ui.db, read_only=True) as store:
+        before = store.scalar("SELECT count(*) FROM findings")
+    status, text = ui.call("panorama-card-raise-msg", panorama_select__value="Pnot-here",
+                           panorama_card_finding_title__value="a finding")
+    assert "evidence 'panorama': not a panorama of site DEMO" in refusal(status, text)
+    with open_store(ui.db, read_only=True) as store:
+        assert store.scalar("SELECT count(*) FROM findings") == before
 
 
 def test_control_characters_in_a_typed_title_are_refused_before_anything_is_written(ui):
