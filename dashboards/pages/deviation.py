@@ -70,14 +70,13 @@ def layout(site: str | None = None, survey: str | None = None, **query):
           Input("deviation-site", "data"), State("deviation-want-survey", "data"))
 def setup(site, want):
     from sitetwin.dashboards import queries as q
-    from sitetwin.dashboards.access import current_db
-    from sitetwin.dashboards.jobs import inbox_files
+    from sitetwin.dashboards.jobs import inbox_files_for
 
     with site_store(site) as store:
         surveys = q.surveys(store, site)
         storeys = q.storeys(store, site)
         classes = q.ifc_classes(store, site)
-    inbox = inbox_files(current_db())
+    inbox = inbox_files_for(site)         # only to those who may add a survey: the inbox is the store's, not the site's
     options = [{"label": f"{c.fmt(s['epoch'])} · {s['survey_id']} ({s['status']})", "value": s["survey_id"]}
                for s in reversed(surveys)]
     ids = [s["survey_id"] for s in surveys]

@@ -390,3 +390,22 @@ def test_a_hazard_links_its_finding_or_raises_one_with_the_detection_as_evidence
     assert "already has finding" in text and rows[0]["finding_id"] in text
     with open_store(db, read_only=True) as store:
         assert store.scalar("SELECT count(*) FROM findings WHERE source_ref = 'hazard:HNEW1'") == 1
+
+
+def test_the_deviation_page_shows_inbox_files_only_to_those_who_may_add_a_survey(caller, regdb):
+    """The scan inbox belongs to the store, not to a site: a contractor or viewer of a site must not learn
+    which files wait there (issue 14, item 9)."""
+    db = regdb[0]
+    inbox = db.with_name(db.name + ".inbox")
+    inbox.mkdir(exist_ok=True)
+    (inbox / "other-district-scan.e57").write_bytes(b"not read")
+    try:
+        seen = {}
+        for user in ("dora", "cole", "vic"):
+            status, text, out = caller(user).call("deviation-survey.options", {("deviation-site", "data"): "DEMO"})
+            assert status == 200, text
+            seen[user] = out["response"]["deviation-inbox"]["options"]
+        assert seen["dora"] == ["other-district-scan.e57"]
+        assert seen["cole"] == [] and seen["vic"] == []
+    finally:
+        (inbox / "other-district-scan.e57").unlink()
