@@ -125,7 +125,9 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int) ->
             data = fh.read(limit + 1)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error,
             zlib.error) as exc:
-        raise BcfError(f"{label}: entry {info.filename!r} cannot be read ({exc})") from None
+        # zipfile's own message can quote kilobytes of the damaged header: the kind of damage is enough
+        raise BcfError(f"{label}: entry {info.filename[:200]!r} cannot be read (damaged archive: "
+                       f"{type(exc).__name__})") from None
     if len(data) > limit:
         raise BcfError(f"{label}: entry {info.filename!r} is larger than the {limit} bytes allowed (oversized)")
     return data
