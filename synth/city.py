@@ -365,12 +365,24 @@ def simulated_scan(mesh, out: str | Path, *, points: int, seed: int, stations: i
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
     cloud.colors = o3d.utility.Vector3dVector(rgb.astype(np.float64) / 255.0)
-    if not o3d.io.write_point_cloud(str(out), cloud, write_ascii=False):
+    if not o3d.io.write_point_cloud(out, cloud, write_ascii=False):
         raise OSError(f"{out}: Open3D could not write the cloud")
     return out
 
 
 # ---------------------------------------------------------------------------------------------- cameras
+
+@dataclass
+class _Walker:
+    """A drawn worker: where their feet are (px), how fast they walk (px a frame), how tall they are (px)."""
+
+    x: float
+    feet: float
+    speed: float
+    height: float
+    vest: tuple[int, int, int]                 # BGR
+    hat: tuple[int, int, int] | None           # BGR; None: no hard hat
+
 
 def draw_frames(rng: np.random.Generator, *, frames: int, size: tuple[int, int] = (320, 240)):
     """A camera's view of a yard, drawn: sky, ground, a grey frame building and a few workers walking across,
@@ -389,24 +401,23 @@ def draw_frames(rng: np.random.Generator, *, frames: int, size: tuple[int, int] 
         cv2.line(base, (bx, int(level)), (bx + bw, int(level)), (110, 110, 110), 2)
     people = []
     for _ in range(int(rng.integers(2, 5))):
-        scale = rng.uniform(0.25, 0.45) * h
-        people.append({"x": rng.uniform(0, w), "y": rng.uniform(horizon + scale * 0.9, h - 2),
-                       "v": rng.uniform(-6, 6), "s": scale,
-                       "vest": (0, 140, 255) if rng.random() < 0.5 else (40, 230, 230),
-                       "hat": [(245, 245, 245), (30, 220, 240), None][int(rng.integers(0, 3))]})
+        height = float(rng.uniform(0.25, 0.45) * h)
+        people.append(_Walker(x=float(rng.uniform(0, w)), feet=float(rng.uniform(horizon + height * 0.9, h - 2)),
+                              speed=float(rng.uniform(-6, 6)), height=height,
+                              vest=(0, 140, 255) if rng.random() < 0.5 else (40, 230, 230),
+                              hat=[(245, 245, 245), (30, 220, 240), None][int(rng.integers(0, 3))]))
     for _ in range(frames):
         img = base.copy()
-        for p in sorted(people, key=lambda q: q["y"]):
-            x, feet, s = int(p["x"]) % w, int(p["y"]), p["s"]
+        for p in sorted(people, key=lambda q: q.feet):
+            x, feet, s = int(p.x) % w, int(p.feet), p.height
             head_r = max(2, int(s * 0.09))
             shoulder, hip = feet - int(s * 0.8), feet - int(s * 0.45)
             cv2.rectangle(img, (x - int(s * 0.1), hip), (x + int(s * 0.1), feet), (60, 50, 40), -1)     # legs
-            cv2.rectangle(img, (x - int(s * 0.14), shoulder), (x + int(s * 0.14), hip), p["vest"], -1)
+            cv2.rectangle(img, (x - int(s * 0.14), shoulder), (x + int(s * 0.14), hip), p.vest, -1)
             cv2.circle(img, (x, shoulder - head_r), head_r, (140, 170, 210), -1)                  # face
-            if p["hat"] is not None:
-                cv2.ellipse(img, (x, shoulder - head_r - head_r // 3), (head_r + 1, head_r), 0, 180, 360,
-                            p["hat"], -1)
-            p["x"] += p["v"]
+            if p.hat is not None:
+                cv2.ellipse(img, (x, shoulder - head_r - head_r // 3), (head_r + 1, head_r), 0, 180, 360, p.hat, -1)
+            p.x += p.speed
         yield img
 
 
@@ -447,7 +458,7 @@ def write_video(path: str | Path, rng: np.random.Generator, *, frames: int, size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), size)
     if not writer.isOpened():
         raise OSError(f"{path}: OpenCV cannot write MP4 video here")
     try:
@@ -478,8 +489,9 @@ def tiny_detector(out: str | Path, *, imgsz: int = 64, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     with runtime.quiet_ultralytics():
         model = YOLO(str(out / "yolo11n.yaml"))
-        model.model.names = dict(enumerate(DETECTOR_CLASSES))
+        network: Any = model.model
+        network.names = dict(enumerate(DETECTOR_CLASSES))
         model.save(str(out / "tiny.pt"))
-    path = export_onnx(out / "tiny.pt", imgsz=imgsz, out=out / "tiny.onnx")
+        path = export_onnx(out / "tiny.pt", imgsz=imgsz, out=out / "tiny.onnx")
     (out / "tiny.pt").unlink()
     return path
