@@ -299,9 +299,8 @@ def summarise(name: str, workers: int | None, runs: list[dict], units: int, load
     total = [r["start_s"] + r["run_s"] for r in runs]
     med_run = statistics.median(run)
     med_total = statistics.median(total)
-    return {"row": name, "workers": workers, "repeats": len(runs), "start_s": statistics.median(r["start_s"]
-                                                                                                for r in runs),
-            "run_s": med_run, "total_s": med_total,
+    return {"row": name, "workers": workers, "repeats": len(runs),
+            "start_s": statistics.median(r["start_s"] for r in runs), "run_s": med_run, "total_s": med_total,
             "spread_pct": 100 * (max(run) - min(run)) / med_run if med_run else 0.0,
             "units_per_s": units / med_run, "units_per_s_e2e": units / med_total,
             "load_1m": f"{load[0]:.2f}->{load[1]:.2f}", "runs": runs}
