@@ -30,8 +30,10 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # The tests first, then the checks: a failing test says more than a failing check.
+# The suite runs on every core (pytest-xdist, one test file per worker: module fixtures are built once);
+# plain `pytest` runs it in one process.
 test: setup browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 	$(MAKE) --no-print-directory check
 
 # What the tests cannot see (ARCHITECTURE.md, "Tests, checks and benchmarks"), cheapest first:
