@@ -1,4 +1,8 @@
-"""``sitetwin serve``: the workbench in the browser."""
+"""``sitetwin serve``: the workbench in the browser.
+
+Served by gunicorn with ``--workers`` processes (``dashboards.serving``); Werkzeug's development
+server (with Dash's debugger) only with ``--debug``.
+"""
 
 from __future__ import annotations
 
@@ -18,52 +22,105 @@ def register(app: typer.Typer) -> None:
 def serve(
     db: DbOption = DEFAULT_DB_PATH,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: a free one, printed).")] = 8050,
     site: Annotated[Optional[str], typer.Option(help="Site to open first (printed in the URL).")] = None,
-    jobs: Annotated[Optional[Path], typer.Option(help="Folder for background jobs (default: a temporary one).")] = None,
-    debug: Annotated[bool, typer.Option(help="Dash debug mode (callback timings, error pop-ups).")] = False,
+    jobs: Annotated[Optional[Path], typer.Option(help="Folder for background jobs, shared by the workers "
+                                                     "(default: a temporary one).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Worker processes (gunicorn); default: one per CPU, at most 4.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Requests each worker answers at once.")] = 4,
+    forwarded_allow_ips: Annotated[Optional[str], typer.Option(
+        "--forwarded-allow-ips", envvar="SITETWIN_TRUSTED_PROXIES",
+        help="Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For/-Host/-Proto "
+             "are believed; nobody's by default.")] = None,
+    debug: Annotated[bool, typer.Option(help="Werkzeug's development server with Dash debug mode (callback "
+                                             "timings, error pop-ups); never in production.")] = False,
 ) -> None:
     """Serve the workbench for the store DB; it reads the store afresh on every request, so
     data written meanwhile by the CLI or the sensor ingest server shows up without a restart."""
-    run_workbench(db, host=host, port=port, site=site, jobs=jobs, debug=debug)
+    code = run_workbench(db, host=host, port=port, site=site, jobs=jobs, debug=debug, workers=workers,
+                         threads=threads, trusted_proxies=forwarded_allow_ips)
+    if code:
+        raise typer.Exit(code)
 
 
 def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: str | None = None,
-                  jobs: Path | None = None, debug: bool = False, on_ready: Callable[[], None] | None = None) -> None:
-    """Serve until interrupted; ``on_ready`` is called once the server listens (the demo times its start).
+                  jobs: Path | None = None, debug: bool = False, on_ready: Callable[[], None] | None = None,
+                  workers: int | None = None, threads: int = 4, trusted_proxies: str | None = None) -> int:
+    """Serve until interrupted (the exit status: 0 when stopped by SIGINT or SIGTERM); ``on_ready`` is
+    called once the server listens (the demo times its start).
 
-    SIGTERM stops it as Ctrl+C does, so that what it started (the warm-up, the demo's
-    background stages) is stopped too rather than left running.
+    Under gunicorn (the default) the master stops its workers on SIGINT (at once) or SIGTERM
+    (requests in flight finish); each worker stops its own warm-up. With ``debug``, Werkzeug's
+    server in this process, where SIGTERM stops it as Ctrl+C does.
     """
+    from sitetwin.dashboards.access import TRUSTED_PROXIES_ENV, trusted_networks
+    from sitetwin.data.errors import StoreError
+
+    if not Path(db).exists():
+        raise StoreError(f"{db}: no store there; build one with `sitetwin init` or `sitetwin demo`")
+    try:
+        trusted_networks(trusted_proxies)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).replace(TRUSTED_PROXIES_ENV, "--forwarded-allow-ips")) from None
+    site = site or _first_site(db)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+
+    def url(bound: int) -> str:
+        return f"http://{shown}:{bound}/" + (f"?site={site}" if site else "")
+
+    if debug:
+        port = port or _free_port(host)
+        _run_debug(db, host=host, port=port, jobs=jobs, url=url(port), on_ready=on_ready,
+                   trusted_proxies=trusted_proxies)
+        return 0
+    from sitetwin.dashboards import serving
+
+    count = workers or serving.default_workers()
+
+    def ready(bound: int) -> None:
+        _announce(db, url(bound), on_ready, f"{count} worker{'s' if count > 1 else ''} × {threads} threads")
+
+    return serving.serve(db, host=host, port=port, workers=count, threads=threads, jobs=jobs,
+                         trusted_proxies=trusted_proxies, on_ready=ready)
+
+
+def _run_debug(db: Path, *, host: str, port: int, jobs: Path | None, url: str,
+               on_ready: Callable[[], None] | None, trusted_proxies: str | None) -> None:
+    """Werkzeug's development server with Dash's debugger, in this process (``--debug`` only)."""
+    import os
+
+    from sitetwin.dashboards.access import TRUSTED_PROXIES_ENV
     from sitetwin.dashboards.app import create_app, warm_up
 
+    if trusted_proxies is not None:
+        os.environ[TRUSTED_PROXIES_ENV] = trusted_proxies
     _interrupt_on_sigterm()
-    app = create_app(db, jobs_dir=jobs, debug=debug)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    site = site or _first_site(db)
-    url = f"http://{shown}:{port}/" + (f"?site={site}" if site else "")
+    app = create_app(db, jobs_dir=jobs, debug=True)
     warm = warm_up(db)
     try:
-        if debug:    # Flask's own runner brings the interactive debugger
-            _announce(db, url, on_ready)
-            app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
-            return
-        from werkzeug.serving import make_server
-
-        server = make_server(host, port, app.server, threaded=True)
-        _announce(db, url, on_ready)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        _announce(db, url, on_ready, "development server (--debug): never in production")
+        app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
+    except KeyboardInterrupt:
+        pass
     finally:
         warm.stop()
 
 
-def _announce(db: Path, url: str, on_ready: Callable[[], None] | None) -> None:
-    err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  (Ctrl+C stops it)", markup=True)
+def _free_port(host: str) -> int:
+    """A port free now on ``host`` (Werkzeug's runner does not say which port 0 became)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _announce(db: Path, url: str, on_ready: Callable[[], None] | None, how: str) -> None:
+    err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  ({how}; Ctrl+C stops it)",
+                        markup=True)
     err_console().print(_who_may_enter(db))
     if on_ready is not None:
         on_ready()
