@@ -21,6 +21,20 @@ CLI occasionally writes to it. A server holding the store open would lock everyo
    but not yet removed from the spool is flushed again and skipped: its key is in
    ``ingest_batches``. So no acknowledged reading is lost and none is stored twice.
 
+Several servers, one store: two or more servers (different ports, a load balancer in front)
+may feed one store, each with its own spool (``<db>.spool/ingest-<port>.sqlite``; a spool
+another live server holds is refused with a message). Their flushers take turns
+(:class:`FlushTurn`: an ``flock`` beside the store, bounded waits with jitter, a busy store
+backs the loop off up to ``max_backoff_s``), and the store stays free for ``min_release_s``
+between any two flushes. A batch that reaches both servers (a device retrying through the
+load balancer) is stored once: its key is in ``ingest_batches`` when the second flushes. A
+batch id reused for other content at the two servers cannot get a 409 (neither spool knows
+the other): the content flushed first is kept, the other is refused at flush time into its
+spool's ``dead`` table with the reason (``conflicting_batches`` in the health details).
+Warnings are evaluated inside each flush, while the flusher holds the store, against what is
+stored; a warning already raised by the other server's flush is found and extended, not
+raised again.
+
 Devices and tokens are re-read every ``refresh_s`` (2 s): a device registered with the CLI
 while the server runs can post within that. Warnings are computed in the flush that stores
 their triggering reading: within one flush
@@ -45,10 +59,14 @@ does not unlock them: a device sees nothing of the other devices.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import logging
+import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,7 +90,8 @@ log = logging.getLogger("sitetwin.ingest")
 @dataclass(frozen=True)
 class ServerConfig:
     db: Path
-    spool: Path | None = None            # default: <db>.spool/ingest.sqlite
+    spool: Path | None = None            # default: <db>.spool/ingest.sqlite, ingest-<port>.sqlite off port 8765
+    port: int | None = None              # the port served (names the default spool)
     flush_interval_s: float = 0.5        # how often spooled batches move into the store (start to start)
     min_release_s: float = 0.25          # the store stays closed at least this long between flushes
                                          # (readers retry every 0.1 s, so none misses the window)
@@ -80,12 +99,18 @@ class ServerConfig:
     refresh_s: float = 2.0               # how often the device and token list is re-read
     silence_check_s: float = 10.0        # how often silent devices are looked for
     lock_timeout_s: float = 5.0          # how long a flush waits for another writer before trying later
+    max_backoff_s: float = 5.0           # after a flush found the store busy, retries back off up to this (jittered)
     evaluate: bool = True                # compute warnings as data arrive
     status_token: str | None = field(default=None, repr=False)   # unlocks /v1/health's details (operator only)
 
     @property
     def spool_path(self) -> Path:
-        return Path(self.spool) if self.spool else spool_path_for(self.db)
+        return Path(self.spool) if self.spool else spool_path_for(self.db, self.port)
+
+    @property
+    def turn_path(self) -> Path:
+        """The lock file the ingest servers of one store take turns on (one flushes at a time)."""
+        return spool_path_for(Path(self.db).resolve()).with_name("flush.lock")
 
 
 class Ingestor:
@@ -110,20 +135,31 @@ class Ingestor:
         self._next_silence = 0.0
         self._next_prune = 0.0
         self._retry_touched: StoreReport | None = None
+        self._turn: FlushTurn | None = None
+        self._flush_lock = threading.Lock()
+        self.busy_streak = 0                         # flushes in a row that found the store busy
         self._count_lock = threading.Lock()
         self.stats: dict[str, Any]
         self.stats = {"acknowledged_batches": 0, "acknowledged_readings": 0, "acknowledged_events": 0,
                       "duplicate_batches": 0, "refused": {}, "flushes": 0, "flushed_batches": 0,
                       "stored_readings": 0, "stored_events": 0, "skipped_copies": 0, "last_flush_at": None,
                       "last_flush_s": None, "max_flush_s": 0.0, "store_busy": 0, "last_error": None,
-                      "warnings_changed": 0, "started_at": None}
+                      "warnings_changed": 0, "started_at": None, "already_stored_batches": 0,
+                      "conflicting_batches": 0, "turn_waits": 0, "max_turn_wait_s": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
+
+    def open_spool(self) -> Spool:
+        """Take this server's spool (a :class:`SensorError` naming it when another live server holds it)."""
+        if self.spool is None:
+            self.spool = Spool(self.config.spool_path)
+        return self.spool
 
     def start(self) -> None:
         from sitetwin.data.store import open_store
 
-        self.spool = Spool(self.config.spool_path)
+        self.open_spool()
+        self._turn = FlushTurn(self.config.turn_path, self.config.min_release_s)
         with open_store(self.config.db, lock_timeout_s=max(self.config.lock_timeout_s, 30.0)) as store:
             self._refresh(store)
         self.stats["started_at"] = utcnow().isoformat() + "Z"
@@ -140,6 +176,8 @@ class Ingestor:
             self._thread.join()
         if self.spool is not None:
             self.spool.close()
+        if self._turn is not None:
+            self._turn.close()
 
     # ------------------------------------------------------------------ request side
 
@@ -182,18 +220,38 @@ class Ingestor:
             self._wake.wait(wait)
             self._wake.clear()
             started = time.perf_counter()
-            self.flush_once()
+            try:
+                self.flush_once()
+            except Exception as exc:  # noqa: BLE001 - the flusher must outlive a bad cycle; batches stay spooled
+                self.busy_streak += 1
+                self.stats["last_error"] = f"flush failed: {exc}"
+                log.exception("ingest: flush failed; the batches stay spooled, retrying")
             elapsed = time.perf_counter() - started
             wait = max(self.config.min_release_s, self.config.flush_interval_s - elapsed)
+            if self.busy_streak:
+                # the store (or the turn) was busy: back off, bounded, with jitter so that servers
+                # that found it busy together do not come back together
+                backoff = min(self.config.max_backoff_s, self.config.flush_interval_s * 2 ** self.busy_streak)
+                wait = max(wait, backoff * random.uniform(0.5, 1.0))
         # last flush on the way out; whatever cannot be stored now stays spooled for next time
         while self.spool is not None and self.spool.counts()["pending_batches"] and self.flush_once(final=True):
             pass
 
     def flush_once(self, *, final: bool = False) -> int:
-        """One flush cycle; returns how many batches it moved into the store."""
-        from sitetwin.data.store import open_store
+        """One flush cycle; returns how many batches it moved into the store.
 
-        assert self.spool is not None
+        The ingest servers of one store take turns (:class:`FlushTurn`): this waits for the turn,
+        then for the store (``lock_timeout_s`` each); when either stays busy, nothing is lost:
+        the batches stay spooled and ``busy_streak`` makes the loop back off.
+        """
+        with self._flush_lock:
+            if self._turn is None:
+                self._turn = FlushTurn(self.config.turn_path, self.config.min_release_s)
+            return self._flush_in_turn(final)
+
+    def _flush_in_turn(self, final: bool) -> int:
+
+        assert self.spool is not None and self._turn is not None
         items = self.spool.pending(self.config.max_flush_batches)
         now = time.monotonic()
         refresh = now >= self._next_refresh
@@ -202,15 +260,41 @@ class Ingestor:
             return 0
         started = time.perf_counter()
         phases: dict[str, float] = {}
+        waited = self._turn.acquire(self.config.lock_timeout_s)
+        if waited is None:
+            self.busy_streak += 1
+            with self._count_lock:
+                self.stats["store_busy"] += 1
+                self.stats["last_error"] = (f"another ingest server of {self.config.db} kept its flush turn for "
+                                            f"{self.config.lock_timeout_s:g} s")
+            log.warning("ingest: %s; %d batches stay spooled", self.stats["last_error"], len(items))
+            return 0
+        with self._count_lock:
+            self.stats["turn_waits"] += waited > 0.001
+            self.stats["max_turn_wait_s"] = round(max(self.stats["max_turn_wait_s"], waited), 4)
+        phases["turn"] = time.perf_counter() - started
+        try:
+            return self._flush_store(items, final, now, refresh, silence, started, phases)
+        finally:
+            self._turn.release()
+
+    def _flush_store(self, items, final: bool, now: float, refresh: bool, silence: bool, started: float,
+                     phases: dict[str, float]) -> int:
+        from sitetwin.data.store import open_store
+
+        assert self.spool is not None
         try:
             store = open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s)
         except SitetwinError as exc:
-            self.stats["store_busy"] += 1
-            self.stats["last_error"] = str(exc)
+            self.busy_streak += 1
+            with self._count_lock:
+                self.stats["store_busy"] += 1
+                self.stats["last_error"] = str(exc)
             log.warning("ingest: %s; %d batches stay spooled", exc, len(items))
             return 0
+        self.busy_streak = 0
         moved = 0
-        phases["open"] = time.perf_counter() - started
+        phases["open"] = time.perf_counter() - started - sum(phases.values())
         try:
             touched: StoreReport | None = None
             if items:
@@ -254,6 +338,9 @@ class Ingestor:
         from sitetwin.sensors.timeseries import StoreReport, store_batches
 
         assert self.spool is not None       # flush_once runs only once started
+        items = self._set_aside_conflicts(store, items)
+        if not items:
+            return 0, StoreReport()
         received = [_utc(i.received_us) for i in items]
         try:
             report = store_batches(store, [i.batch for i in items], source="http", received_at=received)
@@ -277,7 +364,43 @@ class Ingestor:
             self.stats["stored_readings"] += report.readings
             self.stats["stored_events"] += report.events
             self.stats["skipped_copies"] += report.copies
+            self.stats["already_stored_batches"] += report.duplicate_batches
         return len(good), report
+
+    def _set_aside_conflicts(self, store, items):
+        """Spooled batches whose key the store already holds with other content go to the dead letters.
+
+        One server answers 409 to a batch id reused for other content, but two servers each see only
+        their own spool: a device that sends one batch id with two contents to two servers gets two
+        acknowledgements. The store keeps the first content flushed (by either server); the other is
+        refused here, when its server flushes: kept in its spool's ``dead`` table with the reason,
+        counted in ``conflicting_batches`` and logged, never stored and never silently dropped. The same
+        key with the same content is a retry: ``store_batches`` skips it (``already_stored_batches``).
+        """
+        import pyarrow as pa
+
+        keys = pa.table({"batch_key": [i.batch.batch_key for i in items]})
+        store.con.register("_ingest_keys", keys)
+        try:
+            stored = {r[0]: r[1] for r in store.execute("SELECT b.batch_key, b.content_sha256 FROM ingest_batches b "
+                                                         "SEMI JOIN _ingest_keys k USING (batch_key)")}
+        finally:
+            store.con.unregister("_ingest_keys")
+        keep = []
+        for item in items:
+            sha = stored.get(item.batch.batch_key)
+            if sha is None or sha == item.batch.content_sha256:
+                keep.append(item)
+                continue
+            error = (f"batch {item.batch.batch_key} refused at flush: that batch id was stored before with other "
+                     f"content (through another ingest server of this store); give new content a new batch_id")
+            assert self.spool is not None
+            self.spool.bury(item, error)
+            with self._count_lock:
+                self.stats["conflicting_batches"] += 1
+                self.stats["last_error"] = error
+            log.warning("ingest: %s", error)
+        return keep
 
     def _evaluate(self, store, touched) -> None:
         from sitetwin.sensors.timeseries import StoreReport
@@ -309,6 +432,63 @@ class Ingestor:
             "SELECT token_sha256, device_id FROM device_tokens WHERE revoked_at IS NULL")}
         limits = {site: site_limits(store, site).ingest for site in {d.site_code for d in devices.values()}}
         self.devices, self._tokens, self._limits = devices, tokens, limits
+
+
+class FlushTurn:
+    """Whose turn it is to write the store, among the ingest servers of one store.
+
+    DuckDB lets one process write at a time, and a second opener polls for the lock; two flushers
+    polling the store against each other would also starve the workbench. So the servers of a store
+    take turns on an ``flock`` of one file beside it (``<db>.spool/flush.lock``): a flusher polls for
+    the turn with growing, jittered sleeps (5..50 ms) up to a deadline, opens the store, flushes,
+    closes it and gives the turn back stamped with its pid and the time. A server taking the turn
+    from another first waits until ``min_release_s`` after that stamp, so that readers get the store
+    between any two flushes, not only between two of one server. A killed holder's lock goes with
+    its process.
+    """
+
+    def __init__(self, path: Path, min_release_s: float):
+        self.path = Path(path)
+        self.min_release_s = min_release_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+
+    def acquire(self, timeout_s: float) -> float | None:
+        """Wait for the turn; the seconds waited, or None when another server kept it past ``timeout_s``."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.05)
+        self._fh.seek(0)
+        stamp = self._fh.read().split()
+        if len(stamp) == 2 and stamp[0] != str(os.getpid()):
+            try:
+                rest = float(stamp[1]) + self.min_release_s - time.time()
+            except ValueError:
+                rest = 0.0
+            if 0 < rest <= self.min_release_s:
+                time.sleep(rest)
+        return time.monotonic() - started
+
+    def release(self) -> None:
+        try:
+            self._fh.seek(0)
+            self._fh.truncate()
+            self._fh.write(f"{os.getpid()} {time.time():.6f}")
+            self._fh.flush()
+        finally:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 def _combine(a, b):
@@ -418,6 +598,10 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8765, lo
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(config, sink=sink)
+    if config.spool is None and config.port is None:
+        config = dataclasses.replace(config, port=port)
+    ingestor = Ingestor(config, sink)
+    ingestor.open_spool()      # a spool another live server holds: one clear error, before binding the port
+    app = create_app(config, ingestor)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
                 timeout_graceful_shutdown=10)

@@ -17,13 +17,17 @@ losing power. One writer thread commits whatever batches are waiting in one tran
   permanent ledger: replaying the spool after a crash never stores a batch twice;
 - ``dead(seq, batch_key, payload, error)``: batches DuckDB refused (kept, never dropped).
 
-A lock file keeps a second server off the same spool.
+A lock file keeps a second server off the same spool: each server of a store has its own
+(named per port by default, ``spool_path_for``); the servers take turns at the store
+(``sensors.server``), and the store's ``ingest_batches`` ledger keeps a batch that reached two
+spools (a device retrying through a load balancer) from being stored twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -70,8 +74,16 @@ class Spool:
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            self._lock_fh.seek(0)
+            holder = self._lock_fh.read().strip()
             self._lock_fh.close()
-            raise SensorError(f"{self.path}: another ingest server is using this spool") from None
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise SensorError(f"{self.path}: another ingest server{who} is using this spool; give each server of "
+                              f"a store its own spool (--spool FILE, or a different --port)") from None
+        self._lock_fh.seek(0)
+        self._lock_fh.truncate()
+        self._lock_fh.write(str(os.getpid()))
+        self._lock_fh.flush()
         self._reader = self._connect()
         self._reader.executescript(_SCHEMA)
         self._queue: queue.Queue = queue.Queue()
@@ -249,8 +261,15 @@ def _set(future: asyncio.Future, outcome: Outcome) -> None:
         future.set_result(outcome)
 
 
-def spool_path_for(db: str | Path) -> Path:
-    """Where a store's ingest spool lives by default: ``<db>.spool/ingest.sqlite`` beside it."""
+DEFAULT_PORT = 8765
+
+
+def spool_path_for(db: str | Path, port: int | None = None) -> Path:
+    """Where a store's ingest spool lives by default, beside it: ``<db>.spool/ingest.sqlite`` for the
+    server on the default port (or no port), ``<db>.spool/ingest-<port>.sqlite`` for one on another
+    port, so that several servers of one store never share a spool and a server restarted on its
+    port finds what it acknowledged."""
     db = Path(db)
-    return db.parent / f"{db.name}.spool" / "ingest.sqlite"
+    name = "ingest.sqlite" if port in (None, DEFAULT_PORT) else f"ingest-{int(port)}.sqlite"
+    return db.parent / f"{db.name}.spool" / name
 

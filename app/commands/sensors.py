@@ -342,7 +342,9 @@ def ingest_serve(
     db: DbOption = DEFAULT_DB_PATH,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
-    spool: Annotated[Optional[Path], typer.Option(help="Spool file (default <db>.spool/ingest.sqlite).")] = None,
+    spool: Annotated[Optional[Path], typer.Option(
+        help="Spool file, one per server (default <db>.spool/ingest.sqlite on port 8765, "
+             "<db>.spool/ingest-PORT.sqlite on another port).")] = None,
     flush_interval: Annotated[float, typer.Option(help="Seconds between moves from the spool into the store.")] = 0.5,
     lock_timeout: Annotated[float, typer.Option(help="Seconds a flush waits for another writer.")] = 5.0,
     evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Compute warnings as data "
@@ -350,6 +352,9 @@ def ingest_serve(
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Serve POST /v1/batches for devices (token auth, JSON batches); the store stays free between flushes.
+
+    Several servers (different ports, each its own spool) may feed one store: they take turns
+    writing it, and a batch that reaches two of them is stored once.
 
     GET /v1/health answers {"status": "ok"} to anyone; its counters and last error only to a request
     with `Authorization: Bearer $SITETWIN_INGEST_STATUS_TOKEN` (set that variable to enable them).
@@ -361,7 +366,7 @@ def ingest_serve(
     from sitetwin.sensors.server import ServerConfig, serve
 
     open_store(db).close()   # create / migrate before serving
-    config = ServerConfig(db=db, spool=spool, flush_interval_s=flush_interval, lock_timeout_s=lock_timeout,
+    config = ServerConfig(db=db, spool=spool, port=port, flush_interval_s=flush_interval, lock_timeout_s=lock_timeout,
                           evaluate=evaluate, status_token=os.environ.get(STATUS_TOKEN_ENV) or None)
     err_console().print(f"ingest: serving http://{host}:{port}/v1/batches for {db} (spool {config.spool_path})")
     serve(config, host=host, port=port, log_level=log_level, sink=raise_drafts)

@@ -208,7 +208,7 @@ def test_killing_the_server_loses_no_acknowledged_reading(tmp_path):
             acked += answer.json()["readings"]
         assert srv.health()["pending_batches"] > 0
         srv.stop(signal.SIGKILL)
-        with sqlite3.connect(spool_of(srv.db)) as con:
+        with sqlite3.connect(spool_of(srv.db, srv.port)) as con:
             waiting = con.execute("SELECT batch_key, payload, received_us FROM pending ORDER BY seq").fetchall()
         assert len(waiting) >= 1
         in_spool = sum(len(json.loads(w[1])["v"]) for w in waiting)
@@ -223,19 +223,22 @@ def test_killing_the_server_loses_no_acknowledged_reading(tmp_path):
     # the crash window: batches already in the store but still in the spool are flushed again, and skipped
     from sitetwin.sensors.server import Ingestor, ServerConfig
 
-    with sqlite3.connect(spool_of(srv.db)) as con:
+    with sqlite3.connect(spool_of(srv.db, srv.port)) as con:
         con.executemany("INSERT INTO pending (batch_key, payload, received_us) VALUES (?, ?, ?)", waiting)
-    ingestor = Ingestor(ServerConfig(db=srv.db, flush_interval_s=0.05))
+    ingestor = Ingestor(ServerConfig(db=srv.db, port=srv.port, flush_interval_s=0.05))
     ingestor.start()
     ingestor.stop()
     assert srv.count("SELECT count(*) FROM readings") == acked
     assert srv.count("SELECT count(*) FROM (SELECT DISTINCT device_id, channel, measured_at FROM readings)") == acked
-    with sqlite3.connect(spool_of(srv.db)) as con:
+    with sqlite3.connect(spool_of(srv.db, srv.port)) as con:
         assert con.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
 
 
-def spool_of(db: Path) -> Path:
-    return db.parent / f"{db.name}.spool" / "ingest.sqlite"
+def spool_of(db: Path, port: int) -> Path:
+    """The default spool of the server on ``port`` (one per port: several servers may feed one store)."""
+    from sitetwin.sensors.spool import spool_path_for
+
+    return spool_path_for(db, port)
 
 
 def test_a_batch_the_store_refuses_is_set_aside_and_the_others_are_stored(sensor_db, make_batch):
