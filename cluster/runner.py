@@ -8,10 +8,16 @@ How a run goes:
    ledger is skipped, as is a unit repeating an earlier one of the manifest.
 3. Model units' IFC files are parsed and tessellated into their store's cache in parallel
    (plain tasks, retried when their worker is lost).
-4. Each store gets one writer (:class:`units.SiteWriter` as a Ray actor, ``max_concurrency=1``,
-   restarted when its process is lost, its unit retried): it runs the store's units one after the
-   other, models first, then surveys, detections and scores. Stores run in parallel, as many at a
-   time as the cluster has CPUs.
+4. A pool of writers (:class:`units.SiteWriter` as Ray actors, ``max_concurrency=1``, restarted when
+   their process is lost, the unit retried), as many as the cluster has CPUs, is started with the run
+   (before the hashing, which its warm-up overlaps: each writer imports the survey, detection and
+   model code once and loads the run's detectors). Each store is given whole to one writer at a time:
+   it runs the store's units one after the other, models first, then surveys, detections and
+   scores; when the store is done the writer takes the next store. Stores run in parallel, one per writer.
+
+The pool is kept for the Ray session of this process: a driver that runs several manifests on the same
+cluster (a service, a notebook, the bench) starts and warms its writers once; ``connect`` drops it
+with the cluster it started.
 
 Ray is imported here only, when a run starts; usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``).
 """
@@ -87,6 +93,7 @@ def connect(address: str | None = None, *, workers: int | None = None) -> Iterat
     try:
         yield ray
     finally:
+        _pools.clear()
         ray.shutdown()
 
 
@@ -144,10 +151,11 @@ def run_manifest(manifest: Manifest | str | Path, *, address: str | None = None,
             on_event(outcome)
 
     with connect(address, workers=workers) as ray:
+        pool = _pool(ray, manifest)          # started and warming while the inputs are hashed
         keys = _keys(ray, manifest, settle)
         queues = _plan(manifest, states, keys, settle)
         if queues:
-            _run_writers(ray, manifest, queues, keys, settle, token=token)
+            _run_writers(ray, manifest, queues, keys, settle, pool, token=token)
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -199,64 +207,108 @@ def _plan(manifest: Manifest, states: dict[Path, StoreState], keys: dict[int, st
     return queues
 
 
-def _writer_name(db: Path, run_id: str) -> str:
-    """The writer actor's name: the store's resolved path (hashed) and the run."""
-    import hashlib
-
-    return f"sitetwin-writer-{hashlib.sha256(str(db.resolve()).encode()).hexdigest()[:16]}-{run_id}"
+# The writer pool of this process's Ray session (see the module docstring): {session: [writer actors]}.
+_pools: dict[str, list[Any]] = {}
 
 
-def _run_writers(ray, manifest: Manifest, queues: dict[Path, list[Unit]], keys: dict[int, str], settle, *,
-                 token: str | None) -> None:
-    from sitetwin.cluster.units import SiteWriter, prepare_model
+def _session(ray) -> str:
+    ctx = ray.get_runtime_context()
+    return f"{ctx.gcs_address}/{ctx.get_session_name()}/{ctx.get_job_id()}"
+
+
+def _writer_class(ray):
+    from sitetwin.cluster.units import SiteWriter
+
+    # restarted however often its process is lost over the pool's life; a unit is retried RETRIES times
+    return ray.remote(max_restarts=-1, max_task_retries=RETRIES, max_concurrency=1)(SiteWriter)
+
+
+def _new_writer(ray, detectors: list[dict[str, Any]]) -> Any:
+    writer = _writer_class(ray).options(name=f"sitetwin-writer-{uuid.uuid4().hex[:12]}",
+                                        scheduling_strategy="SPREAD").remote()
+    writer.warm.remote(detectors)       # queued before any unit: the writer's first unit finds it warm
+    return writer
+
+
+def _alive(ray, writer: Any) -> bool:
+    """False when a kept writer is gone for good (killed, its node lost); a writer still busy (warming) is alive."""
+    try:
+        ray.get(writer.pid.remote(), timeout=CONNECT_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        return True
+    except Exception:                   # noqa: BLE001 - killed, or its node is gone: replaced
+        return False
+    return True
+
+
+def _pool(ray, manifest: Manifest) -> list[Any]:
+    """This session's writers, as many as the cluster has CPUs (at most one per store of the manifest), started
+    and warming: the pool kept from an earlier run of the session (its writers checked), grown when needed."""
+    detectors = [{"weights": u.params["weights"], "imgsz": u.params["imgsz"], "conf": u.params["conf"]}
+                 for u in manifest.units if u.kind == "detect"]
+    detectors = [d for i, d in enumerate(detectors) if d not in detectors[:i]]
+    session = _session(ray)
+    if session not in _pools:
+        _pools.clear()
+        _pools[session] = []
+    pool = _pools[session]
+    for i, writer in enumerate(pool):
+        if not _alive(ray, writer):
+            pool[i] = _new_writer(ray, detectors)
+        elif detectors:
+            writer.warm.remote(detectors)       # this run's detectors (the imports are there already)
+    capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    wanted = min(capacity, len({u.db for u in manifest.units}))
+    while len(pool) < wanted:
+        pool.append(_new_writer(ray, detectors))
+    return pool
+
+
+def _run_writers(ray, manifest: Manifest, queues: dict[Path, list[Unit]], keys: dict[int, str], settle,
+                 pool: list[Any], *, token: str | None) -> None:
+    from sitetwin.cluster.units import one_line, prepare_model
 
     run_id = uuid.uuid4().hex[:12]
     exit_once = _test_exit_once()
     prepare = ray.remote(max_retries=RETRIES)(prepare_model)
-    writer_class = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, max_concurrency=1)(SiteWriter)
     # the IFC files of every model unit, parsed and tessellated in parallel from the start
     prepared = {u.index: prepare.remote(str(u.db), u.params["files"])
                 for units in queues.values() for u in units if u.kind == "model"}
-    capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    waiting = list(queues)                    # stores not started yet
-    writers: dict[Path, Any] = {}
-    running: dict[Any, tuple[Path, Unit]] = {}   # call ref -> (store, unit)
+    waiting = list(queues)                       # stores not started yet
+    idle = list(range(len(pool)))                # writers (their place in the pool) without a store
+    running: dict[Any, tuple[int, Path, Unit]] = {}   # call ref -> (writer, its store, the unit)
 
-    def submit(db: Path) -> None:
+    def submit(slot: int, db: Path) -> None:
+        # the store's next unit, to the one writer that holds the store until its queue is empty
         unit = queues[db].pop(0)
         options = {"run_id": run_id, "manifest": str(manifest.path), "token": token,
                    "prepared": [prepared[unit.index]] if unit.index in prepared else None,
                    "exit_first_attempt": unit.index in exit_once}
-        running[writers[db].run.remote(unit, keys[unit.index], options)] = (db, unit)
+        running[pool[slot].run.remote(unit, keys[unit.index], options)] = (slot, db, unit)
 
     def start_more() -> None:
-        while waiting and len(writers) < capacity:
-            db = waiting.pop(0)
-            writers[db] = writer_class.options(name=_writer_name(db, run_id)).remote(str(db))
-            submit(db)
+        while waiting and idle:
+            submit(idle.pop(0), waiting.pop(0))
 
     start_more()
     while running:
         ready, _ = ray.wait(list(running), num_returns=1)
-        db, unit = running.pop(ready[0])
+        slot, db, unit = running.pop(ready[0])
         try:
             outcome = ray.get(ready[0])
         except ray.exceptions.RayActorError as exc:    # the writer was lost more often than Ray retries
-            from sitetwin.cluster.units import one_line
-
             error = f"its writer was lost {RETRIES + 1} times: {one_line(exc)}"
             outcome = _outcome(unit, "failed", error, keys[unit.index])
-            writers[db] = writer_class.options(name=f"{_writer_name(db, run_id)}-{uuid.uuid4().hex[:6]}").remote(
-                str(db))
             with contextlib.suppress(Exception):
-                ray.get(writers[db].fail.remote(unit, keys[unit.index], error))
+                ray.kill(pool[slot])
+            pool[slot] = _new_writer(ray, [])
+            with contextlib.suppress(Exception):
+                ray.get(pool[slot].fail.remote(unit, keys[unit.index], error))
         except ray.exceptions.RayTaskError as exc:     # the unit could not even start (its store stayed locked)
-            from sitetwin.cluster.units import one_line
-
             outcome = _outcome(unit, "failed", one_line(exc.cause or exc), keys[unit.index])
         settle(outcome)
         if queues[db]:
-            submit(db)
+            submit(slot, db)
         else:
-            ray.kill(writers.pop(db))
+            idle.append(slot)
             start_more()

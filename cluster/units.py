@@ -4,9 +4,10 @@ Heavy work that needs no store runs anywhere, in parallel: :func:`prepare_model`
 tessellates an IFC file into the store's geometry cache (keyed by the file's sha256; written
 by rename, so two workers never leave half an entry), and :func:`unit_digest` hashes a unit's
 inputs. Everything that writes to a store runs in :class:`SiteWriter`, the one process that
-writes that store during a run (`sitetwin.cluster.runner` starts one per store): a unit opens
-the store, calls the library and records itself in the ledger (``cluster.ledger``), so a
-store never has two writers however many of its units finish at once.
+writes that store during a run (`sitetwin.cluster.runner` keeps a pool of them and gives each
+store to one at a time): a unit opens the store, calls the library and records itself in the
+ledger (``cluster.ledger``), so a store never has two writers however many of its units finish
+at once. A writer keeps its imports and detector sessions (:func:`cached_detector`) between units.
 
 These are plain functions and a plain class; the runner wraps them as Ray tasks and an actor.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,72 @@ def prepare_model(db: str | Path, files: list[str], threads: int = 1) -> dict[st
 
 
 # --------------------------------------------------------------------------------------
+# what a writer keeps between units: its imports and its detector sessions
+
+# Detector sessions of this process, by weights file (resolved path, mtime, size) and settings; least recently used
+# last. A writer runs many units of many stores: each weights file is loaded once, not once per unit.
+DETECTORS_KEPT = 4
+_detectors: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+# What the units import, imported once when a writer starts (:meth:`SiteWriter.warm`), while the run hashes its inputs.
+WARM_MODULES = ("sitetwin.bim.load", "sitetwin.bim.queries", "sitetwin.bim.mesh", "sitetwin.twin.survey",
+                "sitetwin.twin.formats", "sitetwin.vision.pipeline", "sitetwin.vision.hazards",
+                "sitetwin.vision.queries", "sitetwin.oversight.raising", "sitetwin.oversight.risk",
+                "sitetwin.oversight.evaluation", "sitetwin.oversight.accounts", "sitetwin.cluster.queries",
+                "open3d", "laspy", "scipy.spatial")
+
+
+def cached_detector(weights: str | Path, *, imgsz: int, conf: float, iou: float) -> Any:
+    """This process's detector for a weights file and settings, loaded on first use and kept (see DETECTORS_KEPT).
+
+    Keyed by the file's resolved path, mtime and size: weights rewritten in place are loaded again. A temporary
+    copy (a fetched URI) gets a new path each time, so it is loaded each time and soon dropped.
+    """
+    from sitetwin.vision.detect import Detector
+
+    path = Path(weights)
+    try:
+        st = path.stat()
+    except OSError:
+        return Detector(path, imgsz=imgsz, conf=conf, iou=iou)     # it says what is wrong with the file
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, int(imgsz), float(conf), float(iou))
+    detector = _detectors.get(key)
+    if detector is None:
+        detector = Detector(path, imgsz=imgsz, conf=conf, iou=iou)
+        _detectors[key] = detector
+        while len(_detectors) > DETECTORS_KEPT:
+            _detectors.popitem(last=False)
+    _detectors.move_to_end(key)
+    return detector
+
+
+def warm(detectors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Import what the units need and load the run's detectors (``weights``, ``imgsz``, ``conf``, ``iou`` each;
+    local files only) in this process; a failure here is left for the unit itself to report."""
+    import importlib
+
+    started = time.perf_counter()
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:          # noqa: BLE001 - the unit that needs it reports the error
+            pass
+    loaded = 0
+    for d in detectors or []:
+        if inputs.is_uri(d["weights"]):
+            continue
+        try:
+            from sitetwin.vision.pipeline import DetectConfig
+
+            config = DetectConfig(imgsz=d["imgsz"], conf=d["conf"])        # as run_detect makes it
+            cached_detector(d["weights"], imgsz=config.imgsz, conf=config.conf, iou=config.iou)
+            loaded += 1
+        except Exception:          # noqa: BLE001 - the detect unit reports it, with its label
+            pass
+    return {"writer": writer_name(), "detectors": loaded, "seconds": round(time.perf_counter() - started, 3)}
+
+
+# --------------------------------------------------------------------------------------
 # the units, in the writer
 
 def run_model(store: Store, unit: Unit, finish: Finish, **_: Any) -> None:
@@ -142,8 +210,9 @@ def run_detect(store: Store, unit: Unit, finish: Finish, *, lost_since: Any = No
     with contextlib.ExitStack() as stack:
         weights = stack.enter_context(inputs.local_copy(p["weights"]))
         source = stack.enter_context(inputs.local_copy(p["source"])) if p.get("source") else None
+        detector = cached_detector(weights, imgsz=config.imgsz, conf=config.conf, iou=config.iou)
         report = detect_source(store, source, weights, site_code=unit.site, pano_id=p.get("pano"), config=config,
-                               sink=raise_drafts)
+                               detector=detector, sink=raise_drafts)
     finish(store, {"run": report.run_id, "frames": report.frames, "detections": report.detections,
                    "hazards": report.hazards, "findings": report.findings})
 
@@ -224,14 +293,19 @@ def record_failure(unit: Unit, key: str, error: str, *, seconds: float = 0.0, lo
 
 
 class SiteWriter:
-    """The one process that writes a store during a run: it runs that store's units one at a time.
+    """A writer of the run's pool: a long-lived process that runs units one at a time.
 
-    The runner makes it a Ray actor (``max_concurrency=1``, restarted when its process is lost),
-    named after the store, and calls :meth:`run` for each unit in the site's order.
+    The runner makes it a Ray actor (``max_concurrency=1``, restarted when its process is lost), warms it once
+    (:meth:`warm`: imports, the run's detectors) and gives it whole stores in turn: while a store has units left,
+    they all go to the same writer, in the site's order, so a store never has two writers. Between units the
+    writer keeps its imports and detector sessions, not the store (each unit opens and closes it).
     """
 
-    def __init__(self, db: str) -> None:
-        self.db = db
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def warm(self, detectors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return warm(detectors)
 
     def run(self, unit: Unit, key: str, options: dict[str, Any]) -> dict[str, Any]:
         return execute(unit, key, **options)

@@ -167,3 +167,20 @@ def test_two_units_of_one_site_finishing_together_never_corrupt_its_store(faults
     assert [r["status"] for r in sorted(rows, key=lambda r: r["unit_index"])] == ["done", "done", "done", "failed",
                                                                                   "done"]
     assert counts(db)["cluster_units"] == 5
+
+
+def test_a_second_run_of_the_session_reuses_its_warm_writers_one_per_store(city_template, tmp_path):
+    # the pool of writers is started once for the Ray session: a second manifest's stores go to the same processes
+    # (their imports and detector sessions kept), and each store still has exactly one writer
+    from sitetwin.cluster import run_manifest
+
+    first = city_template.copy(tmp_path / "first")
+    second = city_template.copy(tmp_path / "second")
+    assert run_manifest(first.manifest).summary()["done"] == 8
+    assert run_manifest(second.manifest).summary()["done"] == 8
+    writers = {run: {s.code: {r["writer"] for r in ledger(city.root / s.db)} for s in city.sites}
+               for run, city in (("first", first), ("second", second))}
+    for run in writers.values():
+        assert all(len(w) == 1 for w in run.values()), run
+    used = lambda run: set().union(*writers[run].values())          # noqa: E731
+    assert used("second") <= used("first"), writers
