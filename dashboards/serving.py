@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no stubs
 
 DEFAULT_THREADS = 4        # requests one worker answers at once
 GRACEFUL_S = 10            # SIGTERM: how long requests in flight may finish
