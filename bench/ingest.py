@@ -11,11 +11,17 @@ plus a "dashboard" process that opens the store read-only every 0.3 s and counts
 2. kill: the same load; the server is killed (SIGKILL) mid-load and restarted; devices
    retry unacknowledged batches with the same batch id. No acknowledged reading may be lost
    and none stored twice.
-3. direct (the alternative): a server that opens the store, writes the batch and closes it on
+3. two servers (issue 13): two ``sitetwin ingest serve`` processes on one store, each with its
+   own spool, the offered load split between them by a round-robin "load balancer" in the
+   generator (a failed post moves to the other server with the same batch id); one of them is
+   killed (SIGKILL) mid-load and restarted on its port (its spool). Every acknowledged reading
+   must be stored once.
+4. direct (the alternative): a server that opens the store, writes the batch and closes it on
    every request (the obvious design that keeps the store shareable), same offered load.
 
 Prints a table and writes bench/results/ingest.json. Usage:
     python bench/ingest.py [--duration 60] [--rate 5000] [--kill-duration 25] [--direct-duration 15]
+                           [--two-duration 60] [--two-rate 2000]   (--two-rate: per server)
 """
 
 from __future__ import annotations
@@ -128,13 +134,19 @@ def wait_drained(port: int, timeout_s: float = 60.0) -> dict:
 
 # ----------------------------------------------------------------------------- load generator (own process)
 
-def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, out_path: str, threads: int = 8,
-             seed: int = 0) -> None:
-    """Send batches at the offered rate for duration_s; record every acknowledgement."""
+def generate(port: int | list[int], tokens: dict[str, str], rate: float, duration_s: float, out_path: str,
+             threads: int = 8, seed: int = 0) -> None:
+    """Send batches at the offered rate for duration_s; record every acknowledgement.
+
+    With several ports, a round-robin load balancer: a device's batches alternate between the
+    servers, and a post that fails (server down, 5xx) moves to the next one with the same batch id.
+    """
     import datetime as dt
 
-    from sitetwin.sensors.client import DeviceClient
+    from sitetwin.sensors.client import RETRY_STATUSES, DeviceClient
+    from sitetwin.sensors.errors import BatchError
 
+    ports = [port] if isinstance(port, int) else list(port)
     rng = random.Random(seed)
     devices = sorted(d for d in tokens if d != "PROBE")
     cranes = [d for d in devices if d.startswith("CR-")]
@@ -154,7 +166,29 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
         return heap
 
     def worker(my_devices, probe: bool):
-        client = DeviceClient(f"http://127.0.0.1:{port}", "", timeout_s=10.0, retries=12, backoff_s=0.2)
+        if len(ports) == 1:
+            clients = [DeviceClient(f"http://127.0.0.1:{ports[0]}", "", timeout_s=10.0, retries=12, backoff_s=0.2)]
+        else:
+            clients = [DeviceClient(f"http://127.0.0.1:{p}", "", timeout_s=10.0, retries=0) for p in ports]
+
+        def post(body: bytes, token: str, turn: int) -> dict:
+            if len(clients) == 1:
+                return clients[0].post_raw(body, token=token)
+            delay = 0.05
+            for attempt in range(24):
+                try:
+                    return clients[(turn + attempt) % len(clients)].post_raw(body, token=token)
+                except BatchError as exc:
+                    if exc.status not in RETRY_STATUSES or attempt == 23:
+                        raise
+                except Exception:  # noqa: BLE001 - server down: the balancer moves the batch to the next one
+                    if attempt == 23:
+                        raise
+                if attempt % len(clients) == len(clients) - 1:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            raise AssertionError("unreachable")
+
         heap = schedule(my_devices)
         if probe:
             heapq.heappush(heap, (start + 2.0, "PROBE", 3.0))
@@ -198,7 +232,7 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
             sent = time.time()
             status, duplicate = "ok", False
             try:
-                answer = client.post_raw(body, token=tokens[d])
+                answer = post(body, tokens[d], seq[d])
                 duplicate = bool(answer.get("duplicate"))
             except Exception as exc:  # noqa: BLE001 - record, never crash the generator
                 status = f"error: {type(exc).__name__}: {exc}"[:200]
@@ -207,7 +241,8 @@ def generate(port: int, tokens: dict[str, str], rate: float, duration_s: float, 
                           "status": status, "duplicate": duplicate,
                           "probe_at": readings[1]["at"] if d == "PROBE" else None})
             heapq.heappush(heap, (t_next + period, d, period))
-        client.close()
+        for client in clients:
+            client.close()
         with lock:
             records.extend(local)
 
@@ -293,19 +328,26 @@ def direct_server(db: str, port: int) -> None:
 # ----------------------------------------------------------------------------- phases
 
 def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: int, dusts: int,
-              kill_at_s: float | None = None, down_s: float = 2.0) -> dict:
-    folder = Path(tempfile.mkdtemp(prefix=f"sitetwin-bench-{name}-"))
+              kill_at_s: float | None = None, down_s: float = 2.0, servers: int = 1) -> dict:
+    """One phase; ``rate`` is the total offered load, split over ``servers`` (the first one is the one killed)."""
+    from sitetwin.sensors.spool import spool_path_for
+
+    folder = Path(tempfile.mkdtemp(prefix=f"sitetwin-bench-{name.split()[0]}-"))
     db, tokens = make_store(folder, cranes, dusts)
-    port = free_port()
+    ports = [free_port() for _ in range(servers)]
+    port = ports[0]
     log = folder / "server.log"
     start_server = start_spool_server if kind == "spool" else start_direct_server
+    others = [start_server(db, p, folder / f"server-{p}.log") for p in ports[1:]]
     server = start_server(db, port, log)
-    wait_ready(port)
+    for p in ports:
+        wait_ready(p)
     ctx = mp.get_context("spawn")
     gen_out = folder / "generator.json"
     read_out = folder / "reader.json"
     stop_flag = folder / "stop"
-    generator = ctx.Process(target=generate, args=(port, tokens, rate, duration_s, str(gen_out)))
+    generator = ctx.Process(target=generate, args=(port if servers == 1 else ports, tokens, rate, duration_s,
+                                                   str(gen_out)))
     reader = ctx.Process(target=read_loop, args=(str(db), str(stop_flag), str(read_out)))
     load_before = os.getloadavg()
     generator.start()
@@ -316,7 +358,7 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
         time.sleep(1.0 + kill_at_s)
         server.send_signal(signal.SIGKILL)
         server.wait()
-        with sqlite3.connect(folder / "bench.duckdb.spool" / "ingest.sqlite") as con:
+        with sqlite3.connect(spool_path_for(db, port)) as con:
             pending_at_kill = con.execute("SELECT count(*) FROM pending").fetchone()[0]
         time.sleep(down_s)
         t_restart = time.perf_counter()
@@ -325,21 +367,30 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
         restarted = time.perf_counter() - t_restart
     generator.join()
     drained_at = time.perf_counter()
-    health = wait_drained(port, timeout_s=120.0) if kind == "spool" else {}
+    healths = [wait_drained(p, timeout_s=120.0) for p in ports] if kind == "spool" else [{}]
+    if len(healths) > 1:       # a cycle of each after the other drained: the last warnings are in
+        healths = [wait_drained(p, timeout_s=120.0) for p in ports]
+    health = _merge_health(healths)
     drain_s = time.perf_counter() - drained_at
     stop_flag.write_text("stop")
     reader.join()
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    for proc in [server, *others]:
+        proc.send_signal(signal.SIGINT)
+    for proc in [server, *others]:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     load_after = os.getloadavg()
     gen = json.loads(gen_out.read_text())
     reads = json.loads(read_out.read_text())
     summary = summarise(name, kind, db, gen, reads, rate=rate, duration_s=duration_s, health=health,
                         pending_at_kill=pending_at_kill, restart_s=restarted, drain_s=drain_s,
                         load=(load_before, load_after))
+    summary["servers"] = servers
+    if servers > 1:
+        summary.update({k: health.get(k) for k in ("already_stored_batches", "conflicting_batches", "turn_waits",
+                                                   "max_turn_wait_s", "store_busy")})
     if not os.environ.get("SITETWIN_BENCH_KEEP"):
         import shutil
 
@@ -347,6 +398,25 @@ def run_phase(name: str, *, kind: str, rate: float, duration_s: float, cranes: i
     else:
         summary["folder"] = str(folder)
     return summary
+
+
+def _merge_health(healths: list[dict]) -> dict:
+    """The servers' health details as one: counters summed, maxima kept."""
+    if len(healths) == 1:
+        return healths[0]
+    out: dict = {}
+    for h in healths:
+        for k, v in h.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                out.setdefault(k, v)
+            elif k.startswith("max_"):
+                out[k] = max(out.get(k, v), v)
+                if k == "max_flush_s" and out[k] == v:
+                    out["max_flush_phases_s"] = h.get("max_flush_phases_s")
+                    out["max_flush_batches"] = h.get("max_flush_batches")
+            elif k not in ("max_flush_batches",):
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 def summarise(name, kind, db, gen, reads, *, rate, duration_s, health, pending_at_kill, restart_s, drain_s,
@@ -410,11 +480,12 @@ def print_phases(rows: list[dict]) -> None:
     for r in rows:
         row = dict(r)
         row["load_1m"] = r["loadavg_after"][0]
+        row.setdefault("servers", 1)
         if r["design"] == "direct":
             # warnings are computed inside the request there, before the acknowledgement
             row["warning_latency_s_p95"] = row["warning_latency_s_max"] = "in request"
         shown.append(row)
-    print_table(shown, ["phase", "design", "offered_readings_per_s", "acked_per_s", "acked_readings",
+    print_table(shown, ["phase", "design", "servers", "offered_readings_per_s", "acked_per_s", "acked_readings",
                         "stored_readings", "lost_acked_batches", "duplicates", "ack_ms_p50", "ack_ms_p95",
                         "warning_latency_s_p95", "warning_latency_s_max", "reader_open_ms_p50", "reader_open_ms_p95",
                         "max_flush_s", "pending_at_kill", "load_1m"],
@@ -430,36 +501,50 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="sustained phase, seconds")
     parser.add_argument("--kill-duration", type=float, default=25.0, help="kill phase, seconds (0: skip)")
     parser.add_argument("--direct-duration", type=float, default=15.0, help="alternative design, seconds (0: skip)")
+    parser.add_argument("--two-duration", type=float, default=60.0,
+                        help="two servers, one killed with -9 mid-load, seconds (0: skip)")
+    parser.add_argument("--two-rate", type=float, default=5000.0, help="two-server phase: readings/s per server")
     parser.add_argument("--cranes", type=int, default=550)
     parser.add_argument("--dusts", type=int, default=100)
     args = parser.parse_args()
     if args.role == "direct-server":
         direct_server(args.db, args.port)
         return
-    rows = [run_phase("sustained", kind="spool", rate=args.rate, duration_s=args.duration, cranes=args.cranes,
-                      dusts=args.dusts)]
+    rows = []
+    if args.duration > 0:
+        rows.append(run_phase("sustained", kind="spool", rate=args.rate, duration_s=args.duration,
+                              cranes=args.cranes, dusts=args.dusts))
     if args.kill_duration > 0:
         rows.append(run_phase("kill -9 + restart", kind="spool", rate=args.rate, duration_s=args.kill_duration,
                               cranes=args.cranes, dusts=args.dusts, kill_at_s=args.kill_duration / 3))
+    if args.two_duration > 0:
+        rows.append(run_phase("2 servers, one kill -9", kind="spool", rate=2 * args.two_rate,
+                              duration_s=args.two_duration, cranes=args.cranes, dusts=args.dusts,
+                              kill_at_s=args.two_duration / 3, servers=2))
     if args.direct_duration > 0:
         rows.append(run_phase("sustained", kind="direct", rate=args.rate, duration_s=args.direct_duration,
                               cranes=args.cranes, dusts=args.dusts))
-    spool = rows[0]
+    spool = rows[0] if args.duration > 0 else None
     direct = next((r for r in rows if r["design"] == "direct"), None)
     result = {"bench": "ingest", "loadavg": os.getloadavg(), "phases": rows}
-    if direct and direct["acked_per_s"]:
+    if spool and direct and direct["acked_per_s"]:
         result["spool_over_direct_throughput"] = round(spool["acked_per_s"] / direct["acked_per_s"], 2)
     print_phases(rows)
     if "spool_over_direct_throughput" in result:
         print(f"spool / direct acknowledged throughput: {result['spool_over_direct_throughput']}x")
-    targets = {
-        "5000 readings/s sustained": spool["acked_per_s"] >= 0.98 * args.rate,
-        "stored == acknowledged (sustained)": spool["stored_equals_acked"] and spool["duplicates"] == 0,
-        "no acknowledged reading lost across kill -9": all(r["lost_acked_batches"] == 0 and r["duplicates"] == 0
-                                                         for r in rows if r["design"] == "spool"),
-        "warnings within 2 s": spool["warning_latency_s_max"] <= 2.0,
-    }
+    targets = {"no acknowledged reading lost across kill -9": all(r["lost_acked_batches"] == 0 and r["duplicates"] == 0
+                                                                  for r in rows if r["design"] == "spool")}
+    if spool is not None:
+        targets.update({
+            f"{args.rate:g} readings/s sustained": spool["acked_per_s"] >= 0.98 * args.rate,
+            "stored == acknowledged (sustained)": spool["stored_equals_acked"] and spool["duplicates"] == 0,
+            "warnings within 2 s": spool["warning_latency_s_max"] <= 2.0,
+        })
     result["targets"] = targets
+    two = next((r for r in rows if r.get("servers", 1) > 1), None)
+    if two is not None:
+        targets[f"2 servers x {args.two_rate:g} readings/s sustained through a kill -9"] = (
+            two["acked_per_s"] >= 0.98 * 2 * args.two_rate)
     for k, v in targets.items():
         print(f"{'PASS' if v else 'MISS'}  {k}")
     save("ingest", result)
