@@ -32,8 +32,9 @@ batch id reused for other content at the two servers cannot get a 409 (neither s
 the other): the content flushed first is kept, the other is refused at flush time into its
 spool's ``dead`` table with the reason (``conflicting_batches`` in the health details).
 Warnings are evaluated inside each flush, while the flusher holds the store, against what is
-stored; a warning already raised by the other server's flush is found and extended, not
-raised again.
+stored, from ``evaluate_overlap_s`` before the new readings: a warning already raised by
+the other server's flush (the first half of an episode) is found and extended, not raised
+again, and its finding is not raised twice.
 
 Devices and tokens are re-read every ``refresh_s`` (2 s): a device registered with the CLI
 while the server runs can post within that. Warnings are computed in the flush that stores
@@ -101,6 +102,9 @@ class ServerConfig:
     lock_timeout_s: float = 5.0          # how long a flush waits for another writer before trying later
     max_backoff_s: float = 5.0           # after a flush found the store busy, retries back off up to this (jittered)
     evaluate: bool = True                # compute warnings as data arrive
+    evaluate_overlap_s: float = 60.0     # warnings are re-evaluated from this long before a flush's new readings,
+                                         # so an episode split across flushes (of two servers, or late data) is
+                                         # one warning, extended, not two
     status_token: str | None = field(default=None, repr=False)   # unlocks /v1/health's details (operator only)
 
     @property
@@ -158,7 +162,7 @@ class Ingestor:
     def start(self) -> None:
         from sitetwin.data.store import open_store
 
-        self.open_spool()
+        spool = self.open_spool()
         self._turn = FlushTurn(self.config.turn_path, self.config.min_release_s)
         with open_store(self.config.db, lock_timeout_s=max(self.config.lock_timeout_s, 30.0)) as store:
             self._refresh(store)
@@ -166,7 +170,7 @@ class Ingestor:
         self._thread = threading.Thread(target=self._loop, name="ingest-flusher", daemon=True)
         self._thread.start()
         log.info("ingest: %d devices, spool %s (%d batches waiting)", len(self.devices), self.config.spool_path,
-                 self.spool.counts()["pending_batches"])
+                 spool.counts()["pending_batches"])
 
     def stop(self) -> None:
         """Stop taking batches, flush what is spooled (if the store is free), close."""
@@ -412,8 +416,15 @@ class Ingestor:
         if pending is None or (not pending.touched and not pending.touched_sites):
             self._retry_touched = None
             return
+        overlap = int(self.config.evaluate_overlap_s * 1_000_000)
+        # from a little earlier than the new readings: the end of an episode the other server (or an
+        # earlier flush) stored is then in the window, and the continuation extends its warning instead
+        # of opening a second one beside it (sensors.warnings extends only warnings still running at the
+        # window's start)
+        window = dataclasses.replace(pending, touched={k: v - overlap for k, v in pending.touched.items()}) \
+            if overlap > 0 and pending.touched else pending
         try:
-            report = evaluate_touched(store, pending, sink=self.sink)
+            report = evaluate_touched(store, window, sink=self.sink)
             self._retry_touched = None
             self.count("warnings_changed", report.inserted + report.updated)
         except Exception as exc:  # noqa: BLE001 - readings are stored; evaluate them again next cycle

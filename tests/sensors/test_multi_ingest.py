@@ -277,3 +277,36 @@ def test_killing_one_of_two_servers_mid_load_stores_every_acknowledged_reading_o
     finally:
         a.stop()
         b.stop()
+
+
+def test_an_episode_flushed_half_by_each_server_is_one_warning_with_one_finding(tmp_path, make_batch):
+    """The earlier half flushed first (by one server), the rest later (by the other): the warning
+    is extended, not raised a second time beside the first (deterministic: flushes called in order)."""
+    from sitetwin.oversight.raising import raise_drafts
+    from sitetwin.sensors.batch import to_us
+    from sitetwin.sensors.server import Ingestor, ServerConfig
+
+    db, _ = make_store(tmp_path)
+    t0 = to_us(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60))
+    t = [t0 + i * 1_000_000 for i in range(6)]
+    values = [40.0, 40.0, 118.0, 118.0, 40.0, 40.0]
+    servers = [Ingestor(ServerConfig(db=db, port=port, flush_interval_s=3600.0), raise_drafts) for port in (1, 2)]
+    for s in servers:
+        s.start()
+    try:
+        for s, half in zip(servers, (slice(0, 3), slice(3, 6))):
+            assert s.spool is not None
+            s.spool.submit(make_batch("CR1", t[half], "load_pct", values[half], batch_id=f"half-{half.start}",
+                                      site=SITE))
+            assert s.flush_once() == 1
+    finally:
+        for s in servers:
+            s.stop()
+    assert scalar(db, "SELECT count(*) FROM readings WHERE device_id = 'CR1'") == 6
+    rows = scalar(db, "SELECT list(epoch_us(started_at) ORDER BY started_at) FROM sensor_warnings "
+                      "WHERE device_id = 'CR1' AND kind = 'overload'")
+    assert rows == [t[2]]
+    assert scalar(db, "SELECT epoch_us(ended_at) FROM sensor_warnings WHERE device_id = 'CR1' "
+                      "AND kind = 'overload'") >= t[3]
+    assert scalar(db, "SELECT count(*) FROM findings f JOIN sensor_warnings w ON f.source_ref = w.warning_id "
+                      "WHERE w.kind = 'overload'") == 1
