@@ -208,16 +208,25 @@ def _rule_channels(store: Store, device: Device) -> set[str]:
     return channels
 
 
-def _replace_from(store: Store, keys: list[tuple], froms: list[int | None]) -> list[int | None]:
-    """Extend each key's start back to the start of any of its warnings still running at that start."""
+REACH_S = 300.0      # a warning that ended this long (plus the rule's merge gap and window) before new data is redone
+
+
+def _replace_from(store: Store, keys: list[tuple], froms: list[int | None],
+                  reach_us: list[int] | None = None) -> list[int | None]:
+    """Extend each key's start back to the start of any of its warnings still running at that start, or
+    ended less than ``reach_us`` before it: new data just after an episode's last sample (late data, or
+    a series flushed in two parts) may continue that episode, so it is recomputed whole rather than
+    raised a second time beside it."""
     import pyarrow as pa
 
-    bounded = [(k, f) for k, f in zip(keys, froms) if f is not None]
+    reach = reach_us or [0] * len(keys)
+    bounded = [(k, f, r) for k, f, r in zip(keys, froms, reach) if f is not None]
     if not bounded:
         return list(froms)
-    table = pa.table({"device_id": [k[1] for k, _ in bounded], "kind": [k[2] for k, _ in bounded],
-                      "channel": [k[3] or "" for k, _ in bounded], "worker_id": [k[4] or "" for k, _ in bounded],
-                      "from_ts": pa.array([f for _, f in bounded], type=pa.timestamp("us"))})
+    table = pa.table({"device_id": [k[1] for k, _, _ in bounded], "kind": [k[2] for k, _, _ in bounded],
+                      "channel": [k[3] or "" for k, _, _ in bounded],
+                      "worker_id": [k[4] or "" for k, _, _ in bounded],
+                      "from_ts": pa.array([f - r for _, f, r in bounded], type=pa.timestamp("us"))})
     store.con.register("_sw_keys", table)
     try:
         rows = store.execute(
@@ -260,7 +269,8 @@ def _rule_warnings(store: Store, targets: dict, devices: dict, limits_of, now_us
     if not pairs:
         return []
     keys = [(d.site_code, d.device_id, r.kind, r.channel, None) for d, r, _ in pairs]
-    froms = _replace_from(store, keys, [f for _, _, f in pairs])
+    froms = _replace_from(store, keys, [f for _, _, f in pairs],
+                          [int((r.merge_gap_s + (r.window_s or 0.0) + REACH_S) * US_PER_S) for _, r, _ in pairs])
     # day-aligned starts for daily rules again, after extension
     for i, (d, r, _) in enumerate(pairs):
         if froms[i] is not None and r.statistic == "daily_mean":
