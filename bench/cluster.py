@@ -205,13 +205,23 @@ class LocalMultiNode:
         return self.address
 
     def pids(self) -> list[int]:
-        mine, marker = [], str(self.temp_dir).encode()
+        """The processes started under this cluster's temp dir, and their descendants (Ray's agents rename
+        themselves, e.g. ``ray::DashboardAgent``, so their command lines no longer name the dir)."""
+        mine, marker, parent = set(), str(self.temp_dir).encode(), {}
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
-                with contextlib.suppress(OSError):
-                    if marker in (entry / "cmdline").read_bytes():
-                        mine.append(int(entry.name))
-        return mine
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if marker in (entry / "cmdline").read_bytes():
+                    mine.add(int(entry.name))
+                stat = (entry / "stat").read_text()
+                parent[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        grew = True
+        while grew:
+            found = {pid for pid, ppid in parent.items() if ppid in mine} - mine
+            mine |= found
+            grew = bool(found)
+        return sorted(mine)
 
     def stop(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
