@@ -89,7 +89,14 @@ class Workbench(BaseApplication):
     def load(self):
         from sitetwin.dashboards.app import create_app
 
-        return create_app(self.db, jobs_dir=self.jobs).server
+        app = create_app(self.db, jobs_dir=self.jobs)
+        # Dash sets itself up on a process's first request (registering the JavaScript bundles it may
+        # serve among other things) and marks that done before it is: a worker's threads that take the
+        # page's bundles at once then answer 500 ("dash is not a registered library"). Set up here,
+        # before the worker takes any request.
+        with app.server.test_request_context("/"):
+            app._setup_server()
+        return app.server
 
     # gunicorn's hooks ------------------------------------------------------------------
 

@@ -91,11 +91,20 @@ def test_a_session_made_through_one_worker_holds_on_every_worker_even_one_starte
             with cf.ThreadPoolExecutor(8) as pool:
                 codes = list(pool.map(lambda _: client.get("/_dash-layout").status_code, range(40)))
             assert codes == [200] * 40
+            page = client.get("/twin?site=WRK").text
+            bundles = re.findall(r'src="(/_dash-component-suites/[^"]+)"', page)
+            assert len(bundles) > 5
             # every worker that saw the login dies; their replacements never saw it, and honour it
             before = wait_for(lambda: len(served.workers()) == 2 and served.workers(), "two workers")
             for pid in before:
                 os.kill(pid, signal.SIGKILL)
             wait_for(lambda: len(served.workers() - before) == 2, "two new workers")
+            # the new workers' first requests: the page's JavaScript, all at once as a browser asks for it
+            # (Dash sets itself up on a process's first request, not thread-safely: a worker must be set up
+            # before it takes requests, or some of these answer 500)
+            with cf.ThreadPoolExecutor(2 * len(bundles)) as pool:
+                codes = list(pool.map(lambda path: client.get(path).status_code, bundles * 2))
+            assert codes == [200] * (2 * len(bundles))
             resp = wait_for(lambda: _answer(client, "/_dash-layout"), "a new worker's answer")
             assert resp.status_code == 200
             # the CSRF key is shared through the store's cache folder: a new worker takes the old token
