@@ -293,8 +293,8 @@ def test_an_episode_flushed_half_by_each_server_is_one_warning_with_one_finding(
     t0 = to_us(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60))
     t = [t0 + i * 1_000_000 for i in range(6)]
     values = [40.0, 40.0, 118.0, 118.0, 40.0, 40.0]
-    servers = [Ingestor(ServerConfig(db=db, port=port, flush_interval_s=3600.0, evaluate_overlap_s=OVERLAP), raise_drafts)
-               for port in (1, 2)]
+    servers = [Ingestor(ServerConfig(db=db, port=port, flush_interval_s=3600.0, evaluate_overlap_s=OVERLAP),
+                        raise_drafts) for port in (1, 2)]
     for s in servers:
         s.start()
     try:
