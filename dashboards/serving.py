@@ -25,6 +25,7 @@ at once, SIGTERM lets requests in flight finish (up to ``GRACEFUL_S``); both exi
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -34,7 +35,10 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no stubs
 
 DEFAULT_THREADS = 4        # requests one worker answers at once
+log = logging.getLogger("sitetwin.serve")
+
 GRACEFUL_S = 10            # SIGTERM: how long requests in flight may finish
+EXIT_WAIT_S = 3.0          # how long a stopping worker waits for its warm-up to finish the site it is on
 WORKER_TIMEOUT_S = 120     # a worker silent this long (stuck, not merely busy: gthread beats meanwhile) is replaced
 
 
@@ -114,7 +118,13 @@ class Workbench(BaseApplication):
     def _worker_exit(arbiter, worker) -> None:   # each worker, on its way out
         warm = getattr(worker, "sitetwin_warm_up", None)
         if warm is not None:
-            warm.stop(timeout_s=GRACEFUL_S)
+            warm.stop(timeout_s=EXIT_WAIT_S)
+            if warm.thread.is_alive():
+                # still inside a site's geometry (a big model, a busy machine): leave now rather than be
+                # SIGKILLed by the master after GRACEFUL_S; os._exit skips the interpreter's teardown, which
+                # a thread inside DuckDB would abort. The thread only reads the store.
+                log.info("worker %s: warm-up still running; leaving without it", os.getpid())
+                os._exit(0)
 
 
 def serve(db: str | Path, *, host: str = "127.0.0.1", port: int = 8050, workers: int | None = None,
