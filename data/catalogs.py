@@ -1,0 +1,279 @@
+"""The message catalogs kept true: extraction, merge, and the checks the test run makes.
+
+A catalog is ``<folder>/locale/<lang>.po`` (see :mod:`sitetwin.data.i18n`); it covers the
+Python files of its folder and of the subfolders that have no catalog of their own, and its
+domain is the folder's dotted path (``dashboards/pages`` is ``dashboards.pages``). Messages are
+what those files pass to ``_(...)``, ``_.plural(...)``, ``_.lang(...)`` and ``N_(...)``,
+extracted with Babel.
+
+``python -m sitetwin.data.catalogs`` (``.ci/catalogs``)::
+
+    --check              fail on a missing, stale, fuzzy or misformatted message, or a glossary term
+                         translated another way (the test run does this)
+    --update             add new messages (empty), drop stale ones, keep every translation
+    --merge FILE.po ...  take translations for the catalogs' messages from gettext fragments
+
+The glossary, ``data/locale/glossary.yaml``, lists the terms as the documents and national
+standards write them; a translated message whose English contains a term must contain its
+Chinese form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import string
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitetwin.data.i18n import LANGUAGES, SOURCE_LANGUAGE, babel_locale, reload_catalogs
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("data", "bim", "twin", "panorama", "sensors", "vision", "oversight", "dashboards", "synth",
+            "cluster", "app")
+KEYWORDS = {"_": None, "N_": None, "plural": (1, 2), "lang": (1,)}
+GLOSSARY = ROOT / "data" / "locale" / "glossary.yaml"
+_FSTRING = re.compile(r"""(?<![\w.])_\(\s*[rRbB]?[fF][rR]?["']""")
+
+
+@dataclass
+class Problems:
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    fuzzy: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    glossary: list[str] = field(default_factory=list)
+    fstrings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind in ("missing", "stale", "fuzzy", "fields", "glossary", "fstrings"):
+            out += [f"{kind}: {x}" for x in getattr(self, kind)]
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.lines())
+
+
+def domains(root: Path = ROOT) -> dict[str, Path]:
+    """Every catalog folder's domain -> the folder (``{"dashboards.pages": Path(".../dashboards/pages")}``)."""
+    out = {}
+    for pkg in PACKAGES:
+        base = root / pkg
+        for loc in sorted(base.rglob("locale")):
+            if loc.is_dir():
+                folder = loc.parent
+                out[".".join(folder.relative_to(root).parts)] = folder
+    return out
+
+
+def sources(folder: Path, root: Path = ROOT) -> list[Path]:
+    """The Python files a catalog covers: its folder's, less subfolders with their own catalog."""
+    own = set(domains(root).values()) - {folder}
+    files = []
+    for path in sorted(folder.rglob("*.py")):
+        if any(o in path.parents for o in own if o != folder and folder in o.parents):
+            continue
+        if "__pycache__" in path.parts:
+            continue
+        files.append(path)
+    return files
+
+
+Message = str | tuple[str, str]
+
+
+def extract(folder: Path, root: Path = ROOT) -> tuple[dict[Message, list[str]], list[str]]:
+    """The messages of a catalog's files -> where they are; and the f-strings passed to ``_``."""
+    from babel.messages.extract import extract_from_file
+
+    found: dict[Message, list[str]] = {}
+    fstrings: list[str] = []
+    for path in sources(folder, root):
+        rel = str(path.relative_to(root))
+        text = path.read_text(encoding="utf-8")
+        for n, line in enumerate(text.splitlines(), 1):
+            if _FSTRING.search(line):
+                fstrings.append(f"{rel}:{n}: an f-string passed to _() cannot be translated; use _('... {{x}}', x=...)")
+        for lineno, msg, _comments, _ctx in extract_from_file("python", str(path), keywords=KEYWORDS):
+            if isinstance(msg, tuple):
+                if len(msg) < 2 or not msg[0] or not msg[1]:
+                    continue
+                key: Message = (msg[0], msg[1])
+            else:
+                if not msg:
+                    continue
+                key = msg
+            found.setdefault(key, []).append(f"{rel}:{lineno}")
+    return found, fstrings
+
+
+def _read(path: Path, lang: str):
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
+    if not path.is_file():
+        return Catalog(locale=babel_locale(lang), domain=None)
+    with path.open("rb") as fh:
+        return read_po(fh, locale=babel_locale(lang))
+
+
+def _write(path: Path, catalog) -> None:
+    from babel.messages.pofile import write_po
+
+    buf = io.BytesIO()
+    write_po(buf, catalog, width=100, sort_output=True, include_lineno=False, omit_header=False,
+             ignore_obsolete=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".po.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+
+
+def _fields(text: str) -> set[str]:
+    try:
+        return {f for _lit, f, _spec, _conv in string.Formatter().parse(text) if f is not None}
+    except ValueError:
+        return {"<unbalanced braces>"}
+
+
+def glossary() -> list[dict[str, str]]:
+    """The glossary's terms: ``[{"en": ..., "zh-CN": ..., "source": ...}]``."""
+    import yaml
+
+    if not GLOSSARY.is_file():
+        return []
+    data = yaml.safe_load(GLOSSARY.read_text(encoding="utf-8")) or {}
+    return list(data.get("terms", []))
+
+
+def check(root: Path = ROOT) -> Problems:
+    """Every catalog against its sources, for every language but English."""
+    problems = Problems()
+    terms = glossary() if root == ROOT else []
+    for folder in domains(root).values():
+        found, fstrings = extract(folder, root)
+        problems.fstrings += fstrings
+        for lang in LANGUAGES:
+            if lang == SOURCE_LANGUAGE:
+                continue
+            path = folder / "locale" / f"{lang.replace('-', '_')}.po"
+            cat = _read(path, lang)
+            have = {m.id: m for m in cat if m.id}
+            where = f"{path.relative_to(root)}"
+            for msg, places in found.items():
+                m = have.get(msg)
+                if m is None or not m.string or (isinstance(m.string, tuple) and not all(m.string)):
+                    problems.missing.append(f"{where}: {msg!r} ({places[0]})")
+                    continue
+                if m.fuzzy:
+                    problems.fuzzy.append(f"{where}: {msg!r}")
+                ids = msg if isinstance(msg, tuple) else (msg,)
+                strs = m.string if isinstance(m.string, tuple) else (m.string,)
+                want = set().union(*(_fields(i) for i in ids))
+                for s in strs:
+                    if _fields(s) != want and not (isinstance(msg, tuple) and _fields(s) <= want):
+                        problems.fields.append(f"{where}: {msg!r}: placeholders {sorted(_fields(s))} "
+                                               f"instead of {sorted(want)}")
+                for t in terms:
+                    en, zh = t["en"], t.get(lang)
+                    if zh and any(re.search(rf"\b{re.escape(en)}", i, re.IGNORECASE) for i in ids) \
+                            and not all(zh in s for s in strs):
+                        problems.glossary.append(f"{where}: {msg!r}: {en!r} is {zh!r} (glossary)")
+            for msg in have:
+                if msg not in found:
+                    problems.stale.append(f"{where}: {msg!r}")
+    return problems
+
+
+def update(root: Path = ROOT, only: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """Bring every catalog (or those of ``only``'s domains) in line with its sources: new messages
+    added empty, stale ones dropped."""
+    from babel.messages.catalog import Catalog
+
+    report = {}
+    for domain, folder in domains(root).items():
+        if only and domain not in set(only):
+            continue
+        found, _f = extract(folder, root)
+        for lang in LANGUAGES:
+            if lang == SOURCE_LANGUAGE:
+                continue
+            path = folder / "locale" / f"{lang.replace('-', '_')}.po"
+            old = _read(path, lang)
+            have = {m.id: m for m in old if m.id}
+            new = Catalog(locale=babel_locale(lang), project="sitetwin", version="", domain=domain,
+                          header_comment=f"# sitetwin: {lang} messages of {domain} (data/catalogs.py keeps it "
+                                         "in line with the code).\n# Terms: data/locale/glossary.yaml.",
+                          creation_date=old.creation_date if path.is_file() else None,
+                          revision_date=old.revision_date if path.is_file() else None,
+                          language_team="sitetwin <zh-CN>", charset="utf-8")
+            added = 0
+            for msg in found:
+                m = have.get(msg)
+                if m is not None:
+                    new.add(msg, m.string, flags=m.flags, auto_comments=[], user_comments=m.user_comments)
+                else:
+                    added += 1
+                    new.add(msg, ("", "") if isinstance(msg, tuple) else "")
+            _write(path, new)
+            report[f"{domain}:{lang}"] = {"messages": len(found), "added": added,
+                                          "dropped": sum(1 for k in have if k not in found)}
+    reload_catalogs()
+    return report
+
+
+def merge(fragments: Iterable[str | Path], root: Path = ROOT, *, overwrite: bool = False) -> dict[str, int]:
+    """Fill the catalogs' empty messages (every one with ``overwrite``) from gettext fragments."""
+    lang = next(x for x in LANGUAGES if x != SOURCE_LANGUAGE)
+    pool: dict[Message, object] = {}
+    for frag in fragments:
+        for m in _read(Path(frag), lang):
+            if m.id and m.string:
+                pool[m.id] = m.string
+    report = {}
+    for domain, folder in domains(root).items():
+        path = folder / "locale" / f"{lang.replace('-', '_')}.po"
+        cat = _read(path, lang)
+        n = 0
+        for m in cat:
+            if m.id in pool and (overwrite or not m.string or (isinstance(m.string, tuple) and not all(m.string))):
+                m.string = pool[m.id]
+                n += 1
+        if n:
+            _write(path, cat)
+        report[domain] = n
+    reload_catalogs()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="catalogs", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--update", action="store_true")
+    ap.add_argument("--domain", action="append", help="with --update: only this catalog (dashboards.pages ...)")
+    ap.add_argument("--merge", nargs="+", metavar="FILE.po")
+    ap.add_argument("--overwrite", action="store_true", help="with --merge: replace existing translations too")
+    args = ap.parse_args(argv)
+    if args.update:
+        for k, v in update(only=args.domain).items():
+            print(f"{k}: {v['messages']} messages, {v['added']} new, {v['dropped']} dropped")
+    if args.merge:
+        for k, n in merge(args.merge, overwrite=args.overwrite).items():
+            print(f"{k}: {n} translations merged")
+    if args.check or not (args.update or args.merge):
+        problems = check()
+        for line in problems.lines():
+            print(line)
+        if problems:
+            print(f"{len(problems.lines())} catalog problems", file=sys.stderr)
+            return 1
+        print("catalogs: every message translated, none stale")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
