@@ -21,7 +21,7 @@ MANIFEST = "manifest.json"
 # Tables that never leave a platform, neither in an exchange package nor in the city lake: accounts and what
 # proves who someone is (sessions, tokens, login attempts, device tokens), the audit log, the schema's record.
 PRIVATE_TABLES = frozenset({"accounts", "account_sites", "sessions", "api_tokens", "login_attempts", "audit_log",
-                            "device_tokens", "schema_migrations"})
+                            "device_tokens", "account_settings", "schema_migrations"})
 
 
 def site_tables(store: Store) -> list[str]:

@@ -38,6 +38,7 @@ finding_app = typer.Typer(help="Findings: raise, follow and close "
                           no_args_is_help=True)
 bcf_app = typer.Typer(help="BCF 2.1/3.0 files for BIMcollab, Solibri, Revit, Bonsai.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts (admin).", no_args_is_help=True)
+accounts_app = typer.Typer(help="An account's own settings (yours, or anyone's as admin).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for machines (admin).", no_args_is_help=True)
 package_app = typer.Typer(help="Exchange packages between project, district and city platforms.", no_args_is_help=True)
 
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(finding_app, name="finding")
     app.add_typer(bcf_app, name="bcf")
     app.add_typer(user_app, name="user")
+    app.add_typer(accounts_app, name="accounts")
     app.add_typer(token_app, name="token")
     app.add_typer(package_app, name="package")
     app.command("portfolio")(portfolio_cmd)
@@ -580,6 +582,20 @@ def user_passwd(username: Annotated[str, typer.Argument()],
     with _caller(db, token) as (store, scope):
         set_password(store, scope, username, password)
     emit({"username": username}, as_json, lambda r: print("password changed"))
+
+
+@accounts_app.command("language")
+def accounts_language(username: Annotated[str, typer.Argument()],
+                      language: Annotated[str, typer.Argument(help="zh-CN | en")],
+                      db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False) -> None:
+    """Set the language the workbench shows an account (your own, or anyone's as admin); a language picked
+    in the workbench's switcher still wins for that browser."""
+    from sitetwin.oversight.preferences import account_language, set_account_language
+
+    with _caller(db, token) as (store, scope):
+        set_account_language(store, scope, username, language)
+        chosen = account_language(store, username)
+    emit({"username": username, "language": chosen}, as_json, lambda r: print(f"{username}: {chosen}"))
 
 
 def login_cmd(
