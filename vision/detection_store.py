@@ -136,6 +136,33 @@ def insert_hazards(store: Store, rows: Sequence[dict]) -> int:
     return store.insert_frame("hazards", frame)
 
 
+def record_rule_hazards(store: Store, rows: Sequence[dict]) -> list[str]:
+    """Store hazards of a rule judged outside vision (``hazards.RECORDED_RULES``: dangerous-works zones), once each.
+
+    ``rows`` are dicts with :data:`HAZARD_COLUMNS` keys; each needs a ``hazard_id`` ('H' + 15 hex digits, chosen
+    by the caller so that judging the same evidence again names the same hazard), a known site and a recorded
+    rule. Rows whose hazard is already stored are skipped. Returns the ids stored now.
+    """
+    from sitetwin.vision.hazards import RECORDED_RULES
+
+    fresh = []
+    for r in rows:
+        hid = r.get("hazard_id")
+        if not (isinstance(hid, str) and len(hid) == 16 and hid[0] == "H"):
+            raise VisionError(f"hazard_id {hid!r}: use 'H' and 15 hex digits")
+        if r.get("rule") not in RECORDED_RULES:
+            raise VisionError(f"hazard {hid}: rule {r.get('rule')!r} is not recorded from outside vision "
+                              f"(recorded rules: {', '.join(RECORDED_RULES)})")
+        if r.get("severity") not in ("low", "medium", "high", "critical"):
+            raise VisionError(f"hazard {hid}: severity {r.get('severity')!r}: use low, medium, high or critical")
+        if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [r.get("site_code")]):
+            raise VisionError(f"hazard {hid}: no site {r.get('site_code')!r} in {store.label}")
+        if not store.scalar("SELECT count(*) FROM hazards WHERE hazard_id = ?", [hid]) and hid not in fresh:
+            fresh.append(hid)
+    insert_hazards(store, [r for r in rows if r["hazard_id"] in fresh])
+    return fresh
+
+
 def link_finding(store: Store, hazard_id: str, finding_id: str) -> None:
     """Record the finding raised for a stored hazard (a regulator raising one from the hazard page)."""
     if not store.scalar("SELECT count(*) FROM hazards WHERE hazard_id = ?", [hazard_id]):

@@ -37,6 +37,10 @@ import numpy as np
 from sitetwin.vision.errors import VisionError
 
 RULES = ("no_hard_hat", "no_vest", "unprotected_edge", "machinery_zone")
+# Rules another package judges and records through vision (``detection_store.record_rule_hazards``), not run
+# by :func:`evaluate`: oversight raises ``dangerous_works_zone`` for a person inside the zone of dangerous
+# works (危大工程) whose special plan is not approved.
+RECORDED_RULES = ("dangerous_works_zone",)
 
 
 @dataclass(frozen=True)

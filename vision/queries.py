@@ -373,3 +373,16 @@ def elements_seen_at_stage(store: Store, site_code: str, *, min_rank: int, befor
     return [r[0] for r in store.execute(
         "SELECT DISTINCT global_id FROM stage_observations WHERE site_code = ? AND stage_rank >= ? "
         "AND coalesce(observed_at, TIMESTAMP '1970-01-01') < ? ORDER BY 1", [site_code, min_rank, before])]
+
+
+def located_detections(store: Store, site_code: str, *, class_name: str, since: dt.datetime, until: dt.datetime):
+    """The site's detections of ``class_name`` captured in [``since``, ``until``) (naive UTC) that have a 3D position,
+    oldest first (then by id).
+
+    DataFrame detection_id, captured_at (naive UTC), source_kind, source_ref, pano_id, camera_id, storey, x_m, y_m,
+    z_m (site local frame, metres).
+    """
+    return store.df("SELECT detection_id, captured_at, source_kind, source_ref, pano_id, camera_id, storey, x_m, y_m, "
+                    "z_m FROM detections WHERE site_code = ? AND class_name = ? AND captured_at >= ? "
+                    "AND captured_at < ? AND x_m IS NOT NULL AND y_m IS NOT NULL AND z_m IS NOT NULL "
+                    "ORDER BY captured_at, detection_id", [site_code, class_name, since, until])
