@@ -10,6 +10,10 @@ second ``in`` without an ``out`` (a missed exit) closes the first stay at the se
 an ``out`` with no stay open is ignored; a stay with no ``out`` counts for at most
 ``max_shift_h`` hours. A worker on site without valid training is a warning
 (``untrained_worker``) for the length of the stay, and becomes a finding.
+
+Whether a worker is trained comes from the site's training records when the worker has any
+(``sensors.training.effective_trained``: a passed record valid on the day of the event), else
+from the gate's own flag on the event.
 """
 
 from __future__ import annotations
@@ -139,6 +143,10 @@ def site_stays(store: Store, site_code: str, *, start: dt.datetime | None = None
         params.append(end)
     rows = store.execute(sql, params)
     cols: list[Sequence[Any]] = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    if rows:
+        from sitetwin.sensors.training import effective_trained
+
+        cols[3] = effective_trained(store, site_code, cols[0], cols[2], cols[3])
     now_us = to_us(now or utcnow())
     result = stays(cols[0], cols[1], cols[2], cols[3], device_id=cols[4], trade=cols[5], employer=cols[6],
                    max_shift_h=max_shift_h, now_us=now_us)

@@ -207,3 +207,46 @@ def attendance_summary(store: Store, site_codes: Sequence[str] | None, *, since:
                     'AS workers, count(DISTINCT worker_id) FILTER (WHERE trained) AS trained_workers '
                     f'FROM attendance_events WHERE {where} AND "at" >= ? AND "at" < ? GROUP BY site_code '
                     "ORDER BY site_code", [*params, since, until])
+
+
+def training_coverage(store: Store, site_code: str, start: dt.datetime | dt.date, end: dt.datetime | dt.date) -> dict:
+    """How many of the workers who entered a site in [``start``, ``end``) (naive UTC; a date is its
+    00:00 UTC) had valid safety training every time they entered.
+
+    ``{"workers_on_site": n, "trained_valid": m, "coverage": m / n}``. Trained is the gate status
+    (``sensors.training.effective_trained``: the worker's training records when they have any, else
+    the gate's flag). ``coverage`` is None when the site keeps no training records (the figure would
+    only repeat the gates' flags) or nobody entered; it is 0..1 otherwise.
+    """
+    import numpy as np
+
+    from sitetwin.sensors.training import effective_trained
+
+    def moment(value) -> dt.datetime:
+        return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+
+    rows = store.execute('SELECT worker_id, epoch_us("at"), trained FROM attendance_events '
+                         "WHERE site_code = ? AND event = 'in' AND \"at\" >= ? AND \"at\" < ?",
+                         [site_code, moment(start), moment(end)])
+    keeps = bool(store.scalar("SELECT count(*) FROM training_records WHERE site_code = ?", [site_code]))
+    if not rows:
+        return {"workers_on_site": 0, "trained_valid": 0, "coverage": None}
+    workers, t_us, gate = (np.asarray(c) for c in zip(*rows))
+    trained = effective_trained(store, site_code, workers, t_us.astype(np.int64), gate.astype(bool))
+    everyone = set(workers.tolist())
+    lapsed = set(workers[~trained].tolist())
+    n, m = len(everyone), len(everyone - lapsed)
+    return {"workers_on_site": n, "trained_valid": m, "coverage": round(m / n, 4) if keeps else None}
+
+
+def training_records(store: Store, site_codes: Sequence[str] | None, *, valid_on: dt.date | None = None):
+    """Training records of the given sites (None: all): DataFrame site_code, worker_id, course, course_type,
+    completed_on, hours, score, passed, valid_until, provider; with ``valid_on`` only passed records
+    valid that day. Ordered by site, worker, day."""
+    where, params = where_in("site_code", site_codes)
+    sql = ("SELECT site_code, worker_id, course, course_type, completed_on, hours, score, passed, valid_until, "
+           f"provider FROM training_records WHERE {where}")
+    if valid_on is not None:
+        sql += " AND passed AND completed_on <= ? AND valid_until >= ?"
+        params = [*params, valid_on, valid_on]
+    return store.df(sql + " ORDER BY site_code, worker_id, completed_on", params)

@@ -42,13 +42,22 @@ their triggering reading: within one flush
 interval plus the flush itself of the acknowledgement (``bench/ingest.py`` measures it).
 Every ``silence_check_s`` the flusher also looks for devices that went quiet.
 
-Endpoints: ``POST /v1/batches`` (see ``sensors.batch`` for the JSON), ``GET /v1/health``.
+Endpoints: ``POST /v1/batches`` (see ``sensors.batch`` for the JSON), ``POST /v1/training``
+(training records of the token's site, see ``sensors.training``), ``GET /v1/health``.
 Answers: 200 stored (``duplicate: true`` when the batch was stored before), 400 malformed
 (not UTF-8 JSON, nested too deep, not the documented shape), 401 no or unknown token,
 403 a ``device_id`` that is not the token's own (the same answer whether that device exists
 or not, naming no device), 409 batch id reused for different content, 413 too large,
 422 refused content (each problem names its item), 503 spool unavailable. A request never
 gets a 500 for what it sends: ``tests/fuzz/test_fuzz_ingest.py`` holds the server to that.
+
+Training batches (``{"batch_id": ..., "records": [...]}``) are few and small, and a refusal must
+say which worker the site does not know, so they are checked against the store and stored at
+once, in the flushers' turn and in one transaction, rather than spooled: 200 stored
+(``duplicate: true`` for a batch id stored before with the same content), 403 a record naming
+another site than the token's, 409 a batch id reused for other content, 422 a refused record
+(unknown worker, dates out of order, a bad score: each problem names ``records[i].field``),
+503 the store stayed busy (send it again). Nothing of a refused batch is stored.
 
 ``GET /v1/health`` answers ``{"status": "ok"}`` to anyone (a load balancer's probe). The
 counters, the spool's state and the last error are for the operator only: they are added
@@ -208,6 +217,28 @@ class Ingestor:
             return False
         given = authorization[7:].strip().encode("utf-8", "surrogateescape")
         return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected.encode()).digest())
+
+    def store_training(self, parsed: dict, device_id: str) -> dict:
+        """Store a checked training batch (``sensors.training.parse_training_batch``) now, in the
+        flushers' turn, in one transaction. Raises ``TrainingError`` (refused) or ``SitetwinError``
+        (the store stayed busy)."""
+        from sitetwin.data.errors import StoreError
+        from sitetwin.data.store import open_store
+        from sitetwin.sensors.training import store_records
+
+        with self._flush_lock:
+            if self._turn is None:
+                self._turn = FlushTurn(self.config.turn_path, self.config.min_release_s)
+            if self._turn.acquire(self.config.lock_timeout_s) is None:
+                raise StoreError("the store is busy (another ingest server's flush); send the batch again later")
+            try:
+                with open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s) as store:
+                    report = store_records(store, parsed["records"], import_key=parsed["import_key"], source="http",
+                                           origin=device_id, content_sha256=parsed["content_sha256"])
+            finally:
+                self._turn.release()
+        self.count("stored_training_records", report["inserted"] + report["updated"])
+        return report
 
     def health(self) -> dict:
         counts = self.spool.counts() if self.spool is not None else {}
@@ -581,6 +612,34 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
                              "readings": batch.reading_count, "events": batch.event_count,
                              "duplicate": outcome.status == DUPLICATE})
 
+    async def post_training(request: Request) -> JSONResponse:
+        import anyio
+
+        from sitetwin.sensors.training import TrainingError, parse_training_batch
+
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            return refuse(401, "no device token: send 'Authorization: Bearer <token>' (sitetwin device token ID)")
+        device = ingestor.authenticate(auth[7:].strip())
+        if device is None:
+            return refuse(401, "unknown or revoked device token")
+        limits = ingestor.limits_for(device.site_code)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; "
+                                   f"send smaller batches")
+        try:
+            parsed = parse_training_batch(bytes(body), device_id=device.device_id, site_code=device.site_code,
+                                          today=utcnow().date(), max_body_bytes=limits.max_body_bytes)
+            report = await anyio.to_thread.run_sync(ingestor.store_training, parsed, device.device_id)
+        except TrainingError as exc:
+            return refuse(exc.status, str(exc), exc.problems)
+        except SitetwinError as exc:
+            return refuse(503, f"training not stored: {exc}")
+        return JSONResponse({"batch_id": parsed["batch_id"], **report})
+
     async def health(request: Request) -> JSONResponse:
         if ingestor.may_see_status(request.headers.get("authorization", "")):
             return JSONResponse({"status": "ok", **ingestor.health()})
@@ -597,6 +656,7 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
             await anyio.to_thread.run_sync(ingestor.stop)
 
     app = Starlette(routes=[Route("/v1/batches", post_batch, methods=["POST"]),
+                            Route("/v1/training", post_training, methods=["POST"]),
                             Route("/v1/health", health, methods=["GET"])], lifespan=lifespan)
     app.state.ingestor = ingestor
     return app
