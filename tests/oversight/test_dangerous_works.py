@@ -12,8 +12,8 @@ from sitetwin.bim.load import add_model_records
 from sitetwin.data.clock import utcnow
 from sitetwin.oversight.dangerous_works import (
     ZONE_RULE,
-    Zone,
     WorksError,
+    Zone,
     add_work,
     approve_plan,
     check_site,
@@ -145,8 +145,8 @@ def csv_row(code="DW-01", work_type="foundation_pit", scale="beyond_scale", plan
 def test_a_csv_register_is_imported_whole(works_store, tmp_path):
     path = tmp_path / "register.csv"
     path.write_text(CSV_HEADER + csv_row()
-                    + csv_row("TC-1", "起重吊装及起重机械安装拆卸工程", "dangerous", (-20, 5), approved=(-21, "Zhang Min"),
-                              started=-20, gids=SLAB, zone="", z=("", ""))
+                    + csv_row("TC-1", "起重吊装及起重机械安装拆卸工程", "dangerous", (-20, 5),
+                              approved=(-21, "Zhang Min"), started=-20, gids=SLAB, zone="", z=("", ""))
                     + csv_row("FW-3", "formwork_support", "超危", (5, 20), review=("passed", -1),
                               approved=(-1, "Zhang Min")), encoding="utf-8")
     report = import_works(works_store, SYSTEM, path, site_code=SITE)
@@ -223,7 +223,8 @@ def test_viewers_read_the_register_and_only_site_parties_write_it(works_store, s
     with pytest.raises(AccessDenied, match="may not register dangerous works"):
         pit(works_store, scopes["viewer"], code="DW-02")
     assert rows(works_store) == before
-    assert review_work(works_store, scopes["district_regulator"], wid, passed=True, on=days(-1)).review_state == "passed"
+    reviewed = review_work(works_store, scopes["district_regulator"], wid, passed=True, on=days(-1))
+    assert reviewed.review_state == "passed"
 
 
 def test_an_id_from_another_site_is_refused_like_an_unknown_one(works_store, scopes):
