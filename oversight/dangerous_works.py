@@ -161,9 +161,8 @@ class DangerousWork:
         return self.actual_end is not None and self.actual_end <= day
 
     def active_on(self, day: dt.date) -> bool:
-        """Started by ``day`` and not finished before it."""
-        return self.actual_start is not None and self.actual_start <= day and not (
-            self.actual_end is not None and self.actual_end < day)
+        """Started by ``day`` and not finished by it."""
+        return self.actual_start is not None and self.actual_start <= day and not self.finished_by(day)
 
     def unapproved_in_period(self, day: dt.date) -> bool:
         """Its planned period has begun by ``day``, it is not finished, and its plan is not approved on ``day``."""

@@ -18,6 +18,11 @@ with these components (raw figure, as of a day ``D``, window = the ``window_days
   panoramas, detections in 7 days, sensors reporting in a day), half the staleness
   (days since anything new, over ``stale_days``).
 - **sensors**: sensor warnings started in the window, weighted by severity.
+- **dangerous_works**: the register of dangerous works (``oversight.dangerous_works``) as of ``D``:
+  works whose planned start passed without an approved special plan (weighted most), works beyond
+  a certain scale under way, other dangerous works under way. No data: the site registered none.
+- **training**: the share of workers on site in the window without valid safety training
+  (``sensors.queries.training_coverage``). No data without attendance or training records.
 
 Other packages' data comes through their read functions (``<package>.queries``); a site
 without surveys or sensors still gets a score, and its breakdown says "no data".
@@ -39,6 +44,7 @@ from sitetwin.bim.queries import elements_due, list_models, schedule_summary, ta
 from sitetwin.data.clock import utcnow
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
+from sitetwin.oversight.dangerous_works import register_summary
 from sitetwin.oversight.errors import OversightError, SchemeError
 from sitetwin.oversight.scope import Scope
 from sitetwin.panorama.queries import panorama_summary
@@ -46,7 +52,7 @@ from sitetwin.sensors.queries import sensor_activity, warnings_per_site, worker_
 from sitetwin.twin.queries import element_status, site_surveys, survey_as_of, survey_status_counts
 from sitetwin.vision.queries import detection_summary, detections_per_site, elements_seen_at_stage, hazards_per_site
 
-COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors")
+COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors", "dangerous_works", "training")
 TIERS = ("A", "B", "C")
 # A stay (gate 'in' to 'out') counts for at most this many worker-hours: a forgotten 'out' is not a double shift.
 MAX_STAY_H = 14
@@ -136,6 +142,11 @@ def _check_config(cfg: Any, where: str) -> None:
         for key in ("saturation", "per_day_saturation", "stale_days"):
             if key in c:
                 need(_num(c[key]) and c[key] > 0, f"components.{name}.{key}", "a positive number")
+        if "item_weights" in c:
+            need(isinstance(c["item_weights"], dict) and all(_num(v) and v >= 0 for v in c["item_weights"].values())
+                 and set(c["item_weights"]) == {"overdue_approval", "active_beyond_scale", "active_dangerous"},
+                 f"components.{name}.item_weights",
+                 "a mapping of overdue_approval, active_beyond_scale, active_dangerous to numbers >= 0")
         if "severity_weights" in c:
             need(isinstance(c["severity_weights"], dict) and set(c["severity_weights"]) ==
                  {"low", "medium", "high", "critical"}, f"components.{name}.severity_weights",
@@ -213,6 +224,8 @@ def site_figures(store: Store, site_code: str, as_of: dt.date, config: dict | No
         "progress": _progress_figure(store, site_code, as_of, end),
         "data": _data_figure(store, site_code, end, cfg["components"]["data"]),
         "sensors": _sensor_figure(store, site_code, start, end, cfg["components"]["sensors"]),
+        "dangerous_works": _works_figure(store, site_code, as_of, cfg["components"]["dangerous_works"]),
+        "training": _training_figure(store, site_code, start, end),
     }
 
 
@@ -345,6 +358,39 @@ def _sensor_figure(store, site, start, end, c) -> dict:
             "basis": f"{sum(counts.values())} sensor warnings in the window", "detail": {"by_severity": counts}}
 
 
+def _works_figure(store, site, as_of, c) -> dict:
+    s = register_summary(store, [site], as_of=as_of)[0]
+    if not s["works"]:
+        return _no_data("weighted dangerous works", "no dangerous works registered")
+    w = c["item_weights"]
+    raw = (w["overdue_approval"] * s["overdue"] + w["active_beyond_scale"] * s["active_beyond_scale"]
+           + w["active_dangerous"] * s["active_dangerous"])
+    return {"raw": float(raw), "unit": "weighted dangerous works",
+            "basis": f"{s['works']} dangerous works registered: {s['overdue']} overdue for plan approval, "
+                     f"{s['active_beyond_scale']} beyond scale and {s['active_dangerous']} other under way",
+            "detail": {k: s[k] for k in ("works", "beyond_scale", "overdue", "active_beyond_scale", "active_dangerous",
+                                         "planned", "approved", "active", "finished")}}
+
+
+def _training_figure(store, site, start, end) -> dict:
+    from sitetwin.sensors import queries as sq
+
+    coverage_of = getattr(sq, "training_coverage", None)
+    if coverage_of is None:      # an older sensors without training records
+        return _no_data("share of workers without valid training", "no training records kept")
+    cov = coverage_of(store, site, start, end)
+    workers = int(cov.get("workers_on_site") or 0)
+    if not workers:
+        return _no_data("share of workers without valid training", "nobody on site in the window")
+    if cov.get("coverage") is None:
+        return _no_data("share of workers without valid training", "no training records")
+    trained = int(cov.get("trained_valid") or 0)
+    raw = 1.0 - float(cov["coverage"])
+    return {"raw": round(raw, 4), "unit": "share of workers without valid training",
+            "basis": f"{workers - trained} of {workers} workers on site without valid training",
+            "detail": {"workers_on_site": workers, "trained_valid": trained, "coverage": float(cov["coverage"])}}
+
+
 def _plain(value: Any) -> Any:
     """A DataFrame cell as the store gives it: None for NaN/NaT/NA, datetime for a timestamp, int or float."""
     import pandas as pd
@@ -463,7 +509,8 @@ def inspection_plan(store: Store, scope: Scope, *, as_of: dt.date | str | None =
         f"(SELECT arg_max(tier, as_of) FROM risk_scores r WHERE r.site_code = s.site_code AND r.as_of <= ?) AS tier, "
         f"(SELECT max(as_of) FROM risk_scores r WHERE r.site_code = s.site_code AND r.as_of <= ?) AS scored_on, "
         f"(SELECT max(raised_at) FROM findings f WHERE f.site_code = s.site_code AND "
-        f"coalesce(f.source, '') NOT IN ('hazard', 'sensor', 'bcf') AND f.raised_at < ?) AS last_inspection "
+        f"coalesce(f.source, '') NOT IN ('hazard', 'sensor', 'bcf', 'dangerous_works') AND f.raised_at < ?) "
+        f"AS last_inspection "
         f"FROM sites s WHERE {cond} ORDER BY s.site_code",
         [day, day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), *params])
     plan = []

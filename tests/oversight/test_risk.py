@@ -75,13 +75,15 @@ def add_survey(store, statuses: dict[str, int], epoch=dt.date(2024, 6, 25), surv
 def test_a_site_with_no_data_still_gets_a_score_that_says_no_data(sites_store):
     r = compute_risk(sites_store, SYSTEM, SITE, as_of=DAY)
     c = components(r)
-    assert [n for n, x in c.items() if x.no_data] == ["hazards", "deviation", "progress", "sensors"]
-    assert all(c[n].subscore == 50.0 and c[n].basis.startswith("no data") for n in ("hazards", "sensors"))
+    assert [n for n, x in c.items() if x.no_data] == ["hazards", "deviation", "progress", "sensors",
+                                                      "dangerous_works", "training"]
+    assert all(c[n].subscore == 50.0 and c[n].basis.startswith("no data")
+               for n in ("hazards", "sensors", "dangerous_works", "training"))
     assert c["findings"].subscore == 0.0
     assert c["data"].raw == 1.0 and c["data"].subscore == 100.0          # nothing ever reported
-    # 0.30*0 + 0.20*50 + 0.15*50 + 0.10*50 + 0.10*100 + 0.15*50
-    assert r.score == pytest.approx(40.0) and r.tier == "B" and r.inspect_every_days == 28
-    assert r.formula().endswith("= 40.0")
+    # 0.25*0 + 0.17*50 + 0.12*50 + 0.08*50 + 0.08*100 + 0.12*50 + 0.12*50 + 0.06*50
+    assert r.score == pytest.approx(41.5) and r.tier == "B" and r.inspect_every_days == 28
+    assert r.formula().endswith("= 41.5") and r.formula_version == "risk-2"
 
 
 def test_open_findings_weigh_by_severity_overdue_twice_and_awaiting_verification_half(sites_store):
@@ -215,16 +217,18 @@ def test_the_premium_factor_follows_its_formula():
 def test_the_score_is_the_weighted_sum_of_subscores():
     figures = {n: {"raw": r, "unit": "u", "basis": "b"} for n, r in
                {"findings": 30.0, "hazards": 20.0, "deviation": None, "progress": 0.15, "data": 0.5,
-                "sensors": 10.0}.items()}
+                "sensors": 10.0, "dangerous_works": 5.0, "training": 0.05}.items()}
     total, comps = score_components(figures)
     sub = {c.name: c.subscore for c in comps}
     assert sub == {"findings": 50.0, "hazards": 100.0, "deviation": 50.0, "progress": 50.0, "data": 50.0,
-                   "sensors": 25.0}
-    assert total == pytest.approx(0.3 * 50 + 0.2 * 100 + 0.15 * 50 + 0.1 * 50 + 0.1 * 50 + 0.15 * 25)
+                   "sensors": 25.0, "dangerous_works": 25.0, "training": 20.0}
+    assert total == pytest.approx(0.25 * 50 + 0.17 * 100 + 0.12 * 50 + 0.08 * 50 + 0.08 * 50 + 0.12 * 25
+                                  + 0.12 * 25 + 0.06 * 20)
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("weight: 0.30", "weight: 0.50"), "weights summing to 1"),
+    (("weight: 0.25", "weight: 0.50"), "weights summing to 1"),
+    (("active_dangerous: 1 ", "active_dangerous: -1 "), "item_weights"),
     (("window_days: 30", "window_days: -3"), "window_days must be a positive integer"),
     (("  C: {below: 100.01", "  C: {below: 50"), "increasing numbers"),
     (("floor: 0.75", "floor: 1.5"), "floor <= 1 <= ceiling"),
@@ -238,3 +242,42 @@ def test_a_wrong_risk_configuration_is_refused_by_key(tmp_path, edit, message):
     path.write_text(text.replace(edit[0], edit[1], 1))
     with pytest.raises(SchemeError, match=message):
         load_config(path)
+
+
+def test_dangerous_works_weigh_overdue_approvals_most_then_active_beyond_scale_works(sites_store):
+    from sitetwin.oversight.dangerous_works import add_work
+
+    def work(code, scale="dangerous", **kw):
+        add_work(sites_store, SYSTEM, SITE, code=code, work_type="scaffolding", scale=scale, title=code,
+                 responsible="Li", **kw)
+    assert components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["dangerous_works"].no_data
+    work("late", planned_start="2024-06-20", planned_end="2024-08-01")                      # not approved by 06-30
+    work("big", "beyond_scale", planned_start="2024-06-01", planned_end="2024-09-01", review_state="passed",
+         review_on="2024-05-30", plan_approved_on="2024-05-31", plan_approved_by="Zhang", actual_start="2024-06-02")
+    work("small", planned_start="2024-06-10", planned_end="2024-07-10", plan_approved_on="2024-06-10",
+         plan_approved_by="Zhang", actual_start="2024-06-11")
+    work("done", planned_start="2024-06-01", planned_end="2024-06-15", plan_approved_on="2024-06-01",
+         plan_approved_by="Zhang", actual_start="2024-06-02", actual_end="2024-06-15")
+    d = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["dangerous_works"]
+    assert d.raw == pytest.approx(10 + 3 + 1) and d.subscore == pytest.approx(100 * 14 / 20)
+    assert (d.detail["overdue"], d.detail["finished"], d.detail["works"]) == (1, 1, 4)
+    # on 06-14 nothing was overdue yet and 'done' was still under way
+    early = components(compute_risk(sites_store, SYSTEM, SITE, as_of="2024-06-14"))["dangerous_works"]
+    assert early.raw == pytest.approx(3 + 1 + 1) and early.detail["overdue"] == 0
+
+
+def test_training_is_the_share_of_workers_on_site_without_valid_training(sites_store, feed, tmp_path):
+    from sitetwin.sensors.training import import_file
+
+    add_attendance(sites_store, feed, workers=5, days=2, hours=8, trained=False)
+    assert components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["training"].basis == \
+        "no data: no training records"                          # the gates' flags alone are not training records
+    path = tmp_path / "training.csv"
+    path.write_text("site_code,worker_id,course,course_type,completed_on,hours,score,valid_until\n" + "".join(
+        f"{SITE},w{w},Three-level education,three_level,2024-06-01,24,85,2025-05-31\n" for w in range(4)))
+    import_file(sites_store, path)
+    t = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["training"]
+    assert t.raw == pytest.approx(0.2) and t.subscore == pytest.approx(80.0)
+    assert (t.detail["workers_on_site"], t.detail["trained_valid"]) == (5, 4)
+    assert components(compute_risk(sites_store, SYSTEM, "WH-JA-2", as_of=DAY))["training"].basis == \
+        "no data: nobody on site in the window"
