@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.bim.elements import Element, Storey
-from sitetwin.bim.geometry import ElementFailure, Tessellation
+from sitetwin.bim.geometry import ElementFailure, ReferenceLine, Tessellation
 from sitetwin.bim.georef import Georeference
 from sitetwin.bim.ifc import LengthUnit
 from sitetwin.bim.schedule import Schedule, Task, _parse_dt
 
 # Bump when what is cached (tessellation settings, element fields) changes meaning.
-CACHE_FORMAT = 2   # 2: elements sorted by GlobalId
+CACHE_FORMAT = 3   # 2: elements sorted by GlobalId; 3: civil parts, reference lines, what was skipped
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class ParsedModel:
     geometry_hashes: dict[str, str]
     schedules: tuple[Schedule, ...]
     product_count: int           # IfcProducts with a representation, as IfcOpenShell counts them
+    reference_lines: tuple[ReferenceLine, ...] = ()   # alignment axes, world frame
+    skipped: tuple[tuple[str, str, int], ...] = ()    # (reason, ifc_class, count): not in the mesh
 
 
 def entry_dir(cache_dir: Path, sha256: str) -> Path:
@@ -70,6 +72,9 @@ def save(cache_dir: Path, parsed: ParsedModel) -> Path:
             "geometry_hashes": parsed.geometry_hashes,
             "schedules": [_schedule_dict(s) for s in parsed.schedules],
             "product_count": parsed.product_count,
+            "reference_lines": [{**_shallow(r), "points_world": r.points_world.tolist()}
+                                for r in parsed.reference_lines],
+            "skipped": [list(s) for s in parsed.skipped],
         }
         (tmp / "model.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
         try:
@@ -98,7 +103,10 @@ def load(cache_dir: Path, sha256: str) -> ParsedModel | None:
         elements=tuple(Element(**e) for e in meta["elements"]),
         tessellation=tess, geometry_hashes=meta["geometry_hashes"],
         schedules=tuple(_schedule_from(s) for s in meta["schedules"]),
-        product_count=meta["product_count"])
+        product_count=meta["product_count"],
+        reference_lines=tuple(ReferenceLine(**{**r, "points_world": np.asarray(r["points_world"], dtype=np.float64)})
+                              for r in meta.get("reference_lines", ())),
+        skipped=tuple((str(a), str(b), int(c)) for a, b, c in meta.get("skipped", ())))
 
 
 def load_tessellation(folder: Path, failures=()) -> Tessellation:

@@ -1,7 +1,16 @@
 """Read a model's elements and their semantics: storey, type, material, property sets, quantities.
 
 Every IfcProduct with a representation becomes an ``Element``; which of them are physical
-(and so tessellated into the model mesh) is decided by :func:`is_physical`.
+(and so tessellated into the model mesh) is decided by :func:`is_physical`, which ones are
+reference geometry (alignment axes, kept as lines) by :func:`is_reference`, and why the rest
+are left out by :func:`skip_reason`.
+
+Civil and municipal models put built things outside ``IfcElement``: an IFC2X3 road exported
+by BricsCAD makes each kerb, paving area and planting bed an ``IfcSite`` with a body, and
+IFC4X3 facility parts (``IfcRoadPart``, ``IfcBridgePart``, ...) may carry one. A spatial
+element with a body counts as built unless it aggregates parts that carry bodies themselves
+(then its body would repeat theirs). ``IfcEarthworksCut`` is a subtraction feature in the
+schema but its faces are the excavated ground a survey measures, so it counts too.
 """
 
 from __future__ import annotations
@@ -12,6 +21,18 @@ from typing import Any
 # Not built things: voids, virtual boundaries, spaces, annotation. They are kept as
 # elements (they have a representation) but never enter the mesh that scans are compared to.
 NON_PHYSICAL = ("IfcFeatureElementSubtraction", "IfcVirtualElement")
+# ... except these, whose faces are a surface a survey measures.
+PHYSICAL_FEATURES = ("IfcEarthworksCut",)
+# Spatial elements that, given a body, are built things (terrain, road parts, a BricsCAD kerb).
+# IfcBuilding, storeys and spaces are not: their bodies are envelopes of what they hold.
+SPATIAL_PARTS = ("IfcSite", "IfcFacilityPart", "IfcBridge", "IfcRoad", "IfcRailway", "IfcMarineFacility")
+# Alignments: axis lines, stored as reference geometry, never as surfaces.
+REFERENCE = ("IfcAlignment",)
+# Their layout (segments, horizontal/vertical/cant layouts): drawn by their alignment's axis.
+ALIGNMENT_LAYOUT = ("IfcAlignmentSegment", "IfcAlignmentHorizontal", "IfcAlignmentVertical", "IfcAlignmentCant",
+                    "IfcReferent")
+# Representation types that are lines or boxes, not a body a survey could see.
+NON_BODY_TYPES = ("Curve2D", "Curve3D", "GeometricCurveSet", "Annotation2D", "Curve", "Segment", "BoundingBox", "Point")
 
 
 @dataclass(frozen=True)
@@ -40,9 +61,68 @@ class Element:
     physical: bool = True
 
 
+def has_body(product) -> bool:
+    """Whether a product has a body representation (a solid or surface, not axis lines or a box)."""
+    rep = getattr(product, "Representation", None)
+    for r in (rep.Representations or ()) if rep is not None else ():
+        if (r.RepresentationIdentifier or "Body") in ("Body", "Facetation", "Reference") and \
+                (r.RepresentationType or "") not in NON_BODY_TYPES:
+            return True
+    return False
+
+
+def _is_any(product, classes) -> bool:
+    return any(product.is_a(c) for c in classes)
+
+
+def _is_spatial_part(product) -> bool:
+    return _is_any(product, SPATIAL_PARTS) and not product.is_a("IfcBuilding")
+
+
+def _parts_carry_bodies(product) -> bool:
+    for rel in getattr(product, "IsDecomposedBy", None) or ():
+        for part in rel.RelatedObjects or ():
+            if _is_spatial_part(part) and has_body(part):
+                return True
+    return False
+
+
 def is_physical(product) -> bool:
-    """Whether a product is something built, which a scan or a photo could see."""
-    return product.is_a("IfcElement") and not any(product.is_a(c) for c in NON_PHYSICAL)
+    """Whether a product is something built, which a scan or a photo could see.
+
+    Elements (walls, kerbs, pavements, courses, earthworks fill, piles, geographic elements) that
+    are not voids or virtual; excavations (``IfcEarthworksCut``); and sites and facility parts
+    with a body of their own that do not aggregate parts with bodies.
+    """
+    if product.is_a("IfcElement"):
+        return _is_any(product, PHYSICAL_FEATURES) or not _is_any(product, NON_PHYSICAL)
+    return _is_spatial_part(product) and has_body(product) and not _parts_carry_bodies(product)
+
+
+def is_reference(product) -> bool:
+    """Whether a product is reference geometry kept as lines (an alignment's axis)."""
+    return _is_any(product, REFERENCE)
+
+
+def skip_reason(product) -> str | None:
+    """Why a product with a representation does not enter the model mesh (None: it does, or should).
+
+    One of ``reference line`` (alignment axes, kept as lines), ``alignment layout`` (segments,
+    drawn by their alignment's axis), ``not built`` (openings, virtual elements, spaces),
+    ``container`` (a site or facility part whose parts carry the bodies), ``no body`` (only
+    axis, footprint or box representations), ``not physical`` (annotation, grids, storeys).
+    """
+    if is_reference(product):
+        return "reference line"
+    if _is_any(product, ALIGNMENT_LAYOUT):
+        return "alignment layout"
+    if is_physical(product):
+        return None if has_body(product) else "no body"
+    if product.is_a("IfcElement") or product.is_a("IfcSpace") or product.is_a("IfcSpatialZone"):
+        return "not built"
+    if _is_spatial_part(product) and has_body(product):
+        return "container"
+    return "not physical" if has_body(product) else "no body"
 
 
 def read_storeys(model, length_unit_m: float) -> list[Storey]:

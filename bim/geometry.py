@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitetwin.bim.elements import is_physical
+from sitetwin.bim.elements import has_body, is_physical, is_reference
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,22 @@ class ElementFailure:
     global_id: str
     ifc_class: str
     message: str
+
+
+@dataclass(frozen=True)
+class ReferenceLine:
+    """An alignment's axis as a polyline: reference geometry, drawn and measured against, never a surface.
+
+    kind : ``axis`` (the 3D axis: horizontal layout with its gradient) or ``plan`` (horizontal
+        layout only, at the alignment placement's height: the file has no vertical layout geometry)
+    points_world : (n, 3) float64, metres, world frame (IFC project coordinates)
+    """
+
+    global_id: str
+    ifc_class: str
+    name: str | None
+    kind: str
+    points_world: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -155,7 +171,7 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
     log_text = ifcopenshell.get_log() if products else ""
     failures = tuple(
         ElementFailure(g, p.is_a(), _failure_reason(log_text, p, g in empty))
-        for g, p in wanted.items() if g not in done and _has_body(p))
+        for g, p in wanted.items() if g not in done and has_body(p))
     # The iterator's threads deliver shapes in any order: sort elements by GlobalId so the
     # same file always gives the same arrays (element indices, random draws, caches).
     order = sorted(range(len(gids)), key=gids.__getitem__)
@@ -178,15 +194,6 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
     )
 
 
-def _has_body(product) -> bool:
-    rep = product.Representation
-    for r in rep.Representations or ():
-        if (r.RepresentationIdentifier or "Body") in ("Body", "Facetation", "Reference") and \
-                (r.RepresentationType or "") not in ("Curve2D", "Curve3D", "GeometricCurveSet", "Annotation2D"):
-            return True
-    return False
-
-
 def _failure_reason(log_text: str, product, produced_empty: bool) -> str:
     """Why a product has no triangles: cut away, or the iterator's own error about it."""
     if produced_empty:
@@ -199,6 +206,79 @@ def _failure_reason(log_text: str, product, produced_empty: bool) -> str:
                 f"{tag}=" in line or f"{tag} " in line or product.GlobalId in line):
             return line.strip()[:300]
     return "IfcOpenShell produced no shape for it"
+
+
+def reference_lines(model, length_unit_m: float) -> tuple[list[ReferenceLine], list[ElementFailure]]:
+    """The axis polyline of every alignment with a representation, world frame, metres.
+
+    IfcOpenShell's iterator and ``create_shape(settings, product, representation)`` refuse an
+    alignment's ``Axis`` / ``Curve3D`` representation (0.8 and 0.9 alike) but evaluate its curve
+    item on its own with ``dimensionality`` set to ``CURVES``; the product placement is applied
+    here. A ``IfcSegmentedReferenceCurve`` (rail: the axis with cant applied) gives way to its
+    base ``IfcGradientCurve``, the alignment axis proper. Alignments whose curve cannot be
+    evaluated are returned as failures, with IfcOpenShell's message.
+    """
+    import ifcopenshell.geom
+    import ifcopenshell.ifcopenshell_wrapper as wrapper
+    import ifcopenshell.util.placement as up
+
+    settings = ifcopenshell.geom.settings()
+    settings.set("dimensionality", wrapper.CURVES)
+    lines: list[ReferenceLine] = []
+    failures: list[ElementFailure] = []
+    seen: set[str] = set()
+    for product in model.by_type("IfcProduct"):
+        if product.Representation is None or not is_reference(product) or product.GlobalId in seen:
+            continue
+        seen.add(product.GlobalId)
+        item, kind = _axis_item(product)
+        if item is None:
+            failures.append(ElementFailure(product.GlobalId, product.is_a(), "no axis curve in its representations"))
+            continue
+        try:
+            shape = ifcopenshell.geom.create_shape(settings, item)
+        except Exception as exc:  # IfcOpenShell raises RuntimeError and others for curves it cannot evaluate
+            failures.append(ElementFailure(product.GlobalId, product.is_a(), f"{item.is_a()}: {exc}"[:300]))
+            continue
+        v = np.asarray(shape.verts, dtype=np.float64).reshape(-1, 3)
+        edges = np.asarray(shape.edges, dtype=np.int64).reshape(-1, 2)
+        v = _chain(v, edges)
+        if len(v) < 2:
+            failures.append(ElementFailure(product.GlobalId, product.is_a(), f"{item.is_a()} evaluates to no line"))
+            continue
+        matrix = np.eye(4)
+        if product.ObjectPlacement is not None:
+            matrix = np.asarray(up.get_local_placement(product.ObjectPlacement), dtype=np.float64)
+        points = v @ matrix[:3, :3].T + matrix[:3, 3] * length_unit_m
+        lines.append(ReferenceLine(product.GlobalId, product.is_a(), product.Name, kind, points))
+    lines.sort(key=lambda r: r.global_id)
+    return lines, failures
+
+
+def _axis_item(product):
+    """The curve item that is the product's axis, and whether it is 3D (``axis``) or plan only (``plan``)."""
+    by_type: dict[str, list] = {}
+    for rep in product.Representation.Representations or ():
+        if (rep.RepresentationIdentifier or "") in ("Axis", "FootPrint", "Reference", ""):
+            by_type.setdefault(rep.RepresentationType or "", []).extend(rep.Items or ())
+    for item in by_type.get("Curve3D", ()):
+        if item.is_a("IfcSegmentedReferenceCurve"):
+            return item.BaseCurve, "axis"
+        return item, "axis"
+    for item in by_type.get("Curve2D", ()) or by_type.get("Curve", ()):
+        return item, "plan"
+    return None, ""
+
+
+def _chain(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The vertices in the order the curve's edges run (they arrive in order for one open curve)."""
+    if not len(edges) or np.array_equal(edges[:, 1], edges[:, 0] + 1):
+        return v
+    order = [int(edges[0, 0])]
+    for a, b in edges:
+        if a == order[-1]:
+            order.append(int(b))
+    return v[order] if len(order) >= 2 else v
 
 
 def geometry_hashes(tess: Tessellation) -> dict[str, str]:

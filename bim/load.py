@@ -1,8 +1,10 @@
 """Load an IFC model into a twin: parse (or take from the cache), place it in the site's frame, store it.
 
-Loading is a transaction: the store gains the model, its storeys, elements and schedules
-together, or nothing. Loading the same file twice is a no-op; a file that differs from the
-site's model of the same name becomes that model's next version.
+Loading is a transaction: the store gains the model, its storeys, elements, reference lines
+(alignment axes) and schedules together, or nothing. Products that do not enter the model mesh
+are counted per reason and class, and the report says so in one line (``skipped_line``).
+Loading the same file twice is a no-op; a file that differs from the site's model of the same
+name becomes that model's next version.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import numpy as np
 
 from sitetwin.bim import cache
 from sitetwin.bim.cache import ParsedModel
-from sitetwin.bim.elements import read_elements, read_storeys
+from sitetwin.bim.elements import read_elements, read_storeys, skip_reason
 from sitetwin.bim.errors import BimError, NoElementsError
-from sitetwin.bim.geometry import geometry_hashes, tessellate, world_bounds_per_element
+from sitetwin.bim.geometry import geometry_hashes, reference_lines, tessellate, world_bounds_per_element
 from sitetwin.bim.georef import read_georeference
 from sitetwin.bim.ifc import inspect_ifc, length_unit, open_ifc
 from sitetwin.bim.schedule import read_ifc_schedules
@@ -66,6 +68,9 @@ class LoadReport:
     failures: tuple[dict, ...] = ()  # elements whose geometry failed to tessellate
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    reference_lines: int = 0         # alignment axes stored as polylines
+    skipped: tuple[dict, ...] = ()   # {reason, ifc_class, count}: products not loaded as surfaces
+    skipped_line: str = ""           # the same in one line for people ("" when nothing was skipped)
 
 
 def parse_model(path: str | Path, *, threads: int | None = None,
@@ -77,6 +82,19 @@ def parse_model(path: str | Path, *, threads: int | None = None,
     products = [p for p in model.by_type("IfcProduct") if p.Representation is not None]
     elements = read_elements(model)
     tess = tessellate(model, threads=threads, on_progress=on_progress)
+    lines, line_failures = reference_lines(model, unit.metres)
+    failed_lines = {f.global_id for f in line_failures}
+    skipped: Counter[tuple[str, str]] = Counter()
+    seen: set[str] = set()
+    for p in products:
+        if p.GlobalId in seen:
+            continue
+        seen.add(p.GlobalId)
+        reason = skip_reason(p)
+        if reason is not None:
+            if p.GlobalId in failed_lines:
+                reason = "reference line not evaluated"
+            skipped[(reason, p.is_a())] += 1
     project = model.by_type("IfcProject")
     try:
         schedules = read_ifc_schedules(model)
@@ -87,7 +105,9 @@ def parse_model(path: str | Path, *, threads: int | None = None,
         project_name=project[0].Name if project else None, unit=unit,
         georef=read_georeference(model, unit.metres),
         storeys=tuple(read_storeys(model, unit.metres)), elements=tuple(elements), tessellation=tess,
-        geometry_hashes=geometry_hashes(tess), schedules=tuple(schedules), product_count=len(products))
+        geometry_hashes=geometry_hashes(tess), schedules=tuple(schedules), product_count=len(products),
+        reference_lines=tuple(lines),
+        skipped=tuple((reason, cls, n) for (reason, cls), n in sorted(skipped.items())))
 
 
 def load_model(store: Store, path: str | Path, *, site_code: str | None = None, name: str | None = None,
@@ -119,12 +139,14 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
     if parsed is None:
         parsed = parse_model(path, threads=threads, on_progress=on_progress)
     physical = sum(1 for e in parsed.elements if e.physical)
-    if not parsed.tessellation.global_ids:
+    skipped_line = describe_skipped(parsed.skipped, path.name, parsed.product_count)
+    if not parsed.tessellation.global_ids and not parsed.reference_lines:
         classes = sorted({e.ifc_class for e in parsed.elements})
         raise NoElementsError(
-            f"{path}: no building elements with geometry to load "
-            f"({len(parsed.elements)} products with a representation"
-            + (f": {', '.join(classes[:6])}" if classes else "") + ")")
+            f"{path}: no building elements or civil parts with geometry, and no alignment, to load "
+            + (f"({skipped_line.split(': ', 1)[1]})" if skipped_line else
+               f"({len(parsed.elements)} products with a representation"
+               + (f": {', '.join(classes[:6])}" if classes else "") + ")"))
     if not cache_hit:
         cache.save(store.cache_dir, parsed)
 
@@ -154,6 +176,7 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
         _insert_model(store, site_code, model_id, name, version, path, parsed)
         _insert_storeys(store, site_code, model_id, parsed, origin)
         _insert_elements(store, site_code, model_id, parsed, origin)
+        _insert_reference_lines(store, site_code, model_id, parsed, origin)
         tasks = sum(store_schedule(store, site_code, s, model_id=model_id) for s in parsed.schedules)
 
     return LoadReport(
@@ -164,7 +187,33 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
         reused=False, cache_hit=cache_hit,
         failures=tuple({"global_id": f.global_id, "ifc_class": f.ifc_class, "message": f.message}
                        for f in parsed.tessellation.failures),
-        warnings=tuple(warnings), seconds=time.perf_counter() - started)
+        warnings=tuple(warnings), seconds=time.perf_counter() - started,
+        reference_lines=len(parsed.reference_lines), skipped=_skipped_records(parsed.skipped),
+        skipped_line=skipped_line)
+
+
+def describe_skipped(skipped, file_name: str, product_count: int) -> str:
+    """One line: how many products were not loaded as surfaces, per reason and class ("" when none).
+
+    >>> describe_skipped([("not built", "IfcOpeningElement", 3), ("reference line", "IfcAlignment", 1)],
+    ...                  "road.ifc", 40)
+    'road.ifc: 4 of 40 products with a representation not loaded as surfaces: not built 3 (IfcOpeningElement 3); \
+reference line 1 (IfcAlignment 1)'
+    """
+    by_reason: dict[str, list[tuple[str, int]]] = {}
+    for reason, cls, n in skipped:
+        by_reason.setdefault(reason, []).append((cls, int(n)))
+    if not by_reason:
+        return ""
+    total = sum(n for items in by_reason.values() for _, n in items)
+    parts = [f"{reason} {sum(n for _, n in items)} (" + ", ".join(f"{c} {n}" for c, n in items) + ")"
+             for reason, items in by_reason.items()]
+    return (f"{file_name}: {total} of {product_count} products with a representation not loaded as surfaces: "
+            + "; ".join(parts))
+
+
+def _skipped_records(skipped) -> tuple[dict, ...]:
+    return tuple({"reason": r, "ifc_class": c, "count": int(n)} for r, c, n in skipped)
 
 
 def add_model_records(store: Store, elements: Sequence[Mapping[str, Any]], *, site_code: str, name: str,
@@ -240,6 +289,7 @@ def _report_existing(store: Store, model_id: str, started: float) -> LoadReport:
                        "WHERE model_id = ?", [model_id])
     assert m is not None and counts is not None     # the caller found the model; a count is always one row
     storeys = store.scalar("SELECT count(*) FROM storeys WHERE model_id = ?", [model_id])
+    lines = store.scalar("SELECT count(*) FROM reference_lines WHERE model_id = ?", [model_id])
     tasks = store.scalar("SELECT count(*) FROM tasks t JOIN schedules s USING (schedule_id) WHERE s.model_id = ?",
                          [model_id])
     return LoadReport(
@@ -247,7 +297,8 @@ def _report_existing(store: Store, model_id: str, started: float) -> LoadReport:
         file_name=m["file_name"], sha256=m["sha256"], schema=m["ifc_schema"], length_unit=m["length_unit"],
         element_count=int(counts["n"]), physical_count=int(counts["g"]), triangle_count=int(m["triangle_count"]),
         storeys=int(storeys), tasks=int(tasks), reused=True, cache_hit=False,
-        failures=tuple(json.loads(m["failures"] or "[]")), warnings=(), seconds=time.perf_counter() - started)
+        failures=tuple(json.loads(m["failures"] or "[]")), warnings=(), seconds=time.perf_counter() - started,
+        reference_lines=int(lines))
 
 
 def _site_origin(store: Store, site_code: str, parsed: ParsedModel) -> tuple[np.ndarray, bool]:
@@ -256,7 +307,7 @@ def _site_origin(store: Store, site_code: str, parsed: ParsedModel) -> tuple[np.
     has_models = bool(store.scalar("SELECT count(*) FROM models WHERE site_code = ?", [site_code]))
     if row is not None and has_models:
         return np.array([row["origin_x_m"], row["origin_y_m"], row["origin_z_m"]], dtype=np.float64), False
-    v = parsed.tessellation.vertices_world
+    v = _world_vertices(parsed)
     centre = (v.min(0) + v.max(0)) / 2 if len(v) else np.zeros(3)
     # Shift by a round number only where float32 would lose millimetres.
     origin = np.where(np.abs(centre) > LOCAL_FRAME_LIMIT_M, np.round(centre / 100.0) * 100.0, 0.0)
@@ -269,8 +320,17 @@ def _site_origin(store: Store, site_code: str, parsed: ParsedModel) -> tuple[np.
     return origin, True
 
 
+def _world_vertices(parsed: ParsedModel) -> np.ndarray:
+    """Every vertex of the model's surfaces, else of its reference lines (an alignment-only model)."""
+    if len(parsed.tessellation.vertices_world) or not parsed.reference_lines:
+        return parsed.tessellation.vertices_world
+    return np.concatenate([r.points_world for r in parsed.reference_lines])
+
+
 def _placement_warnings(store, site_code, parsed, origin, file_name) -> list[str]:
-    v = parsed.tessellation.vertices_world
+    v = _world_vertices(parsed)
+    if not len(v):
+        return []
     centre = (v.min(0) + v.max(0)) / 2 - origin
     box = store.one("SELECT min(bbox_min_x_m) x0, min(bbox_min_y_m) y0, max(bbox_max_x_m) x1, max(bbox_max_y_m) y1 "
                     "FROM current_elements WHERE site_code = ?", [site_code])
@@ -327,3 +387,19 @@ def _insert_elements(store, site_code, model_id, parsed: ParsedModel, origin) ->
                "has_geometry", "triangle_count", "bbox_min_x_m", "bbox_min_y_m", "bbox_min_z_m",
                "bbox_max_x_m", "bbox_max_y_m", "bbox_max_z_m", "geometry_hash"]
     store.insert_frame("elements", pd.DataFrame.from_records(rows, columns=columns))
+
+
+def _insert_reference_lines(store, site_code, model_id, parsed: ParsedModel, origin) -> None:
+    import pandas as pd
+
+    if not parsed.reference_lines:
+        return
+    rows = []
+    for r in parsed.reference_lines:
+        local = r.points_world - origin[None, :]
+        length = float(np.linalg.norm(np.diff(local, axis=0), axis=1).sum())
+        rows.append((site_code, model_id, r.global_id, r.ifc_class, r.name, r.kind, len(local), length,
+                     local.ravel().tolist()))
+    store.insert_frame("reference_lines", pd.DataFrame.from_records(
+        rows, columns=["site_code", "model_id", "global_id", "ifc_class", "name", "kind", "point_count", "length_m",
+                       "points_m"]))

@@ -366,3 +366,27 @@ def schedule_links(store: Store, site_code: str, *, imported_before: dt.datetime
         " AND te.model_id IS NOT NULL) AS linked_tasks FROM schedules s WHERE s.site_code = ? "
         "AND (? IS NULL OR s.imported_at < ?) ORDER BY s.imported_at, s.schedule_id",
         [site_code, imported_before, imported_before])
+
+
+def reference_lines(store: Store, site_code: str, *, model_ids: Sequence[str] | None = None) -> list[dict]:
+    """The reference lines (alignment axes) of the site's current models, or of ``model_ids`` (of that site).
+
+    A list of dicts, by model then GlobalId: model_id, global_id, ifc_class (IfcAlignment), name, kind (``axis``:
+    the 3D axis; ``plan``: horizontal layout only, at the alignment's placement height), length_m, and points_m:
+    (n, 3) float64 numpy array, the polyline in the site's local frame, metres. The 3D view draws them as lines
+    (``Scatter3d`` with ``mode="lines"``); scans are never compared to them.
+    """
+    import numpy as np
+
+    if model_ids is None:
+        where, params = "model_id IN (SELECT model_id FROM current_models WHERE site_code = ?)", [site_code]
+    else:
+        ids = list(model_ids)
+        if not ids:
+            return []
+        where, params = f"site_code = ? AND model_id IN ({placeholders(ids)})", [site_code, *ids]
+    rows = store.rows("SELECT model_id, global_id, ifc_class, name, kind, length_m, points_m FROM reference_lines "
+                      f"WHERE {where} ORDER BY model_id, global_id", params)
+    for r in rows:
+        r["points_m"] = np.asarray(r["points_m"], dtype=np.float64).reshape(-1, 3)
+    return rows
