@@ -3,6 +3,12 @@
 The manifest records the schema version and row counts, so a package made by one
 platform (project, district, city) can be checked before another one takes it in.
 Imports are one transaction: all tables arrive, or none.
+
+Most tables that travel carry a ``site_code`` (:func:`site_tables`). A few records belong to
+no one site but go with the sites that name them (:data:`LINKED_TABLES`): an enterprise
+travels with every site it builds or subcontracts on. :func:`package_tables` lists both kinds,
+:func:`site_source` gives any of them as rows with a ``site_code`` (a linked row once per
+site naming it), and :func:`site_rows` the rows to carry for a set of sites.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ PRIVATE_TABLES = frozenset({"accounts", "account_sites", "sessions", "api_tokens
                             "device_tokens", "account_settings", "schema_migrations"})
 
 
+# table -> the SQL of its rows with the site_code of each site that names them (a row may belong to several)
+LINKED_TABLES: dict[str, str] = {
+    "enterprises": "SELECT l.site_code, e.* FROM enterprises e JOIN (SELECT site_code, enterprise_code FROM sites "
+                   "WHERE enterprise_code IS NOT NULL UNION SELECT site_code, enterprise_code "
+                   "FROM site_subcontractors) l USING (enterprise_code)",
+}
+
+
 def site_tables(store: Store) -> list[str]:
     """The tables whose rows may leave a platform, sorted: those with a ``site_code`` column (each row
     belongs to one site), less :data:`PRIVATE_TABLES`. Exchange packages and the city lake carry these."""
@@ -31,6 +45,54 @@ def site_tables(store: Store) -> list[str]:
                       "AND table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
                       "WHERE table_type = 'BASE TABLE') ORDER BY 1")
     return [r["table_name"] for r in rows if r["table_name"] not in PRIVATE_TABLES]
+
+
+def package_tables(store: Store) -> list[str]:
+    """What an exchange package and the city lake carry: :func:`site_tables` and then the
+    :data:`LINKED_TABLES` the store has."""
+    have = set(store.tables())
+    return site_tables(store) + [t for t in LINKED_TABLES if t in have]
+
+
+def site_source(table: str) -> str:
+    """A FROM item giving ``table``'s rows with their ``site_code``: the table itself, or for a linked
+    table a subquery with one row per (site, row). ``table`` comes from :func:`package_tables`."""
+    return f"({LINKED_TABLES[table]})" if table in LINKED_TABLES else f'"{table}"'
+
+
+def site_rows(store: Store, table: str, sites: list[str]):
+    """The rows of ``table`` (one of :func:`package_tables`) that travel with ``sites``: a pyarrow Table of
+    the table's own columns (a linked row once, however many of the sites name it)."""
+    import pyarrow as pa
+
+    columns = ", ".join(f'"{c}"' for c in _columns(store, table))
+    store.con.register("_exchange_sites", pa.table({"site_code": pa.array(list(sites), pa.string())}))
+    try:
+        distinct = "DISTINCT " if table in LINKED_TABLES else ""
+        return store.con.sql(f"SELECT {distinct}{columns} FROM {site_source(table)} "
+                             f"WHERE site_code IN (SELECT site_code FROM _exchange_sites)").to_arrow_table()
+    finally:
+        store.con.unregister("_exchange_sites")
+
+
+def export_sites(store: Store, out_dir: str | Path, sites: list[str]) -> dict:
+    """Write what travels with ``sites`` (:func:`package_tables`, enterprises included) as a package in
+    ``out_dir``; returns the manifest. The caller checks that the sites are the caller's to export."""
+    import shutil
+    import tempfile
+
+    from sitetwin.data.store import open_store
+
+    work = Path(tempfile.mkdtemp(prefix="sitetwin-package-"))
+    try:
+        with open_store(":memory:", cache_dir=work / "cache") as pkg:
+            tables = [t for t in package_tables(store) if t in pkg.tables()]
+            with pkg.transaction():
+                for t in tables:
+                    pkg.insert_frame(t, site_rows(store, t, sites))
+            return export_tables(pkg, out_dir, tables)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = None) -> dict:

@@ -8,8 +8,10 @@ Layout under the lake's root (a local folder, ``file://`` or ``s3://`` URI)::
                                                          partition file, row count and content digest
     <table>/city=<c>/district=<d>/site=<s>/part-0.parquet
 
-The tables are those an exchange package carries (``data.exchange.site_tables``): every table
-with a ``site_code`` column except accounts, sessions, tokens and the audit log. Partition
+The tables are those an exchange package carries (``data.exchange.package_tables``): every table
+with a ``site_code`` column except accounts, sessions, tokens and the audit log, and the linked
+tables (enterprises), whose rows are written into the partition of every site that names them
+(with that site's code) and read back once each. Partition
 values are percent-encoded (``urllib.parse.quote``); a missing city or district is
 ``__HIVE_DEFAULT_PARTITION__``. Every file also holds its rows' own columns, ``site_code``
 included, so a reader needs nothing from the paths.
@@ -43,7 +45,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from sitetwin.data.errors import StoreError
-from sitetwin.data.exchange import site_tables
+from sitetwin.data.exchange import LINKED_TABLES, package_tables, site_source
 from sitetwin.data.store import Store, migrations, open_store
 
 LAKE_FORMAT = "sitetwin-lake/1"
@@ -142,7 +144,7 @@ def publish(store: Store, lake: str | Path, *, sites: Iterable[str] | None = Non
         missing = [s for s in chosen if s not in known]
         if missing:
             raise LakeError(f"{store.label}: no site {', '.join(missing)} in this store; nothing published")
-    tables = site_tables(store)
+    tables = package_tables(store)
     report: dict[str, Any] = {"lake": loc.uri, "sites": chosen, "written": [], "removed": [], "unchanged": 0,
                               "orphans": {}}
     if not chosen:
@@ -151,7 +153,7 @@ def publish(store: Store, lake: str | Path, *, sites: Iterable[str] | None = Non
     try:
         digests = {t: _digests(store, t) for t in tables}
         for t in tables:
-            orphans = store.scalar(f'SELECT count(*) FROM "{t}" WHERE site_code IS NULL OR site_code NOT IN '
+            orphans = store.scalar(f'SELECT count(*) FROM {site_source(t)} WHERE site_code IS NULL OR site_code NOT IN '
                                    f'(SELECT site_code FROM sites)')
             if orphans:
                 report["orphans"][t] = int(orphans)
@@ -263,7 +265,7 @@ def _digests(store: Store, table: str) -> dict[str, tuple[int, str]]:
     shape = ",".join(f"{c['column_name']}:{c['data_type']}" for c in columns)
     # an order-free sum and xor of row hashes (DuckDB's hash of the whole row), with the count
     found = store.rows(f'SELECT site_code, count(*) AS n, sum(hash(t)::HUGEINT)::VARCHAR AS h, '
-                       f'bit_xor(hash(t))::VARCHAR AS x FROM "{table}" t '
+                       f'bit_xor(hash(t))::VARCHAR AS x FROM {site_source(table)} t '
                        f'WHERE site_code IN (SELECT site_code FROM _lake_sites) GROUP BY site_code')
     out = {}
     for r in found:
@@ -281,7 +283,7 @@ def _site_slices(store: Store, table: str, sites: list[str]) -> Iterator[tuple[s
     store.con.register("_lake_wanted", wanted)
     try:
         reader = store.con.sql(
-            f'SELECT * FROM "{table}" WHERE site_code IN (SELECT site_code FROM _lake_wanted) '
+            f'SELECT * FROM {site_source(table)} WHERE site_code IN (SELECT site_code FROM _lake_wanted) '
             f'ORDER BY site_code').to_arrow_reader(BATCH_ROWS)
         current: str | None = None
         pending: list[Any] = []
@@ -461,7 +463,7 @@ def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path
         # a reader that queries more than once (a rollup after the scope check, a server) parses each
         # file's footer once; DuckDB checks a cached footer against the file's modification time
         store.execute("SET parquet_metadata_cache = true")
-        for table in site_tables(store):
+        for table in package_tables(store):
             files = _partition_files(loc, table)
             if admit is not None:
                 files = [f for f in files if _admitted(f, admit)]
@@ -516,7 +518,8 @@ def _attach(store: Store, loc: LakeLocation, table: str, files: list[str]) -> No
         source = f"_lake_{table}"
         store.con.register(source, dataset)
     store.execute(f'DROP TABLE "{table}"')
-    store.execute(f'CREATE VIEW "{table}" AS SELECT {select} FROM {source}')
+    distinct = "DISTINCT " if table in LINKED_TABLES else ""     # a linked row sits in each of its sites' files
+    store.execute(f'CREATE VIEW "{table}" AS SELECT {distinct}{select} FROM {source}')
 
 
 def _iso(now: dt.datetime | None) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from sitetwin.data.errors import StoreError
 from sitetwin.data.store import Store
 
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
 
 def check_site_code(code: str) -> str:
     if not code or len(code) > 64 or not all(c.isalnum() or c in "-_." for c in code):
@@ -16,8 +18,9 @@ def check_site_code(code: str) -> str:
 
 
 def upsert_site(store: Store, site_code: str, *, name: str | None = None, district: str | None = None,
-                city: str | None = None) -> None:
-    """Create a site, or update the fields given for an existing one."""
+                city: str | None = None, time_zone: str | None = None) -> None:
+    """Create a site, or update the fields given for an existing one (``time_zone``: IANA name,
+    default Asia/Shanghai for a new site)."""
     check_site_code(site_code)
     if store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
         store.execute("UPDATE sites SET name = coalesce(?, name), district = coalesce(?, district), "
@@ -25,6 +28,31 @@ def upsert_site(store: Store, site_code: str, *, name: str | None = None, distri
     else:
         store.execute("INSERT INTO sites (site_code, name, district, city) VALUES (?, ?, ?, ?)",
                       [site_code, name or site_code, district, city])
+    if time_zone is not None:
+        set_time_zone(store, site_code, time_zone)
+
+
+def check_time_zone(name: str, field: str = "time_zone") -> str:
+    """``name`` if it is an IANA time zone this machine knows (``Asia/Shanghai``), else ``StoreError``."""
+    import zoneinfo
+
+    text = str(name or "").strip()
+    try:
+        if not text or text.startswith("/") or ".." in text:
+            raise ValueError(text)
+        zoneinfo.ZoneInfo(text)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise StoreError(f"{field}: {text[:60]!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+    return text
+
+
+def set_time_zone(store: Store, site_code: str, time_zone: str) -> None:
+    """Set a site's IANA time zone: its days and dates are reckoned there (read with
+    ``data.queries.site_time_zone``)."""
+    tz = check_time_zone(time_zone)
+    if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
+        raise StoreError(f"no site {site_code!r} in {store.label}; create it with upsert_site")
+    store.execute("UPDATE sites SET time_zone = ? WHERE site_code = ?", [tz, site_code])
 
 
 def set_origin(store: Store, site_code: str, origin_m: Sequence[float]) -> None:
