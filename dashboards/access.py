@@ -69,12 +69,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
+from sitetwin.data import i18n
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import Translator
 from sitetwin.data.store import Store, cache_dir_for
+
+_ = Translator("dashboards")
 
 log = logging.getLogger("sitetwin.dashboards")
 
 SESSION_COOKIE = "sitetwin_session"
+LANG_COOKIE = "sitetwin_lang"        # the language picked with the switcher (?lang=), for this browser
+LANG_PARAM = "lang"                  # ?lang=zh-CN|en on any page: the switcher
+LANG_COOKIE_MAX_AGE_S = 365 * 86_400
 PRESESSION_COOKIE = "sitetwin_presession"   # binds the login form's CSRF token before there is a session
 CSRF_COOKIE = "_csrf_token"          # the names dash-renderer reads and sends (Dash's defaults)
 CSRF_HEADER = "X-CSRFToken"
@@ -105,6 +112,7 @@ class Caller:
     scope: Any                 # oversight.Scope
     open_store: bool           # the store has no accounts: local owner, admin scope
     token: str | None = None
+    language: str | None = None   # the account's language setting (oversight.preferences), if any
 
     @property
     def label(self) -> str:
@@ -186,6 +194,7 @@ def resolve_caller(db: str | Path, token: str | None) -> Caller | None:
 def _read_caller(db, token: str | None, *, lock_timeout_s: float) -> Caller | None:
     from sitetwin.oversight.accounts import authenticate, has_accounts, local_owner_scope
     from sitetwin.oversight.errors import AuthError
+    from sitetwin.oversight.preferences import account_language
 
     with read_store(db, lock_timeout_s=lock_timeout_s) as store:
         if not has_accounts(store):
@@ -193,9 +202,10 @@ def _read_caller(db, token: str | None, *, lock_timeout_s: float) -> Caller | No
         if not token:
             return None
         try:
-            return Caller(authenticate(store, token), False, token)
+            scope = authenticate(store, token)
         except AuthError:
             return None
+        return Caller(scope, False, token, account_language(store, scope.actor))
 
 
 def _forget(db: str, token: str | None) -> None:
@@ -218,13 +228,13 @@ def _checked(store: Store, caller: Caller) -> Caller:
         if not has_accounts(store):
             return caller
         _forget(current_db(), None)
-        raise AuthError("this store has accounts now; log in at /login")
+        raise AuthError(_("This store has accounts now; log in at /login."))
     try:
-        return Caller(authenticate(store, caller.token or ""), False, caller.token)
+        return Caller(authenticate(store, caller.token or ""), False, caller.token, caller.language)
     except AuthError:
         _forget(current_db(), caller.token)
-        raise AuthError("your session has ended (logged out, password changed or account disabled); "
-                        "log in again at /login") from None
+        raise AuthError(_("Your session has ended (logged out, password changed or account disabled); "
+                          "log in again at /login.")) from None
 
 
 def current_caller() -> Caller | None:
@@ -236,7 +246,7 @@ def require_caller() -> Caller:
 
     caller = current_caller()
     if caller is None:
-        raise AuthError("not logged in (or the session expired); log in again at /login")
+        raise AuthError(_("Not logged in (or the session expired); log in again at /login."))
     return caller
 
 
@@ -257,7 +267,7 @@ def site_store(site_code: str | None, action: str = "read") -> Iterator[Store]:
     from sitetwin.oversight.errors import AccessDenied
 
     if not site_code:
-        raise AccessDenied("no site chosen; pick one of your sites")
+        raise AccessDenied(_("No site chosen; pick one of your sites."))
     caller = require_caller()
     with read_store(current_db()) as store:
         _checked(store, caller).scope.require_site(store, site_code, action)
@@ -285,7 +295,8 @@ def object_write_store(table: str, key_column: str, key: str | None, action: str
         caller = _checked(store, caller)
         site = site_of(store, table, key_column, key) if key else None
         if site is None or not caller.scope.admits(store, site):
-            raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
+            raise AccessDenied(_("{who}: {what} {key!r} is not in your scope", who=caller.label,
+                                 what=key_column, key=key))
         from sitetwin.oversight.audit import guard
 
         # a refused action is logged (audit "denied") before it is raised
@@ -345,7 +356,8 @@ def object_store(table: str, key_column: str, key: str | None) -> Iterator[tuple
         caller = _checked(store, caller)
         site = site_of(store, table, key_column, key) if key else None
         if site is None or not caller.scope.admits(store, site):
-            raise AccessDenied(f"{caller.label}: {key_column} {key!r} is not in your scope")
+            raise AccessDenied(_("{who}: {what} {key!r} is not in your scope", who=caller.label,
+                                 what=key_column, key=key))
         yield store, site
 
 
@@ -374,6 +386,25 @@ def install(server, db: str) -> None:
         return _too_large_response(flask)
 
     @server.before_request
+    def _language():
+        # before the guard, so that its redirects and the login page are in the reader's language too
+        if flask.request.path.startswith(STATIC_PREFIXES):
+            return None
+        try:
+            lang = request_language(flask.request)
+        except i18n.LanguageError as exc:
+            return flask.Response(f"{exc}\n", status=400, mimetype="text/plain")
+        flask.g.sitetwin_lang_token = i18n.activate(lang)
+        return None
+
+    @server.teardown_request
+    def _language_reset(_exc):
+        token = flask.g.pop("sitetwin_lang_token", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):       # set in another context: nothing of ours to undo
+                i18n.deactivate(token)
+
+    @server.before_request
     def _guard():
         request = flask.request
         path = request.path
@@ -399,6 +430,8 @@ def install(server, db: str) -> None:
                 return flask.jsonify({"error": "log in first", "login": "/login"}), 401
             return flask.redirect("/login?next=" + quote(request.full_path.rstrip("?"), safe="/?=&"))
         flask.g.sitetwin_caller = caller
+        if caller.language and not _chosen_language(request):
+            i18n.activate(caller.language)     # the account's setting wins over the browser's header
         return None
 
     @server.after_request
@@ -414,6 +447,7 @@ def install(server, db: str) -> None:
             response.vary.add("Cookie")
         if not request.path.startswith(STATIC_PREFIXES):
             _set_csrf_cookies(flask, response)
+            _set_language_cookie(flask, response)
         return response
 
     @server.route("/login", methods=["GET", "POST"])
@@ -423,6 +457,56 @@ def install(server, db: str) -> None:
     @server.route("/logout", methods=["GET", "POST"])
     def logout_page():
         return _logout(flask)
+
+
+def _chosen_language(request) -> str | None:
+    """The language this browser picked with the switcher: ``?lang=`` now, else the cookie it set
+    (an unreadable cookie counts as none; an unknown ``?lang=`` raises ``LanguageError``)."""
+    asked = request.args.get(LANG_PARAM)
+    if asked is not None:
+        return i18n.normalize_language(asked, field=f"?{LANG_PARAM}=")
+    kept = request.cookies.get(LANG_COOKIE)
+    if kept:
+        with contextlib.suppress(i18n.LanguageError):
+            return i18n.normalize_language(kept, field=LANG_COOKIE)
+    return None
+
+
+def request_language(request, account_language: str | None = None) -> str:
+    """The language of a request: the switcher's choice (``?lang=``, then its cookie), else the account's
+    setting, else the browser's ``Accept-Language``, else English."""
+    chosen = _chosen_language(request)
+    if chosen:
+        return chosen
+    if account_language:
+        return account_language
+    return i18n.negotiate(request.headers.get("Accept-Language"))
+
+
+def _set_language_cookie(flask, response) -> None:
+    """Keep the switcher's choice for this browser; say which language the page is in."""
+    request = flask.request
+    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")
+    if flask.g.get("sitetwin_lang_token") is not None:
+        response.headers["Content-Language"] = i18n.current_language()
+    asked = request.args.get(LANG_PARAM)
+    if asked is None:
+        return
+    with contextlib.suppress(i18n.LanguageError):
+        lang = i18n.normalize_language(asked)
+        if request.cookies.get(LANG_COOKIE) != lang:
+            response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True, samesite="Lax",
+                                secure=request.is_secure)
+
+
+def language_href(target: str, lang: str) -> str:
+    """``target`` (a local path with its query) with ``?lang=`` set to ``lang``: the switcher's links."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlsplit(safe_next(target))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != LANG_PARAM]
+    return parts.path + "?" + urlencode([*query, (LANG_PARAM, lang)])
 
 
 def request_limit(value: str | None) -> int:
@@ -730,7 +814,7 @@ def _login(flask):
     source = request_source()
     if request.method == "POST":
         if not _csrf_ok():
-            return _login_html(nxt, "the form expired; try again"), 403
+            return _login_html(nxt, _("The form expired; try again.")), 403
         try:                              # before any store access: a throttled attempt costs nothing there
             throttle.check(username, source)
         except LoginThrottled as exc:
@@ -764,11 +848,12 @@ def _logout(flask):
 
     request = flask.request
     if request.method != "POST":
-        body = ('<p class="note">Log out of the sitetwin workbench?</p>'
+        question, button = html.escape(_("Log out of the sitetwin workbench?")), html.escape(_("Log out"))
+        body = (f'<p class="note">{question}</p>'
                 '<form method="post" action="/logout" id="logout-form">'
                 f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf_token())}">'
-                '<button id="logout-submit" type="submit">Log out</button></form>')
-        return _LOGIN_PAGE.format(body=body)
+                f'<button id="logout-submit" type="submit">{button}</button></form>')
+        return _page(body, "/logout")
     token = request.cookies.get(SESSION_COOKIE)
     db = flask.current_app.config["SITETWIN_DB"]
     if token:
@@ -793,12 +878,12 @@ def logout_form():
     from dash import html as dhtml
 
     return dhtml.Form([dcc.Input(type="hidden", name=CSRF_FIELD, value=csrf_token()),
-                       dhtml.Button("Log out", type="submit", id="shell-logout")],     # styled in assets/style.css
+                       dhtml.Button(_("Log out"), type="submit", id="shell-logout")],     # styled in assets/style.css
                       method="post", action="/logout", id="shell-logout-form")
 
 
 _LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sitetwin - log in</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;background:#f3f4f6;margin:0;color:#1f2937}}
@@ -808,27 +893,57 @@ h1{{font-size:1.3rem;margin:0 0 1rem}} label{{display:block;margin:.8rem 0 .2rem
 input{{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #cbd5e1;border-radius:.3rem}}
 button{{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:.3rem;background:#1d4ed8;color:#fff;
 font-size:1rem;cursor:pointer}} .error{{color:#b91c1c;font-size:.9rem}} .note{{font-size:.9rem;color:#475569}}
+.languages{{float:right;font-size:.85rem}} .languages a,.languages span{{margin-left:.5rem}}
+.languages span{{font-weight:600}}
 </style></head><body><main id="login">
-<h1>sitetwin workbench</h1>{body}</main></body></html>"""
+<nav class="languages" id="login-languages">{languages}</nav>
+<h1>{heading}</h1>{body}</main></body></html>"""
+
+
+def language_links(target: str) -> list[tuple[str, str, str | None]]:
+    """The switcher's entries for a page at ``target``: (language, its own name, href; None for the current)."""
+    here = i18n.current_language()
+    return [(lang, i18n.LANGUAGE_NAMES[lang], None if lang == here else language_href(target, lang))
+            for lang in i18n.LANGUAGES]
+
+
+def _page(body: str, target: str) -> str:
+    """The login / logout page around ``body``, in the request's language, with the language switcher."""
+    links = []
+    for lang, name, href in language_links(target):
+        if href is None:
+            links.append(f'<span lang="{lang}">{html.escape(name)}</span>')
+        else:
+            links.append(f'<a href="{html.escape(href)}" lang="{lang}" id="login-lang-{lang}">{html.escape(name)}</a>')
+    return _LOGIN_PAGE.format(lang=i18n.current_language(), title=html.escape(_("sitetwin - log in")),
+                              heading=html.escape(_("sitetwin workbench")), languages="".join(links), body=body)
 
 
 def _login_html(nxt: str, error: str | None, *, open_store: bool = False) -> str:
+    from urllib.parse import urlencode
+
+    target = "/login" + ("?" + urlencode({"next": nxt}) if nxt != "/" else "")
     if open_store:
-        body = ('<p class="note" id="login-open">This store has no accounts yet, so the workbench runs open as '
-                'the local owner (admin). Create accounts with <code>sitetwin user add</code> to require a login.</p>'
-                f'<p><a href="{html.escape(nxt)}">Open the workbench</a></p>')
-        return _LOGIN_PAGE.format(body=body)
+        # the template is escaped, then the command goes in as markup
+        note = html.escape(_("This store has no accounts yet, so the workbench runs open as the local owner (admin). "
+                             "Create accounts with {command} to require a login."), quote=False)
+        note = note.format(command="<code>sitetwin user add</code>")
+        open_text = _("Open the workbench")
+        body = (f'<p class="note" id="login-open">{note}</p>'
+                f'<p><a href="{html.escape(nxt)}">{html.escape(open_text)}</a></p>')
+        return _page(body, target)
     csrf = csrf_token()
     err = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
+    user, password, submit = (html.escape(t) for t in (_("User name"), _("Password"), _("Log in")))
     body = (f'{err}<form method="post" action="/login">'
             f'<input type="hidden" name="next" value="{html.escape(nxt)}">'
             f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf)}">'
-            '<label for="login-username">User name</label>'
+            f'<label for="login-username">{user}</label>'
             '<input id="login-username" name="username" autocomplete="username" required>'
-            '<label for="login-password">Password</label>'
+            f'<label for="login-password">{password}</label>'
             '<input id="login-password" name="password" type="password" autocomplete="current-password" required>'
-            '<button id="login-submit" type="submit">Log in</button></form>')
-    return _LOGIN_PAGE.format(body=body)
+            f'<button id="login-submit" type="submit">{submit}</button></form>')
+    return _page(body, target)
 
 
 def scoped_route(server, rule: str, *, table: str, key: str, endpoint: str | None = None):

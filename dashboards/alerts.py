@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from sitetwin.data.i18n import Translator
+
+_ = Translator("dashboards")
 log = logging.getLogger("sitetwin.dashboards")
 
 
@@ -29,4 +32,4 @@ def alert(message: str, kind: str):
     from dash import html
 
     return [html.Span(message, id="shell-alert-text"),
-            html.Button("×", id="shell-alert-close", className="alert-close", n_clicks=0, title="Dismiss")]
+            html.Button("×", id="shell-alert-close", className="alert-close", n_clicks=0, title=_("Dismiss"))]

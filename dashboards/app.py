@@ -12,15 +12,22 @@ clientside callback mirrors it into the address bar without reloading the page.
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import pkgutil
 import shutil
 import tempfile
+from html import escape as _escape
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from sitetwin.dashboards.alerts import log, show_error
 from sitetwin.dashboards.callbacks import callback, clientside_callback
+from sitetwin.data import i18n
+from sitetwin.data.i18n import Translator
+
+_ = Translator("dashboards")
+_pages = Translator("dashboards.pages")       # the pages' names (each page module marks its own with N_)
 
 PAGES_PACKAGE = "sitetwin.dashboards.pages"
 PENDING_POLL_MS = 5000
@@ -29,8 +36,6 @@ ASSETS = Path(__file__).with_name("assets")
 
 def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False):
     """A Dash app serving the store at ``db``: every request reads it afresh, read-only."""
-    import dash
-
     from sitetwin.dashboards import access
     from sitetwin.dashboards.callbacks import attach, job_manager
     from sitetwin.data.errors import StoreError
@@ -46,7 +51,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
         jobs = Path(tempfile.mkdtemp(prefix="sitetwin-jobs-"))
         atexit.register(shutil.rmtree, jobs, ignore_errors=True)     # ours: gone with the process
     manager = job_manager(diskcache.Cache(str(jobs)))
-    app = dash.Dash(
+    app = _workbench_class()(
         __name__,
         use_pages=True,
         pages_folder="",
@@ -65,6 +70,21 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     app.server.config["SITETWIN_JOBS"] = str(jobs)
     _register_media_routes(app.server)
     return app
+
+
+@functools.cache
+def _workbench_class():
+    """Dash, with the page's HTML in the request's language (``<html lang>``, the loading line)."""
+    import dash
+
+    class Workbench(dash.Dash):
+        def interpolate_index(self, **kwargs):
+            entry = kwargs.get("app_entry") or ""
+            kwargs["app_entry"] = entry.replace("Loading...", _escape(_("Loading...")), 1)
+            page = super().interpolate_index(**kwargs)
+            return page.replace("<html>", f'<html lang="{i18n.current_language()}">', 1)
+
+    return Workbench
 
 
 def import_pages(package: str = PAGES_PACKAGE) -> list[str]:
@@ -123,9 +143,13 @@ def shell_layout():
             html.A("sitetwin", href="/", className="brand", id="shell-brand"),
             html.Nav(id="shell-nav", className="nav"),
             html.Div([
-                dcc.Dropdown(id="shell-site", clearable=False, placeholder="site", className="site-picker"),
+                dcc.Dropdown(id="shell-site", clearable=False, placeholder=_("site"), className="site-picker"),
                 html.Span(who, id="shell-user", className="user"),
                 *logout,
+                # filled for the page shown (its links keep the page and its query); a full load, so that
+                # everything, the shell included, is rendered again in the language picked
+                html.Nav(language_switcher("/"), id="shell-lang", className="languages",
+                         title=_("Language")),
             ], className="header-right"),
         ], className="header"),
         html.Div(id="shell-alert", className="alert hidden"),
@@ -147,9 +171,25 @@ def nav_links(site: str | None, pathname: str | None):
             continue
         href = page["relative_path"] + (f"?{urlencode({'site': site})}" if site else "")
         active = pathname == page["relative_path"]
-        links.append(dcc.Link(page["name"], href=href, id={"type": "shell-nav-link", "page": page["module"]},
+        links.append(dcc.Link(_pages(page["name"]), href=href, id={"type": "shell-nav-link", "page": page["module"]},
                               className="nav-link active" if active else "nav-link"))
     return links
+
+
+def language_switcher(target: str) -> list:
+    """The languages, each named in itself; the current one is plain text, the others links to ``target``
+    (a local path and query) in that language."""
+    from dash import html
+
+    from sitetwin.dashboards.access import language_links
+
+    out = []
+    for lang, name, href in language_links(target):
+        if href is None:
+            out.append(html.Span(name, lang=lang, className="lang current", id=f"shell-lang-{lang}"))
+        else:
+            out.append(html.A(name, href=href, lang=lang, className="lang", id=f"shell-lang-{lang}"))
+    return out
 
 
 class BackgroundServer:
@@ -213,6 +253,12 @@ def sync_site(search, picked, pathname):
         return options, picked, "?" + urlencode({"site": picked}), nav_links(picked, pathname)
     site = query.get("site") if query.get("site") in codes else (codes[0] if codes else None)
     return options, site, no_update, nav_links(site, pathname)
+
+
+@callback(Output("shell-lang", "children"), Input("shell-url", "pathname"), Input("shell-url", "search"))
+def switch_language_links(pathname, search):
+    """The switcher's links follow the page shown, with its query (site, element ...)."""
+    return language_switcher((pathname or "/") + (search or ""))
 
 
 @callback(Output("shell-alert", "className", allow_duplicate=True),

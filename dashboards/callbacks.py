@@ -93,6 +93,14 @@ def _expected_errors_shown(fn: Callable) -> Callable:
     return run
 
 
+def _in_language(lang: str, job_fn: Callable, *args: Any) -> Any:
+    """Run a background job in ``lang`` (the language of the request that started it)."""
+    from sitetwin.data.i18n import use_language
+
+    with use_language(lang):
+        return job_fn(*args)
+
+
 REFUSED_JOB = "refused"     # the handle of a job refused for its input: no process was started
 
 
@@ -124,7 +132,11 @@ def _job_manager_class():
                     # the job itself, here: it refuses the same input before doing anything (message, no update)
                     job_fn(key, self._make_progress_key(key), args, context)
                     return REFUSED_JOB
-            return super().call_job_fn(key, job_fn, args, context)
+            # the job runs in another process: it reads in the language of the request that started it
+            from sitetwin.data.i18n import current_language
+
+            return super().call_job_fn(key, functools.partial(_in_language, current_language(), job_fn), args,
+                                       context)
 
         def job_running(self, job):
             return False if str(job) == REFUSED_JOB else super().job_running(job)

@@ -1,4 +1,8 @@
-"""Small building blocks the pages share: empty states, fact lists, tables, badges, plot styling."""
+"""Small building blocks the pages share: empty states, fact lists, tables, badges, plot styling.
+
+Numbers and dates are written as the reader's locale writes them (``data.i18n``), time stamps in the
+site's time zone (:func:`site_tz`); texts are the caller's, already translated.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,42 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dash import html
+
+from sitetwin.data.i18n import N_, Translator, format_date, format_datetime, format_number, format_percent
+
+_ = Translator("dashboards")
+DEFAULT_TIME_ZONE = "Asia/Shanghai"     # a site without a time zone of its own (data.sites' default)
+
+# what the shell shows for stored codes (the codes stay in the store and in the components' values)
+LABELS: dict[str, dict[str, str]] = {
+    "status": {"built": N_("built"), "partial": N_("partially built"), "not_built": N_("not built"),
+               "out_of_tolerance": N_("out of tolerance"), "unknown": N_("not surveyed")},
+    "finding_status": {"open": N_("open"), "rectification_submitted": N_("rectification submitted"),
+                       "verified_closed": N_("verified and closed"), "reopened": N_("reopened")},
+    "event": {"raised": N_("raised"), "comment": N_("comment"),
+              "rectification_submitted": N_("rectification submitted"), "verified_closed": N_("verified and closed"),
+              "reopened": N_("reopened"), "escalated": N_("escalated"),
+              "due_changed": N_("due date changed"), "imported": N_("imported")},
+    "severity": {"low": N_("low"), "medium": N_("medium"), "high": N_("high"), "critical": N_("critical")},
+    "category": {"quality": N_("quality"), "safety": N_("safety"), "progress": N_("progress"),
+                 "environment": N_("environment")},
+    "rule": {"no_hard_hat": N_("no hard hat"), "no_vest": N_("no safety vest"),
+             "unprotected_edge": N_("unprotected edge"), "machinery_zone": N_("person in a machinery zone"),
+             "dangerous_works_zone": N_("person in a dangerous works zone")},
+    "source": {"image": N_("image"), "panorama": N_("panorama"), "video": N_("video"), "camera": N_("camera")},
+    "risk_component": {"findings": N_("open findings"), "hazards": N_("hazards"), "deviation": N_("deviation"),
+                       "progress": N_("progress delay"), "data": N_("data freshness"), "sensors": N_("sensor warnings"),
+                       "dangerous_works": N_("dangerous works"), "training": N_("safety education coverage")},
+}
+
+
+def label(kind: str, value: Any) -> str:
+    """A stored code as the reader reads it (unknown codes as stored, "–" for none)."""
+    if value is None or value == "":
+        return "–"
+    text = LABELS.get(kind, {}).get(str(value))
+    return _(text) if text else str(value)
+
 
 PLOT_LAYOUT = dict(template="none", margin=dict(l=50, r=20, t=30, b=40), font=dict(size=12),
                    paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
@@ -22,15 +62,30 @@ def empty(text: str, id: str | None = None) -> html.Div:
     return html.Div(text, className="empty", **_id_prop(id))
 
 
-def fmt(value: Any, digits: int = 1) -> str:
+def site_tz(store, site_code: str | None) -> str:
+    """The IANA time zone the site's times are shown in (``data.queries.site_time_zone``)."""
+    if not site_code:
+        return DEFAULT_TIME_ZONE
+    from sitetwin.data.queries import site_time_zone
+
+    return site_time_zone(store, site_code) or DEFAULT_TIME_ZONE
+
+
+def fmt(value: Any, digits: int = 1, tz: str | None = DEFAULT_TIME_ZONE) -> str:
+    """A value as the reader reads it: numbers in their locale (``digits`` decimals for floats), a naive-UTC
+    time stamp in the site's time zone ``tz``, a date; anything else as it is."""
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return format_number(value, digits)
+    if isinstance(value, int):
+        return format_number(value)
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return format_datetime(value, tz=tz)
     if isinstance(value, dt.date):
-        return value.isoformat()
+        return format_date(value)
     return str(value)
 
 
@@ -42,10 +97,12 @@ def facts(pairs: Iterable[tuple[str, Any]], id: str | None = None) -> html.Dl:
 
 
 def table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], id: str | None = None,
-          cell=None) -> html.Table | html.Div:
-    """A plain HTML table of ``rows`` with ``columns`` as (key, header); ``cell(key, row)`` may render a cell."""
-    head = html.Thead(html.Tr([html.Th(h) for _, h in columns]))
-    body = html.Tbody([html.Tr([html.Td(cell(k, r) if cell else fmt(r.get(k))) for k, _ in columns]) for r in rows])
+          cell=None, tz: str | None = DEFAULT_TIME_ZONE) -> html.Table | html.Div:
+    """A plain HTML table of ``rows`` with ``columns`` as (key, header, translated by the caller);
+    ``cell(key, row)`` may render a cell (else :func:`fmt`, times in ``tz``)."""
+    head = html.Thead(html.Tr([html.Th(h) for _k, h in columns]))
+    body = html.Tbody([html.Tr([html.Td(cell(k, r) if cell else fmt(r.get(k), tz=tz)) for k, _h in columns])
+                       for r in rows])
     return html.Table([head, body], className="simple", **_id_prop(id))
 
 
@@ -54,7 +111,8 @@ def badge(text: str, kind: str = "") -> html.Span:
 
 
 def severity(sev: str | None) -> html.Span:
-    return badge(sev or "–", f"sev-{sev}" if sev else "")
+    """A severity badge: the class stays the code (``sev-high``), the text is the reader's."""
+    return badge(label("severity", sev), f"sev-{sev}" if sev else "")
 
 
 def figure_num(value: Any, label: str, id: str | None = None) -> html.Div:
@@ -67,9 +125,9 @@ def control(label: str, component, wide: bool = False) -> html.Div:
 
 
 def site_missing(page: str) -> html.Div:
-    return html.Div([html.H1("No site"), empty("You have no site to look at: no site in this store is in your scope. "
-                                                "Load a model with `sitetwin bim load`, or ask an admin to grant "
-                                                "you a site.", id=f"{page}-nosite")])
+    return html.Div([html.H1(_("No site")),
+                     empty(_("You have no site to look at: no site in this store is in your scope. Load a model with "
+                             "`sitetwin bim load`, or ask an admin to grant you a site."), id=f"{page}-nosite")])
 
 
 def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str | None = None,
@@ -89,11 +147,11 @@ def day_slider(epochs: Sequence[dt.date], other_days: Sequence[Any], want: str |
     labelled = [i for i, d in enumerate(days) if d in epoch_set]
     step = max(1, len(labelled) // 8)        # at most about eight labels
     marks: dict[str, str | dict[str, Any]]
-    marks = {str(i): {"label": days[i].strftime("%Y-%m-%d") if n % step == 0 else "",
+    marks = {str(i): {"label": format_date(days[i]) if n % step == 0 else "",
                       "style": {"color": "#1d4ed8", "fontWeight": 600}}
              for n, i in enumerate(labelled)}
     if not labelled:
-        marks = {"0": days[0].isoformat(), str(len(days) - 1): days[-1].isoformat()}
+        marks = {"0": format_date(days[0]), str(len(days) - 1): format_date(days[-1])}
     wanted = None
     if want:
         try:
@@ -115,16 +173,17 @@ def pending_banner(items: Sequence[Any], landed: Sequence[str], *, reload_href: 
     lines: list = []
     for p in items:
         if p.state == "failed":
-            lines.append(html.Div([html.B("Could not be prepared: "), f"{p.label} ({p.message})"],
+            lines.append(html.Div([html.B(_("Could not be prepared: ")), f"{p.label} ({p.message})"],
                                   className="pending-failed"))
             continue
-        share = f" ({p.progress:.0%})" if p.progress is not None else ""
-        lines.append(html.Div([html.B("Being prepared: "), f"{p.label}; {p.message}{share}. This page shows it "
-                               "once it lands."], className="pending-running"))
+        share = f" ({format_percent(p.progress)})" if p.progress is not None else ""
+        lines.append(html.Div([html.B(_("Being prepared: ")),
+                               _("{what}; {state}{share}. This page shows it once it lands.", what=p.label,
+                                 state=p.message, share=share)], className="pending-running"))
     if landed:
-        lines.append(html.Div([html.B("Ready: "), ", ".join(landed) + ". ",
-                               html.A("Reload the page", href=reload_href, id="shell-pending-reload"),
-                               " to see it."], className="pending-ready"))
+        lines.append(html.Div([html.B(_("Ready: ")), _(", ").join(landed) + _(". "),
+                               html.A(_("Reload the page"), href=reload_href, id="shell-pending-reload"),
+                               _(" to see it.")], className="pending-ready"))
     return lines
 
 

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sitetwin.data.errors import SitetwinError
+from sitetwin.data.i18n import Translator
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
+
+_ = Translator("dashboards")
 
 __all__ = ["BadInput", "Check", "LIST_MAX", "URL_MAX", "boolean", "checked", "count", "day", "declare",
            "declare_pattern", "finite_float", "int_in", "list_of", "object_id", "one_of", "optional", "record",
@@ -47,25 +50,26 @@ class BadInput(SitetwinError, ValueError):
 
     def __init__(self, where: str, problem: str):
         self.where, self.problem = where, problem
-        super().__init__(f"the page sent {where}: {problem}; reload the page")
+        super().__init__(_("the page sent {where}: {problem}; reload the page", where=where, problem=problem))
 
 
 def _kind(value: Any) -> str:
     """What a value is, in words, without echoing text (it may be long, or hostile)."""
     if value is None:
-        return "nothing (null)"
+        return _("nothing (null)")
     if isinstance(value, bool):
-        return "true/false"
+        return _("true/false")
     if isinstance(value, int):
-        return f"the number {value}" if abs(value) < 10**15 else f"a {len(str(abs(value)))}-digit number"
+        return (_("the number {value}", value=value) if abs(value) < 10**15
+                else _("a {n}-digit number", n=len(str(abs(value)))))
     if isinstance(value, float):
-        return f"the number {value:.6g}"
+        return _("the number {value}", value=format(value, ".6g"))
     if isinstance(value, str):
-        return f"text of {len(value):,} characters"
+        return _("text of {n} characters", n=format(len(value), ","))
     if isinstance(value, list):
-        return f"a list of {len(value):,} items"
+        return _("a list of {n} items", n=format(len(value), ","))
     if isinstance(value, dict):
-        return f"a mapping of {len(value):,} keys"
+        return _("a mapping of {n} keys", n=format(len(value), ","))
     return type(value).__name__
 
 
@@ -87,9 +91,9 @@ class IntIn(Check):
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadInput(where, f"expected a whole number, got {_kind(value)}")
+            raise BadInput(where, _("expected a whole number, got {what}", what=_kind(value)))
         if not self.lo <= value <= self.hi:
-            raise BadInput(where, f"{_kind(value)} is outside {self.lo}..{self.hi}")
+            raise BadInput(where, _("{what} is outside {lo}..{hi}", what=_kind(value), lo=self.lo, hi=self.hi))
         return value
 
 
@@ -102,15 +106,17 @@ class FiniteFloat(Check):
 
     def __call__(self, value, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(where, f"expected a number, got {_kind(value)}")
+            raise BadInput(where, _("expected a number, got {what}", what=_kind(value)))
         try:
             number = float(value)
         except OverflowError:        # an integer too large for a float
-            raise BadInput(where, f"{_kind(value)} is outside {self.lo:g}..{self.hi:g}") from None
+            raise BadInput(where, _("{what} is outside {lo}..{hi}", what=_kind(value), lo=format(self.lo, "g"),
+                                      hi=format(self.hi, "g"))) from None
         if not math.isfinite(number):
-            raise BadInput(where, f"expected a finite number, got {_kind(number)}")
+            raise BadInput(where, _("expected a finite number, got {what}", what=_kind(number)))
         if not self.lo <= number <= self.hi:
-            raise BadInput(where, f"{_kind(number)} is outside {self.lo:g}..{self.hi:g}")
+            raise BadInput(where, _("{what} is outside {lo}..{hi}", what=_kind(number), lo=format(self.lo, "g"),
+                                      hi=format(self.hi, "g")))
         return number
 
 
@@ -127,7 +133,7 @@ class OneOf(Check):
                     return name
         shown = ", ".join(str(n) for n in self.names[:12]) + (" ..." if len(self.names) > 12 else "")
         what = f"{value!r}" if isinstance(value, str) and len(value) <= 40 and value.isprintable() else _kind(value)
-        raise BadInput(where, f"{what} is not one of: {shown}")
+        raise BadInput(where, _("{what} is not one of: {names}", what=what, names=shown))
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,10 @@ class ListOf(Check):
 
     def __call__(self, value, where):
         if not isinstance(value, list):
-            raise BadInput(where, f"expected a list, got {_kind(value)}")
+            raise BadInput(where, _("expected a list, got {what}", what=_kind(value)))
         if not self.min_len <= len(value) <= self.max_len:
-            raise BadInput(where, f"{_kind(value)}, expected {self.min_len} to {self.max_len}")
+            raise BadInput(where, _("{what}, expected {lo} to {hi}", what=_kind(value), lo=self.min_len,
+                                    hi=self.max_len))
         return [self.item(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
@@ -164,7 +171,7 @@ class TupleOf(Check):
 
     def __call__(self, value, where):
         if not isinstance(value, list) or len(value) != len(self.items):
-            raise BadInput(where, f"expected a list of {len(self.items)} values, got {_kind(value)}")
+            raise BadInput(where, _("expected a list of {n} values, got {what}", n=len(self.items), what=_kind(value)))
         return [check(v, f"{where}[{i}]") for i, (check, v) in enumerate(zip(self.items, value))]
 
 
@@ -182,14 +189,15 @@ class Record(Check):
 
     def __call__(self, value, where):
         if not isinstance(value, dict):
-            raise BadInput(where, f"expected a mapping, got {_kind(value)}")
+            raise BadInput(where, _("expected a mapping, got {what}", what=_kind(value)))
         unknown = [k for k in value if k not in self.fields]
         if unknown and not self.extra:
             name = unknown[0] if len(unknown[0]) <= 40 and unknown[0].isprintable() else "(a long or odd key)"
-            raise BadInput(where, f"unexpected key {name!r}; expected only {', '.join(self.fields)}")
+            raise BadInput(where, _("unexpected key {name}; expected only {keys}", name=repr(name),
+                                      keys=", ".join(self.fields)))
         missing = [k for k in self.required if k not in value]
         if missing:
-            raise BadInput(where, f"missing {', '.join(missing)}")
+            raise BadInput(where, _("missing {keys}", keys=", ".join(missing)))
         return {k: check(value[k], f"{where}.{k}") for k, check in self.fields.items() if k in value}
 
 
@@ -217,11 +225,12 @@ class Token(Check):
 
     def __call__(self, value, where):
         if not isinstance(value, str):
-            raise BadInput(where, f"expected an id (text), got {_kind(value)}")
+            raise BadInput(where, _("expected an id (text), got {what}", what=_kind(value)))
         if not 1 <= len(value) <= self.max_len:
-            raise BadInput(where, f"an id of {len(value):,} characters, expected 1 to {self.max_len}")
+            raise BadInput(where, _("an id of {n} characters, expected 1 to {most}", n=format(len(value), ","),
+                                      most=self.max_len))
         if not value.isprintable() or any(ch.isspace() for ch in value):
-            raise BadInput(where, "an id may not hold spaces or control characters")
+            raise BadInput(where, _("an id may not hold spaces or control characters"))
         return value
 
 
@@ -234,11 +243,11 @@ class SiteCode(Check):
         from sitetwin.data.sites import check_site_code
 
         if not isinstance(value, str):
-            raise BadInput(where, f"expected a site code (text), got {_kind(value)}")
+            raise BadInput(where, _("expected a site code (text), got {what}", what=_kind(value)))
         try:
             return check_site_code(value)
         except StoreError:
-            raise BadInput(where, "a site code is 1-64 letters, digits, '-', '_' or '.'") from None
+            raise BadInput(where, _("a site code is 1-64 letters, digits, '-', '_' or '.'")) from None
 
 
 @dataclass(frozen=True)
@@ -251,7 +260,7 @@ class Day(Check):
         import datetime as dt
 
         if not isinstance(value, str):
-            raise BadInput(where, f"expected a day (YYYY-MM-DD), got {_kind(value)}")
+            raise BadInput(where, _("expected a day (YYYY-MM-DD), got {what}", what=_kind(value)))
         if not value.strip() and self.blank_ok:
             return None
         try:
@@ -259,7 +268,7 @@ class Day(Check):
                 raise ValueError(value)
             return dt.date.fromisoformat(value.strip()).isoformat()
         except ValueError:
-            raise BadInput(where, "not a day; write it as YYYY-MM-DD") from None
+            raise BadInput(where, _("not a day; write it as YYYY-MM-DD")) from None
 
 
 @dataclass(frozen=True)
@@ -271,7 +280,7 @@ class UrlPath(Check):
     def __call__(self, value, where):
         value = Text(self.max_len)(value, where)
         if not value.startswith("/"):
-            raise BadInput(where, "a path starts with '/'")
+            raise BadInput(where, _("a path starts with '/'"))
         return value
 
 
@@ -279,7 +288,7 @@ class UrlPath(Check):
 class Boolean(Check):
     def __call__(self, value, where):
         if not isinstance(value, bool):
-            raise BadInput(where, f"expected true or false, got {_kind(value)}")
+            raise BadInput(where, _("expected true or false, got {what}", what=_kind(value)))
         return value
 
 

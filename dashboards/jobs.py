@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from sitetwin.data.i18n import N_, Translator, format_number
+
+_ = Translator("dashboards")
+
 DETECT_ACTION = "raise"      # a detector run raises findings for its hazards: regulators (and admins) may
 
 
@@ -28,9 +32,9 @@ def detect_on_panorama(site: str, pano_id: str, run_id: str,
     if pano_site != site:
         from sitetwin.oversight.errors import AccessDenied
 
-        raise AccessDenied(f"panorama {pano_id} is not a panorama of site {site}")
+        raise AccessDenied(_("Panorama {pano} is not a panorama of site {site}.", pano=pano_id, site=site))
     if run_id not in weights:
-        raise VisionError(f"no trained weights for vision run {run_id!r} in this store")
+        raise VisionError(_("No trained weights for vision run {run!r} in this store.", run=run_id))
     progress(2, 4)
     from sitetwin.oversight.raising import raise_drafts
     from sitetwin.vision.pipeline import detect_source
@@ -39,12 +43,17 @@ def detect_on_panorama(site: str, pano_id: str, run_id: str,
         progress(3, 4)
         report = detect_source(store, None, weights[run_id]["weights_path"], pano_id=pano_id, sink=raise_drafts)
     progress(4, 4)
-    return (f"run {report.run_id}: {report.detections} detections ({report.tagged} on elements), "
-            f"{report.hazards} hazards, {report.findings} findings in {report.seconds:.1f} s")
+    return _("Run {run}: {detections} detections ({tagged} on elements), {hazards} hazards, {findings} findings "
+             "in {seconds} s", run=report.run_id, detections=format_number(report.detections),
+             tagged=format_number(report.tagged), hazards=format_number(report.hazards),
+             findings=format_number(report.findings), seconds=format_number(report.seconds, 1))
 
 
 SURVEY_ACTION = "import"     # adding a survey imports data into the site: regulators and admins
 SURVEY_STEPS = ("reading", "indexing the model", "registering", "computing deviation", "writing")
+# what the page's progress line says for each step (twin's own messages are in English)
+SURVEY_STEP_LABELS = (N_("reading the scans"), N_("indexing the model"), N_("registering"), N_("computing deviation"),
+                      N_("writing"))
 
 
 def inbox_dir(db) -> Path:
@@ -96,30 +105,31 @@ def add_survey_from_inbox(site: str, names: list[str], *, epoch: str | None, reg
     if names is None:
         names = []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise SurveyError("scan files: expected a list of file names from the inbox")
+        raise SurveyError(_("Scan files: expected a list of file names from the inbox."))
     folder = inbox_dir(current_db())
     files = []
     for name in names:
         # one answer for a missing file, a path outside the inbox and a name no file can have
         path = None if "\x00" in name or "/" in name or "\\" in name else (folder / name).resolve()
         if path is None or path.parent != folder.resolve() or not path.is_file():
-            raise SurveyError(f"{name[:80]!r}: not a file in the scan inbox")
+            raise SurveyError(_("{name}: not a file in the scan inbox.", name=repr(name[:80])))
         files.append(path)
     if not files:
-        raise SurveyError(f"choose one or more scan files from the inbox {folder}")
+        raise SurveyError(_("Choose one or more scan files from the inbox {folder}.", folder=folder))
     total = len(SURVEY_STEPS) + 1
 
     def say(message: str) -> None:
         step = next((i for i, s in enumerate(SURVEY_STEPS) if message.startswith(s)), 0)
-        progress(step + 1, total, message)
+        progress(step + 1, total, _(SURVEY_STEP_LABELS[step]))
 
-    progress(0, total, "waiting for the store")
+    progress(0, total, _("waiting for the store"))
     with site_write_store(site, SURVEY_ACTION) as (store, scope):
         models = current_model_ids(store, site)
         if not models:
-            raise SurveyError(f"site {site} has no model to compare the survey with; load one with `sitetwin bim load`")
+            raise SurveyError(_("Site {site} has no model to compare the survey with; load one with "
+                                "`sitetwin bim load`.", site=site))
         report = add_survey(store, files, model_ids=models, epoch=epoch or None, register=register, on_progress=say)
-    progress(total, total, "done")
+    progress(total, total, _("done"))
     return {"survey_id": report.survey_id, "points": report.point_count, "statuses": report.status_counts,
             "fitness": report.registration.get("fitness"), "rmse_m": report.registration.get("rmse_m"),
             "seconds": report.seconds, "reused": report.reused}

@@ -16,10 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.i18n import N_, Translator
+
+_ = Translator("dashboards")
+
 VIEW_WIDTH, VIEW_HEIGHT = 960, 560
 DEFAULT_FOV_DEG = 90.0
 MIN_FOV_DEG, MAX_FOV_DEG = 30.0, 120.0
 OVERLAY_MODES = ("class", "status", "deviation")
+OVERLAY_LABELS = {"class": N_("IFC class"), "status": N_("as-built status"), "deviation": N_("deviation")}
 IMAGE_CACHE_SIZE = 8
 BOX_COLOR = (255, 60, 60)
 JPEG_QUALITY = 82
@@ -102,7 +107,7 @@ def layered(store, pano, *, overlay: str | None, detections: list[dict] | None) 
             raise ValueError(f"overlay {overlay!r}: use one of {', '.join(OVERLAY_MODES)}")
         emap = element_map(store, pano)
         if emap is None:
-            note = "no element map for this panorama: make one with `sitetwin pano element-map`"
+            note = _("No element map for this panorama: make one with `sitetwin pano element-map`.")
         else:
             from sitetwin.panorama.overlay import coloring
             from sitetwin.panorama.overlay import overlay as draw
@@ -113,7 +118,8 @@ def layered(store, pano, *, overlay: str | None, detections: list[dict] | None) 
                 image = _cached(("overlay", pano.pano_id, pano.sha256, overlay, survey, len(colors.colors)),
                                 lambda: draw(image, emap, colors, style="both", alpha=0.35))
             except SitetwinError as exc:
-                note = f"overlay by {overlay} not drawn: {exc}"
+                note = _("Overlay by {overlay} not drawn: {problem}", overlay=_(OVERLAY_LABELS.get(overlay, overlay)),
+                         problem=exc)
     if detections:
         image = draw_boxes(image, detections)
     return image, note

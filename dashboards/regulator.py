@@ -17,14 +17,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sitetwin.data.i18n import N_, Translator
+
+_ = Translator("dashboards")
+
 RISK_RANGE = (0.0, 100.0)
 FINDINGS_SHOWN = 500          # rows on the findings page (newest first); BCF export takes every match
 BCF_VERSIONS = ("2.1", "3.0")
-# workflow action -> (oversight permission, button label)
-ACTIONS = {"submit": ("submit_rectification", "Submit rectification"),
-           "verify": ("verify_close", "Verify and close"),
-           "reopen": ("reopen", "Reopen"),
-           "comment": ("comment", "Comment")}
+# workflow action -> (oversight permission, button label: translate where shown, see action_label)
+ACTIONS = {"submit": ("submit_rectification", N_("Submit rectification")),
+           "verify": ("verify_close", N_("Verify and close")),
+           "reopen": ("reopen", N_("Reopen")),
+           "comment": ("comment", N_("Comment"))}
+# what act() says it did, per action
+DONE = {"submit": N_("{ref}: rectification submitted; status {status}."),
+        "verify": N_("{ref}: verified and closed; status {status}."),
+        "reopen": N_("{ref}: reopened; status {status}."),
+        "comment": N_("{ref}: comment added; status {status}.")}
+STATUS_LABELS = {"open": N_("open"), "rectification_submitted": N_("rectification submitted"),
+                 "verified_closed": N_("verified and closed"), "reopened": N_("reopened")}
+
+
+def action_label(action: str) -> str:
+    """A workflow action's button label in the reader's language."""
+    return _(ACTIONS[action][1])
 
 
 # --------------------------------------------------------------------------------------
@@ -101,7 +117,7 @@ def record_scores(sites: list[str]) -> int:
     from sitetwin.oversight.risk import record_risk
 
     scope = require_caller().scope
-    scope.require("record_risk", "store risk scores")
+    scope.require("record_risk", _("store risk scores"))
     if not sites:
         return 0
     with write_store_for() as store:
@@ -175,14 +191,15 @@ def act(finding_id: str, action: str, *, note: str | None = None, evidence_text:
     from sitetwin.oversight.errors import FindingError
 
     if action not in ACTIONS:
-        raise FindingError(f"action {action!r}: use one of {', '.join(ACTIONS)}")
+        raise FindingError(_("Action {action!r}: use one of {actions}.", action=action, actions=", ".join(ACTIONS)))
     perm = ACTIONS[action][0]
     note = (note or "").strip()
     with object_write_store("findings", "finding_id", finding_id, perm) as (store, site, scope):
         if action == "submit":
             text = (evidence_text or "").strip()
             if not text:
-                raise FindingError("a rectification needs evidence: describe what was done (photos, figures, scan)")
+                raise FindingError(_("A rectification needs evidence: describe what was done (photos, figures, "
+                                     "scan)."))
             of.submit_rectification(store, finding_id, scope=scope, note=note or "rectified",
                                     evidence={"description": text, "source": "dashboard"})
         elif action == "verify":
@@ -192,7 +209,8 @@ def act(finding_id: str, action: str, *, note: str | None = None, evidence_text:
         else:
             of.comment(store, finding_id, note, scope=scope)
         f = of.get_finding(store, scope, finding_id)
-    return f"{f.ref}: {ACTIONS[action][1].lower()} done; status {f.status.replace('_', ' ')}."
+    status = STATUS_LABELS.get(f.status)
+    return _(DONE[action], ref=f.ref, status=_(status) if status else f.status)
 
 
 def escalate() -> list[dict]:
@@ -201,7 +219,7 @@ def escalate() -> list[dict]:
     from sitetwin.oversight.findings import escalate_overdue
 
     scope = require_caller().scope
-    scope.require("escalate", "escalate overdue findings")
+    scope.require("escalate", _("escalate overdue findings"))
     with write_store_for() as store:
         return escalate_overdue(store, scope=scope)
 
@@ -217,9 +235,10 @@ def bcf_export(finding_ids: list[str], version: str = "2.1", *, snapshots: bool 
     from sitetwin.oversight.errors import BcfError
 
     if version not in BCF_VERSIONS:
-        raise BcfError(f"BCF version {version!r}: use one of {', '.join(BCF_VERSIONS)}")
+        raise BcfError(_("BCF version {version!r}: use one of {versions}.", version=version,
+                         versions=", ".join(BCF_VERSIONS)))
     if not finding_ids:
-        raise BcfError("no findings match these filters: nothing to export")
+        raise BcfError(_("No findings match these filters: nothing to export."))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(prefix="sitetwin-bcf-") as tmp:
         with scoped_store() as (store, scope):
@@ -249,11 +268,12 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
 
     title = (title or "").strip()
     if not title:
-        return "Give the finding a title."
+        return _("Give the finding a title.")
     with object_store("panoramas", "pano_id", pano_id) as (store, site):
         pano = get_panorama(store, pano_id)
         if not (0 <= u < pano.width and 0 <= v < pano.height):
-            raise FindingError(f"pixel ({u}, {v}) lies outside panorama {pano_id} ({pano.width}x{pano.height})")
+            raise FindingError(_("Pixel ({u}, {v}) lies outside panorama {pano} ({width}x{height}).", u=u, v=v,
+                                 pano=pano_id, width=pano.width, height=pano.height))
         hit = pv.element_at(pv.element_map(store, pano), pano, u, v)
     look = pv.View.from_dict(view).to_dict()
     evidence = {"panorama": {"pano_id": pano_id, **look, "pixel_uv": [round(u, 1), round(v, 1)]}}
@@ -264,8 +284,9 @@ def raise_at_pixel(pano_id: str, view: dict | None, u: float, v: float, *, title
                             global_id=hit.global_id if hit else None, location_m=hit.point_m if hit else None,
                             evidence=evidence, scope=scope, source="dashboard", source_ref=f"panorama:{pano_id}")
         number = finding_number(store, fid)
-    on = f" on {hit.global_id}" if hit else " (no model element at that pixel)"
-    return f"Finding {site}-{number} raised{on}."
+    if hit is None:
+        return _("Finding {ref} raised (no model element at that pixel).", ref=site + "-" + str(number))
+    return _("Finding {ref} raised on {element}.", ref=site + "-" + str(number), element=hit.global_id)
 
 
 def hazard_finding(hazard_id: str) -> dict | None:

@@ -23,6 +23,9 @@ import numpy as np
 
 from sitetwin.dashboards import scene
 from sitetwin.dashboards.scene import Bin, SceneGeometry
+from sitetwin.data.i18n import N_, Translator
+
+_ = Translator("dashboards")
 
 MODES = ("class", "storey", "status", "deviation", "schedule")
 MAX_POINTS = 20_000            # scan points sent to the browser (software WebGL draws 10k in about a second)
@@ -33,6 +36,11 @@ GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unsc
            "deviation": ("not measured",)}
 SELECTED_COLOR = "rgb(255,215,0)"
 WARNING_COLOR = "rgb(255,110,0)"        # orange: apart from every status colour
+# Each layer's trace carries its kind in ``meta`` (its ``name`` is in the reader's language).
+POINTS_LAYER, SENSORS_LAYER, WARNED_LAYER = "scan points", "sensors", "sensor warning on element"
+NOTES = {"status": N_("No survey on or before this day: every element is shown as not surveyed."),
+         "deviation": N_("No survey on or before this day: deviation is not measured."),
+         "schedule": N_("No schedule linked to the model: every element is unscheduled.")}
 SEVERITY_COLORS = {None: "rgb(120,130,150)", "low": "rgb(14,165,233)", "medium": "rgb(245,158,11)",
                    "high": "rgb(239,68,68)", "critical": "rgb(190,18,60)"}
 
@@ -109,13 +117,13 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         data.order = [*q.STATUSES, "unknown"]
         data.colors = {s: scene.rgb(STATUS_COLORS[s]) for s in data.order}
         if not survey_id:
-            data.note = "No survey on or before this day: every element is shown as not surveyed."
+            data.note = _(NOTES["status"])
     elif p.mode == "deviation":
         st = q.element_status(store, survey_id)
         data.values = np.array([scene.deviation_band(st.get(key, {}).get("p95_mm")) for key in keys], dtype=object)
         data.order, data.colors = scene.deviation_bins()
         if not survey_id:
-            data.note = "No survey on or before this day: deviation is not measured."
+            data.note = _(NOTES["deviation"])
     else:   # schedule
         day = p.day or q.utcnow().date()
         states = q.schedule_states(store, p.site, day)
@@ -123,7 +131,7 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         data.order = list(q.SCHEDULE_STATES)
         data.colors = dict(scene.SCHEDULE_COLORS)
         if set(data.values.tolist()) <= {"unscheduled"}:
-            data.note = "No schedule linked to the model: every element is unscheduled."
+            data.note = _(NOTES["schedule"])
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)
     if p.points and points and survey_id:
@@ -135,7 +143,7 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
                                 max_points=p.max_points)
             data.points = pts[pts["cluster"] != TERRAIN_CLUSTER].reset_index(drop=True)
         except SurveyError as exc:
-            data.note = f"Scan points not shown: {exc}"
+            data.note = _("Scan points not shown: {problem}", problem=exc)
     return data
 
 
@@ -175,19 +183,26 @@ def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dic
     all_owners += owners
     if lit.any():
         v, f, owner, _ = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
-        all_traces.append(scene.mesh_trace(v, f, "sensor warning on element", WARNING_COLOR, showlegend=False))
+        warned = scene.mesh_trace(v, f, _("sensor warning on element"), WARNING_COLOR, showlegend=False)
+        warned["meta"] = WARNED_LAYER
+        all_traces.append(warned)
         all_owners.append(owner)
-        stats["bins"]["sensor warning on element"] = np.flatnonzero(lit)
-        stats["legend"].append(("sensor warning on element", WARNING_COLOR, int(lit.sum()), 1.0))
+        stats["bins"][WARNED_LAYER] = np.flatnonzero(lit)
+        stats["legend"].append((WARNED_LAYER, WARNING_COLOR, int(lit.sum()), 1.0))
     extra = layer_traces(d, p) if layers else []
     all_traces += extra
     all_owners += [None] * len(extra)
     key = scene.figure_key({**p.key_params(), "survey": d.survey_id, "models": list(geom.key)})
     scene.remember_picks(key, all_owners)
     layout = scene_layout(geom, p, key, d)
-    n_points = sum(len(t["x"]) for t in extra if t["name"] == "scan points")
+    n_points = point_count(extra)
     stats.update(points=n_points, survey_id=d.survey_id, key=key, traces=len(all_traces))
     return {"data": all_traces, "layout": layout}, stats
+
+
+def point_count(traces: list[dict]) -> int:
+    """How many scan points ``traces`` draw (the traces of :data:`POINTS_LAYER`, whatever their names)."""
+    return sum(len(t["x"]) for t in traces if t.get("meta") == POINTS_LAYER)
 
 
 def layer_traces(d: TwinData, p: TwinParams) -> list[dict]:
@@ -208,7 +223,7 @@ def selected_trace(geom: SceneGeometry, element: int | None) -> dict:
         return dict(type="mesh3d", x=[], y=[], z=[], i=[], j=[], k=[], name="selected", visible=False,
                     showlegend=False, hoverinfo="skip")
     v, f, _, _ = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
-    trace = scene.mesh_trace(v, f, f"selected: {geom.ifc_class[element]}", SELECTED_COLOR)
+    trace = scene.mesh_trace(v, f, _("selected: {ifc_class}", ifc_class=geom.ifc_class[element]), SELECTED_COLOR)
     trace["showlegend"] = False
     return trace
 
@@ -243,12 +258,13 @@ def _points_in_view(points, geom: SceneGeometry, vis: np.ndarray, p: TwinParams)
 
 def points_trace(points) -> dict:
     mm = np.clip(points["distance_m"].to_numpy(np.float32) * 1000.0, -DISTANCE_CLIP_MM, DISTANCE_CLIP_MM)
-    return dict(type="scatter3d", mode="markers", name="scan points", x=points["x_m"].to_numpy(np.float32),
+    return dict(type="scatter3d", mode="markers", name=_("scan points"), meta=POINTS_LAYER,
+                x=points["x_m"].to_numpy(np.float32),
                 y=points["y_m"].to_numpy(np.float32), z=points["z_m"].to_numpy(np.float32), hoverinfo="skip",
                 # plotly's RdBu runs blue (low) to red (high): inside the solid blue, standing proud red
                 marker=dict(size=1.6, color=mm.astype(np.float32), colorscale="RdBu",
                             cmin=-DISTANCE_CLIP_MM, cmax=DISTANCE_CLIP_MM,
-                            colorbar=dict(title=dict(text="signed distance (mm)"), len=0.5, x=1.0, thickness=12)))
+                            colorbar=dict(title=dict(text=_("signed distance (mm)")), len=0.5, x=1.0, thickness=12)))
 
 
 def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:
@@ -268,8 +284,9 @@ def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:
         colors.append(SEVERITY_COLORS.get(dev.get("severity") if warned else None, SEVERITY_COLORS[None]))
         sizes.append(9 if warned else 6)
         texts.append(f"{dev['device_id']} ({dev['device_type']})"
-                     + (f"<br>{dev['active_warnings']} active: {dev.get('warning_kinds')}" if warned else ""))
-    return dict(type="scatter3d", mode="markers", name="sensors", x=xs, y=ys, z=zs, text=texts,
+                     + ("<br>" + _("{n} active: {kinds}", n=dev["active_warnings"], kinds=dev.get("warning_kinds"))
+                        if warned else ""))
+    return dict(type="scatter3d", mode="markers", name=_("sensors"), meta=SENSORS_LAYER, x=xs, y=ys, z=zs, text=texts,
                 hovertemplate="%{text}<extra></extra>",
                 marker=dict(size=sizes, color=colors, symbol="diamond", line=dict(width=1, color="#111")))
 
@@ -277,7 +294,8 @@ def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:
 def scene_layout(geom: SceneGeometry, p: TwinParams, key: str, d: TwinData) -> dict:
     axis = dict(showbackground=True, backgroundcolor="rgb(244,246,250)", gridcolor="rgb(220,224,232)",
                 zerolinecolor="rgb(200,205,215)")
-    axes = {name: dict(axis, title=dict(text=f"{name[0]} (m)")) for name in ("xaxis", "yaxis", "zaxis")}
+    titles = {"xaxis": _("x (m)"), "yaxis": _("y (m)"), "zaxis": _("z (m)")}
+    axes = {name: dict(axis, title=dict(text=titles[name])) for name in ("xaxis", "yaxis", "zaxis")}
     if p.section:
         for name, rng in zip(("xaxis", "yaxis", "zaxis"), p.section):
             axes[name].update(range=list(rng), autorange=False)
