@@ -19,7 +19,7 @@ import html
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -27,15 +27,28 @@ from typing import Any
 
 from sitetwin.bim.queries import linked_element_counts, list_models
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import (
+    N_,
+    SOURCE_LANGUAGE,
+    Translator,
+    current_language,
+    format_date,
+    format_datetime,
+    format_number,
+    format_percent,
+    use_language,
+)
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
 from sitetwin.oversight import audit
-from sitetwin.oversight.errors import SchemeError
+from sitetwin.oversight.errors import OversightError, SchemeError
 from sitetwin.oversight.scope import Scope
 from sitetwin.panorama.queries import panorama_summary
 from sitetwin.sensors.queries import attendance_summary, site_devices
 from sitetwin.twin.queries import site_surveys
 from sitetwin.vision.queries import detections_per_site
+
+_ = Translator("oversight")
 
 # metric -> what it measures (the unit is in the words)
 METRICS: dict[str, str] = {
@@ -69,7 +82,10 @@ class ItemResult:
     value: Any
     points: float
     max_points: float
-    note: str
+    note: str                     # stored, English: "0.6 >= step for 4"
+    title_zh: str | None = None   # the scheme's Chinese title of the item (``title_zh``), if it has one
+    note_msg: str = field(default="", compare=False, repr=False)        # the note's message and fields,
+    note_fields: dict = field(default_factory=dict, compare=False, repr=False)  # for the report's language
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,7 @@ class Evaluation:
     premium_factor: float
     premium_formula: str
     risk: Any = None              # the oversight.risk.RiskScore it used (breakdown for the report)
+    scheme_title_zh: str | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -146,6 +163,7 @@ def check_scheme(s: Any, where: str = "scheme") -> None:
     need(isinstance(s, dict), "the scheme", "a mapping")
     for key in ("id", "version", "title"):
         need(isinstance(s.get(key), str) and s[key].strip(), key, "a non-empty string")
+    need(isinstance(s.get("title_zh", ""), str), "title_zh", "a string (the Chinese title)")
     sections = s.get("sections")
     need(isinstance(sections, dict) and sections, "sections", "a mapping of section -> {max_points}")
     for name, sec in sections.items():
@@ -164,6 +182,7 @@ def check_scheme(s: Any, where: str = "scheme") -> None:
         need(_num(it.get("points")) and it["points"] > 0, f"{key}.points", "a positive number")
         need(it.get("metric") in METRICS, f"{key}.metric", f"one of {', '.join(METRICS)}")
         need(isinstance(it.get("title"), str), f"{key}.title", "a string")
+        need(isinstance(it.get("title_zh", ""), str), f"{key}.title_zh", "a string (the Chinese title)")
         rule = it.get("rule")
         need(isinstance(rule, dict) and rule.get("type") in RULES, f"{key}.rule.type", f"one of {', '.join(RULES)}")
         if rule["type"] == "ladder":
@@ -193,22 +212,56 @@ def _num(v) -> bool:
 
 
 def score_item(item: dict, value: Any) -> tuple[float, str]:
-    """Points for one item's metric value under its rule, and a note (pure)."""
+    """Points for one item's metric value under its rule, and a note (pure; the note is English)."""
+    pts, msg, fields = _score(item, value)
+    return pts, _note_en(msg, fields)
+
+
+# The notes an item's score can carry: stored in English, shown in the report's language.
+_NOTES = {"no data": N_("no data"), "yes": N_("yes"), "no": N_("no"),
+          "ladder_up": N_("{value} >= step for {points}"), "ladder_down": N_("{value} <= step for {points}"),
+          "below": N_("{value}: below every step"), "linear": N_("{value} -> {share} of {full}")}
+
+
+def _score(item: dict, value: Any) -> tuple[float, str, dict]:
     rule, full = item["rule"], float(item["points"])
     if value is None:
-        return 0.0, "no data"
+        return 0.0, "no data", {}
     if rule["type"] == "boolean":
-        ok = bool(value)
-        return (full, "yes") if ok else (0.0, "no")
+        return (full, "yes", {}) if bool(value) else (0.0, "no", {})
     v = float(value)
     if rule["type"] == "ladder":
         down = rule.get("direction", "up") == "down"
         earned = [p for t, p in rule["steps"] if (v <= t if down else v >= t)]
         pts = float(max(earned, default=0.0))
-        return pts, f"{_fmt(v)} {'<=' if down else '>='} step for {pts:g}" if earned else f"{_fmt(v)}: below every step"
+        if not earned:
+            return pts, "below", {"value": v}
+        return pts, "ladder_down" if down else "ladder_up", {"value": v, "points": pts}
     frac = (v - rule["zero"]) / (rule["full"] - rule["zero"])
     frac = min(1.0, max(0.0, frac))
-    return round(full * frac, 2), f"{_fmt(v)} -> {frac:.0%} of {full:g}"
+    return round(full * frac, 2), "linear", {"value": v, "share": frac, "full": full}
+
+
+def _note_en(msg: str, fields: dict) -> str:
+    f = {"value": _fmt(fields["value"])} if "value" in fields else {}
+    if "points" in fields:
+        f["points"] = f"{fields['points']:g}"
+    if "share" in fields:
+        f["share"], f["full"] = f"{fields['share']:.0%}", f"{fields['full']:g}"
+    return _NOTES[msg].format(**f)
+
+
+def _note(item: ItemResult) -> str:
+    """An item's note in the current language (the stored English note where it has no parts)."""
+    if not item.note_msg:
+        return _(item.note)
+    fields = item.note_fields
+    f = {"value": _num_text(fields["value"])} if "value" in fields else {}
+    if "points" in fields:
+        f["points"] = format_number(fields["points"])
+    if "share" in fields:
+        f["share"], f["full"] = format_percent(fields["share"]), format_number(fields["full"])
+    return _(_NOTES[item.note_msg], **f)
 
 
 def _fmt(v: float) -> str:
@@ -297,9 +350,11 @@ def evaluate(store: Store, scope: Scope, site_code: str, *, scheme: str | Path |
     metrics = site_metrics(store, site_code, as_of=day)
     items = []
     for it in s["items"]:
-        pts, note = score_item(it, metrics[it["metric"]])
+        pts, msg, fields = _score(it, metrics[it["metric"]])
         items.append(ItemResult(id=it["id"], section=it["section"], title=it["title"], metric=it["metric"],
-                                value=metrics[it["metric"]], points=pts, max_points=float(it["points"]), note=note))
+                                value=metrics[it["metric"]], points=pts, max_points=float(it["points"]),
+                                note=_note_en(msg, fields), title_zh=it.get("title_zh") or None, note_msg=msg,
+                                note_fields=fields))
     by_section = {k: round(sum(i.points for i in items if i.section == k), 2) for k in s["sections"]}
     total = round(sum(by_section.values()), 2)
     basic = by_section.get("basic", 0.0)
@@ -312,7 +367,7 @@ def evaluate(store: Store, scope: Scope, site_code: str, *, scheme: str | Path |
                     basic_points=basic, promotion_points=by_section.get("promotion", 0.0), total_points=total,
                     max_points={k: v["max_points"] for k, v in s["sections"].items()}, grade=grade,
                     risk_score=risk.score, risk_tier=risk.tier, premium_factor=factor, premium_formula=formula,
-                    risk=risk)
+                    risk=risk, scheme_title_zh=s.get("title_zh") or None)
     if record:
         with atomic(store):
             store.execute("INSERT INTO evaluations (evaluation_id, site_code, scheme_id, scheme_version, as_of, "
@@ -350,13 +405,131 @@ def _jsonable(v):
 
 
 # --------------------------------------------------------------------------------------
-# reports
+# reports (in the current language: i18n.use_language, or ``lang=``)
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f2f2f2}.grade{font-size:1.6em;font-weight:bold;padding:.2em .6em;border-radius:.3em;color:#fff}
-.excellent{background:#1b7f3b}.good{background:#3c8dbc}.pass{background:#c8901a}.fail{background:#b03a2e}
-.num{text-align:right}.muted{color:#777}code{background:#f6f6f6;padding:2px 4px}"""
+# Names shown for stored keys; a key not listed here (a custom scheme's section, a new risk component)
+# is shown as it is stored.
+SECTION_NAMES = {"basic": N_("basic"), "promotion": N_("promotion")}
+GRADE_NAMES = {"excellent": N_("excellent"), "good": N_("good"), "pass": N_("pass"), "fail": N_("fail")}
+COMPONENT_NAMES = {"findings": N_("open findings"), "hazards": N_("AI-detected hazards"),
+                   "deviation": N_("deviation from the model"), "progress": N_("progress behind schedule"),
+                   "data": N_("data missing or stale"), "sensors": N_("sensor warnings"),
+                   "dangerous_works": N_("dangerous works"), "training": N_("safety education coverage")}
+SEVERITY_NAMES = {"low": N_("low"), "medium": N_("medium"), "high": N_("high"), "critical": N_("critical")}
+STATUS_NAMES = {"open": N_("open"), "rectification_submitted": N_("rectification submitted"),
+                "verified_closed": N_("verified and closed"), "reopened": N_("reopened")}
+CATEGORY_NAMES = {"safety": N_("safety"), "quality": N_("quality"), "progress": N_("progress"),
+                  "environment": N_("environment")}
+
+# The one-line bases oversight.risk writes (English, stored with the score), shown in the report's
+# language; a line no pattern matches is shown as written.
+_BASES = [
+    (r"(?P<open>\d+) open findings, (?P<overdue>\d+) overdue", N_("{open} open findings, {overdue} overdue")),
+    (r"(?P<hazards>\d+) hazards over (?P<hours>\d+) worker-hours \((?P<workers>\d+) workers\)",
+     N_("{hazards} hazards over {hours} worker-hours ({workers} workers)")),
+    (r"(?P<hazards>\d+) hazards over (?P<days>\d+) days with detections \(no attendance data\)",
+     N_("{hazards} hazards over {days} days with detections (no attendance data)")),
+    (r"(?P<n>\d+) of (?P<of>\d+) surveyed elements out of tolerance \(survey (?P<survey>.+)\)",
+     N_("{n} of {of} surveyed elements out of tolerance (survey {survey})")),
+    (r"nothing due yet", N_("nothing due yet")),
+    (r"(?P<n>\d+) of (?P<of>\d+) elements due by now not seen built \((?P<sources>.*)\)",
+     N_("{n} of {of} elements due by now not seen built ({sources})")),
+    (r"(?P<n>\d+) of (?P<of>\d+) sources reporting(?P<rest>.*)", N_("{n} of {of} sources reporting{rest}")),
+    (r"(?P<n>\d+) sensor warnings in the window", N_("{n} sensor warnings in the window")),
+    (r"no data: no survey", N_("no data: no survey")),
+    (r"no data: survey (?P<survey>.+) saw no built element", N_("no data: survey {survey} saw no built element")),
+    (r"no data: no schedule", N_("no data: no schedule")),
+    (r"no data: a schedule, but no survey or detector observations",
+     N_("no data: a schedule, but no survey or detector observations")),
+    (r"no data: no attendance and no detections in the window",
+     N_("no data: no attendance and no detections in the window")),
+    (r"no data: no sensors on this site", N_("no data: no sensors on this site")),
+    (r"(?P<works>\d+) dangerous works registered: (?P<overdue>\d+) overdue for plan approval, "
+     r"(?P<beyond>\d+) beyond scale and (?P<other>\d+) other under way",
+     N_("{works} dangerous works registered: {overdue} overdue for plan approval, {beyond} beyond a certain scale "
+        "and {other} other under way")),
+    (r"no data: no dangerous works registered", N_("no data: no dangerous works registered")),
+    (r"(?P<n>\d+) of (?P<of>\d+) workers on site without valid training",
+     N_("{n} of {of} workers on site without valid safety education")),
+    (r"no data: no training records kept", N_("no data: no safety education records kept")),
+    (r"no data: nobody on site in the window", N_("no data: nobody on site in the window")),
+    (r"no data: no training records", N_("no data: no safety education records")),
+]
+
+# CJK fonts the PDF report can set Chinese in, best first (Debian's fonts-noto-cjk gives the first).
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "Source Han Sans CN",
+                "WenQuanYi Zen Hei", "AR PL UMing CN")
+CJK_PACKAGE = "fonts-noto-cjk"
+
+
+class ReportError(OversightError):
+    """A report that cannot be written here (a PDF in Chinese without a CJK font installed)."""
+
+
+def _basis(text: str) -> str:
+    import re
+
+    if current_language() == SOURCE_LANGUAGE:
+        return text
+    for pattern, msg in _BASES:
+        m = re.fullmatch(pattern, text)
+        if m:
+            return _(msg, **m.groupdict())
+    return text
+
+
+def _name(names: dict[str, str], key: str) -> str:
+    return _(names[key]) if key in names else key
+
+
+def _item_title(i: ItemResult) -> str:
+    return i.title_zh if current_language() == "zh-CN" and i.title_zh else i.title
+
+
+def _scheme_title(ev: Evaluation) -> str:
+    return ev.scheme_title_zh if current_language() == "zh-CN" and ev.scheme_title_zh else ev.scheme_title
+
+
+def _num_text(v: float) -> str:
+    """A measured value as the report shows it: three significant digits, in the locale's digits."""
+    if not math.isfinite(v):
+        return "–"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(v))))) if v and abs(v) < 1000 else 0
+    return format_number(round(v, digits), None if digits else 0)
+
+
+def _value(v) -> str:
+    if v is None:
+        return _("no data")
+    if isinstance(v, bool):
+        return _("yes") if v else _("no")
+    if isinstance(v, (int, float)):
+        return _num_text(float(v))
+    return str(v)
+
+
+def _risk_formula(ev: Evaluation) -> str:
+    text = ev.risk.formula()
+    return text if current_language() == SOURCE_LANGUAGE else text.replace("(no data)", _("(no data)"))
+
+
+def _premium_formula(ev: Evaluation) -> str:
+    text = ev.premium_formula
+    if current_language() == SOURCE_LANGUAGE:
+        return text
+    return text.replace("factor =", _("factor") + " =").replace("(risk ", "(" + _("risk score") + " ")
+
+
+def _finding_rows(findings) -> list[dict]:
+    out = []
+    for f in findings or ():
+        get = f.get if isinstance(f, dict) else (lambda k, f=f: getattr(f, k, None))
+        ref = get("ref") or f"{get('site_code')}-{get('number')}"
+        out.append({"ref": ref, "severity": _name(SEVERITY_NAMES, str(get("severity"))),
+                    "status": _name(STATUS_NAMES, str(get("status"))),
+                    "category": _name(CATEGORY_NAMES, str(get("category"))),
+                    "due": format_date(get("due")), "title": get("title") or ""})
+    return out
 
 
 # Longest text a report cell shows: a name or note stored by anyone cannot blow the report up.
@@ -369,118 +542,405 @@ def _safe(value: Any, limit: int = REPORT_TEXT_MAX) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def report_html(ev: Evaluation, *, site_name: str | None = None) -> str:
-    """A self-contained HTML report: grade, points per item, the risk breakdown and the premium formula.
+_CSS = """body{font-family:system-ui,"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif;margin:2em;
+color:#222}h1{font-size:1.4em}table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f2f2f2}
+.grade{font-size:1.6em;font-weight:bold;padding:.2em .6em;border-radius:.3em;color:#fff}
+.excellent{background:#1b7f3b}.good{background:#3c8dbc}.pass{background:#c8901a}.fail{background:#b03a2e}
+.num{text-align:right}.muted{color:#777}code{background:#f6f6f6;padding:2px 4px}"""
 
+
+def report_html(ev: Evaluation, *, site_name: str | None = None, findings=None, lang: str | None = None,
+                time_zone: str | None = None) -> str:
+    """A self-contained HTML report: grade, points per item, the risk breakdown, the premium formula
+    and (given ``findings``: ``Finding`` records or dicts) the site's findings.
+
+    In ``lang`` (default: the current language); the generation time in ``time_zone`` (the site's).
     Every text is escaped after ``printable`` (no control characters reach the page) and cut to
     ``REPORT_TEXT_MAX`` characters.
     """
+    with use_language(lang or current_language()) as language:
+        return _report_html(ev, site_name, findings, language, time_zone)
+
+
+def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) -> str:
     def e(value: Any) -> str:
         return html.escape(_safe(value))
+
+    def th(*names: str) -> str:
+        return "<tr>" + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"
+
     rows = "".join(
-        f"<tr><td>{e(i.id)}</td><td>{e(i.section)}</td><td>{e(i.title)}</td><td>{e(_value(i.value))}</td>"
-        f"<td class=num>{i.points:g} / {i.max_points:g}</td><td class=muted>{e(i.note)}</td></tr>" for i in ev.items)
+        f"<tr><td>{e(i.id)}</td><td>{e(_name(SECTION_NAMES, i.section))}</td><td>{e(_item_title(i))}</td>"
+        f"<td>{e(_value(i.value))}</td><td class=num>{e(format_number(i.points))} / {e(format_number(i.max_points))}"
+        f"</td><td class=muted>{e(_note(i))}</td></tr>" for i in ev.items)
     risk_rows = ""
     if ev.risk is not None:
         risk_rows = "".join(
-            f"<tr><td>{e(c.name)}</td><td class=num>{c.weight:.2f}</td><td>{e(c.basis)}</td>"
-            f"<td class=num>{'no data' if c.no_data else _value(c.raw)}</td><td class=num>{c.subscore:.1f}</td>"
-            f"<td class=num>{c.points:.1f}</td></tr>" for c in ev.risk.components)
-    maxes = " + ".join(f"{e(k)} {v:g}" for k, v in ev.max_points.items())
-    return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8>
-<title>Evaluation {e(ev.site_code)} {ev.as_of}</title><style>{_CSS}</style></head><body>
-<h1>{e(ev.scheme_title)}</h1>
-<p>Site <b>{e(ev.site_code)}</b>{' — ' + e(site_name) if site_name else ''}, as of {ev.as_of}.
-Scheme {e(ev.scheme_id)} version {e(ev.scheme_version)} ({maxes} points).</p>
-<p><span class="grade {e(ev.grade)}">{e(ev.grade)}</span>
-&nbsp; total <b>{ev.total_points:g}</b>: basic {ev.basic_points:g}, promotion {ev.promotion_points:g}</p>
-<h2>Items</h2><table><tr><th>item</th><th>section</th><th>what</th><th>measured</th><th>points</th><th>how</th></tr>
+            f"<tr><td>{e(_name(COMPONENT_NAMES, c.name))}</td><td class=num>{e(format_number(c.weight, 2))}</td>"
+            f"<td>{e(_basis(c.basis))}</td><td class=num>{e(_('no data') if c.no_data else _value(c.raw))}</td>"
+            f"<td class=num>{e(format_number(c.subscore, 1))}</td><td class=num>{e(format_number(c.points, 1))}</td>"
+            f"</tr>" for c in ev.risk.components)
+    maxes = " + ".join(f"{e(_name(SECTION_NAMES, k))} {e(format_number(v))}" for k, v in ev.max_points.items())
+    site = f"<b>{e(ev.site_code)}</b>" + (" — " + e(site_name) if site_name else "")
+    grade = _name(GRADE_NAMES, ev.grade)
+    frows = _finding_rows(findings)
+    found = ""
+    if findings is not None:
+        found = (f"<h2>{e(_('Findings ({n})', n=len(frows)))}</h2><table>"
+                 + th(_("finding"), _("severity"), _("status"), _("category"), _("due"), _("title"))
+                 + "".join(f"<tr><td>{e(r['ref'])}</td><td>{e(r['severity'])}</td><td>{e(r['status'])}</td>"
+                           f"<td>{e(r['category'])}</td><td>{e(r['due'])}</td><td>{e(r['title'])}</td></tr>"
+                           for r in frows) + "</table>")
+    # every message outside the page's f-string: the catalog's extractor reads calls, not f-string insides
+    title = _("Evaluation {site} {day}", site=ev.site_code, day=format_date(ev.as_of))
+    intro = _("Site {site}, as of {day}.", site=site, day=e(format_date(ev.as_of)))
+    scheme = _("Scheme {scheme} version {version}", scheme=ev.scheme_id, version=ev.scheme_version)
+    totals = _("total {total}: basic {basic}, promotion {promotion}", total=format_number(ev.total_points),
+               basic=format_number(ev.basic_points), promotion=format_number(ev.promotion_points))
+    items_title = _("Items")
+    items_head = th(_("item"), _("section"), _("what"), _("measured"), _("points"), _("how"))
+    risk_title = _("Risk score {score} (tier {tier})", score=format_number(ev.risk_score, 1), tier=ev.risk_tier)
+    risk_how = _("score = Σ weight × subscore; subscore = 100 × min(1, raw / saturation); no data counts as the "
+                 "configured no-data subscore.")
+    risk_head = th(_("component"), _("weight"), _("basis"), _("raw"), _("subscore"), _("points"))
+    formula = "<p><code>" + e(_risk_formula(ev)) + "</code></p>" if ev.risk is not None else ""
+    premium = _("Insurance premium factor {factor}", factor=format_number(ev.premium_factor, 3))
+    generated = _("Generated by sitetwin on {when}.",
+                  when=format_datetime(utcnow(), tz=time_zone) + ("" if time_zone else " UTC"))
+    return f"""<!DOCTYPE html><html lang={language}><head><meta charset=utf-8>
+<title>{e(title)}</title><style>{_CSS}</style></head><body>
+<h1>{e(_scheme_title(ev))}</h1>
+<p>{intro}
+{e(scheme)} ({maxes}).</p>
+<p><span class="grade {e(ev.grade)}">{e(grade)}</span>
+&nbsp; {e(totals)}</p>
+<h2>{e(items_title)}</h2><table>{items_head}
 {rows}</table>
-<h2>Risk score {ev.risk_score:.1f} (tier {e(ev.risk_tier)})</h2>
-<p>score = Σ weight × subscore; subscore = 100 × min(1, raw / saturation); no data counts as
-{'' if ev.risk is None else ''}the configured no-data subscore.</p>
-<table><tr><th>component</th><th>weight</th><th>basis</th><th>raw</th><th>subscore</th><th>points</th></tr>
+<h2>{e(risk_title)}</h2>
+<p>{e(risk_how)}</p>
+<table>{risk_head}
 {risk_rows}</table>
-{'<p><code>' + e(ev.risk.formula()) + '</code></p>' if ev.risk is not None else ''}
-<h2>Insurance premium factor {ev.premium_factor:.3f}</h2>
-<p><code>{e(ev.premium_formula)}</code></p>
-<p class=muted>Generated by sitetwin on {utcnow().isoformat(timespec='seconds')} UTC.</p>
+{formula}
+<h2>{e(premium)}</h2>
+<p><code>{e(_premium_formula(ev))}</code></p>
+{found}
+<p class=muted>{e(generated)}</p>
 </body></html>
 """
 
 
-def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = None) -> Path:
-    """The same report as a PDF (matplotlib, no network): a summary page and a risk page."""
+@lru_cache(maxsize=1)
+def _installed_font_names() -> frozenset[str]:
+    """The font families matplotlib knows, after looking on disk once more: its cache may predate
+    fonts installed since (``make fonts``)."""
+    from matplotlib import font_manager as fm
+
+    known = {f.name for f in fm.fontManager.ttflist}
+    if not known & set(CJK_FAMILIES):
+        for path in fm.findSystemFonts():
+            low = path.lower()
+            if any(k in low for k in ("cjk", "wqy", "sourcehan", "uming")):
+                try:
+                    fm.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        known = {f.name for f in fm.fontManager.ttflist}
+    return frozenset(known)
+
+
+def cjk_font_family() -> str | None:
+    """The first of :data:`CJK_FAMILIES` installed here (matplotlib's font manager, no network)."""
+    names = _installed_font_names()
+    return next((f for f in CJK_FAMILIES if f in names), None)
+
+
+def _pdf_families(language: str) -> list[str]:
+    cjk = cjk_font_family()
+    if language == "zh-CN":
+        if cjk is None:
+            raise ReportError(f"the zh-CN PDF report needs a CJK font: install Debian's {CJK_PACKAGE} "
+                              f"(make fonts, or apt-get install {CJK_PACKAGE})")
+        return [cjk]            # Noto Sans CJK has Latin too: one font to embed and no fallback to look up
+    # English text in DejaVu Sans; Chinese site names and titles fall back to the CJK font if there is one
+    return ["DejaVu Sans"] + ([cjk] if cjk else [])
+
+
+def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = None, findings=None,
+               lang: str | None = None, time_zone: str | None = None) -> Path:
+    """The same report as a PDF: a summary page, a risk page, and the findings (given ``findings``).
+
+    Laid out here (:class:`_PdfPages`: lines wrapped by measured width, CJK between any two characters,
+    tables continued on new pages with their header) and drawn with matplotlib; fonts embedded as
+    subsets (``pdf.fonttype`` 42). Chinese needs a CJK font (:data:`CJK_FAMILIES`): without one a zh-CN
+    report is refused with :class:`ReportError`, naming the package to install.
+    """
+    with use_language(lang or current_language()) as language:
+        return _report_pdf(ev, Path(target), site_name, findings, language, time_zone)
+
+
+def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str, time_zone) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    target = Path(target)
-    a4 = (8.27, 11.69)
-    # stored text is plain text: printable, cut short, and never parsed as mathtext ("$...$" would be)
-    t, text = _safe, _pdf_text
-    title = t(f"Evaluation {ev.site_code} {ev.as_of}", 200)
-    with PdfPages(target, metadata={"Title": title, "Creator": "sitetwin"}) as pdf:
-        fig = plt.figure(figsize=a4)
-        text(fig, 0.07, 0.95, t(ev.scheme_title, 120), fontsize=13, weight="bold", wrap=True)
-        text(fig, 0.07, 0.92, t(f"Site {ev.site_code}{' - ' + t(site_name, 80) if site_name else ''}, as of "
-                                f"{ev.as_of}; scheme {ev.scheme_id} v{ev.scheme_version}", 160), fontsize=9)
-        text(fig, 0.07, 0.885, t(f"Grade: {ev.grade.upper()}    total {ev.total_points:g}  (basic "
-                                 f"{ev.basic_points:g}, promotion {ev.promotion_points:g})", 160),
-             fontsize=12, weight="bold")
-        ax = fig.add_axes((0.05, 0.08, 0.9, 0.78))
-        ax.axis("off")
-        cells = [[t(i.id, 12), t(i.title, 52), t(_value(i.value), 14), f"{i.points:g}/{i.max_points:g}"]
-                 for i in ev.items]
-        table = ax.table(cellText=cells, colLabels=["item", "what", "measured", "points"], loc="upper left",
-                         colWidths=[0.08, 0.62, 0.16, 0.14], cellLoc="left")
-        for cell in table.get_celld().values():
-            cell.get_text().set_parse_math(False)
-        table.auto_set_font_size(False)
-        table.set_fontsize(7.5)
-        table.scale(1, 1.35)
-        pdf.savefig(fig)
-        plt.close(fig)
+    families = _pdf_families(language)
+    t = _safe
+    title = t(_("Evaluation {site} {day}", site=ev.site_code, day=format_date(ev.as_of)), 200)
+    with matplotlib.rc_context({"pdf.fonttype": 42, "font.family": families}), \
+            PdfPages(target, metadata={"Title": title, "Creator": "sitetwin"}) as pdf:
+        doc = _PdfPages(pdf, families)
+        doc.paragraph(t(_scheme_title(ev), 200), size=13, bold=True)
+        site = ev.site_code + (" — " + t(site_name, 120) if site_name else "")
+        doc.paragraph(t(_("Site {site}, as of {day}.", site=site, day=format_date(ev.as_of))
+                        + " " + _("Scheme {scheme} version {version}", scheme=ev.scheme_id,
+                                  version=ev.scheme_version), 300), size=9)
+        doc.paragraph(_("Grade: {grade}", grade=_name(GRADE_NAMES, ev.grade)) + "    "
+                      + _("total {total}: basic {basic}, promotion {promotion}", total=format_number(ev.total_points),
+                          basic=format_number(ev.basic_points), promotion=format_number(ev.promotion_points)),
+                      size=12, bold=True, after=8)
+        doc.table([_("item"), _("what"), _("measured"), _("points"), _("how")],
+                  [[t(i.id, 12), t(_item_title(i)), t(_value(i.value), 20),
+                    f"{format_number(i.points)}/{format_number(i.max_points)}", t(_note(i), 80)] for i in ev.items],
+                  widths=[0.07, 0.43, 0.14, 0.1, 0.26], size=7.5)
 
-        fig = plt.figure(figsize=a4)
-        text(fig, 0.07, 0.95, t(f"Risk score {ev.risk_score:.1f} (tier {ev.risk_tier})", 120), fontsize=13,
-             weight="bold")
+        doc.new_page()
+        doc.paragraph(_("Risk score {score} (tier {tier})", score=format_number(ev.risk_score, 1), tier=ev.risk_tier),
+                      size=13, bold=True, after=6)
         if ev.risk is not None:
-            ax = fig.add_axes((0.25, 0.62, 0.65, 0.28))
-            names = [t(c.name, 40).replace("$", r"\$") for c in ev.risk.components]   # tick labels: mathtext on
-            ax.barh(names, [c.points for c in ev.risk.components],
-                    color=["#bbbbbb" if c.no_data else "#c0504d" for c in ev.risk.components])
-            ax.set_xlabel("points of the score (weight x subscore); grey: no data")
-            ax.invert_yaxis()
-            y = 0.56
-            for c in ev.risk.components:
-                text(fig, 0.07, y, t(f"{c.name}: {c.basis}", 110), fontsize=7.5)
-                y -= 0.02
-            text(fig, 0.07, y - 0.02, t(ev.risk.formula(), 120), fontsize=7.5, family="monospace")
-            y -= 0.04
-        else:
-            y = 0.6
-        text(fig, 0.07, y - 0.04, f"Insurance premium factor {ev.premium_factor:.3f}", fontsize=12, weight="bold")
-        text(fig, 0.07, y - 0.07, t(ev.premium_formula, 200), fontsize=8, family="monospace")
-        pdf.savefig(fig)
-        plt.close(fig)
+            comps = ev.risk.components
+            doc.bar_chart([t(_name(COMPONENT_NAMES, c.name), 40) for c in comps], [c.points for c in comps],
+                          ["#bbbbbb" if c.no_data else "#c0504d" for c in comps],
+                          _("points of the score (weight × subscore); grey: no data"))
+            doc.table([_("component"), _("weight"), _("basis"), _("raw"), _("subscore"), _("points")],
+                      [[t(_name(COMPONENT_NAMES, c.name), 40), format_number(c.weight, 2), t(_basis(c.basis), 200),
+                        _("no data") if c.no_data else _value(c.raw), format_number(c.subscore, 1),
+                        format_number(c.points, 1)] for c in comps],
+                      widths=[0.2, 0.09, 0.41, 0.1, 0.1, 0.1], size=7.5)
+            doc.paragraph(t(_risk_formula(ev), 400), size=7.5, after=10)
+        doc.paragraph(_("Insurance premium factor {factor}", factor=format_number(ev.premium_factor, 3)),
+                      size=12, bold=True)
+        doc.paragraph(t(_premium_formula(ev), 300), size=8, after=10)
+        doc.paragraph(_("Generated by sitetwin on {when}.", when=format_datetime(utcnow(), tz=time_zone)
+                        + ("" if time_zone else " UTC")), size=7, color="#777777")
+        if findings is not None:
+            rows = _finding_rows(findings)
+            doc.new_page()
+            doc.paragraph(_("Findings ({n})", n=len(rows)), size=13, bold=True, after=6)
+            doc.table([_("finding"), _("severity"), _("status"), _("due"), _("title")],
+                      [[t(r["ref"], 40), r["severity"], r["status"], r["due"], t(r["title"])] for r in rows],
+                      widths=[0.13, 0.09, 0.14, 0.14, 0.5], size=7.5)
+        doc.close()
     return target
 
 
-def _pdf_text(fig, x: float, y: float, value: str, **kw) -> None:
-    if kw.get("wrap"):        # matplotlib measures wrapped text as mathtext whatever parse_math says: escape "$"
-        fig.text(x, y, value.replace("$", r"\$"), **kw)
-    else:
-        fig.text(x, y, value, parse_math=False, **kw)
+class _PdfPages:
+    """A4 pages laid out top to bottom: wrapped paragraphs, tables that continue on the next page
+    under their header, a bar chart. Positions are in points (the figure is 72 dpi)."""
+
+    W, H, MARGIN = 595.28, 841.89, 42.0
+    LEADING = 1.3            # line height / font size
+    PAD = 2.5                # cell padding, points
+
+    def __init__(self, pdf, families: list[str]) -> None:
+        import matplotlib.pyplot as plt
+        from matplotlib.font_manager import FontProperties
+
+        self._plt, self._pdf, self._fp, self._families = plt, pdf, FontProperties, families
+        self._widths: dict[tuple[str, float, bool], float] = {}
+        self.fig = None
+        self.page = 0
+        self.new_page()
+
+    # ---- pages
+    def new_page(self) -> None:
+        self._flush()
+        self.fig = self._plt.figure(figsize=(self.W / 72, self.H / 72), dpi=72)
+        self._renderer = self.fig.canvas.get_renderer()
+        self.page += 1
+        self.y = self.H - self.MARGIN
+        self._draw_text(f"{self.page}", self.W / 2, self.MARGIN / 2, 7, False, "#999999", ha="center")
+
+    def close(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.fig is not None:
+            self._pdf.savefig(self.fig)
+            self._plt.close(self.fig)
+            self.fig = None
+
+    def _room(self, height: float) -> None:
+        if self.y - height < self.MARGIN and self.y < self.H - self.MARGIN - 1:
+            self.new_page()
+
+    # ---- text
+    def _prop(self, size: float, bold: bool):
+        return self._fp(family=self._families, size=size, weight="bold" if bold else "normal")
+
+    def _width(self, token: str, size: float, bold: bool) -> float:
+        """A token's width: the sum of its characters' (each measured once; kerning left out, which
+        the 3 % margin of :meth:`wrap` covers)."""
+        total = 0.0
+        for ch in token:
+            key = (ch, size, bold)
+            w = self._widths.get(key)
+            if w is None:
+                w = self._renderer.get_text_width_height_descent(ch, self._prop(size, bold), ismath=False)[0]
+                self._widths[key] = w
+            total += w
+        return total
+
+    def wrap(self, text: str, width: float, size: float, bold: bool = False) -> list[str]:
+        """``text`` in lines no wider than ``width`` points: latin words kept whole (cut only when one
+        is wider than a line), CJK broken between any two characters, closing punctuation never
+        starting a line."""
+        lines: list[str] = []
+        width *= 0.97
+        for para in str(text).split("\n"):
+            line, used = "", 0.0
+            for tok in _tokens(para):
+                w = self._width(tok, size, bold)
+                if used + w <= width or not line.strip() or (tok in _NO_LINE_START and used + w <= width * 1.08):
+                    if not line and tok.isspace():
+                        continue
+                    if w > width and len(tok) > 1:          # a word wider than a line: cut it
+                        for ch in tok:
+                            cw = self._width(ch, size, bold)
+                            if used + cw > width and line:
+                                lines.append(line)
+                                line, used = "", 0.0
+                            line, used = line + ch, used + cw
+                        continue
+                    line, used = line + tok, used + w
+                else:
+                    lines.append(line.rstrip())
+                    line, used = ("", 0.0) if tok.isspace() else (tok, w)
+            lines.append(line.rstrip())
+        return lines or [""]
+
+    def _draw_text(self, text: str, x: float, y: float, size: float, bold: bool, color: str = "#222222",
+                   **kw) -> None:
+        self.fig.text(x / self.W, y / self.H, text, fontproperties=self._prop(size, bold), color=color,
+                      parse_math=False, va="baseline", **kw)
+
+    def paragraph(self, text: str, *, size: float = 9, bold: bool = False, after: float = 4,
+                  color: str = "#222222", indent: float = 0.0) -> None:
+        lead = size * self.LEADING
+        for line in self.wrap(text, self.W - 2 * self.MARGIN - indent, size, bold):
+            self._room(lead)
+            self.y -= lead
+            self._draw_text(line, self.MARGIN + indent, self.y + size * 0.25, size, bold, color)
+        self.y -= after
+
+    # ---- tables
+    def _pitch(self, size: float, bold: bool) -> float:
+        """The line pitch of a multi-line text at ``linespacing=1`` (matplotlib gives every line of a text
+        with a numeric line spacing the same height: the font's ascent + descent times the spacing)."""
+        key = ("\n pitch", size, bold)
+        if key not in self._widths:
+            prop = self._prop(size, bold)
+            one = self.fig.text(0, 0, "x", fontproperties=prop, linespacing=1.0)
+            two = self.fig.text(0, 0, "x\nx", fontproperties=prop, linespacing=1.0)
+            self._widths[key] = (two.get_window_extent(self._renderer).height
+                                 - one.get_window_extent(self._renderer).height)
+            one.remove()
+            two.remove()
+        return self._widths[key]
+
+    def table(self, header: list[str], rows: list[list[str]], *, widths: list[float], size: float = 7.5) -> None:
+        """A table over the page's width (``widths``: shares), continued on new pages under its header.
+
+        Each column of a page is drawn as one multi-line text (matplotlib draws a text in milliseconds,
+        a 300-row table has thousands of cell lines): rows sit on a grid of whole lines, a row taking its
+        tallest cell's lines plus one, half a line of padding above and below. A row taller than a page
+        is cut to fit."""
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Rectangle
+
+        total = self.W - 2 * self.MARGIN
+        cols = [w * total / sum(widths) for w in widths]
+        lead = size * self.LEADING
+        max_lines = max(1, int((self.H - 2 * self.MARGIN) / lead) - 6)
+
+        def cells(values: list[str], bold: bool) -> list[list[str]]:
+            return [self.wrap(v, c - 2 * self.PAD, size, bold)[:max_lines] for v, c in zip(values, cols)]
+
+        head = cells(header, True)
+        head_n = max(len(c) for c in head)
+        spacing = lead / self._pitch(size, False)
+
+        def page(block: list[list[list[str]]]) -> None:
+            """Draw the header and ``block`` (rows of cells) from ``self.y`` down."""
+            top = self.y
+            x0, x1 = self.MARGIN / self.W, (self.MARGIN + total) / self.W
+            self.fig.add_artist(Rectangle((x0, (top - (head_n + 1) * lead) / self.H), x1 - x0,
+                                          (head_n + 1) * lead / self.H, transform=self.fig.transFigure,
+                                          color="#f0f0f0", lw=0))
+            texts: list[list[str]] = [[""] for _ in cols]        # half a line above the first row
+            bold_texts: list[list[str]] = [[""] for _ in cols]
+            slots = 0
+            for k, row in enumerate([head, *block]):
+                n = max(len(c) for c in row)
+                for j, cell in enumerate(row):
+                    lines = cell + [""] * (n - len(cell)) + [""]
+                    (bold_texts if k == 0 else texts)[j] += lines
+                    if k == 0:
+                        texts[j] += [""] * len(lines)
+                slots += n + 1
+                y = top - slots * lead
+                self.fig.add_artist(Line2D([x0, x1], [y / self.H] * 2, transform=self.fig.transFigure,
+                                           color="#bbbbbb", lw=0.4))
+            x = self.MARGIN
+            for j, col in enumerate(cols):
+                for lines, bold in ((texts[j], False), (bold_texts[j], True)):
+                    if any(lines):
+                        self.fig.text((x + self.PAD) / self.W, (top + lead / 2) / self.H, "\n".join(lines),
+                                      fontproperties=self._prop(size, bold), linespacing=spacing, va="top",
+                                      parse_math=False, color="#222222")
+                x += col
+            self.y = top - slots * lead
+
+        block: list[list[list[str]]] = []
+        room = int((self.y - self.MARGIN) / lead) - (head_n + 1)
+        if room < 2:
+            self.new_page()
+            room = int((self.y - self.MARGIN) / lead) - (head_n + 1)
+        for row in rows:
+            body = cells(row, False)
+            need = max(len(c) for c in body) + 1
+            if need > room and block:
+                page(block)
+                self.new_page()
+                block, room = [], int((self.y - self.MARGIN) / lead) - (head_n + 1)
+            block.append(body)
+            room -= need
+        page(block)
+        self.y -= 8
+
+    # ---- a chart
+    def bar_chart(self, labels: list[str], values: list[float], colors: list[str], xlabel: str) -> None:
+        height = 22.0 * len(labels) + 40
+        self._room(height)
+        left = self.MARGIN + 130
+        ax = self.fig.add_axes(((left) / self.W, (self.y - height + 30) / self.H,
+                                (self.W - self.MARGIN - left) / self.W, (height - 36) / self.H))
+        ax.barh(range(len(labels)), values, color=colors)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontproperties=self._prop(8, False))
+        for tick in ax.get_yticklabels():
+            tick.set_parse_math(False)
+        ax.set_xlabel(xlabel, fontproperties=self._prop(8, False))
+        ax.invert_yaxis()
+        self.y -= height + 6
 
 
-def _value(v) -> str:
-    if v is None:
-        return "no data"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
+_NO_LINE_START = set("，。、；：？！）》」』】〕,.;:?!)%")
+
+
+def _tokens(text: str) -> list[str]:
+    """Latin words (with what sticks to them), runs of spaces, and single other characters (CJK)."""
+    import re
+
+    return re.findall(r"[0-9A-Za-z\u00c0-\u024f_\-.,:;!?'\"/%()\[\]<>=+*#@&|~^`{}]+|\s+|.", text)
