@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 must be the CPU build on the project's machines: constraints.txt pins it on every install
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test check browser bench clean
+.PHONY: setup demo test check browser fonts bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) -e '.[test]'
 	touch $@
 
-demo: setup
+demo: setup fonts
 	$(BIN)/sitetwin demo --serve
 
 # Headless Chromium and its driver for the browser tests (Debian packages; needs root or sudo).
@@ -29,10 +29,17 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# A CJK font for the Chinese PDF reports (matplotlib embeds it) and poppler's pdffonts/pdftotext that
+# the report tests read them back with (Debian packages; needs root or sudo).
+fonts:
+	@{ fc-list 2>/dev/null | grep -q 'Noto Sans CJK'; } && command -v pdftotext >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-noto-cjk poppler-utils >/dev/null; }
+
 # The tests first, then the checks: a failing test says more than a failing check.
 # The suite runs on every core (pytest-xdist, one test file per worker: module fixtures are built once);
 # plain `pytest` runs it in one process.
-test: setup browser
+test: setup browser fonts
 	$(BIN)/pytest -n auto --dist loadfile
 	$(MAKE) --no-print-directory check
 
