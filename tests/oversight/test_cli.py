@@ -148,7 +148,7 @@ def test_reports_scores_and_catalogue_from_the_shell(cli, db, tokens, tmp_path):
     assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF" and "Insurance premium factor" in (
         tmp_path / "r.html").read_text()
     code, scores, _ = cli(["risk", "--record", *d], token=tokens["district_regulator"])
-    assert [s["site_code"] for s in scores] == ["WH-JA-1", "WH-JA-2"] and all(len(s["components"]) == 6 for s in scores)
+    assert [s["site_code"] for s in scores] == ["WH-JA-1", "WH-JA-2"] and all(len(s["components"]) == 8 for s in scores)
     code, trend, _ = cli(["risk", "--site", "WH-JA-1", "--trend", *d], token=tokens["viewer"])
     assert len(trend) == 1
     code, plan, _ = cli(["inspections", *d], token=tokens["city_regulator"])

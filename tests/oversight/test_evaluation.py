@@ -120,7 +120,7 @@ def test_reports_show_grade_items_risk_breakdown_and_premium_formula(sites_store
     ev = evaluate(sites_store, SYSTEM, "WH-JA-1", as_of=DAY, record=False)
     page = report_html(ev, site_name="site <WH-JA-1>")
     assert "site &lt;WH-JA-1&gt;" in page and "<script" not in page
-    assert page.count("<tr>") == 1 + 17 + 1 + 6          # header + items, header + risk components
+    assert page.count("<tr>") == 1 + 17 + 1 + 8          # header + items, header + risk components
     assert ev.premium_formula in page and ev.risk.formula() in page
     pdf = report_pdf(ev, tmp_path / "r.pdf")
     data = pdf.read_bytes()
