@@ -61,7 +61,6 @@ def write_road_model(path: str | Path, *, schema: str = "IFC4X3_ADD2", parts: tu
     import ifcopenshell.api.root
     import ifcopenshell.api.spatial
     import ifcopenshell.api.unit
-    import ifcopenshell.guid
 
     api = ifcopenshell.api
     path = Path(path)
@@ -92,7 +91,7 @@ def write_road_model(path: str | Path, *, schema: str = "IFC4X3_ADD2", parts: tu
         cls = "IfcSite" if legacy else part.ifc_class
         kwargs = {} if legacy or part.predefined_type is None else {"predefined_type": part.predefined_type}
         element = api.root.create_entity(f, ifc_class=cls, name=part.name, **kwargs)
-        element.GlobalId = ifcopenshell.guid.compress(_uuid_hex(part.name))
+        element.GlobalId = part_global_id(part.name)
         if legacy:
             element.ObjectType = part.ifc_class.removeprefix("Ifc")
             legacy_parts.append(element)
@@ -130,7 +129,10 @@ def road_stations(height_m: float = 1.8) -> np.ndarray:
                      (15.0, 16.0, height_m)], dtype=np.float64)
 
 
-def _uuid_hex(name: str) -> str:
+def part_global_id(name: str) -> str:
+    """The GlobalId a part of this name gets in every file ``write_road_model`` writes."""
     import uuid
 
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"sitetwin-road/{name}").hex
+    import ifcopenshell.guid
+
+    return ifcopenshell.guid.compress(uuid.uuid5(uuid.NAMESPACE_URL, f"sitetwin-road/{name}").hex)

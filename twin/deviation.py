@@ -12,7 +12,9 @@ Inputs are arrays in the site's local frame (metres); nothing here touches the s
   constrain are left at 0); section size from opposite faces; verticality from the drift of
   the shift between its lower and upper thirds; flatness from the residuals after the shift.
 - Status: ``not_built`` (too few points or coverage), ``partial``, ``built``, or
-  ``out_of_tolerance`` when a GB 50204 check fails (``twin.tolerances``).
+  ``out_of_tolerance`` when a GB 50204 / CJJ 1 check fails (``twin.tolerances``). A ``partial``
+  element is checked too, on what its observed faces show, and keeps its status with the
+  failed checks listed (``checks`` non-empty): it counts as out of tolerance in a site's figures.
 - Points farther than ``band_m`` from every element (terrain aside) are clustered into
   unplanned objects with their extent.
 """
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sitetwin.twin.tolerances import DEFAULT, Tolerances, level_of_accuracy
+from sitetwin.twin.tolerances import DEFAULT, Tolerances, elevation_limit, level_of_accuracy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -313,6 +315,13 @@ def _element_z_range(mesh) -> tuple[np.ndarray, np.ndarray]:
 
 def _status(row: dict, tol, rules, visible_m2: float, height_m: float, cov_low: float, cov_high: float,
             bottom_up: bool, clear_points: int) -> tuple[str, list]:
+    """The element's status and the checks it failed.
+
+    A ``partial`` element keeps its status (too little of it seen to call it built) but is still
+    checked on what was seen: a shift its observed faces show, a section with both faces seen, a
+    flatness. A slab seen only from the side it moved towards is ``partial`` with ``position``
+    failed; what the faces cannot show (``None`` in the row) is never checked.
+    """
     n = row["points"]
     cov = row["coverage"]
     built_cov = rules.built_coverage if tol.built_coverage is None else tol.built_coverage
@@ -321,32 +330,39 @@ def _status(row: dict, tol, rules, visible_m2: float, height_m: float, cov_low: 
     if n < rules.min_points or (observable and cov < rules.partial_coverage) or \
             (not observable and clear_points < rules.min_points):
         return "not_built", []
+    checks = _failed_checks(row, tol, rules, height_m) if n >= rules.check_points else []
     if observable and cov < built_cov:
-        return "partial", []
+        return "partial", checks
     # built from the bottom up: the lower third seen, the upper third not (yet)
     if bottom_up and height_m >= rules.profile_height_m and cov_low >= built_cov and \
             cov_high < rules.top_share * cov_low:
-        return "partial", []
-    checks = []
-    if n >= rules.check_points:
-        horiz = math.hypot(row["shift_x_mm"] or 0.0, row["shift_y_mm"] or 0.0)
-        if tol.position_mm is not None and horiz > tol.position_mm:
-            checks.append({"check": "position", "value_mm": round(horiz, 2), "limit_mm": tol.position_mm})
-        if tol.elevation_mm is not None and row["shift_z_mm"] is not None and abs(row["shift_z_mm"]) > tol.elevation_mm:
-            checks.append({"check": "elevation", "value_mm": round(row["shift_z_mm"], 2), "limit_mm": tol.elevation_mm})
-        v = row["verticality_mm"]
-        vlim = tol.verticality_tall_mm if height_m > 6.0 and tol.verticality_tall_mm is not None else tol.verticality_mm
-        if v is not None and vlim is not None and v > vlim:
-            checks.append({"check": "verticality", "value_mm": round(v, 2), "limit_mm": vlim})
-        s = row["section_mm"]
-        if s is not None and tol.section_plus_mm is not None and s > tol.section_plus_mm:
-            checks.append({"check": "section", "value_mm": round(s, 2), "limit_mm": tol.section_plus_mm})
-        if s is not None and tol.section_minus_mm is not None and s < -tol.section_minus_mm:
-            checks.append({"check": "section", "value_mm": round(s, 2), "limit_mm": -tol.section_minus_mm})
-        f = row["flatness_mm"]
-        if f is not None and tol.flatness_mm is not None and f > tol.flatness_mm:
-            checks.append({"check": "flatness", "value_mm": round(f, 2), "limit_mm": tol.flatness_mm})
+        return "partial", checks
     return ("out_of_tolerance" if checks else "built"), checks
+
+
+def _failed_checks(row: dict, tol, rules, height_m: float) -> list[dict]:
+    checks = []
+    sx, sy, sz = row["shift_x_mm"], row["shift_y_mm"], row["shift_z_mm"]
+    if tol.position_mm is not None and (sx is not None or sy is not None):
+        horiz = math.hypot(sx or 0.0, sy or 0.0)
+        if horiz > tol.position_mm:
+            checks.append({"check": "position", "value_mm": round(horiz, 2), "limit_mm": tol.position_mm})
+    zlim = elevation_limit(tol, sz) if sz is not None else None
+    if zlim is not None and abs(sz) > zlim:
+        checks.append({"check": "elevation", "value_mm": round(sz, 2), "limit_mm": zlim if sz >= 0 else -zlim})
+    v = row["verticality_mm"]
+    vlim = tol.verticality_tall_mm if height_m > 6.0 and tol.verticality_tall_mm is not None else tol.verticality_mm
+    if v is not None and vlim is not None and v > vlim:
+        checks.append({"check": "verticality", "value_mm": round(v, 2), "limit_mm": vlim})
+    s = row["section_mm"]
+    if s is not None and tol.section_plus_mm is not None and s > tol.section_plus_mm:
+        checks.append({"check": "section", "value_mm": round(s, 2), "limit_mm": tol.section_plus_mm})
+    if s is not None and tol.section_minus_mm is not None and s < -tol.section_minus_mm:
+        checks.append({"check": "section", "value_mm": round(s, 2), "limit_mm": -tol.section_minus_mm})
+    f = row["flatness_mm"]
+    if f is not None and tol.flatness_mm is not None and f > tol.flatness_mm:
+        checks.append({"check": "flatness", "value_mm": round(f, 2), "limit_mm": tol.flatness_mm})
+    return checks
 
 
 # --------------------------------------------------------------------------------------------- coverage
@@ -386,8 +402,10 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     keys_pts = _voxel_keys(proj, element[ok], origin, spacing, mesh)
     keys_smp = _voxel_keys(sample.points, sample.element, origin, spacing, mesh)
     occupied = np.unique(keys_pts)
-    pos = np.searchsorted(occupied, keys_smp)
-    observed = (pos < len(occupied)) & (occupied[np.minimum(pos, len(occupied) - 1)] == keys_smp)
+    observed = np.zeros(len(keys_smp), dtype=bool)
+    if len(occupied):       # no point on any element (a survey that saw nothing of the model): nothing observed
+        pos = np.searchsorted(occupied, keys_smp)
+        observed = (pos < len(occupied)) & (occupied[np.minimum(pos, len(occupied) - 1)] == keys_smp)
     area = sample.area_m2
     zmin, zmax = _element_z_range(mesh)
     rel = (sample.points[:, 2] - zmin[sample.element]) / np.maximum(zmax - zmin, 1e-9)[sample.element]

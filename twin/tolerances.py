@@ -7,6 +7,26 @@ axis position 8 mm (walls, columns, beams), verticality 10 mm for a storey up to
 Elements outside that code (guardrails, windows, doors, ...) get looser defaults under
 ``"*"``. A value of ``None`` means the check is not made for that class.
 
+Civil and municipal parts (IFC4X3 classes) follow CJJ 1-2008 (Technical code for urban road
+works: construction and quality acceptance), permitted deviations as its tables give them, with
+GB 50092-96 (asphalt pavement construction and acceptance) agreeing for the carriageway:
+
+- ``IfcPavement`` (hot-mix asphalt surface course, CJJ 1 table 8.5.1; GB 50092 table 11.4.4):
+  longitudinal elevation +-15 mm, centreline offset 20 mm, 3 m straightedge gap 5 mm (taken as
+  flatness: the p95 residual after the shift);
+- ``IfcKerb`` (kerb laying, CJJ 1 table 16.11.1): straightness 10 mm on a 20 m line (taken as
+  the position check against the design line), top elevation +-10 mm;
+- ``IfcCourse`` (base and footway courses, CJJ 1 tables 7.8 and 13.4): elevation +-15 mm,
+  centreline offset 20 mm, flatness 10 mm;
+- ``IfcEarthworksFill`` / ``IfcEarthworksCut`` (earth subgrade, CJJ 1 table 6.8.1): elevation
+  +10 / -20 mm, centreline offset 30 mm, flatness 15 mm.
+
+``IfcGeographicElement`` (planting, terrain), ``IfcSite`` parts (a BricsCAD road's kerbs and
+paving are all ``IfcSite``: give them their own entry, or one per part in a tolerance file) and
+bridge and rail elements have no code figure here: they take ``"*"``, which is configurable.
+Check the figures against the edition and road class of your project; a tolerance file
+overrides any of them.
+
 A JSON file can override any of it (``--tolerances T.json``)::
 
     {"IfcWall": {"position_mm": 10}, "*": {"position_mm": 25},
@@ -29,6 +49,8 @@ class ClassTolerance:
 
     position_mm: float | None = 8.0          # (float) horizontal axis position, |shift_xy|
     elevation_mm: float | None = 10.0        # (float) vertical position, |shift_z|
+    elevation_plus_mm: float | None = None   # (float) higher than designed by at most (None: elevation_mm)
+    elevation_minus_mm: float | None = None  # (float) lower than designed by at most (None: elevation_mm)
     verticality_mm: float | None = None      # (float) horizontal drift bottom to top, storey <= 6 m
     verticality_tall_mm: float | None = None  # (float) the same for a storey above 6 m
     section_plus_mm: float | None = 10.0     # (float) section larger than designed by at most
@@ -51,6 +73,37 @@ DEFAULT_TOLERANCES: dict[str, ClassTolerance] = {
     "*": ClassTolerance(position_mm=20.0, elevation_mm=20.0, section_plus_mm=None, section_minus_mm=None,
                         flatness_mm=None),
 }
+# Civil parts (see the module docstring for the clauses). Their sections are layers seen from one side: no
+# section check. Kerbs show narrow strips (the top and the face above the carriageway): a fifth of what the
+# stations could see is enough for "built".
+_CIVIL = ClassTolerance(section_plus_mm=None, section_minus_mm=None)
+CIVIL_TOLERANCES: dict[str, ClassTolerance] = {
+    "IfcPavement": replace(_CIVIL, position_mm=20.0, elevation_mm=15.0, flatness_mm=5.0),
+    "IfcKerb": replace(_CIVIL, position_mm=10.0, elevation_mm=10.0, flatness_mm=None, built_coverage=0.2),
+    "IfcCourse": replace(_CIVIL, position_mm=20.0, elevation_mm=15.0, flatness_mm=10.0),
+    "IfcEarthworksFill": replace(_CIVIL, position_mm=30.0, elevation_mm=20.0, elevation_plus_mm=10.0,
+                                 elevation_minus_mm=20.0, flatness_mm=15.0),
+    "IfcEarthworksCut": replace(_CIVIL, position_mm=30.0, elevation_mm=20.0, elevation_plus_mm=10.0,
+                                elevation_minus_mm=20.0, flatness_mm=15.0),
+}
+DEFAULT_TOLERANCES.update(CIVIL_TOLERANCES)
+TOLERANCE_SOURCES: dict[str, str] = {
+    **{c: "GB 50204-2015 table 8.3.2" for c in ("IfcColumn", "IfcWall", "IfcBeam", "IfcSlab", "IfcStair",
+                                                 "IfcFooting")},
+    "IfcPavement": "CJJ 1-2008 table 8.5.1 (GB 50092-96 table 11.4.4)",
+    "IfcKerb": "CJJ 1-2008 table 16.11.1",
+    "IfcCourse": "CJJ 1-2008 tables 7.8, 13.4",
+    "IfcEarthworksFill": "CJJ 1-2008 table 6.8.1",
+    "IfcEarthworksCut": "CJJ 1-2008 table 6.8.1",
+    "IfcRailing": "sitetwin default (configurable)",
+    "*": "sitetwin default (configurable)",
+}
+
+
+def elevation_limit(tol: ClassTolerance, shift_z_mm: float) -> float | None:
+    """The permitted vertical deviation (mm) in the direction of ``shift_z_mm`` (+ up), or None (not checked)."""
+    side = tol.elevation_plus_mm if shift_z_mm >= 0 else tol.elevation_minus_mm
+    return side if side is not None else tol.elevation_mm
 
 
 @dataclass(frozen=True)
