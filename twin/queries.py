@@ -177,15 +177,36 @@ def latest_analysed_survey(store: Store, site_code: str) -> str | None:
 def survey_status_counts(store: Store, survey_ids: Sequence[str]):
     """How many elements each of the given surveys found in each status.
 
-    DataFrame survey_id, built, partial, not_built, out_of_tolerance (counts of elements compared); a survey
-    that compared no element has no row. Ordered by survey_id.
+    DataFrame survey_id, built, partial, not_built, out_of_tolerance (counts of elements compared; they sum to
+    the elements compared), partial_out_of_tolerance (of the partial ones, those whose observed faces failed a
+    check: a site's out-of-tolerance figure counts them with out_of_tolerance); a survey that compared no element
+    has no row. Ordered by survey_id.
     """
     where, ids = where_in("survey_id", list(survey_ids))
     return store.df("SELECT survey_id, count(*) FILTER (WHERE status = 'built') AS built, "
                     "count(*) FILTER (WHERE status = 'partial') AS partial, "
                     "count(*) FILTER (WHERE status = 'not_built') AS not_built, "
-                    "count(*) FILTER (WHERE status = 'out_of_tolerance') AS out_of_tolerance "
+                    "count(*) FILTER (WHERE status = 'out_of_tolerance') AS out_of_tolerance, "
+                    "count(*) FILTER (WHERE status = 'partial' AND checks IS NOT NULL "
+                    "AND json_array_length(checks) > 0) AS partial_out_of_tolerance "
                     f"FROM element_deviation WHERE {where} GROUP BY survey_id ORDER BY survey_id", ids)
+
+
+def failed_checks(store: Store, survey_id: str):
+    """Every check an element failed in one survey, whatever its status (``partial`` elements are checked on
+    what was seen of them).
+
+    DataFrame model_id, global_id, status, check (position | elevation | verticality | section | flatness),
+    value_mm (measured; signed for elevation and section), limit_mm (permitted; negative for a lower bound).
+    One row per failed check, by model_id, global_id.
+    """
+    import pandas as pd
+
+    rows = store.rows("SELECT model_id, global_id, status, checks FROM element_deviation WHERE survey_id = ? "
+                      "AND checks IS NOT NULL ORDER BY model_id, global_id", [survey_id])
+    out = [(r["model_id"], r["global_id"], r["status"], c.get("check"), c.get("value_mm"), c.get("limit_mm"))
+           for r in rows for c in (json.loads(r["checks"]) if isinstance(r["checks"], str) else r["checks"] or [])]
+    return pd.DataFrame(out, columns=["model_id", "global_id", "status", "check", "value_mm", "limit_mm"])
 
 
 def site_surveys(store: Store, site_codes: Sequence[str] | None, *, created_before: dt.datetime | None = None):
