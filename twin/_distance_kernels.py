@@ -39,13 +39,15 @@ def _better(rec, t, d2, side, best, best_t, best_side, px, py, pz, sx, sy, sz, h
 
 
 @njit(cache=True, inline="always")
-def _limit(best, reach):
-    """Squared distance beyond which a triangle cannot matter: past the best (and a tie), or
-    past the best plus ``reach`` when the nearest other element is wanted too."""
+def _limit(best, reach, other):
+    """Squared distance beyond which a triangle cannot matter: past the best (and a tie), or,
+    when the nearest other element is wanted too, past both the best plus ``reach`` and the
+    nearest other element found so far (such a triangle changes neither answer)."""
+    tie = best * TIE_REL + TIE_ABS
     if reach > 0.0 and best < np.inf:
         r = math.sqrt(best) + reach
-        return r * r
-    return best * TIE_REL + TIE_ABS
+        return max(tie, min(r * r, other))
+    return tie
 
 
 @njit(cache=True, inline="always")
@@ -162,77 +164,315 @@ def build_grid(rec, origin, h, dims):
     return counts, cell_tris
 
 
+# A cell listing more triangles than this is split into f x f x f sub-cells (f up to MAX_SPLIT),
+# aiming at about SPLIT_TARGET triangles per sub-cell: detailed parts (bolts, plates, stairs,
+# railings) then cost a point a few triangles, not the cell's thousands.
+SPLIT_ABOVE = 24
+SPLIT_TARGET = 3.0
+MAX_SPLIT = 12
+
+
+@njit(cache=True)
+def build_split(rec, origin, h, dims, cell_start, cell_tris):
+    """Sub-cell lists (CSR) for the crowded cells: (cell_sub (cells,) -1 or the split's number,
+    split_f, split_base (splits,), sub_start (sub-cells + 1,), sub_tris)."""
+    ny, nz = dims[1], dims[2]
+    cells = cell_start.shape[0] - 1
+    cell_sub = np.full(cells, -1, dtype=np.int32)
+    splits = 0
+    for c in range(cells):
+        if cell_start[c + 1] - cell_start[c] > SPLIT_ABOVE:
+            splits += 1
+    split_f = np.empty(splits, dtype=np.int64)
+    split_base = np.empty(splits + 1, dtype=np.int64)
+    split_cell = np.empty(splits, dtype=np.int64)
+    j = 0
+    base = 0
+    for c in range(cells):
+        n = cell_start[c + 1] - cell_start[c]
+        if n > SPLIT_ABOVE:
+            f = int(math.ceil((n / SPLIT_TARGET) ** (1.0 / 3.0)))
+            f = max(2, min(MAX_SPLIT, f))
+            cell_sub[c] = j
+            split_f[j] = f
+            split_base[j] = base
+            split_cell[j] = c
+            base += f * f * f
+            j += 1
+    split_base[splits] = base
+    counts = np.zeros(base + 1, dtype=np.int64)
+    eps = 1e-9
+    for phase in range(2):
+        if phase == 1:
+            for q in range(1, counts.shape[0]):
+                counts[q] += counts[q - 1]
+            sub_tris = np.empty(counts[-1], dtype=np.int32)
+            fill = counts[:-1].copy()
+        for j in range(splits):
+            c = split_cell[j]
+            f = split_f[j]
+            hs = h / f
+            half = 0.5 * hs
+            ci = c // (ny * nz)
+            cj = (c // nz) % ny
+            ck = c % nz
+            x0 = origin[0] + ci * h
+            y0 = origin[1] + cj * h
+            z0 = origin[2] + ck * h
+            for s in range(cell_start[c], cell_start[c + 1]):
+                t = cell_tris[s]
+                ax, ay, az = rec[t, 0], rec[t, 1], rec[t, 2]
+                bx, by, bz = ax + rec[t, 3], ay + rec[t, 4], az + rec[t, 5]
+                cx, cy, cz = ax + rec[t, 6], ay + rec[t, 7], az + rec[t, 8]
+                nxn, nyn, nzn = rec[t, 9], rec[t, 10], rec[t, 11]
+                reach = half * (abs(nxn) + abs(nyn) + abs(nzn)) + eps
+                i0 = max(0, int(math.floor((min(ax, bx, cx) - eps - x0) / hs)))
+                i1 = min(f - 1, int(math.floor((max(ax, bx, cx) + eps - x0) / hs)))
+                j0 = max(0, int(math.floor((min(ay, by, cy) - eps - y0) / hs)))
+                j1 = min(f - 1, int(math.floor((max(ay, by, cy) + eps - y0) / hs)))
+                k0 = max(0, int(math.floor((min(az, bz, cz) - eps - z0) / hs)))
+                k1 = min(f - 1, int(math.floor((max(az, bz, cz) + eps - z0) / hs)))
+                for a in range(i0, i1 + 1):
+                    ox = x0 + (a + 0.5) * hs - ax
+                    for b in range(j0, j1 + 1):
+                        oy = y0 + (b + 0.5) * hs - ay
+                        for k in range(k0, k1 + 1):
+                            oz = z0 + (k + 0.5) * hs - az
+                            if abs(ox * nxn + oy * nyn + oz * nzn) > reach:
+                                continue
+                            q = split_base[j] + (a * f + b) * f + k
+                            if phase == 0:
+                                counts[q + 1] += 1
+                            else:
+                                sub_tris[fill[q]] = t
+                                fill[q] += 1
+    return cell_sub, split_f, split_base, counts, sub_tris
+
+
+@njit(cache=True)
+def _scan_cell(c, x0, y0, z0, h, skip0, skip1, skip2, skip3, skip4, skip5, rec, rel, cell_start, cell_tris,
+               cell_sub, split_f, split_base, sub_start, sub_tris, reach, cap, px, py, pz, sx, sy, sz, has_view,
+               best, best_t, best_side, best_in, other):
+    """Fold the triangles of cell c (corner x0, y0, z0) that could still matter into the answer.
+
+    A crowded cell is searched sub-cell by sub-cell, only those within the current limit, less
+    the block skip0..skip2 to skip3..skip5 (sub-cell indices) already searched."""
+    j = cell_sub[c]
+    if j < 0:
+        for s in range(cell_start[c], cell_start[c + 1]):
+            t = cell_tris[s]
+            lim = min(_limit(best, reach, other), cap) if best_t < 0 else _limit(best, reach, other)
+            d2, side, inner = _tri_d2(rec, t, px, py, pz, lim)
+            best, best_t, best_side, best_in, other = _update(rec, rel, t, d2, side, inner, best, best_t, best_side,
+                                                              best_in, other, px, py, pz, sx, sy, sz, has_view)
+        return best, best_t, best_side, best_in, other
+    f = split_f[j]
+    hs = h / f
+    lim = min(_limit(best, reach, other), cap) if best_t < 0 else _limit(best, reach, other)
+    if lim < np.inf:
+        r = math.sqrt(lim)
+        a0 = max(0, int(math.floor((px - r - x0) / hs)))
+        a1 = min(f - 1, int(math.floor((px + r - x0) / hs)))
+        b0 = max(0, int(math.floor((py - r - y0) / hs)))
+        b1 = min(f - 1, int(math.floor((py + r - y0) / hs)))
+        k0 = max(0, int(math.floor((pz - r - z0) / hs)))
+        k1 = min(f - 1, int(math.floor((pz + r - z0) / hs)))
+    else:
+        a0, a1, b0, b1, k0, k1 = 0, f - 1, 0, f - 1, 0, f - 1
+    for a in range(a0, a1 + 1):
+        gx = max(x0 + a * hs - px, 0.0, px - x0 - (a + 1) * hs)
+        for b in range(b0, b1 + 1):
+            gy = max(y0 + b * hs - py, 0.0, py - y0 - (b + 1) * hs)
+            for k in range(k0, k1 + 1):
+                if skip0 <= a <= skip3 and skip1 <= b <= skip4 and skip2 <= k <= skip5:
+                    continue
+                gz = max(z0 + k * hs - pz, 0.0, pz - z0 - (k + 1) * hs)
+                lim = min(_limit(best, reach, other), cap) if best_t < 0 else _limit(best, reach, other)
+                if gx * gx + gy * gy + gz * gz > lim:
+                    continue
+                q = split_base[j] + (a * f + b) * f + k
+                for s in range(sub_start[q], sub_start[q + 1]):
+                    t = sub_tris[s]
+                    lim = min(_limit(best, reach, other), cap) if best_t < 0 else _limit(best, reach, other)
+                    d2, side, inner = _tri_d2(rec, t, px, py, pz, lim)
+                    best, best_t, best_side, best_in, other = _update(
+                        rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz, sx, sy, sz,
+                        has_view)
+    return best, best_t, best_side, best_in, other
+
+
+@njit(cache=True)
+def _scan_other(c, x0, y0, z0, h, be, rec, rel, cell_start, cell_tris, cell_sub, split_f, split_base, sub_start,
+                sub_tris, px, py, pz, lim0, other):
+    """The nearest face of an element other than ``be`` in cell c, within ``lim0`` (squared) and nearer than ``other``."""
+    j = cell_sub[c]
+    if j < 0:
+        for s in range(cell_start[c], cell_start[c + 1]):
+            t = cell_tris[s]
+            if rel[t] != be:
+                d2, _, _ = _tri_d2(rec, t, px, py, pz, min(lim0, other))
+                other = min(other, d2)
+        return other
+    f = split_f[j]
+    hs = h / f
+    r = math.sqrt(min(lim0, other))
+    a0 = max(0, int(math.floor((px - r - x0) / hs)))
+    a1 = min(f - 1, int(math.floor((px + r - x0) / hs)))
+    b0 = max(0, int(math.floor((py - r - y0) / hs)))
+    b1 = min(f - 1, int(math.floor((py + r - y0) / hs)))
+    k0 = max(0, int(math.floor((pz - r - z0) / hs)))
+    k1 = min(f - 1, int(math.floor((pz + r - z0) / hs)))
+    for a in range(a0, a1 + 1):
+        gx = max(x0 + a * hs - px, 0.0, px - x0 - (a + 1) * hs)
+        for b in range(b0, b1 + 1):
+            gy = max(y0 + b * hs - py, 0.0, py - y0 - (b + 1) * hs)
+            for k in range(k0, k1 + 1):
+                gz = max(z0 + k * hs - pz, 0.0, pz - z0 - (k + 1) * hs)
+                if gx * gx + gy * gy + gz * gz > min(lim0, other):
+                    continue
+                q = split_base[j] + (a * f + b) * f + k
+                for s in range(sub_start[q], sub_start[q + 1]):
+                    t = sub_tris[s]
+                    if rel[t] != be:
+                        d2, _, _ = _tri_d2(rec, t, px, py, pz, min(lim0, other))
+                        other = min(other, d2)
+    return other
+
+
+GRID_CHUNK = 256
+FAR = -2      # out_t for a point with no surface within the cap: settled, no fallback needed
+
+
 @njit(cache=True, parallel=True)
-def query_grid(P, rec, rel, ids, cell_start, cell_tris, origin, h, dims, reach, out_d, out_t, out_e, out_in, out_o,
-               pst, stations):
+def query_grid(P, rec, rel, ids, cell_start, cell_tris, cell_sub, split_f, split_base, sub_start, sub_tris, origin,
+               h, dims, reach, cap, out_d, out_t, out_e, out_in, out_o, pst, stations):
     """Nearest triangle within the 3x3x3 cell block round each point; ``out_t = -1`` where that is not provably exact.
 
     Writes the face id (``ids`` maps records to the mesh's faces) and element of the answer.
 
     ``out_o``: distance to the nearest face of another element, when within ``reach`` of the
-    nearest (else inf); ``reach = 0`` skips that search."""
+    nearest (else inf or more); ``reach = 0`` skips that search. ``cap``: squared distance
+    beyond which surfaces are not wanted; a point with none nearer gets ``out_t = FAR`` when
+    that is certain (the cap lies within the searched block), else -1.
+
+    Points go in runs of GRID_CHUNK, in order: a scan's consecutive points mostly share their
+    nearest triangle, so the previous answer bounds the search at once.
+    """
     nx, ny, nz = dims[0], dims[1], dims[2]
-    for i in prange(P.shape[0]):
-        px, py, pz = P[i, 0], P[i, 1], P[i, 2]
-        has_view, sx, sy, sz = _view(pst, stations, i)
-        fx = (px - origin[0]) / h
-        fy = (py - origin[1]) / h
-        fz = (pz - origin[2]) / h
-        if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx < nx and fy < ny and fz < nz):
-            out_t[i] = -1          # outside the grid (or NaN): the exact fallback takes it
+    n = P.shape[0]
+    chunks = (n + GRID_CHUNK - 1) // GRID_CHUNK
+    for ch in prange(chunks):
+        hint = -1
+        for i in range(ch * GRID_CHUNK, min(n, (ch + 1) * GRID_CHUNK)):
+            px, py, pz = P[i, 0], P[i, 1], P[i, 2]
+            has_view, sx, sy, sz = _view(pst, stations, i)
+            fx = (px - origin[0]) / h
+            fy = (py - origin[1]) / h
+            fz = (pz - origin[2]) / h
             out_e[i] = -1
             out_d[i] = np.inf
             out_in[i] = False
             out_o[i] = np.inf
-            continue
-        ix, iy, iz = int(fx), int(fy), int(fz)
-        ox = px - (origin[0] + ix * h)
-        oy = py - (origin[1] + iy * h)
-        oz = pz - (origin[2] + iz * h)
-        best = np.inf
-        best_t = -1
-        best_side = 0.0
-        best_in = False
-        other = np.inf
-        c = (ix * ny + iy) * nz + iz
-        for s in range(cell_start[c], cell_start[c + 1]):
-            t = cell_tris[s]
-            d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
-            best, best_t, best_side, best_in, other = _update(rec, rel, t, d2, side, inner, best, best_t, best_side,
-                                                              best_in, other, px, py, pz, sx, sy, sz, has_view)
-        # neighbours only on the sides where a nearer surface could still be
-        r = math.sqrt(best) + reach if best_t >= 0 else np.inf
-        x0 = -1 if (ox < r and ix > 0) else 0
-        x1 = 1 if (h - ox < r and ix < nx - 1) else 0
-        y0 = -1 if (oy < r and iy > 0) else 0
-        y1 = 1 if (h - oy < r and iy < ny - 1) else 0
-        z0 = -1 if (oz < r and iz > 0) else 0
-        z1 = 1 if (h - oz < r and iz < nz - 1) else 0
-        for dx in range(x0, x1 + 1):
-            gx = ox if dx < 0 else (h - ox if dx > 0 else 0.0)
-            for dy in range(y0, y1 + 1):
-                gy = oy if dy < 0 else (h - oy if dy > 0 else 0.0)
-                for dz in range(z0, z1 + 1):
-                    if dx == 0 and dy == 0 and dz == 0:
-                        continue
-                    gz = oz if dz < 0 else (h - oz if dz > 0 else 0.0)
-                    if gx * gx + gy * gy + gz * gz > _limit(best, reach):
-                        continue
-                    c = ((ix + dx) * ny + iy + dy) * nz + iz + dz
-                    for s in range(cell_start[c], cell_start[c + 1]):
-                        t = cell_tris[s]
-                        d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
-                        best, best_t, best_side, best_in, other = _update(
-                            rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
-                            sx, sy, sz, has_view)
-        margin = min(ox + h, 2.0 * h - ox, oy + h, 2.0 * h - oy, oz + h, 2.0 * h - oz)
-        if best_t < 0 or best > margin * margin:
-            out_t[i] = -1
-            out_e[i] = -1
-            out_d[i] = np.inf
-            out_in[i] = False
-            out_o[i] = np.inf
-        else:
+            if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx < nx and fy < ny and fz < nz):
+                # outside the grid (or NaN): at least a cell from every surface (the grid's margin)
+                out_t[i] = FAR if cap <= h * h and np.isfinite(fx + fy + fz) else -1
+                continue
+            ix, iy, iz = int(fx), int(fy), int(fz)
+            x0 = origin[0] + ix * h
+            y0 = origin[1] + iy * h
+            z0 = origin[2] + iz * h
+            ox, oy, oz = px - x0, py - y0, pz - z0
+            best = np.inf
+            best_t = -1
+            best_side = 0.0
+            best_in = False
+            other = np.inf
+            if hint >= 0:
+                # the last answer first (it is met again below; a tie keeps the face chosen by the rules)
+                d2, side, inner = _tri_d2(rec, hint, px, py, pz, cap)
+                if d2 <= cap:
+                    best, best_t, best_side, best_in, other = _update(
+                        rec, rel, hint, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
+                        sx, sy, sz, has_view)
+            c = (ix * ny + iy) * nz + iz
+            j = cell_sub[c]
+            s0, s1, s2, s3, s4, s5 = 1, 1, 1, 0, 0, 0          # nothing to skip
+            if j >= 0 and best_t < 0 and cap == np.inf:
+                # a crowded cell and no bound yet: the point's own sub-cell first
+                f = split_f[j]
+                hs = h / f
+                s0 = s3 = min(f - 1, int(ox / hs))
+                s1 = s4 = min(f - 1, int(oy / hs))
+                s2 = s5 = min(f - 1, int(oz / hs))
+                q = split_base[j] + (s0 * f + s1) * f + s2
+                for s in range(sub_start[q], sub_start[q + 1]):
+                    t = sub_tris[s]
+                    d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, 0.0, other))
+                    best, best_t, best_side, best_in, other = _update(
+                        rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
+                        sx, sy, sz, has_view)
+            best, best_t, best_side, best_in, other = _scan_cell(
+                c, x0, y0, z0, h, s0, s1, s2, s3, s4, s5, rec, rel, cell_start, cell_tris, cell_sub, split_f,
+                split_base, sub_start, sub_tris, 0.0, cap, px, py, pz, sx, sy, sz, has_view, best, best_t, best_side,
+                best_in, other)
+            # neighbours only on the sides where a nearer surface could still be
+            lim = min(_limit(best, 0.0, other), cap)
+            r = math.sqrt(lim)
+            x_0 = -1 if (ox < r and ix > 0) else 0
+            x_1 = 1 if (h - ox < r and ix < nx - 1) else 0
+            y_0 = -1 if (oy < r and iy > 0) else 0
+            y_1 = 1 if (h - oy < r and iy < ny - 1) else 0
+            z_0 = -1 if (oz < r and iz > 0) else 0
+            z_1 = 1 if (h - oz < r and iz < nz - 1) else 0
+            for dx in range(x_0, x_1 + 1):
+                gx = ox if dx < 0 else (h - ox if dx > 0 else 0.0)
+                for dy in range(y_0, y_1 + 1):
+                    gy = oy if dy < 0 else (h - oy if dy > 0 else 0.0)
+                    for dz in range(z_0, z_1 + 1):
+                        if dx == 0 and dy == 0 and dz == 0:
+                            continue
+                        gz = oz if dz < 0 else (h - oz if dz > 0 else 0.0)
+                        if gx * gx + gy * gy + gz * gz > min(_limit(best, 0.0, other), cap):
+                            continue
+                        c = ((ix + dx) * ny + iy + dy) * nz + iz + dz
+                        best, best_t, best_side, best_in, other = _scan_cell(
+                            c, x0 + dx * h, y0 + dy * h, z0 + dz * h, h, 1, 1, 1, 0, 0, 0, rec, rel, cell_start,
+                            cell_tris, cell_sub, split_f, split_base, sub_start, sub_tris, 0.0, cap, px, py, pz, sx,
+                            sy, sz, has_view, best, best_t, best_side, best_in, other)
+            margin = min(ox + h, 2.0 * h - ox, oy + h, 2.0 * h - oy, oz + h, 2.0 * h - oz)
+            if best_t < 0 or best > cap:
+                out_t[i] = FAR if cap <= margin * margin else -1
+                hint = -1
+                continue
+            if best > margin * margin:
+                out_t[i] = -1
+                hint = -1
+                continue
+            hint = best_t
+            if reach > 0.0:
+                # second pass: the nearest face of another element, up to reach beyond the nearest
+                rr = math.sqrt(best) + reach
+                lim0 = rr * rr
+                other = np.inf
+                be = rel[best_t]
+                x_0 = -1 if (ox < rr and ix > 0) else 0
+                x_1 = 1 if (h - ox < rr and ix < nx - 1) else 0
+                y_0 = -1 if (oy < rr and iy > 0) else 0
+                y_1 = 1 if (h - oy < rr and iy < ny - 1) else 0
+                z_0 = -1 if (oz < rr and iz > 0) else 0
+                z_1 = 1 if (h - oz < rr and iz < nz - 1) else 0
+                for dx in range(x_0, x_1 + 1):
+                    gx = ox if dx < 0 else (h - ox if dx > 0 else 0.0)
+                    for dy in range(y_0, y_1 + 1):
+                        gy = oy if dy < 0 else (h - oy if dy > 0 else 0.0)
+                        for dz in range(z_0, z_1 + 1):
+                            gz = oz if dz < 0 else (h - oz if dz > 0 else 0.0)
+                            if gx * gx + gy * gy + gz * gz > min(lim0, other):
+                                continue
+                            c = ((ix + dx) * ny + iy + dy) * nz + iz + dz
+                            other = _scan_other(c, x0 + dx * h, y0 + dy * h, z0 + dz * h, h, be, rec, rel, cell_start,
+                                                cell_tris, cell_sub, split_f, split_base, sub_start, sub_tris, px, py,
+                                                pz, lim0, other)
             out_t[i] = ids[best_t]
             out_e[i] = rel[best_t]
             out_in[i] = best_in
@@ -431,14 +671,14 @@ def query_bvh(P, rec, rel, ids, boxes, children, ranges, order, reach, out_d, ou
             while top > 0:
                 top -= 1
                 k = stack[top]
-                if _box_d2(boxes, k, px, py, pz) > _limit(best, reach):
+                if _box_d2(boxes, k, px, py, pz) > _limit(best, reach, other):
                     continue
                 if children[k, 0] < 0:
                     for q in range(ranges[k, 0], ranges[k, 1]):
                         t = order[q]
                         if t == hint:
                             continue
-                        d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach))
+                        d2, side, inner = _tri_d2(rec, t, px, py, pz, _limit(best, reach, other))
                         best, best_t, best_side, best_in, other = _update(
                             rec, rel, t, d2, side, inner, best, best_t, best_side, best_in, other, px, py, pz,
                             sx, sy, sz, has_view)

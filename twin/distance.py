@@ -78,8 +78,8 @@ class SurfaceIndex:
         ab, ac = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
         normal = np.cross(ab, ac)
         area2 = np.linalg.norm(normal, axis=1)
-        keep = area2 > 1e-12
-        self.triangle_ids = np.flatnonzero(keep).astype(np.int32)     # record -> original face index
+        keep = np.flatnonzero(area2 > 1e-12)
+        self.triangle_ids = keep.astype(np.int32)     # record -> original face index
         tri, ab, ac, normal, area2 = tri[keep], ab[keep], ac[keep], normal[keep], area2[keep]
         normal /= area2[:, None]
         self.face_normals = np.zeros((len(faces), 3))
@@ -99,6 +99,8 @@ class SurfaceIndex:
             self.dims = np.ones(3, dtype=np.int64)
             self.cell_start = np.zeros(2, dtype=np.int64)
             self.cell_tris = np.zeros(0, dtype=np.int32)
+            self.split = (np.full(1, -1, dtype=np.int32), np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                          np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
         else:
             lo = tri.min(axis=(0, 1))
             hi = tri.max(axis=(0, 1))
@@ -109,7 +111,10 @@ class SurfaceIndex:
             self.cell_m = h
             self.origin = lo - h          # one empty cell of margin on every side
             self.dims = (np.floor(span / h) + 3).astype(np.int64)
-            self.cell_start, self.cell_tris = _kernels().build_grid(rec, self.origin, h, self.dims)
+            k = _kernels()
+            self.cell_start, self.cell_tris = k.build_grid(rec, self.origin, h, self.dims)
+            # crowded cells (detailed parts) get sub-cells: (cell_sub, split_f, split_base, sub_start, sub_tris)
+            self.split = k.build_split(rec, self.origin, h, self.dims, self.cell_start, self.cell_tris)
         self._bvh = None
 
     @classmethod
@@ -140,13 +145,21 @@ class SurfaceIndex:
     def stats(self) -> dict:
         counts = np.diff(self.cell_start)
         occupied = counts[counts > 0]
+        cell_sub, split_f, _, sub_start, sub_tris = self.split
+        sub_counts = np.diff(sub_start)
+        # what a point meets: a plain cell's list, or a split cell's sub-cell
+        leaf = np.concatenate([counts[(counts > 0) & (cell_sub < 0)], sub_counts[sub_counts > 0]])
         return {"cell_m": self.cell_m, "cells": self.cells, "occupied_cells": int(len(occupied)),
                 "mean_triangles_per_occupied_cell": float(occupied.mean()) if len(occupied) else 0.0,
                 "max_triangles_per_cell": int(counts.max()) if len(counts) else 0,
-                "memory_mb": (self.cell_start.nbytes + self.cell_tris.nbytes + self.records.nbytes) / 1e6}
+                "split_cells": int(len(split_f)), "sub_cells": int(len(sub_counts)),
+                "mean_triangles_per_occupied_leaf": float(leaf.mean()) if len(leaf) else 0.0,
+                "max_triangles_per_leaf": int(leaf.max()) if len(leaf) else 0,
+                "memory_mb": (self.cell_start.nbytes + self.cell_tris.nbytes + self.records.nbytes
+                              + sum(a.nbytes for a in self.split)) / 1e6}
 
     def query(self, points: np.ndarray, *, exact_far: bool = True, point_station: np.ndarray | None = None,
-              stations: np.ndarray | None = None, other_within_m: float = 0.0,
+              stations: np.ndarray | None = None, other_within_m: float = 0.0, max_distance_m: float | None = None,
               chunk: int = QUERY_CHUNK) -> DistanceResult:
         """Exact signed distance, nearest triangle and element for every point (n, 3), metres.
 
@@ -158,6 +171,9 @@ class SurfaceIndex:
 
         With ``exact_far=False`` points farther than one cell (``cell_m``) from every surface
         are not searched further: they get ``inf`` and triangle/element -1 (what ICP wants).
+        ``max_distance_m``: points with no surface that near get ``inf`` and -1 likewise (a
+        deviation band: CloudCompare's ``-MAX_DIST``); within it the answer stays exact, and
+        ``other_m`` too when the band plus ``other_within_m`` is under a cell.
         """
         points = np.asanyarray(points)
         if points.ndim != 2 or points.shape[1] != 3:
@@ -182,15 +198,18 @@ class SurfaceIndex:
             st = np.ascontiguousarray(stations, dtype=np.float64).reshape(-1, 3)
             if len(pst_all) != n:
                 raise ValueError(f"point_station must be ({n},), got {pst_all.shape}")
+        cap = np.inf if max_distance_m is None else float(max_distance_m) ** 2
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             p = np.ascontiguousarray(points[s:e], dtype=np.float64)
             pst = pst_all[s:e] if len(pst_all) else pst_all
             # the kernels write straight into the result (views of the chunk)
             k.query_grid(p, self.records, self.record_element, self.triangle_ids, self.cell_start, self.cell_tris,
-                         self.origin, self.cell_m, self.dims, reach, dist[s:e], tri[s:e], element[s:e], inner[s:e],
-                         other[s:e], pst, st)
-            far = np.flatnonzero(tri[s:e] < 0)
+                         *self.split, self.origin, self.cell_m, self.dims, reach, cap, dist[s:e], tri[s:e],
+                         element[s:e], inner[s:e], other[s:e], pst, st)
+            t = tri[s:e]
+            far = np.flatnonzero(t == -1)
+            t[t == k.FAR] = -1                 # settled: nothing within max_distance_m
             if len(far) and exact_far:
                 fd = np.empty(len(far), dtype=np.float32)
                 ft = np.empty(len(far), dtype=np.int32)
@@ -200,6 +219,9 @@ class SurfaceIndex:
                 pieces, boxes, children, ranges, order, piece_element, piece_face = self._hierarchy()
                 k.query_bvh(np.ascontiguousarray(p[far]), pieces, piece_element, piece_face, boxes, children, ranges,
                             order, reach, fd, ft, fe, ff, fo, pst[far] if len(pst) else pst, st)
+                if cap < np.inf:
+                    beyond = fd.astype(np.float64) ** 2 > cap
+                    fd[beyond], ft[beyond], fe[beyond], ff[beyond], fo[beyond] = np.inf, -1, -1, False, np.inf
                 dist[s + far], tri[s + far], element[s + far], inner[s + far], other[s + far] = fd, ft, fe, ff, fo
         return DistanceResult(dist, tri, element, inner, other)
 
