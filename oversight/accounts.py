@@ -73,6 +73,7 @@ class Account:
     sites: tuple[str, ...]
     created_at: dt.datetime
     disabled: bool
+    enterprise: str | None = None      # role enterprise: its enterprise; ``sites`` are then that enterprise's
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,9 @@ def caller_scope(store: Store, token: str | None) -> Scope:
 
 def add_account(store: Store, scope: Scope, username: str, role: str, *, password: str | None = None,
                 display_name: str | None = None, city: str | None = None, district: str | None = None,
-                sites: tuple[str, ...] | list[str] = ()) -> Account:
-    """Create an account (admin only). ``password`` may be None for a machine account used through tokens."""
+                sites: tuple[str, ...] | list[str] = (), enterprise: str | None = None) -> Account:
+    """Create an account (admin only). ``password`` may be None for a machine account used through tokens.
+    An ``enterprise`` account names its enterprise (``enterprise``) and sees that enterprise's sites."""
     scope.require("manage_accounts")
     if not _USERNAME_RE.fullmatch(username or ""):
         raise OversightError(f"username {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'")
@@ -137,6 +139,15 @@ def add_account(store: Store, scope: Scope, username: str, role: str, *, passwor
         raise OversightError(f"account {username}: a district regulator needs --district")
     if role == "contractor" and not sites:
         raise OversightError(f"account {username}: a contractor needs at least one site (--site)")
+    if role == "enterprise":
+        from sitetwin.data.queries import enterprise as enterprise_row
+
+        if not enterprise:
+            raise OversightError(f"account {username}: an enterprise account needs --enterprise")
+        if enterprise_row(store, enterprise) is None:
+            raise OversightError(f"account {username}: no enterprise {enterprise!r}")
+    elif enterprise is not None:
+        raise OversightError(f"account {username}: only an enterprise account names an enterprise")
     hashed = _hash_password(username, password) if password is not None else None
     sites = sorted(set(sites))
     unknown = [s for s in sites if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s])]
@@ -145,8 +156,9 @@ def add_account(store: Store, scope: Scope, username: str, role: str, *, passwor
     with atomic(store):
         if store.scalar("SELECT count(*) FROM accounts WHERE username = ?", [username]):
             raise OversightError(f"account {username!r} already exists")
-        store.execute("INSERT INTO accounts (username, role, display_name, city, district, password_hash, created_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)", [username, role, display_name, city, district, hashed, utcnow()])
+        store.execute("INSERT INTO accounts (username, role, display_name, city, district, password_hash, created_at, "
+                      "enterprise_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [username, role, display_name, city, district, hashed, utcnow(), enterprise])
         for s in sites:
             store.execute("INSERT INTO account_sites (username, site_code) VALUES (?, ?)", [username, s])
         audit.record(store, scope, "write", "account", username, detail={"op": "add", "role": role})
@@ -159,8 +171,13 @@ def get_account(store: Store, username: str) -> Account:
         raise OversightError(f"no account {username!r}")
     sites = tuple(r["site_code"] for r in store.rows(
         "SELECT site_code FROM account_sites WHERE username = ? ORDER BY site_code", [username]))
+    enterprise = row.get("enterprise_code")
+    if row["role"] == "enterprise" and enterprise:
+        from sitetwin.data.queries import enterprise_sites
+
+        sites = tuple(enterprise_sites(store, enterprise))
     return Account(row["username"], row["role"], row["display_name"], row["city"], row["district"], sites,
-                   row["created_at"], row["disabled_at"] is not None)
+                   row["created_at"], row["disabled_at"] is not None, enterprise)
 
 
 def list_accounts(store: Store, scope: Scope) -> list[Account]:
@@ -444,7 +461,7 @@ def authenticate(store: Store, token: str, *, now: dt.datetime | None = None) ->
 def _scope_of(acc: Account, via: str) -> Scope:
     try:
         return Scope.for_account(acc.username, acc.role, city=acc.city, district=acc.district, sites=acc.sites,
-                                 via=via)
+                                 via=via, enterprise=acc.enterprise)
     except AccessDenied as exc:
         raise AuthError(str(exc)) from None
 

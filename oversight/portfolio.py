@@ -5,6 +5,13 @@ a day from their events; the latest stored risk score), filtered by the caller's
 detections and hazards in the window are vision's counts per site (``vision.queries``), added
 per site and per group. Rolling up 200 sites with a million detections stays interactive
 (``bench/portfolio.py``). ``site_portrait`` gathers what a regulator sees about one site.
+
+Rolled up ``by="enterprise"``, the groups are the sites' construction enterprises
+(``sites.enterprise_code``; sites without one form the group ``None``), each with its name,
+its dangerous works not finished and how many of them are overdue (``oversight.dangerous_works``),
+and its training coverage over the window: the workers on its sites with valid safety training
+over all workers on them (``sensors.queries.training_coverage``; None when none of its sites
+keeps training records).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from sitetwin.oversight.errors import OversightError
 from sitetwin.oversight.scope import Scope
 from sitetwin.vision.queries import detections_per_site, hazards_per_site
 
-GROUPS = ("district", "city")
+GROUPS = ("district", "city", "enterprise")
 PROFILE_FIELDS = ("project", "contractor", "data_owner", "planned_start", "planned_finish", "workers_planned",
                   "latitude", "longitude")
 WINDOW_DAYS = 30
@@ -37,7 +44,7 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
         if narrow else ""
     sql = f"""
     WITH s AS (
-        SELECT site_code, name, district, city FROM sites
+        SELECT site_code, name, district, city, enterprise_code FROM sites
         WHERE {cond} AND (? IS NULL OR city = ?) AND (? IS NULL OR district = ?)
     ), ev AS (
         SELECT finding_id,
@@ -62,7 +69,8 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
                max(as_of) AS scored_on
         FROM risk_scores WHERE as_of <= ? GROUP BY site_code
     )
-    SELECT s.site_code, s.name, s.district, s.city, p.project, p.contractor, p.latitude, p.longitude,
+    SELECT s.site_code, s.name, s.district, s.city, s.enterprise_code, p.project, p.contractor, p.latitude,
+           p.longitude,
            coalesce(fs.open_findings, 0) AS open_findings, coalesce(fs.overdue_findings, 0) AS overdue_findings,
            coalesce(fs.open_critical, 0) AS open_critical, coalesce(fs.open_high, 0) AS open_high,
            coalesce(fs.awaiting_verification, 0) AS awaiting_verification,
@@ -115,13 +123,14 @@ def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, dist
 
 def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None = None, district: str | None = None,
            as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS) -> list[dict]:
-    """Per-district (or per-city) totals over the sites in scope: sites, open/overdue/critical findings,
-    closures, detections, hazards, mean and worst risk, and how many sites sit in each tier."""
+    """Per-district (or per-city, per-enterprise) totals over the sites in scope: sites, open/overdue/critical
+    findings, closures, detections, hazards, mean and worst risk, and how many sites sit in each tier.
+    Per enterprise also its name, open dangerous works and training coverage (module docstring)."""
     scope.require("read")
     if by not in GROUPS:
         raise OversightError(f"roll up by {by!r}: use one of {', '.join(GROUPS)}")
     day = _day(as_of)
-    keys = "city, district" if by == "district" else "city"
+    keys = {"district": "city, district", "city": "city", "enterprise": "enterprise_code"}[by]
     sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
     counts = _vision_counts(store, day=day, window_days=window_days)
     rows = []
@@ -138,11 +147,53 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
                count(*) FILTER (WHERE tier = 'C') AS tier_c, count(*) FILTER (WHERE tier IS NULL) AS unscored,
                list(site_code) AS site_codes
         FROM per_site GROUP BY {keys} ORDER BY {keys}""", args):
-        sites = [counts.get(s, (0, None, 0)) for s in r.pop("site_codes")]
+        codes = r.pop("site_codes")
+        sites = [counts.get(s, (0, None, 0)) for s in codes]
         tail = {k: r.pop(k) for k in ("mean_risk", "max_risk", "tier_a", "tier_b", "tier_c", "unscored")}
-        rows.append({**r, "detections": sum(c[0] for c in sites), "hazards": sum(c[2] for c in sites), **tail})
+        rows.append({**r, "detections": sum(c[0] for c in sites), "hazards": sum(c[2] for c in sites), **tail,
+                     **({"site_codes": sorted(codes)} if by == "enterprise" else {})})
+    if by == "enterprise":
+        rows = _enterprise_figures(store, rows, day=day, window_days=window_days)
     audit.record(store, scope, "view", "portfolio_rollup", None, detail={"by": by, "groups": len(rows)})
     return rows
+
+
+def _enterprise_figures(store: Store, rows: list[dict], *, day: dt.date, window_days: int) -> list[dict]:
+    """Add each enterprise's name, open dangerous works and training coverage to its rollup row."""
+    from sitetwin.data.queries import enterprises
+    from sitetwin.sensors.queries import training_coverage
+
+    codes = [r["enterprise_code"] for r in rows if r["enterprise_code"] is not None]
+    frame = enterprises(store, codes)
+    names = dict(zip(frame["enterprise_code"], frame["name"]))
+    works = _dangerous_works(store, [s for r in rows for s in r["site_codes"]], day)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    start = end - dt.timedelta(days=window_days)
+    out = []
+    for r in rows:
+        on_site = trained = 0
+        kept = False
+        for s in r["site_codes"]:
+            cov = training_coverage(store, s, start, end)
+            on_site += cov["workers_on_site"]
+            trained += cov["trained_valid"]
+            kept = kept or cov["coverage"] is not None
+        code = r.pop("enterprise_code")
+        coverage = round(trained / on_site, 4) if kept and on_site else None
+        out.append({"enterprise_code": code, "name": names.get(code) if code else None, **r,
+                    "dangerous_works": sum(works[s][0] for s in r["site_codes"]),
+                    "dangerous_works_overdue": sum(works[s][1] for s in r["site_codes"]),
+                    "workers_on_site": on_site, "trained_valid": trained, "training_coverage": coverage})
+    return out
+
+
+def _dangerous_works(store: Store, sites: list[str], day: dt.date) -> dict[str, tuple[int, int]]:
+    """site_code -> (dangerous works not finished by ``day``, of them overdue: started or due without an
+    approved plan), from ``oversight.dangerous_works.register_summary``."""
+    from sitetwin.oversight.dangerous_works import register_summary
+
+    return {r["site_code"]: (r["works"] - r["finished"], r["overdue"])
+            for r in register_summary(store, sorted(set(sites)), as_of=day)}
 
 
 def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) -> dict:

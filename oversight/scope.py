@@ -14,8 +14,14 @@ role                          sites                                          may
 ``city_regulator``            the account's city (all sites if none is set)  raise, verify-close, reopen, tier, import
 ``district_regulator``        the account's district                         as city regulator
 ``contractor``                the account's own sites                        comment, submit rectifications, export
+``enterprise``                its enterprise's sites, in any district/city   comment, submit rectifications, export
 ``viewer``                    own sites, and its district/city if set        read only
 ============================  =============================================  =======================================
+
+An ``enterprise`` account (the middle tier of Jilin's 主管部门、企业、项目) sees the sites whose
+construction enterprise is its enterprise (``sites.enterprise_code``), wherever they are. The
+condition reads ``sites`` live; ``sites`` on the scope holds the same codes as resolved when the
+scope was made (``oversight.accounts`` does it), for :meth:`Scope.admits_site`, which has no store.
 
 ``Scope.system(name)`` is for trusted code (hazard rules, sensors, the demo): all sites,
 every action, recorded under its name. It never comes from a token.
@@ -29,15 +35,15 @@ from typing import Any
 from sitetwin.data.store import placeholders
 from sitetwin.oversight.errors import AccessDenied
 
-ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer")
+ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "enterprise", "viewer")
 REGULATORS = frozenset({"admin", "city_regulator", "district_regulator"})
 
 # action -> roles allowed (the system scope may do everything)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "read": frozenset(ROLES),
     "raise": REGULATORS,
-    "comment": REGULATORS | {"contractor"},
-    "submit_rectification": frozenset({"admin", "contractor"}),
+    "comment": REGULATORS | {"contractor", "enterprise"},
+    "submit_rectification": frozenset({"admin", "contractor", "enterprise"}),
     "verify_close": REGULATORS,
     "reopen": REGULATORS,
     "escalate": REGULATORS,
@@ -45,7 +51,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "record_risk": REGULATORS,
     "evaluate": REGULATORS,
     "edit_site": REGULATORS,
-    "export": REGULATORS | {"contractor"},
+    "export": REGULATORS | {"contractor", "enterprise"},
     "import": REGULATORS,
     "manage_accounts": frozenset({"admin"}),
     "read_audit": frozenset({"admin"}),
@@ -57,7 +63,7 @@ class Scope:
     """The caller: who (``actor``), with which ``role``, over which sites.
 
     Site rules (any that match admit a site): ``all_sites``; ``district`` (with ``city``
-    when set); ``city`` alone; the explicit ``sites``.
+    when set); ``city`` alone; ``enterprise`` (sites built by it); the explicit ``sites``.
     """
 
     actor: str
@@ -67,6 +73,7 @@ class Scope:
     district: str | None = None
     sites: frozenset[str] = field(default_factory=frozenset)
     via: str = "local"            # session | token | local | system
+    enterprise: str | None = None  # role enterprise: the enterprise code whose sites it sees
 
     @classmethod
     def system(cls, name: str = "system") -> Scope:
@@ -74,8 +81,10 @@ class Scope:
 
     @classmethod
     def for_account(cls, username: str, role: str, *, city: str | None = None, district: str | None = None,
-                    sites: frozenset[str] | set[str] | tuple[str, ...] = (), via: str = "session") -> Scope:
-        """The scope an account's role gives it (see the module docstring)."""
+                    sites: frozenset[str] | set[str] | tuple[str, ...] = (), via: str = "session",
+                    enterprise: str | None = None) -> Scope:
+        """The scope an account's role gives it (see the module docstring). For ``enterprise``,
+        ``sites`` are its enterprise's sites as resolved now (``data.queries.enterprise_sites``)."""
         if role not in ROLES:
             raise AccessDenied(f"account {username!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")
         sites = frozenset(sites)
@@ -89,6 +98,10 @@ class Scope:
             return cls(username, role, city=city, district=district, via=via)
         if role == "contractor":
             return cls(username, role, sites=sites, via=via)
+        if role == "enterprise":
+            if not enterprise:
+                raise AccessDenied(f"account {username!r}: an enterprise account needs an enterprise")
+            return cls(username, role, sites=sites, enterprise=enterprise, via=via)
         return cls(username, role, city=city, district=district, sites=sites, via=via)   # viewer
 
     # -- actions ---------------------------------------------------------------------------
@@ -122,6 +135,10 @@ class Scope:
         elif self.city:
             conditions.append(f"{column} IN (SELECT site_code FROM sites WHERE city = ?)")
             params.append(self.city)
+        if self.enterprise:
+            conditions.append(f"{column} IN (SELECT site_code FROM sites WHERE enterprise_code = ?)")
+            params.append(self.enterprise)
+            return "(" + " OR ".join(conditions) + ")", params     # live: not the snapshot in sites
         if self.sites:
             conditions.append(f"{column} IN ({placeholders(self.sites)})")
             params += sorted(self.sites)
