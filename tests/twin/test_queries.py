@@ -174,13 +174,17 @@ def test_status_counts_per_survey_count_every_element_compared(store):
     from sitetwin.twin.queries import survey_status_counts
 
     statuses = {"SA": ["built"] * 3 + ["partial", "out_of_tolerance", "not_built", "not_built"], "SB": ["built"]}
+    failed = '[{"check": "position", "value_mm": 24.7, "limit_mm": 8.0}]'   # a partial element seen displaced
     insert_rows(store, "element_deviation", [
-        {"site_code": "S", "survey_id": sid, "model_id": "m1", "global_id": f"G{i}", "points": 1, "status": s}
+        {"site_code": "S", "survey_id": sid, "model_id": "m1", "global_id": f"G{i}", "points": 1, "status": s,
+         "checks": failed if s == "partial" else None}
         for sid, ss in statuses.items() for i, s in enumerate(ss)])
     counts = survey_status_counts(store, ["SB", "SA", "SX"])
     assert counts.to_dict("records") == [
-        {"survey_id": "SA", "built": 3, "partial": 1, "not_built": 2, "out_of_tolerance": 1},
-        {"survey_id": "SB", "built": 1, "partial": 0, "not_built": 0, "out_of_tolerance": 0}]
+        {"survey_id": "SA", "built": 3, "partial": 1, "not_built": 2, "out_of_tolerance": 1,
+         "partial_out_of_tolerance": 1},
+        {"survey_id": "SB", "built": 1, "partial": 0, "not_built": 0, "out_of_tolerance": 0,
+         "partial_out_of_tolerance": 0}]
     assert survey_status_counts(store, []).empty
 
 
