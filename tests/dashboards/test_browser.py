@@ -137,7 +137,7 @@ def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(brows
     selected = _js(browser, "const t = document.querySelector('#twin-graph .js-plotly-plot')._fullData[0];"
                             "return [t.name, t.visible, t.i.length];")
     assert selected[0] == f"selected: {el['ifc_class']}" and selected[1] is not False and selected[2] > 0
-    assert _text(browser, "twin-card-status") in ("built", "partial", "not_built", "out_of_tolerance",
+    assert _text(browser, "twin-card-status") in ("built", "partially built", "not built", "out of tolerance",
                                                   "not in the survey")
     _shot(browser, "twin-card")
     assert _errors(browser) == []
