@@ -316,9 +316,12 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
 
 
 def import_file(store: Store, path: str | Path, *, new_workers: bool = False, today: dt.date | None = None,
-                source: str | None = None) -> dict:
+                source: str | None = None, check_site=None) -> dict:
     """Import training records from a CSV (header row of :data:`FIELDS`) or JSON file (a list of
-    record objects, or ``{"records": [...]}``), in one transaction. See the module docstring."""
+    record objects, or ``{"records": [...]}``), in one transaction. See the module docstring.
+
+    ``check_site(site_code)``, when given, is called for each site of the file before anything is
+    stored and refuses by raising (the CLI passes the caller's scope check)."""
     path = Path(path)
     rows = read_rows(path)
 
@@ -327,6 +330,9 @@ def import_file(store: Store, path: str | Path, *, new_workers: bool = False, to
 
     records = check_records(rows, where=where, today=today)
     sha = content_digest(records)
+    if check_site is not None:
+        for site in sorted({r["site_code"] for r in records}):
+            check_site(site)
     with store.transaction():
         report = store_records(store, records, import_key=f"file:{sha[:32]}", where=where, new_workers=new_workers,
                                source=source or ("json" if path.suffix.lower() == ".json" else "csv"),

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import typer
 
-from sitetwin.app.commands import bim, cluster, lake, oversight, panorama, sensors, serve, survey, vision, works
+from sitetwin.app.commands import (
+    bim,
+    cluster,
+    lake,
+    oversight,
+    panorama,
+    sensors,
+    serve,
+    survey,
+    training,
+    vision,
+    works,
+)
 
 # The order of the groups in ``sitetwin --help``.
-GROUPS = (bim, survey, panorama, sensors, oversight, works, vision, serve, cluster, lake)
+GROUPS = (bim, survey, panorama, sensors, training, oversight, works, vision, serve, cluster, lake)
 
 
 def register_all(app: typer.Typer) -> None:

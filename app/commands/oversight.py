@@ -304,7 +304,7 @@ def bcf_import(
 # portfolio, risk, evaluation, catalogue
 
 def portfolio_cmd(
-    by: Annotated[str, typer.Option(help="site | district | city")] = "district",
+    by: Annotated[str, typer.Option(help="site | district | city | enterprise")] = "district",
     city: Annotated[Optional[str], typer.Option(help="Only this city.")] = None,
     district: Annotated[Optional[str], typer.Option(help="Only this district.")] = None,
     as_of: AsOfOption = None, db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
@@ -318,6 +318,10 @@ def portfolio_cmd(
             rows = portfolio_sites(store, scope, city=city, district=district, as_of=as_of)
             cols = ["site_code", "district", "open_findings", "overdue_findings", "open_critical", "detections",
                     "hazards", "risk_score", "tier"]
+        elif by == "enterprise":
+            rows = rollup(store, scope, by=by, city=city, district=district, as_of=as_of)
+            cols = ["enterprise_code", "name", "sites", "open_findings", "overdue_findings", "open_critical",
+                    "mean_risk", "max_risk", "dangerous_works", "dangerous_works_overdue", "training_coverage"]
         else:
             rows = rollup(store, scope, by=by, city=city, district=district, as_of=as_of)
             cols = (["city", "district"] if by == "district" else ["city"]) + [
@@ -518,7 +522,8 @@ def _password(stdin: bool, prompt: str = "Password") -> str:
 @user_app.command("add")
 def user_add(
     username: Annotated[str, typer.Argument()],
-    role: Annotated[str, typer.Option(help="admin | city_regulator | district_regulator | contractor | viewer")],
+    role: Annotated[str, typer.Option(help="admin | city_regulator | district_regulator | contractor | enterprise "
+                                           "| viewer")],
     city: Annotated[Optional[str], typer.Option()] = None,
     district: Annotated[Optional[str], typer.Option()] = None,
     site: Annotated[Optional[list[str]], typer.Option("--site", help="Own site (repeat).")] = None,
@@ -526,6 +531,8 @@ def user_add(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     no_password: Annotated[bool, typer.Option("--no-password", help="Machine account: tokens only.")] = False,
     db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
+    enterprise: Annotated[Optional[str], typer.Option(help="Role enterprise: its enterprise code (it sees the "
+                                                           "sites that enterprise builds).")] = None,
 ) -> None:
     """Create an account (admin; the local owner while the store has none)."""
     from sitetwin.oversight.accounts import add_account
@@ -533,7 +540,7 @@ def user_add(
     password = None if no_password else _password(password_stdin, "Password")
     with _caller(db, token) as (store, scope):
         acc = add_account(store, scope, username, role, password=password, display_name=name, city=city,
-                          district=district, sites=site or [])
+                          district=district, sites=site or [], enterprise=enterprise)
     emit(acc, as_json, lambda a: print(f"account {a.username} ({a.role}) created"))
 
 
