@@ -12,8 +12,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from sitetwin.data import clikit
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, fail, table
 from sitetwin.data.errors import SitetwinError
+from sitetwin.data.i18n import ENV_VAR, LANGUAGES, N_, LanguageError, Translator, normalize_language, set_language
+
+_ = Translator("app")
 
 app = typer.Typer(
     name="sitetwin",
@@ -23,6 +27,74 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def root(
+    lang: Annotated[Optional[str], typer.Option(
+        "--lang", show_default=False, metavar="|".join(LANGUAGES),
+        help=f"Language of the human output: {', '.join(LANGUAGES)} (or set {ENV_VAR}; default English). "
+             "--json output and stored values are the same in every language.")] = None,
+) -> None:
+    """Digital twin of a construction site: design model, scans, panoramas and detections in one store."""
+    choose_language(lang)
+
+
+def choose_language(lang: str | None) -> str:
+    """The process's language from ``--lang``, else ``SITETWIN_LANG``; an unknown code is one ``error:``
+    line naming where it came from (exit 2, like any bad option)."""
+    import os
+
+    raw, where = (lang, "--lang") if lang is not None else (os.environ.get(ENV_VAR) or None, ENV_VAR)
+    try:
+        return set_language(None if raw is None else normalize_language(raw, field=where))
+    except LanguageError as exc:
+        raise fail(str(exc), 2) from None
+
+
+# Column names of the tables the commands print (the keys of their rows, which --json keeps): shown in
+# the current language. A column not listed here is shown as its key.
+COLUMNS = (
+    N_("table"), N_("rows"), N_("file"), N_("read"), N_("inserted"), N_("site_code"), N_("site"), N_("name"),
+    N_("district"), N_("city"), N_("model_id"), N_("version"), N_("file_name"), N_("ifc_schema"),
+    N_("element_count"), N_("loaded_at"), N_("global_id"), N_("ifc_class"), N_("storey"), N_("type_name"),
+    N_("material"), N_("change"), N_("fields"), N_("unit"), N_("error"), N_("kind"), N_("status"),
+    N_("ref"), N_("category"), N_("severity"), N_("due"), N_("overdue_days"), N_("title"), N_("seq"), N_("at"),
+    N_("actor"), N_("note"), N_("finding_id"), N_("to_level"), N_("escalated_to"), N_("component"),
+    N_("weight"), N_("raw"), N_("subscore"), N_("points"), N_("basis"), N_("score"), N_("tier"),
+    N_("inspect_every_days"), N_("premium_factor"), N_("tier_source"), N_("item"), N_("value"),
+    N_("missing"), N_("username"), N_("role"), N_("sites"), N_("token_id"), N_("created_at"),
+    N_("expires_at"), N_("last_used_at"), N_("revoked"), N_("logged_at"), N_("action"), N_("object_kind"),
+    N_("object_id"), N_("detail"), N_("pano_id"), N_("width"), N_("height"), N_("captured_at"),
+    N_("pose_source"), N_("device_id"), N_("device_type"), N_("measured_at"), N_("channel"), N_("trusted"),
+    N_("flags"), N_("on_site"), N_("untrained"), N_("center_m"), N_("radius_m"), N_("z_min_m"), N_("z_max_m"),
+    N_("points_m"), N_("survey_id"), N_("epoch"), N_("registration_method"), N_("fitness"), N_("rmse_m"),
+    N_("coverage"), N_("mean_mm"), N_("max_mm"), N_("survey"), N_("planned"), N_("built"), N_("elements"),
+    N_("planned_pct"), N_("actual_pct"), N_("late"), N_("task"), N_("planned_finish"), N_("class"),
+    N_("instances"), N_("images"), N_("split"), N_("labels"), N_("run_id"), N_("seconds"), N_("weights_path"),
+    N_("hazard_id"), N_("rule"), N_("message"), N_("camera_id"), N_("fx"), N_("source_url"), N_("detections"),
+    N_("hazards"), N_("open"), N_("overdue"), N_("closed"), N_("findings"), N_("risk_score"), N_("grade"),
+    N_("workers"), N_("quality"), N_("day"), N_("count"), N_("enterprise"),
+    N_("as_of"), N_("attempts"), N_("completeness"), N_("data"), N_("deviation"), N_("device"), N_("disabled"),
+    N_("duration"), N_("failed"), N_("finding"), N_("finished"), N_("interval_s"), N_("last_inspection"),
+    N_("last_measured_at"), N_("last_update"), N_("loa"), N_("map50"), N_("map50_95"), N_("mean_risk"),
+    N_("median_depth_m"), N_("min_depth_m"), N_("model"), N_("next_due"), N_("not_built"), N_("open_critical"),
+    N_("open_findings"), N_("out_of_tolerance"), N_("overdue_findings"), N_("owner"), N_("p95_mm"), N_("partial"),
+    N_("pixels"), N_("point_count"), N_("position_m"), N_("precision"), N_("progress"), N_("published_at"),
+    N_("recall"), N_("rms_px"), N_("schema"), N_("sensors"), N_("shift_mm"), N_("solid_angle_sr"),
+    N_("started (UTC)"), N_("stored"), N_("supplier"), N_("tables"), N_("tier_a"), N_("tier_b"), N_("tier_c"),
+    N_("triangle_count"), N_("triangles"), N_("uid"), N_("untrusted"), N_("warning_kinds"), N_("warnings"),
+    N_("pano"), N_("size"), N_("captured"), N_("pose"), N_("inliers"), N_("refined"), N_("copies skipped"),
+    N_("already imported"), N_("warning_id"), N_("dangerous_works"), N_("training"),
+)
+
+
+def column_name(key: str) -> str:
+    """A table column as the reader's language names it (``site_code`` -> ``工地编号`` in zh-CN)."""
+    return _(key) if key in _COLUMN_SET else key
+
+
+_COLUMN_SET = frozenset(COLUMNS)
 
 
 
@@ -45,8 +117,8 @@ def init(
                 upsert_site(store, site, name=name, district=district, city=city)
         result = {"db": str(db), "schema_version": store.schema_version(),
                   "sites": [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY 1")]}
-    emit(result, as_json, lambda r: print(f"store {r['db']} at schema version {r['schema_version']}; "
-                                          f"sites: {', '.join(r['sites']) or 'none'}"))
+    emit(result, as_json, lambda r: print(_("store {db} at schema version {version}; sites: {sites}", db=r["db"],
+                                            version=r["schema_version"], sites=", ".join(r["sites"]) or _("none"))))
 
 
 @app.command("export")
@@ -65,7 +137,7 @@ def export_cmd(
         manifest = export_tables(store, out, tables)
     emit(manifest, as_json, lambda m: table(
         [{"table": t, "rows": v["rows"], "file": v["file"]} for t, v in m["tables"].items()],
-        ["table", "rows", "file"], title=f"exported to {out}"))
+        ["table", "rows", "file"], title=_("exported to {folder}", folder=out)))
 
 
 @app.command("import")
@@ -83,7 +155,8 @@ def import_cmd(
     with open_store(db) as store:
         report = import_tables(store, source, tables)
     emit(report, as_json, lambda r: table(
-        [{"table": t, **v} for t, v in r.items()], ["table", "read", "inserted"], title=f"imported from {source}"))
+        [{"table": t, **v} for t, v in r.items()], ["table", "read", "inserted"],
+        title=_("imported from {folder}", folder=source)))
 
 
 @app.command()
@@ -140,13 +213,14 @@ def _render_demo(summary: dict) -> None:
     from sitetwin.data.clikit import out_console
 
     console = out_console()
-    console.print(f"[bold]demo site[/] {summary['site_code']} in {summary['db']}")
+    console.print("[bold]" + _("demo site") + f"[/] {summary['site_code']} " + _("in {db}", db=summary["db"]))
     for stage in summary["stages"]:
-        facts = ", ".join(f"{k} {v}" for k, v in stage["facts"].items())
+        facts = ", ".join(f"{column_name(k)} {v}" for k, v in stage["facts"].items())
         console.print(f"  {stage['name']:<12} {stage['seconds']:6.1f} s  {facts}")
     if summary.get("background"):
         bg = summary["background"]
-        console.print(f"  still being prepared: {', '.join(bg['stages'])} (log: {bg['log']})")
+        console.print("  " + _("still being prepared: {stages} (log: {log})", stages=", ".join(bg["stages"]),
+                                log=bg["log"]))
 
 
 def _serve_demo(db: Path, background, started: float) -> None:
@@ -162,8 +236,10 @@ def _serve_demo(db: Path, background, started: float) -> None:
         threading.Thread(target=background.process.wait, daemon=True).start()
 
     def ready() -> None:
-        err_console().print(f"workbench ready {time.perf_counter() - started:.0f} s after `sitetwin demo` started"
-                            + ("; still being prepared: " + ", ".join(background.stages) if background else ""))
+        err_console().print(_("workbench ready {seconds} s after `sitetwin demo` started",
+                              seconds=format(time.perf_counter() - started, ".0f"))
+                            + ("; " + _("still being prepared: {stages}", stages=", ".join(background.stages))
+                               if background else ""))
 
     try:
         run_workbench(db, on_ready=ready)
@@ -181,6 +257,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     _register_commands()
+    clikit.set_column_names(column_name)
     try:
         app()
     except SitetwinError as exc:

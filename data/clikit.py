@@ -24,6 +24,13 @@ DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 _err_console = None
 _out_console = None
+_column_name: Callable[[str], str] = str
+
+
+def set_column_names(name: Callable[[str], str]) -> None:
+    """How :func:`table` heads a column given its key (the CLI names them in the reader's language)."""
+    global _column_name
+    _column_name = name
 
 
 def err_console():
@@ -97,7 +104,7 @@ def table(rows: Iterable[dict[str, Any]], columns: list[str], title: str | None 
 
     t = Table(title=title)
     for c in columns:
-        t.add_column(c)
+        t.add_column(_column_name(c))
     for r in rows:
         t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
     out_console().print(t)

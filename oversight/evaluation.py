@@ -482,11 +482,18 @@ def _name(names: dict[str, str], key: str) -> str:
     return _(names[key]) if key in names else key
 
 
-def _item_title(i: ItemResult) -> str:
+def item_title(i: ItemResult) -> str:
+    """An item's title in the current language (the scheme's ``title_zh`` in zh-CN, where it has one)."""
     return i.title_zh if current_language() == "zh-CN" and i.title_zh else i.title
 
 
-def _scheme_title(ev: Evaluation) -> str:
+def grade_name(grade: str) -> str:
+    """A grade as the current language names it (a custom scheme's own grade names as they are)."""
+    return _name(GRADE_NAMES, grade)
+
+
+def scheme_title(ev: Evaluation) -> str:
+    """The scheme's title in the current language."""
     return ev.scheme_title_zh if current_language() == "zh-CN" and ev.scheme_title_zh else ev.scheme_title
 
 
@@ -571,7 +578,7 @@ def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) 
         return "<tr>" + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"
 
     rows = "".join(
-        f"<tr><td>{e(i.id)}</td><td>{e(_name(SECTION_NAMES, i.section))}</td><td>{e(_item_title(i))}</td>"
+        f"<tr><td>{e(i.id)}</td><td>{e(_name(SECTION_NAMES, i.section))}</td><td>{e(item_title(i))}</td>"
         f"<td>{e(_value(i.value))}</td><td class=num>{e(format_number(i.points))} / {e(format_number(i.max_points))}"
         f"</td><td class=muted>{e(_note(i))}</td></tr>" for i in ev.items)
     risk_rows = ""
@@ -610,7 +617,7 @@ def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) 
                   when=format_datetime(utcnow(), tz=time_zone) + ("" if time_zone else " UTC"))
     return f"""<!DOCTYPE html><html lang={language}><head><meta charset=utf-8>
 <title>{e(title)}</title><style>{_CSS}</style></head><body>
-<h1>{e(_scheme_title(ev))}</h1>
+<h1>{e(scheme_title(ev))}</h1>
 <p>{intro}
 {e(scheme)} ({maxes}).</p>
 <p><span class="grade {e(ev.grade)}">{e(grade)}</span>
@@ -655,6 +662,12 @@ def cjk_font_family() -> str | None:
     return next((f for f in CJK_FAMILIES if f in names), None)
 
 
+def require_pdf_font(lang: str | None = None) -> None:
+    """Refuse now (:class:`ReportError`, naming the package) if a PDF in ``lang`` (default: the current
+    language) could not be set here: before anything is evaluated or stored."""
+    _pdf_families(lang or current_language())
+
+
 def _pdf_families(language: str) -> list[str]:
     cjk = cjk_font_family()
     if language == "zh-CN":
@@ -691,7 +704,7 @@ def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.family": families}), \
             PdfPages(target, metadata={"Title": title, "Creator": "sitetwin"}) as pdf:
         doc = _PdfPages(pdf, families)
-        doc.paragraph(t(_scheme_title(ev), 200), size=13, bold=True)
+        doc.paragraph(t(scheme_title(ev), 200), size=13, bold=True)
         site = ev.site_code + (" — " + t(site_name, 120) if site_name else "")
         doc.paragraph(t(_("Site {site}, as of {day}.", site=site, day=format_date(ev.as_of))
                         + " " + _("Scheme {scheme} version {version}", scheme=ev.scheme_id,
@@ -701,7 +714,7 @@ def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str
                           basic=format_number(ev.basic_points), promotion=format_number(ev.promotion_points)),
                       size=12, bold=True, after=8)
         doc.table([_("item"), _("what"), _("measured"), _("points"), _("how")],
-                  [[t(i.id, 12), t(_item_title(i)), t(_value(i.value), 20),
+                  [[t(i.id, 12), t(item_title(i)), t(_value(i.value), 20),
                     f"{format_number(i.points)}/{format_number(i.max_points)}", t(_note(i), 80)] for i in ev.items],
                   widths=[0.07, 0.43, 0.14, 0.1, 0.26], size=7.5)
 

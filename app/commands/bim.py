@@ -9,6 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 bim_app = typer.Typer(help="Design models (IFC): load, inspect, compare, schedule.", no_args_is_help=True)
 
@@ -37,7 +40,7 @@ def load_cmd(
     reports = []
     with open_store(db) as store, progress() as bar:
         for path in models:
-            task = bar.add_task(f"tessellating {path.name}", total=None)
+            task = bar.add_task(_("tessellating {file}", file=path.name), total=None)
 
             def on_progress(done: int, total: int, t=task) -> None:
                 bar.update(t, completed=done, total=total)
@@ -48,12 +51,12 @@ def load_cmd(
                 warn(w)
             reports.append(report)
     payload = reports[0] if len(reports) == 1 else {"models": reports}
-    emit(payload, as_json, lambda _: table(
+    emit(payload, as_json, lambda _payload: table(
         [{"model": r.model_id, "file": r.file_name, "version": r.version, "schema": r.schema, "unit": r.length_unit,
           "elements": r.element_count, "triangles": r.triangle_count, "failed": len(r.failures),
           "status": "unchanged" if r.reused else ("cached" if r.cache_hit else "loaded")} for r in reports],
         ["model", "file", "version", "schema", "unit", "elements", "triangles", "failed", "status"],
-        title=f"site {reports[0].site_code}"))
+        title=_("site {site}", site=reports[0].site_code)))
 
 
 @bim_app.command("models")
@@ -89,7 +92,8 @@ def elements_cmd(
             r["properties"] = json.loads(r["properties"] or "{}")
             r["quantities"] = json.loads(r["quantities"] or "{}")
     emit(rows, as_json, lambda rs: table(rs, ["global_id", "ifc_class", "name", "storey", "type_name", "material",
-                                              "triangle_count"], title=f"{len(rs)} elements"))
+                                              "triangle_count"],
+                                        title=_.plural("{n} element", "{n} elements", len(rs))))
 
 
 @bim_app.command("diff")
@@ -117,7 +121,8 @@ def diff_cmd(
     def render(d):
         print(f"{d.old_model_id} -> {d.new_model_id}: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
         if not d.global_ids_stable:
-            warn("many elements were matched by geometry, not GlobalId: this exporter does not keep GlobalIds stable")
+            warn(_("many elements were matched by geometry, not GlobalId: this exporter does not keep GlobalIds "
+                   "stable"))
         rows = ([{"change": "added", "global_id": g, "fields": ""} for g in d.added]
                 + [{"change": "removed", "global_id": g, "fields": ""} for g in d.removed]
                 + [{"change": "changed", "global_id": c.global_id, "fields": ",".join(c.fields)} for c in d.changed]
@@ -148,5 +153,5 @@ def schedule_cmd(
     for w in result.get("warnings", ()):
         warn(w)
     emit(result, as_json, lambda r: err_console().print(
-        f"schedule {r['schedule_id']}: {r['tasks']} tasks, {r['links']} element links "
-        f"({r['linked_to_model']} found in the site's models)"))
+        _("schedule {schedule}: {tasks} tasks, {links} element links ({found} found in the site's models)",
+          schedule=r["schedule_id"], tasks=r["tasks"], links=r["links"], found=r["linked_to_model"])))

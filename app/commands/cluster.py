@@ -10,6 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sitetwin.data.clikit import JsonOption, emit, out_console, progress, table
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 cluster_app = typer.Typer(help="A city's sites on a Ray cluster: run a manifest of units, see what ran.",
                           no_args_is_help=True)
@@ -51,7 +54,7 @@ def run_cmd(
         def on_event(event: dict[str, Any]) -> None:
             bar.advance(tasks[event["kind"]])
             if event["status"] == "failed":
-                bar.console.print(f"[red]failed:[/] {event['label']}: {event['error']}", markup=True,
+                bar.console.print("[red]" + _("failed:") + f"[/] {event['label']}: {event['error']}", markup=True,
                                   highlight=False, soft_wrap=True)
 
         # Ray prints what its workers report (a lost worker, a retried task) on stdout: stderr, under --json too
@@ -64,10 +67,10 @@ def run_cmd(
 
 def _render_run(summary: dict) -> None:
     failed = summary["failed"]
-    out_console().print(f"{summary['units']} units: {summary['done']} done, {summary['skipped']} skipped, "
-                        f"{len(failed)} failed")
+    out_console().print(_("{units} units: {done} done, {skipped} skipped, {failed} failed", units=summary["units"],
+                          done=summary["done"], skipped=summary["skipped"], failed=len(failed)))
     if failed:
-        table(failed, ["unit", "error"], title="failed units")
+        table(failed, ["unit", "error"], title=_("failed units"))
 
 
 @cluster_app.command("status")
@@ -104,7 +107,7 @@ def status_cmd(
 
 def _render_status(rows: list[dict]) -> None:
     if not rows:
-        out_console().print("no unit has run yet")
+        out_console().print(_("no unit has run yet"))
         return
     table([{"unit": r["unit_index"], "kind": r["kind"], "site": r["site_code"], "status": r["status"],
             "attempts": r["attempts"], "seconds": None if r["seconds"] is None else f"{r['seconds']:.1f}",

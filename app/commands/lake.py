@@ -27,6 +27,9 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, table
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 lake_app = typer.Typer(help="The city lake: site tables as Parquet, partitioned city=/district=/site=. "
                             "Read it with --lake on portfolio, risk and catalogue: you are the --token's account "
@@ -76,10 +79,13 @@ def publish_cmd(
 
     def render(r: dict) -> None:
         rows = sum(w["rows"] for w in r["written"])
-        out_console().print(f"{r['lake']}: {len(r['sites'])} sites, {len(r['written'])} partitions written "
-                            f"({rows} rows), {len(r['removed'])} removed, {r['unchanged']} unchanged")
+        out_console().print(_("{lake}: {sites} sites, {written} partitions written ({rows} rows), {removed} removed, "
+                              "{unchanged} unchanged", lake=r["lake"], sites=len(r["sites"]),
+                              written=len(r["written"]), rows=rows, removed=len(r["removed"]),
+                              unchanged=r["unchanged"]))
         for t, n in sorted(r["orphans"].items()):
-            out_console().print(f"  not published: {n} rows of {t} name a site the store's sites table lacks")
+            out_console().print("  " + _("not published: {n} rows of {table} name a site the store's sites table "
+                                         "lacks", n=n, table=t))
     emit(report, as_json, render)
 
 
@@ -92,7 +98,7 @@ def status_cmd(lake: LakeArg, as_json: JsonOption = False) -> None:
     emit(rows, as_json, lambda rs: table([{**r, "tables": len(r["tables"]), "rows": sum(r["tables"].values())}
                                           for r in rs],
                                          ["site_code", "city", "district", "published_at", "tables", "rows"],
-                                         title=f"{len(rs)} sites in {lake}"))
+                                         title=_("{n} sites in {lake}", n=len(rs), lake=lake)))
 
 
 @contextmanager

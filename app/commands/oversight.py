@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, table, warn
+from sitetwin.data.i18n import N_, Translator
 
 TokenOption = Annotated[Optional[str], typer.Option(
     "--token", envvar="SITETWIN_TOKEN", show_default=False,
@@ -41,6 +42,9 @@ user_app = typer.Typer(help="Accounts (admin).", no_args_is_help=True)
 accounts_app = typer.Typer(help="An account's own settings (yours, or anyone's as admin).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for machines (admin).", no_args_is_help=True)
 package_app = typer.Typer(help="Exchange packages between project, district and city platforms.", no_args_is_help=True)
+_ = Translator("app")
+# Stored words the human output names in the reader's language (the keys stay in --json).
+_BY = {k: k for k in (N_("district"), N_("city"), N_("enterprise"), N_("site"), N_("computed"), N_("decision"))}
 
 
 def register(app: typer.Typer) -> None:
@@ -134,7 +138,8 @@ def finding_raise(
                             description=description, global_id=global_id, storey=storey, location_m=loc,
                             evidence=_json_arg(evidence, "--evidence"), due=due, source="cli", scope=scope)
         f = get_finding(store, scope, fid)
-    emit(_finding_row(f), as_json, lambda r: print(f"raised {r['ref']} ({r['finding_id']}), due {r['due']}"))
+    emit(_finding_row(f), as_json, lambda r: print(_("raised {ref} ({id}), due {due}", ref=r["ref"], id=r["finding_id"],
+                                                                due=r["due"])))
 
 
 @finding_app.command("list")
@@ -155,7 +160,8 @@ def finding_list(
                                                         severity=severity, overdue=overdue, as_of=as_of,
                                                         limit=limit or None)]
     emit(rows, as_json, lambda rs: table(rs, ["ref", "category", "severity", "status", "due", "overdue_days",
-                                              "storey", "title"], title=f"{len(rs)} findings"))
+                                              "storey", "title"],
+                                         title=_.plural("{n} finding", "{n} findings", len(rs))))
 
 
 @finding_app.command("show")
@@ -174,10 +180,12 @@ def finding_show(
 
     def render(p):
         console = out_console()
-        console.print(f"[bold]{f.ref}[/] {f.title} - {f.category}/{f.severity}, {f.status}, due {f.due}")
+        console.print(f"[bold]{f.ref}[/] {f.title} - {f.category}/{f.severity}, {f.status}, "
+                      + _("due {due}", due=f.due))
         table([{"seq": e.seq, "at": e.occurred_at, "actor": e.actor, "kind": e.kind, "status": e.status,
                 "note": e.note} for e in events], ["seq", "at", "actor", "kind", "status", "note"])
-        console.print("history intact" if check.ok else f"[red]history damaged:[/] {'; '.join(check.problems)}")
+        console.print(_("history intact") if check.ok
+                      else "[red]" + _("history damaged:") + f"[/] {'; '.join(check.problems)}")
     emit(payload, as_json, render)
 
 
@@ -201,7 +209,7 @@ def finding_comment(
 
     with _caller(db, token) as (store, scope):
         event_id = fm.comment(store, finding, text, scope=scope)
-    emit({"event_id": event_id}, as_json, lambda r: print(f"comment {r['event_id']} added"))
+    emit({"event_id": event_id}, as_json, lambda r: print(_("comment {id} added", id=r["event_id"])))
 
 
 @finding_app.command("submit")
@@ -253,7 +261,7 @@ def finding_escalate(
     with _caller(db, token) as (store, scope):
         done = escalate_overdue(store, scope=scope, as_of=as_of)
     emit(done, as_json, lambda rs: table(rs, ["site_code", "finding_id", "overdue_days", "to_level", "escalated_to"],
-                                         title=f"{len(rs)} escalated"))
+                                         title=_("{n} escalated", n=len(rs))))
 
 
 # --------------------------------------------------------------------------------------
@@ -277,8 +285,10 @@ def bcf_export(
                             snapshots=snapshots)
     for w in report.warnings:
         warn(w)
-    emit(report, as_json, lambda r: print(f"wrote {r.path}: BCF {r.version}, {r.topics} topics, {r.comments} comments, "
-                                          f"{r.viewpoints} viewpoints, {r.snapshots} snapshots"))
+    emit(report, as_json, lambda r: print(_("wrote {path}: BCF {version}, {topics} topics, {comments} comments, "
+                                            "{viewpoints} viewpoints, {snapshots} snapshots", path=r.path,
+                                            version=r.version, topics=r.topics, comments=r.comments,
+                                            viewpoints=r.viewpoints, snapshots=r.snapshots)))
 
 
 @bcf_app.command("import")
@@ -294,10 +304,11 @@ def bcf_import(
         report = import_bcf(store, scope, source, site_code=site)
     for w in report.warnings:
         warn(w)
-    emit(report, as_json, lambda r: print(
-        f"{r.source} (BCF {r.version}): {len(r.created)} new and {len(r.updated)} updated findings, "
-        f"{r.comments_added} comments, {r.viewpoints_added} viewpoints; {r.components_in_model} of {r.components} "
-        f"components found in the site's model"))
+    emit(report, as_json, lambda r: print(_(
+        "{source} (BCF {version}): {new} new and {updated} updated findings, {comments} comments, {viewpoints} "
+        "viewpoints; {found} of {components} components found in the site's model", source=r.source,
+        version=r.version, new=len(r.created), updated=len(r.updated), comments=r.comments_added,
+        viewpoints=r.viewpoints_added, found=r.components_in_model, components=r.components)))
 
 
 # --------------------------------------------------------------------------------------
@@ -327,7 +338,7 @@ def portfolio_cmd(
             cols = (["city", "district"] if by == "district" else ["city"]) + [
                 "sites", "open_findings", "overdue_findings", "open_critical", "detections", "hazards", "mean_risk",
                 "tier_a", "tier_b", "tier_c"]
-    emit(rows, as_json, lambda rs: table(rs, cols, title=f"portfolio by {by}"))
+    emit(rows, as_json, lambda rs: table(rs, cols, title=_("portfolio by {by}", by=_(by) if by in _BY else by)))
 
 
 def risk_cmd(
@@ -349,7 +360,8 @@ def risk_cmd(
             rows = risk_trend(store, scope, site)
             emit(rows, as_json, lambda rs: table([{**r, **r["subscores"]} for r in rs],
                                                  ["as_of", "score", "tier", "findings", "hazards", "deviation",
-                                                  "progress", "data", "sensors"], title=f"risk trend {site}"))
+                                                  "progress", "data", "sensors"],
+                                                 title=_("risk trend {site}", site=site)))
             return
         if record:
             scores = record_risk(store, scope, [site] if site else None, as_of=as_of)
@@ -360,9 +372,11 @@ def risk_cmd(
     def render(rs):
         if len(rs) == 1:
             r = rs[0]
-            out_console().print(f"[bold]{r.site_code}[/] risk {r.score:.1f}, tier {r.tier} ({r.tier_source}), "
-                                f"inspect every {r.inspect_every_days} days, premium factor {r.premium_factor}")
-            table([{"component": c.name, "weight": c.weight, "raw": "no data" if c.no_data else c.raw,
+            out_console().print(f"[bold]{r.site_code}[/] " + _(
+                "risk {score}, tier {tier} ({source}), inspect every {days} days, premium factor {factor}",
+                score=format(r.score, ".1f"), tier=r.tier, days=r.inspect_every_days, factor=r.premium_factor,
+                source=_(r.tier_source) if r.tier_source in _BY else r.tier_source))
+            table([{"component": c.name, "weight": c.weight, "raw": _("no data") if c.no_data else c.raw,
                     "subscore": c.subscore, "points": c.points, "basis": c.basis} for c in r.components],
                   ["component", "weight", "raw", "subscore", "points", "basis"])
             out_console().print(r.formula())
@@ -387,7 +401,7 @@ def tier_cmd(
     with _caller(db, token) as (store, scope):
         decision = set_tier(store, scope, site, tier, reason, valid_until=until)
     emit({"decision_id": decision, "site_code": site, "tier": tier}, as_json,
-         lambda r: print(f"{site} is tier {tier} ({decision})"))
+         lambda r: print(_("{site} is tier {tier} ({decision})", site=site, tier=tier, decision=decision)))
 
 
 def inspections_cmd(
@@ -399,7 +413,8 @@ def inspections_cmd(
     with _caller(db, token) as (store, scope):
         rows = inspection_plan(store, scope, as_of=as_of)
     emit(rows, as_json, lambda rs: table(rs, ["site_code", "district", "tier", "tier_source", "inspect_every_days",
-                                              "last_inspection", "next_due", "overdue_days"], title="inspection plan"))
+                                              "last_inspection", "next_due", "overdue_days"],
+                                         title=_("inspection plan")))
 
 
 def evaluate_cmd(
@@ -411,27 +426,43 @@ def evaluate_cmd(
     as_of: AsOfOption = None, db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Evaluate a site under a scheme; write HTML and PDF reports with the premium factor."""
-    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.data.queries import site_time_zone
+    from sitetwin.oversight.evaluation import (
+        evaluate,
+        grade_name,
+        item_title,
+        report_html,
+        report_pdf,
+        require_pdf_font,
+        scheme_title,
+    )
+    from sitetwin.oversight.findings import list_findings
 
+    if pdf_out:
+        require_pdf_font()          # a Chinese PDF without a CJK font: refused before anything is stored
     with _caller(db, token) as (store, scope):
         ev = evaluate(store, scope, site, scheme=scheme, as_of=as_of, record=record)
         name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [site])
+        zone = site_time_zone(store, site)
+        findings = (list_findings(store, scope, site_code=site, status=["open", "rectification_submitted", "reopened"])
+                    if html_out or pdf_out else None)
         if html_out or pdf_out:
             from sitetwin.oversight import audit
 
             audit.record(store, scope, "export", "evaluation_report", ev.evaluation_id, site_code=site,
                          detail={"html": str(html_out) if html_out else None, "pdf": str(pdf_out) if pdf_out else None})
     if html_out:
-        html_out.write_text(report_html(ev, site_name=name), encoding="utf-8")
+        html_out.write_text(report_html(ev, site_name=name, findings=findings, time_zone=zone), encoding="utf-8")
     if pdf_out:
-        report_pdf(ev, pdf_out, site_name=name)
+        report_pdf(ev, pdf_out, site_name=name, findings=findings, time_zone=zone)
     payload = {k: v for k, v in ev.__dict__.items() if k != "risk"}
 
-    def render(_: Any) -> None:
-        table([{"item": i.id, "title": i.title, "value": i.value, "points": f"{i.points:g}/{i.max_points:g}"}
-               for i in ev.items], ["item", "title", "value", "points"], title=f"{site}: {ev.scheme_title}")
-        print(f"grade {ev.grade}: total {ev.total_points:g} (basic {ev.basic_points:g}, promotion "
-              f"{ev.promotion_points:g}); {ev.premium_formula}")
+    def render(_payload: Any) -> None:
+        table([{"item": i.id, "title": item_title(i), "value": i.value, "points": f"{i.points:g}/{i.max_points:g}"}
+               for i in ev.items], ["item", "title", "value", "points"], title=f"{site}: {scheme_title(ev)}")
+        print(_("grade {grade}: total {total} (basic {basic}, promotion {promotion}); {formula}",
+                grade=grade_name(ev.grade), total=format(ev.total_points, "g"), basic=format(ev.basic_points, "g"),
+                promotion=format(ev.promotion_points, "g"), formula=ev.premium_formula))
 
     emit(payload, as_json, render)
 
@@ -490,8 +521,9 @@ def package_export(
 
     with _caller(db, token) as (store, scope):
         manifest = export_package(store, scope, out, sites=site, district=district, level=level)
-    emit(manifest, as_json, lambda m: print(f"package {m['package']['package_id']} ({level}) with sites "
-                                            f"{', '.join(m['package']['sites'])} written to {out}"))
+    emit(manifest, as_json, lambda m: print(_("package {id} ({level}) with sites {sites} written to {out}",
+                                              id=m["package"]["package_id"], level=level,
+                                              sites=", ".join(m["package"]["sites"]), out=out)))
 
 
 @package_app.command("import")
@@ -507,7 +539,8 @@ def package_import(
         report = import_package(store, scope, source, level=level)
     emit(report, as_json, lambda r: table([{"table": t, **v} for t, v in r["tables"].items() if v["read"]],
                                           ["table", "read", "inserted"],
-                                          title=f"package {r['package_id']} from a {r['from_level']} platform"))
+                                          title=_("package {id} from a {level} platform", id=r["package_id"],
+                                                  level=r["from_level"])))
 
 
 # --------------------------------------------------------------------------------------
@@ -541,7 +574,7 @@ def user_add(
     with _caller(db, token) as (store, scope):
         acc = add_account(store, scope, username, role, password=password, display_name=name, city=city,
                           district=district, sites=site or [], enterprise=enterprise)
-    emit(acc, as_json, lambda a: print(f"account {a.username} ({a.role}) created"))
+    emit(acc, as_json, lambda a: print(_("account {username} ({role}) created", username=a.username, role=a.role)))
 
 
 @user_app.command("list")
@@ -563,7 +596,8 @@ def user_disable(username: Annotated[str, typer.Argument()], db: DbOption = DEFA
 
     with _caller(db, token) as (store, scope):
         disable_account(store, scope, username)
-    emit({"username": username, "disabled": True}, as_json, lambda r: print(f"{username} disabled"))
+    emit({"username": username, "disabled": True}, as_json,
+         lambda r: print(_("{username} disabled", username=username)))
 
 
 @user_app.command("grant")
@@ -588,7 +622,7 @@ def user_passwd(username: Annotated[str, typer.Argument()],
     password = _password(password_stdin, "New password")
     with _caller(db, token) as (store, scope):
         set_password(store, scope, username, password)
-    emit({"username": username}, as_json, lambda r: print("password changed"))
+    emit({"username": username}, as_json, lambda r: print(_("password changed")))
 
 
 @accounts_app.command("language")
@@ -630,7 +664,7 @@ def logout_cmd(db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_jso
         raise typer.BadParameter("give the session to end with --token or SITETWIN_TOKEN")
     with open_store(db, create=False) as store:
         logout(store, token)
-    emit({"logged_out": True}, as_json, lambda r: print("logged out"))
+    emit({"logged_out": True}, as_json, lambda r: print(_("logged out")))
 
 
 @token_app.command("add")
@@ -668,7 +702,7 @@ def token_revoke(token_id: Annotated[str, typer.Argument()], db: DbOption = DEFA
 
     with _caller(db, token) as (store, scope):
         revoke_token(store, scope, token_id)
-    emit({"token_id": token_id, "revoked": True}, as_json, lambda r: print(f"{token_id} revoked"))
+    emit({"token_id": token_id, "revoked": True}, as_json, lambda r: print(_("{token} revoked", token=token_id)))
 
 
 def audit_cmd(

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, progress, table, warn
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,28 +73,28 @@ def add_cmd(
                 raise PoseError(f"--survey places one panorama (one scan station); got {len(images)} images")
             poses = survey_pose(store, survey, scan)
         with progress() as bar:
-            task = bar.add_task("reading panoramas", total=None)
+            task = bar.add_task(_("reading panoramas"), total=None)
             reports = add_panoramas(store, images, site_code=site, model_id=model, poses=poses, control_points=cps,
                                     refine=refine)
             bar.remove_task(task)
     for w in caught:
         warn(str(w.message))
     if not as_json and all(r.pose_source == "none" for r in reports):
-        warn("no pose given: the panoramas are stored, but element maps and measurement need one "
-             "(--pose, --control-points or --survey)")
+        warn(_("no pose given: the panoramas are stored, but element maps and measurement need one "
+               "(--pose, --control-points or --survey)"))
     if not as_json:
         for r in reports:
             done = r.pose.get("refined")
             if done and not done["accepted"]:
-                warn(f"{r.name or r.pano_id}: pose not refined: {done['reason']}")
+                warn(_("{pano}: pose not refined: {reason}", pano=r.name or r.pano_id, reason=done["reason"]))
     payload = reports[0] if len(reports) == 1 else {"panoramas": reports}
     columns = ["pano", "name", "size", "captured", "pose", "rms_px", "inliers"]
     columns += ["refined"] if refine else []
-    emit(payload, as_json, lambda _: table(
+    emit(payload, as_json, lambda _payload: table(
         [{"pano": r.pano_id, "name": r.name, "size": f"{r.width}x{r.height}", "captured": r.captured_at,
           "pose": r.pose_source, "rms_px": r.pose.get("rms_px"), "inliers": _inliers(r.pose),
           "refined": _refined(r.pose), "status": "unchanged" if r.reused else "added"} for r in reports],
-        columns + ["status"], title=f"site {reports[0].site_code}" if reports else None))
+        columns + ["status"], title=_("site {site}", site=reports[0].site_code) if reports else None))
 
 
 def _inliers(pose: dict) -> str | None:
@@ -179,15 +182,17 @@ def element_map_cmd(
 
 
 def _render_map(r: dict) -> None:
-    out_console().print(f"panorama {r['pano_id']}: {r['width']}x{r['height']} element map, "
-                        f"{r['element_count']} elements seen, coverage {r['coverage']:.1%}, {r['seconds']:.2f} s")
-    out_console().print(f"  index {r['index_file']}\n  depth {r['depth_file']}")
+    out_console().print(_("panorama {pano}: {size} element map, {n} elements seen, coverage {coverage}, {seconds} s",
+                          pano=r["pano_id"], size="{}x{}".format(r["width"], r["height"]), n=r["element_count"],
+                          coverage=format(r['coverage'], ".1%"), seconds=format(r['seconds'], ".2f")))
+    out_console().print("  " + _("index {file}", file=r["index_file"]))
+    out_console().print("  " + _("depth {file}", file=r["depth_file"]))
     if r["overlay"]:
-        out_console().print(f"  overlay {r['overlay']}")
+        out_console().print("  " + _("overlay {file}", file=r["overlay"]))
     table([{**e, "solid_angle_sr": round(e["solid_angle_sr"], 4), "min_depth_m": round(e["min_depth_m"], 2),
             "median_depth_m": round(e["median_depth_m"], 2)} for e in r["elements"]],
           ["global_id", "ifc_class", "storey", "pixels", "solid_angle_sr", "min_depth_m", "median_depth_m"],
-          title="largest elements in view")
+          title=_("largest elements in view"))
 
 
 @pano_app.command("measure")
@@ -220,16 +225,17 @@ def measure_cmd(
 
 def _render_measure(r: dict) -> None:
     c = out_console()
-    c.print(f"distance {r['distance_m']:.3f} m (+/- {r['uncertainty_m']:.3f} m): horizontal {r['horizontal_m']:.3f} m, "
-            f"vertical {r['vertical_m']:+.3f} m")
+    c.print(_("distance {d} m (+/- {u} m): horizontal {h} m, vertical {v} m", d=format(r["distance_m"], ".3f"),
+              u=format(r["uncertainty_m"], ".3f"), h=format(r["horizontal_m"], ".3f"),
+              v=format(r["vertical_m"], "+.3f")))
     for key in ("from", "to"):
         e = r[key]
-        what = f" on {e['global_id']}" if e.get("global_id") else ""
-        c.print(f"  {key:<4} ({e['uv'][0]:.1f}, {e['uv'][1]:.1f}) -> {e['point_m']} m by {e['method']}{what}, "
-                f"range {e['range_m']:.2f} m")
+        what = " " + _("on {element}", element=e["global_id"]) if e.get("global_id") else ""
+        c.print(f"  {key:<4} ({e['uv'][0]:.1f}, {e['uv'][1]:.1f}) -> {e['point_m']} m "
+                + _("by {method}", method=e["method"]) + what + ", " + _("range {r} m", r=format(e['range_m'], ".2f")))
     cl = r.get("clearance_below_from")
     if cl:
-        c.print(f"  clearance below the start point: {cl['clearance_m']:.3f} m")
+        c.print("  " + _("clearance below the start point: {m} m", m=format(cl['clearance_m'], ".3f")))
 
 
 @pano_app.command("view")
@@ -282,6 +288,7 @@ def view_cmd(
     payload = {"pano_id": pano, "out": str(out), "width": width, "height": height, "yaw_deg": yaw,
                "pitch_deg": pitch, "fov_deg": fov, "fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
                "pano_box": [round(float(x), 2) for x in corners]}
-    emit(payload, as_json, lambda r: out_console().print(
-        f"wrote {r['out']}: {r['width']}x{r['height']} view at yaw {r['yaw_deg']:g}, pitch {r['pitch_deg']:g}, "
-        f"fov {r['fov_deg']:g} deg; covers panorama box {r['pano_box']}"))
+    emit(payload, as_json, lambda r: out_console().print(_(
+        "wrote {out}: {size} view at yaw {yaw}, pitch {pitch}, fov {fov} deg; covers panorama box {box}",
+        out=r["out"], size="{}x{}".format(r["width"], r["height"]), yaw=format(r["yaw_deg"], "g"),
+        pitch=format(r["pitch_deg"], "g"), fov=format(r["fov_deg"], "g"), box=r["pano_box"])))

@@ -17,6 +17,9 @@ from typing import Annotated, Optional, overload
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, out_console, table, warn
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 device_app = typer.Typer(help="Site sensor devices: register, list, tokens, calibration, blacklist.",
                          no_args_is_help=True)
@@ -141,12 +144,14 @@ def device_add(
                 _audit_tokens(store, scope, device_id, site_code, issued=token_handle(secret))
     payload = {"device": _device_dict(device), "token": secret}
     if device.blacklisted:
-        warn(f"{device_id}: {device.blacklist_reason}; its readings will be stored flagged and not trusted")
+        warn(_("{device}: {reason}; its readings will be stored flagged and not trusted", device=device_id,
+               reason=device.blacklist_reason))
 
     def render(p):
-        print(f"registered {device_id} ({device_type}) on site {device.site_code}")
+        print(_("registered {device} ({type}) on site {site}", device=device_id, type=device_type,
+                site=device.site_code))
         if secret:
-            print(f"API token (shown once, keep it on the device): {secret}")
+            print(_("API token (shown once, keep it on the device): {secret}", secret=secret))
 
     emit(payload, as_json, render)
 
@@ -209,8 +214,10 @@ def device_token(device_id: str, db: DbOption = DEFAULT_DB_PATH,
                 secret = issue_token(store, device_id)
                 payload = {"device_id": device_id, "token_id": token_handle(secret), "token": secret}
                 _audit_tokens(store, scope, device_id, site_code, issued=payload["token_id"])
-    emit(payload, as_json, lambda p: print(f"revoked {p['revoked']} token(s) of {device_id}" if "revoked" in p
-                                           else f"API token of {device_id} (shown once): {p['token']}"))
+    emit(payload, as_json, lambda p: print(_("revoked {n} token(s) of {device}", n=p["revoked"], device=device_id)
+                                           if "revoked" in p else
+                                           _("API token of {device} (shown once): {token}", device=device_id,
+                                             token=p["token"])))
 
 
 @device_app.command("calibrate")
@@ -230,7 +237,8 @@ def device_calibrate(device_id: str,
         _device_admin(store, auth_token, "record calibrations")
         cal = record_calibration(store, device_id, calibrated_on=on, valid_until=until, laboratory=lab,
                                  certificate=certificate)
-    emit(cal, as_json, lambda c: print(f"{device_id}: calibrated {c.calibrated_on}, valid until {c.valid_until}"))
+    emit(cal, as_json, lambda c: print(_("{device}: calibrated {on}, valid until {until}", device=device_id,
+                                         on=c.calibrated_on, until=c.valid_until)))
 
 
 @device_app.command("blacklist")
@@ -275,7 +283,8 @@ def device_remove(device_id: str, on: Annotated[str, typer.Option("--on", help="
     with open_store(db) as store:
         _device_admin(store, auth_token, "remove devices")
         d = remove_device(store, device_id, removed_on=on)
-    emit(_device_dict(d), as_json, lambda p: print(f"{device_id} removed on {p['removed_on']}"))
+    emit(_device_dict(d), as_json, lambda p: print(_("{device} removed on {day}", device=device_id,
+                                                     day=p["removed_on"])))
 
 
 # ---------------------------------------------------------------------------- readings
@@ -368,7 +377,8 @@ def ingest_serve(
     open_store(db).close()   # create / migrate before serving
     config = ServerConfig(db=db, spool=spool, port=port, flush_interval_s=flush_interval, lock_timeout_s=lock_timeout,
                           evaluate=evaluate, status_token=os.environ.get(STATUS_TOKEN_ENV) or None)
-    err_console().print(f"ingest: serving http://{host}:{port}/v1/batches for {db} (spool {config.spool_path})")
+    url = f"http://{host}:{port}/v1/batches"
+    err_console().print(_("ingest: serving {url} for {db} (spool {spool})", url=url, db=db, spool=config.spool_path))
     serve(config, host=host, port=port, log_level=log_level, sink=raise_drafts)
 
 
@@ -421,8 +431,9 @@ def sensors_evaluate(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
     payload = {"site_code": site_code, "inserted": report.inserted + silence.inserted,
                "updated": report.updated + silence.updated, "removed": report.removed,
                "findings": report.findings + silence.findings, "by_kind": report.by_kind, "seconds": report.seconds}
-    emit(payload, as_json, lambda p: print(f"{site_code}: {p['inserted']} new, {p['updated']} updated, "
-                                           f"{p['removed']} removed warnings; {p['findings']} findings raised"))
+    emit(payload, as_json, lambda p: print(_("{site}: {new} new, {updated} updated, {removed} removed warnings; "
+                                             "{findings} findings raised", site=site_code, new=p["inserted"],
+                                             updated=p["updated"], removed=p["removed"], findings=p["findings"])))
 
 
 @sensors_app.command("headcount")
@@ -439,7 +450,7 @@ def sensors_headcount(start: Annotated[str, typer.Option(help="From (ISO time; U
         site_code = _site(store, site)
         frame = headcount(store, site_code, start=_when(start, "--start"), end=_when(end, "--end"), step_s=step)
     emit(frame.to_dict("records"), as_json, lambda rs: table(rs, ["at", "on_site", "untrained"],
-                                                             title=f"{site_code} headcount (UTC)"))
+                                                             title=_("{site} headcount (UTC)", site=site_code)))
 
 
 @sensors_app.command("zones")
@@ -475,7 +486,7 @@ def sensors_findings(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
         raised = raise_pending_findings(store, raise_drafts, site_code=site_code, min_severity=min_severity,
                                         warning_ids=warning)
     rows = [{"warning_id": w, "finding_id": f} for w, f in raised]
-    emit(rows, as_json, lambda rs: print(f"{len(rs)} finding(s) raised"))
+    emit(rows, as_json, lambda rs: print(_("{n} finding(s) raised", n=len(rs))))
 
 
 @sensors_app.command("limits")

@@ -13,6 +13,9 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, err_console
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +84,8 @@ def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: 
     count = workers or serving.default_workers()
 
     def ready(bound: int) -> None:
-        _announce(db, url(bound), on_ready, f"{count} worker{'s' if count > 1 else ''} × {threads} threads")
+        _announce(db, url(bound), on_ready, _.plural("{n} server process", "{n} server processes", count) + " × "
+                  + _.plural("{n} thread", "{n} threads", threads))
 
     return serving.serve(db, host=host, port=port, workers=count, threads=threads, jobs=jobs,
                          trusted_proxies=trusted_proxies, on_ready=ready)
@@ -101,7 +105,7 @@ def _run_debug(db: Path, *, host: str, port: int, jobs: Path | None, url: str,
     app = create_app(db, jobs_dir=jobs, debug=True)
     warm = warm_up(db)
     try:
-        _announce(db, url, on_ready, "development server (--debug): never in production")
+        _announce(db, url, on_ready, _("development server (--debug): never in production"))
         app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
     except KeyboardInterrupt:
         pass
@@ -119,7 +123,8 @@ def _free_port(host: str) -> int:
 
 
 def _announce(db: Path, url: str, on_ready: Callable[[], None] | None, how: str) -> None:
-    err_console().print(f"[bold]sitetwin workbench[/] for {Path(db)} at {url}  ({how}; Ctrl+C stops it)",
+    err_console().print("[bold]" + _("sitetwin workbench") + "[/] "
+                        + _("for {db} at {url}  ({how}; Ctrl+C stops it)", db=Path(db), url=url, how=how),
                         markup=True)
     err_console().print(_who_may_enter(db))
     if on_ready is not None:
@@ -132,8 +137,8 @@ def _who_may_enter(db) -> str:
 
     with read_store(db) as store:
         if has_accounts(store):
-            return "the store has accounts: log in with one (see `sitetwin user list`)"
-    return "the store has no accounts: the workbench runs open as the local owner (admin)"
+            return _("the store has accounts: log in with one (see `sitetwin user list`)")
+    return _("the store has no accounts: the workbench runs open as the local owner (admin)")
 
 
 def _first_site(db) -> str | None:

@@ -8,6 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, table, warn
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 survey_app = typer.Typer(help="Point-cloud surveys: register to the model, deviation, as-built status.",
                          no_args_is_help=True)
@@ -56,11 +59,11 @@ def add_cmd(
         raise typer.BadParameter("--units takes m or mm")
     console = err_console()
     with open_store(db) as store:
-        with console.status("survey ...") as status:
+        with console.status(_("survey") + " ...") as status:
             report = add_survey(store, scans, model_ids=model, epoch=epoch, register=register_mode or "auto",
                                 transform=transform, control_points=control_points, units=units,
                                 tolerances=tolerances, name=name,
-                                on_progress=lambda msg: status.update(f"survey: {msg} ..."))
+                                on_progress=lambda msg: status.update(_("survey") + f": {msg} ..."))
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _render_add)
@@ -71,17 +74,22 @@ def _render_add(r) -> None:
 
     c = out_console()
     reg = r.registration
-    c.print(f"[bold]survey {r.survey_id}[/] site {r.site_code}, epoch {r.epoch or '-'}, "
-            f"{r.point_count:,} points in {len(r.scans)} scan(s)" + (" (already imported)" if r.reused else ""))
-    c.print(f"  registration {reg['method']}: fitness {reg['fitness']:.3f}, RMSE {reg['rmse_mm']} mm"
-            + (f", margin over the runner-up pose {reg['details']['margin']:.2%}"
+    c.print("[bold]" + _("survey {survey}", survey=r.survey_id) + "[/] "
+            + _("site {site}, epoch {epoch}, {points} points in {scans} scan(s)", site=r.site_code,
+                epoch=r.epoch or "-", points=format(r.point_count, ","), scans=len(r.scans))
+            + (" " + _("(already imported)") if r.reused else ""))
+    c.print("  " + _("registration {method}: fitness {fitness}, RMSE {rmse} mm", method=reg["method"],
+                     fitness=format(reg['fitness'], ".3f"), rmse=reg["rmse_mm"])
+            + (", " + _("margin over the runner-up pose {margin}", margin=format(reg['details']['margin'], ".2%"))
                if reg.get("details", {}).get("margin") is not None else ""))
     for cp in reg.get("control_points", []):
-        c.print(f"    {cp['name']}: residual {cp['residual_mm']} mm")
+        c.print(f"    {cp['name']}: " + _("residual {mm} mm", mm=cp["residual_mm"]))
     counts = r.status_counts
-    c.print(f"  elements: built {counts['built']}, partial {counts['partial']}, not built {counts['not_built']}, "
-            f"out of tolerance {counts['out_of_tolerance']}")
-    c.print(f"  noise {r.noise_mm} mm -> {r.loa or '-'} (USIBD); unplanned objects {r.unplanned_objects}")
+    c.print("  " + _("elements: built {built}, partial {partial}, not built {not_built}, out of tolerance {oot}",
+                     built=counts["built"], partial=counts["partial"], not_built=counts["not_built"],
+                     oot=counts["out_of_tolerance"]))
+    c.print("  " + _("noise {noise} mm -> {loa} (USIBD); unplanned objects {n}", noise=r.noise_mm, loa=r.loa or "-",
+                     n=r.unplanned_objects))
 
 
 @survey_app.command("deviation")
@@ -112,7 +120,8 @@ def deviation_cmd(
                   "section_mm", "verticality_mm", "flatness_mm"):
             r[k] = None if r[k] is None or r[k] != r[k] else round(float(r[k]), 2)
     emit(rows, as_json, lambda rs: table(rs, ["global_id", "ifc_class", "storey", "points", "coverage", "mean_mm",
-                                              "p95_mm", "shift_mm", "status"], title=f"survey {survey}"))
+                                              "p95_mm", "shift_mm", "status"],
+                                         title=_("survey {survey}", survey=survey)))
 
 
 @survey_app.command("list")
@@ -151,14 +160,16 @@ def _render_progress(r) -> None:
 
     c = out_console()
     if not r.surveys:
-        c.print(f"site {r.site_code}: no analysed survey with an epoch yet; add one with `sitetwin survey add`")
+        c.print(_("site {site}: no analysed survey with an epoch yet; add one with `sitetwin survey add`",
+                  site=r.site_code))
         return
-    c.print(f"[bold]site {r.site_code}[/]: {r.elements} scheduled elements, {len(r.surveys)} survey(s)")
+    c.print("[bold]" + _("site {site}", site=r.site_code) + "[/]: "
+            + _("{n} scheduled elements, {surveys} survey(s)", n=r.elements, surveys=len(r.surveys)))
     table([{"epoch": s["epoch"], "survey": s["survey_id"], "planned": s["planned"], "built": s["built"]}
-           for s in r.surveys], ["epoch", "survey", "planned", "built"], title="epochs")
+           for s in r.surveys], ["epoch", "survey", "planned", "built"], title=_("epochs"))
     table(list(r.by_storey), ["storey", "elements", "planned_pct", "actual_pct", "late"],
-          title="per storey, at the latest survey")
+          title=_("per storey, at the latest survey"))
     table(list(r.by_task), ["task", "planned_finish", "elements", "planned_pct", "actual_pct", "late"],
-          title="per task")
-    c.print(f"late elements: {len(r.late_elements)}"
-            + (f" (worst {r.late_elements[0]['days_late']} days)" if r.late_elements else ""))
+          title=_("per task"))
+    c.print(_("late elements: {n}", n=len(r.late_elements))
+            + (" " + _("(worst {days} days)", days=r.late_elements[0]["days_late"]) if r.late_elements else ""))

@@ -12,6 +12,9 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
+from sitetwin.data.i18n import Translator
+
+_ = Translator("app")
 
 OptionalDb = Annotated[Optional[Path], typer.Option("--db", help="Record the run in this store (optional).")]
 
@@ -75,7 +78,8 @@ def dataset_check(
             console.print(f"[{colour}]{issue['severity']}[/] {where}: {issue['message']}", markup=True,
                           soft_wrap=True, highlight=False)
         table([{"class": k, **v} for k, v in r["per_class"].items()], ["class", "instances", "images"],
-              title=f"{r['images']} images, {r['instances']} boxes, {r['errors']} errors, {r['warnings']} warnings")
+              title=_("{images} images, {boxes} boxes, {errors} errors, {warnings} warnings", images=r["images"],
+                      boxes=r["instances"], errors=r["errors"], warnings=r["warnings"]))
     emit(report, as_json, render)
     if report["errors"] or not report["ok"] or (strict and report["warnings"]):
         raise typer.Exit(1)
@@ -103,7 +107,8 @@ def dataset_merge(
               "warnings": len(merged.warnings)}
     emit(result, as_json, lambda r: table([{"class": k, **v} for k, v in r["per_class"].items()],
                                           ["class", "instances", "images"],
-                                          title=f"merged {len(r['sources'])} datasets into {r['out']}"))
+                                          title=_("merged {n} datasets into {out}", n=len(r["sources"]),
+                                                  out=r["out"])))
 
 
 @dataset_app.command("split")
@@ -124,7 +129,8 @@ def dataset_split(
     st = statistics(dataset)
     result = {"out": str(out), "data_yaml": str(yaml_path), "seed": seed, "per_split": st.per_split}
     emit(result, as_json, lambda r: table([{"split": k, **v} for k, v in r["per_split"].items()],
-                                          ["split", "images", "instances"], title=f"split into {r['out']}"))
+                                          ["split", "images", "instances"],
+                                          title=_("split into {out}", out=r["out"])))
 
 
 @dataset_app.command("autolabel")
@@ -153,12 +159,13 @@ def dataset_autolabel(
         when = dt.date.fromisoformat(at) if at else None
         keep = built_elements(store, site, at=when, survey_id=survey)
         with progress() as bar:
-            task = bar.add_task("labelling views", total=None)
+            task = bar.add_task(_("labelling views"), total=None)
             report = autolabel_panoramas(store, ids, out, config=AutolabelConfig(masks=masks, min_pixels=min_pixels),
                                          element_ids=keep, on_view=lambda n: bar.update(task, completed=n))
     emit(report, as_json, lambda r: table([{"class": k, "labels": v} for k, v in r.per_class.items()],
                                           ["class", "labels"],
-                                          title=f"{r.images} views from {r.panoramas} panoramas -> {r.out}"))
+                                          title=_("{views} views from {panoramas} panoramas -> {out}",
+                                                  views=r.images, panoramas=r.panoramas, out=r.out)))
 
 
 # --- training and evaluation --------------------------------------------------------------------------
@@ -185,7 +192,7 @@ def train_cmd(
     store = _open_optional(db)
     try:
         with progress() as bar:
-            task = bar.add_task("training", total=epochs)
+            task = bar.add_task(_("training"), total=epochs)
             result = train(data, config, out=out, store=store, site_code=site,
                            on_epoch=lambda e, n, m: bar.update(task, completed=min(e, n)))
         payload = {"run_id": result.run_id if store is not None else None, "weights": str(result.weights),
@@ -365,7 +372,7 @@ def camera_add(
         with store.transaction():
             add_camera(store, cam, replace=replace)
     emit({"camera_id": camera_id, "site_code": site, "fx": f, "fy": fy or f}, as_json,
-         lambda r: print(f"camera {r['camera_id']} on site {r['site_code']}"))
+         lambda r: print(_("camera {camera} on site {site}", camera=r["camera_id"], site=r["site_code"])))
 
 
 @camera_app.command("list")
@@ -416,7 +423,7 @@ def detect_cmd(
                           tracker=tracker, max_frames=max_frames, hazards=hazards)
     with open_store(db) as store:
         with progress() as bar:
-            task = bar.add_task("detecting", total=None)
+            task = bar.add_task(_("detecting"), total=None)
             try:
                 report = detect_source(store, None if source == "-" else source, weights, site_code=site,
                                        pano_id=pano, camera_id=camera, config=config,
@@ -429,8 +436,10 @@ def detect_cmd(
 
 
 def _render_detect(r: dict) -> None:
-    print(f"run {r['run_id']} on {r['source_kind']} {r['source_ref']}: {r['frames']} frames, {r['detections']} "
-          f"detections ({r['tagged']} tagged onto elements), {r['hazards']} hazards, {r['findings']} findings")
+    print(_("run {run} on {kind} {ref}: {frames} frames, {detections} detections ({tagged} tagged onto elements), "
+            "{hazards} hazards, {findings} findings", run=r["run_id"], kind=r["source_kind"], ref=r["source_ref"],
+            frames=r["frames"], detections=r["detections"], tagged=r["tagged"], hazards=r["hazards"],
+            findings=r["findings"]))
     if r["per_class"]:
         table([{"class": k, "detections": v} for k, v in r["per_class"].items()], ["class", "detections"])
     if r["hazard_rules"]:
