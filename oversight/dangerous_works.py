@@ -77,6 +77,7 @@ CSV_ZONE = ("zone_polygon_m", "zone_z_min_m", "zone_z_max_m")
 MAX_IMPORT_BYTES = 20 << 20
 MAX_VERTICES = 200
 MAX_ELEMENTS = 5000
+MAX_FUTURE_DAYS = 1           # a step may be dated this far after today's UTC date (a site east of Greenwich)
 
 
 class WorksError(OversightError):
@@ -314,7 +315,7 @@ def _check(raw: Mapping[str, Any], *, today: dt.date) -> dict[str, Any]:
     w["actual_start"] = _date(raw.get("actual_start"), "actual_start")
     w["actual_end"] = _date(raw.get("actual_end"), "actual_end")
     for name in ("review_on", "plan_approved_on", "actual_start", "actual_end"):
-        if w[name] is not None and w[name] > today:
+        if w[name] is not None and w[name] > today + dt.timedelta(days=MAX_FUTURE_DAYS):
             raise _Bad(name, f"{w[name]} is in the future (today is {today}); record a step on the day it happens")
     if w["scale"] == "dangerous" and w["review_state"] != "not_required":
         raise _Bad("review_state", "an expert review is for works beyond a certain scale; use not_required, "

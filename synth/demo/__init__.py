@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitetwin.synth.demo import model, oversight, panoramas, sensors, surveys, vision
+from sitetwin.synth.demo import model, oversight, panoramas, sensors, surveys, vision, works
 
 DEMO_SITE = "DEMO"
 # The story: the building's schedule began on the Monday about this many days before the
@@ -66,6 +66,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("surveys", surveys.run, "scan surveys, deviation and progress"),
     Stage("panoramas", panoramas.run, "posed panoramas"),       # at the survey epochs, from the scan stations
     Stage("sensors", sensors.run, "sensor data and warnings"),
+    Stage("works", works.run, "the register of dangerous works", pages=("/works",)),
     Stage("oversight", oversight.run, "the regulators' portfolio, findings and reports"),
     Stage("vision", vision.run, "detections and hazards from the demo detector", slow=True,
           pages=("/", "/panoramas", "/hazards", "/findings", "/portfolio")),
