@@ -63,7 +63,8 @@ def run(ctx) -> dict[str, Any]:
                  responsible="赵磊", planned_start=day(today, -5), planned_end=today + dt.timedelta(days=40),
                  zone=rect(x1 - 2, y0 - 2, x1 + 3, y1 + 2, 0.0, top + 1.0)),
             dict(code="SC-01", work_type="scaffolding", scale="dangerous", title="西立面悬挑式脚手架",
-                 responsible="孙丽", planned_start=today + dt.timedelta(days=10), planned_end=today + dt.timedelta(days=70),
+                 responsible="孙丽", planned_start=today + dt.timedelta(days=10),
+                 planned_end=today + dt.timedelta(days=70),
                  zone=rect(x0 - 3, y0 - 2, x0 + 2, y1 + 2, 0.0, top + 2.0)),
         ]
         with store.transaction():
