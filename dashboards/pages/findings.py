@@ -13,13 +13,20 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title, severity, when
 from sitetwin.dashboards.regulator import BCF_VERSIONS
+from sitetwin.data.i18n import N_, Translator
 from sitetwin.oversight.findings import CATEGORIES, SEVERITIES
 
-STATUS_OPTIONS = [{"label": "open", "value": "open"}, {"label": "rectification submitted",
-                                                       "value": "rectification_submitted"},
-                  {"label": "verified closed", "value": "verified_closed"}, {"label": "reopened", "value": "reopened"}]
+_ = Translator("dashboards.pages")
+NAME = N_("Findings")
+STATUS_OPTIONS = [{"label": N_("open"), "value": "open"},
+                  {"label": N_("rectification submitted"), "value": "rectification_submitted"},
+                  {"label": N_("verified and closed"), "value": "verified_closed"},
+                  {"label": N_("reopened"), "value": "reopened"}]
 ACTION_BUTTONS = ("submit", "verify", "reopen", "comment")
+ACTION_LABELS = {"submit": N_("Submit rectification"), "verify": N_("Verify and close"), "reopen": N_("Reopen"),
+                 "comment": N_("Comment")}
 
 i.declare({
     "findings-selected.data": i.optional(i.object_id), "findings-refresh.data": i.optional(i.count),
@@ -38,50 +45,52 @@ i.declare_pattern("findings-open", finding=i.object_id)
 
 
 def layout(site: str | None = None, finding: str | None = None, **query):
-    from sitetwin.dashboards.regulator import ACTIONS
-
     options = _site_options()
     site = site if site in [o["value"] for o in options] else None
     return html.Div([
         dcc.Store(id="findings-selected", data=finding),
         dcc.Store(id="findings-refresh", data=0),
         dcc.Download(id="findings-download"),
-        html.H1("Findings"),
+        html.H1(_("Findings")),
         html.Div([
-            c.control("site", dcc.Dropdown(id="findings-f-site", options=options, value=site,
-                                                 placeholder="all my sites")),
-            c.control("status", dcc.Dropdown(id="findings-f-status", options=STATUS_OPTIONS, multi=True,
-                                             placeholder="any status")),
-            c.control("severity", dcc.Dropdown(id="findings-f-severity", options=list(SEVERITIES), placeholder="any")),
-            c.control("category", dcc.Dropdown(id="findings-f-category", options=list(CATEGORIES), placeholder="any")),
-            dcc.Checklist(id="findings-f-overdue", options=[{"label": "overdue only", "value": "overdue"}], value=[]),
+            c.control(_("site"), dcc.Dropdown(id="findings-f-site", options=options, value=site,
+                                              placeholder=_("all my sites"))),
+            c.control(_("status"), dcc.Dropdown(id="findings-f-status", multi=True, placeholder=_("any status"),
+                                                options=[{**o, "label": _(o["label"])} for o in STATUS_OPTIONS])),
+            c.control(_("severity"), dcc.Dropdown(id="findings-f-severity", placeholder=_("any"), options=[
+                {"label": label("severity", v), "value": v} for v in SEVERITIES])),
+            c.control(_("category"), dcc.Dropdown(id="findings-f-category", placeholder=_("any"), options=[
+                {"label": label("category", v), "value": v} for v in CATEGORIES])),
+            dcc.Checklist(id="findings-f-overdue", options=[{"label": _("overdue only"), "value": "overdue"}],
+                          value=[]),
         ], className="controls"),
         html.Div([
-            c.control("BCF version", dcc.RadioItems(id="findings-bcf-version", options=list(BCF_VERSIONS),
-                                                    value=BCF_VERSIONS[0], inline=True)),
-            dcc.Checklist(id="findings-bcf-options", options=[{"label": "with snapshots", "value": "snapshots"}],
+            c.control(_("BCF version"), dcc.RadioItems(id="findings-bcf-version", options=list(BCF_VERSIONS),
+                                                       value=BCF_VERSIONS[0], inline=True)),
+            dcc.Checklist(id="findings-bcf-options", options=[{"label": _("with snapshots"), "value": "snapshots"}],
                           value=["snapshots"]),
-            html.Button("Download these as BCF", id="findings-bcf", className="button", n_clicks=0),
-            html.Button("Escalate overdue findings", id="findings-escalate", className="button secondary",
-                        n_clicks=0, title="raise the escalation level of overdue findings (regulators)"),
+            html.Button(_("Download these as BCF"), id="findings-bcf", className="button", n_clicks=0),
+            html.Button(_("Escalate overdue findings"), id="findings-escalate", className="button secondary",
+                        n_clicks=0, title=_("raise the escalation level of overdue findings (regulators)")),
         ], className="controls"),
         html.Div(id="findings-msg", className="status-line"),
         html.Div(id="findings-summary", className="figures"),
         html.Div([
-            html.Div([html.H2("Findings"), html.Div(id="findings-table")], className="card"),
+            html.Div([html.H2(_("Findings")), html.Div(id="findings-table")], className="card"),
             html.Div([
-                html.Div(c.empty("Open a finding to see its history and act on it.", id="findings-detail-empty"),
+                html.Div(c.empty(_("Open a finding to see its history and act on it."), id="findings-detail-empty"),
                          id="findings-detail"),
                 html.Div([
-                    html.H3("Act on this finding"),
-                    dcc.Textarea(id="findings-note", placeholder="note (a reason is needed to reopen)",
+                    html.H3(_("Act on this finding")),
+                    dcc.Textarea(id="findings-note", placeholder=_("note (a reason is needed to reopen)"),
                                  style={"width": "100%", "height": "3.5rem"}),
-                    dcc.Textarea(id="findings-evidence", placeholder="evidence of the rectification (what was done, "
-                                                                      "photos, figures): contractors",
+                    dcc.Textarea(id="findings-evidence",
+                                 placeholder=_("evidence of the rectification (what was done, photos, figures): "
+                                               "contractors"),
                                  style={"width": "100%", "height": "3.5rem"}),
-                    c.control("new due date when reopening (YYYY-MM-DD)",
-                              dcc.Input(id="findings-due", type="text", placeholder="default by severity")),
-                    html.Div([html.Button(ACTIONS[a][1], id=f"findings-{a}", className="button", n_clicks=0)
+                    c.control(_("new due date when reopening (YYYY-MM-DD)"),
+                              dcc.Input(id="findings-due", type="text", placeholder=_("default by severity"))),
+                    html.Div([html.Button(_(ACTION_LABELS[a]), id=f"findings-{a}", className="button", n_clicks=0)
                               for a in ACTION_BUTTONS], style={"display": "flex", "gap": ".4rem", "flexWrap": "wrap"}),
                     html.Div(id="findings-action-msg", className="status-line"),
                 ], id="findings-actions", className="actions"),
@@ -115,40 +124,44 @@ def fill(site, status, severity, category, overdue, refresh):
     by = {}
     for f in rows:
         by[f.status] = by.get(f.status, 0) + 1
-    summary = [c.figure_num(len(rows), "findings" + (f" (newest {FINDINGS_SHOWN})" if len(rows) >= FINDINGS_SHOWN
-                                                     else ""), id="findings-count"),
-               c.figure_num(by.get("open", 0) + by.get("reopened", 0), "to rectify"),
-               c.figure_num(by.get("rectification_submitted", 0), "to verify"),
-               c.figure_num(sum(1 for f in rows if f.overdue), "overdue", id="findings-overdue-count")]
+    summary = [c.figure_num(num(len(rows)), _("findings (newest {n})", n=num(FINDINGS_SHOWN))
+                            if len(rows) >= FINDINGS_SHOWN else _("findings"), id="findings-count"),
+               c.figure_num(num(by.get("open", 0) + by.get("reopened", 0)), _("to rectify")),
+               c.figure_num(num(by.get("rectification_submitted", 0)), _("to verify")),
+               c.figure_num(num(sum(1 for f in rows if f.overdue)), _("overdue"), id="findings-overdue-count")]
     if not rows:
-        return summary, c.empty("No finding matches these filters.", id="findings-empty")
+        return summary, c.empty(_("No finding matches these filters."), id="findings-empty")
     return summary, _table(rows)
 
 
 def _table(rows):
-    cols = [("ref", "ref"), ("severity", "severity"), ("category", "category"), ("title", "title"),
-            ("status", "status"), ("due", "due"), ("overdue", "overdue"), ("open", "")]
+    cols = columns([("ref", N_("ref")), ("severity", N_("severity")), ("category", N_("category")),
+                    ("title", N_("title")), ("status", N_("status")), ("due", N_("due")), ("overdue", N_("overdue")),
+                    ("open", "")])
 
-    def cell(k, f):
+    def show(k, f):
         if k == "ref":
             return f.ref
         if k == "severity":
-            return c.severity(f.severity)
+            return severity(f.severity)
+        if k == "category":
+            return label("category", f.category)
         if k == "status":
-            return f.status.replace("_", " ")
+            return label("finding_status", f.status)
         if k == "overdue":
             if not f.overdue:
                 return ""
-            return c.badge(f"{f.overdue_days} d" + (f" · esc. {f.escalation_level}" if f.escalation_level else ""),
+            return c.badge(_("{n} d", n=num(f.overdue_days))
+                           + (_(" · esc. {level}", level=f.escalation_level) if f.escalation_level else ""),
                            "overdue")
         if k == "open":
-            return html.Button("open", id={"type": "findings-open", "finding": f.finding_id}, n_clicks=0,
+            return html.Button(_("open"), id={"type": "findings-open", "finding": f.finding_id}, n_clicks=0,
                                className="button secondary")
-        return c.fmt(getattr(f, k))
+        return cell(getattr(f, k))
 
-    body = [html.Tr([html.Td(cell(k, f)) for k, _ in cols], className="overdue-row" if f.overdue else None)
+    body = [html.Tr([html.Td(show(k, f)) for k, _h in cols], className="overdue-row" if f.overdue else None)
             for f in rows]
-    return html.Table([html.Thead(html.Tr([html.Th(h) for _, h in cols])), html.Tbody(body)], className="simple",
+    return html.Table([html.Thead(html.Tr([html.Th(h) for _k, h in cols])), html.Tbody(body)], className="simple",
                       id="findings-list")
 
 
@@ -170,41 +183,51 @@ def detail(fid, refresh):
     from sitetwin.dashboards.regulator import finding_view
 
     if not fid:
-        return (c.empty("Open a finding to see its history and act on it.", id="findings-detail-empty"),
+        return (c.empty(_("Open a finding to see its history and act on it."), id="findings-detail-empty"),
                 *[True] * len(ACTION_BUTTONS))
+    from sitetwin.dashboards.access import site_store
+    from sitetwin.dashboards.pages._labels import site_tz
+
     v = finding_view(fid)
     f = v.finding
+    with site_store(f.site_code) as store:
+        tz = site_tz(store, f.site_code)
     q = {"site": f.site_code}
     element = html.Span(dcc.Link(f.global_id, href=f"/twin?{urlencode({**q, 'element': f.global_id})}",
                                  id="findings-detail-element")) if f.global_id else None
-    overdue = (c.badge(f"{f.overdue_days} days overdue", "overdue") if f.overdue else "no")
-    facts = c.facts([("site", html.Span(dcc.Link(f.site_code, href=f"/?{urlencode(q)}"))), ("status", html.Span(
-                        f.status.replace("_", " "), id="findings-detail-status")),
-                     ("severity", c.severity(f.severity)), ("category", f.category), ("element", element),
-                     ("storey", f.storey),
-                     ("location (m, site frame)",
-                      ", ".join(f"{x:.2f}" for x in f.location_m) if f.location_m else None),
-                     ("raised", f"{c.fmt(f.raised_at)} by {f.raised_by}" + (f" ({f.source})" if f.source else "")),
-                     ("due", f.due), ("overdue", html.Span(overdue, id="findings-detail-overdue")),
-                     ("escalation", html.Span(f"level {f.escalation_level}: {v.escalated_to}" if f.escalation_level
-                                              else "none", id="findings-detail-escalation"))])
-    evidence = [html.H3("Evidence")]
+    overdue = (c.badge(_("{n} days overdue", n=num(f.overdue_days)), "overdue") if f.overdue else _("no"))
+    facts = c.facts([(_("site"), html.Span(dcc.Link(f.site_code, href=f"/?{urlencode(q)}"))),
+                     (_("status"), html.Span(label("finding_status", f.status), id="findings-detail-status")),
+                     (_("severity"), severity(f.severity)), (_("category"), label("category", f.category)),
+                     (_("element"), element), (_("storey"), f.storey),
+                     (_("location (m, site frame)"),
+                      ", ".join(num(x, 2) for x in f.location_m) if f.location_m else None),
+                     (_("raised"), _("{when} by {who}", when=when(f.raised_at, tz), who=f.raised_by)
+                      + (f" ({f.source})" if f.source else "")),
+                     (_("due"), when(f.due, tz)), (_("overdue"), html.Span(overdue, id="findings-detail-overdue")),
+                     (_("escalation"), html.Span(_("level {level}: {to}", level=f.escalation_level, to=v.escalated_to)
+                                                 if f.escalation_level else _("none"),
+                                                 id="findings-detail-escalation"))])
+    evidence = [html.H3(_("Evidence"))]
     pano = (f.evidence or {}).get("panorama") or ({"pano_id": f.evidence["pano_id"]}
                                                   if (f.evidence or {}).get("pano_id") else None)
     if pano:
-        evidence.append(dcc.Link("open the panorama view",
+        evidence.append(dcc.Link(_("open the panorama view"),
                                  href=f"/panoramas?{urlencode({**q, 'pano': pano['pano_id']})}",
                                  id="findings-detail-pano"))
-    evidence.append(html.Pre(json.dumps(f.evidence, indent=1, default=str)[:2000], id="findings-detail-evidence")
-                    if f.evidence else c.empty("No evidence recorded with the finding."))
-    rows = [{"seq": e.seq, "when": e.occurred_at, "who": e.actor, "what": e.kind.replace("_", " "),
-             "status": (e.status or "").replace("_", " "), "due": e.due, "note": e.note,
+    evidence.append(html.Pre(json.dumps(f.evidence, indent=1, default=str, ensure_ascii=False)[:2000],
+                             id="findings-detail-evidence")
+                    if f.evidence else c.empty(_("No evidence recorded with the finding.")))
+    rows = [{"seq": e.seq, "when": e.occurred_at, "who": e.actor, "what": label("event", e.kind),
+             "status": label("finding_status", e.status) if e.status else "", "due": e.due, "note": e.note,
              "evidence": ((e.evidence or {}).get("description")
-                          or (json.dumps(e.evidence)[:200] if e.evidence else None))}
+                          or (json.dumps(e.evidence, ensure_ascii=False)[:200] if e.evidence else None))}
             for e in v.events]
-    history = [html.H3(f"History ({len(rows)} events, never overwritten)"),
-               c.table(rows, [("seq", "#"), ("when", "when"), ("who", "who"), ("what", "what"), ("status", "status"),
-                              ("due", "due"), ("note", "note"), ("evidence", "evidence")], id="findings-history")]
+    history = [html.H3(_("History ({n} events, never overwritten)", n=num(len(rows)))),
+               c.table(rows, columns([("seq", "#"), ("when", N_("when")), ("who", N_("who")), ("what", N_("what")),
+                                      ("status", N_("status")), ("due", N_("due")), ("note", N_("note")),
+                                      ("evidence", N_("evidence"))]), id="findings-history",
+                       cell=lambda k, r: cell(r.get(k), tz=tz))]
     body = [html.H2(f"{f.ref}: {f.title}", id="findings-detail-title"), facts,
             html.P(f.description) if f.description else None, *evidence, *history]
     return (body, *[not v.allowed[a] for a in ACTION_BUTTONS])
@@ -244,8 +267,9 @@ def download_bcf(n, site, status, severity, category, overdue, version, options)
                     overdue="overdue" in (overdue or []), limit=None)
     name, data, report = bcf_export([f.finding_id for f in rows], version or "2.1",
                                     snapshots="snapshots" in (options or []))
-    msg = (f"BCF {report.version}: {report.topics} topics, {report.viewpoints} viewpoints, {report.snapshots} "
-           f"snapshots, {report.components} components"
+    msg = (_("BCF {version}: {topics} topics, {viewpoints} viewpoints, {snapshots} snapshots, {components} "
+             "components", version=report.version, topics=num(report.topics), viewpoints=num(report.viewpoints),
+             snapshots=num(report.snapshots), components=num(report.components))
            + (f"; {'; '.join(report.warnings)}" if report.warnings else ""))
     return dcc.send_bytes(data, name), html.Span(msg, id="findings-bcf-done")
 
@@ -260,9 +284,11 @@ def escalate(n, refresh):
     if not n:
         raise dash.exceptions.PreventUpdate
     done = run()
-    return (f"{len(done)} overdue finding{'s' * (len(done) != 1)} of your sites escalated "
-            f"({', '.join(sorted({d['site_code'] + ' to ' + str(d['escalated_to']) for d in done})) or 'none due'}).",
+    where = ", ".join(sorted({_("{site} to {to}", site=d["site_code"], to=d["escalated_to"]) for d in done}))
+    return (_.plural("{n} overdue finding of your sites escalated ({where}).",
+                     "{n} overdue findings of your sites escalated ({where}).", len(done),
+                     where=where or _("none due")),
             (refresh or 0) + 1)
 
 
-dash.register_page(__name__, path="/findings", name="Findings", title="sitetwin · findings", order=7, layout=layout)
+dash.register_page(__name__, path="/findings", name=NAME, title=page_title(N_("findings")), order=7, layout=layout)

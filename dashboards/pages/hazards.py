@@ -10,7 +10,12 @@ from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title, severity, site_tz, when
+from sitetwin.data.i18n import N_, Translator
 
+_ = Translator("dashboards.pages")
+NAME = N_("Hazards")
+SEVERITY_FIGURES = (("critical", N_("critical")), ("high", N_("high")), ("medium", N_("medium")), ("low", N_("low")))
 EVIDENCE_SHOWN = 12
 
 i.declare({
@@ -31,23 +36,26 @@ def layout(site: str | None = None, **query):
     return html.Div([
         dcc.Store(id="hazards-site", data=site),
         dcc.Store(id="hazards-refresh", data=0),
-        html.H1("Hazards and detections"),
-        html.Div([c.control("hazard types", dcc.Dropdown(id="hazards-rules", multi=True, placeholder="all types")),
-                  c.control("storeys", dcc.Dropdown(id="hazards-storeys", multi=True, placeholder="all storeys"))],
+        html.H1(_("Hazards and detections")),
+        html.Div([c.control(_("hazard types"), dcc.Dropdown(id="hazards-rules", multi=True,
+                                                             placeholder=_("all types"))),
+                  c.control(_("storeys"), dcc.Dropdown(id="hazards-storeys", multi=True,
+                                                        placeholder=_("all storeys")))],
                  className="controls"),
         html.Div(id="hazards-summary", className="figures"),
         html.Div([
-            html.Div([html.H2("Timeline"), dcc.Graph(id="hazards-timeline", style={"height": "300px"})],
+            html.Div([html.H2(_("Timeline")), dcc.Graph(id="hazards-timeline", style={"height": "300px"})],
                      className="card wide"),
-            html.Div([html.H2("Per storey"), dcc.Graph(id="hazards-storey-counts", style={"height": "260px"})],
+            html.Div([html.H2(_("Per storey")), dcc.Graph(id="hazards-storey-counts", style={"height": "260px"})],
                      className="card"),
-            html.Div([html.H2("Hazard types"), dcc.Graph(id="hazards-types", style={"height": "260px"})],
+            html.Div([html.H2(_("Hazard types")), dcc.Graph(id="hazards-types", style={"height": "260px"})],
                      className="card"),
-            html.Div([html.H2("What the detectors saw"), dcc.Graph(id="hazards-detections", style={"height": "260px"})],
+            html.Div([html.H2(_("What the detectors saw")),
+                      dcc.Graph(id="hazards-detections", style={"height": "260px"})],
                      className="card"),
-            html.Div([html.H2("Evidence"), html.Div(id="hazards-finding-msg", className="status-line"),
+            html.Div([html.H2(_("Evidence")), html.Div(id="hazards-finding-msg", className="status-line"),
                       html.Div(id="hazards-evidence", className="evidence")], className="card wide"),
-            html.Div([html.H2("Elements involved"), html.Div(id="hazards-elements")], className="card wide"),
+            html.Div([html.H2(_("Elements involved")), html.Div(id="hazards-elements")], className="card wide"),
         ], className="grid"),
     ])
 
@@ -57,7 +65,8 @@ def setup(site):
     from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
-        return q.hazard_rules(store, site), [s["name"] for s in q.storeys(store, site)]
+        rules = [{"label": label("rule", r), "value": r} for r in q.hazard_rules(store, site)]
+        return rules, [s["name"] for s in q.storeys(store, site)]
 
 
 @callback(Output("hazards-summary", "children"), Output("hazards-timeline", "figure"),
@@ -71,6 +80,7 @@ def fill(site, rules, storeys, refresh=None):
     from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
+        tz = site_tz(store, site)
         timeline = q.hazard_timeline(store, site, rules=rules, storeys=storeys)
         per_storey = q.hazard_counts(store, site, "storey", rules=rules, storeys=storeys)
         per_rule = q.hazard_counts(store, site, "rule", rules=rules, storeys=storeys)
@@ -81,25 +91,30 @@ def fill(site, rules, storeys, refresh=None):
         linked = q.hazard_findings(store, site, [r["hazard_id"] for r in evidence])
     total = sum(r["hazards"] for r in per_rule)
     sev = {r["key"]: r["hazards"] for r in per_severity}
-    summary = [c.figure_num(total, "hazards", id="hazards-total"),
-               *[c.figure_num(sev.get(s, 0), s) for s in ("critical", "high", "medium", "low")],
-               c.figure_num(sum(r["detections"] for r in detections), "detections", id="hazards-detection-total")]
+    summary = [c.figure_num(num(total), _("hazards"), id="hazards-total"),
+               *[c.figure_num(num(sev.get(s, 0)), _(text)) for s, text in SEVERITY_FIGURES],
+               c.figure_num(num(sum(r["detections"] for r in detections)), _("detections"),
+                            id="hazards-detection-total")]
     if not total and not detections:
-        empty = f.empty_figure("No detections for this site yet: run a detector with `sitetwin detect`.")
+        empty = f.empty_figure(_("No detections for this site yet: run a detector with `sitetwin detect`."))
         return (summary, empty, empty, empty, empty,
-                c.empty("No hazards: nothing has been detected on this site yet.", id="hazards-empty"), "")
+                c.empty(_("No hazards: nothing has been detected on this site yet."), id="hazards-empty"), "")
+    timeline = [{**r, "rule": label("rule", r["rule"])} for r in timeline]
+    per_rule = [{**r, "key": label("rule", r["key"])} for r in per_rule]
+    detections = [{**r, "key": label("detection", r["key"])} for r in detections]
     return (summary, f.timeline_figure(timeline), f.counts_figure(per_storey, "hazards", ""),
             f.counts_figure(per_rule, "hazards", ""), f.counts_figure(detections, "detections", ""),
-            _evidence(evidence, linked, site), _elements(elements, site))
+            _evidence(evidence, linked, site, tz), _elements(elements, site, tz))
 
 
-def _evidence(rows, linked=None, site=None):
+def _evidence(rows, linked=None, site=None, tz=None):
     if not rows:
-        return c.empty("No evidence crops saved for these hazards.")
+        return c.empty(_("No evidence crops saved for these hazards."))
     linked = linked or {}
-    return [html.Figure([html.Img(src=f"/media/evidence/{r['hazard_id']}/0", alt=r["rule"],
+    return [html.Figure([html.Img(src=f"/media/evidence/{r['hazard_id']}/0", alt=label("rule", r["rule"]),
                                   id={"type": "hazards-crop", "hazard": r["hazard_id"]}),
-                         html.Figcaption([c.severity(r["severity"]), f" {r['rule']} · {c.fmt(r['started_at'])}"
+                         html.Figcaption([severity(r["severity"]),
+                                          f" {label('rule', r['rule'])} · {when(r['started_at'], tz)}"
                                           + (f" · {r['storey']}" if r.get("storey") else ""), html.Br(),
                                           _finding_link(r["hazard_id"], linked.get(r["hazard_id"]), site)])])
             for r in rows]
@@ -110,26 +125,32 @@ def _finding_link(hazard_id, finding, site):
     from urllib.parse import urlencode
 
     if finding:
-        return dcc.Link(f"finding {finding['ref']} ({finding['status'].replace('_', ' ')})",
+        return dcc.Link(_("finding {ref} ({status})", ref=finding["ref"],
+                          status=label("finding_status", finding["status"])),
                         href="/findings?" + urlencode({"site": site, "finding": finding["finding_id"]}),
                         id={"type": "hazards-finding-link", "hazard": hazard_id})
-    return html.Button("Raise a finding", id={"type": "hazards-raise", "hazard": hazard_id}, n_clicks=0,
-                       className="button secondary", title="raise a finding with this detection as evidence")
+    return html.Button(_("Raise a finding"), id={"type": "hazards-raise", "hazard": hazard_id}, n_clicks=0,
+                       className="button secondary", title=_("raise a finding with this detection as evidence"))
 
 
-def _elements(rows, site):
+def _elements(rows, site, tz=None):
     if not rows:
-        return c.empty("No hazard is tagged to a model element.")
+        return c.empty(_("No hazard is tagged to a model element."))
 
-    def cell(k, r):
+    def show(k, r):
         if k == "open":
             return html.Button("3D", id={"type": "hazards-open", "element": r["global_id"], "site": site}, n_clicks=0,
-                               className="button secondary", title="open in the 3D twin")
-        return c.fmt(r.get(k))
+                               className="button secondary", title=_("open in the 3D twin"))
+        if k == "rules":
+            rules = r.get(k)
+            rules = rules.split(",") if isinstance(rules, str) else list(rules or [])
+            return ", ".join(label("rule", x.strip()) for x in rules)
+        return cell(r.get(k), tz=tz)
 
-    return c.table(rows, [("global_id", "element"), ("ifc_class", "class"), ("name", "name"), ("storey", "storey"),
-                          ("hazards", "hazards"), ("rules", "types"), ("last_seen", "last seen"), ("open", "")],
-                   id="hazards-element-table", cell=cell)
+    return c.table(rows, columns([("global_id", N_("element")), ("ifc_class", N_("class")), ("name", N_("name")),
+                                  ("storey", N_("storey")), ("hazards", N_("hazards")), ("rules", N_("types")),
+                                  ("last_seen", N_("last seen")), ("open", "")]),
+                   id="hazards-element-table", cell=show)
 
 
 @callback(Output("hazards-finding-msg", "children"), Output("hazards-refresh", "data"),
@@ -147,8 +168,9 @@ def raise_from_hazard(clicks, refresh):
     site = f["ref"].rsplit("-", 1)[0]
     link = dcc.Link(f["ref"], href="/findings?" + urlencode({"site": site, "finding": f["finding_id"]}),
                     id="hazards-finding-new")
-    return html.Span(["Finding " if f["raised"] else "This hazard already has finding ", link,
-                      " raised from the hazard." if f["raised"] else "."]), (refresh or 0) + 1
+    before, after = ((_("Finding "), _(" raised from the hazard.")) if f["raised"]
+                     else (_("This hazard already has finding "), _(".")))
+    return html.Span([before, link, after]), (refresh or 0) + 1
 
 
 @callback(Output("shell-url", "href", allow_duplicate=True),
@@ -157,5 +179,5 @@ def open_in_twin(clicks):
     return c.twin_href(ctx.triggered_id, clicks)
 
 
-dash.register_page(__name__, path="/hazards", name="Hazards", title="sitetwin · hazards and detections", order=5,
+dash.register_page(__name__, path="/hazards", name=NAME, title=page_title(N_("hazards and detections")), order=5,
                    layout=layout)

@@ -10,6 +10,11 @@ from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import scoped_store, site_store
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title, severity, site_tz, when
+from sitetwin.data.i18n import N_, Translator, format_percent
+
+_ = Translator("dashboards.pages")
+NAME = N_("Overview")
 
 STALE_DAYS = {"detections": 7, "sensor": 1, "survey": 60, "camera": 7}   # older than this shows as stale
 
@@ -26,13 +31,13 @@ def layout(site: str | None = None, **query):
         dcc.Store(id="overview-site", data=site),
         html.H1(id="overview-title"),
         html.Div([
-            html.Div([html.H2("Site"), html.Div(id="overview-card")], className="card"),
-            html.Div([html.H2("Progress against plan"), html.Div(id="overview-progress")], className="card"),
-            html.Div([html.H2("Open hazards"), html.Div(id="overview-hazards")], className="card"),
-            html.Div([html.H2("Open findings"), html.Div(id="overview-findings")], className="card"),
-            html.Div([html.H2("Model versions"), html.Div(id="overview-models")], className="card"),
-            html.Div([html.H2("Latest surveys"), html.Div(id="overview-surveys")], className="card"),
-            html.Div([html.H2("Data freshness"), html.Div(id="overview-freshness")], className="card wide"),
+            html.Div([html.H2(_("Site")), html.Div(id="overview-card")], className="card"),
+            html.Div([html.H2(_("Progress against plan")), html.Div(id="overview-progress")], className="card"),
+            html.Div([html.H2(_("Open hazards")), html.Div(id="overview-hazards")], className="card"),
+            html.Div([html.H2(_("Open findings")), html.Div(id="overview-findings")], className="card"),
+            html.Div([html.H2(_("Model versions")), html.Div(id="overview-models")], className="card"),
+            html.Div([html.H2(_("Latest surveys")), html.Div(id="overview-surveys")], className="card"),
+            html.Div([html.H2(_("Data freshness")), html.Div(id="overview-freshness")], className="card wide"),
         ], className="grid"),
     ])
 
@@ -46,6 +51,7 @@ def fill(site):
     from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
+        tz = site_tz(store, site)
         card = q.site_card(store, site)
         models = q.model_versions(store, site)
         surveys = q.surveys(store, site)
@@ -56,95 +62,117 @@ def fill(site):
         fresh = q.data_freshness(store, scope, site)
     s, p, n = card["site"], card["profile"], card["counts"]
     title = f"{s.get('name') or site} ({site})"
-    card_view = [c.facts([("code", site), ("name", s.get("name")), ("district", s.get("district")),
-                          ("city", s.get("city")), ("contractor", p.get("contractor")),
-                          ("planned", f"{c.fmt(p.get('planned_start'))} → {c.fmt(p.get('planned_finish'))}"
+    card_view = [c.facts([(_("code"), site), (_("name"), s.get("name")), (_("district"), s.get("district")),
+                          (_("city"), s.get("city")), (_("contractor"), p.get("contractor")),
+                          (_("planned"), f"{when(p.get('planned_start'), tz)} → {when(p.get('planned_finish'), tz)}"
                            if p.get("planned_start") else None)], id="overview-facts"),
-                 html.Div([c.figure_num(n["elements"], "elements"), c.figure_num(n["surveys"], "surveys"),
-                           c.figure_num(n["panoramas"], "panoramas"), c.figure_num(n["detections"], "detections"),
-                           c.figure_num(n["devices"], "devices")], className="figures")]
-    return (title, card_view, _progress(prog), _hazards(n_hazards, hazards, site), _findings(findings),
-            _models(models), _surveys(surveys), _freshness(fresh))
+                 html.Div([c.figure_num(num(n["elements"]), _("elements")),
+                           c.figure_num(num(n["surveys"]), _("surveys")),
+                           c.figure_num(num(n["panoramas"]), _("panoramas")),
+                           c.figure_num(num(n["detections"]), _("detections")),
+                           c.figure_num(num(n["devices"]), _("devices"))], className="figures")]
+    return (title, card_view, _progress(prog, tz), _hazards(n_hazards, hazards, site, tz), _findings(findings, tz),
+            _models(models, tz), _surveys(surveys, tz), _freshness(fresh, tz))
 
 
-def _progress(prog):
+def _progress(prog, tz=None):
     """Planned and seen-built shares at the latest survey (twin's progress report)."""
     if not prog.elements:
-        return c.empty("No schedule linked to the model: import one with `sitetwin bim schedule` to compare "
-                       "progress against plan.", id="overview-progress-empty")
+        return c.empty(_("No schedule linked to the model: import one with `sitetwin bim schedule` to compare "
+                         "progress against plan."), id="overview-progress-empty")
     if not prog.surveys:
-        return c.empty(f"{prog.elements} scheduled elements, but no analysed survey yet: actual progress needs a "
-                       "scan survey (`sitetwin survey add`).", id="overview-progress-empty")
+        return c.empty(_("{n} scheduled elements, but no analysed survey yet: actual progress needs a "
+                         "scan survey (`sitetwin survey add`).", n=num(prog.elements)), id="overview-progress-empty")
     last = prog.surveys[-1]
     missing = sum(1 for e in prog.late_elements if e["still_missing"])
     return html.Div([
-        html.Div([c.figure_num(round(100.0 * last["planned"] / prog.elements, 1), "% planned done",
+        html.Div([c.figure_num(num(100.0 * last["planned"] / prog.elements, 1), _("% planned done"),
                                id="overview-planned-pct"),
-                  c.figure_num(round(100.0 * last["built"] / prog.elements, 1), "% seen built",
+                  c.figure_num(num(100.0 * last["built"] / prog.elements, 1), _("% seen built"),
                                id="overview-actual-pct"),
-                  c.figure_num(missing, "elements late", id="overview-late")], className="figures"),
-        html.Div(f"at the survey of {c.fmt(last['epoch'])} ({last['survey_id']}), {prog.elements} scheduled elements",
-                 className="status-line"),
+                  c.figure_num(num(missing), _("elements late"), id="overview-late")], className="figures"),
+        html.Div(_("at the survey of {epoch} ({survey}), {n} scheduled elements", epoch=when(last["epoch"], tz),
+                   survey=last["survey_id"], n=num(prog.elements)), className="status-line"),
     ])
 
 
-def _hazards(total, rows, site):
+def _hazards(total, rows, site, tz=None):
     if not rows:
-        return c.empty("No open hazards. Hazards come from the detectors on panoramas and site cameras "
-                       "(`sitetwin vision detect`).", id="overview-hazards-empty")
+        return c.empty(_("No open hazards. Hazards come from the detectors on panoramas and site cameras "
+                         "(`sitetwin vision detect`)."), id="overview-hazards-empty")
+
+    def show(k, r):
+        if k == "severity":
+            return severity(r[k])
+        if k == "rule":
+            return label("rule", r[k])
+        return cell(r.get(k), tz=tz)
+
     return html.Div([
-        html.Div(f"{total} open", className="figure-num", id="overview-hazard-count"),
-        c.table(rows, [("rule", "rule"), ("severity", "severity"), ("started_at", "started"), ("storey", "storey")],
-                cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k))),
-        dcc.Link("All hazards and detections →", href=f"/hazards?site={site}"),
+        html.Div(_("{n} open", n=num(total)), className="figure-num", id="overview-hazard-count"),
+        c.table(rows, columns([("rule", N_("hazard type")), ("severity", N_("severity")),
+                               ("started_at", N_("started")), ("storey", N_("storey"))]), cell=show),
+        dcc.Link(_("All hazards and detections →"), href=f"/hazards?site={site}"),
     ])
 
 
-def _findings(findings):
+def _findings(findings, tz=None):
     if not findings:
-        return c.empty("No open findings.", id="overview-findings-empty")
+        return c.empty(_("No open findings."), id="overview-findings-empty")
     rows = [{"ref": f.ref, "severity": f.severity, "category": f.category, "title": f.title, "status": f.status,
              "due": f.due, "overdue": f.overdue_days or ""} for f in findings[:10]]
-    return html.Div([html.Div(f"{len(findings)} open", className="figure-num", id="overview-finding-count"),
-                     c.table(rows, [("ref", "ref"), ("severity", "severity"), ("title", "title"), ("status", "status"),
-                                    ("due", "due"), ("overdue", "days overdue")],
-                             cell=lambda k, r: c.severity(r[k]) if k == "severity" else c.fmt(r.get(k)))])
+
+    def show(k, r):
+        if k == "severity":
+            return severity(r[k])
+        if k == "status":
+            return label("finding_status", r[k])
+        return cell(r.get(k), tz=tz)
+
+    return html.Div([html.Div(_("{n} open", n=num(len(findings))), className="figure-num",
+                              id="overview-finding-count"),
+                     c.table(rows, columns([("ref", N_("ref")), ("severity", N_("severity")), ("title", N_("title")),
+                                            ("status", N_("status")), ("due", N_("due")),
+                                            ("overdue", N_("days overdue"))]), cell=show)])
 
 
-def _models(models):
+def _models(models, tz=None):
     if not models:
-        return c.empty("No design model yet: load one with `sitetwin bim load`.")
-    return c.table(models, [("name", "model"), ("version", "version"), ("model_id", "id"), ("ifc_schema", "schema"),
-                            ("element_count", "elements"), ("loaded_at", "loaded"), ("current", "current")],
+        return c.empty(_("No design model yet: load one with `sitetwin bim load`."))
+    return c.table(models, columns([("name", N_("model")), ("version", N_("version")), ("model_id", N_("id")),
+                                    ("ifc_schema", N_("schema")), ("element_count", N_("elements")),
+                                    ("loaded_at", N_("loaded")), ("current", N_("current"))]),
                    id="overview-model-table",
-                   cell=lambda k, r: ("yes" if r[k] else "") if k == "current" else c.fmt(r.get(k)))
+                   cell=lambda k, r: (_("yes") if r[k] else "") if k == "current" else cell(r.get(k), tz=tz))
 
 
-def _surveys(surveys):
+def _surveys(surveys, tz=None):
     if not surveys:
-        return c.empty("No scan survey yet: add one with `sitetwin survey add` to see deviation and as-built status.",
-                       id="overview-surveys-empty")
+        return c.empty(_("No scan survey yet: add one with `sitetwin survey add` to see deviation and as-built "
+                         "status."), id="overview-surveys-empty")
     rows = list(reversed(surveys))[:6]
-    return c.table(rows, [("epoch", "epoch"), ("survey_id", "survey"), ("point_count", "points"),
-                          ("rmse_m", "RMSE (m)"), ("built", "built"), ("not_built", "not built"),
-                          ("out_of_tolerance", "out of tol.")],
-                   cell=lambda k, r: c.fmt(r.get(k), 4) if k == "rmse_m" else c.fmt(r.get(k)))
+    return c.table(rows, columns([("epoch", N_("epoch")), ("survey_id", N_("survey")), ("point_count", N_("points")),
+                                  ("rmse_m", N_("RMSE (m)")), ("built", N_("built")), ("not_built", N_("not built")),
+                                  ("out_of_tolerance", N_("out of tol."))]),
+                   cell=lambda k, r: cell(r.get(k), 4, tz) if k == "rmse_m" else cell(r.get(k), tz=tz))
 
 
-def _freshness(rows):
-    def cell(k, r):
+def _freshness(rows, tz=None):
+    def show(k, r):
         if k == "age_days":
             if r["last"] is None:
-                return html.Span("no data", className="missing")
+                return html.Span(_("no data"), className="missing")
             stale = r["age_days"] > STALE_DAYS.get(r["source"], 30)
-            return html.Span(f"{r['age_days']:.1f} days", className="stale" if stale else "ok")
+            return html.Span(_("{n} days", n=num(r["age_days"], 1)), className="stale" if stale else "ok")
         if k == "completeness":
-            return "–" if r[k] is None else f"{100 * r[k]:.0f} %"
-        return c.fmt(r.get(k))
+            return "–" if r[k] is None else format_percent(r[k])
+        if k == "source":
+            return label("source", r[k])
+        return cell(r.get(k), tz=tz)
 
-    return c.table(rows, [("source", "source"), ("entries", "entries"), ("last", "newest data"),
-                          ("age_days", "age"), ("completeness", "completeness")],
-                   id="overview-freshness-table", cell=cell)
+    return c.table(rows, columns([("source", N_("source")), ("entries", N_("entries")), ("last", N_("newest data")),
+                                  ("age_days", N_("age")), ("completeness", N_("completeness"))]),
+                   id="overview-freshness-table", cell=show)
 
 
-dash.register_page(__name__, path="/", name="Overview", title="sitetwin · site overview", order=0, layout=layout)
+dash.register_page(__name__, path="/", name=NAME, title=page_title(N_("site overview")), order=0, layout=layout)

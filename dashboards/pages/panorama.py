@@ -13,12 +13,20 @@ from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import object_store, site_store
 from sitetwin.dashboards.callbacks import callback
 from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
+from sitetwin.dashboards.pages._labels import label, num, page_title, site_tz, when
+from sitetwin.data.i18n import LANGUAGES, N_, Translator, current_language, use_language
+
+_ = Translator("dashboards.pages")
+NAME = N_("Panoramas")
 
 TURN_DEG = 30.0
 TILT_DEG = 15.0
 ZOOM = 1.25
 OVERLAYS = ("none", "class", "status", "deviation")
 CLICK_MODES = ("pick", "measure")
+CLICK_MODE_LABELS = (N_("pick an element"), N_("measure"))
+TURNS = (("left", "◀", N_("turn left")), ("right", "▶", N_("turn right")), ("up", "▲", N_("look up")),
+         ("down", "▼", N_("look down")), ("zoomin", "+", N_("zoom in")), ("zoomout", "−", N_("zoom out")))
 PIXELS_MAX = 1e6            # a view's or a panorama's pixel coordinates
 
 _angle = i.finite_float(-1e6, 1e6)         # View.from_dict wraps the yaw and clamps the pitch and field of view
@@ -42,6 +50,7 @@ i.declare({
     "panorama-pixel-title.value": i.optional(i.text(i.TITLE_MAX)),
     "panorama-pixel-severity.value": i.optional(i.one_of(FINDING_SEVERITIES)),
     "panorama-pixel-category.value": i.optional(i.one_of(FINDING_CATEGORIES)),
+    "panorama-lang.data": i.optional(i.one_of(LANGUAGES)),
 })
 
 
@@ -58,53 +67,56 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
         dcc.Store(id="panorama-measure", data=[]),
         dcc.Store(id="panorama-element", data=element),
         dcc.Store(id="panorama-pixel", data=None),
-        html.H1("Panorama inspection"),
+        dcc.Store(id="panorama-lang", data=current_language()),     # the background detector reads in it
+        html.H1(_("Panorama inspection")),
         html.Div([
             html.Div([
-                html.Div([c.control("panorama", dcc.Dropdown(id="panorama-select", clearable=False), wide=True)],
+                html.Div([c.control(_("panorama"), dcc.Dropdown(id="panorama-select", clearable=False), wide=True)],
                          className="controls"),
                 dcc.Graph(id="panorama-minimap", style={"height": "300px"}, config={"displayModeBar": False}),
                 html.Div(id="panorama-info", className="status-line"),
-                html.H3("Run a detector on this panorama"),
-                dcc.Dropdown(id="panorama-weights", placeholder="trained weights"),
-                html.Div([html.Button("Detect", id="panorama-detect", className="button", n_clicks=0),
-                          html.Button("Cancel", id="panorama-detect-cancel", className="button secondary",
+                html.H3(_("Run a detector on this panorama")),
+                dcc.Dropdown(id="panorama-weights", placeholder=_("trained weights")),
+                html.Div([html.Button(_("Detect"), id="panorama-detect", className="button", n_clicks=0),
+                          html.Button(_("Cancel"), id="panorama-detect-cancel", className="button secondary",
                                       n_clicks=0)], style={"display": "flex", "gap": ".5rem", "marginTop": ".4rem"}),
                 html.Progress(id="panorama-detect-progress", value="0", max="4"),
                 html.Div(id="panorama-detect-msg", className="status-line"),
             ], className="card"),
             html.Div([
                 html.Div([
-                    html.Div([html.Button(t, id=f"panorama-{k}", className="button secondary", n_clicks=0, title=k)
-                              for k, t in (("left", "◀"), ("right", "▶"), ("up", "▲"), ("down", "▼"),
-                                           ("zoomin", "+"), ("zoomout", "−"))],
+                    html.Div([html.Button(t, id=f"panorama-{k}", className="button secondary", n_clicks=0,
+                                          title=_(tip)) for k, t, tip in TURNS],
                              style={"display": "flex", "gap": ".3rem"}),
-                    c.control("overlay", dcc.RadioItems(id="panorama-overlay", value="none", inline=True,
-                                                        options=[{"label": o, "value": o} for o in OVERLAYS])),
+                    c.control(_("overlay"), dcc.RadioItems(id="panorama-overlay", value="none", inline=True,
+                                                           options=[{"label": label("overlay", o), "value": o}
+                                                                    for o in OVERLAYS])),
                     dcc.Checklist(id="panorama-layers", value=["detections"], inline=True,
-                                  options=[{"label": "detections", "value": "detections"}]),
-                    c.control("click to", dcc.RadioItems(id="panorama-click-mode", value="pick", inline=True, options=[
-                        {"label": "pick an element", "value": "pick"}, {"label": "measure", "value": "measure"}])),
+                                  options=[{"label": _("detections"), "value": "detections"}]),
+                    c.control(_("click to"), dcc.RadioItems(id="panorama-click-mode", value="pick", inline=True,
+                                                            options=[{"label": _(text), "value": v} for v, text in
+                                                                     zip(CLICK_MODES, CLICK_MODE_LABELS)])),
                 ], className="controls"),
                 dcc.Loading(dcc.Graph(id="panorama-viewer", style={"height": "560px"},
                                       config={"displayModeBar": False, "scrollZoom": False}), delay_show=500),
                 html.Div(id="panorama-status", className="status-line"),
                 html.Div(id="panorama-result", className="status-line"),
                 html.Details([
-                    html.Summary("Raise a finding at the clicked pixel"),
+                    html.Summary(_("Raise a finding at the clicked pixel")),
                     html.Div([
-                        dcc.Input(id="panorama-pixel-title", placeholder="title", style={"width": "100%"}),
-                        dcc.Dropdown(id="panorama-pixel-severity", options=list(FINDING_SEVERITIES), value="medium",
-                                     clearable=False),
-                        dcc.Dropdown(id="panorama-pixel-category", options=list(FINDING_CATEGORIES), value="safety",
-                                     clearable=False),
-                        html.Button("Raise at this pixel", id="panorama-pixel-raise", className="button", n_clicks=0),
+                        dcc.Input(id="panorama-pixel-title", placeholder=_("title"), style={"width": "100%"}),
+                        dcc.Dropdown(id="panorama-pixel-severity", value="medium", clearable=False, options=[
+                            {"label": label("severity", v), "value": v} for v in FINDING_SEVERITIES]),
+                        dcc.Dropdown(id="panorama-pixel-category", value="safety", clearable=False, options=[
+                            {"label": label("category", v), "value": v} for v in FINDING_CATEGORIES]),
+                        html.Button(_("Raise at this pixel"), id="panorama-pixel-raise", className="button",
+                                    n_clicks=0),
                         html.Div(id="panorama-pixel-msg", className="status-line"),
                     ], style={"display": "grid", "gap": ".4rem"}),
                 ], id="panorama-pixel-box"),
             ], className="card"),
         ], className="grid-2", style={"gridTemplateColumns": "minmax(16rem, 1fr) minmax(0, 3fr)"}),
-        html.Div(c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty"),
+        html.Div(c.empty(_("Click a pixel to see the element it shows."), id="panorama-card-empty"),
                  id="panorama-card", className="card element-card", style={"marginTop": "1rem"}),
     ])
 
@@ -116,14 +128,15 @@ def setup(site, want):
     from sitetwin.dashboards import queries as q
 
     with site_store(site) as store:
+        tz = site_tz(store, site)
         panos = q.panoramas(store, site)
         weights = q.detector_weights(store)
-    options = [{"label": f"{i + 1}. {p['name'] or p['pano_id']} · {c.fmt(p['captured_at'])}"
-                        + ("" if p["position_m"] else " (not posed)"), "value": p["pano_id"]}
-               for i, p in enumerate(panos)]
+    options = [{"label": f"{n + 1}. {p['name'] or p['pano_id']} · {when(p['captured_at'], tz)}"
+                        + ("" if p["position_m"] else _(" (not posed)")), "value": p["pano_id"]}
+               for n, p in enumerate(panos)]
     ids = [p["pano_id"] for p in panos]
     value = want if want in ids else next((p["pano_id"] for p in panos if p["position_m"]), ids[0] if ids else None)
-    wopts = [{"label": f"{w['run_id']} · {w['weights_name']} ({c.fmt(w['finished_at'])})", "value": w["run_id"]}
+    wopts = [{"label": f"{w['run_id']} · {w['weights_name']} ({when(w['finished_at'], tz)})", "value": w["run_id"]}
              for w in weights]
     return options, value, wopts, (wopts[0]["value"] if wopts else None)
 
@@ -142,14 +155,15 @@ def choose(pano_id, site):
         panos = q.panoramas(store, site)
         prints = q.footprints(store, q.current_model_ids(store, site))
     if not panos:
-        return (f.empty_figure("No panoramas for this site yet: add some with `sitetwin pano add`."),
-                c.empty("No panoramas for this site yet.", id="panorama-empty"), no_update, no_update, no_update)
+        return (f.empty_figure(_("No panoramas for this site yet: add some with `sitetwin pano add`.")),
+                c.empty(_("No panoramas for this site yet."), id="panorama-empty"), no_update, no_update, no_update)
     pano = next((p for p in panos if p["pano_id"] == pano_id), None)
-    info = "" if pano is None else (f"{pano['name'] or pano['pano_id']}: {pano['width']}×{pano['height']} px, "
-                                    f"pose {pano['pose_source']}"
-                                    + (f" (RMS {pano['pose_rms_px']:.1f} px)" if pano.get("pose_rms_px") else "")
-                                    + f", {pano['detections']} detections"
-                                    + ("" if pano["has_map"] else "; no element map"))
+    info = "" if pano is None else (
+        _("{name}: {width}×{height} px, pose {pose}", name=pano["name"] or pano["pano_id"], width=pano["width"],
+          height=pano["height"], pose=label("pose", pano["pose_source"]))
+        + (_(" (RMS {rms} px)", rms=num(pano["pose_rms_px"], 1)) if pano.get("pose_rms_px") else "")
+        + _(", {n} detections", n=num(pano["detections"]))
+        + ("" if pano["has_map"] else _("; no element map")))
     return (f.minimap_figure(prints, panos, pano_id), info, {"yaw_deg": 0.0, "pitch_deg": 0.0, "fov_deg": 90.0}, [],
             {"pano": pano_id})
 
@@ -194,7 +208,7 @@ def show(pano_id, view_d, overlay, layers, measure):
     from sitetwin.panorama.pano_store import get_panorama
 
     if not pano_id:
-        return f.empty_figure("No panorama chosen."), ""
+        return f.empty_figure(_("No panorama chosen.")), ""
     view = pv.View.from_dict(view_d)
     with object_store("panoramas", "pano_id", pano_id) as (store, site):
         pano = get_panorama(store, pano_id)
@@ -202,8 +216,9 @@ def show(pano_id, view_d, overlay, layers, measure):
         image, note = pv.layered(store, pano, overlay=None if overlay == "none" else overlay, detections=dets)
     shapes = _measure_shapes(view, measure or [], pano.width, pano.height)
     fig = f.view_figure(pv.jpeg_uri(pv.render(image, view)), view.width, view.height, shapes)
-    status = (f"looking {view.yaw_deg:.0f}° (yaw), {view.pitch_deg:.0f}° (pitch), field of view {view.fov_deg:.0f}°"
-              + (f"; {len(dets)} detections" if dets else "") + (f"; {note}" if note else ""))
+    status = (_("looking {yaw}° (yaw), {pitch}° (pitch), field of view {fov}°", yaw=num(view.yaw_deg, 0),
+                pitch=num(view.pitch_deg, 0), fov=num(view.fov_deg, 0))
+              + (_("; {n} detections", n=num(len(dets))) if dets else "") + (f"; {_(note)}" if note else ""))
     return fig, status
 
 
@@ -246,19 +261,21 @@ def click(data, mode, pano_id, view_d, measure):
             pts = (measure or [])[-1:] if len(measure or []) < 2 else []
             pts = pts + [{"uv": [u, v]}]
             if len(pts) < 2:
-                return (no_update, pts, f"first point at pixel ({u:.0f}, {v:.0f}); click the second point", no_update,
-                        no_update)
+                return (no_update, pts, _("first point at pixel ({u}, {v}); click the second point", u=num(u, 0),
+                                          v=num(v, 0)), no_update, no_update)
             m = measure_between(store, pano_id, pts[0]["uv"], pts[1]["uv"])
             s = m.summary()
-            return (no_update, pts, html.Span(f"distance {s.get('distance_m', 0):.3f} m "
-                                              f"({s.get('method') or s.get('depth') or 'model'} depth)",
+            return (no_update, pts, html.Span(_("distance {d} m ({method} depth)", d=num(s.get("distance_m", 0), 3),
+                                                method=label("depth", s.get("method") or s.get("depth") or "model")),
                                               id="panorama-measure-result"), no_update, no_update)
         hit = pv.element_at(pv.element_map(store, pano), pano, u, v)
     pixel = {"pano_id": pano_id, "u": u, "v": v}
     if hit is None:
-        return None, no_update, f"pixel ({u:.0f}, {v:.0f}) shows no model element", {"element": None}, pixel
-    return (hit.global_id, no_update, html.Span(f"pixel ({u:.0f}, {v:.0f}) shows {hit.global_id}, "
-                                                f"{hit.depth_m:.2f} m away", id="panorama-pick-result"),
+        return (None, no_update, _("pixel ({u}, {v}) shows no model element", u=num(u, 0), v=num(v, 0)),
+                {"element": None}, pixel)
+    return (hit.global_id, no_update, html.Span(_("pixel ({u}, {v}) shows {element}, {d} m away", u=num(u, 0),
+                                                  v=num(v, 0), element=hit.global_id, d=num(hit.depth_m, 2)),
+                                                id="panorama-pick-result"),
             {"element": hit.global_id}, pixel)
 
 
@@ -269,11 +286,11 @@ def card(gid, site):
     from sitetwin.dashboards.cards import element_card
 
     if not gid:
-        return c.empty("Click a pixel to see the element it shows.", id="panorama-card-empty")
+        return c.empty(_("Click a pixel to see the element it shows."), id="panorama-card-empty")
     with site_store(site) as store:
         el = q.element(store, site, gid)
         if el is None:
-            return c.empty(f"No element {gid} in this site's current models.")
+            return c.empty(_("No element {gid} in this site's current models.", gid=gid))
         survey_id = q.survey_as_of(store, site, None)
         history = q.status_history(store, site, gid)
         hist = q.element_histogram(store, survey_id, gid) if survey_id else []
@@ -314,27 +331,30 @@ def raise_at_pixel(n, title, severity, category, pixel, view):
     if not n:
         raise dash.exceptions.PreventUpdate
     if not pixel or not pixel.get("pano_id"):
-        return "Click a pixel of the view first (in “pick an element” mode)."
+        return _("Click a pixel of the view first (in “pick an element” mode).")
     return raise_it(pixel["pano_id"], view, float(pixel["u"]), float(pixel["v"]), title=title,
                     severity=severity or "medium", category=category or "safety")
 
 
 @callback(Output("panorama-detect-msg", "children"), Input("panorama-detect", "n_clicks"),
           State("panorama-weights", "value"), State("panorama-select", "value"), State("panorama-site", "data"),
-          background=True, prevent_initial_call=True,
+          State("panorama-lang", "data"), background=True, prevent_initial_call=True,
           progress=[Output("panorama-detect-progress", "value"), Output("panorama-detect-progress", "max")],
           running=[(Output("panorama-detect", "disabled"), True, False)],
           cancel=[Input("panorama-detect-cancel", "n_clicks")])
-def detect(set_progress, n, run_id, pano_id, site):
-    """Run a trained detector on the panorama in a background job: detections, hazards and findings are stored."""
+def detect(set_progress, n, run_id, pano_id, site, lang=None):
+    """Run a trained detector on the panorama in a background job: detections, hazards and findings are stored.
+    The job runs outside the page's request: it reads in the language the page was shown in."""
     from sitetwin.dashboards.jobs import detect_on_panorama
 
     if not n:
         raise dash.exceptions.PreventUpdate
-    if not run_id:
-        return "No trained detector in this store: train one with `sitetwin vision train` first."
-    return detect_on_panorama(site, pano_id, run_id, progress=lambda done, total: set_progress((str(done), str(total))))
+    with use_language(lang or current_language()):
+        if not run_id:
+            return _("No trained detector in this store: train one with `sitetwin vision train` first.")
+        return detect_on_panorama(site, pano_id, run_id,
+                                  progress=lambda done, total: set_progress((str(done), str(total))))
 
 
-dash.register_page(__name__, path="/panoramas", name="Panoramas", title="sitetwin · panoramas", order=4,
+dash.register_page(__name__, path="/panoramas", name=NAME, title=page_title(N_("panoramas")), order=4,
                    layout=layout)

@@ -11,7 +11,12 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title
 from sitetwin.dashboards.regulator import RISK_RANGE
+from sitetwin.data.i18n import N_, Translator
+
+_ = Translator("dashboards.pages")
+NAME = N_("Portfolio")
 
 TIERS = ("A", "B", "C")
 
@@ -30,29 +35,29 @@ def layout(site: str | None = None, **query):
         dcc.Store(id="portfolio-risk-site", data=site),
         dcc.Store(id="portfolio-refresh", data=0),
         dcc.Download(id="portfolio-download"),
-        html.H1("Portfolio"),
+        html.H1(_("Portfolio")),
         html.Div([
-            c.control("city", dcc.Dropdown(id="portfolio-city", placeholder="all cities")),
-            c.control("district", dcc.Dropdown(id="portfolio-district", placeholder="all districts")),
-            c.control("tier", dcc.Checklist(id="portfolio-tiers", options=list(TIERS), value=[], inline=True)),
-            c.control("risk score", dcc.RangeSlider(id="portfolio-risk", min=0, max=100, step=5, value=[0, 100],
+            c.control(_("city"), dcc.Dropdown(id="portfolio-city", placeholder=_("all cities"))),
+            c.control(_("district"), dcc.Dropdown(id="portfolio-district", placeholder=_("all districts"))),
+            c.control(_("tier"), dcc.Checklist(id="portfolio-tiers", options=list(TIERS), value=[], inline=True)),
+            c.control(_("risk score"), dcc.RangeSlider(id="portfolio-risk", min=0, max=100, step=5, value=[0, 100],
                                                     marks={0: "0", 30: "30", 55: "55", 100: "100"},
                                                     allowCross=False), wide=True),
-            html.Button("Score these sites now", id="portfolio-record", className="button secondary", n_clicks=0,
-                        title="store today's risk score of every listed site (regulators)"),
+            html.Button(_("Score these sites now"), id="portfolio-record", className="button secondary", n_clicks=0,
+                        title=_("store today's risk score of every listed site (regulators)")),
         ], className="controls"),
         html.Div(id="portfolio-msg", className="status-line"),
         html.Div(id="portfolio-summary", className="figures"),
         html.Div([
-            html.Div([html.H2("Per district"), html.Div(id="portfolio-rollups")], className="card wide"),
-            html.Div([html.H2("Sites"), html.Div(id="portfolio-sites")], className="card wide"),
+            html.Div([html.H2(_("Per district")), html.Div(id="portfolio-rollups")], className="card wide"),
+            html.Div([html.H2(_("Sites")), html.Div(id="portfolio-sites")], className="card wide"),
             html.Div([
-                html.H2("Risk breakdown", id="portfolio-risk-title"),
-                html.Div(id="portfolio-risk-body", children=c.empty("Click a site's score to see how it is made up.",
+                html.H2(_("Risk breakdown"), id="portfolio-risk-title"),
+                html.Div(id="portfolio-risk-body", children=c.empty(_("Click a site's score to see how it is made up."),
                                                                     id="portfolio-risk-empty")),
-                html.Div([html.Button("Evaluation report (HTML)", id="portfolio-report-html",
+                html.Div([html.Button(_("Evaluation report (HTML)"), id="portfolio-report-html",
                                       className="button secondary", n_clicks=0),
-                          html.Button("Evaluation report (PDF)", id="portfolio-report-pdf",
+                          html.Button(_("Evaluation report (PDF)"), id="portfolio-report-pdf",
                                       className="button secondary", n_clicks=0)],
                          style={"display": "flex", "gap": ".5rem", "marginTop": ".6rem"}),
             ], className="card wide", id="portfolio-risk-card"),
@@ -71,67 +76,69 @@ def fill(city, district, tiers, risk, refresh):
 
     p = portfolio(city=city, district=district, tiers=tiers, risk_range=risk)
     sites = p["sites"]
-    summary = [c.figure_num(len(sites), f"sites shown (of {p['all']})", id="portfolio-count"),
-               c.figure_num(sum(r["open_findings"] for r in sites), "open findings"),
-               c.figure_num(sum(r["overdue_findings"] for r in sites), "overdue", id="portfolio-overdue"),
-               c.figure_num(sum(r["hazards"] for r in sites), "hazards (30 days)"),
-               c.figure_num(sum(1 for r in sites if r["tier"] == "C"), "tier C")]
+    summary = [c.figure_num(num(len(sites)), _("sites shown (of {n})", n=num(p["all"])), id="portfolio-count"),
+               c.figure_num(num(sum(r["open_findings"] for r in sites)), _("open findings")),
+               c.figure_num(num(sum(r["overdue_findings"] for r in sites)), _("overdue"), id="portfolio-overdue"),
+               c.figure_num(num(sum(r["hazards"] for r in sites)), _("hazards (30 days)")),
+               c.figure_num(num(sum(1 for r in sites if r["tier"] == "C")), _("tier C"))]
     return p["cities"], p["districts"], summary, _rollups(p["rollups"]), _sites(sites)
 
 
 def _rollups(rows):
     if not rows:
-        return c.empty("No site in your scope.", id="portfolio-rollups-empty")
-    return c.table(rows, [("city", "city"), ("district", "district"), ("sites", "sites"),
-                          ("open_findings", "open findings"), ("overdue_findings", "overdue"),
-                          ("open_critical", "critical"), ("awaiting_verification", "to verify"),
-                          ("hazards", "hazards"), ("mean_risk", "mean risk"), ("max_risk", "worst risk"),
-                          ("tier_a", "A"), ("tier_b", "B"), ("tier_c", "C"), ("unscored", "unscored")],
-                   id="portfolio-rollup-table")
+        return c.empty(_("No site in your scope."), id="portfolio-rollups-empty")
+    return c.table(rows, columns([("city", N_("city")), ("district", N_("district")), ("sites", N_("sites")),
+                                  ("open_findings", N_("open findings")), ("overdue_findings", N_("overdue")),
+                                  ("open_critical", N_("critical")), ("awaiting_verification", N_("to verify")),
+                                  ("hazards", N_("hazards")), ("mean_risk", N_("mean risk")),
+                                  ("max_risk", N_("worst risk")), ("tier_a", "A"), ("tier_b", "B"), ("tier_c", "C"),
+                                  ("unscored", N_("unscored"))]),
+                   id="portfolio-rollup-table", cell=lambda k, r: cell(r.get(k)))
 
 
-SITE_COLUMNS = [("site_code", "site"), ("name", "name"), ("project", "project"), ("contractor", "contractor"),
-                ("open_findings", "open"), ("overdue_findings", "overdue"), ("open_critical", "critical"),
-                ("hazards", "hazards"), ("risk_score", "risk"), ("tier", "tier"), ("links", "open in")]
+SITE_COLUMNS = [("site_code", N_("site")), ("name", N_("name")), ("project", N_("project")),
+                ("contractor", N_("contractor")), ("open_findings", N_("open")), ("overdue_findings", N_("overdue")),
+                ("open_critical", N_("critical")), ("hazards", N_("hazards")), ("risk_score", N_("risk")),
+                ("tier", N_("tier")), ("links", N_("open in"))]
 
 
 def _sites(rows):
     if not rows:
-        return c.empty("No site matches these filters.", id="portfolio-sites-empty")
+        return c.empty(_("No site matches these filters."), id="portfolio-sites-empty")
     body, city, district = [], object(), object()
     for r in rows:
         if r["city"] != city:
             city, district = r["city"], object()
             n = sum(1 for x in rows if x["city"] == city)
-            body.append(html.Tr(html.Td(f"{city or '(no city)'} · {n} site{'s' * (n != 1)}",
+            body.append(html.Tr(html.Td(f"{city or _('(no city)')} · " + _.plural("{n} site", "{n} sites", n),
                                         colSpan=len(SITE_COLUMNS)), className="group-row"))
         if r["district"] != district:
             district = r["district"]
             n = sum(1 for x in rows if x["city"] == city and x["district"] == district)
-            body.append(html.Tr(html.Td(f"{district or '(no district)'} · {n} site{'s' * (n != 1)}",
+            body.append(html.Tr(html.Td(f"{district or _('(no district)')} · " + _.plural("{n} site", "{n} sites", n),
                                         colSpan=len(SITE_COLUMNS)), className="group-row district"))
-        body.append(html.Tr([html.Td(_site_cell(k, r)) for k, _ in SITE_COLUMNS],
+        body.append(html.Tr([html.Td(_site_cell(k, r)) for k, _h in SITE_COLUMNS],
                             className="overdue-row" if r["overdue_findings"] else None))
-    return html.Table([html.Thead(html.Tr([html.Th(h) for _, h in SITE_COLUMNS])), html.Tbody(body)],
+    return html.Table([html.Thead(html.Tr([html.Th(_(h)) for _k, h in SITE_COLUMNS])), html.Tbody(body)],
                       className="simple", id="portfolio-site-table")
 
 
 def _site_cell(key, r):
     site = r["site_code"]
     if key == "risk_score":
-        label = "not scored" if r["risk_score"] is None else f"{r['risk_score']:.1f}"
-        return html.Button(label, id={"type": "portfolio-risk-open", "site": site}, n_clicks=0,
-                           className="button secondary", title="show the breakdown and trend")
+        text = _("not scored") if r["risk_score"] is None else num(r["risk_score"], 1)
+        return html.Button(text, id={"type": "portfolio-risk-open", "site": site}, n_clicks=0,
+                           className="button secondary", title=_("show the breakdown and trend"))
     if key == "tier":
         return c.badge(r["tier"], f"tier-{r['tier']}") if r["tier"] else "–"
     if key == "overdue_findings" and r[key]:
-        return c.badge(str(r[key]), "overdue")
+        return c.badge(num(r[key]), "overdue")
     if key == "links":
         q = urlencode({"site": site})
-        return html.Span([dcc.Link("overview", href=f"/?{q}", id={"type": "portfolio-drill", "site": site}),
-                          dcc.Link("3D", href=f"/twin?{q}"), dcc.Link("findings", href=f"/findings?{q}"),
-                          dcc.Link("hazards", href=f"/hazards?{q}")], className="links")
-    return c.fmt(r.get(key))
+        return html.Span([dcc.Link(_("overview"), href=f"/?{q}", id={"type": "portfolio-drill", "site": site}),
+                          dcc.Link("3D", href=f"/twin?{q}"), dcc.Link(_("findings"), href=f"/findings?{q}"),
+                          dcc.Link(_("hazards"), href=f"/hazards?{q}")], className="links")
+    return cell(r.get(key))
 
 
 @callback(Output("portfolio-risk-site", "data", allow_duplicate=True),
@@ -154,30 +161,33 @@ def breakdown(site, refresh):
         raise dash.exceptions.PreventUpdate
     v = risk_view(site)
     r = v.risk
-    rows = [{"component": x.name, "weight": x.weight, "basis": x.basis,
-             "raw": "no data" if x.no_data else x.raw, "unit": x.unit, "subscore": x.subscore, "points": x.points}
+    rows = [{"component": label("risk_component", x.name), "weight": x.weight, "basis": x.basis,
+             "raw": _("no data") if x.no_data else x.raw, "unit": x.unit, "subscore": x.subscore, "points": x.points}
             for x in r.components]
     limits = {t: float(spec["below"]) for t, spec in default_config()["tiers"].items()}
     trend = f.risk_trend_figure(v.trend, {"as_of": r.as_of, "score": r.score}, limits)
-    title = f"Risk breakdown: {v.name or site} ({site})"
+    title = _("Risk breakdown: {name} ({site})", name=v.name or site, site=site)
     body = [
-        html.Div([c.figure_num(round(r.score, 1), "risk score (now)", id="portfolio-risk-score"),
+        html.Div([c.figure_num(num(r.score, 1), _("risk score (now)"), id="portfolio-risk-score"),
                   html.Div([c.badge(r.tier, f"tier-{r.tier}"),
-                            html.Div(f"tier ({r.tier_source}); computed {r.computed_tier}", className="figure-label")],
+                            html.Div(_("tier ({source}); computed {tier}", source=label("tier_source", r.tier_source),
+                                       tier=r.computed_tier), className="figure-label")],
                            id="portfolio-risk-tier"),
-                  c.figure_num(r.inspect_every_days, "days between inspections"),
-                  c.figure_num(f"{r.premium_factor:.3f}", "premium factor")], className="figures"),
-        c.table(rows, [("component", "component"), ("weight", "weight"), ("basis", "basis"), ("raw", "figure"),
-                       ("unit", "unit"), ("subscore", "subscore"), ("points", "points")], id="portfolio-risk-table",
-                cell=lambda k, row: c.fmt(row[k], 2 if k in ("weight", "raw") else 1)),
+                  c.figure_num(num(r.inspect_every_days), _("days between inspections")),
+                  c.figure_num(num(r.premium_factor, 3), _("insurance premium factor"))], className="figures"),
+        c.table(rows, columns([("component", N_("component")), ("weight", N_("weight")), ("basis", N_("basis")),
+                               ("raw", N_("figure")), ("unit", N_("unit")), ("subscore", N_("subscore")),
+                               ("points", N_("points"))]), id="portfolio-risk-table",
+                cell=lambda k, row: cell(row[k], 2 if k in ("weight", "raw") else 1)),
         html.Div(html.Code(r.formula(), id="portfolio-risk-formula"), className="status-line"),
-        html.H3(f"Trend ({len(v.trend)} stored score{'s' * (len(v.trend) != 1)})"),
+        html.H3(_.plural("Trend ({n} stored score)", "Trend ({n} stored scores)", len(v.trend))),
         dcc.Graph(id="portfolio-trend", figure=trend, style={"height": "240px"}, config={"displayModeBar": False}),
-        html.Div("No stored scores yet: “Score these sites now” (or `sitetwin risk --record`) adds a point a day."
+        html.Div(_("No stored scores yet: “Score these sites now” (or `sitetwin risk --record`) adds a point a day.")
                  if not v.trend else "", className="status-line"),
-        html.Div(html.Span([dcc.Link("overview", href=f"/?{urlencode({'site': site})}"),
-                            dcc.Link("3D twin", href=f"/twin?{urlencode({'site': site})}"),
-                            dcc.Link("findings", href=f"/findings?{urlencode({'site': site})}")], className="links")),
+        html.Div(html.Span([dcc.Link(_("overview"), href=f"/?{urlencode({'site': site})}"),
+                            dcc.Link(_("3D twin"), href=f"/twin?{urlencode({'site': site})}"),
+                            dcc.Link(_("findings"), href=f"/findings?{urlencode({'site': site})}")],
+                           className="links")),
     ]
     return title, body
 
@@ -194,7 +204,8 @@ def record(n, city, district, tiers, risk, refresh):
         raise dash.exceptions.PreventUpdate
     sites = [r["site_code"] for r in portfolio(city=city, district=district, tiers=tiers, risk_range=risk)["sites"]]
     done = record_scores(sites)
-    return f"Stored today's risk score of {done} site{'s' * (done != 1)}.", (refresh or 0) + 1
+    return _.plural("Stored today's risk score of {n} site.", "Stored today's risk score of {n} sites.", done), (
+        refresh or 0) + 1
 
 
 @callback(Output("portfolio-download", "data"), Input("portfolio-report-html", "n_clicks"),
@@ -209,5 +220,5 @@ def report(n_html, n_pdf, site):
     return dcc.send_bytes(data, name)
 
 
-dash.register_page(__name__, path="/portfolio", name="Portfolio", title="sitetwin · portfolio", order=6,
+dash.register_page(__name__, path="/portfolio", name=NAME, title=page_title(N_("portfolio")), order=6,
                    layout=layout)

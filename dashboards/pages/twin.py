@@ -13,13 +13,18 @@ from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback, clientside_callback
+from sitetwin.dashboards.pages._labels import label, num, page_title, site_tz, when
+from sitetwin.data.i18n import N_, Translator
 
-MODE_LABELS = {"class": "IFC class", "storey": "storey", "status": "as-built status", "deviation": "deviation",
-               "schedule": "schedule on the day"}
-BUDGETS = {"overview (60k triangles)": 60_000, "balanced (150k)": 150_000, "fine (400k)": 400_000,
-           "full (2M)": 2_000_000}
+_ = Translator("dashboards.pages")
+NAME = N_("3D twin")
+MODE_LABELS = {"class": N_("IFC class"), "storey": N_("storey"), "status": N_("as-built status"),
+               "deviation": N_("deviation"), "schedule": N_("schedule on the day")}
+BUDGETS = {N_("overview (60k triangles)"): 60_000, N_("balanced (150k)"): 150_000, N_("fine (400k)"): 400_000,
+           N_("full (2M)"): 2_000_000}
 BUDGET_MIN = 1_000            # triangles: the least detail a budget may ask for
 LAYERS = ("points", "sensors", "section", "see-through")
+LAYER_LABELS = (N_("scan points"), N_("sensors"), N_("section box"), N_("unbuilt see-through"))
 DAYS_MAX = 10_000          # days on the slider (survey epochs and the schedule's finish days)
 
 i.declare({
@@ -54,28 +59,27 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
         dcc.Store(id="twin-figure-key"),
         dcc.Store(id="twin-drawn"),
         html.Div([
-            c.control("colour by", dcc.RadioItems(id="twin-mode", options=[{"label": v, "value": k}
-                                                                           for k, v in MODE_LABELS.items()],
-                                                  value=mode if mode in MODE_LABELS else "status", inline=True)),
-            c.control("day (survey epochs marked)", dcc.Slider(id="twin-date", min=0, max=0, step=1, value=0,
+            c.control(_("colour by"), dcc.RadioItems(id="twin-mode", options=[{"label": _(v), "value": k}
+                                                                              for k, v in MODE_LABELS.items()],
+                                                     value=mode if mode in MODE_LABELS else "status", inline=True)),
+            c.control(_("day (survey epochs marked)"), dcc.Slider(id="twin-date", min=0, max=0, step=1, value=0,
                                                               marks={}, included=False, updatemode="mouseup"),
                       wide=True),
             html.Div(id="twin-date-label", className="status-line"),
         ], className="controls"),
         html.Div([
-            c.control("storeys", dcc.Dropdown(id="twin-storeys", multi=True, placeholder="all storeys")),
-            c.control("layers", dcc.Checklist(id="twin-layers", value=["points", "sensors"], inline=True,
-                                              options=[{"label": label, "value": v} for v, label in zip(
-                                                  LAYERS, ("scan points", "sensors", "section box",
-                                                           "unbuilt see-through"))])),
-            c.control("section x (m)", dcc.RangeSlider(id="twin-section-x", min=0, max=1, value=[0, 1], marks=None,
+            c.control(_("storeys"), dcc.Dropdown(id="twin-storeys", multi=True, placeholder=_("all storeys"))),
+            c.control(_("layers"), dcc.Checklist(id="twin-layers", value=["points", "sensors"], inline=True,
+                                                 options=[{"label": _(text), "value": v}
+                                                          for v, text in zip(LAYERS, LAYER_LABELS)])),
+            c.control(_("section x (m)"), dcc.RangeSlider(id="twin-section-x", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
-            c.control("section y (m)", dcc.RangeSlider(id="twin-section-y", min=0, max=1, value=[0, 1], marks=None,
+            c.control(_("section y (m)"), dcc.RangeSlider(id="twin-section-y", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
-            c.control("section z (m)", dcc.RangeSlider(id="twin-section-z", min=0, max=1, value=[0, 1], marks=None,
+            c.control(_("section z (m)"), dcc.RangeSlider(id="twin-section-z", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
-            c.control("detail", dcc.Dropdown(id="twin-budget", clearable=False, value=60_000,
-                                             options=[{"label": k, "value": v} for k, v in BUDGETS.items()])),
+            c.control(_("detail"), dcc.Dropdown(id="twin-budget", clearable=False, value=60_000,
+                                                options=[{"label": _(k), "value": v} for k, v in BUDGETS.items()])),
         ], className="controls"),
         html.Div([
             html.Div([html.Div(id="twin-legend", className="legend"),
@@ -83,7 +87,7 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
                                             config={"displaylogo": False, "scrollZoom": True}), delay_show=400),
                       html.Div(id="twin-view-status", className="status-line"),
                       html.Div(id="twin-layers-status", className="status-line")], className="card"),
-            html.Div(c.empty("Click an element in the model to see its card.", id="twin-card-empty"),
+            html.Div(c.empty(_("Click an element in the model to see its card."), id="twin-card-empty"),
                      id="twin-card", className="card element-card"),
         ], className="grid-2"),
     ])
@@ -139,22 +143,28 @@ def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, eleme
 
     p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element)
     with site_store(site) as store:
+        tz = site_tz(store, site)
         data = read_twin(store, p, points=False)
     fig, stats = twin_figure(data, p, layers=False)
     fig = to_wire(fig)
     if data.geom.element_count == 0:
-        status = "No design model for this site yet: load one with `sitetwin bim load`."
+        status = _("No design model for this site yet: load one with `sitetwin bim load`.")
     else:
-        status = (f"{stats['elements']} elements shown ({stats['full']} in full, {stats['boxes']} as boxes"
-                  + (f"; {stats['left_out']} small ones left out at this detail: narrow the view or raise it"
-                     if stats["left_out"] else "") + f"), {stats['triangles']:,} triangles"
-                  + (f"; survey {data.survey_id} of {c.fmt(data.survey_epoch)}" if data.survey_id else "")
-                  + (f". {data.note}" if data.note else ""))
-    label = f"{p.day.isoformat()}" + (f" · survey of {c.fmt(data.survey_epoch)}" if data.survey_epoch else "")
+        status = (_("{n} elements shown ({full} in full, {boxes} as boxes", n=num(stats["elements"]),
+                    full=num(stats["full"]), boxes=num(stats["boxes"]))
+                  + (_("; {n} small ones left out at this detail: narrow the view or raise it",
+                       n=num(stats["left_out"])) if stats["left_out"] else "")
+                  + _("), {n} triangles", n=num(stats["triangles"]))
+                  + (_("; survey {survey} of {epoch}", survey=data.survey_id, epoch=when(data.survey_epoch, tz))
+                     if data.survey_id else "")
+                  + (". " + _(data.note) if data.note else ""))
+    day_label = p.day.isoformat() + (_(" · survey of {epoch}", epoch=when(data.survey_epoch, tz))
+                                     if data.survey_epoch else "")
     legend = [html.Span([html.Span(className="swatch", style={"background": color, "opacity": max(opacity, 0.4)}),
-                         f"{name} ({count})"], className="legend-item", id={"type": "twin-legend-item", "bin": name})
+                         f"{label('legend', name)} ({num(count)})"], className="legend-item",
+                        id={"type": "twin-legend-item", "bin": name})
               for name, color, count, opacity in stats["legend"]]
-    return fig, status, stats["key"], label, legend, {"mode": mode, "date": p.day.isoformat()}
+    return fig, status, stats["key"], day_label, legend, {"mode": mode, "date": p.day.isoformat()}
 
 
 # The scan points and sensors are asked for once the browser has drawn the model (a promise that
@@ -197,13 +207,13 @@ def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget,
         data = read_twin(store, p, model=False)
     traces = layer_traces(data, p)
     if not traces:
-        return dash.no_update, data.note
+        return dash.no_update, _(data.note) if data.note else ""
     patch = Patch()
     for t in to_wire({"data": traces})["data"]:
         patch["data"].append(t)
     n = sum(len(t["x"]) for t in traces if t["name"] == "scan points")
-    return patch, (f"{n:,} scan points of survey {data.survey_id}" if n else "") + (
-        f"; {data.note}" if data.note else "")
+    return patch, (_("{n} scan points of survey {survey}", n=num(n), survey=data.survey_id) if n else "") + (
+        "; " + _(data.note) if data.note else "")
 
 
 @callback(Output("twin-element", "data"), Output("shell-state", "data", allow_duplicate=True),
@@ -246,12 +256,12 @@ def card(gid, day_index, days, site):
     from sitetwin.dashboards.cards import element_card
 
     if not gid:
-        return c.empty("Click an element in the model to see its card.", id="twin-card-empty")
+        return c.empty(_("Click an element in the model to see its card."), id="twin-card-empty")
     day = dt.date.fromisoformat(days[min(int(day_index or 0), len(days) - 1)]) if days else None
     with site_store(site) as store:
         el = q.element(store, site, gid)
         if el is None:
-            return c.empty(f"No element {gid} in this site's current models.", id="twin-card-empty")
+            return c.empty(_("No element {gid} in this site's current models.", gid=gid), id="twin-card-empty")
         survey_id = q.survey_as_of(store, site, day)
         history = q.status_history(store, site, gid)
         hist = q.element_histogram(store, survey_id, gid) if survey_id else []
@@ -276,4 +286,4 @@ def raise_from_card(n, title, severity, category, gid, site):
     return raise_on_element(site, gid, title, severity, category)
 
 
-dash.register_page(__name__, path="/twin", name="3D twin", title="sitetwin · 3D twin", order=1, layout=layout)
+dash.register_page(__name__, path="/twin", name=NAME, title=page_title(NAME), order=1, layout=layout)
