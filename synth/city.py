@@ -14,6 +14,10 @@ camera: a folder of images or a short MP4 video, drawn (a yard, a building, work
 some in hard hats) or made from given images. :func:`tiny_detector` makes an untrained
 detector with the classes the hazard rules need. Everything but that detector is seeded: one
 spec gives the same buildings, points, frames and manifest.
+
+Each site is built by one of :data:`ENTERPRISES` (site ``i`` by the ``i % 4``-th general
+contractor), and every third site has a labour subcontractor (:func:`assign_enterprise`; the
+demo site takes the first contractor the same way).
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ import numpy as np
 WUHAN_DISTRICTS = (("JA", "Jiang'an"), ("JH", "Jianghan"), ("QK", "Qiaokou"), ("HY", "Hanyang"),
                    ("WC", "Wuchang"), ("QS", "Qingshan"), ("HS", "Hongshan"), ("DXH", "Dongxihu"),
                    ("HN", "Hannan"), ("CD", "Caidian"), ("JX", "Jiangxia"), ("HP", "Huangpi"), ("XZ", "Xinzhou"))
+# Construction enterprises of the generated city: (ASCII code, registered name, kind). Names are made up in the
+# style of Wuhan companies; their credit codes (:func:`credit_code`) pass the GB 32100-2015 check.
+ENTERPRISES = (("WHJC", "武汉江城建设集团有限公司", "general_contractor"),
+               ("HBCT", "湖北楚天建工集团有限公司", "general_contractor"),
+               ("WHDH", "武汉东湖建筑工程有限公司", "general_contractor"),
+               ("HBHJ", "湖北汉江路桥建设有限公司", "general_contractor"),
+               ("WHHS", "武汉汉水建筑劳务有限公司", "labour_subcontractor"),
+               ("HBZT", "湖北中天幕墙装饰工程有限公司", "specialty_contractor"))
+GENERAL_CONTRACTORS = 4
 DETECTOR_CLASSES = ("person", "hard_hat", "head", "vest")   # what the default hazard rules need of an image
 SURVEY_FORMATS = ("e57", "las", "laz", "ply")
 CAMERAS = ("images", "video")
@@ -306,6 +319,7 @@ def _site_store(db: Path, code: str, ifc: Path, spec: CitySpec, district: str, i
     with open_store(db) as store:
         with store.transaction():
             upsert_site(store, code, name=f"Site {i + 1}", district=district, city=spec.city)
+        assign_enterprise(store, code, i)
         if spec.preload_models:
             report = load_model(store, ifc, site_code=code, name="structure")
             if sha not in meshes:
@@ -315,6 +329,33 @@ def _site_store(db: Path, code: str, ifc: Path, spec: CitySpec, district: str, i
             report = load_model(scratch, ifc, site_code="SCRATCH")
             meshes[sha] = load_mesh(scratch, model_ids=[report.model_id])
     return meshes.get(sha)
+
+
+def credit_code(n: int) -> str:
+    """The made-up unified social credit code of enterprise ``n``: a Wuhan (420100) enterprise (91)
+    with a check character per GB 32100-2015."""
+    from sitetwin.data.enterprises import credit_check_char
+
+    first17 = f"91420100MA4K{7301 + 37 * n:05d}"
+    return first17 + credit_check_char(first17)
+
+
+def assign_enterprise(store, site_code: str, i: int = 0) -> str:
+    """Record the construction enterprise of site number ``i`` (and, every third site, its labour
+    subcontractor) in ``store``; returns the contractor's code. The site must exist."""
+    from sitetwin.data.enterprises import add_subcontractor, set_site_enterprise, upsert_enterprise
+    from sitetwin.data.store import atomic
+
+    code, name, kind = ENTERPRISES[i % GENERAL_CONTRACTORS]
+    with atomic(store):
+        upsert_enterprise(store, code, name=name, credit_code=credit_code(i % GENERAL_CONTRACTORS), kind=kind)
+        set_site_enterprise(store, site_code, code)
+        if i % 3 == 2:
+            sub = GENERAL_CONTRACTORS
+            upsert_enterprise(store, ENTERPRISES[sub][0], name=ENTERPRISES[sub][1], credit_code=credit_code(sub),
+                              kind=ENTERPRISES[sub][2])
+            add_subcontractor(store, site_code, ENTERPRISES[sub][0], scope_of_work="劳务分包")
+    return code
 
 
 def simulated_scan(mesh, out: str | Path, *, points: int, seed: int, stations: int = 4,
