@@ -37,6 +37,7 @@ class ReferenceLine:
     name: str | None
     kind: str
     points_world: np.ndarray
+    note: str | None = None      # why a 3D axis was kept as its plan only
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,9 @@ def reference_lines(model, length_unit_m: float) -> tuple[list[ReferenceLine], l
     alignment's ``Axis`` / ``Curve3D`` representation (0.8 and 0.9 alike) but evaluate its curve
     item on its own with ``dimensionality`` set to ``CURVES``; the product placement is applied
     here. A ``IfcSegmentedReferenceCurve`` (rail: the axis with cant applied) gives way to its
-    base ``IfcGradientCurve``, the alignment axis proper. Alignments whose curve cannot be
+    base ``IfcGradientCurve``, the alignment axis proper. A gradient curve that evaluates shorter
+    than its horizontal layout (IfcOpenShell 0.9 drops vertical arcs it cannot parametrise) is
+    replaced by that layout, in plan, with a ``note``. Alignments whose curve cannot be
     evaluated are returned as failures, with IfcOpenShell's message.
     """
     import ifcopenshell.geom
@@ -240,9 +243,11 @@ def reference_lines(model, length_unit_m: float) -> tuple[list[ReferenceLine], l
         except Exception as exc:  # IfcOpenShell raises RuntimeError and others for curves it cannot evaluate
             failures.append(ElementFailure(product.GlobalId, product.is_a(), f"{item.is_a()}: {exc}"[:300]))
             continue
-        v = np.asarray(shape.verts, dtype=np.float64).reshape(-1, 3)
-        edges = np.asarray(shape.edges, dtype=np.int64).reshape(-1, 2)
-        v = _chain(v, edges)
+        v = _chain(np.asarray(shape.verts, dtype=np.float64).reshape(-1, 3),
+                   np.asarray(shape.edges, dtype=np.int64).reshape(-1, 2))
+        note = None
+        if item.is_a("IfcGradientCurve") and item.BaseCurve is not None:
+            v, kind, note = _whole_axis(settings, item, v)
         if len(v) < 2:
             failures.append(ElementFailure(product.GlobalId, product.is_a(), f"{item.is_a()} evaluates to no line"))
             continue
@@ -250,7 +255,7 @@ def reference_lines(model, length_unit_m: float) -> tuple[list[ReferenceLine], l
         if product.ObjectPlacement is not None:
             matrix = np.asarray(up.get_local_placement(product.ObjectPlacement), dtype=np.float64)
         points = v @ matrix[:3, :3].T + matrix[:3, 3] * length_unit_m
-        lines.append(ReferenceLine(product.GlobalId, product.is_a(), product.Name, kind, points))
+        lines.append(ReferenceLine(product.GlobalId, product.is_a(), product.Name, kind, points, note))
     lines.sort(key=lambda r: r.global_id)
     return lines, failures
 
@@ -268,6 +273,32 @@ def _axis_item(product):
     for item in by_type.get("Curve2D", ()) or by_type.get("Curve", ()):
         return item, "plan"
     return None, ""
+
+
+def _whole_axis(settings, gradient, v: np.ndarray) -> tuple[np.ndarray, str, str | None]:
+    """The gradient curve's points if they cover its horizontal layout, else that layout in plan."""
+    import ifcopenshell.geom
+
+    try:
+        shape = ifcopenshell.geom.create_shape(settings, gradient.BaseCurve)
+    except Exception:  # the plan cannot be checked: keep what the 3D curve gave
+        return v, "axis", None
+    plan = _chain(np.asarray(shape.verts, dtype=np.float64).reshape(-1, 3),
+                  np.asarray(shape.edges, dtype=np.int64).reshape(-1, 2))
+    length_3d = _plan_length(v)
+    length_plan = _plan_length(plan)
+    if len(plan) >= 2 and abs(length_plan - length_3d) > max(0.5, 0.005 * length_plan):
+        # drawn at the median height of what the 3D curve gave, so the view shows it by its road, not 150 m below
+        height = float(np.median(v[:, 2])) if len(v) else 0.0
+        plan = plan.copy()
+        plan[:, 2] = height
+        return plan, "plan", (f"its 3D axis evaluates to {length_3d:.1f} m of its {length_plan:.1f} m horizontal "
+                              f"layout; kept the horizontal layout, at {height:.2f} m")
+    return v, "axis", None
+
+
+def _plan_length(v: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(v[:, :2], axis=0), axis=1).sum()) if len(v) >= 2 else 0.0
 
 
 def _chain(v: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -84,6 +84,7 @@ def parse_model(path: str | Path, *, threads: int | None = None,
     tess = tessellate(model, threads=threads, on_progress=on_progress)
     lines, line_failures = reference_lines(model, unit.metres)
     failed_lines = {f.global_id for f in line_failures}
+    plan_only = {r.global_id for r in lines if r.note}
     skipped: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
     for p in products:
@@ -94,6 +95,8 @@ def parse_model(path: str | Path, *, threads: int | None = None,
         if reason is not None:
             if p.GlobalId in failed_lines:
                 reason = "reference line not evaluated"
+            elif p.GlobalId in plan_only:
+                reason = "reference line, plan only (3D axis incomplete)"
             skipped[(reason, p.is_a())] += 1
     project = model.by_type("IfcProject")
     try:
@@ -398,8 +401,8 @@ def _insert_reference_lines(store, site_code, model_id, parsed: ParsedModel, ori
     for r in parsed.reference_lines:
         local = r.points_world - origin[None, :]
         length = float(np.linalg.norm(np.diff(local, axis=0), axis=1).sum())
-        rows.append((site_code, model_id, r.global_id, r.ifc_class, r.name, r.kind, len(local), length,
+        rows.append((site_code, model_id, r.global_id, r.ifc_class, r.name, r.kind, r.note, len(local), length,
                      local.ravel().tolist()))
     store.insert_frame("reference_lines", pd.DataFrame.from_records(
-        rows, columns=["site_code", "model_id", "global_id", "ifc_class", "name", "kind", "point_count", "length_m",
-                       "points_m"]))
+        rows, columns=["site_code", "model_id", "global_id", "ifc_class", "name", "kind", "note", "point_count",
+                       "length_m", "points_m"]))

@@ -371,8 +371,10 @@ def schedule_links(store: Store, site_code: str, *, imported_before: dt.datetime
 def reference_lines(store: Store, site_code: str, *, model_ids: Sequence[str] | None = None) -> list[dict]:
     """The reference lines (alignment axes) of the site's current models, or of ``model_ids`` (of that site).
 
-    A list of dicts, by model then GlobalId: model_id, global_id, ifc_class (IfcAlignment), name, kind (``axis``:
-    the 3D axis; ``plan``: horizontal layout only, at the alignment's placement height), length_m, and points_m:
+    A list of dicts, by model then GlobalId: model_id, global_id, ifc_class (IfcAlignment), name, note (why a 3D
+    axis was kept as its plan; None), kind (``axis``:
+    the 3D axis; ``plan``: horizontal layout only, at the alignment's placement height, or at the median height of an
+    incomplete 3D axis), length_m, and points_m:
     (n, 3) float64 numpy array, the polyline in the site's local frame, metres. The 3D view draws them as lines
     (``Scatter3d`` with ``mode="lines"``); scans are never compared to them.
     """
@@ -385,8 +387,8 @@ def reference_lines(store: Store, site_code: str, *, model_ids: Sequence[str] | 
         if not ids:
             return []
         where, params = f"site_code = ? AND model_id IN ({placeholders(ids)})", [site_code, *ids]
-    rows = store.rows("SELECT model_id, global_id, ifc_class, name, kind, length_m, points_m FROM reference_lines "
-                      f"WHERE {where} ORDER BY model_id, global_id", params)
+    rows = store.rows("SELECT model_id, global_id, ifc_class, name, kind, note, length_m, points_m "
+                      f"FROM reference_lines WHERE {where} ORDER BY model_id, global_id", params)
     for r in rows:
         r["points_m"] = np.asarray(r["points_m"], dtype=np.float64).reshape(-1, 3)
     return rows

@@ -10,6 +10,7 @@ CREATE TABLE reference_lines (
     ifc_class   VARCHAR NOT NULL,              -- IfcAlignment
     name        VARCHAR,
     kind        VARCHAR NOT NULL,              -- axis (3D) | plan (horizontal layout only)
+    note        VARCHAR,                       -- why a 3D axis was kept as its plan
     point_count INTEGER NOT NULL,
     length_m    DOUBLE NOT NULL,               -- along the polyline
     points_m    DOUBLE[] NOT NULL,             -- x0, y0, z0, x1, ... in the site's local frame, metres
