@@ -10,7 +10,7 @@ from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
 from sitetwin.synth.building import DemoBuildingSpec, build_demo_building
 
-DEMO_SITE_NAME = "Riverside Tower (demo)"
+DEMO_SITE_NAME = "江岸区沿江大道滨江大厦项目（演示）"
 DEMO_DISTRICT = "Jiang'an"
 DEMO_CITY = "Wuhan"
 

@@ -20,18 +20,22 @@ from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
 
 CITY = "Wuhan"
-# code: (name, district, project, contractor, lat, lon, picture)
+# code: (name, district, project, contractor, lat, lon, picture). Names as a Wuhan project is registered (the
+# district and the road in the name, the way 施工许可 lists write them); codes, districts and the city stay the
+# ASCII keys that scopes and the city generator (synth.city) share. Contractors: synth.city.ENTERPRISES.
 SITES = {
-    "WH-JA-02": ("Hankou Riverside Phase 2", "Jiang'an", "Hankou Riverside", "Changjiang Build Co.", 30.615, 114.302,
-                 "tidy"),
-    "WH-JA-03": ("Erqi Road Tower", "Jiang'an", "Erqi Road", "Hubei Third Construction", 30.631, 114.318, "troubled"),
-    "WH-WC-01": ("Zhongnan Metro Plaza", "Wuchang", "Zhongnan Plaza", "Wuchang Urban Works", 30.538, 114.334,
+    "WH-JA-02": ("江岸区沿江大道汉口滨江国际商务区二期项目", "Jiang'an", "汉口滨江国际商务区",
+                 "武汉江城建设集团有限公司", 30.615, 114.302, "tidy"),
+    "WH-JA-03": ("江岸区二七路综合楼项目", "Jiang'an", "二七路综合楼", "湖北楚天建工集团有限公司", 30.631, 114.318,
+                 "troubled"),
+    "WH-WC-01": ("武昌区中南路地铁广场项目", "Wuchang", "中南路地铁广场", "武汉东湖建筑工程有限公司", 30.538, 114.334,
                  "average"),
-    "WH-WC-02": ("East Lake Offices", "Wuchang", "East Lake Offices", "Lakeside Contracting", 30.551, 114.366,
+    "WH-WC-02": ("武昌区东湖路办公楼项目", "Wuchang", "东湖路办公楼", "湖北汉江路桥建设有限公司", 30.551, 114.366,
                  "silent"),
-    "WH-WC-03": ("Shuiguohu Library", "Wuchang", "Shuiguohu Library", "Changjiang Build Co.", 30.553, 114.346, "tidy"),
+    "WH-WC-03": ("武昌区水果湖图书馆项目", "Wuchang", "水果湖图书馆", "武汉江城建设集团有限公司", 30.553, 114.346,
+                 "tidy"),
 }
-DEMO_PROFILE = ("Riverside Tower", "Changjiang Build Co.", 30.598, 114.295)
+DEMO_PROFILE = ("滨江大厦", "武汉江城建设集团有限公司", 30.598, 114.295)
 # username: (role, city, district, sites, password). Demo only: documented in the README.
 ACCOUNTS = {
     "admin": ("admin", None, None, (), "demo-admin-pass"),
@@ -41,6 +45,8 @@ ACCOUNTS = {
     "changjiang.builder": ("contractor", None, None, ("DEMO", "WH-JA-02", "WH-WC-03"), "demo-builder-pass"),
     "public.viewer": ("viewer", None, "Jiang'an", (), "demo-viewer-pass"),
 }
+# The regulators read Chinese, the others English: both languages show in the demo.
+LANGUAGES = {"city.regulator": "zh-CN", "jiangan.regulator": "zh-CN", "wuchang.regulator": "zh-CN"}
 TITLES = {
     "safety": ["Guard rail missing at slab edge", "Worker without hard hat near hoist", "Opening not covered",
                "Scaffold tie missing", "Crane load over pedestrian route"],
@@ -64,6 +70,7 @@ def run(ctx) -> dict:
     from sitetwin.oversight.accounts import add_account, has_accounts
     from sitetwin.oversight.findings import escalate_overdue, list_findings
     from sitetwin.oversight.portfolio import set_site_profile
+    from sitetwin.oversight.preferences import set_account_language
     from sitetwin.oversight.queries import account_count
     from sitetwin.oversight.risk import record_risk, set_tier
     from sitetwin.oversight.scope import Scope
@@ -86,6 +93,7 @@ def run(ctx) -> dict:
             for username, (role, city, account_district, sites, password) in ACCOUNTS.items():
                 add_account(store, system, username, role, password=password, city=city, district=account_district,
                             sites=list(sites), display_name=username.replace(".", " ").title())
+                set_account_language(store, system, username, LANGUAGES.get(username, "en"))
         regulators = {"Jiang'an": Scope.for_account("jiangan.regulator", "district_regulator", city=CITY,
                                                     district="Jiang'an"),
                       "Wuchang": Scope.for_account("wuchang.regulator", "district_regulator", city=CITY,
@@ -165,7 +173,7 @@ def _findings_for(store, rng, code, picture, today, regulator, contractor, eleme
 def _outputs(ctx, store, system) -> dict:
     from sitetwin.oversight.bcf import export_bcf
     from sitetwin.oversight.catalogue import export_package
-    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.oversight.evaluation import evaluate
     from sitetwin.oversight.risk import compute_risk
 
     out = ctx.workdir / "oversight"
@@ -174,9 +182,7 @@ def _outputs(ctx, store, system) -> dict:
     export_bcf(store, system, out / "demo-findings-3.0.bcf", site_code=ctx.site_code, version="3.0",
                snapshots=False)
     ev = evaluate(store, system, ctx.site_code)
-    name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code])
-    (out / "evaluation-DEMO.html").write_text(report_html(ev, site_name=name), encoding="utf-8")
-    report_pdf(ev, out / "evaluation-DEMO.pdf", site_name=name)
+    _reports(out, ev, store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code]))
     export_package(store, system, out / "package-jiangan", district="Jiang'an", level="project")
     scores = {s: compute_risk(store, system, s).score for s in [ctx.site_code, *SITES]}
     ctx.results["oversight_files"] = {"bcf": str(out / "demo-findings.bcfzip"),
@@ -188,7 +194,7 @@ def _outputs(ctx, store, system) -> dict:
 
 def rescore(ctx) -> dict:
     """Today's risk scores and the evaluation report again, now that the slow stages' hazards are in."""
-    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.oversight.evaluation import evaluate
     from sitetwin.oversight.risk import compute_risk, record_risk
     from sitetwin.oversight.scope import Scope
 
@@ -201,6 +207,16 @@ def rescore(ctx) -> dict:
         name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code])
         codes = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
         scores = {s: compute_risk(store, system, s).score for s in codes}     # the portfolio's, or the demo site
-    (out / "evaluation-DEMO.html").write_text(report_html(ev, site_name=name), encoding="utf-8")
-    report_pdf(ev, out / "evaluation-DEMO.pdf", site_name=name)
+    _reports(out, ev, name)
     return {"grade": ev.grade, "premium_factor": ev.premium_factor, "risk": scores}
+
+
+def _reports(out, ev, name: str | None) -> None:
+    """The evaluation report in English (``evaluation-DEMO.*``) and in Chinese (``evaluation-DEMO.zh-CN.*``;
+    its PDF where a CJK font is installed: ``make fonts``)."""
+    from sitetwin.oversight.evaluation import cjk_font_family, report_html, report_pdf
+
+    for lang, stem in (("en", "evaluation-DEMO"), ("zh-CN", "evaluation-DEMO.zh-CN")):
+        (out / f"{stem}.html").write_text(report_html(ev, site_name=name, lang=lang), encoding="utf-8")
+        if lang == "en" or cjk_font_family() is not None:
+            report_pdf(ev, out / f"{stem}.pdf", site_name=name, lang=lang)
