@@ -37,11 +37,11 @@ NoteOption = Annotated[str, typer.Option("--note", help="A note kept with the st
 AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Day to judge, YYYY-MM-DD (default today, UTC).")]
 
 # Stored values -> what a person reads (the values themselves stay in --json output)
-STATE_LABELS = {"planned": N_("planned"), "approved": N_("plan approved"), "active": N_("under way"),
-                "finished": N_("finished")}
+STATE_LABELS = {"planned": N_("plan not approved"), "approved": N_("plan approved"), "active": N_("under way"),
+                "finished": N_("works finished")}
 SCALE_LABELS = {"dangerous": N_("dangerous"), "beyond_scale": N_("beyond scale")}
-REVIEW_LABELS = {"not_required": N_("not required"), "pending": N_("pending"), "passed": N_("passed"),
-                 "failed": N_("failed")}
+REVIEW_LABELS = {"not_required": N_("not required"), "pending": N_("awaiting review"),
+                 "passed": N_("review passed"), "failed": N_("review failed")}
 TYPE_LABELS = {"foundation_pit": N_("foundation pit"), "formwork_support": N_("formwork and supports"),
                "lifting_installation": N_("lifting, crane and hoist erection"), "scaffolding": N_("scaffolding"),
                "demolition": N_("demolition"), "underground_excavation": N_("underground excavation"),

@@ -22,10 +22,10 @@ TYPES = {"foundation_pit": N_("foundation pit"), "formwork_support": N_("formwor
          "demolition": N_("demolition"), "underground_excavation": N_("underground excavation"),
          "curtain_wall": N_("curtain wall installation"), "other": N_("other")}
 SCALES = {"dangerous": N_("dangerous"), "beyond_scale": N_("beyond scale")}
-REVIEWS = {"not_required": N_("not required"), "pending": N_("pending"), "passed": N_("passed"),
-           "failed": N_("failed")}
-STATES = {"planned": N_("planned"), "approved": N_("plan approved"), "active": N_("under way"),
-          "finished": N_("finished")}
+REVIEWS = {"not_required": N_("not required"), "pending": N_("awaiting review"),
+           "passed": N_("review passed"), "failed": N_("review failed")}
+STATES = {"planned": N_("plan not approved"), "approved": N_("plan approved"), "active": N_("under way"),
+          "finished": N_("works finished")}
 # zone colours on the plan: overdue approvals stand out; finished works fade
 COLOURS = {"overdue": "#dc2626", "planned": "#f59e0b", "approved": "#2563eb", "active": "#7c3aed",
            "finished": "#94a3b8"}
@@ -60,7 +60,7 @@ def fill(site):
         works = list_works(store, scope, site_code=site)
         zones = [(w, work_zone(store, w)) for w in works]
         tz = site_tz(store, site)
-    summary = [c.figure_num(num(len(works)), _("registered"), id="works-total"),
+    summary = [c.figure_num(num(len(works)), _("works registered"), id="works-total"),
                c.figure_num(num(sum(w.needs_review for w in works)), _("beyond scale")),
                c.figure_num(num(sum(w.overdue for w in works)), _("overdue for plan approval"), id="works-overdue"),
                c.figure_num(num(sum(w.state == "active" for w in works)), _("under way"))]
