@@ -44,8 +44,18 @@ class Georeference:
         return np.array([[c, -s, 0, self.eastings_m], [s, c, 0, self.northings_m],
                          [0, 0, 1, self.orthogonal_height_m], [0, 0, 0, 1]], dtype=np.float64)
 
+    def T_world_from_map(self) -> np.ndarray:
+        """4x4 transform from map coordinates (m) back to the model's world frame (m)."""
+        return np.linalg.inv(self.T_map_from_world())
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Georeference:
+        """The record ``to_dict`` wrote (as stored in ``models.georef``); unknown keys are ignored."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def read_georeference(model, length_unit_m: float) -> Georeference | None:

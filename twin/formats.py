@@ -1,10 +1,19 @@
-"""Point-cloud files in and out: E57 (pye57), LAS/LAZ/COPC (laspy + lazrs), PLY/PCD/XYZ (Open3D).
+"""Point-cloud files in and out: E57 (pye57), LAS/LAZ/COPC (laspy + lazrs), PLY/PCD/XYZ (Open3D),
+and photogrammetry meshes (OBJ, PLY with faces; trimesh) sampled into points.
 
 Every reader returns the scans of a file as :class:`ScanData` (one per E57 scan, one for
 every other format) in the file's own frame (E57 scan poses applied), metres, float64,
 with colour (uint8) and intensity (float32, as stored) kept where the file has them. Large
 files are read in chunks; each chunk is checked for NaN/inf coordinates as it arrives.
 Bad files raise :class:`twin.errors.PointCloudError` naming the file and the problem.
+
+The file's coordinate reference system travels with its scans (``ScanData.crs``, WKT): LAS
+1.4 WKT or GeoTIFF keys (laspy's ``header.parse_crs()``), E57's ``coordinateMetadata``;
+``read_scans(..., crs="EPSG:4547")`` names it for a file that does not say.
+
+A mesh (a drone's reality mesh, a structure-from-motion model) becomes points by
+area-weighted sampling of its faces: the colour of each point is the texture's at its UV
+coordinates where the mesh is textured, else its vertex colours interpolated.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import contextlib
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +32,12 @@ from sitetwin.twin.errors import PointCloudError
 from sitetwin.twin.registration import apply
 
 CHUNK_POINTS = 2_000_000
+MESH_SAMPLE_POINTS = 1_000_000        # points drawn from a mesh's surface (area-weighted)
 LAS_SUFFIXES = {".las": "las", ".laz": "laz"}
 OPEN3D_SUFFIXES = {".ply": "ply", ".pcd": "pcd", ".xyz": "xyz", ".xyzn": "xyzn", ".xyzrgb": "xyzrgb",
                    ".pts": "pts"}
-SUFFIXES = sorted({".e57", *LAS_SUFFIXES, *OPEN3D_SUFFIXES})
+MESH_SUFFIXES = {".obj": "obj"}       # and a .ply whose header declares faces
+SUFFIXES = sorted({".e57", *LAS_SUFFIXES, *OPEN3D_SUFFIXES, *MESH_SUFFIXES})
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class ScanData:
     intensity : (n,) float32 or None, as stored in the file
     T_file_from_scan : (4, 4) the scan's pose in the file (identity where the format has none)
     station_known : the scan frame's origin is the scanner (an E57 scan with a pose)
+    crs : the file's coordinate reference system as WKT (or as given with ``crs=``), None when
+          it names none
+    crs_name : its name (``EPSG:4547`` where pyproj finds the code)
     """
 
     file: Path
@@ -49,6 +63,8 @@ class ScanData:
     intensity: np.ndarray | None
     T_file_from_scan: np.ndarray
     station_known: bool
+    crs: str | None = None
+    crs_name: str | None = None
 
     @property
     def point_count(self) -> int:
@@ -65,13 +81,20 @@ def file_format(path: Path) -> str:
         return "e57"
     if suffix in LAS_SUFFIXES:
         return LAS_SUFFIXES[suffix]
+    if suffix in MESH_SUFFIXES:
+        return MESH_SUFFIXES[suffix]
     if suffix in OPEN3D_SUFFIXES:
         return OPEN3D_SUFFIXES[suffix]
     raise PointCloudError(f"{path}: not a point-cloud file sitetwin reads (suffixes: {', '.join(SUFFIXES)})")
 
 
-def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS) -> list[ScanData]:
-    """Read every scan in a point-cloud file (see the module docstring for formats)."""
+def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS, crs: str | None = None,
+               mesh_points: int = MESH_SAMPLE_POINTS, seed: int = 0) -> list[ScanData]:
+    """Read every scan in a point-cloud file (see the module docstring for formats).
+
+    ``crs`` (``EPSG:4547``, WKT, anything pyproj reads) names the CRS of a file that declares
+    none; a file that declares another is refused. A mesh is sampled into ``mesh_points``.
+    """
     path = Path(path)
     if not path.exists():
         raise PointCloudError(f"{path}: no such file")
@@ -80,18 +103,103 @@ def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS) -> list[Sc
     fmt = file_format(path)
     if path.stat().st_size == 0:
         raise PointCloudError(f"{path}: the file is empty (0 bytes)")
+    given = _parse_crs(crs, f"{path}: --crs") if crs else None
+    declared = read_crs(path, fmt, strict=given is None)
+    if given is not None and declared is not None and not _same_crs(given, declared):
+        raise PointCloudError(f"{path}: the file declares CRS {_crs_label(declared)} but --crs says "
+                              f"{_crs_label(given)}; leave --crs out, or fix the file")
+    use = declared if declared is not None else given
     sha = file_sha256(path)
     if fmt == "e57":
         scans = _read_e57(path, sha, chunk_points)
     elif fmt in ("las", "laz", "copc"):
         scans = [_read_las(path, fmt, sha, chunk_points)]
+    elif fmt == "obj" or fmt == "ply" and _ply_faces(path):
+        scans = [read_mesh(path, sha=sha, points=mesh_points, seed=seed)]
     else:
         scans = [_read_open3d(path, fmt, sha)]
     for scan in scans:
         if scan.point_count == 0:
             where = f" (scan {scan.name!r})" if fmt == "e57" else ""
             raise PointCloudError(f"{path}{where}: the cloud is empty (no valid points)")
+    if use is not None:
+        wkt, label = use.to_wkt(), _crs_label(use)
+        scans = [replace(s, crs=wkt, crs_name=label) for s in scans]
     return scans
+
+
+# ---------------------------------------------------------------------------- coordinate reference systems
+def read_crs(path: str | Path, fmt: str | None = None, *, strict: bool = True):
+    """The CRS a point-cloud file declares (a ``pyproj.CRS``), or None when it names none.
+
+    LAS/LAZ/COPC: the WKT VLR or the GeoTIFF keys (laspy's ``parse_crs``); E57: the root's
+    ``coordinateMetadata``. With ``strict``, a CRS the file declares but pyproj cannot read is
+    refused (PointCloudError naming the file); without, it counts as none.
+    """
+    path = Path(path)
+    fmt = fmt or file_format(path)
+    try:
+        if fmt in ("las", "laz", "copc"):
+            import laspy
+
+            with laspy.open(path) as reader:
+                has_crs_vlr = any(type(v).__name__ in ("WktCoordinateSystemVlr", "GeoKeyDirectoryVlr")
+                                  for v in list(reader.header.vlrs) + list(reader.header.evlrs or []))
+                if not has_crs_vlr:
+                    return None
+                crs = reader.header.parse_crs()
+            if crs is None:
+                raise ValueError("laspy found a CRS record but could not parse it")
+            return crs
+        if fmt == "e57":
+            text = _e57_coordinate_metadata(path)
+            return _parse_crs(text, f"{path}: coordinateMetadata") if text else None
+    except PointCloudError:
+        if strict:
+            raise
+        return None
+    except Exception as exc:
+        if strict:
+            raise PointCloudError(f"{path}: its coordinate reference system cannot be read ({_first_line(exc)}); "
+                                  f"name it with --crs EPSG:XXXX") from None
+        return None
+    return None
+
+
+def _e57_coordinate_metadata(path: Path) -> str:
+    import pye57
+
+    with _c_stdout_to_stderr():
+        try:
+            e57 = pye57.E57(str(path))
+        except Exception:
+            return ""          # the reader says what is wrong with the file
+        try:
+            root = e57.root
+            return str(root["coordinateMetadata"].value()).strip() if root.isDefined("coordinateMetadata") else ""
+        finally:
+            with contextlib.suppress(Exception):
+                e57.close()
+
+
+def _parse_crs(text: str, source: str):
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(text)
+    except CRSError as exc:
+        raise PointCloudError(f"{source}: not a coordinate reference system pyproj reads ({_first_line(exc)}); "
+                              f"give one as EPSG:XXXX") from None
+
+
+def _same_crs(a, b) -> bool:
+    return a == b or (a.to_epsg() is not None and a.to_epsg() == b.to_epsg())
+
+
+def _crs_label(crs) -> str:
+    code = crs.to_epsg(min_confidence=70)
+    return f"EPSG:{code}" if code else crs.name
 
 
 def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
@@ -181,7 +289,9 @@ def _read_e57(path: Path, sha: str, chunk_points: int) -> list[ScanData]:
         try:
             if e57.scan_count == 0:
                 raise PointCloudError(f"{path}: the E57 file holds no scans")
-            return [_read_e57_scan(e57, path, sha, i, chunk_points) for i in range(e57.scan_count)]
+            scans = [_read_e57_scan(e57, path, sha, i, chunk_points) for i in range(e57.scan_count)]
+            _check_e57_poses(path, scans)
+            return scans
         except PointCloudError:
             raise
         except Exception as exc:
@@ -249,6 +359,27 @@ def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> 
                     np.concatenate(rgb_parts) if has_rgb and rgb_parts else None,
                     np.concatenate(int_parts) if has_int and int_parts else None,
                     pose, bool(header.has_pose()))
+
+
+def _check_e57_poses(path: Path, scans: list[ScanData]) -> None:
+    """Refuse an E57 whose scans have no poses and each sit round its own scanner.
+
+    Without a pose a scan is taken to be in the file's frame already (exports of registered
+    projects do that); but several scans that each surround the origin are stations in their
+    own scanner frames, unregistered: put together they would be one wrong cloud.
+    """
+    if len(scans) < 2 or any(s.station_known for s in scans):
+        return
+    centred = 0
+    for s in scans:
+        lo, hi = np.quantile(s.xyz, [0.02, 0.98], axis=0) if s.point_count > 50 else (s.xyz.min(0), s.xyz.max(0))
+        mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1e-9)
+        centred += bool(np.all(lo < 0) and np.all(hi[:2] > 0) and np.all(np.abs(mid[:2]) < 0.5 * half[:2]))
+    if centred == len(scans):
+        raise PointCloudError(
+            f"{path}: the E57 file holds {len(scans)} scans without poses, each centred on its own scanner: they "
+            f"are not registered to each other; export them with their poses (registered), or add each scan "
+            f"as a survey of its own")
 
 
 def _e57_name(header, index: int) -> str:
@@ -394,3 +525,78 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 
+
+
+# ---------------------------------------------------------------------------- meshes (photogrammetry)
+def _ply_faces(path: Path) -> int:
+    """How many faces a PLY's header declares (0 for a point cloud)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return 0
+    for line in head[:end].decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if parts[:2] == ["element", "face"] and len(parts) > 2 and parts[2].isdigit():
+            return int(parts[2])
+    return 0
+
+
+def read_mesh(path: str | Path, *, sha: str | None = None, points: int = MESH_SAMPLE_POINTS,
+              seed: int = 0) -> ScanData:
+    """A textured or coloured mesh (OBJ, PLY with faces) as a cloud: ``points`` drawn over its
+    faces in proportion to their area, each coloured from the texture at its UV coordinates
+    (where the mesh has a texture image), else from its face's vertex colours (interpolated).
+    """
+    import trimesh
+
+    path = Path(path)
+    fmt = "obj" if path.suffix.lower() == ".obj" else "ply"
+    try:
+        loaded = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as exc:
+        raise PointCloudError(f"{path}: not a readable {fmt.upper()} mesh ({_first_line(exc)})") from None
+    faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))))
+    verts = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    if len(faces) == 0:
+        raise PointCloudError(f"{path}: the mesh has no faces ({len(verts)} vertices only); a photogrammetry "
+                              f"mesh needs its triangles: export the textured mesh, or the dense cloud as PLY/LAS")
+    _check_finite(path, verts, 0)
+    area = np.asarray(loaded.area_faces, dtype=np.float64)
+    if not np.isfinite(area).all() or area.sum() <= 0:
+        raise PointCloudError(f"{path}: the mesh's {len(faces)} faces have no area (degenerate triangles)")
+    rng = np.random.default_rng(seed)
+    face = rng.choice(len(faces), size=int(points), p=area / area.sum())
+    u, v = rng.random(len(face)), rng.random(len(face))
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    bary = np.column_stack([1 - u - v, u, v])
+    corners = faces[face]
+    xyz = np.einsum("ni,nij->nj", bary, verts[corners])
+    return ScanData(path, fmt, sha or file_sha256(path), path.stem, xyz, _mesh_colours(loaded, corners, bary),
+                    None, np.eye(4), False)
+
+
+def _mesh_colours(mesh, corners: np.ndarray, bary: np.ndarray) -> np.ndarray | None:
+    visual = mesh.visual
+    uv = getattr(visual, "uv", None)
+    image = getattr(getattr(visual, "material", None), "image", None)
+    if image is None:
+        image = getattr(getattr(visual, "material", None), "baseColorTexture", None)
+    if uv is not None and image is not None and len(uv) == len(mesh.vertices):
+        from trimesh.visual.color import uv_to_interpolated_color
+
+        uvs = np.einsum("ni,nij->nj", bary, np.asarray(uv, dtype=np.float64)[corners])
+        return np.asarray(uv_to_interpolated_color(uvs, image))[:, :3].astype(np.uint8)
+    if getattr(visual, "kind", None) == "vertex":
+        vc = np.asarray(visual.vertex_colors, dtype=np.float64)[:, :3]
+        return np.clip(np.round(np.einsum("ni,nij->nj", bary, vc[corners])), 0, 255).astype(np.uint8)
+    if getattr(visual, "kind", None) == "face":
+        return None
+    if uv is None and hasattr(visual, "to_color"):
+        with contextlib.suppress(Exception):
+            colour = visual.to_color()
+            if getattr(colour, "kind", None) == "vertex":
+                vc = np.asarray(colour.vertex_colors, dtype=np.float64)[:, :3]
+                return np.clip(np.round(np.einsum("ni,nij->nj", bary, vc[corners])), 0, 255).astype(np.uint8)
+    return None

@@ -48,6 +48,17 @@ class RegistrationConfig:
     use_fpfh: bool = True                 # fall back on FPFH + RANSAC when the grid poses fit poorly
     fpfh_below_fitness: float = 0.3       # ... that is, when the best of them fits this little at 5 cm
     seed: int = 0
+    # georeferenced surveys: the file's CRS and the model's map conversion place the cloud, ICP refines
+    georef_max_offset_m: float = 0.10     # refined pose farther than this from the georeference: said so
+    georef_min_gain: float = 0.05         # ... and kept only if its fitness beats the georeference's by this
+    georef_max_distance_m: float = 2000.0  # a cloud placed farther than this from the model: CRS mismatch
+    # similarity (photogrammetry): scale searched over [1/scale_range, scale_range] x the extent ratio
+    scale_range: float = 2.0
+    scale_steps_per_octave: int = 12
+    max_scale_uncertainty: float = 0.002  # relative 1-sigma (bootstrap) above which a scale fit is refused
+    min_scale_inliers: int = 2000         # correspondences within inlier_distance_m needed to fit a scale
+    min_scale_lever: float = 0.15         # scale lever arm / cloud radius below this: geometry fixes no scale
+    bootstrap_samples: int = 200
 
 
 DEFAULT_CONFIG = RegistrationConfig()
@@ -151,9 +162,11 @@ def evaluate(index, points: np.ndarray, T: np.ndarray, config: RegistrationConfi
 def check(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey") -> Registration:
     """Refuse a registration that failed (no overlap, poor fitness, high RMSE, ambiguous)."""
     how = {"transform": "the given transform", "control_points": "the control points",
-           "auto": "automatic registration", "none": "the survey's own coordinates (--register none)"}[reg.method]
+           "auto": "automatic registration", "none": "the survey's own coordinates (--register none)",
+           "georeferenced": "the file's georeference (refined)",
+           "similarity": "automatic similarity registration (--scale)"}[reg.method]
     hint = ("give control points (--control-points CP.csv) or a transform (--transform T.json)"
-            if reg.method in ("auto", "none") else "check it, or try --register auto")
+            if reg.method in ("auto", "none", "georeferenced", "similarity") else "check it, or try --register auto")
     if reg.overlap < config.min_overlap:
         raise RegistrationError(
             f"{label}: the cloud does not overlap the model: placed by {how}, only {reg.overlap:.1%} of its points "
@@ -294,40 +307,64 @@ def _exp_se3(x: np.ndarray) -> np.ndarray:
 
 
 def icp(index, points: np.ndarray, T0: np.ndarray, *, kernel_m: float, iterations: int = 20,
-        tol: float = 1e-7) -> tuple[np.ndarray, int]:
+        tol: float = 1e-7, with_scale: bool = False, max_scale_step: float = 0.05,
+        scale_bounds: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
     """Point-to-plane ICP against the exact nearest model surface, Tukey-weighted (width ``kernel_m``).
 
     ``points`` are in the survey frame; returns the refined ``T_model_from_survey`` and the
     iterations used. The index must resolve distances up to ``kernel_m`` (its cell size).
+    ``with_scale`` solves a similarity (7 DoF: a uniform scale about the points' centroid too),
+    each step's scale change clipped to ``max_scale_step`` (shrinking a cloud onto one surface
+    always lowers point-to-plane residuals; the clip keeps a step from running that way), and the
+    transform's scale kept within ``scale_bounds`` (lo, hi) when given.
     """
     T = T0.copy()
-    normals = index.face_normals
     used = 0
     for iteration in range(1, iterations + 1):
         used = iteration
-        p = apply(T, points)
-        res = index.query(p, exact_far=False)
-        d = res.distance_m.astype(np.float64)
-        ok = np.isfinite(d) & (np.abs(d) < kernel_m) & res.on_face
-        if ok.sum() < 12:
+        system = _icp_system(index, points, T, kernel_m, with_scale)
+        if system is None:
             break
-        p, d, n = p[ok], d[ok], normals[res.triangle[ok]]
-        c = p.mean(axis=0)
-        J = np.hstack([np.cross(p - c, n), n])
-        w = _tukey(d, kernel_m)
+        J, d, w, c, _ = system
         A = (J * w[:, None]).T @ J
         b = -(J * w[:, None]).T @ d
         try:
-            x = np.linalg.solve(A + 1e-9 * np.eye(6), b)
+            x = np.linalg.solve(A + 1e-9 * np.eye(len(A)), b)
         except np.linalg.LinAlgError:
             break
-        step = _exp_se3(x)
-        # rotate about the centroid c: p' = R (p - c) + c + t
+        step = _exp_se3(x[:6])
+        if with_scale:
+            ds = float(np.clip(x[6], -max_scale_step, max_scale_step))
+            if scale_bounds is not None:
+                now = math.log(transform_scale(T))
+                ds = float(np.clip(ds, math.log(scale_bounds[0]) - now, math.log(scale_bounds[1]) - now))
+            step[:3, :3] *= math.exp(ds)
+        # about the centroid c: p' = s R (p - c) + c + t
         step[:3, 3] += c - step[:3, :3] @ c
         T = step @ T
-        if np.linalg.norm(x[:3]) < tol and np.linalg.norm(x[3:]) < tol * 10:
+        if np.linalg.norm(x[:3]) < tol and np.linalg.norm(x[3:6]) < tol * 10 and (not with_scale or abs(x[6]) < tol):
             break
     return T, used
+
+
+def _icp_system(index, points: np.ndarray, T: np.ndarray, kernel_m: float, with_scale: bool):
+    """The linearised point-to-plane system at ``T``: (J, d, w, centroid, matched points in the model
+    frame), or None (too few matches).
+
+    Columns of J: rotation (3) and translation (3) about the centroid, and with ``with_scale``
+    the log of a uniform scale about it."""
+    p = apply(T, points)
+    res = index.query(p, exact_far=False)
+    d = res.distance_m.astype(np.float64)
+    ok = np.isfinite(d) & (np.abs(d) < kernel_m) & res.on_face
+    if ok.sum() < 12:
+        return None
+    p, d, n = p[ok], d[ok], index.face_normals[res.triangle[ok]]
+    c = p.mean(axis=0)
+    cols = [np.cross(p - c, n), n]
+    if with_scale:
+        cols.append(np.einsum("ij,ij->i", p - c, n)[:, None])
+    return np.hstack(cols), d, _tukey(d, kernel_m), c, p
 
 
 # ------------------------------------------------------------------------------------ global alignment
@@ -639,3 +676,436 @@ def _sample_index(index, spacing_m: float, rng: np.random.Generator) -> tuple[np
     flip = u + w > 1
     u[flip], w[flip] = 1 - u[flip], 1 - w[flip]
     return a[which] + u[:, None] * ab[which] + w[:, None] * ac[which], rec[which, 9:12]
+
+
+# ------------------------------------------------------------------------------------ similarity (7 DoF)
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares similarity mapping source (n, 3) onto target (n, 3): Umeyama (1991).
+
+    Returns the 4x4 (``s R`` in its 3x3) and the scale ``s``."""
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    cs, ct = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - cs, target - ct
+    var_s = float((a * a).sum()) / len(a)
+    if var_s <= 0:
+        raise RegistrationError("similarity fit: the source points all coincide; no scale can be fitted")
+    U, D, Vt = np.linalg.svd(b.T @ a / len(a))
+    S = np.diag([1.0, 1.0, np.sign(np.linalg.det(U) * np.linalg.det(Vt))])
+    R = U @ S @ Vt
+    scale = float(np.trace(np.diag(D) @ S)) / var_s
+    T = np.eye(4)
+    T[:3, :3] = scale * R
+    T[:3, 3] = ct - scale * R @ cs
+    return T, scale
+
+
+def transform_scale(T: np.ndarray) -> float:
+    """The uniform scale of a similarity 4x4 (1 for a rigid transform)."""
+    return float(np.cbrt(np.linalg.det(np.asarray(T, dtype=np.float64)[:3, :3])))
+
+
+def _robust_extent(points: np.ndarray) -> float:
+    lo, hi = np.quantile(points, [0.02, 0.98], axis=0)
+    return float(np.linalg.norm(hi - lo))
+
+
+def register_similarity(index, points: np.ndarray, config: RegistrationConfig = DEFAULT_CONFIG, *,
+                        coarse_index=None, label: str = "survey") -> Registration:
+    """Find ``T_model_from_survey`` as a similarity (rotation, translation and a uniform scale) for a
+    cloud whose units are unknown: a structure-from-motion model, a reality mesh without ground control.
+
+    The scale is searched from the ratio of the cloud's and the model's extents, over
+    ``[1/scale_range, scale_range]`` times it (the cloud may show only part of the model), in
+    steps of ``2**(1/scale_steps_per_octave)``; each scale and wall-grid yaw gets its shift by
+    occupancy correlation, the best are refined by point-to-plane ICP with a scale term. The scale's
+    uncertainty is a block bootstrap over the final correspondences (2 m blocks). A fit is refused
+    (``RegistrationError`` with the reason) when too few points match, when the geometry does not
+    fix a scale (one plane, a single line of sight), or when the scale's uncertainty is too large.
+    """
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    points = np.asarray(points, dtype=np.float64)
+    v = config.coarse_voxel_m
+    model_sample, model_normals = _sample_index(index, v / 1.5, rng)
+    model_coarse = voxel_downsample(model_sample, v)
+    if len(points) < 100 or len(model_coarse) < 50:
+        raise RegistrationError(f"{label}: too little to register: {len(points)} survey points")
+    s0 = _robust_extent(model_coarse) / max(_robust_extent(points), 1e-12)
+    S0 = np.diag([s0, s0, s0, 1.0])
+    pts0 = points * s0
+    scan_coarse = voxel_downsample(pts0, v)
+    if coarse_index is None:
+        coarse_index = _coarse_index(index)
+    n_scan = _normals(scan_coarse, v * 2.5)
+    a_model = _grid_angle(model_normals)
+    octaves = math.log2(config.scale_range)
+    steps = int(round(octaves * config.scale_steps_per_octave))
+    factors = [2.0 ** (j / config.scale_steps_per_octave) for j in range(-steps, steps + 1)]
+    half_step = 2.0 ** (0.75 / config.scale_steps_per_octave)
+    # 1 m cells: 24 rotations x 25 scales of correlation stay seconds; ICP does the rest
+    correlate = _Correlator(model_coarse, 2 * config.correlation_voxel_m,
+                            pad_m=float(np.linalg.norm(np.ptp(scan_coarse, axis=0))) * max(factors))
+    candidates: list[tuple[float, str, np.ndarray, float]] = []
+    rotations = _manhattan_rotations(n_scan, a_model)
+
+    def sweep(r: int, ks) -> list:
+        rotated = apply(_rigid(rotations[r]), scan_coarse)
+        out = []
+        for k in ks:
+            t, ratio = correlate(k * rotated)
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = k * rotations[r], t
+            out.append((ratio, f"scale x{k * s0:.5g} rotation {r}", T @ S0, k * s0))
+        return out
+
+    # every rotation at a few scales first (a quarter octave apart), then the best rotations finely
+    per_rotation = [max(sweep(r, factors[::3]), key=lambda c: c[0]) + (r,) for r in range(len(rotations))]
+    per_rotation.sort(key=lambda c: -c[0])
+    for c in per_rotation[:3]:
+        candidates += sweep(c[4], factors)
+    candidates.sort(key=lambda c: -c[0])
+    t_candidates = time.perf_counter() - started
+
+    # coarse: Open3D's point-to-point ICP with scaling against points on the model (KD-tree, fast)
+    import open3d as o3d
+
+    o3r = o3d.pipelines.registration
+    target = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(model_coarse))
+    src_coarse = points[voxel_pick(pts0, v, 6000, rng)]
+    source = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(src_coarse))
+    bounds = {}
+    coarse = []
+    for _, name, T in _distinct([(c[0], c[1], c[2]) for c in candidates], 12, min_angle_deg=5.0):
+        k = transform_scale(T)
+        bounds[name] = (k / half_step, k * half_step)
+        T1 = T
+        for dist in (1.0, 0.4):
+            T1 = np.asarray(o3r.registration_icp(source, target, dist, T1, o3r.TransformationEstimationPointToPoint(
+                with_scaling=True), o3r.ICPConvergenceCriteria(max_iteration=30)).transformation)
+        if not bounds[name][0] / half_step <= transform_scale(T1) <= bounds[name][1] * half_step:
+            continue          # ran away in scale (a cloud shrinking onto one surface)
+        fit = o3r.evaluate_registration(source, target, 0.2, T1).fitness
+        coarse.append((fit, name, T1))
+    coarse.sort(key=lambda x: -x[0])
+    src_mid = points[voxel_pick(pts0, 0.1, 15_000, rng)]
+    scored = []
+    for _, name, T1 in _distinct(coarse, 3):
+        T2, _ = icp(index, src_mid, T1, kernel_m=0.1, iterations=10, with_scale=True)
+        scored.append((evaluate(index, src_mid, T2, replace(config, inlier_distance_m=0.05))[0], name, T2))
+    scored.sort(key=lambda x: -x[0])
+    if not scored:
+        raise RegistrationError(f"{label}: automatic similarity registration found no pose: every candidate "
+                                f"scale ran away; give control points (--control-points CP.csv)")
+    fine = voxel_pick(pts0, config.fine_voxel_m, min(config.max_icp_points, 25_000), rng)
+    src_fine = points[fine]
+    finals = []
+    for _, name, T in _distinct(scored, 2):
+        T3, _ = icp(index, src_fine, T, kernel_m=0.05, iterations=10, with_scale=True)
+        T3, _ = icp(index, src_fine, T3, kernel_m=0.02, iterations=15, with_scale=True)
+        T3, it = icp(index, src_fine, T3, kernel_m=0.015, iterations=25, with_scale=True)
+        fitness, rmse, overlap = evaluate(index, src_fine, T3, config)
+        finals.append({"name": name, "T": T3, "fitness": fitness, "rmse": rmse, "overlap": overlap,
+                       "iterations": it})
+    finals.sort(key=lambda f: -f["fitness"])
+    best = finals[0]
+    T = best["T"]
+    scale = transform_scale(T)
+    quality = scale_quality(index, src_fine, T, config, rng=rng)
+    details = {"chosen": best["name"], "scale": scale, **quality,
+               "initial_scale": s0, "scale_search": [min(factors) * s0, max(factors) * s0],
+               "candidates": len(candidates), "points_used": {"coarse": len(src_coarse), "mid": len(src_mid),
+                                                               "fine": len(src_fine)},
+               "timings_s": {"candidates_s": round(t_candidates, 3)}}
+    if len(finals) > 1:
+        runner = finals[1]
+        dt, dr = pose_error(runner["T"], T, points=apply(T, src_fine)[[0, -1]])
+        details["margin"] = round(best["fitness"] - runner["fitness"], 5)
+        details["runner_up"] = {"name": runner["name"], "fitness": round(runner["fitness"], 4),
+                                "scale": transform_scale(runner["T"])}
+        details["runner_up_offset"] = f"{dt:.2f} m / {dr:.1f} deg"
+    details["seconds"] = round(time.perf_counter() - started, 3)
+    result = Registration("similarity", T, best["fitness"], best["rmse"], config.inlier_distance_m, best["overlap"],
+                          details=details)
+    check_scale(result, config, label=label)
+    return result
+
+
+def scale_quality(index, points: np.ndarray, T: np.ndarray, config: RegistrationConfig = DEFAULT_CONFIG, *,
+                  rng: np.random.Generator | None = None, block_m: float = 2.0) -> dict:
+    """How well ``points`` placed by the similarity ``T`` fix its scale.
+
+    ``scale_sigma``: relative 1-sigma of the scale from a block bootstrap of the linearised 7-DoF
+    point-to-plane system over the correspondences within ``inlier_distance_m`` (blocks of
+    ``block_m``, so neighbouring points do not count as independent evidence); ``scale_lever``: the
+    lever arm the geometry gives the scale once rotation and translation are free, over the
+    correspondences' RMS radius (0 for a plane, about 0.5 for a room seen whole);
+    ``scale_inliers``: correspondences used.
+    """
+    rng = rng or np.random.default_rng(0)
+    system = _icp_system(index, points, T, max(config.inlier_distance_m, 0.015), True)
+    if system is None:
+        return {"scale_inliers": 0, "scale_sigma": float("inf"), "scale_lever": 0.0}
+    J, d, w, c, p = system
+    A = (J * w[:, None]).T @ J
+    a, A6 = A[:6, 6], A[:6, :6]
+    try:
+        schur = float(A[6, 6] - a @ np.linalg.solve(A6 + 1e-12 * np.eye(6), a))
+    except np.linalg.LinAlgError:
+        schur = 0.0
+    radius = math.sqrt(float((w * ((p - c) ** 2).sum(axis=1)).sum() / max(w.sum(), 1e-12)))
+    lever = math.sqrt(max(schur, 0.0) / max(float(w.sum()), 1e-12)) / max(radius, 1e-12)
+    key = np.floor(p / block_m).astype(np.int64)
+    _, block = np.unique(key, axis=0, return_inverse=True)
+    block = block.reshape(-1)
+    nb = int(block.max()) + 1
+    draws = []
+    for _ in range(config.bootstrap_samples):
+        mult = rng.multinomial(nb, np.full(nb, 1.0 / nb))[block] * w
+        Ab = (J * mult[:, None]).T @ J
+        bb = -(J * mult[:, None]).T @ d
+        try:
+            draws.append(float(np.linalg.solve(Ab + 1e-9 * np.eye(7), bb)[6]))
+        except np.linalg.LinAlgError:
+            continue
+    sigma = float(np.std(draws)) if len(draws) > 10 else float("inf")
+    return {"scale_inliers": int((np.abs(d) < config.inlier_distance_m).sum()), "scale_sigma": sigma,
+            "scale_lever": round(lever, 4), "scale_blocks": nb}
+
+
+def check_scale(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey"
+                ) -> Registration:
+    """Refuse a similarity whose scale is not determined: too few inliers, degenerate geometry, or
+    an uncertainty over ``max_scale_uncertainty``."""
+    d = reg.details
+    scale = d.get("scale", transform_scale(reg.T_model_from_survey))
+    head = f"{label}: the scale cannot be determined (fit x{scale:.6g})"
+    if d.get("scale_inliers", 0) < config.min_scale_inliers:
+        raise RegistrationError(f"{head}: only {d.get('scale_inliers', 0)} points lie within "
+                                f"{config.inlier_distance_m * 100:.0f} cm of the model after the fit (need "
+                                f"{config.min_scale_inliers}); give control points (--control-points CP.csv)")
+    if d.get("scale_lever", 0.0) < config.min_scale_lever:
+        lever = d.get("scale_lever", 0.0)
+        raise RegistrationError(f"{head}: the matched surfaces are degenerate (scale lever {lever:.3f}"
+                                f" of the cloud's radius, need {config.min_scale_lever}): they hold one plane or "
+                                f"one direction only; survey more of the model or give control points")
+    sigma = d.get("scale_sigma", float("inf"))
+    if not math.isfinite(sigma) or sigma > config.max_scale_uncertainty:
+        raise RegistrationError(f"{head}: its uncertainty is {sigma:.3%} (1 sigma, bootstrap), over the "
+                                f"{config.max_scale_uncertainty:.2%} allowed; give control points")
+    return reg
+
+
+def _manhattan_rotations(normals: np.ndarray, a_model: float | None) -> list[np.ndarray]:
+    """Rotations that level a cloud of unknown orientation and turn its wall grid onto the model's.
+
+    Up is one of the principal directions of the surface normals (either sign); for each, the
+    yaw comes from the wall grid as for a levelled scan (four candidates, or eight without a
+    grid): up to 24 rotations, the cube's symmetries, for a building of boxes."""
+    w, V = np.linalg.eigh(normals.T @ normals)
+    out = []
+    for i in np.argsort(-w):
+        for sign in (1.0, -1.0):
+            axis = sign * V[:, i]
+            near = normals[np.abs(normals @ axis) > math.cos(math.radians(20.0))]
+            if len(near) >= 10:
+                _, W = np.linalg.eigh(near.T @ near)
+                refined = W[:, -1] if W[:, -1] @ axis > 0 else -W[:, -1]
+                axis = refined
+            R_level = _level(axis)
+            a_scan = _grid_angle(normals @ R_level.T)
+            yaws = ([a_model - a_scan + k * math.pi / 2 for k in range(4)] if a_scan is not None and a_model is not None
+                    else [k * math.pi / 4 for k in range(8)])
+            for yaw in yaws:
+                c, s = math.cos(yaw), math.sin(yaw)
+                out.append(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ R_level)
+    return out
+
+
+class _Correlator:
+    """Occupancy cross-correlation against one model grid, its spectrum computed once.
+
+    Called with scan points (model orientation and scale, any position), returns the
+    translation putting them best on the model and the share of their voxels it explains."""
+
+    def __init__(self, model_pts: np.ndarray, voxel_m: float, pad_m: float):
+        from scipy import fft, ndimage
+
+        self.voxel = voxel_m
+        self.lo = model_pts.min(axis=0) - 2 * voxel_m
+        shape_m = np.ceil((model_pts.max(axis=0) + 2 * voxel_m - self.lo) / voxel_m).astype(int)
+        M = ndimage.gaussian_filter(_occupancy(model_pts, voxel_m, self.lo, tuple(shape_m)), 0.7).astype(np.float32)
+        self.max_scan = np.full(3, int(math.ceil(pad_m / voxel_m)) + 4)
+        self.shape = tuple(int(fft.next_fast_len(int(a + b), real=True)) for a, b in zip(shape_m, self.max_scan))
+        self.F = fft.rfftn(M, self.shape, workers=-1)
+        self.M = M
+
+    def __call__(self, scan_pts: np.ndarray) -> tuple[np.ndarray, float]:
+        from scipy import fft
+
+        lo_s = scan_pts.min(axis=0) - 2 * self.voxel
+        shape_s = np.minimum(np.ceil((scan_pts.max(axis=0) + 2 * self.voxel - lo_s) / self.voxel).astype(int),
+                             self.max_scan)
+        S = _occupancy(scan_pts, self.voxel, lo_s, tuple(shape_s))
+        n = float(S.sum())
+        if n == 0:
+            return np.zeros(3), 0.0
+        # correlation = convolution with the flipped scan grid
+        C = fft.irfftn(self.F * fft.rfftn(S[::-1, ::-1, ::-1], self.shape, workers=-1), self.shape, workers=-1)
+        i = np.unravel_index(int(np.argmax(C)), C.shape)
+        d = np.array(i) - (shape_s - 1)
+        return self.lo - lo_s + d * self.voxel, float(C[i]) / n
+
+
+# ------------------------------------------------------------------------------------ georeferenced surveys
+@dataclass(frozen=True)
+class GeoPlacement:
+    """Where a survey's file CRS and the model's georeference put the cloud.
+
+    T_local_from_file : (4, 4) the chain file CRS -> (pyproj) -> the model's map CRS -> world
+                        (inverse map conversion) -> site local frame, fitted as an affine map
+                        over the cloud's extent (``linearisation_mm``: its worst residual there)
+    """
+
+    T_local_from_file: np.ndarray
+    file_crs: str
+    model_crs: str
+    source: str
+    linearisation_mm: float
+
+    def summary(self) -> dict:
+        return {"file_crs": self.file_crs, "model_crs": self.model_crs, "source": self.source,
+                "linearisation_mm": round(self.linearisation_mm, 4)}
+
+
+def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file: np.ndarray, *,
+                            model_bounds_local: np.ndarray | None = None, label: str = "survey",
+                            config: RegistrationConfig = DEFAULT_CONFIG) -> GeoPlacement:
+    """Place a cloud by its CRS (``file_crs``: a pyproj CRS, WKT or 'EPSG:xxxx') and the model's
+    ``georef`` (``bim.georef.Georeference``): returns the transform to the site's local frame.
+
+    Horizontal coordinates go through pyproj (any CRS it knows, CGCS2000 Gauss-Krüger zones
+    included); heights are taken as they are, in the CRS's vertical unit (no geoid change).
+    Refuses (``RegistrationError`` naming ``label``) a CRS pyproj cannot transform into the
+    model's, or one that puts the cloud farther than ``georef_max_distance_m`` from the model.
+    """
+    from pyproj import CRS, Transformer
+    from pyproj.exceptions import CRSError, ProjError
+
+    try:
+        src = file_crs if isinstance(file_crs, CRS) else CRS.from_user_input(file_crs)
+    except CRSError as exc:
+        raise RegistrationError(f"{label}: its CRS cannot be read ({exc}); name it with --crs EPSG:XXXX") from None
+    src_name = _crs_label(src)
+    dst = None
+    if georef.crs_name:
+        try:
+            dst = CRS.from_user_input(georef.crs_name)
+        except CRSError:
+            dst = None
+    if dst is None:
+        raise RegistrationError(f"{label}: the file is in {src_name} but the model's map conversion names no CRS "
+                                f"pyproj knows ({georef.crs_name!r}); place it with --register auto")
+    lo, hi = np.asarray(bounds_file[0], float), np.asarray(bounds_file[1], float)
+    g = np.stack(np.meshgrid(*[np.linspace(lo[i], hi[i], 4 if i < 2 else 2) for i in range(3)], indexing="ij"),
+                 axis=-1).reshape(-1, 3)
+    src_h = src.sub_crs_list[0] if src.is_compound else src
+    dst_h = dst.sub_crs_list[0] if dst.is_compound else dst
+    try:
+        tr = Transformer.from_crs(src_h, dst_h, always_xy=True)
+        X, Y = tr.transform(g[:, 0], g[:, 1], errcheck=True)
+    except (ProjError, CRSError) as exc:
+        raise RegistrationError(f"{label}: its CRS {src_name} cannot be transformed into the model's "
+                                f"{_crs_label(dst)} ({str(exc).splitlines()[0]})") from None
+    X, Y = np.asarray(X, float), np.asarray(Y, float)
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise RegistrationError(f"{label}: in its CRS {src_name} the cloud lies outside the model's CRS "
+                                f"{_crs_label(dst)}; the file's CRS does not match the model's")
+    mx = dst_h.axis_info[0].unit_conversion_factor if dst_h.axis_info else 1.0
+    z_unit = _vertical_unit(src)
+    mapped = np.column_stack([X * mx, Y * mx, g[:, 2] * z_unit])
+    T_local_from_map = np.eye(4)
+    T_local_from_map[:3, 3] = -np.asarray(origin_m, float)
+    T_local_from_map = T_local_from_map @ georef.T_world_from_map()
+    local = apply(T_local_from_map, mapped)
+    # affine fit of the whole chain over the cloud's extent (exact for the model's own CRS)
+    A = np.hstack([g - g.mean(axis=0), np.ones((len(g), 1))])
+    coef, *_ = np.linalg.lstsq(A, local, rcond=None)
+    T = np.eye(4)
+    T[:3, :3] = coef[:3].T
+    T[:3, 3] = coef[3] - coef[:3].T @ g.mean(axis=0)
+    resid = float(np.linalg.norm(apply(T, g) - local, axis=1).max())
+    if model_bounds_local is not None:
+        mlo, mhi = np.asarray(model_bounds_local[0], float), np.asarray(model_bounds_local[1], float)
+        centre = apply(T, ((lo + hi) / 2)[None])[0]
+        gap = float(np.linalg.norm(np.maximum(0, np.maximum(mlo - centre, centre - mhi))))
+        if gap > config.georef_max_distance_m:
+            raise RegistrationError(
+                f"{label}: read in its CRS {src_name}, the cloud lies {gap / 1000:,.1f} km from the model "
+                f"(georeferenced in {_crs_label(dst)}): the file's CRS does not match the model's; check the "
+                f"file's CRS (or --crs), or place it with --register auto")
+    return GeoPlacement(T, src_name, _crs_label(dst), georef.source, resid * 1000)
+
+
+def _crs_label(crs) -> str:
+    code = crs.to_epsg(min_confidence=70)
+    return f"EPSG:{code}" if code else crs.name
+
+
+def _vertical_unit(crs) -> float:
+    """Metres per unit of a CRS's heights: its vertical axis, else its horizontal one (LAS keeps one unit)."""
+    if crs.is_compound and len(crs.sub_crs_list) > 1 and crs.sub_crs_list[1].axis_info:
+        return crs.sub_crs_list[1].axis_info[0].unit_conversion_factor
+    axes = crs.axis_info
+    if len(axes) >= 3:
+        return axes[2].unit_conversion_factor
+    if crs.is_projected and axes:
+        return axes[0].unit_conversion_factor
+    return 1.0
+
+
+def register_georeferenced(index, points: np.ndarray, placement: GeoPlacement,
+                           config: RegistrationConfig = DEFAULT_CONFIG, *, coarse_index=None) -> Registration:
+    """Start from the georeference (``placement``) and refine by ICP (from 0.8 m down to 1.5 cm).
+
+    Reports the offset between the two (``details['georef_offset_m']``: the largest displacement
+    of the cloud's extent between them, ``georef_offset_deg``, ``georef_shift_m``: the centroid's
+    shift). When they differ by more than ``georef_max_offset_m`` it says so
+    (``details['georef_disagrees']``) and keeps the refined pose only when its fitness beats the
+    georeference's by ``georef_min_gain`` without a worse RMSE; otherwise the georeference's.
+    """
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    T0 = placement.T_local_from_file
+    placed = apply(T0, points)
+    if coarse_index is None:
+        coarse_index = _coarse_index(index)
+    src_coarse = points[voxel_pick(placed, config.coarse_voxel_m, 6000, rng)]
+    src_mid = points[voxel_pick(placed, 0.1, 40_000, rng)]
+    src_fine = points[voxel_pick(placed, config.fine_voxel_m, config.max_icp_points, rng)]
+    f0, r0, o0 = evaluate(index, src_fine, T0, config)
+    T, _ = icp(coarse_index, src_coarse, T0, kernel_m=0.8, iterations=10)
+    T, _ = icp(coarse_index, src_coarse, T, kernel_m=0.3, iterations=10)
+    T, _ = icp(index, src_mid, T, kernel_m=0.1, iterations=10)
+    T, _ = icp(index, src_fine, T, kernel_m=0.05, iterations=15)
+    T, _ = icp(index, src_fine, T, kernel_m=0.02, iterations=20)
+    T, it = icp(index, src_fine, T, kernel_m=0.015, iterations=30)
+    f1, r1, o1 = evaluate(index, src_fine, T, config)
+    lo, hi = placed.min(axis=0), placed.max(axis=0)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    T0_inv = np.linalg.inv(T0)
+    dt, dr = pose_error(T @ T0_inv, np.eye(4), points=corners)
+    shift = (apply(T, src_fine) - apply(T0, src_fine)).mean(axis=0)
+    disagrees = dt > config.georef_max_offset_m
+    better = f1 >= f0 + config.georef_min_gain and (not math.isfinite(r0) or r1 <= r0 + 1e-4)
+    keep_refined = not disagrees or better
+    chosen = (T, f1, r1, o1) if keep_refined else (T0, f0, r0, o0)
+    details = {"georeference": placement.summary(),
+               "georef_offset_m": round(dt, 5), "georef_offset_deg": round(dr, 5),
+               "georef_shift_m": [round(float(x), 5) for x in shift],
+               "georef_fitness": round(f0, 4), "georef_rmse_mm": round(r0 * 1000, 3) if math.isfinite(r0) else None,
+               "refined_fitness": round(f1, 4), "refined_rmse_mm": round(r1 * 1000, 3) if math.isfinite(r1) else None,
+               "georef_disagrees": bool(disagrees), "kept": "refined" if keep_refined else "georeference",
+               "iterations": it, "seconds": round(time.perf_counter() - started, 3)}
+    return Registration("georeferenced", chosen[0], chosen[1], chosen[2], config.inlier_distance_m, chosen[3],
+                        details=details)
