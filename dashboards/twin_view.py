@@ -182,7 +182,7 @@ def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dic
     all_traces += traces
     all_owners += owners
     if lit.any():
-        v, f, owner, _ = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
+        v, f, owner, _faces = scene.gather(geom, np.flatnonzero(lit), np.zeros(0, np.int64))
         warned = scene.mesh_trace(v, f, _("sensor warning on element"), WARNING_COLOR, showlegend=False)
         warned["meta"] = WARNED_LAYER
         all_traces.append(warned)
@@ -222,7 +222,7 @@ def selected_trace(geom: SceneGeometry, element: int | None) -> dict:
     if element is None:
         return dict(type="mesh3d", x=[], y=[], z=[], i=[], j=[], k=[], name="selected", visible=False,
                     showlegend=False, hoverinfo="skip")
-    v, f, _, _ = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
+    v, f, _owner, _faces = scene.gather(geom, np.array([element]), np.zeros(0, np.int64))
     trace = scene.mesh_trace(v, f, _("selected: {ifc_class}", ifc_class=geom.ifc_class[element]), SELECTED_COLOR)
     trace["showlegend"] = False
     return trace

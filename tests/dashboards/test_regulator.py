@@ -218,7 +218,7 @@ def test_a_contractor_submits_a_rectification_and_a_regulator_verify_closes_it(c
     assert _finding(db, fid)[0].status == "rectification_submitted"
     # the regulator closes it; the full history is there, oldest first
     status, text, _ = _act(dora, fid, "verify", note="checked on the 3D scan")
-    assert "status verified closed" in text
+    assert "status verified and closed" in text
     f, events = _finding(db, fid)
     assert f.status == "verified_closed"
     assert [e.kind for e in events] == ["raised", "rectification_submitted", "verified_closed"]
