@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) --upgrade pip wheel
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[test]'
+	# compile the distance kernels into numba's cache now, so that the first survey compiles nothing
+	$(BIN)/python -m sitetwin.twin.distance --warm >/dev/null
 	touch $@
 
 demo: setup fonts

@@ -304,7 +304,7 @@ def _scan_cell(c, x0, y0, z0, h, skip0, skip1, skip2, skip3, skip4, skip5, rec, 
 @njit(cache=True)
 def _scan_other(c, x0, y0, z0, h, be, rec, rel, cell_start, cell_tris, cell_sub, split_f, split_base, sub_start,
                 sub_tris, px, py, pz, lim0, other):
-    """The nearest face of an element other than ``be`` in cell c, within ``lim0`` (squared) and nearer than ``other``."""
+    """The nearest face of an element other than ``be`` in cell c: within ``lim0`` (squared), nearer than ``other``."""
     j = cell_sub[c]
     if j < 0:
         for s in range(cell_start[c], cell_start[c + 1]):

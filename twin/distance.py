@@ -286,3 +286,36 @@ def thread_count() -> int:
 
     return int(numba.get_num_threads())
 
+
+KERNELS = ("build_grid", "build_split", "query_grid", "build_bvh", "query_bvh")
+
+
+def warm() -> dict[str, str]:
+    """Compile every distance kernel into numba's cache (or load it from there), with the argument
+    types real queries use: what the install runs, so that a user's first survey compiles nothing.
+
+    Returns, per kernel, ``loaded`` (from the cache) or ``compiled`` (and now cached)."""
+    rng = np.random.default_rng(0)
+    # a slab's two triangles and a crowded cluster (so that a cell is split), points near and far
+    slab = np.array([[0, 0, 0], [4, 0, 0], [4, 4, 0], [0, 4, 0]], dtype=float)
+    cluster = rng.random((90, 3)) * 0.2 + [1.0, 1.0, 0.5]
+    vertices = np.concatenate([slab, cluster])
+    faces = np.concatenate([[[0, 1, 2], [0, 2, 3]], 4 + np.arange(90).reshape(30, 3)])
+    index = SurfaceIndex(vertices, faces, np.r_[0, 0, np.arange(30) % 3 + 1]).prepare()
+    points = np.array([[1.1, 1.1, 0.6], [2.0, 2.0, 0.01], [2.0, 2.0, 9.0], [50.0, 0, 0]])
+    index.query(points)
+    index.query(points, max_distance_m=0.08, other_within_m=0.05, point_station=np.array([0, 0, -1, 0]),
+                stations=np.array([[2.0, 2.0, 1.5]]))
+    k = _kernels()
+    return {name: ("compiled" if sum(getattr(k, name).stats.cache_misses.values()) else "loaded")
+            for name in KERNELS}
+
+
+if __name__ == "__main__":      # python -m sitetwin.twin.distance: fill the kernel cache (the install runs it)
+    import json
+    import sys
+
+    if sys.argv[1:] not in ([], ["--warm"]):
+        sys.exit("usage: python -m sitetwin.twin.distance [--warm]")
+    print(json.dumps(warm()))
+
