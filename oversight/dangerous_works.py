@@ -799,6 +799,8 @@ def raise_overdue_findings(store: Store, scope: Scope, *, site_code: str | None 
 
     day = _day(as_of)
     works = list_works(store, scope, site_code=site_code, overdue=True, as_of=day)
+    for site in sorted({w.site_code for w in works} | ({site_code} if site_code else set())):
+        _require_write(store, scope, site, "raise findings for dangerous works")
     raised = []
     with atomic(store):
         for w in works:
@@ -907,7 +909,7 @@ def check_zones(store: Store, scope: Scope, site_code: str, *, since: dt.datetim
     from sitetwin.oversight.raising import raise_drafts
     from sitetwin.vision.detection_store import link_finding, record_rule_hazards
 
-    _require_read(store, scope, site_code)
+    _require_write(store, scope, site_code, "check dangerous works")
     works = [_work(r, utcnow().date()) for r in store.rows("SELECT * FROM dangerous_works WHERE site_code = ?",
                                                             [site_code])]
     rows = zone_hazards(store, site_code, works, since=since, until=until, config=config)

@@ -340,3 +340,15 @@ def test_dangerous_works_travel_in_an_exchange_package_and_the_city_lake(works_s
     with open_lake(tmp_path / "lake") as lake:
         assert [w.code for w in list_works(lake, SYSTEM, site_code=SITE)] == ["DW-01"]
         assert register_summary(lake, [SITE])[0]["overdue"] == 1
+
+
+def test_a_viewer_cannot_make_the_register_raise_findings_or_hazards(works_store, scopes):
+    pit(works_store)
+    _people(works_store, [(5, 5, 0)], dt.datetime.combine(days(-1), dt.time(9)))
+    before = rows(works_store)
+    with pytest.raises(AccessDenied, match="may not raise findings for dangerous works"):
+        raise_overdue_findings(works_store, scopes["viewer"], site_code=SITE)
+    with pytest.raises(AccessDenied, match="may not check dangerous works"):
+        check_zones(works_store, scopes["viewer"], SITE, since=dt.datetime.combine(days(-2), dt.time()),
+                    until=dt.datetime.combine(days(1), dt.time()))
+    assert rows(works_store) == before and list_hazards(works_store, site_code=SITE) == []
