@@ -7,8 +7,10 @@ every face the index of the element it belongs to.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +129,61 @@ def geom_settings():
     return settings
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send what C++ code writes on the process's stdout to stderr meanwhile.
+
+    IfcOpenShell 0.9 prints a debug dump of the faces of some solids (``IfcSectionedSolidHorizontal``,
+    common in road and bridge models) on stdout while it tessellates them, which would break a
+    command's ``--json`` document. Process-wide while it lasts; a no-op where stdout has no descriptor.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        _flush_c_stdio()        # what C++ buffered must go where it was written meanwhile
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def _iterate(iterator, products, verts, faces, gids, done, empty, on_progress) -> None:
+    """Run the geometry iterator, collecting each element's first shape with triangles."""
+    if not iterator.initialize():
+        return
+    count = 0
+    while True:
+        shape = iterator.get()
+        v = np.frombuffer(shape.geometry.verts_buffer, dtype=np.float64).reshape(-1, 3)
+        f = np.frombuffer(shape.geometry.faces_buffer, dtype=np.int32).reshape(-1, 3)
+        if not len(f):
+            empty.add(shape.guid)
+        elif shape.guid not in done:
+            done.add(shape.guid)
+            verts.append(v)
+            faces.append(f)
+            gids.append(shape.guid)
+        if on_progress is not None:
+            count += 1
+            on_progress(count, len(products))
+        if not iterator.next():
+            break
+
+
 def physical_products(model) -> list:
     return [p for p in model.by_type("IfcProduct") if p.Representation is not None and is_physical(p)]
 
@@ -147,29 +204,14 @@ def tessellate(model, *, threads: int | None = None, on_progress=None) -> Tessel
     gids: list[str] = []
     done: set[str] = set()   # duplicate GlobalIds (real exports have them) keep their first shape
     empty: set[str] = set()   # shapes produced with no triangles
-    count = 0
     if products:
         ifcopenshell.get_log()  # drain earlier messages: what follows is about this model
         iterator = ifcopenshell.geom.iterator(geom_settings(), model, threads or default_threads(),
                                               include=products)
-        if iterator.initialize():
-            while True:
-                shape = iterator.get()
-                v = np.frombuffer(shape.geometry.verts_buffer, dtype=np.float64).reshape(-1, 3)
-                f = np.frombuffer(shape.geometry.faces_buffer, dtype=np.int32).reshape(-1, 3)
-                if not len(f):
-                    empty.add(shape.guid)
-                elif shape.guid not in done:
-                    done.add(shape.guid)
-                    verts.append(v)
-                    faces.append(f)
-                    gids.append(shape.guid)
-                if on_progress is not None:
-                    count += 1
-                    on_progress(count, len(products))
-                if not iterator.next():
-                    break
+        with stdout_to_stderr():
+            _iterate(iterator, products, verts, faces, gids, done, empty, on_progress)
     log_text = ifcopenshell.get_log() if products else ""
+
     failures = tuple(
         ElementFailure(g, p.is_a(), _failure_reason(log_text, p, g in empty))
         for g, p in wanted.items() if g not in done and has_body(p))

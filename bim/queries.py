@@ -392,3 +392,17 @@ def reference_lines(store: Store, site_code: str, *, model_ids: Sequence[str] | 
     for r in rows:
         r["points_m"] = np.asarray(r["points_m"], dtype=np.float64).reshape(-1, 3)
     return rows
+
+
+def reference_line_xyz(store: Store, site_code: str, *, model_ids: Sequence[str] | None = None):
+    """All reference lines of the site (as :func:`reference_lines` selects them) as one (n, 3) float64 array, site
+    local frame, metres, one NaN row between two lines: what one plotly ``scatter3d`` trace with ``mode="lines"``
+    draws (NaN breaks the line). (0, 3) when the site has none."""
+    import numpy as np
+
+    parts = []
+    for line in reference_lines(store, site_code, model_ids=model_ids):
+        if parts:
+            parts.append(np.full((1, 3), np.nan))
+        parts.append(line["points_m"])
+    return np.concatenate(parts) if parts else np.zeros((0, 3))

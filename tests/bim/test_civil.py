@@ -131,3 +131,23 @@ def test_reference_lines_survive_the_parse_cache(shared_data, tmp_path):
         again = load_model(store, path, site_code="RAIL")
         assert again.cache_hit and again.reference_lines == 1
         assert len(reference_lines(store, "RAIL")) == 1
+
+
+def test_reference_lines_come_as_one_polyline_array_broken_by_nan_rows_for_the_3d_view(shared_data, store):
+    from sitetwin.bim.queries import reference_line_xyz
+
+    assert reference_line_xyz(store, "RAIL").shape == (0, 3)
+    load_model(store, shared_data / "civil/pass-alb022-helmert_curve.ifc", site_code="RAIL", name="a")
+    load_model(store, shared_data / "civil/pass-alb023-helmert_curve.ifc", site_code="RAIL", name="b")
+    xyz = reference_line_xyz(store, "RAIL")
+    assert xyz.shape == (201 + 1 + 201, 3)
+    assert np.isnan(xyz[201]).all() and not np.isnan(np.delete(xyz, 201, axis=0)).any()
+
+
+def test_ifcopenshells_debug_dump_of_a_sectioned_solid_stays_off_stdout(shared_data, store, capfd):
+    # IfcOpenShell 0.9 prints the faces of an IfcSectionedSolidHorizontal while it tessellates it: on stdout
+    # that would break `sitetwin bim load --json`
+    load_model(store, shared_data / "civil/pass-pjs003-correct_guids_larger_file.ifc", site_code="PJS")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "matrix4" in err
