@@ -71,7 +71,7 @@ from urllib.parse import quote, urlsplit
 from sitetwin.dashboards.connections import READ_LOCK_TIMEOUT_S, data_version, read_store, write_store
 from sitetwin.data import i18n
 from sitetwin.data.clock import utcnow
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 from sitetwin.data.store import Store, cache_dir_for
 
 _ = Translator("dashboards")
@@ -100,6 +100,11 @@ JSON_PREFIXES = ("/_dash-", "/media/", "/download/")
 PRIVATE_PREFIXES = ("/media/", "/download/")     # cached by the browser only, never by a shared cache
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
+# the roles as the header and the refusals name them (oversight.scope.ROLES)
+ROLE_LABELS = {"admin": N_("admin"), "city_regulator": N_("city regulator"),
+               "district_regulator": N_("district regulator"), "contractor": N_("contractor"),
+               "enterprise": N_("enterprise"), "viewer": N_("viewer")}
+
 _DB: contextvars.ContextVar[str | None] = contextvars.ContextVar("sitetwin_dashboard_db", default=None)
 _caller_cache: dict[tuple, tuple[float, Caller | None]] = {}
 _last_known: dict[tuple, tuple[float, Caller | None]] = {}
@@ -116,7 +121,9 @@ class Caller:
 
     @property
     def label(self) -> str:
-        return f"{self.scope.actor} ({self.scope.role})"
+        """Who, as the reader reads it: ``dora (district regulator)``."""
+        role = ROLE_LABELS.get(self.scope.role)
+        return f"{self.scope.actor} ({_(role) if role else self.scope.role})"
 
 
 # --------------------------------------------------------------------------------------

@@ -218,3 +218,19 @@ def test_the_shell_writes_numbers_and_times_as_the_reader_does_in_the_sites_time
         assert fmt(late, tz="Europe/Amsterdam") == "2026-12-07 21:30"
     with i18n.use_language("en"):
         assert fmt(late) == "8 Dec 2026, 04:30" and fmt(dt.date(2026, 12, 8)) == "Dec 8, 2026"
+
+
+def test_the_twin_views_layers_are_named_in_the_readers_language_and_still_found_by_kind():
+    import pandas as pd
+
+    from sitetwin.dashboards.twin_view import POINTS_LAYER, point_count, points_trace
+
+    points = pd.DataFrame({"x_m": [0.0, 1.0, 2.0], "y_m": [0.0, 0.5, 1.0], "z_m": [3.0, 3.0, 3.1],
+                           "distance_m": [0.004, -0.012, 0.0]})
+    with i18n.use_language("zh-CN"):
+        zh = points_trace(points)
+    with i18n.use_language("en"):
+        en = points_trace(points)
+    assert (zh["name"], en["name"]) == ("扫描点", "scan points")
+    assert zh["marker"]["colorbar"]["title"]["text"] == "有符号距离（毫米）"
+    assert zh["meta"] == en["meta"] == POINTS_LAYER and point_count([zh, {"x": [1.0], "name": "扫描点"}]) == 3
