@@ -611,7 +611,9 @@ def _step(store: Store, scope: Scope, work: str, site_code: str | None, what: st
         _event(store, scope, current.work_id, current.site_code, kind, day, note, at=now)
         audit.record(store, scope, "write", "dangerous_work", current.work_id, site_code=current.site_code,
                      detail={"event": kind})
-    return _work(store.one("SELECT * FROM dangerous_works WHERE work_id = ?", [current.work_id]), now.date())
+    row = store.one("SELECT * FROM dangerous_works WHERE work_id = ?", [current.work_id])
+    assert row is not None                     # updated just now, inside this call
+    return _work(row, now.date())
 
 
 def review_work(store: Store, scope: Scope, work: str, *, passed: bool, on: dt.date | str | None = None,
