@@ -180,7 +180,8 @@ def post(client, token, body):
 def stored(db):
     from sitetwin.data.store import open_store
 
-    with open_store(db, read_only=True) as store:
+    # read-write, as the ingestor's flusher opens it in this process (DuckDB refuses a second configuration)
+    with open_store(db, lock_timeout_s=30.0) as store:
         return {t: store.scalar(f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
