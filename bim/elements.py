@@ -8,8 +8,10 @@ are left out by :func:`skip_reason`.
 Civil and municipal models put built things outside ``IfcElement``: an IFC2X3 road exported
 by BricsCAD makes each kerb, paving area and planting bed an ``IfcSite`` with a body, and
 IFC4X3 facility parts (``IfcRoadPart``, ``IfcBridgePart``, ...) may carry one. A spatial
-element with a body counts as built unless it aggregates parts that carry bodies themselves
-(then its body would repeat theirs). ``IfcEarthworksCut`` is a subtraction feature in the
+element with a body counts as built unless what it holds carries bodies itself (then its body
+would repeat theirs): for a site, sub-sites with bodies (its own body is otherwise terrain); for
+a facility (``IfcRoad``, ``IfcBridge``, ``IfcRailway``) or facility part, anything it aggregates
+or contains. ``IfcEarthworksCut`` is a subtraction feature in the
 schema but its faces are the excavated ground a survey measures, so it counts too.
 """
 
@@ -80,11 +82,14 @@ def _is_spatial_part(product) -> bool:
 
 
 def _parts_carry_bodies(product) -> bool:
-    for rel in getattr(product, "IsDecomposedBy", None) or ():
-        for part in rel.RelatedObjects or ():
-            if _is_spatial_part(part) and has_body(part):
-                return True
-    return False
+    """Whether a spatial element's body would repeat what it holds: a site aggregating sites with bodies (a
+    site's own body is otherwise its terrain), a facility or facility part aggregating or containing anything
+    with a body (its body is then an envelope of them)."""
+    site = product.is_a("IfcSite")
+    held = [part for rel in getattr(product, "IsDecomposedBy", None) or () for part in rel.RelatedObjects or ()]
+    if not site:
+        held += [e for rel in getattr(product, "ContainsElements", None) or () for e in rel.RelatedElements or ()]
+    return any(has_body(part) and (not site or _is_spatial_part(part)) for part in held)
 
 
 def is_physical(product) -> bool:

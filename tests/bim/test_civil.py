@@ -151,3 +151,23 @@ def test_ifcopenshells_debug_dump_of_a_sectioned_solid_stays_off_stdout(shared_d
     out, err = capfd.readouterr()
     assert out == ""
     assert "matrix4" in err
+
+
+def test_a_road_facility_with_an_envelope_body_is_a_container_and_its_bodied_road_part_an_element(tmp_path, store):
+    import ifcopenshell
+    import ifcopenshell.api.aggregate
+    import ifcopenshell.api.root
+
+    path = write_road_model(tmp_path / "road.ifc")
+    model = ifcopenshell.open(str(path))
+    road = model.by_type("IfcRoad")[0]
+    carriageway = next(e for e in model.by_type("IfcPavement"))
+    road.Representation, road.ObjectPlacement = carriageway.Representation, carriageway.ObjectPlacement
+    part = ifcopenshell.api.root.create_entity(model, ifc_class="IfcRoadPart", name="Lay-by")
+    part.Representation, part.ObjectPlacement = carriageway.Representation, carriageway.ObjectPlacement
+    ifcopenshell.api.aggregate.assign_object(model, products=[part], relating_object=road)
+    model.write(str(tmp_path / "facility.ifc"))
+    report = load_model(store, tmp_path / "facility.ifc", site_code="ROAD")
+    assert _classes(store, "ROAD")["IfcRoadPart"] == 1
+    assert "IfcRoad" not in _classes(store, "ROAD")
+    assert "container 1 (IfcRoad 1)" in report.skipped_line

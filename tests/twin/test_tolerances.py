@@ -44,3 +44,30 @@ def test_bad_tolerance_files_name_the_key_and_the_valid_range(tmp_path, data, me
                                            (30.0, "LOA10")])
 def test_the_level_of_accuracy_is_judged_at_two_sigma(sigma_mm, loa):
     assert level_of_accuracy(sigma_mm) == loa
+
+
+def test_civil_defaults_are_cjj_1s_permitted_deviations_with_their_source():
+    from sitetwin.twin.tolerances import TOLERANCE_SOURCES
+
+    pavement, kerb = DEFAULT.for_class("IfcPavement"), DEFAULT.for_class("IfcKerb")
+    assert (pavement.elevation_mm, pavement.position_mm, pavement.flatness_mm) == (15.0, 20.0, 5.0)
+    assert (kerb.position_mm, kerb.elevation_mm) == (10.0, 10.0)
+    fill = DEFAULT.for_class("IfcEarthworksFill")
+    assert (fill.elevation_plus_mm, fill.elevation_minus_mm, fill.position_mm, fill.flatness_mm) == (10.0, 20.0, 30.0,
+                                                                                                      15.0)
+    assert all(DEFAULT.for_class(c).section_plus_mm is None for c in ("IfcPavement", "IfcKerb", "IfcCourse"))
+    assert TOLERANCE_SOURCES["IfcKerb"] == "CJJ 1-2008 table 16.11.1"
+    assert "GB 50092" in TOLERANCE_SOURCES["IfcPavement"]
+    assert DEFAULT.for_class("IfcGeographicElement") == DEFAULT.by_class["*"]      # no code figure: configurable
+
+
+def test_an_elevation_limit_may_differ_up_and_down_and_falls_back_to_the_symmetric_one():
+    from sitetwin.twin.tolerances import elevation_limit
+
+    fill = DEFAULT.for_class("IfcEarthworksFill")
+    assert (elevation_limit(fill, 12.0), elevation_limit(fill, -12.0)) == (10.0, 20.0)
+    assert (elevation_limit(DEFAULT.for_class("IfcSlab"), 12.0), elevation_limit(DEFAULT.for_class("IfcSlab"), -3.0)) \
+        == (10.0, 10.0)
+    tol = load_tolerances({"IfcSite": {"elevation_plus_mm": 5, "elevation_minus_mm": None}})
+    assert (elevation_limit(tol.for_class("IfcSite"), 6.0), elevation_limit(tol.for_class("IfcSite"), -6.0)) == (5.0,
+                                                                                                              20.0)
