@@ -18,12 +18,13 @@ import datetime as dt
 import html
 import json
 import math
+import threading
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitetwin.bim.queries import linked_element_counts, list_models
 from sitetwin.data.clock import utcnow
@@ -47,6 +48,9 @@ from sitetwin.panorama.queries import panorama_summary
 from sitetwin.sensors.queries import attendance_summary, site_devices
 from sitetwin.twin.queries import site_surveys
 from sitetwin.vision.queries import detections_per_site
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _ = Translator("oversight")
 
@@ -688,14 +692,16 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
     subsets (``pdf.fonttype`` 42). Chinese needs a CJK font (:data:`CJK_FAMILIES`): without one a zh-CN
     report is refused with :class:`ReportError`, naming the package to install.
     """
-    with use_language(lang or current_language()) as language:
+    with use_language(lang or current_language()) as language, _PDF_LOCK:
         return _report_pdf(ev, Path(target), site_name, findings, language, time_zone)
+
+
+# matplotlib's rc parameters (pdf.fonttype, read while the file is written) are process-wide: one PDF at a time
+_PDF_LOCK = threading.Lock()
 
 
 def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str, time_zone) -> Path:
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_pdf import PdfPages
 
     families = _pdf_families(language)
@@ -757,32 +763,40 @@ class _PdfPages:
     PAD = 2.5                # cell padding, points
 
     def __init__(self, pdf, families: list[str]) -> None:
-        import matplotlib.pyplot as plt
         from matplotlib.font_manager import FontProperties
 
-        self._plt, self._pdf, self._fp, self._families = plt, pdf, FontProperties, families
+        self._pdf, self._fp, self._families = pdf, FontProperties, families
         self._widths: dict[tuple[str, float, bool], float] = {}
-        self.fig = None
         self.page = 0
-        self.new_page()
+        self.fig = self._start_page()
+        self._saved = False
 
     # ---- pages
-    def new_page(self) -> None:
-        self._flush()
-        self.fig = self._plt.figure(figsize=(self.W / 72, self.H / 72), dpi=72)
-        self._renderer = self.fig.canvas.get_renderer()
+    def _start_page(self) -> Figure:
+        # no pyplot: its figures are process-global state, and the workbench writes reports from many threads
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(self.W / 72, self.H / 72), dpi=72)
+        self.fig = fig
+        self._renderer = FigureCanvasAgg(fig).get_renderer()          # measures text as the PDF will set it
         self.page += 1
         self.y = self.H - self.MARGIN
         self._draw_text(f"{self.page}", self.W / 2, self.MARGIN / 2, 7, False, "#999999", ha="center")
+        return fig
+
+    def new_page(self) -> None:
+        self._flush()
+        self._start_page()
+        self._saved = False
 
     def close(self) -> None:
         self._flush()
 
     def _flush(self) -> None:
-        if self.fig is not None:
+        if not self._saved:
             self._pdf.savefig(self.fig)
-            self._plt.close(self.fig)
-            self.fig = None
+            self._saved = True
 
     def _room(self, height: float) -> None:
         if self.y - height < self.MARGIN and self.y < self.H - self.MARGIN - 1:
