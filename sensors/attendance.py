@@ -146,7 +146,7 @@ def site_stays(store: Store, site_code: str, *, start: dt.datetime | None = None
     if rows:
         from sitetwin.sensors.training import effective_trained
 
-        cols[3] = effective_trained(store, site_code, cols[0], cols[2], cols[3])
+        cols[3] = effective_trained(store, site_code, cols[0], cols[2], cols[3]).tolist()
     now_us = to_us(now or utcnow())
     result = stays(cols[0], cols[1], cols[2], cols[3], device_id=cols[4], trade=cols[5], employer=cols[6],
                    max_shift_h=max_shift_h, now_us=now_us)
