@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -281,7 +282,7 @@ def reference_lines(model, length_unit_m: float) -> tuple[list[ReferenceLine], l
             failures.append(ElementFailure(product.GlobalId, product.is_a(), "no axis curve in its representations"))
             continue
         try:
-            shape = ifcopenshell.geom.create_shape(settings, item)
+            shape: Any = ifcopenshell.geom.create_shape(settings, item)
         except Exception as exc:  # IfcOpenShell raises RuntimeError and others for curves it cannot evaluate
             failures.append(ElementFailure(product.GlobalId, product.is_a(), f"{item.is_a()}: {exc}"[:300]))
             continue
@@ -322,7 +323,7 @@ def _whole_axis(settings, gradient, v: np.ndarray) -> tuple[np.ndarray, str, str
     import ifcopenshell.geom
 
     try:
-        shape = ifcopenshell.geom.create_shape(settings, gradient.BaseCurve)
+        shape: Any = ifcopenshell.geom.create_shape(settings, gradient.BaseCurve)
     except Exception:  # the plan cannot be checked: keep what the 3D curve gave
         return v, "axis", None
     plan = _chain(np.asarray(shape.verts, dtype=np.float64).reshape(-1, 3),

@@ -400,7 +400,7 @@ def reference_line_xyz(store: Store, site_code: str, *, model_ids: Sequence[str]
     draws (NaN breaks the line). (0, 3) when the site has none."""
     import numpy as np
 
-    parts = []
+    parts: list[np.ndarray] = []
     for line in reference_lines(store, site_code, model_ids=model_ids):
         if parts:
             parts.append(np.full((1, 3), np.nan))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def write_road_model(path: str | Path, *, schema: str = "IFC4X3_ADD2", parts: tu
     api = ifcopenshell.api
     path = Path(path)
     legacy = schema.upper() == "IFC2X3"
-    f = api.project.create_file(version=schema)
+    f = api.project.create_file(version=cast(Any, schema))   # its Literal omits IFC4X3_ADD2, which it takes
     if legacy:   # IFC2X3 needs an owner history on every rooted entity: who exported it, with what
         import ifcopenshell.api.owner
 
