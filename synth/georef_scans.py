@@ -240,3 +240,35 @@ def add_clutter(points: np.ndarray, bounds_m, *, fraction: float = 0.4, seed: in
     flag = np.r_[np.zeros(len(points), bool), np.ones(len(extra), bool)]
     order = rng.permutation(len(out))
     return out[order], flag[order]
+
+
+def write_e57_with_crs(path: str | Path, points: np.ndarray, coordinate_metadata: str) -> Path:
+    """One scan (no colour) as E57 whose root ``coordinateMetadata`` holds ``coordinate_metadata``
+    (WKT or 'EPSG:xxxx', as a georeferenced export writes it)."""
+    import pye57
+    from pye57 import libe57
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    e57 = pye57.E57.__new__(pye57.E57)
+    e57.path = str(path)
+    e57.image_file = libe57.ImageFile(str(path), "w")
+    imf = e57.image_file
+    imf.extensionsAdd("", libe57.E57_V1_0_URI)
+    root = e57.root
+    root.set("formatName", libe57.StringNode(imf, "ASTM E57 3D Imaging Data File"))
+    root.set("guid", libe57.StringNode(imf, "{0b1e57c0-0000-4000-8000-000000004547}"))
+    root.set("versionMajor", libe57.IntegerNode(imf, libe57.E57_FORMAT_MAJOR))
+    root.set("versionMinor", libe57.IntegerNode(imf, libe57.E57_FORMAT_MINOR))
+    root.set("e57LibraryVersion", libe57.StringNode(imf, libe57.E57_LIBRARY_ID))
+    root.set("coordinateMetadata", libe57.StringNode(imf, coordinate_metadata))
+    created = libe57.StructureNode(imf)
+    created.set("dateTimeValue", libe57.FloatNode(imf, 0.0))
+    created.set("isAtomicClockReferenced", libe57.IntegerNode(imf, 0))
+    root.set("creationDateTime", created)
+    root.set("data3D", libe57.VectorNode(imf, True))
+    root.set("images2D", libe57.VectorNode(imf, True))
+    pts = np.asarray(points, dtype=np.float64)
+    e57.write_scan_raw({"cartesianX": pts[:, 0], "cartesianY": pts[:, 1], "cartesianZ": pts[:, 2]}, name="scan 1")
+    e57.close()
+    return path

@@ -81,7 +81,9 @@ class Registration:
         return {"method": self.method, "fitness": round(self.fitness, 4), "rmse_mm": round(self.rmse_m * 1000, 2),
                 "inlier_distance_m": self.inlier_distance_m, "overlap": round(self.overlap, 4),
                 "T_model_from_survey": self.T_model_from_survey.tolist(),
-                **({"control_points": list(self.residuals)} if self.residuals else {})}
+                **({"control_points": list(self.residuals)} if self.residuals else {}),
+                **{k: self.details[k] for k in ("scale", "scale_sigma", "georef_offset_m", "georef_offset_deg")
+                   if k in self.details}}
 
 
 # ------------------------------------------------------------------------------------ basics
@@ -212,12 +214,14 @@ def rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: list[str] | None = None,
                             min_spread_m: float = 0.1, max_residual_m: float = 0.05,
-                            source: str = "control points") -> tuple[np.ndarray, tuple[dict, ...]]:
+                            source: str = "control points", with_scale: bool = False
+                            ) -> tuple[np.ndarray, tuple[dict, ...]]:
     """Solve ``T_model_from_survey`` from pairs (scan point, model point) by least squares.
 
     Needs at least 3 pairs not on one line (some point at least ``min_spread_m`` off the best
     line through them, in both frames). Returns the transform and each pair's residual (mm).
     Pairs that disagree by more than ``max_residual_m`` mean a mistyped point: refused.
+    ``with_scale``: the scan's units are unknown; a similarity is fitted (Umeyama).
     """
     scan_m = np.asarray(scan_m, dtype=np.float64).reshape(-1, 3)
     model_m = np.asarray(model_m, dtype=np.float64).reshape(-1, 3)
@@ -234,7 +238,7 @@ def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: l
             raise ControlPointError(
                 f"{source}: the {n} {frame} points are collinear (all within {off.max() * 1000:.0f} mm of one line); "
                 f"a rotation about that line is undetermined; add a point at least {min_spread_m * 100:.0f} cm off it")
-    T = rigid_fit(scan_m, model_m)
+    T = similarity_fit(scan_m, model_m)[0] if with_scale else rigid_fit(scan_m, model_m)
     res = model_m - apply(T, scan_m)
     names = names or [f"CP{i + 1}" for i in range(n)]
     residuals = tuple({"name": names[i], "dx_mm": round(float(res[i, 0]) * 1000, 2),

@@ -92,12 +92,20 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
                register: str = "auto", transform=None, control_points: str | Path | None = None,
                units: str = "m", tolerances: Tolerances | str | Path | dict | None = None,
                config: RegistrationConfig = DEFAULT_CONFIG, name: str | None = None,
-               on_progress: Callable[[str], None] | None = None) -> SurveyReport:
+               on_progress: Callable[[str], None] | None = None, crs: str | None = None,
+               fit_scale: bool = False) -> SurveyReport:
     """Import, register and analyse a survey; see the module docstring.
 
     ``register``: ``auto`` (default) or ``none`` (the cloud is already in the site's local
     frame); ``transform`` (4x4, or a JSON file) or ``control_points`` (CSV) choose those
     paths instead. ``units``: ``m`` or ``mm``. ``tolerances``: per-class overrides.
+
+    Georeferenced files: with ``register='auto'``, a cloud whose files declare a CRS (or are
+    given one with ``crs``, e.g. ``EPSG:4547``) is placed through the model's map conversion
+    and refined by ICP (``twin.registration.register_georeferenced``); the offset between the
+    two is reported, and a georeference that does not fit falls back to automatic registration.
+    ``fit_scale``: the cloud's units are unknown (photogrammetry): fit a similarity (7 DoF),
+    automatically or from control points, and report the scale with its uncertainty.
     """
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.twin import deviation
@@ -131,7 +139,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     scans = []
     for f in paths:
         say(f"reading {f.name}")
-        scans.extend(read_scans(f))
+        scans.extend(read_scans(f, crs=crs))
     timings["read_s"] = time.perf_counter() - t0
     survey_id = survey_id_for(site_code, [s.sha256 for s in scans], epoch, model_ids)
     if store.scalar("SELECT count(*) FROM surveys WHERE survey_id = ?", [survey_id]):
@@ -142,7 +150,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     scale = 0.001 if units == "mm" else 1.0
     if scale != 1.0:
         xyz *= scale
-    _check_units(paths, xyz, mesh, units)
+    if not fit_scale:
+        _check_units(paths, xyz, mesh, units)
     scan_of_point = np.concatenate([np.full(s.point_count, i, dtype=np.int16) for i, s in enumerate(scans)])
     stations = np.array([s.T_file_from_scan[:3, 3] * scale for s in scans])
     station_known = np.array([s.station_known for s in scans])
@@ -167,22 +176,33 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         if frame == "world":
             target_cp = target_cp - mesh.origin_m
         T, residuals = reg.register_control_points(scan_cp * scale, target_cp, names=names,
-                                                   source=str(control_points))
-        fit = reg.register_transform(reg_index, xyz[sub], T, method="control_points", config=config)
-        result = reg.Registration("control_points", T, fit.fitness, fit.rmse_m, fit.inlier_distance_m, fit.overlap,
-                                  residuals=residuals)
+                                                   source=str(control_points), with_scale=fit_scale)
+        fit = reg.evaluate(reg_index, xyz[sub], T, config)
+        result = reg.Registration("control_points", T, *fit[:2], config.inlier_distance_m, fit[2],
+                                  residuals=residuals,
+                                  details={"scale": reg.transform_scale(T)} if fit_scale else {})
     elif transform is not None:
         T = _transform_matrix(transform, mesh.origin_m)
         result = reg.register_transform(reg_index, xyz[sub], T, method="transform", config=config)
     elif register == "none":
         result = reg.register_transform(reg_index, xyz[sub], np.eye(4), method="none", config=config)
+    elif fit_scale:
+        say("registering (similarity: rotation, translation and scale)")
+        result = reg.register_similarity(reg_index, xyz[sub], config, label=label)
     else:
-        say("registering (automatic)")
-        known = np.flatnonzero(station_known)
-        result = reg.register_auto(
-            reg_index, xyz[sub], config,
-            point_station=scan_of_point[sub] if known.size == len(scans) else None,
-            stations=stations if known.size == len(scans) else None)
+        result = None
+        placement = _georeferenced_placement(store, scans, model_ids, mesh, xyz, label, config, warnings)
+        if placement is not None:
+            say("placing by the georeference, refining")
+            result = reg.register_georeferenced(reg_index, xyz[sub], placement, config)
+            result = _judge_georeferenced(result, config, label, warnings)
+        if result is None:
+            say("registering (automatic)")
+            known = np.flatnonzero(station_known)
+            result = reg.register_auto(
+                reg_index, xyz[sub], config,
+                point_station=scan_of_point[sub] if known.size == len(scans) else None,
+                stations=stations if known.size == len(scans) else None)
     reg.check(result, config, label=label)
     T = result.T_model_from_survey
     timings["register_s"] = time.perf_counter() - t0
@@ -213,6 +233,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         with store.transaction():
             _insert(store, survey_id, site_code, name or paths[0].stem, model_ids, epoch, result, scans, T, scale,
                     dev, tol, final.relative_to(store.cache_dir), len(points_m), planned, mesh)
+            _insert_placement(store, survey_id, scans, result)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -231,6 +252,67 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         noise_mm=None if dev.noise_mm != dev.noise_mm else round(dev.noise_mm, 3), loa=dev.loa,
         unplanned_objects=int(len(dev.unplanned)), points_file=str(final), warnings=tuple(warnings),
         seconds=round(time.perf_counter() - started, 3), timings_s={k: round(v, 3) for k, v in timings.items()})
+
+
+def _georeferenced_placement(store, scans, model_ids, mesh, xyz, label, config, warnings):
+    """Where the files' CRS and the model's map conversion put the cloud, or None (no CRS, or no
+    georeference to go by: said in ``warnings``). Files that disagree on their CRS are refused."""
+    import json as _json
+
+    from sitetwin.bim.georef import Georeference
+    from sitetwin.twin import registration as reg
+
+    with_crs = [s for s in scans if s.crs]
+    if not with_crs:
+        return None
+    names = {s.crs_name for s in with_crs}
+    if len(names) > 1 or len(with_crs) < len(scans):
+        odd = next(s for s in scans if not s.crs or s.crs_name != with_crs[0].crs_name)
+        raise SurveyError(f"{odd.file}: its CRS ({odd.crs_name or 'none'}) differs from {with_crs[0].file.name}'s "
+                          f"({with_crs[0].crs_name}); a survey's files share one CRS (name it with --crs EPSG:XXXX)")
+    georef = None
+    for model_id in model_ids:
+        raw = (model_record(store, model_id) or {}).get("georef")
+        data = _json.loads(raw) if isinstance(raw, str) else raw
+        if data and data.get("valid", True):
+            georef = Georeference.from_dict(data)
+            break
+    if georef is None:
+        warnings.append(f"{label}: in {with_crs[0].crs_name}, but the model has no valid georeference; "
+                        f"placed by automatic registration")
+        return None
+    bounds = np.array([xyz.min(axis=0), xyz.max(axis=0)])
+    return reg.georeferenced_placement(with_crs[0].crs, georef, mesh.origin_m, bounds,
+                                       model_bounds_local=np.asarray(mesh.bounds()), label=label, config=config)
+
+
+def _judge_georeferenced(result, config, label, warnings):
+    """The georeferenced pose when it passes ``check``, else None (automatic registration then)."""
+    from sitetwin.twin import registration as reg
+    from sitetwin.twin.errors import RegistrationError
+
+    d = result.details
+    if d["georef_disagrees"]:
+        warnings.append(f"{label}: the georeference and the refined pose disagree by {d['georef_offset_m']:.3f} m / "
+                        f"{d['georef_offset_deg']:.3f} deg (limit {config.georef_max_offset_m} m); kept the "
+                        f"{d['kept']} pose (fitness {d['refined_fitness']:.3f} refined, "
+                        f"{d['georef_fitness']:.3f} georeferenced)")
+    try:
+        reg.check(result, config, label=label)
+    except RegistrationError as exc:
+        warnings.append(f"{label}: placing by the georeference failed ({exc}); registered automatically instead")
+        return None
+    return result
+
+
+def _insert_placement(store: Store, survey_id: str, scans, result) -> None:
+    """The survey's CRS, fitted scale and georeference offset (migration 0013)."""
+    d = result.details
+    crs = next((s.crs_name for s in scans if s.crs_name), None)
+    store.execute("UPDATE surveys SET crs = ?, scale = ?, scale_sigma = ?, georef_offset_m = ?, "
+                  "georef_offset_deg = ? WHERE survey_id = ?",
+                  [crs, d.get("scale"), d.get("scale_sigma"), d.get("georef_offset_m"), d.get("georef_offset_deg"),
+                   survey_id])
 
 
 def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: int = 0) -> np.ndarray:
