@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
+# a model diff's counts, as the reader's language names them
+CHANGES = {k: k for k in (N_("added"), N_("removed"), N_("changed"), N_("rematched"), N_("unchanged"))}
 
 bim_app = typer.Typer(help="Design models (IFC): load, inspect, compare, schedule.", no_args_is_help=True)
 
@@ -119,7 +121,8 @@ def diff_cmd(
         result = diff_models(store, old, new, tolerance_m=tolerance_mm / 1000.0)
 
     def render(d):
-        print(f"{d.old_model_id} -> {d.new_model_id}: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
+        print(f"{d.old_model_id} -> {d.new_model_id}: "
+              + ", ".join(f"{_(k) if k in CHANGES else k} {v}" for k, v in d.summary().items()))
         if not d.global_ids_stable:
             warn(_("many elements were matched by geometry, not GlobalId: this exporter does not keep GlobalIds "
                    "stable"))
