@@ -171,3 +171,14 @@ def test_a_road_facility_with_an_envelope_body_is_a_container_and_its_bodied_roa
     assert _classes(store, "ROAD")["IfcRoadPart"] == 1
     assert "IfcRoad" not in _classes(store, "ROAD")
     assert "container 1 (IfcRoad 1)" in report.skipped_line
+
+
+def test_an_alignment_in_a_millimetre_project_comes_out_in_metres(shared_data, tmp_path, store):
+    text = (shared_data / "civil/pass-alb022-helmert_curve.ifc").read_text()
+    metre = "#7 = IFCSIUNIT(*, .LENGTHUNIT., $, .METRE.);"
+    assert metre in text
+    (tmp_path / "mm.ifc").write_text(text.replace(metre, "#7 = IFCSIUNIT(*, .LENGTHUNIT., .MILLI., .METRE.);"))
+    load_model(store, tmp_path / "mm.ifc", site_code="RAIL")
+    (line,) = reference_lines(store, "RAIL")
+    assert line["length_m"] == pytest.approx(0.1, abs=1e-4)
+    assert line["points_m"][-1] == pytest.approx([0.09917, 0.01176, 0.0], abs=1e-5)
