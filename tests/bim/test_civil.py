@@ -180,5 +180,6 @@ def test_an_alignment_in_a_millimetre_project_comes_out_in_metres(shared_data, t
     (tmp_path / "mm.ifc").write_text(text.replace(metre, "#7 = IFCSIUNIT(*, .LENGTHUNIT., .MILLI., .METRE.);"))
     load_model(store, tmp_path / "mm.ifc", site_code="RAIL")
     (line,) = reference_lines(store, "RAIL")
-    assert line["length_m"] == pytest.approx(0.1, abs=1e-4)
+    # the curve is now 100 mm long: IfcOpenShell's 1 mm chord deflection leaves the polyline 0.1 % short of the arc
+    assert line["length_m"] == pytest.approx(0.1, abs=2e-4)
     assert line["points_m"][-1] == pytest.approx([0.09917, 0.01176, 0.0], abs=1e-5)
