@@ -26,7 +26,8 @@ TIE_ABS = 1e-14
 @njit(cache=True, inline="always")
 def _better(rec, t, d2, side, best, best_t, best_side, px, py, pz, sx, sy, sz, has_view):
     """Is triangle t (at d2) a better answer than best_t (at best)? Ties go to the face the point
-    was seen on: the one facing its scanner, or else the one it lies in front of."""
+    was seen on: the one facing its scanner, or else the one it lies in front of; then to the
+    lower record, so that the answer does not depend on the order of the search."""
     if d2 * TIE_REL + TIE_ABS < best:
         return True
     if d2 > best * TIE_REL + TIE_ABS or best_t < 0:
@@ -34,8 +35,12 @@ def _better(rec, t, d2, side, best, best_t, best_side, px, py, pz, sx, sy, sz, h
     if has_view:
         f_new = rec[t, 9] * (sx - px) + rec[t, 10] * (sy - py) + rec[t, 11] * (sz - pz)
         f_old = rec[best_t, 9] * (sx - px) + rec[best_t, 10] * (sy - py) + rec[best_t, 11] * (sz - pz)
-        return f_new > 0.0 and f_old <= 0.0
-    return side > 0.0 and best_side <= 0.0
+        new_seen, old_seen = f_new > 0.0, f_old > 0.0
+    else:
+        new_seen, old_seen = side > 0.0, best_side > 0.0
+    if new_seen != old_seen:
+        return new_seen
+    return t < best_t          # else the first triangle: the same answer whatever order they come in
 
 
 @njit(cache=True, inline="always")

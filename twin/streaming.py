@@ -1,0 +1,477 @@
+"""Surveys too large to hold in memory: read chunk by chunk, register on a subsample, deviation per chunk,
+per-element statistics merged exactly.
+
+A day of terrestrial scanning is 200 M to 1 B points; loaded whole (coordinates, colours, the
+distance results) that is tens of gigabytes. Here a survey file is read in chunks of
+``CHUNK_POINTS`` (laspy's ``chunk_iterator`` for LAS/LAZ, libE57's block reader for E57; for COPC
+the octree is used: a subsample comes from its top levels alone, and only the nodes that meet the
+model's box are read), each chunk is placed (``T_model_from_survey``), its distances and
+elements found and folded into :class:`ElementStats`, then dropped. Peak memory is set by the
+chunk size and the model, whatever the survey's size.
+
+Per element (the points within ``band_m`` of it, nearest first), merged exactly, so that the
+result does not depend on the chunking and equals the in-memory one (one chunk) bit for bit:
+
+- ``points``, ``min_mm``, ``max_mm``: exact;
+- ``mean_mm``, ``rms_mm``, ``std_mm``: from sums and sums of squares of the signed distance
+  quantised to 0.1 um, kept as Python integers (exact, unbounded), so exact to that quantum;
+- ``p50_mm``, ``p95_abs_mm``: from a fixed histogram over the band (``bin_mm`` wide bins, exact
+  counts), so to within one bin;
+- the fitted shift's normal equations (sums of n nT and n d over points inside their face) are
+  float64 sums: equal to the in-memory ones to rounding (1e-12 relative), not bit for bit.
+
+Points beyond the band are kept only as the set of 0.2 m voxels they occupy (for unplanned
+objects), which grows with the site's volume, not with the point count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sitetwin.twin.errors import PointCloudError
+
+CHUNK_POINTS = 2_000_000
+QUANTUM_M = 1e-7                 # sums are of distances in units of 0.1 um, as integers
+FAR_VOXEL_M = 0.2
+STREAMABLE = (".las", ".laz", ".e57")
+
+
+# ----------------------------------------------------------------------------- reading
+def count_points(path: str | Path) -> int:
+    """The number of points a LAS/LAZ/COPC/E57 file announces, read from its header only."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix == ".e57":
+        import pye57
+
+        e57 = pye57.E57(str(path))
+        try:
+            return int(sum(e57.get_header(i).point_count for i in range(e57.scan_count)))
+        finally:
+            with contextlib.suppress(Exception):
+                e57.close()
+    import laspy
+
+    with laspy.open(path) as reader:
+        return int(reader.header.point_count)
+
+
+def is_copc(path: Path) -> bool:
+    if _suffix(path) != ".laz":
+        return False
+    import laspy
+
+    try:
+        with laspy.CopcReader.open(path):
+            return True
+    except Exception:
+        return False
+
+
+def iter_chunks(path: str | Path, chunk_points: int = CHUNK_POINTS, *,
+                bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    """The file's points, (n, 3) float64 in its own frame (E57 scan poses applied), chunk by chunk.
+
+    ``bounds`` (lo, hi) in the file's frame: for COPC, only the octree nodes meeting that box are
+    read (other formats read everything; the caller keeps what it needs)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix == ".e57":
+        yield from _e57_chunks(path, chunk_points)
+    elif bounds is not None and is_copc(path):
+        yield from _copc_chunks(path, chunk_points, bounds)
+    else:
+        yield from _las_chunks(path, chunk_points)
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in STREAMABLE:
+        raise PointCloudError(f"{path}: streaming reads LAS, LAZ, COPC and E57 files, not {suffix or 'no suffix'}")
+    return suffix
+
+
+def _las_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
+    import laspy
+
+    try:
+        reader = laspy.open(path)
+    except Exception as exc:
+        raise PointCloudError(f"{path}: not a readable LAS/LAZ file ({_first_line(exc)})") from None
+    with reader:
+        total = int(reader.header.point_count)
+        done = 0
+        try:
+            for chunk in reader.chunk_iterator(chunk_points):
+                xyz = np.column_stack([np.asarray(chunk.x), np.asarray(chunk.y), np.asarray(chunk.z)])
+                _check_finite(path, xyz, done)
+                done += len(xyz)
+                yield xyz
+        except PointCloudError:
+            raise
+        except Exception as exc:
+            raise PointCloudError(f"{path}: truncated or corrupt file: read {done} of the {total} points its "
+                                  f"header announces ({_first_line(exc)})") from None
+    if done != total:
+        raise PointCloudError(f"{path}: truncated file: read {done} of the {total} points its header announces")
+
+
+def _copc_chunks(path: Path, chunk_points: int, bounds) -> Iterator[np.ndarray]:
+    """COPC: the box split into tiles in x and y so that each holds about a chunk; each tile one query
+    (the octree reads only the nodes meeting it)."""
+    import laspy
+    from laspy.copc import Bounds
+
+    with laspy.CopcReader.open(path) as reader:
+        lo = np.maximum(np.asarray(bounds[0], dtype=float), reader.header.mins)
+        hi = np.minimum(np.asarray(bounds[1], dtype=float), reader.header.maxs)
+        if (hi < lo).any():
+            return
+        share = float(np.prod((hi - lo)[:2]) / max(np.prod((reader.header.maxs - reader.header.mins)[:2]), 1e-12))
+        tiles = max(1, int(np.ceil(np.sqrt(reader.header.point_count * min(share, 1.0) / chunk_points))))
+        xs = np.linspace(lo[0], hi[0], tiles + 1)
+        ys = np.linspace(lo[1], hi[1], tiles + 1)
+        for i in range(tiles):
+            for j in range(tiles):
+                # tiles meet at their edges: a point on an edge belongs to the tile below it only
+                t_lo = np.array([xs[i], ys[j], lo[2]])
+                t_hi = np.array([xs[i + 1], ys[j + 1], hi[2]])
+                rec = reader.query(bounds=Bounds(t_lo, t_hi))
+                xyz = np.column_stack([np.asarray(rec.x), np.asarray(rec.y), np.asarray(rec.z)])
+                keep = np.ones(len(xyz), dtype=bool)
+                if i + 1 < tiles:
+                    keep &= xyz[:, 0] < xs[i + 1]
+                if j + 1 < tiles:
+                    keep &= xyz[:, 1] < ys[j + 1]
+                xyz = xyz[keep]
+                _check_finite(path, xyz, 0)
+                if len(xyz):
+                    yield xyz
+
+
+def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
+    import pye57
+    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
+
+    try:
+        e57 = pye57.E57(str(path))
+    except Exception as exc:
+        raise PointCloudError(f"{path}: not a readable E57 file ({_first_line(exc)})") from None
+    try:
+        for index in range(e57.scan_count):
+            header = e57.get_header(index)
+            fields = set(header.point_fields)
+            system = header.get_coordinate_system(COORDINATE_SYSTEMS)
+            if system is COORDINATE_SYSTEMS.CARTESIAN:
+                coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
+            else:
+                coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+            wanted = coords + ([invalid] if invalid in fields else [])
+            arrays, buffers = e57.make_buffers(wanted, max(1, min(chunk_points, int(header.point_count))))
+            pose = np.eye(4)
+            if header.has_pose():
+                pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
+                pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
+            reader = header.points.reader(buffers)
+            done = 0
+            try:
+                while n := reader.read():
+                    xyz = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
+                    if invalid in arrays:
+                        xyz = xyz[arrays[invalid][:n] == 0]
+                    if system is not COORDINATE_SYSTEMS.CARTESIAN:
+                        xyz = convert_spherical_to_cartesian(xyz)
+                    _check_finite(path, xyz, done)
+                    done += n
+                    yield xyz @ pose[:3, :3].T + pose[:3, 3]
+            finally:
+                reader.close()
+    except PointCloudError:
+        raise
+    except Exception as exc:
+        raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+    finally:
+        with contextlib.suppress(Exception):
+            e57.close()
+
+
+def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
+    bad = ~np.isfinite(xyz).all(axis=1)
+    if bad.any():
+        raise PointCloudError(f"{path}: {int(bad.sum())} point(s) with NaN/inf coordinates (first at point "
+                              f"{int(np.flatnonzero(bad)[0]) + offset}); clean the cloud before importing it")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def subsample(paths, n: int, *, chunk_points: int = CHUNK_POINTS, seed: int = 0) -> np.ndarray:
+    """About ``n`` points drawn evenly at random from the files (file frames), in bounded memory: each
+    point kept with probability n / total. A COPC file gives its octree's top levels instead
+    (already an even thinning), read down to the level that holds at least its share."""
+    paths = [Path(p) for p in paths]
+    counts = [count_points(p) for p in paths]
+    total = max(sum(counts), 1)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for path, count in zip(paths, counts):
+        want = int(np.ceil(n * count / total))
+        if is_copc(path):
+            parts.append(_copc_levels(path, want))
+            continue
+        p = min(1.0, want / max(count, 1))
+        for xyz in iter_chunks(path, chunk_points):
+            parts.append(xyz[rng.random(len(xyz)) < p] if p < 1.0 else xyz)
+    return np.concatenate(parts) if parts else np.zeros((0, 3))
+
+
+def _copc_levels(path: Path, want: int) -> np.ndarray:
+    import laspy
+
+    with laspy.CopcReader.open(path) as reader:
+        level = 0
+        while True:
+            rec = reader.query(level=range(0, level + 1))
+            if len(rec) >= want or len(rec) >= reader.header.point_count or level > 24:
+                return np.column_stack([np.asarray(rec.x), np.asarray(rec.y), np.asarray(rec.z)])
+            level += 1
+
+
+# ----------------------------------------------------------------------------- statistics
+@dataclass
+class ElementStats:
+    """Per-element deviation statistics that merge exactly (see the module docstring)."""
+
+    element_count: int
+    band_m: float
+    bin_mm: float
+    points: np.ndarray = field(init=False)          # (k,) int64
+    sum_q: np.ndarray = field(init=False)           # (k,) Python ints: sum of d / QUANTUM_M
+    sumsq_q: np.ndarray = field(init=False)         # (k,) Python ints: sum of (d / QUANTUM_M)^2
+    min_m: np.ndarray = field(init=False)           # (k,) float32 (inf where no point)
+    max_m: np.ndarray = field(init=False)
+    histogram: np.ndarray = field(init=False)       # (k, bins) int64 over [-band, band]
+    far_voxels: np.ndarray = field(init=False)      # (v,) int64 keys of FAR_VOXEL_M voxels beyond the band
+    total_points: int = 0
+
+    def __post_init__(self):
+        k = self.element_count
+        self.points = np.zeros(k, dtype=np.int64)
+        self.sum_q = np.array([0] * k, dtype=object)
+        self.sumsq_q = np.array([0] * k, dtype=object)
+        self.min_m = np.full(k, np.inf, dtype=np.float32)
+        self.max_m = np.full(k, -np.inf, dtype=np.float32)
+        self.histogram = np.zeros((k, self.bins), dtype=np.int64)
+        self.far_voxels = np.zeros(0, dtype=np.int64)
+
+    @property
+    def bins(self) -> int:
+        return int(round(2 * self.band_m * 1000 / self.bin_mm))
+
+    def add(self, points_m: np.ndarray, distance_m: np.ndarray, element: np.ndarray) -> None:
+        """Fold in one chunk: points (n, 3) in the model's frame, their signed distance and nearest element."""
+        step = 4_000_000          # keeps a block's int64 sums of squares far from overflow
+        for s in range(0, len(distance_m), step):
+            self._add(points_m[s:s + step], distance_m[s:s + step], element[s:s + step])
+
+    def _add(self, points_m: np.ndarray, distance_m: np.ndarray, element: np.ndarray) -> None:
+        self.total_points += len(distance_m)
+        near = (element >= 0) & (np.abs(distance_m) <= self.band_m)
+        e = element[near].astype(np.int64)
+        d = distance_m[near].astype(np.float32)
+        if len(e):
+            order = np.argsort(e, kind="stable")
+            e, d = e[order], d[order]
+            starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
+            ids = e[starts]
+            q = np.rint(d.astype(np.float64) / QUANTUM_M).astype(np.int64)     # |q| <= 1e6 for a 0.1 m band
+            self.points[ids] += np.diff(np.r_[starts, len(e)])
+            # int64 within a chunk (at most ~9e6 points of 1e12 each), Python ints across chunks
+            self.sum_q[ids] += np.add.reduceat(q, starts).astype(object)
+            self.sumsq_q[ids] += np.add.reduceat(q * q, starts).astype(object)
+            self.min_m[ids] = np.minimum(self.min_m[ids], np.minimum.reduceat(d, starts))
+            self.max_m[ids] = np.maximum(self.max_m[ids], np.maximum.reduceat(d, starts))
+            b = np.clip(((d.astype(np.float64) + self.band_m) * 1000 / self.bin_mm).astype(np.int64), 0, self.bins - 1)
+            self.histogram += np.bincount(e * self.bins + b, minlength=self.element_count * self.bins).reshape(
+                self.element_count, self.bins)
+        far = ~near
+        if far.any():
+            keys = _voxel_keys(points_m[far])
+            self.far_voxels = np.union1d(self.far_voxels, keys)
+
+    def merge(self, other: ElementStats) -> ElementStats:
+        """Add another part's statistics into this one (same elements, band and bins)."""
+        if (other.element_count, other.band_m, other.bin_mm) != (self.element_count, self.band_m, self.bin_mm):
+            raise ValueError("statistics of different models, bands or bins cannot be merged")
+        self.total_points += other.total_points
+        self.points += other.points
+        self.sum_q += other.sum_q
+        self.sumsq_q += other.sumsq_q
+        self.min_m = np.minimum(self.min_m, other.min_m)
+        self.max_m = np.maximum(self.max_m, other.max_m)
+        self.histogram += other.histogram
+        self.far_voxels = np.union1d(self.far_voxels, other.far_voxels)
+        return self
+
+    def table(self, global_ids=None):
+        """One row per element with points: mean/rms/std/min/max (mm), p50 and p95 of |d| (to a bin)."""
+        import pandas as pd
+
+        has = np.flatnonzero(self.points > 0)
+        n = self.points[has]
+        mean_q = np.array([s / c for s, c in zip(self.sum_q[has], n)], dtype=np.float64)
+        msq_q = np.array([s / c for s, c in zip(self.sumsq_q[has], n)], dtype=np.float64)
+        to_mm = QUANTUM_M * 1000
+        rows = {
+            "element": has, "points": n,
+            "mean_mm": mean_q * to_mm, "rms_mm": np.sqrt(msq_q) * to_mm,
+            "std_mm": np.sqrt(np.maximum(msq_q - mean_q ** 2, 0.0)) * to_mm,
+            "min_mm": self.min_m[has].astype(np.float64) * 1000, "max_mm": self.max_m[has].astype(np.float64) * 1000,
+            "p50_mm": self._quantile(has, 0.5), "p95_abs_mm": self._abs_quantile(has, 0.95),
+        }
+        if global_ids is not None:
+            rows["global_id"] = np.asarray(global_ids, dtype=object)[has]
+        return pd.DataFrame(rows)
+
+    def _edges_mm(self) -> np.ndarray:
+        return -self.band_m * 1000 + self.bin_mm * np.arange(self.bins + 1)
+
+    def _quantile(self, has: np.ndarray, q: float) -> np.ndarray:
+        """The q-quantile of d from the histogram, linear within its bin."""
+        h = self.histogram[has].astype(np.float64)
+        return _hist_quantile(h, self._edges_mm(), q)
+
+    def _abs_quantile(self, has: np.ndarray, q: float) -> np.ndarray:
+        h = self.histogram[has]
+        half = self.bins // 2
+        folded = h[:, half:].astype(np.float64) + h[:, :half][:, ::-1]          # |d| bins from 0 up
+        return _hist_quantile(folded, self._edges_mm()[half:], q)
+
+    def far_points(self) -> np.ndarray:
+        """Centres of the voxels holding points beyond the band, (v, 3) metres."""
+        return _voxel_centres(self.far_voxels)
+
+
+def _hist_quantile(h: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
+    cum = np.cumsum(h, axis=1)
+    target = q * cum[:, -1]
+    i = np.minimum((cum < target[:, None]).sum(axis=1), h.shape[1] - 1)
+    below = np.where(i > 0, cum[np.arange(len(h)), np.maximum(i - 1, 0)], 0.0)
+    inside = h[np.arange(len(h)), i]
+    frac = np.where(inside > 0, (target - below) / np.where(inside > 0, inside, 1.0), 0.0)
+    return edges[i] + frac * (edges[i + 1] - edges[i])
+
+
+_VOX_BITS = 21
+_VOX_OFF = 1 << (_VOX_BITS - 1)
+
+
+def _voxel_keys(points_m: np.ndarray) -> np.ndarray:
+    v = np.floor(points_m / FAR_VOXEL_M).astype(np.int64) + _VOX_OFF
+    v = np.clip(v, 0, (1 << _VOX_BITS) - 1)
+    return np.unique((v[:, 0] << (2 * _VOX_BITS)) | (v[:, 1] << _VOX_BITS) | v[:, 2])
+
+
+def _voxel_centres(keys: np.ndarray) -> np.ndarray:
+    mask = (1 << _VOX_BITS) - 1
+    v = np.column_stack([(keys >> (2 * _VOX_BITS)) & mask, (keys >> _VOX_BITS) & mask, keys & mask]) - _VOX_OFF
+    return (v + 0.5) * FAR_VOXEL_M
+
+
+# ----------------------------------------------------------------------------- the survey, chunk by chunk
+@dataclass
+class StreamedDeviation:
+    stats: ElementStats
+    chunks: int
+    seconds: dict[str, float]
+
+
+def stream_deviation(index, paths, T_model_from_file: np.ndarray, *, element_count: int, band_m: float,
+                     bin_mm: float, chunk_points: int = CHUNK_POINTS, model_box=None,
+                     on_progress: Callable[[str], None] | None = None) -> StreamedDeviation:
+    """Deviation of every point of ``paths`` from the model behind ``index`` (a ``SurfaceIndex``), chunk by chunk.
+
+    ``T_model_from_file`` (4, 4) places the files' points in the model's frame. ``model_box``
+    (lo, hi) in the model's frame: COPC files then read only the octree nodes meeting it (grown by
+    the band); the points they skip lie beyond the band by construction and are not counted."""
+    from sitetwin.twin.registration import apply
+
+    T = np.asarray(T_model_from_file, dtype=np.float64)
+    stats = ElementStats(element_count, band_m, bin_mm)
+    bounds = None
+    if model_box is not None:
+        lo, hi = (np.asarray(b, dtype=float) for b in model_box)
+        lo, hi = lo - band_m, hi + band_m
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        inv = np.linalg.inv(T)
+        in_file = apply(inv, corners)
+        bounds = (in_file.min(axis=0), in_file.max(axis=0))
+    read = query = fold = 0.0
+    chunks = 0
+    for path in [Path(p) for p in paths]:
+        if on_progress:
+            on_progress(f"streaming {path.name}")
+        it = iter_chunks(path, chunk_points, bounds=bounds)
+        while True:
+            t = time.perf_counter()
+            xyz = next(it, None)
+            read += time.perf_counter() - t
+            if xyz is None:
+                break
+            t = time.perf_counter()
+            pts = apply(T, xyz)
+            del xyz
+            res = index.query(pts, max_distance_m=band_m)
+            query += time.perf_counter() - t
+            t = time.perf_counter()
+            stats.add(pts, res.distance_m, res.element)
+            fold += time.perf_counter() - t
+            chunks += 1
+    return StreamedDeviation(stats, chunks, {"read_s": read, "query_s": query, "fold_s": fold})
+
+
+def in_memory_stats(index, points_m: np.ndarray, *, element_count: int, band_m: float, bin_mm: float) -> ElementStats:
+    """The same statistics over points already in memory (the model's frame): one chunk."""
+    stats = ElementStats(element_count, band_m, bin_mm)
+    res = index.query(points_m, max_distance_m=band_m)
+    stats.add(points_m, res.distance_m, res.element)
+    return stats
+
+
+def element_count_of(index) -> int:
+    """How many elements a ``SurfaceIndex``'s faces name (their indices run from 0)."""
+    return int(index.face_element.max(initial=-1)) + 1
+
+
+def stream_survey(index, paths, *, T_model_from_file: np.ndarray | None = None, registration_index=None,
+                  config=None, band_m: float | None = None, bin_mm: float | None = None,
+                  registration_points: int = 400_000, chunk_points: int = CHUNK_POINTS, model_box=None,
+                  on_progress: Callable[[str], None] | None = None):
+    """Register a subsample of the files (unless ``T_model_from_file`` is given), then stream the deviation.
+
+    Returns (registration or None, :class:`StreamedDeviation`)."""
+    from sitetwin.twin import registration as reg
+    from sitetwin.twin.tolerances import DEFAULT
+
+    band_m = DEFAULT.status.band_m if band_m is None else band_m
+    bin_mm = DEFAULT.status.histogram_bin_mm if bin_mm is None else bin_mm
+    result = None
+    if T_model_from_file is None:
+        if on_progress:
+            on_progress("registering on a subsample")
+        config = config or reg.DEFAULT_CONFIG
+        sub = subsample(paths, registration_points, chunk_points=chunk_points, seed=config.seed)
+        result = reg.register_auto(registration_index or index, sub, config)
+        reg.check(result, config, label=", ".join(Path(p).name for p in paths))
+        T_model_from_file = result.T_model_from_survey
+    dev = stream_deviation(index, paths, T_model_from_file, element_count=element_count_of(index), band_m=band_m,
+                           bin_mm=bin_mm, chunk_points=chunk_points, model_box=model_box, on_progress=on_progress)
+    return result, dev
