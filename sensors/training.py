@@ -260,7 +260,7 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
                   origin: str | None, content_sha256: str, where=None, new_workers: bool = False) -> dict:
     """Store checked records (:func:`check_records`) in one transaction, recorded under ``import_key``.
 
-    Returns ``{"records": n, "inserted", "updated", "copies", "duplicate": bool}``. An ``import_key``
+    Returns ``{"records": n, "inserted", "updated", "copies", "duplicate": bool, "sites": [...]}``. An ``import_key``
     stored before with the same content is a duplicate (nothing done); with other content it is
     refused (status 409). Unknown sites and workers are refused (:func:`check_known`).
     """
@@ -269,7 +269,8 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
     where = where or (lambda i, field: f"records[{i}]" + (f".{field}" if field else ""))
     sites = sorted({r["site_code"] for r in records})
     ids = [f"{import_key}@{s}" for s in sites]
-    report = {"records": len(records), "inserted": 0, "updated": 0, "copies": 0, "duplicate": False}
+    report = {"records": len(records), "inserted": 0, "updated": 0, "copies": 0, "duplicate": False,
+              "sites": sites}
     with atomic(store):
         if ids:
             stored = store.rows(f"SELECT import_id, content_sha256 FROM training_imports WHERE import_id IN "

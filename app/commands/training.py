@@ -61,13 +61,17 @@ def training_import(
     db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None,
     new_workers: Annotated[bool, typer.Option("--new-workers", help="Accept workers the site's gate has not seen "
                                                                     "yet (trained before their first day).")] = False,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Recompute the sites' untrained-worker "
+                                                                            "warnings.")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Import training records; each file is one transaction, and importing it again stores nothing twice."""
     from sitetwin.data.store import open_store
     from sitetwin.oversight.accounts import caller_scope
     from sitetwin.oversight.audit import guard
+    from sitetwin.oversight.raising import raise_drafts
     from sitetwin.sensors.training import import_file
+    from sitetwin.sensors.warnings import evaluate_warnings
 
     reports = []
     with open_store(db, create=False) as store:
@@ -76,6 +80,11 @@ def training_import(
             # every role but viewer may add to a site's record ("comment" allows exactly those)
             reports.append(import_file(store, path, new_workers=new_workers,
                                        check_site=lambda site: guard(store, scope, "comment", site)))
+        if evaluate:
+            # records change who counts as trained, back to their first day: the attendance warnings of the
+            # sites they name are computed again (no device rules: device_ids=[])
+            for site in sorted({s for r in reports if r["inserted"] or r["updated"] for s in r["sites"]}):
+                evaluate_warnings(store, site_code=site, device_ids=[], sink=raise_drafts)
 
     def render(rs: list[dict]) -> None:
         for r in rs:
