@@ -825,7 +825,7 @@ def _login(flask):
         try:                              # before any store access: a throttled attempt costs nothing there
             throttle.check(username, source)
         except LoginThrottled as exc:
-            return _login_html(nxt, str(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
+            return _login_html(nxt, _throttled(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
     if request.method != "POST":
         with read_store(db) as store:
             accounts = has_accounts(store)
@@ -837,15 +837,22 @@ def _login(flask):
                 return _login_html(nxt, None, open_store=True)
             session = login(store, username, password, source=source, throttle=throttle)
     except LoginThrottled as exc:
-        return _login_html(nxt, str(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
-    except AuthError as exc:
-        return _login_html(nxt, str(exc)), 401
+        return _login_html(nxt, _throttled(exc)), 429, {"Retry-After": str(exc.retry_after_s)}
+    except AuthError:
+        # oversight's one refusal for every reason (a wrong name, a wrong password, a disabled account)
+        return _login_html(nxt, _("Login failed for {who}: wrong user name or password, or the account is "
+                                  "disabled.", who=repr(username[:64]))), 401
     response = flask.redirect(nxt)
     max_age = int((session.expires_at - utcnow()).total_seconds())
     response.set_cookie(SESSION_COOKIE, session.token, max_age=max_age, httponly=True, samesite="Lax",
                         secure=request.is_secure)
     flask.g.sitetwin_binding = ("session", session.token)     # the CSRF cookie follows the new session
     return response
+
+
+def _throttled(exc) -> str:
+    """A throttled login, in the reader's language (the page never names the source)."""
+    return _("Login refused: too many failed logins; try again in {n} s.", n=exc.retry_after_s)
 
 
 def _logout(flask):

@@ -116,6 +116,7 @@ def test_the_accounts_setting_wins_over_the_browser_header(workbench):
     dora = _login(_client(app), "dora")
     page = dora.get("/twin?site=WH-1", headers=EN)
     assert '<html lang="zh-CN">' in page.get_data(as_text=True) and page.headers["Content-Language"] == "zh-CN"
+    assert "加载中" in page.get_data(as_text=True) and "Loading..." not in page.get_data(as_text=True)
     shell = _shell_text(dora)
     assert "退出登录" in shell and '"placeholder": "工地"' in shell and "Log out" not in shell
     cole = _login(_client(app), "cole")           # no setting: the header decides
@@ -234,3 +235,12 @@ def test_the_twin_views_layers_are_named_in_the_readers_language_and_still_found
     assert (zh["name"], en["name"]) == ("扫描点", "scan points")
     assert zh["marker"]["colorbar"]["title"]["text"] == "有符号距离（毫米）"
     assert zh["meta"] == en["meta"] == POINTS_LAYER and point_count([zh, {"x": [1.0], "name": "扫描点"}]) == 3
+
+
+def test_a_refused_login_is_explained_in_the_readers_language(workbench):
+    app, _db = workbench
+    client = _client(app, ZH)
+    resp = client.post("/login", data={"username": "cole", "password": "not it", "next": "/",
+                                       "csrf": client.get_cookie("_csrf_token").value}, headers=ZH)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 401 and "&#x27;cole&#x27; 登录失败：用户名或密码错误，或账户已停用。" in text
