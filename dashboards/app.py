@@ -60,7 +60,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
         suppress_callback_exceptions=True,
         background_callback_manager=manager,
         on_error=_on_callback_error,
-        update_title=None,   # type: ignore[arg-type]  # Dash documents None (no "Updating..." title); typed str
+        update_title=None,   # Dash documents None (no "Updating..." title) though it types it str
     )
     import_pages()
     app.layout = shell_layout
@@ -183,7 +183,7 @@ def language_switcher(target: str) -> list:
 
     from sitetwin.dashboards.access import language_links
 
-    out = []
+    out: list = []
     for lang, name, href in language_links(target):
         if href is None:
             out.append(html.Span(name, lang=lang, className="lang current", id=f"shell-lang-{lang}"))
