@@ -438,7 +438,6 @@ _BASES = [
     (r"nothing due yet", N_("nothing due yet")),
     (r"(?P<n>\d+) of (?P<of>\d+) elements due by now not seen built \((?P<sources>.*)\)",
      N_("{n} of {of} elements due by now not seen built ({sources})")),
-    (r"(?P<n>\d+) of (?P<of>\d+) sources reporting(?P<rest>.*)", N_("{n} of {of} sources reporting{rest}")),
     (r"(?P<n>\d+) sensor warnings in the window", N_("{n} sensor warnings in the window")),
     (r"no data: no survey", N_("no data: no survey")),
     (r"no data: survey (?P<survey>.+) saw no built element", N_("no data: survey {survey} saw no built element")),
@@ -470,11 +469,26 @@ class ReportError(OversightError):
     """A report that cannot be written here (a PDF in Chinese without a CJK font installed)."""
 
 
+# the data component's basis: "4 of 6 sources reporting (missing: model, survey); last data 0.1 days ago"
+_SOURCES_BASIS = (r"(?P<n>\d+) of (?P<of>\d+) sources reporting(?: \(missing: (?P<missing>[^)]*)\))?"
+                  r"(?:; last data (?P<days>[\d.]+) days ago|(?P<never>; no data ever))")
+SOURCE_NAMES = {"model": N_("model"), "schedule": N_("schedule"), "survey": N_("survey"),
+                "panoramas": N_("panoramas"), "detections": N_("detections"), "sensors": N_("sensors"),
+                "attendance": N_("attendance")}
+
+
 def _basis(text: str) -> str:
     import re
 
     if current_language() == SOURCE_LANGUAGE:
         return text
+    m = re.fullmatch(_SOURCES_BASIS, text)
+    if m:
+        out = _("{n} of {of} sources reporting", n=m["n"], of=m["of"])
+        if m["missing"]:
+            names = "、".join(_name(SOURCE_NAMES, x.strip()) for x in m["missing"].split(","))
+            out += _(" (missing: {sources})", sources=names)
+        return out + (_("; no data ever") if m["never"] else _("; last data {days} days ago", days=m["days"]))
     for pattern, msg in _BASES:
         m = re.fullmatch(pattern, text)
         if m:

@@ -16,6 +16,7 @@ import datetime as dt
 import random
 from typing import Any
 
+from sitetwin.data.queries import site_time_zone
 from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
 
@@ -182,7 +183,8 @@ def _outputs(ctx, store, system) -> dict:
     export_bcf(store, system, out / "demo-findings-3.0.bcf", site_code=ctx.site_code, version="3.0",
                snapshots=False)
     ev = evaluate(store, system, ctx.site_code)
-    _reports(out, ev, store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code]))
+    _reports(out, ev, store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code]),
+             site_time_zone(store, ctx.site_code))
     export_package(store, system, out / "package-jiangan", district="Jiang'an", level="project")
     scores = {s: compute_risk(store, system, s).score for s in [ctx.site_code, *SITES]}
     ctx.results["oversight_files"] = {"bcf": str(out / "demo-findings.bcfzip"),
@@ -205,18 +207,20 @@ def rescore(ctx) -> dict:
         record_risk(store, system, as_of=ctx.now().date())
         ev = evaluate(store, system, ctx.site_code)
         name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [ctx.site_code])
+        zone = site_time_zone(store, ctx.site_code)
         codes = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
         scores = {s: compute_risk(store, system, s).score for s in codes}     # the portfolio's, or the demo site
-    _reports(out, ev, name)
+    _reports(out, ev, name, zone)
     return {"grade": ev.grade, "premium_factor": ev.premium_factor, "risk": scores}
 
 
-def _reports(out, ev, name: str | None) -> None:
+def _reports(out, ev, name: str | None, zone: str) -> None:
     """The evaluation report in English (``evaluation-DEMO.*``) and in Chinese (``evaluation-DEMO.zh-CN.*``;
     its PDF where a CJK font is installed: ``make fonts``)."""
     from sitetwin.oversight.evaluation import cjk_font_family, report_html, report_pdf
 
     for lang, stem in (("en", "evaluation-DEMO"), ("zh-CN", "evaluation-DEMO.zh-CN")):
-        (out / f"{stem}.html").write_text(report_html(ev, site_name=name, lang=lang), encoding="utf-8")
+        (out / f"{stem}.html").write_text(report_html(ev, site_name=name, lang=lang, time_zone=zone),
+                                          encoding="utf-8")
         if lang == "en" or cjk_font_family() is not None:
-            report_pdf(ev, out / f"{stem}.pdf", site_name=name, lang=lang)
+            report_pdf(ev, out / f"{stem}.pdf", site_name=name, lang=lang, time_zone=zone)
