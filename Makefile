@@ -31,12 +31,15 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# A CJK font for the Chinese PDF reports (matplotlib embeds it) and poppler's pdffonts/pdftotext that
-# the report tests read them back with (Debian packages; needs root or sudo).
+# CJK fonts: WenQuanYi Micro Hei (TrueType outlines) for the Chinese PDF reports, which matplotlib embeds
+# as TrueType; Noto Sans CJK for the browser; poppler's pdffonts/pdftotext, which the report tests read
+# the PDFs back with (Debian packages; needs root or sudo).
 fonts:
-	@{ fc-list 2>/dev/null | grep -q 'Noto Sans CJK'; } && command -v pdftotext >/dev/null || { \
+	@{ fc-list 2>/dev/null | grep -q 'WenQuanYi Micro Hei' && fc-list | grep -q 'Noto Sans CJK'; } \
+	  && command -v pdftotext >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-noto-cjk poppler-utils >/dev/null; }
+	  $$SUDO apt-get update -qq \
+	  && $$SUDO apt-get install -y -qq fonts-wqy-microhei fonts-noto-cjk poppler-utils >/dev/null; }
 
 # The tests first, then the checks: a failing test says more than a failing check.
 # The suite runs on every core (pytest-xdist, one test file per worker: module fixtures are built once);

@@ -459,10 +459,13 @@ _BASES = [
     (r"no data: no training records", N_("no data: no safety education records")),
 ]
 
-# CJK fonts the PDF report can set Chinese in, best first (Debian's fonts-noto-cjk gives the first).
-CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "Source Han Sans CN",
-                "WenQuanYi Zen Hei", "AR PL UMing CN")
-CJK_PACKAGE = "fonts-noto-cjk"
+# CJK fonts the PDF report can set Chinese in, best first. TrueType outlines first (Debian's fonts-wqy-microhei):
+# matplotlib embeds a font as TrueType (pdf.fonttype 42), and the CFF outlines of Noto Sans CJK's collection end
+# up declared as TrueType in the PDF (matplotlib issue 20870: poppler reads them, warning; stricter readers may
+# not). Noto CJK (fonts-noto-cjk, real bold faces) is the fallback.
+CJK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "AR PL UMing CN", "Noto Sans CJK SC", "Noto Serif CJK SC",
+                "Source Han Sans SC", "Source Han Sans CN")
+CJK_PACKAGE = "fonts-wqy-microhei"
 
 
 class ReportError(OversightError):
@@ -661,23 +664,34 @@ def _installed_font_names() -> frozenset[str]:
     fonts installed since (``make fonts``)."""
     from matplotlib import font_manager as fm
 
-    known = {f.name for f in fm.fontManager.ttflist}
-    if not known & set(CJK_FAMILIES):
-        for path in fm.findSystemFonts():
-            low = path.lower()
-            if any(k in low for k in ("cjk", "wqy", "sourcehan", "uming")):
-                try:
-                    fm.fontManager.addfont(path)
-                except (OSError, RuntimeError, ValueError):
-                    continue
-        known = {f.name for f in fm.fontManager.ttflist}
-    return frozenset(known)
+    files = {f.fname for f in fm.fontManager.ttflist}
+    for path in fm.findSystemFonts():
+        low = path.lower()
+        if path not in files and any(k in low for k in ("cjk", "wqy", "sourcehan", "uming")):
+            try:
+                fm.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+    return frozenset(f.name for f in fm.fontManager.ttflist)
 
 
 def cjk_font_family() -> str | None:
     """The first of :data:`CJK_FAMILIES` installed here (matplotlib's font manager, no network)."""
     names = _installed_font_names()
     return next((f for f in CJK_FAMILIES if f in names), None)
+
+
+def _has_bold(family: str) -> bool:
+    from matplotlib import font_manager as fm
+
+    _installed_font_names()
+    return any(f.name == family and _weight(f.weight) >= 600 for f in fm.fontManager.ttflist)
+
+
+def _weight(w: Any) -> int:
+    named = {"normal": 400, "regular": 400, "book": 400, "medium": 500, "semibold": 600, "demibold": 600,
+             "bold": 700, "heavy": 800, "black": 900}
+    return int(w) if isinstance(w, (int, float)) else named.get(str(w).lower(), 400)
 
 
 def require_pdf_font(lang: str | None = None) -> None:
@@ -780,6 +794,7 @@ class _PdfPages:
         from matplotlib.font_manager import FontProperties
 
         self._pdf, self._fp, self._families = pdf, FontProperties, families
+        self._bold = _has_bold(families[0])
         self._widths: dict[tuple[str, float, bool], float] = {}
         self.page = 0
         self.fig = self._start_page()
@@ -818,7 +833,8 @@ class _PdfPages:
 
     # ---- text
     def _prop(self, size: float, bold: bool):
-        return self._fp(family=self._families, size=size, weight="bold" if bold else "normal")
+        # a family without a bold face (WenQuanYi Micro Hei) sets headings by size only
+        return self._fp(family=self._families, size=size, weight="bold" if bold and self._bold else "normal")
 
     def _width(self, token: str, size: float, bold: bool) -> float:
         """A token's width: the sum of its characters' (each measured once; kerning left out, which

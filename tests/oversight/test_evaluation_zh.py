@@ -74,8 +74,10 @@ def test_stored_notes_stay_english_while_the_report_shows_them_translated(ev):
 def test_the_chinese_pdf_embeds_a_cjk_font_and_gives_its_text_back(ev, tmp_path):
     pdf = report_pdf(ev, tmp_path / "zh.pdf", site_name="武汉市江岸区某工地", lang="zh-CN")
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
-    cjk = [line for line in fonts.splitlines() if "CJK" in line]
+    cjk = [line for line in fonts.splitlines() if re.match(r"[A-Z]{6}\+(WenQuanYi|NotoSansCJK)", line)]
     assert cjk and all(line.split()[-5:-3] == ["yes", "yes"] for line in cjk), fonts   # embedded, subset
+    if evaluation.cjk_font_family() == "WenQuanYi Micro Hei":
+        assert all("CID TrueType" in line for line in cjk), fonts                      # TrueType, as declared
     text = _pdf_text(pdf)
     for words in ("智慧工地评价", "数字孪生中的BIM设计模型", "武汉市江岸区某工地", "风险评分", "保费系数"):
         assert words in text, words
@@ -126,7 +128,8 @@ def test_the_english_pdf_still_works_and_sets_chinese_site_names_too(ev, tmp_pat
 
 def test_a_chinese_pdf_without_a_cjk_font_is_refused_naming_the_package(ev, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluation, "CJK_FAMILIES", ("A Font Nobody Installed",))
-    with pytest.raises(ReportError, match=r"^the zh-CN PDF report needs a CJK font: install Debian's fonts-noto-cjk"):
+    with pytest.raises(ReportError, match=r"^the zh-CN PDF report needs a CJK font: install Debian's "
+                                          r"fonts-wqy-microhei \(make fonts"):
         report_pdf(ev, tmp_path / "zh.pdf", lang="zh-CN")
     assert not (tmp_path / "zh.pdf").exists()
     assert report_pdf(ev, tmp_path / "en.pdf", lang="en").stat().st_size > 1000
