@@ -259,10 +259,11 @@ class ElementStats:
     min_m: np.ndarray = field(init=False)           # (k,) float32 (inf where no point)
     max_m: np.ndarray = field(init=False)
     histogram: np.ndarray = field(init=False)       # (k, bins) int64 over [-band, band]
-    far_voxels: np.ndarray = field(init=False)      # (v,) int64 keys of FAR_VOXEL_M voxels beyond the band
     total_points: int = 0
 
     def __post_init__(self):
+        if not 0 < self.band_m <= 0.9:
+            raise ValueError(f"band_m must be in (0, 0.9] m for exact sums, got {self.band_m}")
         k = self.element_count
         self.points = np.zeros(k, dtype=np.int64)
         self.sum_q = np.array([0] * k, dtype=object)
@@ -270,7 +271,9 @@ class ElementStats:
         self.min_m = np.full(k, np.inf, dtype=np.float32)
         self.max_m = np.full(k, -np.inf, dtype=np.float32)
         self.histogram = np.zeros((k, self.bins), dtype=np.int64)
-        self.far_voxels = np.zeros(0, dtype=np.int64)
+        self._far = np.zeros(0, dtype=np.int64)
+        self._pending: list[np.ndarray] = []
+        self._pending_size = 0
 
     @property
     def bins(self) -> int:
@@ -287,25 +290,38 @@ class ElementStats:
         near = (element >= 0) & (np.abs(distance_m) <= self.band_m)
         e = element[near].astype(np.int64)
         d = distance_m[near].astype(np.float32)
+        k = self.element_count
         if len(e):
-            order = np.argsort(e, kind="stable")
-            e, d = e[order], d[order]
-            starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
-            ids = e[starts]
-            q = np.rint(d.astype(np.float64) / QUANTUM_M).astype(np.int64)     # |q| <= 1e6 for a 0.1 m band
-            self.points[ids] += np.diff(np.r_[starts, len(e)])
-            # int64 within a chunk (at most ~9e6 points of 1e12 each), Python ints across chunks
-            self.sum_q[ids] += np.add.reduceat(q, starts).astype(object)
-            self.sumsq_q[ids] += np.add.reduceat(q * q, starts).astype(object)
-            self.min_m[ids] = np.minimum(self.min_m[ids], np.minimum.reduceat(d, starts))
-            self.max_m[ids] = np.maximum(self.max_m[ids], np.maximum.reduceat(d, starts))
+            q = np.rint(d.astype(np.float64) / QUANTUM_M).astype(np.int64)
+            q2 = q * q
+            # float64 sums of integers stay exact below 2**53: at most 4 M terms of |q| < 1e7, and the
+            # squares split into their high and low 20 bits
+            self.points += np.bincount(e, minlength=k)
+            self.sum_q += _exact(np.bincount(e, weights=q, minlength=k))
+            hi = _exact(np.bincount(e, weights=q2 >> 20, minlength=k))
+            lo = _exact(np.bincount(e, weights=q2 & 0xFFFFF, minlength=k))
+            self.sumsq_q += hi * (1 << 20) + lo
+            np.minimum.at(self.min_m, e, d)
+            np.maximum.at(self.max_m, e, d)
             b = np.clip(((d.astype(np.float64) + self.band_m) * 1000 / self.bin_mm).astype(np.int64), 0, self.bins - 1)
-            self.histogram += np.bincount(e * self.bins + b, minlength=self.element_count * self.bins).reshape(
-                self.element_count, self.bins)
+            self.histogram += np.bincount(e * self.bins + b, minlength=k * self.bins).reshape(k, self.bins)
         far = ~near
         if far.any():
-            keys = _voxel_keys(points_m[far])
-            self.far_voxels = np.union1d(self.far_voxels, keys)
+            self._pending.append(_voxel_keys(points_m[far]))
+            self._pending_size += len(self._pending[-1])
+            if self._pending_size > max(4 * len(self._far), 4_000_000):
+                self._settle()
+
+    def _settle(self) -> None:
+        if self._pending:
+            self._far = np.unique(np.concatenate([self._far, *self._pending]))
+            self._pending, self._pending_size = [], 0
+
+    @property
+    def far_voxels(self) -> np.ndarray:
+        """Keys of the FAR_VOXEL_M voxels holding points beyond the band, sorted."""
+        self._settle()
+        return self._far
 
     def merge(self, other: ElementStats) -> ElementStats:
         """Add another part's statistics into this one (same elements, band and bins)."""
@@ -318,7 +334,8 @@ class ElementStats:
         self.min_m = np.minimum(self.min_m, other.min_m)
         self.max_m = np.maximum(self.max_m, other.max_m)
         self.histogram += other.histogram
-        self.far_voxels = np.union1d(self.far_voxels, other.far_voxels)
+        self._pending.append(other.far_voxels)
+        self._settle()
         return self
 
     def table(self, global_ids=None):
@@ -358,6 +375,11 @@ class ElementStats:
     def far_points(self) -> np.ndarray:
         """Centres of the voxels holding points beyond the band, (v, 3) metres."""
         return _voxel_centres(self.far_voxels)
+
+
+def _exact(sums: np.ndarray) -> np.ndarray:
+    """Float64 sums of integers (exact below 2**53) as Python integers."""
+    return np.rint(sums).astype(np.int64).astype(object)
 
 
 def _hist_quantile(h: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
