@@ -368,14 +368,15 @@ def _check_elements(store: Store, site_code: str, global_ids: Sequence[str]) -> 
 # --------------------------------------------------------------------------------------
 # scope
 
-def _require_write(store: Store, scope: Scope, site_code: str, what: str) -> None:
-    """The caller may change the register of ``site_code`` (a refusal is logged, then raised)."""
+def _require_write(store: Store, scope: Scope, site_code: str | None, what: str) -> None:
+    """The caller may change the register (of ``site_code`` when given); a refusal is logged, then raised."""
     if scope.role != "system" and scope.role not in WRITER_ROLES:
         audit.record(store, scope, "denied", "dangerous_work", site_code, site_code=site_code,
                      detail={"action": what})
         raise AccessDenied(f"{scope.actor} ({scope.role}) may not {what}; allowed roles: "
                            f"{', '.join(sorted(WRITER_ROLES))}")
-    audit.guard(store, scope, "read", site_code, what=what)
+    if site_code is not None:
+        audit.guard(store, scope, "read", site_code, what=what)
 
 
 def _require_read(store: Store, scope: Scope, site_code: str) -> None:
@@ -480,8 +481,10 @@ def import_works(store: Store, scope: Scope, path: str | Path, *, site_code: str
             raise WorksError(f"{where}, field site_code: {str(row_site)[:40]!r} is not the site being imported "
                              f"({site_code})")
         if not _site_exists(store, row_site) or not scope.admits(store, row_site):
+            # an unknown site reads as one out of scope: a file cannot probe which sites exist
             audit.record(store, scope, "denied", "dangerous_work", str(row_site)[:40], detail={"file": str(path)})
-            raise WorksError(f"{where}, field site_code: site {str(row_site)[:40]!r} is unknown or not in your scope")
+            raise AccessDenied(f"{where}, field site_code: site {str(row_site)[:40]!r} is unknown or not in "
+                               f"your scope")
         try:
             _require_write(store, scope, row_site, "import dangerous works")
         except AccessDenied as exc:
@@ -800,9 +803,8 @@ def raise_overdue_findings(store: Store, scope: Scope, *, site_code: str | None 
     from sitetwin.oversight.findings import raise_finding
 
     day = _day(as_of)
+    _require_write(store, scope, None, "raise findings for dangerous works")
     works = list_works(store, scope, site_code=site_code, overdue=True, as_of=day)
-    for site in sorted({w.site_code for w in works} | ({site_code} if site_code else set())):
-        _require_write(store, scope, site, "raise findings for dangerous works")
     raised = []
     with atomic(store):
         for w in works:
@@ -845,7 +847,7 @@ def work_zone(store: Store, w: DangerousWork, config: ZoneConfig = ZoneConfig())
                 float(boxes["bbox_min_z_m"].min() - mz), float(boxes["bbox_max_z_m"].max() + mz))
 
 
-def zone_hazards(store: Store, site_code: str, works: Sequence[DangerousWork], *, since: dt.datetime,
+def _zone_hazards(store: Store, site_code: str, works: Sequence[DangerousWork], *, since: dt.datetime,
                  until: dt.datetime, config: ZoneConfig = ZoneConfig()) -> list[dict]:
     """The ``dangerous_works_zone`` hazard rows (vision's hazard columns) for people detected in
     [``since``, ``until``) inside the zone of a work whose planned period had begun that day while its
@@ -914,7 +916,7 @@ def check_zones(store: Store, scope: Scope, site_code: str, *, since: dt.datetim
     _require_write(store, scope, site_code, "check dangerous works")
     works = [_work(r, utcnow().date()) for r in store.rows("SELECT * FROM dangerous_works WHERE site_code = ?",
                                                             [site_code])]
-    rows = zone_hazards(store, site_code, works, since=since, until=until, config=config)
+    rows = _zone_hazards(store, site_code, works, since=since, until=until, config=config)
     findings: dict[str, str] = {}
     with atomic(store):
         fresh = record_rule_hazards(store, rows)

@@ -20,6 +20,7 @@ import pytest
 from sitetwin import oversight
 from sitetwin.oversight import accounts, audit, catalogue, evaluation, findings, portfolio, queries, raising, risk
 from sitetwin.oversight import bcf as bcf_pkg
+from sitetwin.oversight import dangerous_works as works
 from sitetwin.oversight.bcf import topics
 from sitetwin.oversight.errors import AccessDenied
 from sitetwin.oversight.scope import Scope
@@ -30,6 +31,7 @@ ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer"
 ALL = set(ROLES)
 REGULATORS = {"admin", "city_regulator", "district_regulator"}
 SEES_OTHER = {"admin", "city_regulator"}
+WORKS_WRITERS = REGULATORS | {"contractor"}    # who changes a site's register of dangerous works
 PW = "matrix password 1"
 
 
@@ -94,6 +96,29 @@ ENTRY_POINTS = {
     "catalogue.export_package": (REGULATORS | {"contractor"}, None, lambda s, sc, site, x, tmp:
                                  catalogue.export_package(s, sc, tmp / "pkg", sites=[site])),
     "catalogue.import_package": (REGULATORS, "package", lambda s, sc, site, x, tmp: catalogue.import_package(s, sc, x)),
+    # dangerous works: site parties write the register, everyone in scope reads it ("work": a beyond-scale work,
+    # review passed, plan not approved, planned start passed)
+    "dangerous_works.add_work": (WORKS_WRITERS, None, lambda s, sc, site, x, tmp: works.add_work(
+        s, sc, site, code=f"M-{tmp.name[-8:]}", work_type="scaffolding", title="t", responsible="r",
+        planned_start="2030-01-01", planned_end="2030-02-01")),
+    "dangerous_works.import_works": (WORKS_WRITERS, None, lambda s, sc, site, x, tmp: works.import_works(
+        s, sc, _works_file(tmp, site))),
+    "dangerous_works.get_work": (ALL, "work", lambda s, sc, site, x, tmp: works.get_work(s, sc, x)),
+    "dangerous_works.list_works": (ALL, None, lambda s, sc, site, x, tmp: works.list_works(s, sc, site_code=site)),
+    "dangerous_works.work_history": (ALL, "work", lambda s, sc, site, x, tmp: works.work_history(s, sc, x)),
+    "dangerous_works.review_work": (WORKS_WRITERS, "work", lambda s, sc, site, x, tmp: works.review_work(
+        s, sc, x, passed=True)),
+    "dangerous_works.approve_plan": (WORKS_WRITERS, "work", lambda s, sc, site, x, tmp: works.approve_plan(
+        s, sc, x, by="matrix")),
+    "dangerous_works.start_work": (WORKS_WRITERS, "work", lambda s, sc, site, x, tmp: works.start_work(
+        s, sc, works.approve_plan(s, SYSTEM, x, by="matrix").work_id)),
+    "dangerous_works.finish_work": (WORKS_WRITERS, "work", lambda s, sc, site, x, tmp: works.finish_work(
+        s, sc, works.start_work(s, SYSTEM, works.approve_plan(s, SYSTEM, x, by="matrix").work_id).work_id)),
+    "dangerous_works.raise_overdue_findings": (WORKS_WRITERS, "work", lambda s, sc, site, x, tmp:
+                                               works.raise_overdue_findings(s, sc, site_code=site)),
+    "dangerous_works.check_zones": (WORKS_WRITERS, None, lambda s, sc, site, x, tmp: works.check_zones(
+        s, sc, site, since=dt.datetime(2024, 1, 1), until=dt.datetime(2024, 1, 2))),
+    "dangerous_works.check_site": (WORKS_WRITERS, None, lambda s, sc, site, x, tmp: works.check_site(s, sc, site)),
 }
 # entry points without a site: who may call them at all (and they never return another scope's rows)
 GLOBAL_ENTRY_POINTS = {
@@ -115,6 +140,9 @@ GLOBAL_ENTRY_POINTS = {
     "accounts.list_tokens": ({"admin"}, lambda s, sc, tmp: accounts.list_tokens(s, sc)),
     "accounts.revoke_token": ({"admin"}, lambda s, sc, tmp: accounts.revoke_token(s, sc, _TOKEN["id"])),
     "audit.audit_log": ({"admin"}, lambda s, sc, tmp: audit.audit_log(s, sc)),
+    "dangerous_works.list_works(all)": (ALL, lambda s, sc, tmp: works.list_works(s, sc)),
+    "dangerous_works.raise_overdue_findings(all)": (WORKS_WRITERS, lambda s, sc, tmp:
+                                                    works.raise_overdue_findings(s, sc)),
 }
 # public functions taking a store that are not scope-checked on purpose, and why
 EXEMPT = {
@@ -132,9 +160,18 @@ EXEMPT = {
     "evaluation.site_metrics": "internal: called by evaluate after its scope check",
     "raising.raise_drafts": "system callers (the sinks the app hands vision and sensors) pass no scope, as "
                             "findings.raise_finding",
+    "dangerous_works.register_summary": "counts for callers that admitted the sites already (risk, portfolio)",
+    "dangerous_works.work_zone": "the zone of a work the caller read through list_works or get_work",
 }
 # Whole modules whose store functions take no scope, and why.
 EXEMPT_MODULES = {"queries": "reads for callers that admitted the site already (the workbench's site_store)"}
+
+
+def _works_file(tmp: Path, site: str) -> Path:
+    path = tmp / "register.json"
+    path.write_text(f'[{{"site_code": "{site}", "code": "I-{tmp.name[-8:]}", "work_type": "demolition", '
+                    f'"title": "t", "responsible": "r", "planned_start": "2030-01-01", "planned_end": "2030-02-01"}}]')
+    return path
 
 
 def _one_topic_bcf(tmp: Path) -> Path:
@@ -201,6 +238,10 @@ def _prepare(store, needs, site, tmp):
         return _one_topic_bcf(tmp)
     if needs == "package":
         return _package(tmp, site)
+    if needs == "work":
+        return works.add_work(store, SYSTEM, site, code=f"W-{tmp.name[-8:]}", work_type="foundation_pit",
+                              scale="beyond_scale", title="matrix pit", responsible="r", planned_start="2024-01-01",
+                              planned_end="2030-01-01", review_state="passed", review_on="2024-01-01")
     return None
 
 
@@ -251,7 +292,7 @@ def test_every_role_is_allowed_or_refused_on_every_global_entry_point(matrix_sto
 def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
     covered = {e.split("(")[0] for e in ENTRY_POINTS} | {e.split("(")[0] for e in GLOBAL_ENTRY_POINTS} | set(EXEMPT)
     found = set()
-    for mod in [accounts, audit, catalogue, evaluation, findings, portfolio, queries, raising, risk, topics]:
+    for mod in [accounts, audit, catalogue, evaluation, findings, portfolio, queries, raising, risk, topics, works]:
         prefix = "bcf" if mod is topics else mod.__name__.split(".")[-1]
         for name, fn in vars(mod).items():
             if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != mod.__name__:
@@ -263,7 +304,7 @@ def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
     modules = {m.name for m in pkgutil.walk_packages(oversight.__path__, "sitetwin.oversight.")}
     known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue",
              "sitetwin.oversight.evaluation", "sitetwin.oversight.findings", "sitetwin.oversight.portfolio",
-             "sitetwin.oversight.risk",
+             "sitetwin.oversight.risk", "sitetwin.oversight.dangerous_works",
              "sitetwin.oversight.bcf.topics", "sitetwin.oversight.queries", "sitetwin.oversight.raising",
              # modules without store entry points
              "sitetwin.oversight.errors", "sitetwin.oversight.scope",

@@ -198,12 +198,12 @@ def test_an_unknown_or_foreign_site_in_a_file_stores_nothing(works_store, tmp_pa
     good = {"code": "A", "work_type": "scaffolding", "title": "t", "responsible": "r",
             "planned_start": str(days(1)), "planned_end": str(days(2))}
     path.write_text(json.dumps([{**good, "site_code": SITE}, {**good, "site_code": "WH-XX-9"}]), encoding="utf-8")
-    with pytest.raises(WorksError, match=r"register.json: row 2, field site_code: site 'WH-XX-9' is unknown or not "
-                                         r"in your scope"):
+    with pytest.raises(AccessDenied, match=r"register.json: row 2, field site_code: site 'WH-XX-9' is unknown or "
+                                           r"not in your scope"):
         import_works(works_store, SYSTEM, path)
     # the contractor owns WH-JA-1 only: a row of WH-WC-1 reads exactly as an unknown site
     path.write_text(json.dumps([{**good, "site_code": SITE}, {**good, "site_code": "WH-WC-1"}]), encoding="utf-8")
-    with pytest.raises(WorksError, match=r"row 2, field site_code: site 'WH-WC-1' is unknown or not in your scope"):
+    with pytest.raises(AccessDenied, match=r"row 2, field site_code: site 'WH-WC-1' is unknown or not in your scope"):
         import_works(works_store, scopes["contractor"], path)
     # a file for one site may not carry another's rows
     with pytest.raises(WorksError, match=r"row 2, field site_code: 'WH-WC-1' is not the site being imported"):
