@@ -11,8 +11,8 @@ IFC4X3 facility parts (``IfcRoadPart``, ``IfcBridgePart``, ...) may carry one. A
 element with a body counts as built unless what it holds carries bodies itself (then its body
 would repeat theirs): for a site, sub-sites with bodies (its own body is otherwise terrain); for
 a facility (``IfcRoad``, ``IfcBridge``, ``IfcRailway``) or facility part, anything it aggregates
-or contains. ``IfcEarthworksCut`` is a subtraction feature in the
-schema but its faces are the excavated ground a survey measures, so it counts too.
+or contains. ``IfcEarthworksCut`` is a subtraction feature in the schema but its faces are the
+excavated ground a survey measures, so it counts too.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def is_physical(product) -> bool:
     """Whether a product is something built, which a scan or a photo could see.
 
     Elements (walls, kerbs, pavements, courses, earthworks fill, piles, geographic elements) that
-    are not voids or virtual; excavations (``IfcEarthworksCut``); and sites and facility parts
-    with a body of their own that do not aggregate parts with bodies.
+    are not voids or virtual; excavations (``IfcEarthworksCut``); and sites, facilities and facility
+    parts with a body of their own that does not repeat what they hold (see the module docstring).
     """
     if product.is_a("IfcElement"):
         return _is_any(product, PHYSICAL_FEATURES) or not _is_any(product, NON_PHYSICAL)
@@ -114,7 +114,7 @@ def skip_reason(product) -> str | None:
 
     One of ``reference line`` (alignment axes, kept as lines), ``alignment layout`` (segments,
     drawn by their alignment's axis), ``not built`` (openings, virtual elements, spaces),
-    ``container`` (a site or facility part whose parts carry the bodies), ``no body`` (only
+    ``container`` (a site, facility or facility part whose parts carry the bodies), ``no body`` (only
     axis, footprint or box representations), ``not physical`` (annotation, grids, storeys).
     """
     if is_reference(product):
