@@ -396,11 +396,13 @@ def add_work(store: Store, scope: Scope, site_code: str, *, code: str, work_type
              description: str = "", global_ids: Sequence[str] = (), zone: Zone | Mapping | None = None,
              review_state: str | None = None, review_on: dt.date | str | None = None,
              plan_approved_on: dt.date | str | None = None, plan_approved_by: str | None = None,
-             actual_start: dt.date | str | None = None, actual_end: dt.date | str | None = None) -> str:
+             actual_start: dt.date | str | None = None, actual_end: dt.date | str | None = None,
+             today: dt.date | None = None) -> str:
     """Register one dangerous work on ``site_code``; returns its ``work_id``.
 
     A record may arrive with the steps it has already taken (a review, an approval, a start), each
-    checked as :func:`review_work`, :func:`approve_plan` and :func:`start_work` check them.
+    checked as :func:`review_work`, :func:`approve_plan` and :func:`start_work` check them; no step
+    after ``today`` (default: today, UTC; a generated site's story passes its own).
 
     >>> add_work(store, scope, "DEMO", code="DW-01", work_type="foundation_pit", scale="beyond_scale",
     ...          title="Basement excavation 9.5 m", responsible="Li Wei", planned_start="2026-03-02",
@@ -417,7 +419,7 @@ def add_work(store: Store, scope: Scope, site_code: str, *, code: str, work_type
            "plan_approved_by": plan_approved_by, "actual_start": actual_start, "actual_end": actual_end,
            "global_ids": list(global_ids), "zone": zone}
     try:
-        rec = _check(raw, today=utcnow().date())
+        rec = _check(raw, today=today or utcnow().date())
         _check_elements(store, site_code, rec["global_ids"])
     except _Bad as exc:
         raise WorksError(f"dangerous work {str(code)[:40]!r}: {exc.field}: {exc.problem}") from None

@@ -68,7 +68,7 @@ def run(ctx) -> dict[str, Any]:
                  zone=rect(x0 - 3, y0 - 2, x0 + 2, y1 + 2, 0.0, top + 2.0)),
         ]
         with store.transaction():
-            ids = [add_work(store, system, ctx.site_code, **w) for w in works]
+            ids = [add_work(store, system, ctx.site_code, today=today, **w) for w in works]
             raised = raise_overdue_findings(store, system, site_code=ctx.site_code, as_of=today)
     ctx.results["dangerous_works"] = ids
     return {"works": len(ids), "overdue_findings": len(raised)}
