@@ -794,7 +794,7 @@ class _PdfPages:
         from matplotlib.font_manager import FontProperties
 
         self._pdf, self._fp, self._families = pdf, FontProperties, families
-        self._bold = _has_bold(families[0])
+        self._bold = [f for f in families if _has_bold(f)] if _has_bold(families[0]) else []
         self._widths: dict[tuple[str, float, bool], float] = {}
         self.page = 0
         self.fig = self._start_page()
@@ -833,8 +833,10 @@ class _PdfPages:
 
     # ---- text
     def _prop(self, size: float, bold: bool):
-        # a family without a bold face (WenQuanYi Micro Hei) sets headings by size only
-        return self._fp(family=self._families, size=size, weight="bold" if bold and self._bold else "normal")
+        # bold from the families that have a bold face; without one (WenQuanYi Micro Hei) headings go by size
+        if bold and self._bold:
+            return self._fp(family=self._bold, size=size, weight="bold")
+        return self._fp(family=self._families, size=size, weight="normal")
 
     def _width(self, token: str, size: float, bold: bool) -> float:
         """A token's width: the sum of its characters' (each measured once; kerning left out, which
