@@ -181,6 +181,8 @@ def test_a_json_register_with_zones_and_elements_is_imported_whole(works_store, 
     (csv_row(zone="0 0; 1 1"), r"register.csv: row 2, field zone.polygon_m: needs 3 to 200 vertices"),
     (csv_row(z=(5, 2)), r"register.csv: row 2, field zone.z_max_m: 2.0 is not above z_min_m 5.0"),
     (csv_row(code="DW-00"), r"register.csv: row 2, field code: 'DW-00' repeats row 1"),
+    # found inside the transaction, after row 1 went in: row 1 goes too
+    (csv_row(code="DW-EXISTING"), r"register.csv: row 2, field code: 'DW-EXISTING' is already registered"),
 ])
 def test_a_bad_row_names_file_row_and_field_and_nothing_of_the_file_is_stored(works_store, tmp_path, row, message):
     pit(works_store, code="DW-EXISTING")
