@@ -14,9 +14,13 @@ Measured: the figure payload (bytes on the wire); first meaningful paint in head
 navigation start until the mesh is drawn), cold (first request after the server starts: geometry
 prepared) and warm (median of 3); server time of every data callback after the server's warm-up (Flask test
 client, first call and median of 5, no network).
-Targets: paint < 3 s (demo) and < 6 s (big); payload < 15 MB (big); each callback < 300 ms (big).
+The same page's first paint in zh-CN against English (issue 16): on the same warm server, alternating
+English and Chinese navigations (?lang=), median and spread of each.
+Targets: paint < 3 s (demo) and < 6 s (big); payload < 15 MB (big); each callback < 300 ms (big); zh-CN
+paint within 10 % of English.
 
     python bench/dashboard.py [--rebuild] [--skip-naive-big]
+    python bench/dashboard.py --lang-only        (only the zh-CN against English paint, demo site)
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ BIG_SPEC = dict(storeys=18, bays_x=12, bays_y=7)      # about 10,200 elements wi
 BIG_SURVEYS = 100
 BIG_DETECTIONS = 1_000_000
 PAINT_TIMEOUT_S = 180.0
-TARGETS = {"paint_demo_s": 3.0, "paint_big_s": 6.0, "payload_big_mb": 15.0, "callback_ms": 300.0}
+TARGETS = {"paint_demo_s": 3.0, "paint_big_s": 6.0, "payload_big_mb": 15.0, "callback_ms": 300.0,
+           "paint_zh_vs_en": 1.10}
+LANG_REPEATS = 6              # navigations per language, alternating
 
 
 # --------------------------------------------------------------------------------------
@@ -301,6 +307,57 @@ def paint_seconds(driver, url: str, graph_id: str) -> float | None:
         driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
 
 
+def lang_paint(driver, base_url: str, site: str, label: str, repeats: int = LANG_REPEATS) -> dict:
+    """First paint of the 3D twin page in English and in zh-CN on one warm server, the languages alternating
+    (and which goes first alternating too) so that drift in the machine's load falls on both alike."""
+    def url(lang):
+        return f"{base_url}/twin?site={site}&mode=status&lang={lang}"
+
+    paint_seconds(driver, url("zh-CN"), "twin-graph")         # both languages' catalogs read, geometry warm
+    paint_seconds(driver, url("en"), "twin-graph")
+    runs: dict[str, list[float]] = {"en": [], "zh-CN": []}
+    html_lang: dict[str, set[str]] = {"en": set(), "zh-CN": set()}
+    for n in range(repeats):
+        for lang in (("en", "zh-CN") if n % 2 == 0 else ("zh-CN", "en")):
+            s = paint_seconds(driver, url(lang), "twin-graph")
+            if s is not None:
+                runs[lang].append(s)
+            html_lang[lang].add(driver.execute_script("return document.documentElement.lang;") or "")
+    en, zh = runs["en"], runs["zh-CN"]
+    ratio = statistics.median(zh) / statistics.median(en) if en and zh else None
+    return {"site": label, "en_median_s": statistics.median(en) if en else None,
+            "en_spread_s": (max(en) - min(en)) if en else None,
+            "zh_median_s": statistics.median(zh) if zh else None, "zh_spread_s": (max(zh) - min(zh)) if zh else None,
+            "runs": f"{len(en)}+{len(zh)}", "zh_vs_en": ratio,
+            "html_lang": ",".join(sorted(html_lang["en"])) + " / " + ",".join(sorted(html_lang["zh-CN"])),
+            "ok": ratio is not None and abs(ratio - 1.0) <= TARGETS["paint_zh_vs_en"] - 1.0
+            and html_lang["zh-CN"] == {"zh-CN"}}
+
+
+LANG_COLUMNS = ["site", "en_median_s", "en_spread_s", "zh_median_s", "zh_spread_s", "runs", "zh_vs_en", "html_lang",
+                "ok"]
+
+
+def lang_only(rebuild: bool) -> None:
+    """Only the zh-CN against English first paint, on the demo site."""
+    from sitetwin.dashboards.app import BackgroundServer, create_app
+
+    load_before = machine()["load_avg_1m"]
+    db = build_demo(rebuild)
+    driver = browser()
+    served = BackgroundServer(create_app(db))
+    try:
+        rows = [lang_paint(driver, served.url, "DEMO", "demo")]
+    finally:
+        served.stop()
+        driver.quit()
+    load_after = machine()["load_avg_1m"]
+    print_table(rows, LANG_COLUMNS, "first paint of the 3D twin page, zh-CN against English, same server, "
+                f"alternating (load average {load_before:.1f} before, {load_after:.1f} after)")
+    save("dashboard-lang", {"targets": TARGETS, "lang_paint": rows, "load_avg_before": load_before,
+                            "load_avg_after": load_after})
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -418,8 +475,13 @@ def main() -> None:
                         help="do not try the naive figure on the big model (it may not paint within the timeout)")
     parser.add_argument("--callbacks-only", choices=("demo", "big"),
                         help="only time the callbacks on this site (results in dashboard-callbacks-<site>.json)")
+    parser.add_argument("--lang-only", action="store_true",
+                        help="only the zh-CN against English paint of the twin page, demo site (dashboard-lang.json)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.lang_only:
+        lang_only(args.rebuild)
+        return
     load_before = machine()["load_avg_1m"]
     if args.callbacks_only:
         db = build_demo(args.rebuild) if args.callbacks_only == "demo" else build_big(args.rebuild)
@@ -441,7 +503,7 @@ def main() -> None:
     from sitetwin.dashboards.scene import DEFAULT_TRIANGLE_BUDGET, to_wire
     from sitetwin.dashboards.twin_view import TwinParams, read_twin, twin_figure
 
-    paint_rows, payload_rows = [], []
+    paint_rows, payload_rows, lang_rows = [], [], []
     driver = browser()
     try:
         for label, db, site in (("demo", demo, "DEMO"), ("big", big, "BIG")):
@@ -465,6 +527,7 @@ def main() -> None:
                 cold = paint_seconds(driver, url, "twin-graph")
                 warm_runs = [paint_seconds(driver, url, "twin-graph") for _ in range(3)]
                 warm = statistics.median([w for w in warm_runs if w is not None]) if all(warm_runs) else None
+                lang_rows.append(lang_paint(driver, served.url, site, label))
             finally:
                 served.stop()
             naive_s = None
@@ -489,10 +552,12 @@ def main() -> None:
                 f"3D twin figure payload (model, scan points, sensors), status colouring {note}")
     print_table(paint_rows, ["site", "sitetwin_cold_s", "sitetwin_warm_s", "naive_s", "ratio", "target_s", "ok"],
                 f"first meaningful paint of the 3D twin page in headless Chromium (software WebGL) {note}")
+    print_table(lang_rows, LANG_COLUMNS, f"first paint of the 3D twin page, zh-CN against English, alternating {note}")
     print_table(callbacks, ["callback", "first_ms", "median_ms", "max_ms", "bytes", "status", "ok"],
                 f"callback server time on the big site: {BIG_DETECTIONS:,} detections, {BIG_SURVEYS} surveys {note}")
     big_payload = max(r["sitetwin_mb"] for r in payload_rows if r["site"] == "big")
-    save("dashboard", {"targets": TARGETS, "payload": payload_rows, "paint": paint_rows, "callbacks": callbacks,
+    save("dashboard", {"targets": TARGETS, "payload": payload_rows, "paint": paint_rows, "lang_paint": lang_rows,
+                       "callbacks": callbacks,
                        "payload_big_ok": big_payload < TARGETS["payload_big_mb"],
                        "load_avg_before": load_before, "load_avg_after": load_after})
 

@@ -4,7 +4,6 @@ reopen); overdue findings marked and escalated; the filtered findings as a BCF f
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 import dash
@@ -215,13 +214,13 @@ def detail(fid, refresh):
         evidence.append(dcc.Link(_("open the panorama view"),
                                  href=f"/panoramas?{urlencode({**q, 'pano': pano['pano_id']})}",
                                  id="findings-detail-pano"))
-    evidence.append(html.Pre(json.dumps(f.evidence, indent=1, default=str, ensure_ascii=False)[:2000],
-                             id="findings-detail-evidence")
+    evidence.append(c.facts([(_evidence_key(k), _evidence_value(k, x)) for k, x in f.evidence.items()],
+                            id="findings-detail-evidence")
                     if f.evidence else c.empty(_("No evidence recorded with the finding.")))
     rows = [{"seq": e.seq, "when": e.occurred_at, "who": e.actor, "what": label("event", e.kind),
              "status": label("finding_status", e.status) if e.status else "", "due": e.due, "note": e.note,
              "evidence": ((e.evidence or {}).get("description")
-                          or (json.dumps(e.evidence, ensure_ascii=False)[:200] if e.evidence else None))}
+                          or (_evidence_value("", e.evidence)[:200] if e.evidence else None))}
             for e in v.events]
     history = [html.H3(_("History ({n} events, never overwritten)", n=num(len(rows)))),
                c.table(rows, columns([("seq", "#"), ("when", N_("when")), ("who", N_("who")), ("what", N_("what")),
@@ -231,6 +230,41 @@ def detail(fid, refresh):
     body = [html.H2(f"{f.ref}: {f.title}", id="findings-detail-title"), facts,
             html.P(f.description) if f.description else None, *evidence, *history]
     return (body, *[not v.allowed[a] for a in ACTION_BUTTONS])
+
+
+EVIDENCE_LABELS = {"description": N_("description"), "hazard_id": N_("hazard"), "rule": N_("hazard type"),
+                   "pano_id": N_("panorama"), "panorama": N_("panorama view"), "detections": N_("detections"),
+                   "detection_id": N_("detection"), "box_px": N_("box (px)"), "pixel_uv": N_("pixel"),
+                   "run_id": N_("detector run"), "source": N_("source"), "crops": N_("evidence crops"),
+                   "yaw_deg": N_("yaw (°)"), "pitch_deg": N_("pitch (°)"), "fov_deg": N_("field of view (°)"),
+                   "point_m": N_("point (m)"), "global_id": N_("element"), "class": N_("class"),
+                   "score": N_("score"), "u": "u", "v": "v"}
+EVIDENCE_SHOWN = 2000          # characters of one evidence entry
+
+
+def _evidence_key(key) -> str:
+    text = EVIDENCE_LABELS.get(str(key))
+    return _(text) if text else str(key)
+
+
+def _evidence_value(key, value) -> str:
+    """A finding's stored evidence entry as the reader reads it: known keys labelled, codes labelled, numbers
+    in the locale; the stored record itself is unchanged."""
+    if key == "crops" and isinstance(value, list):
+        return _.plural("{n} crop", "{n} crops", len(value))
+    if key == "rule":
+        return label("rule", value)
+    if isinstance(value, dict):
+        text = "; ".join(f"{_evidence_key(k)} {_evidence_value(k, x)}" for k, x in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_evidence_value(key, x) for x in value) + "]"
+    elif isinstance(value, float):
+        text = num(value, 2)
+    elif value is None:
+        text = "–"
+    else:
+        text = str(value)
+    return text[:EVIDENCE_SHOWN]
 
 
 @callback(Output("findings-action-msg", "children"), Output("findings-refresh", "data", allow_duplicate=True),

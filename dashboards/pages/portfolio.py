@@ -179,7 +179,7 @@ def breakdown(site, refresh):
                                ("raw", N_("figure")), ("unit", N_("unit")), ("subscore", N_("subscore")),
                                ("points", N_("points"))]), id="portfolio-risk-table",
                 cell=lambda k, row: cell(row[k], 2 if k in ("weight", "raw") else 1)),
-        html.Div(html.Code(r.formula(), id="portfolio-risk-formula"), className="status-line"),
+        html.Div(html.Code(_formula(r), id="portfolio-risk-formula"), className="status-line"),
         html.H3(_.plural("Trend ({n} stored score)", "Trend ({n} stored scores)", len(v.trend))),
         dcc.Graph(id="portfolio-trend", figure=trend, style={"height": "240px"}, config={"displayModeBar": False}),
         html.Div(_("No stored scores yet: “Score these sites now” (or `sitetwin risk --record`) adds a point a day.")
@@ -190,6 +190,13 @@ def breakdown(site, refresh):
                            className="links")),
     ]
     return title, body
+
+
+def _formula(r) -> str:
+    """The score written out as oversight.risk's ``formula()`` writes it, in the reader's language:
+    ``0.30*72.0 + 0.20*50.0(no data) + ... = 41.3``."""
+    terms = [f"{x.weight:.2f}*{x.subscore:.1f}" + (_("(no data)") if x.no_data else "") for x in r.components]
+    return " + ".join(terms) + f" = {r.score:.1f}"
 
 
 @callback(Output("portfolio-msg", "children"), Output("portfolio-refresh", "data"),

@@ -12,14 +12,16 @@ from sitetwin.data.i18n import use_language
 
 # words that read the same in a Chinese page: units, formats, standards, names of things
 ALLOWED = {"mm", "m", "px", "s", "d", "RMSE", "BCF", "CSV", "HTML", "PDF", "IFC", "GPS", "PnP", "sitetwin", "YYYY",
-           "MM", "DD", "p95", "dx", "dy", "dz", "x", "y", "z", "A", "B", "C", "D", "S", "English", "MB", "ID", "UTC"}
+           "MM", "DD", "p95", "dx", "dy", "dz", "x", "y", "z", "A", "B", "C", "D", "S", "English", "MB", "ID", "UTC",
+           "GlobalId"}
 # where the stored data a page shows lives (names, ids, free text people typed): those words are data values
 DATA_COLUMNS = {
     "sites": ("site_code", "name", "city", "district", "address"),
     "site_profiles": ("contractor", "project", "developer", "supervisor"),
     "models": ("model_id", "name", "version", "ifc_schema"),
     "storeys": ("name",),
-    "elements": ("global_id", "name", "ifc_class"),
+    "elements": ("global_id", "name", "ifc_class", "predefined_type", "object_type", "storey", "type_name",
+                 "material", "properties", "quantities"),
     "tasks": ("name",),
     "surveys": ("survey_id",),
     "panoramas": ("pano_id", "name"),
@@ -185,9 +187,11 @@ def test_every_page_layout_reads_chinese_with_no_english_ui_word(app, words):
 
 def test_the_callbacks_that_fill_the_pages_answer_in_chinese(app, words, ids):
     with app.server.test_request_context("/"), use_language("zh-CN"):
-        found = {name: english_words(texts_of(fill()), words) for name, fill in _fills(ids).items()}
+        texts = {name: texts_of(fill()) for name, fill in _fills(ids).items()}
         first = _fills(ids)["findings"]()
-    bad = "; ".join(f"{k}: {' '.join(sorted(v))}" for k, v in found.items() if v)
+    found = {name: english_words(t, words) for name, t in texts.items()}
+    bad = "; ".join(f"{k}: {' '.join(sorted(v))} (in: {' | '.join(t for t in texts[k] if english_words([t], words))})"
+                    for k, v in found.items() if v)
     assert not bad, bad
     assert "问题" in texts_of(first[0])                     # the summary's label: findings
 
