@@ -157,7 +157,6 @@ def _copc_chunks(path: Path, chunk_points: int, bounds) -> Iterator[np.ndarray]:
 
 def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
     import pye57
-    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
 
     try:
         e57 = pye57.E57(str(path))
@@ -165,40 +164,53 @@ def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
         raise PointCloudError(f"{path}: not a readable E57 file ({_first_line(exc)})") from None
     try:
         for index in range(e57.scan_count):
-            header = e57.get_header(index)
-            fields = set(header.point_fields)
-            system = header.get_coordinate_system(COORDINATE_SYSTEMS)
-            if system is COORDINATE_SYSTEMS.CARTESIAN:
-                coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
-            else:
-                coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
-            wanted = coords + ([invalid] if invalid in fields else [])
-            arrays, buffers = e57.make_buffers(wanted, max(1, min(chunk_points, int(header.point_count))))
-            pose = np.eye(4)
-            if header.has_pose():
-                pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
-                pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
-            reader = header.points.reader(buffers)
-            done = 0
-            try:
-                while n := reader.read():
-                    xyz = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
-                    if invalid in arrays:
-                        xyz = xyz[arrays[invalid][:n] == 0]
-                    if system is not COORDINATE_SYSTEMS.CARTESIAN:
-                        xyz = convert_spherical_to_cartesian(xyz)
-                    _check_finite(path, xyz, done)
-                    done += n
-                    yield xyz @ pose[:3, :3].T + pose[:3, 3]
-            finally:
-                reader.close()
-    except PointCloudError:
-        raise
-    except Exception as exc:
-        raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+            yield from _e57_scan_chunks(path, e57, index, chunk_points)
     finally:
         with contextlib.suppress(Exception):
             e57.close()
+
+
+def _e57_scan_chunks(path: Path, e57, index: int, chunk_points: int) -> Iterator[np.ndarray]:
+    """One E57 scan's points in blocks, its pose applied (the file's frame)."""
+    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
+
+    try:
+        header = e57.get_header(index)
+        fields = set(header.point_fields)
+        system = header.get_coordinate_system(COORDINATE_SYSTEMS)
+        if system is COORDINATE_SYSTEMS.CARTESIAN:
+            coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
+        else:
+            coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+        wanted = coords + ([invalid] if invalid in fields else [])
+        arrays, buffers = e57.make_buffers(wanted, max(1, min(chunk_points, int(header.point_count))))
+        pose = np.eye(4)
+        if header.has_pose():
+            pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
+            pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
+        reader = header.points.reader(buffers)
+    except Exception as exc:
+        raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+    done = 0
+    try:
+        while True:
+            try:
+                n = reader.read()
+            except Exception as exc:
+                raise PointCloudError(f"{path}: truncated or corrupt E57 scan {index} after {done} points "
+                                      f"({_first_line(exc)})") from None
+            if n == 0:
+                break
+            xyz = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
+            if invalid in arrays:
+                xyz = xyz[arrays[invalid][:n] == 0]
+            if system is not COORDINATE_SYSTEMS.CARTESIAN:
+                xyz = convert_spherical_to_cartesian(xyz)
+            _check_finite(path, xyz, done)
+            done += n
+            yield xyz @ pose[:3, :3].T + pose[:3, 3]
+    finally:
+        reader.close()
 
 
 def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
@@ -243,6 +255,77 @@ def _copc_levels(path: Path, want: int) -> np.ndarray:
             if len(rec) >= want or len(rec) >= reader.header.point_count or level > 24:
                 return np.column_stack([np.asarray(rec.x), np.asarray(rec.y), np.asarray(rec.z)])
             level += 1
+
+
+IN_MEMORY_POINTS = 60_000_000     # a survey file larger than this is thinned evenly as it is read
+
+
+def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: int = IN_MEMORY_POINTS,
+                       chunk_points: int = CHUNK_POINTS, seed: int = 0,
+                       on_thin: Callable[[str], None] | None = None):
+    """``formats.read_scans``, but a LAS/LAZ/COPC/E57 file of more than ``max_points`` is read chunk by chunk
+    and thinned evenly at random to about ``max_points`` (colour and intensity dropped), so that
+    memory stays bounded whatever the survey's size. ``on_thin`` gets one line saying so."""
+    from dataclasses import replace
+
+    from sitetwin.data.files import file_sha256
+    from sitetwin.twin.formats import ScanData, file_format, read_crs, read_scans
+
+    path = Path(path)
+    total = 0
+    if path.suffix.lower() in STREAMABLE and path.is_file():
+        with contextlib.suppress(Exception):        # an unreadable header: read_scans says what is wrong
+            total = count_points(path)
+    if total <= max_points:
+        return read_scans(path, chunk_points=chunk_points, crs=crs, seed=seed)
+    fmt = file_format(path)
+    declared = read_crs(path, fmt, strict=crs is None)
+    if declared is None and crs:
+        from pyproj import CRS
+
+        declared = CRS.from_user_input(crs)
+    p = max_points / total
+    rng = np.random.default_rng(seed)
+    sha = file_sha256(path)
+    scans = []
+    if fmt == "e57":
+        for name, pose, has_pose, parts in _e57_scans_thinned(path, chunk_points, p, rng):
+            xyz = np.concatenate(parts) if parts else np.zeros((0, 3))
+            scans.append(ScanData(path, "e57", sha, name, xyz, None, None, pose, has_pose))
+    else:
+        parts = [xyz[rng.random(len(xyz)) < p] for xyz in _las_chunks(path, chunk_points)]
+        scans.append(ScanData(path, fmt, sha, path.stem, np.concatenate(parts), None, None, np.eye(4), False))
+    if declared is not None:
+        scans = [replace(s, crs=declared.to_wkt(), crs_name=declared.to_string()) for s in scans]
+    kept = sum(s.point_count for s in scans)
+    if on_thin:
+        on_thin(f"{path.name}: {total:,} points, more than {max_points:,} held in memory: registration and "
+                f"deviation use {kept:,} drawn evenly at random (per-element statistics over every point: "
+                f"sitetwin.twin.streaming.stream_deviation)")
+    return scans
+
+
+def _e57_scans_thinned(path: Path, chunk_points: int, p: float, rng):
+    """Per E57 scan: (name, pose, has pose, thinned point blocks in the file's frame)."""
+    import pye57
+
+    e57 = pye57.E57(str(path))
+    try:
+        for index in range(e57.scan_count):
+            header = e57.get_header(index)
+            try:
+                name = str(header["name"].value())
+            except Exception:
+                name = f"scan {index}"
+            pose = np.eye(4)
+            if header.has_pose():
+                pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
+                pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
+            parts = [xyz[rng.random(len(xyz)) < p] for xyz in _e57_scan_chunks(path, e57, index, chunk_points)]
+            yield name, pose, bool(header.has_pose()), parts
+    finally:
+        with contextlib.suppress(Exception):
+            e57.close()
 
 
 # ----------------------------------------------------------------------------- statistics

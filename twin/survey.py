@@ -111,8 +111,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     from sitetwin.twin import deviation
     from sitetwin.twin import registration as reg
     from sitetwin.twin.distance import SurfaceIndex
-    from sitetwin.twin.formats import read_scans
     from sitetwin.twin.plan import element_plan, planned_mask
+    from sitetwin.twin.streaming import read_scans_bounded
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -139,7 +139,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     scans = []
     for f in paths:
         say(f"reading {f.name}")
-        scans.extend(read_scans(f, crs=crs))
+        # a file too large to hold is read chunk by chunk and thinned evenly (one warning line says so)
+        scans.extend(read_scans_bounded(f, crs=crs, on_thin=warnings.append))
     timings["read_s"] = time.perf_counter() - t0
     survey_id = survey_id_for(site_code, [s.sha256 for s in scans], epoch, model_ids)
     if store.scalar("SELECT count(*) FROM surveys WHERE survey_id = ?", [survey_id]):

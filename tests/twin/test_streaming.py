@@ -138,3 +138,28 @@ def test_a_file_streaming_cannot_read_is_refused_with_its_name(tmp_path):
     truncated.write_bytes((tmp_path / "whole.las").read_bytes()[:-4000])
     with pytest.raises(PointCloudError, match="cut.las"):
         list(streaming.iter_chunks(truncated, 1000))
+
+
+def test_a_survey_file_larger_than_memory_allows_is_read_thinned_evenly_with_one_line_saying_so(cloud, tmp_path):
+    path = write_las(tmp_path / "big.laz", cloud)
+    said: list[str] = []
+    scans = streaming.read_scans_bounded(path, max_points=len(cloud) // 4, chunk_points=4_000, on_thin=said.append)
+    assert len(scans) == 1 and abs(scans[0].point_count - len(cloud) // 4) < 0.05 * len(cloud) // 4
+    assert len(said) == 1 and "big.laz" in said[0] and f"{len(cloud):,}" in said[0]
+    assert np.allclose(np.percentile(scans[0].xyz, 50, axis=0), np.percentile(cloud, 50, axis=0), atol=0.5)
+    # a file within the limit is read whole, as before
+    whole = streaming.read_scans_bounded(path, max_points=len(cloud), on_thin=said.append)
+    assert whole[0].point_count == len(cloud) and len(said) == 1
+
+
+def test_an_e57_larger_than_memory_allows_keeps_its_scans_and_poses_when_thinned(cloud, tmp_path):
+    T = np.eye(4)
+    T[:3, 3] = [5.0, -2.0, 0.5]
+    scans = [SimpleNamespace(name="a", points=cloud[:30_000], rgb=None, intensity=None, T_survey_from_scan=np.eye(4)),
+             SimpleNamespace(name="b", points=cloud[30_000:] - T[:3, 3], rgb=None, intensity=None,
+                             T_survey_from_scan=T)]
+    path = write_e57(tmp_path / "survey.e57", scans)
+    got = streaming.read_scans_bounded(path, max_points=len(cloud) // 2, chunk_points=5_000)
+    assert [s.name for s in got] == ["a", "b"]
+    assert np.allclose(got[1].T_file_from_scan, T) and got[1].station_known
+    assert np.allclose(got[1].xyz.mean(axis=0), cloud[30_000:].mean(axis=0), atol=0.5)
