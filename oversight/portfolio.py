@@ -161,7 +161,7 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
 def _enterprise_figures(store: Store, rows: list[dict], *, day: dt.date, window_days: int) -> list[dict]:
     """Add each enterprise's name, open dangerous works and training coverage to its rollup row."""
     from sitetwin.data.queries import enterprises
-    from sitetwin.sensors.queries import training_coverage
+    from sitetwin.sensors.queries import training_coverage_by_site
 
     codes = [r["enterprise_code"] for r in rows if r["enterprise_code"] is not None]
     frame = enterprises(store, codes)
@@ -169,31 +169,38 @@ def _enterprise_figures(store: Store, rows: list[dict], *, day: dt.date, window_
     works = _dangerous_works(store, [s for r in rows for s in r["site_codes"]], day)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     start = end - dt.timedelta(days=window_days)
+    per_site = training_coverage_by_site(store, [s for r in rows for s in r["site_codes"]], start, end)
     out = []
     for r in rows:
         on_site = trained = 0
         kept = False
         for s in r["site_codes"]:
-            cov = training_coverage(store, s, start, end)
+            cov = per_site[s]
             on_site += cov["workers_on_site"]
             trained += cov["trained_valid"]
             kept = kept or cov["coverage"] is not None
         code = r.pop("enterprise_code")
-        coverage = round(trained / on_site, 4) if kept and on_site else None
+        share = round(trained / on_site, 4) if kept and on_site else None
         out.append({"enterprise_code": code, "name": names.get(code) if code else None, **r,
                     "dangerous_works": sum(works[s][0] for s in r["site_codes"]),
                     "dangerous_works_overdue": sum(works[s][1] for s in r["site_codes"]),
-                    "workers_on_site": on_site, "trained_valid": trained, "training_coverage": coverage})
+                    "workers_on_site": on_site, "trained_valid": trained, "training_coverage": share})
     return out
 
 
 def _dangerous_works(store: Store, sites: list[str], day: dt.date) -> dict[str, tuple[int, int]]:
     """site_code -> (dangerous works not finished by ``day``, of them overdue: started or due without an
     approved plan), from ``oversight.dangerous_works.register_summary``."""
+    from sitetwin.data.store import where_in
     from sitetwin.oversight.dangerous_works import register_summary
 
-    return {r["site_code"]: (r["works"] - r["finished"], r["overdue"])
-            for r in register_summary(store, sorted(set(sites)), as_of=day)}
+    # the register reads each site on its own: ask it only about the sites that have works
+    where, params = where_in("site_code", sorted(set(sites)))
+    have = [r[0] for r in store.execute(f"SELECT DISTINCT site_code FROM dangerous_works WHERE {where} ORDER BY 1",
+                                        params)]
+    counts = {r["site_code"]: (r["works"] - r["finished"], r["overdue"])
+              for r in register_summary(store, have, as_of=day)}
+    return {s: counts.get(s, (0, 0)) for s in sites}
 
 
 def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) -> dict:

@@ -218,6 +218,13 @@ def training_coverage(store: Store, site_code: str, start: dt.datetime | dt.date
     the gate's flag). ``coverage`` is None when the site keeps no training records (the figure would
     only repeat the gates' flags) or nobody entered; it is 0..1 otherwise.
     """
+    return training_coverage_by_site(store, [site_code], start, end)[site_code]
+
+
+def training_coverage_by_site(store: Store, site_codes: Sequence[str], start: dt.datetime | dt.date,
+                              end: dt.datetime | dt.date) -> dict[str, dict]:
+    """:func:`training_coverage` of each of ``site_codes`` (a dict keyed by site code), in a few queries
+    whatever the number of sites (a portfolio's rollup)."""
     import numpy as np
 
     from sitetwin.sensors.training import effective_trained
@@ -225,18 +232,28 @@ def training_coverage(store: Store, site_code: str, start: dt.datetime | dt.date
     def moment(value) -> dt.datetime:
         return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
 
-    rows = store.execute('SELECT worker_id, epoch_us("at"), trained FROM attendance_events '
-                         "WHERE site_code = ? AND event = 'in' AND \"at\" >= ? AND \"at\" < ?",
-                         [site_code, moment(start), moment(end)])
-    keeps = bool(store.scalar("SELECT count(*) FROM training_records WHERE site_code = ?", [site_code]))
+    codes = list(dict.fromkeys(site_codes))
+    out = {s: {"workers_on_site": 0, "trained_valid": 0, "coverage": None} for s in codes}
+    if not codes:
+        return out
+    where, params = where_in("site_code", codes)
+    rows = store.execute(f'SELECT site_code, worker_id, epoch_us("at"), trained FROM attendance_events WHERE {where} '
+                         "AND event = 'in' AND \"at\" >= ? AND \"at\" < ? ORDER BY site_code",
+                         [*params, moment(start), moment(end)])
     if not rows:
-        return {"workers_on_site": 0, "trained_valid": 0, "coverage": None}
-    workers, t_us, gate = (np.asarray(c) for c in zip(*rows))
-    trained = effective_trained(store, site_code, workers, t_us.astype(np.int64), gate.astype(bool))
-    everyone = set(workers.tolist())
-    lapsed = set(workers[~trained].tolist())
-    n, m = len(everyone), len(everyone - lapsed)
-    return {"workers_on_site": n, "trained_valid": m, "coverage": round(m / n, 4) if keeps else None}
+        return out
+    keeps = {r[0] for r in store.execute(f"SELECT DISTINCT site_code FROM training_records WHERE {where}", params)}
+    site, workers, t_us, gate = (np.asarray(c) for c in zip(*rows))
+    for code in np.unique(site).tolist():
+        mine = site == code
+        w = workers[mine]
+        trained = effective_trained(store, code, w, t_us[mine].astype(np.int64), gate[mine].astype(bool)) \
+            if code in keeps else gate[mine].astype(bool)
+        everyone = set(w.tolist())
+        n = len(everyone)
+        m = n - len(set(w[~trained].tolist()))
+        out[code] = {"workers_on_site": n, "trained_valid": m, "coverage": round(m / n, 4) if code in keeps else None}
+    return out
 
 
 def training_records(store: Store, site_codes: Sequence[str] | None, *, valid_on: dt.date | None = None):
