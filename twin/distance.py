@@ -1,13 +1,23 @@
 """Exact signed distance from scan points to a model's surfaces, and the element each point belongs to.
 
 Scan points lie within centimetres of the surfaces they were measured on, and a building's
-triangles are few and local. So the triangles go into a uniform grid (each cell lists the
-triangles whose box crosses it and whose plane passes through it), and a point looks only
-at its own cell and at those of its 26 neighbours that could still hold something nearer,
-rejecting a triangle first by its plane distance (a lower bound) before the exact
-point-triangle test. The answer is exact whenever the nearest surface lies within one cell
-(checked per point); the few points farther away go to a second, exact search through a triangle
-bounding-volume hierarchy. Both loops are compiled with numba and run on all cores.
+triangles are local. So the triangles go into a uniform grid (each cell lists the triangles
+whose box crosses it and whose plane passes through it), and a point looks only at its own cell
+and at those of its 26 neighbours that could still hold something nearer, rejecting a triangle
+first by its plane distance (a lower bound) before the exact point-triangle test. Detailed
+models (steel with bolts and plates, stairs, railings, MEP: a thousand triangles and more in
+one 0.3 m cell) would make that list long, so a crowded cell is split into up to 12 x 12 x 12
+sub-cells (about three triangles each), searched only where they lie within the current bound.
+Points arrive in scan order, so each point first tries the previous point's triangle, which
+usually bounds the search to a sub-cell or two at once. The nearest face of *another* element
+(how clear the attribution is) is a second pass that skips the nearest's own element.
+
+The answer is exact whenever the nearest surface lies within one cell (checked per point); the
+few points farther away go to a second, exact search through a triangle bounding-volume
+hierarchy, unless a band (``max_distance_m``, CloudCompare's ``-MAX_DIST``) says they are
+not wanted. The loops are compiled with numba, cached on disk and run on all cores; ``python -m
+sitetwin.twin.distance --warm`` (run by ``make setup``) fills the cache, so that the first
+survey compiles nothing.
 
 Sign convention: the distance is positive on the side the nearest triangle's normal points
 to, negative behind it. IfcOpenShell tessellates element solids with outward normals, so
