@@ -207,7 +207,7 @@ def _number(value: object, field: str, i: int, bad, *, required: bool) -> float 
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         bad(field, f"{str(value)[:30]!r} is not a number")
         return None
     if not math.isfinite(number):

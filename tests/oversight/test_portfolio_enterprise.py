@@ -85,3 +85,14 @@ def test_an_enterprise_account_rolls_up_only_its_own_sites(city):
     scope = Scope.for_account("cscec3.hq", "enterprise", enterprise="CSCEC3")
     rows = rollup(city, scope, by="enterprise", as_of=DAY)
     assert [(r["enterprise_code"], r["sites"], r["open_findings"]) for r in rows] == [("CSCEC3", 3, 3)]
+
+
+def test_the_city_lake_gives_the_same_rollup_per_enterprise_as_the_store(city, tmp_path):
+    from sitetwin.data.lake import open_lake, publish
+
+    publish(city, tmp_path / "lake")
+    scope = Scope.for_account("cscec3.hq", "enterprise", enterprise="CSCEC3", sites=BUILDS["CSCEC3"])
+    want = rollup(city, scope, by="enterprise", as_of=DAY)
+    with open_lake(tmp_path / "lake", admit=scope.admits_site) as lake:
+        got = rollup(lake, scope, by="enterprise", as_of=DAY)
+    assert got == want and got[0]["training_coverage"] == pytest.approx(6 / 7, abs=1e-4)

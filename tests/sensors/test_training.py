@@ -216,3 +216,14 @@ def test_a_training_batch_without_a_device_token_is_refused(ingest):
     client, _, db = ingest
     assert post(client, "nope", {"records": [record()]}).status_code == 401
     assert stored(db) == {"training_records": 0, "training_imports": 0}
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe", b"[1, 2]", b'{"records": {}}', b'{"records": [], "x": 1}',
+                                  b'{"records": [[]]}', b'{"records": [{"hours": 1e999, "score": 10e400}]}',
+                                  b'{"records": [{"worker_id": {}, "course": [1], "passed": [], "provider": 5}]}',
+                                  b'{"batch_id": "../..", "records": [{}]}', b"[" * 5000 + b"]" * 5000])
+def test_a_malformed_training_batch_gets_a_4xx_never_a_500(ingest, body):
+    client, tokens, db = ingest
+    answer = client.post("/v1/training", content=body, headers={"Authorization": f"Bearer {tokens['GT1']}"})
+    assert 400 <= answer.status_code < 500 and answer.json()["error"]
+    assert stored(db) == {"training_records": 0, "training_imports": 0}
