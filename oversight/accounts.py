@@ -214,7 +214,9 @@ def disable_account(store: Store, scope: Scope, username: str) -> None:
 
 def grant_sites(store: Store, scope: Scope, username: str, sites: list[str]) -> Account:
     scope.require("manage_accounts")
-    get_account(store, username)
+    if get_account(store, username).role == "enterprise":
+        raise OversightError(f"account {username}: an enterprise account sees the sites its enterprise builds; "
+                             f"link the sites to the enterprise instead")
     with atomic(store):
         for s in sites:
             if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s]):

@@ -117,7 +117,7 @@ def test_an_enterprise_scope_follows_the_sites_it_builds(enterprise_store):
 
 
 def test_an_enterprise_account_needs_a_known_enterprise_and_only_it_names_one(enterprise_store):
-    from sitetwin.oversight.accounts import add_account
+    from sitetwin.oversight.accounts import add_account, grant_sites
     from sitetwin.oversight.errors import OversightError
 
     before = enterprise_store.rows("SELECT username FROM accounts ORDER BY 1")
@@ -128,6 +128,10 @@ def test_an_enterprise_account_needs_a_known_enterprise_and_only_it_names_one(en
     with pytest.raises(OversightError, match="only an enterprise account"):
         add_account(enterprise_store, Scope.system(), "e3", "viewer", enterprise="CSCEC3")
     assert enterprise_store.rows("SELECT username FROM accounts ORDER BY 1") == before
+    _enterprise_scope(enterprise_store)
+    with pytest.raises(OversightError, match="link the sites to the enterprise"):
+        grant_sites(enterprise_store, Scope.system(), "cscec3.hq", ["WH-WC-1"])
+    assert enterprise_store.scalar("SELECT count(*) FROM account_sites") == 0
 
 
 def test_an_enterprise_account_sees_exactly_its_sites_in_the_portfolio_and_findings(enterprise_store):
