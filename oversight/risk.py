@@ -276,13 +276,16 @@ def _deviation_figure(store, site, as_of) -> dict:
     if survey is None:
         return _no_data("share out of tolerance", "no survey")
     counts = survey_status_counts(store, [survey])
-    oot = _first(counts, "out_of_tolerance", 0)
-    seen = oot + _first(counts, "built", 0) + _first(counts, "partial", 0)
+    whole = _first(counts, "out_of_tolerance", 0)
+    partial_failed = _first(counts, "partial_out_of_tolerance", 0)   # partial, and failing what was seen of it
+    seen = whole + _first(counts, "built", 0) + _first(counts, "partial", 0)
+    oot = whole + partial_failed
     if not seen:
         return _no_data("share out of tolerance", f"survey {survey} saw no built element")
     return {"raw": round(oot / seen, 4), "unit": "share out of tolerance",
             "basis": f"{oot} of {seen} surveyed elements out of tolerance (survey {survey})",
-            "detail": {"survey_id": survey, "out_of_tolerance": oot, "surveyed": seen}}
+            "detail": {"survey_id": survey, "out_of_tolerance": oot, "partial_out_of_tolerance": partial_failed,
+                       "surveyed": seen}}
 
 
 def _progress_figure(store, site, as_of, end) -> dict:

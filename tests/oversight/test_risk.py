@@ -61,15 +61,18 @@ def add_detections(store, days: int):
                               for d in range(days)])
 
 
-def add_survey(store, statuses: dict[str, int], epoch=dt.date(2024, 6, 25), survey_id="S1"):
+def add_survey(store, statuses: dict[str, int], epoch=dt.date(2024, 6, 25), survey_id="S1", partial_failed=0):
     insert_rows(store, "surveys", [{"survey_id": survey_id, "site_code": SITE, "model_ids": "[]", "epoch": epoch,
                                     "registration_method": "transform", "T_model_from_survey": "[]",
                                     "point_count": 1000, "status": "analysed"}])
     gids = [f"g{i:021d}" for i in range(sum(statuses.values()))]
     status_of = [status for status, n in statuses.items() for _ in range(n)]
     insert_rows(store, "element_deviation", [{"site_code": SITE, "survey_id": survey_id, "model_id": "m1",
-                                              "global_id": g, "points": 100, "status": s}
-                                             for g, s in zip(gids, status_of)])
+                                              "global_id": g, "points": 100, "status": s,
+                                              "checks": '[{"check": "position", "value_mm": 24.9, "limit_mm": 10}]'
+                                              if s == "partial" and status_of[:i].count("partial") < partial_failed
+                                              else None}
+                                             for i, (g, s) in enumerate(zip(gids, status_of))])
 
 
 def test_a_site_with_no_data_still_gets_a_score_that_says_no_data(sites_store):
@@ -133,6 +136,13 @@ def test_deviation_is_the_out_of_tolerance_share_of_the_latest_survey_up_to_the_
     assert d.raw == pytest.approx(2 / 20) and d.subscore == pytest.approx(100.0) and d.detail["survey_id"] == "S1"
     later = components(compute_risk(sites_store, SYSTEM, SITE, as_of="2024-07-20"))["deviation"]
     assert later.raw == pytest.approx(1 / 20) and later.subscore == pytest.approx(50.0)
+
+
+def test_a_partial_element_failing_what_was_seen_of_it_counts_as_out_of_tolerance(sites_store):
+    add_survey(sites_store, {"built": 15, "partial": 3, "out_of_tolerance": 2}, partial_failed=1)
+    d = components(compute_risk(sites_store, SYSTEM, SITE, as_of=DAY))["deviation"]
+    assert d.raw == pytest.approx(3 / 20)
+    assert d.detail["out_of_tolerance"] == 3 and d.detail["partial_out_of_tolerance"] == 1
 
 
 def test_progress_is_the_share_of_due_elements_not_seen_built(sites_store):
