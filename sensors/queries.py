@@ -233,7 +233,7 @@ def training_coverage_by_site(store: Store, site_codes: Sequence[str], start: dt
         return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
 
     codes = list(dict.fromkeys(site_codes))
-    out = {s: {"workers_on_site": 0, "trained_valid": 0, "coverage": None} for s in codes}
+    out: dict[str, dict] = {s: {"workers_on_site": 0, "trained_valid": 0, "coverage": None} for s in codes}
     if not codes:
         return out
     where, params = where_in("site_code", codes)

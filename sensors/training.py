@@ -269,8 +269,8 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
     where = where or (lambda i, field: f"records[{i}]" + (f".{field}" if field else ""))
     sites = sorted({r["site_code"] for r in records})
     ids = [f"{import_key}@{s}" for s in sites]
-    report = {"records": len(records), "inserted": 0, "updated": 0, "copies": 0, "duplicate": False,
-              "sites": sites}
+    report: dict[str, Any] = {"records": len(records), "inserted": 0, "updated": 0, "copies": 0,
+                              "duplicate": False, "sites": sites}
     with atomic(store):
         if ids:
             stored = store.rows(f"SELECT import_id, content_sha256 FROM training_imports WHERE import_id IN "
@@ -305,8 +305,8 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
                           f"WHERE NOT EXISTS (SELECT 1 FROM training_records t WHERE {key})")
         finally:
             store.con.unregister("_training_new")
-        report["copies"], report["updated"] = int(found["copies"]), int(found["updated"])
-        report["inserted"] = len(frame) - report["copies"] - report["updated"]
+        copies, updated = int(found["copies"]), int(found["updated"])
+        report.update(copies=copies, updated=updated, inserted=len(frame) - copies - updated)
         now = utcnow()
         for s, import_id in zip(sites, ids):
             n = sum(1 for r in records if r["site_code"] == s)
