@@ -96,6 +96,21 @@ def column_name(key: str) -> str:
 
 _COLUMN_SET = frozenset(COLUMNS)
 
+# Stored words shown in these columns of a table, in the reader's language (``--json`` keeps the words).
+WORDS = {
+    "severity": (N_("low"), N_("medium"), N_("high"), N_("critical")),
+    "category": (N_("safety"), N_("quality"), N_("progress"), N_("environment")),
+    "status": (N_("open"), N_("rectification_submitted"), N_("verified_closed"), N_("reopened"), N_("done"),
+               N_("failed"), N_("running"), N_("skipped"), N_("loaded"), N_("cached"), N_("unchanged"), N_("added")),
+    "tier_source": (N_("computed"), N_("decision")),
+}
+
+
+def cell_text(column: str, value: object) -> str:
+    """A table cell as the reader reads it: a stored word of :data:`WORDS` translated, anything else as is."""
+    text = str(value)
+    return _(text) if text in WORDS.get(column, ()) else text
+
 
 
 @app.command()
@@ -257,7 +272,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     _register_commands()
-    clikit.set_column_names(column_name)
+    clikit.set_column_names(column_name, cell_text)
     try:
         app()
     except SitetwinError as exc:

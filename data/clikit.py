@@ -27,10 +27,20 @@ _out_console = None
 _column_name: Callable[[str], str] = str
 
 
-def set_column_names(name: Callable[[str], str]) -> None:
-    """How :func:`table` heads a column given its key (the CLI names them in the reader's language)."""
-    global _column_name
+def _plain_cell(_column: str, value: Any) -> str:
+    return str(value)
+
+
+_cell_text: Callable[[str, Any], str] = _plain_cell
+
+
+def set_column_names(name: Callable[[str], str], cell: Callable[[str, Any], str] | None = None) -> None:
+    """How :func:`table` heads a column given its key, and (``cell``) shows a value of a column: the CLI
+    names them in the reader's language."""
+    global _column_name, _cell_text
     _column_name = name
+    if cell is not None:
+        _cell_text = cell
 
 
 def err_console():
@@ -106,7 +116,7 @@ def table(rows: Iterable[dict[str, Any]], columns: list[str], title: str | None 
     for c in columns:
         t.add_column(_column_name(c))
     for r in rows:
-        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+        t.add_row(*["" if r.get(c) is None else _cell_text(c, r.get(c)) for c in columns])
     out_console().print(t)
 
 

@@ -55,8 +55,9 @@ def test_human_output_reads_in_chinese_with_lang_or_the_environment(db):
     zh = run("--lang", "zh-CN", "finding", "list", "--db", db)
     assert zh.returncode == 0, zh.stderr
     assert "2 个问题" in zh.stdout and "严重程度" in zh.stdout and "整改期限" in zh.stdout
-    assert "基坑临边防护缺失" in zh.stdout                     # data values as stored
-    assert "severity" not in zh.stdout
+    assert "基坑临边防护缺失" in zh.stdout                     # titles as stored
+    assert zh.stdout.count("高") >= 2 and zh.stdout.count("待整改") == 2        # stored words named in Chinese
+    assert "severity" not in zh.stdout and "high" not in zh.stdout
     by_env = run("finding", "list", "--db", db, env={"SITETWIN_LANG": "zh_CN"})
     assert by_env.stdout == zh.stdout
     en = run("--lang", "en", "finding", "list", "--db", db, env={"SITETWIN_LANG": "zh-CN"})   # --lang wins
