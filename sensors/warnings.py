@@ -596,10 +596,12 @@ def _attendance_warnings(store: Store, site: str, t_from: int | None, limits: Li
     from sitetwin.sensors.attendance import stays
 
     shift = int(limits.max_shift_h * 3600 * US_PER_S)
+    # untrained at the gate, or with training records (which may have lapsed whatever the gate says)
     workers = [r[0] for r in store.execute(
-        'SELECT DISTINCT worker_id FROM attendance_events WHERE site_code = ? AND NOT trained'
+        'SELECT DISTINCT worker_id FROM attendance_events WHERE site_code = ? AND (NOT trained OR worker_id IN '
+        '(SELECT worker_id FROM training_records WHERE site_code = ?))'
         + (' AND "at" >= ?' if t_from is not None else ''),
-        [site, *([from_us(t_from - shift)] if t_from is not None else [])])]
+        [site, site, *([from_us(t_from - shift)] if t_from is not None else [])])]
     if not workers:
         return []
     keys = [(site, None, "untrained_worker", None, w) for w in workers]
@@ -611,7 +613,10 @@ def _attendance_warnings(store: Store, site: str, t_from: int | None, limits: Li
         + (' AND "at" >= ?' if lo is not None else ''),
         [site, *workers, *([from_us(lo - shift)] if lo is not None else [])])
     cols = list(zip(*rows))
-    s = stays(cols[0], cols[1], cols[2], cols[3], device_id=cols[4], trade=cols[5], employer=cols[6],
+    from sitetwin.sensors.training import effective_trained
+
+    trained = effective_trained(store, site, cols[0], cols[2], cols[3])    # the records, else the gate's flag
+    s = stays(cols[0], cols[1], cols[2], trained, device_id=cols[4], trade=cols[5], employer=cols[6],
               max_shift_h=limits.max_shift_h, now_us=now_us)
     per: dict[str, list[dict]] = defaultdict(list)
     for i in np.flatnonzero(~s.trained):
