@@ -24,8 +24,10 @@ schedule, survey, panoramas, camera, sensor) + 0.4 * mean completeness of its en
 at 60 days). A district's (or city's) is the mean over its sites.
 
 Exchange packages build on ``data.exchange``: the site-scoped rows of every table with a
-``site_code`` column go to Parquet with a manifest, which gains a ``package`` section
-(level, sites, who made it). Accounts, sessions, tokens, login attempts, the audit log
+``site_code`` column, and the enterprises those sites name (their construction enterprise and
+subcontractors, ``data.exchange.package_tables``), go to Parquet with a manifest, which gains a
+``package`` section (level, sites, who made it). An imported package may carry only enterprises
+that its own sites name. Accounts, sessions, tokens, login attempts, the audit log
 and device tokens never leave a platform. A district platform imports a project's
 package, a city platform a district's.
 """
@@ -35,15 +37,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import shutil
-import tempfile
 import uuid
 from collections import Counter
 from pathlib import Path
 
 from sitetwin.bim.queries import list_models, model_element_counts, schedule_links
 from sitetwin.data.clock import utcnow
-from sitetwin.data.exchange import PRIVATE_TABLES, site_tables
+from sitetwin.data.exchange import PRIVATE_TABLES
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, OversightError
@@ -185,8 +185,7 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
 
     ``level`` names the platform that makes it (``project``, ``district`` or ``city``).
     """
-    from sitetwin.data.exchange import MANIFEST, export_tables
-    from sitetwin.data.store import open_store
+    from sitetwin.data.exchange import MANIFEST, export_sites
 
     audit.guard(store, scope, "export", what="export a package")
     if level not in LEVELS:
@@ -199,21 +198,8 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     if not chosen:
         raise OversightError("no site to export in your scope")
     out = Path(out_dir)
-    tables = site_tables(store)
-    work = Path(tempfile.mkdtemp(prefix="sitetwin-package-"))
-    try:
-        with open_store(":memory:", cache_dir=work / "cache") as pkg:
-            marks = ", ".join("?" for _ in chosen)
-            with pkg.transaction():
-                for t in tables:
-                    if t not in pkg.tables():
-                        continue
-                    arrow = store.con.sql(f'SELECT * FROM "{t}" WHERE site_code IN ({marks})',
-                                          params=chosen).to_arrow_table()
-                    pkg.insert_frame(t, arrow)
-            manifest = export_tables(pkg, out, [t for t in tables if t in pkg.tables()])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # the sites' rows, and the enterprises that build them (data.exchange.package_tables)
+    manifest = export_sites(store, out, chosen)
     package_id = str(uuid.uuid4())
     manifest["package"] = {"package_id": package_id, "level": level, "sites": chosen, "made_by": scope.actor,
                            "made_at": utcnow().isoformat(timespec="seconds"),
@@ -256,6 +242,10 @@ def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = 
         raise OversightError(f"{src}: carries private tables ({', '.join(private)}); refused")
     # the sites table arrives with the package: judge scope by the store's row, else the package's
     site_rows = _package_sites(Path(src), manifest)
+    stray = sorted(_package_enterprises(Path(src), manifest) - _named_enterprises(Path(src), manifest, sites))
+    if stray:
+        raise OversightError(f"{src}: enterprises.parquet: enterprise_code {', '.join(stray)} is named by none of "
+                             f"the package's sites; refused")
     for s in sites:
         if s not in site_rows:
             raise OversightError(f"{src}: site {s} is listed but its row is missing")
@@ -284,6 +274,37 @@ def _package_sites(src: Path, manifest: dict) -> dict[str, dict]:
         return {}
     table = pq.read_table(src / meta["file"], columns=["site_code", "district", "city"])
     return {r["site_code"]: r for r in table.to_pylist()}
+
+
+def _package_column(src: Path, manifest: dict, table: str, columns: list[str]) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    meta = manifest.get("tables", {}).get(table)
+    if not meta:
+        return []
+    try:
+        return pq.read_table(src / meta["file"], columns=columns).to_pylist()
+    except Exception as exc:
+        raise OversightError(f"{src / str(meta.get('file'))}: not a readable {table} table ({exc})") from None
+
+
+def _package_enterprises(src: Path, manifest: dict) -> set[str]:
+    return {r["enterprise_code"] for r in _package_column(src, manifest, "enterprises", ["enterprise_code"])}
+
+
+def _named_enterprises(src: Path, manifest: dict, sites: list[str]) -> set[str]:
+    """The enterprises the package's own sites name: their construction enterprise and subcontractors."""
+    rows = (_package_column(src, manifest, "sites", ["site_code", "enterprise_code"])
+            if "enterprise_code" in _parquet_columns(src, manifest, "sites") else [])
+    rows += _package_column(src, manifest, "site_subcontractors", ["site_code", "enterprise_code"])
+    return {r["enterprise_code"] for r in rows if r["site_code"] in sites and r["enterprise_code"]}
+
+
+def _parquet_columns(src: Path, manifest: dict, table: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    meta = manifest.get("tables", {}).get(table)
+    return list(pq.read_schema(src / meta["file"]).names) if meta else []
 
 
 def _require(store: Store, scope: Scope, site_code: str, action: str = "read") -> None:
