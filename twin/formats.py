@@ -559,6 +559,8 @@ def read_mesh(path: str | Path, *, sha: str | None = None, points: int = MESH_SA
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))))
     verts = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     if len(faces) == 0:
+        with contextlib.suppress(Exception):          # forced to a mesh, a face-less file loses its vertices
+            verts = np.asarray(trimesh.load(str(path), process=False).vertices)
         raise PointCloudError(f"{path}: the mesh has no faces ({len(verts)} vertices only); a photogrammetry "
                               f"mesh needs its triangles: export the textured mesh, or the dense cloud as PLY/LAS")
     _check_finite(path, verts, 0)

@@ -40,7 +40,7 @@ class RegistrationConfig:
     min_overlap: float = 0.05             # below this share within overlap_distance_m: no overlap
     min_fitness: float = 0.25             # below this the registration failed
     max_rmse_m: float = 0.012             # above this the registration failed
-    min_margin: float = 0.002             # best pose must beat a distinct runner-up by this share of points
+    min_margin: float = 0.002             # best pose must beat a distinct runner-up by this share of its score
     coarse_voxel_m: float = 0.25          # global alignment works on this grid
     correlation_voxel_m: float = 0.5      # and finds shifts by correlating occupancy at this one
     fine_voxel_m: float = 0.04            # the final ICP stage works on points this far apart
@@ -613,7 +613,8 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
     if len(finals) > 1:
         runner = finals[1]
         dt, dr = pose_error(runner["T"], best["T"])
-        details["margin"] = round(best["score"] - runner["score"], 5)
+        # relative to the best score: clutter (points no pose explains) must not make a clear pose look ambiguous
+        details["margin"] = round((best["score"] - runner["score"]) / max(best["score"], 1e-9), 5)
         details["runner_up"] = {"name": runner["name"], "fitness": round(runner["fitness"], 4),
                                 "seen_through": round(runner["seen_through"], 5)}
         details["runner_up_offset"] = f"{dt:.2f} m / {dr:.1f} deg"
@@ -766,7 +767,7 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
     # every rotation at a few scales first (a quarter octave apart), then the best rotations finely
     per_rotation = [max(sweep(r, factors[::3]), key=lambda c: c[0]) + (r,) for r in range(len(rotations))]
     per_rotation.sort(key=lambda c: -c[0])
-    for c in per_rotation[:3]:
+    for c in per_rotation[:8]:          # near-symmetric buildings give rotations in close pairs
         candidates += sweep(c[4], factors)
     candidates.sort(key=lambda c: -c[0])
     t_candidates = time.perf_counter() - started
@@ -789,12 +790,12 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
                 with_scaling=True), o3r.ICPConvergenceCriteria(max_iteration=30)).transformation)
         if not bounds[name][0] / half_step <= transform_scale(T1) <= bounds[name][1] * half_step:
             continue          # ran away in scale (a cloud shrinking onto one surface)
-        fit = o3r.evaluate_registration(source, target, 0.2, T1).fitness
+        fit = evaluate(coarse_index, src_coarse, T1, replace(config, inlier_distance_m=0.1))[0]
         coarse.append((fit, name, T1))
     coarse.sort(key=lambda x: -x[0])
     src_mid = points[voxel_pick(pts0, 0.1, 15_000, rng)]
     scored = []
-    for _, name, T1 in _distinct(coarse, 3):
+    for _, name, T1 in _distinct(coarse, 4):
         T2, _ = icp(index, src_mid, T1, kernel_m=0.1, iterations=10, with_scale=True)
         scored.append((evaluate(index, src_mid, T2, replace(config, inlier_distance_m=0.05))[0], name, T2))
     scored.sort(key=lambda x: -x[0])
@@ -804,7 +805,7 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
     fine = voxel_pick(pts0, config.fine_voxel_m, min(config.max_icp_points, 25_000), rng)
     src_fine = points[fine]
     finals = []
-    for _, name, T in _distinct(scored, 2):
+    for _, name, T in _distinct(scored, 3):
         T3, _ = icp(index, src_fine, T, kernel_m=0.05, iterations=10, with_scale=True)
         T3, _ = icp(index, src_fine, T3, kernel_m=0.02, iterations=15, with_scale=True)
         T3, it = icp(index, src_fine, T3, kernel_m=0.015, iterations=25, with_scale=True)
@@ -812,6 +813,8 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
         finals.append({"name": name, "T": T3, "fitness": fitness, "rmse": rmse, "overlap": overlap,
                        "iterations": it})
     finals.sort(key=lambda f: -f["fitness"])
+    # two candidates that converged onto one pose are one answer, not two
+    finals = [f for i, f in enumerate(finals) if all(_differs(f["T"], g["T"], 0.3, 2.0) for g in finals[:i])]
     best = finals[0]
     T = best["T"]
     scale = transform_scale(T)
@@ -930,7 +933,7 @@ class _Correlator:
     """Occupancy cross-correlation against one model grid, its spectrum computed once.
 
     Called with scan points (model orientation and scale, any position), returns the
-    translation putting them best on the model and the share of their voxels it explains."""
+    translation putting them best on the model and the cosine similarity of the two occupancies there."""
 
     def __init__(self, model_pts: np.ndarray, voxel_m: float, pad_m: float):
         from scipy import fft, ndimage
@@ -942,7 +945,7 @@ class _Correlator:
         self.max_scan = np.full(3, int(math.ceil(pad_m / voxel_m)) + 4)
         self.shape = tuple(int(fft.next_fast_len(int(a + b), real=True)) for a, b in zip(shape_m, self.max_scan))
         self.F = fft.rfftn(M, self.shape, workers=-1)
-        self.M = M
+        self.norm = float((M * M).sum())
 
     def __call__(self, scan_pts: np.ndarray) -> tuple[np.ndarray, float]:
         from scipy import fft
@@ -958,7 +961,8 @@ class _Correlator:
         C = fft.irfftn(self.F * fft.rfftn(S[::-1, ::-1, ::-1], self.shape, workers=-1), self.shape, workers=-1)
         i = np.unravel_index(int(np.argmax(C)), C.shape)
         d = np.array(i) - (shape_s - 1)
-        return self.lo - lo_s + d * self.voxel, float(C[i]) / n
+        # cosine similarity of the occupancies: the share explained alone favours a cloud shrunk small
+        return self.lo - lo_s + d * self.voxel, float(C[i]) / math.sqrt(n * self.norm)
 
 
 # ------------------------------------------------------------------------------------ georeferenced surveys

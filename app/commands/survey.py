@@ -43,6 +43,12 @@ def add_cmd(
     tolerances: Annotated[Optional[Path], typer.Option(help="JSON overrides of the per-class tolerances "
                                                             "(defaults: GB 50204).")] = None,
     name: Annotated[Optional[str], typer.Option(help="A name for the survey (default: first file's name).")] = None,
+    crs: Annotated[Optional[str], typer.Option(
+        help="CRS of files that declare none, e.g. EPSG:4547 (CGCS2000 Gauss-Kruger); a georeferenced cloud is "
+             "placed through the model's map conversion and refined by ICP.")] = None,
+    fit_scale: Annotated[bool, typer.Option(
+        "--scale", help="The cloud's units are unknown (photogrammetry, SfM): fit a similarity (rotation, "
+                        "translation, scale) and report the scale with its uncertainty.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import a survey, register it to the model, compute per-element deviation and status (one transaction)."""
@@ -62,7 +68,7 @@ def add_cmd(
         with console.status(_("survey") + " ...") as status:
             report = add_survey(store, scans, model_ids=model, epoch=epoch, register=register_mode or "auto",
                                 transform=transform, control_points=control_points, units=units,
-                                tolerances=tolerances, name=name,
+                                tolerances=tolerances, name=name, crs=crs, fit_scale=fit_scale,
                                 on_progress=lambda msg: status.update(_("survey") + f": {msg} ..."))
     for w in report.warnings:
         warn(w)
@@ -84,6 +90,15 @@ def _render_add(r) -> None:
                if reg.get("details", {}).get("margin") is not None else ""))
     for cp in reg.get("control_points", []):
         c.print(f"    {cp['name']}: " + _("residual {mm} mm", mm=cp["residual_mm"]))
+    if reg.get("scale") is not None:
+        sigma = reg.get("scale_sigma")
+        c.print("  " + _("scale {scale} model metres per survey unit", scale=format(reg["scale"], ".6g"))
+                + (" " + _("(1 sigma {sigma}, bootstrap)", sigma=format(sigma, ".3%")) if sigma is not None else ""))
+    if reg.get("georef_offset_m") is not None:
+        geo = reg.get("details", {}).get("georeference", {})
+        c.print("  " + _("georeferenced from {crs}: the refined pose is {m} m / {deg} deg from the georeference's",
+                         crs=geo.get("file_crs", "?"), m=format(reg["georef_offset_m"], ".3f"),
+                         deg=format(reg["georef_offset_deg"], ".3f")))
     counts = r.status_counts
     c.print("  " + _("elements: built {built}, partial {partial}, not built {not_built}, out of tolerance {oot}",
                      built=counts["built"], partial=counts["partial"], not_built=counts["not_built"],

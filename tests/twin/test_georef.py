@@ -186,3 +186,20 @@ def test_an_e57_of_unregistered_stations_without_poses_is_refused_in_one_line(tm
     far = ScanData(shifted.file, "e57", shifted.sha256, "far", shifted.xyz + [30.0, 0, 0], None, None, np.eye(4),
                    False)
     _check_e57_poses(tmp_path / "registered.e57", [station(0), far])
+
+
+def test_survey_add_takes_crs_and_refuses_a_file_whose_crs_is_not_the_models_in_one_line(writable_store, demo,
+                                                                                          cloud, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "nebraska.las"
+    write_las(path, cloud[::4] + [2_445_000.0, 604_300.0, 1350.0])          # numbers of a Nebraska survey
+    result = subprocess.run([sys.executable, "-m", "sitetwin.app.cli", "survey", "add", str(path), "--db",
+                             str(writable_store), "--model", demo.model_id, "--crs", "EPSG:6880", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nebraska.las" in lines[0] and "does not match the model's" in lines[0]
+    with open_store(writable_store, read_only=True) as store:
+        assert table_counts(store)["surveys"] == 0
