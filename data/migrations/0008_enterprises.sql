@@ -1,8 +1,8 @@
--- owner: sitetwin.data (accounts.enterprise_code: sitetwin.oversight)
+-- owner: sitetwin.data
 -- The enterprise tier (Jilin's 主管部门、企业、项目): construction enterprises as records, each
 -- site's construction enterprise (sites.enterprise_code) and subcontractors, and the site's
--- IANA time zone. An account of the ``enterprise`` role names its enterprise
--- (accounts.enterprise_code; the accounts table and its writes stay oversight's).
+-- IANA time zone. An account of the ``enterprise`` role names its enterprise in
+-- accounts.enterprise_code, which oversight's own migration 0014_account_enterprise adds.
 
 CREATE TABLE enterprises (
     enterprise_code  VARCHAR PRIMARY KEY,    -- ASCII handle, e.g. WHCJ (the platforms' unified id)
@@ -22,4 +22,3 @@ CREATE TABLE site_subcontractors (
 
 ALTER TABLE sites ADD COLUMN enterprise_code VARCHAR;           -- the site's construction enterprise (施工企业)
 ALTER TABLE sites ADD COLUMN time_zone VARCHAR DEFAULT 'Asia/Shanghai';   -- IANA; the site's days and dates
-ALTER TABLE accounts ADD COLUMN enterprise_code VARCHAR;        -- for role enterprise: whose sites it sees
