@@ -53,6 +53,11 @@ LAKE_FILE = "_sitetwin_lake.json"
 STATE_DIR = "_state"
 PART_FILE = "part-0.parquet"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+COMPACT_DIR = "_compacted"
+COMPACT_RECORD = f"{COMPACT_DIR}/current.json"
+COMPACT_FORMAT = "sitetwin-lake-compaction/1"
+COMPACT_ROW_GROUP = 131_072   # rows per row group of a compacted file (DuckDB reads row groups in parallel)
+FILTER_SHARE = 4              # a reader admitting under 1/4 of a compacted file's sites reads their own files
 _GLOB_CHARS = "*?[]{}"       # read_parquet takes every path as a pattern; a root with these goes through pyarrow
 BATCH_ROWS = 250_000          # rows per Arrow batch while streaming a table out of the store
 
@@ -309,7 +314,7 @@ def _site_slices(store: Store, table: str, sites: list[str]) -> Iterator[tuple[s
         store.con.unregister("_lake_wanted")
 
 
-def _write_parquet(loc: LakeLocation, rel: str, arrow: Any) -> None:
+def _write_parquet(loc: LakeLocation, rel: str, arrow: Any, *, row_group_size: int | None = None) -> None:
     import pyarrow.parquet as pq
 
     target = loc.path(rel)
@@ -317,7 +322,7 @@ def _write_parquet(loc: LakeLocation, rel: str, arrow: Any) -> None:
     tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet.tmp"   # hidden, and no reader's pattern matches it
     try:
         loc.fs.create_dir(folder, recursive=True)
-        pq.write_table(arrow, tmp, filesystem=loc.fs, compression="zstd")
+        pq.write_table(arrow, tmp, filesystem=loc.fs, compression="zstd", row_group_size=row_group_size)
         loc.fs.move(tmp, target)
     except OSError as exc:
         _delete_quietly(loc, tmp)
@@ -416,6 +421,166 @@ def lake_sites(lake: str | Path, *, filesystem: Any = None) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------
+# compaction
+
+def compact(lake: str | Path, *, filesystem: Any = None, now: dt.datetime | None = None) -> dict:
+    """Write each table's per-site files as one Parquet file per district (``_compacted/...``), so that a
+    reader opens a few files per table instead of one per site.
+
+    Exact: each compacted file records the per-site files it was made of (path, size, modification
+    time, as listed *before* they were read), and :func:`open_lake` takes a site's rows from the
+    compacted file only while its per-site files are still exactly those; a site republished (or
+    moved, or emptied) since is read from its own files instead, and its compacted rows are left out.
+    A district whose per-site files are unchanged keeps its compacted file. Files are written under a
+    hidden temporary name and moved into place, the record ``_compacted/current.json`` last; the
+    compacted files of the previous record are kept (a reader opened before may still read them), older
+    ones removed.
+
+    Returns ``{"lake", "tables", "districts", "written": [{"table", "path", "sites", "rows"}], "kept": n,
+    "removed": n, "sites": n}``.
+    """
+    import pyarrow.dataset as ds
+
+    loc = lake_location(lake, filesystem)
+    meta = _lake_meta(loc)
+    if meta is None:
+        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); nothing to compact")
+    version = current_schema_version()
+    _check_version(loc, meta, version, "read")
+    previous = _read_compaction(loc)
+    old_files = {f["path"]: f for entry in (previous or {}).get("tables", {}).values() for f in entry["files"]}
+    report: dict[str, Any] = {"lake": loc.uri, "tables": 0, "districts": 0, "written": [], "kept": 0, "removed": 0,
+                              "sites": 0}
+    record: dict[str, Any] = {"format": COMPACT_FORMAT, "schema_version": version, "compacted_at": _iso(now),
+                              "tables": {}}
+    sites: set[str] = set()
+    for table in _lake_tables(loc):
+        listed = _partition_infos(loc, table)          # before reading: a file replaced later shows as newer
+        groups: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+        for rel, (size, mtime) in sorted(listed.items()):
+            where = _where(rel)
+            if where is None:
+                continue
+            city, district, _site = where
+            groups.setdefault((_enc(city), _enc(district)), []).append((rel, size, mtime))
+        files = []
+        for (city_enc, district_enc), members in sorted(groups.items()):
+            key = hashlib.sha256(json.dumps(members).encode()).hexdigest()[:20]
+            rel_out = f"{COMPACT_DIR}/{table}/city={city_enc}/district={district_enc}/part-{key}.parquet"
+            site_of = {rel: _where(rel)[2] for rel, _, _ in members}        # type: ignore[index]
+            entry = {"path": rel_out, "city": _dec(city_enc), "district": _dec(district_enc),
+                     "sites": {site_of[rel]: [rel, size, mtime] for rel, size, mtime in members}}
+            old = old_files.get(rel_out)
+            if old is not None and _exists(loc, [loc.path(rel_out)]).get(loc.path(rel_out)):
+                entry["rows"] = old.get("rows")
+                report["kept"] += 1
+            else:
+                try:
+                    arrow = ds.dataset([loc.path(rel) for rel, _, _ in members], filesystem=loc.fs,
+                                       format="parquet").to_table()
+                except (OSError, ValueError) as exc:
+                    raise LakeError(f"lake {loc.uri}: cannot read {table} of district {_dec(district_enc)} to compact "
+                                    f"it ({_first_line(exc)}); a publish may be running: compact again") from None
+                _write_parquet(loc, rel_out, arrow, row_group_size=COMPACT_ROW_GROUP)
+                entry["rows"] = arrow.num_rows
+                report["written"].append({"table": table, "path": rel_out, "sites": len(members),
+                                          "rows": arrow.num_rows})
+            sites.update(entry["sites"])
+            files.append(entry)
+        if files:
+            record["tables"][table] = {"files": files}
+            report["tables"] += 1
+            report["districts"] += len(files)
+    _write_json(loc, COMPACT_RECORD, record)
+    keep = {f["path"] for entry in record["tables"].values() for f in entry["files"]} | set(old_files)
+    for rel in _compacted_files(loc):
+        if rel not in keep:
+            _delete(loc, rel)
+            report["removed"] += 1
+    report["sites"] = len(sites)
+    return report
+
+
+def _lake_tables(loc: LakeLocation) -> list[str]:
+    """The table folders at the lake's root (not ``_state``, ``_compacted`` or hidden ones)."""
+    from pyarrow import fs as pafs
+
+    try:
+        infos = loc.fs.get_file_info(pafs.FileSelector(loc.root, recursive=False))
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot list ({_first_line(exc)})") from None
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                  and not i.base_name.startswith(("_", ".")))
+
+
+def _compacted_files(loc: LakeLocation) -> list[str]:
+    from pyarrow import fs as pafs
+
+    base = loc.path(COMPACT_DIR)
+    try:
+        infos = loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"lake {loc.uri}: cannot list {COMPACT_DIR} ({_first_line(exc)})") from None
+    return sorted(_relative(loc, i.path) for i in infos
+                  if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
+
+
+def _read_compaction(loc: LakeLocation) -> dict | None:
+    """The compaction record, or None when the lake was never compacted (or the record is unreadable:
+    then the per-site files are read, which is always right)."""
+    path = loc.path(COMPACT_RECORD)
+    try:
+        with loc.fs.open_input_stream(path) as fh:
+            record = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if "not found" in str(exc).lower() or "no such file" in str(exc).lower():
+            return None
+        raise LakeError(f"lake {loc.uri}: cannot read {COMPACT_RECORD} ({_first_line(exc)})") from None
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("format") != COMPACT_FORMAT \
+            or record.get("schema_version") != current_schema_version():
+        return None
+    return record
+
+
+def compaction_status(lake: str | Path, *, filesystem: Any = None) -> dict | None:
+    """When the lake was last compacted and, per table, how many of its sites' per-site files are newer
+    than that (read from their own files until the next compaction); None when never compacted."""
+    loc = lake_location(lake, filesystem)
+    if _lake_meta(loc) is None:
+        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE})")
+    record = _read_compaction(loc)
+    if record is None:
+        return None
+    tables = {}
+    for table, entry in record["tables"].items():
+        stale = _stale_sites(entry, _partition_infos(loc, table))
+        tables[table] = {"files": len(entry["files"]), "sites": sum(len(f["sites"]) for f in entry["files"]),
+                         "newer": len(stale)}
+    return {"compacted_at": record.get("compacted_at"), "tables": tables}
+
+
+def _stale_sites(entry: dict, listed: dict[str, tuple[int, int]]) -> set[str]:
+    """Sites whose per-site files of one table are no longer those the compaction read: changed, gone, or new."""
+    recorded: dict[str, tuple[int, int]] = {}
+    stale: set[str] = set()
+    for f in entry["files"]:
+        for site, (rel, size, mtime) in f["sites"].items():
+            recorded[rel] = (size, mtime)
+            if listed.get(rel) != (size, mtime):
+                stale.add(site)
+    for rel in listed:
+        if rel not in recorded:
+            where = _where(rel)
+            if where is not None:
+                stale.add(where[2])
+    return stale
+
+
+# --------------------------------------------------------------------------------------
 # reading
 
 class LakeStore(Store):
@@ -439,15 +604,22 @@ class LakeStore(Store):
 
 
 def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path | None = None,
-              admit: Callable[[str, str | None, str | None], bool] | None = None) -> LakeStore:
+              admit: Callable[[str, str | None, str | None], bool] | None = None,
+              compacted: bool = True) -> LakeStore:
     """Open a lake for reading, as a read-only :class:`LakeStore` (use as a context manager).
 
     ``admit(site_code, district, city)`` keeps only the partitions of the sites it admits (from
     their paths), so a scoped reader's tables hold nothing of other sites and it opens only its
-    own files; queries still filter by scope as over a store. ``cache_dir`` is where writes a
-    read leaves behind go (the audit spool of a scoped read): pass the cache of the store whose
-    accounts the caller came from, so that they reach its audit log. Without it a temporary
-    folder is used and removed on close.
+    own files; queries still filter by scope as over a store. From a compacted district file it
+    reads the whole file when it admits all of the file's sites, only the admitted sites' rows
+    (a filter on ``site_code``) when it admits many of them, and those sites' own files when it
+    admits few. ``cache_dir`` is where writes a read leaves behind go (the audit spool of a scoped
+    read): pass the cache of the store whose accounts the caller came from, so that they reach its
+    audit log. Without it a temporary folder is used and removed on close.
+
+    With ``compacted`` (the default) the tables read the compacted files of :func:`compact` for the
+    sites whose per-site files are unchanged since, and the per-site files of the others; without it,
+    only per-site files.
     """
     loc = lake_location(lake, filesystem)
     meta = _lake_meta(loc)
@@ -463,63 +635,116 @@ def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path
         # a reader that queries more than once (a rollup after the scope check, a server) parses each
         # file's footer once; DuckDB checks a cached footer against the file's modification time
         store.execute("SET parquet_metadata_cache = true")
+        record = _read_compaction(loc) if compacted else None
         for table in package_tables(store):
-            files = _partition_files(loc, table)
-            if admit is not None:
-                files = [f for f in files if _admitted(f, admit)]
-            if files:
-                _attach(store, loc, table, files)
+            listed = _partition_infos(loc, table)
+            entry = (record or {}).get("tables", {}).get(table)
+            sources = _plan_sources(listed, entry, admit)
+            if any(sources.values()):
+                _attach(store, loc, table, sources)
     except BaseException:
         store.close()
         raise
     return store
 
 
-def _partition_files(loc: LakeLocation, table: str) -> list[str]:
-    """The partition files of one table, as paths inside the lake's filesystem."""
+def _plan_sources(listed: dict[str, tuple[int, int]], entry: dict | None,
+                  admit: Callable[[str, str | None, str | None], bool] | None) -> dict[str, Any]:
+    """What one table's view reads: ``whole`` compacted files, ``filtered`` compacted files with the sites to
+    keep of them, and per-site ``files`` (relative paths)."""
+    whole: list[str] = []
+    filtered: list[str] = []
+    keep: set[str] = set()
+    from_compacted: set[str] = set()
+    if entry is not None:
+        stale = _stale_sites(entry, listed)
+        for f in entry["files"]:
+            sites = set(f["sites"])
+            live = {s for s in sites - stale if admit is None or admit(s, f["district"], f["city"])}
+            if not live:
+                continue
+            if live == sites:
+                whole.append(f["path"])
+            elif len(live) * FILTER_SHARE < len(sites):
+                continue                                   # a few sites of a big file: their own files are cheaper
+            else:
+                filtered.append(f["path"])
+                keep |= live
+            from_compacted |= live
+    files = []
+    for rel in sorted(listed):
+        where = _where(rel)
+        if where is None or where[2] in from_compacted:
+            continue
+        city, district, site = where
+        if site is not None and (admit is None or admit(site, district, city)):
+            files.append(rel)
+    return {"whole": whole, "filtered": filtered, "keep": sorted(keep), "files": files}
+
+
+def _partition_infos(loc: LakeLocation, table: str) -> dict[str, tuple[int, int]]:
+    """The per-site partition files of one table: path relative to the root -> (size, modification time in ns)."""
     from pyarrow import fs as pafs
 
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(table), recursive=True, allow_not_found=True))
     except OSError as exc:
         raise LakeError(f"lake {loc.uri}: cannot list {table} ({_first_line(exc)})") from None
-    return sorted(i.path for i in infos
-                  if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
-                  and not i.base_name.startswith("."))
+    return {_relative(loc, i.path): (int(i.size or 0), int(i.mtime_ns or 0)) for i in infos
+            if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")}
 
 
-def _admitted(path: str, admit: Callable[[str, str | None, str | None], bool]) -> bool:
-    """Whether ``admit`` takes the site of a partition file (``.../city=/district=/site=/part``)."""
-    parts = path.rsplit("/", 4)[-4:-1]
+def _relative(loc: LakeLocation, path: str) -> str:
+    root = loc.root.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path.lstrip("/")
+
+
+def _where(rel: str) -> tuple[str | None, str | None, str | None] | None:
+    """(city, district, site) of a per-site partition file (``<table>/city=/district=/site=/part``), or None."""
+    parts = rel.rsplit("/", 4)[-4:-1]
     if len(parts) != 3 or not all(p.startswith(k + "=") for p, k in zip(parts, ("city", "district", "site"))):
-        return False
+        return None
     city, district, site = (_dec(p.split("=", 1)[1]) for p in parts)
-    return site is not None and admit(site, district, city)
+    return city, district, site
 
 
-def _attach(store: Store, loc: LakeLocation, table: str, files: list[str]) -> None:
+def _attach(store: Store, loc: LakeLocation, table: str, sources: dict[str, Any]) -> None:
     """Replace the empty table by a view of the same name and column types over its files."""
     columns = store.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
                          "AND table_schema = 'main' ORDER BY ordinal_position", [table])
     select = ", ".join(f'CAST("{c["column_name"]}" AS {c["data_type"]}) AS "{c["column_name"]}"' for c in columns)
-    if loc.local and not any(ch in loc.root for ch in _GLOB_CHARS):
-        # the file list travels as a variable: bound, never spliced into the SQL (and bound as a list,
-        # which Store.execute would send as JSON text)
-        variable = f"lake_files_{table}"
-        store.con.execute(f"SET VARIABLE {variable} = ?", [files]).fetchall()
-        source = f"read_parquet(getvariable('{variable}'), hive_partitioning = false)"
-    else:
+    direct = loc.local and not any(ch in loc.root for ch in _GLOB_CHARS)
+
+    def source(kind: str, rels: list[str]) -> str:
+        paths = [loc.path(r) for r in rels]
+        name = f"lake_{kind}_{table}"
+        if direct:
+            # the file list travels as a variable: bound, never spliced into the SQL (and bound as a list,
+            # which Store.execute would send as JSON text)
+            store.con.execute(f"SET VARIABLE {name} = ?", [paths]).fetchall()
+            return f"read_parquet(getvariable('{name}'), hive_partitioning = false)"
         import pyarrow.dataset as ds
 
         try:
-            dataset = ds.dataset(files, filesystem=loc.fs, format="parquet")
+            dataset = ds.dataset(paths, filesystem=loc.fs, format="parquet")
         except (OSError, ValueError) as exc:
             raise LakeError(f"lake {loc.uri}: cannot read {table} ({_first_line(exc)})") from None
-        source = f"_lake_{table}"
-        store.con.register(source, dataset)
+        store.con.register(f"_{name}", dataset)
+        return f"_{name}"
+
+    parts = []
+    if sources["whole"]:
+        parts.append(f"SELECT * FROM {source('whole', sources['whole'])}")
+    if sources["filtered"]:
+        store.con.execute(f"SET VARIABLE lake_keep_{table} = ?", [sources["keep"]]).fetchall()
+        parts.append(f"SELECT * FROM {source('filtered', sources['filtered'])} "
+                     f"WHERE site_code IN (SELECT unnest(getvariable('lake_keep_{table}')))")
+    if sources["files"]:
+        parts.append(f"SELECT * FROM {source('files', sources['files'])}")
+    body = "(" + " UNION ALL BY NAME ".join(parts) + ")"
     store.execute(f'DROP TABLE "{table}"')
     distinct = "DISTINCT " if table in LINKED_TABLES else ""     # a linked row sits in each of its sites' files
-    store.execute(f'CREATE VIEW "{table}" AS SELECT {distinct}{select} FROM {source}')
+    store.execute(f'CREATE VIEW "{table}" AS SELECT {distinct}{select} FROM {body}')
 
 
 def _iso(now: dt.datetime | None) -> str:

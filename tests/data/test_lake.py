@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from sitetwin.data.lake import LAKE_FILE, LakeError, LakeStore, lake_sites, open_lake, publish
+from sitetwin.data.lake import (
+    LAKE_FILE,
+    LakeError,
+    LakeStore,
+    compact,
+    compaction_status,
+    lake_sites,
+    open_lake,
+    publish,
+)
 from sitetwin.data.sites import upsert_site
 from sitetwin.data.store import open_store
 from sitetwin.oversight.catalogue import catalogue, data_quality
@@ -323,3 +332,123 @@ def test_the_temporary_cache_of_a_reader_goes_with_it(lake):
         assert cache.is_dir()
     assert not cache.exists()
     assert os.path.isdir(lake)
+
+
+# -- compaction: one file per table and district, exact, scoped ---------------------------
+
+def _read_by_view(lk, table: str) -> dict[str, list[str]]:
+    """Which files a reader's view of ``table`` reads: whole compacted files, filtered ones, per-site files."""
+    names = {f"lake_{kind}_{table}": kind for kind in ("whole", "filtered", "files")}
+    got = {}
+    for name, kind in names.items():
+        value = lk.con.execute(f"SELECT getvariable('{name}')").fetchone()[0] or []
+        got[kind] = [Path(v).relative_to(lk.location.root).as_posix() for v in value]
+    return got
+
+
+def test_a_lake_published_twice_and_compacted_holds_each_row_once(platforms, lake):
+    with open_store(platforms["ja"], read_only=True) as s:
+        publish(s, lake)
+    with open_lake(lake, compacted=False) as lk:
+        want = {t: sorted(lk.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=str)
+                for t in ("sites", "findings", "finding_events", "detections", "hazards", "risk_scores")}
+    report = compact(lake)
+    assert report["sites"] == 4 and report["kept"] == 0
+    assert {w["table"] for w in report["written"]} >= {"findings", "detections", "sites"}
+    assert {w["path"].split("/")[3] for w in report["written"]} == {"district=Jiang%27an", "district=Wu%20chang%2FEast"}
+    again = compact(lake)                                       # nothing changed: every compacted file kept
+    assert again["written"] == [] and again["kept"] == report["districts"] and again["removed"] == 0
+    with open_lake(lake) as lk:
+        for t, rows in want.items():
+            assert sorted(lk.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=str) == rows, t
+        read = _read_by_view(lk, "findings")
+        assert len(read["whole"]) == 2 and read["files"] == []
+        assert all(p.startswith("_compacted/") for p in read["whole"])
+        with open_lake(lake, compacted=False) as per_site:
+            assert portfolio_sites(lk, SYSTEM, as_of=DAY) == portfolio_sites(per_site, SYSTEM, as_of=DAY)
+    assert compaction_status(lake)["tables"]["findings"] == {"files": 2, "sites": 4, "newer": 0}
+
+
+def test_a_site_republished_after_compaction_replaces_its_old_rows_exactly(platforms, lake):
+    compact(lake)
+    with open_store(platforms["ja"]) as s:
+        raise_finding(s, site_code="WH-JA-2", category="quality", severity="high", title="after",
+                      at=dt.datetime(2024, 6, 29))
+        with s.transaction():
+            upsert_site(s, "WH-JA-1", district="Jianghan", city="Wuhan")          # moved: its old file goes
+        s.execute("DELETE FROM detections WHERE site_code = 'WH-JA-2'")           # emptied: its file goes
+    with open_store(platforms["ja"], read_only=True) as s:
+        publish(s, lake)
+        want = {t: sorted(s.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=str)
+                for t in ("sites", "findings", "finding_events", "detections")}
+    newer = compaction_status(lake)["tables"]
+    assert newer["findings"]["newer"] == 2 and newer["detections"]["newer"] == 2 and newer["risk_scores"]["newer"] == 1
+    for lk in (open_lake(lake), open_lake(lake, compacted=False)):
+        with lk:
+            for t, rows in want.items():
+                got = lk.con.execute(f"SELECT * FROM \"{t}\" WHERE site_code LIKE 'WH-JA-%'").fetchall()
+                assert sorted(got, key=str) == rows, t
+            assert lk.scalar("SELECT count(*) FROM findings WHERE site_code LIKE 'WH-WC-%'") == 3
+    with open_lake(lake) as lk:
+        read = _read_by_view(lk, "findings")
+        assert read["files"] == ["findings/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet",
+                                 "findings/city=Wuhan/district=Jianghan/site=WH-JA-1/part-0.parquet"]
+        # Jiang'an's compacted file is all stale sites now: left out; Wu chang's read whole
+        assert [p.split("/")[3] for p in read["whole"]] == ["district=Wu%20chang%2FEast"] and read["filtered"] == []
+    report = compact(lake)                                      # the next compaction takes them in
+    assert {w["path"].split("/")[3] for w in report["written"]} >= {"district=Jiang%27an", "district=Jianghan"}
+    with open_lake(lake) as lk:
+        assert _read_by_view(lk, "findings")["files"] == []
+        assert lk.scalar("SELECT count(*) FROM findings WHERE site_code LIKE 'WH-JA-%'") == len(want["findings"])
+        assert lk.scalar("SELECT count(*) FROM detections WHERE site_code = 'WH-JA-2'") == 0
+    assert not [p for p in lake.rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_a_scoped_reader_of_a_compacted_lake_sees_only_its_sites(lake, monkeypatch):
+    import sitetwin.data.lake as lake_module
+
+    compact(lake)
+    district = Scope.for_account("dora", "district_regulator", district="Wu chang/East", city="Wuhan")
+    contractor = Scope.for_account("cole", "contractor", sites={"WH-JA-2"})
+    with open_lake(lake, admit=district.admits_site) as lk:
+        assert _read_by_view(lk, "findings")["whole"] == [
+            p for p in _read_by_view(lk, "findings")["whole"] if "Wu%20chang" in p] != []
+        for table in ("sites", "findings", "finding_events", "detections", "risk_scores"):
+            assert {r[0] for r in lk.execute(f'SELECT DISTINCT site_code FROM "{table}"')} == {
+                "WH-WC-1", "WH-WC-2"}, table
+    # half of the Jiang'an file's sites: that file, filtered by site_code
+    with open_lake(lake, admit=contractor.admits_site) as lk:
+        assert len(_read_by_view(lk, "findings")["filtered"]) == 1
+        for table in ("sites", "findings", "finding_events", "detections", "risk_scores", "hazards"):
+            assert {r[0] for r in lk.execute(f'SELECT DISTINCT site_code FROM "{table}"')} <= {"WH-JA-2"}, table
+        assert lk.scalar("SELECT count(*) FROM findings") == 2
+        assert [r["site_code"] for r in portfolio_sites(lk, contractor, as_of=DAY)] == ["WH-JA-2"]
+    # a few sites of a big file: their own per-site files instead
+    monkeypatch.setattr(lake_module, "FILTER_SHARE", 1)
+    with open_lake(lake, admit=contractor.admits_site) as lk:
+        assert _read_by_view(lk, "findings") == {
+            "whole": [], "filtered": [],
+            "files": ["findings/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet"]}
+        assert lk.scalar("SELECT count(*) FROM findings") == 2
+
+
+def test_a_failed_compaction_leaves_the_lake_as_it_was(platforms, lake):
+    import fsspec.implementations.local
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    class NoMoves(fsspec.implementations.local.LocalFileSystem):
+        def mv(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    compact(lake)
+    record = (lake / "_compacted/current.json").read_text()
+    with open_store(platforms["wc"]) as s:
+        raise_finding(s, site_code="WH-WC-1", category="quality", severity="high", title="late")
+    with open_store(platforms["wc"], read_only=True) as s:
+        publish(s, lake)
+    with pytest.raises(LakeError, match=r"cannot write _compacted/\w+/city=Wuhan/.*disk full"):
+        compact(lake.as_posix(), filesystem=PyFileSystem(FSSpecHandler(NoMoves(auto_mkdir=True))))
+    assert (lake / "_compacted/current.json").read_text() == record
+    assert not [p for p in lake.rglob("*") if p.name.startswith(".tmp-")]
+    with open_lake(lake) as lk:                                 # the new finding read from its site's file
+        assert lk.scalar("SELECT count(*) FROM findings WHERE site_code = 'WH-WC-1'") == 2
