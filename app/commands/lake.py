@@ -89,6 +89,23 @@ def publish_cmd(
     emit(report, as_json, render)
 
 
+@lake_app.command("compact")
+def compact_cmd(lake: LakeArg, as_json: JsonOption = False) -> None:
+    """Write each table's per-site files as one Parquet file per district, so a city rollup opens a few files
+    instead of one per site; sites published after it are read from their own files until the next compaction."""
+    from sitetwin.data.lake import compact
+
+    report = compact(lake)
+
+    def render(r: dict) -> None:
+        rows = sum(w["rows"] for w in r["written"])
+        out_console().print(_("{lake}: {sites} sites in {files} district files over {tables} tables; {written} written "
+                              "({rows} rows), {kept} unchanged, {removed} old files removed", lake=r["lake"],
+                              sites=r["sites"], files=r["districts"], tables=r["tables"], written=len(r["written"]),
+                              rows=rows, kept=r["kept"], removed=r["removed"]))
+    emit(report, as_json, render)
+
+
 @lake_app.command("status")
 def status_cmd(lake: LakeArg, as_json: JsonOption = False) -> None:
     """What the lake holds per site: its city and district, when it was published, rows per table."""
