@@ -12,6 +12,7 @@ import typer
 from sitetwin.app.commands import (
     bim,
     cluster,
+    enterprises,
     lake,
     oversight,
     panorama,
@@ -24,7 +25,7 @@ from sitetwin.app.commands import (
 )
 
 # The order of the groups in ``sitetwin --help``.
-GROUPS = (bim, survey, panorama, sensors, training, oversight, works, vision, serve, cluster, lake)
+GROUPS = (bim, survey, panorama, sensors, training, oversight, enterprises, works, vision, serve, cluster, lake)
 
 
 def register_all(app: typer.Typer) -> None:
