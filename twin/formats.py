@@ -560,11 +560,12 @@ def read_mesh(path: str | Path, *, sha: str | None = None, points: int = MESH_SA
     verts = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     if len(faces) == 0:
         with contextlib.suppress(Exception):          # forced to a mesh, a face-less file loses its vertices
-            verts = np.asarray(trimesh.load(str(path), process=False).vertices)
+            verts = np.asarray(getattr(trimesh.load(str(path), process=False), "vertices", verts))
         raise PointCloudError(f"{path}: the mesh has no faces ({len(verts)} vertices only); a photogrammetry "
                               f"mesh needs its triangles: export the textured mesh, or the dense cloud as PLY/LAS")
     _check_finite(path, verts, 0)
-    area = np.asarray(loaded.area_faces, dtype=np.float64)
+    tri = verts[faces]
+    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2
     if not np.isfinite(area).all() or area.sum() <= 0:
         raise PointCloudError(f"{path}: the mesh's {len(faces)} faces have no area (degenerate triangles)")
     rng = np.random.default_rng(seed)

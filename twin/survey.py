@@ -191,19 +191,20 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         say("registering (similarity: rotation, translation and scale)")
         result = reg.register_similarity(reg_index, xyz[sub], config, label=label)
     else:
-        result = None
+        placed = None
         placement = _georeferenced_placement(store, scans, model_ids, mesh, xyz, label, config, warnings)
         if placement is not None:
             say("placing by the georeference, refining")
-            result = reg.register_georeferenced(reg_index, xyz[sub], placement, config)
-            result = _judge_georeferenced(result, config, label, warnings)
-        if result is None:
+            placed = _judge_georeferenced(reg.register_georeferenced(reg_index, xyz[sub], placement, config),
+                                          config, label, warnings)
+        if placed is None:
             say("registering (automatic)")
             known = np.flatnonzero(station_known)
-            result = reg.register_auto(
+            placed = reg.register_auto(
                 reg_index, xyz[sub], config,
                 point_station=scan_of_point[sub] if known.size == len(scans) else None,
                 stations=stations if known.size == len(scans) else None)
+        result = placed
     reg.check(result, config, label=label)
     T = result.T_model_from_survey
     timings["register_s"] = time.perf_counter() - t0

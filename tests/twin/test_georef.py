@@ -42,6 +42,7 @@ def test_the_demo_model_is_georeferenced_in_cgcs2000_gauss_kruger(georef):
     assert georef.T_world_from_map() @ georef.T_map_from_world() == pytest.approx(np.eye(4), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_a_simulated_las_in_a_projected_crs_lands_within_5_mm_and_0_05_degrees_with_no_transform_given(
         writable_store, demo, epoch_survey, georef, cloud, tmp_path):
     # a GNSS-placed scanner: 4 cm / 3 cm / 1 cm off and 0.03 degrees of yaw in map coordinates
@@ -188,6 +189,7 @@ def test_an_e57_of_unregistered_stations_without_poses_is_refused_in_one_line(tm
     _check_e57_poses(tmp_path / "registered.e57", [station(0), far])
 
 
+@pytest.mark.slow
 def test_survey_add_takes_crs_and_refuses_a_file_whose_crs_is_not_the_models_in_one_line(writable_store, demo,
                                                                                           cloud, tmp_path):
     import subprocess

@@ -17,6 +17,7 @@ def demo_index(demo):
     return SurfaceIndex.from_mesh(demo.mesh)
 
 
+@pytest.mark.slow
 def test_one_room_of_a_storey_20_percent_of_its_floor_is_placed_within_5_mm_and_0_05_degrees(demo, demo_index):
     # Level 1's west end: 6 m x 18 m of the storey's 30 m x 18 m, with the stair in its north bay
     lo, hi = np.array([0.0, 0.0, 3.5]), np.array([6.0, 18.0, 7.0])
@@ -54,6 +55,7 @@ def test_a_symmetric_building_with_two_equally_good_poses_is_refused_with_the_re
         reg.check(result, label="sym.las")
 
 
+@pytest.mark.slow
 def test_a_survey_of_40_percent_clutter_is_placed_within_5_mm_and_0_05_degrees(demo, demo_index, epoch_survey):
     sim = epoch_survey.sim
     model_pts = sim.points_in_model_frame()[::2]
