@@ -21,11 +21,15 @@ def run(ctx) -> dict:
     with open_store(ctx.db) as store:
         with store.transaction():
             upsert_site(store, ctx.site_code, name=DEMO_SITE_NAME, district=DEMO_DISTRICT, city=DEMO_CITY)
+            from sitetwin.synth.city import assign_enterprise
+
+            enterprise = assign_enterprise(store, ctx.site_code)     # its construction enterprise (施工企业)
         report = load_model(store, info.path, site_code=ctx.site_code, name="structure")
     ctx.results["model_id"] = report.model_id
     ctx.results["ifc_path"] = info.path
     ctx.results["building"] = info
-    return {"model": report.model_id, "elements": report.element_count, "triangles": report.triangle_count,
+    return {"model": report.model_id, "enterprise": enterprise, "elements": report.element_count,
+            "triangles": report.triangle_count,
             "storeys": report.storeys, "tasks": report.tasks}
 
 

@@ -47,6 +47,17 @@ def run(ctx) -> dict:
 
         report_r = import_file(store, readings_path, now=now, findings=False)
         report_a = import_file(store, attendance_path, now=now, findings=False)
+        # the week's safety education records (synth.training), in step with the gate's flags: they decide who
+        # counts as trained, so the site's attendance warnings are computed again after them
+        from sitetwin.sensors.training import import_file as import_training
+        from sitetwin.sensors.warnings import evaluate_warnings
+        from sitetwin.synth.training import demo_training
+
+        training_path = ctx.workdir / "training.csv"
+        demo_training(week.events, site_code=ctx.site_code, week_start=week_start,
+                      untrained=week.incidents["untrained_workers"], seed=ctx.seed).to_csv(training_path, index=False)
+        report_t = import_training(store, training_path, today=now.date(), source="demo")
+        evaluate_warnings(store, site_code=ctx.site_code, device_ids=[], now=now, findings=False)
         from sitetwin.oversight.raising import raise_drafts
         from sitetwin.sensors.findings import raise_pending_findings
         from sitetwin.sensors.limits import site_limits
@@ -63,10 +74,11 @@ def run(ctx) -> dict:
 
         heads = headcount(store, ctx.site_code, start=week.start, end=now, step_s=900, now=now)
     ctx.results["sensors"] = {"devices": devices, "week_start": week.start, "now": now, "incidents": week.incidents,
-                              "readings_file": readings_path, "attendance_file": attendance_path}
+                              "readings_file": readings_path, "attendance_file": attendance_path,
+                              "training_file": training_path}
     active = [w for w in warnings if w.active]
     return {"devices": len(devices), "readings": report_r.readings, "untrusted": report_r.untrusted,
-            "gate events": report_a.events, "warnings": len(warnings),
+            "gate events": report_a.events, "training records": report_t["inserted"], "warnings": len(warnings),
             "active": ", ".join(sorted(f"{w.kind}@{w.device_id}" for w in active)),
             "by kind": ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())),
             "findings": len(raised), "peak headcount": int(heads["on_site"].max()) if len(heads) else 0,
