@@ -536,3 +536,185 @@ def tiny_detector(out: str | Path, *, imgsz: int = 64, seed: int = 0) -> Path:
         path = export_onnx(out / "tiny.pt", imgsz=imgsz, out=out / "tiny.onnx")
     (out / "tiny.pt").unlink()
     return path
+
+
+# ---------------------------------------------------------------------------------------------- histories
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """A city's histories for the lake's rollups: findings with their events, detections, hazards and weekly risk
+    scores of ``sites`` sites over Wuhan's districts, as of ``as_of``. The defaults are the issue's figure."""
+
+    sites: int = 10_000
+    findings: int = 1_000_000                    # in all, spread at random over the sites
+    detections: int = 10_000_000                 # in all, over the last ``days`` days
+    districts: int = len(WUHAN_DISTRICTS)
+    city: str = "Wuhan"
+    city_code: str = "WH"
+    days: int = 60
+    weeks: int = 8                               # stored risk scores a site, a week apart
+    as_of: dt.date = dt.date(2026, 6, 30)
+    batch: int = 500                             # sites generated at once (their rows depend on it: keep it)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("sites", "findings", "detections", "days", "weeks", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name in (
+                    "findings", "detections") else 1):
+                raise ValueError(f"HistorySpec.{name} {value!r}: a whole number")
+        if not 1 <= self.districts <= len(WUHAN_DISTRICTS):
+            raise ValueError(f"HistorySpec.districts {self.districts}: 1 to {len(WUHAN_DISTRICTS)}")
+
+    def site_code(self, i: int) -> str:
+        code = WUHAN_DISTRICTS[i % self.districts][0]
+        return f"{self.city_code}-{code}-{i + 1:0{max(2, len(str(self.sites)))}d}"
+
+
+def history_batch(spec: HistorySpec, start: int) -> dict[str, Any]:
+    """The rows of sites ``start .. start + spec.batch`` (``start`` a multiple of ``spec.batch``) as Arrow tables
+    named after the store's tables: sites, findings, finding_events, detections, hazards, risk_scores.
+
+    Vectorised draws, not library calls: a finding's events go raised -> rectification submitted -> verified
+    closed (-> reopened) with the event chain's hashes left as ``-``; the detections are boxes with no image."""
+    import pyarrow as pa
+
+    from sitetwin.oversight.risk import default_config, tier_for
+
+    if start % spec.batch or not 0 <= start < spec.sites:
+        raise ValueError(f"history_batch: start {start} is not a batch of {spec.sites} sites by {spec.batch}")
+    stop = min(start + spec.batch, spec.sites)
+    n_sites = stop - start
+    rng = np.random.default_rng([spec.seed, start // spec.batch])
+    codes = np.array([spec.site_code(i) for i in range(start, stop)], dtype=object)
+    district_of = np.array([WUHAN_DISTRICTS[i % spec.districts][1] for i in range(start, stop)], dtype=object)
+    end = np.datetime64(dt.datetime.combine(spec.as_of, dt.time()), "us")
+
+    def share(total: int) -> int:            # this batch's share of ``total``, exact over all batches
+        return total * stop // spec.sites - total * start // spec.sites
+
+    def ago(days: np.ndarray) -> np.ndarray:
+        return end - (days * 86_400e6).astype("timedelta64[us]")
+
+    tables: dict[str, Any] = {"sites": pa.table({
+        "site_code": pa.array(codes, pa.string()), "name": [f"Site {i + 1}" for i in range(start, stop)],
+        "district": pa.array(district_of, pa.string()), "city": [spec.city] * n_sites,
+        "created_at": np.full(n_sites, end - np.timedelta64(365, "D"))})}
+    # findings: raised over 120 days; fate open / submitted / closed / reopened
+    n_f = share(spec.findings)
+    f_site = rng.integers(0, n_sites, n_f)
+    raised = ago(rng.uniform(1, 120, n_f))
+    fids = np.array([f"F{start // spec.batch:05d}{j:07d}" for j in range(n_f)], dtype=object)
+    tables["findings"] = pa.table({
+        "finding_id": pa.array(fids, pa.string()), "site_code": pa.array(codes[f_site], pa.string()),
+        "number": np.arange(1, n_f + 1, dtype=np.int32),
+        "category": np.array(["safety", "quality", "progress", "environment"])[rng.integers(0, 4, n_f)],
+        "severity": np.array(["low", "medium", "high", "critical"])[rng.choice(4, n_f, p=[0.4, 0.3, 0.2, 0.1])],
+        "title": ["generated"] * n_f, "raised_by": ["generator"] * n_f, "raised_at": raised})
+    fate = rng.choice(4, n_f, p=[0.45, 0.2, 0.25, 0.1])
+    steps = 1 + (fate >= 1) + (fate >= 2) + (fate == 3)
+    owner = np.repeat(np.arange(n_f), steps)
+    seq = np.arange(len(owner)) - np.repeat(np.cumsum(steps) - steps, steps)       # 0, 1, ... within a finding
+    kinds = np.array(["raised", "rectification_submitted", "verified_closed", "reopened"])
+    statuses = np.array(["open", "rectification_submitted", "verified_closed", "reopened"])
+    due_days = rng.integers(2, 28, n_f)
+    at = np.minimum(raised[owner] + (seq * 86_400e6).astype("timedelta64[us]"),
+                    end - ((10 - seq) * 60e6).astype("timedelta64[us]"))
+    due = (raised[owner] + ((due_days[owner] + np.where(seq == 3, 7, 0)) * 86_400e6).astype("timedelta64[us]")) \
+        .astype("datetime64[D]")
+    has_due = (seq == 0) | (seq == 3)
+    n_ev = len(owner)
+    tables["finding_events"] = pa.table({
+        "event_id": [f"E{start // spec.batch:05d}{j:08d}" for j in range(n_ev)],
+        "finding_id": pa.array(fids[owner], pa.string()), "site_code": pa.array(codes[f_site[owner]], pa.string()),
+        "seq": (seq + 1).astype(np.int32), "occurred_at": at, "actor": ["generator"] * n_ev,
+        "kind": kinds[seq], "status": statuses[seq], "due": pa.array(due, mask=~has_due),
+        "prev_hash": ["-"] * n_ev, "hash": ["-"] * n_ev})
+    n_d = share(spec.detections)
+    tables["detections"] = pa.table({
+        "detection_id": [f"D{start // spec.batch:05d}{j:08d}" for j in range(n_d)],
+        "site_code": pa.array(codes[rng.integers(0, n_sites, n_d)], pa.string()),
+        "source_kind": ["camera"] * n_d, "source_ref": ["gate"] * n_d,
+        "captured_at": ago(rng.uniform(0, spec.days, n_d)),
+        "class_name": np.array(["person", "hard_hat", "head", "vest", "excavator"])[rng.integers(0, 5, n_d)],
+        "confidence": rng.uniform(0.3, 1.0, n_d), "x1": np.zeros(n_d), "y1": np.zeros(n_d), "x2": np.ones(n_d),
+        "y2": np.ones(n_d)})
+    n_h = n_d // 50
+    tables["hazards"] = pa.table({
+        "hazard_id": [f"H{start // spec.batch:05d}{j:07d}" for j in range(n_h)],
+        "site_code": pa.array(codes[rng.integers(0, n_sites, n_h)], pa.string()),
+        "rule": ["no_hard_hat"] * n_h, "severity": ["high"] * n_h, "message": ["generated"] * n_h,
+        "started_at": ago(rng.uniform(0, spec.days, n_h))})
+    weeks = [spec.as_of - dt.timedelta(days=7 * k) for k in range(spec.weeks)]
+    n_r = n_sites * spec.weeks
+    scores = np.round(rng.uniform(5, 90, n_r), 2)
+    config = default_config()
+    tiers = [tier_for(float(x), config) for x in scores]
+    tables["risk_scores"] = pa.table({
+        "site_code": pa.array(np.repeat(codes, spec.weeks), pa.string()), "as_of": weeks * n_sites,
+        "computed_at": np.full(n_r, end), "score": scores, "computed_tier": tiers, "tier": tiers,
+        "breakdown": ["{}"] * n_r, "formula_version": ["generated"] * n_r})
+    return tables
+
+
+def history_lake(lake: str | Path, spec: HistorySpec = HistorySpec(), *,
+                 on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Generate the city's histories straight into the lake ``lake`` (a new or empty folder, or a lake of the same
+    schema): each batch of sites goes into an in-memory store and is published from there, as ``sitetwin lake
+    publish`` does from a site's store, so the lake has the layout, state files and digests of a published one.
+
+    Unlike publishing real stores there are no site stores (nothing to republish from), and the rows are
+    vectorised draws (:func:`history_batch`), not the library's records. Returns the rows per table, partitions
+    written and seconds."""
+    from sitetwin.data.lake import publish
+    from sitetwin.data.store import open_store
+
+    started = time.perf_counter()
+    say = on_progress or (lambda _msg: None)
+    rows: dict[str, int] = {}
+    written = 0
+    for start in range(0, spec.sites, spec.batch):
+        tables = history_batch(spec, start)
+        with open_store(":memory:") as store:
+            with store.transaction():
+                for name, arrow in tables.items():
+                    rows[name] = rows.get(name, 0) + store.insert_frame(name, arrow)
+            written += len(publish(store, lake)["written"])
+        say(f"sites {start + 1}-{min(start + spec.batch, spec.sites)} of {spec.sites}")
+    return {"sites": spec.sites, "rows": rows, "partitions": written,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def history_stores(folder: str | Path, spec: HistorySpec = HistorySpec(), *, sites: int | None = None,
+                   on_progress: Callable[[str], None] | None = None) -> list[Path]:
+    """The same histories as separate site stores: one DuckDB file per site (``<folder>/<site>.duckdb``) for
+    the first ``sites`` sites (default all), each holding exactly the rows :func:`history_lake` publishes of
+    that site. Returns the store paths in site order."""
+    from sitetwin.data.store import open_store
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    say = on_progress or (lambda _msg: None)
+    count = spec.sites if sites is None else min(sites, spec.sites)
+    paths = []
+    for start in range(0, count, spec.batch):
+        tables = history_batch(spec, start)
+        with open_store(":memory:") as batch:
+            with batch.transaction():
+                for name, arrow in tables.items():
+                    batch.insert_frame(name, arrow)
+            for i in range(start, min(start + spec.batch, count)):
+                code = spec.site_code(i)
+                path = folder / f"{code}.duckdb"
+                open_store(path).close()                      # created with every migration
+                batch.execute(f"ATTACH '{path.as_posix()}' AS one")
+                try:
+                    with batch.transaction():
+                        for name in tables:
+                            batch.execute(f'INSERT INTO one."{name}" SELECT * FROM "{name}" WHERE site_code = ?',
+                                          [code])
+                finally:
+                    batch.execute("DETACH one")
+                paths.append(path)
+        say(f"stores {len(paths)} of {count}")
+    return paths
