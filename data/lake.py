@@ -7,6 +7,9 @@ Layout under the lake's root (a local folder, ``file://`` or ``s3://`` URI)::
     _state/site=<site>.json                              what was published of one site: per table its
                                                          partition file, row count and content digest
     <table>/city=<c>/district=<d>/site=<s>/part-0.parquet
+    _compacted/current.json                              the last compaction: per table its district files and,
+                                                         per site, the per-site file (path, size, mtime) it took
+    _compacted/<table>/city=<c>/district=<d>/part-<key>.parquet   one table's rows of a district's sites
 
 The tables are those an exchange package carries (``data.exchange.package_tables``): every table
 with a ``site_code`` column except accounts, sessions, tokens and the audit log, and the linked
@@ -21,6 +24,13 @@ writes only what changed: a partition is written under a hidden temporary name a
 moved over the old file, so a reader sees the old partition or the new one, never half of
 one. A site's tables are replaced one at a time (each whole); the state file is written last,
 so an interrupted publish is finished by the next one.
+
+:func:`compact` (``sitetwin lake compact``) writes each table's per-site files as one file per district, so a
+city rollup opens a few dozen files rather than one per table and site (the cost of a per-site lake is per
+file). It is exact by construction: a reader takes a site's rows from a compacted file only while that site's
+per-site files are still the ones the compaction listed before reading them (same path, size and modification
+time); a site republished, moved or emptied since is read from its own files, and its compacted rows left out.
+The per-site files stay: they are what :func:`publish` compares against, and what a reader of few sites opens.
 
 :func:`open_lake` returns a :class:`LakeStore`: the ``Store`` class over an in-memory DuckDB
 database that has every migration's tables, where each lake table with files is replaced by a
