@@ -313,8 +313,9 @@ def lang_paint(driver, base_url: str, site: str, label: str, repeats: int = LANG
     def url(lang):
         return f"{base_url}/twin?site={site}&mode=status&lang={lang}"
 
-    paint_seconds(driver, url("zh-CN"), "twin-graph")         # both languages' catalogs read, geometry warm
-    paint_seconds(driver, url("en"), "twin-graph")
+    for lang in ("zh-CN", "en"):                              # both languages' catalogs read, geometry warm
+        if paint_seconds(driver, url(lang), "twin-graph") is None:
+            raise SystemExit(f"the twin page in {lang} did not paint within {PAINT_TIMEOUT_S:.0f} s: {url(lang)}")
     runs: dict[str, list[float]] = {"en": [], "zh-CN": []}
     html_lang: dict[str, set[str]] = {"en": set(), "zh-CN": set()}
     for n in range(repeats):
@@ -341,9 +342,12 @@ LANG_COLUMNS = ["site", "en_median_s", "en_spread_s", "zh_median_s", "zh_spread_
 def lang_only(rebuild: bool) -> None:
     """Only the zh-CN against English first paint, on the demo site."""
     from sitetwin.dashboards.app import BackgroundServer, create_app
+    from sitetwin.data.store import open_store
 
     load_before = machine()["load_avg_1m"]
     db = build_demo(rebuild)
+    with open_store(db):                  # a site built by an older sitetwin: its schema brought up to date
+        pass
     driver = browser()
     served = BackgroundServer(create_app(db))
     try:
@@ -494,6 +498,11 @@ def main() -> None:
         return
     t = time.perf_counter()
     demo, big = build_demo(args.rebuild), build_big(args.rebuild)
+    from sitetwin.data.store import open_store
+
+    for db in (demo, big):                # sites built by an older sitetwin: their schema brought up to date
+        with open_store(db):
+            pass
     print(f"sites ready in {time.perf_counter() - t:.0f} s", flush=True)
 
     from plotly.io.json import to_json_plotly

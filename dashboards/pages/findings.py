@@ -21,7 +21,7 @@ _ = Translator("dashboards.pages")
 NAME = N_("Findings")
 STATUS_OPTIONS = [{"label": N_("open"), "value": "open"},
                   {"label": N_("rectification submitted"), "value": "rectification_submitted"},
-                  {"label": N_("verified and closed"), "value": "verified_closed"},
+                  {"label": N_("verified closed"), "value": "verified_closed"},
                   {"label": N_("reopened"), "value": "reopened"}]
 ACTION_BUTTONS = ("submit", "verify", "reopen", "comment")
 ACTION_LABELS = {"submit": N_("Submit rectification"), "verify": N_("Verify and close"), "reopen": N_("Reopen"),
