@@ -477,9 +477,13 @@ def compact(lake: str | Path, *, filesystem: Any = None, now: dt.datetime | None
         for (city_enc, district_enc), members in sorted(groups.items()):
             key = hashlib.sha256(json.dumps(members).encode()).hexdigest()[:20]
             rel_out = f"{COMPACT_DIR}/{table}/city={city_enc}/district={district_enc}/part-{key}.parquet"
-            site_of = {rel: _where(rel)[2] for rel, _, _ in members}        # type: ignore[index]
-            entry = {"path": rel_out, "city": _dec(city_enc), "district": _dec(district_enc),
-                     "sites": {site_of[rel]: [rel, size, mtime] for rel, size, mtime in members}}
+            site_files: dict[str, list[Any]] = {}
+            for rel, size, mtime in members:
+                where = _where(rel)
+                if where is not None:
+                    site_files[where[2]] = [rel, size, mtime]
+            entry: dict[str, Any] = {"path": rel_out, "city": _dec(city_enc), "district": _dec(district_enc),
+                                     "sites": site_files}
             old = old_files.get(rel_out)
             if old is not None and _exists(loc, [loc.path(rel_out)]).get(loc.path(rel_out)):
                 entry["rows"] = old.get("rows")
@@ -495,7 +499,7 @@ def compact(lake: str | Path, *, filesystem: Any = None, now: dt.datetime | None
                 entry["rows"] = arrow.num_rows
                 report["written"].append({"table": table, "path": rel_out, "sites": len(members),
                                           "rows": arrow.num_rows})
-            sites.update(entry["sites"])
+            sites.update(site_files)
             files.append(entry)
         if files:
             record["tables"][table] = {"files": files}
@@ -687,7 +691,7 @@ def _plan_sources(listed: dict[str, tuple[int, int]], entry: dict | None,
         if where is None or where[2] in from_compacted:
             continue
         city, district, site = where
-        if site is not None and (admit is None or admit(site, district, city)):
+        if admit is None or admit(site, district, city):
             files.append(rel)
     return {"whole": whole, "filtered": filtered, "keep": sorted(keep), "files": files}
 
@@ -709,13 +713,13 @@ def _relative(loc: LakeLocation, path: str) -> str:
     return path[len(root):] if path.startswith(root) else path.lstrip("/")
 
 
-def _where(rel: str) -> tuple[str | None, str | None, str | None] | None:
+def _where(rel: str) -> tuple[str | None, str | None, str] | None:
     """(city, district, site) of a per-site partition file (``<table>/city=/district=/site=/part``), or None."""
     parts = rel.rsplit("/", 4)[-4:-1]
     if len(parts) != 3 or not all(p.startswith(k + "=") for p, k in zip(parts, ("city", "district", "site"))):
         return None
     city, district, site = (_dec(p.split("=", 1)[1]) for p in parts)
-    return city, district, site
+    return None if site is None else (city, district, site)
 
 
 def _attach(store: Store, loc: LakeLocation, table: str, sources: dict[str, Any]) -> None:
