@@ -250,7 +250,10 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         scans=tuple({"scan_index": i, "name": s.name, "file": str(s.file), "points": s.point_count,
                      "station_known": s.station_known} for i, s in enumerate(scans)),
         registration=result.summary() | {"details": result.details},
-        status_counts={k: int(counts.get(k, 0)) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+        status_counts={**{k: int(counts.get(k, 0)) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+                       # of the partial ones, those whose observed faces failed a check (twin.queries)
+                       "partial_out_of_tolerance": int(((dev.elements["status"] == "partial")
+                                                        & dev.elements["checks"].map(bool)).sum())},
         noise_mm=None if dev.noise_mm != dev.noise_mm else round(dev.noise_mm, 3), loa=dev.loa,
         unplanned_objects=int(len(dev.unplanned)), points_file=str(final), warnings=tuple(warnings),
         seconds=round(time.perf_counter() - started, 3), timings_s={k: round(v, 3) for k, v in timings.items()})
@@ -515,6 +518,13 @@ def _jsonable(obj):
     return str(obj)
 
 
+def _partial_out_of_tolerance(store: Store, survey_id: str) -> int:
+    from sitetwin.twin.queries import survey_status_counts
+
+    counts = survey_status_counts(store, [survey_id])
+    return int(counts["partial_out_of_tolerance"].iloc[0]) if len(counts) else 0
+
+
 def _existing(store: Store, survey_id: str, started: float) -> SurveyReport:
     from sitetwin.twin.survey_store import get_survey, list_surveys, scan_stations
 
@@ -529,7 +539,8 @@ def _existing(store: Store, survey_id: str, started: float) -> SurveyReport:
         registration={"method": s.registration_method, "fitness": s.fitness,
                       "rmse_mm": None if s.rmse_m is None else round(s.rmse_m * 1000, 2),
                       "T_model_from_survey": s.T_model_from_survey.round(6).tolist(), "details": s.registration},
-        status_counts={k: int(row[k]) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+        status_counts={**{k: int(row[k]) for k in ("built", "partial", "not_built", "out_of_tolerance")},
+                       "partial_out_of_tolerance": _partial_out_of_tolerance(store, survey_id)},
         noise_mm=s.noise_mm, loa=s.loa, unplanned_objects=int(unplanned),
         points_file=str(s.points_file) if s.points_file else None, reused=True,
         warnings=(f"these files were already imported as survey {survey_id}; nothing changed",),
