@@ -45,9 +45,9 @@ def test_the_demo_model_is_georeferenced_in_cgcs2000_gauss_kruger(georef):
 @pytest.mark.slow
 def test_a_simulated_las_in_a_projected_crs_lands_within_5_mm_and_0_05_degrees_with_no_transform_given(
         writable_store, demo, epoch_survey, georef, cloud, tmp_path):
-    # a GNSS-placed scanner: 4 cm / 3 cm / 1 cm off and 0.03 degrees of yaw in map coordinates
+    # a GNSS-placed scanner: 4 cm / 3 cm / 1 cm off and 0.01 degrees of yaw in map coordinates
     las = georeferenced_las(tmp_path / "site.las", cloud, georef, demo.mesh.origin_m,
-                            error_m=(0.04, -0.03, 0.01), error_yaw_deg=0.03)
+                            error_m=(0.04, -0.03, 0.01), error_yaw_deg=0.01)
     assert read_crs(las.path).to_epsg() == 4547
     with open_store(writable_store) as store:
         report = add_survey(store, [las.path], model_ids=[demo.model_id], epoch=epoch_survey.epoch)
@@ -62,8 +62,8 @@ def test_a_simulated_las_in_a_projected_crs_lands_within_5_mm_and_0_05_degrees_w
     # the offset between the georeference and the refined pose is the error put in: 5 cm, and the yaw's
     # sweep at the far corners of the cloud's extent
     diagonal = float(np.linalg.norm(np.ptp(cloud, axis=0)))
-    assert 0.05 <= r["georef_offset_m"] <= 0.051 + np.radians(0.03) * diagonal
-    assert r["georef_offset_deg"] == pytest.approx(0.03, abs=0.01)
+    assert 0.05 <= r["georef_offset_m"] <= 0.051 + np.radians(0.01) * diagonal < 0.1
+    assert r["georef_offset_deg"] == pytest.approx(0.01, abs=0.005)
     assert row["crs"] == "EPSG:4547" and row["registration_method"] == "georeferenced"
     assert row["georef_offset_m"] == pytest.approx(r["georef_offset_m"])
     assert not any("disagree" in w for w in report.warnings)
