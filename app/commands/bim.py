@@ -8,7 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
+from sitetwin.data.clikit import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    JsonOption,
+    emit,
+    err_console,
+    out_console,
+    progress,
+    table,
+    warn,
+)
 from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
@@ -53,12 +63,40 @@ def load_cmd(
                 warn(w)
             reports.append(report)
     payload = reports[0] if len(reports) == 1 else {"models": reports}
-    emit(payload, as_json, lambda _payload: table(
-        [{"model": r.model_id, "file": r.file_name, "version": r.version, "schema": r.schema, "unit": r.length_unit,
-          "elements": r.element_count, "triangles": r.triangle_count, "failed": len(r.failures),
-          "status": "unchanged" if r.reused else ("cached" if r.cache_hit else "loaded")} for r in reports],
-        ["model", "file", "version", "schema", "unit", "elements", "triangles", "failed", "status"],
-        title=_("site {site}", site=reports[0].site_code)))
+
+    def render(_payload) -> None:
+        table([{"model": r.model_id, "file": r.file_name, "version": r.version, "schema": r.schema,
+                "unit": r.length_unit, "elements": r.element_count, "triangles": r.triangle_count,
+                "failed": len(r.failures),
+                "status": "unchanged" if r.reused else ("cached" if r.cache_hit else "loaded")} for r in reports],
+              ["model", "file", "version", "schema", "unit", "elements", "triangles", "failed", "status"],
+              title=_("site {site}", site=reports[0].site_code))
+        for r in reports:
+            line = skipped_text(r.file_name, r.skipped)
+            if line:
+                out_console().print(line, highlight=False, markup=False)
+    emit(payload, as_json, render)
+
+
+# why a product was not loaded as surfaces (bim.elements.skip_reason, bim.load.parse_model), as people read it
+SKIP_REASONS = {k: k for k in (N_("not built"), N_("no body"), N_("container"), N_("not physical"),
+                               N_("reference line"), N_("alignment layout"), N_("reference line not evaluated"),
+                               N_("reference line, plan only (3D axis incomplete)"))}
+
+
+def skipped_text(file_name: str, skipped) -> str:
+    """The load report's ``skipped_line`` in the reader's language, from its records ``{reason, ifc_class,
+    count}`` ("" when nothing was skipped)."""
+    by_reason: dict[str, list[tuple[str, int]]] = {}
+    for s in skipped:
+        by_reason.setdefault(s["reason"], []).append((s["ifc_class"], int(s["count"])))
+    if not by_reason:
+        return ""
+    parts = [_("{reason} {n} ({classes})", reason=_(SKIP_REASONS[r]) if r in SKIP_REASONS else r,
+               n=sum(n for _c, n in items), classes=", ".join(f"{c} {n}" for c, n in items))
+             for r, items in by_reason.items()]
+    return _("{file}: {n} products with a representation not loaded as surfaces: {reasons}", file=file_name,
+             n=sum(n for items in by_reason.values() for _c, n in items), reasons=_("; ").join(parts))
 
 
 @bim_app.command("models")
