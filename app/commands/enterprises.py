@@ -162,6 +162,7 @@ def enterprise_list(
 
     with open_store(db, create=False) as store:
         scope = caller_scope(store, token)
+        codes: list[str] | None
         if site is not None:
             guard(store, scope, "read", site)
             who = site_enterprises(store, site)
