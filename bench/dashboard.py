@@ -42,7 +42,7 @@ BIG_SURVEYS = 100
 BIG_DETECTIONS = 1_000_000
 PAINT_TIMEOUT_S = 180.0
 TARGETS = {"paint_demo_s": 3.0, "paint_big_s": 6.0, "payload_big_mb": 15.0, "callback_ms": 300.0,
-           "paint_zh_vs_en": 1.10}
+           "paint_zh_vs_en": 1.10}          # zh-CN's median paint at most 10 % above English's
 LANG_REPEATS = 6              # navigations per language, alternating
 
 
@@ -331,8 +331,7 @@ def lang_paint(driver, base_url: str, site: str, label: str, repeats: int = LANG
             "zh_median_s": statistics.median(zh) if zh else None, "zh_spread_s": (max(zh) - min(zh)) if zh else None,
             "runs": f"{len(en)}+{len(zh)}", "zh_vs_en": ratio,
             "html_lang": ",".join(sorted(html_lang["en"])) + " / " + ",".join(sorted(html_lang["zh-CN"])),
-            "ok": ratio is not None and abs(ratio - 1.0) <= TARGETS["paint_zh_vs_en"] - 1.0
-            and html_lang["zh-CN"] == {"zh-CN"}}
+            "ok": ratio is not None and ratio <= TARGETS["paint_zh_vs_en"] and html_lang["zh-CN"] == {"zh-CN"}}
 
 
 LANG_COLUMNS = ["site", "en_median_s", "en_spread_s", "zh_median_s", "zh_spread_s", "runs", "zh_vs_en", "html_lang",
