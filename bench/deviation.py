@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -184,13 +185,22 @@ def measure_open3d(work: Path, mesh_file: Path) -> dict:
             "end_to_end_s": done - t0, "peak_rss_mb": peak_rss_mb()}
 
 
+def cpu_of_children() -> float:
+    """User + system seconds of the finished child processes so far: less sensitive than wall time to
+    what else runs on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def child(method: str, work: Path, mesh_file: Path) -> dict:
     load0 = load_average()
+    cpu0 = cpu_of_children()
     out = subprocess.run([sys.executable, __file__, "--child", method, "--work", str(work), "--mesh", str(mesh_file)],
                          capture_output=True, text=True, timeout=7200)
     if out.returncode != 0:
         raise SystemExit(f"{method} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1]) | {"load_before": load0, "load_after": load_average()}
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"load_before": load0, "load_after": load_average(),
+                                                              "process_cpu_s": cpu_of_children() - cpu0}
 
 
 # ----------------------------------------------------------------------------- CloudCompare
@@ -216,18 +226,21 @@ def cloudcompare(work: Path, exe: str) -> dict:
     env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(home), QT_QPA_PLATFORM="offscreen")
     base = [exe, "-SILENT", "-AUTO_SAVE", "OFF", "-O", "cloud.ply", "-O", "mesh.ply"]
     load0 = load_average()
+    cpu0 = cpu_of_children()
     t = time.perf_counter()
     subprocess.run(base, cwd=work, env=env, capture_output=True, text=True, timeout=7200, check=True)
     read = time.perf_counter() - t
+    cpu1 = cpu_of_children()
     t = time.perf_counter()
     out = subprocess.run([*base, "-C2M_DIST", "-MAX_DIST", str(BAND_M)], cwd=work, env=env, capture_output=True,
                          text=True, timeout=7200)
     wall = time.perf_counter() - t
+    cpu = (cpu_of_children() - cpu1) - (cpu1 - cpu0)        # less the loading run's
     text = out.stdout + out.stderr
     if out.returncode != 0:
         return {"error": text[-500:]}
     own = [float(x) for x in re.findall(r"finished in ([0-9.]+) s", text)]
-    return {"read_s": read, "end_to_end_s": max(wall - read, 0.0), "wall_s": wall,
+    return {"read_s": read, "end_to_end_s": max(wall - read, 0.0), "wall_s": wall, "process_cpu_s": cpu,
             "reported_compute_s": own[-1] if own else None, "load_before": load0, "load_after": load_average()}
 
 
@@ -336,11 +349,25 @@ def run_case(name: str, mesh_file: Path, n: int, args, exe: str | None) -> dict:
     case = {"model": name, "data": data, "sitetwin": ours, "open3d": o3d_runs, "cloudcompare": cc_runs,
             "accuracy": acc, "sitetwin_s": summarise(ours), "open3d_s": summarise(o3d_runs),
             "cloudcompare_s": summarise(cc_ok) if cc_ok else None,
-            "sitetwin_with_clearance_query_s": summarise(ours, "with_clearance_query_s")}
+            "sitetwin_with_clearance_query_s": summarise(ours, "with_clearance_query_s"),
+            "cpu_s": {"sitetwin": summarise(ours, "process_cpu_s"), "open3d": summarise(o3d_runs, "process_cpu_s"),
+                      "cloudcompare": summarise(cc_ok, "process_cpu_s") if cc_ok else None}}
     s = case["sitetwin_s"]["median"]
     case["ratio_vs_open3d"] = case["open3d_s"]["median"] / s
     case["ratio_vs_cloudcompare"] = case["cloudcompare_s"]["median"] / s if cc_ok else None
     return case
+
+
+def print_cpu(cases: list[dict]) -> None:
+    print("\nCPU seconds of each whole process (sitetwin and Open3D: reading their inputs included; CloudCompare: "
+          "less a run that only loads), median: on a shared machine less noisy than wall time")
+    print(f"{'model':<42}{'sitetwin':>10}{'Open3D':>10}{'CloudCompare':>14}{'O3D/st':>8}{'CC/st':>7}")
+    for c in cases:
+        st, o3, cc = (c["cpu_s"][k] for k in ("sitetwin", "open3d", "cloudcompare"))
+        ccs = "" if cc is None else f"{cc['median']:14.2f}"
+        ccr = "" if cc is None else f"{cc['median'] / st['median']:6.2f}x"
+        print(f"{c['model'][:41]:<42}{st['median']:10.2f}{o3['median']:10.2f}{ccs:>14}"
+              f"{o3['median'] / st['median']:7.2f}x{ccr:>7}")
 
 
 def print_cases(cases: list[dict]) -> None:
@@ -399,11 +426,13 @@ def main() -> None:
             mesh_file = model_mesh(name, source)
             print(f"{name}, {n:,} points ...", flush=True)
             cases.append(run_case(name, mesh_file, n, args, exe))
+            print_cases(cases[-1:])
     print(f"\nend to end (imports, index/octree build, kernel load, query, element lookup; reading apart), "
           f"seconds, median [min-max] of {args.repeats}; sitetwin band {BAND_M} m = CloudCompare -MAX_DIST; "
           f"{cases[0]['sitetwin'][0]['threads'] if cases else '?'} threads; "
           f"load average {load_start} -> {load_average()}")
     print_cases(cases)
+    print_cpu(cases)
     result = {"benchmark": "deviation", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
               "cpus": os.cpu_count(), "band_m": BAND_M, "load_average_start": load_start,
               "load_average_end": load_average(), "repeats": args.repeats, "cases": cases,
