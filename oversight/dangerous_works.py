@@ -66,7 +66,7 @@ REVIEW_STATES = ("not_required", "pending", "passed", "failed")
 STATES = ("planned", "approved", "active", "finished")
 # Who may change the register: the parties on a site's record (the contractor enters its plans and dates,
 # regulators correct them); viewers read only. The system scope may do everything.
-WRITER_ROLES = frozenset({"admin", "city_regulator", "district_regulator", "contractor"})
+WRITER_ROLES = frozenset({"admin", "city_regulator", "district_regulator", "contractor", "enterprise"})
 ZONE_RULE = "dangerous_works_zone"
 FINDING_SOURCE = "dangerous_works"
 FIELDS = ("site_code", "code", "work_type", "scale", "title", "description", "responsible", "planned_start",

@@ -46,9 +46,6 @@ REGULATORS = {"admin", "city_regulator", "district_regulator"}
 SEES_OTHER = {"admin", "city_regulator"}
 SITE_PARTIES = {"contractor", "enterprise"}   # who builds the site: the contractor, and its enterprise's account
 WORKS_WRITERS = REGULATORS | SITE_PARTIES      # who changes a site's register of dangerous works
-# Known gap (oversight.dangerous_works.WRITER_ROLES lacks "enterprise"): the enterprise role's writes to the register
-# are marked xfail while it does; once it is added there, the same cases run as allowed calls, unchanged.
-WORKS_WRITE_GAP = "dangerous_works.WRITER_ROLES does not yet give the enterprise role the contractor's rights"
 PW = "matrix password 1"
 
 
@@ -290,8 +287,6 @@ def test_every_role_is_allowed_or_refused_on_every_entry_point(matrix_store, tmp
     allowed_roles, needs, call = ENTRY_POINTS[entry]
     site = OWN if target == "own site" else OTHER
     allowed = role in allowed_roles and (site == OWN or role in SEES_OTHER)
-    if allowed and role == "enterprise" and allowed_roles is WORKS_WRITERS and role not in works.WRITER_ROLES:
-        pytest.xfail(WORKS_WRITE_GAP)
     scope = ROLE_SCOPES[role]
     prepared = _prepare(matrix_store, needs, site, tmp_path)
     if allowed:
@@ -309,8 +304,6 @@ def test_every_role_is_allowed_or_refused_on_every_entry_point(matrix_store, tmp
 @pytest.mark.parametrize("entry", sorted(GLOBAL_ENTRY_POINTS))
 def test_every_role_is_allowed_or_refused_on_every_global_entry_point(matrix_store, tmp_path, entry, role):
     allowed_roles, call = GLOBAL_ENTRY_POINTS[entry]
-    if role == "enterprise" and allowed_roles is WORKS_WRITERS and role not in works.WRITER_ROLES:
-        pytest.xfail(WORKS_WRITE_GAP)
     scope = ROLE_SCOPES[role]
     if role not in allowed_roles:
         before = _digest(matrix_store)
