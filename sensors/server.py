@@ -235,6 +235,13 @@ class Ingestor:
                 with open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s) as store:
                     report = store_records(store, parsed["records"], import_key=parsed["import_key"], source="http",
                                            origin=device_id, content_sha256=parsed["content_sha256"])
+                    if self.config.evaluate and report["inserted"] + report["updated"]:
+                        # the gate's trained status comes from the records: the sites' attendance warnings again,
+                        # as `sitetwin training import` does (a lapsed course warns, a valid one withdraws)
+                        from sitetwin.sensors.warnings import evaluate_warnings
+
+                        for site in sorted({r["site_code"] for r in parsed["records"]}):
+                            evaluate_warnings(store, site_code=site, device_ids=[], sink=self.sink)
             finally:
                 self._turn.release()
         self.count("stored_training_records", report["inserted"] + report["updated"])

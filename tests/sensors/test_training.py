@@ -13,6 +13,7 @@ from sitetwin.sensors.batch import to_us
 from sitetwin.sensors.queries import training_coverage
 from sitetwin.sensors.timeseries import store_batches
 from sitetwin.sensors.training import TrainingError, effective_trained, import_file, list_records
+from sitetwin.sensors.warnings import evaluate_warnings, list_warnings
 
 H = 3600 * 1_000_000
 # 2026-03-16 07:00 in Shanghai is 2026-03-15 23:00 UTC: the local day differs from the UTC day
@@ -146,6 +147,16 @@ def test_training_coverage_counts_workers_trained_every_time_they_entered(sensor
 @pytest.fixture
 def ingest(tmp_path, make_batch):
     """An in-process ingest app over a store with sites S1 (gate GT1, workers W-A..W-C) and S2 (gate GT2)."""
+    yield from _ingest_app(tmp_path, make_batch, evaluate=False)
+
+
+@pytest.fixture
+def evaluating_ingest(tmp_path, make_batch):
+    """As ``ingest``, the gate saying nobody is trained, with warnings evaluated as data arrive."""
+    yield from _ingest_app(tmp_path, make_batch, evaluate=True, gate_trained=False)
+
+
+def _ingest_app(tmp_path, make_batch, *, evaluate: bool, gate_trained: bool = True):
     from starlette.testclient import TestClient
 
     from sitetwin.data.sites import upsert_site
@@ -160,9 +171,11 @@ def ingest(tmp_path, make_batch):
             upsert_site(store, "S2")
             add_device(store, "GT1", site_code="S1", device_type="gate", interval_s=86400.0)
             add_device(store, "GT2", site_code="S2", device_type="gate", interval_s=86400.0)
-        gate_week(store, make_batch)
+        gate_week(store, make_batch, gate_trained=gate_trained)
+        if evaluate:
+            evaluate_warnings(store, site_code="S1", device_ids=[], findings=False)
         tokens = {d: issue_token(store, d) for d in ("GT1", "GT2")}
-    config = ServerConfig(db=db, spool=tmp_path / "spool.sqlite", flush_interval_s=0.2, evaluate=False)
+    config = ServerConfig(db=db, spool=tmp_path / "spool.sqlite", flush_interval_s=0.2, evaluate=evaluate)
     with TestClient(create_app(config)) as client:
         yield client, tokens, db
 
@@ -227,3 +240,18 @@ def test_a_malformed_training_batch_gets_a_4xx_never_a_500(ingest, body):
     answer = client.post("/v1/training", content=body, headers={"Authorization": f"Bearer {tokens['GT1']}"})
     assert 400 <= answer.status_code < 500 and answer.json()["error"]
     assert stored(db) == {"training_records": 0, "training_imports": 0}
+
+
+def test_training_posted_to_the_ingest_server_withdraws_the_gate_flags_untrained_warnings(evaluating_ingest):
+    client, tokens, db = evaluating_ingest
+    from sitetwin.data.store import open_store
+
+    def warned():
+        with open_store(db, lock_timeout_s=30.0) as store:
+            return sorted({w.worker_id for w in list_warnings(store, site_code="S1", kind="untrained_worker")})
+
+    assert warned() == ["W-A", "W-B", "W-C"]                     # the gate says none of them is trained
+    answer = post(client, tokens["GT1"], {"batch_id": "lms-7", "records": [
+        record(worker_id="W-B", completed_on="2026-03-01"), record(worker_id="W-C", completed_on="2026-03-01")]})
+    assert answer.status_code == 200 and answer.json()["inserted"] == 2
+    assert warned() == ["W-A"]                                   # the records decide for W-B and W-C at once
