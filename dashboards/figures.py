@@ -18,6 +18,10 @@ from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("dashboards")
 EMPTY_COUNTS = {"hazards": N_("No hazards."), "detections": N_("No detections.")}
+# the element statistics a histogram can draw, as the axis names them (the column names stay in the frame)
+ELEMENT_STATISTICS = {"mean_mm": N_("element mean signed distance (mm)"),
+                      "p95_mm": N_("element p95 |distance| (mm)"),
+                      "rms_mm": N_("element RMS distance (mm)")}
 
 DAY_MS = 86_400_000             # a day on a plotly date axis
 HEAT_CELL_M = 0.5
@@ -92,8 +96,9 @@ def element_deviation_histogram(frame, column: str = "mean_mm") -> dict:
                          marker=dict(color=PALETTE[i % len(PALETTE)]), xbins=dict(size=1.0)))
     if not data:
         return empty_figure(_("No measured element on the chosen storeys and classes."))
+    title = _(ELEMENT_STATISTICS[column]) if column in ELEMENT_STATISTICS else _("element {column} (mm)", column=column)
     return {"data": data, "layout": _layout(barmode="overlay",
-                                            xaxis=dict(title=dict(text=_("element {column} (mm)", column=column))),
+                                            xaxis=dict(title=dict(text=title)),
                                             yaxis=dict(title=dict(text=_("elements"))))}
 
 
