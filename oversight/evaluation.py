@@ -43,6 +43,7 @@ from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import OversightError, SchemeError
+from sitetwin.oversight.risk import basis_text
 from sitetwin.oversight.scope import Scope
 from sitetwin.panorama.queries import panorama_summary
 from sitetwin.sensors.queries import attendance_summary, site_devices
@@ -425,40 +426,6 @@ STATUS_NAMES = {"open": N_("open"), "rectification_submitted": N_("rectification
 CATEGORY_NAMES = {"safety": N_("safety"), "quality": N_("quality"), "progress": N_("progress"),
                   "environment": N_("environment")}
 
-# The one-line bases oversight.risk writes (English, stored with the score), shown in the report's
-# language; a line no pattern matches is shown as written.
-_BASES = [
-    (r"(?P<open>\d+) open findings, (?P<overdue>\d+) overdue", N_("{open} open findings, {overdue} overdue")),
-    (r"(?P<hazards>\d+) hazards over (?P<hours>\d+) worker-hours \((?P<workers>\d+) workers\)",
-     N_("{hazards} hazards over {hours} worker-hours ({workers} workers)")),
-    (r"(?P<hazards>\d+) hazards over (?P<days>\d+) days with detections \(no attendance data\)",
-     N_("{hazards} hazards over {days} days with detections (no attendance data)")),
-    (r"(?P<n>\d+) of (?P<of>\d+) surveyed elements out of tolerance \(survey (?P<survey>.+)\)",
-     N_("{n} of {of} surveyed elements out of tolerance (survey {survey})")),
-    (r"nothing due yet", N_("nothing due yet")),
-    (r"(?P<n>\d+) of (?P<of>\d+) elements due by now not seen built \((?P<sources>.*)\)",
-     N_("{n} of {of} elements due by now not seen built ({sources})")),
-    (r"(?P<n>\d+) sensor warnings in the window", N_("{n} sensor warnings in the window")),
-    (r"no data: no survey", N_("no data: no survey")),
-    (r"no data: survey (?P<survey>.+) saw no built element", N_("no data: survey {survey} saw no built element")),
-    (r"no data: no schedule", N_("no data: no schedule")),
-    (r"no data: a schedule, but no survey or detector observations",
-     N_("no data: a schedule, but no survey or detector observations")),
-    (r"no data: no attendance and no detections in the window",
-     N_("no data: no attendance and no detections in the window")),
-    (r"no data: no sensors on this site", N_("no data: no sensors on this site")),
-    (r"(?P<works>\d+) dangerous works registered: (?P<overdue>\d+) overdue for plan approval, "
-     r"(?P<beyond>\d+) beyond scale and (?P<other>\d+) other under way",
-     N_("{works} dangerous works registered: {overdue} overdue for plan approval, {beyond} beyond a certain scale "
-        "and {other} other under way")),
-    (r"no data: no dangerous works registered", N_("no data: no dangerous works registered")),
-    (r"(?P<n>\d+) of (?P<of>\d+) workers on site without valid training",
-     N_("{n} of {of} workers on site without valid safety education")),
-    (r"no data: no training records kept", N_("no data: no safety education records kept")),
-    (r"no data: nobody on site in the window", N_("no data: nobody on site in the window")),
-    (r"no data: no training records", N_("no data: no safety education records")),
-]
-
 # CJK fonts the PDF report can set Chinese in, best first. TrueType outlines first (Debian's fonts-wqy-microhei):
 # matplotlib embeds a font as TrueType (pdf.fonttype 42), and the CFF outlines of Noto Sans CJK's collection end
 # up declared as TrueType in the PDF (matplotlib issue 20870: poppler reads them, warning; stricter readers may
@@ -470,33 +437,6 @@ CJK_PACKAGE = "fonts-wqy-microhei"
 
 class ReportError(OversightError):
     """A report that cannot be written here (a PDF in Chinese without a CJK font installed)."""
-
-
-# the data component's basis: "4 of 6 sources reporting (missing: model, survey); last data 0.1 days ago"
-_SOURCES_BASIS = (r"(?P<n>\d+) of (?P<of>\d+) sources reporting(?: \(missing: (?P<missing>[^)]*)\))?"
-                  r"(?:; last data (?P<days>[\d.]+) days ago|(?P<never>; no data ever))")
-SOURCE_NAMES = {"model": N_("model"), "schedule": N_("schedule"), "survey": N_("survey"),
-                "panoramas": N_("panoramas"), "detections": N_("detections"), "sensors": N_("sensors"),
-                "attendance": N_("attendance")}
-
-
-def _basis(text: str) -> str:
-    import re
-
-    if current_language() == SOURCE_LANGUAGE:
-        return text
-    m = re.fullmatch(_SOURCES_BASIS, text)
-    if m:
-        out = _("{n} of {of} sources reporting", n=m["n"], of=m["of"])
-        if m["missing"]:
-            names = "、".join(_name(SOURCE_NAMES, x.strip()) for x in m["missing"].split(","))
-            out += _(" (missing: {sources})", sources=names)
-        return out + (_("; no data ever") if m["never"] else _("; last data {days} days ago", days=m["days"]))
-    for pattern, msg in _BASES:
-        m = re.fullmatch(pattern, text)
-        if m:
-            return _(msg, **m.groupdict())
-    return text
 
 
 def _name(names: dict[str, str], key: str) -> str:
@@ -606,7 +546,7 @@ def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) 
     if ev.risk is not None:
         risk_rows = "".join(
             f"<tr><td>{e(_name(COMPONENT_NAMES, c.name))}</td><td class=num>{e(format_number(c.weight, 2))}</td>"
-            f"<td>{e(_basis(c.basis))}</td><td class=num>{e(_('no data') if c.no_data else _value(c.raw))}</td>"
+            f"<td>{e(basis_text(c))}</td><td class=num>{e(_('no data') if c.no_data else _value(c.raw))}</td>"
             f"<td class=num>{e(format_number(c.subscore, 1))}</td><td class=num>{e(format_number(c.points, 1))}</td>"
             f"</tr>" for c in ev.risk.components)
     maxes = " + ".join(f"{e(_name(SECTION_NAMES, k))} {e(format_number(v))}" for k, v in ev.max_points.items())
@@ -761,7 +701,7 @@ def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str
                           ["#bbbbbb" if c.no_data else "#c0504d" for c in comps],
                           _("points of the score (weight × subscore); grey: no data"))
             doc.table([_("component"), _("weight"), _("basis"), _("raw"), _("subscore"), _("points")],
-                      [[t(_name(COMPONENT_NAMES, c.name), 40), format_number(c.weight, 2), t(_basis(c.basis), 200),
+                      [[t(_name(COMPONENT_NAMES, c.name), 40), format_number(c.weight, 2), t(basis_text(c), 200),
                         _("no data") if c.no_data else _value(c.raw), format_number(c.subscore, 1),
                         format_number(c.points, 1)] for c in comps],
                       widths=[0.2, 0.09, 0.41, 0.1, 0.1, 0.1], size=7.5)

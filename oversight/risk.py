@@ -27,6 +27,9 @@ with these components (raw figure, as of a day ``D``, window = the ``window_days
 Other packages' data comes through their read functions (``<package>.queries``); a site
 without surveys or sensors still gets a score, and its breakdown says "no data".
 A regulator's tier decision (``set_tier``) overrides the computed tier until it expires.
+
+Each component keeps its figures in ``detail`` (stored with the score, language-neutral) and an English
+``basis`` line; :func:`basis_text` and :func:`unit_text` write them in the reader's language.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 
 from sitetwin.bim.queries import elements_due, list_models, schedule_summary, task_count
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import N_, SOURCE_LANGUAGE, Translator, current_language, format_number
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
 from sitetwin.oversight.dangerous_works import register_summary
@@ -51,6 +55,8 @@ from sitetwin.panorama.queries import panorama_summary
 from sitetwin.sensors.queries import sensor_activity, warnings_per_site, worker_hours
 from sitetwin.twin.queries import element_status, site_surveys, survey_as_of, survey_status_counts
 from sitetwin.vision.queries import detection_summary, detections_per_site, elements_seen_at_stage, hazards_per_site
+
+_ = Translator("oversight")
 
 COMPONENTS = ("findings", "hazards", "deviation", "progress", "data", "sensors", "dangerous_works", "training")
 TIERS = ("A", "B", "C")
@@ -265,7 +271,8 @@ def _hazards_figure(store, site, start, end, c) -> dict:
                 "detail": {"hazards": hazards, "worker_hours": round(hours, 1), "workers": workers}}
     days = _first(detections_per_site(store, [site], since=start, until=end, days=True), "detection_days", 0)
     if days == 0:
-        return _no_data("hazards per 1000 worker-hours", "no attendance and no detections in the window")
+        return _no_data("hazards per 1000 worker-hours", "no attendance and no detections in the window",
+                        "no_activity")
     return {"raw": round(hazards / days, 3), "unit": "hazards per observed day", "saturation": c["per_day_saturation"],
             "basis": f"{hazards} hazards over {days} days with detections (no attendance data)",
             "detail": {"hazards": hazards, "observed_days": days}}
@@ -274,14 +281,15 @@ def _hazards_figure(store, site, start, end, c) -> dict:
 def _deviation_figure(store, site, as_of) -> dict:
     survey = survey_as_of(store, site, as_of)
     if survey is None:
-        return _no_data("share out of tolerance", "no survey")
+        return _no_data("share out of tolerance", "no survey", "no_survey")
     counts = survey_status_counts(store, [survey])
     whole = _first(counts, "out_of_tolerance", 0)
     partial_failed = _first(counts, "partial_out_of_tolerance", 0)   # partial, and failing what was seen of it
     seen = whole + _first(counts, "built", 0) + _first(counts, "partial", 0)
     oot = whole + partial_failed
     if not seen:
-        return _no_data("share out of tolerance", f"survey {survey} saw no built element")
+        return _no_data("share out of tolerance", f"survey {survey} saw no built element", "nothing_built_seen",
+                        survey_id=survey)
     return {"raw": round(oot / seen, 4), "unit": "share out of tolerance",
             "basis": f"{oot} of {seen} surveyed elements out of tolerance (survey {survey})",
             "detail": {"survey_id": survey, "out_of_tolerance": oot, "partial_out_of_tolerance": partial_failed,
@@ -291,7 +299,7 @@ def _deviation_figure(store, site, as_of) -> dict:
 def _progress_figure(store, site, as_of, end) -> dict:
     due = _records(elements_due(store, site, before=end))
     if not task_count(store, site):
-        return _no_data("share of due elements not built", "no schedule")
+        return _no_data("share of due elements not built", "no schedule", "no_schedule")
     done: set[str] = set()
     sources = []
     survey = survey_as_of(store, site, as_of)
@@ -304,15 +312,17 @@ def _progress_figure(store, site, as_of, end) -> dict:
         sources.append("detector stage observations")
     done |= seen
     if not sources:
-        return _no_data("share of due elements not built", "a schedule, but no survey or detector observations")
+        return _no_data("share of due elements not built", "a schedule, but no survey or detector observations",
+                        "no_observations")
     if not due:
         return {"raw": 0.0, "unit": "share of due elements not built", "basis": "nothing due yet",
-                "detail": {"due": 0}}
+                "detail": {"due": 0, "survey_id": survey, "detector_observations": bool(seen)}}
     behind = [r for r in due if r["global_id"] not in done]
     late_days = max(((as_of - r["finish"].date()).days for r in behind), default=0)
     return {"raw": round(len(behind) / len(due), 4), "unit": "share of due elements not built",
             "basis": f"{len(behind)} of {len(due)} elements due by now not seen built ({', '.join(sources)})",
-            "detail": {"due": len(due), "behind": len(behind), "max_delay_days": late_days}}
+            "detail": {"due": len(due), "behind": len(behind), "max_delay_days": late_days, "survey_id": survey,
+                       "detector_observations": bool(seen)}}
 
 
 def _data_figure(store, site, end, c) -> dict:
@@ -353,7 +363,7 @@ def _data_figure(store, site, end, c) -> dict:
 
 def _sensor_figure(store, site, start, end, c) -> dict:
     if not _first(sensor_activity(store, [site]), "devices", 0):
-        return _no_data("weighted sensor warnings", "no sensors on this site")
+        return _no_data("weighted sensor warnings", "no sensors on this site", "no_sensors")
     rows = _records(warnings_per_site(store, [site], since=start, until=end))
     counts = {r["severity"]: r["warnings"] for r in rows}
     raw = sum(c["severity_weights"].get(s, 1) * n for s, n in counts.items())
@@ -364,7 +374,7 @@ def _sensor_figure(store, site, start, end, c) -> dict:
 def _works_figure(store, site, as_of, c) -> dict:
     s = register_summary(store, [site], as_of=as_of)[0]
     if not s["works"]:
-        return _no_data("weighted dangerous works", "no dangerous works registered")
+        return _no_data("weighted dangerous works", "no dangerous works registered", "no_works")
     w = c["item_weights"]
     raw = (w["overdue_approval"] * s["overdue"] + w["active_beyond_scale"] * s["active_beyond_scale"]
            + w["active_dangerous"] * s["active_dangerous"])
@@ -380,13 +390,13 @@ def _training_figure(store, site, start, end) -> dict:
 
     coverage_of = getattr(sq, "training_coverage", None)
     if coverage_of is None:      # an older sensors without training records
-        return _no_data("share of workers without valid training", "no training records kept")
+        return _no_data("share of workers without valid training", "no training records kept", "no_training_kept")
     cov = coverage_of(store, site, start, end)
     workers = int(cov.get("workers_on_site") or 0)
     if not workers:
-        return _no_data("share of workers without valid training", "nobody on site in the window")
+        return _no_data("share of workers without valid training", "nobody on site in the window", "nobody_on_site")
     if cov.get("coverage") is None:
-        return _no_data("share of workers without valid training", "no training records")
+        return _no_data("share of workers without valid training", "no training records", "no_training_records")
     trained = int(cov.get("trained_valid") or 0)
     raw = 1.0 - float(cov["coverage"])
     return {"raw": round(raw, 4), "unit": "share of workers without valid training",
@@ -417,8 +427,102 @@ def _first(frame, column: str, default: Any) -> Any:
     return default if frame.empty else _plain(frame[column].iloc[0])
 
 
-def _no_data(unit: str, why: str) -> dict:
-    return {"raw": None, "unit": unit, "basis": f"no data: {why}", "detail": {}}
+def _no_data(unit: str, why: str, reason: str, **detail: Any) -> dict:
+    return {"raw": None, "unit": unit, "basis": f"no data: {why}", "detail": {"no_data": reason, **detail}}
+
+
+# --------------------------------------------------------------------------------------
+# the breakdown as a person reads it
+
+UNITS = frozenset((N_("weighted open findings"), N_("hazards per 1000 worker-hours"), N_("hazards per observed day"),
+                   N_("share out of tolerance"), N_("share of due elements not built"),
+                   N_("missing share / staleness (0..1)"), N_("weighted sensor warnings"),
+                   N_("weighted dangerous works"), N_("share of workers without valid training")))
+NO_DATA_REASONS = {
+    "no_activity": N_("no data: no attendance and no detections in the window"),
+    "no_survey": N_("no data: no survey"),
+    "nothing_built_seen": N_("no data: survey {survey} saw no built element"),
+    "no_schedule": N_("no data: no schedule"),
+    "no_observations": N_("no data: a schedule, but no survey or detector observations"),
+    "no_sensors": N_("no data: no sensors on this site"),
+    "no_works": N_("no data: no dangerous works registered"),
+    "no_training_kept": N_("no data: no safety education records kept"),
+    "nobody_on_site": N_("no data: nobody on site in the window"),
+    "no_training_records": N_("no data: no safety education records"),
+}
+SOURCE_NAMES = {"model": N_("model"), "schedule": N_("schedule"), "survey": N_("survey"),
+                "panoramas": N_("panoramas"), "detections": N_("detections"), "sensors": N_("sensors"),
+                "attendance": N_("attendance")}
+
+
+def unit_text(component: RiskComponent) -> str:
+    """What a component's raw figure measures, in the current language (an unknown unit as stored)."""
+    return _(component.unit) if component.unit in UNITS else component.unit
+
+
+def basis_text(component: RiskComponent) -> str:
+    """Where a component's figure comes from, one line in the current language, written from its ``detail``.
+
+    A component stored before its detail carried these figures is shown by its stored (English) ``basis``.
+    """
+    if current_language() == SOURCE_LANGUAGE:
+        return component.basis
+    try:
+        return _basis_from_detail(component.name, component.detail or {}) or component.basis
+    except (KeyError, TypeError, ValueError):
+        return component.basis
+
+
+def _basis_from_detail(name: str, d: dict) -> str | None:
+    n = format_number
+    if "no_data" in d:
+        msg = NO_DATA_REASONS.get(d["no_data"])
+        return _(msg, survey=d.get("survey_id") or "") if msg else None
+    if name == "findings":
+        return _("{open} open findings, {overdue} overdue", open=n(sum(d["open_by_severity"].values())),
+                 overdue=n(sum(d["overdue_by_severity"].values())))
+    if name == "hazards":
+        if "worker_hours" in d:
+            return _("{hazards} hazards over {hours} worker-hours ({workers} workers)", hazards=n(d["hazards"]),
+                     hours=n(d["worker_hours"], 0), workers=n(d["workers"]))
+        return _("{hazards} hazards over {days} days with detections (no attendance data)", hazards=n(d["hazards"]),
+                 days=n(d["observed_days"]))
+    if name == "deviation":
+        return _("{n} of {of} surveyed elements out of tolerance (survey {survey})", n=n(d["out_of_tolerance"]),
+                 of=n(d["surveyed"]), survey=d["survey_id"])
+    if name == "progress":
+        if not d["due"]:
+            return _("nothing due yet")
+        if "survey_id" not in d:
+            return None
+        sources = ([_("survey {survey}", survey=d["survey_id"])] if d["survey_id"] else []) + (
+            [_("detector stage observations")] if d.get("detector_observations") else [])
+        return _("{n} of {of} elements due by now not seen built ({sources})", n=n(d["behind"]), of=n(d["due"]),
+                 sources=_list(sources))
+    if name == "data":
+        present = d["sources"]
+        out = _("{n} of {of} sources reporting", n=n(sum(bool(v) for v in present.values())), of=n(len(present)))
+        missing = [k for k, v in present.items() if not v]
+        if missing:
+            out += _(" (missing: {sources})", sources=_list(_(SOURCE_NAMES[k]) if k in SOURCE_NAMES else k
+                                                            for k in missing))
+        if d.get("last_data_at") is None:
+            return out + _("; no data ever")
+        return out + _("; last data {days} days ago", days=n(d["stale_days"], 1))
+    if name == "sensors":
+        return _("{n} sensor warnings in the window", n=n(sum(d["by_severity"].values())))
+    if name == "dangerous_works":
+        return _("{works} dangerous works registered: {overdue} overdue for plan approval, {beyond} beyond a certain "
+                 "scale and {other} other under way", works=n(d["works"]), overdue=n(d["overdue"]),
+                 beyond=n(d["active_beyond_scale"]), other=n(d["active_dangerous"]))
+    if name == "training":
+        return _("{n} of {of} workers on site without valid safety education",
+                 n=n(d["workers_on_site"] - d["trained_valid"]), of=n(d["workers_on_site"]))
+    return None
+
+
+def _list(items) -> str:
+    return ("、" if current_language() == "zh-CN" else ", ").join(items)
 
 
 # --------------------------------------------------------------------------------------

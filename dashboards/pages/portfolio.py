@@ -155,14 +155,15 @@ def breakdown(site, refresh):
     """The live score with every component (oversight.risk: weight, basis, raw, subscore, points) and the trend."""
     from sitetwin.dashboards import figures as f
     from sitetwin.dashboards.regulator import risk_view
-    from sitetwin.oversight.risk import default_config
+    from sitetwin.oversight.risk import basis_text, default_config, unit_text
 
     if not site:
         raise dash.exceptions.PreventUpdate
     v = risk_view(site)
     r = v.risk
-    rows = [{"component": label("risk_component", x.name), "weight": x.weight, "basis": x.basis,
-             "raw": _("no data") if x.no_data else x.raw, "unit": x.unit, "subscore": x.subscore, "points": x.points}
+    rows = [{"component": label("risk_component", x.name), "weight": x.weight, "basis": basis_text(x),
+             "raw": _("no data") if x.no_data else x.raw, "unit": unit_text(x), "subscore": x.subscore,
+             "points": x.points}
             for x in r.components]
     limits = {t: float(spec["below"]) for t, spec in default_config()["tiers"].items()}
     trend = f.risk_trend_figure(v.trend, {"as_of": r.as_of, "score": r.score}, limits)

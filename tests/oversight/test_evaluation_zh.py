@@ -133,16 +133,3 @@ def test_a_chinese_pdf_without_a_cjk_font_is_refused_naming_the_package(ev, tmp_
         report_pdf(ev, tmp_path / "zh.pdf", lang="zh-CN")
     assert not (tmp_path / "zh.pdf").exists()
     assert report_pdf(ev, tmp_path / "en.pdf", lang="en").stat().st_size > 1000
-
-
-@pytest.mark.parametrize(("basis", "zh"), [
-    ("4 of 6 sources reporting (missing: model, survey); last data 0.1 days ago",
-     "6 个数据源中 4 个在报送（缺失：模型、实测）；最近数据在 0.1 天前"),
-    ("0 of 6 sources reporting (missing: model); no data ever", "6 个数据源中 0 个在报送（缺失：模型）；从未有数据"),
-    ("9 open findings, 7 overdue", "未关闭问题 9 项，其中逾期 7 项"),
-    ("a line risk.py has not written before", "a line risk.py has not written before"),
-])
-def test_the_risk_bases_read_in_chinese_and_an_unknown_one_as_written(basis, zh):
-    with use_language("zh-CN"):
-        assert evaluation._basis(basis) == zh
-    assert evaluation._basis(basis) == basis
