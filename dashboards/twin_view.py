@@ -23,7 +23,7 @@ import numpy as np
 
 from sitetwin.dashboards import scene
 from sitetwin.dashboards.scene import Bin, SceneGeometry
-from sitetwin.data.i18n import N_, Translator
+from sitetwin.data.i18n import N_, Translator, format_number
 
 _ = Translator("dashboards")
 
@@ -204,6 +204,13 @@ def point_count(traces: list[dict]) -> int:
     """How many scan points ``traces`` draw (the traces of :data:`POINTS_LAYER`, whatever their names)."""
     return sum(len(t["x"]) for t in traces if t.get("meta") == POINTS_LAYER)
 
+
+def layers_status(traces: list[dict], survey_id: str | None, note: str | None) -> str:
+    """The line under the view: how many scan points ``traces`` draw (counted by their kind, not by their
+    translated names) and ``note`` (already in the reader's language)."""
+    n = point_count(traces)
+    return (_("{n} scan points of survey {survey}", n=format_number(n), survey=survey_id) if n else "") + (
+        "; " + note if note else "")
 
 def layer_traces(d: TwinData, p: TwinParams) -> list[dict]:
     """The scan points (in the storeys and section box shown) and the sensor devices, as traces."""

@@ -198,7 +198,7 @@ clientside_callback(
 def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget, site):
     """Scan points (decimated, coloured by signed distance) and sensor devices, added to the drawn model."""
     from sitetwin.dashboards.scene import to_wire
-    from sitetwin.dashboards.twin_view import layer_traces, read_twin
+    from sitetwin.dashboards.twin_view import layer_traces, layers_status, read_twin
 
     p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site)
     if not (p.points or p.sensors):
@@ -211,9 +211,7 @@ def draw_layers(key, mode, day_index, days, storeys, layers, sx, sy, sz, budget,
     patch = Patch()
     for t in to_wire({"data": traces})["data"]:
         patch["data"].append(t)
-    n = sum(len(t["x"]) for t in traces if t["name"] == "scan points")
-    return patch, (_("{n} scan points of survey {survey}", n=num(n), survey=data.survey_id) if n else "") + (
-        "; " + _(data.note) if data.note else "")
+    return patch, layers_status(traces, data.survey_id, data.note and _(data.note))
 
 
 @callback(Output("twin-element", "data"), Output("shell-state", "data", allow_duplicate=True),

@@ -107,6 +107,21 @@ def test_scan_points_are_drawn_without_the_ground_and_coloured_by_signed_distanc
     assert np.median(np.abs(color)) < 5.0               # most points sit on the surfaces (3 mm noise)
 
 
+
+def test_the_scan_point_count_under_the_view_does_not_drop_to_zero_in_chinese(ro, site_db):
+    from sitetwin.dashboards.twin_view import TwinParams, layer_traces, layers_status, read_twin
+    from sitetwin.data.i18n import use_language
+
+    p = TwinParams(site="DEMO", mode="status", day=site_db[1]["epochs"][-1], points=True, sensors=False)
+    with use_language("zh-CN"):
+        data = read_twin(ro, p, model=False)
+        traces = layer_traces(data, p)
+        text = layers_status(traces, data.survey_id, None)
+    n = sum(len(t["x"]) for t in traces if t["type"] == "scatter3d" and t["mode"] == "markers")
+    assert n > 1000 and traces[0]["name"] != "scan points"
+    assert f"{n:,}" in text and data.survey_id in text
+    assert layers_status([], data.survey_id, None) == ""
+
 def test_a_device_with_an_active_warning_lights_up_with_its_host_element(ro, site_db):
     sensors = site_db[1]["sensors"]
     data, fig, stats = _draw(ro, mode="class", points=False, sensors=True)
