@@ -670,6 +670,7 @@ def _plan_sources(listed: dict[str, tuple[int, int]], entry: dict | None,
     filtered: list[str] = []
     keep: set[str] = set()
     from_compacted: set[str] = set()
+    taken: set[str] = set()                 # per-site files whose rows come from a compacted file
     if entry is not None:
         stale = _stale_sites(entry, listed)
         for f in entry["files"]:
@@ -685,8 +686,11 @@ def _plan_sources(listed: dict[str, tuple[int, int]], entry: dict | None,
                 filtered.append(f["path"])
                 keep |= live
             from_compacted |= live
+            taken.update(f["sites"][site][0] for site in live)
     files = []
     for rel in sorted(listed):
+        if rel in taken:
+            continue
         where = _where(rel)
         if where is None or where[2] in from_compacted:
             continue

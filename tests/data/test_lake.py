@@ -21,7 +21,7 @@ from sitetwin.data.lake import (
     publish,
 )
 from sitetwin.data.sites import upsert_site
-from sitetwin.data.store import open_store
+from sitetwin.data.store import copy_store, open_store
 from sitetwin.oversight.catalogue import catalogue, data_quality
 from sitetwin.oversight.errors import AccessDenied
 from sitetwin.oversight.findings import raise_finding
@@ -55,15 +55,23 @@ def _fill(store, sites: dict[str, str]) -> None:
     record_risk(store, SYSTEM, as_of=DAY)
 
 
-@pytest.fixture
-def platforms(tmp_path) -> dict[str, Path]:
-    """Two store files, one per district platform, with findings, detections, a hazard and risk scores."""
+@pytest.fixture(scope="module")
+def platform_files(tmp_path_factory) -> dict[str, Path]:
+    """Two store files, one per district platform, with findings, detections, a hazard and risk scores
+    (made once; each test gets copies)."""
+    folder = tmp_path_factory.mktemp("platforms")
     paths = {}
     for name, sites in PLATFORMS.items():
-        paths[name] = tmp_path / f"{name}.duckdb"
+        paths[name] = folder / f"{name}.duckdb"
         with open_store(paths[name]) as s:
             _fill(s, sites)
     return paths
+
+
+@pytest.fixture
+def platforms(tmp_path, platform_files) -> dict[str, Path]:
+    """This test's copies of the two platforms' stores."""
+    return {name: copy_store(path, tmp_path / path.name) for name, path in platform_files.items()}
 
 
 @pytest.fixture
