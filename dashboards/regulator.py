@@ -70,8 +70,9 @@ def filter_sites(rows: Iterable[dict], *, tiers: Iterable[str] | None = None,
 
 
 def portfolio(*, city: str | None = None, district: str | None = None, tiers: Iterable[str] | None = None,
-              risk_range=None) -> dict[str, Any]:
-    """Sites in the caller's scope (filtered) and the per-district rollups of the chosen city/district."""
+              risk_range=None, by: str = "district") -> dict[str, Any]:
+    """Sites in the caller's scope (filtered) and the rollups of the chosen city/district, per district or per
+    construction enterprise (``by``: oversight.portfolio.rollup)."""
     from sitetwin.dashboards.access import scoped_store
     from sitetwin.oversight.portfolio import portfolio_sites, rollup
 
@@ -79,7 +80,7 @@ def portfolio(*, city: str | None = None, district: str | None = None, tiers: It
         everything = portfolio_sites(store, scope)
         sites = [r for r in everything
                  if (not city or r["city"] == city) and (not district or r["district"] == district)]
-        rollups = rollup(store, scope, by="district", city=city or None, district=district or None)
+        rollups = rollup(store, scope, by=by, city=city or None, district=district or None)
     cities = sorted({r["city"] for r in everything if r["city"]})
     districts = sorted({r["district"] for r in everything if r["district"] and (not city or r["city"] == city)})
     return {"sites": filter_sites(sites, tiers=tiers, risk_range=risk_range), "all": len(everything),

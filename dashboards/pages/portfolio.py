@@ -13,12 +13,13 @@ from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.callbacks import callback
 from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title
 from sitetwin.dashboards.regulator import RISK_RANGE
-from sitetwin.data.i18n import N_, Translator
+from sitetwin.data.i18n import N_, Translator, format_percent
 
 _ = Translator("dashboards.pages")
 NAME = N_("Portfolio")
 
 TIERS = ("A", "B", "C")
+GROUPS = {"district": N_("district"), "enterprise": N_("enterprise")}
 
 i.declare({
     "portfolio-risk-site.data": i.optional(i.site_code), "portfolio-refresh.data": i.optional(i.count),
@@ -26,6 +27,7 @@ i.declare({
     "portfolio-district.value": i.optional(i.text(i.TITLE_MAX)),
     "portfolio-tiers.value": i.optional(i.list_of(i.one_of(TIERS))),
     "portfolio-risk.value": i.optional(i.span(*RISK_RANGE)),
+    "portfolio-group.value": i.optional(i.one_of(tuple(GROUPS))),
 })
 i.declare_pattern("portfolio-risk-open", site=i.site_code)
 
@@ -49,7 +51,12 @@ def layout(site: str | None = None, **query):
         html.Div(id="portfolio-msg", className="status-line"),
         html.Div(id="portfolio-summary", className="figures"),
         html.Div([
-            html.Div([html.H2(_("Per district")), html.Div(id="portfolio-rollups")], className="card wide"),
+            html.Div([html.Div([html.H2(_("Per district"), id="portfolio-rollups-title"),
+                                c.control(_("group by"), dcc.RadioItems(
+                                    id="portfolio-group", value="district", inline=True,
+                                    options=[{"label": _(t), "value": k} for k, t in GROUPS.items()]))],
+                               className="controls"),
+                      html.Div(id="portfolio-rollups")], className="card wide"),
             html.Div([html.H2(_("Sites")), html.Div(id="portfolio-sites")], className="card wide"),
             html.Div([
                 html.H2(_("Risk breakdown"), id="portfolio-risk-title"),
@@ -67,21 +74,25 @@ def layout(site: str | None = None, **query):
 
 @callback(Output("portfolio-city", "options"), Output("portfolio-district", "options"),
           Output("portfolio-summary", "children"), Output("portfolio-rollups", "children"),
-          Output("portfolio-sites", "children"),
+          Output("portfolio-sites", "children"), Output("portfolio-rollups-title", "children"),
           Input("portfolio-city", "value"), Input("portfolio-district", "value"), Input("portfolio-tiers", "value"),
-          Input("portfolio-risk", "value"), Input("portfolio-refresh", "data"))
-def fill(city, district, tiers, risk, refresh):
-    """Sites in the caller's scope (oversight.portfolio), filtered, grouped, with the district rollups."""
+          Input("portfolio-risk", "value"), Input("portfolio-refresh", "data"), Input("portfolio-group", "value"))
+def fill(city, district, tiers, risk, refresh, group=None):
+    """Sites in the caller's scope (oversight.portfolio), filtered, grouped, with the rollups per district or
+    per construction enterprise (risk, findings, dangerous works, safety education coverage)."""
     from sitetwin.dashboards.regulator import portfolio
 
-    p = portfolio(city=city, district=district, tiers=tiers, risk_range=risk)
+    by = group if group in GROUPS else "district"
+    p = portfolio(city=city, district=district, tiers=tiers, risk_range=risk, by=by)
     sites = p["sites"]
     summary = [c.figure_num(num(len(sites)), _("sites shown (of {n})", n=num(p["all"])), id="portfolio-count"),
                c.figure_num(num(sum(r["open_findings"] for r in sites)), _("open findings")),
                c.figure_num(num(sum(r["overdue_findings"] for r in sites)), _("overdue"), id="portfolio-overdue"),
                c.figure_num(num(sum(r["hazards"] for r in sites)), _("hazards (30 days)")),
                c.figure_num(num(sum(1 for r in sites if r["tier"] == "C")), _("tier C"))]
-    return p["cities"], p["districts"], summary, _rollups(p["rollups"]), _sites(sites)
+    rollups = _enterprise_rollups(p["rollups"]) if by == "enterprise" else _rollups(p["rollups"])
+    title = _("Per enterprise") if by == "enterprise" else _("Per district")
+    return p["cities"], p["districts"], summary, rollups, _sites(sites), title
 
 
 def _rollups(rows):
@@ -94,6 +105,22 @@ def _rollups(rows):
                                   ("max_risk", N_("worst risk")), ("tier_a", "A"), ("tier_b", "B"), ("tier_c", "C"),
                                   ("unscored", N_("unscored"))]),
                    id="portfolio-rollup-table", cell=lambda k, r: cell(r.get(k)))
+
+
+def _enterprise_rollups(rows):
+    if not rows:
+        return c.empty(_("No site in your scope."), id="portfolio-rollups-empty")
+    shown = [{**r, "enterprise_code": r["enterprise_code"] or _("(no enterprise)"),
+              "training_coverage": format_percent(r["training_coverage"])} for r in rows]
+    return c.table(shown, columns([("enterprise_code", N_("enterprise")), ("name", N_("name")), ("sites", N_("sites")),
+                                   ("open_findings", N_("open findings")), ("overdue_findings", N_("overdue")),
+                                   ("open_critical", N_("critical")), ("hazards", N_("hazards")),
+                                   ("dangerous_works", N_("dangerous works")),
+                                   ("dangerous_works_overdue", N_("plan approval overdue")),
+                                   ("training_coverage", N_("safety education coverage")),
+                                   ("mean_risk", N_("mean risk")), ("max_risk", N_("worst risk")), ("tier_a", "A"),
+                                   ("tier_b", "B"), ("tier_c", "C"), ("unscored", N_("unscored"))]),
+                   id="portfolio-enterprise-table", cell=lambda k, r: cell(r.get(k)))
 
 
 SITE_COLUMNS = [("site_code", N_("site")), ("name", N_("name")), ("project", N_("project")),

@@ -18,8 +18,17 @@ ACCOUNTS = {"ada": ("admin", {}), "dora": ("district_regulator", {"district": "J
 NIJ_TITLE = "NIJ-ONLY finding: anchor bolts"
 
 
+def _credit(first16: str) -> str:
+    """A unified social credit code with its check character (first 16 characters + a '0' + the check)."""
+    from sitetwin.data.enterprises import credit_check_char
+
+    first17 = first16 + "0"
+    return first17 + credit_check_char(first17)
+
+
 @pytest.fixture(scope="module")
 def regdb(site_db, tmp_path_factory, store_copy):
+    from sitetwin.data.enterprises import add_subcontractor, set_site_enterprise, upsert_enterprise
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
     from sitetwin.oversight.accounts import add_account, local_owner_scope
@@ -30,6 +39,12 @@ def regdb(site_db, tmp_path_factory, store_copy):
         with store.transaction():
             upsert_site(store, "NIJ", name="Nijmegen depot", district="Oost", city="Nijmegen")
             nij = raise_finding(store, site_code="NIJ", category="quality", severity="high", title=NIJ_TITLE)
+            if not store.scalar("SELECT enterprise_code FROM sites WHERE site_code = 'DEMO'"):
+                upsert_enterprise(store, "WHCJ", name="武汉城建集团", credit_code=_credit("91420100MA4K0001"))
+                set_site_enterprise(store, "DEMO", "WHCJ")
+            upsert_enterprise(store, "HBGJ", name="湖北钢结构公司", credit_code=_credit("91420100MA4K0002"),
+                              kind="specialty_contractor")
+            add_subcontractor(store, "DEMO", "HBGJ", scope_of_work="钢结构安装")
         scope = local_owner_scope(store)
         for user, (role, kw) in ACCOUNTS.items():
             add_account(store, scope, user, role, password=PASSWORD, **kw)
@@ -131,6 +146,33 @@ def test_portfolio_filters_follow_the_city_tier_and_risk_range(caller, regdb):
     assert "NIJ" not in _texts(out["response"]["portfolio-sites"]) and "DEMO" in text
     assert out["response"]["portfolio-district"]["options"] == ["Jiang'an"]
 
+
+def test_the_portfolio_groups_by_construction_enterprise_with_works_and_training_coverage(caller, regdb):
+    from sitetwin.data.i18n import format_percent
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.portfolio import rollup
+    from sitetwin.oversight.scope import Scope
+
+    with open_store(regdb[0], read_only=True) as store:
+        truth = {r["enterprise_code"]: r for r in rollup(store, Scope.system(), by="enterprise")}
+    demo = next(r for r in truth.values() if "DEMO" in r["site_codes"])
+    assert demo["enterprise_code"] is not None and None in truth          # NIJ has no enterprise
+    status, text, out = caller("ada").call("portfolio-city.options", {("portfolio-group", "value"): "enterprise"})
+    r = out["response"]
+    assert status == 200 and r["portfolio-rollups-title"]["children"] == "Per enterprise"
+    table = r["portfolio-rollups"]["children"]
+    assert table["props"]["id"] == "portfolio-enterprise-table"
+    rows = [[td["props"]["children"] for td in tr["props"]["children"]]
+            for tr in table["props"]["children"][1]["props"]["children"]]
+    heads = [th["props"]["children"] for th in table["props"]["children"][0]["props"]["children"]["props"]["children"]]
+    row = dict(zip(heads, next(x for x in rows if x[0] == demo["enterprise_code"])))
+    assert row["name"] == demo["name"] and row["sites"] == "1"
+    assert row["dangerous works"] == str(demo["dangerous_works"])
+    assert row["safety education coverage"] == format_percent(demo["training_coverage"])
+    assert any(x[0] == "(no enterprise)" for x in rows)
+    # the district grouping stays the default
+    status, text, out = caller("ada").call("portfolio-city.options", {})
+    assert out["response"]["portfolio-rollups-title"]["children"] == "Per district"
 
 def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(caller, regdb):
     from sitetwin.data.store import open_store
