@@ -74,6 +74,25 @@ def site_card(store: Store, site_code: str) -> dict[str, Any]:
     return {"site": site, "profile": profile, "counts": counts}
 
 
+def site_builders(store: Store, site_code: str) -> dict[str, Any]:
+    """Who builds the site: ``{"contractor": enterprise row or None, "subcontractors": [rows + scope_of_work]}``
+    (``data.queries.site_enterprises``)."""
+    from sitetwin.data.queries import site_enterprises
+
+    return site_enterprises(store, site_code)
+
+
+TRAINING_WINDOW_DAYS = 30
+
+
+def training_coverage(store: Store, site_code: str, *, now: dt.datetime | None = None,
+                      days: int = TRAINING_WINDOW_DAYS) -> dict[str, Any]:
+    """Workers who entered the site in the ``days`` before ``now`` (UTC) and how many of them had valid safety
+    training (``sensors.queries.training_coverage``: coverage None when the site keeps no training records)."""
+    end = now or utcnow()
+    return {**sensors_q.training_coverage(store, site_code, end - dt.timedelta(days=days), end), "days": days}
+
+
 def model_versions(store: Store, site_code: str) -> list[dict]:
     """Every version of every discipline model, newest first, with whether it is the current one."""
     current = set(bim_q.current_model_ids(store, site_code))

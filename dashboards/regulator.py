@@ -125,10 +125,18 @@ def record_scores(sites: list[str]) -> int:
         return len(record_risk(store, scope, sites))
 
 
+class ReportUnavailable(Exception):
+    """A report this server cannot write (a Chinese PDF without a CJK font); the message is the reader's."""
+
+
 def evaluation_report(site: str, fmt: str = "html") -> tuple[str, bytes]:
-    """The site's evaluation under the packaged scheme, as (file name, HTML or PDF bytes); nothing is stored."""
+    """The site's evaluation under the packaged scheme, with the site's findings and its times in the site's
+    time zone, as (file name, HTML or PDF bytes); nothing is stored. A PDF this server cannot set in the
+    reader's language raises :class:`ReportUnavailable` with a message that says what to install."""
     from sitetwin.dashboards.access import require_caller, site_store
-    from sitetwin.oversight.evaluation import evaluate, report_html, report_pdf
+    from sitetwin.dashboards.components import site_tz
+    from sitetwin.oversight.evaluation import CJK_PACKAGE, ReportError, evaluate, report_html, report_pdf
+    from sitetwin.oversight.findings import list_findings
 
     if fmt not in ("html", "pdf"):
         raise ValueError(f"report format {fmt!r}: html or pdf")
@@ -136,11 +144,18 @@ def evaluation_report(site: str, fmt: str = "html") -> tuple[str, bytes]:
     with site_store(site) as store:
         ev = evaluate(store, scope, site, record=False)
         name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [site])
+        found = list_findings(store, scope, site_code=site)
+        tz = site_tz(store, site)
     stem = f"evaluation-{site}-{ev.as_of.isoformat()}"
     if fmt == "html":
-        return f"{stem}.html", report_html(ev, site_name=name).encode("utf-8")
+        return f"{stem}.html", report_html(ev, site_name=name, findings=found, time_zone=tz).encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="sitetwin-report-") as tmp:
-        path = report_pdf(ev, Path(tmp) / f"{stem}.pdf", site_name=name)
+        try:
+            path = report_pdf(ev, Path(tmp) / f"{stem}.pdf", site_name=name, findings=found, time_zone=tz)
+        except ReportError:
+            raise ReportUnavailable(_("This server has no Chinese font for the PDF report: its administrator "
+                                      "installs {package} (make fonts). The HTML report works meanwhile.",
+                                      package=CJK_PACKAGE)) from None
         return path.name, path.read_bytes()
 
 

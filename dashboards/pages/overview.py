@@ -32,6 +32,7 @@ def layout(site: str | None = None, **query):
         html.H1(id="overview-title"),
         html.Div([
             html.Div([html.H2(_("Site")), html.Div(id="overview-card")], className="card"),
+            html.Div([html.H2(_("Safety education")), html.Div(id="overview-training")], className="card"),
             html.Div([html.H2(_("Progress against plan")), html.Div(id="overview-progress")], className="card"),
             html.Div([html.H2(_("Open hazards")), html.Div(id="overview-hazards")], className="card"),
             html.Div([html.H2(_("Open findings")), html.Div(id="overview-findings")], className="card"),
@@ -46,7 +47,7 @@ def layout(site: str | None = None, **query):
           Output("overview-progress", "children"), Output("overview-hazards", "children"),
           Output("overview-findings", "children"), Output("overview-models", "children"),
           Output("overview-surveys", "children"), Output("overview-freshness", "children"),
-          Input("overview-site", "data"))
+          Output("overview-training", "children"), Input("overview-site", "data"))
 def fill(site):
     from sitetwin.dashboards import queries as q
 
@@ -57,13 +58,18 @@ def fill(site):
         surveys = q.surveys(store, site)
         prog = q.progress_report(store, site)
         n_hazards, hazards = q.open_hazards(store, site, limit=8)
+        builders = q.site_builders(store, site)
+        training = q.training_coverage(store, site)
     with scoped_store() as (store, scope):
         findings = q.open_findings(store, scope, site)
         fresh = q.data_freshness(store, scope, site)
     s, p, n = card["site"], card["profile"], card["counts"]
     title = f"{s.get('name') or site} ({site})"
     card_view = [c.facts([(_("code"), site), (_("name"), s.get("name")), (_("district"), s.get("district")),
-                          (_("city"), s.get("city")), (_("contractor"), p.get("contractor")),
+                          (_("city"), s.get("city")),
+                          (_("construction enterprise"), _enterprise(builders["contractor"])),
+                          (_("subcontractors"), "; ".join(_enterprise(e) for e in builders["subcontractors"]) or None),
+                          (_("contractor"), p.get("contractor")),
                           (_("planned"), f"{when(p.get('planned_start'), tz)} → {when(p.get('planned_finish'), tz)}"
                            if p.get("planned_start") else None)], id="overview-facts"),
                  html.Div([c.figure_num(num(n["elements"]), _("elements")),
@@ -72,7 +78,30 @@ def fill(site):
                            c.figure_num(num(n["detections"]), _("detections")),
                            c.figure_num(num(n["devices"]), _("devices"))], className="figures")]
     return (title, card_view, _progress(prog, tz), _hazards(n_hazards, hazards, site, tz), _findings(findings, tz),
-            _models(models, tz), _surveys(surveys, tz), _freshness(fresh, tz))
+            _models(models, tz), _surveys(surveys, tz), _freshness(fresh, tz), _training(training))
+
+
+def _enterprise(e) -> str | None:
+    """An enterprise as the overview names it: its name and code, and a subcontractor's scope of work."""
+    if not e:
+        return None
+    text = f"{e['name']} ({e['enterprise_code']})"
+    return text + (f" · {e['scope_of_work']}" if e.get("scope_of_work") else "")
+
+
+def _training(cov):
+    """Workers on site in the window and how many had valid safety education (sensors' training coverage)."""
+    if not cov["workers_on_site"]:
+        return c.empty(_("Nobody entered the site in the last {n} days.", n=num(cov["days"])),
+                       id="overview-training-empty")
+    figures = [c.figure_num(num(cov["workers_on_site"]), _("workers on site ({n} days)", n=num(cov["days"]))),
+               c.figure_num(num(cov["trained_valid"]), _("with valid safety education"))]
+    if cov["coverage"] is None:
+        return html.Div([html.Div(figures, className="figures"),
+                         html.P(_("The site keeps no training records: the gates' flags only."), className="muted")],
+                        id="overview-training-figures")
+    figures.append(c.figure_num(format_percent(cov["coverage"]), _("coverage"), id="overview-training-coverage"))
+    return html.Div(figures, className="figures", id="overview-training-figures")
 
 
 def _progress(prog, tz=None):

@@ -296,10 +296,11 @@ def card(gid, site):
         hist = q.element_histogram(store, survey_id, gid) if survey_id else []
         det = q.element_detections(store, site, gid, limit=10)
         hazards = q.element_hazards(store, site, gid)
+        tz = site_tz(store, site)
     with scoped_store() as (store, scope):
         findings = q.element_findings(store, scope, site, gid)
     return element_card("panorama", el, survey_id=survey_id, history=history, histogram=hist, detections=det,
-                        hazards=hazards, findings=findings)
+                        hazards=hazards, findings=findings, tz=tz)
 
 
 @callback(Output("panorama-card-raise-msg", "children"), Input("panorama-card-raise", "n_clicks"),

@@ -67,6 +67,7 @@ def layout(site: str | None = None, **query):
                           html.Button(_("Evaluation report (PDF)"), id="portfolio-report-pdf",
                                       className="button secondary", n_clicks=0)],
                          style={"display": "flex", "gap": ".5rem", "marginTop": ".6rem"}),
+                html.Div(id="portfolio-report-msg", className="status-line"),
             ], className="card wide", id="portfolio-risk-card"),
         ], className="grid"),
     ])
@@ -243,16 +244,21 @@ def record(n, city, district, tiers, risk, refresh):
         refresh or 0) + 1
 
 
-@callback(Output("portfolio-download", "data"), Input("portfolio-report-html", "n_clicks"),
-          Input("portfolio-report-pdf", "n_clicks"), State("portfolio-risk-site", "data"), prevent_initial_call=True)
+@callback(Output("portfolio-download", "data"), Output("portfolio-report-msg", "children"),
+          Input("portfolio-report-html", "n_clicks"), Input("portfolio-report-pdf", "n_clicks"),
+          State("portfolio-risk-site", "data"), prevent_initial_call=True)
 def report(n_html, n_pdf, site):
-    """The chosen site's evaluation report (oversight.evaluation), as HTML or PDF."""
-    from sitetwin.dashboards.regulator import evaluation_report
+    """The chosen site's evaluation report (oversight.evaluation), as HTML or PDF; a PDF the server cannot
+    write in the reader's language says why instead."""
+    from sitetwin.dashboards.regulator import ReportUnavailable, evaluation_report
 
     if not site or not (n_html or n_pdf):
         raise dash.exceptions.PreventUpdate
-    name, data = evaluation_report(site, "pdf" if ctx.triggered_id == "portfolio-report-pdf" else "html")
-    return dcc.send_bytes(data, name)
+    try:
+        name, data = evaluation_report(site, "pdf" if ctx.triggered_id == "portfolio-report-pdf" else "html")
+    except ReportUnavailable as exc:
+        return dash.no_update, str(exc)
+    return dcc.send_bytes(data, name), ""
 
 
 dash.register_page(__name__, path="/portfolio", name=NAME, title=page_title(N_("portfolio")), order=6,

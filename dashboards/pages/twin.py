@@ -265,10 +265,11 @@ def card(gid, day_index, days, site):
         hist = q.element_histogram(store, survey_id, gid) if survey_id else []
         n_det, detections = q.element_detections(store, site, gid, limit=10)
         hazards = q.element_hazards(store, site, gid)
+        tz = site_tz(store, site)
     with scoped_store() as (store, scope):
         findings = q.element_findings(store, scope, site, gid)
     return element_card("twin", el, survey_id=survey_id, history=history, histogram=hist,
-                               detections=(n_det, detections), hazards=hazards, findings=findings)
+                        detections=(n_det, detections), hazards=hazards, findings=findings, tz=tz)
 
 
 @callback(Output("twin-card-raise-msg", "children"), Input("twin-card-raise", "n_clicks"),

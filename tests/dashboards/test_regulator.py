@@ -174,6 +174,30 @@ def test_the_portfolio_groups_by_construction_enterprise_with_works_and_training
     status, text, out = caller("ada").call("portfolio-city.options", {})
     assert out["response"]["portfolio-rollups-title"]["children"] == "Per district"
 
+def test_the_site_overview_names_its_builders_and_its_safety_education_coverage(caller, regdb):
+    import datetime as dt
+
+    from sitetwin.data.store import open_store
+    from sitetwin.sensors.queries import training_coverage
+
+    status, text, out = caller("ada").call("overview-title", {("overview-site", "data"): "DEMO"})
+    r = out["response"]
+    assert status == 200
+    facts = _texts(r["overview-card"])
+    assert "construction enterprise" in facts and "subcontractors" in facts
+    assert "湖北钢结构公司 (HBGJ) · 钢结构安装" in facts
+    training = _texts(r["overview-training"])
+    with open_store(regdb[0], read_only=True) as store:
+        contractor = store.scalar("SELECT e.name FROM sites s JOIN enterprises e USING (enterprise_code) "
+                                  "WHERE s.site_code = 'DEMO'")
+        end = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        truth = training_coverage(store, "DEMO", end - dt.timedelta(days=30), end)
+    assert contractor in facts
+    if truth["workers_on_site"]:
+        assert f'"{truth["workers_on_site"]:,}"' in training
+    else:
+        assert "Nobody entered the site in the last 30 days." in training
+
 def test_scoring_adds_a_trend_point_and_the_breakdown_adds_up_to_the_score(caller, regdb):
     from sitetwin.data.store import open_store
 
@@ -216,6 +240,27 @@ def test_the_evaluation_report_downloads_as_html_and_pdf_for_sites_in_scope(call
         ("portfolio-report-html", "n_clicks"): 1, ("portfolio-risk-site", "data"): "NIJ"})
     assert "not in your scope" in text and "portfolio-download" not in out.get("response", {})
 
+
+
+def test_the_evaluation_report_lists_the_sites_findings_and_a_missing_cjk_font_reads_as_a_message(caller, regdb,
+                                                                                                   monkeypatch):
+    from sitetwin.dashboards.access import LANG_COOKIE
+    from sitetwin.oversight import evaluation
+
+    ada = caller("ada")
+    status, text, out = ada.call("portfolio-download.data", {("portfolio-report-html", "n_clicks"): 1,
+                                                             ("portfolio-risk-site", "data"): "NIJ"})
+    html_text = base64.b64decode(out["response"]["portfolio-download"]["data"]["content"]).decode()
+    assert NIJ_TITLE in html_text          # the findings section of the report
+    monkeypatch.setattr(evaluation, "CJK_FAMILIES", ("A Font Nobody Installed",))
+    ada.client.http.set_cookie(LANG_COOKIE, "zh-CN")
+    status, text, out = ada.call("portfolio-download.data", {("portfolio-report-pdf", "n_clicks"): 1,
+                                                             ("portfolio-risk-site", "data"): "DEMO"},
+                                 trigger="portfolio-report-pdf.n_clicks")
+    r = out["response"]
+    assert status == 200 and "portfolio-download" not in r
+    assert evaluation.CJK_PACKAGE in r["portfolio-report-msg"]["children"]
+    assert "中文" in r["portfolio-report-msg"]["children"] or "字体" in r["portfolio-report-msg"]["children"]
 
 # --------------------------------------------------------------------------------------
 # findings workflow
