@@ -125,6 +125,28 @@ def insert_detections(store: Store, rows: Sequence[dict]) -> int:
     return store.insert_frame("detections", frame)
 
 
+def purge_detections(store: Store, site_code: str, *, before: dt.datetime | None = None) -> int:
+    """Retention: delete a site's detections captured before ``before`` (all of them without it), with the stage
+    observations made from them, in one transaction; returns how many detections went.
+
+    Hazards, and the findings raised from them, are records of their own and stay: their ``detection_ids``
+    then name detections no longer kept. A detection without a capture time is kept unless ``before`` is None.
+    """
+    from sitetwin.data.store import atomic
+
+    cond, args = "site_code = ?", [site_code]
+    if before is not None:
+        cond, args = cond + " AND captured_at < ?", [*args, before]
+    with atomic(store):
+        ids = [r[0] for r in store.execute(f"SELECT detection_id FROM detections WHERE {cond}", args)]
+        if not ids:
+            return 0
+        store.execute(f"DELETE FROM stage_observations WHERE site_code = ? AND detection_id IN "
+                      f"(SELECT detection_id FROM detections WHERE {cond})", [site_code, *args])
+        store.execute(f"DELETE FROM detections WHERE {cond}", args)
+    return len(ids)
+
+
 def insert_hazards(store: Store, rows: Sequence[dict]) -> int:
     if not rows:
         return 0

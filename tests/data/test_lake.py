@@ -28,7 +28,7 @@ from sitetwin.oversight.findings import raise_finding
 from sitetwin.oversight.portfolio import portfolio_sites, rollup
 from sitetwin.oversight.risk import compute_risk, record_risk
 from sitetwin.oversight.scope import Scope
-from sitetwin.vision.detection_store import insert_detections, insert_hazards
+from sitetwin.vision.detection_store import insert_detections, insert_hazards, purge_detections
 
 SYSTEM = Scope.system()
 DAY = dt.date(2024, 6, 30)
@@ -384,7 +384,7 @@ def test_a_site_republished_after_compaction_replaces_its_old_rows_exactly(platf
                       at=dt.datetime(2024, 6, 29))
         with s.transaction():
             upsert_site(s, "WH-JA-1", district="Jianghan", city="Wuhan")          # moved: its old file goes
-        s.execute("DELETE FROM detections WHERE site_code = 'WH-JA-2'")           # emptied: its file goes
+        purge_detections(s, "WH-JA-2")                                              # emptied: its file goes
     with open_store(platforms["ja"], read_only=True) as s:
         publish(s, lake)
         want = {t: sorted(s.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=str)
