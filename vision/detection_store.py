@@ -134,7 +134,8 @@ def purge_detections(store: Store, site_code: str, *, before: dt.datetime | None
     """
     from sitetwin.data.store import atomic
 
-    cond, args = "site_code = ?", [site_code]
+    cond = "site_code = ?"
+    args: list[Any] = [site_code]
     if before is not None:
         cond, args = cond + " AND captured_at < ?", [*args, before]
     with atomic(store):
