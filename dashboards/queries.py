@@ -228,6 +228,22 @@ def element(store: Store, site_code: str, global_id: str) -> dict | None:
     return bim_q.element_record(store, site_code, global_id)
 
 
+def reference_lines_xyz(store: Store, site_code: str):
+    """The site's alignments and other reference lines (bim) as one (n, 3) array in the local frame, metres,
+    a NaN row between two lines ((0, 3) when it has none)."""
+    return bim_q.reference_line_xyz(store, site_code, model_ids=bim_q.current_model_ids(store, site_code))
+
+
+def partial_failing(store: Store, survey_id: str | None) -> set[tuple[str, str]]:
+    """(model_id, global_id) of the elements a survey found ``partial`` and whose observed faces failed a check
+    (twin's ``failed_checks``)."""
+    if not survey_id:
+        return set()
+    failed = twin_q.failed_checks(store, survey_id)
+    failed = failed[failed["status"] == "partial"]
+    return set(zip(failed["model_id"].tolist(), failed["global_id"].tolist()))
+
+
 def element_status(store: Store, survey_id: str | None) -> dict[tuple[str, str], dict]:
     """(model_id, global_id) -> status and deviation figures in one survey."""
     if not survey_id:

@@ -423,7 +423,8 @@ def has_picks(key: str | None) -> bool:
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#2f4b7c", "#a05195", "#d45087", "#665191", "#ffa600", "#003f5c")
 STATUS_LABELS = {"built": "built", "partial": "partially built", "not_built": "not built",
-                 "out_of_tolerance": "out of tolerance", "unknown": "not surveyed"}
+                 "out_of_tolerance": "out of tolerance", "unknown": "not surveyed",
+                 "partial_out_of_tolerance": "partially built, out of tolerance"}
 SCHEDULE_COLORS = {"built": "rgb(40,185,80)", "late": "rgb(225,50,50)", "in progress": "rgb(245,185,30)",
                    "due (not seen)": "rgb(120,160,210)", "not started": "rgb(205,210,220)",
                    "unscheduled": "rgb(150,150,150)"}

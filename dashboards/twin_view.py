@@ -4,12 +4,14 @@ Colour modes, each over the site's current models on a chosen day:
 
 - ``class`` and ``storey``: the design's own attributes;
 - ``status``: as-built status in the latest survey on or before the day (twin's ``element_deviation``);
+  a ``partial`` element whose observed faces failed a check has a bin of its own;
 - ``deviation``: that survey's p95 of |signed distance| per element, in bands (mm);
 - ``schedule``: the 4D state on the day from the schedule and the first survey that saw the
   element standing: built, late, in progress, not started, unscheduled.
 
 Scan points of that survey are drawn on top (decimated evenly by twin's ``survey_points``),
-coloured by signed distance. Sensor devices are drawn at their positions; a device with an
+coloured by signed distance. Alignments (bim's reference lines) are drawn as lines, clipped to the
+section box. Sensor devices are drawn at their positions; a device with an
 active warning lights up, and so does the element it is mounted on.
 """
 
@@ -38,6 +40,10 @@ SELECTED_COLOR = "rgb(255,215,0)"
 WARNING_COLOR = "rgb(255,110,0)"        # orange: apart from every status colour
 # Each layer's trace carries its kind in ``meta`` (its ``name`` is in the reader's language).
 POINTS_LAYER, SENSORS_LAYER, WARNED_LAYER = "scan points", "sensors", "sensor warning on element"
+ALIGNMENTS_LAYER = "alignments"
+ALIGNMENT_COLOR = "rgb(30,64,175)"
+PARTIAL_FAILING = "partial_out_of_tolerance"      # a status bin: partial, and failing a check on what was seen
+PARTIAL_FAILING_COLOR = "rgb(240,110,150)"
 NOTES = {"status": N_("No survey on or before this day: every element is shown as not surveyed."),
          "deviation": N_("No survey on or before this day: deviation is not measured."),
          "schedule": N_("No schedule linked to the model: every element is unscheduled.")}
@@ -77,6 +83,7 @@ class TwinData:
     survey_epoch: dt.date | None = None
     devices: list[dict] = field(default_factory=list)
     points: Any = None                       # pandas frame x_m, y_m, z_m, distance_m (or None)
+    alignments: Any = None                   # (n, 3) reference lines, NaN rows between lines (or None)
     note: str = ""
 
 
@@ -113,9 +120,13 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         data.colors = {s: scene.PALETTE[i % len(scene.PALETTE)] for i, s in enumerate(data.order)}
     elif p.mode == "status":
         st = q.element_status(store, survey_id)
-        data.values = np.array([st.get(key, {}).get("status") or "unknown" for key in keys], dtype=object)
+        failing = q.partial_failing(store, survey_id)
+        data.values = np.array([PARTIAL_FAILING if key in failing else st.get(key, {}).get("status") or "unknown"
+                                for key in keys], dtype=object)
         data.order = [*q.STATUSES, "unknown"]
-        data.colors = {s: scene.rgb(STATUS_COLORS[s]) for s in data.order}
+        data.order.insert(data.order.index("partial") + 1, PARTIAL_FAILING)
+        data.colors = {s: scene.rgb(STATUS_COLORS[s]) for s in data.order if s in STATUS_COLORS}
+        data.colors[PARTIAL_FAILING] = PARTIAL_FAILING_COLOR
         if not survey_id:
             data.note = _(NOTES["status"])
     elif p.mode == "deviation":
@@ -132,6 +143,9 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         data.colors = dict(scene.SCHEDULE_COLORS)
         if set(data.values.tolist()) <= {"unscheduled"}:
             data.note = _(NOTES["schedule"])
+    if model:
+        xyz = q.reference_lines_xyz(store, p.site)
+        data.alignments = xyz if len(xyz) else None
     if p.sensors:
         data.devices = q.sensor_state(store, p.site)
     if p.points and points and survey_id:
@@ -189,6 +203,11 @@ def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dic
         all_owners.append(owner)
         stats["bins"][WARNED_LAYER] = np.flatnonzero(lit)
         stats["legend"].append((WARNED_LAYER, WARNING_COLOR, int(lit.sum()), 1.0))
+    if d.alignments is not None:
+        line = alignment_trace(d.alignments, p.section)
+        if line is not None:
+            all_traces.append(line)
+            all_owners.append(None)
     extra = layer_traces(d, p) if layers else []
     all_traces += extra
     all_owners += [None] * len(extra)
@@ -272,6 +291,27 @@ def points_trace(points) -> dict:
                 marker=dict(size=1.6, color=mm.astype(np.float32), colorscale="RdBu",
                             cmin=-DISTANCE_CLIP_MM, cmax=DISTANCE_CLIP_MM,
                             colorbar=dict(title=dict(text=_("signed distance (mm)")), len=0.5, x=1.0, thickness=12)))
+
+
+def alignment_trace(xyz: np.ndarray, section=None) -> dict | None:
+    """The reference lines as one line trace; with a section box ``((x0, x1), (y0, y1), (z0, z1))`` the
+    vertices outside it become breaks (a segment is drawn only when both its ends are inside). None when
+    nothing is left to draw."""
+    xyz = np.asarray(xyz, np.float64).copy()
+    if section:
+        inside = np.ones(len(xyz), bool)
+        for axis, (a, b) in enumerate(section):
+            inside &= (xyz[:, axis] >= a) & (xyz[:, axis] <= b)
+        xyz[~inside] = np.nan
+    finite = np.isfinite(xyz).all(axis=1)
+    # a line needs two consecutive drawn vertices
+    if not (finite[1:] & finite[:-1]).any():
+        return None
+    return dict(type="scatter3d", mode="lines", name=_("alignments"), meta=ALIGNMENTS_LAYER,
+                # plain lists, None at the breaks (JSON null: a gap in every plotly version)
+                **{c: [round(float(v), 4) if ok else None for v, ok in zip(xyz[:, i], finite)]
+                   for i, c in enumerate("xyz")},
+                line=dict(color=ALIGNMENT_COLOR, width=4), hoverinfo="name", connectgaps=False)
 
 
 def devices_trace(devices: list[dict], geom: SceneGeometry) -> dict:

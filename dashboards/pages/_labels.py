@@ -38,6 +38,8 @@ LABELS: dict[str, dict[str, str]] = {
                "in progress": N_("in progress"), "due (not seen)": N_("due (not seen)"),
                "not started": N_("not started"), "unscheduled": N_("unscheduled"), "not measured": N_("not measured"),
                "(no storey)": N_("(no storey)"), "sensor warning on element": N_("sensor warning on element"),
+               "partially built, out of tolerance": N_("partially built, out of tolerance"),
+               "alignments": N_("alignments"),
                "unknown": N_("not surveyed")},
     "survey_status": {"analysed": N_("analysed"), "registered": N_("registered"), "pending": N_("pending"),
                       "failed": N_("failed")},
