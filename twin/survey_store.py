@@ -91,6 +91,13 @@ class Survey:
     status: str
     points_file: Path | None        # absolute path of the Parquet file, when analysed
     registration: dict
+    # placement (migration 0013): the CRS the files declared (or --crs named); a similarity fit's scale
+    # (model metres per survey unit) and its relative 1-sigma; georeference vs refined pose
+    crs: str | None = None
+    scale: float | None = None
+    scale_sigma: float | None = None
+    georef_offset_m: float | None = None
+    georef_offset_deg: float | None = None
 
 
 def points_path(store: Store, survey_id: str) -> Path:
@@ -112,15 +119,19 @@ def get_survey(store: Store, survey_id: str) -> Survey:
         T_model_from_survey=np.array(json.loads(row["T_model_from_survey"]), dtype=np.float64),
         fitness=row["fitness"], rmse_m=row["rmse_m"], point_count=int(row["point_count"]),
         noise_mm=row["noise_mm"], loa=row["loa"], status=row["status"], points_file=points_file,
-        registration=json.loads(row["registration"] or "{}"))
+        registration=json.loads(row["registration"] or "{}"), crs=row.get("crs"), scale=row.get("scale"),
+        scale_sigma=row.get("scale_sigma"), georef_offset_m=row.get("georef_offset_m"),
+        georef_offset_deg=row.get("georef_offset_deg"))
 
 
 def list_surveys(store: Store, site_code: str | None = None) -> list[dict[str, Any]]:
-    """Surveys (newest epoch last) with their registration figures and status counts."""
+    """Surveys (newest epoch last) with their registration figures, placement (crs, scale, scale_sigma,
+    georef_offset_m, georef_offset_deg: None where not applicable) and status counts."""
     where, params = ("WHERE s.site_code = ?", [site_code]) if site_code else ("", [])
     return store.rows(
         "SELECT s.survey_id, s.site_code, s.name, s.epoch, s.registration_method, s.fitness, s.rmse_m, "
         "s.point_count, s.noise_mm, s.loa, s.status, s.created_at, "
+        "s.crs, s.scale, s.scale_sigma, s.georef_offset_m, s.georef_offset_deg, "
         "count(d.global_id) FILTER (WHERE d.status = 'built') AS built, "
         "count(d.global_id) FILTER (WHERE d.status = 'partial') AS partial, "
         "count(d.global_id) FILTER (WHERE d.status = 'not_built') AS not_built, "

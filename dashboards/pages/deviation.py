@@ -11,7 +11,7 @@ from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import site_store
 from sitetwin.dashboards.callbacks import callback
 from sitetwin.dashboards.pages._labels import cell, columns, label, num, page_title, site_tz, when
-from sitetwin.data.i18n import LANGUAGES, N_, Translator, current_language, use_language
+from sitetwin.data.i18n import LANGUAGES, N_, Translator, current_language, format_percent, use_language
 
 _ = Translator("dashboards.pages")
 NAME = N_("Deviation")
@@ -154,6 +154,7 @@ def fill(survey_id, storeys, classes, site):
         tolerances = q.survey_tolerances(store, survey_id)
         objects = q.unplanned_objects(store, site, survey_id)
         points = _points(store, survey_id)
+        row = next((s for s in q.surveys(store, site) if s["survey_id"] == survey_id), None)
     chosen = set(frame["global_id"].tolist())
     if points is not None and len(points):
         pts = points[points["global_id"].isin(chosen)] if (storeys or classes) else points[points["element"] >= 0]
@@ -165,7 +166,9 @@ def fill(survey_id, storeys, classes, site):
         heat = hist = f.empty_figure(_("This survey's per-point file is missing: add the survey again."))
     tol = f.tolerance_table(frame, tolerances, DEFAULT_TOLERANCE_MM)
     worst = f.worst_elements(frame)
+    summary = [html.Div([html.H2(_("Survey")), survey_summary(row)], className="card wide")] if row else []
     body = html.Div([
+        *summary,
         html.Div([html.Div([html.H2(_("Plan heatmap (mean signed distance per 0.5 m cell)")),
                             dcc.Graph(id="deviation-heatmap", figure=heat, style={"height": "420px"})],
                            className="card"),
@@ -191,6 +194,24 @@ def fill(survey_id, storeys, classes, site):
         ], className="grid"),
     ])
     return body, {"survey": survey_id}
+
+
+def survey_summary(s: dict) -> html.Dl:
+    """How the survey was placed: registration, fit, points, and where they apply the CRS its files declared,
+    the similarity fit's scale (± its relative 1-sigma) and the offset between georeference and refined pose."""
+    pairs = [(_("registration"), s.get("registration_method")), (_("points"), num(s.get("point_count"))),
+             (_("fitness"), num(s.get("fitness"), 3) if s.get("fitness") is not None else None),
+             (_("RMSE (m)"), num(s.get("rmse_m"), 4) if s.get("rmse_m") is not None else None),
+             (_("coordinate reference system"), s.get("crs") or _("none declared"))]
+    if s.get("scale") is not None:
+        sigma = s.get("scale_sigma")
+        pairs.append((_("scale"), num(s["scale"], 5) + (
+            " ± " + format_percent(sigma, 3) if sigma is not None else "")))
+    if s.get("georef_offset_m") is not None:
+        pairs.append((_("georeference vs refined pose"), _(
+            "{m} m, {deg}°", m=num(s["georef_offset_m"], 3),
+            deg=num(s.get("georef_offset_deg"), 3) if s.get("georef_offset_deg") is not None else "–")))
+    return c.facts(pairs, id="deviation-survey-summary")
 
 
 def _points(store, survey_id):
