@@ -303,13 +303,13 @@ def alignment_trace(xyz: np.ndarray, section=None) -> dict | None:
         for axis, (a, b) in enumerate(section):
             inside &= (xyz[:, axis] >= a) & (xyz[:, axis] <= b)
         xyz[~inside] = np.nan
-    finite = np.isfinite(xyz).all(axis=1)
+    finite: np.ndarray = np.asarray(np.isfinite(xyz).all(axis=1), bool)
     # a line needs two consecutive drawn vertices
     if not (finite[1:] & finite[:-1]).any():
         return None
     return dict(type="scatter3d", mode="lines", name=_("alignments"), meta=ALIGNMENTS_LAYER,
                 # plain lists, None at the breaks (JSON null: a gap in every plotly version)
-                **{c: [round(float(v), 4) if ok else None for v, ok in zip(xyz[:, i], finite)]
+                **{c: [round(float(v), 4) if ok else None for v, ok in zip(xyz[:, i], finite.tolist())]
                    for i, c in enumerate("xyz")},
                 line=dict(color=ALIGNMENT_COLOR, width=4), hoverinfo="name", connectgaps=False)
 
