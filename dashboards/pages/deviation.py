@@ -199,7 +199,8 @@ def fill(survey_id, storeys, classes, site):
 def survey_summary(s: dict) -> html.Dl:
     """How the survey was placed: registration, fit, points, and where they apply the CRS its files declared,
     the similarity fit's scale (± its relative 1-sigma) and the offset between georeference and refined pose."""
-    pairs = [(_("registration"), s.get("registration_method")), (_("points"), num(s.get("point_count"))),
+    pairs = [(_("registration"), label("registration", s.get("registration_method"))),
+             (_("points"), num(s.get("point_count"))),
              (_("fitness"), num(s.get("fitness"), 3) if s.get("fitness") is not None else None),
              (_("RMSE (m)"), num(s.get("rmse_m"), 4) if s.get("rmse_m") is not None else None),
              (_("coordinate reference system"), s.get("crs") or _("none declared"))]
