@@ -385,7 +385,7 @@ def test_a_store_without_accounts_runs_open_as_the_local_owner(app):
 REGULATOR_CALLS = {
     "..findings-summary.children": "site", "..findings-detail.children": "finding",
     "..findings-action-msg.children": "finding", "..findings-download.data": "site",
-    "..portfolio-risk-title.children": "site", "portfolio-download.data": "site",
+    "..portfolio-risk-title.children": "site", "..portfolio-download.data": "site",
     "panorama-pixel-msg.children": "pano", "..hazards-finding-msg.children": "hazard",
 }
 
