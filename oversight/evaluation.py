@@ -43,7 +43,7 @@ from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import OversightError, SchemeError
-from sitetwin.oversight.risk import basis_text
+from sitetwin.oversight.risk import basis_text, component_text
 from sitetwin.oversight.scope import Scope
 from sitetwin.panorama.queries import panorama_summary
 from sitetwin.sensors.queries import attendance_summary, site_devices
@@ -416,10 +416,6 @@ def _jsonable(v):
 # is shown as it is stored.
 SECTION_NAMES = {"basic": N_("basic"), "promotion": N_("promotion")}
 GRADE_NAMES = {"excellent": N_("excellent"), "good": N_("good"), "pass": N_("pass"), "fail": N_("fail")}
-COMPONENT_NAMES = {"findings": N_("open findings"), "hazards": N_("AI-detected hazards"),
-                   "deviation": N_("deviation from the model"), "progress": N_("progress behind schedule"),
-                   "data": N_("data missing or stale"), "sensors": N_("sensor warnings"),
-                   "dangerous_works": N_("dangerous works"), "training": N_("safety education coverage")}
 SEVERITY_NAMES = {"low": N_("low"), "medium": N_("medium"), "high": N_("high"), "critical": N_("critical")}
 STATUS_NAMES = {"open": N_("open"), "rectification_submitted": N_("rectification submitted"),
                 "verified_closed": N_("verified and closed"), "reopened": N_("reopened")}
@@ -545,7 +541,7 @@ def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) 
     risk_rows = ""
     if ev.risk is not None:
         risk_rows = "".join(
-            f"<tr><td>{e(_name(COMPONENT_NAMES, c.name))}</td><td class=num>{e(format_number(c.weight, 2))}</td>"
+            f"<tr><td>{e(component_text(c.name))}</td><td class=num>{e(format_number(c.weight, 2))}</td>"
             f"<td>{e(basis_text(c))}</td><td class=num>{e(_('no data') if c.no_data else _value(c.raw))}</td>"
             f"<td class=num>{e(format_number(c.subscore, 1))}</td><td class=num>{e(format_number(c.points, 1))}</td>"
             f"</tr>" for c in ev.risk.components)
@@ -697,11 +693,11 @@ def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str
                       size=13, bold=True, after=6)
         if ev.risk is not None:
             comps = ev.risk.components
-            doc.bar_chart([t(_name(COMPONENT_NAMES, c.name), 40) for c in comps], [c.points for c in comps],
+            doc.bar_chart([t(component_text(c.name), 40) for c in comps], [c.points for c in comps],
                           ["#bbbbbb" if c.no_data else "#c0504d" for c in comps],
                           _("points of the score (weight × subscore); grey: no data"))
             doc.table([_("component"), _("weight"), _("basis"), _("raw"), _("subscore"), _("points")],
-                      [[t(_name(COMPONENT_NAMES, c.name), 40), format_number(c.weight, 2), t(basis_text(c), 200),
+                      [[t(component_text(c.name), 40), format_number(c.weight, 2), t(basis_text(c), 200),
                         _("no data") if c.no_data else _value(c.raw), format_number(c.subscore, 1),
                         format_number(c.points, 1)] for c in comps],
                       widths=[0.2, 0.09, 0.41, 0.1, 0.1, 0.1], size=7.5)

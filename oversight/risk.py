@@ -455,6 +455,22 @@ SOURCE_NAMES = {"model": N_("model"), "schedule": N_("schedule"), "survey": N_("
                 "attendance": N_("attendance")}
 
 
+COMPONENT_NAMES = {"findings": N_("open findings"), "hazards": N_("AI-detected hazards"),
+                   "deviation": N_("deviation from the model"), "progress": N_("progress behind schedule"),
+                   "data": N_("data missing or stale"), "sensors": N_("sensor warnings"),
+                   "dangerous_works": N_("dangerous works"), "training": N_("safety education coverage")}
+
+
+def component_text(name: str) -> str:
+    """A component's name in the current language (a component this version does not know, as stored)."""
+    return _(COMPONENT_NAMES[name]) if name in COMPONENT_NAMES else name
+
+
+def formula_text(risk: RiskScore) -> str:
+    """:meth:`RiskScore.formula` in the current language ("no data" translated)."""
+    return risk.formula().replace("(no data)", f"({_('no data')})")
+
+
 def unit_text(component: RiskComponent) -> str:
     """What a component's raw figure measures, in the current language (an unknown unit as stored)."""
     return _(component.unit) if component.unit in UNITS else component.unit

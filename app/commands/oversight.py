@@ -349,7 +349,15 @@ def risk_cmd(
     lake: LakeOption = None,
 ) -> None:
     """Risk scores with their breakdown (one site, or every site in your scope)."""
-    from sitetwin.oversight.risk import compute_risk, record_risk, risk_trend
+    from sitetwin.oversight.risk import (
+        COMPONENTS,
+        basis_text,
+        component_text,
+        compute_risk,
+        formula_text,
+        record_risk,
+        risk_trend,
+    )
 
     if record and lake:
         raise typer.BadParameter("--record stores scores in a store; the lake is read-only (leave out --lake)")
@@ -359,8 +367,7 @@ def risk_cmd(
                 raise typer.BadParameter("--trend needs --site")
             rows = risk_trend(store, scope, site)
             emit(rows, as_json, lambda rs: table([{**r, **r["subscores"]} for r in rs],
-                                                 ["as_of", "score", "tier", "findings", "hazards", "deviation",
-                                                  "progress", "data", "sensors"],
+                                                 ["as_of", "score", "tier", *COMPONENTS],
                                                  title=_("risk trend {site}", site=site)))
             return
         if record:
@@ -376,15 +383,15 @@ def risk_cmd(
                 "risk {score}, tier {tier} ({source}), inspect every {days} days, premium factor {factor}",
                 score=format(r.score, ".1f"), tier=r.tier, days=r.inspect_every_days, factor=r.premium_factor,
                 source=_(r.tier_source) if r.tier_source in _BY else r.tier_source))
-            table([{"component": c.name, "weight": c.weight, "raw": _("no data") if c.no_data else c.raw,
-                    "subscore": c.subscore, "points": c.points, "basis": c.basis} for c in r.components],
+            table([{"component": component_text(c.name), "weight": c.weight,
+                    "raw": _("no data") if c.no_data else c.raw, "subscore": c.subscore, "points": c.points,
+                    "basis": basis_text(c)} for c in r.components],
                   ["component", "weight", "raw", "subscore", "points", "basis"])
-            out_console().print(r.formula())
+            out_console().print(formula_text(r))
         else:
             table([{"site": r.site_code, "score": r.score, "tier": r.tier, "inspect_every_days": r.inspect_every_days,
                     **{c.name: c.subscore for c in r.components}} for r in rs],
-                  ["site", "score", "tier", "inspect_every_days", "findings", "hazards", "deviation", "progress",
-                   "data", "sensors"])
+                  ["site", "score", "tier", "inspect_every_days", *COMPONENTS])
     emit(scores, as_json, render)
 
 

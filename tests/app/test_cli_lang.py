@@ -79,3 +79,12 @@ def test_the_evaluation_command_writes_a_chinese_report_and_refuses_nothing_it_n
     assert "等级" in r.stdout and "数字孪生中的BIM设计模型" in r.stdout
     page = html.read_text(encoding="utf-8")
     assert "<html lang=zh-CN>" in page and "基坑临边防护缺失" in page and "问题清单（2）" in page
+
+
+def test_the_risk_breakdown_reads_in_chinese_with_every_component_and_its_basis(db):
+    r = run("--lang", "zh-CN", "risk", "--site", "WH-JA-1", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "危大工程" in r.stdout and "培训" in r.stdout          # the two newest components are listed
+    assert "no data" not in r.stdout and "open findings" not in r.stdout  # the basis sentences too
+    doc = json.loads(run("risk", "--site", "WH-JA-1", "--db", db, "--json").stdout)
+    assert [c["name"] for c in doc[0]["components"]][-2:] == ["dangerous_works", "training"]
