@@ -15,10 +15,14 @@ def placed(site_db, store_copy, tmp_path_factory):
     from sitetwin.data.store import open_store
 
     db = store_copy(site_db[0], tmp_path_factory.mktemp("placed"))
-    with open_store(db) as store:
-        sid = store.scalar("SELECT survey_id FROM surveys ORDER BY epoch DESC LIMIT 1")
-        store.execute("UPDATE surveys SET crs = 'EPSG:4547', scale = 1.00042, scale_sigma = 0.00031, "
-                      "georef_offset_m = 0.0123, georef_offset_deg = 0.021 WHERE survey_id = ?", [sid])
+    from sitetwin.twin.survey_store import insert_rows
+
+    with open_store(db) as store:      # the latest survey again, recorded with a placement (through twin's writer)
+        latest = store.rows("SELECT * FROM surveys ORDER BY epoch DESC LIMIT 1")[0]
+        sid = latest["survey_id"] + "G"
+        insert_rows(store, "surveys", [{**latest, "survey_id": sid, "crs": "EPSG:4547", "scale": 1.00042,
+                                        "scale_sigma": 0.00031, "georef_offset_m": 0.0123,
+                                        "georef_offset_deg": 0.021}])
     return db, sid
 
 

@@ -3,6 +3,8 @@ section box; a partial element that failed a check on what was seen of it gets i
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -58,15 +60,22 @@ def test_a_partial_element_failing_a_check_has_its_own_status_bin(site_db, store
     from sitetwin.dashboards.twin_view import PARTIAL_FAILING, TwinParams, read_twin, twin_figure
     from sitetwin.data.store import open_store
     from sitetwin.twin.queries import survey_as_of, survey_status_counts
+    from sitetwin.twin.survey_store import insert_rows
 
     day = site_db[1]["epochs"][-1]
     db = store_copy(site_db[0], tmp_path)
-    with open_store(db) as store:      # two partial elements whose seen faces sit 24.7 mm off (as twin records it)
+    with open_store(db) as store:      # the day's survey again, two partial elements' seen faces 24.7 mm off
         survey = survey_as_of(store, "DEMO", day)
-        store.execute("UPDATE element_deviation SET checks = ? WHERE survey_id = ? AND global_id IN (SELECT "
-                      "global_id FROM element_deviation WHERE survey_id = ? AND status = 'partial' "
-                      "ORDER BY global_id LIMIT 2)",
-                      ['[{"check": "position", "value_mm": 24.7, "limit_mm": 10.0}]', survey, survey])
+        row = store.rows("SELECT * FROM surveys WHERE survey_id = ?", [survey])[0]
+        again = survey + "P"
+        elements = store.rows("SELECT * FROM element_deviation WHERE survey_id = ? ORDER BY global_id", [survey])
+        failing = {e["global_id"] for e in elements if e["status"] == "partial"}
+        failing = set(sorted(failing)[:2])
+        check = '[{"check": "position", "value_mm": 24.7, "limit_mm": 10.0}]'
+        insert_rows(store, "surveys", [{**row, "survey_id": again, "created_at": row["created_at"] + dt.timedelta(
+            seconds=1)}])            # recorded through twin's writer, as a later survey of the same day
+        insert_rows(store, "element_deviation", [{**e, "survey_id": again, "checks": check
+                                                  if e["global_id"] in failing else e["checks"]} for e in elements])
     with open_store(db, read_only=True) as store:
         p = TwinParams(site="DEMO", mode="status", day=day, points=False, sensors=False)
         data = read_twin(store, p)

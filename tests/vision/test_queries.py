@@ -288,7 +288,8 @@ def test_each_camera_shows_its_newest_detection_and_its_days_with_detections(sto
     for cid in ("gate-1", "crane-1"):
         add_camera(store, Camera("S", cid, 1280, 720, 1000.0, 1000.0, 640.0, 360.0, np.eye(4),
                                  name="Gate" if cid == "gate-1" else None))
-    day = utcnow().replace(microsecond=0) - dt.timedelta(days=5)
+    # noon five days ago: the detection 0.1 day after it falls on the same day whatever the hour the test runs
+    day = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - dt.timedelta(days=5)
     insert_detections(store, [{**_box(f"D{i}", "R1", "person", 10.0), "source_kind": "camera", "camera_id": "gate-1",
                                "captured_at": day + dt.timedelta(days=d)} for i, d in enumerate([-9, 0, 0.1, 3, 12])])
     frame = camera_activity(store, "S", since=day - dt.timedelta(days=1), until=day + dt.timedelta(days=6))
