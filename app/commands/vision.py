@@ -192,7 +192,7 @@ def train_cmd(
     store = _open_optional(db)
     try:
         with progress() as bar:
-            task = bar.add_task(_("training"), total=epochs)
+            task = bar.add_task(_("training the detector"), total=epochs)
             result = train(data, config, out=out, store=store, site_code=site,
                            on_epoch=lambda e, n, m: bar.update(task, completed=min(e, n)))
         payload = {"run_id": result.run_id if store is not None else None, "weights": str(result.weights),
