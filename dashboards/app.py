@@ -132,8 +132,10 @@ def shell_layout():
 
     from sitetwin.dashboards.access import current_caller, logout_form
 
-    # Dash also builds the layout once outside any request, to validate it: no caller then
-    caller = current_caller() if flask.has_request_context() else None
+    # Dash also builds the layout once to validate it, outside any request or (a served worker's setup,
+    # dashboards.serving) in a request of its own: no caller then
+    setup = not flask.has_request_context() or flask.g.get("sitetwin_setup", False)
+    caller = None if setup else current_caller()
     who = caller.label if caller else ""
     logout = [] if caller is None or caller.open_store else [logout_form()]
     return html.Div([

@@ -98,7 +98,12 @@ class Workbench(BaseApplication):
         # serve among other things) and marks that done before it is: a worker's threads that take the
         # page's bundles at once then answer 500 ("dash is not a registered library"). Set up here,
         # before the worker takes any request.
+        # The setup builds the shell's layout once to validate it; that is no one's request, so the shell
+        # must not look for a caller in the store (a worker that could not read it then failed to boot).
+        import flask
+
         with app.server.test_request_context("/"):
+            flask.g.sitetwin_setup = True
             app._setup_server()
         return app.server
 

@@ -279,11 +279,16 @@ def migrate(store: Store) -> list[Migration]:
 
 
 def _check_current(store: Store) -> None:
+    import duckdb
+
     try:
         have = store.schema_version()
-    except Exception:
+    except duckdb.CatalogException:
         raise StoreError(f"{store.label}: not a sitetwin store (no schema_migrations table); "
                          f"create one with `sitetwin init`") from None
+    except duckdb.Error as exc:       # a store that could not be read is not "not a store": say what happened
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"{store.label}: could not read its schema version: {first}") from exc
     want = migrations()[-1].version
     if have < want:
         raise StoreError(f"{store.label}: store schema is at version {have}, this sitetwin needs {want}; "

@@ -192,3 +192,16 @@ def test_an_elements_3d_button_opens_the_twin_on_it_and_no_click_goes_nowhere():
     for triggered, clicks in ((button, [None, 0]), (None, [1])):
         with pytest.raises(dash.exceptions.PreventUpdate):
             twin_href(triggered, clicks)
+
+
+def test_a_served_worker_sets_dash_up_without_looking_for_a_caller_in_the_store(site_db, tmp_path, monkeypatch):
+    # a worker's setup is no one's request: a caller read there once failed to boot a worker (install check)
+    from sitetwin.dashboards import access
+    from sitetwin.dashboards.serving import Workbench
+
+    def no_caller_at_boot():
+        raise AssertionError("the worker's setup looked for a caller")
+
+    monkeypatch.setattr(access, "current_caller", no_caller_at_boot)
+    server = Workbench(site_db[0], port=0, jobs=tmp_path / "jobs", warm=False).load()
+    assert server.name and "/" in {r.rule for r in server.url_map.iter_rules()}

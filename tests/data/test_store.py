@@ -151,3 +151,16 @@ def test_where_in_binds_each_value_once_and_says_true_for_none_and_false_for_not
     for values, expected in ((["A", "C", "A"], 2), (None, 3), ([], 0)):
         where, params = where_in("site_code", values)
         assert store.scalar(f"SELECT count(*) FROM t WHERE {where}", params) == expected
+
+
+def test_a_duckdb_file_that_is_not_a_sitetwin_store_is_named_as_such(tmp_path):
+    import duckdb
+
+    from sitetwin.data.errors import StoreError
+
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.close()
+    with pytest.raises(StoreError, match=r"other\.duckdb: not a sitetwin store \(no schema_migrations table\)"):
+        open_store(path, read_only=True, create=False)
