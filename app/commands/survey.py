@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, table, warn
+from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, out_console, table, warn
 from sitetwin.data.i18n import Translator
 
 _ = Translator("app")
@@ -19,6 +19,20 @@ survey_app = typer.Typer(help="Point-cloud surveys: register to the model, devia
 def register(app: typer.Typer) -> None:
     app.add_typer(survey_app, name="survey")
     app.command("progress")(progress_cmd)
+    survey_app.command("warm")(warm_cmd)
+
+
+def warm_cmd(as_json: JsonOption = False) -> None:
+    """Compile the distance kernels into numba's cache once, so that the first survey compiles nothing.
+
+    `make setup` runs it; after a plain `pip install`, run it once (about half a minute of CPU).
+    """
+    from sitetwin.twin.distance import warm
+
+    kernels = warm()
+    emit(kernels, as_json, lambda k: out_console().print(_(
+        "distance kernels: {compiled} compiled into the cache, {loaded} already there",
+        compiled=sum(v == "compiled" for v in k.values()), loaded=sum(v == "loaded" for v in k.values()))))
 
 
 @survey_app.command("add")

@@ -68,3 +68,17 @@ def test_a_refused_survey_is_one_error_line_and_exit_1(writable_store, demo, tmp
     assert result.returncode == 1 and result.stdout == ""
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "cp.csv" in lines[0] and "at least 3" in lines[0]
+
+
+def test_survey_warm_fills_the_kernel_cache_and_says_what_it_compiled():
+    # after a plain `pip install` the user runs it once; here (make setup warmed the cache) it only loads
+    from sitetwin.twin.distance import KERNELS
+
+    result = subprocess.run([sys.executable, "-m", "sitetwin.app.cli", "survey", "warm", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert sorted(doc) == sorted(KERNELS) and set(doc.values()) <= {"loaded", "compiled"}
+    again = json.loads(subprocess.run([sys.executable, "-m", "sitetwin.app.cli", "survey", "warm", "--json"],
+                                      capture_output=True, text=True, timeout=300).stdout)
+    assert set(again.values()) == {"loaded"}                  # a second process compiles nothing
