@@ -579,7 +579,9 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
             body["problems"] = problems
         return JSONResponse(body, status_code=status)
 
-    async def post_batch(request: Request) -> JSONResponse:
+    async def device_and_body(request: Request) -> tuple[Any, Any, bytes] | JSONResponse:
+        """The device whose token the request carries, its site's limits and the request's body (at most the
+        limit); or the refusal: 401 without a known token, 413 for a body over the limit."""
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
             return refuse(401, "no device token: send 'Authorization: Bearer <token>' (sitetwin device token ID)")
@@ -597,8 +599,15 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
             if len(body) > limits.max_body_bytes:
                 return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; "
                                    f"send smaller batches")
+        return device, limits, bytes(body)
+
+    async def post_batch(request: Request) -> JSONResponse:
+        got = await device_and_body(request)
+        if isinstance(got, JSONResponse):
+            return got
+        device, limits, body = got
         try:
-            batch = parse_batch(bytes(body), token_device=device, devices=ingestor.devices, limits=limits,
+            batch = parse_batch(body, token_device=device, devices=ingestor.devices, limits=limits,
                                 now_us=time.time_ns() // 1000)
         except BatchError as exc:
             return refuse(exc.status, str(exc), exc.problems)
@@ -624,21 +633,12 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
 
         from sitetwin.sensors.training import TrainingError, parse_training_batch
 
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            return refuse(401, "no device token: send 'Authorization: Bearer <token>' (sitetwin device token ID)")
-        device = ingestor.authenticate(auth[7:].strip())
-        if device is None:
-            return refuse(401, "unknown or revoked device token")
-        limits = ingestor.limits_for(device.site_code)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_body_bytes:
-                return refuse(413, f"batch larger than the limit of {limits.max_body_bytes} bytes; "
-                                   f"send smaller batches")
+        got = await device_and_body(request)
+        if isinstance(got, JSONResponse):
+            return got
+        device, limits, body = got
         try:
-            parsed = parse_training_batch(bytes(body), device_id=device.device_id, site_code=device.site_code,
+            parsed = parse_training_batch(body, device_id=device.device_id, site_code=device.site_code,
                                           today=utcnow().date(), max_body_bytes=limits.max_body_bytes)
             report = await anyio.to_thread.run_sync(ingestor.store_training, parsed, device.device_id)
         except TrainingError as exc:
