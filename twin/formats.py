@@ -301,16 +301,21 @@ def _read_e57(path: Path, sha: str, chunk_points: int) -> list[ScanData]:
                 e57.close()
 
 
+def e57_point_fields(header) -> tuple[bool, list[str], str]:
+    """An E57 scan's coordinate fields: (cartesian?, the three coordinate fields, its invalid-state field)."""
+    from pye57.e57 import COORDINATE_SYSTEMS
+
+    if header.get_coordinate_system(COORDINATE_SYSTEMS) is COORDINATE_SYSTEMS.CARTESIAN:
+        return True, ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
+    return False, ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+
+
 def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> ScanData:
-    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
+    from pye57.e57 import convert_spherical_to_cartesian
 
     header = e57.get_header(index)
     fields = set(header.point_fields)
-    system = header.get_coordinate_system(COORDINATE_SYSTEMS)
-    if system is COORDINATE_SYSTEMS.CARTESIAN:
-        coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
-    else:
-        coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+    cartesian, coords, invalid = e57_point_fields(header)
     wanted = list(coords)
     has_rgb = {"colorRed", "colorGreen", "colorBlue"} <= fields
     if has_rgb:
@@ -334,7 +339,7 @@ def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> 
             block = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
             keep = arrays[invalid][:n] == 0 if invalid in arrays else np.ones(n, dtype=bool)
             block = block[keep]
-            if system is not COORDINATE_SYSTEMS.CARTESIAN:
+            if not cartesian:
                 block = convert_spherical_to_cartesian(block)
             _check_finite(path, block, done)
             xyz_parts.append(block)

@@ -172,16 +172,14 @@ def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
 
 def _e57_scan_chunks(path: Path, e57, index: int, chunk_points: int) -> Iterator[np.ndarray]:
     """One E57 scan's points in blocks, its pose applied (the file's frame)."""
-    from pye57.e57 import COORDINATE_SYSTEMS, convert_spherical_to_cartesian
+    from pye57.e57 import convert_spherical_to_cartesian
+
+    from sitetwin.twin.formats import e57_point_fields
 
     try:
         header = e57.get_header(index)
         fields = set(header.point_fields)
-        system = header.get_coordinate_system(COORDINATE_SYSTEMS)
-        if system is COORDINATE_SYSTEMS.CARTESIAN:
-            coords, invalid = ["cartesianX", "cartesianY", "cartesianZ"], "cartesianInvalidState"
-        else:
-            coords, invalid = ["sphericalRange", "sphericalAzimuth", "sphericalElevation"], "sphericalInvalidState"
+        cartesian, coords, invalid = e57_point_fields(header)
         wanted = coords + ([invalid] if invalid in fields else [])
         arrays, buffers = e57.make_buffers(wanted, max(1, min(chunk_points, int(header.point_count))))
         pose = np.eye(4)
@@ -204,7 +202,7 @@ def _e57_scan_chunks(path: Path, e57, index: int, chunk_points: int) -> Iterator
             xyz = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
             if invalid in arrays:
                 xyz = xyz[arrays[invalid][:n] == 0]
-            if system is not COORDINATE_SYSTEMS.CARTESIAN:
+            if not cartesian:
                 xyz = convert_spherical_to_cartesian(xyz)
             _check_finite(path, xyz, done)
             done += n
