@@ -21,6 +21,7 @@ Chinese form.
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import re
 import string
@@ -47,10 +48,11 @@ class Problems:
     fields: list[str] = field(default_factory=list)
     glossary: list[str] = field(default_factory=list)
     fstrings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = []
-        for kind in ("missing", "stale", "fuzzy", "fields", "glossary", "fstrings"):
+        for kind in ("missing", "stale", "fuzzy", "fields", "glossary", "fstrings", "errors"):
             out += [f"{kind}: {x}" for x in getattr(self, kind)]
         return out
 
@@ -150,9 +152,73 @@ def glossary() -> list[dict[str, str]]:
     return list(data.get("terms", []))
 
 
+def _error_classes(trees: dict[str, ast.Module]) -> set[str]:
+    """The names of the classes derived (through any chain of the packages' classes) from
+    ``SitetwinError`` or ``SitetwinWarning``."""
+    bases: dict[str, set[str]] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases.setdefault(node.name, set()).update(
+                    b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
+                    if isinstance(b, (ast.Name, ast.Attribute)))
+    names = {"SitetwinError", "SitetwinWarning"}
+    grown = True
+    while grown:
+        grown = False
+        for name, of in bases.items():
+            if name not in names and of & names:
+                names.add(name)
+                grown = True
+    return names
+
+
+def _literal_message(node: ast.expr) -> bool:
+    """A message written in place (f-string, string, concatenation or ``.format``): not a catalog
+    template, so it cannot be translated."""
+    if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _literal_message(node.left) or _literal_message(node.right)
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+            and _literal_message(node.func.value))
+
+
+def unmarked_errors(root: Path = ROOT) -> list[str]:
+    """Errors and warnings of the packages' classes raised with a message written in place instead
+    of an ``N_`` template and its fields (see :mod:`sitetwin.data.errors`): those would read in
+    English whatever the reader's language."""
+    trees = {}
+    for pkg in PACKAGES:
+        for path in sorted((root / pkg).rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                trees[str(path.relative_to(root))] = ast.parse(path.read_text(encoding="utf-8"))
+    names = _error_classes(trees)
+
+    def named(fn: ast.expr) -> str | None:
+        return fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+
+    out = []
+    for rel, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = named(node.func)
+            if name in names and _literal_message(node.args[0]):
+                out.append(f"{rel}:{node.lineno}: {name}(...) with a message written in place; "
+                           "use {name}(N_('... {{x}} ...'), x=...)".replace("{name}", name))
+            elif (name == "warn" and len(node.args) > 1 and named(node.args[1]) in names
+                  and _literal_message(node.args[0])):
+                out.append(f"{rel}:{node.lineno}: warn(text, {named(node.args[1])}) with a message written "
+                           f"in place; use warn({named(node.args[1])}(N_('... {{x}} ...'), x=...))")
+    return out
+
+
 def check(root: Path = ROOT) -> Problems:
-    """Every catalog against its sources, for every language but English."""
+    """Every catalog against its sources, for every language but English; and every error message
+    a catalog template."""
     problems = Problems()
+    problems.errors += unmarked_errors(root)
     terms = glossary() if root == ROOT else []
     for folder in domains(root).values():
         found, fstrings = extract(folder, root)

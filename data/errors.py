@@ -2,16 +2,93 @@
 
 Each package derives its own root from ``SitetwinError`` (``bim.BimError``, ...), so the
 CLI and the dashboard can turn any expected failure into one clear line.
+
+The message is for a person, so it is a catalog message: an English template marked with
+``N_`` and its fields, rendered in the reader's language when the error is shown::
+
+    raise SurveyError(N_("{path}: {n:,} points, none inside the model's box"), path=p, n=len(pts))
+
+``str(exc)`` reads in the current language (:mod:`sitetwin.data.i18n`: the CLI's ``--lang``, a
+web request's language); :meth:`SitetwinError.text` reads it in a given one (``text("en")`` for
+anything stored, which stays language-neutral). A message given without fields is looked up too;
+a message not in any catalog (a foreign library's text passed on) reads as it was given.
 """
 
+from __future__ import annotations
 
-class SitetwinError(Exception):
-    """An expected failure: bad input, a refused operation. The message is for the user."""
+from typing import Any
+
+
+def render(template: str, fields: dict[str, Any], lang: str | None = None) -> str:
+    """``template`` in ``lang`` (default: the current language) with ``fields`` filled in. A
+    translation whose placeholders do not fit the fields falls back to the English template."""
+    from sitetwin.data.i18n import message_catalog
+
+    text = message_catalog(lang).get(template, template) if template else template
+    if not fields:
+        return text
+    try:
+        return text.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        try:
+            return template.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            return template
+
+
+class _Message:
+    """A message made of a catalog template and its fields (errors and warnings alike)."""
+
+    template: str
+    fields: dict[str, Any]
+
+    def _keep(self, message: object, fields: dict[str, Any]) -> None:
+        self.template = message if isinstance(message, str) else str(message)
+        self.fields = dict(fields)
+
+    def text(self, lang: str | None = None) -> str:
+        """The message in ``lang`` (``"en"`` for a stored record; default: the current language)."""
+        return render(self.template, self.fields, lang)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its fields (a Ray worker's error reaches the driver whole), whatever the
+        # subclass's own __init__ takes.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    obj = cls.__new__(cls)
+    BaseException.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
+
+
+class SitetwinError(_Message, Exception):
+    """An expected failure: bad input, a refused operation. The message is for the user: an
+    ``N_``-marked template and its fields (see the module's docstring)."""
+
+    def __init__(self, message: object = "", /, *args: object, **fields: Any) -> None:
+        super().__init__(message, *args)
+        self._keep(message, fields)
 
 
 class StoreError(SitetwinError):
     """The store could not be opened, migrated or written."""
 
 
-class SitetwinWarning(UserWarning):
-    """Something was accepted but deserves the user's attention (shown, not raised)."""
+class SitetwinWarning(_Message, UserWarning):
+    """Something was accepted but deserves the user's attention (shown, not raised); a template
+    and its fields like :class:`SitetwinError`."""
+
+    def __init__(self, message: object = "", /, *args: object, **fields: Any) -> None:
+        super().__init__(message, *args)
+        self._keep(message, fields)
+
+
+def message_text(exc: BaseException, lang: str | None = "en") -> str:
+    """An exception's message in ``lang`` (English by default: for what is stored or logged);
+    any other exception as ``str(exc)``."""
+    return exc.text(lang) if isinstance(exc, _Message) else str(exc)

@@ -54,7 +54,8 @@ def normalize_language(code: str, *, field: str = "language") -> str:
     key = str(code).strip().lower()
     if key in _ALIASES:
         return _ALIASES[key]
-    raise LanguageError(f"{field}: unknown language {str(code)[:40]!r} (languages: {', '.join(LANGUAGES)})")
+    raise LanguageError(N_("{field}: unknown language {code!r} (languages: {languages})"),
+                        field=field, code=str(code)[:40], languages=", ".join(LANGUAGES))
 
 
 def _env_default() -> str:
@@ -168,9 +169,30 @@ def _catalog(domain: str, lang: str) -> dict[Any, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _all_catalogs(lang: str) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for path in sorted(_PACKAGES_ROOT.glob("*/locale/*.po")) + sorted(_PACKAGES_ROOT.glob("*/*/locale/*.po")):
+        if path.stem != lang.replace("-", "_"):
+            continue
+        domain = ".".join(path.parent.parent.relative_to(_PACKAGES_ROOT).parts)
+        for key, text in _catalog(domain, lang).items():
+            out.setdefault(key, text)
+    return out
+
+
+def message_catalog(lang: str | None = None) -> dict[Any, Any]:
+    """Every package's messages in ``lang`` (default: the current language), for the messages of
+    errors and warnings (:mod:`sitetwin.data.errors`): an error raised by one package's code may be
+    of another package's class, so its template is looked up in all catalogs."""
+    lang = normalize_language(lang) if lang else current_language()
+    return {} if lang == SOURCE_LANGUAGE else _all_catalogs(lang)
+
+
 def reload_catalogs() -> None:
     """Forget the catalogs read so far (after ``.ci/catalogs`` rewrote them, in tests)."""
     _catalog.cache_clear()
+    _all_catalogs.cache_clear()
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name)

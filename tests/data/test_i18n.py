@@ -94,3 +94,55 @@ def test_a_translated_message_reads_in_chinese_and_falls_back_to_english(monkeyp
         assert _.lang("{n} open findings", "zh-CN", n=1) == "1 个未关闭问题"
     finally:
         i18n.reload_catalogs()
+
+
+# ---- the messages of errors and warnings -------------------------------------------------------
+
+def test_an_error_reads_in_the_readers_language_and_keeps_english_for_what_is_stored():
+    from sitetwin.data.errors import message_text
+    from sitetwin.data.i18n import LanguageError, normalize_language, use_language
+
+    with pytest.raises(LanguageError) as info:
+        normalize_language("xx", field="--lang")
+    exc = info.value
+    assert str(exc) == "--lang: unknown language 'xx' (languages: zh-CN, en)"
+    with use_language("zh-CN"):
+        assert str(exc) == "--lang：未知语言 'xx'（可选语言：zh-CN, en）"
+        assert message_text(exc) == "--lang: unknown language 'xx' (languages: zh-CN, en)"
+    assert exc.text("zh-CN").startswith("--lang：未知语言")
+
+
+def test_an_error_keeps_its_fields_through_pickling_as_a_ray_worker_sends_it():
+    import pickle
+
+    from sitetwin.data.errors import StoreError
+    from sitetwin.data.i18n import N_
+
+    exc = pickle.loads(pickle.dumps(StoreError(N_("{path}: {n:,} rows"), path="a.duckdb", n=12345)))
+    assert type(exc) is StoreError and exc.fields == {"path": "a.duckdb", "n": 12345}
+    assert str(exc) == "a.duckdb: 12,345 rows"
+
+
+def test_a_translation_whose_placeholders_do_not_fit_falls_back_to_english():
+    from sitetwin.data.errors import render
+
+    assert render("{a} and {b}", {"a": 1}, "en") == "{a} and {b}"      # a bad call shows its template
+    assert render("plain text", {}, "zh-CN") == "plain text"            # not in any catalog: as given
+
+
+def test_errors_raised_with_a_message_written_in_place_are_found(tmp_path):
+    from sitetwin.data.catalogs import unmarked_errors
+
+    pkg = tmp_path / "data"
+    pkg.mkdir()
+    (pkg / "m.py").write_text(
+        "class AError(SitetwinError): pass\n"
+        "class BError(AError): pass\n"
+        "def f(p):\n"
+        "    raise BError(f'{p}: bad')\n"
+        "def g(p):\n"
+        "    raise BError(N_('{p}: bad'), p=p)\n"
+        "def h(p):\n"
+        "    warnings.warn('careful ' + p, SitetwinWarning)\n", encoding="utf-8")
+    found = unmarked_errors(tmp_path)
+    assert [line.split(":")[:2] for line in found] == [["data/m.py", "4"], ["data/m.py", "8"]]
