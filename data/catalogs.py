@@ -292,8 +292,10 @@ def update(root: Path = ROOT, only: Iterable[str] | None = None) -> dict[str, di
     return report
 
 
-def merge(fragments: Iterable[str | Path], root: Path = ROOT, *, overwrite: bool = False) -> dict[str, int]:
-    """Fill the catalogs' empty messages (every one with ``overwrite``) from gettext fragments."""
+def merge(fragments: Iterable[str | Path], root: Path = ROOT, *, overwrite: bool = False,
+          only: Iterable[str] | None = None) -> dict[str, int]:
+    """Fill the catalogs' empty messages (every one with ``overwrite``; only ``only``'s domains if
+    given) from gettext fragments."""
     lang = next(x for x in LANGUAGES if x != SOURCE_LANGUAGE)
     pool: dict[Message, object] = {}
     for frag in fragments:
@@ -302,6 +304,8 @@ def merge(fragments: Iterable[str | Path], root: Path = ROOT, *, overwrite: bool
                 pool[m.id] = m.string
     report = {}
     for domain, folder in domains(root).items():
+        if only and domain not in set(only):
+            continue
         path = folder / "locale" / f"{lang.replace('-', '_')}.po"
         cat = _read(path, lang)
         n = 0
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="catalogs", description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--update", action="store_true")
-    ap.add_argument("--domain", action="append", help="with --update: only this catalog (dashboards.pages ...)")
+    ap.add_argument("--domain", action="append", help="with --update or --merge: only this catalog")
     ap.add_argument("--merge", nargs="+", metavar="FILE.po")
     ap.add_argument("--overwrite", action="store_true", help="with --merge: replace existing translations too")
     args = ap.parse_args(argv)
@@ -328,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in update(only=args.domain).items():
             print(f"{k}: {v['messages']} messages, {v['added']} new, {v['dropped']} dropped")
     if args.merge:
-        for k, n in merge(args.merge, overwrite=args.overwrite).items():
+        for k, n in merge(args.merge, overwrite=args.overwrite, only=args.domain).items():
             print(f"{k}: {n} translations merged")
     if args.check or not (args.update or args.merge):
         problems = check()

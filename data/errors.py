@@ -20,13 +20,15 @@ from typing import Any
 
 
 def render(template: str, fields: dict[str, Any], lang: str | None = None) -> str:
-    """``template`` in ``lang`` (default: the current language) with ``fields`` filled in. A
-    translation whose placeholders do not fit the fields falls back to the English template."""
+    """``template`` in ``lang`` (default: the current language) with ``fields`` filled in (a field
+    that is a :class:`Phrase` is rendered in the same language first). A translation whose
+    placeholders do not fit the fields falls back to the English template."""
     from sitetwin.data.i18n import message_catalog
 
     text = message_catalog(lang).get(template, template) if template else template
     if not fields:
         return text
+    fields = {k: v.text(lang) if isinstance(v, _Message) else v for k, v in fields.items()}
     try:
         return text.format(**fields)
     except (KeyError, IndexError, ValueError):
@@ -64,6 +66,23 @@ def _rebuild(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseExc
     BaseException.__init__(obj, *args)
     obj.__dict__.update(state)
     return obj
+
+
+class Phrase(_Message):
+    """A piece of a message, itself a template and fields, rendered in the language of the message
+    it is part of: ``raise _bad(path, row, "due", Phrase(N_("before the start ({start})"), start=s))``."""
+
+    def __init__(self, message: str, /, **fields: Any) -> None:
+        self._keep(message, fields)
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.template!r}, **{self.fields!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phrase) and (self.template, self.fields) == (other.template, other.fields)
+
+    def __hash__(self) -> int:
+        return hash(self.template)
 
 
 class SitetwinError(_Message, Exception):

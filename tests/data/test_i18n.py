@@ -146,3 +146,13 @@ def test_errors_raised_with_a_message_written_in_place_are_found(tmp_path):
         "    warnings.warn('careful ' + p, SitetwinWarning)\n", encoding="utf-8")
     found = unmarked_errors(tmp_path)
     assert [line.split(":")[:2] for line in found] == [["data/m.py", "4"], ["data/m.py", "8"]]
+
+
+def test_a_phrase_inside_a_message_reads_in_the_messages_language():
+    from sitetwin.data.errors import Phrase, render
+    from sitetwin.data.i18n import N_
+
+    msg = N_("{field}: unknown language {code!r} (languages: {languages})")
+    text = render(msg, {"field": "f", "code": "xx", "languages": Phrase(msg, field="g", code="y", languages="z")},
+                  "zh-CN")
+    assert text == "f：未知语言 'xx'（可选语言：g：未知语言 'y'（可选语言：z））"
