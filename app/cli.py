@@ -120,6 +120,8 @@ def init(
     name: Annotated[Optional[str], typer.Option(help="The site's name.")] = None,
     district: Annotated[Optional[str], typer.Option(help="District the site belongs to.")] = None,
     city: Annotated[Optional[str], typer.Option(help="City the site belongs to.")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="The site's street address, as its construction permit writes it.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a store (or bring an existing one up to the current schema)."""
@@ -129,7 +131,7 @@ def init(
     with open_store(db) as store:
         if site:
             with store.transaction():
-                upsert_site(store, site, name=name, district=district, city=city)
+                upsert_site(store, site, name=name, district=district, city=city, address=address)
         result = {"db": str(db), "schema_version": store.schema_version(),
                   "sites": [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY 1")]}
     emit(result, as_json, lambda r: print(_("store {db} at schema version {version}; sites: {sites}", db=r["db"],

@@ -6,22 +6,29 @@ import math
 from collections.abc import Sequence
 
 from sitetwin.data.errors import StoreError
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
+ADDRESS_MAX = 200
 
 
 def check_site_code(code: str) -> str:
     if not code or len(code) > 64 or not all(c.isalnum() or c in "-_." for c in code):
-        raise StoreError(f"site code {code!r}: use 1-64 letters, digits, '-', '_' or '.'")
+        raise StoreError(N_("site code {code!r}: use 1-64 letters, digits, '-', '_' or '.'"), code=code)
     return code
 
 
 def upsert_site(store: Store, site_code: str, *, name: str | None = None, district: str | None = None,
-                city: str | None = None, time_zone: str | None = None) -> None:
+                city: str | None = None, time_zone: str | None = None, address: str | None = None) -> None:
     """Create a site, or update the fields given for an existing one (``time_zone``: IANA name,
-    default Asia/Shanghai for a new site)."""
+    default Asia/Shanghai for a new site; ``address``: the street address, free text of at most
+    :data:`ADDRESS_MAX` characters)."""
     check_site_code(site_code)
+    if address is not None:
+        from sitetwin.data.text import clean_text
+
+        address = clean_text(address, field="address", max_len=ADDRESS_MAX, required=False) or None
     if store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
         store.execute("UPDATE sites SET name = coalesce(?, name), district = coalesce(?, district), "
                       "city = coalesce(?, city) WHERE site_code = ?", [name, district, city, site_code])
@@ -30,6 +37,8 @@ def upsert_site(store: Store, site_code: str, *, name: str | None = None, distri
                       [site_code, name or site_code, district, city])
     if time_zone is not None:
         set_time_zone(store, site_code, time_zone)
+    if address is not None:
+        store.execute("UPDATE sites SET address = ? WHERE site_code = ?", [address, site_code])
 
 
 def check_time_zone(name: str, field: str = "time_zone") -> str:
@@ -42,7 +51,8 @@ def check_time_zone(name: str, field: str = "time_zone") -> str:
             raise ValueError(text)
         zoneinfo.ZoneInfo(text)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        raise StoreError(f"{field}: {text[:60]!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        raise StoreError(N_("{field}: {name!r} is not an IANA time zone (e.g. Asia/Shanghai)"), field=field,
+                         name=text[:60]) from None
     return text
 
 
@@ -51,7 +61,8 @@ def set_time_zone(store: Store, site_code: str, time_zone: str) -> None:
     ``data.queries.site_time_zone``)."""
     tz = check_time_zone(time_zone)
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        raise StoreError(f"no site {site_code!r} in {store.label}; create it with upsert_site")
+        raise StoreError(N_("no site {site_code!r} in {store}; create it with upsert_site"), site_code=site_code,
+                         store=store.label)
     store.execute("UPDATE sites SET time_zone = ? WHERE site_code = ?", [tz, site_code])
 
 
@@ -65,11 +76,13 @@ def set_origin(store: Store, site_code: str, origin_m: Sequence[float]) -> None:
     try:
         x, y, z = (float(v) for v in origin_m)
     except (TypeError, ValueError):
-        raise StoreError(f"site {site_code}: origin must be three numbers (x, y, z in metres), "
-                         f"got {origin_m!r}") from None
+        raise StoreError(N_("site {site_code}: origin must be three numbers (x, y, z in metres), got {origin!r}"),
+                         site_code=site_code, origin=origin_m) from None
     if not all(math.isfinite(v) for v in (x, y, z)):
-        raise StoreError(f"site {site_code}: origin must be finite, got {origin_m!r}")
+        raise StoreError(N_("site {site_code}: origin must be finite, got {origin!r}"), site_code=site_code,
+                         origin=origin_m)
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        raise StoreError(f"no site {site_code!r} in {store.label}; create it with upsert_site")
+        raise StoreError(N_("no site {site_code!r} in {store}; create it with upsert_site"), site_code=site_code,
+                         store=store.label)
     store.execute("UPDATE sites SET origin_x_m = ?, origin_y_m = ?, origin_z_m = ? WHERE site_code = ?",
                   [x, y, z, site_code])

@@ -66,7 +66,7 @@ def fill(site):
     s, p, n = card["site"], card["profile"], card["counts"]
     title = f"{s.get('name') or site} ({site})"
     card_view = [c.facts([(_("code"), site), (_("name"), s.get("name")), (_("district"), s.get("district")),
-                          (_("city"), s.get("city")),
+                          (_("city"), s.get("city")), (_("address"), s.get("address")),
                           (_("construction enterprise"), _enterprise(builders["contractor"])),
                           (_("subcontractors"), "; ".join(_enterprise(e) for e in builders["subcontractors"]) or None),
                           (_("contractor"), p.get("contractor")),

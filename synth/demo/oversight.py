@@ -37,6 +37,15 @@ SITES = {
                  "tidy"),
 }
 DEMO_PROFILE = ("滨江大厦", "武汉江城建设集团有限公司", 30.598, 114.295)
+# Street addresses as the construction permits (施工许可证) write them. Invented numbers on real Wuhan roads.
+ADDRESSES = {
+    "WH-JA-02": "湖北省武汉市江岸区沿江大道188号",
+    "WH-JA-03": "湖北省武汉市江岸区二七路66号",
+    "WH-WC-01": "湖北省武汉市武昌区中南路99号",
+    "WH-WC-02": "湖北省武汉市武昌区东湖路128号",
+    "WH-WC-03": "湖北省武汉市武昌区水果湖街东湖路18号",
+}
+DEMO_ADDRESS = "湖北省武汉市江岸区沿江大道160号"
 # username: (role, city, district, sites, password). Demo only: documented in the README.
 ACCOUNTS = {
     "admin": ("admin", None, None, (), "demo-admin-pass"),
@@ -81,9 +90,9 @@ def run(ctx) -> dict:
     system = Scope.system("demo")
     with open_store(ctx.db) as store:
         with store.transaction():
-            upsert_site(store, ctx.site_code, district="Jiang'an", city=CITY)
+            upsert_site(store, ctx.site_code, district="Jiang'an", city=CITY, address=DEMO_ADDRESS)
             for code, (name, district, *_rest) in SITES.items():
-                upsert_site(store, code, name=name, district=district, city=CITY)
+                upsert_site(store, code, name=name, district=district, city=CITY, address=ADDRESSES[code])
         project, contractor, lat, lon = DEMO_PROFILE
         set_site_profile(store, system, ctx.site_code, project=project, contractor=contractor,
                          data_owner=contractor, latitude=lat, longitude=lon, workers_planned=120)
