@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.bim.queries import element_finish, element_frame
+from sitetwin.data.i18n import N_
 from sitetwin.twin.queries import element_status
 from sitetwin.vision.errors import VisionError
 
@@ -117,17 +118,19 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise VisionError(f"{out}: folder is not empty; write the dataset to a new folder")
+        raise VisionError(N_("{out}: folder is not empty; write the dataset to a new folder"), out=out)
     if not pano_ids:
-        raise VisionError("no panoramas to label")
+        raise VisionError(N_("no panoramas to label"))
     views = views or PanoViews(ring=8, low_ring=0, slices=0, size=640)
     panos = [get_panorama(store, p) for p in pano_ids]
     unposed = [p.pano_id for p in panos if not p.posed]
     if unposed:
-        raise VisionError(f"panoramas {', '.join(unposed)} have no pose; labels need a posed panorama")
+        raise VisionError(N_("panoramas {panoramas} have no pose; labels need a posed panorama"),
+                          panoramas=", ".join(unposed))
     sites = {p.site_code for p in panos}
     if len(sites) > 1:
-        raise VisionError(f"panoramas from several sites ({', '.join(sorted(sites))}); label one site at a time")
+        raise VisionError(N_("panoramas from several sites ({sites}); label one site at a time"),
+                          sites=", ".join(sorted(sites)))
     site = sites.pop()
     mesh = load_mesh(store, site_code=site)
     elements = element_frame(store, site_code=site)
@@ -136,7 +139,8 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
                          if element_ids is None or g in element_ids else None for g in mesh.global_ids.tolist()]
     names = tuple(sorted({n for n in labels_by_element if n}))
     if not names:
-        raise VisionError(f"no element of site {site} maps to a label class ({', '.join(sorted(config.class_map))})")
+        raise VisionError(N_("no element of site {site} maps to a label class ({classes})"),
+                          site=site, classes=", ".join(sorted(config.class_map)))
     scene = RayScene(mesh)
     per_class = {n: 0 for n in names}
     split_of = {}
@@ -176,7 +180,7 @@ def autolabel_panoramas(store, pano_ids: Sequence[str], out: str | Path, *, conf
             if on_view is not None:
                 on_view(images)
     if images == 0:
-        raise VisionError("no view showed a labelled element with enough pixels; lower min_pixels or check poses")
+        raise VisionError(N_("no view showed a labelled element with enough pixels; lower min_pixels or check poses"))
     present = sorted(set(split_of.values()))
     meta = {"path": str(out.resolve()), "names": dict(enumerate(names)), **{s: f"images/{s}" for s in present}}
     if "val" not in meta:
@@ -192,7 +196,7 @@ def built_elements(store, site_code: str, *, at=None, survey_id: str | None = No
         status = element_status(store, survey_id)
         standing = status.loc[status["status"].isin(("built", "out_of_tolerance", "partial")), "global_id"]
         if standing.empty:
-            raise VisionError(f"survey {survey_id}: no element found built")
+            raise VisionError(N_("survey {survey_id}: no element found built"), survey_id=survey_id)
         return set(standing)
     if at is None:
         return None

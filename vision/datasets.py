@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
 from sitetwin.data.files import file_sha256
+from sitetwin.data.i18n import N_
 from sitetwin.vision.errors import DatasetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -51,11 +53,26 @@ class LabelIssue:
     kind: str          # polygon | malformed | bad_class | out_of_range | degenerate | corrupt_image |
                        # missing_image | orphan_label | unreadable | crowd | unknown_class
     severity: str      # error | warning
-    message: str
+    message: Phrase    # what is wrong: read in the reader's language (str), stored in English (text("en"))
+
+    def text(self, lang: str | None = None) -> str:
+        """``file:line: problem`` in ``lang`` (default: the current language)."""
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message.text(lang)}"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
+        return self.text()
+
+
+class _Issues(Phrase):
+    """Issues as one piece of a message, ``; ``-joined, each read in the message's language."""
+
+    def __init__(self, issues: Sequence[LabelIssue]) -> None:
+        super().__init__("")
+        self.issues = tuple(issues)
+
+    def text(self, lang: str | None = None) -> str:
+        return "; ".join(i.text(lang) for i in self.issues)
 
 
 @dataclass(frozen=True)
@@ -157,27 +174,29 @@ def load_class_map(path: str | Path | None = None) -> ClassMap:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise DatasetError(f"{path}: cannot read the class map ({exc.strerror})") from None
+            raise DatasetError(N_("{path}: cannot read the class map ({reason})"), path=path,
+                               reason=exc.strerror) from None
         label = str(path)
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise DatasetError(f"{label}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise DatasetError(N_("{source}: not valid YAML ({detail})"), source=label,
+                           detail=str(exc).splitlines()[0]) from None
     names = raw.get("names") if isinstance(raw, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise DatasetError(f"{label}: a class map needs `names:`, a non-empty list of class names")
+        raise DatasetError(N_("{source}: a class map needs `names:`, a non-empty list of class names"), source=label)
     names_t = tuple(normalise_name(n) for n in names)
     if len(set(names_t)) != len(names_t):
-        raise DatasetError(f"{label}: `names` repeats a class")
+        raise DatasetError(N_("{source}: `names` repeats a class"), source=label)
     mapping_raw = raw.get("map") or {}
     if not isinstance(mapping_raw, dict):
-        raise DatasetError(f"{label}: `map:` must map source class names to target names (or null)")
+        raise DatasetError(N_("{source}: `map:` must map source class names to target names (or null)"), source=label)
     mapping: dict[str, str | None] = {}
     for src, dst in mapping_raw.items():
         dst_n = None if dst is None else normalise_name(dst)
         if dst_n is not None and dst_n not in names_t:
-            raise DatasetError(f"{label}: `map` sends {src!r} to {dst!r}, which is not in `names` "
-                               f"({', '.join(names_t)})")
+            raise DatasetError(N_("{source}: `map` sends {src!r} to {dst!r}, which is not in `names` ({names})"),
+                               source=label, src=src, dst=dst, names=", ".join(names_t))
         mapping[normalise_name(src)] = dst_n
     return ClassMap(names_t, mapping, label)
 
@@ -194,7 +213,7 @@ def read_yolo(path: str | Path, *, names: Sequence[str] | None = None, read_size
     """
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: no such dataset folder or data.yaml")
+        raise DatasetError(N_("{path}: no such dataset folder or data.yaml"), path=path)
     yaml_path = path if path.is_file() else next((p for p in (path / "data.yaml", path / "dataset.yaml")
                                                   if p.exists()), None)
     root = path.parent if path.is_file() else path
@@ -224,7 +243,7 @@ def read_yolo(path: str | Path, *, names: Sequence[str] | None = None, read_size
         for orphan in sorted(label_dir.glob("*.txt")):
             if orphan not in seen_labels and orphan.name != "classes.txt":
                 issues.append(LabelIssue(str(orphan), None, "orphan_label", "warning",
-                                         "label file without an image of the same name; ignored"))
+                                         Phrase(N_("label file without an image of the same name; ignored"))))
     return Dataset(names, tuple(samples), root, tuple(issues))
 
 
@@ -234,9 +253,10 @@ def _read_data_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise DatasetError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
+        raise DatasetError(N_("{path}: cannot read ({detail})"), path=path,
+                           detail=str(exc).splitlines()[0]) from None
     if not isinstance(raw, dict):
-        raise DatasetError(f"{path}: expected a mapping with names and train/val folders")
+        raise DatasetError(N_("{path}: expected a mapping with names and train/val folders"), path=path)
     return raw
 
 
@@ -246,17 +266,18 @@ def _names_from(meta: dict, root: Path, yaml_path: Path | None) -> tuple[str, ..
         try:
             order = sorted(names, key=int)
         except (TypeError, ValueError):
-            raise DatasetError(f"{yaml_path}: `names` keys must be class ids 0..n-1") from None
+            raise DatasetError(N_("{path}: `names` keys must be class ids 0..n-1"), path=yaml_path) from None
         if [int(k) for k in order] != list(range(len(order))):
-            raise DatasetError(f"{yaml_path}: `names` ids must run 0..{len(order) - 1} without gaps")
+            raise DatasetError(N_("{path}: `names` ids must run 0..{last} without gaps"), path=yaml_path,
+                               last=len(order) - 1)
         return tuple(str(names[k]) for k in order)
     if isinstance(names, list) and names:
         return tuple(str(n) for n in names)
     classes = root / "classes.txt"
     if classes.exists():
         return tuple(line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip())
-    raise DatasetError(f"{root}: no class names: add a data.yaml with `names:` or a classes.txt, "
-                       f"or pass the names")
+    raise DatasetError(N_("{root}: no class names: add a data.yaml with `names:` or a classes.txt, or pass the names"),
+                       root=root)
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -293,8 +314,8 @@ def _find_images(root: Path, meta: dict, yaml_path: Path | None) -> list[tuple[P
     if not found and (root / "images").is_dir():
         found = [(p, None) for p in _images_in(root / "images")]
     if not found:
-        where = f"{root}/images, {root}/images/<split> or {root}/<split>/images"
-        raise DatasetError(f"{root}: empty dataset: no images found in {where}")
+        raise DatasetError(N_("{root}: empty dataset: no images found in {root}/images, {root}/images/<split> "
+                              "or {root}/<split>/images"), root=root)
     return found
 
 
@@ -322,7 +343,8 @@ def _read_label_file(label: Path, n_classes: int, issues: list[LabelIssue]) -> t
     try:
         text = label.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        issues.append(LabelIssue(str(label), None, "unreadable", "error", f"cannot read the label file ({exc})"))
+        issues.append(LabelIssue(str(label), None, "unreadable", "error",
+                                 Phrase(N_("cannot read the label file ({detail})"), detail=str(exc))))
         return np.zeros(0, np.int64), np.zeros((0, 4)), True
     classes, boxes = [], []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -344,10 +366,10 @@ class ParsedLine:
 
     cls: int | None
     box: tuple[float, float, float, float] | None     # normalised cx, cy, w, h
-    issue: tuple[str, str, str] | None = None         # (kind, severity, message)
+    issue: tuple[str, str, Phrase] | None = None      # (kind, severity, message)
 
 
-def _bad(kind: str, message: str) -> ParsedLine:
+def _bad(kind: str, message: Phrase) -> ParsedLine:
     return ParsedLine(None, None, (kind, "error", message))
 
 
@@ -361,10 +383,11 @@ def parse_label_line(fields: Sequence[str], n_classes: int) -> ParsedLine:
     try:
         values = [float(f) for f in fields]
     except ValueError:
-        return _bad("malformed", f"not numbers: {' '.join(fields)[:60]!r}")
+        return _bad("malformed", Phrase(N_("not numbers: {text!r}"), text=" ".join(fields)[:60]))
     cls_f = values[0]
     if cls_f != int(cls_f) or not 0 <= cls_f < n_classes:
-        return _bad("bad_class", f"class id {fields[0]} is not one of 0..{n_classes - 1}")
+        return _bad("bad_class", Phrase(N_("class id {class_id} is not one of 0..{last}"), class_id=fields[0],
+                                        last=n_classes - 1))
     coords = np.asarray(values[1:])
     note = None
     if len(values) == 5:
@@ -372,29 +395,32 @@ def parse_label_line(fields: Sequence[str], n_classes: int) -> ParsedLine:
     elif len(values) >= 7 and len(values) % 2 == 1:
         kind = "polygon"
     else:
-        return _bad("malformed", f"{len(values)} fields: a box line has 5 (class cx cy w h), "
-                                 f"a polygon line an odd number >= 7")
+        return _bad("malformed", Phrase(N_("{n} fields: a box line has 5 (class cx cy w h), "
+                                           "a polygon line an odd number >= 7"), n=len(values)))
     if not np.all(np.isfinite(coords)):
-        return _bad("malformed", "coordinates are not finite")
+        return _bad("malformed", Phrase(N_("coordinates are not finite")))
     lo, hi = -COORD_TOLERANCE, 1 + COORD_TOLERANCE
     if kind == "box":
         cx, cy, w, h = coords
         edges = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
         if np.any(coords < lo) or np.any(coords > hi) or np.any(edges < lo) or np.any(edges > hi):
-            return _bad("out_of_range",
-                        f"box {cx:.4g} {cy:.4g} {w:.4g} {h:.4g} reaches outside [0, 1] (x {edges[0]:.4g}.."
-                        f"{edges[2]:.4g}, y {edges[1]:.4g}..{edges[3]:.4g}); labels must be normalised by "
-                        f"the image's width and height")
+            return _bad("out_of_range", Phrase(
+                N_("box {cx:.4g} {cy:.4g} {w:.4g} {h:.4g} reaches outside [0, 1] (x {x1:.4g}..{x2:.4g}, "
+                   "y {y1:.4g}..{y2:.4g}); labels must be normalised by the image's width and height"),
+                cx=float(cx), cy=float(cy), w=float(w), h=float(h), x1=float(edges[0]), x2=float(edges[2]),
+                y1=float(edges[1]), y2=float(edges[3])))
     else:
         xy = coords.reshape(-1, 2)
         if np.any(xy < lo) or np.any(xy > hi):
-            return _bad("out_of_range", f"polygon point outside [0, 1] ({xy.min():.4g}..{xy.max():.4g})")
+            return _bad("out_of_range", Phrase(N_("polygon point outside [0, 1] ({low:.4g}..{high:.4g})"),
+                                              low=float(xy.min()), high=float(xy.max())))
         x1, y1 = xy.min(0)
         x2, y2 = xy.max(0)
         cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-        note = ("polygon", "warning", f"polygon with {len(xy)} points in a box file: read as its bounding box")
+        note = ("polygon", "warning", Phrase(N_("polygon with {n} points in a box file: read as its bounding box"),
+                                            n=len(xy)))
     if w <= 0 or h <= 0:
-        return _bad("degenerate", f"box of zero width or height ({w:.4g} x {h:.4g})")
+        return _bad("degenerate", Phrase(N_("box of zero width or height ({w:.4g} x {h:.4g})"), w=float(w), h=float(h)))
     cx, cy, w, h = (float(v) for v in np.clip([cx, cy, w, h], 0.0, 1.0))
     return ParsedLine(int(cls_f), (cx, cy, w, h), note)
 
@@ -409,7 +435,8 @@ def _image_size(image: Path, issues: list[LabelIssue]) -> tuple[int, int] | None
         return int(size[0]), int(size[1])
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         issues.append(LabelIssue(str(image), None, "corrupt_image", "error",
-                                 f"cannot decode the image ({type(exc).__name__}: {str(exc)[:80]}); skipped"))
+                                 Phrase(N_("cannot decode the image ({error}: {detail}); skipped"),
+                                        error=type(exc).__name__, detail=str(exc)[:80])))
         return None
 
 
@@ -419,14 +446,18 @@ def require_usable(dataset: Dataset, *, what: str = "dataset") -> Dataset:
     """Raise DatasetError when the dataset has errors or nothing to learn from; return it otherwise."""
     label = str(dataset.root) if dataset.root else what
     if not dataset.samples:
-        raise DatasetError(f"{label}: empty dataset: no readable images")
+        raise DatasetError(N_("{label}: empty dataset: no readable images"), label=label)
     if dataset.instance_count == 0:
-        raise DatasetError(f"{label}: empty dataset: {len(dataset.samples)} images but not one labelled box")
+        raise DatasetError(N_("{label}: empty dataset: {n} images but not one labelled box"), label=label,
+                           n=len(dataset.samples))
     errors = dataset.errors
+    if len(errors) > 3:
+        raise DatasetError(N_("{label}: {n} bad label lines or images: {shown} (and {more} more; run "
+                              "`sitetwin vision dataset check`)"),
+                           label=label, n=len(errors), shown=_Issues(errors[:3]), more=len(errors) - 3)
     if errors:
-        shown = "; ".join(str(e) for e in errors[:3])
-        more = f" (and {len(errors) - 3} more; run `sitetwin vision dataset check`)" if len(errors) > 3 else ""
-        raise DatasetError(f"{label}: {len(errors)} bad label lines or images: {shown}{more}")
+        raise DatasetError(N_("{label}: {n} bad label lines or images: {shown}"), label=label, n=len(errors),
+                           shown=_Issues(errors))
     return dataset
 
 
@@ -506,12 +537,13 @@ def remap(dataset: Dataset, class_map: ClassMap, *, drop_unknown: bool = False, 
         used = {dataset.names[c] for s in dataset.samples for c in s.classes}
         unknown_used = [u for u in unknown if u in used]
         if unknown_used and not drop_unknown:
-            raise DatasetError(f"{label}: classes {', '.join(repr(u) for u in unknown_used)} are not in the class map "
-                               f"{class_map.source}; add them under `map:` (or map them to null), or drop them "
-                               f"with --drop-unknown")
+            raise DatasetError(N_("{label}: classes {classes} are not in the class map {class_map}; add them under "
+                                  "`map:` (or map them to null), or drop them with --drop-unknown"),
+                               label=label, classes=", ".join(repr(u) for u in unknown_used),
+                               class_map=class_map.source)
         for u in unknown_used:
             issues.append(LabelIssue(label, None, "unknown_class", "warning",
-                                     f"class {u!r} dropped: not in the class map"))
+                                     Phrase(N_("class {name!r} dropped: not in the class map"), name=u)))
     samples = []
     for s in dataset.samples:
         new = lut[s.classes] if len(s.classes) else s.classes
@@ -533,12 +565,13 @@ def split(dataset: Dataset, fractions: Mapping[str, float] | Sequence[float] = (
         fractions = dict(zip(SPLITS, fractions))
     fr = {k: float(v) for k, v in fractions.items() if float(v) > 0}
     if set(fr) - set(SPLITS):
-        raise DatasetError(f"split names must be among {', '.join(SPLITS)}, got {', '.join(fractions)}")
+        raise DatasetError(N_("split names must be among {allowed}, got {given}"), allowed=", ".join(SPLITS),
+                           given=", ".join(fractions))
     if abs(sum(fr.values()) - 1.0) > 1e-6 or any(v < 0 for v in fr.values()):
-        raise DatasetError(f"split fractions must be >= 0 and sum to 1, got {dict(fractions)}")
+        raise DatasetError(N_("split fractions must be >= 0 and sum to 1, got {fractions}"), fractions=dict(fractions))
     n = len(dataset.samples)
     if n == 0:
-        raise DatasetError("empty dataset: nothing to split")
+        raise DatasetError(N_("empty dataset: nothing to split"))
     order = sorted(range(n), key=lambda i: hashlib.sha256(
         f"{seed}:{dataset.samples[i].image.name}".encode()).hexdigest())
     names = [k for k in SPLITS if k in fr]
@@ -565,7 +598,7 @@ def merge(datasets: Iterable[Dataset], class_map: ClassMap, *, drop_unknown: boo
     """One dataset from several, every class renamed onto ``class_map``; samples keep their splits."""
     datasets = list(datasets)
     if not datasets:
-        raise DatasetError("nothing to merge: give at least one dataset")
+        raise DatasetError(N_("nothing to merge: give at least one dataset"))
     tags = list(tags) if tags else [f"src{i}" for i in range(len(datasets))]
     samples: list[Sample] = []
     issues: list[LabelIssue] = []
@@ -588,9 +621,9 @@ def write_yolo(dataset: Dataset, out: str | Path, *, link: bool = True, default_
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise DatasetError(f"{out}: folder is not empty; write the dataset to a new folder")
+        raise DatasetError(N_("{out}: folder is not empty; write the dataset to a new folder"), out=out)
     if not dataset.samples:
-        raise DatasetError("empty dataset: nothing to write")
+        raise DatasetError(N_("empty dataset: nothing to write"))
     out.mkdir(parents=True, exist_ok=True)
     used: set[tuple[str, str]] = set()
     splits_written = set()
@@ -647,7 +680,8 @@ def report_json(dataset: Dataset, stats: DatasetStats | None = None, *, max_issu
     stats = stats or statistics(dataset)
     return {"root": str(dataset.root) if dataset.root else None, "names": list(dataset.names),
             "ok": not dataset.errors and dataset.instance_count > 0, **asdict(stats),
-            "issues": [asdict(i) for i in dataset.issues[:max_issues]],
+            "issues": [{"file": i.file, "line": i.line, "kind": i.kind, "severity": i.severity,
+                        "message": i.message.text("en")} for i in dataset.issues[:max_issues]],
             "issues_left_out": max(0, len(dataset.issues) - max_issues)}
 
 
