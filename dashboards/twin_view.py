@@ -34,6 +34,7 @@ MAX_POINTS = 20_000            # scan points sent to the browser (software WebGL
 TERRAIN_CLUSTER = -2           # twin's points.parquet: cluster -2 is the ground (not drawn)
 GHOST_OPACITY = 0.25           # elements not there (yet), when asked to be see-through (software WebGL: slow)
 DISTANCE_CLIP_MM = 30.0        # colour scale of signed distances: +-this
+POINTS_COLORSCALE = "RdBu"     # plotly's named scale of the scan points' signed distances
 GHOSTED = {"status": ("not_built", "unknown"), "schedule": ("not started", "unscheduled", "due (not seen)"),
            "deviation": ("not measured",)}
 SELECTED_COLOR = "rgb(255,215,0)"
@@ -94,7 +95,6 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     (geometry, survey, points, devices), not the colours.
     """
     from sitetwin.dashboards import queries as q
-    from sitetwin.panorama.overlay import STATUS_COLORS, class_color
     from sitetwin.twin.queries import survey_epoch
 
     if p.mode not in MODES:
@@ -109,40 +109,7 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     if survey_id:
         data.survey_id = survey_id
         data.survey_epoch = survey_epoch(store, survey_id)
-    keys = list(zip(geom.model_ids.tolist(), geom.global_ids.tolist()))
-    if p.mode == "class":
-        data.values = geom.ifc_class
-        classes = sorted(set(geom.ifc_class.tolist()))
-        data.order, data.colors = classes, {c: scene.rgb(class_color(c)) for c in classes}
-    elif p.mode == "storey":
-        data.values = geom.storey
-        data.order = [s["name"] for s in q.storeys(store, p.site)] + ["(no storey)"]
-        data.colors = {s: scene.PALETTE[i % len(scene.PALETTE)] for i, s in enumerate(data.order)}
-    elif p.mode == "status":
-        st = q.element_status(store, survey_id)
-        failing = q.partial_failing(store, survey_id)
-        data.values = np.array([PARTIAL_FAILING if key in failing else st.get(key, {}).get("status") or "unknown"
-                                for key in keys], dtype=object)
-        data.order = [*q.STATUSES, "unknown"]
-        data.order.insert(data.order.index("partial") + 1, PARTIAL_FAILING)
-        data.colors = {s: scene.rgb(STATUS_COLORS[s]) for s in data.order if s in STATUS_COLORS}
-        data.colors[PARTIAL_FAILING] = PARTIAL_FAILING_COLOR
-        if not survey_id:
-            data.note = _(NOTES["status"])
-    elif p.mode == "deviation":
-        st = q.element_status(store, survey_id)
-        data.values = np.array([scene.deviation_band(st.get(key, {}).get("p95_mm")) for key in keys], dtype=object)
-        data.order, data.colors = scene.deviation_bins()
-        if not survey_id:
-            data.note = _(NOTES["deviation"])
-    else:   # schedule
-        day = p.day or q.utcnow().date()
-        states = q.schedule_states(store, p.site, day)
-        data.values = np.array([states.get(key, "unscheduled") for key in keys], dtype=object)
-        data.order = list(q.SCHEDULE_STATES)
-        data.colors = dict(scene.SCHEDULE_COLORS)
-        if set(data.values.tolist()) <= {"unscheduled"}:
-            data.note = _(NOTES["schedule"])
+    data.values, data.order, data.colors, data.note = mode_values(store, p.site, p.mode, p.day, geom, survey_id)
     if model:
         xyz = q.reference_lines_xyz(store, p.site)
         data.alignments = xyz if len(xyz) else None
@@ -159,6 +126,66 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
         except SurveyError as exc:
             data.note = _("Scan points not shown: {problem}", problem=exc)
     return data
+
+
+def mode_values(store, site: str, mode: str, day: dt.date | None, geom: SceneGeometry,
+                survey_id: str | None) -> tuple[np.ndarray, list, dict, str]:
+    """The colour rules of every 3D view (the plotly twin and the WebGL viewer): each element's bin value in
+    colour ``mode`` (``(k,)`` object, in ``geom``'s element order), the bin values in legend order, their CSS
+    colours, and a note in the reader's language ("" when none). ``survey_id`` is the survey the status and
+    deviation modes read (None: none on or before the day); ``day`` is the schedule mode's day (None: today).
+    """
+    from sitetwin.dashboards import queries as q
+    from sitetwin.panorama.overlay import STATUS_COLORS, class_color
+
+    note = ""
+    keys = list(zip(geom.model_ids.tolist(), geom.global_ids.tolist()))
+    if mode == "class":
+        values = geom.ifc_class
+        classes = sorted(set(geom.ifc_class.tolist()))
+        order, colors = classes, {c: scene.rgb(class_color(c)) for c in classes}
+    elif mode == "storey":
+        values = geom.storey
+        order = [s["name"] for s in q.storeys(store, site)] + ["(no storey)"]
+        colors = {s: scene.PALETTE[i % len(scene.PALETTE)] for i, s in enumerate(order)}
+    elif mode == "status":
+        st = q.element_status(store, survey_id)
+        failing = q.partial_failing(store, survey_id)
+        values = np.array([PARTIAL_FAILING if key in failing else st.get(key, {}).get("status") or "unknown"
+                           for key in keys], dtype=object)
+        order = [*q.STATUSES, "unknown"]
+        order.insert(order.index("partial") + 1, PARTIAL_FAILING)
+        colors = {s: scene.rgb(STATUS_COLORS[s]) for s in order if s in STATUS_COLORS}
+        colors[PARTIAL_FAILING] = PARTIAL_FAILING_COLOR
+        if not survey_id:
+            note = _(NOTES["status"])
+    elif mode == "deviation":
+        st = q.element_status(store, survey_id)
+        values = np.array([scene.deviation_band(st.get(key, {}).get("p95_mm")) for key in keys], dtype=object)
+        order, colors = scene.deviation_bins()
+        if not survey_id:
+            note = _(NOTES["deviation"])
+    else:   # schedule
+        states = q.schedule_states(store, site, day or q.utcnow().date())
+        values = np.array([states.get(key, "unscheduled") for key in keys], dtype=object)
+        order = list(q.SCHEDULE_STATES)
+        colors = dict(scene.SCHEDULE_COLORS)
+        if set(values.tolist()) <= {"unscheduled"}:
+            note = _(NOTES["schedule"])
+    return np.asarray(values, dtype=object), order, colors, note
+
+
+def element_bins(values: np.ndarray, order: list, colors: dict, mode: str, *,
+                 see_through: bool = False) -> tuple[np.ndarray, list[Bin]]:
+    """Each element's bin (``(k,)`` int64 into the bins, -1: a value outside ``order``, not drawn) and the bins
+    in legend order, their labels (English, as the legend's keys), colours, and whether their elements are not
+    there (yet): ``boxes`` (the plotly twin draws those as boxes, the WebGL viewer as ghosts)."""
+    index = {v: i for i, v in enumerate(order)}
+    bin_of = np.array([index.get(v, -1) for v in np.asarray(values, dtype=object).tolist()], dtype=np.int64)
+    ghosted = GHOSTED.get(mode, ())
+    bins = [Bin(_label(v, mode), colors.get(v, "rgb(150,150,150)"),
+                GHOST_OPACITY if v in ghosted and see_through else 1.0, v in ghosted) for v in order]
+    return bin_of, bins
 
 
 def visible_elements(geom: SceneGeometry, p: TwinParams) -> np.ndarray:
@@ -182,12 +209,8 @@ def twin_figure(d: TwinData, p: TwinParams, *, layers: bool = True) -> tuple[dic
     geom = d.geom
     vis = visible_elements(geom, p)
     lit = _lit_elements(d, geom) & vis
-    index = {v: i for i, v in enumerate(d.order)}
-    bin_of = np.array([index.get(v, -1) for v in d.values.tolist()], dtype=np.int64)
+    bin_of, bins = element_bins(d.values, d.order, d.colors, p.mode, see_through=p.see_through)
     bin_of[~vis | lit] = -1
-    ghosted = GHOSTED.get(p.mode, ())
-    bins = [Bin(_label(v, p.mode), d.colors.get(v, "rgb(150,150,150)"),
-                GHOST_OPACITY if v in ghosted and p.see_through else 1.0, v in ghosted) for v in d.order]
     traces, owners, stats = scene.merged_traces(geom, bin_of, bins, budget=p.budget)
 
     sel = geom.index_of(p.selected) if p.selected else None
@@ -282,13 +305,26 @@ def _points_in_view(points, geom: SceneGeometry, vis: np.ndarray, p: TwinParams)
     return points[keep]
 
 
+def distance_rgb(distance_m: np.ndarray) -> np.ndarray:
+    """(n, 3) uint8: the colours :func:`points_trace` gives signed distances (metres), computed here: plotly's
+    ``RdBu`` scale over +-``DISTANCE_CLIP_MM``, blue inside the solid, red standing proud (for the WebGL viewer)."""
+    from plotly.colors import PLOTLY_SCALES, unlabel_rgb
+
+    stops = PLOTLY_SCALES[POINTS_COLORSCALE]
+    at = np.array([float(s) for s, _c in stops])
+    rgb = np.array([unlabel_rgb(c) for _s, c in stops], dtype=np.float64)
+    mm = np.clip(np.asarray(distance_m, np.float64) * 1000.0, -DISTANCE_CLIP_MM, DISTANCE_CLIP_MM)
+    t = np.nan_to_num((mm + DISTANCE_CLIP_MM) / (2 * DISTANCE_CLIP_MM), nan=0.5)
+    return np.stack([np.interp(t, at, rgb[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+
+
 def points_trace(points) -> dict:
     mm = np.clip(points["distance_m"].to_numpy(np.float32) * 1000.0, -DISTANCE_CLIP_MM, DISTANCE_CLIP_MM)
     return dict(type="scatter3d", mode="markers", name=_("scan points"), meta=POINTS_LAYER,
                 x=points["x_m"].to_numpy(np.float32),
                 y=points["y_m"].to_numpy(np.float32), z=points["z_m"].to_numpy(np.float32), hoverinfo="skip",
                 # plotly's RdBu runs blue (low) to red (high): inside the solid blue, standing proud red
-                marker=dict(size=1.6, color=mm.astype(np.float32), colorscale="RdBu",
+                marker=dict(size=1.6, color=mm.astype(np.float32), colorscale=POINTS_COLORSCALE,
                             cmin=-DISTANCE_CLIP_MM, cmax=DISTANCE_CLIP_MM,
                             colorbar=dict(title=dict(text=_("signed distance (mm)")), len=0.5, x=1.0, thickness=12)))
 
