@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.errors import StoreError
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import TextError, clean_text
 
@@ -48,25 +49,28 @@ def check_credit_code(code: object, field: str = "credit_code") -> str:
     code (characters 3-8 are digits) or the check character."""
     text = str(code or "").strip().upper()
     if len(text) != 18:
-        raise EnterpriseError(f"{field}: {text[:40]!r} has {len(text)} characters; a unified social credit "
-                              f"code has 18")
+        raise EnterpriseError(N_("{field}: {code!r} has {n} characters; a unified social credit code has 18"),
+                              field=field, code=text[:40], n=len(text))
     bad = [c for c in text if c not in CREDIT_CHARS]
     if bad:
-        raise EnterpriseError(f"{field}: {text!r} holds {bad[0]!r}, not a credit-code character "
-                              f"(digits and A-Y without I, O, S, V, Z)")
+        raise EnterpriseError(N_("{field}: {code!r} holds {char!r}, not a credit-code character "
+                                 "(digits and A-Y without I, O, S, V, Z)"), field=field, code=text, char=bad[0])
     if not text[2:8].isdigit():
-        raise EnterpriseError(f"{field}: {text!r}: characters 3-8 must be the 6-digit administrative division code")
+        raise EnterpriseError(N_("{field}: {code!r}: characters 3-8 must be the 6-digit administrative division code"),
+                              field=field, code=text)
     expected = credit_check_char(text[:17])
     if text[17] != expected:
-        raise EnterpriseError(f"{field}: {text!r}: check character is {text[17]!r}, expected {expected!r} "
-                              f"(GB 32100-2015); the code is mistyped")
+        raise EnterpriseError(N_("{field}: {code!r}: check character is {char!r}, expected {expected!r} "
+                                 "(GB 32100-2015); the code is mistyped"), field=field, code=text, char=text[17],
+                              expected=expected)
     return text
 
 
 def check_enterprise_code(code: object, field: str = "enterprise_code") -> str:
     text = str(code or "").strip()
     if not _CODE_RE.fullmatch(text):
-        raise EnterpriseError(f"{field}: {text[:40]!r}: use 1-64 ASCII letters, digits, '-', '_' or '.'")
+        raise EnterpriseError(N_("{field}: {code!r}: use 1-64 ASCII letters, digits, '-', '_' or '.'"), field=field,
+                              code=text[:40])
     return text
 
 
@@ -81,14 +85,16 @@ def upsert_enterprise(store: Store, enterprise_code: str, *, name: str, credit_c
     try:
         name = clean_text(name, "name", max_len=200)
     except TextError as exc:
-        raise EnterpriseError(f"enterprise {code}: {exc}") from None
+        raise EnterpriseError(N_("enterprise {code}: {reason}"), code=code, reason=exc) from None
     credit = check_credit_code(credit_code)
     if kind not in KINDS:
-        raise EnterpriseError(f"enterprise {code}: kind {kind!r}: use one of {', '.join(KINDS)}")
+        raise EnterpriseError(N_("enterprise {code}: kind {kind!r}: use one of {kinds}"), code=code, kind=kind,
+                              kinds=", ".join(KINDS))
     with atomic(store):
         holder = store.scalar("SELECT enterprise_code FROM enterprises WHERE credit_code = ?", [credit])
         if holder is not None and holder != code:
-            raise EnterpriseError(f"enterprise {code}: credit code {credit} belongs to enterprise {holder}")
+            raise EnterpriseError(N_("enterprise {code}: credit code {credit} belongs to enterprise {holder}"),
+                                  code=code, credit=credit, holder=holder)
         if store.scalar("SELECT count(*) FROM enterprises WHERE enterprise_code = ?", [code]):
             store.execute("UPDATE enterprises SET name = ?, credit_code = ?, kind = ? WHERE enterprise_code = ?",
                           [name, credit, kind, code])
@@ -131,16 +137,15 @@ def import_enterprises(store: Store, path: str | Path) -> dict:
     rows = _read_rows(path)
     checked = []
     for i, row in enumerate(rows, start=1):
-        where = f"{path}: row {i}"
         try:
             code = check_enterprise_code(row.get("enterprise_code"))
             credit = check_credit_code(row.get("credit_code"))
             kind = str(row.get("kind") or "general_contractor").strip()
             if kind not in KINDS:
-                raise EnterpriseError(f"kind: {kind!r}: use one of {', '.join(KINDS)}")
+                raise EnterpriseError(N_("kind: {kind!r}: use one of {kinds}"), kind=kind, kinds=", ".join(KINDS))
             name = clean_text(row.get("name"), "name", max_len=200)
         except (EnterpriseError, TextError) as exc:
-            raise EnterpriseError(f"{where}: {exc}") from None
+            raise EnterpriseError(N_("{path}: row {row}: {reason}"), path=path, row=i, reason=exc) from None
         sites = row.get("sites") or []
         if isinstance(sites, str):
             sites = [s.strip() for s in sites.split(";") if s.strip()]
@@ -154,7 +159,7 @@ def import_enterprises(store: Store, path: str | Path) -> dict:
                     set_site_enterprise(store, s, code)
                     linked += 1
             except EnterpriseError as exc:
-                raise EnterpriseError(f"{path}: row {i}: {exc}") from None
+                raise EnterpriseError(N_("{path}: row {row}: {reason}"), path=path, row=i, reason=exc) from None
     return {"enterprises": len(checked), "sites": linked}
 
 
@@ -162,30 +167,33 @@ def _read_rows(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise EnterpriseError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise EnterpriseError(N_("{path}: cannot read ({reason})"), path=path,
+                              reason=exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
-        raise EnterpriseError(f"{path}: not UTF-8 text") from None
+        raise EnterpriseError(N_("{path}: not UTF-8 text"), path=path) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise EnterpriseError(f"{path}: not JSON ({exc})") from None
+            raise EnterpriseError(N_("{path}: not JSON ({reason})"), path=path, reason=str(exc)) from None
         if isinstance(data, dict):
             data = data.get("enterprises")
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise EnterpriseError(f"{path}: expected a list of enterprise objects (or {{\"enterprises\": [...]}})")
+            raise EnterpriseError(N_("{path}: expected a list of enterprise objects (or {{\"enterprises\": [...]}})"),
+                                  path=path)
         return data
     return list(csv.DictReader(text.splitlines()))
 
 
 def _require_site(store: Store, site_code: str) -> None:
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        raise EnterpriseError(f"site_code: no site {site_code!r} in {store.label}")
+        raise EnterpriseError(N_("site_code: no site {site_code!r} in {store}"), site_code=site_code, store=store.label)
 
 
 def _require_enterprise(store: Store, enterprise_code: str) -> None:
     if not store.scalar("SELECT count(*) FROM enterprises WHERE enterprise_code = ?", [enterprise_code]):
-        raise EnterpriseError(f"enterprise_code: no enterprise {enterprise_code!r} in {store.label}")
+        raise EnterpriseError(N_("enterprise_code: no enterprise {enterprise_code!r} in {store}"),
+                              enterprise_code=enterprise_code, store=store.label)
 
 
 def link_sites(store: Store, enterprise_code: str, sites: Iterable[str]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sitetwin.data.errors import StoreError
 from sitetwin.data.files import file_sha256
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 MANIFEST = "manifest.json"
@@ -104,7 +105,8 @@ def export_tables(store: Store, out_dir: str | Path, tables: list[str] | None = 
     chosen = list(tables) if tables else available
     unknown = sorted(set(chosen) - set(available))
     if unknown:
-        raise StoreError(f"{store.label}: no table {', '.join(unknown)} (tables: {', '.join(available)})")
+        raise StoreError(N_("{store}: no table {tables} (tables: {available})"), store=store.label,
+                         tables=", ".join(unknown), available=", ".join(available))
     out.mkdir(parents=True, exist_ok=True)
     exported: dict[str, dict[str, Any]] = {}
     manifest = {"format": "sitetwin-parquet/1", "schema_version": store.schema_version(),
@@ -130,7 +132,7 @@ def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = N
 
     src = Path(in_dir)
     if not src.is_dir():
-        raise StoreError(f"{src}: not a folder of Parquet files")
+        raise StoreError(N_("{path}: not a folder of Parquet files"), path=src)
     manifest_path = src / MANIFEST
     files: dict[str, Path]
     if manifest_path.exists():
@@ -138,38 +140,41 @@ def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = N
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             files = {t: src / meta["file"] for t, meta in manifest["tables"].items()}
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"{manifest_path}: damaged manifest ({exc})") from None
+            raise StoreError(N_("{path}: damaged manifest ({reason})"), path=manifest_path, reason=str(exc)) from None
         if manifest.get("schema_version", 0) > store.schema_version():
-            raise StoreError(f"{src}: exported from a newer schema (version {manifest['schema_version']}) than "
-                             f"{store.label} has ({store.schema_version()}); upgrade sitetwin first")
+            raise StoreError(N_("{path}: exported from a newer schema (version {version}) than {store} has "
+                                "({have}); upgrade sitetwin first"), path=src, version=manifest["schema_version"],
+                             store=store.label, have=store.schema_version())
         for table, path in files.items():
             expected = manifest["tables"][table].get("sha256")
             if not path.exists():
-                raise StoreError(f"{path}: listed in the manifest but missing")
+                raise StoreError(N_("{path}: listed in the manifest but missing"), path=path)
             if expected and file_sha256(path) != expected:
-                raise StoreError(f"{path}: contents differ from the manifest's checksum; the package is damaged")
+                raise StoreError(N_("{path}: contents differ from the manifest's checksum; the package is damaged"),
+                                 path=path)
     else:
         files = {p.stem: p for p in sorted(src.glob("*.parquet"))}
     if tables:
         missing = sorted(set(tables) - set(files))
         if missing:
-            raise StoreError(f"{src}: no Parquet file for table {', '.join(missing)}")
+            raise StoreError(N_("{path}: no Parquet file for table {tables}"), path=src, tables=", ".join(missing))
         files = {t: files[t] for t in tables}
     if not files:
-        raise StoreError(f"{src}: no Parquet files to import")
+        raise StoreError(N_("{path}: no Parquet files to import"), path=src)
     known = set(store.tables())
     loaded = {}
     for table, path in files.items():
         if table not in known or table == "schema_migrations":
-            raise StoreError(f"{path}: no table {table!r} in {store.label}")
+            raise StoreError(N_("{path}: no table {table!r} in {store}"), path=path, table=table, store=store.label)
         try:
             loaded[table] = pq.read_table(path)
         except Exception as exc:
-            raise StoreError(f"{path}: not a readable Parquet file ({exc})") from None
+            raise StoreError(N_("{path}: not a readable Parquet file ({reason})"), path=path, reason=str(exc)) from None
         columns = set(_columns(store, table))
         extra = sorted(set(loaded[table].column_names) - columns)
         if extra:
-            raise StoreError(f"{path}: columns {', '.join(extra)} do not exist in table {table}")
+            raise StoreError(N_("{path}: columns {columns} do not exist in table {table}"), path=path,
+                             columns=", ".join(extra), table=table)
 
     report = {}
     with store.transaction():
@@ -184,8 +189,8 @@ def import_tables(store: Store, in_dir: str | Path, tables: list[str] | None = N
                     store.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _import '
                                       f'EXCEPT SELECT {cols} FROM "{table}"')
             except Exception as exc:
-                raise StoreError(f"{files[table]}: rows do not fit table {table} "
-                                 f"({str(exc).splitlines()[0]})") from None
+                raise StoreError(N_("{path}: rows do not fit table {table} ({reason})"), path=files[table], table=table,
+                                 reason=str(exc).splitlines()[0]) from None
             finally:
                 store.con.unregister("_import")
             after = store.scalar(f'SELECT count(*) FROM "{table}"')

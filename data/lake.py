@@ -56,6 +56,7 @@ from urllib.parse import quote, unquote
 
 from sitetwin.data.errors import StoreError
 from sitetwin.data.exchange import LINKED_TABLES, package_tables, site_source
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, migrations, open_store
 
 LAKE_FORMAT = "sitetwin-lake/1"
@@ -102,7 +103,7 @@ def lake_location(uri: str | Path, filesystem: Any = None) -> LakeLocation:
 
     text = str(uri).strip()
     if not text:
-        raise LakeError("no lake given: pass --lake with a folder or a URI such as s3://bucket/city-lake")
+        raise LakeError(N_("no lake given: pass --lake with a folder or a URI such as s3://bucket/city-lake"))
     if filesystem is not None:
         return LakeLocation(text, filesystem, text.rstrip("/") or "/")
     if "://" not in text:
@@ -110,7 +111,8 @@ def lake_location(uri: str | Path, filesystem: Any = None) -> LakeLocation:
     try:
         fs, root = pafs.FileSystem.from_uri(text)
     except (ValueError, OSError) as exc:
-        raise LakeError(f"lake {text}: not a URI pyarrow can open ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: not a URI pyarrow can open ({reason})"), lake=text,
+                        reason=_first_line(exc)) from None
     return LakeLocation(text, fs, root.rstrip("/") or "/")
 
 
@@ -158,7 +160,8 @@ def publish(store: Store, lake: str | Path, *, sites: Iterable[str] | None = Non
         chosen = list(dict.fromkeys(sites))
         missing = [s for s in chosen if s not in known]
         if missing:
-            raise LakeError(f"{store.label}: no site {', '.join(missing)} in this store; nothing published")
+            raise LakeError(N_("{store}: no site {sites} in this store; nothing published"), store=store.label,
+                            sites=", ".join(missing))
     tables = package_tables(store)
     report: dict[str, Any] = {"lake": loc.uri, "sites": chosen, "written": [], "removed": [], "unchanged": 0,
                               "orphans": {}}
@@ -200,7 +203,8 @@ def publish(store: Store, lake: str | Path, *, sites: Iterable[str] | None = Non
             for s, arrow in _site_slices(store, t, table_sites):
                 plan = plans[s][t]
                 if arrow.num_rows != plan["rows"]:          # the store changed under us: refuse rather than guess
-                    raise LakeError(f"{store.label}: table {t} of site {s} changed while publishing; publish again")
+                    raise LakeError(N_("{store}: table {table} of site {site_code} changed while publishing; "
+                                       "publish again"), store=store.label, table=t, site_code=s)
                 _write_parquet(loc, plan["path"], arrow)
                 if plan["replaces"]:
                     _delete(loc, plan["replaces"])
@@ -236,14 +240,15 @@ def _prepare_lake(loc: LakeLocation, version: int, now: dt.datetime | None) -> N
     try:
         info = loc.fs.get_file_info(loc.root)
         if info.type == pafs.FileType.File:
-            raise LakeError(f"lake {loc.uri}: is a file, not a folder")
+            raise LakeError(N_("lake {lake}: is a file, not a folder"), lake=loc.uri)
         if info.type == pafs.FileType.Directory and loc.fs.get_file_info(
                 pafs.FileSelector(loc.root, recursive=False)):
-            raise LakeError(f"lake {loc.uri}: the folder holds other files and no {LAKE_FILE}; "
-                            f"publish into an empty or new folder")
+            raise LakeError(N_("lake {lake}: the folder holds other files and no {file}; publish into an empty or "
+                               "new folder"), lake=loc.uri, file=LAKE_FILE)
         loc.fs.create_dir(loc.root, recursive=True)
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot write there ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot write there ({reason})"), lake=loc.uri,
+                        reason=_first_line(exc)) from None
     _write_json(loc, LAKE_FILE, {"format": LAKE_FORMAT, "schema_version": version, "created_at": _iso(now)})
 
 
@@ -257,20 +262,27 @@ def _lake_meta(loc: LakeLocation) -> dict | None:
         with loc.fs.open_input_stream(path) as fh:
             meta = json.loads(fh.read().decode("utf-8"))
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot read {LAKE_FILE} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot read {what} ({reason})"), lake=loc.uri, what=LAKE_FILE,
+                        reason=_first_line(exc)) from None
     except ValueError as exc:
-        raise LakeError(f"lake {loc.uri}: {LAKE_FILE} is damaged ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: {file} is damaged ({reason})"), lake=loc.uri, file=LAKE_FILE,
+                        reason=_first_line(exc)) from None
     if not isinstance(meta, dict) or meta.get("format") != LAKE_FORMAT:
-        raise LakeError(f"lake {loc.uri}: {LAKE_FILE} is not a {LAKE_FORMAT} lake")
+        raise LakeError(N_("lake {lake}: {file} is not a {format} lake"), lake=loc.uri, file=LAKE_FILE,
+                        format=LAKE_FORMAT)
     return meta
 
 
 def _check_version(loc: LakeLocation, meta: dict, version: int, doing: str) -> None:
     have = meta.get("schema_version")
     if have != version:
-        what = "the store's" if doing == "publish" else "this sitetwin's"
-        raise LakeError(f"lake {loc.uri}: holds schema version {have}, {what} is {version}; "
-                        f"publish into a new lake (or republish every store into an emptied one)")
+        if doing == "publish":
+            raise LakeError(N_("lake {lake}: holds schema version {have}, the store's is {version}; publish into "
+                               "a new lake (or republish every store into an emptied one)"), lake=loc.uri,
+                            have=have, version=version)
+        raise LakeError(N_("lake {lake}: holds schema version {have}, this sitetwin's is {version}; publish into "
+                           "a new lake (or republish every store into an emptied one)"), lake=loc.uri,
+                        have=have, version=version)
 
 
 def _digests(store: Store, table: str) -> dict[str, tuple[int, str]]:
@@ -336,7 +348,8 @@ def _write_parquet(loc: LakeLocation, rel: str, arrow: Any, *, row_group_size: i
         loc.fs.move(tmp, target)
     except OSError as exc:
         _delete_quietly(loc, tmp)
-        raise LakeError(f"lake {loc.uri}: cannot write {rel} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot write {path} ({reason})"), lake=loc.uri, path=rel,
+                        reason=_first_line(exc)) from None
 
 
 def _write_json(loc: LakeLocation, rel: str, payload: dict) -> None:
@@ -350,7 +363,8 @@ def _write_json(loc: LakeLocation, rel: str, payload: dict) -> None:
         loc.fs.move(tmp, target)
     except OSError as exc:
         _delete_quietly(loc, tmp)
-        raise LakeError(f"lake {loc.uri}: cannot write {rel} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot write {path} ({reason})"), lake=loc.uri, path=rel,
+                        reason=_first_line(exc)) from None
 
 
 def _delete(loc: LakeLocation, rel: str) -> None:
@@ -361,7 +375,8 @@ def _delete(loc: LakeLocation, rel: str) -> None:
         if loc.fs.get_file_info(path).type == pafs.FileType.File:
             loc.fs.delete_file(path)
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot remove {rel} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot remove {path} ({reason})"), lake=loc.uri, path=rel,
+                        reason=_first_line(exc)) from None
 
 
 def _delete_quietly(loc: LakeLocation, path: str) -> None:
@@ -379,7 +394,7 @@ def _exists(loc: LakeLocation, paths: list[str]) -> dict[str, bool]:
     try:
         return {i.path: i.type == pafs.FileType.File for i in loc.fs.get_file_info(paths)}
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot read ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot read ({reason})"), lake=loc.uri, reason=_first_line(exc)) from None
 
 
 def _state_path(site_code: str) -> str:
@@ -396,7 +411,8 @@ def _read_state(loc: LakeLocation, site_code: str) -> dict:
     except OSError as exc:
         if "not found" in str(exc).lower() or "no such file" in str(exc).lower():
             return {}
-        raise LakeError(f"lake {loc.uri}: cannot read {_state_path(site_code)} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot read {what} ({reason})"), lake=loc.uri, what=_state_path(site_code),
+                        reason=_first_line(exc)) from None
     except ValueError:
         return {}           # a damaged state file only costs a full republish of the site
     return state if isinstance(state, dict) else {}
@@ -409,12 +425,12 @@ def lake_sites(lake: str | Path, *, filesystem: Any = None) -> list[dict]:
 
     loc = lake_location(lake, filesystem)
     if _lake_meta(loc) is None:
-        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); "
-                        f"make one with `sitetwin lake publish`")
+        raise LakeError(N_("lake {lake}: no sitetwin lake there (no {file}); make one with `sitetwin lake publish`"),
+                        lake=loc.uri, file=LAKE_FILE)
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(STATE_DIR), allow_not_found=True))
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot read ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot read ({reason})"), lake=loc.uri, reason=_first_line(exc)) from None
     out = []
     for info in infos:
         name = info.base_name
@@ -454,7 +470,8 @@ def compact(lake: str | Path, *, filesystem: Any = None, now: dt.datetime | None
     loc = lake_location(lake, filesystem)
     meta = _lake_meta(loc)
     if meta is None:
-        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); nothing to compact")
+        raise LakeError(N_("lake {lake}: no sitetwin lake there (no {file}); nothing to compact"), lake=loc.uri,
+                        file=LAKE_FILE)
     version = current_schema_version()
     _check_version(loc, meta, version, "read")
     previous = _read_compaction(loc)
@@ -493,8 +510,9 @@ def compact(lake: str | Path, *, filesystem: Any = None, now: dt.datetime | None
                     arrow = ds.dataset([loc.path(rel) for rel, _, _ in members], filesystem=loc.fs,
                                        format="parquet").to_table()
                 except (OSError, ValueError) as exc:
-                    raise LakeError(f"lake {loc.uri}: cannot read {table} of district {_dec(district_enc)} to compact "
-                                    f"it ({_first_line(exc)}); a publish may be running: compact again") from None
+                    raise LakeError(N_("lake {lake}: cannot read {table} of district {district} to compact it "
+                                       "({reason}); a publish may be running: compact again"), lake=loc.uri,
+                                    table=table, district=_dec(district_enc), reason=_first_line(exc)) from None
                 _write_parquet(loc, rel_out, arrow, row_group_size=COMPACT_ROW_GROUP)
                 entry["rows"] = arrow.num_rows
                 report["written"].append({"table": table, "path": rel_out, "sites": len(members),
@@ -522,7 +540,7 @@ def _lake_tables(loc: LakeLocation) -> list[str]:
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.root, recursive=False))
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot list ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot list ({reason})"), lake=loc.uri, reason=_first_line(exc)) from None
     return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
                   and not i.base_name.startswith(("_", ".")))
 
@@ -534,7 +552,8 @@ def _compacted_files(loc: LakeLocation) -> list[str]:
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot list {COMPACT_DIR} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot list {what} ({reason})"), lake=loc.uri, what=COMPACT_DIR,
+                        reason=_first_line(exc)) from None
     return sorted(_relative(loc, i.path) for i in infos
                   if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
 
@@ -551,7 +570,8 @@ def _read_compaction(loc: LakeLocation) -> dict | None:
     except OSError as exc:
         if "not found" in str(exc).lower() or "no such file" in str(exc).lower():
             return None
-        raise LakeError(f"lake {loc.uri}: cannot read {COMPACT_RECORD} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot read {what} ({reason})"), lake=loc.uri, what=COMPACT_RECORD,
+                        reason=_first_line(exc)) from None
     except ValueError:
         return None
     if not isinstance(record, dict) or record.get("format") != COMPACT_FORMAT \
@@ -565,7 +585,7 @@ def compaction_status(lake: str | Path, *, filesystem: Any = None) -> dict | Non
     than that (read from their own files until the next compaction); None when never compacted."""
     loc = lake_location(lake, filesystem)
     if _lake_meta(loc) is None:
-        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE})")
+        raise LakeError(N_("lake {lake}: no sitetwin lake there (no {file})"), lake=loc.uri, file=LAKE_FILE)
     record = _read_compaction(loc)
     if record is None:
         return None
@@ -638,8 +658,8 @@ def open_lake(lake: str | Path, *, filesystem: Any = None, cache_dir: str | Path
     loc = lake_location(lake, filesystem)
     meta = _lake_meta(loc)
     if meta is None:
-        raise LakeError(f"lake {loc.uri}: no sitetwin lake there (no {LAKE_FILE}); "
-                        f"make one with `sitetwin lake publish --db DB --lake {loc.uri}`")
+        raise LakeError(N_("lake {lake}: no sitetwin lake there (no {file}); make one with "
+                           "`sitetwin lake publish --db DB --lake {lake}`"), lake=loc.uri, file=LAKE_FILE)
     _check_version(loc, meta, current_schema_version(), "read")
     owns = cache_dir is None
     cache = Path(tempfile.mkdtemp(prefix="sitetwin-lake-")) if cache_dir is None else Path(cache_dir)
@@ -707,7 +727,8 @@ def _partition_infos(loc: LakeLocation, table: str) -> dict[str, tuple[int, int]
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.path(table), recursive=True, allow_not_found=True))
     except OSError as exc:
-        raise LakeError(f"lake {loc.uri}: cannot list {table} ({_first_line(exc)})") from None
+        raise LakeError(N_("lake {lake}: cannot list {what} ({reason})"), lake=loc.uri, what=table,
+                        reason=_first_line(exc)) from None
     return {_relative(loc, i.path): (int(i.size or 0), int(i.mtime_ns or 0)) for i in infos
             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")}
 
@@ -746,7 +767,8 @@ def _attach(store: Store, loc: LakeLocation, table: str, sources: dict[str, Any]
         try:
             dataset = ds.dataset(paths, filesystem=loc.fs, format="parquet")
         except (OSError, ValueError) as exc:
-            raise LakeError(f"lake {loc.uri}: cannot read {table} ({_first_line(exc)})") from None
+            raise LakeError(N_("lake {lake}: cannot read {what} ({reason})"), lake=loc.uri, what=table,
+                            reason=_first_line(exc)) from None
         store.con.register(f"_{name}", dataset)
         return f"_{name}"
 

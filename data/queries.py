@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sitetwin.data.errors import StoreError
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 
@@ -15,12 +16,12 @@ def read_only_query(store: Store, query: str) -> tuple[list[str], list[tuple[Any
     system; turning external access off keeps ``sitetwin sql`` a pure reader.
     """
     if not store.read_only:
-        raise StoreError("read_only_query needs a store opened read-only")
+        raise StoreError(N_("read_only_query needs a store opened read-only"))
     store.execute("SET enable_external_access = false")
     try:
         cur = store.con.execute(query)
     except Exception as exc:
-        raise StoreError(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise StoreError(N_("query failed: {reason}"), reason=str(exc).splitlines()[0]) from None
     if cur.description is None:
         return [], []
     return [d[0] for d in cur.description], cur.fetchall()

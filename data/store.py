@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetwin.data.errors import StoreError
+from sitetwin.data.i18n import N_
 
 DEFAULT_DB = "sitetwin.duckdb"
 _MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -51,7 +52,7 @@ def _read_migrations() -> list[Migration]:
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise StoreError(f"two schema migrations share a number: {versions}")
+        raise StoreError(N_("two schema migrations share a number: {versions}"), versions=versions)
     return found
 
 
@@ -87,7 +88,7 @@ class Store:
     def transaction(self) -> Iterator[Store]:
         """All writes inside succeed together or leave the store exactly as it was."""
         if self.read_only:
-            raise StoreError(f"{self.label} is open read-only")
+            raise StoreError(N_("{store} is open read-only"), store=self.label)
         self.con.begin()
         try:
             yield self
@@ -122,13 +123,13 @@ class Store:
     def insert_frame(self, table: str, frame: Any) -> int:
         """Append a pandas DataFrame or pyarrow Table to ``table`` by column name."""
         if not _IDENT_RE.match(table):
-            raise StoreError(f"not a table name: {table!r}")
+            raise StoreError(N_("not a table name: {table!r}"), table=table)
         columns = list(frame.column_names if hasattr(frame, "column_names") else frame.columns)
         if not columns or len(frame) == 0:
             return 0
         for c in columns:
             if not _IDENT_RE.match(c):
-                raise StoreError(f"not a column name: {c!r}")
+                raise StoreError(N_("not a column name: {column!r}"), column=c)
         view = f"_insert_{table}"
         self.con.register(view, frame)
         try:
@@ -204,12 +205,12 @@ def open_store(
     db_path = None if memory else Path(path)
     if db_path is not None:
         if db_path.is_dir():
-            raise StoreError(f"{db_path}: is a folder, not a store file; "
-                             f"pass a file path such as {db_path / DEFAULT_DB}")
+            raise StoreError(N_("{path}: is a folder, not a store file; pass a file path such as {example}"),
+                             path=db_path, example=db_path / DEFAULT_DB)
         if not db_path.exists() and (read_only or not create):
-            raise StoreError(f"{db_path}: no store there; create one with `sitetwin init --db {db_path}`")
+            raise StoreError(N_("{path}: no store there; create one with `sitetwin init --db {path}`"), path=db_path)
         if not db_path.parent.exists():
-            raise StoreError(f"{db_path}: folder {db_path.parent} does not exist")
+            raise StoreError(N_("{path}: folder {folder} does not exist"), path=db_path, folder=db_path.parent)
     if cache_dir is not None:
         cache = Path(cache_dir)
     elif db_path is not None:
@@ -232,11 +233,13 @@ def open_store(
                 delay = min(delay * 2, 0.1)
                 continue
             if "lock" in text.lower():
-                raise StoreError(f"{db_path}: another process is writing to this store; "
-                                 f"waited {lock_timeout_s:.0f} s for it") from None
-            raise StoreError(f"{db_path}: not a DuckDB store ({text.splitlines()[0]})") from None
+                raise StoreError(N_("{path}: another process is writing to this store; waited {waited_s:.0f} s for it"),
+                                 path=db_path, waited_s=lock_timeout_s) from None
+            raise StoreError(N_("{path}: not a DuckDB store ({reason})"), path=db_path,
+                             reason=text.splitlines()[0]) from None
         except duckdb.Error as exc:
-            raise StoreError(f"{db_path}: cannot open as a DuckDB store ({str(exc).splitlines()[0]})") from None
+            raise StoreError(N_("{path}: cannot open as a DuckDB store ({reason})"), path=db_path,
+                             reason=str(exc).splitlines()[0]) from None
 
     store = Store(con, db_path, read_only, cache)
     try:
@@ -272,7 +275,8 @@ def migrate(store: Store) -> list[Migration]:
             try:
                 store.execute(m.sql)
             except Exception as exc:
-                raise StoreError(f"{store.label}: migration {m.version:04d}_{m.name} failed: {exc}") from exc
+                raise StoreError(N_("{store}: migration {version:04d}_{name} failed: {reason}"), store=store.label,
+                                 version=m.version, name=m.name, reason=str(exc)) from exc
             store.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name])
         applied.append(m)
     return applied
@@ -284,15 +288,17 @@ def _check_current(store: Store) -> None:
     try:
         have = store.schema_version()
     except duckdb.CatalogException:
-        raise StoreError(f"{store.label}: not a sitetwin store (no schema_migrations table); "
-                         f"create one with `sitetwin init`") from None
+        raise StoreError(N_("{store}: not a sitetwin store (no schema_migrations table); create one with "
+                            "`sitetwin init`"), store=store.label) from None
     except duckdb.Error as exc:       # a store that could not be read is not "not a store": say what happened
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StoreError(f"{store.label}: could not read its schema version: {first}") from exc
+        raise StoreError(N_("{store}: could not read its schema version: {reason}"), store=store.label,
+                         reason=first) from exc
     want = migrations()[-1].version
     if have < want:
-        raise StoreError(f"{store.label}: store schema is at version {have}, this sitetwin needs {want}; "
-                         f"open it once for writing (`sitetwin init --db {store.label}`) to migrate")
+        raise StoreError(N_("{store}: store schema is at version {have}, this sitetwin needs {want}; open it once "
+                            "for writing (`sitetwin init --db {store}`) to migrate"), store=store.label, have=have,
+                         want=want)
 
 
 def in_transaction(store: Store) -> bool:

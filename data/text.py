@@ -21,6 +21,7 @@ import re
 import unicodedata
 
 from sitetwin.data.errors import SitetwinError
+from sitetwin.data.i18n import N_
 
 __all__ = ["TITLE_MAX", "NOTE_MAX", "LABEL_MAX", "TextError", "clean_text", "printable", "xml_safe"]
 
@@ -48,18 +49,19 @@ def clean_text(value: object, field: str, *, max_len: int = TITLE_MAX, multiline
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise TextError(f"{field}: expected text, got {type(value).__name__}")
+        raise TextError(N_("{field}: expected text, got {kind}"), field=field, kind=type(value).__name__)
     text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
     if required and not text:
-        raise TextError(f"{field}: must not be empty")
+        raise TextError(N_("{field}: must not be empty"), field=field)
     bad = _NOT_TEXT.search(text)
     if bad is not None:
-        raise TextError(f"{field}: control character U+{ord(bad.group()):04X} at position {bad.start() + 1} "
-                        "is not allowed in text")
+        raise TextError(N_("{field}: control character U+{code:04X} at position {position} is not allowed in text"),
+                        field=field, code=ord(bad.group()), position=bad.start() + 1)
     if not multiline and ("\n" in text or "\t" in text):
-        raise TextError(f"{field}: must be one line (no line breaks or tabs)")
+        raise TextError(N_("{field}: must be one line (no line breaks or tabs)"), field=field)
     if len(text) > max_len:
-        raise TextError(f"{field}: {len(text):,} characters, more than the {max_len:,} allowed")
+        raise TextError(N_("{field}: {n:,} characters, more than the {max_len:,} allowed"), field=field, n=len(text),
+                        max_len=max_len)
     return text
 
 
