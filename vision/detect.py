@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.vision import runtime
 from sitetwin.vision.boxes import Boxes, Letterbox, batched_nms, letterbox, merge_boxes
 from sitetwin.vision.errors import SourceError, WeightsError
@@ -45,10 +46,10 @@ class Detector:
                  max_det: int = 300, threads: int | None = None):
         self.weights = Path(weights)
         if not self.weights.exists():
-            raise WeightsError(f"weights {self.weights}: no such file (nothing is downloaded; give a local "
-                               f".pt or .onnx file)")
+            raise WeightsError(N_("weights {weights}: no such file (nothing is downloaded; give a local "
+                                  ".pt or .onnx file)"), weights=self.weights)
         if imgsz % 32:
-            raise WeightsError(f"imgsz {imgsz} is not a multiple of 32")
+            raise WeightsError(N_("imgsz {imgsz} is not a multiple of 32"), imgsz=imgsz)
         self.imgsz = int(imgsz)
         self.conf = float(conf)
         self.iou = float(iou)
@@ -59,7 +60,7 @@ class Detector:
         elif self.weights.suffix == ".pt":
             self._init_torch()
         else:
-            raise WeightsError(f"weights {self.weights}: expected a .pt or .onnx file")
+            raise WeightsError(N_("weights {weights}: expected a .pt or .onnx file"), weights=self.weights)
 
     # -- backends --------------------------------------------------------------------------------
 
@@ -71,8 +72,8 @@ class Detector:
             with runtime.quiet_ultralytics():
                 self._model = YOLO(str(self.weights), task="detect")
         except Exception as exc:  # noqa: BLE001 - any failure: not usable weights
-            raise WeightsError(f"weights {self.weights}: cannot be loaded ({type(exc).__name__}: "
-                               f"{str(exc)[:120]})") from None
+            raise WeightsError(N_("weights {weights}: cannot be loaded ({error}: {detail})"), weights=self.weights,
+                               error=type(exc).__name__, detail=str(exc)[:120]) from None
         self.names = tuple(self._model.names[i] for i in sorted(self._model.names))
         self.input_hw = (self.imgsz, self.imgsz)
 
@@ -93,11 +94,12 @@ class Detector:
         try:
             self._session = ort.InferenceSession(str(self.weights), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"weights {self.weights}: not a readable ONNX model ({str(exc)[:120]})") from None
+            raise WeightsError(N_("weights {weights}: not a readable ONNX model ({detail})"), weights=self.weights,
+                               detail=str(exc)[:120]) from None
         meta = self._session.get_modelmeta().custom_metadata_map
         if "names" not in meta:
-            raise WeightsError(f"weights {self.weights}: no class names in its metadata; export it with "
-                               f"`sitetwin vision train --onnx` or ultralytics' exporter")
+            raise WeightsError(N_("weights {weights}: no class names in its metadata; export it with "
+                                  "`sitetwin vision train --onnx` or ultralytics' exporter"), weights=self.weights)
         names = ast.literal_eval(meta["names"])
         self.names = tuple(names[k] for k in sorted(names))
         inp = self._session.get_inputs()[0]
@@ -190,7 +192,8 @@ def _check_image(im) -> np.ndarray:
     if im.ndim == 2:
         im = np.repeat(im[..., None], 3, axis=2)
     if im.ndim != 3 or im.shape[2] not in (3, 4) or im.dtype != np.uint8:
-        raise SourceError(f"images must be RGB uint8 (h, w, 3), got {im.dtype} {im.shape}")
+        raise SourceError(N_("images must be RGB uint8 (h, w, 3), got {dtype} {shape}"), dtype=str(im.dtype),
+                          shape=im.shape)
     return im[..., :3]
 
 
@@ -300,14 +303,15 @@ class Tracker:
         try:
             cfg = YAML.load(check_yaml(name))
         except Exception as exc:  # noqa: BLE001
-            raise SourceError(f"tracker {tracker!r}: no such tracker config ({str(exc)[:80]}); "
-                              f"use bytetrack or botsort") from None
+            raise SourceError(N_("tracker {tracker!r}: no such tracker config ({detail}); use bytetrack or botsort"),
+                              tracker=tracker, detail=str(exc)[:80]) from None
         cfg.update(overrides)
         cfg["with_reid"] = False
         cfg.setdefault("device", "cpu")
         if cfg.get("tracker_type") not in TRACKER_MAP:
-            raise SourceError(f"tracker {tracker!r}: type {cfg.get('tracker_type')!r} is not one of "
-                              f"{', '.join(sorted(TRACKER_MAP))}")
+            raise SourceError(N_("tracker {tracker!r}: type {tracker_type!r} is not one of {known}"),
+                              tracker=tracker, tracker_type=cfg.get("tracker_type"),
+                              known=", ".join(sorted(TRACKER_MAP)))
         self.kind = cfg["tracker_type"]
         self._args = IterableSimpleNamespace(**cfg)
         # TRACKER_MAP's classes share no base (mypy sees object); each has update and reset

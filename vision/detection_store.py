@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.vision.errors import VisionError
 
@@ -77,10 +78,10 @@ class RunRecord:
 def record_run(store: Store, run: RunRecord) -> str:
     """Insert a run; returns its id. A site code that the store does not know is refused."""
     if run.kind not in ("train", "eval", "export", "detect"):
-        raise VisionError(f"run kind {run.kind!r}: use train, eval, export or detect")
+        raise VisionError(N_("run kind {kind!r}: use train, eval, export or detect"), kind=run.kind)
     if run.site_code is not None and not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?",
                                                       [run.site_code]):
-        raise VisionError(f"{store.label}: no site {run.site_code!r}")
+        raise VisionError(N_("{store}: no site {site!r}"), store=store.label, site=run.site_code)
     store.execute(
         "INSERT INTO vision_runs (run_id, kind, site_code, parent_run_id, model_cfg, weights_path, weights_sha256,"
         " class_names, dataset_path, dataset_hash, config, metrics, per_class, artifacts, started_at, finished_at,"
@@ -101,7 +102,7 @@ def run_for_weights(store: Store, weights_sha256: str) -> str | None:
 def get_run(store: Store, run_id: str) -> dict:
     row = store.one("SELECT * FROM vision_runs WHERE run_id = ?", [run_id])
     if row is None:
-        raise VisionError(f"{store.label}: no vision run {run_id!r}")
+        raise VisionError(N_("{store}: no vision run {run_id!r}"), store=store.label, run_id=run_id)
     for k in ("class_names", "config", "metrics", "per_class", "artifacts"):
         if isinstance(row.get(k), str):
             row[k] = json.loads(row[k])
@@ -116,7 +117,8 @@ def insert_detections(store: Store, rows: Sequence[dict]) -> int:
 
     for r in rows:
         if r.get("source_kind") not in SOURCE_KINDS:
-            raise VisionError(f"detection source_kind {r.get('source_kind')!r}: use one of {', '.join(SOURCE_KINDS)}")
+            raise VisionError(N_("detection source_kind {source_kind!r}: use one of {known}"),
+                              source_kind=r.get("source_kind"), known=", ".join(SOURCE_KINDS))
     frame = pd.DataFrame([{c: _cell(r.get(c)) for c in DETECTION_COLUMNS} for r in rows],
                          columns=list(DETECTION_COLUMNS))
     frame = _typed(frame, ints=("frame_index", "track_id"),
@@ -172,14 +174,17 @@ def record_rule_hazards(store: Store, rows: Sequence[dict]) -> list[str]:
     for r in rows:
         hid = r.get("hazard_id")
         if not (isinstance(hid, str) and len(hid) == 16 and hid[0] == "H"):
-            raise VisionError(f"hazard_id {hid!r}: use 'H' and 15 hex digits")
+            raise VisionError(N_("hazard_id {hazard_id!r}: use 'H' and 15 hex digits"), hazard_id=hid)
         if r.get("rule") not in RECORDED_RULES:
-            raise VisionError(f"hazard {hid}: rule {r.get('rule')!r} is not recorded from outside vision "
-                              f"(recorded rules: {', '.join(RECORDED_RULES)})")
+            raise VisionError(N_("hazard {hazard_id}: rule {rule!r} is not recorded from outside vision "
+                                 "(recorded rules: {recorded})"), hazard_id=hid, rule=r.get("rule"),
+                              recorded=", ".join(RECORDED_RULES))
         if r.get("severity") not in ("low", "medium", "high", "critical"):
-            raise VisionError(f"hazard {hid}: severity {r.get('severity')!r}: use low, medium, high or critical")
+            raise VisionError(N_("hazard {hazard_id}: severity {severity!r}: use low, medium, high or critical"),
+                              hazard_id=hid, severity=r.get("severity"))
         if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [r.get("site_code")]):
-            raise VisionError(f"hazard {hid}: no site {r.get('site_code')!r} in {store.label}")
+            raise VisionError(N_("hazard {hazard_id}: no site {site!r} in {store}"), hazard_id=hid,
+                              site=r.get("site_code"), store=store.label)
         if not store.scalar("SELECT count(*) FROM hazards WHERE hazard_id = ?", [hid]) and hid not in fresh:
             fresh.append(hid)
     insert_hazards(store, [r for r in rows if r["hazard_id"] in fresh])
@@ -189,7 +194,7 @@ def record_rule_hazards(store: Store, rows: Sequence[dict]) -> list[str]:
 def link_finding(store: Store, hazard_id: str, finding_id: str) -> None:
     """Record the finding raised for a stored hazard (a regulator raising one from the hazard page)."""
     if not store.scalar("SELECT count(*) FROM hazards WHERE hazard_id = ?", [hazard_id]):
-        raise VisionError(f"hazard {hazard_id!r}: no such hazard in {store.label}")
+        raise VisionError(N_("hazard {hazard_id!r}: no such hazard in {store}"), hazard_id=hazard_id, store=store.label)
     store.execute("UPDATE hazards SET finding_id = ? WHERE hazard_id = ?", [finding_id, hazard_id])
 
 
@@ -239,17 +244,17 @@ def add_camera(store: Store, camera: Camera, *, replace: bool = False) -> None:
     from sitetwin.panorama.camera import check_transform
 
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [camera.site_code]):
-        raise VisionError(f"{store.label}: no site {camera.site_code!r}")
+        raise VisionError(N_("{store}: no site {site!r}"), store=store.label, site=camera.site_code)
     try:
         T = check_transform(camera.T_model_from_camera)
         camera.perspective()
     except ValueError as exc:
-        raise VisionError(f"camera {camera.camera_id}: {exc}") from None
+        raise VisionError(N_("camera {camera_id}: {problem}"), camera_id=camera.camera_id, problem=exc) from None
     exists = store.scalar("SELECT count(*) FROM cameras WHERE site_code = ? AND camera_id = ?",
                           [camera.site_code, camera.camera_id])
     if exists and not replace:
-        raise VisionError(f"camera {camera.camera_id} already exists on site {camera.site_code}; "
-                          f"pass replace to change it")
+        raise VisionError(N_("camera {camera_id} already exists on site {site}; pass replace to change it"),
+                          camera_id=camera.camera_id, site=camera.site_code)
     if exists:
         store.execute("DELETE FROM cameras WHERE site_code = ? AND camera_id = ?", [camera.site_code, camera.camera_id])
     store.execute("INSERT INTO cameras (site_code, camera_id, name, source_url, width, height, fx, fy, cx, cy, "
@@ -263,9 +268,11 @@ def get_camera(store: Store, camera_id: str, site_code: str | None = None) -> Ca
     rows = store.rows("SELECT * FROM cameras WHERE camera_id = ?" + (" AND site_code = ?" if site_code else ""),
                       [camera_id, site_code] if site_code else [camera_id])
     if not rows:
-        raise VisionError(f"{store.label}: no camera {camera_id!r}; add it with `sitetwin vision camera add`")
+        raise VisionError(N_("{store}: no camera {camera_id!r}; add it with `sitetwin vision camera add`"),
+                          store=store.label, camera_id=camera_id)
     if len(rows) > 1:
-        raise VisionError(f"camera {camera_id!r} exists on several sites; say which with --site")
+        raise VisionError(N_("camera {camera_id!r} exists on several sites; say which with --site"),
+                          camera_id=camera_id)
     r = rows[0]
     T = r["T_model_from_camera"]
     return Camera(site_code=r["site_code"], camera_id=r["camera_id"], width=r["width"], height=r["height"],

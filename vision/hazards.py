@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.vision.errors import VisionError
 
 RULES = ("no_hard_hat", "no_vest", "unprotected_edge", "machinery_zone")
@@ -70,14 +71,15 @@ class HazardConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.rules) - set(RULES))
         if unknown:
-            raise VisionError(f"rules: {', '.join(unknown)} unknown; rules are {', '.join(RULES)}")
+            raise VisionError(N_("rules: {unknown} unknown; rules are {rules}"), unknown=", ".join(unknown),
+                              rules=", ".join(RULES))
         if not 0 < self.head_band <= 1:
-            raise VisionError(f"head_band: {self.head_band} must lie in (0, 1]")
+            raise VisionError(N_("head_band: {head_band} must lie in (0, 1]"), head_band=self.head_band)
         if self.edge_distance_m < 0 or self.min_duration_s < 0 or self.max_gap_s < 0:
-            raise VisionError("edge_distance_m, min_duration_s and max_gap_s must be >= 0")
+            raise VisionError(N_("edge_distance_m, min_duration_s and max_gap_s must be >= 0"))
         bad = {k: v for k, v in self.severity.items() if v not in ("low", "medium", "high", "critical")}
         if bad:
-            raise VisionError(f"severity: {bad} must be low, medium, high or critical")
+            raise VisionError(N_("severity: {bad} must be low, medium, high or critical"), bad=bad)
 
     def required_classes(self) -> tuple[str, ...]:
         """The detector classes these rules need (a detector lacking one is refused, naming it)."""
@@ -99,18 +101,20 @@ class HazardConfig:
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise VisionError(f"{path}: cannot read the hazard rules ({str(exc).splitlines()[0]})") from None
+            raise VisionError(N_("{path}: cannot read the hazard rules ({detail})"), path=path,
+                              detail=str(exc).splitlines()[0]) from None
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown:
-            raise VisionError(f"{path}: unknown keys {', '.join(unknown)}; keys are {', '.join(sorted(names))}")
+            raise VisionError(N_("{path}: unknown keys {unknown}; keys are {keys}"), path=path,
+                              unknown=", ".join(unknown), keys=", ".join(sorted(names)))
         for k in ("rules", "torso_band", "edge_height_band_m"):
             if k in raw and isinstance(raw[k], list):
                 raw[k] = tuple(raw[k])
         try:
             return cls(**raw)
         except TypeError as exc:
-            raise VisionError(f"{path}: {exc}") from None
+            raise VisionError(N_("{path}: {problem}"), path=path, problem=str(exc)) from None
 
 
 # --- inputs ---------------------------------------------------------------------------------------

@@ -59,9 +59,10 @@ def detect_panorama(detector: Detector, image: np.ndarray, views: PanoViews = Pa
 
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[1] != 2 * image.shape[0]:
+        from sitetwin.data.i18n import N_
         from sitetwin.vision.errors import SourceError
 
-        raise SourceError(f"a panorama must be an (h, 2h, 3) image, got shape {image.shape}")
+        raise SourceError(N_("a panorama must be an (h, 2h, 3) image, got shape {shape}"), shape=image.shape)
     H, W = image.shape[:2]
     cams = views.cameras()
     crops = [render_view(image, cam) for cam in cams]

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sitetwin.data.i18n import N_
 from sitetwin.vision.errors import VisionError
 
 _lock = threading.Lock()
@@ -68,8 +69,9 @@ def prepare() -> RuntimeInfo:
         try:
             user_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise VisionError(f"cannot create ultralytics' config folder {user_dir} ({exc}); "
-                              f"set SITETWIN_YOLO_DIR to a writable folder") from None
+            raise VisionError(N_("cannot create ultralytics' config folder {folder} ({detail}); "
+                                 "set SITETWIN_YOLO_DIR to a writable folder"),
+                              folder=user_dir, detail=str(exc)) from None
         os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
         os.environ["YOLO_OFFLINE"] = "1"
         os.environ["YOLO_AUTOINSTALL"] = "False"
@@ -77,8 +79,8 @@ def prepare() -> RuntimeInfo:
         _place_fonts(user_dir)
         backend = _torchvision_cpu.ensure_nms()
         if backend == _torchvision_cpu.ABSENT:
-            raise VisionError("torchvision is not installed; ultralytics needs it (install sitetwin with its "
-                              "dependencies: pip install -c constraints.txt -e .)")
+            raise VisionError(N_("torchvision is not installed; ultralytics needs it (install sitetwin with its "
+                                 "dependencies: pip install -c constraints.txt -e .)"))
         _configure_ultralytics()
         _state = RuntimeInfo(config_dir=config_dir, user_dir=user_dir, nms_backend=backend, offline=True)
         return _state
@@ -100,8 +102,8 @@ def _place_fonts(user_dir: Path) -> None:
 
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     if not source.exists():
-        raise VisionError(f"matplotlib's DejaVuSans.ttf is missing ({source}); ultralytics would try to "
-                          f"download Arial.ttf: put any TrueType font at {wanted[0]}")
+        raise VisionError(N_("matplotlib's DejaVuSans.ttf is missing ({source}); ultralytics would try to "
+                             "download Arial.ttf: put any TrueType font at {target}"), source=source, target=wanted[0])
     for target in wanted:
         if not target.exists():
             tmp = target.with_suffix(".tmp")
