@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.vision.errors import SourceError, StreamDropped
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -57,10 +58,10 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+        raise SourceError(N_("{path}: cannot read ({detail})"), path=path, detail=exc.strerror) from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise SourceError(f"{path}: not a readable image (corrupt, truncated or not an image format)")
+        raise SourceError(N_("{path}: not a readable image (corrupt, truncated or not an image format)"), path=path)
     return np.ascontiguousarray(image[..., ::-1])
 
 
@@ -95,7 +96,8 @@ class Source:
     def _folder(self) -> Iterator[Frame]:
         files = sorted(p for p in Path(self.ref).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise SourceError(f"{self.ref}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise SourceError(N_("{ref}: folder holds no images ({suffixes})"), ref=self.ref,
+                              suffixes=", ".join(IMAGE_SUFFIXES))
         for i, f in enumerate(files):
             yield self._count(Frame(read_image(f), i, 0.0, str(f)))
 
@@ -114,15 +116,17 @@ class Source:
 
     def _video(self) -> Iterator[Frame]:
         if not Path(self.ref).exists():
-            raise SourceError(f"{self.ref}: no such video file")
+            raise SourceError(N_("{ref}: no such video file"), ref=self.ref)
         cap = self._open("video")
         if cap is None:
-            raise SourceError(f"{self.ref}: cannot open as a video (unreadable, corrupt or unsupported codec)")
+            raise SourceError(N_("{ref}: cannot open as a video (unreadable, corrupt or unsupported codec)"),
+                              ref=self.ref)
         fps = self.fps or 25.0
         try:
             ok, image = cap.read()
             if not ok:
-                raise SourceError(f"{self.ref}: video opens but no frame can be decoded (corrupt or empty)")
+                raise SourceError(N_("{ref}: video opens but no frame can be decoded (corrupt or empty)"),
+                                  ref=self.ref)
             index = 0
             while ok:
                 if index % self.stride == 0:
@@ -139,7 +143,7 @@ class Source:
         attempt = 0
         cap = self._open("stream")
         if cap is None:
-            raise SourceError(f"{self.ref}: cannot open the stream (no answer, or not a video stream)")
+            raise SourceError(N_("{ref}: cannot open the stream (no answer, or not a video stream)"), ref=self.ref)
         try:
             while True:
                 ok, image = cap.read()
@@ -155,9 +159,9 @@ class Source:
                 cap = None
                 while cap is None:
                     if attempt >= len(delays):
-                        raise StreamDropped(f"{self.ref}: stream dropped and did not come back after "
-                                            f"{len(delays)} reconnect attempts; {self.frames_read} frames were "
-                                            f"read and kept")
+                        raise StreamDropped(N_("{ref}: stream dropped and did not come back after {attempts} "
+                                               "reconnect attempts; {frames} frames were read and kept"),
+                                            ref=self.ref, attempts=len(delays), frames=self.frames_read)
                     self._sleep(delays[attempt])
                     attempt += 1
                     self.reconnects += 1
@@ -180,10 +184,15 @@ def source_kind(ref: str) -> str:
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if not p.exists():
-        raise SourceError(f"{ref}: no such file, folder or stream URL")
-    raise SourceError(f"{ref}: unknown source type {suffix or '(no suffix)'}; give an image "
-                      f"({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES[:6])}, ...), a folder "
-                      f"or an rtsp:// or http:// stream")
+        raise SourceError(N_("{ref}: no such file, folder or stream URL"), ref=ref)
+    images, videos = ", ".join(IMAGE_SUFFIXES), ", ".join(VIDEO_SUFFIXES[:6])
+    if not suffix:
+        raise SourceError(N_("{ref}: unknown source type (no suffix); give an image ({images}), a video "
+                             "({videos}, ...), a folder or an rtsp:// or http:// stream"),
+                          ref=ref, images=images, videos=videos)
+    raise SourceError(N_("{ref}: unknown source type {suffix}; give an image ({images}), a video ({videos}, ...), "
+                         "a folder or an rtsp:// or http:// stream"),
+                      ref=ref, suffix=suffix, images=images, videos=videos)
 
 
 def open_source(ref: str | Path, *, reconnect: Reconnect = Reconnect(), stride: int = 1,
@@ -192,5 +201,5 @@ def open_source(ref: str | Path, *, reconnect: Reconnect = Reconnect(), stride: 
     ref = str(ref)
     kind = source_kind(ref)
     if kind in ("image", "video") and not Path(ref).exists():
-        raise SourceError(f"{ref}: no such file")
+        raise SourceError(N_("{ref}: no such file"), ref=ref)
     return Source(ref, kind, reconnect=reconnect, stride=stride, sleep=sleep)
