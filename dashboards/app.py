@@ -56,6 +56,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
         use_pages=True,
         pages_folder="",
         assets_folder=str(ASSETS),
+        assets_path_ignore=["^viewer$"],     # the WebGL viewer's bundle: the twin page loads it, no other page
         title="sitetwin",
         suppress_callback_exceptions=True,
         background_callback_manager=manager,

@@ -1,0 +1,227 @@
+// The twin page's glue: window.sitetwinViewer.show(containerId, config, state) is called by the page's
+// clientside callback whenever a control changes; it fetches what changed (geometry once per site,
+// colours per mode and day, points per survey) from the workbench's /viewer/ routes and draws.
+// A click writes the element's global id into the page's Dash store (the element card follows).
+
+import { parseBuffers, parseColours, parseGeometry } from './format.js';
+import { Viewer } from './viewer.js';
+
+const viewers = {};
+
+function webgl2() {
+  try {
+    const c = document.createElement('canvas');
+    return !!c.getContext('webgl2');
+  } catch (e) {
+    return false;
+  }
+}
+
+function format(template, fields) {
+  return (template || '').replace(/\{(\w+)\}/g, (m, k) => (k in fields ? fields[k] : m));
+}
+
+function num(n) {
+  return Number(n).toLocaleString('en-US');
+}
+
+function setProps(id, props) {
+  const dc = window.dash_clientside;
+  if (dc && dc.set_props && document.getElementById(id)) dc.set_props(id, props);
+}
+
+async function fetchOk(url, what) {
+  const res = await fetch(url, { credentials: 'same-origin' });
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`);
+  return res;
+}
+
+function cameraFromHash() {
+  const m = /(?:^#|&)camera=([-0-9.,]+)/.exec(window.location.hash || '');
+  if (!m) return null;
+  const v = m[1].split(',').map(Number);
+  return v.length === 6 && v.every(Number.isFinite) ? v : null;
+}
+
+function cameraToHash(values) {
+  const url = new URL(window.location.href);
+  url.hash = `camera=${values.join(',')}`;
+  window.history.replaceState(window.history.state, '', url.href);
+}
+
+class Session {
+  constructor(container, config) {
+    this.container = container;
+    this.config = config;
+    this.canvasBox = document.createElement('div');
+    this.canvasBox.className = 'sitetwin-viewer-box';
+    this.canvasBox.style.position = 'relative';
+    this.canvasBox.style.width = '100%';
+    this.canvasBox.style.height = config.height || '70vh';
+    this.legend = document.createElement('div');
+    this.legend.className = 'legend sitetwin-viewer-legend';
+    this.legend.id = `${container.id}-legend`;
+    container.appendChild(this.legend);
+    container.appendChild(this.canvasBox);
+    this.stats = { start: performance.now() };
+    this.viewer = new Viewer(this.canvasBox, {
+      onPick: (index, gid, ms) => this.picked(index, gid, ms),
+      onCamera: (values) => cameraToHash(values),
+    });
+    this.viewer.stats.session = this.stats;
+    const cam = cameraFromHash();
+    if (cam) this.viewer.cameraBookmark && (this.wantCamera = cam);
+    this.state = {};
+    this.geometry = null;          // promise of the parsed geometry of this.site
+    this.coloursKey = null;
+    this.pointsKey = null;
+  }
+
+  status(text) {
+    setProps(this.config.statusId || 'twin-view-status', { children: text });
+  }
+
+  picked(index, gid, ms) {
+    this.stats.lastPick = { index, gid, ms };
+    if (!gid) return;
+    setProps(this.config.elementStore || 'twin-element', { data: gid });
+    setProps('shell-state', { data: { element: gid } });
+  }
+
+  url(path, params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== '') q.set(k, v);
+    const s = q.toString();
+    return `${this.config.prefix}${encodeURIComponent(this.state.site)}/${path}${s ? `?${s}` : ''}`;
+  }
+
+  async loadGeometry() {
+    const t0 = performance.now();
+    this.status(format(this.config.text.loading, {}));
+    const res = await fetchOk(this.url('geometry.bin'), 'geometry.bin');
+    const buffer = await res.arrayBuffer();
+    const t1 = performance.now();
+    const parsed = parseGeometry(buffer);
+    this.viewer.setGeometry(parsed);
+    if (this.wantCamera) { this.viewer.setCamera(this.wantCamera); this.wantCamera = null; }
+    const t2 = performance.now();
+    Object.assign(this.stats, { geometryBytes: buffer.byteLength, fetchMs: t1 - t0, parseMs: t2 - t1,
+                                elements: parsed.header.elements, triangles: parsed.header.triangles,
+                                vertices: parsed.header.vertices });
+    return parsed;
+  }
+
+  async update(state) {
+    const prev = this.state;
+    this.state = state;
+    if (state.site !== prev.site || !this.geometry) {
+      this.geometry = this.loadGeometry();
+      this.coloursKey = null;
+      this.pointsKey = null;
+    }
+    let parsed;
+    try {
+      parsed = await this.geometry;
+    } catch (err) {
+      this.status(format(this.config.text.error, { error: err.message }));
+      this.stats.error = err.message;
+      throw err;
+    }
+    if (this.state !== state) return;           // a later update took over
+    const v = this.viewer;
+    v.setStoreys(state.storeys);
+    v.setClipping(state.section);
+    const index = state.element ? parsed.header.element_ids.indexOf(state.element) : -1;
+    v.select(index);
+    const tasks = [];
+    if (state.day) {
+      const key = `${state.mode}|${state.day}`;
+      if (key !== this.coloursKey) {
+        this.coloursKey = key;
+        tasks.push(this.recolour(state, parsed, key));
+      }
+    }
+    const pointsKey = state.points ? `${state.day || ''}` : null;
+    if (pointsKey !== this.pointsKey) {
+      this.pointsKey = pointsKey;
+      tasks.push(this.loadPoints(state, pointsKey));
+    }
+    await Promise.all(tasks);
+  }
+
+  async recolour(state, parsed, key) {
+    const t0 = performance.now();
+    const res = await fetchOk(this.url('colours.json', { mode: state.mode, day: state.day }), 'colours.json');
+    const json = await res.json();
+    if (this.coloursKey !== key) return;
+    const t1 = performance.now();
+    const colours = parseColours(json, parsed.header.elements);
+    this.viewer.setColours(colours);
+    this.drawLegend(colours.legend);
+    const drawn = await this.viewer.nextFrame();
+    const first = this.stats.firstPaint === undefined;
+    const record = { mode: state.mode, day: state.day, ms: drawn - t0, fetchMs: t1 - t0, at: drawn };
+    this.stats.recolours = (this.stats.recolours || 0) + 1;
+    this.stats.lastRecolour = record;
+    if (first) this.stats.firstPaint = drawn;        // ms since the page's navigation started
+    const s = this.viewer.stats;
+    this.status(format(this.config.text.status, { n: num(parsed.header.elements),
+                                                  triangles: num(s.trianglesDrawn),
+                                                  ghosts: num(s.ghosts) }));
+    this.container.dataset.painted = String(this.stats.recolours);
+  }
+
+  async loadPoints(state, key) {
+    if (!key) { this.viewer.setPoints(null); return; }
+    try {
+      const res = await fetchOk(this.url('points.bin', { day: state.day }), 'points.bin');
+      const buffer = await res.arrayBuffer();
+      if (this.pointsKey !== key) return;
+      this.viewer.setPoints(parseBuffers(buffer, 'points.bin'));
+      this.stats.pointsBytes = buffer.byteLength;
+    } catch (err) {
+      this.viewer.setPoints(null);          // no survey yet: the model alone
+      this.stats.pointsError = err.message;
+    }
+  }
+
+  drawLegend(items) {
+    const el = this.legend;
+    el.textContent = '';
+    for (const item of items) {
+      const span = document.createElement('span');
+      span.className = 'legend-item';
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.background = item.colour;
+      span.appendChild(sw);
+      span.appendChild(document.createTextNode(`${item.label} (${num(item.count)})`));
+      el.appendChild(span);
+    }
+  }
+}
+
+function show(containerId, config, state) {
+  const container = document.getElementById(containerId);
+  if (!container) return Promise.resolve(null);
+  let session = viewers[containerId];
+  if (session && session.container !== container) {      // the page was rebuilt: start again
+    session.viewer.dispose();
+    session = null;
+  }
+  if (!session) {
+    session = new Session(container, config);
+    viewers[containerId] = session;
+  }
+  return session.update(state);
+}
+
+window.sitetwinViewer = {
+  show,
+  webgl2,
+  session: (id) => viewers[id] || null,
+  stats: (id) => {
+    const s = viewers[id];
+    return s ? { ...s.stats, viewer: { ...s.viewer.stats, session: undefined } } : null;
+  },
+};
