@@ -1,6 +1,6 @@
 """Errors raised while importing, posing, mapping and measuring panoramas."""
 
-from sitetwin.data.errors import SitetwinError, SitetwinWarning
+from sitetwin.data.errors import Phrase, SitetwinError, SitetwinWarning
 
 
 class PanoramaError(SitetwinError):
@@ -17,3 +17,9 @@ class PoseError(PanoramaError):
 
 class PoseWarning(SitetwinWarning):
     """A pose was accepted but looks wrong, e.g. the camera stands outside the model's extent."""
+
+
+def cause(exc: BaseException) -> Phrase | str:
+    """What went wrong in ``exc``, as a piece of another message: our own errors keep their template
+    and fields (read in the message's language), anything else is its text as it was given."""
+    return Phrase(exc.template, **exc.fields) if isinstance(exc, SitetwinError) else str(exc)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.panorama.errors import PanoramaImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -67,9 +69,9 @@ def read_panorama(path: str | Path) -> PanoramaImage:
     """
     path = Path(path)
     if not path.exists():
-        raise PanoramaImageError(f"{path}: no such file")
+        raise PanoramaImageError(N_("{path}: no such file"), path=path)
     if path.is_dir():
-        raise PanoramaImageError(f"{path}: is a folder; give the panorama image files")
+        raise PanoramaImageError(N_("{path}: is a folder; give the panorama image files"), path=path)
     data = path.read_bytes()
     return decode_panorama(data, path, source=str(path))
 
@@ -80,15 +82,17 @@ def decode_panorama(data: bytes, path: Path, *, source: str, name: str | None = 
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        raise PanoramaImageError(f"{path}: the file is empty")
+        raise PanoramaImageError(N_("{path}: the file is empty"), path=path)
     try:
         with Image.open(_io.BytesIO(data)) as im:
             fmt = im.format
             if fmt not in ("JPEG", "PNG", "MPO"):
-                raise PanoramaImageError(f"{path}: is a {fmt} image; panoramas are read from JPEG or PNG")
+                raise PanoramaImageError(N_("{path}: is a {fmt} image; panoramas are read from JPEG or PNG"),
+                                         path=path, fmt=fmt)
             if im.width * im.height > MAX_PIXELS:
-                raise PanoramaImageError(f"{path}: {im.width}x{im.height} is larger than sitetwin reads "
-                                         f"({MAX_PIXELS // 1_000_000} Mpx); downscale it first")
+                raise PanoramaImageError(N_("{path}: {width}x{height} is larger than sitetwin reads "
+                                            "({mpx} Mpx); downscale it first"),
+                                         path=path, width=im.width, height=im.height, mpx=MAX_PIXELS // 1_000_000)
             exif = _exif_fields(im)
             xmp = _xmp_packet(data, im)
             im.load()   # decodes everything: a truncated or corrupt stream fails here
@@ -96,19 +100,22 @@ def decode_panorama(data: bytes, path: Path, *, source: str, name: str | None = 
     except PanoramaImageError:
         raise
     except UnidentifiedImageError:
-        raise PanoramaImageError(f"{path}: not a JPEG or PNG image (unrecognised or corrupt header)") from None
+        raise PanoramaImageError(N_("{path}: not a JPEG or PNG image (unrecognised or corrupt header)"),
+                                 path=path) from None
     except (OSError, SyntaxError, ValueError) as exc:
         text = str(exc)
-        what = "truncated" if "truncated" in text.lower() else "corrupt"
-        raise PanoramaImageError(f"{path}: the image is {what} and cannot be decoded ({text}); "
-                                 f"copy it again from the camera") from None
+        if "truncated" in text.lower():
+            raise PanoramaImageError(N_("{path}: the image is truncated and cannot be decoded ({reason}); "
+                                        "copy it again from the camera"), path=path, reason=text) from None
+        raise PanoramaImageError(N_("{path}: the image is corrupt and cannot be decoded ({reason}); "
+                                    "copy it again from the camera"), path=path, reason=text) from None
     gpano = parse_gpano(xmp) if xmp else {}
     pixels = _full_canvas(pixels, gpano, path)
     h, w = pixels.shape[:2]
     if abs(w - 2 * h) > RATIO_TOLERANCE_PX:
         raise PanoramaImageError(
-            f"{path}: {w}x{h} is not an equirectangular panorama (width must be twice the height, 2:1); "
-            f"export the full 360x180 degree panorama from the camera's software")
+            N_("{path}: {width}x{height} is not an equirectangular panorama (width must be twice the height, 2:1); "
+               "export the full 360x180 degree panorama from the camera's software"), path=path, width=w, height=h)
     if w != 2 * h:
         pixels = pixels[:, : 2 * h] if w > 2 * h else np.concatenate([pixels, pixels[:, :1]], axis=1)
     captured, time_source = None, None
@@ -196,8 +203,10 @@ def _full_canvas(pixels: np.ndarray, gpano: dict[str, Any], path: Path) -> np.nd
     left, top = int(gpano.get("CroppedAreaLeftPixels", 0)), int(gpano.get("CroppedAreaTopPixels", 0))
     h, w = pixels.shape[:2]
     if (w, h) != (crop_w, crop_h) or left + w > full_w or top + h > full_h or full_w != 2 * full_h:
-        raise PanoramaImageError(f"{path}: its GPano crop ({crop_w}x{crop_h} at {left},{top} in "
-                                 f"{full_w}x{full_h}) does not match the {w}x{h} image")
+        raise PanoramaImageError(N_("{path}: its GPano crop ({crop_w}x{crop_h} at {left},{top} in "
+                                    "{full_w}x{full_h}) does not match the {width}x{height} image"),
+                                 path=path, crop_w=crop_w, crop_h=crop_h, left=left, top=top, full_w=full_w,
+                                 full_h=full_h, width=w, height=h)
     canvas = np.zeros((full_h, full_w, 3), np.uint8)
     canvas[top:top + h, left:left + w] = pixels
     return canvas
@@ -256,16 +265,17 @@ def read_e57_panoramas(path: str | Path) -> list[PanoramaImage]:
 
     path = Path(path)
     if not path.exists():
-        raise PanoramaImageError(f"{path}: no such file")
+        raise PanoramaImageError(N_("{path}: no such file"), path=path)
     try:
         e57 = pye57.E57(str(path))
     except Exception as exc:
-        raise PanoramaImageError(f"{path}: not a readable E57 file ({str(exc).splitlines()[0]})") from None
+        raise PanoramaImageError(N_("{path}: not a readable E57 file ({reason})"), path=path,
+                                 reason=(str(exc).splitlines() or [""])[0]) from None
     found, skipped = [], []
     try:
         root = e57.image_file.root()
         if not root.isDefined("images2D"):
-            raise PanoramaImageError(f"{path}: the E57 file holds no images2D section (no panoramas)")
+            raise PanoramaImageError(N_("{path}: the E57 file holds no images2D section (no panoramas)"), path=path)
         images = _child(root, "images2D")
         for i in range(images.childCount()):
             lib, kinds = _e57_nodes()
@@ -278,15 +288,16 @@ def read_e57_panoramas(path: str | Path) -> list[PanoramaImage]:
                 rep_any = _child(node, kinds_present[0]) if kinds_present else None
                 size = (f" {_value(rep_any, 'imageWidth')}x{_value(rep_any, 'imageHeight')}" if rep_any is not None
                         else "")
-                skipped.append(f"images2D/{i} {name!r}: {', '.join(kinds_present) or 'no representation'}{size}")
+                skipped.append(Phrase(N_("images2D/{i} {name!r}: {kinds}{size}"), i=i, name=name, size=size,
+                                      kinds=", ".join(kinds_present) or Phrase(N_("no representation"))))
                 continue
             blob = _child(rep, "jpegImage")
             suffix = ".jpg"
             if blob is None:
                 blob, suffix = _child(rep, "pngImage"), ".png"
             if blob is None:
-                raise PanoramaImageError(f"{path}: images2D/{i} {name!r} has a spherical representation "
-                                         f"without a jpegImage or pngImage blob")
+                raise PanoramaImageError(N_("{path}: images2D/{i} {name!r} has a spherical representation "
+                                            "without a jpegImage or pngImage blob"), path=path, i=i, name=name)
             buf = np.zeros(blob.byteCount(), dtype=np.uint8)
             blob.read(buf, 0, blob.byteCount())
             T = _e57_pose(_child(node, "pose"))
@@ -301,11 +312,22 @@ def read_e57_panoramas(path: str | Path) -> list[PanoramaImage]:
     finally:
         e57.close()
     if not found and not skipped:
-        raise PanoramaImageError(f"{path}: the E57 file's images2D section is empty (no panoramas)")
+        raise PanoramaImageError(N_("{path}: the E57 file's images2D section is empty (no panoramas)"), path=path)
     if not found:
-        raise PanoramaImageError(f"{path}: no spherical panorama in images2D; found only "
-                                 + "; ".join(skipped) + " (sitetwin imports sphericalRepresentation images)")
+        raise PanoramaImageError(N_("{path}: no spherical panorama in images2D; found only {found} "
+                                    "(sitetwin imports sphericalRepresentation images)"),
+                                 path=path, found=_joined(skipped))
     return found
+
+
+def _joined(parts: list[Phrase]) -> Phrase | str:
+    """Phrases joined with "; " in the language of the message they are part of."""
+    if not parts:
+        return ""
+    out = parts[-1]
+    for part in reversed(parts[:-1]):
+        out = Phrase(N_("{first}; {rest}"), first=part, rest=out)
+    return out
 
 
 def _replace(image: PanoramaImage, **changes) -> PanoramaImage:

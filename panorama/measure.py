@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.panorama.camera import PerspectiveCamera, check_transform, equirect_to_bearing
-from sitetwin.panorama.errors import PanoramaError
+from sitetwin.panorama.errors import PanoramaError, cause
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def pixel_angle_rad(width: int, camera: PerspectiveCamera | None = None) -> floa
 def _check_uv(uv, width: int, height: int) -> tuple[float, float]:
     u, v = (float(x) for x in uv)
     if not (math.isfinite(u) and math.isfinite(v)) or not (0 <= u < width and 0 <= v < height):
-        raise PanoramaError(f"pixel ({u:g}, {v:g}) lies outside the {width}x{height} image")
+        raise PanoramaError(N_("pixel ({u:g}, {v:g}) lies outside the {width}x{height} image"), u=u, v=v, width=width,
+                            height=height)
     return u, v
 
 
@@ -220,7 +222,8 @@ def floor_point(T_model_from_camera, uv, width: int, height: int, floor_z_m: flo
     origin, d = pixel_ray(T_model_from_camera, (u, v), width, height, camera)
     drop = origin[2] - floor_z_m
     if drop <= 0:
-        raise PanoramaError(f"the camera (z = {origin[2]:.3f} m) is not above the floor (z = {floor_z_m:.3f} m)")
+        raise PanoramaError(N_("the camera (z = {camera_z:.3f} m) is not above the floor (z = {floor_z:.3f} m)"),
+                            camera_z=float(origin[2]), floor_z=floor_z_m)
     if d[2] >= -1e-9:
         return None
     rng = drop / -d[2]
@@ -233,7 +236,8 @@ def floor_point(T_model_from_camera, uv, width: int, height: int, floor_z_m: flo
 def level_pose(camera_height_m: float, floor_z_m: float = 0.0) -> np.ndarray:
     """The pose of a level camera standing ``camera_height_m`` above a floor, for floor-plane measuring."""
     if not camera_height_m > 0:
-        raise PanoramaError(f"camera height must be positive (metres above the floor), got {camera_height_m!r}")
+        raise PanoramaError(N_("camera height must be positive (metres above the floor), got {height!r}"),
+                            height=camera_height_m)
     T = np.eye(4)
     T[2, 3] = floor_z_m + camera_height_m
     return T
@@ -257,16 +261,17 @@ def height_above_floor(T_model_from_camera, foot_uv, top_uv, width: int, height:
     """
     foot = floor_point(T_model_from_camera, foot_uv, width, height, floor_z_m, camera=camera)
     if foot is None:
-        raise PanoramaError(f"foot pixel {tuple(foot_uv)} lies at or above the horizon: it cannot be on the floor")
+        raise PanoramaError(N_("foot pixel {uv} lies at or above the horizon: it cannot be on the floor"),
+                            uv=tuple(foot_uv))
     origin, d = pixel_ray(T_model_from_camera, _check_uv(top_uv, width, height), width, height, camera)
     f = foot.xyz
     horizontal = np.array([d[0], d[1]])
     if np.linalg.norm(horizontal) < 1e-9:
-        raise PanoramaError("the top pixel looks straight up or down; pick a pixel on the object")
+        raise PanoramaError(N_("the top pixel looks straight up or down; pick a pixel on the object"))
     # ray parameter t whose horizontal position is closest to the foot's
     t = float(np.dot(f[:2] - origin[:2], horizontal) / np.dot(horizontal, horizontal))
     if t <= 0:
-        raise PanoramaError("the top pixel looks away from the foot point")
+        raise PanoramaError(N_("the top pixel looks away from the foot point"))
     top_z = origin[2] + t * d[2]
     return {"height_m": float(top_z - floor_z_m), "distance_m": float(np.linalg.norm(f[:2] - origin[:2])),
             "foot_m": f.tolist(), "top_z_m": float(top_z),
@@ -302,7 +307,8 @@ def parse_uv(text: str) -> tuple[float, float]:
     try:
         u, v = (float(x) for x in str(text).split(","))
     except ValueError:
-        raise PanoramaError(f"pixel {text!r}: expected U,V (two numbers, pixels from the top-left)") from None
+        raise PanoramaError(N_("pixel {text!r}: expected U,V (two numbers, pixels from the top-left)"),
+                            text=text) from None
     return u, v
 
 
@@ -322,7 +328,7 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
     from sitetwin.panorama.pano_store import _models_for, get_panorama
 
     if depth not in ("auto", "model", "scan", "floor"):
-        raise PanoramaError(f"depth must be auto, model, scan or floor, got {depth!r}")
+        raise PanoramaError(N_("depth must be auto, model, scan or floor, got {depth!r}"), depth=depth)
     pano = get_panorama(store, pano_id)
     W, H = pano.width, pano.height
     ends = [_check_uv(from_uv, W, H), _check_uv(to_uv, W, H)]
@@ -330,8 +336,12 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
 
     if depth == "floor" or (not pano.posed and depth == "auto"):
         if camera_height_m is None:
-            raise PanoramaError(f"panorama {pano_id}: floor measuring needs --camera-height (metres above the floor)"
-                                + ("" if pano.posed else "; it has no pose for model or scan depth"))
+            if pano.posed:
+                raise PanoramaError(N_("panorama {pano_id}: floor measuring needs --camera-height "
+                                       "(metres above the floor)"), pano_id=pano_id)
+            raise PanoramaError(N_("panorama {pano_id}: floor measuring needs --camera-height "
+                                   "(metres above the floor); it has no pose for model or scan depth"),
+                                pano_id=pano_id)
         T = pano.T_model_from_camera
         if T is not None:
             floor_z = float(T[2, 3] - camera_height_m)
@@ -342,28 +352,29 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
         for uv in ends:
             p = floor_point(T, uv, W, H, floor_z)
             if p is None:
-                raise PanoramaError(f"pixel {uv} lies at or above the horizon: it is not on the floor")
+                raise PanoramaError(N_("pixel {uv} lies at or above the horizon: it is not on the floor"), uv=uv)
             points.append(p)
         details["floor_z_m"] = floor_z
         return distance(points[0], points[1], **details)
 
     T = pano.T_model_from_camera
     if T is None:
-        raise PanoramaError(f"panorama {pano_id} has no pose; add it with --pose or --control-points, "
-                            f"or measure on the floor with --depth floor --camera-height")
+        raise PanoramaError(N_("panorama {pano_id} has no pose; add it with --pose or --control-points, "
+                               "or measure on the floor with --depth floor --camera-height"), pano_id=pano_id)
     scan = None
     sid = survey_id or pano.survey_id
     if depth in ("auto", "scan") and sid:
         scan = _scan_depth(store, sid, T, config)
         details["survey_id"] = sid
     elif depth == "scan":
-        raise PanoramaError(f"panorama {pano_id}: scan depth needs a survey (--survey ID)")
+        raise PanoramaError(N_("panorama {pano_id}: scan depth needs a survey (--survey ID)"), pano_id=pano_id)
     scene = None
     points = []
     for uv in ends:
         p = scan.point(uv, T, W, H) if scan is not None else None
         if p is None and depth == "scan":
-            raise PanoramaError(f"pixel {uv}: survey {sid} has no points along this ray (it does not cover it)")
+            raise PanoramaError(N_("pixel {uv}: survey {survey_id} has no points along this ray "
+                                   "(it does not cover it)"), uv=uv, survey_id=sid)
         if p is None:
             if scene is None:
                 scene = _scene(store, pano, _models_for(store, pano))
@@ -371,8 +382,8 @@ def measure(store, pano_id: str, from_uv, to_uv, *, depth: str = "auto", survey_
             if p is None and camera_height_m is not None:
                 p = floor_point(T, uv, W, H, float(T[2, 3] - camera_height_m))
             if p is None:
-                raise PanoramaError(f"pixel {uv} sees no model surface (sky or beyond the model); "
-                                    f"pick a pixel on the building")
+                raise PanoramaError(N_("pixel {uv} sees no model surface (sky or beyond the model); "
+                                       "pick a pixel on the building"), uv=uv)
         points.append(p)
     result = distance(points[0], points[1], **details)
     if clearance_below:
@@ -388,11 +399,12 @@ def _scene(store, pano, model_ids):
     from sitetwin.panorama.render import RayScene
 
     if not model_ids:
-        raise PanoramaError(f"site {pano.site_code} has no model; use --depth floor with --camera-height")
+        raise PanoramaError(N_("site {site_code} has no model; use --depth floor with --camera-height"),
+                            site_code=pano.site_code)
     try:
         return RayScene(load_mesh(store, model_ids=model_ids))
     except SitetwinError as exc:
-        raise PanoramaError(f"panorama {pano.pano_id}: {exc}") from None
+        raise PanoramaError(N_("panorama {pano_id}: {reason}"), pano_id=pano.pano_id, reason=cause(exc)) from None
 
 
 def _scan_depth(store, survey_id: str, T, config: MeasureConfig) -> ScanDepth:
@@ -402,6 +414,6 @@ def _scan_depth(store, survey_id: str, T, config: MeasureConfig) -> ScanDepth:
     try:
         table = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m"], max_points=config.max_scan_points)
     except SitetwinError as exc:
-        raise PanoramaError(f"survey {survey_id}: {exc}") from None
+        raise PanoramaError(N_("survey {survey_id}: {reason}"), survey_id=survey_id, reason=cause(exc)) from None
     xyz = np.column_stack([np.asarray(table[c], dtype=np.float64) for c in ("x_m", "y_m", "z_m")])
     return ScanDepth(xyz, T, config)

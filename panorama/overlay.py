@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sitetwin.bim.queries import element_frame
+from sitetwin.data.i18n import N_
 from sitetwin.panorama.element_map import ElementMap
 from sitetwin.panorama.errors import PanoramaError
 from sitetwin.twin.queries import element_status, latest_analysed_survey
@@ -90,7 +91,8 @@ def colors_by_deviation(store, site_code: str, survey_id: str | None = None, *, 
                         limits=DEVIATION_LIMITS_MM) -> Coloring:
     """Element colours by a deviation figure (``p95_mm``, ``mean_mm``, ``max_mm``, ``shift_mm``) of a survey."""
     if column not in ("p95_mm", "mean_mm", "median_mm", "max_mm", "shift_mm"):
-        raise PanoramaError(f"deviation colouring uses p95_mm, mean_mm, median_mm, max_mm or shift_mm, not {column!r}")
+        raise PanoramaError(N_("deviation colouring uses p95_mm, mean_mm, median_mm, max_mm or shift_mm, "
+                               "not {column!r}"), column=column)
     survey_id = survey_id or _latest_survey(store, site_code)
     found = element_status(store, survey_id)
     colors = {g: deviation_color(mm, limits) for g, mm in zip(found["global_id"], found[column].tolist())}
@@ -109,7 +111,7 @@ def coloring(store, site_code: str, mode: str, *, survey_id: str | None = None,
         return colors_by_status(store, site_code, survey_id)
     if mode == "deviation":
         return colors_by_deviation(store, site_code, survey_id)
-    raise PanoramaError(f"colour by class, status or deviation, not {mode!r}")
+    raise PanoramaError(N_("colour by class, status or deviation, not {mode!r}"), mode=mode)
 
 
 def _elements(store, site_code: str, model_ids: list[str] | None) -> list[dict[str, Any]]:
@@ -120,7 +122,8 @@ def _elements(store, site_code: str, model_ids: list[str] | None) -> list[dict[s
 def _latest_survey(store, site_code: str) -> str:
     sid = latest_analysed_survey(store, site_code)
     if sid is None:
-        raise PanoramaError(f"site {site_code}: no analysed survey to colour by; add one with `sitetwin survey add`")
+        raise PanoramaError(N_("site {site_code}: no analysed survey to colour by; add one with `sitetwin survey add`"),
+                            site_code=site_code)
     return sid
 
 

@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from sitetwin.bim.queries import current_model_ids, element_extent, model_record
-from sitetwin.data.errors import SitetwinError
+from sitetwin.data.errors import Phrase, SitetwinError, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.panorama.camera import check_transform
-from sitetwin.panorama.errors import PanoramaError, PoseError, PoseWarning
+from sitetwin.panorama.errors import PanoramaError, PoseError, PoseWarning, cause
 from sitetwin.panorama.io import PanoramaImage, read_e57_panoramas, read_panorama
-from sitetwin.panorama.pose import ControlPoints, PoseSolution, check_extent, solve_control_points
+from sitetwin.panorama.pose import ControlPoints, PoseSolution, extent_warning, solve_control_points
 
 E57_SUFFIXES = (".e57",)
 
@@ -95,17 +96,19 @@ def _resolve_site_model(store: Store, site_code: str | None, model_id: str | Non
         row = model_record(store, model_id)
         if row is None:
             known = current_model_ids(store)
-            raise PanoramaError(f"{store.label}: no model {model_id!r} (models: {', '.join(known) or 'none'}); "
-                                f"load it with `sitetwin bim load`")
+            raise PanoramaError(N_("{store}: no model {model_id!r} (models: {models}); "
+                                   "load it with `sitetwin bim load`"),
+                                store=store.label, model_id=model_id, models=", ".join(known) or Phrase(N_("none")))
         if site_code is not None and site_code != row["site_code"]:
-            raise PanoramaError(f"model {model_id} belongs to site {row['site_code']}, not {site_code}")
+            raise PanoramaError(N_("model {model_id} belongs to site {model_site}, not {site_code}"), model_id=model_id,
+                                model_site=row["site_code"], site_code=site_code)
         return row["site_code"], model_id
     from sitetwin.bim.mesh import resolve_site
 
     try:
         return resolve_site(store, site_code), None
     except SitetwinError as exc:
-        raise PanoramaError(str(exc)) from None
+        raise PanoramaError(exc.template, **exc.fields) from None
 
 
 def model_bounds(store: Store, site_code: str, model_id: str | None = None) -> np.ndarray | None:
@@ -138,16 +141,17 @@ def add_panorama(store: Store, image: str | Path | PanoramaImage, *, site_code: 
     if refine and solution is not None:
         solution = _refined(store, site_code, model_id, img, solution, None, control_points)
     created: list[Path] = []
+    notes: list[PoseWarning] = []
     try:
         with store.transaction():
             report = _write_one(store, img, site_code, model_id, solution, control_points, captured_at, name,
-                                extent_margin_m, created)
+                                extent_margin_m, created, notes)
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)
         raise
-    for note in report.warnings:
-        warnings.warn(note, PoseWarning, stacklevel=2)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     return report
 
 
@@ -165,7 +169,7 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
     one transaction, so one bad file leaves the store as it was.
     """
     if poses is not None and control_points is not None:
-        raise PoseError("give poses or control points, not both")
+        raise PoseError(N_("give poses or control points, not both"))
     images: list[PanoramaImage] = []
     for path in paths:
         path = Path(path)
@@ -177,11 +181,11 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
     keyed_pose = isinstance(poses, dict)
     keyed_cp = control_points is not None and any(k is not None for k in control_points)
     if poses is not None and not keyed_pose and len(images) != 1:
-        raise PoseError(f"one pose given for {len(images)} images; key the poses by image file name "
-                        '({"poses": {"a.jpg": {...}, ...}})')
+        raise PoseError(N_('one pose given for {n} images; key the poses by image file name '
+                           '({{"poses": {{"a.jpg": {{...}}, ...}}}})'), n=len(images))
     if control_points is not None and not keyed_cp and len(images) != 1:
-        raise PoseError(f"control points without an 'image' column given for {len(images)} images; "
-                        "add an image column naming each point's file")
+        raise PoseError(N_("control points without an 'image' column given for {n} images; "
+                           "add an image column naming each point's file"), n=len(images))
     plan = []
     for img in images:
         key = img.path.name
@@ -190,28 +194,29 @@ def add_panoramas(store: Store, paths: Sequence[str | Path], *, site_code: str |
         if control_points is not None:
             cps = control_points.get(key) if keyed_cp else control_points.get(None)
         if isinstance(poses, dict) and pose is None and img.T_file_from_camera is None:
-            raise PoseError(f"{key}: the pose file has no pose for this image (it has: {', '.join(poses)})")
+            raise PoseError(N_("{image}: the pose file has no pose for this image (it has: {images})"), image=key,
+                            images=", ".join(poses))
         if keyed_cp and cps is None and img.T_file_from_camera is None:
-            raise PoseError(f"{key}: the control-point file has no points for this image")
+            raise PoseError(N_("{image}: the control-point file has no points for this image"), image=key)
         plan.append((img, _solution(img, pose, cps, T_model_from_file), cps))
     if refine:
         scene: list = []
         plan = [(img, _refined(store, site_code, model_id, img, sol, scene, cps) if sol is not None else None, cps)
                 for img, sol, cps in plan]
     created: list[Path] = []
+    notes: list[PoseWarning] = []
     reports = []
     try:
         with store.transaction():
             for img, solution, cps in plan:
                 reports.append(_write_one(store, img, site_code, model_id, solution, cps, None, None,
-                                          extent_margin_m, created))
+                                          extent_margin_m, created, notes))
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)
         raise
-    for report in reports:
-        for note in report.warnings:
-            warnings.warn(note, PoseWarning, stacklevel=2)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     return reports
 
 
@@ -231,11 +236,11 @@ def _refined(store: Store, site_code: str, model_id: str | None, img: PanoramaIm
 
         ids = [model_id] if model_id else current_model_ids(store, site_code)
         if not ids:
-            raise PanoramaError(f"site {site_code} has no model to refine the pose against")
+            raise PanoramaError(N_("site {site_code} has no model to refine the pose against"), site_code=site_code)
         try:
             mesh = load_mesh(store, model_ids=ids)
         except SitetwinError as exc:
-            raise PanoramaError(str(exc)) from None
+            raise PanoramaError(exc.template, **exc.fields) from None
         scene = RayScene(mesh)
         if cache is not None:
             cache.append((mesh, scene))
@@ -276,45 +281,48 @@ def _round(value: float | None, digits: int) -> float | None:
 def _solution(img: PanoramaImage, pose, control_points: ControlPoints | None, T_model_from_file) -> PoseSolution | None:
     label = img.name or img.path.name
     if pose is not None and control_points is not None:
-        raise PoseError(f"{label}: give a pose or control points, not both")
+        raise PoseError(N_("{image}: give a pose or control points, not both"), image=label)
     if control_points is not None:
         return solve_control_points(control_points.uv, control_points.xyz_m, img.width, img.height,
-                                    labels=control_points.labels, where=f"{label} control points")
+                                    labels=control_points.labels,
+                                    where=Phrase(N_("{image} control points"), image=label))
     if isinstance(pose, PoseSolution):
         return pose
     if pose is not None:
         try:
             return PoseSolution(check_transform(pose), "given")
         except ValueError as exc:
-            raise PoseError(f"{label}: {exc}") from None
+            raise PoseError(N_("{image}: {reason}"), image=label, reason=str(exc)) from None
     if img.T_file_from_camera is not None:
         try:
             M = np.eye(4) if T_model_from_file is None else check_transform(T_model_from_file, "T_model_from_file")
         except ValueError as exc:
-            raise PoseError(f"{label}: {exc}") from None
+            raise PoseError(N_("{image}: {reason}"), image=label, reason=str(exc)) from None
         return PoseSolution(M @ img.T_file_from_camera, "e57")
     return None
 
 
 def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str | None,
                solution: PoseSolution | None, cps: ControlPoints | None, captured_at, name,
-               extent_margin_m: float, created: list[Path]) -> AddReport:
-    """Insert (or re-pose) one panorama; the caller holds the transaction."""
+               extent_margin_m: float, created: list[Path], issued: list[PoseWarning]) -> AddReport:
+    """Insert (or re-pose) one panorama; the caller holds the transaction. Its warnings are stored in
+    English and added to ``issued`` (the caller warns with them once the transaction is done)."""
     pano_id = pano_id_for(site_code, img.sha256)
     label = img.name or img.path.name
-    notes: list[str] = []
+    found: list[PoseWarning] = []
     if solution is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PoseWarning)
-            message = check_extent(solution.T_model_from_camera, model_bounds(store, site_code, model_id),
-                                   margin_m=extent_margin_m, label=f"panorama {label}")
-        if message:
-            notes.append(message)
+        outside = extent_warning(solution.T_model_from_camera, model_bounds(store, site_code, model_id),
+                                 margin_m=extent_margin_m, label=Phrase(N_("panorama {image}"), image=label))
+        if outside is not None:
+            found.append(outside)
         if solution.details.get("weak_geometry"):
-            notes.append(f"panorama {label}: the control points fix the camera position only to about "
-                         f"{solution.details['position_sigma_cm_per_px']:.1f} cm per pixel of clicking error "
-                         f"({solution.details['position_sigma_cm_per_deg']:.0f} cm per degree); "
-                         f"add points nearer the camera, around it and at other heights")
+            found.append(PoseWarning(N_("panorama {image}: the control points fix the camera position only to about "
+                                        "{cm_per_px:.1f} cm per pixel of clicking error ({cm_per_deg:.0f} cm per "
+                                        "degree); add points nearer the camera, around it and at other heights"),
+                                     image=label, cm_per_px=solution.details["position_sigma_cm_per_px"],
+                                     cm_per_deg=solution.details["position_sigma_cm_per_deg"]))
+    issued.extend(found)
+    notes = [message_text(w) for w in found]      # stored: English
     existing = store.one("SELECT pano_id FROM panoramas WHERE pano_id = ?", [pano_id])
     if existing is not None and solution is None:
         return _report(store, pano_id, reused=True, notes=notes)
@@ -395,7 +403,8 @@ def get_panorama(store: Store, pano_id: str) -> Panorama:
     row = store.one("SELECT * FROM panoramas WHERE pano_id = ?", [pano_id])
     if row is None:
         # no list of the ids that do exist: this message can reach a caller scoped to other sites (issue 14)
-        raise PanoramaError(f"{store.label}: no panorama {pano_id!r}; `sitetwin pano list` shows the stored ones")
+        raise PanoramaError(N_("{store}: no panorama {pano_id!r}; `sitetwin pano list` shows the stored ones"),
+                            store=store.label, pano_id=pano_id)
     return _row_to_panorama(row)
 
 
@@ -417,11 +426,13 @@ def load_image(pano: Panorama) -> np.ndarray:
     from sitetwin.panorama.io import read_panorama
 
     if not pano.file.exists():
-        raise PanoramaError(f"panorama {pano.pano_id}: its image {pano.file} is missing; add it again")
+        raise PanoramaError(N_("panorama {pano_id}: its image {file} is missing; add it again"), pano_id=pano.pano_id,
+                            file=pano.file)
     img = read_panorama(pano.file)
     if img.sha256 != pano.sha256:
-        raise PanoramaError(f"panorama {pano.pano_id}: {pano.file} changed since it was added "
-                            f"(sha256 differs); add the new image as a new panorama")
+        raise PanoramaError(N_("panorama {pano_id}: {file} changed since it was added "
+                               "(sha256 differs); add the new image as a new panorama"),
+                            pano_id=pano.pano_id, file=pano.file)
     return img.pixels
 
 
@@ -444,20 +455,22 @@ def compute_element_map(store: Store, pano_id: str, *, width: int | None = None,
     pano = get_panorama(store, pano_id)
     T = pano.T_model_from_camera
     if T is None:
-        raise PanoramaError(f"panorama {pano_id} has no pose; add it again with --pose or --control-points")
+        raise PanoramaError(N_("panorama {pano_id} has no pose; add it again with --pose or --control-points"),
+                            pano_id=pano_id)
     model_ids = _models_for(store, pano)
     if not model_ids:
-        raise PanoramaError(f"site {pano.site_code} has no model to ray-cast; load one with `sitetwin bim load`")
+        raise PanoramaError(N_("site {site_code} has no model to ray-cast; load one with `sitetwin bim load`"),
+                            site_code=pano.site_code)
     if mesh is None:
         from sitetwin.bim.mesh import load_mesh
 
         try:
             mesh = load_mesh(store, model_ids=model_ids)
         except SitetwinError as exc:
-            raise PanoramaError(f"panorama {pano_id}: {exc}") from None
+            raise PanoramaError(N_("panorama {pano_id}: {reason}"), pano_id=pano_id, reason=cause(exc)) from None
     w = int(width or pano.width)
     if w % 2:
-        raise PanoramaError(f"element-map width must be even (2:1), got {w}")
+        raise PanoramaError(N_("element-map width must be even (2:1), got {width}"), width=w)
     started = time.perf_counter()
     emap = element_map(mesh, T, w, w // 2, scene=scene)
     index, records = compact(emap)
@@ -504,16 +517,20 @@ def load_element_map(store: Store, pano_id: str, *, compute: bool = False):
         if compute:
             compute_element_map(store, pano_id)
             return load_element_map(store, pano_id)
-        raise PanoramaError(f"panorama {pano_id} has no {'current ' if stale else ''}element map; "
-                            f"make one with `sitetwin pano element-map --pano {pano_id}`")
+        if stale:
+            raise PanoramaError(N_("panorama {pano_id} has no current element map; "
+                                   "make one with `sitetwin pano element-map --pano {pano_id}`"), pano_id=pano_id)
+        raise PanoramaError(N_("panorama {pano_id} has no element map; "
+                               "make one with `sitetwin pano element-map --pano {pano_id}`"), pano_id=pano_id)
     base = Path(store.cache_dir)
     index_path, depth_path = base / row["index_file"], base / row["depth_file"]
     if not index_path.exists() or not depth_path.exists():
         if compute:
             compute_element_map(store, pano_id)
             return load_element_map(store, pano_id)
-        raise PanoramaError(f"panorama {pano_id}: element-map files are missing from {index_path.parent}; "
-                            f"make it again with `sitetwin pano element-map --pano {pano_id}`")
+        raise PanoramaError(N_("panorama {pano_id}: element-map files are missing from {folder}; "
+                               "make it again with `sitetwin pano element-map --pano {pano_id}`"),
+                            pano_id=pano_id, folder=index_path.parent)
     index, depth = read_map_files(index_path.parent, index_path.name, depth_path.name)
     lookup = store.rows("SELECT map_index, model_id, global_id FROM panorama_elements WHERE pano_id = ? "
                         "ORDER BY map_index", [pano_id])

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.panorama.camera import (
     angular_distance_deg,
     bearing_to_equirect,
@@ -33,7 +35,7 @@ from sitetwin.panorama.camera import (
     pose_matrix,
     ypr_from_rotation,
 )
-from sitetwin.panorama.errors import PoseError, PoseWarning
+from sitetwin.panorama.errors import PoseError, PoseWarning, cause
 from sitetwin.twin.registration import rigid_fit
 
 
@@ -57,6 +59,10 @@ class PoseConfig:
 
 
 DEFAULT_POSE_CONFIG = PoseConfig()
+# what messages call the thing they are about, when the caller names nothing more precise
+POSE = Phrase(N_("pose"))
+PANORAMA = Phrase(N_("panorama"))
+CONTROL_POINTS = Phrase(N_("control points"))
 
 
 @dataclass(frozen=True)
@@ -122,29 +128,30 @@ def _round(x: float | None, nd: int = 3) -> float | None:
 
 # --- given poses -----------------------------------------------------------------------------
 
-def pose_from_dict(data: dict[str, Any], *, where: str = "pose") -> np.ndarray:
+def pose_from_dict(data: dict[str, Any], *, where: str | Phrase = POSE) -> np.ndarray:
     """``T_model_from_camera`` from ``{"T_model_from_camera": 4x4}`` or ``{"position_m": [x, y, z],
     "yaw_deg": .., "pitch_deg": .., "roll_deg": ..}`` (angles default to 0)."""
     if not isinstance(data, dict):
-        raise PoseError(f"{where}: expected a JSON object with T_model_from_camera or position_m")
+        raise PoseError(N_("{where}: expected a JSON object with T_model_from_camera or position_m"), where=where)
     if "T_model_from_camera" in data:
         try:
             return check_transform(np.asarray(data["T_model_from_camera"], dtype=np.float64))
         except (ValueError, TypeError) as exc:
-            raise PoseError(f"{where}: {exc}") from None
+            raise PoseError(N_("{where}: {reason}"), where=where, reason=str(exc)) from None
     if "position_m" in data:
         unknown = set(data) - {"position_m", "yaw_deg", "pitch_deg", "roll_deg", "image", "captured_at"}
         if unknown:
-            raise PoseError(f"{where}: unknown keys {', '.join(sorted(unknown))}; "
-                            f"a pose has position_m, yaw_deg, pitch_deg, roll_deg")
+            raise PoseError(N_("{where}: unknown keys {keys}; a pose has position_m, yaw_deg, pitch_deg, roll_deg"),
+                            where=where, keys=", ".join(sorted(unknown)))
         try:
             angles = [float(data.get(k, 0.0)) for k in ("yaw_deg", "pitch_deg", "roll_deg")]
             if not all(math.isfinite(a) for a in angles):
                 raise ValueError("angles must be finite")
             return pose_matrix(data["position_m"], *angles)
         except (ValueError, TypeError) as exc:
-            raise PoseError(f"{where}: {exc}") from None
-    raise PoseError(f"{where}: give T_model_from_camera (4x4) or position_m [x, y, z] with yaw_deg/pitch_deg/roll_deg")
+            raise PoseError(N_("{where}: {reason}"), where=where, reason=str(exc)) from None
+    raise PoseError(N_("{where}: give T_model_from_camera (4x4) or position_m [x, y, z] with "
+                       "yaw_deg/pitch_deg/roll_deg"), where=where)
 
 
 def read_pose_file(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
@@ -157,37 +164,51 @@ def read_pose_file(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PoseError(f"{path}: no such pose file") from None
+        raise PoseError(N_("{path}: no such pose file"), path=path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PoseError(f"{path}: not valid JSON ({exc})") from None
+        raise PoseError(N_("{path}: not valid JSON ({reason})"), path=path, reason=str(exc)) from None
     if isinstance(data, list):
         out = {}
         for i, item in enumerate(data):
             if not isinstance(item, dict) or "image" not in item:
-                raise PoseError(f"{path}: entry {i} needs an 'image' name and a pose")
-            out[str(item["image"])] = pose_from_dict(item, where=f"{path} entry {i}")
+                raise PoseError(N_("{path}: entry {i} needs an 'image' name and a pose"), path=path, i=i)
+            out[str(item["image"])] = pose_from_dict(item, where=Phrase(N_("{path} entry {i}"), path=path, i=i))
         return out
     if isinstance(data, dict) and "poses" in data:
         if not isinstance(data["poses"], dict):
-            raise PoseError(f"{path}: 'poses' must map image file names to poses")
-        return {str(k): pose_from_dict(v, where=f"{path} pose {k!r}") for k, v in data["poses"].items()}
+            raise PoseError(N_("{path}: 'poses' must map image file names to poses"), path=path)
+        return {str(k): pose_from_dict(v, where=Phrase(N_("{path} pose {image!r}"), path=path, image=k))
+                for k, v in data["poses"].items()}
     return pose_from_dict(data, where=str(path))
 
 
 def check_extent(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: float = 2.0,
-                 label: str = "panorama") -> str | None:
-    """A warning (also issued as :class:`PoseWarning`) when the camera stands outside the model's extent."""
+                 label: str | Phrase = PANORAMA) -> str | None:
+    """A warning (also issued as :class:`PoseWarning`, in the reader's language) when the camera stands
+    outside the model's extent: its English text, for the record."""
+    found = extent_warning(T_model_from_camera, bounds, margin_m=margin_m, label=label)
+    if found is None:
+        return None
+    warnings.warn(found, stacklevel=2)
+    return message_text(found)
+
+
+def extent_warning(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: float = 2.0,
+                   label: str | Phrase = PANORAMA) -> PoseWarning | None:
+    """The :class:`PoseWarning` of :func:`check_extent`, not issued; None inside the extent."""
     if bounds is None:
         return None
     c = np.asarray(T_model_from_camera, dtype=np.float64)[:3, 3]
     lo, hi = np.asarray(bounds[0]) - margin_m, np.asarray(bounds[1]) + margin_m
     if np.all(c >= lo) and np.all(c <= hi):
         return None
-    message = (f"{label}: camera at ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) m stands outside the model's extent "
-               f"({bounds[0][0]:.1f}..{bounds[1][0]:.1f}, {bounds[0][1]:.1f}..{bounds[1][1]:.1f}, "
-               f"{bounds[0][2]:.1f}..{bounds[1][2]:.1f}) m by more than {margin_m:g} m; check the pose and its frame")
-    warnings.warn(message, PoseWarning, stacklevel=2)
-    return message
+    return PoseWarning(N_("{label}: camera at ({x:.2f}, {y:.2f}, {z:.2f}) m stands outside the model's extent "
+                          "({min_x:.1f}..{max_x:.1f}, {min_y:.1f}..{max_y:.1f}, {min_z:.1f}..{max_z:.1f}) m by more "
+                          "than {margin_m:g} m; check the pose and its frame"),
+                       label=label, x=float(c[0]), y=float(c[1]), z=float(c[2]),
+                       min_x=float(bounds[0][0]), max_x=float(bounds[1][0]), min_y=float(bounds[0][1]),
+                       max_y=float(bounds[1][1]), min_z=float(bounds[0][2]), max_z=float(bounds[1][2]),
+                       margin_m=margin_m)
 
 
 # --- survey poses ----------------------------------------------------------------------------
@@ -214,23 +235,24 @@ def survey_pose(store, survey_id: str, scan: int | str | None = None, *, T_scan_
     try:
         stations = scan_stations(store, survey_id)
     except SitetwinError as exc:
-        raise PoseError(f"survey {survey_id}: {exc}") from None
+        raise PoseError(N_("survey {survey_id}: {reason}"), survey_id=survey_id, reason=cause(exc)) from None
     if not stations:
-        raise PoseError(f"survey {survey_id}: has no scans")
+        raise PoseError(N_("survey {survey_id}: has no scans"), survey_id=survey_id)
     if scan is None:
         if len(stations) > 1:
-            raise PoseError(f"survey {survey_id} has {len(stations)} scans; say which one "
-                            f"({', '.join(str(s.scan_index) for s in stations)})")
+            raise PoseError(N_("survey {survey_id} has {n} scans; say which one ({scans})"), survey_id=survey_id,
+                            n=len(stations), scans=", ".join(str(s.scan_index) for s in stations))
         station = stations[0]
     else:
         matches = [s for s in stations if str(s.scan_index) == str(scan) or s.name == str(scan)]
         if not matches:
-            raise PoseError(f"survey {survey_id}: no scan {scan!r} "
-                            f"(scans: {', '.join(f'{s.scan_index} {s.name}' for s in stations)})")
+            raise PoseError(N_("survey {survey_id}: no scan {scan!r} (scans: {scans})"), survey_id=survey_id,
+                            scan=scan, scans=", ".join(f"{s.scan_index} {s.name}" for s in stations))
         station = matches[0]
     if not getattr(station, "station_known", True):
-        raise PoseError(f"survey {survey_id} scan {station.scan_index}: its frame's origin is not the scanner "
-                        f"(no station pose in the file), so it cannot place a panorama")
+        raise PoseError(N_("survey {survey_id} scan {scan_index}: its frame's origin is not the scanner "
+                           "(no station pose in the file), so it cannot place a panorama"),
+                        survey_id=survey_id, scan_index=station.scan_index)
     T = pose_from_station(station.T_model_from_scan, T_scan_from_camera)
     return PoseSolution(T, "survey", details={"survey_id": survey_id, "scan_index": int(station.scan_index),
                                               "scan_name": station.name})
@@ -261,15 +283,16 @@ def read_control_points(path: str | Path) -> dict[str | None, ControlPoints]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise PoseError(f"{path}: no such control-point file") from None
+        raise PoseError(N_("{path}: no such control-point file"), path=path) from None
     except UnicodeDecodeError:
-        raise PoseError(f"{path}: not a text CSV file") from None
+        raise PoseError(N_("{path}: not a text CSV file"), path=path) from None
     reader = csv.DictReader(text.splitlines())
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in CP_COLUMNS if c not in header]
     if missing:
-        raise PoseError(f"{path}: control-point CSV lacks column(s) {', '.join(missing)}; "
-                        f"expected a header like label,u,v,x_m,y_m,z_m (pixels, metres in the site frame)")
+        raise PoseError(N_("{path}: control-point CSV lacks column(s) {columns}; "
+                           "expected a header like label,u,v,x_m,y_m,z_m (pixels, metres in the site frame)"),
+                        path=path, columns=", ".join(missing))
     groups: dict[str | None, list] = {}
     for line, row in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -278,14 +301,14 @@ def read_control_points(path: str | Path) -> dict[str | None, ControlPoints]:
         try:
             values = [float(row[c]) for c in CP_COLUMNS]
         except ValueError:
-            raise PoseError(f"{path} line {line}: u, v, x_m, y_m, z_m must be numbers, got "
-                            f"{', '.join(row.get(c, '') for c in CP_COLUMNS)}") from None
+            raise PoseError(N_("{path} line {line}: u, v, x_m, y_m, z_m must be numbers, got {values}"), path=path,
+                            line=line, values=", ".join(row.get(c, "") for c in CP_COLUMNS)) from None
         if not all(math.isfinite(x) for x in values):
-            raise PoseError(f"{path} line {line}: values must be finite")
+            raise PoseError(N_("{path} line {line}: values must be finite"), path=path, line=line)
         key = row.get("image") or None
         groups.setdefault(key, []).append((values, row.get("label") or f"line {line}"))
     if not groups:
-        raise PoseError(f"{path}: holds no control points")
+        raise PoseError(N_("{path}: holds no control points"), path=path)
     out = {}
     for key, items in groups.items():
         arr = np.array([v for v, _ in items], dtype=np.float64)
@@ -294,44 +317,49 @@ def read_control_points(path: str | Path) -> dict[str | None, ControlPoints]:
 
 
 def validate_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence[str] | None = None,
-                            config: PoseConfig = DEFAULT_POSE_CONFIG, where: str = "control points"
+                            config: PoseConfig = DEFAULT_POSE_CONFIG, where: str | Phrase = CONTROL_POINTS
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Checked (n, 2) pixels and (n, 3) points; PoseError for too few, outside the image, or degenerate."""
     uv = np.asarray(uv, dtype=np.float64)
     xyz = np.asarray(xyz_m, dtype=np.float64)
     if uv.ndim != 2 or uv.shape[1] != 2 or xyz.ndim != 2 or xyz.shape[1] != 3 or len(uv) != len(xyz):
-        raise PoseError(f"{where}: need matching (n, 2) pixels and (n, 3) model points, got {uv.shape} and {xyz.shape}")
+        raise PoseError(N_("{where}: need matching (n, 2) pixels and (n, 3) model points, got {uv_shape} and "
+                           "{xyz_shape}"), where=where, uv_shape=uv.shape, xyz_shape=xyz.shape)
     n = len(uv)
     names = list(labels) if labels is not None else [f"point {i}" for i in range(n)]
     if n < 4:
-        raise PoseError(f"{where}: {n} control point(s) given; a panorama's pose needs at least 4 "
-                        f"(6 or more, spread around the camera, to detect a wrong one)")
+        raise PoseError(N_("{where}: {n} control point(s) given; a panorama's pose needs at least 4 "
+                           "(6 or more, spread around the camera, to detect a wrong one)"), where=where, n=n)
     if not (np.all(np.isfinite(uv)) and np.all(np.isfinite(xyz))):
-        raise PoseError(f"{where}: values must be finite numbers")
+        raise PoseError(N_("{where}: values must be finite numbers"), where=where)
     outside = np.flatnonzero((uv[:, 0] < 0) | (uv[:, 0] >= width) | (uv[:, 1] < 0) | (uv[:, 1] >= height))
     if len(outside):
         bad = ", ".join(f"{names[i]} ({uv[i, 0]:g}, {uv[i, 1]:g})" for i in outside[:5])
-        raise PoseError(f"{where}: pixel(s) outside the {width}x{height} image: {bad}")
+        raise PoseError(N_("{where}: pixel(s) outside the {width}x{height} image: {points}"), where=where, width=width,
+                        height=height, points=bad)
     d = np.linalg.norm(xyz[:, None] - xyz[None], axis=2)
     i, j = np.nonzero(np.triu(d < config.min_separation_m, 1))
     if len(i):
-        raise PoseError(f"{where}: {names[i[0]]} and {names[j[0]]} are the same model point; "
-                        f"control points must be distinct (degenerate)")
+        raise PoseError(N_("{where}: {first} and {second} are the same model point; "
+                           "control points must be distinct (degenerate)"), where=where, first=names[i[0]],
+                        second=names[j[0]])
     b = equirect_to_bearing(uv, width, height)
     ang = angular_distance_deg(b[:, None], b[None])
     i, j = np.nonzero(np.triu(ang < 1e-3, 1))
     if len(i):
-        raise PoseError(f"{where}: {names[i[0]]} and {names[j[0]]} are the same pixel; "
-                        f"control points must be distinct (degenerate)")
+        raise PoseError(N_("{where}: {first} and {second} are the same pixel; "
+                           "control points must be distinct (degenerate)"), where=where, first=names[i[0]],
+                        second=names[j[0]])
     s = np.linalg.svd(xyz - xyz.mean(0), compute_uv=False)
     if s[0] <= 0 or s[1] / s[0] < config.min_spread_ratio:
-        raise PoseError(f"{where}: the model points lie on one line (degenerate); "
-                        f"pick points that span an area, around the camera")
+        raise PoseError(N_("{where}: the model points lie on one line (degenerate); "
+                           "pick points that span an area, around the camera"), where=where)
     return uv, xyz
 
 
 def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence[str] | None = None,
-                         config: PoseConfig = DEFAULT_POSE_CONFIG, where: str = "control points") -> PoseSolution:
+                         config: PoseConfig = DEFAULT_POSE_CONFIG,
+                         where: str | Phrase = CONTROL_POINTS) -> PoseSolution:
     """Absolute pose of a spherical camera from >= 4 pixel <-> model point pairs, robust to outliers."""
     uv, xyz = validate_control_points(uv, xyz_m, width, height, labels=labels, config=config, where=where)
     bearings = equirect_to_bearing(uv, width, height)
@@ -357,8 +385,9 @@ def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence
                 break
     if best_T is None or best_inl is None or best_inl.sum() < config.min_inliers:
         found = 0 if best_inl is None else int(best_inl.sum())
-        raise PoseError(f"{where}: no pose agrees with at least {config.min_inliers} control points "
-                        f"(best: {found} of {n} within {config.inlier_px:g} px); check the pixel/point pairs")
+        raise PoseError(N_("{where}: no pose agrees with at least {min_inliers} control points "
+                           "(best: {found} of {n} within {inlier_px:g} px); check the pixel/point pairs"),
+                        where=where, min_inliers=config.min_inliers, found=found, n=n, inlier_px=config.inlier_px)
     T, cond, cov = _refine(best_T, bearings[best_inl], xyz[best_inl])
     for _ in range(3):   # re-select inliers under the refined pose, refine again
         inl = _angular_errors(T, bearings, xyz) < thresh_rad
@@ -367,8 +396,9 @@ def solve_control_points(uv, xyz_m, width: int, height: int, *, labels: Sequence
         best_inl = inl
         T, cond, cov = _refine(T, bearings[inl], xyz[inl])
     if not math.isfinite(cond) or cond > config.max_condition:
-        raise PoseError(f"{where}: the control points do not fix the pose (degenerate configuration, "
-                        f"condition {cond:.1e}); add points in other directions and at other heights")
+        raise PoseError(N_("{where}: the control points do not fix the pose (degenerate configuration, "
+                           "condition {condition:.1e}); add points in other directions and at other heights"),
+                        where=where, condition=cond)
     err = _angular_errors(T, bearings, xyz)
     inliers = err < thresh_rad
     predicted = bearing_to_equirect((xyz - T[:3, 3]) @ T[:3, :3], width, height)
