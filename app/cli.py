@@ -15,7 +15,16 @@ import typer
 from sitetwin.data import clikit
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, fail, table
 from sitetwin.data.errors import SitetwinError
-from sitetwin.data.i18n import ENV_VAR, LANGUAGES, N_, LanguageError, Translator, normalize_language, set_language
+from sitetwin.data.i18n import (
+    ENV_VAR,
+    LANGUAGES,
+    N_,
+    SOURCE_LANGUAGE,
+    LanguageError,
+    Translator,
+    normalize_language,
+    set_language,
+)
 
 _ = Translator("app")
 
@@ -40,12 +49,15 @@ def root(
     choose_language(lang)
 
 
-def choose_language(lang: str | None) -> str:
-    """The process's language from ``--lang``, else ``SITETWIN_LANG``; an unknown code is one ``error:``
-    line naming where it came from (exit 2, like any bad option)."""
+def choose_language(lang: str | None, where: str | None = None) -> str:
+    """The process's language from ``--lang``, else ``SITETWIN_LANG`` (or ``lang`` from ``where``); an
+    unknown code is one ``error:`` line naming where it came from (exit 2, like any bad option)."""
     import os
 
-    raw, where = (lang, "--lang") if lang is not None else (os.environ.get(ENV_VAR) or None, ENV_VAR)
+    if where is not None:
+        raw = lang
+    else:
+        raw, where = (lang, "--lang") if lang is not None else (os.environ.get(ENV_VAR) or None, ENV_VAR)
     try:
         return set_language(None if raw is None else normalize_language(raw, field=where))
     except LanguageError as exc:
@@ -265,18 +277,37 @@ def _serve_demo(db: Path, background, started: float) -> None:
             background.stop(db)
 
 
+_registered = False
+
+
 def _register_commands() -> None:
     """Add each command group (``sitetwin.app.commands``) to the root app, once."""
+    global _registered
     from sitetwin.app import commands
 
-    commands.register_all(app)
+    if not _registered:
+        commands.register_all(app)
+        _registered = True
 
 
 def main() -> None:
+    import sys
+
+    from sitetwin.app import cli_language
+
     _register_commands()
     clikit.set_column_names(column_name, cell_text)
     try:
-        app()
+        # before Click parses: its help and its errors are then in the reader's language too
+        code, where = cli_language.language_source(sys.argv[1:])
+        lang = choose_language(code, where)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    try:
+        if lang == SOURCE_LANGUAGE:
+            app()
+        else:
+            raise SystemExit(cli_language.run_translated(app))
     except SitetwinError as exc:
         raise SystemExit(fail(str(exc)).exit_code) from None
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ A catalog is ``<folder>/locale/<lang>.po`` (see :mod:`sitetwin.data.i18n`); it c
 Python files of its folder and of the subfolders that have no catalog of their own, and its
 domain is the folder's dotted path (``dashboards/pages`` is ``dashboards.pages``). Messages are
 what those files pass to ``_(...)``, ``_.plural(...)``, ``_.lang(...)`` and ``N_(...)``,
-extracted with Babel.
+extracted with Babel, and for ``app`` the help texts of the built command tree (:data:`EXTRACTORS`).
 
 ``python -m sitetwin.data.catalogs`` (``.ci/catalogs``)::
 
@@ -38,6 +38,10 @@ PACKAGES = ("data", "bim", "twin", "panorama", "sensors", "vision", "oversight",
 KEYWORDS = {"_": None, "N_": None, "plural": (1, 2), "lang": (1,)}
 GLOSSARY = ROOT / "data" / "locale" / "glossary.yaml"
 _FSTRING = re.compile(r"""(?<![\w.])_\(\s*[rRbB]?[fF][rR]?["']""")
+# Messages a catalog holds besides its files' calls: the help texts of the CLI's command tree as
+# typer builds it (``help=`` and docstrings, not ``_()`` calls), from a function returning
+# ``{message: [where]}``. Named, not imported: this tool sits below the packages it reads.
+EXTRACTORS = {"app": "sitetwin.app.cli_language:help_messages"}
 
 
 @dataclass
@@ -110,6 +114,13 @@ def extract(folder: Path, root: Path = ROOT) -> tuple[dict[Message, list[str]], 
                     continue
                 key = msg
             found.setdefault(key, []).append(f"{rel}:{lineno}")
+    domain = ".".join(folder.relative_to(root).parts)
+    if root == ROOT and domain in EXTRACTORS:
+        import importlib
+
+        module, _sep, name = EXTRACTORS[domain].partition(":")
+        for msg, places in getattr(importlib.import_module(module), name)().items():
+            found.setdefault(msg, []).extend(places)
     return found, fstrings
 
 
