@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import message_text
 from sitetwin.data.evidence import FindingDraft, FindingSink
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.vision.boxes import Boxes
 from sitetwin.vision.detect import Detector, TileConfig, Tracker, predict_tiled
@@ -343,7 +345,7 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     ``sink`` raises a finding for each hazard (see :class:`Recorder`).
     """
     if pano_id and camera_id:
-        raise VisionError("give --pano or --camera, not both")
+        raise VisionError(N_("give --pano or --camera, not both"))
     detector = detector or Detector(weights, imgsz=config.imgsz, conf=config.conf, iou=config.iou)
     posed = bool(pano_id or camera_id)
     if config.check_classes:
@@ -355,7 +357,7 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
     if pano_id:
         return _detect_panorama(store, source, pano_id, detector, config, context, tagger, parent, sha, sink)
     if source is None or str(source) == "-":
-        raise SourceError("no source given: pass an image, folder, video or stream URL (or --pano ID)")
+        raise SourceError(N_("no source given: pass an image, folder, video or stream URL (or --pano ID)"))
     camera = get_camera(store, camera_id, site_code) if camera_id else None
     from sitetwin.bim.mesh import resolve_site
 
@@ -379,12 +381,15 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
                         sink=sink)
     tracker = Tracker(config.tracker) if (video and config.track) else None
     status, message = "done", None
+    dropped: StreamDropped | None = None
     frames = 0
     try:
         for frame in src.frames():
             if view is not None and (frame.image.shape[1], frame.image.shape[0]) != (view.width, view.height):
-                raise SourceError(f"{frame.ref}: frame is {frame.image.shape[1]}x{frame.image.shape[0]}, camera "
-                                  f"{camera_id} is calibrated for {view.width}x{view.height}")
+                raise SourceError(N_("{ref}: frame is {width}x{height}, camera {camera_id} is calibrated for "
+                                     "{camera_width}x{camera_height}"), ref=frame.ref, width=frame.image.shape[1],
+                                  height=frame.image.shape[0], camera_id=camera_id, camera_width=view.width,
+                                  camera_height=view.height)
             boxes = predict_tiled(detector, frame.image, config.tiles) if config.tiles else \
                 detector.predict([frame.image])[0]
             if tracker is not None:
@@ -397,15 +402,16 @@ def detect_source(store: Store, source: str | Path | None, weights: str | Path, 
             if config.max_frames and frames >= config.max_frames:
                 break
     except StreamDropped as exc:
-        status, message = "dropped", str(exc)
+        status, message, dropped = "dropped", message_text(exc), exc
     except SourceError as exc:
         if not video or frames == 0:
             raise
-        status, message = "failed", str(exc)
+        status, message = "failed", message_text(exc)
     report = recorder.finish(status, message)
-    if status == "dropped":
-        raise StreamDropped(f"{message}; run {report.run_id} stored {report.frames} frames, "
-                            f"{report.detections} detections")
+    if dropped is not None:
+        raise StreamDropped(N_("{problem}; run {run_id} stored {frames} frames, {detections} detections"),
+                            problem=dropped, run_id=report.run_id, frames=report.frames,
+                            detections=report.detections)
     return report
 
 
@@ -415,9 +421,10 @@ def check_rule_classes(names: Sequence[str], hazards: HazardConfig, *, posed: bo
     need = dataclasses.replace(hazards, rules=rules).required_classes() if rules else ()
     missing = [c for c in need if c not in names]
     if missing:
-        raise WeightsError(f"weights {weights or ''} detect {', '.join(names)}; the hazard rules "
-                           f"({', '.join(rules)}) need {', '.join(need)}: missing classes {', '.join(missing)} "
-                           f"(train with them, or switch those rules off)")
+        raise WeightsError(N_("weights {weights} detect {names}; the hazard rules ({rules}) need {need}: missing "
+                              "classes {missing} (train with them, or switch those rules off)"),
+                           weights=weights or "", names=", ".join(names), rules=", ".join(rules),
+                           need=", ".join(need), missing=", ".join(missing))
 
 
 def _add_persistent(run: _Run, ph: PersistentHazard, image: np.ndarray | None, time_s: float,
@@ -466,11 +473,12 @@ def _detect_panorama(store, source, pano_id, detector, config, context, tagger, 
         image = read_image(source)
         source_ref = str(source)
         if image.shape[1] != 2 * image.shape[0]:
-            raise SourceError(f"{source}: {image.shape[1]}x{image.shape[0]} is not a 2:1 panorama")
+            raise SourceError(N_("{source}: {width}x{height} is not a 2:1 panorama"), source=source,
+                              width=image.shape[1], height=image.shape[0])
     T = pano.T_model_from_camera
     if T is None:
-        raise VisionError(f"panorama {pano_id} has no pose, so detections cannot be tagged; give it one with "
-                          f"`sitetwin pano add --pose` or control points")
+        raise VisionError(N_("panorama {pano_id} has no pose, so detections cannot be tagged; give it one with "
+                             "`sitetwin pano add --pose` or control points"), pano_id=pano_id)
     H, W = image.shape[:2]
     if tagger is None:
         tagger = Tagger.from_store(store, pano.site_code, config.tagging)
@@ -527,7 +535,7 @@ def _save_jpeg(path: Path, pixels: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(pixels[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        raise VisionError(f"{path}: cannot write the evidence crop")
+        raise VisionError(N_("{path}: cannot write the evidence crop"), path=path)
 
 
 def _config_json(config: DetectConfig, detector: Detector) -> dict:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase, SitetwinError
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, store_for
 from sitetwin.vision import runtime
 from sitetwin.vision.datasets import (
@@ -71,19 +73,20 @@ class TrainConfig:
         _check_int("epochs", self.epochs, 1, 100_000)
         _check_int("imgsz", self.imgsz, 32, 4096)
         if self.imgsz % 32:
-            raise VisionError(f"imgsz: {self.imgsz} is not a multiple of 32 (the network's stride)")
+            raise VisionError(N_("imgsz: {imgsz} is not a multiple of 32 (the network's stride)"), imgsz=self.imgsz)
         _check_int("batch", self.batch, 1, 4096)
         _check_int("workers", self.workers, 0, 64)
         _check_int("patience", self.patience, 0, 100_000)
         if self.threads is not None:
             _check_int("threads", self.threads, 1, 1024)
         if not 0.0 < float(self.val_fraction) < 1.0:
-            raise VisionError(f"val_fraction: {self.val_fraction} must lie in (0, 1)")
+            raise VisionError(N_("val_fraction: {val_fraction} must lie in (0, 1)"), val_fraction=self.val_fraction)
         reserved = {"data", "project", "name", "exist_ok", "device", "model", "epochs", "imgsz", "batch", "seed",
                     "workers", "patience", "plots", "threads"}
         clash = sorted(reserved & set(self.options))
         if clash:
-            raise VisionError(f"options: {', '.join(clash)} are set through their own keys, not through options")
+            raise VisionError(N_("options: {keys} are set through their own keys, not through options"),
+                              keys=", ".join(clash))
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ class TrainResult:
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise VisionError(f"{name}: {value!r} must be an integer in {lo}..{hi}")
+        raise VisionError(N_("{name}: {value!r} must be an integer in {lo}..{hi}"), name=name, value=value,
+                          lo=lo, hi=hi)
 
 
 # --- datasets prepared for a run ---------------------------------------------------------------
@@ -137,8 +141,8 @@ def prepare_dataset(data: str | Path | Dataset, out: Path, *, names: tuple[str, 
         used = {dataset.names[c] for s in dataset.samples for c in s.classes}
         missing_used = [m for m in missing if m in used]
         if missing_used and not drop_unknown:
-            raise WeightsError(f"the weights' classes ({', '.join(names)}) lack {', '.join(missing_used)}, "
-                               f"which the dataset {dataset.root} labels")
+            raise WeightsError(N_("the weights' classes ({names}) lack {missing}, which the dataset {root} labels"),
+                               names=", ".join(names), missing=", ".join(missing_used), root=dataset.root)
         dataset = remap(dataset, ClassMap(tuple(names), {n: (n if n in names else None) for n in dataset.names}),
                         drop_unknown=True)
     splits = {s.split for s in dataset.samples}
@@ -194,7 +198,7 @@ def train(data: str | Path | Dataset, config: TrainConfig = TrainConfig(), *, ou
                 project=str(out.resolve()), name="train", exist_ok=True, verbose=False, deterministic=True,
                 amp=False, **config.options)
     try:
-        with runtime.quiet_ultralytics(), _as_vision_error("training"):
+        with runtime.quiet_ultralytics(), _as_vision_error(N_("training failed: {detail}")):
             metrics = model.train(**args)
     finally:
         if threads_before is not None:
@@ -231,12 +235,13 @@ def _model_source(model: str) -> Path:
 
         found = list(Path(ultralytics.__file__).parent.glob(f"cfg/models/**/{_base_yaml(model)}"))
         if not found:
-            raise VisionError(f"model {model!r}: no such model yaml in ultralytics (try {', '.join(MODEL_YAMLS)})")
+            raise VisionError(N_("model {model!r}: no such model yaml in ultralytics (try {models})"), model=model,
+                              models=", ".join(MODEL_YAMLS))
         return Path(model)      # ultralytics resolves the scale letter (yolo11n -> yolo11.yaml, scale n)
     path = Path(model)
     if not path.exists():
-        raise WeightsError(f"weights {model}: no such file; nothing is downloaded, so give a local .pt or .onnx "
-                           f"file, or a model yaml such as yolo11n.yaml to train from scratch")
+        raise WeightsError(N_("weights {weights}: no such file; nothing is downloaded, so give a local .pt or .onnx "
+                              "file, or a model yaml such as yolo11n.yaml to train from scratch"), weights=model)
     return path
 
 
@@ -279,7 +284,7 @@ def weights_class_names(weights: str | Path) -> tuple[str, ...]:
 
 def _class_names_of(path: Path) -> tuple[str, ...]:
     if not path.exists():
-        raise WeightsError(f"weights {path}: no such file")
+        raise WeightsError(N_("weights {weights}: no such file"), weights=path)
     if path.suffix == ".onnx":
         try:
             import onnxruntime as ort
@@ -287,28 +292,37 @@ def _class_names_of(path: Path) -> tuple[str, ...]:
             meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
             names = ast.literal_eval(meta.custom_metadata_map["names"])
         except Exception as exc:  # noqa: BLE001 - any failure means the file is not usable weights
-            raise WeightsError(f"weights {path}: not an ultralytics ONNX export with class names "
-                               f"({type(exc).__name__}: {str(exc)[:100]})") from None
+            raise WeightsError(N_("weights {weights}: not an ultralytics ONNX export with class names "
+                                  "({error}: {detail})"), weights=path, error=type(exc).__name__,
+                               detail=str(exc)[:100]) from None
         return tuple(names[k] for k in sorted(names))
     if path.suffix != ".pt":
-        raise WeightsError(f"weights {path}: expected a .pt or .onnx file")
+        raise WeightsError(N_("weights {weights}: expected a .pt or .onnx file"), weights=path)
     from ultralytics import YOLO
 
     try:
         with runtime.quiet_ultralytics():
             model = YOLO(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"weights {path}: cannot be loaded ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise WeightsError(N_("weights {weights}: cannot be loaded ({error}: {detail})"), weights=path,
+                           error=type(exc).__name__, detail=str(exc)[:120]) from None
     return tuple(model.names[i] for i in sorted(model.names))
 
 
-def check_classes(weights: str | Path, required: tuple[str, ...] | list[str], *, purpose: str = "these rules") -> None:
-    """WeightsError naming the classes ``required`` that the weights do not detect."""
+def check_classes(weights: str | Path, required: tuple[str, ...] | list[str], *,
+                  purpose: str | Phrase | None = None) -> None:
+    """WeightsError naming the classes ``required`` that the weights do not detect. ``purpose`` (what needs
+    them) is a :class:`~sitetwin.data.errors.Phrase` read in the message's language; default: these rules."""
     names = weights_class_names(weights)
     missing = [c for c in required if c not in names]
+    if missing and purpose is None:
+        raise WeightsError(N_("weights {weights} detect {names}; these rules need {missing} as well (missing "
+                              "classes: {missing})"), weights=weights, names=", ".join(names),
+                           missing=", ".join(missing))
     if missing:
-        raise WeightsError(f"weights {weights} detect {', '.join(names)}; {purpose} need "
-                           f"{', '.join(missing)} as well (missing classes: {', '.join(missing)})")
+        raise WeightsError(N_("weights {weights} detect {names}; {purpose} need {missing} as well (missing "
+                              "classes: {missing})"), weights=weights, names=", ".join(names), purpose=purpose,
+                           missing=", ".join(missing))
 
 
 # --- evaluate ----------------------------------------------------------------------------------
@@ -335,8 +349,8 @@ def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path
         dataset = Dataset(dataset.names, tuple(dataclasses.replace(s, split=split_name) for s in dataset.samples),
                           dataset.root, dataset.issues)
     elif split_name not in {s.split for s in dataset.samples}:
-        raise DatasetError(f"{dataset.root}: no {split_name!r} split (splits: "
-                           f"{', '.join(sorted({str(s.split) for s in dataset.samples}))})")
+        raise DatasetError(N_("{root}: no {split!r} split (splits: {splits})"), root=dataset.root, split=split_name,
+                           splits=", ".join(sorted({str(s.split) for s in dataset.samples})))
     yaml_path, dataset = prepare_dataset(dataset, out / "data", names=names, drop_unknown=drop_unknown,
                                          split_if_needed=False)
     ds_hash = dataset_hash(out / "data")
@@ -345,7 +359,7 @@ def evaluate(weights: str | Path, data: str | Path | Dataset, *, out: str | Path
 
     with runtime.quiet_ultralytics():
         model = YOLO(str(weights), task="detect")
-    with runtime.quiet_ultralytics(), _as_vision_error("evaluation"):
+    with runtime.quiet_ultralytics(), _as_vision_error(N_("evaluation failed: {detail}")):
         metrics = model.val(data=str(yaml_path), split=split_name, imgsz=imgsz, batch=batch, conf=conf, iou=iou,
                             device="cpu", workers=0, plots=True, project=str(out.resolve()), name="eval",
                             exist_ok=True, verbose=False)
@@ -406,13 +420,13 @@ def export_onnx(weights: str | Path, *, imgsz: int | tuple[int, int] = 640, dyna
     """
     weights = Path(weights)
     if weights.suffix != ".pt" or not weights.exists():
-        raise WeightsError(f"weights {weights}: export needs an existing .pt file")
+        raise WeightsError(N_("weights {weights}: export needs an existing .pt file"), weights=weights)
     started = utcnow()
     from ultralytics import YOLO
 
     with runtime.quiet_ultralytics():
         model = YOLO(str(weights))
-    with runtime.quiet_ultralytics(), _as_vision_error("ONNX export"):
+    with runtime.quiet_ultralytics(), _as_vision_error(N_("ONNX export failed: {detail}")):
         path = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, simplify=True,
                                  device="cpu", verbose=False))
     if out is not None:
@@ -451,7 +465,7 @@ def quantize_onnx(onnx_path: str | Path, calibration: list, *, out: str | Path |
 
     src = Path(onnx_path)
     if not calibration:
-        raise VisionError("int8 quantisation needs calibration images")
+        raise VisionError(N_("int8 quantisation needs calibration images"))
     out = Path(out) if out is not None else src.with_name(src.stem + "-int8.onnx")
     model = onnx.load(str(src))
     inp = model.graph.input[0]
@@ -493,16 +507,20 @@ def quantize_onnx(onnx_path: str | Path, calibration: list, *, out: str | Path |
 
 def _fresh_folder(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise VisionError(f"{out}: run folder exists and is not empty; give a new --out folder")
+        raise VisionError(N_("{out}: run folder exists and is not empty; give a new --out folder"), out=out)
     out.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
-def _as_vision_error(what: str):
+def _as_vision_error(template: str):
+    """A foreign library's failure inside as a VisionError: ``template`` (``N_("training failed: {detail}")``)
+    with the first line of its message as ``detail`` (one of our errors keeps its own, in the reader's language)."""
     try:
         yield
     except VisionError:
         raise
     except (FileNotFoundError, SyntaxError, KeyError, RuntimeError, ValueError, AssertionError) as exc:
+        if isinstance(exc, SitetwinError):
+            raise VisionError(template, detail=exc) from exc
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VisionError(f"{what} failed: {text[:300]}") from exc
+        raise VisionError(template, detail=text[:300]) from exc
