@@ -96,8 +96,8 @@ WEB_SECRET_FILE = "web-secret.key"
 # Paths anyone may fetch: the login form and the static JavaScript/CSS bundles (no site data).
 STATIC_PREFIXES = ("/_dash-component-suites/", "/assets/", "/_favicon.ico")
 PUBLIC_PREFIXES = ("/login", "/logout", *STATIC_PREFIXES)
-JSON_PREFIXES = ("/_dash-", "/media/", "/download/")
-PRIVATE_PREFIXES = ("/media/", "/download/")     # cached by the browser only, never by a shared cache
+JSON_PREFIXES = ("/_dash-", "/media/", "/download/", "/viewer/")
+PRIVATE_PREFIXES = ("/media/", "/download/", "/viewer/")     # cached by the browser only, never by a shared cache
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # the roles as the header and the refusals name them (oversight.scope.ROLES)
@@ -977,6 +977,34 @@ def scoped_route(server, rule: str, *, table: str, key: str, endpoint: str | Non
             try:
                 with object_store(table, key, kwargs.get(key)) as (store, site):
                     return handler(store, site, **kwargs)
+            except AuthError as exc:
+                return flask.jsonify({"error": str(exc), "login": "/login"}), 401
+            except AccessDenied:
+                return flask.jsonify({"error": "not found"}), 404
+
+        server.add_url_rule(rule, endpoint or handler.__name__, view, methods=["GET"])
+        return handler
+
+    return deco
+
+
+def site_route(server, rule: str, *, endpoint: str | None = None):
+    """Register a GET route whose ``<site_code>`` argument names a site (the WebGL viewer's data).
+
+    The handler runs as ``handler(store, site_code, **route_args)`` only when the caller may read the
+    site; a site outside the caller's scope answers 404 exactly as an unknown one, and 401 when the
+    session has ended since the guard let the request in.
+    """
+    import flask
+
+    def deco(handler):
+        @functools.wraps(handler)
+        def view(**kwargs):
+            from sitetwin.oversight.errors import AccessDenied, AuthError
+
+            try:
+                with site_store(kwargs.get("site_code")) as store:
+                    return handler(store, **kwargs)
             except AuthError as exc:
                 return flask.jsonify({"error": str(exc), "login": "/login"}), 401
             except AccessDenied:

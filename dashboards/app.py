@@ -70,6 +70,9 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     _check_dash_requests(app.server)
     app.server.config["SITETWIN_JOBS"] = str(jobs)
     _register_media_routes(app.server)
+    from sitetwin.dashboards.viewer.routes import register as register_viewer
+
+    register_viewer(app.server)      # the WebGL viewer's geometry, colours and points, scoped by site
     return app
 
 
