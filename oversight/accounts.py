@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
 from sitetwin.oversight import audit
@@ -110,8 +112,8 @@ def has_accounts(store: Store) -> bool:
 def local_owner_scope(store: Store) -> Scope:
     """The admin scope of the local file owner, valid only while the store has no accounts."""
     if has_accounts(store):
-        raise AuthError(f"{store.label} has accounts: pass --token or set SITETWIN_TOKEN "
-                        f"(a session from `sitetwin login USER`, or an API token)")
+        raise AuthError(N_("{store} has accounts: pass --token or set SITETWIN_TOKEN "
+                           "(a session from `sitetwin login USER`, or an API token)"), store=store.label)
     return Scope(actor=f"local:{_os_user()}", role="admin", all_sites=True, via="local")
 
 
@@ -132,30 +134,35 @@ def add_account(store: Store, scope: Scope, username: str, role: str, *, passwor
     An ``enterprise`` account names its enterprise (``enterprise``) and sees that enterprise's sites."""
     scope.require("manage_accounts")
     if not _USERNAME_RE.fullmatch(username or ""):
-        raise OversightError(f"username {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'")
+        raise OversightError(N_("username {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'"),
+                             username=username)
     if role not in ROLES:
-        raise OversightError(f"role {role!r}: use one of {', '.join(ROLES)}")
+        raise OversightError(N_("role {role!r}: use one of {roles}"), role=role, roles=", ".join(ROLES))
     if role == "district_regulator" and not district:
-        raise OversightError(f"account {username}: a district regulator needs --district")
+        raise OversightError(N_("account {username}: a district regulator needs --district"), username=username)
     if role == "contractor" and not sites:
-        raise OversightError(f"account {username}: a contractor needs at least one site (--site)")
+        raise OversightError(N_("account {username}: a contractor needs at least one site (--site)"),
+                             username=username)
     if role == "enterprise":
         from sitetwin.data.queries import enterprise as enterprise_row
 
         if not enterprise:
-            raise OversightError(f"account {username}: an enterprise account needs --enterprise")
+            raise OversightError(N_("account {username}: an enterprise account needs --enterprise"),
+                                 username=username)
         if enterprise_row(store, enterprise) is None:
-            raise OversightError(f"account {username}: no enterprise {enterprise!r}")
+            raise OversightError(N_("account {username}: no enterprise {enterprise!r}"), username=username,
+                                 enterprise=enterprise)
     elif enterprise is not None:
-        raise OversightError(f"account {username}: only an enterprise account names an enterprise")
+        raise OversightError(N_("account {username}: only an enterprise account names an enterprise"),
+                             username=username)
     hashed = _hash_password(username, password) if password is not None else None
     sites = sorted(set(sites))
     unknown = [s for s in sites if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s])]
     if unknown:
-        raise OversightError(f"account {username}: no site {', '.join(unknown)}")
+        raise OversightError(N_("account {username}: no site {sites}"), username=username, sites=", ".join(unknown))
     with atomic(store):
         if store.scalar("SELECT count(*) FROM accounts WHERE username = ?", [username]):
-            raise OversightError(f"account {username!r} already exists")
+            raise OversightError(N_("account {username!r} already exists"), username=username)
         store.execute("INSERT INTO accounts (username, role, display_name, city, district, password_hash, created_at, "
                       "enterprise_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       [username, role, display_name, city, district, hashed, utcnow(), enterprise])
@@ -168,7 +175,7 @@ def add_account(store: Store, scope: Scope, username: str, role: str, *, passwor
 def get_account(store: Store, username: str) -> Account:
     row = store.one("SELECT * FROM accounts WHERE username = ?", [username])
     if row is None:
-        raise OversightError(f"no account {username!r}")
+        raise OversightError(N_("no account {username!r}"), username=username)
     sites = tuple(r["site_code"] for r in store.rows(
         "SELECT site_code FROM account_sites WHERE username = ? ORDER BY site_code", [username]))
     enterprise = row.get("enterprise_code")
@@ -215,12 +222,12 @@ def disable_account(store: Store, scope: Scope, username: str) -> None:
 def grant_sites(store: Store, scope: Scope, username: str, sites: list[str]) -> Account:
     scope.require("manage_accounts")
     if get_account(store, username).role == "enterprise":
-        raise OversightError(f"account {username}: an enterprise account sees the sites its enterprise builds; "
-                             f"link the sites to the enterprise instead")
+        raise OversightError(N_("account {username}: an enterprise account sees the sites its enterprise builds; "
+                                "link the sites to the enterprise instead"), username=username)
     with atomic(store):
         for s in sites:
             if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [s]):
-                raise OversightError(f"no site {s!r}")
+                raise OversightError(N_("no site {site_code!r}"), site_code=s)
             store.execute("INSERT OR IGNORE INTO account_sites (username, site_code) VALUES (?, ?)", [username, s])
         audit.record(store, scope, "write", "account", username, detail={"op": "grant", "sites": sites})
     return get_account(store, username)
@@ -232,8 +239,8 @@ def grant_sites(store: Store, scope: Scope, username: str, sites: list[str]) -> 
 class LoginThrottled(AuthError):
     """A login refused before its password was checked: too many recent failures from its source."""
 
-    def __init__(self, message: str, retry_after_s: int):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after_s: int, /, **fields):
+        super().__init__(message, **fields)
         self.retry_after_s = retry_after_s
 
 
@@ -250,8 +257,9 @@ def _refusal(pair_wait_s: float, source_wait_s: float) -> LoginThrottled | None:
         return None
     seconds = max(1, math.ceil(wait))
     # never the source itself: behind a proxy it is not even the caller's, and it helps no one
-    what = "for this user name from here" if pair_wait_s >= source_wait_s else "from here"
-    return LoginThrottled(f"too many failed logins {what}; try again in {seconds} s", seconds)
+    what = Phrase(N_("for this user name from here") if pair_wait_s >= source_wait_s else N_("from here"))
+    return LoginThrottled(N_("too many failed logins {what}; try again in {seconds} s"), seconds, what=what,
+                          seconds=seconds)
 
 
 def _name_key(username: str) -> str:
@@ -336,8 +344,9 @@ def login(store: Store, username: str, password: str, *, source: str = "cli",
         if throttle is not None:
             throttle.failed(username, source)
         _attempt(store, printable(_name_key(username)), source, now, False)
-        who = repr(username) if valid_name else "this user name"
-        raise AuthError(f"login failed for {who}: wrong user name or password, or the account is disabled")
+        who = repr(username) if valid_name else Phrase(N_("this user name"))
+        raise AuthError(N_("login failed for {who}: wrong user name or password, or the account is disabled"),
+                        who=who)
     token = "sts_" + secrets.token_urlsafe(32)
     expires = now + dt.timedelta(hours=SESSION_HOURS)
     with atomic(store):
@@ -398,9 +407,9 @@ def add_token(store: Store, scope: Scope, username: str, name: str, *, days: int
     """Create an API token for ``username`` (admin only); returns the secret token (shown once) and its record."""
     scope.require("manage_accounts")
     if get_account(store, username).disabled:
-        raise OversightError(f"account {username} is disabled")
+        raise OversightError(N_("account {username} is disabled"), username=username)
     if not (name or "").strip():
-        raise OversightError("name the token after the machine or job that uses it")
+        raise OversightError(N_("name the token after the machine or job that uses it"))
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     token = f"stk_{token_id}_{secret}"
@@ -425,7 +434,7 @@ def revoke_token(store: Store, scope: Scope, token_id: str) -> None:
     scope.require("manage_accounts")
     with atomic(store):
         if not store.scalar("SELECT count(*) FROM api_tokens WHERE token_id = ?", [token_id]):
-            raise OversightError(f"no API token {token_id!r}")
+            raise OversightError(N_("no API token {token_id!r}"), token_id=token_id)
         store.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
                       [utcnow(), token_id])
         audit.record(store, scope, "write", "api_token", token_id, detail={"op": "revoke"})
@@ -438,25 +447,26 @@ def authenticate(store: Store, token: str, *, now: dt.datetime | None = None) ->
     if token.startswith("sts_"):
         row = store.one("SELECT username, expires_at, revoked_at FROM sessions WHERE session_id = ?", [_sha(token)])
         if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
-            raise AuthError("session expired or unknown; log in again with `sitetwin login USER`")
+            raise AuthError(N_("session expired or unknown; log in again with `sitetwin login USER`"))
         via = "session"
     elif token.startswith("stk_") and token.count("_") >= 2:
         token_id = token.split("_", 2)[1]
         row = store.one("SELECT username, secret_hash, expires_at, revoked_at FROM api_tokens WHERE token_id = ?",
                         [token_id])
         if row is None or not hmac.compare_digest(row["secret_hash"], _sha(token)):
-            raise AuthError("unknown API token")
+            raise AuthError(N_("unknown API token"))
         if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
-            raise AuthError(f"API token {token_id} is revoked or expired; ask an admin for a new one")
+            raise AuthError(N_("API token {token_id} is revoked or expired; ask an admin for a new one"),
+                            token_id=token_id)
         if not store.read_only:
             store.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?", [now, token_id])
         via = "token"
     else:
-        raise AuthError("not a sitetwin token (expected sts_... from `sitetwin login` or stk_... from "
-                        "`sitetwin token add`)")
+        raise AuthError(N_("not a sitetwin token (expected sts_... from `sitetwin login` or stk_... from "
+                           "`sitetwin token add`)"))
     acc = get_account(store, row["username"])
     if acc.disabled:
-        raise AuthError(f"account {acc.username} is disabled")
+        raise AuthError(N_("account {username} is disabled"), username=acc.username)
     return _scope_of(acc, via)
 
 
@@ -465,7 +475,7 @@ def _scope_of(acc: Account, via: str) -> Scope:
         return Scope.for_account(acc.username, acc.role, city=acc.city, district=acc.district, sites=acc.sites,
                                  via=via, enterprise=acc.enterprise)
     except AccessDenied as exc:
-        raise AuthError(str(exc)) from None
+        raise AuthError(exc.template, **exc.fields) from None
 
 
 def _attempt(store: Store, username: str, source: str, at: dt.datetime, success: bool) -> None:
@@ -498,9 +508,11 @@ def _verify(hashed: str | None, password: str) -> bool:
 
 def _hash_password(username: str, password: str) -> str:
     if len(password or "") < PASSWORD_MIN_LENGTH:
-        raise OversightError(f"account {username}: a password needs at least {PASSWORD_MIN_LENGTH} characters")
+        raise OversightError(N_("account {username}: a password needs at least {n} characters"), username=username,
+                             n=PASSWORD_MIN_LENGTH)
     if password.lower() == username.lower():
-        raise OversightError(f"account {username}: the password must differ from the user name")
+        raise OversightError(N_("account {username}: the password must differ from the user name"),
+                             username=username)
     return password_hasher().hash(password)
 
 

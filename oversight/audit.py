@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
 from sitetwin.data.store import Store
 from sitetwin.oversight.scope import Scope
 
@@ -41,7 +42,7 @@ def record(store: Store, scope: Scope, action: str, object_kind: str, object_id:
     _insert(store, row)
 
 
-def guard(store: Store, scope: Scope, action: str, site_code: str | None = None, *, what: str = "",
+def guard(store: Store, scope: Scope, action: str, site_code: str | None = None, *, what: str | Phrase = "",
           object_kind: str = "site", object_id: str | None = None) -> None:
     """Check that ``scope`` may do ``action`` (on ``site_code`` when given); a refusal is logged, then raised."""
     from sitetwin.oversight.errors import AccessDenied

@@ -43,7 +43,9 @@ from pathlib import Path
 
 from sitetwin.bim.queries import list_models, model_element_counts, schedule_links
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
 from sitetwin.data.exchange import PRIVATE_TABLES
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import AccessDenied, OversightError
@@ -163,7 +165,7 @@ def data_quality(store: Store, scope: Scope, *, site_code: str | None = None, by
     if by is None:
         return per_site
     if by not in ("district", "city"):
-        raise OversightError(f"data quality by {by!r}: use district or city")
+        raise OversightError(N_("data quality by {by!r}: use district or city"), by=by)
     groups: dict[tuple, list[dict]] = {}
     for r in per_site:
         key: tuple = (r["city"], r["district"]) if by == "district" else (r["city"],)
@@ -187,16 +189,16 @@ def export_package(store: Store, scope: Scope, out_dir: str | Path, *, sites: li
     """
     from sitetwin.data.exchange import MANIFEST, export_sites
 
-    audit.guard(store, scope, "export", what="export a package")
+    audit.guard(store, scope, "export", what=Phrase(N_("export a package")))
     if level not in LEVELS:
-        raise OversightError(f"level {level!r}: use one of {', '.join(LEVELS)}")
+        raise OversightError(N_("level {level!r}: use one of {levels}"), level=level, levels=", ".join(LEVELS))
     chosen = sites or [s for s in scope.site_codes(store)
                        if district is None
                        or store.scalar("SELECT district FROM sites WHERE site_code = ?", [s]) == district]
     for s in chosen:
         _require(store, scope, s, "export")
     if not chosen:
-        raise OversightError("no site to export in your scope")
+        raise OversightError(N_("no site to export in your scope"))
     out = Path(out_dir)
     # the sites' rows, and the enterprises that build them (data.exchange.package_tables)
     manifest = export_sites(store, out, chosen)
@@ -223,37 +225,41 @@ def import_package(store: Store, scope: Scope, src: str | Path, *, level: str = 
     packages, city takes district ones). Sites must be in the caller's scope; one transaction."""
     from sitetwin.data.exchange import MANIFEST, import_tables
 
-    audit.guard(store, scope, "import", what="import a package")
+    audit.guard(store, scope, "import", what=Phrase(N_("import a package")))
     if level not in LEVELS[1:]:
-        raise OversightError(f"a {level!r} platform does not import packages; use district or city")
+        raise OversightError(N_("a {level!r} platform does not import packages; use district or city"), level=level)
     path = Path(src) / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         package = manifest["package"]
         sites = list(package["sites"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OversightError(f"{src}: not a sitetwin exchange package ({exc})") from None
+        raise OversightError(N_("{src}: not a sitetwin exchange package ({error})"), src=src, error=str(exc)) from None
     made_by = package.get("level")
     if LEVELS.index(made_by) >= LEVELS.index(level):
-        raise OversightError(f"{src}: a {made_by} package cannot be imported by a {level} platform "
-                             f"(packages go up: project -> district -> city)")
+        raise OversightError(N_("{src}: a {made_by} package cannot be imported by a {level} platform "
+                                "(packages go up: project -> district -> city)"), src=src, made_by=made_by,
+                             level=level)
     private = sorted(set(manifest.get("tables", {})) & PRIVATE_TABLES)
     if private:
-        raise OversightError(f"{src}: carries private tables ({', '.join(private)}); refused")
+        raise OversightError(N_("{src}: carries private tables ({tables}); refused"), src=src,
+                             tables=", ".join(private))
     # the sites table arrives with the package: judge scope by the store's row, else the package's
     site_rows = _package_sites(Path(src), manifest)
     stray = sorted(_package_enterprises(Path(src), manifest) - _named_enterprises(Path(src), manifest, sites))
     if stray:
-        raise OversightError(f"{src}: enterprises.parquet: enterprise_code {', '.join(stray)} is named by none of "
-                             f"the package's sites; refused")
+        raise OversightError(N_("{src}: enterprises.parquet: enterprise_code {codes} is named by none of "
+                                "the package's sites; refused"), src=src, codes=", ".join(stray))
     for s in sites:
         if s not in site_rows:
-            raise OversightError(f"{src}: site {s} is listed but its row is missing")
+            raise OversightError(N_("{src}: site {site_code} is listed but its row is missing"), src=src,
+                                 site_code=s)
         known = store.one("SELECT district, city FROM sites WHERE site_code = ?", [s]) or site_rows[s]
         if not scope.admits_site(s, known.get("district"), known.get("city")):
             audit.record(store, scope, "denied", "package", package.get("package_id"), site_code=s,
                          detail={"action": "import"})
-            raise AccessDenied(f"{scope.actor} ({scope.role}): site {s} in {src} is not in your scope")
+            raise AccessDenied(N_("{actor} ({role}): site {site_code} in {src} is not in your scope"),
+                               actor=scope.actor, role=scope.role, site_code=s, src=src)
     report = import_tables(store, src)
     with store.transaction():
         for s in sites:
@@ -285,7 +291,8 @@ def _package_column(src: Path, manifest: dict, table: str, columns: list[str]) -
     try:
         return pq.read_table(src / meta["file"], columns=columns).to_pylist()
     except Exception as exc:
-        raise OversightError(f"{src / str(meta.get('file'))}: not a readable {table} table ({exc})") from None
+        raise OversightError(N_("{path}: not a readable {table} table ({error})"), path=src / str(meta.get("file")),
+                             table=table, error=str(exc)) from None
 
 
 def _package_enterprises(src: Path, manifest: dict) -> set[str]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sitetwin.bim.queries import linked_element_counts, list_models
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
 from sitetwin.data.i18n import (
     N_,
     SOURCE_LANGUAGE,
@@ -142,7 +143,7 @@ def _load_scheme(scheme: Path) -> dict:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise SchemeError(f"{where}: cannot read the scheme ({exc})") from None
+            raise SchemeError(N_("{where}: cannot read the scheme ({error})"), where=where, error=str(exc)) from None
     else:
         where = f"oversight/schemes/{scheme}.yaml"
         try:
@@ -150,66 +151,75 @@ def _load_scheme(scheme: Path) -> dict:
         except (FileNotFoundError, OSError):
             names = sorted(p.name[:-5] for p in resources.files("sitetwin.oversight").joinpath("schemes").iterdir()
                            if p.name.endswith(".yaml"))
-            raise SchemeError(f"no evaluation scheme {str(scheme)!r} "
-                              f"(packaged: {', '.join(names)}; or give a file)") from None
+            raise SchemeError(N_("no evaluation scheme {scheme!r} (packaged: {names}; or give a file)"),
+                              scheme=str(scheme), names=", ".join(names)) from None
     try:
         data = json.loads(text) if where.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise SchemeError(f"{where}: not valid {'JSON' if where.endswith('.json') else 'YAML'} ({exc})") from None
+        raise SchemeError(N_("{where}: not valid {format} ({error})"), where=where,
+                          format="JSON" if where.endswith(".json") else "YAML", error=str(exc)) from None
     check_scheme(data, where)
     return data
 
 
 def check_scheme(s: Any, where: str = "scheme") -> None:
-    def need(cond, key, expected):
+    def need(cond, key: str | Phrase, expected: str | Phrase):
         if not cond:
-            raise SchemeError(f"{where}: {key} must be {expected}")
+            raise SchemeError(N_("{where}: {key} must be {expected}"), where=where, key=key, expected=expected)
 
-    need(isinstance(s, dict), "the scheme", "a mapping")
+    def one_of(names) -> Phrase:
+        return Phrase(N_("one of {names}"), names=", ".join(names))
+
+    need(isinstance(s, dict), Phrase(N_("the scheme")), Phrase(N_("a mapping")))
     for key in ("id", "version", "title"):
-        need(isinstance(s.get(key), str) and s[key].strip(), key, "a non-empty string")
-    need(isinstance(s.get("title_zh", ""), str), "title_zh", "a string (the Chinese title)")
+        need(isinstance(s.get(key), str) and s[key].strip(), key, Phrase(N_("a non-empty string")))
+    need(isinstance(s.get("title_zh", ""), str), "title_zh", Phrase(N_("a string (the Chinese title)")))
     sections = s.get("sections")
-    need(isinstance(sections, dict) and sections, "sections", "a mapping of section -> {max_points}")
+    need(isinstance(sections, dict) and sections, "sections",
+         Phrase(N_("a mapping of section -> {shape}"), shape="{max_points}"))
     for name, sec in sections.items():
         need(isinstance(sec, dict) and _num(sec.get("max_points")) and sec["max_points"] > 0,
-             f"sections.{name}.max_points", "a positive number")
+             f"sections.{name}.max_points", Phrase(N_("a positive number")))
     items = s.get("items")
-    need(isinstance(items, list) and items, "items", "a non-empty list")
+    need(isinstance(items, list) and items, "items", Phrase(N_("a non-empty list")))
     seen, totals = set(), {k: 0.0 for k in sections}
     for i, it in enumerate(items):
         key = f"items[{i}]"
-        need(isinstance(it, dict), key, "a mapping")
-        need(isinstance(it.get("id"), str) and it["id"] not in seen, f"{key}.id", "a string used once")
+        need(isinstance(it, dict), key, Phrase(N_("a mapping")))
+        need(isinstance(it.get("id"), str) and it["id"] not in seen, f"{key}.id", Phrase(N_("a string used once")))
         seen.add(it["id"])
-        key = f"item {it['id']}"
-        need(it.get("section") in sections, f"{key}.section", f"one of {', '.join(sections)}")
-        need(_num(it.get("points")) and it["points"] > 0, f"{key}.points", "a positive number")
-        need(it.get("metric") in METRICS, f"{key}.metric", f"one of {', '.join(METRICS)}")
-        need(isinstance(it.get("title"), str), f"{key}.title", "a string")
-        need(isinstance(it.get("title_zh", ""), str), f"{key}.title_zh", "a string (the Chinese title)")
+
+        def at(part: str, item: str = it["id"]) -> Phrase:
+            return Phrase(N_("item {item}.{part}"), item=item, part=part)
+        need(it.get("section") in sections, at("section"), one_of(sections))
+        need(_num(it.get("points")) and it["points"] > 0, at("points"), Phrase(N_("a positive number")))
+        need(it.get("metric") in METRICS, at("metric"), one_of(METRICS))
+        need(isinstance(it.get("title"), str), at("title"), Phrase(N_("a string")))
+        need(isinstance(it.get("title_zh", ""), str), at("title_zh"), Phrase(N_("a string (the Chinese title)")))
         rule = it.get("rule")
-        need(isinstance(rule, dict) and rule.get("type") in RULES, f"{key}.rule.type", f"one of {', '.join(RULES)}")
+        need(isinstance(rule, dict) and rule.get("type") in RULES, at("rule.type"), one_of(RULES))
         if rule["type"] == "ladder":
             steps = rule.get("steps")
             need(isinstance(steps, list) and steps and all(isinstance(x, list) and len(x) == 2 and _num(x[0])
                                                            and _num(x[1]) for x in steps),
-                 f"{key}.rule.steps", "a list of [threshold, points] pairs")
-            need(max(x[1] for x in steps) <= it["points"], f"{key}.rule.steps", f"points at most {it['points']}")
-            need(rule.get("direction", "up") in ("up", "down"), f"{key}.rule.direction", "up or down")
+                 at("rule.steps"), Phrase(N_("a list of [threshold, points] pairs")))
+            need(max(x[1] for x in steps) <= it["points"], at("rule.steps"),
+                 Phrase(N_("points at most {points}"), points=it["points"]))
+            need(rule.get("direction", "up") in ("up", "down"), at("rule.direction"), Phrase(N_("up or down")))
         if rule["type"] == "linear":
             need(_num(rule.get("zero")) and _num(rule.get("full")) and rule["zero"] != rule["full"],
-                 f"{key}.rule", "numbers zero and full that differ")
+                 at("rule"), Phrase(N_("numbers zero and full that differ")))
         totals[it["section"]] += it["points"]
     for name, sec in sections.items():
         need(abs(totals[name] - sec["max_points"]) < 1e-9, f"sections.{name}",
-             f"items adding up to its max_points {sec['max_points']} (they add up to {totals[name]})")
+             Phrase(N_("items adding up to its max_points {max_points} (they add up to {total})"),
+                    max_points=sec["max_points"], total=totals[name]))
     grades = s.get("grades")
     need(isinstance(grades, list) and grades and all(isinstance(g, dict) and isinstance(g.get("grade"), str)
                                                      and _num(g.get("min_total", 0)) for g in grades),
-         "grades", "a list of {grade, min_total, min_basic}")
+         "grades", Phrase(N_("a list of {shape}"), shape="{grade, min_total, min_basic}"))
     need(grades[-1].get("min_total", 0) == 0 and grades[-1].get("min_basic", 0) == 0, "grades",
-         "ending with a grade every site reaches (min_total 0)")
+         Phrase(N_("ending with a grade every site reaches (min_total 0)")))
 
 
 def _num(v) -> bool:
@@ -640,8 +650,8 @@ def _pdf_families(language: str) -> list[str]:
     cjk = cjk_font_family()
     if language == "zh-CN":
         if cjk is None:
-            raise ReportError(f"the zh-CN PDF report needs a CJK font: install Debian's {CJK_PACKAGE} "
-                              f"(make fonts, or apt-get install {CJK_PACKAGE})")
+            raise ReportError(N_("the zh-CN PDF report needs a CJK font: install Debian's {package} "
+                                 "(make fonts, or apt-get install {package})"), package=CJK_PACKAGE)
         return [cjk]            # Noto Sans CJK has Latin too: one font to embed and no fallback to look up
     # English text in DejaVu Sans; Chinese site names and titles fall back to the CJK font if there is one
     return ["DejaVu Sans"] + ([cjk] if cjk else [])

@@ -45,6 +45,8 @@ from typing import Any
 
 from sitetwin.bim.queries import element_record, model_element
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 from sitetwin.oversight import audit
@@ -171,7 +173,7 @@ def raise_finding(store: Store, *, site_code: str, category: str, severity: str,
     Runs inside the caller's transaction when there is one.
     """
     if scope is not None:
-        _require(store, scope, site_code, "raise", "raise findings")
+        _require(store, scope, site_code, "raise", Phrase(N_("raise findings")))
         if raised_by == "system":
             raised_by = scope.actor
     return _insert_finding(store, site_code=site_code, category=category, severity=severity, title=title,
@@ -185,19 +187,21 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
                     bcf: dict | None = None, status: str = "open", default_due: bool = True) -> str:
     if not isinstance(site_code, str) or not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?",
                                                           [site_code]):
-        raise FindingError(f"site {site_code!r}: no such site in {store.label}; create it with "
-                           f"`sitetwin init --site {site_code}`")
+        raise FindingError(N_("site {site_code!r}: no such site in {store}; create it with "
+                              "`sitetwin init --site {site_code}`"), site_code=site_code, store=store.label)
     if category not in CATEGORIES:
-        raise FindingError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
+        raise FindingError(N_("category {category!r}: use one of {categories}"), category=category,
+                           categories=", ".join(CATEGORIES))
     if severity not in SEVERITIES:
-        raise FindingError(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+        raise FindingError(N_("severity {severity!r}: use one of {severities}"), severity=severity,
+                           severities=", ".join(SEVERITIES))
     if title is None or (isinstance(title, str) and not title.strip()):
-        raise FindingError("a finding needs a title")
+        raise FindingError(N_("a finding needs a title"))
     title = _text(title, "title", TITLE_MAX)
     description = _text(description, "description", NOTE_MAX, multiline=True, required=False)
     raised_by = _text(raised_by, "raised_by", LABEL_MAX, required=False)
     if not raised_by:
-        raise FindingError("raised_by must name who raised the finding")
+        raise FindingError(N_("raised_by must name who raised the finding"))
     global_id = _text(global_id, "global_id", LABEL_MAX, required=False) or None
     model_id = _text(model_id, "model_id", LABEL_MAX, required=False) or None
     storey = _text(storey, "storey", TITLE_MAX, required=False) or None
@@ -221,7 +225,7 @@ def _insert_finding(store: Store, *, site_code, category, severity, title, descr
 
     with atomic(store):
         if store.scalar("SELECT count(*) FROM findings WHERE finding_id = ?", [finding_id]):
-            raise FindingError(f"finding {finding_id} already exists")
+            raise FindingError(N_("finding {finding_id} already exists"), finding_id=finding_id)
         number = int(store.scalar("SELECT coalesce(max(number), 0) + 1 FROM findings WHERE site_code = ?",
                                   [site_code]))
         row = {"finding_id": finding_id, "site_code": site_code, "number": number, "category": category,
@@ -248,7 +252,7 @@ def comment(store: Store, finding_id: str, note: str, *, scope: Scope, evidence:
     """Add a comment (with optional evidence or a BCF viewpoint); returns the event id."""
     note = _text(note, "comment", NOTE_MAX, multiline=True, required=False)
     if not note and not evidence:
-        raise FindingError(f"finding {finding_id}: a comment needs text or evidence")
+        raise FindingError(N_("finding {finding_id}: a comment needs text or evidence"), finding_id=finding_id)
     if viewpoint_id is not None:
         viewpoint_id = _check_uuid(viewpoint_id, "viewpoint_id")
     f = _load_for(store, scope, finding_id, "comment")
@@ -263,7 +267,8 @@ def submit_rectification(store: Store, finding_id: str, *, scope: Scope, note: s
     """The contractor reports the problem fixed, with evidence (photos, a new scan, figures)."""
     note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     if not evidence:
-        raise FindingError(f"finding {finding_id}: a rectification needs evidence (photos, scan, figures)")
+        raise FindingError(N_("finding {finding_id}: a rectification needs evidence (photos, scan, figures)"),
+                           finding_id=finding_id)
     f = _load_for(store, scope, finding_id, "submit_rectification")
     return _transition(store, scope, finding_id, "rectification_submitted", "submit_rectification", note=note,
                        evidence=_evidence(store, f["site_code"], evidence), at=at, loaded=f)
@@ -280,7 +285,7 @@ def reopen(store: Store, finding_id: str, *, scope: Scope, note: str, due: dt.da
     """A regulator rejects a rectification or reopens a closed finding, with a reason and a new due date."""
     note = _text(note, "note", NOTE_MAX, multiline=True, required=False)
     if not note:
-        raise FindingError(f"finding {finding_id}: say why it is reopened")
+        raise FindingError(N_("finding {finding_id}: say why it is reopened"), finding_id=finding_id)
     when = _timestamp(at)
     f = _load_for(store, scope, finding_id, "reopen")
     new_due = _date(due, "due") if due is not None else (when + dt.timedelta(
@@ -336,8 +341,10 @@ def _transition(store: Store, scope: Scope, finding_id: str, to: str, action: st
     with atomic(store):
         current = store.scalar("SELECT status FROM finding_state WHERE finding_id = ?", [f["finding_id"]])
         if current not in TRANSITIONS[to]:
-            raise FindingError(f"finding {f['site_code']}-{f['number']} ({f['finding_id']}) is {current}; "
-                               f"it can become {to} only from {' or '.join(sorted(TRANSITIONS[to]))}")
+            raise FindingError(N_("finding {site_code}-{number} ({finding_id}) is {status}; "
+                                  "it can become {to} only from {allowed}"),
+                               site_code=f["site_code"], number=f["number"], finding_id=f["finding_id"],
+                               status=current, to=to, allowed=_either(TRANSITIONS[to]))
         return _append(store, f["finding_id"], f["site_code"], kind=to, actor=scope.actor, at=_timestamp(at),
                        status=to, note=note, evidence=evidence, due=due, escalation_level=escalation_level)
 
@@ -370,13 +377,15 @@ def list_findings(store: Store, scope: Scope, *, site_code: str | None = None,
     statuses = [status] if isinstance(status, str) else list(status or [])
     for s in statuses:
         if s not in STATUSES:
-            raise FindingError(f"status {s!r}: use one of {', '.join(STATUSES)}")
+            raise FindingError(N_("status {status!r}: use one of {statuses}"), status=s, statuses=", ".join(STATUSES))
     if category is not None and category not in CATEGORIES:
-        raise FindingError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
+        raise FindingError(N_("category {category!r}: use one of {categories}"), category=category,
+                           categories=", ".join(CATEGORIES))
     if severity is not None and severity not in SEVERITIES:
-        raise FindingError(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+        raise FindingError(N_("severity {severity!r}: use one of {severities}"), severity=severity,
+                           severities=", ".join(SEVERITIES))
     if site_code is not None:
-        _require(store, scope, site_code, "read", "list findings")
+        _require(store, scope, site_code, "read", Phrase(N_("list findings")))
     cond, params = scope.where("site_code")
     sql = [f"SELECT {_STATE_COLUMNS} FROM finding_state WHERE {cond}"]
     if site_code is not None:
@@ -441,7 +450,7 @@ def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: 
             event_id: str | None = None) -> str:
     """Append one event to a finding's chain (inside the caller's transaction)."""
     if kind not in EVENT_KINDS:
-        raise FindingError(f"event kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
+        raise FindingError(N_("event kind {kind!r}: use one of {kinds}"), kind=kind, kinds=", ".join(EVENT_KINDS))
     # every path that appends (the API, BCF import, escalation) stores only text the writers can carry
     actor = _text(actor, "actor", LABEL_MAX)
     if note is not None:
@@ -516,13 +525,14 @@ def _load_for(store: Store, scope: Scope, finding_id: str, action: str) -> dict:
     if row is None:
         if not scope.can(action):
             _deny(store, scope, action, fid, None)
-        raise FindingError(f"finding {fid!r}: no such finding")
-    _require(store, scope, row["site_code"], action, f"finding {row['site_code']}-{row['number']}",
+        raise FindingError(N_("finding {finding!r}: no such finding"), finding=fid)
+    _require(store, scope, row["site_code"], action,
+             Phrase(N_("finding {site_code}-{number}"), site_code=row["site_code"], number=row["number"]),
              object_id=row["finding_id"])
     return row
 
 
-def _require(store: Store, scope: Scope, site_code: str, action: str, what: str, *,
+def _require(store: Store, scope: Scope, site_code: str, action: str, what: str | Phrase, *,
              object_id: str | None = None) -> None:
     try:
         scope.require_site(store, site_code, action, what)
@@ -534,8 +544,17 @@ def _deny(store: Store, scope: Scope, action: str, object_id: str | None, site_c
     audit.record(store, scope, "denied", "finding", object_id, site_code=site_code, detail={"action": action})
     if not scope.can(action):
         scope.require(action)
-    raise AccessDenied(f"{scope.actor} ({scope.role}): finding {object_id or ''} on site {site_code!r} "
-                       f"is not in your scope")
+    raise AccessDenied(N_("{actor} ({role}): finding {finding} on site {site_code!r} is not in your scope"),
+                       actor=scope.actor, role=scope.role, finding=object_id or "", site_code=site_code)
+
+
+def _either(names) -> str | Phrase:
+    """``a``, ``a or b``, ``a or b or c`` (sorted codes) in the reader's language."""
+    names = sorted(names)
+    out: str | Phrase = names[-1]
+    for name in reversed(names[:-1]):
+        out = Phrase(N_("{first} or {second}"), first=name, second=out)
+    return out
 
 
 def _finding(r: dict, day: dt.date) -> Finding:
@@ -572,7 +591,8 @@ def _element(store: Store, site_code: str, model_id: str | None, global_id: str 
     if model_id is not None:
         row = model_element(store, site_code, model_id, global_id)
         if row is None:
-            raise FindingError(f"element {global_id}: not in model {model_id} of site {site_code}")
+            raise FindingError(N_("element {global_id}: not in model {model_id} of site {site_code}"),
+                               global_id=global_id, model_id=model_id, site_code=site_code)
     else:
         row = element_record(store, site_code, global_id)
     if row is None:
@@ -586,9 +606,11 @@ def _location(location_m) -> tuple[float, float, float] | None:
     try:
         loc = tuple(float(v) for v in location_m)
     except (TypeError, ValueError):
-        raise FindingError(f"location_m must be three numbers (x, y, z in metres), got {location_m!r}") from None
+        raise FindingError(N_("location_m must be three numbers (x, y, z in metres), got {value!r}"),
+                           value=location_m) from None
     if len(loc) != 3 or not all(math.isfinite(v) for v in loc):
-        raise FindingError(f"location_m must be three finite numbers (x, y, z in metres), got {location_m!r}")
+        raise FindingError(N_("location_m must be three finite numbers (x, y, z in metres), got {value!r}"),
+                           value=location_m)
     return loc
 
 
@@ -596,16 +618,16 @@ def _text(value: Any, field: str, max_len: int, *, multiline: bool = False, requ
     try:
         return clean_text(value, field, max_len=max_len, multiline=multiline, required=required)
     except TextError as exc:
-        raise FindingTextError(str(exc)) from None
+        raise FindingTextError(exc.template, **exc.fields) from None
 
 
 def _labels(labels: Iterable[str] | None) -> list[str]:
     if labels is None:
         return []
     if isinstance(labels, str) or not isinstance(labels, (list, tuple, set, frozenset)):
-        raise FindingError(f"labels must be a list of short texts, got {type(labels).__name__}")
+        raise FindingError(N_("labels must be a list of short texts, got {type}"), type=type(labels).__name__)
     if len(labels) > LABELS_MAX:
-        raise FindingError(f"labels: {len(labels)} of them, more than the {LABELS_MAX} allowed")
+        raise FindingError(N_("labels: {n} of them, more than the {limit} allowed"), n=len(labels), limit=LABELS_MAX)
     out = [_text(x, "label", LABEL_MAX, required=False) for x in labels]
     return list(dict.fromkeys(x for x in out if x))
 
@@ -622,20 +644,21 @@ def _evidence(store: Store, site_code: str, evidence: Any, *, own: tuple[str | N
     if evidence is None:
         return None
     if not isinstance(evidence, dict):
-        raise FindingError(f"evidence must be a mapping such as {{'crops': [...], 'deviation': {{...}}}}, "
-                           f"got {type(evidence).__name__}")
+        raise FindingError(N_("evidence must be a mapping such as {example}, got {type}"),
+                           example="{'crops': [...], 'deviation': {...}}", type=type(evidence).__name__)
     evidence = _plain(evidence, "evidence", 0)
     if len(json.dumps(evidence, separators=(",", ":"))) > EVIDENCE_MAX_CHARS:
-        raise FindingError(f"evidence: more than {EVIDENCE_MAX_CHARS:,} characters as JSON; store large "
-                           f"material as files and name them")
+        raise FindingError(N_("evidence: more than {limit:,} characters as JSON; store large "
+                              "material as files and name them"), limit=EVIDENCE_MAX_CHARS)
     pano = evidence.get("panorama")
     if pano is not None:
         if not (isinstance(pano, dict) and pano.get("pano_id")):
-            raise FindingError("evidence 'panorama' must be a mapping with a 'pano_id' (and yaw_deg, pitch_deg, "
-                               "fov_deg of the view)")
+            raise FindingError(N_("evidence 'panorama' must be a mapping with a 'pano_id' (and yaw_deg, pitch_deg, "
+                                  "fov_deg of the view)"))
         unknown = sorted(k for k in pano if k not in PANORAMA_KEYS)
         if unknown:
-            raise FindingError(f"evidence 'panorama': unknown key {unknown[0][:40]!r}; use {', '.join(PANORAMA_KEYS)}")
+            raise FindingError(N_("evidence 'panorama': unknown key {key!r}; use {keys}"), key=unknown[0][:40],
+                               keys=", ".join(PANORAMA_KEYS))
         evidence["panorama"] = pano = _view(pano)
         _own_panorama(store, site_code, pano["pano_id"], "evidence 'panorama'")
     if "pano_id" in evidence:
@@ -644,44 +667,47 @@ def _evidence(store: Store, site_code: str, evidence: Any, *, own: tuple[str | N
         evidence["box_px"] = _numbers(evidence["box_px"], 4, "evidence 'box_px'")
     for key in ("crops", "photos", "detections", "detection_ids"):
         if key in evidence and not isinstance(evidence[key], list):
-            raise FindingError(f"evidence {key!r} must be a list")
+            raise FindingError(N_("evidence {key!r} must be a list"), key=key)
     for key in ("detections", "detection_ids"):
         ids = evidence.get(key) or []
         if len(ids) > EVIDENCE_MAX_IDS:
-            raise FindingError(f"evidence {key!r}: {len(ids)} ids, more than the {EVIDENCE_MAX_IDS} allowed")
+            raise FindingError(N_("evidence {key!r}: {n} ids, more than the {limit} allowed"), key=key, n=len(ids),
+                               limit=EVIDENCE_MAX_IDS)
         for d in dict.fromkeys(ids):
             if not isinstance(d, str) or detection_site(store, d) != site_code:
-                raise FindingError(f"evidence {key!r}: an id that is not a detection of site {site_code}")
+                raise FindingError(N_("evidence {key!r}: an id that is not a detection of site {site_code}"),
+                                   key=key, site_code=site_code)
     if "hazard_id" in evidence:
         hid = evidence["hazard_id"]
         found = hazard_site(store, hid) if isinstance(hid, str) else None
         raising_itself = found is None and own == ("hazard", hid)
         if found != site_code and not raising_itself:
-            raise FindingError(f"evidence 'hazard_id': not a hazard of site {site_code}")
+            raise FindingError(N_("evidence 'hazard_id': not a hazard of site {site_code}"), site_code=site_code)
     if "snapshot" in evidence and not _inside_path(evidence["snapshot"]):
-        raise FindingError("evidence 'snapshot' must be a path inside the store's cache folder (relative, no '..')")
+        raise FindingError(N_("evidence 'snapshot' must be a path inside the store's cache folder (relative, no '..')"))
     if "deviation" in evidence and not isinstance(evidence["deviation"], dict):
-        raise FindingError("evidence 'deviation' must be a mapping of figures such as {'p95_mm': 38.0}")
+        raise FindingError(N_("evidence 'deviation' must be a mapping of figures such as {example}"),
+                           example="{'p95_mm': 38.0}")
     return evidence
 
 
 def _plain(value: Any, where: str, depth: int) -> Any:
     """A copy of ``value`` as plain JSON with clean text, or :class:`FindingError` naming where it is not."""
     if depth > EVIDENCE_MAX_DEPTH:
-        raise FindingError(f"{where}: nested more than {EVIDENCE_MAX_DEPTH} levels deep")
+        raise FindingError(N_("{where}: nested more than {limit} levels deep"), where=where, limit=EVIDENCE_MAX_DEPTH)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
         return _text(value, where, NOTE_MAX, multiline=True, required=False)
     if isinstance(value, int):
         if abs(value) > 2 ** 53:
-            raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a "
-                               f"number too large to keep exactly")
+            raise FindingError(N_("evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a "
+                                  "number too large to keep exactly"), where=where)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is "
-                               f"{value!r}, not a finite number")
+            raise FindingError(N_("evidence must be plain JSON (strings, numbers, lists, mappings): {where} is "
+                                  "{value!r}, not a finite number"), where=where, value=value)
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
@@ -689,19 +715,19 @@ def _plain(value: Any, where: str, depth: int) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} has a "
-                                   f"key of type {type(k).__name__}")
+                raise FindingError(N_("evidence must be plain JSON (strings, numbers, lists, mappings): {where} has "
+                                      "a key of type {type}"), where=where, type=type(k).__name__)
             key = _text(k, f"{where} key", LABEL_MAX)
             out[key] = _plain(v, f"{where}.{key}", depth + 1)
         return out
-    raise FindingError(f"evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a "
-                       f"{type(value).__name__}")
+    raise FindingError(N_("evidence must be plain JSON (strings, numbers, lists, mappings): {where} is a {type}"),
+                       where=where, type=type(value).__name__)
 
 
 def _own_panorama(store: Store, site_code: str, pano_id: Any, what: str) -> None:
     # one message for "no such panorama" and "another site's panorama": the refusal tells nothing of either
     if not isinstance(pano_id, str) or pano_in_site(store, site_code, pano_id) is None:
-        raise FindingError(f"{what}: not a panorama of site {site_code}")
+        raise FindingError(N_("{what}: not a panorama of site {site_code}"), what=what, site_code=site_code)
 
 
 def _view(pano: dict) -> dict:
@@ -714,7 +740,8 @@ def _view(pano: dict) -> dict:
     if "fov_deg" in pano:
         fov = _number(pano["fov_deg"], "evidence 'panorama' fov_deg", FOV_RANGE_DEG)
         if fov >= FOV_RANGE_DEG[1]:
-            raise FindingError(f"evidence 'panorama' fov_deg {fov!r}: must be below {FOV_RANGE_DEG[1]:g} degrees")
+            raise FindingError(N_("evidence 'panorama' fov_deg {value!r}: must be below {limit:g} degrees"),
+                               value=fov, limit=FOV_RANGE_DEG[1])
         out["fov_deg"] = fov
     if "pixel_uv" in pano:
         out["pixel_uv"] = _numbers(pano["pixel_uv"], 2, "evidence 'panorama' pixel_uv")
@@ -728,16 +755,17 @@ def _view(pano: dict) -> dict:
 def _number(value: Any, what: str, bounds: tuple[float, float] | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, int) and abs(value) > 2 ** 53) or not math.isfinite(value):
-        raise FindingError(f"{what} must be a finite number, got {str(value)[:40]!r}")
+        raise FindingError(N_("{what} must be a finite number, got {value!r}"), what=what, value=str(value)[:40])
     value = float(value)
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise FindingError(f"{what} {value:g}: must lie between {bounds[0]:g} and {bounds[1]:g}")
+        raise FindingError(N_("{what} {value:g}: must lie between {low:g} and {high:g}"), what=what, value=value,
+                           low=bounds[0], high=bounds[1])
     return value
 
 
 def _numbers(value: Any, n: int, what: str) -> list[float]:
     if not isinstance(value, list) or len(value) != n:
-        raise FindingError(f"{what} must be {n} finite numbers")
+        raise FindingError(N_("{what} must be {n} finite numbers"), what=what, n=n)
     return [_number(v, what) for v in value]
 
 
@@ -755,14 +783,14 @@ def _timestamp(at: dt.datetime | str | None) -> dt.datetime:
         try:
             at = dt.datetime.fromisoformat(at)
         except ValueError:
-            raise FindingError(f"time {at!r}: use ISO 8601, e.g. 2024-05-01T09:30:00") from None
+            raise FindingError(N_("time {value!r}: use ISO 8601, e.g. 2024-05-01T09:30:00"), value=at) from None
     if not isinstance(at, dt.datetime):
-        raise FindingError(f"time must be a datetime, got {at!r}")
+        raise FindingError(N_("time must be a datetime, got {value!r}"), value=at)
     if at.tzinfo is not None:
         try:
             at = at.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError:
-            raise FindingError(f"time {at.isoformat()}: out of range in UTC") from None
+            raise FindingError(N_("time {value}: out of range in UTC"), value=at.isoformat()) from None
     return at
 
 
@@ -776,7 +804,7 @@ def _date(value: dt.date | str | None, name: str) -> dt.date:
             return dt.date.fromisoformat(value[:10])
         except ValueError:
             pass
-    raise FindingError(f"{name} {value!r}: use a date such as 2024-05-31")
+    raise FindingError(N_("{name} {value!r}: use a date such as 2024-05-31"), name=name, value=value)
 
 
 def _day(as_of) -> dt.date:
@@ -795,4 +823,4 @@ def _check_uuid(text: str, name: str) -> str:
     try:
         return str(uuid.UUID(str(text)))
     except ValueError:
-        raise FindingError(f"{name} {text!r}: not a UUID") from None
+        raise FindingError(N_("{name} {value!r}: not a UUID"), name=name, value=text) from None

@@ -20,6 +20,7 @@ import datetime as dt
 from typing import Any
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
 from sitetwin.oversight.errors import OversightError
@@ -128,7 +129,7 @@ def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None
     Per enterprise also its name, open dangerous works and training coverage (module docstring)."""
     scope.require("read")
     if by not in GROUPS:
-        raise OversightError(f"roll up by {by!r}: use one of {', '.join(GROUPS)}")
+        raise OversightError(N_("roll up by {by!r}: use one of {groups}"), by=by, groups=", ".join(GROUPS))
     day = _day(as_of)
     keys = {"district": "city, district", "city": "city", "enterprise": "enterprise_code"}[by]
     sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
@@ -208,12 +209,14 @@ def set_site_profile(store: Store, scope: Scope, site_code: str, **fields: Any) 
     audit.guard(store, scope, "edit_site", site_code)
     unknown = sorted(set(fields) - set(PROFILE_FIELDS))
     if unknown:
-        raise OversightError(f"site profile has no field {', '.join(unknown)} (fields: {', '.join(PROFILE_FIELDS)})")
+        raise OversightError(N_("site profile has no field {unknown} (fields: {fields})"), unknown=", ".join(unknown),
+                             fields=", ".join(PROFILE_FIELDS))
     for key in ("latitude", "longitude"):
         if fields.get(key) is not None:
             limit = 90 if key == "latitude" else 180
             if not -limit <= float(fields[key]) <= limit:
-                raise OversightError(f"{key} {fields[key]} is outside -{limit}..{limit} degrees")
+                raise OversightError(N_("{key} {value} is outside -{limit}..{limit} degrees"), key=key,
+                                     value=fields[key], limit=limit)
     with atomic(store):
         if not store.scalar("SELECT count(*) FROM site_profiles WHERE site_code = ?", [site_code]):
             store.execute("INSERT INTO site_profiles (site_code) VALUES (?)", [site_code])

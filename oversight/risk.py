@@ -45,6 +45,7 @@ from typing import Any
 
 from sitetwin.bim.queries import elements_due, list_models, schedule_summary, task_count
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
 from sitetwin.data.i18n import N_, SOURCE_LANGUAGE, Translator, current_language, format_number
 from sitetwin.data.store import Store, atomic
 from sitetwin.oversight import audit
@@ -114,11 +115,11 @@ def load_config(path: str | Path | None = None) -> dict:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise SchemeError(f"{where}: cannot read ({exc})") from None
+            raise SchemeError(N_("{where}: cannot read ({error})"), where=where, error=str(exc)) from None
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SchemeError(f"{where}: not valid YAML ({exc})") from None
+        raise SchemeError(N_("{where}: not valid YAML ({error})"), where=where, error=str(exc)) from None
     _check_config(cfg, where)
     return cfg
 
@@ -129,46 +130,49 @@ def default_config() -> dict:
 
 
 def _check_config(cfg: Any, where: str) -> None:
-    def need(cond: bool, key: str, expected: str):
+    def need(cond: bool, key: str | Phrase, expected: str | Phrase):
         if not cond:
-            raise SchemeError(f"{where}: {key} must be {expected}")
+            raise SchemeError(N_("{where}: {key} must be {expected}"), where=where, key=key, expected=expected)
 
-    need(isinstance(cfg, dict), "the file", "a mapping")
-    need(isinstance(cfg.get("window_days"), int) and cfg["window_days"] > 0, "window_days", "a positive integer")
+    need(isinstance(cfg, dict), Phrase(N_("the file")), Phrase(N_("a mapping")))
+    need(isinstance(cfg.get("window_days"), int) and cfg["window_days"] > 0, "window_days",
+         Phrase(N_("a positive integer")))
     need(_num(cfg.get("no_data_subscore")) and 0 <= cfg["no_data_subscore"] <= 100, "no_data_subscore",
-         "a number from 0 to 100")
+         Phrase(N_("a number from 0 to 100")))
     comps = cfg.get("components")
     need(isinstance(comps, dict) and set(comps) == set(COMPONENTS), "components",
-         f"a mapping with exactly {', '.join(COMPONENTS)}")
+         Phrase(N_("a mapping with exactly {names}"), names=", ".join(COMPONENTS)))
     total = 0.0
     for name, c in comps.items():
         need(isinstance(c, dict) and _num(c.get("weight")) and 0 <= c["weight"] <= 1, f"components.{name}.weight",
-             "a number from 0 to 1")
+             Phrase(N_("a number from 0 to 1")))
         total += c["weight"]
         for key in ("saturation", "per_day_saturation", "stale_days"):
             if key in c:
-                need(_num(c[key]) and c[key] > 0, f"components.{name}.{key}", "a positive number")
+                need(_num(c[key]) and c[key] > 0, f"components.{name}.{key}", Phrase(N_("a positive number")))
         if "item_weights" in c:
             need(isinstance(c["item_weights"], dict) and all(_num(v) and v >= 0 for v in c["item_weights"].values())
                  and set(c["item_weights"]) == {"overdue_approval", "active_beyond_scale", "active_dangerous"},
                  f"components.{name}.item_weights",
-                 "a mapping of overdue_approval, active_beyond_scale, active_dangerous to numbers >= 0")
+                 Phrase(N_("a mapping of overdue_approval, active_beyond_scale, active_dangerous to numbers >= 0")))
         if "severity_weights" in c:
             need(isinstance(c["severity_weights"], dict) and set(c["severity_weights"]) ==
                  {"low", "medium", "high", "critical"}, f"components.{name}.severity_weights",
-                 "a mapping of low, medium, high, critical to numbers")
-    need(abs(total - 1.0) < 1e-6, "components.*.weight", f"weights summing to 1 (they sum to {total:.3f})")
+                 Phrase(N_("a mapping of low, medium, high, critical to numbers")))
+    need(abs(total - 1.0) < 1e-6, "components.*.weight",
+         Phrase(N_("weights summing to 1 (they sum to {total:.3f})"), total=total))
     tiers = cfg.get("tiers")
-    need(isinstance(tiers, dict) and list(tiers) == list(TIERS), "tiers", "A, B and C in that order")
+    need(isinstance(tiers, dict) and list(tiers) == list(TIERS), "tiers",
+         Phrase(N_("A, B and C in that order")))
     bounds = [tiers[t].get("below") for t in TIERS]
     need(all(_num(b) for b in bounds) and bounds == sorted(bounds) and bounds[-1] > 100, "tiers.*.below",
-         "increasing numbers, the last above 100")
+         Phrase(N_("increasing numbers, the last above 100")))
     for t in TIERS:
         need(isinstance(tiers[t].get("inspect_every_days"), int) and tiers[t]["inspect_every_days"] > 0,
-             f"tiers.{t}.inspect_every_days", "a positive integer")
+             f"tiers.{t}.inspect_every_days", Phrase(N_("a positive integer")))
     p = cfg.get("premium")
     need(isinstance(p, dict) and all(_num(p.get(k)) for k in ("pivot", "slope", "floor", "ceiling")), "premium",
-         "a mapping with numbers pivot, slope, floor and ceiling")
+         Phrase(N_("a mapping with numbers pivot, slope, floor and ceiling")))
     need(0 < p["floor"] <= 1 <= p["ceiling"], "premium.floor/ceiling", "floor <= 1 <= ceiling, floor > 0")
 
 
@@ -603,9 +607,9 @@ def set_tier(store: Store, scope: Scope, site_code: str, tier: str, reason: str,
     """A regulator sets a site's tier (overriding the computed one) with a reason; regulators only."""
     _require_site(store, scope, site_code, "set_tier")
     if tier not in TIERS:
-        raise OversightError(f"tier {tier!r}: use one of {', '.join(TIERS)}")
+        raise OversightError(N_("tier {tier!r}: use one of {tiers}"), tier=tier, tiers=", ".join(TIERS))
     if not (reason or "").strip():
-        raise OversightError(f"site {site_code}: say why the tier changes")
+        raise OversightError(N_("site {site_code}: say why the tier changes"), site_code=site_code)
     until = _day(valid_until) if valid_until is not None else None
     decision_id = str(uuid.uuid4())
     with atomic(store):
@@ -676,4 +680,4 @@ def _day(value) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise OversightError(f"date {value!r}: use YYYY-MM-DD") from None
+        raise OversightError(N_("date {value!r}: use YYYY-MM-DD"), value=value) from None

@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import placeholders
 from sitetwin.oversight.errors import AccessDenied
 
@@ -56,6 +58,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_accounts": frozenset({"admin"}),
     "read_audit": frozenset({"admin"}),
 }
+
+# action -> its words in a refusal ("may not verify close"), translated where shown
+ACTION_NAMES: dict[str, str] = {
+    "read": N_("read"), "raise": N_("raise"), "comment": N_("comment"),
+    "submit_rectification": N_("submit rectification"), "verify_close": N_("verify close"), "reopen": N_("reopen"),
+    "escalate": N_("escalate"), "set_tier": N_("set tier"), "record_risk": N_("record risk"),
+    "evaluate": N_("evaluate"), "edit_site": N_("edit site"), "export": N_("export"), "import": N_("import"),
+    "manage_accounts": N_("manage accounts"), "read_audit": N_("read audit"),
+}
+
+
+def action_words(action: str) -> Phrase:
+    """``action`` as the words of a refusal (``verify_close`` -> "verify close"), in the reader's language."""
+    return Phrase(ACTION_NAMES.get(action, action.replace("_", " ")))
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,8 @@ class Scope:
         """The scope an account's role gives it (see the module docstring). For ``enterprise``,
         ``sites`` are its enterprise's sites as resolved now (``data.queries.enterprise_sites``)."""
         if role not in ROLES:
-            raise AccessDenied(f"account {username!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+            raise AccessDenied(N_("account {username!r}: unknown role {role!r} (roles: {roles})"),
+                               username=username, role=role, roles=", ".join(ROLES))
         sites = frozenset(sites)
         if role == "admin":
             return cls(username, role, all_sites=True, via=via)
@@ -94,13 +111,15 @@ class Scope:
             return cls(username, role, all_sites=city is None, city=city, via=via)
         if role == "district_regulator":
             if not district:
-                raise AccessDenied(f"account {username!r}: a district regulator needs a district")
+                raise AccessDenied(N_("account {username!r}: a district regulator needs a district"),
+                                   username=username)
             return cls(username, role, city=city, district=district, via=via)
         if role == "contractor":
             return cls(username, role, sites=sites, via=via)
         if role == "enterprise":
             if not enterprise:
-                raise AccessDenied(f"account {username!r}: an enterprise account needs an enterprise")
+                raise AccessDenied(N_("account {username!r}: an enterprise account needs an enterprise"),
+                                   username=username)
             return cls(username, role, sites=sites, enterprise=enterprise, via=via)
         return cls(username, role, city=city, district=district, sites=sites, via=via)   # viewer
 
@@ -110,12 +129,17 @@ class Scope:
             raise ValueError(f"unknown action {action!r}")
         return self.role == "system" or self.role in PERMISSIONS[action]
 
-    def require(self, action: str, what: str = "") -> None:
-        """Raise ``AccessDenied`` unless this role may do ``action``."""
+    def require(self, action: str, what: str | Phrase = "") -> None:
+        """Raise ``AccessDenied`` unless this role may do ``action`` (``what``: the words, or a
+        :class:`~sitetwin.data.errors.Phrase`, naming what was asked)."""
         if not self.can(action):
             allowed = ", ".join(sorted(PERMISSIONS[action]))
-            raise AccessDenied(f"{self.actor} ({self.role}) may not {action.replace('_', ' ')}"
-                               f"{' (' + what + ')' if what else ''}; allowed roles: {allowed}")
+            if what:
+                raise AccessDenied(N_("{actor} ({role}) may not {action} ({what}); allowed roles: {allowed}"),
+                                   actor=self.actor, role=self.role, action=action_words(action), what=what,
+                                   allowed=allowed)
+            raise AccessDenied(N_("{actor} ({role}) may not {action}; allowed roles: {allowed}"),
+                               actor=self.actor, role=self.role, action=action_words(action), allowed=allowed)
 
     # -- sites -----------------------------------------------------------------------------
     def where(self, column: str = "site_code") -> tuple[str, list[Any]]:
@@ -164,7 +188,7 @@ class Scope:
         cond, params = self.where("site_code")
         return bool(store.scalar(f"SELECT count(*) FROM sites WHERE site_code = ? AND {cond}", [site_code, *params]))
 
-    def require_site(self, store, site_code: str, action: str = "read", what: str = "") -> None:
+    def require_site(self, store, site_code: str, action: str = "read", what: str | Phrase = "") -> None:
         """Raise ``AccessDenied`` unless this scope may do ``action`` on ``site_code``.
 
         A site that does not exist is refused with the same words as one out of scope,
@@ -172,5 +196,8 @@ class Scope:
         """
         self.require(action, what)
         if not self.admits(store, site_code):
-            raise AccessDenied(f"{self.actor} ({self.role}): site {site_code!r} is not in your scope"
-                               f"{' (' + what + ')' if what else ''}")
+            if what:
+                raise AccessDenied(N_("{actor} ({role}): site {site_code!r} is not in your scope ({what})"),
+                                   actor=self.actor, role=self.role, site_code=site_code, what=what)
+            raise AccessDenied(N_("{actor} ({role}): site {site_code!r} is not in your scope"),
+                               actor=self.actor, role=self.role, site_code=site_code)
