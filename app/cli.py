@@ -229,7 +229,7 @@ def demo(
     try:
         day = dt.date.fromisoformat(today) if today else None
     except ValueError:
-        raise typer.BadParameter(f"--today {today!r}: expected a date as YYYY-MM-DD") from None
+        raise typer.BadParameter(_("--today {value!r}: expected a date as YYYY-MM-DD", value=today)) from None
     names = [n.strip() for n in stages.split(",") if n.strip()] if stages else None
     summary = run_demo(db, workdir, fresh=fresh, today=day, stages=names, seed=seed, background=serve)
     background = summary.pop("process", None)

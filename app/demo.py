@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetwin.data.errors import SitetwinError
+from sitetwin.data.i18n import N_
 from sitetwin.data.pending import clear_pending, mark_pending, update_pending
 from sitetwin.synth.demo import STAGES, DemoContext, Stage
 
@@ -86,7 +87,8 @@ def _chosen(names: list[str] | None) -> list[Stage]:
     if names:
         unknown = sorted(set(names) - {s.name for s in STAGES})
         if unknown:
-            raise SitetwinError(f"no demo stage {', '.join(unknown)} (stages: {', '.join(s.name for s in STAGES)})")
+            raise SitetwinError(N_("no demo stage {names} (stages: {stages})"), names=", ".join(unknown),
+                                stages=", ".join(s.name for s in STAGES))
     return [s for s in STAGES if names is None or s.name in names]
 
 

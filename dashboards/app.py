@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 from sitetwin.dashboards.alerts import log, show_error
 from sitetwin.dashboards.callbacks import callback, clientside_callback
 from sitetwin.data import i18n
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("dashboards")
 _pages = Translator("dashboards.pages")       # the pages' names (each page module marks its own with N_)
@@ -42,7 +42,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
 
     db = Path(db)
     if not db.exists():
-        raise StoreError(f"{db}: no store there; build one with `sitetwin init` or `sitetwin demo`")
+        raise StoreError(N_("{db}: no store there; build one with `sitetwin init` or `sitetwin demo`"), db=db)
     import diskcache
 
     if jobs_dir:

@@ -30,11 +30,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sitetwin.data.errors import SitetwinError
-from sitetwin.data.i18n import Translator
+from sitetwin.data.errors import Phrase, SitetwinError
+from sitetwin.data.i18n import N_, Translator
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 
 _ = Translator("dashboards")
+_TRIGGER = "changedPropIds"          # Dash's field naming the property that triggered a callback
 
 __all__ = ["BadInput", "Check", "LIST_MAX", "URL_MAX", "boolean", "checked", "count", "day", "declare",
            "declare_pattern", "finite_float", "int_in", "list_of", "object_id", "one_of", "optional", "record",
@@ -48,9 +49,9 @@ URL_MAX = 2000           # a path or a query string
 class BadInput(SitetwinError, ValueError):
     """A callback input or state that no page of the workbench sends; ``where`` names it (``id.property``)."""
 
-    def __init__(self, where: str, problem: str):
+    def __init__(self, where: str | Phrase, problem: str | Phrase):
         self.where, self.problem = where, problem
-        super().__init__(_("the page sent {where}: {problem}; reload the page", where=where, problem=problem))
+        super().__init__(N_("the page sent {where}: {problem}; reload the page"), where=where, problem=problem)
 
 
 def _kind(value: Any) -> str:
@@ -410,12 +411,13 @@ class Plan:
 
     def check_args(self, values: Sequence[Any]) -> list[Any]:
         if len(values) != len(self.args):
-            raise BadInput("the callback", f"{len(values)} inputs, expected {len(self.args)}")
+            raise BadInput(Phrase(N_("the callback")), Phrase(N_("{n} inputs, expected {expected}"), n=len(values),
+                                                              expected=len(self.args)))
         out = []
         for arg, value in zip(self.args, values):
             if arg.many:
                 if not isinstance(value, list) or len(value) > LIST_MAX:
-                    raise BadInput(arg.where, f"expected a list of values, got {_kind(value)}")
+                    raise BadInput(arg.where, Phrase(N_("expected a list of values, got {what}"), what=_kind(value)))
                 out.append([arg.check(v, f"{arg.where}[{i}]") for i, v in enumerate(value)])
             else:
                 out.append(arg.check(value, arg.where))
@@ -433,18 +435,19 @@ class Plan:
         except MissingCallbackContextException:  # called outside a callback (a test calling it directly)
             return
         except (ValueError, TypeError, AttributeError, KeyError):   # changedPropIds that are no property ids
-            raise BadInput("changedPropIds", "not a component property") from None
+            raise BadInput(_TRIGGER, Phrase(N_("not a component property"))) from None
         if trigger is None:
             return
         if isinstance(trigger, str):
             if trigger not in self.ids:
-                raise BadInput("changedPropIds", "names no input of this callback")
+                raise BadInput(_TRIGGER, Phrase(N_("names no input of this callback")))
             return
         if not isinstance(trigger, dict) or trigger.get("type") not in self.patterns:
-            raise BadInput("changedPropIds", "names no input of this callback")
+            raise BadInput(_TRIGGER, Phrase(N_("names no input of this callback")))
         fields = self.patterns[trigger["type"]]
         if set(trigger) != {"type", *fields}:
-            raise BadInput(f"{trigger['type']} id", f"expected the keys type, {', '.join(fields)}")
+            raise BadInput(Phrase(N_("{kind} id"), kind=trigger["type"]),
+                           Phrase(N_("expected the keys type, {keys}"), keys=", ".join(fields)))
         for key, check in fields.items():
             check(trigger[key], f"{trigger['type']} id {key}")
 

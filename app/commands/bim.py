@@ -46,7 +46,7 @@ def load_cmd(
     from sitetwin.data.store import open_store
 
     if name and len(models) > 1:
-        raise typer.BadParameter("--name applies to one file at a time")
+        raise typer.BadParameter(_("--name applies to one file at a time"))
     for path in models:   # check every header before loading anything
         inspect_ifc(path)
     reports = []
@@ -155,7 +155,7 @@ def diff_cmd(
         if name:
             old, new = latest_versions(store, resolve_site(store, site), name)
         elif not (old and new):
-            raise typer.BadParameter("give OLD and NEW model ids, or --name")
+            raise typer.BadParameter(_("give OLD and NEW model ids, or --name"))
         result = diff_models(store, old, new, tolerance_m=tolerance_mm / 1000.0)
 
     def render(d):

@@ -87,7 +87,7 @@ def status_cmd(
     from sitetwin.data.store import open_store
 
     if (manifest is None) == (db is None):
-        raise typer.BadParameter("give a MANIFEST or --db STORE, one of them")
+        raise typer.BadParameter(_("give a MANIFEST or --db STORE, one of them"))
     stores: list[Path]
     only: str | None = None
     if manifest is not None:

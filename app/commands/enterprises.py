@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, table
+from sitetwin.data.errors import Phrase
 from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
@@ -48,7 +49,8 @@ def _writer(store, token: str | None, what: str):
     scope = caller_scope(store, token)
     if scope.role not in WRITERS:
         record(store, scope, "denied", "enterprise", None, detail={"action": what})
-        raise AccessDenied(f"{scope.actor} ({scope.role}) may not {what}; allowed roles: admin")
+        raise AccessDenied(N_("{actor} ({role}) may not {action}; allowed roles: admin"), actor=scope.actor,
+                           role=scope.role, action=Phrase(what))
     return scope
 
 
@@ -109,7 +111,7 @@ def enterprise_add(
     from sitetwin.data.store import atomic, open_store
 
     with open_store(db, create=False) as store:
-        scope = _writer(store, token, "add or change an enterprise")
+        scope = _writer(store, token, N_("add or change an enterprise"))
         with atomic(store):
             upsert_enterprise(store, code, name=name, credit_code=credit_code, kind=kind)
             for s in site or []:
@@ -136,7 +138,7 @@ def enterprise_import(
 
     reports = []
     with open_store(db, create=False) as store:
-        scope = _writer(store, token, "import enterprises")
+        scope = _writer(store, token, N_("import enterprises"))
         for path in files:
             report = import_enterprises(store, path)          # one transaction per file
             record(store, scope, "import", "enterprise", None, detail={"file": str(path), **report})
@@ -188,7 +190,7 @@ def enterprise_link(
     from sitetwin.data.store import atomic, open_store
 
     with open_store(db, create=False) as store:
-        scope = _writer(store, token, "link sites to an enterprise")
+        scope = _writer(store, token, N_("link sites to an enterprise"))
         with atomic(store):
             for s in sites:
                 set_site_enterprise(store, s, code)

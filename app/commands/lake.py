@@ -27,7 +27,7 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, table
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -70,7 +70,7 @@ def publish_cmd(
         for s in chosen:
             audit.guard(store, scope, "export", s, what="publish to the lake")
         if not chosen:
-            raise OversightError(f"{db}: no site to publish in your scope")
+            raise OversightError(N_("{db}: no site to publish in your scope"), db=db)
         report = publish(store, lake, sites=chosen)
         for s in chosen:
             audit.record(store, scope, "export", "lake", report["lake"], site_code=s,
@@ -134,7 +134,7 @@ def lake_caller(lake: str, db: Path, token: str | None) -> Iterator[tuple]:
             scope = caller_scope(accounts, token)
         cache = cache_dir_for(db)
     elif token:
-        raise AuthError("--token names an account of a store: pass that store with --db (the lake has no accounts)")
+        raise AuthError(N_("--token names an account of a store: pass that store with --db (the lake has no accounts)"))
     else:
         scope = None
     # a scoped caller's tables hold only its sites' partitions; its queries filter by scope all the same
@@ -146,4 +146,5 @@ def lake_caller(lake: str, db: Path, token: str | None) -> Iterator[tuple]:
             yield store, scope
         except duckdb.Error as exc:
             text = str(exc).strip().splitlines()
-            raise LakeError(f"{store.label}: cannot read ({text[0] if text else type(exc).__name__})") from None
+            raise LakeError(N_("{lake}: cannot read ({reason})"), lake=store.label,
+                            reason=text[0] if text else type(exc).__name__) from None

@@ -95,9 +95,9 @@ def _json_arg(text: str | None, name: str) -> dict | None:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"{name} must be JSON ({exc})") from None
+        raise typer.BadParameter(_("{name} must be JSON ({reason})", name=name, reason=exc)) from None
     if not isinstance(value, dict):
-        raise typer.BadParameter(f"{name} must be a JSON object")
+        raise typer.BadParameter(_("{name} must be a JSON object", name=name))
     return value
 
 
@@ -132,7 +132,7 @@ def finding_raise(
         try:
             loc = [float(v) for v in location.split(",")]
         except ValueError:
-            raise typer.BadParameter("--location must be x,y,z in metres") from None
+            raise typer.BadParameter(_("--location must be x,y,z in metres")) from None
     with _caller(db, token) as (store, scope):
         fid = raise_finding(store, site_code=site, category=category, severity=severity, title=title,
                             description=description, global_id=global_id, storey=storey, location_m=loc,
@@ -225,7 +225,7 @@ def finding_submit(
     if photo:
         missing = [str(p) for p in photo if not p.is_file()]
         if missing:
-            raise typer.BadParameter(f"no such photo: {', '.join(missing)}")
+            raise typer.BadParameter(_("no such photo: {files}", files=", ".join(missing)))
         ev["photos"] = [str(p.resolve()) for p in photo]
     _lifecycle("submit_rectification", finding, db, token, as_json, note=note, evidence=ev)
 
@@ -360,11 +360,11 @@ def risk_cmd(
     )
 
     if record and lake:
-        raise typer.BadParameter("--record stores scores in a store; the lake is read-only (leave out --lake)")
+        raise typer.BadParameter(_("--record stores scores in a store; the lake is read-only (leave out --lake)"))
     with _reader(db, token, lake) as (store, scope):
         if trend:
             if not site:
-                raise typer.BadParameter("--trend needs --site")
+                raise typer.BadParameter(_("--trend needs --site"))
             rows = risk_trend(store, scope, site)
             emit(rows, as_json, lambda rs: table([{**r, **r["subscores"]} for r in rs],
                                                  ["as_of", "score", "tier", *COMPONENTS],
@@ -668,7 +668,7 @@ def logout_cmd(db: DbOption = DEFAULT_DB_PATH, token: TokenOption = None, as_jso
     from sitetwin.oversight.accounts import logout
 
     if not token:
-        raise typer.BadParameter("give the session to end with --token or SITETWIN_TOKEN")
+        raise typer.BadParameter(_("give the session to end with --token or SITETWIN_TOKEN"))
     with open_store(db, create=False) as store:
         logout(store, token)
     emit({"logged_out": True}, as_json, lambda r: print(_("logged out")))

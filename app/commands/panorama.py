@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, out_console, progress, table, warn
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -61,16 +61,16 @@ def add_cmd(
 
     given = [x for x in (pose, control_points, survey) if x is not None]
     if len(given) > 1:
-        raise typer.BadParameter("give one of --pose, --control-points or --survey")
+        raise typer.BadParameter(_("give one of --pose, --control-points or --survey"))
     if scan is not None and survey is None:
-        raise typer.BadParameter("--scan needs --survey")
+        raise typer.BadParameter(_("--scan needs --survey"))
     poses: dict[str, np.ndarray] | np.ndarray | PoseSolution | None = read_pose_file(pose) if pose else None
     cps = read_control_points(control_points) if control_points else None
     with open_store(db) as store, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoseWarning)
         if survey is not None:
             if len(images) != 1:
-                raise PoseError(f"--survey places one panorama (one scan station); got {len(images)} images")
+                raise PoseError(N_("--survey places one panorama (one scan station); got {n} images"), n=len(images))
             poses = survey_pose(store, survey, scan)
         with progress() as bar:
             task = bar.add_task(_("reading panoramas"), total=None)
@@ -262,7 +262,8 @@ def view_cmd(
     from sitetwin.panorama.pano_store import get_panorama, load_image
 
     if not (8 <= width <= 8192 and 8 <= height <= 8192):
-        raise PanoramaError(f"view size must lie within 8..8192 pixels, got {width}x{height}")
+        raise PanoramaError(N_("view size must lie within 8..8192 pixels, got {width}x{height}"), width=width,
+                            height=height)
     try:
         camera = PerspectiveCamera.from_fov(width, height, fov, yaw, pitch)
     except ValueError as exc:
@@ -276,7 +277,7 @@ def view_cmd(
             from sitetwin.panorama.pano_store import _models_for
 
             if not p.posed:
-                raise PanoramaError(f"panorama {pano} has no pose: the design cannot be drawn over it")
+                raise PanoramaError(N_("panorama {pano} has no pose: the design cannot be drawn over it"), pano=pano)
             from sitetwin.bim.mesh import load_mesh
 
             emap = element_map_perspective(load_mesh(store, model_ids=_models_for(store, p)), camera,

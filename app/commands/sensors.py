@@ -17,7 +17,8 @@ from typing import Annotated, Optional, overload
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, out_console, table, warn
-from sitetwin.data.i18n import Translator
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -61,7 +62,7 @@ def _when(value: str | None, what: str) -> dt.datetime | None:
     try:
         stamp = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{what}: {value!r} is not an ISO 8601 time") from None
+        raise typer.BadParameter(_("{what}: {value!r} is not an ISO 8601 time", what=what, value=value)) from None
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     return stamp
@@ -77,8 +78,9 @@ def _device_admin(store, auth_token: str | None, what: str):
     from sitetwin.oversight.errors import AuthError
 
     if not auth_token and has_accounts(store):
-        raise AuthError(f"{store.label} has accounts: only an admin may {what}; pass --auth-token or set "
-                        f"SITETWIN_TOKEN (a session from `sitetwin login USER`, or an API token)")
+        raise AuthError(N_("{store} has accounts: only an admin may {action}; pass --auth-token or set SITETWIN_TOKEN "
+                           "(a session from `sitetwin login USER`, or an API token)"), store=store.label,
+                        action=Phrase(what))
     scope = caller_scope(store, auth_token)
     guard(store, scope, "manage_accounts", what=what, object_kind="device")
     return scope
@@ -130,10 +132,10 @@ def device_add(
         try:
             position = tuple(float(v) for v in at.split(","))
         except ValueError:
-            raise typer.BadParameter(f"--at {at!r}: give x,y,z in metres") from None
+            raise typer.BadParameter(_("--at {value!r}: give x,y,z in metres", value=at)) from None
     cfg = _json_option(config, "--config") if config else None
     with open_store(db) as store:
-        scope = _device_admin(store, auth_token, "register devices")
+        scope = _device_admin(store, auth_token, N_("register devices"))
         site_code = _site(store, site)
         with store.transaction():
             device = add_device(store, device_id, site_code=site_code, device_type=device_type, name=name,
@@ -203,7 +205,7 @@ def device_token(device_id: str, db: DbOption = DEFAULT_DB_PATH,
     from sitetwin.sensors.registry import get_device, issue_token, revoke_tokens, token_handle
 
     with open_store(db) as store:
-        scope = _device_admin(store, auth_token, "issue or revoke device tokens")
+        scope = _device_admin(store, auth_token, N_("issue or revoke device tokens"))
         site_code = get_device(store, device_id).site_code
         with store.transaction():
             if revoke:
@@ -234,7 +236,7 @@ def device_calibrate(device_id: str,
     from sitetwin.sensors.registry import record_calibration
 
     with open_store(db) as store:
-        _device_admin(store, auth_token, "record calibrations")
+        _device_admin(store, auth_token, N_("record calibrations"))
         cal = record_calibration(store, device_id, calibrated_on=on, valid_until=until, laboratory=lab,
                                  certificate=certificate)
     emit(cal, as_json, lambda c: print(_("{device}: calibrated {on}, valid until {until}", device=device_id,
@@ -253,11 +255,11 @@ def device_blacklist(device_id: Annotated[Optional[str], typer.Argument(help="On
     from sitetwin.sensors.registry import blacklist_supplier, set_blacklisted, unlist_supplier
 
     if bool(device_id) == bool(supplier):
-        raise typer.BadParameter("give either a device id or --supplier")
+        raise typer.BadParameter(_("give either a device id or --supplier"))
     if not undo and not reason:
-        raise typer.BadParameter("--reason is required")
+        raise typer.BadParameter(_("--reason is required"))
     with open_store(db) as store:
-        _device_admin(store, auth_token, "blacklist devices")
+        _device_admin(store, auth_token, N_("blacklist devices"))
         if supplier:
             if undo:
                 n = unlist_supplier(store, supplier)
@@ -281,7 +283,7 @@ def device_remove(device_id: str, on: Annotated[str, typer.Option("--on", help="
     from sitetwin.sensors.registry import remove_device
 
     with open_store(db) as store:
-        _device_admin(store, auth_token, "remove devices")
+        _device_admin(store, auth_token, N_("remove devices"))
         d = remove_device(store, device_id, removed_on=on)
     emit(_device_dict(d), as_json, lambda p: print(_("{device} removed on {day}", device=device_id,
                                                      day=p["removed_on"])))
@@ -509,7 +511,8 @@ def sensors_limits(db: DbOption = DEFAULT_DB_PATH, site: SiteOption = None,
             try:
                 override = yaml.safe_load(set_file.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as exc:
-                raise typer.BadParameter(f"{set_file}: not readable YAML/JSON ({exc})") from None
+                raise typer.BadParameter(_("{file}: not readable YAML/JSON ({reason})", file=set_file,
+                                           reason=exc)) from None
             limits = set_site_limits(store, site_code, override, replace=replace)
         else:
             limits = site_limits(store, site_code)
@@ -535,13 +538,14 @@ def _json_option(value: str, what: str) -> dict:
         try:
             text = Path(value[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise typer.BadParameter(f"{what}: cannot read {value[1:]} ({exc})") from None
+            raise typer.BadParameter(_("{what}: cannot read {file} ({reason})", what=what, file=value[1:],
+                                       reason=exc)) from None
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"{what}: not JSON ({exc})") from None
+        raise typer.BadParameter(_("{what}: not JSON ({reason})", what=what, reason=exc)) from None
     if not isinstance(doc, dict):
-        raise typer.BadParameter(f"{what}: must be a JSON object")
+        raise typer.BadParameter(_("{what}: must be a JSON object", what=what))
     return doc
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, err_console
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -61,7 +61,7 @@ def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: 
     from sitetwin.data.errors import StoreError
 
     if not Path(db).exists():
-        raise StoreError(f"{db}: no store there; build one with `sitetwin init` or `sitetwin demo`")
+        raise StoreError(N_("{db}: no store there; build one with `sitetwin init` or `sitetwin demo`"), db=db)
     try:
         trusted_networks(trusted_proxies)
     except ValueError as exc:

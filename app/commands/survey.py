@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, out_console, table, warn
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -71,12 +71,12 @@ def add_cmd(
     from sitetwin.twin.survey import add_survey
 
     if register_mode is not None and register_mode not in ("auto", "none"):
-        raise typer.BadParameter("--register takes auto or none")
+        raise typer.BadParameter(_("--register takes auto or none"))
     if register_mode is not None and (transform is not None or control_points is not None):
-        raise SurveyError("--register chooses between auto and none; with --transform or --control-points "
-                          "leave it out")
+        raise SurveyError(N_("--register chooses between auto and none; with --transform or --control-points "
+                             "leave it out"))
     if units not in ("m", "mm"):
-        raise typer.BadParameter("--units takes m or mm")
+        raise typer.BadParameter(_("--units takes m or mm"))
     console = err_console()
     with open_store(db) as store:
         with console.status(_("survey") + " ...") as status:
@@ -136,7 +136,7 @@ def deviation_cmd(
     from sitetwin.twin.survey_store import STATUSES, element_deviation
 
     if status is not None and status not in STATUSES:
-        raise typer.BadParameter(f"--status takes one of {', '.join(STATUSES)}")
+        raise typer.BadParameter(_("--status takes one of {statuses}", statuses=", ".join(STATUSES)))
     with open_store(db, read_only=True, create=False) as store:
         rows = element_deviation(store, survey)
     if status:

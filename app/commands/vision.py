@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from sitetwin.data.clikit import DEFAULT_DB_PATH, DbOption, JsonOption, emit, err_console, progress, table, warn
-from sitetwin.data.i18n import Translator
+from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
@@ -53,7 +53,7 @@ def _read_any(path: Path, fmt: str, images: Optional[Path]):
         return read_voc(path)
     if fmt == "yolo":
         return read_yolo(path)
-    raise DatasetError(f"--format {fmt}: use yolo, coco, voc or auto")
+    raise DatasetError(N_("--format {format}: use yolo, coco, voc or auto"), format=fmt)
 
 
 @dataset_app.command("check")
@@ -253,7 +253,7 @@ def export_cmd(
     from sitetwin.vision.train import export_onnx, quantize_onnx
 
     if int8 and calibration is None:
-        raise VisionError("--int8 needs --calibration: a folder of images the model will see")
+        raise VisionError(N_("--int8 needs --calibration: a folder of images the model will see"))
     store = _open_optional(db)
     try:
         path = export_onnx(weights, imgsz=imgsz, dynamic=dynamic, out=out, store=store)
@@ -267,7 +267,7 @@ def export_cmd(
         assert calibration is not None      # --int8 without it was refused above
         files = sorted(p for p in calibration.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:64]
         if not files:
-            raise VisionError(f"{calibration}: no images to calibrate on")
+            raise VisionError(N_("{folder}: no images to calibrate on"), folder=calibration)
         result["onnx_int8"] = str(quantize_onnx(path, [read_image(f) for f in files]))
         result["calibration_images"] = len(files)
     emit(result, as_json, lambda r: print("\n".join(str(v) for k, v in r.items() if k.startswith("onnx"))))
@@ -357,13 +357,13 @@ def camera_add(
     except ValueError:
         xyz = []
     if len(xyz) != 3:
-        raise VisionError(f"--position {position!r}: give x,y,z in metres")
+        raise VisionError(N_("--position {position!r}: give x,y,z in metres"), position=position)
     if fx is not None:
         f = fx
     elif fov is not None:
         f = (width / 2) / math.tan(math.radians(fov) / 2)
     else:
-        raise VisionError("give the intrinsics: --fov, or --fx (and --fy, --cx, --cy)")
+        raise VisionError(N_("give the intrinsics: --fov, or --fx (and --fy, --cx, --cy)"))
     with open_store(db) as store:
         site = resolve_site(store, site)
         cam = Camera(site_code=site, camera_id=camera_id, width=width, height=height, fx=f, fy=fy or f,

@@ -124,7 +124,7 @@ def works_add(
     zone_spec = None
     if zone is not None or z_min is not None or z_max is not None:
         if zone is None or z_min is None or z_max is None:
-            raise typer.BadParameter("a zone needs --zone, --z-min and --z-max together")
+            raise typer.BadParameter(_("a zone needs --zone, --z-min and --z-max together"))
         zone_spec = {"polygon_m": zone, "z_min_m": z_min, "z_max_m": z_max}
     with _caller(db, token) as (store, scope):
         wid = add_work(store, scope, site, code=code, work_type=work_type, scale=scale, title=title,
