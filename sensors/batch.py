@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.text import LABEL_MAX, TextError, clean_text
 from sitetwin.sensors.channels import CHANNELS, DEVICE_TYPES, is_channel_name
 from sitetwin.sensors.config import IngestLimits
-from sitetwin.sensors.errors import BatchError
+from sitetwin.sensors.errors import BatchError, cause, row
 
 MAX_PROBLEMS = 20
 MAX_JSON_DEPTH = 8          # a batch uses 4 (batch > readings > reading > values); deeper is never a batch
@@ -111,65 +113,67 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
                 now_us: int) -> Batch:
     """Parse and check one posted batch; raise :class:`BatchError` (with its HTTP status) if refused."""
     if len(body) > limits.max_body_bytes:
-        raise BatchError(f"batch of {len(body)} bytes is larger than the limit of {limits.max_body_bytes}; "
-                         f"send smaller batches", status=413)
+        raise BatchError(N_("batch of {size} bytes is larger than the limit of {limit}; send smaller batches"),
+                         status=413, size=len(body), limit=limits.max_body_bytes)
     doc = read_json(body)
     if not isinstance(doc, dict):
-        raise BatchError("malformed batch: expected a JSON object with 'readings' and/or 'events'", status=400)
+        raise BatchError(N_("malformed batch: expected a JSON object with 'readings' and/or 'events'"), status=400)
     unknown = sorted(set(doc) - {"device_id", "batch_id", "readings", "events"})
     if unknown:
-        raise BatchError(f"malformed batch: unknown key {', '.join(map(_show, unknown[:5]))} (keys: device_id, "
-                         f"batch_id, readings, events)", status=400)
+        raise BatchError(N_("malformed batch: unknown key {keys} (keys: device_id, batch_id, readings, events)"),
+                         status=400, keys=_keys(unknown))
     device_id = doc.get("device_id", token_device.device_id)
     if not isinstance(device_id, str):
-        raise BatchError("malformed batch: device_id must be a string", status=400)
+        raise BatchError(N_("malformed batch: device_id must be a string"), status=400)
     if device_id != token_device.device_id or device_id not in devices:
         # One answer for an unknown device and for another device's id: a token must not tell
         # which device ids exist, and the message names neither.
-        raise BatchError("device_id is not the device this token was issued for; leave device_id out or send the "
-                         "token's own", status=403)
+        raise BatchError(N_("device_id is not the device this token was issued for; leave device_id out or send the "
+                            "token's own"), status=403)
     device = devices[device_id]
     readings = doc.get("readings", [])
     events = doc.get("events", [])
     if not isinstance(readings, list) or not isinstance(events, list):
-        raise BatchError("malformed batch: 'readings' and 'events' must be lists", status=400)
+        raise BatchError(N_("malformed batch: 'readings' and 'events' must be lists"), status=400)
     if not readings and not events:
-        raise BatchError("empty batch: no readings and no events", status=422)
+        raise BatchError(N_("empty batch: no readings and no events"), status=422)
     batch_id = doc.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or not _BATCH_ID_RE.fullmatch(batch_id)):
-        raise BatchError(f"batch_id {_show(batch_id)}: use 1-128 letters, digits and _.:+=-", status=400)
+        raise BatchError(N_("batch_id {batch_id}: use 1-128 letters, digits and _.:+=-"), status=400,
+                         batch_id=_show(batch_id))
 
-    too_many = BatchError(f"batch holds more than {limits.max_items} readings and events; send smaller batches",
-                          status=413)
+    too_many = BatchError(N_("batch holds more than {limit} readings and events; send smaller batches"),
+                          status=413, limit=limits.max_items)
     if len(readings) + len(events) > limits.max_items:
         raise too_many
-    problems: list[str] = []
+    problems: list[Phrase] = []
     t_list: list[int] = []
     ch_list: list[str] = []
     v_list: list[float] = []
-    where: list[str] = []
+    where: list[str | Phrase] = []
     count = len(events)
     for i, item in enumerate(readings):
         if not isinstance(item, dict):
-            problems.append(f"readings[{i}]: must be an object with at, channel and value (or values)")
+            problems.append(Phrase(N_("{item}: must be an object with at, channel and value (or values)"),
+                                   item=f"readings[{i}]"))
             continue
         extra = sorted(set(item) - {"at", "channel", "value", "values"})
         if extra:
-            problems.append(f"readings[{i}]: unknown key {', '.join(map(_show, extra[:5]))} (keys: at, channel, "
-                            f"value, values)")
+            problems.append(Phrase(N_("{item}: unknown key {keys} (keys: at, channel, value, values)"),
+                                   item=f"readings[{i}]", keys=_keys(extra)))
             continue
         t = _time_us(item.get("at"), f"readings[{i}].at", problems)
         if "values" in item:
             values = item["values"]
             if not isinstance(values, dict) or not values or "channel" in item or "value" in item:
-                problems.append(f"readings[{i}]: 'values' must be a non-empty object of channel: value, "
-                                f"without 'channel'/'value'")
+                problems.append(Phrase(N_("{item}: 'values' must be a non-empty object of channel: value, "
+                                          "without 'channel'/'value'"), item=f"readings[{i}]"))
                 continue
             pairs = [(c, v, f"readings[{i}].values.{c}" if is_channel_name(c) else f"readings[{i}].values[{j}]")
                      for j, (c, v) in enumerate(values.items())]
         else:
             if "channel" not in item or "value" not in item:
-                problems.append(f"readings[{i}]: needs 'channel' and 'value' (or 'values')")
+                problems.append(Phrase(N_("{item}: needs 'channel' and 'value' (or 'values')"), item=f"readings[{i}]"))
                 continue
             pairs = [(item["channel"], item["value"], f"readings[{i}]")]
         for c, v, label in pairs:
@@ -177,17 +181,19 @@ def parse_batch(body: bytes, *, token_device: DeviceRef, devices: Mapping[str, D
             if count > limits.max_items:
                 raise too_many
             if not isinstance(c, str):
-                problems.append(f"{label}: channel must be a string, not {_show(c)}")
+                problems.append(Phrase(N_("{item}: channel must be a string, not {value}"), item=label, value=_show(c)))
                 continue
             if not is_channel_name(c):
-                problems.append(f"{label}: channel {_show(c)} is not a channel name (lower-case letters, digits "
-                                f"and _, at most 48, such as pm10_ugm3)")
+                problems.append(Phrase(N_("{item}: channel {channel} is not a channel name (lower-case letters, "
+                                          "digits and _, at most 48, such as pm10_ugm3)"),
+                                       item=label, channel=_show(c)))
                 continue
             if isinstance(v, LongInteger):
-                problems.append(f"{label}: value is {v}, out of range for a reading")
+                problems.append(Phrase(N_("{item}: value is {value}, out of range for a reading"), item=label,
+                                       value=v.phrase()))
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                problems.append(f"{label}: value {_show(v)} is not a number")
+                problems.append(Phrase(N_("{item}: value {value} is not a number"), item=label, value=_show(v)))
                 continue
             if t is None:
                 continue
@@ -222,6 +228,10 @@ class LongInteger:
     def __repr__(self) -> str:
         return f"a {self.digits}-digit integer"
 
+    def phrase(self) -> Phrase:
+        """"a 400-digit integer", in the language of the message it is part of."""
+        return Phrase(N_("a {digits}-digit integer"), digits=self.digits)
+
 
 def _parse_int(text: str) -> int | LongInteger:
     return LongInteger(text) if len(text) - text.startswith("-") > MAX_INT_DIGITS else int(text)
@@ -236,21 +246,23 @@ def read_json(body: bytes) -> Any:
     ``Infinity`` are read as floats and refused where they stand, naming the item.
     """
     if not isinstance(body, (bytes, bytearray)):
-        raise BatchError("malformed JSON: the body must be bytes", status=400)
+        raise BatchError(N_("malformed JSON: the body must be bytes"), status=400)
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BatchError(f"malformed JSON: not UTF-8 text (byte {exc.start}); send JSON as UTF-8", status=400) from None
+        raise BatchError(N_("malformed JSON: not UTF-8 text (byte {byte}); send JSON as UTF-8"), status=400,
+                         byte=exc.start) from None
     depth = json_depth(body)
     if depth > MAX_JSON_DEPTH:
-        raise BatchError(f"malformed batch: JSON nested {depth} levels deep, more than the {MAX_JSON_DEPTH} allowed "
-                         f"(a batch uses 4)", status=400)
+        raise BatchError(N_("malformed batch: JSON nested {depth} levels deep, more than the {limit} allowed "
+                            "(a batch uses 4)"), status=400, depth=depth, limit=MAX_JSON_DEPTH)
     try:
         return json.loads(text, parse_int=_parse_int)
     except RecursionError:       # cannot happen after the depth check; kept so a parser change cannot 500
-        raise BatchError(f"malformed batch: JSON nested more than {MAX_JSON_DEPTH} levels deep", status=400) from None
+        raise BatchError(N_("malformed batch: JSON nested more than {limit} levels deep"), status=400,
+                         limit=MAX_JSON_DEPTH) from None
     except ValueError as exc:
-        raise BatchError(f"malformed JSON: {exc}", status=400) from None
+        raise BatchError(N_("malformed JSON: {reason}"), status=400, reason=str(exc)) from None
 
 
 def json_depth(body: bytes) -> int:
@@ -285,125 +297,147 @@ def _escaped(codes: np.ndarray, quotes: np.ndarray) -> np.ndarray:
     return run % 2 == 1
 
 
-def _show(value: Any, limit: int = 40) -> str:
+def _keys(keys: list[str]) -> str:
+    """The first few keys of a sent object, for messages."""
+    return ", ".join(str(_show(k)) for k in keys[:5])
+
+
+def _show(value: Any, limit: int = 40) -> str | Phrase:
     """A short description of a value a device sent, for messages: long text is cut, containers are sized."""
     if isinstance(value, str):
         return repr(value[:limit]) + ("..." if len(value) > limit else "")
     if isinstance(value, list):
-        return f"a list of {len(value)}"
+        return Phrase(N_("a list of {n}"), n=len(value))
     if isinstance(value, dict):
-        return f"an object of {len(value)} keys"
+        return Phrase(N_("an object of {n} keys"), n=len(value))
+    if isinstance(value, LongInteger):
+        return value.phrase()
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_readings(device: DeviceRef, t_us: np.ndarray, channel: np.ndarray, value: np.ndarray, *, now_us: int,
-                   min_us: int, max_future_s: float, where=None) -> list[str]:
-    """Problems with one device's readings (vectorised).
+                   min_us: int, max_future_s: float, where=None) -> list[Phrase]:
+    """Problems with one device's readings (vectorised), each a message naming the item.
 
     ``where`` names item i in messages: a list of labels, or a function of i (default "row i+1").
     """
-    problems: list[str] = []
+    problems: list[Phrase] = []
     n = len(t_us)
     if n == 0:
         return problems
     if where is None:
-        label = lambda i: f"row {i + 1}"  # noqa: E731
+        label = row
     elif callable(where):
         label = where
     else:
         label = lambda i: where[i]  # noqa: E731
 
-    def report(mask: np.ndarray, text: Callable[[int], str]) -> None:
+    def report(mask: np.ndarray, text: Callable[[int], Phrase]) -> None:
         for i in np.flatnonzero(mask)[:MAX_PROBLEMS]:
-            problems.append(f"{label(int(i))}: {text(int(i))}")
+            problems.append(Phrase(N_("{item}: {problem}"), item=label(int(i)), problem=text(int(i))))
 
     allowed = DEVICE_TYPES[device.device_type]
     names = np.asarray(channel, dtype=object)
     uniq, inverse = np.unique(names.astype(str), return_inverse=True)
     bad_name = np.array([not is_channel_name(c) or (allowed is not None and c not in allowed) for c in uniq])
     if bad_name.any():
-        known = ", ".join(allowed) if allowed else "lower-case names such as pm10_ugm3"
+        known: str | Phrase = ", ".join(allowed) if allowed else Phrase(N_("lower-case names such as pm10_ugm3"))
         if allowed == ():
-            known = "none: a gate sends attendance events"
-        report(bad_name[inverse], lambda i: f"channel {names[i]!r} is not one a {device.device_type} device sends "
-                                            f"({known})")
+            known = Phrase(N_("none: a gate sends attendance events"))
+        report(bad_name[inverse], lambda i: Phrase(N_("channel {channel!r} is not one a {device_type} device sends "
+                                                      "({known})"), channel=names[i],
+                                                   device_type=device.device_type, known=known))
     lo = np.array([CHANNELS[c].min_value if c in CHANNELS else -np.inf for c in uniq])[inverse]
     hi = np.array([CHANNELS[c].max_value if c in CHANNELS else np.inf for c in uniq])[inverse]
     finite = np.isfinite(value)
-    report(~finite, lambda i: f"value {value[i]} is not a finite number (NaN and infinities are refused)")
+    report(~finite, lambda i: Phrase(N_("value {value} is not a finite number (NaN and infinities are refused)"),
+                                     value=value[i]))
     out = finite & ((value < lo) | (value > hi))
-    report(out, lambda i: f"{names[i]} = {value[i]:g} is outside its plausible range {lo[i]:g}..{hi[i]:g} "
-                          f"{CHANNELS[names[i]].unit if names[i] in CHANNELS else ''}".rstrip())
+    report(out, lambda i: Phrase(N_("{channel} = {value:g} is outside its plausible range {lo:g}..{hi:g} {unit}")
+                                 if names[i] in CHANNELS and CHANNELS[names[i]].unit else
+                                 N_("{channel} = {value:g} is outside its plausible range {lo:g}..{hi:g}"),
+                                 channel=names[i], value=value[i], lo=lo[i], hi=hi[i],
+                                 unit=CHANNELS[names[i]].unit if names[i] in CHANNELS else ""))
     future = t_us > now_us + int(max_future_s * US_PER_S)
-    report(future, lambda i: f"time {iso(t_us[i])} is in the future (more than {max_future_s:g} s ahead of the "
-                             f"clock, {iso(now_us)})")
+    report(future, lambda i: Phrase(N_("time {time} is in the future (more than {max_future_s:g} s ahead of the "
+                                       "clock, {now})"), time=iso(t_us[i]), max_future_s=max_future_s,
+                                    now=iso(now_us)))
     old = t_us < max(min_us, MIN_TIME_US)
-    report(old, lambda i: f"time {iso(t_us[i])} is too far in the past (oldest accepted: "
-                          f"{iso(max(min_us, MIN_TIME_US))})")
+    report(old, lambda i: Phrase(N_("time {time} is too far in the past (oldest accepted: {oldest})"),
+                                 time=iso(t_us[i]), oldest=iso(max(min_us, MIN_TIME_US))))
     if device.installed_on is not None:
         start = _day_us(device.installed_on) - US_PER_DAY
-        report(~old & (t_us < start), lambda i: f"time {iso(t_us[i])} is before the device was installed "
-                                                f"({device.installed_on})")
+        report(~old & (t_us < start), lambda i: Phrase(N_("time {time} is before the device was installed ({day})"),
+                                                       time=iso(t_us[i]), day=device.installed_on))
     if device.removed_on is not None:
         end = _day_us(device.removed_on) + 2 * US_PER_DAY
-        report(~future & (t_us >= end), lambda i: f"time {iso(t_us[i])} is after the device was removed "
-                                                  f"({device.removed_on})")
+        report(~future & (t_us >= end), lambda i: Phrase(N_("time {time} is after the device was removed ({day})"),
+                                                         time=iso(t_us[i]), day=device.removed_on))
     if n > 1:
         order = np.lexsort((t_us, inverse))
         same = (inverse[order][1:] == inverse[order][:-1]) & (t_us[order][1:] == t_us[order][:-1])
         if same.any():
             dup = np.zeros(n, dtype=bool)
             dup[order[1:][same]] = True
-            report(dup, lambda i: f"a second {names[i]} reading at {iso(t_us[i])}: one value per channel and time")
+            report(dup, lambda i: Phrase(N_("a second {channel} reading at {time}: one value per channel and time"),
+                                         channel=names[i], time=iso(t_us[i])))
     return problems
 
 
 def check_events(events: list, device: DeviceRef, *, now_us: int, min_us: int, max_future_s: float,
-            problems: list[str]) -> dict[str, list]:
+                 problems: list[Phrase], where: Callable[[int], str | Phrase] | None = None) -> dict[str, list]:
+    """The checked attendance events of one device as columns; what is wrong goes to ``problems``, each
+    naming the item: ``where(i)`` (default ``events[i]``)."""
     out: dict[str, list] = {"at_us": [], "worker_id": [], "event": [], "trade": [], "employer": [], "trained": []}
     if not events:
         return out
     if device.device_type != "gate":
-        problems.append(f"events: only gate devices send attendance events; {device.device_id} is a "
-                        f"{device.device_type}")
+        problems.append(Phrase(N_("events: only gate devices send attendance events; {device_id} is a {device_type}"),
+                               device_id=device.device_id, device_type=device.device_type))
         return out
     seen = set()
     for i, item in enumerate(events):
-        label = f"events[{i}]"
+        label = where(i) if where is not None else f"events[{i}]"
         if not isinstance(item, dict):
-            problems.append(f"{label}: must be an object with at, worker_id, event and trained")
+            problems.append(Phrase(N_("{item}: must be an object with at, worker_id, event and trained"), item=label))
             continue
         extra = sorted(set(item) - {"at", "worker_id", "event", "trade", "employer", "trained"})
         if extra:
-            problems.append(f"{label}: unknown key {', '.join(map(_show, extra[:5]))}")
-        t = _time_us(item.get("at"), f"{label}.at", problems)
+            problems.append(Phrase(N_("{item}: unknown key {keys}"), item=label, keys=_keys(extra)))
+        t = _time_us(item.get("at"), _sub(label, "at"), problems)
         worker = item.get("worker_id")
         if not isinstance(worker, str) or not _WORKER_RE.fullmatch(worker):
-            problems.append(f"{label}.worker_id: {_show(worker)} must be a pseudonym of 1-64 letters, digits, _.:-")
+            problems.append(Phrase(N_("{item}: {value} must be a pseudonym of 1-64 letters, digits, _.:-"),
+                                   item=_sub(label, "worker_id"), value=_show(worker)))
             continue
         kind = item.get("event")
         if kind not in ("in", "out"):
-            problems.append(f"{label}.event: {_show(kind)} must be 'in' or 'out'")
+            problems.append(Phrase(N_("{item}: {value} must be 'in' or 'out'"), item=_sub(label, "event"),
+                                   value=_show(kind)))
             continue
         trained = item.get("trained")
         if not isinstance(trained, bool):
-            problems.append(f"{label}.trained: {_show(trained)} must be true or false (safety training completed)")
+            problems.append(Phrase(N_("{item}: {value} must be true or false (safety training completed)"),
+                                   item=_sub(label, "trained"), value=_show(trained)))
             continue
         text: dict[str, str | None] = {}
         for key in ("trade", "employer"):
             try:
-                text[key] = clean_text(item.get(key), f"{label}.{key}", max_len=LABEL_MAX, required=False) or None
+                text[key] = clean_text(item.get(key), _sub(label, key),  # type: ignore[arg-type]  # a Phrase reads too
+                                       max_len=LABEL_MAX, required=False) or None
             except TextError as exc:
-                problems.append(str(exc))
+                problems.append(cause(exc))  # type: ignore[arg-type]  # a TextError is ours: a Phrase
         if t is None or len(text) < 2:
             continue
         if t > now_us + int(max_future_s * US_PER_S):
-            problems.append(f"{label}: time {iso(t)} is in the future (clock {iso(now_us)})")
+            problems.append(Phrase(N_("{item}: time {time} is in the future (clock {now})"), item=label, time=iso(t),
+                                   now=iso(now_us)))
         elif t < max(min_us, MIN_TIME_US):
-            problems.append(f"{label}: time {iso(t)} is too far in the past")
+            problems.append(Phrase(N_("{item}: time {time} is too far in the past"), item=label, time=iso(t)))
         if (worker, kind, t) in seen:
-            problems.append(f"{label}: the same event twice ({worker} {kind} at {iso(t)})")
+            problems.append(Phrase(N_("{item}: the same event twice ({worker} {event} at {time})"), item=label,
+                                   worker=worker, event=kind, time=iso(t)))
         seen.add((worker, kind, t))
         out["at_us"].append(t)
         out["worker_id"].append(worker)
@@ -427,49 +461,61 @@ def content_digest(device_id: str, t_us: np.ndarray, channel: np.ndarray, value:
     return h.hexdigest()
 
 
-def _refused(problems: list[str]) -> BatchError:
+def _sub(label: str | Phrase, key: str) -> str | Phrase:
+    """``label.key``: a field of an item."""
+    return f"{label}.{key}" if isinstance(label, str) else Phrase(N_("{item}.{key}"), item=label, key=key)
+
+
+def _refused(problems: list[Phrase]) -> BatchError:
+    """The refusal of a whole batch: the message (the reader's language) names the first problem; ``problems``
+    lists them in English (sent back to the device, stored with the rejected batch)."""
     shown = problems[:MAX_PROBLEMS]
-    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-    return BatchError(f"batch refused, nothing stored: {len(problems)} problem(s): {shown[0]}{more}",
-                      status=422, problems=shown)
+    texts = [message_text(p) for p in shown]    # type: ignore[arg-type]  # a Phrase reads like a message
+    if len(problems) > len(shown):
+        return BatchError(N_("batch refused, nothing stored: {n} problem(s): {first} (and {more} more)"), status=422,
+                          problems=texts, n=len(problems), first=shown[0], more=len(problems) - len(shown))
+    return BatchError(N_("batch refused, nothing stored: {n} problem(s): {first}"), status=422, problems=texts,
+                      n=len(problems), first=shown[0])
 
 
-def _time_us(value: Any, label: str, problems: list[str]) -> int | None:
+def _time_us(value: Any, label: str | Phrase, problems: list[Phrase]) -> int | None:
     """UTC microseconds of a sent time (epoch seconds or ISO 8601 with an offset), within 2000..2100."""
     if isinstance(value, bool) or value is None:
-        problems.append(f"{label}: needs a time (ISO 8601 with offset, or epoch seconds)")
+        problems.append(Phrase(N_("{item}: needs a time (ISO 8601 with offset, or epoch seconds)"), item=label))
         return None
     if isinstance(value, LongInteger):
-        problems.append(f"{label}: {value} is not a time (epoch seconds from 2000 to 2100)")
+        problems.append(Phrase(N_("{item}: {value} is not a time (epoch seconds from 2000 to 2100)"), item=label,
+                               value=value.phrase()))
         return None
     if isinstance(value, (int, float)):
         seconds = float(value)
         if not math.isfinite(seconds) or not MIN_TIME_US <= seconds * US_PER_S < MAX_TIME_US:
-            problems.append(f"{label}: {seconds:g} is not a time from 2000 to 2100 in epoch seconds")
+            problems.append(Phrase(N_("{item}: {seconds:g} is not a time from 2000 to 2100 in epoch seconds"),
+                                   item=label, seconds=seconds))
             return None
         return int(round(seconds * US_PER_S))
     if isinstance(value, str):
         shown = _show(value)
         if len(value) > MAX_TIME_TEXT:
-            problems.append(f"{label}: {shown} is not an ISO 8601 time (too long)")
+            problems.append(Phrase(N_("{item}: {value} is not an ISO 8601 time (too long)"), item=label, value=shown))
             return None
         try:
             stamp = dt.datetime.fromisoformat(value)
         except ValueError:
-            problems.append(f"{label}: {shown} is not an ISO 8601 time")
+            problems.append(Phrase(N_("{item}: {value} is not an ISO 8601 time"), item=label, value=shown))
             return None
         if stamp.tzinfo is None:
-            problems.append(f"{label}: {shown} has no UTC offset; add Z or +08:00")
+            problems.append(Phrase(N_("{item}: {value} has no UTC offset; add Z or +08:00"), item=label, value=shown))
             return None
         try:
             t = (stamp - _EPOCH) // dt.timedelta(microseconds=1)
         except OverflowError:      # 0001-01-01T00:00+14:00 is before year 1 in UTC
             t = None
         if t is None or not MIN_TIME_US <= t < MAX_TIME_US:
-            problems.append(f"{label}: {shown} is not a time from 2000 to 2100")
+            problems.append(Phrase(N_("{item}: {value} is not a time from 2000 to 2100"), item=label, value=shown))
             return None
         return t
-    problems.append(f"{label}: {_show(value)} is not a time")
+    problems.append(Phrase(N_("{item}: {value} is not a time"), item=label, value=_show(value)))
     return None
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from sitetwin.data.i18n import N_
 from sitetwin.sensors.errors import ConfigError
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -108,7 +109,8 @@ class Limits:
         for r in self.rules:
             if r.kind == kind:
                 return r
-        raise ConfigError(f"no rule {kind!r} (rules: {', '.join(r.kind for r in self.rules)})")
+        raise ConfigError(N_("no rule {kind!r} (rules: {rules})"), kind=kind,
+                          rules=", ".join(r.kind for r in self.rules))
 
 
 @functools.cache
@@ -132,16 +134,16 @@ def limits_from_dict(override: dict[str, Any] | None, base: dict[str, Any] | Non
 
 def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(override, dict):
-        raise ConfigError(f"limits must be a mapping of settings, got {type(override).__name__}")
+        raise ConfigError(N_("limits must be a mapping of settings, got {type}"), type=type(override).__name__)
     for key, value in override.items():
         if key == "rules":
             if not isinstance(value, list):
-                raise ConfigError("rules: must be a list of rules")
+                raise ConfigError(N_("rules: must be a list of rules"))
             by_kind = {r.get("kind"): r for r in base.get("rules", [])}
             order = [r.get("kind") for r in base.get("rules", [])]
             for i, rule in enumerate(value):
                 if not isinstance(rule, dict) or not rule.get("kind"):
-                    raise ConfigError(f"rules[{i}]: each rule needs a 'kind'")
+                    raise ConfigError(N_("rules[{i}]: each rule needs a 'kind'"), i=i)
                 kind = rule["kind"]
                 if rule.get("enabled") is False:
                     by_kind.pop(kind, None)
@@ -171,16 +173,17 @@ _RULE_KEYS = {"kind", "channel", "device_types", "statistic", "window_s", "hours
 def _check(d: dict[str, Any]) -> Limits:
     unknown = sorted(set(d) - _TOP_KEYS)
     if unknown:
-        raise ConfigError(f"unknown setting {', '.join(unknown)} (settings: {', '.join(sorted(_TOP_KEYS))})")
+        raise ConfigError(N_("unknown setting {keys} (settings: {settings})"), keys=", ".join(unknown),
+                          settings=", ".join(sorted(_TOP_KEYS)))
     tz = d.get("timezone")
     try:
         zoneinfo.ZoneInfo(str(tz))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"timezone: {tz!r} is not an IANA zone name such as Asia/Shanghai") from None
+        raise ConfigError(N_("timezone: {tz!r} is not an IANA zone name such as Asia/Shanghai"), tz=tz) from None
     gap_factor = _number(d.get("gap_factor"), "gap_factor", 1.0, 100.0)
     gap_sev = d.get("gap_severity") or {}
     if not isinstance(gap_sev, dict):
-        raise ConfigError("gap_severity: must map device types (or 'default') to a severity")
+        raise ConfigError(N_("gap_severity: must map device types (or 'default') to a severity"))
     for k, v in gap_sev.items():
         _severity(v, f"gap_severity.{k}")
     auto = d.get("auto_findings")
@@ -191,13 +194,14 @@ def _check(d: dict[str, Any]) -> Limits:
     ingest_raw = d.get("ingest") or {}
     extra = sorted(set(ingest_raw) - set(_INGEST_KEYS))
     if extra:
-        raise ConfigError(f"unknown setting ingest.{', ingest.'.join(extra)} (settings: {', '.join(_INGEST_KEYS)})")
+        raise ConfigError(N_("unknown setting {keys} (settings: {settings})"),
+                          keys=", ".join(f"ingest.{k}" for k in extra), settings=", ".join(_INGEST_KEYS))
     ingest: dict[str, Any] = {}
     for key, (kind, lo, hi) in _INGEST_KEYS.items():
         value = _number(ingest_raw.get(key), f"ingest.{key}", lo, hi)
         if kind is int:
             if value != int(value):
-                raise ConfigError(f"ingest.{key}: must be a whole number, got {value}")
+                raise ConfigError(N_("ingest.{key}: must be a whole number, got {value}"), key=key, value=value)
             value = int(value)
         ingest[key] = value
     rules = []
@@ -205,7 +209,7 @@ def _check(d: dict[str, Any]) -> Limits:
     for i, raw in enumerate(d.get("rules") or []):
         rule = _rule(raw, f"rules[{i}]")
         if rule.kind in seen:
-            raise ConfigError(f"rules[{i}]: kind {rule.kind!r} appears twice")
+            raise ConfigError(N_("rules[{i}]: kind {kind!r} appears twice"), i=i, kind=rule.kind)
         seen.add(rule.kind)
         rules.append(rule)
     collision, skew, collision_raw = _anti_collision(d.get("anti_collision"))
@@ -223,21 +227,24 @@ def _anti_collision(raw: Any) -> tuple[Rule | None, float, dict | None]:
     if raw is None or raw is False or (isinstance(raw, dict) and raw.get("enabled") is False):
         return None, 10.0, None
     if not isinstance(raw, dict):
-        raise ConfigError("anti_collision: must be a mapping with levels, max_skew_s and merge_gap_s")
+        raise ConfigError(N_("anti_collision: must be a mapping with levels, max_skew_s and merge_gap_s"))
     extra = sorted(set(raw) - {"levels", "max_skew_s", "merge_gap_s", "enabled"})
     if extra:
-        raise ConfigError(f"anti_collision: unknown key {', '.join(extra)} (keys: levels, max_skew_s, merge_gap_s)")
+        raise ConfigError(N_("anti_collision: unknown key {keys} (keys: levels, max_skew_s, merge_gap_s)"),
+                          keys=", ".join(extra))
     levels = raw.get("levels")
     if not isinstance(levels, (list, tuple)) or not levels:
-        raise ConfigError("anti_collision.levels: must be a non-empty list of [clearance m, severity]")
+        raise ConfigError(N_("anti_collision.levels: must be a non-empty list of [clearance m, severity]"))
     negated: list[tuple[float, str]] = []
     for j, level in enumerate(levels):
         if not isinstance(level, (list, tuple)) or len(level) != 2:
-            raise ConfigError(f"anti_collision.levels[{j}]: must be [clearance m, severity], got {level!r}")
+            raise ConfigError(N_("anti_collision.levels[{j}]: must be [clearance m, severity], got {level!r}"), j=j,
+                              level=level)
         clearance = _number(level[0], f"anti_collision.levels[{j}] clearance", 0.0, 200.0)
         negated.append((-clearance, _severity(level[1], f"anti_collision.levels[{j}] severity")))
     if any(b[0] <= a[0] for a, b in zip(negated, negated[1:])):
-        raise ConfigError(f"anti_collision.levels: clearances must decrease, got {[-lv[0] for lv in negated]}")
+        raise ConfigError(N_("anti_collision.levels: clearances must decrease, got {clearances}"),
+                          clearances=[-lv[0] for lv in negated])
     skew = _number(raw.get("max_skew_s", 10.0), "anti_collision.max_skew_s", 0.1, 600.0)
     merge = _number(raw.get("merge_gap_s", 0.0), "anti_collision.merge_gap_s", 0.0, 86_400.0)
     rule = Rule(kind="collision_risk", channel="slew_deg", device_types=("crane",), statistic="value",
@@ -249,56 +256,62 @@ def _rule(raw: Any, where: str) -> Rule:
     from sitetwin.sensors.channels import DEVICE_TYPES, is_channel_name
 
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: a rule must be a mapping")
+        raise ConfigError(N_("{key}: a rule must be a mapping"), key=where)
     extra = sorted(set(raw) - _RULE_KEYS)
     if extra:
-        raise ConfigError(f"{where}: unknown key {', '.join(extra)} (keys: {', '.join(sorted(_RULE_KEYS))})")
+        raise ConfigError(N_("{key}: unknown key {keys} (keys: {known})"), key=where, keys=", ".join(extra),
+                          known=", ".join(sorted(_RULE_KEYS)))
     kind = raw.get("kind")
     if not isinstance(kind, str) or not is_channel_name(kind):
-        raise ConfigError(f"{where}.kind: {kind!r} must be a lower-case name such as pm10_15min")
+        raise ConfigError(N_("{key}.kind: {kind!r} must be a lower-case name such as pm10_15min"), key=where, kind=kind)
     where = f"{where} ({kind})"
     channel = raw.get("channel")
     if not isinstance(channel, str) or not is_channel_name(channel):
-        raise ConfigError(f"{where}.channel: {channel!r} must be a channel name such as pm10_ugm3")
+        raise ConfigError(N_("{key}.channel: {channel!r} must be a channel name such as pm10_ugm3"), key=where,
+                          channel=channel)
     types = raw.get("device_types")
     if not isinstance(types, list) or not types or any(t not in DEVICE_TYPES for t in types):
-        raise ConfigError(f"{where}.device_types: {types!r} must be a non-empty list of {', '.join(DEVICE_TYPES)}")
+        raise ConfigError(N_("{key}.device_types: {types!r} must be a non-empty list of {known}"), key=where,
+                          types=types, known=", ".join(DEVICE_TYPES))
     statistic = raw.get("statistic", "value")
     if statistic not in STATISTICS:
-        raise ConfigError(f"{where}.statistic: {statistic!r} is not one of {', '.join(STATISTICS)}")
+        raise ConfigError(N_("{key}.statistic: {statistic!r} is not one of {known}"), key=where, statistic=statistic,
+                          known=", ".join(STATISTICS))
     window = raw.get("window_s")
     if statistic in ("rolling_mean", "rolling_leq", "rate"):
         window = _number(window, f"{where}.window_s", 1.0, 86_400.0)
     elif window is not None:
-        raise ConfigError(f"{where}.window_s: only rolling_mean, rolling_leq and rate take a window")
+        raise ConfigError(N_("{key}.window_s: only rolling_mean, rolling_leq and rate take a window"), key=where)
     hours = raw.get("hours")
     if hours is not None:
         if (not isinstance(hours, (list, tuple)) or len(hours) != 2
                 or not all(isinstance(h, int) and 0 <= h <= 24 for h in hours) or hours[0] == hours[1]):
-            raise ConfigError(f"{where}.hours: {hours!r} must be [from, to], two different whole hours 0..24")
+            raise ConfigError(N_("{key}.hours: {hours!r} must be [from, to], two different whole hours 0..24"),
+                              key=where, hours=hours)
         hours = (int(hours[0]), int(hours[1]))
     levels = check_levels(raw.get("levels"), f"{where}.levels")
     min_duration = _number(raw.get("min_duration_s", 0.0), f"{where}.min_duration_s", 0.0, 86_400.0)
     merge_gap = _number(raw.get("merge_gap_s", 0.0), f"{where}.merge_gap_s", 0.0, 86_400.0)
     category = raw.get("category", "safety")
     if category not in CATEGORIES:
-        raise ConfigError(f"{where}.category: {category!r} is not one of {', '.join(CATEGORIES)}")
+        raise ConfigError(N_("{key}.category: {category!r} is not one of {known}"), key=where, category=category,
+                          known=", ".join(CATEGORIES))
     return Rule(kind=kind, channel=channel, device_types=tuple(types), statistic=statistic, levels=levels,
                 window_s=window, hours=hours, min_duration_s=min_duration, merge_gap_s=merge_gap, category=category)
 
 
 def check_levels(raw: Any, where: str) -> tuple[tuple[float, str], ...]:
     if not isinstance(raw, (list, tuple)) or not raw:
-        raise ConfigError(f"{where}: must be a non-empty list of [limit, severity]")
+        raise ConfigError(N_("{key}: must be a non-empty list of [limit, severity]"), key=where)
     levels = []
     for j, level in enumerate(raw):
         if not isinstance(level, (list, tuple)) or len(level) != 2:
-            raise ConfigError(f"{where}[{j}]: must be [limit, severity], got {level!r}")
+            raise ConfigError(N_("{key}[{j}]: must be [limit, severity], got {level!r}"), key=where, j=j, level=level)
         limit = _number(level[0], f"{where}[{j}] limit", -1e12, 1e12)
         levels.append((limit, _severity(level[1], f"{where}[{j}] severity")))
     limits = [lv[0] for lv in levels]
     if any(b <= a for a, b in zip(limits, limits[1:])):
-        raise ConfigError(f"{where}: limits must increase, got {limits}")
+        raise ConfigError(N_("{key}: limits must increase, got {limits}"), key=where, limits=limits)
     return tuple(levels)
 
 
@@ -319,13 +332,16 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
 
 def _number(value: Any, key: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
-        raise ConfigError(f"{key}: must be a number in {lo:g}..{hi:g}, got {value!r}")
+        raise ConfigError(N_("{key}: must be a number in {lo:g}..{hi:g}, got {value!r}"), key=key, lo=lo, hi=hi,
+                          value=value)
     if not lo <= float(value) <= hi:
-        raise ConfigError(f"{key}: {value} is outside the valid range {lo:g}..{hi:g}")
+        raise ConfigError(N_("{key}: {value} is outside the valid range {lo:g}..{hi:g}"), key=key, value=value, lo=lo,
+                          hi=hi)
     return float(value)
 
 
 def _severity(value: Any, key: str) -> str:
     if value not in SEVERITIES:
-        raise ConfigError(f"{key}: {value!r} is not a severity ({', '.join(SEVERITIES)})")
+        raise ConfigError(N_("{key}: {value!r} is not a severity ({known})"), key=key, value=value,
+                          known=", ".join(SEVERITIES))
     return value
