@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
 from sitetwin.data.evidence import FindingSink
 from sitetwin.data.files import file_sha256
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import (
     MAX_PROBLEMS,
@@ -39,7 +41,7 @@ from sitetwin.sensors.batch import (
     to_us,
 )
 from sitetwin.sensors.config import Limits
-from sitetwin.sensors.errors import SensorError
+from sitetwin.sensors.errors import SensorError, joined, row
 
 TIME_COLUMNS = ("measured_at", "at", "time", "timestamp")
 _READING_RESERVED = {"device_id", "site_code", *TIME_COLUMNS, "channel", "value"}
@@ -70,26 +72,26 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
     """
     path = Path(path)
     if not path.is_file():
-        raise SensorError(f"{path}: no such file")
+        raise SensorError(N_("{path}: no such file"), path=path)
     if kind not in ("auto", "readings", "attendance"):
-        raise SensorError(f"{path}: kind {kind!r} must be auto, readings or attendance")
+        raise SensorError(N_("{path}: kind {kind!r} must be auto, readings or attendance"), path=path, kind=kind)
     frame, fmt = _read(path)
     digest = file_sha256(path)
     if frame.empty:
-        raise SensorError(f"{path}: no rows to import")
+        raise SensorError(N_("{path}: no rows to import"), path=path)
     columns = set(frame.columns)
     if kind == "auto":
         kind = "attendance" if {"event"} <= columns and ({"worker_id"} & columns or {"person_id"} & columns) \
             else "readings"
     time_col = next((c for c in TIME_COLUMNS if c in columns), None)
     if time_col is None:
-        raise SensorError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)})")
+        raise SensorError(N_("{path}: no time column (one of {columns})"), path=path, columns=", ".join(TIME_COLUMNS))
     if "device_id" not in columns:
-        raise SensorError(f"{path}: no device_id column")
+        raise SensorError(N_("{path}: no device_id column"), path=path)
     now_dt = now or utcnow()
     now_us = to_us(now_dt)
     t_us, bad_time = _times(frame[time_col], timezone, path)
-    problems = [f"row {i + 1}: {msg}" for i, msg in bad_time[:MAX_PROBLEMS]]
+    problems = [Phrase(N_("{item}: {problem}"), item=row(i), problem=msg) for i, msg in bad_time[:MAX_PROBLEMS]]
     device_ids = frame["device_id"].astype(str).str.strip().to_numpy(dtype=object)
     known = {r["device_id"]: r for r in store.rows(
         f"SELECT device_id, site_code, device_type, installed_on, removed_on FROM devices WHERE device_id IN "
@@ -97,16 +99,19 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
     unknown = sorted(set(device_ids.tolist()) - set(known))
     if unknown:
         rows = [int(i) + 1 for i in np.flatnonzero(np.isin(device_ids, unknown))[:5]]
-        raise SensorError(f"{path}: unknown device {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''} "
-                          f"(rows {', '.join(map(str, rows))}); register devices with `sitetwin device add` first")
+        raise SensorError(N_("{path}: unknown device {devices} (rows {rows}); register devices with "
+                             "`sitetwin device add` first"), path=path,
+                          devices=", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
+                          rows=", ".join(map(str, rows)))
     refs = {d: DeviceRef(d, r["site_code"], r["device_type"], r["installed_on"], r["removed_on"])
             for d, r in known.items()}
     if "site_code" in columns:
         sites = frame["site_code"].astype(str).to_numpy(dtype=object)
         wrong = np.flatnonzero(sites != np.array([refs[d].site_code for d in device_ids], dtype=object))
         for i in wrong[:MAX_PROBLEMS]:
-            problems.append(f"row {i + 1}: site_code {sites[i]} is not device {device_ids[i]}'s site "
-                            f"{refs[device_ids[i]].site_code}")
+            problems.append(Phrase(N_("{item}: site_code {site_code} is not device {device_id}'s site {device_site}"),
+                                   item=row(i), site_code=sites[i], device_id=device_ids[i],
+                                   device_site=refs[device_ids[i]].site_code))
     from sitetwin.sensors.limits import site_limits
 
     limits_by_site: dict[str, Limits] = {}
@@ -127,7 +132,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
             sel = sel[ok_time]
             problems += check_readings(refs[d], tt[sel], chan[sel], val[sel], now_us=now_us, min_us=min_us,
                                        max_future_s=max_future,
-                                       where=lambda i, sel=sel: f"row {int(rows_idx[sel[i]]) + 1}")
+                                       where=lambda i, sel=sel: row(int(rows_idx[sel[i]])))
             if not problems:
                 sha = content_digest(d, tt[sel], chan[sel], val[sel], {})
                 batches.append(Batch(batch_key=f"{d}/{batch_id}", batch_id=batch_id, device_id=d,
@@ -145,9 +150,10 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
                 items.append({"at": t_us[i] / 1e6, "worker_id": workers[i], "event": _text(frame, "event", i),
                               "trained": _bool(frame, "trained", i), "trade": _text(frame, "trade", i),
                               "employer": _text(frame, "employer", i)})
-            local: list[str] = []
-            ev = check_events(items, refs[d], now_us=now_us, min_us=min_us, max_future_s=max_future, problems=local)
-            problems += [_row_label(p, kept) for p in local]
+            local: list[Phrase] = []
+            ev = check_events(items, refs[d], now_us=now_us, min_us=min_us, max_future_s=max_future, problems=local,
+                              where=lambda i, kept=kept: row(kept[i]))
+            problems += local
             if not local:
                 sha = content_digest(d, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0), ev)
                 batches.append(Batch(batch_key=f"{d}/{batch_id}", batch_id=batch_id, device_id=d,
@@ -155,8 +161,11 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
                                      channel=np.zeros(0, dtype=object), value=np.zeros(0), events=ev))
     if problems:
         shown = problems[:MAX_PROBLEMS]
-        more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        raise SensorError(f"{path}: {len(problems)} problem(s), nothing imported: {'; '.join(shown)}{more}")
+        if len(problems) > len(shown):
+            raise SensorError(N_("{path}: {n} problem(s), nothing imported: {problems}; and {more} more"), path=path,
+                              n=len(problems), problems=joined(list(shown)), more=len(problems) - len(shown))
+        raise SensorError(N_("{path}: {n} problem(s), nothing imported: {problems}"), path=path, n=len(problems),
+                          problems=joined(list(shown)))
     from sitetwin.sensors.timeseries import store_batches
     from sitetwin.sensors.warnings import evaluate_touched
 
@@ -187,22 +196,24 @@ def _read(path: Path):
         if suffix in (".csv", ".txt"):
             return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True), "csv"
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file for the user
-        raise SensorError(f"{path}: not a readable {suffix[1:].upper()} file ({str(exc).splitlines()[0]})") from None
-    raise SensorError(f"{path}: import reads .csv or .parquet files, not {suffix or 'files without a suffix'}")
+        raise SensorError(N_("{path}: not a readable {format} file ({reason})"), path=path, format=suffix[1:].upper(),
+                          reason=(str(exc).splitlines() or [""])[0]) from None
+    raise SensorError(N_("{path}: import reads .csv or .parquet files, not {suffix}"), path=path,
+                      suffix=suffix or Phrase(N_("files without a suffix")))
 
 
-def _times(column, timezone: str | None, path: Path) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def _times(column, timezone: str | None, path: Path) -> tuple[np.ndarray, list[tuple[int, Phrase]]]:
     """UTC microseconds per row (int64 min where unreadable) and the unreadable rows."""
     import pandas as pd
 
     missing = np.iinfo(np.int64).min
-    problems: list[tuple[int, str]] = []
+    problems: list[tuple[int, Phrase]] = []
     if pd.api.types.is_datetime64_any_dtype(column.dtype):
         series = column
         if getattr(series.dt, "tz", None) is None:
             if timezone is None:
-                raise SensorError(f"{path}: its timestamps carry no timezone; give one (--timezone UTC, "
-                                  f"--timezone Asia/Shanghai)")
+                raise SensorError(N_("{path}: its timestamps carry no timezone; give one (--timezone UTC, "
+                                     "--timezone Asia/Shanghai)"), path=path)
             series = series.dt.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
         return series.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy(), problems
     text = column.astype(str).str.strip().to_numpy(dtype=object)
@@ -214,59 +225,64 @@ def _times(column, timezone: str | None, path: Path) -> tuple[np.ndarray, list[t
         try:
             tz = zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SensorError(f"{path}: timezone {timezone!r} is not an IANA zone name such as Asia/Shanghai") from None
-    cache: dict[str, int | str] = {}
+            raise SensorError(N_("{path}: timezone {timezone!r} is not an IANA zone name such as Asia/Shanghai"),
+                              path=path, timezone=timezone) from None
+    cache: dict[str, int | Phrase] = {}
     for i, value in enumerate(text):
         got = cache.get(value)
         if got is None:
             got = _parse_time(value, tz)
             cache[value] = got
-        if isinstance(got, str):
+        if isinstance(got, Phrase):
             problems.append((i, got))
         else:
             out[i] = got
     return out, problems
 
 
-def _parse_time(value: str, tz) -> int | str:
+def _parse_time(value: str, tz) -> int | Phrase:
+    """UTC microseconds of a file's time, or what is wrong with it."""
     if not value:
-        return "no time"
+        return Phrase(N_("no time"))
     try:
         stamp = dt.datetime.fromisoformat(value)
     except ValueError:
         try:
             return int(round(float(value) * 1_000_000))
         except ValueError:
-            return f"time {value!r} is not ISO 8601 or epoch seconds"
+            return Phrase(N_("time {value!r} is not ISO 8601 or epoch seconds"), value=value)
     if stamp.tzinfo is None:
         if tz is None:
-            return f"time {value!r} has no UTC offset; add one or give the file's timezone"
+            return Phrase(N_("time {value!r} has no UTC offset; add one or give the file's timezone"), value=value)
         stamp = stamp.replace(tzinfo=tz)
     return to_us(stamp.astimezone(dt.UTC))
 
 
-def _long_readings(frame, time_col: str, t_us, device_ids, problems: list[str], path: Path):
+def _long_readings(frame, time_col: str, t_us, device_ids, problems: list[Phrase], path: Path):
     """(row index, device, channel, value, time) arrays for long or wide files."""
     if "channel" in frame.columns and "value" in frame.columns:
         extra = sorted(set(frame.columns) - _READING_RESERVED)
         if extra:
-            raise SensorError(f"{path}: unexpected column {', '.join(extra)} in a long readings file "
-                              f"(device_id, {time_col}, channel, value)")
+            raise SensorError(N_("{path}: unexpected column {columns} in a long readings file "
+                                 "(device_id, {time_column}, channel, value)"), path=path, columns=", ".join(extra),
+                              time_column=time_col)
         values, bad = _numbers(frame["value"], allow_empty=False)
         for i in bad[:MAX_PROBLEMS]:
-            problems.append(f"row {i + 1}: value {frame['value'].iloc[i]!r} is not a finite number")
+            problems.append(Phrase(N_("{item}: value {value!r} is not a finite number"), item=row(i),
+                                   value=frame["value"].iloc[i]))
         channel = frame["channel"].astype(str).str.strip().to_numpy(dtype=object)
         rows = np.arange(len(frame))
         return rows, device_ids, channel, values, t_us
     channels = [c for c in frame.columns if c not in _READING_RESERVED]
     if not channels:
-        raise SensorError(f"{path}: no channel columns (a wide file has device_id, {time_col} and one column per "
-                          f"channel; a long one has channel and value)")
+        raise SensorError(N_("{path}: no channel columns (a wide file has device_id, {time_column} and one column per "
+                             "channel; a long one has channel and value)"), path=path, time_column=time_col)
     parts = []
     for c in channels:
         values, bad = _numbers(frame[c], allow_empty=True)
         for i in bad[:MAX_PROBLEMS]:
-            problems.append(f"row {i + 1}: {c} {frame[c].iloc[i]!r} is not a finite number")
+            problems.append(Phrase(N_("{item}: {column} {value!r} is not a finite number"), item=row(i), column=c,
+                                   value=frame[c].iloc[i]))
         present = ~np.isnan(values) | np.isin(np.arange(len(values)), bad)
         idx = np.flatnonzero(present)
         parts.append((idx, np.full(len(idx), c, dtype=object), values[idx]))
@@ -301,11 +317,11 @@ def _workers(frame, key, path: Path) -> np.ndarray:
     if "person_id" in frame.columns:
         key = key or os.environ.get("SITETWIN_PSEUDONYM_KEY")
         if not key:
-            raise SensorError(f"{path}: holds real person ids; give a pseudonymisation key (--pseudonym-key-env, "
-                              f"SITETWIN_PSEUDONYM_KEY) so that only pseudonyms are stored")
+            raise SensorError(N_("{path}: holds real person ids; give a pseudonymisation key (--pseudonym-key-env, "
+                                 "SITETWIN_PSEUDONYM_KEY) so that only pseudonyms are stored"), path=path)
         return np.array([pseudonym(str(p), key) for p in frame["person_id"]], dtype=object)
     if "worker_id" not in frame.columns:
-        raise SensorError(f"{path}: an attendance file needs worker_id (a pseudonym) or person_id")
+        raise SensorError(N_("{path}: an attendance file needs worker_id (a pseudonym) or person_id"), path=path)
     return frame["worker_id"].astype(str).str.strip().to_numpy(dtype=object)
 
 
@@ -332,13 +348,5 @@ def _bool(frame, column: str, i: int):
         return False
     return value
 
-
-def _row_label(problem: str, rows: list[int]) -> str:
-    # events[i] -> the file's row number
-    if problem.startswith("events[") and "]" in problem:
-        i = int(problem[len("events["):problem.index("]")])
-        if i < len(rows):
-            return f"row {int(rows[i]) + 1}" + problem[problem.index("]") + 1:]
-    return problem
 
 
