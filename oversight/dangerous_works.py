@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 from sitetwin.oversight import audit
@@ -171,12 +173,33 @@ class DangerousWork:
 
 
 class _Bad(Exception):
-    """One field of one record is wrong (turned into a one-line WorksError naming where)."""
+    """One field of one record is wrong (turned into a one-line WorksError naming where): the field and
+    a template with its fields; ``message`` is ``field: problem`` in the reader's language."""
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str | Phrase, problem: str, /, **fields: Any):
         super().__init__(problem)
         self.field = field
-        self.problem = problem
+        self.message = Phrase(N_("{field}: {problem}"), field=field, problem=Phrase(problem, **fields))
+
+    @classmethod
+    def of_text(cls, field: str | Phrase, exc: TextError) -> _Bad:
+        """A ``data.text`` refusal, whose message already reads ``field: problem``."""
+        bad = cls(field, exc.template, **exc.fields)
+        bad.message = Phrase(exc.template, **exc.fields)
+        return bad
+
+
+# the words of what a caller asked for, in a refusal (stored in English in the audit log)
+_REGISTER = Phrase(N_("register dangerous works"))
+_IMPORT = Phrase(N_("import dangerous works"))
+_READ = Phrase(N_("read the dangerous-works register"))
+_CHECK = Phrase(N_("check dangerous works"))
+# a choice's field in an "unknown ..." refusal
+_FIELD_WORDS = {"work_type": N_("work type"), "scale": N_("scale"), "review_state": N_("review state")}
+
+
+def _english(what: str | Phrase) -> str:
+    return what.text("en") if isinstance(what, Phrase) else what
 
 
 # --------------------------------------------------------------------------------------
@@ -189,13 +212,13 @@ def _clean(value: Any, field: str, max_len: int = TITLE_MAX, *, required: bool =
     try:
         return clean_text(value, field, max_len=max_len, required=required, multiline=multiline)
     except TextError as exc:
-        raise _Bad(field, str(exc).split(": ", 1)[-1]) from None
+        raise _Bad.of_text(field, exc) from None
 
 
-def _date(value: Any, field: str, *, required: bool = False) -> dt.date | None:
+def _date(value: Any, field: str | Phrase, *, required: bool = False) -> dt.date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise _Bad(field, "a date is needed (YYYY-MM-DD)")
+            raise _Bad(field, N_("a date is needed (YYYY-MM-DD)"))
         return None
     if isinstance(value, dt.datetime):
         return value.date()
@@ -205,7 +228,7 @@ def _date(value: Any, field: str, *, required: bool = False) -> dt.date | None:
     try:
         return dt.date.fromisoformat(text[:10]) if len(text) <= 10 else dt.datetime.fromisoformat(text).date()
     except ValueError:
-        raise _Bad(field, f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+        raise _Bad(field, N_("{value!r} is not a date (YYYY-MM-DD)"), value=text[:40]) from None
 
 
 def _choice(value: Any, field: str, names: Mapping[str, Iterable[str]] | Sequence[str]) -> str:
@@ -216,7 +239,9 @@ def _choice(value: Any, field: str, names: Mapping[str, Iterable[str]] | Sequenc
         spellings = [name, *([aliases] if isinstance(aliases, str) else aliases)]
         if key == name or text in spellings:
             return name
-    raise _Bad(field, f"unknown {field.replace('_', ' ')} {text[:40]!r} (use one of {', '.join(options)})")
+    raise _Bad(field, N_("unknown {name} {value!r} (use one of {options})"),
+               name=Phrase(_FIELD_WORDS.get(field, field.replace("_", " "))), value=text[:40],
+               options=", ".join(options))
 
 
 def work_type(value: Any) -> str:
@@ -224,16 +249,16 @@ def work_type(value: Any) -> str:
     try:
         return _choice(value, "work_type", {k: (v,) for k, v in WORK_TYPES.items()})
     except _Bad as exc:
-        raise WorksError(f"work_type: {exc.problem}") from None
+        raise WorksError(exc.message.template, **exc.message.fields) from None
 
 
 def _number(value: Any, field: str) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise _Bad(field, f"{str(value)[:40]!r} is not a number (metres)") from None
+        raise _Bad(field, N_("{value!r} is not a number (metres)"), value=str(value)[:40]) from None
     if not math.isfinite(x):
-        raise _Bad(field, "must be a finite number (metres)")
+        raise _Bad(field, N_("must be a finite number (metres)"))
     return x
 
 
@@ -243,27 +268,28 @@ def _zone(value: Any) -> Zone | None:
     if isinstance(value, Zone):
         value = value.as_json()
     if not isinstance(value, Mapping):
-        raise _Bad("zone", 'must be {"polygon_m": [[x, y], ...], "z_min_m": z0, "z_max_m": z1}')
+        raise _Bad("zone", N_("must be {shape}"), shape='{"polygon_m": [[x, y], ...], "z_min_m": z0, "z_max_m": z1}')
     unknown = sorted(set(value) - {"polygon_m", "z_min_m", "z_max_m"})
     if unknown:
-        raise _Bad("zone", f"unknown key {unknown[0][:40]!r} (use polygon_m, z_min_m, z_max_m)")
+        raise _Bad("zone", N_("unknown key {key!r} (use polygon_m, z_min_m, z_max_m)"), key=unknown[0][:40])
     poly = value.get("polygon_m")
     if isinstance(poly, str):
         poly = [part.split() for part in poly.split(";") if part.strip()]
     if not isinstance(poly, (list, tuple)) or not 3 <= len(poly) <= MAX_VERTICES:
-        raise _Bad("zone.polygon_m", f"needs 3 to {MAX_VERTICES} vertices [x, y] (metres, site local frame)")
+        raise _Bad("zone.polygon_m", N_("needs 3 to {limit} vertices [x, y] (metres, site local frame)"),
+                   limit=MAX_VERTICES)
     vertices = []
     for k, v in enumerate(poly):
         if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise _Bad("zone.polygon_m", f"vertex {k + 1} must be two numbers x y")
+            raise _Bad("zone.polygon_m", N_("vertex {n} must be two numbers x y"), n=k + 1)
         vertices.append((_number(v[0], "zone.polygon_m"), _number(v[1], "zone.polygon_m")))
     area = 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(vertices, vertices[1:] + vertices[:1])))
     if area < 1e-6:
-        raise _Bad("zone.polygon_m", "the polygon encloses no area")
+        raise _Bad("zone.polygon_m", N_("the polygon encloses no area"))
     z0 = _number(value.get("z_min_m"), "zone.z_min_m")
     z1 = _number(value.get("z_max_m"), "zone.z_max_m")
     if z1 <= z0:
-        raise _Bad("zone.z_max_m", f"{z1} is not above z_min_m {z0}")
+        raise _Bad("zone.z_max_m", N_("{z_max} is not above z_min_m {z_min}"), z_max=z1, z_min=z0)
     return Zone(tuple(vertices), z0, z1)
 
 
@@ -273,11 +299,11 @@ def _global_ids(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v for v in value.replace(",", ";").split(";")]
     if not isinstance(value, (list, tuple)):
-        raise _Bad("global_ids", "must be a list of IFC GlobalIds")
+        raise _Bad("global_ids", N_("must be a list of IFC GlobalIds"))
     ids = [_clean(v, "global_ids", LABEL_MAX, required=False) for v in value]
     ids = list(dict.fromkeys(v for v in ids if v))
     if len(ids) > MAX_ELEMENTS:
-        raise _Bad("global_ids", f"{len(ids)} elements, more than the {MAX_ELEMENTS} allowed")
+        raise _Bad("global_ids", N_("{n} elements, more than the {limit} allowed"), n=len(ids), limit=MAX_ELEMENTS)
     return tuple(ids)
 
 
@@ -295,7 +321,7 @@ def _check(raw: Mapping[str, Any], *, today: dt.date) -> dict[str, Any]:
     """A record as it may be stored (fields of the table, state derived), or :class:`_Bad`."""
     unknown = sorted(set(raw) - set(FIELDS) - {"work_id"})
     if unknown:
-        raise _Bad(unknown[0][:40], f"unknown field (fields: {', '.join(FIELDS)})")
+        raise _Bad(unknown[0][:40], N_("unknown field (fields: {fields})"), fields=", ".join(FIELDS))
     w: dict[str, Any] = {}
     w["code"] = _clean(raw.get("code"), "code", LABEL_MAX)
     w["work_type"] = _choice(raw.get("work_type"), "work_type", {k: (v,) for k, v in WORK_TYPES.items()})
@@ -306,7 +332,8 @@ def _check(raw: Mapping[str, Any], *, today: dt.date) -> dict[str, Any]:
     w["planned_start"] = _date(raw.get("planned_start"), "planned_start", required=True)
     w["planned_end"] = _date(raw.get("planned_end"), "planned_end", required=True)
     if w["planned_end"] < w["planned_start"]:
-        raise _Bad("planned_end", f"{w['planned_end']} is before planned_start {w['planned_start']}")
+        raise _Bad("planned_end", N_("{end} is before planned_start {start}"), end=w["planned_end"],
+                   start=w["planned_start"])
     default_review = "pending" if w["scale"] == "beyond_scale" else "not_required"
     w["review_state"] = _choice(raw.get("review_state") or default_review, "review_state", REVIEW_STATES)
     w["review_on"] = _date(raw.get("review_on"), "review_on")
@@ -316,37 +343,42 @@ def _check(raw: Mapping[str, Any], *, today: dt.date) -> dict[str, Any]:
     w["actual_end"] = _date(raw.get("actual_end"), "actual_end")
     for name in ("review_on", "plan_approved_on", "actual_start", "actual_end"):
         if w[name] is not None and w[name] > today + dt.timedelta(days=MAX_FUTURE_DAYS):
-            raise _Bad(name, f"{w[name]} is in the future (today is {today}); record a step on the day it happens")
+            raise _Bad(name, N_("{day} is in the future (today is {today}); record a step on the day it happens"),
+                       day=w[name], today=today)
     if w["scale"] == "dangerous" and w["review_state"] != "not_required":
-        raise _Bad("review_state", "an expert review is for works beyond a certain scale; use not_required, "
-                                   "or set scale to beyond_scale")
+        raise _Bad("review_state", N_("an expert review is for works beyond a certain scale; use not_required, "
+                                      "or set scale to beyond_scale"))
     if w["scale"] == "beyond_scale" and w["review_state"] == "not_required":
-        raise _Bad("review_state", "works beyond a certain scale need an expert review: pending, passed or failed")
+        raise _Bad("review_state", N_("works beyond a certain scale need an expert review: pending, passed or failed"))
     if w["review_state"] in ("passed", "failed") and w["review_on"] is None:
-        raise _Bad("review_on", f"a {w['review_state']} review needs its day")
+        raise _Bad("review_on", N_("a {state} review needs its day"), state=w["review_state"])
     if w["review_state"] in ("pending", "not_required") and w["review_on"] is not None:
-        raise _Bad("review_on", f"review_state is {w['review_state']}: no review day (or set the review's outcome)")
+        raise _Bad("review_on", N_("review_state is {state}: no review day (or set the review's outcome)"),
+                   state=w["review_state"])
     if w["plan_approved_on"] is not None:
         if w["plan_approved_by"] is None:
-            raise _Bad("plan_approved_by", "an approved plan needs who approved it")
+            raise _Bad("plan_approved_by", N_("an approved plan needs who approved it"))
         if w["scale"] == "beyond_scale" and w["review_state"] != "passed":
-            raise _Bad("plan_approved_on", "a plan beyond a certain scale is approved only after its expert review "
-                                           f"passed (review_state is {w['review_state']})")
+            raise _Bad("plan_approved_on", N_("a plan beyond a certain scale is approved only after its expert review "
+                                              "passed (review_state is {state})"), state=w["review_state"])
         if w["review_on"] is not None and w["plan_approved_on"] < w["review_on"]:
-            raise _Bad("plan_approved_on", f"{w['plan_approved_on']} is before the expert review on {w['review_on']}")
+            raise _Bad("plan_approved_on", N_("{day} is before the expert review on {review_on}"),
+                       day=w["plan_approved_on"], review_on=w["review_on"])
     elif w["plan_approved_by"] is not None:
-        raise _Bad("plan_approved_on", "plan_approved_by is given but not the day of approval")
+        raise _Bad("plan_approved_on", N_("plan_approved_by is given but not the day of approval"))
     if w["actual_start"] is not None:
         if w["plan_approved_on"] is None:
-            raise _Bad("actual_start", "works cannot start before their special plan is approved "
-                                       "(no plan_approved_on)")
+            raise _Bad("actual_start", N_("works cannot start before their special plan is approved "
+                                          "(no plan_approved_on)"))
         if w["actual_start"] < w["plan_approved_on"]:
-            raise _Bad("actual_start", f"{w['actual_start']} is before the plan's approval on {w['plan_approved_on']}")
+            raise _Bad("actual_start", N_("{day} is before the plan's approval on {approved_on}"),
+                       day=w["actual_start"], approved_on=w["plan_approved_on"])
     if w["actual_end"] is not None:
         if w["actual_start"] is None:
-            raise _Bad("actual_end", "works cannot finish before they started (no actual_start)")
+            raise _Bad("actual_end", N_("works cannot finish before they started (no actual_start)"))
         if w["actual_end"] < w["actual_start"]:
-            raise _Bad("actual_end", f"{w['actual_end']} is before actual_start {w['actual_start']}")
+            raise _Bad("actual_end", N_("{day} is before actual_start {start}"), day=w["actual_end"],
+                       start=w["actual_start"])
     w["global_ids"] = _global_ids(raw.get("global_ids"))
     w["zone"] = _zone(raw.get("zone"))
     w["state"] = _state(w)
@@ -361,26 +393,27 @@ def _check_elements(store: Store, site_code: str, global_ids: Sequence[str]) -> 
     known = set(element_labels(store, site_code, global_ids)["global_id"])
     missing = [g for g in global_ids if g not in known]
     if missing:
-        raise _Bad("global_ids", f"{missing[0][:40]!r} is not an element of site {site_code}'s current models"
-                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise _Bad("global_ids", N_("{global_id!r} is not an element of site {site_code}'s current models{more}"),
+                   global_id=missing[0][:40], site_code=site_code,
+                   more=Phrase(N_(" (and {n} more)"), n=len(missing) - 1) if len(missing) > 1 else "")
 
 
 # --------------------------------------------------------------------------------------
 # scope
 
-def _require_write(store: Store, scope: Scope, site_code: str | None, what: str) -> None:
+def _require_write(store: Store, scope: Scope, site_code: str | None, what: Phrase) -> None:
     """The caller may change the register (of ``site_code`` when given); a refusal is logged, then raised."""
     if scope.role != "system" and scope.role not in WRITER_ROLES:
         audit.record(store, scope, "denied", "dangerous_work", site_code, site_code=site_code,
-                     detail={"action": what})
-        raise AccessDenied(f"{scope.actor} ({scope.role}) may not {what}; allowed roles: "
-                           f"{', '.join(sorted(WRITER_ROLES))}")
+                     detail={"action": _english(what)})
+        raise AccessDenied(N_("{actor} ({role}) may not {action}; allowed roles: {allowed}"), actor=scope.actor,
+                           role=scope.role, action=what, allowed=", ".join(sorted(WRITER_ROLES)))
     if site_code is not None:
         audit.guard(store, scope, "read", site_code, what=what)
 
 
 def _require_read(store: Store, scope: Scope, site_code: str) -> None:
-    audit.guard(store, scope, "read", site_code, what="read the dangerous-works register")
+    audit.guard(store, scope, "read", site_code, what=_READ)
 
 
 def _site_exists(store: Store, site_code: Any) -> bool:
@@ -411,8 +444,8 @@ def add_work(store: Store, scope: Scope, site_code: str, *, code: str, work_type
     """
     if not _site_exists(store, site_code):
         # refused with the words of a site out of scope: a caller cannot probe which sites exist
-        audit.guard(store, scope, "read", str(site_code), what="register dangerous works")
-    _require_write(store, scope, site_code, "register dangerous works")
+        audit.guard(store, scope, "read", str(site_code), what=_REGISTER)
+    _require_write(store, scope, site_code, _REGISTER)
     raw = {"code": code, "work_type": work_type, "scale": scale, "title": title, "description": description,
            "responsible": responsible, "planned_start": planned_start, "planned_end": planned_end,
            "review_state": review_state, "review_on": review_on, "plan_approved_on": plan_approved_on,
@@ -422,12 +455,13 @@ def add_work(store: Store, scope: Scope, site_code: str, *, code: str, work_type
         rec = _check(raw, today=today or utcnow().date())
         _check_elements(store, site_code, rec["global_ids"])
     except _Bad as exc:
-        raise WorksError(f"dangerous work {str(code)[:40]!r}: {exc.field}: {exc.problem}") from None
+        raise WorksError(N_("dangerous work {code!r}: {problem}"), code=str(code)[:40], problem=exc.message) from None
     with atomic(store):
         if store.scalar("SELECT count(*) FROM dangerous_works WHERE site_code = ? AND code = ?",
                         [site_code, rec["code"]]):
-            raise WorksError(f"dangerous work {rec['code']!r}: already registered on site {site_code}; "
-                             f"use another code, or approve/start/finish the one there")
+            raise WorksError(N_("dangerous work {code!r}: already registered on site {site_code}; "
+                                "use another code, or approve/start/finish the one there"), code=rec["code"],
+                             site_code=site_code)
         work_id = _insert(store, scope, site_code, rec, kind="registered")
     return work_id
 
@@ -472,44 +506,46 @@ def import_works(store: Store, scope: Scope, path: str | Path, *, site_code: str
     checked: list[tuple[str, dict]] = []
     seen: dict[tuple[str, str], int] = {}
     for n, raw in records:
-        where = f"{path}: row {n}"
         row_site = raw.pop("site_code", None)
         row_site = row_site.strip() if isinstance(row_site, str) else row_site
         if row_site in (None, ""):
             row_site = site_code
         if row_site is None:
-            raise WorksError(f"{where}, field site_code: no site (give a site_code column or --site)")
+            raise WorksError(N_("{path}: row {row}, field site_code: no site (give a site_code column or --site)"),
+                             path=path, row=n)
         if site_code is not None and row_site != site_code:
-            raise WorksError(f"{where}, field site_code: {str(row_site)[:40]!r} is not the site being imported "
-                             f"({site_code})")
+            raise WorksError(N_("{path}: row {row}, field site_code: {value!r} is not the site being imported "
+                                "({site_code})"), path=path, row=n, value=str(row_site)[:40], site_code=site_code)
         if not _site_exists(store, row_site) or not scope.admits(store, row_site):
             # an unknown site reads as one out of scope: a file cannot probe which sites exist
             audit.record(store, scope, "denied", "dangerous_work", str(row_site)[:40], detail={"file": str(path)})
-            raise AccessDenied(f"{where}, field site_code: site {str(row_site)[:40]!r} is unknown or not in "
-                               f"your scope")
+            raise AccessDenied(N_("{path}: row {row}, field site_code: site {value!r} is unknown or not in "
+                                  "your scope"), path=path, row=n, value=str(row_site)[:40])
         try:
-            _require_write(store, scope, row_site, "import dangerous works")
+            _require_write(store, scope, row_site, _IMPORT)
         except AccessDenied as exc:
-            raise AccessDenied(f"{where}: {exc}") from None
+            raise AccessDenied(N_("{path}: row {row}: {problem}"), path=path, row=n,
+                               problem=Phrase(exc.template, **exc.fields)) from None
         try:
             rec = _check(raw, today=today)
             _check_elements(store, row_site, rec["global_ids"])
         except _Bad as exc:
-            raise WorksError(f"{where}, field {exc.field}: {exc.problem}") from None
+            raise WorksError(N_("{path}: row {row}, field {problem}"), path=path, row=n, problem=exc.message) from None
         key = (row_site, rec["code"])
         if key in seen:
-            raise WorksError(f"{where}, field code: {rec['code']!r} repeats row {seen[key]}")
+            raise WorksError(N_("{path}: row {row}, field code: {code!r} repeats row {first}"), path=path, row=n,
+                             code=rec["code"], first=seen[key])
         seen[key] = n
         checked.append((row_site, rec))
     if not checked:
-        raise WorksError(f"{path}: no dangerous works in the file")
+        raise WorksError(N_("{path}: no dangerous works in the file"), path=path)
     ids = []
     with store.transaction():
         for (row_site, rec), (n, _raw) in zip(checked, records):
             if store.scalar("SELECT count(*) FROM dangerous_works WHERE site_code = ? AND code = ?",
                             [row_site, rec["code"]]):
-                raise WorksError(f"{path}: row {n}, field code: {rec['code']!r} is already registered on site "
-                                 f"{row_site}")
+                raise WorksError(N_("{path}: row {row}, field code: {code!r} is already registered on site "
+                                    "{site_code}"), path=path, row=n, code=rec["code"], site_code=row_site)
             ids.append(_insert(store, scope, row_site, rec, kind="imported", note=f"from {path.name} row {n}"))
         audit.record(store, scope, "import", "dangerous_works", path.name,
                      site_code=checked[0][0] if len({s for s, _ in checked}) == 1 else None,
@@ -522,27 +558,30 @@ def _read_file(path: Path) -> list[tuple[int, dict]]:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise WorksError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise WorksError(N_("{path}: cannot read ({error})"), path=path, error=str(exc.strerror or exc)) from None
     if size > MAX_IMPORT_BYTES:
-        raise WorksError(f"{path}: {size:,} bytes, more than the {MAX_IMPORT_BYTES:,} a register may have")
+        raise WorksError(N_("{path}: {size:,} bytes, more than the {limit:,} a register may have"), path=path,
+                         size=size, limit=MAX_IMPORT_BYTES)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise WorksError(f"{path}: not UTF-8 text (byte {exc.start + 1}); save it as UTF-8") from None
+        raise WorksError(N_("{path}: not UTF-8 text (byte {byte}); save it as UTF-8"), path=path,
+                         byte=exc.start + 1) from None
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise WorksError(f"{path}: not valid JSON ({exc})") from None
+            raise WorksError(N_("{path}: not valid JSON ({error})"), path=path, error=str(exc)) from None
         if isinstance(data, dict) and set(data) == {"works"}:
             data = data["works"]
         if not isinstance(data, list):
-            raise WorksError(f"{path}: expected a list of works or {{\"works\": [...]}}")
+            raise WorksError(N_("{path}: expected a list of works or {shape}"), path=path, shape='{"works": [...]}')
         out = []
         for n, item in enumerate(data, 1):
             if not isinstance(item, dict):
-                raise WorksError(f"{path}: row {n}: expected an object with the fields {', '.join(FIELDS)}")
+                raise WorksError(N_("{path}: row {row}: expected an object with the fields {fields}"), path=path,
+                                 row=n, fields=", ".join(FIELDS))
             out.append((n, dict(item)))
         return out
     if suffix == ".csv":
@@ -551,19 +590,19 @@ def _read_file(path: Path) -> list[tuple[int, dict]]:
         allowed = set(FIELDS) - {"zone"} | set(CSV_ZONE)
         unknown = [h for h in header if h not in allowed]
         if unknown:
-            raise WorksError(f"{path}: row 0 (header), field {unknown[0][:40]!r}: unknown column "
-                             f"(columns: {', '.join(sorted(allowed))})")
+            raise WorksError(N_("{path}: row 0 (header), field {column!r}: unknown column (columns: {columns})"),
+                             path=path, column=unknown[0][:40], columns=", ".join(sorted(allowed)))
         out = []
         for n, row in enumerate(reader, 1):
             if None in row:
-                raise WorksError(f"{path}: row {n}: more values than columns")
+                raise WorksError(N_("{path}: row {row}: more values than columns"), path=path, row=n)
             rec = {k: v for k, v in row.items() if k not in CSV_ZONE}
             zone = {k[len("zone_"):]: row.get(k) for k in CSV_ZONE if (row.get(k) or "").strip()}
             if zone:
                 rec["zone"] = zone
             out.append((n, rec))
         return out
-    raise WorksError(f"{path}: use a .csv or .json file")
+    raise WorksError(N_("{path}: use a .csv or .json file"), path=path)
 
 
 def get_work(store: Store, scope: Scope, work: str, *, site_code: str | None = None,
@@ -574,7 +613,8 @@ def get_work(store: Store, scope: Scope, work: str, *, site_code: str | None = N
     if row is None or not scope.admits(store, row["site_code"]):
         audit.record(store, scope, "denied", "dangerous_work", str(work)[:60], site_code=site_code,
                      detail={"action": "read"})
-        raise AccessDenied(f"{scope.actor} ({scope.role}): dangerous work {str(work)[:60]!r} is not in your scope")
+        raise AccessDenied(N_("{actor} ({role}): dangerous work {work!r} is not in your scope"), actor=scope.actor,
+                           role=scope.role, work=str(work)[:60])
     _require_read(store, scope, row["site_code"])
     return _work(row, _day(as_of))
 
@@ -590,14 +630,15 @@ def _load(store: Store, work: str, site_code: str | None) -> dict | None:
     return row
 
 
-def _step(store: Store, scope: Scope, work: str, site_code: str | None, what: str, change) -> DangerousWork:
+def _step(store: Store, scope: Scope, work: str, site_code: str | None, what: Phrase, change) -> DangerousWork:
     """Load a work the caller may change, apply ``change(record) -> (new fields, event kind, day, note)``,
     check the whole record again, store it and its event."""
     row = _load(store, work, site_code)
     if row is None or not scope.admits(store, row["site_code"]):
         audit.record(store, scope, "denied", "dangerous_work", str(work)[:60], site_code=site_code,
-                     detail={"action": what})
-        raise AccessDenied(f"{scope.actor} ({scope.role}): dangerous work {str(work)[:60]!r} is not in your scope")
+                     detail={"action": _english(what)})
+        raise AccessDenied(N_("{actor} ({role}): dangerous work {work!r} is not in your scope"), actor=scope.actor,
+                           role=scope.role, work=str(work)[:60])
     _require_write(store, scope, row["site_code"], what)
     current = _work(row, utcnow().date())
     fields, kind, day, note = change(current)
@@ -607,7 +648,8 @@ def _step(store: Store, scope: Scope, work: str, site_code: str | None, what: st
     try:
         rec = _check(raw, today=utcnow().date())
     except _Bad as exc:
-        raise WorksError(f"dangerous work {current.code} ({current.site_code}): {exc.field}: {exc.problem}") from None
+        raise WorksError(N_("dangerous work {code} ({site_code}): {problem}"), code=current.code,
+                         site_code=current.site_code, problem=exc.message) from None
     now = utcnow()
     with atomic(store):
         sets = {k: rec[k] for k in fields} | {"state": rec["state"], "updated_at": now}
@@ -625,74 +667,81 @@ def review_work(store: Store, scope: Scope, work: str, *, passed: bool, on: dt.d
                 note: str = "", site_code: str | None = None) -> DangerousWork:
     """Record the expert review (专家论证) of a plan beyond a certain scale: passed or failed, on a day (default
     today). Only before the plan is approved; a failed review may be followed by another."""
-    day = _step_day(on, "review day")
+    day = _step_day(on, Phrase(N_("review day")))
     text = _note(note)
 
     def change(w: DangerousWork):
         if not w.needs_review:
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): an expert review is for works beyond a "
-                             f"certain scale; this one is {w.scale}")
+            raise WorksError(N_("dangerous work {code} ({site_code}): an expert review is for works beyond a "
+                                "certain scale; this one is {scale}"), code=w.code, site_code=w.site_code,
+                             scale=w.scale)
         if w.state != "planned":
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): the plan is already approved "
-                             f"({w.plan_approved_on}); the review cannot change now")
+            raise WorksError(N_("dangerous work {code} ({site_code}): the plan is already approved "
+                                "({approved_on}); the review cannot change now"), code=w.code, site_code=w.site_code,
+                             approved_on=w.plan_approved_on)
         if w.review_on is not None and day < w.review_on:
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): review day {day} is before the previous "
-                             f"review on {w.review_on}")
+            raise WorksError(N_("dangerous work {code} ({site_code}): review day {day} is before the previous "
+                                "review on {review_on}"), code=w.code, site_code=w.site_code, day=day,
+                             review_on=w.review_on)
         state = "passed" if passed else "failed"
         return {"review_state": state, "review_on": day}, "reviewed", day, text or f"expert review {state}"
-    return _step(store, scope, work, site_code, "review dangerous works", change)
+    return _step(store, scope, work, site_code, Phrase(N_("review dangerous works")), change)
 
 
 def approve_plan(store: Store, scope: Scope, work: str, *, by: str, on: dt.date | str | None = None,
                  note: str = "", site_code: str | None = None) -> DangerousWork:
     """Record the special plan's approval (by whom, on which day; default today). Works beyond a certain scale
     need their expert review passed first."""
-    day = _step_day(on, "approval day")
+    day = _step_day(on, Phrase(N_("approval day")))
     text = _note(note)
 
     def change(w: DangerousWork):
         if w.state != "planned":
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): the plan is already approved "
-                             f"({w.plan_approved_on})")
+            raise WorksError(N_("dangerous work {code} ({site_code}): the plan is already approved ({approved_on})"),
+                             code=w.code, site_code=w.site_code, approved_on=w.plan_approved_on)
         return {"plan_approved_on": day, "plan_approved_by": by}, "approved", day, text or f"plan approved by {by}"
-    return _step(store, scope, work, site_code, "approve dangerous-works plans", change)
+    return _step(store, scope, work, site_code, Phrase(N_("approve dangerous-works plans")), change)
 
 
 def start_work(store: Store, scope: Scope, work: str, *, on: dt.date | str | None = None, note: str = "",
                site_code: str | None = None) -> DangerousWork:
     """Record that the works started (default today); only once their plan is approved."""
-    day = _step_day(on, "start day")
+    day = _step_day(on, Phrase(N_("start day")))
     text = _note(note)
 
     def change(w: DangerousWork):
+        if w.state == "planned":
+            raise WorksError(N_("dangerous work {code} ({site_code}): works cannot start before their special plan "
+                                "is approved"), code=w.code, site_code=w.site_code)
         if w.state != "approved":
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): "
-                             + ("works cannot start before their special plan is approved" if w.state == "planned"
-                                else f"already {w.state} (started {w.actual_start})"))
+            raise WorksError(N_("dangerous work {code} ({site_code}): already {state} (started {started})"),
+                             code=w.code, site_code=w.site_code, state=w.state, started=w.actual_start)
         return {"actual_start": day}, "started", day, text or "works started"
-    return _step(store, scope, work, site_code, "start dangerous works", change)
+    return _step(store, scope, work, site_code, Phrase(N_("start dangerous works")), change)
 
 
 def finish_work(store: Store, scope: Scope, work: str, *, on: dt.date | str | None = None, note: str = "",
                 site_code: str | None = None) -> DangerousWork:
     """Record that the works finished (default today); only once they started."""
-    day = _step_day(on, "end day")
+    day = _step_day(on, Phrase(N_("end day")))
     text = _note(note)
 
     def change(w: DangerousWork):
+        if w.state in ("planned", "approved"):
+            raise WorksError(N_("dangerous work {code} ({site_code}): works cannot finish before they started"),
+                             code=w.code, site_code=w.site_code)
         if w.state != "active":
-            raise WorksError(f"dangerous work {w.code} ({w.site_code}): "
-                             + ("works cannot finish before they started" if w.state in ("planned", "approved")
-                                else f"already finished on {w.actual_end}"))
+            raise WorksError(N_("dangerous work {code} ({site_code}): already finished on {finished}"),
+                             code=w.code, site_code=w.site_code, finished=w.actual_end)
         return {"actual_end": day}, "finished", day, text or "works finished"
-    return _step(store, scope, work, site_code, "finish dangerous works", change)
+    return _step(store, scope, work, site_code, Phrase(N_("finish dangerous works")), change)
 
 
-def _step_day(on: Any, what: str) -> dt.date:
+def _step_day(on: Any, what: Phrase) -> dt.date:
     try:
         day = _date(on, what) or utcnow().date()
     except _Bad as exc:
-        raise WorksError(f"{what}: {exc.problem}") from None
+        raise WorksError(exc.message.template, **exc.message.fields) from None
     return day
 
 
@@ -700,7 +749,7 @@ def _note(note: Any) -> str:
     try:
         return _clean(note, "note", NOTE_MAX, required=False, multiline=True)
     except _Bad as exc:
-        raise WorksError(f"{exc.field}: {exc.problem}") from None
+        raise WorksError(exc.message.template, **exc.message.fields) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -711,7 +760,7 @@ def list_works(store: Store, scope: Scope, *, site_code: str | None = None, stat
     """The works of one site (or every site in scope), by site and planned start; ``overdue_days`` as of
     ``as_of`` (default today, UTC). ``state`` one of :data:`STATES`; ``overdue`` only (not) overdue ones."""
     if state is not None and state not in STATES:
-        raise WorksError(f"state {str(state)[:40]!r}: use one of {', '.join(STATES)}")
+        raise WorksError(N_("state {state!r}: use one of {states}"), state=str(state)[:40], states=", ".join(STATES))
     day = _day(as_of)
     if site_code is not None:
         _require_read(store, scope, site_code)
@@ -791,7 +840,7 @@ def _day(value: Any) -> dt.date:
     try:
         day = _date(value, "as_of")
     except _Bad as exc:
-        raise WorksError(f"as_of: {exc.problem}") from None
+        raise WorksError(exc.message.template, **exc.message.fields) from None
     return day or utcnow().date()
 
 
@@ -805,7 +854,7 @@ def raise_overdue_findings(store: Store, scope: Scope, *, site_code: str | None 
     from sitetwin.oversight.findings import raise_finding
 
     day = _day(as_of)
-    _require_write(store, scope, None, "raise findings for dangerous works")
+    _require_write(store, scope, None, Phrase(N_("raise findings for dangerous works")))
     works = list_works(store, scope, site_code=site_code, overdue=True, as_of=day)
     raised = []
     with atomic(store):
@@ -915,7 +964,7 @@ def check_zones(store: Store, scope: Scope, site_code: str, *, since: dt.datetim
     from sitetwin.oversight.raising import raise_drafts
     from sitetwin.vision.detection_store import link_finding, record_rule_hazards
 
-    _require_write(store, scope, site_code, "check dangerous works")
+    _require_write(store, scope, site_code, _CHECK)
     works = [_work(r, utcnow().date()) for r in store.rows("SELECT * FROM dangerous_works WHERE site_code = ?",
                                                             [site_code])]
     rows = _zone_hazards(store, site_code, works, since=since, until=until, config=config)
@@ -952,8 +1001,8 @@ def check_site(store: Store, scope: Scope, site_code: str, *, as_of: dt.date | s
     zones over the ``window_days`` up to the end of ``as_of`` raise hazards (each once)."""
     day = _day(as_of)
     if not isinstance(window_days, int) or window_days < 1:
-        raise WorksError(f"window_days {window_days!r}: use a positive number of days")
-    _require_write(store, scope, site_code, "check dangerous works")
+        raise WorksError(N_("window_days {value!r}: use a positive number of days"), value=window_days)
+    _require_write(store, scope, site_code, _CHECK)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     overdue = list_works(store, scope, site_code=site_code, overdue=True, as_of=day)
     findings = raise_overdue_findings(store, scope, site_code=site_code, as_of=day, config=config)
