@@ -27,11 +27,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one, printed).")] = 8050,
     site: Annotated[Optional[str], typer.Option(help="Site to open first (printed in the URL).")] = None,
-    jobs: Annotated[Optional[Path], typer.Option(help="Folder for background jobs, shared by the workers "
-                                                     "(default: a temporary one).")] = None,
+    jobs: Annotated[Optional[Path], typer.Option(help="Folder for background jobs, shared by the server "
+                                                     "processes (default: a temporary one).")] = None,
     workers: Annotated[Optional[int], typer.Option(
-        min=1, help="Worker processes (gunicorn); default: one per CPU, at most 4.")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="Requests each worker answers at once.")] = 4,
+        min=1, help="Server processes (gunicorn); default: one per CPU, at most 4.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Requests each server process answers at once.")] = 4,
     forwarded_allow_ips: Annotated[Optional[str], typer.Option(
         "--forwarded-allow-ips", envvar="SITETWIN_TRUSTED_PROXIES",
         help="Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For/-Host/-Proto "
