@@ -34,9 +34,11 @@ from typing import Any
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import TextError, clean_text
-from sitetwin.sensors.errors import BatchError
+from sitetwin.sensors.errors import BatchError, SensorError, cause
 
 COURSE_TYPES = ("three_level", "pre_job", "special", "refresher", "daily")
 # what files and platforms write for a course type -> the stored, language-neutral value
@@ -64,7 +66,22 @@ _FALSE = {"false", "0", "no", "n", "否", "不合格", "未通过"}
 
 class TrainingError(BatchError):
     """Training records refused as a whole; the message is the first problem (file, row, field),
-    ``problems`` all of them (at most 20), ``status`` the HTTP answer."""
+    ``problems`` all of them (at most 20, in English: stored, sent to devices), ``status`` the HTTP answer."""
+
+
+class CourseTypeError(SensorError, ValueError):
+    """A course type that is not one of :data:`COURSE_TYPES` (nor a name of one)."""
+
+
+def _refused(problems: list[Phrase]) -> TrainingError:
+    """Records refused: the message is the first problem, ``problems`` all of them in English."""
+    first = problems[0]
+    return TrainingError(first.template, problems=[message_text(p) for p in problems[:20]],  # type: ignore[arg-type]
+                         **first.fields)
+
+
+def _problem(item: str | Phrase, problem: str | Phrase) -> Phrase:
+    return Phrase(N_("{item}: {problem}"), item=item, problem=problem)
 
 
 def course_type(value: object) -> str:
@@ -72,8 +89,9 @@ def course_type(value: object) -> str:
     text = str(value or "").strip()
     key = COURSE_TYPE_ALIASES.get(text, COURSE_TYPE_ALIASES.get(text.lower(), text.lower()))
     if key not in COURSE_TYPES:
-        raise ValueError(f"{text[:40]!r} is not a course type (types: {', '.join(COURSE_TYPES)}, "
-                         f"or 三级安全教育, 岗前, 专项, 继续教育, 日常)")
+        raise CourseTypeError(N_("{value!r} is not a course type (types: {types}, "
+                                 "or 三级安全教育, 岗前, 专项, 继续教育, 日常)"),
+                              value=text[:40], types=", ".join(COURSE_TYPES))
     return key
 
 
@@ -87,14 +105,15 @@ def check_records(rows: Sequence[Mapping[str, Any]], *, where: Any, today: dt.da
     with every problem; the message is the first.
     """
     if len(rows) > MAX_RECORDS:
-        raise TrainingError(f"{where(len(rows) - 1, 'records')}: more than {MAX_RECORDS} records; split the input",
-                            status=413)
+        raise TrainingError(N_("{item}: more than {limit} records; split the input"), status=413,
+                            item=where(len(rows) - 1, "records"), limit=MAX_RECORDS)
     today = today or utcnow().date()
-    problems: list[str] = []
+    problems: list[Phrase] = []
     out: list[dict] = []
     for i, raw in enumerate(rows):
         if not isinstance(raw, Mapping):
-            problems.append(f"{where(i, None)}: must be an object with {', '.join(FIELDS[:6])}")
+            problems.append(Phrase(N_("{item}: must be an object with {fields}"), item=where(i, None),
+                                   fields=", ".join(FIELDS[:6])))
             continue
         row = {str(k).strip(): v for k, v in raw.items() if k is not None}
         for alias, name in (("date", "completed_on"), ("valid_to", "valid_until"), ("type", "course_type")):
@@ -102,7 +121,8 @@ def check_records(rows: Sequence[Mapping[str, Any]], *, where: Any, today: dt.da
                 row[name] = row.pop(alias)
         extra = sorted(set(row) - set(FIELDS))
         if extra:
-            problems.append(f"{where(i, extra[0])}: unknown field (fields: {', '.join(FIELDS)})")
+            problems.append(Phrase(N_("{item}: unknown field (fields: {fields})"), item=where(i, extra[0]),
+                                   fields=", ".join(FIELDS)))
             continue
         rec = _check_row(row, i, where, today, site_code, problems)
         if rec is not None:
@@ -110,15 +130,15 @@ def check_records(rows: Sequence[Mapping[str, Any]], *, where: Any, today: dt.da
         if len(problems) >= 20:
             break
     if problems:
-        raise TrainingError(problems[0], problems=problems[:20])
+        raise _refused(problems)
     return out
 
 
-def _check_row(row: dict, i: int, where, today: dt.date, site_code: str | None, problems: list[str]) -> dict | None:
+def _check_row(row: dict, i: int, where, today: dt.date, site_code: str | None, problems: list[Phrase]) -> dict | None:
     before = len(problems)
 
-    def bad(field: str, text: str) -> None:
-        problems.append(f"{where(i, field)}: {text}")
+    def bad(field: str, problem: Phrase) -> None:
+        problems.append(_problem(where(i, field), problem))
 
     def blank(v: object) -> bool:
         return v is None or (isinstance(v, str) and not v.strip())
@@ -126,35 +146,36 @@ def _check_row(row: dict, i: int, where, today: dt.date, site_code: str | None, 
     site = row.get("site_code")
     site = site_code if blank(site) else str(site).strip()
     if not site:
-        bad("site_code", "missing (the site whose gate knows the worker)")
+        bad("site_code", Phrase(N_("missing (the site whose gate knows the worker)")))
     worker = str(row.get("worker_id") or "").strip()
     if not _WORKER_RE.fullmatch(worker):
-        bad("worker_id", f"{worker[:40]!r} is not a worker pseudonym (1-64 letters, digits and _.:+=-; "
-                         f"never a national id)")
+        bad("worker_id", Phrase(N_("{value!r} is not a worker pseudonym (1-64 letters, digits and _.:+=-; "
+                                   "never a national id)"), value=worker[:40]))
     course = ""
     try:
-        course = clean_text(row.get("course"), "course", max_len=200)
+        course = clean_text(row.get("course"), where(i, "course"), max_len=200)
     except TextError as exc:
-        bad("course", str(exc).split(": ", 1)[-1])
+        problems.append(cause(exc))  # type: ignore[arg-type]  # names where(i, "course") itself
     kind = ""
     try:
         kind = course_type(row.get("course_type"))
-    except ValueError as exc:
-        bad("course_type", str(exc))
+    except CourseTypeError as exc:
+        bad("course_type", cause(exc))  # type: ignore[arg-type]
     completed = _date(row.get("completed_on"), "completed_on", i, bad, required=True)
     if completed is not None and completed > today + dt.timedelta(days=MAX_FUTURE_DAYS):
-        bad("completed_on", f"{completed} is in the future (today is {today})")
+        bad("completed_on", Phrase(N_("{day} is in the future (today is {today})"), day=completed, today=today))
     hours = _number(row.get("hours"), "hours", i, bad, required=True)
     if hours is not None and not 0 < hours <= MAX_HOURS:
-        bad("hours", f"{hours:g} class hours is outside 0 < hours <= {MAX_HOURS:g}")
+        bad("hours", Phrase(N_("{hours:g} class hours is outside 0 < hours <= {max_hours:g}"), hours=hours,
+                            max_hours=MAX_HOURS))
     score = _number(row.get("score"), "score", i, bad, required=False)
     if score is not None and not 0 <= score <= 100:
-        bad("score", f"{score:g} is outside 0..100")
+        bad("score", Phrase(N_("{score:g} is outside 0..100"), score=score))
     passed = row.get("passed")
     if blank(passed):
         passed = None if score is None else score >= PASS_SCORE
         if passed is None:
-            bad("passed", "missing: give passed (true/false) or an exam score")
+            bad("passed", Phrase(N_("missing: give passed (true/false) or an exam score")))
     elif isinstance(passed, bool):
         pass
     elif str(passed).strip().lower() in _TRUE:
@@ -162,18 +183,19 @@ def _check_row(row: dict, i: int, where, today: dt.date, site_code: str | None, 
     elif str(passed).strip().lower() in _FALSE:
         passed = False
     else:
-        bad("passed", f"{str(passed)[:20]!r} is not true or false")
+        bad("passed", Phrase(N_("{value!r} is not true or false"), value=str(passed)[:20]))
     until = _date(row.get("valid_until"), "valid_until", i, bad, required=False)
     if until is None and completed is not None and kind in VALID_DAYS:
         until = completed + dt.timedelta(days=VALID_DAYS[kind] - 1)
     if until is not None and completed is not None and until < completed:
-        bad("valid_until", f"{until} is before completed_on {completed} (dates out of order)")
+        bad("valid_until", Phrase(N_("{until} is before completed_on {completed} (dates out of order)"), until=until,
+                                  completed=completed))
     provider = None
     if not blank(row.get("provider")):
         try:
-            provider = clean_text(row.get("provider"), "provider", max_len=200)
+            provider = clean_text(row.get("provider"), where(i, "provider"), max_len=200)
         except TextError as exc:
-            bad("provider", str(exc).split(": ", 1)[-1])
+            problems.append(cause(exc))  # type: ignore[arg-type]  # names where(i, "provider") itself
     if len(problems) > before:
         return None
     return {"site_code": site, "worker_id": worker, "course": course, "course_type": kind,
@@ -184,7 +206,7 @@ def _check_row(row: dict, i: int, where, today: dt.date, site_code: str | None, 
 def _date(value: object, field: str, i: int, bad, *, required: bool) -> dt.date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            bad(field, "missing (a day, YYYY-MM-DD)")
+            bad(field, Phrase(N_("missing (a day, YYYY-MM-DD)")))
         return None
     if isinstance(value, dt.datetime):
         return value.date()
@@ -193,25 +215,25 @@ def _date(value: object, field: str, i: int, bad, *, required: bool) -> dt.date 
     try:
         return dt.date.fromisoformat(str(value).strip()[:10])
     except ValueError:
-        bad(field, f"{str(value)[:30]!r} is not a day (YYYY-MM-DD)")
+        bad(field, Phrase(N_("{value!r} is not a day (YYYY-MM-DD)"), value=str(value)[:30]))
         return None
 
 
 def _number(value: object, field: str, i: int, bad, *, required: bool) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            bad(field, "missing")
+            bad(field, Phrase(N_("missing")))
         return None
     if isinstance(value, bool):
-        bad(field, f"{value!r} is not a number")
+        bad(field, Phrase(N_("{value!r} is not a number"), value=value))
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
-        bad(field, f"{str(value)[:30]!r} is not a number")
+        bad(field, Phrase(N_("{value!r} is not a number"), value=str(value)[:30]))
         return None
     if not math.isfinite(number):
-        bad(field, f"{value!r} is not a finite number")
+        bad(field, Phrase(N_("{value!r} is not a finite number"), value=value))
         return None
     return number
 
@@ -243,17 +265,19 @@ def check_known(store: Store, records: Sequence[Mapping[str, Any]], *, where, ne
                 "USING (site_code, worker_id)")}
         finally:
             store.con.unregister("_training_pairs")
-    problems = []
+    problems: list[Phrase] = []
     for i, r in enumerate(records):
         if r["site_code"] not in known_sites:
-            problems.append(f"{where(i, 'site_code')}: no site {r['site_code']!r} in {store.label}")
+            problems.append(Phrase(N_("{item}: no site {site_code!r} in {store}"), item=where(i, "site_code"),
+                                   site_code=r["site_code"], store=store.label))
         elif not new_workers and (r["site_code"], r["worker_id"]) not in known_workers:
-            problems.append(f"{where(i, 'worker_id')}: worker {r['worker_id']!r} was never seen at the gate of site "
-                            f"{r['site_code']} (check the pseudonym, or allow workers trained before their first day)")
+            problems.append(Phrase(N_("{item}: worker {worker_id!r} was never seen at the gate of site {site_code} "
+                                      "(check the pseudonym, or allow workers trained before their first day)"),
+                                   item=where(i, "worker_id"), worker_id=r["worker_id"], site_code=r["site_code"]))
         if len(problems) >= 20:
             break
     if problems:
-        raise TrainingError(problems[0], problems=problems)
+        raise _refused(problems)
 
 
 def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_key: str, source: str,
@@ -278,8 +302,8 @@ def store_records(store: Store, records: Sequence[Mapping[str, Any]], *, import_
             if stored:
                 if all(r["content_sha256"] == content_sha256 for r in stored):
                     return {**report, "duplicate": True}
-                raise TrainingError(f"{import_key}: stored before with other content; give new content a new "
-                                    f"batch_id", status=409)
+                raise TrainingError(N_("{import_key}: stored before with other content; give new content a new "
+                                       "batch_id"), status=409, import_key=import_key)
         check_known(store, records, where=where, new_workers=new_workers)
         if not records:
             return report
@@ -326,8 +350,10 @@ def import_file(store: Store, path: str | Path, *, new_workers: bool = False, to
     path = Path(path)
     rows = read_rows(path)
 
-    def where(i: int, field: str | None) -> str:
-        return f"{path}: row {i + 1}" + (f": {field}" if field else "")
+    def where(i: int, field: str | None) -> Phrase:
+        if field:
+            return Phrase(N_("{path}: row {row}: {field}"), path=path, row=i + 1, field=field)
+        return Phrase(N_("{path}: row {row}"), path=path, row=i + 1)
 
     records = check_records(rows, where=where, today=today)
     sha = content_digest(records)
@@ -346,25 +372,26 @@ def read_rows(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise TrainingError(N_("{path}: cannot read ({reason})"), path=path, reason=exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
-        raise TrainingError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+        raise TrainingError(N_("{path}: not UTF-8 text; save it as UTF-8"), path=path) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise TrainingError(f"{path}: not JSON ({exc})") from None
+            raise TrainingError(N_("{path}: not JSON ({reason})"), path=path, reason=str(exc)) from None
         if isinstance(data, dict):
             data = data.get("records")
         if not isinstance(data, list):
-            raise TrainingError(f"{path}: expected a list of training records (or {{\"records\": [...]}})")
+            raise TrainingError(N_('{path}: expected a list of training records (or {{"records": [...]}})'), path=path)
         return data
     if path.suffix.lower() not in (".csv", ".txt"):
-        raise TrainingError(f"{path}: not a .csv or .json file")
+        raise TrainingError(N_("{path}: not a .csv or .json file"), path=path)
     reader = csv.DictReader(text.splitlines())
     missing = [f for f in ("worker_id", "course", "course_type", "hours") if f not in (reader.fieldnames or [])]
     if missing:
-        raise TrainingError(f"{path}: row 0 (header): no column {', '.join(missing)} (columns: {', '.join(FIELDS)})")
+        raise TrainingError(N_("{path}: row 0 (header): no column {missing} (columns: {columns})"), path=path,
+                            missing=", ".join(missing), columns=", ".join(FIELDS))
     return [{k: v for k, v in row.items() if k is not None} for row in reader]
 
 
@@ -378,26 +405,28 @@ def parse_training_batch(body: bytes, *, device_id: str, site_code: str, today: 
     Returns ``{"batch_id", "import_key", "records", "content_sha256"}``.
     """
     if len(body) > max_body_bytes:
-        raise TrainingError(f"batch of {len(body)} bytes is larger than the limit of {max_body_bytes}", status=413)
+        raise TrainingError(N_("batch of {size} bytes is larger than the limit of {limit}"), status=413,
+                            size=len(body), limit=max_body_bytes)
     try:
         doc = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise TrainingError("malformed batch: not UTF-8 JSON", status=400) from None
+        raise TrainingError(N_("malformed batch: not UTF-8 JSON"), status=400) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
-        raise TrainingError("malformed batch: expected {\"batch_id\": ..., \"records\": [...]}", status=400)
+        raise TrainingError(N_('malformed batch: expected {{"batch_id": ..., "records": [...]}}'), status=400)
     unknown = sorted(set(doc) - {"batch_id", "records"})
     if unknown:
-        raise TrainingError(f"malformed batch: unknown key {unknown[0][:40]!r} (keys: batch_id, records)", status=400)
+        raise TrainingError(N_("malformed batch: unknown key {key!r} (keys: batch_id, records)"), status=400,
+                            key=unknown[0][:40])
     if not doc["records"]:
-        raise TrainingError("empty batch: no records")
+        raise TrainingError(N_("empty batch: no records"))
     batch_id = doc.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or not _BATCH_ID_RE.fullmatch(batch_id)):
-        raise TrainingError("batch_id: use 1-128 letters, digits and _.:+=-", status=400)
+        raise TrainingError(N_("batch_id: use 1-128 letters, digits and _.:+=-"), status=400)
     for i, r in enumerate(doc["records"]):
         if isinstance(r, dict) and r.get("site_code") not in (None, "", site_code):
             # the same answer whatever the other site is: a device must not learn which sites exist
-            raise TrainingError(f"records[{i}].site_code: not this device's site; a device posts the training of "
-                                f"its own site only", status=403)
+            raise TrainingError(N_("records[{i}].site_code: not this device's site; a device posts the training of "
+                                   "its own site only"), status=403, i=i)
 
     def where(i: int, field: str | None) -> str:
         return f"records[{i}]" + (f".{field}" if field else "")
