@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sitetwin.data.errors import Phrase
+from sitetwin.data.errors import Phrase, render
 from sitetwin.data.files import file_sha256
 from sitetwin.data.i18n import N_
 from sitetwin.vision.errors import DatasetError
@@ -65,14 +65,18 @@ class LabelIssue:
 
 
 class _Issues(Phrase):
-    """Issues as one piece of a message, ``; ``-joined, each read in the message's language."""
+    """Issues as one piece of a message, each read in the message's language, joined as that language
+    joins clauses (``a; b`` in English)."""
 
     def __init__(self, issues: Sequence[LabelIssue]) -> None:
         super().__init__("")
         self.issues = tuple(issues)
 
     def text(self, lang: str | None = None) -> str:
-        return "; ".join(i.text(lang) for i in self.issues)
+        out = self.issues[-1].text(lang) if self.issues else ""
+        for issue in reversed(self.issues[:-1]):
+            out = render(N_("{issue}; {next_issues}"), {"issue": issue.text(lang), "next_issues": out}, lang)
+        return out
 
 
 @dataclass(frozen=True)
