@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sitetwin.bim.errors import BimError
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 # Fields whose change makes an element "changed" (beyond its geometry).
@@ -46,7 +47,7 @@ class ModelDiff:
 def diff_models(store: Store, old_model_id: str, new_model_id: str, *, tolerance_m: float = 0.01) -> ModelDiff:
     """Differences from ``old_model_id`` to ``new_model_id``; geometry matched within ``tolerance_m``."""
     if tolerance_m <= 0:
-        raise BimError(f"tolerance_m must be positive, got {tolerance_m}")
+        raise BimError(N_("tolerance_m must be positive, got {tolerance_m}"), tolerance_m=tolerance_m)
     old, new = _elements(store, old_model_id), _elements(store, new_model_id)
     common = old.keys() & new.keys()
     changed = []
@@ -79,13 +80,14 @@ def latest_versions(store: Store, site_code: str, name: str) -> tuple[str, str]:
     rows = store.rows("SELECT model_id FROM models WHERE site_code = ? AND name = ? ORDER BY version DESC LIMIT 2",
                       [site_code, name])
     if len(rows) < 2:
-        raise BimError(f"model {name!r} of site {site_code} has {len(rows)} version(s); a diff needs two")
+        raise BimError(N_("model {name!r} of site {site_code} has {n} version(s); a diff needs two"), name=name,
+                       site_code=site_code, n=len(rows))
     return rows[1]["model_id"], rows[0]["model_id"]
 
 
 def _elements(store: Store, model_id: str) -> dict[str, dict]:
     if not store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
-        raise BimError(f"{store.label}: no model {model_id!r}")
+        raise BimError(N_("{store}: no model {model_id!r}"), store=store.label, model_id=model_id)
     rows = store.rows(
         "SELECT global_id, ifc_class, name, predefined_type, storey, type_name, material, properties, quantities, "
         "geometry_hash, bbox_min_x_m, bbox_min_y_m, bbox_min_z_m, bbox_max_x_m, bbox_max_y_m, bbox_max_z_m "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sitetwin.bim.errors import IfcFileError
 from sitetwin.data.files import file_sha256
+from sitetwin.data.i18n import N_
 
 SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
 _SCHEMA_RE = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
@@ -36,11 +37,11 @@ def inspect_ifc(path: str | Path) -> IfcSource:
     """Check that ``path`` is a complete IFC-SPF file (or .ifczip) in a supported schema."""
     path = Path(path)
     if not path.exists():
-        raise IfcFileError(f"{path}: no such file")
+        raise IfcFileError(N_("{path}: no such file"), path=path)
     if path.is_dir():
-        raise IfcFileError(f"{path}: is a folder, not an IFC file")
+        raise IfcFileError(N_("{path}: is a folder, not an IFC file"), path=path)
     if path.stat().st_size == 0:
-        raise IfcFileError(f"{path}: file is empty")
+        raise IfcFileError(N_("{path}: file is empty"), path=path)
     zipped = zipfile.is_zipfile(path)
     member = None
     if zipped:
@@ -48,7 +49,8 @@ def inspect_ifc(path: str | Path) -> IfcSource:
             with zipfile.ZipFile(path) as zf:
                 members = [n for n in zf.namelist() if n.lower().endswith(".ifc")]
                 if len(members) != 1:
-                    raise IfcFileError(f"{path}: an .ifczip must hold exactly one .ifc file, found {len(members)}")
+                    raise IfcFileError(N_("{path}: an .ifczip must hold exactly one .ifc file, found {n}"), path=path,
+                                       n=len(members))
                 member = members[0]
                 with zf.open(member) as fh:
                     head = fh.read(_HEAD_BYTES)
@@ -58,10 +60,10 @@ def inspect_ifc(path: str | Path) -> IfcSource:
                         fh.seek(size - _TAIL_BYTES)
                     tail = fh.read()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise IfcFileError(f"{path}: damaged .ifczip ({exc})") from None
+            raise IfcFileError(N_("{path}: damaged .ifczip ({reason})"), path=path, reason=str(exc)) from None
     else:
         if path.suffix.lower() == ".ifczip":
-            raise IfcFileError(f"{path}: named .ifczip but is not a zip archive")
+            raise IfcFileError(N_("{path}: named .ifczip but is not a zip archive"), path=path)
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             size = path.stat().st_size
@@ -69,22 +71,24 @@ def inspect_ifc(path: str | Path) -> IfcSource:
             tail = fh.read()
 
     if not head.lstrip().startswith(b"ISO-10303-21"):
-        kind = "an IFC-XML file (only STEP .ifc/.ifczip is supported)" if head.lstrip().startswith(b"<") else \
-            "not an IFC file (no ISO-10303-21 header)"
-        raise IfcFileError(f"{path}: {kind}")
+        if head.lstrip().startswith(b"<"):
+            raise IfcFileError(N_("{path}: an IFC-XML file (only STEP .ifc/.ifczip is supported)"), path=path)
+        raise IfcFileError(N_("{path}: not an IFC file (no ISO-10303-21 header)"), path=path)
     match = _SCHEMA_RE.search(head)
     if not match:
-        raise IfcFileError(f"{path}: header has no FILE_SCHEMA; the file is damaged")
+        raise IfcFileError(N_("{path}: header has no FILE_SCHEMA; the file is damaged"), path=path)
     schema = match[1].decode("ascii", "replace").strip().upper()
     if schema not in SUPPORTED_SCHEMAS:
-        hint = ""
         if schema == "IFC4X3":
-            hint = ("; 'IFC4X3' names a draft, not a released schema: re-export as IFC4X3_ADD2, "
-                    "or change FILE_SCHEMA to 'IFC4X3_ADD2' if the content follows it")
-        raise IfcFileError(f"{path}: unsupported IFC schema {schema!r} "
-                           f"(supported: {', '.join(SUPPORTED_SCHEMAS)}){hint}")
+            raise IfcFileError(N_("{path}: unsupported IFC schema {schema!r} (supported: {supported}); 'IFC4X3' "
+                                  "names a draft, not a released schema: re-export as IFC4X3_ADD2, or change "
+                                  "FILE_SCHEMA to 'IFC4X3_ADD2' if the content follows it"),
+                               path=path, schema=schema, supported=", ".join(SUPPORTED_SCHEMAS))
+        raise IfcFileError(N_("{path}: unsupported IFC schema {schema!r} (supported: {supported})"), path=path,
+                           schema=schema, supported=", ".join(SUPPORTED_SCHEMAS))
     if b"END-ISO-10303-21" not in tail.upper():
-        raise IfcFileError(f"{path}: truncated IFC file (no END-ISO-10303-21; trailer); re-export or re-download it")
+        raise IfcFileError(N_("{path}: truncated IFC file (no END-ISO-10303-21; trailer); re-export or re-download it"),
+                           path=path)
     return IfcSource(path=path, schema=schema, sha256=file_sha256(path), zipped=zipped, member=member)
 
 
@@ -101,7 +105,8 @@ def open_ifc(source: IfcSource):
         else:
             model = ifcopenshell.open(str(source.path))
     except Exception as exc:  # IfcOpenShell raises several unrelated types for parse errors
-        raise IfcFileError(f"{source.path}: IfcOpenShell cannot parse it ({type(exc).__name__}: {exc})") from None
+        raise IfcFileError(N_("{path}: IfcOpenShell cannot parse it ({error}: {reason})"), path=source.path,
+                           error=type(exc).__name__, reason=str(exc)) from None
     return model
 
 

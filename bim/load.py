@@ -31,6 +31,8 @@ from sitetwin.bim.ifc import inspect_ifc, length_unit, open_ifc
 from sitetwin.bim.schedule import read_ifc_schedules
 from sitetwin.bim.schedule_store import store_schedule
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.sites import check_site_code
 from sitetwin.data.store import Store, atomic
 
@@ -102,7 +104,8 @@ def parse_model(path: str | Path, *, threads: int | None = None,
     try:
         schedules = read_ifc_schedules(model)
     except Exception as exc:  # a broken schedule must not stop the geometry from loading
-        raise BimError(f"{source.path}: cannot read its work schedule ({type(exc).__name__}: {exc})") from None
+        raise BimError(N_("{path}: cannot read its work schedule ({error}: {reason})"), path=source.path,
+                       error=type(exc).__name__, reason=str(exc)) from None
     return ParsedModel(
         sha256=source.sha256, schema=source.schema, file_name=source.path.name,
         project_name=project[0].Name if project else None, unit=unit,
@@ -145,11 +148,20 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
     skipped_line = describe_skipped(parsed.skipped, path.name, parsed.product_count)
     if not parsed.tessellation.global_ids and not parsed.reference_lines:
         classes = sorted({e.ifc_class for e in parsed.elements})
+        if skipped_line:
+            raise NoElementsError(
+                N_("{path}: no building elements or civil parts with geometry, and no alignment, to load ({n} of "
+                   "{products} products with a representation not loaded as surfaces: {reasons})"),
+                path=path, n=sum(int(n) for _r, _c, n in parsed.skipped), products=parsed.product_count,
+                reasons=_skipped_phrase(parsed.skipped))
+        if classes:
+            raise NoElementsError(
+                N_("{path}: no building elements or civil parts with geometry, and no alignment, to load ({n} "
+                   "products with a representation: {classes})"),
+                path=path, n=len(parsed.elements), classes=", ".join(classes[:6]))
         raise NoElementsError(
-            f"{path}: no building elements or civil parts with geometry, and no alignment, to load "
-            + (f"({skipped_line.split(': ', 1)[1]})" if skipped_line else
-               f"({len(parsed.elements)} products with a representation"
-               + (f": {', '.join(classes[:6])}" if classes else "") + ")"))
+            N_("{path}: no building elements or civil parts with geometry, and no alignment, to load ({n} products "
+               "with a representation)"), path=path, n=len(parsed.elements))
     if not cache_hit:
         cache.save(store.cache_dir, parsed)
 
@@ -167,8 +179,8 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
     model_id = source.sha256[:12]
     if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
         other = store.scalar("SELECT site_code FROM models WHERE model_id = ?", [model_id])
-        raise BimError(f"{path}: this file is already loaded as model {model_id} of site {other}; "
-                       f"a file belongs to one site per store")
+        raise BimError(N_("{path}: this file is already loaded as model {model_id} of site {site_code}; a file belongs "
+                          "to one site per store"), path=path, model_id=model_id, site_code=other)
 
     with store.transaction():
         origin, new_site = _site_origin(store, site_code, parsed)
@@ -215,6 +227,27 @@ reference line 1 (IfcAlignment 1)'
             + "; ".join(parts))
 
 
+# why a product was not loaded as surfaces (bim.elements.skip_reason, parse_model), as people read it
+SKIP_REASONS = {k: k for k in (N_("not built"), N_("no body"), N_("container"), N_("not physical"),
+                               N_("reference line"), N_("alignment layout"), N_("reference line not evaluated"),
+                               N_("reference line, plan only (3D axis incomplete)"))}
+
+
+def _skipped_phrase(skipped) -> Phrase:
+    """The reasons of :func:`describe_skipped` ("not built 3 (IfcOpeningElement 3); ...") as a phrase read in
+    the language of the message it is part of."""
+    by_reason: dict[str, list[tuple[str, int]]] = {}
+    for reason, cls, n in skipped:
+        by_reason.setdefault(reason, []).append((cls, int(n)))
+    parts = [Phrase(N_("{reason} {n} ({classes})"), reason=Phrase(SKIP_REASONS.get(reason, reason)),
+                    n=sum(n for _c, n in items), classes=", ".join(f"{c} {n}" for c, n in items))
+             for reason, items in by_reason.items()]
+    out = parts[-1]
+    for part in reversed(parts[:-1]):
+        out = Phrase(N_("{first}; {rest}"), first=part, rest=out)
+    return out
+
+
 def _skipped_records(skipped) -> tuple[dict, ...]:
     return tuple({"reason": r, "ifc_class": c, "count": int(n)} for r, c, n in skipped)
 
@@ -242,12 +275,15 @@ def add_model_records(store: Store, elements: Sequence[Mapping[str, Any]], *, si
         missing = [k for k in ("global_id", "ifc_class") if not r.get(k)]
         unknown = sorted(set(r) - set(ELEMENT_RECORD_FIELDS))
         if missing or unknown:
-            raise BimError(f"model {name}: element record {i} " + (f"lacks {', '.join(missing)}" if missing else
-                                                                   f"has unknown fields {', '.join(unknown)}")
-                           + f" (fields: {', '.join(ELEMENT_RECORD_FIELDS)})")
+            if missing:
+                raise BimError(N_("model {name}: element record {i} lacks {missing} (fields: {fields})"), name=name,
+                               i=i, missing=", ".join(missing), fields=", ".join(ELEMENT_RECORD_FIELDS))
+            raise BimError(N_("model {name}: element record {i} has unknown fields {unknown} (fields: {fields})"),
+                           name=name, i=i, unknown=", ".join(unknown), fields=", ".join(ELEMENT_RECORD_FIELDS))
     repeated = sorted(g for g, n in Counter(r["global_id"] for r in rows).items() if n > 1)
     if repeated:
-        raise BimError(f"model {name}: GlobalId {', '.join(repeated[:5])} given twice; one record per element")
+        raise BimError(N_("model {name}: GlobalId {global_ids} given twice; one record per element"), name=name,
+                       global_ids=", ".join(repeated[:5]))
     digest = hashlib.sha256(json.dumps([site_code, name, rows], sort_keys=True, default=str).encode()).hexdigest()
     model_id = model_id or digest[:12]
     frame = pd.DataFrame.from_records(rows, columns=list(ELEMENT_RECORD_FIELDS))
@@ -262,9 +298,10 @@ def add_model_records(store: Store, elements: Sequence[Mapping[str, Any]], *, si
     frame.insert(0, "site_code", site_code)
     with atomic(store):
         if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-            raise BimError(f"no site {site_code!r} in {store.label}; create it first (data.sites.upsert_site)")
+            raise BimError(N_("no site {site_code!r} in {store}; create it first (data.sites.upsert_site)"),
+                           site_code=site_code, store=store.label)
         if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
-            raise BimError(f"model {model_id} is already stored; give another model_id")
+            raise BimError(N_("model {model_id} is already stored; give another model_id"), model_id=model_id)
         if version is None:
             version = int(store.scalar("SELECT coalesce(max(version), 0) FROM models WHERE site_code = ? "
                                        "AND name = ?", [site_code, name])) + 1
@@ -282,7 +319,8 @@ def _default_site(store: Store) -> str:
     if len(codes) == 1:
         return codes[0]
     if len(codes) > 1:
-        raise BimError(f"{store.label} holds several sites ({', '.join(codes)}); say which with --site")
+        raise BimError(N_("{store} holds several sites ({sites}); say which with --site"), store=store.label,
+                       sites=", ".join(codes))
     return DEFAULT_SITE
 
 

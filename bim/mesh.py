@@ -10,6 +10,7 @@ import numpy as np
 from sitetwin.bim import cache
 from sitetwin.bim.errors import BimError
 from sitetwin.bim.geometry import ModelMesh, Tessellation
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 
@@ -17,7 +18,7 @@ def site_origin(store: Store, site_code: str) -> np.ndarray:
     """(3,) float64: world (IFC project coordinates) = local + origin, metres."""
     row = store.one("SELECT origin_x_m, origin_y_m, origin_z_m FROM sites WHERE site_code = ?", [site_code])
     if row is None:
-        raise BimError(f"{store.label}: no site {site_code!r}")
+        raise BimError(N_("{store}: no site {site_code!r}"), store=store.label, site_code=site_code)
     return np.array([row["origin_x_m"], row["origin_y_m"], row["origin_z_m"]], dtype=np.float64)
 
 
@@ -28,10 +29,14 @@ def resolve_site(store: Store, site_code: str | None) -> str:
         if len(codes) == 1:
             return codes[0]
         if not codes:
-            raise BimError(f"{store.label}: no site yet; load a model with `sitetwin bim load`")
-        raise BimError(f"{store.label}: holds several sites ({', '.join(codes)}); say which one")
+            raise BimError(N_("{store}: no site yet; load a model with `sitetwin bim load`"), store=store.label)
+        raise BimError(N_("{store}: holds several sites ({sites}); say which one"), store=store.label,
+                       sites=", ".join(codes))
     if site_code not in codes:
-        raise BimError(f"{store.label}: no site {site_code!r} (sites: {', '.join(codes) or 'none'})")
+        if not codes:
+            raise BimError(N_("{store}: no site {site_code!r} (sites: none)"), store=store.label, site_code=site_code)
+        raise BimError(N_("{store}: no site {site_code!r} (sites: {sites})"), store=store.label, site_code=site_code,
+                       sites=", ".join(codes))
     return site_code
 
 
@@ -48,10 +53,11 @@ def load_mesh(store: Store, *, site_code: str | None = None, model_ids: list[str
                             f"WHERE model_id IN ({placeholders}) ORDER BY model_id", list(model_ids))
         missing = set(model_ids) - {m["model_id"] for m in models}
         if missing:
-            raise BimError(f"{store.label}: no model {', '.join(sorted(missing))}")
+            raise BimError(N_("{store}: no model {models}"), store=store.label, models=", ".join(sorted(missing)))
         sites = {m["site_code"] for m in models}
         if len(sites) > 1:
-            raise BimError(f"models {', '.join(model_ids)} belong to different sites ({', '.join(sorted(sites))})")
+            raise BimError(N_("models {models} belong to different sites ({sites})"), models=", ".join(model_ids),
+                           sites=", ".join(sorted(sites)))
         site_code = sites.pop()
     else:
         site_code = resolve_site(store, site_code)
@@ -73,8 +79,8 @@ def _tessellation(cache_dir: Path, model: dict) -> Tessellation:
             if file_sha256(source) == model["sha256"]:
                 cache.save(cache_dir, parse_model(source))
         if not (folder / "mesh.npz").exists():
-            raise BimError(f"geometry of model {model['model_id']} is not in the cache {cache_dir}; "
-                           f"load its IFC file again with `sitetwin bim load`")
+            raise BimError(N_("geometry of model {model_id} is not in the cache {cache}; load its IFC file again with "
+                              "`sitetwin bim load`"), model_id=model["model_id"], cache=cache_dir)
     return _read_tessellation(str(folder), folder.stat().st_mtime_ns)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sitetwin.bim.errors import BimError
+from sitetwin.data.i18n import N_
 
 _MSP_NS = "{http://schemas.microsoft.com/project}"
 
@@ -130,14 +131,14 @@ def read_msproject_xml(path: str | Path) -> Schedule:
     """Every task of an MS Project XML file (blank rows included, as MS Project counts them)."""
     path = Path(path)
     if not path.exists():
-        raise BimError(f"{path}: no such file")
+        raise BimError(N_("{path}: no such file"), path=path)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise BimError(f"{path}: not well-formed XML ({exc})") from None
+        raise BimError(N_("{path}: not well-formed XML ({reason})"), path=path, reason=str(exc)) from None
     if root.tag != f"{_MSP_NS}Project":
-        raise BimError(f"{path}: not an MS Project XML file (root element is {root.tag!r}, "
-                       f"expected Project in namespace http://schemas.microsoft.com/project)")
+        raise BimError(N_("{path}: not an MS Project XML file (root element is {tag!r}, expected Project in namespace "
+                          "http://schemas.microsoft.com/project)"), path=path, tag=root.tag)
 
     def text(node, tag):
         child = node.find(f"{_MSP_NS}{tag}")
@@ -148,7 +149,7 @@ def read_msproject_xml(path: str | Path) -> Schedule:
     for node in root.iterfind(f"{_MSP_NS}Tasks/{_MSP_NS}Task"):
         uid = text(node, "UID")
         if uid is None:
-            raise BimError(f"{path}: a Task has no UID")
+            raise BimError(N_("{path}: a Task has no UID"), path=path)
         level = int(text(node, "OutlineLevel") or 1)
         while parents and parents[-1][0] >= level:
             parents.pop()
@@ -160,7 +161,7 @@ def read_msproject_xml(path: str | Path) -> Schedule:
             outline_level=level, is_summary=text(node, "Summary") == "1"))
         parents.append((level, uid))
     if not tasks:
-        raise BimError(f"{path}: MS Project file holds no tasks")
+        raise BimError(N_("{path}: MS Project file holds no tasks"), path=path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return Schedule(f"msp-{digest}", text(root, "Name") or path.stem, "msproject", tuple(tasks),
                     file_name=path.name)
@@ -182,7 +183,7 @@ def read_task_map(path: str | Path) -> Schedule:
     """
     path = Path(path)
     if not path.exists():
-        raise BimError(f"{path}: no such file")
+        raise BimError(N_("{path}: no such file"), path=path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             sample = fh.read(4096)
@@ -196,8 +197,9 @@ def read_task_map(path: str | Path) -> Schedule:
             gid_col = next((fields[c] for c in _GID_COLUMNS if c in fields), None)
             task_col = next((fields[c] for c in _TASK_COLUMNS if c in fields), None)
             if gid_col is None or task_col is None:
-                raise BimError(f"{path}: needs a GlobalId column ({'/'.join(_GID_COLUMNS)}) and a task column "
-                               f"({'/'.join(_TASK_COLUMNS)}); found {list(reader.fieldnames or [])}")
+                raise BimError(N_("{path}: needs a GlobalId column ({gid_columns}) and a task column ({task_columns}); "
+                                  "found {found}"), path=path, gid_columns="/".join(_GID_COLUMNS),
+                               task_columns="/".join(_TASK_COLUMNS), found=list(reader.fieldnames or []))
             name_col = fields.get("taskname") or fields.get("task_name") or fields.get("name")
             start_col = fields.get("taskstart") or fields.get("start")
             finish_col = fields.get("taskfinish") or fields.get("finish")
@@ -206,16 +208,17 @@ def read_task_map(path: str | Path) -> Schedule:
             for lineno, row in enumerate(reader, start=2):
                 gid, task = (row.get(gid_col) or "").strip(), (row.get(task_col) or "").strip()
                 if not gid or not task:
-                    raise BimError(f"{path}: line {lineno}: empty GlobalId or task id")
+                    raise BimError(N_("{path}: line {line}: empty GlobalId or task id"), path=path, line=lineno)
                 if len(gid) != 22:
-                    raise BimError(f"{path}: line {lineno}: {gid!r} is not an IFC GlobalId (22 characters)")
+                    raise BimError(N_("{path}: line {line}: {global_id!r} is not an IFC GlobalId (22 characters)"),
+                                   path=path, line=lineno, global_id=gid)
                 links[(task, gid)] = None
                 if name_col and task not in tasks:
                     tasks[task] = Task(task, row.get(name_col), _parse_dt(row.get(start_col)) if start_col else None,
                                        _parse_dt(row.get(finish_col)) if finish_col else None)
     except UnicodeDecodeError as exc:
-        raise BimError(f"{path}: not UTF-8 text ({exc})") from None
+        raise BimError(N_("{path}: not UTF-8 text ({reason})"), path=path, reason=str(exc)) from None
     if not links:
-        raise BimError(f"{path}: no rows")
+        raise BimError(N_("{path}: no rows"), path=path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return Schedule(f"csv-{digest}", path.stem, "csv", tuple(tasks.values()), tuple(links), file_name=path.name)

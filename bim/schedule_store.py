@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sitetwin.bim.errors import BimError
 from sitetwin.bim.schedule import Schedule, read_msproject_xml, read_task_map
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
 
@@ -68,13 +69,13 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
     elif suffix == ".csv":
         schedule = read_task_map(path)
     else:
-        raise BimError(f"{path}: expected an MS Project .xml or a .csv task map")
+        raise BimError(N_("{path}: expected an MS Project .xml or a .csv task map"), path=path)
     warnings = []
     with store.transaction():
         if schedule.tasks or schedule_id is None:
             if not schedule.tasks:
-                raise BimError(f"{path}: the CSV names no task dates; give --schedule with the id of the "
-                               f"schedule whose tasks it links to")
+                raise BimError(N_("{path}: the CSV names no task dates; give --schedule with the id of the schedule "
+                                  "whose tasks it links to"), path=path)
             written = store_schedule(store, site_code, schedule)
             target = schedule.schedule_id
             if not written:
@@ -83,12 +84,14 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
             target = schedule_id
             if not store.scalar("SELECT count(*) FROM schedules WHERE schedule_id = ? AND site_code = ?",
                                 [schedule_id, site_code]):
-                raise BimError(f"{path}: no schedule {schedule_id!r} in site {site_code}")
+                raise BimError(N_("{path}: no schedule {schedule_id!r} in site {site_code}"), path=path,
+                               schedule_id=schedule_id, site_code=site_code)
             known = {r["task_id"] for r in store.rows("SELECT task_id FROM tasks WHERE schedule_id = ?", [schedule_id])}
             unknown = sorted({t for t, _ in schedule.links} - known)
             if unknown:
-                raise BimError(f"{path}: {len(unknown)} task id(s) not in schedule {schedule_id}: "
-                               + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
+                raise BimError(N_("{path}: {n} task id(s) not in schedule {schedule_id}: {task_ids}"), path=path,
+                               n=len(unknown), schedule_id=schedule_id,
+                               task_ids=", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
             _insert_links(store, site_code, schedule_id, schedule.links)
         counts = store.one("SELECT count(*) AS links, count(model_id) AS found FROM task_elements "
                            "WHERE schedule_id = ?", [target])
