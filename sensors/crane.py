@@ -21,6 +21,13 @@ from typing import Literal, overload
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
+from sitetwin.sensors.errors import ConfigError
+
+
+class GeometryError(ConfigError, ValueError):
+    """A crane's or hoist's geometry setting (``config.geometry``) is missing or out of range."""
+
 
 @dataclass(frozen=True)
 class CraneGeometry:
@@ -96,23 +103,27 @@ def geometry_from_config(device_type: str, config: dict, base_m) -> CraneGeometr
         raise ValueError(f"device type {device_type!r} has no crane/hoist geometry")
     unknown = sorted(set(geometry) - set(keys) - extra_ok)
     if unknown:
-        raise ValueError(f"config geometry: unknown key {', '.join(unknown)} (keys: {', '.join(sorted(keys))})")
+        raise GeometryError(N_("config geometry: unknown key {keys} (keys: {known})"), keys=", ".join(unknown),
+                            known=", ".join(sorted(keys)))
     missing = [k for k in required if k not in geometry]
     if missing:
         example = ", ".join(f'"{k}": 40' for k in required)
-        raise ValueError(f"config geometry needs {', '.join(missing)} (e.g. {{\"geometry\": {{{example}}}}})")
+        raise GeometryError(N_('config geometry needs {missing} (e.g. {{"geometry": {{{example}}}}})'),
+                            missing=", ".join(missing), example=example)
     values = {}
     for key, (lo, hi) in keys.items():
         if key not in geometry:
             continue
         v = geometry[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
-            raise ValueError(f"config geometry.{key}: {v!r} must be a number in {lo:g}..{hi:g}")
+            raise GeometryError(N_("config geometry.{key}: {value!r} must be a number in {lo:g}..{hi:g}"), key=key,
+                                value=v, lo=lo, hi=hi)
         values[key] = float(v)
     if device_type == "crane":
         if "slew_ccw" in geometry:
             if not isinstance(geometry["slew_ccw"], bool):
-                raise ValueError(f"config geometry.slew_ccw: {geometry['slew_ccw']!r} must be true or false")
+                raise GeometryError(N_("config geometry.slew_ccw: {value!r} must be true or false"),
+                                    value=geometry["slew_ccw"])
             values["slew_ccw"] = geometry["slew_ccw"]
         return CraneGeometry(base_m=base, **values)  # type: ignore[arg-type]
     return HoistGeometry(base_m=base, **values)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from sitetwin.data.evidence import FindingDraft, FindingSink
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.config import SEVERITIES, severity_rank
 from sitetwin.sensors.errors import SensorError
@@ -37,7 +38,8 @@ def raise_pending_findings(store: Store, sink: FindingSink, *, site_code: str, m
     finding_id) pairs.
     """
     if min_severity not in SEVERITIES:
-        raise SensorError(f"severity {min_severity!r} is not one of {', '.join(SEVERITIES)}")
+        raise SensorError(N_("severity {severity!r} is not one of {known}"), severity=min_severity,
+                          known=", ".join(SEVERITIES))
     sql = ("SELECT w.*, d.device_type, d.name AS device_name, d.model_id AS host_model_id, "
            "d.global_id AS host_global_id, d.x_m, d.y_m, d.z_m, d.config "
            "FROM sensor_warnings w JOIN devices d USING (device_id) WHERE w.site_code = ? AND w.finding_id IS NULL")

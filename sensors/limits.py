@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.sensors.config import Limits, limits_from_dict, merge_settings
 from sitetwin.sensors.errors import SensorError
@@ -26,7 +27,7 @@ def site_limits(store: Store, site_code: str) -> Limits:
 def set_site_limits(store: Store, site_code: str, override: dict, *, replace: bool = False) -> Limits:
     """Store a site's overrides (merged into what it has, or replacing it); returns the checked result."""
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        raise SensorError(f"no site {site_code!r} in {store.label}")
+        raise SensorError(N_("no site {site_code!r} in {store}"), site_code=site_code, store=store.label)
     row = store.one("SELECT limits FROM sensor_settings WHERE site_code = ?", [site_code])
     current = {} if (row is None or replace) else (json.loads(row["limits"]) if row["limits"] else {})
     merged_override = _merge_overrides(current, override)

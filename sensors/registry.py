@@ -25,18 +25,20 @@ from typing import Any
 
 from sitetwin.bim.queries import current_element
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, clean_text
 from sitetwin.sensors.channels import DEVICE_TYPES
-from sitetwin.sensors.errors import DeviceError
+from sitetwin.sensors.errors import DeviceError, cause
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")     # fullmatch: "$" would let "CR1\n" through
 
 
 def check_device_id(device_id: str) -> str:
     if not isinstance(device_id, str) or not _ID_RE.fullmatch(device_id):
-        raise DeviceError(f"device id {device_id!r}: use 1-64 letters, digits, '-', '_', '.' or ':', "
-                          f"starting with a letter or digit")
+        raise DeviceError(N_("device id {device_id!r}: use 1-64 letters, digits, '-', '_', '.' or ':', "
+                             "starting with a letter or digit"), device_id=device_id)
     return device_id
 
 
@@ -82,32 +84,39 @@ def add_device(store: Store, device_id: str, *, site_code: str, device_type: str
     bounding box. Crane and hoist configs are checked as geometry (see ``sensors.crane``).
     """
     check_device_id(device_id)
-    name = clean_text(name, f"device {device_id}: name", max_len=TITLE_MAX, required=False) or None
-    supplier = _label(supplier, f"device {device_id}: supplier")
-    device_model = _label(device_model, f"device {device_id}: model")
-    serial_no = _label(serial_no, f"device {device_id}: serial number")
+    name = clean_text(name, Phrase(N_("device {device_id}: name"), device_id=device_id),  # type: ignore[arg-type]
+                      max_len=TITLE_MAX, required=False) or None
+    supplier = _label(supplier, Phrase(N_("device {device_id}: supplier"), device_id=device_id))
+    device_model = _label(device_model, Phrase(N_("device {device_id}: model"), device_id=device_id))
+    serial_no = _label(serial_no, Phrase(N_("device {device_id}: serial number"), device_id=device_id))
     if device_type not in DEVICE_TYPES:
-        raise DeviceError(f"device {device_id}: type {device_type!r} is not one of {', '.join(DEVICE_TYPES)}")
+        raise DeviceError(N_("device {device_id}: type {device_type!r} is not one of {types}"), device_id=device_id,
+                          device_type=device_type, types=", ".join(DEVICE_TYPES))
     if not store.scalar("SELECT count(*) FROM sites WHERE site_code = ?", [site_code]):
-        raise DeviceError(f"device {device_id}: no site {site_code!r} in {store.label}; create it with "
-                          f"`sitetwin init --site {site_code}`")
+        raise DeviceError(N_("device {device_id}: no site {site_code!r} in {store}; create it with "
+                             "`sitetwin init --site {site_code}`"), device_id=device_id, site_code=site_code,
+                          store=store.label)
     if store.scalar("SELECT count(*) FROM devices WHERE device_id = ?", [device_id]):
-        raise DeviceError(f"device {device_id} is already registered; pick another id or remove the old record")
+        raise DeviceError(N_("device {device_id} is already registered; pick another id or remove the old record"),
+                          device_id=device_id)
     if not isinstance(interval_s, (int, float)) or not 0.01 <= float(interval_s) <= 7 * 86400:
-        raise DeviceError(f"device {device_id}: interval_s {interval_s!r} must be 0.01 s .. 7 days")
+        raise DeviceError(N_("device {device_id}: interval_s {interval_s!r} must be 0.01 s .. 7 days"),
+                          device_id=device_id, interval_s=interval_s)
     position = _position(position_m, device_id)
     model_id = None
     if host_global_id:
         host = current_element(store, site_code, host_global_id)
         if host is None:
-            raise DeviceError(f"device {device_id}: host element {host_global_id} is not in the current models of "
-                              f"site {site_code}")
+            raise DeviceError(N_("device {device_id}: host element {global_id} is not in the current models of "
+                                 "site {site_code}"), device_id=device_id, global_id=host_global_id,
+                              site_code=site_code)
         model_id = host["model_id"]
         if position is None and host["bbox_min_x_m"] is not None:
             position = tuple((host[f"bbox_min_{a}_m"] + host[f"bbox_max_{a}_m"]) / 2.0 for a in "xyz")
     config = dict(config or {})
     _check_config(device_id, device_type, config, position)
-    installed = _date(installed_on, f"device {device_id}: installed_on")
+    installed = _date(installed_on, Phrase(N_("device {device_id}: {field}"), device_id=device_id,
+                                           field="installed_on"))
     listed = None
     if supplier:
         listed = store.one("SELECT reason FROM supplier_blacklist WHERE supplier = ?", [supplier])
@@ -126,7 +135,8 @@ def add_device(store: Store, device_id: str, *, site_code: str, device_type: str
 def get_device(store: Store, device_id: str) -> Device:
     row = store.one("SELECT * FROM devices WHERE device_id = ?", [device_id])
     if row is None:
-        raise DeviceError(f"no device {device_id!r} in {store.label}; register it with `sitetwin device add`")
+        raise DeviceError(N_("no device {device_id!r} in {store}; register it with `sitetwin device add`"),
+                          device_id=device_id, store=store.label)
     return _device(row)
 
 
@@ -144,7 +154,7 @@ def list_devices(store: Store, *, site_code: str | None = None, device_type: str
 def remove_device(store: Store, device_id: str, *, removed_on: dt.date | str) -> Device:
     """Mark a device as taken off site (its readings stay); it no longer raises gap warnings after that day."""
     get_device(store, device_id)
-    day = _date(removed_on, f"device {device_id}: removed_on")
+    day = _date(removed_on, Phrase(N_("device {device_id}: {field}"), device_id=device_id, field="removed_on"))
     with atomic(store):
         store.execute("UPDATE devices SET removed_on = ? WHERE device_id = ?", [day, device_id])
     return get_device(store, device_id)
@@ -191,19 +201,21 @@ def record_calibration(store: Store, device_id: str, *, calibrated_on: dt.date |
                        notes: str | None = None) -> Calibration:
     """Add a calibration certificate; readings outside every valid calibration are flagged ``uncalibrated``."""
     device = get_device(store, device_id)
-    laboratory = _label(laboratory, f"device {device_id}: calibration laboratory")
-    certificate = _label(certificate, f"device {device_id}: calibration certificate")
-    notes = clean_text(notes, f"device {device_id}: calibration notes", max_len=NOTE_MAX, multiline=True,
-                       required=False) or None
-    on = _date(calibrated_on, f"device {device_id}: calibrated_on")
-    until = _date(valid_until, f"device {device_id}: valid_until")
+    laboratory = _label(laboratory, Phrase(N_("device {device_id}: calibration laboratory"), device_id=device_id))
+    certificate = _label(certificate, Phrase(N_("device {device_id}: calibration certificate"), device_id=device_id))
+    notes = clean_text(notes, Phrase(N_("device {device_id}: calibration notes"),  # type: ignore[arg-type]
+                                     device_id=device_id), max_len=NOTE_MAX, multiline=True, required=False) or None
+    on = _date(calibrated_on, Phrase(N_("device {device_id}: {field}"), device_id=device_id, field="calibrated_on"))
+    until = _date(valid_until, Phrase(N_("device {device_id}: {field}"), device_id=device_id, field="valid_until"))
     if on is None or until is None:        # an empty string reads as no date
-        raise DeviceError(f"device {device_id}: a calibration needs calibrated_on and valid_until (YYYY-MM-DD)")
+        raise DeviceError(N_("device {device_id}: a calibration needs calibrated_on and valid_until (YYYY-MM-DD)"),
+                          device_id=device_id)
     if until < on:
-        raise DeviceError(f"device {device_id}: calibration valid_until {until} is before calibrated_on {on}")
+        raise DeviceError(N_("device {device_id}: calibration valid_until {until} is before calibrated_on {on}"),
+                          device_id=device_id, until=until, on=on)
     if store.scalar("SELECT count(*) FROM device_calibrations WHERE device_id = ? AND calibrated_on = ?",
                     [device_id, on]):
-        raise DeviceError(f"device {device_id} already has a calibration on {on}")
+        raise DeviceError(N_("device {device_id} already has a calibration on {on}"), device_id=device_id, on=on)
     with atomic(store):
         store.execute("INSERT INTO device_calibrations (site_code, device_id, calibrated_on, valid_until, laboratory, "
                       "certificate, notes) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -220,9 +232,9 @@ def calibrations(store: Store, device_id: str) -> list[Calibration]:
 def blacklist_supplier(store: Store, supplier: str, *, reason: str, now: dt.datetime | None = None) -> int:
     """List a supplier as untrusted and flag all its devices; returns how many devices were flagged."""
     if not supplier or not reason:
-        raise DeviceError("blacklisting a supplier needs the supplier's name and a reason")
-    supplier = clean_text(supplier, "supplier", max_len=LABEL_MAX)
-    reason = clean_text(reason, "blacklist reason", max_len=NOTE_MAX)
+        raise DeviceError(N_("blacklisting a supplier needs the supplier's name and a reason"))
+    supplier = clean_text(supplier, Phrase(N_("supplier")), max_len=LABEL_MAX)  # type: ignore[arg-type]
+    reason = clean_text(reason, Phrase(N_("blacklist reason")), max_len=NOTE_MAX)  # type: ignore[arg-type]
     with atomic(store):
         store.execute("INSERT OR REPLACE INTO supplier_blacklist (supplier, reason, listed_at) VALUES (?, ?, ?)",
                       [supplier, reason, now or utcnow()])
@@ -247,18 +259,20 @@ def unlist_supplier(store: Store, supplier: str) -> int:
 def set_blacklisted(store: Store, device_id: str, blacklisted: bool, *, reason: str | None = None) -> Device:
     """Flag (or clear) one device, e.g. a monitor found tampered with."""
     get_device(store, device_id)
-    reason = clean_text(reason, f"device {device_id}: blacklist reason", max_len=NOTE_MAX, required=False) or None
+    reason = clean_text(reason, Phrase(N_("device {device_id}: blacklist reason"),  # type: ignore[arg-type]
+                                       device_id=device_id), max_len=NOTE_MAX, required=False) or None
     if blacklisted and not reason:
-        raise DeviceError(f"device {device_id}: say why it is blacklisted (reason)")
+        raise DeviceError(N_("device {device_id}: say why it is blacklisted (reason)"), device_id=device_id)
     with atomic(store):
         store.execute("UPDATE devices SET blacklisted = ?, blacklist_reason = ? WHERE device_id = ?",
                       [bool(blacklisted), reason if blacklisted else None, device_id])
     return get_device(store, device_id)
 
 
-def _label(value: str | None, field: str) -> str | None:
-    """A short one-line label (supplier, model, serial number) as stored; None when empty."""
-    return clean_text(value, field, max_len=LABEL_MAX, required=False) or None
+def _label(value: str | None, field: Phrase) -> str | None:
+    """A short one-line label (supplier, model, serial number) as stored; None when empty. ``field`` names it in
+    a refusal, in the reader's language."""
+    return clean_text(value, field, max_len=LABEL_MAX, required=False) or None  # type: ignore[arg-type]
 
 
 def _device(row: dict) -> Device:
@@ -281,14 +295,15 @@ def _position(position_m: Sequence[float] | None, device_id: str) -> tuple[float
     try:
         values = tuple(float(v) for v in position_m)
     except (TypeError, ValueError):
-        raise DeviceError(f"device {device_id}: position must be three numbers x,y,z in metres") from None
+        raise DeviceError(N_("device {device_id}: position must be three numbers x,y,z in metres"),
+                          device_id=device_id) from None
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise DeviceError(f"device {device_id}: position must be three finite numbers x,y,z in metres, "
-                          f"got {position_m!r}")
+        raise DeviceError(N_("device {device_id}: position must be three finite numbers x,y,z in metres, "
+                             "got {position!r}"), device_id=device_id, position=position_m)
     return values
 
 
-def _date(value: dt.date | str | None, what: str) -> dt.date | None:
+def _date(value: dt.date | str | None, what: Phrase) -> dt.date | None:
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -298,7 +313,7 @@ def _date(value: dt.date | str | None, what: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise DeviceError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise DeviceError(N_("{field}: {value!r} is not a date (YYYY-MM-DD)"), field=what, value=value) from None
 
 
 def _check_config(device_id: str, device_type: str, config: dict, position) -> None:
@@ -309,14 +324,15 @@ def _check_config(device_id: str, device_type: str, config: dict, position) -> N
         try:
             check_levels(levels, f"device {device_id} config limits.{kind}")
         except ConfigError as exc:
-            raise DeviceError(str(exc)) from None
+            raise DeviceError(exc.template, **exc.fields) from None
     if device_type in ("crane", "hoist"):
         from sitetwin.sensors.crane import geometry_from_config
 
         if position is None:
-            raise DeviceError(f"device {device_id}: a {device_type} needs its base position (x,y,z of the mast foot, "
-                              f"local frame) for its hook position and swing zone")
+            raise DeviceError(N_("device {device_id}: a {device_type} needs its base position (x,y,z of the mast "
+                                 "foot, local frame) for its hook position and swing zone"), device_id=device_id,
+                              device_type=device_type)
         try:
             geometry_from_config(device_type, config, position)
         except ValueError as exc:
-            raise DeviceError(f"device {device_id}: {exc}") from None
+            raise DeviceError(N_("device {device_id}: {reason}"), device_id=device_id, reason=cause(exc)) from None

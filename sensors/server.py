@@ -84,8 +84,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitetwin.data.clock import utcnow
-from sitetwin.data.errors import SitetwinError
+from sitetwin.data.errors import SitetwinError, message_text
 from sitetwin.data.evidence import FindingSink
+from sitetwin.data.i18n import N_
 from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
 from sitetwin.sensors.config import IngestLimits, default_limits
 from sitetwin.sensors.registry import token_digest
@@ -230,7 +231,7 @@ class Ingestor:
             if self._turn is None:
                 self._turn = FlushTurn(self.config.turn_path, self.config.min_release_s)
             if self._turn.acquire(self.config.lock_timeout_s) is None:
-                raise StoreError("the store is busy (another ingest server's flush); send the batch again later")
+                raise StoreError(N_("the store is busy (another ingest server's flush); send the batch again later"))
             try:
                 with open_store(self.config.db, lock_timeout_s=self.config.lock_timeout_s) as store:
                     report = store_records(store, parsed["records"], import_key=parsed["import_key"], source="http",
@@ -266,7 +267,7 @@ class Ingestor:
                 self.flush_once()
             except Exception as exc:  # noqa: BLE001 - the flusher must outlive a bad cycle; batches stay spooled
                 self.busy_streak += 1
-                self.stats["last_error"] = f"flush failed: {exc}"
+                self.stats["last_error"] = f"flush failed: {message_text(exc)}"
                 log.exception("ingest: flush failed; the batches stay spooled, retrying")
             elapsed = time.perf_counter() - started
             wait = max(self.config.min_release_s, self.config.flush_interval_s - elapsed)
@@ -331,8 +332,8 @@ class Ingestor:
             self.busy_streak += 1
             with self._count_lock:
                 self.stats["store_busy"] += 1
-                self.stats["last_error"] = str(exc)
-            log.warning("ingest: %s; %d batches stay spooled", exc, len(items))
+                self.stats["last_error"] = message_text(exc)
+            log.warning("ingest: %s; %d batches stay spooled", message_text(exc), len(items))
             return 0
         self.busy_streak = 0
         moved = 0
@@ -352,7 +353,7 @@ class Ingestor:
                         report = check_silence(store, sink=self.sink)
                         self.count("warnings_changed", report.inserted + report.updated)
                     except Exception as exc:  # noqa: BLE001 - keep ingesting; the next sweep retries
-                        self.stats["last_error"] = f"silence check failed: {exc}"
+                        self.stats["last_error"] = f"silence check failed: {message_text(exc)}"
                         log.exception("ingest: silence check failed")
                     self._next_silence = now + self.config.silence_check_s
             if refresh:
@@ -389,14 +390,16 @@ class Ingestor:
             self.spool.done([i.seq for i in items])
             good = items
         except Exception as exc:  # noqa: BLE001 - isolate the batch the store refuses, keep the rest
-            log.warning("ingest: flush of %d batches failed (%s); storing them one by one", len(items), exc)
+            log.warning("ingest: flush of %d batches failed (%s); storing them one by one", len(items),
+                        message_text(exc))
             report, good = StoreReport(), []
             for item in items:
                 try:
                     one = store_batches(store, [item.batch], source="http", received_at=[_utc(item.received_us)])
                 except Exception as exc_one:  # noqa: BLE001
-                    self.spool.bury(item, str(exc_one))
-                    self.stats["last_error"] = f"batch {item.batch.batch_key} refused by the store: {exc_one}"
+                    self.spool.bury(item, message_text(exc_one))
+                    self.stats["last_error"] = (f"batch {item.batch.batch_key} refused by the store: "
+                                                f"{message_text(exc_one)}")
                     continue
                 self.spool.done([item.seq])
                 good.append(item)
@@ -467,7 +470,7 @@ class Ingestor:
             self.count("warnings_changed", report.inserted + report.updated)
         except Exception as exc:  # noqa: BLE001 - readings are stored; evaluate them again next cycle
             self._retry_touched = StoreReport(touched=pending.touched, touched_sites=pending.touched_sites)
-            self.stats["last_error"] = f"warning evaluation failed: {exc}"
+            self.stats["last_error"] = f"warning evaluation failed: {message_text(exc)}"
             log.exception("ingest: warning evaluation failed; retrying next cycle")
 
     def _refresh(self, store) -> None:
@@ -610,7 +613,7 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
             batch = parse_batch(body, token_device=device, devices=ingestor.devices, limits=limits,
                                 now_us=time.time_ns() // 1000)
         except BatchError as exc:
-            return refuse(exc.status, str(exc), exc.problems)
+            return refuse(exc.status, message_text(exc), exc.problems)
         assert ingestor.spool is not None       # the app's lifespan started the ingestor
         outcome = await ingestor.spool.submit_async(batch)
         if outcome.status == CONFLICT:
@@ -642,9 +645,9 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
                                           today=utcnow().date(), max_body_bytes=limits.max_body_bytes)
             report = await anyio.to_thread.run_sync(ingestor.store_training, parsed, device.device_id)
         except TrainingError as exc:
-            return refuse(exc.status, str(exc), exc.problems)
+            return refuse(exc.status, message_text(exc), exc.problems)
         except SitetwinError as exc:
-            return refuse(503, f"training not stored: {exc}")
+            return refuse(503, f"training not stored: {message_text(exc)}")
         return JSONResponse({"batch_id": parsed["batch_id"], **report})
 
     async def health(request: Request) -> JSONResponse:

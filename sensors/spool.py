@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sitetwin.data.errors import message_text
+from sitetwin.data.i18n import N_
 from sitetwin.sensors.batch import Batch, batch_from_json
 from sitetwin.sensors.errors import SensorError
 
@@ -77,9 +79,13 @@ class Spool:
             self._lock_fh.seek(0)
             holder = self._lock_fh.read().strip()
             self._lock_fh.close()
-            who = f" (pid {holder})" if holder.isdigit() else ""
-            raise SensorError(f"{self.path}: another ingest server{who} is using this spool; give each server of "
-                              f"a store its own spool (--spool FILE, or a different --port)") from None
+            if holder.isdigit():
+                raise SensorError(N_("{path}: another ingest server (pid {pid}) is using this spool; give each server "
+                                     "of a store its own spool (--spool FILE, or a different --port)"),
+                                  path=self.path, pid=holder) from None
+            raise SensorError(N_("{path}: another ingest server is using this spool; give each server of "
+                                 "a store its own spool (--spool FILE, or a different --port)"),
+                              path=self.path) from None
         self._lock_fh.seek(0)
         self._lock_fh.truncate()
         self._lock_fh.write(str(os.getpid()))
@@ -191,7 +197,7 @@ class Spool:
                 con.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            return [Outcome(FAILED, f"spool write failed: {exc}") for _ in items]
+            return [Outcome(FAILED, f"spool write failed: {message_text(exc)}") for _ in items]
 
     # ------------------------------------------------------------------ draining (flusher side)
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sitetwin.data.clock import utcnow
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import Batch, from_us
 
@@ -135,8 +136,8 @@ def store_batches(store: Store, batches: Sequence[Batch], *, source: str,
             if unknown:
                 from sitetwin.sensors.errors import DeviceError
 
-                raise DeviceError(f"batches of unknown device {', '.join(unknown)}: register the device first "
-                                  f"(nothing of these batches was stored)")
+                raise DeviceError(N_("batches of unknown device {devices}: register the device first "
+                                     "(nothing of these batches was stored)"), devices=", ".join(unknown))
             store.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _st_new_readings AS
                 WITH fresh AS (

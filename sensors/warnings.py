@@ -35,6 +35,7 @@ import numpy as np
 
 from sitetwin.data.clock import utcnow
 from sitetwin.data.evidence import FindingSink
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.sensors.batch import from_us, to_us
 from sitetwin.sensors.channels import label_of, unit_of
@@ -787,9 +788,11 @@ def record_warning(store: Store, device_id: str, *, kind: str, severity: str, st
 
     device = get_device(store, device_id)
     if severity not in SEVERITIES:
-        raise SensorError(f"warning on {device_id}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        raise SensorError(N_("warning on {device_id}: severity {severity!r} is not one of {known}"),
+                          device_id=device_id, severity=severity, known=", ".join(SEVERITIES))
     if ended_at is not None and ended_at < started_at:
-        raise SensorError(f"warning on {device_id}: ends ({ended_at}) before it starts ({started_at})")
+        raise SensorError(N_("warning on {device_id}: ends ({ended_at}) before it starts ({started_at})"),
+                          device_id=device_id, ended_at=ended_at, started_at=started_at)
     row = {"site_code": device.site_code, "device_id": device_id, "kind": kind, "channel": channel,
            "worker_id": worker_id, "severity": severity, "start_us": to_us(started_at),
            "end_us": to_us(ended_at) if ended_at is not None else -1, "peak_value": peak_value,
