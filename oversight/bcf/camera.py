@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.oversight.bcf.model import Camera
 from sitetwin.oversight.errors import BcfError
 
@@ -37,7 +38,7 @@ def camera_from_panorama(T_model_from_camera, yaw_deg: float = 0.0, pitch_deg: f
     """
     T = np.asarray(T_model_from_camera, dtype=np.float64)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
-        raise BcfError(f"T_model_from_camera must be a finite 4x4 matrix, got shape {T.shape}")
+        raise BcfError(N_("T_model_from_camera must be a finite 4x4 matrix, got shape {shape}"), shape=T.shape)
     R = T[:3, :3]
     y, p = math.radians(yaw_deg), math.radians(pitch_deg)
     forward_cam = np.array([math.cos(p) * math.cos(y), math.cos(p) * math.sin(y), math.sin(p)])
@@ -52,7 +53,7 @@ def camera_looking_at(target_m, size_m: float = 3.0, *, fov_deg: float = DEFAULT
     """A 3D view onto ``target_m`` (local frame) that frames an object about ``size_m`` across."""
     target = np.asarray(target_m, dtype=np.float64)
     if target.shape != (3,) or not np.all(np.isfinite(target)):
-        raise BcfError(f"target must be a point (x, y, z), got {target_m!r}")
+        raise BcfError(N_("target must be a point (x, y, z), got {value!r}"), value=target_m)
     size = max(float(size_m), 1.0)
     distance = 0.5 * size / math.tan(math.radians(fov_deg) / 2) * 1.6 + 1.0
     offset = _unit(VIEW_FROM)
@@ -96,5 +97,5 @@ def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     n = np.linalg.norm(v)
     if n == 0 or not np.isfinite(n):
-        raise BcfError("a camera direction has zero length")
+        raise BcfError(N_("a camera direction has zero length"))
     return v / n

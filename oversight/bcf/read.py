@@ -38,6 +38,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
 from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.errors import BcfError
@@ -57,9 +59,10 @@ def read_bcf(source: str | Path | bytes, *, name: str | None = None) -> Archive:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise BcfError(f"{path}: no such file")
+            raise BcfError(N_("{path}: no such file"), path=path)
         if path.stat().st_size > MAX_TOTAL_BYTES:
-            raise BcfError(f"{path}: {path.stat().st_size} bytes, more than the {MAX_TOTAL_BYTES} a BCF file may have")
+            raise BcfError(N_("{path}: {size} bytes, more than the {limit} a BCF file may have"), path=path,
+                           size=path.stat().st_size, limit=MAX_TOTAL_BYTES)
         data = path.read_bytes()
     else:
         data = bytes(source)
@@ -67,7 +70,7 @@ def read_bcf(source: str | Path | bytes, *, name: str | None = None) -> Archive:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
             struct.error, zlib.error):
-        raise BcfError(f"{label}: not a BCF file (not a zip archive)") from None
+        raise BcfError(N_("{label}: not a BCF file (not a zip archive)"), label=label) from None
     with zf:
         entries = _check_entries(zf, label)
         return _parse(zf, entries, label)
@@ -79,30 +82,34 @@ def read_bcf(source: str | Path | bytes, *, name: str | None = None) -> Archive:
 def _check_entries(zf: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
-        raise BcfError(f"{label}: {len(infos)} entries, more than the {MAX_ENTRIES} allowed")
+        raise BcfError(N_("{label}: {n} entries, more than the {limit} allowed"), label=label, n=len(infos),
+                       limit=MAX_ENTRIES)
     total = 0
     entries: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
         if _unsafe_name(name):
-            raise BcfError(f"{label}: entry {name!r} points outside the archive (path traversal); refused")
+            raise BcfError(N_("{label}: entry {name!r} points outside the archive (path traversal); refused"),
+                           label=label, name=name)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise BcfError(f"{label}: entry {name!r} is a symbolic link; refused")
+            raise BcfError(N_("{label}: entry {name!r} is a symbolic link; refused"), label=label, name=name)
         if info.flag_bits & 0x1:
-            raise BcfError(f"{label}: entry {name!r} is encrypted; BCF files are not")
+            raise BcfError(N_("{label}: entry {name!r} is encrypted; BCF files are not"), label=label, name=name)
         if info.file_size > MAX_ENTRY_BYTES:
-            raise BcfError(f"{label}: entry {name!r} is {info.file_size} bytes uncompressed, more than the "
-                           f"{MAX_ENTRY_BYTES} allowed (oversized)")
+            raise BcfError(N_("{label}: entry {name!r} is {size} bytes uncompressed, more than the "
+                              "{limit} allowed (oversized)"), label=label, name=name, size=info.file_size,
+                           limit=MAX_ENTRY_BYTES)
         if info.file_size > 1 << 20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise BcfError(f"{label}: entry {name!r} expands {info.file_size // max(info.compress_size, 1)}-fold "
-                           f"(a zip bomb?); refused")
+            raise BcfError(N_("{label}: entry {name!r} expands {ratio}-fold (a zip bomb?); refused"), label=label,
+                           name=name, ratio=info.file_size // max(info.compress_size, 1))
         total += info.file_size
         if total > MAX_TOTAL_BYTES:
-            raise BcfError(f"{label}: more than {MAX_TOTAL_BYTES} bytes uncompressed (oversized); refused")
+            raise BcfError(N_("{label}: more than {limit} bytes uncompressed (oversized); refused"), label=label,
+                           limit=MAX_TOTAL_BYTES)
         if not name.endswith("/"):
             if name in entries:
-                raise BcfError(f"{label}: entry {name!r} appears twice")
+                raise BcfError(N_("{label}: entry {name!r} appears twice"), label=label, name=name)
             entries[name] = info
     return entries
 
@@ -126,10 +133,11 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int) ->
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error,
             zlib.error) as exc:
         # zipfile's own message can quote kilobytes of the damaged header: the kind of damage is enough
-        raise BcfError(f"{label}: entry {info.filename[:200]!r} cannot be read (damaged archive: "
-                       f"{type(exc).__name__})") from None
+        raise BcfError(N_("{label}: entry {name!r} cannot be read (damaged archive: {error})"), label=label,
+                       name=info.filename[:200], error=type(exc).__name__) from None
     if len(data) > limit:
-        raise BcfError(f"{label}: entry {info.filename!r} is larger than the {limit} bytes allowed (oversized)")
+        raise BcfError(N_("{label}: entry {name!r} is larger than the {limit} bytes allowed (oversized)"),
+                       label=label, name=info.filename, limit=limit)
     return data
 
 
@@ -142,12 +150,13 @@ def _xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str):
     try:
         root = etree.fromstring(data, parser)
     except (etree.XMLSyntaxError, ValueError, LookupError) as exc:
-        raise BcfError(f"{label}: entry {info.filename!r} is not well-formed XML ({exc})") from None
+        raise BcfError(N_("{label}: entry {name!r} is not well-formed XML ({error})"), label=label,
+                       name=info.filename, error=str(exc)) from None
     if root is None:
-        raise BcfError(f"{label}: entry {info.filename!r} holds no XML document")
+        raise BcfError(N_("{label}: entry {name!r} holds no XML document"), label=label, name=info.filename)
     if root.getroottree().docinfo.doctype:
-        raise BcfError(f"{label}: entry {info.filename!r} declares a DOCTYPE; BCF XML has none (refused: "
-                       f"entity expansion)")
+        raise BcfError(N_("{label}: entry {name!r} declares a DOCTYPE; BCF XML has none (refused: "
+                          "entity expansion)"), label=label, name=info.filename)
     _strip_namespaces(root)
     return root
 
@@ -171,11 +180,11 @@ def _parse(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], label: str)
     if "bcf.version" in lower:
         root = _xml(zf, entries[lower["bcf.version"]], label)
         if root.tag != "Version":
-            raise BcfError(f"{label}: bcf.version has root <{root.tag}>, expected <Version>")
+            raise BcfError(N_("{label}: bcf.version has root <{tag}>, expected <Version>"), label=label, tag=root.tag)
         version = (root.get("VersionId") or _text(root, "DetailedVersion") or "").strip()
     markups = sorted(n for n in entries if n.count("/") == 1 and n.rsplit("/", 1)[1].lower() == "markup.bcf")
     if not markups and version is None:
-        raise BcfError(f"{label}: neither bcf.version nor any <topic>/markup.bcf: not a BCF file")
+        raise BcfError(N_("{label}: neither bcf.version nor any <topic>/markup.bcf: not a BCF file"), label=label)
     project_id = project_name = None
     if "project.bcfp" in lower:
         root = _xml(zf, entries[lower["project.bcfp"]], label)
@@ -194,16 +203,18 @@ def _parse(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], label: str)
     seen: set[str] = set()
     for markup_name in markups:
         topic = _clean_topic(_topic(zf, entries, markup_name, label), f"{label}: {markup_name}")
-        for kind, ids in (("topic", [topic.guid]), ("comment", [c.guid for c in topic.comments]),
-                          ("viewpoint", [v.guid for v in topic.viewpoints])):
+        for kind, ids in ((N_("topic"), [topic.guid]), (N_("comment"), [c.guid for c in topic.comments]),
+                          (N_("viewpoint"), [v.guid for v in topic.viewpoints])):
             for i in ids:
                 if i in seen:
-                    raise BcfError(f"{label}: {kind} Guid {i} appears twice in the file")
+                    raise BcfError(N_("{label}: {kind} Guid {guid} appears twice in the file"), label=label,
+                                   kind=Phrase(kind), guid=i)
                 seen.add(i)
         topics.append(topic)
     major = (version or "").split(".")[0]
     if version and major not in ("2", "3"):
-        raise BcfError(f"{label}: BCF version {version!r} is not supported (2.0, 2.1 and 3.0 are)")
+        raise BcfError(N_("{label}: BCF version {version!r} is not supported (2.0, 2.1 and 3.0 are)"), label=label,
+                       version=version)
     norm = "3.0" if major == "3" else ("2.0" if version and version.startswith("2.0") else "2.1")
     return Archive(version=norm, topics=tuple(topics), project_id=project_id, project_name=project_name,
                    extensions=extensions)
@@ -214,14 +225,14 @@ def _topic(zf, entries, markup_name: str, label: str) -> Topic:
     where = f"{label}: {markup_name}"
     root = _xml(zf, entries[markup_name], label)
     if root.tag != "Markup":
-        raise BcfError(f"{where}: root element <{root.tag}>, expected <Markup>")
+        raise BcfError(N_("{where}: root element <{tag}>, expected <Markup>"), where=where, tag=root.tag)
     t = root.find("Topic")
     if t is None:
-        raise BcfError(f"{where}: no <Topic>")
+        raise BcfError(N_("{where}: no <Topic>"), where=where)
     guid = _guid(t.get("Guid") or folder, where, "Topic Guid")
     title = _text(t, "Title")
     if not title:
-        raise BcfError(f"{where}: topic {guid} has no <Title>")
+        raise BcfError(N_("{where}: topic {guid} has no <Title>"), where=where, guid=guid)
     created = _date(_text(t, "CreationDate"), where, "CreationDate") or dt.datetime(1970, 1, 1)
     header = root.find("Header")
     files = []
@@ -287,7 +298,8 @@ def _comment(c, where: str) -> Comment:
     guid = _guid(c.get("Guid"), where, "Comment Guid")
     vp = c.find("Viewpoint")
     reply = c.find("ReplyToComment")
-    return Comment(guid=guid, date=_date(_text(c, "Date"), where, f"comment {guid} Date") or dt.datetime(1970, 1, 1),
+    return Comment(guid=guid, date=_date(_text(c, "Date"), where, Phrase(N_("comment {guid} Date"), guid=guid))
+                   or dt.datetime(1970, 1, 1),
                    author=_text(c, "Author") or "unknown", text=_text(c, "Comment") or "",
                    viewpoint_guid=_guid(vp.get("Guid"), where, "comment Viewpoint Guid") if vp is not None
                    and vp.get("Guid") else None,
@@ -313,10 +325,12 @@ def _viewpoint_file(zf, entries, folder, vp_file, snap_file, guid, index, where,
     if vp_file:
         name = _member(folder, vp_file, where)
         if name not in entries:
-            raise BcfError(f"{where}: viewpoint file {vp_file!r} is listed but not in the archive")
+            raise BcfError(N_("{where}: viewpoint file {file!r} is listed but not in the archive"), where=where,
+                           file=vp_file)
         root = _xml(zf, entries[name], label)
         if root.tag != "VisualizationInfo":
-            raise BcfError(f"{label}: {name}: root element <{root.tag}>, expected <VisualizationInfo>")
+            raise BcfError(N_("{where}: root element <{tag}>, expected <VisualizationInfo>"), where=f"{label}: {name}",
+                           tag=root.tag)
         at = f"{label}: {name}"
         camera = _camera(root, at)
         comps = _components(root, at)
@@ -330,10 +344,10 @@ def _viewpoint_file(zf, entries, folder, vp_file, snap_file, guid, index, where,
         if name in entries:
             ext = _IMAGE_EXT.get(name.rsplit(".", 1)[-1].lower())
             if ext is None:
-                raise BcfError(f"{where}: snapshot {snap_file!r} is neither PNG nor JPEG")
+                raise BcfError(N_("{where}: snapshot {file!r} is neither PNG nor JPEG"), where=where, file=snap_file)
             snapshot = _read(zf, entries[name], label, MAX_ENTRY_BYTES)
             if not (snapshot.startswith(b"\x89PNG") or snapshot.startswith(b"\xff\xd8")):
-                raise BcfError(f"{where}: snapshot {snap_file!r} is not a PNG or JPEG image")
+                raise BcfError(N_("{where}: snapshot {file!r} is not a PNG or JPEG image"), where=where, file=snap_file)
     return Viewpoint(guid=guid, camera=camera, index=index, snapshot=snapshot, snapshot_ext=ext,
                      clipping_planes=planes, lines=lines, **comps)
 
@@ -341,7 +355,8 @@ def _viewpoint_file(zf, entries, folder, vp_file, snap_file, guid, index, where,
 def _member(folder: str, ref: str, where: str) -> str:
     ref = ref.strip().replace("\\", "/")
     if _unsafe_name(ref) or "/" in ref.strip("./"):
-        raise BcfError(f"{where}: reference {ref!r} leaves the topic folder (path traversal); refused")
+        raise BcfError(N_("{where}: reference {ref!r} leaves the topic folder (path traversal); refused"),
+                       where=where, ref=ref)
     return f"{folder}/{ref.lstrip('./')}"
 
 
@@ -358,11 +373,12 @@ def _camera(root, where: str) -> Camera | None:
                          view_to_world_scale=_float(_text(c, "ViewToWorldScale")),
                          aspect_ratio=_float(_text(c, "AspectRatio")))
         except (TypeError, ValueError) as exc:
-            raise BcfError(f"{where}: <{tag}> is incomplete or not numeric ({exc})") from None
+            raise BcfError(N_("{where}: <{tag}> is incomplete or not numeric ({error})"), where=where, tag=tag,
+                           error=str(exc)) from None
         if kind == "perspective" and cam.field_of_view_deg is None:
-            raise BcfError(f"{where}: <PerspectiveCamera> has no <FieldOfView>")
+            raise BcfError(N_("{where}: <PerspectiveCamera> has no <FieldOfView>"), where=where)
         if kind == "orthogonal" and cam.view_to_world_scale is None:
-            raise BcfError(f"{where}: <OrthogonalCamera> has no <ViewToWorldScale>")
+            raise BcfError(N_("{where}: <OrthogonalCamera> has no <ViewToWorldScale>"), where=where)
         return cam
     return None
 
@@ -423,17 +439,17 @@ def _component(x) -> Component:
 
 def _point(el, where: str) -> tuple[float, float, float]:
     if el is None:
-        raise BcfError(f"{where}: a point or direction is missing")
+        raise BcfError(N_("{where}: a point or direction is missing"), where=where)
     x, y, z = _text(el, "X"), _text(el, "Y"), _text(el, "Z")
-    wrong = f"{where}: <{el.tag}> needs numeric X, Y and Z"
+    wrong = N_("{where}: <{tag}> needs numeric X, Y and Z")
     if x is None or y is None or z is None:
-        raise BcfError(wrong)
+        raise BcfError(wrong, where=where, tag=el.tag)
     try:
         xyz = (float(x), float(y), float(z))
     except ValueError:
-        raise BcfError(wrong) from None
+        raise BcfError(wrong, where=where, tag=el.tag) from None
     if not all(math.isfinite(v) for v in xyz):
-        raise BcfError(f"{where}: <{el.tag}> needs finite X, Y and Z")
+        raise BcfError(N_("{where}: <{tag}> needs finite X, Y and Z"), where=where, tag=el.tag)
     return xyz
 
 
@@ -475,9 +491,9 @@ def _float(v: str | None) -> float | None:
     return value
 
 
-def _guid(value: str | None, where: str, what: str) -> str:
+def _guid(value: str | None, where: str | Phrase, what: str) -> str:
     if not value or not value.strip():
-        raise BcfError(f"{where}: {what} is missing")
+        raise BcfError(N_("{where}: {what} is missing"), where=where, what=what)
     text = value.strip()
     try:
         return str(uuid.UUID(text))
@@ -488,7 +504,7 @@ def _guid(value: str | None, where: str, what: str) -> str:
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
-def _date(text: str | None, where: str, what: str) -> dt.datetime | None:
+def _date(text: str | None, where: str | Phrase, what: str | Phrase) -> dt.datetime | None:
     """xs:dateTime (any offset, 'Z', up to 7 fractional digits) as naive UTC."""
     if not text or not text.strip():
         return None
@@ -500,7 +516,8 @@ def _date(text: str | None, where: str, what: str) -> dt.datetime | None:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
-        raise BcfError(f"{where}: {what} {text[:40]!r} is not an xs:dateTime (or is out of range)") from None
+        raise BcfError(N_("{where}: {what} {value!r} is not an xs:dateTime (or is out of range)"), where=where,
+                       what=what, value=text[:40]) from None
     return parsed
 
 
@@ -511,7 +528,7 @@ _BREAKS = re.compile(r" *[\t\r\n][\t\r\n ]*")
 _HINTS = ("SpacesVisible", "SpaceBoundariesVisible", "OpeningsVisible")
 
 
-def _clean(value: str | None, where: str, field: str, max_len: int = LABEL_MAX, *,
+def _clean(value: str | None, where: str | Phrase, field: str, max_len: int = LABEL_MAX, *,
            multiline: bool = False) -> str | None:
     """Text read from the file as it may be stored (None when absent or blank), or ``BcfError``."""
     if value is None:
@@ -521,21 +538,21 @@ def _clean(value: str | None, where: str, field: str, max_len: int = LABEL_MAX, 
     try:
         return clean_text(value, field, max_len=max_len, multiline=multiline, required=False) or None
     except TextError as exc:
-        raise BcfError(f"{where}: {exc}") from None
+        raise BcfError(N_("{where}: {problem}"), where=where, problem=Phrase(exc.template, **exc.fields)) from None
 
 
-def _clean_dict(d: dict, where: str, what: str) -> dict:
+def _clean_dict(d: dict, where: str | Phrase, what: str) -> dict:
     return {k: (_clean(v, where, f"{what} {k}", NOTE_MAX) if isinstance(v, str) else v) for k, v in d.items()}
 
 
-def _clean_component(c: Component, where: str) -> Component:
+def _clean_component(c: Component, where: str | Phrase) -> Component:
     return Component(ifc_guid=_clean(c.ifc_guid, where, "IfcGuid"),
                      originating_system=_clean(c.originating_system, where, "OriginatingSystem", TITLE_MAX),
                      authoring_tool_id=_clean(c.authoring_tool_id, where, "AuthoringToolId", TITLE_MAX))
 
 
-def _clean_viewpoint(v: Viewpoint, where: str) -> Viewpoint:
-    where = f"{where}: viewpoint {v.guid}"
+def _clean_viewpoint(v: Viewpoint, where: str | Phrase) -> Viewpoint:
+    where = Phrase(N_("{where}: viewpoint {guid}"), where=where, guid=v.guid)
     hints = {k: bool(x) for k, x in (v.view_setup_hints or {}).items() if k in _HINTS} or None
     return dataclasses.replace(
         v, selection=tuple(_clean_component(c, where) for c in v.selection),
@@ -545,8 +562,8 @@ def _clean_viewpoint(v: Viewpoint, where: str) -> Viewpoint:
         view_setup_hints=hints)
 
 
-def _clean_comment(c: Comment, where: str) -> Comment:
-    where = f"{where}: comment {c.guid}"
+def _clean_comment(c: Comment, where: str | Phrase) -> Comment:
+    where = Phrase(N_("{where}: comment {guid}"), where=where, guid=c.guid)
     return dataclasses.replace(c, author=_clean(c.author, where, "Author") or "unknown",
                                text=_clean(c.text, where, "Comment", NOTE_MAX, multiline=True) or "",
                                modified_author=_clean(c.modified_author, where, "ModifiedAuthor"))
@@ -554,10 +571,10 @@ def _clean_comment(c: Comment, where: str) -> Comment:
 
 def _clean_topic(t: Topic, where: str) -> Topic:
     """The topic with every text checked (see the module's docstring); ``BcfError`` names the topic and field."""
-    at = f"{where}: topic {t.guid}"
+    at = Phrase(N_("{where}: topic {guid}"), where=where, guid=t.guid)
     title = _clean(t.title, at, "Title", TITLE_MAX)
     if not title:
-        raise BcfError(f"{at} has no <Title>")
+        raise BcfError(N_("{where} has no <Title>"), where=at)
 
     def line(value, field, max_len=LABEL_MAX):
         return _clean(value, at, field, max_len)

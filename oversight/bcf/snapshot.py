@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from sitetwin.data.i18n import N_
 from sitetwin.oversight.errors import BcfError
 
 WIDTH, HEIGHT = 640, 480
@@ -27,7 +28,7 @@ def render_snapshot(mesh, camera: dict, selected_global_ids=(), *, width: int = 
     from PIL import Image
 
     if mesh.triangle_count == 0:
-        raise BcfError("the site's model has no triangles to draw a snapshot from")
+        raise BcfError(N_("the site's model has no triangles to draw a snapshot from"))
     origins, dirs = camera_rays(camera, width, height)
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(mesh.to_open3d())

@@ -47,6 +47,8 @@ import numpy as np
 
 from sitetwin.bim.queries import element_boxes, list_models
 from sitetwin.data.clock import utcnow
+from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
 from sitetwin.oversight import audit
@@ -121,7 +123,7 @@ def add_viewpoint(store: Store, finding_id: str, *, scope: Scope, camera: dict |
                   source: str = "view", viewpoint_id: str | None = None) -> str:
     """Attach a viewpoint (camera in the local frame, selected GlobalIds, optional snapshot) to a finding."""
     f = get_finding(store, scope, finding_id)
-    audit.guard(store, scope, "comment", f.site_code, what="add a viewpoint")
+    audit.guard(store, scope, "comment", f.site_code, what=Phrase(N_("add a viewpoint")))
     if camera is not None:
         _check_camera(camera)
     data = _snapshot_bytes(snapshot)
@@ -166,14 +168,15 @@ def export_bcf(store: Store, scope: Scope, target: str | Path, *, site_code: str
                finding_ids: list[str] | None = None, status: str | list[str] | None = None, version: str = "2.1",
                snapshots: bool = True) -> ExportReport:
     """Write findings in the caller's scope as a BCF ``version`` file at ``target``."""
-    audit.guard(store, scope, "export", what="export BCF")
+    what = Phrase(N_("export BCF"))
+    audit.guard(store, scope, "export", what=what)
     if finding_ids:
         found = [get_finding(store, scope, fid) for fid in finding_ids]
         for f in found:
-            audit.guard(store, scope, "export", f.site_code, what="export BCF")
+            audit.guard(store, scope, "export", f.site_code, what=what)
     else:
         if site_code is not None:
-            audit.guard(store, scope, "export", site_code, what="export BCF")
+            audit.guard(store, scope, "export", site_code, what=what)
         found = list_findings(store, scope, site_code=site_code, status=status)
     found.sort(key=lambda f: (f.site_code, f.number))
     warnings: list[str] = []
@@ -419,7 +422,7 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
             meshes[site_code] = load_mesh(store, site_code=site_code) if list_models(
                 store, site_code=site_code, current=True) else None
         except SitetwinError as exc:
-            warnings.append(f"site {site_code}: no snapshots ({exc})")
+            warnings.append(f"site {site_code}: no snapshots ({message_text(exc)})")
             meshes[site_code] = None
     mesh = meshes[site_code]
     if mesh is None or mesh.triangle_count == 0:
@@ -435,7 +438,7 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
 def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_code: str,
                name: str | None = None) -> ImportReport:
     """Read a BCF file and add or update its topics as findings of ``site_code`` (one transaction)."""
-    audit.guard(store, scope, "import", site_code, what="import BCF", object_kind="bcf")
+    audit.guard(store, scope, "import", site_code, what=Phrase(N_("import BCF")), object_kind="bcf")
     label = name or (Path(source).name if not isinstance(source, bytes) else "BCF data")
     archive = read_bcf(source, name=label)
     label = " ".join(printable(label).split())[:REF_MAX] or "BCF data"     # stored as the findings' source_ref
@@ -468,7 +471,7 @@ def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_c
         for p in written:
             p.unlink(missing_ok=True)
         if isinstance(exc, FindingError):     # a value the findings refuse: the file's problem, one error class
-            raise BcfError(f"{label}: {exc}") from None
+            raise BcfError(N_("{label}: {problem}"), label=label, problem=Phrase(exc.template, **exc.fields)) from None
         raise
     in_model = sum(1 for g in all_guids if g in elements)
     if all_guids and not in_model:
@@ -485,16 +488,19 @@ def _check_ids(store: Store, archive: Archive, site_code: str, label: str) -> No
     for t in archive.topics:
         row = store.one("SELECT site_code FROM findings WHERE finding_id = ?", [t.guid])
         if row is not None and row["site_code"] != site_code:
-            raise BcfError(f"{label}: topic {t.guid} is already a finding of site {row['site_code']}, "
-                           f"not {site_code}; import it there")
+            raise BcfError(N_("{label}: topic {guid} is already a finding of site {other_site}, "
+                              "not {site_code}; import it there"), label=label, guid=t.guid,
+                           other_site=row["site_code"], site_code=site_code)
         for c in t.comments:
             other = store.scalar("SELECT finding_id FROM finding_events WHERE event_id = ?", [c.guid])
             if other is not None and other != t.guid:
-                raise BcfError(f"{label}: comment {c.guid} already belongs to another finding ({other})")
+                raise BcfError(N_("{label}: comment {guid} already belongs to another finding ({other})"),
+                               label=label, guid=c.guid, other=other)
         for v in t.viewpoints:
             other = store.scalar("SELECT finding_id FROM finding_viewpoints WHERE viewpoint_id = ?", [v.guid])
             if other is not None and other != t.guid:
-                raise BcfError(f"{label}: viewpoint {v.guid} already belongs to another finding ({other})")
+                raise BcfError(N_("{label}: viewpoint {guid} already belongs to another finding ({other})"),
+                               label=label, guid=v.guid, other=other)
 
 
 def _create(store: Store, scope: Scope, t: Topic, site_code: str, label: str, archive: Archive,
@@ -656,7 +662,7 @@ def _snapshot_bytes(snapshot) -> bytes | None:
         return None
     data = snapshot if isinstance(snapshot, bytes) else Path(snapshot).read_bytes()
     if not (data.startswith(b"\x89PNG") or data.startswith(b"\xff\xd8")):
-        raise BcfError("a snapshot must be a PNG or JPEG image")
+        raise BcfError(N_("a snapshot must be a PNG or JPEG image"))
     return data
 
 
@@ -667,7 +673,8 @@ def _check_camera(camera: dict) -> None:
                 raise ValueError(k)
         np.asarray([camera["position_m"], camera["direction"], camera["up"]], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as exc:
-        raise BcfError(f"a camera needs position_m, direction and up as three numbers each ({exc})") from None
+        raise BcfError(N_("a camera needs position_m, direction and up as three numbers each ({error})"),
+                       error=str(exc)) from None
 
 
 def _iso(value: dt.datetime) -> str:

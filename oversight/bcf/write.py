@@ -32,6 +32,8 @@ import zipfile
 from pathlib import Path
 from typing import TypeGuard
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.text import printable
 from sitetwin.oversight.bcf.model import Archive, Camera, Comment, Component, Topic, Viewpoint
 from sitetwin.oversight.errors import BcfError
@@ -51,7 +53,10 @@ _COLOR = re.compile(r"^[0-9A-F]{6}([0-9A-F]{2})?$")
 def write_bcf(archive: Archive, target: str | Path | None = None, *, version: str = "2.1") -> bytes:
     """Serialise ``archive`` as BCF ``version`` ("2.1" or "3.0"); write it to ``target`` when given."""
     if version not in VERSIONS:
-        raise BcfError(f"BCF version {version!r}: sitetwin writes {' and '.join(VERSIONS)}")
+        both: str | Phrase = VERSIONS[-1]
+        for v in reversed(VERSIONS[:-1]):
+            both = Phrase(N_("{first} and {second}"), first=v, second=both)
+        raise BcfError(N_("BCF version {version!r}: sitetwin writes {versions}"), version=version, versions=both)
     v3 = version == "3.0"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -64,7 +69,7 @@ def write_bcf(archive: Archive, target: str | Path | None = None, *, version: st
         for topic in archive.topics:
             folder = _guid(topic.guid)
             if folder in written:           # two topics with one id: the second would overwrite the first
-                raise BcfError(f"topic {folder} appears twice in the archive")
+                raise BcfError(N_("topic {guid} appears twice in the archive"), guid=folder)
             written.add(folder)
             zf.writestr(f"{folder}/markup.bcf", _doc(_markup(topic, v3, version)))
             for vp in topic.viewpoints:
@@ -75,7 +80,7 @@ def write_bcf(archive: Archive, target: str | Path | None = None, *, version: st
     if target is not None:
         path = Path(target)
         if not path.parent.exists():
-            raise BcfError(f"{path}: folder {path.parent} does not exist")
+            raise BcfError(N_("{path}: folder {folder} does not exist"), path=path, folder=path.parent)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
