@@ -213,7 +213,7 @@ def wrap(text: str, width: int, first: str = "", rest: str = "") -> str:
 
 def _fit(text: str, width: int) -> str:
     """The first sentence of ``text``, cut to ``width`` columns with an ellipsis."""
-    sentence = re.split(r"(?<=[。；])", _first_paragraph(text), maxsplit=1)[0]
+    sentence = re.split(r"(?<=。)", _first_paragraph(text), maxsplit=1)[0]
     if display_width(sentence) <= width:
         return sentence
     out, used = "", 0
