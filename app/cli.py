@@ -290,6 +290,15 @@ def _register_commands() -> None:
         _registered = True
 
 
+def help_texts() -> dict[str, list[str]]:
+    """Every help text of the ``sitetwin`` command tree -> where it is shown: messages of the ``app``
+    catalog (``data/catalogs.py`` collects them)."""
+    from sitetwin.app import cli_language
+
+    _register_commands()
+    return cli_language.help_messages(cli_language.build_command(app))
+
+
 def main() -> None:
     import sys
 

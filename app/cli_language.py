@@ -120,14 +120,10 @@ def build_command(app: typer.Typer) -> _click.Command:
     return typer.main.get_command(app)
 
 
-def help_messages(command: _click.Command | None = None) -> dict[str, list[str]]:
-    """Every help text of the command tree (default: the ``sitetwin`` CLI's) -> where it is shown
-    (``cli: sitetwin survey add --scale``): the ``app`` catalog's messages besides its ``_()`` calls."""
-    if command is None:
-        from sitetwin.app.cli import _register_commands, app
-
-        _register_commands()
-        command = build_command(app)
+def help_messages(command: _click.Command) -> dict[str, list[str]]:
+    """Every help text of a command tree -> where it is shown (``cli: sitetwin survey add --scale``):
+    for ``sitetwin``'s (:func:`sitetwin.app.cli.help_texts`), the ``app`` catalog's messages besides
+    its ``_()`` calls."""
     found: dict[str, list[str]] = {}
     for path, cmd in _walk(command, "sitetwin"):
         for attr in ("help", "short_help", "epilog"):

@@ -41,7 +41,7 @@ _FSTRING = re.compile(r"""(?<![\w.])_\(\s*[rRbB]?[fF][rR]?["']""")
 # Messages a catalog holds besides its files' calls: the help texts of the CLI's command tree as
 # typer builds it (``help=`` and docstrings, not ``_()`` calls), from a function returning
 # ``{message: [where]}``. Named, not imported: this tool sits below the packages it reads.
-EXTRACTORS = {"app": "sitetwin.app.cli_language:help_messages"}
+EXTRACTORS = {"app": "sitetwin.app.cli:help_texts"}
 
 
 @dataclass

@@ -11,7 +11,8 @@ from typing import Annotated
 import pytest
 import typer
 
-from sitetwin.app import cli_language
+import sitetwin.app.cli
+from sitetwin.app.cli import help_texts
 from sitetwin.app.cli_language import display_width, help_messages, language_argument, wrap
 
 SITETWIN = [sys.executable, "-m", "sitetwin.app.cli"]
@@ -130,7 +131,7 @@ def test_the_catalog_check_collects_every_help_text_of_the_command_tree(monkeypa
     assert found["How big the widgets are, in furlongs."] == ["cli: sitetwin --size"]
     assert found["Frobnicate the widgets."] == ["cli: sitetwin"]
 
-    cli = help_messages()
+    cli = help_texts()
     assert "cli: sitetwin survey add --scale" in cli["The cloud's units are unknown (photogrammetry, SfM): fit a "
                                                      "similarity (rotation, translation, scale) and report the "
                                                      "scale with its uncertainty."]
@@ -138,7 +139,7 @@ def test_the_catalog_check_collects_every_help_text_of_the_command_tree(monkeypa
 
     # a new option without Chinese is a missing message of the app catalog, named by where it is shown
     grown = {**cli, "Frobnicate the widgets.": ["cli: sitetwin frob"]}
-    monkeypatch.setattr(cli_language, "help_messages", lambda: grown)
+    monkeypatch.setattr(sitetwin.app.cli, "help_texts", lambda: grown)
     found, _fstrings = catalogs.extract(catalogs.ROOT / "app")
     assert found["Frobnicate the widgets."] == ["cli: sitetwin frob"]
     assert found["The twin's DuckDB store file."][0].startswith("cli: sitetwin ")
