@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetwin.cluster.errors import ManifestError
+from sitetwin.data.i18n import N_
 
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _CHUNK = 1 << 20
@@ -36,6 +37,9 @@ def resolve(ref: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
+_NO_FILESYSTEM = N_("{ref}: no filesystem for this URI ({reason})")
+
+
 def _filesystem(ref: str) -> tuple[Any, str]:
     """(pyarrow filesystem, path inside it) for a URI; fsspec's filesystems where pyarrow has none for the scheme."""
     import pyarrow.fs as pafs
@@ -47,12 +51,12 @@ def _filesystem(ref: str) -> tuple[Any, str]:
             import fsspec  # type: ignore[import-untyped]
             from fsspec.core import split_protocol  # type: ignore[import-untyped]
         except ImportError:
-            raise ManifestError(f"{ref}: no filesystem for this URI ({str(exc).splitlines()[0]})") from None
+            raise ManifestError(_NO_FILESYSTEM, ref=ref, reason=str(exc).splitlines()[0]) from None
         protocol, path = split_protocol(ref)
         try:
             return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(protocol))), path
         except Exception as inner:
-            raise ManifestError(f"{ref}: no filesystem for this URI ({str(inner).splitlines()[0]})") from None
+            raise ManifestError(_NO_FILESYSTEM, ref=ref, reason=str(inner).splitlines()[0]) from None
 
 
 def kind_of(ref: str) -> str | None:
@@ -66,7 +70,8 @@ def kind_of(ref: str) -> str | None:
     try:
         info = fs.get_file_info(path)
     except Exception as exc:
-        raise ManifestError(f"{ref}: cannot be reached ({str(exc).splitlines()[0]})") from None
+        raise ManifestError(N_("{ref}: cannot be reached ({reason})"), ref=ref,
+                            reason=str(exc).splitlines()[0]) from None
     return {pafs.FileType.File: "file", pafs.FileType.Directory: "dir"}.get(info.type)
 
 

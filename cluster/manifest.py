@@ -30,6 +30,8 @@ from typing import Any
 
 from sitetwin.cluster import inputs
 from sitetwin.cluster.errors import ManifestError
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 
 KINDS = ("model", "survey", "detect", "score")
 # Within one site units run in this order (models before the surveys that need them, scores last),
@@ -46,6 +48,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {   # kind -> (requ
 PATH_FIELDS = ("files", "source", "weights", "rules", "scheme_file")
 SCHEME_SUFFIXES = (".yaml", ".yml", ".json")
 IFC_SUFFIXES = (".ifc", ".ifczip")
+UNIT_LABEL = N_("unit {index} ({kind} {site})")
 
 
 def _scan_suffixes() -> list[str]:
@@ -66,7 +69,13 @@ class Unit:
 
     @property
     def label(self) -> str:
-        return f"unit {self.index} ({self.kind} {self.site})"
+        """``unit 3 (survey A1)``, in English: what the ledger and ``--json`` keep."""
+        return self.label_phrase.text("en")
+
+    @property
+    def label_phrase(self) -> Phrase:
+        """The label as a piece of a message, in the reader's language."""
+        return Phrase(UNIT_LABEL, index=self.index, kind=self.kind, site=self.site)
 
     @property
     def inputs(self) -> list[str]:
@@ -118,25 +127,28 @@ def load_manifest(path: str | Path, *, today: dt.date | None = None, check_files
 
     path = Path(path)
     if inputs.is_uri(str(path)):
-        raise ManifestError(f"{path}: a manifest is a local file (its units may name URIs)")
+        raise ManifestError(N_("{path}: a manifest is a local file (its units may name URIs)"), path=path)
     if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file" if not path.exists() else f"{path}: is not a file")
+        raise ManifestError(N_("{path}: no such manifest file") if not path.exists() else N_("{path}: is not a file"),
+                            path=path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise ManifestError(f"{path}: not a text file (a manifest is YAML)") from None
+        raise ManifestError(N_("{path}: not a text file (a manifest is YAML)"), path=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ManifestError(f"{path}: not YAML{where}: {problem}") from None
+        if mark is not None:
+            raise ManifestError(N_("{path}: not YAML at line {line}, column {column}: {problem}"), path=path,
+                                line=mark.line + 1, column=mark.column + 1, problem=problem) from None
+        raise ManifestError(N_("{path}: not YAML: {problem}"), path=path, problem=problem) from None
     if isinstance(doc, Mapping) and set(doc) == {"units"}:
         doc = doc["units"]
     if not isinstance(doc, list):
-        raise ManifestError(f"{path}: expected a YAML list of units (or 'units:' with one), "
-                            f"got {type(doc).__name__ if doc is not None else 'an empty file'}")
+        raise ManifestError(N_("{path}: expected a YAML list of units (or 'units:' with one), got {got}"), path=path,
+                            got=type(doc).__name__ if doc is not None else Phrase(N_("an empty file")))
     if not doc:
-        raise ManifestError(f"{path}: the manifest lists no units")
+        raise ManifestError(N_("{path}: the manifest lists no units"), path=path)
     base = path.resolve().parent
     day = today or utcnow().date()
     units = tuple(_unit(path, i, entry, base, day, check_files) for i, entry in enumerate(doc, start=1))
@@ -144,44 +156,53 @@ def load_manifest(path: str | Path, *, today: dt.date | None = None, check_files
 
 
 def _unit(path: Path, index: int, entry: Any, base: Path, today: dt.date, check_files: bool) -> Unit:
-    where = f"{path.name}: unit {index}"
+    where = Phrase(N_("{file}: unit {index}"), file=path.name, index=index)
     if not isinstance(entry, Mapping):
-        raise ManifestError(f"{where}: expected a mapping with kind, site and db, got {type(entry).__name__}")
+        raise ManifestError(N_("{where}: expected a mapping with kind, site and db, got {type}"), where=where,
+                            type=type(entry).__name__)
     kind = entry.get("kind")
     if kind not in KINDS:
-        raise ManifestError(f"{where}: " + ("no 'kind'" if kind is None else f"unknown kind {kind!r}")
-                            + f" (kinds: {', '.join(KINDS)})")
+        if kind is None:
+            raise ManifestError(N_("{where}: no 'kind' (kinds: {kinds})"), where=where, kinds=", ".join(KINDS))
+        raise ManifestError(N_("{where}: unknown kind {kind!r} (kinds: {kinds})"), where=where, kind=kind,
+                            kinds=", ".join(KINDS))
     site = entry.get("site")
-    where = f"{where} ({kind} {site if isinstance(site, str) else '?'})"
+    where = Phrase(N_("{file}: unit {index} ({kind} {site})"), file=path.name, index=index, kind=kind,
+                   site=site if isinstance(site, str) else "?")
     required, optional = FIELDS[kind]
     missing = [k for k in (*COMMON, *required) if entry.get(k) in (None, "", [])]
     if missing:
-        raise ManifestError(f"{where}: missing field {', '.join(repr(m) for m in missing)}")
+        raise ManifestError(N_("{where}: missing field {fields}"), where=where,
+                            fields=", ".join(repr(m) for m in missing))
     unknown = sorted(str(k) for k in entry if k not in (*COMMON, *required, *optional))
     if unknown:
-        raise ManifestError(f"{where}: unknown field {', '.join(repr(u) for u in unknown)} "
-                            f"(a {kind} unit takes {', '.join((*COMMON, *required, *optional))})")
+        raise ManifestError(N_("{where}: unknown field {fields} (a {kind} unit takes {takes})"), where=where,
+                            fields=", ".join(repr(u) for u in unknown), kind=kind,
+                            takes=", ".join((*COMMON, *required, *optional)))
     if not isinstance(site, str):
-        raise ManifestError(f"{where}: site must be a site code (text), got {site!r}")
+        raise ManifestError(N_("{where}: site must be a site code (text), got {site!r}"), where=where, site=site)
     from sitetwin.data.errors import StoreError
     from sitetwin.data.sites import check_site_code
 
     try:
         check_site_code(site)
     except StoreError as exc:
-        raise ManifestError(f"{where}: {exc}") from None
+        raise ManifestError(_WHERE_ERROR, where=where, error=exc) from None
     db = entry["db"]
     if not isinstance(db, str):
-        raise ManifestError(f"{where}: db must be a store file path, got {db!r}")
+        raise ManifestError(N_("{where}: db must be a store file path, got {db!r}"), where=where, db=db)
     if inputs.is_uri(db) and not db.startswith("file://"):
-        raise ManifestError(f"{where}: db {db}: a store is a DuckDB file on a filesystem every worker sees, "
-                            f"not an object-store URI")
+        raise ManifestError(N_("{where}: db {db}: a store is a DuckDB file on a filesystem every node of the "
+                               "cluster sees, not an object-store URI"), where=where, db=db)
     db_path = Path(inputs.resolve(db.removeprefix("file://"), base))
     params = _params(where, kind, entry, base, today, check_files)
     return Unit(index=index, kind=kind, site=site, db=db_path, params=params)
 
 
-def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: dt.date,
+_WHERE_ERROR = N_("{where}: {error}")      # an error of the library's checks, after the unit it is about
+
+
+def _params(where: Phrase, kind: str, entry: Mapping[str, Any], base: Path, today: dt.date,
             check_files: bool) -> dict[str, Any]:
     from sitetwin.data.text import TextError, clean_text
 
@@ -193,20 +214,24 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
         try:
             return clean_text(entry[key], key)
         except TextError as exc:
-            raise ManifestError(f"{where}: {exc}") from None
+            raise ManifestError(_WHERE_ERROR, where=where, error=exc) from None
 
     def ref(key: str, value: Any, want: str | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise ManifestError(f"{where}: {key} must be a path or URI, got {value!r}")
+            raise ManifestError(N_("{where}: {key} must be a path or URI, got {value!r}"), where=where, key=key,
+                                value=value)
         resolved = inputs.resolve(value.strip(), base)
         if not check_files:
             return resolved
         found = inputs.kind_of(resolved)
         if found is None:
-            raise ManifestError(f"{where}: {key} {value}: no such file" + (f" ({resolved})" if resolved != value
-                                                                           else ""))
+            if resolved != value:
+                raise ManifestError(N_("{where}: {key} {value}: no such file ({resolved})"), where=where, key=key,
+                                    value=value, resolved=resolved)
+            raise ManifestError(N_("{where}: {key} {value}: no such file"), where=where, key=key, value=value)
         if want == "file" and found != "file":
-            raise ManifestError(f"{where}: {key} {value}: is a folder, expected a file")
+            raise ManifestError(N_("{where}: {key} {value}: is a folder, expected a file"), where=where, key=key,
+                                value=value)
         return resolved
 
     def day(key: str) -> dt.date | None:
@@ -216,73 +241,82 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
         try:
             return dt.date.fromisoformat(str(value))
         except ValueError:
-            raise ManifestError(f"{where}: {key} {value!r}: expected a date as YYYY-MM-DD") from None
+            raise ManifestError(N_("{where}: {key} {value!r}: expected a date as YYYY-MM-DD"), where=where, key=key,
+                                value=value) from None
 
     if kind in ("model", "survey"):
         files = entry["files"]
         files = [files] if isinstance(files, str) else files
         if not isinstance(files, list):
-            raise ManifestError(f"{where}: files must be a path or a list of paths, got {files!r}")
+            raise ManifestError(N_("{where}: files must be a path or a list of paths, got {files!r}"), where=where,
+                                files=files)
         p["files"] = [ref("files", f, "file") for f in files]
         suffixes = IFC_SUFFIXES if kind == "model" else _scan_suffixes()
         for given, resolved in zip(files, p["files"]):
             name = Path(resolved).name.lower()
             if not name.endswith(tuple(suffixes)):
-                what = "an IFC file" if kind == "model" else "a point-cloud file"
-                raise ManifestError(f"{where}: files {given}: not {what} (suffixes: {', '.join(suffixes)})")
+                what = Phrase(N_("an IFC file") if kind == "model" else N_("a point-cloud file"))
+                raise ManifestError(N_("{where}: files {file}: not {what} (suffixes: {suffixes})"), where=where,
+                                    file=given, what=what, suffixes=", ".join(suffixes))
         if len(set(p["files"])) != len(p["files"]):
-            raise ManifestError(f"{where}: files names a file twice")
+            raise ManifestError(N_("{where}: files names a file twice"), where=where)
         if entry.get("name") is not None:
             p["name"] = text("name")
             if kind == "model" and len(p["files"]) > 1:
-                raise ManifestError(f"{where}: name applies to one file; give each file its own model unit")
+                raise ManifestError(N_("{where}: name applies to one file; give each file its own model unit"),
+                                    where=where)
     if kind == "survey":
         models = entry.get("model")
         if models is not None:
             models = [models] if isinstance(models, str) else models
             if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-                raise ManifestError(f"{where}: model must be a model id or a list of them, got {entry['model']!r}")
+                raise ManifestError(N_("{where}: model must be a model id or a list of them, got {model!r}"),
+                                    where=where, model=entry["model"])
             p["model"] = sorted(set(models))
         p["epoch"] = day("epoch")
         p["register"] = entry.get("register", "auto")
         if p["register"] not in ("auto", "none"):
-            raise ManifestError(f"{where}: register {p['register']!r}: use auto or none")
+            raise ManifestError(N_("{where}: register {register!r}: use auto or none"), where=where,
+                                register=p["register"])
         p["units"] = entry.get("units", "m")
         if p["units"] not in ("m", "mm"):
-            raise ManifestError(f"{where}: units {p['units']!r}: use m or mm")
+            raise ManifestError(N_("{where}: units {units!r}: use m or mm"), where=where, units=p["units"])
     if kind == "detect":
         from sitetwin.vision.sources import IMAGE_SUFFIXES, STREAM_SCHEMES, VIDEO_SUFFIXES
 
         source, pano = entry.get("source"), entry.get("pano")
         if (source is None) == (pano is None):
-            raise ManifestError(f"{where}: give source (an image, image folder or video) or pano "
-                                f"(a stored panorama id), one of them")
+            raise ManifestError(N_("{where}: give source (an image, image folder or video) or pano (a stored "
+                                   "panorama id), one of them"), where=where)
         if source is not None:
             if isinstance(source, str) and source.lower().startswith(STREAM_SCHEMES):
-                raise ManifestError(f"{where}: source {source}: a stream never ends, and a unit must; "
-                                    f"run `sitetwin detect` on streams")
+                raise ManifestError(N_("{where}: source {source}: a stream never ends, and a unit must; run "
+                                       "`sitetwin detect` on streams"), where=where, source=source)
             p["source"] = ref("source", source)
             media = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
             if check_files and inputs.kind_of(p["source"]) == "file" and Path(p["source"]).suffix.lower() not in media:
-                raise ManifestError(f"{where}: source {source}: not an image or video "
-                                    f"(images: {', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})")
+                raise ManifestError(N_("{where}: source {source}: not an image or video (images: {images}; videos: "
+                                       "{videos})"), where=where, source=source, images=", ".join(IMAGE_SUFFIXES),
+                                    videos=", ".join(VIDEO_SUFFIXES))
         else:
             p["pano"] = text("pano")
         p["weights"] = ref("weights", entry["weights"], "file")
         if Path(p["weights"]).suffix.lower() not in (".pt", ".onnx"):
-            raise ManifestError(f"{where}: weights {entry['weights']}: expected a .pt or .onnx file")
+            raise ManifestError(N_("{where}: weights {weights}: expected a .pt or .onnx file"), where=where,
+                                weights=entry["weights"])
         if entry.get("rules") is not None:
             p["rules"] = ref("rules", entry["rules"], "file")
         p["conf"] = _number(where, "conf", entry.get("conf", 0.25), 0.0, 1.0)
         imgsz = entry.get("imgsz", 640)
         if not isinstance(imgsz, int) or isinstance(imgsz, bool) or imgsz < 32 or imgsz % 32:
-            raise ManifestError(f"{where}: imgsz {imgsz!r}: a whole multiple of 32 (640, say)")
+            raise ManifestError(N_("{where}: imgsz {imgsz!r}: a whole multiple of 32 (640, say)"), where=where,
+                                imgsz=imgsz)
         p["imgsz"] = imgsz
     if kind == "score":
         p["as_of"] = day("as_of") or today
         scheme = entry.get("scheme", "provincial")
         if not isinstance(scheme, str) or not scheme:
-            raise ManifestError(f"{where}: scheme must be a packaged scheme name or a YAML/JSON file")
+            raise ManifestError(N_("{where}: scheme must be a packaged scheme name or a YAML/JSON file"), where=where)
         if scheme.lower().endswith(SCHEME_SUFFIXES):
             p["scheme_file"] = ref("scheme", scheme, "file")
         else:
@@ -292,14 +326,16 @@ def _params(where: str, kind: str, entry: Mapping[str, Any], base: Path, today: 
             try:
                 load_scheme(scheme)
             except SitetwinError as exc:
-                raise ManifestError(f"{where}: scheme {scheme!r}: {exc}") from None
+                raise ManifestError(N_("{where}: scheme {scheme!r}: {error}"), where=where, scheme=scheme,
+                                    error=exc) from None
             p["scheme"] = scheme
     return p
 
 
-def _number(where: str, key: str, value: Any, lo: float, hi: float) -> float:
+def _number(where: Phrase, key: str, value: Any, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ManifestError(f"{where}: {key} {value!r}: a number from {lo:g} to {hi:g}")
+        raise ManifestError(N_("{where}: {key} {value!r}: a number from {lo:g} to {hi:g}"), where=where, key=key,
+                            value=value, lo=lo, hi=hi)
     return float(value)
 
 
@@ -331,20 +367,24 @@ def check_stores(manifest: Manifest) -> dict[Path, StoreState]:
     for db, units in manifest.stores().items():
         first = units[0]
         if db.is_dir():
-            raise ManifestError(f"{name}: {first.label}: db {db} is a folder, not a store file")
+            raise ManifestError(N_("{manifest}: {unit}: db {db} is a folder, not a store file"), manifest=name,
+                                unit=first.label_phrase, db=db)
         if not db.exists():
             if not db.parent.is_dir():
-                raise ManifestError(f"{name}: {first.label}: db {db}: folder {db.parent} does not exist")
+                raise ManifestError(N_("{manifest}: {unit}: db {db}: folder {folder} does not exist"), manifest=name,
+                                    unit=first.label_phrase, db=db, folder=db.parent)
             for u in units:
                 if u.kind != "model" and (db, u.site) not in modelled:
-                    raise ManifestError(f"{name}: {u.label}: no store at {db}; create it with `sitetwin init --db "
-                                        f"{db} --site {u.site}`, or load the site's model first (a model unit)")
+                    raise ManifestError(N_("{manifest}: {unit}: no store at {db}; create it with `sitetwin init --db "
+                                           "{db} --site {site}`, or load the site's model first (a model unit)"),
+                                        manifest=name, unit=u.label_phrase, db=db, site=u.site)
             states[db] = StoreState(db, exists=False)
             continue
         try:
             store = open_store(db, read_only=True)
         except StoreError as exc:
-            raise ManifestError(f"{name}: {first.label}: {exc}") from None
+            raise ManifestError(N_("{manifest}: {unit}: {error}"), manifest=name, unit=first.label_phrase,
+                                error=exc) from None
         with store:
             sites = frozenset(r["site_code"] for r in store.rows("SELECT site_code FROM sites"))
             for u in units:
@@ -352,15 +392,17 @@ def check_stores(manifest: Manifest) -> dict[Path, StoreState]:
                     continue
                 if u.site not in sites and (db, u.site) not in modelled:
                     raise ManifestError(
-                        f"{name}: {u.label}: no site {u.site} in {db} (sites: {', '.join(sorted(sites)) or 'none'}); "
-                        f"load its model first (a model unit) or create it with `sitetwin init --db {db} "
-                        f"--site {u.site}`")
+                        N_("{manifest}: {unit}: no site {site} in {db} (sites: {sites}); load its model first (a "
+                           "model unit) or create it with `sitetwin init --db {db} --site {site}`"), manifest=name,
+                        unit=u.label_phrase, site=u.site, db=db, sites=", ".join(sorted(sites)) or Phrase(N_("none")))
                 if u.kind == "survey" and u.params.get("model") and (db, u.site) not in modelled:
                     for model_id in u.params["model"]:
                         record = model_record(store, model_id)
                         if record is None or record["site_code"] != u.site:
-                            raise ManifestError(f"{name}: {u.label}: no model {model_id} of site {u.site} in {db}")
+                            raise ManifestError(N_("{manifest}: {unit}: no model {model} of site {site} in {db}"),
+                                                manifest=name, unit=u.label_phrase, model=model_id, site=u.site, db=db)
                 if u.kind == "detect" and u.params.get("pano") and not pano_in_site(store, u.site, u.params["pano"]):
-                    raise ManifestError(f"{name}: {u.label}: no panorama {u.params['pano']} of site {u.site} in {db}")
+                    raise ManifestError(N_("{manifest}: {unit}: no panorama {pano} of site {site} in {db}"),
+                                        manifest=name, unit=u.label_phrase, pano=u.params["pano"], site=u.site, db=db)
             states[db] = StoreState(db, exists=True, sites=sites, done=frozenset(done_keys(store)))
     return states

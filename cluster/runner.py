@@ -37,6 +37,8 @@ from typing import Any
 
 from sitetwin.cluster.errors import ClusterError
 from sitetwin.cluster.manifest import RANK, Manifest, StoreState, Unit, check_stores, load_manifest, unit_key
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 
 # Ray retries a task or an actor call whose worker process was lost this many times.
 RETRIES = 3
@@ -84,11 +86,12 @@ def connect(address: str | None = None, *, workers: int | None = None) -> Iterat
         try:
             ray.init(address=address, **quiet)
         except Exception as exc:
-            raise ClusterError(f"--address {address}: cannot join the Ray cluster there "
-                               f"({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})") from None
+            raise ClusterError(N_("--address {address}: cannot join the Ray cluster there ({reason})"),
+                               address=address,
+                               reason=(str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
     else:
         if workers is not None and workers < 1:
-            raise ClusterError(f"--workers {workers}: at least 1")
+            raise ClusterError(N_("{option} {n}: at least 1"), option="--workers", n=workers)
         ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, **quiet)
     try:
         yield ray
@@ -104,15 +107,16 @@ def _check_reachable(address: str) -> None:
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterError(f"--address {address}: expected HOST:PORT (the head node's GCS, e.g. 10.0.0.5:6379), "
-                           f"ray://HOST:PORT or auto")
+        raise ClusterError(N_("--address {address}: expected HOST:PORT (the head node's GCS, e.g. 10.0.0.5:6379), "
+                              "ray://HOST:PORT or auto"), address=address)
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ClusterError(f"--address {address}: no Ray cluster answers there ({reason}); start one with "
-                           f"`ray start --head`, or leave --address out to run on this machine") from None
+        reason = Phrase(N_("timed out")) if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ClusterError(N_("--address {address}: no Ray cluster answers there ({reason}); start one with `ray "
+                              "start --head`, or leave --address out to run on this machine"), address=address,
+                           reason=reason) from None
 
 
 def _test_exit_once() -> set[int]:

@@ -25,16 +25,17 @@ from typing import Any
 from sitetwin.cluster import inputs, ledger
 from sitetwin.cluster.errors import ClusterError
 from sitetwin.cluster.manifest import Unit, unit_key
+from sitetwin.data.errors import SitetwinError, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, open_store
 
 Finish = Callable[[Store, dict[str, Any]], None]
 
 
 def one_line(exc: BaseException) -> str:
-    """An error as one line: the message of sitetwin's own errors, the type and first line of others."""
-    from sitetwin.data.errors import SitetwinError
-
-    text = (str(exc).strip().splitlines() or [""])[0]
+    """An error as one line, in English (what the ledger and ``--json`` keep): the message of sitetwin's own
+    errors, the type and first line of others."""
+    text = (message_text(exc).strip().splitlines() or [""])[0]
     if isinstance(exc, SitetwinError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -175,11 +176,13 @@ def run_survey(store: Store, unit: Unit, finish: Finish, **_: Any) -> None:
     p = unit.params
     model_ids = p.get("model") or current_model_ids(store, unit.site)
     if not model_ids:
-        raise ClusterError(f"site {unit.site} has no model to compare the survey with; load one first (a model unit)")
+        raise ClusterError(N_("site {site} has no model to compare the survey with; load one first (a model unit)"),
+                           site=unit.site)
     for model_id in model_ids:
         record = model_record(store, model_id)
         if record is not None and record["site_code"] != unit.site:
-            raise ClusterError(f"model {model_id} belongs to site {record['site_code']}, not {unit.site}")
+            raise ClusterError(N_("model {model} belongs to site {model_site}, not {site}"), model=model_id,
+                               model_site=record["site_code"], site=unit.site)
     with inputs.local_copies(p["files"]) as paths:
         report = add_survey(store, paths, model_ids=model_ids, epoch=p.get("epoch"), register=p["register"],
                             units=p["units"], name=p.get("name"))
@@ -274,7 +277,7 @@ def execute(unit: Unit, key: str, *, run_id: str, manifest: str | None = None, p
 
             outcome = ray.get(prepared[0])
             if outcome.get("error"):
-                raise ClusterError(outcome["error"])
+                raise ClusterError(N_("{error}"), error=outcome["error"])     # the one line prepare_model recorded
         with open_store(unit.db, lock_timeout_s=lock_timeout_s) as store:
             RUNNERS[unit.kind](store, unit, finish, token=token, lost_since=lost_since)
     except Exception as exc:

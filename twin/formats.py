@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
 from sitetwin.data.files import file_sha256
+from sitetwin.data.i18n import N_
 from sitetwin.twin.errors import PointCloudError
 from sitetwin.twin.registration import apply
 
@@ -85,7 +87,8 @@ def file_format(path: Path) -> str:
         return MESH_SUFFIXES[suffix]
     if suffix in OPEN3D_SUFFIXES:
         return OPEN3D_SUFFIXES[suffix]
-    raise PointCloudError(f"{path}: not a point-cloud file sitetwin reads (suffixes: {', '.join(SUFFIXES)})")
+    raise PointCloudError(N_("{path}: not a point-cloud file sitetwin reads (suffixes: {suffixes})"), path=path,
+                          suffixes=", ".join(SUFFIXES))
 
 
 def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS, crs: str | None = None,
@@ -97,17 +100,18 @@ def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS, crs: str |
     """
     path = Path(path)
     if not path.exists():
-        raise PointCloudError(f"{path}: no such file")
+        raise PointCloudError(N_("{path}: no such file"), path=path)
     if path.is_dir():
-        raise PointCloudError(f"{path}: is a folder; give the point-cloud files themselves")
+        raise PointCloudError(N_("{path}: is a folder; give the point-cloud files themselves"), path=path)
     fmt = file_format(path)
     if path.stat().st_size == 0:
-        raise PointCloudError(f"{path}: the file is empty (0 bytes)")
+        raise PointCloudError(N_("{path}: the file is empty (0 bytes)"), path=path)
     given = _parse_crs(crs, f"{path}: --crs") if crs else None
     declared = read_crs(path, fmt, strict=given is None)
     if given is not None and declared is not None and not _same_crs(given, declared):
-        raise PointCloudError(f"{path}: the file declares CRS {_crs_label(declared)} but --crs says "
-                              f"{_crs_label(given)}; leave --crs out, or fix the file")
+        raise PointCloudError(N_("{path}: the file declares CRS {declared} but --crs says {given}; leave --crs "
+                                 "out, or fix the file"), path=path, declared=_crs_label(declared),
+                              given=_crs_label(given))
     use = declared if declared is not None else given
     sha = file_sha256(path)
     if fmt == "e57":
@@ -120,8 +124,10 @@ def read_scans(path: str | Path, *, chunk_points: int = CHUNK_POINTS, crs: str |
         scans = [_read_open3d(path, fmt, sha)]
     for scan in scans:
         if scan.point_count == 0:
-            where = f" (scan {scan.name!r})" if fmt == "e57" else ""
-            raise PointCloudError(f"{path}{where}: the cloud is empty (no valid points)")
+            if fmt == "e57":
+                raise PointCloudError(N_("{path} (scan {scan!r}): the cloud is empty (no valid points)"), path=path,
+                                      scan=scan.name)
+            raise PointCloudError(N_("{path}: the cloud is empty (no valid points)"), path=path)
     if use is not None:
         wkt, label = use.to_wkt(), _crs_label(use)
         scans = [replace(s, crs=wkt, crs_name=label) for s in scans]
@@ -149,7 +155,8 @@ def read_crs(path: str | Path, fmt: str | None = None, *, strict: bool = True):
                     return None
                 crs = reader.header.parse_crs()
             if crs is None:
-                raise ValueError("laspy found a CRS record but could not parse it")
+                raise PointCloudError(_CRS_UNREADABLE, path=path,
+                                      reason=Phrase(N_("laspy found a CRS record but could not parse it")))
             return crs
         if fmt == "e57":
             text = _e57_coordinate_metadata(path)
@@ -160,10 +167,13 @@ def read_crs(path: str | Path, fmt: str | None = None, *, strict: bool = True):
         return None
     except Exception as exc:
         if strict:
-            raise PointCloudError(f"{path}: its coordinate reference system cannot be read ({_first_line(exc)}); "
-                                  f"name it with --crs EPSG:XXXX") from None
+            raise PointCloudError(_CRS_UNREADABLE, path=path, reason=_first_line(exc)) from None
         return None
     return None
+
+
+_CRS_UNREADABLE = N_("{path}: its coordinate reference system cannot be read ({reason}); name it with --crs "
+                      "EPSG:XXXX")
 
 
 def _e57_coordinate_metadata(path: Path) -> str:
@@ -189,8 +199,8 @@ def _parse_crs(text: str, source: str):
     try:
         return CRS.from_user_input(text)
     except CRSError as exc:
-        raise PointCloudError(f"{source}: not a coordinate reference system pyproj reads ({_first_line(exc)}); "
-                              f"give one as EPSG:XXXX") from None
+        raise PointCloudError(N_("{source}: not a coordinate reference system pyproj reads ({reason}); give one "
+                                 "as EPSG:XXXX"), source=source, reason=_first_line(exc)) from None
 
 
 def _same_crs(a, b) -> bool:
@@ -206,18 +216,22 @@ def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0]) + offset
-        raise PointCloudError(f"{path}: {int(bad.sum())} point(s) with NaN/inf coordinates "
-                              f"(first at point {first}); clean the cloud before importing it")
+        raise PointCloudError(N_("{path}: {n} point(s) with NaN/inf coordinates (first at point {first}); clean "
+                                 "the cloud before importing it"), path=path, n=int(bad.sum()), first=first)
 
 
 # ---------------------------------------------------------------------------- LAS / LAZ / COPC
+_TRUNCATED = N_("{path}: truncated {format} file: read {done} of the {total} points its header announces")
+
+
 def _read_las(path: Path, fmt: str, sha: str, chunk_points: int) -> ScanData:
     import laspy
 
     try:
         reader = laspy.open(path)
     except Exception as exc:
-        raise PointCloudError(f"{path}: not a readable {fmt.upper()} file ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: not a readable {format} file ({reason})"), path=path, format=fmt.upper(),
+                              reason=_first_line(exc)) from None
     with reader:
         header = reader.header
         total = int(header.point_count)
@@ -231,7 +245,8 @@ def _read_las(path: Path, fmt: str, sha: str, chunk_points: int) -> ScanData:
             for chunk in reader.chunk_iterator(chunk_points):
                 n = len(chunk)
                 if done + n > total:
-                    raise PointCloudError(f"{path}: holds more points than its header says ({total})")
+                    raise PointCloudError(N_("{path}: holds more points than its header says ({total})"), path=path,
+                                          total=total)
                 block = np.column_stack([np.asarray(chunk.x), np.asarray(chunk.y), np.asarray(chunk.z)])
                 _check_finite(path, block, done)
                 xyz[done:done + n] = block
@@ -243,11 +258,11 @@ def _read_las(path: Path, fmt: str, sha: str, chunk_points: int) -> ScanData:
         except PointCloudError:
             raise
         except Exception as exc:
-            raise PointCloudError(f"{path}: truncated or corrupt {fmt.upper()} file: read {done} of the "
-                                  f"{total} points its header announces ({_first_line(exc)})") from None
+            raise PointCloudError(N_("{path}: truncated or corrupt {format} file: read {done} of the {total} points "
+                                     "its header announces ({reason})"), path=path, format=fmt.upper(), done=done,
+                                  total=total, reason=_first_line(exc)) from None
     if done != total:
-        raise PointCloudError(f"{path}: truncated {fmt.upper()} file: read {done} of the {total} points "
-                              f"its header announces")
+        raise PointCloudError(_TRUNCATED, path=path, format=fmt.upper(), done=done, total=total)
     rgb = None
     if rgb16 is not None:
         # LAS stores 16-bit colour; many writers put 8-bit values in it unscaled
@@ -284,18 +299,19 @@ def _read_e57(path: Path, sha: str, chunk_points: int) -> list[ScanData]:
         try:
             e57 = pye57.E57(str(path))
         except Exception as exc:
-            raise PointCloudError(f"{path}: not a readable E57 file, truncated or corrupt "
-                                  f"({_first_line(exc)})") from None
+            raise PointCloudError(N_("{path}: not a readable E57 file, truncated or corrupt ({reason})"), path=path,
+                                  reason=_first_line(exc)) from None
         try:
             if e57.scan_count == 0:
-                raise PointCloudError(f"{path}: the E57 file holds no scans")
+                raise PointCloudError(N_("{path}: the E57 file holds no scans"), path=path)
             scans = [_read_e57_scan(e57, path, sha, i, chunk_points) for i in range(e57.scan_count)]
             _check_e57_poses(path, scans)
             return scans
         except PointCloudError:
             raise
         except Exception as exc:
-            raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+            raise PointCloudError(N_("{path}: truncated or corrupt E57 file ({reason})"), path=path,
+                                  reason=_first_line(exc)) from None
         finally:
             with contextlib.suppress(Exception):
                 e57.close()
@@ -352,7 +368,8 @@ def _read_e57_scan(e57, path: Path, sha: str, index: int, chunk_points: int) -> 
     finally:
         reader.close()
     if done != total:
-        raise PointCloudError(f"{path}: truncated E57 scan {index}: read {done} of {total} points")
+        raise PointCloudError(N_("{path}: truncated E57 scan {index}: read {done} of {total} points"), path=path,
+                              index=index, done=done, total=total)
     pose = np.eye(4)
     if header.has_pose():
         pose[:3, :3] = np.asarray(header.rotation_matrix, dtype=np.float64)
@@ -382,9 +399,9 @@ def _check_e57_poses(path: Path, scans: list[ScanData]) -> None:
         centred += bool(np.all(lo < 0) and np.all(hi[:2] > 0) and np.all(np.abs(mid[:2]) < 0.5 * half[:2]))
     if centred == len(scans):
         raise PointCloudError(
-            f"{path}: the E57 file holds {len(scans)} scans without poses, each centred on its own scanner: they "
-            f"are not registered to each other; export them with their poses (registered), or add each scan "
-            f"as a survey of its own")
+            N_("{path}: the E57 file holds {scans} scans without poses, each centred on its own scanner: they are not "
+               "registered to each other; export them with their poses (registered), or add each scan as a survey "
+               "of its own"), path=path, scans=len(scans))
 
 
 def _e57_name(header, index: int) -> str:
@@ -408,7 +425,8 @@ def write_e57(path: str | Path, scans) -> Path:
         try:
             for scan in scans:
                 if not np.isfinite(np.asarray(scan.points, dtype=np.float64)).all():
-                    raise PointCloudError(f"{path}: scan {scan.name!r} has NaN/inf coordinates; E57 cannot hold them")
+                    raise PointCloudError(N_("{path}: scan {scan!r} has NaN/inf coordinates; E57 cannot hold them"),
+                                          path=path, scan=scan.name)
             for scan in scans:
                 pts = np.asarray(scan.points, dtype=np.float64)
                 data = {"cartesianX": pts[:, 0], "cartesianY": pts[:, 1], "cartesianZ": pts[:, 2]}
@@ -459,13 +477,14 @@ def _read_open3d(path: Path, fmt: str, sha: str) -> ScanData:
     try:
         cloud = o3d.t.io.read_point_cloud(path)
     except Exception as exc:
-        raise PointCloudError(f"{path}: not a readable {fmt.upper()} file ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: not a readable {format} file ({reason})"), path=path, format=fmt.upper(),
+                              reason=_first_line(exc)) from None
     if "positions" not in cloud.point:
-        raise PointCloudError(f"{path}: the cloud is empty (Open3D read no points; is it a {fmt.upper()} file?)")
+        raise PointCloudError(N_("{path}: the cloud is empty (Open3D read no points; is it a {format} file?)"),
+                              path=path, format=fmt.upper())
     xyz = cloud.point.positions.numpy().astype(np.float64)
     if expected is not None and len(xyz) != expected:
-        raise PointCloudError(f"{path}: truncated {fmt.upper()} file: read {len(xyz)} of the {expected} points "
-                              f"its header announces")
+        raise PointCloudError(_TRUNCATED, path=path, format=fmt.upper(), done=len(xyz), total=expected)
     _check_finite(path, xyz, 0)
     rgb = None
     if "colors" in cloud.point:
@@ -493,7 +512,7 @@ def _declared_points(path: Path, fmt: str) -> int | None:
     if fmt == "ply":
         end = head.find(b"end_header")
         if not head.startswith(b"ply") or end < 0:
-            raise PointCloudError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
+            raise PointCloudError(N_("{path}: not a PLY file (no 'ply' ... 'end_header' header)"), path=path)
         body_start = head.index(b"\n", end) + 1
         lines = head[:end].decode("ascii", "replace").splitlines()
         fmt_line = next((ln for ln in lines if ln.startswith("format")), "format ascii 1.0")
@@ -510,17 +529,17 @@ def _declared_points(path: Path, fmt: str) -> int | None:
                     return count       # variable-size vertices: leave it to Open3D
                 stride += _PLY_TYPES.get(parts[1], 0)
         if count is None:
-            raise PointCloudError(f"{path}: the PLY header declares no vertex element")
+            raise PointCloudError(N_("{path}: the PLY header declares no vertex element"), path=path)
         if "ascii" in fmt_line:
             body = size - body_start
             if count and body <= 0:
-                raise PointCloudError(f"{path}: truncated PLY file: the header announces {count} points, "
-                                      f"the file ends after the header")
+                raise PointCloudError(N_("{path}: truncated PLY file: the header announces {count} points, the "
+                                         "file ends after the header"), path=path, count=count)
             return count
         if first_element == "vertex" and size < body_start + count * stride:
             have = max(0, (size - body_start) // max(stride, 1))
-            raise PointCloudError(f"{path}: truncated PLY file: holds {have} of the {count} points "
-                                  f"its header announces")
+            raise PointCloudError(N_("{path}: truncated PLY file: holds {have} of the {count} points its header "
+                                     "announces"), path=path, have=have, count=count)
         return count
     match = re.search(rb"^POINTS\s+(\d+)", head, re.M)
     return int(match.group(1)) if match else None
@@ -560,19 +579,22 @@ def read_mesh(path: str | Path, *, sha: str | None = None, points: int = MESH_SA
     try:
         loaded = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:
-        raise PointCloudError(f"{path}: not a readable {fmt.upper()} mesh ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: not a readable {format} mesh ({reason})"), path=path, format=fmt.upper(),
+                              reason=_first_line(exc)) from None
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))))
     verts = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     if len(faces) == 0:
         with contextlib.suppress(Exception):          # forced to a mesh, a face-less file loses its vertices
             verts = np.asarray(getattr(trimesh.load(str(path), process=False), "vertices", verts))
-        raise PointCloudError(f"{path}: the mesh has no faces ({len(verts)} vertices only); a photogrammetry "
-                              f"mesh needs its triangles: export the textured mesh, or the dense cloud as PLY/LAS")
+        raise PointCloudError(N_("{path}: the mesh has no faces ({vertices} vertices only); a photogrammetry mesh "
+                                 "needs its triangles: export the textured mesh, or the dense cloud as PLY/LAS"),
+                              path=path, vertices=len(verts))
     _check_finite(path, verts, 0)
     tri = verts[faces]
     area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2
     if not np.isfinite(area).all() or area.sum() <= 0:
-        raise PointCloudError(f"{path}: the mesh's {len(faces)} faces have no area (degenerate triangles)")
+        raise PointCloudError(N_("{path}: the mesh's {faces} faces have no area (degenerate triangles)"), path=path,
+                              faces=len(faces))
     rng = np.random.default_rng(seed)
     face = rng.choice(len(faces), size=int(points), p=area / area.sum())
     u, v = rng.random(len(face)), rng.random(len(face))

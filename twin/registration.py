@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.twin.errors import ControlPointError, RegistrationError
 
 
@@ -102,18 +104,21 @@ def check_transform(T, *, source: str = "transform") -> np.ndarray:
     try:
         T = np.asarray(T, dtype=np.float64)
     except (TypeError, ValueError):
-        raise RegistrationError(f"{source}: not a 4x4 matrix of numbers") from None
+        raise RegistrationError(N_("{source}: not a 4x4 matrix of numbers"), source=source) from None
     if T.shape != (4, 4):
-        raise RegistrationError(f"{source}: expected a 4x4 matrix, got shape {T.shape}")
+        raise RegistrationError(N_("{source}: expected a 4x4 matrix, got shape {shape}"), source=source,
+                                shape=T.shape)
     if not np.isfinite(T).all():
-        raise RegistrationError(f"{source}: the matrix holds NaN or inf")
+        raise RegistrationError(N_("{source}: the matrix holds NaN or inf"), source=source)
     if not np.allclose(T[3], [0, 0, 0, 1], atol=1e-9):
-        raise RegistrationError(f"{source}: the last row must be 0 0 0 1, got {T[3].tolist()}")
+        raise RegistrationError(N_("{source}: the last row must be 0 0 0 1, got {row}"), source=source,
+                                row=T[3].tolist())
     R = T[:3, :3]
     err = float(np.abs(R.T @ R - np.eye(3)).max())
     if err > 1e-5 or np.linalg.det(R) < 0:
-        raise RegistrationError(f"{source}: the 3x3 part is not a rotation (orthonormality error {err:.2g}, "
-                                f"det {np.linalg.det(R):.4f}); sitetwin takes rigid transforms in metres")
+        raise RegistrationError(N_("{source}: the 3x3 part is not a rotation (orthonormality error {err:.2g}, det "
+                                   "{det:.4f}); sitetwin takes rigid transforms in metres"), source=source, err=err,
+                                det=float(np.linalg.det(R)))
     return T
 
 
@@ -161,31 +166,39 @@ def evaluate(index, points: np.ndarray, T: np.ndarray, config: RegistrationConfi
     return fitness, rmse, overlap
 
 
+# how each method placed the cloud, as the messages of :func:`check` say it
+_METHODS = {"transform": N_("the given transform"), "control_points": N_("the control points"),
+            "auto": N_("automatic registration"), "none": N_("the survey's own coordinates (--register none)"),
+            "georeferenced": N_("the file's georeference (refined)"),
+            "similarity": N_("automatic similarity registration (--scale)")}
+
+
 def check(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey") -> Registration:
     """Refuse a registration that failed (no overlap, poor fitness, high RMSE, ambiguous)."""
-    how = {"transform": "the given transform", "control_points": "the control points",
-           "auto": "automatic registration", "none": "the survey's own coordinates (--register none)",
-           "georeferenced": "the file's georeference (refined)",
-           "similarity": "automatic similarity registration (--scale)"}[reg.method]
-    hint = ("give control points (--control-points CP.csv) or a transform (--transform T.json)"
-            if reg.method in ("auto", "none", "georeferenced", "similarity") else "check it, or try --register auto")
+    how = Phrase(_METHODS[reg.method])
+    hint = Phrase(N_("give control points (--control-points CP.csv) or a transform (--transform T.json)")
+                  if reg.method in ("auto", "none", "georeferenced", "similarity")
+                  else N_("check it, or try --register auto"))
     if reg.overlap < config.min_overlap:
         raise RegistrationError(
-            f"{label}: the cloud does not overlap the model: placed by {how}, only {reg.overlap:.1%} of its points "
-            f"lie within {config.overlap_distance_m * 100:.0f} cm of a model surface; is it a scan of this site "
-            f"(and of the models given)? {hint}")
+            N_("{label}: the cloud does not overlap the model: placed by {how}, only {overlap:.1%} of its points lie "
+               "within {distance_cm:.0f} cm of a model surface; is it a scan of this site (and of the models given)? "
+               "{hint}"), label=label, how=how, overlap=reg.overlap,
+            distance_cm=config.overlap_distance_m * 100, hint=hint)
     if reg.fitness < config.min_fitness or not math.isfinite(reg.rmse_m) or reg.rmse_m > config.max_rmse_m:
         raise RegistrationError(
-            f"{label}: registration by {how} failed: fitness {reg.fitness:.3f} (need >= {config.min_fitness}), "
-            f"RMSE {reg.rmse_m * 1000:.1f} mm (need <= {config.max_rmse_m * 1000:.0f} mm); no deviation was "
-            f"computed from it; {hint}")
+            N_("{label}: registration by {how} failed: fitness {fitness:.3f} (need >= {min_fitness}), RMSE "
+               "{rmse_mm:.1f} mm (need <= {max_rmse_mm:.0f} mm); no deviation was computed from it; {hint}"),
+            label=label, how=how, fitness=reg.fitness, min_fitness=config.min_fitness, rmse_mm=reg.rmse_m * 1000,
+            max_rmse_mm=config.max_rmse_m * 1000, hint=hint)
     margin = reg.details.get("margin")
     if margin is not None and margin < config.min_margin:
         raise RegistrationError(
-            f"{label}: automatic registration is ambiguous: a pose {reg.details.get('runner_up_offset', '?')} "
-            f"away explains almost as many points (margin {margin:.2%}, need {config.min_margin:.2%}); the site "
-            f"as built is too symmetric to place without help; give control points (--control-points CP.csv) "
-            f"or a transform (--transform T.json)")
+            N_("{label}: automatic registration is ambiguous: a pose {offset} away explains almost as many points "
+               "(margin {margin:.2%}, need {min_margin:.2%}); the site as built is too symmetric to place without "
+               "help; give control points (--control-points CP.csv) or a transform (--transform T.json)"),
+            label=label, offset=reg.details.get("runner_up_offset", "?"), margin=margin,
+            min_margin=config.min_margin)
     return reg
 
 
@@ -227,17 +240,24 @@ def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: l
     model_m = np.asarray(model_m, dtype=np.float64).reshape(-1, 3)
     n = len(scan_m)
     if n != len(model_m):
-        raise ControlPointError(f"{source}: {n} scan points but {len(model_m)} model points")
+        raise ControlPointError(N_("{source}: {n} scan points but {model_n} model points"), source=source, n=n,
+                                model_n=len(model_m))
     if n < 3:
-        raise ControlPointError(f"{source}: {n} control point pair(s); at least 3 are needed, not all on one line")
+        raise ControlPointError(N_("{source}: {n} control point pair(s); at least 3 are needed, not all on one line"),
+                                source=source, n=n)
     if not (np.isfinite(scan_m).all() and np.isfinite(model_m).all()):
-        raise ControlPointError(f"{source}: a control point has a NaN/inf coordinate")
+        raise ControlPointError(N_("{source}: a control point has a NaN/inf coordinate"), source=source)
+    collinear = {"scan": N_("{source}: the {n} scan points are collinear (all within {within_mm:.0f} mm of one "
+                            "line); a rotation about that line is undetermined; add a point at least "
+                            "{spread_cm:.0f} cm off it"),
+                 "model": N_("{source}: the {n} model points are collinear (all within {within_mm:.0f} mm of one "
+                             "line); a rotation about that line is undetermined; add a point at least "
+                             "{spread_cm:.0f} cm off it")}
     for frame, pts in (("scan", scan_m), ("model", model_m)):
         off = _line_offsets(pts)
         if off.max() < min_spread_m:
-            raise ControlPointError(
-                f"{source}: the {n} {frame} points are collinear (all within {off.max() * 1000:.0f} mm of one line); "
-                f"a rotation about that line is undetermined; add a point at least {min_spread_m * 100:.0f} cm off it")
+            raise ControlPointError(collinear[frame], source=source, n=n, within_mm=off.max() * 1000,
+                                    spread_cm=min_spread_m * 100)
     T = similarity_fit(scan_m, model_m)[0] if with_scale else rigid_fit(scan_m, model_m)
     res = model_m - apply(T, scan_m)
     names = names or [f"CP{i + 1}" for i in range(n)]
@@ -247,8 +267,9 @@ def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: l
     worst = int(np.argmax(np.linalg.norm(res, axis=1)))
     if np.linalg.norm(res[worst]) > max_residual_m:
         raise ControlPointError(
-            f"{source}: pair {names[worst]} is off by {np.linalg.norm(res[worst]) * 1000:.0f} mm after the best fit "
-            f"(limit {max_residual_m * 1000:.0f} mm); check its coordinates (swapped pair, wrong frame or units?)")
+            N_("{source}: pair {name} is off by {off_mm:.0f} mm after the best fit (limit {limit_mm:.0f} mm); check "
+               "its coordinates (swapped pair, wrong frame or units?)"), source=source, name=names[worst],
+            off_mm=float(np.linalg.norm(res[worst])) * 1000, limit_mm=max_residual_m * 1000)
     return T, residuals
 
 
@@ -268,21 +289,21 @@ def read_control_points(path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
 
     path = Path(path)
     if not path.exists():
-        raise ControlPointError(f"{path}: no such control-point file")
+        raise ControlPointError(N_("{path}: no such control-point file"), path=path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ControlPointError(f"{path}: not a readable CSV file ({exc})") from None
+        raise ControlPointError(N_("{path}: not a readable CSV file ({reason})"), path=path, reason=str(exc)) from None
     if not rows:
-        raise ControlPointError(f"{path}: no control points (an empty CSV); need at least 3 pairs")
+        raise ControlPointError(N_("{path}: no control points (an empty CSV); need at least 3 pairs"), path=path)
     cols = {c.strip().lower(): c for c in rows[0].keys() if c}
     frame = "model" if {"model_x", "model_y", "model_z"} <= set(cols) else \
         "world" if {"world_x", "world_y", "world_z"} <= set(cols) else None
     if not {"scan_x", "scan_y", "scan_z"} <= set(cols) or frame is None:
-        raise ControlPointError(f"{path}: columns must be scan_x, scan_y, scan_z and model_x, model_y, model_z "
-                                f"(site local frame) or world_x, world_y, world_z (IFC coordinates); "
-                                f"got {', '.join(cols)}")
+        raise ControlPointError(N_("{path}: columns must be scan_x, scan_y, scan_z and model_x, model_y, model_z "
+                                   "(site local frame) or world_x, world_y, world_z (IFC coordinates); got "
+                                   "{columns}"), path=path, columns=", ".join(cols))
     scan, target = [], []
     names: list[str] = []
     for i, row in enumerate(rows, start=2):
@@ -290,7 +311,8 @@ def read_control_points(path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
             scan.append([float(row[cols[f"scan_{a}"]]) for a in "xyz"])
             target.append([float(row[cols[f"{frame}_{a}"]]) for a in "xyz"])
         except (TypeError, ValueError):
-            raise ControlPointError(f"{path}: line {i}: a coordinate is not a number") from None
+            raise ControlPointError(N_("{path}: line {line}: a coordinate is not a number"), path=path,
+                                    line=i) from None
         names.append((row.get(cols.get("name", ""), "") or f"CP{len(names) + 1}").strip())
     return np.array(scan), np.array(target), names, frame
 
@@ -535,8 +557,8 @@ def register_auto(index, points: np.ndarray, config: RegistrationConfig = DEFAUL
     model_coarse = voxel_downsample(model_sample, v)
     scan_coarse = voxel_downsample(points, v)
     if len(scan_coarse) < 50 or len(model_coarse) < 50:
-        raise RegistrationError(f"too little to register: {len(scan_coarse)} survey and {len(model_coarse)} model "
-                                f"voxels of {v} m")
+        raise RegistrationError(N_("too little to register: {survey} survey and {model} model voxels of {voxel} m"),
+                                survey=len(scan_coarse), model=len(model_coarse), voxel=v)
     if coarse_index is None:
         coarse_index = _coarse_index(index)
     timings["prepare_s"] = time.perf_counter() - started
@@ -694,7 +716,7 @@ def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
     a, b = source - cs, target - ct
     var_s = float((a * a).sum()) / len(a)
     if var_s <= 0:
-        raise RegistrationError("similarity fit: the source points all coincide; no scale can be fitted")
+        raise RegistrationError(N_("similarity fit: the source points all coincide; no scale can be fitted"))
     U, D, Vt = np.linalg.svd(b.T @ a / len(a))
     S = np.diag([1.0, 1.0, np.sign(np.linalg.det(U) * np.linalg.det(Vt))])
     R = U @ S @ Vt
@@ -735,7 +757,7 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
     model_sample, model_normals = _sample_index(index, v / 1.5, rng)
     model_coarse = voxel_downsample(model_sample, v)
     if len(points) < 100 or len(model_coarse) < 50:
-        raise RegistrationError(f"{label}: too little to register: {len(points)} survey points")
+        raise RegistrationError(N_("{label}: too little to register: {n} survey points"), label=label, n=len(points))
     s0 = _robust_extent(model_coarse) / max(_robust_extent(points), 1e-12)
     S0 = np.diag([s0, s0, s0, 1.0])
     pts0 = points * s0
@@ -800,8 +822,8 @@ def register_similarity(index, points: np.ndarray, config: RegistrationConfig = 
         scored.append((evaluate(index, src_mid, T2, replace(config, inlier_distance_m=0.05))[0], name, T2))
     scored.sort(key=lambda x: -x[0])
     if not scored:
-        raise RegistrationError(f"{label}: automatic similarity registration found no pose: every candidate "
-                                f"scale ran away; give control points (--control-points CP.csv)")
+        raise RegistrationError(N_("{label}: automatic similarity registration found no pose: every candidate "
+                                   "scale ran away; give control points (--control-points CP.csv)"), label=label)
     fine = voxel_pick(pts0, config.fine_voxel_m, min(config.max_icp_points, 25_000), rng)
     src_fine = points[fine]
     finals = []
@@ -886,20 +908,24 @@ def check_scale(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, 
     an uncertainty over ``max_scale_uncertainty``."""
     d = reg.details
     scale = d.get("scale", transform_scale(reg.T_model_from_survey))
-    head = f"{label}: the scale cannot be determined (fit x{scale:.6g})"
     if d.get("scale_inliers", 0) < config.min_scale_inliers:
-        raise RegistrationError(f"{head}: only {d.get('scale_inliers', 0)} points lie within "
-                                f"{config.inlier_distance_m * 100:.0f} cm of the model after the fit (need "
-                                f"{config.min_scale_inliers}); give control points (--control-points CP.csv)")
+        raise RegistrationError(N_("{label}: the scale cannot be determined (fit x{scale:.6g}): only {inliers} points "
+                                   "lie within {distance_cm:.0f} cm of the model after the fit (need {need}); give "
+                                   "control points (--control-points CP.csv)"), label=label, scale=scale,
+                                inliers=d.get("scale_inliers", 0), distance_cm=config.inlier_distance_m * 100,
+                                need=config.min_scale_inliers)
     if d.get("scale_lever", 0.0) < config.min_scale_lever:
         lever = d.get("scale_lever", 0.0)
-        raise RegistrationError(f"{head}: the matched surfaces are degenerate (scale lever {lever:.3f}"
-                                f" of the cloud's radius, need {config.min_scale_lever}): they hold one plane or "
-                                f"one direction only; survey more of the model or give control points")
+        raise RegistrationError(N_("{label}: the scale cannot be determined (fit x{scale:.6g}): the matched surfaces "
+                                   "are degenerate (scale lever {lever:.3f} of the cloud's radius, need {need}): they "
+                                   "hold one plane or one direction only; survey more of the model or give control "
+                                   "points"), label=label, scale=scale, lever=lever, need=config.min_scale_lever)
     sigma = d.get("scale_sigma", float("inf"))
     if not math.isfinite(sigma) or sigma > config.max_scale_uncertainty:
-        raise RegistrationError(f"{head}: its uncertainty is {sigma:.3%} (1 sigma, bootstrap), over the "
-                                f"{config.max_scale_uncertainty:.2%} allowed; give control points")
+        raise RegistrationError(N_("{label}: the scale cannot be determined (fit x{scale:.6g}): its uncertainty is "
+                                   "{sigma:.3%} (1 sigma, bootstrap), over the {allowed:.2%} allowed; give control "
+                                   "points"), label=label, scale=scale, sigma=sigma,
+                                allowed=config.max_scale_uncertainty)
     return reg
 
 
@@ -1003,7 +1029,8 @@ def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file:
     try:
         src = file_crs if isinstance(file_crs, CRS) else CRS.from_user_input(file_crs)
     except CRSError as exc:
-        raise RegistrationError(f"{label}: its CRS cannot be read ({exc}); name it with --crs EPSG:XXXX") from None
+        raise RegistrationError(N_("{label}: its CRS cannot be read ({reason}); name it with --crs EPSG:XXXX"),
+                                label=label, reason=str(exc)) from None
     src_name = _crs_label(src)
     dst = None
     if georef.crs_name:
@@ -1012,8 +1039,9 @@ def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file:
         except CRSError:
             dst = None
     if dst is None:
-        raise RegistrationError(f"{label}: the file is in {src_name} but the model's map conversion names no CRS "
-                                f"pyproj knows ({georef.crs_name!r}); place it with --register auto")
+        raise RegistrationError(N_("{label}: the file is in {file_crs} but the model's map conversion names no CRS "
+                                   "pyproj knows ({model_crs!r}); place it with --register auto"), label=label,
+                                file_crs=src_name, model_crs=georef.crs_name)
     lo, hi = np.asarray(bounds_file[0], float), np.asarray(bounds_file[1], float)
     g = np.stack(np.meshgrid(*[np.linspace(lo[i], hi[i], 4 if i < 2 else 2) for i in range(3)], indexing="ij"),
                  axis=-1).reshape(-1, 3)
@@ -1023,12 +1051,14 @@ def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file:
         tr = Transformer.from_crs(src_h, dst_h, always_xy=True)
         X, Y = tr.transform(g[:, 0], g[:, 1], errcheck=True)
     except (ProjError, CRSError) as exc:
-        raise RegistrationError(f"{label}: its CRS {src_name} cannot be transformed into the model's "
-                                f"{_crs_label(dst)} ({str(exc).splitlines()[0]})") from None
+        raise RegistrationError(N_("{label}: its CRS {file_crs} cannot be transformed into the model's {model_crs} "
+                                   "({reason})"), label=label, file_crs=src_name, model_crs=_crs_label(dst),
+                                reason=str(exc).splitlines()[0]) from None
     X, Y = np.asarray(X, float), np.asarray(Y, float)
     if not (np.isfinite(X).all() and np.isfinite(Y).all()):
-        raise RegistrationError(f"{label}: in its CRS {src_name} the cloud lies outside the model's CRS "
-                                f"{_crs_label(dst)}; the file's CRS does not match the model's")
+        raise RegistrationError(N_("{label}: in its CRS {file_crs} the cloud lies outside the model's CRS "
+                                   "{model_crs}; the file's CRS does not match the model's"), label=label,
+                                file_crs=src_name, model_crs=_crs_label(dst))
     mx = dst_h.axis_info[0].unit_conversion_factor if dst_h.axis_info else 1.0
     z_unit = _vertical_unit(src)
     mapped = np.column_stack([X * mx, Y * mx, g[:, 2] * z_unit])
@@ -1049,9 +1079,10 @@ def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file:
         gap = float(np.linalg.norm(np.maximum(0, np.maximum(mlo - centre, centre - mhi))))
         if gap > config.georef_max_distance_m:
             raise RegistrationError(
-                f"{label}: read in its CRS {src_name}, the cloud lies {gap / 1000:,.1f} km from the model "
-                f"(georeferenced in {_crs_label(dst)}): the file's CRS does not match the model's; check the "
-                f"file's CRS (or --crs), or place it with --register auto")
+                N_("{label}: read in its CRS {file_crs}, the cloud lies {gap_km:,.1f} km from the model (georeferenced "
+                   "in {model_crs}): the file's CRS does not match the model's; check the file's CRS (or --crs), or "
+                   "place it with --register auto"), label=label, file_crs=src_name, gap_km=gap / 1000,
+                model_crs=_crs_label(dst))
     return GeoPlacement(T, src_name, _crs_label(dst), georef.source, resid * 1000)
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.twin.errors import PointCloudError
 
 CHUNK_POINTS = 2_000_000
@@ -93,7 +95,8 @@ def iter_chunks(path: str | Path, chunk_points: int = CHUNK_POINTS, *,
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in STREAMABLE:
-        raise PointCloudError(f"{path}: streaming reads LAS, LAZ, COPC and E57 files, not {suffix or 'no suffix'}")
+        raise PointCloudError(N_("{path}: streaming reads LAS, LAZ, COPC and E57 files, not {suffix}"), path=path,
+                              suffix=suffix or Phrase(N_("no suffix")))
     return suffix
 
 
@@ -103,7 +106,8 @@ def _las_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
     try:
         reader = laspy.open(path)
     except Exception as exc:
-        raise PointCloudError(f"{path}: not a readable LAS/LAZ file ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: not a readable LAS/LAZ file ({reason})"), path=path,
+                              reason=_first_line(exc)) from None
     with reader:
         total = int(reader.header.point_count)
         done = 0
@@ -116,10 +120,12 @@ def _las_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
         except PointCloudError:
             raise
         except Exception as exc:
-            raise PointCloudError(f"{path}: truncated or corrupt file: read {done} of the {total} points its "
-                                  f"header announces ({_first_line(exc)})") from None
+            raise PointCloudError(N_("{path}: truncated or corrupt file: read {done} of the {total} points its "
+                                     "header announces ({reason})"), path=path, done=done, total=total,
+                                  reason=_first_line(exc)) from None
     if done != total:
-        raise PointCloudError(f"{path}: truncated file: read {done} of the {total} points its header announces")
+        raise PointCloudError(N_("{path}: truncated file: read {done} of the {total} points its header announces"),
+                              path=path, done=done, total=total)
 
 
 def _copc_chunks(path: Path, chunk_points: int, bounds) -> Iterator[np.ndarray]:
@@ -161,7 +167,8 @@ def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
     try:
         e57 = pye57.E57(str(path))
     except Exception as exc:
-        raise PointCloudError(f"{path}: not a readable E57 file ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: not a readable E57 file ({reason})"), path=path,
+                              reason=_first_line(exc)) from None
     try:
         for index in range(e57.scan_count):
             yield from _e57_scan_chunks(path, e57, index, chunk_points)
@@ -188,15 +195,17 @@ def _e57_scan_chunks(path: Path, e57, index: int, chunk_points: int) -> Iterator
             pose[:3, 3] = np.asarray(header.translation, dtype=np.float64)
         reader = header.points.reader(buffers)
     except Exception as exc:
-        raise PointCloudError(f"{path}: truncated or corrupt E57 file ({_first_line(exc)})") from None
+        raise PointCloudError(N_("{path}: truncated or corrupt E57 file ({reason})"), path=path,
+                              reason=_first_line(exc)) from None
     done = 0
     try:
         while True:
             try:
                 n = reader.read()
             except Exception as exc:
-                raise PointCloudError(f"{path}: truncated or corrupt E57 scan {index} after {done} points "
-                                      f"({_first_line(exc)})") from None
+                raise PointCloudError(N_("{path}: truncated or corrupt E57 scan {index} after {done} points "
+                                         "({reason})"), path=path, index=index, done=done,
+                                      reason=_first_line(exc)) from None
             if n == 0:
                 break
             xyz = np.column_stack([arrays[c][:n].astype(np.float64) for c in coords])
@@ -214,8 +223,9 @@ def _e57_scan_chunks(path: Path, e57, index: int, chunk_points: int) -> Iterator
 def _check_finite(path: Path, xyz: np.ndarray, offset: int) -> None:
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
-        raise PointCloudError(f"{path}: {int(bad.sum())} point(s) with NaN/inf coordinates (first at point "
-                              f"{int(np.flatnonzero(bad)[0]) + offset}); clean the cloud before importing it")
+        raise PointCloudError(N_("{path}: {n} point(s) with NaN/inf coordinates (first at point {first}); clean "
+                                 "the cloud before importing it"), path=path, n=int(bad.sum()),
+                              first=int(np.flatnonzero(bad)[0]) + offset)
 
 
 def _first_line(exc: BaseException) -> str:

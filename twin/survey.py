@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.bim.queries import element_frame, list_models, model_record, storey_frame
+from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.twin.errors import SurveyError, UnitsError
 from sitetwin.twin.registration import DEFAULT_CONFIG, RegistrationConfig
@@ -71,7 +73,7 @@ def parse_epoch(epoch) -> _dt.date | None:
     try:
         return _dt.date.fromisoformat(str(epoch))
     except ValueError:
-        raise SurveyError(f"epoch {epoch!r}: expected a date as YYYY-MM-DD") from None
+        raise SurveyError(N_("epoch {epoch!r}: expected a date as YYYY-MM-DD"), epoch=epoch) from None
 
 
 def read_transform(path) -> np.ndarray:
@@ -81,10 +83,10 @@ def read_transform(path) -> np.ndarray:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SurveyError(f"{path}: no such transform file") from None
+        raise SurveyError(N_("{path}: no such transform file"), path=path) from None
     except (OSError, ValueError) as exc:
-        raise SurveyError(f"{path}: not a JSON transform ({exc}); expected a 4x4 list or "
-                          f'{{"T_model_from_scan": [[...], ...]}}') from None
+        raise SurveyError(N_('{path}: not a JSON transform ({reason}); expected a 4x4 list or '
+                             '{{"T_model_from_scan": [[...], ...]}}'), path=path, reason=str(exc)) from None
     return data
 
 
@@ -120,16 +122,16 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     warnings: list[str] = []
     paths = [Path(f) for f in files]
     if not paths:
-        raise SurveyError("a survey needs at least one point-cloud file")
+        raise SurveyError(N_("a survey needs at least one point-cloud file"))
     model_ids = sorted(dict.fromkeys(model_ids))
     if not model_ids:
-        raise SurveyError("say which model(s) the survey is compared with (--model ID)")
+        raise SurveyError(N_("say which model(s) the survey is compared with (--model ID)"))
     if register not in ("auto", "none"):
-        raise SurveyError(f"register must be 'auto' or 'none', got {register!r}")
+        raise SurveyError(N_("register must be 'auto' or 'none', got {register!r}"), register=register)
     if transform is not None and control_points is not None:
-        raise SurveyError("give a transform or control points, not both")
+        raise SurveyError(N_("give a transform or control points, not both"))
     if units not in ("m", "mm"):
-        raise SurveyError(f"units must be 'm' or 'mm', got {units!r}")
+        raise SurveyError(N_("units must be 'm' or 'mm', got {units!r}"), units=units)
     epoch = parse_epoch(epoch)
     tol = tolerances if isinstance(tolerances, Tolerances) else load_tolerances(tolerances)
     site_code = _site_of(store, model_ids)
@@ -273,8 +275,10 @@ def _georeferenced_placement(store, scans, model_ids, mesh, xyz, label, config, 
     names = {s.crs_name for s in with_crs}
     if len(names) > 1 or len(with_crs) < len(scans):
         odd = next(s for s in scans if not s.crs or s.crs_name != with_crs[0].crs_name)
-        raise SurveyError(f"{odd.file}: its CRS ({odd.crs_name or 'none'}) differs from {with_crs[0].file.name}'s "
-                          f"({with_crs[0].crs_name}); a survey's files share one CRS (name it with --crs EPSG:XXXX)")
+        raise SurveyError(N_("{path}: its CRS ({crs}) differs from {other}'s ({other_crs}); a survey's files share "
+                             "one CRS (name it with --crs EPSG:XXXX)"), path=odd.file,
+                          crs=odd.crs_name or Phrase(N_("none")), other=with_crs[0].file.name,
+                          other_crs=with_crs[0].crs_name)
     georef = None
     for model_id in model_ids:
         raw = (model_record(store, model_id) or {}).get("georef")
@@ -305,7 +309,8 @@ def _judge_georeferenced(result, config, label, warnings):
     try:
         reg.check(result, config, label=label)
     except RegistrationError as exc:
-        warnings.append(f"{label}: placing by the georeference failed ({exc}); registered automatically instead")
+        warnings.append(f"{label}: placing by the georeference failed ({message_text(exc)}); registered "
+                        f"automatically instead")
         return None
     return result
 
@@ -356,11 +361,13 @@ def _site_of(store: Store, model_ids: Sequence[str]) -> str:
     missing = sorted(set(model_ids) - {r["model_id"] for r in rows})
     if missing:
         known = sorted(r["model_id"] for r in list_models(store))
-        raise SurveyError(f"{store.label}: no model {', '.join(missing)} (models: {', '.join(known) or 'none'}); "
-                          f"load it with `sitetwin bim load`")
+        raise SurveyError(N_("{store}: no model {missing} (models: {models}); load it with `sitetwin bim load`"),
+                          store=store.label, missing=", ".join(missing),
+                          models=", ".join(known) or Phrase(N_("none")))
     sites = sorted({r["site_code"] for r in rows})
     if len(sites) > 1:
-        raise SurveyError(f"models {', '.join(model_ids)} belong to different sites ({', '.join(sites)})")
+        raise SurveyError(N_("models {models} belong to different sites ({sites})"), models=", ".join(model_ids),
+                          sites=", ".join(sites))
     return sites[0]
 
 
@@ -373,12 +380,14 @@ def _check_units(files, xyz: np.ndarray, mesh, units: str) -> None:
     if model <= 0:
         return
     if cloud > MM_RATIO * model and cloud / 1000.0 < 20.0 * model:
-        raise UnitsError(f"{names}: the cloud looks like millimetres: it spans {cloud:,.0f} units where the model "
-                         f"spans {model:.1f} m (that is {cloud / 1000:.1f} m if the units are mm); "
-                         f"convert it to metres or pass units mm (--units mm)")
+        raise UnitsError(N_("{files}: the cloud looks like millimetres: it spans {cloud:,.0f} units where the model "
+                            "spans {model:.1f} m (that is {cloud_m:.1f} m if the units are mm); convert it to metres "
+                            "or pass units mm (--units mm)"), files=names, cloud=cloud, model=model,
+                         cloud_m=cloud / 1000)
     if units == "mm" and cloud < model / MM_RATIO:
-        raise UnitsError(f"{names}: read as millimetres the cloud spans {cloud:.3f} m where the model spans "
-                         f"{model:.1f} m; it is in metres already, drop --units mm")
+        raise UnitsError(N_("{files}: read as millimetres the cloud spans {cloud:.3f} m where the model spans "
+                            "{model:.1f} m; it is in metres already, drop --units mm"), files=names, cloud=cloud,
+                         model=model)
 
 
 def _transform_matrix(transform, origin_m: np.ndarray) -> np.ndarray:
@@ -398,8 +407,9 @@ def _transform_matrix(transform, origin_m: np.ndarray) -> np.ndarray:
         elif "T_world_from_scan" in data:
             data, world = data["T_world_from_scan"], True
         else:
-            raise SurveyError(f"{source}: expected a 4x4 list, or a key T_model_from_scan (site local frame) "
-                              f"or T_world_from_scan (IFC project coordinates); got keys {', '.join(data)}")
+            raise SurveyError(N_("{source}: expected a 4x4 list, or a key T_model_from_scan (site local frame) or "
+                                 "T_world_from_scan (IFC project coordinates); got keys {keys}"), source=source,
+                              keys=", ".join(data))
     T = check_transform(data, source=source).copy()
     if world:
         T[:3, 3] -= origin_m

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.twin.errors import SurveyError
 
@@ -109,8 +111,9 @@ def get_survey(store: Store, survey_id: str) -> Survey:
     row = store.one("SELECT * FROM surveys WHERE survey_id = ?", [survey_id])
     if row is None:
         known = [r["survey_id"] for r in store.rows("SELECT survey_id FROM surveys ORDER BY epoch, survey_id")]
-        raise SurveyError(f"{store.label}: no survey {survey_id!r} (surveys: {', '.join(known) or 'none'}); "
-                          f"list them with `sitetwin survey list`")
+        raise SurveyError(N_("{store}: no survey {survey!r} (surveys: {surveys}); list them with `sitetwin survey "
+                             "list`"), store=store.label, survey=survey_id,
+                          surveys=", ".join(known) or Phrase(N_("none")))
     points_file = Path(store.cache_dir) / row["points_file"] if row["points_file"] else None
     return Survey(
         survey_id=row["survey_id"], site_code=row["site_code"], name=row["name"],
@@ -163,14 +166,15 @@ def survey_points(store: Store, survey_id: str, *, columns: Sequence[str] | None
 
     survey = get_survey(store, survey_id)
     if survey.points_file is None or not survey.points_file.exists():
-        raise SurveyError(f"survey {survey_id}: its per-point file is missing "
-                          f"({survey.points_file or 'not analysed yet'}); add the survey again")
+        raise SurveyError(N_("survey {survey}: its per-point file is missing ({file}); add the survey again"),
+                          survey=survey_id, file=survey.points_file or Phrase(N_("not analysed yet")))
     wanted = list(columns) if columns is not None else list(POINT_COLUMNS)
     unknown = [c for c in wanted if c not in POINT_COLUMNS]
     if unknown:
-        raise SurveyError(f"survey points have no column {', '.join(unknown)} (columns: {', '.join(POINT_COLUMNS)})")
+        raise SurveyError(N_("survey points have no column {unknown} (columns: {columns})"),
+                          unknown=", ".join(unknown), columns=", ".join(POINT_COLUMNS))
     if max_points is not None and max_points < 1:
-        raise SurveyError(f"max_points must be at least 1, got {max_points}")
+        raise SurveyError(N_("max_points must be at least 1, got {max_points}"), max_points=max_points)
     pf = pq.ParquetFile(survey.points_file)
     total = pf.metadata.num_rows
     step = 1 if not max_points or max_points >= total else int(np.ceil(total / max_points))

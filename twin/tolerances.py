@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sitetwin.data.errors import Phrase
+from sitetwin.data.i18n import N_
 from sitetwin.twin.errors import SurveyError
 
 
@@ -148,55 +150,62 @@ def load_tolerances(source: str | Path | dict | None) -> Tolerances:
     """Defaults overridden by a JSON file (or dict): ``{"IfcWall": {...}, "*": {...}, "status": {...}}``."""
     if source is None:
         return DEFAULT
-    label = "tolerances"
+    label: str | Phrase = Phrase(N_("tolerances"))
     if isinstance(source, (str, Path)):
         label = str(source)
         try:
             data = json.loads(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SurveyError(f"{label}: no such tolerance file") from None
+            raise SurveyError(N_("{label}: no such tolerance file"), label=label) from None
         except (OSError, ValueError) as exc:
-            raise SurveyError(f"{label}: not a JSON tolerance file ({exc})") from None
+            raise SurveyError(N_("{label}: not a JSON tolerance file ({reason})"), label=label,
+                              reason=str(exc)) from None
     else:
         data = source
     if not isinstance(data, dict):
-        raise SurveyError(f"{label}: expected a JSON object keyed by IFC class, got {type(data).__name__}")
+        raise SurveyError(N_("{label}: expected a JSON object keyed by IFC class, got {type}"), label=label,
+                          type=type(data).__name__)
     by_class = dict(DEFAULT.by_class)
     status = DEFAULT.status
     known_tol = {f.name for f in fields(ClassTolerance)}
     known_status = {f.name: f.type for f in fields(StatusRules)}
     for key, values in data.items():
         if not isinstance(values, dict):
-            raise SurveyError(f"{label}: {key!r} must map to an object of settings")
+            raise SurveyError(N_("{label}: {key!r} must map to an object of settings"), label=label, key=key)
         if key == "status":
             for name, value in values.items():
                 if name not in known_status:
-                    raise SurveyError(f"{label}: status.{name} is not a setting "
-                                      f"(settings: {', '.join(known_status)})")
+                    raise SurveyError(N_("{label}: status.{name} is not a setting (settings: {settings})"),
+                                      label=label, name=name, settings=", ".join(known_status))
                 _check_number(label, f"status.{name}", value, allow_none=False)
             changes: dict[str, Any] = {k: (int(v) if known_status[k] == "int" else float(v))
                                        for k, v in values.items()}
             status = replace(status, **changes)
             if not 0 <= status.partial_coverage <= status.built_coverage <= 1:
-                raise SurveyError(f"{label}: need 0 <= partial_coverage <= built_coverage <= 1")
+                raise SurveyError(N_("{label}: need 0 <= partial_coverage <= built_coverage <= 1"), label=label)
             continue
         if key != "*" and not key.startswith("Ifc"):
-            raise SurveyError(f"{label}: {key!r} is not an IFC class (like IfcWall) nor '*' nor 'status'")
+            raise SurveyError(N_("{label}: {key!r} is not an IFC class (like IfcWall) nor '*' nor 'status'"),
+                              label=label, key=key)
         for name, value in values.items():
             if name not in known_tol:
-                raise SurveyError(f"{label}: {key}.{name} is not a tolerance (tolerances: {', '.join(known_tol)})")
+                raise SurveyError(N_("{label}: {key}.{name} is not a tolerance (tolerances: {tolerances})"),
+                                  label=label, key=key, name=name, tolerances=", ".join(known_tol))
             _check_number(label, f"{key}.{name}", value, allow_none=True)
         base = by_class.get(key, by_class["*"])
         by_class[key] = replace(base, **{k: (None if v is None else float(v)) for k, v in values.items()})
     return Tolerances(by_class=by_class, status=status)
 
 
-def _check_number(label: str, name: str, value, *, allow_none: bool) -> None:
+def _check_number(label: str | Phrase, name: str, value, *, allow_none: bool) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value != value:
-        raise SurveyError(f"{label}: {name} must be a number >= 0 (millimetres for tolerances)"
-                          + (" or null" if allow_none else "") + f", got {value!r}")
+        if allow_none:
+            raise SurveyError(N_("{label}: {name} must be a number >= 0 (millimetres for tolerances) or null, got "
+                                 "{value!r}"), label=label, name=name, value=value)
+        raise SurveyError(N_("{label}: {name} must be a number >= 0 (millimetres for tolerances), got {value!r}"),
+                          label=label, name=name, value=value)
 
 
 # USIBD Level of Accuracy (v3.0): the range the measured uncertainty (2 sigma) falls in, mm.
