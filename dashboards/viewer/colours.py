@@ -16,7 +16,8 @@ import numpy as np
 
 from sitetwin.data.i18n import N_, Translator
 
-_ = Translator("dashboards")
+# The legend reads as the plotly twin's does (its page translates the same labels in this catalog).
+_legend = Translator("dashboards.pages")
 
 HIDDEN_RGBA = (150, 150, 150, 0)     # a value outside the mode's bins: not drawn (as in the plotly twin)
 # The legend's words (the bins' English labels, dashboards.twin_view.element_bins); class names, storey
@@ -47,9 +48,9 @@ def hex_colour(color: str) -> str:
 
 
 def legend_text(label: str) -> str:
-    """A bin's label in the reader's language."""
+    """A bin's label in the reader's language, the words of the plotly twin's legend."""
     words = LEGEND.get(label)
-    return _(words) if words else label
+    return _legend(words) if words else label
 
 
 def b64(a: np.ndarray) -> str:

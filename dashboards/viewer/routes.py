@@ -89,7 +89,12 @@ def register(server) -> None:
         etag = hashlib.blake2b(f"{key}:{survey}:{limit}".encode(), digest_size=12).hexdigest()
         if _not_modified(flask.request, etag):
             return _not_modified_response(flask, etag, MAX_AGE_S)
-        payload = _points_payload(store, site_code, survey, limit, etag)
+        from sitetwin.twin.errors import SurveyError
+
+        try:
+            payload = _points_payload(store, site_code, survey, limit, etag)
+        except SurveyError as exc:          # the site's survey, with no points to show (not analysed, file gone)
+            return flask.jsonify({"error": str(exc)}), 404
         return _binary(flask, payload, "application/octet-stream", MAX_AGE_S)
 
 
