@@ -214,7 +214,8 @@ def demo(
     today: Annotated[Optional[str], typer.Option(help="The demo's date, YYYY-MM-DD (default: today); "
                                                       "the same date gives the same demo.")] = None,
     stages: Annotated[Optional[str], typer.Option(help="Only these stages, comma-separated (model, surveys, "
-                                                       "panoramas, sensors, oversight, vision, scores).")] = None,
+                                                       "panoramas, sensors, works, oversight, vision, scores).")]
+    = None,
     seed: Annotated[int, typer.Option(help="Seed of every generator: the same seed and date give the same demo.")]
     = 0,
     as_json: JsonOption = False,
