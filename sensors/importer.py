@@ -18,6 +18,7 @@ file is one batch keyed by the file's sha256, and copies of stored readings are 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ def import_file(store: Store, path: str | Path, *, kind: str = "auto", timezone:
                               "employer": _text(frame, "employer", i)})
             local: list[Phrase] = []
             ev = check_events(items, refs[d], now_us=now_us, min_us=min_us, max_future_s=max_future, problems=local,
-                              where=lambda i, kept=kept: row(kept[i]))
+                              where=functools.partial(_kept_row, kept))
             problems += local
             if not local:
                 sha = content_digest(d, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0), ev)
@@ -323,6 +324,11 @@ def _workers(frame, key, path: Path) -> np.ndarray:
     if "worker_id" not in frame.columns:
         raise SensorError(N_("{path}: an attendance file needs worker_id (a pseudonym) or person_id"), path=path)
     return frame["worker_id"].astype(str).str.strip().to_numpy(dtype=object)
+
+
+def _kept_row(kept: list[int], i: int) -> Phrase:
+    """The file's row of the i-th event kept for checking."""
+    return row(kept[i])
 
 
 def _text(frame, column: str, i: int):
