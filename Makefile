@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 must be the CPU build on the project's machines: constraints.txt pins it on every install
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test check browser fonts bench clean
+.PHONY: setup demo test check browser fonts bench clean viewer viewer-check
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,15 @@ check: setup
 	$(BIN)/ruff check .
 	VENV=$(VENV) .ci/typecheck
 	VENV=$(VENV) .ci/install-check
+
+# The 3D twin's WebGL viewer: dashboards/viewer_src (three.js, pinned in package-lock.json) bundled by
+# esbuild into dashboards/assets/viewer/sitetwin-viewer.js, which is committed (the workbench needs no npm);
+# viewer-check rebuilds it and compares byte for byte (needs node 20 and npm).
+viewer:
+	cd dashboards/viewer_src && npm ci --no-audit --no-fund && node build.mjs
+
+viewer-check:
+	cd dashboards/viewer_src && npm ci --no-audit --no-fund && node build.mjs --check
 
 bench: setup
 	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done

@@ -1,5 +1,10 @@
 """3D twin: the model coloured by class, storey, status, deviation or schedule state on a day, with the
-scan points, the site's sensors, a storey filter and a section box; click an element for its card."""
+scan points, the site's sensors, a storey filter and a section box; click an element for its card.
+
+The model is drawn by the WebGL viewer (``dashboards/viewer_src``, bundled into
+``assets/viewer/sitetwin-viewer.js`` and loaded on this page only): every element in full from the site's
+geometry buffers, recoloured per element from ``/viewer/<site>/colours.json``. Where the browser has no
+WebGL 2 (or ``?view=plotly``), the plotly overview below draws it instead, with a message saying why."""
 
 from __future__ import annotations
 
@@ -26,12 +31,19 @@ BUDGET_MIN = 1_000            # triangles: the least detail a budget may ask for
 LAYERS = ("points", "sensors", "section", "see-through")
 LAYER_LABELS = (N_("scan points"), N_("sensors"), N_("section box"), N_("unbuilt see-through"))
 DAYS_MAX = 10_000          # days on the slider (survey epochs and the schedule's finish days)
+RENDERERS = ("webgl", "plotly", "none")     # the WebGL viewer; plotly asked for (?view=plotly); no WebGL: plotly
+VIEWER_SCRIPT = "viewer/sitetwin-viewer.js"
+VIEWER_TEXT = {"loading": N_("Loading the model's geometry…"),
+               "status": N_("{n} elements, every one in full: {triangles} triangles drawn ({ghosts} not built yet, "
+                            "drawn see-through)"),
+               "error": N_("The 3D viewer could not show the model: {error}")}
 
 i.declare({
     "twin-site.data": i.optional(i.site_code), "twin-element.data": i.optional(i.object_id),
     "twin-want-date.data": i.optional(i.text(i.LABEL_MAX)),     # from the URL: day_slider ignores one not a day
     "twin-dates.data": i.optional(i.list_of(i.day(), max_len=DAYS_MAX)),
     "twin-figure-key.data": i.optional(i.object_id), "twin-drawn.data": i.optional(i.object_id),
+    "twin-renderer.data": i.optional(i.one_of(RENDERERS)),
     "twin-mode.value": i.one_of(MODE_LABELS), "twin-date.value": i.optional(i.int_in(0, DAYS_MAX)),
     "twin-storeys.value": i.optional(i.list_of(i.text(i.TITLE_MAX, required=True))),
     "twin-layers.value": i.optional(i.list_of(i.one_of(LAYERS))),
@@ -45,7 +57,7 @@ i.declare({
 
 
 def layout(site: str | None = None, element: str | None = None, mode: str | None = None, date: str | None = None,
-           **query):
+           view: str | None = None, **query):
     from sitetwin.dashboards.app import default_site
 
     site = default_site(site)
@@ -58,6 +70,8 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
         dcc.Store(id="twin-want-date", data=date),
         dcc.Store(id="twin-figure-key"),
         dcc.Store(id="twin-drawn"),
+        dcc.Store(id="twin-renderer", data="plotly" if view == "plotly" else None),
+        dcc.Store(id="twin-viewer-config", data=viewer_config()),
         html.Div([
             c.control(_("colour by"), dcc.RadioItems(id="twin-mode", options=[{"label": _(v), "value": k}
                                                                               for k, v in MODE_LABELS.items()],
@@ -82,15 +96,111 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
                                                 options=[{"label": _(k), "value": v} for k, v in BUDGETS.items()])),
         ], className="controls"),
         html.Div([
-            html.Div([html.Div(id="twin-legend", className="legend"),
-                      dcc.Loading(dcc.Graph(id="twin-graph", style={"height": "70vh"},
-                                            config={"displaylogo": False, "scrollZoom": True}), delay_show=400),
+            html.Div([html.Div(_("This browser cannot draw with WebGL 2 (it is turned off or the graphics driver "
+                                 "is blocked): the model is shown as the plotly overview below, with boxes for "
+                                 "small elements. Turn on hardware acceleration for the full 3D viewer."),
+                               id="twin-webgl-missing", className="notice", style=HIDDEN),
+                      html.Div(id="twin-viewer", className="twin-viewer", style=HIDDEN),
+                      html.Div([html.Div(id="twin-legend", className="legend"),
+                                dcc.Loading(dcc.Graph(id="twin-graph", style={"height": "70vh"},
+                                                      config={"displaylogo": False, "scrollZoom": True}),
+                                            delay_show=400)], id="twin-plotly", style=HIDDEN),
                       html.Div(id="twin-view-status", className="status-line"),
                       html.Div(id="twin-layers-status", className="status-line")], className="card"),
             html.Div(c.empty(_("Click an element in the model to see its card."), id="twin-card-empty"),
                      id="twin-card", className="card element-card"),
         ], className="grid-2"),
     ])
+
+
+HIDDEN = {"display": "none"}
+
+
+def viewer_config() -> dict:
+    """What the viewer script needs: where it is (its hash makes a rebuilt bundle a new address), the
+    routes' prefix, the ids it writes to, and its texts in the reader's language."""
+    return {"script": dash.get_asset_url(VIEWER_SCRIPT) + "?v=" + _bundle_version(),
+            "prefix": dash.get_relative_path("/viewer/"), "statusId": "twin-view-status",
+            "elementStore": "twin-element", "height": "70vh", "text": {k: _(v) for k, v in VIEWER_TEXT.items()}}
+
+
+def _bundle_version() -> str:
+    """The sources hash on the bundle's first line (short), read once."""
+    global _VERSION
+    if _VERSION is None:
+        from pathlib import Path
+
+        path = Path(__file__).resolve().parents[1] / "assets" / VIEWER_SCRIPT
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+            _VERSION = first.split("sources-sha256:", 1)[1][:12] if "sources-sha256:" in first else "0"
+        except OSError:
+            _VERSION = "0"
+    return _VERSION
+
+
+_VERSION: str | None = None
+
+
+# Which view draws the model: the WebGL viewer where the browser has WebGL 2, else the plotly overview
+# with a message; ?view=plotly asks for the plotly overview.
+clientside_callback(
+    """
+    function(site, asked) {
+        const hide = {display: 'none'}, show = {};
+        let gl = false;
+        if (asked !== 'plotly') {
+            try { gl = !!document.createElement('canvas').getContext('webgl2'); } catch (e) { gl = false; }
+        }
+        const renderer = asked === 'plotly' ? 'plotly' : (gl ? 'webgl' : 'none');
+        return [renderer, renderer === 'webgl' ? hide : show, renderer === 'webgl' ? show : hide,
+                renderer === 'none' ? show : hide];
+    }
+    """,
+    Output("twin-renderer", "data"), Output("twin-plotly", "style"), Output("twin-viewer", "style"),
+    Output("twin-webgl-missing", "style"),
+    Input("twin-site", "data"), State("twin-renderer", "data"),
+)
+
+
+# The WebGL viewer follows every control: its script is loaded once (on this page only), then shown the
+# state; it fetches what changed (geometry once, colours per mode and day) and writes picks to twin-element.
+clientside_callback(
+    """
+    function(renderer, mode, dayIndex, days, storeys, layers, sx, sy, sz, element, site, config) {
+        if (renderer !== 'webgl' || !site || !config) { return; }
+        layers = layers || [];
+        const day = days && days.length ? days[Math.min(dayIndex || 0, days.length - 1)] : null;
+        const section = layers.includes('section') && sx && sy && sz
+            ? {lo: [sx[0], sy[0], sz[0]], hi: [sx[1], sy[1], sz[1]]} : null;
+        const state = {site, mode, day, storeys: storeys || [], section, element: element || null,
+                       points: layers.includes('points')};
+        const load = window.sitetwinViewer ? Promise.resolve() : (window._sitetwinViewerScript ||
+            (window._sitetwinViewerScript = new Promise((resolve, reject) => {
+                const s = document.createElement('script');
+                s.src = config.script; s.onload = resolve;
+                s.onerror = () => reject(new Error('viewer script ' + config.script));
+                document.head.appendChild(s);
+            })));
+        const fallback = (err) => {
+            console.warn('sitetwin viewer:', err);
+            const dc = window.dash_clientside;
+            if (!window.sitetwinViewer || !window.sitetwinViewer.session('twin-viewer')) {
+                dc.set_props('twin-viewer', {style: {display: 'none'}});
+                dc.set_props('twin-plotly', {style: {}});
+                dc.set_props('twin-webgl-missing', {style: {}});
+                dc.set_props('twin-renderer', {data: 'none'});
+            }
+        };
+        load.then(() => window.sitetwinViewer.show('twin-viewer', config, state)).catch(fallback);
+    }
+    """,
+    Input("twin-renderer", "data"), Input("twin-mode", "value"), Input("twin-date", "value"),
+    Input("twin-dates", "data"), Input("twin-storeys", "value"), Input("twin-layers", "value"),
+    Input("twin-section-x", "value"), Input("twin-section-y", "value"), Input("twin-section-z", "value"),
+    Input("twin-element", "data"), State("twin-site", "data"), State("twin-viewer-config", "data"),
+)
 
 
 @callback(Output("twin-dates", "data"), Output("twin-date", "max"), Output("twin-date", "marks"),
@@ -135,13 +245,20 @@ def _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, el
 @callback(Output("twin-graph", "figure"), Output("twin-view-status", "children"), Output("twin-figure-key", "data"),
           Output("twin-date-label", "children"), Output("twin-legend", "children"),
           Output("shell-state", "data", allow_duplicate=True),
-          *VIEW_INPUTS, State("twin-site", "data"), State("twin-element", "data"), prevent_initial_call=True)
-def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element):
-    """The model, coloured; scan points and sensors follow in ``draw_layers`` so that the model shows first."""
+          *VIEW_INPUTS, Input("twin-renderer", "data"), State("twin-site", "data"), State("twin-element", "data"),
+          prevent_initial_call=True)
+def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, renderer, site, element):
+    """The model, coloured; scan points and sensors follow in ``draw_layers`` so that the model shows first.
+
+    Where the WebGL viewer draws (renderer "webgl"), only the day's label: the viewer colours the model and
+    writes the status line itself."""
     from sitetwin.dashboards.scene import to_wire
     from sitetwin.dashboards.twin_view import read_twin, twin_figure
 
     p = _params(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, element)
+    if renderer == "webgl":
+        return (dash.no_update, dash.no_update, dash.no_update, _day_label(site, p.day), dash.no_update,
+                {"mode": mode, "date": p.day.isoformat()})
     with site_store(site) as store:
         tz = site_tz(store, site)
         data = read_twin(store, p, points=False)
@@ -165,6 +282,18 @@ def draw(mode, day_index, days, storeys, layers, sx, sy, sz, budget, site, eleme
                         id={"type": "twin-legend-item", "bin": name})
               for name, color, count, opacity in stats["legend"]]
     return fig, status, stats["key"], day_label, legend, {"mode": mode, "date": p.day.isoformat()}
+
+
+def _day_label(site: str, day: dt.date) -> str:
+    """The day, and the survey the status and deviation colours read on it."""
+    from sitetwin.dashboards import queries as q
+    from sitetwin.twin.queries import survey_epoch
+
+    with site_store(site) as store:
+        tz = site_tz(store, site)
+        survey_id = q.survey_as_of(store, site, day)
+        epoch = survey_epoch(store, survey_id) if survey_id else None
+    return day.isoformat() + (_(" · survey of {epoch}", epoch=when(epoch, tz)) if epoch else "")
 
 
 # The scan points and sensors are asked for once the browser has drawn the model (a promise that

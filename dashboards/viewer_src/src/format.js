@@ -68,5 +68,6 @@ export function parseColours(json, elements) {
     const raw = fromBase64(json.values);
     values = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   }
-  return { key: json.key, mode: json.mode, rgba, ghost, legend: json.legend || [], values };
+  return { key: json.key, mode: json.mode, rgba, ghost, legend: json.legend || [], values,
+           survey: json.survey || null, note: json.note || '' };
 }

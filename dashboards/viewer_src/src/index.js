@@ -27,7 +27,7 @@ function num(n) {
 
 function setProps(id, props) {
   const dc = window.dash_clientside;
-  if (dc && dc.set_props && document.getElementById(id)) dc.set_props(id, props);
+  if (dc && dc.set_props) dc.set_props(id, props);      // stores have no DOM element: no check for one
 }
 
 async function fetchOk(url, what) {
@@ -117,6 +117,7 @@ class Session {
     if (state.site !== prev.site || !this.geometry) {
       this.geometry = this.loadGeometry();
       this.coloursKey = null;
+      this.colours = null;
       this.pointsKey = null;
     }
     let parsed;
@@ -141,12 +142,16 @@ class Session {
         tasks.push(this.recolour(state, parsed, key));
       }
     }
-    const pointsKey = state.points ? `${state.day || ''}` : null;
-    if (pointsKey !== this.pointsKey) {
-      this.pointsKey = pointsKey;
-      tasks.push(this.loadPoints(state, pointsKey));
-    }
     await Promise.all(tasks);
+    this.syncPoints();
+  }
+
+  /** Scan points of the survey the colours read, when the layer is on (points.bin needs the survey). */
+  syncPoints() {
+    const survey = this.state.points && this.colours ? this.colours.survey : null;
+    if (survey === this.pointsKey) return;
+    this.pointsKey = survey;
+    this.loadPoints(survey);
   }
 
   async recolour(state, parsed, key) {
@@ -156,8 +161,10 @@ class Session {
     if (this.coloursKey !== key) return;
     const t1 = performance.now();
     const colours = parseColours(json, parsed.header.elements);
+    this.colours = colours;
     this.viewer.setColours(colours);
     this.drawLegend(colours.legend);
+    this.syncPoints();
     const drawn = await this.viewer.nextFrame();
     const first = this.stats.firstPaint === undefined;
     const record = { mode: state.mode, day: state.day, ms: drawn - t0, fetchMs: t1 - t0, at: drawn };
@@ -167,20 +174,22 @@ class Session {
     const s = this.viewer.stats;
     this.status(format(this.config.text.status, { n: num(parsed.header.elements),
                                                   triangles: num(s.trianglesDrawn),
-                                                  ghosts: num(s.ghosts) }));
+                                                  ghosts: num(s.ghosts) })
+                + (colours.note ? ` ${colours.note}` : ''));
     this.container.dataset.painted = String(this.stats.recolours);
   }
 
-  async loadPoints(state, key) {
-    if (!key) { this.viewer.setPoints(null); return; }
+  async loadPoints(survey) {
+    if (!survey) { this.viewer.setPoints(null); return; }
     try {
-      const res = await fetchOk(this.url('points.bin', { day: state.day }), 'points.bin');
+      const res = await fetchOk(this.url('points.bin', { survey }), 'points.bin');
       const buffer = await res.arrayBuffer();
-      if (this.pointsKey !== key) return;
-      this.viewer.setPoints(parseBuffers(buffer, 'points.bin'));
-      this.stats.pointsBytes = buffer.byteLength;
+      if (this.pointsKey !== survey) return;
+      const parsed = parseBuffers(buffer, 'points.bin');
+      this.viewer.setPoints(parsed);
+      Object.assign(this.stats, { pointsBytes: buffer.byteLength, points: parsed.header.points });
     } catch (err) {
-      this.viewer.setPoints(null);          // no survey yet: the model alone
+      this.viewer.setPoints(null);          // the model alone
       this.stats.pointsError = err.message;
     }
   }

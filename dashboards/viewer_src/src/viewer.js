@@ -22,6 +22,7 @@ import {
   RGBAFormat,
   Scene,
   ShaderMaterial,
+  Sphere,
   UnsignedByteType,
   Vector3,
   WebGLRenderer,
@@ -66,21 +67,28 @@ uniform int pass;
 flat in vec4 vColour;
 flat in uint vElement;
 in vec3 vNormal;
+layout(location = 0) out highp vec4 fragColour;
 #include <clipping_planes_pars_fragment>
 void main() {
   #include <clipping_planes_fragment>
   if (pass == 2) {
     uint id = vElement + 1u;
-    gl_FragColor = vec4(float(id & 255u), float((id >> 8) & 255u), float((id >> 16) & 255u),
+    fragColour = vec4(float(id & 255u), float((id >> 8) & 255u), float((id >> 16) & 255u),
                         float((id >> 24) & 255u)) / 255.0;
     return;
   }
   float len = length(vNormal);
   vec3 n = len > 1e-4 ? vNormal / len : vec3(0.0, 0.0, 1.0);
   float light = 0.42 + 0.48 * abs(n.z) + 0.10 * max(n.y, 0.0);
-  gl_FragColor = vec4(vColour.rgb * light, pass == 1 ? vColour.a : 1.0);
+  fragColour = vec4(vColour.rgb * light, pass == 1 ? vColour.a : 1.0);
 }
 `;
+
+function sphereOf(lo, hi, origin) {
+  const a = new Vector3(lo[0] - origin[0], lo[1] - origin[1], lo[2] - origin[2]);
+  const b = new Vector3(hi[0] - origin[0], hi[1] - origin[1], hi[2] - origin[2]);
+  return new Sphere(a.clone().add(b).multiplyScalar(0.5), Math.max(a.distanceTo(b) / 2, 1e-3));
+}
 
 function material(texture, pass) {
   const m = new ShaderMaterial({
@@ -165,8 +173,7 @@ export class Viewer {
     g.setIndex(new BufferAttribute(arrays.indices, 1));
     const [lo, hi] = header.bbox || [[0, 0, 0], [1, 1, 1]];
     const origin = header.origin || [0, 0, 0];
-    g.boundingBox = null;
-    g.computeBoundingSphere = () => {};     // the header has the box; no pass over the positions
+    g.boundingSphere = sphereOf(lo, hi, origin);     // from the header's box: no pass over the positions
     this.geometry = g;
     const rows = Math.max(1, Math.ceil(E / TEX_WIDTH));
     this.texData = new Uint8Array(TEX_WIDTH * rows * 4);
@@ -206,11 +213,13 @@ export class Viewer {
   home() {
     const { lo, hi } = this.world;
     const centre = new Vector3((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2);
-    const size = Math.max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2], 1);
-    const d = size * 1.35;
-    this.camera.position.set(centre.x + d * 0.62, centre.y - d * 0.78, centre.z + d * 0.55);
-    this.camera.near = Math.max(0.01, size / 2000);
-    this.camera.far = size * 20;
+    const radius = Math.max(0.5 * Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]), 1);
+    const fov = (this.camera.fov * Math.PI) / 180;
+    const d = (radius / Math.sin(fov / 2)) * 1.05 / Math.min(1, this.camera.aspect);
+    const dir = new Vector3(0.62, -0.78, 0.55).normalize();
+    this.camera.position.copy(centre).addScaledVector(dir, d);
+    this.camera.near = Math.max(0.01, radius / 1000);
+    this.camera.far = d + radius * 20;
     this.camera.updateProjectionMatrix();
     this.controls.target.copy(centre);
     this.controls.update();
@@ -260,7 +269,7 @@ export class Viewer {
     out.set(rgba.subarray(0, E * 4));
     for (let e = 0; e < E; e++) {
       let a = 255;
-      if (filter && !filter.has(storeys[e])) a = 0;
+      if ((filter && !filter.has(storeys[e])) || rgba[e * 4 + 3] === 0) a = 0;    // filtered out, or in no bin
       else if (ghost[e]) {
         const given = rgba[e * 4 + 3];
         a = given > 0 && given < 255 ? Math.max(20, Math.min(given, 160)) : 56;
@@ -307,12 +316,12 @@ export class Viewer {
       const g = new BufferGeometry();
       g.setAttribute('position', new BufferAttribute(arrays.positions, 3));
       if (arrays.rgba) g.setAttribute('color', new BufferAttribute(arrays.rgba, 4, true));
-      g.computeBoundingSphere = () => {};
+      const o = header.origin || [0, 0, 0];
+      g.boundingSphere = header.bbox ? sphereOf(header.bbox[0], header.bbox[1], o) : new Sphere(new Vector3(), 1e6);
       this.pointsMaterial = this.pointsMaterial || new PointsMaterial({ size: 2, sizeAttenuation: false,
                                                                         vertexColors: true });
       this.pointsMaterial.clippingPlanes = this.clipping;
       this.points = new Points(g, this.pointsMaterial);
-      const o = header.origin || [0, 0, 0];
       this.points.position.set(o[0], o[1], o[2]);
       this.points.frustumCulled = false;
       this.solidScene.add(this.points);

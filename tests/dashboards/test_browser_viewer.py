@@ -1,0 +1,179 @@
+"""The twin page's WebGL viewer in headless Chromium (software WebGL: SwiftShader): it paints every
+triangle of the demo site, a recolour changes the pixels without fetching the geometry again, the
+section box cuts the model, a click on an element opens its card, and a browser without WebGL gets the
+plotly overview with a message saying why."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+pytestmark = pytest.mark.browser
+IGNORED = ("GPU stall", "swiftshader", "SwiftShader", "WebGL", "willReadFrequently", "favicon")
+
+
+def _wait(condition, timeout=60, what=""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except Exception as exc:                    # the page is still rendering
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what or condition}: {last!r}")
+
+
+def _js(driver, script, *args):
+    return driver.execute_script(script, *args)
+
+
+def _stats(driver):
+    return _js(driver, "return window.sitetwinViewer ? window.sitetwinViewer.stats('twin-viewer') : null;")
+
+
+def _painted(driver, at_least=1):
+    """The viewer's stats once it has drawn ``at_least`` colourings."""
+    return _wait(lambda: (s := _stats(driver)) and (s.get("recolours") or 0) >= at_least and s,
+                 what=f"the viewer's colouring number {at_least}")
+
+
+# the canvas's pixels: how many are not the background, and a colour histogram (4 bits a channel)
+PIXELS = """
+const v = window.sitetwinViewer.session('twin-viewer').viewer, gl = v.renderer.getContext();
+const w = gl.drawingBufferWidth, h = gl.drawingBufferHeight, px = new Uint8Array(w * h * 4);
+gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
+const hist = {}; let model = 0;
+for (let i = 0; i < px.length; i += 4) {
+  if (px[i] === 0xf4 && px[i + 1] === 0xf6 && px[i + 2] === 0xf8) continue;
+  model++;
+  const k = (px[i] >> 4) + ',' + (px[i + 1] >> 4) + ',' + (px[i + 2] >> 4);
+  hist[k] = (hist[k] || 0) + 1;
+}
+return {model, hist, total: w * h};
+"""
+
+
+def _pixels(driver):
+    return _js(driver, PIXELS)
+
+
+def _open(driver, live, path):
+    driver.get_log("browser")
+    driver.get(live.url + path)
+
+
+def _errors(driver):
+    return [e for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and not any(s in e["message"] for s in IGNORED)]
+
+
+def _site_geometry(site_db):
+    from sitetwin.dashboards import queries as q
+    from sitetwin.dashboards import scene
+    from sitetwin.data.store import open_store
+
+    with open_store(site_db[0], read_only=True) as store:
+        return scene.site_geometry(store, "DEMO", q.current_model_ids(store, "DEMO"))
+
+
+def test_the_viewer_draws_every_triangle_of_the_site_and_a_click_opens_the_elements_card(browser, live, site_db):
+    d = browser.driver
+    _open(d, live, "/twin?site=DEMO&mode=status")
+    stats = _painted(d)
+    geom = _site_geometry(site_db)
+    total = int(geom.faces.shape[0])
+    assert stats["elements"] == geom.element_count > 100
+    assert stats["triangles"] == total and stats["viewer"]["trianglesDrawn"] == total
+    assert d.find_element(By.ID, "twin-plotly").value_of_css_property("display") == "none"
+    assert not d.find_element(By.ID, "twin-webgl-missing").is_displayed()
+    status = _wait(lambda: d.find_element(By.ID, "twin-view-status").text, what="the viewer's status line")
+    assert f"{total:,} triangles drawn" in status
+    legend = d.find_element(By.ID, "twin-viewer-legend").text
+    assert "built (" in legend
+    pixels = _pixels(d)
+    assert pixels["model"] > 0.02 * pixels["total"]
+    # a pixel of the model: the viewer's own pick pass over a grid finds one; then a real click there
+    canvas = d.find_element(By.CSS_SELECTOR, "#twin-viewer canvas")
+    w, h = canvas.size["width"], canvas.size["height"]
+    hit = _js(d, """
+        const s = window.sitetwinViewer.session('twin-viewer'), v = s.viewer;
+        for (const fy of [0.5, 0.45, 0.55, 0.4, 0.6, 0.35, 0.65]) for (const fx of [0.5, 0.45, 0.55, 0.4, 0.6]) {
+          const i = v.pickAt(arguments[0] * fx, arguments[1] * fy);
+          if (i >= 0) return {fx, fy, index: i, gid: v.header.element_ids[i]};
+        }
+        return null;""", w, h)
+    assert hit, "no element under the middle of the view"
+    ActionChains(d).move_to_element_with_offset(canvas, int(w * hit["fx"] - w / 2), int(h * hit["fy"] - h / 2)) \
+        .click().perform()
+    gid = _wait(lambda: d.find_element(By.ID, "twin-card-gid").text.strip(), what="the element card")
+    assert gid == hit["gid"]
+    assert f"element={gid}" in d.current_url.replace("%24", "$")
+    stats = _stats(d)
+    assert stats["lastPick"]["gid"] == gid and stats["lastPick"]["ms"] < 5_000
+    assert _js(d, "return window.sitetwinViewer.session('twin-viewer').viewer.selected;") == hit["index"]
+    assert _errors(d) == []
+
+
+def test_a_recolour_changes_the_pixels_and_fetches_no_geometry_again(browser, live, site_db):
+    d = browser.driver
+    _open(d, live, "/twin?site=DEMO&mode=status")
+    first = _painted(d)
+    before = _pixels(d)
+    d.find_element(By.CSS_SELECTOR, "#twin-mode input[value='class']").click()
+    after_stats = _painted(d, first["recolours"] + 1)
+    assert after_stats["lastRecolour"]["mode"] == "class"
+    after = _pixels(d)
+    changed = sum(abs(before["hist"].get(k, 0) - after["hist"].get(k, 0))
+                  for k in set(before["hist"]) | set(after["hist"])) / 2
+    assert changed > 0.2 * after["model"], (before["hist"], after["hist"])
+    fetched = _js(d, "return performance.getEntriesByType('resource').map(e => e.name)"
+                     ".filter(n => n.includes('/viewer/DEMO/geometry.bin')).length;")
+    assert fetched == 1
+    legend = d.find_element(By.ID, "twin-viewer-legend").text
+    assert "IfcWall" in legend or "IfcSlab" in legend
+
+
+def test_the_section_box_cuts_the_model_and_the_camera_is_kept_in_the_address(browser, live, site_db):
+    d = browser.driver
+    _open(d, live, "/twin?site=DEMO&mode=class")
+    _painted(d)
+    whole = _pixels(d)["model"]
+    frames = _stats(d)["viewer"]["frames"]
+    d.find_element(By.CSS_SELECTOR, "#twin-layers input[value='section']").click()
+    # the section box's z range down to its lower fifth: the setup callback owns the sliders, so set it as Dash would
+    _js(d, "const s = document.getElementById('twin-section-z');"
+           "window.dash_clientside.set_props('twin-section-z', {value: [-1000, arguments[0]]});",
+        float(_site_geometry(site_db).lo[:, 2].min() + 0.2 * float(_site_geometry(site_db).size_m.max())))
+    _wait(lambda: _stats(d)["viewer"]["frames"] > frames + 1 and _pixels(d)["model"] < 0.8 * whole,
+          what="the section box cutting the model")
+    # orbit a little: the camera goes into the address's hash
+    canvas = d.find_element(By.CSS_SELECTOR, "#twin-viewer canvas")
+    ActionChains(d).move_to_element(canvas).click_and_hold().move_by_offset(60, 10).release().perform()
+    assert _wait(lambda: "#camera=" in d.current_url, what="the camera in the address")
+
+
+def test_a_browser_without_webgl_gets_a_message_and_the_plotly_overview(live, site_db):
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-webgl", "--disable-3d-apis"):
+        options.add_argument(arg)
+    d = webdriver.Chrome(options=options)
+    try:
+        d.set_window_size(1400, 1000)
+        d.get(live.url + "/twin?site=DEMO&mode=status")
+        message = _wait(lambda: d.find_element(By.ID, "twin-webgl-missing").is_displayed()
+                        and d.find_element(By.ID, "twin-webgl-missing").text, what="the no-WebGL message")
+        assert "WebGL" in message
+        _wait(lambda: "elements shown" in d.find_element(By.ID, "twin-view-status").text, what="the plotly status")
+        assert d.find_element(By.ID, "twin-plotly").is_displayed()
+        assert not d.find_element(By.ID, "twin-viewer").is_displayed()
+        assert _js(d, "return !!window.sitetwinViewer;") is False       # the viewer's script was never loaded
+    finally:
+        d.quit()
