@@ -16,16 +16,26 @@ a message not in any catalog (a foreign library's text passed on) reads as it wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+# The catalogs' messages in a language (None: the current one): ``data.i18n`` registers its
+# ``message_catalog`` when imported, as every module that writes an ``N_`` template imports it.
+_lookup: Callable[[str | None], dict[Any, Any]] | None = None
+
+
+def use_catalogs(lookup: Callable[[str | None], dict[Any, Any]]) -> None:
+    """Where messages are looked up (``data.i18n`` calls this; errors does not import it: i18n's
+    own errors derive from here)."""
+    global _lookup
+    _lookup = lookup
 
 
 def render(template: str, fields: dict[str, Any], lang: str | None = None) -> str:
     """``template`` in ``lang`` (default: the current language) with ``fields`` filled in (a field
     that is a :class:`Phrase` is rendered in the same language first). A translation whose
     placeholders do not fit the fields falls back to the English template."""
-    from sitetwin.data.i18n import message_catalog
-
-    text = message_catalog(lang).get(template, template) if template else template
+    text = _lookup(lang).get(template, template) if template and _lookup is not None else template
     if not fields:
         return text
     fields = {k: v.text(lang) if isinstance(v, _Message) else v for k, v in fields.items()}
@@ -58,12 +68,13 @@ class _Message:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled with its fields (a Ray worker's error reaches the driver whole), whatever the
         # subclass's own __init__ takes.
-        return _rebuild, (type(self), self.args, self.__dict__)
+        return _rebuild, (type(self), tuple(getattr(self, "args", ())), self.__dict__)
 
 
-def _rebuild(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+def _rebuild(cls: type[Any], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
-    BaseException.__init__(obj, *args)
+    if isinstance(obj, BaseException):
+        BaseException.__init__(obj, *args)
     obj.__dict__.update(state)
     return obj
 

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sitetwin.data import errors
 from sitetwin.data.errors import SitetwinError
 
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
@@ -187,6 +188,9 @@ def message_catalog(lang: str | None = None) -> dict[Any, Any]:
     of another package's class, so its template is looked up in all catalogs."""
     lang = normalize_language(lang) if lang else current_language()
     return {} if lang == SOURCE_LANGUAGE else _all_catalogs(lang)
+
+
+errors.use_catalogs(message_catalog)
 
 
 def reload_catalogs() -> None:
