@@ -64,6 +64,9 @@ class RegistrationConfig:
 
 
 DEFAULT_CONFIG = RegistrationConfig()
+# what a message names when the caller gives no file name
+SURVEY = Phrase(N_("survey"))
+CONTROL_POINTS = Phrase(N_("control points"))
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ _METHODS = {"transform": N_("the given transform"), "control_points": N_("the co
             "similarity": N_("automatic similarity registration (--scale)")}
 
 
-def check(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey") -> Registration:
+def check(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *,
+          label: str | Phrase = SURVEY) -> Registration:
     """Refuse a registration that failed (no overlap, poor fitness, high RMSE, ambiguous)."""
     how = Phrase(_METHODS[reg.method])
     hint = Phrase(N_("give control points (--control-points CP.csv) or a transform (--transform T.json)")
@@ -227,7 +231,7 @@ def rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def register_control_points(scan_m: np.ndarray, model_m: np.ndarray, *, names: list[str] | None = None,
                             min_spread_m: float = 0.1, max_residual_m: float = 0.05,
-                            source: str = "control points", with_scale: bool = False
+                            source: str | Phrase = CONTROL_POINTS, with_scale: bool = False
                             ) -> tuple[np.ndarray, tuple[dict, ...]]:
     """Solve ``T_model_from_survey`` from pairs (scan point, model point) by least squares.
 
@@ -738,7 +742,7 @@ def _robust_extent(points: np.ndarray) -> float:
 
 
 def register_similarity(index, points: np.ndarray, config: RegistrationConfig = DEFAULT_CONFIG, *,
-                        coarse_index=None, label: str = "survey") -> Registration:
+                        coarse_index=None, label: str | Phrase = SURVEY) -> Registration:
     """Find ``T_model_from_survey`` as a similarity (rotation, translation and a uniform scale) for a
     cloud whose units are unknown: a structure-from-motion model, a reality mesh without ground control.
 
@@ -902,7 +906,7 @@ def scale_quality(index, points: np.ndarray, T: np.ndarray, config: Registration
             "scale_lever": round(lever, 4), "scale_blocks": nb}
 
 
-def check_scale(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str = "survey"
+def check_scale(reg: Registration, config: RegistrationConfig = DEFAULT_CONFIG, *, label: str | Phrase = SURVEY
                 ) -> Registration:
     """Refuse a similarity whose scale is not determined: too few inliers, degenerate geometry, or
     an uncertainty over ``max_scale_uncertainty``."""
@@ -1013,7 +1017,7 @@ class GeoPlacement:
 
 
 def georeferenced_placement(file_crs, georef, origin_m: np.ndarray, bounds_file: np.ndarray, *,
-                            model_bounds_local: np.ndarray | None = None, label: str = "survey",
+                            model_bounds_local: np.ndarray | None = None, label: str | Phrase = SURVEY,
                             config: RegistrationConfig = DEFAULT_CONFIG) -> GeoPlacement:
     """Place a cloud by its CRS (``file_crs``: a pyproj CRS, WKT or 'EPSG:xxxx') and the model's
     ``georef`` (``bim.georef.Georeference``): returns the transform to the site's local frame.
