@@ -71,7 +71,7 @@ class _Message:
         return _rebuild, (type(self), tuple(getattr(self, "args", ())), self.__dict__)
 
 
-def _rebuild(cls: type[Any], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+def _rebuild(cls: Any, args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     if isinstance(obj, BaseException):
         BaseException.__init__(obj, *args)
