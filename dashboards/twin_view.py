@@ -128,11 +128,12 @@ def read_twin(store, p: TwinParams, *, points: bool = True, model: bool = True) 
     return data
 
 
-def mode_values(store, site: str, mode: str, day: dt.date | None, geom: SceneGeometry,
+def mode_values(store, site: str, mode: str, day: dt.date | None, geom: Any,
                 survey_id: str | None) -> tuple[np.ndarray, list, dict, str]:
     """The colour rules of every 3D view (the plotly twin and the WebGL viewer): each element's bin value in
     colour ``mode`` (``(k,)`` object, in ``geom``'s element order), the bin values in legend order, their CSS
-    colours, and a note in the reader's language ("" when none). ``survey_id`` is the survey the status and
+    colours, and a note in the reader's language ("" when none). ``geom`` is a ``SceneGeometry`` or anything
+    with its per-element ``global_ids``, ``model_ids``, ``ifc_class`` and ``storey`` arrays. ``survey_id`` is the survey the status and
     deviation modes read (None: none on or before the day); ``day`` is the schedule mode's day (None: today).
     """
     from sitetwin.dashboards import queries as q

@@ -59,7 +59,8 @@ def b64(a: np.ndarray) -> str:
 
 def element_colours(store, site_code: str, geom, mode: str, *, day: dt.date | None = None,
                     survey_id: str | None = None, ghost_alpha: float | None = None) -> dict:
-    """The colours of ``geom``'s elements (a ``dashboards.scene.SceneGeometry``) in colour ``mode``.
+    """The colours of ``geom``'s elements in colour ``mode`` (``geom``: a ``dashboards.scene.SceneGeometry``
+    or the geometry file's ``ElementTable``: global_ids, model_ids, ifc_class, storey, element_count).
 
     ``survey_id`` is the survey the status and deviation modes read (checked by the caller to be the
     site's); without one, the latest on or before ``day``, as the plotly twin reads it. Returns ``mode``,

@@ -43,6 +43,7 @@ import threading
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -183,11 +184,19 @@ class Payload:
         self.raw = raw
         self.path = path
         self._gz: bytes | None = None
+        self._header: dict | None = None
         self._lock = threading.Lock()
 
     @property
     def size(self) -> int:
         return len(self.raw) + len(self._gz or b"")
+
+    @property
+    def header(self) -> dict:
+        """The JSON header (parsed once)."""
+        if self._header is None:
+            self._header = read_header(self.raw)
+        return self._header
 
     def gzipped(self) -> bytes:
         with self._lock:
@@ -296,3 +305,23 @@ def site_geometry_file(store, site_code: str) -> Payload:
         return geometry_buffers(geom, site_code, key, origin)
 
     return cached(store, key, build)
+
+
+@dataclass(frozen=True)
+class ElementTable:
+    """The elements of a geometry file, in its index order: what the colour rules read per element (the
+    fields of ``dashboards.scene.SceneGeometry`` they use), without loading the mesh."""
+
+    global_ids: np.ndarray
+    model_ids: np.ndarray
+    ifc_class: np.ndarray
+    storey: np.ndarray
+
+    @property
+    def element_count(self) -> int:
+        return int(len(self.global_ids))
+
+    @classmethod
+    def of(cls, header: dict) -> ElementTable:
+        return cls(np.array(header["element_ids"], dtype=str), np.array(header["models"], dtype=str),
+                   np.array(header["classes"], dtype=object), np.array(header["storeys"], dtype=object))

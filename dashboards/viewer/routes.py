@@ -48,8 +48,6 @@ def register(server) -> None:
 
     @site_route(server, "/viewer/<site_code>/colours.json", endpoint="viewer_colours")
     def colours(store, site_code: str):
-        from sitetwin.dashboards.scene import site_geometry
-
         args = flask.request.args
         mode = args.get("mode", "class")
         if mode not in MODES:
@@ -63,10 +61,10 @@ def register(server) -> None:
         survey = _survey(store, site_code, args.get("survey"))
         if survey is False:
             return flask.jsonify({"error": "not found"}), 404
-        key, model_ids, _origin = geo.site_key(store, site_code)
-        geom = site_geometry(store, site_code, model_ids)
-        body = col.colours_json(key, col.element_colours(store, site_code, geom, mode, day=day,
-                                                         survey_id=survey or None))
+        payload = geo.site_geometry_file(store, site_code)       # its element order (built once, then read)
+        elements = geo.ElementTable.of(payload.header)
+        body = col.colours_json(payload.key, col.element_colours(store, site_code, elements, mode, day=day,
+                                                                 survey_id=survey or None))
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         etag = hashlib.blake2b(text, digest_size=12).hexdigest()
         if _not_modified(flask.request, etag):
@@ -115,24 +113,18 @@ def points_buffers(store, site_code: str, survey_id: str, limit: int, key: str) 
     from sitetwin.dashboards.twin_view import distance_rgb
     from sitetwin.twin.survey_store import survey_points
 
-    geo_key, _ids, site_origin = geo.site_key(store, site_code)
-    origin = geometry_origin(store, site_code)
+    geometry = geo.site_geometry_file(store, site_code).header
+    origin, site_origin = geometry["origin"], geometry["site_origin"]
     pts = survey_points(store, survey_id, columns=["x_m", "y_m", "z_m", "distance_m", "cluster"], max_points=limit)
     pts = pts[pts["cluster"] != TERRAIN_CLUSTER]
     xyz = pts[["x_m", "y_m", "z_m"]].to_numpy(np.float64)
     positions = (xyz - np.asarray(origin)).astype(np.float32)
     rgb = distance_rgb(pts["distance_m"].to_numpy(np.float64))
     rgba = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
-    header = {"version": geo.FORMAT_VERSION, "site": site_code, "key": key, "geometry_key": geo_key,
+    header = {"version": geo.FORMAT_VERSION, "site": site_code, "key": key, "geometry_key": geometry["key"],
               "survey": survey_id, "points": int(len(positions)), "origin": [float(v) for v in origin],
               "site_origin": [float(v) for v in site_origin]}
     return geo.encode(header, [("positions", "f32", positions), ("rgba", "u8", rgba)])
-
-
-def geometry_origin(store, site_code: str) -> list[float]:
-    """The ``origin`` of the site's geometry header (so points and geometry share a frame)."""
-    payload = geo.site_geometry_file(store, site_code)
-    return geo.read_header(payload.raw)["origin"]
 
 
 def _points_payload(store, site_code: str, survey: str, limit: int, etag: str) -> geo.Payload:

@@ -179,7 +179,12 @@ def test_elements_not_there_yet_are_ghosts_and_deviation_carries_millimetres(ro,
     assert np.isnan(dev["values"][~measured]).all() and (dev["ghost"][~measured] == 1).all()
 
 
-def test_the_legend_reads_in_the_requests_language(app, site_db):
+def test_the_legend_reads_in_the_requests_language(app, ro, site_db):
+    import base64
+
+    from sitetwin.dashboards.scene import site_geometry
+    from sitetwin.dashboards.viewer.colours import element_colours
+
     client = app.server.test_client()
     day = site_db[1]["surveys"][-1]["epoch"]
     en = client.get(f"/viewer/DEMO/colours.json?mode=status&day={day}", headers={"Accept-Language": "en"}).get_json()
@@ -188,6 +193,10 @@ def test_the_legend_reads_in_the_requests_language(app, site_db):
     # the plotly twin legend's words
     assert [b["label"] for b in zh["legend"]] == ["已建", "部分已建", "未建", "超出允许偏差"]
     assert en["rgba"] == zh["rgba"] and en["key"] == zh["key"]
+    # served in the geometry file's element order: the colours the plotly twin's geometry gets, element by element
+    geom = site_geometry(ro, "DEMO", [site_db[1]["model_id"]])
+    ours = element_colours(ro, "DEMO", geom, "status", day=day)
+    assert np.frombuffer(base64.b64decode(en["rgba"]), np.uint8).reshape(-1, 4).tolist() == ours["rgba"].tolist()
 
 
 def test_scan_points_are_decimated_and_coloured_by_signed_distance(app, ro, site_db):
