@@ -31,9 +31,6 @@ def test_a_unit_of_an_unknown_kind_is_refused_naming_it_in_either_language(tmp_p
         assert str(info.value) == f"city.yaml：单元 1：未知类型 'bogus'（可选类型：{KINDS}）"
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=True,
-                   reason="data.errors.Phrase has no pickling of its own yet (its _Message.__reduce__ reads the "
-                          "exception's args); drop this mark with that fix")
 def test_a_manifest_error_pickled_as_ray_does_keeps_its_unit_and_reads_in_chinese(tmp_path):
     path = _manifest(tmp_path, [{"kind": "bogus", "site": "A1", "db": "a1.duckdb"}])
     with pytest.raises(ManifestError) as info:
