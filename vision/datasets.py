@@ -446,9 +446,10 @@ def _image_size(image: Path, issues: list[LabelIssue]) -> tuple[int, int] | None
 
 # --- checks and statistics ---------------------------------------------------------------------
 
-def require_usable(dataset: Dataset, *, what: str = "dataset") -> Dataset:
-    """Raise DatasetError when the dataset has errors or nothing to learn from; return it otherwise."""
-    label = str(dataset.root) if dataset.root else what
+def require_usable(dataset: Dataset, *, what: str | Phrase | None = None) -> Dataset:
+    """Raise DatasetError when the dataset has errors or nothing to learn from; return it otherwise.
+    ``what`` names a dataset without a root folder in the message (default: "dataset", in the reader's words)."""
+    label = str(dataset.root) if dataset.root else what or Phrase(N_("dataset"))
     if not dataset.samples:
         raise DatasetError(N_("{label}: empty dataset: no readable images"), label=label)
     if dataset.instance_count == 0:
