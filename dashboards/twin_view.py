@@ -133,8 +133,9 @@ def mode_values(store, site: str, mode: str, day: dt.date | None, geom: Any,
     """The colour rules of every 3D view (the plotly twin and the WebGL viewer): each element's bin value in
     colour ``mode`` (``(k,)`` object, in ``geom``'s element order), the bin values in legend order, their CSS
     colours, and a note in the reader's language ("" when none). ``geom`` is a ``SceneGeometry`` or anything
-    with its per-element ``global_ids``, ``model_ids``, ``ifc_class`` and ``storey`` arrays. ``survey_id`` is the survey the status and
-    deviation modes read (None: none on or before the day); ``day`` is the schedule mode's day (None: today).
+    with its per-element ``global_ids``, ``model_ids``, ``ifc_class`` and ``storey`` arrays. ``survey_id`` is
+    the survey the status and deviation modes read (None: none on or before the day); ``day`` is the schedule
+    mode's day (None: today).
     """
     from sitetwin.dashboards import queries as q
     from sitetwin.panorama.overlay import STATUS_COLORS, class_color
@@ -309,7 +310,7 @@ def _points_in_view(points, geom: SceneGeometry, vis: np.ndarray, p: TwinParams)
 def distance_rgb(distance_m: np.ndarray) -> np.ndarray:
     """(n, 3) uint8: the colours :func:`points_trace` gives signed distances (metres), computed here: plotly's
     ``RdBu`` scale over +-``DISTANCE_CLIP_MM``, blue inside the solid, red standing proud (for the WebGL viewer)."""
-    from plotly.colors import PLOTLY_SCALES, unlabel_rgb
+    from plotly.colors import PLOTLY_SCALES, unlabel_rgb  # type: ignore[import-untyped]  # no stubs
 
     stops = PLOTLY_SCALES[POINTS_COLORSCALE]
     at = np.array([float(s) for s, _c in stops])

@@ -58,7 +58,8 @@ MEMORY_BYTES = 768 << 20           # built files (raw and gzip) kept in memory, 
 GZIP_LEVEL = 6
 NORMAL_SCALE = 127                 # int8 normals: unit vector x this
 ORIGIN_STEP_M = 1.0                # the origin is the box centre rounded to this (positions stay small)
-_TYPES = {"f32": np.dtype("<f4"), "i8": np.dtype("i1"), "u8": np.dtype("u1"), "u32": np.dtype("<u4")}
+_TYPES: dict[str, np.dtype] = {"f32": np.dtype("<f4"), "i8": np.dtype("i1"), "u8": np.dtype("u1"),
+                               "u32": np.dtype("<u4")}
 
 # what this process did, for tests and benchmarks: "built" files, files "read" back, "gzipped" files
 counts: Counter[str] = Counter()
@@ -106,7 +107,7 @@ def read_header(data: bytes) -> dict:
     return json.loads(bytes(data[12:12 + n]).decode("utf-8"))
 
 
-def geometry_key(site_code: str, model_ids: Sequence[str], site_origin: Sequence[float]) -> str:
+def geometry_key(site_code: str, model_ids: Sequence[str], site_origin: Sequence[float] | np.ndarray) -> str:
     """The cache key (and ETag) of a site's geometry: its code, origin and model ids, and the format version."""
     text = json.dumps([FORMAT_VERSION, site_code, [float(v) for v in site_origin], sorted(model_ids)])
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
@@ -149,7 +150,8 @@ def split_by_normal(vertices: np.ndarray, faces: np.ndarray, face_element: np.nd
     return corner_v[first], nq[first // 3], corner_e[first], inverse.reshape(-1, 3)
 
 
-def geometry_buffers(geom, site_code: str, key: str, site_origin: Sequence[float] = (0.0, 0.0, 0.0)) -> bytes:
+def geometry_buffers(geom, site_code: str, key: str,
+                     site_origin: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0)) -> bytes:
     """The ``STVG`` bytes of a ``dashboards.scene.SceneGeometry`` (faces grouped by element)."""
     k = geom.element_count
     counts_t = np.diff(geom.face_start).astype(np.int64)

@@ -59,7 +59,7 @@ def register(server) -> None:
             except ValueError:
                 return _bad(flask, "day", args["day"], "expected YYYY-MM-DD")
         survey = _survey(store, site_code, args.get("survey"))
-        if survey is False:
+        if survey == NOT_THE_SITES:
             return flask.jsonify({"error": "not found"}), 404
         payload = geo.site_geometry_file(store, site_code)       # its element order (built once, then read)
         elements = geo.ElementTable.of(payload.header)
@@ -96,14 +96,17 @@ def register(server) -> None:
         return _binary(flask, payload, "application/octet-stream", MAX_AGE_S)
 
 
-def _survey(store, site_code: str, survey: str | None) -> str | None | bool:
-    """The survey asked for if it is the site's; None when none was asked for; False when it is not the
-    site's (answered like an unknown one)."""
+NOT_THE_SITES = ""                 # _survey: a survey asked for that is not the site's
+
+
+def _survey(store, site_code: str, survey: str | None) -> str | None:
+    """The survey asked for if it is the site's; None when none was asked for; :data:`NOT_THE_SITES` when
+    it is not the site's (answered like an unknown one)."""
     if not survey:
         return None
     from sitetwin.dashboards.queries import survey_in_site
 
-    return survey_in_site(store, site_code, survey) or False
+    return survey_in_site(store, site_code, survey) or NOT_THE_SITES
 
 
 def points_buffers(store, site_code: str, survey_id: str, limit: int, key: str) -> bytes:
