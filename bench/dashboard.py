@@ -21,6 +21,17 @@ paint within 10 % of English.
 
     python bench/dashboard.py [--rebuild] [--skip-naive-big]
     python bench/dashboard.py --lang-only        (only the zh-CN against English paint, demo site)
+    python bench/dashboard.py --viewer [--repeat 3]   (the WebGL viewer against the plotly twin, issue 18)
+
+--viewer: the twin page's WebGL viewer (every element in full) against today's plotly twin (?view=plotly,
+60k-triangle budget) on the same warm server, in headless Chromium with software WebGL (SwiftShader), on
+the real Schependomlaan models (bench/viewer_geometry.py's "real" site: 8 design parts + steel + prefab +
+low-rise) and a generated 3 M-triangle, 30,000-element tower ("gen"). Per repeat, alternating which view
+goes first: first paint (navigation start -> the coloured model drawn and finished on the GPU), recolour
+status -> deviation (the radio's click -> drawn; clicked 2 s after the paint, as a reader would, by when the
+viewer has fetched the day's other colourings ahead and built its picking BVH), pick (the click's ray through
+the BVH, and click -> the element card shown), bytes fetched, JS heap, one frame's drawing time.
+Targets: paint <= 3 s (real), recolour <= 300 ms, pick <= 100 ms.
 """
 
 from __future__ import annotations
@@ -311,7 +322,7 @@ def lang_paint(driver, base_url: str, site: str, label: str, repeats: int = LANG
     """First paint of the 3D twin page in English and in zh-CN on one warm server, the languages alternating
     (and which goes first alternating too) so that drift in the machine's load falls on both alike."""
     def url(lang):
-        return f"{base_url}/twin?site={site}&mode=status&lang={lang}"
+        return f"{base_url}/twin?site={site}&mode=status&lang={lang}&view=plotly"
 
     for lang in ("zh-CN", "en"):                              # both languages' catalogs read, geometry warm
         if paint_seconds(driver, url(lang), "twin-graph") is None:
@@ -372,6 +383,189 @@ def browser():
     driver.set_script_timeout(30)
     driver.set_page_load_timeout(PAINT_TIMEOUT_S)
     return driver
+
+
+# --------------------------------------------------------------------------------------
+# the WebGL viewer against the plotly twin (issue 18)
+
+VIEWER_TARGETS = {"paint_real_s": 3.0, "recolour_ms": 300.0, "pick_ms": 100.0}
+IDLE_S = 2.0                  # after the first paint, before the recolour (both views)
+VIEWER_STATS = "return window.sitetwinViewer ? window.sitetwinViewer.stats('twin-viewer') : null;"
+# the model's bytes as fetched (transfer: gzip on the wire; decoded: the binary) and the JS heap
+VIEWER_BYTES = """
+const e = performance.getEntriesByType('resource').filter(r => r.name.includes('/viewer/'));
+const sum = (f, k) => e.filter(r => r.name.includes(f)).reduce((a, r) => a + (r[k] || 0), 0);
+return {geometry_transfer: sum('geometry.bin', 'transferSize'),
+        geometry_decoded: sum('geometry.bin', 'decodedBodySize'),
+        colours_transfer: sum('colours.json', 'transferSize'), points_transfer: sum('points.bin', 'transferSize'),
+        script_transfer: performance.getEntriesByType('resource').filter(r => r.name.includes('sitetwin-viewer.js'))
+          .reduce((a, r) => a + r.transferSize, 0),
+        heap: performance.memory ? performance.memory.usedJSHeapSize : null};
+"""
+# plotly: the time the figure of a new key is drawn (two frames after it is in the graph)
+PLOTLY_KEY = "const gd = document.querySelector('#twin-graph .js-plotly-plot'); " \
+             "return gd && gd.layout && gd.layout.meta ? gd.layout.meta.key : null;"
+
+
+def viewer_browser():
+    """Headless Chromium with software WebGL as Chromium wants it asked for (SwiftShader)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+              "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--enable-precise-memory-info"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(options=opts)
+    driver.execute_cdp_cmd("Network.enable", {})          # every page load a first visit: nothing from the cache
+    driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    driver.set_script_timeout(PAINT_TIMEOUT_S)
+    driver.set_page_load_timeout(PAINT_TIMEOUT_S)
+    return driver
+
+
+def _until(fn, timeout=PAINT_TIMEOUT_S, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+        except Exception:            # the page is busy drawing
+            value = None
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+def viewer_run(driver, base: str, site: str) -> dict:
+    """One page load of the WebGL viewer: paint, recolour status -> deviation, a pick and its card."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base}/twin?site={site}&mode=status")
+    stats = _until(lambda: (s := driver.execute_script(VIEWER_STATS)) and s.get("recolours") and s)
+    if not stats:
+        return {"view": "webgl", "error": "no paint", "ok": False}
+    out = {"view": "webgl", "paint_s": stats["firstPaint"] / 1000, "elements": stats["elements"],
+           "triangles_drawn": stats["viewer"]["trianglesDrawn"], "model_triangles": stats["triangles"],
+           "geometry_fetch_ms": stats["fetchMs"], "parse_upload_ms": stats["parseMs"],
+           "render_ms": stats["lastRecolour"].get("renderMs")}
+    time.sleep(IDLE_S)        # as a reader looks first: the picking BVH and the day's other colourings are ready
+    out.update(driver.execute_script(VIEWER_BYTES))
+    t0 = driver.execute_script("const t = performance.now();"
+                               "document.querySelector(\"#twin-mode input[value='deviation']\").click(); return t;")
+    s = _until(lambda: (s := driver.execute_script(VIEWER_STATS))["recolours"] > stats["recolours"] and s)
+    out["recolour_ms"] = (s["lastRecolour"]["at"] - t0) if s else None
+    out["recolour_fetch_ms"] = s["lastRecolour"]["fetchMs"] if s else None
+    # a click in the middle of the view (a few tries where the middle is sky): GPU pick, then the card
+    canvas = driver.find_element(By.CSS_SELECTOR, "#twin-viewer canvas")
+    w, h = canvas.size["width"], canvas.size["height"]
+    for fx, fy in ((0.5, 0.5), (0.45, 0.55), (0.55, 0.45), (0.5, 0.6), (0.4, 0.5)):
+        before = driver.execute_script(VIEWER_STATS).get("lastPick")
+        t0 = driver.execute_script("return performance.now();")
+        ActionChains(driver).move_to_element_with_offset(canvas, int(w * (fx - 0.5)), int(h * (fy - 0.5))) \
+            .click().perform()
+        pick = _until(lambda before=before: (p := driver.execute_script(VIEWER_STATS).get("lastPick"))
+                      and p != before and p, 30)
+        if pick and pick.get("gid"):
+            out["pick_ms"] = pick["ms"]
+            out["bvh_ms"] = driver.execute_script(VIEWER_STATS)["viewer"].get("bvhMs")
+            gid = pick["gid"]
+            shown = _until(lambda gid=gid: driver.find_element(By.ID, "twin-card-gid").text.strip() == gid
+                           and driver.execute_script("return performance.now();"), 60)
+            out["click_to_card_ms"] = (shown - t0) if shown else None
+            break
+    out["heap_mb"] = out.pop("heap") / 1e6 if out.get("heap") else None
+    out["ok"] = None
+    return out
+
+
+def plotly_run(driver, base: str, site: str) -> dict:
+    """One page load of today's plotly twin (?view=plotly): paint, then recolour status -> deviation."""
+    s = paint_seconds(driver, f"{base}/twin?site={site}&mode=status&view=plotly", "twin-graph")
+    out = {"view": "plotly", "paint_s": s}
+    if s is None:
+        out["error"] = f"no paint within {PAINT_TIMEOUT_S:.0f} s"
+        return out
+    time.sleep(IDLE_S)
+    key = driver.execute_script(PLOTLY_KEY)
+    t0 = driver.execute_script("const t = performance.now();"
+                               "document.querySelector(\"#twin-mode input[value='deviation']\").click(); return t;")
+    two_frames = ("const done = arguments[0];"
+                  "requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now())));")
+    drawn = _until(lambda: (k := driver.execute_script(PLOTLY_KEY)) and k != key
+                   and driver.execute_async_script(two_frames))
+    out["recolour_ms"] = (drawn - t0) if drawn else None
+    heap = driver.execute_script("return performance.memory ? performance.memory.usedJSHeapSize : null;")
+    out["heap_mb"] = heap / 1e6 if heap else None
+    return out
+
+
+def _spread(rows: list[dict], key: str) -> tuple:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return (statistics.median(vals), max(vals) - min(vals), len(vals)) if vals else (None, None, 0)
+
+
+def viewer_bench(rebuild: bool, repeat: int, only: str | None) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from viewer_geometry import build_gen, build_real
+
+    from sitetwin.dashboards.app import BackgroundServer, create_app
+    from sitetwin.data.store import open_store
+
+    sites = [s for s in (("real", build_real, "NIJ"), ("gen", build_gen, "GEN")) if only in (None, s[0])]
+    load_before = machine()["load_avg_1m"]
+    print(f"machine load average {load_before:.1f} (1 min), {machine()['cpus']} cores", flush=True)
+    runs, summary = [], []
+    driver = viewer_browser()
+    try:
+        for label, build, site in sites:
+            db = build(rebuild)
+            with open_store(db):
+                pass
+            served = BackgroundServer(create_app(db))
+            try:
+                # warm-up: the viewer's geometry file and the plotly scene built once, both views' scripts cached
+                viewer_run(driver, served.url, site)
+                plotly_run(driver, served.url, site)
+                for n in range(repeat):
+                    order = (viewer_run, plotly_run) if n % 2 == 0 else (plotly_run, viewer_run)
+                    for fn in order:
+                        row = {"site": label, "run": n + 1, **fn(driver, served.url, site),
+                               "load": machine()["load_avg_1m"]}
+                        runs.append(row)
+                        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+            finally:
+                served.stop()
+            for view in ("webgl", "plotly"):
+                rows = [r for r in runs if r["site"] == label and r["view"] == view]
+                line = {"site": label, "view": view}
+                for key in ("paint_s", "recolour_ms", "pick_ms", "click_to_card_ms", "heap_mb", "render_ms", "bvh_ms"):
+                    med, spread, _n = _spread(rows, key)
+                    line[key], line[key + "_spread"] = med, spread
+                first = rows[0] if rows else {}
+                line.update({k: first.get(k) for k in ("elements", "triangles_drawn", "geometry_transfer",
+                                                       "geometry_decoded", "script_transfer")})
+                line["runs"] = len(rows)
+                if view == "webgl":
+                    line["ok"] = ((label != "real" or (line["paint_s"] or 1e9) <= VIEWER_TARGETS["paint_real_s"])
+                                  and (line["recolour_ms"] or 1e9) <= VIEWER_TARGETS["recolour_ms"]
+                                  and (line["pick_ms"] or 1e9) <= VIEWER_TARGETS["pick_ms"])
+                summary.append(line)
+    finally:
+        driver.quit()
+    load_after = machine()["load_avg_1m"]
+    note = f"(median of {repeat}, spread = max - min; load average {load_before:.1f} before, {load_after:.1f} after)"
+    print_table(summary, ["site", "view", "elements", "triangles_drawn", "paint_s", "paint_s_spread", "recolour_ms",
+                          "recolour_ms_spread", "pick_ms", "pick_ms_spread", "click_to_card_ms", "ok"],
+                f"the twin page's WebGL viewer against the plotly twin, headless Chromium, SwiftShader {note}")
+    print_table(summary, ["site", "view", "geometry_transfer", "geometry_decoded", "script_transfer", "heap_mb",
+                          "heap_mb_spread", "render_ms", "bvh_ms"],
+                f"bytes fetched, JS heap, one frame, picking BVH {note}")
+    save("dashboard-viewer", {"targets": VIEWER_TARGETS, "summary": summary, "runs": runs,
+                              "load_avg_before": load_before, "load_avg_after": load_after})
 
 
 # --------------------------------------------------------------------------------------
@@ -478,10 +672,18 @@ def main() -> None:
                         help="do not try the naive figure on the big model (it may not paint within the timeout)")
     parser.add_argument("--callbacks-only", choices=("demo", "big"),
                         help="only time the callbacks on this site (results in dashboard-callbacks-<site>.json)")
+    parser.add_argument("--viewer", action="store_true",
+                        help="the WebGL viewer against the plotly twin, real and generated models "
+                             "(dashboard-viewer.json)")
+    parser.add_argument("--repeat", type=int, default=3, help="--viewer: page loads per view and site")
+    parser.add_argument("--only", choices=("real", "gen"), help="--viewer: one site only")
     parser.add_argument("--lang-only", action="store_true",
                         help="only the zh-CN against English paint of the twin page, demo site (dashboard-lang.json)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.viewer:
+        viewer_bench(args.rebuild, args.repeat, args.only)
+        return
     if args.lang_only:
         lang_only(args.rebuild)
         return
@@ -531,7 +733,7 @@ def main() -> None:
             app = create_app(db)          # a fresh app: its geometry cache is empty (cold)
             served = BackgroundServer(app)
             try:
-                url = f"{served.url}/twin?site={site}&mode=status"
+                url = f"{served.url}/twin?site={site}&mode=status&view=plotly"
                 cold = paint_seconds(driver, url, "twin-graph")
                 warm_runs = [paint_seconds(driver, url, "twin-graph") for _ in range(3)]
                 warm = statistics.median([w for w in warm_runs if w is not None]) if all(warm_runs) else None

@@ -121,7 +121,8 @@ def viewer_config() -> dict:
     routes' prefix, the ids it writes to, and its texts in the reader's language."""
     return {"script": dash.get_asset_url(VIEWER_SCRIPT) + "?v=" + _bundle_version(),
             "prefix": dash.get_relative_path("/viewer/"), "statusId": "twin-view-status",
-            "elementStore": "twin-element", "height": "70vh", "text": {k: _(v) for k, v in VIEWER_TEXT.items()}}
+            "elementStore": "twin-element", "height": "70vh", "text": {k: _(v) for k, v in VIEWER_TEXT.items()},
+            "modes": list(MODE_LABELS)}
 
 
 def _bundle_version() -> str:

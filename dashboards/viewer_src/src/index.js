@@ -118,6 +118,7 @@ class Session {
       this.geometry = this.loadGeometry();
       this.coloursKey = null;
       this.colours = null;
+      this.colourCache = new Map();
       this.pointsKey = null;
     }
     let parsed;
@@ -154,10 +155,29 @@ class Session {
     this.loadPoints(survey);
   }
 
+  /** Once the model shows: the picking hierarchy, and the day's other colourings fetched ahead. */
+  async afterFirstPaint(state) {
+    this.viewer.buildPicking();
+    for (const mode of this.config.modes || []) {
+      if (mode !== state.mode && state.day) await this.colourJson(mode, state.day).catch(() => null);
+    }
+  }
+
+  colourJson(mode, day) {
+    const key = `${mode}|${day}`;
+    this.colourCache = this.colourCache || new Map();
+    if (!this.colourCache.has(key)) {
+      const p = fetchOk(this.url('colours.json', { mode, day }), 'colours.json').then((res) => res.json());
+      p.catch(() => this.colourCache.delete(key));
+      this.colourCache.set(key, p);
+      while (this.colourCache.size > 32) this.colourCache.delete(this.colourCache.keys().next().value);
+    }
+    return this.colourCache.get(key);
+  }
+
   async recolour(state, parsed, key) {
     const t0 = performance.now();
-    const res = await fetchOk(this.url('colours.json', { mode: state.mode, day: state.day }), 'colours.json');
-    const json = await res.json();
+    const json = await this.colourJson(state.mode, state.day);
     if (this.coloursKey !== key) return;
     const t1 = performance.now();
     const colours = parseColours(json, parsed.header.elements);
@@ -167,10 +187,14 @@ class Session {
     this.syncPoints();
     const drawn = await this.viewer.nextFrame();
     const first = this.stats.firstPaint === undefined;
-    const record = { mode: state.mode, day: state.day, ms: drawn - t0, fetchMs: t1 - t0, at: drawn };
+    const record = { mode: state.mode, day: state.day, ms: drawn - t0, fetchMs: t1 - t0, at: drawn,
+                     renderMs: this.viewer.stats.lastRenderMs };
     this.stats.recolours = (this.stats.recolours || 0) + 1;
     this.stats.lastRecolour = record;
-    if (first) this.stats.firstPaint = drawn;        // ms since the page's navigation started
+    if (first) {
+      this.stats.firstPaint = drawn;                  // ms since the page's navigation started
+      setTimeout(() => this.afterFirstPaint(state, key), 0);
+    }
     const s = this.viewer.stats;
     this.status(format(this.config.text.status, { n: num(parsed.header.elements),
                                                   triangles: num(s.trianglesDrawn),

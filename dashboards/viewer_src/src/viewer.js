@@ -4,7 +4,9 @@
 // in the colour texture (RGB; alpha 255 solid, 1..254 a ghost of that opacity, 0 hidden) and moves the
 // vertices of an element another pass draws out of the clip volume, so every pass costs vertex work only
 // for what it does not draw. A recolour, a storey filter or a selection uploads E*4 bytes (or one uniform),
-// never the geometry. Picking renders element ids into one pixel (the same shader, the pick pass).
+// never the geometry. Picking casts a ray through a bounding volume hierarchy of the triangles
+// (three-mesh-bvh, built once after the first paint, without reordering the geometry); until it is
+// built, the pick pass renders element ids into one pixel.
 
 import {
   BufferAttribute,
@@ -19,16 +21,19 @@ import {
   Points,
   PointsMaterial,
   PerspectiveCamera,
+  Raycaster,
   RGBAFormat,
   Scene,
   ShaderMaterial,
   Sphere,
   UnsignedByteType,
+  Vector2,
   Vector3,
   WebGLRenderer,
   WebGLRenderTarget,
 } from 'three';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
+import { MeshBVH } from 'three-mesh-bvh';
 
 const TEX_WIDTH = 2048;
 const SELECTED = [1.0, 0.82, 0.0];     // the selection's highlight (the plotly twin's selected trace)
@@ -195,6 +200,8 @@ export class Viewer {
     this.pickScene = new Scene();
     this.pickScene.add(this.pickMesh);
     this.world = { lo, hi };
+    this.elementOf = arrays.element;
+    this.bvh = null;
     this.elementStorey = this._storeysOf(header);
     this.storeyFilter = null;
     this.colours = null;
@@ -338,6 +345,7 @@ export class Viewer {
   /** Draw now; the solid pass's triangle count is the model's triangles submitted (ghosts and hidden
    * elements are culled in the vertex shader), the ghost pass follows when there are ghosts. */
   render() {
+    const t0 = performance.now();
     const r = this.renderer;
     r.info.reset();
     r.autoClear = false;
@@ -353,7 +361,9 @@ export class Viewer {
       const done = this.afterRender;
       this.afterRender = null;
       this.finish();
-      done(performance.now());
+      const t1 = performance.now();
+      this.stats.lastRenderMs = t1 - t0;
+      done(t1);
     }
   }
 
@@ -369,9 +379,46 @@ export class Viewer {
     return new Promise((resolve) => { this.afterRender = resolve; this.requestRender(); });
   }
 
-  /** The element index under canvas pixel (x, y) (CSS pixels), or -1: the pick pass into one pixel. */
+  /** The triangles' bounding volume hierarchy for picking (once; the geometry is left as it is). */
+  buildPicking() {
+    if (this.bvh || !this.geometry) return;
+    const t0 = performance.now();
+    this.bvh = new MeshBVH(this.geometry, { indirect: true });
+    this.stats.bvhMs = performance.now() - t0;
+  }
+
+  /** The element index under canvas pixel (x, y) (CSS pixels), or -1: the nearest drawn solid element the
+   * ray meets inside the section box, else the nearest ghost. */
   pickAt(x, y) {
     if (!this.geometry) return -1;
+    if (!this.bvh) return this.pickByRendering(x, y);
+    const w = this.canvas.clientWidth;
+    const h = this.canvas.clientHeight;
+    this.raycaster = this.raycaster || new Raycaster();
+    this.raycaster.setFromCamera(new Vector2((x / w) * 2 - 1, -(y / h) * 2 + 1), this.camera);
+    const ray = this.raycaster.ray.clone();
+    const o = this.solid.position;
+    ray.origin.sub(o);
+    const hits = this.bvh.raycast(ray, DoubleSide);
+    hits.sort((a, b) => a.distance - b.distance);
+    const box = this.clipBox;
+    let ghost = -1;
+    for (const hit of hits) {
+      const e = this.elementOf[hit.face.a];
+      const alpha = e === this.selected ? 255 : this.texData[e * 4 + 3];
+      if (alpha === 0) continue;                                   // hidden: filtered out, or in no bin
+      if (box) {
+        const p = [hit.point.x + o.x, hit.point.y + o.y, hit.point.z + o.z];
+        if (p.some((v, i) => v < box.lo[i] || v > box.hi[i])) continue;      // cut away by the section box
+      }
+      if (alpha === 255) return e;
+      if (ghost < 0) ghost = e;
+    }
+    return ghost;
+  }
+
+  /** The pick pass: element ids rendered into the one pixel under (x, y). */
+  pickByRendering(x, y) {
     const r = this.renderer;
     const dpr = r.getPixelRatio();
     const w = this.canvas.clientWidth;
