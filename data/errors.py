@@ -118,7 +118,7 @@ class SitetwinWarning(_Message, UserWarning):
         self._keep(message, fields)
 
 
-def message_text(exc: BaseException, lang: str | None = "en") -> str:
+def message_text(exc: object, lang: str | None = "en") -> str:
     """An exception's message in ``lang`` (English by default: for what is stored or logged);
     any other exception as ``str(exc)``."""
     return exc.text(lang) if isinstance(exc, _Message) else str(exc)

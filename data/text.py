@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sitetwin.data.errors import SitetwinError
+from sitetwin.data.errors import Phrase, SitetwinError
 from sitetwin.data.i18n import N_
 
 __all__ = ["TITLE_MAX", "NOTE_MAX", "LABEL_MAX", "TextError", "clean_text", "printable", "xml_safe"]
@@ -39,7 +39,7 @@ class TextError(SitetwinError, ValueError):
     """Typed or sent text that cannot be stored as it is (the message names the field)."""
 
 
-def clean_text(value: object, field: str, *, max_len: int = TITLE_MAX, multiline: bool = False,
+def clean_text(value: object, field: str | Phrase, *, max_len: int = TITLE_MAX, multiline: bool = False,
                required: bool = True) -> str:
     """``value`` as stored text, or :class:`TextError` naming ``field`` and the problem.
 

@@ -424,7 +424,7 @@ def check_events(events: list, device: DeviceRef, *, now_us: int, min_us: int, m
         text: dict[str, str | None] = {}
         for key in ("trade", "employer"):
             try:
-                text[key] = clean_text(item.get(key), _sub(label, key),  # type: ignore[arg-type]  # a Phrase reads too
+                text[key] = clean_text(item.get(key), _sub(label, key),
                                        max_len=LABEL_MAX, required=False) or None
             except TextError as exc:
                 problems.append(cause(exc))  # type: ignore[arg-type]  # a TextError is ours: a Phrase
@@ -470,7 +470,7 @@ def _refused(problems: list[Phrase]) -> BatchError:
     """The refusal of a whole batch: the message (the reader's language) names the first problem; ``problems``
     lists them in English (sent back to the device, stored with the rejected batch)."""
     shown = problems[:MAX_PROBLEMS]
-    texts = [message_text(p) for p in shown]    # type: ignore[arg-type]  # a Phrase reads like a message
+    texts = [message_text(p) for p in shown]
     if len(problems) > len(shown):
         return BatchError(N_("batch refused, nothing stored: {n} problem(s): {first} (and {more} more)"), status=422,
                           problems=texts, n=len(problems), first=shown[0], more=len(problems) - len(shown))

@@ -84,7 +84,7 @@ def add_device(store: Store, device_id: str, *, site_code: str, device_type: str
     bounding box. Crane and hoist configs are checked as geometry (see ``sensors.crane``).
     """
     check_device_id(device_id)
-    name = clean_text(name, Phrase(N_("device {device_id}: name"), device_id=device_id),  # type: ignore[arg-type]
+    name = clean_text(name, Phrase(N_("device {device_id}: name"), device_id=device_id),
                       max_len=TITLE_MAX, required=False) or None
     supplier = _label(supplier, Phrase(N_("device {device_id}: supplier"), device_id=device_id))
     device_model = _label(device_model, Phrase(N_("device {device_id}: model"), device_id=device_id))
@@ -203,7 +203,7 @@ def record_calibration(store: Store, device_id: str, *, calibrated_on: dt.date |
     device = get_device(store, device_id)
     laboratory = _label(laboratory, Phrase(N_("device {device_id}: calibration laboratory"), device_id=device_id))
     certificate = _label(certificate, Phrase(N_("device {device_id}: calibration certificate"), device_id=device_id))
-    notes = clean_text(notes, Phrase(N_("device {device_id}: calibration notes"),  # type: ignore[arg-type]
+    notes = clean_text(notes, Phrase(N_("device {device_id}: calibration notes"),
                                      device_id=device_id), max_len=NOTE_MAX, multiline=True, required=False) or None
     on = _date(calibrated_on, Phrase(N_("device {device_id}: {field}"), device_id=device_id, field="calibrated_on"))
     until = _date(valid_until, Phrase(N_("device {device_id}: {field}"), device_id=device_id, field="valid_until"))
@@ -233,8 +233,8 @@ def blacklist_supplier(store: Store, supplier: str, *, reason: str, now: dt.date
     """List a supplier as untrusted and flag all its devices; returns how many devices were flagged."""
     if not supplier or not reason:
         raise DeviceError(N_("blacklisting a supplier needs the supplier's name and a reason"))
-    supplier = clean_text(supplier, Phrase(N_("supplier")), max_len=LABEL_MAX)  # type: ignore[arg-type]
-    reason = clean_text(reason, Phrase(N_("blacklist reason")), max_len=NOTE_MAX)  # type: ignore[arg-type]
+    supplier = clean_text(supplier, Phrase(N_("supplier")), max_len=LABEL_MAX)
+    reason = clean_text(reason, Phrase(N_("blacklist reason")), max_len=NOTE_MAX)
     with atomic(store):
         store.execute("INSERT OR REPLACE INTO supplier_blacklist (supplier, reason, listed_at) VALUES (?, ?, ?)",
                       [supplier, reason, now or utcnow()])
@@ -259,7 +259,7 @@ def unlist_supplier(store: Store, supplier: str) -> int:
 def set_blacklisted(store: Store, device_id: str, blacklisted: bool, *, reason: str | None = None) -> Device:
     """Flag (or clear) one device, e.g. a monitor found tampered with."""
     get_device(store, device_id)
-    reason = clean_text(reason, Phrase(N_("device {device_id}: blacklist reason"),  # type: ignore[arg-type]
+    reason = clean_text(reason, Phrase(N_("device {device_id}: blacklist reason"),
                                        device_id=device_id), max_len=NOTE_MAX, required=False) or None
     if blacklisted and not reason:
         raise DeviceError(N_("device {device_id}: say why it is blacklisted (reason)"), device_id=device_id)
@@ -272,7 +272,7 @@ def set_blacklisted(store: Store, device_id: str, blacklisted: bool, *, reason: 
 def _label(value: str | None, field: Phrase) -> str | None:
     """A short one-line label (supplier, model, serial number) as stored; None when empty. ``field`` names it in
     a refusal, in the reader's language."""
-    return clean_text(value, field, max_len=LABEL_MAX, required=False) or None  # type: ignore[arg-type]
+    return clean_text(value, field, max_len=LABEL_MAX, required=False) or None
 
 
 def _device(row: dict) -> Device:

@@ -76,7 +76,7 @@ class CourseTypeError(SensorError, ValueError):
 def _refused(problems: list[Phrase]) -> TrainingError:
     """Records refused: the message is the first problem, ``problems`` all of them in English."""
     first = problems[0]
-    return TrainingError(first.template, problems=[message_text(p) for p in problems[:20]],  # type: ignore[arg-type]
+    return TrainingError(first.template, problems=[message_text(p) for p in problems[:20]],
                          **first.fields)
 
 
