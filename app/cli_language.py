@@ -33,6 +33,7 @@ from typing import Any
 
 import typer
 from typer import _click
+from typer.core import TyperArgument, TyperOption
 
 from sitetwin.data.i18n import ENV_VAR, N_, Translator
 
@@ -157,7 +158,7 @@ def translated_command(app: typer.Typer) -> _click.Command:
         if cmd.epilog:
             cmd.epilog = _(cmd.epilog)
         for param in cmd.params:
-            if getattr(param, "help", None):
+            if isinstance(param, (TyperOption, TyperArgument)) and param.help:
                 param.help = _(param.help)
     return command
 
