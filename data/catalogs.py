@@ -218,6 +218,12 @@ def unmarked_errors(root: Path = ROOT) -> list[str]:
             if name in names and _literal_message(node.args[0]):
                 out.append(f"{rel}:{node.lineno}: {name}(...) with a message written in place; "
                            "use {name}(N_('... {{x}} ...'), x=...)".replace("{name}", name))
+            elif (name in ("append", "extend") and isinstance(node.func, ast.Attribute)
+                  and (named(node.func.value) or "").endswith("warnings")
+                  and (_literal_message(node.args[0]) or (isinstance(node.args[0], (ast.List, ast.Tuple))
+                                                          and any(_literal_message(e) for e in node.args[0].elts)))):
+                out.append(f"{rel}:{node.lineno}: a report's warning written in place; use "
+                           "warnings.append(Note(N_('... {x} ...'), x=...)) (data.errors.Note)")
             elif (name == "warn" and len(node.args) > 1 and named(node.args[1]) in names
                   and _literal_message(node.args[0])):
                 out.append(f"{rel}:{node.lineno}: warn(text, {named(node.args[1])}) with a message written "

@@ -38,7 +38,7 @@ def render(template: str, fields: dict[str, Any], lang: str | None = None) -> st
     text = _lookup(lang).get(template, template) if template and _lookup is not None else template
     if not fields:
         return text
-    fields = {k: v.text(lang) if isinstance(v, _Message) else v for k, v in fields.items()}
+    fields = {k: v.text(lang) if isinstance(v, (_Message, Note)) else v for k, v in fields.items()}
     try:
         return text.format(**fields)
     except (KeyError, IndexError, ValueError):
@@ -96,6 +96,41 @@ class Phrase(_Message):
         return hash(self.template)
 
 
+class Note(str):
+    """A line of a report for a person (a warning of a load, a survey, an export) that is also a
+    plain ``str`` holding its English text: what is compared, stored and written to ``--json``
+    (``json.dumps``, DuckDB and ``==`` see the English), while ``str(note)``, ``print`` and
+    f-strings read it in the current language::
+
+        report.warnings.append(Note(N_("{file}: {n} element(s) failed to tessellate"), file=name, n=3))
+    """
+
+    template: str
+    fields: dict[str, Any]
+
+    def __new__(cls, template: str, /, **fields: Any) -> Note:
+        obj = super().__new__(cls, render(template, fields, "en"))
+        obj.template, obj.fields = template, dict(fields)
+        return obj
+
+    def text(self, lang: str | None = None) -> str:
+        """The line in ``lang`` (default: the current language)."""
+        return render(self.template, self.fields, lang)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __format__(self, spec: str) -> str:
+        return format(self.text(), spec)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _note, (self.template, self.fields)
+
+
+def _note(template: str, fields: dict[str, Any]) -> Note:
+    return Note(template, **fields)
+
+
 class SitetwinError(_Message, Exception):
     """An expected failure: bad input, a refused operation. The message is for the user: an
     ``N_``-marked template and its fields (see the module's docstring)."""
@@ -121,4 +156,6 @@ class SitetwinWarning(_Message, UserWarning):
 def message_text(exc: object, lang: str | None = "en") -> str:
     """An exception's message in ``lang`` (English by default: for what is stored or logged);
     any other exception as ``str(exc)``."""
+    if isinstance(exc, Note):
+        return exc.text(lang)
     return exc.text(lang) if isinstance(exc, _Message) else str(exc)
