@@ -398,13 +398,14 @@ class WarmUp:
 
 
 def warm_up(db: str | Path, *, wait: bool = False) -> WarmUp:
-    """Prepare each site's model geometry and progress report in a background thread, so that the
-    first 3D view and the first overview open quickly."""
+    """Prepare each site's model geometry (the plotly twin's and the WebGL viewer's) and progress report in a
+    background thread, so that the first 3D view and the first overview open quickly."""
 
     def run(stopping):
         from sitetwin.dashboards.connections import read_store
         from sitetwin.dashboards.queries import current_model_ids, progress_report
         from sitetwin.dashboards.scene import site_geometry
+        from sitetwin.dashboards.viewer.geometry import site_geometry_file
 
         try:
             with read_store(db) as store:
@@ -416,6 +417,7 @@ def warm_up(db: str | Path, *, wait: bool = False) -> WarmUp:
                     ids = current_model_ids(store, site)
                     if ids:
                         site_geometry(store, site, ids)
+                        site_geometry_file(store, site)      # the WebGL viewer's buffers, kept beside the store
                         progress_report(store, site)
         except Exception as exc:       # a warm-up is an optimisation: never stop the server for it
             log.warning("warm-up skipped: %s", exc)

@@ -106,6 +106,23 @@ def test_a_second_request_reads_the_cached_file_and_an_etag_answers_304(real_app
     assert not [p for p in files[0].parent.iterdir() if p.name.endswith(".tmp")]    # written whole, then moved
 
 
+def test_the_servers_warm_up_builds_the_viewer_file_before_the_first_request(real_db, store_copy, tmp_path):
+    import shutil
+
+    from sitetwin.dashboards.app import create_app, warm_up
+    from sitetwin.dashboards.viewer import geometry as geo
+
+    db = store_copy(real_db, tmp_path)
+    folder = tmp_path / f"{db.name}.cache" / geo.CACHE_FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    built = geo.counts["built"]
+    warm_up(db, wait=True)
+    assert geo.counts["built"] == built + 1 and len(list(folder.glob("*.stvg"))) == 1
+    geo.forget_memory()
+    resp = create_app(db).server.test_client().get("/viewer/NIJ/geometry.bin")
+    assert resp.status_code == 200 and geo.counts["built"] == built + 1
+
+
 def test_a_site_without_a_model_gets_a_valid_empty_buffer(real_app):
     resp = real_app.server.test_client().get("/viewer/EMPTY/geometry.bin")
     header, buf = _decode(resp.data)
