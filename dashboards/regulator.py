@@ -143,15 +143,18 @@ def evaluation_report(site: str, fmt: str = "html") -> tuple[str, bytes]:
     scope = require_caller().scope
     with site_store(site) as store:
         ev = evaluate(store, scope, site, record=False)
-        name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [site])
+        row = store.one("SELECT name, address FROM sites WHERE site_code = ?", [site]) or {}
+        name, address = row.get("name"), row.get("address")
         found = list_findings(store, scope, site_code=site)
         tz = site_tz(store, site)
     stem = f"evaluation-{site}-{ev.as_of.isoformat()}"
     if fmt == "html":
-        return f"{stem}.html", report_html(ev, site_name=name, findings=found, time_zone=tz).encode("utf-8")
+        page = report_html(ev, site_name=name, address=address, findings=found, time_zone=tz)
+        return f"{stem}.html", page.encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="sitetwin-report-") as tmp:
         try:
-            path = report_pdf(ev, Path(tmp) / f"{stem}.pdf", site_name=name, findings=found, time_zone=tz)
+            path = report_pdf(ev, Path(tmp) / f"{stem}.pdf", site_name=name, address=address, findings=found,
+                              time_zone=tz)
         except ReportError:
             raise ReportUnavailable(_("This server has no Chinese font for the PDF report: its administrator "
                                       "installs {package} (make fonts). The HTML report works meanwhile.",

@@ -525,6 +525,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f2f2f
 
 
 def report_html(ev: Evaluation, *, site_name: str | None = None, findings=None, lang: str | None = None,
+                address: str | None = None,
                 time_zone: str | None = None) -> str:
     """A self-contained HTML report: grade, points per item, the risk breakdown, the premium formula
     and (given ``findings``: ``Finding`` records or dicts) the site's findings.
@@ -534,10 +535,10 @@ def report_html(ev: Evaluation, *, site_name: str | None = None, findings=None, 
     ``REPORT_TEXT_MAX`` characters.
     """
     with use_language(lang or current_language()) as language:
-        return _report_html(ev, site_name, findings, language, time_zone)
+        return _report_html(ev, site_name, findings, language, time_zone, address)
 
 
-def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) -> str:
+def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone, address=None) -> str:
     def e(value: Any) -> str:
         return html.escape(_safe(value))
 
@@ -569,6 +570,8 @@ def _report_html(ev: Evaluation, site_name, findings, language: str, time_zone) 
     # every message outside the page's f-string: the catalog's extractor reads calls, not f-string insides
     title = _("Evaluation {site} {day}", site=ev.site_code, day=format_date(ev.as_of))
     intro = _("Site {site}, as of {day}.", site=site, day=e(format_date(ev.as_of)))
+    if address:
+        intro += " " + e(_("Address: {address}", address=address))
     scheme = _("Scheme {scheme} version {version}", scheme=ev.scheme_id, version=ev.scheme_version)
     totals = _("total {total}: basic {basic}, promotion {promotion}", total=format_number(ev.total_points),
                basic=format_number(ev.basic_points), promotion=format_number(ev.promotion_points))
@@ -658,6 +661,7 @@ def _pdf_families(language: str) -> list[str]:
 
 
 def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = None, findings=None,
+               address: str | None = None,
                lang: str | None = None, time_zone: str | None = None) -> Path:
     """The same report as a PDF: a summary page, a risk page, and the findings (given ``findings``).
 
@@ -667,14 +671,14 @@ def report_pdf(ev: Evaluation, target: str | Path, *, site_name: str | None = No
     report is refused with :class:`ReportError`, naming the package to install.
     """
     with use_language(lang or current_language()) as language, _PDF_LOCK:
-        return _report_pdf(ev, Path(target), site_name, findings, language, time_zone)
+        return _report_pdf(ev, Path(target), site_name, findings, language, time_zone, address)
 
 
 # matplotlib's rc parameters (pdf.fonttype, read while the file is written) are process-wide: one PDF at a time
 _PDF_LOCK = threading.Lock()
 
 
-def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str, time_zone) -> Path:
+def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str, time_zone, address=None) -> Path:
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -689,6 +693,8 @@ def _report_pdf(ev: Evaluation, target: Path, site_name, findings, language: str
         doc.paragraph(t(_("Site {site}, as of {day}.", site=site, day=format_date(ev.as_of))
                         + " " + _("Scheme {scheme} version {version}", scheme=ev.scheme_id,
                                   version=ev.scheme_version), 300), size=9)
+        if address:
+            doc.paragraph(t(_("Address: {address}", address=address), 240), size=9)
         doc.paragraph(_("Grade: {grade}", grade=_name(GRADE_NAMES, ev.grade)) + "    "
                       + _("total {total}: basic {basic}, promotion {promotion}", total=format_number(ev.total_points),
                           basic=format_number(ev.basic_points), promotion=format_number(ev.promotion_points)),

@@ -449,7 +449,8 @@ def evaluate_cmd(
         require_pdf_font()          # a Chinese PDF without a CJK font: refused before anything is stored
     with _caller(db, token) as (store, scope):
         ev = evaluate(store, scope, site, scheme=scheme, as_of=as_of, record=record)
-        name = store.scalar("SELECT name FROM sites WHERE site_code = ?", [site])
+        row = store.one("SELECT name, address FROM sites WHERE site_code = ?", [site]) or {}
+        name, address = row.get("name"), row.get("address")
         zone = site_time_zone(store, site)
         findings = (list_findings(store, scope, site_code=site, status=["open", "rectification_submitted", "reopened"])
                     if html_out or pdf_out else None)
@@ -459,9 +460,10 @@ def evaluate_cmd(
             audit.record(store, scope, "export", "evaluation_report", ev.evaluation_id, site_code=site,
                          detail={"html": str(html_out) if html_out else None, "pdf": str(pdf_out) if pdf_out else None})
     if html_out:
-        html_out.write_text(report_html(ev, site_name=name, findings=findings, time_zone=zone), encoding="utf-8")
+        html_out.write_text(report_html(ev, site_name=name, address=address, findings=findings,
+                                                 time_zone=zone), encoding="utf-8")
     if pdf_out:
-        report_pdf(ev, pdf_out, site_name=name, findings=findings, time_zone=zone)
+        report_pdf(ev, pdf_out, site_name=name, address=address, findings=findings, time_zone=zone)
     payload = {k: v for k, v in ev.__dict__.items() if k != "risk"}
 
     def render(_payload: Any) -> None:

@@ -219,17 +219,17 @@ def rescore(ctx) -> dict:
         zone = site_time_zone(store, ctx.site_code)
         codes = [r["site_code"] for r in store.rows("SELECT site_code FROM sites ORDER BY site_code")]
         scores = {s: compute_risk(store, system, s).score for s in codes}     # the portfolio's, or the demo site
-    _reports(out, ev, name, zone)
+    _reports(out, ev, name, zone, DEMO_ADDRESS)
     return {"grade": ev.grade, "premium_factor": ev.premium_factor, "risk": scores}
 
 
-def _reports(out, ev, name: str | None, zone: str) -> None:
+def _reports(out, ev, name: str | None, zone: str, address: str | None = None) -> None:
     """The evaluation report in English (``evaluation-DEMO.*``) and in Chinese (``evaluation-DEMO.zh-CN.*``;
     its PDF where a CJK font is installed: ``make fonts``)."""
     from sitetwin.oversight.evaluation import cjk_font_family, report_html, report_pdf
 
     for lang, stem in (("en", "evaluation-DEMO"), ("zh-CN", "evaluation-DEMO.zh-CN")):
-        (out / f"{stem}.html").write_text(report_html(ev, site_name=name, lang=lang, time_zone=zone),
+        (out / f"{stem}.html").write_text(report_html(ev, site_name=name, address=address, lang=lang, time_zone=zone),
                                           encoding="utf-8")
         if lang == "en" or cjk_font_family() is not None:
-            report_pdf(ev, out / f"{stem}.pdf", site_name=name, lang=lang, time_zone=zone)
+            report_pdf(ev, out / f"{stem}.pdf", site_name=name, address=address, lang=lang, time_zone=zone)

@@ -133,3 +133,17 @@ def test_a_chinese_pdf_without_a_cjk_font_is_refused_naming_the_package(ev, tmp_
         report_pdf(ev, tmp_path / "zh.pdf", lang="zh-CN")
     assert not (tmp_path / "zh.pdf").exists()
     assert report_pdf(ev, tmp_path / "en.pdf", lang="en").stat().st_size > 1000
+
+
+def test_the_html_report_names_the_sites_street_address(ev):
+    page = report_html(ev, site_name="江岸区二七路综合楼项目", address="湖北省武汉市江岸区二七路66号", lang="zh-CN")
+    assert "地址：湖北省武汉市江岸区二七路66号" in page
+    assert "Address: 湖北省武汉市江岸区二七路66号" in report_html(ev, address="湖北省武汉市江岸区二七路66号", lang="en")
+    assert "Address" not in report_html(ev, lang="en")
+
+
+@needs_cjk
+def test_the_pdf_report_names_the_sites_street_address(ev, tmp_path):
+    pdf = report_pdf(ev, tmp_path / "zh.pdf", site_name="江岸区二七路综合楼项目",
+                     address="湖北省武汉市江岸区二七路66号", lang="zh-CN")
+    assert "地址：湖北省武汉市江岸区二七路66号" in _pdf_text(pdf).replace(" ", "")
