@@ -206,6 +206,7 @@ export class Viewer {
     this.storeyFilter = null;
     this.colours = null;
     this.ghostCount = 0;
+    this.solidCount = -1;            // not known before the first colours: drawn
     this.setClipping(this.clipBox || null);
     this.materials.forEach((m) => { m.uniforms.selected.value = this.selected; });
     if (!this.cameraSet) this.home();
@@ -273,6 +274,7 @@ export class Viewer {
     const storeys = this.elementStorey;
     const filter = storeys && this.storeyFilter;
     let ghosts = 0;
+    let solids = 0;
     out.set(rgba.subarray(0, E * 4));
     for (let e = 0; e < E; e++) {
       let a = 255;
@@ -282,9 +284,11 @@ export class Viewer {
         a = given > 0 && given < 255 ? Math.max(20, Math.min(given, 160)) : 56;
         ghosts++;
       }
+      if (a === 255) solids++;
       out[e * 4 + 3] = a;
     }
     this.ghostCount = ghosts;
+    this.solidCount = solids;
     this.texture.needsUpdate = true;
     this.requestRender();
   }
@@ -350,11 +354,17 @@ export class Viewer {
     r.info.reset();
     r.autoClear = false;
     r.clear();
+    // a pass with nothing to draw is skipped (its vertex work is most of a frame in software WebGL)
+    if (this.solid) this.solid.visible = this.solidCount !== 0 || this.selected >= 0;
     r.render(this.solidScene, this.camera);
-    const solidTriangles = r.info.render.triangles;
-    if (this.ghost && this.ghostCount > 0) r.render(this.ghostScene, this.camera);
+    let drawn = r.info.render.triangles;        // every pass submits the whole model (points are not triangles)
+    if (this.ghost && this.ghostCount > 0) {
+      r.info.reset();
+      r.render(this.ghostScene, this.camera);
+      drawn = Math.max(drawn, r.info.render.triangles);
+    }
     this.stats.frames += 1;
-    this.stats.trianglesDrawn = this.geometry ? solidTriangles : 0;
+    this.stats.trianglesDrawn = this.geometry ? drawn : 0;
     this.stats.modelTriangles = this.header ? this.header.triangles : 0;
     this.stats.ghosts = this.ghostCount;
     if (this.afterRender) {
