@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sitetwin.bim.queries import element_frame, list_models, model_record, storey_frame
-from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.errors import Note, Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.twin.errors import SurveyError, UnitsError
@@ -119,7 +119,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     started = time.perf_counter()
     timings: dict[str, float] = {}
     say = on_progress or (lambda _msg: None)
-    warnings: list[str] = []
+    warnings: list[Note] = []
     paths = [Path(f) for f in files]
     if not paths:
         raise SurveyError(N_("a survey needs at least one point-cloud file"))
@@ -132,6 +132,11 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         raise SurveyError(N_("give a transform or control points, not both"))
     if units not in ("m", "mm"):
         raise SurveyError(N_("units must be 'm' or 'mm', got {units!r}"), units=units)
+    if fit_scale and (transform is not None or register == "none"):
+        # the pose is given there, so nothing fits a scale: refused rather than silently ignored
+        raise SurveyError(N_("{option} gives the pose, so no scale is fitted: leave --scale out (it fits a "
+                             "similarity while registering automatically or from control points)"),
+                          option="--transform" if transform is not None else "--register none")
     epoch = parse_epoch(epoch)
     tol = tolerances if isinstance(tolerances, Tolerances) else load_tolerances(tolerances)
     site_code = _site_of(store, model_ids)
@@ -164,7 +169,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     plan = element_plan(store, site_code, model_ids)
     planned, scheduled = planned_mask(plan, mesh, epoch)
     if not planned.any():
-        warnings.append(f"no element is due by {epoch} in the schedule; registering against the whole model")
+        warnings.append(Note(N_("no element is due by {epoch} in the schedule; registering against the whole model"),
+                             epoch=epoch))
         planned = np.ones_like(planned)
     say("indexing the model")
     full_index = SurfaceIndex.from_mesh(mesh)
@@ -287,12 +293,16 @@ def _georeferenced_placement(store, scans, model_ids, mesh, xyz, label, config, 
             georef = Georeference.from_dict(data)
             break
     if georef is None:
-        warnings.append(f"{label}: in {with_crs[0].crs_name}, but the model has no valid georeference; "
-                        f"placed by automatic registration")
+        warnings.append(Note(N_("{label}: in {crs}, but the model has no valid georeference; placed by automatic "
+                                "registration"), label=label, crs=with_crs[0].crs_name))
         return None
     bounds = np.array([xyz.min(axis=0), xyz.max(axis=0)])
     return reg.georeferenced_placement(with_crs[0].crs, georef, mesh.origin_m, bounds,
                                        model_bounds_local=np.asarray(mesh.bounds()), label=label, config=config)
+
+
+# which pose a survey placed by its georeference kept (registration's details["kept"]), as people read it
+_KEPT_POSE = {"refined": N_("refined"), "georeference": N_("georeference")}
 
 
 def _judge_georeferenced(result, config, label, warnings):
@@ -302,15 +312,17 @@ def _judge_georeferenced(result, config, label, warnings):
 
     d = result.details
     if d["georef_disagrees"]:
-        warnings.append(f"{label}: the georeference and the refined pose disagree by {d['georef_offset_m']:.3f} m / "
-                        f"{d['georef_offset_deg']:.3f} deg (limit {config.georef_max_offset_m} m); kept the "
-                        f"{d['kept']} pose (fitness {d['refined_fitness']:.3f} refined, "
-                        f"{d['georef_fitness']:.3f} georeferenced)")
+        warnings.append(Note(N_("{label}: the georeference and the refined pose disagree by {offset_m:.3f} m / "
+                                "{offset_deg:.3f} deg (limit {limit_m} m); kept the {kept} pose (fitness "
+                                "{refined_fitness:.3f} refined, {georef_fitness:.3f} georeferenced)"),
+                             label=label, offset_m=d["georef_offset_m"], offset_deg=d["georef_offset_deg"],
+                             limit_m=config.georef_max_offset_m, kept=Phrase(_KEPT_POSE.get(d["kept"], d["kept"])),
+                             refined_fitness=d["refined_fitness"], georef_fitness=d["georef_fitness"]))
     try:
         reg.check(result, config, label=label)
     except RegistrationError as exc:
-        warnings.append(f"{label}: placing by the georeference failed ({message_text(exc)}); registered "
-                        f"automatically instead")
+        warnings.append(Note(N_("{label}: placing by the georeference failed ({error}); registered automatically "
+                                "instead"), label=label, error=exc))
         return None
     return result
 
@@ -553,5 +565,6 @@ def _existing(store: Store, survey_id: str, started: float) -> SurveyReport:
                        "partial_out_of_tolerance": _partial_out_of_tolerance(store, survey_id)},
         noise_mm=s.noise_mm, loa=s.loa, unplanned_objects=int(unplanned),
         points_file=str(s.points_file) if s.points_file else None, reused=True,
-        warnings=(f"these files were already imported as survey {survey_id}; nothing changed",),
+        warnings=(Note(N_("these files were already imported as survey {survey_id}; nothing changed"),
+                       survey_id=survey_id),),
         seconds=round(time.perf_counter() - started, 3))
