@@ -22,6 +22,7 @@ from sitetwin.bim.geometry import ElementFailure, ReferenceLine, Tessellation
 from sitetwin.bim.georef import Georeference
 from sitetwin.bim.ifc import LengthUnit
 from sitetwin.bim.schedule import Schedule, Task, _parse_dt
+from sitetwin.data.errors import Note
 
 # Bump when what is cached (tessellation settings, element fields) changes meaning.
 CACHE_FORMAT = 3   # 2: elements sorted by GlobalId; 3: civil parts, reference lines, what was skipped
@@ -65,6 +66,8 @@ def save(cache_dir: Path, parsed: ParsedModel) -> Path:
             "sha256": parsed.sha256, "schema": parsed.schema, "file_name": parsed.file_name,
             "project_name": parsed.project_name, "unit": asdict(parsed.unit),
             "georef": parsed.georef.to_dict() if parsed.georef else None,
+            # the georeference's problem as its template and fields, to read again in the reader's language
+            "georef_problem": _note_record(parsed.georef.problem if parsed.georef else None),
             "storeys": [_shallow(s) for s in parsed.storeys],
             # shallow: asdict() would deep-copy every property set only to serialise it
             "elements": [_shallow(e) for e in parsed.elements],
@@ -98,7 +101,7 @@ def load(cache_dir: Path, sha256: str) -> ParsedModel | None:
     return ParsedModel(
         sha256=meta["sha256"], schema=meta["schema"], file_name=meta["file_name"],
         project_name=meta["project_name"], unit=LengthUnit(**meta["unit"]),
-        georef=Georeference(**meta["georef"]) if meta["georef"] else None,
+        georef=_georef_from(meta["georef"], meta.get("georef_problem")),
         storeys=tuple(Storey(**s) for s in meta["storeys"]),
         elements=tuple(Element(**e) for e in meta["elements"]),
         tessellation=tess, geometry_hashes=meta["geometry_hashes"],
@@ -107,6 +110,18 @@ def load(cache_dir: Path, sha256: str) -> ParsedModel | None:
         reference_lines=tuple(ReferenceLine(**{**r, "points_world": np.asarray(r["points_world"], dtype=np.float64)})
                               for r in meta.get("reference_lines", ())),
         skipped=tuple((str(a), str(b), int(c)) for a, b, c in meta.get("skipped", ())))
+
+
+def _note_record(note) -> dict | None:
+    return {"template": note.template, "fields": note.fields} if isinstance(note, Note) else None
+
+
+def _georef_from(record: dict | None, problem: dict | None) -> Georeference | None:
+    if not record:
+        return None
+    if problem and isinstance(problem.get("template"), str) and isinstance(problem.get("fields"), dict):
+        record = {**record, "problem": Note(problem["template"], **problem["fields"])}
+    return Georeference(**record)
 
 
 def load_tessellation(folder: Path, failures=()) -> Tessellation:

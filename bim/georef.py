@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sitetwin.data.errors import Note, message_text
+from sitetwin.data.i18n import N_
+
 # Farther than this from IfcSite's reference point, the two disagree: one of them is wrong.
 MAX_SITE_DISAGREEMENT_M = 10_000.0
 
@@ -31,7 +34,7 @@ class Georeference:
     latitude: float | None = None    # of the model origin, when it could be computed
     longitude: float | None = None
     valid: bool = True
-    problem: str | None = None
+    problem: str | None = None   # a data.errors.Note when read from the file (English as a str)
 
     @property
     def rotation_rad(self) -> float:
@@ -49,7 +52,11 @@ class Georeference:
         return np.linalg.inv(self.T_map_from_world())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The record stored in ``models.georef`` (the problem in English)."""
+        out = asdict(self)
+        if out["problem"] is not None:
+            out["problem"] = message_text(out["problem"])
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Georeference:
@@ -139,14 +146,14 @@ def _dms(value) -> float:
 def _checked(geo: Georeference, site_latlon: tuple[float, float] | None) -> Georeference:
     values = (geo.eastings_m, geo.northings_m, geo.orthogonal_height_m, geo.scale)
     if not all(math.isfinite(v) for v in values) or geo.scale <= 0:
-        return _broken(geo, "map conversion has non-finite or non-positive values")
+        return _broken(geo, Note(N_("map conversion has non-finite or non-positive values")))
     if math.hypot(geo.x_axis_abscissa, geo.x_axis_ordinate) == 0:
-        return _broken(geo, "map conversion x axis is a zero vector")
+        return _broken(geo, Note(N_("map conversion x axis is a zero vector")))
     crs = _crs(geo.crs_name)
     if crs is None:
         if max(abs(geo.eastings_m), abs(geo.northings_m)) > 1e8:
-            return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m are beyond "
-                                "any projected CRS")
+            return _broken(geo, Note(N_("eastings/northings {eastings:.0f}/{northings:.0f} m are beyond any "
+                                        "projected CRS"), eastings=geo.eastings_m, northings=geo.northings_m))
         return geo
     from pyproj import Transformer
 
@@ -155,20 +162,22 @@ def _checked(geo: Georeference, site_latlon: tuple[float, float] | None) -> Geor
     axis_m = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     lon, lat = to_geo.transform(geo.eastings_m / axis_m, geo.northings_m / axis_m)
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        return _broken(geo, f"eastings/northings {geo.eastings_m:.0f}/{geo.northings_m:.0f} m lie outside "
-                            f"{geo.crs_name}")
+        return _broken(geo, Note(N_("eastings/northings {eastings:.0f}/{northings:.0f} m lie outside {crs}"),
+                                 eastings=geo.eastings_m, northings=geo.northings_m, crs=geo.crs_name))
     located = Georeference(**{**asdict(geo), "latitude": lat, "longitude": lon})
     area = crs.area_of_use
     if area is not None:
         margin = 2.0  # degrees: projections stay usable somewhat beyond their nominal area
         if not (area.south - margin <= lat <= area.north + margin and area.west - margin <= lon <= area.east + margin):
-            return _broken(located, f"map conversion puts the model at lat {lat:.3f}, lon {lon:.3f}, "
-                                    f"outside the area of use of {geo.crs_name} ({area.name})")
+            return _broken(located, Note(N_("map conversion puts the model at lat {lat:.3f}, lon {lon:.3f}, outside "
+                                            "the area of use of {crs} ({area})"),
+                                         lat=lat, lon=lon, crs=geo.crs_name, area=area.name))
     if site_latlon is not None:
         dist = _haversine_m(lat, lon, *site_latlon)
         if dist > MAX_SITE_DISAGREEMENT_M:
-            return _broken(located, f"map conversion puts the model {dist / 1000:.0f} km from IfcSite's "
-                                    f"RefLatitude/RefLongitude ({site_latlon[0]:.4f}, {site_latlon[1]:.4f})")
+            return _broken(located, Note(N_("map conversion puts the model {km:.0f} km from IfcSite's "
+                                            "RefLatitude/RefLongitude ({site_lat:.4f}, {site_lon:.4f})"),
+                                         km=dist / 1000, site_lat=site_latlon[0], site_lon=site_latlon[1]))
     return located
 
 
@@ -183,7 +192,7 @@ def _crs(name: str | None):
         return None
 
 
-def _broken(geo: Georeference, problem: str) -> Georeference:
+def _broken(geo: Georeference, problem: Note) -> Georeference:
     return Georeference(**{**asdict(geo), "valid": False, "problem": problem})
 
 

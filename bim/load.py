@@ -31,7 +31,7 @@ from sitetwin.bim.ifc import inspect_ifc, length_unit, open_ifc
 from sitetwin.bim.schedule import read_ifc_schedules
 from sitetwin.bim.schedule_store import store_schedule
 from sitetwin.data.clock import utcnow
-from sitetwin.data.errors import Phrase
+from sitetwin.data.errors import Note, Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.data.sites import check_site_code
 from sitetwin.data.store import Store, atomic
@@ -68,7 +68,7 @@ class LoadReport:
     reused: bool                     # the same file was already loaded: nothing changed
     cache_hit: bool                  # parsed from the cache, not from the IFC file
     failures: tuple[dict, ...] = ()  # elements whose geometry failed to tessellate
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()   # data.errors.Note: English as a str, the reader's language when shown
     seconds: float = 0.0
     reference_lines: int = 0         # alignment axes stored as polylines
     skipped: tuple[dict, ...] = ()   # {reason, ifc_class, count}: products not loaded as surfaces
@@ -165,16 +165,20 @@ def load_model(store: Store, path: str | Path, *, site_code: str | None = None, 
     if not cache_hit:
         cache.save(store.cache_dir, parsed)
 
-    warnings: list[str] = []
+    warnings: list[Note] = []
     if parsed.georef is not None and not parsed.georef.valid:
-        warnings.append(f"{path.name}: georeferencing ignored, {parsed.georef.problem}; keeping the local frame")
+        warnings.append(Note(N_("{file}: georeferencing ignored, {problem}; keeping the local frame"),
+                             file=path.name, problem=parsed.georef.problem))
     if parsed.tessellation.failures:
-        warnings.append(f"{path.name}: {len(parsed.tessellation.failures)} element(s) failed to tessellate "
-                        f"and have no geometry: " + ", ".join(f.global_id for f in parsed.tessellation.failures[:5])
-                        + (" ..." if len(parsed.tessellation.failures) > 5 else ""))
+        failures = parsed.tessellation.failures
+        warnings.append(Note(N_("{file}: {n} element(s) failed to tessellate and have no geometry: {global_ids}"),
+                             file=path.name, n=len(failures),
+                             global_ids=", ".join(f.global_id for f in failures[:5])
+                             + (" ..." if len(failures) > 5 else "")))
     dup = parsed.product_count - len(parsed.elements)
     if dup:
-        warnings.append(f"{path.name}: {dup} product(s) repeat a GlobalId already used in the file; kept the first")
+        warnings.append(Note(N_("{file}: {n} product(s) repeat a GlobalId already used in the file; kept the first"),
+                             file=path.name, n=dup))
 
     model_id = source.sha256[:12]
     if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
@@ -368,7 +372,7 @@ def _world_vertices(parsed: ParsedModel) -> np.ndarray:
     return np.concatenate([r.points_world for r in parsed.reference_lines])
 
 
-def _placement_warnings(store, site_code, parsed, origin, file_name) -> list[str]:
+def _placement_warnings(store, site_code, parsed, origin, file_name) -> list[Note]:
     v = _world_vertices(parsed)
     if not len(v):
         return []
@@ -379,8 +383,8 @@ def _placement_warnings(store, site_code, parsed, origin, file_name) -> list[str
         cx, cy = (box["x0"] + box["x1"]) / 2, (box["y0"] + box["y1"]) / 2
         dist = float(np.hypot(centre[0] - cx, centre[1] - cy))
         if dist > SITE_MISMATCH_M:
-            return [f"{file_name}: lies {dist / 1000:.1f} km from the site's other models; "
-                    f"check that it shares their coordinate system"]
+            return [Note(N_("{file}: lies {km:.1f} km from the site's other models; check that it shares their "
+                            "coordinate system"), file=file_name, km=dist / 1000)]
     return []
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sitetwin.bim.errors import BimError
 from sitetwin.bim.schedule import Schedule, read_msproject_xml, read_task_map
+from sitetwin.data.errors import Note
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 
@@ -70,7 +71,7 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
         schedule = read_task_map(path)
     else:
         raise BimError(N_("{path}: expected an MS Project .xml or a .csv task map"), path=path)
-    warnings = []
+    warnings: list[Note] = []
     with store.transaction():
         if schedule.tasks or schedule_id is None:
             if not schedule.tasks:
@@ -79,7 +80,8 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
             written = store_schedule(store, site_code, schedule)
             target = schedule.schedule_id
             if not written:
-                warnings.append(f"{path.name}: already imported as schedule {target}")
+                warnings.append(Note(N_("{file}: already imported as schedule {schedule_id}"), file=path.name,
+                                     schedule_id=target))
         else:
             target = schedule_id
             if not store.scalar("SELECT count(*) FROM schedules WHERE schedule_id = ? AND site_code = ?",
@@ -98,7 +100,8 @@ def import_schedule_file(store: Store, path: str | Path, *, site_code: str, sche
         assert counts is not None       # a count is always one row
         tasks = store.scalar("SELECT count(*) FROM tasks WHERE schedule_id = ?", [target])
     if counts["links"] and not counts["found"]:
-        warnings.append(f"{path.name}: none of its {counts['links']} GlobalIds is an element of site {site_code}'s "
-                        f"models; the links are kept for models loaded later")
+        warnings.append(Note(N_("{file}: none of its {n} GlobalIds is an element of site {site_code}'s models; the "
+                                "links are kept for models loaded later"), file=path.name, n=counts["links"],
+                             site_code=site_code))
     return {"schedule_id": target, "source": schedule.source, "tasks": int(tasks), "links": int(counts["links"]),
             "linked_to_model": int(counts["found"]), "warnings": warnings}

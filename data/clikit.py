@@ -93,7 +93,8 @@ def emit(payload: Any, as_json: bool, render: Callable[[Any], None] | None = Non
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    # str() first: a report's line (data.errors.Note) reads in the reader's language, not as its English value
+    err_console().print(f"[yellow]warning:[/] {_escape(str(message))}", markup=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sitetwin.bim.queries import current_model_ids, element_extent, model_record
-from sitetwin.data.errors import Phrase, SitetwinError, message_text
+from sitetwin.data.errors import Note, Phrase, SitetwinError, message_text
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store
 from sitetwin.panorama.camera import check_transform
@@ -79,7 +79,7 @@ class AddReport:
     pose_source: str
     pose: dict[str, Any]
     reused: bool = False
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()      # data.errors.Note: English as a str, the reader's language when shown
 
 
 def pano_id_for(site_code: str, sha256: str) -> str:
@@ -322,7 +322,7 @@ def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str |
                                      image=label, cm_per_px=solution.details["position_sigma_cm_per_px"],
                                      cm_per_deg=solution.details["position_sigma_cm_per_deg"]))
     issued.extend(found)
-    notes = [message_text(w) for w in found]      # stored: English
+    notes = [Note(w.template, **w.fields) for w in found]     # the report's lines (English as a str)
     existing = store.one("SELECT pano_id FROM panoramas WHERE pano_id = ?", [pano_id])
     if existing is not None and solution is None:
         return _report(store, pano_id, reused=True, notes=notes)
@@ -340,7 +340,7 @@ def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str |
     when = captured_at or img.captured_at
     time_source = "given" if captured_at else img.time_source
     _insert(store, pano_id, site_code, model_id, name or img.name or img.path.stem, file_path, img, when,
-            time_source, solution, notes)
+            time_source, solution, [message_text(n) for n in notes])     # stored: English
     if cps is not None and solution is not None:
         _insert_control_points(store, site_code, pano_id, cps, solution)
     return _report(store, pano_id, reused=False, notes=notes)
@@ -378,7 +378,7 @@ def _insert_control_points(store, site_code, pano_id, cps: ControlPoints, soluti
         "residual_deg": solution.residual_deg}))
 
 
-def _report(store: Store, pano_id: str, *, reused: bool, notes: list[str]) -> AddReport:
+def _report(store: Store, pano_id: str, *, reused: bool, notes: list[Note]) -> AddReport:
     p = get_panorama(store, pano_id)
     return AddReport(p.pano_id, p.site_code, p.model_id, p.name, p.width, p.height, p.captured_at, p.pose_source,
                      p.pose, reused, tuple(notes))

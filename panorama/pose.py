@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.errors import Note, Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.panorama.camera import (
     angular_distance_deg,
@@ -183,14 +183,15 @@ def read_pose_file(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
 
 
 def check_extent(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: float = 2.0,
-                 label: str | Phrase = PANORAMA) -> str | None:
+                 label: str | Phrase = PANORAMA) -> Note | None:
     """A warning (also issued as :class:`PoseWarning`, in the reader's language) when the camera stands
-    outside the model's extent: its English text, for the record."""
+    outside the model's extent: a line for the record (its English as a str, the reader's language when
+    shown), or None inside it."""
     found = extent_warning(T_model_from_camera, bounds, margin_m=margin_m, label=label)
     if found is None:
         return None
     warnings.warn(found, stacklevel=2)
-    return message_text(found)
+    return Note(found.template, **found.fields)
 
 
 def extent_warning(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: float = 2.0,

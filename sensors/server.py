@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitetwin.data.clock import utcnow
-from sitetwin.data.errors import SitetwinError, message_text
+from sitetwin.data.errors import Note, Phrase, SitetwinError, message_text
 from sitetwin.data.evidence import FindingSink
 from sitetwin.data.i18n import N_
 from sitetwin.sensors.batch import BatchError, DeviceRef, parse_batch
@@ -267,7 +267,7 @@ class Ingestor:
                 self.flush_once()
             except Exception as exc:  # noqa: BLE001 - the flusher must outlive a bad cycle; batches stay spooled
                 self.busy_streak += 1
-                self.stats["last_error"] = f"flush failed: {message_text(exc)}"
+                self.stats["last_error"] = Note(N_("flush failed: {error}"), error=_cause(exc))
                 log.exception("ingest: flush failed; the batches stay spooled, retrying")
             elapsed = time.perf_counter() - started
             wait = max(self.config.min_release_s, self.config.flush_interval_s - elapsed)
@@ -308,8 +308,9 @@ class Ingestor:
             self.busy_streak += 1
             with self._count_lock:
                 self.stats["store_busy"] += 1
-                self.stats["last_error"] = (f"another ingest server of {self.config.db} kept its flush turn for "
-                                            f"{self.config.lock_timeout_s:g} s")
+                self.stats["last_error"] = Note(N_("another ingest server of {db} kept its flush turn for "
+                                                   "{seconds:g} s"), db=self.config.db,
+                                                seconds=self.config.lock_timeout_s)
             log.warning("ingest: %s; %d batches stay spooled", self.stats["last_error"], len(items))
             return 0
         with self._count_lock:
@@ -332,7 +333,7 @@ class Ingestor:
             self.busy_streak += 1
             with self._count_lock:
                 self.stats["store_busy"] += 1
-                self.stats["last_error"] = message_text(exc)
+                self.stats["last_error"] = Note(exc.template, **exc.fields)
             log.warning("ingest: %s; %d batches stay spooled", message_text(exc), len(items))
             return 0
         self.busy_streak = 0
@@ -353,7 +354,7 @@ class Ingestor:
                         report = check_silence(store, sink=self.sink)
                         self.count("warnings_changed", report.inserted + report.updated)
                     except Exception as exc:  # noqa: BLE001 - keep ingesting; the next sweep retries
-                        self.stats["last_error"] = f"silence check failed: {message_text(exc)}"
+                        self.stats["last_error"] = Note(N_("silence check failed: {error}"), error=_cause(exc))
                         log.exception("ingest: silence check failed")
                     self._next_silence = now + self.config.silence_check_s
             if refresh:
@@ -398,8 +399,8 @@ class Ingestor:
                     one = store_batches(store, [item.batch], source="http", received_at=[_utc(item.received_us)])
                 except Exception as exc_one:  # noqa: BLE001
                     self.spool.bury(item, message_text(exc_one))
-                    self.stats["last_error"] = (f"batch {item.batch.batch_key} refused by the store: "
-                                                f"{message_text(exc_one)}")
+                    self.stats["last_error"] = Note(N_("batch {batch} refused by the store: {error}"),
+                                                    batch=item.batch.batch_key, error=_cause(exc_one))
                     continue
                 self.spool.done([item.seq])
                 good.append(item)
@@ -437,10 +438,11 @@ class Ingestor:
             if sha is None or sha == item.batch.content_sha256:
                 keep.append(item)
                 continue
-            error = (f"batch {item.batch.batch_key} refused at flush: that batch id was stored before with other "
-                     f"content (through another ingest server of this store); give new content a new batch_id")
+            error = Note(N_("batch {batch} refused at flush: that batch id was stored before with other content "
+                            "(through another ingest server of this store); give new content a new batch_id"),
+                         batch=item.batch.batch_key)
             assert self.spool is not None
-            self.spool.bury(item, error)
+            self.spool.bury(item, message_text(error))      # stored: English
             with self._count_lock:
                 self.stats["conflicting_batches"] += 1
                 self.stats["last_error"] = error
@@ -470,7 +472,7 @@ class Ingestor:
             self.count("warnings_changed", report.inserted + report.updated)
         except Exception as exc:  # noqa: BLE001 - readings are stored; evaluate them again next cycle
             self._retry_touched = StoreReport(touched=pending.touched, touched_sites=pending.touched_sites)
-            self.stats["last_error"] = f"warning evaluation failed: {message_text(exc)}"
+            self.stats["last_error"] = Note(N_("warning evaluation failed: {error}"), error=_cause(exc))
             log.exception("ingest: warning evaluation failed; retrying next cycle")
 
     def _refresh(self, store) -> None:
@@ -670,6 +672,12 @@ def create_app(config: ServerConfig, ingestor: Ingestor | None = None, *, sink: 
                             Route("/v1/health", health, methods=["GET"])], lifespan=lifespan)
     app.state.ingestor = ingestor
     return app
+
+
+def _cause(exc: BaseException) -> Phrase | str:
+    """What went wrong in ``exc`` as a piece of a status line (``stats["last_error"]``, a
+    :class:`~sitetwin.data.errors.Note`): our own errors read in the reader's language, others as given."""
+    return Phrase(exc.template, **exc.fields) if isinstance(exc, SitetwinError) else str(exc)
 
 
 def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning",

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sitetwin.data.errors import Phrase
+from sitetwin.data.errors import Note, Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.twin.errors import PointCloudError
 
@@ -270,7 +270,7 @@ IN_MEMORY_POINTS = 60_000_000     # a survey file larger than this is thinned ev
 
 def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: int = IN_MEMORY_POINTS,
                        chunk_points: int = CHUNK_POINTS, seed: int = 0,
-                       on_thin: Callable[[str], None] | None = None):
+                       on_thin: Callable[[Note], None] | None = None):
     """``formats.read_scans``, but a LAS/LAZ/COPC/E57 file of more than ``max_points`` is read chunk by chunk
     and thinned evenly at random to about ``max_points`` (colour and intensity dropped), so that
     memory stays bounded whatever the survey's size. ``on_thin`` gets one line saying so."""
@@ -307,9 +307,10 @@ def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: 
         scans = [replace(s, crs=declared.to_wkt(), crs_name=declared.to_string()) for s in scans]
     kept = sum(s.point_count for s in scans)
     if on_thin:
-        on_thin(f"{path.name}: {total:,} points, more than {max_points:,} held in memory: registration and "
-                f"deviation use {kept:,} drawn evenly at random (per-element statistics over every point: "
-                f"sitetwin.twin.streaming.stream_deviation)")
+        on_thin(Note(N_("{file}: {n:,} points, more than {max_points:,} held in memory: registration and deviation "
+                        "use {kept:,} drawn evenly at random (per-element statistics over every point: "
+                        "sitetwin.twin.streaming.stream_deviation)"), file=path.name, n=total, max_points=max_points,
+                     kept=kept))
     return scans
 
 

@@ -322,7 +322,7 @@ def _judge_georeferenced(result, config, label, warnings):
         reg.check(result, config, label=label)
     except RegistrationError as exc:
         warnings.append(Note(N_("{label}: placing by the georeference failed ({error}); registered automatically "
-                                "instead"), label=label, error=exc))
+                                "instead"), label=label, error=Phrase(exc.template, **exc.fields)))
         return None
     return result
 

@@ -16,6 +16,8 @@ from sitetwin.data.i18n import N_, Translator
 
 _ = Translator("app")
 
+SEVERITY = {"error": N_("error"), "warning": N_("warning")}     # a dataset issue's severity, as people read it
+
 OptionalDb = Annotated[Optional[Path], typer.Option("--db", help="Record the run in this store (optional).")]
 
 vision_app = typer.Typer(name="vision", help="Detectors: datasets, training, evaluation, cameras, hazards.",
@@ -71,12 +73,14 @@ def dataset_check(
     report = report_json(dataset)
 
     def render(r):
+        from rich.markup import escape
+
         console = err_console()
-        for issue in r["issues"]:
-            where = f"{issue['file']}:{issue['line']}" if issue["line"] else issue["file"]
-            colour = "red" if issue["severity"] == "error" else "yellow"
-            console.print(f"[{colour}]{issue['severity']}[/] {where}: {issue['message']}", markup=True,
-                          soft_wrap=True, highlight=False)
+        # the dataset's issues, read in the reader's language (the JSON report's messages are English)
+        for issue in dataset.issues[:len(r["issues"])]:
+            colour = "red" if issue.severity == "error" else "yellow"
+            console.print(f"[{colour}]{_(SEVERITY.get(issue.severity, issue.severity))}[/] {escape(str(issue))}",
+                          markup=True, soft_wrap=True, highlight=False)
         table([{"class": k, **v} for k, v in r["per_class"].items()], ["class", "instances", "images"],
               title=_("{images} images, {boxes} boxes, {errors} errors, {warnings} warnings", images=r["images"],
                       boxes=r["instances"], errors=r["errors"], warnings=r["warnings"]))

@@ -304,7 +304,7 @@ def download_bcf(n, site, status, severity, category, overdue, version, options)
     msg = (_("BCF {version}: {topics} topics, {viewpoints} viewpoints, {snapshots} snapshots, {components} "
              "components", version=report.version, topics=num(report.topics), viewpoints=num(report.viewpoints),
              snapshots=num(report.snapshots), components=num(report.components))
-           + (f"; {'; '.join(report.warnings)}" if report.warnings else ""))
+           + (f"; {'; '.join(str(w) for w in report.warnings)}" if report.warnings else ""))   # str: reader's language
     return dcc.send_bytes(data, name), html.Span(msg, id="findings-bcf-done")
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from sitetwin.bim.queries import element_boxes, list_models
 from sitetwin.data.clock import utcnow
-from sitetwin.data.errors import Phrase, message_text
+from sitetwin.data.errors import Note, Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
 from sitetwin.data.text import printable
@@ -179,7 +179,7 @@ def export_bcf(store: Store, scope: Scope, target: str | Path, *, site_code: str
             audit.guard(store, scope, "export", site_code, what=what)
         found = list_findings(store, scope, site_code=site_code, status=status)
     found.sort(key=lambda f: (f.site_code, f.number))
-    warnings: list[str] = []
+    warnings: list[Note] = []
     meshes: dict[str, object] = {}
     topics = []
     for f in found:
@@ -203,7 +203,7 @@ def export_bcf(store: Store, scope: Scope, target: str | Path, *, site_code: str
     return report
 
 
-def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[str]) -> Topic:
+def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[Note]) -> Topic:
     row = store.one("SELECT bcf FROM findings WHERE finding_id = ?", [f.finding_id])
     bcf = _mapping(row["bcf"] if row else None)
     events = finding_history(store, Scope.system("bcf-export"), f.finding_id)
@@ -223,7 +223,7 @@ def _topic(store: Store, f, snapshots: bool, meshes: dict, warnings: list[str]) 
         try:
             viewpoints.append(_stored_viewpoint(store, r, origin))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, BcfError):
-            warnings.append(f"finding {f.ref}: a stored viewpoint cannot be read; it is left out")
+            warnings.append(Note(N_("finding {ref}: a stored viewpoint cannot be read; it is left out"), ref=f.ref))
     if not viewpoints:
         vp = _default_viewpoint(store, f, origin, snapshots, meshes, warnings)
         if vp is not None:
@@ -284,7 +284,8 @@ def _stored_viewpoint(store: Store, r: dict, origin) -> Viewpoint:
         index=r["idx"], snapshot=snapshot, snapshot_ext=ext)
 
 
-def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, warnings: list[str]) -> Viewpoint | None:
+def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict,
+                       warnings: list[Note]) -> Viewpoint | None:
     evidence = f.evidence if isinstance(f.evidence, dict) else {}
     camera = _panorama_camera(store, f, evidence, warnings)
     selection = [f.global_id] if f.global_id else []
@@ -311,7 +312,7 @@ def _default_viewpoint(store: Store, f, origin, snapshots: bool, meshes: dict, w
                      snapshot=snapshot, snapshot_ext="jpg" if snapshot and snapshot.startswith(b"\xff\xd8") else "png")
 
 
-def _panorama_camera(store: Store, f, evidence: dict, warnings: list[str]) -> dict | None:
+def _panorama_camera(store: Store, f, evidence: dict, warnings: list[Note]) -> dict | None:
     """The camera of the panorama view in a finding's evidence, or None (with a warning where it was named).
 
     Only a panorama of the finding's own site is read; one that is unknown, another site's, unposed or
@@ -327,12 +328,12 @@ def _panorama_camera(store: Store, f, evidence: dict, warnings: list[str]) -> di
     if isinstance(pano, dict) and isinstance(pano.get("pano_id"), str):
         row = panorama_pose(store, pano["pano_id"])
     if row is None or row.get("site_code") != f.site_code:
-        warnings.append(f"finding {f.ref}: its panorama evidence is not a panorama of site {f.site_code}; "
-                        f"it gets a 3D view instead")
+        warnings.append(Note(N_("finding {ref}: its panorama evidence is not a panorama of site {site_code}; it gets "
+                                "a 3D view instead"), ref=f.ref, site_code=f.site_code))
         return None
     pose = row.get("T_model_from_camera")
     if not pose:
-        warnings.append(f"finding {f.ref}: its panorama has no pose; it gets a 3D view instead")
+        warnings.append(Note(N_("finding {ref}: its panorama has no pose; it gets a 3D view instead"), ref=f.ref))
         return None
     try:
         yaw = _angle(pano.get("yaw_deg"), 0.0)
@@ -347,7 +348,7 @@ def _panorama_camera(store: Store, f, evidence: dict, warnings: list[str]) -> di
             raise ValueError("not finite")
         return cam.camera_from_panorama(pose, yaw, min(max(pitch, -90.0), 90.0), min(max(fov, 1.0), 178.0))
     except (TypeError, ValueError, ZeroDivisionError, BcfError):
-        warnings.append(f"finding {f.ref}: its panorama view is malformed; it gets a 3D view instead")
+        warnings.append(Note(N_("finding {ref}: its panorama view is malformed; it gets a 3D view instead"), ref=f.ref))
         return None
 
 
@@ -413,7 +414,7 @@ def _str(value) -> str | None:
 
 
 def _render(store: Store, site_code: str, camera: dict, selection: list[str], meshes: dict,
-            warnings: list[str]) -> bytes | None:
+            warnings: list[Note]) -> bytes | None:
     if site_code not in meshes:
         from sitetwin.bim.mesh import load_mesh
         from sitetwin.data.errors import SitetwinError
@@ -422,7 +423,8 @@ def _render(store: Store, site_code: str, camera: dict, selection: list[str], me
             meshes[site_code] = load_mesh(store, site_code=site_code) if list_models(
                 store, site_code=site_code, current=True) else None
         except SitetwinError as exc:
-            warnings.append(f"site {site_code}: no snapshots ({message_text(exc)})")
+            warnings.append(Note(N_("site {site_code}: no snapshots ({error})"), site_code=site_code,
+                                 error=Phrase(exc.template, **exc.fields)))
             meshes[site_code] = None
     mesh = meshes[site_code]
     if mesh is None or mesh.triangle_count == 0:
@@ -445,7 +447,9 @@ def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_c
     origin = _origin(store, site_code)
     elements = _element_index(store, site_code, archive)
     _check_ids(store, archive, site_code, label)
-    created, updated, warnings = [], [], []
+    created: list[str] = []
+    updated: list[str] = []
+    warnings: list[Note] = []
     comments_added = viewpoints_added = 0
     written: list[Path] = []
     all_guids: set[str] = set()
@@ -475,8 +479,9 @@ def import_bcf(store: Store, scope: Scope, source: str | Path | bytes, *, site_c
         raise
     in_model = sum(1 for g in all_guids if g in elements)
     if all_guids and not in_model:
-        warnings.append(f"none of the {len(all_guids)} component GlobalIds is an element of site {site_code}'s "
-                        f"current models; load the models the BCF file refers to")
+        warnings.append(Note(N_("none of the {n} component GlobalIds is an element of site {site_code}'s current "
+                                "models; load the models the BCF file refers to"), n=len(all_guids),
+                             site_code=site_code))
     return ImportReport(source=label, version=archive.version, site_code=site_code, topics=len(archive.topics),
                         created=tuple(created), updated=tuple(updated), comments_added=comments_added,
                         viewpoints_added=viewpoints_added, snapshots_saved=len(written), components=len(all_guids),
