@@ -17,12 +17,19 @@ Inputs are arrays in the site's local frame (metres); nothing here touches the s
   failed checks listed (``checks`` non-empty): it counts as out of tolerance in a site's figures.
 - Points farther than ``band_m`` from every element (terrain aside) are clustered into
   unplanned objects with their extent.
+- The distance query stops at the band (``max_distance_m``, CloudCompare's ``-MAX_DIST``): a point
+  beyond it is nearer no element, so it gets ``inf`` and no element; each unplanned object's
+  distance to the model and nearest element are then found exactly for the few of its points that
+  can be nearest (bounded by voxels), not by searching every far point.
+- A survey too large to hold (``twin.streaming``) is analysed on a sample held in memory (fits,
+  noise, unplanned objects, the points shown) with the per-element counts, distance figures,
+  histograms, coverage and status taken from a pass over every point (:class:`StreamedFigures`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,9 +51,9 @@ MIN_EXPECTED_POINTS = 3.0
 class DeviationResult:
     """Per point and per element results of one survey.
 
-    distance_m : (n,) float32 signed distance to the nearest surface
+    distance_m : (n,) float32 signed distance to the nearest surface (``inf`` beyond the band)
     element : (n,) int32 element index the point counts for (-1: farther than the band)
-    nearest : (n,) int32 element of the nearest surface, whatever the distance
+    nearest : (n,) int32 element of the nearest surface (-1 beyond the band, unless ``exact_far``)
     cluster : (n,) int32 unplanned object id, -1 none, -2 terrain
     elements : pandas DataFrame, one row per element of the mesh
     histograms : pandas DataFrame (element, bin_lo_mm, bin_hi_mm, points), non-empty bins
@@ -66,11 +73,80 @@ class DeviationResult:
     loa: str | None
 
 
+@dataclass(frozen=True)
+class CoverageGrid:
+    """The surface patches coverage is counted on: a sample of the model's faces about every ``spacing_m``,
+    and the voxels (``spacing_m`` wide, from ``origin``) that points, projected onto their face, fall in."""
+
+    sample: object                 # twin.sampling.SurfaceSample
+    spacing_m: float
+    origin: np.ndarray
+    face_normals: np.ndarray       # (m, 3) unit normals of the mesh's faces
+
+
+def coverage_grid(mesh, spacing_m: float, *, seed: int = 0, max_samples: int = 3_000_000) -> CoverageGrid:
+    from sitetwin.twin.sampling import sample_surface
+
+    sample = sample_surface(mesh, spacing_m=spacing_m, seed=seed, max_points=max_samples)
+    spacing = spacing_m if len(sample.points) < max_samples else float(np.sqrt(sample.area_m2.mean()))
+    origin = mesh.bounds()[0] - spacing * (1.0 + 0.5 * math.sqrt(2.0) / 7.0)   # odd offset: faces off voxel planes
+    return CoverageGrid(sample, spacing, origin, _face_normals(mesh))
+
+
+def observed_keys(mesh, grid: CoverageGrid, points_m: np.ndarray, element: np.ndarray,
+                  triangle: np.ndarray) -> np.ndarray:
+    """Sorted unique (element, voxel) keys of the points that count for an element (``element`` >= 0),
+    projected onto their nearest face: what coverage counts as observed. Keys of parts of a survey merge
+    by ``np.union1d``."""
+    ok = element >= 0
+    pts = points_m[ok]
+    tri = triangle[ok]
+    dist = _plane_distance(mesh, pts, tri, grid.face_normals)
+    proj = pts - dist[:, None] * grid.face_normals[tri]
+    return np.unique(_voxel_keys(proj, element[ok], grid.origin, grid.spacing_m, mesh))
+
+
+def histogram_bin(distance_m: np.ndarray, band_m: float, bin_mm: float) -> np.ndarray:
+    """The histogram bin (0 .. 2 band / bin - 1) of signed distances within the band: one rule for the
+    in-memory and the streamed paths, so that their counts agree."""
+    bins = int(round(2 * band_m * 1000 / bin_mm))
+    return np.clip(((np.asarray(distance_m).astype(np.float64) + band_m) * 1000 / bin_mm).astype(np.int64), 0,
+                   bins - 1)
+
+
+@dataclass(frozen=True)
+class StreamedFigures:
+    """Per-element figures of a pass over every point of a survey too large to hold (``twin.streaming``).
+
+    points : (k,) int64 points within the band of each element
+    mean_mm, median_mm, p95_mm, max_mm : (k,) float64 (NaN where no point); median and p95 (of |d|)
+        to within one histogram bin, mean to 0.1 um, max exact (the signed distance of the largest |d|)
+    histogram : (k, bins) int64 over [-band, band] in ``histogram_bin_mm`` bins (``histogram_bin``)
+    occupied : sorted (element, voxel) keys on ``grid`` (``observed_keys``) of the clear points
+    clear_points : (k,) int64 points clearly the element's (``attribution_margin_m`` nearer it than any other)
+    grid : the coverage grid the keys are on
+    total_points : every point of the survey
+    """
+
+    points: np.ndarray
+    mean_mm: np.ndarray
+    median_mm: np.ndarray
+    p95_mm: np.ndarray
+    max_mm: np.ndarray
+    histogram: np.ndarray
+    occupied: np.ndarray
+    clear_points: np.ndarray
+    grid: CoverageGrid
+    total_points: int
+    seconds: dict = field(default_factory=dict)
+
+
 def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=None, planned=None,
             stations_m: np.ndarray | None = None, station_steps_rad: np.ndarray | None = None,
             point_station: np.ndarray | None = None,
             storey_levels: list[tuple[str, float]] | None = None,
-            tolerances: Tolerances = DEFAULT, seed: int = 0) -> DeviationResult:
+            tolerances: Tolerances = DEFAULT, seed: int = 0, exact_far: bool = False,
+            streamed: StreamedFigures | None = None) -> DeviationResult:
     """Deviation of registered points (n, 3, local frame) from ``mesh`` (a ``bim.ModelMesh``).
 
     ``classes``/``storeys`` (k,) per element; ``planned`` (k,) bool, the schedule's view;
@@ -79,6 +155,11 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     point from every station do not count as visible) and ``point_station`` (n,) which station
     saw each point (-1: unknown; it settles points on faces two elements share);
     ``storey_levels`` [(name, elevation_m)] for placing unplanned objects.
+
+    ``exact_far``: search points beyond the band to their exact distance and nearest element too (what
+    the survey flow did before the band shortcut; the per-element results are the same). ``streamed``:
+    ``points_m`` is a sample of a larger survey, and the per-element counts, distance figures,
+    histograms, coverage and status come from the pass over every point (:class:`StreamedFigures`).
     """
     import pandas as pd
 
@@ -89,19 +170,19 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     classes = np.asarray(classes if classes is not None else [""] * k, dtype=object)
     storeys = np.asarray(storeys if storeys is not None else [None] * k, dtype=object)
     index = index or SurfaceIndex.from_mesh(mesh)
-    res = index.query(points_m, point_station=point_station,
-                      stations=stations_m if point_station is not None else None,
-                      other_within_m=rules.attribution_margin_m)
+    res = band_query(index, points_m, rules, point_station=point_station, stations_m=stations_m,
+                     exact_far=exact_far)
     d = res.distance_m
     near = np.abs(d) <= rules.band_m
     element = np.where(near, res.element, -1).astype(np.int32)
     normals = index.face_normals[np.maximum(res.triangle, 0)]
     on_face = res.on_face
+    clear = clear_of_others(res, near, rules)
     # the shift is fitted on points well inside their face: near an edge of a moved element,
     # points of the face alongside are nearer the model's other face and would fake a shift
     # ... and whose next nearest element is clearly farther: near a moved neighbour, its points
     # are as near to this element's faces as to their own
-    inner = on_face & near & (res.other_m - np.abs(d) >= rules.attribution_margin_m)
+    inner = on_face & clear
     inner[inner] = edge_distance(mesh, res.triangle[inner], points_m[inner] - d[inner, None] * normals[inner],
                                  sharp_edges(mesh)) >= rules.edge_margin_m
 
@@ -131,25 +212,27 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
 
     # coverage counts only points (and surface patches) clear of every other element: where two
     # elements meet, or a moved one passes close, a point could belong to either
-    clear = element >= 0
-    clear &= res.other_m - np.abs(d) >= rules.attribution_margin_m
     clear_points = np.bincount(element[clear], minlength=k)
+    if streamed is not None:
+        clear_points = streamed.clear_points
     cov = surface_coverage(mesh, points_m, np.where(clear, element, -1), res.triangle, stations_m,
                            rules.coverage_spacing_m, planned=planned, seed=seed,
-                           station_steps_rad=station_steps_rad, index=index, clear_m=rules.attribution_margin_m)
+                           station_steps_rad=station_steps_rad, index=index, clear_m=rules.attribution_margin_m,
+                           grid=None if streamed is None else streamed.grid,
+                           occupied=None if streamed is None else streamed.occupied)
     bins = np.arange(-rules.band_m * 1000, rules.band_m * 1000 + rules.histogram_bin_mm / 2, rules.histogram_bin_mm)
     hist_rows = []
     zmin, zmax = _element_z_range(mesh)
     for e in range(k):
         idx = per_element[e]
-        n = len(idx)
+        n = len(idx) if streamed is None else int(streamed.points[e])
         tol = tolerances.for_class(classes[e])
         row = {"element": e, "points": n, "coverage": cov["coverage"][e], "visible_share": cov["visible_share"][e],
                "visible_m2": cov["visible_m2"][e], "coverage_low": cov["low"][e], "coverage_high": cov["high"][e],
                "mean_mm": None, "median_mm": None, "p95_mm": None, "max_mm": None,
                "shift_x_mm": None, "shift_y_mm": None, "shift_z_mm": None, "shift_mm": None,
                "section_mm": None, "verticality_mm": None, "flatness_mm": None, "checks": []}
-        if n >= 3:
+        if len(idx) >= 3:         # the sample's points (all of them unless streamed)
             de = d[idx].astype(np.float64) * 1000.0
             ad = np.abs(de)
             row.update(mean_mm=float(de.mean()), median_mm=float(np.median(de)), p95_mm=float(np.quantile(ad, 0.95)),
@@ -170,9 +253,17 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
                 row["section_mm"] = section_deviation(df_, nf)
                 if tol.verticality_mm is not None:
                     row["verticality_mm"] = verticality(points_m[face], df_, nf, zmin[e], zmax[e])
+        if streamed is not None:      # the distance figures of every point, not the sample's
+            row.update(mean_mm=None, median_mm=None, p95_mm=None, max_mm=None)
+            if n >= 3:
+                row.update(mean_mm=float(streamed.mean_mm[e]), median_mm=float(streamed.median_mm[e]),
+                           p95_mm=float(streamed.p95_mm[e]), max_mm=float(streamed.max_mm[e]))
         profile = classes[e] in rules.profile_classes and cov["thirds_m2"][e] >= 2 * rules.min_visible_m2
+        if streamed is not None:
+            counts = streamed.histogram[e]
+        elif n:
+            counts = np.bincount(histogram_bin(d[idx], rules.band_m, rules.histogram_bin_mm), minlength=len(bins) - 1)
         if n:
-            counts, _ = np.histogram(np.clip(d[idx] * 1000.0, bins[0], bins[-1] - 1e-9), bins=bins)
             for b in np.flatnonzero(counts):
                 hist_rows.append((e, float(bins[b]), float(bins[b + 1]), int(counts[b])))
         row["status"], row["checks"] = _status(row, tol, rules, cov["visible_m2"][e], zmax[e] - zmin[e],
@@ -190,6 +281,23 @@ def analyse(mesh, points_m: np.ndarray, *, index=None, classes=None, storeys=Non
     return DeviationResult(distance_m=d, element=element, nearest=res.element, cluster=cluster, elements=elements,
                            histograms=histograms, unplanned=unplanned, noise_mm=noise_mm,
                            loa=level_of_accuracy(noise_mm) if noise_mm == noise_mm else None)
+
+
+def band_query(index, points_m: np.ndarray, rules, *, point_station=None, stations_m=None, exact_far: bool = False):
+    """The query every deviation makes (in memory or streamed, so that they agree): nearest surface and
+    element within the band (beyond it: ``inf``, -1, unless ``exact_far``), the nearest other element
+    within ``attribution_margin_m`` more, stations settling points on faces two elements share."""
+    return index.query(points_m, point_station=point_station,
+                       stations=stations_m if point_station is not None else None,
+                       other_within_m=rules.attribution_margin_m, max_distance_m=None if exact_far else rules.band_m)
+
+
+def clear_of_others(res, near: np.ndarray, rules) -> np.ndarray:
+    """(n,) bool: within the band and ``attribution_margin_m`` nearer its element than any other."""
+    clear = np.zeros(len(near), dtype=bool)
+    d = np.abs(res.distance_m[near])
+    clear[near] = res.other_m[near] - d >= rules.attribution_margin_m
+    return clear
 
 
 def fit_shift(d: np.ndarray, n: np.ndarray, *, iterations: int = 4, min_share: float = 0.04
@@ -368,7 +476,8 @@ def _failed_checks(row: dict, tol, rules, height_m: float) -> list[dict]:
 # --------------------------------------------------------------------------------------------- coverage
 def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *, planned=None, seed=0,
                      station_steps_rad=None, index=None, clear_m: float = 0.0,
-                     max_samples: int = 3_000_000) -> dict[str, np.ndarray]:
+                     max_samples: int = 3_000_000, grid: CoverageGrid | None = None,
+                     occupied: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per element: ``coverage``, ``visible_share``, ``visible_m2``, and the coverage of its lower
     and upper thirds (``low``, ``high``).
 
@@ -379,29 +488,22 @@ def surface_coverage(mesh, points_m, element, triangle, stations_m, spacing_m, *
     the same element, projected onto its surface, falls in the same ``spacing_m`` voxel.
     Coverage = observed visible area / visible area. With ``index`` and ``clear_m``, patches
     within ``clear_m`` of another element are left out (pass points filtered the same way).
+    ``grid`` (``coverage_grid``) and ``occupied`` (``observed_keys`` on it, of every point of a
+    streamed survey) stand in for the sampling and for ``points_m``.
     """
-    from sitetwin.twin.sampling import sample_surface
-
     k = mesh.element_count
-    sample = sample_surface(mesh, spacing_m=spacing_m, seed=seed, max_points=max_samples)
-    spacing = spacing_m if len(sample.points) < max_samples else float(np.sqrt(sample.area_m2.mean()))
+    grid = grid or coverage_grid(mesh, spacing_m, seed=seed, max_samples=max_samples)
+    sample = grid.sample
     visible = np.ones(len(sample.points), dtype=bool)
     if index is not None and clear_m > 0 and len(sample.points):
         other = index.query(sample.points, other_within_m=clear_m).other_m
         visible &= other >= clear_m
     if stations_m is not None and len(stations_m):
         visible &= _visible(mesh, sample, np.asarray(stations_m, dtype=np.float64), planned, station_steps_rad)
-    # project the element's points onto its surface, then voxel keys (element, voxel)
-    ok = element >= 0
-    tri_n = _face_normals(mesh)
-    pts = points_m[ok]
-    n_pts = tri_n[triangle[ok]]
-    dist = _plane_distance(mesh, pts, triangle[ok], tri_n)
-    proj = pts - dist[:, None] * n_pts
-    origin = mesh.bounds()[0] - spacing * (1.0 + 0.5 * math.sqrt(2.0) / 7.0)   # odd offset: faces off voxel planes
-    keys_pts = _voxel_keys(proj, element[ok], origin, spacing, mesh)
-    keys_smp = _voxel_keys(sample.points, sample.element, origin, spacing, mesh)
-    occupied = np.unique(keys_pts)
+    # the element's points projected onto its surface, as voxel keys (element, voxel)
+    if occupied is None:
+        occupied = observed_keys(mesh, grid, points_m, element, triangle)
+    keys_smp = _voxel_keys(sample.points, sample.element, grid.origin, grid.spacing_m, mesh)
     observed = np.zeros(len(keys_smp), dtype=bool)
     if len(occupied):       # no point on any element (a survey that saw nothing of the model): nothing observed
         pos = np.searchsorted(occupied, keys_smp)
@@ -530,13 +632,17 @@ def unplanned_objects(points_m, d, nearest, near, index, mesh, storey_levels, ru
     big = big[np.argsort(-sizes[big], kind="stable")]
     objects = []
     levels = sorted(storey_levels or [], key=lambda s: s[1])
-    for oid, comp_id in enumerate(big):
-        members = np.flatnonzero(label == comp_id)
+    member_lists = [np.flatnonzero(label == comp_id) for comp_id in big]
+    far_d = np.abs(d[far])
+    far_nearest = nearest[far]
+    if not np.isfinite(far_d).all():        # the query stopped at the band: each object's nearest point, exactly
+        far_d, far_nearest = _nearest_of_objects(pts, member_lists, index, v)
+    for oid, members in enumerate(member_lists):
         p = pts[members]
         cluster[far[members]] = oid
         mn, mx, ce = p.min(axis=0), p.max(axis=0), p.mean(axis=0)
-        dist = np.abs(d[far[members]])
-        nearest_el = int(nearest[far[members][np.argmin(dist)]])
+        dist = far_d[members]
+        nearest_el = int(far_nearest[members][np.argmin(dist)])
         storey = None
         for name, elev in levels:
             if elev <= mn[2] + 0.3:
@@ -544,3 +650,30 @@ def unplanned_objects(points_m, d, nearest, near, index, mesh, storey_levels, ru
         objects.append((oid, len(members), *ce.tolist(), *mn.tolist(), *mx.tolist(), storey, nearest_el,
                         float(dist.min())))
     return cluster, pd.DataFrame(objects, columns=columns)
+
+
+def _nearest_of_objects(pts: np.ndarray, member_lists, index, voxel_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """|distance| and nearest element of the points of each object that can be its nearest to the model
+    (inf and -1 for the others), exactly and without searching every point: a point lies within half a
+    voxel's diagonal of its voxel's centre, so only voxels whose centre is at most one diagonal farther
+    than the object's nearest centre can hold its nearest point."""
+    dist = np.full(len(pts), np.inf, dtype=np.float32)
+    elem = np.full(len(pts), -1, dtype=np.int32)
+    if not member_lists:
+        return dist, elem
+    members = np.concatenate(member_lists)
+    obj = np.repeat(np.arange(len(member_lists)), [len(m) for m in member_lists])
+    ijk = np.floor(pts[members] / voxel_m).astype(np.int64)
+    keys = np.column_stack([obj, ijk])
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    centre_d = np.abs(index.query((uniq[:, 1:] + 0.5) * voxel_m).distance_m.astype(np.float64))
+    half = 0.5 * math.sqrt(3.0) * voxel_m
+    bound = np.full(len(member_lists), np.inf)
+    np.minimum.at(bound, uniq[:, 0], centre_d + half)
+    candidate = (centre_d - half <= bound[uniq[:, 0]])[inverse]
+    pick = members[candidate]
+    res = index.query(pts[pick])
+    dist[pick] = np.abs(res.distance_m)
+    elem[pick] = res.element
+    return dist, elem
