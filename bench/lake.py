@@ -1,16 +1,20 @@
 """City rollups over the lake at 10,000 sites (1 M findings, 10 M detections): compacted vs per-site files vs
 the same query over separate site stores.
 
-The city's histories are generated straight into a lake (``synth.city.history_lake``: batches of sites in an
-in-memory store, published as ``sitetwin lake publish`` does; no site stores behind them), then compacted
-(``data.lake.compact``: one file per table and district). The same generator writes the first ``--stores``
-sites as separate DuckDB store files (``history_stores``), the rows of each site exactly those in the lake.
+The city's histories are generated straight into a lake (as ``synth.city.history_lake`` does: batches of sites in
+an in-memory store, published as ``sitetwin lake publish`` does; no site stores behind them), each batch's
+``finding_current`` filled as oversight keeps it in a store (``oversight.finding_state.refresh``: the generator
+writes findings and events around oversight), then compacted (``data.lake.compact``: one file per table and
+district). The same generator writes the first ``--stores`` sites as separate DuckDB store files
+(``history_stores``, their ``finding_current`` filled the same way), the rows of each site exactly those in the lake.
 
-Four rollups, each filtered by the caller's scope (``Scope.where``), as the city regulator (all sites) and a
+The rollups, each filtered by the caller's scope (``Scope.where``), as the city regulator (all sites) and a
 district regulator (one district):
 
-- ``portfolio by district``: ``oversight.portfolio.rollup`` (findings as of the day from their events, latest
-  risk, detections and hazards in 30 days);
+- ``portfolio by district``: ``oversight.portfolio.rollup`` (findings as of the day: ``finding_current`` for the
+  findings with no event after it, their events folded for the others; latest risk, detections and hazards in
+  30 days); ``(fold)``: the same rollup folding every finding's events, the alternative it replaces; ``3 weeks
+  back``: the rollup for a past day, where most findings have later events and are folded;
 - ``risk tiers``: sites per tier of their latest stored risk score;
 - ``open findings by severity``: findings whose latest event is not a closure, per severity;
 - ``detections per day``: detections per day and class over 30 days.
@@ -40,9 +44,10 @@ from _common import machine, print_table, save
 
 from sitetwin.data.lake import compact, open_lake
 from sitetwin.data.store import open_store
+from sitetwin.oversight import finding_state
 from sitetwin.oversight.portfolio import rollup
 from sitetwin.oversight.scope import Scope
-from sitetwin.synth.city import WUHAN_DISTRICTS, HistorySpec, history_lake, history_stores
+from sitetwin.synth.city import WUHAN_DISTRICTS, HistorySpec, history_stores
 
 TARGET_MS = 1000.0
 WINDOW = 30
@@ -56,6 +61,36 @@ def q_portfolio(store, scope: Scope, day: dt.date) -> list:
     return [tuple(sorted(r.items())) for r in rollup(store, scope, by="district", as_of=day)]
 
 
+def q_portfolio_fold(store, scope: Scope, day: dt.date) -> list:
+    """The same rollup folding every finding's events (no ``finding_current``): the alternative it replaces."""
+    return [tuple(sorted(r.items())) for r in rollup(store, scope, by="district", as_of=day, fast=False)]
+
+
+def q_portfolio_past(store, scope: Scope, day: dt.date) -> list:
+    """The rollup for a day three weeks back: findings with events after it fold their events."""
+    return q_portfolio(store, scope, day - dt.timedelta(days=21))
+
+
+def lake_with_state(lake: Path, spec: HistorySpec, say) -> dict:
+    """``synth.city.history_lake`` with each batch's ``finding_current`` filled as oversight keeps it (the generator
+    writes findings and events around oversight): batch by batch into an in-memory store, folded, published."""
+    from sitetwin.data.lake import publish
+    from sitetwin.synth.city import history_batch
+
+    started = time.perf_counter()
+    rows: dict[str, int] = {}
+    written = 0
+    for start in range(0, spec.sites, spec.batch):
+        with open_store(":memory:") as store:
+            with store.transaction():
+                for name, arrow in history_batch(spec, start).items():
+                    rows[name] = rows.get(name, 0) + store.insert_frame(name, arrow)
+                rows["finding_current"] = rows.get("finding_current", 0) + finding_state.refresh(store)
+            written += len(publish(store, lake)["written"])
+        say(f"sites {start + 1}-{min(start + spec.batch, spec.sites)} of {spec.sites}")
+    return {"rows": rows, "partitions": written, "seconds": round(time.perf_counter() - started, 1)}
+
+
 def q_tiers(store, scope: Scope, day: dt.date) -> list:
     cond, params = scope.where("site_code")
     return store.con.execute(f"""
@@ -67,12 +102,18 @@ def q_tiers(store, scope: Scope, day: dt.date) -> list:
 def q_open_by_severity(store, scope: Scope, day: dt.date) -> list:
     cond, params = scope.where("f.site_code")
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    # as the portfolio: finding_current for the findings with no event after the day, the others' events folded
     return store.con.execute(f"""
-        WITH ev AS (SELECT finding_id, arg_max(status, seq) AS status FROM finding_events
-                    WHERE occurred_at < ? GROUP BY finding_id)
-        SELECT f.severity, count(*) FROM findings f JOIN ev USING (finding_id)
-        WHERE ev.status <> 'verified_closed' AND f.raised_at < ? AND {cond}
-        GROUP BY f.severity ORDER BY f.severity""", [end, end, *params]).fetchall()
+        WITH cur AS (SELECT finding_id, site_code, severity, status, last_event_at FROM finding_current
+                     WHERE raised_at < ?),
+        ev AS (SELECT finding_id, arg_max(status, seq) AS status FROM finding_events
+               WHERE occurred_at < ? AND finding_id IN (SELECT finding_id FROM cur WHERE last_event_at >= ?)
+               GROUP BY finding_id),
+        f AS (SELECT site_code, severity, status FROM cur WHERE last_event_at < ?
+              UNION ALL SELECT site_code, severity, ev.status FROM cur JOIN ev USING (finding_id))
+        SELECT f.severity, count(*) FROM f
+        WHERE f.status <> 'verified_closed' AND {cond}
+        GROUP BY f.severity ORDER BY f.severity""", [end, end, end, end, *params]).fetchall()
 
 
 def q_detections_per_day(store, scope: Scope, day: dt.date) -> list:
@@ -84,14 +125,15 @@ def q_detections_per_day(store, scope: Scope, day: dt.date) -> list:
                              [end - dt.timedelta(days=WINDOW), end, *params]).fetchall()
 
 
-QUERIES = {"portfolio by district": q_portfolio, "risk tiers": q_tiers,
+QUERIES = {"portfolio by district": q_portfolio, "portfolio by district (fold)": q_portfolio_fold,
+           "portfolio 3 weeks back": q_portfolio_past, "risk tiers": q_tiers,
            "open findings by severity": q_open_by_severity, "detections per day": q_detections_per_day}
 
 
 def merge(name: str, answers: list[list]) -> list:
     """The answers of separate stores as one: counts added per key (the portfolio's groups by their figures'
     sums; its means are left out of the comparison)."""
-    if name == "portfolio by district":
+    if name.startswith("portfolio"):
         groups: dict = {}
         for answer in answers:
             for row in answer:
@@ -113,7 +155,7 @@ def merge(name: str, answers: list[list]) -> list:
 
 
 def comparable(name: str, answer: list) -> list:
-    if name != "portfolio by district":
+    if not name.startswith("portfolio"):
         return answer
     return sorted(tuple((k, v) for k, v in row if "mean" not in k) for row in answer)
 
@@ -154,7 +196,7 @@ def main() -> None:
     phases = {}
     try:
         if not (lake / "_sitetwin_lake.json").exists():
-            made = history_lake(lake, spec, on_progress=lambda m: print(f"  lake: {m}", flush=True))
+            made = lake_with_state(lake, spec, lambda m: print(f"  lake: {m}", flush=True))
             phases["generate_lake_s"] = made["seconds"]
             phases["rows"] = made["rows"]
             phases["partitions"] = made["partitions"]
@@ -167,6 +209,9 @@ def main() -> None:
         if not all(p.exists() for p in paths):     # site order: site i is in district i % districts
             shutil.rmtree(stores_dir, ignore_errors=True)
             paths = history_stores(stores_dir, spec, sites=args.stores)
+            for path in paths:                  # as oversight keeps it in a site's store
+                with open_store(path) as one:
+                    finding_state.refresh(one)
             phases["generate_stores_s"] = round(time.perf_counter() - t, 1)
         paths = paths[:args.stores]
         phases["lake_mb"] = round(sum(p.stat().st_size for p in (lake).rglob("*.parquet")
@@ -230,7 +275,7 @@ def main() -> None:
                 f"city rollups over the lake: {spec.sites} sites, {spec.findings} findings, {spec.detections} "
                 f"detections (median of {args.repeat}; spread min-max; stores: {args.stores} measured, extrapolated "
                 f"linearly to the caller's sites)")
-    print_table([{k: r[k] for k in ("caller", "open_compacted_ms", "open_per_site_ms")} for r in rows[::4]],
+    print_table([{k: r[k] for k in ("caller", "open_compacted_ms", "open_per_site_ms")} for r in rows[::len(QUERIES)]],
                 ["caller", "open_compacted_ms", "open_per_site_ms"], "opening a reader (once per caller)")
     same = all(c["lake_equals_stores"] for c in checks)
     print(f"lake answers equal the stores' for their {len(paths)} sites: {same}")

@@ -49,7 +49,7 @@ from sitetwin.data.errors import Phrase
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic, placeholders
 from sitetwin.data.text import LABEL_MAX, NOTE_MAX, TITLE_MAX, TextError, clean_text
-from sitetwin.oversight import audit
+from sitetwin.oversight import audit, finding_state
 from sitetwin.oversight.errors import AccessDenied, FindingError
 from sitetwin.oversight.scope import Scope
 from sitetwin.panorama.queries import pano_in_site
@@ -473,6 +473,7 @@ def _append(store: Store, finding_id: str, site_code: str, *, kind: str, actor: 
     cols = list(event)
     store.execute(f"INSERT INTO finding_events ({', '.join(cols)}) VALUES ({placeholders(cols)})",
                   [event[c] for c in cols])
+    finding_state.record_event(store, finding_id, event["event_id"], seq)
     return event["event_id"]
 
 

@@ -1,7 +1,8 @@
 """The portfolio: many sites, organised city -> district -> project, with per-site figures and rollups.
 
 Every figure of oversight's own comes from one SQL statement over its tables (findings as of
-a day from their events; the latest stored risk score), filtered by the caller's scope; the
+a day from their events, read from ``finding_current`` for the findings with no event after the day:
+``oversight.finding_state``; the latest stored risk score), filtered by the caller's scope; the
 detections and hazards in the window are vision's counts per site (``vision.queries``), added
 per site and per group. Rolling up 200 sites with a million detections stays interactive
 (``bench/portfolio.py``). ``site_portrait`` gathers what a regulator sees about one site.
@@ -22,7 +23,7 @@ from typing import Any
 from sitetwin.data.clock import utcnow
 from sitetwin.data.i18n import N_
 from sitetwin.data.store import Store, atomic
-from sitetwin.oversight import audit
+from sitetwin.oversight import audit, finding_state
 from sitetwin.oversight.errors import OversightError
 from sitetwin.oversight.scope import Scope
 from sitetwin.vision.queries import detections_per_site, hazards_per_site
@@ -34,37 +35,63 @@ WINDOW_DAYS = 30
 
 
 def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | None, day: dt.date,
-              window_days: int) -> tuple[str, list[Any]]:
-    """The per-site figures from oversight's tables as one SQL statement (and its parameters)."""
+              window_days: int, fast: bool | None = None) -> tuple[str, list[Any]]:
+    """The per-site figures from oversight's tables as one SQL statement (and its parameters).
+
+    A finding's status, due date and closure as of the day come from its events before the day's end. Where
+    ``finding_current`` covers the store (``oversight.finding_state``; ``fast`` None asks it), a finding whose
+    newest event is before that end reads its row there (the same fold over all its events); only the others'
+    events are folded. ``fast=False`` folds every finding's events (the tests compare both)."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     start = end - dt.timedelta(days=window_days)
     cond, params = scope.where("site_code")
+    if fast is None:
+        fast = finding_state.is_complete(store)
     # a caller who sees some of the sites folds only their findings' events; for all sites the plain scan is cheaper
     narrow = not scope.all_sites or city is not None or district is not None
-    in_scope = "AND finding_id IN (SELECT finding_id FROM findings WHERE site_code IN (SELECT site_code FROM s))" \
-        if narrow else ""
-    sql = f"""
-    WITH s AS (
-        SELECT site_code, name, district, city, enterprise_code FROM sites
-        WHERE {cond} AND (? IS NULL OR city = ?) AND (? IS NULL OR district = ?)
-    ), ev AS (
+    fold = """
         SELECT finding_id,
                arg_max(status, seq) FILTER (WHERE status IS NOT NULL) AS status,
                arg_max(due, seq) FILTER (WHERE due IS NOT NULL) AS due,
                max(occurred_at) FILTER (WHERE status = 'verified_closed') AS closed_at
-        FROM finding_events WHERE occurred_at < ? {in_scope} GROUP BY finding_id
-    ), fs AS (
-        SELECT f.site_code,
-               count(*) FILTER (WHERE ev.status <> 'verified_closed') AS open_findings,
-               count(*) FILTER (WHERE ev.status IN ('open', 'reopened') AND ev.due < ?) AS overdue_findings,
-               count(*) FILTER (WHERE ev.status <> 'verified_closed' AND f.severity = 'critical') AS open_critical,
-               count(*) FILTER (WHERE ev.status <> 'verified_closed' AND f.severity = 'high') AS open_high,
-               count(*) FILTER (WHERE ev.status = 'rectification_submitted') AS awaiting_verification,
-               count(*) FILTER (WHERE f.raised_at >= ?) AS raised_in_window,
-               count(*) FILTER (WHERE ev.status = 'verified_closed' AND ev.closed_at >= ?) AS closed_in_window,
-               avg(epoch(ev.closed_at - f.raised_at) / 86400.0)
-                   FILTER (WHERE ev.status = 'verified_closed' AND ev.closed_at >= ?) AS mean_days_to_close
-        FROM findings f JOIN ev USING (finding_id) WHERE f.raised_at < ? GROUP BY f.site_code
+        FROM finding_events WHERE occurred_at < ? {only} GROUP BY finding_id"""
+    if fast:
+        in_scope = "AND site_code IN (SELECT site_code FROM s)" if narrow else ""
+        only = "AND finding_id IN (SELECT finding_id FROM cur WHERE last_event_at >= ?)"
+        ev = f"""cur AS (
+        SELECT finding_id, site_code, severity, raised_at, status, due, closed_at, last_event_at
+        FROM finding_current WHERE raised_at < ? {in_scope}
+    ), ev AS (
+        SELECT site_code, severity, raised_at, status, due, closed_at FROM cur WHERE last_event_at < ?
+        UNION ALL
+        SELECT f.site_code, f.severity, f.raised_at, e.status, e.due, e.closed_at
+        FROM findings f JOIN ({fold.format(only=only)}) e USING (finding_id) WHERE f.raised_at < ?
+    )"""
+        ev_args: list[Any] = [end, end, end, end, end]
+    else:
+        in_scope = "AND finding_id IN (SELECT finding_id FROM findings WHERE site_code IN (SELECT site_code FROM s))" \
+            if narrow else ""
+        ev = f"""ev AS (
+        SELECT f.site_code, f.severity, f.raised_at, e.status, e.due, e.closed_at
+        FROM findings f JOIN ({fold.format(only=in_scope)}) e USING (finding_id) WHERE f.raised_at < ?
+    )"""
+        ev_args = [end, end]
+    sql = f"""
+    WITH s AS (
+        SELECT site_code, name, district, city, enterprise_code FROM sites
+        WHERE {cond} AND (? IS NULL OR city = ?) AND (? IS NULL OR district = ?)
+    ), {ev}, fs AS (
+        SELECT site_code,
+               count(*) FILTER (WHERE status <> 'verified_closed') AS open_findings,
+               count(*) FILTER (WHERE status IN ('open', 'reopened') AND due < ?) AS overdue_findings,
+               count(*) FILTER (WHERE status <> 'verified_closed' AND severity = 'critical') AS open_critical,
+               count(*) FILTER (WHERE status <> 'verified_closed' AND severity = 'high') AS open_high,
+               count(*) FILTER (WHERE status = 'rectification_submitted') AS awaiting_verification,
+               count(*) FILTER (WHERE raised_at >= ?) AS raised_in_window,
+               count(*) FILTER (WHERE status = 'verified_closed' AND closed_at >= ?) AS closed_in_window,
+               avg(epoch(closed_at - raised_at) / 86400.0)
+                   FILTER (WHERE status = 'verified_closed' AND closed_at >= ?) AS mean_days_to_close
+        FROM ev GROUP BY site_code
     ), rs AS (
         SELECT site_code, arg_max(score, as_of) AS risk_score, arg_max(tier, as_of) AS tier,
                max(as_of) AS scored_on
@@ -80,7 +107,7 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
            rs.risk_score, rs.tier, rs.scored_on
     FROM s LEFT JOIN site_profiles p USING (site_code) LEFT JOIN fs USING (site_code) LEFT JOIN rs USING (site_code)
     """
-    args: list[Any] = [*params, city, city, district, district, end, day, start, start, start, end, day]
+    args: list[Any] = [*params, city, city, district, district, *ev_args, day, start, start, start, day]
     return sql, args
 
 
@@ -105,12 +132,14 @@ def _vision_counts(store: Store, *, day: dt.date, window_days: int) -> dict[str,
 
 
 def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, district: str | None = None,
-                    as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS) -> list[dict]:
+                    as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS,
+                    fast: bool | None = None) -> list[dict]:
     """One row per site in scope: findings (open, overdue, critical...), detections and hazards in the
-    window, the latest stored risk score and tier, and the profile (project, contractor, position)."""
+    window, the latest stored risk score and tier, and the profile (project, contractor, position).
+    ``fast=False`` folds every finding's events instead of reading ``finding_current`` (same answer)."""
     scope.require("read")
     day = _day(as_of)
-    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
+    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days, fast=fast)
     counts = _vision_counts(store, day=day, window_days=window_days)
     rows = []
     for r in store.rows(sql + " ORDER BY s.city, s.district, s.site_code", args):
@@ -123,16 +152,17 @@ def portfolio_sites(store: Store, scope: Scope, *, city: str | None = None, dist
 
 
 def rollup(store: Store, scope: Scope, *, by: str = "district", city: str | None = None, district: str | None = None,
-           as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS) -> list[dict]:
+           as_of: dt.date | str | None = None, window_days: int = WINDOW_DAYS, fast: bool | None = None) -> list[dict]:
     """Per-district (or per-city, per-enterprise) totals over the sites in scope: sites, open/overdue/critical
     findings, closures, detections, hazards, mean and worst risk, and how many sites sit in each tier.
-    Per enterprise also its name, open dangerous works and training coverage (module docstring)."""
+    Per enterprise also its name, open dangerous works and training coverage (module docstring).
+    ``fast=False`` folds every finding's events instead of reading ``finding_current`` (same answer)."""
     scope.require("read")
     if by not in GROUPS:
         raise OversightError(N_("roll up by {by!r}: use one of {groups}"), by=by, groups=", ".join(GROUPS))
     day = _day(as_of)
     keys = {"district": "city, district", "city": "city", "enterprise": "enterprise_code"}[by]
-    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days)
+    sql, args = _site_sql(store, scope, city=city, district=district, day=day, window_days=window_days, fast=fast)
     counts = _vision_counts(store, day=day, window_days=window_days)
     rows = []
     for r in store.rows(f"""
