@@ -139,11 +139,25 @@ def test_a_recolour_changes_the_pixels_and_fetches_no_geometry_again(browser, li
     assert "IfcWall" in legend or "IfcSlab" in legend
 
 
-def test_the_section_box_cuts_the_model_and_the_camera_is_kept_in_the_address(browser, live, site_db):
+def test_the_storey_filter_and_the_section_box_cut_the_model_and_the_camera_is_kept_in_the_address(
+        browser, live, site_db):
     d = browser.driver
     _open(d, live, "/twin?site=DEMO&mode=class")
     _painted(d)
     whole = _pixels(d)["model"]
+    # one storey of the building: fewer pixels, and a pick finds nothing of the other storeys
+    geom = _site_geometry(site_db)
+    lowest = geom.storey[int(geom.lo[:, 2].argmin())]
+    frames = _stats(d)["viewer"]["frames"]
+    _js(d, "window.dash_clientside.set_props('twin-storeys', {value: [arguments[0]]});", lowest)
+    _wait(lambda: _stats(d)["viewer"]["frames"] > frames and _pixels(d)["model"] < 0.9 * whole,
+          what="the storey filter hiding the other storeys")
+    hidden = _js(d, "const v = window.sitetwinViewer.session('twin-viewer').viewer;"
+                    "return v.elementStorey.filter((s, e) => s !== arguments[0] && v.texData[e * 4 + 3] !== 0).length;",
+                 lowest)
+    assert hidden == 0
+    _js(d, "window.dash_clientside.set_props('twin-storeys', {value: []});")
+    _wait(lambda: _pixels(d)["model"] > 0.95 * whole, what="every storey back")
     frames = _stats(d)["viewer"]["frames"]
     d.find_element(By.CSS_SELECTOR, "#twin-layers input[value='section']").click()
     # the section box's z range down to its lower fifth: the setup callback owns the sliders, so set it as Dash would

@@ -48,8 +48,9 @@ def test_only_the_twin_page_loads_the_viewer(demo_store_path):
     """Dash leaves assets/viewer out of every page's scripts; the twin page asks for it by its hash."""
     from sitetwin.dashboards.app import create_app
 
-    app = create_app(demo_store_path)
-    from sitetwin.dashboards.pages.twin import _bundle_version       # pages register once the app exists
+    app = create_app(demo_store_path)          # the pages register once the app exists: import after it
+    from sitetwin.dashboards.pages.twin import _bundle_version
+
     with app.server.test_request_context("/"):
         index = app.index()
     assert "sitetwin-viewer.js" not in index
