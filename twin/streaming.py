@@ -16,19 +16,27 @@ result does not depend on the chunking and equals the in-memory one (one chunk) 
 - ``mean_mm``, ``rms_mm``, ``std_mm``: from sums and sums of squares of the signed distance
   quantised to 0.1 um, kept as Python integers (exact, unbounded), so exact to that quantum;
 - ``p50_mm``, ``p95_abs_mm``: from a fixed histogram over the band (``bin_mm`` wide bins, exact
-  counts), so to within one bin;
+  counts), so to within one bin of ``np.quantile`` (its linear rule, whatever the count);
 - the fitted shift's normal equations (sums of n nT and n d over points inside their face) are
   float64 sums: equal to the in-memory ones to rounding (1e-12 relative), not bit for bit.
 
 Points beyond the band are kept only as the set of 0.2 m voxels they occupy (for unplanned
 objects), which grows with the site's volume, not with the point count.
+
+``survey add`` of a file over the in-memory limit (``IN_MEMORY_POINTS``, or
+``$SITETWIN_IN_MEMORY_POINTS``) registers on an even sample of it, analyses that sample (fits,
+noise, unplanned objects, the points shown) and takes each element's counts, distance figures,
+histogram, coverage and status from :func:`streamed_figures`, a pass over every point with the
+same query as the in-memory path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,6 +274,18 @@ def _copc_levels(path: Path, want: int) -> np.ndarray:
 
 
 IN_MEMORY_POINTS = 60_000_000     # a survey file larger than this is thinned evenly as it is read
+IN_MEMORY_ENV = "SITETWIN_IN_MEMORY_POINTS"
+
+
+def in_memory_limit(points: int | None = None) -> int:
+    """The most points of one survey file held in memory: ``points``, else ``$SITETWIN_IN_MEMORY_POINTS``,
+    else ``IN_MEMORY_POINTS``."""
+    if points is None:
+        raw = os.environ.get(IN_MEMORY_ENV, "").replace("_", "").strip()
+        points = int(raw) if raw.isdigit() else IN_MEMORY_POINTS
+    if points < 1:
+        raise ValueError(f"the in-memory limit must be a positive number of points, got {points}")
+    return int(points)
 
 
 def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: int = IN_MEMORY_POINTS,
@@ -273,7 +293,8 @@ def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: 
                        on_thin: Callable[[Note], None] | None = None):
     """``formats.read_scans``, but a LAS/LAZ/COPC/E57 file of more than ``max_points`` is read chunk by chunk
     and thinned evenly at random to about ``max_points`` (colour and intensity dropped), so that
-    memory stays bounded whatever the survey's size. ``on_thin`` gets one line saying so."""
+    memory stays bounded whatever the survey's size. ``on_thin`` gets one line saying so (the survey
+    then streams the deviation over every point: :func:`streamed_figures`)."""
     from dataclasses import replace
 
     from sitetwin.data.files import file_sha256
@@ -307,11 +328,34 @@ def read_scans_bounded(path: str | Path, *, crs: str | None = None, max_points: 
         scans = [replace(s, crs=declared.to_wkt(), crs_name=declared.to_string()) for s in scans]
     kept = sum(s.point_count for s in scans)
     if on_thin:
-        on_thin(Note(N_("{file}: {n:,} points, more than {max_points:,} held in memory: registration and deviation "
-                        "use {kept:,} drawn evenly at random (per-element statistics over every point: "
-                        "sitetwin.twin.streaming.stream_deviation)"), file=path.name, n=total, max_points=max_points,
-                     kept=kept))
+        on_thin(Note(N_("{file}: {n:,} points, more than {max_points:,} held in memory: registered and shown on "
+                        "{kept:,} drawn evenly at random; each element's deviation, coverage and status are "
+                        "streamed over every point"), file=path.name, n=total, max_points=max_points, kept=kept))
     return scans
+
+
+def iter_scan_chunks(path: str | Path, chunk_points: int = CHUNK_POINTS) -> Iterator[tuple[int, np.ndarray]]:
+    """(scan index within the file, points (n, 3) in the file's frame) chunk by chunk: an E57 scan by scan
+    (its pose applied), a LAS/LAZ/COPC file as scan 0."""
+    path = Path(path)
+    if _suffix(path) != ".e57":
+        for xyz in _las_chunks(path, chunk_points):
+            yield 0, xyz
+        return
+    import pye57
+
+    try:
+        e57 = pye57.E57(str(path))
+    except Exception as exc:
+        raise PointCloudError(N_("{path}: not a readable E57 file ({reason})"), path=path,
+                              reason=_first_line(exc)) from None
+    try:
+        for index in range(e57.scan_count):
+            for xyz in _e57_scan_chunks(path, e57, index, chunk_points):
+                yield index, xyz
+    finally:
+        with contextlib.suppress(Exception):
+            e57.close()
 
 
 def _e57_scans_thinned(path: Path, chunk_points: int, p: float, rng):
@@ -454,7 +498,7 @@ class ElementStats:
         return -self.band_m * 1000 + self.bin_mm * np.arange(self.bins + 1)
 
     def _quantile(self, has: np.ndarray, q: float) -> np.ndarray:
-        """The q-quantile of d from the histogram, linear within its bin."""
+        """The q-quantile of d from the histogram, to within a bin (``_hist_quantile``)."""
         h = self.histogram[has].astype(np.float64)
         return _hist_quantile(h, self._edges_mm(), q)
 
@@ -475,13 +519,25 @@ def _exact(sums: np.ndarray) -> np.ndarray:
 
 
 def _hist_quantile(h: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile as numpy's default (linear between the order statistics at q (n - 1)), each order
+    statistic placed within its bin by its rank there: both lie in the bin the true ones do, so the
+    result is within one bin of ``np.quantile`` whatever the count (a rank q n would be off by a whole
+    order statistic on a few points)."""
+    rows = np.arange(len(h))
     cum = np.cumsum(h, axis=1)
-    target = q * cum[:, -1]
-    i = np.minimum((cum < target[:, None]).sum(axis=1), h.shape[1] - 1)
-    below = np.where(i > 0, cum[np.arange(len(h)), np.maximum(i - 1, 0)], 0.0)
-    inside = h[np.arange(len(h)), i]
-    frac = np.where(inside > 0, (target - below) / np.where(inside > 0, inside, 1.0), 0.0)
-    return edges[i] + frac * (edges[i + 1] - edges[i])
+    n = cum[:, -1]
+    r = q * np.maximum(n - 1, 0)
+    lo = np.floor(r)
+    frac = r - lo
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+
+    def order_statistic(j: np.ndarray) -> np.ndarray:
+        b = np.minimum((cum <= j[:, None]).sum(axis=1), h.shape[1] - 1)
+        below = np.where(b > 0, cum[rows, np.maximum(b - 1, 0)], 0.0)
+        inside = np.maximum(h[rows, b], 1.0)
+        return edges[b] + (j - below + 0.5) / inside * (edges[b + 1] - edges[b])
+
+    return order_statistic(lo) * (1 - frac) + order_statistic(hi) * frac
 
 
 _VOX_BITS = 21
@@ -550,6 +606,78 @@ def stream_deviation(index, paths, T_model_from_file: np.ndarray, *, element_cou
             fold += time.perf_counter() - t
             chunks += 1
     return StreamedDeviation(stats, chunks, {"read_s": read, "query_s": query, "fold_s": fold})
+
+
+def streamed_figures(index, mesh, chunks: Iterable[tuple[int, np.ndarray]], T_model_from_file: np.ndarray, *,
+                     rules, grid, stations_m: np.ndarray | None = None, station_of_scan: np.ndarray | None = None):
+    """Each element's counts, distance figures, histogram, coverage keys and clear points over every point of
+    ``chunks`` ((scan index, points in the file's frame) pairs), as ``deviation.analyse`` computes them
+    holding all the points: the same query (``deviation.band_query``: band, attribution margin, stations
+    settling shared faces), folded chunk by chunk into :class:`ElementStats` (median and p95 in 1 mm bins
+    when the stored histogram's bin is a whole number of mm) and a set of coverage keys.
+
+    ``T_model_from_file`` (4, 4) places the points (units included); ``rules`` a ``tolerances`` status
+    rules record; ``grid`` a ``deviation.CoverageGrid``; ``stations_m`` (s, 3) and ``station_of_scan``
+    (scans,) the station of each scan (-1 unknown), as ``analyse`` takes them. Returns a
+    ``deviation.StreamedFigures``; peak memory is set by the chunk and the model, not the survey."""
+    from sitetwin.twin.deviation import StreamedFigures, band_query, clear_of_others, observed_keys
+    from sitetwin.twin.registration import apply
+
+    T = np.asarray(T_model_from_file, dtype=np.float64)
+    k = mesh.element_count
+    hist_mm = float(rules.histogram_bin_mm)
+    stored_bins = int(round(2 * rules.band_m * 1000 / hist_mm))
+    per = max(1, int(math.floor(hist_mm + 1e-9)))            # fine bins per stored bin: 1 mm ones where whole
+    if abs(hist_mm - per) > 1e-9 or abs(stored_bins * hist_mm - 2000 * rules.band_m) > 1e-6:
+        per = 1
+    stats = ElementStats(k, rules.band_m, hist_mm / per)
+    clear_points = np.zeros(k, dtype=np.int64)
+    keys = np.zeros(0, dtype=np.int64)
+    pending: list[np.ndarray] = []
+    pending_size = 0
+    seconds = {"read_s": 0.0, "query_s": 0.0, "fold_s": 0.0}
+    it = iter(chunks)
+    while True:
+        t = time.perf_counter()
+        item = next(it, None)
+        seconds["read_s"] += time.perf_counter() - t
+        if item is None:
+            break
+        scan, xyz = item
+        t = time.perf_counter()
+        pts = apply(T, xyz)
+        station = None
+        if stations_m is not None and station_of_scan is not None:
+            station = np.full(len(pts), station_of_scan[scan], dtype=np.int16)
+        res = band_query(index, pts, rules, point_station=station, stations_m=stations_m)
+        seconds["query_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        near = np.abs(res.distance_m) <= rules.band_m
+        element = np.where(near, res.element, -1).astype(np.int32)
+        stats.add(pts, res.distance_m, element)
+        clear = clear_of_others(res, near, rules)
+        clear_points += np.bincount(element[clear], minlength=k)
+        pending.append(observed_keys(mesh, grid, pts, np.where(clear, element, -1), res.triangle))
+        pending_size += len(pending[-1])
+        if pending_size > max(2 * len(keys), 4_000_000):
+            keys, pending, pending_size = np.unique(np.concatenate([keys, *pending])), [], 0
+        seconds["fold_s"] += time.perf_counter() - t
+    keys = np.unique(np.concatenate([keys, *pending]))
+    table = stats.table()
+    has = table["element"].to_numpy()
+
+    def full(values) -> np.ndarray:
+        out = np.full(k, np.nan)
+        out[has] = values
+        return out
+
+    lo, hi = table["min_mm"].to_numpy(), table["max_mm"].to_numpy()
+    histogram = stats.histogram.reshape(k, stored_bins, per).sum(axis=2) if per > 1 else stats.histogram
+    return StreamedFigures(points=stats.points.copy(), mean_mm=full(table["mean_mm"].to_numpy()),
+                           median_mm=full(table["p50_mm"].to_numpy()), p95_mm=full(table["p95_abs_mm"].to_numpy()),
+                           max_mm=full(np.where(np.abs(hi) >= np.abs(lo), hi, lo)), histogram=histogram,
+                           occupied=keys, clear_points=clear_points, grid=grid, total_points=stats.total_points,
+                           seconds=seconds)
 
 
 def in_memory_stats(index, points_m: np.ndarray, *, element_count: int, band_m: float, bin_mm: float) -> ElementStats:

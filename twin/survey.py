@@ -95,7 +95,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
                units: str = "m", tolerances: Tolerances | str | Path | dict | None = None,
                config: RegistrationConfig = DEFAULT_CONFIG, name: str | None = None,
                on_progress: Callable[[str], None] | None = None, crs: str | None = None,
-               fit_scale: bool = False) -> SurveyReport:
+               fit_scale: bool = False, in_memory_points: int | None = None,
+               chunk_points: int | None = None) -> SurveyReport:
     """Import, register and analyse a survey; see the module docstring.
 
     ``register``: ``auto`` (default) or ``none`` (the cloud is already in the site's local
@@ -108,13 +109,19 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     two is reported, and a georeference that does not fit falls back to automatic registration.
     ``fit_scale``: the cloud's units are unknown (photogrammetry): fit a similarity (7 DoF),
     automatically or from control points, and report the scale with its uncertainty.
+
+    Big surveys: a LAS/LAZ/COPC/E57 file of more than ``in_memory_points`` (default
+    ``$SITETWIN_IN_MEMORY_POINTS`` or ``twin.streaming.IN_MEMORY_POINTS``) is held as an even sample of
+    that many points, on which it is registered and analysed (fits, noise, unplanned objects, the
+    points stored for display); each element's counts, distance figures, histogram, coverage and status
+    are then streamed over every point, ``chunk_points`` at a time (``twin.streaming.streamed_figures``),
+    and stored in the same tables. One warning line says so.
     """
     from sitetwin.bim.mesh import load_mesh
-    from sitetwin.twin import deviation
+    from sitetwin.twin import deviation, streaming
     from sitetwin.twin import registration as reg
     from sitetwin.twin.distance import SurfaceIndex
     from sitetwin.twin.plan import element_plan, planned_mask
-    from sitetwin.twin.streaming import read_scans_bounded
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -143,11 +150,18 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
 
     # --- read
     t0 = time.perf_counter()
+    limit = streaming.in_memory_limit(in_memory_points)
+    chunk = chunk_points or streaming.CHUNK_POINTS
     scans = []
+    sampled: list[tuple[Path, int] | None] = []     # per scan: (its file, its index there) when held as a sample
     for f in paths:
         say(f"reading {f.name}")
+        thinned: list[Note] = []
         # a file too large to hold is read chunk by chunk and thinned evenly (one warning line says so)
-        scans.extend(read_scans_bounded(f, crs=crs, on_thin=warnings.append))
+        got = streaming.read_scans_bounded(f, crs=crs, max_points=limit, chunk_points=chunk, on_thin=thinned.append)
+        warnings.extend(thinned)
+        scans.extend(got)
+        sampled.extend((f, j) if thinned else None for j in range(len(got)))
     timings["read_s"] = time.perf_counter() - t0
     survey_id = survey_id_for(site_code, [s.sha256 for s in scans], epoch, model_ids)
     if store.scalar("SELECT count(*) FROM surveys WHERE survey_id = ?", [survey_id]):
@@ -226,10 +240,20 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     stations_m = reg.apply(T, stations[station_known]) if station_known.any() else None
     steps = angular_steps([s for s, k in zip(scans, station_known) if k]) if station_known.any() else None
     station_of_scan = np.where(station_known, np.cumsum(station_known) - 1, -1).astype(np.int16)
+    streamed = None
+    scan_points = [s.point_count for s in scans]
+    if any(sampled):
+        say("streaming the deviation over every point")
+        streamed = streaming.streamed_figures(
+            full_index, mesh, _every_point(scans, sampled, chunk, scan_points), T @ np.diag([scale] * 3 + [1.0]),
+            rules=tol.status, grid=deviation.coverage_grid(mesh, tol.status.coverage_spacing_m),
+            stations_m=stations_m, station_of_scan=station_of_scan if station_known.any() else None)
+        timings["stream_s"] = time.perf_counter() - t0
     dev = deviation.analyse(mesh, points_m, index=full_index, classes=classes, storeys=storeys, planned=planned,
                             stations_m=stations_m, station_steps_rad=steps,
                             point_station=station_of_scan[scan_of_point] if station_known.any() else None,
-                            storey_levels=levels, tolerances=tol)
+                            storey_levels=levels, tolerances=tol, streamed=streamed)
+    point_count = int(len(points_m)) if streamed is None else streamed.total_points
     timings["deviation_s"] = time.perf_counter() - t0
 
     # --- write: per-point Parquet first (temporary name), then the rows in one transaction
@@ -242,7 +266,7 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
         _write_points(tmp, points_m, scans, scan_of_point, dev, mesh)
         with store.transaction():
             _insert(store, survey_id, site_code, name or paths[0].stem, model_ids, epoch, result, scans, T, scale,
-                    dev, tol, final.relative_to(store.cache_dir), len(points_m), planned, mesh)
+                    dev, tol, final.relative_to(store.cache_dir), point_count, planned, mesh, scan_points)
             _insert_placement(store, survey_id, scans, result)
         os.replace(tmp, final)
     except BaseException:
@@ -254,8 +278,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     counts = dev.elements["status"].value_counts().to_dict()
     return SurveyReport(
         survey_id=survey_id, site_code=site_code, epoch=epoch, model_ids=tuple(model_ids),
-        point_count=int(len(points_m)),
-        scans=tuple({"scan_index": i, "name": s.name, "file": str(s.file), "points": s.point_count,
+        point_count=point_count,
+        scans=tuple({"scan_index": i, "name": s.name, "file": str(s.file), "points": scan_points[i],
                      "station_known": s.station_known} for i, s in enumerate(scans)),
         registration=result.summary() | {"details": result.details},
         status_counts={**{k: int(counts.get(k, 0)) for k in ("built", "partial", "not_built", "out_of_tolerance")},
@@ -478,8 +502,33 @@ def _write_points(path: Path, points_m, scans, scan_of_point, dev, mesh, row_gro
             writer.write_batch(batch)
 
 
+def _every_point(scans, sampled, chunk_points: int, counts: list[int]):
+    """(scan index, points in the file's frame) over every point of the survey: a scan held as a sample is
+    read again from its file chunk by chunk, the others come from memory. ``counts`` gets each scan's
+    number of points."""
+    from sitetwin.twin.streaming import iter_scan_chunks
+
+    done: set[Path] = set()
+    for i, s in enumerate(scans):
+        if sampled[i] is None:
+            for a in range(0, max(s.point_count, 1), chunk_points):
+                yield i, s.xyz[a:a + chunk_points]
+            continue
+        path = sampled[i][0]
+        if path in done:
+            continue
+        done.add(path)
+        # this file's scans, by their index within it
+        of_file = {at[1]: n for n, at in enumerate(sampled) if at is not None and at[0] == path}
+        for n in of_file.values():
+            counts[n] = 0
+        for within, xyz in iter_scan_chunks(path, chunk_points):
+            counts[of_file[within]] += len(xyz)
+            yield of_file[within], xyz
+
+
 def _insert(store, survey_id, site_code, name, model_ids, epoch, result, scans, T, scale, dev, tol, points_rel,
-            point_count, planned, mesh) -> None:
+            point_count, planned, mesh, scan_points=None) -> None:
     import pandas as pd
 
     details = dict(result.details)
@@ -499,7 +548,8 @@ def _insert(store, survey_id, site_code, name, model_ids, epoch, result, scans, 
         "survey_id": survey_id, "site_code": site_code, "scan_index": np.arange(len(scans), dtype=np.int32),
         "name": [s.name for s in scans], "file": [str(s.file.resolve()) for s in scans],
         "file_sha256": [s.sha256 for s in scans], "format": [s.format for s in scans],
-        "point_count": [s.point_count for s in scans], "has_color": [s.rgb is not None for s in scans],
+        "point_count": scan_points or [s.point_count for s in scans],
+        "has_color": [s.rgb is not None for s in scans],
         "has_intensity": [s.intensity is not None for s in scans],
         "station_known": [s.station_known for s in scans],
         "T_model_from_scan": [json.dumps((T @ S @ s.T_file_from_scan @ np.linalg.inv(S)).round(9).tolist())

@@ -13,8 +13,7 @@ import pytest
 
 from sitetwin.data.store import open_store
 from sitetwin.twin.formats import write_las
-
-from .conftest import table_counts
+from tests.twin.conftest import table_counts
 
 SITETWIN = [sys.executable, "-m", "sitetwin.app.cli"]
 
