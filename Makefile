@@ -59,7 +59,7 @@ check: setup
 	VENV=$(VENV) .ci/install-check
 
 # The 3D twin's WebGL viewer: dashboards/viewer_src (three.js, pinned in package-lock.json) bundled by
-# esbuild into dashboards/assets/viewer/sitetwin-viewer.js, which is committed (the workbench needs no npm);
+# esbuild into dashboards/assets/sitetwin-viewer.js, which is committed (the workbench needs no npm);
 # viewer-check rebuilds it and compares byte for byte (needs node 20 and npm).
 viewer:
 	cd dashboards/viewer_src && npm ci --no-audit --no-fund && node build.mjs

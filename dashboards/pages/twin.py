@@ -2,7 +2,7 @@
 scan points, the site's sensors, a storey filter and a section box; click an element for its card.
 
 The model is drawn by the WebGL viewer (``dashboards/viewer_src``, bundled into
-``assets/viewer/sitetwin-viewer.js`` and loaded on this page only): every element in full from the site's
+``assets/sitetwin-viewer.js`` and loaded on this page only): every element in full from the site's
 geometry buffers, recoloured per element from ``/viewer/<site>/colours.json``. Where the browser has no
 WebGL 2 (or ``?view=plotly``), the plotly overview below draws it instead, with a message saying why."""
 
@@ -32,7 +32,7 @@ LAYERS = ("points", "sensors", "section", "see-through")
 LAYER_LABELS = (N_("scan points"), N_("sensors"), N_("section box"), N_("unbuilt see-through"))
 DAYS_MAX = 10_000          # days on the slider (survey epochs and the schedule's finish days)
 RENDERERS = ("webgl", "plotly", "none")     # the WebGL viewer; plotly asked for (?view=plotly); no WebGL: plotly
-VIEWER_SCRIPT = "viewer/sitetwin-viewer.js"
+VIEWER_SCRIPT = "sitetwin-viewer.js"     # in assets/, left out of every page but this one (app.py)
 VIEWER_TEXT = {"loading": N_("Loading the model's geometry…"),
                "status": N_("{n} elements, every one in full: {triangles} triangles drawn ({ghosts} not built yet, "
                             "drawn see-through)"),

@@ -1,4 +1,4 @@
-// Bundles src/index.js (with three.js) into ONE minified file, dashboards/assets/viewer/sitetwin-viewer.js.
+// Bundles src/index.js (with three.js) into ONE minified file, dashboards/assets/sitetwin-viewer.js.
 // Its first line records the sha256 of the sources, this script, package.json and package-lock.json
 // (tests/dashboards/test_viewer_bundle.py recomputes it without npm: a source change without a rebuild fails).
 // `node build.mjs --check` rebuilds into memory and compares byte for byte with the committed bundle.
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, '..', 'assets', 'viewer', 'sitetwin-viewer.js');
+const out = join(here, '..', 'assets', 'sitetwin-viewer.js');
 
 export function sourceFiles() {
   const src = readdirSync(join(here, 'src')).filter((f) => f.endsWith('.js')).map((f) => `src/${f}`);

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "dashboards" / "viewer_src"
-BUNDLE = ROOT / "dashboards" / "assets" / "viewer" / "sitetwin-viewer.js"
+BUNDLE = ROOT / "dashboards" / "assets" / "sitetwin-viewer.js"
 
 
 def source_hash() -> str:
@@ -45,7 +45,7 @@ def test_the_bundle_is_one_minified_file_of_pinned_kept_libraries():
 
 
 def test_only_the_twin_page_loads_the_viewer(demo_store_path):
-    """Dash leaves assets/viewer out of every page's scripts; the twin page asks for it by its hash."""
+    """Dash leaves the bundle out of every page's scripts; the twin page asks for it by its hash."""
     from sitetwin.dashboards.app import create_app
 
     app = create_app(demo_store_path)          # the pages register once the app exists: import after it
