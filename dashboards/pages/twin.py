@@ -92,8 +92,10 @@ def layout(site: str | None = None, element: str | None = None, mode: str | None
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
             c.control(_("section z (m)"), dcc.RangeSlider(id="twin-section-z", min=0, max=1, value=[0, 1], marks=None,
                                                        tooltip={"placement": "bottom"}, updatemode="mouseup")),
-            c.control(_("detail"), dcc.Dropdown(id="twin-budget", clearable=False, value=60_000,
-                                                options=[{"label": _(k), "value": v} for k, v in BUDGETS.items()])),
+            html.Div(c.control(_("detail"), dcc.Dropdown(id="twin-budget", clearable=False, value=60_000,
+                                                         options=[{"label": _(k), "value": v}
+                                                                  for k, v in BUDGETS.items()])),
+                     id="twin-budget-box"),        # the plotly overview's triangle budget: hidden for the viewer
         ], className="controls"),
         html.Div([
             html.Div([html.Div(_("This browser cannot draw with WebGL 2 (it is turned off or the graphics driver "
@@ -156,11 +158,11 @@ clientside_callback(
         }
         const renderer = asked === 'plotly' ? 'plotly' : (gl ? 'webgl' : 'none');
         return [renderer, renderer === 'webgl' ? hide : show, renderer === 'webgl' ? show : hide,
-                renderer === 'none' ? show : hide];
+                renderer === 'none' ? show : hide, renderer === 'webgl' ? hide : show];
     }
     """,
     Output("twin-renderer", "data"), Output("twin-plotly", "style"), Output("twin-viewer", "style"),
-    Output("twin-webgl-missing", "style"),
+    Output("twin-webgl-missing", "style"), Output("twin-budget-box", "style"),
     Input("twin-site", "data"), State("twin-renderer", "data"),
 )
 
@@ -191,6 +193,7 @@ clientside_callback(
                 dc.set_props('twin-viewer', {style: {display: 'none'}});
                 dc.set_props('twin-plotly', {style: {}});
                 dc.set_props('twin-webgl-missing', {style: {}});
+                dc.set_props('twin-budget-box', {style: {}});
                 dc.set_props('twin-renderer', {data: 'none'});
             }
         };

@@ -227,6 +227,7 @@ class Session {
       const sw = document.createElement('span');
       sw.className = 'swatch';
       sw.style.background = item.colour;
+      if (item.ghost) sw.style.opacity = '0.4';          // drawn see-through, as the model shows it
       span.appendChild(sw);
       span.appendChild(document.createTextNode(`${item.label} (${num(item.count)})`));
       el.appendChild(span);
