@@ -343,7 +343,7 @@ def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str |
             time_source, solution, [message_text(n) for n in notes])     # stored: English
     if cps is not None and solution is not None:
         _insert_control_points(store, site_code, pano_id, cps, solution)
-    return _report(store, pano_id, reused=False, notes=notes)
+    return _report(store, pano_id, reused=False, notes=notes, solution=solution)
 
 
 def _insert(store, pano_id, site_code, model_id, name, file_path, img, when, time_source, solution, notes) -> None:
@@ -378,10 +378,16 @@ def _insert_control_points(store, site_code, pano_id, cps: ControlPoints, soluti
         "residual_deg": solution.residual_deg}))
 
 
-def _report(store: Store, pano_id: str, *, reused: bool, notes: list[Note]) -> AddReport:
+def _report(store: Store, pano_id: str, *, reused: bool, notes: list[Note],
+            solution: PoseSolution | None = None) -> AddReport:
     p = get_panorama(store, pano_id)
+    pose = p.pose
+    refined = solution.details.get("refined") if solution is not None else None
+    if refined and isinstance(pose.get("refined"), dict):
+        # the refinement's reason as found (a Note: read in the reader's language), not the stored English
+        pose = {**pose, "refined": {**pose["refined"], "reason": refined["reason"]}}
     return AddReport(p.pano_id, p.site_code, p.model_id, p.name, p.width, p.height, p.captured_at, p.pose_source,
-                     p.pose, reused, tuple(notes))
+                     pose, reused, tuple(notes))
 
 
 def set_pose(store: Store, pano_id: str, pose: np.ndarray | PoseSolution) -> Panorama:

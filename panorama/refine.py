@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sitetwin.data.errors import Note
+from sitetwin.data.i18n import N_
 from sitetwin.panorama.camera import (
     bearing_to_equirect,
     check_transform,
@@ -35,6 +37,10 @@ from sitetwin.panorama.camera import (
     pixel_bearings,
     rotation_from_ypr,
 )
+
+# why a refinement was or was not accepted (Refinement.reason), as people read it
+ACCEPTED = N_("accepted")
+TOO_FEW_EDGES = N_("only {n} predicted edge pixels; too few to align on")
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Refinement:
     score_before_px: float            # mean truncated distance of model edges to photo edges
     score_after_px: float
     edge_points: int
-    reason: str
+    reason: str                       # a data.errors.Note: English as a str, the reader's language when shown
     method: str = "orientation"       # orientation | pose
     delta_position_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
     matched_fraction: float | None = None   # pose: model edges found in the photo at the result
@@ -124,7 +130,7 @@ def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=No
     rows, cols = np.nonzero(model_edges)
     if len(rows) < config.min_edge_points:
         return Refinement(T0, False, (0.0, 0.0, 0.0), math.nan, math.nan, int(len(rows)),
-                          f"only {len(rows)} predicted edge pixels; too few to align on")
+                          Note(TOO_FEW_EDGES, n=len(rows)))
     # the edges' directions in the model frame: fixed under a rotation about the camera centre
     world = pixel_bearings(W, H, np.float64)[rows, cols] @ T0[:3, :3].T
 
@@ -164,13 +170,14 @@ def refine_orientation(photo: np.ndarray, mesh, T_model_from_camera, *, scene=No
     ypr = (float(best[0]), float(best[1]), float(best[2]))
     if gain < config.min_gain:
         return Refinement(T0, False, ypr, before, best_score, int(len(rows)),
-                          f"no clear improvement ({100 * gain:.1f} % < {100 * config.min_gain:.0f} %)")
+                          Note(N_("no clear improvement ({gain_pct:.1f} % < {min_gain_pct:.0f} %)"),
+                               gain_pct=100 * gain, min_gain_pct=100 * config.min_gain))
     if at_edge:
         return Refinement(T0, False, ypr, before, best_score, int(len(rows)),
-                          "the best rotation lies at the edge of the search range: not trusted")
+                          Note(N_("the best rotation lies at the edge of the search range: not trusted")))
     T = T0.copy()
     T[:3, :3] = T0[:3, :3] @ rotation_from_ypr(*best)
-    return Refinement(T, True, ypr, before, best_score, int(len(rows)), "accepted")
+    return Refinement(T, True, ypr, before, best_score, int(len(rows)), Note(ACCEPTED))
 
 
 def _photo_edge_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -300,7 +307,7 @@ def refine_pose(photo: np.ndarray, mesh, T_model_from_camera, uv, xyz_m, *, scen
 
     _, _, _, score_before, _, n_edges = fine.match(mesh, T0, config.match_px, scene)
     if n_edges < config.min_edge_points:
-        return done(T0, False, f"only {n_edges} predicted edge pixels; too few to align on",
+        return done(T0, False, Note(TOO_FEW_EDGES, n=n_edges),
                     score_before, score_before, n_edges)
     T = T0.copy()
     rounds = 0
@@ -349,14 +356,17 @@ def refine_pose(photo: np.ndarray, mesh, T_model_from_camera, uv, xyz_m, *, scen
     chi2 = float(change @ (J.T @ J) @ change) / sigma ** 2
     lift = (matched_after - chance) / max(1e-9, 1.0 - chance)
     if lift < config.min_edge_lift:
-        return done(T0, False, f"only {100 * matched_after:.0f} % of the model's edges are found in the photo, "
-                    f"where {100 * chance:.0f} % would be by chance: it does not show the model closely enough",
+        return done(T0, False, Note(N_("only {matched_pct:.0f} % of the model's edges are found in the photo, where "
+                                       "{chance_pct:.0f} % would be by chance: it does not show the model closely "
+                                       "enough"), matched_pct=100 * matched_after, chance_pct=100 * chance),
                     score_before, score_after, n_edges, matched_after, chi2, rounds)
     if chi2 > config.gate_chi2:
-        return done(T0, False, f"the edges pull the pose beyond what the control points allow "
-                    f"(chi-square {chi2:.1f} > {config.gate_chi2:g} at {sigma:.2g} px of click noise)",
+        return done(T0, False, Note(N_("the edges pull the pose beyond what the control points allow (chi-square "
+                                       "{chi2:.1f} > {gate:g} at {sigma:.2g} px of click noise)"),
+                                    chi2=chi2, gate=config.gate_chi2, sigma=sigma),
                     score_before, score_after, n_edges, matched_after, chi2, rounds)
     if score_after > score_before + 1e-6:
-        return done(T0, False, f"no improvement of the edge distance ({score_before:.3f} -> {score_after:.3f} px)",
+        return done(T0, False, Note(N_("no improvement of the edge distance ({before:.3f} -> {after:.3f} px)"),
+                                    before=score_before, after=score_after),
                     score_before, score_after, n_edges, matched_after, chi2, rounds)
-    return done(T, True, "accepted", score_before, score_after, n_edges, matched_after, chi2, rounds)
+    return done(T, True, Note(ACCEPTED), score_before, score_after, n_edges, matched_after, chi2, rounds)

@@ -38,3 +38,17 @@ def test_a_camera_outside_the_model_warns_in_chinese_and_is_stored_in_english(de
     assert shown == issued and shown.startswith("全景图 far.jpg：相机位于 (200.00, 7.00, 1.60) m，超出模型范围")
     stored = get_panorama(demo_store, report.pano_id).pose["warnings"]
     assert stored == [line] and type(stored[0]) is str          # the record is plain English
+
+
+def test_a_refinement_refused_says_why_in_chinese_in_the_report_and_in_english_in_the_store(demo_store, tmp_path):
+    path = tmp_path / "blank.jpg"
+    Image.new("RGB", (1024, 512), (128, 128, 128)).save(path, quality=80)     # no edge to align on
+    report = add_panorama(demo_store, path, site_code="DEMO", pose=pose_matrix([13.4, 7.0, 1.6], 25.0), refine=True)
+    refined = report.pose["refined"]
+    reason = refined["reason"]
+    assert not refined["accepted"] and isinstance(reason, Note)
+    stored = get_panorama(demo_store, report.pano_id).pose["refined"]["reason"]
+    assert stored == reason and type(stored) is str
+    with use_language("zh-CN"):
+        chinese = str(reason)
+    assert chinese != stored and any("\u4e00" <= ch <= "\u9fff" for ch in chinese)
