@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sitetwin.data.exchange import after_import
-from sitetwin.data.store import Store, where_in
+from sitetwin.data.store import Store, atomic, where_in
 
 TABLE = "finding_current"
 COLUMNS = ("finding_id", "site_code", "severity", "raised_at", "status", "due", "closed_at", "event_count",
@@ -65,12 +65,11 @@ def record_event(store: Store, finding_id: str, event_id: str, seq: int) -> None
 def refresh(store: Store, finding_ids: Iterable[str] | None = None) -> int:
     """Fold the named findings (default: all) again from their events; returns the rows written. Inside the
     caller's transaction when there is one."""
-    from sitetwin.data.store import atomic
-
     ids = None if finding_ids is None else sorted(set(finding_ids))
     if ids is not None and not ids:
         return 0
     many = ids is not None and len(ids) > _LISTED
+    params: list[Any]
     if ids is None:
         cond, params = "true", []
     elif many:                  # thousands of ids (an import) travel as a table, not as parameters

@@ -11,7 +11,9 @@ Its life is an append-only list of events::
       +---------- reopened <--reopen------+----------------reopen----------------+
 
 The ``findings`` row never changes after it is written; status, due date and escalation
-are whatever the newest event says (the ``finding_state`` view). Nothing in this module
+are whatever the newest event says (the ``finding_state`` view). Each append also brings the
+finding's ``finding_current`` row up to date in the same transaction (``oversight.finding_state``,
+which the city rollups read). Nothing in this module
 updates or deletes an event, and each event carries the hash of the one before it (the
 first one, the hash of the finding row), so :func:`verify_history` detects an edit made
 behind the API's back.
