@@ -39,6 +39,8 @@ from sitetwin.twin.tolerances import DEFAULT, Tolerances, elevation_limit, level
 if TYPE_CHECKING:
     import pandas as pd
 
+    from sitetwin.twin.sampling import SurfaceSample
+
 TERRAIN = -2
 NOISE = -1
 # A scanner measures a surface seen at up to ~75 degrees from its normal, within this range.
@@ -78,7 +80,7 @@ class CoverageGrid:
     """The surface patches coverage is counted on: a sample of the model's faces about every ``spacing_m``,
     and the voxels (``spacing_m`` wide, from ``origin``) that points, projected onto their face, fall in."""
 
-    sample: object                 # twin.sampling.SurfaceSample
+    sample: SurfaceSample
     spacing_m: float
     origin: np.ndarray
     face_normals: np.ndarray       # (m, 3) unit normals of the mesh's faces

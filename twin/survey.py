@@ -115,7 +115,8 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     that many points, on which it is registered and analysed (fits, noise, unplanned objects, the
     points stored for display); each element's counts, distance figures, histogram, coverage and status
     are then streamed over every point, ``chunk_points`` at a time (``twin.streaming.streamed_figures``),
-    and stored in the same tables. One warning line says so.
+    and stored in the same tables (the scanners' angular step, which says what they could see, is
+    estimated from the sample). One warning line says so.
     """
     from sitetwin.bim.mesh import load_mesh
     from sitetwin.twin import deviation, streaming
@@ -238,17 +239,23 @@ def add_survey(store: Store, files: Sequence[str | Path], *, model_ids: Sequence
     del xyz
     classes, storeys, levels = _element_facts(store, mesh, site_code, model_ids)
     stations_m = reg.apply(T, stations[station_known]) if station_known.any() else None
-    steps = angular_steps([s for s, k in zip(scans, station_known) if k]) if station_known.any() else None
     station_of_scan = np.where(station_known, np.cumsum(station_known) - 1, -1).astype(np.int16)
     streamed = None
     scan_points = [s.point_count for s in scans]
+    sampled_steps: dict[int, float] = {}
     if any(sampled):
         say("streaming the deviation over every point")
+        every = _every_point(scans, sampled, chunk, scan_points, sampled_steps, station_of_scan)
         streamed = streaming.streamed_figures(
-            full_index, mesh, _every_point(scans, sampled, chunk, scan_points), T @ np.diag([scale] * 3 + [1.0]),
+            full_index, mesh, every, T @ np.diag([scale] * 3 + [1.0]),
             rules=tol.status, grid=deviation.coverage_grid(mesh, tol.status.coverage_spacing_m),
             stations_m=stations_m, station_of_scan=station_of_scan if station_known.any() else None)
         timings["stream_s"] = time.perf_counter() - t0
+    steps = None
+    if station_known.any():
+        steps = angular_steps([s for s, k in zip(scans, station_known) if k])
+        for n, step in sampled_steps.items():       # a scan held as a sample: its step from its own points
+            steps[station_of_scan[n]] = step
     dev = deviation.analyse(mesh, points_m, index=full_index, classes=classes, storeys=storeys, planned=planned,
                             stations_m=stations_m, station_steps_rad=steps,
                             point_station=station_of_scan[scan_of_point] if station_known.any() else None,
@@ -361,18 +368,21 @@ def _insert_placement(store: Store, survey_id: str, scans, result) -> None:
                    survey_id])
 
 
-def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: int = 0) -> np.ndarray:
+def angular_steps(scans, *, queries: int = 2000, max_tree: int = 400_000, seed: int = 0,
+                  numbers: Sequence[int] | None = None) -> np.ndarray:
     """Each scan's angular resolution (radians), from the nearest-neighbour spacing of its points over
     their range from the scanner. Scans must have a known station (origin of the scan frame).
 
     On a scanner's azimuth-elevation grid the neighbour spacing is the step near the horizon and
     shrinks towards the zenith (azimuth lines converge), so the 80th percentile is taken.
+    ``numbers``: each scan's number among the survey's scans with a station (default 0, 1, ...): it
+    seeds that scan's draw, so a scan's step does not depend on which others are measured with it.
     """
     from scipy.spatial import cKDTree
 
-    rng = np.random.default_rng(seed)
     out = np.full(len(scans), np.nan)
     for i, s in enumerate(scans):
+        rng = np.random.default_rng((seed, i if numbers is None else numbers[i]))
         pts = s.xyz
         if len(pts) < 100:
             continue
@@ -502,11 +512,21 @@ def _write_points(path: Path, points_m, scans, scan_of_point, dev, mesh, row_gro
             writer.write_batch(batch)
 
 
-def _every_point(scans, sampled, chunk_points: int, counts: list[int]):
+def _every_point(scans, sampled, chunk_points: int, counts: list[int], steps: dict[int, float],
+                 station_of_scan: np.ndarray, keep: int = 400_000):
     """(scan index, points in the file's frame) over every point of the survey: a scan held as a sample is
     read again from its file chunk by chunk, the others come from memory. ``counts`` gets each scan's
-    number of points."""
+    number of points, ``steps`` the angular step of each sampled scan with a station, from its first
+    ``keep`` points as the scanner delivered them (a thinned sample would not show the scanner's grid;
+    a scan of up to ``keep`` points gets the step the in-memory path gives it)."""
+    from dataclasses import replace
+
     from sitetwin.twin.streaming import iter_scan_chunks
+
+    def settle(n: int | None, block: list[np.ndarray]) -> None:
+        if n is not None and scans[n].station_known and block:
+            held = replace(scans[n], xyz=np.concatenate(block))
+            steps[n] = float(angular_steps([held], max_tree=keep, numbers=[int(station_of_scan[n])])[0])
 
     done: set[Path] = set()
     for i, s in enumerate(scans):
@@ -522,9 +542,20 @@ def _every_point(scans, sampled, chunk_points: int, counts: list[int]):
         of_file = {at[1]: n for n, at in enumerate(sampled) if at is not None and at[0] == path}
         for n in of_file.values():
             counts[n] = 0
+        current: int | None = None
+        block: list[np.ndarray] = []
+        held = 0
         for within, xyz in iter_scan_chunks(path, chunk_points):
-            counts[of_file[within]] += len(xyz)
-            yield of_file[within], xyz
+            n = of_file[within]
+            if n != current:
+                settle(current, block)
+                current, block, held = n, [], 0
+            if held < keep:
+                block.append(xyz[:keep - held])
+                held += len(block[-1])
+            counts[n] += len(xyz)
+            yield n, xyz
+        settle(current, block)
 
 
 def _insert(store, survey_id, site_code, name, model_ids, epoch, result, scans, T, scale, dev, tol, points_rel,

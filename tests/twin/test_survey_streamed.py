@@ -28,6 +28,7 @@ def survey_file(tmp_path_factory, epoch_survey):
 
 
 def _add(demo_store_path, folder, path, T, **kw):
+    folder.mkdir(parents=True, exist_ok=True)
     db = copy_store(demo_store_path, folder / demo_store_path.name)
     tracemalloc.start()
     try:
@@ -128,3 +129,24 @@ def test_the_limit_can_be_set_by_the_environment(monkeypatch):
     assert streaming.in_memory_limit(5) == 5
     monkeypatch.delenv(streaming.IN_MEMORY_ENV)
     assert streaming.in_memory_limit() == streaming.IN_MEMORY_POINTS
+
+
+@pytest.mark.slow
+def test_an_e57_over_the_limit_streams_scan_by_scan_with_its_stations_and_matches_the_in_memory_path(
+        tmp_path, demo_store_path, epoch_survey):
+    # 12 scans with their poses: the stations settle points on faces two elements share, in both paths
+    path, T = epoch_survey.path, epoch_survey.T_true
+    db_w, whole, _ = _add(demo_store_path, tmp_path / "w", path, T)
+    db_s, streamed, _ = _add(demo_store_path, tmp_path / "s", path, T, in_memory_points=50_000, chunk_points=7_000)
+    assert [s["points"] for s in streamed.scans] == [s["points"] for s in whole.scans]
+    assert streamed.point_count == whole.point_count and len(streamed.scans) == 12
+    a, b = _rows(db_w, whole.survey_id), _rows(db_s, streamed.survey_id)
+    # every scan has fewer points than the step estimate takes, so the stations see what they saw in memory
+    for g in a:
+        assert a[g]["coverage"] == pytest.approx(b[g]["coverage"], abs=1e-12), g
+    for g in a:
+        assert a[g]["points"] == b[g]["points"], g
+        if a[g]["points"] >= 3:
+            assert abs(a[g]["median_mm"] - b[g]["median_mm"]) <= 1.0 and abs(a[g]["p95_mm"] - b[g]["p95_mm"]) <= 1.0
+    same = sum(a[g]["status"] == b[g]["status"] for g in a)
+    assert same >= len(a) - 2, [(g, a[g]["status"], b[g]["status"]) for g in a if a[g]["status"] != b[g]["status"]]
