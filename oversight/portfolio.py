@@ -56,13 +56,12 @@ def _site_sql(store: Store, scope: Scope, *, city: str | None, district: str | N
                max(occurred_at) FILTER (WHERE status = 'verified_closed') AS closed_at
         FROM finding_events WHERE occurred_at < ? {only} GROUP BY finding_id"""
     if fast:
+        # no shared CTE: the rows read whole leave finding_id unread, and only the late ones' ids are decoded
         in_scope = "AND site_code IN (SELECT site_code FROM s)" if narrow else ""
-        only = "AND finding_id IN (SELECT finding_id FROM cur WHERE last_event_at >= ?)"
-        ev = f"""cur AS (
-        SELECT finding_id, site_code, severity, raised_at, status, due, closed_at, last_event_at
-        FROM finding_current WHERE raised_at < ? {in_scope}
-    ), ev AS (
-        SELECT site_code, severity, raised_at, status, due, closed_at FROM cur WHERE last_event_at < ?
+        only = f"AND finding_id IN (SELECT finding_id FROM finding_current WHERE last_event_at >= ? {in_scope})"
+        ev = f"""ev AS (
+        SELECT site_code, severity, raised_at, status, due, closed_at FROM finding_current
+        WHERE last_event_at < ? AND raised_at < ? {in_scope}
         UNION ALL
         SELECT f.site_code, f.severity, f.raised_at, e.status, e.due, e.closed_at
         FROM findings f JOIN ({fold.format(only=only)}) e USING (finding_id) WHERE f.raised_at < ?
