@@ -16,12 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
+from sitetwin.data.i18n import Translator
 from sitetwin.data.store import DEFAULT_DB
 
 DbOption = Annotated[Path, typer.Option("--db", help="The twin's DuckDB store file.", show_default=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
+_ = Translator("data")
 _err_console = None
 _out_console = None
 _column_name: Callable[[str], str] = str
@@ -94,13 +96,19 @@ def emit(payload: Any, as_json: bool, render: Callable[[Any], None] | None = Non
 
 def warn(message: str) -> None:
     # str() first: a report's line (data.errors.Note) reads in the reader's language, not as its English value
-    err_console().print(f"[yellow]warning:[/] {_escape(str(message))}", markup=True, soft_wrap=True)
+    prefix = _escape(_("warning:"))        # outside the f-string: the catalog's extractor reads calls only
+    err_console().print(f"[yellow]{prefix}[/]{_gap(prefix)}{_escape(str(message))}", markup=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear error line on stderr; return the Exit to raise."""
-    err_console().print(f"[red]error:[/] {_escape(message)}", markup=True, soft_wrap=True)
+    """Print one clear error line on stderr (``error:``, in Chinese ``错误：``); return the Exit to raise."""
+    prefix = _escape(_("error:"))
+    err_console().print(f"[red]{prefix}[/]{_gap(prefix)}{_escape(str(message))}", markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _gap(prefix: str) -> str:
+    return "" if prefix.endswith("：") else " "      # a full-width colon carries its own space
 
 
 def _escape(text: str) -> str:

@@ -88,3 +88,12 @@ def test_the_risk_breakdown_reads_in_chinese_with_every_component_and_its_basis(
     assert "no data" not in r.stdout and "open findings" not in r.stdout  # the basis sentences too
     doc = json.loads(run("risk", "--site", "WH-JA-1", "--db", db, "--json").stdout)
     assert [c["name"] for c in doc[0]["components"]][-2:] == ["dangerous_works", "training"]
+
+
+def test_a_library_error_reads_in_the_processs_language_prefix_included(tmp_path):
+    missing = tmp_path / "nowhere.ifc"
+    zh = run("--lang", "zh-CN", "bim", "load", missing, "--db", tmp_path / "a.duckdb", "--site", "A")
+    en = run("bim", "load", missing, "--db", tmp_path / "a.duckdb", "--site", "A")
+    assert zh.returncode == en.returncode == 1
+    assert zh.stderr.strip() == f"错误：{missing}：文件不存在"
+    assert en.stderr.strip() == f"error: {missing}: no such file"

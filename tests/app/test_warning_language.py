@@ -25,8 +25,8 @@ def test_bim_load_prints_a_broken_georeference_warning_in_chinese_and_keeps_engl
     ifc.write_text(text.replace("3458715.92,5439966.65", "3458715.92,9439966.65"))   # 4000 km north
     human = run("--lang", "zh-CN", "bim", "load", ifc, "--db", tmp_path / "a.duckdb", "--site", "G")
     assert human.returncode == 0, human.stderr
-    (line,) = [x for x in human.stderr.splitlines() if x.startswith("warning:")]
-    assert line.startswith("warning: broken-georef.ifc：已忽略地理配准（地图转换把模型")
+    (line,) = [x for x in human.stderr.splitlines() if x.startswith("警告：")]
+    assert line.startswith("警告：broken-georef.ifc：已忽略地理配准（地图转换把模型")
     assert line.endswith("）；保留本地坐标系") and "georeferencing" not in line
     scripted = run("--lang", "zh-CN", "bim", "load", ifc, "--db", tmp_path / "b.duckdb", "--site", "G", "--json")
     assert scripted.returncode == 0, scripted.stderr
