@@ -113,6 +113,11 @@ class Note(str):
         obj.template, obj.fields = template, dict(fields)
         return obj
 
+    @classmethod
+    def of(cls, message: _Message | Note) -> Note:
+        """The same message (an error's, a warning's, a Phrase) as a report's line."""
+        return cls(message.template, **message.fields)
+
     def text(self, lang: str | None = None) -> str:
         """The line in ``lang`` (default: the current language)."""
         return render(self.template, self.fields, lang)

@@ -322,7 +322,7 @@ def _write_one(store: Store, img: PanoramaImage, site_code: str, model_id: str |
                                      image=label, cm_per_px=solution.details["position_sigma_cm_per_px"],
                                      cm_per_deg=solution.details["position_sigma_cm_per_deg"]))
     issued.extend(found)
-    notes = [Note(w.template, **w.fields) for w in found]     # the report's lines (English as a str)
+    notes = [Note.of(w) for w in found]     # the report's lines (English as a str)
     existing = store.one("SELECT pano_id FROM panoramas WHERE pano_id = ?", [pano_id])
     if existing is not None and solution is None:
         return _report(store, pano_id, reused=True, notes=notes)

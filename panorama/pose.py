@@ -191,7 +191,7 @@ def check_extent(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: fl
     if found is None:
         return None
     warnings.warn(found, stacklevel=2)
-    return Note(found.template, **found.fields)
+    return Note.of(found)
 
 
 def extent_warning(T_model_from_camera, bounds: np.ndarray | None, *, margin_m: float = 2.0,

@@ -333,7 +333,7 @@ class Ingestor:
             self.busy_streak += 1
             with self._count_lock:
                 self.stats["store_busy"] += 1
-                self.stats["last_error"] = Note(exc.template, **exc.fields)
+                self.stats["last_error"] = Note.of(exc)
             log.warning("ingest: %s; %d batches stay spooled", message_text(exc), len(items))
             return 0
         self.busy_streak = 0
