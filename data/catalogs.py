@@ -224,6 +224,9 @@ def unmarked_errors(root: Path = ROOT) -> list[str]:
                                                           and any(_literal_message(e) for e in node.args[0].elts)))):
                 out.append(f"{rel}:{node.lineno}: a report's warning written in place; use "
                            "warnings.append(Note(N_('... {x} ...'), x=...)) (data.errors.Note)")
+            elif (name or "").startswith("on_") and _literal_message(node.args[0]):
+                out.append(f"{rel}:{node.lineno}: {name}(f'...') hands a person's line written in place to a "
+                           "callback; use Note(N_('... {x} ...'), x=...)")
             elif (name == "warn" and len(node.args) > 1 and named(node.args[1]) in names
                   and _literal_message(node.args[0])):
                 out.append(f"{rel}:{node.lineno}: warn(text, {named(node.args[1])}) with a message written "

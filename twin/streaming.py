@@ -588,7 +588,7 @@ def stream_deviation(index, paths, T_model_from_file: np.ndarray, *, element_cou
     chunks = 0
     for path in [Path(p) for p in paths]:
         if on_progress:
-            on_progress(f"streaming {path.name}")
+            on_progress(Note(N_("streaming {file}"), file=path.name))
         it = iter_chunks(path, chunk_points, bounds=bounds)
         while True:
             t = time.perf_counter()
@@ -708,7 +708,7 @@ def stream_survey(index, paths, *, T_model_from_file: np.ndarray | None = None, 
     result = None
     if T_model_from_file is None:
         if on_progress:
-            on_progress("registering on a subsample")
+            on_progress(Note(N_("registering on a subsample")))
         config = config or reg.DEFAULT_CONFIG
         sub = subsample(paths, registration_points, chunk_points=chunk_points, seed=config.seed)
         result = reg.register_auto(registration_index or index, sub, config)

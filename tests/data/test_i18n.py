@@ -143,9 +143,13 @@ def test_errors_raised_with_a_message_written_in_place_are_found(tmp_path):
         "def g(p):\n"
         "    raise BError(N_('{p}: bad'), p=p)\n"
         "def h(p):\n"
-        "    warnings.warn('careful ' + p, SitetwinWarning)\n", encoding="utf-8")
+        "    warnings.warn('careful ' + p, SitetwinWarning)\n"
+        "def k(p, report, on_progress):\n"
+        "    report.warnings.append(f'{p}: thinned')\n"
+        "    on_progress(f'streaming {p}')\n"
+        "    on_progress(Note(N_('streaming {p}'), p=p))\n", encoding="utf-8")
     found = unmarked_errors(tmp_path)
-    assert [line.split(":")[:2] for line in found] == [["data/m.py", "4"], ["data/m.py", "8"]]
+    assert [line.split(":")[:2] for line in found] == [["data/m.py", str(n)] for n in (4, 8, 10, 11)]
 
 
 def test_a_phrase_inside_a_message_reads_in_the_messages_language():
