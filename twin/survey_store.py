@@ -20,7 +20,8 @@ elements, ``model_id`` + ``global_id``:
 Per-point data lives in Parquet beside the store (``<db>.cache/surveys/<id>/points.parquet``):
 ``x_m, y_m, z_m`` (float32, site local frame), ``r, g, b`` (uint8), ``intensity`` (float32),
 ``scan_index`` (int16), ``distance_m`` (float32, signed: + outside the nearest element's
-solid), ``element`` (int32 index into ``bim.load_mesh(store, model_ids=survey.model_ids)``,
+solid; ``+inf`` for a point with no surface within the deviation band, whose search stops
+there), ``element`` (int32 index into ``bim.load_mesh(store, model_ids=survey.model_ids)``,
 -1 for none), ``model_id`` and ``global_id`` (strings) and ``cluster`` (int32 unplanned
 object id, -1 for none, -2 for terrain).
 
