@@ -100,7 +100,7 @@ def test_the_overview_shows_the_site_its_data_and_what_is_open(browser, live, si
 
 
 def test_the_3d_twin_draws_the_model_and_picking_an_element_opens_its_card(browser, live, site_db):
-    _open(browser, live, "/twin?site=DEMO&mode=status")
+    _open(browser, live, "/twin?site=DEMO&mode=status&view=plotly")
     status = _text(browser, "twin-view-status")
     assert "elements shown" in status
     _wait(browser, lambda: _drawn(browser), what="the model drawn")
@@ -153,7 +153,7 @@ def test_the_time_slider_recolours_the_model_with_the_earlier_survey(browser, li
         days, _, start = day_slider(site_db[1]["epochs"],
                                     [r["planned_finish"] for r in planned_elements(store, "DEMO")])
     assert days[start] == last["epoch"]
-    _open(browser, live, "/twin?site=DEMO&mode=status")
+    _open(browser, live, "/twin?site=DEMO&mode=status&view=plotly")
     _wait(browser, lambda: _drawn(browser) and _legend(browser).get("built"), what="the model drawn")
     before = _legend(browser)
     box = browser.driver.find_element(By.CSS_SELECTOR, "#twin-date input")
