@@ -178,6 +178,7 @@ def import_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Read Parquet files back into the store, in one transaction (rows already present are skipped)."""
+    import sitetwin.oversight.finding_state  # noqa: F401  (its import hook keeps findings' current state)
     from sitetwin.data.exchange import import_tables
     from sitetwin.data.store import open_store
 

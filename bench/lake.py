@@ -1,7 +1,7 @@
 """City rollups over the lake at 10,000 sites (1 M findings, 10 M detections): compacted vs per-site files vs
 the same query over separate site stores.
 
-The city's histories are generated straight into a lake (as ``synth.city.history_lake`` does: batches of sites in
+The city's histories are generated straight into a lake (``synth.city.history_lake``: batches of sites in
 an in-memory store, published as ``sitetwin lake publish`` does; no site stores behind them), each batch's
 ``finding_current`` filled as oversight keeps it in a store (``oversight.finding_state.refresh``: the generator
 writes findings and events around oversight), then compacted (``data.lake.compact``: one file per table and
@@ -44,10 +44,9 @@ from _common import machine, print_table, save
 
 from sitetwin.data.lake import compact, open_lake
 from sitetwin.data.store import open_store
-from sitetwin.oversight import finding_state
 from sitetwin.oversight.portfolio import rollup
 from sitetwin.oversight.scope import Scope
-from sitetwin.synth.city import WUHAN_DISTRICTS, HistorySpec, history_stores
+from sitetwin.synth.city import WUHAN_DISTRICTS, HistorySpec, history_lake, history_stores
 
 TARGET_MS = 1000.0
 WINDOW = 30
@@ -69,26 +68,6 @@ def q_portfolio_fold(store, scope: Scope, day: dt.date) -> list:
 def q_portfolio_past(store, scope: Scope, day: dt.date) -> list:
     """The rollup for a day three weeks back: findings with events after it fold their events."""
     return q_portfolio(store, scope, day - dt.timedelta(days=21))
-
-
-def lake_with_state(lake: Path, spec: HistorySpec, say) -> dict:
-    """``synth.city.history_lake`` with each batch's ``finding_current`` filled as oversight keeps it (the generator
-    writes findings and events around oversight): batch by batch into an in-memory store, folded, published."""
-    from sitetwin.data.lake import publish
-    from sitetwin.synth.city import history_batch
-
-    started = time.perf_counter()
-    rows: dict[str, int] = {}
-    written = 0
-    for start in range(0, spec.sites, spec.batch):
-        with open_store(":memory:") as store:
-            with store.transaction():
-                for name, arrow in history_batch(spec, start).items():
-                    rows[name] = rows.get(name, 0) + store.insert_frame(name, arrow)
-                rows["finding_current"] = rows.get("finding_current", 0) + finding_state.refresh(store)
-            written += len(publish(store, lake)["written"])
-        say(f"sites {start + 1}-{min(start + spec.batch, spec.sites)} of {spec.sites}")
-    return {"rows": rows, "partitions": written, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def q_tiers(store, scope: Scope, day: dt.date) -> list:
@@ -196,7 +175,7 @@ def main() -> None:
     phases = {}
     try:
         if not (lake / "_sitetwin_lake.json").exists():
-            made = lake_with_state(lake, spec, lambda m: print(f"  lake: {m}", flush=True))
+            made = history_lake(lake, spec, on_progress=lambda m: print(f"  lake: {m}", flush=True))
             phases["generate_lake_s"] = made["seconds"]
             phases["rows"] = made["rows"]
             phases["partitions"] = made["partitions"]
@@ -209,9 +188,6 @@ def main() -> None:
         if not all(p.exists() for p in paths):     # site order: site i is in district i % districts
             shutil.rmtree(stores_dir, ignore_errors=True)
             paths = history_stores(stores_dir, spec, sites=args.stores)
-            for path in paths:                  # as oversight keeps it in a site's store
-                with open_store(path) as one:
-                    finding_state.refresh(one)
             phases["generate_stores_s"] = round(time.perf_counter() - t, 1)
         paths = paths[:args.stores]
         phases["lake_mb"] = round(sum(p.stat().st_size for p in (lake).rglob("*.parquet")

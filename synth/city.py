@@ -668,6 +668,7 @@ def history_lake(lake: str | Path, spec: HistorySpec = HistorySpec(), *,
     written and seconds."""
     from sitetwin.data.lake import publish
     from sitetwin.data.store import open_store
+    from sitetwin.oversight import finding_state
 
     started = time.perf_counter()
     say = on_progress or (lambda _msg: None)
@@ -679,6 +680,8 @@ def history_lake(lake: str | Path, spec: HistorySpec = HistorySpec(), *,
             with store.transaction():
                 for name, arrow in tables.items():
                     rows[name] = rows.get(name, 0) + store.insert_frame(name, arrow)
+                # the generator writes findings and events around oversight: their current state as oversight keeps it
+                rows["finding_current"] = rows.get("finding_current", 0) + finding_state.refresh(store)
             written += len(publish(store, lake)["written"])
         say(f"sites {start + 1}-{min(start + spec.batch, spec.sites)} of {spec.sites}")
     return {"sites": spec.sites, "rows": rows, "partitions": written,
@@ -691,6 +694,7 @@ def history_stores(folder: str | Path, spec: HistorySpec = HistorySpec(), *, sit
     the first ``sites`` sites (default all), each holding exactly the rows :func:`history_lake` publishes of
     that site. Returns the store paths in site order."""
     from sitetwin.data.store import open_store
+    from sitetwin.oversight import finding_state
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -715,6 +719,8 @@ def history_stores(folder: str | Path, spec: HistorySpec = HistorySpec(), *, sit
                                           [code])
                 finally:
                     batch.execute("DETACH one")
+                with open_store(path) as one:       # findings' current state, as oversight keeps it in a store
+                    finding_state.refresh(one)
                 paths.append(path)
         say(f"stores {len(paths)} of {count}")
     return paths

@@ -116,11 +116,12 @@ def test_an_incremental_publish_rewrites_only_the_changed_partitions(platforms, 
     with open_store(platforms["ja"], read_only=True) as s:
         report = publish(s, lake)
     assert sorted((w["table"], w["site_code"]) for w in report["written"]) == [
-        ("finding_events", "WH-JA-2"), ("findings", "WH-JA-2")]
+        ("finding_current", "WH-JA-2"), ("finding_events", "WH-JA-2"), ("findings", "WH-JA-2")]
     after = _files(lake)
     changed = {p for p in before if after[p] != before[p]}
     assert changed == {"findings/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet",
-                       "finding_events/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet"}
+                       "finding_events/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet",
+                       "finding_current/city=Wuhan/district=Jiang%27an/site=WH-JA-2/part-0.parquet"}
     assert set(after) == set(before)                           # replaced in place, nothing left beside
     assert not [p for p in lake.rglob("*") if p.name.startswith(".tmp-")]
     with open_lake(lake) as lk:
@@ -269,7 +270,7 @@ def test_a_failed_partition_write_leaves_the_old_partition_whole(platforms, lake
     old = target.read_bytes()
     state = (lake / "_state/site=WH-JA-1.json").read_text()
     with open_store(platforms["ja"], read_only=True) as s:
-        with pytest.raises(LakeError, match="cannot write finding_events/.*site=WH-JA-1.*disk full"):
+        with pytest.raises(LakeError, match="cannot write finding_(current|events)/.*site=WH-JA-1.*disk full"):
             publish(s, lake.as_posix(), filesystem=PyFileSystem(FSSpecHandler(NoMoves(auto_mkdir=True))))
         assert target.read_bytes() == old and (lake / "_state/site=WH-JA-1.json").read_text() == state
         assert not [p for p in lake.rglob("*") if p.name.startswith(".tmp-")]
