@@ -189,8 +189,12 @@ def open_store(
     create: bool = True,
     lock_timeout_s: float = 30.0,
     cache_dir: str | Path | None = None,
+    upto: int | None = None,
 ) -> Store:
     """Open (and if needed create and migrate) the store at ``path``.
+
+    ``upto``: migrate no further than that version (a store as an older sitetwin left it: what the
+    tests of a migration start from).
 
     ``":memory:"`` opens an in-memory store with its geometry cache in a temporary folder.
     While another process writes, opening waits up to ``lock_timeout_s``.
@@ -246,16 +250,17 @@ def open_store(
         if read_only:
             _check_current(store)
         else:
-            migrate(store)
+            migrate(store, upto=upto)
     except BaseException:
         con.close()
         raise
     return store
 
 
-def migrate(store: Store) -> list[Migration]:
-    """Apply every migration not yet recorded in ``schema_migrations``; return those applied."""
-    wanted = migrations()
+def migrate(store: Store, *, upto: int | None = None) -> list[Migration]:
+    """Apply every migration not yet recorded in ``schema_migrations`` (up to version ``upto`` if
+    given); return those applied."""
+    wanted = [m for m in migrations() if upto is None or m.version <= upto]
     try:   # the common case, a current store, costs one read (short-lived writers open often)
         done = {r[0] for r in store.execute("SELECT version FROM schema_migrations")}
     except Exception:

@@ -13,7 +13,7 @@ from sitetwin.data.i18n import use_language
 # words that read the same in a Chinese page: units, formats, standards, names of things
 ALLOWED = {"mm", "m", "px", "s", "d", "RMSE", "BCF", "CSV", "HTML", "PDF", "IFC", "GPS", "PnP", "sitetwin", "YYYY",
            "MM", "DD", "p95", "dx", "dy", "dz", "x", "y", "z", "A", "B", "C", "D", "S", "English", "MB", "ID", "UTC",
-           "GlobalId"}
+           "GlobalId", "WebGL", "plotly"}   # product names, as Chinese text writes them
 # where the stored data a page shows lives (names, ids, free text people typed): those words are data values
 DATA_COLUMNS = {
     "sites": ("site_code", "name", "city", "district", "address"),

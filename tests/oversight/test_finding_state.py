@@ -171,8 +171,8 @@ def test_a_store_migrated_from_before_0016_gets_every_findings_state(tmp_path, s
     from sitetwin.data.sites import upsert_site
     from sitetwin.data.store import open_store
 
-    path = tmp_path / "old.duckdb"
-    with open_store(path) as s:
+    now = tmp_path / "now.duckdb"
+    with open_store(now) as s:
         upsert_site(s, "WH-JA-1", district="Jiang'an", city="Wuhan")
         ids = [raise_finding(s, site_code="WH-JA-1", category="safety", severity=sev, title=sev, at=T0)
                for sev in ("low", "high", "critical")]
@@ -180,9 +180,16 @@ def test_a_store_migrated_from_before_0016_gets_every_findings_state(tmp_path, s
         verify_close(s, ids[1], scope=SYSTEM, at=T0 + dt.timedelta(days=2))
         reopen(s, ids[1], scope=SYSTEM, note="again", at=T0 + dt.timedelta(days=3))
         expected = kept(s)
-        # as a store made before 0016 was: no table, no record of the migration
-        s.execute("DROP TABLE finding_current")
-        s.execute("DELETE FROM schema_migrations WHERE version = 16")
+    # the same findings in a store as sitetwin left it before 0016 (schema 15: no finding_current)
+    path = tmp_path / "old.duckdb"
+    with open_store(path, upto=15) as s:
+        assert s.schema_version() == 15 and not s.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'finding_current'")
+        upsert_site(s, "WH-JA-1", district="Jiang'an", city="Wuhan")
+        s.execute(f"ATTACH '{now.as_posix()}' AS now (READ_ONLY)")
+        for table in ("findings", "finding_events"):
+            s.execute(f"INSERT INTO {table} SELECT * FROM now.{table}")
+        s.execute("DETACH now")
     with open_store(path) as s:              # opening for writing migrates
         assert s.schema_version() >= 16
         assert kept(s) == expected
