@@ -2,7 +2,8 @@
 
 - ``GET /viewer/<site_code>/geometry.bin``: the ``STVG`` geometry (:mod:`.geometry`), ETag = its key;
 - ``GET /viewer/<site_code>/colours.json?mode=&day=&survey=``: the elements' colours (:mod:`.colours`);
-- ``GET /viewer/<site_code>/points.bin?survey=&max=``: decimated scan points coloured by signed distance.
+- ``GET /viewer/<site_code>/points.bin?survey=&max=``: decimated scan points coloured by signed distance;
+- ``GET /viewer/<site_code>/sensors.json``: the sensor devices and the elements they light (:mod:`.sensors`).
 
 A site outside the caller's scope answers 404 exactly as an unknown one (and so does a survey of
 another site); a session that ended answers 401. Answers are cached by the browser only
@@ -94,6 +95,17 @@ def register(server) -> None:
         except SurveyError as exc:          # the site's survey, with no points to show (not analysed, file gone)
             return flask.jsonify({"error": str(exc)}), 404
         return _binary(flask, payload, "application/octet-stream", MAX_AGE_S)
+
+    @site_route(server, "/viewer/<site_code>/sensors.json", endpoint="viewer_sensors")
+    def sensors(store, site_code: str):
+        from sitetwin.dashboards.viewer.sensors import sensors_json
+
+        body = sensors_json(store, site_code, geo.site_geometry_file(store, site_code))
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        etag = hashlib.blake2b(text, digest_size=12).hexdigest()
+        if _not_modified(flask.request, etag):
+            return _not_modified_response(flask, etag, 0)
+        return _encoded(flask, text, None, etag, "application/json", 0)
 
 
 NOT_THE_SITES = ""                 # _survey: a survey asked for that is not the site's

@@ -238,6 +238,34 @@ def test_scan_points_are_decimated_and_coloured_by_signed_distance(app, ro, site
     assert again.status_code == 304
 
 
+def test_sensors_json_places_every_device_and_lights_the_host_of_a_warned_one(app, ro, site_db):
+    from sitetwin.dashboards import queries as q
+
+    sensors = site_db[1]["sensors"]
+    client = app.server.test_client()
+    geometry, _b = _decode(client.get("/viewer/DEMO/geometry.bin").data)
+    body = client.get("/viewer/DEMO/sensors.json").get_json()
+    assert body["key"] == geometry["key"]
+    assert len(body["devices"]) == len(sensors["devices"]) > 1
+    # the lit element is the warned device's host, as an index into the geometry's element order
+    assert [geometry["element_ids"][i] for i in body["lit"]] == [sensors["warned_host"]]
+    assert body["legend"]["count"] == 1 and body["lit_colour"] == "#ff6e00"
+    warned = [d for d in body["devices"] if d["warned"]]
+    assert [d["device_id"] for d in warned] == [sensors["warned_device"]]
+    assert warned[0]["colour"] != next(d for d in body["devices"] if not d["warned"])["colour"]
+    # positions in the site's local frame, as the plotly twin draws them
+    state = {d["device_id"]: d for d in q.sensor_state(ro, "DEMO")}
+    for dev in body["devices"]:
+        row = state[dev["device_id"]]
+        if row["x_m"] is not None:
+            assert dev["position"] == pytest.approx([row["x_m"], row["y_m"], row["z_m"]], abs=1e-9)
+        else:                                   # at its host's centre, inside the model's box
+            lo, hi = np.add(geometry["bbox"], 0)
+            assert (lo - 1e-6 <= dev["position"]).all() and (dev["position"] <= hi + 1e-6).all()
+    zh = client.get("/viewer/DEMO/sensors.json?lang=zh-CN").get_json()
+    assert zh["legend"]["label"] != body["legend"]["label"] and zh["lit"] == body["lit"]
+
+
 # --------------------------------------------------------------------------------------
 # access: the matrix of test_access.py, for the viewer's routes
 
@@ -285,10 +313,11 @@ def test_the_viewer_serves_a_site_only_to_callers_who_may_read_it(secured, acces
     assert get("/viewer/DEMO/geometry.bin").status_code == 200
     assert get("/viewer/DEMO/colours.json?mode=status").status_code == 200
     assert get(f"/viewer/DEMO/points.bin?survey={demo_survey}&max=100").status_code == 200
+    assert get("/viewer/DEMO/sensors.json").status_code == 200
     unknown = get("/viewer/NOSUCH/geometry.bin")
     assert unknown.status_code == 404
     for url in ("/viewer/NIJ/geometry.bin", "/viewer/NIJ/colours.json?mode=class",
-                "/viewer/NIJ/points.bin?survey=SNIJ"):
+                "/viewer/NIJ/points.bin?survey=SNIJ", "/viewer/NIJ/sensors.json"):
         resp = get(url)
         if may_read_nij and "points" in url:            # SNIJ has no point file: said so, for those who may know
             assert resp.status_code == 404 and "per-point file is missing" in resp.get_json()["error"]
@@ -305,7 +334,8 @@ def test_the_viewer_serves_a_site_only_to_callers_who_may_read_it(secured, acces
 def test_the_viewer_answers_401_without_a_session_and_after_logout(secured, access_helpers):
     app, _survey = secured
     client = access_helpers.Client(app)
-    for url in ("/viewer/DEMO/geometry.bin", "/viewer/DEMO/colours.json", "/viewer/NIJ/geometry.bin"):
+    for url in ("/viewer/DEMO/geometry.bin", "/viewer/DEMO/colours.json", "/viewer/NIJ/geometry.bin",
+                "/viewer/DEMO/sensors.json"):
         resp = client.http.get(url)
         assert resp.status_code == 401 and resp.get_json()["login"] == "/login"
     client.login("vic", PASSWORD)
