@@ -61,6 +61,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -326,6 +327,128 @@ def sites_in_scope() -> list[dict]:
         cond, params = scope.where("site_code")
         return store.rows(f"SELECT site_code, name, district, city FROM sites WHERE {cond} ORDER BY site_code",
                           params)
+
+
+# --------------------------------------------------------------------------------------
+# the city lake (``sitetwin serve --lake``): the portfolio's figures, read with DuckDB
+
+LAKE_CONFIG = "SITETWIN_LAKE"        # the app config key naming the lake (None: the portfolio reads the store)
+LAKE_CHECK_S = 5.0                   # how often a server looks whether the lake was published to or compacted
+LAKE_TTL_S = 300.0                   # ... and reopens it after this long regardless
+
+
+class _SharedLake:
+    """One lake opened read-only for this process (``data.lake.open_lake``), read through a cursor per request.
+
+    Reopened when its ``_state`` files (a publish) or its compaction record change, looked at every
+    ``LAKE_CHECK_S`` and at the latest after ``LAKE_TTL_S``; the lake before stays open until its last
+    reader is done. The server never writes the lake: what a scoped read leaves behind (the audit
+    spool) goes to the platform store's cache folder, which reaches its audit log as the CLI's do.
+    """
+
+    def __init__(self, uri: str, cache_dir: Path):
+        self.uri = uri
+        self.cache_dir = cache_dir
+        self.lock = threading.Lock()
+        self.store: Any = None            # the open LakeStore
+        self.stamp: tuple | None = None
+        self.opened = self.checked = 0.0
+        self.users: dict[int, int] = {}   # id(store) -> readers in flight
+        self.retired: dict[int, Any] = {}
+
+    def stamp_now(self) -> tuple:
+        """What changes when the lake is published to or compacted: its state files and compaction record."""
+        from pyarrow import fs as pafs
+
+        from sitetwin.data.lake import COMPACT_RECORD, LAKE_FILE, STATE_DIR, lake_location
+
+        loc = lake_location(self.uri)
+        found = loc.fs.get_file_info([loc.path(LAKE_FILE), loc.path(COMPACT_RECORD)])
+        try:
+            found += loc.fs.get_file_info(pafs.FileSelector(loc.path(STATE_DIR), allow_not_found=True))
+        except OSError:
+            pass
+        return tuple(sorted((i.path, i.size, i.mtime_ns) for i in found))
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Any]:
+        from sitetwin.data.lake import LakeStore, open_lake
+
+        with self.lock:
+            now = time.monotonic()
+            if self.store is None or now - self.opened > LAKE_TTL_S or now - self.checked > LAKE_CHECK_S:
+                stamp = self.stamp_now()
+                self.checked = now
+                if self.store is None or stamp != self.stamp or now - self.opened > LAKE_TTL_S:
+                    fresh = open_lake(self.uri, cache_dir=self.cache_dir)
+                    if self.store is not None:
+                        self._retire(self.store)
+                    self.store, self.stamp, self.opened = fresh, stamp, now
+            shared = self.store
+            self.users[id(shared)] = self.users.get(id(shared), 0) + 1
+        cursor = shared.con.cursor()         # DuckDB: one connection per thread, on the same database
+        try:
+            yield LakeStore(cursor, shared.location, self.cache_dir, False)
+        finally:
+            cursor.close()
+            with self.lock:
+                self.users[id(shared)] -= 1
+                if not self.users[id(shared)]:
+                    del self.users[id(shared)]
+                    old = self.retired.pop(id(shared), None)
+                    if old is not None:
+                        old.close()
+
+    def _retire(self, store) -> None:
+        if self.users.get(id(store)):
+            self.retired[id(store)] = store       # closed by its last reader
+        else:
+            store.close()
+
+
+_lakes: dict[tuple[str, str], _SharedLake] = {}
+_lakes_lock = threading.Lock()
+
+
+def current_lake() -> str | None:
+    """The lake the portfolio reads (``sitetwin serve --lake``), or None: it reads the store."""
+    import flask
+
+    if not flask.has_app_context():
+        return None
+    return flask.current_app.config.get(LAKE_CONFIG)
+
+
+def _shared_lake(uri: str, db: str) -> _SharedLake:
+    with _lakes_lock:
+        key = (uri, db)
+        if key not in _lakes:
+            _lakes[key] = _SharedLake(uri, cache_dir_for(Path(db)))
+        return _lakes[key]
+
+
+@contextlib.contextmanager
+def scoped_lake() -> Iterator[tuple[Store, Any]]:
+    """The city lake (read-only, one per process) and the caller's scope, checked in the platform store
+    first as :func:`scoped_store` does; queries filter by that scope over the lake's ``sites`` exactly
+    as over a store's."""
+    uri = current_lake()
+    if uri is None:
+        raise RuntimeError("scoped_lake: the workbench serves no lake")
+    caller = require_caller()
+    with read_store(current_db()) as store:
+        scope = _checked(store, caller).scope
+    import duckdb
+
+    from sitetwin.data.lake import LakeError
+
+    with _shared_lake(uri, current_db()).reader() as lake:
+        try:
+            yield lake, scope
+        except duckdb.Error as exc:       # a file gone under a reader (republished meanwhile): one line, by name
+            text = str(exc).strip().splitlines()
+            raise LakeError(N_("{lake}: cannot read ({reason})"), lake=lake.label,
+                            reason=text[0] if text else type(exc).__name__) from None
 
 
 def site_of(store: Store, table: str, key_column: str, key: str) -> str | None:

@@ -34,8 +34,10 @@ PENDING_POLL_MS = 5000
 ASSETS = Path(__file__).with_name("assets")
 
 
-def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False):
-    """A Dash app serving the store at ``db``: every request reads it afresh, read-only."""
+def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: bool = False, lake: str | None = None):
+    """A Dash app serving the store at ``db``: every request reads it afresh, read-only. With ``lake``
+    (a folder or URI), the portfolio's figures come from that city lake (``access.scoped_lake``); accounts,
+    sessions and every site's own pages stay with the store."""
     from sitetwin.dashboards import access
     from sitetwin.dashboards.callbacks import attach, job_manager
     from sitetwin.data.errors import StoreError
@@ -69,6 +71,7 @@ def create_app(db: str | Path, *, jobs_dir: str | Path | None = None, debug: boo
     attach(app, str(db))
     _check_dash_requests(app.server)
     app.server.config["SITETWIN_JOBS"] = str(jobs)
+    app.server.config[access.LAKE_CONFIG] = str(lake) if lake else None
     _register_media_routes(app.server)
     from sitetwin.dashboards.viewer.routes import register as register_viewer
 

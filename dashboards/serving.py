@@ -56,8 +56,9 @@ class Workbench(BaseApplication):
 
     def __init__(self, db: str | Path, *, host: str = "127.0.0.1", port: int = 8050, workers: int = 1,
                  threads: int = DEFAULT_THREADS, jobs: str | Path, trusted_proxies: str = "",
-                 on_ready: Callable[[int], None] | None = None, warm: bool = True) -> None:
+                 on_ready: Callable[[int], None] | None = None, warm: bool = True, lake: str | None = None) -> None:
         self.db = Path(db)
+        self.lake = lake
         self.bind = bind_address(host, port)
         self.workers = workers
         self.threads = threads
@@ -93,7 +94,7 @@ class Workbench(BaseApplication):
     def load(self):
         from sitetwin.dashboards.app import create_app
 
-        app = create_app(self.db, jobs_dir=self.jobs)
+        app = create_app(self.db, jobs_dir=self.jobs, lake=self.lake)
         # Dash sets itself up on a process's first request (registering the JavaScript bundles it may
         # serve among other things) and marks that done before it is: a worker's threads that take the
         # page's bundles at once then answer 500 ("dash is not a registered library"). Set up here,
@@ -134,8 +135,9 @@ class Workbench(BaseApplication):
 
 def serve(db: str | Path, *, host: str = "127.0.0.1", port: int = 8050, workers: int | None = None,
           threads: int = DEFAULT_THREADS, jobs: str | Path | None = None, trusted_proxies: str | None = None,
-          on_ready: Callable[[int], None] | None = None) -> int:
+          on_ready: Callable[[int], None] | None = None, lake: str | None = None) -> int:
     """Serve the workbench for ``db`` under gunicorn until SIGINT or SIGTERM; the exit status (0: stopped).
+    With ``lake``, each worker's portfolio reads that city lake (``create_app``).
 
     ``on_ready(port)`` is called in this process once the server listens (``port`` 0 picks a free one).
     ``trusted_proxies`` (default: ``SITETWIN_TRUSTED_PROXIES``) is checked here and handed to the workers
@@ -153,7 +155,7 @@ def serve(db: str | Path, *, host: str = "127.0.0.1", port: int = 8050, workers:
     try:
         Workbench(db, host=host, port=port, workers=workers or default_workers(), threads=threads, jobs=jobs_dir,
                   trusted_proxies=",".join(p.strip() for p in trusted_proxies.split(",") if p.strip()),
-                  on_ready=on_ready).run()
+                  on_ready=on_ready, lake=lake).run()
     except SystemExit as stop:                   # gunicorn's master ends with sys.exit
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:

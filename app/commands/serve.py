@@ -38,20 +38,28 @@ def serve(
              "are believed; nobody's by default.")] = None,
     debug: Annotated[bool, typer.Option(help="Werkzeug's development server with Dash debug mode (callback "
                                              "timings, error pop-ups); never in production.")] = False,
+    lake: Annotated[Optional[str], typer.Option(
+        "--lake", show_default=False,
+        help="City lake (a folder, file:///path or s3://bucket/prefix) the portfolio page reads, read-only; "
+             "accounts, logins and each site's own pages stay with --db.")] = None,
 ) -> None:
     """Serve the workbench for the store DB; it reads the store afresh on every request, so
     data written meanwhile by the CLI or the sensor ingest server shows up without a restart."""
     code = run_workbench(db, host=host, port=port, site=site, jobs=jobs, debug=debug, workers=workers,
-                         threads=threads, trusted_proxies=forwarded_allow_ips)
+                         threads=threads, trusted_proxies=forwarded_allow_ips, lake=lake)
     if code:
         raise typer.Exit(code)
 
 
 def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: str | None = None,
                   jobs: Path | None = None, debug: bool = False, on_ready: Callable[[], None] | None = None,
-                  workers: int | None = None, threads: int = 4, trusted_proxies: str | None = None) -> int:
+                  workers: int | None = None, threads: int = 4, trusted_proxies: str | None = None,
+                  lake: str | None = None) -> int:
     """Serve until interrupted (the exit status: 0 when stopped by SIGINT or SIGTERM); ``on_ready`` is
     called once the server listens (the demo times its start).
+
+    With ``lake``, the portfolio reads that city lake: it is opened once here, so that a lake that
+    cannot be read is refused (one line naming it) before anything listens.
 
     Under gunicorn (the default) the master stops its workers on SIGINT (at once) or SIGTERM
     (requests in flight finish); each worker stops its own warm-up. With ``debug``, Werkzeug's
@@ -66,6 +74,8 @@ def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: 
         trusted_networks(trusted_proxies)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).replace(TRUSTED_PROXIES_ENV, "--forwarded-allow-ips")) from None
+    if lake is not None:
+        _check_lake(lake)
     site = site or _first_site(db)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     if ":" in shown:
@@ -77,7 +87,7 @@ def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: 
     if debug:
         port = port or _free_port(host)
         _run_debug(db, host=host, port=port, jobs=jobs, url=url(port), on_ready=on_ready,
-                   trusted_proxies=trusted_proxies)
+                   trusted_proxies=trusted_proxies, lake=lake)
         return 0
     from sitetwin.dashboards import serving
 
@@ -88,11 +98,11 @@ def run_workbench(db: Path, *, host: str = "127.0.0.1", port: int = 8050, site: 
                   + _.plural("{n} thread", "{n} threads", threads))
 
     return serving.serve(db, host=host, port=port, workers=count, threads=threads, jobs=jobs,
-                         trusted_proxies=trusted_proxies, on_ready=ready)
+                         trusted_proxies=trusted_proxies, on_ready=ready, lake=lake)
 
 
 def _run_debug(db: Path, *, host: str, port: int, jobs: Path | None, url: str,
-               on_ready: Callable[[], None] | None, trusted_proxies: str | None) -> None:
+               on_ready: Callable[[], None] | None, trusted_proxies: str | None, lake: str | None = None) -> None:
     """Werkzeug's development server with Dash's debugger, in this process (``--debug`` only)."""
     import os
 
@@ -102,7 +112,7 @@ def _run_debug(db: Path, *, host: str, port: int, jobs: Path | None, url: str,
     if trusted_proxies is not None:
         os.environ[TRUSTED_PROXIES_ENV] = trusted_proxies
     _interrupt_on_sigterm()
-    app = create_app(db, jobs_dir=jobs, debug=True)
+    app = create_app(db, jobs_dir=jobs, debug=True, lake=lake)
     warm = warm_up(db)
     try:
         _announce(db, url, on_ready, _("development server (--debug): never in production"))
@@ -111,6 +121,25 @@ def _run_debug(db: Path, *, host: str, port: int, jobs: Path | None, url: str,
         pass
     finally:
         warm.stop()
+
+
+def _check_lake(lake: str) -> None:
+    """Open the lake once, read-only, and close it: a lake that cannot be read is refused at start, by name."""
+    import tempfile
+
+    import duckdb
+
+    from sitetwin.data.lake import LakeError, open_lake
+
+    with tempfile.TemporaryDirectory(prefix="sitetwin-lake-check-") as cache:
+        try:
+            open_lake(lake, cache_dir=cache).close()
+        except LakeError:
+            raise
+        except (OSError, ValueError, duckdb.Error) as exc:
+            lines = str(exc).strip().splitlines()
+            raise LakeError(N_("--lake {lake}: cannot open the lake ({reason})"), lake=lake,
+                            reason=lines[0] if lines else type(exc).__name__) from None
 
 
 def _free_port(host: str) -> int:

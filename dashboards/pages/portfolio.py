@@ -1,5 +1,9 @@
 """Portfolio: the sites a regulator supervises, city -> district -> project, with per-district rollups,
-each site's risk score and tier (its breakdown and trend on click), and links into each site's twin."""
+each site's risk score and tier (its breakdown and trend on click), and links into each site's twin.
+
+Served with ``sitetwin serve --lake URI``, the sites, figures and rollups come from the city lake
+(``access.scoped_lake``, under the caller's scope from the store, as over a store); a site only the lake
+holds is listed with its figures, and its links say that its details live on its project platform."""
 
 from __future__ import annotations
 
@@ -81,12 +85,12 @@ def layout(site: str | None = None, **query):
 def fill(city, district, tiers, risk, refresh, group=None):
     """Sites in the caller's scope (oversight.portfolio), filtered, grouped, with the rollups per district or
     per construction enterprise (risk, findings, dangerous works, safety education coverage)."""
-    from sitetwin.dashboards.regulator import portfolio
-
     by = group if group in GROUPS else "district"
-    p = portfolio(city=city, district=district, tiers=tiers, risk_range=risk, by=by)
+    p = read_portfolio(city=city, district=district, tiers=tiers, risk_range=risk, by=by)
     sites = p["sites"]
-    summary = [c.figure_num(num(len(sites)), _("sites shown (of {n})", n=num(p["all"])), id="portfolio-count"),
+    summary = [*([html.Div(_("Figures from the city lake."), id="portfolio-source", className="status-line")]
+                 if p["lake"] else []),
+               c.figure_num(num(len(sites)), _("sites shown (of {n})", n=num(p["all"])), id="portfolio-count"),
                c.figure_num(num(sum(r["open_findings"] for r in sites)), _("open findings")),
                c.figure_num(num(sum(r["overdue_findings"] for r in sites)), _("overdue"), id="portfolio-overdue"),
                c.figure_num(num(sum(r["hazards"] for r in sites)), _("hazards (30 days)")),
@@ -94,6 +98,28 @@ def fill(city, district, tiers, risk, refresh, group=None):
     rollups = _enterprise_rollups(p["rollups"]) if by == "enterprise" else _rollups(p["rollups"])
     title = _("Per enterprise") if by == "enterprise" else _("Per district")
     return p["cities"], p["districts"], summary, rollups, _sites(sites), title
+
+
+def read_portfolio(*, city=None, district=None, tiers=None, risk_range=None, by: str = "district") -> dict:
+    """``regulator.portfolio`` from the store, or with a lake (``sitetwin serve --lake``) the same from the lake:
+    each row then says whether only the lake holds the site (``elsewhere``: its pages are on its project
+    platform); ``lake`` says which was read."""
+    from sitetwin.dashboards.access import current_lake, scoped_lake, sites_in_scope
+    from sitetwin.dashboards.regulator import filter_sites, portfolio
+    from sitetwin.oversight.portfolio import portfolio_sites, rollup
+
+    if current_lake() is None:
+        return {**portfolio(city=city, district=district, tiers=tiers, risk_range=risk_range, by=by), "lake": False}
+    with scoped_lake() as (lake, scope):
+        everything = portfolio_sites(lake, scope)
+        rollups = rollup(lake, scope, by=by, city=city or None, district=district or None)
+    here = {r["site_code"] for r in sites_in_scope()}
+    everything = [{**r, "elsewhere": r["site_code"] not in here} for r in everything]
+    sites = [r for r in everything if (not city or r["city"] == city) and (not district or r["district"] == district)]
+    cities = sorted({r["city"] for r in everything if r["city"]})
+    districts = sorted({r["district"] for r in everything if r["district"] and (not city or r["city"] == city)})
+    return {"sites": filter_sites(sites, tiers=tiers, risk_range=risk_range), "all": len(everything),
+            "rollups": rollups, "cities": cities, "districts": districts, "lake": True}
 
 
 def _rollups(rows):
@@ -153,6 +179,12 @@ def _sites(rows):
 
 def _site_cell(key, r):
     site = r["site_code"]
+    if r.get("elsewhere") and key in ("risk_score", "links"):     # only the lake holds it: no pages here
+        if key == "risk_score":
+            return _("not scored") if r["risk_score"] is None else num(r["risk_score"], 1)
+        return html.Span(_("details on its project platform"),
+                         title=_("this platform holds the site's figures from the city lake; its twin, findings "
+                                 "and hazards are on its project platform"), className="links elsewhere")
     if key == "risk_score":
         text = _("not scored") if r["risk_score"] is None else num(r["risk_score"], 1)
         return html.Button(text, id={"type": "portfolio-risk-open", "site": site}, n_clicks=0,
@@ -234,11 +266,12 @@ def _formula(r) -> str:
           prevent_initial_call=True)
 def record(n, city, district, tiers, risk, refresh):
     """A regulator stores today's score of every listed site (oversight.risk.record_risk): the trend grows."""
-    from sitetwin.dashboards.regulator import portfolio, record_scores
+    from sitetwin.dashboards.regulator import record_scores
 
     if not n:
         raise dash.exceptions.PreventUpdate
-    sites = [r["site_code"] for r in portfolio(city=city, district=district, tiers=tiers, risk_range=risk)["sites"]]
+    listed = read_portfolio(city=city, district=district, tiers=tiers, risk_range=risk)["sites"]
+    sites = [r["site_code"] for r in listed if not r.get("elsewhere")]    # scores are stored here, not in the lake
     done = record_scores(sites)
     return _.plural("Stored today's risk score of {n} site.", "Stored today's risk score of {n} sites.", done), (
         refresh or 0) + 1
