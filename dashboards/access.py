@@ -340,6 +340,11 @@ LAKE_TTL_S = 300.0                   # ... and reopens it after this long regard
 class _SharedLake:
     """One lake opened read-only for this process (``data.lake.open_lake``), read through a cursor per request.
 
+    DuckDB wants one connection per thread: each reader gets a cursor on the lake's database, given the
+    session variables the lake's views read (their file lists). A lake whose views read registered
+    pyarrow datasets (a remote filesystem), which a cursor does not see, is read through the one
+    connection, one reader at a time.
+
     Reopened when its ``_state`` files (a publish) or its compaction record change, looked at every
     ``LAKE_CHECK_S`` and at the latest after ``LAKE_TTL_S``; the lake before stays open until its last
     reader is done. The server never writes the lake: what a scoped read leaves behind (the audit
@@ -355,6 +360,9 @@ class _SharedLake:
         self.opened = self.checked = 0.0
         self.users: dict[int, int] = {}   # id(store) -> readers in flight
         self.retired: dict[int, Any] = {}
+        self.variables: dict[str, Any] = {}  # the open lake's session variables, set again in each cursor
+        self.cursors = True               # False: its views read registered datasets; readers take turns
+        self.turns = threading.Lock()
 
     def stamp_now(self) -> tuple:
         """What changes when the lake is published to or compacted: its state files and compaction record."""
@@ -381,16 +389,25 @@ class _SharedLake:
                 self.checked = now
                 if self.store is None or stamp != self.stamp or now - self.opened > LAKE_TTL_S:
                     fresh = open_lake(self.uri, cache_dir=self.cache_dir)
+                    try:
+                        variables, cursors = self._readable(fresh)
+                    except BaseException:
+                        fresh.close()
+                        raise
                     if self.store is not None:
                         self._retire(self.store)
                     self.store, self.stamp, self.opened = fresh, stamp, now
-            shared = self.store
+                    self.variables, self.cursors = variables, cursors
+            shared, variables, cursors = self.store, self.variables, self.cursors
             self.users[id(shared)] = self.users.get(id(shared), 0) + 1
-        cursor = shared.con.cursor()         # DuckDB: one connection per thread, on the same database
         try:
-            yield LakeStore(cursor, shared.location, self.cache_dir, False)
+            if cursors:
+                with contextlib.closing(self._cursor(shared, variables)) as cursor:
+                    yield LakeStore(cursor, shared.location, self.cache_dir, False)
+            else:
+                with self.turns:
+                    yield shared
         finally:
-            cursor.close()
             with self.lock:
                 self.users[id(shared)] -= 1
                 if not self.users[id(shared)]:
@@ -398,6 +415,31 @@ class _SharedLake:
                     old = self.retired.pop(id(shared), None)
                     if old is not None:
                         old.close()
+
+    @staticmethod
+    def _cursor(shared, variables: dict[str, Any]):
+        cursor = shared.con.cursor()         # DuckDB: one connection per thread, on the same database
+        cursor.execute("SET parquet_metadata_cache = true").fetchall()
+        for name, value in variables.items():
+            cursor.execute(f'SET VARIABLE "{name}" = ?', [value]).fetchall()
+        return cursor
+
+    @classmethod
+    def _readable(cls, shared) -> tuple[dict[str, Any], bool]:
+        """The lake's session variables, and whether a cursor given them reads every view."""
+        import duckdb
+
+        names = [r[0] for r in shared.con.execute("SELECT name FROM duckdb_variables()").fetchall()]
+        variables = {n: shared.con.execute("SELECT getvariable(?)", [n]).fetchone()[0] for n in names}
+        views = [r[0] for r in shared.con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                                                  "AND schema_name = 'main'").fetchall()]
+        with contextlib.closing(cls._cursor(shared, variables)) as cursor:
+            try:
+                for view in views:
+                    cursor.execute(f'SELECT * FROM "{view}" LIMIT 0').fetchall()
+            except duckdb.Error:
+                return variables, False
+        return variables, True
 
     def _retire(self, store) -> None:
         if self.users.get(id(store)):
