@@ -189,3 +189,22 @@ def test_a_lake_that_cannot_be_opened_is_refused_at_start_by_name(city, tmp_path
     assert done.returncode != 0
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "foo://nowhere" in lines[0]
+
+
+def test_a_publish_after_the_server_opened_the_lake_shows_without_a_restart(city, access_helpers, tmp_path,
+                                                                            monkeypatch):
+    from sitetwin.dashboards import access
+    from sitetwin.dashboards.app import create_app
+    from sitetwin.data.lake import publish
+    from sitetwin.oversight.findings import raise_finding
+
+    monkeypatch.setattr(access, "LAKE_CHECK_S", 0.0)
+    app = create_app(city["platform"], lake=str(city["lake"]))
+    dora = Browser(app, access_helpers, "dora")
+    before = int(_site_rows(dora.fill())["WH-WC-1"]["open"])
+    site = city["lake"].parent / "wc.duckdb"
+    with open_store(site) as s:
+        raise_finding(s, site_code="WH-WC-1", category="safety", severity="high", title="after the server opened",
+                      at=dt.datetime(2024, 6, 20))
+        publish(s, city["lake"], sites=["WH-WC-1"])
+    assert int(_site_rows(dora.fill())["WH-WC-1"]["open"]) == before + 1
