@@ -117,8 +117,8 @@ def _site_rows(response) -> dict[str, dict]:
 
 def _cli_portfolio(city, user) -> list[dict]:
     """`sitetwin portfolio --by site --lake` as ``user`` (their token in the platform store), as JSON."""
-    from click.testing import CliRunner
     import typer
+    from click.testing import CliRunner
 
     from sitetwin.app.commands import lake, oversight
 
@@ -184,8 +184,9 @@ def test_a_lake_that_cannot_be_opened_is_refused_at_start_by_name(city, tmp_path
     missing = tmp_path / "no-lake-here"
     with pytest.raises(LakeError, match="no-lake-here"):
         run_workbench(city["platform"], lake=str(missing), port=0)
-    done = subprocess.run([sys.executable, "-c", "from sitetwin.app.cli import main; main()", "serve", "--db", str(city["platform"]),
-                           "--lake", "foo://nowhere", "--port", "0"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", "from sitetwin.app.cli import main; main()", "serve", "--db",
+                           str(city["platform"]), "--lake", "foo://nowhere", "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "foo://nowhere" in lines[0]
