@@ -209,3 +209,16 @@ def test_a_publish_after_the_server_opened_the_lake_shows_without_a_restart(city
                       at=dt.datetime(2024, 6, 20))
         publish(s, city["lake"], sites=["WH-WC-1"])
     assert int(_site_rows(dora.fill())["WH-WC-1"]["open"]) == before + 1
+
+
+def test_scoring_the_listed_sites_stores_only_those_this_platform_holds(lake_app, access_helpers, city):
+    cyril = Browser(lake_app, access_helpers, "cyril")
+    key = next(k for k in cyril.callbacks if k.lstrip(".").startswith("portfolio-msg.children"))
+    body = access_helpers._body(key, cyril.callbacks[key],
+                                lambda id_, prop: 1 if (id_, prop) == ("portfolio-record", "n_clicks") else None)
+    resp = cyril.client.call(body)
+    assert resp.status_code == 200
+    assert json.loads(resp.get_data(as_text=True))["response"]["portfolio-msg"]["children"] == \
+        "Stored today's risk score of 1 site."
+    with open_store(city["platform"], read_only=True) as s:
+        assert s.rows("SELECT DISTINCT site_code FROM risk_scores") == [{"site_code": "WH-JA-1"}]
