@@ -178,7 +178,7 @@ clientside_callback(
         const section = layers.includes('section') && sx && sy && sz
             ? {lo: [sx[0], sy[0], sz[0]], hi: [sx[1], sy[1], sz[1]]} : null;
         const state = {site, mode, day, storeys: storeys || [], section, element: element || null,
-                       points: layers.includes('points')};
+                       points: layers.includes('points'), sensors: layers.includes('sensors')};
         const load = window.sitetwinViewer ? Promise.resolve() : (window._sitetwinViewerScript ||
             (window._sitetwinViewerScript = new Promise((resolve, reject) => {
                 const s = document.createElement('script');

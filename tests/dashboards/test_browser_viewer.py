@@ -9,6 +9,7 @@ import time
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
 pytestmark = pytest.mark.browser
@@ -170,6 +171,60 @@ def test_the_storey_filter_and_the_section_box_cut_the_model_and_the_camera_is_k
     canvas = d.find_element(By.CSS_SELECTOR, "#twin-viewer canvas")
     ActionChains(d).move_to_element(canvas).click_and_hold().move_by_offset(60, 10).release().perform()
     assert _wait(lambda: "#camera=" in d.current_url, what="the camera in the address")
+
+
+# the pixel under a site-frame point (the canvas's drawing buffer, rows from the bottom)
+PIXEL_AT = """
+const v = window.sitetwinViewer.session(arguments[0]).viewer, gl = v.renderer.getContext();
+v.render();
+const p = v.project(arguments[1]);
+if (!p) return null;
+const dpr = v.renderer.getPixelRatio(), x = Math.round(p.x * dpr);
+const y = gl.drawingBufferHeight - 1 - Math.round(p.y * dpr);
+const px = new Uint8Array(4);
+gl.readPixels(x, y, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+return {x: p.x, y: p.y, rgb: '#' + Array.from(px.slice(0, 3)).map(c => c.toString(16).padStart(2, '0')).join('')};
+"""
+
+
+def test_the_sensors_layer_draws_each_device_and_lights_the_host_of_a_warned_one(browser, live, site_db):
+    d = browser.driver
+    sensors = site_db[1]["sensors"]
+    _open(d, live, "/twin?site=DEMO&mode=class")          # the sensors layer is on by default
+    _painted(d)
+    shown = _wait(lambda: (s := _stats(d).get("sensors")) and s["devices"] and s, what="the sensors drawn")
+    assert shown == {"devices": len(sensors["devices"]), "lit": 1}
+    session = "window.sitetwinViewer.session('twin-viewer')"
+    host = _js(d, f"const s = {session}; return s.sensors.lit[0];")
+    assert _js(d, f"return {session}.viewer.header.element_ids[arguments[0]];", host) == sensors["warned_host"]
+    # the host takes the warning colour over its class colour, solid
+    assert _js(d, f"return Array.from({session}.viewer.texData.slice(arguments[0] * 4, arguments[0] * 4 + 4));",
+               host) == [255, 110, 0, 255]
+    assert "sensor warning on element (1)" in d.find_element(By.ID, "twin-viewer-legend").text
+    # the warned device's marker is drawn at its position, in its severity's colour, over the model
+    warned = _js(d, f"return {session}.sensors.devices.find(x => x.warned);")
+    assert warned["device_id"] == sensors["warned_device"]
+    pixel = _js(d, PIXEL_AT, "twin-viewer", warned["position"])
+    assert pixel and pixel["rgb"] == warned["colour"], pixel
+    # hovering it names the device
+    canvas = d.find_element(By.CSS_SELECTOR, "#twin-viewer canvas")
+    left, top = _js(d, "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top];", canvas)
+    move = ActionBuilder(d)
+    move.pointer_action.move_to_location(round(left + pixel["x"]), round(top + pixel["y"]))
+    move.perform()
+    tip = _wait(lambda: d.find_element(By.CSS_SELECTOR, "#twin-viewer .sitetwin-viewer-tooltip").text,
+                what="the device's tooltip")
+    assert tip.startswith(sensors["warned_device"])
+    # the layer off: no markers, the host back in its class colour
+    class_rgba = _js(d, f"return Array.from({session}.colours.rgba.slice(arguments[0] * 4, arguments[0] * 4 + 4));",
+                     host)
+    d.find_element(By.CSS_SELECTOR, "#twin-layers input[value='sensors']").click()
+    _wait(lambda: _stats(d)["sensors"] == {"devices": 0, "lit": 0}, what="the sensors layer turned off")
+    assert _js(d, f"return {session}.viewer.overlayScene.children.length;") == 0
+    assert _js(d, f"return Array.from({session}.viewer.texData.slice(arguments[0] * 4, arguments[0] * 4 + 4));",
+               host) == class_rgba
+    assert "sensor warning" not in d.find_element(By.ID, "twin-viewer-legend").text
+    assert _errors(d) == []
 
 
 def test_a_browser_without_webgl_gets_a_message_and_the_plotly_overview(live, site_db):

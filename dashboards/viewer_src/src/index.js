@@ -1,6 +1,7 @@
 // The twin page's glue: window.sitetwinViewer.show(containerId, config, state) is called by the page's
 // clientside callback whenever a control changes; it fetches what changed (geometry once per site,
-// colours per mode and day, points per survey) from the workbench's /viewer/ routes and draws.
+// colours per mode and day, points per survey, the sensors while their layer is on) from the workbench's
+// /viewer/ routes and draws.
 // A click writes the element's global id into the page's Dash store (the element card follows).
 
 import { parseBuffers, parseColours, parseGeometry } from './format.js';
@@ -23,6 +24,11 @@ function format(template, fields) {
 
 function num(n) {
   return Number(n).toLocaleString('en-US');
+}
+
+function hexRgb(hex) {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 0, 255];
 }
 
 function setProps(id, props) {
@@ -75,6 +81,8 @@ class Session {
     this.geometry = null;          // promise of the parsed geometry of this.site
     this.coloursKey = null;
     this.pointsKey = null;
+    this.sensorsOn = false;
+    this.sensors = null;           // the last sensors.json shown
   }
 
   status(text) {
@@ -120,6 +128,8 @@ class Session {
       this.colours = null;
       this.colourCache = new Map();
       this.pointsKey = null;
+      this.sensorsOn = false;
+      this.sensors = null;
     }
     let parsed;
     try {
@@ -135,6 +145,7 @@ class Session {
     v.setClipping(state.section);
     const index = state.element ? parsed.header.element_ids.indexOf(state.element) : -1;
     v.select(index);
+    this.syncSensors(parsed);
     const tasks = [];
     if (state.day) {
       const key = `${state.mode}|${state.day}`;
@@ -153,6 +164,36 @@ class Session {
     if (survey === this.pointsKey) return;
     this.pointsKey = survey;
     this.loadPoints(survey);
+  }
+
+  /** The sensor devices as markers and their warned hosts lit, while the sensors layer is on (fetched
+   * again each time it is turned on: warnings come and go). */
+  async syncSensors(parsed) {
+    const on = !!this.state.sensors;
+    if (on === this.sensorsOn) return;
+    this.sensorsOn = on;
+    if (!on) {
+      this.sensors = null;
+      this.viewer.setOverlay('sensors', null);
+      this.viewer.setLit(null);
+      this.stats.sensors = { devices: 0, lit: 0 };
+      if (this.colours) this.drawLegend(this.colours.legend);
+      return;
+    }
+    try {
+      const res = await fetchOk(this.url('sensors.json'), 'sensors.json');
+      const json = await res.json();
+      if (!this.sensorsOn || json.key !== parsed.header.key) return;      // turned off meanwhile, or another model
+      this.sensors = json;
+      this.viewer.setOverlay('sensors', json.devices.map((d) => ({
+        position: d.position, colour: d.colour, scale: d.warned ? 1.5 : 1, text: d.text })));
+      this.viewer.setLit(json.lit, hexRgb(json.lit_colour));
+      this.stats.sensors = { devices: json.devices.length, lit: json.lit.length };
+      if (this.colours) this.drawLegend(this.colours.legend);
+    } catch (err) {
+      this.sensorsOn = false;                  // the model alone; tried again on the next change
+      this.stats.sensorsError = err.message;
+    }
   }
 
   /** Once the model shows: the picking hierarchy, and the day's other colourings fetched ahead. */
@@ -218,8 +259,9 @@ class Session {
     }
   }
 
-  drawLegend(items) {
+  drawLegend(modeItems) {
     const el = this.legend;
+    const items = this.sensors && this.sensors.legend ? [...modeItems, this.sensors.legend] : modeItems;
     el.textContent = '';
     for (const item of items) {
       const span = document.createElement('span');

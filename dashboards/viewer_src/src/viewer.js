@@ -4,12 +4,20 @@
 // in the colour texture (RGB; alpha 255 solid, 1..254 a ghost of that opacity, 0 hidden) and moves the
 // vertices of an element another pass draws out of the clip volume, so every pass costs vertex work only
 // for what it does not draw. A recolour, a storey filter or a selection uploads E*4 bytes (or one uniform),
-// never the geometry. Picking casts a ray through a bounding volume hierarchy of the triangles
+// never the geometry. Elements lit by a sensor's warning take their colour over the mode's. Markers (sensor
+// devices, a panorama's camera) are drawn over the model, unlit, so that one inside a wall is still seen.
+// Picking casts a ray through a bounding volume hierarchy of the triangles
 // (three-mesh-bvh, built once after the first paint, without reordering the geometry); until it is
 // built, the pick pass renders element ids into one pixel.
 
 import {
   BufferAttribute,
+  Color,
+  ConeGeometry,
+  CylinderGeometry,
+  Group,
+  MeshBasicMaterial,
+  OctahedronGeometry,
   BufferGeometry,
   DataTexture,
   DoubleSide,
@@ -143,6 +151,16 @@ export class Viewer {
     this.controls.addEventListener('end', () => this.onCamera && this.onCamera(this.cameraBookmark()));
     this.solidScene = new Scene();
     this.ghostScene = new Scene();
+    this.overlayScene = new Scene();
+    this.overlays = {};              // name -> {group, items}
+    this.lit = null;                 // {elements: [index], rgb: [r, g, b]} or null
+    this.tooltip = document.createElement('div');
+    this.tooltip.className = 'sitetwin-viewer-tooltip';
+    Object.assign(this.tooltip.style, { position: 'absolute', pointerEvents: 'none', display: 'none',
+                                        background: 'rgba(255,255,255,0.92)', border: '1px solid #999',
+                                        padding: '2px 6px', font: '12px sans-serif', whiteSpace: 'nowrap' });
+    container.appendChild(this.tooltip);
+    this._bindHover(canvas);
     this.clipping = [];
     this.selected = -1;
     this.pending = false;
@@ -287,10 +305,126 @@ export class Viewer {
       if (a === 255) solids++;
       out[e * 4 + 3] = a;
     }
+    if (this.lit) {                         // a warned device's host: solid, in the warning colour
+      const [r, g, b] = this.lit.rgb;
+      for (const e of this.lit.elements) {
+        if (e < 0 || e >= E || (filter && !filter.has(storeys[e]))) continue;
+        const a = out[e * 4 + 3];
+        if (a !== 255) { solids++; if (a > 0) ghosts--; }          // 1..254: it was a ghost
+        out[e * 4] = r; out[e * 4 + 1] = g; out[e * 4 + 2] = b; out[e * 4 + 3] = 255;
+      }
+    }
     this.ghostCount = ghosts;
     this.solidCount = solids;
     this.texture.needsUpdate = true;
     this.requestRender();
+  }
+
+  /** Elements drawn solid in colour ``rgb`` ([r, g, b] bytes) over the mode's colours, or null for none. */
+  setLit(elements, rgb) {
+    this.lit = elements && elements.length ? { elements: Array.from(elements), rgb } : null;
+    this.stats.lit = this.lit ? this.lit.elements.length : 0;
+    if (this.colours) this._fillTexture();
+  }
+
+  /** The model's size (the radius of its box), for markers sized to it. */
+  modelRadius() {
+    if (!this.world) return 10;
+    const { lo, hi } = this.world;
+    return Math.max(0.5 * Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]), 1);
+  }
+
+  /** Markers drawn over the model under ``name`` (null or [] removes them): items {position: [x, y, z] (site
+   * frame), colour: '#rrggbb', scale (1 = the model's radius / 80), text (shown on hover), direction:
+   * optional [dx, dy, dz] drawn as an arrow from the position (a camera's view)}. */
+  setOverlay(name, items) {
+    const old = this.overlays[name];
+    if (old) {
+      this.overlayScene.remove(old.group);
+      old.group.traverse((o) => { if (o.geometry) o.geometry.dispose(); if (o.material) o.material.dispose(); });
+      delete this.overlays[name];
+    }
+    if (items && items.length) {
+      const group = new Group();
+      const unit = this.modelRadius() / 80;
+      for (const item of items) {
+        const colour = new Color(item.colour || '#ff00ff');
+        const mat = new MeshBasicMaterial({ color: colour, depthTest: false, depthWrite: false, transparent: true });
+        const size = unit * (item.scale || 1);
+        const marker = new Mesh(new OctahedronGeometry(size), mat);
+        marker.position.set(item.position[0], item.position[1], item.position[2]);
+        marker.renderOrder = 10;
+        group.add(marker);
+        if (item.direction) {
+          const d = new Vector3(item.direction[0], item.direction[1], item.direction[2]);
+          if (d.lengthSq() > 0) {
+            d.normalize();
+            const length = size * 6;
+            const shaft = new Mesh(new CylinderGeometry(size * 0.25, size * 0.25, length, 8), mat.clone());
+            const head = new Mesh(new ConeGeometry(size * 0.7, size * 2, 12), mat.clone());
+            const up = new Vector3(0, 1, 0);          // the cylinder's and cone's axis
+            for (const [m, at] of [[shaft, length / 2], [head, length + size]]) {
+              m.quaternion.setFromUnitVectors(up, d);
+              m.position.copy(marker.position).addScaledVector(d, at);
+              m.renderOrder = 10;
+              group.add(m);
+            }
+          }
+        }
+      }
+      this.overlayScene.add(group);
+      this.overlays[name] = { group, items };
+    }
+    this.stats.overlays = Object.fromEntries(Object.entries(this.overlays).map(([k, v]) => [k, v.items.length]));
+    this.requestRender();
+  }
+
+  /** Where a site-frame point falls on the canvas (CSS pixels), or null when behind the camera. */
+  project(position) {
+    const v = new Vector3(position[0], position[1], position[2]).project(this.camera);
+    if (v.z > 1 || v.z < -1) return null;
+    return { x: ((v.x + 1) / 2) * this.canvas.clientWidth, y: ((1 - v.y) / 2) * this.canvas.clientHeight };
+  }
+
+  /** The overlay item nearest canvas pixel (x, y) within ``radius`` CSS pixels: {name, index, item} or null. */
+  overlayAt(x, y, radius = 10) {
+    let best = null;
+    for (const [name, { items }] of Object.entries(this.overlays)) {
+      items.forEach((item, index) => {
+        const p = this.project(item.position);
+        if (!p) return;
+        const d = Math.hypot(p.x - x, p.y - y);
+        if (d <= radius && (!best || d < best.d)) best = { name, index, item, d };
+      });
+    }
+    return best;
+  }
+
+  _bindHover(canvas) {
+    canvas.addEventListener('pointermove', (ev) => {
+      if (ev.buttons) { this.tooltip.style.display = 'none'; return; }
+      const rect = canvas.getBoundingClientRect();
+      const x = ev.clientX - rect.left;
+      const y = ev.clientY - rect.top;
+      const hit = this.overlayAt(x, y);
+      if (hit && hit.item.text) {
+        this.tooltip.textContent = hit.item.text;
+        this.tooltip.style.left = `${x + 12}px`;
+        this.tooltip.style.top = `${y + 12}px`;
+        this.tooltip.style.display = 'block';
+      } else {
+        this.tooltip.style.display = 'none';
+      }
+    });
+    canvas.addEventListener('pointerleave', () => { this.tooltip.style.display = 'none'; });
+  }
+
+  /** Every element in one colour ([r, g, b] bytes), solid: the model as a backdrop (the panorama page). */
+  setPlain(rgb) {
+    const E = this.elements || 0;
+    const rgba = new Uint8Array(E * 4);
+    for (let e = 0; e < E; e++) { rgba[e * 4] = rgb[0]; rgba[e * 4 + 1] = rgb[1]; rgba[e * 4 + 2] = rgb[2]; rgba[e * 4 + 3] = 255; }
+    this.setColours({ rgba, ghost: new Uint8Array(E), legend: [] });
   }
 
   /** The section box {lo: [x, y, z], hi: [x, y, z]} in the site's frame, or null for none. */
@@ -363,6 +497,7 @@ export class Viewer {
       r.render(this.ghostScene, this.camera);
       drawn = Math.max(drawn, r.info.render.triangles);
     }
+    if (this.overlayScene.children.length) r.render(this.overlayScene, this.camera);
     this.stats.frames += 1;
     this.stats.trianglesDrawn = this.geometry ? drawn : 0;
     this.stats.modelTriangles = this.header ? this.header.triangles : 0;
@@ -482,6 +617,7 @@ export class Viewer {
     this.materials = null;
     if (all) {
       this.setPoints(null);
+      for (const name of Object.keys(this.overlays)) this.setOverlay(name, null);
       this.resizeObserver.disconnect();
       this.controls.dispose();
       this.renderer.dispose();
