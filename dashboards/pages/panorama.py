@@ -1,6 +1,10 @@
 """Panorama inspection: walk the site through its posed 360-degree photos with the design overlaid,
 see detections, click a pixel to get its element, measure between two pixels, and move between
-panoramas on a floor-plan minimap. A detector can be run on the panorama in the background."""
+panoramas on a floor-plan minimap. A detector can be run on the panorama in the background.
+
+Beside the minimap, the WebGL viewer (the twin page's bundle, loaded on these two pages only) shows the
+site's model with the current panorama's camera: a marker at its position and an arrow along the view,
+following every move to another panorama and every turn of the view."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sitetwin.dashboards import cards  # noqa: F401  (the element card's own cal
 from sitetwin.dashboards import components as c
 from sitetwin.dashboards import inputs as i
 from sitetwin.dashboards.access import object_store, site_store
-from sitetwin.dashboards.callbacks import callback
+from sitetwin.dashboards.callbacks import callback, clientside_callback
 from sitetwin.dashboards.cards import FINDING_CATEGORIES, FINDING_SEVERITIES
 from sitetwin.dashboards.pages._labels import label, num, page_title, site_tz, when
 from sitetwin.data.i18n import LANGUAGES, N_, Translator, current_language, use_language
@@ -28,6 +32,12 @@ CLICK_MODE_LABELS = (N_("pick an element"), N_("measure"))
 TURNS = (("left", "◀", N_("turn left")), ("right", "▶", N_("turn right")), ("up", "▲", N_("look up")),
          ("down", "▼", N_("look down")), ("zoomin", "+", N_("zoom in")), ("zoomout", "−", N_("zoom out")))
 PIXELS_MAX = 1e6            # a view's or a panorama's pixel coordinates
+MODEL_COLOUR = "#c9ced8"    # the model behind the camera marker: one light colour
+CAMERA_COLOUR = "#e11d48"
+MODEL_TEXT = {"loading": N_("Loading the model's geometry…"),
+              "status": N_("{n} elements, {triangles} triangles; the red marker is this panorama's camera, its "
+                           "arrow the direction of the view"),
+              "error": N_("The 3D viewer could not show the model: {error}")}
 
 _angle = i.finite_float(-1e6, 1e6)         # View.from_dict wraps the yaw and clamps the pitch and field of view
 _pixel = i.finite_float(-PIXELS_MAX, PIXELS_MAX)
@@ -51,6 +61,9 @@ i.declare({
     "panorama-pixel-severity.value": i.optional(i.one_of(FINDING_SEVERITIES)),
     "panorama-pixel-category.value": i.optional(i.one_of(FINDING_CATEGORIES)),
     "panorama-lang.data": i.optional(i.one_of(LANGUAGES)),
+    "panorama-camera.data": i.optional(i.record(position=i.list_of(i.finite_float(-1e7, 1e7), max_len=3),
+                                                direction=i.list_of(i.finite_float(-2, 2), max_len=3),
+                                                text=i.text(i.LABEL_MAX), required=("position", "direction"))),
 })
 
 
@@ -68,6 +81,8 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
         dcc.Store(id="panorama-element", data=element),
         dcc.Store(id="panorama-pixel", data=None),
         dcc.Store(id="panorama-lang", data=current_language()),     # the background detector reads in it
+        dcc.Store(id="panorama-camera", data=None),
+        dcc.Store(id="panorama-model-config", data=model_config()),
         html.H1(_("Panorama inspection")),
         html.Div([
             html.Div([
@@ -75,6 +90,8 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
                          className="controls"),
                 dcc.Graph(id="panorama-minimap", style={"height": "300px"}, config={"displayModeBar": False}),
                 html.Div(id="panorama-info", className="status-line"),
+                html.Div(id="panorama-model", className="twin-viewer"),
+                html.Div(id="panorama-model-status", className="status-line"),
                 html.H3(_("Run a detector on this panorama")),
                 dcc.Dropdown(id="panorama-weights", placeholder=_("trained weights")),
                 html.Div([html.Button(_("Detect"), id="panorama-detect", className="button", n_clicks=0),
@@ -119,6 +136,66 @@ def layout(site: str | None = None, pano: str | None = None, element: str | None
         html.Div(c.empty(_("Click a pixel to see the element it shows."), id="panorama-card-empty"),
                  id="panorama-card", className="card element-card", style={"marginTop": "1rem"}),
     ])
+
+
+def model_config() -> dict:
+    """What the viewer script needs on this page: the bundle, the routes' prefix, the ids it writes to, the
+    model's one colour and the texts in the reader's language (no camera bookmark in the address here)."""
+    from sitetwin.dashboards.pages.twin import bundle_url
+
+    return {"script": bundle_url(), "prefix": dash.get_relative_path("/viewer/"),
+            "statusId": "panorama-model-status", "elementStore": "panorama-element", "height": "260px",
+            "plain": MODEL_COLOUR, "cameraColour": CAMERA_COLOUR, "bookmark": False,
+            "text": {k: _(v) for k, v in MODEL_TEXT.items()}}
+
+
+@callback(Output("panorama-camera", "data"), Input("panorama-select", "value"), Input("panorama-view", "data"),
+          prevent_initial_call=True)
+def camera(pano_id, view_d):
+    """The current panorama's camera in the site's frame (position, and the view's direction), for the 3D
+    panel; None when it has no pose."""
+    from sitetwin.dashboards.pano_view import View
+    from sitetwin.oversight.bcf.camera import camera_from_panorama
+    from sitetwin.panorama.pano_store import get_panorama
+
+    if not pano_id:
+        return None
+    view = View.from_dict(view_d)
+    with object_store("panoramas", "pano_id", pano_id) as (store, site):
+        pano = get_panorama(store, pano_id)
+    if not pano.posed:
+        return None
+    cam = camera_from_panorama(pano.T_model_from_camera, view.yaw_deg, view.pitch_deg, view.fov_deg)
+    return {"position": [round(float(v), 4) for v in cam["position_m"]],
+            "direction": [round(float(v), 5) for v in cam["direction"]], "text": pano.name or pano.pano_id}
+
+
+# The 3D panel: the viewer's script is loaded once (on this page and the twin page only), then shown the
+# site and the camera; it fetches the geometry once per site and moves the marker.
+clientside_callback(
+    """
+    function(cam, site, config) {
+        if (!site || !config) { return; }
+        const dc = window.dash_clientside;
+        let gl = false;
+        try { gl = !!document.createElement('canvas').getContext('webgl2'); } catch (e) { gl = false; }
+        if (!gl) { dc.set_props('panorama-model', {style: {display: 'none'}}); return; }
+        const load = window.sitetwinViewer ? Promise.resolve() : (window._sitetwinViewerScript ||
+            (window._sitetwinViewerScript = new Promise((resolve, reject) => {
+                const s = document.createElement('script');
+                s.src = config.script; s.onload = resolve;
+                s.onerror = () => reject(new Error('viewer script ' + config.script));
+                document.head.appendChild(s);
+            })));
+        load.then(() => window.sitetwinViewer.show('panorama-model', config, {site, camera: cam || null}))
+            .catch((err) => {
+                console.warn('sitetwin viewer:', err);
+                dc.set_props('panorama-model-status', {children: config.text.error.replace('{error}', err.message)});
+            });
+    }
+    """,
+    Input("panorama-camera", "data"), State("panorama-site", "data"), State("panorama-model-config", "data"),
+)
 
 
 @callback(Output("panorama-select", "options"), Output("panorama-select", "value"),

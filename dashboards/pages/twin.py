@@ -32,7 +32,7 @@ LAYERS = ("points", "sensors", "section", "see-through")
 LAYER_LABELS = (N_("scan points"), N_("sensors"), N_("section box"), N_("unbuilt see-through"))
 DAYS_MAX = 10_000          # days on the slider (survey epochs and the schedule's finish days)
 RENDERERS = ("webgl", "plotly", "none")     # the WebGL viewer; plotly asked for (?view=plotly); no WebGL: plotly
-VIEWER_SCRIPT = "sitetwin-viewer.js"     # in assets/, left out of every page but this one (app.py)
+VIEWER_SCRIPT = "sitetwin-viewer.js"     # in assets/, left out of every page (app.py): this one and /panoramas load it
 VIEWER_TEXT = {"loading": N_("Loading the model's geometry…"),
                "status": N_("{n} elements, every one in full: {triangles} triangles drawn ({ghosts} not built yet, "
                             "drawn see-through)"),
@@ -121,10 +121,16 @@ HIDDEN = {"display": "none"}
 def viewer_config() -> dict:
     """What the viewer script needs: where it is (its hash makes a rebuilt bundle a new address), the
     routes' prefix, the ids it writes to, and its texts in the reader's language."""
-    return {"script": dash.get_asset_url(VIEWER_SCRIPT) + "?v=" + _bundle_version(),
+    return {"script": bundle_url(),
             "prefix": dash.get_relative_path("/viewer/"), "statusId": "twin-view-status",
             "elementStore": "twin-element", "height": "70vh", "text": {k: _(v) for k, v in VIEWER_TEXT.items()},
             "modes": list(MODE_LABELS)}
+
+
+def bundle_url() -> str:
+    """The viewer bundle's address (its sources hash makes a rebuilt bundle a new address); the pages that
+    show the viewer (this one, the panorama page) load it themselves: no other page does."""
+    return dash.get_asset_url(VIEWER_SCRIPT) + "?v=" + _bundle_version()
 
 
 def _bundle_version() -> str:

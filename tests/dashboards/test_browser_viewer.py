@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -224,6 +225,54 @@ def test_the_sensors_layer_draws_each_device_and_lights_the_host_of_a_warned_one
     assert _js(d, f"return Array.from({session}.viewer.texData.slice(arguments[0] * 4, arguments[0] * 4 + 4));",
                host) == class_rgba
     assert "sensor warning" not in d.find_element(By.ID, "twin-viewer-legend").text
+    assert _errors(d) == []
+
+
+def _panorama_stats(driver):
+    return _js(driver, "return window.sitetwinViewer ? window.sitetwinViewer.stats('panorama-model') : null;")
+
+
+def test_the_panorama_page_shows_the_model_with_the_current_cameras_marker_that_follows_a_move(
+        browser, live, site_db):
+    from sitetwin.dashboards import queries as q
+    from sitetwin.data.store import open_store
+    from sitetwin.oversight.bcf.camera import camera_from_panorama
+    from sitetwin.panorama.pano_store import get_panorama
+
+    with open_store(site_db[0], read_only=True) as store:
+        posed = [p for p in q.panoramas(store, "DEMO") if p["position_m"]]
+        first, second = posed[0], posed[-1]
+        T_second = get_panorama(store, second["pano_id"]).T_model_from_camera
+    assert np.linalg.norm(np.subtract(first["position_m"], second["position_m"])) > 1.0
+    d = browser.driver
+    _open(d, live, f"/panoramas?site=DEMO&pano={first['pano_id']}")
+    stats = _wait(lambda: (s := _panorama_stats(d)) and s.get("firstPaint") and s.get("camera") and s,
+                  what="the panorama page's 3D panel")
+    assert stats["elements"] > 100 and stats["viewer"]["trianglesDrawn"] == stats["triangles"]
+    assert stats["camera"]["position"] == pytest.approx(first["position_m"], abs=1e-3)
+    assert "this panorama's camera" in d.find_element(By.ID, "panorama-model-status").text
+    # the marker is drawn over the model at the camera, in its colour
+    pixel = _js(d, PIXEL_AT, "panorama-model", stats["camera"]["position"])
+    assert pixel and pixel["rgb"] == "#e11d48", pixel
+    # the minimap still draws and moves between panoramas; the marker follows
+    assert d.find_element(By.CSS_SELECTOR, "#panorama-minimap .scatterlayer")
+    moves = stats["cameraMoves"]
+    _js(d, "window.dash_clientside.set_props('panorama-select', {value: arguments[0]});", second["pano_id"])
+    moved = _wait(lambda: (s := _panorama_stats(d))["cameraMoves"] > moves
+                  and s["camera"]["position"] == pytest.approx(second["position_m"], abs=1e-3) and s,
+                  what="the marker at the other panorama")
+    expected = camera_from_panorama(T_second, 0.0, 0.0)
+    assert moved["camera"]["direction"] == pytest.approx(expected["direction"], abs=1e-4)
+    _wait(lambda: second["name"] in d.find_element(By.ID, "panorama-info").text, what="the minimap's panorama info")
+    # turning the view turns the arrow: 30 degrees to the right, about the vertical
+    d.find_element(By.ID, "panorama-right").click()
+    turned = _wait(lambda: (s := _panorama_stats(d))["camera"]["direction"] != moved["camera"]["direction"] and s,
+                   what="the arrow turning with the view")
+    a, b = np.array(moved["camera"]["direction"]), np.array(turned["camera"]["direction"])
+    assert np.degrees(np.arccos(np.clip(a @ b, -1, 1))) == pytest.approx(30.0, abs=0.5)
+    assert np.cross(a, b)[2] < 0                    # clockwise seen from above: to the right
+    assert _js(d, "return performance.getEntriesByType('resource').map(e => e.name)"
+                  ".filter(n => n.includes('/viewer/DEMO/geometry.bin')).length;") == 1
     assert _errors(d) == []
 
 

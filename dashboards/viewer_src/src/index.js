@@ -3,6 +3,8 @@
 // colours per mode and day, points per survey, the sensors while their layer is on) from the workbench's
 // /viewer/ routes and draws.
 // A click writes the element's global id into the page's Dash store (the element card follows).
+// The panorama page shows the same model plain (config.plain: one colour), with its current camera
+// (state.camera: {position, direction, text} in the site's frame, or null) as a marker that follows.
 
 import { parseBuffers, parseColours, parseGeometry } from './format.js';
 import { Viewer } from './viewer.js';
@@ -72,10 +74,10 @@ class Session {
     this.stats = { start: performance.now() };
     this.viewer = new Viewer(this.canvasBox, {
       onPick: (index, gid, ms) => this.picked(index, gid, ms),
-      onCamera: (values) => cameraToHash(values),
+      onCamera: (values) => config.bookmark !== false && cameraToHash(values),
     });
     this.viewer.stats.session = this.stats;
-    const cam = cameraFromHash();
+    const cam = config.bookmark !== false ? cameraFromHash() : null;
     if (cam) this.viewer.cameraBookmark && (this.wantCamera = cam);
     this.state = {};
     this.geometry = null;          // promise of the parsed geometry of this.site
@@ -130,6 +132,7 @@ class Session {
       this.pointsKey = null;
       this.sensorsOn = false;
       this.sensors = null;
+      this.plain = false;
     }
     let parsed;
     try {
@@ -146,6 +149,18 @@ class Session {
     const index = state.element ? parsed.header.element_ids.indexOf(state.element) : -1;
     v.select(index);
     this.syncSensors(parsed);
+    if ('camera' in state) this.syncCamera(state.camera);
+    if (this.config.plain && !this.plain) {
+      this.plain = true;
+      v.setPlain(hexRgb(this.config.plain));
+      const drawn = await v.nextFrame();
+      this.stats.firstPaint = drawn;
+      this.stats.recolours = (this.stats.recolours || 0) + 1;
+      this.status(format(this.config.text.status, { n: num(parsed.header.elements),
+                                                    triangles: num(v.stats.trianglesDrawn) }));
+      this.container.dataset.painted = String(this.stats.recolours);
+      setTimeout(() => v.buildPicking(), 0);
+    }
     const tasks = [];
     if (state.day) {
       const key = `${state.mode}|${state.day}`;
@@ -194,6 +209,18 @@ class Session {
       this.sensorsOn = false;                  // the model alone; tried again on the next change
       this.stats.sensorsError = err.message;
     }
+  }
+
+  /** The panorama's camera as a marker with an arrow along the view (null: none, e.g. not posed). */
+  syncCamera(camera) {
+    const key = camera ? JSON.stringify(camera) : null;
+    if (key === this.cameraKey) return;
+    this.cameraKey = key;
+    this.viewer.setOverlay('camera', camera ? [{ position: camera.position, direction: camera.direction,
+                                                 colour: this.config.cameraColour || '#e11d48', scale: 1.6,
+                                                 text: camera.text || '' }] : null);
+    this.stats.camera = camera || null;
+    this.stats.cameraMoves = (this.stats.cameraMoves || 0) + 1;
   }
 
   /** Once the model shows: the picking hierarchy, and the day's other colourings fetched ahead. */
