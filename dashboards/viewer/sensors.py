@@ -48,11 +48,12 @@ def sensors_json(store, site_code: str, payload) -> dict:
     centre_of = dict(zip(missing, centres.tolist()))
     out, lit = [], set()
     for i, dev in enumerate(devices):
-        pos = [dev.get("x_m"), dev.get("y_m"), dev.get("z_m")]
-        if any(v is None for v in pos):
-            pos = centre_of.get(i)
-            if pos is None or not np.all(np.isfinite(pos)):
-                continue                                # nowhere to draw it (as the plotly twin)
+        given = [dev.get("x_m"), dev.get("y_m"), dev.get("z_m")]
+        pos: list[float] | None = centre_of.get(i)
+        if all(v is not None for v in given):
+            pos = [float(v) for v in given if v is not None]
+        if pos is None or not np.all(np.isfinite(pos)):
+            continue                                    # nowhere to draw it (as the plotly twin)
         warned = bool(dev.get("active_warnings"))
         host = int(hosts[i])
         if warned and host >= 0:
@@ -61,7 +62,7 @@ def sensors_json(store, site_code: str, payload) -> dict:
         if warned:
             text += " " + _("{n} active: {kinds}", n=dev["active_warnings"], kinds=dev.get("warning_kinds"))
         out.append({"device_id": dev["device_id"], "device_type": dev["device_type"],
-                    "position": [float(v) for v in pos], "element": host, "warned": warned,
+                    "position": pos, "element": host, "warned": warned,
                     "severity": dev.get("severity") if warned else None,
                     "colour": hex_colour(SEVERITY_COLORS.get(dev.get("severity") if warned else None,
                                                              SEVERITY_COLORS[None])),
