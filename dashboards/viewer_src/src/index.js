@@ -217,7 +217,7 @@ class Session {
     if (key === this.cameraKey) return;
     this.cameraKey = key;
     this.viewer.setOverlay('camera', camera ? [{ position: camera.position, direction: camera.direction,
-                                                 colour: this.config.cameraColour || '#e11d48', scale: 1.6,
+                                                 colour: this.config.cameraColour || '#e11d48', scale: 2.5,
                                                  text: camera.text || '' }] : null);
     this.stats.camera = camera || null;
     this.stats.cameraMoves = (this.stats.cameraMoves || 0) + 1;
