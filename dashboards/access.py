@@ -1132,25 +1132,7 @@ def scoped_route(server, rule: str, *, table: str, key: str, endpoint: str | Non
     read the object's site; otherwise the answer is 404 (the same as for an unknown id), or 401
     when the session has ended since the guard let the request in.
     """
-    import flask
-
-    def deco(handler):
-        @functools.wraps(handler)
-        def view(**kwargs):
-            from sitetwin.oversight.errors import AccessDenied, AuthError
-
-            try:
-                with object_store(table, key, kwargs.get(key)) as (store, site):
-                    return handler(store, site, **kwargs)
-            except AuthError as exc:
-                return flask.jsonify({"error": str(exc), "login": "/login"}), 401
-            except AccessDenied:
-                return flask.jsonify({"error": "not found"}), 404
-
-        server.add_url_rule(rule, endpoint or handler.__name__, view, methods=["GET"])
-        return handler
-
-    return deco
+    return _guarded_route(server, rule, endpoint, lambda kwargs: object_store(table, key, kwargs.get(key)))
 
 
 def site_route(server, rule: str, *, endpoint: str | None = None):
@@ -1160,6 +1142,18 @@ def site_route(server, rule: str, *, endpoint: str | None = None):
     site; a site outside the caller's scope answers 404 exactly as an unknown one, and 401 when the
     session has ended since the guard let the request in.
     """
+    @contextlib.contextmanager
+    def opened(kwargs):
+        with site_store(kwargs.get("site_code")) as store:
+            yield (store,)
+
+    return _guarded_route(server, rule, endpoint, opened)
+
+
+def _guarded_route(server, rule: str, endpoint: str | None, opened):
+    """The GET route of :func:`scoped_route` and :func:`site_route`: ``opened(route_args)`` checks the
+    caller and yields the handler's leading arguments; a refusal is 404 as for an unknown id, an ended
+    session 401."""
     import flask
 
     def deco(handler):
@@ -1168,8 +1162,8 @@ def site_route(server, rule: str, *, endpoint: str | None = None):
             from sitetwin.oversight.errors import AccessDenied, AuthError
 
             try:
-                with site_store(kwargs.get("site_code")) as store:
-                    return handler(store, **kwargs)
+                with opened(kwargs) as leading:
+                    return handler(*leading, **kwargs)
             except AuthError as exc:
                 return flask.jsonify({"error": str(exc), "login": "/login"}), 401
             except AccessDenied:

@@ -93,7 +93,7 @@ def iter_chunks(path: str | Path, chunk_points: int = CHUNK_POINTS, *,
     path = Path(path)
     suffix = _suffix(path)
     if suffix == ".e57":
-        yield from _e57_chunks(path, chunk_points)
+        yield from (xyz for _index, xyz in _e57_chunks(path, chunk_points))
     elif bounds is not None and is_copc(path):
         yield from _copc_chunks(path, chunk_points, bounds)
     else:
@@ -169,7 +169,8 @@ def _copc_chunks(path: Path, chunk_points: int, bounds) -> Iterator[np.ndarray]:
                     yield xyz
 
 
-def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
+def _e57_chunks(path: Path, chunk_points: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(scan index, points in the file's frame) of every scan of an E57 file, block by block."""
     import pye57
 
     try:
@@ -179,7 +180,8 @@ def _e57_chunks(path: Path, chunk_points: int) -> Iterator[np.ndarray]:
                               reason=_first_line(exc)) from None
     try:
         for index in range(e57.scan_count):
-            yield from _e57_scan_chunks(path, e57, index, chunk_points)
+            for xyz in _e57_scan_chunks(path, e57, index, chunk_points):
+                yield index, xyz
     finally:
         with contextlib.suppress(Exception):
             e57.close()
@@ -342,20 +344,7 @@ def iter_scan_chunks(path: str | Path, chunk_points: int = CHUNK_POINTS) -> Iter
         for xyz in _las_chunks(path, chunk_points):
             yield 0, xyz
         return
-    import pye57
-
-    try:
-        e57 = pye57.E57(str(path))
-    except Exception as exc:
-        raise PointCloudError(N_("{path}: not a readable E57 file ({reason})"), path=path,
-                              reason=_first_line(exc)) from None
-    try:
-        for index in range(e57.scan_count):
-            for xyz in _e57_scan_chunks(path, e57, index, chunk_points):
-                yield index, xyz
-    finally:
-        with contextlib.suppress(Exception):
-            e57.close()
+    yield from _e57_chunks(path, chunk_points)
 
 
 def _e57_scans_thinned(path: Path, chunk_points: int, p: float, rng):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,22 @@ def sibling(filename: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def wait_for(condition, timeout: float, what: str = ""):
+    """The condition's value once truthy (an exception while the page still renders counts as not yet);
+    the test fails naming ``what`` after ``timeout`` seconds. What the browser tests wait with."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except Exception as exc:                    # the page is still rendering
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what or condition}: {last!r}")
 
 
 @pytest.fixture(scope="session")

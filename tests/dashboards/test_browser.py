@@ -11,6 +11,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from tests.dashboards.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboards"
 # Chromium's software WebGL says so in the console; that is the machine, not the page.
@@ -23,17 +25,7 @@ def _open(browser, live, path: str):
 
 
 def _wait(browser, condition, timeout=45, what=""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:                    # the page is still rendering
-            last = exc
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what or condition}: {last!r}")
+    return wait_for(condition, timeout, what)
 
 
 def _maybe(condition, timeout):

@@ -5,30 +5,20 @@ plotly overview with a message saying why."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
+from tests.dashboards.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 IGNORED = ("GPU stall", "swiftshader", "SwiftShader", "WebGL", "willReadFrequently", "favicon")
 
 
 def _wait(condition, timeout=60, what=""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:                    # the page is still rendering
-            last = exc
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what or condition}: {last!r}")
+    return wait_for(condition, timeout, what)
 
 
 def _js(driver, script, *args):

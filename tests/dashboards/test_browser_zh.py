@@ -9,6 +9,8 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
+from tests.dashboards.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
 # what each page shows once filled (so that its callbacks have answered before its text is read)
@@ -38,17 +40,7 @@ SETTLED = "return !document.querySelector('[data-dash-is-loading=\"true\"]') && 
 
 
 def _wait(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:                    # the page is still rendering
-            last = exc
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}: {last!r}")
+    return wait_for(condition, timeout, what)
 
 
 def _settle(browser, ready_id, timeout=40):
